@@ -1,0 +1,48 @@
+// Bundles the extension host (node, cjs), the CLI, and the webviews (browser).
+// `vscode` and native modules stay external: they are resolved at run time.
+import * as esbuild from 'esbuild';
+import { readdirSync, existsSync } from 'node:fs';
+
+const watch = process.argv.includes('--watch');
+const production = process.argv.includes('--production');
+const external = ['vscode', 'onnxruntime-node', 'ssh2', 'cpu-features'];
+
+const common = {
+  bundle: true,
+  sourcemap: !production,
+  minify: production,
+  logLevel: 'info',
+  legalComments: 'none',
+};
+
+/** One browser bundle per folder under webview/src that has a main.ts (dashboard, inspector, ...). */
+const webviewEntries = readdirSync('webview/src', { withFileTypes: true })
+  .filter((d) => d.isDirectory() && existsSync(`webview/src/${d.name}/main.ts`))
+  .map((d) => ({ in: `webview/src/${d.name}/main.ts`, out: d.name }));
+
+const builds = [
+  {
+    ...common,
+    entryPoints: { extension: 'extension/src/extension.ts', cli: 'extension/src/cli/main.ts' },
+    outdir: 'dist',
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external,
+  },
+  {
+    ...common,
+    entryPoints: webviewEntries,
+    outdir: 'dist/webview',
+    platform: 'browser',
+    format: 'iife',
+    target: 'es2022',
+    loader: { '.css': 'css' },
+  },
+];
+
+if (watch) {
+  for (const b of builds) (await esbuild.context(b)).watch();
+} else {
+  await Promise.all(builds.map((b) => esbuild.build(b)));
+}
