@@ -1,0 +1,239 @@
+// The run store: `.conscience/runs/<id>/` in the workspace. One folder per run with
+//   run.json      the run's record (RunRecord below), rewritten atomically (tmp + rename)
+//   events.jsonl  a verbatim local copy of the host's <output_dir>/events.jsonl, appended from
+//                 the saved offset; its size IS the offset reached on the host (complete lines only)
+//   stdout.log / stderr.log  verbatim copies of the trainer's output, appended the same way
+// Readers (dashboard, Runs view, CLI) use listRuns / readRun / watchRun; only the launch
+// monitor writes. No vscode import: shared by the editor and the CLI.
+import { EventEmitter } from 'node:events';
+import { watch as fsWatch, type FSWatcher } from 'node:fs';
+import { mkdir, readFile, readdir, rename, writeFile, stat, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readEventsFrom, type RunEvent } from './events';
+
+export type TargetKind = 'local' | 'ssh' | 'slurm';
+export type RunState =
+  | 'preparing' // syncing files / building the environment
+  | 'queued' // SLURM job pending
+  | 'starting' // process started, no run_started yet
+  | 'running'
+  | 'unresponsive' // running, but no event for longer than the heartbeat timeout
+  | 'cancelling'
+  | 'completed'
+  | 'failed'
+  | 'cancelled';
+
+export const TERMINAL_STATES: ReadonlySet<RunState> = new Set(['completed', 'failed', 'cancelled']);
+
+export interface RunRecord {
+  id: string;
+  /** Recipe path relative to the workspace root. */
+  recipe: string;
+  target: string;
+  targetKind: TargetKind;
+  /** Human-readable host ("local", "user@host:port"). */
+  host: string;
+  /** Folder of the project on the host (synced runtime + recipe). */
+  projectDir: string;
+  /** Folder of this run on the host: wrapper script, logs, exit code, pid. */
+  remoteDir: string;
+  /** The trainer's --output_dir on the host (events.jsonl and checkpoints inside). */
+  outputDir: string;
+  /** Python interpreter used on the host. */
+  python: string;
+  pid?: number;
+  pgid?: number;
+  jobId?: string;
+  state: RunState;
+  /** Process exit code (or SLURM exit code) once known. */
+  exitCode?: number | null;
+  error?: string | null;
+  /** Byte offset reached in the host's events.jsonl (== size of the local copy). */
+  eventOffset: number;
+  stdoutOffset: number;
+  stderrOffset: number;
+  lastSeq?: number;
+  step?: number;
+  maxSteps?: number;
+  reward?: number | null;
+  /** Unix seconds of the last event seen (heartbeat staleness). */
+  lastEventTime?: number;
+  createdAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  updatedAt: number;
+  /** The exact command (or sbatch line) that started the run, as previewed. */
+  command: string;
+  /** How many times the run was started (1 + resumes). */
+  attempts: number;
+  cancelRequested?: boolean;
+}
+
+export function runsDir(root: string): string {
+  return join(root, '.conscience', 'runs');
+}
+export function runDir(root: string, id: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id)) throw new Error(`invalid run id '${id}'`);
+  return join(runsDir(root), id);
+}
+
+/** Reads one run's record, or undefined when there is no such run. */
+export async function readRun(root: string, id: string): Promise<RunRecord | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(runDir(root, id), 'run.json'), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    return JSON.parse(text) as RunRecord;
+  } catch (err) {
+    throw new Error(`${join(runDir(root, id), 'run.json')}: invalid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Every run in the store, newest first. Folders without a readable run.json are skipped. */
+export async function listRuns(root: string): Promise<RunRecord[]> {
+  let names: string[];
+  try {
+    names = await readdir(runsDir(root));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const out: RunRecord[] = [];
+  for (const name of names) {
+    try {
+      const r = await readRun(root, name);
+      if (r) out.push(r);
+    } catch {
+      /* a broken or foreign folder is not a run */
+    }
+  }
+  return out.sort((a, b) => b.createdAt - a.createdAt || b.id.localeCompare(a.id));
+}
+
+/** Writes run.json atomically so a reader never sees half a record. */
+export async function writeRun(root: string, rec: RunRecord): Promise<void> {
+  const dir = runDir(root, rec.id);
+  await mkdir(dir, { recursive: true });
+  rec.updatedAt = Date.now() / 1000;
+  const tmp = join(dir, `.run.json.${process.pid}.${Math.random().toString(36).slice(2)}`);
+  await writeFile(tmp, JSON.stringify(rec, null, 2) + '\n', { mode: 0o644 });
+  await rename(tmp, join(dir, 'run.json'));
+}
+
+/** All events of a run's local copy. */
+export async function readRunEvents(root: string, id: string): Promise<RunEvent[]> {
+  return (await readEventsFrom(join(runDir(root, id), 'events.jsonl'), 0)).events;
+}
+
+/**
+ * Size of a local append-only copy, cut back to its last complete line: a partial line left by
+ * a crash mid-append is dropped so the next append starts exactly where the host's file has a
+ * line boundary. The size is then the offset to resume from on the host.
+ */
+export async function completeSize(file: string): Promise<number> {
+  let fh;
+  try {
+    fh = await open(file, 'r+');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw err;
+  }
+  try {
+    const { size } = await fh.stat();
+    if (size === 0) return 0;
+    const last = Buffer.alloc(1);
+    await fh.read(last, 0, 1, size - 1);
+    if (last[0] === 0x0a) return size;
+    // scan back for the last newline
+    const chunk = 65536;
+    let end = size;
+    while (end > 0) {
+      const start = Math.max(0, end - chunk);
+      const buf = Buffer.alloc(end - start);
+      await fh.read(buf, 0, buf.length, start);
+      const nl = buf.lastIndexOf(0x0a);
+      if (nl >= 0) {
+        await fh.truncate(start + nl + 1);
+        return start + nl + 1;
+      }
+      end = start;
+    }
+    await fh.truncate(0);
+    return 0;
+  } finally {
+    await fh.close();
+  }
+}
+
+export interface RunWatcher {
+  /** 'events' (RunEvent[]) when new complete lines land in the local copy; 'run' (RunRecord) when run.json changes. */
+  on(ev: 'events', fn: (events: RunEvent[]) => void): this;
+  on(ev: 'run', fn: (run: RunRecord) => void): this;
+  on(ev: 'error', fn: (err: Error) => void): this;
+  close(): void;
+}
+
+/**
+ * Watches a run's local store: emits every event once, in order, starting at `fromOffset`
+ * (0 = replay the whole file first), and the record whenever run.json changes. Uses fs.watch
+ * with a polling fallback (`pollMs`), so it works on every file system.
+ */
+export function watchRun(root: string, id: string, opts: { fromOffset?: number; pollMs?: number } = {}): RunWatcher {
+  const dir = runDir(root, id);
+  const em = new EventEmitter() as EventEmitter & RunWatcher;
+  let offset = opts.fromOffset ?? 0;
+  let runMtime = 0;
+  let closed = false;
+  let busy = false;
+  let again = false;
+  let watcher: FSWatcher | undefined;
+  const tick = async () => {
+    if (closed) return;
+    if (busy) {
+      again = true;
+      return;
+    }
+    busy = true;
+    try {
+      do {
+        again = false;
+        const r = await readEventsFrom(join(dir, 'events.jsonl'), offset);
+        offset = r.nextOffset;
+        if (r.events.length && !closed) em.emit('events', r.events);
+        try {
+          const st = await stat(join(dir, 'run.json'));
+          if (st.mtimeMs !== runMtime) {
+            runMtime = st.mtimeMs;
+            const rec = await readRun(root, id);
+            if (rec && !closed) em.emit('run', rec);
+          }
+        } catch {
+          /* not written yet */
+        }
+      } while (again && !closed);
+    } catch (err) {
+      if (!closed && em.listenerCount('error')) em.emit('error', err as Error);
+    } finally {
+      busy = false;
+    }
+  };
+  const timer = setInterval(tick, opts.pollMs ?? 500);
+  timer.unref?.();
+  try {
+    watcher = fsWatch(dir, () => void tick());
+    watcher.on('error', () => undefined);
+  } catch {
+    /* folder not there yet: polling covers it */
+  }
+  em.close = () => {
+    closed = true;
+    clearInterval(timer);
+    watcher?.close();
+  };
+  setImmediate(tick);
+  return em;
+}
