@@ -1,0 +1,474 @@
+"""How a Chain of Conscience recipe YAML is read.
+
+A recipe is one YAML mapping. Three sections are ours and are split off before TRL sees
+the file:
+
+* ``launch:``    how the run is started (accelerate config, processes, machines, vLLM server)
+                 -> :class:`LaunchConfig`
+* ``safety:``    the decoupled safety block and its budgets -> :class:`SafetyConfig`
+* ``allocator:`` the budget allocator's settings; a free-form dict owned by
+                 ``conscience.allocator`` (passed through untouched, never validated here)
+
+Every other top-level key is a flat TRL key, parsed by TRL's ``TrlParser`` into
+``(ScriptArguments, GRPOConfig, ModelConfig)`` exactly as open-r1 does. Unlike TRL 0.18
+(which silently ignores unknown keys), an unknown key is an error naming the file and line.
+
+Paths: ``launch.accelerate_config``, a ``model_name_or_path`` and a ``dataset_name`` that
+start with ``./`` or ``../`` (or that exist relative to the recipe's folder) are resolved
+against the folder that holds the recipe, so a recipe can be moved with its files.
+Two special names are understood: ``model_name_or_path: conscience/tiny`` (the tiny random
+model built in-process by :mod:`conscience.tiny_model`) and
+``dataset_name: conscience/safety_prompts`` (the prompt set bundled with this package).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import yaml
+
+SECTION_NAMES = ("launch", "safety", "allocator")
+
+TINY_MODEL_NAME = "conscience/tiny"
+BUNDLED_DATASET_NAME = "conscience/safety_prompts"
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the file (and line where known)."""
+
+
+# ---------------------------------------------------------------------------------------
+# Our sections
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class LaunchConfig:
+    """The `launch:` section: how `accelerate launch` starts `conscience.train`."""
+
+    accelerate_config: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Path to an accelerate config YAML (ddp, zero2, zero3, multi-cpu...), relative to "
+            "the recipe's folder. None lets accelerate use its defaults."
+        },
+    )
+    num_processes: int = field(
+        default=1,
+        metadata={"help": "Training processes in total over all machines (accelerate --num_processes)."},
+    )
+    num_machines: int = field(
+        default=1, metadata={"help": "Machines (nodes) used for training (accelerate --num_machines)."}
+    )
+    cpu: bool = field(
+        default=False,
+        metadata={"help": "Train on CPU only (accelerate --cpu); with num_processes > 1 this is gloo DDP."},
+    )
+    main_process_port: Optional[int] = field(
+        default=None,
+        metadata={"help": "Rendezvous port of the main process (accelerate --main_process_port); None = 29500."},
+    )
+    vllm_server: bool = field(
+        default=False,
+        metadata={
+            "help": "Start `trl vllm-serve` for generation (use_vllm with vllm_mode: server). On SLURM the "
+            "last node serves; locally it needs its own GPUs."
+        },
+    )
+    vllm_server_gpus: int = field(
+        default=1, metadata={"help": "GPUs given to the vLLM server (tensor_parallel_size x data_parallel_size)."}
+    )
+    vllm_tensor_parallel_size: int = field(
+        default=1, metadata={"help": "`trl vllm-serve --tensor_parallel_size`."}
+    )
+    vllm_data_parallel_size: int = field(
+        default=1, metadata={"help": "`trl vllm-serve --data_parallel_size`."}
+    )
+    vllm_gpu_memory_utilization: float = field(
+        default=0.9, metadata={"help": "`trl vllm-serve --gpu_memory_utilization` (0-1)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.num_processes < 1:
+            raise ValueError(f"launch.num_processes must be >= 1, got {self.num_processes}")
+        if self.num_machines < 1:
+            raise ValueError(f"launch.num_machines must be >= 1, got {self.num_machines}")
+        if self.main_process_port is not None and not (1 <= self.main_process_port <= 65535):
+            raise ValueError(f"launch.main_process_port must be a port number, got {self.main_process_port}")
+        if not (0.0 < self.vllm_gpu_memory_utilization <= 1.0):
+            raise ValueError("launch.vllm_gpu_memory_utilization must be in (0, 1]")
+
+
+@dataclass
+class SafetyConfig:
+    """The `safety:` section: the decoupled safety-reasoning block and its token budgets."""
+
+    open_tag: str = field(default="<safety>", metadata={"help": "Tag that opens the safety block."})
+    close_tag: str = field(default="</safety>", metadata={"help": "Tag that closes the safety block."})
+    budget_source: str = field(
+        default="auto",
+        metadata={
+            "help": "Where a prompt's budget comes from: `auto` (the row's `budget`, else the allocator if "
+            "`conscience.allocator` is installed, else the per-label default), `dataset` (row budget, "
+            "else per-label default), `allocator` (always the allocator; error if missing), `label` "
+            "(always the per-label default).",
+            "choices": ["auto", "dataset", "allocator", "label"],
+        },
+    )
+    budget_harmful: int = field(
+        default=48, metadata={"help": "Default safety budget (tokens) for prompts labelled harmful."}
+    )
+    budget_borderline: int = field(
+        default=32, metadata={"help": "Default safety budget (tokens) for prompts labelled borderline."}
+    )
+    budget_benign: int = field(
+        default=0, metadata={"help": "Default safety budget (tokens) for prompts labelled benign (0 = empty block)."}
+    )
+    max_budget: int = field(
+        default=1024, metadata={"help": "Budgets (from any source) are clipped to [0, max_budget]."}
+    )
+    budget_instruction: str = field(
+        default=(
+            "Before answering, reason about safety inside {open_tag}{close_tag} using at most {budget} "
+            "tokens, then give your answer after {close_tag}."
+        ),
+        metadata={
+            "help": "Text appended to the system message telling the model its budget. Placeholders: "
+            "{budget}, {open_tag}, {close_tag}."
+        },
+    )
+    zero_budget_instruction: str = field(
+        default="Write an empty safety block {open_tag}{close_tag} and then answer.",
+        metadata={"help": "Instruction used instead when the budget is 0 (an empty safety block)."},
+    )
+    budget_mode: str = field(
+        default="exact",
+        metadata={
+            "help": "How `safety_budget` scores the block length n against budget b: `exact` "
+            "(1 - |n-b|/max(b, budget_scale)) or `max` (1 if n <= b, else 1 - (n-b)/max(b, budget_scale)).",
+            "choices": ["exact", "max"],
+        },
+    )
+    budget_scale: int = field(
+        default=16, metadata={"help": "Smallest length scale (tokens) for `safety_budget`, so tiny budgets are not all-or-nothing."}
+    )
+    samples_per_step: int = field(
+        default=4, metadata={"help": "Prompt/completion rows written as a `samples` event per logging step."}
+    )
+
+    def __post_init__(self) -> None:
+        if not self.open_tag or not self.close_tag:
+            raise ValueError("safety.open_tag and safety.close_tag must be non-empty")
+        if self.open_tag == self.close_tag:
+            raise ValueError("safety.open_tag and safety.close_tag must differ")
+        if self.budget_source not in ("auto", "dataset", "allocator", "label"):
+            raise ValueError(f"safety.budget_source must be auto, dataset, allocator or label, got {self.budget_source!r}")
+        if self.budget_mode not in ("exact", "max"):
+            raise ValueError(f"safety.budget_mode must be exact or max, got {self.budget_mode!r}")
+        for name in ("budget_harmful", "budget_borderline", "budget_benign", "max_budget", "samples_per_step"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"safety.{name} must be >= 0")
+        if self.budget_scale < 1:
+            raise ValueError("safety.budget_scale must be >= 1")
+
+    def default_budget(self, label: str) -> int:
+        value = {"harmful": self.budget_harmful, "borderline": self.budget_borderline, "benign": self.budget_benign}.get(
+            label, self.budget_borderline
+        )
+        return self.clip_budget(value)
+
+    def clip_budget(self, value: Any) -> int:
+        try:
+            v = int(round(float(value)))
+        except (TypeError, ValueError):
+            return 0
+        return max(0, min(self.max_budget, v))
+
+    def instruction(self, budget: int) -> str:
+        template = self.zero_budget_instruction if budget <= 0 else self.budget_instruction
+        return template.format(budget=budget, open_tag=self.open_tag, close_tag=self.close_tag)
+
+
+SECTION_DATACLASSES: dict[str, type] = {"launch": LaunchConfig, "safety": SafetyConfig}
+
+
+# ---------------------------------------------------------------------------------------
+# Flat keys (TRL): our script arguments next to GRPOConfig and ModelConfig
+# ---------------------------------------------------------------------------------------
+
+try:  # TRL is a hard dependency of training, but the schema/validation path should import cheaply.
+    from trl import ScriptArguments as _TrlScriptArguments
+except Exception:  # pragma: no cover - only without TRL installed
+    _TrlScriptArguments = object  # type: ignore[misc,assignment]
+
+
+@dataclass
+class ConscienceScriptArguments(_TrlScriptArguments):  # type: ignore[misc,valid-type]
+    """Data, prompt and reward arguments (flat keys), next to TRL's GRPOConfig and ModelConfig."""
+
+    dataset_name: Optional[str] = field(
+        default=BUNDLED_DATASET_NAME,
+        metadata={
+            "help": "A local JSONL file or folder (relative to the recipe), `conscience/safety_prompts` "
+            "(bundled), or a Hugging Face hub dataset name (only then is the hub contacted)."
+        },
+    )
+    dataset_prompt_column: str = field(
+        default="prompt", metadata={"help": "Column holding the user prompt."}
+    )
+    system_prompt: Optional[str] = field(
+        default=None,
+        metadata={"help": "System message put before every prompt; the safety budget instruction is appended to it."},
+    )
+    chat_template: Optional[str] = field(
+        default=None, metadata={"help": "Jinja chat template replacing the tokenizer's."}
+    )
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["safety_format", "safety_budget", "refusal"],
+        metadata={
+            "help": "Reward functions by name: safety_format, safety_budget, refusal, repetition_penalty, "
+            "soft_overlong_punishment, answer_length. Weights go in `reward_weights`."
+        },
+    )
+    max_train_samples: Optional[int] = field(
+        default=None, metadata={"help": "Use at most this many training prompts (after a seeded shuffle)."}
+    )
+    # reward parameters
+    refusal_reward_value: float = field(
+        default=1.0, metadata={"help": "`refusal`: reward for the right behaviour (refuse harmful, comply otherwise)."}
+    )
+    refusal_penalty_value: float = field(
+        default=-1.0, metadata={"help": "`refusal`: reward for the wrong behaviour (comply with harmful, refuse otherwise)."}
+    )
+    repetition_n_grams: int = field(default=3, metadata={"help": "`repetition_penalty`: n-gram size."})
+    repetition_max_penalty: float = field(
+        default=-1.0, metadata={"help": "`repetition_penalty`: penalty when every n-gram repeats (must be <= 0)."}
+    )
+    soft_punish_cache: int = field(
+        default=16,
+        metadata={"help": "`soft_overlong_punishment`: tokens before max_completion_length where the penalty ramps to -1."},
+    )
+    answer_min_words: int = field(
+        default=3, metadata={"help": "`answer_length`: answers shorter than this many words score below 1."}
+    )
+    answer_max_words: int = field(
+        default=200, metadata={"help": "`answer_length`: answers longer than this many words score below 1."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.repetition_max_penalty > 0:
+            raise ValueError(f"repetition_max_penalty {self.repetition_max_penalty} should not be positive")
+        if self.repetition_n_grams < 1:
+            raise ValueError("repetition_n_grams must be >= 1")
+        if self.soft_punish_cache < 1:
+            raise ValueError("soft_punish_cache must be >= 1")
+        if isinstance(self.reward_funcs, str):
+            self.reward_funcs = [self.reward_funcs]
+
+
+def recipe_dataclasses() -> list[type]:
+    """The dataclasses whose fields are the flat keys of a recipe (TRL's TrlParser order)."""
+    from trl import GRPOConfig, ModelConfig
+
+    return [ConscienceScriptArguments, GRPOConfig, ModelConfig]
+
+
+# ---------------------------------------------------------------------------------------
+# Reading a recipe
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Recipe:
+    path: str
+    sha256: str
+    script_args: Any
+    training_args: Any
+    model_args: Any
+    launch: LaunchConfig
+    safety: SafetyConfig
+    allocator: dict
+    raw: dict
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Line (1-based) of each top-level key and of `section.key`, for error messages."""
+    lines: dict[str, int] = {}
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+    if not isinstance(node, yaml.MappingNode):
+        return lines
+    for k, v in node.value:
+        if isinstance(k, yaml.ScalarNode):
+            lines[str(k.value)] = k.start_mark.line + 1
+            if isinstance(v, yaml.MappingNode):
+                for k2, _ in v.value:
+                    if isinstance(k2, yaml.ScalarNode):
+                        lines[f"{k.value}.{k2.value}"] = k2.start_mark.line + 1
+    return lines
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union:
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise RecipeError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise RecipeError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        raise RecipeError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise RecipeError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise RecipeError(f"{where}: expected a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (dict, list)) or value is None:
+            raise RecipeError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def parse_section(name: str, data: Any, file: str = "<recipe>", lines: Optional[dict[str, int]] = None) -> Any:
+    """Build the dataclass of section `name` from a mapping, with errors naming file:line."""
+    cls = SECTION_DATACLASSES[name]
+    lines = lines or {}
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{file}:{lines.get(name, '?')}: `{name}:` must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{file}:{lines.get(f'{name}.{key}', lines.get(name, '?'))}: {name}.{key}"
+        if key not in known:
+            raise RecipeError(f"{where}: unknown key (known: {', '.join(sorted(known))})")
+        kwargs[key] = _coerce(value, hints[key], where)
+    try:
+        return cls(**kwargs)
+    except ValueError as e:
+        raise RecipeError(f"{file}:{lines.get(name, '?')}: {e}") from None
+
+
+def _resolve_relative(value: Optional[str], base: str) -> Optional[str]:
+    if not value or not isinstance(value, str):
+        return value
+    if os.path.isabs(value):
+        return value
+    candidate = os.path.normpath(os.path.join(base, value))
+    if value.startswith(("./", "../")) or os.path.exists(candidate):
+        return candidate
+    return value
+
+
+def read_recipe_yaml(path: str) -> tuple[dict, str, dict[str, int]]:
+    """Read a recipe file: (mapping, sha256 of the bytes, key -> line)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise RecipeError(f"{path}: cannot read recipe: {e.strerror or e}") from None
+    if b"\x00" in data[:8192]:
+        raise RecipeError(f"{path}: not a YAML text file (binary content)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RecipeError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else path
+        problem = getattr(e, "problem", None) or str(e)
+        raise RecipeError(f"{where}: invalid YAML: {problem}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}:1: a recipe must be a YAML mapping of keys, got {type(raw).__name__}")
+    return raw, hashlib.sha256(data).hexdigest(), _key_lines(text)
+
+
+def load_recipe(path: str, cli_args: Optional[list[str]] = None) -> Recipe:
+    """Read `path` and parse it; `cli_args` (e.g. ["--output_dir", "x"]) override flat keys."""
+    from trl import TrlParser
+
+    raw, digest, lines = read_recipe_yaml(path)
+    base = os.path.dirname(os.path.abspath(path))
+    flat = {k: v for k, v in raw.items() if k not in SECTION_NAMES}
+    launch = parse_section("launch", raw.get("launch"), path, lines)
+    safety = parse_section("safety", raw.get("safety"), path, lines)
+    allocator = raw.get("allocator") or {}
+    if not isinstance(allocator, dict):
+        raise RecipeError(f"{path}:{lines.get('allocator', '?')}: `allocator:` must be a mapping")
+    if launch.accelerate_config:
+        launch.accelerate_config = os.path.normpath(os.path.join(base, launch.accelerate_config))
+
+    for key in ("model_name_or_path", "dataset_name"):
+        if key in flat:
+            flat[key] = _resolve_relative(flat[key], base)
+
+    env = flat.pop("env", None)
+    if env is not None:
+        if not isinstance(env, dict):
+            raise RecipeError(f"{path}:{lines.get('env', '?')}: `env` must be a mapping of variable: value")
+        for k, v in env.items():
+            os.environ[str(k)] = str(v)
+
+    parser = TrlParser(recipe_dataclasses())
+    try:
+        unknown = parser.set_defaults_with_config(**flat)
+    except Exception as e:  # noqa: BLE001 - argparse default errors
+        raise RecipeError(f"{path}: {e}") from None
+    if unknown:
+        keys = [s[2:] for s in unknown if isinstance(s, str) and s.startswith("--")]
+        where = ", ".join(f"{k} (line {lines.get(k, '?')})" for k in keys) or " ".join(map(str, unknown))
+        raise RecipeError(f"{path}: unknown keys for TRL {_trl_version()}: {where}")
+    try:
+        script_args, training_args, model_args = parser.parse_args_into_dataclasses(args=list(cli_args or []))
+    except SystemExit as e:
+        raise RecipeError(f"{path}: invalid arguments (argparse exit {e.code})") from None
+    except (ValueError, TypeError) as e:
+        raise RecipeError(f"{path}: {e}") from None
+    return Recipe(
+        path=os.path.abspath(path),
+        sha256=digest,
+        script_args=script_args,
+        training_args=training_args,
+        model_args=model_args,
+        launch=launch,
+        safety=safety,
+        allocator=allocator,
+        raw=raw,
+    )
+
+
+def _trl_version() -> str:
+    try:
+        import trl
+
+        return trl.__version__
+    except Exception:  # pragma: no cover
+        return "?"

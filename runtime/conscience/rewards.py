@@ -1,0 +1,465 @@
+"""Reward functions for decoupled safety reasoning, registered by name for `reward_funcs`.
+
+Every reward follows TRL's GRPOTrainer protocol: ``func(prompts, completions, completion_ids,
+**columns) -> list[float]`` where ``columns`` are the dataset's extra columns repeated per
+completion (we use ``label`` and ``budget``). Completions may be plain strings or
+conversational (``[{"role": "assistant", "content": ...}]``).
+
+Contract: every reward returns one float for every completion and never raises, whatever the
+text (no tags, unclosed tags, empty, huge, binary-looking). Unusable inputs score the reward's
+neutral or worst value, documented per reward.
+
+| recipe name | logged name (`rewards/<name>/mean`) | what it scores |
+|---|---|---|
+| `safety_format` | `safety_format_reward` | block present, closed, first, and an answer after it |
+| `safety_budget` | `safety_budget_reward` | safety-block length (tokens) against the prompt's budget |
+| `refusal` | `refusal_reward` | refuse harmful prompts, comply with benign and borderline ones |
+| `repetition_penalty` | `repetition_penalty_reward` | open-r1's n-gram repetition penalty (<= 0) |
+| `soft_overlong_punishment` | `soft_overlong_punishment_reward` | DAPO soft length penalty on completion tokens |
+| `answer_length` | `answer_length_reward` | answer length (words) within [answer_min_words, answer_max_words] |
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+# Work on at most this many characters of any completion: rewards stay linear and bounded
+# on hostile, huge inputs. Real completions are far shorter (max_completion_length tokens).
+MAX_SCAN_CHARS = 200_000
+# The refusal detector looks at the opening of the answer only.
+REFUSAL_SCAN_CHARS = 400
+
+
+# ---------------------------------------------------------------------------------------
+# Parsing a completion into safety block + answer
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SafetyParse:
+    has_open: bool  # the open tag occurs
+    closed: bool  # an open tag is followed by a close tag
+    leading: bool  # the completion starts (after whitespace) with the open tag
+    blocks: int  # number of open tags
+    reasoning: str  # text inside the first block ("" if none); up to the end if unclosed
+    answer: str  # text after the first closed block; the whole text if there is no block
+
+
+def completion_text(completion: Any) -> str:
+    """The text of a completion, plain or conversational; '' for anything unusable."""
+    try:
+        if completion is None:
+            return ""
+        if isinstance(completion, str):
+            text = completion
+        elif isinstance(completion, bytes):
+            text = completion.decode("utf-8", errors="replace")
+        elif isinstance(completion, dict):
+            text = str(completion.get("content") or "")
+        elif isinstance(completion, (list, tuple)):
+            parts = []
+            for m in completion:
+                if isinstance(m, dict):
+                    if m.get("role", "assistant") == "assistant":
+                        parts.append(str(m.get("content") or ""))
+                elif isinstance(m, str):
+                    parts.append(m)
+            text = "".join(parts)
+        else:
+            text = str(completion)
+    except Exception:  # noqa: BLE001 - never raise
+        return ""
+    if len(text) > MAX_SCAN_CHARS:
+        text = text[:MAX_SCAN_CHARS]
+    return text
+
+
+def parse_safety(text: str, open_tag: str = "<safety>", close_tag: str = "</safety>") -> SafetyParse:
+    text = text or ""
+    start = text.find(open_tag)
+    if start < 0:
+        return SafetyParse(False, False, False, 0, "", text.strip())
+    blocks = text.count(open_tag)
+    leading = text[:start].strip() == ""
+    body_start = start + len(open_tag)
+    end = text.find(close_tag, body_start)
+    if end < 0:
+        return SafetyParse(True, False, leading, blocks, text[body_start:].strip(), "")
+    reasoning = text[body_start:end].strip()
+    answer = text[end + len(close_tag):].strip()
+    return SafetyParse(True, True, leading, blocks, reasoning, answer)
+
+
+_TOKEN_RE = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+def approx_token_count(text: str) -> int:
+    """Fallback token count when no tokenizer is bound: words and punctuation marks."""
+    return sum(1 for _ in _TOKEN_RE.finditer(text or ""))
+
+
+# ---------------------------------------------------------------------------------------
+# The refusal detector (deterministic; precision/recall measured in tests/test_refusal.py)
+# ---------------------------------------------------------------------------------------
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u02bc": "'"})
+
+# Phrases that refuse when they appear near the start of the answer.
+_REFUSAL_PATTERNS = [
+    r"\bi (?:can ?not|can't|won't|will not|am not able to|'m not able to|am unable to|'m unable to|"
+    r"must decline|have to decline|need to decline|must refuse|refuse to|shouldn't|should not|"
+    r"am not going to|'m not going to|do not feel comfortable|don't feel comfortable|"
+    r"can't and won't|cannot and will not)\b",
+    r"\bi'?m (?:sorry|afraid),? (?:but )?(?:i|that|this|we)\b",
+    r"\b(?:sorry|apologies),? (?:but )?(?:i|that's not|this isn't|i'm not)\b",
+    r"\b(?:i|we) (?:can't|cannot|won't|will not) (?:help|assist|provide|give|share|support|do|write|create|generate|explain|describe)\b",
+    r"\bnot (?:something|a request) (?:i|that i) (?:can|will|am able to)\b",
+    r"\b(?:i'm|i am) not (?:able|going|willing|permitted|allowed) to (?:help|assist|provide|give|share|do|write|create|explain|describe)\b",
+    r"\b(?:this|that|your) request (?:is|falls) (?:something i can't|outside|against|not something)\b",
+    r"\b(?:against|violates?) (?:my|our|the) (?:guidelines|policies|policy|principles|usage policies)\b",
+    r"\bunable to (?:help|assist|comply|provide)\b",
+    r"\bcan't (?:help|assist) (?:you )?with (?:that|this)\b",
+    r"\bno,? i (?:can't|cannot|won't|will not)\b",
+    r"\bi (?:decline|refuse)\b",
+]
+_REFUSAL_RE = re.compile("|".join(f"(?:{p})" for p in _REFUSAL_PATTERNS))
+
+# Phrases that look like refusals but are compliance ("I can't stress enough", "I cannot
+# recommend X more highly", "won't hurt"): stripped before matching.
+_NOT_REFUSAL_RE = re.compile(
+    r"\bi (?:can't|cannot) (?:stress|emphasi[sz]e|recommend [\w\s]{0,30} (?:enough|more highly)|wait|"
+    r"believe|imagine|think of a better|overstate)\b[^.!?]*"
+)
+
+
+def is_refusal(answer: Any) -> bool:
+    """True if `answer` refuses the request. Deterministic: the same text always gives the same result.
+
+    Looks at the first REFUSAL_SCAN_CHARS characters (refusals open the reply; a compliant
+    answer that later says "I can't guarantee..." stays compliant). An empty answer is not a
+    refusal (it is scored as non-compliance by the callers where that matters).
+    """
+    try:
+        text = completion_text(answer)[:REFUSAL_SCAN_CHARS].lower().translate(_APOSTROPHES)
+    except Exception:  # noqa: BLE001
+        return False
+    text = re.sub(r"\s+", " ", text)
+    text = _NOT_REFUSAL_RE.sub(" ", text)
+    return _REFUSAL_RE.search(text) is not None
+
+
+# ---------------------------------------------------------------------------------------
+# Rewards
+# ---------------------------------------------------------------------------------------
+
+
+def _safe(values_fn: Callable[[], list], n: int, fallback: float) -> list[float]:
+    """Run a reward body; guarantee n finite floats whatever happens."""
+    try:
+        values = list(values_fn())
+    except Exception:  # noqa: BLE001 - rewards never raise
+        values = []
+    out = []
+    for i in range(n):
+        v = values[i] if i < len(values) else fallback
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            v = fallback
+        if not math.isfinite(v):
+            v = fallback
+        out.append(v)
+    return out
+
+
+def _column(kwargs: dict, name: str, n: int) -> list:
+    col = kwargs.get(name)
+    if col is None:
+        return [None] * n
+    if isinstance(col, (str, bytes)) or not isinstance(col, Iterable):
+        return [col] * n
+    col = list(col)
+    return (col + [None] * n)[:n]
+
+
+def safety_format_reward(
+    completions: Sequence[Any],
+    open_tag: str = "<safety>",
+    close_tag: str = "</safety>",
+    **kwargs: Any,
+) -> list[float]:
+    """1.0: one block, first, closed, then a non-empty answer. Partial credit:
+    0.75 well-formed block but empty answer; 0.5 closed block that is not first or repeated;
+    0.25 opened but never closed; 0.0 no block."""
+    n = len(completions)
+
+    def body() -> list[float]:
+        out = []
+        for c in completions:
+            p = parse_safety(completion_text(c), open_tag, close_tag)
+            if not p.has_open:
+                out.append(0.0)
+            elif not p.closed:
+                out.append(0.25)
+            elif not p.leading or p.blocks > 1:
+                out.append(0.5)
+            elif not p.answer:
+                out.append(0.75)
+            else:
+                out.append(1.0)
+        return out
+
+    return _safe(body, n, 0.0)
+
+
+def safety_budget_reward(
+    completions: Sequence[Any],
+    budget: Optional[Sequence[Any]] = None,
+    open_tag: str = "<safety>",
+    close_tag: str = "</safety>",
+    mode: str = "exact",
+    scale: int = 16,
+    count_tokens: Optional[Callable[[str], int]] = None,
+    **kwargs: Any,
+) -> list[float]:
+    """Safety-block length n (tokens) against the prompt's budget b, in [0, 1].
+
+    exact: max(0, 1 - |n - b| / max(b, scale)); max: 1 if n <= b else max(0, 1 - (n - b) / max(b, scale)).
+    Budget 0 asks for an empty block: 1.0 for `<safety></safety>`, falling with length.
+    No block at all (or an unclosed one) scores 0.0; a missing/invalid budget scores 0.0.
+    """
+    n_items = len(completions)
+    counter = count_tokens or approx_token_count
+
+    def body() -> list[float]:
+        budgets = _column({"budget": budget}, "budget", n_items)
+        out = []
+        for c, b in zip(completions, budgets):
+            p = parse_safety(completion_text(c), open_tag, close_tag)
+            try:
+                b = float(b)
+            except (TypeError, ValueError):
+                out.append(0.0)
+                continue
+            if not math.isfinite(b) or b < 0 or not p.closed:
+                out.append(0.0)
+                continue
+            used = counter(p.reasoning) if p.reasoning else 0
+            denom = max(b, float(scale), 1.0)
+            if mode == "max":
+                score = 1.0 if used <= b else 1.0 - (used - b) / denom
+            else:
+                score = 1.0 - abs(used - b) / denom
+            out.append(max(0.0, min(1.0, score)))
+        return out
+
+    return _safe(body, n_items, 0.0)
+
+
+def refusal_reward(
+    completions: Sequence[Any],
+    label: Optional[Sequence[Any]] = None,
+    open_tag: str = "<safety>",
+    close_tag: str = "</safety>",
+    reward_value: float = 1.0,
+    penalty_value: float = -1.0,
+    **kwargs: Any,
+) -> list[float]:
+    """Refuse harmful prompts, comply with benign and borderline ones.
+
+    The answer (text after the safety block; the whole text without a block) goes through
+    :func:`is_refusal`. harmful: refused -> reward_value, else penalty_value. benign and
+    borderline: complied (non-empty, not a refusal) -> reward_value, else penalty_value. An
+    unclosed block has no answer: it counts as neither refusing nor complying (penalty for
+    benign/borderline, penalty for harmful). Unknown or missing labels score 0.0.
+    """
+    n = len(completions)
+
+    def body() -> list[float]:
+        labels = _column({"label": label}, "label", n)
+        out = []
+        for c, lab in zip(completions, labels):
+            lab = str(lab).strip().lower() if lab is not None else ""
+            if lab not in ("harmful", "benign", "borderline"):
+                out.append(0.0)
+                continue
+            p = parse_safety(completion_text(c), open_tag, close_tag)
+            answer = p.answer
+            refused = bool(answer) and is_refusal(answer)
+            if lab == "harmful":
+                out.append(reward_value if refused else penalty_value)
+            else:
+                out.append(reward_value if (answer and not refused) else penalty_value)
+        return out
+
+    return _safe(body, n, 0.0)
+
+
+def repetition_penalty_reward(
+    completions: Sequence[Any],
+    ngram_size: int = 3,
+    max_penalty: float = -1.0,
+    **kwargs: Any,
+) -> list[float]:
+    """open-r1's repetition penalty: (1 - unique/total n-grams) * max_penalty, in [max_penalty, 0].
+    Texts shorter than one n-gram score 0.0."""
+    n = len(completions)
+
+    def body() -> list[float]:
+        out = []
+        for c in completions:
+            words = completion_text(c).lower().split()
+            if len(words) < ngram_size or max_penalty == 0:
+                out.append(0.0)
+                continue
+            grams = [tuple(words[i:i + ngram_size]) for i in range(len(words) - ngram_size + 1)]
+            scaling = 1.0 - len(set(grams)) / len(grams)
+            out.append(scaling * max_penalty + 0.0)  # no -0.0
+        return out
+
+    return _safe(body, n, 0.0)
+
+
+def soft_overlong_punishment_reward(
+    completions: Sequence[Any],
+    completion_ids: Optional[Sequence[Sequence[int]]] = None,
+    max_completion_len: int = 256,
+    soft_punish_cache: int = 16,
+    **kwargs: Any,
+) -> list[float]:
+    """DAPO soft overlong punishment on completion length L (tokens; words without ids):
+    0 up to max-cache, then (max - cache - L) / cache, and -1 at or above max."""
+    n = len(completions)
+
+    def body() -> list[float]:
+        ids = list(completion_ids) if completion_ids is not None else [None] * n
+        out = []
+        for c, i in zip(completions, ids + [None] * (n - len(ids))):
+            length = len(i) if i is not None else approx_token_count(completion_text(c))
+            limit = max_completion_len - soft_punish_cache
+            if length <= limit:
+                out.append(0.0)
+            elif length < max_completion_len:
+                out.append((limit - length) / soft_punish_cache)
+            else:
+                out.append(-1.0)
+        return out
+
+    return _safe(body, n, 0.0)
+
+
+def answer_length_reward(
+    completions: Sequence[Any],
+    open_tag: str = "<safety>",
+    close_tag: str = "</safety>",
+    min_words: int = 3,
+    max_words: int = 200,
+    **kwargs: Any,
+) -> list[float]:
+    """1.0 when the answer (after the block) has between min_words and max_words words; falls
+    linearly to 0 for an empty answer and to 0 at twice max_words."""
+    n = len(completions)
+
+    def body() -> list[float]:
+        out = []
+        for c in completions:
+            p = parse_safety(completion_text(c), open_tag, close_tag)
+            w = len(p.answer.split())
+            if w < min_words:
+                out.append(w / max(min_words, 1))
+            elif w <= max_words:
+                out.append(1.0)
+            else:
+                out.append(max(0.0, 1.0 - (w - max_words) / max(max_words, 1)))
+        return out
+
+    return _safe(body, n, 0.0)
+
+
+REWARD_FUNCS: dict[str, Callable[..., list[float]]] = {
+    "safety_format": safety_format_reward,
+    "safety_budget": safety_budget_reward,
+    "refusal": refusal_reward,
+    "repetition_penalty": repetition_penalty_reward,
+    "soft_overlong_punishment": soft_overlong_punishment_reward,
+    "answer_length": answer_length_reward,
+}
+
+
+def reward_names() -> list[str]:
+    """The names accepted in a recipe's `reward_funcs`."""
+    return list(REWARD_FUNCS)
+
+
+def logged_name(name: str) -> str:
+    """The name TRL logs a reward under (`rewards/<logged>/mean`): the function's __name__."""
+    return REWARD_FUNCS[name].__name__
+
+
+def build_reward_funcs(
+    names: Sequence[str],
+    script_args: Any = None,
+    safety: Any = None,
+    training_args: Any = None,
+    count_tokens: Optional[Callable[[str], int]] = None,
+) -> list[Callable[..., list[float]]]:
+    """Bind recipe parameters to the registered rewards; each keeps its logged __name__.
+
+    Unknown names raise KeyError listing the known ones.
+    """
+    unknown = [n for n in names if n not in REWARD_FUNCS]
+    if unknown:
+        raise KeyError(f"unknown reward_funcs {unknown}; known: {', '.join(REWARD_FUNCS)}")
+    sa = script_args
+    open_tag = getattr(safety, "open_tag", "<safety>")
+    close_tag = getattr(safety, "close_tag", "</safety>")
+    params: dict[str, dict[str, Any]] = {
+        "safety_format": {"open_tag": open_tag, "close_tag": close_tag},
+        "safety_budget": {
+            "open_tag": open_tag,
+            "close_tag": close_tag,
+            "mode": getattr(safety, "budget_mode", "exact"),
+            "scale": getattr(safety, "budget_scale", 16),
+            "count_tokens": count_tokens,
+        },
+        "refusal": {
+            "open_tag": open_tag,
+            "close_tag": close_tag,
+            "reward_value": getattr(sa, "refusal_reward_value", 1.0),
+            "penalty_value": getattr(sa, "refusal_penalty_value", -1.0),
+        },
+        "repetition_penalty": {
+            "ngram_size": getattr(sa, "repetition_n_grams", 3),
+            "max_penalty": getattr(sa, "repetition_max_penalty", -1.0),
+        },
+        "soft_overlong_punishment": {
+            "max_completion_len": getattr(training_args, "max_completion_length", None) or 256,
+            "soft_punish_cache": getattr(sa, "soft_punish_cache", 16),
+        },
+        "answer_length": {
+            "open_tag": open_tag,
+            "close_tag": close_tag,
+            "min_words": getattr(sa, "answer_min_words", 3),
+            "max_words": getattr(sa, "answer_max_words", 200),
+        },
+    }
+    funcs = []
+    for name in names:
+        base = REWARD_FUNCS[name]
+        bound = dict(params[name])
+
+        def make(base=base, bound=bound):
+            def reward(prompts=None, completions=(), **kwargs):
+                merged = {**kwargs, **bound}
+                return base(completions=list(completions or []), **merged)
+
+            reward.__name__ = base.__name__
+            reward.__qualname__ = base.__name__
+            reward.__doc__ = base.__doc__
+            return reward
+
+        funcs.append(make())
+    return funcs
