@@ -1,0 +1,338 @@
+"""Generate the recipe JSON Schema from the real, pinned TRL.
+
+    python -m conscience.schema [--out FILE]
+
+introspects the dataclasses a recipe's flat keys are parsed into (our script arguments,
+TRL's ``GRPOConfig`` with the ``TrainingArguments`` fields it inherits, TRL's
+``ModelConfig``: see :func:`conscience.recipe.recipe_dataclasses`) and the dataclasses of
+our sections (``launch:``, ``safety:``, ``allocator:``), and prints (or writes) a JSON
+Schema (draft-07, what yaml-language-server reads).
+
+Besides the standard keywords (type, default, description, enum, numeric bounds) the schema
+carries an ``x-conscience`` block that the TypeScript validator (extension/src/core/recipe)
+reads: the TRL and transformers versions, the known reward names, the table of removed /
+renamed / future fields, and which dataclass each key comes from.
+
+Regenerate after changing the TRL pin with ``npm run schema``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import enum
+import json
+import sys
+import typing
+from typing import Any, Optional
+
+SCHEMA_ID = "https://chain-of-conscience.dev/schemas/recipe.schema.json"
+
+# Numeric bounds. TRL and transformers state these in help strings or enforce them in
+# __post_init__ / at start-up; they are written down here because dataclass metadata has no
+# structured form for them. Each entry names where the bound comes from.
+RANGES: dict[str, dict[str, Any]] = {
+    # GRPOConfig (help strings and __post_init__)
+    "top_p": {"exclusiveMinimum": 0, "maximum": 1, "x-source": "GRPOConfig help: Must be in (0, 1]"},
+    "min_p": {"minimum": 0, "maximum": 1, "x-source": "GRPOConfig help: a value between 0.0 and 1.0"},
+    "temperature": {"exclusiveMinimum": 0, "x-source": "transformers: temperature has to be a strictly positive float"},
+    "num_generations": {"minimum": 2, "x-source": "GRPOConfig.__post_init__: at least 2 generations per prompt"},
+    "max_completion_length": {"minimum": 1, "x-source": "generation needs at least one new token"},
+    "max_prompt_length": {"minimum": 1, "x-source": "prompt truncation length"},
+    "generation_batch_size": {"minimum": 1, "x-source": "GRPOConfig batch arithmetic"},
+    "steps_per_generation": {"minimum": 1, "x-source": "GRPOConfig batch arithmetic"},
+    "num_iterations": {"minimum": 1, "x-source": "GRPOTrainer: updates per generation round"},
+    "vllm_gpu_memory_utilization": {"exclusiveMinimum": 0, "maximum": 1, "x-source": "vLLM gpu_memory_utilization is a fraction"},
+    "vllm_tensor_parallel_size": {"minimum": 1, "x-source": "GRPOTrainer: divides the world size"},
+    "vllm_server_port": {"minimum": 1, "maximum": 65535, "x-source": "TCP port"},
+    "vllm_server_timeout": {"minimum": 0, "x-source": "seconds"},
+    "beta": {"minimum": 0, "x-source": "KL coefficient"},
+    "epsilon": {"minimum": 0, "x-source": "clip range"},
+    "ref_model_mixup_alpha": {"minimum": 0, "maximum": 1, "x-source": "TR-DPO alpha"},
+    "ref_model_sync_steps": {"minimum": 1, "x-source": "TR-DPO tau"},
+    # TrainingArguments
+    "per_device_train_batch_size": {"minimum": 1, "x-source": "batch size"},
+    "per_device_eval_batch_size": {"minimum": 1, "x-source": "batch size"},
+    "gradient_accumulation_steps": {"minimum": 1, "x-source": "accumulation steps"},
+    "learning_rate": {"minimum": 0, "x-source": "learning rate"},
+    "warmup_ratio": {"minimum": 0, "maximum": 1, "x-source": "TrainingArguments.__post_init__: warmup_ratio must lie in range [0,1]"},
+    "warmup_steps": {"minimum": 0, "x-source": "TrainingArguments.__post_init__: 0 or a positive integer"},
+    "logging_steps": {"minimum": 0, "x-source": "TrainingArguments help"},
+    "save_steps": {"minimum": 0, "x-source": "TrainingArguments help"},
+    "eval_steps": {"minimum": 0, "x-source": "TrainingArguments help"},
+    "num_train_epochs": {"minimum": 0, "x-source": "epochs"},
+    "weight_decay": {"minimum": 0, "x-source": "weight decay"},
+    "max_grad_norm": {"minimum": 0, "x-source": "gradient clipping norm"},
+    "dataloader_num_workers": {"minimum": 0, "x-source": "worker processes"},
+    # ModelConfig
+    "lora_r": {"minimum": 1, "x-source": "LoRA rank"},
+    "lora_dropout": {"minimum": 0, "maximum": 1, "x-source": "dropout probability"},
+    # our script arguments (conscience.recipe.ConscienceScriptArguments.__post_init__)
+    "repetition_max_penalty": {"maximum": 0, "x-source": "__post_init__: should not be positive"},
+    "repetition_n_grams": {"minimum": 1, "x-source": "__post_init__"},
+    "soft_punish_cache": {"minimum": 1, "x-source": "__post_init__"},
+    "max_train_samples": {"minimum": 1, "x-source": "row count"},
+    "answer_min_words": {"minimum": 0, "x-source": "word count"},
+    "answer_max_words": {"minimum": 1, "x-source": "word count"},
+    # launch: (LaunchConfig.__post_init__)
+    "launch.num_processes": {"minimum": 1, "x-source": "LaunchConfig.__post_init__"},
+    "launch.num_machines": {"minimum": 1, "x-source": "LaunchConfig.__post_init__"},
+    "launch.main_process_port": {"minimum": 1, "maximum": 65535, "x-source": "LaunchConfig.__post_init__"},
+    "launch.vllm_gpu_memory_utilization": {"exclusiveMinimum": 0, "maximum": 1, "x-source": "LaunchConfig.__post_init__"},
+    "launch.vllm_server_gpus": {"minimum": 1, "x-source": "GPU count"},
+    "launch.vllm_tensor_parallel_size": {"minimum": 1, "x-source": "trl vllm-serve"},
+    "launch.vllm_data_parallel_size": {"minimum": 1, "x-source": "trl vllm-serve"},
+    # safety: (SafetyConfig.__post_init__)
+    "safety.budget_harmful": {"minimum": 0, "x-source": "SafetyConfig.__post_init__"},
+    "safety.budget_borderline": {"minimum": 0, "x-source": "SafetyConfig.__post_init__"},
+    "safety.budget_benign": {"minimum": 0, "x-source": "SafetyConfig.__post_init__"},
+    "safety.max_budget": {"minimum": 0, "x-source": "SafetyConfig.__post_init__"},
+    "safety.samples_per_step": {"minimum": 0, "x-source": "SafetyConfig.__post_init__"},
+    "safety.budget_scale": {"minimum": 1, "x-source": "SafetyConfig.__post_init__"},
+    # allocator: (AllocatorConfig.__post_init__)
+    "allocator.risk_harmful": {"minimum": 0, "maximum": 1, "x-source": "AllocatorConfig.__post_init__"},
+    "allocator.ambiguity_deep": {"minimum": 0, "maximum": 1, "x-source": "AllocatorConfig.__post_init__"},
+    "allocator.risk_standard": {"minimum": 0, "maximum": 1, "x-source": "AllocatorConfig.__post_init__"},
+    "allocator.ambiguity_standard": {"minimum": 0, "maximum": 1, "x-source": "AllocatorConfig.__post_init__"},
+    "allocator.budget_none": {"minimum": 0, "x-source": "AllocatorConfig.__post_init__"},
+    "allocator.budget_brief": {"minimum": 0, "x-source": "AllocatorConfig.__post_init__"},
+    "allocator.budget_standard": {"minimum": 0, "x-source": "AllocatorConfig.__post_init__"},
+    "allocator.budget_deep": {"minimum": 0, "x-source": "AllocatorConfig.__post_init__"},
+}
+
+# Fields that TRL removed or renamed, seen from the pinned 0.18 line (grpo.md §3.1, §4.1).
+#   removed: gone before/in the pinned version (0.18 silently ignores it, >= 0.19 rejects it)
+#   future:  valid in the pinned version, deprecated/removed in a later TRL
+#   newer:   the spelling a later TRL uses; unknown to the pinned version
+CHANGED_FIELDS: dict[str, dict[str, Any]] = {
+    "vllm_device": {
+        "status": "removed", "removed_in": "0.18.0", "replacement": None,
+        "note": "vLLM runs as `trl vllm-serve` (vllm_mode: server) or inside the trainer "
+        "(vllm_mode: colocate); TRL 0.18 silently ignores this key and TRL >= 0.19 rejects it.",
+    },
+    "max_prompt_length": {
+        "status": "future", "deprecated_in": "0.26.0", "removed_in": "0.28.0", "replacement": None,
+        "note": "From TRL 0.28 filter over-long prompts out of the dataset instead.",
+    },
+    "use_liger_loss": {
+        "status": "future", "deprecated_in": "0.25.0", "removed_in": "0.28.0", "replacement": "use_liger_kernel",
+        "note": "Renamed to use_liger_kernel in later TRL.",
+    },
+    "wandb_log_unique_prompts": {
+        "status": "future", "deprecated_in": "0.26.0", "removed_in": "0.27.0", "replacement": "log_unique_prompts",
+        "note": "Renamed to log_unique_prompts in later TRL.",
+    },
+    "vllm_guided_decoding_regex": {
+        "status": "future", "deprecated_in": "0.27.0", "removed_in": "0.28.0", "replacement": "vllm_structured_outputs_regex",
+        "note": "Renamed to vllm_structured_outputs_regex in later TRL.",
+    },
+    "log_unique_prompts": {
+        "status": "newer", "replacement": "wandb_log_unique_prompts",
+        "note": "This is the TRL >= 0.26 name; the pinned TRL calls it wandb_log_unique_prompts.",
+    },
+    "vllm_structured_outputs_regex": {
+        "status": "newer", "replacement": "vllm_guided_decoding_regex",
+        "note": "This is the TRL >= 0.27 name; the pinned TRL calls it vllm_guided_decoding_regex.",
+    },
+    "num_generations_eval": {
+        "status": "newer", "replacement": None,
+        "note": "Added in a later TRL; the pinned TRL uses num_generations for evaluation too.",
+    },
+}
+
+
+def _json_default(value: Any) -> Any:
+    """A JSON-safe default, or a marker that there is none worth writing."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if value is None or isinstance(value, (bool, int, float, str)):
+        if isinstance(value, float) and value != value:  # NaN
+            return _NO_DEFAULT
+        return value
+    if isinstance(value, (list, tuple)):
+        items = [_json_default(v) for v in value]
+        return _NO_DEFAULT if any(i is _NO_DEFAULT for i in items) else items
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            j = _json_default(v)
+            if j is _NO_DEFAULT:
+                return _NO_DEFAULT
+            out[str(k)] = j
+        return out
+    return _NO_DEFAULT
+
+
+_NO_DEFAULT = object()
+
+
+def _type_schema(tp: Any) -> dict[str, Any]:
+    """JSON Schema for a dataclass field annotation (as HfArgumentParser understands it)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union:
+        parts = [_type_schema(a) for a in args]
+        types: list[str] = []
+        enum_values: Optional[list] = None
+        items = None
+        for p in parts:
+            for t in p.get("type", []) if isinstance(p.get("type"), list) else [p.get("type")]:
+                if t and t not in types:
+                    types.append(t)
+            if "enum" in p:
+                enum_values = p["enum"]
+            if "items" in p and items is None:
+                items = p["items"]
+        out: dict[str, Any] = {"type": types[0] if len(types) == 1 else types}
+        if enum_values is not None:
+            # Union[SomeEnum, str] is how transformers spells "one of these strings".
+            out["enum"] = enum_values + ([None] if "null" in types else [])
+        if items is not None:
+            out["items"] = items
+        return out
+    if tp is type(None):
+        return {"type": "null"}
+    if tp is bool:
+        return {"type": "boolean"}
+    if tp is int:
+        return {"type": "integer"}
+    if tp is float:
+        return {"type": "number"}
+    if tp is str:
+        return {"type": "string"}
+    if origin is typing.Literal:
+        return {"type": "string", "enum": list(args)}
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return {"type": "string", "enum": [m.value for m in tp]}
+    if origin in (list, tuple) or tp in (list, tuple):
+        item = _type_schema(args[0]) if args else {}
+        return {"type": "array", "items": item} if item else {"type": "array"}
+    if origin is dict or tp is dict:
+        return {"type": "object"}
+    return {}
+
+
+def _field_schema(f: dataclasses.Field, hints: dict[str, Any], source: str, range_key: str) -> dict[str, Any]:
+    tp = hints.get(f.name, f.type)
+    s = _type_schema(tp)
+    meta = f.metadata or {}
+    choices = meta.get("choices")
+    if choices is not None:
+        values = list(choices)
+        s["enum"] = values + ([None] if (s.get("type") == "null" or "null" in (s.get("type") or [])) else [])
+    if f.default is not dataclasses.MISSING:
+        d = _json_default(f.default)
+        if d is not _NO_DEFAULT:
+            s["default"] = d
+    elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        d = _json_default(f.default_factory())  # type: ignore[misc]
+        if d is not _NO_DEFAULT:
+            s["default"] = d
+    help_text = meta.get("help")
+    if help_text:
+        s["description"] = " ".join(str(help_text).split())
+    bounds = RANGES.get(range_key)
+    if bounds:
+        for k, v in bounds.items():
+            if k != "x-source":
+                s[k] = v
+    s["x-source"] = source
+    return s
+
+
+def _section_classes() -> dict[str, type]:
+    from conscience.recipe import SECTION_DATACLASSES
+
+    sections = dict(SECTION_DATACLASSES)
+    try:
+        from conscience.allocator.policy import AllocatorConfig
+
+        sections.setdefault("allocator", AllocatorConfig)
+    except Exception:  # noqa: BLE001 - allocator package optional
+        pass
+    return sections
+
+
+def _reward_names() -> list[str]:
+    from conscience.rewards import reward_names
+
+    return list(reward_names())
+
+
+def build_schema() -> dict[str, Any]:
+    import transformers
+    import trl
+
+    from conscience.recipe import SECTION_NAMES, recipe_dataclasses
+
+    properties: dict[str, Any] = {}
+    for cls in recipe_dataclasses():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if not f.init or f.name.startswith("_") or f.name in properties:
+                continue  # TrlParser: the first dataclass that declares a key gets it
+            source = cls.__name__
+            # Say where TrainingArguments fields come from, even though GRPOConfig carries them.
+            owner = next((c for c in cls.__mro__ if f.name in getattr(c, "__annotations__", {})), cls)
+            if owner is not cls:
+                source = f"{cls.__name__} ({owner.__name__})"
+            properties[f.name] = _field_schema(f, hints, source, f.name)
+
+    sections: dict[str, Any] = {}
+    for name, cls in sorted(_section_classes().items()):
+        hints = typing.get_type_hints(cls)
+        props = {
+            f.name: _field_schema(f, hints, cls.__name__, f"{name}.{f.name}")
+            for f in dataclasses.fields(cls)
+            if f.init and not f.name.startswith("_")
+        }
+        doc = " ".join((cls.__doc__ or "").split())
+        sections[name] = {"type": ["object", "null"], "description": doc, "properties": props, "additionalProperties": False, "x-source": cls.__name__}
+    for name in SECTION_NAMES:
+        sections.setdefault(name, {"type": ["object", "null"], "description": f"The `{name}:` section."})
+    properties.update(sections)
+    properties["env"] = {
+        "type": "object",
+        "description": "Environment variables set before training (TrlParser: `env` must be a dict).",
+        "additionalProperties": {"type": ["string", "number", "boolean"]},
+        "x-source": "TrlParser",
+    }
+
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$id": SCHEMA_ID,
+        "title": "Chain of Conscience GRPO recipe",
+        "description": f"Flat TRL {trl.__version__} GRPOConfig/ModelConfig keys and our script arguments, plus the launch:, safety: and allocator: sections. Generated by `python -m conscience.schema`; do not edit.",
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+        "x-conscience": {
+            "generator": "python -m conscience.schema",
+            "trl_version": trl.__version__,
+            "transformers_version": transformers.__version__,
+            "sections": sorted(sections),
+            "reward_names": _reward_names(),
+            "changed_fields": CHANGED_FIELDS,
+        },
+    }
+
+
+def render() -> str:
+    return json.dumps(build_schema(), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m conscience.schema", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", help="write the schema to this file instead of stdout")
+    args = p.parse_args(argv)
+    text = render()
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
