@@ -1,4 +1,132 @@
-export async function inspect(_argv: string[]): Promise<number> {
-  process.stderr.write('conscience inspect: not implemented yet\n');
-  return 1;
+// `conscience inspect FILE.jsonl|FILE.csv|- [--format json|text] [--model DIR] [--policy JSON]`
+// Streams the file, scores prompts in batches and prints one result per input record, in input
+// order: {"id", "risk", "tier", "budget", "categories", "ambiguity"} (+ "truncated": true when the
+// prompt was longer than the model reads). A malformed line gets an error on stderr naming the
+// file and line; every other line is still scored. Exit 0 all scored, 1 some lines bad, 2 usage.
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { Allocator, defaultModelDir, type Assessment } from '../core/allocator';
+import { readCsv, readJsonl, type PromptRecord, type ReadItem } from '../core/allocator/read';
+
+const USAGE = 'usage: conscience inspect FILE.jsonl|FILE.csv|- [--format json|text] [--model DIR] [--policy JSON]';
+const CHUNK = 256;
+
+interface Args { file: string; format: 'json' | 'text'; model?: string; policy?: unknown }
+
+function parseArgs(argv: string[]): Args | string {
+  let file: string | undefined;
+  let format: 'json' | 'text' = 'json';
+  let model: string | undefined;
+  let policy: unknown;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = (): string | undefined => {
+      const eq = a.indexOf('=');
+      return eq > 0 ? a.slice(eq + 1) : argv[++i];
+    };
+    if (a === '--format' || a.startsWith('--format=')) {
+      const v = value();
+      if (v !== 'json' && v !== 'text') return `--format must be json or text, got ${JSON.stringify(v)}`;
+      format = v;
+    } else if (a === '--model' || a.startsWith('--model=')) {
+      model = value();
+      if (!model) return '--model needs a folder';
+    } else if (a === '--policy' || a.startsWith('--policy=')) {
+      const v = value();
+      try { policy = JSON.parse(v ?? ''); } catch { return `--policy must be a JSON object, got ${JSON.stringify(v)}`; }
+    } else if (a === '-h' || a === '--help') {
+      return '';
+    } else if (a !== '-' && a.startsWith('-')) {
+      return `unknown option ${a}`;
+    } else if (file === undefined) {
+      file = a;
+    } else {
+      return `unexpected argument ${a}`;
+    }
+  }
+  if (file === undefined) return 'no input file (use - for stdin)';
+  return { file, format, model, policy };
+}
+
+function render(rec: PromptRecord, a: Assessment, format: 'json' | 'text'): string {
+  const round = (x: number): number => Math.round(x * 1e6) / 1e6;
+  if (format === 'text') {
+    const t = a.truncated ? ' (truncated)' : '';
+    return `${String(rec.id ?? rec.line).padEnd(8)} risk ${(a.risk * 100).toFixed(1).padStart(5)}%  ${a.tier.padEnd(8)} ${String(a.budget).padStart(4)} tok${t}\n`;
+  }
+  const categories: Record<string, number> = {};
+  for (const [k, v] of Object.entries(a.categories)) categories[k] = round(v);
+  const out: Record<string, unknown> = {
+    id: rec.id ?? rec.line,
+    risk: round(a.risk),
+    tier: a.tier,
+    budget: a.budget,
+    categories,
+    ambiguity: round(a.ambiguity),
+  };
+  if (a.truncated) out.truncated = true;
+  return JSON.stringify(out) + '\n';
+}
+
+async function write(text: string): Promise<void> {
+  if (!process.stdout.write(text)) await new Promise((r) => process.stdout.once('drain', r));
+}
+
+export async function inspect(argv: string[]): Promise<number> {
+  const args = parseArgs(argv);
+  if (typeof args === 'string') {
+    process.stderr.write(`${args ? `conscience inspect: ${args}\n` : ''}${USAGE}\n`);
+    return args ? 2 : 0;
+  }
+  const name = args.file === '-' ? '<stdin>' : args.file;
+  let source: Readable;
+  if (args.file === '-') {
+    source = process.stdin;
+  } else {
+    const st = await stat(args.file).catch(() => undefined);
+    if (!st || !st.isFile()) {
+      process.stderr.write(`conscience inspect: ${args.file}: no such file\n`);
+      return 2;
+    }
+    source = createReadStream(args.file, { highWaterMark: 1 << 20 });
+  }
+  let allocator: Allocator;
+  try {
+    allocator = await Allocator.load(args.model ?? defaultModelDir(), { policy: args.policy, policySource: '--policy', cacheSize: 0 });
+  } catch (err) {
+    process.stderr.write(`conscience inspect: cannot load the allocator: ${(err as Error).message}\n`);
+    source.destroy();
+    return 1;
+  }
+  const items: AsyncIterable<ReadItem> = /\.csv$/i.test(args.file) ? readCsv(source) : readJsonl(source);
+  let bad = 0;
+  let pending: PromptRecord[] = [];
+  const flush = async (): Promise<void> => {
+    if (!pending.length) return;
+    const batch = pending;
+    pending = [];
+    const scored = await allocator.assessUncached(batch.map((r) => r.prompt));
+    let text = '';
+    batch.forEach((r, i) => { text += render(r, scored[i]!, args.format); });
+    await write(text);
+  };
+  try {
+    for await (const item of items) {
+      if (item.kind === 'error') {
+        bad++;
+        // Results already read must come out before an error about a later line.
+        await flush();
+        process.stderr.write(`${name}:${item.line}: ${item.message}\n`);
+        continue;
+      }
+      if (!item.prompt.trim()) process.stderr.write(`${name}:${item.line}: warning: empty prompt (scored as is)\n`);
+      pending.push(item);
+      if (pending.length >= CHUNK) await flush();
+    }
+    await flush();
+  } finally {
+    await allocator.dispose();
+  }
+  return bad ? 1 : 0;
 }

@@ -1,0 +1,137 @@
+// The allocator as the editor and the CLI use it: model + policy + a cache by prompt hash.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { AllocatorModel, type ModelOptions, type Score } from './model';
+import { decide, parsePolicy, policyRows, type Policy, type Tier } from './policy';
+import { occlusion, topDrivers, type Attribution } from './attribution';
+
+export { AllocatorModel, parseAllocatorJson, type Score, type AllocatorConfig } from './model';
+export { decide, parsePolicy, policyRows, DEFAULT_POLICY, TIERS, type Policy, type Tier, type Decision } from './policy';
+export { occlusion, topDrivers, splitWords, type Attribution } from './attribution';
+
+export interface Assessment extends Score {
+  tier: Tier;
+  budget: number;
+  reason: string;
+}
+
+export interface Explanation extends Assessment {
+  prompt: string;
+  policy: Policy;
+  rows: ReturnType<typeof policyRows>;
+  words: Attribution[];
+  drivers: Attribution[];
+  /** false when the prompt had more words than were occluded */
+  occludedAll: boolean;
+  modelVersion: string;
+  categoryNames: string[];
+}
+
+/**
+ * Where the shipped allocator lives: $CONSCIENCE_ALLOCATOR_MODEL wins (as in Python), else the
+ * first models/allocator with an allocator.json above `from` (the bundle's or the source's folder).
+ */
+export function defaultModelDir(from: string = __dirname): string {
+  const env = process.env.CONSCIENCE_ALLOCATOR_MODEL;
+  if (env) return resolve(env);
+  let dir = resolve(from);
+  for (;;) {
+    const cand = join(dir, 'models', 'allocator');
+    if (existsSync(join(cand, 'allocator.json'))) return cand;
+    const up = dirname(dir);
+    if (up === dir) return join(resolve(from), 'models', 'allocator');
+    dir = up;
+  }
+}
+
+export const promptHash = (text: string): string => createHash('sha1').update(text).digest('base64url');
+
+export interface AllocatorOptions extends ModelOptions {
+  /** overrides on top of allocator.json's policy (same keys as the recipe's allocator: section) */
+  policy?: unknown;
+  /** where the overrides came from, for errors */
+  policySource?: string;
+  /** cache entries kept (default 50,000) */
+  cacheSize?: number;
+}
+
+export class Allocator {
+  private readonly cache = new Map<string, Assessment>();
+  private readonly cacheSize: number;
+
+  constructor(readonly model: AllocatorModel, readonly policy: Policy, cacheSize = 50_000) {
+    this.cacheSize = cacheSize;
+  }
+
+  static async load(dir: string = defaultModelDir(), opts: AllocatorOptions = {}): Promise<Allocator> {
+    const model = await AllocatorModel.load(dir, opts);
+    const policy = parsePolicy(opts.policy, opts.policySource ?? 'policy overrides', model.config.policy);
+    return new Allocator(model, policy, opts.cacheSize);
+  }
+
+  private withPolicy(s: Score): Assessment {
+    const d = decide(s.risk, s.ambiguity, this.policy);
+    return { ...s, tier: d.tier, budget: d.budget, reason: d.reason };
+  }
+
+  /** Cached result, if this exact prompt was scored before. */
+  peek(text: string): Assessment | undefined {
+    return this.cache.get(promptHash(text));
+  }
+
+  /** Scores prompts (cached by hash; only the misses reach the model, in one batched call). */
+  async assess(texts: string[]): Promise<Assessment[]> {
+    const keys = texts.map(promptHash);
+    const out: Array<Assessment | undefined> = keys.map((k) => this.cache.get(k));
+    const missIdx: number[] = [];
+    const seen = new Map<string, number>();
+    keys.forEach((k, i) => {
+      if (!out[i] && !seen.has(k)) { seen.set(k, i); missIdx.push(i); }
+    });
+    if (missIdx.length) {
+      const scores = await this.model.score(missIdx.map((i) => texts[i]!));
+      missIdx.forEach((i, j) => this.remember(keys[i]!, this.withPolicy(scores[j]!)));
+    }
+    return keys.map((k, i) => out[i] ?? this.cache.get(k) ?? this.withPolicy(missingScore()));
+  }
+
+  /** Scores without touching the cache (CLI streaming, benchmarks). */
+  async assessUncached(texts: string[]): Promise<Assessment[]> {
+    return (await this.model.score(texts)).map((s) => this.withPolicy(s));
+  }
+
+  private remember(key: string, a: Assessment): void {
+    if (this.cache.size >= this.cacheSize) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
+    }
+    this.cache.set(key, a);
+  }
+
+  /** Full breakdown for the inspector and hover: scores, policy table, occlusion attribution. */
+  async explain(prompt: string, opts: { maxWords?: number } = {}): Promise<Explanation> {
+    const occ = await occlusion({ score: (t) => this.model.score(t) }, prompt, opts);
+    const [base] = await this.assess([prompt]);
+    return {
+      ...base!,
+      prompt,
+      policy: this.policy,
+      rows: policyRows(this.policy),
+      words: occ.words,
+      drivers: topDrivers(occ.words),
+      occludedAll: occ.occludedAll,
+      modelVersion: this.model.config.version,
+      categoryNames: this.model.config.categories,
+    };
+  }
+
+  async dispose(): Promise<void> {
+    this.cache.clear();
+    await this.model.dispose();
+  }
+}
+
+function missingScore(): Score {
+  return { risk: NaN, ambiguity: NaN, categories: {}, truncated: false, tokens: 0 };
+}

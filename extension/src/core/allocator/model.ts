@@ -1,0 +1,182 @@
+// The allocator model: tokenizer.json + model.onnx + allocator.json from one folder, run with
+// onnxruntime-node. Loaded lazily (onnxruntime-node is only required on first use), batched
+// (prompts sorted by length and scored in chunks padded to their longest row), and it yields
+// to the event loop between chunks so a big request never holds the extension host for long.
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type * as Ort from 'onnxruntime-node';
+import { AllocatorTokenizer, type Encoded } from './tokenizer';
+import { parsePolicy, type Policy } from './policy';
+
+export interface AllocatorConfig {
+  version: string;
+  maxLength: number;
+  categories: string[];
+  inputs: { inputIds: string; attentionMask: string; tokenTypeIds?: string };
+  outputs: { risk: string; categories?: string; ambiguity?: string };
+  policy: Policy;
+  /** the raw allocator.json, for display */
+  raw: Record<string, unknown>;
+}
+
+export interface Score {
+  /** calibrated probability that the prompt is harmful, 0..1 */
+  risk: number;
+  /** 0..1: how unsure the allocator is (1 = could be either) */
+  ambiguity: number;
+  /** per-category probabilities, in allocator.json's category order */
+  categories: Record<string, number>;
+  /** the prompt had more tokens than maxLength and its tail was not read */
+  truncated: boolean;
+  /** tokens read including [CLS]/[SEP] */
+  tokens: number;
+}
+
+export interface ModelOptions {
+  /** ORT intra-op threads (default 2) */
+  threads?: number;
+  /** largest batch run in one session.run (default 32) */
+  maxBatch?: number;
+}
+
+const str = (v: unknown, fallback: string): string => (typeof v === 'string' && v ? v : fallback);
+
+/** Parses allocator.json; `file` names it in errors. */
+export function parseAllocatorJson(raw: unknown, file: string, tokenizerJson?: unknown): AllocatorConfig {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${file}: not a JSON object`);
+  const o = raw as Record<string, unknown>;
+  const inputs = (o.inputs && typeof o.inputs === 'object' ? o.inputs : {}) as Record<string, unknown>;
+  const outputs = (o.outputs && typeof o.outputs === 'object' ? o.outputs : {}) as Record<string, unknown>;
+  const tokTrunc = (tokenizerJson as { truncation?: { max_length?: unknown } } | undefined)?.truncation?.max_length;
+  const maxLength = typeof o.max_length === 'number' ? o.max_length : typeof tokTrunc === 'number' ? tokTrunc : 128;
+  const cats = Array.isArray(o.categories) ? o.categories : Array.isArray(o.labels) ? o.labels : [];
+  if (!cats.every((c) => typeof c === 'string')) throw new Error(`${file}: categories must be strings`);
+  return {
+    version: String(o.version ?? 'unknown'),
+    maxLength,
+    categories: cats as string[],
+    inputs: {
+      inputIds: str(inputs.input_ids, 'input_ids'),
+      attentionMask: str(inputs.attention_mask, 'attention_mask'),
+      tokenTypeIds: typeof inputs.token_type_ids === 'string' ? inputs.token_type_ids : undefined,
+    },
+    outputs: {
+      risk: str(outputs.risk, 'risk'),
+      categories: typeof outputs.categories === 'string' ? outputs.categories : undefined,
+      ambiguity: typeof outputs.ambiguity === 'string' ? outputs.ambiguity : undefined,
+    },
+    policy: parsePolicy(o.policy, `${file}: policy`),
+    raw: o,
+  };
+}
+
+async function readJson(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${file}: invalid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Ambiguity when the model has no head for it: 1 at p = 0.5, 0 at p = 0 or 1. */
+export const ambiguityFromRisk = (p: number): number => 1 - Math.abs(2 * p - 1);
+
+export class AllocatorModel {
+  private constructor(
+    readonly dir: string,
+    readonly config: AllocatorConfig,
+    readonly tokenizer: AllocatorTokenizer,
+    private readonly ort: typeof Ort,
+    private readonly session: Ort.InferenceSession,
+    readonly modelBytes: number,
+    private readonly maxBatch: number,
+  ) {}
+
+  static async load(dir: string, opts: ModelOptions = {}): Promise<AllocatorModel> {
+    const tokFile = join(dir, 'tokenizer.json');
+    const tokJson = await readJson(tokFile);
+    const cfgFile = join(dir, 'allocator.json');
+    const config = parseAllocatorJson(await readJson(cfgFile), cfgFile, tokJson);
+    const tokCfgFile = join(dir, 'tokenizer_config.json');
+    const tokCfg = await readJson(tokCfgFile).catch(() => ({}));
+    const tokenizer = new AllocatorTokenizer(tokJson, config.maxLength, tokCfg);
+    const modelFile = join(dir, typeof config.raw.model === 'string' ? config.raw.model : 'model.onnx');
+    const size = (await stat(modelFile).catch(() => { throw new Error(`no model at ${modelFile}`); })).size;
+    const ort = await import('onnxruntime-node');
+    const session = await ort.InferenceSession.create(modelFile, {
+      executionProviders: ['cpu'],
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: opts.threads ?? 2,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+    });
+    for (const name of [config.inputs.inputIds, config.inputs.attentionMask]) {
+      if (!session.inputNames.includes(name)) throw new Error(`${modelFile}: model has no input '${name}' (inputs: ${session.inputNames.join(', ')})`);
+    }
+    if (!session.outputNames.includes(config.outputs.risk)) {
+      throw new Error(`${modelFile}: model has no output '${config.outputs.risk}' (outputs: ${session.outputNames.join(', ')})`);
+    }
+    if (!config.inputs.tokenTypeIds && session.inputNames.includes('token_type_ids')) config.inputs.tokenTypeIds = 'token_type_ids';
+    return new AllocatorModel(dir, config, tokenizer, ort, session, size, opts.maxBatch ?? 32);
+  }
+
+  encode(text: string): Encoded {
+    return this.tokenizer.encode(text);
+  }
+
+  /** Scores prompts in order. Batches are built by length so padding stays small. */
+  async score(texts: string[]): Promise<Score[]> {
+    return this.scoreEncoded(texts.map((t) => this.tokenizer.encode(t)));
+  }
+
+  async scoreEncoded(rows: Encoded[]): Promise<Score[]> {
+    const order = rows.map((_, i) => i).sort((a, b) => rows[a]!.ids.length - rows[b]!.ids.length);
+    const out: Score[] = new Array(rows.length);
+    for (let start = 0; start < order.length; start += this.maxBatch) {
+      const idx = order.slice(start, start + this.maxBatch);
+      const scores = await this.runBatch(idx.map((i) => rows[i]!));
+      idx.forEach((i, k) => { out[i] = scores[k]!; });
+      // Let other work on the event loop run between chunks.
+      if (start + this.maxBatch < order.length) await new Promise((r) => setImmediate(r));
+    }
+    return out;
+  }
+
+  private async runBatch(rows: Encoded[]): Promise<Score[]> {
+    const { ort, config } = this;
+    const b = this.tokenizer.batch(rows);
+    const dims = [b.batchSize, b.seqLen];
+    const feeds: Record<string, Ort.Tensor> = {
+      [config.inputs.inputIds]: new ort.Tensor('int64', b.inputIds, dims),
+      [config.inputs.attentionMask]: new ort.Tensor('int64', b.attentionMask, dims),
+    };
+    if (config.inputs.tokenTypeIds) feeds[config.inputs.tokenTypeIds] = new ort.Tensor('int64', b.tokenTypeIds, dims);
+    const res = await this.session.run(feeds);
+    const risk = res[config.outputs.risk]!.data as Float32Array;
+    const cats = config.outputs.categories ? (res[config.outputs.categories]?.data as Float32Array | undefined) : undefined;
+    const amb = config.outputs.ambiguity ? (res[config.outputs.ambiguity]?.data as Float32Array | undefined) : undefined;
+    const nCat = config.categories.length;
+    return rows.map((r, i) => {
+      const p = risk[i]!;
+      const categories: Record<string, number> = {};
+      if (cats) config.categories.forEach((c, j) => { categories[c] = cats[i * nCat + j]!; });
+      return {
+        risk: p,
+        ambiguity: amb ? amb[i]! : ambiguityFromRisk(p),
+        categories,
+        truncated: r.truncated,
+        tokens: r.ids.length,
+      };
+    });
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,166 @@
+// Streaming prompt readers for JSONL and CSV datasets. Lines are split on bytes and each line is
+// decoded as strict UTF-8, so invalid bytes, non-JSON lines and lines without a prompt become
+// errors naming the line, and every other line is still read. Memory stays bounded by the
+// longest line (capped), whatever the file size.
+import { parse as parseCsv } from 'csv-parse';
+import type { Readable } from 'node:stream';
+
+export interface PromptRecord {
+  kind: 'prompt';
+  /** 1-based line of the record (its first line for multi-line CSV records) */
+  line: number;
+  id: string | number | undefined;
+  prompt: string;
+}
+
+export interface RecordError {
+  kind: 'error';
+  line: number;
+  message: string;
+}
+
+export type ReadItem = PromptRecord | RecordError;
+
+/** Lines longer than this are reported and skipped (a 1 MB prompt is fine). */
+export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+/** Splits a byte stream into lines ("\n", with a trailing "\r" dropped); oversize lines yield null. */
+export async function* byteLines(source: AsyncIterable<Uint8Array | string>, maxBytes = MAX_LINE_BYTES): AsyncGenerator<Buffer | null> {
+  let parts: Buffer[] = [];
+  let size = 0;
+  let oversize = false;
+  const finish = (): Buffer | null => {
+    const whole = oversize ? null : Buffer.concat(parts, size);
+    parts = [];
+    size = 0;
+    oversize = false;
+    if (whole && whole.length && whole[whole.length - 1] === 0x0d) return whole.subarray(0, whole.length - 1);
+    return whole;
+  };
+  for await (const chunk0 of source) {
+    const chunk = typeof chunk0 === 'string' ? Buffer.from(chunk0) : Buffer.from(chunk0.buffer, chunk0.byteOffset, chunk0.byteLength);
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(0x0a, start);
+      const end = nl < 0 ? chunk.length : nl;
+      if (!oversize) {
+        if (size + (end - start) > maxBytes) {
+          oversize = true;
+          parts = [];
+          size = 0;
+        } else if (end > start) {
+          parts.push(chunk.subarray(start, end));
+          size += end - start;
+        }
+      }
+      if (nl < 0) break;
+      yield finish();
+      start = nl + 1;
+    }
+  }
+  if (size || oversize || parts.length) yield finish();
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+/**
+ * The prompt text of one dataset row: a string `prompt`, or TRL's conversational form (a list of
+ * {role, content} messages: their contents joined by newlines). Returns an error message otherwise.
+ */
+export function promptOf(row: unknown): { prompt: string; id: string | number | undefined } | string {
+  if (!row || typeof row !== 'object' || Array.isArray(row)) return 'not a JSON object';
+  const o = row as Record<string, unknown>;
+  const id = typeof o.id === 'string' || typeof o.id === 'number' ? o.id : undefined;
+  const p = o.prompt;
+  if (typeof p === 'string') return { prompt: p, id };
+  if (Array.isArray(p)) {
+    const parts: string[] = [];
+    for (const m of p) {
+      const c = m && typeof m === 'object' ? (m as Record<string, unknown>).content : undefined;
+      if (typeof c !== 'string') return "'prompt' is a list but not of {role, content} messages";
+      parts.push(c);
+    }
+    return { prompt: parts.join('\n'), id };
+  }
+  if (p === undefined) return "no 'prompt' field";
+  return `'prompt' must be a string or a list of messages, got ${p === null ? 'null' : typeof p}`;
+}
+
+/** Parses one JSONL line (already decoded). Blank lines return null. */
+export function parsePromptLine(text: string, line: number): ReadItem | null {
+  if (!text.trim()) return null;
+  let row: unknown;
+  try {
+    row = JSON.parse(text);
+  } catch (err) {
+    return { kind: 'error', line, message: `invalid JSON: ${(err as Error).message}` };
+  }
+  const r = promptOf(row);
+  return typeof r === 'string' ? { kind: 'error', line, message: r } : { kind: 'prompt', line, ...r };
+}
+
+/** Reads a JSONL prompt file as a stream of records and per-line errors. */
+export async function* readJsonl(source: AsyncIterable<Uint8Array | string>): AsyncGenerator<ReadItem> {
+  let line = 0;
+  for await (const bytes of byteLines(source)) {
+    line++;
+    if (bytes === null) {
+      yield { kind: 'error', line, message: `line longer than ${MAX_LINE_BYTES} bytes, skipped` };
+      continue;
+    }
+    let text: string;
+    try {
+      text = strictUtf8.decode(bytes);
+    } catch {
+      yield { kind: 'error', line, message: 'invalid UTF-8' };
+      continue;
+    }
+    if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    const item = parsePromptLine(text, line);
+    if (item) yield item;
+  }
+}
+
+/** Header names taken as the prompt column of a CSV dataset, in order of preference. */
+export const CSV_PROMPT_COLUMNS = ['prompt', 'text', 'question', 'instruction', 'input'];
+
+export function csvPromptColumn(header: string[]): number {
+  const lower = header.map((h) => h.trim().toLowerCase());
+  for (const name of CSV_PROMPT_COLUMNS) {
+    const i = lower.indexOf(name);
+    if (i >= 0) return i;
+  }
+  return -1;
+}
+
+/** Reads a CSV prompt file (header row required; prompt column per CSV_PROMPT_COLUMNS). */
+export async function* readCsv(source: Readable): AsyncGenerator<ReadItem> {
+  const parser = source.pipe(parseCsv({ relax_column_count: true, info: true, skip_empty_lines: true, bom: true }));
+  let header: string[] | undefined;
+  let col = -1;
+  let idCol = -1;
+  try {
+    for await (const rec of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+      const line = rec.info.lines;
+      if (!header) {
+        header = rec.record;
+        col = csvPromptColumn(header);
+        idCol = header.map((h) => h.trim().toLowerCase()).indexOf('id');
+        if (col < 0) {
+          yield { kind: 'error', line, message: `no prompt column in the header (expected one of: ${CSV_PROMPT_COLUMNS.join(', ')})` };
+          return;
+        }
+        continue;
+      }
+      const prompt = rec.record[col];
+      if (prompt === undefined) {
+        yield { kind: 'error', line, message: `row has no column ${col + 1} ('${header[col]}')` };
+        continue;
+      }
+      yield { kind: 'prompt', line, id: idCol >= 0 ? rec.record[idCol] : undefined, prompt };
+    }
+  } catch (err) {
+    const e = err as Error & { lines?: number };
+    yield { kind: 'error', line: e.lines ?? 0, message: `invalid CSV: ${e.message}` };
+  }
+}

@@ -1,0 +1,108 @@
+// BERT WordPiece tokenization for the allocator, read from the tokenizer.json that ships next
+// to the model. @huggingface/tokenizers reproduces the Rust fast tokenizer's ids (normalizer:
+// lowercase + accent stripping + CJK splitting; WordPiece with [UNK] for words > 100 chars);
+// extension/test/allocator/tokenizer.test.ts checks that against Python on tricky strings.
+// The library does not truncate, so truncation to `maxLength` (keep the head, like the Rust
+// tokenizer's LongestFirst on one sequence) and padding to the batch's longest row are done here.
+import { Tokenizer } from '@huggingface/tokenizers';
+
+export interface Encoded {
+  /** token ids including [CLS] ... [SEP], at most maxLength long */
+  ids: number[];
+  /** true when the prompt had more tokens than fit and its tail was dropped */
+  truncated: boolean;
+}
+
+export interface Batch {
+  inputIds: BigInt64Array;
+  attentionMask: BigInt64Array;
+  tokenTypeIds: BigInt64Array;
+  batchSize: number;
+  seqLen: number;
+}
+
+/** Characters of prompt text tokenized at first for a long prompt, per token of maxLength. */
+const CHARS_PER_TOKEN_WINDOW = 16;
+
+export class AllocatorTokenizer {
+  private readonly tok: Tokenizer;
+  readonly clsId: number;
+  readonly sepId: number;
+  readonly padId: number;
+
+  constructor(tokenizerJson: unknown, readonly maxLength: number, tokenizerConfig: unknown = {}) {
+    if (!tokenizerJson || typeof tokenizerJson !== 'object') throw new Error('tokenizer.json is not a JSON object');
+    if (!Number.isInteger(maxLength) || maxLength < 3) throw new Error(`max length must be an integer >= 3, got ${maxLength}`);
+    const json = tokenizerJson as Record<string, unknown>;
+    // Truncation and padding are applied here, per batch; the library ignores them anyway.
+    this.tok = new Tokenizer({ ...json, truncation: null, padding: null }, tokenizerConfig as object);
+    const id = (t: string): number => {
+      const v = this.tok.token_to_id(t);
+      if (v === undefined) throw new Error(`tokenizer.json has no ${t} token`);
+      return v;
+    };
+    this.clsId = id('[CLS]');
+    this.sepId = id('[SEP]');
+    this.padId = id('[PAD]');
+  }
+
+  /** Content token ids (no special tokens) of a piece of text. */
+  private content(text: string): number[] {
+    return this.tok.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  encode(text: string): Encoded {
+    const room = this.maxLength - 2;
+    let ids: number[];
+    let truncated = false;
+    // A 1 MB prompt must not cost a 1 MB tokenization: tokenize a prefix cut at whitespace
+    // (every token covers at least one character and words never span whitespace, so the
+    // prefix's first tokens equal the whole text's) and widen it only if it was too short.
+    let window = room * CHARS_PER_TOKEN_WINDOW;
+    for (;;) {
+      if (window >= text.length) {
+        ids = this.content(text);
+        break;
+      }
+      let cut = window;
+      while (cut < text.length && !/\s/.test(text[cut]!)) cut++;
+      if (cut >= text.length) {
+        ids = this.content(text);
+        break;
+      }
+      ids = this.content(text.slice(0, cut));
+      if (ids.length > room) {
+        truncated = true;
+        break;
+      }
+      window *= 4;
+    }
+    if (ids.length > room) {
+      truncated = true;
+      ids = ids.slice(0, room);
+    }
+    return { ids: [this.clsId, ...ids, this.sepId], truncated };
+  }
+
+  /** Word tokens (as the tokenizer sees them) for display, e.g. in attribution. */
+  tokens(ids: number[]): string[] {
+    return ids.map((i) => this.tok.id_to_token(i) ?? '[UNK]');
+  }
+
+  /** Right-padded int64 tensors for a batch, padded to the longest row (not to maxLength). */
+  batch(rows: Encoded[]): Batch {
+    const batchSize = rows.length;
+    const seqLen = Math.max(2, ...rows.map((r) => r.ids.length));
+    const inputIds = new BigInt64Array(batchSize * seqLen).fill(BigInt(this.padId));
+    const attentionMask = new BigInt64Array(batchSize * seqLen);
+    const tokenTypeIds = new BigInt64Array(batchSize * seqLen);
+    rows.forEach((r, b) => {
+      const base = b * seqLen;
+      for (let i = 0; i < r.ids.length; i++) {
+        inputIds[base + i] = BigInt(r.ids[i]!);
+        attentionMask[base + i] = 1n;
+      }
+    });
+    return { inputIds, attentionMask, tokenTypeIds, batchSize, seqLen };
+  }
+}
