@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# `npm start`: the one-command demo. Installs what is missing (scripts/setup.sh, which also
+# installs code-server and builds the bundles), prepares a demo workspace in
+# .cache/demo/workspace (the shipped recipes, a sample prompt set, a `local` launch target),
+# loads this repository as an unpacked extension into a fresh extensions dir, and serves
+# VS Code (code-server) on 127.0.0.1. Ctrl-C stops it.
+#
+#   npm start                 # http://127.0.0.1:8420/ (or the next free port)
+#   npm start -- --port 9000  # another port (PORT=9000 npm start works too)
+#   npm start -- --fresh      # reset the demo workspace (runs, edits) to the shipped content
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PORT=${PORT:-8420}
+FRESH=0
+while (($#)); do
+  case "$1" in
+    --port) PORT=${2:?--port needs a number}; shift 2 ;;
+    --port=*) PORT=${1#--port=}; shift ;;
+    --fresh) FRESH=1; shift ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "npm start: unknown option '$1' (see: npm start -- --help)" >&2; exit 2 ;;
+  esac
+done
+[[ "$PORT" =~ ^[0-9]+$ ]] || { echo "npm start: --port must be a number (got '$PORT')" >&2; exit 2; }
+say() { printf '\033[1m[start]\033[0m %s\n' "$*" >&2; }
+
+bash scripts/setup.sh
+ENTRY=$ROOT/.cache/code-server/node_modules/code-server/out/node/entry.js
+[[ -f "$ENTRY" ]] || { say "code-server is not installed (scripts/setup.d/code-server.sh failed?)"; exit 1; }
+
+DEMO=$ROOT/.cache/demo
+WS=$DEMO/workspace
+if ((FRESH)); then say "resetting the demo workspace"; rm -rf "$WS" "$DEMO/user-data"; fi
+mkdir -p "$WS"
+# Shipped content is copied without overwriting, so edits and runs survive a restart.
+cp -rn demo/. "$WS"/
+mkdir -p "$WS/recipes"
+cp -rn recipes/. "$WS/recipes"/
+# The `local` target uses this repository's Python environment as is (no venv is built).
+if [[ ! -f "$WS/.vscode/settings.json" ]] || grep -q '__CONSCIENCE_ROOT__' "$WS/.vscode/settings.json"; then
+  sed "s#__CONSCIENCE_ROOT__#$ROOT#g" demo/.vscode/settings.json > "$WS/.vscode/settings.json"
+fi
+
+# A fresh extensions dir each start: an unpacked extension there is picked up as installed.
+EXT=$DEMO/extensions
+rm -rf "$EXT"
+mkdir -p "$EXT"
+ID=$(node -p 'const p=require("./package.json"); `${p.publisher}.${p.name}-${p.version}`')
+ln -s "$ROOT" "$EXT/$ID"
+
+USERDATA=$DEMO/user-data
+mkdir -p "$USERDATA/User"
+if [[ ! -f "$USERDATA/User/settings.json" ]]; then
+  cat > "$USERDATA/User/settings.json" <<'JSON'
+{
+  "workbench.startupEditor": "readme",
+  "security.workspace.trust.enabled": false,
+  "telemetry.telemetryLevel": "off",
+  "extensions.autoUpdate": false,
+  "extensions.autoCheckUpdates": false,
+  "update.mode": "none",
+  "git.enabled": false
+}
+JSON
+fi
+
+# The first free port from $PORT on.
+PORT=$(node -e '
+const net = require("net");
+const tryPort = (p) => { const s = net.createServer(); s.once("error", () => tryPort(p + 1));
+  s.listen(p, "127.0.0.1", () => s.close(() => console.log(p))); };
+tryPort(Number(process.argv[1]));' "$PORT")
+
+printf 'auth: none\ncert: false\n' > "$DEMO/config.yaml"
+say "code-server $(node -p 'require("./.cache/code-server/node_modules/code-server/package.json").version') with Chain of Conscience $(node -p 'require("./package.json").version')"
+say "workspace: $WS"
+printf '\n  \033[1mOpen http://127.0.0.1:%s/\033[0m   (Ctrl-C stops it)\n\n' "$PORT"
+export VSCODE_IPC_HOOK_CLI=
+export CONSCIENCE_PYTHON=$ROOT/.venv/bin/python
+exec node "$ENTRY" \
+  --auth none \
+  --bind-addr "127.0.0.1:$PORT" \
+  --config "$DEMO/config.yaml" \
+  --user-data-dir "$USERDATA" \
+  --extensions-dir "$EXT" \
+  --disable-telemetry \
+  --disable-update-check \
+  --disable-getting-started-override \
+  "$WS"

@@ -1,0 +1,291 @@
+// End-to-end harness: a real VS Code (code-server 4.99, installed into .cache/code-server by
+// scripts/setup.d/code-server.sh) with this repository loaded as an unpacked extension, driven
+// by Debian's Chromium through playwright-core. Each test file starts its own code-server on
+// 127.0.0.1 with a fresh user-data-dir and extensions-dir, and stops it in `after`.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, cpSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium, type Browser, type Page, type FrameLocator } from 'playwright-core';
+
+export const ROOT = resolve(__dirname, '../..');
+export const CODE_SERVER = join(ROOT, '.cache/code-server/node_modules/code-server/out/node/entry.js');
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export const ARTIFACTS = join(ROOT, 'test-artifacts/e2e');
+
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  publisher: string;
+  name: string;
+  version: string;
+  contributes?: { commands?: Array<{ command: string; title: string; category?: string }> };
+};
+export const EXTENSION_ID = `${pkg.publisher}.${pkg.name}`;
+export const contributedCommands = pkg.contributes?.commands ?? [];
+
+/** Fails with a message that says how to get the prerequisite (never a silent skip). */
+export function requirePrerequisites(): void {
+  const missing: string[] = [];
+  if (!existsSync(CODE_SERVER)) missing.push(`code-server (${CODE_SERVER}); run: bash scripts/setup.d/code-server.sh`);
+  if (!existsSync(CHROMIUM)) missing.push(`Chromium (${CHROMIUM}); run as root: apt-get install chromium`);
+  if (!existsSync(join(ROOT, 'dist/extension.js'))) missing.push('dist/extension.js; run: node esbuild.mjs');
+  if (missing.length) throw new Error(`end-to-end prerequisites missing:\n  ${missing.join('\n  ')}`);
+}
+
+export interface CodeServer {
+  url: string;
+  dir: string;
+  workspace: string;
+  userDataDir: string;
+  proc: ChildProcess;
+  output: () => string;
+  stop: () => Promise<void>;
+}
+
+export interface StartOptions {
+  /** Files copied into the workspace: path inside the workspace → content, or a source path to copy. */
+  files?: Record<string, string | { copyFrom: string }>;
+  /** Extra user settings merged over the harness defaults. */
+  settings?: Record<string, unknown>;
+  /** Workspace settings (.vscode/settings.json). */
+  workspaceSettings?: Record<string, unknown>;
+}
+
+/** User settings that keep the workbench quiet and deterministic, and trust the workspace. */
+export const baseUserSettings: Record<string, unknown> = {
+  'workbench.startupEditor': 'none',
+  'workbench.welcomePage.walkthroughs.openOnInstall': false,
+  'workbench.tips.enabled': false,
+  'security.workspace.trust.enabled': false,
+  'telemetry.telemetryLevel': 'off',
+  'extensions.autoUpdate': false,
+  'extensions.autoCheckUpdates': false,
+  'update.mode': 'none',
+  'workbench.enableExperiments': false,
+  'editor.accessibilitySupport': 'off',
+  'window.restoreWindows': 'none',
+  'files.hotExit': 'off',
+  'git.enabled': false,
+};
+
+export async function startCodeServer(name: string, opts: StartOptions = {}): Promise<CodeServer> {
+  requirePrerequisites();
+  const dir = mkdtempSync(join(tmpdir(), `cc-e2e-${name}-`));
+  const workspace = join(dir, 'workspace');
+  const userDataDir = join(dir, 'user-data');
+  const extensionsDir = join(dir, 'extensions');
+  mkdirSync(join(userDataDir, 'User'), { recursive: true });
+  mkdirSync(extensionsDir, { recursive: true });
+  mkdirSync(workspace, { recursive: true });
+  // An unpacked extension in a NEW extensions dir is picked up (docs/development.md).
+  symlinkSync(ROOT, join(extensionsDir, `${EXTENSION_ID}-${pkg.version}`), 'dir');
+  writeFileSync(
+    join(userDataDir, 'User/settings.json'),
+    JSON.stringify({ ...baseUserSettings, ...opts.settings }, null, 2),
+  );
+  for (const [rel, content] of Object.entries(opts.files ?? {})) {
+    const dest = join(workspace, rel);
+    mkdirSync(resolve(dest, '..'), { recursive: true });
+    if (typeof content === 'string') writeFileSync(dest, content);
+    else cpSync(content.copyFrom, dest, { recursive: true });
+  }
+  if (opts.workspaceSettings) {
+    mkdirSync(join(workspace, '.vscode'), { recursive: true });
+    writeFileSync(join(workspace, '.vscode/settings.json'), JSON.stringify(opts.workspaceSettings, null, 2));
+  }
+  writeFileSync(join(dir, 'config.yaml'), 'auth: none\ncert: false\n');
+
+  const args = [
+    CODE_SERVER,
+    '--auth', 'none',
+    '--bind-addr', '127.0.0.1:0',
+    '--config', join(dir, 'config.yaml'),
+    '--user-data-dir', userDataDir,
+    '--extensions-dir', extensionsDir,
+    '--disable-telemetry',
+    '--disable-update-check',
+    '--disable-getting-started-override',
+    '--ignore-last-opened',
+    workspace,
+  ];
+  const env = {
+    ...process.env,
+    VSCODE_IPC_HOOK_CLI: '',
+    XDG_CONFIG_HOME: join(dir, 'xdg-config'),
+    XDG_DATA_HOME: join(dir, 'xdg-data'),
+    CONSCIENCE_PYTHON: process.env.CONSCIENCE_PYTHON ?? join(ROOT, '.venv/bin/python'),
+  };
+  const proc = spawn(process.execPath, args, { cwd: dir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+
+  const url = await new Promise<string>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`code-server did not start within 60 s:\n${out}`)), 60_000);
+    const check = () => {
+      const m = /HTTPS? server listening on (https?:\/\/[.:\d]+)\/?/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        res(m[1]);
+      }
+    };
+    proc.stdout!.on('data', check);
+    proc.stderr!.on('data', check);
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`code-server exited with ${code} before listening:\n${out}`));
+    });
+  });
+
+  const stop = async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+    try {
+      process.kill(-proc.pid!, 'SIGTERM');
+    } catch {
+      /* already gone */
+    }
+    const t = setTimeout(() => {
+      try {
+        process.kill(-proc.pid!, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }, 5000);
+    await exited;
+    clearTimeout(t);
+  };
+  return { url, dir, workspace, userDataDir, proc, output: () => out, stop };
+}
+
+export async function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-dev-shm-usage',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/** Opens the workbench and waits until it is rendered and the extension host is up. */
+export async function openWorkbench(browser: Browser, server: CodeServer): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(30_000);
+  await page.goto(server.url, { waitUntil: 'domcontentloaded' });
+  await page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: 60_000 });
+  return page;
+}
+
+/** The extension's log channel ("Chain of Conscience") as written by the extension host. */
+export function findExtensionLog(server: CodeServer): string | undefined {
+  const logs = join(server.userDataDir, 'logs');
+  if (!existsSync(logs)) return undefined;
+  const stack = [logs];
+  while (stack.length) {
+    const d = stack.pop()!;
+    for (const e of readdirSync(d)) {
+      const p = join(d, e);
+      const st = statSync(p);
+      if (st.isDirectory()) stack.push(p);
+      else if (e === 'Chain of Conscience.log') return p;
+    }
+  }
+  return undefined;
+}
+
+export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 250): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+/** Waits for "activated in N ms" in the extension's log and returns N. */
+export async function waitForActivation(server: CodeServer, timeoutMs = 60_000): Promise<{ ms: number; log: string }> {
+  return waitFor(
+    'the extension to log "activated in N ms"',
+    () => {
+      const file = findExtensionLog(server);
+      if (!file) return undefined;
+      const log = readFileSync(file, 'utf8');
+      const m = /activated in (\d+) ms/.exec(log);
+      return m ? { ms: Number(m[1]), log } : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+export function extensionLog(server: CodeServer): string {
+  const f = findExtensionLog(server);
+  return f ? readFileSync(f, 'utf8') : '';
+}
+
+/** Runs a command through the command palette by its title, as a user would. */
+export async function runCommand(page: Page, title: string): Promise<void> {
+  await openPalette(page, title);
+  const row = page.locator('.quick-input-widget .quick-input-list .monaco-list-row').filter({ hasText: title }).first();
+  await row.waitFor({ state: 'visible' });
+  await row.click();
+}
+
+/** Opens the command palette with `text` typed and returns the visible row labels. */
+export async function openPalette(page: Page, text: string): Promise<string[]> {
+  await dismissQuickInput(page);
+  await page.locator('.monaco-workbench').click({ position: { x: 5, y: 5 }, force: true }).catch(() => undefined);
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill(`>${text}`);
+  await page.waitForTimeout(400);
+  return page.locator('.quick-input-widget .quick-input-list .monaco-list-row .label-name').allInnerTexts();
+}
+
+export async function dismissQuickInput(page: Page): Promise<void> {
+  if (await page.locator('.quick-input-widget input').isVisible().catch(() => false)) await page.keyboard.press('Escape');
+}
+
+/** Opens a workspace file in the editor through Quick Open. */
+export async function openFile(page: Page, relPath: string): Promise<void> {
+  await dismissQuickInput(page);
+  await page.keyboard.press('Control+P');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill(relPath);
+  const base = relPath.split('/').pop()!;
+  const row = page.locator('.quick-input-widget .quick-input-list .monaco-list-row').filter({ hasText: base }).first();
+  await row.waitFor({ state: 'visible' });
+  await page.keyboard.press('Enter');
+  await page.locator(`.tab[data-resource-name="${base}"]`).first().waitFor({ state: 'visible' });
+  await page.locator('.monaco-editor .view-lines').first().waitFor({ state: 'visible' });
+}
+
+export function webviewFrame(page: Page): FrameLocator {
+  return page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+}
+
+export async function screenshot(page: Page, name: string): Promise<string> {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const file = join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path: file });
+  return file;
+}
+
+export function cleanup(server: CodeServer | undefined): void {
+  if (server && !process.env.CC_E2E_KEEP) rmSync(server.dir, { recursive: true, force: true });
+}
