@@ -1,0 +1,36 @@
+// Which charts the dashboard shows, from the metric keys the runs have logged (TRL's GRPO
+// keys, /work/shared/reference/grpo.md §5.1, plus our safety/* keys). A chart appears once one
+// of its keys has been logged by any run.
+import type { ChartSpec } from '../protocol/dashboard';
+
+const REWARD_FN = /^rewards\/(.+)\/mean$/;
+
+export function chartSpecs(keys: Iterable<string>): ChartSpec[] {
+  const have = new Set(keys);
+  const charts: ChartSpec[] = [];
+  const add = (id: string, title: string, series: [string, string][], extra: Partial<ChartSpec> = {}) => {
+    const present = series.filter(([k]) => have.has(k));
+    if (present.length) charts.push({ id, title, series: present.map(([key, label]) => ({ key, label })), ...extra });
+  };
+  add('reward', 'Reward (mean ± std)', [['reward', 'reward']],
+    have.has('reward_std') ? { band: { lo: 'reward-std', hi: 'reward+std', label: '± std' } } : {});
+  const fns = [...have].filter((k) => REWARD_FN.test(k)).sort();
+  add('rewards', 'Reward functions (mean)', fns.map((k) => [k, REWARD_FN.exec(k)![1]]));
+  add('safety', 'Safety reasoning tokens vs budget', [['safety/tokens_mean', 'tokens'], ['safety/budget_mean', 'budget']]);
+  add('kl', 'KL', [['kl', 'kl']]);
+  add('loss', 'Loss', [['loss', 'loss']]);
+  add('length', 'Completion length', [
+    ['completions/mean_length', 'mean'], ['completions/min_length', 'min'], ['completions/max_length', 'max'],
+  ]);
+  add('clipped', 'Clipped ratio', [['completions/clipped_ratio', 'clipped']]);
+  add('lr', 'Learning rate', [['learning_rate', 'lr']]);
+  add('grad', 'Grad norm', [['grad_norm', 'grad norm']]);
+  return charts;
+}
+
+/** Every key a chart draws (band bounds included). */
+export function chartKeys(c: ChartSpec): string[] {
+  const keys = c.series.map((s) => s.key);
+  if (c.band) keys.push(c.band.lo, c.band.hi);
+  return keys;
+}

@@ -1,0 +1,42 @@
+// TensorBoard's scalar smoothing: an exponential moving average, debiased so the first points
+// are not pulled toward zero (tensorboard/webapp/.../data_transformer_utils resampling: last =
+// last*w + (1-w)*v; smoothed = last / (1 - w^n)). Non-finite values pass through as gaps and
+// do not advance the average. A constant series stays constant.
+
+export interface EmaState {
+  last: number;
+  n: number;
+}
+
+/**
+ * Smooths `src[from..to)` into `dst` continuing from `state` (so appends extend a cached
+ * result without recomputing it). Returns the state after the last point.
+ */
+export function emaInto(
+  src: ArrayLike<number>,
+  dst: Float64Array,
+  weight: number,
+  from = 0,
+  to = src.length,
+  state: EmaState = { last: 0, n: 0 },
+): EmaState {
+  let { last, n } = state;
+  for (let i = from; i < to; i++) {
+    const v = src[i];
+    if (!Number.isFinite(v)) {
+      dst[i] = NaN;
+      continue;
+    }
+    last = last * weight + (1 - weight) * v;
+    n++;
+    const debias = weight === 1 ? 1 : 1 - Math.pow(weight, n);
+    dst[i] = last / debias;
+  }
+  return { last, n };
+}
+
+export function ema(src: ArrayLike<number>, weight: number): Float64Array {
+  const out = new Float64Array(src.length);
+  emaInto(src, out, weight);
+  return out;
+}

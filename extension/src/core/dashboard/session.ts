@@ -1,0 +1,325 @@
+// The host side of one dashboard panel, with no vscode import: it holds the runs' full series,
+// answers the webview's messages (validated on receipt) and pushes decimated windows when
+// the view changes or new events arrive (coalesced to at most one push per `throttleMs`).
+// editor/dashboard.ts wires it to a WebviewPanel, the run store watcher and save dialogs; the
+// Chromium tests bundle it for the browser and play the host in the page.
+import type { RunEvent, SampleRow } from '../runs/events';
+import {
+  LIMITS, parseToHost, type ChartSpec, type ChartWindow, type RunMeta, type SampleRowMsg, type SeriesWindow,
+  type ToHost, type ToWebview, type ViewState,
+} from '../protocol/dashboard';
+import { chartKeys, chartSpecs } from './charts';
+import { toCsv } from './csv';
+import { gather, minMaxIndices } from './decimate';
+import { emaInto, type EmaState } from './ema';
+import { RunSeries } from './series';
+
+export interface SessionRun {
+  id: string;
+  label?: string;
+  status?: string;
+}
+
+export interface SessionOptions {
+  title: string;
+  post(msg: ToWebview): void;
+  /** Writes the CSV where the user chooses; resolves to the path, or null when cancelled. */
+  saveCsv(suggestedName: string, text: string): Promise<string | null>;
+  savePng(suggestedName: string, png: Uint8Array): Promise<string | null>;
+  log?(message: string): void;
+  /** Minimum time between two pushes of new data (ms); 0 pushes synchronously on ingest. */
+  throttleMs?: number;
+}
+
+interface RunState {
+  meta: RunMeta;
+  series: RunSeries;
+  samples: { step: number; rows: SampleRowMsg[] } | null;
+  ema: Map<string, { weight: number; generation: number; upTo: number; state: EmaState; out: Float64Array }>;
+}
+
+export const DEFAULT_VIEW: ViewState = { xAxis: 'step', range: null, smoothing: 0, width: 600, hidden: [] };
+
+const clip = (s: unknown, n: number): string => {
+  const t = typeof s === 'string' ? s : s == null ? '' : String(s);
+  return t.length > n ? t.slice(0, n) + '…' : t;
+};
+const numOrNull = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+export class DashboardSession {
+  readonly runs = new Map<string, RunState>();
+  private view: ViewState = { ...DEFAULT_VIEW };
+  private viewId = 0;
+  private ready = false;
+  private charts: ChartSpec[] = [];
+  private chartSig = '';
+  private pending: ReturnType<typeof setTimeout> | undefined;
+  private dirtySamples = new Set<string>();
+  private disposed = false;
+
+  constructor(runs: SessionRun[], private readonly opts: SessionOptions) {
+    for (const r of runs) {
+      this.runs.set(r.id, {
+        meta: { id: r.id, label: r.label ?? r.id, status: r.status ?? 'unknown', step: null, maxSteps: null, rows: 0 },
+        series: new RunSeries(r.id),
+        samples: null,
+        ema: new Map(),
+      });
+    }
+  }
+
+  get currentView(): ViewState {
+    return this.view;
+  }
+  get runIds(): string[] {
+    return [...this.runs.keys()];
+  }
+
+  /** Adds events of one run (any order of types; metrics in file order). */
+  ingest(runId: string, events: RunEvent[]): void {
+    const r = this.runs.get(runId);
+    if (!r || this.disposed) return;
+    for (const ev of events) {
+      r.series.noteTime(ev.time);
+      switch (ev.type) {
+        case 'metrics':
+          r.series.append(ev);
+          r.meta.step = numOrNull(ev.step);
+          break;
+        case 'run_started':
+          r.meta.maxSteps = numOrNull(ev.max_steps);
+          r.meta.status = 'running';
+          break;
+        case 'run_finished':
+          r.meta.status = typeof ev.status === 'string' ? ev.status : 'finished';
+          break;
+        case 'samples':
+          if (Array.isArray(ev.rows)) {
+            r.samples = { step: numOrNull(ev.step) ?? 0, rows: ev.rows.slice(-LIMITS.maxSampleRows).map(sampleRow) };
+            this.dirtySamples.add(runId);
+          }
+          break;
+        case 'heartbeat':
+        case 'checkpoint':
+          if (r.meta.status === 'unknown') r.meta.status = 'running';
+          break;
+      }
+    }
+    r.meta.rows = r.series.totalRows;
+    this.schedule();
+  }
+
+  /** Status from the run store (run.json), which knows states events cannot (queued, ...). */
+  setStatus(runId: string, status: string): void {
+    const r = this.runs.get(runId);
+    if (!r || r.meta.status === status) return;
+    r.meta.status = status;
+    if (this.ready) this.opts.post({ type: 'runs', runs: this.metas() });
+  }
+
+  /** Handles one message from the webview; invalid ones are answered with an error. */
+  async receive(raw: unknown): Promise<void> {
+    const p = parseToHost(raw);
+    if (!p.ok) {
+      this.opts.log?.(`dashboard: rejected message from webview: ${p.error}`);
+      this.opts.post({ type: 'error', message: `rejected message: ${p.error}` });
+      return;
+    }
+    const msg: ToHost = p.value;
+    switch (msg.type) {
+      case 'ready':
+        this.ready = true;
+        if (msg.view) this.view = msg.view;
+        this.chartSig = '';
+        this.push(true);
+        for (const id of this.runs.keys()) this.dirtySamples.add(id);
+        this.pushSamples();
+        return;
+      case 'view': {
+        const { type: _t, viewId, ...view } = msg;
+        this.view = view;
+        this.viewId = Math.max(this.viewId, viewId);
+        this.push(false);
+        return;
+      }
+      case 'exportCsv':
+        return this.exportCsv(msg.reqId);
+      case 'exportPng':
+        return this.exportPng(msg.reqId, msg.chartId, msg.dataUrl);
+    }
+  }
+
+  /** The full CSV of every run in this session. */
+  csv(): { text: string; rows: number } {
+    return toCsv([...this.runs.values()].map((r) => r.series));
+  }
+
+  /** Sends pending data now (tests and benchmarks; normal pushes are coalesced). */
+  flush(): void {
+    if (this.pending) clearTimeout(this.pending);
+    this.pending = undefined;
+    if (this.ready) {
+      this.push(false);
+      this.pushSamples();
+    }
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    if (this.pending) clearTimeout(this.pending);
+  }
+
+  private schedule(): void {
+    if (!this.ready || this.disposed) return;
+    const ms = this.opts.throttleMs ?? 100;
+    if (ms <= 0) return this.flush();
+    if (!this.pending) this.pending = setTimeout(() => this.flush(), ms);
+  }
+
+  private metas(): RunMeta[] {
+    return [...this.runs.values()].map((r) => ({ ...r.meta }));
+  }
+
+  private pushSamples(): void {
+    for (const id of this.dirtySamples) {
+      const s = this.runs.get(id)?.samples;
+      if (s) this.opts.post({ type: 'samples', runId: id, step: s.step, rows: s.rows });
+    }
+    this.dirtySamples.clear();
+  }
+
+  private push(forceLayout: boolean): void {
+    if (this.disposed) return;
+    const keys = new Set<string>();
+    for (const r of this.runs.values()) for (const k of r.series.keys()) keys.add(k);
+    const charts = chartSpecs(keys);
+    const sig = JSON.stringify(charts);
+    if (forceLayout || sig !== this.chartSig) {
+      this.charts = charts;
+      this.chartSig = sig;
+      this.opts.post({ type: 'layout', title: this.opts.title, runs: this.metas(), charts });
+    } else {
+      this.opts.post({ type: 'runs', runs: this.metas() });
+    }
+    this.opts.post(this.window());
+  }
+
+  /** The decimated window of every chart for the current view. */
+  window(): Extract<ToWebview, { type: 'window' }> {
+    const { xAxis, range, smoothing, width } = this.view;
+    let extent: [number, number] | null = null;
+    const xs = new Map<string, { x: Float64Array; offset: number }>();
+    for (const r of this.runs.values()) {
+      const s = r.series;
+      const offset = xAxis === 'relative' ? (s.t0 ?? 0) : 0;
+      const x = xAxis === 'step' ? s.step : s.time;
+      xs.set(s.runId, { x, offset });
+      if (s.len) {
+        const lo = x[0] - offset;
+        const hi = x[s.len - 1] - offset;
+        extent = extent ? [Math.min(extent[0], lo), Math.max(extent[1], hi)] : [lo, hi];
+      }
+    }
+    const charts: ChartWindow[] = this.charts.map((c) => {
+      const keys = chartKeys(c);
+      const runs: SeriesWindow[] = [];
+      for (const r of this.runs.values()) {
+        const s = r.series;
+        const cols = keys.map((k) => s.col(k));
+        if (!s.len || cols.every((k) => !k)) continue;
+        const { x, offset } = xs.get(s.runId)!;
+        const lo = range ? range[0] + offset : -Infinity;
+        const hi = range ? range[1] + offset : Infinity;
+        const present = cols.filter((v): v is Float64Array => !!v);
+        const wlo = Number.isFinite(lo) ? lo : x[0];
+        const whi = Number.isFinite(hi) ? hi : x[s.len - 1];
+        const idx = minMaxIndices(x, s.len, present, wlo, whi, width);
+        const y: Record<string, Float64Array> = {};
+        const raw: Record<string, Float64Array> | undefined = smoothing > 0 ? {} : undefined;
+        keys.forEach((k, j) => {
+          const col = cols[j];
+          if (!col) return;
+          if (raw) {
+            raw[k] = gather(col, idx);
+            y[k] = gather(this.smoothed(r, k, col, smoothing), idx);
+          } else {
+            y[k] = gather(col, idx);
+          }
+        });
+        runs.push({ runId: s.runId, x: gather(x, idx, offset), y, ...(raw ? { raw } : {}), total: countIn(x, s.len, wlo, whi) });
+      }
+      return { chartId: c.id, runs };
+    });
+    return { type: 'window', viewId: this.viewId, xAxis, range, extent, smoothing, charts };
+  }
+
+  /** The EMA of a column over the whole run, cached and extended on appends. */
+  private smoothed(r: RunState, key: string, col: Float64Array, weight: number): Float64Array {
+    const s = r.series;
+    const prev = r.ema.get(key);
+    let c = prev;
+    if (!prev || prev.weight !== weight || prev.generation !== s.generation || prev.out.length < s.len) {
+      const fresh = !prev || prev.weight !== weight || prev.generation !== s.generation;
+      const out = new Float64Array(Math.max(1024, s.len * 2));
+      if (prev && !fresh) out.set(prev.out.subarray(0, prev.upTo));
+      c = prev && !fresh ? { ...prev, out } : { weight, generation: s.generation, upTo: 0, state: { last: 0, n: 0 }, out };
+      r.ema.set(key, c);
+    }
+    if (!c) throw new Error('unreachable');
+    if (c.upTo < s.len) {
+      c.state = emaInto(col, c.out, weight, c.upTo, s.len, c.state);
+      c.upTo = s.len;
+    }
+    return c.out.subarray(0, s.len);
+  }
+
+  private async exportCsv(reqId: number): Promise<void> {
+    try {
+      const { text, rows } = this.csv();
+      const name = `${this.runIds.join('+').slice(0, 120)}.csv`;
+      const path = await this.opts.saveCsv(name, text);
+      this.opts.post({ type: 'exported', reqId, kind: 'csv', ok: path !== null, path, rows, error: path === null ? 'cancelled' : null });
+    } catch (err) {
+      this.opts.post({ type: 'exported', reqId, kind: 'csv', ok: false, path: null, rows: null, error: String((err as Error).message ?? err) });
+    }
+  }
+
+  private async exportPng(reqId: number, chartId: string, dataUrl: string): Promise<void> {
+    try {
+      const b64 = dataUrl.slice(dataUrl.indexOf(',') + 1);
+      const bin = atob(b64);
+      const png = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) png[i] = bin.charCodeAt(i);
+      if (png.length < 8 || png[0] !== 0x89 || png[1] !== 0x50 || png[2] !== 0x4e || png[3] !== 0x47) throw new Error('not a PNG image');
+      const safe = chartId.replace(/[^A-Za-z0-9_-]/g, '_');
+      const path = await this.opts.savePng(`${this.runIds.join('+').slice(0, 100)}-${safe}.png`, png);
+      this.opts.post({ type: 'exported', reqId, kind: 'png', ok: path !== null, path, rows: null, error: path === null ? 'cancelled' : null });
+    } catch (err) {
+      this.opts.post({ type: 'exported', reqId, kind: 'png', ok: false, path: null, rows: null, error: String((err as Error).message ?? err) });
+    }
+  }
+}
+
+function countIn(x: Float64Array, len: number, lo: number, hi: number): number {
+  let a = 0;
+  let b = len;
+  while (a < b) { const m = (a + b) >>> 1; if (x[m] < lo) a = m + 1; else b = m; }
+  let c = a;
+  let d = len;
+  while (c < d) { const m = (c + d) >>> 1; if (x[m] <= hi) c = m + 1; else d = m; }
+  return c - a;
+}
+
+function sampleRow(row: SampleRow): SampleRowMsg {
+  const rewards: Record<string, number | null> = {};
+  if (row && typeof row.rewards === 'object' && row.rewards) {
+    for (const [k, v] of Object.entries(row.rewards).slice(0, 100)) rewards[clip(k, 200)] = numOrNull(v);
+  }
+  return {
+    prompt: clip(row?.prompt, LIMITS.maxSampleText),
+    completion: clip(row?.completion, LIMITS.maxSampleText),
+    rewards,
+    budget: numOrNull(row?.budget),
+    label: row?.label == null ? null : clip(row.label, 200),
+  };
+}

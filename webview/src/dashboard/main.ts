@@ -1,0 +1,449 @@
+// The dashboard webview: uPlot charts of a run's GRPO metrics (or several runs on the same
+// axes), an EMA smoothing slider, x by step / relative / wall time, drag-to-zoom (asks the
+// host for a finer window), legend toggles with hover values, the latest samples table and
+// CSV/PNG export. Talks to the host only through core/protocol/dashboard, validating every
+// message it receives. Never inserts a received string as HTML.
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import '../ui/ui.css';
+import './dashboard.css';
+import {
+  isViewState, parseToWebview, type ChartSpec, type ChartWindow, type RunMeta, type SampleRowMsg, type ToHost,
+  type ToWebview, type ViewState, type XAxis,
+} from '../../../extension/src/core/protocol/dashboard';
+import { badge, button, dropdown, registerUi, slider } from '../ui';
+
+const vscode = acquireVsCodeApi();
+registerUi();
+
+// ---------------------------------------------------------------- state
+const saved = (vscode.getState() as { view?: unknown } | undefined)?.view;
+const view: ViewState = isViewState(saved) ? saved : { xAxis: 'step', range: null, smoothing: 0, width: 600, hidden: [] };
+let viewId = 0;
+let title = 'Dashboard';
+let runs: RunMeta[] = [];
+let charts: ChartSpec[] = [];
+let lastWindow: Extract<ToWebview, { type: 'window' }> | null = null;
+const plots = new Map<string, { u: uPlot; sig: string; section: HTMLElement; keys: string[] }>();
+const samples = new Map<string, { step: number; rows: SampleRowMsg[] }>();
+let reqId = 0;
+/** For tests and the benchmark: what was drawn, and how long each window took to apply. */
+const debug = { windows: 0, renders: [] as number[], errors: [] as string[], lastApplyMs: 0 };
+(window as unknown as { __dashboard: unknown }).__dashboard = { debug, plots, view };
+
+function post(msg: ToHost): void {
+  vscode.postMessage(msg);
+}
+function saveState(): void {
+  vscode.setState({ view });
+}
+function sendView(): void {
+  saveState();
+  post({ type: 'view', viewId: ++viewId, ...view });
+}
+
+// ---------------------------------------------------------------- DOM
+const $ = <T extends HTMLElement = HTMLElement>(tag: string, cls?: string, text?: string): T => {
+  const e = document.createElement(tag) as T;
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+};
+const root = document.getElementById('root') ?? document.body.appendChild($('div'));
+root.textContent = '';
+const toolbar = $('header', 'toolbar');
+const titleEl = $('h1', 'title', title);
+const runsEl = $('div', 'runs');
+runsEl.dataset.testid = 'runs';
+const axisDd = dropdown(
+  [{ value: 'step', label: 'Step' }, { value: 'relative', label: 'Relative time' }, { value: 'wall', label: 'Wall time' }],
+  view.xAxis,
+  (v) => { view.xAxis = v as XAxis; view.range = null; sendView(); },
+  { testId: 'x-axis', title: 'X axis' },
+);
+const smoothVal = $('span', 'smooth-value', view.smoothing.toFixed(2));
+const smooth = slider(0, 0.99, 0.01, view.smoothing, (v) => {
+  view.smoothing = v;
+  smoothVal.textContent = v.toFixed(2);
+  sendView();
+}, { testId: 'smoothing', title: 'EMA smoothing (TensorBoard-style, debiased)' });
+const resetBtn = button('Reset zoom', () => { view.range = null; sendView(); }, { secondary: true, testId: 'reset-zoom' });
+const csvBtn = button('Export CSV', () => post({ type: 'exportCsv', reqId: ++reqId }), { testId: 'export-csv', title: 'Every row of every series' });
+const statusEl = $('span', 'status');
+statusEl.dataset.testid = 'status';
+const label = (t: string, el: HTMLElement) => { const l = $('label', 'ctl'); l.append($('span', 'ctl-label', t), el); return l; };
+toolbar.append(titleEl, runsEl, $('span', 'spacer'), label('X axis', axisDd), label('Smoothing', smooth), smoothVal, resetBtn, csvBtn);
+const errorEl = $('div', 'error');
+errorEl.dataset.testid = 'error';
+errorEl.hidden = true;
+const grid = $('main', 'grid');
+grid.dataset.testid = 'charts';
+const empty = $('p', 'empty', 'Waiting for metrics…');
+grid.append(empty);
+const samplesSec = $('section', 'samples');
+samplesSec.dataset.testid = 'samples';
+root.append(toolbar, statusEl, errorEl, grid, samplesSec);
+
+function showError(msg: string): void {
+  debug.errors.push(msg);
+  errorEl.hidden = false;
+  errorEl.textContent = msg;
+}
+
+// ---------------------------------------------------------------- colours
+const css = getComputedStyle(document.body);
+const themeVar = (name: string, fallback: string) => css.getPropertyValue(name).trim() || fallback;
+const PALETTE = [
+  themeVar('--vscode-charts-blue', '#3794ff'), themeVar('--vscode-charts-orange', '#d18616'),
+  themeVar('--vscode-charts-green', '#89d185'), themeVar('--vscode-charts-purple', '#b180d7'),
+  themeVar('--vscode-charts-red', '#f14c4c'), themeVar('--vscode-charts-yellow', '#cca700'),
+  '#4ec9b0', '#ce9178', '#9cdcfe', '#c586c0',
+];
+const FG = themeVar('--vscode-foreground', '#cccccc');
+const GRID = themeVar('--vscode-editorWidget-border', 'rgba(128,128,128,0.25)');
+const BG = themeVar('--vscode-editor-background', '#1e1e1e');
+const FONT = `${themeVar('--vscode-font-size', '12px')} ${themeVar('--vscode-font-family', 'sans-serif')}`;
+const alpha = (c: string, a: number) => {
+  const m = /^#([0-9a-f]{6})$/i.exec(c);
+  if (!m) return c;
+  const n = parseInt(m[1], 16);
+  return `rgba(${n >> 16},${(n >> 8) & 255},${n & 255},${a})`;
+};
+
+// ---------------------------------------------------------------- formatting
+function fmtNum(v: number | null | undefined): string {
+  if (v == null || !Number.isFinite(v)) return '–';
+  const a = Math.abs(v);
+  if (a !== 0 && (a < 1e-3 || a >= 1e6)) return v.toExponential(3);
+  return String(+v.toPrecision(5));
+}
+function fmtTick(v: number): string {
+  const a = Math.abs(v);
+  if (a !== 0 && (a < 1e-3 || a >= 1e6)) return v.toExponential(1);
+  return String(+v.toPrecision(4));
+}
+function fmtDuration(s: number): string {
+  const a = Math.abs(s);
+  if (a < 120) return `${+s.toFixed(1)}s`;
+  if (a < 7200) return `${+(s / 60).toFixed(1)}m`;
+  return `${+(s / 3600).toFixed(2)}h`;
+}
+function fmtX(v: number): string {
+  if (v == null || !Number.isFinite(v)) return '–';
+  if (view.xAxis === 'step') return String(Math.round(v));
+  if (view.xAxis === 'relative') return fmtDuration(v);
+  return new Date(v * 1000).toLocaleString();
+}
+
+// ---------------------------------------------------------------- charts
+interface Built {
+  data: uPlot.AlignedData;
+  series: uPlot.Series[];
+  bands: uPlot.Band[];
+  keys: string[];
+  sig: string;
+}
+
+const compare = () => runs.length > 1;
+const runLabel = (id: string) => runs.find((r) => r.id === id)?.label ?? id;
+
+/** Builds uPlot data and series for one chart from the host's window (runs joined on x). */
+function build(spec: ChartSpec, w: ChartWindow | undefined, smoothing: number): Built {
+  const tables: uPlot.AlignedData[] = [];
+  const series: uPlot.Series[] = [{ label: view.xAxis === 'step' ? 'step' : 'time', value: (_u, v) => fmtX(v) }];
+  const bands: uPlot.Band[] = [];
+  const keys: string[] = [];
+  const toArr = (a: Float64Array): (number | null)[] => {
+    const out = new Array<number | null>(a.length);
+    for (let i = 0; i < a.length; i++) out[i] = Number.isFinite(a[i]) ? a[i] : null;
+    return out;
+  };
+  let colour = 0;
+  for (const rw of w?.runs ?? []) {
+    const cols: (number | null)[][] = [];
+    const prefix = compare() ? `${runLabel(rw.runId)} · ` : '';
+    if (spec.band && !compare() && rw.y[spec.band.lo] && rw.y[spec.band.hi]) {
+      const base = series.length;
+      const c = PALETTE[0];
+      series.push({ label: `${spec.band.label} (lo)`, stroke: alpha(c, 0.25), width: 0, value: (_u, v) => fmtNum(v), points: { show: false } });
+      series.push({ label: `${spec.band.label} (hi)`, stroke: alpha(c, 0.25), width: 0, value: (_u, v) => fmtNum(v), points: { show: false } });
+      cols.push(toArr(rw.y[spec.band.lo]), toArr(rw.y[spec.band.hi]));
+      keys.push(`${rw.runId}/${spec.band.lo}`, `${rw.runId}/${spec.band.hi}`);
+      bands.push({ series: [base + 1, base], fill: alpha(c, 0.15) });
+    }
+    for (const s of spec.series) {
+      const y = rw.y[s.key];
+      if (!y) continue;
+      const c = PALETTE[colour++ % PALETTE.length];
+      if (smoothing > 0 && rw.raw?.[s.key]) {
+        series.push({ label: `${prefix}${s.label} (raw)`, stroke: alpha(c, 0.3), width: 1, value: (_u, v) => fmtNum(v), points: { show: false }, class: 'raw' } as uPlot.Series);
+        cols.push(toArr(rw.raw[s.key]));
+        keys.push(`${rw.runId}/${s.key}/raw`);
+      }
+      series.push({ label: `${prefix}${s.label}`, stroke: c, width: 1.5, value: (_u, v) => fmtNum(v), points: { show: false } });
+      cols.push(toArr(y));
+      keys.push(`${rw.runId}/${s.key}`);
+    }
+    tables.push([Array.from(rw.x), ...cols] as uPlot.AlignedData);
+  }
+  let data: uPlot.AlignedData;
+  if (tables.length === 0) data = [[]];
+  else if (tables.length === 1) data = tables[0];
+  else data = uPlot.join(tables);
+  for (let i = 1; i < series.length; i++) {
+    if (view.hidden.includes(`${spec.id}/${keys[i - 1]}`)) series[i].show = false;
+  }
+  const sig = JSON.stringify([view.xAxis, keys, spec.log ?? false]);
+  return { data, series, bands, keys, sig };
+}
+
+function plotSize(section: HTMLElement): { width: number; height: number } {
+  const width = Math.max(200, Math.floor(section.clientWidth - 16));
+  return { width, height: 220 };
+}
+
+function makePlot(spec: ChartSpec, section: HTMLElement, b: Built): uPlot {
+  const host = section.querySelector<HTMLElement>('.plot')!;
+  host.textContent = '';
+  const axis: uPlot.Axis = { stroke: FG, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 }, font: FONT };
+  const opts: uPlot.Options = {
+    ...plotSize(section),
+    series: b.series,
+    bands: b.bands,
+    scales: { x: { time: view.xAxis === 'wall' } },
+    axes: [
+      { ...axis, ...(view.xAxis === 'relative' ? { values: (_u, ticks) => ticks.map(fmtDuration) } : {}) },
+      { ...axis, size: 64, values: (_u, ticks) => ticks.map(fmtTick) },
+    ],
+    legend: { live: true },
+    cursor: { drag: { x: true, y: false, setScale: false }, sync: { key: 'conscience-dashboard' } },
+    hooks: {
+      setSelect: [(u) => {
+        const sel = u.select;
+        if (sel.width < 3) return;
+        const lo = u.posToVal(sel.left, 'x');
+        const hi = u.posToVal(sel.left + sel.width, 'x');
+        u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+        if (!(hi > lo)) return;
+        view.range = [lo, hi];
+        for (const p of plots.values()) p.u.setScale('x', { min: lo, max: hi });
+        sendView();
+      }],
+      setSeries: [(u, idx) => {
+        if (idx == null) return;
+        const key = `${spec.id}/${b.keys[idx - 1]}`;
+        const shown = u.series[idx].show !== false;
+        view.hidden = view.hidden.filter((h) => h !== key);
+        if (!shown) view.hidden.push(key);
+        saveState();
+      }],
+      draw: [() => { debug.renders.push(performance.now()); if (debug.renders.length > 1000) debug.renders.splice(0, 500); }],
+    },
+  };
+  const u = new uPlot(opts, b.data, host);
+  u.over.addEventListener('dblclick', () => { view.range = null; sendView(); });
+  // the raw (unsmoothed) shadows and band bounds are drawn, but not listed in the legend
+  const rows = u.root.querySelectorAll<HTMLElement>('.u-legend .u-series');
+  b.series.forEach((s, i) => {
+    const lbl = String(s.label ?? '');
+    if (i > 0 && (lbl.endsWith('(raw)') || lbl.endsWith('(lo)') || lbl.endsWith('(hi)'))) rows[i]?.classList.add('aux');
+  });
+  return u;
+}
+
+function applyWindow(w: Extract<ToWebview, { type: 'window' }>): void {
+  const t0 = performance.now();
+  lastWindow = w;
+  debug.windows++;
+  empty.hidden = charts.length > 0;
+  for (const spec of charts) {
+    const p = plots.get(spec.id);
+    if (!p) continue;
+    const b = build(spec, w.charts.find((c) => c.chartId === spec.id), w.smoothing);
+    const points = b.data[0].length;
+    p.section.dataset.points = String(points);
+    p.section.querySelector('.count')!.textContent = pointsLabel(w.charts.find((c) => c.chartId === spec.id));
+    if (p.sig !== b.sig) {
+      p.u.destroy();
+      p.u = makePlot(spec, p.section, b);
+      p.sig = b.sig;
+      p.keys = b.keys;
+    } else {
+      p.u.setData(b.data, true);
+    }
+    if (w.range) p.u.setScale('x', { min: w.range[0], max: w.range[1] });
+  }
+  resetBtn.hidden = !w.range;
+  debug.lastApplyMs = performance.now() - t0;
+}
+
+function pointsLabel(c: ChartWindow | undefined): string {
+  if (!c) return '';
+  const total = c.runs.reduce((s, r) => s + r.total, 0);
+  const drawn = c.runs.reduce((s, r) => s + r.x.length, 0);
+  return drawn < total ? `${drawn.toLocaleString()} of ${total.toLocaleString()} points (min/max per pixel)` : `${total.toLocaleString()} points`;
+}
+
+function layout(specs: ChartSpec[]): void {
+  for (const p of plots.values()) p.u.destroy();
+  plots.clear();
+  grid.textContent = '';
+  grid.append(empty);
+  charts = specs;
+  empty.hidden = specs.length > 0;
+  for (const spec of specs) {
+    const section = $('section', 'chart');
+    section.dataset.chartId = spec.id;
+    section.dataset.testid = `chart-${spec.id}`;
+    const head = $('header', 'chart-head');
+    const png = button('PNG', () => exportPng(spec.id), { icon: false, secondary: true, testId: `png-${spec.id}`, title: 'Save this chart as PNG' });
+    head.append($('h2', '', spec.title), $('span', 'count'), png);
+    section.append(head, $('div', 'plot'));
+    grid.append(section);
+    const b = build(spec, undefined, 0);
+    plots.set(spec.id, { u: makePlot(spec, section, b), sig: b.sig, section, keys: b.keys });
+  }
+  const w = widthNow();
+  if (w && w !== view.width) {
+    view.width = w;
+    sendView();
+  }
+}
+
+function widthNow(): number {
+  const first = plots.values().next().value;
+  return first ? Math.max(50, Math.round(first.u.bbox.width / devicePixelRatio)) : 0;
+}
+
+// resize: re-lay the plots, and ask for a window decimated to the new width
+let resizeTimer: ReturnType<typeof setTimeout> | undefined;
+new ResizeObserver(() => {
+  for (const p of plots.values()) p.u.setSize(plotSize(p.section));
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => {
+    const w = widthNow();
+    if (w && Math.abs(w - view.width) > 8) {
+      view.width = w;
+      sendView();
+    }
+  }, 150);
+}).observe(grid);
+
+function exportPng(chartId: string): void {
+  const p = plots.get(chartId);
+  if (!p) return;
+  const src = p.u.ctx.canvas;
+  const spec = charts.find((c) => c.id === chartId);
+  const head = 28 * devicePixelRatio;
+  const c = document.createElement('canvas');
+  c.width = src.width;
+  c.height = src.height + head;
+  const ctx = c.getContext('2d')!;
+  ctx.fillStyle = BG;
+  ctx.fillRect(0, 0, c.width, c.height);
+  ctx.fillStyle = FG;
+  ctx.font = `${14 * devicePixelRatio}px ${themeVar('--vscode-font-family', 'sans-serif')}`;
+  ctx.fillText(`${title} — ${spec?.title ?? chartId}`, 8 * devicePixelRatio, 19 * devicePixelRatio);
+  ctx.drawImage(src, 0, head);
+  post({ type: 'exportPng', reqId: ++reqId, chartId, dataUrl: c.toDataURL('image/png') });
+}
+
+// ---------------------------------------------------------------- runs and samples
+function renderRuns(): void {
+  runsEl.textContent = '';
+  for (const r of runs) {
+    const el = $('span', 'run');
+    el.dataset.runId = r.id;
+    const steps = r.step == null ? '' : r.maxSteps ? ` · step ${r.step}/${r.maxSteps}` : ` · step ${r.step}`;
+    el.append($('span', 'run-label', r.label), badge(`${r.status}${steps}`, { testId: `status-${r.id}` }));
+    runsEl.append(el);
+  }
+}
+
+function renderSamples(): void {
+  samplesSec.textContent = '';
+  samplesSec.append($('h2', '', 'Latest samples'));
+  const all: { runId: string; step: number; row: SampleRowMsg }[] = [];
+  for (const [runId, s] of samples) for (const row of s.rows) all.push({ runId, step: s.step, row });
+  if (!all.length) {
+    samplesSec.append($('p', 'empty', 'No samples logged yet.'));
+    return;
+  }
+  const names = [...new Set(all.flatMap((a) => Object.keys(a.row.rewards)))];
+  const table = $('table', 'samples-table');
+  const thead = $('thead');
+  const hr = $('tr');
+  const cols = [...(compare() ? ['Run'] : []), 'Step', 'Label', 'Budget', 'Prompt', 'Completion', ...names];
+  for (const c of cols) hr.append($('th', '', c));
+  thead.append(hr);
+  const tbody = $('tbody');
+  for (const a of all) {
+    const tr = $('tr');
+    const cell = (text: string, cls = '') => {
+      const td = $('td', cls);
+      if (cls === 'text') {
+        const div = $('div', 'clamp', text);
+        div.title = text;
+        td.append(div);
+      } else td.textContent = text;
+      tr.append(td);
+    };
+    if (compare()) cell(runLabel(a.runId));
+    cell(String(a.step), 'num');
+    cell(a.row.label ?? '–');
+    cell(fmtNum(a.row.budget), 'num');
+    cell(a.row.prompt, 'text');
+    cell(a.row.completion, 'text');
+    for (const n of names) cell(fmtNum(a.row.rewards[n]), 'num');
+    tbody.append(tr);
+  }
+  table.append(thead, tbody);
+  samplesSec.append(table);
+}
+
+// ---------------------------------------------------------------- messages
+window.addEventListener('message', (e: MessageEvent) => {
+  const p = parseToWebview(e.data);
+  if (!p.ok) {
+    showError(`Ignored a malformed message from the extension: ${p.error}`);
+    return;
+  }
+  const msg = p.value;
+  switch (msg.type) {
+    case 'layout':
+      title = msg.title;
+      titleEl.textContent = title;
+      document.title = title;
+      runs = msg.runs;
+      renderRuns();
+      layout(msg.charts);
+      if (lastWindow) applyWindow(lastWindow);
+      break;
+    case 'runs':
+      runs = msg.runs;
+      renderRuns();
+      break;
+    case 'window':
+      if (msg.viewId < viewId) return; // an answer to a view we have already left
+      applyWindow(msg);
+      break;
+    case 'samples':
+      samples.set(msg.runId, { step: msg.step, rows: msg.rows });
+      renderSamples();
+      break;
+    case 'exported':
+      statusEl.textContent = msg.ok
+        ? `Saved ${msg.kind.toUpperCase()}${msg.rows != null ? ` (${msg.rows.toLocaleString()} rows)` : ''} to ${msg.path}`
+        : `Export failed: ${msg.error}`;
+      statusEl.dataset.kind = msg.kind;
+      statusEl.dataset.ok = String(msg.ok);
+      break;
+    case 'error':
+      showError(msg.message);
+      break;
+  }
+});
+
+renderSamples();
+saveState();
+post({ type: 'ready', view });
