@@ -1,6 +1,6 @@
 // `conscience inspect FILE.jsonl|FILE.csv|- [--format json|text] [--model DIR] [--policy JSON]`
 // Streams the file, scores prompts in batches and prints one result per input record, in input
-// order: {"id", "risk", "tier", "budget", "categories", "ambiguity"} (+ "truncated": true when the
+// order: {"id", "line", "risk", "tier", "budget", "categories", "ambiguity"} (+ "truncated": true when the
 // prompt was longer than the model reads). A malformed line gets an error on stderr naming the
 // file and line; every other line is still scored. Exit 0 all scored, 1 some lines bad, 2 usage.
 import { createReadStream } from 'node:fs';
@@ -59,6 +59,7 @@ function render(rec: PromptRecord, a: Assessment, format: 'json' | 'text'): stri
   for (const [k, v] of Object.entries(a.categories)) categories[k] = round(v);
   const out: Record<string, unknown> = {
     id: rec.id ?? rec.line,
+    line: rec.line,
     risk: round(a.risk),
     tier: a.tier,
     budget: a.budget,

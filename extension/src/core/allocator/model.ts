@@ -11,9 +11,11 @@ import { parsePolicy, type Policy } from './policy';
 export interface AllocatorConfig {
   version: string;
   maxLength: number;
+  /** prompts are cut to this many code points before tokenizing */
+  maxChars: number;
   categories: string[];
   inputs: { inputIds: string; attentionMask: string; tokenTypeIds?: string };
-  outputs: { risk: string; categories?: string; ambiguity?: string };
+  outputs: { risk: string; categories?: string; ambiguity?: string; borderline?: string };
   policy: Policy;
   /** the raw allocator.json, for display */
   raw: Record<string, unknown>;
@@ -22,8 +24,10 @@ export interface AllocatorConfig {
 export interface Score {
   /** calibrated probability that the prompt is harmful, 0..1 */
   risk: number;
-  /** 0..1: how unsure the allocator is (1 = could be either) */
+  /** 0..1: how unsure the allocator is, or how much the prompt looks risky but benign */
   ambiguity: number;
+  /** P(looks risky but benign), when the model has that output */
+  borderline?: number;
   /** per-category probabilities, in allocator.json's category order */
   categories: Record<string, number>;
   /** the prompt had more tokens than maxLength and its tail was not read */
@@ -39,32 +43,25 @@ export interface ModelOptions {
   maxBatch?: number;
 }
 
-const str = (v: unknown, fallback: string): string => (typeof v === 'string' && v ? v : fallback);
-
 /** Parses allocator.json; `file` names it in errors. */
 export function parseAllocatorJson(raw: unknown, file: string, tokenizerJson?: unknown): AllocatorConfig {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${file}: not a JSON object`);
   const o = raw as Record<string, unknown>;
-  const inputs = (o.inputs && typeof o.inputs === 'object' ? o.inputs : {}) as Record<string, unknown>;
-  const outputs = (o.outputs && typeof o.outputs === 'object' ? o.outputs : {}) as Record<string, unknown>;
   const tokTrunc = (tokenizerJson as { truncation?: { max_length?: unknown } } | undefined)?.truncation?.max_length;
   const maxLength = typeof o.max_length === 'number' ? o.max_length : typeof tokTrunc === 'number' ? tokTrunc : 128;
+  const tokSection = (o.tokenizer && typeof o.tokenizer === 'object' ? o.tokenizer : {}) as Record<string, unknown>;
+  const maxChars = typeof tokSection.max_chars === 'number' ? tokSection.max_chars : 4096;
   const cats = Array.isArray(o.categories) ? o.categories : Array.isArray(o.labels) ? o.labels : [];
   if (!cats.every((c) => typeof c === 'string')) throw new Error(`${file}: categories must be strings`);
   return {
     version: String(o.version ?? 'unknown'),
     maxLength,
+    maxChars,
     categories: cats as string[],
-    inputs: {
-      inputIds: str(inputs.input_ids, 'input_ids'),
-      attentionMask: str(inputs.attention_mask, 'attention_mask'),
-      tokenTypeIds: typeof inputs.token_type_ids === 'string' ? inputs.token_type_ids : undefined,
-    },
-    outputs: {
-      risk: str(outputs.risk, 'risk'),
-      categories: typeof outputs.categories === 'string' ? outputs.categories : undefined,
-      ambiguity: typeof outputs.ambiguity === 'string' ? outputs.ambiguity : undefined,
-    },
+    // The contract fixes the names (allocator.json's inputs/outputs describe them): the graph
+    // takes input_ids + attention_mask and gives risk (+ categories, ambiguity, borderline).
+    inputs: { inputIds: 'input_ids', attentionMask: 'attention_mask' },
+    outputs: { risk: 'risk', categories: 'categories', ambiguity: 'ambiguity', borderline: 'borderline' },
     policy: parsePolicy(o.policy, `${file}: policy`),
     raw: o,
   };
@@ -105,7 +102,7 @@ export class AllocatorModel {
     const config = parseAllocatorJson(await readJson(cfgFile), cfgFile, tokJson);
     const tokCfgFile = join(dir, 'tokenizer_config.json');
     const tokCfg = await readJson(tokCfgFile).catch(() => ({}));
-    const tokenizer = new AllocatorTokenizer(tokJson, config.maxLength, tokCfg);
+    const tokenizer = new AllocatorTokenizer(tokJson, config.maxLength, config.maxChars, tokCfg);
     const modelFile = join(dir, typeof config.raw.model === 'string' ? config.raw.model : 'model.onnx');
     const size = (await stat(modelFile).catch(() => { throw new Error(`no model at ${modelFile}`); })).size;
     const ort = await import('onnxruntime-node');
@@ -123,6 +120,9 @@ export class AllocatorModel {
       throw new Error(`${modelFile}: model has no output '${config.outputs.risk}' (outputs: ${session.outputNames.join(', ')})`);
     }
     if (!config.inputs.tokenTypeIds && session.inputNames.includes('token_type_ids')) config.inputs.tokenTypeIds = 'token_type_ids';
+    for (const k of ['categories', 'ambiguity', 'borderline'] as const) {
+      if (config.outputs[k] && !session.outputNames.includes(config.outputs[k]!)) config.outputs[k] = undefined;
+    }
     return new AllocatorModel(dir, config, tokenizer, ort, session, size, opts.maxBatch ?? 32);
   }
 
@@ -161,6 +161,7 @@ export class AllocatorModel {
     const risk = res[config.outputs.risk]!.data as Float32Array;
     const cats = config.outputs.categories ? (res[config.outputs.categories]?.data as Float32Array | undefined) : undefined;
     const amb = config.outputs.ambiguity ? (res[config.outputs.ambiguity]?.data as Float32Array | undefined) : undefined;
+    const border = config.outputs.borderline ? (res[config.outputs.borderline]?.data as Float32Array | undefined) : undefined;
     const nCat = config.categories.length;
     return rows.map((r, i) => {
       const p = risk[i]!;
@@ -169,6 +170,7 @@ export class AllocatorModel {
       return {
         risk: p,
         ambiguity: amb ? amb[i]! : ambiguityFromRisk(p),
+        ...(border ? { borderline: border[i]! } : {}),
         categories,
         truncated: r.truncated,
         tokens: r.ids.length,

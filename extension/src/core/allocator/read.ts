@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 
 export interface PromptRecord {
   kind: 'prompt';
-  /** 1-based line of the record (its first line for multi-line CSV records) */
+  /** 1-based line of the record (the line it ends on, for multi-line CSV records) */
   line: number;
   id: string | number | undefined;
   prompt: string;

@@ -2,8 +2,9 @@
 // to the model. @huggingface/tokenizers reproduces the Rust fast tokenizer's ids (normalizer:
 // lowercase + accent stripping + CJK splitting; WordPiece with [UNK] for words > 100 chars);
 // extension/test/allocator/tokenizer.test.ts checks that against Python on tricky strings.
-// The library does not truncate, so truncation to `maxLength` (keep the head, like the Rust
-// tokenizer's LongestFirst on one sequence) and padding to the batch's longest row are done here.
+// The library does not truncate, so the contract's cut to `maxChars` code points, truncation to
+// `maxLength` tokens (keep the head, like the Rust tokenizer on one sequence) and padding to
+// the batch's longest row are done here.
 import { Tokenizer } from '@huggingface/tokenizers';
 
 export interface Encoded {
@@ -21,8 +22,19 @@ export interface Batch {
   seqLen: number;
 }
 
-/** Characters of prompt text tokenized at first for a long prompt, per token of maxLength. */
-const CHARS_PER_TOKEN_WINDOW = 16;
+/**
+ * The first `maxChars` Unicode code points of `text` (Python's text[:maxChars]; UTF-16 slicing
+ * would split surrogate pairs and count differently), and whether anything was cut.
+ */
+export function cutCodePoints(text: string, maxChars: number): { text: string; cut: boolean } {
+  if (text.length <= maxChars) return { text, cut: false }; // UTF-16 length >= code points
+  let units = 0;
+  for (let cps = 0; cps < maxChars && units < text.length; cps++) {
+    const c = text.charCodeAt(units);
+    units += c >= 0xd800 && c <= 0xdbff && units + 1 < text.length && (text.charCodeAt(units + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
+  }
+  return units >= text.length ? { text, cut: false } : { text: text.slice(0, units), cut: true };
+}
 
 export class AllocatorTokenizer {
   private readonly tok: Tokenizer;
@@ -30,9 +42,10 @@ export class AllocatorTokenizer {
   readonly sepId: number;
   readonly padId: number;
 
-  constructor(tokenizerJson: unknown, readonly maxLength: number, tokenizerConfig: unknown = {}) {
+  constructor(tokenizerJson: unknown, readonly maxLength: number, readonly maxChars = 4096, tokenizerConfig: unknown = {}) {
     if (!tokenizerJson || typeof tokenizerJson !== 'object') throw new Error('tokenizer.json is not a JSON object');
     if (!Number.isInteger(maxLength) || maxLength < 3) throw new Error(`max length must be an integer >= 3, got ${maxLength}`);
+    if (!Number.isInteger(maxChars) || maxChars < 1) throw new Error(`max chars must be a positive integer, got ${maxChars}`);
     const json = tokenizerJson as Record<string, unknown>;
     // Truncation and padding are applied here, per batch; the library ignores them anyway.
     this.tok = new Tokenizer({ ...json, truncation: null, padding: null }, tokenizerConfig as object);
@@ -51,37 +64,18 @@ export class AllocatorTokenizer {
     return this.tok.encode(text, { add_special_tokens: false }).ids;
   }
 
+  /**
+   * The allocator contract (docs/allocator.md, "Tokenization"): cut to maxChars code points,
+   * encode with [CLS] ... [SEP], keep the first maxLength tokens (the [SEP] stays), and report
+   * `truncated` when either step dropped something.
+   */
   encode(text: string): Encoded {
+    const { text: head, cut } = cutCodePoints(text, this.maxChars);
+    let ids = this.content(head);
     const room = this.maxLength - 2;
-    let ids: number[];
-    let truncated = false;
-    // A 1 MB prompt must not cost a 1 MB tokenization: tokenize a prefix cut at whitespace
-    // (every token covers at least one character and words never span whitespace, so the
-    // prefix's first tokens equal the whole text's) and widen it only if it was too short.
-    let window = room * CHARS_PER_TOKEN_WINDOW;
-    for (;;) {
-      if (window >= text.length) {
-        ids = this.content(text);
-        break;
-      }
-      let cut = window;
-      while (cut < text.length && !/\s/.test(text[cut]!)) cut++;
-      if (cut >= text.length) {
-        ids = this.content(text);
-        break;
-      }
-      ids = this.content(text.slice(0, cut));
-      if (ids.length > room) {
-        truncated = true;
-        break;
-      }
-      window *= 4;
-    }
-    if (ids.length > room) {
-      truncated = true;
-      ids = ids.slice(0, room);
-    }
-    return { ids: [this.clsId, ...ids, this.sepId], truncated };
+    const overflow = ids.length > room;
+    if (overflow) ids = ids.slice(0, room);
+    return { ids: [this.clsId, ...ids, this.sepId], truncated: cut || overflow };
   }
 
   /** Word tokens (as the tokenizer sees them) for display, e.g. in attribution. */
