@@ -17,7 +17,10 @@ const vscode = acquireVsCodeApi();
 registerUi();
 
 // ---------------------------------------------------------------- state
-const saved = (vscode.getState() as { view?: unknown } | undefined)?.view;
+const savedState = vscode.getState() as { view?: unknown; runIds?: unknown } | undefined;
+const saved = savedState?.view;
+/** The runs shown, kept in state so the host's serializer can reopen them after a reload. */
+let runIds: string[] = Array.isArray(savedState?.runIds) ? (savedState.runIds as unknown[]).filter((x): x is string => typeof x === 'string') : [];
 const view: ViewState = isViewState(saved) ? saved : { xAxis: 'step', range: null, smoothing: 0, width: 600, hidden: [] };
 let viewId = 0;
 let title = 'Dashboard';
@@ -35,7 +38,7 @@ function post(msg: ToHost): void {
   vscode.postMessage(msg);
 }
 function saveState(): void {
-  vscode.setState({ view });
+  vscode.setState({ view, runIds });
 }
 function sendView(): void {
   saveState();
@@ -415,6 +418,8 @@ window.addEventListener('message', (e: MessageEvent) => {
       titleEl.textContent = title;
       document.title = title;
       runs = msg.runs;
+      runIds = runs.map((r) => r.id);
+      saveState();
       renderRuns();
       layout(msg.charts);
       if (lastWindow) applyWindow(lastWindow);
