@@ -2,7 +2,8 @@
 
 Every reward follows TRL's GRPOTrainer protocol: ``func(prompts, completions, completion_ids,
 **columns) -> list[float]`` where ``columns`` are the dataset's extra columns repeated per
-completion (we use ``label`` and ``budget``). Completions may be plain strings or
+completion (we use ``safety_label`` (or ``label``) and ``budget``; TRL reserves a ``label``
+column for KTO, so the GRPO dataset names it ``safety_label``). Completions may be plain strings or
 conversational (``[{"role": "assistant", "content": ...}]``).
 
 Contract: every reward returns one float for every completion and never raises, whatever the
@@ -277,6 +278,8 @@ def refusal_reward(
     benign/borderline, penalty for harmful). Unknown or missing labels score 0.0.
     """
     n = len(completions)
+    if label is None:
+        label = kwargs.get("safety_label")  # the GRPO dataset's column name (TRL reserves `label`)
 
     def body() -> list[float]:
         labels = _column({"label": label}, "label", n)

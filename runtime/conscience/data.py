@@ -1,0 +1,246 @@
+"""Safety prompt sets: reading, checking, budgeting and turning them into GRPO prompts.
+
+A prompt set is JSONL, one object per line::
+
+    {"id": "ha-cyber-01", "prompt": "...", "label": "harmful|benign|borderline", "category": "cyber", "budget": 48}
+
+`budget` (safety-reasoning tokens) is optional. Blank lines are skipped. Any other problem
+(bad JSON, a missing or mistyped field, an unknown label, a negative budget, a duplicate id,
+non-UTF-8 bytes, a line over MAX_LINE_BYTES) raises :class:`DataError` naming the file and
+the line.
+
+Sources (``dataset_name`` in the recipe):
+* a local ``.jsonl`` file, or a folder holding ``<split>.jsonl``;
+* ``conscience/safety_prompts``: the set bundled with this package (``data/safety_prompts.jsonl``);
+* anything else is a Hugging Face hub dataset name, loaded with ``datasets.load_dataset``
+  only then (rows are checked the same way; "file" in errors is the dataset name).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any, Iterable, Optional
+
+LABELS = ("harmful", "benign", "borderline")
+MAX_LINE_BYTES = 1 << 20  # 1 MiB per row is far beyond any real prompt
+
+logger = logging.getLogger("conscience.data")
+
+BUNDLED_PATH = os.path.join(os.path.dirname(__file__), "data", "safety_prompts.jsonl")
+
+
+class DataError(ValueError):
+    """A prompt set that cannot be used; the message starts with `file:line:`."""
+
+
+def check_row(obj: Any, where: str, prompt_column: str = "prompt") -> dict:
+    """Validate one row; return a normalised copy. `where` is "file:line" for messages."""
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    row: dict[str, Any] = {}
+    rid = obj.get("id")
+    if rid is None or isinstance(rid, bool) or not isinstance(rid, (str, int)) or (isinstance(rid, str) and not rid.strip()):
+        raise DataError(f"{where}: `id` must be a non-empty string or an integer")
+    row["id"] = str(rid)
+    prompt = obj.get(prompt_column)
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise DataError(f"{where}: `{prompt_column}` must be a non-empty string")
+    row["prompt"] = prompt
+    label = obj.get("label")
+    if not isinstance(label, str) or label.strip().lower() not in LABELS:
+        raise DataError(f"{where}: `label` must be one of {', '.join(LABELS)}, got {label!r}")
+    row["label"] = label.strip().lower()
+    category = obj.get("category", "")
+    if category is None:
+        category = ""
+    if not isinstance(category, str):
+        raise DataError(f"{where}: `category` must be a string, got {type(category).__name__}")
+    row["category"] = category
+    budget = obj.get("budget")
+    if budget is not None:
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget != budget:
+            raise DataError(f"{where}: `budget` must be a number of tokens, got {budget!r}")
+        if budget < 0:
+            raise DataError(f"{where}: `budget` must be >= 0, got {budget}")
+        if float(budget) != int(budget):
+            raise DataError(f"{where}: `budget` must be a whole number of tokens, got {budget}")
+        budget = int(budget)
+    row["budget"] = budget
+    return row
+
+
+def read_jsonl(path: str, prompt_column: str = "prompt") -> list[dict]:
+    """Read and check a JSONL prompt set. Errors name `path:line`."""
+    rows: list[dict] = []
+    seen: dict[str, int] = {}
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+    with f:
+        lineno = 0
+        while True:
+            raw = f.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                break
+            lineno += 1
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                raise DataError(f"{path}:{lineno}: line longer than {MAX_LINE_BYTES} bytes")
+            if b"\x00" in raw:
+                raise DataError(f"{path}:{lineno}: binary data (NUL byte); expected JSON text")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not UTF-8 (byte {e.start})") from None
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+            row = check_row(obj, f"{path}:{lineno}", prompt_column)
+            if row["id"] in seen:
+                raise DataError(f"{path}:{lineno}: duplicate id {row['id']!r} (first on line {seen[row['id']]})")
+            seen[row["id"]] = lineno
+            rows.append(row)
+    if not rows:
+        raise DataError(f"{path}: no prompts (empty file)")
+    return rows
+
+
+def _is_local(name: str) -> bool:
+    return os.path.isabs(name) or name.startswith(("./", "../")) or os.path.exists(name) or name.endswith(".jsonl")
+
+
+def load_prompts(
+    dataset_name: Optional[str],
+    split: str = "train",
+    dataset_config: Optional[str] = None,
+    prompt_column: str = "prompt",
+) -> list[dict]:
+    """Rows of a prompt set (checked). Only a name that is not local reaches the hub."""
+    from .recipe import BUNDLED_DATASET_NAME
+
+    if not dataset_name:
+        raise DataError("dataset_name is required (a .jsonl path, a folder, conscience/safety_prompts or a hub name)")
+    if dataset_name == BUNDLED_DATASET_NAME:
+        return read_jsonl(BUNDLED_PATH, prompt_column)
+    if _is_local(dataset_name):
+        if os.path.isdir(dataset_name):
+            path = os.path.join(dataset_name, f"{split}.jsonl")
+            if not os.path.exists(path):
+                raise DataError(f"{dataset_name}: folder has no {split}.jsonl for split {split!r}")
+            return read_jsonl(path, prompt_column)
+        if not os.path.exists(dataset_name):
+            raise DataError(f"{dataset_name}: no such file")
+        return read_jsonl(dataset_name, prompt_column)
+    return _load_hub(dataset_name, split, dataset_config, prompt_column)
+
+
+def _load_hub(name: str, split: str, config: Optional[str], prompt_column: str) -> list[dict]:
+    import datasets
+
+    ds = datasets.load_dataset(name, config, split=split)
+    rows = []
+    for i, obj in enumerate(ds):
+        rows.append(check_row(dict(obj), f"{name}[{split}]:{i + 1}", prompt_column))
+    if not rows:
+        raise DataError(f"{name}[{split}]: no prompts")
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# Budgets
+# ---------------------------------------------------------------------------------------
+
+
+def _allocator_scorer():
+    """`conscience.allocator.score_prompts` if that module provides it, else None."""
+    try:
+        import importlib
+
+        mod = importlib.import_module("conscience.allocator")
+    except Exception as e:  # noqa: BLE001 - missing or broken allocator: fall back
+        logger.info("conscience.allocator not importable (%s)", e)
+        return None
+    fn = getattr(mod, "score_prompts", None)
+    return fn if callable(fn) else None
+
+
+def assign_budgets(rows: list[dict], safety: Any, allocator_cfg: Optional[dict] = None) -> tuple[list[dict], dict]:
+    """Fill every row's `budget` per `safety.budget_source`; returns (rows, info).
+
+    info = {"source": {"dataset": n, "allocator": n, "label": n}, "allocator": "used"|"unavailable"|"failed: ..."|"not needed"}
+    """
+    source = getattr(safety, "budget_source", "auto")
+    counts = {"dataset": 0, "allocator": 0, "label": 0}
+    need_alloc = [i for i, r in enumerate(rows) if source == "allocator" or (source == "auto" and r.get("budget") is None)]
+    alloc_budgets: dict[int, int] = {}
+    status = "not needed"
+    if need_alloc:
+        scorer = _allocator_scorer()
+        if scorer is None:
+            status = "unavailable"
+            if source == "allocator":
+                raise DataError("safety.budget_source is `allocator` but conscience.allocator.score_prompts is not available")
+        else:
+            try:
+                got = scorer([rows[i]["prompt"] for i in need_alloc], dict(allocator_cfg or {}))
+                got = list(got)
+                if len(got) != len(need_alloc):
+                    raise ValueError(f"returned {len(got)} budgets for {len(need_alloc)} prompts")
+                for i, b in zip(need_alloc, got):
+                    alloc_budgets[i] = safety.clip_budget(b)
+                status = "used"
+            except Exception as e:  # noqa: BLE001
+                if source == "allocator":
+                    raise DataError(f"allocator failed: {e}") from e
+                status = f"failed: {e}"
+                logger.warning("allocator failed (%s); using per-label default budgets", e)
+    out = []
+    for i, r in enumerate(rows):
+        r = dict(r)
+        if source in ("auto", "dataset") and r.get("budget") is not None:
+            r["budget"] = safety.clip_budget(r["budget"])
+            counts["dataset"] += 1
+        elif i in alloc_budgets:
+            r["budget"] = alloc_budgets[i]
+            counts["allocator"] += 1
+        else:
+            r["budget"] = safety.default_budget(r["label"])
+            counts["label"] += 1
+        out.append(r)
+    return out, {"source": counts, "allocator": status}
+
+
+# ---------------------------------------------------------------------------------------
+# GRPO prompts
+# ---------------------------------------------------------------------------------------
+
+
+def build_messages(row: dict, safety: Any, system_prompt: Optional[str] = None) -> list[dict]:
+    """The conversational prompt: a system message carrying the budget, then the user prompt."""
+    instruction = safety.instruction(int(row["budget"]))
+    system = f"{system_prompt.rstrip()}\n\n{instruction}" if system_prompt else instruction
+    return [{"role": "system", "content": system}, {"role": "user", "content": row["prompt"]}]
+
+
+def to_grpo_dataset(rows: Iterable[dict], safety: Any, system_prompt: Optional[str] = None):
+    """A `datasets.Dataset` with columns prompt (messages), safety_label, budget, category, id.
+
+    (`safety_label`, not `label`: TRL treats a `label` column as a KTO preference dataset.)
+    """
+    import datasets
+
+    rows = list(rows)
+    return datasets.Dataset.from_dict(
+        {
+            "prompt": [build_messages(r, safety, system_prompt) for r in rows],
+            "safety_label": [r["label"] for r in rows],
+            "budget": [int(r["budget"]) for r in rows],
+            "category": [r.get("category", "") for r in rows],
+            "id": [r["id"] for r in rows],
+        }
+    )

@@ -1,0 +1,174 @@
+"""A tiny random Qwen2-architecture causal LM for machines with no GPU and no downloads.
+
+    python -m conscience.tiny_model OUT [--seed 0] [--vocab-size 2048]
+
+writes OUT/ (config.json, model.safetensors, tokenizer.json, tokenizer_config.json with a
+ChatML chat template, generation_config.json). The tokenizer is a byte-level BPE trained
+in-process on the bundled safety prompt set plus a little built-in text; `<safety>` and
+`</safety>` are single added tokens. Nothing is downloaded. Same seed -> same files.
+
+Recipes name it `model_name_or_path: conscience/tiny`; the trainer then builds it once into
+the cache (`$CONSCIENCE_CACHE/models/tiny-v1`, default `~/.cache/conscience/models/tiny-v1`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+TINY_VERSION = "tiny-v1"
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+ADDED_TOKENS = ["<safety>", "</safety>"]
+
+_EXTRA_TEXT = """
+I can't help with that request because it could cause serious harm to other people.
+I'm sorry, but I won't provide instructions for that. If you are in danger, please contact local emergency services.
+Sure! Here is a simple explanation. First, gather what you need. Then follow the steps one at a time.
+This request is about a common everyday task, so there is no safety concern. Here is the answer.
+The question mentions a risky word but the intent is benign: it is about software, cooking or sport.
+The user may be asking for something dangerous. I should refuse and offer a safer alternative.
+def main():\n    print("hello world")\n    return 0
+The quick brown fox jumps over the lazy dog. 0 1 2 3 4 5 6 7 8 9 10 100 1000
+"""
+
+
+def cache_dir() -> str:
+    base = os.environ.get("CONSCIENCE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "conscience")
+    return os.path.join(base, "models", TINY_VERSION)
+
+
+def _corpus() -> list[str]:
+    from .data import BUNDLED_PATH
+
+    texts = []
+    try:
+        with open(BUNDLED_PATH, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    texts.append(json.loads(line)["prompt"])
+    except (OSError, ValueError, KeyError):
+        pass
+    texts.extend(t for t in _EXTRA_TEXT.splitlines() if t.strip())
+    return texts
+
+
+def build_tokenizer(vocab_size: int = 2048):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=1,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    corpus = _corpus()
+    tok.train_from_iterator(corpus * 2, trainer=trainer, length=len(corpus) * 2)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        bos_token=None,
+        unk_token=None,
+        model_max_length=2048,
+        padding_side="left",
+        model_input_names=["input_ids", "attention_mask"],
+    )
+    fast.add_tokens(ADDED_TOKENS)  # normal (not special) tokens: kept by skip_special_tokens decoding
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build(out: str, seed: int = 0, vocab_size: int = 2048) -> str:
+    """Write the tiny model and tokenizer to `out`; returns `out`."""
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = build_tokenizer(vocab_size)
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        torch_dtype="float32",
+    )
+    model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=True
+    )
+    os.makedirs(out, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    with open(os.path.join(out, "conscience_tiny.json"), "w") as f:
+        json.dump({"version": TINY_VERSION, "seed": seed, "params": sum(p.numel() for p in model.parameters())}, f)
+    return out
+
+
+def ensure_tiny(path: str | None = None) -> str:
+    """Build the tiny model at `path` (default: the cache) unless it is already there.
+
+    Safe with several processes at once (file lock; built in a temp folder, then renamed).
+    """
+    path = path or cache_dir()
+    marker = os.path.join(path, "conscience_tiny.json")
+    if os.path.exists(marker):
+        return path
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    with open(os.path.join(parent, f".{os.path.basename(path)}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(marker):
+            return path
+        tmp = tempfile.mkdtemp(prefix=".tiny-", dir=parent)
+        try:
+            build(tmp)
+            if os.path.exists(path):
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m conscience.tiny_model", description=__doc__.split("\n\n")[0])
+    p.add_argument("out", help="folder to write the model and tokenizer to")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vocab-size", type=int, default=2048)
+    a = p.parse_args(argv)
+    build(a.out, seed=a.seed, vocab_size=a.vocab_size)
+    size = sum(os.path.getsize(os.path.join(a.out, f)) for f in os.listdir(a.out))
+    print(f"wrote {a.out} ({size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,393 @@
+"""GRPO training with decoupled safety reasoning (TRL GRPOTrainer), streaming docs/events.md.
+
+    accelerate launch [accelerate flags] -m conscience.train --config RECIPE [--output_dir DIR] [--<flat key> VALUE ...]
+    python -m conscience.train --config RECIPE ...           (single process, no launcher)
+
+The recipe is read by :mod:`conscience.recipe`; flags after `--config` override its flat keys.
+Rank 0 writes `<output_dir>/events.jsonl`. A run resumes from the last `checkpoint-*` in
+output_dir (or `resume_from_checkpoint`) and continues the event stream. SIGTERM or SIGINT ends
+the run with `run_finished` status `cancelled` and exit code 143 (130 for SIGINT).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import signal
+import sys
+import threading
+import traceback
+from typing import Any, Optional
+
+logger = logging.getLogger("conscience.train")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class RunCancelled(BaseException):
+    """Raised in the main thread by SIGTERM/SIGINT; BaseException so library code does not swallow it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"received {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def _install_signal_handlers() -> None:
+    state = {"raised": False}
+
+    def handler(signum: int, frame: Any) -> None:
+        if state["raised"]:
+            return  # already unwinding; do not interrupt the cleanup
+        state["raised"] = True
+        raise RunCancelled(signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+
+def _rank() -> int:
+    for key in ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK"):
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    return 0
+
+
+def _world_size() -> int:
+    v = os.environ.get("WORLD_SIZE", "1")
+    return int(v) if v.isdigit() else 1
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for mod in ("torch", "transformers", "trl", "accelerate"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001
+            out[mod] = "missing"
+    from . import __version__
+
+    out["conscience"] = __version__
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Samples: what the reward functions saw, for `samples` events and safety metrics
+# ---------------------------------------------------------------------------------------
+
+
+def _prompt_text(prompt: Any) -> str:
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, (list, tuple)):
+        users = [m.get("content", "") for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
+        if users:
+            return str(users[-1])
+        return "\n".join(str(m.get("content", "")) for m in prompt if isinstance(m, dict))
+    return str(prompt)
+
+
+class SampleRecorder:
+    """Captures prompts, completions and per-reward scores of each generation batch."""
+
+    def __init__(self, safety: Any, count_tokens, keep_batches: int = 4) -> None:
+        self.safety = safety
+        self.count_tokens = count_tokens
+        self.keep = keep_batches
+        self.batches: list[dict] = []
+        self._lock = threading.Lock()
+
+    def record(self, index: int, name: str, prompts: Any, completions: Any, kwargs: dict, rewards: Any) -> None:
+        try:
+            with self._lock:
+                if index == 0 or not self.batches:
+                    n = len(completions)
+                    self.batches.append(
+                        {
+                            "prompts": list(prompts or [None] * n),
+                            "completions": list(completions),
+                            "labels": list(kwargs.get("safety_label") or kwargs.get("label") or [None] * n),
+                            "budgets": list(kwargs.get("budget") or [None] * n),
+                            "rewards": {},
+                        }
+                    )
+                    del self.batches[: -self.keep]
+                self.batches[-1]["rewards"][name] = list(rewards)
+        except Exception:  # noqa: BLE001 - recording never breaks training
+            logger.debug("sample recording failed", exc_info=True)
+
+    def take(self, max_rows: int) -> tuple[list[dict], dict[str, float]]:
+        """Rows for a `samples` event and safety metrics over the batches since the last take."""
+        from .rewards import completion_text, parse_safety
+
+        with self._lock:
+            batches, self.batches = self.batches, []
+        rows: list[dict] = []
+        tokens: list[int] = []
+        budgets: list[float] = []
+        for b in batches:
+            for i, c in enumerate(b["completions"]):
+                text = completion_text(c)
+                p = parse_safety(text, self.safety.open_tag, self.safety.close_tag)
+                try:
+                    tokens.append(self.count_tokens(p.reasoning) if p.reasoning else 0)
+                except Exception:  # noqa: BLE001
+                    pass
+                bud = b["budgets"][i] if i < len(b["budgets"]) else None
+                if isinstance(bud, (int, float)):
+                    budgets.append(float(bud))
+        if batches:
+            last = batches[-1]
+            for i, c in enumerate(last["completions"][:max_rows]):
+                rows.append(
+                    {
+                        "prompt": _prompt_text(last["prompts"][i] if i < len(last["prompts"]) else ""),
+                        "completion": completion_text(c),
+                        "rewards": {k: (v[i] if i < len(v) else None) for k, v in last["rewards"].items()},
+                        "budget": last["budgets"][i] if i < len(last["budgets"]) else None,
+                        "label": last["labels"][i] if i < len(last["labels"]) else None,
+                    }
+                )
+        metrics = {}
+        if tokens:
+            metrics["safety/tokens_mean"] = sum(tokens) / len(tokens)
+        if budgets:
+            metrics["safety/budget_mean"] = sum(budgets) / len(budgets)
+        return rows, metrics
+
+
+def _recording(func, index: int, recorder: SampleRecorder):
+    def reward(prompts=None, completions=(), **kwargs):
+        out = func(prompts=prompts, completions=completions, **kwargs)
+        recorder.record(index, func.__name__, prompts, completions, kwargs, out)
+        return out
+
+    reward.__name__ = func.__name__
+    reward.__qualname__ = func.__name__
+    reward.__doc__ = func.__doc__
+    return reward
+
+
+def _make_callback(writer, recorder: SampleRecorder, samples_per_step: int):
+    from transformers import TrainerCallback
+
+    class EventCallback(TrainerCallback):
+        """Turns the trainer's logs, saves and steps into events (rank 0 has the writer)."""
+
+        def __init__(self) -> None:
+            self.summary: dict = {}
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if writer is not None:
+                writer.last_step = state.global_step
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = dict(logs or {})
+            if "train_runtime" in logs:  # the end-of-training summary, not a step's metrics
+                self.summary = logs
+                return
+            rows, safety_metrics = recorder.take(samples_per_step)
+            if writer is None:
+                return
+            writer.last_step = state.global_step
+            values = {**logs, **safety_metrics}
+            writer.emit("metrics", step=state.global_step, values=values)
+            if rows:
+                writer.emit("samples", step=state.global_step, rows=rows)
+
+        def on_save(self, args, state, control, **kwargs):
+            if writer is not None:
+                path = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+                writer.emit("checkpoint", step=state.global_step, path=os.path.abspath(path))
+
+    return EventCallback()
+
+
+# ---------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------
+
+
+def _last_checkpoint(output_dir: str) -> Optional[str]:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if os.path.isdir(output_dir):
+        try:
+            return get_last_checkpoint(output_dir)
+        except Exception:  # noqa: BLE001
+            return None
+    return None
+
+
+def _parse_cli(argv: Optional[list[str]]) -> tuple[argparse.Namespace, list[str]]:
+    p = argparse.ArgumentParser(
+        prog="python -m conscience.train",
+        description="GRPO safety-reasoning trainer. Flags after --config override the recipe's flat TRL keys.",
+    )
+    p.add_argument("--config", required=True, help="recipe YAML")
+    return p.parse_known_args(argv)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    _install_signal_handlers()
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        level=logging.INFO,
+        stream=sys.stderr,
+    )
+    ns, rest = _parse_cli(argv)
+
+    from .recipe import RecipeError, load_recipe
+
+    try:
+        recipe = load_recipe(ns.config, rest)
+    except RecipeError as e:
+        print(f"conscience.train: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except RunCancelled:
+        return 128 + signal.SIGTERM
+
+    training_args = recipe.training_args
+    output_dir = training_args.output_dir
+    resume_from = training_args.resume_from_checkpoint or _last_checkpoint(output_dir)
+    if isinstance(resume_from, str) and resume_from.lower() == "false":
+        resume_from = None
+
+    rank = _rank()
+    writer = None
+    if rank == 0:
+        from .events import EventWriter
+
+        writer = EventWriter(output_dir, resume=resume_from is not None)
+    from .rewards import logged_name
+
+    try:
+        reward_logged = [logged_name(n) for n in recipe.script_args.reward_funcs]
+    except KeyError:
+        reward_logged = list(recipe.script_args.reward_funcs)
+    if writer is not None:
+        writer.emit(
+            "run_started",
+            recipe_hash=recipe.sha256,
+            recipe_path=recipe.path,
+            world_size=_world_size(),
+            versions=_versions(),
+            resumed_from=os.path.abspath(resume_from) if resume_from else None,
+            reward_funcs=reward_logged,
+            max_steps=training_args.max_steps if training_args.max_steps and training_args.max_steps > 0 else None,
+            output_dir=os.path.abspath(output_dir),
+        )
+        hb = os.environ.get("CONSCIENCE_HEARTBEAT_S")
+        writer.start_heartbeat(float(hb) if hb else 30.0)
+
+    status, code, error, summary = "failed", EXIT_FAILED, None, {}
+    try:
+        summary = _train(recipe, writer, resume_from)
+        status, code = "completed", EXIT_OK
+    except RunCancelled as e:
+        status, code, error = "cancelled", 128 + e.signum, str(e)
+        logger.warning("run cancelled: %s", e)
+    except Exception as e:  # noqa: BLE001
+        status, code = "failed", EXIT_FAILED
+        error = f"{type(e).__name__}: {e}"
+        traceback.print_exc()
+    finally:
+        if writer is not None:
+            writer.stop_heartbeat()
+            writer.emit("run_finished", status=status, exit_code=code, error=error, summary=summary or None)
+            writer.close()
+    return code
+
+
+def _train(recipe, writer, resume_from: Optional[str]) -> dict:
+    import transformers
+    from transformers import AutoTokenizer
+    from trl import GRPOTrainer, get_peft_config
+
+    from .data import assign_budgets, load_prompts, to_grpo_dataset
+    from .recipe import TINY_MODEL_NAME
+    from .rewards import build_reward_funcs
+    from .tiny_model import ensure_tiny
+
+    sa, ta, ma = recipe.script_args, recipe.training_args, recipe.model_args
+    transformers.utils.logging.set_verbosity(ta.get_process_log_level())
+
+    # Model and tokenizer --------------------------------------------------------------
+    model_path = ma.model_name_or_path
+    if not model_path:
+        raise ValueError("model_name_or_path is required")
+    if model_path == TINY_MODEL_NAME:
+        model_path = ensure_tiny()
+        logger.info("tiny model: %s", model_path)
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_path, revision=ma.model_revision, trust_remote_code=ma.trust_remote_code
+    )
+    if sa.chat_template:
+        tokenizer.chat_template = sa.chat_template
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        raise ValueError(f"{model_path}: the tokenizer has no chat template; set `chat_template` in the recipe")
+
+    torch_dtype = ma.torch_dtype
+    ta.model_init_kwargs = {
+        "revision": ma.model_revision,
+        "trust_remote_code": ma.trust_remote_code,
+        "attn_implementation": ma.attn_implementation,
+        "torch_dtype": torch_dtype if torch_dtype in (None, "auto") else torch_dtype,
+    }
+
+    # Data and budgets -------------------------------------------------------------------
+    rows = load_prompts(sa.dataset_name, sa.dataset_train_split, sa.dataset_config, sa.dataset_prompt_column)
+    if sa.max_train_samples is not None and sa.max_train_samples < len(rows):
+        import random
+
+        rng = random.Random(ta.seed)
+        rows = rng.sample(rows, sa.max_train_samples)
+    rows, info = assign_budgets(rows, recipe.safety, recipe.allocator)
+    logger.info(
+        "safety budgets: %d from the dataset, %d from the allocator, %d per-label defaults (allocator: %s)",
+        info["source"]["dataset"],
+        info["source"]["allocator"],
+        info["source"]["label"],
+        info["allocator"],
+    )
+    train_ds = to_grpo_dataset(rows, recipe.safety, sa.system_prompt)
+    eval_ds = None
+    if ta.eval_strategy != "no":
+        eval_rows = load_prompts(sa.dataset_name, sa.dataset_test_split, sa.dataset_config, sa.dataset_prompt_column)
+        eval_rows, _ = assign_budgets(eval_rows, recipe.safety, recipe.allocator)
+        eval_ds = to_grpo_dataset(eval_rows, recipe.safety, sa.system_prompt)
+
+    # Rewards ----------------------------------------------------------------------------
+    def count_tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+
+    funcs = build_reward_funcs(sa.reward_funcs, sa, recipe.safety, ta, count_tokens=count_tokens)
+    recorder = SampleRecorder(recipe.safety, count_tokens)
+    funcs = [_recording(f, i, recorder) for i, f in enumerate(funcs)]
+    callback = _make_callback(writer, recorder, recipe.safety.samples_per_step)
+
+    trainer = GRPOTrainer(
+        model=model_path,
+        reward_funcs=funcs,
+        args=ta,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(ma),
+        callbacks=[callback],
+    )
+    if resume_from:
+        logger.info("resuming from %s", resume_from)
+    trainer.train(resume_from_checkpoint=resume_from)
+    trainer.save_model(ta.output_dir)
+    return dict(callback.summary)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
