@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseToHost, parseToWebview } from '../../src/core/protocol/dashboard';
+
+const view = { xAxis: 'step', range: null, smoothing: 0.6, width: 800, hidden: [] };
+
+test('host accepts the messages the webview sends', () => {
+  for (const m of [
+    { type: 'ready', view: null },
+    { type: 'ready', view },
+    { type: 'view', viewId: 3, ...view, range: [10, 20] },
+    { type: 'exportCsv', reqId: 1 },
+    { type: 'exportPng', reqId: 2, chartId: 'kl', dataUrl: 'data:image/png;base64,iVBORw0KGgo=' },
+  ]) {
+    const r = parseToHost(m);
+    assert.ok(r.ok, `${JSON.stringify(m)}: ${!r.ok && r.error}`);
+  }
+});
+
+test('host rejects malformed or hostile messages with the offending path', () => {
+  const cases: [unknown, RegExp][] = [
+    [null, /expected object/],
+    ['ready', /expected object/],
+    [{ type: 'rm -rf' }, /unknown message type/],
+    [{ type: 'view', viewId: 1, ...view, smoothing: 1.5 }, /message\.smoothing/],
+    [{ type: 'view', viewId: 1, ...view, xAxis: 'log' }, /message\.xAxis/],
+    [{ type: 'view', viewId: 1, ...view, width: 0 }, /message\.width/],
+    [{ type: 'view', viewId: 1, ...view, width: 1e9 }, /message\.width/],
+    [{ type: 'view', viewId: 1, ...view, range: [5, 1] }, /min must be below max/],
+    [{ type: 'view', viewId: 1, ...view, range: [0, Infinity] }, /message\.range\[1\]/],
+    [{ type: 'exportCsv', reqId: 1.5 }, /message\.reqId: expected integer/],
+    [{ type: 'exportCsv', reqId: 1, path: '/etc/passwd' }, /message\.path: unexpected field/],
+    [{ type: 'exportPng', reqId: 1, chartId: 'kl', dataUrl: 'javascript:alert(1)' }, /not a PNG data URL/],
+    [{ type: 'ready', view: { ...view, hidden: 'all' } }, /message\.view\.hidden: expected array/],
+  ];
+  for (const [m, re] of cases) {
+    const r = parseToHost(m);
+    assert.equal(r.ok, false, `accepted ${JSON.stringify(m)}`);
+    if (!r.ok) assert.match(r.error, re);
+  }
+});
+
+test('webview accepts windows as Float64Array or plain arrays, and rejects bad series', () => {
+  const w = {
+    type: 'window', viewId: 0, xAxis: 'step', range: null, extent: [1, 3], smoothing: 0,
+    charts: [{ chartId: 'kl', runs: [{ runId: 'a', x: new Float64Array([1, 2, 3]), y: { kl: [0.1, null, 0.3] }, total: 3 }] }],
+  };
+  assert.ok(parseToWebview(w).ok);
+  const bad = structuredClone(w) as typeof w;
+  (bad.charts[0].runs[0].y as Record<string, unknown>).kl = ['0.1'];
+  const r = parseToWebview(bad);
+  assert.equal(r.ok, false);
+  if (!r.ok) assert.match(r.error, /message\.charts\[0\]\.runs\[0\]\.y\["kl"\]\[0\]: expected number or null/);
+  const r2 = parseToWebview({ type: 'samples', runId: 'a', step: 1, rows: [{ prompt: 1, completion: '', rewards: {}, budget: null, label: null }] });
+  assert.equal(r2.ok, false);
+  if (!r2.ok) assert.match(r2.error, /rows\[0\]\.prompt: expected string/);
+  assert.equal(parseToWebview({ type: 'error', message: 'x'.repeat(10_000) }).ok, false);
+});

@@ -1,0 +1,152 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readEventsFrom, type MetricsEvent, type RunEvent } from '../../src/core/runs/events';
+import { DashboardSession } from '../../src/core/dashboard/session';
+import { RunSeries } from '../../src/core/dashboard/series';
+import { toCsv } from '../../src/core/dashboard/csv';
+import type { ToWebview } from '../../src/core/protocol/dashboard';
+import { generateRun } from './fixtures/grpo';
+import { writeEvents } from './fixtures/write';
+
+function session(ids = ['run-a']) {
+  const sent: ToWebview[] = [];
+  const saved: { name: string; text: string }[] = [];
+  const s = new DashboardSession(ids.map((id) => ({ id })), {
+    title: 't', post: (m) => sent.push(m), throttleMs: 0,
+    saveCsv: async (name, text) => { saved.push({ name, text }); return `/x/${name}`; },
+    savePng: async () => '/x.png',
+  });
+  return { s, sent, saved };
+}
+
+const metrics = (events: RunEvent[]) => events.filter((e): e is MetricsEvent => e.type === 'metrics');
+
+test('a recorded events file becomes charts for every GRPO metric, windows decimated to the width', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dash-'));
+  try {
+    const file = join(dir, 'events.jsonl');
+    writeEvents(file, generateRun({ steps: 5000 }));
+    const { events, problems } = await readEventsFrom(file, 0);
+    assert.deepEqual(problems, []);
+    const { s, sent } = session();
+    s.ingest('run-a', events);
+    await s.receive({ type: 'ready', view: { xAxis: 'step', range: null, smoothing: 0, width: 300, hidden: [] } });
+    const layout = sent.find((m) => m.type === 'layout');
+    assert.ok(layout && layout.type === 'layout');
+    assert.deepEqual(layout.charts.map((c) => c.id), ['reward', 'rewards', 'safety', 'kl', 'loss', 'length', 'clipped', 'lr', 'grad']);
+    assert.deepEqual(layout.charts[1].series.map((x) => x.label), ['refusal_reward', 'safety_budget_reward', 'safety_format_reward']);
+    assert.equal(layout.runs[0].status, 'completed');
+    assert.equal(layout.runs[0].rows, 5000);
+    const w = sent.find((m) => m.type === 'window');
+    assert.ok(w && w.type === 'window');
+    const kl = w.charts.find((c) => c.chartId === 'kl')!.runs[0];
+    assert.equal(kl.total, 5000);
+    assert.ok(kl.x.length < 5000 && kl.x.length <= 300 * 4 + 4, `sent ${kl.x.length}`);
+    assert.ok(kl.x instanceof Float64Array);
+    assert.equal(kl.x[0], 1);
+    assert.equal(kl.x[kl.x.length - 1], 5000);
+    const samples = sent.find((m) => m.type === 'samples');
+    assert.ok(samples && samples.type === 'samples' && samples.step === 5000 && samples.rows.length === 3);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('new events push an updated window; smoothing sends the EMA and the raw values', async () => {
+  const { s, sent } = session();
+  const ev = generateRun({ steps: 100, finished: false });
+  s.ingest('run-a', ev);
+  await s.receive({ type: 'ready', view: null });
+  sent.length = 0;
+  s.ingest('run-a', generateRun({ steps: 10, firstStep: 101, firstSeq: 1000, finished: false }).filter((e) => e.type === 'metrics'));
+  const w = sent.find((m) => m.type === 'window');
+  assert.ok(w && w.type === 'window');
+  const reward = w.charts.find((c) => c.chartId === 'reward')!.runs[0];
+  assert.equal(reward.x[reward.x.length - 1], 110);
+  sent.length = 0;
+  await s.receive({ type: 'view', viewId: 1, xAxis: 'step', range: null, smoothing: 0.9, width: 600, hidden: [] });
+  const sw = sent.find((m) => m.type === 'window');
+  assert.ok(sw && sw.type === 'window' && sw.smoothing === 0.9);
+  const r = sw.charts.find((c) => c.chartId === 'reward')!.runs[0];
+  assert.ok(r.raw, 'raw values sent alongside the smoothed ones');
+  const raw = r.raw!.reward;
+  let last = 0;
+  for (let i = 0; i < raw.length; i++) {
+    last = last * 0.9 + 0.1 * raw[i];
+    assert.ok(Math.abs(r.y.reward[i] - last / (1 - 0.9 ** (i + 1))) < 1e-9, `point ${i}`);
+  }
+});
+
+test('a resumed run supersedes the steps it repeats; the CSV still has every row', () => {
+  const s = new RunSeries('r');
+  const m = (seq: number, step: number, v: number): MetricsEvent => ({ type: 'metrics', seq, time: 100 + seq, step, values: { loss: v } });
+  for (let i = 1; i <= 5; i++) s.append(m(i, i, i));
+  s.append(m(6, 3, 30)); // resumed from checkpoint-2
+  s.append(m(7, 4, 40));
+  assert.deepEqual([...s.step], [1, 2, 3, 4]);
+  assert.deepEqual([...s.col('loss')!], [1, 2, 30, 40]);
+  const { text, rows } = toCsv([s]);
+  assert.equal(rows, 7);
+  const lines = text.trim().split('\n');
+  assert.equal(lines[0], 'run_id,seq,step,time,loss');
+  assert.deepEqual(lines.slice(1).map((l) => l.split(',')[4]), ['1', '2', '3', '4', '5', '30', '40']);
+});
+
+test('CSV export is complete, exact and safe against formula injection', async () => {
+  const { s, sent, saved } = session();
+  const ev = generateRun({ steps: 3000 });
+  ev.push({ type: 'metrics', seq: 99_999, time: 1, step: 99_999, values: { '=HYPERLINK("x")': 1, loss: null } });
+  s.ingest('run-a', ev);
+  await s.receive({ type: 'ready', view: null });
+  await s.receive({ type: 'exportCsv', reqId: 7 });
+  const done = sent.find((m) => m.type === 'exported');
+  assert.ok(done && done.type === 'exported' && done.ok && done.rows === 3001 && done.reqId === 7);
+  const lines = saved[0].text.trimEnd().split('\n');
+  assert.equal(lines.length, 3002);
+  const header = lines[0].split(',');
+  assert.ok(header.includes(`"'=HYPERLINK(""x"")"`), header.join(','));
+  const ms = metrics(ev);
+  const col = header.indexOf('kl');
+  for (let i = 0; i < ms.length - 1; i++) {
+    const cells = lines[i + 1].split(',');
+    assert.equal(Number(cells[2]), ms[i].step);
+    assert.equal(Number(cells[col]), ms[i].values.kl, `row ${i}`);
+  }
+  assert.equal(lines[3001].split(',')[header.indexOf('loss')], '');
+});
+
+test('bad messages from the webview are rejected and reported, not acted on', async () => {
+  const { s, sent, saved } = session();
+  s.ingest('run-a', generateRun({ steps: 10 }));
+  await s.receive({ type: 'exportCsv', reqId: -1 });
+  await s.receive({ type: 'view', viewId: 1, xAxis: 'step', range: null, smoothing: 0, width: 600, hidden: [], extra: 1 });
+  assert.equal(saved.length, 0);
+  assert.equal(sent.filter((m) => m.type === 'error').length, 2);
+  assert.equal(sent.filter((m) => m.type === 'window').length, 0);
+});
+
+test('malformed event values become gaps, not crashes', async () => {
+  const { s, sent } = session();
+  s.ingest('run-a', [
+    { type: 'metrics', seq: 0, time: 1, step: 1, values: { kl: 'NaN' as unknown as number, loss: null } },
+    { type: 'metrics', seq: 1, time: 2, step: 2, values: null as unknown as Record<string, number> },
+    { type: 'metrics', seq: 2, time: 3, step: 'x' as unknown as number, values: { kl: 1 } },
+    { type: 'samples', seq: 3, time: 3, step: 2, rows: [{ prompt: 'p'.repeat(100_000), completion: null as unknown as string, rewards: { a: 'x' as unknown as number }, budget: 'big' as unknown as number }] },
+    { type: 'metrics', seq: 4, time: 4, step: 3, values: { kl: 0.5 } },
+  ]);
+  await s.receive({ type: 'ready', view: null });
+  const w = sent.find((m) => m.type === 'window');
+  assert.ok(w && w.type === 'window');
+  const kl = w.charts.find((c) => c.chartId === 'kl')!.runs[0];
+  assert.deepEqual([...kl.x], [1, 2, 3]);
+  assert.ok(Number.isNaN(kl.y.kl[0]) && Number.isNaN(kl.y.kl[1]) && kl.y.kl[2] === 0.5);
+  const smp = sent.find((m) => m.type === 'samples');
+  assert.ok(smp && smp.type === 'samples');
+  assert.ok(smp.rows[0].prompt.length <= 4001);
+  assert.equal(smp.rows[0].completion, '');
+  assert.equal(smp.rows[0].rewards.a, null);
+  assert.equal(smp.rows[0].budget, null);
+});
