@@ -258,6 +258,62 @@ def _reward_names() -> list[str]:
     return list(reward_names())
 
 
+# Values accelerate's DeepSpeed plugin accepts for the offload devices and ZeRO stage.
+DEEPSPEED_CHOICES: dict[str, list[Any]] = {
+    "zero_stage": [0, 1, 2, 3],
+    "offload_optimizer_device": ["none", "cpu", "nvme"],
+    "offload_param_device": ["none", "cpu", "nvme"],
+    "deepspeed_multinode_launcher": ["pdsh", "standard", "openmpi", "mvapich", "mpich", "nossh"],
+}
+
+
+def accelerate_metadata() -> dict[str, Any]:
+    """The accelerate config file format (ClusterConfig) and launch's DeepSpeed options."""
+    import accelerate
+    from accelerate.commands.config.config_args import ClusterConfig
+    from accelerate.commands.launch import launch_command_parser
+    from accelerate.utils import ComputeEnvironment, DistributedType, PrecisionType
+
+    hints = typing.get_type_hints(ClusterConfig)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(ClusterConfig):
+        s = _type_schema(hints.get(f.name, f.type))
+        if f.default is not dataclasses.MISSING:
+            d = _json_default(f.default)
+            if d is not _NO_DEFAULT:
+                s["default"] = d
+        fields[f.name] = s
+    # BaseConfig.process_config fills every other missing key; it raises only for this one.
+    fields["distributed_type"] = {"type": "string", "enum": [d.value for d in DistributedType], "required": True}
+    fields["compute_environment"]["default"] = ComputeEnvironment.LOCAL_MACHINE.value
+    fields["mixed_precision"] = {"type": ["string", "null"], "enum": [p.value for p in PrecisionType] + [None], "default": None}
+    fields["use_cpu"]["default"] = False
+    fields["debug"]["default"] = False
+    ds_keys: dict[str, Any] = {}
+    parser = launch_command_parser()
+    for group in parser._action_groups:  # noqa: SLF001 - argparse has no public accessor
+        if "DeepSpeed" not in (group.title or ""):
+            continue
+        for action in group._group_actions:  # noqa: SLF001
+            t = {int: "integer", float: "number"}.get(action.type, "string")
+            entry: dict[str, Any] = {"type": t, "description": " ".join((action.help or "").split())}
+            if action.dest in ("zero3_init_flag", "zero3_save_16bit_model"):
+                entry["type"] = "boolean"
+            if action.dest in DEEPSPEED_CHOICES:
+                entry["enum"] = DEEPSPEED_CHOICES[action.dest]
+            ds_keys[action.dest] = entry
+    return {
+        "accelerate_version": accelerate.__version__,
+        "fields": fields,
+        "distributed_types": [d.value for d in DistributedType],
+        "mixed_precision": [p.value for p in PrecisionType],
+        "compute_environments": [c.value for c in ComputeEnvironment],
+        "deepspeed_config": ds_keys,
+        # Old spellings BaseConfig.process_config still converts.
+        "legacy_keys": ["fp16", "dynamo_backend"],
+    }
+
+
 def build_schema() -> dict[str, Any]:
     import transformers
     import trl
@@ -312,6 +368,7 @@ def build_schema() -> dict[str, Any]:
             "sections": sorted(sections),
             "reward_names": _reward_names(),
             "changed_fields": CHANGED_FIELDS,
+            "accelerate": accelerate_metadata(),
         },
     }
 

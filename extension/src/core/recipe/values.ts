@@ -1,0 +1,186 @@
+// Checking one YAML value against a field spec (type, enum, range) the way the runtime
+// reads it: PyYAML (YAML 1.1) values, then HfArgumentParser/argparse, which converts a
+// *string* default with the field's type (so `learning_rate: 1e-6`, a string in YAML 1.1,
+// is fine) but leaves other values as they are (so `num_generations: 8.0` stays a float).
+import { type Diagnostic, type QuickFix, diag, type Severity } from './diagnostics';
+import type { FieldSpec } from './schema';
+import { deref, type YNode } from './yaml';
+
+const BOOL_STRINGS = new Set(['yes', 'no', 'true', 'false', 't', 'f', 'y', 'n', '1', '0']);
+const INT_RE = /^[-+]?\d+$/;
+const FLOAT_RE = /^[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf|infinity|nan)$/i;
+
+export function describeTypes(types: string[]): string {
+  const words: Record<string, string> = { string: 'a string', integer: 'an integer', number: 'a number', boolean: 'true or false', null: 'null', array: 'a list', object: 'a mapping' };
+  const ws = types.filter((t) => t !== 'null').map((t) => words[t] ?? t);
+  if (types.includes('null')) ws.push('null');
+  return ws.length <= 1 ? (ws[0] ?? 'a value') : `${ws.slice(0, -1).join(', ')} or ${ws.at(-1)}`;
+}
+
+export function describeNode(n: YNode): string {
+  switch (n.kind) {
+    case 'scalar':
+      if (n.tag === 'null') return n.text === '' ? 'an empty value (null)' : `null (${n.text})`;
+      if (n.tag === 'bool') return `${n.value} (YAML 1.1 reads \`${n.text}\` as a boolean)`;
+      if (n.tag === 'int' || n.tag === 'float') return `the number ${n.text}`;
+      return `the string ${JSON.stringify(n.text.length > 40 ? n.text.slice(0, 40) + '…' : n.text)}`;
+    case 'map': return 'a mapping';
+    case 'seq': return 'a list';
+    default: return 'an alias';
+  }
+}
+
+export interface Checked {
+  /** The value as the runtime will see it after argparse conversion; undefined if invalid. */
+  value: unknown;
+  ok: boolean;
+}
+
+/** Convert a scalar to what the field will hold, or undefined when its type does not fit. */
+function coerceScalar(types: string[], n: Extract<YNode, { kind: 'scalar' }>): { ok: boolean; value: unknown } {
+  const has = (t: string) => types.includes(t);
+  switch (n.tag) {
+    case 'null': return { ok: has('null'), value: null };
+    case 'bool': return { ok: has('boolean'), value: n.value };
+    case 'int': return { ok: has('integer') || has('number'), value: n.value };
+    case 'float':
+      if (has('number')) return { ok: true, value: n.value };
+      return { ok: false, value: n.value };
+    default: {
+      const s = n.text;
+      if (has('string')) return { ok: true, value: s };
+      if (has('integer') && INT_RE.test(s.trim())) return { ok: true, value: parseInt(s, 10) };
+      if (has('number') && FLOAT_RE.test(s.trim())) return { ok: true, value: Number(s.trim().replace(/^([-+]?)inf(inity)?$/i, '$1Infinity')) };
+      if (has('boolean') && BOOL_STRINGS.has(s.trim().toLowerCase())) return { ok: true, value: ['yes', 'true', 't', 'y', '1'].includes(s.trim().toLowerCase()) };
+      return { ok: false, value: s };
+    }
+  }
+}
+
+export function levenshtein(a: string, b: string, max = 99): number {
+  if (a === b) return 0;
+  if (Math.abs(a.length - b.length) > max) return max + 1;
+  let prev = new Array<number>(b.length + 1);
+  let cur = new Array<number>(b.length + 1);
+  for (let j = 0; j <= b.length; j++) prev[j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    cur[0] = i;
+    let rowMin = cur[0];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a.charCodeAt(i - 1) === b.charCodeAt(j - 1) ? 0 : 1;
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + cost);
+      if (cur[j]! < rowMin) rowMin = cur[j]!;
+    }
+    if (rowMin > max) return max + 1;
+    [prev, cur] = [cur, prev];
+  }
+  return prev[b.length]!;
+}
+
+/** The closest candidate, if it is close enough to be a likely typo. */
+export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
+  const w = word.toLowerCase();
+  let best: string | undefined;
+  let bestD = Infinity;
+  const limit = Math.max(2, Math.floor(w.length / 3));
+  for (const c of candidates) {
+    const cl = c.toLowerCase();
+    if (cl === w) return c;
+    const d = levenshtein(w, cl, limit);
+    if (d < bestD) { bestD = d; best = c; }
+  }
+  if (best !== undefined && bestD <= limit) return best;
+  // A missing or extra word part (`num_generation` vs `num_generations` is caught above;
+  // `generations` vs `num_generations` here).
+  for (const c of candidates) if (w.length >= 5 && (c.toLowerCase().endsWith(w) || c.toLowerCase().startsWith(w))) return c;
+  return undefined;
+}
+
+export function isNumber(v: unknown): v is number { return typeof v === 'number' && Number.isFinite(v); }
+
+/** Check `node` against `spec`; push diagnostics; return the usable value. */
+export function checkValue(text: string, spec: FieldSpec, node: YNode, where: string, out: Diagnostic[], codes = { type: 'CC101', enum: 'CC102', range: 'CC103' }): Checked {
+  const n = deref(node);
+  if (!n) return { ok: true, value: undefined }; // unresolved alias: reported elsewhere
+  const types = spec.types;
+  if (types.length === 0) return { ok: true, value: undefined };
+  let value: unknown;
+  if (n.kind === 'scalar') {
+    const c = coerceScalar(types, n);
+    if (!c.ok) {
+      const fixes: QuickFix[] = [];
+      let hint = '';
+      if (n.tag === 'bool' && types.includes('string')) {
+        hint = ` Quote it to keep the text: '${n.text}'.`;
+        fixes.push({ title: `Quote '${n.text}'`, edits: [{ start: node.start, end: node.end, newText: `'${n.text}'` }] });
+      } else if (n.tag === 'float' && types.includes('integer') && Number.isInteger(n.value)) {
+        hint = ` Write it without a decimal point: ${n.value}.`;
+        fixes.push({ title: `Write ${n.value}`, edits: [{ start: node.start, end: node.end, newText: String(n.value) }] });
+      } else if ((n.tag === 'int' || n.tag === 'float') && types.includes('string')) {
+        hint = ` Quote it if it is meant as text: '${n.text}'.`;
+      }
+      const severity: Severity = (n.tag === 'int' || n.tag === 'float') && types.includes('string') ? 'warning' : 'error';
+      out.push(diag(text, node.start, node.end, severity, codes.type, `${where} expects ${describeTypes(types)}, got ${describeNode(n)}.${hint}`, fixes));
+      return { ok: false, value: undefined };
+    }
+    value = c.value;
+  } else if (n.kind === 'map') {
+    if (!types.includes('object')) {
+      out.push(diag(text, node.start, headEnd(text, node), 'error', codes.type, `${where} expects ${describeTypes(types)}, got a mapping.`));
+      return { ok: false, value: undefined };
+    }
+    return { ok: true, value: n };
+  } else if (n.kind === 'seq') {
+    if (!types.includes('array')) {
+      out.push(diag(text, node.start, headEnd(text, node), 'error', codes.type, `${where} expects ${describeTypes(types)}, got a list.`));
+      return { ok: false, value: undefined };
+    }
+    const itemTypes = spec.items?.type === undefined ? [] : Array.isArray(spec.items.type) ? spec.items.type : [spec.items.type];
+    const values: unknown[] = [];
+    let ok = true;
+    n.items.forEach((it, i) => {
+      if (!itemTypes.length) { values.push(undefined); return; }
+      const r = checkValue(text, { name: `${spec.name}[${i}]`, types: itemTypes, enum: spec.items?.enum }, it, `${where}[${i}]`, out, codes);
+      ok &&= r.ok;
+      values.push(r.value);
+    });
+    return { ok, value: ok ? values : undefined };
+  } else {
+    return { ok: true, value: undefined };
+  }
+  // enum
+  if (spec.enum && value !== null && !spec.enum.includes(value)) {
+    const options = spec.enum.filter((e) => e !== null).map(String);
+    const sug = typeof value === 'string' ? didYouMean(value, options) : undefined;
+    const fixes: QuickFix[] = sug ? [{ title: `Change to '${sug}'`, edits: [{ start: node.start, end: node.end, newText: sug }] }] : [];
+    const list = options.length > 12 ? options.slice(0, 12).join(', ') + ', …' : options.join(', ');
+    out.push(diag(text, node.start, node.end, 'error', codes.enum,
+      `${where} must be one of: ${list}; got ${JSON.stringify(value)}.${sug ? ` Did you mean '${sug}'?` : ''}`, fixes));
+    return { ok: false, value: undefined };
+  }
+  // range
+  if (isNumber(value)) {
+    const bad =
+      (spec.minimum !== undefined && value < spec.minimum) ||
+      (spec.maximum !== undefined && value > spec.maximum) ||
+      (spec.exclusiveMinimum !== undefined && value <= spec.exclusiveMinimum) ||
+      (spec.exclusiveMaximum !== undefined && value >= spec.exclusiveMaximum);
+    if (bad) {
+      out.push(diag(text, node.start, node.end, 'error', codes.range, `${where} = ${value} is out of range: it must be ${describeRange(spec)}.`));
+      return { ok: false, value: undefined };
+    }
+  }
+  return { ok: true, value };
+}
+
+export function describeRange(s: FieldSpec): string {
+  const lo = s.minimum !== undefined ? `>= ${s.minimum}` : s.exclusiveMinimum !== undefined ? `> ${s.exclusiveMinimum}` : '';
+  const hi = s.maximum !== undefined ? `<= ${s.maximum}` : s.exclusiveMaximum !== undefined ? `< ${s.exclusiveMaximum}` : '';
+  return [lo, hi].filter(Boolean).join(' and ');
+}
+
+/** End of the first line of a collection node, so a squiggle does not cover a whole block. */
+export function headEnd(text: string, n: YNode): number {
+  const nl = text.indexOf('\n', n.start);
+  return nl < 0 || nl > n.end ? n.end : Math.max(n.start + 1, nl);
+}

@@ -1,0 +1,272 @@
+// YAML -> a small tree with source ranges, built from js-yaml 5's event parser.
+// Scalars are resolved with the YAML 1.1 schema because the runtime reads recipes with
+// PyYAML (yaml.safe_load), so `no` is false and `1e-6` is a string, exactly as there.
+// Aliases are never expanded into copies: an alias node points at its anchor's node, the
+// number of aliases per document is capped, and plain-value conversion has a node budget,
+// so alias bombs ("billion laughs") cost nothing.
+import { parseEvents, getScalarValue, YAML11_SCHEMA, EVENT_ID, SCALAR_STYLE, COLLECTION_STYLE, type Event, type ScalarEvent } from 'js-yaml';
+import { type Diagnostic, diag } from './diagnostics';
+
+export interface YBase { start: number; end: number }
+export interface YScalar extends YBase {
+  kind: 'scalar';
+  /** Decoded text (without quotes / block indicators). */
+  text: string;
+  /** Resolved value, YAML 1.1 (PyYAML) rules for plain scalars; quoted/block scalars are strings. */
+  value: string | number | boolean | null;
+  quoted: boolean;
+  /** Whether a plain scalar was resolved to something other than a string. */
+  tag: 'str' | 'int' | 'float' | 'bool' | 'null';
+}
+export interface YPair { key: YNode; value: YNode }
+export interface YMap extends YBase { kind: 'map'; items: YPair[]; flow: boolean }
+export interface YSeq extends YBase { kind: 'seq'; items: YNode[]; flow: boolean }
+export interface YAlias extends YBase { kind: 'alias'; name: string; target: YNode | undefined }
+export type YNode = YScalar | YMap | YSeq | YAlias;
+
+export interface ParsedYaml {
+  root: YNode | undefined;
+  /** Syntax-level diagnostics (syntax errors, tabs, duplicate keys, alias limits, ...). */
+  diagnostics: Diagnostic[];
+  documents: number;
+}
+
+export const LIMITS = {
+  /** Largest file parsed at all; recipes are a few KB. */
+  maxBytes: 2 * 1024 * 1024,
+  /** Aliases allowed in one document. */
+  maxAliases: 100,
+  /** Nodes visited when converting to plain values (aliases count again each time). */
+  maxPlainNodes: 100_000,
+  maxDepth: 64,
+};
+
+const TAG_NAMES: Record<string, YScalar['tag']> = {
+  'tag:yaml.org,2002:str': 'str',
+  'tag:yaml.org,2002:int': 'int',
+  'tag:yaml.org,2002:float': 'float',
+  'tag:yaml.org,2002:bool': 'bool',
+  'tag:yaml.org,2002:null': 'null',
+};
+
+function lineEnd(text: string, pos: number): number {
+  const nl = text.indexOf('\n', pos);
+  return nl < 0 ? text.length : nl;
+}
+
+/** Parse `text` into a ranged tree. Never throws. */
+export function parseYaml(text: string): ParsedYaml {
+  const diagnostics: Diagnostic[] = [];
+  if (text.length > LIMITS.maxBytes) {
+    diagnostics.push(diag(text, 0, Math.min(lineEnd(text, 0), 200), 'error', 'CC007',
+      `File is ${(text.length / 1048576).toFixed(1)} MB; a recipe is a small YAML file, so files over ${LIMITS.maxBytes / 1048576} MB are not parsed. Check that this is the right file.`));
+    return { root: undefined, diagnostics, documents: 0 };
+  }
+  let events: Event[];
+  try {
+    events = parseEvents(text, { maxDepth: LIMITS.maxDepth });
+  } catch (err) {
+    const e = err as { reason?: string; message?: string; mark?: { position?: number } };
+    const reason = e.reason ?? e.message ?? String(err);
+    const pos = Math.max(0, Math.min(text.length, e.mark?.position ?? 0));
+    // Mark the rest of the offending line (at least one character when there is one).
+    let end = lineEnd(text, pos);
+    if (end <= pos) end = Math.min(text.length, pos + 1);
+    if (/tab/i.test(reason)) {
+      // Point at the tab itself when we can find it on that line.
+      const ls = text.lastIndexOf('\n', pos - 1) + 1;
+      const le = lineEnd(text, ls);
+      const tab = text.slice(ls, le).indexOf('\t');
+      const s = tab >= 0 ? ls + tab : pos;
+      diagnostics.push(diag(text, s, s + 1, 'error', 'CC002', `Tab character in indentation: YAML indents with spaces only. Replace the tab with spaces.`));
+    } else {
+      diagnostics.push(diag(text, pos, end, 'error', 'CC001', `YAML syntax error: ${reason}. Fix the YAML at this position (check indentation, quotes and brackets).`));
+    }
+    return { root: undefined, diagnostics, documents: 0 };
+  }
+  return new TreeBuilder(text, events, diagnostics).build();
+}
+
+class TreeBuilder {
+  private i = 0;
+  private anchors = new Map<string, YNode>();
+  private aliases = 0;
+  private aliasLimitReported = false;
+  constructor(private text: string, private events: Event[], private diagnostics: Diagnostic[]) {}
+
+  build(): ParsedYaml {
+    const ev = this.events;
+    let root: YNode | undefined;
+    let documents = 0;
+    while (this.i < ev.length) {
+      const e = ev[this.i++]!;
+      if (e.type !== EVENT_ID.DOCUMENT) continue;
+      documents++;
+      this.anchors.clear();
+      this.aliases = 0;
+      let content: YNode | undefined;
+      if (this.i < ev.length && ev[this.i]!.type !== EVENT_ID.POP) content = this.node();
+      if (this.i < ev.length && ev[this.i]!.type === EVENT_ID.POP) this.i++;
+      if (documents === 1) root = content;
+      else if (documents === 2 && content) {
+        this.diagnostics.push(diag(this.text, content.start, lineEnd(this.text, content.start), 'error', 'CC009',
+          'A recipe is one YAML document, but this file has several (`---`). The runtime (yaml.safe_load) rejects it: remove the extra documents.'));
+      }
+    }
+    return { root, diagnostics: this.diagnostics, documents };
+  }
+
+  private anchorName(e: { anchorStart: number; anchorEnd: number }): string | undefined {
+    return e.anchorStart >= 0 ? this.text.slice(e.anchorStart, e.anchorEnd) : undefined;
+  }
+
+  private node(): YNode {
+    const e = this.events[this.i++]!;
+    switch (e.type) {
+      case EVENT_ID.SCALAR: {
+        const n = this.scalar(e);
+        const a = this.anchorName(e);
+        if (a) this.anchors.set(a, n);
+        return n;
+      }
+      case EVENT_ID.ALIAS: {
+        const name = this.text.slice(e.anchorStart, e.anchorEnd);
+        this.aliases++;
+        const start = Math.max(0, e.anchorStart - 1);
+        if (this.aliases > LIMITS.maxAliases && !this.aliasLimitReported) {
+          this.aliasLimitReported = true;
+          this.diagnostics.push(diag(this.text, start, e.anchorEnd, 'error', 'CC004',
+            `More than ${LIMITS.maxAliases} aliases in one document; aliases are not expanded beyond this limit (alias bombs). Write the values out instead of using *${name}.`));
+        }
+        const target = this.aliases > LIMITS.maxAliases ? undefined : this.anchors.get(name);
+        return { kind: 'alias', name, target, start, end: e.anchorEnd };
+      }
+      case EVENT_ID.MAPPING:
+      case EVENT_ID.SEQUENCE: {
+        const isMap = e.type === EVENT_ID.MAPPING;
+        const flow = e.style === COLLECTION_STYLE.FLOW;
+        const start = e.anchorStart >= 0 ? Math.min(e.anchorStart - 1, e.start) : e.start;
+        const n: YMap | YSeq = isMap
+          ? { kind: 'map', items: [], flow, start: Math.max(0, start), end: e.start }
+          : { kind: 'seq', items: [], flow, start: Math.max(0, start), end: e.start };
+        const a = this.anchorName(e);
+        if (a) this.anchors.set(a, n);
+        const seen = isMap ? new Map<string, YNode>() : undefined;
+        while (this.i < this.events.length && this.events[this.i]!.type !== EVENT_ID.POP) {
+          if (isMap) {
+            const key = this.node();
+            const value = this.i < this.events.length && this.events[this.i]!.type !== EVENT_ID.POP
+              ? this.node()
+              : ({ kind: 'scalar', text: '', value: null, quoted: false, tag: 'null', start: key.end, end: key.end } as YScalar);
+            (n as YMap).items.push({ key, value });
+            if (key.kind === 'scalar') {
+              const prev = seen!.get(key.text);
+              if (prev) {
+                const line = lineOf(this.text, prev.start);
+                this.diagnostics.push(diag(this.text, key.start, key.end, 'error', 'CC003',
+                  `Duplicate key '${key.text}' (first defined on line ${line}). PyYAML silently keeps the last value; remove one of them.`));
+              } else seen!.set(key.text, key);
+            }
+          } else {
+            (n as YSeq).items.push(this.node());
+          }
+        }
+        this.i++; // POP
+        const last = isMap ? (n as YMap).items.at(-1)?.value : (n as YSeq).items.at(-1);
+        n.end = Math.max(n.end + (flow ? 1 : 0), last ? last.end : n.end);
+        if (flow) n.end = this.closeBracket(n.end, isMap ? '}' : ']');
+        return n;
+      }
+      default:
+        // Should not happen for a well-formed event stream; keep going.
+        return { kind: 'scalar', text: '', value: null, quoted: false, tag: 'null', start: 0, end: 0 };
+    }
+  }
+
+  private closeBracket(from: number, ch: string): number {
+    const t = this.text;
+    let p = from;
+    while (p < t.length) {
+      const c = t[p]!;
+      if (c === ch) return p + 1;
+      if (c === ' ' || c === '\n' || c === '\r' || c === ',' || c === '\t') { p++; continue; }
+      if (c === '#') { p = lineEnd(t, p); continue; }
+      break;
+    }
+    return from;
+  }
+
+  private scalar(e: ScalarEvent): YScalar {
+    const t = this.text;
+    const text = e.fast ? t.slice(e.valueStart, e.valueEnd) : getScalarValue(t, e);
+    let start = e.valueStart;
+    let end = e.valueEnd;
+    const quoted = e.style === SCALAR_STYLE.SINGLE_QUOTED || e.style === SCALAR_STYLE.DOUBLE_QUOTED;
+    if (quoted) {
+      if (start > 0 && (t[start - 1] === '"' || t[start - 1] === "'")) start--;
+      if (end < t.length && (t[end] === '"' || t[end] === "'")) end++;
+    }
+    if (e.style === SCALAR_STYLE.LITERAL_BLOCK || e.style === SCALAR_STYLE.FOLDED_BLOCK) {
+      // Trim the trailing newline so the range stays on the scalar's last line.
+      while (end > start && (t[end - 1] === '\n' || t[end - 1] === '\r')) end--;
+    }
+    if (e.style !== SCALAR_STYLE.PLAIN) return { kind: 'scalar', text, value: text, quoted: true, tag: 'str', start, end };
+    // Explicit tags (!!str ...) are rare in recipes; honour !!str, resolve the rest implicitly.
+    if (e.tagStart >= 0 && /(^!!str$|:str$)/.test(t.slice(e.tagStart, e.tagEnd))) {
+      return { kind: 'scalar', text, value: text, quoted: false, tag: 'str', start, end };
+    }
+    const r = YAML11_SCHEMA.resolveImplicitScalarTag(text);
+    const tag = TAG_NAMES[r.tag.tagName] ?? 'str';
+    let value: YScalar['value'];
+    if (tag === 'int' || tag === 'float') value = r.value as number;
+    else if (tag === 'bool') value = r.value as boolean;
+    else if (tag === 'null') value = null;
+    else value = text;
+    return { kind: 'scalar', text, value, quoted: false, tag, start, end };
+  }
+}
+
+export function lineOf(text: string, offset: number): number {
+  let line = 1;
+  for (let p = text.indexOf('\n'); p >= 0 && p < offset; p = text.indexOf('\n', p + 1)) line++;
+  return line;
+}
+
+/** Follow aliases to the node they name (undefined when the anchor is unknown or over the limit). */
+export function deref(n: YNode | undefined): YNode | undefined {
+  let guard = 0;
+  while (n && n.kind === 'alias' && guard++ < 32) n = n.target;
+  return n && n.kind === 'alias' ? undefined : n;
+}
+
+/** The mapping pair whose key is `name` (last wins, like PyYAML). */
+export function getPair(map: YMap | undefined, name: string): YPair | undefined {
+  if (!map) return undefined;
+  for (let i = map.items.length - 1; i >= 0; i--) {
+    const p = map.items[i]!;
+    if (p.key.kind === 'scalar' && p.key.text === name) return p;
+  }
+  return undefined;
+}
+
+export class PlainBudgetExceeded extends Error {}
+
+/** Convert a node to a plain JS value; throws PlainBudgetExceeded instead of expanding bombs. */
+export function toPlain(n: YNode | undefined, budget = { left: LIMITS.maxPlainNodes }): unknown {
+  if (--budget.left < 0) throw new PlainBudgetExceeded('value too large to expand');
+  const d = deref(n);
+  if (!d) return undefined;
+  switch (d.kind) {
+    case 'scalar': return d.value;
+    case 'seq': return d.items.map((x) => toPlain(x, budget));
+    case 'map': {
+      const o: Record<string, unknown> = Object.create(null);
+      for (const p of d.items) {
+        const k = deref(p.key);
+        o[k && k.kind === 'scalar' ? String(k.value) : '?'] = toPlain(p.value, budget);
+      }
+      return o;
+    }
+    default: return undefined;
+  }
+}
