@@ -249,7 +249,7 @@ export async function openPalette(page: Page, text: string): Promise<string[]> {
   await dismissQuickInput(page);
   await page.locator('.monaco-workbench').click({ position: { x: 5, y: 5 }, force: true }).catch(() => undefined);
   await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input');
+  const input = page.locator('.quick-input-widget input.input');
   await input.waitFor({ state: 'visible' });
   await input.fill(`>${text}`);
   await page.waitForTimeout(400);
@@ -257,14 +257,14 @@ export async function openPalette(page: Page, text: string): Promise<string[]> {
 }
 
 export async function dismissQuickInput(page: Page): Promise<void> {
-  if (await page.locator('.quick-input-widget input').isVisible().catch(() => false)) await page.keyboard.press('Escape');
+  if (await page.locator('.quick-input-widget input.input').isVisible().catch(() => false)) await page.keyboard.press('Escape');
 }
 
 /** Opens a workspace file in the editor through Quick Open. */
 export async function openFile(page: Page, relPath: string): Promise<void> {
   await dismissQuickInput(page);
   await page.keyboard.press('Control+P');
-  const input = page.locator('.quick-input-widget input');
+  const input = page.locator('.quick-input-widget input.input');
   await input.waitFor({ state: 'visible' });
   await input.fill(relPath);
   const base = relPath.split('/').pop()!;
@@ -288,4 +288,40 @@ export async function screenshot(page: Page, name: string): Promise<string> {
 
 export function cleanup(server: CodeServer | undefined): void {
   if (server && !process.env.CC_E2E_KEEP) rmSync(server.dir, { recursive: true, force: true });
+}
+
+/** Moves the cursor to a 1-based line (Go to Line). */
+export async function gotoLine(page: Page, line: number, column = 1): Promise<void> {
+  await dismissQuickInput(page);
+  await page.keyboard.press('Control+G');
+  const input = page.locator('.quick-input-widget input.input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill(`:${line}:${column}`);
+  await page.keyboard.press('Enter');
+  await page.waitForTimeout(150);
+}
+
+/** Selects `length` characters from a 1-based line and column in the active editor. */
+export async function selectRange(page: Page, line: number, column: number, length: number): Promise<void> {
+  await gotoLine(page, line, column);
+  for (let i = 0; i < length; i++) await page.keyboard.press('Shift+ArrowRight');
+}
+
+/** Text of the visible editor lines, in order (inlay hints and all), keyed by 1-based line number. */
+export async function visibleLines(page: Page): Promise<Map<number, string>> {
+  const rows = await page.locator('.editor-group-container.active .monaco-editor .view-lines .view-line').evaluateAll((els) =>
+    els.map((e) => ({ top: parseFloat((e as HTMLElement).style.top || '0'), text: (e as HTMLElement).innerText })),
+  );
+  const numbers = await page.locator('.editor-group-container.active .monaco-editor .margin .line-numbers').evaluateAll((els) =>
+    els.map((e) => ({ top: parseFloat(((e.parentElement as HTMLElement)?.style.top) || '0'), n: Number((e as HTMLElement).innerText.trim()) })),
+  );
+  const byTop = new Map(numbers.map((x) => [x.top, x.n]));
+  const out = new Map<number, string>();
+  // A wrapped line has its number on its first row only: later rows continue that line.
+  let current: number | undefined;
+  for (const r of rows.sort((a, b) => a.top - b.top)) {
+    current = byTop.get(r.top) ?? current;
+    if (current) out.set(current, (out.get(current) ?? '') + r.text.replace(/\u00a0/g, ' '));
+  }
+  return out;
 }
