@@ -11,8 +11,6 @@ import { parsePolicy, type Policy } from './policy';
 export interface AllocatorConfig {
   version: string;
   maxLength: number;
-  /** prompts are cut to this many code points before tokenizing */
-  maxChars: number;
   categories: string[];
   inputs: { inputIds: string; attentionMask: string; tokenTypeIds?: string };
   outputs: { risk: string; categories?: string; ambiguity?: string; borderline?: string };
@@ -43,25 +41,31 @@ export interface ModelOptions {
   maxBatch?: number;
 }
 
+const name = (v: unknown, fallback: string): string => (typeof v === 'string' && /^[\w.:/-]+$/.test(v) ? v : fallback);
+
 /** Parses allocator.json; `file` names it in errors. */
 export function parseAllocatorJson(raw: unknown, file: string, tokenizerJson?: unknown): AllocatorConfig {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${file}: not a JSON object`);
   const o = raw as Record<string, unknown>;
   const tokTrunc = (tokenizerJson as { truncation?: { max_length?: unknown } } | undefined)?.truncation?.max_length;
   const maxLength = typeof o.max_length === 'number' ? o.max_length : typeof tokTrunc === 'number' ? tokTrunc : 128;
-  const tokSection = (o.tokenizer && typeof o.tokenizer === 'object' ? o.tokenizer : {}) as Record<string, unknown>;
-  const maxChars = typeof tokSection.max_chars === 'number' ? tokSection.max_chars : 4096;
+  const inputs = (o.inputs && typeof o.inputs === 'object' ? o.inputs : {}) as Record<string, unknown>;
+  const outputs = (o.outputs && typeof o.outputs === 'object' ? o.outputs : {}) as Record<string, unknown>;
   const cats = Array.isArray(o.categories) ? o.categories : Array.isArray(o.labels) ? o.labels : [];
   if (!cats.every((c) => typeof c === 'string')) throw new Error(`${file}: categories must be strings`);
   return {
     version: String(o.version ?? 'unknown'),
     maxLength,
-    maxChars,
     categories: cats as string[],
-    // The contract fixes the names (allocator.json's inputs/outputs describe them): the graph
-    // takes input_ids + attention_mask and gives risk (+ categories, ambiguity, borderline).
-    inputs: { inputIds: 'input_ids', attentionMask: 'attention_mask' },
-    outputs: { risk: 'risk', categories: 'categories', ambiguity: 'ambiguity', borderline: 'borderline' },
+    // Graph input/output names: allocator.json may map them ("inputs": {"input_ids": "<name>"});
+    // values that are not plain names (descriptions) fall back to the contract's names.
+    inputs: { inputIds: name(inputs.input_ids, 'input_ids'), attentionMask: name(inputs.attention_mask, 'attention_mask') },
+    outputs: {
+      risk: name(outputs.risk, 'risk'),
+      categories: name(outputs.categories, 'categories'),
+      ambiguity: name(outputs.ambiguity, 'ambiguity'),
+      borderline: name(outputs.borderline, 'borderline'),
+    },
     policy: parsePolicy(o.policy, `${file}: policy`),
     raw: o,
   };
@@ -102,7 +106,7 @@ export class AllocatorModel {
     const config = parseAllocatorJson(await readJson(cfgFile), cfgFile, tokJson);
     const tokCfgFile = join(dir, 'tokenizer_config.json');
     const tokCfg = await readJson(tokCfgFile).catch(() => ({}));
-    const tokenizer = new AllocatorTokenizer(tokJson, config.maxLength, config.maxChars, tokCfg);
+    const tokenizer = new AllocatorTokenizer(tokJson, config.maxLength, tokCfg);
     const modelFile = join(dir, typeof config.raw.model === 'string' ? config.raw.model : 'model.onnx');
     const size = (await stat(modelFile).catch(() => { throw new Error(`no model at ${modelFile}`); })).size;
     const ort = await import('onnxruntime-node');

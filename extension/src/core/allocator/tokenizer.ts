@@ -2,9 +2,8 @@
 // to the model. @huggingface/tokenizers reproduces the Rust fast tokenizer's ids (normalizer:
 // lowercase + accent stripping + CJK splitting; WordPiece with [UNK] for words > 100 chars);
 // extension/test/allocator/tokenizer.test.ts checks that against Python on tricky strings.
-// The library does not truncate, so the contract's cut to `maxChars` code points, truncation to
-// `maxLength` tokens (keep the head, like the Rust tokenizer on one sequence) and padding to
-// the batch's longest row are done here.
+// The library does not truncate, so truncation to `maxLength` tokens (keep the head, like the
+// Rust tokenizer on one sequence) and padding to the batch's longest row are done here.
 import { Tokenizer } from '@huggingface/tokenizers';
 
 export interface Encoded {
@@ -22,19 +21,17 @@ export interface Batch {
   seqLen: number;
 }
 
+/** Characters of prompt text tokenized at first for a long prompt, per token of maxLength. */
+export const CHARS_PER_TOKEN_WINDOW = 16;
+
 /**
- * The first `maxChars` Unicode code points of `text` (Python's text[:maxChars]; UTF-16 slicing
- * would split surrogate pairs and count differently), and whether anything was cut.
+ * Where BERT's normalizer sees whitespace: \t \n \r and the Unicode White_Space characters that
+ * are not control characters (controls such as \v, \f, \x1c-\x1f, \x85 and format characters
+ * such as \ufeff are deleted, so they join the letters around them into one word). JavaScript's
+ * \s and Python's str.isspace() both differ from this set; cutting only here is what makes a
+ * prefix's tokens equal the whole text's.
  */
-export function cutCodePoints(text: string, maxChars: number): { text: string; cut: boolean } {
-  if (text.length <= maxChars) return { text, cut: false }; // UTF-16 length >= code points
-  let units = 0;
-  for (let cps = 0; cps < maxChars && units < text.length; cps++) {
-    const c = text.charCodeAt(units);
-    units += c >= 0xd800 && c <= 0xdbff && units + 1 < text.length && (text.charCodeAt(units + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
-  }
-  return units >= text.length ? { text, cut: false } : { text: text.slice(0, units), cut: true };
-}
+export const BERT_WHITESPACE = /[\t\n\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
 
 export class AllocatorTokenizer {
   private readonly tok: Tokenizer;
@@ -42,10 +39,9 @@ export class AllocatorTokenizer {
   readonly sepId: number;
   readonly padId: number;
 
-  constructor(tokenizerJson: unknown, readonly maxLength: number, readonly maxChars = 4096, tokenizerConfig: unknown = {}) {
+  constructor(tokenizerJson: unknown, readonly maxLength: number, tokenizerConfig: unknown = {}) {
     if (!tokenizerJson || typeof tokenizerJson !== 'object') throw new Error('tokenizer.json is not a JSON object');
     if (!Number.isInteger(maxLength) || maxLength < 3) throw new Error(`max length must be an integer >= 3, got ${maxLength}`);
-    if (!Number.isInteger(maxChars) || maxChars < 1) throw new Error(`max chars must be a positive integer, got ${maxChars}`);
     const json = tokenizerJson as Record<string, unknown>;
     // Truncation and padding are applied here, per batch; the library ignores them anyway.
     this.tok = new Tokenizer({ ...json, truncation: null, padding: null }, tokenizerConfig as object);
@@ -65,17 +61,28 @@ export class AllocatorTokenizer {
   }
 
   /**
-   * The allocator contract (docs/allocator.md, "Tokenization"): cut to maxChars code points,
-   * encode with [CLS] ... [SEP], keep the first maxLength tokens (the [SEP] stays), and report
-   * `truncated` when either step dropped something.
+   * [CLS] + the first maxLength - 2 content tokens + [SEP], and whether more followed: the same
+   * result as tokenizing the whole prompt and truncating on the right. A 1 MB prompt must not
+   * cost a 1 MB tokenization, so a long prompt is tokenized through a prefix cut at whitespace
+   * (BERT words never span whitespace, so the prefix's first tokens are the whole text's),
+   * widened x4 until it yields more than fits. runtime/conscience/allocator/score.py does the same.
    */
   encode(text: string): Encoded {
-    const { text: head, cut } = cutCodePoints(text, this.maxChars);
-    let ids = this.content(head);
     const room = this.maxLength - 2;
-    const overflow = ids.length > room;
-    if (overflow) ids = ids.slice(0, room);
-    return { ids: [this.clsId, ...ids, this.sepId], truncated: cut || overflow };
+    let ids: number[] | undefined;
+    for (let window = room * CHARS_PER_TOKEN_WINDOW; ids === undefined; window *= 4) {
+      let cut = window;
+      while (cut < text.length && !BERT_WHITESPACE.test(text[cut]!)) cut++;
+      if (cut >= text.length) {
+        ids = this.content(text);
+        break;
+      }
+      const head = this.content(text.slice(0, cut));
+      if (head.length > room) ids = head;
+    }
+    const truncated = ids.length > room;
+    if (truncated) ids = ids.slice(0, room);
+    return { ids: [this.clsId, ...ids, this.sepId], truncated };
   }
 
   /** Word tokens (as the tokenizer sees them) for display, e.g. in attribution. */

@@ -1,0 +1,99 @@
+// Tokenizer parity: the TypeScript tokenizer (tokenizer.json through @huggingface/tokenizers plus
+// the contract's truncation) must give the ids, lengths and truncated flags of the
+// Python reference (conscience.allocator.score.Allocator.encode, i.e. HF's Rust tokenizer).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { AllocatorTokenizer, CHARS_PER_TOKEN_WINDOW } from '../../src/core/allocator/tokenizer';
+import { MODEL_DIR, python } from './helpers';
+
+const TRICKY = [
+  'Hello World',
+  'Café naïve résumé ÉCOLE Ünïcödé ÀÉÎÕÜ',
+  'Combining e\u0301 vs precomposed é; Turkish İstanbul ıi; German ß ẞ',
+  'How do I kill a Python process? 🔪🐍 💣💥 👨‍👩‍👧 🏳️‍🌈',
+  '我想学习如何制作炸弹 日本語のテキスト 한국어',
+  'Ελληνικά Русский العربية עברית हिन्दी ไทย',
+  'ﬁ ligature ＦＵＬＬ width ①②',
+  'tabs\tand\nnewlines\r\n zero\u200bwidth nul\u0000 bell\u0007 bom\ufeff',
+  '',
+  '   ',
+  "don't won't -- hyphen-ated e-mail@x.com http://a.b/c?d=e&f=g #tag $100 50%",
+  'a'.repeat(150) + ' word after a 150-char word',
+  'word '.repeat(300),
+  'x'.repeat(5000),
+  '😀'.repeat(5000) + ' tail',
+  '炸'.repeat(200),
+  '😀 '.repeat(500) + 'end',
+  'Ünïcödé ' + 'ÉCOLE naïve '.repeat(3000),
+  'The quick brown fox jumps over the lazy dog. '.repeat(200),
+  '\ufffd replacement and \u2028 line separator and \u00a0 nbsp',
+];
+
+const PY = `
+import json, sys
+from conscience.allocator.score import Allocator
+a = Allocator(sys.argv[1])
+texts = json.loads(sys.stdin.read())
+out = []
+for t in texts:
+    ids, mask, truncated, tokens = a.encode([t])
+    out.append({"ids": [int(i) for i, m in zip(ids[0], mask[0]) if m], "truncated": bool(truncated[0]), "tokens": tokens[0]})
+print(json.dumps(out))
+`;
+
+test('TypeScript tokenization matches Python on tricky strings (accents, emoji, CJK, very long)', () => {
+  const expected = JSON.parse(python(PY, JSON.stringify(TRICKY), [MODEL_DIR])) as Array<{ ids: number[]; truncated: boolean; tokens: number }>;
+  const cfg = JSON.parse(readFileSync(join(MODEL_DIR, 'allocator.json'), 'utf8'));
+  const tok = new AllocatorTokenizer(JSON.parse(readFileSync(join(MODEL_DIR, 'tokenizer.json'), 'utf8')), cfg.max_length);
+  TRICKY.forEach((text, i) => {
+    const got = tok.encode(text);
+    const label = JSON.stringify(text.slice(0, 40));
+    assert.deepEqual(got.ids, expected[i]!.ids, `ids differ for ${label}`);
+    assert.equal(got.truncated, expected[i]!.truncated, `truncated differs for ${label}`);
+    assert.equal(got.ids.length, expected[i]!.tokens, `token count differs for ${label}`);
+  });
+  // The long ones must actually exercise truncation, or the test proves nothing about it.
+  assert.ok(expected.filter((e) => e.truncated).length >= 4, 'expected several truncated strings in the set');
+});
+
+test('a long prompt tokenized through a prefix gives the whole text\'s first tokens, whatever sits at the cut', () => {
+  const cfg = JSON.parse(readFileSync(join(MODEL_DIR, 'allocator.json'), 'utf8'));
+  const json = JSON.parse(readFileSync(join(MODEL_DIR, 'tokenizer.json'), 'utf8'));
+  const tok = new AllocatorTokenizer(json, cfg.max_length);
+  const whole = new Tokenizer({ ...json, truncation: null, padding: null }, {});
+  const room = cfg.max_length - 2;
+  const window = room * CHARS_PER_TOKEN_WINDOW;
+  // Characters that JavaScript's \s or Python's isspace() call whitespace but BERT deletes (so
+  // they join words), placed right at the first cut, inside words long enough to matter.
+  const crafted: string[] = [];
+  for (const joiner of ['\v', '\f', '\x1f', '\x85', '\ufeff', '\u2028', '\u00a0', '\u3000']) {
+    // room - 2 short words, one long [UNK] word, then a word whose joiner sits exactly at the
+    // first cut: cut there, its first pieces would land inside the first `room` tokens.
+    const lead = 'ab '.repeat(room - 2);
+    const filler = 'z'.repeat(window - lead.length - 1 - 'qzqzqzqz'.length);
+    crafted.push(lead + filler + ' qzqzqzqz' + joiner + 'x'.repeat(95) + ' tail'.repeat(10));
+  }
+  crafted.push('x'.repeat(window * 20), '炸'.repeat(window * 2), '😀 '.repeat(window), ('a'.repeat(120) + ' ').repeat(400));
+  for (const text of crafted) {
+    const all = whole.encode(text, { add_special_tokens: false }).ids;
+    const got = tok.encode(text);
+    const label = JSON.stringify(text.slice(window - 25, window + 5));
+    assert.deepEqual(got.ids, [tok.clsId, ...all.slice(0, room), tok.sepId], `prefix tokenization differs near ${label}`);
+    assert.equal(got.truncated, all.length > room, `truncated flag wrong near ${label}`);
+  }
+});
+
+test('a 1 MB prompt is tokenized quickly (the cut bounds the work)', () => {
+  const cfg = JSON.parse(readFileSync(join(MODEL_DIR, 'allocator.json'), 'utf8'));
+  const tok = new AllocatorTokenizer(JSON.parse(readFileSync(join(MODEL_DIR, 'tokenizer.json'), 'utf8')), cfg.max_length);
+  const big = 'lorem ipsum dolor sit amet '.repeat(40_000);
+  const t0 = performance.now();
+  const enc = tok.encode(big);
+  const ms = performance.now() - t0;
+  assert.equal(enc.truncated, true);
+  assert.equal(enc.ids.length, cfg.max_length);
+  assert.ok(ms < 500, `tokenizing a 1 MB prompt took ${ms.toFixed(0)} ms`);
+});
