@@ -325,3 +325,22 @@ export async function visibleLines(page: Page): Promise<Map<number, string>> {
   }
   return out;
 }
+
+/** Picks the quick-pick row whose label contains `text` (after a command asked for one). */
+export async function pickQuickItem(page: Page, text: string): Promise<void> {
+  const row = page.locator('.quick-input-widget .quick-input-list .monaco-list-row').filter({ hasText: text }).first();
+  await row.waitFor({ state: 'visible' });
+  await row.click();
+}
+
+/** Counts the saturated (coloured, not grey) pixels a canvas holds: drawn series, not axes or grid. */
+export const COLOURED_PIXELS = (c: Element): number => {
+  const canvas = c as HTMLCanvasElement;
+  const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+  let n = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    const r = data[i]!, g = data[i + 1]!, b = data[i + 2]!, a = data[i + 3]!;
+    if (a > 100 && Math.max(r, g, b) - Math.min(r, g, b) > 60) n++;
+  }
+  return n;
+};
