@@ -1,6 +1,175 @@
-// Thin VS Code adapter for the recipes feature (owned by the recipes work; core logic lives in core/).
-import type * as vscode from 'vscode';
+// Thin VS Code adapter over core/recipe: diagnostics as you type (debounced, off the typing
+// path), hover docs from TRL's help strings, completion of keys and enum values, and quick
+// fixes carried by the diagnostics themselves.
+//
+// Which YAML files are recipes: any YAML document whose top-level keys include one of
+// reward_funcs / model_name_or_path / num_generations / launch / safety / use_vllm /
+// per_device_train_batch_size (a recipe), or distributed_type / compute_environment /
+// deepspeed_config / mixed_precision (an accelerate config); files matching
+// `conscience.recipes.include` globs are always validated as recipes or configs.
+import * as vscode from 'vscode';
+import { completionsAt, hoverAt } from '../core/recipe/assist';
+import { nodeHost } from '../core/recipe/node-host';
+import { validateText, type Diagnostic as CoreDiagnostic } from '../core/recipe';
 
-export function activateRecipes(_context: vscode.ExtensionContext, _log: vscode.LogOutputChannel): void {
-  // filled in by the recipes feature
+const SOURCE = 'conscience';
+const MARKER_RE = /^(reward_funcs|model_name_or_path|num_generations|launch|safety|use_vllm|per_device_train_batch_size|distributed_type|compute_environment|deepspeed_config)\s*:/m;
+
+function config() {
+  const c = vscode.workspace.getConfiguration('conscience.recipes');
+  return {
+    enabled: c.get<boolean>('validate', true),
+    debounceMs: Math.max(0, c.get<number>('debounceMs', 200)),
+    include: c.get<string[]>('include', ['**/recipes/**/*.yaml', '**/*.grpo.yaml']),
+  };
+}
+
+function isYaml(doc: vscode.TextDocument): boolean {
+  return doc.languageId === 'yaml' || /\.ya?ml$/i.test(doc.uri.path);
+}
+
+function isRecipe(doc: vscode.TextDocument): boolean {
+  if (!isYaml(doc)) return false;
+  const { include } = config();
+  if (include.some((g) => vscode.languages.match({ pattern: g }, doc) > 0)) return true;
+  // Cheap check on the head of the file; the full kind detection happens in the core.
+  return MARKER_RE.test(doc.getText().slice(0, 65536));
+}
+
+function toRange(doc: vscode.TextDocument, start: number, end: number): vscode.Range {
+  return new vscode.Range(doc.positionAt(start), doc.positionAt(end));
+}
+
+const SEVERITY: Record<CoreDiagnostic['severity'], vscode.DiagnosticSeverity> = {
+  error: vscode.DiagnosticSeverity.Error,
+  warning: vscode.DiagnosticSeverity.Warning,
+  info: vscode.DiagnosticSeverity.Information,
+};
+
+export function activateRecipes(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): void {
+  const collection = vscode.languages.createDiagnosticCollection('conscience-recipes');
+  context.subscriptions.push(collection);
+  /** Latest core diagnostics per document version, for quick fixes. */
+  const latest = new Map<string, { version: number; diags: CoreDiagnostic[] }>();
+  const timers = new Map<string, ReturnType<typeof setTimeout>>();
+
+  const validateNow = (doc: vscode.TextDocument) => {
+    const key = doc.uri.toString();
+    if (!config().enabled || !isRecipe(doc)) {
+      collection.delete(doc.uri);
+      latest.delete(key);
+      return;
+    }
+    const started = performance.now();
+    let diags: CoreDiagnostic[];
+    try {
+      diags = validateText(doc.getText(), { file: doc.uri.scheme === 'file' ? doc.uri.fsPath : undefined, host: doc.uri.scheme === 'file' ? nodeHost : undefined });
+    } catch (err) {
+      log.error(`recipe validation failed for ${doc.uri.fsPath}: ${(err as Error)?.stack ?? err}`);
+      return;
+    }
+    // Diagnostics about a referenced file (accelerate config) show up when that file is open.
+    const own = diags.filter((d) => !d.file);
+    latest.set(key, { version: doc.version, diags: own });
+    collection.set(doc.uri, own.map((d) => {
+      const v = new vscode.Diagnostic(toRange(doc, d.start, d.end), d.message, SEVERITY[d.severity]);
+      v.code = d.code;
+      v.source = SOURCE;
+      return v;
+    }));
+    const ms = performance.now() - started;
+    if (ms > 50) log.warn(`validating ${doc.uri.fsPath} took ${ms.toFixed(1)} ms`);
+  };
+
+  const schedule = (doc: vscode.TextDocument) => {
+    const key = doc.uri.toString();
+    const t = timers.get(key);
+    if (t) clearTimeout(t);
+    timers.set(key, setTimeout(() => {
+      timers.delete(key);
+      // The document may have closed meanwhile.
+      if (!doc.isClosed) validateNow(doc);
+    }, config().debounceMs));
+  };
+
+  context.subscriptions.push(
+    vscode.workspace.onDidOpenTextDocument((d) => schedule(d)),
+    vscode.workspace.onDidChangeTextDocument((e) => { if (e.contentChanges.length) schedule(e.document); }),
+    vscode.workspace.onDidSaveTextDocument((d) => validateNow(d)),
+    vscode.workspace.onDidCloseTextDocument((d) => {
+      const key = d.uri.toString();
+      const t = timers.get(key);
+      if (t) clearTimeout(t);
+      timers.delete(key);
+      latest.delete(key);
+      collection.delete(d.uri);
+    }),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration('conscience.recipes')) for (const d of vscode.workspace.textDocuments) schedule(d);
+    }),
+    { dispose: () => { for (const t of timers.values()) clearTimeout(t); timers.clear(); } },
+  );
+
+  const selector: vscode.DocumentSelector = [{ language: 'yaml' }, { pattern: '**/*.{yaml,yml}' }];
+
+  context.subscriptions.push(vscode.languages.registerHoverProvider(selector, {
+    provideHover(doc, pos) {
+      if (!isRecipe(doc)) return undefined;
+      const h = hoverAt(doc.getText(), doc.offsetAt(pos));
+      if (!h) return undefined;
+      return new vscode.Hover(new vscode.MarkdownString(h.markdown), toRange(doc, h.start, h.end));
+    },
+  }));
+
+  context.subscriptions.push(vscode.languages.registerCompletionItemProvider(selector, {
+    provideCompletionItems(doc, pos) {
+      if (!isRecipe(doc)) return undefined;
+      const items = completionsAt(doc.getText(), doc.offsetAt(pos));
+      return items.map((c) => {
+        const item = new vscode.CompletionItem(c.label, c.kind === 'value' ? vscode.CompletionItemKind.EnumMember : c.kind === 'section' ? vscode.CompletionItemKind.Module : vscode.CompletionItemKind.Property);
+        item.detail = c.detail;
+        if (c.documentation) item.documentation = new vscode.MarkdownString(c.documentation);
+        item.insertText = c.insertText;
+        return item;
+      });
+    },
+  }, ':', ' ', '-'));
+
+  context.subscriptions.push(vscode.languages.registerCodeActionsProvider(selector, {
+    provideCodeActions(doc, range) {
+      let entry = latest.get(doc.uri.toString());
+      if (!entry || entry.version !== doc.version) {
+        validateNow(doc);
+        entry = latest.get(doc.uri.toString());
+      }
+      if (!entry) return [];
+      const actions: vscode.CodeAction[] = [];
+      for (const d of entry.diags) {
+        if (!d.fixes) continue;
+        const r = toRange(doc, d.start, d.end);
+        if (!r.intersection(range) && !r.contains(range.start)) continue;
+        for (const fix of d.fixes) {
+          const a = new vscode.CodeAction(fix.title, vscode.CodeActionKind.QuickFix);
+          const edit = new vscode.WorkspaceEdit();
+          for (const e of fix.edits) edit.replace(doc.uri, toRange(doc, e.start, e.end), e.newText);
+          a.edit = edit;
+          a.isPreferred = d.fixes.length === 1;
+          a.diagnostics = collection.get(doc.uri)?.filter((x) => x.code === d.code && x.range.isEqual(r)) ?? [];
+          actions.push(a);
+        }
+      }
+      return actions;
+    },
+  }, { providedCodeActionKinds: [vscode.CodeActionKind.QuickFix] }));
+
+  context.subscriptions.push(vscode.commands.registerCommand('conscience.recipes.validate', async () => {
+    const doc = vscode.window.activeTextEditor?.document;
+    if (!doc) { void vscode.window.showInformationMessage('Open a recipe YAML file to validate it.'); return; }
+    validateNow(doc);
+    const n = collection.get(doc.uri)?.length ?? 0;
+    void vscode.window.showInformationMessage(n ? `Recipe: ${n} problem(s); see the Problems view.` : 'Recipe: no problems found.');
+    if (n) await vscode.commands.executeCommand('workbench.actions.view.problems');
+  }));
+
+  for (const d of vscode.workspace.textDocuments) schedule(d);
 }
