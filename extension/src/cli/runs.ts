@@ -1,9 +1,326 @@
-const todo = (name: string) => async (_argv: string[]): Promise<number> => {
-  process.stderr.write(`conscience ${name}: not implemented yet\n`);
-  return 1;
-};
-export const launch = todo('launch');
-export const runs = todo('runs');
-export const logs = todo('logs');
-export const cancel = todo('cancel');
-export const resume = todo('resume');
+// conscience launch | runs | logs | cancel | resume: the CLI over core/launch and core/runs.
+// Secrets come from the environment (HF_TOKEN, WANDB_API_KEY) and reach the host in a 0600
+// file the run deletes at start; they are never printed or written to the run store.
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { cancelRun, formatPlan, launchRun, planLaunch, resumeRun } from '../core/launch/launcher';
+import { RunMonitor, processStatus } from '../core/launch/monitor';
+import { LaunchSession } from '../core/launch/session';
+import { loadTargets } from '../core/launch/targets';
+import type { RunEvent } from '../core/runs/events';
+import { listRuns, readRun, runDir, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
+
+export const SECRET_NAMES = ['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'WANDB_API_KEY'];
+
+class UsageError extends Error {}
+
+const common = {
+  workspace: { type: 'string' },
+  targets: { type: 'string' },
+  'accept-new': { type: 'boolean' },
+  format: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = Record<string, string | boolean | undefined> & { workspace?: string; targets?: string; 'accept-new'?: boolean; format?: string };
+
+function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean'; short?: string }>, usage: string): { values: Values; positionals: string[] } | undefined {
+  try {
+    const r = parseArgs({ args: argv, options: { ...common, ...options }, allowPositionals: true, strict: true }) as { values: Values; positionals: string[] };
+    if (r.values.help) {
+      process.stdout.write(usage + '\n');
+      return undefined;
+    }
+    const fmt = r.values.format;
+    if (fmt !== undefined && fmt !== 'json' && fmt !== 'text') throw new UsageError(`--format must be json or text`);
+    return r;
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n${usage}`);
+  }
+}
+
+async function session(values: { workspace?: string; targets?: string; 'accept-new'?: boolean }, quiet = false): Promise<LaunchSession> {
+  const root = resolve(values.workspace ?? process.env.CONSCIENCE_WORKSPACE ?? process.cwd());
+  const { targets } = await loadTargets(root, values.targets);
+  const secrets: Record<string, string> = {};
+  for (const n of SECRET_NAMES) if (process.env[n]) secrets[n] = process.env[n]!;
+  return new LaunchSession(root, targets, {
+    secrets,
+    onUnknownHostKey: (info) => {
+      if (values['accept-new']) {
+        process.stderr.write(`conscience: adding ${info.keyType} ${info.fingerprint} for ${info.host}:${info.port} to ${info.knownHostsFile}\n`);
+        return true;
+      }
+      return false;
+    },
+    onProgress: quiet ? undefined : (m) => process.stderr.write(`conscience: ${m}\n`),
+  });
+}
+
+async function wrap(fn: () => Promise<number>): Promise<number> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`conscience: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`conscience: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+/** A run id, a unique prefix of one, or "last". */
+async function resolveRun(root: string, ref: string | undefined): Promise<RunRecord> {
+  if (!ref) throw new UsageError('a run id is required');
+  const runs = await listRuns(root);
+  if (ref === 'last') {
+    if (!runs[0]) throw new Error(`no runs in ${root}/.conscience/runs`);
+    return runs[0];
+  }
+  const exact = runs.find((r) => r.id === ref);
+  if (exact) return exact;
+  const matches = runs.filter((r) => r.id.startsWith(ref));
+  if (matches.length === 1) return matches[0]!;
+  if (matches.length > 1) throw new Error(`'${ref}' matches ${matches.length} runs: ${matches.map((r) => r.id).join(', ')}`);
+  throw new Error(`no run '${ref}' in ${root}/.conscience/runs`);
+}
+
+function describeEvent(e: RunEvent): string | undefined {
+  switch (e.type) {
+    case 'run_started':
+      return `run_started${e.resumed_from ? ' (resumed from ' + e.resumed_from + ')' : ''}, max_steps ${e.max_steps ?? '?'}`;
+    case 'metrics': {
+      const r = e.values?.reward;
+      return `step ${e.step}${r !== undefined && r !== null ? ' reward ' + r.toFixed(4) : ''}`;
+    }
+    case 'checkpoint':
+      return `checkpoint step ${e.step}`;
+    case 'run_finished':
+      return `run_finished ${e.status} (exit ${e.exit_code})${e.error ? ': ' + e.error : ''}`;
+    default:
+      return undefined;
+  }
+}
+
+async function followRun(s: LaunchSession, id: string, opts: { logs?: boolean; events?: boolean }): Promise<RunRecord | undefined> {
+  const m = new RunMonitor(s, id);
+  if (opts.logs) {
+    m.on('stdout', (b: Buffer) => process.stdout.write(b));
+    m.on('stderr', (b: Buffer) => process.stderr.write(b));
+  }
+  if (opts.events) {
+    m.on('events', (evs: RunEvent[]) => {
+      for (const e of evs) {
+        const d = describeEvent(e);
+        if (d) process.stderr.write(`conscience: ${id}: ${d}\n`);
+      }
+    });
+  }
+  m.on('disconnected', (e: Error) => process.stderr.write(`conscience: connection lost (${e.message}); reconnecting…\n`));
+  m.on('reconnected', () => process.stderr.write(`conscience: reconnected; continuing from the saved offset\n`));
+  m.on('error', (e: Error) => process.stderr.write(`conscience: ${e.message}\n`));
+  const onSig = () => {
+    m.stop();
+  };
+  process.once('SIGINT', onSig);
+  try {
+    return await m.follow();
+  } finally {
+    process.off('SIGINT', onSig);
+  }
+}
+
+const LAUNCH_USAGE = 'usage: conscience launch RECIPE --target NAME [--wait] [--dry-run] [--accept-new] [--targets FILE] [--workspace DIR] [--format json|text]';
+
+export async function launch(argv: string[]): Promise<number> {
+  return wrap(async () => {
+    const r = parse(argv, { target: { type: 'string', short: 't' }, wait: { type: 'boolean' }, 'dry-run': { type: 'boolean' } }, LAUNCH_USAGE);
+    if (!r) return 0;
+    const [recipe, ...rest] = r.positionals;
+    if (!recipe || rest.length) throw new UsageError(LAUNCH_USAGE);
+    const json = r.values.format === 'json';
+    const s = await session(r.values, json && !r.values.wait);
+    try {
+      const target = String(r.values.target ?? 'local');
+      if (r.values['dry-run']) {
+        const plan = await planLaunch(s, recipe, target);
+        if (json) {
+          const { target: t, info: _i, ...rest2 } = plan;
+          process.stdout.write(JSON.stringify({ ...rest2, target: t.name }, null, 2) + '\n');
+        } else process.stdout.write(formatPlan(plan) + '\n');
+        return 0;
+      }
+      const out = await launchRun(s, recipe, target);
+      if (!r.values.wait) {
+        process.stdout.write(json ? JSON.stringify(out.run, null, 2) + '\n' : `${out.run.id}\n`);
+        return 0;
+      }
+      process.stderr.write(`conscience: launched ${out.run.id}; following (Ctrl-C detaches, the run goes on)\n`);
+      const fin = await followRun(s, out.run.id, { events: true });
+      if (json) process.stdout.write(JSON.stringify(fin, null, 2) + '\n');
+      else process.stdout.write(`${out.run.id} ${fin?.state ?? 'unknown'}${fin?.exitCode !== undefined && fin?.exitCode !== null ? ' exit ' + fin.exitCode : ''}\n`);
+      return fin?.state === 'completed' ? 0 : 1;
+    } finally {
+      await s.close();
+    }
+  });
+}
+
+function elapsed(r: RunRecord): string {
+  if (!r.startedAt) return '-';
+  const s = Math.max(0, Math.round((r.finishedAt ?? Date.now() / 1000) - r.startedAt));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+const RUNS_USAGE = 'usage: conscience runs [--format json] [--no-refresh] [--workspace DIR] [--targets FILE]';
+
+export async function runs(argv: string[]): Promise<number> {
+  return wrap(async () => {
+    const r = parse(argv, { 'no-refresh': { type: 'boolean' } }, RUNS_USAGE);
+    if (!r) return 0;
+    if (r.positionals.length) throw new UsageError(RUNS_USAGE);
+    const s = await session(r.values, true);
+    try {
+      let list = await listRuns(s.root);
+      if (!r.values['no-refresh']) {
+        // reattach: one pass over every unsettled run brings its store up to date
+        for (const run of list.filter((x) => !TERMINAL_STATES.has(x.state) && x.state !== 'preparing')) {
+          try {
+            await new RunMonitor(s, run.id).pollOnce();
+          } catch (err) {
+            process.stderr.write(`conscience: ${run.id}: ${(err as Error).message}\n`);
+          }
+        }
+        list = await listRuns(s.root);
+      }
+      if (r.values.format === 'json') {
+        process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+        return 0;
+      }
+      const rows = [['RUN', 'STATE', 'STEP', 'REWARD', 'ELAPSED', 'TARGET', 'RECIPE']];
+      for (const x of list)
+        rows.push([x.id, x.state + (x.exitCode ? ` (${x.exitCode})` : ''), x.step !== undefined ? `${x.step}${x.maxSteps ? '/' + x.maxSteps : ''}` : '-',
+          x.reward !== undefined && x.reward !== null ? x.reward.toFixed(3) : '-', elapsed(x), x.target, x.recipe]);
+      const w = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+      process.stdout.write(rows.map((row) => row.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd()).join('\n') + '\n');
+      return 0;
+    } finally {
+      await s.close();
+    }
+  });
+}
+
+const LOGS_USAGE = 'usage: conscience logs RUN [--follow] [--events] [--workspace DIR] [--targets FILE]';
+
+export async function logs(argv: string[]): Promise<number> {
+  return wrap(async () => {
+    const r = parse(argv, { follow: { type: 'boolean', short: 'f' }, events: { type: 'boolean' } }, LOGS_USAGE);
+    if (!r) return 0;
+    if (r.positionals.length !== 1) throw new UsageError(LOGS_USAGE);
+    const s = await session(r.values, true);
+    try {
+      const run = await resolveRun(s.root, r.positionals[0]);
+      const dir = runDir(s.root, run.id);
+      const m = new RunMonitor(s, run.id);
+      // print what the store holds, then (with --follow) what arrives
+      if (!r.values.follow && !TERMINAL_STATES.has(run.state)) await m.pollOnce().catch(() => undefined);
+      const show = async (name: string) => {
+        try {
+          return await readFile(join(dir, name));
+        } catch {
+          return Buffer.alloc(0);
+        }
+      };
+      if (r.values.events) process.stdout.write(await show('events.jsonl'));
+      else {
+        process.stdout.write(await show('stdout.log'));
+        process.stderr.write(await show('stderr.log'));
+      }
+      if (!r.values.follow) return 0;
+      const mon = new RunMonitor(s, run.id);
+      if (r.values.events) {
+        mon.on('events', (evs: RunEvent[]) => {
+          for (const e of evs) process.stdout.write(JSON.stringify(e) + '\n');
+        });
+      } else {
+        mon.on('stdout', (b: Buffer) => process.stdout.write(b));
+        mon.on('stderr', (b: Buffer) => process.stderr.write(b));
+      }
+      mon.on('disconnected', (e: Error) => process.stderr.write(`conscience: connection lost (${e.message}); reconnecting…\n`));
+      const stop = () => mon.stop();
+      process.once('SIGINT', stop);
+      const fin = await mon.follow();
+      process.off('SIGINT', stop);
+      process.stderr.write(`conscience: ${run.id} ${fin?.state}${fin?.exitCode !== undefined && fin?.exitCode !== null ? ' exit ' + fin.exitCode : ''}\n`);
+      return 0;
+    } finally {
+      await s.close();
+    }
+  });
+}
+
+const CANCEL_USAGE = 'usage: conscience cancel RUN [--grace SECONDS] [--no-wait] [--workspace DIR] [--targets FILE]';
+
+export async function cancel(argv: string[]): Promise<number> {
+  return wrap(async () => {
+    const r = parse(argv, { grace: { type: 'string' }, 'no-wait': { type: 'boolean' } }, CANCEL_USAGE);
+    if (!r) return 0;
+    if (r.positionals.length !== 1) throw new UsageError(CANCEL_USAGE);
+    const grace = r.values.grace !== undefined ? Number(r.values.grace) : undefined;
+    if (grace !== undefined && (!Number.isInteger(grace) || grace < 0)) throw new UsageError('--grace must be a whole number of seconds');
+    const s = await session(r.values, true);
+    try {
+      const run = await resolveRun(s.root, r.positionals[0]);
+      if (TERMINAL_STATES.has(run.state)) {
+        process.stdout.write(`${run.id} already ${run.state}\n`);
+        return 0;
+      }
+      await cancelRun(s, run.id, grace);
+      if (r.values['no-wait']) {
+        process.stdout.write(`${run.id} cancelling\n`);
+        return 0;
+      }
+      const fin = await followRun(s, run.id, {});
+      // every process of the run gone, not just the state recorded
+      if (fin && fin.targetKind !== 'slurm' && fin.pgid) {
+        const host = await s.host(s.target(fin.target));
+        const deadline = Date.now() + ((grace ?? s.target(fin.target).cancelGrace ?? 30) + 15) * 1000;
+        while (Date.now() < deadline && (await processStatus(host, fin)).alive) await new Promise((res) => setTimeout(res, 250));
+      }
+      process.stdout.write(`${run.id} ${fin?.state ?? 'unknown'}\n`);
+      return fin?.state === 'cancelled' ? 0 : 1;
+    } finally {
+      await s.close();
+    }
+  });
+}
+
+const RESUME_USAGE = 'usage: conscience resume RUN [--wait] [--accept-new] [--workspace DIR] [--targets FILE] [--format json|text]';
+
+export async function resume(argv: string[]): Promise<number> {
+  return wrap(async () => {
+    const r = parse(argv, { wait: { type: 'boolean' } }, RESUME_USAGE);
+    if (!r) return 0;
+    if (r.positionals.length !== 1) throw new UsageError(RESUME_USAGE);
+    const s = await session(r.values);
+    try {
+      const run = await resolveRun(s.root, r.positionals[0]);
+      const out = await resumeRun(s, run.id);
+      if (!r.values.wait) {
+        process.stdout.write(r.values.format === 'json' ? JSON.stringify(out.run, null, 2) + '\n' : `${out.run.id}\n`);
+        return 0;
+      }
+      const fin = await followRun(s, run.id, { events: true });
+      process.stdout.write(`${run.id} ${fin?.state ?? 'unknown'}\n`);
+      return fin?.state === 'completed' ? 0 : 1;
+    } finally {
+      await s.close();
+    }
+  });
+}
+
+export { readRun };

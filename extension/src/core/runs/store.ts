@@ -67,6 +67,14 @@ export interface RunRecord {
   /** How many times the run was started (1 + resumes). */
   attempts: number;
   cancelRequested?: boolean;
+  /** run_started seen in the current attempt. */
+  sawStarted?: boolean;
+  /** run_finished of the current attempt. */
+  finished?: { status: 'completed' | 'failed' | 'cancelled'; exit_code: number; error?: string | null };
+  /** Local clock (Unix s) when new event bytes last arrived (heartbeat staleness). */
+  lastActivityAt?: number;
+  /** Byte offset of events.jsonl where the current attempt began. */
+  attemptOffset?: number;
 }
 
 export function runsDir(root: string): string {

@@ -1,0 +1,268 @@
+// Launch, resume and cancel: plan what will run (shown before launch), sync, build or reuse
+// the environment, start detached (local/SSH) or through sbatch (SLURM), and record the run.
+import { randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { basename, isAbsolute, join, relative } from 'node:path';
+import { completeSize, readRun, runDir as localRunDir, writeRun, type RunRecord } from '../runs/store';
+import { ensurePython, requirementsPath } from './env';
+import type { Host } from './host';
+import { shJoin, shQuote } from './quote';
+import {
+  detachedStartCommand,
+  readRecipeInfo,
+  sbatchArgs,
+  sbatchCommand,
+  sbatchScript,
+  trainArgv,
+  wrapperScript,
+  type RecipeInfo,
+} from './scripts';
+import type { LaunchSession } from './session';
+import { parseSbatchOutput } from './slurm';
+import { collectFiles, syncToHost, type SyncResult } from './sync';
+import { describeTarget, type Target } from './targets';
+
+export interface Plan {
+  runId: string;
+  recipe: string;
+  target: Target;
+  host: string;
+  baseDir: string;
+  projectDir: string;
+  runDir: string;
+  outputDir: string;
+  python: string;
+  /** The python is built on first launch (no `python:` in the target). */
+  buildsEnv: boolean;
+  kind: 'process' | 'slurm';
+  /** The generated wrapper (local/SSH) or batch script (SLURM). */
+  script: string;
+  /** The command that starts it on the host. */
+  command: string;
+  /** Files synced (workspace-relative). */
+  files: string[];
+  info: RecipeInfo;
+}
+
+export function newRunId(recipe: string, now = new Date()): string {
+  const stem = basename(recipe).replace(/\.(ya?ml)$/i, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 32) || 'run';
+  const ts = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${ts}-${stem}-${randomBytes(2).toString('hex')}`;
+}
+
+/** Workspace-relative recipe path, refusing files outside the workspace. */
+export function recipeRelative(root: string, recipe: string): string {
+  const abs = isAbsolute(recipe) ? recipe : join(root, recipe);
+  const rel = relative(root, abs);
+  if (!rel || rel.startsWith('..') || isAbsolute(rel)) throw new Error(`${recipe}: the recipe must be inside the workspace ${root}`);
+  return rel.split('\\').join('/');
+}
+
+/** Everything that will happen, computed without starting anything (the preview / --dry-run). */
+export async function planLaunch(s: LaunchSession, recipe: string, targetName: string, runId?: string, pythonOverride?: string): Promise<Plan> {
+  const t = s.target(targetName);
+  const rel = recipeRelative(s.root, recipe);
+  const abs = join(s.root, rel);
+  try {
+    await stat(abs);
+  } catch {
+    throw new Error(`${abs}: recipe not found`);
+  }
+  const info = await readRecipeInfo(abs);
+  const id = runId ?? newRunId(rel);
+  const host = await s.host(t);
+  const baseDir = await s.baseDir(t, host);
+  const projectDir = `${baseDir}/projects/${s.projectKey()}`;
+  const runDir = `${projectDir}/.conscience-runs/${id}`;
+  const outputDir = `${runDir}/output`;
+  const python = pythonOverride ?? t.python ?? `${baseDir}/envs/<sha256 of ${requirementsPath(t)}>/bin/python`;
+  const files = await collectFiles(s.root, rel, t.python ? [] : [requirementsPath(t)]);
+  const recipeOnHost = `${projectDir}/${rel}`;
+  const env = t.env;
+  let script: string;
+  let command: string;
+  if (t.type === 'slurm') {
+    const spec = { runId: id, projectDir, runDir, python, recipe: recipeOnHost, outputDir, launch: info.launch, model: info.model, target: t, env };
+    script = sbatchScript(spec);
+    command = `cd -- ${shQuote(projectDir)} && ${sbatchCommand(spec)}`;
+  } else {
+    script = wrapperScript({ runId: id, projectDir, runDir, env, argv: trainArgv({ python, recipe: recipeOnHost, outputDir, launch: info.launch }) });
+    command = detachedStartCommand(runDir);
+  }
+  return {
+    runId: id, recipe: rel, target: t, host: describeTarget(t, s.targets), baseDir, projectDir, runDir, outputDir, python,
+    buildsEnv: !t.python, kind: t.type === 'slurm' ? 'slurm' : 'process', script, command, files, info,
+  };
+}
+
+/** The plan as a person reads it before launching. */
+export function formatPlan(p: Plan): string {
+  return [
+    `run ${p.runId}: ${p.recipe} on ${p.target.name} (${p.host})`,
+    `sync ${p.files.length} files to ${p.projectDir} (only changed files are sent)`,
+    p.buildsEnv ? `python: a venv built from ${requirementsPath(p.target)} (uv when present, else python3 -m venv), reused while its hash is unchanged` : `python: ${p.python}`,
+    `output: ${p.outputDir}`,
+    '',
+    `# ${p.kind === 'slurm' ? 'submitted with' : 'started (detached, own session) with'}:`,
+    p.command,
+    '',
+    `# ${p.kind === 'slurm' ? p.runDir + '/job.sbatch' : p.runDir + '/run.sh'}:`,
+    p.script,
+  ].join('\n');
+}
+
+async function writeSecrets(host: Host, runDir: string, secrets: Record<string, string> | undefined): Promise<boolean> {
+  const entries = Object.entries(secrets ?? {}).filter(([, v]) => v);
+  if (!entries.length) return false;
+  const body = entries.map(([k, v]) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`invalid secret name '${k}'`);
+    return `${k}=${shQuote(v)}`;
+  });
+  await host.writeFile(`${runDir}/secrets.env`, body.join('\n') + '\n', 0o600);
+  return true;
+}
+
+/** Checks that a SLURM partition exists before submitting, for a clear error. */
+async function checkPartition(host: Host, t: Target): Promise<void> {
+  if (t.type !== 'slurm' || !t.partition) return;
+  const r = await host.exec(`sinfo -h -o %R`);
+  if (r.code !== 0) throw new Error(`target '${t.name}': sinfo failed on ${host.label}: ${(r.stderr || r.stdout).trim() || 'exit ' + r.code}`);
+  const parts = r.stdout.split('\n').map((x) => x.trim()).filter(Boolean);
+  if (!parts.includes(t.partition))
+    throw new Error(`target '${t.name}': SLURM partition '${t.partition}' does not exist on ${host.label} (partitions: ${parts.join(', ') || 'none'})`);
+}
+
+export interface StartOutcome {
+  run: RunRecord;
+  sync: SyncResult;
+  envBuilt: boolean;
+}
+
+/** Syncs, prepares Python, writes the script and starts it; updates `rec` in the store. */
+async function start(s: LaunchSession, plan: Plan, rec: RunRecord): Promise<StartOutcome> {
+  const t = plan.target;
+  const progress = s.opts.onProgress ?? (() => undefined);
+  const host = await s.host(t);
+  progress(`syncing ${plan.files.length} files to ${host.label}:${plan.projectDir}`);
+  const sync = await syncToHost(host, s.root, plan.files, plan.projectDir, (p) => {
+    if (p.phase === 'sending' && p.file) progress(`sent ${p.filesDone}/${p.filesTotal} ${p.file}`);
+  });
+  progress(`sync: ${sync.filesSent} of ${sync.filesTotal} files sent (${sync.bytesSent} bytes)`);
+  const env = await ensurePython(host, t, s.root, plan.baseDir, progress);
+  // the real interpreter path replaces the placeholder of the preview
+  const finalPlan = env.python === plan.python ? plan : await planLaunch(s, plan.recipe, t.name, plan.runId, env.python);
+  await host.mkdirp(plan.outputDir);
+  const scriptName = plan.kind === 'slurm' ? 'job.sbatch' : 'run.sh';
+  await host.writeFile(`${plan.runDir}/${scriptName}`, finalPlan.script, 0o700);
+  await writeSecrets(host, plan.runDir, s.opts.secrets);
+  rec.python = env.python;
+  rec.command = finalPlan.command;
+  try {
+    if (plan.kind === 'slurm') {
+      await checkPartition(host, t);
+      const r = await host.exec(finalPlan.command);
+      const jobId = parseSbatchOutput(r.stdout);
+      if (r.code !== 0 || !jobId) throw new Error(`sbatch on ${host.label} failed: ${(r.stderr || r.stdout).trim() || 'exit ' + r.code}`);
+      rec.jobId = jobId;
+      rec.state = 'queued';
+    } else {
+      const r = await host.exec(finalPlan.command);
+      const pid = Number(r.stdout.trim().split('\n').pop());
+      if (r.code !== 0 || !Number.isInteger(pid) || pid <= 0) throw new Error(`starting the run on ${host.label} failed: ${(r.stderr || r.stdout).trim() || 'exit ' + r.code}`);
+      rec.pid = pid;
+      rec.pgid = pid;
+      // the wrapper records its own pid and process group
+      for (let i = 0; i < 50; i++) {
+        const b = await host.readFrom(`${plan.runDir}/pid`);
+        const m = b && /^(\d+) (\d+)/.exec(b.toString());
+        if (m) {
+          rec.pid = Number(m[1]);
+          rec.pgid = Number(m[2]);
+          break;
+        }
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      rec.state = 'starting';
+    }
+  } catch (err) {
+    await host.exec(`rm -f -- ${shQuote(plan.runDir + '/secrets.env')}`).catch(() => undefined);
+    throw err;
+  }
+  rec.startedAt = Date.now() / 1000;
+  rec.lastActivityAt = rec.startedAt;
+  await writeRun(s.root, rec);
+  progress(plan.kind === 'slurm' ? `submitted SLURM job ${rec.jobId}` : `started pid ${rec.pid} (process group ${rec.pgid})`);
+  return { run: rec, sync, envBuilt: env.built };
+}
+
+/** Launches a recipe on a target. Returns the recorded run (state starting or queued). */
+export async function launchRun(s: LaunchSession, recipe: string, targetName: string): Promise<StartOutcome & { plan: Plan }> {
+  const plan = await planLaunch(s, recipe, targetName);
+  const now = Date.now() / 1000;
+  const rec: RunRecord = {
+    id: plan.runId, recipe: plan.recipe, target: plan.target.name, targetKind: plan.target.type, host: plan.host,
+    projectDir: plan.projectDir, remoteDir: plan.runDir, outputDir: plan.outputDir, python: plan.python,
+    state: 'preparing', eventOffset: 0, stdoutOffset: 0, stderrOffset: 0, createdAt: now, updatedAt: now,
+    command: plan.command, attempts: 1, attemptOffset: 0, maxSteps: plan.info.maxSteps,
+  };
+  await writeRun(s.root, rec);
+  try {
+    return { ...(await start(s, plan, rec)), plan };
+  } catch (err) {
+    rec.state = 'failed';
+    rec.error = (err as Error).message;
+    rec.finishedAt = Date.now() / 1000;
+    await writeRun(s.root, rec);
+    throw err;
+  }
+}
+
+/** Starts a finished (cancelled/failed) run again in the same output folder: the trainer resumes from its last checkpoint. */
+export async function resumeRun(s: LaunchSession, id: string): Promise<StartOutcome & { plan: Plan }> {
+  const rec = await readRun(s.root, id);
+  if (!rec) throw new Error(`no run '${id}' in ${s.root}/.conscience/runs`);
+  if (!['completed', 'failed', 'cancelled'].includes(rec.state)) throw new Error(`run ${id} is ${rec.state}; cancel it before resuming`);
+  const plan = await planLaunch(s, rec.recipe, rec.target, rec.id);
+  if (plan.runDir !== rec.remoteDir) throw new Error(`run ${id}: the target '${rec.target}' now points elsewhere (${plan.runDir} instead of ${rec.remoteDir})`);
+  const offset = await completeSize(join(localRunDir(s.root, id), 'events.jsonl'));
+  Object.assign(rec, {
+    state: 'preparing', attempts: rec.attempts + 1, attemptOffset: offset, sawStarted: false, finished: undefined,
+    exitCode: undefined, error: undefined, finishedAt: undefined, cancelRequested: false, jobId: undefined,
+  });
+  await writeRun(s.root, rec);
+  return { ...(await start(s, plan, rec)), plan };
+}
+
+/** Sends the cancel: SIGTERM to the process group then SIGKILL after the grace period (run by a detached helper on the host, so it completes even if we disconnect), or scancel. */
+export async function cancelRun(s: LaunchSession, id: string, graceS?: number): Promise<RunRecord> {
+  const rec = await readRun(s.root, id);
+  if (!rec) throw new Error(`no run '${id}' in ${s.root}/.conscience/runs`);
+  if (['completed', 'failed', 'cancelled'].includes(rec.state)) return rec;
+  const t = s.target(rec.target);
+  const host = await s.host(t);
+  const grace = graceS ?? t.cancelGrace ?? 30;
+  rec.cancelRequested = true;
+  if (rec.targetKind === 'slurm') {
+    if (!rec.jobId) throw new Error(`run ${id} has no SLURM job id yet`);
+    const r = await host.exec(`scancel ${shQuote(rec.jobId)}`);
+    if (r.code !== 0) throw new Error(`scancel ${rec.jobId} on ${host.label} failed: ${(r.stderr || r.stdout).trim()}`);
+  } else {
+    if (!rec.pgid) throw new Error(`run ${id} has no process group recorded`);
+    // TERM to the run's process group; SIGKILL when it outlives the grace period; then any rank that
+    // left the group (accelerate starts its workers in their own session) is found by the run id
+    // the wrapper put in its environment. Detached, so it finishes even if we disconnect.
+    const killer = [
+      'g=$1; n=$2; id=$3',
+      'kill -TERM -- -"$g" 2>/dev/null',
+      'i=0; while [ "$i" -lt "$n" ]; do ps -o stat= --sid "$g" 2>/dev/null | grep -q "^[^Z]" || break; sleep 1; i=$((i+1)); done',
+      'kill -KILL -- -"$g" 2>/dev/null',
+      'for e in /proc/[0-9]*/environ; do if grep -qzxF "CONSCIENCE_RUN_ID=$id" "$e" 2>/dev/null; then p=${e#/proc/}; kill -KILL "${p%/environ}" 2>/dev/null; fi; done',
+      'exit 0',
+    ].join('\n');
+    const r = await host.exec(`setsid nohup sh -c ${shQuote(killer)} conscience-cancel ${shJoin([rec.pgid, grace, rec.id])} >/dev/null 2>&1 </dev/null &`);
+    if (r.code !== 0) throw new Error(`cancel on ${host.label} failed: ${r.stderr.trim()}`);
+  }
+  rec.state = 'cancelling';
+  await writeRun(s.root, rec);
+  return rec;
+}

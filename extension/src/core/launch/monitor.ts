@@ -1,0 +1,248 @@
+// Follows a run: tails the host's events.jsonl, stdout and stderr from the offsets reached in
+// the local store (the local copies' sizes), appends the new complete bytes verbatim, asks the
+// host about the process or SLURM job, and records the derived state. A dropped connection is
+// reopened and the tail continues from the same offsets: nothing lost, nothing duplicated.
+import { EventEmitter } from 'node:events';
+import { appendFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseEventChunk, type RunEvent } from '../runs/events';
+import { deriveState } from '../runs/state';
+import { completeSize, readRun, runDir as localRunDir, TERMINAL_STATES, writeRun, type RunRecord } from '../runs/store';
+import type { Host } from './host';
+import { shQuote } from './quote';
+import type { LaunchSession } from './session';
+import { jobOutcome, parseSacct, parseScontrol, parseSqueue, type JobStatus } from './slurm';
+
+export interface ProcessStatus {
+  alive: boolean;
+  exitCode?: number | null;
+}
+
+export async function processStatus(host: Host, rec: RunRecord): Promise<ProcessStatus> {
+  const sid = rec.pgid ?? rec.pid;
+  if (!sid) return { alive: true };
+  const cmd =
+    `printf 'exit=%s\\n' "$(cat ${shQuote(rec.remoteDir + '/exit_code')} 2>/dev/null)"; ` +
+    `if command -v ps >/dev/null 2>&1; then ps -o stat= --sid ${shQuote(sid)} 2>/dev/null | grep -q '^[^Z]' && echo alive=1 || echo alive=0; ` +
+    `else kill -0 -- -${shQuote(sid)} 2>/dev/null && echo alive=1 || echo alive=0; fi`;
+  const r = await host.exec(cmd);
+  if (r.code !== 0) throw new Error(`${host.label}: status check failed: ${r.stderr.trim()}`);
+  const ec = /exit=(\d*)/.exec(r.stdout)?.[1];
+  return { alive: /alive=1/.test(r.stdout), exitCode: ec ? Number(ec) : null };
+}
+
+export interface SlurmObservation {
+  job?: JobStatus;
+  gone: boolean;
+  exitFile: number | null;
+}
+
+export async function slurmStatus(host: Host, rec: RunRecord): Promise<SlurmObservation> {
+  const id = shQuote(rec.jobId ?? '');
+  const cmd = [
+    `squeue -h -j ${id} -o '%i|%T|%r' 2>/dev/null`,
+    'echo @@',
+    `scontrol show job -o ${id} 2>/dev/null`,
+    'echo @@',
+    `cat ${shQuote(rec.remoteDir + '/exit_code')} 2>/dev/null`,
+    'echo @@',
+    `command -v sacct >/dev/null 2>&1 && sacct -n -P -X -j ${id} -o JobID,State,ExitCode 2>/dev/null`,
+    'true',
+  ].join('; ');
+  const r = await host.exec(cmd);
+  const [sq = '', sc = '', ex = '', sa = ''] = r.stdout.split('@@\n');
+  const exitFile = /^\d+/.test(ex.trim()) ? Number(ex.trim()) : null;
+  const fromQueue = parseSqueue(sq, rec.jobId ?? '');
+  const fromCtl = parseScontrol(sc);
+  const fromAcct = parseSacct(sa, rec.jobId ?? '');
+  // squeue knows live jobs; scontrol keeps finished ones for MinJobAge; sacct only with slurmdbd
+  const job = fromCtl && (!fromQueue || jobOutcome(fromCtl)) ? fromCtl : fromQueue ?? fromAcct;
+  return { job, gone: !job, exitFile };
+}
+
+export interface MonitorOptions {
+  /** Milliseconds between event polls (default 250). */
+  intervalMs?: number;
+  /** Milliseconds between process/job status checks (default 1000). */
+  statusMs?: number;
+  heartbeatTimeoutS?: number;
+}
+
+/**
+ * Emits 'events' (RunEvent[] in order, each once), 'stdout'/'stderr' (Buffer), 'run' (record
+ * after each change), 'disconnected' (Error) and 'reconnected'.
+ */
+export class RunMonitor extends EventEmitter {
+  private stopped = false;
+  private lastStatusAt = 0;
+  private proc?: ProcessStatus;
+  private slurm?: SlurmObservation;
+  private disconnected = false;
+
+  constructor(
+    private readonly session: LaunchSession,
+    readonly runId: string,
+    private readonly opts: MonitorOptions = {},
+  ) {
+    super();
+  }
+
+  private async tail(host: Host, remote: string, local: string, lines: boolean): Promise<{ bytes: Buffer; offset: number }> {
+    const offset = lines ? await completeSize(local) : await sizeOf(local);
+    const buf = await host.readFrom(remote, offset);
+    if (!buf || !buf.length) return { bytes: Buffer.alloc(0), offset };
+    let take = buf;
+    if (lines) {
+      const nl = buf.lastIndexOf(0x0a);
+      take = nl < 0 ? Buffer.alloc(0) : buf.subarray(0, nl + 1);
+    }
+    if (take.length) await appendFile(local, take);
+    return { bytes: take, offset };
+  }
+
+  /** One pass: status (when due), then events and logs, then the derived state. */
+  async pollOnce(): Promise<RunRecord | undefined> {
+    const root = this.session.root;
+    const rec = await readRun(root, this.runId);
+    if (!rec) throw new Error(`no run '${this.runId}'`);
+    const t = this.session.target(rec.target);
+    let host: Host;
+    try {
+      host = await this.session.host(t);
+      if (this.disconnected) {
+        this.disconnected = false;
+        this.emit('reconnected');
+      }
+    } catch (err) {
+      this.noteDisconnect(err as Error);
+      return rec;
+    }
+    const dir = localRunDir(root, this.runId);
+    await mkdir(dir, { recursive: true });
+    const before = JSON.stringify(rec);
+    try {
+      const now = Date.now();
+      if (rec.state !== 'preparing' && now - this.lastStatusAt >= (this.opts.statusMs ?? 1000)) {
+        this.lastStatusAt = now;
+        if (rec.targetKind === 'slurm') this.slurm = rec.jobId ? await slurmStatus(host, rec) : undefined;
+        else this.proc = await processStatus(host, rec);
+      }
+      const ev = await this.tail(host, `${rec.outputDir}/events.jsonl`, join(dir, 'events.jsonl'), true);
+      if (ev.bytes.length) {
+        const { events } = parseEventChunk(ev.bytes, ev.offset);
+        rec.eventOffset = ev.offset + ev.bytes.length;
+        rec.lastActivityAt = Date.now() / 1000;
+        this.apply(rec, events);
+        if (events.length) this.emit('events', events);
+      } else rec.eventOffset = ev.offset;
+      for (const [name, key] of [['stdout', 'stdoutOffset'], ['stderr', 'stderrOffset']] as const) {
+        const lg = await this.tail(host, `${rec.remoteDir}/${name}.log`, join(dir, `${name}.log`), false);
+        rec[key] = lg.offset + lg.bytes.length;
+        if (lg.bytes.length) this.emit(name, lg.bytes);
+      }
+    } catch (err) {
+      if (!host.connected || /not connected|No response|ECONNRESET|closed|Channel/i.test((err as Error).message)) {
+        await this.session.drop(t);
+        this.noteDisconnect(err as Error);
+        return rec;
+      }
+      throw err;
+    }
+    if (rec.state !== 'preparing' && !(TERMINAL_STATES.has(rec.state) && rec.finishedAt)) {
+      const t2 = this.session.target(rec.target);
+      const out = deriveState({
+        previous: rec.state,
+        started: !!rec.sawStarted,
+        finished: rec.finished,
+        cancelRequested: rec.cancelRequested,
+        now: Date.now() / 1000,
+        lastActivity: rec.lastActivityAt ?? rec.startedAt ?? rec.createdAt,
+        heartbeatTimeout: this.opts.heartbeatTimeoutS ?? t2.heartbeatTimeout ?? 90,
+        process: rec.targetKind === 'slurm' ? undefined : this.proc,
+        job: this.slurm?.job
+          ? { state: this.slurm.job.state, outcome: jobOutcome(this.slurm.job), exitCode: this.slurm.job.exitCode, reason: this.slurm.job.reason }
+          : this.slurm?.gone
+            ? { state: 'UNKNOWN', gone: true }
+            : undefined,
+        exitFile: this.slurm?.exitFile,
+      });
+      rec.state = out.state;
+      if (out.terminal) {
+        rec.exitCode = out.exitCode ?? null;
+        rec.error = out.error ?? null;
+        rec.finishedAt = rec.finishedAt ?? Date.now() / 1000;
+      }
+    }
+    if (JSON.stringify(rec) !== before) {
+      await writeRun(root, rec);
+      this.emit('run', rec);
+    }
+    return rec;
+  }
+
+  private noteDisconnect(err: Error): void {
+    if (!this.disconnected) {
+      this.disconnected = true;
+      this.emit('disconnected', err);
+    }
+  }
+
+  private apply(rec: RunRecord, events: RunEvent[]): void {
+    for (const e of events) {
+      rec.lastSeq = e.seq;
+      rec.lastEventTime = e.time;
+      switch (e.type) {
+        case 'run_started':
+          rec.sawStarted = true;
+          if (typeof e.max_steps === 'number') rec.maxSteps = e.max_steps;
+          break;
+        case 'metrics':
+          rec.step = e.step;
+          if (e.values && 'reward' in e.values) rec.reward = e.values.reward ?? null;
+          break;
+        case 'heartbeat':
+        case 'checkpoint':
+          if (typeof e.step === 'number') rec.step = e.step;
+          break;
+        case 'run_finished':
+          rec.finished = { status: e.status, exit_code: e.exit_code, error: e.error ?? null };
+          break;
+      }
+    }
+  }
+
+  /** Polls until the run is settled (completed/failed/cancelled and the process gone) or stop(). */
+  async follow(): Promise<RunRecord | undefined> {
+    let rec: RunRecord | undefined;
+    let settledPasses = 0;
+    while (!this.stopped) {
+      try {
+        rec = await this.pollOnce();
+      } catch (err) {
+        this.emit('error', err);
+        rec = await readRun(this.session.root, this.runId);
+      }
+      if (rec && TERMINAL_STATES.has(rec.state)) {
+        // one more pass after settling picks up bytes written just before the end
+        if (++settledPasses >= 2) break;
+        this.lastStatusAt = 0;
+        continue;
+      }
+      await new Promise((res) => setTimeout(res, this.disconnected ? 1000 : this.opts.intervalMs ?? 250));
+    }
+    return rec;
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+}
+
+async function sizeOf(file: string): Promise<number> {
+  const { stat } = await import('node:fs/promises');
+  try {
+    return (await stat(file)).size;
+  } catch {
+    return 0;
+  }
+}

@@ -1,0 +1,183 @@
+// Content-hashed, incremental sync of the runtime, the recipe and the files it references to a
+// per-project folder on the host. A manifest (path -> sha256, size) of what was last sent
+// lives on the host at <projectDir>/.conscience-manifest.json; only files whose hash differs
+// (or that the manifest lacks) are sent. Paths keep their workspace-relative layout so paths
+// relative to the recipe resolve the same on the host.
+import { createHash } from 'node:crypto';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { load } from 'js-yaml';
+import type { Host } from './host';
+import { shQuote } from './quote';
+
+export interface ManifestEntry {
+  sha256: string;
+  size: number;
+}
+export type Manifest = Record<string, ManifestEntry>;
+
+export interface SyncProgress {
+  phase: 'hashing' | 'sending' | 'done';
+  file?: string;
+  filesDone: number;
+  filesTotal: number;
+  bytesSent: number;
+}
+
+export interface SyncResult {
+  filesSent: number;
+  bytesSent: number;
+  filesTotal: number;
+  bytesTotal: number;
+  /** Bytes sent for files under runtime/ (the bench's resync figure). */
+  runtimeBytesSent: number;
+}
+
+const SKIP_DIRS = new Set(['__pycache__', '.pytest_cache', 'node_modules', '.git', 'build', 'tests']);
+const SKIP_FILE = (n: string) => n.endsWith('.pyc') || n.endsWith('.egg-info') || n === '.DS_Store';
+export const MANIFEST_NAME = '.conscience-manifest.json';
+const MAX_FILE_BYTES = 2 * 1024 ** 3;
+
+async function walk(root: string, rel: string, out: string[]): Promise<void> {
+  const abs = join(root, rel);
+  const st = await stat(abs);
+  if (st.isFile()) {
+    out.push(rel);
+    return;
+  }
+  if (!st.isDirectory()) return;
+  for (const e of await readdir(abs, { withFileTypes: true })) {
+    if (e.isDirectory()) {
+      if (SKIP_DIRS.has(e.name) || e.name.endsWith('.egg-info')) continue;
+      await walk(root, join(rel, e.name), out);
+    } else if (e.isFile() && !SKIP_FILE(e.name)) out.push(join(rel, e.name));
+  }
+}
+
+/** True when `p` lies inside `root` (no ../ escape). */
+function inside(root: string, p: string): boolean {
+  const r = relative(root, p);
+  return r !== '' && !r.startsWith('..') && !isAbsolute(r);
+}
+
+/**
+ * The files a run needs, workspace-relative: everything under runtime/ (no tests or caches),
+ * the recipe, and every string value of the recipe that names an existing file or folder
+ * inside the workspace (relative to the recipe's folder first, then the workspace root).
+ */
+export async function collectFiles(root: string, recipeRel: string, extra: string[] = []): Promise<string[]> {
+  const files: string[] = [];
+  const runtimeDir = join(root, 'runtime');
+  try {
+    await walk(root, 'runtime', files);
+  } catch (err) {
+    throw new Error(`${runtimeDir}: cannot read the runtime package: ${(err as Error).message}`);
+  }
+  files.push(recipeRel);
+  const recipeAbs = join(root, recipeRel);
+  let doc: unknown;
+  try {
+    doc = load(await readFile(recipeAbs, 'utf8'), { filename: recipeAbs });
+  } catch (err) {
+    throw new Error(`${recipeAbs}: ${(err as Error).message}`);
+  }
+  const refs = new Set<string>(extra);
+  // output folders are results, not inputs: never synced
+  const visit = (v: unknown, key?: string) => {
+    if (key && /(^|_)output_dir$|logging_dir$/.test(key)) return;
+    if (typeof v === 'string') {
+      if (v.length > 0 && v.length < 4096 && !/[\n\0]/.test(v) && !/^[a-z]+:\/\//i.test(v)) refs.add(v);
+    } else if (Array.isArray(v)) v.forEach((x) => visit(x));
+    else if (v && typeof v === 'object') Object.entries(v).forEach(([k, x]) => visit(x, k));
+  };
+  visit(doc);
+  for (const ref of refs) {
+    for (const base of [dirname(recipeAbs), root]) {
+      const abs = resolve(base, ref);
+      if (!inside(root, abs)) continue;
+      const top = relative(root, abs).split(sep)[0];
+      if (top === '.conscience' || top === '.git' || top === 'node_modules') continue;
+      try {
+        await stat(abs);
+      } catch {
+        continue;
+      }
+      await walk(root, relative(root, abs), files);
+      break;
+    }
+  }
+  return [...new Set(files.map((f) => f.split(sep).join('/')))].sort();
+}
+
+export async function hashFile(abs: string): Promise<ManifestEntry> {
+  const st = await stat(abs);
+  if (st.size > MAX_FILE_BYTES) throw new Error(`${abs}: ${st.size} bytes is too large to sync (limit 2 GiB)`);
+  const data = await readFile(abs);
+  return { sha256: createHash('sha256').update(data).digest('hex'), size: data.length };
+}
+
+export async function localManifest(root: string, files: string[]): Promise<Manifest> {
+  const m: Manifest = {};
+  for (const f of files) m[f] = await hashFile(join(root, f));
+  return m;
+}
+
+/** The files of `local` that `remote` lacks or has with another hash. */
+export function diffManifests(local: Manifest, remote: Manifest): string[] {
+  return Object.keys(local)
+    .filter((f) => remote[f]?.sha256 !== local[f]!.sha256)
+    .sort();
+}
+
+async function readRemoteManifest(host: Host, projectDir: string): Promise<Manifest> {
+  const buf = await host.readFrom(`${projectDir}/${MANIFEST_NAME}`);
+  if (!buf || !buf.length) return {};
+  try {
+    const m = JSON.parse(buf.toString('utf8'));
+    return m && typeof m === 'object' && !Array.isArray(m) ? (m as Manifest) : {};
+  } catch {
+    return {}; // a damaged manifest means: send everything again
+  }
+}
+
+/** Sends what changed; the host's manifest is rewritten last, so an interrupted sync is redone. */
+export async function syncToHost(
+  host: Host,
+  root: string,
+  files: string[],
+  projectDir: string,
+  onProgress?: (p: SyncProgress) => void,
+): Promise<SyncResult> {
+  onProgress?.({ phase: 'hashing', filesDone: 0, filesTotal: files.length, bytesSent: 0 });
+  const local = await localManifest(root, files);
+  await host.mkdirp(projectDir);
+  const remote = await readRemoteManifest(host, projectDir);
+  const changed = diffManifests(local, remote);
+  const dirs = [...new Set(changed.map((f) => dirname(`${projectDir}/${f}`)))];
+  if (dirs.length) {
+    const r = await host.exec(`mkdir -p -- ${dirs.map(shQuote).join(' ')}`);
+    if (r.code !== 0) throw new Error(`${host.label}: cannot create folders under ${projectDir}: ${r.stderr.trim()}`);
+  }
+  let bytesSent = 0;
+  let runtimeBytesSent = 0;
+  let done = 0;
+  // a few transfers in flight at once: SFTP round trips dominate for small files
+  const queue = [...changed];
+  const worker = async () => {
+    for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
+      const data = await readFile(join(root, f));
+      await host.writeFile(`${projectDir}/${f}`, data, 0o644);
+      bytesSent += data.length;
+      if (f.startsWith('runtime/')) runtimeBytesSent += data.length;
+      done++;
+      onProgress?.({ phase: 'sending', file: f, filesDone: done, filesTotal: changed.length, bytesSent });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, changed.length) }, worker));
+  if (changed.length || Object.keys(remote).length !== Object.keys(local).length) {
+    await host.writeFile(`${projectDir}/${MANIFEST_NAME}`, JSON.stringify({ ...remote, ...local }, null, 0), 0o644);
+  }
+  onProgress?.({ phase: 'done', filesDone: changed.length, filesTotal: changed.length, bytesSent });
+  const bytesTotal = Object.values(local).reduce((s, e) => s + e.size, 0);
+  return { filesSent: changed.length, bytesSent, filesTotal: files.length, bytesTotal, runtimeBytesSent };
+}

@@ -1,0 +1,213 @@
+// Launch targets: where a run goes. Read from the workspace file `conscience.targets.yaml`
+// (or .json), from the VS Code setting `conscience.targets`, or a file named by --targets.
+// Shape (YAML):
+//   gpu-box:   { type: ssh, host: gpu1, user: me, port: 22, identityFile: ~/.ssh/id_ed25519,
+//                proxyJump: bastion, python: /opt/venv/bin/python, workdir: /scratch/me/conscience }
+//   cluster:   { type: slurm, via: gpu-box, partition: gpu, account: lab, nodes: 1,
+//                gpusPerNode: 8, time: "04:00:00", sbatch: ["--qos=high"], setup: ["module load cuda/12.4"] }
+//   here:      { type: local }
+// `local` always exists. Values are validated here with errors naming the file and target.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { load } from 'js-yaml';
+
+interface TargetBase {
+  name: string;
+  /** Use this interpreter as is (an existing environment); no venv is built. */
+  python?: string;
+  /** Base folder on the host (default: ~/.conscience on SSH, <workspace>/.conscience/host locally). */
+  workdir?: string;
+  /** Pinned requirements: 'cpu' (runtime/requirements/cpu.txt), 'gpu', or a workspace-relative file. */
+  requirements?: string;
+  /** Extra environment variables for the trainer (values quoted). */
+  env?: Record<string, string>;
+  /** Seconds without any event before a running run shows "unresponsive" (default 90). */
+  heartbeatTimeout?: number;
+  /** Seconds between SIGTERM and SIGKILL when cancelling (default 30). */
+  cancelGrace?: number;
+}
+export interface LocalTarget extends TargetBase {
+  type: 'local';
+}
+export interface SshTarget extends TargetBase {
+  type: 'ssh';
+  host: string;
+  port?: number;
+  user?: string;
+  identityFile?: string;
+  proxyJump?: string;
+  /** known_hosts file (default ~/.ssh/known_hosts, or UserKnownHostsFile from ~/.ssh/config). */
+  knownHostsFile?: string;
+  /** ssh config file (default ~/.ssh/config). */
+  sshConfigFile?: string;
+}
+export interface SlurmTarget extends TargetBase {
+  type: 'slurm';
+  /** Name of an ssh target to reach the login node; absent = sbatch on this machine. */
+  via?: string;
+  partition?: string;
+  account?: string;
+  nodes?: number;
+  gpusPerNode?: number;
+  cpusPerTask?: number;
+  /** Time limit in SLURM's format ("04:00:00", "1-00:00:00", minutes). */
+  time?: string;
+  /** Extra #SBATCH options, one per entry, e.g. "--qos=high" (no newlines). */
+  sbatch?: string[];
+  /** Shell lines run before the trainer, e.g. "module load cuda" (these ARE shell code, by design). */
+  setup?: string[];
+}
+export type Target = LocalTarget | SshTarget | SlurmTarget;
+
+export const LOCAL_TARGET: LocalTarget = { name: 'local', type: 'local' };
+
+const TARGET_FILES = ['conscience.targets.yaml', 'conscience.targets.yml', 'conscience.targets.json'];
+
+function fail(where: string, msg: string): never {
+  throw new Error(`${where}: ${msg}`);
+}
+
+const str = (where: string, v: unknown, key: string, opts: { required?: boolean; oneLine?: boolean } = {}): string | undefined => {
+  if (v === undefined || v === null) {
+    if (opts.required) fail(where, `'${key}' is required`);
+    return undefined;
+  }
+  if (typeof v !== 'string' && typeof v !== 'number') fail(where, `'${key}' must be a string`);
+  const s = String(v);
+  if (opts.oneLine !== false && /[\r\n\0]/.test(s)) fail(where, `'${key}' must be a single line`);
+  return s;
+};
+const int = (where: string, v: unknown, key: string, min = 1): number | undefined => {
+  if (v === undefined || v === null) return undefined;
+  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min) fail(where, `'${key}' must be an integer >= ${min}`);
+  return n;
+};
+const strList = (where: string, v: unknown, key: string): string[] | undefined => {
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) fail(where, `'${key}' must be a list of strings`);
+  return v.map((x, i) => str(where, x, `${key}[${i}]`, { required: true })!);
+};
+
+/** Validates one raw target object. */
+export function parseTarget(name: string, raw: unknown, where = 'targets'): Target {
+  const w = `${where}: target '${name}'`;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) fail(where, `invalid target name '${name}' (letters, digits, . _ -)`);
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) fail(w, 'must be a mapping');
+  const o = raw as Record<string, unknown>;
+  const type = o.type ?? o.kind;
+  const known = new Set(['type', 'kind', 'python', 'workdir', 'requirements', 'env', 'heartbeatTimeout', 'cancelGrace']);
+  let env: Record<string, string> | undefined;
+  if (o.env !== undefined) {
+    if (!o.env || typeof o.env !== 'object' || Array.isArray(o.env)) fail(w, "'env' must be a mapping");
+    env = {};
+    for (const [k, v] of Object.entries(o.env as Record<string, unknown>)) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) fail(w, `invalid environment variable name '${k}'`);
+      env[k] = str(w, v, `env.${k}`, { required: true, oneLine: false })!;
+    }
+  }
+  const base: TargetBase = {
+    name,
+    python: str(w, o.python, 'python'),
+    workdir: str(w, o.workdir, 'workdir'),
+    requirements: str(w, o.requirements, 'requirements'),
+    env,
+    heartbeatTimeout: int(w, o.heartbeatTimeout, 'heartbeatTimeout'),
+    cancelGrace: int(w, o.cancelGrace, 'cancelGrace', 0),
+  };
+  const check = (extra: string[]) => {
+    for (const k of Object.keys(o)) if (!known.has(k) && !extra.includes(k)) fail(w, `unknown key '${k}'`);
+  };
+  switch (type) {
+    case 'local':
+      check([]);
+      return { ...base, type: 'local' };
+    case 'ssh':
+      check(['host', 'port', 'user', 'identityFile', 'proxyJump', 'knownHostsFile', 'sshConfigFile']);
+      return {
+        ...base,
+        type: 'ssh',
+        host: str(w, o.host, 'host', { required: true })!,
+        port: int(w, o.port, 'port'),
+        user: str(w, o.user, 'user'),
+        identityFile: str(w, o.identityFile, 'identityFile'),
+        proxyJump: str(w, o.proxyJump, 'proxyJump'),
+        knownHostsFile: str(w, o.knownHostsFile, 'knownHostsFile'),
+        sshConfigFile: str(w, o.sshConfigFile, 'sshConfigFile'),
+      };
+    case 'slurm':
+      check(['via', 'partition', 'account', 'nodes', 'gpusPerNode', 'cpusPerTask', 'time', 'sbatch', 'setup']);
+      return {
+        ...base,
+        type: 'slurm',
+        via: str(w, o.via, 'via'),
+        partition: str(w, o.partition, 'partition'),
+        account: str(w, o.account, 'account'),
+        nodes: int(w, o.nodes, 'nodes'),
+        gpusPerNode: int(w, o.gpusPerNode, 'gpusPerNode', 0),
+        cpusPerTask: int(w, o.cpusPerTask, 'cpusPerTask'),
+        time: str(w, o.time, 'time'),
+        sbatch: strList(w, o.sbatch, 'sbatch'),
+        setup: strList(w, o.setup, 'setup'),
+      };
+    default:
+      fail(w, `'type' must be local, ssh or slurm (got ${JSON.stringify(type)})`);
+  }
+}
+
+/** Validates a name → target mapping; `local` is added when absent; `via` references are checked. */
+export function parseTargets(raw: unknown, where = 'targets'): Map<string, Target> {
+  const out = new Map<string, Target>();
+  if (raw !== undefined && raw !== null) {
+    if (typeof raw !== 'object' || Array.isArray(raw)) fail(where, 'targets must be a mapping of name to target');
+    for (const [name, t] of Object.entries(raw as Record<string, unknown>)) out.set(name, parseTarget(name, t, where));
+  }
+  if (!out.has('local')) out.set('local', LOCAL_TARGET);
+  for (const t of out.values()) {
+    if (t.type === 'slurm' && t.via) {
+      const v = out.get(t.via);
+      if (!v) fail(where, `target '${t.name}': 'via' names an unknown target '${t.via}'`);
+      if (v.type !== 'ssh') fail(where, `target '${t.name}': 'via' must name an ssh target ('${t.via}' is ${v.type})`);
+    }
+  }
+  return out;
+}
+
+/** Reads targets for the CLI: --targets FILE, else the workspace's conscience.targets.{yaml,yml,json}. */
+export async function loadTargets(root: string, file?: string): Promise<{ targets: Map<string, Target>; file?: string }> {
+  const candidates = file ? [file] : TARGET_FILES.map((f) => join(root, f));
+  for (const f of candidates) {
+    let text: string;
+    try {
+      text = await readFile(f, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !file) continue;
+      throw new Error(`${f}: cannot read targets: ${(err as Error).message}`);
+    }
+    let raw: unknown;
+    try {
+      raw = f.endsWith('.json') ? JSON.parse(text) : load(text, { filename: f });
+    } catch (err) {
+      throw new Error(`${f}: ${(err as Error).message}`);
+    }
+    // allow either the mapping itself or { targets: mapping }
+    if (raw && typeof raw === 'object' && !Array.isArray(raw) && 'targets' in (raw as object) && Object.keys(raw as object).length === 1) {
+      raw = (raw as { targets: unknown }).targets;
+    }
+    return { targets: parseTargets(raw, f), file: f };
+  }
+  return { targets: parseTargets(undefined) };
+}
+
+export function describeTarget(t: Target, all?: Map<string, Target>): string {
+  switch (t.type) {
+    case 'local':
+      return 'local';
+    case 'ssh':
+      return `${t.user ? t.user + '@' : ''}${t.host}${t.port && t.port !== 22 ? ':' + t.port : ''}`;
+    case 'slurm': {
+      const via = t.via && all?.get(t.via);
+      return `slurm${t.partition ? ':' + t.partition : ''}@${via ? describeTarget(via) : 'local'}`;
+    }
+  }
+}
