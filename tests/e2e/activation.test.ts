@@ -2,11 +2,13 @@
 // and every command it contributes is reachable from the command palette.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import {
   ROOT, cleanup, contributedCommands, extensionLog, launchBrowser, openPalette, openWorkbench,
-  screenshot, startCodeServer, waitForActivation, dismissQuickInput, type CodeServer,
+  screenshot, startCodeServer, waitForActivation, dismissQuickInput, runCommand, pickQuickItem, waitFor, webviewFrame,
+  type CodeServer,
 } from './harness';
 
 describe('extension in code-server', { timeout: 180_000 }, () => {
@@ -50,6 +52,21 @@ describe('extension in code-server', { timeout: 180_000 }, () => {
     }
     await dismissQuickInput(page);
     assert.deepEqual(missing, [], `commands missing from the palette:\n${missing.join('\n')}`);
+  });
+
+  it('offers the walkthrough from a target to a first run', async () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+    const wt = pkg.contributes?.walkthroughs?.[0];
+    assert.ok(wt, 'package.json contributes a walkthrough');
+    await runCommand(page, 'Welcome: Open Walkthrough...');
+    await pickQuickItem(page, wt.title);
+    const steps = page.locator('.getting-started-step .step-title');
+    await waitFor('the walkthrough steps', async () => (await steps.count()) === wt.steps.length);
+    const titles = (await steps.allInnerTexts()).map((t) => t.trim());
+    assert.deepEqual(titles, wt.steps.map((s: { title: string }) => s.title));
+    // The first step's markdown page renders beside the steps.
+    await webviewFrame(page).locator('text=launch targets').first().waitFor({ state: 'visible' });
+    await screenshot(page, 'walkthrough');
   });
 
   it('shows no extension error notification', async () => {
