@@ -153,10 +153,14 @@ function checkKeys(ctx: Ctx): void {
       if (v && v.kind !== 'map' && !(v.kind === 'scalar' && v.tag === 'null')) out.push(diag(text, p.value.start, headEnd(text, p.value), 'error', 'CC101', '`env` field should be a dict in the YAML file (TrlParser): write `env:` followed by `NAME: value` lines.'));
       continue;
     }
-    const r = checkValue(text, spec, p.value, name, out);
+    // num_generations < 2 is GRPOConfig's own check (C3, CC203) with TRL's message; skip the generic range.
+    const s = RULE_OWNED.has(name) ? { ...spec, minimum: undefined } : spec;
+    const r = checkValue(text, s, p.value, name, out);
     if (r.ok && r.value !== undefined) ctx.vals.set(name, r.value);
   }
 }
+
+const RULE_OWNED = new Set(['num_generations']);
 
 function checkSection(ctx: Ctx, name: string, p: YPair): void {
   const { text, out, schema } = ctx;
