@@ -1,7 +1,7 @@
 // The allocator model: tokenizer.json + model.onnx + allocator.json from one folder, run with
 // onnxruntime-node. Loaded lazily (onnxruntime-node is only required on first use), batched
-// (prompts sorted by length and scored in chunks padded to their longest row), and it yields
-// to the event loop between chunks so a big request never holds the extension host for long.
+// (consecutive chunks padded to their longest row, as Python does), and it yields to the event
+// loop between chunks so a big request never holds the extension host for long.
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as Ort from 'onnxruntime-node';
@@ -37,7 +37,7 @@ export interface Score {
 export interface ModelOptions {
   /** ORT intra-op threads (default 2) */
   threads?: number;
-  /** largest batch run in one session.run (default 32) */
+  /** largest batch run in one session.run (default 32, as Python's reference) */
   maxBatch?: number;
 }
 
@@ -134,20 +134,24 @@ export class AllocatorModel {
     return this.tokenizer.encode(text);
   }
 
-  /** Scores prompts in order. Batches are built by length so padding stays small. */
+  /**
+   * Scores prompts in input order, in consecutive batches of maxBatch. The order and the
+   * batch size are part of the result: the shipped model is int8 dynamic-quantized, and
+   * onnxruntime quantizes activations per tensor, so a row's scores move (by up to a few 1e-2)
+   * with the other rows and the padding in its batch. Python's reference batches the same way
+   * (consecutive, 32), which is what makes the CLI match it; maxBatch 1 gives every prompt its
+   * own, context-free score (the editor's choice).
+   */
   async score(texts: string[]): Promise<Score[]> {
     return this.scoreEncoded(texts.map((t) => this.tokenizer.encode(t)));
   }
 
   async scoreEncoded(rows: Encoded[]): Promise<Score[]> {
-    const order = rows.map((_, i) => i).sort((a, b) => rows[a]!.ids.length - rows[b]!.ids.length);
-    const out: Score[] = new Array(rows.length);
-    for (let start = 0; start < order.length; start += this.maxBatch) {
-      const idx = order.slice(start, start + this.maxBatch);
-      const scores = await this.runBatch(idx.map((i) => rows[i]!));
-      idx.forEach((i, k) => { out[i] = scores[k]!; });
-      // Let other work on the event loop run between chunks.
-      if (start + this.maxBatch < order.length) await new Promise((r) => setImmediate(r));
+    const out: Score[] = [];
+    for (let start = 0; start < rows.length; start += this.maxBatch) {
+      out.push(...(await this.runBatch(rows.slice(start, start + this.maxBatch))));
+      // Let other work on the event loop run between batches.
+      if (start + this.maxBatch < rows.length) await new Promise((r) => setImmediate(r));
     }
     return out;
   }
