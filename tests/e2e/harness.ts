@@ -344,3 +344,49 @@ export const COLOURED_PIXELS = (c: Element): number => {
   }
   return n;
 };
+
+export interface Problem {
+  text: string;
+  line: number;
+  column: number;
+}
+
+/** Opens the Problems panel and reads its marker rows (message, code, line and column). */
+export async function readProblems(page: Page): Promise<Problem[]> {
+  const panel = page.locator('.markers-panel');
+  if (!(await panel.isVisible().catch(() => false))) {
+    await dismissQuickInput(page);
+    await page.keyboard.press('Control+Shift+M');
+    await panel.waitFor({ state: 'visible' });
+  }
+  const rows = await panel.locator('.monaco-list-row').allInnerTexts();
+  const out: Problem[] = [];
+  for (const text of rows) {
+    const m = /\[Ln (\d+), Col (\d+)\]/.exec(text);
+    if (m) out.push({ text: text.replace(/\s+/g, ' '), line: Number(m[1]), column: Number(m[2]) });
+  }
+  return out;
+}
+
+/** Opens the quick-fix menu at the cursor and applies the action whose title contains `text`. */
+export async function applyQuickFix(page: Page, text: string | RegExp): Promise<string[]> {
+  await page.keyboard.press('Control+.');
+  const widget = page.locator('.action-widget');
+  await widget.waitFor({ state: 'visible' });
+  const titles = await widget.locator('.monaco-list-row').allInnerTexts();
+  const row = widget.locator('.monaco-list-row.action').filter({ hasText: text }).first();
+  await row.waitFor({ state: 'visible', timeout: 5000 }).catch(() => {
+    throw new Error(`no quick fix matching ${String(text)}; offered: ${titles.join(' | ')}`);
+  });
+  // The menu lies under a pointer block: choose with the keyboard, as a user would.
+  for (let i = 0; i <= titles.length; i++) {
+    const focused = (await widget.locator('.monaco-list-row.focused').innerText().catch(() => '')).trim();
+    if (typeof text === 'string' ? focused.includes(text) : text.test(focused)) {
+      await page.keyboard.press('Enter');
+      await widget.waitFor({ state: 'hidden' });
+      return titles;
+    }
+    await page.keyboard.press('ArrowDown');
+  }
+  throw new Error(`could not focus the quick fix matching ${String(text)}; offered: ${titles.join(' | ')}`);
+}
