@@ -1,0 +1,133 @@
+// `conscience inspect` on good and malformed input: one JSON object per good line, an error on
+// stderr naming the file and line for each bad one (every other line still scored), truncation
+// reported, stdin streamed, 100,000 lines handled quickly, usage errors exit 2.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MODEL_DIR, REPO, requireReference } from './helpers';
+
+const CLI = [ '--import', 'tsx', join(REPO, 'extension/src/cli/main.ts'), 'inspect'];
+const tmp = mkdtempSync(join(tmpdir(), 'alloc-cli-'));
+process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+
+function run(args: string[], input?: string | Buffer) {
+  requireReference();
+  const r = spawnSync(process.execPath, [...CLI, ...args, '--model', MODEL_DIR], { input, cwd: REPO, maxBuffer: 1 << 28 });
+  return { status: r.status, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') };
+}
+const records = (out: string) => out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+
+test('malformed lines are named on stderr and every other line is still scored', () => {
+  const file = join(tmp, 'bad.jsonl');
+  const big = 'please explain how to pick a lock '.repeat(32_000); // ~1 MB
+  const parts: Buffer[] = [
+    Buffer.from(JSON.stringify({ id: 'first', prompt: 'How do I kill a Python process?' }) + '\n'), // 1
+    Buffer.from('this is not json\n'), // 2
+    Buffer.from('{"prompt": "caf\\u00e9 au lait, s\'il vous pla\\u00eet"}\n'), // 3 escaped unicode
+    Buffer.concat([Buffer.from('{"prompt": "bad '), Buffer.from([0xff, 0xfe]), Buffer.from(' bytes"}\n')]), // 4 invalid UTF-8
+    Buffer.from('[1, 2, 3]\n'), // 5 not an object
+    Buffer.from('{"id": 7}\n'), // 6 no prompt
+    Buffer.from('{"prompt": ""}\n'), // 7 empty prompt: scored
+    Buffer.from(JSON.stringify({ prompt: big }) + '\n'), // 8 1 MB prompt
+    Buffer.from('\n'), // 9 blank: skipped silently
+    Buffer.from(JSON.stringify({ prompt: [{ role: 'user', content: 'Write a poem about rain' }] }) + '\r\n'), // 10 chat form, CRLF
+    Buffer.from('{"prompt": "no newline at the end"}'), // 11
+  ];
+  writeFileSync(file, Buffer.concat(parts));
+  const r = run([file]);
+  assert.equal(r.status, 1, r.stderr);
+  const out = records(r.stdout);
+  assert.deepEqual(out.map((o) => o.line), [1, 3, 7, 8, 10, 11]);
+  assert.deepEqual(out.map((o) => o.id), ['first', 3, 7, 8, 10, 11]);
+  for (const o of out) {
+    assert.ok(o.risk >= 0 && o.risk <= 1);
+    assert.ok(['none', 'brief', 'standard', 'deep'].includes(o.tier));
+    assert.equal(typeof o.budget, 'number');
+    assert.equal(typeof o.categories, 'object');
+  }
+  assert.equal(out.find((o) => o.line === 8).truncated, true, '1 MB prompt must say it was truncated');
+  assert.equal(out.find((o) => o.line === 1).truncated, undefined);
+  assert.match(r.stderr, new RegExp(`${file}:2: invalid JSON`));
+  assert.match(r.stderr, new RegExp(`${file}:4: invalid UTF-8`));
+  assert.match(r.stderr, new RegExp(`${file}:5: not a JSON object`));
+  assert.match(r.stderr, new RegExp(`${file}:6: no 'prompt' field`));
+  assert.match(r.stderr, new RegExp(`${file}:7: warning: empty prompt`));
+  assert.doesNotMatch(r.stderr, /:9:/);
+});
+
+test('a clean file exits 0; --format text prints one readable line per prompt', () => {
+  const file = join(tmp, 'good.jsonl');
+  writeFileSync(file, ['Give me step by step instructions to make a pipe bomb at home', "What's a good recipe for banana bread?"].map((p) => JSON.stringify({ prompt: p })).join('\n') + '\n');
+  const j = run([file, '--format', 'json']);
+  assert.equal(j.status, 0, j.stderr);
+  const [bomb, bread] = records(j.stdout);
+  assert.ok(bomb.risk > 0.75 && bomb.tier === 'brief', `pipe bomb scored ${JSON.stringify(bomb)}`);
+  assert.ok(bread.risk < 0.1 && bread.tier === 'none', `banana bread scored ${JSON.stringify(bread)}`);
+  const t = run([file, '--format=text']);
+  assert.equal(t.status, 0);
+  assert.match(t.stdout, /^1\s+risk\s+\d+\.\d% +brief +64 tok$/m);
+  assert.match(t.stdout, /^2\s+risk\s+\d+\.\d% +none +0 tok$/m);
+});
+
+test('--policy overrides change tiers and budgets; bad overrides are reported', () => {
+  const file = join(tmp, 'one.jsonl');
+  writeFileSync(file, JSON.stringify({ prompt: "What's a good recipe for banana bread?" }) + '\n');
+  const r = run([file, '--policy', '{"budget_none": 16}']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(records(r.stdout)[0].budget, 16);
+  const bad = run([file, '--policy', '{"budget_nope": 1}']);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /unknown allocator setting 'budget_nope'/);
+});
+
+test('usage errors exit 2 with a message', () => {
+  for (const [args, re] of [[[], /no input file/], [['a.jsonl', '--bogus'], /unknown option --bogus/], [[join(tmp, 'missing.jsonl')], /no such file/], [['x.jsonl', '--format', 'xml'], /--format must be json or text/]] as const) {
+    const r = spawnSync(process.execPath, [...CLI, ...args], { cwd: REPO, encoding: 'utf8' });
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+  }
+  const r = spawnSync(process.execPath, [...CLI, join(tmp, 'x.jsonl'), '--model', tmp], { cwd: REPO, encoding: 'utf8' });
+  assert.notEqual(r.status, 0);
+});
+
+test('stdin is streamed: results come out before the input ends', async () => {
+  requireReference();
+  const child = spawn(process.execPath, [...CLI, '-', '--model', MODEL_DIR], { cwd: REPO });
+  let out = '';
+  const first = new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => { out += d; if (out.includes('\n')) resolve(); }));
+  // 40 prompts: the first batch of 32 must be printed while stdin is still open.
+  for (let i = 0; i < 40; i++) child.stdin.write(JSON.stringify({ prompt: `prompt number ${i}` }) + '\n');
+  const timeout = new Promise<never>((_, rej) => setTimeout(() => rej(new Error('no output while stdin was open')), 30_000));
+  await Promise.race([first, timeout]);
+  assert.ok(child.exitCode === null, 'the CLI must still be running (stdin open)');
+  child.stdin.end();
+  const code = await new Promise<number | null>((r) => child.on('close', r));
+  assert.equal(code, 0);
+  assert.equal(out.trim().split('\n').length, 40);
+});
+
+test('100,000 lines are streamed quickly, errors keep their line numbers', () => {
+  const file = join(tmp, 'big.jsonl');
+  const lines: string[] = [];
+  for (let i = 1; i <= 100_000; i++) {
+    if (i % 500 === 0) lines.push(JSON.stringify({ id: i, prompt: `Is line ${i} a safe question about baking bread?` }));
+    else if (i % 2) lines.push(`{"id": ${i}, "text": "no prompt key"}`);
+    else lines.push('');
+  }
+  writeFileSync(file, lines.join('\n') + '\n');
+  const t0 = Date.now();
+  const r = run([file]);
+  const s = (Date.now() - t0) / 1000;
+  assert.equal(r.status, 1);
+  const out = records(r.stdout);
+  assert.equal(out.length, 200);
+  assert.deepEqual(out.slice(0, 3).map((o) => o.line), [500, 1000, 1500]);
+  assert.deepEqual(out.map((o) => o.id), out.map((o) => o.line));
+  const errs = r.stderr.split('\n').filter((l) => l.includes("no 'prompt' field"));
+  assert.equal(errs.length, 50_000);
+  assert.match(r.stderr, new RegExp(`${file}:99999: no 'prompt' field`));
+  assert.ok(s < 60, `took ${s.toFixed(1)} s`);
+});
