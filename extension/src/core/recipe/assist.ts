@@ -37,6 +37,23 @@ function enclosingKey(text: string, lineStart: number, indent: number): string |
   return undefined;
 }
 
+/** The key owning a block list item at `indent` (`key:` above it, at the same or a smaller indent). */
+function listParent(text: string, lineStart: number, indent: number): string | undefined {
+  let end = lineStart - 1;
+  while (end > 0) {
+    const s = text.lastIndexOf('\n', end - 1) + 1;
+    const line = text.slice(s, end);
+    end = s - 1;
+    const t = line.trimStart();
+    if (!t || t.startsWith('#')) continue;
+    const ind = line.length - t.length;
+    if (t.startsWith('-') && ind >= indent) continue;
+    if (ind > indent) continue;
+    return /^([A-Za-z_][\w.-]*)\s*:\s*$/.exec(t)?.[1];
+  }
+  return undefined;
+}
+
 function specFor(schema: RecipeSchema, section: string | undefined, key: string): FieldSpec | undefined {
   if (section) return schema.sections.get(section)?.get(key) ?? undefined;
   return schema.fields.get(key);
@@ -108,7 +125,7 @@ export function completionsAt(text: string, offset: number, schema: RecipeSchema
   // list item under a key (reward_funcs:\n- ...)
   let m = /^(\s*)-\s*([\w-]*)$/.exec(before);
   if (m) {
-    const parent = enclosingKey(text, line.start, m[1]!.length + 1) ?? '';
+    const parent = listParent(text, line.start, m[1]!.length) ?? '';
     return parent === 'reward_funcs' ? valueCompletions(schema, schema.fields.get(parent), parent) : [];
   }
   // flow list: reward_funcs: [a, b

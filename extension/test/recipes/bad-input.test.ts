@@ -1,0 +1,127 @@
+// Hostile and broken input: a clear diagnostic, never an exception or a hang; and a seeded
+// property test over random mutations of the shipped recipes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { decodeBytes, validateText, type Diagnostic } from '../../src/core/recipe';
+import { nodeHost } from '../../src/core/recipe/node-host';
+import { REPO } from './helpers';
+
+function assertRanges(text: string, diags: Diagnostic[]): void {
+  const lines = text.split('\n');
+  for (const d of diags) {
+    assert.ok(d.start >= 0 && d.start <= d.end && d.end <= text.length, `range ${d.start}-${d.end} inside 0-${text.length} (${d.code})`);
+    assert.ok(d.line >= 0 && d.line < Math.max(1, lines.length), `line ${d.line} exists (${d.code})`);
+    assert.ok(d.endLine >= d.line && d.endLine < Math.max(1, lines.length), `endLine ${d.endLine} exists (${d.code})`);
+    assert.ok(d.column >= 0 && d.column <= lines[d.line]!.length, `column ${d.column} inside line ${d.line} (${d.code})`);
+    assert.ok(d.endColumn >= 0 && d.endColumn <= lines[d.endLine]!.length, `endColumn inside line (${d.code})`);
+    for (const f of d.fixes ?? []) for (const e of f.edits) assert.ok(e.start >= 0 && e.start <= e.end && e.end <= text.length, `fix edit inside the document (${d.code})`);
+  }
+}
+
+function laughs(levels: number, width: number, use: string): string {
+  const lines = [`a: &a [${Array(width).fill('"lol"').join(',')}]`];
+  for (let i = 1; i < levels; i++) {
+    const p = String.fromCharCode(96 + i), q = String.fromCharCode(97 + i);
+    lines.push(`${q}: &${q} [${Array(width).fill('*' + p).join(',')}]`);
+  }
+  lines.push(`reward_funcs: *${use}`);
+  return lines.join('\n') + '\n';
+}
+
+test('billion laughs: more than 100 aliases are refused with a clear diagnostic', () => {
+  const text = laughs(12, 10, 'l'); // 10^12 strings if expanded, 111 aliases
+  const diags = validateText(text);
+  const d = diags.find((x) => x.code === 'CC004');
+  assert.ok(d, 'alias limit reported');
+  assert.match(d.message, /alias/);
+  assertRanges(text, diags);
+});
+
+test('a smaller alias bomb under the cap is checked without expanding it', () => {
+  const text = laughs(8, 8, 'h'); // 8^8 = 16.7M strings if expanded
+  const diags = validateText(text);
+  // reward_funcs items are lists, not names: a type error, found without expansion.
+  assert.ok(diags.some((x) => x.code === 'CC101' && /reward_funcs\[0\]/.test(x.message)), diags.map((x) => x.code).join(','));
+  assertRanges(text, diags);
+});
+
+test('a 5 MB YAML file is refused with a size diagnostic, not parsed', () => {
+  const text = 'model_name_or_path: x\nsystem_prompt: |\n' + '  lorem ipsum dolor sit amet consectetur\n'.repeat(130_000);
+  assert.ok(text.length > 5_000_000);
+  const diags = validateText(text);
+  assert.equal(diags.length, 1);
+  assert.equal(diags[0]!.code, 'CC007');
+  assert.match(diags[0]!.message, /5\.\d MB/);
+});
+
+test('binary bytes, non-UTF-8 bytes and an empty file get their own codes', () => {
+  const bin = decodeBytes(new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00]));
+  assert.ok('diagnostic' in bin && bin.diagnostic.code === 'CC005');
+  const latin1 = decodeBytes(new Uint8Array([...Buffer.from('beta: 0.1\nsystem_prompt: caf'), 0xe9, 0x0a]));
+  assert.ok('diagnostic' in latin1 && latin1.diagnostic.code === 'CC006');
+  assert.equal(latin1.diagnostic.line, 1);
+  assert.equal(latin1.diagnostic.column, 18);
+  assert.equal(validateText('')[0]!.code, 'CC008');
+  assert.equal(validateText('# only a comment\n')[0]!.code, 'CC008');
+});
+
+test('deep nesting, stray tabs and control characters do not throw', () => {
+  const cases = ['['.repeat(5000), 'a:\n' + '  '.repeat(200) + 'b: 1\n', 'launch:\n  num_processes:\t2\n\tx: 1\n', 'beta: "\u0000\u0007"\n', '{'.repeat(100) + '}'.repeat(100), '? [a]\n: b\n', '&a a: *a\n', '*x\n', '!!binary x: 1\n'];
+  for (const t of cases) {
+    const diags = validateText(t);
+    assertRanges(t, diags);
+    assert.ok(diags.length > 0, `some diagnostic for ${JSON.stringify(t.slice(0, 20))}`);
+  }
+});
+
+/** Mulberry32: small seeded PRNG so failures reproduce. */
+function rng(seed: number): () => number {
+  return () => {
+    seed |= 0; seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const PIECES = ['\t', ':', ': ', '-', '- ', '[', ']', '{', '}', '&a ', '*a', '"', "'", '#', '\n', '  ', '0', '7', '-1', '1e-6', 'no', 'null', '!!str ', '? ', '|\n', '%', '@', '\u00e9', '\ud83d\ude00', ',', '---\n', 'launch:', 'num_generations: ', 'reward_funcs: [', 'x'.repeat(50)];
+
+function mutate(text: string, r: () => number): string {
+  let t = text;
+  const n = 1 + Math.floor(r() * 4);
+  for (let k = 0; k < n; k++) {
+    const pos = Math.floor(r() * (t.length + 1));
+    const op = Math.floor(r() * 6);
+    if (op === 0) t = t.slice(0, pos) + t.slice(pos + 1 + Math.floor(r() * 10));
+    else if (op === 1) t = t.slice(0, pos) + PIECES[Math.floor(r() * PIECES.length)] + t.slice(pos);
+    else if (op === 2) { const lines = t.split('\n'); const i = Math.floor(r() * lines.length); lines.splice(i, 0, lines[Math.floor(r() * lines.length)]!); t = lines.join('\n'); }
+    else if (op === 3) { const lines = t.split('\n'); const i = Math.floor(r() * lines.length); lines.splice(i, 1); t = lines.join('\n'); }
+    else if (op === 4) t = t.replace(/\d+/, () => String(Math.floor(r() * 40) - 5));
+    else t = t.slice(0, pos) + t.slice(pos).replace(/^ +/, (m) => (r() < 0.5 ? m + ' ' : m.slice(1)));
+  }
+  return t;
+}
+
+test('property: random mutations of the shipped recipes never throw and keep every range inside the document', () => {
+  const sources = ['recipes/qwen2.5-1.5b-instruct/safety-grpo.yaml', 'recipes/demo/tiny-cpu.yaml', 'recipes/accelerate/zero3.yaml'].map((p) => join(REPO, p));
+  const r = rng(20261124);
+  let withDiags = 0;
+  for (const file of sources) {
+    const base = readFileSync(file, 'utf8');
+    for (let i = 0; i < 400; i++) {
+      const text = mutate(base, r);
+      let diags: Diagnostic[];
+      try {
+        diags = validateText(text, { file, host: nodeHost });
+      } catch (err) {
+        assert.fail(`iteration ${i} of ${file} threw ${(err as Error).stack}\n--- input ---\n${text}`);
+      }
+      const own = diags.filter((d) => !d.file);
+      assertRanges(text, own);
+      if (own.length) withDiags++;
+    }
+  }
+  assert.ok(withDiags > 100, `mutations produce diagnostics (${withDiags})`);
+});
