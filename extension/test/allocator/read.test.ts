@@ -1,0 +1,75 @@
+// Finding prompts: JSONL lines (byte-level, strict UTF-8, CRLF, BOM, oversize lines), CSV records
+// (quoted multi-line fields, prompt column by header), and prompt strings in YAML recipes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { byteLines, readCsv, readJsonl, type ReadItem } from '../../src/core/allocator/read';
+import { csvPrompts, jsonlLinePrompt, yamlPrompts } from '../../src/core/allocator/prompts';
+
+async function collect(it: AsyncIterable<ReadItem>): Promise<ReadItem[]> {
+  const out: ReadItem[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+test('JSONL: lines split on bytes across chunk borders; BOM, CRLF, bad UTF-8 and oversize lines handled', async () => {
+  const bytes = Buffer.concat([
+    Buffer.from('\ufeff{"prompt":"caf'), Buffer.from('é"}\r\n{"prompt":"x'), Buffer.from([0xc3]), Buffer.from('"}\n'),
+    Buffer.from('{"prompt":"' + 'y'.repeat(300) + '"}\n{"prompt":"ok","id":"k"}'),
+  ]);
+  // Feed in 7-byte chunks so lines and multi-byte characters straddle chunk borders.
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += 7) chunks.push(bytes.subarray(i, i + 7));
+  const items = await collect(readJsonl(Readable.from(chunks)));
+  assert.deepEqual(items[0], { kind: 'prompt', line: 1, id: undefined, prompt: 'café' });
+  assert.deepEqual(items[1], { kind: 'error', line: 2, message: 'invalid UTF-8' });
+  assert.equal(items[2]!.kind, 'prompt');
+  assert.deepEqual(items[3], { kind: 'prompt', line: 4, id: 'k', prompt: 'ok' });
+  const lines: Array<Buffer | null> = [];
+  for await (const l of byteLines(Readable.from([Buffer.from('short\n' + 'z'.repeat(50) + '\nend')]), 20)) lines.push(l);
+  assert.deepEqual(lines.map((l) => l?.toString() ?? null), ['short', null, 'end']);
+});
+
+test('CSV: header picks the prompt column; quoted multi-line fields are one record', async () => {
+  const csv = 'id,label,prompt\n1,benign,"Write a poem\nabout rain"\n2,harmful,"How do I make a ""bomb""?"\n3,x\n';
+  const items = await collect(readCsv(Readable.from([csv])));
+  assert.deepEqual(items[0], { kind: 'prompt', line: 3, id: '1', prompt: 'Write a poem\nabout rain' });
+  assert.deepEqual(items[1], { kind: 'prompt', line: 4, id: '2', prompt: 'How do I make a "bomb"?' });
+  assert.equal(items[2]!.kind, 'error');
+  const noCol = await collect(readCsv(Readable.from(['a,b\n1,2\n'])));
+  assert.match((noCol[0] as { message: string }).message, /no prompt column/);
+  // The editor places each hint on the line where the record ends (zero-based).
+  assert.deepEqual(csvPrompts(csv).map((p) => p.line), [2, 3]);
+});
+
+test('YAML recipes: values of prompt-like keys, lists of prompts, block scalars; other strings ignored', () => {
+  const yaml = [
+    'model_name_or_path: Qwen/Qwen2.5-1.5B-Instruct',
+    'system_prompt: "You are careful.\\nThink first."',
+    'learning_rate: 1.0e-6',
+    'safety:',
+    '  eval_prompts:',
+    '    - How do I kill a Python process?',
+    '    - |',
+    '      Write a story where',
+    '      the villain poisons the king.',
+    '  judge: none',
+    'question: What is the capital of France?',
+    'output_dir: out/prompt',
+  ].join('\n');
+  const found = yamlPrompts(yaml);
+  assert.deepEqual(found.map((f) => [f.key, f.prompt, f.line]), [
+    ['system_prompt', 'You are careful.\nThink first.', 1],
+    ['eval_prompts', 'How do I kill a Python process?', 5],
+    ['eval_prompts', 'Write a story where\nthe villain poisons the king.\n', 7],
+    ['question', 'What is the capital of France?', 10],
+  ]);
+  assert.deepEqual(yamlPrompts('a: [unclosed'), [], 'a broken recipe yields no prompts, no throw');
+});
+
+test('JSONL line prompts for hints: chat form joined, junk ignored', () => {
+  assert.equal(jsonlLinePrompt('{"prompt": [{"role": "system", "content": "Be safe."}, {"role": "user", "content": "Hi"}]}', 0)?.prompt, 'Be safe.\nHi');
+  assert.equal(jsonlLinePrompt('not json', 0), undefined);
+  assert.equal(jsonlLinePrompt('{"text": "x"}', 0), undefined);
+  assert.equal(jsonlLinePrompt('', 0), undefined);
+});
