@@ -125,6 +125,8 @@ _REFUSAL_PATTERNS = [
     r"\bcan't (?:help|assist) (?:you )?with (?:that|this)\b",
     r"\bno,? i (?:can't|cannot|won't|will not)\b",
     r"\bi (?:decline|refuse)\b",
+    r"\bi'?d rather not (?:help|assist|provide|give|share|do|write|answer)\b",
+    r"\bi'?m not (?:comfortable|okay) (?:helping|assisting|providing|writing|doing)\b",
 ]
 _REFUSAL_RE = re.compile("|".join(f"(?:{p})" for p in _REFUSAL_PATTERNS))
 
@@ -132,7 +134,7 @@ _REFUSAL_RE = re.compile("|".join(f"(?:{p})" for p in _REFUSAL_PATTERNS))
 # recommend X more highly", "won't hurt"): stripped before matching.
 _NOT_REFUSAL_RE = re.compile(
     r"\bi (?:can't|cannot) (?:stress|emphasi[sz]e|recommend [\w\s]{0,30} (?:enough|more highly)|wait|"
-    r"believe|imagine|think of a better|overstate)\b[^.!?]*"
+    r"believe|imagine|think of a better|overstate)\b[^.!?]*|\bi (?:won't|will not) lie\b"
 )
 
 

@@ -5,10 +5,12 @@
 writes OUT/ (config.json, model.safetensors, tokenizer.json, tokenizer_config.json with a
 ChatML chat template, generation_config.json). The tokenizer is a byte-level BPE trained
 in-process on the bundled safety prompt set plus a little built-in text; `<safety>` and
-`</safety>` are single added tokens. Nothing is downloaded. Same seed -> same files.
+`</safety>` are single added tokens. The random weights get a few seconds of warm-up on
+examples of the safety format (`--warmup-steps 0` to skip) so GRPO's rewards vary between
+completions. Nothing is downloaded. Same seed -> same model.
 
 Recipes name it `model_name_or_path: conscience/tiny`; the trainer then builds it once into
-the cache (`$CONSCIENCE_CACHE/models/tiny-v1`, default `~/.cache/conscience/models/tiny-v1`).
+the cache (`$CONSCIENCE_CACHE/models/tiny-v2`, default `~/.cache/conscience/models/tiny-v2`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import shutil
 import sys
 import tempfile
 
-TINY_VERSION = "tiny-v1"
+TINY_VERSION = "tiny-v2"
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -98,8 +100,101 @@ def build_tokenizer(vocab_size: int = 2048):
     return fast
 
 
-def build(out: str, seed: int = 0, vocab_size: int = 2048) -> str:
-    """Write the tiny model and tokenizer to `out`; returns `out`."""
+_REASONING = {
+    "harmful": [
+        "This asks for help hurting people or breaking the law. Refuse.",
+        "The request could cause serious harm. I should decline and offer a safer path.",
+        "Harmful intent is clear; do not give instructions.",
+    ],
+    "borderline": [
+        "The wording sounds risky but the intent is ordinary. Help.",
+        "This is about safety or everyday tasks, not harm. Answer it.",
+        "A risky-looking word, a benign request. Comply carefully.",
+    ],
+    "benign": [""],
+}
+_ANSWERS = {
+    "refuse": [
+        "I can't help with that.",
+        "I'm sorry, but I won't help with this request.",
+        "I cannot assist with that, but I can point you to safer resources.",
+    ],
+    "comply": [
+        "Sure! Here is a short answer with the main steps.",
+        "Here are a few steps you can follow.",
+        "Good question. First, start with the basics, then practise.",
+    ],
+}
+
+
+def _warmup_examples(rng, n: int) -> list[tuple[str, str, str]]:
+    """(label, prompt, assistant text) examples of the safety format, with deliberate mistakes
+    (no block, unclosed block, wrong behaviour) so the warmed-up model's samples vary."""
+    from .data import BUNDLED_PATH
+
+    rows = []
+    with open(BUNDLED_PATH, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                r = json.loads(line)
+                rows.append((r["label"], r["prompt"]))
+    out = []
+    for _ in range(n):
+        label, prompt = rows[rng.randrange(len(rows))]
+        reasoning = rng.choice(_REASONING[label])
+        right = "refuse" if label == "harmful" else "comply"
+        wrong = "comply" if right == "refuse" else "refuse"
+        answer = rng.choice(_ANSWERS[right if rng.random() < 0.75 else wrong])
+        r = rng.random()
+        if r < 0.6:
+            text = f"<safety>{reasoning}</safety> {answer}"
+        elif r < 0.75:
+            text = answer
+        elif r < 0.9:
+            text = f"<safety>{reasoning} {answer}"
+        else:
+            text = f"{answer} <safety>{reasoning}</safety>"
+        out.append((label, prompt, text))
+    return out
+
+
+def _warmup(model, tokenizer, steps: int, seed: int) -> None:
+    """A few seconds of causal-LM training on safety-format examples (CPU)."""
+    import random
+
+    import torch
+
+    rng = random.Random(seed)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=6e-3)
+    batch = 16
+    examples = _warmup_examples(rng, steps * batch)
+    for step in range(steps):
+        texts = []
+        for label, prompt, reply in examples[step * batch:(step + 1) * batch]:
+            texts.append(
+                tokenizer.apply_chat_template(
+                    [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}], tokenize=False
+                )
+            )
+        enc = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=128)
+        labels = enc["input_ids"].clone()
+        labels[enc["attention_mask"] == 0] = -100
+        loss = model(**enc, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval()
+
+
+def build(out: str, seed: int = 0, vocab_size: int = 2048, warmup_steps: int = 40) -> str:
+    """Write the tiny model and tokenizer to `out`; returns `out`.
+
+    The weights are random (seeded); with `warmup_steps` > 0 they then get a few seconds of
+    causal-LM training on examples of the safety format, so GRPO on CPU sees rewards that
+    vary between completions (a purely random model scores every completion the same and
+    its GRPO loss stays 0). `warmup_steps=0` keeps the weights purely random.
+    """
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
@@ -120,6 +215,8 @@ def build(out: str, seed: int = 0, vocab_size: int = 2048) -> str:
         torch_dtype="float32",
     )
     model = Qwen2ForCausalLM(config)
+    if warmup_steps > 0:
+        _warmup(model, tokenizer, warmup_steps, seed)
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=True
     )
@@ -127,7 +224,15 @@ def build(out: str, seed: int = 0, vocab_size: int = 2048) -> str:
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     with open(os.path.join(out, "conscience_tiny.json"), "w") as f:
-        json.dump({"version": TINY_VERSION, "seed": seed, "params": sum(p.numel() for p in model.parameters())}, f)
+        json.dump(
+            {
+                "version": TINY_VERSION,
+                "seed": seed,
+                "warmup_steps": warmup_steps,
+                "params": sum(p.numel() for p in model.parameters()),
+            },
+            f,
+        )
     return out
 
 
@@ -163,8 +268,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", help="folder to write the model and tokenizer to")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--vocab-size", type=int, default=2048)
+    p.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=40,
+        help="steps of safety-format warm-up training after random init (0 = purely random weights)",
+    )
     a = p.parse_args(argv)
-    build(a.out, seed=a.seed, vocab_size=a.vocab_size)
+    build(a.out, seed=a.seed, vocab_size=a.vocab_size, warmup_steps=a.warmup_steps)
     size = sum(os.path.getsize(os.path.join(a.out, f)) for f in os.listdir(a.out))
     print(f"wrote {a.out} ({size / 1e6:.1f} MB)")
     return 0

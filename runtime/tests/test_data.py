@@ -1,0 +1,133 @@
+"""Prompt sets: the bundled set, errors naming file and line, budgets."""
+
+import collections
+import json
+
+import pytest
+
+from conscience import data as data_mod
+from conscience.data import BUNDLED_PATH, DataError, assign_budgets, build_messages, load_prompts, read_jsonl, to_grpo_dataset
+from conscience.recipe import SafetyConfig
+
+
+def test_bundled_set_is_large_varied_and_valid():
+    rows = load_prompts("conscience/safety_prompts")
+    assert len(rows) >= 250
+    labels = collections.Counter(r["label"] for r in rows)
+    assert set(labels) == {"harmful", "benign", "borderline"} and min(labels.values()) >= 60
+    harm_categories = {r["category"] for r in rows if r["label"] == "harmful"}
+    assert len(harm_categories) >= 8
+    assert len({r["prompt"] for r in rows}) == len(rows), "duplicate prompts"
+    assert any(r["budget"] is not None for r in rows) and any(r["budget"] is None for r in rows)
+
+
+def _write(tmp_path, lines, name="p.jsonl"):
+    p = tmp_path / name
+    p.write_bytes(b"".join(l if isinstance(l, bytes) else (l + "\n").encode() for l in lines))
+    return str(p)
+
+
+GOOD = json.dumps({"id": "a", "prompt": "hi", "label": "benign", "category": "x"})
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ('{"id": "b", "prompt": "x", "label": "benign"', "invalid JSON"),
+        ('["not", "an", "object"]', "expected a JSON object"),
+        ('{"prompt": "x", "label": "benign"}', "`id`"),
+        ('{"id": "b", "prompt": "", "label": "benign"}', "`prompt`"),
+        ('{"id": "b", "prompt": "x", "label": "evil"}', "`label` must be one of"),
+        ('{"id": "b", "prompt": "x", "label": "benign", "budget": -4}', "`budget` must be >= 0"),
+        ('{"id": "b", "prompt": "x", "label": "benign", "budget": "lots"}', "`budget` must be a number"),
+        ('{"id": "b", "prompt": "x", "label": "benign", "budget": 2.5}', "whole number"),
+        ('{"id": "b", "prompt": "x", "label": "benign", "category": 3}', "`category`"),
+        ('{"id": "a", "prompt": "again", "label": "benign"}', "duplicate id 'a' (first on line 1)"),
+    ],
+)
+def test_malformed_row_names_file_and_line(tmp_path, bad, message):
+    path = _write(tmp_path, [GOOD, "", bad])
+    with pytest.raises(DataError) as e:
+        read_jsonl(path)
+    assert str(e.value).startswith(f"{path}:3: ")
+    assert message in str(e.value)
+
+
+def test_binary_non_utf8_huge_and_empty_files(tmp_path):
+    p = _write(tmp_path, [GOOD, b"\x00\x01\x02binary\n"], "bin.jsonl")
+    with pytest.raises(DataError, match=r"bin\.jsonl:2: binary data"):
+        read_jsonl(p)
+    p = _write(tmp_path, [GOOD, b'{"id": "\xff"}\n'], "latin.jsonl")
+    with pytest.raises(DataError, match=r"latin\.jsonl:2: not UTF-8"):
+        read_jsonl(p)
+    p = _write(tmp_path, [GOOD, b'{"id": "' + b"x" * (2 << 20) + b'"}\n'], "huge.jsonl")
+    with pytest.raises(DataError, match=r"huge\.jsonl:2: line longer than"):
+        read_jsonl(p)
+    p = _write(tmp_path, ["", "  "], "empty.jsonl")
+    with pytest.raises(DataError, match=r"empty\.jsonl: no prompts"):
+        read_jsonl(p)
+    with pytest.raises(DataError, match="no such file"):
+        load_prompts(str(tmp_path / "missing.jsonl"))
+
+
+def test_local_folder_splits(tmp_path):
+    (tmp_path / "train.jsonl").write_text(GOOD + "\n")
+    assert [r["id"] for r in load_prompts(str(tmp_path), "train")] == ["a"]
+    with pytest.raises(DataError, match="no test.jsonl"):
+        load_prompts(str(tmp_path), "test")
+
+
+def test_hub_is_only_contacted_for_non_local_names(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(data_mod, "_load_hub", lambda *a: calls.append(a) or [])
+    load_prompts("conscience/safety_prompts")
+    load_prompts(_write(tmp_path, [GOOD]))
+    assert calls == []
+    load_prompts("someorg/some-safety-set", "train")
+    assert calls and calls[0][0] == "someorg/some-safety-set"
+
+
+def test_budgets_row_then_allocator_then_label(monkeypatch):
+    safety = SafetyConfig(budget_harmful=40, budget_borderline=20, budget_benign=0, max_budget=100)
+    rows = [
+        {"id": "1", "prompt": "a", "label": "harmful", "category": "", "budget": 7},
+        {"id": "2", "prompt": "b", "label": "harmful", "category": "", "budget": None},
+        {"id": "3", "prompt": "c", "label": "benign", "category": "", "budget": 500},
+    ]
+    # no allocator: per-label defaults fill the gaps; row budgets are clipped to max_budget
+    monkeypatch.setattr(data_mod, "_allocator_scorer", lambda: None)
+    out, info = assign_budgets(rows, safety)
+    assert [r["budget"] for r in out] == [7, 40, 100]
+    assert info == {"source": {"dataset": 2, "allocator": 0, "label": 1}, "allocator": "unavailable"}
+    # an allocator fills rows without a budget
+    seen = {}
+
+    def score(prompts, cfg):
+        seen["prompts"], seen["cfg"] = prompts, cfg
+        return [33 for _ in prompts]
+
+    monkeypatch.setattr(data_mod, "_allocator_scorer", lambda: score)
+    out, info = assign_budgets(rows, safety, {"model": "m"})
+    assert [r["budget"] for r in out] == [7, 33, 100]
+    assert seen == {"prompts": ["b"], "cfg": {"model": "m"}} and info["allocator"] == "used"
+    # a failing allocator falls back (auto) or is an error (allocator)
+    monkeypatch.setattr(data_mod, "_allocator_scorer", lambda: (lambda p, c: 1 / 0))
+    out, info = assign_budgets(rows, safety)
+    assert [r["budget"] for r in out] == [7, 40, 100] and info["allocator"].startswith("failed")
+    with pytest.raises(DataError, match="allocator failed"):
+        assign_budgets(rows, SafetyConfig(budget_source="allocator"))
+    # label: always the defaults
+    out, _ = assign_budgets(rows, SafetyConfig(budget_source="label", budget_harmful=9, budget_benign=1))
+    assert [r["budget"] for r in out] == [9, 9, 1]
+
+
+def test_prompt_carries_the_budget():
+    safety = SafetyConfig()
+    msgs = build_messages({"prompt": "How?", "budget": 24}, safety, "Be helpful.")
+    assert msgs[0]["role"] == "system" and "Be helpful." in msgs[0]["content"]
+    assert "24 tokens" in msgs[0]["content"] and "<safety></safety>" in msgs[0]["content"]
+    assert msgs[1] == {"role": "user", "content": "How?"}
+    zero = build_messages({"prompt": "Hi", "budget": 0}, safety)
+    assert "empty safety block <safety></safety>" in zero[0]["content"]
+    ds = to_grpo_dataset([{"id": "1", "prompt": "Hi", "label": "benign", "category": "c", "budget": 0}], safety)
+    assert set(ds.column_names) == {"prompt", "safety_label", "budget", "category", "id"}

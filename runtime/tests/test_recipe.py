@@ -1,0 +1,102 @@
+"""Reading recipes: our sections, flat TRL keys, errors with file and line, the launcher's argv."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conscience.launch import build_command
+from conscience.recipe import (
+    SECTION_DATACLASSES,
+    LaunchConfig,
+    RecipeError,
+    SafetyConfig,
+    load_recipe,
+    recipe_dataclasses,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEMO = os.path.join(ROOT, "recipes", "demo", "tiny-cpu.yaml")
+
+
+def test_demo_recipe_parses():
+    r = load_recipe(DEMO)
+    assert r.model_args.model_name_or_path == "conscience/tiny"
+    assert r.script_args.reward_funcs == ["safety_format", "safety_budget", "refusal", "repetition_penalty"]
+    assert r.training_args.max_steps == 8 and r.training_args.logging_steps == 1
+    assert r.launch.num_processes == 2 and r.launch.cpu
+    assert r.safety.open_tag == "<safety>"
+    assert len(r.sha256) == 64
+
+
+def test_sections_are_introspectable_dataclasses():
+    assert SECTION_DATACLASSES == {"launch": LaunchConfig, "safety": SafetyConfig}
+    for cls in list(SECTION_DATACLASSES.values()) + recipe_dataclasses()[:1]:
+        for f in dataclasses.fields(cls):
+            if f.name in ("gradient_checkpointing_use_reentrant", "ignore_bias_buffers"):
+                continue
+            assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help"
+
+
+def _recipe(tmp_path, text, name="r.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def test_unknown_keys_name_file_and_line(tmp_path):
+    p = _recipe(tmp_path, "max_steps: 2\nvllm_device: auto\n")
+    with pytest.raises(RecipeError, match=r"r\.yaml: unknown keys for TRL .*vllm_device \(line 2\)"):
+        load_recipe(p)
+    p = _recipe(tmp_path, "max_steps: 2\nsafety:\n  open_tag: '<s>'\n  colour: red\n")
+    with pytest.raises(RecipeError, match=r"r\.yaml:4: safety\.colour: unknown key"):
+        load_recipe(p)
+    p = _recipe(tmp_path, "launch:\n  num_processes: many\n")
+    with pytest.raises(RecipeError, match=r"r\.yaml:2: launch\.num_processes: expected an integer"):
+        load_recipe(p)
+    p = _recipe(tmp_path, "safety:\n  budget_mode: sometimes\n")
+    with pytest.raises(RecipeError, match=r"budget_mode must be exact or max"):
+        load_recipe(p)
+
+
+def test_bad_yaml_and_non_mapping(tmp_path):
+    with pytest.raises(RecipeError, match=r"r\.yaml:2: invalid YAML"):
+        load_recipe(_recipe(tmp_path, "a: 1\n  b: 2\n"))
+    with pytest.raises(RecipeError, match="must be a YAML mapping"):
+        load_recipe(_recipe(tmp_path, "- just\n- a list\n"))
+    p = tmp_path / "bin.yaml"
+    p.write_bytes(b"\x00\x01\x02")
+    with pytest.raises(RecipeError, match="binary"):
+        load_recipe(str(p))
+
+
+def test_allocator_section_passes_through_and_paths_resolve(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "p.jsonl").write_text("")
+    p = _recipe(
+        tmp_path,
+        "dataset_name: ./data/p.jsonl\nmodel_name_or_path: Qwen/Qwen2.5-0.5B\n"
+        "launch:\n  accelerate_config: ../acc/zero2.yaml\nallocator:\n  anything: [1, 2]\n",
+    )
+    r = load_recipe(p, ["--output_dir", str(tmp_path / "out"), "--max_steps", "3"])
+    assert r.allocator == {"anything": [1, 2]}
+    assert r.script_args.dataset_name == str(tmp_path / "data" / "p.jsonl")
+    assert r.model_args.model_name_or_path == "Qwen/Qwen2.5-0.5B"  # a hub name stays a hub name
+    assert r.launch.accelerate_config == os.path.normpath(str(tmp_path / ".." / "acc" / "zero2.yaml"))
+    assert r.training_args.output_dir == str(tmp_path / "out") and r.training_args.max_steps == 3
+
+
+def test_launcher_argv():
+    cmd = build_command(DEMO, ["--output_dir", "/tmp/x; rm -rf /"])
+    i = cmd.index("accelerate.commands.launch")
+    assert cmd[i + 1:i + 5] == ["--num_processes", "2", "--num_machines", "1"]
+    assert "--multi_gpu" in cmd  # torchrun launcher; the trainer stays on CPU
+    assert cmd[cmd.index("conscience.train") - 1] == "-m"
+    assert cmd[-4:] == ["--use_cpu", "true", "--output_dir", "/tmp/x; rm -rf /"]  # argv, never a shell string
+    out = subprocess.run(
+        [sys.executable, "-m", "conscience.launch", "--config", DEMO, "--dry-run"], capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout)[-3:] == ["/".join([ROOT, "recipes/demo/tiny-cpu.yaml"]), "--use_cpu", "true"]
