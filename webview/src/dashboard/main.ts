@@ -31,7 +31,7 @@ const plots = new Map<string, { u: uPlot; sig: string; section: HTMLElement; key
 const samples = new Map<string, { step: number; rows: SampleRowMsg[] }>();
 let reqId = 0;
 /** For tests and the benchmark: what was drawn, and how long each window took to apply. */
-const debug = { windows: 0, renders: [] as number[], errors: [] as string[], lastApplyMs: 0 };
+const debug = { windows: 0, renders: [] as number[], errors: [] as string[], lastApplyMs: 0, sentViewId: 0, appliedViewId: -1 };
 (window as unknown as { __dashboard: unknown }).__dashboard = { debug, plots, view };
 
 function post(msg: ToHost): void {
@@ -43,6 +43,7 @@ function saveState(): void {
 function sendView(): void {
   saveState();
   post({ type: 'view', viewId: ++viewId, ...view });
+  debug.sentViewId = viewId;
 }
 
 // ---------------------------------------------------------------- DOM
@@ -205,6 +206,8 @@ function plotSize(section: HTMLElement): { width: number; height: number } {
   return { width, height: 220 };
 }
 
+let zoomPending = false;
+
 function makePlot(spec: ChartSpec, section: HTMLElement, b: Built): uPlot {
   const host = section.querySelector<HTMLElement>('.plot')!;
   host.textContent = '';
@@ -228,9 +231,15 @@ function makePlot(spec: ChartSpec, section: HTMLElement, b: Built): uPlot {
         const hi = u.posToVal(sel.left + sel.width, 'x');
         u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
         if (!(hi > lo)) return;
-        view.range = [lo, hi];
-        for (const p of plots.values()) p.u.setScale('x', { min: lo, max: hi });
-        sendView();
+        // the cursor sync repeats the selection on every chart: act once per gesture
+        if (zoomPending) return;
+        zoomPending = true;
+        queueMicrotask(() => {
+          zoomPending = false;
+          view.range = [lo, hi];
+          for (const p of plots.values()) p.u.setScale('x', { min: lo, max: hi });
+          sendView();
+        });
       }],
       setSeries: [(u, idx) => {
         if (idx == null) return;
@@ -258,6 +267,7 @@ function applyWindow(w: Extract<ToWebview, { type: 'window' }>): void {
   const t0 = performance.now();
   lastWindow = w;
   debug.windows++;
+  debug.appliedViewId = w.viewId;
   empty.hidden = charts.length > 0;
   for (const spec of charts) {
     const p = plots.get(spec.id);
