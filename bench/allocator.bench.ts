@@ -1,0 +1,91 @@
+// Allocator inference speed in Node (onnxruntime-node) against its peer, Python's onnxruntime
+// on the same model and the same prompts, in the same run (`python -m conscience.allocator
+// bench`). Both sides: intra-op threads 2, one prompt per call for p50/p99 (tokenization
+// included), batches of 32 for throughput, the labelled set's prompts cycled to N.
+// Python and Node alternate twice and each keeps its better run, so a noisy neighbour on the
+// shared machine does not land on one side only.
+//   npm run bench -- allocator          (ALLOCATOR_BENCH_N=1000 by default)
+import { spawnSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { AllocatorModel } from '../extension/src/core/allocator/model';
+
+const REPO = resolve(__dirname, '..');
+const MODEL = process.env.CONSCIENCE_ALLOCATOR_MODEL ?? join(REPO, 'models', 'allocator');
+const PYTHON = join(REPO, '.venv', 'bin', 'python');
+const DATA = join(REPO, 'runtime', 'conscience', 'data', 'allocator_prompts.jsonl');
+const N = Number(process.env.ALLOCATOR_BENCH_N ?? 1000);
+const THREADS = 2;
+const BATCH = 32;
+
+interface Run { p50_ms: number; p99_ms: number; batch_per_s: number }
+
+const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const rank = (p / 100) * (s.length - 1);
+  const lo = Math.floor(rank);
+  const hi = Math.ceil(rank);
+  return s[lo]! + (s[hi]! - s[lo]!) * (rank - lo); // numpy's default (linear) percentile
+};
+
+function prompts(): string[] {
+  const all = readFileSync(DATA, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { prompt: string }).prompt);
+  return Array.from({ length: N }, (_, i) => all[i % all.length]!);
+}
+
+async function nodeRun(model: AllocatorModel, ps: string[]): Promise<Run> {
+  for (const p of ps.slice(0, 20)) await model.score([p]); // warm-up
+  const lat: number[] = [];
+  for (const p of ps) {
+    const t = performance.now();
+    await model.score([p]);
+    lat.push(performance.now() - t);
+  }
+  const t = performance.now();
+  await model.score(ps); // consecutive batches of 32
+  const dt = (performance.now() - t) / 1000;
+  return { p50_ms: pct(lat, 50), p99_ms: pct(lat, 99), batch_per_s: ps.length / dt };
+}
+
+function pythonRun(): Run & { model_mb: number } {
+  const r = spawnSync(PYTHON, ['-m', 'conscience.allocator', 'bench', '--model', MODEL, '--n', String(N), '--batch', String(BATCH), '--threads', String(THREADS)], {
+    cwd: REPO, encoding: 'utf8', maxBuffer: 1 << 24,
+  });
+  if (r.status !== 0) throw new Error(`python -m conscience.allocator bench failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+}
+
+const best = (a: Run, b: Run): Run => ({
+  p50_ms: Math.min(a.p50_ms, b.p50_ms),
+  p99_ms: Math.min(a.p99_ms, b.p99_ms),
+  batch_per_s: Math.max(a.batch_per_s, b.batch_per_s),
+});
+
+export default async function bench(): Promise<Record<string, number>> {
+  const ps = prompts();
+  const model = await AllocatorModel.load(MODEL, { threads: THREADS, maxBatch: BATCH });
+  try {
+    const py1 = pythonRun();
+    const node1 = await nodeRun(model, ps);
+    const py2 = pythonRun();
+    const node2 = await nodeRun(model, ps);
+    const node = best(node1, node2);
+    const py = best(py1, py2);
+    const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+    return {
+      'allocator.p50_ms': r3(node.p50_ms),
+      'allocator.p99_ms': r3(node.p99_ms),
+      'allocator.batch_per_s': Math.round(node.batch_per_s),
+      // Python time / Node time on the batched pass (> 1: Node is faster).
+      'allocator.node_vs_python_ratio': r3(node.batch_per_s / py.batch_per_s),
+      // The same for one prompt per call (median latency).
+      'allocator.node_vs_python_p50_ratio': r3(py.p50_ms / node.p50_ms),
+      'allocator.python_p50_ms': r3(py.p50_ms),
+      'allocator.python_batch_per_s': Math.round(py.batch_per_s),
+      'allocator.model_mb': r3(statSync(join(MODEL, 'model.onnx')).size / 2 ** 20),
+      'allocator.bench_prompts': N,
+    };
+  } finally {
+    await model.dispose();
+  }
+}
