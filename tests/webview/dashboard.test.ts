@@ -105,7 +105,7 @@ test('curves render from a recorded events file: every chart, legend entries, ho
     assert.ok(Math.abs(Number(klText) - expected) <= Math.abs(expected) * 1e-4, `kl at ${step}: ${klText} vs ${expected}`);
 
     // samples table: rewards, budgets, labels of the latest samples event
-    const rows = await page.$$eval('[data-testid="samples"] tbody tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+    const rows = await page.$$eval('[data-testid="samples"] tbody tr', (trs) => trs.map((tr) => Array.from(tr.children, (td) => td.textContent)));
     assert.equal(rows.length, 3);
     assert.deepEqual(rows.map((r) => [r[0], r[1], r[2]]), [['200', 'benign', '64'], ['200', 'benign', '80'], ['200', 'harmful', '96']]);
     const heads = await page.$$eval('[data-testid="samples"] th', (ths) => ths.map((t) => t.textContent));
