@@ -8,7 +8,7 @@
 // - settings conscience.allocator.modelPath / .policy / .inlayHints.
 import * as vscode from 'vscode';
 import { Allocator, defaultModelDir, type Assessment } from '../core/allocator';
-import { csvPrompts, jsonlLinePrompt, yamlPrompts, type FoundPrompt } from '../core/allocator/prompts';
+import { csvPrompts, csvPromptsInWindow, jsonlLinePrompt, yamlPrompts, type FoundPrompt } from '../core/allocator/prompts';
 import { hintLabel, toInspectorView } from '../core/allocator/view';
 import { parseToHost, type ToWebview } from '../core/protocol/inspector';
 
@@ -22,8 +22,10 @@ const SELECTOR: vscode.DocumentSelector = [
 ];
 /** Visible prompts scored per request at most (a screen holds far fewer). */
 const MAX_PROMPTS_PER_REQUEST = 400;
-/** CSV documents above this size are not parsed whole for hints. */
-const MAX_CSV_CHARS = 20_000_000;
+/** CSV documents above this many lines are parsed per visible window, not whole on each edit. */
+const BIG_DOC_LINES = 5_000;
+/** YAML documents above this size get no hints (recipes are small; this is some data file). */
+const MAX_YAML_CHARS = 2_000_000;
 
 type Kind = 'jsonl' | 'csv' | 'yaml' | undefined;
 
@@ -109,12 +111,20 @@ class AllocatorHost implements vscode.Disposable {
       }
       return out;
     }
+    if (kind === 'csv' && doc.lineCount > BIG_DOC_LINES) {
+      // Big CSV: parse only the visible window (with the header) on each request.
+      const first = Math.max(0, from);
+      const last = Math.min(to, doc.lineCount - 1);
+      const lines: string[] = [];
+      for (let l = first; l <= last; l++) lines.push(doc.lineAt(l).text);
+      return csvPromptsInWindow(doc.lineAt(0).text, lines, first);
+    }
     if (kind === 'csv' || kind === 'yaml') {
       const key = doc.uri.toString();
       let cached = this.docCache.get(key);
       if (!cached || cached.version !== doc.version) {
         const text = doc.getText();
-        const prompts = kind === 'csv' ? (text.length > MAX_CSV_CHARS ? [] : csvPrompts(text)) : yamlPrompts(text);
+        const prompts = kind === 'csv' ? csvPrompts(text) : text.length > MAX_YAML_CHARS ? [] : yamlPrompts(text);
         cached = { version: doc.version, prompts };
         this.docCache.set(key, cached);
       }

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { byteLines, readCsv, readJsonl, type ReadItem } from '../../src/core/allocator/read';
-import { csvPrompts, jsonlLinePrompt, yamlPrompts } from '../../src/core/allocator/prompts';
+import { csvPrompts, csvPromptsInWindow, jsonlLinePrompt, yamlPrompts } from '../../src/core/allocator/prompts';
 
 async function collect(it: AsyncIterable<ReadItem>): Promise<ReadItem[]> {
   const out: ReadItem[] = [];
@@ -40,6 +40,12 @@ test('CSV: header picks the prompt column; quoted multi-line fields are one reco
   assert.match((noCol[0] as { message: string }).message, /no prompt column/);
   // The editor places each hint on the line where the record ends (zero-based).
   assert.deepEqual(csvPrompts(csv).map((p) => p.line), [2, 3]);
+  // A window of a big file is parsed with its header; lines keep their place in the document.
+  const big = ['id,prompt', ...Array.from({ length: 100_000 }, (_, i) => `${i},prompt number ${i}`)];
+  const win = csvPromptsInWindow(big[0]!, big.slice(70_000, 70_040), 70_000);
+  assert.equal(win.length, 40);
+  assert.deepEqual([win[0]!.line, win[0]!.prompt], [70_000, 'prompt number 69999']);
+  assert.deepEqual([win[39]!.line, win[39]!.prompt], [70_039, 'prompt number 70038']);
 });
 
 test('YAML recipes: values of prompt-like keys, lists of prompts, block scalars; other strings ignored', () => {

@@ -130,3 +130,14 @@ export function csvPrompts(text: string): FoundPrompt[] {
   }
   return out;
 }
+
+/**
+ * Prompts of CSV records that start within `lines` (a window of a big document, zero-based
+ * `firstLine`), parsed with the document's header row. A quoted field that crosses the
+ * window's first line is misread at that edge only; used when parsing the whole file on every
+ * edit would stall the editor.
+ */
+export function csvPromptsInWindow(header: string, lines: string[], firstLine: number): FoundPrompt[] {
+  if (firstLine === 0) return csvPrompts(lines.join('\n'));
+  return csvPrompts([header, ...lines].join('\n')).map((p) => ({ ...p, line: p.line - 1 + firstLine }));
+}
