@@ -25,4 +25,12 @@ export const nodeHost: Host = {
     }
   },
   resolve: (baseFile, rel) => resolve(dirname(baseFile), rel),
+  stamp: (p) => {
+    try {
+      const st = statSync(p, { bigint: false });
+      return st.isFile() ? `${st.mtimeMs}:${st.size}:${st.ino}` : undefined;
+    } catch {
+      return undefined;
+    }
+  },
 };

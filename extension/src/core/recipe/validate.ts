@@ -16,6 +16,8 @@ export interface Host {
   readBytes(path: string): Uint8Array | undefined;
   /** Folder of a path and joining, so core stays free of node:path for browser use. */
   resolve(baseFile: string, rel: string): string;
+  /** A cheap change stamp (mtime and size) so referenced files are parsed once per change. */
+  stamp?(path: string): string | undefined;
 }
 
 export interface ValidateOptions {
@@ -502,31 +504,49 @@ function loadAccelerate(ctx: Ctx): AccelerateInfo | undefined {
   const p = sectionPair(ctx, 'launch', 'accelerate_config');
   if (typeof rel !== 'string' || !p || !ctx.host || !ctx.file) return undefined;
   const full = ctx.host.resolve(ctx.file, rel);
-  const bytes = ctx.host.exists(full) ? ctx.host.readBytes(full) : undefined;
-  if (!bytes) {
-    ctx.out.push(diag(ctx.text, p.value.start, p.value.end, 'error', 'CC302',
-      `Accelerate config '${rel}' not found (resolved against the recipe's folder: ${full}). Use e.g. ../accelerate/zero2.yaml or fix the path.`));
-    return undefined;
+  const stamp = ctx.host.stamp?.(full);
+  let entry = stamp !== undefined ? accCache.get(full) : undefined;
+  if (!entry || entry.stamp !== stamp || entry.schema !== ctx.schema) {
+    const bytes = ctx.host.exists(full) ? ctx.host.readBytes(full) : undefined;
+    if (!bytes) {
+      ctx.out.push(diag(ctx.text, p.value.start, p.value.end, 'error', 'CC302',
+        `Accelerate config '${rel}' not found (resolved against the recipe's folder: ${full}). Use e.g. ../accelerate/zero2.yaml or fix the path.`));
+      return undefined;
+    }
+    entry = { stamp, schema: ctx.schema, ...readAccelerate(full, bytes, ctx.schema) };
+    if (stamp !== undefined) {
+      if (accCache.size > 64) accCache.clear();
+      accCache.set(full, entry);
+    }
   }
-  const dec = decodeBytes(bytes);
-  if ('diagnostic' in dec) {
-    ctx.out.push({ ...dec.diagnostic, file: full });
-    ctx.out.push(diag(ctx.text, p.value.start, p.value.end, 'error', 'CC400', `Accelerate config '${rel}' cannot be read: ${dec.diagnostic.message}`));
-    return undefined;
-  }
-  const accText = dec.text;
-  const parsed = parseYaml(accText);
-  const accDiags = parsed.diagnostics.slice();
-  const root = deref(parsed.root);
-  const info: AccelerateInfo = { path: full };
-  if (root && root.kind === 'map') Object.assign(info, validateAccelerate(accText, root, ctx.schema, accDiags));
-  else if (!accDiags.length) accDiags.push(diag(accText, 0, 0, 'error', 'CC400', 'The accelerate config is empty or not a mapping.'));
+  const { info, accDiags, unreadable } = entry;
   for (const d of accDiags) ctx.out.push({ ...d, file: full });
+  if (unreadable) {
+    ctx.out.push(diag(ctx.text, p.value.start, p.value.end, 'error', 'CC400', `Accelerate config '${rel}' cannot be read: ${unreadable}`));
+    return undefined;
+  }
   const errors = accDiags.filter((d) => d.severity === 'error').length;
   if (errors) {
     ctx.out.push(diag(ctx.text, p.value.start, p.value.end, 'error', 'CC400', `Accelerate config '${rel}' has ${errors} error(s); see the diagnostics in that file.`));
   }
   return info;
+}
+
+interface AccEntry { stamp: string | undefined; schema: RecipeSchema; info: AccelerateInfo; accDiags: Diagnostic[]; unreadable?: string }
+/** Parsed accelerate configs by path, reused while their stamp (mtime, size) is unchanged. */
+const accCache = new Map<string, AccEntry>();
+
+function readAccelerate(full: string, bytes: Uint8Array, schema: RecipeSchema): Omit<AccEntry, 'stamp' | 'schema'> {
+  const info: AccelerateInfo = { path: full };
+  const dec = decodeBytes(bytes);
+  if ('diagnostic' in dec) return { info, accDiags: [dec.diagnostic], unreadable: dec.diagnostic.message };
+  const accText = dec.text;
+  const parsed = parseYaml(accText);
+  const accDiags = parsed.diagnostics.slice();
+  const root = deref(parsed.root);
+  if (root && root.kind === 'map') Object.assign(info, validateAccelerate(accText, root, schema, accDiags));
+  else if (!accDiags.length) accDiags.push(diag(accText, 0, 0, 'error', 'CC400', 'The accelerate config is empty or not a mapping.'));
+  return { info, accDiags };
 }
 
 function crossCheckAccelerate(ctx: Ctx, acc: AccelerateInfo): void {
