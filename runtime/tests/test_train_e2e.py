@@ -1,0 +1,186 @@
+"""End to end: real GRPO runs of the tiny model through `accelerate launch` on CPU.
+
+Two gloo DDP processes for the main run and for SIGTERM; resume runs one process. The tiny
+model is built once into .cache/conscience-test (CONSCIENCE_CACHE) and reused.
+"""
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEMO = os.path.join(ROOT, "recipes", "demo", "tiny-cpu.yaml")
+CACHE = os.path.join(ROOT, ".cache", "conscience-test")
+REWARDS = ["safety_format", "safety_budget", "refusal", "repetition_penalty", "soft_overlong_punishment"]
+LOGGED = ["safety_format_reward", "safety_budget_reward", "refusal_reward", "repetition_penalty_reward", "soft_overlong_punishment_reward"]
+
+
+@pytest.fixture(scope="session")
+def tiny_cache():
+    os.environ["CONSCIENCE_CACHE"] = CACHE
+    from conscience.tiny_model import ensure_tiny
+
+    ensure_tiny()
+    return CACHE
+
+
+def _free_port():
+    for _ in range(50):
+        port = random.randint(20000, 60000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port")
+
+
+def _recipe(tmp_path, processes, **overrides):
+    with open(DEMO) as f:
+        r = yaml.safe_load(f)
+    r.update(
+        {
+            "max_steps": 4,
+            "save_steps": 2,
+            "max_completion_length": 16,
+            "max_prompt_length": 96,
+            "max_train_samples": 16,
+            "reward_funcs": REWARDS,
+            "reward_weights": [1.0, 0.5, 1.0, 0.2, 0.2],
+        }
+    )
+    r.update(overrides)
+    r["launch"] = {"cpu": True, "num_processes": processes, "num_machines": 1, "main_process_port": _free_port()}
+    r["safety"] = dict(r.get("safety") or {}, budget_source="label")
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(r))
+    return str(path)
+
+
+def _env(tiny_cache, **extra):
+    env = dict(os.environ, CONSCIENCE_CACHE=tiny_cache, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def _launch(recipe, out, env, **kw):
+    cmd = [sys.executable, "-m", "conscience.launch", "--config", recipe, "--", "--output_dir", str(out)]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def _events(out):
+    path = os.path.join(out, "events.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(l) for l in f if l.endswith("\n")]
+
+
+def _check_stream(events):
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(len(seqs))), f"seq not strictly increasing from 0: {seqs}"
+    assert len({e["run_id"] for e in events}) == 1
+    assert all(isinstance(e["time"], float) for e in events)
+
+
+def test_grpo_two_cpu_processes_end_to_end(tmp_path, tiny_cache):
+    recipe = _recipe(tmp_path, processes=2)
+    out = tmp_path / "out"
+    proc = _launch(recipe, out, _env(tiny_cache))
+    log, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, log[-4000:]
+    events = _events(out)
+    _check_stream(events)
+    started = events[0]
+    assert started["type"] == "run_started" and started["world_size"] == 2
+    assert started["reward_funcs"] == LOGGED and started["resumed_from"] is None
+    assert started["versions"]["trl"] == "0.18.2"
+    metrics = [e for e in events if e["type"] == "metrics"]
+    assert [m["step"] for m in metrics] == [1, 2, 3, 4]
+    for m in metrics:
+        for name in LOGGED:
+            assert isinstance(m["values"][f"rewards/{name}/mean"], float), (name, m)
+        assert "loss" in m["values"] and "safety/budget_mean" in m["values"]
+    samples = [e for e in events if e["type"] == "samples"]
+    assert samples and all(1 <= len(s["rows"]) <= 4 for s in samples)
+    row = samples[0]["rows"][0]
+    assert set(row) == {"prompt", "completion", "rewards", "budget", "label"}
+    assert set(row["rewards"]) == set(LOGGED) and row["label"] in ("harmful", "benign", "borderline")
+    ckpts = [e for e in events if e["type"] == "checkpoint"]
+    assert [c["step"] for c in ckpts] == [2, 4]
+    assert all(os.path.isdir(c["path"]) for c in ckpts)
+    finished = events[-1]
+    assert finished["type"] == "run_finished"
+    assert finished["status"] == "completed" and finished["exit_code"] == 0 and finished["error"] is None
+
+
+def test_sigterm_cancels_the_run(tmp_path, tiny_cache):
+    recipe = _recipe(tmp_path, processes=2, max_steps=500, save_steps=1000)
+    out = tmp_path / "out"
+    proc = _launch(recipe, out, _env(tiny_cache, CONSCIENCE_HEARTBEAT_S="1"))
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            types = {e["type"] for e in _events(out)}
+            if {"metrics", "heartbeat"} <= types:
+                break
+            assert proc.poll() is None, proc.stdout.read()[-4000:]
+            time.sleep(0.5)
+        else:
+            pytest.fail("no metrics and heartbeat within 240 s")
+        t0 = time.time()
+        proc.send_signal(signal.SIGTERM)  # the launcher forwards it to every rank
+        log, _ = proc.communicate(timeout=90)
+        stop_s = time.time() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    events = _events(out)
+    _check_stream(events)
+    finished = events[-1]
+    assert finished["type"] == "run_finished", log[-3000:]
+    assert finished["status"] == "cancelled" and finished["exit_code"] == 143
+    assert "SIGTERM" in finished["error"]
+    assert proc.returncode != 0
+    assert stop_s < 60
+    steps = [e["step"] for e in events if e["type"] == "metrics"]
+    assert steps and steps[-1] < 500
+
+
+def test_resume_continues_the_stream(tmp_path, tiny_cache):
+    recipe = _recipe(tmp_path, processes=1, max_steps=2, save_steps=2)
+    out = tmp_path / "out"
+    proc = _launch(recipe, out, _env(tiny_cache))
+    log, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, log[-4000:]
+    first = _events(out)
+    assert first[-1]["status"] == "completed"
+    # same output_dir, more steps: resumes from checkpoint-2
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conscience.launch", "--config", recipe, "--", "--output_dir", str(out), "--max_steps", "4"],
+        env=_env(tiny_cache),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    log, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, log[-4000:]
+    events = _events(out)
+    assert events[: len(first)] == first, "the first run's lines were rewritten"
+    _check_stream(events)  # one run id, seq continues with no duplicates
+    resumed = events[len(first)]
+    assert resumed["type"] == "run_started" and resumed["seq"] == first[-1]["seq"] + 1
+    assert resumed["resumed_from"] == str(out / "checkpoint-2")
+    steps = [e["step"] for e in events if e["type"] == "metrics"]
+    assert steps == [1, 2, 3, 4]
+    assert events[-1]["status"] == "completed"
+    assert [e["step"] for e in events if e["type"] == "checkpoint"] == [2, 4]
