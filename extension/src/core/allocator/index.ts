@@ -25,7 +25,6 @@ export interface Explanation extends Assessment {
   /** false when the prompt had more words than were occluded */
   occludedAll: boolean;
   modelVersion: string;
-  categoryNames: string[];
 }
 
 /**
@@ -75,11 +74,6 @@ export class Allocator {
     return { ...s, tier: d.tier, budget: d.budget, reason: d.reason };
   }
 
-  /** Cached result, if this exact prompt was scored before. */
-  peek(text: string): Assessment | undefined {
-    return this.cache.get(promptHash(text));
-  }
-
   /** Scores prompts (cached by hash; only the misses reach the model, in one batched call). */
   async assess(texts: string[]): Promise<Assessment[]> {
     const keys = texts.map(promptHash);
@@ -122,7 +116,6 @@ export class Allocator {
       drivers: topDrivers(occ.words),
       occludedAll: occ.occludedAll,
       modelVersion: this.model.config.version,
-      categoryNames: this.model.config.categories,
     };
   }
 

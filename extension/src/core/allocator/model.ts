@@ -95,7 +95,6 @@ export class AllocatorModel {
     readonly tokenizer: AllocatorTokenizer,
     private readonly ort: typeof Ort,
     private readonly session: Ort.InferenceSession,
-    readonly modelBytes: number,
     private readonly maxBatch: number,
   ) {}
 
@@ -108,7 +107,7 @@ export class AllocatorModel {
     const tokCfg = await readJson(tokCfgFile).catch(() => ({}));
     const tokenizer = new AllocatorTokenizer(tokJson, config.maxLength, tokCfg);
     const modelFile = join(dir, typeof config.raw.model === 'string' ? config.raw.model : 'model.onnx');
-    const size = (await stat(modelFile).catch(() => { throw new Error(`no model at ${modelFile}`); })).size;
+    if (!(await stat(modelFile).catch(() => undefined))?.isFile()) throw new Error(`no model at ${modelFile}`);
     const ort = await import('onnxruntime-node');
     const session = await ort.InferenceSession.create(modelFile, {
       executionProviders: ['cpu'],
@@ -127,11 +126,7 @@ export class AllocatorModel {
     for (const k of ['categories', 'ambiguity', 'borderline'] as const) {
       if (config.outputs[k] && !session.outputNames.includes(config.outputs[k]!)) config.outputs[k] = undefined;
     }
-    return new AllocatorModel(dir, config, tokenizer, ort, session, size, opts.maxBatch ?? 32);
-  }
-
-  encode(text: string): Encoded {
-    return this.tokenizer.encode(text);
+    return new AllocatorModel(dir, config, tokenizer, ort, session, opts.maxBatch ?? 32);
   }
 
   /**
@@ -146,7 +141,7 @@ export class AllocatorModel {
     return this.scoreEncoded(texts.map((t) => this.tokenizer.encode(t)));
   }
 
-  async scoreEncoded(rows: Encoded[]): Promise<Score[]> {
+  private async scoreEncoded(rows: Encoded[]): Promise<Score[]> {
     const out: Score[] = [];
     for (let start = 0; start < rows.length; start += this.maxBatch) {
       out.push(...(await this.runBatch(rows.slice(start, start + this.maxBatch))));

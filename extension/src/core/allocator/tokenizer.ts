@@ -85,11 +85,6 @@ export class AllocatorTokenizer {
     return { ids: [this.clsId, ...ids, this.sepId], truncated };
   }
 
-  /** Word tokens (as the tokenizer sees them) for display, e.g. in attribution. */
-  tokens(ids: number[]): string[] {
-    return ids.map((i) => this.tok.id_to_token(i) ?? '[UNK]');
-  }
-
   /** Right-padded int64 tensors for a batch, padded to the longest row (not to maxLength). */
   batch(rows: Encoded[]): Batch {
     const batchSize = rows.length;
