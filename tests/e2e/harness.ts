@@ -390,3 +390,18 @@ export async function applyQuickFix(page: Page, text: string | RegExp): Promise<
   }
   throw new Error(`could not focus the quick fix matching ${String(text)}; offered: ${titles.join(' | ')}`);
 }
+
+/** VS Code's own activation times (Developer: Show Running Extensions), in ms, by extension name. */
+export async function runningExtensionTimes(page: Page): Promise<Map<string, number>> {
+  await runCommand(page, 'Developer: Show Running Extensions');
+  const rows = page.locator('.runtime-extensions-editor .monaco-list-row');
+  await rows.first().waitFor({ state: 'visible' });
+  await page.waitForTimeout(500);
+  const out = new Map<string, number>();
+  for (const text of await rows.allInnerTexts()) {
+    const name = text.split('\n')[0]!.trim();
+    const m = /Activation: (\d+)\s*ms/.exec(text);
+    if (m) out.set(name, Number(m[1]));
+  }
+  return out;
+}
