@@ -152,6 +152,9 @@ async function start(s: LaunchSession, plan: Plan, rec: RunRecord): Promise<Star
   // the real interpreter path replaces the placeholder of the preview
   const finalPlan = env.python === plan.python ? plan : await planLaunch(s, plan.recipe, t.name, plan.runId, env.python);
   await host.mkdirp(plan.outputDir);
+  // a resumed run starts in the same folder: the previous attempt's pid and exit code must not be read as this one's
+  const stale = ['pid', 'trainer.pid', 'exit_code', 'exit_code.tmp', 'job_id'].map((f) => shQuote(`${plan.runDir}/${f}`)).join(' ');
+  await host.exec(`rm -f -- ${stale}`);
   const scriptName = plan.kind === 'slurm' ? 'job.sbatch' : 'run.sh';
   await host.writeFile(`${plan.runDir}/${scriptName}`, finalPlan.script, 0o700);
   await writeSecrets(host, plan.runDir, s.opts.secrets);
@@ -259,7 +262,7 @@ export async function cancelRun(s: LaunchSession, id: string, graceS?: number): 
       'for e in /proc/[0-9]*/environ; do if grep -qzxF "CONSCIENCE_RUN_ID=$id" "$e" 2>/dev/null; then p=${e#/proc/}; kill -KILL "${p%/environ}" 2>/dev/null; fi; done',
       'exit 0',
     ].join('\n');
-    const r = await host.exec(`setsid nohup sh -c ${shQuote(killer)} conscience-cancel ${shJoin([rec.pgid, grace, rec.id])} >/dev/null 2>&1 </dev/null &`);
+    const r = await host.exec(`setsid nohup bash -c ${shQuote(killer)} conscience-cancel ${shJoin([rec.pgid, grace, rec.id])} >/dev/null 2>&1 </dev/null &`);
     if (r.code !== 0) throw new Error(`cancel on ${host.label} failed: ${r.stderr.trim()}`);
   }
   rec.state = 'cancelling';

@@ -24,7 +24,7 @@ export async function processStatus(host: Host, rec: RunRecord): Promise<Process
   const cmd =
     `printf 'exit=%s\\n' "$(cat ${shQuote(rec.remoteDir + '/exit_code')} 2>/dev/null)"; ` +
     `if command -v ps >/dev/null 2>&1; then ps -o stat= --sid ${shQuote(sid)} 2>/dev/null | grep -q '^[^Z]' && echo alive=1 || echo alive=0; ` +
-    `else kill -0 -- -${shQuote(sid)} 2>/dev/null && echo alive=1 || echo alive=0; fi`;
+    `else kill -0 -${shQuote(sid)} 2>/dev/null && echo alive=1 || echo alive=0; fi`;
   const r = await host.exec(cmd);
   if (r.code !== 0) throw new Error(`${host.label}: status check failed: ${r.stderr.trim()}`);
   const ec = /exit=(\d*)/.exec(r.stdout)?.[1];

@@ -91,6 +91,15 @@ export async function collectFiles(root: string, recipeRel: string, extra: strin
     else if (v && typeof v === 'object') Object.entries(v).forEach(([k, x]) => visit(x, k));
   };
   visit(doc);
+  // the shipped allocator model (the runtime's default: <project>/models/allocator) when the recipe uses one
+  if (doc && typeof doc === 'object' && 'allocator' in (doc as object)) {
+    try {
+      await stat(join(root, 'models', 'allocator'));
+      await walk(root, 'models/allocator', files);
+    } catch {
+      /* no shipped model in this workspace */
+    }
+  }
   for (const ref of refs) {
     for (const base of [dirname(recipeAbs), root]) {
       const abs = resolve(base, ref);
