@@ -434,6 +434,12 @@ function checkRules(ctx: Ctx): void {
   if (isInt(np) && isInt(nm) && nm > 0 && np % nm !== 0 && sectionPair(ctx, 'launch', 'num_processes')) {
     report(ctx, [['launch', 'num_processes']], 'warning', 'CC218', `launch.num_processes (${np}) is the total over all machines, so it should be a multiple of launch.num_machines (${nm}); accelerate starts num_processes / num_machines per machine.`);
   }
+  // safety: (SafetyConfig.__post_init__)
+  const open = sval(ctx, 'safety', 'open_tag'), close = sval(ctx, 'safety', 'close_tag');
+  if (typeof open === 'string' && typeof close === 'string') {
+    if (!open || !close) report(ctx, [['safety', open ? 'close_tag' : 'open_tag'], 'safety'], 'error', 'CC222', 'safety.open_tag and safety.close_tag must be non-empty (SafetyConfig). Use e.g. "<safety>" and "</safety>".');
+    else if (open === close) report(ctx, [['safety', 'close_tag'], 'safety'], 'error', 'CC222', `safety.open_tag and safety.close_tag must differ (SafetyConfig); both are ${JSON.stringify(open)}. Use e.g. "<safety>" and "</safety>".`);
+  }
   if (acc) crossCheckAccelerate(ctx, acc);
 }
 

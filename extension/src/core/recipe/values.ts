@@ -90,6 +90,17 @@ export function didYouMean(word: string, candidates: Iterable<string>): string |
     if (d < bestD) { bestD = d; best = c; }
   }
   if (best !== undefined && bestD <= limit) return best;
+  // An abbreviation: every letter of the word, in order, in a not-much-longer candidate
+  // (`bf16` -> `bfloat16`).
+  if (w.length >= 3) {
+    for (const c of candidates) {
+      const cl = c.toLowerCase();
+      if (cl.length > w.length * 2.5 || cl[0] !== w[0]) continue;
+      let j = 0;
+      for (let i = 0; i < cl.length && j < w.length; i++) if (cl[i] === w[j]) j++;
+      if (j === w.length) return c;
+    }
+  }
   // A missing or extra word part (`num_generation` vs `num_generations` is caught above;
   // `generations` vs `num_generations` here).
   for (const c of candidates) if (w.length >= 5 && (c.toLowerCase().endsWith(w) || c.toLowerCase().startsWith(w))) return c;
