@@ -7,8 +7,8 @@
 //   opens the inspector webview (webview/src/inspector);
 // - settings conscience.allocator.modelPath / .policy / .inlayHints.
 import * as vscode from 'vscode';
-import { Allocator, defaultModelDir, type Assessment } from '../core/allocator';
-import { csvPrompts, csvPromptsInWindow, jsonlLinePrompt, yamlPrompts, type FoundPrompt } from '../core/allocator/prompts';
+import { Allocator, defaultModelDir, parsePolicy, type Assessment, type Policy } from '../core/allocator';
+import { csvPrompts, csvPromptsInWindow, jsonlLinePrompt, yamlAllocatorSection, yamlPrompts, type FoundPrompt } from '../core/allocator/prompts';
 import { hintLabel, toInspectorView } from '../core/allocator/view';
 import { parseToHost, type ToWebview } from '../core/protocol/inspector';
 
@@ -41,12 +41,14 @@ class AllocatorHost implements vscode.Disposable {
   private loading: Promise<Allocator> | undefined;
   private loadError: string | undefined;
   private warned = false;
-  private readonly docCache = new Map<string, { version: number; prompts: FoundPrompt[] }>();
+  private readonly docCache = new Map<string, { version: number; prompts: FoundPrompt[]; section?: Record<string, unknown> }>();
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChange = this.changed.event;
   panel: vscode.WebviewPanel | undefined;
   private panelReady = false;
   private pendingMessage: ToWebview | undefined;
+  /** the document the inspector's prompt came from (its recipe policy applies to rescoring) */
+  lastDoc: vscode.TextDocument | undefined;
 
   constructor(private readonly context: vscode.ExtensionContext, private readonly log: vscode.LogOutputChannel) {}
 
@@ -124,8 +126,10 @@ class AllocatorHost implements vscode.Disposable {
       let cached = this.docCache.get(key);
       if (!cached || cached.version !== doc.version) {
         const text = doc.getText();
-        const prompts = kind === 'csv' ? csvPrompts(text) : text.length > MAX_YAML_CHARS ? [] : yamlPrompts(text);
-        cached = { version: doc.version, prompts };
+        const big = text.length > MAX_YAML_CHARS;
+        const prompts = kind === 'csv' ? csvPrompts(text) : big ? [] : yamlPrompts(text);
+        const section = kind === 'yaml' && prompts.length ? yamlAllocatorSection(text) : undefined;
+        cached = { version: doc.version, prompts, section };
         this.docCache.set(key, cached);
       }
       return cached.prompts.filter((p) => p.line >= from && p.line <= to);
@@ -137,13 +141,27 @@ class AllocatorHost implements vscode.Disposable {
     this.docCache.delete(doc.uri.toString());
   }
 
-  async assess(prompts: FoundPrompt[]): Promise<Assessment[]> {
+  /**
+   * The policy for a document's prompts: a recipe's own allocator: section on top of the
+   * settings (an invalid section falls back to the settings; the recipe validator reports it).
+   */
+  policyFor(doc: vscode.TextDocument | undefined, a: Allocator): Policy {
+    const section = doc ? this.docCache.get(doc.uri.toString())?.section : undefined;
+    if (!section) return a.policy;
+    try {
+      return parsePolicy(section, `${doc!.uri.fsPath}: allocator`, a.policy);
+    } catch {
+      return a.policy;
+    }
+  }
+
+  async assess(prompts: FoundPrompt[], doc?: vscode.TextDocument): Promise<Assessment[]> {
     const a = await this.get();
-    return a.assess(prompts.map((p) => p.prompt));
+    return a.assess(prompts.map((p) => p.prompt), this.policyFor(doc, a));
   }
 
   // ---- inspector panel ------------------------------------------------------------------
-  async inspect(prompt: string): Promise<void> {
+  async inspect(prompt: string, doc?: vscode.TextDocument): Promise<void> {
     if (!this.panel) {
       const root = vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'webview');
       const panel = vscode.window.createWebviewPanel('conscience.inspector', 'Prompt budget', vscode.ViewColumn.Beside, {
@@ -166,7 +184,7 @@ class AllocatorHost implements vscode.Disposable {
           if (this.pendingMessage) void panel.webview.postMessage(this.pendingMessage);
           this.pendingMessage = undefined;
         } else {
-          void this.inspect(parsed.value.prompt);
+          void this.inspect(parsed.value.prompt, this.lastDoc);
         }
       });
     } else {
@@ -175,7 +193,7 @@ class AllocatorHost implements vscode.Disposable {
     this.post({ type: 'loading', prompt });
     try {
       const a = await this.get();
-      const e = await a.explain(prompt);
+      const e = await a.explain(prompt, { policy: this.policyFor(doc, a) });
       this.post({ type: 'show', view: toInspectorView(e, a.model.dir, a.model.config.maxLength) });
     } catch (err) {
       this.post({ type: 'error', message: `Could not score the prompt: ${(err as Error).message}` });
@@ -218,7 +236,7 @@ export function activateAllocator(context: vscode.ExtensionContext, log: vscode.
       if (!found.length) return [];
       let scored: Assessment[];
       try {
-        scored = await host.assess(found);
+        scored = await host.assess(found, doc);
       } catch {
         return []; // reported once by host.get()
       }
@@ -240,7 +258,7 @@ export function activateAllocator(context: vscode.ExtensionContext, log: vscode.
       if (!found.length) return undefined;
       let scored: Assessment[];
       try {
-        scored = await host.assess(found.slice(0, 1));
+        scored = await host.assess(found.slice(0, 1), doc);
       } catch (err) {
         return new vscode.Hover(`Budget allocator unavailable: ${(err as Error).message}`);
       }
@@ -253,7 +271,7 @@ export function activateAllocator(context: vscode.ExtensionContext, log: vscode.
       const cats = Object.entries(a.categories).sort((x, y) => y[1] - x[1]).slice(0, 3);
       for (const [name, p] of cats) md.appendMarkdown(`| ${name} | ${(p * 100).toFixed(1)}% |\n`);
       md.appendMarkdown(`\n${a.reason}${a.truncated ? '\n\n_The prompt is longer than the allocator reads: only its beginning was scored._' : ''}\n\n`);
-      const args = encodeURIComponent(JSON.stringify([{ prompt: found[0]!.prompt.slice(0, 100_000) }]));
+      const args = encodeURIComponent(JSON.stringify([{ prompt: found[0]!.prompt.slice(0, 100_000), uri: doc.uri.toString() }]));
       md.appendMarkdown(`[Inspect prompt budget](command:${INSPECT_COMMAND}?${args})`);
       return new vscode.Hover(md);
     },
@@ -262,10 +280,14 @@ export function activateAllocator(context: vscode.ExtensionContext, log: vscode.
   context.subscriptions.push(
     vscode.languages.registerInlayHintsProvider(SELECTOR, hints),
     vscode.languages.registerHoverProvider(SELECTOR, hover),
-    vscode.commands.registerCommand(INSPECT_COMMAND, async (arg?: { prompt?: unknown } | string) => {
+    vscode.commands.registerCommand(INSPECT_COMMAND, async (arg?: { prompt?: unknown; uri?: unknown } | string) => {
       let prompt = typeof arg === 'string' ? arg : typeof arg?.prompt === 'string' ? arg.prompt : undefined;
       const editor = vscode.window.activeTextEditor;
+      let doc = typeof arg === 'object' && typeof arg.uri === 'string'
+        ? vscode.workspace.textDocuments.find((d) => d.uri.toString() === arg.uri)
+        : undefined;
       if (prompt === undefined && editor) {
+        doc = editor.document;
         const sel = editor.selection;
         if (!sel.isEmpty) prompt = editor.document.getText(sel);
         else prompt = host.promptsIn(editor.document, sel.active.line, sel.active.line)[0]?.prompt;
@@ -274,7 +296,9 @@ export function activateAllocator(context: vscode.ExtensionContext, log: vscode.
         void vscode.window.showInformationMessage('Select a prompt (or put the cursor on a dataset line) to inspect its safety budget.');
         return;
       }
-      await host.inspect(prompt);
+      if (doc) host.promptsIn(doc, 0, -1); // fills the document cache (its recipe policy)
+      host.lastDoc = doc;
+      await host.inspect(prompt, doc);
     }),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('conscience.allocator')) void host.reload();

@@ -56,7 +56,8 @@ export interface AllocatorOptions extends ModelOptions {
 }
 
 export class Allocator {
-  private readonly cache = new Map<string, Assessment>();
+  /** model outputs by prompt hash; the policy is applied on the way out, so it can vary */
+  private readonly cache = new Map<string, Score>();
   private readonly cacheSize: number;
 
   constructor(readonly model: AllocatorModel, readonly policy: Policy, cacheSize = 50_000) {
@@ -69,49 +70,50 @@ export class Allocator {
     return new Allocator(model, policy, opts.cacheSize);
   }
 
-  private withPolicy(s: Score): Assessment {
-    const d = decide(s.risk, s.ambiguity, this.policy);
+  private withPolicy(s: Score, policy: Policy): Assessment {
+    const d = decide(s.risk, s.ambiguity, policy);
     return { ...s, tier: d.tier, budget: d.budget, reason: d.reason };
   }
 
-  /** Scores prompts (cached by hash; only the misses reach the model, in one batched call). */
-  async assess(texts: string[]): Promise<Assessment[]> {
+  /**
+   * Scores prompts (cached by hash; only the misses reach the model, in one call) and decides
+   * with `policy` (default: the allocator's; a recipe's allocator: section may override it).
+   */
+  async assess(texts: string[], policy: Policy = this.policy): Promise<Assessment[]> {
     const keys = texts.map(promptHash);
-    const out: Array<Assessment | undefined> = keys.map((k) => this.cache.get(k));
-    const missIdx: number[] = [];
-    const seen = new Map<string, number>();
-    keys.forEach((k, i) => {
-      if (!out[i] && !seen.has(k)) { seen.set(k, i); missIdx.push(i); }
-    });
-    if (missIdx.length) {
-      const scores = await this.model.score(missIdx.map((i) => texts[i]!));
-      missIdx.forEach((i, j) => this.remember(keys[i]!, this.withPolicy(scores[j]!)));
+    const misses = [...new Set(keys.filter((k) => !this.cache.has(k)))];
+    if (misses.length) {
+      const first = new Map<string, string>();
+      keys.forEach((k, i) => { if (!first.has(k)) first.set(k, texts[i]!); });
+      const scores = await this.model.score(misses.map((k) => first.get(k)!));
+      misses.forEach((k, j) => this.remember(k, scores[j]!));
     }
-    return keys.map((k, i) => out[i] ?? this.cache.get(k) ?? this.withPolicy(missingScore()));
+    return keys.map((k) => this.withPolicy(this.cache.get(k) ?? missingScore(), policy));
   }
 
   /** Scores without touching the cache (CLI streaming, benchmarks). */
   async assessUncached(texts: string[]): Promise<Assessment[]> {
-    return (await this.model.score(texts)).map((s) => this.withPolicy(s));
+    return (await this.model.score(texts)).map((s) => this.withPolicy(s, this.policy));
   }
 
-  private remember(key: string, a: Assessment): void {
+  private remember(key: string, s: Score): void {
     if (this.cache.size >= this.cacheSize) {
       const oldest = this.cache.keys().next().value;
       if (oldest !== undefined) this.cache.delete(oldest);
     }
-    this.cache.set(key, a);
+    this.cache.set(key, s);
   }
 
   /** Full breakdown for the inspector and hover: scores, policy table, occlusion attribution. */
-  async explain(prompt: string, opts: { maxWords?: number } = {}): Promise<Explanation> {
+  async explain(prompt: string, opts: { maxWords?: number; policy?: Policy } = {}): Promise<Explanation> {
+    const policy = opts.policy ?? this.policy;
     const occ = await occlusion({ score: (t) => this.model.score(t) }, prompt, opts);
-    const [base] = await this.assess([prompt]);
+    const [base] = await this.assess([prompt], policy);
     return {
       ...base!,
       prompt,
-      policy: this.policy,
-      rows: policyRows(this.policy),
+      policy,
+      rows: policyRows(policy),
       words: occ.words,
       drivers: topDrivers(occ.words),
       occludedAll: occ.occludedAll,

@@ -2,7 +2,7 @@
 // recipes (values of prompt-like keys such as system_prompt, found with js-yaml's event parser
 // and its source ranges), one prompt per JSONL line, one per CSV record. Pure: no vscode.
 import { parse as parseCsvSync } from 'csv-parse/sync';
-import { EVENT_ID, getScalarValue, parseEvents, type ScalarEvent } from 'js-yaml';
+import { EVENT_ID, getScalarValue, load as loadYaml, parseEvents, type ScalarEvent } from 'js-yaml';
 import { csvPromptColumn, parsePromptLine } from './read';
 
 export interface FoundPrompt {
@@ -140,4 +140,15 @@ export function csvPrompts(text: string): FoundPrompt[] {
 export function csvPromptsInWindow(header: string, lines: string[], firstLine: number): FoundPrompt[] {
   if (firstLine === 0) return csvPrompts(lines.join('\n'));
   return csvPrompts([header, ...lines].join('\n')).map((p) => ({ ...p, line: p.line - 1 + firstLine }));
+}
+
+/** A recipe's `allocator:` section (policy overrides for its own prompts), if it has one. */
+export function yamlAllocatorSection(text: string): Record<string, unknown> | undefined {
+  try {
+    const doc = loadYaml(text) as Record<string, unknown> | null;
+    const sec = doc && typeof doc === 'object' ? doc.allocator : undefined;
+    return sec && typeof sec === 'object' && !Array.isArray(sec) ? (sec as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
