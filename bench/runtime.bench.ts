@@ -1,0 +1,85 @@
+// Runtime benchmark: seconds per GRPO training step of the demo recipe (recipes/demo/tiny-cpu.yaml)
+// on CPU, measured from the metrics events' timestamps in events.jsonl (so model build and
+// process start-up are not counted). Peer: the same recipe with one process instead of the
+// recipe's two gloo DDP processes, in the same run; the ratio is reported.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const ROOT = resolve(__dirname, '..');
+const PY = join(ROOT, '.venv', 'bin', 'python');
+const RECIPE = join(ROOT, 'recipes', 'demo', 'tiny-cpu.yaml');
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => res(port));
+    });
+  });
+}
+
+interface Run {
+  stepS: number;
+  steps: number;
+  firstMetricS: number;
+  wallS: number;
+}
+
+async function runDemo(processes: number): Promise<Run> {
+  const dir = mkdtempSync(join(tmpdir(), 'conscience-bench-'));
+  const out = join(dir, 'out');
+  // The demo recipe as it is, except launch.num_processes (its paths are not relative).
+  const text = readFileSync(RECIPE, 'utf8');
+  const recipe = join(dir, 'recipe.yaml');
+  const edited = text.replace(/^(\s+num_processes:\s*)\d+/m, `$1${processes}`);
+  if (processes !== 2 && edited === text) throw new Error('could not set num_processes in the demo recipe');
+  writeFileSync(recipe, edited);
+  const port = await freePort();
+  const args = [
+    '-m', 'conscience.launch', '--config', recipe,
+    `--accelerate-arg=--main_process_port=${port}`,
+    '--', '--output_dir', out,
+  ];
+  const t0 = Date.now();
+  const code: number = await new Promise((res, rej) => {
+    const child = spawn(PY, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let tail = '';
+    child.stderr.on('data', (b: Buffer) => { tail = (tail + b.toString()).slice(-4000); });
+    child.on('error', rej);
+    child.on('exit', (c) => (c === 0 ? res(0) : rej(new Error(`demo run exited ${c}: ${tail}`))));
+  });
+  const wallS = (Date.now() - t0) / 1000;
+  const events = readFileSync(join(out, 'events.jsonl'), 'utf8')
+    .split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; time: number; step?: number });
+  rmSync(dir, { recursive: true, force: true });
+  const started = events.find((e) => e.type === 'run_started');
+  const metrics = events.filter((e) => e.type === 'metrics');
+  if (code !== 0 || !started || metrics.length < 2) throw new Error('demo run produced too few metrics');
+  const first = metrics[0];
+  const last = metrics[metrics.length - 1];
+  return {
+    stepS: (last.time - first.time) / ((last.step ?? 0) - (first.step ?? 0)),
+    steps: metrics.length,
+    firstMetricS: first.time - started.time,
+    wallS,
+  };
+}
+
+export default async function (): Promise<Record<string, number>> {
+  const two = await runDemo(2);
+  const one = await runDemo(1);
+  return {
+    'runtime.tiny_step_s': two.stepS,
+    'runtime.tiny_steps': two.steps,
+    'runtime.tiny_first_metric_s': two.firstMetricS,
+    'runtime.tiny_wall_s': two.wallS,
+    'runtime.tiny_step_s_1proc': one.stepS,
+    'runtime.tiny_step_ratio_2proc_vs_1proc': two.stepS / one.stepS,
+  };
+}
