@@ -103,3 +103,20 @@ test('EMA is TensorBoard\'s debiased average', () => {
   // weight 0 is the raw series
   assert.deepEqual([...ema([1, 5, 2], 0)], [1, 5, 2]);
 });
+
+test('the cached decimation of a growing run equals a fresh one after every append', async () => {
+  const { DecimationCache, minMaxIndices, stableHi } = await import('../../src/core/dashboard/decimate');
+  const n = 60_000;
+  const { x, y } = series(n, 5);
+  const z = series(n, 6).y;
+  const cache = new DecimationCache();
+  let len = 20_000;
+  for (; len <= n; ) {
+    const hi = stableHi(x[0], x[len - 1]);
+    assert.ok(hi >= x[len - 1] && hi - x[0] <= (x[len - 1] - x[0]) * 1.125 + 1e-9);
+    const got = cache.indices(x, len, [y, z], x[0], hi, 300, 0);
+    const want = minMaxIndices(x, len, [y, z], x[0], hi, 300);
+    assert.deepEqual([...got], [...want], `at ${len} points`);
+    len += len < 21_000 ? 1 : 3917;
+  }
+});

@@ -5,7 +5,7 @@
 // `saved` instead of a dialog.
 import { DashboardSession, type SessionRun } from '../../../extension/src/core/dashboard/session';
 import type { RunEvent } from '../../../extension/src/core/runs/events';
-import { generateRun, rng, type GenOptions } from '../../../extension/test/dashboard/fixtures/grpo';
+import { bigRun, generateRun, type GenOptions } from '../../../extension/test/dashboard/fixtures/grpo';
 
 const queue: unknown[] = [];
 let session: DashboardSession | null = null;
@@ -36,26 +36,13 @@ function toWebview(msg: unknown): void {
   window.dispatchEvent(new MessageEvent('message', { data: structuredClone(msg) }));
 }
 
-/** A run of `steps` metrics events with exactly `keys` series (the benchmark's shape). */
-function bigRun(runId: string, steps: number, keys: number, firstStep = 1, firstSeq = 0): RunEvent[] {
-  const names = ['reward', 'reward_std', 'kl', 'loss', 'rewards/safety_format_reward/mean', 'rewards/safety_budget_reward/mean',
-    'rewards/refusal_reward/mean', 'completions/clipped_ratio', 'learning_rate', 'grad_norm',
-    'safety/tokens_mean', 'safety/budget_mean', 'completions/mean_length'].slice(0, keys);
-  const r = rng(7 + firstStep);
-  const out: RunEvent[] = [];
-  let walk = 0;
-  for (let i = 0; i < steps; i++) {
-    const step = firstStep + i;
-    walk += (r() - 0.5) * 0.02;
-    const values: Record<string, number> = {};
-    names.forEach((k, j) => { values[k] = Math.sin(step / (500 + 97 * j)) * 0.5 + walk + (r() - 0.5) * 0.1 * (j + 1); });
-    out.push({ type: 'metrics', seq: firstSeq + i, time: 1_764_000_000 + step * 0.5, run_id: runId, step, values });
-  }
-  return out;
-}
-
 const harness = {
   start(runs: SessionRun[], opts: { throttleMs?: number; title?: string } = {}) {
+    harness.prepare(runs, opts);
+    harness.connect();
+  },
+  /** Creates the host session without answering the webview yet (so data can be loaded first). */
+  prepare(runs: SessionRun[], opts: { throttleMs?: number; title?: string } = {}) {
     session = new DashboardSession(runs, {
       title: opts.title ?? `Run ${runs.map((r) => r.id).join(', ')}`,
       post: toWebview,
@@ -64,6 +51,9 @@ const harness = {
       savePng: async (name, png) => { saved.png.push({ name, bytes: Array.from(png.subarray(0, 8)), size: png.length }); return `/saved/${name}`; },
       log: (m) => rejected.push(m),
     });
+  },
+  /** Delivers the webview's queued messages (its 'ready') to the session. */
+  connect() {
     for (const m of queue.splice(0)) deliver(m);
   },
   ingest(runId: string, events: RunEvent[]) { session!.ingest(runId, events); },

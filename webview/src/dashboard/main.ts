@@ -27,7 +27,8 @@ let title = 'Dashboard';
 let runs: RunMeta[] = [];
 let charts: ChartSpec[] = [];
 let lastWindow: Extract<ToWebview, { type: 'window' }> | null = null;
-const plots = new Map<string, { u: uPlot; sig: string; section: HTMLElement; keys: string[] }>();
+/** One per chart; the uPlot is created with the first window (so it is built once, with data). */
+const plots = new Map<string, { u: uPlot | null; sig: string; section: HTMLElement; keys: string[] }>();
 const samples = new Map<string, { step: number; rows: SampleRowMsg[] }>();
 let reqId = 0;
 /** For tests and the benchmark: what was drawn, and how long each window took to apply. */
@@ -207,6 +208,7 @@ function plotSize(section: HTMLElement): { width: number; height: number } {
 }
 
 let zoomPending = false;
+const Y_AXIS = 64;
 
 function makePlot(spec: ChartSpec, section: HTMLElement, b: Built): uPlot {
   const host = section.querySelector<HTMLElement>('.plot')!;
@@ -219,7 +221,7 @@ function makePlot(spec: ChartSpec, section: HTMLElement, b: Built): uPlot {
     scales: { x: { time: view.xAxis === 'wall' } },
     axes: [
       { ...axis, ...(view.xAxis === 'relative' ? { values: (_u, ticks) => ticks.map(fmtDuration) } : {}) },
-      { ...axis, size: 64, values: (_u, ticks) => ticks.map(fmtTick) },
+      { ...axis, size: Y_AXIS, values: (_u, ticks) => ticks.map(fmtTick) },
     ],
     legend: { live: true },
     cursor: { drag: { x: true, y: false, setScale: false }, sync: { key: 'conscience-dashboard' } },
@@ -237,7 +239,7 @@ function makePlot(spec: ChartSpec, section: HTMLElement, b: Built): uPlot {
         queueMicrotask(() => {
           zoomPending = false;
           view.range = [lo, hi];
-          for (const p of plots.values()) p.u.setScale('x', { min: lo, max: hi });
+          for (const p of plots.values()) p.u?.setScale('x', { min: lo, max: hi });
           sendView();
         });
       }],
@@ -276,8 +278,8 @@ function applyWindow(w: Extract<ToWebview, { type: 'window' }>): void {
     const points = b.data[0].length;
     p.section.dataset.points = String(points);
     p.section.querySelector('.count')!.textContent = pointsLabel(w.charts.find((c) => c.chartId === spec.id));
-    if (p.sig !== b.sig) {
-      p.u.destroy();
+    if (!p.u || p.sig !== b.sig) {
+      p.u?.destroy();
       p.u = makePlot(spec, p.section, b);
       p.sig = b.sig;
       p.keys = b.keys;
@@ -298,7 +300,7 @@ function pointsLabel(c: ChartWindow | undefined): string {
 }
 
 function layout(specs: ChartSpec[]): void {
-  for (const p of plots.values()) p.u.destroy();
+  for (const p of plots.values()) p.u?.destroy();
   plots.clear();
   grid.textContent = '';
   grid.append(empty);
@@ -313,29 +315,37 @@ function layout(specs: ChartSpec[]): void {
     head.append($('h2', '', spec.title), $('span', 'count'), png);
     section.append(head, $('div', 'plot'));
     grid.append(section);
-    const b = build(spec, undefined, 0);
-    plots.set(spec.id, { u: makePlot(spec, section, b), sig: b.sig, section, keys: b.keys });
-  }
-  const w = widthNow();
-  if (w && w !== view.width) {
-    view.width = w;
-    sendView();
+    plots.set(spec.id, { u: null, sig: '', section, keys: [] });
   }
 }
 
+/** The plot area's width in CSS px: a chart's width less its y axis (what uPlot's bbox will be). */
 function widthNow(): number {
-  const first = plots.values().next().value;
-  return first ? Math.max(50, Math.round(first.u.bbox.width / devicePixelRatio)) : 0;
+  let section = plots.values().next().value?.section;
+  let probe: HTMLElement | undefined;
+  if (!section) {
+    // before the first layout: measure a hidden chart-sized box in the grid
+    probe = section = $('section', 'chart');
+    probe.style.visibility = 'hidden';
+    grid.append(probe);
+  }
+  const w = plotSize(section).width - Y_AXIS;
+  probe?.remove();
+  return Math.max(50, w);
+}
+/** Asks for a new window when the plots' width moved away from the one decimated for. */
+function widthChanged(w: number): boolean {
+  return w > view.width * 1.1 || w < view.width * 0.8;
 }
 
 // resize: re-lay the plots, and ask for a window decimated to the new width
 let resizeTimer: ReturnType<typeof setTimeout> | undefined;
 new ResizeObserver(() => {
-  for (const p of plots.values()) p.u.setSize(plotSize(p.section));
+  for (const p of plots.values()) p.u?.setSize(plotSize(p.section));
   clearTimeout(resizeTimer);
   resizeTimer = setTimeout(() => {
     const w = widthNow();
-    if (w && Math.abs(w - view.width) > 8) {
+    if (widthChanged(w)) {
       view.width = w;
       sendView();
     }
@@ -345,6 +355,7 @@ new ResizeObserver(() => {
 function exportPng(chartId: string): void {
   const p = plots.get(chartId);
   if (!p) return;
+  if (!p?.u) return;
   const src = p.u.ctx.canvas;
   const spec = charts.find((c) => c.id === chartId);
   const head = 28 * devicePixelRatio;
@@ -460,5 +471,6 @@ window.addEventListener('message', (e: MessageEvent) => {
 });
 
 renderSamples();
+view.width = widthNow();
 saveState();
 post({ type: 'ready', view });

@@ -46,16 +46,37 @@ export function minMaxIndices(
   width: number,
 ): Uint32Array {
   const [a, b] = windowRange(x, len, lo, hi);
-  const n = b - a;
   width = Math.max(1, Math.floor(width));
-  if (n <= 4 * width || !(hi > lo)) {
-    const all = new Uint32Array(n);
-    for (let i = 0; i < n; i++) all[i] = a + i;
-    return all;
-  }
+  if (b - a <= 4 * width || !(hi > lo)) return span(a, b);
+  const out: number[] = [];
+  m4(x, ys, a, b, lo, hi, width, out);
+  return Uint32Array.from(out);
+}
+
+/** Every index in [a, b). */
+export function span(a: number, b: number): Uint32Array {
+  const all = new Uint32Array(Math.max(0, b - a));
+  for (let i = 0; i < all.length; i++) all[i] = a + i;
+  return all;
+}
+
+/**
+ * The M4 pass over indices [a, b) on the column grid of [lo, hi] at `width` columns: pushes
+ * the kept indices of every column onto `out` and returns the index where the LAST column
+ * began (and its kept indices' position in `out`), so a caller can keep the finished columns
+ * and resume there when points are appended.
+ */
+export function m4(
+  x: ArrayLike<number>,
+  ys: ArrayLike<number>[],
+  a: number,
+  b: number,
+  lo: number,
+  hi: number,
+  width: number,
+  out: number[],
+): { lastColumnStart: number; lastColumnOut: number } {
   const k = ys.length;
-  const out = new Uint32Array(Math.min(n, (width + 2) * (2 + 3 * k)));
-  let m = 0;
   const scale = width / (hi - lo);
   const cand: number[] = [];
   const imin = new Int32Array(k);
@@ -64,6 +85,8 @@ export function minMaxIndices(
   let col = Number.NaN;
   let first = -1;
   let last = -1;
+  let lastColumnStart = a;
+  let lastColumnOut = out.length;
   const flush = () => {
     if (first < 0) return;
     cand.length = 0;
@@ -75,7 +98,7 @@ export function minMaxIndices(
     cand.sort((p, q) => p - q);
     let prev = -1;
     for (const c of cand) {
-      if (c !== prev) out[m++] = c;
+      if (c !== prev) out.push(c);
       prev = c;
     }
   };
@@ -88,6 +111,8 @@ export function minMaxIndices(
       flush();
       col = c;
       first = i;
+      lastColumnStart = i;
+      lastColumnOut = out.length;
       imin.fill(-1);
       imax.fill(-1);
       inan.fill(-1);
@@ -104,7 +129,52 @@ export function minMaxIndices(
     }
   }
   flush();
-  return out.slice(0, m);
+  return { lastColumnStart, lastColumnOut };
+}
+
+/**
+ * The right edge of the decimation grid for a view of everything: the data's last x rounded
+ * up to a step of 1/8 of the span's power of two, so the grid (and the finished columns a
+ * cache holds) stays put while a live run appends points. At most 12.5% wider than the data.
+ */
+export function stableHi(lo: number, last: number): number {
+  const spanX = last - lo;
+  if (!(spanX > 0)) return last;
+  const step = Math.pow(2, Math.floor(Math.log2(spanX))) / 8;
+  return lo + Math.ceil(spanX / step) * step;
+}
+
+/**
+ * Decimation that remembers its finished columns: as long as the grid (lo, hi, width) and the
+ * rows already seen stay the same, an append only re-scans the last column and the new points.
+ */
+export class DecimationCache {
+  private sig = '';
+  private prefix: number[] = [];
+  private resumeAt = 0;
+
+  indices(x: ArrayLike<number>, len: number, ys: ArrayLike<number>[], lo: number, hi: number, width: number, generation: number): Uint32Array {
+    width = Math.max(1, Math.floor(width));
+    const [a, b] = windowRange(x, len, lo, hi);
+    if (b - a <= 4 * width || !(hi > lo)) {
+      this.sig = '';
+      return span(a, b);
+    }
+    const sig = `${lo}|${hi}|${width}|${generation}|${ys.length}|${a}`;
+    if (sig !== this.sig || this.resumeAt > b) {
+      this.sig = sig;
+      this.prefix = [];
+      this.resumeAt = a;
+    }
+    const out = this.prefix;
+    const keep = out.length;
+    const r = m4(x, ys, this.resumeAt, b, lo, hi, width, out);
+    const result = Uint32Array.from(out);
+    // keep the finished columns; the last one may still grow
+    out.length = Math.max(keep, r.lastColumnOut);
+    this.resumeAt = r.lastColumnStart;
+    return result;
+  }
 }
 
 /** Picks `idx` out of `src` (optionally shifting by `-offset`). */

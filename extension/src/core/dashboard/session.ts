@@ -10,7 +10,7 @@ import {
 } from '../protocol/dashboard';
 import { chartKeys, chartSpecs } from './charts';
 import { toCsv } from './csv';
-import { gather, minMaxIndices } from './decimate';
+import { DecimationCache, gather, stableHi } from './decimate';
 import { emaInto, type EmaState } from './ema';
 import { RunSeries } from './series';
 
@@ -56,6 +56,7 @@ export class DashboardSession {
   private pending: ReturnType<typeof setTimeout> | undefined;
   private dirtySamples = new Set<string>();
   private disposed = false;
+  private readonly decimation = new Map<string, DecimationCache>();
 
   constructor(runs: SessionRun[], private readonly opts: SessionOptions) {
     for (const r of runs) {
@@ -233,7 +234,13 @@ export class DashboardSession {
         const present = cols.filter((v): v is Float64Array => !!v);
         const wlo = Number.isFinite(lo) ? lo : x[0];
         const whi = Number.isFinite(hi) ? hi : x[s.len - 1];
-        const idx = minMaxIndices(x, s.len, present, wlo, whi, width);
+        // the view of everything decimates on a grid that stays put while the run grows, so
+        // each append only re-scans the last pixel column (DecimationCache)
+        const gridHi = range ? whi : stableHi(wlo, whi);
+        const ck = `${c.id}\u0000${s.runId}\u0000${xAxis}`;
+        let cache = this.decimation.get(ck);
+        if (!cache) this.decimation.set(ck, (cache = new DecimationCache()));
+        const idx = cache.indices(x, s.len, present, wlo, gridHi, width, s.generation);
         const y: Record<string, Float64Array> = {};
         const raw: Record<string, Float64Array> | undefined = smoothing > 0 ? {} : undefined;
         keys.forEach((k, j) => {
