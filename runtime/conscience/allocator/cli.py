@@ -23,9 +23,10 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train the head, calibrate, export ONNX (int8 if accuracy holds)")
     t.add_argument("--data", type=Path, default=DATA)
     t.add_argument("--out", type=Path, required=True)
-    t.add_argument("--epochs", type=int, default=300)
+    t.add_argument("--epochs", type=int, default=100, help="head epochs (full batch)")
     t.add_argument("--max-length", type=int, default=128)
     t.add_argument("--limit", type=int, default=None, help="use only the first N rows (quick runs)")
+    t.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune the encoder end to end for N epochs (0 = frozen encoder, head only)")
     t.add_argument("--cache", default=None, help="folder to cache sentence embeddings between runs")
     t.add_argument("--keep-fp32", action="store_true", help="keep model.fp32.onnx next to model.onnx")
 
@@ -49,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     lab.add_argument("--answer-tokens", type=int, default=64)
     lab.add_argument("--limit", type=int, default=None)
     lab.add_argument("--seed", type=int, default=0)
+    lab.add_argument("--rewards", default="refusal,safety_format,answer_length",
+                     help="comma-separated names from conscience.rewards.REWARD_FUNCS, summed")
     return p
 
 
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             from .train import train
 
             m = train(args.data, args.out, epochs=args.epochs, max_length=args.max_length, limit=args.limit,
-                      keep_fp32=args.keep_fp32, cache=args.cache, log=lambda s: print(s, file=sys.stderr))
+                      keep_fp32=args.keep_fp32, cache=args.cache, finetune_epochs=args.finetune_epochs, log=lambda s: print(s, file=sys.stderr))
             print(json.dumps(m, indent=2))
             return 0
         if args.cmd == "score":
@@ -102,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
 
             budgets = [int(x) for x in args.budgets.split(",") if x.strip()]
             return label(args.model, args.data, budgets, args.out, answer_tokens=args.answer_tokens,
-                         limit=args.limit, seed=args.seed)
-    except (ValueError, FileNotFoundError, TypeError) as e:
+                         limit=args.limit, seed=args.seed,
+                         reward_names=[x.strip() for x in args.rewards.split(",") if x.strip()])
+    except (ValueError, FileNotFoundError, TypeError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 2

@@ -12,7 +12,7 @@ import numpy as np
 
 from .policy import AllocatorConfig, decide, load_config
 
-DEFAULT_MAX_CHARS = 4096
+CHARS_PER_TOKEN_WINDOW = 16
 _CACHE: dict[str, "Allocator"] = {}
 _LOCK = threading.Lock()
 
@@ -30,31 +30,54 @@ class Allocator:
                 raise FileNotFoundError(f"allocator model folder {self.dir} has no {f}")
         self.meta: dict[str, Any] = json.loads((self.dir / "allocator.json").read_text(encoding="utf-8"))
         self.max_length = int(self.meta.get("max_length", 128))
-        self.max_chars = int(self.meta.get("tokenizer", {}).get("max_chars", DEFAULT_MAX_CHARS))
         self.categories: list[str] = list(self.meta.get("categories", []))
-        self.tok = Tokenizer.from_file(str(self.dir / "tokenizer.json"))
-        self.tok.enable_truncation(max_length=self.max_length)
-        self.tok.enable_padding(pad_id=0, pad_token="[PAD]")
+        self.raw = Tokenizer.from_file(str(self.dir / "tokenizer.json"))
+        self.raw.no_truncation()
+        self.raw.no_padding()
+        self.cls_id = self.raw.token_to_id("[CLS]")
+        self.sep_id = self.raw.token_to_id("[SEP]")
+        if self.cls_id is None or self.sep_id is None:
+            raise ValueError(f"{self.dir / 'tokenizer.json'}: no [CLS]/[SEP] token")
         so = ort.SessionOptions()
         if threads:
             so.intra_op_num_threads = threads
         self.sess = ort.InferenceSession(str(self.dir / "model.onnx"), so, providers=["CPUExecutionProvider"])
         self.out_names = [o.name for o in self.sess.get_outputs()]
 
-    def prepare(self, text: str) -> tuple[str, bool]:
-        """Cut to max_chars code points (the contract's first step)."""
-        if len(text) > self.max_chars:
-            return text[: self.max_chars], True
-        return text, False
+    def content_ids(self, text: str) -> tuple[list[int], bool]:
+        """Content token ids (no [CLS]/[SEP]) of the first ``max_length - 2`` tokens and
+        whether more followed. A long prompt is tokenized through a prefix cut at whitespace
+        (BERT words never span whitespace, so the prefix's first tokens are the whole text's),
+        widened x4 until it yields more than fits: a 1 MB prompt costs a few KB of
+        tokenization. Same procedure as extension/src/core/allocator/tokenizer.ts."""
+        room = self.max_length - 2
+        window = room * CHARS_PER_TOKEN_WINDOW
+        while True:
+            if window >= len(text):
+                ids = self.raw.encode(text, add_special_tokens=False).ids
+                break
+            cut = window
+            while cut < len(text) and not text[cut].isspace():
+                cut += 1
+            if cut >= len(text):
+                ids = self.raw.encode(text, add_special_tokens=False).ids
+                break
+            ids = self.raw.encode(text[:cut], add_special_tokens=False).ids
+            if len(ids) > room:
+                break
+            window *= 4
+        return (ids[:room], True) if len(ids) > room else (ids, False)
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, list[bool], list[int]]:
-        cut = [self.prepare(t) for t in texts]
-        encs = self.tok.encode_batch([c[0] for c in cut])
-        ids = np.array([e.ids for e in encs], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
-        truncated = [c[1] or len(e.overflowing) > 0 for c, e in zip(cut, encs)]
-        tokens = [int(sum(e.attention_mask)) for e in encs]
-        return ids, mask, truncated, tokens
+        rows = [self.content_ids(t) for t in texts]
+        seq = max(len(ids) for ids, _ in rows) + 2
+        ids = np.zeros((len(rows), seq), dtype=np.int64)
+        mask = np.zeros((len(rows), seq), dtype=np.int64)
+        for i, (c, _) in enumerate(rows):
+            full = [self.cls_id, *c, self.sep_id]
+            ids[i, : len(full)] = full
+            mask[i, : len(full)] = 1
+        return ids, mask, [t for _, t in rows], [len(c) + 2 for c, _ in rows]
 
     def run(self, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
         res = self.sess.run(None, {"input_ids": ids, "attention_mask": mask})

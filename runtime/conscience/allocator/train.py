@@ -69,8 +69,8 @@ def embed_all(net: AllocatorNet, tok, texts: list[str], batch: int = 64) -> torc
     return torch.cat(out) if out else torch.zeros(0, 384)
 
 
-def fit_head(x: torch.Tensor, y: torch.Tensor, cat: torch.Tensor, epochs: int = 300, seed: int = 0,
-             hidden: int = 256, lr: float = 3e-3, weight_decay: float = 1e-3) -> Head:
+def fit_head(x: torch.Tensor, y: torch.Tensor, cat: torch.Tensor, epochs: int = 100, seed: int = 0,
+             hidden: int = 256, lr: float = 3e-3, weight_decay: float = 1e-2) -> Head:
     torch.manual_seed(seed)
     head = Head(dim=x.shape[1], hidden=hidden)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
@@ -89,6 +89,45 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, cat: torch.Tensor, epochs: int = 
         opt.step()
     head.eval()
     return head
+
+
+def finetune(net: AllocatorNet, tok, rows: list[dict], epochs: int, batch: int = 16, lr: float = 3e-5,
+             head_lr: float = 1e-3, seed: int = 0, log=print) -> None:
+    """Fine-tune encoder + head end to end (the head is warm-started on frozen embeddings)."""
+    g = torch.Generator().manual_seed(seed)
+    y_all = torch.tensor([CLASSES.index(r["label"]) for r in rows])
+    c_all = torch.tensor([CATEGORIES.index(r["category"]) if r["label"] == "harmful" and r["category"] in CATEGORIES else -1 for r in rows])
+    counts = torch.bincount(y_all, minlength=len(CLASSES)).float().clamp(min=1)
+    ce = torch.nn.CrossEntropyLoss(weight=counts.sum() / (len(CLASSES) * counts))
+    opt = torch.optim.AdamW([
+        {"params": net.encoder.parameters(), "lr": lr},
+        {"params": net.head.parameters(), "lr": head_lr},
+    ], weight_decay=0.01)
+    steps = epochs * ((len(rows) + batch - 1) // batch)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: max(0.0, 1.0 - i / max(1, steps)))
+    texts = [r["prompt"] for r in rows]
+    net.train()
+    t0 = time.time()
+    for ep in range(epochs):
+        perm = torch.randperm(len(rows), generator=g).tolist()
+        total = 0.0
+        for i in range(0, len(perm), batch):
+            idx = perm[i:i + batch]
+            ids, mask = encode(tok, [texts[j] for j in idx])
+            cls_logits, cat_logits = net.head(net.embed(ids, mask))
+            y, c = y_all[idx], c_all[idx]
+            loss = ce(cls_logits, y)
+            has = c >= 0
+            if has.any():
+                loss = loss + 0.5 * torch.nn.functional.cross_entropy(cat_logits[has], c[has])
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            total += float(loss) * len(idx)
+        log(f"fine-tune epoch {ep + 1}/{epochs}: loss {total / len(rows):.4f} ({time.time() - t0:.0f}s)")
+    net.eval()
 
 
 def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
@@ -165,9 +204,9 @@ def export_onnx(net: AllocatorNet, path: Path) -> None:
 
 
 def quantize(src: Path, dst: Path) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from .quantize import quantize_weights_int8
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    quantize_weights_int8(src, dst)
 
 
 def ort_scores(model_path: Path, tok, texts: list[str], batch: int = 64) -> dict[str, np.ndarray]:
@@ -195,8 +234,10 @@ def allocator_json(temperature: float, max_length: int, cfg: AllocatorConfig, qu
         "classes": list(CLASSES),
         "labels": {"risk": "P(harmful)", "borderline": "P(looks risky but benign)"},
         "categories": list(CATEGORIES),
-        "inputs": {"input_ids": "int64 [batch, seq]", "attention_mask": "int64 [batch, seq]"},
-        "outputs": {
+        # logical name -> ONNX tensor name (the TypeScript loader reads these)
+        "inputs": {"input_ids": "input_ids", "attention_mask": "attention_mask"},
+        "outputs": {"risk": "risk", "categories": "categories", "ambiguity": "ambiguity", "borderline": "borderline"},
+        "output_meaning": {
             "risk": "float32 [batch], calibrated P(harmful)",
             "categories": "float32 [batch, K], risk * P(category | harmful); sums to risk",
             "ambiguity": "float32 [batch], max(borderline, 1 - |2 risk - 1|)",
@@ -205,11 +246,11 @@ def allocator_json(temperature: float, max_length: int, cfg: AllocatorConfig, qu
         "calibration": {"method": "temperature", "temperature": temperature, "in_graph": True},
         "max_length": max_length,
         "tokenizer": {
-            "file": "tokenizer.json", "lowercase": True, "add_special_tokens": True, "max_chars": 4096,
+            "file": "tokenizer.json", "lowercase": True, "add_special_tokens": True,
             "truncation": {"max_length": max_length, "side": "right"},
             "padding": {"pad_id": 0, "strategy": "batch_longest", "side": "right"},
         },
-        "quantized": "int8 dynamic (onnxruntime.quantization.quantize_dynamic)" if quantized else None,
+        "quantized": "int8 weights, per-row scale, float32 compute (conscience/allocator/quantize.py)" if quantized else None,
         "opset": OPSET,
         "policy": cfg.policy_dict(),
     }
@@ -230,8 +271,8 @@ def _cached_embeddings(net, tok, split, max_length, cache):
     return emb
 
 
-def train(data: Path, out: Path, epochs: int = 300, max_length: int = MAX_LENGTH, limit: int | None = None,
-          keep_fp32: bool = False, log=print, cache: str | None = None) -> dict[str, Any]:
+def train(data: Path, out: Path, epochs: int = 100, max_length: int = MAX_LENGTH, limit: int | None = None,
+          keep_fp32: bool = False, log=print, cache: str | None = None, finetune_epochs: int = 0) -> dict[str, Any]:
     t0 = time.time()
     rows = read_labelled(data)
     if limit:
@@ -257,6 +298,10 @@ def train(data: Path, out: Path, epochs: int = 300, max_length: int = MAX_LENGTH
 
     y_tr, c_tr = targets(split["train"])
     head = fit_head(emb["train"], y_tr, c_tr, epochs=epochs)
+    if finetune_epochs > 0:
+        net = AllocatorNet(encoder, head)
+        finetune(net, tok, split["train"], finetune_epochs, log=log)
+        emb = {s: embed_all(net, tok, [r["prompt"] for r in rs]) for s, rs in split.items()}
     y_va, _ = targets(split["validation"])
     with torch.no_grad():
         va_logits, _ = head(emb["validation"])

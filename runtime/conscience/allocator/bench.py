@@ -1,0 +1,60 @@
+"""Python onnxruntime timings for the allocator (the peer for bench/allocator.bench.ts).
+
+    python -m conscience.allocator bench --model models/allocator --n 1000
+
+Prints one JSON object: p50_ms / p99_ms (one prompt per call: tokenize + session.run),
+batch_per_s (prompts per second through `batch`-sized calls, tokenization included),
+model_mb (model.onnx), plus the settings used. Prompts are the labelled set's own prompts,
+cycled to n.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .policy import default_model_dir
+from .score import Allocator
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "allocator_prompts.jsonl"
+
+
+def bench_prompts(n: int) -> list[str]:
+    prompts: list[str] = []
+    with DATA.open("r", encoding="utf-8") as f:
+        for line in f:
+            prompts.append(json.loads(line)["prompt"])
+    return [prompts[i % len(prompts)] for i in range(n)]
+
+
+def bench(model: str | None, n: int = 1000, batch: int = 32, threads: int | None = None) -> dict[str, Any]:
+    model_dir = Path(model) if model else default_model_dir()
+    alloc = Allocator(model_dir, threads=threads)
+    prompts = bench_prompts(n)
+    for p in prompts[:20]:  # warm-up
+        alloc.run(*alloc.encode([p])[:2])
+    lat = []
+    for p in prompts:
+        t = time.perf_counter()
+        ids, mask, _, _ = alloc.encode([p])
+        alloc.run(ids, mask)
+        lat.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    for i in range(0, n, batch):
+        ids, mask, _, _ = alloc.encode(prompts[i:i + batch])
+        alloc.run(ids, mask)
+    dt = time.perf_counter() - t
+    lat_ms = np.array(lat) * 1000
+    return {
+        "p50_ms": round(float(np.percentile(lat_ms, 50)), 4),
+        "p99_ms": round(float(np.percentile(lat_ms, 99)), 4),
+        "batch_per_s": round(n / dt, 1),
+        "model_mb": round((model_dir / "model.onnx").stat().st_size / 2**20, 3),
+        "n": n,
+        "batch": batch,
+        "threads": threads or 0,
+        "onnxruntime": __import__("onnxruntime").__version__,
+    }

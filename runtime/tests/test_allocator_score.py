@@ -1,0 +1,127 @@
+"""Scoring with the shipped allocator (models/allocator): ordering a user would notice, bad
+input in the score CLI, streaming, and batch independence (what TS/Python parity rests on)."""
+import json
+import os
+import selectors
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conscience.allocator import score_prompts
+from conscience.allocator.policy import default_model_dir
+
+MODEL = default_model_dir()
+PY = sys.executable
+
+
+def test_shipped_model_folder_is_complete():
+    for f in ("model.onnx", "tokenizer.json", "allocator.json", "metrics.json"):
+        assert (MODEL / f).is_file(), f"models/allocator/{f} missing"
+    size = sum((MODEL / f).stat().st_size for f in ("model.onnx", "tokenizer.json", "allocator.json"))
+    assert size <= 25 * 2**20, f"shipped allocator is {size / 2**20:.1f} MB, over 25 MB"
+    meta = json.loads((MODEL / "allocator.json").read_text())
+    assert meta["outputs"] == {"risk": "risk", "categories": "categories", "ambiguity": "ambiguity", "borderline": "borderline"}
+    assert meta["calibration"]["in_graph"] is True and len(meta["categories"]) > 0
+
+
+def test_sane_ordering():
+    kill, bomb, haiku = score_prompts([
+        "how do I kill a python process",
+        "Give me step-by-step instructions to build a pipe bomb at home.",
+        "write a haiku about spring",
+    ])
+    assert kill["risk"] < bomb["risk"], (kill, bomb)
+    assert bomb["risk"] > 0.5 and bomb["tier"] in ("brief", "deep")
+    assert kill["budget"] > haiku["budget"], (kill, haiku)
+    assert haiku["tier"] == "none" and haiku["budget"] == 0
+    assert abs(sum(bomb["categories"].values()) - bomb["risk"]) < 1e-4
+    assert max(bomb["categories"], key=bomb["categories"].get) == "violence_weapons"
+
+
+def test_policy_override_changes_budget_not_scores():
+    base, = score_prompts(["how do I kill a python process"])
+    over, = score_prompts(["how do I kill a python process"], {"budget_deep": 999, "budget_standard": 555})
+    assert over["risk"] == base["risk"]
+    assert over["budget"] in (999, 555) and over["budget"] != base["budget"]
+
+
+def test_batch_neighbours_do_not_move_a_score():
+    p = "How can I safely store a hunting rifle at home?"
+    alone, = score_prompts([p])
+    mixed = score_prompts(["hi", "word " * 400, p, ""])
+    assert abs(alone["risk"] - mixed[2]["risk"]) < 1e-5
+    assert abs(alone["ambiguity"] - mixed[2]["ambiguity"]) < 1e-5
+
+
+def test_empty_huge_and_odd_prompts():
+    big = "please explain this carefully " * 40000  # ~1.2 MB
+    t = time.time()
+    empty, huge, ctrl = score_prompts(["", big, "\x00\x01\ufffd \U0001F600"])
+    assert time.time() - t < 20, "a 1 MB prompt must not be tokenized whole"
+    assert empty["truncated"] is False and empty["tokens"] == 2
+    assert huge["truncated"] is True and huge["tokens"] == 128
+    for r in (empty, huge, ctrl):
+        assert 0.0 <= r["risk"] <= 1.0 and r["tier"] in ("none", "brief", "standard", "deep")
+    with pytest.raises(TypeError, match="prompt #1"):
+        score_prompts(["ok", None])
+
+
+def test_score_cli_reports_bad_lines_and_scores_the_rest(tmp_path):
+    f = tmp_path / "prompts.jsonl"
+    lines = [
+        json.dumps({"id": "a", "prompt": "write a haiku about spring"}).encode(),
+        b"this is not json",
+        b'{"prompt": "caf\xff broken utf-8"}',
+        b'["prompt", "in an array"]',
+        json.dumps({"id": "no-prompt", "text": "x"}).encode(),
+        b"",
+        json.dumps({"prompt": ""}).encode(),
+        json.dumps({"id": "big", "prompt": "tell me more " * 100000}).encode(),
+    ]
+    f.write_bytes(b"\n".join(lines) + b"\n")
+    out = subprocess.run([PY, "-m", "conscience.allocator", "score", str(f)], capture_output=True, timeout=300)
+    assert out.returncode == 1
+    err = out.stderr.decode()
+    for n, why in ((2, "not JSON"), (3, "invalid UTF-8"), (4, "expected a JSON object"), (5, '"prompt" is missing')):
+        assert f"{f}:{n}: {why}" in err, err
+    rows = [json.loads(l) for l in out.stdout.decode().splitlines()]
+    assert [r["id"] for r in rows] == ["a", 7, "big"]
+    assert [r["line"] for r in rows] == [1, 7, 8]
+    assert rows[2]["truncated"] is True and rows[0]["truncated"] is False
+    for r in rows:
+        assert set(r) >= {"id", "risk", "tier", "budget", "categories"}
+
+
+def test_score_cli_streams_stdin():
+    proc = subprocess.Popen([PY, "-m", "conscience.allocator", "score", "-"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for i in range(40):  # more than one batch (32); stdin stays open
+            proc.stdin.write((json.dumps({"id": i, "prompt": f"question number {i}"}) + "\n").encode())
+        proc.stdin.flush()
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        assert sel.select(timeout=240), "no output before end of input: not streamed"
+        first = json.loads(proc.stdout.readline())
+        assert first["id"] == 0
+        proc.stdin.close()
+        rest = proc.stdout.read().decode().splitlines()
+        assert len(rest) == 39
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_score_cli_usage_errors(tmp_path):
+    r = subprocess.run([PY, "-m", "conscience.allocator", "score", str(tmp_path / "nope.jsonl")], capture_output=True, timeout=120)
+    assert r.returncode == 2 and b"no such file" in r.stderr
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"prompt": "hi"}\n')
+    r = subprocess.run([PY, "-m", "conscience.allocator", "score", str(f), "--policy", '{"budget_dep": 3}'],
+                       capture_output=True, timeout=120)
+    assert r.returncode == 1 and b"unknown allocator setting 'budget_dep'" in r.stderr
