@@ -307,7 +307,7 @@ function checkRules(ctx: Ctx): void {
     // C2, with 0.18's operator precedence: (gbs % B) * P != 0
     if (isInt(gbs0) && (gbs % B) * P !== 0) {
       report(ctx, ['generation_batch_size'], 'error', 'CC202',
-        `generation_batch_size (${gbs}) must be divisible by the global batch size (${B * P}) (GRPOConfig; ${procs.source}). Use a multiple of ${B * P}, e.g. ${B * P * Math.max(1, Math.round(gbs / (B * P)))}.`);
+        `generation_batch_size (${gbs}) must be divisible by the global batch size (${B * P}). (GRPOConfig 0.18 checks (generation_batch_size % per_device_train_batch_size) * processes; ${procs.source}) Use a multiple of ${B * P}, e.g. ${B * P * Math.max(1, Math.round(gbs / (B * P)))}.`);
     } else {
       const steps = Math.floor(gbs / (B * P));
       // C3

@@ -1,0 +1,89 @@
+// The cross-field rules are reproduced exactly: the same recipes go through the real runtime
+// (conscience.recipe.load_recipe -> TrlParser -> GRPOConfig/ModelConfig/TrainingArguments of
+// TRL 0.18.2) and through the validator, and both must agree on which fail and with what
+// message. Fixtures first, then seeded random batch configurations.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FIXTURES, REPO, fmt, validateFile } from './helpers';
+
+const PY = join(REPO, '.venv/bin/python');
+const RULES = ['CC201', 'CC202', 'CC203', 'CC204', 'CC205', 'CC206', 'CC211', 'CC213', 'CC214', 'CC215', 'CC216', 'CC217'];
+
+function trl(files: string[]): Record<string, string | null> {
+  assert.ok(existsSync(PY), `${PY} is missing: run scripts/setup.sh to create the Python environment`);
+  const r = spawnSync(PY, [join(__dirname, 'trl_parity.py'), ...files], { cwd: REPO, encoding: 'utf8', timeout: 300_000, maxBuffer: 64 << 20 });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+}
+
+test('fixtures: TRL raises for every failing rule fixture and accepts every passing one, with the same message', () => {
+  const files: string[] = [];
+  for (const kind of ['bad', 'good']) for (const f of readdirSync(join(FIXTURES, kind))) if (RULES.includes(f.slice(0, 5))) files.push(join(FIXTURES, kind, f));
+  const got = trl(files);
+  for (const f of files) {
+    const code = f.split('/').at(-1)!.slice(0, 5);
+    const ours = validateFile(f).diags.find((d) => d.code === code);
+    const theirs = got[f];
+    if (f.includes('/bad/')) {
+      assert.ok(theirs, `TRL accepts ${f} but the validator reports ${code}`);
+      assert.ok(ours, `TRL raises for ${f} (${theirs}) but the validator does not report ${code}`);
+      // The validator starts with TRL's own words (it adds where the numbers came from and how to fix).
+      const core = theirs.replace(/IntervalStrategy\.STEPS/, 'steps').split('\n')[0]!.replace(/[.:]$/, '').slice(0, 60);
+      assert.ok(ours.message.replace(/\n/g, ' ').includes(core) || code === 'CC216', `message for ${code}:\n ours:   ${ours.message}\n theirs: ${theirs}`);
+    } else {
+      assert.equal(theirs, null, `TRL rejects the passing fixture ${f}`);
+      assert.equal(ours, undefined);
+    }
+  }
+});
+
+function rng(seed: number): () => number {
+  return () => {
+    seed |= 0; seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test('random batch configurations: the validator and TRL agree on C1-C5 for each', () => {
+  const r = rng(7);
+  const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)]!;
+  const dir = mkdtempSync(join(tmpdir(), 'conscience-parity-'));
+  try {
+    const files: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      const lines = ['model_name_or_path: Qwen/Qwen2.5-0.5B-Instruct', 'reward_funcs: [safety_format]'];
+      lines.push(`per_device_train_batch_size: ${pick([1, 2, 3, 4, 6, 8])}`);
+      lines.push(`gradient_accumulation_steps: ${pick([1, 2, 3, 4])}`);
+      lines.push(`num_generations: ${pick([1, 2, 3, 4, 5, 6, 7, 8, 12, 16])}`);
+      const mode = r();
+      if (mode < 0.2) lines.push(`generation_batch_size: ${pick([6, 8, 12, 16, 18, 20, 24, 32, 48])}`);
+      else if (mode < 0.35) lines.push(`steps_per_generation: ${pick([1, 2, 3, 4])}`);
+      else if (mode < 0.45) lines.push(`generation_batch_size: ${pick([8, 16])}`, `steps_per_generation: 2`);
+      if (r() < 0.35) lines.push(`eval_strategy: ${pick(['steps', 'epoch'])}`, 'eval_steps: 5', `per_device_eval_batch_size: ${pick([1, 2, 3, 4, 8])}`);
+      lines.push('launch:', `  num_processes: ${pick([1, 2, 3, 4, 7, 8])}`);
+      const f = join(dir, `case-${i}.yaml`);
+      writeFileSync(f, lines.join('\n') + '\n');
+      files.push(f);
+    }
+    const got = trl(files);
+    let raised = 0;
+    for (const f of files) {
+      const ours = validateFile(f).diags.filter((d) => d.severity === 'error');
+      const theirs = got[f];
+      if (theirs) raised++;
+      assert.equal(ours.length > 0, theirs !== null, `disagreement on ${f}:\n${validateFile(f).text}\n ours: ${ours.map(fmt).join('; ') || 'none'}\n TRL: ${theirs ?? 'accepted'}`);
+      if (theirs && ours.length) {
+        assert.ok(ours.some((d) => d.message.startsWith(theirs.slice(0, 40))), `message differs for ${f}:\n ours: ${ours.map((d) => d.message).join('; ')}\n TRL: ${theirs}`);
+      }
+    }
+    assert.ok(raised > 10 && raised < 55, `the random cases mix failures and passes (${raised} of 60 fail)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
