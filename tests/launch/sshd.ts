@@ -103,9 +103,12 @@ export async function startSshd(opts: { hashKnownHosts?: boolean } = {}): Promis
     throw new Error(`sshd did not listen on ${port}: ${err}`);
   };
   await launch();
+  // every process below the listener (per-connection sshd and sshd-session processes hold the
+  // socket; the detached run was reparented away at start and is not among them)
+  const descendants = (pid: number): number[] => childrenOf(pid).flatMap((c) => [c, ...descendants(c)]);
   const cut = () => {
     if (!proc?.pid) return;
-    for (const c of childrenOf(proc.pid)) {
+    for (const c of descendants(proc.pid)) {
       try {
         process.kill(c, 'SIGKILL');
       } catch {

@@ -78,6 +78,7 @@ export class RunMonitor extends EventEmitter {
   private proc?: ProcessStatus;
   private slurm?: SlurmObservation;
   private disconnected = false;
+  private lastHost?: Host;
 
   constructor(
     private readonly session: LaunchSession,
@@ -109,10 +110,12 @@ export class RunMonitor extends EventEmitter {
     let host: Host;
     try {
       host = await this.session.host(t);
-      if (this.disconnected) {
+      // a new connection (after a drop, noticed here or by an error) continues from the saved offsets
+      if ((this.lastHost && host !== this.lastHost) || this.disconnected) {
         this.disconnected = false;
         this.emit('reconnected');
       }
+      this.lastHost = host;
     } catch (err) {
       this.noteDisconnect(err as Error);
       return rec;
@@ -219,7 +222,7 @@ export class RunMonitor extends EventEmitter {
       try {
         rec = await this.pollOnce();
       } catch (err) {
-        this.emit('error', err);
+        if (this.listenerCount('error')) this.emit('error', err);
         rec = await readRun(this.session.root, this.runId);
       }
       if (rec && TERMINAL_STATES.has(rec.state)) {
