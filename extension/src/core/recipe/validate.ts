@@ -434,6 +434,10 @@ function checkRules(ctx: Ctx): void {
   if (isInt(np) && isInt(nm) && nm > 0 && np % nm !== 0 && sectionPair(ctx, 'launch', 'num_processes')) {
     report(ctx, [['launch', 'num_processes']], 'warning', 'CC218', `launch.num_processes (${np}) is the total over all machines, so it should be a multiple of launch.num_machines (${nm}); accelerate starts num_processes / num_machines per machine.`);
   }
+  // conscience.train builds model_init_kwargs itself from the ModelConfig keys.
+  if (pair(ctx, 'model_init_kwargs') && val(ctx, 'model_init_kwargs') !== null) {
+    report(ctx, ['model_init_kwargs'], 'warning', 'CC223', 'model_init_kwargs is replaced by the trainer (conscience.train builds it from model_revision, trust_remote_code, attn_implementation and torch_dtype), so this value has no effect. Set those keys instead.');
+  }
   // safety: (SafetyConfig.__post_init__)
   const open = sval(ctx, 'safety', 'open_tag'), close = sval(ctx, 'safety', 'close_tag');
   if (typeof open === 'string' && typeof close === 'string') {
