@@ -32,7 +32,7 @@ const plots = new Map<string, { u: uPlot | null; sig: string; section: HTMLEleme
 const samples = new Map<string, { step: number; rows: SampleRowMsg[] }>();
 let reqId = 0;
 /** For tests and the benchmark: what was drawn, and how long each window took to apply. */
-const debug = { windows: 0, renders: [] as number[], errors: [] as string[], lastApplyMs: 0, sentViewId: 0, appliedViewId: -1 };
+const debug = { windows: 0, renders: [] as number[], errors: [] as string[], lastApplyMs: 0, layoutMs: 0, sentViewId: 0, appliedViewId: -1 };
 (window as unknown as { __dashboard: unknown }).__dashboard = { debug, plots, view };
 
 function post(msg: ToHost): void {
@@ -108,11 +108,17 @@ const FG = themeVar('--vscode-foreground', '#cccccc');
 const GRID = themeVar('--vscode-editorWidget-border', 'rgba(128,128,128,0.25)');
 const BG = themeVar('--vscode-editor-background', '#1e1e1e');
 const FONT = `${themeVar('--vscode-font-size', '12px')} ${themeVar('--vscode-font-family', 'sans-serif')}`;
-const alpha = (c: string, a: number) => {
-  const m = /^#([0-9a-f]{6})$/i.exec(c);
-  if (!m) return c;
-  const n = parseInt(m[1], 16);
-  return `rgba(${n >> 16},${(n >> 8) & 255},${n & 255},${a})`;
+const alphaCache = new Map<string, string>();
+const alpha = (c: string, a: number): string => {
+  const key = `${c}/${a}`;
+  let v = alphaCache.get(key);
+  if (v === undefined) {
+    const m = /^#([0-9a-f]{6})$/i.exec(c);
+    const n = m ? parseInt(m[1], 16) : 0;
+    v = m ? `rgba(${n >> 16},${(n >> 8) & 255},${n & 255},${a})` : c;
+    alphaCache.set(key, v);
+  }
+  return v;
 };
 
 // ---------------------------------------------------------------- formatting
@@ -202,7 +208,15 @@ function build(spec: ChartSpec, w: ChartWindow | undefined, smoothing: number): 
   return { data, series, bands, keys, sig };
 }
 
+/**
+ * Every chart has the same size (one grid track each), so it is measured once per pass:
+ * reading a layout value between DOM writes would force a page layout per chart.
+ */
+let sizeCache: { width: number; height: number } | null = null;
+/** The size measured when the layout last changed (ResizeObserver); live updates reuse it. */
+let lastSize: { width: number; height: number } | null = null;
 function plotSize(section: HTMLElement): { width: number; height: number } {
+  if (sizeCache) return sizeCache;
   const width = Math.max(200, Math.floor(section.clientWidth - 16));
   return { width, height: 220 };
 }
@@ -268,6 +282,9 @@ function makePlot(spec: ChartSpec, section: HTMLElement, b: Built): uPlot {
 function applyWindow(w: Extract<ToWebview, { type: 'window' }>): void {
   const t0 = performance.now();
   lastWindow = w;
+  const first = plots.values().next().value;
+  sizeCache = lastSize;
+  if (first && !sizeCache) sizeCache = lastSize = plotSize(first.section);
   debug.windows++;
   debug.appliedViewId = w.viewId;
   empty.hidden = charts.length > 0;
@@ -289,6 +306,7 @@ function applyWindow(w: Extract<ToWebview, { type: 'window' }>): void {
     if (w.range) p.u.setScale('x', { min: w.range[0], max: w.range[1] });
   }
   resetBtn.hidden = !w.range;
+  sizeCache = null;
   debug.lastApplyMs = performance.now() - t0;
 }
 
@@ -305,6 +323,7 @@ function layout(specs: ChartSpec[]): void {
   grid.textContent = '';
   grid.append(empty);
   charts = specs;
+  lastSize = null;
   empty.hidden = specs.length > 0;
   for (const spec of specs) {
     const section = $('section', 'chart');
@@ -341,7 +360,10 @@ function widthChanged(w: number): boolean {
 // resize: re-lay the plots, and ask for a window decimated to the new width
 let resizeTimer: ReturnType<typeof setTimeout> | undefined;
 new ResizeObserver(() => {
-  for (const p of plots.values()) p.u?.setSize(plotSize(p.section));
+  const first = plots.values().next().value;
+  sizeCache = null;
+  const size = (lastSize = first ? plotSize(first.section) : null);
+  if (size) for (const p of plots.values()) p.u?.setSize(size);
   clearTimeout(resizeTimer);
   resizeTimer = setTimeout(() => {
     const w = widthNow();
@@ -434,7 +456,8 @@ window.addEventListener('message', (e: MessageEvent) => {
   }
   const msg = p.value;
   switch (msg.type) {
-    case 'layout':
+    case 'layout': {
+      const tl = performance.now();
       title = msg.title;
       titleEl.textContent = title;
       document.title = title;
@@ -444,7 +467,9 @@ window.addEventListener('message', (e: MessageEvent) => {
       renderRuns();
       layout(msg.charts);
       if (lastWindow) applyWindow(lastWindow);
+      debug.layoutMs = performance.now() - tl;
       break;
+    }
     case 'runs':
       runs = msg.runs;
       renderRuns();

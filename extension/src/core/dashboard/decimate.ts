@@ -78,22 +78,45 @@ export function m4(
 ): { lastColumnStart: number; lastColumnOut: number } {
   const k = ys.length;
   const scale = width / (hi - lo);
+  const colOf = (xi: number): number => {
+    const c = Math.floor((xi - lo) * scale);
+    return c < 0 ? -1 : c >= width ? (xi <= hi ? width - 1 : width) : c;
+  };
   const cand: number[] = [];
-  const imin = new Int32Array(k);
-  const imax = new Int32Array(k);
-  const inan = new Int32Array(k);
-  let col = Number.NaN;
-  let first = -1;
-  let last = -1;
   let lastColumnStart = a;
   let lastColumnOut = out.length;
-  const flush = () => {
-    if (first < 0) return;
+  let start = a;
+  while (start < b) {
+    // the column of x[start] runs to the first index whose column is greater (x ascending)
+    const col = colOf(x[start]);
+    let l = start + 1;
+    let r = b;
+    while (l < r) {
+      const m = (l + r) >>> 1;
+      if (colOf(x[m]) > col) r = m;
+      else l = m + 1;
+    }
+    const end = l;
+    lastColumnStart = start;
+    lastColumnOut = out.length;
     cand.length = 0;
-    cand.push(first, last);
+    cand.push(start, end - 1);
     for (let j = 0; j < k; j++) {
-      if (imin[j] >= 0) cand.push(imin[j], imax[j]);
-      if (inan[j] >= 0) cand.push(inan[j]);
+      const y = ys[j];
+      let mn = Infinity;
+      let mx = -Infinity;
+      let imn = -1;
+      let imx = -1;
+      let inan = -1;
+      for (let i = start; i < end; i++) {
+        const v = y[i];
+        if (v < mn) { mn = v; imn = i; }
+        if (v > mx) { mx = v; imx = i; }
+        if (v !== v && inan < 0) inan = i;
+      }
+      if (imn >= 0) cand.push(imn);
+      if (imx >= 0) cand.push(imx);
+      if (inan >= 0) cand.push(inan);
     }
     cand.sort((p, q) => p - q);
     let prev = -1;
@@ -101,34 +124,8 @@ export function m4(
       if (c !== prev) out.push(c);
       prev = c;
     }
-  };
-  for (let i = a; i < b; i++) {
-    const xi = x[i];
-    let c = Math.floor((xi - lo) * scale);
-    if (c < 0) c = -1;
-    else if (c >= width) c = xi <= hi ? width - 1 : width;
-    if (c !== col) {
-      flush();
-      col = c;
-      first = i;
-      lastColumnStart = i;
-      lastColumnOut = out.length;
-      imin.fill(-1);
-      imax.fill(-1);
-      inan.fill(-1);
-    }
-    last = i;
-    for (let j = 0; j < k; j++) {
-      const v = ys[j][i];
-      if (v !== v) {
-        if (inan[j] < 0) inan[j] = i;
-        continue;
-      }
-      if (imin[j] < 0 || v < ys[j][imin[j]]) imin[j] = i;
-      if (imax[j] < 0 || v > ys[j][imax[j]]) imax[j] = i;
-    }
+    start = end;
   }
-  flush();
   return { lastColumnStart, lastColumnOut };
 }
 
