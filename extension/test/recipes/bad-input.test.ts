@@ -125,3 +125,18 @@ test('property: random mutations of the shipped recipes never throw and keep eve
   }
   assert.ok(withDiags > 100, `mutations produce diagnostics (${withDiags})`);
 });
+
+test('CRLF line endings and a UTF-8 BOM are read like LF files', () => {
+  const file = join(REPO, 'recipes/qwen2.5-1.5b-instruct/safety-grpo.yaml');
+  const lf = readFileSync(file, 'utf8');
+  const crlf = lf.replace(/\n/g, '\r\n');
+  assert.deepEqual(validateText(crlf, { file, host: nodeHost }).filter((d) => d.severity !== 'info'), []);
+  const broken = crlf.replace('num_generations: 8', 'num_generations: 7');
+  const d = validateText(broken, { file, host: nodeHost }).find((x) => x.code === 'CC204');
+  assert.ok(d);
+  assert.equal(broken.split('\r\n')[d.line], 'num_generations: 7');
+  assert.equal(d.column, 'num_generations: '.length);
+  assert.equal(d.end - d.start, 1, 'the range covers the value, not the \\r');
+  const bom = decodeBytes(new Uint8Array([0xef, 0xbb, 0xbf, ...Buffer.from(lf)]));
+  assert.ok('text' in bom && bom.text === lf);
+});
