@@ -7,7 +7,8 @@ Builds ``accelerate launch [--config_file F] --num_processes N --num_machines M 
 shell string), runs it in its own process group and forwards SIGTERM/SIGINT/SIGHUP to the
 whole group, so killing this process cancels the run on every rank (each rank writes nothing
 but rank 0 writes `run_finished` cancelled). Exits with the trainer's exit code.
-`--dry-run` prints the argv as JSON and exits.
+`--dry-run` prints the argv as JSON and exits. With `launch.cpu` and no OMP_NUM_THREADS in the
+environment it sets OMP_NUM_THREADS=1 (what torchrun does for each rank anyway).
 
 For multi-node runs (SLURM) set the per-node flags (`--machine_rank`, `--main_process_ip`)
 with `--accelerate-arg` (repeatable).
@@ -64,6 +65,13 @@ def build_command(
     return cmd
 
 
+def cpu_launch(recipe_path: str) -> bool:
+    from .recipe import parse_section, read_recipe_yaml
+
+    raw, _, lines = read_recipe_yaml(recipe_path)
+    return parse_section("launch", raw.get("launch"), recipe_path, lines).cpu
+
+
 def run(cmd: list[str], env: Optional[dict] = None) -> int:
     """Run `cmd` in a new process group; forward termination signals to the group."""
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)
@@ -104,7 +112,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     if a.dry_run:
         print(json.dumps(cmd))
         return 0
-    code = run(cmd)
+    env = dict(os.environ)
+    if cpu_launch(a.config) and "OMP_NUM_THREADS" not in env:
+        # torchrun sets 1 thread per process; the single-process launcher does not, and on a
+        # busy machine torch's default (all cores) spin-waits: 15x slower steps measured.
+        env["OMP_NUM_THREADS"] = "1"
+    code = run(cmd, env)
     return code if code >= 0 else 128 - code
 
 

@@ -36,13 +36,14 @@ class RunCancelled(BaseException):
         self.signum = signum
 
 
-def _install_signal_handlers() -> None:
-    state = {"raised": False}
+_CANCEL = {"signum": None}
 
+
+def _install_signal_handlers() -> None:
     def handler(signum: int, frame: Any) -> None:
-        if state["raised"]:
+        if _CANCEL["signum"] is not None:
             return  # already unwinding; do not interrupt the cleanup
-        state["raised"] = True
+        _CANCEL["signum"] = signum
         raise RunCancelled(signum)
 
     if threading.current_thread() is threading.main_thread():
@@ -292,10 +293,20 @@ def main(argv: Optional[list[str]] = None) -> int:
         status, code, error = "cancelled", 128 + e.signum, str(e)
         logger.warning("run cancelled: %s", e)
     except Exception as e:  # noqa: BLE001
-        status, code = "failed", EXIT_FAILED
-        error = f"{type(e).__name__}: {e}"
-        traceback.print_exc()
+        if _CANCEL["signum"] is not None:
+            # Cancelled while blocked in native code (e.g. a gloo/NCCL collective whose peer
+            # already exited): the error is a consequence of the signal, not a failure.
+            signum = _CANCEL["signum"]
+            status, code, error = "cancelled", 128 + signum, f"received {signal.Signals(signum).name}"
+            logger.warning("run cancelled (%s while stopping: %s)", error, e)
+        else:
+            status, code = "failed", EXIT_FAILED
+            error = f"{type(e).__name__}: {e}"
+            traceback.print_exc()
     finally:
+        if _CANCEL["signum"] is not None and status != "completed":
+            status, code = "cancelled", 128 + _CANCEL["signum"]
+            error = f"received {signal.Signals(_CANCEL['signum']).name}"
         if writer is not None:
             writer.stop_heartbeat()
             writer.emit("run_finished", status=status, exit_code=code, error=error, summary=summary or None)
