@@ -2,7 +2,7 @@
 // scripts/setup.d/code-server.sh) with this repository loaded as an unpacked extension, driven
 // by Debian's Chromium through playwright-core. Each test file starts its own code-server on
 // 127.0.0.1 with a fresh user-data-dir and extensions-dir, and stops it in `after`.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -48,6 +48,8 @@ export interface StartOptions {
   settings?: Record<string, unknown>;
   /** Workspace settings (.vscode/settings.json). */
   workspaceSettings?: Record<string, unknown>;
+  /** Install this .vsix (code-server --install-extension) instead of loading the repository unpacked. */
+  vsix?: string;
 }
 
 /** User settings that keep the workbench quiet and deterministic, and trust the workspace. */
@@ -76,8 +78,15 @@ export async function startCodeServer(name: string, opts: StartOptions = {}): Pr
   mkdirSync(join(userDataDir, 'User'), { recursive: true });
   mkdirSync(extensionsDir, { recursive: true });
   mkdirSync(workspace, { recursive: true });
-  // An unpacked extension in a NEW extensions dir is picked up (docs/development.md).
-  symlinkSync(ROOT, join(extensionsDir, `${EXTENSION_ID}-${pkg.version}`), 'dir');
+  if (opts.vsix) {
+    // As a user installs it: code-server unpacks the package into the extensions dir.
+    const r = spawnSync(process.execPath, [CODE_SERVER, '--user-data-dir', userDataDir, '--extensions-dir', extensionsDir,
+      '--install-extension', opts.vsix], { encoding: 'utf8', env: { ...process.env, XDG_CONFIG_HOME: join(dir, 'xdg-config') }, timeout: 120_000 });
+    if (r.status !== 0) throw new Error(`code-server --install-extension ${opts.vsix} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+  } else {
+    // An unpacked extension in a NEW extensions dir is picked up (docs/development.md).
+    symlinkSync(ROOT, join(extensionsDir, `${EXTENSION_ID}-${pkg.version}`), 'dir');
+  }
   writeFileSync(
     join(userDataDir, 'User/settings.json'),
     JSON.stringify({ ...baseUserSettings, ...opts.settings }, null, 2),
