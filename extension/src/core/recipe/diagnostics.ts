@@ -106,6 +106,7 @@ export const CODES: Record<string, { severity: Severity; summary: string }> = {
   CC221: { severity: 'error', summary: 'ds3_gather_for_generation: false with vLLM' },
   CC222: { severity: 'error', summary: 'safety.open_tag / close_tag empty or equal (SafetyConfig)' },
   CC223: { severity: 'warning', summary: 'model_init_kwargs is overwritten by conscience.train' },
+  CC300: { severity: 'error', summary: 'reward_funcs is empty' },
   CC301: { severity: 'error', summary: 'unknown reward function name' },
   CC302: { severity: 'error', summary: 'accelerate config file not found' },
   CC303: { severity: 'error', summary: 'local dataset not found' },

@@ -339,6 +339,9 @@ function checkRules(ctx: Ctx): void {
       }
     }
   }
+  if (pair(ctx, 'num_generations') && G === null) {
+    report(ctx, ['num_generations'], 'error', 'CC203', 'num_generations cannot be null: GRPO requires at least 2 generations per prompt to calculate the advantages (GRPOConfig compares it with 2 and fails). Set a number.');
+  }
   // C6
   const delta = val(ctx, 'delta');
   if (isNumber(delta) && val(ctx, 'use_liger_loss') === true) {
@@ -461,6 +464,10 @@ function checkRewards(ctx: Ctx): void {
   const v = deref(p?.value);
   if (!p || !v) return;
   const names = ctx.schema.rewardNames;
+  if (v.kind === 'seq' && v.items.length === 0) {
+    ctx.out.push(diag(ctx.text, p.value.start, p.value.end, 'error', 'CC300', `reward_funcs is empty: GRPO needs at least one reward function. Add some of: ${names.join(', ')}.`));
+    return;
+  }
   const items = v.kind === 'seq' ? v.items : v.kind === 'scalar' && v.tag === 'str' ? [v] : [];
   for (const it of items) {
     const n = deref(it);
