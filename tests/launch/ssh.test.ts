@@ -21,7 +21,7 @@ describe('ssh launch', { timeout: 900_000 }, () => {
   let root: string;
   const sshTarget = (extra: Record<string, unknown> = {}) => ({
     type: 'ssh', host: '127.0.0.1', port: sshd.port, user: 'root', identityFile: sshd.userKey,
-    knownHostsFile: sshd.knownHosts, sshConfigFile: join(sshd.dir, 'ssh_config'), python: PYTHON, ...extra,
+    knownHostsFile: sshd.knownHosts, sshConfigFile: join(sshd.dir, 'ssh_config'), python: PYTHON, workdir: join(sshd.dir, 'remote'), ...extra,
   });
   before(async () => {
     sshd = await startSshd({ hashKnownHosts: true });

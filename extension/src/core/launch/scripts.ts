@@ -163,7 +163,7 @@ export interface SbatchSpec {
   env?: Record<string, string>;
 }
 
-const SBATCH_VALUE = /^[^\s'"`$\\;|&<>]+$/;
+const SBATCH_OPTION = /^--?[A-Za-z][\w-]*(=[^\s'"`$\\;|&<>()]*)?$/;
 
 function checkValue(what: string, v: string): string {
   if (/[\r\n\0]/.test(v)) throw new Error(`target: ${what} must be a single line`);
@@ -206,7 +206,7 @@ export function sbatchScript(s: SbatchSpec): string {
   const extra = (t.sbatch ?? []).map((line) => {
     checkValue('sbatch line', line);
     const opt = line.replace(/^#SBATCH\s+/, '').trim();
-    if (!opt.startsWith('-') || !SBATCH_VALUE.test(opt.replace(/=.*/, ''))) throw new Error(`target '${t.name}': sbatch line '${line}' must be an option like --qos=high`);
+    if (!SBATCH_OPTION.test(opt)) throw new Error(`target '${t.name}': sbatch line '${line}' must be an option like --qos=high`);
     return `#SBATCH ${opt}`;
   });
   const l = s.launch;

@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { readRecipeInfo, sbatchCommand, sbatchScript, trainArgv, wrapperScript, type LaunchSection, type SbatchSpec } from '../../src/core/launch/scripts';
+import { parseTarget } from '../../src/core/launch/targets';
+
+const L = (o: Partial<LaunchSection> = {}): LaunchSection => ({
+  num_processes: 1, num_machines: 1, cpu: false, vllm_server: false, vllm_server_gpus: 1,
+  vllm_tensor_parallel_size: 1, vllm_data_parallel_size: 1, vllm_gpu_memory_utilization: 0.9, ...o,
+});
+
+const spec = (t: Record<string, unknown>, l: LaunchSection = L(), extra: Partial<SbatchSpec> = {}): SbatchSpec => ({
+  runId: 'r1', projectDir: '/p', runDir: '/p/.conscience-runs/r1', python: '/env/bin/python', recipe: '/p/recipes/x.yaml',
+  outputDir: '/p/.conscience-runs/r1/output', launch: l, model: 'Qwen/Qwen2.5-1.5B-Instruct',
+  target: parseTarget('c', { type: 'slurm', ...t }) as SbatchSpec['target'], ...extra,
+});
+
+const bashSyntaxOk = (script: string) => spawnSync('bash', ['-n'], { input: script }).status === 0;
+
+describe('trainer command', () => {
+  it('runs one plain process without accelerate', () => {
+    assert.deepEqual(trainArgv({ python: 'py', recipe: '/r.yaml', outputDir: '/o', launch: L() }), ['py', '-m', 'conscience.train', '--config', '/r.yaml', '--output_dir', '/o']);
+  });
+  it('goes through conscience.launch (accelerate launch) for several processes', () => {
+    const a = trainArgv({ python: 'py', recipe: '/r.yaml', outputDir: '/o', launch: L({ num_processes: 2, cpu: true }) });
+    assert.deepEqual(a, ['py', '-m', 'conscience.launch', '--config', '/r.yaml', '--', '--output_dir', '/o']);
+  });
+  it('reads the launch section of a recipe and rejects bad values with the file name', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'recipe-'));
+    writeFileSync(join(d, 'ok.yaml'), 'model_name_or_path: m\nmax_steps: 5\nlaunch:\n  num_processes: 4\n  accelerate_config: ../acc/zero2.yaml\n');
+    const info = await readRecipeInfo(join(d, 'ok.yaml'));
+    assert.equal(info.launch.num_processes, 4);
+    assert.equal(info.launch.accelerate_config, '../acc/zero2.yaml');
+    assert.equal(info.maxSteps, 5);
+    writeFileSync(join(d, 'bad.yaml'), 'launch:\n  num_processes: 0\n');
+    await assert.rejects(readRecipeInfo(join(d, 'bad.yaml')), new RegExp(`bad\\.yaml: launch\\.num_processes must be an integer >= 1`));
+    writeFileSync(join(d, 'broken.yaml'), 'a: [1, 2\n');
+    await assert.rejects(readRecipeInfo(join(d, 'broken.yaml')), /broken\.yaml/);
+  });
+});
+
+describe('wrapper script (local and SSH runs)', () => {
+  it('is valid bash that records pid, ignores the group TERM itself and writes the exit code', () => {
+    const s = wrapperScript({ runId: 'r1', projectDir: "/p q/it's", runDir: '/p/r', env: { A: 'x; $(id)' }, argv: ['py', '-m', 'conscience.train'] });
+    assert.ok(bashSyntaxOk(s));
+    assert.match(s, /^cd -- '\/p q\/it'\\''s' \|\| exit 97$/m);
+    assert.match(s, /^export A='x; \$\(id\)'$/m);
+    assert.match(s, /trap '' TERM INT HUP/);
+    assert.match(s, /> "\$RUN\/exit_code.tmp" && mv -f -- "\$RUN\/exit_code.tmp" "\$RUN\/exit_code"/);
+  });
+});
+
+describe('sbatch script', () => {
+  it('one node: accelerate through conscience.launch, options on the sbatch command line, quoted', () => {
+    const s = spec({ partition: 'gpu', account: 'lab', nodes: 1, gpusPerNode: 8, time: '04:00:00', sbatch: ['--qos=high'], setup: ['module load cuda/12.4'] }, L({ num_processes: 8 }));
+    const script = sbatchScript(s);
+    assert.ok(bashSyntaxOk(script));
+    assert.match(script, /^#!\/bin\/bash\n#SBATCH --qos=high\n/);
+    assert.match(script, /^module load cuda\/12\.4$/m);
+    assert.match(script, /^\/env\/bin\/python -m conscience\.launch --config \/p\/recipes\/x\.yaml -- --output_dir \/p\/\.conscience-runs\/r1\/output$/m);
+    assert.doesNotMatch(script, /srun/);
+    const cmd = sbatchCommand(s);
+    assert.match(cmd, /^sbatch --parsable --job-name=conscience-r1 /);
+    for (const o of ['--partition=gpu', '--account=lab', '--nodes=1', '--gres=gpu:8', '--time=04:00:00']) assert.ok(cmd.includes(o), o);
+    assert.ok(cmd.endsWith(' /p/.conscience-runs/r1/job.sbatch'));
+  });
+
+  it('several nodes: srun with machine rank from SLURM_PROCID and the first node as main process', () => {
+    const script = sbatchScript(spec({ nodes: 4, gpusPerNode: 8 }, L({ num_processes: 32, num_machines: 4 })));
+    assert.ok(bashSyntaxOk(script));
+    assert.match(script, /scontrol show hostnames "\$SLURM_JOB_NODELIST"/);
+    assert.match(script, /export MAIN_NODE=\$\{NODES\[0\]\}/);
+    assert.match(script, /srun --nodes=4 --ntasks=4 --ntasks-per-node=1/);
+    assert.match(script, /--accelerate-arg=--machine_rank="\$SLURM_PROCID" --accelerate-arg=--main_process_ip="\$MAIN_NODE"/);
+    assert.match(script, /'--accelerate-arg=--num_machines=4' '--accelerate-arg=--num_processes=32'|--accelerate-arg=--num_machines=4 --accelerate-arg=--num_processes=32/);
+  });
+
+  it('vLLM server mode: the last node serves with trl vllm-serve, the others train', () => {
+    const script = sbatchScript(spec({ nodes: 3, gpusPerNode: 8 }, L({ num_processes: 16, num_machines: 2, vllm_server: true })));
+    assert.ok(bashSyntaxOk(script));
+    assert.match(script, /VLLM_NODE=\$\{NODES\[-1\]\}/);
+    assert.match(script, /srun --nodes=1 --ntasks=1 --nodelist="\$VLLM_NODE" \/env\/bin\/python -m trl\.scripts\.vllm_serve --model Qwen\/Qwen2\.5-1\.5B-Instruct/);
+    assert.match(script, /srun --nodes=2 --ntasks=2/);
+    assert.match(script, /--vllm_server_host "\$VLLM_NODE"/);
+    // one node: the last GPUs serve
+    const one = sbatchScript(spec({ nodes: 1, gpusPerNode: 8 }, L({ num_processes: 7, vllm_server: true })));
+    assert.match(one, /^CUDA_VISIBLE_DEVICES=7 .*vllm_serve/m);
+    assert.match(one, /^export CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6$/m);
+    assert.throws(() => sbatchScript(spec({ nodes: 1, gpusPerNode: 1 }, L({ vllm_server: true }))), /gpusPerNode/);
+  });
+
+  it('rejects values that would break out of an #SBATCH line or the command', () => {
+    assert.throws(() => parseTarget('c', { type: 'slurm', partition: 'gpu\n#SBATCH --x' }), /single line/);
+    assert.throws(() => sbatchScript(spec({ sbatch: ['--qos=high; rm -rf /'] })), /must be an option/);
+    assert.throws(() => sbatchScript(spec({ sbatch: ['echo hi'] })), /must be an option/);
+    // hostile but single-line values are quoted on the command line, never interpreted
+    const cmd = sbatchCommand(spec({ partition: `p'$(id)` }));
+    assert.match(cmd, /'--partition=p'\\''\$\(id\)'/);
+  });
+});

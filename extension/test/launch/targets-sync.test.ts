@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, writeFileSync, appendFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { LocalHost } from '../../src/core/launch/host';
+import { collectFiles, diffManifests, MANIFEST_NAME, syncToHost } from '../../src/core/launch/sync';
+import { loadTargets, parseTargets } from '../../src/core/launch/targets';
+import { completeSize, listRuns, readRun, watchRun, writeRun, type RunRecord } from '../../src/core/runs/store';
+import type { RunEvent } from '../../src/core/runs/events';
+
+describe('targets', () => {
+  it('always has local, validates fields and via references with the file named', async () => {
+    const t = parseTargets({ box: { type: 'ssh', host: 'gpu1', port: 2222 }, c: { type: 'slurm', via: 'box', nodes: 2 } });
+    assert.deepEqual([...t.keys()].sort(), ['box', 'c', 'local']);
+    assert.throws(() => parseTargets({ c: { type: 'slurm', via: 'nope' } }, 'f.yaml'), /f\.yaml: target 'c': 'via' names an unknown target 'nope'/);
+    assert.throws(() => parseTargets({ x: { type: 'ssh' } }, 'f.yaml'), /'host' is required/);
+    assert.throws(() => parseTargets({ x: { type: 'ssh', host: 'h', hots: 1 } }), /unknown key 'hots'/);
+    assert.throws(() => parseTargets({ x: { type: 'ftp' } }), /'type' must be local, ssh or slurm/);
+    assert.throws(() => parseTargets({ x: { type: 'slurm', nodes: 0 } }), /'nodes' must be an integer >= 1/);
+    const root = mkdtempSync(join(tmpdir(), 'targets-'));
+    writeFileSync(join(root, 'conscience.targets.yaml'), 'box: {type: ssh, host: [oops\n');
+    await assert.rejects(loadTargets(root), /conscience\.targets\.yaml/);
+  });
+});
+
+describe('sync', () => {
+  it('sends the runtime, the recipe and referenced files; an unchanged resync sends nothing; a change sends one file', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'sync-ws-'));
+    mkdirSync(join(root, 'runtime', 'conscience', '__pycache__'), { recursive: true });
+    writeFileSync(join(root, 'runtime', 'conscience', '__init__.py'), 'x = 1\n');
+    writeFileSync(join(root, 'runtime', 'conscience', '__pycache__', 'a.pyc'), 'junk');
+    mkdirSync(join(root, 'recipes', 'acc'), { recursive: true });
+    mkdirSync(join(root, 'data'), { recursive: true });
+    writeFileSync(join(root, 'recipes', 'acc', 'zero2.yaml'), 'distributed_type: DEEPSPEED\n');
+    writeFileSync(join(root, 'data', 'prompts.jsonl'), '{"prompt": "hi"}\n');
+    writeFileSync(join(root, 'recipes', 'r.yaml'), 'dataset_name: data/prompts.jsonl\noutput_dir: out\nlaunch:\n  accelerate_config: acc/zero2.yaml\n');
+    mkdirSync(join(root, 'out'));
+    writeFileSync(join(root, 'out', 'big.bin'), 'results are not inputs');
+    const files = await collectFiles(root, 'recipes/r.yaml');
+    assert.deepEqual(files, ['data/prompts.jsonl', 'recipes/acc/zero2.yaml', 'recipes/r.yaml', 'runtime/conscience/__init__.py']);
+
+    const remote = join(mkdtempSync(join(tmpdir(), 'sync-host-')), 'project');
+    const host = new LocalHost();
+    const progress: string[] = [];
+    const first = await syncToHost(host, root, files, remote, (p) => p.file && progress.push(p.file));
+    assert.equal(first.filesSent, 4);
+    assert.equal(progress.length, 4);
+    assert.equal(readFileSync(join(remote, 'recipes', 'acc', 'zero2.yaml'), 'utf8'), 'distributed_type: DEEPSPEED\n');
+    const again = await syncToHost(host, root, files, remote);
+    assert.deepEqual([again.filesSent, again.bytesSent, again.runtimeBytesSent], [0, 0, 0]);
+    appendFileSync(join(root, 'runtime', 'conscience', '__init__.py'), 'y = 2\n');
+    const changed = await syncToHost(host, root, files, remote);
+    assert.deepEqual([changed.filesSent, changed.runtimeBytesSent], [1, 12]);
+    const manifest = JSON.parse(readFileSync(join(remote, MANIFEST_NAME), 'utf8'));
+    assert.equal(Object.keys(manifest).length, 4);
+    assert.deepEqual(diffManifests({ a: { sha256: '1', size: 1 }, b: { sha256: '2', size: 1 } }, { a: { sha256: '1', size: 1 } }), ['b']);
+  });
+});
+
+describe('run store', () => {
+  const rec = (id: string, createdAt: number): RunRecord => ({
+    id, recipe: 'r.yaml', target: 'local', targetKind: 'local', host: 'local', projectDir: '/p', remoteDir: '/p/r', outputDir: '/p/r/o',
+    python: 'py', state: 'running', eventOffset: 0, stdoutOffset: 0, stderrOffset: 0, createdAt, updatedAt: createdAt, command: 'x', attempts: 1,
+  });
+  it('lists runs newest first, skips broken folders, and reads one run', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'store-'));
+    await writeRun(root, rec('a', 1));
+    await writeRun(root, rec('b', 2));
+    mkdirSync(join(root, '.conscience', 'runs', 'broken'));
+    writeFileSync(join(root, '.conscience', 'runs', 'broken', 'run.json'), '{nope');
+    assert.deepEqual((await listRuns(root)).map((r) => r.id), ['b', 'a']);
+    assert.equal((await readRun(root, 'a'))?.state, 'running');
+    assert.equal(await readRun(root, 'zzz'), undefined);
+    await assert.rejects(readRun(root, '../etc'), /invalid run id/);
+  });
+  it('cuts a partial last line so the resume offset sits on a line boundary', async () => {
+    const f = join(mkdtempSync(join(tmpdir(), 'cs-')), 'events.jsonl');
+    writeFileSync(f, '{"seq":0}\n{"seq":1}\n{"se');
+    assert.equal(await completeSize(f), 20);
+    assert.equal(readFileSync(f, 'utf8'), '{"seq":0}\n{"seq":1}\n');
+    assert.equal(await completeSize(join(f, '..', 'missing')), 0);
+  });
+  it('watchRun emits every event once, in order, as lines are appended', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'watch-'));
+    await writeRun(root, rec('w', 1));
+    const file = join(root, '.conscience', 'runs', 'w', 'events.jsonl');
+    writeFileSync(file, '{"type":"run_started","seq":0,"time":1}\n');
+    const got: number[] = [];
+    const w = watchRun(root, 'w', { pollMs: 50 });
+    w.on('events', (evs: RunEvent[]) => got.push(...evs.map((e) => e.seq)));
+    await new Promise((r) => setTimeout(r, 150));
+    appendFileSync(file, '{"type":"heartbeat","seq":1,"time":2}\n{"type":"heart');
+    await new Promise((r) => setTimeout(r, 150));
+    appendFileSync(file, 'beat","seq":2,"time":3}\n');
+    await new Promise((r) => setTimeout(r, 200));
+    w.close();
+    assert.deepEqual(got, [0, 1, 2]);
+  });
+});
