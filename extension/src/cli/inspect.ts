@@ -10,8 +10,8 @@ import { Allocator, defaultModelDir, type Assessment } from '../core/allocator';
 import { readCsv, readJsonl, type PromptRecord, type ReadItem } from '../core/allocator/read';
 
 const USAGE = 'usage: conscience inspect FILE.jsonl|FILE.csv|- [--format json|text] [--model DIR] [--policy JSON]';
-/** Python's `score` flushes every 32 prompts and before each error; same here, so the batches
- * (and with a dynamic-quantized model, the numbers) are the same. */
+/** Prompts scored per batch and flush: small enough that stdin results stream out promptly
+ * (results are also printed before each error, so output stays in input order). */
 const CHUNK = 32;
 
 interface Args { file: string; format: 'json' | 'text'; model?: string; policy?: unknown }

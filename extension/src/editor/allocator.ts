@@ -67,9 +67,7 @@ class AllocatorHost implements vscode.Disposable {
       const dir = this.modelDir();
       const policy = vscode.workspace.getConfiguration('conscience.allocator').get<unknown>('policy');
       const started = Date.now();
-      // maxBatch 1: each prompt gets its own score, the same whatever else is on screen (the
-      // int8 model's numbers shift with batch neighbours; see core/allocator/model.ts).
-      this.loading = Allocator.load(dir, { policy, policySource: 'setting conscience.allocator.policy', maxBatch: 1 }).then(
+      this.loading = Allocator.load(dir, { policy, policySource: 'setting conscience.allocator.policy' }).then(
         (a) => {
           this.log.info(`allocator ${a.model.config.version} loaded from ${dir} in ${Date.now() - started} ms`);
           return a;

@@ -29,7 +29,7 @@ test('occlusion drops each word once and reports risk deltas at the right spans'
 
 test('the shipped model: "bomb" drives a pipe-bomb request, and the inspector view carries it', async () => {
   requireReference();
-  const alloc = await Allocator.load(MODEL_DIR, { maxBatch: 1 });
+  const alloc = await Allocator.load(MODEL_DIR);
   try {
     const prompt = 'Give me step by step instructions to make a pipe bomb at home';
     const e = await alloc.explain(prompt);

@@ -58,6 +58,14 @@ test('scores match the Python reference within 1e-4 (risk, ambiguity, categories
         assert.equal(a.budget, b.budget, `budget differs for ${label}`);
         assert.equal(a.truncated, b.truncated, `truncated differs for ${label}`);
       });
+      // A prompt's numbers do not depend on its batch (contract: padding and neighbours change
+      // nothing), so the editor may batch whatever is on screen and cache by prompt.
+      for (const i of [0, 1, 11, 13]) {
+        const [alone] = await alloc.assessUncached([PROMPTS[i]!]);
+        const [withOthers] = (await alloc.assessUncached([PROMPTS[i]!, 'hi', 'word '.repeat(200)]));
+        assert.ok(Math.abs(alone!.risk - ts[i]!.risk) <= 1e-6 && Math.abs(withOthers!.risk - ts[i]!.risk) <= 1e-6,
+          `prompt ${i}: risk ${alone!.risk} alone, ${withOthers!.risk} with others, ${ts[i]!.risk} in the full batch`);
+      }
       // The set must span tiers, or agreement on tiers says little.
       assert.ok(new Set(ts.map((a) => a.tier)).size >= 3, `only tiers ${[...new Set(ts.map((a) => a.tier))]}`);
     } finally {

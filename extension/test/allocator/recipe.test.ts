@@ -22,7 +22,7 @@ test("a recipe's allocator: section sets the budgets of its own prompts", async 
   assert.deepEqual(section, { enabled: true, ambiguity_deep: 0.95, budget_standard: 100, budget_deep: 900 });
   assert.equal(yamlAllocatorSection('allocator: [1, 2]'), undefined);
   assert.equal(yamlAllocatorSection('::: not yaml'), undefined);
-  const alloc = await Allocator.load(MODEL_DIR, { maxBatch: 1 });
+  const alloc = await Allocator.load(MODEL_DIR);
   try {
     const [p] = yamlPrompts(RECIPE);
     const [plain] = await alloc.assess([p!.prompt]);

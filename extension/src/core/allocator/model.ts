@@ -130,12 +130,9 @@ export class AllocatorModel {
   }
 
   /**
-   * Scores prompts in input order, in consecutive batches of maxBatch. The order and the
-   * batch size are part of the result: the shipped model is int8 dynamic-quantized, and
-   * onnxruntime quantizes activations per tensor, so a row's scores move (by up to a few 1e-2)
-   * with the other rows and the padding in its batch. Python's reference batches the same way
-   * (consecutive, 32), which is what makes the CLI match it; maxBatch 1 gives every prompt its
-   * own, context-free score (the editor's choice).
+   * Scores prompts in input order, in consecutive batches of maxBatch padded to their longest
+   * row. A row's scores do not depend on its batch (the contract: masked attention and pooling,
+   * float32 compute; extension/test/allocator/parity.test.ts checks it).
    */
   async score(texts: string[]): Promise<Score[]> {
     return this.scoreEncoded(texts.map((t) => this.tokenizer.encode(t)));
