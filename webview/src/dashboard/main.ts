@@ -359,11 +359,17 @@ function widthChanged(w: number): boolean {
 
 // resize: re-lay the plots, and ask for a window decimated to the new width
 let resizeTimer: ReturnType<typeof setTimeout> | undefined;
-new ResizeObserver(() => {
+let gridWidth = -1;
+new ResizeObserver((entries) => {
+  // the grid grows in height as charts fill in: only a change of width re-lays the plots
+  const width = Math.round(entries[entries.length - 1].contentRect.width);
+  if (width === gridWidth) return;
+  gridWidth = width;
   const first = plots.values().next().value;
   sizeCache = null;
+  const prev = lastSize;
   const size = (lastSize = first ? plotSize(first.section) : null);
-  if (size) for (const p of plots.values()) p.u?.setSize(size);
+  if (size && (!prev || prev.width !== size.width)) for (const p of plots.values()) p.u?.setSize(size);
   clearTimeout(resizeTimer);
   resizeTimer = setTimeout(() => {
     const w = widthNow();
