@@ -1,6 +1,364 @@
-// Thin VS Code adapter for the launch feature (owned by the launch work; core logic lives in core/).
-import type * as vscode from 'vscode';
+// Thin VS Code adapter for launching runs: the Runs view (state, step, reward, elapsed), the
+// launch / show-launch-command / cancel / resume / logs commands, a "Launch ▸" CodeLens on
+// recipes, tokens in SecretStorage, an unknown-host-key modal, and reattaching every unsettled
+// run when the window opens. Launching is refused in untrusted workspaces. Logic lives in core/.
+import * as vscode from 'vscode';
+import { cancelRun, formatPlan, launchRun, planLaunch, resumeRun } from '../core/launch/launcher';
+import { RunMonitor } from '../core/launch/monitor';
+import { LaunchSession } from '../core/launch/session';
+import type { UnknownHostKey } from '../core/launch/ssh';
+import { LOCAL_TARGET, loadTargets, parseTargets, type Target } from '../core/launch/targets';
+import { listRuns, readRun, runDir, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
 
-export function activateLaunch(_context: vscode.ExtensionContext, _log: vscode.LogOutputChannel): void {
-  // filled in by the launch feature
+const SECRET_KEYS = ['HF_TOKEN', 'WANDB_API_KEY'] as const;
+const secretKey = (name: string) => `conscience.secret.${name}`;
+
+interface RunNode {
+  id: string;
+  run: RunRecord;
+}
+
+function elapsed(r: RunRecord): string {
+  if (!r.startedAt) return '';
+  const s = Math.max(0, Math.round((r.finishedAt ?? Date.now() / 1000) - r.startedAt));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+const STATE_ICON: Record<string, string> = {
+  preparing: 'sync~spin', queued: 'watch', starting: 'loading~spin', running: 'play-circle', unresponsive: 'warning',
+  cancelling: 'loading~spin', completed: 'pass', failed: 'error', cancelled: 'circle-slash',
+};
+
+class RunsProvider implements vscode.TreeDataProvider<RunNode> {
+  private readonly changed = new vscode.EventEmitter<RunNode | undefined>();
+  readonly onDidChangeTreeData = this.changed.event;
+  constructor(private readonly root: () => string | undefined) {}
+  refresh(): void {
+    this.changed.fire(undefined);
+  }
+  async getChildren(el?: RunNode): Promise<RunNode[]> {
+    const root = this.root();
+    if (el || !root) return [];
+    return (await listRuns(root)).map((run) => ({ id: run.id, run }));
+  }
+  getTreeItem(n: RunNode): vscode.TreeItem {
+    const r = n.run;
+    const item = new vscode.TreeItem(r.id, vscode.TreeItemCollapsibleState.None);
+    item.id = r.id;
+    const parts = [r.state + (r.exitCode ? ` (${r.exitCode})` : '')];
+    if (r.step !== undefined) parts.push(`step ${r.step}${r.maxSteps ? '/' + r.maxSteps : ''}`);
+    if (r.reward !== undefined && r.reward !== null) parts.push(`reward ${r.reward.toFixed(3)}`);
+    const el = elapsed(r);
+    if (el) parts.push(el);
+    item.description = parts.join(' · ');
+    const tip = new vscode.MarkdownString(undefined, true);
+    tip.appendMarkdown(`**${r.id}**\n\n`);
+    tip.appendText(`${r.recipe} on ${r.target} (${r.host})\nstate: ${r.state}${r.error ? '\n' + r.error : ''}\n${r.jobId ? 'SLURM job ' + r.jobId : r.pid ? 'pid ' + r.pid : ''}`);
+    item.tooltip = tip;
+    item.iconPath = new vscode.ThemeIcon(STATE_ICON[r.state] ?? 'circle-outline');
+    item.contextValue = TERMINAL_STATES.has(r.state) ? 'run.finished' : 'run.active';
+    item.command = { command: 'conscience.openDashboard', title: 'Open Run Dashboard', arguments: [r.id] };
+    return item;
+  }
+}
+
+class RecipeLens implements vscode.CodeLensProvider {
+  provideCodeLenses(doc: vscode.TextDocument): vscode.CodeLens[] {
+    if (!vscode.workspace.isTrusted) return [];
+    // a recipe: a YAML mapping with a launch: section or TRL's model/reward keys
+    if (!/^(launch|model_name_or_path|reward_funcs)\s*:/m.test(doc.getText())) return [];
+    if (/[\\/]recipes[\\/]accelerate[\\/]/.test(doc.uri.fsPath)) return [];
+    const top = new vscode.Range(0, 0, 0, 0);
+    return [
+      new vscode.CodeLens(top, { title: 'Launch ▸', command: 'conscience.launch', arguments: [doc.uri] }),
+      new vscode.CodeLens(top, { title: 'Show launch command', command: 'conscience.showLaunchCommand', arguments: [doc.uri] }),
+    ];
+  }
+}
+
+export function activateLaunch(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): void {
+  const rootOf = (): string | undefined => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  const provider = new RunsProvider(rootOf);
+  const view = vscode.window.createTreeView('conscience.runs', { treeDataProvider: provider, showCollapseAll: false });
+  const monitors = new Map<string, RunMonitor>();
+  const channels = new Map<string, vscode.OutputChannel>();
+  let session: LaunchSession | undefined;
+  context.subscriptions.push(view);
+
+  const trusted = (): boolean => {
+    if (vscode.workspace.isTrusted) return true;
+    void vscode.window.showErrorMessage('Chain of Conscience: launching runs is disabled in untrusted workspaces. Trust this workspace to launch, cancel or resume.');
+    return false;
+  };
+
+  async function secrets(): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const k of SECRET_KEYS) {
+      const v = await context.secrets.get(secretKey(k));
+      if (v) out[k] = v;
+    }
+    return out;
+  }
+
+  async function targets(root: string): Promise<Map<string, Target>> {
+    // the setting (ignored by VS Code in untrusted workspaces: restrictedConfigurations), then the workspace file
+    const fromSetting = vscode.workspace.getConfiguration('conscience').get<Record<string, unknown>>('targets') ?? {};
+    const fromFile = await loadTargets(root);
+    const merged = parseTargets({ ...fromSetting }, 'setting conscience.targets');
+    // the file's targets win; its implicit `local` does not replace one configured in the setting
+    for (const [name, t] of fromFile.targets) if (t !== LOCAL_TARGET) merged.set(name, t);
+    return merged;
+  }
+
+  async function getSession(): Promise<LaunchSession> {
+    const root = rootOf();
+    if (!root) throw new Error('open a workspace folder to launch runs');
+    if (session && session.root === root) return session;
+    await session?.close();
+    session = new LaunchSession(root, await targets(root), {
+      secrets: await secrets(),
+      onUnknownHostKey: async (k: UnknownHostKey) => {
+        const pick = await vscode.window.showWarningMessage(
+          `Unknown host key for ${k.host}:${k.port}`,
+          { modal: true, detail: `${k.keyType} ${k.fingerprint}\n\nTrust it and add it to ${k.knownHostsFile}? Check the fingerprint with the host's administrator first.` },
+          'Trust and Connect',
+        );
+        return pick === 'Trust and Connect';
+      },
+      onProgress: (m) => log.info(m),
+    });
+    return session;
+  }
+
+  const resetSession = async () => {
+    await session?.close();
+    session = undefined;
+  };
+
+  function channelFor(id: string): vscode.OutputChannel {
+    let ch = channels.get(id);
+    if (!ch) {
+      ch = vscode.window.createOutputChannel(`Conscience Run ${id}`);
+      channels.set(id, ch);
+      context.subscriptions.push(ch);
+    }
+    return ch;
+  }
+
+  /** Follows a run in the background (reattaches from the saved offsets). */
+  async function follow(id: string): Promise<void> {
+    if (monitors.has(id)) return;
+    const s = await getSession();
+    const heartbeatTimeoutS = vscode.workspace.getConfiguration('conscience.launch').get<number>('heartbeatTimeout', 90);
+    const intervalMs = vscode.workspace.getConfiguration('conscience.launch').get<number>('pollIntervalMs', 500);
+    const m = new RunMonitor(s, id, { intervalMs, heartbeatTimeoutS });
+    monitors.set(id, m);
+    m.on('run', () => provider.refresh());
+    m.on('stdout', (b: Buffer) => channels.get(id)?.append(b.toString('utf8')));
+    m.on('stderr', (b: Buffer) => channels.get(id)?.append(b.toString('utf8')));
+    m.on('disconnected', (e: Error) => log.warn(`run ${id}: connection lost (${e.message}); reconnecting`));
+    m.on('reconnected', () => log.info(`run ${id}: reconnected, continuing from the saved offset`));
+    m.on('error', (e: Error) => log.error(`run ${id}: ${e.message}`));
+    void m.follow().then(
+      (rec) => {
+        monitors.delete(id);
+        provider.refresh();
+        if (rec && TERMINAL_STATES.has(rec.state)) {
+          const msg = `Run ${id} ${rec.state}${rec.exitCode ? ` (exit ${rec.exitCode})` : ''}${rec.error ? ': ' + rec.error : ''}`;
+          if (rec.state === 'failed') void vscode.window.showErrorMessage(msg, 'Show Logs').then((a) => a && vscode.commands.executeCommand('conscience.showRunLogs', id));
+          else void vscode.window.showInformationMessage(msg);
+        }
+      },
+      (e) => {
+        monitors.delete(id);
+        log.error(`run ${id}: ${(e as Error).message}`);
+      },
+    );
+  }
+
+  async function reattachAll(): Promise<void> {
+    const root = rootOf();
+    if (!root || !vscode.workspace.isTrusted) return;
+    for (const r of await listRuns(root)) if (!TERMINAL_STATES.has(r.state) && r.state !== 'preparing') await follow(r.id).catch((e) => log.error(`${r.id}: ${(e as Error).message}`));
+  }
+
+  async function pickRecipe(arg: unknown): Promise<string | undefined> {
+    if (arg instanceof vscode.Uri) return arg.fsPath;
+    const ed = vscode.window.activeTextEditor;
+    if (ed && /\.ya?ml$/i.test(ed.document.fileName)) {
+      if (ed.document.isDirty) await ed.document.save();
+      return ed.document.fileName;
+    }
+    const files = await vscode.workspace.findFiles('**/recipes/**/*.{yaml,yml}', '{**/node_modules/**,**/recipes/accelerate/**,**/.conscience/**}', 200);
+    const pick = await vscode.window.showQuickPick(files.map((f) => ({ label: vscode.workspace.asRelativePath(f), uri: f })), { placeHolder: 'Recipe to launch' });
+    return pick?.uri.fsPath;
+  }
+
+  async function pickTarget(s: LaunchSession): Promise<string | undefined> {
+    const names = [...s.targets.keys()];
+    if (names.length === 1) return names[0];
+    const last = context.workspaceState.get<string>('conscience.lastTarget');
+    const items = names.map((n) => ({ label: n, description: s.targets.get(n)!.type }));
+    items.sort((a, b) => (a.label === last ? -1 : b.label === last ? 1 : 0));
+    const pick = await vscode.window.showQuickPick(items, { placeHolder: 'Launch target' });
+    if (pick) await context.workspaceState.update('conscience.lastTarget', pick.label);
+    return pick?.label;
+  }
+
+  const runArg = async (arg: unknown): Promise<string | undefined> => {
+    if (typeof arg === 'string') return arg;
+    if (arg && typeof arg === 'object' && typeof (arg as RunNode).id === 'string') return (arg as RunNode).id;
+    const root = rootOf();
+    if (!root) return undefined;
+    const runs = await listRuns(root);
+    const pick = await vscode.window.showQuickPick(runs.map((r) => ({ label: r.id, description: `${r.state} · ${r.target}` })), { placeHolder: 'Run' });
+    return pick?.label;
+  };
+
+  const guard = (fn: (...a: unknown[]) => Promise<void>) => async (...a: unknown[]) => {
+    try {
+      await fn(...a);
+    } catch (e) {
+      log.error((e as Error).message);
+      void vscode.window.showErrorMessage(`Chain of Conscience: ${(e as Error).message}`);
+      await resetSession();
+    }
+  };
+
+  context.subscriptions.push(
+    vscode.languages.registerCodeLensProvider({ language: 'yaml', scheme: 'file' }, new RecipeLens()),
+    vscode.commands.registerCommand('conscience.launch', guard(async (arg) => {
+      if (!trusted()) return;
+      const recipe = await pickRecipe(arg);
+      if (!recipe) return;
+      await resetSession(); // pick up edited targets and tokens
+      const s = await getSession();
+      const target = await pickTarget(s);
+      if (!target) return;
+      const out = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `Launching ${vscode.workspace.asRelativePath(recipe)} on ${target}`, cancellable: false },
+        async (progress) => {
+          const prev = s.opts.onProgress;
+          s.opts.onProgress = (m) => {
+            log.info(m);
+            progress.report({ message: m });
+          };
+          try {
+            return await launchRun(s, recipe, target);
+          } finally {
+            s.opts.onProgress = prev;
+          }
+        },
+      );
+      provider.refresh();
+      channelFor(out.run.id);
+      await follow(out.run.id);
+      const items = view.visible ? [] : ['Show Runs'];
+      void vscode.window.showInformationMessage(`Run ${out.run.id} ${out.run.state} on ${target}`, 'Open Dashboard', ...items).then((a) => {
+        if (a === 'Open Dashboard') void vscode.commands.executeCommand('conscience.openDashboard', out.run.id);
+        else if (a === 'Show Runs') void vscode.commands.executeCommand('conscience.runs.focus');
+      });
+    })),
+    vscode.commands.registerCommand('conscience.showLaunchCommand', guard(async (arg) => {
+      if (!trusted()) return;
+      const recipe = await pickRecipe(arg);
+      if (!recipe) return;
+      await resetSession();
+      const s = await getSession();
+      const target = await pickTarget(s);
+      if (!target) return;
+      const plan = await planLaunch(s, recipe, target);
+      const doc = await vscode.workspace.openTextDocument({ language: 'shellscript', content: formatPlan(plan) });
+      await vscode.window.showTextDocument(doc, { preview: true });
+    })),
+    vscode.commands.registerCommand('conscience.cancelRun', guard(async (arg) => {
+      if (!trusted()) return;
+      const id = await runArg(arg);
+      if (!id) return;
+      const ok = await vscode.window.showWarningMessage(`Cancel run ${id}? Every rank gets SIGTERM (SIGKILL after the grace period) or scancel.`, { modal: true }, 'Cancel Run');
+      if (ok !== 'Cancel Run') return;
+      await cancelRun(await getSession(), id);
+      provider.refresh();
+      await follow(id);
+    })),
+    vscode.commands.registerCommand('conscience.resumeRun', guard(async (arg) => {
+      if (!trusted()) return;
+      const id = await runArg(arg);
+      if (!id) return;
+      await resetSession();
+      const s = await getSession();
+      await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Resuming ${id}` }, () => resumeRun(s, id));
+      provider.refresh();
+      await follow(id);
+    })),
+    vscode.commands.registerCommand('conscience.showRunLogs', guard(async (arg) => {
+      const id = await runArg(arg);
+      const root = rootOf();
+      if (!id || !root) return;
+      const rec = await readRun(root, id);
+      if (!rec) throw new Error(`no run ${id}`);
+      const fresh = !channels.has(id);
+      const ch = channelFor(id);
+      if (fresh) {
+        const fs = vscode.workspace.fs;
+        for (const name of ['stdout.log', 'stderr.log']) {
+          try {
+            ch.append(Buffer.from(await fs.readFile(vscode.Uri.file(`${runDir(root, id)}/${name}`))).toString('utf8'));
+          } catch {
+            /* nothing yet */
+          }
+        }
+      }
+      ch.show(true);
+      if (!TERMINAL_STATES.has(rec.state) && vscode.workspace.isTrusted) await follow(id);
+    })),
+    vscode.commands.registerCommand('conscience.refreshRuns', guard(async () => {
+      provider.refresh();
+      await reattachAll();
+    })),
+    vscode.commands.registerCommand('conscience.setToken', guard(async () => {
+      const pick = await vscode.window.showQuickPick(
+        SECRET_KEYS.map((k) => ({ label: k, description: k === 'HF_TOKEN' ? 'Hugging Face' : 'Weights & Biases' })),
+        { placeHolder: 'Which token? It is kept in VS Code SecretStorage and reaches hosts only in a 0600 file deleted at start.' },
+      );
+      if (!pick) return;
+      const value = await vscode.window.showInputBox({ prompt: `${pick.label} (empty to remove)`, password: true, ignoreFocusOut: true });
+      if (value === undefined) return;
+      if (value) await context.secrets.store(secretKey(pick.label), value);
+      else await context.secrets.delete(secretKey(pick.label));
+      await resetSession();
+      void vscode.window.showInformationMessage(`${pick.label} ${value ? 'saved' : 'removed'}.`);
+    })),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => void reattachAll()),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration('conscience.targets')) void resetSession();
+    }),
+    { dispose: () => {
+      for (const m of monitors.values()) m.stop();
+      monitors.clear();
+      void session?.close();
+    } },
+  );
+
+  // runs started by the CLI (or another window) show up as their run.json appears or changes
+  const root = rootOf();
+  if (root) {
+    const w = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(root, '.conscience/runs/*/run.json'));
+    let pending: NodeJS.Timeout | undefined;
+    const bump = () => {
+      if (pending) return;
+      pending = setTimeout(() => {
+        pending = undefined;
+        provider.refresh();
+      }, 300);
+    };
+    w.onDidCreate(bump);
+    w.onDidChange(bump);
+    w.onDidDelete(bump);
+    context.subscriptions.push(w);
+  }
+  // a window that opens reattaches to every run that was still going
+  void reattachAll().catch((e) => log.error(`reattach: ${(e as Error).message}`));
 }

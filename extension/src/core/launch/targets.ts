@@ -10,6 +10,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { load } from 'js-yaml';
+import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 
 interface TargetBase {
   name: string;
@@ -195,6 +196,23 @@ export async function loadTargets(root: string, file?: string): Promise<{ target
       raw = (raw as { targets: unknown }).targets;
     }
     return { targets: parseTargets(raw, f), file: f };
+  }
+  // no targets file: the workspace's VS Code setting, as the editor sees it
+  if (!file) {
+    const settings = join(root, '.vscode', 'settings.json');
+    let text: string | undefined;
+    try {
+      text = await readFile(settings, 'utf8');
+    } catch {
+      /* no settings */
+    }
+    if (text !== undefined) {
+      const errors: ParseError[] = [];
+      const doc = parseJsonc(text, errors, { allowTrailingComma: true });
+      if (errors.length) throw new Error(`${settings}: invalid JSON (${printParseErrorCode(errors[0]!.error)} at offset ${errors[0]!.offset})`);
+      const raw = doc && typeof doc === 'object' ? (doc as Record<string, unknown>)['conscience.targets'] : undefined;
+      if (raw !== undefined) return { targets: parseTargets(raw, `${settings} (conscience.targets)`), file: settings };
+    }
   }
   return { targets: parseTargets(undefined) };
 }
