@@ -317,3 +317,38 @@ test('malformed host messages are reported, and hostile strings stay text', asyn
     await o.page.close();
   }
 });
+
+test('x axis by wall time or time since start', async () => {
+  const o = await openDashboard(browser);
+  try {
+    await start(o, [{ id: 'run-a' }], { 'run-a': recorded });
+    const { page } = o;
+    const ms = metrics(recorded);
+    await page.click('[data-testid="x-axis"]');
+    await page.click('vscode-option:has-text("Wall time")');
+    await page.waitForFunction(() => (window as unknown as W).__harness.view().xAxis === 'wall');
+    await waitDrawn(page);
+    const wall = await page.evaluate(() => { const u = (window as unknown as W).__dashboard.plots.get('kl').u; return { x0: u.data[0][0], time: u.scales.x.time }; });
+    assert.equal(wall.x0, ms[0].time);
+    assert.equal(wall.time, true);
+    const hoverX = async () => {
+      const box = (await page.locator('[data-testid="chart-kl"] .u-over').boundingBox())!;
+      await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
+      return page.textContent('[data-testid="chart-kl"] .u-legend .u-series:first-child .u-value');
+    };
+    assert.match(await hoverX() ?? '', /\d+:\d\d:\d\d/, 'hover shows the wall-clock time');
+    await page.click('[data-testid="x-axis"]');
+    await page.click('vscode-option:has-text("Relative time")');
+    await page.waitForFunction(() => (window as unknown as W).__harness.view().xAxis === 'relative');
+    await waitDrawn(page);
+    const rel: number[] = await page.evaluate(() => (window as unknown as W).__dashboard.plots.get('kl').u.data[0]);
+    const t0 = recorded[0].time; // run_started: the origin of relative time
+    assert.ok(Math.abs(rel[0] - (ms[0].time - t0)) < 1e-6);
+    assert.ok(Math.abs(rel[rel.length - 1] - (ms[ms.length - 1].time - t0)) < 1e-6);
+    await page.mouse.move(0, 0);
+    assert.match(await hoverX() ?? '', /^\d+(\.\d)?m$/, 'hover shows minutes since the start');
+    assertClean(o);
+  } finally {
+    await o.page.close();
+  }
+});
