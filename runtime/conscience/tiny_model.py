@@ -236,7 +236,7 @@ def build(out: str, seed: int = 0, vocab_size: int = 2048, warmup_steps: int = 4
     return out
 
 
-def ensure_tiny(path: str | None = None) -> str:
+def ensure_tiny(path: str | None = None, warmup_steps: int = 40) -> str:
     """Build the tiny model at `path` (default: the cache) unless it is already there.
 
     Safe with several processes at once (file lock; built in a temp folder, then renamed).
@@ -253,7 +253,7 @@ def ensure_tiny(path: str | None = None) -> str:
             return path
         tmp = tempfile.mkdtemp(prefix=".tiny-", dir=parent)
         try:
-            build(tmp)
+            build(tmp, warmup_steps=warmup_steps)
             if os.path.exists(path):
                 shutil.rmtree(path)
             os.replace(tmp, path)

@@ -327,6 +327,28 @@ def _train(recipe, writer, resume_from: Optional[str]) -> dict:
     sa, ta, ma = recipe.script_args, recipe.training_args, recipe.model_args
     transformers.utils.logging.set_verbosity(ta.get_process_log_level())
 
+    # Data and budgets first: a bad prompt set fails before any model is loaded -----------
+    rows = load_prompts(sa.dataset_name, sa.dataset_train_split, sa.dataset_config, sa.dataset_prompt_column)
+    if sa.max_train_samples is not None and sa.max_train_samples < len(rows):
+        import random
+
+        rng = random.Random(ta.seed)
+        rows = rng.sample(rows, sa.max_train_samples)
+    rows, info = assign_budgets(rows, recipe.safety, recipe.allocator)
+    logger.info(
+        "safety budgets: %d from the dataset, %d from the allocator, %d per-label defaults (allocator: %s)",
+        info["source"]["dataset"],
+        info["source"]["allocator"],
+        info["source"]["label"],
+        info["allocator"],
+    )
+    train_ds = to_grpo_dataset(rows, recipe.safety, sa.system_prompt)
+    eval_ds = None
+    if ta.eval_strategy != "no":
+        eval_rows = load_prompts(sa.dataset_name, sa.dataset_test_split, sa.dataset_config, sa.dataset_prompt_column)
+        eval_rows, _ = assign_budgets(eval_rows, recipe.safety, recipe.allocator)
+        eval_ds = to_grpo_dataset(eval_rows, recipe.safety, sa.system_prompt)
+
     # Model and tokenizer --------------------------------------------------------------
     model_path = ma.model_name_or_path
     if not model_path:
@@ -351,28 +373,6 @@ def _train(recipe, writer, resume_from: Optional[str]) -> dict:
         "attn_implementation": ma.attn_implementation,
         "torch_dtype": torch_dtype if torch_dtype in (None, "auto") else torch_dtype,
     }
-
-    # Data and budgets -------------------------------------------------------------------
-    rows = load_prompts(sa.dataset_name, sa.dataset_train_split, sa.dataset_config, sa.dataset_prompt_column)
-    if sa.max_train_samples is not None and sa.max_train_samples < len(rows):
-        import random
-
-        rng = random.Random(ta.seed)
-        rows = rng.sample(rows, sa.max_train_samples)
-    rows, info = assign_budgets(rows, recipe.safety, recipe.allocator)
-    logger.info(
-        "safety budgets: %d from the dataset, %d from the allocator, %d per-label defaults (allocator: %s)",
-        info["source"]["dataset"],
-        info["source"]["allocator"],
-        info["source"]["label"],
-        info["allocator"],
-    )
-    train_ds = to_grpo_dataset(rows, recipe.safety, sa.system_prompt)
-    eval_ds = None
-    if ta.eval_strategy != "no":
-        eval_rows = load_prompts(sa.dataset_name, sa.dataset_test_split, sa.dataset_config, sa.dataset_prompt_column)
-        eval_rows, _ = assign_budgets(eval_rows, recipe.safety, recipe.allocator)
-        eval_ds = to_grpo_dataset(eval_rows, recipe.safety, sa.system_prompt)
 
     # Rewards ----------------------------------------------------------------------------
     def count_tokens(text: str) -> int:

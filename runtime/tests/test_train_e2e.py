@@ -1,7 +1,8 @@
 """End to end: real GRPO runs of the tiny model through `accelerate launch` on CPU.
 
 Two gloo DDP processes for the main run and for SIGTERM; resume runs one process. The tiny
-model is built once into .cache/conscience-test (CONSCIENCE_CACHE) and reused.
+model is built once (random weights, no warm-up: these tests check the mechanics, not
+learning) into .cache/conscience-test-w0 (CONSCIENCE_CACHE) and reused.
 """
 
 import json
@@ -18,7 +19,7 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = os.path.join(ROOT, "recipes", "demo", "tiny-cpu.yaml")
-CACHE = os.path.join(ROOT, ".cache", "conscience-test")
+CACHE = os.path.join(ROOT, ".cache", "conscience-test-w0")
 REWARDS = ["safety_format", "safety_budget", "refusal", "repetition_penalty", "soft_overlong_punishment"]
 LOGGED = ["safety_format_reward", "safety_budget_reward", "refusal_reward", "repetition_penalty_reward", "soft_overlong_punishment_reward"]
 
@@ -28,7 +29,7 @@ def tiny_cache():
     os.environ["CONSCIENCE_CACHE"] = CACHE
     from conscience.tiny_model import ensure_tiny
 
-    ensure_tiny()
+    ensure_tiny(warmup_steps=0)
     return CACHE
 
 
@@ -184,3 +185,35 @@ def test_resume_continues_the_stream(tmp_path, tiny_cache):
     assert steps == [1, 2, 3, 4]
     assert events[-1]["status"] == "completed"
     assert [e["step"] for e in events if e["type"] == "checkpoint"] == [2, 4]
+
+
+def test_bad_prompt_set_fails_with_file_and_line(tmp_path, tiny_cache):
+    bad = tmp_path / "prompts.jsonl"
+    bad.write_text('{"id": "1", "prompt": "hi", "label": "benign"}\n{"id": "2", "prompt": "x", "label": "sinister"}\n')
+    recipe = _recipe(tmp_path, processes=1, dataset_name="./prompts.jsonl")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "conscience.train", "--config", recipe, "--output_dir", str(out)],
+        env=_env(tiny_cache),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 1
+    events = _events(out)
+    _check_stream(events)
+    assert [e["type"] for e in events] == ["run_started", "run_finished"]
+    finished = events[-1]
+    assert finished["status"] == "failed" and finished["exit_code"] == 1
+    assert f"{bad}:2: `label` must be one of" in finished["error"]
+    assert f"{bad}:2:" in proc.stderr
+
+
+def test_unusable_recipe_exits_2_naming_the_line(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("max_steps: 2\nreward_funcs: [refusal]\nmax_stepz: 3\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "conscience.train", "--config", str(recipe)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    assert "max_stepz (line 3)" in proc.stderr
