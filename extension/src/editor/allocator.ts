@@ -39,7 +39,6 @@ function kindOf(doc: vscode.TextDocument): Kind {
 
 class AllocatorHost implements vscode.Disposable {
   private loading: Promise<Allocator> | undefined;
-  private loadError: string | undefined;
   private warned = false;
   private readonly docCache = new Map<string, { version: number; prompts: FoundPrompt[]; section?: Record<string, unknown> }>();
   private readonly changed = new vscode.EventEmitter<void>();
@@ -47,6 +46,7 @@ class AllocatorHost implements vscode.Disposable {
   panel: vscode.WebviewPanel | undefined;
   private panelReady = false;
   private pendingMessage: ToWebview | undefined;
+  private requests = 0;
   /** the document the inspector's prompt came from (its recipe policy applies to rescoring) */
   lastDoc: vscode.TextDocument | undefined;
 
@@ -67,13 +67,14 @@ class AllocatorHost implements vscode.Disposable {
       const dir = this.modelDir();
       const policy = vscode.workspace.getConfiguration('conscience.allocator').get<unknown>('policy');
       const started = Date.now();
-      this.loading = Allocator.load(dir, { policy, policySource: 'setting conscience.allocator.policy' }).then(
+      // Small batches keep each synchronous onnxruntime run (on the extension host thread) short;
+      // scores do not depend on the batch, and the model yields between batches.
+      this.loading = Allocator.load(dir, { policy, policySource: 'setting conscience.allocator.policy', maxBatch: 8 }).then(
         (a) => {
           this.log.info(`allocator ${a.model.config.version} loaded from ${dir} in ${Date.now() - started} ms`);
           return a;
         },
         (err: Error) => {
-          this.loadError = err.message;
           this.log.error(`allocator: ${err.message}`);
           if (!this.warned) {
             this.warned = true;
@@ -89,7 +90,6 @@ class AllocatorHost implements vscode.Disposable {
   async reload(): Promise<void> {
     const old = this.loading;
     this.loading = undefined;
-    this.loadError = undefined;
     this.warned = false;
     this.docCache.clear();
     this.changed.fire();
@@ -188,13 +188,15 @@ class AllocatorHost implements vscode.Disposable {
     } else {
       this.panel.reveal(undefined, true);
     }
+    const request = ++this.requests;
     this.post({ type: 'loading', prompt });
     try {
       const a = await this.get();
       const e = await a.explain(prompt, { policy: this.policyFor(doc, a) });
-      this.post({ type: 'show', view: toInspectorView(e, a.model.dir, a.model.config.maxLength) });
+      // A newer request may have started meanwhile: only the latest one is shown.
+      if (request === this.requests) this.post({ type: 'show', view: toInspectorView(e, a.model.dir, a.model.config.maxLength) });
     } catch (err) {
-      this.post({ type: 'error', message: `Could not score the prompt: ${(err as Error).message}` });
+      if (request === this.requests) this.post({ type: 'error', message: `Could not score the prompt: ${(err as Error).message}` });
     }
   }
 
