@@ -7,8 +7,11 @@ Builds ``accelerate launch [--config_file F] --num_processes N --num_machines M 
 shell string), runs it in its own process group and forwards SIGTERM/SIGINT/SIGHUP to the
 whole group, so killing this process cancels the run on every rank (each rank writes nothing
 but rank 0 writes `run_finished` cancelled). Exits with the trainer's exit code.
-`--dry-run` prints the argv as JSON and exits. With `launch.cpu` and no OMP_NUM_THREADS in the
-environment it sets OMP_NUM_THREADS=1 (what torchrun does for each rank anyway).
+`--dry-run` prints the argv as JSON and exits; `--plan` prints everything that would start.
+With `launch.cpu` and no OMP_NUM_THREADS in the environment it sets OMP_NUM_THREADS=1 (what
+torchrun does for each rank anyway). With `launch.vllm_server` on one machine it also starts
+`python -m trl.scripts.vllm_serve` on the last `vllm_server_gpus` GPUs, gives training the
+others, points the trainer at it and stops it when training ends (see :func:`plan`).
 
 For multi-node runs (SLURM) set the per-node flags (`--machine_rank`, `--main_process_ip`)
 with `--accelerate-arg` (repeatable).
@@ -65,30 +68,116 @@ def build_command(
     return cmd
 
 
-def cpu_launch(recipe_path: str) -> bool:
-    from .recipe import parse_section, read_recipe_yaml
+def _visible_gpus(env: dict) -> list[str]:
+    """GPU ids this node may use: CUDA_VISIBLE_DEVICES, else one per `nvidia-smi -L` line."""
+    vis = env.get("CUDA_VISIBLE_DEVICES")
+    if vis is not None:
+        return [g.strip() for g in vis.split(",") if g.strip()]
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(l for l in out.splitlines() if l.startswith("GPU "))]
 
+
+def plan(
+    recipe_path: str,
+    trainer_args: Optional[list[str]] = None,
+    accelerate_args: Optional[list[str]] = None,
+    env: Optional[dict] = None,
+    server_port: Optional[int] = None,
+) -> dict:
+    """Everything `main` will start: {"train": argv, "train_env": {...}, "server": argv|None, "server_env": {...}}.
+
+    With `launch.vllm_server` on one machine, the last `vllm_server_gpus` visible GPUs run
+    `python -m trl.scripts.vllm_serve` (TRL's `trl vllm-serve`) and training gets the others;
+    the trainer is told `--vllm_server_host 127.0.0.1 --vllm_server_port P`. With several
+    machines the server is not started here (run it on its own node, e.g. SLURM's last one,
+    and pass `--vllm_server_host`).
+    """
+    from .recipe import RecipeError, _resolve_relative, parse_section, read_recipe_yaml
+
+    env = dict(os.environ if env is None else env)
     raw, _, lines = read_recipe_yaml(recipe_path)
-    return parse_section("launch", raw.get("launch"), recipe_path, lines).cpu
+    launch = parse_section("launch", raw.get("launch"), recipe_path, lines)
+    trainer_args = list(trainer_args or [])
+    result: dict = {"train_env": {}, "server": None, "server_env": {}}
+    if launch.cpu and "OMP_NUM_THREADS" not in env:
+        # torchrun sets 1 thread per process; the single-process launcher does not, and on a
+        # busy machine torch's default (all cores) spin-waits: 15x slower steps measured.
+        result["train_env"]["OMP_NUM_THREADS"] = "1"
+    if launch.vllm_server and launch.num_machines == 1:
+        gpus = _visible_gpus(env)
+        need = launch.vllm_server_gpus
+        if need != launch.vllm_tensor_parallel_size * launch.vllm_data_parallel_size:
+            raise RecipeError(
+                f"{recipe_path}:{lines.get('launch.vllm_server_gpus', '?')}: launch.vllm_server_gpus ({need}) must equal "
+                f"vllm_tensor_parallel_size x vllm_data_parallel_size "
+                f"({launch.vllm_tensor_parallel_size} x {launch.vllm_data_parallel_size})"
+            )
+        if len(gpus) < need + launch.num_processes:
+            raise RecipeError(
+                f"{recipe_path}:{lines.get('launch', '?')}: launch needs {launch.num_processes} training GPUs + {need} "
+                f"for the vLLM server, this machine has {len(gpus)} ({','.join(gpus) or 'none'})"
+            )
+        server_gpus, train_gpus = gpus[len(gpus) - need:], gpus[: len(gpus) - need]
+        model = _resolve_relative(raw.get("model_name_or_path"), os.path.dirname(os.path.abspath(recipe_path)))
+        if not model:
+            raise RecipeError(f"{recipe_path}: launch.vllm_server needs model_name_or_path")
+        port = server_port or 8000
+        result["server"] = [
+            sys.executable, "-m", "trl.scripts.vllm_serve",
+            "--model", str(model),
+            "--tensor_parallel_size", str(launch.vllm_tensor_parallel_size),
+            "--data_parallel_size", str(launch.vllm_data_parallel_size),
+            "--gpu_memory_utilization", str(launch.vllm_gpu_memory_utilization),
+            "--host", "127.0.0.1",
+            "--port", str(port),
+        ]
+        if raw.get("model_revision"):
+            result["server"] += ["--revision", str(raw["model_revision"])]
+        result["server_env"] = {"CUDA_VISIBLE_DEVICES": ",".join(server_gpus)}
+        result["train_env"]["CUDA_VISIBLE_DEVICES"] = ",".join(train_gpus)
+        trainer_args = ["--vllm_server_host", "127.0.0.1", "--vllm_server_port", str(port)] + trainer_args
+    result["train"] = build_command(recipe_path, trainer_args, accelerate_args)
+    return result
 
 
-def run(cmd: list[str], env: Optional[dict] = None) -> int:
-    """Run `cmd` in a new process group; forward termination signals to the group."""
+def run(cmd: list[str], env: Optional[dict] = None, server: Optional[list[str]] = None, server_env: Optional[dict] = None) -> int:
+    """Run `cmd` in a new process group; forward termination signals to the group.
+
+    `server` (the vLLM server) runs in its own group beside it and is stopped when `cmd` ends.
+    """
+    srv = subprocess.Popen(server, env=server_env, start_new_session=True) if server else None
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)
 
     def forward(signum, frame):
-        try:
-            os.killpg(proc.pid, signum)
-        except ProcessLookupError:
-            pass
+        for p in (proc, srv):
+            if p is None:
+                continue
+            try:
+                os.killpg(p.pid, signum)
+            except ProcessLookupError:
+                pass
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
-    while True:
-        try:
-            return proc.wait()
-        except InterruptedError:  # pragma: no cover
-            continue
+    try:
+        while True:
+            try:
+                return proc.wait()
+            except InterruptedError:  # pragma: no cover
+                continue
+    finally:
+        if srv is not None and srv.poll() is None:
+            try:
+                os.killpg(srv.pid, signal.SIGTERM)
+                srv.wait(timeout=30)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(srv.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -100,24 +189,26 @@ def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m conscience.launch", description="Launch conscience.train with accelerate.")
     p.add_argument("--config", required=True, help="recipe YAML")
     p.add_argument("--accelerate-arg", action="append", default=[], help="extra flag for accelerate launch (repeatable)")
-    p.add_argument("--dry-run", action="store_true", help="print the command as JSON and exit")
+    p.add_argument("--dry-run", action="store_true", help="print the accelerate argv as JSON and exit (no GPU planning)")
+    p.add_argument("--plan", action="store_true", help="print everything that would start (train, vLLM server, env) as JSON and exit")
+    p.add_argument("--vllm-port", type=int, default=None, help="port of the vLLM server started for launch.vllm_server (default 8000)")
     a = p.parse_args(argv)
     from .recipe import RecipeError
 
     try:
-        cmd = build_command(a.config, trainer_args, a.accelerate_arg)
+        if a.dry_run:  # the accelerate argv only: works on any machine (no GPU planning)
+            print(json.dumps(build_command(a.config, trainer_args, a.accelerate_arg)))
+            return 0
+        pl = plan(a.config, trainer_args, a.accelerate_arg, server_port=a.vllm_port)
     except RecipeError as e:
         print(f"conscience.launch: {e}", file=sys.stderr)
         return 2
-    if a.dry_run:
-        print(json.dumps(cmd))
+    if a.plan:
+        print(json.dumps(pl, indent=2))
         return 0
-    env = dict(os.environ)
-    if cpu_launch(a.config) and "OMP_NUM_THREADS" not in env:
-        # torchrun sets 1 thread per process; the single-process launcher does not, and on a
-        # busy machine torch's default (all cores) spin-waits: 15x slower steps measured.
-        env["OMP_NUM_THREADS"] = "1"
-    code = run(cmd, env)
+    env = dict(os.environ, **pl["train_env"])
+    server_env = dict(os.environ, **pl["server_env"]) if pl["server"] else None
+    code = run(pl["train"], env, pl["server"], server_env)
     return code if code >= 0 else 128 - code
 
 

@@ -100,3 +100,26 @@ def test_launcher_argv():
         [sys.executable, "-m", "conscience.launch", "--config", DEMO, "--dry-run"], capture_output=True, text=True, check=True
     )
     assert json.loads(out.stdout)[-3:] == ["/".join([ROOT, "recipes/demo/tiny-cpu.yaml"]), "--use_cpu", "true"]
+
+
+def test_vllm_server_plan_splits_gpus(tmp_path):
+    from conscience.launch import plan
+
+    p = _recipe(
+        tmp_path,
+        "model_name_or_path: Qwen/Qwen2.5-0.5B\nuse_vllm: true\n"
+        "launch:\n  num_processes: 3\n  vllm_server: true\n  vllm_server_gpus: 1\n",
+    )
+    pl = plan(p, ["--max_steps", "5"], env={"CUDA_VISIBLE_DEVICES": "4,5,6,7"}, server_port=8123)
+    assert pl["server_env"] == {"CUDA_VISIBLE_DEVICES": "7"}
+    assert pl["train_env"]["CUDA_VISIBLE_DEVICES"] == "4,5,6"
+    srv = pl["server"]
+    assert srv[1:3] == ["-m", "trl.scripts.vllm_serve"] and srv[srv.index("--model") + 1] == "Qwen/Qwen2.5-0.5B"
+    assert srv[srv.index("--port") + 1] == "8123"
+    assert pl["train"][-6:] == ["--vllm_server_host", "127.0.0.1", "--vllm_server_port", "8123", "--max_steps", "5"]
+    with pytest.raises(RecipeError, match="needs 3 training GPUs \\+ 1 for the vLLM server, this machine has 2"):
+        plan(p, env={"CUDA_VISIBLE_DEVICES": "0,1"})
+    # without a server: nothing extra
+    pl = plan(DEMO, env={})
+    assert pl["server"] is None and pl["train_env"] == {"OMP_NUM_THREADS": "1"}
+    assert plan(DEMO, env={"OMP_NUM_THREADS": "4"})["train_env"] == {}
