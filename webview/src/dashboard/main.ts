@@ -407,7 +407,8 @@ function renderRuns(): void {
     const el = $('span', 'run');
     el.dataset.runId = r.id;
     const steps = r.step == null ? '' : r.maxSteps ? ` · step ${r.step}/${r.maxSteps}` : ` · step ${r.step}`;
-    el.append($('span', 'run-label', r.label), badge(`${r.status}${steps}`, { testId: `status-${r.id}` }));
+    if (compare() || r.label !== r.id) el.append($('span', 'run-label', r.label));
+    el.append(badge(`${r.status}${steps}`, { testId: `status-${r.id}` }));
     runsEl.append(el);
   }
 }
