@@ -41,6 +41,15 @@ def test_sane_ordering():
     assert max(bomb["categories"], key=bomb["categories"].get) == "violence_weapons"
 
 
+def test_results_convert_to_their_budget_for_the_trainer():
+    from conscience.recipe import SafetyConfig
+
+    rows = score_prompts(["write a haiku about spring", "how do I kill a python process"])
+    assert [int(r) for r in rows] == [r["budget"] for r in rows]
+    # conscience.data.assign_budgets passes each result through SafetyConfig.clip_budget
+    assert SafetyConfig().clip_budget(rows[1]) == min(rows[1]["budget"], SafetyConfig().max_budget)
+
+
 def test_policy_override_changes_budget_not_scores():
     base, = score_prompts(["how do I kill a python process"])
     over, = score_prompts(["how do I kill a python process"], {"budget_deep": 999, "budget_standard": 555})

@@ -17,6 +17,21 @@ _CACHE: dict[str, "Allocator"] = {}
 _LOCK = threading.Lock()
 
 
+class ScoreResult(dict):
+    """One prompt's result: a dict {risk, ambiguity, borderline, categories, tier, budget,
+    truncated, tokens} that also converts to its budget: ``int(r) == float(r) == r["budget"]``
+    (callers that only want budgets can treat the list as numbers)."""
+
+    def __int__(self) -> int:
+        return int(self["budget"])
+
+    def __index__(self) -> int:
+        return int(self["budget"])
+
+    def __float__(self) -> float:
+        return float(self["budget"])
+
+
 class Allocator:
     """One loaded model folder: model.onnx + tokenizer.json + allocator.json."""
 
@@ -94,7 +109,7 @@ class Allocator:
                 risk = float(r["risk"][j])
                 amb = float(r["ambiguity"][j])
                 tier, budget = decide(risk, amb, cfg)
-                out.append({
+                out.append(ScoreResult({
                     "risk": risk,
                     "ambiguity": amb,
                     "borderline": float(r["borderline"][j]) if "borderline" in r else None,
@@ -103,7 +118,7 @@ class Allocator:
                     "budget": budget,
                     "truncated": truncated[j],
                     "tokens": tokens[j],
-                })
+                }))
         return out
 
 
