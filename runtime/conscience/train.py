@@ -254,16 +254,22 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     training_args = recipe.training_args
     output_dir = training_args.output_dir
-    resume_from = training_args.resume_from_checkpoint or _last_checkpoint(output_dir)
-    if isinstance(resume_from, str) and resume_from.lower() == "false":
+    resume_from = training_args.resume_from_checkpoint
+    if isinstance(resume_from, str) and resume_from.lower() in ("false", "0", "no", ""):
         resume_from = None
+    elif isinstance(resume_from, str) and resume_from.lower() in ("true", "1", "yes"):
+        resume_from = _last_checkpoint(output_dir)
+    else:
+        resume_from = resume_from or _last_checkpoint(output_dir)
 
     rank = _rank()
     writer = None
     if rank == 0:
         from .events import EventWriter
 
-        writer = EventWriter(output_dir, resume=resume_from is not None)
+        # Always continue an existing stream (same run_id, seq goes on), checkpoint or not:
+        # a reader that resumes a run keeps its byte offset into this file.
+        writer = EventWriter(output_dir, resume=True)
     from .rewards import logged_name
 
     try:

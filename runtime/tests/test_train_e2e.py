@@ -217,3 +217,20 @@ def test_unusable_recipe_exits_2_naming_the_line(tmp_path):
     )
     assert proc.returncode == 2
     assert "max_stepz (line 3)" in proc.stderr
+
+
+def test_restart_without_checkpoint_appends_to_the_same_stream(tmp_path, tiny_cache):
+    bad = tmp_path / "prompts.jsonl"
+    bad.write_text('{"id": "1", "prompt": "hi", "label": "nope"}\n')
+    recipe = _recipe(tmp_path, processes=1, dataset_name="./prompts.jsonl")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "conscience.train", "--config", recipe, "--output_dir", str(out)]
+    assert subprocess.run(cmd, env=_env(tiny_cache), capture_output=True, timeout=180).returncode == 1
+    first = _events(out)
+    size = os.path.getsize(out / "events.jsonl")
+    assert subprocess.run(cmd, env=_env(tiny_cache), capture_output=True, timeout=180).returncode == 1
+    events = _events(out)
+    assert events[: len(first)] == first and os.path.getsize(out / "events.jsonl") > size
+    _check_stream(events)
+    assert [e["type"] for e in events] == ["run_started", "run_finished"] * 2
+    assert events[2]["resumed_from"] is None
