@@ -60,9 +60,11 @@ export function activateDashboard(context: vscode.ExtensionContext, log: vscode.
       const id = typeof arg === 'string' ? arg : (arg as { id?: unknown } | undefined)?.id;
       await open(typeof id === 'string' ? [id] : await pickRuns(false));
     }),
-    vscode.commands.registerCommand('conscience.compareRuns', async (arg?: unknown) => {
-      const ids = Array.isArray(arg) ? arg.filter((x): x is string => typeof x === 'string') : await pickRuns(true);
-      await open(ids);
+    // args: run ids; or, from a tree with multi-select, (clicked node, selected nodes) with `id`s
+    vscode.commands.registerCommand('conscience.compareRuns', async (arg?: unknown, selected?: unknown) => {
+      const idOf = (x: unknown) => (typeof x === 'string' ? x : typeof (x as { id?: unknown })?.id === 'string' ? (x as { id: string }).id : undefined);
+      const given = (Array.isArray(selected) ? selected : Array.isArray(arg) ? arg : []).map(idOf).filter((x): x is string => !!x);
+      await open(given.length > 1 ? given : await pickRuns(true));
     }),
     vscode.window.registerWebviewPanelSerializer(VIEW_TYPE, {
       async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown) {
