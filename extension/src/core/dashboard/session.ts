@@ -130,6 +130,7 @@ export class DashboardSession {
     switch (msg.type) {
       case 'ready':
         this.ready = true;
+        this.viewId = 0; // a (re)loaded webview counts its views from 0 again
         if (msg.view) this.view = msg.view;
         this.chartSig = '';
         this.push(true);
