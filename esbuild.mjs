@@ -29,6 +29,9 @@ const builds = [
     format: 'cjs',
     target: 'node20',
     external,
+    // jsonc-parser's "main" is a UMD build whose require('./impl/format') esbuild cannot see,
+    // so the bundle failed at run time ("Cannot find module './impl/format'"): use its ESM build.
+    alias: { 'jsonc-parser': './node_modules/jsonc-parser/lib/esm/main.js' },
   },
   {
     ...common,
