@@ -15,8 +15,9 @@ export interface HtmlOptions {
   title: string;
 }
 
+/** Escapes text for element content and double-quoted attributes (every attribute here is). */
 const esc = (s: string): string =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
 export function dashboardHtml(o: HtmlOptions): string {
   const csp = [

@@ -35,6 +35,8 @@ interface RunState {
   meta: RunMeta;
   series: RunSeries;
   samples: { step: number; rows: SampleRowMsg[] } | null;
+  /** Set once the run store reported a state: from then on it, not the events, names the status. */
+  fromStore: boolean;
   ema: Map<string, { weight: number; generation: number; upTo: number; state: EmaState; out: Float64Array }>;
 }
 
@@ -64,6 +66,7 @@ export class DashboardSession {
         meta: { id: r.id, label: r.label ?? r.id, status: r.status ?? 'unknown', step: null, maxSteps: null, rows: 0 },
         series: new RunSeries(r.id),
         samples: null,
+        fromStore: false,
         ema: new Map(),
       });
     }
@@ -89,10 +92,10 @@ export class DashboardSession {
           break;
         case 'run_started':
           r.meta.maxSteps = numOrNull(ev.max_steps);
-          r.meta.status = 'running';
+          if (!r.fromStore) r.meta.status = 'running';
           break;
         case 'run_finished':
-          r.meta.status = typeof ev.status === 'string' ? ev.status : 'finished';
+          if (!r.fromStore) r.meta.status = typeof ev.status === 'string' ? ev.status : 'finished';
           break;
         case 'samples':
           if (Array.isArray(ev.rows)) {
@@ -102,7 +105,7 @@ export class DashboardSession {
           break;
         case 'heartbeat':
         case 'checkpoint':
-          if (r.meta.status === 'unknown') r.meta.status = 'running';
+          if (!r.fromStore && r.meta.status === 'unknown') r.meta.status = 'running';
           break;
       }
     }
@@ -113,7 +116,9 @@ export class DashboardSession {
   /** Status from the run store (run.json), which knows states events cannot (queued, ...). */
   setStatus(runId: string, status: string): void {
     const r = this.runs.get(runId);
-    if (!r || r.meta.status === status) return;
+    if (!r) return;
+    r.fromStore = true; // the run store knows states events cannot (queued, cancelling, ...): it wins
+    if (r.meta.status === status) return;
     r.meta.status = status;
     if (this.ready) this.opts.post({ type: 'runs', runs: this.metas() });
   }
