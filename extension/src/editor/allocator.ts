@@ -11,6 +11,7 @@ import { Allocator, defaultModelDir, parsePolicy, type Assessment, type Policy }
 import { csvPrompts, csvPromptsInWindow, jsonlLinePrompt, yamlAllocatorSection, yamlPrompts, type FoundPrompt } from '../core/allocator/prompts';
 import { hintLabel, toInspectorView } from '../core/allocator/view';
 import { parseToHost, type ToWebview } from '../core/protocol/inspector';
+import { dashboardHtml as webviewHtml } from '../core/dashboard/html';
 
 export const INSPECT_COMMAND = 'conscience.inspectPrompt';
 const SELECTOR: vscode.DocumentSelector = [
@@ -208,13 +209,13 @@ class AllocatorHost implements vscode.Disposable {
 
   private html(webview: vscode.Webview, root: vscode.Uri): string {
     const nonce = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
-    const js = webview.asWebviewUri(vscode.Uri.joinPath(root, 'inspector.js'));
-    const css = webview.asWebviewUri(vscode.Uri.joinPath(root, 'inspector.css'));
-    return `<!DOCTYPE html><html lang="en"><head><meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource}; script-src 'nonce-${nonce}';">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${css}"><title>Prompt budget</title></head>
-<body><main id="root"><p data-testid="loading">Scoring the prompt…</p></main><script nonce="${nonce}" src="${js}"></script></body></html>`;
+    return webviewHtml({
+      cspSource: webview.cspSource,
+      nonce,
+      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(root, 'inspector.js')).toString(),
+      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(root, 'inspector.css')).toString(),
+      title: 'Prompt budget',
+    });
   }
 
   dispose(): void {

@@ -4,9 +4,10 @@
 // host is validated; user text is only ever set through textContent.
 import './style.css';
 import { parseToWebview, type InspectorView, type ToHost } from '../../../extension/src/core/protocol/inspector';
+import { button, registerUi } from '../ui';
 
-declare function acquireVsCodeApi(): { postMessage(msg: unknown): void; getState(): unknown; setState(s: unknown): void };
 const vscode = acquireVsCodeApi();
+registerUi();
 const post = (m: ToHost): void => vscode.postMessage(m);
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...children: Array<Node | string>): HTMLElementTagNameMap[K] {
@@ -98,8 +99,7 @@ function render(v: InspectorView): void {
   // Edit and rescore.
   const area = el('textarea', { 'data-testid': 'prompt-input', rows: '4', 'aria-label': 'prompt' });
   area.value = v.prompt.length > 100_000 ? v.prompt.slice(0, 100_000) : v.prompt;
-  const btn = el('button', { 'data-testid': 'rescore' }, 'Score again');
-  btn.addEventListener('click', () => post({ type: 'rescore', prompt: area.value }));
+  const btn = button('Score again', () => post({ type: 'rescore', prompt: area.value }), { testId: 'rescore' });
   root.append(
     el('section', {}, el('h2', {}, 'Try a variant'), area, btn),
     el('footer', {}, `${v.tokens} tokens read · model ${v.modelVersion} · ${v.modelDir}`),
