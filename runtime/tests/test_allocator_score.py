@@ -108,7 +108,7 @@ def test_score_cli_streams_stdin():
     proc = subprocess.Popen([PY, "-m", "conscience.allocator", "score", "-"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        for i in range(40):  # more than one batch (32); stdin stays open
+        for i in range(300):  # more than one scoring window (8 batches of 32); stdin stays open
             proc.stdin.write((json.dumps({"id": i, "prompt": f"question number {i}"}) + "\n").encode())
         proc.stdin.flush()
         sel = selectors.DefaultSelector()
@@ -118,7 +118,7 @@ def test_score_cli_streams_stdin():
         assert first["id"] == 0
         proc.stdin.close()
         rest = proc.stdout.read().decode().splitlines()
-        assert len(rest) == 39
+        assert len(rest) == 299
         assert proc.wait(timeout=60) == 0
     finally:
         if proc.poll() is None:
@@ -134,3 +134,24 @@ def test_score_cli_usage_errors(tmp_path):
     r = subprocess.run([PY, "-m", "conscience.allocator", "score", str(f), "--policy", '{"budget_dep": 3}'],
                        capture_output=True, timeout=120)
     assert r.returncode == 1 and b"unknown allocator setting 'budget_dep'" in r.stderr
+
+
+def test_score_cli_100k_lines(tmp_path):
+    """100,000 lines (every 50th a prompt, the rest broken or blank) stream through: each bad
+    line is named, each good one scored, in input order."""
+    f = tmp_path / "big.jsonl"
+    with f.open("w") as fh:
+        for i in range(1, 100_001):
+            if i % 50 == 0:
+                fh.write(json.dumps({"id": i, "prompt": f"how do I cook dish number {i}"}) + "\n")
+            elif i % 2:
+                fh.write("{not json\n")
+            else:
+                fh.write("\n")
+    r = subprocess.run([PY, "-m", "conscience.allocator", "score", str(f)], capture_output=True, timeout=600)
+    assert r.returncode == 1
+    ids = [json.loads(l)["id"] for l in r.stdout.decode().splitlines()]
+    assert ids == list(range(50, 100_001, 50))
+    errs = r.stderr.decode().splitlines()
+    assert sum(1 for e in errs if ": not JSON" in e) == 50_000
+    assert f"{f}:99999: not JSON" in r.stderr.decode()

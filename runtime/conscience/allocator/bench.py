@@ -3,7 +3,9 @@
     python -m conscience.allocator bench --model models/allocator --n 1000
 
 Prints one JSON object: p50_ms / p99_ms (one prompt per call: tokenize + session.run),
-batch_per_s (prompts per second through `batch`-sized calls, tokenization included),
+batch_per_s (prompts per second through consecutive `batch`-sized calls, tokenization
+included), batch_sorted_per_s (the same through Allocator.score, which batches by length and
+applies the policy),
 model_mb (model.onnx), plus the settings used. Prompts are the labelled set's own prompts,
 cycled to n.
 """
@@ -47,11 +49,15 @@ def bench(model: str | None, n: int = 1000, batch: int = 32, threads: int | None
         ids, mask, _, _ = alloc.encode(prompts[i:i + batch])
         alloc.run(ids, mask)
     dt = time.perf_counter() - t
+    t = time.perf_counter()
+    alloc.score(prompts, batch=batch, sort=True)
+    dt_sorted = time.perf_counter() - t
     lat_ms = np.array(lat) * 1000
     return {
         "p50_ms": round(float(np.percentile(lat_ms, 50)), 4),
         "p99_ms": round(float(np.percentile(lat_ms, 99)), 4),
         "batch_per_s": round(n / dt, 1),
+        "batch_sorted_per_s": round(n / dt_sorted, 1),
         "model_mb": round((model_dir / "model.onnx").stat().st_size / 2**20, 3),
         "n": n,
         "batch": batch,

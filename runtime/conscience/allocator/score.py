@@ -98,18 +98,23 @@ class Allocator:
         res = self.sess.run(None, {"input_ids": ids, "attention_mask": mask})
         return dict(zip(self.out_names, res))
 
-    def score(self, texts: list[str], cfg: AllocatorConfig | None = None, batch: int = 32) -> list[dict[str, Any]]:
+    def score(self, texts: list[str], cfg: AllocatorConfig | None = None, batch: int = 32,
+              sort: bool = True) -> list[dict[str, Any]]:
+        """Scores in batches of ``batch``. With ``sort`` the prompts are batched by length
+        (less padding; results come back in input order). Scores do not depend on the
+        batching, so this only changes speed."""
         cfg = cfg or load_config({"model": str(self.dir)})
-        out: list[dict[str, Any]] = []
-        for i in range(0, len(texts), batch):
-            chunk = texts[i:i + batch]
-            ids, mask, truncated, tokens = self.encode(chunk)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i])) if sort else list(range(len(texts)))
+        out: list[Any] = [None] * len(texts)
+        for i in range(0, len(order), batch):
+            idx = order[i:i + batch]
+            ids, mask, truncated, tokens = self.encode([texts[k] for k in idx])
             r = self.run(ids, mask)
-            for j in range(len(chunk)):
+            for j, k in enumerate(idx):
                 risk = float(r["risk"][j])
                 amb = float(r["ambiguity"][j])
                 tier, budget = decide(risk, amb, cfg)
-                out.append(ScoreResult({
+                out[k] = ScoreResult({
                     "risk": risk,
                     "ambiguity": amb,
                     "borderline": float(r["borderline"][j]) if "borderline" in r else None,
@@ -118,7 +123,7 @@ class Allocator:
                     "budget": budget,
                     "truncated": truncated[j],
                     "tokens": tokens[j],
-                }))
+                })
         return out
 
 
@@ -196,7 +201,7 @@ def score_stream(stream: IO[bytes], name: str, out: IO[str], err: IO[str],
             errors += 1
             continue
         pending.append((n, pid, prompt))
-        if len(pending) >= batch:
+        if len(pending) >= batch * 8:  # a window of 8 batches, sorted by length inside
             flush()
     flush()
     return scored, errors
