@@ -48,6 +48,8 @@ export interface StartOptions {
   settings?: Record<string, unknown>;
   /** Workspace settings (.vscode/settings.json). */
   workspaceSettings?: Record<string, unknown>;
+  /** Symlinks made in the workspace: path inside the workspace → target. */
+  links?: Record<string, string>;
   /** Install this .vsix (code-server --install-extension) instead of loading the repository unpacked. */
   vsix?: string;
 }
@@ -97,6 +99,7 @@ export async function startCodeServer(name: string, opts: StartOptions = {}): Pr
     if (typeof content === 'string') writeFileSync(dest, content);
     else cpSync(content.copyFrom, dest, { recursive: true });
   }
+  for (const [rel, target] of Object.entries(opts.links ?? {})) symlinkSync(target, join(workspace, rel));
   if (opts.workspaceSettings) {
     mkdirSync(join(workspace, '.vscode'), { recursive: true });
     writeFileSync(join(workspace, '.vscode/settings.json'), JSON.stringify(opts.workspaceSettings, null, 2));
