@@ -40,6 +40,15 @@ describe('ssh launch', { timeout: 900_000 }, () => {
     assert.match(r.stdout, /-m conscience\.launch --config/);
   });
 
+  it('reaches the host through a ProxyJump hop (ssh2 forwardOut)', async () => {
+    // the same sshd serves as jump host and target: 127.0.0.1:port -> forwardOut -> 127.0.0.1:port
+    const ws = makeWorkspace({ box: sshTarget({ proxyJump: `root@127.0.0.1:${sshd.port}` }) });
+    const r = await cli(ws, ['launch', 'recipes/demo/tiny-cpu.yaml', '--target', 'box', '--dry-run', '--format', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const plan = JSON.parse(r.stdout) as { host: string; projectDir: string };
+    assert.ok(plan.projectDir.startsWith(join(sshd.dir, 'remote')), plan.projectDir);
+  });
+
   it('refuses a changed host key, and an unknown key unless --accept-new', async () => {
     const other = join(sshd.dir, 'other_known_hosts');
     // a different ed25519 key recorded for [127.0.0.1]:port

@@ -301,6 +301,8 @@ export async function connectSsh(t: SshTarget, opts: SshConnectOptions = {}): Pr
       for (const hop of r.proxyJump.split(',')) {
         const j = parseJump(hop);
         const jr = await resolve({ host: j.host, port: j.port, user: j.user, knownHostsFile: t.knownHostsFile, sshConfigFile: t.sshConfigFile });
+        // a hop without its own IdentityFile (ssh config) tries the target's key
+        if (!jr.identityFiles.length && t.identityFile) jr.identityFiles = [t.identityFile];
         const c = await connectClient(jr, opts, sock);
         jumps.push(c);
         // next hop (or the target) is reached through this one
