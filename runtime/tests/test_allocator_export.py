@@ -62,7 +62,7 @@ def test_int8_close_to_fp32_and_batch_independent(exported):
 
 def test_quick_train_writes_a_complete_folder(tmp_path):
     r = subprocess.run([sys.executable, "-m", "conscience.allocator", "train", "--out", str(tmp_path / "m"),
-                        "--limit", "150", "--epochs", "20"], capture_output=True, timeout=600)
+                        "--limit", "150", "--epochs", "20", "--finetune-epochs", "1"], capture_output=True, timeout=600)
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     m = tmp_path / "m"
     for f in ("model.onnx", "tokenizer.json", "allocator.json", "metrics.json"):
@@ -72,6 +72,7 @@ def test_quick_train_writes_a_complete_folder(tmp_path):
     assert meta["max_length"] == 128 and meta["policy"]["budget_deep"] == 512
     metrics = json.loads((m / "metrics.json").read_text())
     assert metrics["max_abs_diff_fp32_vs_pytorch"] < 1e-4
+    assert metrics["finetune_epochs"] == 1 and "fine-tuned 1 epochs" in meta["encoder"]
     assert 0.0 <= metrics["onnx_fp32_test"]["f1_harmful"] <= 1.0
     out = subprocess.run([sys.executable, "-m", "conscience.allocator", "score", "-", "--model", str(m)],
                          input=b'{"prompt": "hello"}\n', capture_output=True, timeout=300)

