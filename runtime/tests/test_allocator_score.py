@@ -89,6 +89,7 @@ def test_score_cli_reports_bad_lines_and_scores_the_rest(tmp_path):
         b"",
         json.dumps({"prompt": ""}).encode(),
         json.dumps({"id": "big", "prompt": "tell me more " * 100000}).encode(),
+        b'{"id": "surrogate", "prompt": "lone \\ud800 half of a pair"}',
     ]
     f.write_bytes(b"\n".join(lines) + b"\n")
     out = subprocess.run([PY, "-m", "conscience.allocator", "score", str(f)], capture_output=True, timeout=300)
@@ -97,8 +98,8 @@ def test_score_cli_reports_bad_lines_and_scores_the_rest(tmp_path):
     for n, why in ((2, "not JSON"), (3, "invalid UTF-8"), (4, "expected a JSON object"), (5, '"prompt" is missing')):
         assert f"{f}:{n}: {why}" in err, err
     rows = [json.loads(l) for l in out.stdout.decode().splitlines()]
-    assert [r["id"] for r in rows] == ["a", 7, "big"]
-    assert [r["line"] for r in rows] == [1, 7, 8]
+    assert [r["id"] for r in rows] == ["a", 7, "big", "surrogate"]
+    assert [r["line"] for r in rows] == [1, 7, 8, 9]
     assert rows[2]["truncated"] is True and rows[0]["truncated"] is False
     for r in rows:
         assert set(r) >= {"id", "risk", "tier", "budget", "categories"}

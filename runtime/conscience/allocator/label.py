@@ -45,6 +45,9 @@ def _load_policy(model_dir: str):
 
 
 def _prompt_text(tok, prompt: str) -> str:
+    from .score import clean_text
+
+    prompt = clean_text(prompt)
     if getattr(tok, "chat_template", None):
         msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
         return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)

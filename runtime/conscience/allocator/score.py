@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -13,6 +14,13 @@ import numpy as np
 from .policy import AllocatorConfig, decide, load_config
 
 CHARS_PER_TOKEN_WINDOW = 16
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Lone UTF-16 surrogates (possible in Python strings, e.g. from a JSON "\\ud800" escape)
+    cannot be tokenized: each becomes U+FFFD, as a UTF-8 encoder would write it."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
 _CACHE: dict[str, "Allocator"] = {}
 _LOCK = threading.Lock()
 
@@ -65,6 +73,7 @@ class Allocator:
         (BERT words never span whitespace, so the prefix's first tokens are the whole text's),
         widened x4 until it yields more than fits: a 1 MB prompt costs a few KB of
         tokenization. Same procedure as extension/src/core/allocator/tokenizer.ts."""
+        text = clean_text(text)
         room = self.max_length - 2
         window = room * CHARS_PER_TOKEN_WINDOW
         while True:
