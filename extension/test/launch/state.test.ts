@@ -13,9 +13,17 @@ describe('run state machine', () => {
   });
   it('takes the status from run_finished, and the exit code from the process once it ended', () => {
     const fin = { status: 'completed' as const, exit_code: 0 };
-    assert.deepEqual(deriveState({ ...base, started: true, finished: fin, process: { alive: false, exitCode: 0 } }), { state: 'completed', exitCode: 0, error: null, terminal: true });
+    assert.deepEqual(deriveState({ ...base, started: true, finished: fin, process: { alive: false, exitCode: 0 } }), { state: 'completed', exitCode: 0, error: null, terminal: true, settled: true });
     const c = deriveState({ ...base, started: true, finished: { status: 'cancelled', exit_code: 143, error: 'received SIGTERM' }, process: { alive: false, exitCode: 143 } });
     assert.deepEqual([c.state, c.exitCode, c.error], ['cancelled', 143, 'received SIGTERM']);
+  });
+  it('is settled only once the process is gone; a completed run whose process failed says so', () => {
+    const fin = { status: 'completed' as const, exit_code: 0 };
+    const early = deriveState({ ...base, started: true, finished: fin, process: { alive: true } });
+    assert.deepEqual([early.state, early.terminal, early.settled, early.exitCode], ['completed', true, false, 0]);
+    const late = deriveState({ ...base, started: true, finished: fin, job: { state: 'FAILED', outcome: 'failed', exitCode: 1 } });
+    assert.deepEqual([late.state, late.settled, late.exitCode], ['completed', true, 1]);
+    assert.match(late.error!, /run_finished completed, but its process exited with code 1/);
   });
   it('a trainer that died without run_finished is failed with its exit code', () => {
     const k = deriveState({ ...base, started: true, process: { alive: false, exitCode: 137 } });

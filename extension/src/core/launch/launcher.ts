@@ -24,6 +24,8 @@ import { describeTarget, type Target } from './targets';
 
 export interface Plan {
   runId: string;
+  /** Random per start; exported to the run as CONSCIENCE_LAUNCH_TOKEN. */
+  launchToken: string;
   recipe: string;
   target: Target;
   host: string;
@@ -70,6 +72,7 @@ export async function planLaunch(s: LaunchSession, recipe: string, targetName: s
   }
   const info = await readRecipeInfo(abs);
   const id = runId ?? newRunId(rel);
+  const launchToken = randomBytes(8).toString('hex');
   const host = await s.host(t);
   const baseDir = await s.baseDir(t, host);
   const projectDir = `${baseDir}/projects/${s.projectKey()}`;
@@ -82,15 +85,15 @@ export async function planLaunch(s: LaunchSession, recipe: string, targetName: s
   let script: string;
   let command: string;
   if (t.type === 'slurm') {
-    const spec = { runId: id, projectDir, runDir, python, recipe: recipeOnHost, outputDir, launch: info.launch, model: info.model, target: t, env };
+    const spec = { runId: id, launchToken, projectDir, runDir, python, recipe: recipeOnHost, outputDir, launch: info.launch, model: info.model, target: t, env };
     script = sbatchScript(spec);
     command = `cd -- ${shQuote(projectDir)} && ${sbatchCommand(spec)}`;
   } else {
-    script = wrapperScript({ runId: id, projectDir, runDir, env, argv: trainArgv({ python, recipe: recipeOnHost, outputDir, launch: info.launch }) });
+    script = wrapperScript({ runId: id, launchToken, projectDir, runDir, env, argv: trainArgv({ python, recipe: recipeOnHost, outputDir, launch: info.launch }) });
     command = detachedStartCommand(runDir);
   }
   return {
-    runId: id, recipe: rel, target: t, host: describeTarget(t, s.targets), baseDir, projectDir, runDir, outputDir, python,
+    runId: id, launchToken, recipe: rel, target: t, host: describeTarget(t, s.targets), baseDir, projectDir, runDir, outputDir, python,
     buildsEnv: !t.python, kind: t.type === 'slurm' ? 'slurm' : 'process', script, command, files, info,
   };
 }
@@ -160,6 +163,7 @@ async function start(s: LaunchSession, plan: Plan, rec: RunRecord): Promise<Star
   await writeSecrets(host, plan.runDir, s.opts.secrets);
   rec.python = env.python;
   rec.command = finalPlan.command;
+  rec.launchToken = finalPlan.launchToken;
   try {
     if (plan.kind === 'slurm') {
       await checkPartition(host, t);
@@ -252,17 +256,17 @@ export async function cancelRun(s: LaunchSession, id: string, graceS?: number): 
   } else {
     if (!rec.pgid) throw new Error(`run ${id} has no process group recorded`);
     // TERM to the run's process group; SIGKILL when it outlives the grace period; then any rank that
-    // left the group (accelerate starts its workers in their own session) is found by the run id
-    // the wrapper put in its environment. Detached, so it finishes even if we disconnect.
+    // left the group (accelerate starts its workers in their own session) is found by the launch token
+    // the wrapper put in its environment (unique per start, so a quick resume is never hit). Detached, so it finishes even if we disconnect.
     const killer = [
       'g=$1; n=$2; id=$3',
       'kill -TERM -- -"$g" 2>/dev/null',
       'i=0; while [ "$i" -lt "$n" ]; do ps -o stat= --sid "$g" 2>/dev/null | grep -q "^[^Z]" || break; sleep 1; i=$((i+1)); done',
       'kill -KILL -- -"$g" 2>/dev/null',
-      'for e in /proc/[0-9]*/environ; do if grep -qzxF "CONSCIENCE_RUN_ID=$id" "$e" 2>/dev/null; then p=${e#/proc/}; kill -KILL "${p%/environ}" 2>/dev/null; fi; done',
+      'for e in /proc/[0-9]*/environ; do if grep -qzxF "CONSCIENCE_LAUNCH_TOKEN=$id" "$e" 2>/dev/null; then p=${e#/proc/}; kill -KILL "${p%/environ}" 2>/dev/null; fi; done',
       'exit 0',
     ].join('\n');
-    const r = await host.exec(`setsid nohup bash -c ${shQuote(killer)} conscience-cancel ${shJoin([rec.pgid, grace, rec.id])} >/dev/null 2>&1 </dev/null &`);
+    const r = await host.exec(`setsid nohup bash -c ${shQuote(killer)} conscience-cancel ${shJoin([rec.pgid, grace, rec.launchToken ?? 'none'])} >/dev/null 2>&1 </dev/null &`);
     if (r.code !== 0) throw new Error(`cancel on ${host.label} failed: ${r.stderr.trim()}`);
   }
   rec.state = 'cancelling';

@@ -66,6 +66,8 @@ export interface MonitorOptions {
   /** Milliseconds between process/job status checks (default 1000). */
   statusMs?: number;
   heartbeatTimeoutS?: number;
+  /** How long follow() waits, after the trainer's run_finished, for the process or job to end (default 60 s). */
+  settleMs?: number;
 }
 
 /**
@@ -173,7 +175,8 @@ export class RunMonitor extends EventEmitter {
       if (out.terminal) {
         rec.exitCode = out.exitCode ?? null;
         rec.error = out.error ?? null;
-        rec.finishedAt = rec.finishedAt ?? Date.now() / 1000;
+        // the final exit code is known once the process or job is gone as well
+        if (out.settled) rec.finishedAt = rec.finishedAt ?? Date.now() / 1000;
       }
     }
     if (JSON.stringify(rec) !== before) {
@@ -218,6 +221,7 @@ export class RunMonitor extends EventEmitter {
   async follow(): Promise<RunRecord | undefined> {
     let rec: RunRecord | undefined;
     let settledPasses = 0;
+    let terminalSince: number | undefined;
     while (!this.stopped) {
       try {
         rec = await this.pollOnce();
@@ -226,10 +230,14 @@ export class RunMonitor extends EventEmitter {
         rec = await readRun(this.session.root, this.runId);
       }
       if (rec && TERMINAL_STATES.has(rec.state)) {
-        // one more pass after settling picks up bytes written just before the end
-        if (++settledPasses >= 2) break;
-        this.lastStatusAt = 0;
-        continue;
+        terminalSince ??= Date.now();
+        // wait (bounded) for the process/job to end so its exit code is recorded, then one
+        // more pass picks up bytes written just before the end
+        if (rec.finishedAt || Date.now() - terminalSince > (this.opts.settleMs ?? 60_000)) {
+          if (++settledPasses >= 2) break;
+          this.lastStatusAt = 0;
+          continue;
+        }
       }
       await new Promise((res) => setTimeout(res, this.disconnected ? 1000 : this.opts.intervalMs ?? 250));
     }

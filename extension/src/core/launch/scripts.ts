@@ -100,13 +100,14 @@ export function trainArgv(s: TrainSpec): string[] {
 
 export interface WrapperSpec {
   runId: string;
+  launchToken?: string;
   projectDir: string;
   runDir: string;
   env?: Record<string, string>;
   argv: string[];
 }
 
-function commonPrelude(w: { runId: string; projectDir: string; runDir: string; env?: Record<string, string> }): string[] {
+function commonPrelude(w: { runId: string; projectDir: string; runDir: string; env?: Record<string, string>; launchToken?: string }): string[] {
   const RUN = shQuote(w.runDir);
   return [
     `RUN=${RUN}`,
@@ -116,6 +117,8 @@ function commonPrelude(w: { runId: string; projectDir: string; runDir: string; e
     `export PYTHONPATH=${shQuote(w.projectDir + '/runtime')}"\${PYTHONPATH:+:\$PYTHONPATH}"`,
     'export PYTHONUNBUFFERED=1',
     shExport('CONSCIENCE_RUN_ID', w.runId),
+    // unique per start: cancel finds this attempt's stray ranks by it, never a later resume's
+    ...(w.launchToken ? [shExport('CONSCIENCE_LAUNCH_TOKEN', w.launchToken)] : []),
     ...Object.entries(w.env ?? {}).map(([k, v]) => shExport(k, v)),
   ];
 }
@@ -152,6 +155,7 @@ export function detachedStartCommand(runDir: string): string {
 
 export interface SbatchSpec {
   runId: string;
+  launchToken?: string;
   projectDir: string;
   runDir: string;
   python: string;

@@ -28,6 +28,8 @@ export interface StateOutput {
   exitCode?: number | null;
   error?: string | null;
   terminal: boolean;
+  /** Terminal and the process/job is gone too, so the exit code is final. */
+  settled?: boolean;
 }
 
 const PENDING = new Set(['PENDING', 'CONFIGURING', 'REQUEUED', 'REQUEUE_HOLD', 'SUSPENDED']);
@@ -38,26 +40,29 @@ export function deriveState(i: StateInput): StateOutput {
     const processDone = i.process ? !i.process.alive : i.job ? i.job.outcome !== undefined || !!i.job.gone : true;
     const observed = i.process?.exitCode ?? i.job?.exitCode ?? i.exitFile;
     const code = processDone && observed !== undefined && observed !== null ? observed : i.finished.exit_code;
-    return { state: i.finished.status, exitCode: code, error: i.finished.error ?? null, terminal: true };
+    let error = i.finished.error ?? null;
+    if (processDone && i.finished.status === 'completed' && typeof observed === 'number' && observed !== 0)
+      error = `the trainer wrote run_finished completed, but its process exited with code ${observed}${observed > 128 ? ' (signal ' + (observed - 128) + ')' : ''} (see stderr)`;
+    return { state: i.finished.status, exitCode: code, error, terminal: true, settled: processDone };
   }
   // 2. the process / job ended without run_finished
   if (i.process && !i.process.alive) {
     const code = i.process.exitCode;
-    if (i.cancelRequested) return { state: 'cancelled', exitCode: code ?? null, error: null, terminal: true };
+    if (i.cancelRequested) return { state: 'cancelled', exitCode: code ?? null, error: null, terminal: true, settled: true };
     if (code === undefined || code === null)
-      return { state: 'failed', exitCode: null, error: 'the trainer process disappeared without an exit code (killed with its wrapper, or the host restarted)', terminal: true };
+      return { state: 'failed', exitCode: null, error: 'the trainer process disappeared without an exit code (killed with its wrapper, or the host restarted)', terminal: true, settled: true };
     const sig = code > 128 ? ` (signal ${code - 128})` : '';
-    return { state: 'failed', exitCode: code, error: `the trainer exited with code ${code}${sig} before writing run_finished`, terminal: true };
+    return { state: 'failed', exitCode: code, error: `the trainer exited with code ${code}${sig} before writing run_finished`, terminal: true, settled: true };
   }
   if (i.job && (i.job.outcome || i.job.gone)) {
     const code = i.job.exitCode ?? i.exitFile ?? null;
-    if (i.job.outcome === 'cancelled' || (i.cancelRequested && i.job.outcome !== 'completed')) return { state: 'cancelled', exitCode: code, error: null, terminal: true };
+    if (i.job.outcome === 'cancelled' || (i.cancelRequested && i.job.outcome !== 'completed')) return { state: 'cancelled', exitCode: code, error: null, terminal: true, settled: true };
     if (i.job.outcome === 'completed' && code === 0 && !i.started)
-      return { state: 'failed', exitCode: code, error: 'the job finished without the trainer starting (see stderr)', terminal: true };
+      return { state: 'failed', exitCode: code, error: 'the job finished without the trainer starting (see stderr)', terminal: true, settled: true };
     if (i.job.outcome === 'completed' || (i.job.gone && code === 0)) {
-      return { state: 'failed', exitCode: code, error: 'the job ended before the trainer wrote run_finished', terminal: true };
+      return { state: 'failed', exitCode: code, error: 'the job ended before the trainer wrote run_finished', terminal: true, settled: true };
     }
-    return { state: 'failed', exitCode: code, error: `SLURM job ${i.job.state}${i.job.reason ? ' (' + i.job.reason + ')' : ''}${code !== null ? ', exit code ' + code : ''}`, terminal: true };
+    return { state: 'failed', exitCode: code, error: `SLURM job ${i.job.state}${i.job.reason ? ' (' + i.job.reason + ')' : ''}${code !== null ? ', exit code ' + code : ''}`, terminal: true, settled: true };
   }
   // 3. still there
   if (i.cancelRequested) return { state: 'cancelling', terminal: false };

@@ -67,6 +67,8 @@ export interface RunRecord {
   /** How many times the run was started (1 + resumes). */
   attempts: number;
   cancelRequested?: boolean;
+  /** Random per start, in the run's environment as CONSCIENCE_LAUNCH_TOKEN (cancel's sweep). */
+  launchToken?: string;
   /** run_started seen in the current attempt. */
   sawStarted?: boolean;
   /** run_finished of the current attempt. */
