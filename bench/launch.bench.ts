@@ -17,7 +17,7 @@ import { loadTargets } from '../extension/src/core/launch/targets';
 import type { RunEvent } from '../extension/src/core/runs/events';
 import { writeRun } from '../extension/src/core/runs/store';
 import { startSshd } from '../tests/launch/sshd';
-import { PYTHON, killRunsOf, makeWorkspace } from '../tests/launch/workspace';
+import { PYTHON, killRunsOf, makeWorkspace, removeWorkspaces } from '../tests/launch/workspace';
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -140,6 +140,7 @@ export default async function bench(): Promise<Record<string, number>> {
   } finally {
     await session.close();
     killRunsOf(root);
+    removeWorkspaces();
     sshd.stop();
   }
   return out;

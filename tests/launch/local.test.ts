@@ -10,7 +10,7 @@ import { RunMonitor } from '../../extension/src/core/launch/monitor';
 import { LaunchSession } from '../../extension/src/core/launch/session';
 import { loadTargets } from '../../extension/src/core/launch/targets';
 import { readRun, readRunEvents, runDir } from '../../extension/src/core/runs/store';
-import { PYTHON, checkEventsComplete, cli, killRunsOf, makeWorkspace, processesOfRun, until } from './workspace';
+import { PYTHON, checkEventsComplete, cli, killRunsOf, makeWorkspace, removeWorkspaces, processesOfRun, until } from './workspace';
 
 describe('local launch', { timeout: 900_000 }, () => {
   let root: string;
@@ -22,6 +22,7 @@ describe('local launch', { timeout: 900_000 }, () => {
   after(async () => {
     await session?.close();
     if (root) killRunsOf(root);
+    removeWorkspaces();
   });
 
   it('runs the demo recipe to run_finished completed with every event in the local store (CLI --wait)', async () => {

@@ -11,7 +11,7 @@ import { LaunchSession } from '../../extension/src/core/launch/session';
 import { loadTargets } from '../../extension/src/core/launch/targets';
 import { readRun, readRunEvents, runDir } from '../../extension/src/core/runs/store';
 import { startSshd, type Sshd } from './sshd';
-import { PYTHON, REPO, checkEventsComplete, cli, killRunsOf, makeWorkspace, processesOfRun, until } from './workspace';
+import { PYTHON, REPO, checkEventsComplete, cli, killRunsOf, makeWorkspace, removeWorkspaces, processesOfRun, until } from './workspace';
 
 const CLUSTER = join(REPO, 'tests', 'launch', 'slurm-cluster.sh');
 
@@ -37,6 +37,7 @@ describe('slurm launch', { timeout: 900_000 }, () => {
   after(async () => {
     await session?.close();
     if (root) killRunsOf(root);
+    removeWorkspaces();
     sshd?.stop();
     spawnSync('bash', [CLUSTER, 'stop']);
   });

@@ -12,7 +12,7 @@ import { loadTargets } from '../../extension/src/core/launch/targets';
 import type { RunEvent } from '../../extension/src/core/runs/events';
 import { readRun, runDir } from '../../extension/src/core/runs/store';
 import { startSshd, type Sshd } from './sshd';
-import { PYTHON, checkEventsComplete, cli, environOf, killRunsOf, makeWorkspace, until } from './workspace';
+import { PYTHON, checkEventsComplete, cli, environOf, killRunsOf, makeWorkspace, removeWorkspaces, until } from './workspace';
 
 const HOSTILE = `a'b"c; $(touch /tmp/conscience-pwned-1) \`touch /tmp/conscience-pwned-2\` \\ end\nsecond line`;
 
@@ -28,6 +28,7 @@ describe('ssh launch', { timeout: 900_000 }, () => {
   });
   after(() => {
     if (root) killRunsOf(root);
+    removeWorkspaces();
     sshd?.stop();
   });
 

@@ -1,7 +1,7 @@
 // A real OpenSSH sshd for the launch tests: random high port on 127.0.0.1, generated host
 // and user keys in a temp dir, its own config (-f), UsePAM no, root login with the key only.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -139,6 +139,7 @@ export async function startSshd(opts: { hashKnownHosts?: boolean } = {}): Promis
     stop: () => {
       cut();
       if (proc && proc.exitCode === null) proc.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

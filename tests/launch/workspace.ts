@@ -1,7 +1,7 @@
 // A throwaway workspace for the launch tests: a copy of runtime/ and the demo recipe, a long
 // variant of it (for cancel / kill / disconnect scenarios), and a targets file.
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { dump } from 'js-yaml';
@@ -10,8 +10,16 @@ import { pathToFileURL } from 'node:url';
 export const REPO = resolve(import.meta.dirname, '..', '..');
 export const PYTHON = join(REPO, '.venv', 'bin', 'python');
 
+const created: string[] = [];
+
+/** Test cleanup: removes every workspace made by makeWorkspace in this process. */
+export function removeWorkspaces(): void {
+  for (const d of created.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
 export function makeWorkspace(targets: Record<string, unknown>): string {
   const root = mkdtempSync(join(tmpdir(), 'conscience-ws-'));
+  created.push(root);
   cpSync(join(REPO, 'runtime'), join(root, 'runtime'), {
     recursive: true,
     filter: (src) => !/__pycache__|\.egg-info|\.pytest_cache|[/\\]tests([/\\]|$)/.test(src),
