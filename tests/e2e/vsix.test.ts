@@ -27,7 +27,7 @@ describe('the packaged .vsix', { timeout: 300_000 }, () => {
     vsix = join(out, 'chain-of-conscience.vsix');
     // Same options as `npm run package`, on the current bundles (the production rebuild is
     // left out so that tests running beside this one keep their dist/).
-    execFileSync('npx', ['vsce', 'package', '--target', 'linux-x64', '--dependencies', '--skip-license',
+    execFileSync('npx', ['vsce', 'package', '--target', 'linux-x64', '--dependencies',
       '--allow-missing-repository', '--no-rewrite-relative-links', '-o', vsix], { cwd: ROOT, stdio: 'pipe', timeout: 180_000 });
     server = await startCodeServer('vsix', {
       vsix,
