@@ -30,7 +30,7 @@ describe('slurm launch', { timeout: 900_000 }, () => {
     root = makeWorkspace({
       box,
       cluster: { type: 'slurm', via: 'box', workdir: join(sshd.dir, 'remote'), partition: 'debug', nodes: 1, cpusPerTask: 1, time: '00:30:00', python: PYTHON, cancelGrace: 20, sbatch: ['--comment=conscience-test'] },
-      nowhere: { type: 'slurm', via: 'box', partition: 'no-such-partition', python: PYTHON },
+      nowhere: { type: 'slurm', via: 'box', workdir: join(sshd.dir, 'remote'), partition: 'no-such-partition', python: PYTHON },
     });
     session = new LaunchSession(root, (await loadTargets(root)).targets);
   });

@@ -121,7 +121,8 @@ describe('ssh launch', { timeout: 900_000 }, () => {
       const { count } = checkEventsComplete(join(runDir(root, run.id), 'events.jsonl'), join(run.outputDir, 'events.jsonl'));
       // the in-process follower and the fresh CLI process wrote to one store, each event exactly once
       assert.ok(seen.length <= count);
-      const logs = await cli(root, ['logs', run.id, '--events']);
+      // a fresh process following the (now finished) run replays every event once and exits
+      const logs = await cli(root, ['logs', run.id, '--events', '--follow']);
       assert.equal(logs.code, 0, logs.stderr);
       assert.equal(logs.stdout.trim().split('\n').length, count);
 

@@ -106,9 +106,19 @@ export async function startSshd(opts: { hashKnownHosts?: boolean } = {}): Promis
   // every process below the listener (per-connection sshd and sshd-session processes hold the
   // socket; the detached run was reparented away at start and is not among them)
   const descendants = (pid: number): number[] => childrenOf(pid).flatMap((c) => [c, ...descendants(c)]);
+  const isSshd = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim().startsWith('sshd');
+    } catch {
+      return false;
+    }
+  };
   const cut = () => {
     if (!proc?.pid) return;
-    for (const c of descendants(proc.pid)) {
+    // only the sshd processes (that is what holds the network side); a session's shell is left
+    // to finish, as after a real network cut: killing it mid-rc could leave e.g. a stale
+    // pyenv rehash lock behind in the login user's home
+    for (const c of descendants(proc.pid).filter(isSshd)) {
       try {
         process.kill(c, 'SIGKILL');
       } catch {

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync, appendFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, appendFileSync, readFileSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { LocalHost } from '../../src/core/launch/host';
 import { collectFiles, diffManifests, MANIFEST_NAME, syncToHost } from '../../src/core/launch/sync';
 import { loadTargets, parseTargets } from '../../src/core/launch/targets';
-import { completeSize, listRuns, readRun, watchRun, writeRun, type RunRecord } from '../../src/core/runs/store';
+import { completeSize, listRuns, readRun, watchRun, withRunLock, writeRun, type RunRecord } from '../../src/core/runs/store';
 import type { RunEvent } from '../../src/core/runs/events';
 
 describe('targets', () => {
@@ -73,6 +73,25 @@ describe('run store', () => {
     assert.equal((await readRun(root, 'a'))?.state, 'running');
     assert.equal(await readRun(root, 'zzz'), undefined);
     await assert.rejects(readRun(root, '../etc'), /invalid run id/);
+  });
+  it('serialises writers with the run lock and recovers a stale one', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'lock-'));
+    const order: string[] = [];
+    const slow = withRunLock(root, 'l', async () => {
+      order.push('a+');
+      await new Promise((r) => setTimeout(r, 100));
+      order.push('a-');
+    }, { wait: true });
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(await withRunLock(root, 'l', async () => 'x', { wait: false }), undefined, 'busy: no wait');
+    await withRunLock(root, 'l', async () => void order.push('b'), { wait: true });
+    await slow;
+    assert.deepEqual(order, ['a+', 'a-', 'b']);
+    const lock = join(root, '.conscience', 'runs', 'l', '.lock');
+    mkdirSync(lock);
+    const old = new Date(Date.now() - 120_000);
+    utimesSync(lock, old, old);
+    assert.equal(await withRunLock(root, 'l', async () => 'got', { wait: false }), 'got', 'a lock left by a dead process is taken over');
   });
   it('cuts a partial last line so the resume offset sits on a line boundary', async () => {
     const f = join(mkdtempSync(join(tmpdir(), 'cs-')), 'events.jsonl');

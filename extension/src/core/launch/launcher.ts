@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative } from 'node:path';
-import { completeSize, readRun, runDir as localRunDir, writeRun, type RunRecord } from '../runs/store';
+import { completeSize, readRun, runDir as localRunDir, withRunLock, writeRun, type RunRecord } from '../runs/store';
 import { ensurePython, requirementsPath } from './env';
 import type { Host } from './host';
 import { shJoin, shQuote } from './quote';
@@ -242,6 +242,11 @@ export async function resumeRun(s: LaunchSession, id: string): Promise<StartOutc
 
 /** Sends the cancel: SIGTERM to the process group then SIGKILL after the grace period (run by a detached helper on the host, so it completes even if we disconnect), or scancel. */
 export async function cancelRun(s: LaunchSession, id: string, graceS?: number): Promise<RunRecord> {
+  // under the run's lock: a follower polling at the same moment must not write back a record without cancelRequested
+  return (await withRunLock(s.root, id, () => cancelLocked(s, id, graceS), { wait: true }))!;
+}
+
+async function cancelLocked(s: LaunchSession, id: string, graceS?: number): Promise<RunRecord> {
   const rec = await readRun(s.root, id);
   if (!rec) throw new Error(`no run '${id}' in ${s.root}/.conscience/runs`);
   if (['completed', 'failed', 'cancelled'].includes(rec.state)) return rec;

@@ -5,10 +5,10 @@
 import { EventEmitter } from 'node:events';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseEventChunk, type RunEvent } from '../runs/events';
+import { parseEventChunk, readEventsFrom, type RunEvent } from '../runs/events';
 import { deriveState } from '../runs/state';
-import { completeSize, readRun, runDir as localRunDir, TERMINAL_STATES, writeRun, type RunRecord } from '../runs/store';
-import type { Host } from './host';
+import { completeSize, readRun, runDir as localRunDir, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
+import { LocalHost, type Host } from './host';
 import { shQuote } from './quote';
 import type { LaunchSession } from './session';
 import { jobOutcome, parseSacct, parseScontrol, parseSqueue, type JobStatus } from './slurm';
@@ -81,6 +81,8 @@ export class RunMonitor extends EventEmitter {
   private slurm?: SlurmObservation;
   private disconnected = false;
   private lastHost?: Host;
+  private emitted?: { events: number; stdout: number; stderr: number };
+  private readonly local = new LocalHost();
 
   constructor(
     private readonly session: LaunchSession,
@@ -103,8 +105,41 @@ export class RunMonitor extends EventEmitter {
     return { bytes: take, offset };
   }
 
-  /** One pass: status (when due), then events and logs, then the derived state. */
+  /**
+   * One pass: status (when due), then events and logs, then the derived state. Several
+   * followers of a run (editor, CLI) take turns through the run's lock; each emits what
+   * reached the local store since it last looked, whoever fetched it.
+   */
   async pollOnce(): Promise<RunRecord | undefined> {
+    const root = this.session.root;
+    const dir = localRunDir(root, this.runId);
+    if (!this.emitted) {
+      this.emitted = {
+        events: await completeSize(join(dir, 'events.jsonl')).catch(() => 0),
+        stdout: await sizeOf(join(dir, 'stdout.log')),
+        stderr: await sizeOf(join(dir, 'stderr.log')),
+      };
+    }
+    const rec = (await withRunLock(root, this.runId, () => this.pollLocked(), { wait: false })) ?? (await readRun(root, this.runId));
+    await this.emitNew(dir);
+    return rec;
+  }
+
+  private async emitNew(dir: string): Promise<void> {
+    const e = this.emitted!;
+    const r = await readEventsFrom(join(dir, 'events.jsonl'), e.events);
+    e.events = r.nextOffset;
+    if (r.events.length) this.emit('events', r.events);
+    for (const name of ['stdout', 'stderr'] as const) {
+      const buf = await this.local.readFrom(join(dir, `${name}.log`), e[name]);
+      if (buf && buf.length) {
+        e[name] += buf.length;
+        this.emit(name, buf);
+      }
+    }
+  }
+
+  private async pollLocked(): Promise<RunRecord | undefined> {
     const root = this.session.root;
     const rec = await readRun(root, this.runId);
     if (!rec) throw new Error(`no run '${this.runId}'`);
@@ -138,12 +173,10 @@ export class RunMonitor extends EventEmitter {
         rec.eventOffset = ev.offset + ev.bytes.length;
         rec.lastActivityAt = Date.now() / 1000;
         this.apply(rec, events);
-        if (events.length) this.emit('events', events);
       } else rec.eventOffset = ev.offset;
       for (const [name, key] of [['stdout', 'stdoutOffset'], ['stderr', 'stderrOffset']] as const) {
         const lg = await this.tail(host, `${rec.remoteDir}/${name}.log`, join(dir, `${name}.log`), false);
         rec[key] = lg.offset + lg.bytes.length;
-        if (lg.bytes.length) this.emit(name, lg.bytes);
       }
     } catch (err) {
       if (!host.connected || /not connected|No response|ECONNRESET|closed|Channel/i.test((err as Error).message)) {

@@ -7,7 +7,7 @@
 // monitor writes. No vscode import: shared by the editor and the CLI.
 import { EventEmitter } from 'node:events';
 import { watch as fsWatch, type FSWatcher } from 'node:fs';
-import { mkdir, readFile, readdir, rename, writeFile, stat, open } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, writeFile, stat, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readEventsFrom, type RunEvent } from './events';
 
@@ -246,4 +246,44 @@ export function watchRun(root: string, id: string, opts: { fromOffset?: number; 
   };
   setImmediate(tick);
   return em;
+}
+
+const LOCK_STALE_MS = 60_000;
+
+/**
+ * Runs `fn` holding the run's lock (an O_EXCL-style mkdir of `<run>/.lock`), so that several
+ * followers of one run (the editor, a CLI, another window) never append the same bytes twice
+ * or write back a stale run.json. A lock older than 60 s is taken as left by a dead process.
+ * With `wait: false`, returns undefined at once when another process holds it.
+ */
+export async function withRunLock<T>(root: string, id: string, fn: () => Promise<T>, opts: { wait?: boolean; timeoutMs?: number } = {}): Promise<T | undefined> {
+  const dir = runDir(root, id);
+  await mkdir(dir, { recursive: true });
+  const lock = join(dir, '.lock');
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  for (;;) {
+    try {
+      await mkdir(lock);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      try {
+        const st = await stat(lock);
+        if (Date.now() - st.mtimeMs > LOCK_STALE_MS) {
+          await rm(lock, { recursive: true, force: true });
+          continue;
+        }
+      } catch {
+        continue; // released meanwhile
+      }
+      if (!opts.wait) return undefined;
+      if (Date.now() > deadline) throw new Error(`run ${id} is locked by another process (${lock})`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { recursive: true, force: true });
+  }
 }
