@@ -294,6 +294,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     status, code, error, summary = "failed", EXIT_FAILED, None, {}
     try:
         summary = _train(recipe, writer, resume_from)
+        _shutdown_distributed()
         status, code = "completed", EXIT_OK
     except RunCancelled as e:
         status, code, error = "cancelled", 128 + e.signum, str(e)
@@ -318,6 +319,22 @@ def main(argv: Optional[list[str]] = None) -> int:
             writer.emit("run_finished", status=status, exit_code=code, error=error, summary=summary or None)
             writer.close()
     return code
+
+
+def _shutdown_distributed() -> None:
+    """Waits for every rank, then tears the process group down explicitly.
+
+    Left to interpreter exit, gloo's worker threads are destroyed while still joinable and a
+    rank can abort ("terminate called without an active exception") after rank 0 has already
+    written run_finished completed, which turns a finished run into exit code 1.
+    """
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _train(recipe, writer, resume_from: Optional[str]) -> dict:
