@@ -37,9 +37,7 @@ mkdir -p "$WS"
 cp -rn demo/. "$WS"/
 mkdir -p "$WS/recipes"
 cp -rn recipes/. "$WS/recipes"/
-# Launch syncs runtime/ (and the allocator model) from the workspace root to the host: link
-# the repository's in (hidden from the explorer by the demo settings).
-for d in runtime models; do [[ -e "$WS/$d" ]] || ln -s "$ROOT/$d" "$WS/$d"; done
+# Launch syncs the runtime and the allocator model the extension ships (this repository).
 # The `local` target uses this repository's Python environment as is (no venv is built).
 if [[ ! -f "$WS/.vscode/settings.json" ]] || grep -q '__CONSCIENCE_ROOT__' "$WS/.vscode/settings.json"; then
   sed "s#__CONSCIENCE_ROOT__#$ROOT#g" demo/.vscode/settings.json > "$WS/.vscode/settings.json"

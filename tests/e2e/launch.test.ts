@@ -28,9 +28,7 @@ describe('launch the demo run from the editor', { timeout: 480_000 }, () => {
     assert.ok(existsSync(PYTHON), `the runtime's Python environment (${PYTHON}); run: bash scripts/setup.sh`);
     server = await startCodeServer('launch', {
       files: { recipes: { copyFrom: join(ROOT, 'recipes') } },
-      // As npm start prepares the demo workspace: launch syncs runtime/ (and the allocator
-      // model) from the workspace root, so the demo links them in from the repository.
-      links: { runtime: join(ROOT, 'runtime'), models: join(ROOT, 'models') },
+      // No runtime/ in the workspace: launch syncs the runtime the extension ships.
       workspaceSettings: { 'conscience.targets': { local: { type: 'local', python: PYTHON } } },
     });
     browser = await launchBrowser();

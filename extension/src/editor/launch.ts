@@ -118,6 +118,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     if (session && session.root === root) return session;
     await session?.close();
     session = new LaunchSession(root, await targets(root), {
+      bundleRoot: context.extensionPath,
       secrets: await secrets(),
       onUnknownHostKey: async (k: UnknownHostKey) => {
         const pick = await vscode.window.showWarningMessage(

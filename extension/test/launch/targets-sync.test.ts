@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { LocalHost } from '../../src/core/launch/host';
-import { collectFiles, diffManifests, MANIFEST_NAME, syncToHost } from '../../src/core/launch/sync';
+import { collectFiles, diffManifests, MANIFEST_NAME, packageRoot, SyncSource, syncToHost } from '../../src/core/launch/sync';
 import { loadTargets, parseTargets } from '../../src/core/launch/targets';
 import { completeSize, listRuns, readRun, watchRun, withRunLock, writeRun, type RunRecord } from '../../src/core/runs/store';
 import type { RunEvent } from '../../src/core/runs/events';
@@ -55,6 +55,29 @@ describe('sync', () => {
     const manifest = JSON.parse(readFileSync(join(remote, MANIFEST_NAME), 'utf8'));
     assert.equal(Object.keys(manifest).length, 4);
     assert.deepEqual(diffManifests({ a: { sha256: '1', size: 1 }, b: { sha256: '2', size: 1 } }, { a: { sha256: '1', size: 1 } }), ['b']);
+  });
+
+  it('a workspace without runtime/ launches with the runtime and allocator the extension ships', async () => {
+    const ws = mkdtempSync(join(tmpdir(), 'sync-user-ws-'));
+    writeFileSync(join(ws, 'r.yaml'), 'model_name_or_path: conscience/tiny\nallocator:\n  deep_budget: 256\n');
+    const bundle = packageRoot();
+    assert.ok(readFileSync(join(bundle, 'package.json'), 'utf8').includes('"chain-of-conscience"'), `packageRoot() found ${bundle}`);
+    const src = new SyncSource(ws, bundle);
+    const files = await collectFiles(src, 'r.yaml');
+    assert.ok(files.includes('r.yaml'));
+    assert.ok(files.includes('runtime/conscience/train.py'), 'the shipped runtime is synced');
+    assert.ok(files.includes('models/allocator/allocator.json'), 'the shipped allocator is synced for a recipe with allocator:');
+    assert.ok(!files.some((f) => f.startsWith('runtime/tests/')), 'tests are not synced');
+
+    const remote = join(mkdtempSync(join(tmpdir(), 'sync-user-host-')), 'project');
+    const sent = await syncToHost(new LocalHost(), src, files, remote);
+    assert.equal(sent.filesSent, files.length);
+    assert.equal(
+      readFileSync(join(remote, 'runtime', 'conscience', 'train.py'), 'utf8'),
+      readFileSync(join(bundle, 'runtime', 'conscience', 'train.py'), 'utf8'),
+    );
+    // without a bundle the same workspace names the missing runtime clearly
+    await assert.rejects(collectFiles(ws, 'r.yaml'), /cannot read the runtime package/);
   });
 });
 

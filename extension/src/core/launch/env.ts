@@ -5,9 +5,9 @@
 // that was interrupted is redone). Concurrent launches serialise on a flock.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Host } from './host';
 import { shQuote } from './quote';
+import { SyncSource } from './sync';
 import type { Target } from './targets';
 
 export function requirementsPath(t: Target): string {
@@ -22,7 +22,7 @@ export interface EnvResult {
   envDir?: string;
 }
 
-export async function ensurePython(host: Host, t: Target, root: string, baseDir: string, onProgress?: (msg: string) => void): Promise<EnvResult> {
+export async function ensurePython(host: Host, t: Target, source: string | SyncSource, baseDir: string, onProgress?: (msg: string) => void): Promise<EnvResult> {
   if (t.python) {
     const r = await host.exec(`command -v -- ${shQuote(t.python)} >/dev/null 2>&1 && ${shQuote(t.python)} -c 'import sys; print(sys.version_info[0])'`);
     if (r.code !== 0 || r.stdout.trim() !== '3')
@@ -30,11 +30,12 @@ export async function ensurePython(host: Host, t: Target, root: string, baseDir:
     return { python: t.python, built: false };
   }
   const reqRel = requirementsPath(t);
+  const reqAbs = SyncSource.of(source).abs(reqRel);
   let req: Buffer;
   try {
-    req = await readFile(join(root, reqRel));
+    req = await readFile(reqAbs);
   } catch (err) {
-    throw new Error(`target '${t.name}': cannot read requirements ${join(root, reqRel)}: ${(err as Error).message}`);
+    throw new Error(`target '${t.name}': cannot read requirements ${reqAbs}: ${(err as Error).message}`);
   }
   const hash = createHash('sha256').update(req).digest('hex').slice(0, 16);
   const envDir = `${baseDir}/envs/${hash}`;

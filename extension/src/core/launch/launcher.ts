@@ -79,7 +79,7 @@ export async function planLaunch(s: LaunchSession, recipe: string, targetName: s
   const runDir = `${projectDir}/.conscience-runs/${id}`;
   const outputDir = `${runDir}/output`;
   const python = pythonOverride ?? t.python ?? `${baseDir}/envs/<sha256 of ${requirementsPath(t)}>/bin/python`;
-  const files = await collectFiles(s.root, rel, t.python ? [] : [requirementsPath(t)]);
+  const files = await collectFiles(s.source, rel, t.python ? [] : [requirementsPath(t)]);
   const recipeOnHost = `${projectDir}/${rel}`;
   const env = t.env;
   let script: string;
@@ -147,11 +147,11 @@ async function start(s: LaunchSession, plan: Plan, rec: RunRecord): Promise<Star
   const progress = s.opts.onProgress ?? (() => undefined);
   const host = await s.host(t);
   progress(`syncing ${plan.files.length} files to ${host.label}:${plan.projectDir}`);
-  const sync = await syncToHost(host, s.root, plan.files, plan.projectDir, (p) => {
+  const sync = await syncToHost(host, s.source, plan.files, plan.projectDir, (p) => {
     if (p.phase === 'sending' && p.file) progress(`sent ${p.filesDone}/${p.filesTotal} ${p.file}`);
   });
   progress(`sync: ${sync.filesSent} of ${sync.filesTotal} files sent (${sync.bytesSent} bytes)`);
-  const env = await ensurePython(host, t, s.root, plan.baseDir, progress);
+  const env = await ensurePython(host, t, s.source, plan.baseDir, progress);
   // the real interpreter path replaces the placeholder of the preview
   const finalPlan = env.python === plan.python ? plan : await planLaunch(s, plan.recipe, t.name, plan.runId, env.python);
   await host.mkdirp(plan.outputDir);

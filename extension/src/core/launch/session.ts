@@ -4,21 +4,28 @@ import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import { LocalHost, type Host } from './host';
 import { connectSsh, type SshConnectOptions } from './ssh';
+import { packageRoot, SyncSource } from './sync';
 import type { SshTarget, Target } from './targets';
 
 export interface SessionOptions extends SshConnectOptions {
   /** HF_TOKEN, WANDB_API_KEY, ...: sent to the host in a 0600 file deleted by the run at start. */
   secrets?: Record<string, string>;
   onProgress?: (msg: string) => void;
+  /** The folder that ships runtime/ and models/allocator/ (the extension's folder); defaults to this package's root. */
+  bundleRoot?: string;
 }
 
 export class LaunchSession {
   private readonly hosts = new Map<string, Promise<Host>>();
+  /** Where synced files are read from: the workspace, and the bundle for runtime/ and the allocator. */
+  readonly source: SyncSource;
   constructor(
     readonly root: string,
     readonly targets: Map<string, Target>,
     readonly opts: SessionOptions = {},
-  ) {}
+  ) {
+    this.source = new SyncSource(root, opts.bundleRoot ?? packageRoot());
+  }
 
   target(name: string): Target {
     const t = this.targets.get(name);

@@ -4,6 +4,7 @@
 // (or that the manifest lacks) are sent. Paths keep their workspace-relative layout so paths
 // relative to the recipe resolve the same on the host.
 import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { load } from 'js-yaml';
@@ -38,7 +39,57 @@ const SKIP_FILE = (n: string) => n.endsWith('.pyc') || n.endsWith('.egg-info') |
 export const MANIFEST_NAME = '.conscience-manifest.json';
 const MAX_FILE_BYTES = 2 * 1024 ** 3;
 
-async function walk(root: string, rel: string, out: string[]): Promise<void> {
+/**
+ * Where each synced path is read from. The recipe and the files it names come from the
+ * workspace. The runtime package (runtime/) and the shipped allocator (models/allocator/) come
+ * from the workspace when it has its own copy (someone developing the runtime itself), else
+ * from the bundle: the extension's own folder, or the npm package for the CLI. So any
+ * workspace can launch, not only a checkout of this repository.
+ */
+export class SyncSource {
+  private readonly runtimeBase: string;
+  private readonly modelsBase: string;
+  constructor(readonly workspace: string, bundle: string = workspace) {
+    this.runtimeBase = existsSync(join(workspace, 'runtime', 'conscience')) ? workspace : bundle;
+    this.modelsBase = existsSync(join(workspace, 'models', 'allocator', 'allocator.json')) ? workspace : bundle;
+  }
+
+  /** The folder a workspace-relative path is read from. */
+  baseOf(rel: string): string {
+    const parts = rel.split(/[\\/]/);
+    if (parts[0] === 'runtime') return this.runtimeBase;
+    if (parts[0] === 'models' && parts[1] === 'allocator') return this.modelsBase;
+    return this.workspace;
+  }
+
+  abs(rel: string): string {
+    return join(this.baseOf(rel), rel);
+  }
+
+  static of(src: string | SyncSource): SyncSource {
+    return typeof src === 'string' ? new SyncSource(src) : src;
+  }
+}
+
+/**
+ * The folder this code ships in (the extension's install folder, or the npm package for the
+ * CLI): the first folder above this module with our package.json. It holds runtime/ and
+ * models/allocator/ (the .vsix carries both).
+ */
+export function packageRoot(from: string = __dirname): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+      if (pkg?.name === 'chain-of-conscience') return dir;
+    } catch {
+      /* not here: keep going up */
+    }
+    if (dirname(dir) === dir) return from;
+  }
+}
+
+async function walk(src: SyncSource, rel: string, out: string[]): Promise<void> {
+  const root = src.baseOf(rel);
   const abs = join(root, rel);
   const st = await stat(abs);
   if (st.isFile()) {
@@ -49,7 +100,7 @@ async function walk(root: string, rel: string, out: string[]): Promise<void> {
   for (const e of await readdir(abs, { withFileTypes: true })) {
     if (e.isDirectory()) {
       if (SKIP_DIRS.has(e.name) || e.name.endsWith('.egg-info')) continue;
-      await walk(root, join(rel, e.name), out);
+      await walk(src, join(rel, e.name), out);
     } else if (e.isFile() && !SKIP_FILE(e.name)) out.push(join(rel, e.name));
   }
 }
@@ -65,11 +116,13 @@ function inside(root: string, p: string): boolean {
  * the recipe, and every string value of the recipe that names an existing file or folder
  * inside the workspace (relative to the recipe's folder first, then the workspace root).
  */
-export async function collectFiles(root: string, recipeRel: string, extra: string[] = []): Promise<string[]> {
+export async function collectFiles(source: string | SyncSource, recipeRel: string, extra: string[] = []): Promise<string[]> {
+  const src = SyncSource.of(source);
+  const root = src.workspace;
   const files: string[] = [];
-  const runtimeDir = join(root, 'runtime');
+  const runtimeDir = src.abs('runtime');
   try {
-    await walk(root, 'runtime', files);
+    await walk(src, 'runtime', files);
   } catch (err) {
     throw new Error(`${runtimeDir}: cannot read the runtime package: ${(err as Error).message}`);
   }
@@ -94,8 +147,8 @@ export async function collectFiles(root: string, recipeRel: string, extra: strin
   // the shipped allocator model (the runtime's default: <project>/models/allocator) when the recipe uses one
   if (doc && typeof doc === 'object' && 'allocator' in (doc as object)) {
     try {
-      await stat(join(root, 'models', 'allocator'));
-      await walk(root, 'models/allocator', files);
+      await stat(src.abs('models/allocator'));
+      await walk(src, 'models/allocator', files);
     } catch {
       /* no shipped model in this workspace */
     }
@@ -111,7 +164,7 @@ export async function collectFiles(root: string, recipeRel: string, extra: strin
       } catch {
         continue;
       }
-      await walk(root, relative(root, abs), files);
+      await walk(src, relative(root, abs), files);
       break;
     }
   }
@@ -125,9 +178,10 @@ export async function hashFile(abs: string): Promise<ManifestEntry> {
   return { sha256: createHash('sha256').update(data).digest('hex'), size: data.length };
 }
 
-export async function localManifest(root: string, files: string[]): Promise<Manifest> {
+export async function localManifest(source: string | SyncSource, files: string[]): Promise<Manifest> {
+  const src = SyncSource.of(source);
   const m: Manifest = {};
-  for (const f of files) m[f] = await hashFile(join(root, f));
+  for (const f of files) m[f] = await hashFile(src.abs(f));
   return m;
 }
 
@@ -152,13 +206,14 @@ async function readRemoteManifest(host: Host, projectDir: string): Promise<Manif
 /** Sends what changed; the host's manifest is rewritten last, so an interrupted sync is redone. */
 export async function syncToHost(
   host: Host,
-  root: string,
+  source: string | SyncSource,
   files: string[],
   projectDir: string,
   onProgress?: (p: SyncProgress) => void,
 ): Promise<SyncResult> {
+  const src = SyncSource.of(source);
   onProgress?.({ phase: 'hashing', filesDone: 0, filesTotal: files.length, bytesSent: 0 });
-  const local = await localManifest(root, files);
+  const local = await localManifest(src, files);
   await host.mkdirp(projectDir);
   const remote = await readRemoteManifest(host, projectDir);
   const changed = diffManifests(local, remote);
@@ -174,7 +229,7 @@ export async function syncToHost(
   const queue = [...changed];
   const worker = async () => {
     for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
-      const data = await readFile(join(root, f));
+      const data = await readFile(src.abs(f));
       await host.writeFile(`${projectDir}/${f}`, data, 0o644);
       bytesSent += data.length;
       if (f.startsWith('runtime/')) runtimeBytesSent += data.length;
