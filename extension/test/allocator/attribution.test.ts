@@ -1,7 +1,7 @@
 // Occlusion attribution: the words that drive a harmful prompt's score are the harmful ones.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Allocator, occlusion, splitWords } from '../../src/core/allocator';
+import { Allocator, occlusion, splitWords, topDrivers } from '../../src/core/allocator';
 import { toInspectorView } from '../../src/core/allocator/view';
 import { parseToWebview } from '../../src/core/protocol/inspector';
 import { MODEL_DIR, requireReference } from './helpers';
@@ -22,9 +22,30 @@ test('occlusion drops each word once and reports risk deltas at the right spans'
   assert.equal(bomb.delta, 0.25); // without it: 0
   for (const w of r.words.filter((x) => x.word !== 'bomb')) assert.ok(Math.abs(w.delta - (0.25 - 1 / 3)) < 1e-12);
   assert.equal(r.occludedAll, true);
+  assert.ok(bomb.logitDelta > 0 && r.words.filter((x) => x.word !== 'bomb').every((x) => x.logitDelta < 0));
   const capped = await occlusion(scorer, 'a b c d e', { maxWords: 2 });
   assert.equal(capped.words.length, 2);
   assert.equal(capped.occludedAll, false);
+});
+
+test('on a saturated score, drivers are ranked by log-odds so the deciding word still comes first', async () => {
+  // risk = sigmoid(12 * count("bomb") + 1 * count("knife") - 2): with "bomb" present the
+  // risk is 0.99995 and dropping "knife" moves it by under 0.01 points, dropping "bomb" by more.
+  const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
+  const scorer = {
+    score: async (texts: string[]) => texts.map((t) => {
+      const w = splitWords(t).map((x) => x.word);
+      const z = 12 * w.filter((x) => x === 'bomb').length + 1 * w.filter((x) => x === 'knife').length - 2;
+      return { risk: sigmoid(z), ambiguity: 0 };
+    }),
+  };
+  const r = await occlusion(scorer, 'a knife and a bomb please');
+  const byWord = Object.fromEntries(r.words.map((w) => [w.word, w]));
+  assert.ok(Math.abs(byWord.knife!.delta) < 1e-4, 'the probability barely moves for knife');
+  assert.ok(Math.abs(byWord.knife!.logitDelta - 1) < 1e-6, `knife log-odds ${byWord.knife!.logitDelta}`);
+  assert.ok(Math.abs(byWord.bomb!.logitDelta - 12) < 1e-3, `bomb log-odds ${byWord.bomb!.logitDelta}`);
+  assert.deepEqual(topDrivers(r.words, 2).map((w) => w.word), ['bomb', 'knife']);
+  assert.ok(Math.abs(byWord.please!.logitDelta) < 1e-9);
 });
 
 test('the shipped model: "bomb" drives a pipe-bomb request, and the inspector view carries it', async () => {

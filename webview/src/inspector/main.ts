@@ -74,20 +74,22 @@ function render(v: InspectorView): void {
     root.append(el('section', {}, el('h2', {}, 'Categories'), list));
   }
   // Words driving the score.
-  const maxAbs = Math.max(1e-6, ...v.words.map((w) => Math.abs(w.delta)));
+  // Ranked and shaded by log-odds: near risk 0 or 1 the probability barely moves for any word.
+  const maxAbs = Math.max(1e-6, ...v.words.map((w) => Math.abs(w.logitDelta)));
+  const signed = (x: number, digits: number) => `${x >= 0 ? '+' : ''}${x.toFixed(digits)}`;
   const text = el('div', { class: 'prompt-view', 'data-testid': 'attribution' });
   let pos = 0;
   for (const w of v.words) {
     if (w.start > pos) text.append(v.prompt.slice(pos, w.start));
-    const span = el('span', { class: w.delta >= 0 ? 'up' : 'down', title: `risk ${w.delta >= 0 ? '+' : ''}${(w.delta * 100).toFixed(1)} points with this word` }, v.prompt.slice(w.start, w.end));
-    span.style.setProperty('--w', String(Math.abs(w.delta) / maxAbs));
+    const span = el('span', { class: w.logitDelta >= 0 ? 'up' : 'down', title: `risk ${signed(w.delta * 100, 1)} points, log-odds ${signed(w.logitDelta, 2)} with this word` }, v.prompt.slice(w.start, w.end));
+    span.style.setProperty('--w', String(Math.abs(w.logitDelta) / maxAbs));
     text.append(span);
     pos = w.end;
   }
   if (pos < v.prompt.length) text.append(el('span', { class: 'rest' }, v.prompt.slice(pos, pos + 5000)));
   const drivers = el('ol', { class: 'drivers', 'data-testid': 'drivers' });
-  for (const w of [...v.words].sort((a, b) => Math.abs(b.delta) - Math.abs(a.delta)).slice(0, 8)) {
-    drivers.append(el('li', {}, el('code', {}, w.word), ` ${w.delta >= 0 ? 'raises' : 'lowers'} risk by ${(Math.abs(w.delta) * 100).toFixed(1)} points`));
+  for (const w of [...v.words].sort((a, b) => Math.abs(b.logitDelta) - Math.abs(a.logitDelta)).slice(0, 8)) {
+    drivers.append(el('li', {}, el('code', {}, w.word), ` ${w.logitDelta >= 0 ? 'raises' : 'lowers'} risk: log-odds ${signed(w.logitDelta, 2)} (${signed(w.delta * 100, 1)} points)`));
   }
   root.append(
     el('section', {},

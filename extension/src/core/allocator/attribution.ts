@@ -1,5 +1,8 @@
 // Occlusion attribution: drop each word of the prompt in turn, rescore every variant in one
 // batched call, and report how much the risk fell (positive delta = the word pushes risk up).
+// Drivers are ranked by the change in log-odds: on a prompt the model is sure of (risk 0.999)
+// every word moves the probability by a fraction of a point, but the log-odds still tell which
+// words carry the decision.
 // Only words the model actually reads (inside maxLength) are occluded, capped at maxWords.
 
 export interface WordSpan {
@@ -14,6 +17,15 @@ export interface Attribution extends WordSpan {
   delta: number;
   /** base ambiguity minus ambiguity without this word */
   ambiguityDelta: number;
+  /** log-odds of risk minus log-odds without this word (what drivers are ranked by) */
+  logitDelta: number;
+}
+
+const EPS = 1e-7;
+/** log(p / (1 - p)), with p kept inside (0, 1) so saturated scores stay finite. */
+export function logit(p: number): number {
+  const q = Math.min(1 - EPS, Math.max(EPS, Number.isFinite(p) ? p : 0.5));
+  return Math.log(q / (1 - q));
 }
 
 export function splitWords(text: string): WordSpan[] {
@@ -50,11 +62,12 @@ export async function occlusion(
       ...w,
       delta: base.risk - scores[i + 1]!.risk,
       ambiguityDelta: base.ambiguity - scores[i + 1]!.ambiguity,
+      logitDelta: logit(base.risk) - logit(scores[i + 1]!.risk),
     })),
   };
 }
 
-/** The words that move the risk most, strongest first. */
+/** The words that move the risk most (in log-odds), strongest first. */
 export function topDrivers(words: Attribution[], n = 8): Attribution[] {
-  return [...words].sort((a, b) => Math.abs(b.delta) - Math.abs(a.delta)).slice(0, n);
+  return [...words].sort((a, b) => Math.abs(b.logitDelta) - Math.abs(a.logitDelta)).slice(0, n);
 }

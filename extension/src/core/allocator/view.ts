@@ -26,7 +26,7 @@ export function toInspectorView(e: Explanation, modelDir: string, maxTokens: num
       ambiguity_standard: e.policy.ambiguity_standard,
     },
     rows: e.rows,
-    words: e.words.map((w) => ({ word: w.word, start: w.start, end: w.end, delta: Math.max(-1, Math.min(1, w.delta)) })),
+    words: e.words.map((w) => ({ word: w.word, start: w.start, end: w.end, delta: Math.max(-1, Math.min(1, w.delta)), logitDelta: Math.max(-40, Math.min(40, w.logitDelta)) })),
     occludedAll: e.occludedAll,
     modelVersion: e.modelVersion,
     modelDir,

@@ -12,6 +12,8 @@ export interface InspectorWord {
   end: number;
   /** risk with the word minus risk without it */
   delta: number;
+  /** the same in log-odds, which still separates words when the risk is near 0 or 1 */
+  logitDelta: number;
 }
 
 export interface InspectorView {
@@ -62,7 +64,7 @@ const viewCheck: Check = obj({
   categories: arr(obj({ name: str(200), p: unit }), 1000),
   thresholds: obj({ risk_harmful: unit, ambiguity_deep: unit, risk_standard: unit, ambiguity_standard: unit }),
   rows: arr(obj({ tier, budget: int(0), rule: str(500) }), 16),
-  words: arr(obj({ word: str(MAX_PROMPT), start: int(0), end: int(0), delta: num(-1, 1) }), 10_000),
+  words: arr(obj({ word: str(MAX_PROMPT), start: int(0), end: int(0), delta: num(-1, 1), logitDelta: num(-40, 40) }), 10_000),
   occludedAll: bool,
   modelVersion: str(200),
   modelDir: str(4096),
