@@ -52,7 +52,7 @@ export default async function bench(): Promise<Record<string, number>> {
   try {
     // prepare the host: the runtime is synced once
     const plan = await planLaunch(session, 'recipes/demo/long.yaml', 'box');
-    await syncToHost(await session.host(plan.target), root, plan.files, plan.projectDir);
+    await syncToHost(await session.host(plan.target), session.source, plan.files, plan.projectDir);
 
     // ours: launch -> run_started
     const t0 = Date.now();

@@ -17,6 +17,7 @@ async function main(): Promise<void> {
     const name = f.replace(/\.bench\.ts$/, '');
     if (only.length && !only.includes(name)) continue;
     process.stderr.write(`[bench] ${name}\n`);
+    delete results[`${name}.error`]; // an error from an earlier run is not this run's
     try {
       const mod = await import(join(dir, f));
       const figures: Figures = await (mod.default ?? mod.bench)();
