@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { decodeBytes, validateText, type Diagnostic } from '../../src/core/recipe';
 import { nodeHost } from '../../src/core/recipe/node-host';
 import { REPO } from './helpers';
+import { rng } from '../rng';
 
 function assertRanges(text: string, diags: Diagnostic[]): void {
   const lines = text.split('\n');
@@ -75,16 +76,6 @@ test('deep nesting, stray tabs and control characters do not throw', () => {
     assert.ok(diags.length > 0, `some diagnostic for ${JSON.stringify(t.slice(0, 20))}`);
   }
 });
-
-/** Mulberry32: small seeded PRNG so failures reproduce. */
-function rng(seed: number): () => number {
-  return () => {
-    seed |= 0; seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PIECES = ['\t', ':', ': ', '-', '- ', '[', ']', '{', '}', '&a ', '*a', '"', "'", '#', '\n', '  ', '0', '7', '-1', '1e-6', 'no', 'null', '!!str ', '? ', '|\n', '%', '@', '\u00e9', '\ud83d\ude00', ',', '---\n', 'launch:', 'num_generations: ', 'reward_funcs: [', 'x'.repeat(50)];
 

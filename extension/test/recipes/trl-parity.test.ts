@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FIXTURES, REPO, fmt, validateFile } from './helpers';
+import { rng } from '../rng';
 
 const PY = join(REPO, '.venv/bin/python');
 const RULES = ['CC201', 'CC202', 'CC203', 'CC204', 'CC205', 'CC206', 'CC211', 'CC213', 'CC214', 'CC215', 'CC216', 'CC217'];
@@ -40,15 +41,6 @@ test('fixtures: TRL raises for every failing rule fixture and accepts every pass
     }
   }
 });
-
-function rng(seed: number): () => number {
-  return () => {
-    seed |= 0; seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('random batch configurations: the validator and TRL agree on C1-C5 for each', () => {
   const r = rng(7);
