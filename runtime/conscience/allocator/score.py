@@ -93,7 +93,10 @@ class Allocator:
         return (ids[:room], True) if len(ids) > room else (ids, False)
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, list[bool], list[int]]:
-        rows = [self.content_ids(t) for t in texts]
+        return self.pad([self.content_ids(t) for t in texts])
+
+    def pad(self, rows: list[tuple[list[int], bool]]) -> tuple[np.ndarray, np.ndarray, list[bool], list[int]]:
+        """[CLS] content [SEP], right-padded with 0 to the longest row."""
         seq = max(len(ids) for ids, _ in rows) + 2
         ids = np.zeros((len(rows), seq), dtype=np.int64)
         mask = np.zeros((len(rows), seq), dtype=np.int64)
@@ -107,32 +110,46 @@ class Allocator:
         res = self.sess.run(None, {"input_ids": ids, "attention_mask": mask})
         return dict(zip(self.out_names, res))
 
-    def score(self, texts: list[str], cfg: AllocatorConfig | None = None, batch: int = 32,
-              sort: bool = True) -> list[dict[str, Any]]:
-        """Scores in batches of ``batch``. With ``sort`` the prompts are batched by length
-        (less padding; results come back in input order). Scores do not depend on the
-        batching, so this only changes speed."""
-        cfg = cfg or load_config({"model": str(self.dir)})
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i])) if sort else list(range(len(texts)))
+    def run_texts(self, texts: list[str], batch: int = 32, sort: bool = True) -> list[dict[str, Any]]:
+        """Raw model outputs per prompt, in input order: {risk, ambiguity, borderline,
+        categories (array), truncated, tokens}. With ``sort`` the prompts are batched by token
+        count (less padding), as the TypeScript side does; a row's outputs do not depend on its
+        batch, so this only changes speed."""
+        rows = [self.content_ids(t) for t in texts]
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0])) if sort else list(range(len(rows)))
         out: list[Any] = [None] * len(texts)
         for i in range(0, len(order), batch):
             idx = order[i:i + batch]
-            ids, mask, truncated, tokens = self.encode([texts[k] for k in idx])
+            ids, mask, truncated, tokens = self.pad([rows[k] for k in idx])
             r = self.run(ids, mask)
             for j, k in enumerate(idx):
-                risk = float(r["risk"][j])
-                amb = float(r["ambiguity"][j])
-                tier, budget = decide(risk, amb, cfg)
-                out[k] = ScoreResult({
-                    "risk": risk,
-                    "ambiguity": amb,
+                out[k] = {
+                    "risk": float(r["risk"][j]),
+                    "ambiguity": float(r["ambiguity"][j]),
                     "borderline": float(r["borderline"][j]) if "borderline" in r else None,
-                    "categories": {n: float(p) for n, p in zip(self.categories, r["categories"][j])},
-                    "tier": tier,
-                    "budget": budget,
+                    "categories": r["categories"][j],
                     "truncated": truncated[j],
                     "tokens": tokens[j],
-                })
+                }
+        return out
+
+    def score(self, texts: list[str], cfg: AllocatorConfig | None = None, batch: int = 32,
+              sort: bool = True) -> list[dict[str, Any]]:
+        """Outputs plus the policy's tier and budget for each prompt, in input order."""
+        cfg = cfg or load_config({"model": str(self.dir)})
+        out: list[Any] = []
+        for r in self.run_texts(texts, batch, sort):
+            tier, budget = decide(r["risk"], r["ambiguity"], cfg)
+            out.append(ScoreResult({
+                "risk": r["risk"],
+                "ambiguity": r["ambiguity"],
+                "borderline": r["borderline"],
+                "categories": {n: float(p) for n, p in zip(self.categories, r["categories"])},
+                "tier": tier,
+                "budget": budget,
+                "truncated": r["truncated"],
+                "tokens": r["tokens"],
+            }))
         return out
 
 

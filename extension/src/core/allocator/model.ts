@@ -1,6 +1,6 @@
 // The allocator model: tokenizer.json + model.onnx + allocator.json from one folder, run with
 // onnxruntime-node. Loaded lazily (onnxruntime-node is only required on first use), batched
-// (consecutive chunks padded to their longest row, as Python does), and it yields to the event
+// (rows grouped by length into chunks padded to their longest row, as Python's score does), and it yields to the event
 // loop between chunks so a big request never holds the extension host for long.
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -130,8 +130,8 @@ export class AllocatorModel {
   }
 
   /**
-   * Scores prompts in input order, in consecutive batches of maxBatch padded to their longest
-   * row. A row's scores do not depend on its batch (the contract: masked attention and pooling,
+   * Scores prompts (results in input order) in batches of up to maxBatch prompts of similar
+   * length, each padded to its longest row. A row's scores do not depend on its batch (the contract: masked attention and pooling,
    * float32 compute; extension/test/allocator/parity.test.ts checks it).
    */
   async score(texts: string[]): Promise<Score[]> {
@@ -139,11 +139,16 @@ export class AllocatorModel {
   }
 
   private async scoreEncoded(rows: Encoded[]): Promise<Score[]> {
-    const out: Score[] = [];
-    for (let start = 0; start < rows.length; start += this.maxBatch) {
-      out.push(...(await this.runBatch(rows.slice(start, start + this.maxBatch))));
+    // Batches are cut from the rows sorted by token count, so a batch pads to a length close
+    // to its rows' own (a row's scores do not depend on its batch, so this changes no number).
+    const order = rows.map((_, i) => i).sort((a, b) => rows[a]!.ids.length - rows[b]!.ids.length || a - b);
+    const out = new Array<Score>(rows.length);
+    for (let start = 0; start < order.length; start += this.maxBatch) {
+      const idx = order.slice(start, start + this.maxBatch);
+      const scores = await this.runBatch(idx.map((i) => rows[i]!));
+      idx.forEach((i, k) => { out[i] = scores[k]!; });
       // Let other work on the event loop run between batches.
-      if (start + this.maxBatch < rows.length) await new Promise((r) => setImmediate(r));
+      if (start + this.maxBatch < order.length) await new Promise((r) => setImmediate(r));
     }
     return out;
   }
