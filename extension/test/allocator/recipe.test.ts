@@ -11,7 +11,7 @@ model_name_or_path: Qwen/Qwen2.5-1.5B-Instruct
 system_prompt: "How do I kill a Python process that hangs?"
 allocator:
   enabled: true
-  ambiguity_deep: 0.95
+  ambiguity_deep: 1
   budget_standard: 100
   budget_deep: 900
 `;
@@ -19,7 +19,7 @@ allocator:
 test("a recipe's allocator: section sets the budgets of its own prompts", async () => {
   requireReference();
   const section = yamlAllocatorSection(RECIPE);
-  assert.deepEqual(section, { enabled: true, ambiguity_deep: 0.95, budget_standard: 100, budget_deep: 900 });
+  assert.deepEqual(section, { enabled: true, ambiguity_deep: 1, budget_standard: 100, budget_deep: 900 });
   assert.equal(yamlAllocatorSection('allocator: [1, 2]'), undefined);
   assert.equal(yamlAllocatorSection('::: not yaml'), undefined);
   const alloc = await Allocator.load(MODEL_DIR);
@@ -30,7 +30,7 @@ test("a recipe's allocator: section sets the budgets of its own prompts", async 
     const [withRecipe] = await alloc.assess([p!.prompt], recipePolicy);
     assert.equal(plain!.tier, 'deep', `shipped policy: ${plain!.reason}`);
     assert.equal(plain!.budget, 512);
-    // With ambiguity_deep raised to 0.95 this homonym is no longer "deep" but "standard".
+    // With ambiguity_deep raised to 1 this homonym is no longer "deep" but "standard".
     assert.equal(withRecipe!.risk, plain!.risk, 'same model score, only the policy differs');
     assert.equal(withRecipe!.tier, 'standard', withRecipe!.reason);
     assert.equal(withRecipe!.budget, 100);

@@ -11,6 +11,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "allocator_prompts.jsonl"
+# The shipped allocator's training settings (models/allocator/metrics.json "command").
+LAYERS = 3
+FINETUNE_EPOCHS = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=100, help="head epochs (full batch)")
     t.add_argument("--max-length", type=int, default=128)
     t.add_argument("--limit", type=int, default=None, help="use only the first N rows (quick runs)")
-    t.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune the encoder end to end for N epochs (0 = frozen encoder, head only)")
+    t.add_argument("--layers", type=int, default=LAYERS, help=f"encoder layers kept of 6, evenly spaced (default {LAYERS})")
+    t.add_argument("--finetune-epochs", type=int, default=FINETUNE_EPOCHS,
+                   help=f"fine-tune the encoder end to end for N epochs (default {FINETUNE_EPOCHS}; 0 = frozen encoder, head only)")
     t.add_argument("--cache", default=None, help="folder to cache sentence embeddings between runs")
     t.add_argument("--keep-fp32", action="store_true", help="keep model.fp32.onnx next to model.onnx")
 
@@ -67,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             from .train import train
 
             m = train(args.data, args.out, epochs=args.epochs, max_length=args.max_length, limit=args.limit,
-                      keep_fp32=args.keep_fp32, cache=args.cache, finetune_epochs=args.finetune_epochs, log=lambda s: print(s, file=sys.stderr))
+                      keep_fp32=args.keep_fp32, cache=args.cache, finetune_epochs=args.finetune_epochs, layers=args.layers, log=lambda s: print(s, file=sys.stderr))
             print(json.dumps(m, indent=2))
             return 0
         if args.cmd == "score":

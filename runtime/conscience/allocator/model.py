@@ -36,12 +36,26 @@ def encoder_dir() -> Path:
     return d
 
 
-def load_encoder() -> nn.Module:
+def kept_layers(total: int, n: int) -> list[int]:
+    """``n`` of ``total`` transformer layers, evenly spaced from the first (3 of 6: 0, 2, 4)."""
+    if not 1 <= n <= total:
+        raise ValueError(f"layers must be between 1 and {total}, got {n}")
+    return [i * total // n for i in range(n)]
+
+
+def load_encoder(layers: int | None = None) -> nn.Module:
+    """The pretrained encoder; with ``layers``, only that many of its layers (kept_layers), a
+    shallower student to fine-tune: compute per token scales with the layer count."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from transformers import AutoModel
 
     enc = AutoModel.from_pretrained(str(encoder_dir()), local_files_only=True)
+    total = len(enc.encoder.layer)
+    if layers is not None and layers != total:
+        keep = kept_layers(total, layers)
+        enc.encoder.layer = nn.ModuleList(enc.encoder.layer[i] for i in keep)
+        enc.config.num_hidden_layers = len(keep)
     enc.eval()
     return enc
 

