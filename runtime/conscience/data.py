@@ -71,10 +71,10 @@ def check_row(obj: Any, where: str, prompt_column: str = "prompt") -> dict:
     return row
 
 
-def read_jsonl(path: str, prompt_column: str = "prompt") -> list[dict]:
-    """Read and check a JSONL prompt set. Errors name `path:line`."""
-    rows: list[dict] = []
-    seen: dict[str, int] = {}
+def iter_jsonl(path: str) -> Iterable[tuple[int, Any]]:
+    """(line number, parsed JSON value) for each non-blank line. Unreadable files, lines over
+    MAX_LINE_BYTES, NUL bytes, invalid UTF-8 and invalid JSON raise DataError naming
+    `path:line`; lines are read one at a time, so a huge file is never loaded whole."""
     try:
         f = open(path, "rb")
     except OSError as e:
@@ -97,14 +97,21 @@ def read_jsonl(path: str, prompt_column: str = "prompt") -> list[dict]:
             if not text.strip():
                 continue
             try:
-                obj = json.loads(text)
+                yield lineno, json.loads(text)
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
-            row = check_row(obj, f"{path}:{lineno}", prompt_column)
-            if row["id"] in seen:
-                raise DataError(f"{path}:{lineno}: duplicate id {row['id']!r} (first on line {seen[row['id']]})")
-            seen[row["id"]] = lineno
-            rows.append(row)
+
+
+def read_jsonl(path: str, prompt_column: str = "prompt") -> list[dict]:
+    """Read and check a JSONL prompt set. Errors name `path:line`."""
+    rows: list[dict] = []
+    seen: dict[str, int] = {}
+    for lineno, obj in iter_jsonl(path):
+        row = check_row(obj, f"{path}:{lineno}", prompt_column)
+        if row["id"] in seen:
+            raise DataError(f"{path}:{lineno}: duplicate id {row['id']!r} (first on line {seen[row['id']]})")
+        seen[row["id"]] = lineno
+        rows.append(row)
     if not rows:
         raise DataError(f"{path}: no prompts (empty file)")
     return rows

@@ -134,3 +134,23 @@ def test_the_trainer_ships_int8_only_where_the_test_figures_hold():
     assert choose_export({**base, "onnx_static_int8_test": m(0.88, 0.13), "onnx_int8_weights_test": m(0.899, 0.13)}) == "int8_weights"
     assert choose_export({**base, "onnx_static_int8_test": m(0.90, 0.16), "onnx_int8_weights_test": m(0.899, 0.16)}) == "int8_weights"
     assert choose_export({**base, "onnx_static_int8_test": m(0.85, 0.13), "onnx_int8_weights_test": m(0.85, 0.13)}) == "fp32"
+
+
+def test_the_labelled_set_reader_names_the_line_of_each_problem(tmp_path):
+    from conscience.allocator.train import read_labelled
+
+    good = json.dumps({"prompt": "how do I kill a python process", "label": "borderline", "group": "g1"})
+    cases = {
+        b"{broken\n": "2: invalid JSON",
+        b"\xff\xfe\n": "2: not UTF-8",
+        b'{"prompt": "x\x00"}\n': "2: binary data",
+        json.dumps({"prompt": "hi", "label": "spicy"}).encode() + b"\n": "2: need an object",
+    }
+    for bad, why in cases.items():
+        f = tmp_path / "set.jsonl"
+        f.write_bytes(good.encode() + b"\n" + bad + b"\n" + good.encode() + b"\n")
+        with pytest.raises(ValueError, match=f"{f}:{why}"):
+            read_labelled(f)
+    f.write_text(good + "\n\n" + good + "\n")
+    rows = read_labelled(f)  # blank lines skipped; defaults filled; other fields kept
+    assert len(rows) == 2 and rows[0]["split"] == "train" and rows[0]["category"] == "none" and rows[0]["group"] == "g1"

@@ -34,20 +34,17 @@ OPSET = 17
 
 
 def read_labelled(path: Path) -> list[dict]:
+    """The allocator's labelled set: {prompt, label, category?, split?} per line (other fields
+    kept). Byte-level problems and bad JSON are reported as in conscience.data (`path:line`)."""
+    from ..data import iter_jsonl
+
     rows = []
-    with path.open("r", encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not JSON: {e.msg}") from None
-            if not isinstance(r, dict) or not isinstance(r.get("prompt"), str) or r.get("label") not in CLASSES:
-                raise ValueError(f"{path}:{n}: need an object with a string 'prompt' and label in {CLASSES}")
-            r.setdefault("category", "none")
-            r.setdefault("split", "train")
-            rows.append(r)
+    for n, r in iter_jsonl(str(path)):
+        if not isinstance(r, dict) or not isinstance(r.get("prompt"), str) or r.get("label") not in CLASSES:
+            raise ValueError(f"{path}:{n}: need an object with a string 'prompt' and label in {CLASSES}")
+        r.setdefault("category", "none")
+        r.setdefault("split", "train")
+        rows.append(r)
     return rows
 
 
