@@ -5,7 +5,7 @@ Two steps, both keeping each prompt's scores independent of the other prompts in
 (the TS-Python parity contract; Python and TypeScript batch differently):
 
 1. ``quantize_static_int8``: onnxruntime's static quantization (QDQ, activations uint8 with
-   scales fixed from calibration prompts, weights int8 per output channel) on the MatMuls that
+   scales fixed from calibration prompts, weights 7-bit int8 per output channel) on the MatMuls that
    multiply by a weight: the Q/K/V projections, the attention output and the FFN's first
    projection. Fixed scales mean integer kernels (VNNI on x86) with no per-batch statistics.
    Two kinds of MatMul stay float32: attention's activation-by-activation products, and
@@ -110,6 +110,10 @@ def quantize_static_int8(src: str | Path, dst: str | Path, calibration: Iterable
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             op_types_to_quantize=["MatMul"], nodes_to_exclude=keep,
             calibrate_method=CalibrationMethod.MinMax,
+            # 7-bit weights: CPUs without VNNI multiply uint8 x int8 pairs into int16
+            # (VPMADDUBSW), which saturates with full-range weights; 7 bits cannot overflow
+            # there, so every x86 CPU computes the same integers. Measured: no F1 cost.
+            reduce_range=True,
         )
         stats = quantize_weights_int8(mid, dst)
     return {"static_matmuls": len(quant), "float_matmuls": len(keep), **stats}
