@@ -227,9 +227,9 @@ def write_tokenizer(out_dir: Path, max_length: int) -> None:
 
 
 QUANTIZED = {
-    "static_int8": "static int8 compute (uint8 activations with calibrated fixed scales, 7-bit int8 per-channel weights) "
-                   "for Q/K/V, attention output and FFN up-projections; other large weights stored int8 per row, "
-                   "computed in float32 (conscience/allocator/quantize.py)",
+    "static_int8": "static int8 compute (uint8 activations with calibrated fixed scales, 7-bit int8 per-channel weights, "
+                   "float32 outputs) for every weight MatMul; embedding tables stored int8 per row "
+                   "(conscience/allocator/quantize.py)",
     "int8_weights": "int8 weights, per-row scale, float32 compute (conscience/allocator/quantize.py)",
     "fp32": None,
 }
