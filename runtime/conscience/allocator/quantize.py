@@ -1,5 +1,5 @@
-"""Int8 for the allocator: static int8 compute for the encoder's projections, int8 storage for
-the rest.
+"""Int8 for the allocator: static int8 compute for every weight MatMul, int8 storage for the
+embedding tables.
 
 Two steps, both keeping each prompt's scores independent of the other prompts in its batch
 (the TS-Python parity contract; Python and TypeScript batch differently):
@@ -13,20 +13,16 @@ Two steps, both keeping each prompt's scores independent of the other prompts in
    (quantizing the FFN down-projection's output that way cost 2 F1 points and 12 more points
    of borderline prompts flagged). Attention's activation-by-activation products stay float32.
 2. ``quantize_weights_int8``: every remaining large float matrix (the embedding tables) is
-   stored as int8 with a per-row scale and rebuilt in float32 when the
-   session loads.
+   stored as int8 with a per-row float scale and rebuilt in the graph as
+   ``Mul(Cast(W_int8), scale)``. Both inputs are constants, so onnxruntime's constant folding
+   turns them back into float32 weights when the session loads: ~4x smaller on disk, float32
+   compute. Used alone, it is the trainer's fallback export (train.py compares each
+   candidate's figures against the float32 export before keeping it).
 
-Why not ``quantize_dynamic``: it quantizes *activations* with one scale per tensor computed at run time, so a
-prompt's score depends on the other prompts in its batch (and on their padding): Python and
-TypeScript, which batch differently, could then disagree by ~1e-3, above the 1e-4 parity
-contract.
-
-Step 2 alone (int8 storage, float32 compute) stores each large weight matrix as int8 with a per-row float
-scale and rebuilds it in the graph as ``Mul(Cast(W_int8), scale)``. Both inputs are
-constants, so onnxruntime's constant folding turns them back into float32 weights when the
-session loads: the file is ~4x smaller, compute is float32 and every row is scored
-independently of its batch. (The weights lose a little precision; train.py compares the
-figures against the float32 export before keeping it.)
+Why not ``quantize_dynamic``: it quantizes activations with one scale per tensor computed at
+run time, so a prompt's score depends on the other prompts in its batch (and on their
+padding): Python and TypeScript, which batch differently, could then disagree by ~1e-3,
+above the 1e-4 parity contract.
 """
 from __future__ import annotations
 
