@@ -45,17 +45,19 @@ def kept_layers(total: int, n: int) -> list[int]:
 
 def load_encoder(layers: int | None = None) -> nn.Module:
     """The pretrained encoder; with ``layers``, only that many of its layers (kept_layers), a
-    shallower student to fine-tune: compute per token scales with the layer count."""
+    shallower student to fine-tune: compute per token scales with the layer count. The
+    result's ``kept_layers`` / ``pretrained_layers`` say which of the original layers it has."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from transformers import AutoModel
 
     enc = AutoModel.from_pretrained(str(encoder_dir()), local_files_only=True)
     total = len(enc.encoder.layer)
-    if layers is not None and layers != total:
-        keep = kept_layers(total, layers)
+    keep = kept_layers(total, total if layers is None else layers)
+    if len(keep) != total:
         enc.encoder.layer = nn.ModuleList(enc.encoder.layer[i] for i in keep)
         enc.config.num_hidden_layers = len(keep)
+    enc.kept_layers, enc.pretrained_layers = keep, total
     enc.eval()
     return enc
 

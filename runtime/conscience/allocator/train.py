@@ -309,7 +309,6 @@ def choose_export(metrics: dict[str, Any]) -> str:
 def train(data: Path, out: Path, epochs: int = 100, max_length: int = MAX_LENGTH, limit: int | None = None,
           keep_fp32: bool = False, log=print, cache: str | None = None, finetune_epochs: int = 0,
           layers: int | None = None) -> dict[str, Any]:
-    from .model import kept_layers
     from .quantize import quantize_static_int8, quantize_weights_int8
 
     t0 = time.time()
@@ -326,9 +325,8 @@ def train(data: Path, out: Path, epochs: int = 100, max_length: int = MAX_LENGTH
     torch.set_num_threads(max(1, torch.get_num_threads()))
     tok = make_tokenizer(max_length)
     encoder = load_encoder(layers)
-    n_layers = len(encoder.encoder.layer)
-    total_layers = 6
-    kept = kept_layers(total_layers, n_layers)
+    kept, total_layers = encoder.kept_layers, encoder.pretrained_layers
+    n_layers = len(kept)
     net = AllocatorNet(encoder, Head())
     emb = _cached_embeddings(net, tok, split, max_length, cache, n_layers)
     log(f"embedded {sum(len(v) for v in split.values())} prompts with {n_layers} encoder layers in {time.time() - t0:.1f}s")
