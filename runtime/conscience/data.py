@@ -97,9 +97,10 @@ def iter_jsonl(path: str) -> Iterable[tuple[int, Any]]:
             if not text.strip():
                 continue
             try:
-                yield lineno, json.loads(text)
+                value = json.loads(text)
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+            yield lineno, value
 
 
 def read_jsonl(path: str, prompt_column: str = "prompt") -> list[dict]:

@@ -105,7 +105,8 @@ def quantize_static_int8(src: str | Path, dst: str | Path, calibration: Iterable
             calibrate_method=CalibrationMethod.MinMax,
             # 7-bit weights: CPUs without VNNI multiply uint8 x int8 pairs into int16
             # (VPMADDUBSW), which saturates with full-range weights; 7 bits cannot overflow
-            # there, so every x86 CPU computes the same integers. Measured: no F1 cost.
+            # there, so every x86 CPU computes the same integers (test-split figures in
+            # docs/allocator.md).
             reduce_range=True,
             extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"]},
         )

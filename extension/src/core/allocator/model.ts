@@ -1,7 +1,8 @@
 // The allocator model: tokenizer.json + model.onnx + allocator.json from one folder, run with
 // onnxruntime-node. Loaded lazily (onnxruntime-node is only required on first use), batched
-// (rows grouped by length into chunks padded to their longest row, as Python's score does), and it yields to the event
-// loop between chunks so a big request never holds the extension host for long.
+// (rows grouped by length into chunks padded to their longest row, as Python's run_texts
+// does), and it yields to the event loop between chunks so a big request never holds the
+// extension host for long.
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as Ort from 'onnxruntime-node';
@@ -131,8 +132,9 @@ export class AllocatorModel {
 
   /**
    * Scores prompts (results in input order) in batches of up to maxBatch prompts of similar
-   * length, each padded to its longest row. A row's scores do not depend on its batch (the contract: masked attention and pooling,
-   * float32 compute; extension/test/allocator/parity.test.ts checks it).
+   * length, each padded to its longest row. A row's scores do not depend on its batch (the
+   * contract: masked attention and pooling, int8 scales fixed at export, never taken from the
+   * batch; extension/test/allocator/parity.test.ts checks it).
    */
   async score(texts: string[]): Promise<Score[]> {
     return this.scoreEncoded(texts.map((t) => this.tokenizer.encode(t)));
