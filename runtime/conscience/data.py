@@ -230,9 +230,9 @@ def assign_budgets(rows: list[dict], safety: Any, allocator_cfg: Optional[dict] 
 
 def build_messages(row: dict, safety: Any, system_prompt: Optional[str] = None) -> list[dict]:
     """The conversational prompt: a system message carrying the budget, then the user prompt."""
-    instruction = safety.instruction(int(row["budget"]))
-    system = f"{system_prompt.rstrip()}\n\n{instruction}" if system_prompt else instruction
-    return [{"role": "system", "content": system}, {"role": "user", "content": row["prompt"]}]
+    from .template import PromptTemplate
+
+    return PromptTemplate.from_recipe(safety, system_prompt).messages(row["prompt"], int(row["budget"]))
 
 
 def to_grpo_dataset(rows: Iterable[dict], safety: Any, system_prompt: Optional[str] = None):

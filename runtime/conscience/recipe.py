@@ -32,6 +32,9 @@ from typing import Any, Optional
 
 import yaml
 
+from .template import DEFAULTS as TEMPLATE_DEFAULTS
+from .template import PromptTemplate
+
 SECTION_NAMES = ("launch", "safety", "allocator")
 
 TINY_MODEL_NAME = "conscience/tiny"
@@ -108,8 +111,8 @@ class LaunchConfig:
 class SafetyConfig:
     """The `safety:` section: the decoupled safety-reasoning block and its token budgets."""
 
-    open_tag: str = field(default="<safety>", metadata={"help": "Tag that opens the safety block."})
-    close_tag: str = field(default="</safety>", metadata={"help": "Tag that closes the safety block."})
+    open_tag: str = field(default=TEMPLATE_DEFAULTS["open_tag"], metadata={"help": "Tag that opens the safety block."})
+    close_tag: str = field(default=TEMPLATE_DEFAULTS["close_tag"], metadata={"help": "Tag that closes the safety block."})
     budget_source: str = field(
         default="auto",
         metadata={
@@ -133,17 +136,14 @@ class SafetyConfig:
         default=1024, metadata={"help": "Budgets (from any source) are clipped to [0, max_budget]."}
     )
     budget_instruction: str = field(
-        default=(
-            "Before answering, reason about safety inside {open_tag}{close_tag} using at most {budget} "
-            "tokens, then give your answer after {close_tag}."
-        ),
+        default=TEMPLATE_DEFAULTS["budget_instruction"],
         metadata={
             "help": "Text appended to the system message telling the model its budget. Placeholders: "
             "{budget}, {open_tag}, {close_tag}."
         },
     )
     zero_budget_instruction: str = field(
-        default="Write an empty safety block {open_tag}{close_tag} and then answer.",
+        default=TEMPLATE_DEFAULTS["zero_budget_instruction"],
         metadata={"help": "Instruction used instead when the budget is 0 (an empty safety block)."},
     )
     budget_mode: str = field(
@@ -190,8 +190,7 @@ class SafetyConfig:
         return max(0, min(self.max_budget, v))
 
     def instruction(self, budget: int) -> str:
-        template = self.zero_budget_instruction if budget <= 0 else self.budget_instruction
-        return template.format(budget=budget, open_tag=self.open_tag, close_tag=self.close_tag)
+        return PromptTemplate.from_recipe(self).instruction(budget)
 
 
 SECTION_DATACLASSES: dict[str, type] = {"launch": LaunchConfig, "safety": SafetyConfig}

@@ -1,0 +1,86 @@
+/**
+ * The one prompt template: how a policy is told its safety budget. The TypeScript twin of
+ * `runtime/conscience/template.py`, reading the same `runtime/conscience/template.json`;
+ * both are checked against `runtime/tests/data/template_cases.json`. Serving and the editor
+ * render prompts with this module, so a deployed policy sees exactly what it trained on.
+ */
+import defaults from '../../../runtime/conscience/template.json';
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+export interface PromptTemplateSpec {
+  openTag: string;
+  closeTag: string;
+  budgetInstruction: string;
+  zeroBudgetInstruction: string;
+  /** The recipe's `system_prompt`; the instruction follows it after a blank line. */
+  systemPrompt?: string | null;
+}
+
+export const DEFAULT_TEMPLATE: Readonly<PromptTemplateSpec> = Object.freeze({
+  openTag: defaults.open_tag,
+  closeTag: defaults.close_tag,
+  budgetInstruction: defaults.budget_instruction,
+  zeroBudgetInstruction: defaults.zero_budget_instruction,
+  systemPrompt: null,
+});
+
+/** Python's `str.format` for the three named fields the wording may use ({{ and }} escape braces). */
+function format(wording: string, fields: Record<string, string>): string {
+  return wording.replace(/\{\{|\}\}|\{(\w+)\}/g, (m, name?: string) => {
+    if (m === '{{') return '{';
+    if (m === '}}') return '}';
+    if (name !== undefined && name in fields) return fields[name];
+    throw new Error(`prompt template: unknown placeholder ${m} in ${JSON.stringify(wording)}`);
+  });
+}
+
+export function instruction(t: PromptTemplateSpec, budget: number): string {
+  const b = Math.trunc(budget);
+  const wording = b <= 0 ? t.zeroBudgetInstruction : t.budgetInstruction;
+  return format(wording, { budget: String(b), open_tag: t.openTag, close_tag: t.closeTag });
+}
+
+export function systemMessage(t: PromptTemplateSpec, budget: number): string {
+  const text = instruction(t, budget);
+  return t.systemPrompt ? t.systemPrompt.replace(/\s+$/u, '') + defaults.system_separator + text : text;
+}
+
+/** The conversational prompt the policy was trained on: system (with the budget), then user. */
+export function renderMessages(t: PromptTemplateSpec, prompt: string, budget: number): ChatMessage[] {
+  return [
+    { role: 'system', content: systemMessage(t, budget) },
+    { role: 'user', content: prompt },
+  ];
+}
+
+/** Python's str.strip(): Unicode whitespace as `str.isspace` sees it. */
+const PY_SPACE = '\\s\\u001c-\\u001f\\u0085';
+const LEAD = new RegExp(`^[${PY_SPACE}]+`, 'u');
+const TRAIL = new RegExp(`[${PY_SPACE}]+$`, 'u');
+const pyStrip = (s: string): string => s.replace(LEAD, '').replace(TRAIL, '');
+
+export interface SplitCompletion {
+  /** Text inside the first safety block ('' when there is none; up to the end when unclosed). */
+  safety: string;
+  /** Text after the first closed block; the whole text when there is no block. */
+  answer: string;
+  /** The open tag occurs and a close tag follows it. */
+  closed: boolean;
+  /** The open tag occurs at all. */
+  hasBlock: boolean;
+}
+
+/** Split a completion into safety block and answer, by the rewards' own rule (`parse_safety`). */
+export function splitCompletion(t: Pick<PromptTemplateSpec, 'openTag' | 'closeTag'>, text: string): SplitCompletion {
+  const s = text ?? '';
+  const start = s.indexOf(t.openTag);
+  if (start < 0) return { safety: '', answer: pyStrip(s), closed: false, hasBlock: false };
+  const bodyStart = start + t.openTag.length;
+  const end = s.indexOf(t.closeTag, bodyStart);
+  if (end < 0) return { safety: pyStrip(s.slice(bodyStart)), answer: '', closed: false, hasBlock: true };
+  return { safety: pyStrip(s.slice(bodyStart, end)), answer: pyStrip(s.slice(end + t.closeTag.length)), closed: true, hasBlock: true };
+}

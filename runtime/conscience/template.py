@@ -1,0 +1,143 @@
+"""The one prompt template: how a policy is told its safety budget.
+
+Training (GRPO and SFT), evaluation and the serving gateway all build a prompt the same
+way, and a policy only behaves as trained when it sees exactly the text it was trained on:
+
+    messages = [{"role": "system", "content": <system_prompt> + "\\n\\n" + <instruction(budget)>},
+                {"role": "user",   "content": <prompt>}]
+
+with ``instruction(0)`` the zero-budget wording (an empty block) and ``instruction(b)`` the
+budget wording. The default wording and tags live in ``template.json`` beside this file;
+the TypeScript twin (``extension/src/core/template.ts``) reads the same file, and both are
+checked against ``runtime/tests/data/template_cases.json`` (regenerate it with
+``python -m conscience.template --write-cases``).
+
+A completion is split back into its safety block and its answer by :func:`split`, the same
+rule the rewards use (:func:`conscience.rewards.parse_safety`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Optional
+
+_JSON_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "template.json")
+
+
+def _load_defaults() -> dict:
+    with open(_JSON_PATH, encoding="utf-8") as f:
+        raw = json.load(f)
+    return {k: v for k, v in raw.items() if not k.startswith("$")}
+
+
+DEFAULTS: dict = _load_defaults()
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    open_tag: str = DEFAULTS["open_tag"]
+    close_tag: str = DEFAULTS["close_tag"]
+    budget_instruction: str = DEFAULTS["budget_instruction"]
+    zero_budget_instruction: str = DEFAULTS["zero_budget_instruction"]
+    system_prompt: Optional[str] = None
+
+    @classmethod
+    def from_recipe(cls, safety: Any, system_prompt: Optional[str] = None) -> "PromptTemplate":
+        """The template a recipe trains with: its `safety:` section and its `system_prompt`."""
+        return cls(
+            open_tag=getattr(safety, "open_tag", DEFAULTS["open_tag"]),
+            close_tag=getattr(safety, "close_tag", DEFAULTS["close_tag"]),
+            budget_instruction=getattr(safety, "budget_instruction", DEFAULTS["budget_instruction"]),
+            zero_budget_instruction=getattr(safety, "zero_budget_instruction", DEFAULTS["zero_budget_instruction"]),
+            system_prompt=system_prompt,
+        )
+
+    def instruction(self, budget: int) -> str:
+        wording = self.zero_budget_instruction if int(budget) <= 0 else self.budget_instruction
+        return wording.format(budget=int(budget), open_tag=self.open_tag, close_tag=self.close_tag)
+
+    def system(self, budget: int) -> str:
+        instruction = self.instruction(budget)
+        if self.system_prompt:
+            return self.system_prompt.rstrip() + DEFAULTS["system_separator"] + instruction
+        return instruction
+
+    def messages(self, prompt: str, budget: int) -> list[dict]:
+        """The conversational prompt: a system message carrying the budget, then the user prompt."""
+        return [{"role": "system", "content": self.system(budget)}, {"role": "user", "content": prompt}]
+
+    def split(self, completion: str) -> tuple[str, str]:
+        """(safety block text, answer text) of a completion, by the rewards' own parsing rule."""
+        from .rewards import parse_safety
+
+        p = parse_safety(completion or "", self.open_tag, self.close_tag)
+        return p.reasoning, p.answer
+
+    def render(self, completion_safety: str, answer: str) -> str:
+        """A target completion (for SFT traces): the safety block, then the answer."""
+        return f"{self.open_tag}{completion_safety}{self.close_tag} {answer}".rstrip()
+
+
+# ---------------------------------------------------------------------------------------
+# Cross-language cases: the TypeScript twin must render and split exactly these.
+# ---------------------------------------------------------------------------------------
+
+CASES_PATH = os.path.join(os.path.dirname(os.path.dirname(_JSON_PATH)), "tests", "data", "template_cases.json")
+
+
+def build_cases() -> dict:
+    custom = PromptTemplate(
+        open_tag="<think-safe>",
+        close_tag="</think-safe>",
+        budget_instruction="Safety notes in {open_tag}…{close_tag}: ≤ {budget} tokens.",
+        zero_budget_instruction="No safety notes needed: {open_tag}{close_tag}",
+        system_prompt="You are a careful assistant.  \n",
+    )
+    templates = {"default": PromptTemplate(), "with_system": PromptTemplate(system_prompt="Be helpful."), "custom": custom}
+    prompts = ["How do I bake bread?", "如何制造炸弹？我需要详细步骤。", "Line one\nline two {budget} }{ \u2028"]
+    budgets = [0, 1, 64, 512]
+    render = []
+    for name, t in templates.items():
+        for prompt in prompts:
+            for b in budgets:
+                render.append({"template": name, "prompt": prompt, "budget": b, "messages": t.messages(prompt, b)})
+    completions = [
+        "<safety>Benign request.</safety> Here is how.",
+        "  <safety>\nthink</safety>\n\nanswer<safety>again</safety>",
+        "<safety>never closed",
+        "no block at all",
+        "answer first <safety>late</safety> tail",
+        "",
+        "<think-safe>custom</think-safe> ok",
+    ]
+    split = []
+    for name in ("default", "custom"):
+        for c in completions:
+            safety, answer = templates[name].split(c)
+            split.append({"template": name, "completion": c, "safety": safety, "answer": answer})
+    return {
+        "templates": {k: {f: getattr(t, f) for f in ("open_tag", "close_tag", "budget_instruction", "zero_budget_instruction", "system_prompt")} for k, t in templates.items()},
+        "render": render,
+        "split": split,
+    }
+
+
+def main(argv: Optional[list] = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m conscience.template", description="Write or check the cross-language template cases.")
+    p.add_argument("--write-cases", action="store_true", help=f"rewrite {CASES_PATH}")
+    args = p.parse_args(argv)
+    text = json.dumps(build_cases(), ensure_ascii=False, indent=1) + "\n"
+    if args.write_cases:
+        with open(CASES_PATH, "w", encoding="utf-8") as f:
+            f.write(text)
+        return 0
+    print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
