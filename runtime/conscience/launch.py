@@ -35,7 +35,7 @@ def build_command(
     python: Optional[str] = None,
 ) -> list[str]:
     """The argv that launches the trainer for `recipe_path` (reads only the `launch:` section)."""
-    from .recipe import parse_section, read_recipe_yaml
+    from .recipe import RECIPE_KINDS, parse_section, read_recipe_yaml, recipe_kind
 
     raw, _, lines = read_recipe_yaml(recipe_path)
     launch = parse_section("launch", raw.get("launch"), recipe_path, lines)
@@ -63,7 +63,7 @@ def build_command(
     if launch.main_process_port is not None:
         cmd += ["--main_process_port", str(launch.main_process_port)]
     cmd += list(accelerate_args or [])
-    cmd += ["-m", "conscience.train", "--config", os.path.abspath(recipe_path)]
+    cmd += ["-m", RECIPE_KINDS[recipe_kind(raw, recipe_path, lines)], "--config", os.path.abspath(recipe_path)]
     cmd += cpu_args + list(trainer_args or [])
     return cmd
 

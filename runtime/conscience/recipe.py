@@ -37,6 +37,11 @@ from .template import PromptTemplate
 
 SECTION_NAMES = ("launch", "safety", "allocator")
 
+# A recipe's `kind:` picks the runtime module that runs it (the launcher starts that module,
+# through accelerate where the launch: section asks for it). Default: GRPO training.
+RECIPE_KINDS = {"grpo": "conscience.train", "sft": "conscience.sft", "eval": "conscience.eval"}
+DEFAULT_KIND = "grpo"
+
 TINY_MODEL_NAME = "conscience/tiny"
 BUNDLED_DATASET_NAME = "conscience/safety_prompts"
 
@@ -410,13 +415,27 @@ def read_recipe_yaml(path: str) -> tuple[dict, str, dict[str, int]]:
     return raw, hashlib.sha256(data).hexdigest(), _key_lines(text)
 
 
+def recipe_kind(raw: dict, path: str = "<recipe>", lines: Optional[dict[str, int]] = None) -> str:
+    """The recipe's `kind:` (grpo, sft or eval), with an error naming the file and line."""
+    kind = raw.get("kind", DEFAULT_KIND)
+    if kind is None:
+        kind = DEFAULT_KIND
+    if kind not in RECIPE_KINDS:
+        line = (lines or {}).get("kind", "?")
+        raise RecipeError(f"{path}:{line}: kind must be one of {', '.join(RECIPE_KINDS)}, got {kind!r}")
+    return kind
+
+
 def load_recipe(path: str, cli_args: Optional[list[str]] = None) -> Recipe:
     """Read `path` and parse it; `cli_args` (e.g. ["--output_dir", "x"]) override flat keys."""
     from trl import TrlParser
 
     raw, digest, lines = read_recipe_yaml(path)
+    kind = recipe_kind(raw, path, lines)
+    if kind != "grpo":
+        raise RecipeError(f"{path}:{lines.get('kind', '?')}: this is a `kind: {kind}` recipe; run it with python -m {RECIPE_KINDS[kind]}")
     base = os.path.dirname(os.path.abspath(path))
-    flat = {k: v for k, v in raw.items() if k not in SECTION_NAMES}
+    flat = {k: v for k, v in raw.items() if k not in SECTION_NAMES and k != "kind"}
     launch = parse_section("launch", raw.get("launch"), path, lines)
     safety = parse_section("safety", raw.get("safety"), path, lines)
     allocator = raw.get("allocator") or {}

@@ -346,6 +346,16 @@ def build_schema() -> dict[str, Any]:
     for name in SECTION_NAMES:
         sections.setdefault(name, {"type": ["object", "null"], "description": f"The `{name}:` section."})
     properties.update(sections)
+    from conscience.recipe import DEFAULT_KIND, RECIPE_KINDS
+
+    properties["kind"] = {
+        "type": "string",
+        "enum": list(RECIPE_KINDS),
+        "default": DEFAULT_KIND,
+        "description": "What this recipe runs: `grpo` (GRPO training, conscience.train), `sft` (supervised warm start, "
+        "conscience.sft) or `eval` (evaluate a policy, conscience.eval). The launcher starts the matching runtime module.",
+        "x-source": "conscience",
+    }
     properties["env"] = {
         "type": "object",
         "description": "Environment variables set before training (TrlParser: `env` must be a dict).",

@@ -123,3 +123,20 @@ def test_vllm_server_plan_splits_gpus(tmp_path):
     pl = plan(DEMO, env={})
     assert pl["server"] is None and pl["train_env"] == {"OMP_NUM_THREADS": "1"}
     assert plan(DEMO, env={"OMP_NUM_THREADS": "4"})["train_env"] == {}
+
+
+def test_recipe_kind_picks_the_runtime_module(tmp_path):
+    # `kind: sft` / `kind: eval` recipes are started as their own module through accelerate;
+    # a bad kind names the file and line; the GRPO loader refuses a recipe of another kind.
+    from conscience.recipe import RecipeError, load_recipe
+
+    sft = tmp_path / "sft.yaml"
+    sft.write_text("kind: sft\nlaunch:\n  num_processes: 2\n  cpu: true\n")
+    cmd = build_command(str(sft), [])
+    assert cmd[cmd.index("-m", 3) + 1] == "conscience.sft"
+    with pytest.raises(RecipeError, match=r"sft.yaml:1: this is a `kind: sft` recipe; run it with python -m conscience.sft"):
+        load_recipe(str(sft))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model_name_or_path: x\nkind: rl\n")
+    with pytest.raises(RecipeError, match=r"bad.yaml:2: kind must be one of grpo, sft, eval, got 'rl'"):
+        build_command(str(bad), [])

@@ -24,6 +24,14 @@ describe('trainer command', () => {
   it('runs one plain process without accelerate', () => {
     assert.deepEqual(trainArgv({ python: 'py', recipe: '/r.yaml', outputDir: '/o', launch: L() }), ['py', '-m', 'conscience.train', '--config', '/r.yaml', '--output_dir', '/o']);
   });
+  it("starts the module of the recipe's kind (sft, eval) and rejects an unknown kind", async () => {
+    assert.deepEqual(trainArgv({ python: 'py', recipe: '/r.yaml', outputDir: '/o', launch: L(), kind: 'eval' }).slice(0, 3), ['py', '-m', 'conscience.eval']);
+    const d = mkdtempSync(join(tmpdir(), 'recipe-'));
+    writeFileSync(join(d, 'sft.yaml'), 'kind: sft\nmodel_name_or_path: m\n');
+    assert.equal((await readRecipeInfo(join(d, 'sft.yaml'))).kind, 'sft');
+    writeFileSync(join(d, 'bad.yaml'), 'kind: rl\n');
+    await assert.rejects(readRecipeInfo(join(d, 'bad.yaml')), /bad\.yaml: kind must be one of grpo, sft, eval, got "rl"/);
+  });
   it('goes through conscience.launch (accelerate launch) for several processes', () => {
     const a = trainArgv({ python: 'py', recipe: '/r.yaml', outputDir: '/o', launch: L({ num_processes: 2, cpu: true }) });
     assert.deepEqual(a, ['py', '-m', 'conscience.launch', '--config', '/r.yaml', '--', '--output_dir', '/o']);
