@@ -85,11 +85,11 @@ export async function planLaunch(s: LaunchSession, recipe: string, targetName: s
   let script: string;
   let command: string;
   if (t.type === 'slurm') {
-    const spec = { runId: id, launchToken, projectDir, runDir, python, recipe: recipeOnHost, outputDir, launch: info.launch, model: info.model, target: t, env };
+    const spec = { runId: id, launchToken, projectDir, runDir, python, recipe: recipeOnHost, outputDir, launch: info.launch, model: info.model, kind: info.kind, target: t, env };
     script = sbatchScript(spec);
     command = `cd -- ${shQuote(projectDir)} && ${sbatchCommand(spec)}`;
   } else {
-    script = wrapperScript({ runId: id, launchToken, projectDir, runDir, env, argv: trainArgv({ python, recipe: recipeOnHost, outputDir, launch: info.launch }) });
+    script = wrapperScript({ runId: id, launchToken, projectDir, runDir, env, argv: trainArgv({ python, recipe: recipeOnHost, outputDir, launch: info.launch, kind: info.kind }) });
     command = detachedStartCommand(runDir);
   }
   return {

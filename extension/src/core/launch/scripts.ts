@@ -21,7 +21,12 @@ export interface LaunchSection {
   vllm_gpu_memory_utilization: number;
 }
 
+/** A recipe's `kind:` and the runtime module that runs it (runtime/conscience/recipe.py RECIPE_KINDS). */
+export const RECIPE_KINDS = { grpo: 'conscience.train', sft: 'conscience.sft', eval: 'conscience.eval' } as const;
+export type RecipeKind = keyof typeof RECIPE_KINDS;
+
 export interface RecipeInfo {
+  kind: RecipeKind;
   launch: LaunchSection;
   model?: string;
   maxSteps?: number;
@@ -51,7 +56,11 @@ export async function readRecipeInfo(file: string): Promise<RecipeInfo> {
     throw new Error(`${file}: launch.main_process_port must be a port number`);
   const util = l.vllm_gpu_memory_utilization ?? 0.9;
   if (typeof util !== 'number' || !(util > 0 && util <= 1)) throw new Error(`${file}: launch.vllm_gpu_memory_utilization must be in (0, 1]`);
+  const kind = d.kind ?? 'grpo';
+  if (typeof kind !== 'string' || !Object.hasOwn(RECIPE_KINDS, kind))
+    throw new Error(`${file}: kind must be one of ${Object.keys(RECIPE_KINDS).join(', ')}, got ${JSON.stringify(kind)}`);
   return {
+    kind: kind as RecipeKind,
     launch: {
       accelerate_config: (acc as string | undefined) ?? undefined,
       num_processes: posInt('num_processes', 1),
@@ -79,6 +88,8 @@ export interface TrainSpec {
   accelerateArgs?: string[];
   /** Extra trainer flags (flat TRL keys), after the output dir. */
   trainerArgs?: string[];
+  /** The recipe's kind (default grpo): which runtime module runs it. */
+  kind?: RecipeKind;
 }
 
 /** True when one plain Python process is enough (no accelerate launcher needed). */
@@ -87,14 +98,15 @@ export function singleProcess(l: LaunchSection): boolean {
 }
 
 /**
- * The trainer's argv on one machine: `python -m conscience.train` for one process, else the
+ * The trainer's argv on one machine: `python -m conscience.train` (or the module of the
+ * recipe's kind: conscience.sft, conscience.eval) for one process, else the
  * runtime's `python -m conscience.launch`, which builds `accelerate launch ... -m
  * conscience.train` from the recipe's launch: section (CPU DDP, config file, ports) and
  * forwards SIGTERM to every rank.
  */
 export function trainArgv(s: TrainSpec): string[] {
   const trainer = ['--output_dir', s.outputDir, ...(s.trainerArgs ?? [])];
-  if (singleProcess(s.launch) && !s.accelerateArgs?.length) return [s.python, '-m', 'conscience.train', '--config', s.recipe, ...trainer];
+  if (singleProcess(s.launch) && !s.accelerateArgs?.length) return [s.python, '-m', RECIPE_KINDS[s.kind ?? 'grpo'], '--config', s.recipe, ...trainer];
   return [s.python, '-m', 'conscience.launch', '--config', s.recipe, ...(s.accelerateArgs ?? []).map((a) => `--accelerate-arg=${a}`), '--', ...trainer];
 }
 
@@ -163,6 +175,8 @@ export interface SbatchSpec {
   outputDir: string;
   launch: LaunchSection;
   model?: string;
+  /** The recipe's kind (default grpo): which runtime module runs it. */
+  kind?: RecipeKind;
   target: SlurmTarget;
   env?: Record<string, string>;
 }
@@ -226,7 +240,7 @@ export function sbatchScript(s: SbatchSpec): string {
   const useVllm = l.vllm_server;
   if (useVllm && !s.model) throw new Error('launch.vllm_server needs model_name_or_path in the recipe');
   if (nodes === 1) {
-    let spec: TrainSpec = { python: s.python, recipe: s.recipe, outputDir: s.outputDir, launch: l };
+    let spec: TrainSpec = { python: s.python, recipe: s.recipe, outputDir: s.outputDir, launch: l, kind: s.kind };
     if (useVllm) {
       if (gpus <= l.vllm_server_gpus) throw new Error(`target '${t.name}': vLLM server mode on one node needs gpusPerNode > launch.vllm_server_gpus (${l.vllm_server_gpus})`);
       const serve = Array.from({ length: l.vllm_server_gpus }, (_, i) => gpus - l.vllm_server_gpus + i).join(',');
@@ -248,7 +262,7 @@ export function sbatchScript(s: SbatchSpec): string {
     }
     lines.push(`TRAIN_NODES=$(IFS=,; echo "\${NODES[*]:0:${trainNodes}}")`);
     const argv = trainArgv({
-      python: s.python, recipe: s.recipe, outputDir: s.outputDir, launch: l,
+      python: s.python, recipe: s.recipe, outputDir: s.outputDir, launch: l, kind: s.kind,
       accelerateArgs: [`--num_machines=${trainNodes}`, `--num_processes=${perNode * trainNodes}`],
       trainerArgs: useVllm ? ['--vllm_server_host', '@VLLM_NODE@'] : [],
     });
