@@ -107,7 +107,13 @@ export function validateText(text: string, opts: ValidateOptions = {}): Diagnost
   checkRewards(ctx);
   checkFiles(ctx);
   // Position order per file (this file first, then referenced files), like an editor lists them.
-  return out.sort((a, b) => (a.file ?? '').localeCompare(b.file ?? '') || a.start - b.start || a.code.localeCompare(b.code));
+  // A value merged (`<<: *base`) into two mappings is checked twice: report it once.
+  return dedupe(out).sort((a, b) => (a.file ?? '').localeCompare(b.file ?? '') || a.start - b.start || a.code.localeCompare(b.code));
+}
+
+function dedupe(ds: Diagnostic[]): Diagnostic[] {
+  const seen = new Set<string>();
+  return ds.filter((d) => { const k = `${d.file ?? ''}\0${d.start}\0${d.end}\0${d.code}\0${d.message}`; if (seen.has(k)) return false; seen.add(k); return true; });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -255,6 +261,17 @@ function setValueFix(ctx: Ctx, name: string, value: number | string): QuickFix {
   return { title: `Add ${name}: ${value}`, edits: [{ start: t.length, end: t.length, newText: `${sep}${name}: ${value}\n` }] };
 }
 
+/**
+ * One quick fix per valid value, nearest to `target` first (the preferred one), then in order;
+ * at most `limit` (the values closest to `target`), so a large batch does not offer dozens.
+ */
+function valueFixes(ctx: Ctx, name: string, values: number[], target: number, limit = 12): QuickFix[] | undefined {
+  const first = nearest(values, target);
+  if (first === undefined) return undefined;
+  const rest = values.filter((v) => v !== first).sort((a, b) => Math.abs(a - target) - Math.abs(b - target) || a - b).slice(0, limit - 1).sort((a, b) => a - b);
+  return [first, ...rest].map((v) => setValueFix(ctx, name, v));
+}
+
 /** Nearest valid value, preferring the smaller one on ties. */
 function nearest(values: number[], target: number): number | undefined {
   let best: number | undefined;
@@ -314,7 +331,7 @@ function checkRules(ctx: Ctx): void {
       if (G < 2) {
         report(ctx, ['num_generations'], 'error', 'CC203',
           `GRPO requires at least 2 generations per prompt to calculate the advantages. You provided ${G}, which is less than the minimum required. Set num_generations to 2 or more.`,
-          (() => { const ok = divisors(gbs); const v = nearest(ok, 2); return v ? [setValueFix(ctx, 'num_generations', v)] : undefined; })());
+          valueFixes(ctx, 'num_generations', divisors(gbs), 2));
       } else {
         // C4
         const possible = divisors(gbs);
@@ -323,7 +340,7 @@ function checkRules(ctx: Ctx): void {
           report(ctx, ['num_generations', 'per_device_train_batch_size', 'gradient_accumulation_steps', ['launch', 'num_processes']], 'error', 'CC204',
             `The effective train batch size (${P} x ${B} x ${steps}) must be evenly divisible by the number of generations per prompt (${G}). Given the current effective train batch size, the valid values for the number of generations are: [${possible.join(', ')}]. (processes from ${procs.source}; per_device_train_batch_size ${B}; steps_per_generation ${steps})` +
               (v ? ` Set num_generations to ${v}, or change the batch so that it divides.` : ' Increase the batch size.'),
-            v ? [setValueFix(ctx, 'num_generations', v)] : undefined);
+            valueFixes(ctx, 'num_generations', possible, G));
         }
         // C5
         if (evalStrategy !== 'no' && evalStrategy !== INVALID && isInt(Be)) {
@@ -333,7 +350,7 @@ function checkRules(ctx: Ctx): void {
             const v = nearest(pe.filter((x) => possible.includes(x)), G);
             report(ctx, ['num_generations', 'per_device_eval_batch_size', 'eval_strategy'], 'error', 'CC205',
               `The global eval batch size (${P} x ${Be}) must be evenly divisible by the number of generations per prompt (${G}). Given the current global eval batch size, the valid values for the number of generations are: [${pe.join(', ')}]. (evaluation is on: eval_strategy ${String(evalStrategy)}) Change per_device_eval_batch_size so that ${P} x it is divisible by ${G}` + (v ? `, or set num_generations to ${v}.` : '.'),
-              v ? [setValueFix(ctx, 'num_generations', v)] : undefined);
+              valueFixes(ctx, 'num_generations', pe.filter((x) => possible.includes(x)), G));
           }
         }
       }

@@ -131,7 +131,8 @@ export function checkValue(text: string, spec: FieldSpec, node: YNode, where: st
         hint = ` Quote it if it is meant as text: '${n.text}'.`;
       }
       const severity: Severity = (n.tag === 'int' || n.tag === 'float') && types.includes('string') ? 'warning' : 'error';
-      out.push(diag(text, node.start, node.end, severity, codes.type, `${where} expects ${describeTypes(types)}, got ${describeNode(n)}.${hint}`, fixes));
+      const at = n.tag === 'null' && n.text === '' && node.start === node.end ? keyBefore(text, node.start) : node;
+      out.push(diag(text, at.start, at.end, severity, codes.type, `${where} expects ${describeTypes(types)}, got ${describeNode(n)}.${hint}`, fixes));
       return { ok: false, value: undefined };
     }
     value = c.value;
@@ -188,6 +189,17 @@ export function describeRange(s: FieldSpec): string {
   const lo = s.minimum !== undefined ? `>= ${s.minimum}` : s.exclusiveMinimum !== undefined ? `> ${s.exclusiveMinimum}` : '';
   const hi = s.maximum !== undefined ? `<= ${s.maximum}` : s.exclusiveMaximum !== undefined ? `< ${s.exclusiveMaximum}` : '';
   return [lo, hi].filter(Boolean).join(' and ');
+}
+
+/**
+ * The key an empty value belongs to: an empty value is a zero-width node right after its key
+ * (`warmup_ratio:`), so the key is the text between the line's indentation and that point.
+ */
+export function keyBefore(text: string, pos: number): { start: number; end: number } {
+  const ls = text.lastIndexOf('\n', pos - 1) + 1;
+  const m = /^[ \t]*(?:-[ \t]+)?/.exec(text.slice(ls, pos));
+  const start = ls + (m ? m[0].length : 0);
+  return start < pos ? { start, end: pos } : { start: pos, end: pos };
 }
 
 /** End of the first line of a collection node, so a squiggle does not cover a whole block. */

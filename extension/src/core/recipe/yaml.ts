@@ -158,7 +158,13 @@ class TreeBuilder {
             const value = this.i < this.events.length && this.events[this.i]!.type !== EVENT_ID.POP
               ? this.node()
               : ({ kind: 'scalar', text: '', value: null, quoted: false, tag: 'null', start: key.end, end: key.end } as YScalar);
+            // An empty value (`warmup_ratio:`) has no text of its own: it sits right after its key,
+            // so a diagnostic about it points at the key, not at the top of the file.
+            if (value.kind === 'scalar' && value.tag === 'null' && value.text === '' && !value.quoted && value.start < key.end) {
+              value.start = value.end = key.end;
+            }
             (n as YMap).items.push({ key, value });
+            if (key.kind === 'scalar' && key.text === '<<' && !key.quoted) continue; // merge keys: see merge()
             if (key.kind === 'scalar') {
               const prev = seen!.get(key.text);
               if (prev) {
@@ -173,6 +179,7 @@ class TreeBuilder {
         }
         this.i++; // POP
         const last = isMap ? (n as YMap).items.at(-1)?.value : (n as YSeq).items.at(-1);
+        if (isMap) this.merge(n as YMap);
         n.end = Math.max(n.end + (flow ? 1 : 0), last ? last.end : n.end);
         if (flow) n.end = this.closeBracket(n.end, isMap ? '}' : ']');
         return n;
@@ -181,6 +188,43 @@ class TreeBuilder {
         // Should not happen for a well-formed event stream; keep going.
         return { kind: 'scalar', text: '', value: null, quoted: false, tag: 'null', start: 0, end: 0 };
     }
+  }
+
+  /**
+   * YAML merge keys, as PyYAML's safe_load applies them: `<<: *base` (or `<<: [*a, *b]`) adds the
+   * pairs of the aliased mappings that the mapping does not set itself (earlier sources win).
+   * The merged pairs keep their source ranges, so a problem in a merged value is reported where
+   * it is written. Bounded: a source mapping was merged when it was built, so each merge copies
+   * at most one flat list of pairs per alias, and aliases per document are capped.
+   */
+  private merge(m: YMap): void {
+    if (!m.items.some((p) => p.key.kind === 'scalar' && p.key.text === '<<' && !p.key.quoted)) return;
+    const own: YPair[] = [];
+    const sources: YMap[] = [];
+    for (const p of m.items) {
+      if (!(p.key.kind === 'scalar' && p.key.text === '<<' && !p.key.quoted)) { own.push(p); continue; }
+      const v = deref(p.value);
+      const list = v?.kind === 'seq' ? v.items : [p.value];
+      for (const it of list) {
+        const src = deref(it);
+        if (src?.kind === 'map') { sources.push(src); continue; }
+        if (it.kind === 'alias' && !it.target) continue; // unknown anchor or over the alias cap: reported already
+        this.diagnostics.push(diag(this.text, it.start, headEndOf(this.text, it), 'error', 'CC101',
+          'A merge key (<<) takes an alias of a mapping (`<<: *base`) or a list of them (`<<: [*a, *b]`); PyYAML rejects anything else.'));
+      }
+    }
+    const seen = new Set<string>();
+    for (const p of own) if (p.key.kind === 'scalar') seen.add(p.key.text);
+    const merged: YPair[] = [];
+    for (const src of sources) {
+      for (const q of src.items) {
+        const k = q.key.kind === 'scalar' ? q.key.text : undefined;
+        if (k === undefined || seen.has(k)) continue;
+        seen.add(k);
+        merged.push(q);
+      }
+    }
+    m.items = [...merged, ...own];
   }
 
   private closeBracket(from: number, ch: string): number {
@@ -224,6 +268,11 @@ class TreeBuilder {
     else value = text;
     return { kind: 'scalar', text, value, quoted: false, tag, start, end };
   }
+}
+
+function headEndOf(text: string, n: YNode): number {
+  const nl = text.indexOf('\n', n.start);
+  return nl < 0 || nl > n.end ? n.end : Math.max(n.start + 1, nl);
 }
 
 export function lineOf(text: string, offset: number): number {

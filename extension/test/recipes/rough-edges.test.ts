@@ -1,0 +1,112 @@
+// Diagnostics' rough edges (issue #17 item 7) and YAML merge keys (issue #16): an empty value is
+// reported at its key, a num_generations error offers one fix per valid value, and `<<:` is
+// applied as PyYAML applies it instead of being an unknown key that hides the real error.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { validateText } from '../../src/core/recipe';
+import { REPO, applyEdits, fmt } from './helpers';
+
+const HEAD = 'model_name_or_path: Qwen/Qwen2.5-0.5B-Instruct\nreward_funcs: [refusal]\n';
+
+test('an empty value is reported at its key (line and column of the key), in the editor core and the CLI', () => {
+  const text = HEAD + 'per_device_train_batch_size: 4\nwarmup_ratio:\nnum_generations: 4\nlaunch:\n  num_processes: 2\n  main_process_port:\n';
+  const ds = validateText(text).filter((d) => d.code === 'CC101');
+  assert.deepEqual(ds.map((d) => [d.line + 1, d.column + 1, d.endColumn + 1]), [[4, 1, 13]], ds.map(fmt).join('\n'));
+  assert.match(ds[0]!.message, /warmup_ratio expects a number, got an empty value/);
+  assert.equal(text.slice(ds[0]!.start, ds[0]!.end), 'warmup_ratio');
+  // main_process_port is Optional[int]: empty is fine there.
+  const dir = mkdtempSync(join(tmpdir(), 'conscience-empty-'));
+  try {
+    const f = join(dir, 'r.yaml');
+    writeFileSync(f, text);
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(REPO, 'extension/src/cli/main.ts'), 'validate', f], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+    assert.match(r.stdout, new RegExp(`${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4:1: error CC101: warmup_ratio expects a number`));
+    assert.doesNotMatch(r.stdout, /:1:1: error CC101/);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
+
+test('an empty value in a section is reported at its key too', () => {
+  const text = HEAD + 'launch:\n  num_processes:\n';
+  const d = validateText(text).find((x) => x.code === 'CC101');
+  assert.ok(d);
+  assert.equal(text.slice(d.start, d.end), 'num_processes');
+  assert.equal(d.line + 1, 4);
+  assert.equal(d.column + 1, 3);
+});
+
+test('num_generations: one quick fix per valid value, the nearest first, and each one fixes the recipe', () => {
+  // 1 process x 4 x 2 = 8: valid num_generations are 2, 4, 8.
+  const text = HEAD + 'per_device_train_batch_size: 4\ngradient_accumulation_steps: 2\nnum_generations: 3\nlaunch:\n  num_processes: 1\n';
+  const d = validateText(text).find((x) => x.code === 'CC204');
+  assert.ok(d);
+  assert.match(d.message, /\[2, 4, 8\]/);
+  assert.deepEqual(d.fixes!.map((f) => f.title), ['Set num_generations to 2', 'Set num_generations to 4', 'Set num_generations to 8']);
+  for (const f of d.fixes!) {
+    const fixed = applyEdits(text, f.edits);
+    assert.deepEqual(validateText(fixed).filter((x) => x.severity === 'error').map(fmt), [], `${f.title} leaves no error`);
+  }
+});
+
+test('num_generations: 1 offers every valid value too (C3), and a large batch offers at most 12', () => {
+  const text = HEAD + 'per_device_train_batch_size: 8\nnum_generations: 1\nlaunch:\n  num_processes: 1\n';
+  const d = validateText(text).find((x) => x.code === 'CC203');
+  assert.ok(d);
+  assert.deepEqual(d.fixes!.map((f) => f.title), ['Set num_generations to 2', 'Set num_generations to 4', 'Set num_generations to 8']);
+  const big = HEAD + 'per_device_train_batch_size: 720\nnum_generations: 7\nlaunch:\n  num_processes: 1\n';
+  const e = validateText(big).find((x) => x.code === 'CC204');
+  assert.ok(e);
+  assert.equal(e.fixes!.length, 12);
+  assert.equal(e.fixes![0]!.title, 'Set num_generations to 6');
+});
+
+test('merge key: `<<:` is not an unknown key, and the batch error in the merged values is reported', () => {
+  const text = HEAD + 'launch: &shared\n  num_processes: 2\n<<: {per_device_train_batch_size: 3, num_generations: 4}\n';
+  const ds = validateText(text);
+  assert.ok(!ds.some((d) => d.code === 'CC100'), ds.map(fmt).join('\n'));
+  const c4 = ds.find((d) => d.code === 'CC204');
+  assert.ok(c4, `the batch error is reported:\n${ds.map(fmt).join('\n')}`);
+  assert.match(c4.message, /\(2 x 3 x 1\)/);
+  assert.equal(c4.line + 1, 5, 'at num_generations inside the merged mapping');
+});
+
+test('merge key: keys set in the mapping win over merged ones, earlier sources over later (as PyYAML)', () => {
+  const text = HEAD + 'launch: &a\n  num_processes: 4\nsafety: &b\n  max_budget: 16\n'
+    + 'per_device_train_batch_size: 2\nnum_generations: 4\n<<: [{num_generations: 3}, {num_generations: 5}]\n';
+  // Own num_generations (4) wins: 4 x 2 = 8 divisible by 4, so no C4 error.
+  assert.deepEqual(validateText(text).filter((d) => d.severity === 'error').map(fmt), []);
+  const noOwn = text.replace('num_generations: 4\n<<', '<<');
+  const c4 = validateText(noOwn).find((d) => d.code === 'CC204');
+  assert.ok(c4);
+  assert.match(c4.message, /generations per prompt \(3\)/, 'the first source wins');
+});
+
+test('merge key: a merged value with a wrong type is reported once, where it is written', () => {
+  const src = HEAD + 'env: &m\n  num_processes: two\nlaunch:\n  <<: *m\n';
+  const ds = validateText(src).filter((d) => d.code === 'CC101');
+  assert.equal(ds.length, 1, ds.map(fmt).join('\n'));
+  assert.equal(ds[0]!.line + 1, 4);
+  assert.equal(src.slice(ds[0]!.start, ds[0]!.end), 'two');
+});
+
+test('merge key: a value that is not a mapping is an error at the value (PyYAML rejects it)', () => {
+  const d = validateText(HEAD + '<<: 3\n').find((x) => x.code === 'CC101');
+  assert.ok(d);
+  assert.match(d.message, /merge key/);
+  assert.equal(d.line + 1, 3);
+});
+
+test('merge key: nested merges are bounded work (10 levels of 10 merged mappings)', () => {
+  const lines = ['model_name_or_path: x', 'reward_funcs: [refusal]', 'env:'];
+  lines.push('  l0: &l0 {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9, j: 10}');
+  for (let i = 1; i < 10; i++) lines.push(`  l${i}: &l${i} {<<: [${Array.from({ length: 10 }, () => `*l${i - 1}`).join(', ')}], k${i}: ${i}}`);
+  lines.push('launch:', '  <<: *l9');
+  const t0 = performance.now();
+  const ds = validateText(lines.join('\n') + '\n');
+  const ms = performance.now() - t0;
+  assert.ok(ms < 2000, `took ${ms} ms`);
+  assert.ok(ds.some((d) => d.code === 'CC100' && /in the launch: section/.test(d.message)), 'the merged keys are checked');
+});
