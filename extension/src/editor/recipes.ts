@@ -153,7 +153,7 @@ export function activateRecipes(context: vscode.ExtensionContext, log: vscode.Lo
           const edit = new vscode.WorkspaceEdit();
           for (const e of fix.edits) edit.replace(doc.uri, toRange(doc, e.start, e.end), e.newText);
           a.edit = edit;
-          a.isPreferred = d.fixes.length === 1;
+          a.isPreferred = fix === d.fixes[0]; // the core lists the likeliest fix first
           a.diagnostics = collection.get(doc.uri)?.filter((x) => x.code === d.code && x.range.isEqual(r)) ?? [];
           actions.push(a);
         }
