@@ -2,13 +2,15 @@
 // Secrets come from the environment (HF_TOKEN, WANDB_API_KEY) and reach the host in a 0600
 // file the run deletes at start; they are never printed or written to the run store.
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { formatFindings, recipeErrors } from '../core/launch/guard';
 import { cancelRun, formatPlan, launchRun, planLaunch, resumeRun } from '../core/launch/launcher';
 import { RunMonitor, processStatus } from '../core/launch/monitor';
 import { LaunchSession } from '../core/launch/session';
 import { loadTargets } from '../core/launch/targets';
 import type { RunEvent } from '../core/runs/events';
+import { rootCause, runProgress } from '../core/runs/present';
 import { listRuns, readRun, runDir, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
 
 export const SECRET_NAMES = ['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'WANDB_API_KEY'];
@@ -132,15 +134,36 @@ async function followRun(s: LaunchSession, id: string, opts: { logs?: boolean; e
   }
 }
 
-const LAUNCH_USAGE = 'usage: conscience launch RECIPE --target NAME [--wait] [--dry-run] [--accept-new] [--targets FILE] [--workspace DIR] [--format json|text]';
+const LAUNCH_USAGE = 'usage: conscience launch RECIPE --target NAME [--wait] [--dry-run] [--force] [--accept-new] [--targets FILE] [--workspace DIR] [--format json|text]';
+
+/** The root cause of a failed run, read from its store (stderr.log, run_finished, run.json). */
+async function failureCause(root: string, rec: RunRecord): Promise<string | undefined> {
+  if (rec.state !== 'failed') return undefined;
+  const stderr = await readFile(join(runDir(root, rec.id), 'stderr.log'), 'utf8').catch(() => '');
+  const c = rootCause(stderr, rec.finished?.error, rec.error);
+  return c ? `${c.message}${c.line !== undefined ? ` (stderr.log:${c.line + 1})` : ''}` : undefined;
+}
 
 export async function launch(argv: string[]): Promise<number> {
   return wrap(async () => {
-    const r = parse(argv, { target: { type: 'string', short: 't' }, wait: { type: 'boolean' }, 'dry-run': { type: 'boolean' } }, LAUNCH_USAGE);
+    const r = parse(argv, { target: { type: 'string', short: 't' }, wait: { type: 'boolean' }, 'dry-run': { type: 'boolean' }, force: { type: 'boolean' } }, LAUNCH_USAGE);
     if (!r) return 0;
     const [recipe, ...rest] = r.positionals;
     if (!recipe || rest.length) throw new UsageError(LAUNCH_USAGE);
     const json = r.values.format === 'json';
+    // the launch guard: a recipe with errors would fail on the host after the sync, the
+    // environment build and (on SLURM) the queue wait; refuse unless --force
+    const root = resolve(r.values.workspace ?? process.env.CONSCIENCE_WORKSPACE ?? process.cwd());
+    const errors = await recipeErrors(isAbsolute(recipe) ? recipe : join(root, recipe));
+    if (errors.length) {
+      const show = (f: string) => { const rel = relative(process.cwd(), f); return rel && !rel.startsWith('..') ? rel : f; };
+      process.stderr.write(formatFindings(errors, show) + '\n');
+      if (!r.values.force && !r.values['dry-run']) {
+        process.stderr.write(`conscience: ${errors.length} error(s) in ${recipe}: not launching (fix them, or pass --force to launch anyway)\n`);
+        return 1;
+      }
+      if (!r.values['dry-run']) process.stderr.write(`conscience: launching despite ${errors.length} error(s) (--force)\n`);
+    }
     const s = await session(r.values, json && !r.values.wait);
     try {
       const target = String(r.values.target ?? 'local');
@@ -159,8 +182,9 @@ export async function launch(argv: string[]): Promise<number> {
       }
       process.stderr.write(`conscience: launched ${out.run.id}; following (Ctrl-C detaches, the run goes on)\n`);
       const fin = await followRun(s, out.run.id, { events: true });
-      if (json) process.stdout.write(JSON.stringify(fin, null, 2) + '\n');
-      else process.stdout.write(`${out.run.id} ${fin?.state ?? 'unknown'}${fin?.exitCode !== undefined && fin?.exitCode !== null ? ' exit ' + fin.exitCode : ''}\n`);
+      const cause = fin ? await failureCause(s.root, fin) : undefined;
+      if (json) process.stdout.write(JSON.stringify(cause ? { ...fin, cause } : fin, null, 2) + '\n');
+      else process.stdout.write(`${out.run.id} ${fin?.state ?? 'unknown'}${fin?.exitCode !== undefined && fin?.exitCode !== null ? ' exit ' + fin.exitCode : ''}${cause ? ': ' + cause : ''}\n`);
       return fin?.state === 'completed' ? 0 : 1;
     } finally {
       await s.close();
@@ -203,7 +227,7 @@ export async function runs(argv: string[]): Promise<number> {
       }
       const rows = [['RUN', 'STATE', 'STEP', 'REWARD', 'ELAPSED', 'TARGET', 'RECIPE']];
       for (const x of list)
-        rows.push([x.id, x.state + (x.exitCode ? ` (${x.exitCode})` : ''), x.step !== undefined ? `${x.step}${x.maxSteps ? '/' + x.maxSteps : ''}` : '-',
+        rows.push([x.id, x.state + (x.exitCode ? ` (${x.exitCode})` : ''), runProgress(x)?.text.replace(/^step /, '') ?? '-',
           x.reward !== undefined && x.reward !== null ? x.reward.toFixed(3) : '-', elapsed(x), x.target, x.recipe]);
       const w = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
       process.stdout.write(rows.map((row) => row.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd()).join('\n') + '\n');

@@ -1,13 +1,18 @@
-// Thin VS Code adapter for launching runs: the Runs view (state, step, reward, elapsed), the
-// launch / show-launch-command / cancel / resume / logs commands, a "Launch ▸" CodeLens on
-// recipes, tokens in SecretStorage, an unknown-host-key modal, and reattaching every unsettled
-// run when the window opens. Launching is refused in untrusted workspaces. Logic lives in core/.
+// Thin VS Code adapter for launching runs: the Runs view (short name, state, `step n/N · x%`,
+// ETA, reward, elapsed; a welcome view when empty), a status bar item while runs are going,
+// the launch guard (a recipe with errors asks "Launch anyway?"), failures that name their root
+// cause with "Show Logs" opening stderr.log at that line, the launch / show-launch-command
+// (a read-only document) / cancel / resume / logs commands, a "Launch ▸" CodeLens on recipes,
+// tokens in SecretStorage, an unknown-host-key modal, and reattaching every unsettled run when
+// the window opens. Launching is refused in untrusted workspaces. Logic lives in core/.
 import * as vscode from 'vscode';
+import { recipeErrors } from '../core/launch/guard';
 import { cancelRun, formatPlan, launchRun, planLaunch, resumeRun } from '../core/launch/launcher';
 import { RunMonitor } from '../core/launch/monitor';
 import { LaunchSession } from '../core/launch/session';
 import type { UnknownHostKey } from '../core/launch/ssh';
 import { LOCAL_TARGET, loadTargets, parseTargets, type Target } from '../core/launch/targets';
+import { rootCause, runActions, runDescription, runName, runProgress, formatDuration, type RootCause } from '../core/runs/present';
 import { listRuns, readRun, runDir, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
 
 const SECRET_KEYS = ['HF_TOKEN', 'WANDB_API_KEY'] as const;
@@ -16,14 +21,23 @@ const secretKey = (name: string) => `conscience.secret.${name}`;
 interface RunNode {
   id: string;
   run: RunRecord;
+  /** The root cause of a failed run (read from its stderr.log / run_finished). */
+  cause?: RootCause;
 }
 
-function elapsed(r: RunRecord): string {
-  if (!r.startedAt) return '';
-  const s = Math.max(0, Math.round((r.finishedAt ?? Date.now() / 1000) - r.startedAt));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  return h ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
+/** Scheme of the read-only "Show launch command" documents. */
+const PLAN_SCHEME = 'conscience-plan';
+
+/** The root cause of a failed run, from its local store. */
+export async function failureCause(root: string, r: RunRecord): Promise<RootCause | undefined> {
+  if (r.state !== 'failed') return undefined;
+  let stderr = '';
+  try {
+    stderr = Buffer.from(await vscode.workspace.fs.readFile(vscode.Uri.file(`${runDir(root, r.id)}/stderr.log`))).toString('utf8');
+  } catch {
+    /* no stderr copied */
+  }
+  return rootCause(stderr, r.finished?.error, r.error);
 }
 
 const STATE_ICON: Record<string, string> = {
@@ -41,24 +55,28 @@ class RunsProvider implements vscode.TreeDataProvider<RunNode> {
   async getChildren(el?: RunNode): Promise<RunNode[]> {
     const root = this.root();
     if (el || !root) return [];
-    return (await listRuns(root)).map((run) => ({ id: run.id, run }));
+    const runs = await listRuns(root);
+    return Promise.all(runs.map(async (run) => ({ id: run.id, run, cause: await failureCause(root, run) })));
   }
   getTreeItem(n: RunNode): vscode.TreeItem {
     const r = n.run;
-    const item = new vscode.TreeItem(r.id, vscode.TreeItemCollapsibleState.None);
+    const item = new vscode.TreeItem(runName(r), vscode.TreeItemCollapsibleState.None);
     item.id = r.id;
-    const parts = [r.state + (r.exitCode ? ` (${r.exitCode})` : '')];
-    if (r.step !== undefined) parts.push(`step ${r.step}${r.maxSteps ? '/' + r.maxSteps : ''}`);
-    if (r.reward !== undefined && r.reward !== null) parts.push(`reward ${r.reward.toFixed(3)}`);
-    const el = elapsed(r);
-    if (el) parts.push(el);
-    item.description = parts.join(' · ');
+    item.description = runDescription(r);
     const tip = new vscode.MarkdownString(undefined, true);
-    tip.appendMarkdown(`**${r.id}**\n\n`);
-    tip.appendText(`${r.recipe} on ${r.target} (${r.host})\nstate: ${r.state}${r.error ? '\n' + r.error : ''}\n${r.jobId ? 'SLURM job ' + r.jobId : r.pid ? 'pid ' + r.pid : ''}`);
+    tip.appendMarkdown(`**${runName(r)}** · \`${r.id}\`\n\n`);
+    const p = runProgress(r);
+    tip.appendText([
+      `${r.recipe} on ${r.target} (${r.host})`,
+      `state: ${r.state}${r.exitCode ? ` (exit ${r.exitCode})` : ''}${p ? ` · ${p.text}` : ''}${p?.etaS !== undefined && !TERMINAL_STATES.has(r.state) ? ` · ETA ${formatDuration(p.etaS)}` : ''}`,
+      ...(n.cause ? [`cause: ${n.cause.message}${n.cause.line !== undefined ? ` (stderr.log line ${n.cause.line + 1})` : ''}`] : r.error ? [r.error] : []),
+      r.jobId ? `SLURM job ${r.jobId}` : r.pid ? `pid ${r.pid}` : '',
+    ].filter(Boolean).join('\n'));
     item.tooltip = tip;
     item.iconPath = new vscode.ThemeIcon(STATE_ICON[r.state] ?? 'circle-outline');
-    item.contextValue = TERMINAL_STATES.has(r.state) ? 'run.finished' : 'run.active';
+    // run.active (cancel), run.resumable (failed or cancelled: resume), run.completed
+    const acts = runActions(r);
+    item.contextValue = acts.cancel ? 'run.active' : acts.resume ? 'run.resumable' : 'run.completed';
     item.command = { command: 'conscience.openDashboard', title: 'Open Run Dashboard', arguments: [r.id] };
     return item;
   }
@@ -86,6 +104,36 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
   const channels = new Map<string, vscode.OutputChannel>();
   let session: LaunchSession | undefined;
   context.subscriptions.push(view);
+
+  // the status bar names the runs that are going (one: its name and progress; several: a count)
+  const status = vscode.window.createStatusBarItem('conscience.runs.status', vscode.StatusBarAlignment.Left, 20);
+  status.name = 'Chain of Conscience Runs';
+  status.command = 'conscience.runs.focus';
+  context.subscriptions.push(status);
+  const updateStatus = async () => {
+    const root = rootOf();
+    const going = root ? (await listRuns(root)).filter((r) => !TERMINAL_STATES.has(r.state)) : [];
+    if (!going.length) {
+      status.hide();
+      return;
+    }
+    if (going.length === 1) {
+      const r = going[0]!;
+      const p = runProgress(r);
+      status.text = `$(sync~spin) ${runName(r)} · ${p ? p.text : r.state}${p?.etaS !== undefined ? ` · ETA ${formatDuration(p.etaS)}` : ''}`;
+    } else status.text = `$(sync~spin) ${going.length} runs going`;
+    status.tooltip = going.map((r) => `${runName(r)}: ${runDescription(r)}`).join('\n');
+    status.show();
+  };
+  const refresh = () => {
+    provider.refresh();
+    void updateStatus();
+  };
+  // the elapsed time and ETA move on between events
+  const tick = setInterval(() => {
+    if (monitors.size) refresh();
+  }, 5000);
+  context.subscriptions.push({ dispose: () => clearInterval(tick) });
 
   const trusted = (): boolean => {
     if (vscode.workspace.isTrusted) return true;
@@ -156,7 +204,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     const intervalMs = vscode.workspace.getConfiguration('conscience.launch').get<number>('pollIntervalMs', 500);
     const m = new RunMonitor(s, id, { intervalMs, heartbeatTimeoutS });
     monitors.set(id, m);
-    m.on('run', () => provider.refresh());
+    m.on('run', () => refresh());
     m.on('stdout', (b: Buffer) => channels.get(id)?.append(b.toString('utf8')));
     m.on('stderr', (b: Buffer) => channels.get(id)?.append(b.toString('utf8')));
     m.on('disconnected', (e: Error) => log.warn(`run ${id}: connection lost (${e.message}); reconnecting`));
@@ -165,18 +213,27 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     void m.follow().then(
       (rec) => {
         monitors.delete(id);
-        provider.refresh();
-        if (rec && TERMINAL_STATES.has(rec.state)) {
-          const msg = `Run ${id} ${rec.state}${rec.exitCode ? ` (exit ${rec.exitCode})` : ''}${rec.error ? ': ' + rec.error : ''}`;
-          if (rec.state === 'failed') void vscode.window.showErrorMessage(msg, 'Show Logs').then((a) => a && vscode.commands.executeCommand('conscience.showRunLogs', id));
-          else void vscode.window.showInformationMessage(msg);
-        }
+        refresh();
+        if (rec && TERMINAL_STATES.has(rec.state)) void notifyEnd(rec);
       },
       (e) => {
         monitors.delete(id);
         log.error(`run ${id}: ${(e as Error).message}`);
       },
     );
+  }
+
+  /** A finished run's notification; a failure names its root cause and offers its logs at that line. */
+  async function notifyEnd(rec: RunRecord): Promise<void> {
+    const root = rootOf();
+    const name = runName(rec);
+    if (rec.state !== 'failed' || !root) {
+      void vscode.window.showInformationMessage(`Run ${name} ${rec.state}${rec.exitCode ? ` (exit ${rec.exitCode})` : ''}`);
+      return;
+    }
+    const cause = await failureCause(root, rec);
+    const a = await vscode.window.showErrorMessage(`Run ${name} failed${rec.exitCode ? ` (exit ${rec.exitCode})` : ''}: ${cause?.message ?? 'no error recorded'}`, 'Show Logs');
+    if (a) await vscode.commands.executeCommand('conscience.showRunLogs', rec.id);
   }
 
   async function reattachAll(): Promise<void> {
@@ -214,8 +271,8 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     const root = rootOf();
     if (!root) return undefined;
     const runs = await listRuns(root);
-    const pick = await vscode.window.showQuickPick(runs.map((r) => ({ label: r.id, description: `${r.state} · ${r.target}` })), { placeHolder: 'Run' });
-    return pick?.label;
+    const pick = await vscode.window.showQuickPick(runs.map((r) => ({ label: runName(r), description: `${r.state} · ${r.target}`, detail: r.id, id: r.id })), { placeHolder: 'Run' });
+    return pick?.id;
   };
 
   const guard = (fn: (...a: unknown[]) => Promise<void>) => async (...a: unknown[]) => {
@@ -228,12 +285,41 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     }
   };
 
+  const plans = new Map<string, string>();
+  const planChanged = new vscode.EventEmitter<vscode.Uri>();
   context.subscriptions.push(
+    planChanged,
+    vscode.workspace.registerTextDocumentContentProvider(PLAN_SCHEME, {
+      onDidChange: planChanged.event,
+      provideTextDocumentContent: (uri) => plans.get(uri.toString()) ?? '# run "Show Launch Command" again: this preview is gone with the window that made it\n',
+    }),
     vscode.languages.registerCodeLensProvider({ language: 'yaml', scheme: 'file' }, new RecipeLens()),
     vscode.commands.registerCommand('conscience.launch', guard(async (arg) => {
       if (!trusted()) return;
       const recipe = await pickRecipe(arg);
       if (!recipe) return;
+      // the launch guard: a recipe with errors fails on the host only after the sync, the
+      // environment and (on SLURM) the queue; say so first
+      const errors = await recipeErrors(recipe);
+      if (errors.length) {
+        const first = errors[0]!;
+        const pick = await vscode.window.showWarningMessage(
+          `${errors.length} error${errors.length > 1 ? 's' : ''} in ${vscode.workspace.asRelativePath(recipe)} — Launch anyway?`,
+          { modal: true, detail: `Line ${first.line}: ${first.code} ${first.message}${errors.length > 1 ? `\n…and ${errors.length - 1} more (see Problems).` : ''}\n\nThe trainer would most likely stop on it after the sync and environment build.` },
+          'Launch Anyway', 'Show Problems',
+        );
+        if (pick === 'Show Problems') {
+          const doc = await vscode.workspace.openTextDocument(vscode.Uri.file(recipe));
+          const ed = await vscode.window.showTextDocument(doc);
+          const pos = new vscode.Position(first.line - 1, first.column - 1);
+          ed.selection = new vscode.Selection(pos, pos);
+          ed.revealRange(new vscode.Range(pos, pos), vscode.TextEditorRevealType.InCenter);
+          await vscode.commands.executeCommand('workbench.actions.view.problems');
+          return;
+        }
+        if (pick !== 'Launch Anyway') return;
+        log.warn(`launching ${recipe} despite ${errors.length} error(s)`);
+      }
       await resetSession(); // pick up edited targets and tokens
       const s = await getSession();
       const target = await pickTarget(s);
@@ -253,7 +339,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
           }
         },
       );
-      provider.refresh();
+      refresh();
       channelFor(out.run.id);
       await follow(out.run.id);
       const items = view.visible ? [] : ['Show Runs'];
@@ -271,7 +357,12 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       const target = await pickTarget(s);
       if (!target) return;
       const plan = await planLaunch(s, recipe, target);
-      const doc = await vscode.workspace.openTextDocument({ language: 'shellscript', content: formatPlan(plan) });
+      // a read-only document (nothing to save), one per recipe and target, refreshed on each show
+      const uri = vscode.Uri.from({ scheme: PLAN_SCHEME, path: `/${plan.recipe.replace(/[\\/]/g, '-')} on ${target}.sh` });
+      plans.set(uri.toString(), formatPlan(plan));
+      planChanged.fire(uri);
+      const doc = await vscode.workspace.openTextDocument(uri);
+      await vscode.languages.setTextDocumentLanguage(doc, 'shellscript');
       await vscode.window.showTextDocument(doc, { preview: true });
     })),
     vscode.commands.registerCommand('conscience.cancelRun', guard(async (arg) => {
@@ -281,7 +372,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       const ok = await vscode.window.showWarningMessage(`Cancel run ${id}? Every rank gets SIGTERM (SIGKILL after the grace period) or scancel.`, { modal: true }, 'Cancel Run');
       if (ok !== 'Cancel Run') return;
       await cancelRun(await getSession(), id);
-      provider.refresh();
+      refresh();
       await follow(id);
     })),
     vscode.commands.registerCommand('conscience.resumeRun', guard(async (arg) => {
@@ -291,7 +382,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       await resetSession();
       const s = await getSession();
       await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Resuming ${id}` }, () => resumeRun(s, id));
-      provider.refresh();
+      refresh();
       await follow(id);
     })),
     vscode.commands.registerCommand('conscience.showRunLogs', guard(async (arg) => {
@@ -300,6 +391,14 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       if (!id || !root) return;
       const rec = await readRun(root, id);
       if (!rec) throw new Error(`no run ${id}`);
+      // a failed run: stderr.log itself, at the line with the root cause
+      const cause = await failureCause(root, rec);
+      if (cause?.line !== undefined) {
+        const doc = await vscode.workspace.openTextDocument(vscode.Uri.file(`${runDir(root, id)}/stderr.log`));
+        const pos = new vscode.Position(cause.line, 0);
+        await vscode.window.showTextDocument(doc, { selection: new vscode.Range(pos, doc.lineAt(cause.line).range.end), preview: true });
+        return;
+      }
       const fresh = !channels.has(id);
       const ch = channelFor(id);
       if (fresh) {
@@ -316,7 +415,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       if (!TERMINAL_STATES.has(rec.state) && vscode.workspace.isTrusted) await follow(id);
     })),
     vscode.commands.registerCommand('conscience.refreshRuns', guard(async () => {
-      provider.refresh();
+      refresh();
       await reattachAll();
     })),
     vscode.commands.registerCommand('conscience.setToken', guard(async () => {
@@ -352,7 +451,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       if (pending) return;
       pending = setTimeout(() => {
         pending = undefined;
-        provider.refresh();
+        refresh();
       }, 300);
     };
     w.onDidCreate(bump);
@@ -361,5 +460,6 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     context.subscriptions.push(w);
   }
   // a window that opens reattaches to every run that was still going
+  void updateStatus();
   void reattachAll().catch((e) => log.error(`reattach: ${(e as Error).message}`));
 }

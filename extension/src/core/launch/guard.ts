@@ -1,0 +1,36 @@
+// The launch guard: a recipe with errors is not launched without an explicit "anyway" (the
+// editor asks, the CLI wants --force). On a SLURM target a bad recipe costs a queue wait and
+// GPU hours before the trainer rejects it; the validator finds the same mistakes in
+// milliseconds. Shared by editor/launch.ts and `conscience launch`.
+import { readFile } from 'node:fs/promises';
+import { decodeBytes, validateText, type Diagnostic } from '../recipe';
+import { nodeHost } from '../recipe/node-host';
+
+export interface GuardFinding {
+  file: string;
+  /** 1-based. */
+  line: number;
+  column: number;
+  code: string;
+  message: string;
+}
+
+/** The recipe's errors (warnings and infos do not stop a launch), in file order. */
+export async function recipeErrors(file: string): Promise<GuardFinding[]> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    return [{ file, line: 1, column: 1, code: 'CC010', message: `Cannot read '${file}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }];
+  }
+  const dec = decodeBytes(bytes);
+  const diags: Diagnostic[] = 'diagnostic' in dec ? [dec.diagnostic] : validateText(dec.text, { file, host: nodeHost });
+  return diags
+    .filter((d) => d.severity === 'error')
+    .map((d) => ({ file: d.file ?? file, line: d.line + 1, column: d.column + 1, code: d.code, message: d.message }));
+}
+
+/** "recipes/x.yaml:3:5: CC001 …" lines, as the CLI prints them and the editor's modal lists them. */
+export function formatFindings(findings: GuardFinding[], show: (file: string) => string = (f) => f): string {
+  return findings.map((f) => `${show(f.file)}:${f.line}:${f.column}: error ${f.code}: ${f.message}`).join('\n');
+}

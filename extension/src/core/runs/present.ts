@@ -1,0 +1,117 @@
+// How a run reads to a person, shared by the Runs view, the status bar, the dashboard and the
+// CLI: a short name (recipe + start time) instead of the timestamp id, `step n/N · x%` with an
+// ETA, and the root cause of a failure (the trainer's own error line, not "exited with code 1").
+import type { RunRecord } from './store';
+
+/** "tiny-cpu · 10:42" (today) or "tiny-cpu · Nov 25 10:42": the recipe's stem and the local start time. */
+export function runName(r: Pick<RunRecord, 'recipe' | 'createdAt' | 'id'>, now = new Date()): string {
+  const stem = (r.recipe || r.id).split(/[\\/]/).pop()!.replace(/\.(ya?ml)$/i, '') || r.id;
+  const d = new Date(r.createdAt * 1000);
+  if (!Number.isFinite(d.getTime())) return stem;
+  const hm = `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+  const sameDay = d.toDateString() === now.toDateString();
+  return sameDay ? `${stem} · ${hm}` : `${stem} · ${d.toLocaleString('en-US', { month: 'short', day: 'numeric' })} ${hm}`;
+}
+
+/** "1m05s", "2h03m". */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+export interface Progress {
+  step: number;
+  maxSteps?: number;
+  /** 0..100, when maxSteps is known. */
+  percent?: number;
+  /** Seconds left, extrapolated from the steps done since the start (local clock); undefined until a step is done. */
+  etaS?: number;
+  /** "step 12/40 · 30%". */
+  text: string;
+}
+
+/** Progress of a run that has reported a step; undefined before its first step. */
+export function runProgress(r: RunRecord): Progress | undefined {
+  if (typeof r.step !== 'number') return undefined;
+  const max = typeof r.maxSteps === 'number' && r.maxSteps > 0 ? r.maxSteps : undefined;
+  const percent = max ? Math.min(100, (100 * r.step) / max) : undefined;
+  let etaS: number | undefined;
+  const seen = r.lastActivityAt;
+  if (max && r.step > 0 && r.startedAt && seen && seen > r.startedAt && r.step < max && !r.finishedAt) {
+    etaS = ((seen - r.startedAt) / r.step) * (max - r.step);
+  }
+  const text = `step ${r.step}${max ? `/${max} · ${Math.floor(percent!)}%` : ''}`;
+  return { step: r.step, maxSteps: max, percent, etaS, text };
+}
+
+/** Elapsed wall time of a run ("" before it started). */
+export function runElapsed(r: RunRecord, now = Date.now() / 1000): string {
+  if (!r.startedAt) return '';
+  return formatDuration((r.finishedAt ?? now) - r.startedAt);
+}
+
+/** The Runs view's one-line description: state, progress, ETA, reward, elapsed. */
+export function runDescription(r: RunRecord, now = Date.now() / 1000): string {
+  const parts = [r.state + (r.exitCode ? ` (${r.exitCode})` : '')];
+  const p = runProgress(r);
+  if (p) parts.push(p.text);
+  if (p?.etaS !== undefined && !['completed', 'failed', 'cancelled'].includes(r.state)) parts.push(`ETA ${formatDuration(p.etaS)}`);
+  if (r.reward !== undefined && r.reward !== null) parts.push(`reward ${r.reward.toFixed(3)}`);
+  const el = runElapsed(r, now);
+  if (el) parts.push(el);
+  return parts.join(' · ');
+}
+
+/** Actions that apply to a run in its state: resume only after a cancel or a failure. */
+export function runActions(r: Pick<RunRecord, 'state'>): { cancel: boolean; resume: boolean } {
+  return {
+    cancel: !['completed', 'failed', 'cancelled'].includes(r.state),
+    resume: r.state === 'failed' || r.state === 'cancelled',
+  };
+}
+
+export interface RootCause {
+  /** The error line, as the trainer printed it. */
+  message: string;
+  /** 0-based line in stderr.log, when it came from there. */
+  line?: number;
+  source: 'stderr' | 'run_finished' | 'monitor';
+}
+
+// "conscience.train: recipe.yaml:3: ...", "conscience.xxx: ..." (the runtime's own one-line errors)
+const OWN = /^conscience(\.[a-z_]+)*: \S/;
+// the last line of a Python traceback: "ValueError: ...", "torch.OutOfMemoryError: ...", "KeyError: 'x'"
+const EXC = /^([A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)|[A-Za-z_][\w.]*\.[A-Z]\w*)(: .*)?$/;
+const NOISE = /^(Traceback|  |\s*\^|\s*$|During handling|The above exception|W\d{4}|E\d{4}|\[rank\d+\])/;
+
+/**
+ * The root cause of a failed run: run_finished's error when the trainer wrote one (pointing at
+ * the stderr line that carries it), else the runtime's own error line in stderr (the first),
+ * else the exception line that ends the first Python traceback, else what the monitor
+ * recorded. `stderr` is the run's stderr.log (may be empty).
+ */
+export function rootCause(stderr: string, finishedError?: string | null, recordError?: string | null): RootCause | undefined {
+  const lines = stderr.split(/\r?\n/);
+  if (finishedError) {
+    const first = finishedError.split('\n')[0]!.trim();
+    const at = lines.findIndex((l) => l.includes(first));
+    return { message: first, line: at >= 0 ? at : undefined, source: 'run_finished' };
+  }
+  for (let i = 0; i < lines.length; i++) {
+    if (OWN.test(lines[i]!)) return { message: lines[i]!.trim(), line: i, source: 'stderr' };
+  }
+  let inTrace = false;
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!;
+    if (l.startsWith('Traceback (most recent call last)')) {
+      inTrace = true;
+      continue;
+    }
+    // chained tracebacks ("During handling ... another exception"): the first one is the cause
+    if (inTrace && !NOISE.test(l) && EXC.test(l.trim())) return { message: l.trim(), line: i, source: 'stderr' };
+  }
+  if (recordError) return { message: recordError, source: 'monitor' };
+  return undefined;
+}

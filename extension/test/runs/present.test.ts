@@ -1,0 +1,64 @@
+// How a run reads in the Runs view, the status bar and the CLI: short names, progress with an
+// ETA, actions that apply, and the root cause of a failure picked out of a real-looking stderr.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { rootCause, runActions, runDescription, runName, runProgress } from '../../src/core/runs/present';
+import type { RunRecord } from '../../src/core/runs/store';
+
+const base = (over: Partial<RunRecord>): RunRecord => ({
+  id: '20261126-101232-tiny-cpu-ab12', recipe: 'recipes/demo/tiny-cpu.yaml', target: 'local', targetKind: 'local', host: 'local',
+  projectDir: '/p', remoteDir: '/r', outputDir: '/o', python: 'python', state: 'running', eventOffset: 0, stdoutOffset: 0,
+  stderrOffset: 0, createdAt: new Date(2026, 10, 26, 10, 12, 32).getTime() / 1000, updatedAt: 0, command: '', attempts: 1, ...over,
+});
+
+describe('run presentation', () => {
+  it('names a run by its recipe and a short start time, with the date when it is not today', () => {
+    const r = base({});
+    assert.equal(runName(r, new Date(2026, 10, 26, 18)), 'tiny-cpu · 10:12');
+    assert.equal(runName(r, new Date(2026, 10, 27, 9)), 'tiny-cpu · Nov 26 10:12');
+  });
+
+  it('shows step n/N · x% and an ETA from the pace so far, and no ETA once finished', () => {
+    const r = base({ step: 10, maxSteps: 40, startedAt: 1000, lastActivityAt: 1100 });
+    const p = runProgress(r)!;
+    assert.equal(p.text, 'step 10/40 · 25%');
+    assert.equal(p.etaS, 300);
+    assert.match(runDescription(r, 1100), /^running · step 10\/40 · 25% · ETA 5m00s · 1m40s$/);
+    const done = base({ state: 'completed', step: 40, maxSteps: 40, startedAt: 1000, lastActivityAt: 1400, finishedAt: 1400 });
+    assert.equal(runDescription(done), 'completed · step 40/40 · 100% · 6m40s');
+    assert.equal(runProgress(base({})), undefined, 'no progress before the first step');
+    assert.equal(runProgress(base({ step: 3 }))!.text, 'step 3', 'no percentage without max_steps');
+  });
+
+  it('offers resume only for failed or cancelled runs, cancel only for runs still going', () => {
+    assert.deepEqual(runActions({ state: 'completed' }), { cancel: false, resume: false });
+    assert.deepEqual(runActions({ state: 'failed' }), { cancel: false, resume: true });
+    assert.deepEqual(runActions({ state: 'cancelled' }), { cancel: false, resume: true });
+    assert.deepEqual(runActions({ state: 'queued' }), { cancel: true, resume: false });
+  });
+
+  it('finds the root cause: the runtime\'s own line, the first exception of a chained traceback, run_finished, the monitor', () => {
+    const own = 'conscience.train: recipes/x.yaml:3: learning_rate must be a number\nconscience.train: recipes/x.yaml:3: learning_rate must be a number\n';
+    assert.deepEqual(rootCause(own, null, 'the trainer exited with code 2 before writing run_finished'),
+      { message: 'conscience.train: recipes/x.yaml:3: learning_rate must be a number', line: 0, source: 'stderr' });
+    const chained = [
+      '2026-11-26 10:00:00 - INFO - conscience - loading',
+      'Traceback (most recent call last):',
+      '  File "/x/train.py", line 10, in _train',
+      '    funcs = [REWARDS[n] for n in names]',
+      "KeyError: 'no_such_reward'",
+      '',
+      'During handling of the above exception, another exception occurred:',
+      '',
+      'Traceback (most recent call last):',
+      '  File "/x/train.py", line 12, in _train',
+      "ValueError: unknown reward function 'no_such_reward'",
+      '[rank1]: Traceback (most recent call last):',
+    ].join('\n');
+    assert.deepEqual(rootCause(chained, null, null), { message: "KeyError: 'no_such_reward'", line: 4, source: 'stderr' });
+    assert.deepEqual(rootCause(chained, "ValueError: unknown reward function 'no_such_reward'", null),
+      { message: "ValueError: unknown reward function 'no_such_reward'", line: 10, source: 'run_finished' });
+    assert.deepEqual(rootCause('', null, 'SLURM job FAILED, exit code 1'), { message: 'SLURM job FAILED, exit code 1', source: 'monitor' });
+    assert.equal(rootCause('', null, null), undefined);
+  });
+});
