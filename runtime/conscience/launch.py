@@ -23,9 +23,17 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from typing import Optional
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on now (the kernel's pick), for the rendezvous of a one-machine run."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def build_command(
@@ -33,12 +41,21 @@ def build_command(
     trainer_args: Optional[list[str]] = None,
     accelerate_args: Optional[list[str]] = None,
     python: Optional[str] = None,
+    overrides: Optional[dict] = None,
 ) -> list[str]:
-    """The argv that launches the trainer for `recipe_path` (reads only the `launch:` section)."""
+    """The argv that launches the trainer for `recipe_path` (reads only the `launch:` section).
+
+    `overrides` (num_processes, num_machines, main_process_port) are the topology planner's
+    decisions (extension/src/core/launch/topology.ts, passed by the sbatch script): they win
+    over the recipe's launch: values, so accelerate's mode (--multi_gpu/--cpu) follows them.
+    """
     from .recipe import RECIPE_KINDS, parse_section, read_recipe_yaml, recipe_kind
 
     raw, _, lines = read_recipe_yaml(recipe_path)
     launch = parse_section("launch", raw.get("launch"), recipe_path, lines)
+    for k, v in (overrides or {}).items():
+        if v is not None:
+            setattr(launch, k, v)
     base = os.path.dirname(os.path.abspath(recipe_path))
     py = python or sys.executable
     cmd = [py, "-m", "accelerate.commands.launch"]
@@ -86,6 +103,8 @@ def plan(
     accelerate_args: Optional[list[str]] = None,
     env: Optional[dict] = None,
     server_port: Optional[int] = None,
+    overrides: Optional[dict] = None,
+    no_server: bool = False,
 ) -> dict:
     """Everything `main` will start: {"train": argv, "train_env": {...}, "server": argv|None, "server_env": {...}}.
 
@@ -93,20 +112,27 @@ def plan(
     `python -m trl.scripts.vllm_serve` (TRL's `trl vllm-serve`) and training gets the others;
     the trainer is told `--vllm_server_host 127.0.0.1 --vllm_server_port P`. With several
     machines the server is not started here (run it on its own node, e.g. SLURM's last one,
-    and pass `--vllm_server_host`).
+    and pass `--vllm_server_host`); `no_server` says the caller (the sbatch script, as the
+    topology planner placed it) started it already.
+
+    When neither the recipe nor `overrides` give `main_process_port` on one machine, a free
+    port is chosen, so two launches at once on one machine do not both take 29500.
     """
     from .recipe import RecipeError, _resolve_relative, parse_section, read_recipe_yaml
 
     env = dict(os.environ if env is None else env)
     raw, _, lines = read_recipe_yaml(recipe_path)
     launch = parse_section("launch", raw.get("launch"), recipe_path, lines)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    for k, v in overrides.items():
+        setattr(launch, k, v)
     trainer_args = list(trainer_args or [])
     result: dict = {"train_env": {}, "server": None, "server_env": {}}
     if launch.cpu and "OMP_NUM_THREADS" not in env:
         # torchrun sets 1 thread per process; the single-process launcher does not, and on a
         # busy machine torch's default (all cores) spin-waits: 15x slower steps measured.
         result["train_env"]["OMP_NUM_THREADS"] = "1"
-    if launch.vllm_server and launch.num_machines == 1:
+    if launch.vllm_server and launch.num_machines == 1 and not no_server:
         gpus = _visible_gpus(env)
         need = launch.vllm_server_gpus
         if need != launch.vllm_tensor_parallel_size * launch.vllm_data_parallel_size:
@@ -139,7 +165,9 @@ def plan(
         result["server_env"] = {"CUDA_VISIBLE_DEVICES": ",".join(server_gpus)}
         result["train_env"]["CUDA_VISIBLE_DEVICES"] = ",".join(train_gpus)
         trainer_args = ["--vllm_server_host", "127.0.0.1", "--vllm_server_port", str(port)] + trainer_args
-    result["train"] = build_command(recipe_path, trainer_args, accelerate_args)
+    if launch.main_process_port is None and launch.num_machines == 1:
+        overrides["main_process_port"] = free_port()
+    result["train"] = build_command(recipe_path, trainer_args, accelerate_args, overrides=overrides)
     return result
 
 
@@ -192,14 +220,26 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="print the accelerate argv as JSON and exit (no GPU planning)")
     p.add_argument("--plan", action="store_true", help="print everything that would start (train, vLLM server, env) as JSON and exit")
     p.add_argument("--vllm-port", type=int, default=None, help="port of the vLLM server started for launch.vllm_server (default 8000)")
+    # the topology planner's decisions (the sbatch script passes them): they win over the recipe
+    p.add_argument("--num-processes", type=int, default=None, help="total training processes (overrides launch.num_processes)")
+    p.add_argument("--num-machines", type=int, default=None, help="training machines (overrides launch.num_machines)")
+    p.add_argument("--machine-rank", type=int, default=None, help="this machine's rank (accelerate --machine_rank)")
+    p.add_argument("--main-address", default=None, help="address of the rank-0 machine (accelerate --main_process_ip)")
+    p.add_argument("--main-port", type=int, default=None, help="rendezvous port (overrides launch.main_process_port)")
+    p.add_argument("--no-server", action="store_true", help="do not start a vLLM server here (it runs elsewhere)")
     a = p.parse_args(argv)
+    overrides = {"num_processes": a.num_processes, "num_machines": a.num_machines, "main_process_port": a.main_port}
+    if a.machine_rank is not None:
+        a.accelerate_arg.append(f"--machine_rank={a.machine_rank}")
+    if a.main_address:
+        a.accelerate_arg.append(f"--main_process_ip={a.main_address}")
     from .recipe import RecipeError
 
     try:
         if a.dry_run:  # the accelerate argv only: works on any machine (no GPU planning)
-            print(json.dumps(build_command(a.config, trainer_args, a.accelerate_arg)))
+            print(json.dumps(build_command(a.config, trainer_args, a.accelerate_arg, overrides=overrides)))
             return 0
-        pl = plan(a.config, trainer_args, a.accelerate_arg, server_port=a.vllm_port)
+        pl = plan(a.config, trainer_args, a.accelerate_arg, server_port=a.vllm_port, overrides=overrides, no_server=a.no_server)
     except RecipeError as e:
         print(f"conscience.launch: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,85 @@
+"""conscience.launch: the topology planner's decisions win over the recipe, and two launches
+at once on one machine each get their own rendezvous port (issue #16 item 4)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import yaml
+
+from conscience.launch import plan
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEMO = os.path.join(ROOT, "recipes", "demo", "tiny-cpu.yaml")
+CACHE = os.path.join(ROOT, ".cache", "conscience-test-w0")
+
+
+def _recipe(tmp_path, name="r.yaml", launch=None, **top):
+    with open(DEMO) as f:
+        r = yaml.safe_load(f)
+    r.update({"max_steps": 1, "max_completion_length": 8, "max_prompt_length": 64, "max_train_samples": 8, "save_strategy": "no"})
+    r.update(top)
+    r["launch"] = launch or {"cpu": True, "num_processes": 2, "num_machines": 1}
+    r["safety"] = dict(r.get("safety") or {}, budget_source="label")
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(r))
+    return str(p)
+
+
+def _flag(argv, name):
+    return argv[argv.index(name) + 1]
+
+
+def test_planner_overrides_win_over_the_recipe(tmp_path):
+    # a recipe written for one machine, run by SLURM on 2 nodes x 2 processes: the argv is
+    # accelerate's multi-process mode with the planner's counts, rank, address and port
+    p = _recipe(tmp_path, launch={"cpu": True, "num_processes": 1, "num_machines": 1})
+    out = subprocess.run(
+        [sys.executable, "-m", "conscience.launch", "--config", p, "--dry-run", "--num-processes", "4", "--num-machines", "2",
+         "--machine-rank", "1", "--main-address", "10.0.0.7", "--main-port", "23456", "--", "--output_dir", "/o"],
+        capture_output=True, text=True, check=True, cwd=os.path.join(ROOT, "runtime"),
+    )
+    argv = json.loads(out.stdout)
+    assert _flag(argv, "--num_processes") == "4" and _flag(argv, "--num_machines") == "2"
+    assert "--multi_gpu" in argv and "--cpu" not in argv
+    assert "--machine_rank=1" in argv and "--main_process_ip=10.0.0.7" in argv
+    assert _flag(argv, "--main_process_port") == "23456"
+
+
+def test_no_server_leaves_the_server_to_the_caller(tmp_path):
+    p = _recipe(tmp_path, launch={"num_processes": 3, "vllm_server": True, "vllm_server_gpus": 1}, model_name_or_path="Qwen/Qwen2.5-0.5B")
+    pl = plan(p, env={"CUDA_VISIBLE_DEVICES": "0,1,2"}, overrides={"num_processes": 3}, no_server=True)
+    assert pl["server"] is None and "CUDA_VISIBLE_DEVICES" not in pl["train_env"]
+
+
+def test_unset_port_is_a_free_one_per_launch(tmp_path):
+    p = _recipe(tmp_path)
+    a, b = plan(p, env={}), plan(p, env={})
+    pa, pb = int(_flag(a["train"], "--main_process_port")), int(_flag(b["train"], "--main_process_port"))
+    assert pa != 29500 and pb != 29500
+    # the recipe's own port is kept
+    q = _recipe(tmp_path, "q.yaml", launch={"cpu": True, "num_processes": 2, "num_machines": 1, "main_process_port": 29511})
+    assert _flag(plan(q, env={})["train"], "--main_process_port") == "29511"
+
+
+def test_two_launches_at_once_both_train(tmp_path):
+    # the regression: the second launch died with "another process is utilizing" port 29500
+    os.environ["CONSCIENCE_CACHE"] = CACHE
+    from conscience.tiny_model import ensure_tiny
+
+    ensure_tiny(warmup_steps=0)
+    env = dict(os.environ, CONSCIENCE_CACHE=CACHE, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=os.path.join(ROOT, "runtime"))
+    procs = []
+    for name in ("a", "b"):
+        p = _recipe(tmp_path, f"{name}.yaml")
+        cmd = [sys.executable, "-m", "conscience.launch", "--config", p, "--", "--output_dir", str(tmp_path / name)]
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    logs = [p.communicate(timeout=400)[0] for p in procs]
+    for p, log in zip(procs, logs):
+        assert p.returncode == 0, log[-3000:]
+        assert "utilizing" not in log
+    for name in ("a", "b"):
+        with open(tmp_path / name / "events.jsonl") as f:
+            last = [json.loads(l) for l in f][-1]
+        assert last["type"] == "run_finished" and last["status"] == "completed"
