@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseEventChunk, readEventsFrom, type RunEvent } from '../runs/events';
+import { EventTail, parseEventChunk, type RunEvent } from '../runs/events';
 import { deriveState } from '../runs/state';
 import { completeSize, readRun, runDir as localRunDir, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
 import { LocalHost, type Host } from './host';
@@ -71,7 +71,7 @@ export interface MonitorOptions {
 }
 
 /**
- * Emits 'events' (RunEvent[] in order, each once), 'stdout'/'stderr' (Buffer), 'run' (record
+ * Emits 'events' (RunEvent[] in order, each once), 'problems' (ParseProblem[]: bad event lines, skipped), 'stdout'/'stderr' (Buffer), 'run' (record
  * after each change), 'disconnected' (Error) and 'reconnected'.
  */
 export class RunMonitor extends EventEmitter {
@@ -81,7 +81,7 @@ export class RunMonitor extends EventEmitter {
   private slurm?: SlurmObservation;
   private disconnected = false;
   private lastHost?: Host;
-  private emitted?: { events: number; stdout: number; stderr: number };
+  private emitted?: { events: EventTail; stdout: number; stderr: number };
   private readonly local = new LocalHost();
 
   constructor(
@@ -115,7 +115,7 @@ export class RunMonitor extends EventEmitter {
     const dir = localRunDir(root, this.runId);
     if (!this.emitted) {
       this.emitted = {
-        events: await completeSize(join(dir, 'events.jsonl')).catch(() => 0),
+        events: new EventTail(join(dir, 'events.jsonl'), await completeSize(join(dir, 'events.jsonl')).catch(() => 0)),
         stdout: await sizeOf(join(dir, 'stdout.log')),
         stderr: await sizeOf(join(dir, 'stderr.log')),
       };
@@ -127,8 +127,9 @@ export class RunMonitor extends EventEmitter {
 
   private async emitNew(dir: string): Promise<void> {
     const e = this.emitted!;
-    const r = await readEventsFrom(join(dir, 'events.jsonl'), e.events);
-    e.events = r.nextOffset;
+    const r = await e.events.read();
+    // bad lines (docs/events.md) and a truncated file are reported, once per follower, and skipped
+    if (r.problems.length) this.emit('problems', r.problems);
     if (r.events.length) this.emit('events', r.events);
     for (const name of ['stdout', 'stderr'] as const) {
       const buf = await this.local.readFrom(join(dir, `${name}.log`), e[name]);

@@ -1,6 +1,9 @@
 // The event protocol of docs/events.md, typed, and a reader that resumes from a byte offset.
 // Shared by the run store (launch), the dashboard and the CLI.
 import { open } from 'node:fs/promises';
+import { checkEvent, type RunFinishedStatus } from './event-fields';
+
+export { RUN_FINISHED_STATUSES, type RunFinishedStatus } from './event-fields';
 
 interface Base {
   seq: number;
@@ -44,7 +47,7 @@ export interface HeartbeatEvent extends Base {
 }
 export interface RunFinishedEvent extends Base {
   type: 'run_finished';
-  status: 'completed' | 'failed' | 'cancelled';
+  status: RunFinishedStatus;
   exit_code: number;
   error?: string | null;
 }
@@ -57,65 +60,198 @@ export type RunEvent =
   | RunFinishedEvent;
 
 export interface ParseProblem {
+  /** The events file, when the reader knows it. */
+  file?: string;
   /** Byte offset of the line that could not be read. */
   offset: number;
+  /** The line's seq, when it had an integer one (how a person finds the event). */
+  seq?: number;
   message: string;
+}
+
+/** "FILE: seq N (byte O): message", the one way a bad event is shown (CLI, output channel). */
+export function formatProblem(p: ParseProblem): string {
+  const where = [p.seq !== undefined ? `seq ${p.seq}` : undefined, `byte ${p.offset}`].filter(Boolean).join(', ');
+  return `${p.file ?? 'events.jsonl'}: ${where}: ${p.message}`;
+}
+
+/** A line longer than this is reported and skipped (a samples event with 4 long rows is ~100 KB). */
+export const MAX_EVENT_LINE_BYTES = 16 * 1024 * 1024;
+/** The reader reads a file in pieces of this size, so memory stays bounded by a piece plus one line. */
+const READ_PIECE_BYTES = 4 * 1024 * 1024;
+
+export interface ParseOptions {
+  file?: string;
+  /** The seq of the last event already taken: an event at or below it is out of order (reported, skipped). */
+  afterSeq?: number;
 }
 
 /**
  * Parses the complete lines of `chunk` (bytes read starting at `baseOffset`). Returns the
- * events, the offset just after the last complete line (where the next read starts), and
- * the lines that were not valid events (reported, never fatal).
+ * events, the offset just after the last complete line (where the next read starts), and the
+ * lines that were not valid events: invalid JSON, a field that breaks docs/events.md, a seq
+ * not after the previous one. Those are reported (file, seq, offset) and skipped, never fatal.
  */
-export function parseEventChunk(chunk: Buffer, baseOffset: number): {
+export function parseEventChunk(chunk: Buffer, baseOffset: number, opts: ParseOptions = {}): {
   events: RunEvent[];
   nextOffset: number;
   problems: ParseProblem[];
+  lastSeq?: number;
 } {
   const events: RunEvent[] = [];
   const problems: ParseProblem[] = [];
+  let lastSeq = opts.afterSeq;
   let start = 0;
   for (;;) {
     const nl = chunk.indexOf(0x0a, start);
     if (nl < 0) break;
-    const line = chunk.subarray(start, nl).toString('utf8').trim();
-    if (line) {
-      try {
-        const ev = JSON.parse(line);
-        if (ev && typeof ev === 'object' && typeof ev.type === 'string' && Number.isInteger(ev.seq)) {
-          events.push(ev as RunEvent);
-        } else {
-          problems.push({ offset: baseOffset + start, message: 'not an event (needs type and seq)' });
-        }
-      } catch (err) {
-        problems.push({ offset: baseOffset + start, message: `invalid JSON: ${(err as Error).message}` });
-      }
+    const offset = baseOffset + start;
+    if (nl - start > MAX_EVENT_LINE_BYTES) {
+      problems.push({ file: opts.file, offset, message: `line of ${nl - start} bytes is longer than ${MAX_EVENT_LINE_BYTES}: skipped` });
+      start = nl + 1;
+      continue;
     }
+    const line = chunk.subarray(start, nl).toString('utf8').trim();
     start = nl + 1;
+    if (!line) continue;
+    let ev: unknown;
+    try {
+      ev = JSON.parse(line);
+    } catch (err) {
+      problems.push({ file: opts.file, offset, message: `invalid JSON: ${(err as Error).message}` });
+      continue;
+    }
+    const seq = ev && typeof ev === 'object' && Number.isSafeInteger((ev as { seq?: unknown }).seq) ? ((ev as { seq: number }).seq) : undefined;
+    const bad = checkEvent(ev);
+    if (bad) {
+      problems.push({ file: opts.file, offset, seq, message: `bad event, skipped: ${bad}` });
+      continue;
+    }
+    if (lastSeq !== undefined && seq! <= lastSeq) {
+      problems.push({ file: opts.file, offset, seq, message: `bad event, skipped: seq ${seq} is not after ${lastSeq} (duplicate or out of order)` });
+      continue;
+    }
+    lastSeq = seq;
+    events.push(ev as RunEvent);
   }
-  return { events, nextOffset: baseOffset + start, problems };
+  return { events, nextOffset: baseOffset + start, problems, lastSeq };
 }
 
-/** Reads the complete events of `file` from byte `offset` on. A missing file reads as empty. */
-export async function readEventsFrom(file: string, offset = 0): Promise<{
+export interface ReadResult {
   events: RunEvent[];
   nextOffset: number;
   problems: ParseProblem[];
-}> {
+  /** The seq of the last event returned (or `afterSeq` when none). */
+  lastSeq?: number;
+  /** The file had shrunk or been replaced below `offset`, and was read again from its start. */
+  rewound?: boolean;
+}
+
+/**
+ * Reads the complete events of `file` from byte `offset` on, in bounded pieces. A missing file
+ * reads as empty. A file that shrank below `offset`, or whose byte before `offset` is no longer
+ * the end of a line, was truncated or replaced under the reader: that is reported and the file
+ * is read again from its start, taking only events after `afterSeq` (the ones already taken are
+ * skipped, counted in the report), so nothing after the cut is silently lost or taken twice.
+ */
+export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?: number } = {}): Promise<ReadResult> {
   let fh;
   try {
     fh = await open(file, 'r');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { events: [], nextOffset: offset, problems: [] };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { events: [], nextOffset: offset, problems: [], lastSeq: opts.afterSeq };
     throw err;
   }
   try {
     const { size } = await fh.stat();
-    if (size <= offset) return { events: [], nextOffset: offset, problems: [] };
-    const buf = Buffer.alloc(size - offset);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
-    return parseEventChunk(buf.subarray(0, bytesRead), offset);
+    let rewound = false;
+    const problems: ParseProblem[] = [];
+    if (offset > 0) {
+      const before = Buffer.alloc(1);
+      const { bytesRead } = size >= offset ? await fh.read(before, 0, 1, offset - 1) : { bytesRead: 0 };
+      if (bytesRead !== 1 || before[0] !== 0x0a) {
+        rewound = true;
+        problems.push({
+          file,
+          offset,
+          message:
+            size < offset
+              ? `the file shrank to ${size} bytes under the reader (it had read ${offset}): truncated or replaced; reading it again from the start`
+              : `the file was replaced under the reader (byte ${offset - 1} is no longer the end of a line): reading it again from the start`,
+        });
+        offset = 0;
+      }
+    }
+    if (size <= offset) return { events: [], nextOffset: offset, problems, lastSeq: opts.afterSeq, rewound };
+    const events: RunEvent[] = [];
+    let lastSeq = opts.afterSeq;
+    let skippedOld = 0;
+    let pos = offset; // start of the first line not yet parsed
+    let longFrom: number | undefined; // start of an over-long line whose end is not found yet
+    let carry = Buffer.alloc(0);
+    let readTo = offset; // bytes read so far
+    while (readTo < size) {
+      const want = Math.min(READ_PIECE_BYTES, size - readTo);
+      const piece = Buffer.alloc(want);
+      const { bytesRead } = await fh.read(piece, 0, want, readTo);
+      if (bytesRead === 0) break;
+      readTo += bytesRead;
+      let buf = carry.length ? Buffer.concat([carry, piece.subarray(0, bytesRead)]) : piece.subarray(0, bytesRead);
+      carry = Buffer.alloc(0);
+      let base = readTo - buf.length;
+      if (longFrom !== undefined) {
+        const nl = buf.indexOf(0x0a);
+        if (nl < 0) continue; // still inside the over-long line: drop these bytes
+        problems.push({ file, offset: longFrom, message: `line of ${base + nl - longFrom} bytes is longer than ${MAX_EVENT_LINE_BYTES}: skipped` });
+        longFrom = undefined;
+        buf = buf.subarray(nl + 1);
+        base += nl + 1;
+        pos = base;
+      }
+      const r = parseEventChunk(buf, base, { file, afterSeq: rewound ? undefined : lastSeq });
+      for (const ev of r.events) {
+        if (rewound && lastSeq !== undefined && ev.seq <= lastSeq) {
+          skippedOld++;
+          continue;
+        }
+        if (rewound && events.length && ev.seq <= events[events.length - 1]!.seq) {
+          problems.push({ file, offset: 0, seq: ev.seq, message: `bad event, skipped: seq ${ev.seq} is not after ${events[events.length - 1]!.seq} (duplicate or out of order)` });
+          continue;
+        }
+        lastSeq = ev.seq;
+        events.push(ev);
+      }
+      problems.push(...r.problems);
+      pos = r.nextOffset;
+      carry = buf.subarray(r.nextOffset - base);
+      if (carry.length > MAX_EVENT_LINE_BYTES) {
+        longFrom = pos;
+        carry = Buffer.alloc(0);
+      }
+    }
+    // an over-long line not finished yet: the next read starts at its beginning again
+    if (rewound && skippedOld) problems.push({ file, offset: 0, message: `${skippedOld} event(s) up to seq ${opts.afterSeq} were read before the cut and are not taken again` });
+    return { events, nextOffset: longFrom ?? pos, problems, lastSeq, rewound };
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * A reader that follows one events file: remembers its byte offset and the last seq taken, so a
+ * truncated or replaced file is noticed (see readEventsFrom) and each event is taken once.
+ */
+export class EventTail {
+  lastSeq?: number;
+  constructor(
+    readonly file: string,
+    public offset = 0,
+  ) {}
+
+  async read(): Promise<{ events: RunEvent[]; problems: ParseProblem[]; rewound?: boolean }> {
+    const r = await readEventsFrom(this.file, this.offset, { afterSeq: this.lastSeq });
+    this.offset = r.nextOffset;
+    this.lastSeq = r.lastSeq;
+    return { events: r.events, problems: r.problems, rewound: r.rewound };
   }
 }

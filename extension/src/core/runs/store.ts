@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { watch as fsWatch, type FSWatcher } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile, stat, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readEventsFrom, type RunEvent } from './events';
+import { EventTail, readEventsFrom, type ParseProblem, type RunEvent } from './events';
 
 export type TargetKind = 'local' | 'ssh' | 'slurm';
 export type RunState =
@@ -183,6 +183,8 @@ export interface RunWatcher {
   /** 'events' (RunEvent[]) when new complete lines land in the local copy; 'run' (RunRecord) when run.json changes. */
   on(ev: 'events', fn: (events: RunEvent[]) => void): this;
   on(ev: 'run', fn: (run: RunRecord) => void): this;
+  /** Lines of events.jsonl that are not valid events (docs/events.md), or a truncation noticed: reported once, skipped. */
+  on(ev: 'problems', fn: (problems: ParseProblem[]) => void): this;
   on(ev: 'error', fn: (err: Error) => void): this;
   close(): void;
 }
@@ -195,7 +197,7 @@ export interface RunWatcher {
 export function watchRun(root: string, id: string, opts: { fromOffset?: number; pollMs?: number } = {}): RunWatcher {
   const dir = runDir(root, id);
   const em = new EventEmitter() as EventEmitter & RunWatcher;
-  let offset = opts.fromOffset ?? 0;
+  const tail = new EventTail(join(dir, 'events.jsonl'), opts.fromOffset ?? 0);
   let runMtime = 0;
   let closed = false;
   let busy = false;
@@ -211,8 +213,8 @@ export function watchRun(root: string, id: string, opts: { fromOffset?: number; 
     try {
       do {
         again = false;
-        const r = await readEventsFrom(join(dir, 'events.jsonl'), offset);
-        offset = r.nextOffset;
+        const r = await tail.read();
+        if (r.problems.length && !closed) em.emit('problems', r.problems);
         if (r.events.length && !closed) em.emit('events', r.events);
         try {
           const st = await stat(join(dir, 'run.json'));
