@@ -135,15 +135,24 @@ export async function collectFiles(source: string | SyncSource, recipeRel: strin
     throw new Error(`${recipeAbs}: ${(err as Error).message}`);
   }
   const refs = new Set<string>(extra);
-  // output folders are results, not inputs: never synced
-  const visit = (v: unknown, key?: string) => {
-    if (key && /(^|_)output_dir$|logging_dir$/.test(key)) return;
+  // An alias (*a) loads as a second reference to its anchor's object, so "9 levels of 10
+  // aliases" is a tree of 10^9 paths over 90 objects: each object and list is walked once
+  // (issue #16 item 2), and an explicit stack keeps deep nesting off the call stack.
+  const seen = new WeakSet<object>();
+  const stack: Array<[unknown, string | undefined]> = [[doc, undefined]];
+  while (stack.length) {
+    const [v, key] = stack.pop()!;
+    // output folders are results, not inputs: never synced
+    if (key && /(^|_)output_dir$|logging_dir$/.test(key)) continue;
     if (typeof v === 'string') {
       if (v.length > 0 && v.length < 4096 && !/[\n\0]/.test(v) && !/^[a-z]+:\/\//i.test(v)) refs.add(v);
-    } else if (Array.isArray(v)) v.forEach((x) => visit(x));
-    else if (v && typeof v === 'object') Object.entries(v).forEach(([k, x]) => visit(x, k));
-  };
-  visit(doc);
+    } else if (v && typeof v === 'object') {
+      if (seen.has(v)) continue;
+      seen.add(v);
+      if (Array.isArray(v)) for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], undefined]);
+      else for (const [k, x] of Object.entries(v).reverse()) stack.push([x, k]);
+    }
+  }
   // the shipped allocator model (the runtime's default: <project>/models/allocator) when the recipe uses one
   if (doc && typeof doc === 'object' && 'allocator' in (doc as object)) {
     try {
