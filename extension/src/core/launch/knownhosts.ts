@@ -4,7 +4,7 @@
 // trusted, a different key of the same type is "changed" (always refused), no entry is
 // "unknown" (asked in the editor, refused by the CLI unless --accept-new).
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { appendFile, mkdir, open, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export interface KnownHostEntry {
@@ -114,5 +114,20 @@ export async function addKnownHost(file: string, host: string, port: number, key
   const hash = createHmac('sha1', salt).update(hostKeyName(host, port)).digest();
   const line = `|1|${salt.toString('base64')}|${hash.toString('base64')} ${keyTypeOf(key)} ${key.toString('base64')}\n`;
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-  await appendFile(file, line, { mode: 0o600 });
+  // a file whose last line has no final newline (hand-edited) would get our entry glued onto
+  // that line, corrupting both: end it first (issue #16 item 7)
+  let lead = '';
+  try {
+    const fh = await open(file, 'r');
+    try {
+      const { size } = await fh.stat();
+      const last = Buffer.alloc(1);
+      if (size > 0 && (await fh.read(last, 0, 1, size - 1)).bytesRead === 1 && last[0] !== 0x0a) lead = '\n';
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${file}: cannot read known_hosts: ${(err as Error).message}`);
+  }
+  await appendFile(file, lead + line, { mode: 0o600 });
 }
