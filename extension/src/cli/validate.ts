@@ -1,7 +1,7 @@
 // `conscience validate <files|folders> [--format json|text]`: the editor's engine on the
 // command line. JSON output: an array of {file, line, column, endLine, endColumn, severity,
 // code, message} with 1-based positions. Exit 1 when any error is found, else 0; 2 on usage.
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { decodeBytes, detectKind, parseYaml, validateText, type Diagnostic } from '../core/recipe';
 import { nodeHost } from '../core/recipe/node-host';
@@ -20,16 +20,48 @@ export interface CliDiagnostic {
 const USAGE = 'usage: conscience validate <files|folders>... [--format json|text]';
 const SKIP_DIRS = new Set(['node_modules', '.git', '.venv', 'dist', '__pycache__']);
 
-function walk(dir: string, out: string[], depth = 0): void {
+/**
+ * Collects *.yaml / *.yml under `dir`. Symlinks are followed like the files and folders they
+ * name (a symlinked recipe is validated, issue #16 item 7); a folder is entered once by its
+ * real path, so symlink loops end; a broken link is reported, not skipped in silence.
+ */
+function walk(dir: string, out: string[], broken: string[], depth = 0, seen = new Set<string>()): void {
   if (depth > 32) return;
+  try {
+    const real = realpathSync(dir);
+    if (seen.has(real)) return;
+    seen.add(real);
+  } catch { return; }
   let entries;
   try { entries = readdirSync(dir, { withFileTypes: true }); } catch { return; }
   entries.sort((a, b) => a.name.localeCompare(b.name));
   for (const e of entries) {
-    if (e.isDirectory()) {
-      if (!SKIP_DIRS.has(e.name) && !e.name.startsWith('.')) walk(join(dir, e.name), out, depth + 1);
-    } else if (e.isFile() && /\.ya?ml$/i.test(e.name)) out.push(join(dir, e.name));
+    const full = join(dir, e.name);
+    let isDir = e.isDirectory();
+    let isFile = e.isFile();
+    if (e.isSymbolicLink()) {
+      try {
+        const st = statSync(full);
+        isDir = st.isDirectory();
+        isFile = st.isFile();
+      } catch {
+        if (/\.ya?ml$/i.test(e.name)) broken.push(full);
+        continue;
+      }
+    }
+    if (isDir) {
+      if (!SKIP_DIRS.has(e.name) && !e.name.startsWith('.')) walk(full, out, broken, depth + 1, seen);
+    } else if (isFile && /\.ya?ml$/i.test(e.name)) out.push(full);
   }
+}
+
+/** One diagnostic per line in text output: control characters in a file name or message (a
+ * newline in a file name could forge a diagnostic line) are written as escapes. */
+export function escapeControls(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => {
+    const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+    return named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  });
 }
 
 /** Validate files (and folders, walked for *.yaml / *.yml). Returns 1-based diagnostics. */
@@ -51,7 +83,13 @@ export function validatePaths(paths: string[], cwd = process.cwd()): CliDiagnost
       results.push({ file: p, line: 1, column: 1, endLine: 1, endColumn: 1, severity: 'error', code: 'CC010', message: `Cannot read '${p}': no such file or folder.` });
       continue;
     }
-    if (st.isDirectory()) { const found: string[] = []; walk(full, found); files.push(...found.map((f) => ({ path: f, walked: true }))); }
+    if (st.isDirectory()) {
+      const found: string[] = [];
+      const broken: string[] = [];
+      walk(full, found, broken);
+      files.push(...found.map((f) => ({ path: f, walked: true })));
+      for (const b of broken) results.push({ file: show(b), line: 1, column: 1, endLine: 1, endColumn: 1, severity: 'error', code: 'CC010', message: `Cannot read '${show(b)}': a symbolic link to a missing file.` });
+    }
     else files.push({ path: full, walked: false });
   }
   for (const { path, walked } of files) {
@@ -87,7 +125,7 @@ export async function validate(argv: string[]): Promise<number> {
   if (format === 'json') {
     process.stdout.write(JSON.stringify(diags, null, 2) + '\n');
   } else {
-    for (const d of diags) process.stdout.write(`${d.file}:${d.line}:${d.column}: ${d.severity} ${d.code}: ${d.message}\n`);
+    for (const d of diags) process.stdout.write(`${escapeControls(d.file)}:${d.line}:${d.column}: ${d.severity} ${d.code}: ${escapeControls(d.message)}\n`);
     const warnings = diags.filter((d) => d.severity === 'warning').length;
     process.stderr.write(`${errors} error(s), ${warnings} warning(s)\n`);
   }

@@ -5,13 +5,16 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { writeRun, type RunRecord } from '../../src/core/runs/store';
 
 export const REPO = resolve(__dirname, '..', '..', '..');
+/** tsx by path, so the CLI runs from any working folder. */
+const TSX = pathToFileURL(join(REPO, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
 
 /** Runs the CLI entry point (extension/src/cli/main.ts) as a user would, with a hard timeout. */
 export function cli(args: string[], opts: { cwd?: string; timeoutMs?: number; input?: string } = {}): { code: number | null; stdout: string; stderr: string; timedOut: boolean } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(REPO, 'extension/src/cli/main.ts'), ...args], {
+  const r = spawnSync(process.execPath, ['--import', TSX, join(REPO, 'extension/src/cli/main.ts'), ...args], {
     cwd: opts.cwd ?? REPO,
     encoding: 'utf8',
     timeout: opts.timeoutMs ?? 60_000,
