@@ -2,7 +2,7 @@
 // decoded as strict UTF-8, so invalid bytes, non-JSON lines and lines without a prompt become
 // errors naming the line, and every other line is still read. Memory stays bounded by the
 // longest line (capped), whatever the file size.
-import { parse as parseCsv } from 'csv-parse';
+import { Parser as CsvParser } from 'csv-parse';
 import type { Readable } from 'node:stream';
 
 export interface PromptRecord {
@@ -133,34 +133,65 @@ export function csvPromptColumn(header: string[]): number {
   return -1;
 }
 
-/** Reads a CSV prompt file (header row required; prompt column per CSV_PROMPT_COLUMNS). */
-export async function* readCsv(source: Readable): AsyncGenerator<ReadItem> {
-  const parser = source.pipe(parseCsv({ relax_column_count: true, info: true, skip_empty_lines: true, bom: true }));
+/** csv-parse's synchronous core, which the Parser stream wraps: records come out per chunk. */
+interface CsvCore {
+  parse(buf: Buffer | undefined, end: boolean, push: (r: { record: string[]; info: { lines: number } }) => void, close: () => void): (Error & { code?: string; lines?: number }) | undefined;
+}
+
+/**
+ * Reads a CSV prompt file (header row required; prompt column per CSV_PROMPT_COLUMNS). Chunks
+ * are parsed one at a time with csv-parse's synchronous core, so every record before a syntax
+ * error is yielded (the stream form dropped the records still buffered when it failed), and
+ * max_record_size caps a record: an unclosed quote makes the rest of the file one field, and
+ * without the cap the parser buffered it all (memory grew with the file size, issue #16 item 7).
+ */
+export async function* readCsv(source: Readable | AsyncIterable<Uint8Array | string>): AsyncGenerator<ReadItem> {
+  const core = (new CsvParser({ relax_column_count: true, info: true, skip_empty_lines: true, bom: true, max_record_size: MAX_LINE_BYTES }) as unknown as { api?: CsvCore }).api;
+  if (!core || typeof core.parse !== 'function') throw new Error('csv-parse: this version has no synchronous core (Parser.api); update read.ts');
   let header: string[] | undefined;
   let col = -1;
   let idCol = -1;
-  try {
-    for await (const rec of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
-      const line = rec.info.lines;
-      if (!header) {
-        header = rec.record;
-        col = csvPromptColumn(header);
-        idCol = header.map((h) => h.trim().toLowerCase()).indexOf('id');
-        if (col < 0) {
-          yield { kind: 'error', line, message: `no prompt column in the header (expected one of: ${CSV_PROMPT_COLUMNS.join(', ')})` };
-          return;
-        }
-        continue;
+  let lastLine = 0;
+  let done = false;
+  const take = (rec: { record: string[]; info: { lines: number } }): ReadItem | undefined => {
+    const line = rec.info.lines;
+    lastLine = line;
+    if (done) return undefined;
+    if (!header) {
+      header = rec.record;
+      col = csvPromptColumn(header);
+      idCol = header.map((h) => h.trim().toLowerCase()).indexOf('id');
+      if (col < 0) {
+        done = true;
+        return { kind: 'error', line, message: `no prompt column in the header (expected one of: ${CSV_PROMPT_COLUMNS.join(', ')})` };
       }
-      const prompt = rec.record[col];
-      if (prompt === undefined) {
-        yield { kind: 'error', line, message: `row has no column ${col + 1} ('${header[col]}')` };
-        continue;
-      }
-      yield { kind: 'prompt', line, id: idCol >= 0 ? rec.record[idCol] : undefined, prompt };
+      return undefined;
     }
-  } catch (err) {
-    const e = err as Error & { lines?: number };
-    yield { kind: 'error', line: e.lines ?? 0, message: `invalid CSV: ${e.message}` };
+    const prompt = rec.record[col];
+    if (prompt === undefined) return { kind: 'error', line, message: `row has no column ${col + 1} ('${header[col]}')` };
+    return { kind: 'prompt', line, id: idCol >= 0 ? rec.record[idCol] : undefined, prompt };
+  };
+  const failure = (e: Error & { code?: string; lines?: number }): ReadItem =>
+    e.code === 'CSV_MAX_RECORD_SIZE'
+      ? { kind: 'error', line: lastLine + 1, message: `invalid CSV: the record starting here is longer than ${MAX_LINE_BYTES} characters (an unclosed quote?); the rest of the file is not read` }
+      : { kind: 'error', line: e.lines ?? lastLine + 1, message: `invalid CSV: ${e.message}` };
+  const run = function* (buf: Buffer | undefined, end: boolean): Generator<ReadItem, boolean> {
+    const out: ReadItem[] = [];
+    const err = core.parse(buf, end, (r) => { const it = take(r); if (it) out.push(it); }, () => undefined);
+    yield* out;
+    if (err) {
+      yield failure(err);
+      return false;
+    }
+    return !done;
+  };
+  try {
+    for await (const chunk of source as AsyncIterable<Uint8Array | string>) {
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      if (!(yield* run(buf, false))) return;
+    }
+    yield* run(undefined, true);
+  } finally {
+    (source as Partial<Readable>).destroy?.();
   }
 }
