@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative } from 'node:path';
 import { completeSize, readRun, runDir as localRunDir, withRunLock, writeRun, type RunRecord } from '../runs/store';
+import { resumeRefusal } from '../runs/resume';
 import { ensurePython, requirementsPath } from './env';
 import type { Host } from './host';
 import { shJoin, shQuote } from './quote';
@@ -230,6 +231,8 @@ export async function resumeRun(s: LaunchSession, id: string): Promise<StartOutc
   if (!rec) throw new Error(`no run '${id}' in ${s.root}/.conscience/runs`);
   if (!['completed', 'failed', 'cancelled'].includes(rec.state)) throw new Error(`run ${id} is ${rec.state}; cancel it before resuming`);
   const plan = await planLaunch(s, rec.recipe, rec.target, rec.id);
+  const refusal = resumeRefusal(rec, plan.info.maxSteps);
+  if (refusal) throw new Error(refusal);
   if (plan.runDir !== rec.remoteDir) throw new Error(`run ${id}: the target '${rec.target}' now points elsewhere (${plan.runDir} instead of ${rec.remoteDir})`);
   const offset = await completeSize(join(localRunDir(s.root, id), 'events.jsonl'));
   Object.assign(rec, {

@@ -44,7 +44,7 @@ const finiteNum: Check = (v) => must(typeof v === 'number' && Number.isFinite(v)
 const str: Check = (v) => must(typeof v === 'string', 'a string', v);
 const strOrNull: Check = (v) => must(v === null || typeof v === 'string', 'a string or null', v);
 const numOrNull: Check = (v) => must(v === null || (typeof v === 'number' && Number.isFinite(v)), 'a number or null', v);
-const posIntOrNull: Check = (v) => must(v === null || (typeof v === 'number' && Number.isSafeInteger(v) && v > 0), 'an integer > 0 or null', v);
+const nonNegIntOrNull: Check = (v) => must(v === null || (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0), 'an integer >= 0 or null', v);
 const posInt: Check = (v) => must(typeof v === 'number' && Number.isSafeInteger(v) && v > 0, 'an integer > 0', v);
 const oneOf = (values: readonly string[]): Check => (v) => must(typeof v === 'string' && values.includes(v), `one of ${values.join(', ')}`, v);
 
@@ -98,7 +98,7 @@ export const TYPE_FIELDS: Record<EventType, Record<string, FieldSpec>> = {
     versions: { required: false, type: 'object of strings', check: mapOf(str, 'strings') },
     resumed_from: { required: false, type: 'string or null', check: strOrNull },
     reward_funcs: { required: false, type: 'list of strings', check: listOf(str, 'strings') },
-    max_steps: { required: false, type: 'integer > 0 or null', check: posIntOrNull },
+    max_steps: { required: false, type: 'integer >= 0 or null', check: nonNegIntOrNull },
   },
   metrics: {
     step: { required: true, type: 'integer', check: nonNegInt },

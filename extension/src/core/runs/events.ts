@@ -1,6 +1,6 @@
 // The event protocol of docs/events.md, typed, and a reader that resumes from a byte offset.
 // Shared by the run store (launch), the dashboard and the CLI.
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { checkEvent, type RunFinishedStatus } from './event-fields';
 
 export { RUN_FINISHED_STATUSES, type RunFinishedStatus } from './event-fields';
@@ -30,6 +30,10 @@ export interface SampleRow {
   rewards: Record<string, number | null>;
   budget?: number | null;
   label?: string | null;
+  /** The safety block's text (null: no block), the answer after it, and the block's tokens (runtime ≥ samples split). */
+  safety?: string | null;
+  answer?: string;
+  safety_tokens?: number | null;
 }
 export interface SamplesEvent extends Base {
   type: 'samples';
@@ -82,15 +86,14 @@ const READ_PIECE_BYTES = 4 * 1024 * 1024;
 
 export interface ParseOptions {
   file?: string;
-  /** The seq of the last event already taken: an event at or below it is out of order (reported, skipped). */
-  afterSeq?: number;
 }
 
 /**
  * Parses the complete lines of `chunk` (bytes read starting at `baseOffset`). Returns the
  * events, the offset just after the last complete line (where the next read starts), and the
- * lines that were not valid events: invalid JSON, a field that breaks docs/events.md, a seq
- * not after the previous one. Those are reported (file, seq, offset) and skipped, never fatal.
+ * lines that were not valid events: invalid JSON or a field that breaks docs/events.md. Those
+ * are reported (file, seq, offset) and skipped, never fatal. The order of seq is not enforced
+ * here: one corrupt line with a huge seq must not silence every event after it.
  */
 export function parseEventChunk(chunk: Buffer, baseOffset: number, opts: ParseOptions = {}): {
   events: RunEvent[];
@@ -100,7 +103,7 @@ export function parseEventChunk(chunk: Buffer, baseOffset: number, opts: ParseOp
 } {
   const events: RunEvent[] = [];
   const problems: ParseProblem[] = [];
-  let lastSeq = opts.afterSeq;
+  let lastSeq: number | undefined;
   let start = 0;
   for (;;) {
     const nl = chunk.indexOf(0x0a, start);
@@ -127,11 +130,7 @@ export function parseEventChunk(chunk: Buffer, baseOffset: number, opts: ParseOp
       problems.push({ file: opts.file, offset, seq, message: `bad event, skipped: ${bad}` });
       continue;
     }
-    if (lastSeq !== undefined && seq! <= lastSeq) {
-      problems.push({ file: opts.file, offset, seq, message: `bad event, skipped: seq ${seq} is not after ${lastSeq} (duplicate or out of order)` });
-      continue;
-    }
-    lastSeq = seq;
+    lastSeq = lastSeq === undefined ? seq : Math.max(lastSeq, seq!);
     events.push(ev as RunEvent);
   }
   return { events, nextOffset: baseOffset + start, problems, lastSeq };
@@ -141,7 +140,7 @@ export interface ReadResult {
   events: RunEvent[];
   nextOffset: number;
   problems: ParseProblem[];
-  /** The seq of the last event returned (or `afterSeq` when none). */
+  /** The highest seq returned so far (or `afterSeq` when none). */
   lastSeq?: number;
   /** The file had shrunk or been replaced below `offset`, and was read again from its start. */
   rewound?: boolean;
@@ -151,8 +150,9 @@ export interface ReadResult {
  * Reads the complete events of `file` from byte `offset` on, in bounded pieces. A missing file
  * reads as empty. A file that shrank below `offset`, or whose byte before `offset` is no longer
  * the end of a line, was truncated or replaced under the reader: that is reported and the file
- * is read again from its start, taking only events after `afterSeq` (the ones already taken are
- * skipped, counted in the report), so nothing after the cut is silently lost or taken twice.
+ * is read again from its start, taking only events after `afterSeq` (the highest seq already
+ * taken; the ones up to it are skipped, counted in the report), so nothing after the cut is
+ * silently lost or taken twice.
  */
 export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?: number } = {}): Promise<ReadResult> {
   let fh;
@@ -165,20 +165,23 @@ export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?
   try {
     const { size } = await fh.stat();
     let rewound = false;
+    let replaced = false;
     const problems: ParseProblem[] = [];
-    if (offset > 0) {
+    if (offset > 0 && size < offset) {
+      // cut back (truncated, or a writer restarted on a shorter copy): what is still there up to
+      // its last complete line was read already; everything written after the cut is new
+      rewound = true;
+      const resume = await lastLineEnd(fh, size);
+      problems.push({ file, offset, message: `the file shrank to ${size} bytes under the reader (it had read ${offset}): it was truncated; going on from byte ${resume}, so the events written after the cut are read` });
+      offset = resume;
+    } else if (offset > 0) {
       const before = Buffer.alloc(1);
-      const { bytesRead } = size >= offset ? await fh.read(before, 0, 1, offset - 1) : { bytesRead: 0 };
+      const { bytesRead } = await fh.read(before, 0, 1, offset - 1);
       if (bytesRead !== 1 || before[0] !== 0x0a) {
-        rewound = true;
-        problems.push({
-          file,
-          offset,
-          message:
-            size < offset
-              ? `the file shrank to ${size} bytes under the reader (it had read ${offset}): truncated or replaced; reading it again from the start`
-              : `the file was replaced under the reader (byte ${offset - 1} is no longer the end of a line): reading it again from the start`,
-        });
+        // replaced by another file at least as long: where it was cut is unknown, so read it
+        // again from the start and take the events after the last seq already taken
+        rewound = replaced = true;
+        problems.push({ file, offset, message: `the file was replaced under the reader (byte ${offset - 1} is no longer the end of a line): reading it again from the start` });
         offset = 0;
       }
     }
@@ -208,17 +211,13 @@ export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?
         base += nl + 1;
         pos = base;
       }
-      const r = parseEventChunk(buf, base, { file, afterSeq: rewound ? undefined : lastSeq });
+      const r = parseEventChunk(buf, base, { file });
       for (const ev of r.events) {
-        if (rewound && lastSeq !== undefined && ev.seq <= lastSeq) {
+        if (replaced && opts.afterSeq !== undefined && ev.seq <= opts.afterSeq) {
           skippedOld++;
           continue;
         }
-        if (rewound && events.length && ev.seq <= events[events.length - 1]!.seq) {
-          problems.push({ file, offset: 0, seq: ev.seq, message: `bad event, skipped: seq ${ev.seq} is not after ${events[events.length - 1]!.seq} (duplicate or out of order)` });
-          continue;
-        }
-        lastSeq = ev.seq;
+        lastSeq = lastSeq === undefined ? ev.seq : Math.max(lastSeq, ev.seq);
         events.push(ev);
       }
       problems.push(...r.problems);
@@ -230,11 +229,25 @@ export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?
       }
     }
     // an over-long line not finished yet: the next read starts at its beginning again
-    if (rewound && skippedOld) problems.push({ file, offset: 0, message: `${skippedOld} event(s) up to seq ${opts.afterSeq} were read before the cut and are not taken again` });
+    if (skippedOld) problems.push({ file, offset: 0, message: `${skippedOld} event(s) with seq up to ${opts.afterSeq} are not taken again (read before the file was replaced; if they were rewritten, see the file itself)` });
     return { events, nextOffset: longFrom ?? pos, problems, lastSeq, rewound };
   } finally {
     await fh.close();
   }
+}
+
+/** The offset just after the last newline at or before `end` (0 when there is none). */
+async function lastLineEnd(fh: FileHandle, end: number): Promise<number> {
+  const piece = 64 * 1024;
+  for (let hi = end; hi > 0; ) {
+    const lo = Math.max(0, hi - piece);
+    const buf = Buffer.alloc(hi - lo);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, lo);
+    const nl = buf.subarray(0, bytesRead).lastIndexOf(0x0a);
+    if (nl >= 0) return lo + nl + 1;
+    hi = lo;
+  }
+  return 0;
 }
 
 /**
