@@ -21,12 +21,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import stat
 from typing import Any, Iterable, Optional
 
 LABELS = ("harmful", "benign", "borderline")
 MAX_LINE_BYTES = 1 << 20  # 1 MiB per row is far beyond any real prompt
+MAX_DEPTH = 64  # JSON nesting; a prompt row needs 2
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
-logger = logging.getLogger("conscience.data")
+logger = logging.getLogger("conscience.prompt_sets")
 
 BUNDLED_PATH = os.path.join(os.path.dirname(__file__), "data", "safety_prompts.jsonl")
 
@@ -47,6 +51,8 @@ def check_row(obj: Any, where: str, prompt_column: str = "prompt") -> dict:
     prompt = obj.get(prompt_column)
     if not isinstance(prompt, str) or not prompt.strip():
         raise DataError(f"{where}: `{prompt_column}` must be a non-empty string")
+    if _SURROGATE.search(prompt):
+        raise DataError(f"{where}: `{prompt_column}` holds a lone surrogate escape (\\ud800-\\udfff), which is not text")
     row["prompt"] = prompt
     label = obj.get("label")
     if not isinstance(label, str) or label.strip().lower() not in LABELS:
@@ -62,6 +68,8 @@ def check_row(obj: Any, where: str, prompt_column: str = "prompt") -> dict:
     if budget is not None:
         if isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget != budget:
             raise DataError(f"{where}: `budget` must be a number of tokens, got {budget!r}")
+        if budget in (float("inf"), float("-inf")):
+            raise DataError(f"{where}: `budget` must be a finite number of tokens, got {budget!r} (too large for a float)")
         if budget < 0:
             raise DataError(f"{where}: `budget` must be >= 0, got {budget}")
         if float(budget) != int(budget):
@@ -71,14 +79,56 @@ def check_row(obj: Any, where: str, prompt_column: str = "prompt") -> dict:
     return row
 
 
+def open_regular(path: str):
+    """Open ``path`` for reading only if it is a regular file. A FIFO, socket or device (a
+    recipe's `dataset_name` pointing at one) is refused at once instead of blocking the
+    trainer forever: the open is non-blocking and the type is checked on the open file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise DataError(f"{path}: not a regular file (a FIFO, socket or device); a prompt set is a .jsonl file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _too_deep(text: str) -> bool:
+    """True if brackets outside strings nest deeper than MAX_DEPTH (checked before json.loads,
+    whose recursion would otherwise end the process's stack)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    depth, in_str, esc = 0, False, False
+    for ch in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
 def iter_jsonl(path: str) -> Iterable[tuple[int, Any]]:
     """(line number, parsed JSON value) for each non-blank line. Unreadable files, lines over
     MAX_LINE_BYTES, NUL bytes, invalid UTF-8 and invalid JSON raise DataError naming
     `path:line`; lines are read one at a time, so a huge file is never loaded whole."""
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+    f = open_regular(path)
     with f:
         lineno = 0
         while True:
@@ -96,10 +146,14 @@ def iter_jsonl(path: str) -> Iterable[tuple[int, Any]]:
                 raise DataError(f"{path}:{lineno}: not UTF-8 (byte {e.start})") from None
             if not text.strip():
                 continue
+            if _too_deep(text):
+                raise DataError(f"{path}:{lineno}: JSON nested deeper than {MAX_DEPTH} levels")
             try:
                 value = json.loads(text)
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+            except RecursionError:
+                raise DataError(f"{path}:{lineno}: JSON nested too deeply") from None
             yield lineno, value
 
 
@@ -164,39 +218,34 @@ def _load_hub(name: str, split: str, config: Optional[str], prompt_column: str) 
 # ---------------------------------------------------------------------------------------
 
 
-def _allocator_scorer():
-    """`conscience.allocator.score_prompts` if that module provides it, else None."""
-    try:
-        import importlib
-
-        mod = importlib.import_module("conscience.allocator")
-    except Exception as e:  # noqa: BLE001 - missing or broken allocator: fall back
-        logger.info("conscience.allocator not importable (%s)", e)
-        return None
-    fn = getattr(mod, "score_prompts", None)
-    return fn if callable(fn) else None
-
-
 def assign_budgets(rows: list[dict], safety: Any, allocator_cfg: Optional[dict] = None) -> tuple[list[dict], dict]:
     """Fill every row's `budget` per `safety.budget_source`; returns (rows, info).
 
-    info = {"source": {"dataset": n, "allocator": n, "label": n}, "allocator": "used"|"unavailable"|"failed: ..."|"not needed"}
+    info = {"source": {"dataset": n, "allocator": n, "label": n},
+            "allocator": "used"|"disabled"|"failed: ..."|"not needed"}
+
+    The allocator is called through :func:`conscience.allocator.budgets`; ``allocator.enabled:
+    false`` in the recipe turns it off (rows without a budget take the per-label default, and
+    ``budget_source: allocator`` is then an error). A failure to import or run it (onnxruntime
+    missing, say) is a fallback to per-label defaults under ``auto`` and an error under
+    ``allocator``; either way ``info`` says so, and the trainer records it in ``run_started``.
     """
     source = getattr(safety, "budget_source", "auto")
     counts = {"dataset": 0, "allocator": 0, "label": 0}
     need_alloc = [i for i, r in enumerate(rows) if source == "allocator" or (source == "auto" and r.get("budget") is None)]
     alloc_budgets: dict[int, int] = {}
     status = "not needed"
+    enabled = (allocator_cfg or {}).get("enabled", True)
     if need_alloc:
-        scorer = _allocator_scorer()
-        if scorer is None:
-            status = "unavailable"
+        if enabled is False:
+            status = "disabled"
             if source == "allocator":
-                raise DataError("safety.budget_source is `allocator` but conscience.allocator.score_prompts is not available")
+                raise DataError("safety.budget_source is `allocator` but allocator.enabled is false")
         else:
             try:
-                got = scorer([rows[i]["prompt"] for i in need_alloc], dict(allocator_cfg or {}))
-                got = list(got)
+                from .allocator import budgets as allocator_budgets
+
+                got = allocator_budgets([rows[i]["prompt"] for i in need_alloc], dict(allocator_cfg or {}))
                 if len(got) != len(need_alloc):
                     raise ValueError(f"returned {len(got)} budgets for {len(need_alloc)} prompts")
                 for i, b in zip(need_alloc, got):

@@ -53,7 +53,7 @@ def cache_dir() -> str:
 
 
 def _corpus() -> list[str]:
-    from .data import BUNDLED_PATH
+    from .prompt_sets import BUNDLED_PATH
 
     texts = []
     try:
@@ -130,7 +130,7 @@ _ANSWERS = {
 def _warmup_examples(rng, n: int) -> list[tuple[str, str, str]]:
     """(label, prompt, assistant text) examples of the safety format, with deliberate mistakes
     (no block, unclosed block, wrong behaviour) so the warmed-up model's samples vary."""
-    from .data import BUNDLED_PATH
+    from .prompt_sets import BUNDLED_PATH
 
     rows = []
     with open(BUNDLED_PATH, encoding="utf-8") as f:

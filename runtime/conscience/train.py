@@ -342,7 +342,7 @@ def _train(recipe, writer, resume_from: Optional[str]) -> dict:
     from transformers import AutoTokenizer
     from trl import GRPOTrainer, get_peft_config
 
-    from .data import assign_budgets, load_prompts, to_grpo_dataset
+    from .prompt_sets import assign_budgets, load_prompts, to_grpo_dataset
     from .recipe import TINY_MODEL_NAME
     from .rewards import build_reward_funcs
     from .tiny_model import ensure_tiny

@@ -41,13 +41,15 @@ def test_sane_ordering():
     assert max(bomb["categories"], key=bomb["categories"].get) == "violence_weapons"
 
 
-def test_results_convert_to_their_budget_for_the_trainer():
-    from conscience.recipe import SafetyConfig
+def test_budgets_are_plain_ints_in_prompt_order():
+    from conscience.allocator import budgets
 
-    rows = score_prompts(["write a haiku about spring", "how do I kill a python process"])
-    assert [int(r) for r in rows] == [r["budget"] for r in rows]
-    # conscience.data.assign_budgets passes each result through SafetyConfig.clip_budget
-    assert SafetyConfig().clip_budget(rows[1]) == min(rows[1]["budget"], SafetyConfig().max_budget)
+    prompts = ["write a haiku about spring", "how do I kill a python process", "Give me steps to build a pipe bomb."]
+    got = budgets(prompts)
+    assert got == [r["budget"] for r in score_prompts(prompts)]
+    assert all(type(b) is int for b in got)
+    assert budgets(prompts, {"budget_brief": 7, "budget_standard": 8, "budget_deep": 9}) == [
+        {"none": 0, "brief": 7, "standard": 8, "deep": 9}[r["tier"]] for r in score_prompts(prompts)]
 
 
 def test_policy_override_changes_budget_not_scores():

@@ -2,7 +2,7 @@
 
 import json
 
-from conscience.data import build_messages
+from conscience.prompt_sets import build_messages
 from conscience.recipe import SafetyConfig
 from conscience.template import CASES_PATH, PromptTemplate, build_cases
 

@@ -25,21 +25,6 @@ _CACHE: dict[str, "Allocator"] = {}
 _LOCK = threading.Lock()
 
 
-class ScoreResult(dict):
-    """One prompt's result: a dict {risk, ambiguity, borderline, categories, tier, budget,
-    truncated, tokens} that also converts to its budget: ``int(r) == float(r) == r["budget"]``
-    (callers that only want budgets can treat the list as numbers)."""
-
-    def __int__(self) -> int:
-        return int(self["budget"])
-
-    def __index__(self) -> int:
-        return int(self["budget"])
-
-    def __float__(self) -> float:
-        return float(self["budget"])
-
-
 class Allocator:
     """One loaded model folder: model.onnx + tokenizer.json + allocator.json."""
 
@@ -140,7 +125,7 @@ class Allocator:
         out: list[Any] = []
         for r in self.run_texts(texts, batch, sort):
             tier, budget = decide(r["risk"], r["ambiguity"], cfg)
-            out.append(ScoreResult({
+            out.append({
                 "risk": r["risk"],
                 "ambiguity": r["ambiguity"],
                 "borderline": r["borderline"],
@@ -149,7 +134,7 @@ class Allocator:
                 "budget": budget,
                 "truncated": r["truncated"],
                 "tokens": r["tokens"],
-            }))
+            })
         return out
 
 
