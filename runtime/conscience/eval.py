@@ -186,12 +186,15 @@ class EvalConfig:
         if isinstance(self.arms, str):
             self.arms = [self.arms]
         if not self.arms:
-            raise ValueError("arms must name at least one arm (allocator, label, fixed:N, none)")
+            raise ValueError("arms: name at least one arm (allocator, label, fixed:N, none)")
         seen = set()
         for a in self.arms:
-            parse_arm(a)
+            try:
+                parse_arm(a)
+            except ValueError as e:
+                raise ValueError(f"arms: {e}") from None
             if a in seen:
-                raise ValueError(f"arm {a!r} is listed twice")
+                raise ValueError(f"arms: {a!r} is listed twice")
             seen.add(a)
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
@@ -269,9 +272,11 @@ def _parse_dataclass(cls: type, data: Any, file: str, lines: dict, prefix: str =
         return cls(**kwargs)
     except (ValueError, TypeError) as e:
         # name the line of the key the message is about, else the section's
+        import re
+
         msg = str(e)
-        key = next((k for k in sorted(data, key=lambda k: -len(str(k))) if str(k) in msg), None)
-        line = lines.get(f"{prefix}{key}" if key is not None else sec, lines.get(sec, "?")) if key is not None or sec else "?"
+        key = next((k for k in sorted(data, key=lambda k: -len(str(k))) if re.search(rf"(?<![\w.]){re.escape(prefix + str(k))}\b|\b{re.escape(str(k))}\b", msg)), None)
+        line = lines.get(f"{prefix}{key}", "?") if key is not None else lines.get(sec, 1 if not sec else "?")
         raise EvalError(f"{file}:{line}: {msg}") from None
 
 
@@ -383,7 +388,7 @@ def read_prompts(cfg: EvalConfig) -> tuple[list[dict], list[str], str]:
                 if b"\x00" in raw:
                     raise DataError(f"{where}: binary data (NUL byte); expected JSON text")
                 try:
-                    obj = json.loads(raw.decode("utf-8"))
+                    obj = json.loads(raw.decode("utf-8").rstrip())
                 except UnicodeDecodeError as e:
                     raise DataError(f"{where}: not UTF-8 (byte {e.start})") from None
                 except json.JSONDecodeError as e:
