@@ -9,7 +9,7 @@ import { cancelRun, formatPlan, launchRun, planLaunch, resumeRun } from '../core
 import { RunMonitor, processStatus } from '../core/launch/monitor';
 import { LaunchSession } from '../core/launch/session';
 import { loadTargets } from '../core/launch/targets';
-import type { RunEvent } from '../core/runs/events';
+import { formatProblem, type ParseProblem, type RunEvent } from '../core/runs/events';
 import { rootCause, runProgress } from '../core/runs/present';
 import { listRuns, readRun, runDir, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
 
@@ -120,6 +120,7 @@ async function followRun(s: LaunchSession, id: string, opts: { logs?: boolean; e
       }
     });
   }
+  m.on('problems', (ps: ParseProblem[]) => { for (const p of ps) process.stderr.write(`conscience: ${formatProblem(p)}\n`); });
   m.on('disconnected', (e: Error) => process.stderr.write(`conscience: connection lost (${e.message}); reconnecting…\n`));
   m.on('reconnected', () => process.stderr.write(`conscience: reconnected; continuing from the saved offset\n`));
   m.on('error', (e: Error) => process.stderr.write(`conscience: ${e.message}\n`));
@@ -274,6 +275,7 @@ export async function logs(argv: string[]): Promise<number> {
         mon.on('stdout', (b: Buffer) => process.stdout.write(b));
         mon.on('stderr', (b: Buffer) => process.stderr.write(b));
       }
+      mon.on('problems', (ps: ParseProblem[]) => { for (const p of ps) process.stderr.write(`conscience: ${formatProblem(p)}\n`); });
       mon.on('disconnected', (e: Error) => process.stderr.write(`conscience: connection lost (${e.message}); reconnecting…\n`));
       const stop = () => mon.stop();
       process.once('SIGINT', stop);

@@ -5,6 +5,7 @@ import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { decodeBytes, detectKind, parseYaml, validateText, type Diagnostic } from '../core/recipe';
 import { nodeHost } from '../core/recipe/node-host';
+import { escapeControls } from '../core/escape';
 
 export interface CliDiagnostic {
   file: string;
@@ -53,15 +54,6 @@ function walk(dir: string, out: string[], broken: string[], depth = 0, seen = ne
       if (!SKIP_DIRS.has(e.name) && !e.name.startsWith('.')) walk(full, out, broken, depth + 1, seen);
     } else if (isFile && /\.ya?ml$/i.test(e.name)) out.push(full);
   }
-}
-
-/** One diagnostic per line in text output: control characters in a file name or message (a
- * newline in a file name could forge a diagnostic line) are written as escapes. */
-export function escapeControls(s: string): string {
-  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => {
-    const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-    return named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
-  });
 }
 
 /** Validate files (and folders, walked for *.yaml / *.yml). Returns 1-based diagnostics. */
@@ -125,6 +117,7 @@ export async function validate(argv: string[]): Promise<number> {
   if (format === 'json') {
     process.stdout.write(JSON.stringify(diags, null, 2) + '\n');
   } else {
+    // one diagnostic per line: a newline in a file name or message cannot forge another
     for (const d of diags) process.stdout.write(`${escapeControls(d.file)}:${d.line}:${d.column}: ${d.severity} ${d.code}: ${escapeControls(d.message)}\n`);
     const warnings = diags.filter((d) => d.severity === 'warning').length;
     process.stderr.write(`${errors} error(s), ${warnings} warning(s)\n`);

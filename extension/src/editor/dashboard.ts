@@ -6,6 +6,7 @@
 import * as vscode from 'vscode';
 import { dashboardHtml, makeNonce } from '../core/dashboard/html';
 import { DashboardSession } from '../core/dashboard/session';
+import { formatProblem } from '../core/runs/events';
 import { listRuns, readRun, watchRun, type RunWatcher } from '../core/runs/store';
 
 export const VIEW_TYPE = 'conscience.dashboard';
@@ -133,6 +134,7 @@ class DashboardPanel {
     const w = watchRun(this.root, id, { fromOffset: 0, pollMs: 1000 });
     w.on('events', (events) => this.session.ingest(id, events));
     w.on('run', (rec) => this.session.setStatus(id, rec.state));
+    w.on('problems', (ps) => { for (const p of ps) this.log.warn(`dashboard: run ${id}: ${formatProblem(p)}`); });
     w.on('error', (err) => this.log.warn(`dashboard: run ${id}: ${err.message}`));
     this.watchers.push(w);
   }

@@ -12,6 +12,7 @@ import { RunMonitor } from '../core/launch/monitor';
 import { LaunchSession } from '../core/launch/session';
 import type { UnknownHostKey } from '../core/launch/ssh';
 import { LOCAL_TARGET, loadTargets, parseTargets, type Target } from '../core/launch/targets';
+import { formatProblem, type ParseProblem } from '../core/runs/events';
 import { rootCause, runActions, runDescription, runName, runProgress, formatDuration, type RootCause } from '../core/runs/present';
 import { listRuns, readRun, runDir, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
 
@@ -207,6 +208,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     m.on('run', () => refresh());
     m.on('stdout', (b: Buffer) => channels.get(id)?.append(b.toString('utf8')));
     m.on('stderr', (b: Buffer) => channels.get(id)?.append(b.toString('utf8')));
+    m.on('problems', (ps: ParseProblem[]) => { for (const p of ps) log.warn(`run ${id}: ${formatProblem(p)}`); });
     m.on('disconnected', (e: Error) => log.warn(`run ${id}: connection lost (${e.message}); reconnecting`));
     m.on('reconnected', () => log.info(`run ${id}: reconnected, continuing from the saved offset`));
     m.on('error', (e: Error) => log.error(`run ${id}: ${e.message}`));

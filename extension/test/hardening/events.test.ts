@@ -155,4 +155,18 @@ describe('the CLI with bad events from the host (issue #16 item 3)', () => {
     assert.equal(logs.code, 0, logs.stderr);
     assert.match(logs.stderr, new RegExp(`${ws.id} failed`));
   });
+
+  it('`logs --follow` names each bad line by file and seq on one line, control characters escaped', async () => {
+    const events = started(0) + metrics(1, 1, { reward: 'high' }) + '{"type":"metrics","seq":2,"time":1,"step":2,"values":{"x\\u001b[2J\\n":"\\u001b[31m"}}\n' + '{"seq":3, oops\u001b[2J}\n';
+    const ws = await localRunWorkspace(events, { exitCode: 1 });
+    const logs = cli(['logs', ws.id, '--follow', '--events', '--workspace', ws.root], { timeoutMs: 60_000 });
+    assert.equal(logs.code, 0, logs.stderr);
+    const store = join(ws.root, '.conscience', 'runs', ws.id, 'events.jsonl');
+    const lines = logs.stderr.split('\n').filter((l) => l.includes('bad event') || l.includes('invalid JSON'));
+    assert.equal(lines.length, 3, logs.stderr);
+    assert.ok(lines[0]!.startsWith(`conscience: ${store}: seq 1, byte `), lines[0]);
+    assert.match(lines[1]!, /seq 2, byte \d+: bad event, skipped: values\.x\\u001b\[2J\\n must be a number or null/);
+    assert.match(lines[2]!, /byte \d+: invalid JSON/);
+    assert.doesNotMatch(logs.stderr, /\u001b/, 'no raw escape sequence reaches the terminal');
+  });
 });

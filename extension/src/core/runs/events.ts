@@ -1,6 +1,7 @@
 // The event protocol of docs/events.md, typed, and a reader that resumes from a byte offset.
 // Shared by the run store (launch), the dashboard and the CLI.
 import { open, type FileHandle } from 'node:fs/promises';
+import { escapeControls } from '../escape';
 import { checkEvent, type RunFinishedStatus } from './event-fields';
 
 export { RUN_FINISHED_STATUSES, type RunFinishedStatus } from './event-fields';
@@ -73,10 +74,10 @@ export interface ParseProblem {
   message: string;
 }
 
-/** "FILE: seq N (byte O): message", the one way a bad event is shown (CLI, output channel). */
+/** "FILE: seq N, byte O: message" on one line, the one way a bad event is shown (CLI, output channel). */
 export function formatProblem(p: ParseProblem): string {
   const where = [p.seq !== undefined ? `seq ${p.seq}` : undefined, `byte ${p.offset}`].filter(Boolean).join(', ');
-  return `${p.file ?? 'events.jsonl'}: ${where}: ${p.message}`;
+  return escapeControls(`${p.file ?? 'events.jsonl'}: ${where}: ${p.message}`);
 }
 
 /** A line longer than this is reported and skipped (a samples event with 4 long rows is ~100 KB). */
