@@ -99,10 +99,10 @@ def open_regular(path: str):
         raise
 
 
-def _too_deep(text: str) -> bool:
-    """True if brackets outside strings nest deeper than MAX_DEPTH (checked before json.loads,
-    whose recursion would otherwise end the process's stack)."""
-    if text.count("[") + text.count("{") <= MAX_DEPTH:
+def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
+    """True if brackets outside strings nest deeper than ``limit`` (checked before json.loads,
+    whose recursion would otherwise end the process's stack). Linear in the text."""
+    if text.count("[") + text.count("{") <= limit:
         return False
     depth, in_str, esc = 0, False, False
     for ch in text:
@@ -117,7 +117,7 @@ def _too_deep(text: str) -> bool:
             in_str = True
         elif ch in "[{":
             depth += 1
-            if depth > MAX_DEPTH:
+            if depth > limit:
                 return True
         elif ch in "]}":
             depth -= 1
@@ -146,7 +146,7 @@ def iter_jsonl(path: str) -> Iterable[tuple[int, Any]]:
                 raise DataError(f"{path}:{lineno}: not UTF-8 (byte {e.start})") from None
             if not text.strip():
                 continue
-            if _too_deep(text):
+            if too_deep(text):
                 raise DataError(f"{path}:{lineno}: JSON nested deeper than {MAX_DEPTH} levels")
             try:
                 value = json.loads(text)

@@ -158,3 +158,31 @@ def test_score_cli_100k_lines(tmp_path):
     errs = r.stderr.decode().splitlines()
     assert sum(1 for e in errs if ": not JSON" in e) == 50_000
     assert f"{f}:99999: not JSON" in r.stderr.decode()
+
+
+def test_score_cli_survives_deep_nesting_and_a_huge_line(tmp_path):
+    """Issue #16 item 6: a 200k-deep JSON array ended the command with RecursionError after 11
+    of 16 scorable lines, and a huge single line was read whole. Now each is an error for its
+    line only, every scorable line is scored, and a 200 MB line costs bounded memory."""
+    f = tmp_path / "hostile.jsonl"
+    good = [json.dumps({"id": i, "prompt": f"how do I bake bread number {i}"}).encode() for i in range(16)]
+    lines = good[:11] + [b"[" * 200_000 + b"]" * 200_000] + good[11:13] + [b'{"prompt": "' + b"a" * (200 << 20) + b'"}'] + good[13:]
+    f.write_bytes(b"\n".join(lines) + b"\n")
+    del lines
+    probe = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True); "
+             "sys.stdout.buffer.write(r.stdout); sys.stderr.buffer.write(r.stderr); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(r.returncode)")
+    r = subprocess.run([PY, "-c", probe, PY, "-m", "conscience.allocator", "score", str(f)], capture_output=True, timeout=600)
+    err = r.stderr.decode().splitlines()
+    peak_mb = int(err[-1]) / 1024
+    assert r.returncode == 1
+    ids = [json.loads(l)["id"] for l in r.stdout.decode().splitlines()]
+    assert ids == list(range(16))
+    assert f"{f}:12: JSON nested deeper than 64 levels" in err
+    assert f"{f}:15: line longer than {16 * 1024 * 1024} bytes, skipped" in err
+    small = tmp_path / "small.jsonl"
+    small.write_bytes(b"\n".join(good) + b"\n")
+    r0 = subprocess.run([PY, "-c", probe, PY, "-m", "conscience.allocator", "score", str(small)], capture_output=True, timeout=600)
+    base_mb = int(r0.stderr.decode().splitlines()[-1]) / 1024
+    # reading 200 MB whole would cost 200 MB or more on top of the baseline; the cap is 16 MiB
+    assert peak_mb < base_mb + 100, (peak_mb, base_mb)

@@ -157,9 +157,27 @@ def score_prompts(prompts: list[str], allocator_cfg: dict | AllocatorConfig | No
 # ---------------------------------------------------------------------------------------
 # JSONL scoring, streamed.
 
+MAX_LINE_BYTES = 16 * 1024 * 1024  # as extension/src/core/allocator/read.ts
+MAX_DEPTH = 64
+
+
 def iter_jsonl_prompts(stream: IO[bytes], name: str) -> Iterator[tuple[int, str | None, Any, str | None]]:
-    """Yields (line_no, prompt, id, error). Invalid UTF-8 is an error for that line only."""
-    for n, raw in enumerate(stream, 1):
+    """Yields (line_no, prompt, id, error). Each problem is an error for its line only: invalid
+    UTF-8, bad JSON, JSON nested deeper than MAX_DEPTH, a line over MAX_LINE_BYTES (read in
+    bounded chunks and skipped, so memory stays bounded whatever the input)."""
+    from ..prompt_sets import too_deep
+
+    n = 0
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            break
+        n += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):
+                raw = stream.readline(MAX_LINE_BYTES + 1)
+            yield n, None, None, f"{name}:{n}: line longer than {MAX_LINE_BYTES} bytes, skipped"
+            continue
         if not raw.strip():
             continue
         try:
@@ -167,10 +185,16 @@ def iter_jsonl_prompts(stream: IO[bytes], name: str) -> Iterator[tuple[int, str 
         except UnicodeDecodeError as e:
             yield n, None, None, f"{name}:{n}: invalid UTF-8 at byte {e.start}"
             continue
+        if too_deep(line, MAX_DEPTH):
+            yield n, None, None, f"{name}:{n}: JSON nested deeper than {MAX_DEPTH} levels"
+            continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             yield n, None, None, f"{name}:{n}: not JSON ({e.msg} at column {e.colno})"
+            continue
+        except RecursionError:
+            yield n, None, None, f"{name}:{n}: JSON nested too deeply"
             continue
         if not isinstance(obj, dict):
             yield n, None, None, f"{name}:{n}: expected a JSON object with a \"prompt\" string"
