@@ -74,6 +74,9 @@ const SAMPLE_ROW: Record<string, FieldSpec> = {
   budget: { required: false, type: 'number or null', check: numOrNull },
   // the dataset's label column as it is (a class name, or 0/1)
   label: { required: false, type: 'string, number, boolean or null', check: (v) => must(v === null || ['string', 'number', 'boolean'].includes(typeof v), 'a string, number, boolean or null', v) },
+  safety: { required: false, type: 'string or null', check: strOrNull },
+  answer: { required: false, type: 'string', check: str },
+  safety_tokens: { required: false, type: 'integer >= 0 or null', check: nonNegIntOrNull },
 };
 
 const fieldsCheck = (spec: Record<string, FieldSpec>): Check => (v) => {
@@ -84,8 +87,8 @@ const fieldsCheck = (spec: Record<string, FieldSpec>): Check => (v) => {
 
 /** Fields every event has. */
 export const COMMON_FIELDS: Record<string, FieldSpec> = {
-  type: { required: true, type: 'string', check: oneOf(EVENT_TYPES) },
-  seq: { required: true, type: 'integer', check: nonNegInt },
+  type: { required: true, type: EVENT_TYPES.join(' | '), check: oneOf(EVENT_TYPES) },
+  seq: { required: true, type: 'integer >= 0', check: nonNegInt },
   time: { required: true, type: 'number', check: finiteNum },
   run_id: { required: false, type: 'string', check: str },
 };
@@ -101,19 +104,19 @@ export const TYPE_FIELDS: Record<EventType, Record<string, FieldSpec>> = {
     max_steps: { required: false, type: 'integer >= 0 or null', check: nonNegIntOrNull },
   },
   metrics: {
-    step: { required: true, type: 'integer', check: nonNegInt },
+    step: { required: true, type: 'integer >= 0', check: nonNegInt },
     values: { required: true, type: 'object of number or null', check: mapOf(numOrNull, 'numbers or null') },
   },
   samples: {
-    step: { required: true, type: 'integer', check: nonNegInt },
+    step: { required: true, type: 'integer >= 0', check: nonNegInt },
     rows: { required: true, type: 'list of rows', check: listOf(fieldsCheck(SAMPLE_ROW), 'rows') },
   },
   checkpoint: {
-    step: { required: true, type: 'integer', check: nonNegInt },
+    step: { required: true, type: 'integer >= 0', check: nonNegInt },
     path: { required: true, type: 'string', check: str },
   },
   heartbeat: {
-    step: { required: false, type: 'integer', check: nonNegInt },
+    step: { required: false, type: 'integer >= 0', check: nonNegInt },
   },
   run_finished: {
     status: { required: true, type: RUN_FINISHED_STATUSES.join(' | '), check: oneOf(RUN_FINISHED_STATUSES) },
