@@ -3,6 +3,7 @@
 // to exponential work is a timeout (the old `collectFiles` walked 10^9 alias paths: killed at
 // 60 s), never a hang of the test runner.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,5 +37,45 @@ describe('alias bomb (issue #16 item 2)', () => {
     // nesting past the YAML reader's depth limit is an error naming the file and line, not a stack overflow
     writeFileSync(join(ws, 'recipe.yaml'), 'dataset_name: prompts.jsonl\ndeep: ' + '['.repeat(100_000) + '\n');
     await assert.rejects(collectFiles(new SyncSource(ws, REPO), 'recipe.yaml'), /recipe\.yaml: nesting exceeded maxDepth \(100\) .*\(2:\d+\)/);
+  });
+});
+
+describe('bounded work on random inputs (issue #16 Deliver 3)', () => {
+  // Per input a generous bound that a healthy run misses by 10x or more on a loaded 2-core CI
+  // machine (the worst input seen takes ~0.3 s); exponential work blows through it, and the
+  // child's own timeout stops a hang.
+  const PER_INPUT_MS = 5_000;
+  const KINDS = ['validate', 'launch-info', 'launch-files', 'prompts-jsonl', 'prompts-csv', 'events'];
+  for (const seed of [1, 2]) {
+    it(`seed ${seed}: 40 random recipes, prompt files and event files each finish within ${PER_INPUT_MS} ms in validate, launch, the prompt and event readers`, () => {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, 'property-worker.ts'), String(seed), '40'], { cwd: REPO, encoding: 'utf8', timeout: 180_000, maxBuffer: 16 * 1024 * 1024 });
+      assert.equal(r.error, undefined, `the worker did not finish: ${r.error}`);
+      assert.equal(r.status, 0, r.stderr.slice(-3000));
+      const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; i: number; ms: number; outcome: string });
+      assert.equal(rows.length, 40 * KINDS.length, 'every input of every kind finished');
+      for (const row of rows) assert.ok(row.ms < PER_INPUT_MS, `${row.kind} #${row.i} (seed ${seed}) took ${Math.round(row.ms)} ms: ${row.outcome}`);
+      // a rejected recipe names its file (and js-yaml's line:col) rather than crashing with a stack
+      for (const row of rows.filter((x) => x.kind.startsWith('launch') && x.outcome.startsWith('error')))
+        assert.match(row.outcome, /recipe\.yaml/, `${row.kind} #${row.i}: ${row.outcome}`);
+    });
+  }
+
+  it('`conscience inspect` on hostile prompt files ends quickly, naming FILE:LINE for each bad line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'inspect-'));
+    const jsonl = join(dir, 'hostile.jsonl');
+    writeFileSync(jsonl, ['{"id":1,"prompt":"How do I store bleach?"}', '['.repeat(200_000), '{"prompt":"p","budget":1e400}',
+      '{"prompt":"lone \\uD800 surrogate"}', '{"prompt":' + '{"a":'.repeat(50_000) + '1' + '}'.repeat(50_000) + '}', '{"id":6,"prompt":"fine"}'].join('\n') + '\n');
+    const a = cli(['inspect', jsonl, '--format', 'json'], { timeoutMs: 90_000 });
+    assert.equal(a.timedOut, false);
+    assert.equal(a.code, 1, a.stderr);
+    assert.equal(a.stdout.trim().split('\n').length, 4, 'the four readable rows are scored');
+    assert.match(a.stderr, /hostile\.jsonl:2: invalid JSON/);
+    assert.match(a.stderr, /hostile\.jsonl:5: 'prompt' must be a string/);
+    const csv = join(dir, 'hostile.csv');
+    writeFileSync(csv, 'id,prompt\n1,ok\n2,"unclosed\n' + 'more text\n'.repeat(3_000_000));
+    const b = cli(['inspect', csv, '--format', 'json'], { timeoutMs: 90_000 });
+    assert.equal(b.timedOut, false);
+    assert.equal(b.code, 1, b.stderr);
+    assert.match(b.stderr, /hostile\.csv:3: invalid CSV: the record starting here is longer than 16777216 characters/);
   });
 });
