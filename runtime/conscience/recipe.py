@@ -100,8 +100,18 @@ class LaunchConfig:
     vllm_gpu_memory_utilization: float = field(
         default=0.9, metadata={"help": "`trl vllm-serve --gpu_memory_utilization` (0-1)."}
     )
+    trl: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "The TRL version this recipe is written for (e.g. 0.18.2, the open-r1 stack, or 1.16.0, "
+            "the current one). The validator checks keys and rules against that version; the trainer "
+            "warns when the host runs another TRL line. None: the host's recorded TRL, else 0.18.2."
+        },
+    )
 
     def __post_init__(self) -> None:
+        if self.trl is not None:
+            self.trl = str(self.trl)
         if self.num_processes < 1:
             raise ValueError(f"launch.num_processes must be >= 1, got {self.num_processes}")
         if self.num_machines < 1:

@@ -99,11 +99,13 @@ RANGES: dict[str, dict[str, Any]] = {
     "allocator.budget_deep": {"minimum": 0, "x-source": "AllocatorConfig.__post_init__"},
 }
 
-# Fields that TRL removed or renamed, seen from the pinned 0.18 line (grpo.md §3.1, §4.1).
-#   removed: gone before/in the pinned version (0.18 silently ignores it, >= 0.19 rejects it)
-#   future:  valid in the pinned version, deprecated/removed in a later TRL
-#   newer:   the spelling a later TRL uses; unknown to the pinned version
-CHANGED_FIELDS: dict[str, dict[str, Any]] = {
+# Fields that differ between the two supported TRL lines, seen from each (grpo.md §3.1, §4.1).
+# The recipe picks its line with `launch.trl`; the validator reads the table of that line.
+#   removed: not a field of this line; valid in the other one (with `replacement`, this line's name)
+#   future:  valid in this line, gone from the other one (reported, as information, only when a
+#            recipe does not say which TRL it is written for)
+#   newer:   the other line's spelling of a field this line calls `replacement`
+CHANGED_FIELDS_0_18: dict[str, dict[str, Any]] = {
     "vllm_device": {
         "status": "removed", "removed_in": "0.18.0", "replacement": None,
         "note": "vLLM runs as `trl vllm-serve` (vllm_mode: server) or inside the trainer "
@@ -125,19 +127,91 @@ CHANGED_FIELDS: dict[str, dict[str, Any]] = {
         "status": "future", "deprecated_in": "0.27.0", "removed_in": "0.28.0", "replacement": "vllm_structured_outputs_regex",
         "note": "Renamed to vllm_structured_outputs_regex in later TRL.",
     },
+    "torch_dtype": {
+        "status": "future", "deprecated_in": "0.22.0", "removed_in": "1.0.0", "replacement": "dtype",
+        "note": "Renamed to dtype in TRL 1.x (transformers 5).",
+    },
+    "warmup_ratio": {
+        "status": "future", "deprecated_in": "0.27.0", "removed_in": "1.0.0", "replacement": "warmup_steps",
+        "note": "transformers 5 removed warmup_ratio: a float below 1 in warmup_steps is the ratio.",
+    },
     "log_unique_prompts": {
         "status": "newer", "replacement": "wandb_log_unique_prompts",
-        "note": "This is the TRL >= 0.26 name; the pinned TRL calls it wandb_log_unique_prompts.",
+        "note": "This is the TRL >= 0.26 name; TRL 0.18 calls it wandb_log_unique_prompts.",
     },
     "vllm_structured_outputs_regex": {
         "status": "newer", "replacement": "vllm_guided_decoding_regex",
-        "note": "This is the TRL >= 0.27 name; the pinned TRL calls it vllm_guided_decoding_regex.",
+        "note": "This is the TRL >= 0.27 name; TRL 0.18 calls it vllm_guided_decoding_regex.",
+    },
+    "dtype": {
+        "status": "newer", "replacement": "torch_dtype",
+        "note": "This is the TRL 1.x (transformers 5) name; TRL 0.18 calls it torch_dtype.",
     },
     "num_generations_eval": {
         "status": "newer", "replacement": None,
-        "note": "Added in a later TRL; the pinned TRL uses num_generations for evaluation too.",
+        "note": "Added in a later TRL; TRL 0.18 uses num_generations for evaluation too.",
     },
 }
+
+CHANGED_FIELDS_1: dict[str, dict[str, Any]] = {
+    "vllm_device": CHANGED_FIELDS_0_18["vllm_device"],
+    "max_prompt_length": {
+        "status": "removed", "removed_in": "0.28.0", "replacement": None,
+        "note": "Filter over-long prompts out of the dataset instead (TRL 0.18 truncated them).",
+    },
+    "use_liger_loss": {
+        "status": "removed", "removed_in": "0.28.0", "replacement": "use_liger_kernel",
+        "note": "TRL 1.x calls it use_liger_kernel.",
+    },
+    "wandb_log_unique_prompts": {
+        "status": "removed", "removed_in": "0.27.0", "replacement": "log_unique_prompts",
+        "note": "TRL 1.x calls it log_unique_prompts.",
+    },
+    "vllm_guided_decoding_regex": {
+        "status": "removed", "removed_in": "0.28.0", "replacement": "vllm_structured_outputs_regex",
+        "note": "TRL 1.x calls it vllm_structured_outputs_regex.",
+    },
+    "torch_dtype": {
+        "status": "removed", "removed_in": "1.0.0", "replacement": "dtype",
+        "note": "TRL 1.x's ModelConfig (transformers 5) calls it dtype.",
+    },
+    "warmup_ratio": {
+        "status": "removed", "removed_in": "1.0.0", "replacement": "warmup_steps",
+        "note": "transformers 5 removed warmup_ratio: a float below 1 in warmup_steps is the ratio.",
+    },
+    "no_cuda": {
+        "status": "removed", "removed_in": "1.0.0", "replacement": "use_cpu",
+        "note": "transformers 5 removed no_cuda; use_cpu does the same.",
+    },
+    "per_gpu_train_batch_size": {
+        "status": "removed", "removed_in": "1.0.0", "replacement": "per_device_train_batch_size",
+        "note": "transformers 5 removed the per_gpu_ spelling.",
+    },
+    "per_gpu_eval_batch_size": {
+        "status": "removed", "removed_in": "1.0.0", "replacement": "per_device_eval_batch_size",
+        "note": "transformers 5 removed the per_gpu_ spelling.",
+    },
+    "overwrite_output_dir": {
+        "status": "removed", "removed_in": "1.0.0", "replacement": None,
+        "note": "transformers 5 removed overwrite_output_dir.",
+    },
+    "logging_dir": {
+        "status": "removed", "removed_in": "1.0.0", "replacement": None,
+        "note": "transformers 5 removed logging_dir; trackers choose their own folder.",
+    },
+    "group_by_length": {
+        "status": "removed", "removed_in": "1.0.0", "replacement": None,
+        "note": "transformers 5 replaced it with train_sampling_strategy: group_by_length.",
+    },
+}
+
+# The table of the TRL line being introspected (the one installed where the schema is generated).
+CHANGED_FIELDS = CHANGED_FIELDS_0_18
+
+
+def changed_fields(trl_version: str) -> dict[str, dict[str, Any]]:
+    """The changed-fields table seen from the TRL line of `trl_version`."""
+    return CHANGED_FIELDS_1 if int(trl_version.split(".")[0]) >= 1 else CHANGED_FIELDS_0_18
 
 
 def _json_default(value: Any) -> Any:
@@ -165,11 +239,18 @@ def _json_default(value: Any) -> Any:
 _NO_DEFAULT = object()
 
 
+try:
+    from types import UnionType as _UnionType
+except ImportError:  # pragma: no cover - Python < 3.10
+    _UnionType = None  # type: ignore[assignment,misc]
+
+
 def _type_schema(tp: Any) -> dict[str, Any]:
     """JSON Schema for a dataclass field annotation (as HfArgumentParser understands it)."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if origin is typing.Union:
+    # `int | None` (PEP 604, how TRL 1.x and transformers 5 annotate) is typing.Union[int, None].
+    if origin is typing.Union or (_UnionType is not None and isinstance(tp, _UnionType)):
         parts = [_type_schema(a) for a in args]
         types: list[str] = []
         enum_values: Optional[list] = None
@@ -377,7 +458,7 @@ def build_schema() -> dict[str, Any]:
             "transformers_version": transformers.__version__,
             "sections": sorted(sections),
             "reward_names": _reward_names(),
-            "changed_fields": CHANGED_FIELDS,
+            "changed_fields": changed_fields(trl.__version__),
             "accelerate": accelerate_metadata(),
         },
     }

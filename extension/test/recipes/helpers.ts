@@ -8,10 +8,10 @@ export const REPO = resolve(__dirname, '../../..');
 export const FIXTURES = join(__dirname, 'fixtures');
 
 /** Validate a file the way the CLI does (bytes -> text -> diagnostics). */
-export function validateFile(path: string): { text: string; diags: Diagnostic[] } {
+export function validateFile(path: string, trl?: string): { text: string; diags: Diagnostic[] } {
   const dec = decodeBytes(readFileSync(path));
   if ('diagnostic' in dec) return { text: '', diags: [dec.diagnostic] };
-  return { text: dec.text, diags: validateText(dec.text, { file: path, host: nodeHost }) };
+  return { text: dec.text, diags: validateText(dec.text, { file: path, host: nodeHost, trl }) };
 }
 
 export function fmt(d: Diagnostic): string {

@@ -1,5 +1,7 @@
-// The committed schemas/recipe.schema.json must equal what `python -m conscience.schema`
-// generates from the pinned TRL right now (regenerate with `npm run schema`).
+// Each committed recipe schema must equal what `python -m conscience.schema` generates from its
+// TRL line's environment right now (regenerate both with `npm run schema`):
+//   schemas/recipe.schema.json       from .venv       (TRL 0.18.2, runtime/requirements/cpu.txt)
+//   schemas/recipe.trl1.schema.json  from .venv-trl1  (TRL 1.x,    runtime/requirements/current.txt)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -7,15 +9,43 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO } from './helpers';
 
-test('schemas/recipe.schema.json is up to date with the pinned TRL (run `npm run schema` if not)', () => {
-  const py = join(REPO, '.venv/bin/python');
-  assert.ok(existsSync(py), `${py} is missing: run scripts/setup.sh to create the Python environment`);
-  const r = spawnSync(py, ['-W', 'ignore', '-m', 'conscience.schema'], { cwd: REPO, encoding: 'utf8', timeout: 180_000, maxBuffer: 64 * 1024 * 1024 });
-  assert.equal(r.status, 0, `python -m conscience.schema failed:\n${r.stderr}`);
-  const committed = readFileSync(join(REPO, 'schemas/recipe.schema.json'), 'utf8');
-  assert.ok(r.stdout === committed, 'the committed schema is stale: run `npm run schema` and commit schemas/recipe.schema.json');
-  const s = JSON.parse(committed);
-  assert.equal(s['$schema'], 'http://json-schema.org/draft-07/schema#');
-  assert.equal(s['x-conscience'].trl_version, '0.18.2');
-  assert.ok(s.properties.num_generations && s.properties.model_name_or_path && s.properties.reward_funcs && s.properties.launch);
+const pin = (file: string) => /^trl(?:\[[^\]]*\])?==(\S+)$/m.exec(readFileSync(join(REPO, 'runtime/requirements', file), 'utf8'))?.[1];
+
+const LINES = [
+  { file: 'schemas/recipe.schema.json', venv: '.venv', setup: 'scripts/setup.sh', trl: pin('cpu.txt') },
+  { file: 'schemas/recipe.trl1.schema.json', venv: '.venv-trl1', setup: 'scripts/setup.d/trl1.sh', trl: pin('current.txt') },
+];
+
+for (const line of LINES) {
+  test(`${line.file} is up to date with TRL ${line.trl} in ${line.venv} (run \`npm run schema\` if not)`, () => {
+    const py = join(REPO, line.venv, 'bin/python');
+    assert.ok(existsSync(py), `${py} is missing: run ${line.setup} to create the Python environment`);
+    const r = spawnSync(py, ['-W', 'ignore', '-m', 'conscience.schema'], { cwd: REPO, encoding: 'utf8', timeout: 180_000, maxBuffer: 64 * 1024 * 1024 });
+    assert.equal(r.status, 0, `python -m conscience.schema failed:\n${r.stderr}`);
+    const committed = readFileSync(join(REPO, line.file), 'utf8');
+    assert.ok(r.stdout === committed, `the committed schema is stale: run \`npm run schema\` and commit ${line.file}`);
+    const s = JSON.parse(committed);
+    assert.equal(s['$schema'], 'http://json-schema.org/draft-07/schema#');
+    assert.equal(s['x-conscience'].trl_version, line.trl);
+    assert.ok(s.properties.num_generations && s.properties.model_name_or_path && s.properties.reward_funcs && s.properties.launch);
+    assert.ok(s.properties.launch.properties.trl, 'launch.trl picks the TRL line');
+  });
+}
+
+test('the two TRL lines differ where users hit it, and each table names the other line\'s spelling', () => {
+  const a = JSON.parse(readFileSync(join(REPO, LINES[0]!.file), 'utf8'));
+  const b = JSON.parse(readFileSync(join(REPO, LINES[1]!.file), 'utf8'));
+  for (const [name, ch] of Object.entries(b['x-conscience'].changed_fields as Record<string, { status: string; replacement: string | null }>)) {
+    if (ch.status !== 'removed') continue;
+    assert.ok(!(name in b.properties), `${name} is marked removed in TRL ${LINES[1]!.trl} but is a field there`);
+    if (name !== 'vllm_device') assert.ok(name in a.properties, `${name} is a field of TRL ${LINES[0]!.trl}`);
+    if (ch.replacement) assert.ok(ch.replacement in b.properties, `${name}'s replacement ${ch.replacement} is a field of TRL ${LINES[1]!.trl}`);
+  }
+  for (const [name, ch] of Object.entries(a['x-conscience'].changed_fields as Record<string, { status: string; replacement: string | null }>)) {
+    if (ch.status === 'future') assert.ok(name in a.properties && !(name in b.properties), `${name}: valid in ${LINES[0]!.trl}, gone from ${LINES[1]!.trl}`);
+    if (ch.status === 'newer') {
+      assert.ok(!(name in a.properties) && name in b.properties, `${name}: a field of ${LINES[1]!.trl} only`);
+      if (ch.replacement) assert.ok(ch.replacement in a.properties, `${name}'s 0.18 name ${ch.replacement}`);
+    }
+  }
 });

@@ -1,7 +1,17 @@
 // Hover text and completions for recipes, from the generated schema. Line-based on purpose:
 // it must work while the user is mid-edit and the YAML does not parse.
-import { defaultSchema, type FieldSpec, type RecipeSchema } from './schema';
+import { type FieldSpec, type RecipeSchema, schemaForVersion } from './schema';
 import { describeRange, describeTypes } from './values';
+
+/**
+ * The schema of the TRL line a recipe text is written for: `launch.trl` (found line by line, so
+ * it works while the YAML does not parse), else the host's recorded TRL, else the default.
+ */
+export function schemaForText(text: string, hostTrl?: string): RecipeSchema {
+  const m = /^launch:[^\n]*\n(?:(?:[ \t]+[^\n]*|[ \t]*(?:#[^\n]*)?)\n)*?[ \t]+trl:[ \t]*['"]?([^\s'"#]+)/m.exec(text);
+  if (m) return schemaForVersion(m[1]!, 'recipe').schema;
+  return schemaForVersion(hostTrl, 'host').schema;
+}
 
 export interface Completion {
   label: string;
@@ -73,7 +83,7 @@ export function fieldMarkdown(schema: RecipeSchema, spec: FieldSpec, qualified: 
 }
 
 /** Hover markdown for the key under `offset`, if it is one the schema knows. */
-export function hoverAt(text: string, offset: number, schema: RecipeSchema = defaultSchema()): { markdown: string; start: number; end: number } | undefined {
+export function hoverAt(text: string, offset: number, schema: RecipeSchema = schemaForText(text)): { markdown: string; start: number; end: number } | undefined {
   const line = lineAt(text, offset);
   const m = /^(\s*)(?:-\s+)?([A-Za-z_][\w-]*)\s*:/.exec(line.text);
   if (!m) return undefined;
@@ -119,7 +129,7 @@ function valueCompletions(schema: RecipeSchema, spec: FieldSpec | undefined, key
 }
 
 /** Completions at `offset`: keys at the start of a line, values after `key: `, reward names in lists. */
-export function completionsAt(text: string, offset: number, schema: RecipeSchema = defaultSchema()): Completion[] {
+export function completionsAt(text: string, offset: number, schema: RecipeSchema = schemaForText(text)): Completion[] {
   const line = lineAt(text, offset);
   const before = line.text.slice(0, offset - line.start);
   // list item under a key (reward_funcs:\n- ...)
@@ -147,7 +157,7 @@ export function completionsAt(text: string, offset: number, schema: RecipeSchema
       const out: Completion[] = [];
       for (const [name, spec] of schema.fields) {
         if (present.has(name)) continue;
-        out.push({ label: name, kind: 'key', detail: `${describeTypes(spec.types)} · ${spec.source ?? ''}`, documentation: spec.description, insertText: `${name}: ` });
+        out.push({ label: name, kind: 'key', detail: `${describeTypes(spec.types)} · ${spec.source ?? ''} · TRL ${schema.trlVersion}`, documentation: spec.description, insertText: `${name}: ` });
       }
       for (const s of schema.sections.keys()) if (!present.has(s)) out.push({ label: s, kind: 'section', detail: 'section', documentation: schema.sectionDocs.get(s), insertText: `${s}:\n  ` });
       return out;

@@ -1,6 +1,6 @@
 // Public surface of the recipe core (no `vscode` import): used by the editor adapter,
 // the CLI, tests and the bench.
-export { validateText, validateAccelerate, decodeBytes, detectKind, type Host, type ValidateOptions, type FileKind } from './validate';
+export { validateText, validateAccelerate, decodeBytes, detectKind, chooseSchema, recipeTrlVersion, type Host, type ValidateOptions, type FileKind } from './validate';
 export { type Diagnostic, type QuickFix, type TextEdit, type Severity, CODES, positionAt, offsetAt } from './diagnostics';
-export { defaultSchema, indexSchema, type RecipeSchema, type FieldSpec } from './schema';
+export { defaultSchema, indexSchema, schemaForVersion, supportedSchemas, type RecipeSchema, type FieldSpec, type SchemaChoice } from './schema';
 export { parseYaml, LIMITS } from './yaml';

@@ -1,7 +1,10 @@
-// The generated recipe schema (schemas/recipe.schema.json, from `python -m conscience.schema`)
-// indexed for fast lookups. esbuild bundles the JSON into dist/, so the CLI and the
-// extension need no file access to find it.
+// The generated recipe schemas, one per supported TRL line (from `python -m conscience.schema`
+// run in each line's environment), indexed for fast lookups:
+//   schemas/recipe.schema.json       TRL 0.18.2, the open-r1 stack (.venv) - the default
+//   schemas/recipe.trl1.schema.json  TRL 1.x, the current stack (.venv-trl1)
+// esbuild bundles the JSON into dist/, so the CLI and the extension need no file access.
 import schemaJson from '../../../../schemas/recipe.schema.json';
+import trl1SchemaJson from '../../../../schemas/recipe.trl1.schema.json';
 
 export interface FieldSpec {
   name: string;
@@ -116,7 +119,45 @@ export function indexSchema(json: unknown): RecipeSchema {
 }
 
 let cached: RecipeSchema | undefined;
-/** The schema committed in schemas/recipe.schema.json (bundled). */
+let cachedTrl1: RecipeSchema | undefined;
+/** The default schema (TRL 0.18.2, the open-r1 stack), schemas/recipe.schema.json (bundled). */
 export function defaultSchema(): RecipeSchema {
   return (cached ??= indexSchema(schemaJson));
+}
+
+/** Every supported TRL line's schema, the default first. */
+export function supportedSchemas(): RecipeSchema[] {
+  return [defaultSchema(), (cachedTrl1 ??= indexSchema(trl1SchemaJson))];
+}
+
+function parts(v: string): number[] {
+  return v.trim().replace(/^v/i, '').split(/[.+-]/).slice(0, 3).map((x) => (/^\d+$/.test(x) ? Number(x) : NaN));
+}
+
+export interface SchemaChoice {
+  schema: RecipeSchema;
+  /** Where the version came from. */
+  source: 'recipe' | 'host' | 'default';
+  /** The version asked for (launch.trl or the host's), when there was one. */
+  asked?: string;
+  /** True when `asked` is not a supported line, so the nearest supported one is used. */
+  approximate: boolean;
+}
+
+/**
+ * The schema for a TRL version: the supported line with the same major version (0.x lines
+ * before 0.19 are the 0.18 schema; 0.19-0.29 changed GRPOConfig step by step and have no
+ * schema of their own, so they get the nearest: 0.18 up to 0.23, 1.x from 0.24 on).
+ */
+export function schemaForVersion(version: string | undefined, source: 'recipe' | 'host' = 'recipe'): SchemaChoice {
+  const all = supportedSchemas();
+  if (version === undefined || version.trim() === '') return { schema: all[0]!, source: 'default', approximate: false };
+  const [maj, min] = parts(version);
+  if (maj === undefined || Number.isNaN(maj)) return { schema: all[0]!, source, asked: version, approximate: true };
+  const exact = all.find((s) => s.trlVersion === version.trim() || s.trlVersion.startsWith(version.trim() + '.'));
+  if (exact) return { schema: exact, source, asked: version, approximate: false };
+  const line = all.find((s) => parts(s.trlVersion)[0] === maj && (maj >= 1 || parts(s.trlVersion)[1] === min));
+  if (line) return { schema: line, source, asked: version, approximate: maj === 0 };
+  const newer = maj >= 1 || (maj === 0 && min !== undefined && min >= 24);
+  return { schema: newer ? all.at(-1)! : all[0]!, source, asked: version, approximate: true };
 }

@@ -5,9 +5,10 @@
 // cross-field rules of TRL 0.18's GRPOConfig.__post_init__ / GRPOTrainer.__init__ and
 // transformers' TrainingArguments -> reward names -> referenced files -> accelerate config.
 import { type Diagnostic, type QuickFix, diag } from './diagnostics';
-import { defaultSchema, type FieldSpec, type RecipeSchema } from './schema';
+import { type FieldSpec, type RecipeSchema, type SchemaChoice, schemaForVersion } from './schema';
 import { checkValue, didYouMean, headEnd, isNumber } from './values';
 import { deref, getPair, parseYaml, toPlain, type YMap, type YNode, type YPair } from './yaml';
+import { isEvalRoot, validateEvalRoot } from '../eval/recipe';
 
 export interface Host {
   /** Whether a file or folder exists. */
@@ -25,6 +26,11 @@ export interface ValidateOptions {
   file?: string;
   host?: Host;
   schema?: RecipeSchema;
+  /**
+   * The TRL version installed on the recipe's target, as recorded at its last launch
+   * (run_started.versions.trl). Used when the recipe has no `launch.trl`.
+   */
+  trl?: string;
   /** Force the kind instead of detecting it from the keys. */
   kind?: 'recipe' | 'accelerate';
 }
@@ -70,6 +76,10 @@ interface Ctx {
   text: string;
   out: Diagnostic[];
   schema: RecipeSchema;
+  /** Which TRL line the schema is and why (launch.trl, the host's recorded TRL, the default). */
+  choice: SchemaChoice;
+  /** TRL 1.x or later: its GRPOConfig checks differ from 0.18's. */
+  v1: boolean;
   root: YMap;
   file?: string;
   host?: Host;
@@ -80,7 +90,6 @@ interface Ctx {
 
 /** Validate YAML text: a recipe, or an accelerate config (detected from its keys). */
 export function validateText(text: string, opts: ValidateOptions = {}): Diagnostic[] {
-  const schema = opts.schema ?? defaultSchema();
   const parsed = parseYaml(text);
   const out = parsed.diagnostics.slice();
   if (parsed.root === undefined) {
@@ -96,12 +105,17 @@ export function validateText(text: string, opts: ValidateOptions = {}): Diagnost
       'A recipe (or accelerate config) must be a YAML mapping of `key: value` lines, but this document is ' + (root?.kind === 'seq' ? 'a list.' : 'a single value.')));
     return out;
   }
+  // an eval recipe (`kind: eval`) has its own keys: core/eval/recipe.ts
+  if (opts.kind === undefined && isEvalRoot(root)) return out.concat(validateEvalRoot(text, root)).sort((a, b) => a.start - b.start || a.code.localeCompare(b.code));
+  const choice = opts.schema ? { schema: opts.schema, source: 'recipe' as const, approximate: false } : chooseSchema(root, opts.trl);
+  const schema = choice.schema;
   const kind = opts.kind ?? (detectKind(root) === 'accelerate' ? 'accelerate' : 'recipe');
   if (kind === 'accelerate') {
     validateAccelerate(text, root, schema, out);
     return out;
   }
-  const ctx: Ctx = { text, out, schema, root, file: opts.file, host: opts.host, vals: new Map(), sectionVals: new Map() };
+  const ctx: Ctx = { text, out, schema, choice, v1: Number(schema.trlVersion.split('.')[0]) >= 1, root, file: opts.file, host: opts.host, vals: new Map(), sectionVals: new Map() };
+  checkVersion(ctx);
   checkKeys(ctx);
   checkRules(ctx);
   checkRewards(ctx);
@@ -109,6 +123,48 @@ export function validateText(text: string, opts: ValidateOptions = {}): Diagnost
   // Position order per file (this file first, then referenced files), like an editor lists them.
   // A value merged (`<<: *base`) into two mappings is checked twice: report it once.
   return dedupe(out).sort((a, b) => (a.file ?? '').localeCompare(b.file ?? '') || a.start - b.start || a.code.localeCompare(b.code));
+}
+
+/** The `launch.trl` scalar of a recipe, if it has one. */
+export function recipeTrlVersion(root: YNode | undefined): { value: string; node: YNode } | undefined {
+  const r = deref(root);
+  if (!r || r.kind !== 'map') return undefined;
+  const l = deref(getPair(r, 'launch')?.value);
+  if (!l || l.kind !== 'map') return undefined;
+  const p = getPair(l, 'trl');
+  const v = deref(p?.value);
+  if (!p || !v || v.kind !== 'scalar' || v.value === null) return undefined;
+  return { value: v.text, node: p.value };
+}
+
+/** The schema a recipe is checked against: its `launch.trl`, else the host's recorded TRL, else the default. */
+export function chooseSchema(root: YNode | undefined, hostTrl?: string): SchemaChoice {
+  const own = recipeTrlVersion(root);
+  if (own) return schemaForVersion(own.value, 'recipe');
+  if (hostTrl) return schemaForVersion(hostTrl, 'host');
+  return schemaForVersion(undefined);
+}
+
+/** Which TRL the diagnostics assume, in words (for messages). */
+function assumed(ctx: Ctx): string {
+  const v = `TRL ${ctx.schema.trlVersion}`;
+  if (ctx.choice.source === 'recipe') return `${v} (launch.trl)`;
+  if (ctx.choice.source === 'host') return `${v} (installed on the target at its last launch)`;
+  return `${v} (the default: the recipe does not set launch.trl)`;
+}
+
+function checkVersion(ctx: Ctx): void {
+  const { choice } = ctx;
+  if (!choice.approximate || choice.source !== 'recipe') return;
+  const own = recipeTrlVersion(ctx.root)!;
+  const lines = supportedLines();
+  ctx.out.push(diag(ctx.text, own.node.start, own.node.end, 'warning', 'CC107',
+    `launch.trl is ${own.value}, a TRL without a schema here (supported: ${lines.join(', ')}); the recipe is checked against TRL ${ctx.schema.trlVersion}, the nearest. Set launch.trl to one of the supported versions.`,
+    lines.map((v) => ({ title: `Set launch.trl to ${v}`, edits: [{ start: own.node.start, end: own.node.end, newText: v }] }))));
+}
+
+function supportedLines(): string[] {
+  return [schemaForVersion('0.18').schema.trlVersion, schemaForVersion('1').schema.trlVersion];
 }
 
 function dedupe(ds: Diagnostic[]): Diagnostic[] {
@@ -137,13 +193,15 @@ function checkKeys(ctx: Ctx): void {
     const changed = schema.changed.get(name);
     if (!spec) {
       if (changed?.status === 'removed') {
+        const to = changed.replacement && schema.fields.has(changed.replacement) ? changed.replacement : undefined;
+        const remove: QuickFix = { title: `Remove '${name}'`, edits: [{ start: lineStartOf(text, p.key.start), end: lineAfter(text, p.value.end), newText: '' }] };
         out.push(diag(text, p.key.start, p.key.end, 'error', 'CC104',
-          `'${name}' was removed in TRL ${changed.removed_in ?? ''} (pinned: ${schema.trlVersion}). ${changed.note} Remove this key.`,
-          [{ title: `Remove '${name}'`, edits: [{ start: lineStartOf(text, p.key.start), end: lineAfter(text, p.value.end), newText: '' }] }]));
+          `'${name}' was removed in TRL ${changed.removed_in ?? ''}; this recipe is checked against ${assumed(ctx)}. ${changed.note}${to ? ` Rename it to '${to}'.` : ' Remove this key.'}`,
+          to ? [renameFix(p, to), remove] : [remove]));
       } else if (changed?.status === 'newer') {
         const to = changed.replacement;
         out.push(diag(text, p.key.start, p.key.end, 'error', 'CC106',
-          `'${name}' is not a field of TRL ${schema.trlVersion}. ${changed.note}${to ? ` Rename it to '${to}'.` : ''}`, to ? [renameFix(p, to)] : undefined));
+          `'${name}' is not a field of ${assumed(ctx)}. ${changed.note}${to ? ` Rename it to '${to}'` : ''}${ctx.choice.source === 'default' ? `${to ? ', or' : ''} set launch.trl to the TRL you run.` : '.'}`, to ? [renameFix(p, to)] : undefined));
       } else {
         const sug = didYouMean(name, [...schema.fields.keys(), ...schema.sections.keys()]);
         out.push(diag(text, p.key.start, p.key.end, 'error', 'CC100',
@@ -152,9 +210,11 @@ function checkKeys(ctx: Ctx): void {
       }
       continue;
     }
-    if (changed?.status === 'future') {
+    // Only while the recipe does not say which TRL it is for: once it does, the key is valid
+    // for the TRL it runs with, and the note stays in the hover.
+    if (changed?.status === 'future' && ctx.choice.source === 'default') {
       out.push(diag(text, p.key.start, p.key.end, 'info', 'CC105',
-        `'${name}' works in TRL ${schema.trlVersion} but is deprecated in ${changed.deprecated_in} and removed in ${changed.removed_in}. ${changed.note}`));
+        `'${name}' works in ${assumed(ctx)} but is deprecated in ${changed.deprecated_in} and removed in ${changed.removed_in}. ${changed.note} Set launch.trl to the TRL you run.`));
     }
     if (name === 'env') {
       const v = deref(p.value);
@@ -321,10 +381,10 @@ function checkRules(ctx: Ctx): void {
     const P = procs.P;
     const spg = isInt(spg0) ? spg0 : GA;
     const gbs = isInt(gbs0) ? gbs0 : B * P * spg;
-    // C2, with 0.18's operator precedence: (gbs % B) * P != 0
-    if (isInt(gbs0) && (gbs % B) * P !== 0) {
+    // C2, with 0.18's operator precedence: (gbs % B) * P != 0; TRL 1.x checks gbs % (B * P).
+    if (isInt(gbs0) && (ctx.v1 ? gbs % (B * P) : (gbs % B) * P) !== 0) {
       report(ctx, ['generation_batch_size'], 'error', 'CC202',
-        `generation_batch_size (${gbs}) must be divisible by the global batch size (${B * P}). (GRPOConfig 0.18 checks (generation_batch_size % per_device_train_batch_size) * processes; ${procs.source}) Use a multiple of ${B * P}, e.g. ${B * P * Math.max(1, Math.round(gbs / (B * P)))}.`);
+        `generation_batch_size (${gbs}) must be divisible by the global batch size (${B * P}). (${ctx.v1 ? `GRPOConfig checks generation_batch_size % (per_device_train_batch_size x processes)` : `GRPOConfig 0.18 checks (generation_batch_size % per_device_train_batch_size) * processes`}; ${procs.source}) Use a multiple of ${B * P}, e.g. ${B * P * Math.max(1, Math.round(gbs / (B * P)))}.`);
     } else {
       const steps = Math.floor(gbs / (B * P));
       // C3
@@ -337,16 +397,24 @@ function checkRules(ctx: Ctx): void {
         const possible = divisors(gbs);
         if (!possible.includes(G)) {
           const v = nearest(possible, G);
-          report(ctx, ['num_generations', 'per_device_train_batch_size', 'gradient_accumulation_steps', ['launch', 'num_processes']], 'error', 'CC204',
-            `The effective train batch size (${P} x ${B} x ${steps}) must be evenly divisible by the number of generations per prompt (${G}). Given the current effective train batch size, the valid values for the number of generations are: [${possible.join(', ')}]. (processes from ${procs.source}; per_device_train_batch_size ${B}; steps_per_generation ${steps})` +
-              (v ? ` Set num_generations to ${v}, or change the batch so that it divides.` : ' Increase the batch size.'),
+          report(ctx, ['num_generations', 'per_device_train_batch_size', 'gradient_accumulation_steps', ['launch', 'num_processes']], 'error', 'CC204', (ctx.v1
+            ? `generation_batch_size (${gbs}) must be divisible by num_generations (${G}). The generation batch is ${P} processes x ${B} per device x ${steps} steps_per_generation; the valid values for the number of generations are: [${possible.join(', ')}]. (processes from ${procs.source})`
+            : `The effective train batch size (${P} x ${B} x ${steps}) must be evenly divisible by the number of generations per prompt (${G}). Given the current effective train batch size, the valid values for the number of generations are: [${possible.join(', ')}]. (processes from ${procs.source}; per_device_train_batch_size ${B}; steps_per_generation ${steps})` +
+              '') + (v ? ` Set num_generations to ${v}, or change the batch so that it divides.` : ' Increase the batch size.'),
             valueFixes(ctx, 'num_generations', possible, G));
         }
-        // C5
+        // C5 (TRL 1.x: with num_generations_eval when set)
+        const Ge0 = ctx.v1 ? val(ctx, 'num_generations_eval') : undefined;
+        const Ge = isInt(Ge0) && Ge0 > 0 ? Ge0 : G;
         if (evalStrategy !== 'no' && evalStrategy !== INVALID && isInt(Be)) {
           const geb = Be * P;
           const pe = divisors(geb);
-          if (!pe.includes(G)) {
+          if (!pe.includes(Ge) && ctx.v1) {
+            const fixKey = Ge === G ? 'num_generations' : 'num_generations_eval';
+            report(ctx, [fixKey, 'per_device_eval_batch_size', 'eval_strategy'], 'error', 'CC205',
+              `The global eval batch size (${Be} * ${P}) must be divisible by the number of generations used for evaluation (${Ge}). The valid values are: [${pe.join(', ')}]. (evaluation is on: eval_strategy ${String(evalStrategy)}; processes from ${procs.source}) Change per_device_eval_batch_size so that ${P} x it is divisible by ${Ge}, or set num_generations_eval.`,
+              valueFixes(ctx, fixKey, fixKey === 'num_generations' ? pe.filter((x) => possible.includes(x)) : pe, Ge));
+          } else if (!pe.includes(G)) {
             const v = nearest(pe.filter((x) => possible.includes(x)), G);
             report(ctx, ['num_generations', 'per_device_eval_batch_size', 'eval_strategy'], 'error', 'CC205',
               `The global eval batch size (${P} x ${Be}) must be evenly divisible by the number of generations per prompt (${G}). Given the current global eval batch size, the valid values for the number of generations are: [${pe.join(', ')}]. (evaluation is on: eval_strategy ${String(evalStrategy)}) Change per_device_eval_batch_size so that ${P} x it is divisible by ${G}` + (v ? `, or set num_generations to ${v}.` : '.'),
@@ -399,10 +467,19 @@ function checkRules(ctx: Ctx): void {
   }
   // loss type (GRPOTrainer, raised at the first step)
   const lt = val(ctx, 'loss_type');
-  if (typeof lt === 'string' && !['grpo', 'bnpo', 'dr_grpo'].includes(lt)) {
-    const sug = didYouMean(lt, ['grpo', 'bnpo', 'dr_grpo']);
-    report(ctx, ['loss_type'], 'error', 'CC209', `Unknown loss type: ${lt}. TRL ${ctx.schema.trlVersion} supports grpo, bnpo and dr_grpo (raised at the first training step).${sug ? ` Did you mean '${sug}'?` : ''}`,
+  const losses = ctx.v1 ? ['grpo', 'dr_grpo', 'dapo', 'bnpo', 'cispo', 'sapo', 'luspo', 'vespo'] : ['grpo', 'bnpo', 'dr_grpo'];
+  if (typeof lt === 'string' && !losses.includes(lt)) {
+    const sug = didYouMean(lt, losses);
+    report(ctx, ['loss_type'], 'error', 'CC209', `Unknown loss type: ${lt}. TRL ${ctx.schema.trlVersion} supports ${losses.slice(0, -1).join(', ')} and ${losses.at(-1)} (raised at the first training step).${sug ? ` Did you mean '${sug}'?` : ''}`,
       sug ? [setValueFix(ctx, 'loss_type', sug)] : undefined);
+  }
+  // Checks TRL 1.x's GRPOConfig added.
+  if (ctx.v1 && val(ctx, 'auto_find_batch_size') === true) {
+    report(ctx, ['auto_find_batch_size'], 'error', 'CC224', 'auto_find_batch_size is not supported by GRPO, because the generation batch must contain full prompt groups of num_generations completions (GRPOConfig, TRL 1.x). Set auto_find_batch_size: false and lower per_device_train_batch_size instead.');
+  }
+  if (ctx.v1 && typeof val(ctx, 'log_completions_hub_repo') === 'string' && val(ctx, 'log_completions') !== true) {
+    report(ctx, ['log_completions_hub_repo'], 'error', 'CC225', 'log_completions_hub_repo is set, but log_completions is False. Enable log_completions to upload completions to the Hub, or unset log_completions_hub_repo (GRPOConfig, TRL 1.x).',
+      [setValueFix(ctx, 'log_completions', 'true')]);
   }
   // ModelConfig
   if (val(ctx, 'load_in_8bit') === true && val(ctx, 'load_in_4bit') === true) {
