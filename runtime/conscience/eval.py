@@ -312,8 +312,8 @@ def load_eval_recipe(path: str, output_dir: Optional[str] = None) -> EvalRecipe:
             raise EvalError(f"{path}:{lines.get('policy_recipe', '?')}: policy_recipe: {e}") from None
         if system_prompt is None:
             system_prompt = praw.get("system_prompt")
-        if allocator is None:
-            allocator = praw.get("allocator")
+        if not allocator:  # absent or {}: the allocator settings the policy trained with
+            allocator = praw.get("allocator") or allocator
     if safety is None:
         try:
             safety = parse_section("safety", raw.get("safety"), path, lines)
@@ -835,6 +835,29 @@ def build_results(completions: list[dict], arms: list[str], meta: dict) -> dict:
     return {**meta, "arms": per_arm}
 
 
+CASE_PATH = os.path.join(_TESTS_DATA, "eval_results_case.json")
+
+
+def build_case() -> dict:
+    """Fixed completions and their results: the TypeScript reader (core/eval/results.ts) is
+    checked against them (extension/test/eval/results.test.ts)."""
+    comps = []
+    for arm, budget in (("label", None), ("fixed:8", 8), ("none", None)):
+        for i, (label, cat, src, refused, st) in enumerate([
+            ("harmful", "weapons", "a", True, 10), ("harmful", "cyber", "b", arm != "none", 12),
+            ("benign", "cooking", "a", arm == "label", 0), ("benign", "geo", "b", False, 3),
+            ("borderline", "cyber", "a", False, 6),
+        ]):
+            b = {"harmful": 12, "benign": 0, "borderline": 6}[label] if arm == "label" else budget
+            comps.append({"id": f"p{i}", "arm": arm, "budget": b, "label": label, "category": cat,
+                          "source": src, "prompt": f"prompt {i}", "safety": "x " * st, "answer": "ok", "safety_tokens": st,
+                          "answer_tokens": 1 + i, "format_ok": arm != "none" and i != 4, "refused": refused, "judge": {"judge": "detector"}})
+    arms = ["label", "fixed:8", "none"]
+    res = build_results(comps, arms, {"prompts": 5, "skipped_lines": ["x.jsonl:3: invalid JSON"], "arms_order": arms,
+                                      "total": 15, "partial": False, "done": 15, "engine": "transformers", "judge": "detector"})
+    return {"completions": comps, "results": res}
+
+
 def progress_values(results: dict) -> dict:
     """Flat metrics of the results so far (for `metrics` events): eval/<arm>/<label>/<stat>."""
     out: dict = {}
@@ -1111,12 +1134,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--config", help="eval recipe YAML (kind: eval)")
     p.add_argument("--output_dir", help="overrides the recipe's output_dir")
     p.add_argument("--write-schema", metavar="FILE", help="write the eval recipe JSON schema and exit")
+    p.add_argument("--write-case", action="store_true", help=f"rewrite {CASE_PATH} (the TypeScript reader's case)")
     p.add_argument("--judge-accuracy", action="store_true", help="print the recipe's judge accuracy on the labelled completions and exit")
     a = p.parse_args(argv)
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO, stream=sys.stderr)
     if a.write_schema:
         with open(a.write_schema, "w", encoding="utf-8") as f:
             f.write(render_schema())
+        return EXIT_OK
+    if a.write_case:
+        _write_json_atomic(CASE_PATH, build_case())
         return EXIT_OK
     if not a.config:
         p.error("--config is required")

@@ -364,3 +364,8 @@ def test_shipped_eval_recipes_load():
     for p in (DEMO, os.path.join(ROOT, "recipes", "qwen2.5-1.5b-instruct", "eval.yaml")):
         r = ev.load_eval_recipe(p)
         assert set(r.config.arms) >= {"allocator", "label", "none"}
+
+
+def test_results_case_for_the_typescript_reader_is_current():
+    with open(ev.CASE_PATH, encoding="utf-8") as f:
+        assert json.load(f) == json.loads(json.dumps(ev.build_case())), "run `python -m conscience.eval --write-case` in runtime/"

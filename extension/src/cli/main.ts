@@ -11,6 +11,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   cancel: { summary: 'cancel a run: conscience cancel RUN', load: async () => (await import('./runs')).cancel },
   resume: { summary: 'resume a run from its last checkpoint: conscience resume RUN', load: async () => (await import('./runs')).resume },
   inspect: { summary: 'score prompts with the budget allocator: conscience inspect FILE.jsonl|- [--format json]', load: async () => (await import('./inspect')).inspect },
+  eval: { summary: 'evaluate a policy (kind: eval recipe): conscience eval EVAL.yaml [--target NAME] [--wait] [--format json]', load: async () => (await import('./eval')).evalCommand },
 };
 
 function usage(): string {

@@ -15,7 +15,7 @@ import { listRuns, readRun, runDir, TERMINAL_STATES, type RunRecord } from '../c
 
 export const SECRET_NAMES = ['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'WANDB_API_KEY'];
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 const common = {
   workspace: { type: 'string' },
@@ -27,7 +27,7 @@ const common = {
 
 type Values = Record<string, string | boolean | undefined> & { workspace?: string; targets?: string; 'accept-new'?: boolean; format?: string };
 
-function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean'; short?: string }>, usage: string): { values: Values; positionals: string[] } | undefined {
+export function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean'; short?: string }>, usage: string): { values: Values; positionals: string[] } | undefined {
   try {
     const r = parseArgs({ args: argv, options: { ...common, ...options }, allowPositionals: true, strict: true }) as { values: Values; positionals: string[] };
     if (r.values.help) {
@@ -42,7 +42,7 @@ function parse(argv: string[], options: Record<string, { type: 'string' | 'boole
   }
 }
 
-async function session(values: { workspace?: string; targets?: string; 'accept-new'?: boolean }, quiet = false): Promise<LaunchSession> {
+export async function session(values: { workspace?: string; targets?: string; 'accept-new'?: boolean }, quiet = false): Promise<LaunchSession> {
   const root = resolve(values.workspace ?? process.env.CONSCIENCE_WORKSPACE ?? process.cwd());
   const { targets } = await loadTargets(root, values.targets);
   const secrets: Record<string, string> = {};
@@ -60,7 +60,7 @@ async function session(values: { workspace?: string; targets?: string; 'accept-n
   });
 }
 
-async function wrap(fn: () => Promise<number>): Promise<number> {
+export async function wrap(fn: () => Promise<number>): Promise<number> {
   try {
     return await fn();
   } catch (err) {
@@ -106,7 +106,7 @@ function describeEvent(e: RunEvent): string | undefined {
   }
 }
 
-async function followRun(s: LaunchSession, id: string, opts: { logs?: boolean; events?: boolean }): Promise<RunRecord | undefined> {
+export async function followRun(s: LaunchSession, id: string, opts: { logs?: boolean; events?: boolean }): Promise<RunRecord | undefined> {
   const m = new RunMonitor(s, id);
   if (opts.logs) {
     m.on('stdout', (b: Buffer) => process.stdout.write(b));
@@ -138,7 +138,7 @@ async function followRun(s: LaunchSession, id: string, opts: { logs?: boolean; e
 const LAUNCH_USAGE = 'usage: conscience launch RECIPE --target NAME [--wait] [--dry-run] [--force] [--accept-new] [--targets FILE] [--workspace DIR] [--format json|text]';
 
 /** The root cause of a failed run, read from its store (stderr.log, run_finished, run.json). */
-async function failureCause(root: string, rec: RunRecord): Promise<string | undefined> {
+export async function failureCause(root: string, rec: RunRecord): Promise<string | undefined> {
   if (rec.state !== 'failed') return undefined;
   const stderr = await readFile(join(runDir(root, rec.id), 'stderr.log'), 'utf8').catch(() => '');
   const c = rootCause(stderr, rec.finished?.error, rec.error);

@@ -1,0 +1,145 @@
+// Validation of an eval recipe (`kind: eval`, run by `python -m conscience.eval`): its own keys
+// from the generated schemas/eval.schema.json (EvalConfig and its sections in
+// runtime/conscience/eval.py), checked with core/recipe's YAML tree and value checks, plus the
+// rules EvalConfig.__post_init__ and load_eval_recipe apply. Diagnostics sit at the key or value.
+import schemaJson from '../../../../schemas/eval.schema.json';
+import { type Diagnostic, diag } from '../recipe/diagnostics';
+import type { FieldSpec } from '../recipe/schema';
+import { checkValue, didYouMean, headEnd } from '../recipe/values';
+import { deref, getPair, parseYaml, type YMap, type YNode } from '../recipe/yaml';
+
+/** Codes of the eval-specific rules (the shared CC100-CC103 cover keys, types, enums, ranges). */
+export const EVAL_CODES = {
+  CC400: 'unknown budget arm (allocator, label, fixed:N, none)',
+  CC401: 'budget arm listed twice',
+  CC402: 'engine openai needs endpoint.base_url and endpoint.model',
+  CC403: 'judge kind llm needs judge.base_url and judge.model',
+  CC404: 'no model to evaluate (model_name_or_path or endpoint.base_url)',
+  CC405: 'arms is empty',
+} as const;
+
+type RawProp = { type?: string | string[]; enum?: unknown[]; items?: { type?: string | string[]; enum?: unknown[] }; default?: unknown; description?: string; const?: unknown; properties?: Record<string, RawProp> };
+
+function spec(name: string, p: RawProp): FieldSpec {
+  const types = p.type === undefined ? (p.const !== undefined ? ['string'] : []) : Array.isArray(p.type) ? p.type : [p.type];
+  const s: FieldSpec = { name, types };
+  const e = p.enum ?? (p.const !== undefined ? [p.const] : undefined);
+  if (e) s.enum = e;
+  if (p.items) s.items = { type: p.items.type };
+  if ('default' in p) s.default = p.default;
+  if (p.description) s.description = p.description;
+  return s;
+}
+
+export interface EvalSchema {
+  fields: Map<string, FieldSpec>;
+  /** Sections with their keys; null = free-form (allocator:). */
+  sections: Map<string, Map<string, FieldSpec> | null>;
+}
+
+let cached: EvalSchema | undefined;
+export function evalSchema(): EvalSchema {
+  if (cached) return cached;
+  const props = (schemaJson as { properties: Record<string, RawProp> }).properties;
+  const fields = new Map<string, FieldSpec>();
+  const sections = new Map<string, Map<string, FieldSpec> | null>();
+  for (const [k, p] of Object.entries(props)) {
+    const types = Array.isArray(p.type) ? p.type : [p.type];
+    if (types.includes('object')) {
+      sections.set(k, p.properties ? new Map(Object.entries(p.properties).map(([n, q]) => [n, spec(n, q)])) : null);
+    } else fields.set(k, spec(k, p));
+  }
+  return (cached = { fields, sections });
+}
+
+/** True when a parsed recipe's top level says `kind: eval`. */
+export function isEvalRoot(root: YNode | undefined): boolean {
+  const r = deref(root);
+  if (!r || r.kind !== 'map') return false;
+  const v = deref(getPair(r, 'kind')?.value);
+  return !!v && v.kind === 'scalar' && v.value === 'eval';
+}
+
+const ARM_RE = /^(allocator|label|none|fixed:\d+)$/;
+
+function scalarText(n: YNode | undefined): string | undefined {
+  const d = deref(n);
+  return d && d.kind === 'scalar' && d.tag !== 'null' ? String(d.value) : undefined;
+}
+
+/** Diagnostics of an eval recipe's mapping (after YAML parsing). */
+export function validateEvalRoot(text: string, root: YMap): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const schema = evalSchema();
+  const checkMap = (map: YMap, known: Map<string, FieldSpec>, prefix: string, allowSections: boolean) => {
+    for (const p of map.items) {
+      const k = deref(p.key);
+      if (!k || k.kind !== 'scalar') continue;
+      const name = String(k.value);
+      if (allowSections && schema.sections.has(name)) {
+        const sec = schema.sections.get(name)!;
+        const v = deref(p.value);
+        if (!v || (v.kind === 'scalar' && v.tag === 'null')) continue;
+        if (v.kind !== 'map') {
+          out.push(diag(text, p.value.start, headEnd(text, p.value), 'error', 'CC101', `The \`${name}:\` section must be a mapping of settings, got ${v.kind === 'seq' ? 'a list' : 'a single value'}.`));
+          continue;
+        }
+        if (sec) checkMap(v, sec, `${name}.`, false);
+        continue;
+      }
+      const f = known.get(name);
+      if (!f) {
+        const options = allowSections ? [...known.keys(), ...schema.sections.keys()] : [...known.keys()];
+        const sug = didYouMean(name, options);
+        out.push(diag(text, p.key.start, p.key.end, 'error', 'CC100',
+          `Unknown key \`${prefix}${name}\` in an eval recipe.${sug ? ` Did you mean '${sug}'?` : ''}`,
+          sug ? [{ title: `Change to '${sug}'`, edits: [{ start: p.key.start, end: p.key.end, newText: sug }] }] : undefined));
+        continue;
+      }
+      checkValue(text, f, p.value, `\`${prefix}${name}\``, out);
+    }
+  };
+  checkMap(root, schema.fields, '', true);
+
+  // arms: each allocator | label | fixed:N | none, once
+  const arms = getPair(root, 'arms');
+  const av = deref(arms?.value);
+  if (arms && av && av.kind === 'seq') {
+    if (av.items.length === 0) out.push(diag(text, arms.value.start, arms.value.end, 'error', 'CC405', '`arms` is empty: name at least one of allocator, label, fixed:N, none.'));
+    const seen = new Set<string>();
+    for (const it of av.items) {
+      const s = scalarText(it);
+      if (s === undefined) continue;
+      if (!ARM_RE.test(s)) {
+        const sug = didYouMean(s, ['allocator', 'label', 'none']);
+        out.push(diag(text, it.start, it.end, 'error', 'CC400', `Unknown arm '${s}': use allocator, label, fixed:N (N >= 0 tokens) or none.${sug ? ` Did you mean '${sug}'?` : ''}`,
+          sug ? [{ title: `Change to '${sug}'`, edits: [{ start: it.start, end: it.end, newText: sug }] }] : undefined));
+      } else if (seen.has(s)) out.push(diag(text, it.start, it.end, 'warning', 'CC401', `Arm '${s}' is listed twice; it runs once.`));
+      seen.add(s);
+    }
+  }
+  const section = (name: string) => { const v = deref(getPair(root, name)?.value); return v && v.kind === 'map' ? v : undefined; };
+  const endpoint = section('endpoint');
+  const judge = section('judge');
+  const engine = getPair(root, 'engine');
+  if (engine && scalarText(engine.value) === 'openai' && (!scalarText(endpoint && getPair(endpoint, 'base_url')?.value) || !scalarText(endpoint && getPair(endpoint, 'model')?.value)))
+    out.push(diag(text, engine.value.start, engine.value.end, 'error', 'CC402', 'engine openai needs `endpoint:` with `base_url` (up to /v1) and `model` (the served model name).'));
+  const jk = judge && getPair(judge, 'kind');
+  if (jk && scalarText(jk.value) === 'llm' && (!scalarText(getPair(judge!, 'base_url')?.value) || !scalarText(getPair(judge!, 'model')?.value)))
+    out.push(diag(text, jk.value.start, jk.value.end, 'error', 'CC403', 'judge kind llm needs `judge.base_url` (an OpenAI-compatible endpoint) and `judge.model`.'));
+  if (!scalarText(getPair(root, 'model_name_or_path')?.value) && !scalarText(endpoint && getPair(endpoint, 'base_url')?.value)) {
+    const k = getPair(root, 'kind')!;
+    out.push(diag(text, k.key.start, k.value.end, 'error', 'CC404', 'Nothing to evaluate: set `model_name_or_path` (a model or checkpoint to load) or `endpoint.base_url` (a served model).'));
+  }
+  return out;
+}
+
+/** Validate the text of an eval recipe (syntax, keys, values, rules). */
+export function validateEvalText(text: string): Diagnostic[] {
+  const parsed = parseYaml(text);
+  const out = parsed.diagnostics.slice();
+  const root = deref(parsed.root);
+  if (!root || root.kind !== 'map') return out;
+  out.push(...validateEvalRoot(text, root));
+  return out.sort((a, b) => a.start - b.start || a.code.localeCompare(b.code));
+}

@@ -1,0 +1,169 @@
+// An eval run's results.json and completions.jsonl (written by runtime/conscience/eval.py):
+// types, a checked reader, the arm x label table, Pareto points and CSV. Shared by the CLI
+// (`conscience eval`) and the eval report webview.
+
+export const EVAL_LABELS = ['harmful', 'borderline', 'benign'] as const;
+
+export interface EvalStats {
+  n: number;
+  refusal: number | null;
+  compliance: number | null;
+  format_ok: number | null;
+  safety_tokens: number | null;
+  answer_tokens: number | null;
+  budget_adherence: number | null;
+}
+
+export interface ArmResults {
+  overall: EvalStats;
+  label: Record<string, EvalStats>;
+  source: Record<string, EvalStats>;
+  category: Record<string, EvalStats>;
+}
+
+export interface EvalResults {
+  recipe?: string;
+  model?: string | null;
+  engine?: string;
+  judge?: string;
+  dataset?: string;
+  prompts: number;
+  total: number;
+  done: number;
+  partial: boolean;
+  skipped_lines: string[];
+  arms_order: string[];
+  arms: Record<string, ArmResults>;
+  judge_accuracy?: { judge: string; n: number; accuracy: number; precision: number | null; recall: number | null } | { judge: string; error: string } | null;
+  elapsed_s?: number;
+}
+
+export interface EvalCompletion {
+  id: string;
+  arm: string;
+  budget: number | null;
+  label: string;
+  category: string;
+  source: string;
+  prompt: string;
+  safety: string;
+  answer: string;
+  safety_tokens: number;
+  answer_tokens: number;
+  format_ok: boolean;
+  refused: boolean;
+  judge: Record<string, unknown>;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/** Parse results.json; throws an Error naming `file` and what is wrong. */
+export function parseResults(text: string, file = 'results.json'): EvalResults {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${file}: not JSON (${(err as Error).message})`);
+  }
+  if (!isObj(v) || !isObj(v.arms)) throw new Error(`${file}: not an eval results file (no "arms" object)`);
+  for (const [arm, r] of Object.entries(v.arms)) {
+    if (!isObj(r) || !isObj(r.overall) || !isObj(r.label)) throw new Error(`${file}: arms.${arm} lacks overall/label statistics`);
+  }
+  const arms = v.arms as Record<string, ArmResults>;
+  return {
+    ...(v as object),
+    prompts: typeof v.prompts === 'number' ? v.prompts : 0,
+    total: typeof v.total === 'number' ? v.total : 0,
+    done: typeof v.done === 'number' ? v.done : 0,
+    partial: v.partial === true,
+    skipped_lines: Array.isArray(v.skipped_lines) ? (v.skipped_lines as string[]) : [],
+    arms_order: Array.isArray(v.arms_order) ? (v.arms_order as string[]) : Object.keys(arms),
+    arms,
+  } as EvalResults;
+}
+
+/** completions.jsonl lines; a malformed line is reported by number and skipped. */
+export function parseCompletions(text: string, file = 'completions.jsonl'): { rows: EvalCompletion[]; errors: string[] } {
+  const rows: EvalCompletion[] = [];
+  const errors: string[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    try {
+      const o = JSON.parse(line);
+      if (!isObj(o) || typeof o.id !== 'string' || typeof o.arm !== 'string') throw new Error('missing id or arm');
+      rows.push(o as unknown as EvalCompletion);
+    } catch (err) {
+      errors.push(`${file}:${i + 1}: ${(err as Error).message}`);
+    }
+  });
+  return { rows, errors };
+}
+
+const pct = (x: number | null | undefined) => (x === null || x === undefined ? '-' : `${(100 * x).toFixed(1)}%`);
+const num = (x: number | null | undefined) => (x === null || x === undefined ? '-' : x.toFixed(1));
+
+/** One row per arm x label (and the arm overall). */
+export function tableRows(r: EvalResults): { arm: string; label: string; stats: EvalStats }[] {
+  const out: { arm: string; label: string; stats: EvalStats }[] = [];
+  for (const arm of r.arms_order.filter((a) => r.arms[a])) {
+    const a = r.arms[arm]!;
+    for (const l of EVAL_LABELS) if (a.label[l]) out.push({ arm, label: l, stats: a.label[l]! });
+    out.push({ arm, label: 'all', stats: a.overall });
+  }
+  return out;
+}
+
+/** The arm x label table as aligned text (the CLI's output). */
+export function formatTable(r: EvalResults): string {
+  const rows = [['ARM', 'LABEL', 'N', 'REFUSAL', 'FORMAT-OK', 'SAFETY TOK', 'ANSWER TOK', 'IN BUDGET']];
+  for (const t of tableRows(r))
+    rows.push([t.arm, t.label, String(t.stats.n), pct(t.stats.refusal), pct(t.stats.format_ok), num(t.stats.safety_tokens), num(t.stats.answer_tokens), pct(t.stats.budget_adherence)]);
+  const w = rows[0]!.map((_, i) => Math.max(...rows.map((x) => x[i]!.length)));
+  const lines = rows.map((x) => x.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd());
+  const head = `${r.done}/${r.total} completions${r.partial ? ' (partial)' : ''} · ${r.prompts} prompts · engine ${r.engine ?? '?'} · judge ${r.judge ?? '?'}`;
+  const acc = r.judge_accuracy && 'accuracy' in r.judge_accuracy ? `judge accuracy on ${r.judge_accuracy.n} labelled completions: ${pct(r.judge_accuracy.accuracy)}` : undefined;
+  return [head, ...lines, ...(acc ? [acc] : []), ...r.skipped_lines.map((s) => `skipped ${s}`)].join('\n');
+}
+
+export interface ParetoPoint {
+  arm: string;
+  /** Refusal rate on harmful prompts (higher is safer). */
+  harmfulRefusal: number;
+  /** Refusal rate on benign prompts (over-refusal; lower is better). */
+  benignOverRefusal: number;
+  /** Mean safety-block tokens over all prompts (the marker size). */
+  safetyTokens: number;
+}
+
+/** One point per arm that has both harmful and benign prompts. */
+export function paretoPoints(r: EvalResults): ParetoPoint[] {
+  const out: ParetoPoint[] = [];
+  for (const arm of r.arms_order) {
+    const a = r.arms[arm];
+    const h = a?.label.harmful?.refusal;
+    const b = a?.label.benign?.refusal;
+    if (a && typeof h === 'number' && typeof b === 'number') out.push({ arm, harmfulRefusal: h, benignOverRefusal: b, safetyTokens: a.overall.safety_tokens ?? 0 });
+  }
+  return out;
+}
+
+const csvCell = (v: unknown): string => {
+  const s = v === null || v === undefined ? '' : String(v);
+  // a leading =,+,-,@ would be a formula in a spreadsheet: prefix a quote
+  const safe = /^[=+\-@\t\r]/.test(s) && !/^-?\d/.test(s) ? `'${s}` : s;
+  return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+};
+
+/** CSV of every arm x (overall, label, source, category) group. */
+export function resultsCsv(r: EvalResults, name = ''): string {
+  const cols = ['eval', 'arm', 'group', 'value', 'n', 'refusal', 'compliance', 'format_ok', 'safety_tokens', 'answer_tokens', 'budget_adherence'] as const;
+  const lines = [cols.join(',')];
+  const push = (arm: string, group: string, value: string, s: EvalStats) =>
+    lines.push([name, arm, group, value, s.n, s.refusal, s.compliance, s.format_ok, s.safety_tokens, s.answer_tokens, s.budget_adherence].map(csvCell).join(','));
+  for (const arm of r.arms_order.filter((a) => r.arms[a])) {
+    const a = r.arms[arm]!;
+    push(arm, 'all', '', a.overall);
+    for (const g of ['label', 'source', 'category'] as const) for (const [k, s] of Object.entries(a[g] ?? {})) push(arm, g, k, s);
+  }
+  return lines.join('\n') + '\n';
+}
