@@ -92,6 +92,13 @@ def _prompt_text(prompt: Any) -> str:
     return str(prompt)
 
 
+SAMPLE_TEXT_MAX = 4000  # characters kept of each prompt / completion in a `samples` row
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= SAMPLE_TEXT_MAX else text[:SAMPLE_TEXT_MAX] + "…"
+
+
 class SampleRecorder:
     """Captures prompts, completions and per-reward scores of each generation batch."""
 
@@ -144,10 +151,20 @@ class SampleRecorder:
         if batches:
             last = batches[-1]
             for i, c in enumerate(last["completions"][:max_rows]):
+                text = completion_text(c)
+                p = parse_safety(text, self.safety.open_tag, self.safety.close_tag)
+                try:
+                    used = self.count_tokens(p.reasoning) if p.reasoning else 0
+                except Exception:  # noqa: BLE001
+                    used = None
+                # each text is clipped, so a logged step's rows stay bounded on disk
                 rows.append(
                     {
-                        "prompt": _prompt_text(last["prompts"][i] if i < len(last["prompts"]) else ""),
-                        "completion": completion_text(c),
+                        "prompt": _clip(_prompt_text(last["prompts"][i] if i < len(last["prompts"]) else "")),
+                        "completion": _clip(text),
+                        "safety": _clip(p.reasoning) if p.has_open else None,
+                        "answer": _clip(p.answer),
+                        "safety_tokens": used,
                         "rewards": {k: (v[i] if i < len(v) else None) for k, v in last["rewards"].items()},
                         "budget": last["budgets"][i] if i < len(last["budgets"]) else None,
                         "label": last["labels"][i] if i < len(last["labels"]) else None,

@@ -114,7 +114,11 @@ def test_grpo_two_cpu_processes_end_to_end(tmp_path, tiny_cache):
     samples = [e for e in events if e["type"] == "samples"]
     assert samples and all(1 <= len(s["rows"]) <= 4 for s in samples)
     row = samples[0]["rows"][0]
-    assert set(row) == {"prompt", "completion", "rewards", "budget", "label"}
+    assert set(row) == {"prompt", "completion", "safety", "answer", "safety_tokens", "rewards", "budget", "label"}
+    for r in (r for s in samples for r in s["rows"]):
+        # the safety block and the answer are the completion's parts, as the rewards parsed it
+        assert r["answer"] in r["completion"] and (r["safety"] is None or r["safety"] in r["completion"])
+        assert isinstance(r["safety_tokens"], int) and (r["safety_tokens"] == 0) == (not r["safety"])
     assert set(row["rewards"]) == set(LOGGED) and row["label"] in ("harmful", "benign", "borderline")
     ckpts = [e for e in events if e["type"] == "checkpoint"]
     assert [c["step"] for c in ckpts] == [2, 4]

@@ -43,6 +43,17 @@ async function start(o: Opened, runs: { id: string; label?: string }[], events: 
 }
 
 /** Waits until the webview has applied a window that the host computed for its current view. */
+/** The tooltip's lines (x first, then one per series: label + value) once it shows. */
+async function tooltip(page: Page): Promise<string[]> {
+  await page.waitForSelector('[data-testid="tooltip"]:not([hidden])');
+  return page.$$eval('[data-testid="tooltip"] > div', (els) => els.map((e) => e.textContent ?? ''));
+}
+
+/** The samples table's body, as cell texts. */
+function sampleRows(page: Page): Promise<string[][]> {
+  return page.$$eval('[data-testid="samples"] tbody tr', (trs) => trs.map((tr) => Array.from(tr.children, (td) => td.textContent ?? '')));
+}
+
 async function waitDrawn(page: Page): Promise<void> {
   await page.waitForFunction(() => {
     const w = window as unknown as W;
@@ -80,7 +91,7 @@ function assertClean(o: Opened): void {
   assert.deepEqual(o.consoleErrors, [], 'no console errors');
 }
 
-test('curves render from a recorded events file: every chart, legend entries, hover values, samples', async () => {
+test('curves render from a recorded events file: every chart, legend entries, a tooltip at the cursor, samples', async () => {
   const o = await openDashboard(browser);
   try {
     await start(o, [{ id: 'run-a', label: 'demo' }], { 'run-a': recorded });
@@ -89,27 +100,43 @@ test('curves render from a recorded events file: every chart, legend entries, ho
     assert.deepEqual(ids, ['reward', 'rewards', 'safety', 'kl', 'loss', 'length', 'clipped', 'lr', 'grad']);
     for (const id of ids) assert.ok((await countColour(page, id!, BLUE)) > 150, `chart ${id} draws its first series`);
     const legend = await page.$$eval('[data-testid="chart-rewards"] .u-legend .u-series:not(.aux) .u-label', (els) => els.map((e) => e.textContent));
-    assert.deepEqual(legend, ['step', 'refusal_reward', 'safety_budget_reward', 'safety_format_reward']);
+    assert.deepEqual(legend, ['refusal_reward', 'safety_budget_reward', 'safety_format_reward']);
     const safety = await page.$$eval('[data-testid="chart-safety"] .u-legend .u-series .u-label', (els) => els.map((e) => e.textContent));
-    assert.deepEqual(safety, ['step', 'tokens', 'budget']);
+    assert.deepEqual(safety, ['tokens', 'budget']);
+    const shown = await page.$$eval('.u-legend .u-series', (els) => els.filter((e) => getComputedStyle(e).display !== 'none').map((e) => e.querySelector('.u-label')?.textContent ?? ''));
+    assert.deepEqual(shown.filter((l) => /\((lo|hi|raw)\)$/.test(l)), [], 'band bounds are drawn, not listed');
     assert.match(await page.textContent('[data-testid="status-run-a"]') ?? '', /running · step 200\/200/);
 
-    // hover the KL chart: the legend shows the step under the cursor and KL's value there
+    // hover the KL chart: the tooltip at the cursor shows the step under it and KL's value there
     const over = page.locator('[data-testid="chart-kl"] .u-over');
     const box = (await over.boundingBox())!;
     await page.mouse.move(box.x + box.width * 0.6, box.y + box.height / 2);
-    const [stepText, klText] = await page.$$eval('[data-testid="chart-kl"] .u-legend .u-series .u-value', (els) => els.map((e) => e.textContent ?? ''));
-    const step = Number(stepText);
-    assert.ok(step > 100 && step < 140, `hovered step ${stepText}`);
+    const tipText = await tooltip(page);
+    const step = Number(/^step (\d+)/.exec(tipText[0] ?? '')?.[1]);
+    assert.ok(step > 100 && step < 140, `hovered step ${tipText[0]}`);
     const expected = metrics(recorded).find((m) => m.step === step)!.values.kl!;
-    assert.ok(Math.abs(Number(klText) - expected) <= Math.abs(expected) * 1e-4, `kl at ${step}: ${klText} vs ${expected}`);
+    const klText = /^kl(\S+)$/.exec(tipText[1] ?? '')?.[1];
+    assert.ok(Math.abs(Number(klText) - expected) <= Math.abs(expected) * 1e-4, `kl at ${step}: ${tipText[1]} vs ${expected}`);
+    // the tooltip sits at the cursor, not in the legend
+    const tb = (await page.locator('[data-testid="tooltip"]').boundingBox())!;
+    assert.ok(Math.abs(tb.x - (box.x + box.width * 0.6)) < 60 && Math.abs(tb.y - (box.y + box.height / 2)) < 60, `tooltip at ${tb.x},${tb.y}`);
+    // the reward chart's tooltip gives the std beside the mean
+    const rbox = (await page.locator('[data-testid="chart-reward"] .u-over').boundingBox())!;
+    await page.mouse.move(rbox.x + rbox.width * 0.5, rbox.y + rbox.height / 2);
+    const rt = await tooltip(page);
+    const rstep = Number(/^step (\d+)/.exec(rt[0] ?? '')?.[1]);
+    const rv = metrics(recorded).find((m) => m.step === rstep)!.values;
+    const m = /^reward([-\d.e]+) ± ([-\d.e]+) std$/.exec(rt[1] ?? '');
+    assert.ok(m, `reward row with std: ${rt.join(' | ')}`);
+    assert.ok(Math.abs(Number(m[1]) - rv.reward!) < 1e-3 && Math.abs(Number(m[2]) - rv.reward_std!) < 1e-3, `${rt[1]} vs ${rv.reward} ± ${rv.reward_std}`);
 
-    // samples table: rewards, budgets, labels of the latest samples event
-    const rows = await page.$$eval('[data-testid="samples"] tbody tr', (trs) => trs.map((tr) => Array.from(tr.children, (td) => td.textContent)));
+    // samples table: one logged step per page, newest first; label, budget, safety tokens, rewards
+    const rows = await sampleRows(page);
     assert.equal(rows.length, 3);
-    assert.deepEqual(rows.map((r) => [r[0], r[1], r[2]]), [['200', 'benign', '64'], ['200', 'benign', '80'], ['200', 'harmful', '96']]);
+    assert.deepEqual(rows.map((r) => [r[0], r[1]]), [['benign', '64'], ['benign', '80'], ['harmful', '96']]);
     const heads = await page.$$eval('[data-testid="samples"] th', (ths) => ths.map((t) => t.textContent));
-    assert.deepEqual(heads.slice(-3), ['safety_format_reward', 'safety_budget_reward', 'refusal_reward']);
+    assert.deepEqual(heads, ['Label', 'Budget', 'Safety tokens', 'Prompt', 'Safety block', 'Answer', 'refusal', 'safety_budget', 'safety_format']);
+    assert.match(await page.textContent('[data-testid="samples-page"]') ?? '', /^step 200 · 1 of 20$/);
     await page.mouse.move(0, 0);
     await page.screenshot({ path: join(artifactsDir(), 'dashboard-run.png'), fullPage: true });
     assertClean(o);
@@ -216,7 +243,8 @@ test('legend click hides a series, and the choice survives a reload with the vie
     await start(o, [{ id: 'run-a' }], { 'run-a': recorded });
     const { page } = o;
     assert.ok((await countColour(page, 'kl', BLUE)) > 150);
-    await page.click('[data-testid="chart-kl"] .u-legend .u-series:nth-child(2) .u-label');
+    // the legend lists the series (values are in the tooltip at the cursor)
+    await page.click('[data-testid="chart-kl"] .u-legend .u-series:nth-child(1) .u-label');
     await waitDrawn(page);
     assert.ok((await countColour(page, 'kl', BLUE)) < 20, 'KL line gone');
     await page.locator('[data-testid="smoothing"]').fill('0.5');
@@ -282,7 +310,7 @@ test('compare view draws several runs on the same axes', async () => {
     await start(o, [{ id: 'run-a', label: 'baseline' }, { id: 'run-b', label: 'budget-tuned' }], { 'run-a': recorded, 'run-b': b });
     const { page } = o;
     const legend = await page.$$eval('[data-testid="chart-kl"] .u-legend .u-series:not(.aux) .u-label', (els) => els.map((e) => e.textContent));
-    assert.deepEqual(legend, ['step', 'baseline · kl', 'budget-tuned · kl']);
+    assert.deepEqual(legend, ['baseline · kl', 'budget-tuned · kl']);
     assert.ok((await countColour(page, 'kl', BLUE)) > 150);
     assert.ok((await countColour(page, 'kl', [0xd1, 0x86, 0x16])) > 150, 'second run in orange');
     const data: (number | null)[][] = await page.evaluate(() => (window as unknown as W).__dashboard.plots.get('kl').u.data);
@@ -291,6 +319,21 @@ test('compare view draws several runs on the same axes', async () => {
     assert.equal(data[1].filter((v) => v != null).length, 200);
     const heads = await page.$$eval('[data-testid="samples"] th', (ths) => ths.map((t) => t.textContent));
     assert.equal(heads[0], 'Run');
+    // one colour per run: run-b's chip is orange, as its curves; a click hides run-b on every chart
+    const chip = page.locator('[data-testid="run-toggle-run-b"]');
+    assert.equal(await chip.textContent(), 'budget-tuned');
+    await chip.click();
+    await page.waitForFunction(() => (window as unknown as W).__dashboard.plots.get('kl').u.series.length === 2);
+    assert.equal(await countColour(page, 'kl', [0xd1, 0x86, 0x16]), 0, 'run-b hidden');
+    assert.ok((await countColour(page, 'kl', BLUE)) > 150, 'run-a still drawn');
+    assert.deepEqual((await page.evaluate(() => (window as unknown as W).__harness.state())).view.hiddenRuns, ['run-b']);
+    await chip.click();
+    await page.waitForFunction(() => (window as unknown as W).__dashboard.plots.get('kl').u.series.length === 3);
+    // the config diff: one row per differing recipe key, a column per run
+    await page.evaluate(() => (window as unknown as W).__harness.setConfig([{ key: 'learning_rate', values: ['1e-4', '5e-5'] }, { key: 'safety.max_budget', values: [null, '16'] }], 41));
+    await page.waitForSelector('[data-testid="config"]:not([hidden]) tbody tr');
+    const cfg = await page.$$eval('[data-testid="config"] tr', (trs) => trs.map((tr) => Array.from(tr.children, (td) => td.textContent)));
+    assert.deepEqual(cfg, [['key', 'baseline', 'budget-tuned'], ['learning_rate', '1e-4', '5e-5'], ['safety.max_budget', '(unset)', '16']]);
     await page.screenshot({ path: join(artifactsDir(), 'dashboard-compare.png'), fullPage: true });
     assertClean(o);
   } finally {
@@ -334,7 +377,7 @@ test('x axis by wall time or time since start', async () => {
     const hoverX = async () => {
       const box = (await page.locator('[data-testid="chart-kl"] .u-over').boundingBox())!;
       await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
-      return page.textContent('[data-testid="chart-kl"] .u-legend .u-series:first-child .u-value');
+      return (await tooltip(page))[0]!;
     };
     assert.match(await hoverX() ?? '', /\d+:\d\d:\d\d/, 'hover shows the wall-clock time');
     await page.click('[data-testid="x-axis"]');
@@ -347,6 +390,79 @@ test('x axis by wall time or time since start', async () => {
     assert.ok(Math.abs(rel[rel.length - 1] - (ms[ms.length - 1].time - t0)) < 1e-6);
     await page.mouse.move(0, 0);
     assert.match(await hoverX() ?? '', /^\d+(\.\d)?m$/, 'hover shows minutes since the start');
+    assertClean(o);
+  } finally {
+    await o.page.close();
+  }
+});
+
+test('samples page through logged steps, filter by label and reward, split the safety block from the answer', async () => {
+  const o = await openDashboard(browser);
+  try {
+    const ev = recorded.map((e) => e.type === 'samples'
+      ? { ...e, rows: e.rows.map((r, i) => ({ ...r, safety: i === 2 ? null : `risk note ${e.step}.${i} `.repeat(30).trim(), answer: `answer ${e.step}.${i}`, safety_tokens: i === 1 ? 120 : 20 })) }
+      : e);
+    await start(o, [{ id: 'run-a' }], { 'run-a': ev as RunEvent[] });
+    const { page } = o;
+    const page1 = await sampleRows(page);
+    // label, budget, tokens used / budget, prompt, safety block (collapsible), answer, rewards
+    assert.deepEqual(page1.map((r) => [r[0], r[1], r[2], r[5]]), [['benign', '64', '20 / 64', 'answer 200.0'], ['benign', '80', '120 / 80', 'answer 200.1'], ['harmful', '96', '20 / 96', 'answer 200.2']]);
+    assert.match(page1[0]![4]!, /^\d+ charsrisk note 200\.0/);
+    assert.equal(page1[2]![4], 'no block');
+    assert.equal(await page.locator('[data-testid="samples"] tbody tr:nth-child(2) td.num.over').count(), 1, 'over budget is marked');
+    // text columns get the width: the prompt is wider than every number column together
+    const widths = await page.$$eval('[data-testid="samples"] thead th', (ths) => ths.map((t) => t.getBoundingClientRect().width));
+    assert.ok(widths[3]! > widths[1]! * 3 && widths[5]! > widths[2]!, `column widths ${widths.map(Math.round)}`);
+    // a click shows the full text of a clamped cell
+    const cell = page.locator('[data-testid="samples"] tbody tr:first-child td.safety .clamp');
+    const clamped = (await cell.boundingBox())!.height;
+    await cell.click();
+    assert.ok((await cell.boundingBox())!.height > clamped * 1.5, 'the full safety block shows on click');
+    // older / newer pages
+    await page.click('[data-testid="samples-older"]');
+    await page.waitForFunction(() => /^step 190 /.test(document.querySelector('[data-testid="samples-page"]')?.textContent ?? ''));
+    assert.deepEqual((await sampleRows(page)).map((r) => r[5]), ['answer 190.0', 'answer 190.1', 'answer 190.2']);
+    // filter by label: harmful rows only, still a page per step
+    await page.click('[data-testid="samples-label"]');
+    await page.click('[data-testid="samples-label"] vscode-option:has-text("harmful")');
+    await page.waitForFunction(() => /^step 200 · 1 of 20$/.test(document.querySelector('[data-testid="samples-page"]')?.textContent ?? '') && document.querySelectorAll('[data-testid="samples"] tbody tr').length === 1);
+    assert.deepEqual((await sampleRows(page)).map((r) => r[0]), ['harmful']);
+    // and by a reward's range: no harmful row has refusal above 2
+    await page.click('[data-testid="samples-reward"]');
+    await page.click('[data-testid="samples-reward"] vscode-option:has-text("refusal_reward")');
+    await page.fill('[data-testid="samples-reward-min"]', '2');
+    await page.press('[data-testid="samples-reward-min"]', 'Enter');
+    await page.waitForSelector('[data-testid="samples"] p.empty');
+    assert.equal(await page.textContent('[data-testid="samples"] p.empty'), 'No samples match the filter.');
+    await page.screenshot({ path: join(artifactsDir(), 'dashboard-samples.png'), fullPage: true });
+    assertClean(o);
+  } finally {
+    await o.page.close();
+  }
+});
+
+test('charts follow a live theme switch, and a failed run shows its root cause', async () => {
+  const o = await openDashboard(browser);
+  try {
+    await start(o, [{ id: 'run-a', label: 'tiny-cpu · 10:12' }], { 'run-a': recorded });
+    const { page } = o;
+    const axisColour = () => page.evaluate(() => (window as unknown as W).__dashboard.plots.get('kl').u.axes[1].stroke());
+    assert.equal(await axisColour(), '#cccccc');
+    // VS Code switches the theme by rewriting the variables on <html> and the class on <body>
+    await page.evaluate(() => {
+      const st = document.documentElement.style;
+      for (const [k, v] of [['--vscode-foreground', '#3b3b3b'], ['--vscode-editor-background', '#ffffff'], ['--vscode-charts-blue', '#005fb8'], ['--vscode-charts-orange', '#b35900']]) st.setProperty(k, v!);
+      document.body.className = 'vscode-light';
+    });
+    await page.waitForFunction(() => (window as unknown as W).__dashboard.debug.themes === 1 && (window as unknown as W).__dashboard.plots.get('kl').u);
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0))));
+    assert.equal(await axisColour(), '#3b3b3b', 'axis labels in the light theme\'s foreground');
+    assert.ok((await countColour(page, 'kl', [0x00, 0x5f, 0xb8], 20)) > 150, 'the curve in the light theme\'s blue');
+    assert.equal(await countColour(page, 'kl', BLUE, 20), 0, 'nothing left in the dark theme\'s blue');
+    await page.screenshot({ path: join(artifactsDir(), 'dashboard-light-theme.png') });
+    await page.evaluate(() => (window as unknown as W).__harness.setStatus('run-a', 'failed', "KeyError: 'no_such_reward'"));
+    await page.waitForSelector('[data-testid="cause"]:not([hidden])');
+    assert.equal(await page.textContent('[data-testid="cause"]'), "Run failed: KeyError: 'no_such_reward'");
     assertClean(o);
   } finally {
     await o.page.close();

@@ -1,5 +1,6 @@
 // Shared by the Chromium tests and the benchmark: launches Debian's chromium through
-// playwright-core, serves the real webview bundle (dist/webview/dashboard.js + .css) and the
+// playwright-core, serves the real webview bundle (webview/src/dashboard, built with its test
+// hooks on into .cache/webview-test/) and the
 // host harness from a fake origin via request interception, with the same CSP as in VS Code.
 import { build } from 'esbuild';
 import { existsSync, mkdirSync, readFileSync, statSync, readdirSync } from 'node:fs';
@@ -22,14 +23,24 @@ function newest(dir: string): number {
   return t;
 }
 
-/** Builds the project (node esbuild.mjs) when dist/webview/dashboard.js is missing or older than its sources. */
+/** Where the test bundle of the dashboard goes: the production one ships no test hooks. */
+export const TEST_BUNDLE = join(ROOT, '.cache', 'webview-test');
+
+/**
+ * Builds the dashboard bundle the tests load: the same entry and options as esbuild.mjs, with
+ * `__TEST_HOOKS__` on so the page exposes window.__dashboard (what was drawn, timings). Rebuilt
+ * when missing or older than its sources.
+ */
 export function ensureBundle(): void {
-  const out = join(ROOT, 'dist/webview/dashboard.js');
+  const out = join(TEST_BUNDLE, 'dashboard.js');
   const src = Math.max(newest(join(ROOT, 'webview/src')), newest(join(ROOT, 'extension/src/core/protocol')));
   if (!existsSync(out) || statSync(out).mtimeMs < src) {
-    execFileSync(process.execPath, ['esbuild.mjs'], { cwd: ROOT, stdio: 'inherit' });
+    execFileSync(process.execPath, ['-e', `require('esbuild').buildSync({
+      entryPoints: { dashboard: 'webview/src/dashboard/main.ts' }, outdir: ${JSON.stringify(TEST_BUNDLE)}, bundle: true,
+      platform: 'browser', format: 'iife', target: 'es2022', loader: { '.css': 'css' }, logLevel: 'warning',
+      define: { __TEST_HOOKS__: 'true' } })`], { cwd: ROOT, stdio: 'inherit' });
   }
-  if (!existsSync(out)) throw new Error(`${out} was not built: run 'node esbuild.mjs'`);
+  if (!existsSync(out)) throw new Error(`${out} was not built`);
 }
 
 let harnessJs: string | undefined;
@@ -94,7 +105,7 @@ export async function openDashboard(browser: Browser, o: { state?: unknown; widt
     if (path === '/index.html') return route.fulfill({ contentType: 'text/html', body: html });
     if (path === '/harness.js') return route.fulfill({ contentType: 'text/javascript', body: harness });
     if (path.startsWith('/dist/webview/') && !path.includes('..')) {
-      const file = join(ROOT, path);
+      const file = join(TEST_BUNDLE, path.slice('/dist/webview/'.length));
       if (existsSync(file)) {
         return route.fulfill({ contentType: path.endsWith('.css') ? 'text/css' : 'text/javascript', body: readFileSync(file) });
       }

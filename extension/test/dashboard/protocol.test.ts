@@ -1,6 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseToHost, parseToWebview } from '../../src/core/protocol/dashboard';
+import { parseToHost, parseToWebview, type ToHost, type ToWebview } from '../../src/core/protocol/dashboard';
+import { int, literal, nullable, optional, protocol, str, type Infer } from '../../src/core/protocol/validate';
+
+// Compile-time: the message types are what the checks accept (tsc fails on a drift).
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
+const typesFollowChecks: [
+  Equal<Extract<ToHost, { type: 'exportCsv' }>, { type: 'exportCsv'; reqId: number }>,
+  Equal<Extract<ToWebview, { type: 'error' }>, { type: 'error'; message: string }>,
+  Equal<Extract<ToHost, { type: 'samplesQuery' }>['reward'], { name: string; min: number | null; max: number | null } | null>,
+] = [true, true, true];
+void typesFollowChecks;
 
 const view = { xAxis: 'step', range: null, smoothing: 0.6, width: 800, hidden: [] };
 
@@ -51,8 +61,28 @@ test('webview accepts windows as Float64Array or plain arrays, and rejects bad s
   const r = parseToWebview(bad);
   assert.equal(r.ok, false);
   if (!r.ok) assert.match(r.error, /message\.charts\[0\]\.runs\[0\]\.y\["kl"\]\[0\]: expected number or null/);
-  const r2 = parseToWebview({ type: 'samples', runId: 'a', step: 1, rows: [{ prompt: 1, completion: '', rewards: {}, budget: null, label: null }] });
+  const row = { runId: 'a', step: 1, prompt: 1, completion: '', safety: null, answer: '', safetyTokens: null, rewards: {}, budget: null, label: null };
+  const page = { type: 'samples', page: 0, label: null, reward: null, pages: 1, total: 1, steps: 1, labels: [], rewardNames: [] };
+  assert.ok(parseToWebview({ ...page, rows: [{ ...row, prompt: 'p' }] }).ok);
+  const r2 = parseToWebview({ ...page, rows: [row] });
   assert.equal(r2.ok, false);
   if (!r2.ok) assert.match(r2.error, /rows\[0\]\.prompt: expected string/);
   assert.equal(parseToWebview({ type: 'error', message: 'x'.repeat(10_000) }).ok, false);
+});
+
+test('protocol() declares a new panel once: parsers and inferred types from the same checks', () => {
+  const panel = protocol({
+    toWebview: { show: { text: str(20), count: optional(int(0)) }, error: { message: str(100) } },
+    toHost: { ready: {}, pick: { index: int(0, 9), mode: nullable(literal('a', 'b')) } },
+  });
+  type H = Infer<typeof panel.toHost>;
+  const typed: [Equal<H, { type: 'ready' } | { type: 'pick'; index: number; mode: 'a' | 'b' | null }>,
+    Equal<Extract<Infer<typeof panel.toWebview>, { type: 'show' }>, { type: 'show'; text: string; count?: number }>] = [true, true];
+  void typed;
+  assert.deepEqual(panel.parseToHost({ type: 'pick', index: 3, mode: 'b' }), { ok: true, value: { type: 'pick', index: 3, mode: 'b' } });
+  assert.deepEqual(panel.parseToHost({ type: 'pick', index: 10, mode: null }), { ok: false, error: 'message.index: 10 outside [0, 9]' });
+  assert.deepEqual(panel.parseToHost({ type: 'pick', index: 1, mode: 'c' }), { ok: false, error: 'message.mode: expected one of "a", "b"' });
+  assert.deepEqual(panel.parseToHost({ type: 'ready', extra: 1 }), { ok: false, error: 'message.extra: unexpected field' });
+  assert.ok(panel.parseToWebview({ type: 'show', text: 'hi' }).ok, 'an optional field may be left out');
+  assert.deepEqual(panel.parseToWebview({ type: 'show', text: 'x'.repeat(21) }), { ok: false, error: 'message.text: string longer than 20' });
 });

@@ -8,6 +8,7 @@ import { DashboardSession } from '../../src/core/dashboard/session';
 import { RunSeries } from '../../src/core/dashboard/series';
 import { toCsv } from '../../src/core/dashboard/csv';
 import type { ToWebview } from '../../src/core/protocol/dashboard';
+import { toF64 } from '../../src/core/protocol/validate';
 import { generateRun } from './fixtures/grpo';
 import { writeEvents } from './fixtures/write';
 
@@ -49,7 +50,10 @@ test('a recorded events file becomes charts for every GRPO metric, windows decim
     assert.equal(kl.x[0], 1);
     assert.equal(kl.x[kl.x.length - 1], 5000);
     const samples = sent.find((m) => m.type === 'samples');
-    assert.ok(samples && samples.type === 'samples' && samples.step === 5000 && samples.rows.length === 3);
+    // the table opens on the newest logged step, and every logged step is a page
+    assert.ok(samples && samples.type === 'samples');
+    assert.deepEqual([samples.page, samples.pages, samples.steps, samples.total], [0, 500, 500, 1500]);
+    assert.deepEqual(samples.rows.map((r) => [r.runId, r.step]), [['run-a', 5000], ['run-a', 5000], ['run-a', 5000]]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -72,11 +76,12 @@ test('new events push an updated window; smoothing sends the EMA and the raw val
   assert.ok(sw && sw.type === 'window' && sw.smoothing === 0.9);
   const r = sw.charts.find((c) => c.chartId === 'reward')!.runs[0];
   assert.ok(r.raw, 'raw values sent alongside the smoothed ones');
-  const raw = r.raw!.reward;
+  const raw = toF64(r.raw!.reward);
+  const y = toF64(r.y.reward);
   let last = 0;
   for (let i = 0; i < raw.length; i++) {
     last = last * 0.9 + 0.1 * raw[i];
-    assert.ok(Math.abs(r.y.reward[i] - last / (1 - 0.9 ** (i + 1))) < 1e-9, `point ${i}`);
+    assert.ok(Math.abs(y[i] - last / (1 - 0.9 ** (i + 1))) < 1e-9, `point ${i}`);
   }
 });
 
@@ -149,4 +154,37 @@ test('malformed event values become gaps, not crashes', async () => {
   assert.equal(smp.rows[0].completion, '');
   assert.equal(smp.rows[0].rewards.a, null);
   assert.equal(smp.rows[0].budget, null);
+});
+
+test('the samples table pages through every logged step, filters, and stays on its step while new ones arrive', async () => {
+  const { s, sent } = session(['run-a', 'run-b']);
+  const rows = (step: number, n: number) => Array.from({ length: n }, (_, i) => ({
+    prompt: `p${step}.${i}`, completion: `<safety>think ${i}</safety> answer ${i}`, rewards: { refusal_reward: i / 2 }, budget: 64, label: i % 2 ? 'harmful' : 'benign',
+  }));
+  const samplesEv = (step: number, seq: number, n = 2): RunEvent => ({ type: 'samples', seq, time: 1000 + step, step, rows: rows(step, n) });
+  s.ingest('run-a', [samplesEv(10, 0), samplesEv(20, 1), samplesEv(30, 2)]);
+  s.ingest('run-b', [samplesEv(20, 0, 1)]);
+  await s.receive({ type: 'ready', view: null });
+  const last = () => sent.filter((m) => m.type === 'samples').at(-1) as Extract<ToWebview, { type: 'samples' }>;
+  let p = last();
+  assert.deepEqual([p.page, p.pages, p.total, p.steps], [0, 3, 7, 3]);
+  assert.deepEqual(p.rows.map((r) => [r.runId, r.step, r.safety, r.answer]), [['run-a', 30, 'think 0', 'answer 0'], ['run-a', 30, 'think 1', 'answer 1']]);
+  assert.deepEqual(p.labels, ['benign', 'harmful']);
+  assert.deepEqual(p.rewardNames, ['refusal_reward']);
+  // page 1 is step 20, both runs' rows
+  await s.receive({ type: 'samplesQuery', page: 1, label: null, reward: null });
+  p = last();
+  assert.deepEqual(p.rows.map((r) => [r.runId, r.step]), [['run-a', 20], ['run-a', 20], ['run-b', 20]]);
+  // a newer step arrives: the table stays on step 20 (now page 2)
+  s.ingest('run-a', [samplesEv(40, 3)]);
+  s.flush();
+  p = last();
+  assert.deepEqual([p.page, p.pages, p.rows[0]!.step], [2, 4, 20]);
+  // filters: harmful only, refusal_reward >= 0.5
+  await s.receive({ type: 'samplesQuery', page: 0, label: 'harmful', reward: { name: 'refusal_reward', min: 0.5, max: null } });
+  p = last();
+  assert.deepEqual([p.pages, p.total], [4, 4]);
+  assert.deepEqual(p.rows.map((r) => [r.step, r.label, r.rewards.refusal_reward]), [[40, 'harmful', 0.5]]);
+  await s.receive({ type: 'samplesQuery', page: 0, label: 'harmful', reward: { name: 'refusal_reward', min: 0.6, max: null } });
+  assert.deepEqual([last().pages, last().rows.length], [0, 0]);
 });

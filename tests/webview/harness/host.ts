@@ -57,6 +57,8 @@ const harness = {
     for (const m of queue.splice(0)) deliver(m);
   },
   ingest(runId: string, events: RunEvent[]) { session!.ingest(runId, events); },
+  setStatus(runId: string, status: string, cause?: string) { session!.setStatus(runId, status, cause); },
+  setConfig(rows: { key: string; values: (string | null)[] }[], keys: number, error: string | null = null) { session!.setConfig(rows, keys, error); },
   flush() { session!.flush(); },
   csv() { return session!.csv(); },
   view() { return session!.currentView; },

@@ -1,17 +1,24 @@
 // The dashboard webview: uPlot charts of a run's GRPO metrics (or several runs on the same
-// axes), an EMA smoothing slider, x by step / relative / wall time, drag-to-zoom (asks the
-// host for a finer window), legend toggles with hover values, the latest samples table and
-// CSV/PNG export. Talks to the host only through core/protocol/dashboard, validating every
-// message it receives. Never inserts a received string as HTML.
+// axes, one colour per run, each run toggled from its chip), an EMA smoothing slider, x by
+// step / relative / wall time, drag-to-zoom (asks the host for a finer window), a tooltip at
+// the cursor with every series' value (the reward's std included), colours that follow theme
+// changes live, a failed run's root cause, the samples table (ui/samples.ts), the compared
+// runs' config diff and CSV/PNG export. Talks to the host only through
+// core/protocol/dashboard, validating every message it receives. Never inserts a received
+// string as HTML.
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import '../ui/ui.css';
 import './dashboard.css';
 import {
-  isViewState, parseToWebview, type ChartSpec, type ChartWindow, type RunMeta, type SampleRowMsg, type ToHost,
+  isViewState, parseToWebview, type ChartSpec, type ChartWindow, type RunMeta, type ToHost,
   type ToWebview, type ViewState, type XAxis,
 } from '../../../extension/src/core/protocol/dashboard';
 import { badge, button, dropdown, registerUi, slider } from '../ui';
+import { samplesTable } from '../ui/samples';
+
+/** Replaced at build time: true only in the test bundle the Chromium tests build (tests/webview/helpers.ts). */
+declare const __TEST_HOOKS__: boolean;
 
 const vscode = acquireVsCodeApi();
 registerUi();
@@ -29,11 +36,10 @@ let charts: ChartSpec[] = [];
 let lastWindow: Extract<ToWebview, { type: 'window' }> | null = null;
 /** One per chart; the uPlot is created with the first window (so it is built once, with data). */
 const plots = new Map<string, { u: uPlot | null; sig: string; section: HTMLElement; keys: string[] }>();
-const samples = new Map<string, { step: number; rows: SampleRowMsg[] }>();
 let reqId = 0;
-/** For tests and the benchmark: what was drawn, and how long each window took to apply. */
-const debug = { windows: 0, renders: [] as number[], errors: [] as string[], lastApplyMs: 0, layoutMs: 0, sentViewId: 0, appliedViewId: -1 };
-(window as unknown as { __dashboard: unknown }).__dashboard = { debug, plots, view };
+/** What was drawn, and how long each window took to apply: read by the tests and the benchmark through their own bundle's hook. */
+const debug = { windows: 0, renders: [] as number[], errors: [] as string[], lastApplyMs: 0, layoutMs: 0, sentViewId: 0, appliedViewId: -1, themes: 0 };
+if (__TEST_HOOKS__) (window as unknown as { __dashboard: unknown }).__dashboard = { debug, plots, view };
 
 function post(msg: ToHost): void {
   vscode.postMessage(msg);
@@ -85,9 +91,20 @@ const grid = $('main', 'grid');
 grid.dataset.testid = 'charts';
 const empty = $('p', 'empty', 'Waiting for metrics…');
 grid.append(empty);
-const samplesSec = $('section', 'samples');
-samplesSec.dataset.testid = 'samples';
-root.append(toolbar, statusEl, errorEl, grid, samplesSec);
+/** Why a failed run failed (the trainer's error line), one line per failed run. */
+const causeEl = $('div', 'cause');
+causeEl.dataset.testid = 'cause';
+causeEl.hidden = true;
+const samples = samplesTable({
+  title: 'Samples',
+  query: (q) => post({ type: 'samplesQuery', ...q }),
+  run: (id) => (compare() ? { label: runLabel(id), colour: runColour(id) } : undefined),
+  fmt: fmtNum,
+});
+const configSec = $('section', 'config');
+configSec.dataset.testid = 'config';
+configSec.hidden = true;
+root.append(toolbar, statusEl, errorEl, causeEl, grid, configSec, samples.element);
 
 function showError(msg: string): void {
   debug.errors.push(msg);
@@ -96,18 +113,28 @@ function showError(msg: string): void {
 }
 
 // ---------------------------------------------------------------- colours
-const css = getComputedStyle(document.body);
+// read from the theme's variables, and read again when VS Code switches the theme
+let css = getComputedStyle(document.body);
 const themeVar = (name: string, fallback: string) => css.getPropertyValue(name).trim() || fallback;
-const PALETTE = [
-  themeVar('--vscode-charts-blue', '#3794ff'), themeVar('--vscode-charts-orange', '#d18616'),
-  themeVar('--vscode-charts-green', '#89d185'), themeVar('--vscode-charts-purple', '#b180d7'),
-  themeVar('--vscode-charts-red', '#f14c4c'), themeVar('--vscode-charts-yellow', '#cca700'),
-  '#4ec9b0', '#ce9178', '#9cdcfe', '#c586c0',
-];
-const FG = themeVar('--vscode-foreground', '#cccccc');
-const GRID = themeVar('--vscode-editorWidget-border', 'rgba(128,128,128,0.25)');
-const BG = themeVar('--vscode-editor-background', '#1e1e1e');
-const FONT = `${themeVar('--vscode-font-size', '12px')} ${themeVar('--vscode-font-family', 'sans-serif')}`;
+let PALETTE: string[] = [];
+let FG = '';
+let GRID = '';
+let BG = '';
+let FONT = '';
+function readTheme(): void {
+  css = getComputedStyle(document.body);
+  PALETTE = [
+    themeVar('--vscode-charts-blue', '#3794ff'), themeVar('--vscode-charts-orange', '#d18616'),
+    themeVar('--vscode-charts-green', '#89d185'), themeVar('--vscode-charts-purple', '#b180d7'),
+    themeVar('--vscode-charts-red', '#f14c4c'), themeVar('--vscode-charts-yellow', '#cca700'),
+    '#4ec9b0', '#ce9178', '#9cdcfe', '#c586c0',
+  ];
+  FG = themeVar('--vscode-foreground', '#cccccc');
+  // the grid is the foreground, faint: visible on light and dark themes alike
+  GRID = alpha(FG, 0.16);
+  BG = themeVar('--vscode-editor-background', '#1e1e1e');
+  FONT = `${themeVar('--vscode-font-size', '12px')} ${themeVar('--vscode-font-family', 'sans-serif')}`;
+}
 const alphaCache = new Map<string, string>();
 const alpha = (c: string, a: number): string => {
   const key = `${c}/${a}`;
@@ -115,11 +142,33 @@ const alpha = (c: string, a: number): string => {
   if (v === undefined) {
     const m = /^#([0-9a-f]{6})$/i.exec(c);
     const n = m ? parseInt(m[1], 16) : 0;
-    v = m ? `rgba(${n >> 16},${(n >> 8) & 255},${n & 255},${a})` : c;
+    const rgb = /^rgba?\((\d+),\s*(\d+),\s*(\d+)/.exec(c);
+    v = m ? `rgba(${n >> 16},${(n >> 8) & 255},${n & 255},${a})` : rgb ? `rgba(${rgb[1]},${rgb[2]},${rgb[3]},${a})` : c;
     alphaCache.set(key, v);
   }
   return v;
 };
+readTheme();
+/** A theme switch changes the variables on <html> and the theme class on <body>: rebuild every plot with the new colours. */
+let themeSig = '';
+const themeNow = () => `${document.body.className}|${document.documentElement.getAttribute('style') ?? ''}`;
+themeSig = themeNow();
+const themeWatch = new MutationObserver(() => {
+  const sig = themeNow();
+  if (sig === themeSig) return;
+  themeSig = sig;
+  readTheme();
+  debug.themes++;
+  for (const p of plots.values()) {
+    p.u?.destroy();
+    p.u = null;
+    p.sig = '';
+  }
+  renderRuns();
+  if (lastWindow) applyWindow(lastWindow);
+});
+themeWatch.observe(document.body, { attributes: true, attributeFilter: ['class', 'style'] });
+themeWatch.observe(document.documentElement, { attributes: true, attributeFilter: ['class', 'style'] });
 
 // ---------------------------------------------------------------- formatting
 function fmtNum(v: number | null | undefined): string {
@@ -157,6 +206,10 @@ interface Built {
 
 const compare = () => runs.length > 1;
 const runLabel = (id: string) => runs.find((r) => r.id === id)?.label ?? id;
+/** In a comparison every run has one colour (its series differ by dash); alone, each series has its own. */
+const runColour = (id: string) => PALETTE[Math.max(0, runs.findIndex((r) => r.id === id)) % PALETTE.length];
+const DASHES: (number[] | undefined)[] = [undefined, [6, 3], [2, 3], [8, 3, 2, 3], [1, 2]];
+const runHidden = (id: string) => (view.hiddenRuns ?? []).includes(id);
 
 /** Builds uPlot data and series for one chart from the host's window (runs joined on x). */
 function build(spec: ChartSpec, w: ChartWindow | undefined, smoothing: number): Built {
@@ -164,15 +217,20 @@ function build(spec: ChartSpec, w: ChartWindow | undefined, smoothing: number): 
   const series: uPlot.Series[] = [{ label: view.xAxis === 'step' ? 'step' : 'time', value: (_u, v) => fmtX(v) }];
   const bands: uPlot.Band[] = [];
   const keys: string[] = [];
-  const toArr = (a: Float64Array): (number | null)[] => {
+  const toArr = (a: ArrayLike<number | null>): (number | null)[] => {
     const out = new Array<number | null>(a.length);
-    for (let i = 0; i < a.length; i++) out[i] = Number.isFinite(a[i]) ? a[i] : null;
+    for (let i = 0; i < a.length; i++) {
+      const v = a[i];
+      out[i] = v !== null && Number.isFinite(v) ? v : null;
+    }
     return out;
   };
   let colour = 0;
   for (const rw of w?.runs ?? []) {
+    if (compare() && runHidden(rw.runId)) continue;
     const cols: (number | null)[][] = [];
     const prefix = compare() ? `${runLabel(rw.runId)} · ` : '';
+    let dash = 0;
     if (spec.band && !compare() && rw.y[spec.band.lo] && rw.y[spec.band.hi]) {
       const base = series.length;
       const c = PALETTE[0];
@@ -185,13 +243,14 @@ function build(spec: ChartSpec, w: ChartWindow | undefined, smoothing: number): 
     for (const s of spec.series) {
       const y = rw.y[s.key];
       if (!y) continue;
-      const c = PALETTE[colour++ % PALETTE.length];
+      const c = compare() ? runColour(rw.runId) : PALETTE[colour++ % PALETTE.length];
+      const d = compare() ? DASHES[dash++ % DASHES.length] : undefined;
       if (smoothing > 0 && rw.raw?.[s.key]) {
-        series.push({ label: `${prefix}${s.label} (raw)`, stroke: alpha(c, 0.3), width: 1, value: (_u, v) => fmtNum(v), points: { show: false }, class: 'raw' } as uPlot.Series);
+        series.push({ label: `${prefix}${s.label} (raw)`, stroke: alpha(c, 0.3), width: 1, dash: d, value: (_u, v) => fmtNum(v), points: { show: false }, class: 'raw' } as uPlot.Series);
         cols.push(toArr(rw.raw[s.key]));
         keys.push(`${rw.runId}/${s.key}/raw`);
       }
-      series.push({ label: `${prefix}${s.label}`, stroke: c, width: 1.5, value: (_u, v) => fmtNum(v), points: { show: false } });
+      series.push({ label: `${prefix}${s.label}`, stroke: c, width: 1.5, dash: d, value: (_u, v) => fmtNum(v), points: { show: false } });
       cols.push(toArr(y));
       keys.push(`${rw.runId}/${s.key}`);
     }
@@ -204,7 +263,7 @@ function build(spec: ChartSpec, w: ChartWindow | undefined, smoothing: number): 
   for (let i = 1; i < series.length; i++) {
     if (view.hidden.includes(`${spec.id}/${keys[i - 1]}`)) series[i].show = false;
   }
-  const sig = JSON.stringify([view.xAxis, keys, spec.log ?? false]);
+  const sig = JSON.stringify([view.xAxis, keys, spec.log ?? false, runs.map((r) => r.label)]);
   return { data, series, bands, keys, sig };
 }
 
@@ -237,7 +296,8 @@ function makePlot(spec: ChartSpec, section: HTMLElement, b: Built): uPlot {
       { ...axis, ...(view.xAxis === 'relative' ? { values: (_u, ticks) => ticks.map(fmtDuration) } : {}) },
       { ...axis, size: Y_AXIS, values: (_u, ticks) => ticks.map(fmtTick) },
     ],
-    legend: { live: true },
+    // values go in the tooltip at the cursor; the legend stays a compact list to toggle series
+    legend: { live: false },
     cursor: { drag: { x: true, y: false, setScale: false }, sync: { key: 'conscience-dashboard' } },
     hooks: {
       setSelect: [(u) => {
@@ -266,17 +326,71 @@ function makePlot(spec: ChartSpec, section: HTMLElement, b: Built): uPlot {
         saveState();
       }],
       draw: [() => { debug.renders.push(performance.now()); if (debug.renders.length > 1000) debug.renders.splice(0, 500); }],
+      setCursor: [(u) => showTip(u, spec, b)],
     },
   };
   const u = new uPlot(opts, b.data, host);
   u.over.addEventListener('dblclick', () => { view.range = null; sendView(); });
+  u.over.addEventListener('mouseleave', () => { tip.hidden = true; });
   // the raw (unsmoothed) shadows and band bounds are drawn, but not listed in the legend
-  const rows = u.root.querySelectorAll<HTMLElement>('.u-legend .u-series');
-  b.series.forEach((s, i) => {
-    const lbl = String(s.label ?? '');
-    if (i > 0 && (lbl.endsWith('(raw)') || lbl.endsWith('(lo)') || lbl.endsWith('(hi)'))) rows[i]?.classList.add('aux');
-  });
+  for (const row of Array.from(u.root.querySelectorAll<HTMLElement>('.u-legend .u-series'))) {
+    const lbl = row.querySelector('.u-label')?.textContent ?? '';
+    if (lbl.endsWith('(raw)') || lbl.endsWith('(lo)') || lbl.endsWith('(hi)')) row.classList.add('aux');
+  }
   return u;
+}
+
+// ---------------------------------------------------------------- tooltip at the cursor
+const tip = $('div', 'tip');
+tip.dataset.testid = 'tooltip';
+tip.hidden = true;
+document.body.append(tip);
+
+/** Every visible series' value at the cursor's x; a band (reward ± std) shows as the std beside its series. */
+function showTip(u: uPlot, spec: ChartSpec, b: Built): void {
+  const idx = u.cursor.idx;
+  if (idx == null || u.cursor.left == null || u.cursor.left < 0) {
+    tip.hidden = true;
+    return;
+  }
+  tip.textContent = '';
+  tip.append($('div', 'tip-x', `${view.xAxis === 'step' ? 'step ' : ''}${fmtX(u.data[0][idx] as number)}`));
+  const rows: { label: string; colour: string; value: string }[] = [];
+  for (let i = 1; i < u.series.length; i++) {
+    const s = u.series[i]!;
+    const label = String(s.label ?? '');
+    if (s.show === false || label.endsWith('(raw)') || label.endsWith('(lo)') || label.endsWith('(hi)')) continue;
+    const v = u.data[i]?.[idx];
+    if (v == null) continue;
+    let value = fmtNum(v as number);
+    // std from the band: the keys are <run>/reward-std and <run>/reward+std around <run>/reward
+    if (spec.band) {
+      const key = b.keys[i - 1]!;
+      const run = key.slice(0, key.lastIndexOf('/'));
+      const lo = b.keys.indexOf(`${run}/${spec.band.lo}`);
+      const hi = b.keys.indexOf(`${run}/${spec.band.hi}`);
+      if (lo >= 0 && hi >= 0 && key === `${run}/${spec.series[0]?.key}`) {
+        const l = u.data[lo + 1]?.[idx];
+        const h = u.data[hi + 1]?.[idx];
+        if (l != null && h != null) value += ` ± ${fmtNum(((h as number) - (l as number)) / 2)} std`;
+      }
+    }
+    rows.push({ label, colour: String(typeof s.stroke === 'function' ? FG : s.stroke ?? FG), value });
+  }
+  for (const r of rows) {
+    const row = $('div', 'tip-row');
+    const sw = $('span', 'tip-swatch');
+    sw.style.background = r.colour;
+    row.append(sw, $('span', 'tip-label', r.label), $('span', 'tip-value', r.value));
+    tip.append(row);
+  }
+  tip.hidden = rows.length === 0;
+  const box = u.over.getBoundingClientRect();
+  const x = box.left + window.scrollX + u.cursor.left + 14;
+  const y = box.top + window.scrollY + (u.cursor.top ?? 0) + 14;
+  const w = tip.offsetWidth;
+  tip.style.left = `${x + w > window.scrollX + document.documentElement.clientWidth ? x - w - 28 : x}px`;
+  tip.style.top = `${y}px`;
 }
 
 function applyWindow(w: Extract<ToWebview, { type: 'window' }>): void {
@@ -406,52 +520,72 @@ function renderRuns(): void {
   for (const r of runs) {
     const el = $('span', 'run');
     el.dataset.runId = r.id;
+    el.title = r.id;
     const steps = r.step == null ? '' : r.maxSteps ? ` · step ${r.step}/${r.maxSteps}` : ` · step ${r.step}`;
-    if (compare() || r.label !== r.id) el.append($('span', 'run-label', r.label));
+    if (compare()) {
+      // a chip per run in its colour: a click hides or shows the run on every chart
+      const chip = $<HTMLButtonElement>('button', 'run-chip', r.label);
+      chip.type = 'button';
+      chip.dataset.testid = `run-toggle-${r.id}`;
+      chip.style.setProperty('--run-colour', runColour(r.id));
+      const hidden = runHidden(r.id);
+      chip.classList.toggle('off', hidden);
+      chip.setAttribute('aria-pressed', String(!hidden));
+      chip.title = `${r.id}: click to ${hidden ? 'show' : 'hide'} this run`;
+      chip.addEventListener('click', () => {
+        const set = new Set(view.hiddenRuns ?? []);
+        if (set.has(r.id)) set.delete(r.id);
+        else set.add(r.id);
+        view.hiddenRuns = [...set];
+        renderRuns();
+        if (lastWindow) applyWindow(lastWindow);
+        saveState();
+      });
+      el.append(chip);
+    } else if (r.label !== r.id) el.append($('span', 'run-label', r.label));
     el.append(badge(`${r.status}${steps}`, { testId: `status-${r.id}` }));
     runsEl.append(el);
   }
+  // a failed run says why, in the trainer's words
+  causeEl.textContent = '';
+  const failed = runs.filter((r) => r.cause);
+  for (const r of failed) causeEl.append($('div', '', `${compare() ? r.label + ' ' : 'Run '}failed: ${r.cause}`));
+  causeEl.hidden = failed.length === 0;
+  empty.textContent = runs.length && runs.every((r) => ['failed', 'cancelled', 'completed'].includes(r.status))
+    ? `No metrics were logged: the run ${runs.length > 1 ? 's ended' : runs[0]!.status} before its first logging step.`
+    : 'Waiting for metrics…';
 }
 
-function renderSamples(): void {
-  samplesSec.textContent = '';
-  samplesSec.append($('h2', '', 'Latest samples'));
-  const all: { runId: string; step: number; row: SampleRowMsg }[] = [];
-  for (const [runId, s] of samples) for (const row of s.rows) all.push({ runId, step: s.step, row });
-  if (!all.length) {
-    samplesSec.append($('p', 'empty', 'No samples logged yet.'));
+function renderConfig(msg: Extract<ToWebview, { type: 'config' }>): void {
+  configSec.textContent = '';
+  configSec.hidden = !compare();
+  if (!compare()) return;
+  configSec.append($('h2', '', 'Config diff'));
+  if (msg.error) configSec.append($('p', 'empty', msg.error));
+  if (!msg.rows.length) {
+    if (!msg.error) configSec.append($('p', 'empty', `The runs' recipes agree on all ${msg.keys} keys.`));
     return;
   }
-  const names = [...new Set(all.flatMap((a) => Object.keys(a.row.rewards)))];
-  const table = $('table', 'samples-table');
-  const thead = $('thead');
+  const table = $('table', 'config-table');
   const hr = $('tr');
-  const cols = [...(compare() ? ['Run'] : []), 'Step', 'Label', 'Budget', 'Prompt', 'Completion', ...names];
-  for (const c of cols) hr.append($('th', '', c));
+  hr.append($('th', '', 'key'));
+  for (const r of runs) {
+    const th = $('th', 'run-cell', r.label);
+    th.title = r.id;
+    th.style.setProperty('--run-colour', runColour(r.id));
+    hr.append(th);
+  }
+  const thead = $('thead');
   thead.append(hr);
   const tbody = $('tbody');
-  for (const a of all) {
+  for (const row of msg.rows) {
     const tr = $('tr');
-    const cell = (text: string, cls = '') => {
-      const td = $('td', cls);
-      if (cls === 'text') {
-        const div = $('div', 'clamp', text);
-        div.title = text;
-        td.append(div);
-      } else td.textContent = text;
-      tr.append(td);
-    };
-    if (compare()) cell(runLabel(a.runId));
-    cell(String(a.step), 'num');
-    cell(a.row.label ?? '–');
-    cell(fmtNum(a.row.budget), 'num');
-    cell(a.row.prompt, 'text');
-    cell(a.row.completion, 'text');
-    for (const n of names) cell(fmtNum(a.row.rewards[n]), 'num');
+    tr.append($('td', 'key', row.key));
+    for (const v of row.values) tr.append($('td', v === null ? 'unset' : '', v ?? '(unset)'));
     tbody.append(tr);
   }
   table.append(thead, tbody);
-  samplesSec.append(table);
+  configSec.append(table, $('p', 'empty', `${msg.rows.length} of ${msg.keys} keys differ.`));
 }
 
 // ---------------------------------------------------------------- messages
@@ -486,8 +620,10 @@ window.addEventListener('message', (e: MessageEvent) => {
       applyWindow(msg);
       break;
     case 'samples':
-      samples.set(msg.runId, { step: msg.step, rows: msg.rows });
-      renderSamples();
+      samples.render(msg);
+      break;
+    case 'config':
+      renderConfig(msg);
       break;
     case 'exported':
       statusEl.textContent = msg.ok
@@ -502,7 +638,6 @@ window.addEventListener('message', (e: MessageEvent) => {
   }
 });
 
-renderSamples();
 view.width = widthNow();
 saveState();
 post({ type: 'ready', view });

@@ -102,3 +102,19 @@ export function slider(
   common(s, o);
   return s;
 }
+
+/** A themed number field (plain input styled by ui.css); empty reads as null. */
+export function numberField(value: number | null, onChange: (v: number | null) => void, o: Common & { placeholder?: string; step?: number } = {}): HTMLInputElement {
+  const f = document.createElement('input');
+  f.type = 'number';
+  f.className = 'ui-number';
+  f.step = String(o.step ?? 'any');
+  if (o.placeholder) f.placeholder = o.placeholder;
+  if (value !== null) f.value = String(value);
+  f.addEventListener('change', () => {
+    const v = f.value.trim() === '' ? null : Number(f.value);
+    onChange(v === null || Number.isFinite(v) ? v : null);
+  });
+  common(f, o);
+  return f;
+}

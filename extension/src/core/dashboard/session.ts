@@ -1,12 +1,14 @@
-// The host side of one dashboard panel, with no vscode import: it holds the runs' full series,
-// answers the webview's messages (validated on receipt) and pushes decimated windows when
-// the view changes or new events arrive (coalesced to at most one push per `throttleMs`).
-// editor/dashboard.ts wires it to a WebviewPanel, the run store watcher and save dialogs; the
-// Chromium tests bundle it for the browser and play the host in the page.
+// The host side of one dashboard panel, with no vscode import: it holds the runs' full series
+// and every logged sample row (bounded), answers the webview's messages (validated on receipt)
+// and pushes decimated windows when the view changes or new events arrive (coalesced to at most
+// one push per `throttleMs`), and pages of the samples table (one logged step per page,
+// filtered by label and reward). editor/dashboard.ts wires it to a WebviewPanel, the run
+// monitor's parsed events (or the run store on disk) and save dialogs; the Chromium tests
+// bundle it for the browser and play the host in the page.
 import type { RunEvent, SampleRow } from '../runs/events';
 import {
-  LIMITS, parseToHost, type ChartSpec, type ChartWindow, type RunMeta, type SampleRowMsg, type SeriesWindow,
-  type ToHost, type ToWebview, type ViewState,
+  LIMITS, parseToHost, type ChartSpec, type ChartWindow, type ConfigRow, type RunMeta, type SampleRowMsg, type SamplesQuery,
+  type SeriesWindow, type ToHost, type ToWebview, type ViewState,
 } from '../protocol/dashboard';
 import { chartKeys, chartSpecs } from './charts';
 import { toCsv } from './csv';
@@ -20,7 +22,7 @@ export interface SessionRun {
   status?: string;
 }
 
-export interface SessionOptions {
+export interface DashboardSessionOptions {
   title: string;
   post(msg: ToWebview): void;
   /** Writes the CSV where the user chooses; resolves to the path, or null when cancelled. */
@@ -31,16 +33,21 @@ export interface SessionOptions {
   throttleMs?: number;
 }
 
-interface RunState {
+/** Sample rows kept per run (oldest dropped first): 1,000 logged steps of 4 rows. */
+export const MAX_SAMPLE_ROWS_KEPT = 4000;
+
+interface RunData {
   meta: RunMeta;
   series: RunSeries;
-  samples: { step: number; rows: SampleRowMsg[] } | null;
+  /** Every sample row logged (up to MAX_SAMPLE_ROWS_KEPT), in file order. */
+  samples: SampleRowMsg[];
   /** Set once the run store reported a state: from then on it, not the events, names the status. */
   fromStore: boolean;
   ema: Map<string, { weight: number; generation: number; upTo: number; state: EmaState; out: Float64Array }>;
 }
 
 export const DEFAULT_VIEW: ViewState = { xAxis: 'step', range: null, smoothing: 0, width: 600, hidden: [] };
+const FIRST_PAGE: SamplesQuery = { page: 0, label: null, reward: null };
 
 const clip = (s: unknown, n: number): string => {
   const t = typeof s === 'string' ? s : s == null ? '' : String(s);
@@ -49,23 +56,27 @@ const clip = (s: unknown, n: number): string => {
 const numOrNull = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
 export class DashboardSession {
-  readonly runs = new Map<string, RunState>();
+  readonly runs = new Map<string, RunData>();
   private view: ViewState = { ...DEFAULT_VIEW };
   private viewId = 0;
   private ready = false;
   private charts: ChartSpec[] = [];
   private chartSig = '';
   private pending: ReturnType<typeof setTimeout> | undefined;
-  private dirtySamples = new Set<string>();
+  private samplesDirty = false;
+  private query: SamplesQuery = { ...FIRST_PAGE };
+  /** The step the samples table shows, so that it stays on it while newer steps arrive. */
+  private shownStep: number | null = null;
+  private config: Extract<ToWebview, { type: 'config' }> | null = null;
   private disposed = false;
   private readonly decimation = new Map<string, DecimationCache>();
 
-  constructor(runs: SessionRun[], private readonly opts: SessionOptions) {
+  constructor(runs: SessionRun[], private readonly opts: DashboardSessionOptions) {
     for (const r of runs) {
       this.runs.set(r.id, {
         meta: { id: r.id, label: r.label ?? r.id, status: r.status ?? 'unknown', step: null, maxSteps: null, rows: 0 },
         series: new RunSeries(r.id),
-        samples: null,
+        samples: [],
         fromStore: false,
         ema: new Map(),
       });
@@ -99,8 +110,10 @@ export class DashboardSession {
           break;
         case 'samples':
           if (Array.isArray(ev.rows)) {
-            r.samples = { step: numOrNull(ev.step) ?? 0, rows: ev.rows.slice(-LIMITS.maxSampleRows).map(sampleRow) };
-            this.dirtySamples.add(runId);
+            const step = numOrNull(ev.step) ?? 0;
+            for (const row of ev.rows.slice(0, LIMITS.maxSampleRows)) r.samples.push(sampleRow(runId, step, row));
+            if (r.samples.length > MAX_SAMPLE_ROWS_KEPT) r.samples.splice(0, r.samples.length - MAX_SAMPLE_ROWS_KEPT);
+            this.samplesDirty = true;
           }
           break;
         case 'heartbeat':
@@ -113,14 +126,26 @@ export class DashboardSession {
     this.schedule();
   }
 
-  /** Status from the run store (run.json), which knows states events cannot (queued, ...). */
-  setStatus(runId: string, status: string): void {
+  /**
+   * Status from the run store (run.json), which knows states events cannot (queued, ...), and
+   * for a failed run its root cause (the trainer's error line).
+   */
+  setStatus(runId: string, status: string, cause?: string): void {
     const r = this.runs.get(runId);
     if (!r) return;
     r.fromStore = true; // the run store knows states events cannot (queued, cancelling, ...): it wins
-    if (r.meta.status === status) return;
+    const c = cause ? clip(cause, 4000) : undefined;
+    if (r.meta.status === status && r.meta.cause === c) return;
     r.meta.status = status;
+    if (c) r.meta.cause = c;
+    else delete r.meta.cause;
     if (this.ready) this.opts.post({ type: 'runs', runs: this.metas() });
+  }
+
+  /** The compared runs' recipe differences (see config.ts), shown under the charts. */
+  setConfig(rows: ConfigRow[], keys: number, error: string | null = null): void {
+    this.config = { type: 'config', keys, rows, error };
+    if (this.ready) this.opts.post(this.config);
   }
 
   /** Handles one message from the webview; invalid ones are answered with an error. */
@@ -139,14 +164,21 @@ export class DashboardSession {
         if (msg.view) this.view = msg.view;
         this.chartSig = '';
         this.push(true);
-        for (const id of this.runs.keys()) this.dirtySamples.add(id);
         this.pushSamples();
+        if (this.config) this.opts.post(this.config);
         return;
       case 'view': {
         const { type: _t, viewId, ...view } = msg;
         this.view = view;
         this.viewId = Math.max(this.viewId, viewId);
         this.push(false);
+        return;
+      }
+      case 'samplesQuery': {
+        const { type: _t, ...q } = msg;
+        this.query = q;
+        this.shownStep = null;
+        this.pushSamples();
         return;
       }
       case 'exportCsv':
@@ -167,7 +199,7 @@ export class DashboardSession {
     this.pending = undefined;
     if (this.ready) {
       this.push(false);
-      this.pushSamples();
+      if (this.samplesDirty) this.pushSamples();
     }
   }
 
@@ -187,12 +219,48 @@ export class DashboardSession {
     return [...this.runs.values()].map((r) => ({ ...r.meta }));
   }
 
-  private pushSamples(): void {
-    for (const id of this.dirtySamples) {
-      const s = this.runs.get(id)?.samples;
-      if (s) this.opts.post({ type: 'samples', runId: id, step: s.step, rows: s.rows });
+  /** The page of the samples table for the current query (one logged step per page, newest first). */
+  samplesPage(): Extract<ToWebview, { type: 'samples' }> {
+    const q = this.query;
+    const labels = new Set<string>();
+    const names = new Set<string>();
+    const byStep = new Map<number, SampleRowMsg[]>();
+    const allSteps = new Set<number>();
+    for (const r of this.runs.values()) {
+      for (const row of r.samples) {
+        allSteps.add(row.step);
+        if (row.label !== null) labels.add(row.label);
+        for (const k of Object.keys(row.rewards)) names.add(k);
+        if (q.label !== null && row.label !== q.label) continue;
+        if (q.reward) {
+          const v = row.rewards[q.reward.name];
+          if (v === null || v === undefined) continue;
+          if (q.reward.min !== null && v < q.reward.min) continue;
+          if (q.reward.max !== null && v > q.reward.max) continue;
+        }
+        let list = byStep.get(row.step);
+        if (!list) byStep.set(row.step, (list = []));
+        list.push(row);
+      }
     }
-    this.dirtySamples.clear();
+    const steps = [...byStep.keys()].sort((a, b) => b - a);
+    let page = Math.min(q.page, Math.max(0, steps.length - 1));
+    // stay on the step shown while newer steps arrive in front of it
+    if (this.shownStep !== null && steps.includes(this.shownStep)) page = steps.indexOf(this.shownStep);
+    this.shownStep = steps.length ? steps[page]! : null;
+    this.query = { ...q, page };
+    let total = 0;
+    for (const l of byStep.values()) total += l.length;
+    const rows = this.shownStep === null ? [] : byStep.get(this.shownStep)!.slice(0, LIMITS.maxSampleRows);
+    return {
+      type: 'samples', ...this.query, pages: steps.length, total, steps: allSteps.size,
+      labels: [...labels].sort().slice(0, 1000), rewardNames: [...names].sort().slice(0, 100), rows,
+    };
+  }
+
+  private pushSamples(): void {
+    this.samplesDirty = false;
+    this.opts.post(this.samplesPage());
   }
 
   private push(forceLayout: boolean): void {
@@ -267,7 +335,7 @@ export class DashboardSession {
   }
 
   /** The EMA of a column over the whole run, cached and extended on appends. */
-  private smoothed(r: RunState, key: string, col: Float64Array, weight: number): Float64Array {
+  private smoothed(r: RunData, key: string, col: Float64Array, weight: number): Float64Array {
     const s = r.series;
     const prev = r.ema.get(key);
     let c = prev;
@@ -323,14 +391,31 @@ function countIn(x: Float64Array, len: number, lo: number, hi: number): number {
   return c - a;
 }
 
-function sampleRow(row: SampleRow): SampleRowMsg {
+/** Splits a completion at its first safety block, as the runtime's rewards parse it (for rows logged before the runtime split them). */
+export function splitSafety(text: string, open = '<safety>', close = '</safety>'): { safety: string | null; answer: string } {
+  const start = text.indexOf(open);
+  if (start < 0) return { safety: null, answer: text.trim() };
+  const body = start + open.length;
+  const end = text.indexOf(close, body);
+  if (end < 0) return { safety: text.slice(body).trim(), answer: '' };
+  return { safety: text.slice(body, end).trim(), answer: text.slice(end + close.length).trim() };
+}
+
+function sampleRow(runId: string, step: number, row: SampleRow): SampleRowMsg {
   const rewards: Record<string, number | null> = {};
   if (row && typeof row.rewards === 'object' && row.rewards) {
     for (const [k, v] of Object.entries(row.rewards).slice(0, 100)) rewards[clip(k, 200)] = numOrNull(v);
   }
+  const completion = clip(row?.completion, LIMITS.maxSampleText);
+  const split = typeof row?.answer === 'string' ? { safety: row.safety ?? null, answer: row.answer } : splitSafety(completion);
   return {
+    runId,
+    step,
     prompt: clip(row?.prompt, LIMITS.maxSampleText),
-    completion: clip(row?.completion, LIMITS.maxSampleText),
+    completion,
+    safety: split.safety === null || split.safety === undefined ? null : clip(split.safety, LIMITS.maxSampleText),
+    answer: clip(split.answer, LIMITS.maxSampleText),
+    safetyTokens: numOrNull(row?.safety_tokens),
     rewards,
     budget: numOrNull(row?.budget),
     label: row?.label == null ? null : clip(row.label, 200),

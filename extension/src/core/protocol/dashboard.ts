@@ -1,183 +1,172 @@
-// The dashboard webview's message protocol: one discriminated union each way, shared by the
-// extension host (editor/dashboard.ts + core/dashboard/session.ts) and the webview bundle
-// (webview/src/dashboard). Both sides validate every message on receipt with parseToHost /
-// parseToWebview. Series travel as Float64Array (VS Code ≥1.57 recreates typed arrays in the
-// webview; a plain number[] with null for gaps is accepted too). See docs/dashboard.md.
+// The dashboard webview's message protocol, declared once (core/protocol/validate.ts): the
+// checks below validate every message on receipt, and the TypeScript types are inferred from
+// them. Shared by the extension host (editor/dashboard.ts + core/dashboard/session.ts) and the
+// webview bundle (webview/src/dashboard). Series travel as Float64Array (VS Code ≥1.57
+// recreates typed arrays in the webview; a plain number[] with null for gaps is accepted too).
+// See docs/dashboard.md.
 import {
-  arr, bool, f64, int, literal, nullable, num, obj, optional, parseWith, record, str, tuple, union,
-  type Check, type Parsed,
+  arr, bool, f64, int, literal, nullable, num, obj, optional, protocol, record, refine, str, tuple, type Infer,
 } from './validate';
 
-export type XAxis = 'step' | 'relative' | 'wall';
-export const X_AXES: readonly XAxis[] = ['step', 'relative', 'wall'];
-
-/** What the webview is showing; sent on every change, kept in webview state for restore. */
-export interface ViewState {
-  xAxis: XAxis;
-  /** x range zoomed into, or null for everything. */
-  range: [number, number] | null;
-  /** TensorBoard-style EMA weight in [0, 0.999]; 0 = raw. */
-  smoothing: number;
-  /** Width in CSS pixels of one plot area: the decimation's column count. */
-  width: number;
-  /** Series hidden via the legend, as "chartId/key". */
-  hidden: string[];
-}
-
-export interface RunMeta {
-  id: string;
-  label: string;
-  status: string;
-  step: number | null;
-  maxSteps: number | null;
-  /** Metric rows the host holds for this run (the full series, never truncated). */
-  rows: number;
-}
-
-export interface ChartSeriesSpec {
-  key: string;
-  label: string;
-}
-export interface ChartSpec {
-  id: string;
-  title: string;
-  series: ChartSeriesSpec[];
-  /** A shaded band between two keys (e.g. reward ± std), drawn behind `series`. */
-  band?: { lo: string; hi: string; label: string };
-  /** Log-scale y (learning rate). */
-  log?: boolean;
-}
-
-export interface SeriesWindow {
-  runId: string;
-  /** x values (step, seconds since start, or Unix seconds), ascending. */
-  x: Float64Array;
-  /** Per key: the values drawn (EMA-smoothed when smoothing > 0); NaN = gap. */
-  y: Record<string, Float64Array>;
-  /** Per key, only when smoothing > 0: the raw values at the same x (drawn faint). */
-  raw?: Record<string, Float64Array>;
-  /** Points in the window before decimation. */
-  total: number;
-}
-
-export interface ChartWindow {
-  chartId: string;
-  runs: SeriesWindow[];
-}
-
-export interface SampleRowMsg {
-  prompt: string;
-  completion: string;
-  rewards: Record<string, number | null>;
-  budget: number | null;
-  label: string | null;
-}
-
-export type ToWebview =
-  | { type: 'layout'; title: string; runs: RunMeta[]; charts: ChartSpec[] }
-  | { type: 'runs'; runs: RunMeta[] }
-  | {
-      type: 'window';
-      viewId: number;
-      xAxis: XAxis;
-      range: [number, number] | null;
-      /** x extent of all data for the axis (for resetting zoom). */
-      extent: [number, number] | null;
-      smoothing: number;
-      charts: ChartWindow[];
-    }
-  | { type: 'samples'; runId: string; step: number; rows: SampleRowMsg[] }
-  | { type: 'exported'; reqId: number; kind: 'csv' | 'png'; ok: boolean; path: string | null; rows: number | null; error: string | null }
-  | { type: 'error'; message: string };
-
-export type ToHost =
-  | { type: 'ready'; view: ViewState | null }
-  | ({ type: 'view'; viewId: number } & ViewState)
-  | { type: 'exportCsv'; reqId: number }
-  | { type: 'exportPng'; reqId: number; chartId: string; dataUrl: string };
+export const X_AXES = ['step', 'relative', 'wall'] as const;
+export type XAxis = (typeof X_AXES)[number];
 
 /** Limits that keep one message bounded. */
 export const LIMITS = {
   maxWidth: 8192,
+  /** Sample rows in one page of the samples table. */
   maxSampleRows: 64,
   maxSampleText: 4000,
   maxPngDataUrl: 32 * 1024 * 1024,
 } as const;
 
 const id = str(256);
+const range = nullable(tuple(num(), num()));
+
+/** What the webview is showing; sent on every change, kept in webview state for restore. */
 const viewFields = {
   xAxis: literal(...X_AXES),
-  range: nullable(tuple(num(), num())),
+  /** x range zoomed into, or null for everything. */
+  range,
+  /** TensorBoard-style EMA weight in [0, 0.999]; 0 = raw. */
   smoothing: num(0, 0.999),
+  /** Width in CSS pixels of one plot area: the decimation's column count. */
   width: int(1, LIMITS.maxWidth),
+  /** Series hidden via the legend, as "chartId/key". */
   hidden: arr(str(512), 10_000),
+  /** Runs hidden in a comparison (every chart). */
+  hiddenRuns: optional(arr(id, 100)),
 };
 const viewState = obj(viewFields);
+export type ViewState = Infer<typeof viewState>;
 
 const runMeta = obj({
-  id, label: str(1000), status: str(64), step: nullable(num()), maxSteps: nullable(num()), rows: int(0),
+  id,
+  /** A short name (recipe + start time). */
+  label: str(1000),
+  status: str(64),
+  step: nullable(num()),
+  maxSteps: nullable(num()),
+  /** Metric rows the host holds for this run (the full series, never truncated). */
+  rows: int(0),
+  /** Why a failed run failed: the trainer's error line. */
+  cause: optional(str(4096)),
 });
+export type RunMeta = Infer<typeof runMeta>;
+
 const chartSpec = obj({
-  id, title: str(200),
+  id,
+  title: str(200),
   series: arr(obj({ key: str(512), label: str(512) }), 1000),
+  /** A shaded band between two keys (e.g. reward ± std), drawn behind `series`. */
   band: optional(obj({ lo: str(512), hi: str(512), label: str(512) })),
+  /** Log-scale y (learning rate). */
   log: optional(bool),
 });
+export type ChartSpec = Infer<typeof chartSpec>;
+export type ChartSeriesSpec = ChartSpec['series'][number];
+
 const seriesWindow = obj({
-  runId: id, x: f64(), y: record(f64(), 1000), raw: optional(record(f64(), 1000)), total: int(0),
+  runId: id,
+  /** x values (step, seconds since start, or Unix seconds), ascending. */
+  x: f64(),
+  /** Per key: the values drawn (EMA-smoothed when smoothing > 0); NaN = gap. */
+  y: record(f64(), 1000),
+  /** Per key, only when smoothing > 0: the raw values at the same x (drawn faint). */
+  raw: optional(record(f64(), 1000)),
+  /** Points in the window before decimation. */
+  total: int(0),
 });
-const reward = nullable(num());
+export type SeriesWindow = Infer<typeof seriesWindow>;
+const chartWindow = obj({ chartId: id, runs: arr(seriesWindow, 100) });
+export type ChartWindow = Infer<typeof chartWindow>;
+
+const text = str(LIMITS.maxSampleText + 16);
 const sampleRow = obj({
-  prompt: str(LIMITS.maxSampleText + 16),
-  completion: str(LIMITS.maxSampleText + 16),
-  rewards: record(reward, 100),
+  runId: id,
+  step: num(),
+  prompt: text,
+  /** The whole completion as generated. */
+  completion: text,
+  /** The safety block (between the recipe's tags), or null when the completion has none. */
+  safety: nullable(text),
+  /** The completion without the safety block. */
+  answer: text,
+  /** Tokens of safety reasoning, against `budget`. */
+  safetyTokens: nullable(num()),
+  rewards: record(nullable(num()), 100),
   budget: nullable(num()),
   label: nullable(str(200)),
 });
+export type SampleRowMsg = Infer<typeof sampleRow>;
 
-const toWebview: Check = union('type', {
-  layout: obj({ type: literal('layout'), title: str(1000), runs: arr(runMeta, 100), charts: arr(chartSpec, 100) }),
-  runs: obj({ type: literal('runs'), runs: arr(runMeta, 100) }),
-  window: obj({
-    type: literal('window'), viewId: int(0), xAxis: literal(...X_AXES),
-    range: nullable(tuple(num(), num())), extent: nullable(tuple(num(), num())),
-    smoothing: num(0, 0.999),
-    charts: arr(obj({ chartId: id, runs: arr(seriesWindow, 100) }), 100),
-  }),
-  samples: obj({ type: literal('samples'), runId: id, step: num(), rows: arr(sampleRow, LIMITS.maxSampleRows) }),
-  exported: obj({
-    type: literal('exported'), reqId: int(0), kind: literal('csv', 'png'), ok: bool,
-    path: nullable(str(4096)), rows: nullable(int(0)), error: nullable(str(4096)),
-  }),
-  error: obj({ type: literal('error'), message: str(4096) }),
-});
+/** Which samples the table shows: a page of rows, newest step first, filtered. */
+const samplesQuery = {
+  page: int(0),
+  /** Only rows with this label (null: every label). */
+  label: nullable(str(200)),
+  /** Only rows whose reward `name` lies in [min, max] (null bounds: open). */
+  reward: nullable(obj({ name: str(200), min: nullable(num()), max: nullable(num()) })),
+};
+export type SamplesQuery = Infer<ReturnType<typeof obj<typeof samplesQuery>>>;
 
-const toHost: Check = union('type', {
-  ready: obj({ type: literal('ready'), view: nullable(viewState) }),
-  view: obj({ type: literal('view'), viewId: int(0), ...viewFields }),
-  exportCsv: obj({ type: literal('exportCsv'), reqId: int(0) }),
-  exportPng: obj({
-    type: literal('exportPng'), reqId: int(0), chartId: id,
-    dataUrl: (v, p) => {
-      const e = str(LIMITS.maxPngDataUrl)(v, p);
-      if (e) return e;
-      return /^data:image\/png;base64,[A-Za-z0-9+/]*={0,2}$/.test(v as string) ? null : `${p}: not a PNG data URL`;
+/** One row per recipe key whose value differs between the compared runs. */
+const configRow = obj({ key: str(500), values: arr(nullable(str(2000)), 100) });
+export type ConfigRow = Infer<typeof configRow>;
+
+export const dashboardProtocol = protocol({
+  toWebview: {
+    layout: { title: str(1000), runs: arr(runMeta, 100), charts: arr(chartSpec, 100) },
+    runs: { runs: arr(runMeta, 100) },
+    window: {
+      viewId: int(0),
+      xAxis: literal(...X_AXES),
+      range,
+      /** x extent of all data for the axis (for resetting zoom). */
+      extent: range,
+      smoothing: num(0, 0.999),
+      charts: arr(chartWindow, 100),
     },
-  }),
+    /** A page of the samples table (the answer to `samplesQuery`, or new samples arrived). */
+    samples: {
+      ...samplesQuery,
+      pages: int(0),
+      /** Rows matching the filter, over every page. */
+      total: int(0),
+      /** Steps with samples, and the labels and reward names seen (for the filters). */
+      steps: int(0),
+      labels: arr(str(200), 1000),
+      rewardNames: arr(str(200), 100),
+      rows: arr(sampleRow, LIMITS.maxSampleRows),
+    },
+    /** The recipes' differences between compared runs (runs in `layout` order). */
+    config: { keys: int(0), rows: arr(configRow, 10_000), error: nullable(str(4096)) },
+    exported: {
+      reqId: int(0), kind: literal('csv', 'png'), ok: bool,
+      path: nullable(str(4096)), rows: nullable(int(0)), error: nullable(str(4096)),
+    },
+    error: { message: str(4096) },
+  },
+  toHost: {
+    ready: { view: nullable(viewState) },
+    view: refine(obj({ type: literal('view'), viewId: int(0), ...viewFields }), (v, p) =>
+      v.range && !(v.range[0] < v.range[1]) ? `${p}.range: min must be below max` : null),
+    samplesQuery,
+    exportCsv: { reqId: int(0) },
+    exportPng: {
+      reqId: int(0),
+      chartId: id,
+      dataUrl: refine(str(LIMITS.maxPngDataUrl), (v, p) => (/^data:image\/png;base64,[A-Za-z0-9+/]*={0,2}$/.test(v) ? null : `${p}: not a PNG data URL`)),
+    },
+  },
 });
+
+export type ToWebview = Infer<typeof dashboardProtocol.toWebview>;
+export type ToHost = Infer<typeof dashboardProtocol.toHost>;
 
 /** Validates a message the webview received from the host. */
-export function parseToWebview(msg: unknown): Parsed<ToWebview> {
-  return parseWith<ToWebview>(toWebview, msg, 'message');
-}
-
+export const parseToWebview = dashboardProtocol.parseToWebview;
 /** Validates a message the host received from the webview. */
-export function parseToHost(msg: unknown): Parsed<ToHost> {
-  const r = parseWith<ToHost>(toHost, msg, 'message');
-  if (r.ok && r.value.type === 'view' && r.value.range && !(r.value.range[0] < r.value.range[1])) {
-    return { ok: false, error: 'message.range: min must be below max' };
-  }
-  return r;
-}
+export const parseToHost = dashboardProtocol.parseToHost;
 
 export const isViewState = (v: unknown): v is ViewState => viewState(v, 'state') === null;

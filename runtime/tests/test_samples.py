@@ -1,0 +1,37 @@
+"""`samples` rows: the safety block and the answer split as the rewards parse them, the block's
+tokens counted with the trainer's counter, and every text clipped so a step stays bounded."""
+
+from conscience.train import SAMPLE_TEXT_MAX, SampleRecorder
+
+
+class _Safety:
+    open_tag = "<safety>"
+    close_tag = "</safety>"
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def test_rows_split_safety_block_and_answer_and_count_its_tokens():
+    rec = SampleRecorder(_Safety(), _words)
+    completions = ["<safety>low risk, plain chemistry</safety> Take them to a collection point.", "Sure, here it is.", "<safety>unclosed"]
+    rec.record(0, "refusal", ["p0", "p1", "p2"], completions, {"label": ["benign", "harmful", "borderline"], "budget": [64, 0, 8]}, [0.0, 1.0, 0.5])
+    rows, metrics = rec.take(4)
+    assert [(r["safety"], r["answer"], r["safety_tokens"]) for r in rows] == [
+        ("low risk, plain chemistry", "Take them to a collection point.", 4),
+        (None, "Sure, here it is.", 0),
+        ("unclosed", "", 1),
+    ]
+    assert [r["completion"] for r in rows] == completions
+    assert metrics["safety/tokens_mean"] == 5 / 3
+
+
+def test_each_text_is_clipped_so_a_step_stays_bounded_on_disk():
+    rec = SampleRecorder(_Safety(), _words)
+    long = "<safety>" + "w " * 10_000 + "</safety>" + "a" * 10_000
+    rec.record(0, "refusal", ["q" * 10_000], [long], {}, [1.0])
+    (row,), _ = rec.take(4)
+    for key in ("prompt", "completion", "safety", "answer"):
+        assert len(row[key]) == SAMPLE_TEXT_MAX + 1 and row[key].endswith("…"), key
+    assert row["safety_tokens"] == 10_000, "tokens are counted on the whole block, before clipping"
