@@ -12,6 +12,7 @@ the run with `run_finished` status `cancelled` and exit code 143 (130 for SIGINT
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import platform
@@ -241,6 +242,18 @@ def _last_checkpoint(output_dir: str) -> Optional[str]:
     return None
 
 
+def _checkpoint_step(path: Optional[str]) -> Optional[int]:
+    """The global step a checkpoint folder was saved at (its trainer_state.json), or None."""
+    if not path:
+        return None
+    try:
+        with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as f:
+            step = json.load(f).get("global_step")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
 def _parse_cli(argv: Optional[list[str]]) -> tuple[argparse.Namespace, list[str]]:
     p = argparse.ArgumentParser(
         prog="python -m conscience.train",
@@ -310,7 +323,14 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     status, code, error, summary = "failed", EXIT_FAILED, None, {}
     try:
-        summary = _train(recipe, writer, resume_from)
+        done = _checkpoint_step(resume_from)
+        if done is not None and 0 < training_args.max_steps <= done:
+            # the checkpoint already reached max_steps: transformers would still train one more
+            # step (a completed run of 400 resumed as "step 401 of 400", issue #16)
+            logger.info("%s is at step %d of max_steps %d: nothing left to train", resume_from, done, training_args.max_steps)
+            summary = {"global_step": done, "trained": False}
+        else:
+            summary = _train(recipe, writer, resume_from)
         _shutdown_distributed()
         status, code = "completed", EXIT_OK
     except RunCancelled as e:

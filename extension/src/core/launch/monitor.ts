@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EventTail, parseEventChunk, type RunEvent } from '../runs/events';
+import { copyEventLines } from '../runs/copy';
 import { deriveState } from '../runs/state';
 import { completeSize, readRun, runDir as localRunDir, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
 import { LocalHost, type Host } from './host';
@@ -168,13 +169,17 @@ export class RunMonitor extends EventEmitter {
         if (rec.targetKind === 'slurm') this.slurm = rec.jobId ? await slurmStatus(host, rec) : undefined;
         else this.proc = await processStatus(host, rec);
       }
-      const ev = await this.tail(host, `${rec.outputDir}/events.jsonl`, join(dir, 'events.jsonl'), true);
+      // events: complete lines only; a host file cut under the copy is noticed and its new lines kept (core/runs/copy.ts)
+      const remoteEvents = `${rec.outputDir}/events.jsonl`;
+      const ev = await copyEventLines((o) => host.readFrom(remoteEvents, o), join(dir, 'events.jsonl'), rec.eventShift ?? 0, rec.lastSeq);
+      if (ev.cut) this.emit('problems', [{ file: `${host.label}:${remoteEvents}`, offset: ev.hostOffset, message: ev.cut }]);
+      rec.eventShift = ev.shift || undefined;
       if (ev.bytes.length) {
-        const { events } = parseEventChunk(ev.bytes, ev.offset);
-        rec.eventOffset = ev.offset + ev.bytes.length;
+        const { events } = parseEventChunk(ev.bytes, ev.localOffset);
         rec.lastActivityAt = Date.now() / 1000;
         this.apply(rec, events);
-      } else rec.eventOffset = ev.offset;
+      }
+      rec.eventOffset = ev.hostOffset;
       for (const [name, key] of [['stdout', 'stdoutOffset'], ['stderr', 'stderrOffset']] as const) {
         const lg = await this.tail(host, `${rec.remoteDir}/${name}.log`, join(dir, `${name}.log`), false);
         rec[key] = lg.offset + lg.bytes.length;

@@ -1,7 +1,8 @@
 // The run store: `.conscience/runs/<id>/` in the workspace. One folder per run with
 //   run.json      the run's record (RunRecord below), rewritten atomically (tmp + rename)
 //   events.jsonl  a verbatim local copy of the host's <output_dir>/events.jsonl, appended from
-//                 the saved offset; its size IS the offset reached on the host (complete lines only)
+//                 the saved offset; its size IS the offset reached on the host (complete lines only),
+//                 less eventShift once the host's file was cut under it (core/runs/copy.ts)
 //   stdout.log / stderr.log  verbatim copies of the trainer's output, appended the same way
 // Readers (dashboard, Runs view, CLI) use listRuns / readRun / watchRun; only the launch
 // monitor writes. No vscode import: shared by the editor and the CLI.
@@ -48,8 +49,11 @@ export interface RunRecord {
   /** Process exit code (or SLURM exit code) once known. */
   exitCode?: number | null;
   error?: string | null;
-  /** Byte offset reached in the host's events.jsonl (== size of the local copy). */
+  /** Byte offset reached in the host's events.jsonl (== size of the local copy, less eventShift). */
   eventOffset: number;
+  /** Set once the host's events.jsonl was cut under the copy: the local copy keeps its lines and
+   * is this many bytes longer than the host offset reached (core/runs/copy.ts). */
+  eventShift?: number;
   stdoutOffset: number;
   stderrOffset: number;
   lastSeq?: number;
