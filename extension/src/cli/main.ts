@@ -12,6 +12,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   resume: { summary: 'resume a run from its last checkpoint: conscience resume RUN', load: async () => (await import('./runs')).resume },
   inspect: { summary: 'score prompts with the budget allocator: conscience inspect FILE.jsonl|- [--format json]', load: async () => (await import('./inspect')).inspect },
   eval: { summary: 'evaluate a policy (kind: eval recipe): conscience eval EVAL.yaml [--target NAME] [--wait] [--format json]', load: async () => (await import('./eval')).evalCommand },
+  serve: { summary: 'OpenAI-compatible gateway that adds safety budgets: conscience serve --upstream URL [--port P]', load: async () => (await import('./serve')).serve },
 };
 
 function usage(): string {

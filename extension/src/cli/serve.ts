@@ -1,0 +1,98 @@
+// `conscience serve --upstream URL [--host 127.0.0.1] [--port 8100] [--allocator DIR]
+//   [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES]
+//   [--upstream-timeout SECONDS]`
+// An OpenAI-compatible gateway in front of an existing server (docs/serve.md). Runs until
+// SIGINT/SIGTERM. Exit 0 after a clean stop, 1 when it cannot start, 2 usage.
+import { Allocator, defaultModelDir } from '../core/allocator';
+import { createGateway, parseGatewayPolicy } from '../core/serve';
+
+const USAGE = 'usage: conscience serve --upstream URL [--host 127.0.0.1] [--port 8100] [--allocator DIR] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES] [--upstream-timeout SECONDS]';
+
+interface Args {
+  upstream: string;
+  host: string;
+  port: number;
+  allocator?: string;
+  policy: string[];
+  observeOnly: boolean;
+  logPrompts: boolean;
+  maxBody?: number;
+  upstreamTimeout?: number;
+}
+
+function parseArgs(argv: string[]): Args | string {
+  const a: Partial<Args> & { policy: string[] } = { host: '127.0.0.1', port: 8100, policy: [], observeOnly: false, logPrompts: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    const value = (): string => {
+      const v = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+      if (v === undefined) throw new Error(`${name} needs a value`);
+      return v;
+    };
+    const int = (min: number): number => {
+      const v = value();
+      if (!/^\d+$/.test(v) || Number(v) < min) throw new Error(`${name} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+      return Number(v);
+    };
+    try {
+      switch (name) {
+        case '--upstream': a.upstream = value(); break;
+        case '--host': a.host = value(); break;
+        case '--port': a.port = int(0); if (a.port > 65535) return '--port must be at most 65535'; break;
+        case '--allocator': a.allocator = value(); break;
+        case '--policy': a.policy.push(value()); break;
+        case '--observe-only': a.observeOnly = true; break;
+        case '--log-prompts': a.logPrompts = true; break;
+        case '--max-body': a.maxBody = int(1); break;
+        case '--upstream-timeout': a.upstreamTimeout = int(1); break;
+        case '-h': case '--help': return '';
+        default: return `unknown argument ${arg}`;
+      }
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+  if (!a.upstream) return '--upstream URL is required (the OpenAI-compatible server to put the gateway in front of)';
+  return a as Args;
+}
+
+export async function serve(argv: string[]): Promise<number> {
+  const args = parseArgs(argv);
+  if (typeof args === 'string') {
+    process.stderr.write((args ? `conscience serve: ${args}\n` : '') + USAGE + '\n');
+    return args ? 2 : 0;
+  }
+  let policy;
+  try {
+    policy = parseGatewayPolicy(args.policy);
+  } catch (err) {
+    process.stderr.write(`conscience serve: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const dir = args.allocator ?? defaultModelDir();
+  const allocator = await Allocator.load(dir, { policy: policy.allocator, policySource: '--policy' });
+  const gateway = createGateway({
+    upstream: args.upstream,
+    allocator,
+    policy,
+    observeOnly: args.observeOnly,
+    logPrompts: args.logPrompts,
+    maxBodyBytes: args.maxBody,
+    upstreamTimeoutMs: args.upstreamTimeout !== undefined ? args.upstreamTimeout * 1000 : undefined,
+  });
+  const { url } = await gateway.listen(args.port, args.host);
+  process.stderr.write(JSON.stringify({
+    ts: new Date().toISOString(), level: 'info', msg: 'listening', url, upstream: args.upstream.replace(/\/\/[^/@]*@/, '//'),
+    observe_only: args.observeOnly, log_prompts: args.logPrompts, allocator: dir,
+  }) + '\n');
+  await new Promise<void>((resolve) => {
+    const stop = (): void => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolve(); };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await gateway.close();
+  await allocator.dispose();
+  return 0;
+}

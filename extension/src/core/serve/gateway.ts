@@ -1,0 +1,543 @@
+/**
+ * The serving gateway: an OpenAI-compatible HTTP server in front of an existing one (vLLM,
+ * `transformers serve`, ...). Each chat request's last user message is scored by the
+ * allocator; the budget instruction goes into the system message with the one prompt template
+ * (core/template.ts); the answer, streamed or not, is split into safety block and answer and
+ * counted. Every other route is passed through untouched. vscode-free: the CLI (`conscience
+ * serve`) and the editor both start this.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Allocator, Assessment, Tier } from '../allocator';
+import { DEFAULT_TEMPLATE, type PromptTemplateSpec } from '../template';
+import { lastUserText, RequestError, withBudget, contentText } from './messages';
+import { GatewayMetrics } from './metrics';
+import { DEFAULT_REFUSAL, type GatewayPolicy } from './options';
+import { SafetySplitter, safetyTokens, splitWhole, type StreamSplit } from './split';
+
+export interface LogRecord { level: 'info' | 'warn' | 'error'; msg: string; [k: string]: unknown }
+
+export interface GatewayOptions {
+  /** the upstream server's root (a trailing /v1 is dropped: requests keep their own /v1/...) */
+  upstream: string;
+  allocator: Allocator;
+  policy?: GatewayPolicy;
+  /** the template the policy was trained with (default: template.json's) */
+  template?: PromptTemplateSpec;
+  /** score, count and log; forward every request byte for byte */
+  observeOnly?: boolean;
+  /** put prompt and completion text in the logs (off: never) */
+  logPrompts?: boolean;
+  /** largest request body accepted (bytes, default 16 MiB) */
+  maxBodyBytes?: number;
+  /** no byte from the upstream for this long (waiting for headers or mid-answer) aborts (default 600 s) */
+  upstreamTimeoutMs?: number;
+  /** connecting to the upstream (default 10 s) */
+  connectTimeoutMs?: number;
+  /** characters of the last user message the allocator is given (default 16,384; longer prompts are scored on their start, with a warning) */
+  maxScoreChars?: number;
+  /** prompts scored in one allocator call at most (default 64) */
+  maxBatch?: number;
+  /** structured log sink (default: one JSON line per record on stderr) */
+  log?: (rec: LogRecord) => void;
+}
+
+export interface Gateway {
+  readonly server: http.Server;
+  readonly metrics: GatewayMetrics;
+  listen(port?: number, host?: string): Promise<{ port: number; host: string; url: string }>;
+  close(): Promise<void>;
+}
+
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length',
+]);
+const ROUTES = new Set(['/v1/chat/completions', '/v1/completions', '/v1/models', '/health', '/metrics']);
+const PARSE_LIMIT = 8 * 1024 * 1024;
+
+/** Scores prompts that arrive close together in one allocator call (the allocator caches by hash). */
+class MicroBatcher {
+  private queue: Array<{ text: string; resolve: (a: Assessment) => void; reject: (e: unknown) => void }> = [];
+  private busy = false;
+  private scheduled = false;
+  constructor(private readonly allocator: Allocator, private readonly max: number) {}
+
+  score(text: string): Promise<Assessment> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ text, resolve, reject });
+      if (!this.scheduled && !this.busy) {
+        this.scheduled = true;
+        setImmediate(() => { this.scheduled = false; void this.drain(); });
+      }
+    });
+  }
+
+  private async drain(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      while (this.queue.length) {
+        const batch = this.queue.splice(0, this.max);
+        try {
+          const out = await this.allocator.assess(batch.map((b) => b.text));
+          batch.forEach((b, i) => b.resolve(out[i]!));
+        } catch (err) {
+          for (const b of batch) b.reject(err);
+        }
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+}
+
+function openaiError(message: string, type: string, param: string | null = null, code: string | null = null): string {
+  return JSON.stringify({ error: { message, type, param, code } });
+}
+
+/** The upstream URL without credentials, for messages and /health. */
+function redact(u: URL): string {
+  const c = new URL(u.href);
+  c.username = '';
+  c.password = '';
+  return c.href.replace(/\/$/, '');
+}
+
+export function createGateway(opts: GatewayOptions): Gateway {
+  const upstream = new URL(opts.upstream);
+  if (upstream.protocol !== 'http:' && upstream.protocol !== 'https:') {
+    throw new Error(`--upstream must be an http:// or https:// URL, got ${JSON.stringify(opts.upstream)}`);
+  }
+  const basePath = upstream.pathname.replace(/\/+$/, '').replace(/\/v1$/, '');
+  const upstreamName = redact(upstream);
+  const client = upstream.protocol === 'https:' ? https : http;
+  const agent = new client.Agent({ keepAlive: true, maxSockets: 1024, maxFreeSockets: 256 });
+  const policy: GatewayPolicy = opts.policy ?? { allocator: {}, maxTokens: {}, refuse: new Set(), refusal: DEFAULT_REFUSAL };
+  const template: PromptTemplateSpec = { ...(opts.template ?? DEFAULT_TEMPLATE), ...(policy.systemPrompt !== undefined ? { systemPrompt: policy.systemPrompt } : {}) };
+  const maxBody = opts.maxBodyBytes ?? 16 * 1024 * 1024;
+  const upstreamTimeout = opts.upstreamTimeoutMs ?? 600_000;
+  const connectTimeout = opts.connectTimeoutMs ?? 10_000;
+  const maxScoreChars = opts.maxScoreChars ?? 16_384;
+  const fixedBudget = policy.fixedBudget ?? opts.allocator.policy.budget_deep;
+  const log = opts.log ?? ((rec: LogRecord) => process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), ...rec }) + '\n'));
+  const metrics = new GatewayMetrics();
+  const batcher = new MicroBatcher(opts.allocator, opts.maxBatch ?? 64);
+
+  const route = (path: string): string => (ROUTES.has(path) ? path : 'other');
+
+  function send(res: http.ServerResponse, status: number, body: string, headers: http.OutgoingHttpHeaders = {}): void {
+    if (res.headersSent) { res.destroy(); return; }
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
+    res.end(body);
+  }
+
+  /** Reads the request body up to the limit; undefined when a 413 was sent instead. */
+  function readBody(req: http.IncomingMessage, res: http.ServerResponse): Promise<Buffer | undefined> {
+    const tooLarge = (): undefined => {
+      send(res, 413, openaiError(`request body larger than the gateway's limit of ${maxBody} bytes`, 'invalid_request_error', null, 'request_too_large'), { connection: 'close' });
+      res.once('finish', () => req.destroy());
+      return undefined;
+    };
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > maxBody) { req.resume(); return Promise.resolve(tooLarge()); }
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let done = false;
+      req.on('data', (c: Buffer) => {
+        if (done) return;
+        size += c.length;
+        if (size > maxBody) { done = true; chunks.length = 0; resolve(tooLarge()); return; }
+        chunks.push(c);
+      });
+      req.on('end', () => { if (!done) { done = true; resolve(Buffer.concat(chunks)); } });
+      req.on('error', (e) => { if (!done) { done = true; reject(e); } });
+    });
+  }
+
+  interface Forward {
+    body?: Buffer;
+    /** headers added to the response */
+    extra?: Record<string, string>;
+    /** parse the answer (chat completions) */
+    chat?: { stream: boolean; done: (r: AnswerStats | null, info: UpstreamInfo) => void };
+    route: string;
+  }
+  interface AnswerStats { split: StreamSplit; completionTokens: number; tokenSource: 'usage' | 'deltas' | 'chars' }
+  interface UpstreamInfo { status: number; firstByteMs: number | null; totalMs: number; error?: string; aborted?: boolean }
+
+  function forward(req: http.IncomingMessage, res: http.ServerResponse, f: Forward): void {
+    const headers: http.OutgoingHttpHeaders = {};
+    for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) headers[k] = v;
+    headers.host = upstream.host;
+    if (f.body) headers['content-length'] = String(f.body.length);
+    else if (req.headers['content-length'] !== undefined) headers['content-length'] = req.headers['content-length'];
+    else if (req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = req.headers['transfer-encoding'];
+    if (upstream.username && headers.authorization === undefined) {
+      headers.authorization = 'Basic ' + Buffer.from(`${decodeURIComponent(upstream.username)}:${decodeURIComponent(upstream.password)}`).toString('base64');
+    }
+    const started = performance.now();
+    let firstByteMs: number | null = null;
+    let finished = false;
+    metrics.inFlight.inc();
+    const finish = (info: Omit<UpstreamInfo, 'firstByteMs' | 'totalMs'>, stats: AnswerStats | null): void => {
+      if (finished) return;
+      finished = true;
+      metrics.inFlight.dec();
+      const totalMs = performance.now() - started;
+      if (info.status > 0 && !info.error) metrics.upstreamSeconds.observe({ phase: 'total' }, totalMs / 1000);
+      metrics.http.inc({ route: f.route, status: String(res.statusCode || info.status || 0) });
+      f.chat?.done(stats, { ...info, firstByteMs, totalMs });
+    };
+
+    const up = client.request({
+      protocol: upstream.protocol,
+      hostname: upstream.hostname,
+      port: upstream.port || undefined,
+      path: basePath + (req.url ?? '/'),
+      method: req.method,
+      headers,
+      agent,
+    });
+    let connectTimer: NodeJS.Timeout | undefined;
+    up.on('socket', (sock) => {
+      if ((sock as { connecting?: boolean }).connecting) {
+        connectTimer = setTimeout(() => up.destroy(Object.assign(new Error(`no connection within ${connectTimeout} ms`), { code: 'ECONNTIMEDOUT' })), connectTimeout);
+        sock.once('connect', () => clearTimeout(connectTimer));
+      }
+    });
+    up.setTimeout(upstreamTimeout, () => {
+      up.destroy(Object.assign(new Error(`no data from the upstream for ${Math.round(upstreamTimeout / 1000)} s`), { code: 'ETIMEDOUT' }));
+    });
+
+    // the client went away: cancel the upstream request
+    res.on('close', () => {
+      if (!res.writableFinished) {
+        metrics.clientAborts.inc();
+        up.destroy();
+        finish({ status: 0, aborted: true }, null);
+      }
+    });
+
+    const fail = (err: NodeJS.ErrnoException): void => {
+      clearTimeout(connectTimer);
+      if (finished) return;
+      const timeout = err.code === 'ETIMEDOUT' || err.code === 'ECONNTIMEDOUT';
+      const kind = timeout ? 'timeout' : res.headersSent ? 'reset' : 'unreachable';
+      metrics.upstreamErrors.inc({ kind });
+      const message = res.headersSent
+        ? `the upstream ${upstreamName} failed mid-answer: ${err.message}`
+        : timeout
+          ? `the upstream ${upstreamName} did not answer in time (${err.message})`
+          : `the upstream ${upstreamName} is unreachable: ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' ');
+      if (!res.headersSent) {
+        send(res, timeout ? 504 : 502, openaiError(message, 'upstream_error', null, timeout ? 'upstream_timeout' : 'upstream_unreachable'), f.extra);
+      } else if (f.chat?.stream && !res.writableEnded) {
+        res.end(`data: ${openaiError(message, 'upstream_error', null, 'upstream_reset')}\n\n`);
+      } else {
+        res.destroy();
+      }
+      finish({ status: res.statusCode, error: message }, null);
+    };
+    up.on('error', fail);
+
+    up.on('response', (ur) => {
+      clearTimeout(connectTimer);
+      firstByteMs = performance.now() - started;
+      metrics.upstreamSeconds.observe({ phase: 'first_byte' }, firstByteMs / 1000);
+      const out: http.OutgoingHttpHeaders = {};
+      for (const [k, v] of Object.entries(ur.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) out[k] = v;
+      if (ur.headers['content-length'] !== undefined) out['content-length'] = ur.headers['content-length'];
+      Object.assign(out, f.extra);
+      res.writeHead(ur.statusCode ?? 502, out);
+      const status = ur.statusCode ?? 0;
+      const encoded = (ur.headers['content-encoding'] ?? 'identity') !== 'identity';
+      const sse = /text\/event-stream/i.test(String(ur.headers['content-type'] ?? ''));
+      const parser = f.chat && status >= 200 && status < 300 && !encoded ? (sse ? new SseAnswer(template) : new JsonAnswer(template)) : null;
+      ur.on('data', (chunk: Buffer) => {
+        parser?.push(chunk);
+        if (!res.write(chunk)) {
+          ur.pause();
+          res.once('drain', () => ur.resume());
+        }
+      });
+      ur.on('end', () => {
+        res.end();
+        finish({ status }, parser ? parser.end() : null);
+      });
+      const reset = (): void => fail(Object.assign(new Error('the connection was reset'), { code: 'ECONNRESET' }));
+      ur.on('aborted', reset);
+      ur.on('error', reset);
+    });
+
+    if (f.body) up.end(f.body);
+    else req.pipe(up);
+  }
+
+  async function chat(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const id = String(req.headers['x-request-id'] ?? randomUUID());
+    const buf = await readBody(req, res);
+    if (!buf) { metrics.http.inc({ route: '/v1/chat/completions', status: '413' }); return; }
+    const bad = (e: RequestError): void => {
+      metrics.http.inc({ route: '/v1/chat/completions', status: String(e.status) });
+      log({ level: 'warn', msg: 'bad request', id, status: e.status, error: e.message });
+      send(res, e.status, openaiError(e.message, 'invalid_request_error', e.param, e.code));
+    };
+    let body: Record<string, unknown>;
+    try {
+      const parsed: unknown = JSON.parse(buf.toString('utf8'));
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new RequestError('the request body must be a JSON object');
+      body = parsed as Record<string, unknown>;
+    } catch (err) {
+      return bad(err instanceof RequestError ? err : new RequestError(`invalid JSON in the request body: ${(err as Error).message}`, null, 400, 'invalid_json'));
+    }
+    let prompt: string;
+    try {
+      prompt = lastUserText(body);
+    } catch (err) {
+      if (err instanceof RequestError) return bad(err);
+      throw err;
+    }
+    const stream = body.stream === true;
+
+    // score
+    const longPrompt = prompt.length > maxScoreChars;
+    const scored = wellFormed(longPrompt ? prompt.slice(0, maxScoreChars) : prompt);
+    const t0 = performance.now();
+    let a: Assessment | null = null;
+    try {
+      a = await batcher.score(scored);
+      if (!Number.isFinite(a.risk)) throw new Error('the allocator returned no score');
+    } catch (err) {
+      a = null;
+      metrics.allocatorErrors.inc();
+      log({ level: 'error', msg: 'allocator failed; request forwarded unchanged', id, error: (err as Error).message });
+    }
+    const allocatorMs = performance.now() - t0;
+    metrics.allocatorSeconds.observe(allocatorMs / 1000);
+    const truncated = !!a && (longPrompt || a.truncated);
+    if (truncated) {
+      metrics.truncatedScores.inc();
+      log({ level: 'warn', msg: 'prompt longer than the allocator reads: scored on its start', id, prompt_chars: prompt.length, scored_tokens: a!.tokens });
+    }
+
+    const tier: Tier | 'unscored' = a ? a.tier : 'unscored';
+    const budget = a ? a.budget : 0;
+    const extra: Record<string, string> = {
+      'x-conscience-tier': tier,
+      'x-conscience-risk': a ? a.risk.toFixed(4) : 'nan',
+      'x-conscience-budget': String(budget),
+    };
+    if (truncated) extra['x-conscience-truncated'] = '1';
+    const action: 'forwarded' | 'observed' | 'refused' | 'unscored' = !a ? 'unscored' : opts.observeOnly ? 'observed' : policy.refuse.has(a.tier) ? 'refused' : 'forwarded';
+    if (a) {
+      metrics.requests.inc({ tier: a.tier, action });
+      metrics.budgetTokens.inc({ tier: a.tier }, budget);
+      if (action !== 'observed') metrics.savedTokens.inc({ tier: a.tier }, Math.max(0, fixedBudget - budget));
+    }
+    const base = { id, tier, risk: a ? Number(a.risk.toFixed(4)) : null, budget, action, stream, allocator_ms: round(allocatorMs) };
+
+    if (action === 'refused') {
+      refuse(res, body, stream, extra);
+      metrics.http.inc({ route: '/v1/chat/completions', status: '200' });
+      log({ level: 'info', msg: 'chat', ...base, status: 200, ...(opts.logPrompts ? { prompt, completion: policy.refusal } : {}) });
+      return;
+    }
+
+    let out = buf;
+    if (action === 'forwarded') {
+      const sent: Record<string, unknown> = { ...body, messages: withBudget(body.messages as Array<Record<string, unknown>>, template, budget) };
+      const cap = policy.maxTokens[a!.tier];
+      if (cap !== undefined) {
+        const key = typeof body.max_completion_tokens === 'number' ? 'max_completion_tokens' : 'max_tokens';
+        const asked = sent[key];
+        sent[key] = typeof asked === 'number' && asked < cap ? asked : cap;
+        extra['x-conscience-max-tokens'] = String(sent[key]);
+      }
+      out = Buffer.from(JSON.stringify(sent));
+    }
+
+    forward(req, res, {
+      body: out,
+      extra,
+      route: '/v1/chat/completions',
+      chat: {
+        stream,
+        done: (stats, info) => {
+          let counts: Record<string, unknown> = {};
+          if (stats && a) {
+            const st = safetyTokens(stats.split, stats.completionTokens);
+            metrics.completionTokens.inc({ tier: a.tier }, stats.completionTokens);
+            metrics.safetyTokens.inc({ tier: a.tier }, st);
+            counts = { completion_tokens: stats.completionTokens, token_source: stats.tokenSource, safety_tokens: st, safety_closed: stats.split.closed };
+          }
+          log({
+            level: info.error ? 'error' : 'info',
+            msg: 'chat',
+            ...base,
+            status: info.status,
+            upstream_first_byte_ms: info.firstByteMs === null ? null : round(info.firstByteMs),
+            upstream_ms: round(info.totalMs),
+            ...(info.aborted ? { client_aborted: true } : {}),
+            ...(info.error ? { error: info.error } : {}),
+            ...counts,
+            ...(opts.logPrompts ? { prompt, completion: stats ? { safety: stats.split.safety, answer: stats.split.answer } : null } : {}),
+          });
+        },
+      },
+    });
+  }
+
+  function refuse(res: http.ServerResponse, body: Record<string, unknown>, stream: boolean, extra: Record<string, string>): void {
+    const id = `chatcmpl-conscience-${randomUUID()}`;
+    const created = Math.floor(Date.now() / 1000);
+    const model = typeof body.model === 'string' ? body.model : 'conscience-gateway';
+    extra['x-conscience-refused'] = '1';
+    if (!stream) {
+      send(res, 200, JSON.stringify({
+        id, object: 'chat.completion', created, model,
+        choices: [{ index: 0, message: { role: 'assistant', content: policy.refusal }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
+      }), extra);
+      return;
+    }
+    const chunk = (delta: Record<string, unknown>, finish: string | null): string =>
+      `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...extra });
+    res.end(chunk({ role: 'assistant' }, null) + chunk({ content: policy.refusal }, null) + chunk({}, 'stop') + 'data: [DONE]\n\n');
+  }
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (path === '/health' && req.method === 'GET') {
+      send(res, 200, JSON.stringify({ status: 'ok', upstream: upstreamName, observe_only: !!opts.observeOnly, allocator: opts.allocator.model.config.version }));
+      metrics.http.inc({ route: '/health', status: '200' });
+      return;
+    }
+    if (path === '/metrics' && req.method === 'GET') {
+      const text = await metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': metrics.registry.contentType });
+      res.end(text);
+      return;
+    }
+    if (path === '/v1/chat/completions' && req.method === 'POST') return chat(req, res);
+    // everything else (/v1/completions, /v1/models, embeddings, ...) goes through untouched
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > maxBody) {
+      metrics.http.inc({ route: route(path), status: '413' });
+      send(res, 413, openaiError(`request body larger than the gateway's limit of ${maxBody} bytes`, 'invalid_request_error', null, 'request_too_large'), { connection: 'close' });
+      res.once('finish', () => req.destroy());
+      return;
+    }
+    forward(req, res, { route: route(path) });
+  }
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err: Error) => {
+      log({ level: 'error', msg: 'internal error', error: err.message });
+      if (!res.headersSent) send(res, 500, openaiError(`conscience gateway: ${err.message}`, 'internal_error'));
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+
+  return {
+    server,
+    metrics,
+    listen(port = 0, host = '127.0.0.1') {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          const addr = server.address() as { port: number };
+          const h = host.includes(':') ? `[${host}]` : host;
+          resolve({ port: addr.port, host, url: `http://${h}:${addr.port}` });
+        });
+      });
+    },
+    close() {
+      return new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+        agent.destroy();
+      });
+    },
+  };
+}
+
+const round = (ms: number): number => Math.round(ms * 100) / 100;
+
+/** Lone surrogates (valid in JSON's \u escapes, not in UTF-8) become U+FFFD before scoring. */
+const wellFormed = (s: string): string => s.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+
+/** Collects a JSON chat.completion (bounded) and splits its first choice. */
+class JsonAnswer {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  constructor(private readonly t: PromptTemplateSpec) {}
+  push(c: Buffer): void {
+    this.size += c.length;
+    if (this.size <= PARSE_LIMIT) this.chunks.push(c);
+  }
+  end(): { split: StreamSplit; completionTokens: number; tokenSource: 'usage' | 'chars' } | null {
+    if (this.size > PARSE_LIMIT) return null;
+    try {
+      const j = JSON.parse(Buffer.concat(this.chunks).toString('utf8')) as { choices?: Array<{ message?: { content?: unknown } }>; usage?: { completion_tokens?: unknown } };
+      const text = contentText(j.choices?.[0]?.message?.content) ?? '';
+      const split = splitWhole(this.t, text);
+      const u = j.usage?.completion_tokens;
+      return typeof u === 'number' ? { split, completionTokens: u, tokenSource: 'usage' } : { split, completionTokens: Math.ceil(text.length / 4), tokenSource: 'chars' };
+    } catch {
+      return null;
+    }
+  }
+}
+
+/** Reads an SSE chat stream as it passes: content deltas go through the incremental splitter. */
+class SseAnswer {
+  private readonly decoder = new TextDecoder('utf-8');
+  private line = '';
+  private data: string[] = [];
+  private readonly splitter: SafetySplitter;
+  private deltas = 0;
+  private usage: number | null = null;
+  private broken = false;
+  constructor(t: PromptTemplateSpec) { this.splitter = new SafetySplitter(t); }
+
+  push(c: Buffer): void {
+    if (this.broken) return;
+    const text = this.line + this.decoder.decode(c, { stream: true });
+    const lines = text.split('\n');
+    this.line = lines.pop()!;
+    if (this.line.length > PARSE_LIMIT) { this.broken = true; return; }
+    for (const raw of lines) this.onLine(raw.endsWith('\r') ? raw.slice(0, -1) : raw);
+  }
+
+  private onLine(l: string): void {
+    if (l === '') { this.dispatch(); return; }
+    if (l.startsWith('data:')) this.data.push(l.slice(l[5] === ' ' ? 6 : 5));
+  }
+
+  private dispatch(): void {
+    const d = this.data.join('\n');
+    this.data = [];
+    if (!d || d === '[DONE]') return;
+    try {
+      const j = JSON.parse(d) as { choices?: Array<{ delta?: { content?: unknown } }>; usage?: { completion_tokens?: unknown } | null };
+      const content = j.choices?.[0]?.delta?.content;
+      if (typeof content === 'string' && content) { this.splitter.feed(content); this.deltas++; }
+      const u = j.usage?.completion_tokens;
+      if (typeof u === 'number') this.usage = u;
+    } catch { /* a non-JSON event: not ours to judge */ }
+  }
+
+  end(): { split: StreamSplit; completionTokens: number; tokenSource: 'usage' | 'deltas' } | null {
+    if (this.broken) return null;
+    if (this.line) { this.onLine(this.line); this.line = ''; }
+    this.dispatch(); // a server that closes without a final blank line (or [DONE])
+    const split = this.splitter.end();
+    return this.usage !== null ? { split, completionTokens: this.usage, tokenSource: 'usage' } : { split, completionTokens: this.deltas, tokenSource: 'deltas' };
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * A chat request's `messages` checked and given the budget instruction, exactly as the policy
+ * was trained: the system message becomes `systemMessage(template with that system prompt,
+ * budget)` (core/template.ts, twin of conscience.template.PromptTemplate.system), and a request
+ * without one gets the system message `PromptTemplate(system_prompt).messages` would put first.
+ */
+import { systemMessage, type PromptTemplateSpec } from '../template';
+
+export class RequestError extends Error {
+  constructor(message: string, readonly param: string | null = null, readonly status = 400, readonly code: string | null = null) {
+    super(message);
+  }
+}
+
+type Msg = Record<string, unknown>;
+
+/** The text of a message's content: a string, or the text parts of a content array. */
+export function contentText(content: unknown): string | null {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    const parts: string[] = [];
+    for (const p of content) {
+      if (p && typeof p === 'object' && (p as Msg).type === 'text' && typeof (p as Msg).text === 'string') parts.push((p as Msg).text as string);
+    }
+    return parts.join('\n');
+  }
+  return null;
+}
+
+/** Validates `body.messages` (OpenAI's shape) and returns the last user message's text. */
+export function lastUserText(body: Record<string, unknown>): string {
+  const messages = body.messages;
+  if (messages === undefined) throw new RequestError("'messages' is a required property", 'messages');
+  if (!Array.isArray(messages)) throw new RequestError(`'messages' must be an array, got ${typeName(messages)}`, 'messages');
+  if (messages.length === 0) throw new RequestError("'messages' must contain at least one message", 'messages');
+  let last: string | null = null;
+  messages.forEach((m, i) => {
+    if (!m || typeof m !== 'object' || Array.isArray(m)) throw new RequestError(`messages[${i}] must be an object, got ${typeName(m)}`, `messages[${i}]`);
+    const role = (m as Msg).role;
+    if (typeof role !== 'string' || !role) throw new RequestError(`messages[${i}].role must be a non-empty string`, `messages[${i}].role`);
+    if (role === 'user') {
+      const text = contentText((m as Msg).content);
+      if (text === null) throw new RequestError(`messages[${i}].content must be a string or an array of content parts`, `messages[${i}].content`);
+      last = text;
+    }
+  });
+  if (last === null) throw new RequestError("'messages' has no message with role 'user' to score", 'messages');
+  return last;
+}
+
+/**
+ * The messages the upstream receives: the first message, when it is the system message, gets
+ * the instruction after its text; otherwise a system message carrying the instruction (after
+ * the configured system prompt, if any) is put first. Every other message is left as sent.
+ */
+export function withBudget(messages: Msg[], template: PromptTemplateSpec, budget: number): Msg[] {
+  const first = messages[0];
+  if (first && first.role === 'system') {
+    const text = contentText(first.content);
+    if (text !== null) {
+      return [{ ...first, content: systemMessage({ ...template, systemPrompt: text }, budget) }, ...messages.slice(1)];
+    }
+  }
+  return [{ role: 'system', content: systemMessage(template, budget) }, ...messages];
+}
+
+const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v);

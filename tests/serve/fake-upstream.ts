@@ -1,0 +1,92 @@
+/**
+ * A hand-written OpenAI-shaped upstream for the faults a real server will not produce on demand
+ * (hang, reset mid-stream, slow first byte, an error status) and for recording exactly what the
+ * gateway sent. The real-server tests (transformers serve) are in gateway.real.test.ts; this is
+ * in addition to them, never instead. The behaviour is picked per request by the `x-fake` header
+ * (the gateway passes headers through untouched, which is itself under test).
+ */
+import http from 'node:http';
+
+export interface Recorded { method: string; url: string; headers: http.IncomingHttpHeaders; body: string }
+
+export interface FakeUpstream {
+  url: string;
+  requests: Recorded[];
+  /** sockets the fake has seen closed by the other side before it finished answering */
+  cancelled: number;
+  close(): Promise<void>;
+}
+
+export const ANSWER = '<safety>Benign request.</safety> Here is how.';
+
+function completion(content: string, model: unknown): string {
+  return JSON.stringify({
+    id: 'chatcmpl-fake', object: 'chat.completion', created: 1, model: model ?? 'fake',
+    choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+    usage: { prompt_tokens: 5, completion_tokens: 12, total_tokens: 17 },
+  });
+}
+
+const chunk = (delta: Record<string, unknown>, extra: Record<string, unknown> = {}): string =>
+  `data: ${JSON.stringify({ id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1, model: 'fake', choices: [{ index: 0, delta, finish_reason: null }], ...extra })}\n\n`;
+
+export async function startFakeUpstream(): Promise<FakeUpstream> {
+  const requests: Recorded[] = [];
+  const state = { cancelled: 0 };
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      const mode = String(req.headers['x-fake'] ?? 'ok');
+      let parsed: Record<string, unknown> = {};
+      try { parsed = JSON.parse(body) as Record<string, unknown>; } catch { /* passthrough bodies */ }
+      res.on('close', () => { if (!res.writableFinished) state.cancelled++; });
+      if (req.url === '/v1/models') {
+        res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'fake' });
+        res.end(JSON.stringify({ object: 'list', data: [{ id: 'fake', object: 'model' }] }));
+      } else if (mode === 'hang') {
+        // never answers
+      } else if (mode === 'error') {
+        res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '7' });
+        res.end(JSON.stringify({ error: { message: 'rate limited by the fake', type: 'rate_limit', code: 'slow_down' } }));
+      } else if (mode === 'slow-first-byte') {
+        setTimeout(() => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(completion(ANSWER, parsed.model)); }, 300);
+      } else if (parsed.stream === true) {
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+        const parts = ['<saf', 'ety>Looks', ' benign', '.</sa', 'fety> Here', ' is', ' how.'];
+        const n = mode === 'reset' ? 3 : mode === 'slow-stream' ? parts.length : parts.length;
+        const gap = mode === 'slow-stream' ? 50 : 0;
+        res.write(chunk({ role: 'assistant' }));
+        let i = 0;
+        const next = (): void => {
+          if (res.destroyed) return;
+          if (i < n) {
+            res.write(chunk({ content: parts[i++] }));
+            setTimeout(next, gap);
+            return;
+          }
+          if (mode === 'reset') { res.socket?.destroy(); return; }
+          res.write(chunk({}, { usage: { prompt_tokens: 5, completion_tokens: parts.length, total_tokens: 5 + parts.length } }));
+          res.end('data: [DONE]\n\n');
+        };
+        next();
+      } else if (req.url === '/v1/completions') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ id: 'cmpl-fake', object: 'text_completion', choices: [{ index: 0, text: 'echo:' + String(parsed.prompt) }] }));
+      } else {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(completion(ANSWER, parsed.model));
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    get cancelled() { return state.cancelled; },
+    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
