@@ -11,7 +11,7 @@ import { LaunchSession } from '../core/launch/session';
 import { loadTargets } from '../core/launch/targets';
 import { formatProblem, type ParseProblem, type RunEvent } from '../core/runs/events';
 import { rootCause, runProgress } from '../core/runs/present';
-import { listRuns, readRun, runDir, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
+import { listRuns, readRun, runDir, snapshotRecipe, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
 
 export const SECRET_NAMES = ['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'WANDB_API_KEY'];
 
@@ -177,6 +177,8 @@ export async function launch(argv: string[]): Promise<number> {
         return 0;
       }
       const out = await launchRun(s, recipe, target);
+      // the recipe as launched, for the dashboard's config diff (the workspace file may change)
+      await snapshotRecipe(s.root, out.run.id, isAbsolute(recipe) ? recipe : join(s.root, recipe)).catch(() => undefined);
       if (!r.values.wait) {
         process.stdout.write(json ? JSON.stringify(out.run, null, 2) + '\n' : `${out.run.id}\n`);
         return 0;

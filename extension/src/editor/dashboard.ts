@@ -1,13 +1,19 @@
 // Thin VS Code adapter for the dashboard: one webview panel per run (or per set of compared
-// runs), fed from the run store (.conscience/runs/<id>/) through watchRun, with the host logic
-// in core/dashboard/session.ts. Panels restore after a reload through a serializer: the
+// runs), fed by the run monitor's parsed events while this window follows the run, else from
+// the run store on disk (core/runs/feed.ts), with the host logic in core/dashboard/session.ts.
+// Runs show by short name; a failed run shows its root cause; compared runs show the config
+// diff of the recipes they were launched with. Panels restore after a reload through a serializer: the
 // webview keeps { view, runIds } in its state. Commands: conscience.openDashboard (arg: run
 // id) and conscience.compareRuns (arg: run ids).
 import * as vscode from 'vscode';
 import { dashboardHtml, makeNonce } from '../core/dashboard/html';
 import { DashboardSession } from '../core/dashboard/session';
 import { formatProblem } from '../core/runs/events';
-import { listRuns, readRun, watchRun, type RunWatcher } from '../core/runs/store';
+import { configDiff, recipeConfig } from '../core/dashboard/config';
+import type { RunReader } from '../core/runs/feed';
+import { runName } from '../core/runs/present';
+import { listRuns, readRun, RECIPE_SNAPSHOT, runDir, type RunRecord } from '../core/runs/store';
+import { failureCause, runFeed } from './launch';
 
 export const VIEW_TYPE = 'conscience.dashboard';
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -34,7 +40,8 @@ export function activateDashboard(context: vscode.ExtensionContext, log: vscode.
       have.panel.reveal();
       return;
     }
-    const p = new DashboardPanel(context, log, ws, ids, existing);
+    const records = await Promise.all(ids.map((id) => readRun(ws, id).catch(() => undefined)));
+    const p = new DashboardPanel(context, log, ws, ids, records, existing);
     panels.set(key, p);
     p.panel.onDidDispose(() => panels.delete(key));
   };
@@ -47,13 +54,13 @@ export function activateDashboard(context: vscode.ExtensionContext, log: vscode.
       void vscode.window.showInformationMessage('Chain of Conscience: no runs in .conscience/runs yet.');
       return [];
     }
-    const items = runs.map((r) => ({ label: r.id, description: `${r.state} · ${r.recipe}`, detail: r.host }));
+    const items = runs.map((r) => ({ label: runName(r), description: `${r.state} · ${r.recipe}`, detail: `${r.id} · ${r.host}`, id: r.id }));
     if (many) {
       const picked = await vscode.window.showQuickPick(items, { canPickMany: true, title: 'Compare runs', placeHolder: 'Pick two or more runs' });
-      return picked?.map((p) => p.label) ?? [];
+      return picked?.map((p) => p.id) ?? [];
     }
     const picked = await vscode.window.showQuickPick(items, { title: 'Open run dashboard' });
-    return picked ? [picked.label] : [];
+    return picked ? [picked.id] : [];
   };
 
   context.subscriptions.push(
@@ -85,7 +92,7 @@ export function activateDashboard(context: vscode.ExtensionContext, log: vscode.
 class DashboardPanel {
   readonly panel: vscode.WebviewPanel;
   private readonly session: DashboardSession;
-  private readonly watchers: RunWatcher[] = [];
+  private readonly readers: RunReader[] = [];
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(
@@ -93,10 +100,12 @@ class DashboardPanel {
     private readonly log: vscode.LogOutputChannel,
     private readonly root: string,
     readonly runIds: string[],
+    records: (RunRecord | undefined)[],
     existing?: vscode.WebviewPanel,
   ) {
     const dist = vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview');
-    const title = runIds.length === 1 ? `Run ${runIds[0]}` : `Compare ${runIds.join(', ')}`;
+    const labels = runIds.map((id, i) => (records[i] ? runName(records[i]!) : id));
+    const title = runIds.length === 1 ? `Run ${labels[0]}` : `Compare ${labels.join(', ')}`;
     this.panel = existing ?? vscode.window.createWebviewPanel(VIEW_TYPE, title, vscode.ViewColumn.Active, {
       enableScripts: true,
       localResourceRoots: [dist],
@@ -104,7 +113,7 @@ class DashboardPanel {
     this.panel.title = title;
     const webview = this.panel.webview;
     webview.options = { enableScripts: true, localResourceRoots: [dist] };
-    this.session = new DashboardSession(runIds.map((id) => ({ id })), {
+    this.session = new DashboardSession(runIds.map((id, i) => ({ id, label: labels[i] })), {
       title,
       post: (msg) => void webview.postMessage(msg),
       saveCsv: (name, text) => this.save(name, { 'CSV': ['csv'] }, new TextEncoder().encode(text)),
@@ -120,23 +129,45 @@ class DashboardPanel {
     });
     webview.onDidReceiveMessage((m) => void this.session.receive(m), null, this.disposables);
     this.panel.onDidDispose(() => this.dispose(), null, this.disposables);
-    for (const id of runIds) void this.attach(id);
+    runIds.forEach((id, i) => void this.attach(id, records[i]));
+    if (runIds.length > 1) void this.config(records);
   }
 
-  private async attach(id: string): Promise<void> {
-    try {
-      const rec = await readRun(this.root, id);
-      if (rec) this.session.setStatus(id, rec.state);
-      else this.log.warn(`dashboard: run ${id} has no run.json in .conscience/runs`);
-    } catch (err) {
-      this.log.warn(`dashboard: ${(err as Error).message}`);
-    }
-    const w = watchRun(this.root, id, { fromOffset: 0, pollMs: 1000 });
-    w.on('events', (events) => this.session.ingest(id, events));
-    w.on('run', (rec) => this.session.setStatus(id, rec.state));
-    w.on('problems', (ps) => { for (const p of ps) this.log.warn(`dashboard: run ${id}: ${formatProblem(p)}`); });
-    w.on('error', (err) => this.log.warn(`dashboard: run ${id}: ${err.message}`));
-    this.watchers.push(w);
+  /** The run's status (and a failure's root cause), then its events: the monitor's while this window follows it, else the disk's. */
+  private async attach(id: string, first: RunRecord | undefined): Promise<void> {
+    const status = async (rec: RunRecord) => this.session.setStatus(id, rec.state, (await failureCause(this.root, rec))?.message);
+    if (first) await status(first).catch((err) => this.log.warn(`dashboard: ${(err as Error).message}`));
+    else this.log.warn(`dashboard: run ${id} has no run.json in .conscience/runs`);
+    this.readers.push(runFeed.followRun(this.root, id, {
+      events: (events) => this.session.ingest(id, events),
+      run: (rec) => void status(rec),
+      problems: (ps) => { for (const p of ps) this.log.warn(`dashboard: run ${id}: ${formatProblem(p)}`); },
+      error: (err) => this.log.warn(`dashboard: run ${id}: ${err.message}`),
+    }));
+  }
+
+  /** The compared runs' recipe differences: the recipe as launched (the run's snapshot), else the workspace file as it is now. */
+  private async config(records: (RunRecord | undefined)[]): Promise<void> {
+    const notes: string[] = [];
+    const configs = await Promise.all(records.map(async (r, i) => {
+      if (!r) return null;
+      for (const [file, now] of [[`${runDir(this.root, r.id)}/${RECIPE_SNAPSHOT}`, false], [`${this.root}/${r.recipe}`, true]] as const) {
+        try {
+          const text = Buffer.from(await vscode.workspace.fs.readFile(vscode.Uri.file(file))).toString('utf8');
+          if (now) notes.push(`${runName(r)}: no recipe kept with the run; showing ${r.recipe} as it is now`);
+          return recipeConfig(text, file);
+        } catch (err) {
+          if (!(err instanceof vscode.FileSystemError)) {
+            notes.push(`${this.runIds[i]}: ${(err as Error).message}`);
+            return null;
+          }
+        }
+      }
+      notes.push(`${runName(r)}: recipe ${r.recipe} not found`);
+      return null;
+    }));
+    const { rows, keys } = configDiff(configs);
+    this.session.setConfig(rows, keys, notes.length ? notes.join('; ') : null);
   }
 
   private async save(name: string, filters: Record<string, string[]>, bytes: Uint8Array): Promise<string | null> {
@@ -153,7 +184,7 @@ class DashboardPanel {
 
   private dispose(): void {
     this.session.dispose();
-    for (const w of this.watchers) w.close();
+    for (const r of this.readers) r.close();
     for (const d of this.disposables) d.dispose();
   }
 }

@@ -13,8 +13,9 @@ import { LaunchSession } from '../core/launch/session';
 import type { UnknownHostKey } from '../core/launch/ssh';
 import { LOCAL_TARGET, loadTargets, parseTargets, type Target } from '../core/launch/targets';
 import { formatProblem, type ParseProblem } from '../core/runs/events';
+import { RunFeed } from '../core/runs/feed';
 import { rootCause, runActions, runDescription, runName, runProgress, formatDuration, type RootCause } from '../core/runs/present';
-import { listRuns, readRun, runDir, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
+import { listRuns, readRun, runDir, snapshotRecipe, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
 
 const SECRET_KEYS = ['HF_TOKEN', 'WANDB_API_KEY'] as const;
 const secretKey = (name: string) => `conscience.secret.${name}`;
@@ -25,6 +26,9 @@ interface RunNode {
   /** The root cause of a failed run (read from its stderr.log / run_finished). */
   cause?: RootCause;
 }
+
+/** This window's run monitors, for readers that take their parsed events (the dashboard). */
+export const runFeed = new RunFeed();
 
 /** Scheme of the read-only "Show launch command" documents. */
 const PLAN_SCHEME = 'conscience-plan';
@@ -205,6 +209,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     const intervalMs = vscode.workspace.getConfiguration('conscience.launch').get<number>('pollIntervalMs', 500);
     const m = new RunMonitor(s, id, { intervalMs, heartbeatTimeoutS });
     monitors.set(id, m);
+    runFeed.attach(id, m);
     m.on('run', () => refresh());
     m.on('stdout', (b: Buffer) => channels.get(id)?.append(b.toString('utf8')));
     m.on('stderr', (b: Buffer) => channels.get(id)?.append(b.toString('utf8')));
@@ -215,11 +220,13 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     void m.follow().then(
       (rec) => {
         monitors.delete(id);
+        runFeed.detach(id, m);
         refresh();
         if (rec && TERMINAL_STATES.has(rec.state)) void notifyEnd(rec);
       },
       (e) => {
         monitors.delete(id);
+        runFeed.detach(id, m);
         log.error(`run ${id}: ${(e as Error).message}`);
       },
     );
@@ -326,7 +333,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       const s = await getSession();
       const target = await pickTarget(s);
       if (!target) return;
-      const out = await vscode.window.withProgress(
+      const launched = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `Launching ${vscode.workspace.asRelativePath(recipe)} on ${target}`, cancellable: false },
         async (progress) => {
           const prev = s.opts.onProgress;
@@ -341,6 +348,9 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
           }
         },
       );
+      const out = launched;
+      // the recipe as launched, for compare's config diff (the workspace file may change)
+      await snapshotRecipe(s.root, out.run.id, recipe).catch((e) => log.warn(`run ${out.run.id}: recipe not kept: ${(e as Error).message}`));
       refresh();
       channelFor(out.run.id);
       await follow(out.run.id);

@@ -1,5 +1,5 @@
 // Which charts the dashboard shows, from the metric keys the runs have logged (TRL's GRPO
-// keys, /work/shared/reference/grpo.md §5.1, plus our safety/* keys). A chart appears once one
+// keys as GRPOTrainer logs them, listed in docs/dashboard.md, plus our safety/* keys). A chart appears once one
 // of its keys has been logged by any run.
 import type { ChartSpec } from '../protocol/dashboard';
 

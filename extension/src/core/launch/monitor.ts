@@ -128,10 +128,13 @@ export class RunMonitor extends EventEmitter {
 
   private async emitNew(dir: string): Promise<void> {
     const e = this.emitted!;
+    const from = e.events.offset;
     const r = await e.events.read();
     // bad lines (docs/events.md) and a truncated file are reported, once per follower, and skipped
     if (r.problems.length) this.emit('problems', r.problems);
-    if (r.events.length) this.emit('events', r.events);
+    // the bytes [from, to) of the local events.jsonl these events came from: an in-window reader
+    // (the dashboard, core/runs/feed.ts) joins them to what it read from the file, without gap or repeat
+    if (r.events.length) this.emit('events', r.events, { from: r.rewound ? -1 : from, to: e.events.offset });
     for (const name of ['stdout', 'stderr'] as const) {
       const buf = await this.local.readFrom(join(dir, `${name}.log`), e[name]);
       if (buf && buf.length) {

@@ -4,8 +4,12 @@
 //                 the saved offset; its size IS the offset reached on the host (complete lines only),
 //                 less eventShift once the host's file was cut under it (core/runs/copy.ts)
 //   stdout.log / stderr.log  verbatim copies of the trainer's output, appended the same way
-// Readers (dashboard, Runs view, CLI) use listRuns / readRun / watchRun; only the launch
-// monitor writes. No vscode import: shared by the editor and the CLI.
+//   recipe.yaml   the recipe as launched (snapshotRecipe), read by compare's config diff
+// Writers: the launcher creates run.json (launch, resume, cancel's request); the launch
+// monitor appends the copies and rewrites run.json as the run goes, under the run's lock
+// (withRunLock), so several followers (editor, CLI, another window) never write the same bytes.
+// Readers (dashboard, Runs view, CLI) use listRuns / readRun / watchRun, or in one window the
+// monitor's parsed events (core/runs/feed.ts). No vscode import: shared by the editor and the CLI.
 import { EventEmitter } from 'node:events';
 import { watch as fsWatch, type FSWatcher } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile, stat, open } from 'node:fs/promises';
@@ -136,6 +140,16 @@ export async function writeRun(root: string, rec: RunRecord): Promise<void> {
   const tmp = join(dir, `.run.json.${process.pid}.${Math.random().toString(36).slice(2)}`);
   await writeFile(tmp, JSON.stringify(rec, null, 2) + '\n', { mode: 0o644 });
   await rename(tmp, join(dir, 'run.json'));
+}
+
+/** The recipe as launched, kept beside the run (the workspace file may change after): what compare's config diff reads. */
+export const RECIPE_SNAPSHOT = 'recipe.yaml';
+
+/** Copies the launched recipe into the run's folder (after launchRun / resumeRun). */
+export async function snapshotRecipe(root: string, id: string, recipeFile: string): Promise<void> {
+  const dir = runDir(root, id);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, RECIPE_SNAPSHOT), await readFile(recipeFile));
 }
 
 /** All events of a run's local copy. */

@@ -1,0 +1,147 @@
+// In one window, readers of a run (the dashboard) take the events the run monitor has already
+// parsed instead of reading and parsing events.jsonl again. Between processes (the CLI, another
+// window) the disk stays the bus: a run with no monitor here is read from its run store.
+//
+// RunFeed is the window's hub: the launch adapter attaches each monitor it starts; a reader
+// subscribes with followRun, which reads the local events.jsonl once up to where the monitor
+// is, then takes the monitor's chunks (each names the bytes [from, to) it came from), so every
+// event arrives once, in order, whichever side got there first.
+import { EventEmitter } from 'node:events';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EventTail, type ParseProblem, type RunEvent } from './events';
+import { readRun, runDir, type RunRecord } from './store';
+
+/** What a monitor emits: parsed events with their byte span (from = -1: the file was rewound). */
+export interface EventChunk {
+  events: RunEvent[];
+  from: number;
+  to: number;
+}
+
+/** The monitor surface the feed needs (core/launch/monitor.ts RunMonitor): 'events' (events, span) and 'run' (record). */
+export interface MonitorLike {
+  on(ev: string, fn: (...a: any[]) => void): unknown;
+  off(ev: string, fn: (...a: any[]) => void): unknown;
+}
+
+export interface RunReader {
+  /** Which source feeds it now: the window's monitor or the run store on disk. */
+  readonly source: 'monitor' | 'disk';
+  close(): void;
+}
+
+export interface ReaderHandlers {
+  events(events: RunEvent[]): void;
+  run(rec: RunRecord): void;
+  problems?(ps: ParseProblem[]): void;
+  error?(err: Error): void;
+}
+
+export class RunFeed {
+  private readonly monitors = new Map<string, MonitorLike>();
+  private readonly changed = new EventEmitter();
+
+  /** A monitor now follows `id` in this window (until detach). */
+  attach(id: string, m: MonitorLike): void {
+    this.monitors.set(id, m);
+    this.changed.emit(id);
+  }
+  detach(id: string, m: MonitorLike): void {
+    if (this.monitors.get(id) === m) this.monitors.delete(id);
+    this.changed.emit(id);
+  }
+  has(id: string): boolean {
+    return this.monitors.has(id);
+  }
+
+  /**
+   * Every event of run `id` once, in file order, then what arrives: from this window's monitor
+   * while one follows the run, else from the run store (polled every `pollMs`). Switches
+   * between the two as monitors come and go (a resume starts one; a settled run's ends).
+   */
+  followRun(root: string, id: string, h: ReaderHandlers, opts: { pollMs?: number } = {}): RunReader {
+    const tail = new EventTail(join(runDir(root, id), 'events.jsonl'), 0);
+    let closed = false;
+    let source: 'monitor' | 'disk' = 'disk';
+    let watcher: { close(): void } | undefined;
+    let runMtime = 0;
+    let mon: MonitorLike | undefined;
+    let chain = Promise.resolve();
+    // one step at a time: a monitor chunk never overtakes the file read before it
+    const serial = (fn: () => Promise<void> | void) => {
+      chain = chain.then(fn).catch((err) => h.error?.(err as Error));
+    };
+    const catchUp = async () => {
+      const r = await tail.read();
+      if (closed) return;
+      if (r.problems.length) h.problems?.(r.problems);
+      if (r.events.length) h.events(r.events);
+    };
+    const onEvents = (events: RunEvent[], span?: { from: number; to: number }) =>
+      serial(async () => {
+        if (closed) return;
+        if (span && span.from === tail.offset && span.from >= 0) {
+          tail.offset = span.to;
+          const last = events[events.length - 1];
+          if (last) tail.lastSeq = last.seq;
+          h.events(events);
+        } else if (!span || span.to > tail.offset || span.from < 0) await catchUp(); // a gap, an overlap or a rewind: the file decides
+      });
+    const onRun = (rec: RunRecord) => serial(() => { if (!closed) h.run(rec); });
+    const use = () => {
+      const m = this.monitors.get(id);
+      if (m === mon && (m || watcher)) return;
+      if (mon) {
+        mon.off('events', onEvents);
+        mon.off('run', onRun);
+        mon = undefined;
+      }
+      watcher?.close();
+      watcher = undefined;
+      if (m) {
+        source = 'monitor';
+        mon = m;
+        m.on('events', onEvents);
+        m.on('run', onRun);
+        serial(catchUp);
+      } else {
+        source = 'disk';
+        // the run store on disk, polled (one tail, so nothing is read twice when a monitor comes back)
+        const poll = () => serial(async () => {
+          if (closed) return;
+          await catchUp();
+          try {
+            const st = await stat(join(runDir(root, id), 'run.json'));
+            if (st.mtimeMs !== runMtime) {
+              runMtime = st.mtimeMs;
+              const rec = await readRun(root, id);
+              if (rec && !closed) h.run(rec);
+            }
+          } catch {
+            /* no run.json yet */
+          }
+        });
+        const timer = setInterval(poll, opts.pollMs ?? 1000);
+        timer.unref?.();
+        watcher = { close: () => clearInterval(timer) };
+        poll();
+      }
+    };
+    const onChange = () => use();
+    this.changed.on(id, onChange);
+    use();
+    return {
+      get source() {
+        return source;
+      },
+      close: () => {
+        closed = true;
+        this.changed.off(id, onChange);
+        mon?.off('events', onEvents);
+        mon?.off('run', onRun);
+        watcher?.close();
+      },
+    };
+  }
+}

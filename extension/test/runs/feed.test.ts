@@ -1,0 +1,86 @@
+// The dashboard's feed in one window: a real RunMonitor follows a run on the local host (a real
+// process, a real events file); a reader that joins mid-run gets the file's events once, then
+// the very objects the monitor parsed (no second read, no repeat), and falls back to the disk
+// when the monitor goes, without losing or repeating an event.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { RunMonitor } from '../../src/core/launch/monitor';
+import { LaunchSession } from '../../src/core/launch/session';
+import { loadTargets } from '../../src/core/launch/targets';
+import type { RunEvent } from '../../src/core/runs/events';
+import { RunFeed } from '../../src/core/runs/feed';
+import { writeRun, type RunRecord } from '../../src/core/runs/store';
+
+let root: string;
+let proc: ChildProcess;
+before(() => {
+  root = mkdtempSync(join(tmpdir(), 'feed-'));
+  proc = spawn('sleep', ['120'], { detached: true, stdio: 'ignore' });
+});
+after(() => {
+  try { process.kill(-proc.pid!, 'SIGKILL'); } catch { /* gone */ }
+  rmSync(root, { recursive: true, force: true });
+});
+
+const line = (e: object) => JSON.stringify(e) + '\n';
+const metrics = (seq: number, step: number) => ({ type: 'metrics', seq, time: 1000 + seq, step, values: { reward: step / 10 } });
+async function until(what: string, fn: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test('a reader joins the monitor mid-run, takes its parsed events, and goes back to the disk when it stops', async () => {
+  const id = 'feed-run';
+  const host = join(root, 'host');
+  const out = join(host, 'output');
+  mkdirSync(out, { recursive: true });
+  const hostEvents = join(out, 'events.jsonl');
+  appendFileSync(hostEvents, line({ type: 'run_started', seq: 0, time: 1000, max_steps: 10 }) + line(metrics(1, 1)) + line(metrics(2, 2)));
+  const now = Date.now() / 1000;
+  const rec: RunRecord = {
+    id, recipe: 'r.yaml', target: 'local', targetKind: 'local', host: 'local', projectDir: host, remoteDir: host, outputDir: out,
+    python: 'python3', pid: proc.pid, pgid: proc.pid, state: 'running', eventOffset: 0, stdoutOffset: 0, stderrOffset: 0,
+    createdAt: now, startedAt: now, updatedAt: now, command: 'sleep', attempts: 1, sawStarted: true,
+  };
+  await writeRun(root, rec);
+  const session = new LaunchSession(root, (await loadTargets(root)).targets);
+  const feed = new RunFeed();
+  const m = new RunMonitor(session, id, { intervalMs: 30, statusMs: 200 });
+  const fromMonitor: RunEvent[] = [];
+  m.on('events', (evs: RunEvent[]) => fromMonitor.push(...evs));
+  feed.attach(id, m);
+  const following = m.follow();
+  try {
+    await until('the monitor copies the first events', () => fromMonitor.length === 3);
+    const got: RunEvent[] = [];
+    const reader = feed.followRun(root, id, { events: (evs) => got.push(...evs), run: () => undefined }, { pollMs: 50 });
+    assert.equal(reader.source, 'monitor');
+    await until('the backlog from the file', () => got.length === 3);
+    appendFileSync(hostEvents, line(metrics(3, 3)) + line(metrics(4, 4)));
+    await until('live events', () => got.length === 5);
+    assert.deepEqual(got.map((e) => e.seq), [0, 1, 2, 3, 4]);
+    // the live ones are the monitor's own objects: parsed once, in one place
+    assert.equal(got[3], fromMonitor[3]);
+    assert.equal(got[4], fromMonitor[4]);
+    // the monitor goes (the window stops following): the disk takes over from the same offset
+    m.stop();
+    await following;
+    feed.detach(id, m);
+    assert.equal(reader.source, 'disk');
+    appendFileSync(join(root, '.conscience/runs', id, 'events.jsonl'), line(metrics(5, 5)));
+    await until('events from the disk', () => got.length === 6);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(got.map((e) => e.seq), [0, 1, 2, 3, 4, 5], 'each event once');
+    reader.close();
+  } finally {
+    m.stop();
+    await session.close();
+  }
+});
