@@ -494,6 +494,14 @@ def _strip_specials(text: str, tokenizer: Any, keep: Iterable[str]) -> str:
     return text
 
 
+def dtype_kwargs(dtype: Any) -> dict:
+    """`from_pretrained` dtype keyword: `dtype` from transformers 4.56 on (5.x), else `torch_dtype`."""
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
+
+
 class TransformersEngine:
     """Batched `model.generate` with left padding; prompts sorted by length inside a batch."""
 
@@ -518,7 +526,7 @@ class TransformersEngine:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[cfg.torch_dtype]
-        self.model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=dtype).to(device)
+        self.model = AutoModelForCausalLM.from_pretrained(path, **dtype_kwargs(dtype)).to(device)
         self.model.eval()
         self.device = device
         eos = self.model.generation_config.eos_token_id

@@ -50,12 +50,14 @@ def build_model(out: str, tiny: bool) -> str:
         src = ensure_tiny()
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        model = AutoModelForCausalLM.from_pretrained(src, torch_dtype=torch.float32)
+        from conscience.eval import dtype_kwargs
+
+        model = AutoModelForCausalLM.from_pretrained(src, **dtype_kwargs(torch.float32))
         tok = AutoTokenizer.from_pretrained(src)
     else:
         tok = build_tokenizer()
         torch.manual_seed(0)
-        cfg = Qwen2Config(**QWEN25_05B, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, torch_dtype="bfloat16")
+        cfg = Qwen2Config(**QWEN25_05B, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
         model = Qwen2ForCausalLM(cfg).to(torch.bfloat16)
     model.generation_config = GenerationConfig(eos_token_id=None, pad_token_id=tok.pad_token_id, do_sample=False)
     model.save_pretrained(out)
