@@ -226,7 +226,8 @@ describe('bad input', () => {
   before(async () => { s = await start({ maxBodyBytes: 2 * 1024 * 1024 }); });
   after(() => s.gw.close());
 
-  const openaiError = (text: string): { message: string; type: string; param: string | null } => (JSON.parse(text) as { error: { message: string; type: string; param: string | null } }).error;
+  type OpenAIError = { message: string; type: string; param: string | null; code: string | null };
+  const openaiError = (text: string): OpenAIError => (JSON.parse(text) as { error: OpenAIError }).error;
 
   test('invalid JSON → 400 in the OpenAI error shape', async () => {
     const r = await post(`${s.url}/v1/chat/completions`, '{"messages": [');

@@ -168,7 +168,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   interface AnswerStats { split: StreamSplit; completionTokens: number; tokenSource: 'usage' | 'deltas' | 'chars' }
   interface UpstreamInfo { status: number; firstByteMs: number | null; totalMs: number; error?: string; aborted?: boolean }
 
-  function forward(req: http.IncomingMessage, res: http.ServerResponse, f: Forward): void {
+  function forward(req: http.IncomingMessage, res: http.ServerResponse, f: Forward, retried = false): void {
     const headers: http.OutgoingHttpHeaders = {};
     for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) headers[k] = v;
     headers.host = upstream.host;
@@ -214,7 +214,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
 
     // the client went away: cancel the upstream request
     res.on('close', () => {
-      if (!res.writableFinished) {
+      if (!res.writableFinished && !finished) {
         metrics.clientAborts.inc();
         up.destroy();
         finish({ status: 0, aborted: true }, null);
@@ -224,6 +224,15 @@ export function createGateway(opts: GatewayOptions): Gateway {
     const fail = (err: NodeJS.ErrnoException): void => {
       clearTimeout(connectTimer);
       if (finished) return;
+      // a kept-alive socket the upstream closed just as it was reused: send once more on a fresh
+      // one (the request body is held, or there is none)
+      const replayable = f.body !== undefined || req.method === 'GET' || req.method === 'HEAD';
+      if (!retried && up.reusedSocket && err.code === 'ECONNRESET' && !res.headersSent && replayable) {
+        finished = true;
+        metrics.inFlight.dec();
+        forward(req, res, f, true);
+        return;
+      }
       const timeout = err.code === 'ETIMEDOUT' || err.code === 'ECONNTIMEDOUT';
       const kind = timeout ? 'timeout' : res.headersSent ? 'reset' : 'unreachable';
       metrics.upstreamErrors.inc({ kind });
