@@ -8,6 +8,7 @@ import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { Allocator, defaultModelDir, type Assessment } from '../core/allocator';
 import { readCsv, readJsonl, type PromptRecord, type ReadItem } from '../core/allocator/read';
+import { escapeControls } from '../core/escape';
 
 const USAGE = 'usage: conscience inspect FILE.jsonl|FILE.csv|- [--format json|text] [--model DIR] [--policy JSON]';
 /** Prompts scored per batch and flush: small enough that stdin results stream out promptly
@@ -120,10 +121,10 @@ export async function inspect(argv: string[]): Promise<number> {
         bad++;
         // Results already read must come out before an error about a later line.
         await flush();
-        process.stderr.write(`${name}:${item.line}: ${item.message}\n`);
+        process.stderr.write(escapeControls(`${name}:${item.line}: ${item.message}`) + '\n');
         continue;
       }
-      if (!item.prompt.trim()) process.stderr.write(`${name}:${item.line}: warning: empty prompt (scored as is)\n`);
+      if (!item.prompt.trim()) process.stderr.write(escapeControls(`${name}:${item.line}: warning: empty prompt (scored as is)`) + '\n');
       pending.push(item);
       if (pending.length >= CHUNK) await flush();
     }

@@ -41,3 +41,21 @@ it('a file name with a newline cannot forge a diagnostic line in text output', (
   for (const l of lines) assert.match(l, /^a\.yaml\\nforged\.yaml:1:1: error CC999: forged\.yaml:\d+:\d+: (error|warning|info) CC\d+: /, `every line is one real diagnostic: ${JSON.stringify(l)}`);
   assert.ok(!lines.some((l) => l.startsWith('forged.yaml')));
 });
+
+it('`launch --dry-run` and `inspect` print a hostile file name or line on one escaped line', () => {
+  const root = mkdtempSync(join(tmpdir(), 'esc-'));
+  const name = 'r.yaml\nforged.yaml:1:1: error CC999: forged';
+  copyFileSync(BAD, join(root, name));
+  const l = cli(['launch', name, '--target', 'local', '--dry-run', '--workspace', root], { timeoutMs: 60_000 });
+  const findings = l.stderr.split('\n').filter((x) => /error CC\d+/.test(x));
+  assert.ok(findings.length >= 1, l.stderr);
+  for (const f of findings) assert.match(f, /^(.*\/)?r\.yaml\\nforged\.yaml:1:1: error CC999: forged:\d+:\d+: error CC\d+: /, JSON.stringify(f));
+  const prompts = join(root, 'p\n\u001b[2Jx.jsonl');
+  writeFileSync(prompts, '{"prompt": "ok"}\n{"prompt": 5}\n{"prompt": "\u001b[31m\n');
+  const i = cli(['inspect', prompts], { timeoutMs: 60_000 });
+  assert.equal(i.code, 1, i.stderr);
+  assert.doesNotMatch(i.stderr, /\u001b/, 'no raw escape sequence reaches the terminal');
+  const errs = i.stderr.trim().split('\n');
+  assert.equal(errs.length, 2, i.stderr);
+  for (const e of errs) assert.match(e, /^.*p\\n\\u001b\[2Jx\.jsonl:[23]: /);
+});

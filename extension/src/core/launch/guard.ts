@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { decodeBytes, validateText, type Diagnostic } from '../recipe';
 import { nodeHost } from '../recipe/node-host';
+import { escapeControls } from '../escape';
 
 export interface GuardFinding {
   file: string;
@@ -32,5 +33,6 @@ export async function recipeErrors(file: string): Promise<GuardFinding[]> {
 
 /** "recipes/x.yaml:3:5: CC001 …" lines, as the CLI prints them and the editor's modal lists them. */
 export function formatFindings(findings: GuardFinding[], show: (file: string) => string = (f) => f): string {
-  return findings.map((f) => `${show(f.file)}:${f.line}:${f.column}: error ${f.code}: ${f.message}`).join('\n');
+  // one finding per line: a newline in a file name or message cannot forge another
+  return findings.map((f) => escapeControls(`${show(f.file)}:${f.line}:${f.column}: error ${f.code}: ${f.message}`)).join('\n');
 }
