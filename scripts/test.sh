@@ -17,6 +17,15 @@ rc=${PIPESTATUS[0]}; [[ $rc == 0 ]] || fail=1
 p=$(grep -Eo '[0-9]+ passed' test-artifacts/pytest.log | tail -1 | cut -d' ' -f1); passed=$((passed + ${p:-0}))
 f=$(grep -Eo '[0-9]+ (failed|error)' test-artifacts/pytest.log | awk '{s+=$1} END {print s+0}'); failed=$((failed + f))
 
+echo "== runtime on the current TRL stack (.venv-trl1: TRL 1.x, transformers 5.x)"
+# The CPU end-to-end training test (trainer, rewards, events, resume) on the second stack; the
+# rest of pytest runs on the default stack above (open-r1's TRL 0.18.2).
+.venv-trl1/bin/python -m pytest -q runtime/tests/test_trl_compat.py runtime/tests/test_train_e2e.py::test_grpo_two_cpu_processes_end_to_end runtime/tests/test_train_e2e.py::test_resume_continues_the_stream 2>&1 | tee test-artifacts/pytest-trl1.log
+rc=${PIPESTATUS[0]}; [[ $rc == 0 ]] || fail=1
+p=$(grep -Eo '[0-9]+ passed' test-artifacts/pytest-trl1.log | tail -1 | cut -d' ' -f1); passed=$((passed + ${p:-0}))
+f=$(grep -Eo '[0-9]+ (failed|error)' test-artifacts/pytest-trl1.log | awk '{s+=$1} END {print s+0}'); failed=$((failed + f))
+[[ ${p:-0} -gt 0 ]] || fail=1
+
 echo "== node tests (unit, webview, launch, e2e)"
 shopt -s globstar nullglob
 files=(extension/test/**/*.test.ts tests/**/*.test.ts)

@@ -473,7 +473,11 @@ def load_recipe(path: str, cli_args: Optional[list[str]] = None) -> Recipe:
     if unknown:
         keys = [s[2:] for s in unknown if isinstance(s, str) and s.startswith("--")]
         where = ", ".join(f"{k} (line {lines.get(k, '?')})" for k in keys) or " ".join(map(str, unknown))
-        raise RecipeError(f"{path}: unknown keys for TRL {_trl_version()}: {where}")
+        from .trl_compat import line_mismatch
+
+        said = (raw.get("launch") or {}).get("trl") if isinstance(raw.get("launch"), dict) else None
+        hint = line_mismatch(str(said) if said is not None else None, _trl_version())
+        raise RecipeError(f"{path}: unknown keys for TRL {_trl_version()}: {where}" + (f" ({hint})" if hint else ""))
     try:
         script_args, training_args, model_args = parser.parse_args_into_dataclasses(args=list(cli_args or []))
     except SystemExit as e:

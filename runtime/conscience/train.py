@@ -281,6 +281,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         return EXIT_USAGE
     except RunCancelled:
         return 128 + signal.SIGTERM
+    from . import trl_compat
+
+    mismatch = trl_compat.line_mismatch(recipe.launch.trl)
+    if mismatch:
+        logger.warning("%s: %s", ns.config, mismatch)
 
     training_args = recipe.training_args
     output_dir = training_args.output_dir
@@ -379,6 +384,7 @@ def _train(recipe, writer, resume_from: Optional[str]) -> dict:
     from transformers import AutoTokenizer
     from trl import GRPOTrainer, get_peft_config
 
+    from . import trl_compat
     from .prompt_sets import assign_budgets, load_prompts, to_grpo_dataset
     from .recipe import TINY_MODEL_NAME
     from .rewards import build_reward_funcs
@@ -417,7 +423,7 @@ def _train(recipe, writer, resume_from: Optional[str]) -> dict:
         model_path = ensure_tiny()
         logger.info("tiny model: %s", model_path)
     tokenizer = AutoTokenizer.from_pretrained(
-        model_path, revision=ma.model_revision, trust_remote_code=ma.trust_remote_code
+        model_path, revision=ma.model_revision, trust_remote_code=trl_compat.trust_remote_code(ma, ta)
     )
     if sa.chat_template:
         tokenizer.chat_template = sa.chat_template
@@ -426,13 +432,7 @@ def _train(recipe, writer, resume_from: Optional[str]) -> dict:
     if not tokenizer.chat_template:
         raise ValueError(f"{model_path}: the tokenizer has no chat template; set `chat_template` in the recipe")
 
-    torch_dtype = ma.torch_dtype
-    ta.model_init_kwargs = {
-        "revision": ma.model_revision,
-        "trust_remote_code": ma.trust_remote_code,
-        "attn_implementation": ma.attn_implementation,
-        "torch_dtype": torch_dtype if torch_dtype in (None, "auto") else torch_dtype,
-    }
+    ta.model_init_kwargs = trl_compat.model_init_kwargs(ma, ta)  # torch_dtype (TRL 0.18) or dtype (1.x)
 
     # Rewards ----------------------------------------------------------------------------
     def count_tokens(text: str) -> int:

@@ -20,6 +20,13 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = os.path.join(ROOT, "recipes", "demo", "tiny-cpu.yaml")
 CACHE = os.path.join(ROOT, ".cache", "conscience-test-w0")
+# The TRL line this environment runs (.venv: 0.18.2, .venv-trl1: 1.x; scripts/test.sh runs both)
+# and the version its requirements file pins.
+import trl as _trl  # noqa: E402
+
+TRL1 = int(_trl.__version__.split(".")[0]) >= 1
+_REQ = os.path.join(ROOT, "runtime", "requirements", "cpu-current.txt" if TRL1 else "cpu.txt")
+PINNED_TRL = next(l.split("==")[1].strip() for l in open(_REQ) if l.startswith("trl=="))
 REWARDS = ["safety_format", "safety_budget", "refusal", "repetition_penalty", "soft_overlong_punishment"]
 LOGGED = ["safety_format_reward", "safety_budget_reward", "refusal_reward", "repetition_penalty_reward", "soft_overlong_punishment_reward"]
 
@@ -60,7 +67,12 @@ def _recipe(tmp_path, processes, **overrides):
         }
     )
     r.update(overrides)
-    r["launch"] = {"cpu": True, "num_processes": processes, "num_machines": 1, "main_process_port": _free_port()}
+    if TRL1:
+        # The demo recipe is written for TRL 0.18; for 1.x a user applies the validator's quick
+        # fixes (CC104): torch_dtype -> dtype, max_prompt_length removed.
+        r["dtype"] = r.pop("torch_dtype", None) or "float32"
+        r.pop("max_prompt_length", None)
+    r["launch"] = {"cpu": True, "num_processes": processes, "num_machines": 1, "main_process_port": _free_port(), "trl": PINNED_TRL}
     r["safety"] = dict(r.get("safety") or {}, budget_source="label")
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(r))
@@ -104,7 +116,7 @@ def test_grpo_two_cpu_processes_end_to_end(tmp_path, tiny_cache):
     started = events[0]
     assert started["type"] == "run_started" and started["world_size"] == 2
     assert started["reward_funcs"] == LOGGED and started["resumed_from"] is None
-    assert started["versions"]["trl"] == "0.18.2"
+    assert started["versions"]["trl"] == PINNED_TRL
     metrics = [e for e in events if e["type"] == "metrics"]
     assert [m["step"] for m in metrics] == [1, 2, 3, 4]
     for m in metrics:

@@ -1,7 +1,7 @@
 // Each committed recipe schema must equal what `python -m conscience.schema` generates from its
 // TRL line's environment right now (regenerate both with `npm run schema`):
 //   schemas/recipe.schema.json       from .venv       (TRL 0.18.2, runtime/requirements/cpu.txt)
-//   schemas/recipe.trl1.schema.json  from .venv-trl1  (TRL 1.x,    runtime/requirements/current.txt)
+//   schemas/recipe.trl1.schema.json  from .venv-trl1  (TRL 1.x,    runtime/requirements/cpu-current.txt)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -13,7 +13,7 @@ const pin = (file: string) => /^trl(?:\[[^\]]*\])?==(\S+)$/m.exec(readFileSync(j
 
 const LINES = [
   { file: 'schemas/recipe.schema.json', venv: '.venv', setup: 'scripts/setup.sh', trl: pin('cpu.txt') },
-  { file: 'schemas/recipe.trl1.schema.json', venv: '.venv-trl1', setup: 'scripts/setup.d/trl1.sh', trl: pin('current.txt') },
+  { file: 'schemas/recipe.trl1.schema.json', venv: '.venv-trl1', setup: 'scripts/setup.d/trl1.sh', trl: pin('cpu-current.txt') },
 ];
 
 for (const line of LINES) {

@@ -10,9 +10,15 @@ import { shQuote } from './quote';
 import { SyncSource } from './sync';
 import type { Target } from './targets';
 
+/**
+ * The runtime stacks a target can name in `requirements:` (runtime/requirements/<name>.txt):
+ * `cpu`/`gpu` are open-r1's TRL 0.18.2 stack, `cpu-current`/`gpu-current` the current TRL 1.x one.
+ */
+export const STACKS = ['cpu', 'gpu', 'cpu-current', 'gpu-current'] as const;
+
 export function requirementsPath(t: Target): string {
   const r = t.requirements ?? 'cpu';
-  return r === 'cpu' || r === 'gpu' ? `runtime/requirements/${r}.txt` : r;
+  return (STACKS as readonly string[]).includes(r) ? `runtime/requirements/${r}.txt` : r;
 }
 
 export interface EnvResult {

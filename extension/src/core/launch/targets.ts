@@ -18,7 +18,10 @@ interface TargetBase {
   python?: string;
   /** Base folder on the host (default: ~/.conscience on SSH, <workspace>/.conscience/host locally). */
   workdir?: string;
-  /** Pinned requirements: 'cpu' (runtime/requirements/cpu.txt), 'gpu', or a workspace-relative file. */
+  /**
+   * Pinned requirements, which picks the runtime stack: 'cpu' (runtime/requirements/cpu.txt) or 'gpu'
+   * (open-r1's TRL 0.18.2), 'cpu-current' or 'gpu-current' (TRL 1.x), or a workspace-relative file.
+   */
   requirements?: string;
   /** Extra environment variables for the trainer (values quoted). */
   env?: Record<string, string>;
