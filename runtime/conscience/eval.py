@@ -280,8 +280,10 @@ def _parse_dataclass(cls: type, data: Any, file: str, lines: dict, prefix: str =
         raise EvalError(f"{file}:{line}: {msg}") from None
 
 
-def load_eval_recipe(path: str, output_dir: Optional[str] = None) -> EvalRecipe:
-    """Read an eval recipe; every error names FILE:LINE."""
+def load_eval_recipe(path: str, output_dir: Optional[str] = None, policy: Optional[tuple] = None) -> EvalRecipe:
+    """Read an eval recipe; every error names FILE:LINE. `policy` = (safety, system_prompt,
+    allocator) of a training run that evaluates during training: its template wins and
+    `policy_recipe` is not read."""
     from .recipe import RecipeError, parse_section, read_recipe_yaml, recipe_kind, _resolve_relative
 
     try:
@@ -303,7 +305,9 @@ def load_eval_recipe(path: str, output_dir: Optional[str] = None) -> EvalRecipe:
 
     # the template: this recipe's safety: section, else the policy's training recipe
     safety, system_prompt, allocator = None, cfg.system_prompt, raw.get("allocator")
-    if cfg.policy_recipe:
+    if policy is not None:
+        safety, system_prompt, allocator = policy[0], policy[1], policy[2] or allocator
+    elif cfg.policy_recipe:
         try:
             praw, _, plines = read_recipe_yaml(cfg.policy_recipe)
             if "safety" not in raw:
@@ -1017,13 +1021,15 @@ def run_eval(recipe: EvalRecipe, writer: Any = None, should_stop: Callable[[], b
 # ---------------------------------------------------------------------------------------
 
 
-def make_training_callback(eval_recipe_path: str, every_steps: int, writer: Any, tokenizer: Any):
+def make_training_callback(eval_recipe_path: str, every_steps: int, writer: Any, tokenizer: Any,
+                           safety: Any = None, system_prompt: Optional[str] = None, allocator: Optional[dict] = None):
     """A TrainerCallback that evaluates the model being trained every `every_steps` steps on
     the eval recipe's prompts and arms (transformers engine, the trainer's own model and
-    tokenizer) and writes `metrics` events `eval/<arm>/<label>/<stat>` at that step."""
+    tokenizer, the training recipe's template) and writes `metrics` events
+    `eval/<arm>/<label>/<stat>` at that step."""
     from transformers import TrainerCallback
 
-    recipe = load_eval_recipe(eval_recipe_path)
+    recipe = load_eval_recipe(eval_recipe_path, policy=(safety, system_prompt, allocator) if safety is not None else None)
 
     class _InTrainerEngine(TransformersEngine):
         def __init__(self, model: Any) -> None:  # noqa: D401 - reuse generate/count from the engine

@@ -175,6 +175,15 @@ class SafetyConfig:
     samples_per_step: int = field(
         default=4, metadata={"help": "Prompt/completion rows written as a `samples` event per logging step."}
     )
+    eval_recipe: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "An eval recipe (`kind: eval`, relative to this recipe) run on the model being trained every "
+            "`eval_steps` steps (rank 0; its prompts and arms, this recipe's template); results are `metrics` "
+            "events `eval/<arm>/<label>/<stat>` at that step (docs/eval.md)."
+        },
+    )
+    eval_steps: int = field(default=0, metadata={"help": "Run `eval_recipe` every this many training steps (0 = never)."})
 
     def __post_init__(self) -> None:
         if not self.open_tag or not self.close_tag:
@@ -185,7 +194,7 @@ class SafetyConfig:
             raise ValueError(f"safety.budget_source must be auto, dataset, allocator or label, got {self.budget_source!r}")
         if self.budget_mode not in ("exact", "max"):
             raise ValueError(f"safety.budget_mode must be exact or max, got {self.budget_mode!r}")
-        for name in ("budget_harmful", "budget_borderline", "budget_benign", "max_budget", "samples_per_step"):
+        for name in ("budget_harmful", "budget_borderline", "budget_benign", "max_budget", "samples_per_step", "eval_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"safety.{name} must be >= 0")
         if self.budget_scale < 1:
@@ -453,6 +462,8 @@ def load_recipe(path: str, cli_args: Optional[list[str]] = None) -> Recipe:
         raise RecipeError(f"{path}:{lines.get('allocator', '?')}: `allocator:` must be a mapping")
     if launch.accelerate_config:
         launch.accelerate_config = os.path.normpath(os.path.join(base, launch.accelerate_config))
+    if safety.eval_recipe:
+        safety.eval_recipe = os.path.normpath(os.path.join(base, safety.eval_recipe))
 
     for key in ("model_name_or_path", "dataset_name"):
         if key in flat:

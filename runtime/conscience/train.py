@@ -442,6 +442,12 @@ def _train(recipe, writer, resume_from: Optional[str]) -> dict:
     recorder = SampleRecorder(recipe.safety, count_tokens)
     funcs = [_recording(f, i, recorder) for i, f in enumerate(funcs)]
     callback = _make_callback(writer, recorder, recipe.safety.samples_per_step)
+    callbacks = [callback]
+    if recipe.safety.eval_recipe and recipe.safety.eval_steps > 0:  # evaluation during training (docs/eval.md)
+        from .eval import make_training_callback
+
+        callbacks.append(make_training_callback(recipe.safety.eval_recipe, recipe.safety.eval_steps, writer, tokenizer,
+                                                recipe.safety, sa.system_prompt, recipe.allocator))
 
     trainer = GRPOTrainer(
         model=model_path,
@@ -451,7 +457,7 @@ def _train(recipe, writer, resume_from: Optional[str]) -> dict:
         eval_dataset=eval_ds,
         processing_class=tokenizer,
         peft_config=get_peft_config(ma),
-        callbacks=[callback],
+        callbacks=callbacks,
     )
     if resume_from:
         logger.info("resuming from %s", resume_from)

@@ -369,3 +369,32 @@ def test_shipped_eval_recipes_load():
 def test_results_case_for_the_typescript_reader_is_current():
     with open(ev.CASE_PATH, encoding="utf-8") as f:
         assert json.load(f) == json.loads(json.dumps(ev.build_case())), "run `python -m conscience.eval --write-case` in runtime/"
+
+
+# --- evaluation during training (#12.7) ------------------------------------------------------
+
+
+def test_training_recipe_evaluates_every_n_steps(tmp_path, tiny_cache):
+    """A GRPO run of the tiny model with safety.eval_recipe/eval_steps writes eval/<arm>/...
+    metrics at each eval step, next to the trainer's own metrics, in the same events.jsonl."""
+    with open(os.path.join(ROOT, "recipes", "demo", "tiny-cpu.yaml")) as f:
+        train = yaml.safe_load(f)
+    _prompts(tmp_path, bad_line=False)
+    ev_recipe = tmp_path / "ev.yaml"
+    ev_recipe.write_text(yaml.safe_dump({"kind": "eval", "model_name_or_path": "conscience/tiny", "dataset_name": "./prompts.jsonl",
+                                         "arms": ["label", "none"], "max_prompts": 3, "batch_size": 8, "max_new_tokens": 4}))
+    train.update(max_steps=2, max_train_samples=8, save_strategy="no", output_dir=str(tmp_path / "train-out"))
+    train["safety"].update(eval_recipe="./ev.yaml", eval_steps=1)
+    train["launch"] = {"cpu": True, "num_processes": 1}
+    rp = tmp_path / "train.yaml"
+    rp.write_text(yaml.safe_dump(train))
+    proc = subprocess.run([sys.executable, "-m", "conscience.train", "--config", str(rp)], env=_env(), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evs = _lines(tmp_path / "train-out" / "events.jsonl")
+    evals = [e for e in evs if e["type"] == "metrics" and any(k.startswith("eval/") for k in e["values"])]
+    assert [e["step"] for e in evals] == [1, 2]
+    for e in evals:
+        assert set(e["values"]) >= {"eval/label/all/refusal", "eval/none/all/refusal", "eval/label/harmful/format_ok"}
+    assert any(e["type"] == "metrics" and "loss" in e["values"] for e in evs)
+    assert evs[-1]["type"] == "run_finished" and evs[-1]["status"] == "completed"
