@@ -1,15 +1,22 @@
 // Thin VS Code adapter for the budget allocator (core logic lives in core/allocator):
-// - inlay hints "risk 87% · deep · 512 tok" after each prompt in JSONL/CSV datasets and after
-//   prompt strings in YAML recipes (system_prompt, prompts: [...], ...). Only the visible range
-//   is scored; results are cached by prompt hash; the model loads on first use.
+// - inlay hints "ambiguity 71% → deep · 16 tok (clipped from 512)" after each prompt in JSONL/CSV
+//   prompt sets and after prompt strings in YAML files (not after recipe keys such as
+//   system_prompt, which are not prompts to budget). The budget is the one training would
+//   assign (core/allocator/training.ts): the settings of the recipe that trains on the prompt
+//   set (its dataset_name, or the workspace default conscience.allocator.recipe), clip included,
+//   and the hint names the score that drove the tier. Only the visible range is scored; results
+//   are cached by prompt hash; the model loads on first use.
 // - a hover with the breakdown on the same lines;
 // - `conscience.inspectPrompt` (selection, the prompt under the cursor, or a prompt argument)
 //   opens the inspector webview (webview/src/inspector);
 // - settings conscience.allocator.modelPath / .policy / .inlayHints.
 import * as vscode from 'vscode';
 import { Allocator, defaultModelDir, parsePolicy, type Assessment, type Policy } from '../core/allocator';
-import { csvPrompts, csvPromptsInWindow, jsonlLinePrompt, yamlAllocatorSection, yamlPrompts, type FoundPrompt } from '../core/allocator/prompts';
-import { hintLabel, toInspectorView } from '../core/allocator/view';
+import { csvPrompts, csvPromptsInWindow, jsonlLinePrompt, PROMPT_KEY, yamlAllocatorSection, yamlPrompts, type FoundPrompt } from '../core/allocator/prompts';
+import { toInspectorView } from '../core/allocator/view';
+import { budgetSettings, RUNTIME_DEFAULTS, tierExplanation, trainingBudget, trainingHint, type BudgetSettings, type TrainingBudget } from '../core/allocator/training';
+import { detectKind, parseYaml } from '../core/recipe';
+import { defaultSchema } from '../core/recipe/schema';
 import { parseToHost, type ToWebview } from '../core/protocol/inspector';
 import { dashboardHtml as webviewHtml } from '../core/dashboard/html';
 
@@ -50,6 +57,8 @@ class AllocatorHost implements vscode.Disposable {
   private requests = 0;
   /** the document the inspector's prompt came from (its recipe policy applies to rescoring) */
   lastDoc: vscode.TextDocument | undefined;
+  /** Workspace recipes (path → budget settings), re-read at most every few seconds. */
+  private recipes: { at: number; list: BudgetSettings[] } | undefined;
 
   constructor(private readonly context: vscode.ExtensionContext, private readonly log: vscode.LogOutputChannel) {}
 
@@ -126,7 +135,7 @@ class AllocatorHost implements vscode.Disposable {
       if (!cached || cached.version !== doc.version) {
         const text = doc.getText();
         const big = text.length > MAX_YAML_CHARS;
-        const prompts = kind === 'csv' ? csvPrompts(text) : big ? [] : yamlPrompts(text);
+        const prompts = kind === 'csv' ? csvPrompts(text) : big ? [] : yamlPrompts(text, promptKeyFor(text));
         const section = kind === 'yaml' && prompts.length ? yamlAllocatorSection(text) : undefined;
         cached = { version: doc.version, prompts, section };
         this.docCache.set(key, cached);
@@ -141,22 +150,67 @@ class AllocatorHost implements vscode.Disposable {
   }
 
   /**
-   * The policy for a document's prompts: a recipe's own allocator: section on top of the
-   * settings (an invalid section falls back to the settings; the recipe validator reports it).
+   * The policy for a document's prompts: the allocator: section of the recipe that applies
+   * (settingsFor) on top of the settings (an invalid section falls back to the settings; the
+   * recipe validator reports it).
    */
-  policyFor(doc: vscode.TextDocument | undefined, a: Allocator): Policy {
-    const section = doc ? this.docCache.get(doc.uri.toString())?.section : undefined;
-    if (!section) return a.policy;
+  policyFor(settings: BudgetSettings, a: Allocator): Policy {
+    if (!settings.allocator) return a.policy;
     try {
-      return parsePolicy(section, `${doc!.uri.fsPath}: allocator`, a.policy);
+      return parsePolicy(settings.allocator, `${settings.recipe}: allocator`, a.policy);
     } catch {
       return a.policy;
     }
   }
 
-  async assess(prompts: FoundPrompt[], doc?: vscode.TextDocument): Promise<Assessment[]> {
+  /** Every recipe in the workspace with its budget settings (cached for a few seconds). */
+  private async workspaceRecipes(): Promise<BudgetSettings[]> {
+    if (this.recipes && Date.now() - this.recipes.at < 5000) return this.recipes.list;
+    const files = await vscode.workspace.findFiles('**/*.{yaml,yml}', '{**/node_modules/**,**/.conscience/**,**/recipes/accelerate/**,**/.venv*/**}', 300);
+    const list: BudgetSettings[] = [];
+    for (const f of files) {
+      try {
+        const text = Buffer.from(await vscode.workspace.fs.readFile(f)).toString('utf8');
+        if (text.length > MAX_YAML_CHARS || detectKind(parseYaml(text).root) !== 'recipe') continue;
+        list.push(budgetSettings(text, vscode.workspace.asRelativePath(f)));
+      } catch {
+        /* unreadable: not a recipe here */
+      }
+    }
+    this.recipes = { at: Date.now(), list };
+    return list;
+  }
+
+  /**
+   * Which recipe's settings decide a document's budgets: the document itself when it is a
+   * recipe; else the recipe whose dataset_name is this prompt set; else the workspace default
+   * (conscience.allocator.recipe); else the runtime's defaults.
+   */
+  async settingsFor(doc: vscode.TextDocument | undefined): Promise<BudgetSettings> {
+    if (!doc) return RUNTIME_DEFAULTS;
+    const rel = vscode.workspace.asRelativePath(doc.uri);
+    if (kindOf(doc) === 'yaml') {
+      const text = doc.getText();
+      if (text.length <= MAX_YAML_CHARS && detectKind(parseYaml(text).root) === 'recipe') return budgetSettings(text, rel);
+    }
+    const recipes = await this.workspaceRecipes();
+    const mine = recipes.find((r) => r.dataset && datasetMatches(r.dataset, r.recipe!, doc.uri));
+    if (mine) return mine;
+    const def = vscode.workspace.getConfiguration('conscience.allocator').get<string>('recipe')?.trim();
+    if (def) {
+      const hit = recipes.find((r) => r.recipe === def || r.recipe === def.replace(/^\.\//, ''));
+      if (hit) return hit;
+    }
+    return RUNTIME_DEFAULTS;
+  }
+
+  async assess(prompts: FoundPrompt[], doc?: vscode.TextDocument): Promise<{ scored: Assessment[]; training: TrainingBudget[]; settings: BudgetSettings; policy: Policy }> {
     const a = await this.get();
-    return a.assess(prompts.map((p) => p.prompt), this.policyFor(doc, a));
+    const settings = await this.settingsFor(doc);
+    const policy = this.policyFor(settings, a);
+    const scored = await a.assess(prompts.map((p) => p.prompt), policy);
+    const training = prompts.map((p, i) => trainingBudget(doc ? rowOf(doc, p) : {}, scored[i]!, policy, settings));
+    return { scored, training, settings, policy };
   }
 
   // ---- inspector panel ------------------------------------------------------------------
@@ -193,9 +247,15 @@ class AllocatorHost implements vscode.Disposable {
     this.post({ type: 'loading', prompt });
     try {
       const a = await this.get();
-      const e = await a.explain(prompt, { policy: this.policyFor(doc, a) });
+      const settings = await this.settingsFor(doc);
+      const policy = this.policyFor(settings, a);
+      const e = await a.explain(prompt, { policy });
+      const row = doc ? rowOfPrompt(doc, prompt) : {};
+      const t = trainingBudget(row, e, policy, settings);
       // A newer request may have started meanwhile: only the latest one is shown.
-      if (request === this.requests) this.post({ type: 'show', view: toInspectorView(e, a.model.dir, a.model.config.maxLength) });
+      if (request === this.requests) {
+        this.post({ type: 'show', view: { ...toInspectorView(e, a.model.dir, a.model.config.maxLength), training: { budget: t.budget, from: t.from, why: t.why, tierWhy: tierExplanation(e.risk, e.ambiguity, policy) } } });
+      }
     } catch (err) {
       if (request === this.requests) this.post({ type: 'error', message: `Could not score the prompt: ${(err as Error).message}` });
     }
@@ -225,6 +285,49 @@ class AllocatorHost implements vscode.Disposable {
   }
 }
 
+/** For a recipe: only keys that are prompts (not recipe keys such as system_prompt); for other YAML: any prompt-like key. */
+function promptKeyFor(text: string): ((k: string) => boolean) | undefined {
+  let recipe = false;
+  try {
+    recipe = detectKind(parseYaml(text).root) === 'recipe';
+  } catch {
+    /* not YAML we can read: no exclusions */
+  }
+  if (!recipe) return undefined;
+  const known = defaultSchema().fields;
+  return (k) => PROMPT_KEY.test(k) && !known.has(k);
+}
+
+/** Does a recipe's dataset_name name this file (relative to the recipe or the workspace; `conscience/x` is the runtime's bundled x.jsonl)? */
+function datasetMatches(dataset: string, recipe: string, file: vscode.Uri): boolean {
+  const root = vscode.workspace.workspaceFolders?.[0]?.uri;
+  if (!root) return false;
+  const recipeDir = vscode.Uri.joinPath(root, recipe, '..');
+  const candidates = [vscode.Uri.joinPath(recipeDir, dataset), vscode.Uri.joinPath(root, dataset)];
+  const bundled = /^conscience\/([A-Za-z0-9_-]+)$/.exec(dataset);
+  if (bundled) candidates.push(vscode.Uri.joinPath(root, 'runtime', 'conscience', 'data', `${bundled[1]}.jsonl`));
+  return candidates.some((c) => c.fsPath === file.fsPath);
+}
+
+/** The label and budget of a JSONL row (what training's budget source reads). */
+function rowOf(doc: vscode.TextDocument, p: FoundPrompt): { label?: string | null; budget?: number | null } {
+  if (kindOf(doc) !== 'jsonl') return {};
+  try {
+    const o = JSON.parse(doc.lineAt(p.line).text) as { label?: unknown; budget?: unknown };
+    return { label: typeof o.label === 'string' ? o.label : null, budget: typeof o.budget === 'number' ? o.budget : null };
+  } catch {
+    return {};
+  }
+}
+function rowOfPrompt(doc: vscode.TextDocument, prompt: string): { label?: string | null; budget?: number | null } {
+  if (kindOf(doc) !== 'jsonl') return {};
+  for (let l = 0; l < Math.min(doc.lineCount, 200_000); l++) {
+    const p = jsonlLinePrompt(doc.lineAt(l).text, l);
+    if (p && p.prompt === prompt) return rowOf(doc, p);
+  }
+  return {};
+}
+
 export function activateAllocator(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): void {
   const host = new AllocatorHost(context, log);
   context.subscriptions.push(host);
@@ -235,19 +338,23 @@ export function activateAllocator(context: vscode.ExtensionContext, log: vscode.
       if (!host.enabled()) return [];
       const found = host.promptsIn(doc, range.start.line, range.end.line).slice(0, MAX_PROMPTS_PER_REQUEST);
       if (!found.length) return [];
-      let scored: Assessment[];
+      let r: Awaited<ReturnType<AllocatorHost['assess']>>;
       try {
-        scored = await host.assess(found, doc);
+        r = await host.assess(found, doc);
       } catch {
         return []; // reported once by host.get()
       }
       if (token.isCancellationRequested) return [];
       return found.map((p, i) => {
-        const a = scored[i]!;
+        const a = r.scored[i]!;
+        const t = r.training[i]!;
         const end = doc.lineAt(p.line).range.end;
-        const hint = new vscode.InlayHint(end, `  ${hintLabel(a)}`);
+        const hint = new vscode.InlayHint(end, `  ${trainingHint(t, a, a.truncated)}`);
         hint.paddingLeft = true;
-        hint.tooltip = new vscode.MarkdownString(`${a.reason}\n\nRun **Inspect prompt budget** for the words driving the score.`);
+        const tip = new vscode.MarkdownString();
+        tip.appendText(`Training budget ${t.budget} tokens: ${t.why}.\n\n${a.reason}\n\n`);
+        tip.appendMarkdown('Run **Inspect prompt budget** for the words driving the score.');
+        hint.tooltip = tip;
         return hint;
       });
     },
@@ -257,17 +364,19 @@ export function activateAllocator(context: vscode.ExtensionContext, log: vscode.
     async provideHover(doc, pos, token) {
       const found = host.promptsIn(doc, pos.line, pos.line).filter((p) => p.start === undefined || doc.offsetAt(pos) >= p.start && doc.offsetAt(pos) <= p.end!);
       if (!found.length) return undefined;
-      let scored: Assessment[];
+      let r: Awaited<ReturnType<AllocatorHost['assess']>>;
       try {
-        scored = await host.assess(found.slice(0, 1), doc);
+        r = await host.assess(found.slice(0, 1), doc);
       } catch (err) {
         return new vscode.Hover(`Budget allocator unavailable: ${(err as Error).message}`);
       }
       if (token.isCancellationRequested) return undefined;
-      const a = scored[0]!;
+      const a = r.scored[0]!;
+      const t = r.training[0]!;
       const md = new vscode.MarkdownString(undefined, true);
       md.isTrusted = { enabledCommands: [INSPECT_COMMAND] };
-      md.appendMarkdown(`**Safety budget: ${a.tier} · ${a.budget} tokens**\n\n`);
+      md.appendMarkdown(`**Training budget: ${t.budget} tokens** (${t.from}${t.decision ? `, tier ${t.decision.tier}` : ''})\n\n`);
+      md.appendText(`${t.why}\n\n`);
       md.appendMarkdown(`| | |\n|---|---|\n| risk | ${(a.risk * 100).toFixed(1)}% |\n| ambiguity | ${(a.ambiguity * 100).toFixed(1)}% |\n`);
       const cats = Object.entries(a.categories).sort((x, y) => y[1] - x[1]).slice(0, 3);
       for (const [name, p] of cats) md.appendMarkdown(`| ${name} | ${(p * 100).toFixed(1)}% |\n`);

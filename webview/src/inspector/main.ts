@@ -41,10 +41,20 @@ function render(v: InspectorView): void {
   root.append(
     el('section', { class: 'headline' },
       el('div', { class: `tier tier-${v.tier}`, 'data-testid': 'tier' }, v.tier),
-      el('div', { class: 'budget' }, el('span', { 'data-testid': 'budget' }, String(v.budget)), ' tokens of safety reasoning'),
+      el('div', { class: 'budget' }, el('span', { 'data-testid': 'budget' }, String(v.training?.budget ?? v.budget)), ' tokens of safety reasoning'),
       el('div', { class: 'reason', 'data-testid': 'reason' }, v.reason),
     ),
   );
+  // the budget training would assign (one budget everywhere), the settings that produced it,
+  // and the tier explained by both scores
+  if (v.training) {
+    root.append(
+      el('section', { class: 'training', 'data-testid': 'training' },
+        el('p', {}, `Training would assign ${v.training.budget} tokens (${v.training.from}${v.training.from === 'allocator' && v.training.budget !== v.budget ? `; the ${v.tier} tier's ${v.budget}` : ''}): ${v.training.why}.`),
+        el('p', { 'data-testid': 'tier-why' }, `Tier ${v.tier}: ${v.training.tierWhy}.`),
+      ),
+    );
+  }
   if (v.truncated) {
     root.append(el('p', { class: 'warn', 'data-testid': 'truncated' }, `The prompt is longer than the allocator reads (${v.maxTokens} tokens); only its beginning was scored.`));
   }

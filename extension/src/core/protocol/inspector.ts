@@ -1,7 +1,7 @@
 // The prompt-budget inspector webview's message protocol, declared once (validate.ts): the
 // checks validate every message on receipt and the types are inferred from them. Shared by the
 // extension host (editor/allocator.ts) and the webview bundle (webview/src/inspector).
-import { arr, bool, int, literal, num, obj, protocol, str, type Infer } from './validate';
+import { arr, bool, int, literal, num, obj, optional, protocol, str, type Infer } from './validate';
 
 export const TIERS = ['none', 'brief', 'standard', 'deep'] as const;
 export type TierName = (typeof TIERS)[number];
@@ -41,6 +41,14 @@ const view = obj({
   modelVersion: str(200),
   /** where the model was loaded from */
   modelDir: str(4096),
+  /** the budget training would assign (core/allocator/training.ts) and the settings that produced it */
+  training: optional(obj({
+    budget: int(0),
+    from: literal('dataset', 'allocator', 'label default'),
+    why: str(4000),
+    /** the tier explained by both scores against their thresholds */
+    tierWhy: str(2000),
+  })),
 });
 export type InspectorView = Infer<typeof view>;
 

@@ -1,0 +1,65 @@
+// One budget everywhere: the budget the editor shows for a prompt set row (core/allocator/
+// training.ts) is the one the runtime's prompt_sets.assign_budgets gives the same row under the
+// same recipe settings. Both sides run here: the shipped model in onnxruntime-node and in Python.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Allocator, parsePolicy } from '../../src/core/allocator';
+import { budgetSettings, driverOf, trainingBudget, trainingHint } from '../../src/core/allocator/training';
+import { MODEL_DIR, REPO, python } from './helpers';
+
+const ROWS = readFileSync(join(REPO, 'demo/prompts/sample.jsonl'), 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as { prompt: string; label: string; budget?: number });
+// rows with their own budget too (one above the clip), and one without a label
+const rows = [...ROWS.slice(0, 12), { ...ROWS[0]!, budget: 700 }, { ...ROWS[1]!, budget: 3 }, { prompt: ROWS[2]!.prompt, label: 'borderline' }];
+
+const demo = readFileSync(join(REPO, 'recipes/demo/tiny-cpu.yaml'), 'utf8');
+const VARIANTS: Record<string, string> = {
+  'demo (auto, max_budget 16)': demo,
+  'allocator policy override, max_budget 600': demo.replace(/^( {2}max_budget:).*$/m, '$1 600') + '\nallocator:\n  budget_deep: 300\n  ambiguity_deep: 0.4\n',
+  'budget_source label': demo.replace(/^( {2}budget_source:).*$/m, '$1 label'),
+  'budget_source dataset': demo.replace(/^( {2}budget_source:).*$/m, '$1 dataset'),
+  'allocator disabled': demo + '\nallocator:\n  enabled: false\n',
+};
+
+test('hints and the inspector give the budget training assigns, for every budget source and clip', async () => {
+  const alloc = await Allocator.load(MODEL_DIR);
+  try {
+    const scores = await alloc.assess(rows.map((r) => r.prompt));
+    for (const [name, text] of Object.entries(VARIANTS)) {
+      const s = budgetSettings(text, 'recipes/demo/tiny-cpu.yaml');
+      const policy = s.allocator ? parsePolicy(s.allocator, 'test', alloc.policy) : alloc.policy;
+      const ts = rows.map((r, i) => trainingBudget(r, scores[i]!, policy, s).budget);
+      const py = JSON.parse(python(`
+import json, sys
+from conscience.recipe import load_recipe
+from conscience.prompt_sets import assign_budgets
+import tempfile, os
+d = tempfile.mkdtemp()
+p = os.path.join(d, 'r.yaml')
+open(p, 'w').write(sys.argv[1])
+r = load_recipe(p, [])
+rows = json.loads(sys.stdin.read())
+out, _ = assign_budgets(rows, r.safety, r.allocator)
+print(json.dumps([x['budget'] for x in out]))
+`, JSON.stringify(rows.map((r) => ({ ...r, budget: r.budget ?? null }))), [text])) as number[];
+      assert.deepEqual(ts, py, `${name}: editor ${JSON.stringify(ts)} vs training ${JSON.stringify(py)}`);
+    }
+  } finally {
+    alloc.dispose();
+  }
+});
+
+test('the hint names the score that drove the tier and says when max_budget clipped it', () => {
+  const s = budgetSettings(demo, 'recipes/demo/tiny-cpu.yaml');
+  const p = parsePolicy({}, 'test');
+  const amb = trainingBudget({ label: 'borderline' }, { risk: 0.3, ambiguity: 0.9 }, p, s);
+  assert.equal(amb.driver, 'ambiguity');
+  assert.equal(trainingHint(amb, { risk: 0.3, ambiguity: 0.9 }), `ambiguity 90% → deep · 16 tok (clipped from ${p.budget_deep})`);
+  assert.match(amb.why, /^recipes\/demo\/tiny-cpu\.yaml: allocator tier deep, safety\.budget_source auto, clipped \d+ → 16 by safety\.max_budget 16$/);
+  const risk = trainingBudget({}, { risk: 0.99, ambiguity: 0.1 }, p, s);
+  assert.equal(driverOf(risk.decision!), 'risk');
+  assert.match(trainingHint(risk, { risk: 0.99, ambiguity: 0.1 }), /^risk 99% → brief · \d+ tok/);
+  const own = trainingBudget({ budget: 8, label: 'harmful' }, { risk: 0.99, ambiguity: 0.1 }, p, s);
+  assert.equal(trainingHint(own, { risk: 0.99, ambiguity: 0.1 }), 'row budget · 8 tok');
+});
