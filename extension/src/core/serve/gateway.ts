@@ -62,7 +62,7 @@ class MicroBatcher {
   private queue: Array<{ text: string; resolve: (a: Assessment) => void; reject: (e: unknown) => void }> = [];
   private busy = false;
   private scheduled = false;
-  constructor(private readonly allocator: Allocator, private readonly max: number) {}
+  constructor(private readonly allocator: Allocator, private readonly max: number, private readonly onBatch: (n: number) => void = () => {}) {}
 
   score(text: string): Promise<Assessment> {
     return new Promise((resolve, reject) => {
@@ -80,6 +80,7 @@ class MicroBatcher {
     try {
       while (this.queue.length) {
         const batch = this.queue.splice(0, this.max);
+        this.onBatch(batch.length);
         try {
           const out = await this.allocator.assess(batch.map((b) => b.text));
           batch.forEach((b, i) => b.resolve(out[i]!));
@@ -123,7 +124,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const fixedBudget = policy.fixedBudget ?? opts.allocator.policy.budget_deep;
   const log = opts.log ?? ((rec: LogRecord) => process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), ...rec }) + '\n'));
   const metrics = new GatewayMetrics();
-  const batcher = new MicroBatcher(opts.allocator, opts.maxBatch ?? 64);
+  const batcher = new MicroBatcher(opts.allocator, opts.maxBatch ?? 64, (n) => metrics.allocatorBatch.observe(n));
 
   const route = (path: string): string => (ROUTES.has(path) ? path : 'other');
 

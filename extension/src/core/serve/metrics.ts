@@ -15,6 +15,7 @@ export class GatewayMetrics {
   readonly clientAborts: Counter<string>;
   readonly inFlight: Gauge<string>;
   readonly allocatorSeconds: Histogram<string>;
+  readonly allocatorBatch: Histogram<string>;
   readonly upstreamSeconds: Histogram<'phase'>;
 
   constructor() {
@@ -35,6 +36,12 @@ export class GatewayMetrics {
       name: `${p}allocator_seconds`,
       help: 'Time to score a chat request with the allocator (queueing in the micro-batch included)',
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.allocatorBatch = new Histogram({
+      name: `${p}allocator_batch_size`,
+      help: 'Prompts per allocator call (concurrent requests are scored together)',
+      buckets: [1, 2, 4, 8, 16, 32, 64],
       registers,
     });
     this.upstreamSeconds = new Histogram({
