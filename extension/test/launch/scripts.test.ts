@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { readRecipeInfo, sbatchCommand, sbatchScript, trainArgv, wrapperScript, type LaunchSection, type SbatchSpec } from '../../src/core/launch/scripts';
+import { readRecipeInfo, sbatchArgs, sbatchCommand, sbatchScript, trainArgv, wrapperScript, type LaunchSection, type SbatchSpec } from '../../src/core/launch/scripts';
 import { parseTarget } from '../../src/core/launch/targets';
 
 const L = (o: Partial<LaunchSection> = {}): LaunchSection => ({
@@ -62,42 +62,24 @@ describe('wrapper script (local and SSH runs)', () => {
 });
 
 describe('sbatch script', () => {
-  it('one node: accelerate through conscience.launch, options on the sbatch command line, quoted', () => {
+  // The scripts themselves are executed on a real two-node SLURM cluster in
+  // tests/launch/slurm-2node.test.ts; here: the sbatch command line and what is refused up front.
+  it('sbatch options: quoted argv, limited --export, requeue with a checkpoint signal, % in paths kept literal', () => {
     const s = spec({ partition: 'gpu', account: 'lab', nodes: 1, gpusPerNode: 8, time: '04:00:00', sbatch: ['--qos=high'], setup: ['module load cuda/12.4'] }, L({ num_processes: 8 }));
-    const script = sbatchScript(s);
-    assert.ok(bashSyntaxOk(script));
-    assert.match(script, /^#!\/bin\/bash\n#SBATCH --qos=high\n/);
-    assert.match(script, /^module load cuda\/12\.4$/m);
-    assert.match(script, /^\/env\/bin\/python -m conscience\.launch --config \/p\/recipes\/x\.yaml -- --output_dir \/p\/\.conscience-runs\/r1\/output$/m);
-    assert.doesNotMatch(script, /srun/);
-    const cmd = sbatchCommand(s);
-    assert.match(cmd, /^sbatch --parsable --job-name=conscience-r1 /);
-    for (const o of ['--partition=gpu', '--account=lab', '--nodes=1', '--gres=gpu:8', '--time=04:00:00']) assert.ok(cmd.includes(o), o);
-    assert.ok(cmd.endsWith(' /p/.conscience-runs/r1/job.sbatch'));
+    assert.ok(bashSyntaxOk(sbatchScript(s)));
+    const args = sbatchArgs(s);
+    for (const o of ['--partition=gpu', '--account=lab', '--nodes=1', '--gres=gpu:8', '--time=04:00:00', '--requeue', '--signal=B:USR1@120'])
+      assert.ok(args.includes(o), o);
+    assert.ok(args.includes('--export=PATH,HOME,USER,LOGNAME,LANG,LC_ALL,TMPDIR'));
+    assert.ok(sbatchCommand(s).endsWith(' /p/.conscience-runs/r1/job.sbatch'));
+    const pct = sbatchArgs(spec({}, L(), { runDir: '/p/100%j/r1' }));
+    assert.ok(pct.includes('--output=/p/100%%j/r1/stdout.log') && pct.includes('--error=/p/100%%j/r1/stderr.log'));
   });
 
-  it('several nodes: srun with machine rank from SLURM_PROCID and the first node as main process', () => {
-    const script = sbatchScript(spec({ nodes: 4, gpusPerNode: 8 }, L({ num_processes: 32, num_machines: 4 })));
-    assert.ok(bashSyntaxOk(script));
-    assert.match(script, /scontrol show hostnames "\$SLURM_JOB_NODELIST"/);
-    assert.match(script, /export MAIN_NODE=\$\{NODES\[0\]\}/);
-    assert.match(script, /srun --nodes=4 --ntasks=4 --ntasks-per-node=1/);
-    assert.match(script, /--accelerate-arg=--machine_rank="\$SLURM_PROCID" --accelerate-arg=--main_process_ip="\$MAIN_NODE"/);
-    assert.match(script, /'--accelerate-arg=--num_machines=4' '--accelerate-arg=--num_processes=32'|--accelerate-arg=--num_machines=4 --accelerate-arg=--num_processes=32/);
-  });
-
-  it('vLLM server mode: the last node serves with trl vllm-serve, the others train', () => {
-    const script = sbatchScript(spec({ nodes: 3, gpusPerNode: 8 }, L({ num_processes: 16, num_machines: 2, vllm_server: true })));
-    assert.ok(bashSyntaxOk(script));
-    assert.match(script, /VLLM_NODE=\$\{NODES\[-1\]\}/);
-    assert.match(script, /srun --nodes=1 --ntasks=1 --nodelist="\$VLLM_NODE" \/env\/bin\/python -m trl\.scripts\.vllm_serve --model Qwen\/Qwen2\.5-1\.5B-Instruct/);
-    assert.match(script, /srun --nodes=2 --ntasks=2/);
-    assert.match(script, /--vllm_server_host "\$VLLM_NODE"/);
-    // one node: the last GPUs serve
-    const one = sbatchScript(spec({ nodes: 1, gpusPerNode: 8 }, L({ num_processes: 7, vllm_server: true })));
-    assert.match(one, /^CUDA_VISIBLE_DEVICES=7 .*vllm_serve/m);
-    assert.match(one, /^export CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6$/m);
-    assert.throws(() => sbatchScript(spec({ nodes: 1, gpusPerNode: 1 }, L({ vllm_server: true }))), /gpusPerNode/);
+  it('refuses a recipe that does not fit the target before anything is submitted, naming the recipe and key', () => {
+    assert.throws(() => sbatchScript(spec({ nodes: 1, gpusPerNode: 1 }, L({ vllm_server: true }))), /\/p\/recipes\/x\.yaml: launch\.vllm_server: .*gpusPerNode > 1/);
+    assert.throws(() => sbatchScript(spec({ nodes: 3 }, L({ cpu: true, num_processes: 4 }))), /launch\.num_processes \(4\) must split evenly over the 3 training node/);
+    assert.throws(() => sbatchScript(spec({ nodes: 2, gpusPerNode: 4 }, L({ vllm_server: true }), { model: undefined })), /needs model_name_or_path/);
   });
 
   it('rejects values that would break out of an #SBATCH line or the command', () => {

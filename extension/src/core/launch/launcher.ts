@@ -86,7 +86,7 @@ export async function planLaunch(s: LaunchSession, recipe: string, targetName: s
   let script: string;
   let command: string;
   if (t.type === 'slurm') {
-    const spec = { runId: id, launchToken, projectDir, runDir, python, recipe: recipeOnHost, outputDir, launch: info.launch, model: info.model, kind: info.kind, target: t, env };
+    const spec = { runId: id, launchToken, projectDir, runDir, python, recipe: recipeOnHost, outputDir, launch: info.launch, model: info.model, kind: info.kind, serverPort: info.serverPort, target: t, env };
     script = sbatchScript(spec);
     command = `cd -- ${shQuote(projectDir)} && ${sbatchCommand(spec)}`;
   } else {

@@ -7,6 +7,7 @@ import { posix } from 'node:path';
 import { load } from 'js-yaml';
 import { shExport, shJoin, shQuote } from './quote';
 import type { SlurmTarget } from './targets';
+import { requireTopology, type Topology } from './topology';
 
 export interface LaunchSection {
   accelerate_config?: string;
@@ -30,6 +31,8 @@ export interface RecipeInfo {
   launch: LaunchSection;
   model?: string;
   maxSteps?: number;
+  /** The recipe's vllm_server_port (TRL key): where a planned generation server listens. */
+  serverPort?: number;
 }
 
 /** Reads what launching needs from a recipe (its launch: section and model), with clear errors. */
@@ -75,6 +78,7 @@ export async function readRecipeInfo(file: string): Promise<RecipeInfo> {
     },
     model: typeof d.model_name_or_path === 'string' ? d.model_name_or_path : undefined,
     maxSteps: typeof d.max_steps === 'number' ? d.max_steps : undefined,
+    serverPort: typeof d.vllm_server_port === 'number' && Number.isInteger(d.vllm_server_port) ? d.vllm_server_port : undefined,
   };
 }
 
@@ -119,13 +123,17 @@ export interface WrapperSpec {
   argv: string[];
 }
 
-function commonPrelude(w: { runId: string; projectDir: string; runDir: string; env?: Record<string, string>; launchToken?: string }): string[] {
+function commonPrelude(w: { runId: string; projectDir: string; runDir: string; env?: Record<string, string>; launchToken?: string }, keepSecrets = false): string[] {
   const RUN = shQuote(w.runDir);
   return [
     `RUN=${RUN}`,
     `cd -- ${shQuote(w.projectDir)} || exit 97`,
-    // secrets arrive in a 0600 file that is read and deleted before anything else runs
-    'if [ -f "$RUN/secrets.env" ]; then set -a; . "$RUN/secrets.env"; set +a; rm -f -- "$RUN/secrets.env"; fi',
+    // secrets arrive in a 0600 file read before anything else runs; a process run deletes it
+    // at once, a SLURM job keeps it for the life of the job (a requeued job starts again and
+    // needs it) and deletes it when the job ends
+    keepSecrets
+      ? 'if [ -f "$RUN/secrets.env" ]; then set -a; . "$RUN/secrets.env"; set +a; fi'
+      : 'if [ -f "$RUN/secrets.env" ]; then set -a; . "$RUN/secrets.env"; set +a; rm -f -- "$RUN/secrets.env"; fi',
     `export PYTHONPATH=${shQuote(w.projectDir + '/runtime')}"\${PYTHONPATH:+:\$PYTHONPATH}"`,
     'export PYTHONUNBUFFERED=1',
     shExport('CONSCIENCE_RUN_ID', w.runId),
@@ -177,6 +185,8 @@ export interface SbatchSpec {
   model?: string;
   /** The recipe's kind (default grpo): which runtime module runs it. */
   kind?: RecipeKind;
+  /** The recipe's vllm_server_port (TRL key), where the generation server listens (default 8000). */
+  serverPort?: number;
   target: SlurmTarget;
   env?: Record<string, string>;
 }
@@ -188,17 +198,37 @@ function checkValue(what: string, v: string): string {
   return v;
 }
 
+/**
+ * Variables of the submitting shell that reach the job (plus SLURM_*, which SLURM always
+ * passes). Everything else, tokens included, stays out of SLURM's spool: secrets travel only
+ * in the run's 0600 secrets.env. Inside the job, srun gets --export=ALL so the steps see what
+ * the script built.
+ */
+export const SBATCH_EXPORT = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TMPDIR'];
+
+/** Seconds before the end (time limit, preemption) SLURM sends USR1 to the batch script, which asks the trainer for a checkpoint. */
+export const CHECKPOINT_SIGNAL_S = 120;
+
+/** A path for --output/--error: SLURM expands %j, %N, ... in them, so a literal % is written %%. */
+export function slurmFilename(p: string): string {
+  return p.replace(/%/g, '%%');
+}
+
 /** The sbatch options (command line, all quoted) for a run. */
 export function sbatchArgs(s: SbatchSpec): string[] {
   const t = s.target;
   const a = [
     '--parsable',
     `--job-name=conscience-${s.runId}`,
-    `--output=${s.runDir}/stdout.log`,
-    `--error=${s.runDir}/stderr.log`,
+    `--output=${slurmFilename(s.runDir)}/stdout.log`,
+    `--error=${slurmFilename(s.runDir)}/stderr.log`,
     `--chdir=${s.projectDir}`,
     `--nodes=${t.nodes ?? 1}`,
     '--ntasks-per-node=1',
+    `--export=${SBATCH_EXPORT.join(',')}`,
+    // a requeued job (preemption, node failure, scontrol requeue) is the same run, resumed
+    '--requeue',
+    `--signal=B:USR1@${CHECKPOINT_SIGNAL_S}`,
   ];
   if (t.partition) a.push(`--partition=${checkValue('partition', t.partition)}`);
   if (t.account) a.push(`--account=${checkValue('account', t.account)}`);
@@ -212,15 +242,24 @@ export function sbatchCommand(s: SbatchSpec): string {
   return `sbatch ${shJoin([...sbatchArgs(s), `${s.runDir}/job.sbatch`])}`;
 }
 
+/** The plan the batch script executes (topology.ts), refused with every error when the recipe does not fit the target. */
+export function sbatchTopology(s: SbatchSpec): Topology {
+  return requireTopology(s.launch, { kind: 'slurm', nodes: s.target.nodes ?? 1, gpusPerNode: s.target.gpusPerNode ?? 0, name: s.target.name }, s.recipe, s.serverPort)
+    .topology;
+}
+
 /**
- * The batch script. One node: the trainer (accelerate launch when several processes) runs on
- * it. Several nodes: `srun` starts one launcher per node with --machine_rank from SLURM_PROCID
- * and the first node as main process. With launch.vllm_server, the last node (or, on one node,
- * the last GPUs) serves generations with `trl vllm-serve`, as open-r1 does.
+ * The batch script: it executes the topology planner's plan and decides nothing itself.
+ * Node names come from SLURM at run time; the main address is the first training node's
+ * NodeAddr and the port the recipe's or one derived from the job id (two jobs sharing a node
+ * do not collide). With a vLLM server, one `srun` step starts `trl vllm-serve` on its node
+ * and GPUs; training is one `srun` step with one `conscience.launch` per training node
+ * (`--kill-on-bad-exit=1 --wait=60`: one dead node ends the job instead of leaving the
+ * others hanging until the time limit). USR1 (sent by --signal before the end) asks the
+ * trainer for a checkpoint. docs/launch.md gives the reasons.
  */
 export function sbatchScript(s: SbatchSpec): string {
   const t = s.target;
-  const nodes = t.nodes ?? 1;
   const extra = (t.sbatch ?? []).map((line) => {
     checkValue('sbatch line', line);
     const opt = line.replace(/^#SBATCH\s+/, '').trim();
@@ -228,55 +267,77 @@ export function sbatchScript(s: SbatchSpec): string {
     return `#SBATCH ${opt}`;
   });
   const l = s.launch;
-  const gpus = t.gpusPerNode ?? 0;
-  const lines = ['#!/bin/bash', ...extra, `# Chain of Conscience run ${s.runId} (generated; do not edit)`, ...commonPrelude(s), ...(t.setup ?? []).map((x) => checkValue('setup line', x))];
-  lines.push('rm -f -- "$RUN/exit_code"');
-  lines.push('printf "%s\\n" "$SLURM_JOB_ID" > "$RUN/job_id"');
-  const vllmArgs = (model: string) => [
-    s.python, '-m', 'trl.scripts.vllm_serve', '--model', model,
-    '--tensor_parallel_size', String(l.vllm_tensor_parallel_size), '--data_parallel_size', String(l.vllm_data_parallel_size),
-    '--gpu_memory_utilization', String(l.vllm_gpu_memory_utilization),
+  const topo = sbatchTopology(s);
+  const srv = topo.server;
+  if (srv && !s.model) throw new Error(`${s.recipe}: launch.vllm_server needs model_name_or_path in the recipe`);
+  const lines = [
+    '#!/bin/bash',
+    ...extra,
+    `# Chain of Conscience run ${s.runId} (generated; do not edit)`,
+    ...commonPrelude(s, true),
+    // NCCL: fail a collective whose peer died instead of waiting forever (open-r1 sets the same)
+    'export NCCL_ASYNC_ERROR_HANDLING=1 TORCH_NCCL_ASYNC_ERROR_HANDLING=1',
+    shExport('CONSCIENCE_CHECKPOINT_REQUEST', `${s.runDir}/checkpoint_request`),
+    ...(t.setup ?? []).map((x) => checkValue('setup line', x)),
   ];
-  const useVllm = l.vllm_server;
-  if (useVllm && !s.model) throw new Error('launch.vllm_server needs model_name_or_path in the recipe');
-  if (nodes === 1) {
-    let spec: TrainSpec = { python: s.python, recipe: s.recipe, outputDir: s.outputDir, launch: l, kind: s.kind };
-    if (useVllm) {
-      if (gpus <= l.vllm_server_gpus) throw new Error(`target '${t.name}': vLLM server mode on one node needs gpusPerNode > launch.vllm_server_gpus (${l.vllm_server_gpus})`);
-      const serve = Array.from({ length: l.vllm_server_gpus }, (_, i) => gpus - l.vllm_server_gpus + i).join(',');
-      const train = Array.from({ length: gpus - l.vllm_server_gpus }, (_, i) => i).join(',');
-      lines.push(`CUDA_VISIBLE_DEVICES=${serve} ${shJoin(vllmArgs(s.model!))} &`, 'vllm_pid=$!', `export CUDA_VISIBLE_DEVICES=${train}`);
-      spec = { ...spec, accelerateArgs: [`--num_processes=${gpus - l.vllm_server_gpus}`], trainerArgs: ['--vllm_server_host', '127.0.0.1'] };
-    }
-    lines.push(shJoin(trainArgv(spec)));
-    lines.push('rc=$?');
-    if (useVllm) lines.push('kill "$vllm_pid" 2>/dev/null');
-  } else {
-    const trainNodes = useVllm ? nodes - 1 : nodes;
-    if (trainNodes < 1) throw new Error(`target '${t.name}': vLLM server mode needs at least 2 nodes`);
-    const perNode = gpus || Math.max(1, Math.floor(l.num_processes / Math.max(1, l.num_machines)));
-    lines.push('mapfile -t NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")', 'export MAIN_NODE=${NODES[0]}');
-    if (useVllm) {
-      lines.push('VLLM_NODE=${NODES[-1]}');
-      lines.push(`srun --nodes=1 --ntasks=1 --nodelist="$VLLM_NODE" ${shJoin(vllmArgs(s.model!))} &`, 'vllm_pid=$!');
-    }
-    lines.push(`TRAIN_NODES=$(IFS=,; echo "\${NODES[*]:0:${trainNodes}}")`);
-    const argv = trainArgv({
-      python: s.python, recipe: s.recipe, outputDir: s.outputDir, launch: l, kind: s.kind,
-      accelerateArgs: [`--num_machines=${trainNodes}`, `--num_processes=${perNode * trainNodes}`],
-      trainerArgs: useVllm ? ['--vllm_server_host', '@VLLM_NODE@'] : [],
-    });
-    // per-node rank and main address come from SLURM at run time, as arguments (never spliced into the inner script)
-    const quoted = shJoin(argv.slice(1)).replace(shQuote('@VLLM_NODE@'), '"$VLLM_NODE"');
+  lines.push(
+    'rm -f -- "$RUN/exit_code" "$RUN/checkpoint_request"',
+    'printf "%s\\n" "$SLURM_JOB_ID" > "$RUN/job_id"',
+    // SLURM sends USR1 before the time limit or a preemption: the trainer saves a checkpoint at its next step
+    `trap 'touch -- "$RUN/checkpoint_request"' USR1`,
+    'mapfile -t NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")',
+    `node_addr() { local a; a=$(scontrol show node -o "$1" 2>/dev/null | tr ' ' '\\n' | sed -n 's/^NodeAddr=//p' | head -n1); printf '%s\\n' "\${a:-$1}"; }`,
+    `MAIN_ADDR=$(node_addr "\${NODES[${topo.trainNodes[0]}]}")`,
+    `MAIN_PORT=${topo.mainPort ?? '$((20000 + SLURM_JOB_ID % 20000))'}`,
+    `TRAIN_NODES=$(IFS=,; echo "\${NODES[*]:${topo.trainNodes[0]}:${topo.trainNodes.length}}")`,
+    'server_pid=',
+  );
+  const trainerArgs: string[] = [];
+  if (srv) {
+    const colocated = topo.trainNodes.includes(srv.node);
+    lines.push(`SERVER_NODE=\${NODES[${srv.node}]}`, colocated ? 'SERVER_ADDR=127.0.0.1' : 'SERVER_ADDR=$(node_addr "$SERVER_NODE")');
+    const serve = [
+      s.python, '-m', 'trl.scripts.vllm_serve', '--model', s.model!,
+      '--tensor_parallel_size', String(srv.tensorParallel), '--data_parallel_size', String(srv.dataParallel),
+      '--gpu_memory_utilization', String(l.vllm_gpu_memory_utilization), '--host', '0.0.0.0', '--port', String(srv.port),
+    ];
     lines.push(
-      `srun --nodes=${trainNodes} --ntasks=${trainNodes} --ntasks-per-node=1 --nodelist="$TRAIN_NODES" ` +
-        `bash -c 'py=$1; shift; m=$1; mod=$2; shift 2; exec "$py" "$m" "$mod" --accelerate-arg=--machine_rank="$SLURM_PROCID" --accelerate-arg=--main_process_ip="$MAIN_NODE" "$@"' conscience ` +
-        `${shQuote(s.python)} ${quoted}`,
+      `srun --export=ALL --overlap --nodes=1 --ntasks=1 --nodelist="$SERVER_NODE" bash -c 'export CUDA_VISIBLE_DEVICES=$1; shift; exec "$@"' conscience-vllm ${shQuote(srv.gpus.join(','))} ${shJoin(serve)} &`,
+      'server_pid=$!',
     );
-    lines.push('rc=$?');
-    if (useVllm) lines.push('kill "$vllm_pid" 2>/dev/null');
+    trainerArgs.push('--vllm_server_host', '@SERVER_ADDR@', '--vllm_server_port', String(srv.port));
   }
-  lines.push('printf "%s\\n" "$rc" > "$RUN/exit_code.tmp" && mv -f -- "$RUN/exit_code.tmp" "$RUN/exit_code"', 'exit "$rc"', '');
+  const single = topo.worldSize === 1 && topo.trainNodes.length === 1 && !l.accelerate_config;
+  let inner: string;
+  let args: string[];
+  if (single) {
+    args = trainArgv({ python: s.python, recipe: s.recipe, outputDir: s.outputDir, launch: { ...l, num_processes: 1, num_machines: 1 }, kind: s.kind, trainerArgs });
+    inner = 'g=$1; shift; [ -n "$g" ] && export CUDA_VISIBLE_DEVICES=$g; shift 2; exec "$@"';
+  } else {
+    args = [
+      s.python, '-m', 'conscience.launch', '--config', s.recipe, '--no-server',
+      '--num-processes', String(topo.worldSize), '--num-machines', String(topo.trainNodes.length),
+      '--', '--output_dir', s.outputDir, ...trainerArgs,
+    ];
+    // per-node rank and the main address/port come from SLURM at run time, as arguments (never spliced into the inner script)
+    inner = 'g=$1; shift; [ -n "$g" ] && export CUDA_VISIBLE_DEVICES=$g; a=$1; p=$2; shift 2; py=$1; shift; exec "$py" "$1" "$2" --machine-rank "$SLURM_PROCID" --main-address "$a" --main-port "$p" "${@:3}"';
+  }
+  const gpus = srv && topo.trainNodes.includes(srv.node) && topo.trainGpus.length ? topo.trainGpus.join(',') : '';
+  const quoted = shJoin(args).replace(shQuote('@SERVER_ADDR@'), '"$SERVER_ADDR"');
+  const T = topo.trainNodes.length;
+  lines.push(
+    `srun --export=ALL --overlap --kill-on-bad-exit=1 --wait=60 --nodes=${T} --ntasks=${T} --ntasks-per-node=1 --nodelist="$TRAIN_NODES" ` +
+      `bash -c ${shQuote(inner)} conscience-train ${shQuote(gpus)} "$MAIN_ADDR" "$MAIN_PORT" ${quoted} &`,
+    'train_pid=$!',
+    // wait returns early when USR1's trap runs; keep waiting while the step is alive
+    'while :; do wait "$train_pid"; rc=$?; if [ "$rc" -gt 128 ] && kill -0 "$train_pid" 2>/dev/null; then continue; fi; break; done',
+    'if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi',
+    'printf "%s\\n" "$rc" > "$RUN/exit_code.tmp" && mv -f -- "$RUN/exit_code.tmp" "$RUN/exit_code"',
+    // the job ends here for good (a requeue kills the script before this line): its secrets go with it
+    'rm -f -- "$RUN/secrets.env"',
+    'exit "$rc"',
+    '',
+  );
   return lines.join('\n');
 }
 
