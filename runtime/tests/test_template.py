@@ -22,7 +22,7 @@ def test_training_renders_the_template_exactly():
         assert build_messages(row, safety, "Be helpful.") == PromptTemplate(system_prompt="Be helpful.").messages(row["prompt"], budget)
     got = build_messages({"prompt": "hi", "budget": 0}, safety)
     assert got[0] == {"role": "system", "content": "Write an empty safety block <safety></safety> and then answer."}
-    assert "at most 32 tokens" in build_messages({"prompt": "hi", "budget": 32}, safety)[0]["content"]
+    assert "about 32 tokens" in build_messages({"prompt": "hi", "budget": 32}, safety)[0]["content"]
 
 
 def test_recipe_wording_overrides_reach_the_prompt():
