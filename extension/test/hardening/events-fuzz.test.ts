@@ -141,7 +141,13 @@ describe('fuzz: 10,000 mutated real event lines', () => {
     assert.equal(r.events.length + r.problems.length, nonBlankLines(bytes), 'each line accounted for once');
     assert.ok(r.events.length > 2000 && r.problems.length > 2000, `a mix: ${r.events.length} events, ${r.problems.length} problems`);
     for (const e of r.events) assert.equal(checkEvent(e), undefined);
-    for (const p of r.problems) assert.ok(p.file === file && Number.isInteger(p.offset) && p.message, JSON.stringify(p));
+    // each problem names its file and line, and that line starts at the byte it names
+    const starts = [0];
+    for (let i = bytes.indexOf(0x0a); i >= 0; i = bytes.indexOf(0x0a, i + 1)) starts.push(i + 1);
+    for (const p of r.problems) {
+      assert.ok(p.file === file && Number.isInteger(p.line) && p.message, JSON.stringify(p));
+      assert.equal(starts[p.line! - 1], p.offset, `line ${p.line} starts at byte ${p.offset}`);
+    }
     // followed as it grows, in random pieces (a tail cut mid-line included), the same events come out
     const tailFile = join(dir, 'tailed.jsonl');
     writeFileSync(tailFile, '');

@@ -23,9 +23,15 @@ describe('event fields are validated at the reader', () => {
     assert.deepEqual(r.events.map((e) => e.seq), [0, 2]);
     assert.equal(r.problems.length, 2);
     assert.deepEqual(r.problems.map((p) => [p.file, p.seq]), [[file, 1], [file, 3]]);
-    assert.match(formatProblem(r.problems[0]!), new RegExp(`^${file.replace(/[.]/g, '\\.')}: seq 1, byte \\d+: bad event, skipped: values\\.reward must be a number or null, got the string "high"$`));
-    assert.match(r.problems[1]!.message, /status must be one of completed, failed, cancelled, got the string "bogus"/);
+    assert.match(formatProblem(r.problems[0]!), new RegExp(`^${file.replace(/[.]/g, '\\.')}:2: seq 1, byte \\d+: bad event, skipped: values\\.reward must be a number or null, got the string "high"$`));
+    assert.deepEqual(r.problems.map((p) => p.line), [2, 4]);
     assert.equal(r.nextOffset, readFileSync(file).length, 'the reader moves past bad lines: they are not read again');
+    // a reader that starts mid-file still names the line (counted when a problem needs it)
+    appendFileSync(file, '\n' + metrics(4, 3, { kl: '0.1' }));
+    const later = await readEventsFrom(file, r.nextOffset);
+    assert.deepEqual(later.problems.map((p) => p.line), [6]);
+    assert.equal(later.nextLine, 7);
+    assert.match(r.problems[1]!.message, /status must be one of completed, failed, cancelled, got the string "bogus"/);
   });
 
   it('each documented field is type-checked; extra fields are kept; unknown types and missing fields are named', () => {
@@ -164,9 +170,9 @@ describe('the CLI with bad events from the host (issue #16 item 3)', () => {
     const store = join(ws.root, '.conscience', 'runs', ws.id, 'events.jsonl');
     const lines = logs.stderr.split('\n').filter((l) => l.includes('bad event') || l.includes('invalid JSON'));
     assert.equal(lines.length, 3, logs.stderr);
-    assert.ok(lines[0]!.startsWith(`conscience: ${store}: seq 1, byte `), lines[0]);
+    assert.ok(lines[0]!.startsWith(`conscience: ${store}:2: seq 1, byte `), lines[0]);
     assert.match(lines[1]!, /seq 2, byte \d+: bad event, skipped: values\.x\\u001b\[2J\\n must be a number or null/);
-    assert.match(lines[2]!, /byte \d+: invalid JSON/);
+    assert.match(lines[2]!, /:4: byte \d+: invalid JSON/);
     assert.doesNotMatch(logs.stderr, /\u001b/, 'no raw escape sequence reaches the terminal');
   });
 });

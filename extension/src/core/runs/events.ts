@@ -69,15 +69,17 @@ export interface ParseProblem {
   file?: string;
   /** Byte offset of the line that could not be read. */
   offset: number;
+  /** Its 1-based line number in the file, when the reader knows it. */
+  line?: number;
   /** The line's seq, when it had an integer one (how a person finds the event). */
   seq?: number;
   message: string;
 }
 
-/** "FILE: seq N, byte O: message" on one line, the one way a bad event is shown (CLI, output channel). */
+/** "FILE:LINE: seq N, byte O: message" on one line, the one way a bad event is shown (CLI, output channel). */
 export function formatProblem(p: ParseProblem): string {
   const where = [p.seq !== undefined ? `seq ${p.seq}` : undefined, `byte ${p.offset}`].filter(Boolean).join(', ');
-  return escapeControls(`${p.file ?? 'events.jsonl'}: ${where}: ${p.message}`);
+  return escapeControls(`${p.file ?? 'events.jsonl'}${p.line !== undefined ? ':' + p.line : ''}: ${where}: ${p.message}`);
 }
 
 /** A line longer than this is reported and skipped (a samples event with 4 long rows is ~100 KB). */
@@ -87,6 +89,8 @@ const READ_PIECE_BYTES = 4 * 1024 * 1024;
 
 export interface ParseOptions {
   file?: string;
+  /** The 1-based line number of the chunk's first byte, when known: problems then carry theirs. */
+  line?: number;
 }
 
 /**
@@ -101,17 +105,22 @@ export function parseEventChunk(chunk: Buffer, baseOffset: number, opts: ParseOp
   nextOffset: number;
   problems: ParseProblem[];
   lastSeq?: number;
+  /** Complete lines consumed (blank and skipped ones included). */
+  lines: number;
 } {
   const events: RunEvent[] = [];
   const problems: ParseProblem[] = [];
   let lastSeq: number | undefined;
   let start = 0;
+  let k = -1;
   for (;;) {
     const nl = chunk.indexOf(0x0a, start);
     if (nl < 0) break;
+    k++;
     const offset = baseOffset + start;
+    const lineNo = opts.line !== undefined ? opts.line + k : undefined;
     if (nl - start > MAX_EVENT_LINE_BYTES) {
-      problems.push({ file: opts.file, offset, message: `line of ${nl - start} bytes is longer than ${MAX_EVENT_LINE_BYTES}: skipped` });
+      problems.push({ file: opts.file, offset, line: lineNo, message: `line of ${nl - start} bytes is longer than ${MAX_EVENT_LINE_BYTES}: skipped` });
       start = nl + 1;
       continue;
     }
@@ -122,19 +131,19 @@ export function parseEventChunk(chunk: Buffer, baseOffset: number, opts: ParseOp
     try {
       ev = JSON.parse(line);
     } catch (err) {
-      problems.push({ file: opts.file, offset, message: `invalid JSON: ${(err as Error).message}` });
+      problems.push({ file: opts.file, offset, line: lineNo, message: `invalid JSON: ${(err as Error).message}` });
       continue;
     }
     const seq = ev && typeof ev === 'object' && Number.isSafeInteger((ev as { seq?: unknown }).seq) ? ((ev as { seq: number }).seq) : undefined;
     const bad = checkEvent(ev);
     if (bad) {
-      problems.push({ file: opts.file, offset, seq, message: `bad event, skipped: ${bad}` });
+      problems.push({ file: opts.file, offset, line: lineNo, seq, message: `bad event, skipped: ${bad}` });
       continue;
     }
     lastSeq = lastSeq === undefined ? seq : Math.max(lastSeq, seq!);
     events.push(ev as RunEvent);
   }
-  return { events, nextOffset: baseOffset + start, problems, lastSeq };
+  return { events, nextOffset: baseOffset + start, problems, lastSeq, lines: k + 1 };
 }
 
 export interface ReadResult {
@@ -145,6 +154,8 @@ export interface ReadResult {
   lastSeq?: number;
   /** The file had shrunk or been replaced below `offset`, and was read again from its start. */
   rewound?: boolean;
+  /** The 1-based line number at `nextOffset`, when known (pass it back as `line`). */
+  nextLine?: number;
 }
 
 /**
@@ -155,12 +166,12 @@ export interface ReadResult {
  * taken; the ones up to it are skipped, counted in the report), so nothing after the cut is
  * silently lost or taken twice.
  */
-export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?: number } = {}): Promise<ReadResult> {
+export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?: number; line?: number } = {}): Promise<ReadResult> {
   let fh;
   try {
     fh = await open(file, 'r');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { events: [], nextOffset: offset, problems: [], lastSeq: opts.afterSeq };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { events: [], nextOffset: offset, problems: [], lastSeq: opts.afterSeq, nextLine: offset === 0 ? 1 : opts.line };
     throw err;
   }
   try {
@@ -168,6 +179,8 @@ export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?
     let rewound = false;
     let replaced = false;
     const problems: ParseProblem[] = [];
+    // the 1-based line number at `offset`: known from the caller, or counted only if a problem needs it
+    let baseLine: number | undefined = offset === 0 ? 1 : opts.line;
     if (offset > 0 && size < offset) {
       // cut back (truncated, or a writer restarted on a shorter copy): what is still there up to
       // its last complete line was read already; everything written after the cut is new
@@ -175,6 +188,7 @@ export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?
       const resume = await lastLineEnd(fh, size);
       problems.push({ file, offset, message: `the file shrank to ${size} bytes under the reader (it had read ${offset}): it was truncated; going on from byte ${resume}, so the events written after the cut are read` });
       offset = resume;
+      baseLine = offset === 0 ? 1 : undefined;
     } else if (offset > 0) {
       const before = Buffer.alloc(1);
       const { bytesRead } = await fh.read(before, 0, 1, offset - 1);
@@ -184,9 +198,10 @@ export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?
         rewound = replaced = true;
         problems.push({ file, offset, message: `the file was replaced under the reader (byte ${offset - 1} is no longer the end of a line): reading it again from the start` });
         offset = 0;
+        baseLine = 1;
       }
     }
-    if (size <= offset) return { events: [], nextOffset: offset, problems, lastSeq: opts.afterSeq, rewound };
+    if (size <= offset) return { events: [], nextOffset: offset, problems, lastSeq: opts.afterSeq, rewound, nextLine: baseLine };
     const events: RunEvent[] = [];
     let lastSeq = opts.afterSeq;
     let skippedOld = 0;
@@ -194,6 +209,9 @@ export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?
     let longFrom: number | undefined; // start of an over-long line whose end is not found yet
     let carry = Buffer.alloc(0);
     let readTo = offset; // bytes read so far
+    let rel = 0; // complete lines consumed since `offset`
+    const startOffset = offset;
+    const lineProblems: ParseProblem[] = []; // their `line` is relative (1 = the line at startOffset) until the end
     while (readTo < size) {
       const want = Math.min(READ_PIECE_BYTES, size - readTo);
       const piece = Buffer.alloc(want);
@@ -206,13 +224,18 @@ export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?
       if (longFrom !== undefined) {
         const nl = buf.indexOf(0x0a);
         if (nl < 0) continue; // still inside the over-long line: drop these bytes
-        problems.push({ file, offset: longFrom, message: `line of ${base + nl - longFrom} bytes is longer than ${MAX_EVENT_LINE_BYTES}: skipped` });
+        const p: ParseProblem = { file, offset: longFrom, line: rel + 1, message: `line of ${base + nl - longFrom} bytes is longer than ${MAX_EVENT_LINE_BYTES}: skipped` };
+        problems.push(p);
+        lineProblems.push(p);
+        rel++;
         longFrom = undefined;
         buf = buf.subarray(nl + 1);
         base += nl + 1;
         pos = base;
       }
-      const r = parseEventChunk(buf, base, { file });
+      const r = parseEventChunk(buf, base, { file, line: rel + 1 });
+      rel += r.lines;
+      lineProblems.push(...r.problems);
       for (const ev of r.events) {
         if (replaced && opts.afterSeq !== undefined && ev.seq <= opts.afterSeq) {
           skippedOld++;
@@ -231,10 +254,25 @@ export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?
     }
     // an over-long line not finished yet: the next read starts at its beginning again
     if (skippedOld) problems.push({ file, offset: 0, message: `${skippedOld} event(s) with seq up to ${opts.afterSeq} are not taken again (read before the file was replaced; if they were rewritten, see the file itself)` });
-    return { events, nextOffset: longFrom ?? pos, problems, lastSeq, rewound };
+    if (lineProblems.length && baseLine === undefined) baseLine = 1 + (await countNewlines(fh, 0, startOffset));
+    for (const p of lineProblems) p.line = baseLine === undefined ? undefined : baseLine + p.line! - 1;
+    return { events, nextOffset: longFrom ?? pos, problems, lastSeq, rewound, nextLine: baseLine === undefined ? undefined : baseLine + rel };
   } finally {
     await fh.close();
   }
+}
+
+/** Newlines in bytes [from, to) of a file, read in pieces. */
+async function countNewlines(fh: FileHandle, from: number, to: number): Promise<number> {
+  let n = 0;
+  const buf = Buffer.alloc(Math.min(READ_PIECE_BYTES, Math.max(1, to - from)));
+  for (let at = from; at < to; ) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, to - at), at);
+    if (bytesRead === 0) break;
+    for (let i = buf.indexOf(0x0a, 0); i >= 0 && i < bytesRead; i = buf.indexOf(0x0a, i + 1)) n++;
+    at += bytesRead;
+  }
+  return n;
 }
 
 /** The offset just after the last newline at or before `end` (0 when there is none). */
@@ -257,15 +295,18 @@ async function lastLineEnd(fh: FileHandle, end: number): Promise<number> {
  */
 export class EventTail {
   lastSeq?: number;
+  /** 1-based line number at `offset`, once known. */
+  line?: number;
   constructor(
     readonly file: string,
     public offset = 0,
   ) {}
 
   async read(): Promise<{ events: RunEvent[]; problems: ParseProblem[]; rewound?: boolean }> {
-    const r = await readEventsFrom(this.file, this.offset, { afterSeq: this.lastSeq });
+    const r = await readEventsFrom(this.file, this.offset, { afterSeq: this.lastSeq, line: this.line });
     this.offset = r.nextOffset;
     this.lastSeq = r.lastSeq;
+    this.line = r.nextLine;
     return { events: r.events, problems: r.problems, rewound: r.rewound };
   }
 }
