@@ -5,6 +5,8 @@ import { activateRecipes } from './editor/recipes';
 import { activateLaunch } from './editor/launch';
 import { activateDashboard } from './editor/dashboard';
 import { activateAllocator } from './editor/allocator';
+import { activateEval } from './editor/eval';
+import { activateServe } from './editor/serve';
 
 export interface Feature {
   (context: vscode.ExtensionContext, log: vscode.LogOutputChannel): void | Promise<void>;
@@ -15,6 +17,8 @@ const features: Array<[string, Feature]> = [
   ['launch', activateLaunch],
   ['dashboard', activateDashboard],
   ['allocator', activateAllocator],
+  ['eval', activateEval],
+  ['serve', activateServe],
 ];
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {

@@ -1,0 +1,71 @@
+/**
+ * What the editor needs to start a gateway and show it: the CLI's argv (no shell: every value
+ * is its own argument) and a summary of a gateway's /metrics text.
+ */
+import { TIERS } from '../allocator';
+
+export interface StartSpec {
+  upstream: string;
+  port: number;
+  host?: string;
+  allocatorDir?: string;
+  /** the allocator policy overrides (setting conscience.allocator.policy) */
+  policy?: Record<string, unknown>;
+  observeOnly?: boolean;
+}
+
+/** Checks an upstream URL typed by a user; returns an error message or undefined. */
+export function checkUpstream(url: string): string | undefined {
+  let u: URL;
+  try { u = new URL(url.trim()); } catch { return 'not a URL: use http://HOST:PORT (the OpenAI-compatible server, e.g. vLLM on http://127.0.0.1:8000)'; }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'the upstream must be an http:// or https:// URL';
+  return undefined;
+}
+
+/** argv after the CLI script: `serve --upstream URL --port P ...`. */
+export function serveArgs(s: StartSpec): string[] {
+  const args = ['serve', '--upstream', s.upstream.trim(), '--port', String(s.port)];
+  if (s.host) args.push('--host', s.host);
+  if (s.allocatorDir) args.push('--allocator', s.allocatorDir);
+  for (const [k, v] of Object.entries(s.policy ?? {})) {
+    if (typeof v === 'number' || typeof v === 'string') args.push('--policy', `${k}=${v}`);
+  }
+  if (s.observeOnly) args.push('--observe-only');
+  return args;
+}
+
+export interface MetricsSummary {
+  requests: number;
+  byTier: Record<string, number>;
+  refused: number;
+  inFlight: number;
+  safetyTokens: number;
+  savedTokens: number;
+}
+
+/** Sums the gateway's counters from Prometheus text (unknown lines are ignored). */
+export function summarizeMetrics(text: string): MetricsSummary {
+  const out: MetricsSummary = { requests: 0, byTier: Object.fromEntries(TIERS.map((t) => [t, 0])), refused: 0, inFlight: 0, safetyTokens: 0, savedTokens: 0 };
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = /^(\w+)(?:\{([^}]*)\})?\s+(\S+)$/.exec(line);
+    if (!m) continue;
+    const [, name, labels = '', raw] = m;
+    const v = Number(raw);
+    if (!Number.isFinite(v)) continue;
+    const label = (k: string): string | undefined => new RegExp(`(?:^|,)${k}="([^"]*)"`).exec(labels)?.[1];
+    switch (name) {
+      case 'conscience_serve_requests_total': {
+        out.requests += v;
+        const tier = label('tier');
+        if (tier) out.byTier[tier] = (out.byTier[tier] ?? 0) + v;
+        if (label('action') === 'refused') out.refused += v;
+        break;
+      }
+      case 'conscience_serve_in_flight_requests': out.inFlight = v; break;
+      case 'conscience_serve_safety_tokens_total': out.safetyTokens += v; break;
+      case 'conscience_serve_budget_saved_tokens_total': out.savedTokens += v; break;
+    }
+  }
+  return out;
+}

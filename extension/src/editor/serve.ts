@@ -1,0 +1,101 @@
+// Editor adapter for the serving gateway: a command that starts `conscience serve` for a chosen
+// upstream in a terminal (the bundled CLI run by the editor's own Node, no shell line), one to
+// stop it, and a status bar item that polls the gateway's /metrics for its request counts.
+import * as vscode from 'vscode';
+import { checkUpstream, serveArgs, summarizeMetrics, type MetricsSummary } from '../core/serve/status';
+
+const START = 'conscience.serve.start';
+const STOP = 'conscience.serve.stop';
+const POLL_MS = 2000;
+
+export function activateServe(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): void {
+  let terminal: vscode.Terminal | undefined;
+  let url: string | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const status = vscode.window.createStatusBarItem('conscience.serve.status', vscode.StatusBarAlignment.Left, 19);
+  status.name = 'Conscience gateway';
+  context.subscriptions.push(status);
+
+  const render = (s: MetricsSummary | undefined, upstream: string): void => {
+    if (!s) {
+      status.text = '$(server-process) gateway starting…';
+      status.tooltip = `conscience serve → ${upstream}`;
+    } else {
+      status.text = `$(server-process) gateway ${s.requests} req`;
+      const tiers = Object.entries(s.byTier).map(([t, n]) => `${t} ${n}`).join(' · ');
+      status.tooltip = `conscience serve on ${url} → ${upstream}\n${tiers}\nrefused ${s.refused} · in flight ${s.inFlight}\nsafety tokens ${s.safetyTokens} · budget saved ${s.savedTokens}`;
+    }
+    status.command = { title: 'Show gateway', command: 'workbench.action.terminal.focus' };
+    status.show();
+  };
+
+  const stopPolling = (): void => {
+    if (timer) clearInterval(timer);
+    timer = undefined;
+    status.hide();
+  };
+
+  context.subscriptions.push(
+    { dispose: stopPolling },
+    vscode.window.onDidCloseTerminal((t) => {
+      if (t === terminal) { terminal = undefined; url = undefined; stopPolling(); }
+    }),
+    vscode.commands.registerCommand(START, async (arg?: { upstream?: string; port?: number }) => {
+      const upstream = arg?.upstream ?? await vscode.window.showInputBox({
+        title: 'Conscience gateway: upstream',
+        prompt: 'The OpenAI-compatible server to put the gateway in front of (vLLM, transformers serve, ...)',
+        value: 'http://127.0.0.1:8000',
+        validateInput: (v) => checkUpstream(v),
+        ignoreFocusOut: true,
+      });
+      if (!upstream) return;
+      const bad = checkUpstream(upstream);
+      if (bad) { void vscode.window.showErrorMessage(`Conscience gateway: ${bad}`); return; }
+      const portText = arg?.port !== undefined ? String(arg.port) : await vscode.window.showInputBox({
+        title: 'Conscience gateway: port',
+        prompt: 'Port the gateway listens on (127.0.0.1); point clients at http://127.0.0.1:PORT/v1',
+        value: '8100',
+        validateInput: (v) => (/^\d+$/.test(v) && Number(v) > 0 && Number(v) < 65536 ? undefined : 'a port number, 1-65535'),
+        ignoreFocusOut: true,
+      });
+      if (!portText) return;
+      terminal?.dispose();
+      const cfg = vscode.workspace.getConfiguration('conscience.allocator');
+      const modelPath = cfg.get<string>('modelPath', '');
+      const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+      const allocatorDir = modelPath ? (folder && !modelPath.startsWith('/') ? vscode.Uri.joinPath(folder, modelPath).fsPath : modelPath) : undefined;
+      const args = serveArgs({ upstream, port: Number(portText), allocatorDir, policy: cfg.get<Record<string, unknown>>('policy', {}) });
+      const cli = vscode.Uri.joinPath(context.extensionUri, 'dist', 'cli.js').fsPath;
+      // the editor's own Node runs the bundled CLI; every value is its own argv entry (no shell)
+      terminal = vscode.window.createTerminal({
+        name: 'conscience serve',
+        shellPath: process.execPath,
+        shellArgs: [cli, ...args],
+        env: { ELECTRON_RUN_AS_NODE: '1' },
+        isTransient: true,
+      });
+      terminal.show();
+      url = `http://127.0.0.1:${portText}`;
+      log.info(`gateway started: ${url} → ${upstream}`);
+      stopPolling();
+      render(undefined, upstream);
+      const poll = async (): Promise<void> => {
+        if (!url) return;
+        try {
+          const r = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(1500) });
+          render(r.ok ? summarizeMetrics(await r.text()) : undefined, upstream);
+        } catch {
+          render(undefined, upstream);
+        }
+      };
+      timer = setInterval(() => void poll(), POLL_MS);
+      void poll();
+    }),
+    vscode.commands.registerCommand(STOP, () => {
+      terminal?.dispose();
+      terminal = undefined;
+      url = undefined;
+      stopPolling();
+    }),
+  );
+}
