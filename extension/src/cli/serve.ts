@@ -5,6 +5,7 @@
 // SIGINT/SIGTERM. Exit 0 after a clean stop, 1 when it cannot start, 2 usage.
 import { Allocator, defaultModelDir } from '../core/allocator';
 import { createGateway, parseGatewayPolicy } from '../core/serve';
+import { checkUpstream } from '../core/serve/status';
 
 const USAGE = 'usage: conscience serve --upstream URL [--host 127.0.0.1] [--port 8100] [--allocator DIR] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES] [--upstream-timeout SECONDS]';
 
@@ -55,6 +56,8 @@ function parseArgs(argv: string[]): Args | string {
     }
   }
   if (!a.upstream) return '--upstream URL is required (the OpenAI-compatible server to put the gateway in front of)';
+  const bad = checkUpstream(a.upstream);
+  if (bad) return `--upstream ${JSON.stringify(a.upstream)}: ${bad}`;
   return a as Args;
 }
 
