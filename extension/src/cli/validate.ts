@@ -21,13 +21,20 @@ export interface CliDiagnostic {
 const USAGE = 'usage: conscience validate <files|folders>... [--format json|text]';
 const SKIP_DIRS = new Set(['node_modules', '.git', '.venv', 'dist', '__pycache__']);
 
+/** What a folder walk could not take: a broken symlink, a folder too deep. */
+interface WalkNote { path: string; kind: 'broken' | 'deep' }
+
 /**
  * Collects *.yaml / *.yml under `dir`. Symlinks are followed like the files and folders they
  * name (a symlinked recipe is validated, issue #16 item 7); a folder is entered once by its
- * real path, so symlink loops end; a broken link is reported, not skipped in silence.
+ * real path, so symlink loops end; a broken link and a folder past 32 levels are reported,
+ * not skipped in silence.
  */
-function walk(dir: string, out: string[], broken: string[], depth = 0, seen = new Set<string>()): void {
-  if (depth > 32) return;
+function walk(dir: string, out: string[], notes: WalkNote[], depth = 0, seen = new Set<string>()): void {
+  if (depth > 32) {
+    notes.push({ path: dir, kind: 'deep' }); // reported, not skipped in silence
+    return;
+  }
   try {
     const real = realpathSync(dir);
     if (seen.has(real)) return;
@@ -46,12 +53,12 @@ function walk(dir: string, out: string[], broken: string[], depth = 0, seen = ne
         isDir = st.isDirectory();
         isFile = st.isFile();
       } catch {
-        if (/\.ya?ml$/i.test(e.name)) broken.push(full);
+        if (/\.ya?ml$/i.test(e.name)) notes.push({ path: full, kind: 'broken' });
         continue;
       }
     }
     if (isDir) {
-      if (!SKIP_DIRS.has(e.name) && !e.name.startsWith('.')) walk(full, out, broken, depth + 1, seen);
+      if (!SKIP_DIRS.has(e.name) && !e.name.startsWith('.')) walk(full, out, notes, depth + 1, seen);
     } else if (isFile && /\.ya?ml$/i.test(e.name)) out.push(full);
   }
 }
@@ -77,10 +84,13 @@ export function validatePaths(paths: string[], cwd = process.cwd()): CliDiagnost
     }
     if (st.isDirectory()) {
       const found: string[] = [];
-      const broken: string[] = [];
-      walk(full, found, broken);
+      const notes: WalkNote[] = [];
+      walk(full, found, notes);
       files.push(...found.map((f) => ({ path: f, walked: true })));
-      for (const b of broken) results.push({ file: show(b), line: 1, column: 1, endLine: 1, endColumn: 1, severity: 'error', code: 'CC010', message: `Cannot read '${show(b)}': a symbolic link to a missing file.` });
+      for (const { path: b, kind } of notes) {
+        results.push({ file: show(b), line: 1, column: 1, endLine: 1, endColumn: 1, severity: kind === 'deep' ? 'warning' : 'error', code: 'CC010',
+          message: kind === 'deep' ? `Not walked: '${show(b)}' is more than 32 folders deep.` : `Cannot read '${show(b)}': a symbolic link to a missing file.` });
+      }
     }
     else files.push({ path: full, walked: false });
   }

@@ -59,3 +59,14 @@ it('`launch --dry-run` and `inspect` print a hostile file name or line on one es
   assert.equal(errs.length, 2, i.stderr);
   for (const e of errs) assert.match(e, /^.*p\\n\\u001b\[2Jx\.jsonl:[23]: /);
 });
+
+it('a folder walk says which folder it did not enter for depth, instead of skipping it in silence', () => {
+  const root = mkdtempSync(join(tmpdir(), 'val-deep-'));
+  let dir = root;
+  for (let i = 0; i < 34; i++) dir = join(dir, `d${i}`);
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(BAD, join(dir, 'deep.yaml'));
+  const r = cli(['validate', root, '--format', 'json'], { timeoutMs: 60_000 });
+  const out = JSON.parse(r.stdout) as Array<{ file: string; code: string; severity: string; message: string }>;
+  assert.ok(out.some((d) => d.code === 'CC010' && d.severity === 'warning' && /Not walked: .*d32' is more than 32 folders deep/.test(d.message)), r.stdout);
+});
