@@ -443,6 +443,9 @@ def _train(recipe, writer, resume_from: Optional[str]) -> dict:
     funcs = [_recording(f, i, recorder) for i, f in enumerate(funcs)]
     callback = _make_callback(writer, recorder, recipe.safety.samples_per_step)
     callbacks = [callback]
+    from .requeue import checkpoint_on_request_callback  # SLURM's warning signal: save before the job stops
+
+    callbacks += [c for c in [checkpoint_on_request_callback()] if c is not None]
     if recipe.safety.eval_recipe and recipe.safety.eval_steps > 0:  # evaluation during training (docs/eval.md)
         from .eval import make_training_callback
 

@@ -83,3 +83,26 @@ def test_two_launches_at_once_both_train(tmp_path):
         with open(tmp_path / name / "events.jsonl") as f:
             last = [json.loads(l) for l in f][-1]
         assert last["type"] == "run_finished" and last["status"] == "completed"
+
+
+def test_checkpoint_request_saves_once(tmp_path):
+    # what the batch script does on SLURM's USR1 (sbatch --signal=B:USR1@120): a request file;
+    # the trainer saves at the next step end although the recipe never saves, then removes it
+    os.environ["CONSCIENCE_CACHE"] = CACHE
+    from conscience.tiny_model import ensure_tiny
+
+    ensure_tiny(warmup_steps=0)
+    p = _recipe(tmp_path, launch={"cpu": True, "num_processes": 1, "num_machines": 1}, max_steps=2)
+    req = tmp_path / "checkpoint_request"
+    req.write_text("")
+    env = dict(os.environ, CONSCIENCE_CACHE=CACHE, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
+               PYTHONPATH=os.path.join(ROOT, "runtime"), CONSCIENCE_CHECKPOINT_REQUEST=str(req))
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "conscience.train", "--config", p, "--output_dir", str(out)], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert not req.exists()
+    assert sorted(d for d in os.listdir(out) if d.startswith("checkpoint-")) == ["checkpoint-1"]
+    with open(out / "events.jsonl") as f:
+        cps = [json.loads(l) for l in f if '"checkpoint"' in l]
+    assert [e["step"] for e in cps if e["type"] == "checkpoint"] == [1]

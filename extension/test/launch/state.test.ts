@@ -41,10 +41,40 @@ describe('run state machine', () => {
     assert.equal(deriveState({ ...base, job: { state: 'PENDING' } }).state, 'queued');
     assert.equal(deriveState({ ...base, job: { state: 'RUNNING' } }).state, 'starting');
     assert.equal(deriveState({ ...base, started: true, job: { state: 'CANCELLED', outcome: 'cancelled', exitCode: 0 } }).state, 'cancelled');
-    const f = deriveState({ ...base, started: true, job: { state: 'TIMEOUT', outcome: 'failed', exitCode: 0, reason: 'TimeLimit' } });
+    const f = deriveState({ ...base, started: true, job: { state: 'FAILED', outcome: 'failed', exitCode: 1, reason: 'NonZeroExitCode' } });
     assert.equal(f.state, 'failed');
-    assert.match(f.error!, /TIMEOUT \(TimeLimit\)/);
+    assert.match(f.error!, /FAILED \(NonZeroExitCode\)/);
     const v = deriveState({ ...base, started: true, job: { state: 'UNKNOWN', gone: true }, exitFile: 1 });
     assert.deepEqual([v.state, v.exitCode], ['failed', 1]);
+  });
+  it('SLURM: PREEMPTED, NODE_FAIL, TIMEOUT and OUT_OF_MEMORY each show as what they are, even after the trainer wrote cancelled on its SIGTERM', () => {
+    const sigterm = { status: 'cancelled' as const, exit_code: 143, error: 'received SIGTERM' };
+    for (const [job, state, why] of [
+      ['PREEMPTED', 'preempted', /preempted/], ['NODE_FAIL', 'node_failed', /a node of the job failed/],
+      ['TIMEOUT', 'timed_out', /time limit/], ['OUT_OF_MEMORY', 'out_of_memory', /out of memory/],
+    ] as const) {
+      for (const finished of [undefined, sigterm]) {
+        const o = deriveState({ ...base, started: true, finished, job: { state: job, outcome: 'failed', exitCode: 0, reason: 'r' } });
+        assert.deepEqual([o.state, o.terminal, o.settled], [state, true, true], `${job} finished=${!!finished}`);
+        assert.match(o.error!, why);
+        assert.match(o.error!, new RegExp(`SLURM job ${job}`));
+      }
+    }
+    // a cancel we asked for stays cancelled
+    assert.equal(deriveState({ ...base, started: true, cancelRequested: true, job: { state: 'TIMEOUT', outcome: 'failed' } }).state, 'cancelled');
+  });
+  it('SLURM requeue: the trainer stopped on SIGTERM, the job queued again -> requeued (not cancelled, not terminal), then running', () => {
+    const sigterm = { status: 'cancelled' as const, exit_code: 143, error: 'received SIGTERM' };
+    // between the signal and the requeue the job is still active: nothing is concluded yet
+    const gap = deriveState({ ...base, previous: 'running', started: true, finished: sigterm, job: { state: 'COMPLETING' } });
+    assert.deepEqual([gap.state, gap.terminal], ['running', false]);
+    const q = deriveState({ ...base, previous: 'running', started: true, finished: sigterm, job: { state: 'PENDING', reason: 'BeginTime' } });
+    assert.deepEqual([q.state, q.terminal], ['requeued', false]);
+    // RUNNING again before the new attempt's run_started: still requeued
+    assert.equal(deriveState({ ...base, previous: 'requeued', started: true, finished: sigterm, job: { state: 'RUNNING' } }).state, 'requeued');
+    // the monitor clears `finished` on the new run_started: running
+    assert.equal(deriveState({ ...base, previous: 'requeued', started: true, job: { state: 'RUNNING' } }).state, 'running');
+    // pending after having started, without any run_finished (the script was killed first): requeued too
+    assert.equal(deriveState({ ...base, previous: 'running', started: true, job: { state: 'PENDING' } }).state, 'requeued');
   });
 });

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative } from 'node:path';
-import { completeSize, readRun, runDir as localRunDir, withRunLock, writeRun, type RunRecord } from '../runs/store';
+import { completeSize, readRun, runDir as localRunDir, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
 import { resumeRefusal } from '../runs/resume';
 import { ensurePython, requirementsPath } from './env';
 import type { Host } from './host';
@@ -229,7 +229,7 @@ export async function launchRun(s: LaunchSession, recipe: string, targetName: st
 export async function resumeRun(s: LaunchSession, id: string): Promise<StartOutcome & { plan: Plan }> {
   const rec = await readRun(s.root, id);
   if (!rec) throw new Error(`no run '${id}' in ${s.root}/.conscience/runs`);
-  if (!['completed', 'failed', 'cancelled'].includes(rec.state)) throw new Error(`run ${id} is ${rec.state}; cancel it before resuming`);
+  if (!TERMINAL_STATES.has(rec.state)) throw new Error(`run ${id} is ${rec.state}; cancel it before resuming`);
   const plan = await planLaunch(s, rec.recipe, rec.target, rec.id);
   const refusal = resumeRefusal(rec, plan.info.maxSteps);
   if (refusal) throw new Error(refusal);
@@ -252,7 +252,7 @@ export async function cancelRun(s: LaunchSession, id: string, graceS?: number): 
 async function cancelLocked(s: LaunchSession, id: string, graceS?: number): Promise<RunRecord> {
   const rec = await readRun(s.root, id);
   if (!rec) throw new Error(`no run '${id}' in ${s.root}/.conscience/runs`);
-  if (['completed', 'failed', 'cancelled'].includes(rec.state)) return rec;
+  if (TERMINAL_STATES.has(rec.state)) return rec;
   const t = s.target(rec.target);
   const host = await s.host(t);
   const grace = graceS ?? t.cancelGrace ?? 30;

@@ -218,7 +218,11 @@ export class RunMonitor extends EventEmitter {
         rec.exitCode = out.exitCode ?? null;
         rec.error = out.error ?? null;
         // the final exit code is known once the process or job is gone as well
-        if (out.settled) rec.finishedAt = rec.finishedAt ?? Date.now() / 1000;
+        if (out.settled) {
+          rec.finishedAt = rec.finishedAt ?? Date.now() / 1000;
+          // a SLURM job keeps its secrets file for its whole life (requeues included); the job is over now
+          if (rec.targetKind === 'slurm') await host.exec(`rm -f -- ${shQuote(rec.remoteDir + '/secrets.env')}`).catch(() => undefined);
+        }
       }
     }
     if (JSON.stringify(rec) !== before) {
@@ -242,6 +246,8 @@ export class RunMonitor extends EventEmitter {
       switch (e.type) {
         case 'run_started':
           rec.sawStarted = true;
+          // the same run started again (a requeued SLURM job): the previous attempt's end is not this one's
+          rec.finished = undefined;
           if (typeof e.max_steps === 'number') rec.maxSteps = e.max_steps;
           break;
         case 'metrics':
@@ -271,6 +277,7 @@ export class RunMonitor extends EventEmitter {
         if (this.listenerCount('error')) this.emit('error', err);
         rec = await readRun(this.session.root, this.runId);
       }
+      if (rec && !TERMINAL_STATES.has(rec.state)) terminalSince = undefined;
       if (rec && TERMINAL_STATES.has(rec.state)) {
         terminalSince ??= Date.now();
         // wait (bounded) for the process/job to end so its exit code is recorded, then one

@@ -34,7 +34,42 @@ export interface StateOutput {
 
 const PENDING = new Set(['PENDING', 'CONFIGURING', 'REQUEUED', 'REQUEUE_HOLD', 'SUSPENDED']);
 
+/**
+ * SLURM job states that end a run for a reason of SLURM's own, and the run state each shows
+ * as (not a plain "failed"): the trainer only sees a SIGTERM/SIGKILL in each of these.
+ */
+export const SLURM_END_STATES: Readonly<Record<string, { state: RunState; why: string }>> = {
+  PREEMPTED: { state: 'preempted', why: 'preempted by a higher-priority job' },
+  NODE_FAIL: { state: 'node_failed', why: 'a node of the job failed' },
+  TIMEOUT: { state: 'timed_out', why: 'the job reached its time limit' },
+  OUT_OF_MEMORY: { state: 'out_of_memory', why: 'the job ran out of memory' },
+};
+
+/** The run states deriveState can give (every RunState but `preparing`, which only the launcher sets). */
+export const DERIVED_STATES: readonly RunState[] = [
+  'queued', 'starting', 'running', 'unresponsive', 'cancelling', 'requeued', 'completed', 'failed', 'cancelled',
+  ...Object.values(SLURM_END_STATES).map((x) => x.state),
+];
+
+function slurmEnd(i: StateInput): StateOutput | undefined {
+  const end = i.job && (i.job.outcome || i.job.gone) ? SLURM_END_STATES[i.job.state] : undefined;
+  if (!end || i.cancelRequested) return undefined;
+  const code = i.job!.exitCode ?? i.exitFile ?? null;
+  return { state: end.state, exitCode: code, error: `SLURM job ${i.job!.state}: ${end.why}${i.job!.reason ? ' (' + i.job!.reason + ')' : ''}`, terminal: true, settled: true };
+}
+
 export function deriveState(i: StateInput): StateOutput {
+  // 0. SLURM ended the job for a reason of its own: that is what the run shows, whatever the trainer wrote on its SIGTERM
+  const end = slurmEnd(i);
+  if (end) return end;
+  // the trainer stopped on a signal nobody here asked for, and the job is queued or running
+  // again: SLURM requeued it; the same run continues (a new run_started clears `finished`)
+  // (while the job is still active the end is not known yet: a requeue, a time limit or an
+  // admin's scancel all look the same to the trainer)
+  if (i.finished && i.finished.status !== 'completed' && !i.cancelRequested && i.job && !i.job.outcome && !i.job.gone) {
+    if (PENDING.has(i.job.state) || i.previous === 'requeued') return { state: 'requeued', terminal: false };
+    return { state: ['running', 'unresponsive', 'starting', 'queued'].includes(i.previous) ? i.previous : 'running', terminal: false };
+  }
   // 1. the trainer said how it ended
   if (i.finished) {
     const processDone = i.process ? !i.process.alive : i.job ? i.job.outcome !== undefined || !!i.job.gone : true;
@@ -66,7 +101,7 @@ export function deriveState(i: StateInput): StateOutput {
   }
   // 3. still there
   if (i.cancelRequested) return { state: 'cancelling', terminal: false };
-  if (i.job && PENDING.has(i.job.state)) return { state: 'queued', terminal: false };
+  if (i.job && PENDING.has(i.job.state)) return { state: i.started ? 'requeued' : 'queued', terminal: false };
   if (!i.started) return { state: 'starting', terminal: false };
   if (i.now - i.lastActivity > i.heartbeatTimeout) return { state: 'unresponsive', terminal: false };
   return { state: 'running', terminal: false };

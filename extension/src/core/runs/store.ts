@@ -24,11 +24,17 @@ export type RunState =
   | 'running'
   | 'unresponsive' // running, but no event for longer than the heartbeat timeout
   | 'cancelling'
+  | 'requeued' // SLURM requeued the job (preemption, node failure, scontrol requeue): the same run starts again
   | 'completed'
   | 'failed'
-  | 'cancelled';
+  | 'cancelled'
+  // SLURM ended the job for a reason of its own (runs/state.ts SLURM_END_STATES)
+  | 'preempted'
+  | 'node_failed'
+  | 'timed_out'
+  | 'out_of_memory';
 
-export const TERMINAL_STATES: ReadonlySet<RunState> = new Set(['completed', 'failed', 'cancelled']);
+export const TERMINAL_STATES: ReadonlySet<RunState> = new Set(['completed', 'failed', 'cancelled', 'preempted', 'node_failed', 'timed_out', 'out_of_memory']);
 
 export interface RunRecord {
   id: string;
