@@ -5,6 +5,7 @@ import { activateRecipes } from './editor/recipes';
 import { activateLaunch } from './editor/launch';
 import { activateDashboard } from './editor/dashboard';
 import { activateAllocator } from './editor/allocator';
+import { activateEval } from './editor/eval';
 import { activateServe } from './editor/serve';
 
 export interface Feature {
@@ -16,6 +17,7 @@ const features: Array<[string, Feature]> = [
   ['launch', activateLaunch],
   ['dashboard', activateDashboard],
   ['allocator', activateAllocator],
+  ['eval', activateEval],
   ['serve', activateServe],
 ];
 
