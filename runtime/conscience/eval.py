@@ -862,7 +862,8 @@ def build_case() -> dict:
         ]):
             b = {"harmful": 12, "benign": 0, "borderline": 6}[label] if arm == "label" else budget
             comps.append({"id": f"p{i}", "arm": arm, "budget": b, "label": label, "category": cat,
-                          "source": src, "prompt": f"prompt {i}", "safety": "x " * st, "answer": "ok", "safety_tokens": st,
+                          "source": src, "prompt": f"prompt {i}", "safety": ("x " * st).strip() if arm != "none" else "",
+                          "answer": f"answer {i}", "safety_tokens": st if arm != "none" else 0,
                           "answer_tokens": 1 + i, "format_ok": arm != "none" and i != 4, "refused": refused, "judge": {"judge": "detector"}})
     arms = ["label", "fixed:8", "none"]
     res = build_results(comps, arms, {"prompts": 5, "skipped_lines": ["x.jsonl:3: invalid JSON"], "arms_order": arms,

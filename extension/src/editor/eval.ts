@@ -1,0 +1,167 @@
+// Thin VS Code adapter for the eval report: a webview panel (webview/src/eval) showing one eval
+// or two side by side, read from an eval run's results.json and completions.jsonl. Where they
+// are found: the run store's copy (.conscience/runs/<id>/results.json, kept by `conscience eval
+// --wait`) or the run's output dir when it is on this machine (local target), or any
+// results.json the user picks. Commands: conscience.openEvalReport (arg: run id or the Uri of a
+// results.json), conscience.compareEvals. Launching an eval recipe is the launch feature's
+// (its CodeLens and guard handle `kind: eval`).
+import * as vscode from 'vscode';
+import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { dashboardHtml, makeNonce } from '../core/dashboard/html';
+import { parseCompletions, parseResults, resultsCsv } from '../core/eval/results';
+import { parseToHost, type EvalView, type ReportCompletion, type ToWebview } from '../core/protocol/eval';
+import { runName } from '../core/runs/present';
+import { listRuns, readRun, runDir, type RunRecord } from '../core/runs/store';
+
+const MAX_COMPLETIONS = 200_000;
+
+/** Where an eval's files are: results.json and (if present) completions.jsonl. */
+async function locate(root: string, ref: string | vscode.Uri): Promise<{ name: string; results: string; completions?: string }> {
+  if (typeof ref !== 'string') return { name: ref.fsPath, results: ref.fsPath, completions: join(dirname(ref.fsPath), 'completions.jsonl') };
+  const run = await readRun(root, ref);
+  if (!run) throw new Error(`no run '${ref}' in ${root}/.conscience/runs`);
+  const stored = join(runDir(root, run.id), 'results.json');
+  const local = run.targetKind === 'local' ? join(run.outputDir, 'results.json') : undefined;
+  const results = local && (await exists(local)) ? local : stored;
+  return { name: runName(run), results, completions: local ? join(run.outputDir, 'completions.jsonl') : undefined };
+}
+
+async function exists(p: string): Promise<boolean> {
+  return readFile(p).then(() => true, () => false);
+}
+
+export async function loadEval(root: string, ref: string | vscode.Uri): Promise<EvalView> {
+  const where = await locate(root, ref);
+  let text: string;
+  try {
+    text = await readFile(where.results, 'utf8');
+  } catch (err) {
+    throw new Error(`${where.results}: cannot read the eval results (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); an eval on a remote target keeps them on its host until \`conscience eval --wait\` copies them`);
+  }
+  const results = parseResults(text, where.results);
+  let completions: ReportCompletion[] = [];
+  let completionErrors: string[] = [];
+  if (where.completions) {
+    const raw = await readFile(where.completions, 'utf8').catch(() => '');
+    const parsed = parseCompletions(raw, where.completions);
+    completionErrors = parsed.errors;
+    completions = parsed.rows.slice(0, MAX_COMPLETIONS).map((c) => ({
+      id: String(c.id), arm: String(c.arm), budget: typeof c.budget === 'number' ? c.budget : null, label: String(c.label ?? ''),
+      category: String(c.category ?? ''), source: String(c.source ?? ''), prompt: String(c.prompt ?? ''), safety: String(c.safety ?? ''),
+      answer: String(c.answer ?? ''), safety_tokens: Math.max(0, Math.trunc(Number(c.safety_tokens) || 0)),
+      answer_tokens: Math.max(0, Math.trunc(Number(c.answer_tokens) || 0)), format_ok: c.format_ok === true, refused: c.refused === true,
+    }));
+  }
+  return { name: where.name, results, completions, completionErrors };
+}
+
+export function activateEval(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): void {
+  const root = (): string | undefined => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  let report: EvalReport | undefined;
+
+  const pick = async (title: string): Promise<string | vscode.Uri | undefined> => {
+    const ws = root();
+    const runs: RunRecord[] = ws ? await listRuns(ws) : [];
+    const evals: RunRecord[] = [];
+    for (const r of runs) {
+      if (await exists(join(runDir(ws!, r.id), 'results.json')) || (r.targetKind === 'local' && (await exists(join(r.outputDir, 'results.json'))))) evals.push(r);
+    }
+    const items: Array<vscode.QuickPickItem & { ref?: string }> = evals.map((r) => ({ label: runName(r), description: `${r.state} · ${r.recipe}`, detail: r.id, ref: r.id }));
+    items.push({ label: 'Browse for a results.json…' });
+    const got = await vscode.window.showQuickPick(items, { title, placeHolder: 'An eval run, or a results.json file' });
+    if (!got) return undefined;
+    if (got.ref) return got.ref;
+    const files = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Eval results': ['json'] }, title });
+    return files?.[0];
+  };
+
+  const open = async (ref?: string | vscode.Uri, compare = false): Promise<void> => {
+    const ws = root() ?? '';
+    ref ??= await pick(compare ? 'Compare with eval' : 'Open eval report');
+    if (!ref) return;
+    let view: EvalView;
+    try {
+      view = await loadEval(ws, ref);
+    } catch (err) {
+      void vscode.window.showErrorMessage(`Chain of Conscience: ${(err as Error).message}`);
+      return;
+    }
+    if (!report) {
+      report = new EvalReport(context, log, pick, async (r) => loadEval(ws, r));
+      report.panel.onDidDispose(() => (report = undefined));
+    }
+    report.show(view, compare);
+  };
+
+  context.subscriptions.push(
+    vscode.commands.registerCommand('conscience.openEvalReport', (ref?: string | vscode.Uri) => open(ref, false)),
+    vscode.commands.registerCommand('conscience.compareEvals', (ref?: string | vscode.Uri) => open(ref, true)),
+    { dispose: () => report?.panel.dispose() },
+  );
+}
+
+class EvalReport {
+  readonly panel: vscode.WebviewPanel;
+  private evals: EvalView[] = [];
+  private ready = false;
+
+  constructor(context: vscode.ExtensionContext, private readonly log: vscode.LogOutputChannel,
+    private readonly pick: (title: string) => Promise<string | vscode.Uri | undefined>,
+    private readonly load: (ref: string | vscode.Uri) => Promise<EvalView>) {
+    const dist = vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview');
+    this.panel = vscode.window.createWebviewPanel('conscience.evalReport', 'Eval report', vscode.ViewColumn.Active, {
+      enableScripts: true, localResourceRoots: [dist], retainContextWhenHidden: true,
+    });
+    const w = this.panel.webview;
+    w.html = dashboardHtml({
+      cspSource: w.cspSource, nonce: makeNonce(), title: 'Eval report',
+      scriptUri: w.asWebviewUri(vscode.Uri.joinPath(dist, 'eval.js')).toString(),
+      styleUri: w.asWebviewUri(vscode.Uri.joinPath(dist, 'eval.css')).toString(),
+    });
+    w.onDidReceiveMessage((raw: unknown) => void this.onMessage(raw));
+  }
+
+  show(view: EvalView, compare: boolean): void {
+    this.evals = compare && this.evals.length ? [this.evals[0]!, view] : [view];
+    this.panel.title = this.evals.length > 1 ? `Eval: ${this.evals[0]!.name} vs ${view.name}` : `Eval: ${view.name}`;
+    this.panel.reveal();
+    this.post({ type: 'show', evals: this.evals });
+  }
+
+  private post(m: ToWebview): void {
+    if (this.ready) void this.panel.webview.postMessage(m);
+  }
+
+  private async onMessage(raw: unknown): Promise<void> {
+    const parsed = parseToHost(raw);
+    if (!parsed.ok) {
+      this.log.warn(`eval report: ignored message: ${parsed.error}`);
+      return;
+    }
+    const m = parsed.value;
+    if (m.type === 'ready') {
+      this.ready = true;
+      if (this.evals.length) this.post({ type: 'show', evals: this.evals });
+    } else if (m.type === 'exportCsv') {
+      const target = await vscode.window.showSaveDialog({ filters: { CSV: ['csv'] }, saveLabel: 'Export', title: 'Export eval results as CSV' });
+      if (!target) return;
+      const csv = this.evals.map((e, i) => resultsCsv(e.results, e.name).split('\n').slice(i ? 1 : 0).join('\n')).join('');
+      await vscode.workspace.fs.writeFile(target, Buffer.from(csv, 'utf8'));
+      void vscode.window.showInformationMessage(`Chain of Conscience: wrote ${target.fsPath}`);
+    } else if (m.type === 'compare') {
+      const ref = await this.pick('Compare with eval');
+      if (!ref) return;
+      try {
+        this.show(await this.load(ref), true);
+      } catch (err) {
+        this.post({ type: 'error', message: (err as Error).message });
+      }
+    } else if (m.type === 'close') {
+      if (this.evals.length > 1) {
+        this.evals.splice(m.index, 1);
+        this.post({ type: 'show', evals: this.evals });
+      }
+    }
+  }
+}
