@@ -80,7 +80,12 @@ function mutate(line: string, r: () => number): Buffer {
       if (!holders.length) continue;
       const [h, key] = pick(holders);
       if (op === 0) delete (h as Record<string, unknown>)[key as string];
-      else if (op === 1 && !Array.isArray(h)) { const v = h[key as string]; delete h[key as string]; h[key + pick(['_', 'x', ''])] = v; }
+      else if (op === 1 && !Array.isArray(h)) {
+        // rename a key, sometimes to one every object inherits (an own property, as JSON.parse makes it)
+        const v = h[key as string];
+        delete h[key as string];
+        Object.defineProperty(h, pick([key + '_', key + 'x', '__proto__', 'constructor', 'toString', 'hasOwnProperty']), { value: v, enumerable: true, writable: true, configurable: true });
+      }
       else if (op === 2) (h as Record<string | number, unknown>)[key] = pick(['run_started', 'metrics', 'samples', 'checkpoint', 'heartbeat', 'run_finished', 'bogus']);
       else (h as Record<string | number, unknown>)[key] = structuredClone(pick(POOL));
       text = JSON.stringify(obj);
