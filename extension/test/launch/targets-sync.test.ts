@@ -3,6 +3,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, appendFileSync, readFileSync, ut
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { requirementsPath } from '../../src/core/launch/env';
 import { LocalHost } from '../../src/core/launch/host';
 import { collectFiles, diffManifests, MANIFEST_NAME, packageRoot, SyncSource, syncToHost } from '../../src/core/launch/sync';
 import { loadTargets, parseTargets } from '../../src/core/launch/targets';
@@ -21,6 +22,17 @@ describe('targets', () => {
     const root = mkdtempSync(join(tmpdir(), 'targets-'));
     writeFileSync(join(root, 'conscience.targets.yaml'), 'box: {type: ssh, host: [oops\n');
     await assert.rejects(loadTargets(root), /conscience\.targets\.yaml/);
+  });
+  it('a target with GPUs builds its environment from requirements/gpu.txt unless it names its own', () => {
+    const t = parseTargets({
+      cpu: { type: 'slurm' }, gpu: { type: 'slurm', gpusPerNode: 4 }, box: { type: 'ssh', host: 'h', gpusPerNode: 8 },
+      own: { type: 'slurm', gpusPerNode: 4, requirements: 'cpu' }, file: { type: 'ssh', host: 'h', gpusPerNode: 1, requirements: 'reqs/mine.txt' },
+    });
+    const req = (n: string) => requirementsPath(t.get(n)!);
+    assert.deepEqual(['local', 'cpu', 'gpu', 'box', 'own', 'file'].map(req), [
+      'runtime/requirements/cpu.txt', 'runtime/requirements/cpu.txt', 'runtime/requirements/gpu.txt', 'runtime/requirements/gpu.txt',
+      'runtime/requirements/cpu.txt', 'reqs/mine.txt',
+    ]);
   });
 });
 

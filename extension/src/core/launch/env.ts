@@ -16,8 +16,10 @@ import type { Target } from './targets';
  */
 export const STACKS = ['cpu', 'gpu', 'cpu-current', 'gpu-current'] as const;
 
+/** The requirements a target's environment is built from: its own, else gpu.txt on a target with GPUs, else cpu.txt. */
 export function requirementsPath(t: Target): string {
-  const r = t.requirements ?? 'cpu';
+  const gpus = t.type === 'slurm' || t.type === 'ssh' ? t.gpusPerNode ?? 0 : 0;
+  const r = t.requirements ?? (gpus > 0 ? 'gpu' : 'cpu');
   return (STACKS as readonly string[]).includes(r) ? `runtime/requirements/${r}.txt` : r;
 }
 

@@ -44,6 +44,8 @@ export interface SshTarget extends TargetBase {
   knownHostsFile?: string;
   /** ssh config file (default ~/.ssh/config). */
   sshConfigFile?: string;
+  /** GPUs on the host (> 0: the environment is built from requirements/gpu.txt unless `requirements` says otherwise). */
+  gpusPerNode?: number;
 }
 export interface SlurmTarget extends TargetBase {
   type: 'slurm';
@@ -127,7 +129,7 @@ export function parseTarget(name: string, raw: unknown, where = 'targets'): Targ
       check([]);
       return { ...base, type: 'local' };
     case 'ssh':
-      check(['host', 'port', 'user', 'identityFile', 'proxyJump', 'knownHostsFile', 'sshConfigFile']);
+      check(['host', 'port', 'user', 'identityFile', 'proxyJump', 'knownHostsFile', 'sshConfigFile', 'gpusPerNode']);
       return {
         ...base,
         type: 'ssh',
@@ -138,6 +140,7 @@ export function parseTarget(name: string, raw: unknown, where = 'targets'): Targ
         proxyJump: str(w, o.proxyJump, 'proxyJump'),
         knownHostsFile: str(w, o.knownHostsFile, 'knownHostsFile'),
         sshConfigFile: str(w, o.sshConfigFile, 'sshConfigFile'),
+        gpusPerNode: int(w, o.gpusPerNode, 'gpusPerNode', 0),
       };
     case 'slurm':
       check(['via', 'partition', 'account', 'nodes', 'gpusPerNode', 'cpusPerTask', 'time', 'sbatch', 'setup']);
