@@ -2,12 +2,17 @@
 // real runtime: the tiny model on CPU, three arms over the same prompts, results back in the
 // run store and on stdout. A bad eval recipe is refused at FILE:LINE:COL and nothing starts.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseCompletions, parseResults } from '../../extension/src/core/eval/results';
 import { runDir } from '../../extension/src/core/runs/store';
+import type { Browser, Page } from 'playwright-core';
 import { PYTHON, REPO, cli, killRunsOf, makeWorkspace, removeWorkspaces } from '../launch/workspace';
+import {
+  cleanup, extensionLog, launchBrowser, openFile, openWorkbench, pickQuickItem, readProblems, runCommand, screenshot,
+  startCodeServer, waitFor, waitForActivation, webviewFrame, type CodeServer,
+} from './harness';
 
 const ENV = { CONSCIENCE_CACHE: join(REPO, '.cache', 'conscience-test-w0') };
 
@@ -73,5 +78,70 @@ describe('conscience eval (CLI, local target)', { timeout: 600_000 }, () => {
     const rec = JSON.parse(list.stdout).find((x: { id: string }) => x.id === out.run.id);
     assert.equal(rec.state, 'completed');
     assert.equal(rec.step, 18);
+  });
+});
+
+// The editor side in a real VS Code (code-server): an eval recipe's mistakes in the Problems
+// panel at their line, and the eval report opened from a run in the workspace's run store.
+describe('eval in the editor (code-server)', { timeout: 300_000 }, () => {
+  let server: CodeServer | undefined;
+  let browser: Browser | undefined;
+  let page: Page;
+  const RUN = 'e2e-eval-1';
+  const CASE = JSON.parse(readFileSync(join(REPO, 'runtime/tests/data/eval_results_case.json'), 'utf8'));
+
+  before(async () => {
+    server = await startCodeServer('eval', {
+      files: { 'recipes/eval-bad.yaml': 'kind: eval\nmodel_name_or_path: conscience/tiny\narms: [allocator, lable]\nbatchsize: 4\n' },
+    });
+    const out = join(server.workspace, 'eval-out');
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'results.json'), JSON.stringify(CASE.results));
+    writeFileSync(join(out, 'completions.jsonl'), CASE.completions.map((c: unknown) => JSON.stringify(c) + '\n').join(''));
+    const dir = join(server.workspace, '.conscience/runs', RUN);
+    mkdirSync(dir, { recursive: true });
+    const now = Date.now() / 1000;
+    writeFileSync(join(dir, 'events.jsonl'), '');
+    writeFileSync(join(dir, 'run.json'), JSON.stringify({
+      id: RUN, recipe: 'recipes/demo/eval-tiny.yaml', target: 'local', targetKind: 'local', host: 'local', projectDir: server.workspace,
+      remoteDir: dir, outputDir: out, python: 'python3', state: 'completed', eventOffset: 0, stdoutOffset: 0, stderrOffset: 0, step: 15, maxSteps: 15,
+      createdAt: now - 60, startedAt: now - 60, updatedAt: now, finishedAt: now, lastEventTime: now, command: 'python -m conscience.eval', attempts: 1,
+    }, null, 2));
+    browser = await launchBrowser();
+    page = await openWorkbench(browser, server);
+    await waitForActivation(server);
+  });
+  after(async () => {
+    if (page) await screenshot(page, 'eval-final').catch(() => undefined);
+    await browser?.close();
+    await server?.stop();
+    cleanup(server);
+  });
+
+  it('shows an eval recipe\'s mistakes at their lines', async () => {
+    await openFile(page, 'recipes/eval-bad.yaml');
+    const problems = await waitFor('eval recipe diagnostics', async () => {
+      const p = await readProblems(page);
+      return p.length >= 2 ? p : undefined;
+    }, 60_000);
+    const arm = problems.find((p) => p.text.includes("Unknown arm 'lable'"));
+    assert.ok(arm, JSON.stringify(problems));
+    assert.equal(arm.line, 3);
+    const key = problems.find((p) => p.text.includes('Unknown key `batchsize`'));
+    assert.ok(key && key.line === 4, JSON.stringify(problems));
+  });
+
+  it('opens the eval report of a run: table, Pareto chart and completions', async () => {
+    await runCommand(page, 'Chain of Conscience: Open Eval Report');
+    await pickQuickItem(page, RUN);
+    const frame = webviewFrame(page);
+    await frame.locator('[data-testid="table-0"]').waitFor({ state: 'visible', timeout: 60_000 }).catch((err) => {
+      throw new Error(`${(err as Error).message}\n${extensionLog(server!)}`);
+    });
+    const harmful = await frame.locator('[data-testid="table-0"] tr[data-arm="label"][data-label="harmful"] td[data-stat="refusal"]').textContent();
+    assert.equal(harmful, `${(CASE.results.arms.label.label.harmful.refusal * 100).toFixed(1)}%`);
+    assert.equal(await frame.locator('[data-testid="pareto-point"]').count(), CASE.results.arms_order.length);
+    assert.equal((await frame.locator('[data-testid="browser-count"]').textContent())!.trim(), `${CASE.completions.length} completions`);
+    await screenshot(page, 'eval-report');
   });
 });
