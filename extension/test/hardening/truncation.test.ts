@@ -56,6 +56,15 @@ describe('the host events.jsonl cut under the monitor', () => {
       assert.equal(rec?.lastSeq, 705);
       assert.equal(rec?.step, 705);
       assert.equal(rec?.eventOffset, readFileSync(host).length, 'eventOffset is the host offset reached');
+      // cut a second time (the copy is no longer verbatim): the lines after the last seq taken are appended
+      truncateSync(host, Buffer.byteLength(started + build(1, 680, 'first') + build(681, 690, 'second attempt, with longer lines')));
+      appendFileSync(host, build(691, 712, 'third'));
+      await f.m.pollOnce();
+      assert.deepEqual(f.events.slice(712).map((e) => e.seq), [706, 707, 708, 709, 710, 711, 712]);
+      assert.ok(f.problems.some((p) => /cut under the copy again .*after seq 705/.test(p.message)), JSON.stringify(f.problems));
+      appendFileSync(host, build(713, 714, 'fourth'));
+      await f.m.pollOnce();
+      assert.deepEqual(f.events.slice(719).map((e) => e.seq), [713, 714], 'and after it, only the new bytes');
     } finally {
       await f.s.close();
     }
