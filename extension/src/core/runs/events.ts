@@ -159,12 +159,14 @@ export interface ReadResult {
 }
 
 /**
- * Reads the complete events of `file` from byte `offset` on, in bounded pieces. A missing file
- * reads as empty. A file that shrank below `offset`, or whose byte before `offset` is no longer
- * the end of a line, was truncated or replaced under the reader: that is reported and the file
- * is read again from its start, taking only events after `afterSeq` (the highest seq already
- * taken; the ones up to it are skipped, counted in the report), so nothing after the cut is
- * silently lost or taken twice.
+ * Reads the complete events of `file` from byte `offset` on, in bounded pieces (`line`: the
+ * 1-based line number at `offset`, when the caller knows it). A missing file reads as empty.
+ * A file cut under the reader is reported, never passed over in silence:
+ * - it shrank below `offset` (truncated): reading goes on from its last complete line, so every
+ *   event written after the cut is read, and none read before is taken again;
+ * - its byte before `offset` no longer ends a line (replaced by a file at least as long): it is
+ *   read again from the start, taking only events after `afterSeq` (the highest seq already
+ *   taken; the ones skipped are counted in the report).
  */
 export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?: number; line?: number } = {}): Promise<ReadResult> {
   let fh;
@@ -252,10 +254,10 @@ export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?
         carry = Buffer.alloc(0);
       }
     }
-    // an over-long line not finished yet: the next read starts at its beginning again
     if (skippedOld) problems.push({ file, offset: 0, message: `${skippedOld} event(s) with seq up to ${opts.afterSeq} are not taken again (read before the file was replaced; if they were rewritten, see the file itself)` });
     if (lineProblems.length && baseLine === undefined) baseLine = 1 + (await countNewlines(fh, 0, startOffset));
     for (const p of lineProblems) p.line = baseLine === undefined ? undefined : baseLine + p.line! - 1;
+    // an over-long line not finished yet: the next read starts at its beginning again
     return { events, nextOffset: longFrom ?? pos, problems, lastSeq, rewound, nextLine: baseLine === undefined ? undefined : baseLine + rel };
   } finally {
     await fh.close();
