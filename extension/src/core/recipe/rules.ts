@@ -1,0 +1,494 @@
+// Every diagnostic code of the recipe validator, as one table: `{code, severity, summary, check}`.
+// The codes found while reading (bytes, YAML), walking the keys (types, enums, ranges, renamed
+// fields) or reading the accelerate config are listed with the stage that reports them; the
+// cross-field rules carry their `check`, which validateText runs in table order once the walk has
+// converted the values. Adding a rule is one entry here plus its fixtures
+// (extension/test/recipes/fixtures/{bad,good}/<CODE>-<name>.yaml); docs/recipes.md's table is
+// generated from these entries (rulesMarkdown) and a test keeps it equal.
+//
+// The rules reproduce TRL's GRPOConfig.__post_init__ / GRPOTrainer.__init__ (0.18.2 or 1.x, per
+// the recipe's TRL line: ctx.v1), transformers' TrainingArguments and our own dataclasses.
+import type { QuickFix, Severity } from './diagnostics';
+import { diag } from './diagnostics';
+import {
+  type Anchor, type Ctx, INVALID, type Procs, divisors, isInt, nearest, pair, processes, report, sectionPair, setValueFix, sval, val, valueFixes,
+} from './context';
+import { didYouMean, isNumber } from './values';
+import { deref, toPlain, type YNode } from './yaml';
+
+/** Where a rule's diagnostics come from. */
+export type Stage = 'read' | 'yaml' | 'keys' | 'rules' | 'accelerate';
+
+/** What a check reports with: its own code and (default) severity. */
+export interface Emit {
+  /** At the value of the first present key of `at` (else its key, else the first key). */
+  at(at: Anchor[], message: string, fixes?: QuickFix[], severity?: Severity): void;
+  /** At a source range of the recipe. */
+  range(start: number, end: number, message: string, fixes?: QuickFix[]): void;
+}
+
+export interface Rule {
+  code: string;
+  /** The default severity; `also` when some findings of the code are reported at another one. */
+  severity: Severity;
+  also?: Severity;
+  summary: string;
+  stage: Stage;
+  check?(ctx: Ctx, emit: Emit): void;
+}
+
+// ---------------------------------------------------------------------------------------
+// GRPOConfig's batch arithmetic, computed once for C1-C5
+
+interface Batch {
+  procs?: Procs;
+  B: unknown; GA: unknown; G: unknown; Be: unknown; evalStrategy: unknown;
+  gbs0: unknown; spg0: unknown;
+  /** C1: both generation_batch_size and steps_per_generation set. */
+  c1: boolean;
+  /** The numbers are usable (not C1, all integers): the fields below are set. */
+  usable: boolean;
+  P: number; gbs: number; steps: number;
+  /** C2 fails. */
+  c2: boolean;
+  /** Valid num_generations for the generation batch. */
+  possible: number[];
+}
+
+function batch(ctx: Ctx): Batch {
+  if (ctx.batch) return ctx.batch as Batch;
+  const procs = processes(ctx);
+  const B = val(ctx, 'per_device_train_batch_size');
+  const GA = val(ctx, 'gradient_accumulation_steps');
+  const G = val(ctx, 'num_generations');
+  const gbs0 = val(ctx, 'generation_batch_size');
+  const spg0 = val(ctx, 'steps_per_generation');
+  const set = (v: unknown) => v !== null && v !== undefined;
+  const c1 = set(gbs0) && set(spg0) && gbs0 !== INVALID && spg0 !== INVALID;
+  const b: Batch = { procs, B, GA, G, gbs0, spg0, Be: val(ctx, 'per_device_eval_batch_size'), evalStrategy: val(ctx, 'eval_strategy'), c1, usable: false, P: 0, gbs: 0, steps: 0, c2: false, possible: [] };
+  if (!c1 && procs && isInt(B) && isInt(GA) && isInt(G) && B > 0 && GA > 0 && (gbs0 === null || gbs0 === undefined || isInt(gbs0)) && (spg0 === null || spg0 === undefined || isInt(spg0))) {
+    const P = procs.P;
+    const spg = isInt(spg0) ? spg0 : GA;
+    const gbs = isInt(gbs0) ? gbs0 : B * P * spg;
+    // C2, with 0.18's operator precedence: (gbs % B) * P != 0; TRL 1.x checks gbs % (B * P).
+    const c2 = isInt(gbs0) && (ctx.v1 ? gbs % (B * P) : (gbs % B) * P) !== 0;
+    Object.assign(b, { usable: true, P, gbs, c2, steps: Math.floor(gbs / (B * P)), possible: c2 ? [] : divisors(gbs) });
+  }
+  ctx.batch = b;
+  return b;
+}
+
+function formatWeight(x: number): string { return Number.isInteger(x) ? x.toFixed(1) : String(x); }
+
+function safePlain(n: YNode): unknown {
+  try { return toPlain(n); } catch { return undefined; }
+}
+
+function looksLocal(v: string): boolean {
+  return v.startsWith('./') || v.startsWith('../') || v.startsWith('/') || v.startsWith('~/') || /\.(jsonl|json|csv|parquet|arrow|txt)$/i.test(v);
+}
+
+/** A referenced local file that does not exist (CC303-CC305). */
+function missingFile(ctx: Ctx, emit: Emit, name: string, what: string, cond: (v: string) => boolean): void {
+  const { host, file } = ctx;
+  if (!host || !file) return;
+  const v = val(ctx, name);
+  const p = pair(ctx, name);
+  if (typeof v !== 'string' || !p || !cond(v) || v.startsWith('~/')) return;
+  const full = host.resolve(file, v);
+  if (!host.exists(full)) emit.range(p.value.start, p.value.end, `${what} '${v}' not found (resolved against the recipe's folder: ${full}). Fix the path or create the file.`);
+}
+
+const LOSSES_018 = ['grpo', 'bnpo', 'dr_grpo'];
+const LOSSES_1 = ['grpo', 'dr_grpo', 'dapo', 'bnpo', 'cispo', 'sapo', 'luspo', 'vespo'];
+
+// ---------------------------------------------------------------------------------------
+// the table
+
+export const RULES: readonly Rule[] = [
+  // reading the file and its YAML (yaml.ts, decode.ts, validate.ts, the CLI)
+  { code: 'CC001', severity: 'error', stage: 'yaml', summary: "YAML syntax error, at the parser's position" },
+  { code: 'CC002', severity: 'error', stage: 'yaml', summary: 'tab character in indentation' },
+  { code: 'CC003', severity: 'error', stage: 'yaml', summary: 'duplicate key (PyYAML keeps the last one silently)' },
+  { code: 'CC004', severity: 'error', stage: 'yaml', summary: 'more than 100 aliases in a document (alias bombs); aliases are never expanded' },
+  { code: 'CC005', severity: 'error', stage: 'read', summary: 'binary file (NUL bytes)' },
+  { code: 'CC006', severity: 'error', stage: 'read', summary: 'not UTF-8, at the first bad byte' },
+  { code: 'CC007', severity: 'error', stage: 'yaml', summary: 'file over 2 MB: not parsed' },
+  { code: 'CC008', severity: 'error', stage: 'yaml', summary: 'empty file' },
+  { code: 'CC009', severity: 'error', stage: 'yaml', summary: 'not a single YAML mapping (a list, a scalar, several `---` documents)' },
+  { code: 'CC010', severity: 'error', stage: 'read', summary: 'CLI: path cannot be read' },
+  // the key walk against the schema of the recipe's TRL line (validate.ts, values.ts)
+  { code: 'CC100', severity: 'error', stage: 'keys', summary: 'unknown key (top level or in a section) with did-you-mean; quick fix renames' },
+  { code: 'CC101', severity: 'error', also: 'warning', stage: 'keys', summary: 'wrong type (warning for a number where text is expected; an empty value is reported at its key); quick fixes quote `no`/`yes`, drop `.0`; a merge key (`<<`) whose value is not a mapping' },
+  { code: 'CC102', severity: 'error', stage: 'keys', summary: 'value not among the choices (argparse `choices`, transformers enums, `Literal`)' },
+  { code: 'CC103', severity: 'error', stage: 'keys', summary: 'value out of range (`top_p` in (0, 1], `warmup_ratio` in [0, 1], batch sizes ≥ 1, …)' },
+  { code: 'CC104', severity: 'error', stage: 'keys', summary: "field removed in the TRL line the recipe is checked against; quick fix renames to that line's name, or removes the key" },
+  { code: 'CC105', severity: 'info', stage: 'keys', summary: 'field gone from the other TRL line; reported only while the recipe does not set `launch.trl`' },
+  { code: 'CC106', severity: 'error', stage: 'keys', summary: "the other TRL line's spelling of a field; quick fix renames to this line's name" },
+  { code: 'CC107', severity: 'warning', stage: 'keys', summary: '`launch.trl` names a TRL without a schema here: the nearest supported line is used; quick fixes set a supported one' },
+  // GRPOConfig / GRPOTrainer
+  {
+    code: 'CC201', severity: 'error', stage: 'rules', summary: 'C1: `generation_batch_size` and `steps_per_generation` both set',
+    check(ctx, emit) {
+      if (batch(ctx).c1) emit.at(['steps_per_generation'], "'generation_batch_size' and 'steps_per_generation' can not be both configured at the same time (GRPOConfig). Remove one of them.");
+    },
+  },
+  {
+    code: 'CC202', severity: 'error', stage: 'rules', summary: "C2: `generation_batch_size` not divisible; 0.18's precedence `(gbs % B) * P != 0`, 1.x's `gbs % (B × P) != 0`",
+    check(ctx, emit) {
+      const b = batch(ctx);
+      if (!b.usable || !b.c2) return;
+      const { gbs, P } = b, B = b.B as number;
+      emit.at(['generation_batch_size'],
+        `generation_batch_size (${gbs}) must be divisible by the global batch size (${B * P}). (${ctx.v1 ? `GRPOConfig checks generation_batch_size % (per_device_train_batch_size x processes)` : `GRPOConfig 0.18 checks (generation_batch_size % per_device_train_batch_size) * processes`}; ${b.procs!.source}) Use a multiple of ${B * P}, e.g. ${B * P * Math.max(1, Math.round(gbs / (B * P)))}.`);
+    },
+  },
+  {
+    code: 'CC203', severity: 'error', stage: 'rules', summary: 'C3: `num_generations < 2` (or null); a quick fix per valid value',
+    check(ctx, emit) {
+      const b = batch(ctx);
+      if (b.usable && !b.c2 && (b.G as number) < 2) {
+        emit.at(['num_generations'],
+          `GRPO requires at least 2 generations per prompt to calculate the advantages. You provided ${b.G}, which is less than the minimum required. Set num_generations to 2 or more.`,
+          valueFixes(ctx, 'num_generations', divisors(b.gbs), 2));
+      }
+      if (pair(ctx, 'num_generations') && b.G === null) {
+        emit.at(['num_generations'], 'num_generations cannot be null: GRPO requires at least 2 generations per prompt to calculate the advantages (GRPOConfig compares it with 2 and fails). Set a number.');
+      }
+    },
+  },
+  {
+    code: 'CC204', severity: 'error', stage: 'rules', summary: 'C4: `P × B × steps_per_generation` not divisible by `G`; lists the valid values; a quick fix per valid value, the nearest first',
+    check(ctx, emit) {
+      const b = batch(ctx);
+      const G = b.G as number;
+      if (!b.usable || b.c2 || G < 2 || b.possible.includes(G)) return;
+      const { P, gbs, steps, possible, procs } = b, B = b.B as number;
+      const v = nearest(possible, G);
+      emit.at(['num_generations', 'per_device_train_batch_size', 'gradient_accumulation_steps', ['launch', 'num_processes']], (ctx.v1
+        ? `generation_batch_size (${gbs}) must be divisible by num_generations (${G}). The generation batch is ${P} processes x ${B} per device x ${steps} steps_per_generation; the valid values for the number of generations are: [${possible.join(', ')}]. (processes from ${procs!.source})`
+        : `The effective train batch size (${P} x ${B} x ${steps}) must be evenly divisible by the number of generations per prompt (${G}). Given the current effective train batch size, the valid values for the number of generations are: [${possible.join(', ')}]. (processes from ${procs!.source}; per_device_train_batch_size ${B}; steps_per_generation ${steps})`)
+        + (v ? ` Set num_generations to ${v}, or change the batch so that it divides.` : ' Increase the batch size.'),
+      valueFixes(ctx, 'num_generations', possible, G));
+    },
+  },
+  {
+    code: 'CC205', severity: 'error', stage: 'rules', summary: 'C5: with `eval_strategy` ≠ `no`, `P × per_device_eval_batch_size` not divisible by `G` (1.x: by `num_generations_eval` when set)',
+    check(ctx, emit) {
+      const b = batch(ctx);
+      const G = b.G as number;
+      const { evalStrategy, Be, P, possible } = b;
+      if (!b.usable || b.c2 || G < 2 || evalStrategy === 'no' || evalStrategy === INVALID || !isInt(Be)) return;
+      const pe = divisors(Be * P);
+      if (ctx.v1) {
+        // TRL 1.x: with num_generations_eval when set
+        const Ge0 = val(ctx, 'num_generations_eval');
+        const Ge = isInt(Ge0) && Ge0 > 0 ? Ge0 : G;
+        if (pe.includes(Ge)) return;
+        const fixKey = Ge === G ? 'num_generations' : 'num_generations_eval';
+        emit.at([fixKey, 'per_device_eval_batch_size', 'eval_strategy'],
+          `The global eval batch size (${Be} * ${P}) must be divisible by the number of generations used for evaluation (${Ge}). The valid values are: [${pe.join(', ')}]. (evaluation is on: eval_strategy ${String(evalStrategy)}; processes from ${b.procs!.source}) Change per_device_eval_batch_size so that ${P} x it is divisible by ${Ge}, or set num_generations_eval.`,
+          valueFixes(ctx, fixKey, fixKey === 'num_generations' ? pe.filter((x) => possible.includes(x)) : pe, Ge));
+        return;
+      }
+      if (pe.includes(G)) return;
+      const v = nearest(pe.filter((x) => possible.includes(x)), G);
+      emit.at(['num_generations', 'per_device_eval_batch_size', 'eval_strategy'],
+        `The global eval batch size (${P} x ${Be}) must be evenly divisible by the number of generations per prompt (${G}). Given the current global eval batch size, the valid values for the number of generations are: [${pe.join(', ')}]. (evaluation is on: eval_strategy ${String(evalStrategy)}) Change per_device_eval_batch_size so that ${P} x it is divisible by ${G}` + (v ? `, or set num_generations to ${v}.` : '.'),
+        valueFixes(ctx, 'num_generations', pe.filter((x) => possible.includes(x)), G));
+    },
+  },
+  {
+    code: 'CC206', severity: 'error', stage: 'rules', summary: 'C6: `delta` with `use_liger_loss`',
+    check(ctx, emit) {
+      if (isNumber(val(ctx, 'delta')) && val(ctx, 'use_liger_loss') === true) {
+        emit.at(['delta', 'use_liger_loss'], 'Liger loss does not support two-sided GRPO loss yet. Remove `delta` or set use_liger_loss: false.');
+      }
+    },
+  },
+  {
+    code: 'CC207', severity: 'error', stage: 'rules', summary: '`len(reward_weights) != len(reward_funcs)` (GRPOTrainer); quick fix pads with 1.0 / truncates',
+    check(ctx, emit) {
+      const rw = val(ctx, 'reward_weights');
+      const rf = val(ctx, 'reward_funcs');
+      const rwPair = pair(ctx, 'reward_weights');
+      if (!Array.isArray(rw) || !Array.isArray(rf) || rw.length === rf.length || !rwPair) return;
+      const fixed = rf.map((_, i) => (isNumber(rw[i]) ? formatWeight(rw[i] as number) : '1.0'));
+      emit.at(['reward_weights'],
+        `Number of reward weights (${rw.length}) must match number of reward functions (${rf.length}) (GRPOTrainer). Give one weight per entry of reward_funcs, in the same order.`,
+        [{ title: `Use ${rf.length} weights: [${fixed.join(', ')}]`, edits: [{ start: rwPair.value.start, end: rwPair.value.end, newText: `[${fixed.join(', ')}]` }] }]);
+    },
+  },
+  {
+    code: 'CC208', severity: 'error', stage: 'rules', summary: '`vllm_mode: colocate` and `vllm_tensor_parallel_size` does not divide `P`',
+    check(ctx, emit) {
+      const procs = processes(ctx);
+      const tp = val(ctx, 'vllm_tensor_parallel_size');
+      if (val(ctx, 'use_vllm') === true && val(ctx, 'vllm_mode') === 'colocate' && procs && isInt(tp) && tp > 0 && procs.P % tp !== 0) {
+        emit.at(['vllm_tensor_parallel_size'],
+          `vllm_tensor_parallel_size (${tp}) must divide world size (${procs.P}) evenly (GRPOTrainer, colocate mode; ${procs.source}). Valid sizes: ${[1, ...divisors(procs.P)].join(', ')}.`);
+      }
+    },
+  },
+  {
+    code: 'CC209', severity: 'error', stage: 'rules', summary: "`loss_type` not one of the TRL line's losses (0.18: grpo, bnpo, dr_grpo; 1.x adds dapo, cispo, sapo, luspo, vespo); TRL raises at the first step",
+    check(ctx, emit) {
+      const lt = val(ctx, 'loss_type');
+      const losses = ctx.v1 ? LOSSES_1 : LOSSES_018;
+      if (typeof lt !== 'string' || losses.includes(lt)) return;
+      const sug = didYouMean(lt, losses);
+      emit.at(['loss_type'], `Unknown loss type: ${lt}. TRL ${ctx.schema.trlVersion} supports ${losses.slice(0, -1).join(', ')} and ${losses.at(-1)} (raised at the first training step).${sug ? ` Did you mean '${sug}'?` : ''}`,
+        sug ? [setValueFix(ctx, 'loss_type', sug)] : undefined);
+    },
+  },
+  {
+    code: 'CC210', severity: 'error', stage: 'rules', summary: '`vllm_mode` not server/colocate (0.18 does not check; generation fails)',
+    check(ctx, emit) {
+      const mode = val(ctx, 'vllm_mode');
+      if (val(ctx, 'use_vllm') !== true || typeof mode !== 'string' || mode === 'server' || mode === 'colocate') return;
+      const sug = didYouMean(mode, ['server', 'colocate']);
+      emit.at(['vllm_mode'], `vllm_mode must be 'server' or 'colocate', got '${mode}' (TRL 0.18 does not check this and fails during generation).`,
+        sug ? [setValueFix(ctx, 'vllm_mode', sug)] : undefined);
+    },
+  },
+  // ModelConfig, transformers
+  {
+    code: 'CC211', severity: 'error', stage: 'rules', summary: '`load_in_8bit` and `load_in_4bit` (ModelConfig)',
+    check(ctx, emit) {
+      if (val(ctx, 'load_in_8bit') === true && val(ctx, 'load_in_4bit') === true) {
+        emit.at(['load_in_4bit', 'load_in_8bit'], "You can't use 8 bit and 4 bit precision at the same time (ModelConfig). Set one of load_in_8bit / load_in_4bit to false.");
+      }
+    },
+  },
+  {
+    code: 'CC212', severity: 'error', stage: 'rules', summary: '`cosine_with_min_lr` needs exactly one of `min_lr` / `min_lr_rate` in `lr_scheduler_kwargs`',
+    check(ctx, emit) {
+      if (val(ctx, 'lr_scheduler_type') !== 'cosine_with_min_lr') return;
+      let kw = val(ctx, 'lr_scheduler_kwargs');
+      if (kw && typeof kw === 'object' && 'kind' in (kw as object)) kw = safePlain(kw as YNode);
+      if (typeof kw === 'string') { try { kw = JSON.parse(kw); } catch { kw = undefined; } }
+      const o = (kw && typeof kw === 'object' ? kw : {}) as Record<string, unknown>;
+      const hasMin = o.min_lr !== undefined && o.min_lr !== null;
+      const hasRate = o.min_lr_rate !== undefined && o.min_lr_rate !== null;
+      if (hasMin && hasRate) emit.at(['lr_scheduler_kwargs'], 'Only one of min_lr or min_lr_rate should be set (transformers cosine_with_min_lr). Remove one.');
+      else if (!hasMin && !hasRate) emit.at(['lr_scheduler_kwargs', 'lr_scheduler_type'], 'One of min_lr or min_lr_rate should be set through the `lr_scheduler_kwargs` (lr_scheduler_type: cosine_with_min_lr). Add e.g. `lr_scheduler_kwargs: {min_lr_rate: 0.1}`.');
+    },
+  },
+  // TrainingArguments.__post_init__
+  {
+    code: 'CC213', severity: 'error', stage: 'rules', summary: '`fp16` and `bf16` both true (TrainingArguments)',
+    check(ctx, emit) {
+      if (val(ctx, 'fp16') === true && val(ctx, 'bf16') === true) emit.at(['fp16', 'bf16'], 'At most one of fp16 and bf16 can be True, but not both (TrainingArguments). Set one to false.');
+    },
+  },
+  {
+    code: 'CC214', severity: 'error', stage: 'rules', summary: 'steps strategy with zero `logging_steps` (or zero `eval_steps` and `logging_steps`)',
+    check(ctx, emit) {
+      const lsteps = val(ctx, 'logging_steps'), es = val(ctx, 'eval_steps');
+      if (val(ctx, 'eval_strategy') === 'steps' && (es === null || es === 0) && lsteps === 0) {
+        emit.at(['eval_steps', 'eval_strategy'], 'evaluation strategy steps requires either non-zero --eval_steps or --logging_steps (TrainingArguments). Set eval_steps.');
+      }
+      if (val(ctx, 'logging_strategy') === 'steps' && lsteps === 0) {
+        emit.at(['logging_steps'], 'logging strategy steps requires non-zero --logging_steps (TrainingArguments). Set logging_steps to 1 or more.');
+      }
+    },
+  },
+  {
+    code: 'CC215', severity: 'error', stage: 'rules', summary: '`logging_steps` / `eval_steps` / `save_steps` > 1 and not an integer',
+    check(ctx, emit) {
+      const pairs = [['logging_strategy', 'logging_steps'], ['eval_strategy', 'eval_steps'], ['save_strategy', 'save_steps']] as const;
+      for (const [strategy, name] of pairs) {
+        const steps = val(ctx, name);
+        if (val(ctx, strategy) === 'steps' && isNumber(steps) && steps > 1 && !Number.isInteger(steps)) {
+          emit.at([name], `--${name} must be an integer if bigger than 1: ${steps} (TrainingArguments). Use a whole number, or a ratio below 1.`);
+        }
+      }
+    },
+  },
+  {
+    code: 'CC216', severity: 'error', stage: 'rules', summary: '`load_best_model_at_end` with different eval/save strategies, or save steps not a multiple of eval steps',
+    check(ctx, emit) {
+      const evalStrategy = val(ctx, 'eval_strategy'), ss = val(ctx, 'save_strategy');
+      if (val(ctx, 'load_best_model_at_end') !== true || ss === 'best' || typeof evalStrategy !== 'string' || typeof ss !== 'string') return;
+      if (evalStrategy !== ss) {
+        emit.at(['load_best_model_at_end'], `--load_best_model_at_end requires the save and eval strategy to match, but found eval_strategy ${evalStrategy} and save_strategy ${ss} (TrainingArguments).`);
+      } else if (evalStrategy === 'steps') {
+        const es = val(ctx, 'eval_steps'), ssteps = val(ctx, 'save_steps');
+        const e = isNumber(es) && es > 0 ? es : val(ctx, 'logging_steps');
+        if (isInt(e) && isInt(ssteps) && e > 0 && ssteps % e !== 0) {
+          emit.at(['save_steps', 'load_best_model_at_end'], `--load_best_model_at_end requires the saving steps to be a round multiple of the evaluation steps, but found ${ssteps}, which is not a round multiple of ${e} (TrainingArguments).`);
+        }
+      }
+    },
+  },
+  {
+    code: 'CC217', severity: 'error', stage: 'rules', summary: '`reduce_lr_on_plateau` without evaluation',
+    check(ctx, emit) {
+      if (val(ctx, 'lr_scheduler_type') === 'reduce_lr_on_plateau' && val(ctx, 'eval_strategy') === 'no') {
+        emit.at(['lr_scheduler_type'], 'lr_scheduler_type reduce_lr_on_plateau requires an eval strategy (TrainingArguments). Set eval_strategy to steps or epoch, or pick another scheduler.');
+      }
+    },
+  },
+  // launch:, vLLM, our sections
+  {
+    code: 'CC218', severity: 'warning', stage: 'rules', summary: '`launch.num_processes` not a multiple of `launch.num_machines`',
+    check(ctx, emit) {
+      const np = sval(ctx, 'launch', 'num_processes'), nm = sval(ctx, 'launch', 'num_machines');
+      if (isInt(np) && isInt(nm) && nm > 0 && np % nm !== 0 && sectionPair(ctx, 'launch', 'num_processes')) {
+        emit.at([['launch', 'num_processes']], `launch.num_processes (${np}) is the total over all machines, so it should be a multiple of launch.num_machines (${nm}); accelerate starts num_processes / num_machines per machine.`);
+      }
+    },
+  },
+  {
+    code: 'CC219', severity: 'warning', stage: 'rules', summary: '`use_vllm` in server mode but `launch.vllm_server` is not true and no `vllm_server_base_url`',
+    check(ctx, emit) {
+      if (val(ctx, 'use_vllm') === true && val(ctx, 'vllm_mode') === 'server' && sval(ctx, 'launch', 'vllm_server') !== true && !pair(ctx, 'vllm_server_base_url')) {
+        emit.at(['use_vllm'],
+          `use_vllm with vllm_mode: server needs a running \`trl vllm-serve\`, but launch.vllm_server is not true, so none is started. The trainer will wait vllm_server_timeout seconds and fail unless you start one at vllm_server_host:vllm_server_port. Set launch.vllm_server: true or vllm_mode: colocate.`);
+      }
+    },
+  },
+  {
+    code: 'CC220', severity: 'error', stage: 'rules', summary: "colocate mode with `max_prompt_length: null` (vLLM's `max_model_len`)",
+    check(ctx, emit) {
+      if (val(ctx, 'use_vllm') === true && val(ctx, 'vllm_mode') === 'colocate' && pair(ctx, 'max_prompt_length') && val(ctx, 'max_prompt_length') === null) {
+        emit.at(['max_prompt_length'], 'vLLM colocate mode builds its engine with max_model_len = max_prompt_length + max_completion_length, so max_prompt_length cannot be null. Set a number.');
+      }
+    },
+  },
+  {
+    code: 'CC221', severity: 'error', stage: 'rules', summary: 'ZeRO-3 + vLLM with `ds3_gather_for_generation: false`',
+    check(ctx, emit) {
+      if (val(ctx, 'use_vllm') === true && ctx.acc?.zeroStage === 3 && val(ctx, 'ds3_gather_for_generation') === false) {
+        emit.at(['ds3_gather_for_generation'], 'ds3_gather_for_generation: false is not compatible with vLLM generation under ZeRO-3 (the weights must be gathered to sync them to vLLM). Set it to true or turn use_vllm off.');
+      }
+    },
+  },
+  {
+    code: 'CC222', severity: 'error', stage: 'rules', summary: '`safety.open_tag` / `safety.close_tag` empty or equal (SafetyConfig)',
+    check(ctx, emit) {
+      const open = sval(ctx, 'safety', 'open_tag'), close = sval(ctx, 'safety', 'close_tag');
+      if (typeof open !== 'string' || typeof close !== 'string') return;
+      if (!open || !close) emit.at([['safety', open ? 'close_tag' : 'open_tag'], 'safety'], 'safety.open_tag and safety.close_tag must be non-empty (SafetyConfig). Use e.g. "<safety>" and "</safety>".');
+      else if (open === close) emit.at([['safety', 'close_tag'], 'safety'], `safety.open_tag and safety.close_tag must differ (SafetyConfig); both are ${JSON.stringify(open)}. Use e.g. "<safety>" and "</safety>".`);
+    },
+  },
+  {
+    code: 'CC223', severity: 'warning', stage: 'rules', summary: '`model_init_kwargs` set: `conscience.train` replaces it with values built from the ModelConfig keys',
+    check(ctx, emit) {
+      // conscience.train builds model_init_kwargs itself from the ModelConfig keys.
+      if (pair(ctx, 'model_init_kwargs') && val(ctx, 'model_init_kwargs') !== null) {
+        emit.at(['model_init_kwargs'], 'model_init_kwargs is replaced by the trainer (conscience.train builds it from model_revision, trust_remote_code, attn_implementation and torch_dtype), so this value has no effect. Set those keys instead.');
+      }
+    },
+  },
+  // checks TRL 1.x's GRPOConfig added
+  {
+    code: 'CC224', severity: 'error', stage: 'rules', summary: 'TRL 1.x: `auto_find_batch_size: true` (GRPOConfig rejects it)',
+    check(ctx, emit) {
+      if (ctx.v1 && val(ctx, 'auto_find_batch_size') === true) {
+        emit.at(['auto_find_batch_size'], 'auto_find_batch_size is not supported by GRPO, because the generation batch must contain full prompt groups of num_generations completions (GRPOConfig, TRL 1.x). Set auto_find_batch_size: false and lower per_device_train_batch_size instead.');
+      }
+    },
+  },
+  {
+    code: 'CC225', severity: 'error', stage: 'rules', summary: 'TRL 1.x: `log_completions_hub_repo` without `log_completions: true`',
+    check(ctx, emit) {
+      if (ctx.v1 && typeof val(ctx, 'log_completions_hub_repo') === 'string' && val(ctx, 'log_completions') !== true) {
+        emit.at(['log_completions_hub_repo'], 'log_completions_hub_repo is set, but log_completions is False. Enable log_completions to upload completions to the Hub, or unset log_completions_hub_repo (GRPOConfig, TRL 1.x).',
+          [setValueFix(ctx, 'log_completions', 'true')]);
+      }
+    },
+  },
+  // reward names and referenced files
+  {
+    code: 'CC300', severity: 'error', stage: 'rules', summary: '`reward_funcs: []`: no reward function',
+    check(ctx, emit) {
+      const p = pair(ctx, 'reward_funcs');
+      const v = deref(p?.value);
+      if (p && v && v.kind === 'seq' && v.items.length === 0) {
+        emit.range(p.value.start, p.value.end, `reward_funcs is empty: GRPO needs at least one reward function. Add some of: ${ctx.schema.rewardNames.join(', ')}.`);
+      }
+    },
+  },
+  {
+    code: 'CC301', severity: 'error', stage: 'rules', summary: 'reward function name the runtime does not know (from `conscience.rewards.reward_names()`)',
+    check(ctx, emit) {
+      const v = deref(pair(ctx, 'reward_funcs')?.value);
+      if (!v) return;
+      const names = ctx.schema.rewardNames;
+      const items = v.kind === 'seq' ? v.items : v.kind === 'scalar' && v.tag === 'str' ? [v] : [];
+      for (const it of items) {
+        const n = deref(it);
+        if (!n || n.kind !== 'scalar' || typeof n.value !== 'string' || names.includes(n.value)) continue;
+        const sug = didYouMean(n.value, names);
+        emit.range(it.start, it.end, `Unknown reward function '${n.value}': the runtime knows ${names.join(', ')}.${sug ? ` Did you mean '${sug}'?` : ''}`,
+          sug ? [{ title: `Change to '${sug}'`, edits: [{ start: it.start, end: it.end, newText: sug }] }] : undefined);
+      }
+    },
+  },
+  { code: 'CC302', severity: 'error', stage: 'accelerate', summary: '`launch.accelerate_config` not found (relative to the recipe)' },
+  {
+    code: 'CC303', severity: 'error', stage: 'rules', summary: 'local dataset (`./`, `../`, `/` or a `.jsonl/.json/.csv/.parquet` name) not found',
+    check(ctx, emit) { missingFile(ctx, emit, 'dataset_name', 'Local dataset', looksLocal); },
+  },
+  {
+    code: 'CC304', severity: 'error', stage: 'rules', summary: '`chat_template` that looks like a file (`*.jinja`, `*.j2`) not found',
+    check(ctx, emit) { missingFile(ctx, emit, 'chat_template', 'Chat template file', (v) => !v.includes('{') && !v.includes('\n') && /\.(jinja2?|j2|tmpl)$/i.test(v)); },
+  },
+  {
+    code: 'CC305', severity: 'error', stage: 'rules', summary: 'local `model_name_or_path` (`./`, `../`, `/`) not found',
+    check(ctx, emit) { missingFile(ctx, emit, 'model_name_or_path', 'Local model folder', (v) => v.startsWith('./') || v.startsWith('../') || v.startsWith('/')); },
+  },
+  // the accelerate config (accelerate.ts) and how the recipe agrees with it
+  { code: 'CC400', severity: 'error', stage: 'accelerate', summary: 'the referenced accelerate config cannot be read or has errors' },
+  { code: 'CC401', severity: 'error', also: 'warning', stage: 'accelerate', summary: 'accelerate config: unknown key (accelerate refuses them); unknown `deepspeed_config` key (warning)' },
+  { code: 'CC402', severity: 'error', stage: 'accelerate', summary: 'accelerate config: wrong type' },
+  { code: 'CC403', severity: 'error', also: 'warning', stage: 'accelerate', summary: 'accelerate config: value not allowed (`distributed_type`, `mixed_precision`, `zero_stage`, offload devices, missing `distributed_type`)' },
+  { code: 'CC404', severity: 'error', also: 'warning', stage: 'accelerate', summary: 'DeepSpeed settings inconsistent (DEEPSPEED without `deepspeed_config`, ZeRO-3 flags with another stage, nvme offload without a path)' },
+  {
+    code: 'CC405', severity: 'warning', stage: 'rules', summary: '`launch:` and the accelerate config disagree on processes or machines',
+    check(ctx, emit) {
+      const acc = ctx.acc;
+      if (!acc) return;
+      const np = sval(ctx, 'launch', 'num_processes'), nm = sval(ctx, 'launch', 'num_machines');
+      if (isInt(np) && isInt(acc.numProcesses) && acc.numProcesses > 0 && np !== acc.numProcesses) {
+        emit.at([['launch', 'num_processes'], 'launch'], `launch.num_processes (${np}${sectionPair(ctx, 'launch', 'num_processes') ? '' : ', the default'}) overrides num_processes (${acc.numProcesses}) in ${acc.path}: the launcher passes --num_processes ${np} and the batch rules use ${np}. Set launch.num_processes to the number you mean.`);
+      }
+      if (isInt(nm) && isInt(acc.numMachines) && nm !== acc.numMachines) {
+        emit.at([['launch', 'num_machines']], `launch.num_machines (${nm}) differs from num_machines (${acc.numMachines}) in ${acc.path}; launch: wins.`);
+      }
+    },
+  },
+  {
+    code: 'CC406', severity: 'warning', stage: 'rules', summary: "recipe `bf16`/`fp16` differs from the accelerate config's `mixed_precision`",
+    check(ctx, emit) {
+      const mp = ctx.acc?.mixedPrecision;
+      if (!ctx.acc) return;
+      if (val(ctx, 'bf16') === true && (mp === 'fp16')) emit.at(['bf16'], `bf16: true but the accelerate config sets mixed_precision: ${mp}. Use the same precision in both.`);
+      if (val(ctx, 'fp16') === true && (mp === 'bf16')) emit.at(['fp16'], `fp16: true but the accelerate config sets mixed_precision: ${mp}. Use the same precision in both.`);
+    },
+  },
+];
+
+/** Every code's default severity and summary (docs/recipes.md lists them). */
+export const CODES: Record<string, { severity: Severity; summary: string }> = Object.fromEntries(RULES.map((r) => [r.code, { severity: r.severity, summary: r.summary }]));
+
+/** Run the cross-field rules, in table order, on a walked recipe. */
+export function runRules(ctx: Ctx): void {
+  for (const rule of RULES) {
+    if (!rule.check) continue;
+    const emit: Emit = {
+      at: (at, message, fixes, severity) => report(ctx, at, severity ?? rule.severity, rule.code, message, fixes),
+      range: (start, end, message, fixes) => { ctx.out.push(diag(ctx.text, start, end, rule.severity, rule.code, message, fixes)); },
+    };
+    rule.check(ctx, emit);
+  }
+}
+
+/** The rule table of docs/recipes.md, generated from RULES. */
+export function rulesMarkdown(): string {
+  const stage: Record<Stage, string> = { read: 'reading the file', yaml: 'YAML', keys: 'keys and values', rules: 'cross-field rule', accelerate: 'accelerate config' };
+  const rows = RULES.map((r) => `| ${r.code} | ${r.severity}${r.also ? `/${r.also}` : ''} | ${stage[r.stage]} | ${r.summary.replace(/\|/g, '\\|')} |`);
+  return ['| Code | Severity | Found by | What |', '| --- | --- | --- | --- |', ...rows].join('\n') + '\n';
+}
