@@ -1,19 +1,21 @@
 // `conscience serve --upstream URL [--host 127.0.0.1] [--port 8100] [--allocator DIR]
-//   [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES]
+//   [--recipe FILE] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES]
 //   [--upstream-timeout SECONDS]`
 // An OpenAI-compatible gateway in front of an existing server (docs/serve.md). Runs until
 // SIGINT/SIGTERM. Exit 0 after a clean stop, 1 when it cannot start, 2 usage.
 import { Allocator, defaultModelDir } from '../core/allocator';
 import { createGateway, parseGatewayPolicy } from '../core/serve';
 import { checkUpstream } from '../core/serve/status';
+import { readServeRecipe, type ServeRecipe } from '../core/serve/recipe';
 
-const USAGE = 'usage: conscience serve --upstream URL [--host 127.0.0.1] [--port 8100] [--allocator DIR] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES] [--upstream-timeout SECONDS]';
+const USAGE = 'usage: conscience serve --upstream URL [--host 127.0.0.1] [--port 8100] [--allocator DIR] [--recipe FILE] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES] [--upstream-timeout SECONDS]';
 
 interface Args {
   upstream: string;
   host: string;
   port: number;
   allocator?: string;
+  recipe?: string;
   policy: string[];
   observeOnly: boolean;
   logPrompts: boolean;
@@ -43,6 +45,7 @@ function parseArgs(argv: string[]): Args | string {
         case '--host': a.host = value(); break;
         case '--port': a.port = int(0); if (a.port > 65535) return '--port must be at most 65535'; break;
         case '--allocator': a.allocator = value(); break;
+        case '--recipe': a.recipe = value(); break;
         case '--policy': a.policy.push(value()); break;
         case '--observe-only': a.observeOnly = true; break;
         case '--log-prompts': a.logPrompts = true; break;
@@ -74,12 +77,24 @@ export async function serve(argv: string[]): Promise<number> {
     process.stderr.write(`conscience serve: ${(err as Error).message}\n`);
     return 2;
   }
-  const dir = args.allocator ?? defaultModelDir();
-  const allocator = await Allocator.load(dir, { policy: policy.allocator, policySource: '--policy' });
+  let recipe: ServeRecipe | undefined;
+  try {
+    recipe = args.recipe !== undefined ? readServeRecipe(args.recipe) : undefined;
+  } catch (err) {
+    process.stderr.write(`conscience serve: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const dir = args.allocator ?? recipe?.allocatorDir ?? defaultModelDir();
+  const allocator = await Allocator.load(dir, {
+    policy: { ...recipe?.allocatorPolicy, ...policy.allocator },
+    policySource: args.recipe ? `${args.recipe}: allocator (with --policy on top)` : '--policy',
+  });
   const gateway = createGateway({
     upstream: args.upstream,
     allocator,
     policy,
+    template: recipe?.template,
+    maxBudget: recipe?.maxBudget,
     observeOnly: args.observeOnly,
     logPrompts: args.logPrompts,
     maxBodyBytes: args.maxBody,
@@ -88,7 +103,7 @@ export async function serve(argv: string[]): Promise<number> {
   const { url } = await gateway.listen(args.port, args.host);
   process.stderr.write(JSON.stringify({
     ts: new Date().toISOString(), level: 'info', msg: 'listening', url, upstream: args.upstream.replace(/\/\/[^/@]*@/, '//'),
-    observe_only: args.observeOnly, log_prompts: args.logPrompts, allocator: dir,
+    observe_only: args.observeOnly, log_prompts: args.logPrompts, allocator: dir, ...(args.recipe ? { recipe: args.recipe } : {}),
   }) + '\n');
   await new Promise<void>((resolve) => {
     const stop = (): void => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolve(); };

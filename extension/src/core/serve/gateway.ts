@@ -38,6 +38,8 @@ export interface GatewayOptions {
   connectTimeoutMs?: number;
   /** characters of the last user message the allocator is given (default 16,384; longer prompts are scored on their start, with a warning) */
   maxScoreChars?: number;
+  /** budgets are clipped to this (a recipe's safety.max_budget, as the trainer clips them) */
+  maxBudget?: number;
   /** prompts scored in one allocator call at most (default 64) */
   maxBatch?: number;
   /** structured log sink (default: one JSON line per record on stderr) */
@@ -334,7 +336,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     }
 
     const tier: Tier | 'unscored' = a ? a.tier : 'unscored';
-    const budget = a ? a.budget : 0;
+    const budget = a ? (opts.maxBudget !== undefined ? Math.max(0, Math.min(opts.maxBudget, a.budget)) : a.budget) : 0;
     const extra: Record<string, string> = {
       'x-conscience-tier': tier,
       'x-conscience-risk': a ? a.risk.toFixed(4) : 'nan',

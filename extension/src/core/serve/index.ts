@@ -4,3 +4,4 @@ export { parseGatewayPolicy, DEFAULT_REFUSAL, type GatewayPolicy } from './optio
 export { lastUserText, withBudget, RequestError } from './messages';
 export { SafetySplitter, splitWhole, safetyTokens, type StreamSplit } from './split';
 export { GatewayMetrics } from './metrics';
+export { readServeRecipe, type ServeRecipe } from './recipe';

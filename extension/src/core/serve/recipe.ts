@@ -1,0 +1,73 @@
+/**
+ * `conscience serve --recipe FILE`: serve a policy the way its recipe trained it. From the
+ * recipe the gateway takes what shapes the prompt and the budget, exactly as the trainer reads
+ * them (runtime/conscience/recipe.py):
+ *   safety.open_tag / close_tag / budget_instruction / zero_budget_instruction  the template
+ *   system_prompt                    the system prompt when a request brings none
+ *   allocator:                       budget-policy overrides (and `model`, the allocator folder)
+ *   safety.max_budget                budgets are clipped to it (SafetyConfig.clip_budget)
+ * Errors name FILE:LINE.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { load as loadYaml, YAML11_SCHEMA } from 'js-yaml';
+import { DEFAULT_TEMPLATE, type PromptTemplateSpec } from '../template';
+
+export interface ServeRecipe {
+  template: PromptTemplateSpec;
+  /** the allocator: section's policy keys (other keys dropped) */
+  allocatorPolicy: Record<string, unknown>;
+  /** allocator.model resolved against the recipe's folder */
+  allocatorDir?: string;
+  maxBudget?: number;
+}
+
+const TEMPLATE_KEYS = { open_tag: 'openTag', close_tag: 'closeTag', budget_instruction: 'budgetInstruction', zero_budget_instruction: 'zeroBudgetInstruction' } as const;
+
+/** 1-based line of `key:` at the given indentation depth's first occurrence (best effort). */
+function lineOf(text: string, key: string, nested = false): number {
+  const re = new RegExp(`^${nested ? '\\s+' : ''}${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*:`);
+  const i = text.split('\n').findIndex((l) => re.test(l));
+  return i < 0 ? 1 : i + 1;
+}
+
+export function readServeRecipe(file: string): ServeRecipe {
+  let text: string;
+  try { text = readFileSync(file, 'utf8'); } catch (err) { throw new Error(`${file}: cannot read the recipe: ${(err as Error).message}`); }
+  let raw: unknown;
+  try {
+    raw = loadYaml(text, { schema: YAML11_SCHEMA });
+  } catch (err) {
+    const mark = (err as { mark?: { line?: number } }).mark;
+    throw new Error(`${file}:${(mark?.line ?? 0) + 1}: invalid YAML: ${(err as { reason?: string }).reason ?? (err as Error).message}`);
+  }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${file}:1: a recipe is a YAML mapping`);
+  const r = raw as Record<string, unknown>;
+  const template: PromptTemplateSpec = { ...DEFAULT_TEMPLATE };
+  const safety = r.safety ?? {};
+  if (typeof safety !== 'object' || Array.isArray(safety) || safety === null) throw new Error(`${file}:${lineOf(text, 'safety')}: safety: must be a mapping`);
+  const s = safety as Record<string, unknown>;
+  for (const [k, field] of Object.entries(TEMPLATE_KEYS)) {
+    if (s[k] === undefined || s[k] === null) continue;
+    if (typeof s[k] !== 'string' || !(s[k] as string)) throw new Error(`${file}:${lineOf(text, k, true)}: safety.${k} must be a non-empty string`);
+    template[field] = s[k] as string;
+  }
+  if (template.openTag === template.closeTag) throw new Error(`${file}:${lineOf(text, 'close_tag', true)}: safety.open_tag and safety.close_tag must differ`);
+  let maxBudget: number | undefined;
+  if (s.max_budget !== undefined && s.max_budget !== null) {
+    if (typeof s.max_budget !== 'number' || !Number.isInteger(s.max_budget) || s.max_budget < 0) throw new Error(`${file}:${lineOf(text, 'max_budget', true)}: safety.max_budget must be a non-negative integer`);
+    maxBudget = s.max_budget;
+  }
+  const sp = r.system_prompt;
+  if (sp !== undefined && sp !== null && typeof sp !== 'string') throw new Error(`${file}:${lineOf(text, 'system_prompt')}: system_prompt must be a string or null`);
+  template.systemPrompt = typeof sp === 'string' ? sp : null;
+  const alloc = r.allocator ?? {};
+  if (typeof alloc !== 'object' || Array.isArray(alloc) || alloc === null) throw new Error(`${file}:${lineOf(text, 'allocator')}: allocator: must be a mapping`);
+  const { model, enabled: _enabled, ...policy } = alloc as Record<string, unknown>;
+  let allocatorDir: string | undefined;
+  if (model !== undefined && model !== null) {
+    if (typeof model !== 'string') throw new Error(`${file}:${lineOf(text, 'model', true)}: allocator.model must be a folder path`);
+    allocatorDir = isAbsolute(model) ? model : resolve(dirname(file), model);
+  }
+  return { template, allocatorPolicy: policy, allocatorDir, maxBudget };
+}
