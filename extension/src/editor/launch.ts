@@ -7,6 +7,7 @@
 // the window opens. Launching is refused in untrusted workspaces. Logic lives in core/.
 import * as vscode from 'vscode';
 import { recipeErrors } from '../core/launch/guard';
+import { recipeKind } from '../core/recipe';
 import { cancelRun, formatPlan, launchRun, planLaunch, resumeRun } from '../core/launch/launcher';
 import { RunMonitor } from '../core/launch/monitor';
 import { LaunchSession } from '../core/launch/session';
@@ -90,9 +91,8 @@ class RunsProvider implements vscode.TreeDataProvider<RunNode> {
 class RecipeLens implements vscode.CodeLensProvider {
   provideCodeLenses(doc: vscode.TextDocument): vscode.CodeLens[] {
     if (!vscode.workspace.isTrusted) return [];
-    // a recipe: a YAML mapping with a launch: section or TRL's model/reward keys
-    if (!/^(launch|model_name_or_path|reward_funcs)\s*:/m.test(doc.getText())) return [];
-    if (/[\\/]recipes[\\/]accelerate[\\/]/.test(doc.uri.fsPath)) return [];
+    // a recipe (not an accelerate config): the core's one answer, as the validator and the CLI use it
+    if (recipeKind(doc.getText()) !== 'recipe') return [];
     const top = new vscode.Range(0, 0, 0, 0);
     return [
       new vscode.CodeLens(top, { title: 'Launch ▸', command: 'conscience.launch', arguments: [doc.uri] }),

@@ -10,10 +10,9 @@
 import * as vscode from 'vscode';
 import { completionsAt, hoverAt } from '../core/recipe/assist';
 import { nodeHost } from '../core/recipe/node-host';
-import { validateText, type Diagnostic as CoreDiagnostic } from '../core/recipe';
+import { recipeKind, validateText, type Diagnostic as CoreDiagnostic } from '../core/recipe';
 
 const SOURCE = 'conscience';
-const MARKER_RE = /^(reward_funcs|model_name_or_path|num_generations|launch|safety|use_vllm|per_device_train_batch_size|distributed_type|compute_environment|deepspeed_config)\s*:/m;
 
 function config() {
   const c = vscode.workspace.getConfiguration('conscience.recipes');
@@ -32,8 +31,8 @@ function isRecipe(doc: vscode.TextDocument): boolean {
   if (!isYaml(doc)) return false;
   const { include } = config();
   if (include.some((g) => vscode.languages.match({ pattern: g }, doc) > 0)) return true;
-  // Cheap check on the head of the file; the full kind detection happens in the core.
-  return MARKER_RE.test(doc.getText().slice(0, 65536));
+  // The core's one answer (a recipe or an accelerate config), as the CLI and the CodeLens use it.
+  return recipeKind(doc.getText()) !== 'other';
 }
 
 function toRange(doc: vscode.TextDocument, start: number, end: number): vscode.Range {

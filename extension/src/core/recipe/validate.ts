@@ -11,7 +11,7 @@ import { type Diagnostic, type QuickFix, diag } from './diagnostics';
 import { runRules } from './rules';
 import { type RecipeSchema, type SchemaChoice, schemaForVersion } from './schema';
 import { checkValue, didYouMean, headEnd } from './values';
-import { deref, getPair, parseYaml, type YNode, type YPair } from './yaml';
+import { deref, getPair, LIMITS, parseYaml, type YNode, type YPair } from './yaml';
 import { isEvalRoot, validateEvalRoot } from '../eval/recipe';
 
 export type { Host } from './context';
@@ -34,21 +34,40 @@ export interface ValidateOptions {
 
 export type FileKind = 'recipe' | 'accelerate' | 'other';
 
-const RECIPE_MARKERS = ['reward_funcs', 'model_name_or_path', 'num_generations', 'launch', 'safety', 'use_vllm', 'per_device_train_batch_size'];
+const RECIPE_MARKERS = ['kind', 'reward_funcs', 'model_name_or_path', 'num_generations', 'launch', 'safety', 'use_vllm', 'per_device_train_batch_size'];
 const ACCELERATE_MARKERS = ['distributed_type', 'compute_environment', 'deepspeed_config', 'mixed_precision'];
 
 /** Decide from the top-level keys whether a YAML text is a recipe or an accelerate config. */
 export function detectKind(root: YNode | undefined): FileKind {
   const r = deref(root);
   if (!r || r.kind !== 'map') return 'other';
+  const keys: string[] = [];
+  for (const p of r.items) if (p.key.kind === 'scalar') keys.push(p.key.text);
+  return kindOfKeys(keys);
+}
+
+function kindOfKeys(keys: string[]): FileKind {
   let recipe = 0, acc = 0;
-  for (const p of r.items) {
-    if (p.key.kind !== 'scalar') continue;
-    if (RECIPE_MARKERS.includes(p.key.text)) recipe++;
-    if (ACCELERATE_MARKERS.includes(p.key.text)) acc++;
+  for (const k of keys) {
+    if (RECIPE_MARKERS.includes(k)) recipe++;
+    if (ACCELERATE_MARKERS.includes(k)) acc++;
   }
   if (acc > 0 && acc >= recipe) return 'accelerate';
   return recipe > 0 ? 'recipe' : 'other';
+}
+
+/**
+ * The one answer to "is this a recipe?" (or an accelerate config, or neither), for the editor,
+ * the launcher's CodeLens and the CLI: the top-level keys of the YAML. While the YAML does not
+ * parse (mid-edit), the top-level `key:` lines decide, so a recipe with a syntax error is still
+ * a recipe and gets its diagnostics.
+ */
+export function recipeKind(text: string): FileKind {
+  if (text.length > LIMITS.maxBytes) return 'other';
+  const parsed = parseYaml(text);
+  if (parsed.root !== undefined) return detectKind(parsed.root);
+  const keys = [...text.slice(0, 65536).matchAll(/^([A-Za-z_][\w-]*)[ \t]*:/gm)].map((m) => m[1]!);
+  return kindOfKeys(keys);
 }
 
 /** Validate YAML text: a recipe, or an accelerate config (detected from its keys). */

@@ -1,0 +1,30 @@
+// One answer to "is this a recipe?" (issue #18 item 4): recipeKind decides for the editor's
+// validation, the Launch CodeLens and the CLI's folder walk, from the same top-level keys.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { detectKind, parseYaml, recipeKind } from '../../src/core/recipe';
+import { REPO } from './helpers';
+
+test('shipped recipes are recipes, shipped accelerate configs are accelerate configs', () => {
+  for (const f of ['recipes/demo/tiny-cpu.yaml', 'recipes/qwen2.5-1.5b-instruct/safety-grpo.yaml']) assert.equal(recipeKind(readFileSync(join(REPO, f), 'utf8')), 'recipe', f);
+  for (const f of ['recipes/accelerate/ddp.yaml', 'recipes/accelerate/zero2.yaml', 'recipes/accelerate/zero3.yaml']) assert.equal(recipeKind(readFileSync(join(REPO, f), 'utf8')), 'accelerate', f);
+});
+
+test('a recipe with a syntax error (mid-edit) is still a recipe, so it keeps its diagnostics and its CodeLens', () => {
+  const text = 'model_name_or_path: x\nreward_funcs: [refusal\nlaunch:\n  num_processes: 2\n';
+  assert.equal(parseYaml(text).root, undefined, 'the YAML does not parse');
+  assert.equal(recipeKind(text), 'recipe');
+  assert.equal(recipeKind('distributed_type: MULTI_GPU\nnum_processes: [2\n'), 'accelerate');
+});
+
+test('other YAML is neither, and parsed text gives the same answer as detectKind', () => {
+  for (const text of ['name: ci\non: [push]\njobs: {}\n', '- a\n- b\n', 'prompts:\n  - text: hi\n', '', '# only a comment\n']) {
+    assert.equal(recipeKind(text), 'other', JSON.stringify(text));
+  }
+  for (const text of ['kind: eval\npolicy_recipe: ../r.yaml\n', 'launch:\n  num_processes: 1\n', 'mixed_precision: bf16\ndistributed_type: NO\n']) {
+    assert.equal(recipeKind(text), detectKind(parseYaml(text).root), text);
+  }
+  assert.equal(recipeKind('kind: sft\nmax_steps: 2\n'), 'recipe', 'the recipe kind key marks a recipe');
+});
