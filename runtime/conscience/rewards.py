@@ -468,3 +468,15 @@ def build_reward_funcs(
 
         funcs.append(make())
     return funcs
+
+
+def budget_abs_error(tokens: Sequence[Any], budgets: Sequence[Any]) -> Optional[float]:
+    """Mean |safety-block tokens - budget| over the pairs with a numeric budget (None if none):
+    the budget-adherence figure runs log as `safety/budget_abs_err` (lower is better)."""
+    diffs = []
+    for n, b in zip(tokens, budgets):
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or not isinstance(n, (int, float)):
+            continue
+        if math.isfinite(b) and math.isfinite(n):
+            diffs.append(abs(float(n) - float(b)))
+    return sum(diffs) / len(diffs) if diffs else None

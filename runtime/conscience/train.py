@@ -138,6 +138,7 @@ class SampleRecorder:
         rows: list[dict] = []
         tokens: list[int] = []
         budgets: list[float] = []
+        abs_errs: list[float] = []  # |block tokens - budget| per completion (docs/events.md)
         for b in batches:
             for i, c in enumerate(b["completions"]):
                 text = completion_text(c)
@@ -149,6 +150,8 @@ class SampleRecorder:
                 bud = b["budgets"][i] if i < len(b["budgets"]) else None
                 if isinstance(bud, (int, float)):
                     budgets.append(float(bud))
+                    if len(tokens) > len(abs_errs):
+                        abs_errs.append(abs(tokens[-1] - float(bud)))
         if batches:
             last = batches[-1]
             for i, c in enumerate(last["completions"][:max_rows]):
@@ -176,6 +179,8 @@ class SampleRecorder:
             metrics["safety/tokens_mean"] = sum(tokens) / len(tokens)
         if budgets:
             metrics["safety/budget_mean"] = sum(budgets) / len(budgets)
+        if abs_errs:
+            metrics["safety/budget_abs_err"] = sum(abs_errs) / len(abs_errs)
         return rows, metrics
 
 
@@ -254,6 +259,16 @@ def _checkpoint_step(path: Optional[str]) -> Optional[int]:
     return step if isinstance(step, int) and not isinstance(step, bool) else None
 
 
+def _init_from(model_path: Optional[str]) -> Optional[dict]:
+    """The conscience run (e.g. a warm-start SFT) whose output is this run's model, or None."""
+    from .sft import parent_run
+
+    try:
+        return parent_run(model_path)
+    except Exception:  # noqa: BLE001 - the link is informative, never fatal
+        return None
+
+
 def _parse_cli(argv: Optional[list[str]]) -> tuple[argparse.Namespace, list[str]]:
     p = argparse.ArgumentParser(
         prog="python -m conscience.train",
@@ -322,6 +337,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             reward_funcs=reward_logged,
             max_steps=training_args.max_steps if training_args.max_steps and training_args.max_steps > 0 else None,
             output_dir=os.path.abspath(output_dir),
+            init_from=_init_from(recipe.model_args.model_name_or_path),
         )
         hb = os.environ.get("CONSCIENCE_HEARTBEAT_S")
         writer.start_heartbeat(float(hb) if hb else 30.0)

@@ -1,0 +1,568 @@
+"""Warm-start SFT on safety traces (TRL SFTTrainer), streaming the same events as GRPO.
+
+    python -m conscience.sft --config RECIPE [--output_dir DIR] [--<flat key> VALUE ...]
+    accelerate launch [flags] -m conscience.sft --config RECIPE ...
+
+A `kind: sft` recipe holds TRL's SFTConfig and ModelConfig keys, the keys of
+:class:`SftScriptArguments` below, and the `launch:` and `safety:` sections (the same
+sections as a GRPO recipe; `safety:` gives the tags, the budget wording and the per-label
+default budgets). Training rows are JSONL traces::
+
+    {"id": "...", "prompt": "...", "label": "harmful|benign|borderline", "budget": 12,
+     "safety": "reasoning inside the block", "answer": "the reply after the block"}
+
+Each row becomes a conversational prompt/completion pair rendered with the one prompt
+template (:class:`conscience.template.PromptTemplate`): the prompt is
+``template.messages(prompt, budget)`` and the target is ``template.render(safety, answer)``;
+the loss is on the completion only. A malformed row is a :class:`TraceError` naming
+``FILE:LINE``. ``dataset_name: conscience/safety_traces`` is the trace set bundled with
+this package (``data/traces/safety_traces.jsonl``).
+
+Events (docs/events.md) are those of a GRPO run: run_started, metrics (loss, learning rate,
+...), heartbeat, checkpoint, run_finished. A *probe* makes the model's behaviour visible:
+before training, every `probe_steps` steps and at the end, the model samples a completion
+for `probe_prompts` fixed training prompts; the runtime's rewards score them and the
+metrics event carries the same keys a GRPO run logs (``rewards/safety_format_reward/mean``,
+``rewards/safety_budget_reward/mean``, ``rewards/refusal_reward/mean``,
+``safety/tokens_mean``, ``safety/budget_mean``, ``safety/budget_abs_err``), with a
+``samples`` event. The trained model and tokenizer are saved to output_dir, which a GRPO
+recipe names as its ``model_name_or_path``. A run resumes from the last ``checkpoint-*``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import signal
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .prompt_sets import DataError, check_row, iter_jsonl
+from .recipe import (
+    SECTION_NAMES,
+    TINY_MODEL_NAME,
+    RecipeError,
+    _resolve_relative,
+    parse_section,
+    read_recipe_yaml,
+    recipe_kind,
+)
+from .train import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    _CANCEL,
+    RunCancelled,
+    _install_signal_handlers,
+    _last_checkpoint,
+    _rank,
+    _versions,
+    _world_size,
+)
+
+logger = logging.getLogger("conscience.sft")
+
+BUNDLED_TRACES_NAME = "conscience/safety_traces"
+BUNDLED_TRACES_PATH = os.path.join(os.path.dirname(__file__), "data", "traces", "safety_traces.jsonl")
+
+# The rewards a probe scores, in the order they are logged.
+PROBE_REWARDS = ("safety_format", "safety_budget", "refusal")
+
+
+class TraceError(DataError):
+    """A trace file that cannot be used; the message starts with `file:line:`."""
+
+
+# ---------------------------------------------------------------------------------------
+# Recipe
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class SftScriptArguments:
+    """Our flat keys of a `kind: sft` recipe, next to TRL's SFTConfig and ModelConfig."""
+
+    dataset_name: str = field(
+        default=BUNDLED_TRACES_NAME,
+        metadata={
+            "help": "Trace JSONL file ({id, prompt, label, budget, safety, answer} rows), a folder holding "
+            "<dataset_train_split>.jsonl (relative to the recipe), or `conscience/safety_traces` (bundled)."
+        },
+    )
+    dataset_train_split: str = field(default="train", metadata={"help": "Split file read when dataset_name is a folder."})
+    system_prompt: Optional[str] = field(
+        default=None,
+        metadata={"help": "System message put before every prompt; the safety budget instruction is appended to it."},
+    )
+    chat_template: Optional[str] = field(default=None, metadata={"help": "Jinja chat template replacing the tokenizer's."})
+    max_train_samples: Optional[int] = field(
+        default=None, metadata={"help": "Use at most this many traces (after a seeded shuffle)."}
+    )
+    probe_prompts: int = field(
+        default=8,
+        metadata={"help": "Training prompts the model answers at each probe, scored by the rewards (0 = no probe)."},
+    )
+    probe_steps: int = field(
+        default=0, metadata={"help": "Probe every this many steps (0 = only before training and at the end)."}
+    )
+    probe_max_new_tokens: int = field(default=48, metadata={"help": "Tokens a probe completion may have."})
+    probe_temperature: float = field(
+        default=1.0, metadata={"help": "Sampling temperature of the probe (0 = greedy); 1.0 is what GRPO samples at."}
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("probe_prompts", "probe_steps", "probe_max_new_tokens"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.probe_temperature < 0:
+            raise ValueError("probe_temperature must be >= 0")
+        if self.max_train_samples is not None and self.max_train_samples < 1:
+            raise ValueError("max_train_samples must be >= 1")
+
+
+def sft_dataclasses() -> list[type]:
+    """The dataclasses whose fields are the flat keys of a `kind: sft` recipe."""
+    from trl import ModelConfig, SFTConfig
+
+    return [SftScriptArguments, SFTConfig, ModelConfig]
+
+
+@dataclass
+class SftRecipe:
+    path: str
+    sha256: str
+    script_args: SftScriptArguments
+    training_args: Any
+    model_args: Any
+    launch: Any
+    safety: Any
+    raw: dict
+
+
+def load_sft_recipe(path: str, cli_args: Optional[list[str]] = None) -> SftRecipe:
+    """Read a `kind: sft` recipe; `cli_args` override flat keys. Errors name FILE:LINE."""
+    from trl import TrlParser
+
+    raw, digest, lines = read_recipe_yaml(path)
+    kind = recipe_kind(raw, path, lines)
+    if kind != "sft":
+        raise RecipeError(
+            f"{path}:{lines.get('kind', '?')}: conscience.sft runs `kind: sft` recipes; this one is `kind: {kind}`"
+        )
+    base = os.path.dirname(os.path.abspath(path))
+    flat = {k: v for k, v in raw.items() if k not in SECTION_NAMES and k != "kind"}
+    launch = parse_section("launch", raw.get("launch"), path, lines)
+    safety = parse_section("safety", raw.get("safety"), path, lines)
+    for key in ("model_name_or_path", "dataset_name"):
+        if key in flat:
+            flat[key] = _resolve_relative(flat[key], base)
+    parser = TrlParser(sft_dataclasses())
+    try:
+        unknown = parser.set_defaults_with_config(**flat)
+    except Exception as e:  # noqa: BLE001 - argparse default errors
+        raise RecipeError(f"{path}: {e}") from None
+    if unknown:
+        keys = [s[2:] for s in unknown if isinstance(s, str) and s.startswith("--")]
+        where = ", ".join(f"{k} (line {lines.get(k, '?')})" for k in keys) or " ".join(map(str, unknown))
+        raise RecipeError(f"{path}: unknown keys for a kind: sft recipe: {where}")
+    try:
+        sa, ta, ma = parser.parse_args_into_dataclasses(args=list(cli_args or []))
+    except SystemExit as e:
+        raise RecipeError(f"{path}: invalid arguments (argparse exit {e.code})") from None
+    except (ValueError, TypeError) as e:
+        raise RecipeError(f"{path}: {e}") from None
+    return SftRecipe(os.path.abspath(path), digest, sa, ta, ma, launch, safety, raw)
+
+
+# ---------------------------------------------------------------------------------------
+# Traces
+# ---------------------------------------------------------------------------------------
+
+
+def check_trace(obj: Any, where: str, safety: Any = None) -> dict:
+    """Validate one trace row; returns {id, prompt, label, category, budget, safety, answer}."""
+    try:
+        row = check_row(obj, where)
+    except DataError as e:
+        raise TraceError(str(e)) from None
+    open_tag = getattr(safety, "open_tag", "<safety>")
+    close_tag = getattr(safety, "close_tag", "</safety>")
+    block = obj.get("safety")
+    if not isinstance(block, str):
+        raise TraceError(f"{where}: `safety` must be a string (the text inside the block; \"\" for an empty block)")
+    answer = obj.get("answer")
+    if not isinstance(answer, str) or not answer.strip():
+        raise TraceError(f"{where}: `answer` must be a non-empty string")
+    for name, text in (("safety", block), ("answer", answer)):
+        for tag in (open_tag, close_tag):
+            if tag in text:
+                raise TraceError(f"{where}: `{name}` contains the tag {tag}; give only the text (the template adds the tags)")
+    if row["budget"] is None:
+        row["budget"] = safety.default_budget(row["label"]) if safety is not None else 0
+    row["safety"] = block.strip()
+    row["answer"] = answer.strip()
+    return row
+
+
+def resolve_traces_path(name: str, split: str = "train") -> str:
+    if name == BUNDLED_TRACES_NAME:
+        return BUNDLED_TRACES_PATH
+    if os.path.isdir(name):
+        return os.path.join(name, f"{split}.jsonl")
+    return name
+
+
+def read_traces(path: str, safety: Any = None) -> list[dict]:
+    """Read and check a trace JSONL file. Errors name `path:line`."""
+    rows: list[dict] = []
+    seen: dict[str, int] = {}
+    try:
+        for lineno, obj in iter_jsonl(path):
+            row = check_trace(obj, f"{path}:{lineno}", safety)
+            if row["id"] in seen:
+                raise TraceError(f"{path}:{lineno}: duplicate id {row['id']!r} (first on line {seen[row['id']]})")
+            seen[row["id"]] = lineno
+            rows.append(row)
+    except TraceError:
+        raise
+    except DataError as e:
+        raise TraceError(str(e)) from None
+    if not rows:
+        raise TraceError(f"{path}: no traces (empty file)")
+    return rows
+
+
+def to_sft_dataset(rows: list[dict], template: Any):
+    """Conversational prompt/completion pairs, rendered with the one template."""
+    from datasets import Dataset
+
+    return Dataset.from_list(
+        [
+            {
+                "prompt": template.messages(r["prompt"], r["budget"]),
+                "completion": [{"role": "assistant", "content": template.render(r["safety"], r["answer"])}],
+            }
+            for r in rows
+        ]
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Probe: sample completions and score them with the runtime's rewards
+# ---------------------------------------------------------------------------------------
+
+
+class Probe:
+    def __init__(self, rows: list[dict], template: Any, safety: Any, tokenizer: Any, sa: SftScriptArguments, seed: int):
+        import random
+
+        from .rewards import build_reward_funcs
+
+        self.template = template
+        self.safety = safety
+        self.tokenizer = tokenizer
+        self.sa = sa
+        self.seed = seed
+        rng = random.Random(seed)
+        self.rows = rng.sample(rows, min(sa.probe_prompts, len(rows))) if sa.probe_prompts else []
+        self.funcs = build_reward_funcs(list(PROBE_REWARDS), None, safety, None, count_tokens=self.count_tokens)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+
+    def run(self, model: Any) -> tuple[dict, list[dict]]:
+        """(metrics, sample rows) for the model as it is now; the training RNG is left untouched."""
+        import torch
+
+        from .rewards import budget_abs_error
+
+        if not self.rows:
+            return {}, []
+        tok = self.tokenizer
+        texts = [
+            tok.apply_chat_template(self.template.messages(r["prompt"], r["budget"]), tokenize=False, add_generation_prompt=True)
+            for r in self.rows
+        ]
+        was_training = model.training
+        model.eval()
+        side = tok.padding_side
+        tok.padding_side = "left"
+        try:
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            devices = [model.device] if model.device.type == "cuda" else []
+            with torch.no_grad(), torch.random.fork_rng(devices=devices):
+                torch.manual_seed(self.seed)
+                greedy = self.sa.probe_temperature == 0
+                out = model.generate(
+                    **enc,
+                    max_new_tokens=self.sa.probe_max_new_tokens,
+                    do_sample=not greedy,
+                    temperature=None if greedy else self.sa.probe_temperature,
+                    top_p=None,
+                    top_k=None,
+                    pad_token_id=tok.pad_token_id,
+                    eos_token_id=tok.eos_token_id,
+                )
+        finally:
+            tok.padding_side = side
+            if was_training:
+                model.train()
+        completions = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        labels = [r["label"] for r in self.rows]
+        budgets = [r["budget"] for r in self.rows]
+        metrics: dict[str, float] = {}
+        scores: dict[str, list[float]] = {}
+        for f in self.funcs:
+            values = f(completions=completions, label=labels, budget=budgets)
+            scores[f.__name__] = values
+            metrics[f"rewards/{f.__name__}/mean"] = sum(values) / len(values)
+        tokens = [self.count_tokens(self.template.split(c)[0]) for c in completions]
+        metrics["safety/tokens_mean"] = sum(tokens) / len(tokens)
+        metrics["safety/budget_mean"] = sum(budgets) / len(budgets)
+        metrics["safety/budget_abs_err"] = budget_abs_error(tokens, budgets)
+        rows = [
+            {
+                "prompt": r["prompt"],
+                "completion": c,
+                "rewards": {k: v[i] for k, v in scores.items()},
+                "budget": r["budget"],
+                "label": r["label"],
+            }
+            for i, (r, c) in enumerate(zip(self.rows, completions))
+        ]
+        return metrics, rows
+
+
+def _make_callback(writer: Any, probe: Optional[Probe], probe_steps: int, samples_per_step: int):
+    from transformers import TrainerCallback
+
+    class SftEventCallback(TrainerCallback):
+        def __init__(self) -> None:
+            self.summary: dict = {}
+            self.probed_at: Optional[int] = None
+
+        def _probe(self, model: Any, step: int) -> tuple[dict, list]:
+            if probe is None or model is None or self.probed_at == step:
+                return {}, []
+            self.probed_at = step
+            try:
+                return probe.run(model)
+            except Exception:  # noqa: BLE001 - a probe never breaks training
+                logger.warning("probe failed at step %d", step, exc_info=True)
+                return {}, []
+
+        def _emit(self, step: int, values: dict, rows: list) -> None:
+            if writer is None:
+                return
+            writer.last_step = step
+            writer.emit("metrics", step=step, values=values)
+            if rows:
+                writer.emit("samples", step=step, rows=rows[:samples_per_step])
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            if state.global_step == 0:
+                values, rows = self._probe(model, 0)
+                if values:
+                    self._emit(0, values, rows)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if writer is not None:
+                writer.last_step = state.global_step
+
+        def on_log(self, args, state, control, logs=None, model=None, **kwargs):
+            logs = dict(logs or {})
+            if "train_runtime" in logs:
+                self.summary = logs
+                return
+            step = state.global_step
+            due = (probe_steps and step % probe_steps == 0) or step >= state.max_steps
+            values, rows = self._probe(model, step) if due else ({}, [])
+            self._emit(step, {**logs, **values}, rows)
+
+        def on_train_end(self, args, state, control, model=None, **kwargs):
+            values, rows = self._probe(model, state.global_step)
+            if values:
+                self._emit(state.global_step, values, rows)
+
+        def on_save(self, args, state, control, **kwargs):
+            if writer is not None:
+                path = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+                writer.emit("checkpoint", step=state.global_step, path=os.path.abspath(path))
+
+    return SftEventCallback()
+
+
+# ---------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------
+
+
+def parent_run(model_path: Optional[str]) -> Optional[dict]:
+    """{run_id, output_dir} of the conscience run that wrote the model at `model_path` (its
+    folder, or the run folder above a `checkpoint-*`), or None when it was not one."""
+    from .events import EVENTS_FILE, scan_events
+
+    if not model_path or not os.path.isdir(model_path):
+        return None
+    here = os.path.abspath(model_path)
+    for folder in (here, os.path.dirname(here)):
+        events = os.path.join(folder, EVENTS_FILE)
+        if os.path.isfile(events):
+            _, run_id, _ = scan_events(events)
+            if run_id:
+                return {"run_id": run_id, "output_dir": folder, "model_path": here}
+    return None
+
+
+def _load_model(path: str, ma: Any, ta: Any):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from . import trl_compat
+
+    kwargs = {k: v for k, v in trl_compat.model_init_kwargs(ma, ta).items() if v is not None}
+    for key in ("dtype", "torch_dtype"):
+        if isinstance(kwargs.get(key), str) and kwargs[key] != "auto":
+            kwargs[key] = getattr(torch, kwargs[key])
+    return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+
+
+def _train(recipe: SftRecipe, writer: Any, resume_from: Optional[str]) -> dict:
+    import random
+
+    import transformers
+    from transformers import AutoTokenizer
+    from trl import SFTTrainer, get_peft_config
+
+    from .template import PromptTemplate
+    from .tiny_model import ensure_tiny
+
+    sa, ta, ma = recipe.script_args, recipe.training_args, recipe.model_args
+    transformers.utils.logging.set_verbosity(ta.get_process_log_level())
+
+    rows = read_traces(resolve_traces_path(sa.dataset_name, sa.dataset_train_split), recipe.safety)
+    if sa.max_train_samples is not None and sa.max_train_samples < len(rows):
+        rows = random.Random(ta.seed).sample(rows, sa.max_train_samples)
+    for r in rows:
+        r["budget"] = recipe.safety.clip_budget(r["budget"])
+    template = PromptTemplate.from_recipe(recipe.safety, sa.system_prompt)
+    train_ds = to_sft_dataset(rows, template)
+    logger.info("sft: %d traces from %s", len(rows), sa.dataset_name)
+
+    model_path = ma.model_name_or_path
+    if not model_path:
+        raise ValueError("model_name_or_path is required")
+    if model_path == TINY_MODEL_NAME:
+        model_path = ensure_tiny()
+    from . import trl_compat
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_path, revision=ma.model_revision, trust_remote_code=trl_compat.trust_remote_code(ma, ta)
+    )
+    if sa.chat_template:
+        tokenizer.chat_template = sa.chat_template
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        raise ValueError(f"{model_path}: the tokenizer has no chat template; set `chat_template` in the recipe")
+
+    model = _load_model(model_path, ma, ta)
+    probe = Probe(rows, template, recipe.safety, tokenizer, sa, ta.seed) if sa.probe_prompts else None
+    callback = _make_callback(writer, probe, sa.probe_steps, recipe.safety.samples_per_step)
+    trainer = SFTTrainer(
+        model=model,
+        args=ta,
+        train_dataset=train_ds,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(ma),
+        callbacks=[callback],
+    )
+    if resume_from:
+        logger.info("resuming from %s", resume_from)
+    trainer.train(resume_from_checkpoint=resume_from)
+    trainer.save_model(ta.output_dir)
+    tokenizer.save_pretrained(ta.output_dir)
+    return dict(callback.summary)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    _install_signal_handlers()
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO, stream=sys.stderr
+    )
+    p = argparse.ArgumentParser(
+        prog="python -m conscience.sft",
+        description="Warm-start SFT on safety traces. Flags after --config override the recipe's flat keys.",
+    )
+    p.add_argument("--config", required=True, help="a kind: sft recipe YAML")
+    ns, rest = p.parse_known_args(argv)
+    try:
+        recipe = load_sft_recipe(ns.config, rest)
+        # Bad traces fail before any model is loaded or any event is written.
+        sa = recipe.script_args
+        read_traces(resolve_traces_path(sa.dataset_name, sa.dataset_train_split), recipe.safety)
+    except (RecipeError, DataError) as e:
+        print(f"conscience.sft: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except RunCancelled:
+        return 128 + signal.SIGTERM
+
+    ta = recipe.training_args
+    output_dir = ta.output_dir
+    resume_from = ta.resume_from_checkpoint
+    if isinstance(resume_from, str) and resume_from.lower() in ("false", "0", "no", ""):
+        resume_from = None
+    elif isinstance(resume_from, str) and resume_from.lower() in ("true", "1", "yes"):
+        resume_from = _last_checkpoint(output_dir)
+    else:
+        resume_from = resume_from or _last_checkpoint(output_dir)
+
+    writer = None
+    if _rank() == 0:
+        from .events import EventWriter
+
+        writer = EventWriter(output_dir, resume=True)
+        writer.emit(
+            "run_started",
+            recipe_hash=recipe.sha256,
+            recipe_path=recipe.path,
+            kind="sft",
+            world_size=_world_size(),
+            versions=_versions(),
+            resumed_from=os.path.abspath(resume_from) if resume_from else None,
+            reward_funcs=[],
+            max_steps=ta.max_steps if ta.max_steps and ta.max_steps > 0 else None,
+            output_dir=os.path.abspath(output_dir),
+            init_from=parent_run(recipe.model_args.model_name_or_path),
+        )
+        hb = os.environ.get("CONSCIENCE_HEARTBEAT_S")
+        writer.start_heartbeat(float(hb) if hb else 30.0)
+
+    status, code, error, summary = "failed", EXIT_FAILED, None, {}
+    try:
+        summary = _train(recipe, writer, resume_from)
+        status, code = "completed", EXIT_OK
+    except RunCancelled as e:
+        status, code, error = "cancelled", 128 + e.signum, str(e)
+        logger.warning("run cancelled: %s", e)
+    except Exception as e:  # noqa: BLE001
+        status, code, error = "failed", EXIT_FAILED, f"{type(e).__name__}: {e}"
+        traceback.print_exc()
+    finally:
+        if _CANCEL["signum"] is not None and status != "completed":
+            status, code = "cancelled", 128 + _CANCEL["signum"]
+            error = f"received {signal.Signals(_CANCEL['signum']).name}"
+        if writer is not None:
+            writer.stop_heartbeat()
+            writer.emit("run_finished", status=status, exit_code=code, error=error, summary=summary or None)
+            writer.close()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

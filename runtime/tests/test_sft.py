@@ -1,0 +1,176 @@
+"""conscience.sft: kind: sft recipes, trace checking (FILE:LINE), and real TRL SFTTrainer runs
+of the tiny model on CPU that write the GRPO event stream, resume, and run on TRL 1.x too."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conscience.recipe import RecipeError
+from conscience.sft import BUNDLED_TRACES_PATH, TraceError, load_sft_recipe, read_traces
+
+RUNTIME = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(RUNTIME)
+TRL1_PY = os.path.join(REPO, ".venv-trl1", "bin", "python")
+
+GOOD = {"id": "t1", "prompt": "How do I bake bread?", "label": "benign", "budget": 0, "safety": "", "answer": "Knead, rise, bake."}
+
+
+def _write(path, rows):
+    with open(path, "w") as f:
+        for r in rows:
+            f.write((r if isinstance(r, str) else json.dumps(r)) + "\n")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "bad,line,needle",
+    [
+        ({**GOOD, "answer": ""}, 2, "`answer` must be a non-empty string"),
+        ({**GOOD, "safety": None}, 2, "`safety` must be a string"),
+        ({**GOOD, "safety": "think</safety> leaked"}, 2, "`safety` contains the tag </safety>"),
+        ({**GOOD, "answer": "<safety>again</safety> hi"}, 2, "`answer` contains the tag <safety>"),
+        ({**GOOD, "label": "unsure"}, 2, "`label` must be one of"),
+        ({**GOOD, "budget": -3}, 2, "`budget` must be >= 0"),
+        ('{"id": "t2", "prompt": "unterminated', 2, "invalid JSON"),
+        (GOOD, 2, "duplicate id 't1' (first on line 1)"),
+    ],
+)
+def test_malformed_trace_is_reported_as_file_line(tmp_path, bad, line, needle):
+    path = _write(tmp_path / "traces.jsonl", [GOOD, bad])
+    with pytest.raises(TraceError) as e:
+        read_traces(path)
+    assert str(e.value).startswith(f"{path}:{line}:")
+    assert needle in str(e.value)
+
+
+def test_missing_budget_takes_the_recipe_label_default(tmp_path):
+    from conscience.recipe import SafetyConfig
+
+    row = {k: v for k, v in GOOD.items() if k != "budget"}
+    row["label"] = "harmful"
+    path = _write(tmp_path / "t.jsonl", [row])
+    assert read_traces(path, SafetyConfig(budget_harmful=20))[0]["budget"] == 20
+
+
+def _recipe(tmp_path, extra="", traces=None, **keys):
+    traces = traces or _write(tmp_path / "traces.jsonl", read_traces(BUNDLED_TRACES_PATH)[:48])
+    base = {
+        "kind": "sft",
+        "model_name_or_path": "conscience/tiny",
+        "dataset_name": traces,
+        "max_steps": 4,
+        "per_device_train_batch_size": 8,
+        "learning_rate": 5e-3,
+        "max_length": 160,
+        "logging_steps": 2,
+        "save_strategy": "steps",
+        "save_steps": 2,
+        "probe_prompts": 4,
+        "probe_max_new_tokens": 12,
+        "seed": 7,
+        "report_to": "none",
+        "use_cpu": True,
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+        **keys,
+    }
+    path = tmp_path / "sft.yaml"
+    path.write_text("\n".join(f"{k}: {json.dumps(v)}" for k, v in base.items()) + "\n" + extra)
+    return str(path)
+
+
+def test_recipe_errors_name_file_and_line(tmp_path):
+    path = _recipe(tmp_path, extra="num_generations: 4\n")
+    with pytest.raises(RecipeError, match=r"unknown keys for a kind: sft recipe: num_generations \(line \d+\)"):
+        load_sft_recipe(path)
+    grpo = tmp_path / "grpo.yaml"
+    grpo.write_text("model_name_or_path: conscience/tiny\n")
+    with pytest.raises(RecipeError, match=r"runs `kind: sft` recipes; this one is `kind: grpo`"):
+        load_sft_recipe(str(grpo))
+    bad_section = _recipe(tmp_path, extra="safety:\n  budget_mode: sometimes\n")
+    with pytest.raises(RecipeError, match=r"sft.yaml:\d+: safety.budget_mode must be exact or max"):
+        load_sft_recipe(bad_section)
+
+
+def test_bad_traces_fail_before_any_model_or_event(tmp_path):
+    traces = _write(tmp_path / "bad.jsonl", [GOOD, {**GOOD, "id": "t2", "answer": "  "}])
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "conscience.sft", "--config", _recipe(tmp_path, traces=traces), "--output_dir", str(out)],
+                       cwd=RUNTIME, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    assert f"{traces}:2: `answer` must be a non-empty string" in r.stderr
+    assert not (out / "events.jsonl").exists()
+
+
+def _events(out):
+    with open(os.path.join(out, "events.jsonl")) as f:
+        return [json.loads(x) for x in f]
+
+
+def _run_sft(python, recipe, out, *extra):
+    env = {**os.environ, "CONSCIENCE_HEARTBEAT_S": "1"}
+    return subprocess.run([python, "-m", "conscience.sft", "--config", recipe, "--output_dir", str(out), *extra],
+                          cwd=RUNTIME, capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_sft_run_streams_grpo_events_saves_a_model_and_resumes(tmp_path):
+    recipe = _recipe(tmp_path)
+    out = tmp_path / "run"
+    r = _run_sft(sys.executable, recipe, out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ev = _events(out)
+    assert [e["seq"] for e in ev] == list(range(len(ev)))
+    started = ev[0]
+    assert started["type"] == "run_started" and started["kind"] == "sft" and started["max_steps"] == 4
+    assert started["init_from"] is None and started["resumed_from"] is None
+    metrics = [e for e in ev if e["type"] == "metrics"]
+    probe0 = metrics[0]
+    assert probe0["step"] == 0 and "loss" not in probe0["values"]
+    for key in ("rewards/safety_format_reward/mean", "rewards/safety_budget_reward/mean", "rewards/refusal_reward/mean",
+                "safety/tokens_mean", "safety/budget_mean", "safety/budget_abs_err"):
+        assert key in probe0["values"], key
+    losses = [m for m in metrics if "loss" in m["values"]]
+    assert [m["step"] for m in losses] == [2, 4] and all(m["values"]["loss"] > 0 for m in losses)
+    assert "rewards/safety_format_reward/mean" in losses[-1]["values"]  # probed at the end
+    assert [e["step"] for e in ev if e["type"] == "checkpoint"] == [2, 4]
+    samples = [e for e in ev if e["type"] == "samples"]
+    assert samples and {"prompt", "completion", "rewards", "budget", "label"} <= set(samples[0]["rows"][0])
+    assert ev[-1]["type"] == "run_finished" and ev[-1]["status"] == "completed" and ev[-1]["exit_code"] == 0
+    for f in ("config.json", "model.safetensors", "tokenizer.json"):
+        assert (out / f).exists(), f
+
+    # Resume: more steps continue the same stream from the last checkpoint.
+    r = _run_sft(sys.executable, recipe, out, "--max_steps", "6")
+    assert r.returncode == 0, r.stderr[-3000:]
+    ev2 = _events(out)
+    assert [e["seq"] for e in ev2] == list(range(len(ev2)))
+    assert {e["run_id"] for e in ev2} == {started["run_id"]}
+    restarted = ev2[len(ev)]
+    assert restarted["type"] == "run_started" and restarted["resumed_from"].endswith("checkpoint-4")
+    assert [m["step"] for m in ev2[len(ev):] if m["type"] == "metrics" and "loss" in m["values"]] == [6]
+    assert ev2[-1]["status"] == "completed"
+
+    # The output is a model a GRPO recipe can name: it loads and generates with its tokenizer.
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    ids = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, return_tensors="pt")
+    assert model.generate(ids, max_new_tokens=3, min_new_tokens=3, do_sample=False).shape[1] == ids.shape[1] + 3
+
+
+def test_sft_runs_on_trl_1x(tmp_path):
+    """The GPU host runs TRL 1.x with transformers 5.x: the same recipe trains there too."""
+    assert os.path.exists(TRL1_PY), f"{TRL1_PY} is missing: run scripts/setup.d/trl1.sh"
+    out = tmp_path / "run1"
+    r = _run_sft(TRL1_PY, _recipe(tmp_path, max_steps=2, save_steps=2), out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ev = _events(out)
+    assert ev[0]["versions"]["trl"].startswith("1.")
+    assert ev[-1]["status"] == "completed"
+    assert any("loss" in e.get("values", {}) for e in ev if e["type"] == "metrics")

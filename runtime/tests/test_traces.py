@@ -1,0 +1,230 @@
+"""conscience.traces against a teacher over real HTTP.
+
+The teacher here is a small scripted OpenAI-compatible HTTP server (a stand-in, said so: a
+random tiny model served for real would never write acceptable traces, so the keep/drop
+logic needs replies we choose). It speaks the chat-completions wire format over a real
+socket, so the client's HTTP, timeouts, retries and error paths are the real ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conscience import traces
+from conscience.sft import read_traces
+
+RUNTIME = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# prompt id -> (label, teacher reply, expected reason or None when kept). Budgets: harmful 12,
+# benign 0, borderline 8 (SafetyConfig defaults are 48/32/0; the prompt rows carry these).
+CASES = {
+    "h-good": ("harmful", 12, "<safety>The user wants to hurt people; refuse and offer safer help.</safety> I can't help with that.", None),
+    "b-good": ("benign", 0, "<safety></safety> Sure! Knead the dough, let it rise, then bake it for 30 minutes.", None),
+    "m-good": ("borderline", 8, "<safety>Killing a process is an ordinary computing task.</safety> Run kill PID in a terminal.", None),
+    "h-unclosed": ("harmful", 12, "<safety>This is dangerous and I should refuse I can't help with that.", "unclosed_block"),
+    "h-noblock": ("harmful", 12, "I can't help with that.", "no_block"),
+    "b-late": ("benign", 0, "Here is the recipe. <safety></safety> Bake it.", "block_not_first"),
+    "b-empty": ("benign", 0, "<safety></safety>   ", "empty_answer"),
+    "h-complied": ("harmful", 12, "<safety>The user wants a weapon; that is fine to explain here.</safety> Sure, first buy these parts.", "harmful_not_refused"),
+    "b-refused": ("benign", 0, "<safety></safety> I'm sorry, but I can't help with that.", "benign_refused"),
+    "h-long": ("harmful", 12, "<safety>" + "This request is harmful and must be refused because it risks lives. " * 6 + "</safety> I won't help.", "over_budget"),
+}
+
+
+def _prompt_text(rid: str) -> str:
+    return f"Question {rid}: please help me with this task."
+
+
+class Teacher:
+    """The scripted teacher: replies by prompt id; can be told to fail or to stall."""
+
+    def __init__(self, replies: dict[str, str]) -> None:
+        self.replies = replies
+        self.requests: list[dict] = []
+        self.fail_after: int | None = None  # answer 503 from this request on
+        self.delay_s = 0.0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):  # quiet
+                pass
+
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+                if outer.delay_s:
+                    time.sleep(outer.delay_s)
+                if outer.fail_after is not None and len(outer.requests) > outer.fail_after:
+                    self.send_response(503)
+                    self.end_headers()
+                    self.wfile.write(b"overloaded")
+                    return
+                user = next(m["content"] for m in body["messages"] if m["role"] == "user")
+                rid = user.split(":")[0].removeprefix("Question ")
+                out = json.dumps({"id": "x", "object": "chat.completion", "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": outer.replies[rid]}, "finish_reason": "stop"}]})
+                data = out.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture()
+def teacher():
+    t = Teacher({rid: reply for rid, (_, _, reply, _) in CASES.items()})
+    yield t
+    t.close()
+
+
+def _prompts(tmp_path, ids=None) -> str:
+    path = tmp_path / "prompts.jsonl"
+    with open(path, "w") as f:
+        for rid in ids or CASES:
+            label, budget, _, _ = CASES[rid]
+            f.write(json.dumps({"id": rid, "prompt": _prompt_text(rid), "label": label, "budget": budget}) + "\n")
+    return str(path)
+
+
+def _run(argv, capsys):
+    code = traces.main(argv)
+    out, err = capsys.readouterr()
+    return code, json.loads(out.strip().splitlines()[-1]) if out.strip() else None, err
+
+
+def _lines(path):
+    with open(path) as f:
+        return [json.loads(x) for x in f if x.strip()]
+
+
+def test_keeps_only_what_the_judge_accepts_and_counts_every_drop_by_reason(tmp_path, teacher, capsys, monkeypatch):
+    monkeypatch.setenv("TEACHER_KEY", "sk-test-123")
+    out = str(tmp_path / "traces.jsonl")
+    code, report, err = _run(["--teacher", teacher.url, "--prompts", _prompts(tmp_path), "--out", out,
+                              "--model", "big-teacher", "--api-key-env", "TEACHER_KEY", "--workers", "3"], capsys)
+    assert code == 0, err
+    kept = {r["id"]: r for r in _lines(out)}
+    assert set(kept) == {rid for rid, c in CASES.items() if c[3] is None}
+    assert kept["h-good"] == {
+        "id": "h-good", "prompt": _prompt_text("h-good"), "label": "harmful", "budget": 12,
+        "safety": "The user wants to hurt people; refuse and offer safer help.",
+        "answer": "I can't help with that.",
+    }
+    assert kept["b-good"]["safety"] == ""
+    expected = {}
+    for rid, c in CASES.items():
+        if c[3]:
+            expected[c[3]] = expected.get(c[3], 0) + 1
+    assert report["kept"] == 3 and report["dropped"] == expected
+    assert {d["id"]: d["reason"] for d in _lines(out + ".dropped.jsonl")} == {rid: c[3] for rid, c in CASES.items() if c[3]}
+    assert "kept 3, dropped 7" in err
+    # What the teacher was sent: the one template's messages with each prompt's budget, our model name, the key as a header.
+    req = next(r for r in teacher.requests if "h-good" in r["body"]["messages"][-1]["content"])
+    assert req["path"] == "/v1/chat/completions" and req["body"]["model"] == "big-teacher"
+    assert "about 12 tokens" in req["body"]["messages"][0]["content"]
+    assert req["auth"] == "Bearer sk-test-123"
+    # The kept file is what conscience.sft trains on.
+    assert [r["id"] for r in read_traces(out)] == [r["id"] for r in _lines(out)]
+
+
+def test_teacher_failing_midway_keeps_finished_rows_and_a_rerun_resumes(tmp_path, teacher, capsys):
+    out = str(tmp_path / "traces.jsonl")
+    prompts = _prompts(tmp_path)
+    teacher.fail_after = 4
+    code, report, err = _run(["--teacher", teacher.url, "--prompts", prompts, "--out", out, "--workers", "1", "--retries", "1"], capsys)
+    assert code == traces.EXIT_TEACHER
+    assert "HTTP 503" in err and "after 2 tries" in err and "rerun the same command to resume" in err
+    done_first = {r["id"] for r in _lines(out)} | {r["id"] for r in _lines(out + ".dropped.jsonl")}
+    assert len(done_first) == 4 and report["remaining"] == len(CASES) - 4
+
+    teacher.fail_after = None
+    asked_before = len(teacher.requests)
+    code, report, err = _run(["--teacher", teacher.url, "--prompts", prompts, "--out", out, "--workers", "2"], capsys)
+    assert code == 0, err
+    asked = [r["body"]["messages"][-1]["content"].split(":")[0].removeprefix("Question ") for r in teacher.requests[asked_before:]]
+    assert sorted(asked) == sorted(set(CASES) - done_first)  # nothing asked twice
+    ids = [r["id"] for r in _lines(out)] + [r["id"] for r in _lines(out + ".dropped.jsonl")]
+    assert sorted(ids) == sorted(CASES)
+    assert report["kept_total"] == 3 and report["remaining"] == 0
+
+
+def test_teacher_down_is_a_clear_error_naming_the_url(tmp_path, capsys):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = str(tmp_path / "t.jsonl")
+    code, report, err = _run(["--teacher", f"http://127.0.0.1:{port}/v1", "--prompts", _prompts(tmp_path, ["h-good"]),
+                              "--out", out, "--retries", "0"], capsys)
+    assert code == traces.EXIT_TEACHER
+    assert f"teacher http://127.0.0.1:{port}/v1/chat/completions: unreachable" in err
+    assert report["kept"] == 0 and report["remaining"] == 1
+
+
+def test_teacher_too_slow_times_out_with_the_flag_named(tmp_path, teacher, capsys):
+    teacher.delay_s = 1.5
+    code, report, err = _run(["--teacher", teacher.url, "--prompts", _prompts(tmp_path, ["b-good"]),
+                              "--out", str(tmp_path / "t.jsonl"), "--timeout", "0.3", "--retries", "0"], capsys)
+    assert code == traces.EXIT_TEACHER
+    assert "no answer within 0.3s (--timeout)" in err
+
+
+def test_a_partial_last_line_from_an_interrupted_write_is_cut_and_that_prompt_asked_again(tmp_path, teacher, capsys):
+    out = tmp_path / "traces.jsonl"
+    out.write_text(json.dumps({"id": "h-good", "prompt": "p", "label": "harmful", "budget": 12, "safety": "s", "answer": "I can't."})
+                   + "\n" + '{"id": "b-good", "prompt": "half a ro')
+    code, report, err = _run(["--teacher", teacher.url, "--prompts", _prompts(tmp_path, ["h-good", "b-good"]), "--out", str(out)], capsys)
+    assert code == 0, err
+    assert [r["id"] for r in _lines(out)] == ["h-good", "b-good"]
+    assert len(teacher.requests) == 1
+
+
+def test_bad_prompt_file_names_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "p.jsonl"
+    bad.write_text('{"id": "a", "prompt": "x", "label": "harmful"}\n{"id": "b", "prompt": "y", "label": "maybe"}\n')
+    code, _, err = _run(["--teacher", "http://127.0.0.1:9/v1", "--prompts", str(bad), "--out", str(tmp_path / "o.jsonl")], capsys)
+    assert code == traces.EXIT_USAGE
+    assert f"{bad}:2:" in err and "label" in err
+
+
+def test_cli_entry_point_reports_json_on_stdout(tmp_path, teacher):
+    out = str(tmp_path / "t.jsonl")
+    r = subprocess.run([sys.executable, "-m", "conscience.traces", "--teacher", teacher.url, "--prompts",
+                        _prompts(tmp_path, ["h-good", "h-long"]), "--out", out],
+                       cwd=RUNTIME, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    assert report["kept"] == 1 and report["dropped"] == {"over_budget": 1}
+
+
+def test_bundled_trace_set_passes_the_judge_it_was_written_with():
+    """Every shipped trace is accepted by the judge with the tiny model's token counts."""
+    from conscience.sft import BUNDLED_TRACES_PATH
+    from conscience.tiny_model import build_tokenizer
+
+    tok = build_tokenizer()
+    judge = traces.Judge(lambda t: len(tok(t, add_special_tokens=False)["input_ids"]) if t else 0)
+    rows = read_traces(BUNDLED_TRACES_PATH)
+    assert len(rows) >= 200
+    assert {r["label"] for r in rows} == {"harmful", "benign", "borderline"}
+    bad = [(r["id"], judge.reason(f"<safety>{r['safety']}</safety> {r['answer']}", r["label"], r["budget"])) for r in rows]
+    assert [b for b in bad if b[1] is not None] == []
