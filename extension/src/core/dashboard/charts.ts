@@ -4,6 +4,8 @@
 import type { ChartSpec } from '../protocol/dashboard';
 
 const REWARD_FN = /^rewards\/(.+)\/mean$/;
+/** eval/<arm>/<group>/<stat> (conscience.eval's metrics; docs/events.md). */
+const EVAL_KEY = /^eval\/(.+)\/(all|harmful|borderline|benign)\/(refusal|format_ok|safety_tokens|budget_adherence)$/;
 
 export function chartSpecs(keys: Iterable<string>): ChartSpec[] {
   const have = new Set(keys);
@@ -25,6 +27,13 @@ export function chartSpecs(keys: Iterable<string>): ChartSpec[] {
   add('clipped', 'Clipped ratio', [['completions/clipped_ratio', 'clipped']]);
   add('lr', 'Learning rate', [['learning_rate', 'lr']]);
   add('grad', 'Grad norm', [['grad_norm', 'grad norm']]);
+  // evaluation (an eval run, or evaluation during training: docs/eval.md), one series per arm
+  const evalKeys = [...have].filter((k) => EVAL_KEY.test(k)).sort();
+  const perArm = (group: string, stat: string): [string, string][] =>
+    evalKeys.filter((k) => k.endsWith(`/${group}/${stat}`)).map((k) => [k, EVAL_KEY.exec(k)![1]!]);
+  add('eval-harmful', 'Eval: harmful-prompt refusal', perArm('harmful', 'refusal'));
+  add('eval-benign', 'Eval: benign over-refusal', perArm('benign', 'refusal'));
+  add('eval-tokens', 'Eval: safety-block tokens', perArm('all', 'safety_tokens'));
   return charts;
 }
 
