@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseCompletions, parseResults } from '../../extension/src/core/eval/results';
-import { runDir } from '../../extension/src/core/runs/store';
+import { readRun, runDir } from '../../extension/src/core/runs/store';
 import type { Browser, Page } from 'playwright-core';
 import { PYTHON, REPO, cli, killRunsOf, makeWorkspace, removeWorkspaces } from '../launch/workspace';
 import {
@@ -29,6 +29,7 @@ describe('conscience eval (CLI, local target)', { timeout: 600_000 }, () => {
     assert.notEqual(small, demo);
     writeFileSync(join(root, 'recipes/demo/eval-small.yaml'), small);
     writeFileSync(join(root, 'recipes/demo/eval-bad.yaml'), small.replace(/^arms:.*$/m, 'arms: [allocator, lable]'));
+    writeFileSync(join(root, 'recipes/demo/eval-slow.yaml'), small.replace(/^batch_size:.*$/m, 'batch_size: 1').replace(/^max_new_tokens:.*$/m, 'max_new_tokens: 32'));
   });
   after(() => {
     if (root) killRunsOf(root);
@@ -78,6 +79,31 @@ describe('conscience eval (CLI, local target)', { timeout: 600_000 }, () => {
     const rec = JSON.parse(list.stdout).find((x: { id: string }) => x.id === out.run.id);
     assert.equal(rec.state, 'completed');
     assert.equal(rec.step, 18);
+  });
+
+  it('cancels an eval, and resume finishes it without redoing finished prompts', async () => {
+    const r = await cli(root, ['eval', 'recipes/demo/eval-slow.yaml', '--target', 'here'], ENV);
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    const rec = await readRun(root, id);
+    const comp = join(rec!.outputDir, 'completions.jsonl');
+    const lines = () => (existsSync(comp) ? readFileSync(comp, 'utf8').split('\n').filter(Boolean) : []);
+    const deadline = Date.now() + 180_000;
+    while (lines().length < 2 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
+    const c = await cli(root, ['cancel', id], ENV);
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stdout, /cancelled/);
+    const before = readFileSync(comp, 'utf8');
+    const n = before.split('\n').filter(Boolean).length;
+    assert.ok(n >= 2 && n < 18, `${n} completions at cancel`);
+    const res = await cli(root, ['resume', id, '--wait'], ENV);
+    assert.equal(res.code, 0, `${res.stdout}\n${res.stderr}`);
+    const after = readFileSync(comp, 'utf8');
+    assert.ok(after.startsWith(before), 'the completions finished before the cancel are kept as they were');
+    const keys = after.split('\n').filter(Boolean).map((l) => { const o = JSON.parse(l); return `${o.id}/${o.arm}`; });
+    assert.equal(keys.length, 18);
+    assert.equal(new Set(keys).size, 18, 'no prompt evaluated twice');
+    assert.equal((await readRun(root, id))?.state, 'completed');
   });
 });
 
