@@ -371,6 +371,35 @@ describe('upstream faults', () => {
   });
 });
 
+test('clients that leave at any moment (while scored, while waiting) leave nothing in flight upstream', async () => {
+  const s = await start();
+  const hangsBefore = up.requests.filter((r) => r.headers['x-fake'] === 'hang').length;
+  const cancelledBefore = up.cancelled;
+  try {
+    let received = 0;
+    s.gw.server.on('request', (req: http.IncomingMessage) => { if (req.url === '/v1/chat/completions') received++; });
+    const calls = Array.from({ length: 30 }, async (_, i) => {
+      const ctl = new AbortController();
+      setTimeout(() => ctl.abort(), (i % 10) * 40);
+      await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', signal: ctl.signal, headers: { 'content-type': 'application/json', 'x-fake': 'hang' }, body: JSON.stringify({ messages: [{ role: 'user', content: `Some new prompt number ${i} to score` }] }) }).catch(() => undefined);
+    });
+    await Promise.all(calls);
+    // every request the gateway received ends in one log record: a chat record, or one saying
+    // the client left before its body arrived
+    const chats = (): LogRecord[] => s.logs.filter((l) => l.msg === 'chat');
+    const left = (): number => s.logs.filter((l) => l.msg === 'client left before sending its request').length;
+    await waitFor(() => received > 0 && chats().length + left() === received, 30_000).catch((e: Error) => { throw new Error(`${e.message}: received ${received}, chat records ${chats().length}, left early ${left()}; logs ${JSON.stringify(s.logs.filter((l) => l.msg !== 'chat'))}`); });
+    // the upstream never answers, so every chat ended by its client leaving
+    assert.ok(chats().every((l) => l.client_aborted === true), JSON.stringify(chats().filter((l) => !l.client_aborted)));
+    const t = await (await fetch(`${s.url}/metrics`)).text();
+    assert.equal(metric(t, 'conscience_serve_client_aborts_total'), received);
+    assert.equal(metric(t, 'conscience_serve_in_flight_requests'), 0);
+    // and each one that reached the upstream was cancelled there
+    const reached = up.requests.filter((r) => r.headers['x-fake'] === 'hang').length - hangsBefore;
+    await waitFor(() => up.cancelled - cancelledBefore >= reached, 5000);
+  } finally { await s.gw.close(); }
+});
+
 test('200 concurrent streams, a quarter cut by their clients mid-way: the rest complete, nothing hangs, memory stays bounded', async () => {
   const s = await start();
   try {

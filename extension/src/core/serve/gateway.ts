@@ -157,6 +157,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
       });
       req.on('end', () => { if (!done) { done = true; resolve(Buffer.concat(chunks)); } });
       req.on('error', (e) => { if (!done) { done = true; reject(e); } });
+      // the client went away mid-body: nothing to answer
+      req.on('close', () => { if (!done) { done = true; resolve(undefined); } });
     });
   }
 
@@ -172,6 +174,12 @@ export function createGateway(opts: GatewayOptions): Gateway {
   interface UpstreamInfo { status: number; firstByteMs: number | null; totalMs: number; error?: string; aborted?: boolean }
 
   function forward(req: http.IncomingMessage, res: http.ServerResponse, f: Forward, retried = false): void {
+    if (res.destroyed || req.socket.destroyed) {
+      // the client left while its prompt was being scored: nothing to send upstream
+      metrics.clientAborts.inc();
+      f.chat?.done(null, { status: 0, firstByteMs: null, totalMs: 0, aborted: true });
+      return;
+    }
     const headers: http.OutgoingHttpHeaders = {};
     for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) headers[k] = v;
     headers.host = upstream.host;
@@ -291,7 +299,11 @@ export function createGateway(opts: GatewayOptions): Gateway {
   async function chat(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const id = String(req.headers['x-request-id'] ?? randomUUID());
     const buf = await readBody(req, res);
-    if (!buf) { metrics.http.inc({ route: '/v1/chat/completions', status: '413' }); return; }
+    if (!buf) {
+      if (res.statusCode === 413) metrics.http.inc({ route: '/v1/chat/completions', status: '413' });
+      else { metrics.clientAborts.inc(); log({ level: 'info', msg: 'client left before sending its request', id }); }
+      return;
+    }
     const bad = (e: RequestError): void => {
       metrics.http.inc({ route: '/v1/chat/completions', status: String(e.status) });
       log({ level: 'warn', msg: 'bad request', id, status: e.status, error: e.message });
