@@ -306,6 +306,22 @@ describe('bad input', () => {
   });
 });
 
+test('credentials in --upstream become Basic auth (a client Authorization wins) and never show in /health or logs', async () => {
+  const logs: LogRecord[] = [];
+  const gw = createGateway({ upstream: up.url.replace('http://', 'http://svc:p%40ss%20word@') + '/v1', allocator, log: (l) => logs.push(l) });
+  const { url } = await gw.listen(0);
+  try {
+    await post(`${url}/v1/chat/completions`, { messages: [{ role: 'user', content: BENIGN }] }, { 'x-request-id': 'req-42' });
+    assert.equal(up.requests.at(-1)!.headers.authorization, 'Basic ' + Buffer.from('svc:p@ss word').toString('base64'));
+    await post(`${url}/v1/chat/completions`, { messages: [{ role: 'user', content: BENIGN }] }, { authorization: 'Bearer mine' });
+    assert.equal(up.requests.at(-1)!.headers.authorization, 'Bearer mine');
+    const h = await (await fetch(`${url}/health`)).text();
+    assert.ok(!h.includes('svc') && !h.includes('word'), h);
+    assert.ok(!JSON.stringify(logs).includes('word'));
+    assert.equal(logs.find((l) => l.msg === 'chat')!.id, 'req-42');
+  } finally { await gw.close(); }
+});
+
 describe('upstream faults', () => {
   test('an unreachable upstream → 502 with a clear message', async () => {
     const free = await new Promise<number>((r) => { const srv = net.createServer().listen(0, '127.0.0.1', () => { const p = (srv.address() as net.AddressInfo).port; srv.close(() => r(p)); }); });
