@@ -5,15 +5,15 @@
 // tests/launch/standin/vllm_serve.py in its place, which records where and how it was started.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { launchRun } from '../../extension/src/core/launch/launcher';
+import { cancelRun, launchRun } from '../../extension/src/core/launch/launcher';
 import { RunMonitor } from '../../extension/src/core/launch/monitor';
 import { LaunchSession } from '../../extension/src/core/launch/session';
 import { loadTargets } from '../../extension/src/core/launch/targets';
-import { readRun } from '../../extension/src/core/runs/store';
+import { readRunEvents } from '../../extension/src/core/runs/store';
 import { REPO, environOf, killRunsOf, makeWorkspace, processesOfRun, removeWorkspaces, until } from './workspace';
 
 const CLUSTER = join(REPO, 'tests', 'launch', 'slurm-cluster.sh');
@@ -68,11 +68,12 @@ describe('SLURM, two nodes: the generated script executed', { timeout: 1_200_000
   let session: LaunchSession;
   let standin: string;
   let work: string;
+  let tmp: string;
   const savedToken = process.env.HF_TOKEN;
   before(async () => {
     const r = spawnSync('bash', [CLUSTER, 'start'], { encoding: 'utf8', timeout: 180_000 });
     assert.equal(r.status, 0, `starting the SLURM test cluster failed: ${r.stderr}${r.stdout}`);
-    const tmp = mkdtempSync(join(tmpdir(), 'conscience-2node-'));
+    tmp = mkdtempSync(join(tmpdir(), 'conscience-2node-'));
     standin = join(tmp, 'standin');
     mkdirSync(standin);
     // a `%` in the run folder: SLURM must not expand it in --output/--error (issue #16 item 5)
@@ -94,6 +95,9 @@ describe('SLURM, two nodes: the generated script executed', { timeout: 1_200_000
       join(root, 'recipes', 'demo', 'server.yaml'),
       demo.replace(/^launch:\n(  .*\n)+/m, 'launch:\n  cpu: true\n  num_processes: 2\n  num_machines: 1\n  vllm_server: true\n  vllm_server_gpus: 1\n') + 'vllm_server_port: 18931\n',
     );
+    // runs until cancelled; saves only when asked (SLURM's USR1 warning)
+    const long = readFileSync(join(root, 'recipes', 'demo', 'long.yaml'), 'utf8').replace(/^save_strategy:.*$/m, 'save_strategy: "no"');
+    writeFileSync(join(root, 'recipes', 'demo', 'long-req.yaml'), long);
     session = new LaunchSession(root, (await loadTargets(root)).targets, { secrets: { HF_TOKEN: SECRET } });
   });
   after(async () => {
@@ -102,6 +106,7 @@ describe('SLURM, two nodes: the generated script executed', { timeout: 1_200_000
     await session?.close();
     if (root) killRunsOf(root);
     removeWorkspaces();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
     spawnSync('bash', [CLUSTER, 'stop']);
   });
 
@@ -156,5 +161,42 @@ describe('SLURM, two nodes: the generated script executed', { timeout: 1_200_000
     }
     assert.deepEqual([...ranks.keys()].sort(), [0, 1]);
     await until('the stand-in server to be stopped', () => processesOfRun(run.id).length === 0, 60_000);
+  });
+
+  it('requeue: USR1 saves a checkpoint, scontrol requeue shows requeued then running from it, the token kept; cancel removes it', async () => {
+    const { run } = await launchRun(session, 'recipes/demo/long-req.yaml', 'one');
+    const jobId = run.jobId!;
+    const mon = new RunMonitor(session, run.id, { intervalMs: 250, statusMs: 250 });
+    const states: string[] = [];
+    mon.on('run', (r) => states.at(-1) !== r.state && states.push(r.state));
+    const events = async () => readRunEvents(root, run.id);
+    await until('the first step', async () => ((await mon.pollOnce())?.step ?? 0) >= 1);
+    const secrets = join(run.remoteDir, 'secrets.env');
+    assert.equal(statSync(secrets).mode & 0o777, 0o600, 'secrets.env is not 0600 while the job runs');
+    // SLURM's warning before a time limit/preemption (sbatch --signal=B:USR1@120), sent now
+    execFileSync('scancel', ['--signal=USR1', '--batch', jobId]);
+    const cp = await until('a checkpoint saved on request', async () => {
+      await mon.pollOnce();
+      return (await events()).find((e) => e.type === 'checkpoint');
+    }, 180_000);
+    execFileSync('scontrol', ['requeue', jobId]);
+    await until('the run to show requeued', async () => (await mon.pollOnce())?.state === 'requeued', 180_000);
+    const again = await until('the same run running again', async () => {
+      const r = await mon.pollOnce();
+      const starts = (await events()).filter((e) => e.type === 'run_started');
+      return r?.state === 'running' && starts.length === 2 && starts[1];
+    }, 300_000);
+    assert.equal((again as { resumed_from?: string }).resumed_from, (cp as { path?: string }).path, 'the requeued attempt did not resume from the requested checkpoint');
+    // the first attempt's SIGTERM wrote run_finished cancelled; the run never showed it
+    assert.ok(!states.includes('cancelled') && !states.includes('failed'), states.join(' -> '));
+    assert.deepEqual(states.filter((x) => ['running', 'requeued'].includes(x)).slice(-2), ['requeued', 'running']);
+    // the requeued attempt has the token, from the file kept for the job's life
+    const trainer = await until('the new trainer process', () => processesOfRun(run.id).find((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('conscience.train')));
+    assert.equal(environOf(trainer).get('HF_TOKEN'), SECRET);
+    assert.equal(statSync(secrets).mode & 0o777, 0o600);
+    await cancelRun(session, run.id);
+    const fin = await mon.follow();
+    assert.equal(fin?.state, 'cancelled');
+    assert.ok(!existsSync(secrets), 'secrets.env outlived the job');
   });
 });

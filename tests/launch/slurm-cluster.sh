@@ -37,6 +37,8 @@ $MARK
 ClusterName=local
 SlurmctldHost=$h
 AuthType=auth/munge
+# a requeued job waits cred_expire + 1 s before it may start again (default 120 s)
+AuthInfo=cred_expire=10
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none
