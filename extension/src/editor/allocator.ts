@@ -17,7 +17,7 @@ import { toInspectorView } from '../core/allocator/view';
 import { budgetSettings, RUNTIME_DEFAULTS, tierExplanation, trainingBudget, trainingHint, type BudgetSettings, type TrainingBudget } from '../core/allocator/training';
 import { detectKind, parseYaml } from '../core/recipe';
 import { defaultSchema } from '../core/recipe/schema';
-import { parseToHost, type ToWebview } from '../core/protocol/inspector';
+import { parseToExtension, type ToWebview } from '../core/protocol/inspector';
 import { dashboardHtml as webviewHtml } from '../core/dashboard/html';
 
 export const INSPECT_COMMAND = 'conscience.inspectPrompt';
@@ -227,7 +227,7 @@ class AllocatorHost implements vscode.Disposable {
       panel.webview.html = this.html(panel.webview, root);
       panel.onDidDispose(() => { this.panel = undefined; });
       panel.webview.onDidReceiveMessage((raw: unknown) => {
-        const parsed = parseToHost(raw);
+        const parsed = parseToExtension(raw);
         if (!parsed.ok) {
           this.log.warn(`inspector: ignored message: ${parsed.error}`);
           return;

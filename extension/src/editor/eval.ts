@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { dashboardHtml, makeNonce } from '../core/dashboard/html';
 import { parseCompletions, parseResults, resultsCsv } from '../core/eval/results';
-import { parseToHost, type EvalView, type ReportCompletion, type ToWebview } from '../core/protocol/eval';
+import { parseToExtension, type EvalView, type ReportCompletion, type ToWebview } from '../core/protocol/eval';
 import { runName } from '../core/runs/present';
 import { listRuns, readRun, runDir, type RunRecord } from '../core/runs/store';
 
@@ -134,7 +134,7 @@ class EvalReport {
   }
 
   private async onMessage(raw: unknown): Promise<void> {
-    const parsed = parseToHost(raw);
+    const parsed = parseToExtension(raw);
     if (!parsed.ok) {
       this.log.warn(`eval report: ignored message: ${parsed.error}`);
       return;

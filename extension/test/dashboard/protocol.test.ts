@@ -1,14 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseToHost, parseToWebview, type ToHost, type ToWebview } from '../../src/core/protocol/dashboard';
+import { parseToExtension, parseToWebview, type ToExtension, type ToWebview } from '../../src/core/protocol/dashboard';
 import { int, literal, nullable, optional, protocol, str, type Infer } from '../../src/core/protocol/validate';
 
 // Compile-time: the message types are what the checks accept (tsc fails on a drift).
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
 const typesFollowChecks: [
-  Equal<Extract<ToHost, { type: 'exportCsv' }>, { type: 'exportCsv'; reqId: number }>,
+  Equal<Extract<ToExtension, { type: 'exportCsv' }>, { type: 'exportCsv'; reqId: number }>,
   Equal<Extract<ToWebview, { type: 'error' }>, { type: 'error'; message: string }>,
-  Equal<Extract<ToHost, { type: 'samplesQuery' }>['reward'], { name: string; min: number | null; max: number | null } | null>,
+  Equal<Extract<ToExtension, { type: 'samplesQuery' }>['reward'], { name: string; min: number | null; max: number | null } | null>,
 ] = [true, true, true];
 void typesFollowChecks;
 
@@ -22,7 +22,7 @@ test('host accepts the messages the webview sends', () => {
     { type: 'exportCsv', reqId: 1 },
     { type: 'exportPng', reqId: 2, chartId: 'kl', dataUrl: 'data:image/png;base64,iVBORw0KGgo=' },
   ]) {
-    const r = parseToHost(m);
+    const r = parseToExtension(m);
     assert.ok(r.ok, `${JSON.stringify(m)}: ${!r.ok && r.error}`);
   }
 });
@@ -44,7 +44,7 @@ test('host rejects malformed or hostile messages with the offending path', () =>
     [{ type: 'ready', view: { ...view, hidden: 'all' } }, /message\.view\.hidden: expected array/],
   ];
   for (const [m, re] of cases) {
-    const r = parseToHost(m);
+    const r = parseToExtension(m);
     assert.equal(r.ok, false, `accepted ${JSON.stringify(m)}`);
     if (!r.ok) assert.match(r.error, re);
   }
@@ -73,16 +73,16 @@ test('webview accepts windows as Float64Array or plain arrays, and rejects bad s
 test('protocol() declares a new panel once: parsers and inferred types from the same checks', () => {
   const panel = protocol({
     toWebview: { show: { text: str(20), count: optional(int(0)) }, error: { message: str(100) } },
-    toHost: { ready: {}, pick: { index: int(0, 9), mode: nullable(literal('a', 'b')) } },
+    toExtension: { ready: {}, pick: { index: int(0, 9), mode: nullable(literal('a', 'b')) } },
   });
-  type H = Infer<typeof panel.toHost>;
+  type H = Infer<typeof panel.toExtension>;
   const typed: [Equal<H, { type: 'ready' } | { type: 'pick'; index: number; mode: 'a' | 'b' | null }>,
     Equal<Extract<Infer<typeof panel.toWebview>, { type: 'show' }>, { type: 'show'; text: string; count?: number }>] = [true, true];
   void typed;
-  assert.deepEqual(panel.parseToHost({ type: 'pick', index: 3, mode: 'b' }), { ok: true, value: { type: 'pick', index: 3, mode: 'b' } });
-  assert.deepEqual(panel.parseToHost({ type: 'pick', index: 10, mode: null }), { ok: false, error: 'message.index: 10 outside [0, 9]' });
-  assert.deepEqual(panel.parseToHost({ type: 'pick', index: 1, mode: 'c' }), { ok: false, error: 'message.mode: expected one of "a", "b"' });
-  assert.deepEqual(panel.parseToHost({ type: 'ready', extra: 1 }), { ok: false, error: 'message.extra: unexpected field' });
+  assert.deepEqual(panel.parseToExtension({ type: 'pick', index: 3, mode: 'b' }), { ok: true, value: { type: 'pick', index: 3, mode: 'b' } });
+  assert.deepEqual(panel.parseToExtension({ type: 'pick', index: 10, mode: null }), { ok: false, error: 'message.index: 10 outside [0, 9]' });
+  assert.deepEqual(panel.parseToExtension({ type: 'pick', index: 1, mode: 'c' }), { ok: false, error: 'message.mode: expected one of "a", "b"' });
+  assert.deepEqual(panel.parseToExtension({ type: 'ready', extra: 1 }), { ok: false, error: 'message.extra: unexpected field' });
   assert.ok(panel.parseToWebview({ type: 'show', text: 'hi' }).ok, 'an optional field may be left out');
   assert.deepEqual(panel.parseToWebview({ type: 'show', text: 'x'.repeat(21) }), { ok: false, error: 'message.text: string longer than 20' });
 });

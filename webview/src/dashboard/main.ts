@@ -11,7 +11,7 @@ import 'uplot/dist/uPlot.min.css';
 import '../ui/ui.css';
 import './dashboard.css';
 import {
-  isViewState, parseToWebview, type ChartSpec, type ChartWindow, type RunMeta, type ToHost,
+  isViewState, parseToWebview, type ChartSpec, type ChartWindow, type RunMeta, type ToExtension,
   type ToWebview, type ViewState, type XAxis,
 } from '../../../extension/src/core/protocol/dashboard';
 import { badge, button, dropdown, registerUi, slider } from '../ui';
@@ -41,7 +41,7 @@ let reqId = 0;
 const debug = { windows: 0, renders: [] as number[], errors: [] as string[], lastApplyMs: 0, layoutMs: 0, sentViewId: 0, appliedViewId: -1, themes: 0 };
 if (__TEST_HOOKS__) (window as unknown as { __dashboard: unknown }).__dashboard = { debug, plots, view };
 
-function post(msg: ToHost): void {
+function post(msg: ToExtension): void {
   vscode.postMessage(msg);
 }
 function saveState(): void {

@@ -5,12 +5,12 @@
 // only through textContent.
 import './style.css';
 import { EVAL_LABELS, paretoPoints, tableRows, type EvalResults } from '../../../extension/src/core/eval/results';
-import { parseToWebview, type EvalView, type ToHost } from '../../../extension/src/core/protocol/eval';
+import { parseToWebview, type EvalView, type ToExtension } from '../../../extension/src/core/protocol/eval';
 import { button, registerUi } from '../ui';
 
 const vscode = acquireVsCodeApi();
 registerUi();
-const post = (m: ToHost): void => vscode.postMessage(m);
+const post = (m: ToExtension): void => vscode.postMessage(m);
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...children: Array<Node | string>): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);

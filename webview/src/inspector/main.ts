@@ -3,12 +3,12 @@
 // budget, and the words that drive the score (occlusion attribution). Every message from the
 // host is validated; user text is only ever set through textContent.
 import './style.css';
-import { parseToWebview, type InspectorView, type ToHost } from '../../../extension/src/core/protocol/inspector';
+import { parseToWebview, type InspectorView, type ToExtension } from '../../../extension/src/core/protocol/inspector';
 import { button, registerUi } from '../ui';
 
 const vscode = acquireVsCodeApi();
 registerUi();
-const post = (m: ToHost): void => vscode.postMessage(m);
+const post = (m: ToExtension): void => vscode.postMessage(m);
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...children: Array<Node | string>): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);

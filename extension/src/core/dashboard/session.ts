@@ -7,8 +7,8 @@
 // bundle it for the browser and play the host in the page.
 import type { RunEvent, SampleRow } from '../runs/events';
 import {
-  LIMITS, parseToHost, type ChartSpec, type ChartWindow, type ConfigRow, type RunMeta, type SampleRowMsg, type SamplesQuery,
-  type SeriesWindow, type ToHost, type ToWebview, type ViewState,
+  LIMITS, parseToExtension, type ChartSpec, type ChartWindow, type ConfigRow, type RunMeta, type SampleRowMsg, type SamplesQuery,
+  type SeriesWindow, type ToExtension, type ToWebview, type ViewState,
 } from '../protocol/dashboard';
 import { chartKeys, chartSpecs } from './charts';
 import { toCsv } from './csv';
@@ -150,13 +150,13 @@ export class DashboardSession {
 
   /** Handles one message from the webview; invalid ones are answered with an error. */
   async receive(raw: unknown): Promise<void> {
-    const p = parseToHost(raw);
+    const p = parseToExtension(raw);
     if (!p.ok) {
       this.opts.log?.(`dashboard: rejected message from webview: ${p.error}`);
       this.opts.post({ type: 'error', message: `rejected message: ${p.error}` });
       return;
     }
-    const msg: ToHost = p.value;
+    const msg: ToExtension = p.value;
     switch (msg.type) {
       case 'ready':
         this.ready = true;

@@ -147,7 +147,7 @@ export const dashboardProtocol = protocol({
     },
     error: { message: str(4096) },
   },
-  toHost: {
+  toExtension: {
     ready: { view: nullable(viewState) },
     view: refine(obj({ type: literal('view'), viewId: int(0), ...viewFields }), (v, p) =>
       v.range && !(v.range[0] < v.range[1]) ? `${p}.range: min must be below max` : null),
@@ -162,11 +162,11 @@ export const dashboardProtocol = protocol({
 });
 
 export type ToWebview = Infer<typeof dashboardProtocol.toWebview>;
-export type ToHost = Infer<typeof dashboardProtocol.toHost>;
+export type ToExtension = Infer<typeof dashboardProtocol.toExtension>;
 
 /** Validates a message the webview received from the host. */
 export const parseToWebview = dashboardProtocol.parseToWebview;
 /** Validates a message the host received from the webview. */
-export const parseToHost = dashboardProtocol.parseToHost;
+export const parseToExtension = dashboardProtocol.parseToExtension;
 
 export const isViewState = (v: unknown): v is ViewState => viewState(v, 'state') === null;

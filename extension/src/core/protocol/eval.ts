@@ -47,7 +47,7 @@ export const evalProtocol = protocol({
     show: { evals: arr(evalView, 2) },
     error: { message: str(10_000) },
   },
-  toHost: {
+  toExtension: {
     ready: {},
     /** save the shown evals' results as CSV */
     exportCsv: {},
@@ -61,6 +61,6 @@ export const evalProtocol = protocol({
 });
 
 export type ToWebview = Infer<typeof evalProtocol.toWebview>;
-export type ToHost = Infer<typeof evalProtocol.toHost>;
+export type ToExtension = Infer<typeof evalProtocol.toExtension>;
 export const parseToWebview = evalProtocol.parseToWebview;
-export const parseToHost = evalProtocol.parseToHost;
+export const parseToExtension = evalProtocol.parseToExtension;

@@ -58,7 +58,7 @@ export const inspectorProtocol = protocol({
     show: { view },
     error: { message: str(10_000) },
   },
-  toHost: {
+  toExtension: {
     ready: {},
     /** the user edited the prompt in the inspector and asked to score it again */
     rescore: { prompt: str(MAX_PROMPT) },
@@ -66,6 +66,6 @@ export const inspectorProtocol = protocol({
 });
 
 export type ToWebview = Infer<typeof inspectorProtocol.toWebview>;
-export type ToHost = Infer<typeof inspectorProtocol.toHost>;
+export type ToExtension = Infer<typeof inspectorProtocol.toExtension>;
 export const parseToWebview = inspectorProtocol.parseToWebview;
-export const parseToHost = inspectorProtocol.parseToHost;
+export const parseToExtension = inspectorProtocol.parseToExtension;

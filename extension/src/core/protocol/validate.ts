@@ -5,14 +5,17 @@
 // path-named reason instead of being half-used. No dependencies, no DOM, no node: it is bundled
 // into the extension host and into each webview.
 //
+// Names: "host" in this product means the training machine (core/launch/host.ts); the other
+// end of a webview is the extension (VS Code's extension host), hence ToWebview / ToExtension.
+//
 // A panel's protocol (see dashboard.ts, inspector.ts):
 //   export const myPanel = protocol({
 //     toWebview: { show: { text: str(1000) }, error: { message: str(4096) } },
-//     toHost: { ready: {}, pick: { index: int(0) } },
+//     toExtension: { ready: {}, pick: { index: int(0) } },
 //   });
 //   export type ToWebview = Infer<typeof myPanel.toWebview>;  // { type: 'show'; text: string } | …
-//   export type ToHost = Infer<typeof myPanel.toHost>;
-//   myPanel.parseToHost(raw)  // { ok: true, value: ToHost } | { ok: false, error: 'message.index: …' }
+//   export type ToExtension = Infer<typeof myPanel.toExtension>;
+//   myPanel.parseToExtension(raw)  // { ok: true, value: ToExtension } | { ok: false, error: 'message.index: …' }
 
 /** Returns null when `v` conforms, else a message naming the first offending path. `T` is what it accepts. */
 export interface Check<T = unknown> {
@@ -170,16 +173,16 @@ export function parse<T>(check: Check<T>, v: unknown, name = 'message'): Parsed<
 
 /**
  * A webview panel's protocol, declared once: the messages each way. Returns the two checks
- * (their types via `Infer`) and the parsers host and webview call on every message received.
+ * (their types via `Infer`) and the parsers the extension and the webview call on every message received.
  */
-export function protocol<W extends Record<string, Fields | Check<any>>, H extends Record<string, Fields | Check<any>>>(p: { toWebview: W; toHost: H }) {
+export function protocol<W extends Record<string, Fields | Check<any>>, H extends Record<string, Fields | Check<any>>>(p: { toWebview: W; toExtension: H }) {
   const toWebview = messages(p.toWebview);
-  const toHost = messages(p.toHost);
+  const toExtension = messages(p.toExtension);
   return {
     toWebview,
-    toHost,
+    toExtension,
     parseToWebview: (msg: unknown): Parsed<MessagesOf<W>> => parse(toWebview, msg),
-    parseToHost: (msg: unknown): Parsed<MessagesOf<H>> => parse(toHost, msg),
+    parseToExtension: (msg: unknown): Parsed<MessagesOf<H>> => parse(toExtension, msg),
   };
 }
 
