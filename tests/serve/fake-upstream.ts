@@ -14,6 +14,8 @@ export interface FakeUpstream {
   requests: Recorded[];
   /** sockets the fake has seen closed by the other side before it finished answering */
   cancelled: number;
+  /** bytes the `flood` mode has managed to write so far (it honours backpressure) */
+  flooded: number;
   close(): Promise<void>;
 }
 
@@ -32,7 +34,7 @@ const chunk = (delta: Record<string, unknown>, extra: Record<string, unknown> = 
 
 export async function startFakeUpstream(): Promise<FakeUpstream> {
   const requests: Recorded[] = [];
-  const state = { cancelled: 0 };
+  const state = { cancelled: 0, flooded: 0 };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -53,6 +55,19 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
         res.end(JSON.stringify({ error: { message: 'rate limited by the fake', type: 'rate_limit', code: 'slow_down' } }));
       } else if (mode === 'slow-first-byte') {
         setTimeout(() => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(completion(ANSWER, parsed.model)); }, 300);
+      } else if (mode === 'flood') {
+        // 64 MiB of SSE content deltas, written only as fast as the reader takes them
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const piece = chunk({ content: 'x'.repeat(4000) });
+        const total = 64 * 1024 * 1024;
+        const pump = (): void => {
+          while (state.flooded < total && !res.destroyed) {
+            state.flooded += piece.length;
+            if (!res.write(piece)) { res.once('drain', pump); return; }
+          }
+          if (!res.destroyed) res.end('data: [DONE]\n\n');
+        };
+        pump();
       } else if (parsed.stream === true) {
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
         const parts = ['<saf', 'ety>Looks', ' benign', '.</sa', 'fety> Here', ' is', ' how.'];
@@ -87,6 +102,7 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
     url: `http://127.0.0.1:${port}`,
     requests,
     get cancelled() { return state.cancelled; },
+    get flooded() { return state.flooded; },
     close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
   };
 }

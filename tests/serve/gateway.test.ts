@@ -416,6 +416,23 @@ test('clients that leave at any moment (while scored, while waiting) leave nothi
   } finally { await s.gw.close(); }
 });
 
+test('a slow reader pauses the upstream instead of filling the gateway memory', async () => {
+  const s = await start();
+  try {
+    const r = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-fake': 'flood' }, body: JSON.stringify({ stream: true, messages: [{ role: 'user', content: BENIGN }] }) });
+    assert.equal(r.status, 200);
+    const reader = r.body!.getReader();
+    await reader.read();
+    // the client stops reading for a while: the upstream must be held back by the socket buffers
+    await new Promise((res) => setTimeout(res, 1000));
+    const held = up.flooded;
+    assert.ok(held < 24 * 1024 * 1024, `the upstream wrote ${Math.round(held / 1e6)} MB to a client that read nothing`);
+    let bytes = 0;
+    for (;;) { const { value, done } = await reader.read(); if (done) break; bytes += value.length; }
+    assert.ok(bytes > 60 * 1024 * 1024, `the whole answer arrived (${bytes} bytes)`);
+  } finally { await s.gw.close(); }
+});
+
 test('200 concurrent streams, a quarter cut by their clients mid-way: the rest complete, nothing hangs, memory stays bounded', async () => {
   const s = await start();
   try {

@@ -276,11 +276,14 @@ export function createGateway(opts: GatewayOptions): Gateway {
       const encoded = (ur.headers['content-encoding'] ?? 'identity') !== 'identity';
       const sse = /text\/event-stream/i.test(String(ur.headers['content-type'] ?? ''));
       const parser = f.chat && status >= 200 && status < 300 && !encoded ? (sse ? new SseAnswer(template) : new JsonAnswer(template)) : null;
+      let paused = false;
       ur.on('data', (chunk: Buffer) => {
         parser?.push(chunk);
-        if (!res.write(chunk)) {
+        // backpressure: a slow client pauses the upstream instead of filling memory
+        if (!res.write(chunk) && !paused) {
+          paused = true;
           ur.pause();
-          res.once('drain', () => ur.resume());
+          res.once('drain', () => { paused = false; ur.resume(); });
         }
       });
       ur.on('end', () => {

@@ -16,9 +16,6 @@ export interface StreamSplit extends SplitCompletion {
   clipped: boolean;
 }
 
-/** Python's str.isspace for one UTF-16 unit (what pyStrip in template.ts strips). */
-const SPACE = /[\s\u001c-\u001f\u0085]/u;
-
 /** A part being collected: the stripped text's first `keep` chars, exact stripped length. */
 class Part {
   private text = '';
@@ -31,25 +28,26 @@ class Part {
   constructor(private readonly keep: number) {}
 
   push(s: string): void {
-    for (let i = 0; i < s.length; ) {
-      // runs of non-space / space, so long deltas are not walked one regex call per char
-      let j = i;
-      if (SPACE.test(s[i]!)) {
-        while (j < s.length && SPACE.test(s[j]!)) j++;
-        if (this.started) {
-          this.pendingLen += j - i;
-          if (this.pendingSpace.length < this.keep) this.pendingSpace += s.slice(i, Math.min(j, i + this.keep));
-        }
-      } else {
-        while (j < s.length && !SPACE.test(s[j]!)) j++;
-        this.append(this.pendingSpace, this.pendingLen);
-        this.append(s.slice(i, j), j - i);
-        this.pendingSpace = '';
-        this.pendingLen = 0;
-        this.started = true;
+    // whitespace runs found by one regex scan (not a test per character: streams can be long)
+    const space = /[\s\u001c-\u001f\u0085]+/gu;
+    let i = 0;
+    for (let m = space.exec(s); m !== null; m = space.exec(s)) {
+      if (m.index > i) this.word(s.slice(i, m.index));
+      if (this.started) {
+        this.pendingLen += m[0].length;
+        if (this.pendingSpace.length < this.keep) this.pendingSpace += m[0].slice(0, this.keep - this.pendingSpace.length);
       }
-      i = j;
+      i = m.index + m[0].length;
     }
+    if (i < s.length) this.word(s.slice(i));
+  }
+
+  private word(run: string): void {
+    this.append(this.pendingSpace, this.pendingLen);
+    this.append(run, run.length);
+    this.pendingSpace = '';
+    this.pendingLen = 0;
+    this.started = true;
   }
 
   /** `s` is the first characters of a run of `len` (a long space run is held clipped). */
