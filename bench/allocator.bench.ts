@@ -6,8 +6,14 @@
 // Python and Node alternate twice and each keeps its better run, so a noisy neighbour on the
 // shared machine does not land on one side only.
 //   npm run bench -- allocator          (ALLOCATOR_BENCH_N=1000 by default)
+// Quality on held-out sources (`python -m conscience.allocator evaluate --split test`): the
+// project's own test split plus, where ../shared/data/prompt-risk exists (or
+// $CONSCIENCE_PROMPT_RISK names another copy), the public sources the shipped model never saw.
+//   allocator.heldout_f1                 F1 harmful vs not at risk >= 0.5 (target >= 0.92)
+//   allocator.traffic_mix_budget_share   mean budget on 95% benign / 4% borderline / 1% harmful,
+//                                        over the largest tier's budget (target <= 0.10)
 import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { AllocatorModel } from '../extension/src/core/allocator/model';
 
@@ -56,6 +62,18 @@ function pythonRun(): Run & { batch_unsorted_per_s: number; model_mb: number } {
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
 
+const POOL = process.env.CONSCIENCE_PROMPT_RISK ?? resolve(REPO, '..', 'shared', 'data', 'prompt-risk');
+
+function heldout(): { f1: number; mix: number; rows: number } {
+  const data = [DATA, ...(existsSync(POOL) ? [POOL] : [])];
+  const r = spawnSync(PYTHON, ['-m', 'conscience.allocator', 'evaluate', '--model', MODEL, '--split', 'test', '--format', 'json', '--data', ...data], {
+    cwd: REPO, encoding: 'utf8', maxBuffer: 1 << 26,
+  });
+  if (r.status !== 0) throw new Error(`python -m conscience.allocator evaluate failed: ${r.stderr}`);
+  const pooled = (JSON.parse(r.stdout) as { pooled: { f1: number; traffic_mix_budget_share: number; n: number } }).pooled;
+  return { f1: pooled.f1, mix: pooled.traffic_mix_budget_share, rows: pooled.n };
+}
+
 const best = (a: Run, b: Run): Run => ({
   p50_ms: Math.min(a.p50_ms, b.p50_ms),
   p99_ms: Math.min(a.p99_ms, b.p99_ms),
@@ -72,6 +90,7 @@ export default async function bench(): Promise<Record<string, number>> {
     const node2 = await nodeRun(model, ps);
     const node = best(node1, node2);
     const py = best(py1, py2);
+    const quality = heldout();
     const r3 = (x: number): number => Math.round(x * 1000) / 1000;
     return {
       'allocator.p50_ms': r3(node.p50_ms),
@@ -88,6 +107,9 @@ export default async function bench(): Promise<Record<string, number>> {
       'allocator.python_batch_unsorted_per_s': Math.round(Math.max(py1.batch_unsorted_per_s, py2.batch_unsorted_per_s)),
       'allocator.model_mb': r3(statSync(join(MODEL, 'model.onnx')).size / 2 ** 20),
       'allocator.bench_prompts': N,
+      'allocator.heldout_f1': quality.f1,
+      'allocator.traffic_mix_budget_share': quality.mix,
+      'allocator.heldout_rows': quality.rows,
     };
   } finally {
     await model.dispose();

@@ -1,4 +1,4 @@
-"""python -m conscience.allocator {dataset,train,score,bench,label} ..."""
+"""python -m conscience.allocator {dataset,train,evaluate,score,bench,label} ..."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +13,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 DATA = Path(__file__).resolve().parents[1] / "data" / "allocator_prompts.jsonl"
 # The shipped allocator's training settings (models/allocator/metrics.json "command").
 LAYERS = 3
-FINETUNE_EPOCHS = 3
+FINETUNE_EPOCHS = 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,17 +23,34 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dataset", help="regenerate the labelled prompt set from its fragments")
     d.add_argument("--out", type=Path, default=DATA)
 
-    t = sub.add_parser("train", help="train the head, calibrate, export ONNX (int8 if accuracy holds)")
-    t.add_argument("--data", type=Path, default=DATA)
+    t = sub.add_parser("train", help="train on labelled prompt files, fit the budget thresholds, export ONNX")
+    t.add_argument("--data", type=Path, nargs="+", default=[DATA],
+                   help="JSONL files or folders of them (e.g. ../shared/data/prompt-risk and the project's own set)")
     t.add_argument("--out", type=Path, required=True)
-    t.add_argument("--epochs", type=int, default=100, help="head epochs (full batch)")
+    t.add_argument("--epochs", type=int, default=300, help="head epochs (full batch)")
     t.add_argument("--max-length", type=int, default=128)
-    t.add_argument("--limit", type=int, default=None, help="use only the first N rows (quick runs)")
+    t.add_argument("--per-source", type=int, default=600, help="at most N rows per source and label (seeded sample)")
+    t.add_argument("--all-licences", action="store_true",
+                   help="also learn from non-commercial, research-only, unlicensed and share-alike sources (experiments only; never for the shipped model)")
     t.add_argument("--layers", type=int, default=LAYERS, help=f"encoder layers kept of 6, evenly spaced (default {LAYERS})")
+    t.add_argument("--hidden", type=int, default=256, help="width of the head's hidden layer")
     t.add_argument("--finetune-epochs", type=int, default=FINETUNE_EPOCHS,
-                   help=f"fine-tune the encoder end to end for N epochs (default {FINETUNE_EPOCHS}; 0 = frozen encoder, head only)")
+                   help=f"fine-tune the encoder end to end for N epochs (default {FINETUNE_EPOCHS}: frozen encoder, head only)")
     t.add_argument("--cache", default=None, help="folder to cache sentence embeddings between runs")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--save-weights", type=Path, default=None, help="also save the fitted network (float16 state dict) here")
+    t.add_argument("--fit-only", action="store_true", help="with --save-weights: stop after fitting (no export), e.g. on a GPU host")
+    t.add_argument("--weights", type=Path, default=None, help="load the fitted network from --save-weights output instead of fitting it here")
+    t.add_argument("--device", default="cpu", help="torch device for embedding and training (cpu, cuda); export and figures run on CPU")
     t.add_argument("--keep-fp32", action="store_true", help="keep model.fp32.onnx next to model.onnx")
+
+    e = sub.add_parser("evaluate", help="per-source and pooled figures on labelled JSONL files against the targets")
+    e.add_argument("--data", nargs="+", required=True, help="JSONL files or folders of them: {prompt, label, source?}")
+    e.add_argument("--format", choices=("text", "json"), default="text")
+    e.add_argument("--model", default=None, help="allocator folder (default: the shipped one)")
+    e.add_argument("--policy", default=None, help="JSON object of allocator: overrides")
+    e.add_argument("--split", choices=("train", "validation", "test"), default=None,
+                   help="only the rows of this split (held out by source; see pool.py)")
 
     s = sub.add_parser("score", help="score a JSONL file of {prompt, id?} lines ('-' = stdin)")
     s.add_argument("file")
@@ -71,10 +88,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "train":
             from .train import train
 
-            m = train(args.data, args.out, epochs=args.epochs, max_length=args.max_length, limit=args.limit,
-                      keep_fp32=args.keep_fp32, cache=args.cache, finetune_epochs=args.finetune_epochs, layers=args.layers, log=lambda s: print(s, file=sys.stderr))
-            print(json.dumps(m, indent=2))
+            m = train(args.data, args.out, epochs=args.epochs, max_length=args.max_length, per_source=args.per_source,
+                      licensed_only=not args.all_licences, keep_fp32=args.keep_fp32, cache=args.cache,
+                      finetune_epochs=args.finetune_epochs, layers=args.layers, hidden=args.hidden, seed=args.seed, device=args.device,
+                      save_weights=args.save_weights, fit_only=args.fit_only, weights=args.weights,
+                      log=lambda s: print(s, file=sys.stderr))
+            from .evaluate import text_report
+
+            print(text_report(m["test"]) if "test" in m else json.dumps(m))
             return 0
+        if args.cmd == "evaluate":
+            from .evaluate import main_evaluate
+
+            return main_evaluate(args.data, args.format, args.model, args.policy, sys.stdout, sys.stderr, args.split)
         if args.cmd == "score":
             from .score import score_stream
 

