@@ -1,5 +1,8 @@
 // Launch figures over loopback SSH to a real sshd (tests/launch/sshd.ts):
-//   launch.ssh_start_s           launch -> run_started on a prepared host (runtime already synced)
+//   launch.ssh_start_s           launch -> run_started on a prepared host (runtime already synced),
+//                                median of 4 starts interleaved with the plain-ssh peer's
+//   launch.ssh_start_ratio_vs_ssh  median of the per-pair ratios ours / plain ssh, with its
+//                                spread (_p10, _p90)
 //   launch.resync_runtime_bytes  runtime bytes sent by that (unchanged) relaunch
 //   events.latency_ms_p50        an event appended on the host -> in the local run store
 // Peers, measured in the same run: OpenSSH's `ssh` starting the same trainer command by hand
@@ -17,6 +20,7 @@ import { loadTargets } from '../extension/src/core/launch/targets';
 import type { RunEvent } from '../extension/src/core/runs/events';
 import { writeRun } from '../extension/src/core/runs/store';
 import { startSshd } from '../tests/launch/sshd';
+import { interleaved } from './run';
 import { PYTHON, killRunsOf, makeWorkspace, removeWorkspaces } from '../tests/launch/workspace';
 
 const median = (xs: number[]) => {
@@ -54,29 +58,45 @@ export default async function bench(): Promise<Record<string, number>> {
     const plan = await planLaunch(session, 'recipes/demo/long.yaml', 'box');
     await syncToHost(await session.host(plan.target), session.source, plan.files, plan.projectDir);
 
-    // ours: launch -> run_started
-    const t0 = Date.now();
-    const { run, sync } = await launchRun(session, 'recipes/demo/long.yaml', 'box');
-    out['launch.ssh_start_s'] = await waitForRunStarted(join(run.outputDir, 'events.jsonl'), t0);
-    out['launch.resync_runtime_bytes'] = sync.runtimeBytesSent;
-    await cancelRun(session, run.id, 5);
-    await new RunMonitor(session, run.id).follow();
-
-    // peer: OpenSSH starting the same trainer command detached, no sync, no bookkeeping
+    // ours (launch -> run_started) and the peer (OpenSSH starting the same trainer command
+    // detached: no sync, no bookkeeping), interleaved A B A B after one warm-up pair: the median
+    // of the per-pair ratios, with its spread (bench/run.ts `interleaved`).
     const peerOut = join(remote, 'peer-output');
-    mkdirSync(peerOut, { recursive: true });
-    // `;` not `&&` before the background job: `a && b &` would keep the session open until b ends
-    const peerCmd = `cd ${shJoin([plan.projectDir])} || exit 1; CONSCIENCE_RUN_ID=peer-bench PYTHONPATH=runtime setsid nohup ${shJoin([PYTHON, '-m', 'conscience.train', '--config', `${plan.projectDir}/recipes/demo/long.yaml`, '--output_dir', peerOut])} >/dev/null 2>&1 </dev/null & echo $!`;
-    const t1 = Date.now();
-    const r = spawnSync('ssh', [...sshArgs, peerCmd], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`peer ssh failed: ${r.stderr}`);
-    out['launch.peer_ssh_start_s'] = await waitForRunStarted(join(peerOut, 'events.jsonl'), t1);
-    try {
-      process.kill(-Number(r.stdout.trim()), 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
-    out['launch.ssh_start_ratio_vs_ssh'] = out['launch.ssh_start_s']! / out['launch.peer_ssh_start_s']!;
+    let resync = -1;
+    const ourStart = async () => {
+      const t0 = Date.now();
+      const { run, sync } = await launchRun(session, 'recipes/demo/long.yaml', 'box');
+      const s = await waitForRunStarted(join(run.outputDir, 'events.jsonl'), t0);
+      resync = sync.runtimeBytesSent;
+      await cancelRun(session, run.id, 5);
+      await new RunMonitor(session, run.id).follow();
+      return s;
+    };
+    let peerN = 0;
+    const peerStart = async () => {
+      const out = `${peerOut}-${peerN++}`;
+      mkdirSync(out, { recursive: true });
+      // `;` not `&&` before the background job: `a && b &` would keep the session open until b ends
+      const peerCmd = `cd ${shJoin([plan.projectDir])} || exit 1; CONSCIENCE_RUN_ID=peer-bench PYTHONPATH=runtime setsid nohup ${shJoin([PYTHON, '-m', 'conscience.train', '--config', `${plan.projectDir}/recipes/demo/long.yaml`, '--output_dir', out])} >/dev/null 2>&1 </dev/null & echo $!`;
+      const t1 = Date.now();
+      const r = spawnSync('ssh', [...sshArgs, peerCmd], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`peer ssh failed: ${r.stderr}`);
+      const s = await waitForRunStarted(join(out, 'events.jsonl'), t1);
+      try {
+        process.kill(-Number(r.stdout.trim()), 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+      return s;
+    };
+    const starts = await interleaved(ourStart, peerStart, { pairs: 4, warmup: 1 });
+    out['launch.ssh_start_s'] = +starts.ours.toFixed(3);
+    out['launch.peer_ssh_start_s'] = +starts.peer.toFixed(3);
+    // ours / plain ssh (lower is better for us): the inverse of the harness's peer / ours
+    out['launch.ssh_start_ratio_vs_ssh'] = +(1 / starts.ratio).toFixed(3);
+    out['launch.ssh_start_ratio_vs_ssh_p10'] = +(1 / starts.ratioP90).toFixed(3);
+    out['launch.ssh_start_ratio_vs_ssh_p90'] = +(1 / starts.ratioP10).toFixed(3);
+    out['launch.resync_runtime_bytes'] = resync;
 
     // peer: rsync of the runtime folder, unchanged (its protocol still exchanges the file list)
     const rsyncDest = join(remote, 'rsync-peer');

@@ -6,6 +6,64 @@ import { join } from 'node:path';
 
 type Figures = Record<string, number | string | null>;
 
+// ---------------------------------------------------------------------------------------
+// The harness for "ours against a peer": the two are measured interleaved (A B A B ...), after a
+// warm-up of both, and the figure is the median of the per-pair ratios, with its spread. A ratio
+// of two medians taken minutes apart moves with whatever else the machine did in between (2x on
+// the shared 2-core machine); pairs taken back to back see the same machine.
+
+export interface Interleaved {
+  /** Median over pairs of ours' time per sample (ms, or whatever unit the samples return). */
+  ours: number;
+  /** Median over pairs of the peer's time per sample. */
+  peer: number;
+  /** Median over pairs of peer / ours (higher is better for us when the samples are times). */
+  ratio: number;
+  /** The 10th and 90th percentile of the per-pair ratios. */
+  ratioP10: number;
+  ratioP90: number;
+  pairs: number;
+}
+
+export function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  const i = (s.length - 1) * q;
+  const lo = Math.floor(i), hi = Math.ceil(i);
+  return s[lo]! + (s[hi]! - s[lo]!) * (i - lo);
+}
+
+/**
+ * Measure `ours` and `peer` interleaved: `warmup` pairs discarded, then `pairs` pairs, the order
+ * within a pair alternating (A B, B A, ...) so neither always runs right after the other. Each
+ * call returns one sample (for example a quantile of the call times of a batch sized to ~50 ms).
+ */
+export async function interleaved(ours: () => Promise<number> | number, peer: () => Promise<number> | number, opts: { pairs: number; warmup?: number }): Promise<Interleaved> {
+  const A = async () => ours();
+  const B = async () => peer();
+  for (let i = 0; i < (opts.warmup ?? 2); i++) { await A(); await B(); }
+  const a: number[] = [], b: number[] = [], r: number[] = [];
+  for (let i = 0; i < opts.pairs; i++) {
+    let x: number, y: number;
+    if (i % 2 === 0) { x = await A(); y = await B(); } else { y = await B(); x = await A(); }
+    a.push(x); b.push(y); r.push(y / x);
+  }
+  return { ours: quantile(a, 0.5), peer: quantile(b, 0.5), ratio: quantile(r, 0.5), ratioP10: quantile(r, 0.1), ratioP90: quantile(r, 0.9), pairs: opts.pairs };
+}
+
+/** How many calls of `fn` fill about `targetMs` (at least 1), measured after a warm-up call. */
+export function batchSize(fn: () => unknown, targetMs = 50): number {
+  fn();
+  let n = 1;
+  for (;;) {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) fn();
+    const ms = performance.now() - t0;
+    if (ms >= targetMs / 4 || n >= 1 << 20) return Math.max(1, Math.round((n * targetMs) / Math.max(ms, 1e-3)));
+    n *= 2;
+  }
+}
+
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
   const dir = __dirname;
@@ -35,7 +93,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+// Run only as `npm run bench`; the benches import the harness above from this file.
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}
