@@ -61,5 +61,9 @@ describe('launch guard', { timeout: 600_000 }, () => {
     assert.ok(cause.line !== undefined && stderr.split('\n')[cause.line]!.includes(cause.message), 'the line points at the message in stderr.log');
     // what the CLI printed is the same cause, with its line
     assert.ok(r.stdout.includes(`${id} failed exit ${rec?.exitCode}: ${cause.message} (stderr.log:${cause.line! + 1})`), r.stdout);
+    // and `conscience runs` names it under the table
+    const list = await cli(root, ['runs', '--no-refresh']);
+    assert.equal(list.code, 0, list.stderr);
+    assert.ok(list.stdout.includes(`${id} failed: ${cause.message} (stderr.log:${cause.line! + 1})`), list.stdout);
   });
 });

@@ -11,6 +11,7 @@ import { LaunchSession } from '../core/launch/session';
 import { loadTargets } from '../core/launch/targets';
 import { formatProblem, type ParseProblem, type RunEvent } from '../core/runs/events';
 import { rootCause, runProgress } from '../core/runs/present';
+import { escapeControls } from '../core/escape';
 import { listRuns, readRun, runDir, snapshotRecipe, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
 
 export const SECRET_NAMES = ['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'WANDB_API_KEY'];
@@ -187,7 +188,7 @@ export async function launch(argv: string[]): Promise<number> {
       const fin = await followRun(s, out.run.id, { events: true });
       const cause = fin ? await failureCause(s.root, fin) : undefined;
       if (json) process.stdout.write(JSON.stringify(cause ? { ...fin, cause } : fin, null, 2) + '\n');
-      else process.stdout.write(`${out.run.id} ${fin?.state ?? 'unknown'}${fin?.exitCode !== undefined && fin?.exitCode !== null ? ' exit ' + fin.exitCode : ''}${cause ? ': ' + cause : ''}\n`);
+      else process.stdout.write(`${out.run.id} ${fin?.state ?? 'unknown'}${fin?.exitCode !== undefined && fin?.exitCode !== null ? ' exit ' + fin.exitCode : ''}${cause ? ': ' + escapeControls(cause) : ''}\n`);
       return fin?.state === 'completed' ? 0 : 1;
     } finally {
       await s.close();
@@ -234,6 +235,11 @@ export async function runs(argv: string[]): Promise<number> {
           x.reward !== undefined && x.reward !== null ? x.reward.toFixed(3) : '-', elapsed(x), x.target, x.recipe]);
       const w = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
       process.stdout.write(rows.map((row) => row.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd()).join('\n') + '\n');
+      // a failed run says why, in the trainer's words
+      for (const x of list) {
+        const cause = await failureCause(s.root, x);
+        if (cause) process.stdout.write(`${x.id} failed: ${escapeControls(cause)}\n`);
+      }
       return 0;
     } finally {
       await s.close();

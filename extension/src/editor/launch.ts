@@ -370,7 +370,8 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       if (!target) return;
       const plan = await planLaunch(s, recipe, target);
       // a read-only document (nothing to save), one per recipe and target, refreshed on each show
-      const uri = vscode.Uri.from({ scheme: PLAN_SCHEME, path: `/${plan.recipe.replace(/[\\/]/g, '-')} on ${target}.sh` });
+      const stem = plan.recipe.split('/').pop()!.replace(/\.ya?ml$/i, '');
+      const uri = vscode.Uri.from({ scheme: PLAN_SCHEME, path: `/${stem} on ${target} · launch command.sh`, query: plan.recipe });
       plans.set(uri.toString(), formatPlan(plan));
       planChanged.fire(uri);
       const doc = await vscode.workspace.openTextDocument(uri);
