@@ -1,0 +1,57 @@
+"""`chat_template: tmpl.jinja` is read as a file by the trainer (the validator checks the same
+file, rule CC304); before, the trainer used the path string itself as the template."""
+
+import json
+import os
+import subprocess
+import sys
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEMO = os.path.join(ROOT, "recipes", "demo", "tiny-cpu.yaml")
+CACHE = os.path.join(ROOT, ".cache", "conscience-test-w0")
+TEMPLATE = (
+    "{# from a file #}{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def _run(tmp_path, chat_template):
+    os.environ["CONSCIENCE_CACHE"] = CACHE
+    from conscience.tiny_model import ensure_tiny
+
+    ensure_tiny(warmup_steps=0)
+    with open(DEMO) as f:
+        r = yaml.safe_load(f)
+    r.update({"max_steps": 1, "max_completion_length": 8, "max_prompt_length": 64, "max_train_samples": 4, "save_strategy": "steps",
+              "save_steps": 1, "chat_template": chat_template})
+    r["safety"] = dict(r.get("safety") or {}, budget_source="label")
+    (tmp_path / "recipes").mkdir(exist_ok=True)
+    recipe = tmp_path / "recipes" / "r.yaml"
+    recipe.write_text(yaml.safe_dump(r))
+    out = tmp_path / "out"
+    env = dict(os.environ, CONSCIENCE_CACHE=CACHE, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=os.path.join(ROOT, "runtime"))
+    p = subprocess.run([sys.executable, "-m", "conscience.train", "--config", str(recipe), "--output_dir", str(out)], env=env,
+                       capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    return p, out
+
+
+def test_a_template_file_is_read_relative_to_the_recipe(tmp_path):
+    (tmp_path / "recipes" / "templates").mkdir(parents=True)
+    (tmp_path / "recipes" / "templates" / "chatml.jinja").write_text(TEMPLATE)
+    p, out = _run(tmp_path, "templates/chatml.jinja")
+    assert p.returncode == 0, p.stderr[-3000:]
+    # the tokenizer saved with the checkpoint carries the file's text
+    ck = out / "checkpoint-1"
+    saved = (ck / "chat_template.jinja").read_text() if (ck / "chat_template.jinja").exists() else json.loads((ck / "tokenizer_config.json").read_text())["chat_template"]
+    assert saved == TEMPLATE
+
+
+def test_a_missing_template_file_fails_the_run_naming_the_recipe(tmp_path):
+    p, out = _run(tmp_path, "templates/missing.jinja")
+    assert p.returncode != 0
+    with open(out / "events.jsonl") as f:
+        last = [json.loads(l) for l in f][-1]
+    assert last["type"] == "run_finished" and last["status"] == "failed"
+    assert "r.yaml: chat_template file" in last["error"] and "missing.jinja" in last["error"]
