@@ -2,13 +2,13 @@
 // path), hover docs from TRL's help strings, completion of keys and enum values, and quick
 // fixes carried by the diagnostics themselves.
 //
-// Which YAML files are recipes: any YAML document whose top-level keys include one of
-// reward_funcs / model_name_or_path / num_generations / launch / safety / use_vllm /
-// per_device_train_batch_size (a recipe), or distributed_type / compute_environment /
-// deepspeed_config / mixed_precision (an accelerate config); files matching
-// `conscience.recipes.include` globs are always validated as recipes or configs.
+// Which YAML files are recipes: the core's recipeKind (a recipe or an accelerate config, from the
+// top-level keys); files matching `conscience.recipes.include` globs are always validated.
+// A recipe without launch.trl is checked against the TRL its newest run recorded (recordedTrl).
+import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { completionsAt, hoverAt } from '../core/recipe/assist';
+import { completionsAt, hoverAt, schemaForText } from '../core/recipe/assist';
+import { recordedTrl } from '../core/recipe/recorded';
 import { nodeHost } from '../core/recipe/node-host';
 import { recipeKind, validateText, type Diagnostic as CoreDiagnostic } from '../core/recipe';
 
@@ -51,6 +51,19 @@ export function activateRecipes(context: vscode.ExtensionContext, log: vscode.Lo
   /** Latest core diagnostics per document version, for quick fixes. */
   const latest = new Map<string, { version: number; diags: CoreDiagnostic[] }>();
   const timers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** The TRL each recipe's newest run recorded (by file path), looked up on open and save. */
+  const recorded = new Map<string, string | undefined>();
+  const lookUpTrl = (doc: vscode.TextDocument) => {
+    const folder = doc.uri.scheme === 'file' ? vscode.workspace.getWorkspaceFolder(doc.uri) : undefined;
+    if (!folder) return;
+    const file = doc.uri.fsPath;
+    const rel = path.relative(folder.uri.fsPath, file).split(path.sep).join('/');
+    recordedTrl(folder.uri.fsPath, rel).then((trl) => {
+      const changed = recorded.get(file) !== trl;
+      recorded.set(file, trl);
+      if (changed && !doc.isClosed) validateNow(doc);
+    }, (err) => log.warn(`reading the runs of ${rel}: ${(err as Error)?.message ?? err}`));
+  };
 
   const validateNow = (doc: vscode.TextDocument) => {
     const key = doc.uri.toString();
@@ -62,7 +75,7 @@ export function activateRecipes(context: vscode.ExtensionContext, log: vscode.Lo
     const started = performance.now();
     let diags: CoreDiagnostic[];
     try {
-      diags = validateText(doc.getText(), { file: doc.uri.scheme === 'file' ? doc.uri.fsPath : undefined, host: doc.uri.scheme === 'file' ? nodeHost : undefined });
+      diags = validateText(doc.getText(), { file: doc.uri.scheme === 'file' ? doc.uri.fsPath : undefined, host: doc.uri.scheme === 'file' ? nodeHost : undefined, trl: recorded.get(doc.uri.fsPath) });
     } catch (err) {
       log.error(`recipe validation failed for ${doc.uri.fsPath}: ${(err as Error)?.stack ?? err}`);
       return;
@@ -92,9 +105,9 @@ export function activateRecipes(context: vscode.ExtensionContext, log: vscode.Lo
   };
 
   context.subscriptions.push(
-    vscode.workspace.onDidOpenTextDocument((d) => schedule(d)),
+    vscode.workspace.onDidOpenTextDocument((d) => { schedule(d); if (isRecipe(d)) lookUpTrl(d); }),
     vscode.workspace.onDidChangeTextDocument((e) => { if (e.contentChanges.length) schedule(e.document); }),
-    vscode.workspace.onDidSaveTextDocument((d) => validateNow(d)),
+    vscode.workspace.onDidSaveTextDocument((d) => { validateNow(d); if (isRecipe(d)) lookUpTrl(d); }),
     vscode.workspace.onDidCloseTextDocument((d) => {
       const key = d.uri.toString();
       const t = timers.get(key);
@@ -114,7 +127,7 @@ export function activateRecipes(context: vscode.ExtensionContext, log: vscode.Lo
   context.subscriptions.push(vscode.languages.registerHoverProvider(selector, {
     provideHover(doc, pos) {
       if (!isRecipe(doc)) return undefined;
-      const h = hoverAt(doc.getText(), doc.offsetAt(pos));
+      const h = hoverAt(doc.getText(), doc.offsetAt(pos), schemaForText(doc.getText(), recorded.get(doc.uri.fsPath)));
       if (!h) return undefined;
       return new vscode.Hover(new vscode.MarkdownString(h.markdown), toRange(doc, h.start, h.end));
     },
@@ -123,7 +136,7 @@ export function activateRecipes(context: vscode.ExtensionContext, log: vscode.Lo
   context.subscriptions.push(vscode.languages.registerCompletionItemProvider(selector, {
     provideCompletionItems(doc, pos) {
       if (!isRecipe(doc)) return undefined;
-      const items = completionsAt(doc.getText(), doc.offsetAt(pos));
+      const items = completionsAt(doc.getText(), doc.offsetAt(pos), schemaForText(doc.getText(), recorded.get(doc.uri.fsPath)));
       return items.map((c) => {
         const item = new vscode.CompletionItem(c.label, c.kind === 'value' ? vscode.CompletionItemKind.EnumMember : c.kind === 'section' ? vscode.CompletionItemKind.Module : vscode.CompletionItemKind.Property);
         item.detail = c.detail;
@@ -170,5 +183,5 @@ export function activateRecipes(context: vscode.ExtensionContext, log: vscode.Lo
     if (n) await vscode.commands.executeCommand('workbench.actions.view.problems');
   }));
 
-  for (const d of vscode.workspace.textDocuments) schedule(d);
+  for (const d of vscode.workspace.textDocuments) { schedule(d); if (isRecipe(d)) lookUpTrl(d); }
 }
