@@ -117,8 +117,15 @@ describe('eval in the editor (code-server)', { timeout: 300_000 }, () => {
   const CASE = JSON.parse(readFileSync(join(REPO, 'runtime/tests/data/eval_results_case.json'), 'utf8'));
 
   before(async () => {
+    const demo = readFileSync(join(REPO, 'recipes/demo/eval-tiny.yaml'), 'utf8');
     server = await startCodeServer('eval', {
-      files: { 'recipes/eval-bad.yaml': 'kind: eval\nmodel_name_or_path: conscience/tiny\narms: [allocator, lable]\nbatchsize: 4\n' },
+      files: {
+        'recipes/eval-bad.yaml': 'kind: eval\nmodel_name_or_path: conscience/tiny\narms: [allocator, lable]\nbatchsize: 4\n',
+        'recipes/demo/tiny-cpu.yaml': { copyFrom: join(REPO, 'recipes/demo/tiny-cpu.yaml') },
+        'recipes/demo/eval-small.yaml': demo.replace(/^max_prompts:.*$/m, 'max_prompts: 6').replace(/^arms:.*$/m, 'arms: [allocator, label, none]')
+          .replace(/^max_new_tokens:.*$/m, 'max_new_tokens: 8'),
+      },
+      workspaceSettings: { 'conscience.targets': { local: { type: 'local', python: PYTHON } } },
     });
     const out = join(server.workspace, 'eval-out');
     mkdirSync(out, { recursive: true });
@@ -155,6 +162,30 @@ describe('eval in the editor (code-server)', { timeout: 300_000 }, () => {
     assert.equal(arm.line, 3);
     const key = problems.find((p) => p.text.includes('Unknown key `batchsize`'));
     assert.ok(key && key.line === 4, JSON.stringify(problems));
+  });
+
+  it('launches an eval recipe from the editor, and its report shows the real results', async () => {
+    const runsDir = join(server!.workspace, '.conscience/runs');
+    const known = readdirSync(runsDir);
+    await openFile(page, 'recipes/demo/eval-small.yaml');
+    await runCommand(page, 'Chain of Conscience: Launch Recipe');
+    const id = await waitFor('a new run', () => (existsSync(runsDir) ? readdirSync(runsDir).find((x) => !known.includes(x)) : undefined), 90_000);
+    const state = () => JSON.parse(readFileSync(join(runsDir, id, 'run.json'), 'utf8')) as { state: string; error?: string; outputDir: string; step?: number };
+    await waitFor('the eval run to complete', () => {
+      const st = state();
+      if (st.state === 'failed' || st.state === 'cancelled') throw new Error(`eval run ${id} ended ${st.state}: ${st.error ?? ''}\n${extensionLog(server!)}`);
+      return st.state === 'completed';
+    }, 240_000, 500);
+    assert.equal(state().step, 18, 'the Runs view progress counts completions: 6 prompts x 3 arms');
+    const results = parseResults(readFileSync(join(state().outputDir, 'results.json'), 'utf8'));
+    await runCommand(page, 'Chain of Conscience: Open Eval Report');
+    await pickQuickItem(page, id);
+    const frame = webviewFrame(page);
+    await frame.locator('[data-testid="table-0"]').waitFor({ state: 'visible', timeout: 60_000 });
+    const cell = await frame.locator('[data-testid="table-0"] tr[data-arm="label"][data-label="all"] td[data-stat="refusal"]').textContent();
+    assert.equal(cell, `${((results.arms.label!.overall.refusal ?? 0) * 100).toFixed(1)}%`);
+    assert.equal((await frame.locator('[data-testid="browser-count"]').textContent())!.trim(), '18 completions');
+    await runCommand(page, 'View: Close All Editors');
   });
 
   it('opens the eval report of a run: table, Pareto chart and completions', async () => {
