@@ -2,7 +2,13 @@
 // the recipe's num_machines agreeing with the target or not, CPU and GPU training.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { formatPlan, planLaunch } from '../../src/core/launch/launcher';
 import type { LaunchSection } from '../../src/core/launch/scripts';
+import { LaunchSession } from '../../src/core/launch/session';
+import { parseTargets } from '../../src/core/launch/targets';
 import { planTopology, requireTopology, topologyDiagnostics } from '../../src/core/launch/topology';
 
 const L = (o: Partial<LaunchSection> = {}): LaunchSection => ({
@@ -99,5 +105,23 @@ describe('topology planner (local and SSH targets)', () => {
     const d = topologyDiagnostics(L({ num_machines: 2, num_processes: 4 }), { kind: 'local', name: 'here' });
     assert.equal(d[0]?.key, 'launch.num_machines');
     assert.match(d[0]!.message, /target 'here' is one machine; use a SLURM target with nodes: 2/);
+  });
+});
+
+describe('launch refuses or warns before anything starts', () => {
+  it('a two-machine recipe on this machine is refused with the recipe and key; a SLURM plan shows the warnings', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'topo-ws-'));
+    try {
+      mkdirSync(join(root, 'recipes'));
+      writeFileSync(join(root, 'recipes', 'two.yaml'), 'model_name_or_path: m\nlaunch:\n  cpu: true\n  num_processes: 4\n  num_machines: 2\n');
+      writeFileSync(join(root, 'recipes', 'one.yaml'), 'model_name_or_path: m\nlaunch:\n  cpu: true\n  num_processes: 4\n');
+      const s = new LaunchSession(root, parseTargets({ c: { type: 'slurm', nodes: 2, python: '/usr/bin/python3' } }));
+      await assert.rejects(planLaunch(s, 'recipes/two.yaml', 'local'), /recipes\/two\.yaml: launch\.num_machines: .*target 'local' is one machine/);
+      const p = await planLaunch(s, 'recipes/one.yaml', 'c');
+      assert.deepEqual(p.warnings.map((w) => w.split(': ')[1]), ['launch.num_machines']);
+      assert.match(formatPlan(p), /^warning: recipes\/one\.yaml: launch\.num_machines: launch\.num_machines is 1, but target 'c' trains on 2 node/m);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

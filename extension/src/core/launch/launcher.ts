@@ -22,6 +22,7 @@ import type { LaunchSession } from './session';
 import { parseSbatchOutput } from './slurm';
 import { collectFiles, syncToHost, type SyncResult } from './sync';
 import { describeTarget, type Target } from './targets';
+import { requireTopology } from './topology';
 
 export interface Plan {
   runId: string;
@@ -45,6 +46,8 @@ export interface Plan {
   /** Files synced (workspace-relative). */
   files: string[];
   info: RecipeInfo;
+  /** The topology planner's warnings (recipe and target disagree, the target decides). */
+  warnings: string[];
 }
 
 export function newRunId(recipe: string, now = new Date()): string {
@@ -72,6 +75,13 @@ export async function planLaunch(s: LaunchSession, recipe: string, targetName: s
     throw new Error(`${abs}: recipe not found`);
   }
   const info = await readRecipeInfo(abs);
+  // the recipe must fit the target before anything is synced or submitted (core/launch/topology.ts)
+  const { warnings } = requireTopology(
+    info.launch,
+    { kind: t.type, nodes: t.type === 'slurm' ? t.nodes ?? 1 : 1, gpusPerNode: t.type === 'local' ? undefined : t.gpusPerNode, name: t.name },
+    rel,
+    info.serverPort,
+  );
   const id = runId ?? newRunId(rel);
   const launchToken = randomBytes(8).toString('hex');
   const host = await s.host(t);
@@ -96,6 +106,7 @@ export async function planLaunch(s: LaunchSession, recipe: string, targetName: s
   return {
     runId: id, launchToken, recipe: rel, target: t, host: describeTarget(t, s.targets), baseDir, projectDir, runDir, outputDir, python,
     buildsEnv: !t.python, kind: t.type === 'slurm' ? 'slurm' : 'process', script, command, files, info,
+    warnings: warnings.map((w) => `${rel}: ${w.key}: ${w.message}`),
   };
 }
 
@@ -103,6 +114,7 @@ export async function planLaunch(s: LaunchSession, recipe: string, targetName: s
 export function formatPlan(p: Plan): string {
   return [
     `run ${p.runId}: ${p.recipe} on ${p.target.name} (${p.host})`,
+    ...p.warnings.map((w) => `warning: ${w}`),
     `sync ${p.files.length} files to ${p.projectDir} (only changed files are sent)`,
     p.buildsEnv ? `python: a venv built from ${requirementsPath(p.target)} (uv when present, else python3 -m venv), reused while its hash is unchanged` : `python: ${p.python}`,
     `output: ${p.outputDir}`,
