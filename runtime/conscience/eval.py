@@ -928,8 +928,9 @@ def plan_items(rows: list[dict], arms: list[str], safety: Any, allocator_cfg: di
 
 
 def run_eval(recipe: EvalRecipe, writer: Any = None, should_stop: Callable[[], bool] = lambda: False,
-             engine: Any = None, log: Callable[[str], None] = lambda m: logger.info("%s", m)) -> dict:
-    """Evaluate every (prompt, arm) not already in completions.jsonl; returns results."""
+             engine: Any = None, log: Callable[[str], None] = lambda m: logger.info("%s", m), accuracy: bool = True) -> dict:
+    """Evaluate every (prompt, arm) not already in completions.jsonl; returns results. With
+    `accuracy`, a finished eval also measures the judge on the labelled completions."""
     from .rewards import parse_safety
     from .template import PromptTemplate
 
@@ -1006,7 +1007,7 @@ def run_eval(recipe: EvalRecipe, writer: Any = None, should_stop: Callable[[], b
             log(f"{len(completions)}/{total} completions")
     finished = len(completions) == total
     results = build_results(completions, cfg.arms, {**meta, "partial": not finished, "done": len(completions)})
-    if finished:
+    if finished and accuracy:
         try:
             results["judge_accuracy"] = judge_accuracy(judge)
         except Exception as e:  # noqa: BLE001 - an unreachable judge does not lose the results
@@ -1058,7 +1059,7 @@ def make_training_callback(eval_recipe_path: str, every_steps: int, writer: Any,
                 model.eval()
                 with tempfile.TemporaryDirectory() as tmp:
                     r = dataclasses.replace(recipe, config=dataclasses.replace(recipe.config, output_dir=tmp))
-                    res = run_eval(r, engine=_InTrainerEngine(model), log=lambda m: None)
+                    res = run_eval(r, engine=_InTrainerEngine(model), log=lambda m: None, accuracy=False)
                 if writer is not None:
                     writer.emit("metrics", step=state.global_step, values=progress_values(res))
             except Exception as e:  # noqa: BLE001 - an eval never breaks training
