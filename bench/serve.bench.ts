@@ -7,6 +7,7 @@
 //                                  every prompt distinct (each one scored by the allocator)
 //   serve.direct_req_per_s         the peer: the same load straight to the upstream
 //   serve.req_per_s_repeated       the same load with one prompt repeated (the allocator's cache answers)
+//   serve.*_allocator_threads_2    the same with --allocator-threads 2 (default 1), same run
 //   serve.allocator_prompts_per_s  the allocator alone, batches of 64 distinct prompts, in this
 //                                  process while the servers idle: the ceiling for serve.req_per_s
 // The upstream answers instantly (a fixed chat.completion) in a process of its own; the gateway
@@ -116,38 +117,55 @@ export default async function bench(): Promise<Record<string, number>> {
   const upPort = await freePort();
   const gwPort = await freePort();
   const upstream = spawn(process.execPath, ['-e', UPSTREAM, String(upPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const gateway = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'extension/src/cli/main.ts'), 'serve', '--upstream', `http://127.0.0.1:${upPort}/v1`, '--port', String(gwPort)], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   let gwLog = '';
-  gateway.stderr!.on('data', (c: Buffer) => { gwLog = (gwLog + c.toString()).slice(-4000); });
+  const startGateway = (port: number, threads: number): ChildProcess => {
+    const g = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'extension/src/cli/main.ts'), 'serve', '--upstream', `http://127.0.0.1:${upPort}/v1`, '--port', String(port), '--allocator-threads', String(threads)], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    g.stderr!.on('data', (c: Buffer) => { gwLog = (gwLog + c.toString()).slice(-4000); });
+    return g;
+  };
+  const gw2Port = await freePort();
+  const gateway = startGateway(gwPort, 1);
+  const gateway2 = startGateway(gw2Port, 2);
   try {
     await waitReady(`http://127.0.0.1:${upPort}/`, upstream);
-    await waitReady(`http://127.0.0.1:${gwPort}/health`, gateway).catch((e: Error) => { throw new Error(`${e.message}\n${gwLog}`); });
-    // warm both paths (JIT, the allocator's first batches)
+    for (const [port, g] of [[gwPort, gateway], [gw2Port, gateway2]] as const) {
+      await waitReady(`http://127.0.0.1:${port}/health`, g).catch((e: Error) => { throw new Error(`${e.message}\n${gwLog}`); });
+    }
+    // warm every path (JIT, the allocator's first batches)
     await latencies(gwPort, 200, 'warm');
+    await latencies(gw2Port, 200, 'warm2');
     await latencies(upPort, 200, 'warm');
-    // interleave rounds so drift on a shared machine hits both sides alike
+    // interleave rounds so drift on a shared machine hits every side alike
     const via: number[] = [];
+    const via2: number[] = [];
     const direct: number[] = [];
     for (let round = 0; round < 5; round++) {
       direct.push(...await latencies(upPort, 300, `d${round}`));
       via.push(...await latencies(gwPort, 300, `g${round}`));
+      via2.push(...await latencies(gw2Port, 300, `h${round}`));
     }
     const directRps = await autocannon(upPort, 5);
     const gwRps = await autocannon(gwPort, 10);
+    const threads2Rps = await autocannon(gw2Port, 10);
     const repeatedRps = await autocannon(gwPort, 5, false);
+    gateway.kill('SIGTERM');
+    gateway2.kill('SIGTERM');
     const allocatorRate = await allocatorAlone();
     return {
       'serve.overhead_ms_p50': +(quantile(via, 0.5) - quantile(direct, 0.5)).toFixed(3),
       'serve.overhead_ms_p99': +(quantile(via, 0.99) - quantile(direct, 0.99)).toFixed(3),
+      'serve.overhead_ms_p50_allocator_threads_2': +(quantile(via2, 0.5) - quantile(direct, 0.5)).toFixed(3),
+      'serve.overhead_ms_p99_allocator_threads_2': +(quantile(via2, 0.99) - quantile(direct, 0.99)).toFixed(3),
       'serve.gateway_ms_p50': +quantile(via, 0.5).toFixed(3),
       'serve.direct_ms_p50': +quantile(direct, 0.5).toFixed(3),
       'serve.req_per_s': Math.round(gwRps),
+      'serve.req_per_s_allocator_threads_2': Math.round(threads2Rps),
       'serve.direct_req_per_s': Math.round(directRps),
       'serve.req_per_s_repeated': Math.round(repeatedRps),
       'serve.allocator_prompts_per_s': Math.round(allocatorRate),
     };
   } finally {
     agent.destroy();
-    for (const c of [gateway, upstream]) if (c.exitCode === null) c.kill('SIGTERM');
+    for (const c of [gateway, gateway2, upstream]) if (c.exitCode === null) c.kill('SIGTERM');
   }
 }

@@ -8,7 +8,7 @@ import { createGateway, parseGatewayPolicy } from '../core/serve';
 import { checkUpstream } from '../core/serve/status';
 import { readServeRecipe, type ServeRecipe } from '../core/serve/recipe';
 
-const USAGE = 'usage: conscience serve --upstream URL [--host 127.0.0.1] [--port 8100] [--allocator DIR] [--recipe FILE] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES] [--upstream-timeout SECONDS]';
+const USAGE = 'usage: conscience serve --upstream URL [--host 127.0.0.1] [--port 8100] [--allocator DIR] [--recipe FILE] [--allocator-threads N] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES] [--upstream-timeout SECONDS]';
 
 interface Args {
   upstream: string;
@@ -16,6 +16,7 @@ interface Args {
   port: number;
   allocator?: string;
   recipe?: string;
+  allocatorThreads: number;
   policy: string[];
   observeOnly: boolean;
   logPrompts: boolean;
@@ -24,7 +25,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args | string {
-  const a: Partial<Args> & { policy: string[] } = { host: '127.0.0.1', port: 8100, policy: [], observeOnly: false, logPrompts: false };
+  const a: Partial<Args> & { policy: string[] } = { host: '127.0.0.1', port: 8100, policy: [], observeOnly: false, logPrompts: false, allocatorThreads: 1 };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
@@ -46,6 +47,7 @@ function parseArgs(argv: string[]): Args | string {
         case '--port': a.port = int(0); if (a.port > 65535) return '--port must be at most 65535'; break;
         case '--allocator': a.allocator = value(); break;
         case '--recipe': a.recipe = value(); break;
+        case '--allocator-threads': a.allocatorThreads = int(1); break;
         case '--policy': a.policy.push(value()); break;
         case '--observe-only': a.observeOnly = true; break;
         case '--log-prompts': a.logPrompts = true; break;
@@ -86,6 +88,7 @@ export async function serve(argv: string[]): Promise<number> {
   }
   const dir = args.allocator ?? recipe?.allocatorDir ?? defaultModelDir();
   const allocator = await Allocator.load(dir, {
+    threads: args.allocatorThreads,
     policy: { ...recipe?.allocatorPolicy, ...policy.allocator },
     policySource: args.recipe ? `${args.recipe}: allocator (with --policy on top)` : '--policy',
   });
