@@ -8,6 +8,7 @@
 //   serve.direct_req_per_s         the peer: the same load straight to the upstream
 //   serve.req_per_s_repeated       the same load with one prompt repeated (the allocator's cache answers)
 //   serve.*_allocator_threads_2    the same with --allocator-threads 2 (default 1), same run
+//   serve.allocator_batch_mean     prompts per allocator call during the serve.req_per_s load
 //   serve.allocator_prompts_per_s  the allocator alone, batches of 64 distinct prompts, in this
 //                                  process while the servers idle: the ceiling for serve.req_per_s
 // The upstream answers instantly (a fixed chat.completion) in a process of its own; the gateway
@@ -101,6 +102,17 @@ function autocannon(port: number, seconds: number, distinct = true): Promise<num
   });
 }
 
+/** The gateway's allocator_batch_size histogram sum and count, from its /metrics. */
+async function batchStats(port: number): Promise<{ sum: number; count: number }> {
+  const text = await new Promise<string>((resolve, reject) => http.get(`http://127.0.0.1:${port}/metrics`, (r) => {
+    let t = '';
+    r.on('data', (c: Buffer) => { t += c.toString(); });
+    r.on('end', () => resolve(t));
+  }).on('error', reject));
+  const value = (name: string): number => Number(/^(\S+) (\S+)$/m.exec(text.split('\n').find((l) => l.startsWith(name + ' ')) ?? '')?.[2] ?? 0);
+  return { sum: value('conscience_serve_allocator_batch_size_sum'), count: value('conscience_serve_allocator_batch_size_count') };
+}
+
 async function allocatorAlone(): Promise<number> {
   const a = await Allocator.load(defaultModelDir(ROOT));
   try {
@@ -145,7 +157,10 @@ export default async function bench(): Promise<Record<string, number>> {
       via2.push(...await latencies(gw2Port, 300, `h${round}`));
     }
     const directRps = await autocannon(upPort, 5);
+    const batchBefore = await batchStats(gwPort);
     const gwRps = await autocannon(gwPort, 10);
+    const batchAfter = await batchStats(gwPort);
+    const batchMean = (batchAfter.sum - batchBefore.sum) / Math.max(1, batchAfter.count - batchBefore.count);
     const threads2Rps = await autocannon(gw2Port, 10);
     const repeatedRps = await autocannon(gwPort, 5, false);
     gateway.kill('SIGTERM');
@@ -163,6 +178,7 @@ export default async function bench(): Promise<Record<string, number>> {
       'serve.direct_req_per_s': Math.round(directRps),
       'serve.req_per_s_repeated': Math.round(repeatedRps),
       'serve.allocator_prompts_per_s': Math.round(allocatorRate),
+      'serve.allocator_batch_mean': +batchMean.toFixed(1),
     };
   } finally {
     agent.destroy();
