@@ -63,8 +63,7 @@ function batch(ctx: Ctx): Batch {
   const G = val(ctx, 'num_generations');
   const gbs0 = val(ctx, 'generation_batch_size');
   const spg0 = val(ctx, 'steps_per_generation');
-  const set = (v: unknown) => v !== null && v !== undefined;
-  const c1 = set(gbs0) && set(spg0) && gbs0 !== INVALID && spg0 !== INVALID;
+  const c1 = isSet(gbs0) && isSet(spg0) && gbs0 !== INVALID && spg0 !== INVALID;
   const b: Batch = { procs, B, GA, G, gbs0, spg0, Be: val(ctx, 'per_device_eval_batch_size'), evalStrategy: val(ctx, 'eval_strategy'), c1, usable: false, P: 0, gbs: 0, steps: 0, c2: false, possible: [] };
   if (!c1 && procs && isInt(B) && isInt(GA) && isInt(G) && B > 0 && GA > 0 && (gbs0 === null || gbs0 === undefined || isInt(gbs0)) && (spg0 === null || spg0 === undefined || isInt(spg0))) {
     const P = procs.P;
@@ -78,6 +77,8 @@ function batch(ctx: Ctx): Batch {
   return b;
 }
 
+function isSet(v: unknown): boolean { return v !== null && v !== undefined; }
+
 function formatWeight(x: number): string { return Number.isInteger(x) ? x.toFixed(1) : String(x); }
 
 function safePlain(n: YNode): unknown {
@@ -87,6 +88,9 @@ function safePlain(n: YNode): unknown {
 function looksLocal(v: string): boolean {
   return v.startsWith('./') || v.startsWith('../') || v.startsWith('/') || v.startsWith('~/') || /\.(jsonl|json|csv|parquet|arrow|txt)$/i.test(v);
 }
+
+function looksLikePath(v: string): boolean { return v.startsWith('./') || v.startsWith('../') || v.startsWith('/'); }
+function looksLikeTemplateFile(v: string): boolean { return !v.includes('{') && !v.includes('\n') && /\.(jinja2?|j2|tmpl)$/i.test(v); }
 
 /** A referenced local file that does not exist (CC303-CC305). */
 function missingFile(ctx: Ctx, emit: Emit, name: string, what: string, cond: (v: string) => boolean): void {
@@ -434,11 +438,11 @@ export const RULES: readonly Rule[] = [
   },
   {
     code: 'CC304', severity: 'error', stage: 'rules', summary: '`chat_template` that looks like a file (`*.jinja`, `*.j2`) not found',
-    check(ctx, emit) { missingFile(ctx, emit, 'chat_template', 'Chat template file', (v) => !v.includes('{') && !v.includes('\n') && /\.(jinja2?|j2|tmpl)$/i.test(v)); },
+    check(ctx, emit) { missingFile(ctx, emit, 'chat_template', 'Chat template file', looksLikeTemplateFile); },
   },
   {
     code: 'CC305', severity: 'error', stage: 'rules', summary: 'local `model_name_or_path` (`./`, `../`, `/`) not found',
-    check(ctx, emit) { missingFile(ctx, emit, 'model_name_or_path', 'Local model folder', (v) => v.startsWith('./') || v.startsWith('../') || v.startsWith('/')); },
+    check(ctx, emit) { missingFile(ctx, emit, 'model_name_or_path', 'Local model folder', looksLikePath); },
   },
   // the accelerate config (accelerate.ts) and how the recipe agrees with it
   { code: 'CC400', severity: 'error', stage: 'accelerate', summary: 'the referenced accelerate config cannot be read or has errors' },
@@ -476,13 +480,17 @@ export const CODES: Record<string, { severity: Severity; summary: string }> = Ob
 
 /** Run the cross-field rules, in table order, on a walked recipe. */
 export function runRules(ctx: Ctx): void {
-  for (const rule of RULES) {
-    if (!rule.check) continue;
-    const emit: Emit = {
-      at: (at, message, fixes, severity) => report(ctx, at, severity ?? rule.severity, rule.code, message, fixes),
-      range: (start, end, message, fixes) => { ctx.out.push(diag(ctx.text, start, end, rule.severity, rule.code, message, fixes)); },
-    };
-    rule.check(ctx, emit);
+  // One emitter for the whole run, pointed at the current rule (no closures per rule: this runs
+  // on every keystroke).
+  let rule: Rule = RULES[0]!;
+  const emit: Emit = {
+    at(at, message, fixes, severity) { report(ctx, at, severity ?? rule.severity, rule.code, message, fixes); },
+    range(start, end, message, fixes) { ctx.out.push(diag(ctx.text, start, end, rule.severity, rule.code, message, fixes)); },
+  };
+  for (const r of RULES) {
+    if (!r.check) continue;
+    rule = r;
+    r.check(ctx, emit);
   }
 }
 
