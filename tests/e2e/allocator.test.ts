@@ -1,6 +1,8 @@
 // The budget allocator in the editor: every prompt of a JSONL prompt set shows an inline hint
-// (risk, tier, budget), and "Inspect prompt budget" on a selection opens the inspector with
-// the same decision and the words that drive the score.
+// with the budget training would assign under the workspace's recipe (its max_budget clip
+// included) and the score that drove the tier; a recipe's own keys (system_prompt) get no hint;
+// "Inspect prompt budget" on a selection opens the inspector with the same budget, the settings
+// that produced it, the tier explained by both scores and the words that drive the score.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -13,7 +15,10 @@ import {
 
 const SAMPLE = join(ROOT, 'demo/prompts/sample.jsonl');
 const rows = readFileSync(SAMPLE, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: string; prompt: string; label: string });
-const HINT = /risk (\d+)% · (none|brief|standard|deep) · (\d+) tok/;
+// "ambiguity 71% → deep · 16 tok (clipped)", "risk 2%, ambiguity 3% → none · 0 tok"
+const HINT = /(?:(risk|ambiguity) (\d+)%|risk (\d+)%, ambiguity \d+%) → (none|brief|standard|deep) · (\d+) tok( \(clipped\))?/;
+const MAX_BUDGET = 16; // recipes/demo/tiny-cpu.yaml's safety.max_budget
+const riskOf = (m: RegExpExecArray) => (m[1] === 'risk' ? Number(m[2]) : m[3] !== undefined ? Number(m[3]) : undefined);
 
 describe('allocator in the editor', { timeout: 240_000 }, () => {
   let server: CodeServer | undefined;
@@ -23,9 +28,10 @@ describe('allocator in the editor', { timeout: 240_000 }, () => {
 
   before(async () => {
     server = await startCodeServer('allocator', {
-      files: { 'prompts/sample.jsonl': { copyFrom: SAMPLE } },
-      // As in the demo workspace: prompt sets wrap so the hint at the end of a line stays in view.
-      workspaceSettings: { '[jsonl]': { 'editor.wordWrap': 'on' } },
+      files: { 'prompts/sample.jsonl': { copyFrom: SAMPLE }, 'recipes/demo/tiny-cpu.yaml': { copyFrom: join(ROOT, 'recipes/demo/tiny-cpu.yaml') } },
+      // As in the demo workspace: prompt sets wrap so the hint at the end of a line stays in view,
+      // and the demo recipe's settings decide the budgets shown.
+      workspaceSettings: { '[jsonl]': { 'editor.wordWrap': 'on' }, 'conscience.allocator.recipe': 'recipes/demo/tiny-cpu.yaml' },
     });
     browser = await launchBrowser();
     page = await openWorkbench(browser, server);
@@ -39,7 +45,7 @@ describe('allocator in the editor', { timeout: 240_000 }, () => {
     cleanup(server);
   });
 
-  it('shows a risk · tier · budget hint on every prompt of a JSONL prompt set', async () => {
+  it('shows the budget training would assign, and what drove the tier, on every prompt of a JSONL prompt set', async () => {
     await openFile(page, 'prompts/sample.jsonl');
     await waitFor(
       `inline budget hints on all ${rows.length} prompts`,
@@ -58,16 +64,33 @@ describe('allocator in the editor', { timeout: 240_000 }, () => {
     });
     await screenshot(page, 'allocator-hints');
     for (const [n, m] of hints) {
-      const risk = Number(m[1]);
-      assert.ok(risk >= 0 && risk <= 100, `line ${n}: risk ${risk}%`);
-      if (m[2] === 'none') assert.equal(Number(m[3]), 0, `line ${n}: tier none must have a 0-token budget`);
-      else assert.ok(Number(m[3]) > 0, `line ${n}: tier ${m[2]} must have a positive budget`);
+      const budget = Number(m[5]);
+      if (m[4] === 'none') assert.equal(budget, 0, `line ${n}: tier none must have a 0-token budget`);
+      else assert.ok(budget > 0, `line ${n}: tier ${m[4]} must have a positive budget`);
+      // the recipe's clip applies, as in training (the allocator's own tiers go up to 512)
+      assert.ok(budget <= MAX_BUDGET, `line ${n}: ${m[0]} is above the recipe's max_budget ${MAX_BUDGET}`);
+      if (m[6] !== undefined) assert.equal(budget, MAX_BUDGET, `line ${n}: ${m[0]}`);
     }
+    assert.ok([...hints.values()].some((m) => m[6] !== undefined), 'some tier budgets are clipped, and the hint says so');
     // An ordinary request is scored as less risky than a request for a phishing email.
     const haiku = rows.findIndex((r) => r.prompt.startsWith('Write a haiku')) + 1;
     const phishing = rows.findIndex((r) => r.prompt.includes('phishing')) + 1;
-    assert.ok(Number(hints.get(haiku)![1]) < Number(hints.get(phishing)![1]),
-      `haiku risk ${hints.get(haiku)![1]}% should be below phishing risk ${hints.get(phishing)![1]}%`);
+    const [hr, pr] = [riskOf(hints.get(haiku)!), riskOf(hints.get(phishing)!)];
+    if (hr !== undefined && pr !== undefined) assert.ok(hr < pr, `haiku risk ${hr}% should be below phishing risk ${pr}%`);
+    assert.equal(hints.get(haiku)![4], 'none', 'a haiku needs no safety reasoning');
+    assert.notEqual(hints.get(phishing)![4], 'none', 'a phishing request gets a safety budget');
+  });
+
+  it('puts no budget hint on recipe keys that are not prompts (system_prompt)', async () => {
+    await openFile(page, 'recipes/demo/tiny-cpu.yaml');
+    const recipeLines = readFileSync(join(ROOT, 'recipes/demo/tiny-cpu.yaml'), 'utf8').split('\n');
+    const sys = recipeLines.findIndex((l) => l.startsWith('system_prompt:')) + 1;
+    await page.waitForTimeout(3000); // hints would have come by now (the model is loaded)
+    const lines = await visibleLines(page);
+    assert.ok(lines.has(sys), `line ${sys} is visible`);
+    assert.doesNotMatch(lines.get(sys)!, / tok\b/, `no hint on ${lines.get(sys)}`);
+    await page.locator('.tab[data-resource-name="sample.jsonl"]').first().click();
+    await page.locator('.tab.active[data-resource-name="sample.jsonl"]').first().waitFor({ state: 'visible' });
   });
 
   it('opens the inspector for a selected prompt with the same decision as its hint', async () => {
@@ -80,8 +103,13 @@ describe('allocator in the editor', { timeout: 240_000 }, () => {
     const tier = frame.locator('[data-testid=tier]');
     await tier.waitFor({ state: 'visible', timeout: 60_000 });
     const hint = hints.get(lineNo)!;
-    assert.equal((await tier.innerText()).trim(), hint[2]);
-    assert.equal((await frame.locator('[data-testid=budget]').innerText()).trim(), hint[3]);
+    assert.equal((await tier.innerText()).trim(), hint[4]);
+    assert.equal((await frame.locator('[data-testid=budget]').innerText()).trim(), hint[5], 'the inspector shows the budget the hint shows');
+    const training = await frame.locator('[data-testid=training]').innerText();
+    assert.match(training, /Training would assign \d+ tokens \(allocator[^)]*\): recipes\/demo\/tiny-cpu\.yaml: allocator tier/);
+    if (hint[6] !== undefined) assert.match(training, /by safety\.max_budget 16/);
+    const why = await frame.locator('[data-testid=tier-why]').innerText();
+    assert.match(why, /ambiguity \d+% [<≥] [\d.]+ \(deep\).*risk \d+% [<≥] [\d.]+ \(brief\)/, `the tier by both scores: ${why}`);
     // The words that drive the score are listed, and they come from the selected prompt.
     const drivers = await frame.locator('[data-testid=drivers] li').allInnerTexts();
     assert.ok(drivers.length > 0, 'the inspector lists the words that drive the score');

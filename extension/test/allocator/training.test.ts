@@ -55,7 +55,8 @@ test('the hint names the score that drove the tier and says when max_budget clip
   const p = parsePolicy({}, 'test');
   const amb = trainingBudget({ label: 'borderline' }, { risk: 0.3, ambiguity: 0.9 }, p, s);
   assert.equal(amb.driver, 'ambiguity');
-  assert.equal(trainingHint(amb, { risk: 0.3, ambiguity: 0.9 }), `ambiguity 90% → deep · 16 tok (clipped from ${p.budget_deep})`);
+  assert.equal(trainingHint(amb, { risk: 0.3, ambiguity: 0.9 }), 'ambiguity 90% → deep · 16 tok (clipped)');
+  assert.equal(amb.clippedFrom, p.budget_deep);
   assert.match(amb.why, /^recipes\/demo\/tiny-cpu\.yaml: allocator tier deep, safety\.budget_source auto, clipped \d+ → 16 by safety\.max_budget 16$/);
   const risk = trainingBudget({}, { risk: 0.99, ambiguity: 0.1 }, p, s);
   assert.equal(driverOf(risk.decision!), 'risk');

@@ -123,11 +123,15 @@ export function tierExplanation(risk: number, ambiguity: number, p: Policy): str
     `risk ${pc(risk)} ${cmp(risk, p.risk_harmful)} ${p.risk_harmful} (brief) and ${cmp(risk, p.risk_standard)} ${p.risk_standard} (standard)`;
 }
 
-/** "ambiguity 71% → deep · 16 tok (clipped)": the inline hint, naming the driver. */
+/**
+ * "ambiguity 71% → deep · 16 tok (clipped)": the inline hint, naming the driver. Kept within
+ * VS Code's inlay hint length (editor.inlayHints.maximumLength, 43): the value before the clip
+ * and the settings are in the tooltip (TrainingBudget.why).
+ */
 export function trainingHint(t: TrainingBudget, scores: { risk: number; ambiguity: number }, truncated = false): string {
   const pc = (x: number) => `${Math.round(x * 100)}%`;
   const lead = t.decision
     ? t.driver === 'ambiguity' ? `ambiguity ${pc(scores.ambiguity)} → ${t.decision.tier}` : t.driver === 'risk' ? `risk ${pc(scores.risk)} → ${t.decision.tier}` : `risk ${pc(scores.risk)}, ambiguity ${pc(scores.ambiguity)} → ${t.decision.tier}`
     : t.from === 'dataset' ? 'row budget' : 'label default';
-  return `${lead} · ${t.budget} tok${t.clippedFrom !== undefined ? ` (clipped from ${t.clippedFrom})` : ''}${truncated ? ' · truncated' : ''}`;
+  return `${lead} · ${t.budget} tok${t.clippedFrom !== undefined ? ' (clipped)' : ''}${truncated ? ' · truncated' : ''}`;
 }
