@@ -7,20 +7,11 @@ import { completeSize, readRun, runDir as localRunDir, TERMINAL_STATES, withRunL
 import { resumeRefusal } from '../runs/resume';
 import { ensurePython, requirementsPath } from './env';
 import type { Host } from './host';
-import { shJoin, shQuote } from './quote';
-import {
-  detachedStartCommand,
-  readRecipeInfo,
-  sbatchArgs,
-  sbatchCommand,
-  sbatchScript,
-  trainArgv,
-  wrapperScript,
-  type RecipeInfo,
-} from './scripts';
+import { shQuote } from './quote';
+import { readRecipeInfo, type RecipeInfo } from './scripts';
 import type { LaunchSession } from './session';
-import { parseSbatchOutput } from './slurm';
 import { collectFiles, syncToHost, type SyncResult } from './sync';
+import { driverFor } from './driver';
 import { describeTarget, type Target } from './targets';
 import { requireTopology } from './topology';
 
@@ -41,6 +32,8 @@ export interface Plan {
   kind: 'process' | 'slurm';
   /** The generated wrapper (local/SSH) or batch script (SLURM). */
   script: string;
+  /** Its file name in the run folder (run.sh, job.sbatch). */
+  scriptName: string;
   /** The command that starts it on the host. */
   command: string;
   /** Files synced (workspace-relative). */
@@ -92,20 +85,10 @@ export async function planLaunch(s: LaunchSession, recipe: string, targetName: s
   const python = pythonOverride ?? t.python ?? `${baseDir}/envs/<sha256 of ${requirementsPath(t)}>/bin/python`;
   const files = await collectFiles(s.source, rel, t.python ? [] : [requirementsPath(t)]);
   const recipeOnHost = `${projectDir}/${rel}`;
-  const env = t.env;
-  let script: string;
-  let command: string;
-  if (t.type === 'slurm') {
-    const spec = { runId: id, launchToken, projectDir, runDir, python, recipe: recipeOnHost, outputDir, launch: info.launch, model: info.model, kind: info.kind, serverPort: info.serverPort, target: t, env };
-    script = sbatchScript(spec);
-    command = `cd -- ${shQuote(projectDir)} && ${sbatchCommand(spec)}`;
-  } else {
-    script = wrapperScript({ runId: id, launchToken, projectDir, runDir, env, argv: trainArgv({ python, recipe: recipeOnHost, outputDir, launch: info.launch, kind: info.kind }) });
-    command = detachedStartCommand(runDir);
-  }
+  const prepared = driverFor(t).prepare({ runId: id, launchToken, projectDir, runDir, outputDir, python, recipe: recipeOnHost, info, target: t });
   return {
     runId: id, launchToken, recipe: rel, target: t, host: describeTarget(t, s.targets), baseDir, projectDir, runDir, outputDir, python,
-    buildsEnv: !t.python, kind: t.type === 'slurm' ? 'slurm' : 'process', script, command, files, info,
+    buildsEnv: !t.python, kind: driverFor(t).kind, script: prepared.script, scriptName: prepared.scriptName, command: prepared.command, files, info,
     warnings: warnings.map((w) => `${rel}: ${w.key}: ${w.message}`),
   };
 }
@@ -119,10 +102,10 @@ export function formatPlan(p: Plan): string {
     p.buildsEnv ? `python: a venv built from ${requirementsPath(p.target)} (uv when present, else python3 -m venv), reused while its hash is unchanged` : `python: ${p.python}`,
     `output: ${p.outputDir}`,
     '',
-    `# ${p.kind === 'slurm' ? 'submitted with' : 'started (detached, own session) with'}:`,
+    `# ${driverFor(p.target).verb}:`,
     p.command,
     '',
-    `# ${p.kind === 'slurm' ? p.runDir + '/job.sbatch' : p.runDir + '/run.sh'}:`,
+    `# ${p.runDir}/${p.scriptName}:`,
     p.script,
   ].join('\n');
 }
@@ -136,16 +119,6 @@ async function writeSecrets(host: Host, runDir: string, secrets: Record<string, 
   });
   await host.writeFile(`${runDir}/secrets.env`, body.join('\n') + '\n', 0o600);
   return true;
-}
-
-/** Checks that a SLURM partition exists before submitting, for a clear error. */
-async function checkPartition(host: Host, t: Target): Promise<void> {
-  if (t.type !== 'slurm' || !t.partition) return;
-  const r = await host.exec(`sinfo -h -o %R`);
-  if (r.code !== 0) throw new Error(`target '${t.name}': sinfo failed on ${host.label}: ${(r.stderr || r.stdout).trim() || 'exit ' + r.code}`);
-  const parts = r.stdout.split('\n').map((x) => x.trim()).filter(Boolean);
-  if (!parts.includes(t.partition))
-    throw new Error(`target '${t.name}': SLURM partition '${t.partition}' does not exist on ${host.label} (partitions: ${parts.join(', ') || 'none'})`);
 }
 
 export interface StartOutcome {
@@ -171,39 +144,13 @@ async function start(s: LaunchSession, plan: Plan, rec: RunRecord): Promise<Star
   // a resumed run starts in the same folder: the previous attempt's pid and exit code must not be read as this one's
   const stale = ['pid', 'trainer.pid', 'exit_code', 'exit_code.tmp', 'job_id'].map((f) => shQuote(`${plan.runDir}/${f}`)).join(' ');
   await host.exec(`rm -f -- ${stale}`);
-  const scriptName = plan.kind === 'slurm' ? 'job.sbatch' : 'run.sh';
-  await host.writeFile(`${plan.runDir}/${scriptName}`, finalPlan.script, 0o700);
+  await host.writeFile(`${plan.runDir}/${finalPlan.scriptName}`, finalPlan.script, 0o700);
   await writeSecrets(host, plan.runDir, s.opts.secrets);
   rec.python = env.python;
   rec.command = finalPlan.command;
   rec.launchToken = finalPlan.launchToken;
   try {
-    if (plan.kind === 'slurm') {
-      await checkPartition(host, t);
-      const r = await host.exec(finalPlan.command);
-      const jobId = parseSbatchOutput(r.stdout);
-      if (r.code !== 0 || !jobId) throw new Error(`sbatch on ${host.label} failed: ${(r.stderr || r.stdout).trim() || 'exit ' + r.code}`);
-      rec.jobId = jobId;
-      rec.state = 'queued';
-    } else {
-      const r = await host.exec(finalPlan.command);
-      const pid = Number(r.stdout.trim().split('\n').pop());
-      if (r.code !== 0 || !Number.isInteger(pid) || pid <= 0) throw new Error(`starting the run on ${host.label} failed: ${(r.stderr || r.stdout).trim() || 'exit ' + r.code}`);
-      rec.pid = pid;
-      rec.pgid = pid;
-      // the wrapper records its own pid and process group
-      for (let i = 0; i < 50; i++) {
-        const b = await host.readFrom(`${plan.runDir}/pid`);
-        const m = b && /^(\d+) (\d+)/.exec(b.toString());
-        if (m) {
-          rec.pid = Number(m[1]);
-          rec.pgid = Number(m[2]);
-          break;
-        }
-        await new Promise((res) => setTimeout(res, 100));
-      }
-      rec.state = 'starting';
-    }
+    await driverFor(t).submit(host, t, finalPlan.command, rec);
   } catch (err) {
     await host.exec(`rm -f -- ${shQuote(plan.runDir + '/secrets.env')}`).catch(() => undefined);
     throw err;
@@ -269,26 +216,7 @@ async function cancelLocked(s: LaunchSession, id: string, graceS?: number): Prom
   const host = await s.host(t);
   const grace = graceS ?? t.cancelGrace ?? 30;
   rec.cancelRequested = true;
-  if (rec.targetKind === 'slurm') {
-    if (!rec.jobId) throw new Error(`run ${id} has no SLURM job id yet`);
-    const r = await host.exec(`scancel ${shQuote(rec.jobId)}`);
-    if (r.code !== 0) throw new Error(`scancel ${rec.jobId} on ${host.label} failed: ${(r.stderr || r.stdout).trim()}`);
-  } else {
-    if (!rec.pgid) throw new Error(`run ${id} has no process group recorded`);
-    // TERM to the run's process group; SIGKILL when it outlives the grace period; then any rank that
-    // left the group (accelerate starts its workers in their own session) is found by the launch token
-    // the wrapper put in its environment (unique per start, so a quick resume is never hit). Detached, so it finishes even if we disconnect.
-    const killer = [
-      'g=$1; n=$2; id=$3',
-      'kill -TERM -- -"$g" 2>/dev/null',
-      'i=0; while [ "$i" -lt "$n" ]; do ps -o stat= --sid "$g" 2>/dev/null | grep -q "^[^Z]" || break; sleep 1; i=$((i+1)); done',
-      'kill -KILL -- -"$g" 2>/dev/null',
-      'for e in /proc/[0-9]*/environ; do if grep -qzxF "CONSCIENCE_LAUNCH_TOKEN=$id" "$e" 2>/dev/null; then p=${e#/proc/}; kill -KILL "${p%/environ}" 2>/dev/null; fi; done',
-      'exit 0',
-    ].join('\n');
-    const r = await host.exec(`setsid nohup bash -c ${shQuote(killer)} conscience-cancel ${shJoin([rec.pgid, grace, rec.launchToken ?? 'none'])} >/dev/null 2>&1 </dev/null &`);
-    if (r.code !== 0) throw new Error(`cancel on ${host.label} failed: ${r.stderr.trim()}`);
-  }
+  await driverFor(rec.targetKind).cancel(host, rec, grace);
   rec.state = 'cancelling';
   await writeRun(s.root, rec);
   return rec;

@@ -10,56 +10,12 @@ import { copyEventLines } from '../runs/copy';
 import { deriveState } from '../runs/state';
 import { completeSize, readRun, runDir as localRunDir, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
 import { LocalHost, type Host } from './host';
-import { shQuote } from './quote';
+import { driverFor, type Observation } from './driver';
 import type { LaunchSession } from './session';
-import { jobOutcome, parseSacct, parseScontrol, parseSqueue, type JobStatus } from './slurm';
 
-export interface ProcessStatus {
-  alive: boolean;
-  exitCode?: number | null;
-}
-
-export async function processStatus(host: Host, rec: RunRecord): Promise<ProcessStatus> {
-  const sid = rec.pgid ?? rec.pid;
-  if (!sid) return { alive: true };
-  const cmd =
-    `printf 'exit=%s\\n' "$(cat ${shQuote(rec.remoteDir + '/exit_code')} 2>/dev/null)"; ` +
-    `if command -v ps >/dev/null 2>&1; then ps -o stat= --sid ${shQuote(sid)} 2>/dev/null | grep -q '^[^Z]' && echo alive=1 || echo alive=0; ` +
-    `else kill -0 -${shQuote(sid)} 2>/dev/null && echo alive=1 || echo alive=0; fi`;
-  const r = await host.exec(cmd);
-  if (r.code !== 0) throw new Error(`${host.label}: status check failed: ${r.stderr.trim()}`);
-  const ec = /exit=(\d*)/.exec(r.stdout)?.[1];
-  return { alive: /alive=1/.test(r.stdout), exitCode: ec ? Number(ec) : null };
-}
-
-export interface SlurmObservation {
-  job?: JobStatus;
-  gone: boolean;
-  exitFile: number | null;
-}
-
-export async function slurmStatus(host: Host, rec: RunRecord): Promise<SlurmObservation> {
-  const id = shQuote(rec.jobId ?? '');
-  const cmd = [
-    `squeue -h -j ${id} -o '%i|%T|%r' 2>/dev/null`,
-    'echo @@',
-    `scontrol show job -o ${id} 2>/dev/null`,
-    'echo @@',
-    `cat ${shQuote(rec.remoteDir + '/exit_code')} 2>/dev/null`,
-    'echo @@',
-    `command -v sacct >/dev/null 2>&1 && sacct -n -P -X -j ${id} -o JobID,State,ExitCode 2>/dev/null`,
-    'true',
-  ].join('; ');
-  const r = await host.exec(cmd);
-  const [sq = '', sc = '', ex = '', sa = ''] = r.stdout.split('@@\n');
-  const exitFile = /^\d+/.test(ex.trim()) ? Number(ex.trim()) : null;
-  const fromQueue = parseSqueue(sq, rec.jobId ?? '');
-  const fromCtl = parseScontrol(sc);
-  const fromAcct = parseSacct(sa, rec.jobId ?? '');
-  // squeue knows live jobs; scontrol keeps finished ones for MinJobAge; sacct only with slurmdbd
-  const job = fromCtl && (!fromQueue || jobOutcome(fromCtl)) ? fromCtl : fromQueue ?? fromAcct;
-  return { job, gone: !job, exitFile };
-}
+// how the host is asked lives in the target's driver (driver-process.ts, driver-slurm.ts)
+export { processStatus, type ProcessStatus } from './driver-process';
+export { slurmStatus, type SlurmObservation } from './driver-slurm';
 
 export interface MonitorOptions {
   /** Milliseconds between event polls (default 250). */
@@ -78,8 +34,7 @@ export interface MonitorOptions {
 export class RunMonitor extends EventEmitter {
   private stopped = false;
   private lastStatusAt = 0;
-  private proc?: ProcessStatus;
-  private slurm?: SlurmObservation;
+  private observed: Observation = {};
   private disconnected = false;
   private lastHost?: Host;
   private emitted?: { events: EventTail; stdout: number; stderr: number };
@@ -169,8 +124,7 @@ export class RunMonitor extends EventEmitter {
       const now = Date.now();
       if (rec.state !== 'preparing' && now - this.lastStatusAt >= (this.opts.statusMs ?? 1000)) {
         this.lastStatusAt = now;
-        if (rec.targetKind === 'slurm') this.slurm = rec.jobId ? await slurmStatus(host, rec) : undefined;
-        else this.proc = await processStatus(host, rec);
+        this.observed = await driverFor(rec.targetKind).status(host, rec);
       }
       // events: complete lines only; a host file cut under the copy is noticed and its new lines kept (core/runs/copy.ts)
       const remoteEvents = `${rec.outputDir}/events.jsonl`;
@@ -183,8 +137,9 @@ export class RunMonitor extends EventEmitter {
         this.apply(rec, events);
       }
       rec.eventOffset = ev.hostOffset;
+      const logs = driverFor(rec.targetKind).logs(rec);
       for (const [name, key] of [['stdout', 'stdoutOffset'], ['stderr', 'stderrOffset']] as const) {
-        const lg = await this.tail(host, `${rec.remoteDir}/${name}.log`, join(dir, `${name}.log`), false);
+        const lg = await this.tail(host, logs[name], join(dir, `${name}.log`), false);
         rec[key] = lg.offset + lg.bytes.length;
       }
     } catch (err) {
@@ -205,13 +160,7 @@ export class RunMonitor extends EventEmitter {
         now: Date.now() / 1000,
         lastActivity: rec.lastActivityAt ?? rec.startedAt ?? rec.createdAt,
         heartbeatTimeout: this.opts.heartbeatTimeoutS ?? t2.heartbeatTimeout ?? 90,
-        process: rec.targetKind === 'slurm' ? undefined : this.proc,
-        job: this.slurm?.job
-          ? { state: this.slurm.job.state, outcome: jobOutcome(this.slurm.job), exitCode: this.slurm.job.exitCode, reason: this.slurm.job.reason }
-          : this.slurm?.gone
-            ? { state: 'UNKNOWN', gone: true }
-            : undefined,
-        exitFile: this.slurm?.exitFile,
+        ...this.observed,
       });
       rec.state = out.state;
       if (out.terminal) {
@@ -220,8 +169,7 @@ export class RunMonitor extends EventEmitter {
         // the final exit code is known once the process or job is gone as well
         if (out.settled) {
           rec.finishedAt = rec.finishedAt ?? Date.now() / 1000;
-          // a SLURM job keeps its secrets file for its whole life (requeues included); the job is over now
-          if (rec.targetKind === 'slurm') await host.exec(`rm -f -- ${shQuote(rec.remoteDir + '/secrets.env')}`).catch(() => undefined);
+          await driverFor(rec.targetKind).settle(host, rec);
         }
       }
     }

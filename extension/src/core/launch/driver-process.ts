@@ -1,0 +1,91 @@
+// The process driver (local and SSH targets): a generated wrapper started detached in its own
+// session (setsid); status from the session's live processes and the wrapper's exit_code file;
+// cancel = SIGTERM to the process group, SIGKILL after the grace period, then any rank that left
+// the group, found by the launch token in its environment.
+import type { RunRecord } from '../runs/store';
+import type { Observation, PrepareSpec, Prepared, TargetDriver } from './driver';
+import type { Host } from './host';
+import { shJoin, shQuote } from './quote';
+import { detachedStartCommand, trainArgv, wrapperScript } from './scripts';
+import type { Target } from './targets';
+
+export interface ProcessStatus {
+  alive: boolean;
+  exitCode?: number | null;
+}
+
+export async function processStatus(host: Host, rec: RunRecord): Promise<ProcessStatus> {
+  const sid = rec.pgid ?? rec.pid;
+  if (!sid) return { alive: true };
+  const cmd =
+    `printf 'exit=%s\\n' "$(cat ${shQuote(rec.remoteDir + '/exit_code')} 2>/dev/null)"; ` +
+    `if command -v ps >/dev/null 2>&1; then ps -o stat= --sid ${shQuote(sid)} 2>/dev/null | grep -q '^[^Z]' && echo alive=1 || echo alive=0; ` +
+    `else kill -0 -${shQuote(sid)} 2>/dev/null && echo alive=1 || echo alive=0; fi`;
+  const r = await host.exec(cmd);
+  if (r.code !== 0) throw new Error(`${host.label}: status check failed: ${r.stderr.trim()}`);
+  const ec = /exit=(\d*)/.exec(r.stdout)?.[1];
+  return { alive: /alive=1/.test(r.stdout), exitCode: ec ? Number(ec) : null };
+}
+
+export const processDriver: TargetDriver = {
+  kind: 'process',
+  verb: 'started (detached, own session) with',
+
+  prepare(p: PrepareSpec): Prepared {
+    const argv = trainArgv({ python: p.python, recipe: p.recipe, outputDir: p.outputDir, launch: p.info.launch, kind: p.info.kind });
+    return {
+      script: wrapperScript({ runId: p.runId, launchToken: p.launchToken, projectDir: p.projectDir, runDir: p.runDir, env: p.target.env, argv }),
+      scriptName: 'run.sh',
+      command: detachedStartCommand(p.runDir),
+    };
+  },
+
+  async submit(host: Host, _t: Target, command: string, rec: RunRecord): Promise<void> {
+    const r = await host.exec(command);
+    const pid = Number(r.stdout.trim().split('\n').pop());
+    if (r.code !== 0 || !Number.isInteger(pid) || pid <= 0) throw new Error(`starting the run on ${host.label} failed: ${(r.stderr || r.stdout).trim() || 'exit ' + r.code}`);
+    rec.pid = pid;
+    rec.pgid = pid;
+    // the wrapper records its own pid and process group
+    for (let i = 0; i < 50; i++) {
+      const b = await host.readFrom(`${rec.remoteDir}/pid`);
+      const m = b && /^(\d+) (\d+)/.exec(b.toString());
+      if (m) {
+        rec.pid = Number(m[1]);
+        rec.pgid = Number(m[2]);
+        break;
+      }
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    rec.state = 'starting';
+  },
+
+  async status(host: Host, rec: RunRecord): Promise<Observation> {
+    return { process: await processStatus(host, rec) };
+  },
+
+  async cancel(host: Host, rec: RunRecord, grace: number): Promise<void> {
+    if (!rec.pgid) throw new Error(`run ${rec.id} has no process group recorded`);
+    // TERM to the run's process group; SIGKILL when it outlives the grace period; then any rank that
+    // left the group (accelerate starts its workers in their own session) is found by the launch token
+    // the wrapper put in its environment (unique per start, so a quick resume is never hit). Detached, so it finishes even if we disconnect.
+    const killer = [
+      'g=$1; n=$2; id=$3',
+      'kill -TERM -- -"$g" 2>/dev/null',
+      'i=0; while [ "$i" -lt "$n" ]; do ps -o stat= --sid "$g" 2>/dev/null | grep -q "^[^Z]" || break; sleep 1; i=$((i+1)); done',
+      'kill -KILL -- -"$g" 2>/dev/null',
+      'for e in /proc/[0-9]*/environ; do if grep -qzxF "CONSCIENCE_LAUNCH_TOKEN=$id" "$e" 2>/dev/null; then p=${e#/proc/}; kill -KILL "${p%/environ}" 2>/dev/null; fi; done',
+      'exit 0',
+    ].join('\n');
+    const r = await host.exec(`setsid nohup bash -c ${shQuote(killer)} conscience-cancel ${shJoin([rec.pgid, grace, rec.launchToken ?? 'none'])} >/dev/null 2>&1 </dev/null &`);
+    if (r.code !== 0) throw new Error(`cancel on ${host.label} failed: ${r.stderr.trim()}`);
+  },
+
+  logs(rec: RunRecord) {
+    return { stdout: `${rec.remoteDir}/stdout.log`, stderr: `${rec.remoteDir}/stderr.log` };
+  },
+
+  async settle(): Promise<void> {
+    // the wrapper deleted the secrets file at start; nothing is left
+  },
+};

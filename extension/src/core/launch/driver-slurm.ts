@@ -1,0 +1,97 @@
+// The SLURM driver: job.sbatch (scripts.ts, executing the topology plan) submitted with sbatch;
+// status from squeue, then scontrol once the job left the queue, then sacct where it exists,
+// then the batch script's exit_code file; cancel = scancel; the secrets file, kept for the
+// job's life (requeues), is removed once the run settles.
+import type { RunRecord } from '../runs/store';
+import type { Observation, PrepareSpec, Prepared, TargetDriver } from './driver';
+import type { Host } from './host';
+import { shQuote } from './quote';
+import { sbatchCommand, sbatchScript } from './scripts';
+import { jobOutcome, parseSacct, parseSbatchOutput, parseScontrol, parseSqueue, type JobStatus } from './slurm';
+import type { Target } from './targets';
+
+export interface SlurmObservation {
+  job?: JobStatus;
+  gone: boolean;
+  exitFile: number | null;
+}
+
+export async function slurmStatus(host: Host, rec: RunRecord): Promise<SlurmObservation> {
+  const id = shQuote(rec.jobId ?? '');
+  const cmd = [
+    `squeue -h -j ${id} -o '%i|%T|%r' 2>/dev/null`,
+    'echo @@',
+    `scontrol show job -o ${id} 2>/dev/null`,
+    'echo @@',
+    `cat ${shQuote(rec.remoteDir + '/exit_code')} 2>/dev/null`,
+    'echo @@',
+    `command -v sacct >/dev/null 2>&1 && sacct -n -P -X -j ${id} -o JobID,State,ExitCode 2>/dev/null`,
+    'true',
+  ].join('; ');
+  const r = await host.exec(cmd);
+  const [sq = '', sc = '', ex = '', sa = ''] = r.stdout.split('@@\n');
+  const exitFile = /^\d+/.test(ex.trim()) ? Number(ex.trim()) : null;
+  const fromQueue = parseSqueue(sq, rec.jobId ?? '');
+  const fromCtl = parseScontrol(sc);
+  const fromAcct = parseSacct(sa, rec.jobId ?? '');
+  // squeue knows live jobs; scontrol keeps finished ones for MinJobAge; sacct only with slurmdbd
+  const job = fromCtl && (!fromQueue || jobOutcome(fromCtl)) ? fromCtl : fromQueue ?? fromAcct;
+  return { job, gone: !job, exitFile };
+}
+
+/** Checks that a SLURM partition exists before submitting, for a clear error. */
+async function checkPartition(host: Host, t: Target): Promise<void> {
+  if (t.type !== 'slurm' || !t.partition) return;
+  const r = await host.exec(`sinfo -h -o %R`);
+  if (r.code !== 0) throw new Error(`target '${t.name}': sinfo failed on ${host.label}: ${(r.stderr || r.stdout).trim() || 'exit ' + r.code}`);
+  const parts = r.stdout.split('\n').map((x) => x.trim()).filter(Boolean);
+  if (!parts.includes(t.partition))
+    throw new Error(`target '${t.name}': SLURM partition '${t.partition}' does not exist on ${host.label} (partitions: ${parts.join(', ') || 'none'})`);
+}
+
+export const slurmDriver: TargetDriver = {
+  kind: 'slurm',
+  verb: 'submitted with',
+
+  prepare(p: PrepareSpec): Prepared {
+    if (p.target.type !== 'slurm') throw new Error(`target '${p.target.name}' is not a SLURM target`);
+    const spec = {
+      runId: p.runId, launchToken: p.launchToken, projectDir: p.projectDir, runDir: p.runDir, python: p.python, recipe: p.recipe,
+      outputDir: p.outputDir, launch: p.info.launch, model: p.info.model, kind: p.info.kind, serverPort: p.info.serverPort, target: p.target, env: p.target.env,
+    };
+    return { script: sbatchScript(spec), scriptName: 'job.sbatch', command: `cd -- ${shQuote(p.projectDir)} && ${sbatchCommand(spec)}` };
+  },
+
+  async submit(host: Host, t: Target, command: string, rec: RunRecord): Promise<void> {
+    await checkPartition(host, t);
+    const r = await host.exec(command);
+    const jobId = parseSbatchOutput(r.stdout);
+    if (r.code !== 0 || !jobId) throw new Error(`sbatch on ${host.label} failed: ${(r.stderr || r.stdout).trim() || 'exit ' + r.code}`);
+    rec.jobId = jobId;
+    rec.state = 'queued';
+  },
+
+  async status(host: Host, rec: RunRecord): Promise<Observation> {
+    if (!rec.jobId) return {};
+    const o = await slurmStatus(host, rec);
+    return {
+      job: o.job ? { state: o.job.state, outcome: jobOutcome(o.job), exitCode: o.job.exitCode, reason: o.job.reason } : { state: 'UNKNOWN', gone: true },
+      exitFile: o.exitFile,
+    };
+  },
+
+  async cancel(host: Host, rec: RunRecord): Promise<void> {
+    if (!rec.jobId) throw new Error(`run ${rec.id} has no SLURM job id yet`);
+    const r = await host.exec(`scancel ${shQuote(rec.jobId)}`);
+    if (r.code !== 0) throw new Error(`scancel ${rec.jobId} on ${host.label} failed: ${(r.stderr || r.stdout).trim()}`);
+  },
+
+  logs(rec: RunRecord) {
+    return { stdout: `${rec.remoteDir}/stdout.log`, stderr: `${rec.remoteDir}/stderr.log` };
+  },
+
+  async settle(host: Host, rec: RunRecord): Promise<void> {
+    // a SLURM job keeps its secrets file for its whole life (requeues included); the job is over now
+    await host.exec(`rm -f -- ${shQuote(rec.remoteDir + '/secrets.env')}`).catch(() => undefined);
+  },
+};
