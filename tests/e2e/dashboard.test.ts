@@ -72,9 +72,12 @@ describe('run dashboard webview', { timeout: 240_000 }, () => {
     const drawn = await waitFor('coloured curve pixels on the reward chart',
       async () => (await reward.locator('canvas').first().evaluate(COLOURED_PIXELS)) || undefined);
     assert.ok(drawn > 200, `only ${drawn} coloured pixels drawn on the reward chart`);
-    // The samples table shows the latest completions with their rewards.
+    // The samples table shows the latest logged step's completions, the safety block apart from the answer.
     const samples = frame.locator('[data-testid=samples]');
-    await waitFor('sample rows', async () => (await samples.innerText()).includes('<safety>'));
+    await waitFor('sample rows', async () => (await samples.locator('tbody td.safety').count()) > 0);
+    assert.match(await samples.locator('tbody td.safety').first().innerText(), /Low risk; household chemistry\./);
+    assert.match(await samples.locator('tbody td.answer').first().innerText(), /^Take them to a collection point/);
+    assert.doesNotMatch(await samples.innerText(), /<safety>/, 'the tags are not shown inline');
     await screenshot(page, 'dashboard');
   });
 
