@@ -44,6 +44,34 @@ test('serves, logs JSON lines without prompts, and stops cleanly on SIGTERM', as
   assert.ok(!err.includes('phishing'), 'no prompt text in the logs');
 });
 
+test('SIGTERM lets a stream in flight finish, refuses new connections, then exits 0', async () => {
+  const port = await freePort();
+  const p = spawn(process.execPath, [CLI, 'serve', '--upstream', up.url, '--port', String(port), '--grace', '20'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (c: Buffer) => { err += c.toString(); });
+  const exited = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
+  try {
+    for (let i = 0; !err.includes('"msg":"listening"'); i++) {
+      if (i > 300 || p.exitCode !== null) throw new Error(`did not start:\n${err}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const r = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-fake': 'slow-stream' }, body: JSON.stringify({ stream: true, messages: [{ role: 'user', content: 'How do I bake bread?' }] }) });
+    const reader = r.body!.getReader();
+    let text = new TextDecoder().decode((await reader.read()).value);
+    p.kill('SIGTERM');
+    for (let i = 0; !err.includes('stopping'); i++) {
+      if (i > 100) throw new Error(`no stopping record:\n${err}`);
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    await assert.rejects(fetch(`http://127.0.0.1:${port}/health`, { headers: { connection: 'close' } }), 'no new connections while draining');
+    for (;;) { const { value, done } = await reader.read(); if (done) break; text += new TextDecoder().decode(value); }
+    assert.ok(text.trimEnd().endsWith('data: [DONE]'), text.slice(-200));
+    assert.equal(await exited, 0);
+  } finally {
+    if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  }
+});
+
 test('usage errors exit 2 with a message', () => {
   for (const [args, msg] of [
     [['serve'], /--upstream URL is required/],

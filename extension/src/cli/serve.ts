@@ -1,6 +1,6 @@
 // `conscience serve --upstream URL [--host 127.0.0.1] [--port 8100] [--allocator DIR]
 //   [--recipe FILE] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES]
-//   [--upstream-timeout SECONDS]`
+//   [--upstream-timeout SECONDS] [--grace SECONDS]`
 // An OpenAI-compatible gateway in front of an existing server (docs/serve.md). Runs until
 // SIGINT/SIGTERM. Exit 0 after a clean stop, 1 when it cannot start, 2 usage.
 import { Allocator, defaultModelDir } from '../core/allocator';
@@ -8,7 +8,7 @@ import { createGateway, parseGatewayPolicy } from '../core/serve';
 import { checkUpstream } from '../core/serve/status';
 import { readServeRecipe, type ServeRecipe } from '../core/serve/recipe';
 
-const USAGE = 'usage: conscience serve --upstream URL [--host 127.0.0.1] [--port 8100] [--allocator DIR] [--recipe FILE] [--allocator-threads N] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES] [--upstream-timeout SECONDS]';
+const USAGE = 'usage: conscience serve --upstream URL [--host 127.0.0.1] [--port 8100] [--allocator DIR] [--recipe FILE] [--allocator-threads N] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES] [--upstream-timeout SECONDS] [--grace SECONDS]';
 
 interface Args {
   upstream: string;
@@ -17,6 +17,7 @@ interface Args {
   allocator?: string;
   recipe?: string;
   allocatorThreads: number;
+  grace: number;
   policy: string[];
   observeOnly: boolean;
   logPrompts: boolean;
@@ -25,7 +26,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args | string {
-  const a: Partial<Args> & { policy: string[] } = { host: '127.0.0.1', port: 8100, policy: [], observeOnly: false, logPrompts: false, allocatorThreads: 1 };
+  const a: Partial<Args> & { policy: string[] } = { host: '127.0.0.1', port: 8100, policy: [], observeOnly: false, logPrompts: false, allocatorThreads: 1, grace: 20 };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
@@ -48,6 +49,7 @@ function parseArgs(argv: string[]): Args | string {
         case '--allocator': a.allocator = value(); break;
         case '--recipe': a.recipe = value(); break;
         case '--allocator-threads': a.allocatorThreads = int(1); break;
+        case '--grace': a.grace = int(0); break;
         case '--policy': a.policy.push(value()); break;
         case '--observe-only': a.observeOnly = true; break;
         case '--log-prompts': a.logPrompts = true; break;
@@ -113,7 +115,9 @@ export async function serve(argv: string[]): Promise<number> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
-  await gateway.close();
+  // finish what is in flight (a Kubernetes pod gets 30 s after SIGTERM by default)
+  process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), level: 'info', msg: 'stopping: finishing requests in flight', grace_s: args.grace }) + '\n');
+  await gateway.close(args.grace * 1000);
   await allocator.dispose();
   return 0;
 }

@@ -50,7 +50,8 @@ export interface Gateway {
   readonly server: http.Server;
   readonly metrics: GatewayMetrics;
   listen(port?: number, host?: string): Promise<{ port: number; host: string; url: string }>;
-  close(): Promise<void>;
+  /** Stops accepting; requests in flight get up to `graceMs` to finish, then every connection is cut. */
+  close(graceMs?: number): Promise<void>;
 }
 
 const HOP_BY_HOP = new Set([
@@ -461,7 +462,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
     forward(req, res, { route: route(path) });
   }
 
+  let active = 0;
   const server = http.createServer((req, res) => {
+    active++;
+    res.once('close', () => { active--; });
     handle(req, res).catch((err: Error) => {
       log({ level: 'error', msg: 'internal error', error: err.message });
       if (!res.headersSent) send(res, 500, openaiError(`conscience gateway: ${err.message}`, 'internal_error'));
@@ -484,12 +488,17 @@ export function createGateway(opts: GatewayOptions): Gateway {
         });
       });
     },
-    close() {
-      return new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-        agent.destroy();
-      });
+    async close(graceMs = 0) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const end = Date.now() + graceMs;
+      while (active > 0 && Date.now() < end) {
+        await new Promise((r) => setTimeout(r, 50));
+        server.closeIdleConnections();
+      }
+      server.closeAllConnections();
+      agent.destroy();
+      await closed;
     },
   };
 }
