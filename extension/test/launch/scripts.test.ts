@@ -30,7 +30,7 @@ describe('trainer command', () => {
     writeFileSync(join(d, 'sft.yaml'), 'kind: sft\nmodel_name_or_path: m\n');
     assert.equal((await readRecipeInfo(join(d, 'sft.yaml'))).kind, 'sft');
     writeFileSync(join(d, 'bad.yaml'), 'kind: rl\n');
-    await assert.rejects(readRecipeInfo(join(d, 'bad.yaml')), /bad\.yaml: kind must be one of grpo, sft, eval, got "rl"/);
+    await assert.rejects(readRecipeInfo(join(d, 'bad.yaml')), /bad\.yaml:1: kind must be one of grpo, sft, eval, got "rl"/);
   });
   it('goes through conscience.launch (accelerate launch) for several processes', () => {
     const a = trainArgv({ python: 'py', recipe: '/r.yaml', outputDir: '/o', launch: L({ num_processes: 2, cpu: true }) });
@@ -44,9 +44,20 @@ describe('trainer command', () => {
     assert.equal(info.launch.accelerate_config, '../acc/zero2.yaml');
     assert.equal(info.maxSteps, 5);
     writeFileSync(join(d, 'bad.yaml'), 'launch:\n  num_processes: 0\n');
-    await assert.rejects(readRecipeInfo(join(d, 'bad.yaml')), new RegExp(`bad\\.yaml: launch\\.num_processes must be an integer >= 1`));
+    await assert.rejects(readRecipeInfo(join(d, 'bad.yaml')), new RegExp(`bad\\.yaml:2: launch\\.num_processes must be an integer >= 1`));
     writeFileSync(join(d, 'broken.yaml'), 'a: [1, 2\n');
-    await assert.rejects(readRecipeInfo(join(d, 'broken.yaml')), /broken\.yaml/);
+    await assert.rejects(readRecipeInfo(join(d, 'broken.yaml')), /broken\.yaml:\d+: /);
+    // read as the validator and PyYAML read it: YAML 1.1 merge keys, schema defaults for what is absent
+    writeFileSync(join(d, 'merge.yaml'), 'base: &b {num_processes: 3, cpu: true}\nlaunch:\n  <<: *b\n  num_machines: 1\n');
+    const m = await readRecipeInfo(join(d, 'merge.yaml'));
+    assert.deepEqual([m.launch.num_processes, m.launch.cpu, m.launch.vllm_server_gpus, m.launch.vllm_gpu_memory_utilization], [3, true, 1, 0.9]);
+    // an alias bomb stops with an error naming the file, never a hang
+    const bomb = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 9; i++) bomb.push(`a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]`);
+    writeFileSync(join(d, 'bomb.yaml'), bomb.join('\n') + '\nlaunch:\n  num_processes: *a8\n');
+    const t0 = Date.now();
+    await assert.rejects(readRecipeInfo(join(d, 'bomb.yaml')), /bomb\.yaml/);
+    assert.ok(Date.now() - t0 < 5000);
   });
 });
 

@@ -4,7 +4,8 @@
 // shell and the target's `setup` lines, which are shell code by definition.
 import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { load } from 'js-yaml';
+import { defaultSchema } from '../recipe/schema';
+import { deref, getPair, LIMITS, lineOf, parseYaml, toPlain, type YNode } from '../recipe/yaml';
 import { shExport, shJoin, shQuote } from './quote';
 import type { SlurmTarget } from './targets';
 import { requireTopology, type Topology } from './topology';
@@ -35,50 +36,82 @@ export interface RecipeInfo {
   serverPort?: number;
 }
 
-/** Reads what launching needs from a recipe (its launch: section and model), with clear errors. */
+/**
+ * Reads what launching needs from a recipe, once per launch: the recipe core's YAML 1.1 tree
+ * (the same parser, alias limits and merge keys as the validator; PyYAML's reading), the
+ * launch: section completed with the recipe schema's defaults. Errors name FILE:LINE.
+ */
 export async function readRecipeInfo(file: string): Promise<RecipeInfo> {
-  let doc: unknown;
+  let text: string;
   try {
-    doc = load(await readFile(file, 'utf8'), { filename: file });
+    text = await readFile(file, 'utf8');
   } catch (err) {
     throw new Error(`${file}: ${(err as Error).message}`);
   }
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new Error(`${file}: a recipe must be a YAML mapping`);
-  const d = doc as Record<string, unknown>;
-  const l = (d.launch ?? {}) as Record<string, unknown>;
-  if (typeof l !== 'object' || Array.isArray(l)) throw new Error(`${file}: 'launch' must be a mapping`);
-  const posInt = (k: string, def: number) => {
-    const v = l[k] ?? def;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new Error(`${file}: launch.${k} must be an integer >= 1`);
-    return v;
+  const parsed = parseYaml(text);
+  const bad = parsed.diagnostics.find((x) => x.severity === 'error');
+  if (bad) throw new Error(`${file}:${bad.line + 1}: ${bad.message}`);
+  const root = deref(parsed.root);
+  if (!root || root.kind !== 'map') throw new Error(`${file}:1: a recipe must be a YAML mapping`);
+  const at = (node: YNode | undefined) => `${file}:${node ? lineOf(text, node.start) : 1}`;
+  const launchPair = getPair(root, 'launch');
+  const launchNode = deref(launchPair?.value);
+  if (launchNode && launchNode.kind !== 'map' && !(launchNode.kind === 'scalar' && launchNode.value === null))
+    throw new Error(`${at(launchNode)}: 'launch' must be a mapping`);
+  // one expansion budget for the whole read: an alias bomb stops with an error, never a hang
+  const budget = { left: LIMITS.maxPlainNodes };
+  const plain = (n: YNode | undefined): unknown => {
+    try {
+      return toPlain(n, budget);
+    } catch (err) {
+      throw new Error(`${at(n)}: ${(err as Error).message}`);
+    }
   };
-  const acc = l.accelerate_config;
-  if (acc !== undefined && acc !== null && typeof acc !== 'string') throw new Error(`${file}: launch.accelerate_config must be a path`);
-  const port = l.main_process_port;
-  if (port !== undefined && port !== null && (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535))
-    throw new Error(`${file}: launch.main_process_port must be a port number`);
-  const util = l.vllm_gpu_memory_utilization ?? 0.9;
-  if (typeof util !== 'number' || !(util > 0 && util <= 1)) throw new Error(`${file}: launch.vllm_gpu_memory_utilization must be in (0, 1]`);
-  const kind = d.kind ?? 'grpo';
+  const top = (k: string) => plain(getPair(root, k)?.value);
+  const section = launchNode?.kind === 'map' ? launchNode : undefined;
+  const defaults = defaultSchema().sections.get('launch');
+  const value = (k: string): { v: unknown; node?: YNode } => {
+    const pair = section ? getPair(section, k) : undefined;
+    if (pair) return { v: plain(pair.value), node: pair.value };
+    return { v: defaults?.get(k)?.default ?? undefined };
+  };
+  const posInt = (k: string) => {
+    const { v, node } = value(k);
+    const n = v ?? 1;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) throw new Error(`${at(node)}: launch.${k} must be an integer >= 1`);
+    return n;
+  };
+  const acc = value('accelerate_config');
+  if (acc.v !== undefined && acc.v !== null && typeof acc.v !== 'string') throw new Error(`${at(acc.node)}: launch.accelerate_config must be a path`);
+  const port = value('main_process_port');
+  if (port.v !== undefined && port.v !== null && (typeof port.v !== 'number' || !Number.isInteger(port.v) || port.v < 1 || port.v > 65535))
+    throw new Error(`${at(port.node)}: launch.main_process_port must be a port number`);
+  const util = value('vllm_gpu_memory_utilization');
+  const u = util.v ?? 0.9;
+  if (typeof u !== 'number' || !(u > 0 && u <= 1)) throw new Error(`${at(util.node)}: launch.vllm_gpu_memory_utilization must be in (0, 1]`);
+  const kind = top('kind') ?? 'grpo';
   if (typeof kind !== 'string' || !Object.hasOwn(RECIPE_KINDS, kind))
-    throw new Error(`${file}: kind must be one of ${Object.keys(RECIPE_KINDS).join(', ')}, got ${JSON.stringify(kind)}`);
+    throw new Error(`${at(getPair(root, 'kind')?.value)}: kind must be one of ${Object.keys(RECIPE_KINDS).join(', ')}, got ${JSON.stringify(kind)}`);
+  const model = top('model_name_or_path');
+  const maxSteps = top('max_steps');
+  const serverPort = top('vllm_server_port');
   return {
     kind: kind as RecipeKind,
     launch: {
-      accelerate_config: (acc as string | undefined) ?? undefined,
-      num_processes: posInt('num_processes', 1),
-      num_machines: posInt('num_machines', 1),
-      cpu: l.cpu === true,
-      main_process_port: (port as number | undefined) ?? undefined,
-      vllm_server: l.vllm_server === true,
-      vllm_server_gpus: posInt('vllm_server_gpus', 1),
-      vllm_tensor_parallel_size: posInt('vllm_tensor_parallel_size', 1),
-      vllm_data_parallel_size: posInt('vllm_data_parallel_size', 1),
-      vllm_gpu_memory_utilization: util,
+      accelerate_config: (acc.v as string | null | undefined) ?? undefined,
+      num_processes: posInt('num_processes'),
+      num_machines: posInt('num_machines'),
+      cpu: value('cpu').v === true,
+      main_process_port: (port.v as number | null | undefined) ?? undefined,
+      vllm_server: value('vllm_server').v === true,
+      vllm_server_gpus: posInt('vllm_server_gpus'),
+      vllm_tensor_parallel_size: posInt('vllm_tensor_parallel_size'),
+      vllm_data_parallel_size: posInt('vllm_data_parallel_size'),
+      vllm_gpu_memory_utilization: u,
     },
-    model: typeof d.model_name_or_path === 'string' ? d.model_name_or_path : undefined,
-    maxSteps: typeof d.max_steps === 'number' ? d.max_steps : undefined,
-    serverPort: typeof d.vllm_server_port === 'number' && Number.isInteger(d.vllm_server_port) ? d.vllm_server_port : undefined,
+    model: typeof model === 'string' ? model : undefined,
+    maxSteps: typeof maxSteps === 'number' ? maxSteps : undefined,
+    serverPort: typeof serverPort === 'number' && Number.isInteger(serverPort) ? serverPort : undefined,
   };
 }
 
