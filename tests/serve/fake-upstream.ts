@@ -6,6 +6,7 @@
  * (the gateway passes headers through untouched, which is itself under test).
  */
 import http from 'node:http';
+import { gzipSync } from 'node:zlib';
 
 export interface Recorded { method: string; url: string; headers: http.IncomingHttpHeaders; body: string }
 
@@ -55,6 +56,17 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
         res.end(JSON.stringify({ error: { message: 'rate limited by the fake', type: 'rate_limit', code: 'slow_down' } }));
       } else if (mode === 'slow-first-byte') {
         setTimeout(() => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(completion(ANSWER, parsed.model)); }, 300);
+      } else if (mode === 'gzip') {
+        // a compressed answer, streamed or not, as a server behind a compressing proxy sends it
+        const stream = parsed.stream === true;
+        const text = stream
+          ? chunk({ role: 'assistant' }) + chunk({ content: '<safety>Short note.' }) + chunk({ content: '</safety> Fine.' }) + chunk({}, { usage: { prompt_tokens: 5, completion_tokens: 9, total_tokens: 14 } }) + 'data: [DONE]\n\n'
+          : completion(ANSWER, parsed.model);
+        const body = gzipSync(text);
+        res.writeHead(200, { 'content-type': stream ? 'text/event-stream' : 'application/json', 'content-encoding': 'gzip', 'content-length': body.length });
+        // in two writes, so the gateway inflates across chunks
+        res.write(body.subarray(0, 10));
+        setTimeout(() => res.end(body.subarray(10)), 10);
       } else if (mode === 'flood') {
         // 64 MiB of SSE content deltas, written only as fast as the reader takes them
         res.writeHead(200, { 'content-type': 'text/event-stream' });

@@ -128,6 +128,21 @@ describe('requests reach the upstream with the budget and nothing else changed',
     assert.equal(log.token_source, 'usage');
   });
 
+  test('a gzip-encoded answer reaches the client as sent and is still split and counted', async () => {
+    for (const stream of [false, true]) {
+      const n = s.logs.length;
+      const r = await post(`${s.url}/v1/chat/completions`, { stream, messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'gzip' });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get('content-encoding'), 'gzip');
+      assert.ok(r.text.includes(stream ? 'Short note.' : 'Benign request.'), 'fetch inflated what the upstream sent');
+      await new Promise((res) => setTimeout(res, 50));
+      const log = s.logs.slice(n).find((l) => l.msg === 'chat')!;
+      assert.equal(log.safety_closed, true, JSON.stringify(log));
+      assert.equal(log.completion_tokens, stream ? 9 : 12);
+      assert.equal(log.token_source, 'usage');
+    }
+  });
+
   test('logs are JSON records without prompt or completion text', () => {
     const text = JSON.stringify(s.logs);
     assert.ok(s.logs.length > 3);

@@ -10,6 +10,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import zlib from 'node:zlib';
 import type { Allocator, Assessment, Tier } from '../allocator';
 import { DEFAULT_TEMPLATE, type PromptTemplateSpec } from '../template';
 import { lastUserText, RequestError, withBudget, contentText } from './messages';
@@ -274,12 +275,23 @@ export function createGateway(opts: GatewayOptions): Gateway {
       Object.assign(out, f.extra);
       res.writeHead(ur.statusCode ?? 502, out);
       const status = ur.statusCode ?? 0;
-      const encoded = (ur.headers['content-encoding'] ?? 'identity') !== 'identity';
+      // the answer goes to the client as it came; the parser reads a decompressed copy
+      const encoding = String(ur.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+      const inflate = !f.chat ? null
+        : encoding === 'gzip' || encoding === 'x-gzip' ? zlib.createGunzip()
+          : encoding === 'deflate' ? zlib.createInflate()
+            : encoding === 'br' ? zlib.createBrotliDecompress() : null;
       const sse = /text\/event-stream/i.test(String(ur.headers['content-type'] ?? ''));
-      const parser = f.chat && status >= 200 && status < 300 && !encoded ? (sse ? new SseAnswer(template) : new JsonAnswer(template)) : null;
+      const parseable = encoding === 'identity' || inflate !== null;
+      const parser = f.chat && status >= 200 && status < 300 && parseable ? (sse ? new SseAnswer(template) : new JsonAnswer(template)) : null;
+      let inflateFailed = false;
+      if (inflate) {
+        inflate.on('data', (c: Buffer) => parser?.push(c));
+        inflate.on('error', () => { inflateFailed = true; });
+      }
       let paused = false;
       ur.on('data', (chunk: Buffer) => {
-        parser?.push(chunk);
+        if (inflate) { if (!inflateFailed) inflate.write(chunk); } else parser?.push(chunk);
         // backpressure: a slow client pauses the upstream instead of filling memory
         if (!res.write(chunk) && !paused) {
           paused = true;
@@ -289,7 +301,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
       });
       ur.on('end', () => {
         res.end();
-        finish({ status }, parser ? parser.end() : null);
+        if (!inflate || inflateFailed) { finish({ status }, parser && !inflateFailed ? parser.end() : null); return; }
+        inflate.once('end', () => finish({ status }, parser && !inflateFailed ? parser.end() : null));
+        inflate.once('error', () => finish({ status }, null));
+        inflate.end();
       });
       const reset = (): void => fail(Object.assign(new Error('the connection was reset'), { code: 'ECONNRESET' }));
       ur.on('aborted', reset);
