@@ -28,3 +28,14 @@ test('other YAML is neither, and parsed text gives the same answer as detectKind
   }
   assert.equal(recipeKind('kind: sft\nmax_steps: 2\n'), 'recipe', 'the recipe kind key marks a recipe');
 });
+
+test('a kind: sft recipe is checked against SFTConfig\'s keys, without the GRPO rules', async () => {
+  const { validateText } = await import('../../src/core/recipe');
+  const base = 'kind: sft\nmodel_name_or_path: Qwen/Qwen2.5-0.5B-Instruct\nmax_length: 512\nper_device_train_batch_size: 3\nlaunch:\n  num_processes: 2\n';
+  assert.deepEqual(validateText(base).map((d) => d.code), [], 'max_length is an SFTConfig key; no C4 on a batch of 3 x 2');
+  const bad = validateText(base + 'num_generations: 4\nmax_lenght: 3\n');
+  assert.deepEqual(bad.map((d) => d.code).sort(), ['CC100', 'CC100']);
+  assert.match(bad.find((d) => /max_lenght/.test(d.message))!.message, /Did you mean 'max_length'/);
+  // the same keys in a GRPO recipe: max_length is not a GRPOConfig key
+  assert.ok(validateText(base.replace('kind: sft\n', '')).some((d) => d.code === 'CC100' && /max_length/.test(d.message)));
+});

@@ -2,6 +2,7 @@
 // TRL line's environment right now (regenerate both with `npm run schema`):
 //   schemas/recipe.schema.json       from .venv       (TRL 0.18.2, runtime/requirements/cpu.txt)
 //   schemas/recipe.trl1.schema.json  from .venv-trl1  (TRL 1.x,    runtime/requirements/cpu-current.txt)
+//   schemas/recipe.sft.schema.json   from .venv       (a kind: sft recipe, `--kind sft`)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -12,22 +13,24 @@ import { REPO } from './helpers';
 const pin = (file: string) => /^trl(?:\[[^\]]*\])?==(\S+)$/m.exec(readFileSync(join(REPO, 'runtime/requirements', file), 'utf8'))?.[1];
 
 const LINES = [
-  { file: 'schemas/recipe.schema.json', venv: '.venv', setup: 'scripts/setup.sh', trl: pin('cpu.txt') },
-  { file: 'schemas/recipe.trl1.schema.json', venv: '.venv-trl1', setup: 'scripts/setup.d/trl1.sh', trl: pin('cpu-current.txt') },
+  { file: 'schemas/recipe.schema.json', venv: '.venv', setup: 'scripts/setup.sh', trl: pin('cpu.txt'), args: [] as string[] },
+  { file: 'schemas/recipe.trl1.schema.json', venv: '.venv-trl1', setup: 'scripts/setup.d/trl1.sh', trl: pin('cpu-current.txt'), args: [] as string[] },
+  { file: 'schemas/recipe.sft.schema.json', venv: '.venv', setup: 'scripts/setup.sh', trl: pin('cpu.txt'), args: ['--kind', 'sft'] },
 ];
 
 for (const line of LINES) {
   test(`${line.file} is up to date with TRL ${line.trl} in ${line.venv} (run \`npm run schema\` if not)`, () => {
     const py = join(REPO, line.venv, 'bin/python');
     assert.ok(existsSync(py), `${py} is missing: run ${line.setup} to create the Python environment`);
-    const r = spawnSync(py, ['-W', 'ignore', '-m', 'conscience.schema'], { cwd: REPO, encoding: 'utf8', timeout: 180_000, maxBuffer: 64 * 1024 * 1024 });
+    const r = spawnSync(py, ['-W', 'ignore', '-m', 'conscience.schema', ...line.args], { cwd: REPO, encoding: 'utf8', timeout: 180_000, maxBuffer: 64 * 1024 * 1024 });
     assert.equal(r.status, 0, `python -m conscience.schema failed:\n${r.stderr}`);
     const committed = readFileSync(join(REPO, line.file), 'utf8');
     assert.ok(r.stdout === committed, `the committed schema is stale: run \`npm run schema\` and commit ${line.file}`);
     const s = JSON.parse(committed);
     assert.equal(s['$schema'], 'http://json-schema.org/draft-07/schema#');
     assert.equal(s['x-conscience'].trl_version, line.trl);
-    assert.ok(s.properties.num_generations && s.properties.model_name_or_path && s.properties.reward_funcs && s.properties.launch);
+    const keys = line.args.includes('sft') ? ['max_length', 'model_name_or_path', 'dataset_name', 'launch', 'safety'] : ['num_generations', 'model_name_or_path', 'reward_funcs', 'launch'];
+    for (const k of keys) assert.ok(s.properties[k], `${line.file} has ${k}`);
     assert.ok(s.properties.launch.properties.trl, 'launch.trl picks the TRL line');
   });
 }

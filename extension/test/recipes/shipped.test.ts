@@ -1,5 +1,6 @@
 // Every YAML file shipped in recipes/ validates clean: no diagnostic at all, not even
-// information (the recipes say which TRL they are written for in launch.trl).
+// information (the recipes say which TRL they are written for in launch.trl), except that a
+// warm-start stage may name the previous stage's output folder before it exists.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, statSync } from 'node:fs';
@@ -28,7 +29,11 @@ test('recipes/ holds the shipped recipes and accelerate configs', () => {
 for (const f of files) {
   test(`${f.slice(REPO.length + 1)} validates clean`, () => {
     const { diags } = validateFile(f);
-    assert.deepEqual(diags.map(fmt), []);
+    // The one information allowed: a warm-start recipe naming the output folder of the stage
+    // before it (recipes/demo/grpo-from-sft.yaml names sft-tiny.yaml's), which exists only once
+    // that stage ran.
+    const stageOutput = (d: (typeof diags)[number]) => d.code === 'CC305' && d.severity === 'info' && /\.conscience\/outputs\//.test(d.message);
+    assert.deepEqual(diags.filter((d) => !stageOutput(d)).map(fmt), []);
   });
 }
 

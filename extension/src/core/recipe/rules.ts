@@ -24,7 +24,7 @@ export interface Emit {
   /** At the value of the first present key of `at` (else its key, else the first key). */
   at(at: Anchor[], message: string, fixes?: QuickFix[], severity?: Severity): void;
   /** At a source range of the recipe. */
-  range(start: number, end: number, message: string, fixes?: QuickFix[]): void;
+  range(start: number, end: number, message: string, fixes?: QuickFix[], severity?: Severity): void;
 }
 
 export interface Rule {
@@ -34,6 +34,8 @@ export interface Rule {
   also?: Severity;
   summary: string;
   stage: Stage;
+  /** A GRPOConfig / GRPOTrainer rule: not run on a `kind: sft` recipe. */
+  only?: 'grpo';
   check?(ctx: Ctx, emit: Emit): void;
 }
 
@@ -92,6 +94,9 @@ function looksLocal(v: string): boolean {
 function looksLikePath(v: string): boolean { return v.startsWith('./') || v.startsWith('../') || v.startsWith('/'); }
 function looksLikeTemplateFile(v: string): boolean { return !v.includes('{') && !v.includes('\n') && /\.(jinja2?|j2|tmpl)$/i.test(v); }
 
+/** A run's output folder in the workspace (`.conscience/outputs/<run>`): a later stage's input. */
+const RUN_OUTPUT = /(^|[\\/])\.conscience[\\/]outputs[\\/]/;
+
 /** A referenced local file that does not exist (CC303-CC305). */
 function missingFile(ctx: Ctx, emit: Emit, name: string, what: string, cond: (v: string) => boolean): void {
   const { host, file } = ctx;
@@ -100,7 +105,13 @@ function missingFile(ctx: Ctx, emit: Emit, name: string, what: string, cond: (v:
   const p = pair(ctx, name);
   if (typeof v !== 'string' || !p || !cond(v) || v.startsWith('~/')) return;
   const full = host.resolve(file, v);
-  if (!host.exists(full)) emit.range(p.value.start, p.value.end, `${what} '${v}' not found (resolved against the recipe's folder: ${full}). Fix the path or create the file.`);
+  if (host.exists(full)) return;
+  if (RUN_OUTPUT.test(v)) {
+    // A warm start names the earlier stage's output (e.g. the SFT run's) before that stage ran.
+    emit.range(p.value.start, p.value.end, `${what} '${v}' is a run's output folder that does not exist yet (${full}): run the stage that writes it (e.g. the SFT recipe) first, or pass --model_name_or_path at launch.`, undefined, 'info');
+    return;
+  }
+  emit.range(p.value.start, p.value.end, `${what} '${v}' not found (resolved against the recipe's folder: ${full}). Fix the path or create the file.`);
 }
 
 const LOSSES_018 = ['grpo', 'bnpo', 'dr_grpo'];
@@ -132,13 +143,13 @@ export const RULES: readonly Rule[] = [
   { code: 'CC107', severity: 'warning', stage: 'keys', summary: '`launch.trl` names a TRL without a schema here: the nearest supported line is used; quick fixes set a supported one' },
   // GRPOConfig / GRPOTrainer
   {
-    code: 'CC201', severity: 'error', stage: 'rules', summary: 'C1: `generation_batch_size` and `steps_per_generation` both set',
+    code: 'CC201', severity: 'error', stage: 'rules', only: 'grpo', summary: 'C1: `generation_batch_size` and `steps_per_generation` both set',
     check(ctx, emit) {
       if (batch(ctx).c1) emit.at(['steps_per_generation'], "'generation_batch_size' and 'steps_per_generation' can not be both configured at the same time (GRPOConfig). Remove one of them.");
     },
   },
   {
-    code: 'CC202', severity: 'error', stage: 'rules', summary: "C2: `generation_batch_size` not divisible; 0.18's precedence `(gbs % B) * P != 0`, 1.x's `gbs % (B × P) != 0`",
+    code: 'CC202', severity: 'error', stage: 'rules', only: 'grpo', summary: "C2: `generation_batch_size` not divisible; 0.18's precedence `(gbs % B) * P != 0`, 1.x's `gbs % (B × P) != 0`",
     check(ctx, emit) {
       const b = batch(ctx);
       if (!b.usable || !b.c2) return;
@@ -148,7 +159,7 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC203', severity: 'error', stage: 'rules', summary: 'C3: `num_generations < 2` (or null); a quick fix per valid value',
+    code: 'CC203', severity: 'error', stage: 'rules', only: 'grpo', summary: 'C3: `num_generations < 2` (or null); a quick fix per valid value',
     check(ctx, emit) {
       const b = batch(ctx);
       if (b.usable && !b.c2 && (b.G as number) < 2) {
@@ -162,7 +173,7 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC204', severity: 'error', stage: 'rules', summary: 'C4: `P × B × steps_per_generation` not divisible by `G`; lists the valid values; a quick fix per valid value, the nearest first',
+    code: 'CC204', severity: 'error', stage: 'rules', only: 'grpo', summary: 'C4: `P × B × steps_per_generation` not divisible by `G`; lists the valid values; a quick fix per valid value, the nearest first',
     check(ctx, emit) {
       const b = batch(ctx);
       const G = b.G as number;
@@ -177,7 +188,7 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC205', severity: 'error', stage: 'rules', summary: 'C5: with `eval_strategy` ≠ `no`, `P × per_device_eval_batch_size` not divisible by `G` (1.x: by `num_generations_eval` when set)',
+    code: 'CC205', severity: 'error', stage: 'rules', only: 'grpo', summary: 'C5: with `eval_strategy` ≠ `no`, `P × per_device_eval_batch_size` not divisible by `G` (1.x: by `num_generations_eval` when set)',
     check(ctx, emit) {
       const b = batch(ctx);
       const G = b.G as number;
@@ -203,7 +214,7 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC206', severity: 'error', stage: 'rules', summary: 'C6: `delta` with `use_liger_loss`',
+    code: 'CC206', severity: 'error', stage: 'rules', only: 'grpo', summary: 'C6: `delta` with `use_liger_loss`',
     check(ctx, emit) {
       if (isNumber(val(ctx, 'delta')) && val(ctx, 'use_liger_loss') === true) {
         emit.at(['delta', 'use_liger_loss'], 'Liger loss does not support two-sided GRPO loss yet. Remove `delta` or set use_liger_loss: false.');
@@ -211,7 +222,7 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC207', severity: 'error', stage: 'rules', summary: '`len(reward_weights) != len(reward_funcs)` (GRPOTrainer); quick fix pads with 1.0 / truncates',
+    code: 'CC207', severity: 'error', stage: 'rules', only: 'grpo', summary: '`len(reward_weights) != len(reward_funcs)` (GRPOTrainer); quick fix pads with 1.0 / truncates',
     check(ctx, emit) {
       const rw = val(ctx, 'reward_weights');
       const rf = val(ctx, 'reward_funcs');
@@ -224,7 +235,7 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC208', severity: 'error', stage: 'rules', summary: '`vllm_mode: colocate` and `vllm_tensor_parallel_size` does not divide `P`',
+    code: 'CC208', severity: 'error', stage: 'rules', only: 'grpo', summary: '`vllm_mode: colocate` and `vllm_tensor_parallel_size` does not divide `P`',
     check(ctx, emit) {
       const procs = processes(ctx);
       const tp = val(ctx, 'vllm_tensor_parallel_size');
@@ -235,7 +246,7 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC209', severity: 'error', stage: 'rules', summary: "`loss_type` not one of the TRL line's losses (0.18: grpo, bnpo, dr_grpo; 1.x adds dapo, cispo, sapo, luspo, vespo); TRL raises at the first step",
+    code: 'CC209', severity: 'error', stage: 'rules', only: 'grpo', summary: "`loss_type` not one of the TRL line's losses (0.18: grpo, bnpo, dr_grpo; 1.x adds dapo, cispo, sapo, luspo, vespo); TRL raises at the first step",
     check(ctx, emit) {
       const lt = val(ctx, 'loss_type');
       const losses = ctx.v1 ? LOSSES_1 : LOSSES_018;
@@ -246,7 +257,7 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC210', severity: 'error', stage: 'rules', summary: '`vllm_mode` not server/colocate (0.18 does not check; generation fails)',
+    code: 'CC210', severity: 'error', stage: 'rules', only: 'grpo', summary: '`vllm_mode` not server/colocate (0.18 does not check; generation fails)',
     check(ctx, emit) {
       const mode = val(ctx, 'vllm_mode');
       if (val(ctx, 'use_vllm') !== true || typeof mode !== 'string' || mode === 'server' || mode === 'colocate') return;
@@ -344,7 +355,7 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC219', severity: 'warning', stage: 'rules', summary: '`use_vllm` in server mode but `launch.vllm_server` is not true and no `vllm_server_base_url`',
+    code: 'CC219', severity: 'warning', stage: 'rules', only: 'grpo', summary: '`use_vllm` in server mode but `launch.vllm_server` is not true and no `vllm_server_base_url`',
     check(ctx, emit) {
       if (val(ctx, 'use_vllm') === true && val(ctx, 'vllm_mode') === 'server' && sval(ctx, 'launch', 'vllm_server') !== true && !pair(ctx, 'vllm_server_base_url')) {
         emit.at(['use_vllm'],
@@ -353,7 +364,7 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC220', severity: 'error', stage: 'rules', summary: "colocate mode with `max_prompt_length: null` (vLLM's `max_model_len`)",
+    code: 'CC220', severity: 'error', stage: 'rules', only: 'grpo', summary: "colocate mode with `max_prompt_length: null` (vLLM's `max_model_len`)",
     check(ctx, emit) {
       if (val(ctx, 'use_vllm') === true && val(ctx, 'vllm_mode') === 'colocate' && pair(ctx, 'max_prompt_length') && val(ctx, 'max_prompt_length') === null) {
         emit.at(['max_prompt_length'], 'vLLM colocate mode builds its engine with max_model_len = max_prompt_length + max_completion_length, so max_prompt_length cannot be null. Set a number.');
@@ -361,7 +372,7 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC221', severity: 'error', stage: 'rules', summary: 'ZeRO-3 + vLLM with `ds3_gather_for_generation: false`',
+    code: 'CC221', severity: 'error', stage: 'rules', only: 'grpo', summary: 'ZeRO-3 + vLLM with `ds3_gather_for_generation: false`',
     check(ctx, emit) {
       if (val(ctx, 'use_vllm') === true && ctx.acc?.zeroStage === 3 && val(ctx, 'ds3_gather_for_generation') === false) {
         emit.at(['ds3_gather_for_generation'], 'ds3_gather_for_generation: false is not compatible with vLLM generation under ZeRO-3 (the weights must be gathered to sync them to vLLM). Set it to true or turn use_vllm off.');
@@ -388,7 +399,7 @@ export const RULES: readonly Rule[] = [
   },
   // checks TRL 1.x's GRPOConfig added
   {
-    code: 'CC224', severity: 'error', stage: 'rules', summary: 'TRL 1.x: `auto_find_batch_size: true` (GRPOConfig rejects it)',
+    code: 'CC224', severity: 'error', stage: 'rules', only: 'grpo', summary: 'TRL 1.x: `auto_find_batch_size: true` (GRPOConfig rejects it)',
     check(ctx, emit) {
       if (ctx.v1 && val(ctx, 'auto_find_batch_size') === true) {
         emit.at(['auto_find_batch_size'], 'auto_find_batch_size is not supported by GRPO, because the generation batch must contain full prompt groups of num_generations completions (GRPOConfig, TRL 1.x). Set auto_find_batch_size: false and lower per_device_train_batch_size instead.');
@@ -396,7 +407,7 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC225', severity: 'error', stage: 'rules', summary: 'TRL 1.x: `log_completions_hub_repo` without `log_completions: true`',
+    code: 'CC225', severity: 'error', stage: 'rules', only: 'grpo', summary: 'TRL 1.x: `log_completions_hub_repo` without `log_completions: true`',
     check(ctx, emit) {
       if (ctx.v1 && typeof val(ctx, 'log_completions_hub_repo') === 'string' && val(ctx, 'log_completions') !== true) {
         emit.at(['log_completions_hub_repo'], 'log_completions_hub_repo is set, but log_completions is False. Enable log_completions to upload completions to the Hub, or unset log_completions_hub_repo (GRPOConfig, TRL 1.x).',
@@ -406,7 +417,7 @@ export const RULES: readonly Rule[] = [
   },
   // reward names and referenced files
   {
-    code: 'CC300', severity: 'error', stage: 'rules', summary: '`reward_funcs: []`: no reward function',
+    code: 'CC300', severity: 'error', stage: 'rules', only: 'grpo', summary: '`reward_funcs: []`: no reward function',
     check(ctx, emit) {
       const p = pair(ctx, 'reward_funcs');
       const v = deref(p?.value);
@@ -416,7 +427,7 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC301', severity: 'error', stage: 'rules', summary: 'reward function name the runtime does not know (from `conscience.rewards.reward_names()`)',
+    code: 'CC301', severity: 'error', stage: 'rules', only: 'grpo', summary: 'reward function name the runtime does not know (from `conscience.rewards.reward_names()`)',
     check(ctx, emit) {
       const v = deref(pair(ctx, 'reward_funcs')?.value);
       if (!v) return;
@@ -441,7 +452,7 @@ export const RULES: readonly Rule[] = [
     check(ctx, emit) { missingFile(ctx, emit, 'chat_template', 'Chat template file', looksLikeTemplateFile); },
   },
   {
-    code: 'CC305', severity: 'error', stage: 'rules', summary: 'local `model_name_or_path` (`./`, `../`, `/`) not found',
+    code: 'CC305', severity: 'error', also: 'info', stage: 'rules', summary: 'local `model_name_or_path` (`./`, `../`, `/`) not found; information only for a run output folder (`.conscience/outputs/...`) that an earlier stage writes',
     check(ctx, emit) { missingFile(ctx, emit, 'model_name_or_path', 'Local model folder', looksLikePath); },
   },
   // the accelerate config (accelerate.ts) and how the recipe agrees with it
@@ -485,10 +496,11 @@ export function runRules(ctx: Ctx): void {
   let rule: Rule = RULES[0]!;
   const emit: Emit = {
     at(at, message, fixes, severity) { report(ctx, at, severity ?? rule.severity, rule.code, message, fixes); },
-    range(start, end, message, fixes) { ctx.out.push(diag(ctx.text, start, end, rule.severity, rule.code, message, fixes)); },
+    range(start, end, message, fixes, severity) { ctx.out.push(diag(ctx.text, start, end, severity ?? rule.severity, rule.code, message, fixes)); },
   };
+  const sft = ctx.schema.kind === 'sft';
   for (const r of RULES) {
-    if (!r.check) continue;
+    if (!r.check || (sft && r.only === 'grpo')) continue;
     rule = r;
     r.check(ctx, emit);
   }

@@ -2,9 +2,11 @@
 // run in each line's environment), indexed for fast lookups:
 //   schemas/recipe.schema.json       TRL 0.18.2, the open-r1 stack (.venv) - the default
 //   schemas/recipe.trl1.schema.json  TRL 1.x, the current stack (.venv-trl1)
+//   schemas/recipe.sft.schema.json   a `kind: sft` recipe (SFTConfig; TRL 0.18.2, .venv)
 // esbuild bundles the JSON into dist/, so the CLI and the extension need no file access.
 import schemaJson from '../../../../schemas/recipe.schema.json';
 import trl1SchemaJson from '../../../../schemas/recipe.trl1.schema.json';
+import sftSchemaJson from '../../../../schemas/recipe.sft.schema.json';
 
 export interface FieldSpec {
   name: string;
@@ -41,6 +43,8 @@ export interface AccelerateMeta {
 
 export interface RecipeSchema {
   json: unknown;
+  /** The recipe kind whose flat keys these are: grpo (GRPOConfig) or sft (SFTConfig). */
+  kind: string;
   trlVersion: string;
   transformersVersion: string;
   fields: Map<string, FieldSpec>;
@@ -80,7 +84,7 @@ function toSpec(name: string, p: RawProp): FieldSpec {
 export function indexSchema(json: unknown): RecipeSchema {
   const j = json as { properties: Record<string, RawProp>; 'x-conscience': Record<string, unknown> };
   const meta = j['x-conscience'] as {
-    trl_version: string; transformers_version: string; sections: string[]; reward_names: string[];
+    trl_version: string; transformers_version: string; sections: string[]; reward_names: string[]; kind?: string;
     changed_fields: Record<string, ChangedField>; accelerate: AccelerateMeta;
   };
   const sectionNames = new Set(meta.sections);
@@ -105,6 +109,7 @@ export function indexSchema(json: unknown): RecipeSchema {
   for (const [k, v] of Object.entries(meta.accelerate.deepspeed_config)) deepspeedFields.set(k, toSpec(k, v as RawProp));
   return {
     json,
+    kind: meta.kind ?? 'grpo',
     trlVersion: meta.trl_version,
     transformersVersion: meta.transformers_version,
     fields,
@@ -120,6 +125,11 @@ export function indexSchema(json: unknown): RecipeSchema {
 
 let cached: RecipeSchema | undefined;
 let cachedTrl1: RecipeSchema | undefined;
+let cachedSft: RecipeSchema | undefined;
+/** The schema of a `kind: sft` recipe (one TRL line: 0.18.2). */
+export function sftSchema(): RecipeSchema {
+  return (cachedSft ??= indexSchema(sftSchemaJson));
+}
 /** The default schema (TRL 0.18.2, the open-r1 stack), schemas/recipe.schema.json (bundled). */
 export function defaultSchema(): RecipeSchema {
   return (cached ??= indexSchema(schemaJson));

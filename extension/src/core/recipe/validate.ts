@@ -9,7 +9,7 @@ import { type Ctx, type Host, lineAfter, lineStartOf, renameFix, assumed } from 
 import { loadAccelerate, validateAccelerate } from './accelerate';
 import { type Diagnostic, type QuickFix, diag } from './diagnostics';
 import { runRules } from './rules';
-import { type RecipeSchema, type SchemaChoice, schemaForVersion } from './schema';
+import { type RecipeSchema, type SchemaChoice, schemaForVersion, sftSchema } from './schema';
 import { checkValue, didYouMean, headEnd } from './values';
 import { deref, getPair, LIMITS, parseYaml, type YNode, type YPair } from './yaml';
 import { isEvalRoot, validateEvalRoot } from '../eval/recipe';
@@ -118,8 +118,14 @@ export function recipeTrlVersion(root: YNode | undefined): { value: string; node
   return { value: v.text, node: p.value };
 }
 
-/** The schema a recipe is checked against: its `launch.trl`, else the host's recorded TRL, else the default. */
+/**
+ * The schema a recipe is checked against: its `launch.trl`, else the host's recorded TRL, else the
+ * default; a `kind: sft` recipe has the SFT schema (one TRL line).
+ */
 export function chooseSchema(root: YNode | undefined, hostTrl?: string): SchemaChoice {
+  const r = deref(root);
+  const kind = r && r.kind === 'map' ? deref(getPair(r, 'kind')?.value) : undefined;
+  if (kind && kind.kind === 'scalar' && kind.value === 'sft') return { schema: sftSchema(), source: 'default', approximate: false };
   const own = recipeTrlVersion(root);
   if (own) return schemaForVersion(own.value, 'recipe');
   if (hostTrl) return schemaForVersion(hostTrl, 'host');
