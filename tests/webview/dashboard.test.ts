@@ -460,6 +460,11 @@ test('charts follow a live theme switch, and a failed run shows its root cause',
     assert.ok((await countColour(page, 'kl', [0x00, 0x5f, 0xb8], 20)) > 150, 'the curve in the light theme\'s blue');
     assert.equal(await countColour(page, 'kl', BLUE, 20), 0, 'nothing left in the dark theme\'s blue');
     await page.screenshot({ path: join(artifactsDir(), 'dashboard-light-theme.png') });
+    // where the budgets came from (run_started.budgets): a fallback to label defaults is a warning
+    await page.evaluate(() => (window as unknown as W).__harness.ingest('run-a', [{ type: 'run_started', seq: 100000, time: 1_764_100_000,
+      budgets: { source: { dataset: 0, allocator: 0, label: 64 }, allocator: 'failed: No module named onnxruntime' } }]));
+    await page.waitForSelector('[data-testid="budgets"]:not([hidden]) .fallback');
+    assert.equal(await page.textContent('[data-testid="budgets"]'), 'budgets: 64 label default (allocator failed: No module named onnxruntime; per-label defaults used instead)');
     await page.evaluate(() => (window as unknown as W).__harness.setStatus('run-a', 'failed', "KeyError: 'no_such_reward'"));
     await page.waitForSelector('[data-testid="cause"]:not([hidden])');
     assert.equal(await page.textContent('[data-testid="cause"]'), "Run failed: KeyError: 'no_such_reward'");

@@ -15,7 +15,7 @@ import type { UnknownHostKey } from '../core/launch/ssh';
 import { LOCAL_TARGET, loadTargets, parseTargets, type Target } from '../core/launch/targets';
 import { formatProblem, type ParseProblem } from '../core/runs/events';
 import { RunFeed } from '../core/runs/feed';
-import { rootCause, runActions, runDescription, runName, runProgress, formatDuration, type RootCause } from '../core/runs/present';
+import { budgetSummary, rootCause, runActions, runDescription, runName, runProgress, formatDuration, type RootCause } from '../core/runs/present';
 import { listRuns, readRun, runDir, snapshotRecipe, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
 
 const SECRET_KEYS = ['HF_TOKEN', 'WANDB_API_KEY'] as const;
@@ -68,7 +68,9 @@ class RunsProvider implements vscode.TreeDataProvider<RunNode> {
     const r = n.run;
     const item = new vscode.TreeItem(runName(r), vscode.TreeItemCollapsibleState.None);
     item.id = r.id;
-    item.description = runDescription(r);
+    const budgets = budgetSummary(r.budgets);
+    // a run whose allocator failed trains on per-label default budgets: say so where it is seen
+    item.description = runDescription(r) + (budgets?.fallback ? ' · ⚠ budgets fell back to label defaults' : '');
     const tip = new vscode.MarkdownString(undefined, true);
     tip.appendMarkdown(`**${runName(r)}** · \`${r.id}\`\n\n`);
     const p = runProgress(r);
@@ -76,6 +78,7 @@ class RunsProvider implements vscode.TreeDataProvider<RunNode> {
       `${r.recipe} on ${r.target} (${r.host})`,
       `state: ${r.state}${r.exitCode ? ` (exit ${r.exitCode})` : ''}${p ? ` · ${p.text}` : ''}${p?.etaS !== undefined && !TERMINAL_STATES.has(r.state) ? ` · ETA ${formatDuration(p.etaS)}` : ''}`,
       ...(n.cause ? [`cause: ${n.cause.message}${n.cause.line !== undefined ? ` (stderr.log line ${n.cause.line + 1})` : ''}`] : r.error ? [r.error] : []),
+      budgetSummary(r.budgets)?.text ?? '',
       r.jobId ? `SLURM job ${r.jobId}` : r.pid ? `pid ${r.pid}` : '',
     ].filter(Boolean).join('\n'));
     item.tooltip = tip;

@@ -1,8 +1,8 @@
 // How a run reads in the Runs view, the status bar and the CLI: short names, progress with an
 // ETA, actions that apply, and the root cause of a failure picked out of a real-looking stderr.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { rootCause, runActions, runDescription, runName, runProgress } from '../../src/core/runs/present';
+import { describe, it, test } from 'node:test';
+import { budgetSummary, rootCause, runActions, runDescription, runName, runProgress } from '../../src/core/runs/present';
 import type { RunRecord } from '../../src/core/runs/store';
 
 const base = (over: Partial<RunRecord>): RunRecord => ({
@@ -61,4 +61,12 @@ describe('run presentation', () => {
     assert.deepEqual(rootCause('', null, 'SLURM job FAILED, exit code 1'), { message: 'SLURM job FAILED, exit code 1', source: 'monitor' });
     assert.equal(rootCause('', null, null), undefined);
   });
+});
+
+test('says where the safety budgets came from, and warns when the allocator failed', () => {
+  assert.deepEqual(budgetSummary({ source: { dataset: 0, allocator: 40, label: 24 }, allocator: 'used' }), { text: 'budgets: 40 allocator · 24 label default', fallback: false });
+  assert.deepEqual(budgetSummary({ source: { dataset: 0, allocator: 0, label: 64 }, allocator: 'failed: No module named onnxruntime' }),
+    { text: 'budgets: 64 label default (allocator failed: No module named onnxruntime; per-label defaults used instead)', fallback: true });
+  assert.equal(budgetSummary({ source: { dataset: 64 }, allocator: 'disabled' })!.text, 'budgets: 64 from the prompt set (allocator disabled)');
+  assert.equal(budgetSummary(null), undefined);
 });

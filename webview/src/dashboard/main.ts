@@ -92,6 +92,9 @@ grid.dataset.testid = 'charts';
 const empty = $('p', 'empty', 'Waiting for metrics…');
 grid.append(empty);
 /** Why a failed run failed (the trainer's error line), one line per failed run. */
+const budgetsEl = $('div', 'budgets');
+budgetsEl.dataset.testid = 'budgets';
+budgetsEl.hidden = true;
 const causeEl = $('div', 'cause');
 causeEl.dataset.testid = 'cause';
 causeEl.hidden = true;
@@ -104,7 +107,7 @@ const samples = samplesTable({
 const configSec = $('section', 'config');
 configSec.dataset.testid = 'config';
 configSec.hidden = true;
-root.append(toolbar, statusEl, errorEl, causeEl, grid, configSec, samples.element);
+root.append(toolbar, statusEl, errorEl, causeEl, budgetsEl, grid, configSec, samples.element);
 
 function showError(msg: string): void {
   debug.errors.push(msg);
@@ -546,6 +549,14 @@ function renderRuns(): void {
     el.append(badge(`${r.status}${steps}`, { testId: `status-${r.id}` }));
     runsEl.append(el);
   }
+  // where the safety budgets came from; a fallback to label defaults is a warning
+  budgetsEl.textContent = '';
+  for (const r of runs) {
+    if (!r.budgets) continue;
+    const line = $('div', r.budgets.fallback ? 'fallback' : '', `${compare() ? r.label + ': ' : ''}${r.budgets.text}`);
+    budgetsEl.append(line);
+  }
+  budgetsEl.hidden = !budgetsEl.childElementCount;
   // a failed run says why, in the trainer's words
   causeEl.textContent = '';
   const failed = runs.filter((r) => r.cause);

@@ -6,6 +6,7 @@
 // monitor's parsed events (or the run store on disk) and save dialogs; the Chromium tests
 // bundle it for the browser and play the host in the page.
 import type { RunEvent, SampleRow } from '../runs/events';
+import { budgetSummary } from '../runs/present';
 import {
   LIMITS, parseToExtension, type ChartSpec, type ChartWindow, type ConfigRow, type RunMeta, type SampleRowMsg, type SamplesQuery,
   type SeriesWindow, type ToExtension, type ToWebview, type ViewState,
@@ -101,10 +102,13 @@ export class DashboardSession {
           r.series.append(ev);
           r.meta.step = numOrNull(ev.step);
           break;
-        case 'run_started':
+        case 'run_started': {
           r.meta.maxSteps = numOrNull(ev.max_steps);
+          const b = budgetSummary(ev.budgets);
+          if (b) r.meta.budgets = { text: clip(b.text, 1000), fallback: b.fallback };
           if (!r.fromStore) r.meta.status = 'running';
           break;
+        }
         case 'run_finished':
           if (!r.fromStore) r.meta.status = typeof ev.status === 'string' ? ev.status : 'finished';
           break;

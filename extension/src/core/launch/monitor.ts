@@ -197,6 +197,7 @@ export class RunMonitor extends EventEmitter {
           // the same run started again (a requeued SLURM job): the previous attempt's end is not this one's
           rec.finished = undefined;
           if (typeof e.max_steps === 'number') rec.maxSteps = e.max_steps;
+          if (e.budgets !== undefined) rec.budgets = e.budgets;
           break;
         case 'metrics':
           rec.step = e.step;

@@ -51,6 +51,8 @@ const runMeta = obj({
   rows: int(0),
   /** Why a failed run failed: the trainer's error line. */
   cause: optional(str(4096)),
+  /** Where the safety budgets came from (run_started.budgets), and whether the allocator failed. */
+  budgets: optional(obj({ text: str(1000), fallback: bool })),
 });
 export type RunMeta = Infer<typeof runMeta>;
 

@@ -19,6 +19,13 @@ export interface RunStartedEvent extends Base {
   resumed_from?: string | null;
   reward_funcs?: string[];
   max_steps?: number;
+  /** Where the prompts' safety budgets came from (docs/events.md): counts by source and the allocator's status. */
+  budgets?: BudgetSources | null;
+}
+export interface BudgetSources {
+  source?: Record<string, number>;
+  /** `used`, `not needed`, `disabled` or `failed: <why>`. */
+  allocator?: string;
 }
 export interface MetricsEvent extends Base {
   type: 'metrics';

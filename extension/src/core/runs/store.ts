@@ -14,7 +14,7 @@ import { EventEmitter } from 'node:events';
 import { watch as fsWatch, type FSWatcher } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile, stat, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { EventTail, readEventsFrom, type ParseProblem, type RunEvent } from './events';
+import { EventTail, readEventsFrom, type BudgetSources, type ParseProblem, type RunEvent } from './events';
 
 export type TargetKind = 'local' | 'ssh' | 'slurm';
 export type RunState =
@@ -67,6 +67,8 @@ export interface RunRecord {
   stdoutOffset: number;
   stderrOffset: number;
   lastSeq?: number;
+  /** run_started.budgets of the current attempt: where the safety budgets came from. */
+  budgets?: BudgetSources | null;
   step?: number;
   maxSteps?: number;
   reward?: number | null;
