@@ -2,7 +2,7 @@
 // names, referenced files, the accelerate config) of the shipped Qwen recipe, against
 // yaml-language-server's schema-only doValidation of the same text with the same JSON Schema,
 // measured interleaved in the same run (bench/run.ts `interleaved`): both warmed up, then pairs
-// of one batch each (~50 ms of calls), alternating which goes first; a batch's sample is the
+// of one batch each (~25 ms of calls), alternating which goes first; a batch's sample is the
 // lower quartile of its call times (wall time of the preempted calls moves with everyone else's
 // work on the shared machine).
 //   recipes.validate_ms_p50        ours: median over the pairs of the time per validation (ms)
@@ -20,7 +20,7 @@ import { batchSize, interleaved, quantile } from './run';
 
 const REPO = join(__dirname, '..');
 const RECIPE = join(REPO, 'recipes/qwen2.5-1.5b-instruct/safety-grpo.yaml');
-const PAIRS = 60;
+const PAIRS = 200;
 /** The quantile of a batch's call times that is its sample. */
 const Q = 0.25;
 
@@ -32,7 +32,7 @@ export default async function bench(): Promise<Record<string, number>> {
   // ours: a batch of K validations per sample
   const one = () => { sink += validateText(text, { file: RECIPE, host: nodeHost }).length; };
   for (let i = 0; i < 200; i++) one(); // JIT warm-up before sizing the batch
-  const K = batchSize(one, 50);
+  const K = batchSize(one, 25);
   // A sample is the lower quartile of the batch's call times: on the shared cores a call is
   // either run through or preempted by someone else's work (or hit by a GC), and the preempted
   // ones sit above it.
@@ -55,7 +55,7 @@ export default async function bench(): Promise<Record<string, number>> {
   for (let i = 0; i < 50; i++) await peerOne();
   const t0 = performance.now();
   for (let i = 0; i < 10; i++) await peerOne();
-  const M = Math.max(5, Math.round(50 / ((performance.now() - t0) / 10)));
+  const M = Math.max(5, Math.round(25 / ((performance.now() - t0) / 10)));
   const peer = async () => {
     const ts: number[] = [];
     for (let i = 0; i < M; i++) { const t = performance.now(); await peerOne(); ts.push(performance.now() - t); }
