@@ -98,6 +98,8 @@ describe('SLURM, two nodes: the generated script executed', { timeout: 1_200_000
     // runs until cancelled; saves only when asked (SLURM's USR1 warning)
     const long = readFileSync(join(root, 'recipes', 'demo', 'long.yaml'), 'utf8').replace(/^save_strategy:.*$/m, 'save_strategy: "no"');
     writeFileSync(join(root, 'recipes', 'demo', 'long-req.yaml'), long);
+    // one process per node, until cancelled: for the node lost mid-run
+    writeFileSync(join(root, 'recipes', 'demo', 'long-two.yaml'), long.replace(/^launch:\n(  .*\n)+/m, 'launch:\n  cpu: true\n  num_processes: 2\n  num_machines: 2\n'));
     session = new LaunchSession(root, (await loadTargets(root)).targets, { secrets: { HF_TOKEN: SECRET } });
   });
   after(async () => {
@@ -198,5 +200,36 @@ describe('SLURM, two nodes: the generated script executed', { timeout: 1_200_000
     const fin = await mon.follow();
     assert.equal(fin?.state, 'cancelled');
     assert.ok(!existsSync(secrets), 'secrets.env outlived the job');
+  });
+
+  it('a node lost mid-run: the job ends (srun --kill-on-bad-exit), no hang, and the run says which task died', async () => {
+    const { run } = await launchRun(session, 'recipes/demo/long-two.yaml', 'two');
+    const mon = new RunMonitor(session, run.id, { intervalMs: 250, statusMs: 500 });
+    await until('the first step', async () => ((await mon.pollOnce())?.step ?? 0) >= 1, 300_000);
+    // everything of the run on n2 dies at once, as with the node
+    const onN2 = processesOfRun(run.id).filter((p) => {
+      try {
+        return environOf(p).get('SLURMD_NODENAME') === 'n2';
+      } catch {
+        return false;
+      }
+    });
+    assert.ok(onN2.length > 0, 'no process of the run on n2');
+    const t0 = Date.now();
+    for (const p of onN2) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    const fin = await mon.follow();
+    assert.ok(Date.now() - t0 < 150_000, `the job took ${Date.now() - t0} ms to end`);
+    assert.equal(fin?.state, 'failed', fin?.error ?? '');
+    // why: rank 0's own error (gloo lost its peer) or, when it was stopped first, SLURM's word on the task
+    assert.match(fin?.error ?? '', /Connection reset by peer|Connection closed by peer|n2: task 1/);
+    const stderr = readFileSync(join(root, '.conscience', 'runs', run.id, 'stderr.log'), 'utf8');
+    assert.match(stderr, /srun: error: n2: task 1/, stderr.slice(-2000));
+    await until('no process of the run left', () => processesOfRun(run.id).length === 0, 60_000);
   });
 });

@@ -77,4 +77,14 @@ describe('run state machine', () => {
     // pending after having started, without any run_finished (the script was killed first): requeued too
     assert.equal(deriveState({ ...base, previous: 'running', started: true, job: { state: 'PENDING' } }).state, 'requeued');
   });
+  it('SLURM: a trainer stopped because a task elsewhere died shows failed with the job\'s why, not cancelled', () => {
+    const o = deriveState({
+      ...base, previous: 'running', started: true, finished: { status: 'cancelled', exit_code: 143, error: 'received SIGTERM' },
+      job: { state: 'FAILED', outcome: 'failed', exitCode: 137, reason: 'n2: task 1: Killed' },
+    });
+    assert.deepEqual([o.state, o.exitCode, o.settled], ['failed', 137, true]);
+    assert.match(o.error!, /SLURM job FAILED \(n2: task 1: Killed\), exit code 137; this trainer was stopped \(received SIGTERM\)/);
+    // our own cancel stays cancelled
+    assert.equal(deriveState({ ...base, started: true, cancelRequested: true, finished: { status: 'cancelled', exit_code: 143 }, job: { state: 'FAILED', outcome: 'failed' } }).state, 'cancelled');
+  });
 });

@@ -26,16 +26,21 @@ export async function slurmStatus(host: Host, rec: RunRecord): Promise<SlurmObse
     `cat ${shQuote(rec.remoteDir + '/exit_code')} 2>/dev/null`,
     'echo @@',
     `command -v sacct >/dev/null 2>&1 && sacct -n -P -X -j ${id} -o JobID,State,ExitCode 2>/dev/null`,
+    'echo @@',
+    // srun's own word on a task that died ("srun: error: n2: task 1: Killed"), the why of a lost node
+    `grep -a 'srun: error: .*: task' ${shQuote(rec.remoteDir + '/stderr.log')} 2>/dev/null | tail -n 1`,
     'true',
   ].join('; ');
   const r = await host.exec(cmd);
-  const [sq = '', sc = '', ex = '', sa = ''] = r.stdout.split('@@\n');
+  const [sq = '', sc = '', ex = '', sa = '', task = ''] = r.stdout.split('@@\n');
   const exitFile = /^\d+/.test(ex.trim()) ? Number(ex.trim()) : null;
   const fromQueue = parseSqueue(sq, rec.jobId ?? '');
   const fromCtl = parseScontrol(sc);
   const fromAcct = parseSacct(sa, rec.jobId ?? '');
   // squeue knows live jobs; scontrol keeps finished ones for MinJobAge; sacct only with slurmdbd
   const job = fromCtl && (!fromQueue || jobOutcome(fromCtl)) ? fromCtl : fromQueue ?? fromAcct;
+  const died = /srun: error: (.*: task .*)$/.exec(task.trim())?.[1];
+  if (job && died && jobOutcome(job) === 'failed' && (!job.reason || job.reason === 'NonZeroExitCode')) job.reason = died.slice(0, 200);
   return { job, gone: !job, exitFile };
 }
 

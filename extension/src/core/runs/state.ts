@@ -70,6 +70,15 @@ export function deriveState(i: StateInput): StateOutput {
     if (PENDING.has(i.job.state) || i.previous === 'requeued') return { state: 'requeued', terminal: false };
     return { state: ['running', 'unresponsive', 'starting', 'queued'].includes(i.previous) ? i.previous : 'running', terminal: false };
   }
+  // the trainer stopped on a signal nobody here asked for and the job failed: a task elsewhere
+  // died (srun --kill-on-bad-exit stopped the rest) or SLURM ended it; that is the run's end
+  if (i.finished && i.finished.status === 'cancelled' && !i.cancelRequested && i.job?.outcome === 'failed') {
+    const code = i.job.exitCode ?? i.exitFile ?? i.finished.exit_code;
+    return {
+      state: 'failed', exitCode: code, terminal: true, settled: true,
+      error: `SLURM job ${i.job.state}${i.job.reason ? ' (' + i.job.reason + ')' : ''}, exit code ${code}; this trainer was stopped (${i.finished.error ?? 'signal'})`,
+    };
+  }
   // 1. the trainer said how it ended
   if (i.finished) {
     const processDone = i.process ? !i.process.alive : i.job ? i.job.outcome !== undefined || !!i.job.gone : true;
