@@ -15,7 +15,7 @@ import type { UnknownHostKey } from '../core/launch/ssh';
 import { LOCAL_TARGET, loadTargets, parseTargets, type Target } from '../core/launch/targets';
 import { formatProblem, type ParseProblem } from '../core/runs/events';
 import { RunFeed } from '../core/runs/feed';
-import { budgetSummary, rootCause, runActions, runDescription, runName, runProgress, formatDuration, type RootCause } from '../core/runs/present';
+import { budgetSummary, rootCause, runActions, runDescription, runName, runProgress, formatDuration, type RootCause, runStack } from '../core/runs/present';
 import { listRuns, readRun, runDir, snapshotRecipe, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
 
 const SECRET_KEYS = ['HF_TOKEN', 'WANDB_API_KEY'] as const;
@@ -34,16 +34,26 @@ export const runFeed = new RunFeed();
 /** Scheme of the read-only "Show launch command" documents. */
 const PLAN_SCHEME = 'conscience-plan';
 
+/** Causes already found, by run and record version: a failed run's stderr.log is read once, not on every refresh. */
+const causes = new Map<string, { version: number; cause: RootCause | undefined }>();
+/** The head of stderr.log that is searched (a traceback's cause is near its start). */
+const CAUSE_BYTES = 4 * 1024 * 1024;
+
 /** The root cause of a failed run, from its local store. */
 export async function failureCause(root: string, r: RunRecord): Promise<RootCause | undefined> {
   if (r.state !== 'failed') return undefined;
+  const known = causes.get(r.id);
+  if (known && known.version === r.updatedAt) return known.cause;
   let stderr = '';
   try {
-    stderr = Buffer.from(await vscode.workspace.fs.readFile(vscode.Uri.file(`${runDir(root, r.id)}/stderr.log`))).toString('utf8');
+    const bytes = await vscode.workspace.fs.readFile(vscode.Uri.file(`${runDir(root, r.id)}/stderr.log`));
+    stderr = Buffer.from(bytes.subarray(0, CAUSE_BYTES)).toString('utf8');
   } catch {
     /* no stderr copied */
   }
-  return rootCause(stderr, r.finished?.error, r.error);
+  const cause = rootCause(stderr, r.finished?.error, r.error);
+  causes.set(r.id, { version: r.updatedAt, cause });
+  return cause;
 }
 
 const STATE_ICON: Record<string, string> = {
@@ -79,6 +89,7 @@ class RunsProvider implements vscode.TreeDataProvider<RunNode> {
       `state: ${r.state}${r.exitCode ? ` (exit ${r.exitCode})` : ''}${p ? ` · ${p.text}` : ''}${p?.etaS !== undefined && !TERMINAL_STATES.has(r.state) ? ` · ETA ${formatDuration(p.etaS)}` : ''}`,
       ...(n.cause ? [`cause: ${n.cause.message}${n.cause.line !== undefined ? ` (stderr.log line ${n.cause.line + 1})` : ''}`] : r.error ? [r.error] : []),
       budgetSummary(r.budgets)?.text ?? '',
+      runStack(r) ? `stack: ${runStack(r)}` : '',
       r.jobId ? `SLURM job ${r.jobId}` : r.pid ? `pid ${r.pid}` : '',
     ].filter(Boolean).join('\n'));
     item.tooltip = tip;
