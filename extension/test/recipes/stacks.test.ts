@@ -26,3 +26,10 @@ test('every stack a target can name has a requirements file that pins a TRL the 
   // A workspace file is passed through as is.
   assert.equal(requirementsPath({ name: 't', type: 'local', requirements: 'envs/mine.txt' } as Parameters<typeof requirementsPath>[0]), 'envs/mine.txt');
 });
+
+test('the Runs view names the stack a run used, from run_started.versions', async () => {
+  const { runStack } = await import('../../src/core/runs/present');
+  assert.equal(runStack({ versions: { python: '3.11.2', torch: '2.13.0+cpu', transformers: '5.24.0', trl: '1.16.0', accelerate: '1.15.0' } }), 'TRL 1.16.0 · transformers 5.24.0 · torch 2.13.0+cpu');
+  assert.equal(runStack({ versions: { trl: '0.18.2', transformers: '4.52.4', torch: 'missing' } }), 'TRL 0.18.2 · transformers 4.52.4');
+  assert.equal(runStack({}), undefined);
+});

@@ -198,6 +198,7 @@ export class RunMonitor extends EventEmitter {
           rec.finished = undefined;
           if (typeof e.max_steps === 'number') rec.maxSteps = e.max_steps;
           if (e.budgets !== undefined) rec.budgets = e.budgets;
+          if (e.versions) rec.versions = e.versions;
           break;
         case 'metrics':
           rec.step = e.step;

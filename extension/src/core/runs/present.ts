@@ -131,3 +131,14 @@ export function budgetSummary(b: { source?: Record<string, number>; allocator?: 
   const text = `budgets: ${parts.length ? parts.join(' · ') : 'none'}${fallback ? ` (allocator ${status}; per-label defaults used instead)` : status === 'disabled' ? ' (allocator disabled)' : ''}`;
   return { text, fallback };
 }
+
+/**
+ * The stack a run used, from run_started.versions: "TRL 1.16.0 · transformers 5.24.0 · torch 2.13.0"
+ * (which of the two supported TRL lines, and what it ran on). Undefined before run_started.
+ */
+export function runStack(r: Pick<RunRecord, 'versions'>): string | undefined {
+  const v = r.versions;
+  if (!v) return undefined;
+  const parts = [['TRL', v.trl], ['transformers', v.transformers], ['torch', v.torch]].filter(([, x]) => x && x !== 'missing').map(([k, x]) => `${k} ${x}`);
+  return parts.length ? parts.join(' · ') : undefined;
+}

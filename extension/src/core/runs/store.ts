@@ -69,6 +69,8 @@ export interface RunRecord {
   lastSeq?: number;
   /** run_started.budgets of the current attempt: where the safety budgets came from. */
   budgets?: BudgetSources | null;
+  /** run_started.versions of the current attempt: the stack the run used (python, torch, transformers, trl, ...). */
+  versions?: Record<string, string>;
   step?: number;
   maxSteps?: number;
   reward?: number | null;
