@@ -5,6 +5,7 @@
 // (a read-only document) / cancel / resume / logs commands, a "Launch ▸" CodeLens on recipes,
 // tokens in SecretStorage, an unknown-host-key modal, and reattaching every unsettled run when
 // the window opens. Launching is refused in untrusted workspaces. Logic lives in core/.
+import { open } from 'node:fs/promises';
 import * as vscode from 'vscode';
 import { recipeErrors } from '../core/launch/guard';
 import { recipeKind } from '../core/recipe';
@@ -46,8 +47,14 @@ export async function failureCause(root: string, r: RunRecord): Promise<RootCaus
   if (known && known.version === r.updatedAt) return known.cause;
   let stderr = '';
   try {
-    const bytes = await vscode.workspace.fs.readFile(vscode.Uri.file(`${runDir(root, r.id)}/stderr.log`));
-    stderr = Buffer.from(bytes.subarray(0, CAUSE_BYTES)).toString('utf8');
+    const fh = await open(`${runDir(root, r.id)}/stderr.log`, 'r');
+    try {
+      const buf = Buffer.alloc(CAUSE_BYTES);
+      const { bytesRead } = await fh.read(buf, 0, CAUSE_BYTES, 0);
+      stderr = buf.subarray(0, bytesRead).toString('utf8');
+    } finally {
+      await fh.close();
+    }
   } catch {
     /* no stderr copied */
   }
