@@ -1,7 +1,7 @@
 // How a run reads to a person, shared by the Runs view, the status bar, the dashboard and the
 // CLI: a short name (recipe + start time) instead of the timestamp id, `step n/N · x%` with an
 // ETA, and the root cause of a failure (the trainer's own error line, not "exited with code 1").
-import type { RunRecord } from './store';
+import { TERMINAL_STATES, type RunRecord } from './store';
 
 /** "tiny-cpu · 10:42" (today) or "tiny-cpu · Nov 25 10:42": the recipe's stem and the local start time. */
 export function runName(r: Pick<RunRecord, 'recipe' | 'createdAt' | 'id'>, now = new Date()): string {
@@ -57,7 +57,7 @@ export function runDescription(r: RunRecord, now = Date.now() / 1000): string {
   const parts = [r.state + (r.exitCode ? ` (${r.exitCode})` : '')];
   const p = runProgress(r);
   if (p) parts.push(p.text);
-  if (p?.etaS !== undefined && !['completed', 'failed', 'cancelled'].includes(r.state)) parts.push(`ETA ${formatDuration(p.etaS)}`);
+  if (p?.etaS !== undefined && !TERMINAL_STATES.has(r.state)) parts.push(`ETA ${formatDuration(p.etaS)}`);
   if (r.reward !== undefined && r.reward !== null) parts.push(`reward ${r.reward.toFixed(3)}`);
   const el = runElapsed(r, now);
   if (el) parts.push(el);
@@ -67,8 +67,9 @@ export function runDescription(r: RunRecord, now = Date.now() / 1000): string {
 /** Actions that apply to a run in its state: resume only after a cancel or a failure. */
 export function runActions(r: Pick<RunRecord, 'state'>): { cancel: boolean; resume: boolean } {
   return {
-    cancel: !['completed', 'failed', 'cancelled'].includes(r.state),
-    resume: r.state === 'failed' || r.state === 'cancelled',
+    cancel: !TERMINAL_STATES.has(r.state),
+    // every ending but completed: failed, cancelled and SLURM's own (preempted, timed_out, ...)
+    resume: TERMINAL_STATES.has(r.state) && r.state !== 'completed',
   };
 }
 
