@@ -9,7 +9,7 @@ import { formatPlan, planLaunch } from '../../src/core/launch/launcher';
 import type { LaunchSection } from '../../src/core/launch/scripts';
 import { LaunchSession } from '../../src/core/launch/session';
 import { parseTargets } from '../../src/core/launch/targets';
-import { planTopology, requireTopology, topologyDiagnostics } from '../../src/core/launch/topology';
+import { planTopology, recipeTopologyDiagnostics, requireTopology, topologyDiagnostics } from '../../src/core/launch/topology';
 
 const L = (o: Partial<LaunchSection> = {}): LaunchSection => ({
   num_processes: 1, num_machines: 1, cpu: false, vllm_server: false, vllm_server_gpus: 1,
@@ -123,5 +123,18 @@ describe('launch refuses or warns before anything starts', () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('recipe diagnostics for the editor', () => {
+  it('each target the recipe does not fit, at the line of its key', () => {
+    const text = 'model_name_or_path: m\nlaunch:\n  num_processes: 3\n  vllm_server: true\n';
+    const targets = parseTargets({ small: { type: 'slurm', nodes: 1, gpusPerNode: 1 }, big: { type: 'slurm', nodes: 1, gpusPerNode: 4 } });
+    const d = recipeTopologyDiagnostics(text, 'r.yaml', targets.values());
+    assert.deepEqual(d.map((x) => [x.target, x.severity, x.key, x.line]), [['small', 'error', 'launch.vllm_server', 4]]);
+    // one-machine targets only speak when there is no cluster
+    const local = recipeTopologyDiagnostics('launch:\n  num_machines: 2\n  num_processes: 2\n', 'r.yaml', parseTargets(undefined).values());
+    assert.deepEqual(local.map((x) => [x.target, x.key, x.line]), [['local', 'launch.num_machines', 2]]);
+    assert.deepEqual(recipeTopologyDiagnostics('launch: [oops', 'r.yaml', targets.values()), []);
   });
 });

@@ -48,6 +48,11 @@ export async function readRecipeInfo(file: string): Promise<RecipeInfo> {
   } catch (err) {
     throw new Error(`${file}: ${(err as Error).message}`);
   }
+  return recipeInfoFromText(text, file);
+}
+
+/** readRecipeInfo on text already in hand (the editor's buffer); `lines` gets each launch key's 1-based line. */
+export function recipeInfoFromText(text: string, file: string, lines?: Map<string, number>): RecipeInfo {
   const parsed = parseYaml(text);
   const bad = parsed.diagnostics.find((x) => x.severity === 'error');
   if (bad) throw new Error(`${file}:${bad.line + 1}: ${bad.message}`);
@@ -70,6 +75,13 @@ export async function readRecipeInfo(file: string): Promise<RecipeInfo> {
   const top = (k: string) => plain(getPair(root, k)?.value);
   const section = launchNode?.kind === 'map' ? launchNode : undefined;
   const defaults = defaultSchema().sections.get('launch');
+  if (lines && launchPair) {
+    lines.set('launch', lineOf(text, launchPair.key.start));
+    for (const it of section?.items ?? []) {
+      const k = deref(it.key);
+      if (k?.kind === 'scalar' && typeof k.value === 'string') lines.set(`launch.${k.value}`, lineOf(text, it.key.start));
+    }
+  }
   const value = (k: string): { v: unknown; node?: YNode } => {
     const pair = section ? getPair(section, k) : undefined;
     if (pair) return { v: plain(pair.value), node: pair.value };

@@ -15,7 +15,8 @@
 //   what the target then gives (a warning says so when they differ).
 // - CPU training (`launch.cpu`): `num_processes` is the total, split evenly over the
 //   training nodes (an error when it does not divide).
-import type { LaunchSection } from './scripts';
+import { recipeInfoFromText, type LaunchSection } from './scripts';
+import type { Target } from './targets';
 
 export interface TopologyTarget {
   kind: 'local' | 'ssh' | 'slurm';
@@ -144,4 +145,37 @@ export function requireTopology(l: LaunchSection, t: TopologyTarget, where: stri
   const p = planTopology(l, t, serverPort);
   if (!p.topology) throw new Error(p.diagnostics.filter((x) => x.severity === 'error').map((x) => `${where}: ${x.key}: ${x.message}`).join('\n'));
   return { topology: p.topology, warnings: p.diagnostics };
+}
+
+export interface RecipeTopologyDiagnostic extends TopologyDiagnostic {
+  /** The target the recipe does not fit. */
+  target: string;
+  /** 1-based line of the key in the recipe (the launch: key when the key itself is absent). */
+  line: number;
+}
+
+/**
+ * The planner's diagnostics for a recipe's text against the workspace's targets, each with the
+ * line of its key: what the recipe validator / editor shows on the recipe before anyone
+ * launches. SLURM targets are checked; the one-machine targets only when there is no SLURM
+ * target (a multi-node recipe is meant for the cluster). A recipe that cannot be read gives
+ * nothing here (the validator reports it).
+ */
+export function recipeTopologyDiagnostics(text: string, file: string, targets: Iterable<Target>): RecipeTopologyDiagnostic[] {
+  const lines = new Map<string, number>();
+  let info;
+  try {
+    info = recipeInfoFromText(text, file, lines);
+  } catch {
+    return [];
+  }
+  const all = [...targets];
+  const slurm = all.filter((t) => t.type === 'slurm');
+  const out: RecipeTopologyDiagnostic[] = [];
+  for (const t of slurm.length ? slurm : all) {
+    const shape: TopologyTarget = { kind: t.type, nodes: t.type === 'slurm' ? t.nodes ?? 1 : 1, gpusPerNode: t.type === 'slurm' ? t.gpusPerNode ?? 0 : undefined, name: t.name };
+    for (const d of planTopology(info.launch, shape, info.serverPort).diagnostics)
+      out.push({ ...d, target: t.name, line: lines.get(d.key) ?? lines.get('launch') ?? 1 });
+  }
+  return out;
 }
