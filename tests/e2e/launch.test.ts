@@ -178,6 +178,11 @@ describe('launch, progress, failures and dashboards in the editor', { timeout: 7
     await row.waitFor({ state: 'visible' });
     await row.hover();
     assert.equal(await row.locator('.action-label[aria-label="Resume Run"]').count(), 1, 'resume for a failed run');
+    // the tooltip names the cause too (and the run's id)
+    const hover = page.locator('.workbench-hover, .monaco-hover').filter({ hasText: 'cause:' }).first();
+    await hover.waitFor({ state: 'visible', timeout: 15_000 });
+    const tip = await hover.innerText();
+    assert.ok(tip.includes(badRun) && tip.includes(`cause: ${cause.message}`), tip);
     await closeEditors();
   });
 

@@ -65,5 +65,8 @@ describe('launch guard', { timeout: 600_000 }, () => {
     const list = await cli(root, ['runs', '--no-refresh']);
     assert.equal(list.code, 0, list.stderr);
     assert.ok(list.stdout.includes(`${id} failed: ${cause.message} (stderr.log:${cause.line! + 1})`), list.stdout);
+    const json = await cli(root, ['runs', '--no-refresh', '--format', 'json']);
+    const listed = (JSON.parse(json.stdout) as { id: string; cause?: string }[]).find((x) => x.id === id);
+    assert.equal(listed?.cause, `${cause.message} (stderr.log:${cause.line! + 1})`);
   });
 });

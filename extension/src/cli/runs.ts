@@ -9,6 +9,7 @@ import { cancelRun, formatPlan, launchRun, planLaunch, resumeRun } from '../core
 import { RunMonitor, processStatus } from '../core/launch/monitor';
 import { LaunchSession } from '../core/launch/session';
 import { loadTargets } from '../core/launch/targets';
+import { launchTrl } from '../core/recipe/recorded';
 import { formatProblem, type ParseProblem, type RunEvent } from '../core/runs/events';
 import { rootCause, runProgress } from '../core/runs/present';
 import { escapeControls } from '../core/escape';
@@ -156,7 +157,11 @@ export async function launch(argv: string[]): Promise<number> {
     // the launch guard: a recipe with errors would fail on the host after the sync, the
     // environment build and (on SLURM) the queue wait; refuse unless --force
     const root = resolve(r.values.workspace ?? process.env.CONSCIENCE_WORKSPACE ?? process.cwd());
-    const errors = await recipeErrors(isAbsolute(recipe) ? recipe : join(root, recipe));
+    // checked against the TRL the target runs when the recipe does not say (launch.trl)
+    const trl = await loadTargets(root, r.values.targets)
+      .then(({ targets }) => launchTrl(root, relative(root, isAbsolute(recipe) ? recipe : join(root, recipe)).split(sep).join('/'), targets.get(String(r.values.target ?? 'local'))))
+      .catch(() => undefined);
+    const errors = await recipeErrors(isAbsolute(recipe) ? recipe : join(root, recipe), trl);
     if (errors.length) {
       const show = (f: string) => { const rel = relative(process.cwd(), f); return rel && !rel.startsWith('..') ? rel : f; };
       process.stderr.write(formatFindings(errors, show) + '\n');
@@ -226,7 +231,12 @@ export async function runs(argv: string[]): Promise<number> {
         list = await listRuns(s.root);
       }
       if (r.values.format === 'json') {
-        process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+        // a failed run carries its root cause ("cause": the trainer's error line, with its stderr.log line)
+        const out = await Promise.all(list.map(async (x) => {
+          const cause = await failureCause(s.root, x);
+          return cause ? { ...x, cause } : x;
+        }));
+        process.stdout.write(JSON.stringify(out, null, 2) + '\n');
         return 0;
       }
       const rows = [['RUN', 'STATE', 'STEP', 'REWARD', 'ELAPSED', 'TARGET', 'RECIPE']];
