@@ -342,9 +342,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         reward_logged = [logged_name(n) for n in recipe.script_args.reward_funcs]
     except KeyError:
         reward_logged = list(recipe.script_args.reward_funcs)
+    # Prompts and budgets before run_started, which records where the budgets came from; a
+    # bad prompt set is raised inside the run below, so it still ends in run_finished failed.
+    try:
+        prepared: Any = _train_rows(recipe)
+    except Exception as e:  # noqa: BLE001
+        prepared = e
     if writer is not None:
         writer.emit(
             "run_started",
+            budgets=None if isinstance(prepared, BaseException) else prepared[1],
             recipe_hash=recipe.sha256,
             recipe_path=recipe.path,
             world_size=_world_size(),
@@ -367,7 +374,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             logger.info("%s is at step %d of max_steps %d: nothing left to train", resume_from, done, training_args.max_steps)
             summary = {"global_step": done, "trained": False}
         else:
-            summary = _train(recipe, writer, resume_from)
+            summary = _train(recipe, writer, resume_from, prepared)
         _shutdown_distributed()
         status, code = "completed", EXIT_OK
     except RunCancelled as e:
@@ -411,7 +418,22 @@ def _shutdown_distributed() -> None:
         dist.destroy_process_group()
 
 
-def _train(recipe, writer, resume_from: Optional[str]) -> dict:
+def _train_rows(recipe) -> tuple[list, dict]:
+    """The training prompts with their budgets, and where the budgets came from
+    (prompt_sets.assign_budgets' info: counts by source and the allocator's status)."""
+    from .prompt_sets import assign_budgets, load_prompts
+
+    sa, ta = recipe.script_args, recipe.training_args
+    rows = load_prompts(sa.dataset_name, sa.dataset_train_split, sa.dataset_config, sa.dataset_prompt_column)
+    if sa.max_train_samples is not None and sa.max_train_samples < len(rows):
+        import random
+
+        rng = random.Random(ta.seed)
+        rows = rng.sample(rows, sa.max_train_samples)
+    return assign_budgets(rows, recipe.safety, recipe.allocator)
+
+
+def _train(recipe, writer, resume_from: Optional[str], prepared: Any = None) -> dict:
     import transformers
     from transformers import AutoTokenizer
     from trl import GRPOTrainer, get_peft_config
@@ -426,13 +448,11 @@ def _train(recipe, writer, resume_from: Optional[str]) -> dict:
     transformers.utils.logging.set_verbosity(ta.get_process_log_level())
 
     # Data and budgets first: a bad prompt set fails before any model is loaded -----------
-    rows = load_prompts(sa.dataset_name, sa.dataset_train_split, sa.dataset_config, sa.dataset_prompt_column)
-    if sa.max_train_samples is not None and sa.max_train_samples < len(rows):
-        import random
-
-        rng = random.Random(ta.seed)
-        rows = rng.sample(rows, sa.max_train_samples)
-    rows, info = assign_budgets(rows, recipe.safety, recipe.allocator)
+    if prepared is None:
+        prepared = _train_rows(recipe)
+    if isinstance(prepared, BaseException):
+        raise prepared
+    rows, info = prepared
     logger.info(
         "safety budgets: %d from the dataset, %d from the allocator, %d per-label defaults (allocator: %s)",
         info["source"]["dataset"],
