@@ -109,8 +109,13 @@ def test_pool_names_bad_rows_and_goes_on(tmp_path):
         good, "{not json", {"prompt": "x", "label": "evil"}, {"prompt": "lone \ud800", "label": "benign"},
         "[" * 20_000 + "]" * 20_000, {"label": "benign"}, good,
     ])
+    with f.open("ab") as fh:
+        fh.write(b'{"prompt": "caf\xff", "label": "benign"}\n{"prompt": "nul \x00", "label": "benign"}\n')
+        fh.write(b'{"prompt": "' + b"a" * 70_000 + b'", "label": "benign"}\n')
+        fh.write(json.dumps(good).encode() + b"\n")
     warned = []
     rows = pool.read_rows(f, warned.append)
-    assert len(rows) == 2
-    assert [w.split(": ", 1)[0] for w in warned] == [f"{f}:{n}" for n in (2, 3, 4, 5, 6)]
-    assert "nested deeper" in warned[3] and "lone surrogate" in warned[2]
+    assert len(rows) == 3
+    assert [w.split(": ", 1)[0] for w in warned] == [f"{f}:{n}" for n in (2, 3, 4, 5, 6, 8, 9, 10)]
+    assert "lone surrogate" in warned[2] and "nested deeper" in warned[3]
+    assert "not UTF-8" in warned[5] and "invalid JSON" in warned[6] and "line longer than" in warned[7]

