@@ -2,7 +2,7 @@
 // Secrets come from the environment (HF_TOKEN, WANDB_API_KEY) and reach the host in a 0600
 // file the run deletes at start; they are never printed or written to the run store.
 import { readFile } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatFindings, recipeErrors } from '../core/launch/guard';
 import { cancelRun, formatPlan, launchRun, planLaunch, resumeRun } from '../core/launch/launcher';
