@@ -32,7 +32,26 @@ test('the newest run of the recipe gives its TRL; other recipes and runs without
     const text = 'model_name_or_path: x\nreward_funcs: [refusal]\ntorch_dtype: bfloat16\n';
     const d = validateText(text, { trl: await recordedTrl(root, 'recipes/r.yaml') }).find((x) => x.code === 'CC104');
     assert.ok(d);
-    assert.match(d.message, /TRL 1\.16\.0 \(installed on the target at its last launch\)/);
+    assert.match(d.message, /TRL 1\.16\.0 \(the target's TRL: its stack or its last run\)/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('conscience launch checks a recipe without launch.trl against the stack its target installs', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const REPO = join(__dirname, '../../..');
+  const root = mkdtempSync(join(tmpdir(), 'conscience-guard-trl-'));
+  try {
+    mkdirSync(join(root, 'recipes'));
+    writeFileSync(join(root, 'recipes/r.yaml'), 'model_name_or_path: conscience/tiny\nreward_funcs: [refusal]\ntorch_dtype: float32\nmax_steps: 1\nlaunch:\n  cpu: true\n');
+    writeFileSync(join(root, 'conscience.targets.yaml'), 'old:\n  type: local\n  requirements: cpu\ncurrent:\n  type: local\n  requirements: cpu-current\n');
+    const launch = (target: string) => spawnSync(process.execPath, ['--import', 'tsx', join(REPO, 'extension/src/cli/main.ts'), 'launch', 'recipes/r.yaml', '--target', target, '--dry-run', '--workspace', root],
+      { cwd: REPO, encoding: 'utf8', timeout: 120_000 });
+    const cur = launch('current');
+    assert.match(cur.stderr, /CC104: 'torch_dtype' was removed in TRL 1\.0\.0; this recipe is checked against TRL 1\.16\.0 \(the target's TRL: its stack or its last run\)/);
+    const old = launch('old');
+    assert.doesNotMatch(old.stderr, /CC10\d/, old.stderr);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -55,7 +55,7 @@ test('without launch.trl: the host\'s recorded TRL is used, else the default, an
   assert.match(dflt[0]!.message, /TRL 0\.18\.2 \(the default: the recipe does not set launch\.trl\)/);
   const host = validateText(text, { trl: '1.16.0' });
   assert.equal(host.filter((d) => d.code === 'CC104').length, 3);
-  assert.match(host[0]!.message, /TRL 1\.16\.0 \(installed on the target at its last launch\)/);
+  assert.match(host[0]!.message, /TRL 1\.16\.0 \(the target's TRL: its stack or its last run\)/);
   // launch.trl wins over the host's TRL.
   assert.deepEqual(validateText(V018, { trl: '1.16.0' }).map(fmt), []);
 });

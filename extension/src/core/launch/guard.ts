@@ -16,8 +16,11 @@ export interface GuardFinding {
   message: string;
 }
 
-/** The recipe's errors (warnings and infos do not stop a launch), in file order. */
-export async function recipeErrors(file: string): Promise<GuardFinding[]> {
+/**
+ * The recipe's errors (warnings and infos do not stop a launch), in file order. `trl`: the TRL the
+ * target runs (core/recipe/recorded.ts `launchTrl`), for a recipe without launch.trl.
+ */
+export async function recipeErrors(file: string, trl?: string): Promise<GuardFinding[]> {
   let bytes: Uint8Array;
   try {
     bytes = await readFile(file);
@@ -25,7 +28,7 @@ export async function recipeErrors(file: string): Promise<GuardFinding[]> {
     return [{ file, line: 1, column: 1, code: 'CC010', message: `Cannot read '${file}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }];
   }
   const dec = decodeBytes(bytes);
-  const diags: Diagnostic[] = 'diagnostic' in dec ? [dec.diagnostic] : validateText(dec.text, { file, host: nodeHost });
+  const diags: Diagnostic[] = 'diagnostic' in dec ? [dec.diagnostic] : validateText(dec.text, { file, host: nodeHost, trl });
   return diags
     .filter((d) => d.severity === 'error')
     .map((d) => ({ file: d.file ?? file, line: d.line + 1, column: d.column + 1, code: d.code, message: d.message }));

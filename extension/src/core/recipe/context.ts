@@ -55,7 +55,7 @@ export type Anchor = string | [string, string];
 export function assumed(ctx: Ctx): string {
   const v = `TRL ${ctx.schema.trlVersion}`;
   if (ctx.choice.source === 'recipe') return `${v} (launch.trl)`;
-  if (ctx.choice.source === 'host') return `${v} (installed on the target at its last launch)`;
+  if (ctx.choice.source === 'host') return `${v} (the target's TRL: its stack or its last run)`;
   return `${v} (the default: the recipe does not set launch.trl)`;
 }
 
