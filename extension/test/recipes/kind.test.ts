@@ -39,3 +39,12 @@ test('a kind: sft recipe is checked against SFTConfig\'s keys, without the GRPO 
   // the same keys in a GRPO recipe: max_length is not a GRPOConfig key
   assert.ok(validateText(base.replace('kind: sft\n', '')).some((d) => d.code === 'CC100' && /max_length/.test(d.message)));
 });
+
+test('hover and completion of a kind: sft recipe offer SFTConfig\'s keys', async () => {
+  const { completionsAt, hoverAt } = await import('../../src/core/recipe/assist');
+  const text = 'kind: sft\nmax_length: 512\nmax_';
+  const labels = completionsAt(text, text.length).map((c) => c.label);
+  assert.ok(labels.includes('max_seq_length') || labels.includes('packing'), 'an SFTConfig key is offered');
+  assert.ok(!labels.includes('num_generations'), 'GRPO keys are not');
+  assert.match(hoverAt(text, text.indexOf('max_length') + 2)!.markdown, /SFTConfig/);
+});

@@ -1,13 +1,15 @@
 // Hover text and completions for recipes, from the generated schema. Line-based on purpose:
 // it must work while the user is mid-edit and the YAML does not parse.
-import { type FieldSpec, type RecipeSchema, schemaForVersion } from './schema';
+import { type FieldSpec, type RecipeSchema, schemaForVersion, sftSchema } from './schema';
 import { describeRange, describeTypes } from './values';
 
 /**
  * The schema of the TRL line a recipe text is written for: `launch.trl` (found line by line, so
- * it works while the YAML does not parse), else the host's recorded TRL, else the default.
+ * it works while the YAML does not parse), else the host's recorded TRL, else the default; the
+ * SFT schema for a `kind: sft` recipe.
  */
 export function schemaForText(text: string, hostTrl?: string): RecipeSchema {
+  if (/^kind:[ \t]*['"]?sft['"]?[ \t]*(?:#.*)?$/m.test(text)) return sftSchema();
   const m = /^launch:[^\n]*\n(?:(?:[ \t]+[^\n]*|[ \t]*(?:#[^\n]*)?)\n)*?[ \t]+trl:[ \t]*['"]?([^\s'"#]+)/m.exec(text);
   if (m) return schemaForVersion(m[1]!, 'recipe').schema;
   return schemaForVersion(hostTrl, 'host').schema;
