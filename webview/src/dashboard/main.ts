@@ -234,14 +234,15 @@ function build(spec: ChartSpec, w: ChartWindow | undefined, smoothing: number): 
     const cols: (number | null)[][] = [];
     const prefix = compare() ? `${runLabel(rw.runId)} · ` : '';
     let dash = 0;
-    if (spec.band && !compare() && rw.y[spec.band.lo] && rw.y[spec.band.hi]) {
+    // the band (reward ± std): shaded for one run; in a comparison kept undrawn, for the tooltip's std
+    if (spec.band && rw.y[spec.band.lo] && rw.y[spec.band.hi]) {
       const base = series.length;
-      const c = PALETTE[0];
+      const c = compare() ? runColour(rw.runId) : PALETTE[0];
       series.push({ label: `${spec.band.label} (lo)`, stroke: alpha(c, 0.25), width: 0, value: (_u, v) => fmtNum(v), points: { show: false } });
       series.push({ label: `${spec.band.label} (hi)`, stroke: alpha(c, 0.25), width: 0, value: (_u, v) => fmtNum(v), points: { show: false } });
       cols.push(toArr(rw.y[spec.band.lo]), toArr(rw.y[spec.band.hi]));
       keys.push(`${rw.runId}/${spec.band.lo}`, `${rw.runId}/${spec.band.hi}`);
-      bands.push({ series: [base + 1, base], fill: alpha(c, 0.15) });
+      if (!compare()) bands.push({ series: [base + 1, base], fill: alpha(c, 0.15) });
     }
     for (const s of spec.series) {
       const y = rw.y[s.key];

@@ -6,7 +6,7 @@
 // monitor's parsed events (or the run store on disk) and save dialogs; the Chromium tests
 // bundle it for the browser and play the host in the page.
 import type { RunEvent, SampleRow } from '../runs/events';
-import { budgetSummary } from '../runs/present';
+import { budgetSummary } from '../runs/budgets';
 import {
   LIMITS, parseToExtension, type ChartSpec, type ChartWindow, type ConfigRow, type RunMeta, type SampleRowMsg, type SamplesQuery,
   type SeriesWindow, type ToExtension, type ToWebview, type ViewState,
