@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="cpu", help="torch device for embedding and training (cpu, cuda); export and figures run on CPU")
     t.add_argument("--keep-fp32", action="store_true", help="keep model.fp32.onnx next to model.onnx")
 
+    fp = sub.add_parser("fit-policy", help="refit a trained folder's tier thresholds on validation and re-measure test")
+    fp.add_argument("--data", type=Path, nargs="+", required=True, help="the data the folder was trained with")
+    fp.add_argument("--model", type=Path, required=True)
+    fp.add_argument("--per-source", type=int, default=600)
+    fp.add_argument("--all-licences", action="store_true")
+    fp.add_argument("--seed", type=int, default=0)
+
     e = sub.add_parser("evaluate", help="per-source and pooled figures on labelled JSONL files against the targets")
     e.add_argument("--data", nargs="+", required=True, help="JSONL files or folders of them: {prompt, label, source?}")
     e.add_argument("--format", choices=("text", "json"), default="text")
@@ -96,6 +103,14 @@ def main(argv: list[str] | None = None) -> int:
             from .evaluate import text_report
 
             print(text_report(m["test"]) if "test" in m else json.dumps(m))
+            return 0
+        if args.cmd == "fit-policy":
+            from .evaluate import text_report
+            from .train import refit_policy
+
+            m = refit_policy(args.data, args.model, per_source=args.per_source, licensed_only=not args.all_licences,
+                             seed=args.seed, log=lambda s: print(s, file=sys.stderr))
+            print(text_report(m["test"]))
             return 0
         if args.cmd == "evaluate":
             from .evaluate import main_evaluate

@@ -126,7 +126,9 @@ def fit_policy(labels: np.ndarray, risk: np.ndarray, amb: np.ndarray, base: Allo
        ordinary budget 0 >= 90%, traffic-mix budget share <= 10%.
     2. Among those, take the one that gives the most borderline prompts a nonzero budget (the
        prompts the reasoning is for), then the lowest traffic-mix share.
-    3. If none meets all three, take the one with the smallest summed shortfall.
+    3. If none meets all three, the smallest summed shortfall (each target's shortfall in
+       share points, equally weighted), then as in 2. docs/allocator.md shows what a
+       safety-first choice (the harmful target before the others) gives instead.
     """
     import dataclasses
 
@@ -154,7 +156,8 @@ def fit_policy(labels: np.ndarray, risk: np.ndarray, amb: np.ndarray, base: Allo
     info = {
         "method": "grid search on the validation split (conscience/allocator/evaluate.py fit_policy)",
         "targets": {"harmful_budget0": "<= 0.02", "ordinary_budget0": ">= 0.90", "traffic_mix_budget_share": "<= 0.10"},
-        "preference": "most borderline prompts with a nonzero budget, then the lowest traffic-mix share",
+        "preference": "all targets met, then most borderline prompts with a nonzero budget, then the lowest traffic-mix share; "
+                      "if none meets all: the smallest summed shortfall",
         "grid": {k: list(v) for k, v in GRID.items()},
         "validation_rows": {k: int(m.sum()) for k, m in (("benign", ben), ("borderline", bor), ("harmful", har))},
         "met_all": not best[0] if best else False,
@@ -203,16 +206,17 @@ def scores(rows: list[dict], cfg: AllocatorConfig) -> tuple[np.ndarray, np.ndarr
 
 def evaluate(paths: Iterable, cfg_overrides: dict | None = None, warn: Callable[[str], None] = lambda s: None,
              split: str | None = None) -> dict[str, Any]:
-    """Figures for the labelled rows in ``paths``; with ``split``, only the rows that
-    pool.split_of puts there (``test``: the sources and cores the shipped model never saw)."""
+    """Figures for the labelled rows in ``paths``; with ``split``, only the rows `train` puts in
+    that split (pool.splits: cleaned, near-duplicates collapsed, licences applied), so
+    ``--split test`` measures what metrics.json["test"] measured."""
     from pathlib import Path
 
     from .policy import load_config
-    from .pool import read_all, split_of
+    from .pool import read_all, splits
 
     rows = read_all([Path(p) for p in paths], warn)
     if split:
-        rows = [r for r in rows if split_of(r) == split]
+        rows = splits(rows)[split]
     if not rows:
         raise ValueError("no usable labelled rows in " + ", ".join(map(str, paths)))
     cfg = load_config(cfg_overrides or {})

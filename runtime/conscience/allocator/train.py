@@ -511,3 +511,44 @@ def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / "SOURCES.md").write_text(pool.sources_markdown(metrics["sources"], metrics["command"]), encoding="utf-8")
     return metrics
+
+
+def refit_policy(data: list[Path], out: Path, per_source: int = 600, licensed_only: bool = True, seed: int = 0,
+                 log=print) -> dict[str, Any]:
+    """Step 5 and 6 of train alone, for a model folder that exists: refit the tier thresholds
+    on the validation split (same data and split as its training) and re-measure the test
+    split; rewrites allocator.json's policy/fitted and metrics.json's figures."""
+    from . import pool
+    from .evaluate import fit_policy, report
+    from .score import Allocator
+
+    warn_count = [0]
+
+    def warn(msg: str) -> None:
+        warn_count[0] += 1
+
+    rows = pool.read_all(data, warn)
+    split = pool.splits(rows, licensed_only=licensed_only, per_source=per_source, seed=seed)
+    alloc = Allocator(out)
+
+    def run(rs):
+        res = alloc.run_texts([r["prompt"] for r in rs])
+        return np.array([r["risk"] for r in res]), np.array([r["ambiguity"] for r in res])
+
+    meta = json.loads((out / "allocator.json").read_text(encoding="utf-8"))
+    base = AllocatorConfig.from_mapping(meta["policy"])
+    va_risk, va_amb = run(split["validation"])
+    cfg, fitted = fit_policy(np.array([r["label"] for r in split["validation"]]), va_risk, va_amb, base)
+    log(f"thresholds fitted on validation: {fitted['thresholds']} -> {fitted['validation']}")
+    te_risk, te_amb = run(split["test"])
+    meta["policy"], meta["fitted"] = cfg.policy_dict(), fitted
+    (out / "allocator.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    metrics.update({
+        "test": report(split["test"], te_risk, te_amb, cfg),
+        "validation": report(split["validation"], va_risk, va_amb, cfg),
+        "fitted_policy": fitted,
+        "policy_command": "python -m conscience.allocator fit-policy --data " + " ".join(map(str, data)) + f" --model {out}",
+    })
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return metrics
