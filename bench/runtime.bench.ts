@@ -1,7 +1,8 @@
 // Runtime benchmark: seconds per GRPO training step of the demo recipe (recipes/demo/tiny-cpu.yaml)
 // on CPU, measured from the metrics events' timestamps in events.jsonl (so model build and
 // process start-up are not counted). Peer: the same recipe with one process instead of the
-// recipe's two gloo DDP processes, in the same run; the ratio is reported.
+// recipe's two gloo DDP processes, in the same run; the ratio is reported. Also
+// `runtime.sft_step_s` (see runSft).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -71,10 +72,33 @@ async function runDemo(processes: number): Promise<Run> {
   };
 }
 
+// SFT: seconds per step of the tiny model through conscience.sft, against a plain TRL
+// SFTTrainer script on the same rows and settings in the same process (scripts/gpu/sft_bench.py
+// --tiny: runs A B B A, best of each). One torch thread, so the figure is not the busy
+// machine's thread-pool spinning.
+async function runSft(): Promise<{ ours: number; plain: number; ratio: number }> {
+  const out: string = await new Promise((res, rej) => {
+    const child = spawn(PY, [join(ROOT, 'scripts', 'gpu', 'sft_bench.py'), '--tiny', '--steps', '20', '--warmup', '3'], {
+      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OMP_NUM_THREADS: '1' },
+    });
+    let stdout = '', tail = '';
+    child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
+    child.stderr.on('data', (b: Buffer) => { tail = (tail + b.toString()).slice(-4000); });
+    child.on('error', rej);
+    child.on('exit', (c) => (c === 0 ? res(stdout) : rej(new Error(`sft_bench exited ${c}: ${tail}`))));
+  });
+  const r = JSON.parse(out.trim().split('\n').at(-1)!) as { conscience: { step_s: number }; plain: { step_s: number }; ratio: number };
+  return { ours: r.conscience.step_s, plain: r.plain.step_s, ratio: r.ratio };
+}
+
 export default async function (): Promise<Record<string, number>> {
   const two = await runDemo(2);
   const one = await runDemo(1);
+  const sft = await runSft();
   return {
+    'runtime.sft_step_s': sft.ours,
+    'runtime.sft_plain_step_s': sft.plain,
+    'runtime.sft_steps_per_s_ratio_vs_plain': sft.ratio,
     'runtime.tiny_step_s': two.stepS,
     'runtime.tiny_steps': two.steps,
     'runtime.tiny_first_metric_s': two.firstMetricS,

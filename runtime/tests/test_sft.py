@@ -113,7 +113,7 @@ def _events(out):
 
 
 def _run_sft(python, recipe, out, *extra):
-    env = {**os.environ, "CONSCIENCE_HEARTBEAT_S": "1"}
+    env = {**os.environ, "CONSCIENCE_HEARTBEAT_S": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.run([python, "-m", "conscience.sft", "--config", recipe, "--output_dir", str(out), *extra],
                           cwd=RUNTIME, capture_output=True, text=True, timeout=600, env=env)
 
