@@ -2,7 +2,7 @@
 //   validateText(text, {file, host, trl}) -> diagnostics for that text (and, with `file` set on
 //   them, for the accelerate config it references).
 // Order: bytes (decode.ts) -> YAML tree (yaml.ts) -> the schema of the recipe's TRL line
-// (launch.trl, the target's recorded TRL, else the default) -> the walk below: keys, types, enums
+// (launch.trl, the target's TRL, else the default; kind: sft has its own) -> the walk below: keys, types, enums
 // and ranges -> the referenced accelerate config (accelerate.ts) -> the cross-field rules, one
 // entry per code in rules.ts.
 import { type Ctx, type Host, lineAfter, lineStartOf, renameFix, assumed } from './context';
@@ -24,8 +24,8 @@ export interface ValidateOptions {
   host?: Host;
   schema?: RecipeSchema;
   /**
-   * The TRL version installed on the recipe's target, as recorded at its last launch
-   * (run_started.versions.trl). Used when the recipe has no `launch.trl`.
+   * The TRL the recipe's target runs: the stack its requirements install, or what its newest run
+   * recorded (run_started.versions.trl); see recorded.ts. Used when the recipe has no `launch.trl`.
    */
   trl?: string;
   /** Force the kind instead of detecting it from the keys. */
