@@ -39,7 +39,8 @@ describe('launch, progress, failures and dashboards in the editor', { timeout: 7
     server = await startCodeServer('launch', {
       files: { recipes: { copyFrom: join(ROOT, 'recipes') }, 'recipes/demo/bad.yaml': BAD },
       // No runtime/ in the workspace: launch syncs the runtime the extension ships.
-      workspaceSettings: { 'conscience.targets': { local: { type: 'local', python: PYTHON } } },
+      // as in the demo workspace (demo/.vscode/settings.json): torch's ports are not offered as apps
+      workspaceSettings: { 'conscience.targets': { local: { type: 'local', python: PYTHON } }, 'remote.autoForwardPorts': false },
     });
     browser = await launchBrowser();
     page = await openWorkbench(browser, server);
@@ -144,6 +145,9 @@ describe('launch, progress, failures and dashboards in the editor', { timeout: 7
     assert.ok(sawProgress, 'the row showed step n/8 · x% while it trained');
     assert.match(await row.innerText(), /completed · step 8\/8 · 100%/);
     await waitFor('the status bar item to go', async () => !(await status.isVisible().catch(() => false)), 20_000);
+    // torch.distributed listened on local ports during the run: nothing offered to forward them
+    const toasts = await page.locator('.notifications-toasts .notification-list-item').allInnerTexts();
+    assert.deepEqual(toasts.filter((t) => /port \d+|forward/i.test(t)), [], 'no port-forwarding notification');
     await row.hover();
     assert.equal(await row.locator('.action-label[aria-label="Resume Run"]').count(), 0, 'no resume for a completed run');
     assert.equal(await row.locator('.action-label[aria-label="Open Run Dashboard"]').count(), 1);
@@ -181,8 +185,9 @@ describe('launch, progress, failures and dashboards in the editor', { timeout: 7
     // the tooltip names the cause too (and the run's id)
     const hover = page.locator('.workbench-hover, .monaco-hover').filter({ hasText: 'cause:' }).first();
     await hover.waitFor({ state: 'visible', timeout: 15_000 });
-    const tip = await hover.innerText();
-    assert.ok(tip.includes(badRun) && tip.includes(`cause: ${cause.message}`), tip);
+    const tip = (await hover.innerText()).replace(/\u00a0/g, ' ');
+    assert.ok(tip.includes(badRun), tip);
+    assert.ok(tip.includes(`cause: ${cause.message}`), `${tip}\n---\ncause: ${cause.message}`);
     await closeEditors();
   });
 
@@ -214,8 +219,28 @@ describe('launch, progress, failures and dashboards in the editor', { timeout: 7
     const heads = await f.locator('[data-testid=samples] th').allInnerTexts();
     assert.deepEqual(heads.slice(0, 7), ['Run', 'Label', 'Budget', 'Safety tokens', 'Prompt', 'Safety block', 'Answer']);
     assert.match(await f.locator('[data-testid=samples-page]').innerText(), /^step 8 · 1 of 8$/);
+    // page back through the logged steps; a click shows a cell's full text
+    await f.locator('[data-testid=samples-older]').click();
+    await waitFor('the previous step', async () => /^step 7 · 2 of 8$/.test(await f.locator('[data-testid=samples-page]').innerText()), 10_000);
+    const cell = f.locator('[data-testid=samples] tbody tr').first().locator('td.prompt');
+    await cell.click();
+    assert.equal(await cell.evaluate((e) => e.classList.contains('full')), true);
+    // the tooltip at the cursor: every series' value, the reward with its std
+    await f.locator('[data-testid=chart-reward]').scrollIntoViewIfNeeded();
+    const box = (await f.locator('[data-testid=chart-reward] .u-over').boundingBox())!;
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5);
+    const tip = f.locator('[data-testid=tooltip]');
+    await tip.waitFor({ state: 'visible', timeout: 10_000 });
+    assert.match(await tip.innerText(), /^step \d[\s\S]*tiny-cpu · \d\d:\d\d · reward\s*-?[\d.e-]+ ± [\d.e-]+ std/);
+    await page.mouse.move(0, 0);
     const reward = f.locator('[data-testid=chart-reward] canvas').first();
     assert.ok((await reward.evaluate(COLOURED_PIXELS)) > 50, 'the completed run\'s reward curve is drawn');
+    // a run's chip hides it on every chart, and shows it again
+    const chip = f.locator('.run-chip').filter({ hasText: /^tiny-cpu/ });
+    await chip.click();
+    await waitFor('the run hidden', async () => (await reward.evaluate(COLOURED_PIXELS)) < 10, 10_000);
+    await chip.click();
+    await waitFor('the run shown again', async () => (await reward.evaluate(COLOURED_PIXELS)) > 50, 10_000);
     await screenshot(page, 'dashboard-compare');
 
     // a live theme switch: the charts' axes follow (VS Code rewrites the webview's variables)
