@@ -94,7 +94,12 @@ CONF
 stop() {
   for d in slurmd.n1 slurmd.n2 slurmctld munged; do
     if [[ -f $STATE/$d.pid ]]; then
-      kill "$(cat "$STATE/$d.pid")" 2>/dev/null || true
+      local pid
+      pid=$(cat "$STATE/$d.pid")
+      kill "$pid" 2>/dev/null || true
+      # wait for it to be gone (a zombie counts as gone): a start right after a stop must not
+      # find a daemon still shutting down and skip starting it
+      for _ in $(seq 1 100); do ps -o stat= -p "$pid" 2>/dev/null | grep -q '^[^Z]' || break; sleep 0.1; done
       rm -f "$STATE/$d.pid"
     fi
   done

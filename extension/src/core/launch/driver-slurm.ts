@@ -27,8 +27,9 @@ export async function slurmStatus(host: Host, rec: RunRecord): Promise<SlurmObse
     'echo @@',
     `command -v sacct >/dev/null 2>&1 && sacct -n -P -X -j ${id} -o JobID,State,ExitCode 2>/dev/null`,
     'echo @@',
-    // srun's own word on a task that died ("srun: error: n2: task 1: Killed"), the why of a lost node
-    `grep -a 'srun: error: .*: task' ${shQuote(rec.remoteDir + '/stderr.log')} 2>/dev/null | tail -n 1`,
+    // srun's own word on the task that died first ("srun: error: n2: task 1: Killed"; the
+    // tasks --kill-on-bad-exit then stopped follow it), the why of a lost node
+    `grep -a 'srun: error: .*: task' ${shQuote(rec.remoteDir + '/stderr.log')} 2>/dev/null | head -n 1`,
     'true',
   ].join('; ');
   const r = await host.exec(cmd);
