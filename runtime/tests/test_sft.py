@@ -174,3 +174,27 @@ def test_sft_runs_on_trl_1x(tmp_path):
     assert ev[0]["versions"]["trl"].startswith("1.")
     assert ev[-1]["status"] == "completed"
     assert any("loss" in e.get("values", {}) for e in ev if e["type"] == "metrics")
+
+
+def test_sigterm_cancels_an_sft_run_like_a_grpo_run(tmp_path):
+    import signal
+    import time
+
+    recipe = _recipe(tmp_path, max_steps=10000, logging_steps=1, save_steps=10000, probe_prompts=0)
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CONSCIENCE_HEARTBEAT_S": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "conscience.sft", "--config", recipe, "--output_dir", str(out)],
+                            cwd=RUNTIME, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.time() + 300
+        while not (out / "events.jsonl").exists() or '"loss"' not in (out / "events.jsonl").read_text():
+            assert proc.poll() is None and time.time() < deadline, proc.stderr.read()[-3000:]
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    ev = _events(out)
+    assert ev[-1]["type"] == "run_finished" and ev[-1]["status"] == "cancelled"
+    assert ev[-1]["exit_code"] == 143 and ev[-1]["error"] == "received SIGTERM"
