@@ -3,14 +3,15 @@
 // end is the real host session (core/dashboard). Screenshots go to test-artifacts/.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { readEventsFrom, type MetricsEvent, type RunEvent } from '../../extension/src/core/runs/events';
 import { generateRun } from '../../extension/test/dashboard/fixtures/grpo';
 import { writeEvents } from '../../extension/test/dashboard/fixtures/write';
-import { artifactsDir, launch, openDashboard, type Opened } from './helpers';
+import { ROOT, TEST_BUNDLE, artifactsDir, ensureBundle, launch, openDashboard, type Opened } from './helpers';
 
 let browser: Browser;
 let recorded: RunEvent[];
@@ -472,4 +473,11 @@ test('charts follow a live theme switch, and a failed run shows its root cause',
   } finally {
     await o.page.close();
   }
+});
+
+test('the shipped bundle has no test hook; the tests\' bundle of the same sources has', () => {
+  execFileSync(process.execPath, ['esbuild.mjs'], { cwd: ROOT, stdio: 'ignore' });
+  ensureBundle();
+  assert.doesNotMatch(readFileSync(join(ROOT, 'dist/webview/dashboard.js'), 'utf8'), /__dashboard/);
+  assert.match(readFileSync(join(TEST_BUNDLE, 'dashboard.js'), 'utf8'), /__dashboard/);
 });
