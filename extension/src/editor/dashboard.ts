@@ -1,6 +1,6 @@
 // Thin VS Code adapter for the dashboard: one webview panel per run (or per set of compared
 // runs), fed by the run monitor's parsed events while this window follows the run, else from
-// the run store on disk (core/runs/feed.ts), with the host logic in core/dashboard/session.ts.
+// the run store on disk (core/runs/feed.ts), with the panel's logic in core/dashboard/session.ts.
 // Runs show by short name; a failed run shows its root cause; compared runs show the config
 // diff of the recipes they were launched with. Panels restore after a reload through a serializer: the
 // webview keeps { view, runIds } in its state. Commands: conscience.openDashboard (arg: run

@@ -26,7 +26,7 @@ registerUi();
 // ---------------------------------------------------------------- state
 const savedState = vscode.getState() as { view?: unknown; runIds?: unknown } | undefined;
 const saved = savedState?.view;
-/** The runs shown, kept in state so the host's serializer can reopen them after a reload. */
+/** The runs shown, kept in state so the extension's serializer can reopen them after a reload. */
 let runIds: string[] = Array.isArray(savedState?.runIds) ? (savedState.runIds as unknown[]).filter((x): x is string => typeof x === 'string') : [];
 const view: ViewState = isViewState(saved) ? saved : { xAxis: 'step', range: null, smoothing: 0, width: 600, hidden: [] };
 let viewId = 0;
@@ -214,7 +214,7 @@ const runColour = (id: string) => PALETTE[Math.max(0, runs.findIndex((r) => r.id
 const DASHES: (number[] | undefined)[] = [undefined, [6, 3], [2, 3], [8, 3, 2, 3], [1, 2]];
 const runHidden = (id: string) => (view.hiddenRuns ?? []).includes(id);
 
-/** Builds uPlot data and series for one chart from the host's window (runs joined on x). */
+/** Builds uPlot data and series for one chart from the extension's window (runs joined on x). */
 function build(spec: ChartSpec, w: ChartWindow | undefined, smoothing: number): Built {
   const tables: uPlot.AlignedData[] = [];
   const series: uPlot.Series[] = [{ label: view.xAxis === 'step' ? 'step' : 'time', value: (_u, v) => fmtX(v) }];

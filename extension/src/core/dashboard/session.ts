@@ -1,4 +1,4 @@
-// The host side of one dashboard panel, with no vscode import: it holds the runs' full series
+// The extension side of one dashboard panel, with no vscode import: it holds the runs' full series
 // and every logged sample row (bounded), answers the webview's messages (validated on receipt)
 // and pushes decimated windows when the view changes or new events arrive (coalesced to at most
 // one push per `throttleMs`), and pages of the samples table (one logged step per page,
