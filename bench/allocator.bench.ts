@@ -65,7 +65,7 @@ function pythonRun(): Run & { batch_unsorted_per_s: number; model_mb: number } {
 const POOL = process.env.CONSCIENCE_PROMPT_RISK ?? resolve(REPO, '..', 'shared', 'data', 'prompt-risk');
 
 function heldout(): { f1: number; mix: number; rows: number } {
-  const data = [DATA, ...(existsSync(POOL) ? [POOL] : [])];
+  const data = [...(existsSync(POOL) ? [POOL] : []), DATA]; // the order docs/allocator.md's commands use
   const r = spawnSync(PYTHON, ['-m', 'conscience.allocator', 'evaluate', '--model', MODEL, '--split', 'test', '--format', 'json', '--data', ...data], {
     cwd: REPO, encoding: 'utf8', maxBuffer: 1 << 26,
   });
