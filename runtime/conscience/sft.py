@@ -161,6 +161,12 @@ def load_sft_recipe(path: str, cli_args: Optional[list[str]] = None) -> SftRecip
     for key in ("model_name_or_path", "dataset_name"):
         if key in flat:
             flat[key] = _resolve_relative(flat[key], base)
+    env = flat.pop("env", None)  # as in a GRPO recipe: environment variables set before training
+    if env is not None:
+        if not isinstance(env, dict):
+            raise RecipeError(f"{path}:{lines.get('env', '?')}: `env` must be a mapping of variable: value")
+        for k, v in env.items():
+            os.environ[str(k)] = str(v)
     parser = TrlParser(sft_dataclasses())
     try:
         unknown = parser.set_defaults_with_config(**flat)

@@ -97,6 +97,15 @@ def test_recipe_errors_name_file_and_line(tmp_path):
         load_sft_recipe(bad_section)
 
 
+def test_env_section_is_applied_and_checked(tmp_path, monkeypatch):
+    monkeypatch.delenv("CONSCIENCE_SFT_TEST_VAR", raising=False)
+    load_sft_recipe(_recipe(tmp_path, extra="env:\n  CONSCIENCE_SFT_TEST_VAR: yes-1\n"))
+    assert os.environ["CONSCIENCE_SFT_TEST_VAR"] == "yes-1"
+    monkeypatch.delenv("CONSCIENCE_SFT_TEST_VAR")
+    with pytest.raises(RecipeError, match=r"sft.yaml:\d+: `env` must be a mapping"):
+        load_sft_recipe(_recipe(tmp_path, extra="env: [A, B]\n"))
+
+
 def test_bad_traces_fail_before_any_model_or_event(tmp_path):
     traces = _write(tmp_path / "bad.jsonl", [GOOD, {**GOOD, "id": "t2", "answer": "  "}])
     out = tmp_path / "out"
