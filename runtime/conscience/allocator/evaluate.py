@@ -114,7 +114,9 @@ def misses(fig: dict[str, Any]) -> list[str]:
 GRID = {
     "risk_standard": (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5),
     "ambiguity_standard": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0),
-    "ambiguity_deep": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    # at most 0.9: the deep tier stays reachable for prompts the model calls look-risky (the
+    # design: docs/allocator.md, "Budget policy"); the fit tunes where it starts, not whether
+    "ambiguity_deep": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
     "risk_harmful": (0.5, 0.6, 0.75, 0.9),
 }
 
