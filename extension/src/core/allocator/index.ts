@@ -6,7 +6,7 @@ import { AllocatorModel, type ModelOptions, type Score } from './model';
 import { decide, parsePolicy, policyRows, type Policy, type Tier } from './policy';
 import { occlusion, topDrivers, type Attribution } from './attribution';
 
-export { AllocatorModel, parseAllocatorJson, type Score, type AllocatorConfig } from './model';
+export { AllocatorModel, parseAllocatorJson, type Score, type AllocatorJson } from './model';
 export { decide, parsePolicy, policyRows, DEFAULT_POLICY, TIERS, type Policy, type Tier, type Decision } from './policy';
 export { occlusion, topDrivers, splitWords, type Attribution } from './attribution';
 

@@ -9,7 +9,8 @@ import type * as Ort from 'onnxruntime-node';
 import { AllocatorTokenizer, type Encoded } from './tokenizer';
 import { parsePolicy, type Policy } from './policy';
 
-export interface AllocatorConfig {
+/** The model's allocator.json, parsed (the recipe's `allocator:` section is Python's AllocatorConfig, a different thing). */
+export interface AllocatorJson {
   version: string;
   maxLength: number;
   categories: string[];
@@ -45,7 +46,7 @@ export interface ModelOptions {
 const name = (v: unknown, fallback: string): string => (typeof v === 'string' && /^[\w.:/-]+$/.test(v) ? v : fallback);
 
 /** Parses allocator.json; `file` names it in errors. */
-export function parseAllocatorJson(raw: unknown, file: string, tokenizerJson?: unknown): AllocatorConfig {
+export function parseAllocatorJson(raw: unknown, file: string, tokenizerJson?: unknown): AllocatorJson {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${file}: not a JSON object`);
   const o = raw as Record<string, unknown>;
   const tokTrunc = (tokenizerJson as { truncation?: { max_length?: unknown } } | undefined)?.truncation?.max_length;
@@ -92,7 +93,7 @@ export const ambiguityFromRisk = (p: number): number => 1 - Math.abs(2 * p - 1);
 export class AllocatorModel {
   private constructor(
     readonly dir: string,
-    readonly config: AllocatorConfig,
+    readonly config: AllocatorJson,
     readonly tokenizer: AllocatorTokenizer,
     private readonly ort: typeof Ort,
     private readonly session: Ort.InferenceSession,
