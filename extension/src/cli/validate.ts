@@ -4,7 +4,7 @@
 import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { decodeBytes, detectKind, parseYaml, validateText, type Diagnostic } from '../core/recipe';
-import { nodeHost } from '../core/recipe/node-host';
+import { nodeFiles } from '../core/recipe/node-files';
 import { escapeControls } from '../core/escape';
 
 export interface CliDiagnostic {
@@ -95,7 +95,7 @@ export function validatePaths(paths: string[], cwd = process.cwd()): CliDiagnost
     else files.push({ path: full, walked: false });
   }
   for (const { path, walked } of files) {
-    const bytes = nodeHost.readBytes(path);
+    const bytes = nodeFiles.readBytes(path);
     if (!bytes) { push(path, { severity: 'error', code: 'CC010', message: `Cannot read '${path}'.`, start: 0, end: 0, line: 0, column: 0, endLine: 0, endColumn: 0 }); continue; }
     const dec = decodeBytes(bytes);
     if ('diagnostic' in dec) { push(path, dec.diagnostic); continue; }
@@ -104,7 +104,7 @@ export function validatePaths(paths: string[], cwd = process.cwd()): CliDiagnost
       const parsed = parseYaml(dec.text);
       if (parsed.diagnostics.length === 0 && parsed.root && detectKind(parsed.root) === 'other') continue;
     }
-    for (const d of validateText(dec.text, { file: path, host: nodeHost })) push(d.file ?? path, d);
+    for (const d of validateText(dec.text, { file: path, files: nodeFiles })) push(d.file ?? path, d);
   }
   return results;
 }

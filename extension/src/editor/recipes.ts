@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { completionsAt, hoverAt, schemaForText } from '../core/recipe/assist';
 import { recordedTrl } from '../core/recipe/recorded';
-import { nodeHost } from '../core/recipe/node-host';
+import { nodeFiles } from '../core/recipe/node-files';
 import { recipeKind, validateText, type Diagnostic as CoreDiagnostic } from '../core/recipe';
 
 const SOURCE = 'conscience';
@@ -75,7 +75,7 @@ export function activateRecipes(context: vscode.ExtensionContext, log: vscode.Lo
     const started = performance.now();
     let diags: CoreDiagnostic[];
     try {
-      diags = validateText(doc.getText(), { file: doc.uri.scheme === 'file' ? doc.uri.fsPath : undefined, host: doc.uri.scheme === 'file' ? nodeHost : undefined, trl: recorded.get(doc.uri.fsPath) });
+      diags = validateText(doc.getText(), { file: doc.uri.scheme === 'file' ? doc.uri.fsPath : undefined, files: doc.uri.scheme === 'file' ? nodeFiles : undefined, trl: recorded.get(doc.uri.fsPath) });
     } catch (err) {
       log.error(`recipe validation failed for ${doc.uri.fsPath}: ${(err as Error)?.stack ?? err}`);
       return;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeBytes, validateText, type Diagnostic } from '../../src/core/recipe';
-import { nodeHost } from '../../src/core/recipe/node-host';
+import { nodeFiles } from '../../src/core/recipe/node-files';
 import { REPO } from './helpers';
 import { rng } from '../rng';
 
@@ -105,7 +105,7 @@ test('property: random mutations of the shipped recipes never throw and keep eve
       const text = mutate(base, r);
       let diags: Diagnostic[];
       try {
-        diags = validateText(text, { file, host: nodeHost });
+        diags = validateText(text, { file, files: nodeFiles });
       } catch (err) {
         assert.fail(`iteration ${i} of ${file} threw ${(err as Error).stack}\n--- input ---\n${text}`);
       }
@@ -121,9 +121,9 @@ test('CRLF line endings and a UTF-8 BOM are read like LF files', () => {
   const file = join(REPO, 'recipes/qwen2.5-1.5b-instruct/safety-grpo.yaml');
   const lf = readFileSync(file, 'utf8');
   const crlf = lf.replace(/\n/g, '\r\n');
-  assert.deepEqual(validateText(crlf, { file, host: nodeHost }).filter((d) => d.severity !== 'info'), []);
+  assert.deepEqual(validateText(crlf, { file, files: nodeFiles }).filter((d) => d.severity !== 'info'), []);
   const broken = crlf.replace('num_generations: 8', 'num_generations: 7');
-  const d = validateText(broken, { file, host: nodeHost }).find((x) => x.code === 'CC204');
+  const d = validateText(broken, { file, files: nodeFiles }).find((x) => x.code === 'CC204');
   assert.ok(d);
   assert.equal(broken.split('\r\n')[d.line], 'num_generations: 7');
   assert.equal(d.column, 'num_generations: '.length);

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { decodeBytes, validateText, type Diagnostic } from '../../src/core/recipe';
-import { nodeHost } from '../../src/core/recipe/node-host';
+import { nodeFiles } from '../../src/core/recipe/node-files';
 
 export const REPO = resolve(__dirname, '../../..');
 export const FIXTURES = join(__dirname, 'fixtures');
@@ -11,7 +11,7 @@ export const FIXTURES = join(__dirname, 'fixtures');
 export function validateFile(path: string, trl?: string): { text: string; diags: Diagnostic[] } {
   const dec = decodeBytes(readFileSync(path));
   if ('diagnostic' in dec) return { text: '', diags: [dec.diagnostic] };
-  return { text: dec.text, diags: validateText(dec.text, { file: path, host: nodeHost, trl }) };
+  return { text: dec.text, diags: validateText(dec.text, { file: path, files: nodeFiles, trl }) };
 }
 
 export function fmt(d: Diagnostic): string {

@@ -4,7 +4,7 @@
 // milliseconds. Shared by editor/launch.ts and `conscience launch`.
 import { readFile } from 'node:fs/promises';
 import { decodeBytes, validateText, type Diagnostic } from '../recipe';
-import { nodeHost } from '../recipe/node-host';
+import { nodeFiles } from '../recipe/node-files';
 import { escapeControls } from '../escape';
 
 export interface GuardFinding {
@@ -28,7 +28,7 @@ export async function recipeErrors(file: string, trl?: string): Promise<GuardFin
     return [{ file, line: 1, column: 1, code: 'CC010', message: `Cannot read '${file}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }];
   }
   const dec = decodeBytes(bytes);
-  const diags: Diagnostic[] = 'diagnostic' in dec ? [dec.diagnostic] : validateText(dec.text, { file, host: nodeHost, trl });
+  const diags: Diagnostic[] = 'diagnostic' in dec ? [dec.diagnostic] : validateText(dec.text, { file, files: nodeFiles, trl });
   return diags
     .filter((d) => d.severity === 'error')
     .map((d) => ({ file: d.file ?? file, line: d.line + 1, column: d.column + 1, code: d.code, message: d.message }));

@@ -13,12 +13,12 @@ import { deref, getPair, parseYaml, type YMap } from './yaml';
 export function loadAccelerate(ctx: Ctx): AccelerateInfo | undefined {
   const rel = sval(ctx, 'launch', 'accelerate_config');
   const p = sectionPair(ctx, 'launch', 'accelerate_config');
-  if (typeof rel !== 'string' || !p || !ctx.host || !ctx.file) return undefined;
-  const full = ctx.host.resolve(ctx.file, rel);
-  const stamp = ctx.host.stamp?.(full);
+  if (typeof rel !== 'string' || !p || !ctx.files || !ctx.file) return undefined;
+  const full = ctx.files.resolve(ctx.file, rel);
+  const stamp = ctx.files.stamp?.(full);
   let entry = stamp !== undefined ? accCache.get(full) : undefined;
   if (!entry || entry.stamp !== stamp || entry.schema !== ctx.schema) {
-    const bytes = ctx.host.exists(full) ? ctx.host.readBytes(full) : undefined;
+    const bytes = ctx.files.exists(full) ? ctx.files.readBytes(full) : undefined;
     if (!bytes) {
       ctx.out.push(diag(ctx.text, p.value.start, p.value.end, 'error', 'CC302',
         `Accelerate config '${rel}' not found (resolved against the recipe's folder: ${full}). Use e.g. ../accelerate/zero2.yaml or fix the path.`));

@@ -7,7 +7,7 @@ import type { FieldSpec, RecipeSchema, SchemaChoice } from './schema';
 import { headEnd, isNumber } from './values';
 import { deref, getPair, type YMap, type YPair } from './yaml';
 
-export interface Host {
+export interface FileAccess {
   /** Whether a file or folder exists. */
   exists(path: string): boolean;
   /** Raw bytes of a file, or undefined when it cannot be read. */
@@ -38,7 +38,7 @@ export interface Ctx {
   v1: boolean;
   root: YMap;
   file?: string;
-  host?: Host;
+  files?: FileAccess;
   /** Values of flat keys after conversion (only valid ones). */
   vals: Map<string, unknown>;
   sectionVals: Map<string, Map<string, unknown>>;

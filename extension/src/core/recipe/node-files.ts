@@ -1,12 +1,12 @@
 // File access for the validator on Node (CLI, extension host, tests, bench).
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type { Host } from './validate';
+import type { FileAccess } from './validate';
 
 /** Largest referenced file read (accelerate configs are tiny). */
 const MAX_READ = 2 * 1024 * 1024 + 1;
 
-export const nodeHost: Host = {
+export const nodeFiles: FileAccess = {
   exists: (p) => existsSync(p),
   readBytes: (p) => {
     try {

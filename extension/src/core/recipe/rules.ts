@@ -99,13 +99,13 @@ const RUN_OUTPUT = /(^|[\\/])\.conscience[\\/]outputs[\\/]/;
 
 /** A referenced local file that does not exist (CC303-CC305). */
 function missingFile(ctx: Ctx, emit: Emit, name: string, what: string, cond: (v: string) => boolean): void {
-  const { host, file } = ctx;
-  if (!host || !file) return;
+  const { files, file } = ctx;
+  if (!files || !file) return;
   const v = val(ctx, name);
   const p = pair(ctx, name);
   if (typeof v !== 'string' || !p || !cond(v) || v.startsWith('~/')) return;
-  const full = host.resolve(file, v);
-  if (host.exists(full)) return;
+  const full = files.resolve(file, v);
+  if (files.exists(full)) return;
   if (RUN_OUTPUT.test(v)) {
     // A warm start names the earlier stage's output (e.g. the SFT run's) before that stage ran.
     emit.range(p.value.start, p.value.end, `${what} '${v}' is a run's output folder that does not exist yet (${full}): run the stage that writes it (e.g. the SFT recipe) first, or pass --model_name_or_path at launch.`, undefined, 'info');

@@ -1,11 +1,11 @@
 // The recipe validator: one engine for the editor, the CLI and the launcher.
-//   validateText(text, {file, host, trl}) -> diagnostics for that text (and, with `file` set on
+//   validateText(text, {file, files, trl}) -> diagnostics for that text (and, with `file` set on
 //   them, for the accelerate config it references).
 // Order: bytes (decode.ts) -> YAML tree (yaml.ts) -> the schema of the recipe's TRL line
 // (launch.trl, the target's TRL, else the default; kind: sft has its own) -> the walk below: keys, types, enums
 // and ranges -> the referenced accelerate config (accelerate.ts) -> the cross-field rules, one
 // entry per code in rules.ts.
-import { type Ctx, type Host, lineAfter, lineStartOf, renameFix, assumed } from './context';
+import { type Ctx, type FileAccess, lineAfter, lineStartOf, renameFix, assumed } from './context';
 import { loadAccelerate, validateAccelerate } from './accelerate';
 import { type Diagnostic, type QuickFix, diag } from './diagnostics';
 import { runRules } from './rules';
@@ -14,14 +14,14 @@ import { checkValue, didYouMean, headEnd } from './values';
 import { deref, getPair, LIMITS, parseYaml, type YNode, type YPair } from './yaml';
 import { isEvalRoot, validateEvalRoot } from '../eval/recipe';
 
-export type { Host } from './context';
+export type { FileAccess } from './context';
 export { decodeBytes } from './decode';
 export { validateAccelerate } from './accelerate';
 
 export interface ValidateOptions {
   /** Path of the file being validated; relative references resolve against its folder. */
   file?: string;
-  host?: Host;
+  files?: FileAccess;
   schema?: RecipeSchema;
   /**
    * The TRL the recipe's target runs: the stack its requirements install, or what its newest run
@@ -96,7 +96,7 @@ export function validateText(text: string, opts: ValidateOptions = {}): Diagnost
     validateAccelerate(text, root, schema, out);
     return out;
   }
-  const ctx: Ctx = { text, out, schema, choice, v1: Number(schema.trlVersion.split('.')[0]) >= 1, root, file: opts.file, host: opts.host, vals: new Map(), sectionVals: new Map() };
+  const ctx: Ctx = { text, out, schema, choice, v1: Number(schema.trlVersion.split('.')[0]) >= 1, root, file: opts.file, files: opts.files, vals: new Map(), sectionVals: new Map() };
   checkVersion(ctx);
   checkKeys(ctx);
   ctx.acc = loadAccelerate(ctx);
