@@ -304,6 +304,13 @@ def load_eval_recipe(path: str, output_dir: Optional[str] = None, policy: Option
         cfg.output_dir = os.path.normpath(os.path.join(os.getcwd(), cfg.output_dir))
 
     # the template: this recipe's safety: section, else the policy's training recipe
+    if cfg.chat_template:
+        from .recipe import read_chat_template
+
+        try:
+            cfg.chat_template = read_chat_template(cfg.chat_template, path)
+        except ValueError as e:
+            raise EvalError(str(e)) from None
     safety, system_prompt, allocator = None, cfg.system_prompt, raw.get("allocator")
     if policy is not None:
         safety, system_prompt, allocator = policy[0], policy[1], policy[2] or allocator

@@ -434,6 +434,22 @@ def read_recipe_yaml(path: str) -> tuple[dict, str, dict[str, int]]:
     return raw, hashlib.sha256(data).hexdigest(), _key_lines(text)
 
 
+def read_chat_template(value: str, recipe_path: str) -> str:
+    """`chat_template` as the recipe gives it: Jinja text, or a file (`*.jinja`, `*.jinja2`, `*.j2`,
+    `*.tmpl`, no `{`, one line; relative to the recipe's folder) whose text is read, the rule
+    the recipe validator (CC304) checks the file against."""
+    import re
+
+    if "{" in value or "\n" in value or not re.search(r"\.(jinja2?|j2|tmpl)$", value, re.IGNORECASE):
+        return value
+    path = value if os.path.isabs(value) else os.path.join(os.path.dirname(os.path.abspath(recipe_path)), value)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise ValueError(f"{recipe_path}: chat_template file {path}: {e.strerror or e}") from None
+
+
 def recipe_kind(raw: dict, path: str = "<recipe>", lines: Optional[dict[str, int]] = None) -> str:
     """The recipe's `kind:` (grpo, sft or eval), with an error naming the file and line."""
     kind = raw.get("kind", DEFAULT_KIND)

@@ -182,6 +182,13 @@ def load_sft_recipe(path: str, cli_args: Optional[list[str]] = None) -> SftRecip
         raise RecipeError(f"{path}: invalid arguments (argparse exit {e.code})") from None
     except (ValueError, TypeError) as e:
         raise RecipeError(f"{path}: {e}") from None
+    if sa.chat_template:
+        from .recipe import read_chat_template
+
+        try:
+            sa.chat_template = read_chat_template(sa.chat_template, path)
+        except ValueError as e:
+            raise RecipeError(str(e)) from None
     return SftRecipe(os.path.abspath(path), digest, sa, ta, ma, launch, safety, raw)
 
 

@@ -247,22 +247,6 @@ def _last_checkpoint(output_dir: str) -> Optional[str]:
     return None
 
 
-def _chat_template(value: str, recipe_path: str) -> str:
-    """`chat_template` as the recipe gives it: Jinja text, or a file (`*.jinja`, `*.jinja2`, `*.j2`,
-    `*.tmpl`, no `{`, one line; relative to the recipe's folder) whose text is read, the rule
-    the recipe validator (CC304) checks the file against."""
-    import re
-
-    if "{" in value or "\n" in value or not re.search(r"\.(jinja2?|j2|tmpl)$", value, re.IGNORECASE):
-        return value
-    path = value if os.path.isabs(value) else os.path.join(os.path.dirname(os.path.abspath(recipe_path)), value)
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except OSError as e:
-        raise ValueError(f"{recipe_path}: chat_template file {path}: {e.strerror or e}") from None
-
-
 def _checkpoint_step(path: Optional[str]) -> Optional[int]:
     """The global step a checkpoint folder was saved at (its trainer_state.json), or None."""
     if not path:
@@ -478,7 +462,9 @@ def _train(recipe, writer, resume_from: Optional[str], prepared: Any = None) -> 
         model_path, revision=ma.model_revision, trust_remote_code=trl_compat.trust_remote_code(ma, ta)
     )
     if sa.chat_template:
-        tokenizer.chat_template = _chat_template(sa.chat_template, recipe.path)
+        from .recipe import read_chat_template
+
+        tokenizer.chat_template = read_chat_template(sa.chat_template, recipe.path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if not tokenizer.chat_template:

@@ -53,10 +53,30 @@ def test_template_text_and_missing_files(tmp_path):
     # trainer raises it inside the run, which then ends in run_finished failed)
     import pytest
 
-    from conscience.train import _chat_template
+    from conscience.recipe import read_chat_template as _chat_template
 
     recipe = str(tmp_path / "r.yaml")
     assert _chat_template(TEMPLATE, recipe) == TEMPLATE
     assert _chat_template("plain words.jinja and more {{ x }}", recipe).startswith("plain")
     with pytest.raises(ValueError, match=r"r\.yaml: chat_template file .*missing\.jinja"):
         _chat_template("templates/missing.jinja", recipe)
+
+
+def test_sft_and_eval_recipes_read_template_files_too(tmp_path):
+    # One rule for every recipe kind: the validator's CC304 file check, and the file's text
+    # as the tokenizer's template in GRPO, SFT and eval alike.
+    import pytest
+
+    from conscience.eval import EvalError, load_eval_recipe
+    from conscience.sft import load_sft_recipe
+
+    (tmp_path / "chatml.jinja").write_text(TEMPLATE)
+    sft = tmp_path / "sft.yaml"
+    sft.write_text("kind: sft\nmodel_name_or_path: conscience/tiny\ndataset_name: conscience/safety_traces\nchat_template: chatml.jinja\n")
+    assert load_sft_recipe(str(sft)).script_args.chat_template == TEMPLATE
+    ev = tmp_path / "eval.yaml"
+    ev.write_text("kind: eval\nmodel_name_or_path: conscience/tiny\nchat_template: chatml.jinja\n")
+    assert load_eval_recipe(str(ev)).config.chat_template == TEMPLATE
+    ev.write_text("kind: eval\nmodel_name_or_path: conscience/tiny\nchat_template: gone.jinja\n")
+    with pytest.raises(EvalError, match=r"eval\.yaml: chat_template file .*gone\.jinja"):
+        load_eval_recipe(str(ev))
