@@ -114,11 +114,27 @@ export async function readRun(root: string, id: string): Promise<RunRecord | und
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
+  let rec: RunRecord;
   try {
-    return JSON.parse(text) as RunRecord;
+    rec = JSON.parse(text) as RunRecord;
   } catch (err) {
     throw new Error(`${join(runDir(root, id), 'run.json')}: invalid JSON: ${(err as Error).message}`);
   }
+  return withNumbers(rec);
+}
+
+/**
+ * The numbers every reader formats (reward, step, maxSteps) are numbers or absent: a run.json
+ * written before event fields were validated may hold `"reward": "high"`, which made
+ * `conscience runs` and the Runs view throw ("toFixed is not a function").
+ */
+function withNumbers(rec: RunRecord): RunRecord {
+  if (!rec || typeof rec !== 'object') return rec;
+  const num = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+  if (rec.reward !== undefined && rec.reward !== null && !num(rec.reward)) rec.reward = null;
+  if (rec.step !== undefined && !num(rec.step)) delete rec.step;
+  if (rec.maxSteps !== undefined && !num(rec.maxSteps)) delete rec.maxSteps;
+  return rec;
 }
 
 /** Every run in the store, newest first. Folders without a readable run.json are skipped. */

@@ -1,0 +1,34 @@
+// A run.json written before event fields were validated may hold a reward that is not a number:
+// `conscience runs` and the Runs view must still list it (they used to throw "toFixed is not a
+// function"), showing no reward rather than a wrong one.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { runDescription } from '../../src/core/runs/present';
+import { readRun } from '../../src/core/runs/store';
+
+const REPO = join(import.meta.dirname, '..', '..', '..');
+
+test('a run.json with a non-number reward, step or max_steps is read, listed and described', async () => {
+  const ws = mkdtempSync(join(tmpdir(), 'cc-store-'));
+  const id = '20261126-101232-tiny-cpu-ab12';
+  mkdirSync(join(ws, '.conscience', 'runs', id), { recursive: true });
+  writeFileSync(join(ws, '.conscience', 'runs', id, 'run.json'), JSON.stringify({
+    id, recipe: 'recipes/demo/tiny-cpu.yaml', target: 'local', targetKind: 'local', host: 'local', projectDir: ws, remoteDir: ws,
+    outputDir: join(ws, 'out'), python: 'python', state: 'completed', eventOffset: 0, stdoutOffset: 0, stderrOffset: 0,
+    createdAt: 1, updatedAt: 1, finishedAt: 2, command: 'x', attempts: 1, reward: 'high', step: '7', maxSteps: { n: 8 },
+  }));
+  const rec = (await readRun(ws, id))!;
+  assert.equal(rec.reward, null);
+  assert.equal(rec.step, undefined);
+  assert.equal(rec.maxSteps, undefined);
+  assert.match(runDescription(rec), /^completed/);
+  const cli = spawnSync(process.execPath, ['--import', 'tsx', join(REPO, 'extension/src/cli/main.ts'), 'runs', '--workspace', ws, '--no-refresh'],
+    { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(cli.status, 0, cli.stderr);
+  assert.match(cli.stdout, /tiny-cpu/);
+  assert.doesNotMatch(cli.stdout + cli.stderr, /toFixed|high/);
+});
