@@ -21,6 +21,9 @@ let broken = replace(good, /^num_generations: \d+$/m, 'num_generations: 3');
 broken = replace(broken, /^learning_rate:/m, 'learnig_rate:');
 broken = replace(broken, /^reward_weights: \[.*\]$/m, 'reward_weights: [1.0, 0.5]');
 const lineOf = (text: string, re: RegExp) => text.split('\n').findIndex((l) => re.test(l)) + 1;
+// The demo recipe asking for two machines: valid YAML and keys, but no target of the workspace
+// (only `local` here) is two machines, so launching it would wait forever for the second one.
+const twoMachines = replace(good, /^  num_machines: 1\b.*$/m, '  num_machines: 2');
 const expected = {
   numGenerations: lineOf(broken, /^num_generations: 3$/),
   unknownKey: lineOf(broken, /^learnig_rate:/),
@@ -37,6 +40,7 @@ describe('recipe diagnostics and quick fixes', { timeout: 240_000 }, () => {
       files: {
         recipes: { copyFrom: join(ROOT, 'recipes') },
         'recipes/demo/broken.yaml': broken,
+        'recipes/demo/two-machines.yaml': twoMachines,
       },
     });
     browser = await launchBrowser();
@@ -68,6 +72,19 @@ describe('recipe diagnostics and quick fixes', { timeout: 240_000 }, () => {
     assert.match(at(problems, expected.unknownKey, /learnig_rate/)!.text, /learning_rate/, 'the unknown key suggests learning_rate');
     assert.match(at(problems, expected.numGenerations, /generations/i)!.text, /\b2\b/, 'the valid num_generations values are listed');
     await screenshot(page, 'recipes-problems');
+  });
+
+  it("shows on the recipe, before any launch, that it does not fit the workspace's targets", async () => {
+    await openFile(page, 'recipes/demo/two-machines.yaml');
+    const line = lineOf(twoMachines, /^  num_machines: 2/);
+    let problems: Problem[] = [];
+    await waitFor('the topology finding at launch.num_machines', async () => {
+      problems = await readProblems(page);
+      return at(problems, line, /num_machines is 2, but target 'local' is one machine/);
+    }, 60_000).catch((err) => {
+      throw new Error(`${(err as Error).message}\nProblems panel:\n${problems.map((p) => p.text).join('\n')}\nlog:\n${extensionLog(server!)}`);
+    });
+    await screenshot(page, 'recipes-topology');
   });
 
   it('repairs num_generations and the misspelt key with quick fixes', async () => {

@@ -13,7 +13,7 @@ import { cancelRun, formatPlan, launchRun, planLaunch, resumeRun } from '../core
 import { RunMonitor } from '../core/launch/monitor';
 import { LaunchSession } from '../core/launch/session';
 import type { UnknownHostKey } from '../core/launch/ssh';
-import { LOCAL_TARGET, loadTargets, parseTargets, type Target } from '../core/launch/targets';
+import { workspaceTargets } from './targets';
 import { formatProblem, type ParseProblem } from '../core/runs/events';
 import { RunFeed } from '../core/runs/feed';
 import { budgetSummary, rootCause, runActions, runDescription, runName, runProgress, formatDuration, type RootCause, runStack } from '../core/runs/present';
@@ -176,22 +176,12 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     return out;
   }
 
-  async function targets(root: string): Promise<Map<string, Target>> {
-    // the setting (ignored by VS Code in untrusted workspaces: restrictedConfigurations), then the workspace file
-    const fromSetting = vscode.workspace.getConfiguration('conscience').get<Record<string, unknown>>('targets') ?? {};
-    const fromFile = await loadTargets(root);
-    const merged = parseTargets({ ...fromSetting }, 'setting conscience.targets');
-    // the file's targets win; its implicit `local` does not replace one configured in the setting
-    for (const [name, t] of fromFile.targets) if (t !== LOCAL_TARGET) merged.set(name, t);
-    return merged;
-  }
-
   async function getSession(): Promise<LaunchSession> {
     const root = rootOf();
     if (!root) throw new Error('open a workspace folder to launch runs');
     if (session && session.root === root) return session;
     await session?.close();
-    session = new LaunchSession(root, await targets(root), {
+    session = new LaunchSession(root, await workspaceTargets(root), {
       bundleRoot: context.extensionPath,
       secrets: await secrets(),
       onUnknownHostKey: async (k: UnknownHostKey) => {

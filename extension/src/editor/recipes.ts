@@ -11,6 +11,9 @@ import { completionsAt, hoverAt, schemaForText } from '../core/recipe/assist';
 import { recordedTrl } from '../core/recipe/recorded';
 import { nodeFiles } from '../core/recipe/node-files';
 import { recipeKind, validateText, type Diagnostic as CoreDiagnostic } from '../core/recipe';
+import { recipeTopologyDiagnostics } from '../core/launch/topology';
+import type { Target } from '../core/launch/targets';
+import { workspaceTargets } from './targets';
 
 const SOURCE = 'conscience';
 
@@ -45,12 +48,38 @@ const SEVERITY: Record<CoreDiagnostic['severity'], vscode.DiagnosticSeverity> = 
   info: vscode.DiagnosticSeverity.Information,
 };
 
+/** The topology planner's findings for a recipe on the workspace's targets, at their keys' lines. */
+function topologyDiagnostics(doc: vscode.TextDocument, targets: Map<string, Target>): CoreDiagnostic[] {
+  return recipeTopologyDiagnostics(doc.getText(), doc.uri.fsPath, targets.values()).map((d) => {
+    const line = doc.lineAt(Math.min(Math.max(0, d.line - 1), doc.lineCount - 1));
+    const start = doc.offsetAt(line.range.start) + line.firstNonWhitespaceCharacterIndex;
+    const end = doc.offsetAt(line.range.end);
+    const a = doc.positionAt(start);
+    const b = doc.positionAt(end);
+    return {
+      severity: d.severity, code: 'topology', message: d.message,
+      start, end, line: a.line, column: a.character, endLine: b.line, endColumn: b.character,
+    };
+  });
+}
+
 export function activateRecipes(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): void {
   const collection = vscode.languages.createDiagnosticCollection('conscience-recipes');
   context.subscriptions.push(collection);
   /** Latest core diagnostics per document version, for quick fixes. */
   const latest = new Map<string, { version: number; diags: CoreDiagnostic[] }>();
   const timers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** The workspace's launch targets, for the topology planner's diagnostics (a recipe that does
+   * not fit a target is shown before anyone launches it); reloaded when the targets change. */
+  let targets: Map<string, Target> | undefined;
+  const refreshTargets = () => {
+    const root = vscode.workspace.workspaceFolders?.[0]?.uri;
+    if (!root || root.scheme !== 'file') return;
+    workspaceTargets(root.fsPath).then((t) => {
+      targets = t;
+      for (const d of vscode.workspace.textDocuments) if (isRecipe(d)) validateNow(d);
+    }, (err) => log.warn(`reading the launch targets: ${(err as Error)?.message ?? err}`));
+  };
   /** The TRL each recipe's newest run recorded (by file path), looked up on open and save. */
   const recorded = new Map<string, string | undefined>();
   const lookUpTrl = (doc: vscode.TextDocument) => {
@@ -80,6 +109,7 @@ export function activateRecipes(context: vscode.ExtensionContext, log: vscode.Lo
       log.error(`recipe validation failed for ${doc.uri.fsPath}: ${(err as Error)?.stack ?? err}`);
       return;
     }
+    if (targets) diags = diags.concat(topologyDiagnostics(doc, targets));
     // Diagnostics about a referenced file (accelerate config) show up when that file is open.
     const own = diags.filter((d) => !d.file);
     latest.set(key, { version: doc.version, diags: own });
@@ -107,7 +137,11 @@ export function activateRecipes(context: vscode.ExtensionContext, log: vscode.Lo
   context.subscriptions.push(
     vscode.workspace.onDidOpenTextDocument((d) => { schedule(d); if (isRecipe(d)) lookUpTrl(d); }),
     vscode.workspace.onDidChangeTextDocument((e) => { if (e.contentChanges.length) schedule(e.document); }),
-    vscode.workspace.onDidSaveTextDocument((d) => { validateNow(d); if (isRecipe(d)) lookUpTrl(d); }),
+    vscode.workspace.onDidSaveTextDocument((d) => {
+      if (/(^|[\\/])conscience\.targets\.(ya?ml|json)$/.test(d.uri.fsPath)) refreshTargets();
+      validateNow(d);
+      if (isRecipe(d)) lookUpTrl(d);
+    }),
     vscode.workspace.onDidCloseTextDocument((d) => {
       const key = d.uri.toString();
       const t = timers.get(key);
@@ -118,9 +152,12 @@ export function activateRecipes(context: vscode.ExtensionContext, log: vscode.Lo
     }),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('conscience.recipes')) for (const d of vscode.workspace.textDocuments) schedule(d);
+      if (e.affectsConfiguration('conscience.targets')) refreshTargets();
     }),
     { dispose: () => { for (const t of timers.values()) clearTimeout(t); timers.clear(); } },
   );
+
+  refreshTargets();
 
   const selector: vscode.DocumentSelector = [{ language: 'yaml' }, { pattern: '**/*.{yaml,yml}' }];
 

@@ -1,0 +1,14 @@
+// The workspace's launch targets as the editor sees them: the `conscience.targets` setting
+// (ignored by VS Code in untrusted workspaces: restrictedConfigurations), then the workspace's
+// targets file, whose targets win. One place, used by launching and by the recipe diagnostics.
+import * as vscode from 'vscode';
+import { LOCAL_TARGET, loadTargets, parseTargets, type Target } from '../core/launch/targets';
+
+export async function workspaceTargets(root: string): Promise<Map<string, Target>> {
+  const fromSetting = vscode.workspace.getConfiguration('conscience').get<Record<string, unknown>>('targets') ?? {};
+  const fromFile = await loadTargets(root);
+  const merged = parseTargets({ ...fromSetting }, 'setting conscience.targets');
+  // the file's targets win; its implicit `local` does not replace one configured in the setting
+  for (const [name, t] of fromFile.targets) if (t !== LOCAL_TARGET) merged.set(name, t);
+  return merged;
+}
