@@ -102,6 +102,9 @@ export const TYPE_FIELDS: Record<EventType, Record<string, FieldSpec>> = {
     resumed_from: { required: false, type: 'string or null', check: strOrNull },
     reward_funcs: { required: false, type: 'list of strings', check: listOf(str, 'strings') },
     max_steps: { required: false, type: 'integer >= 0 or null', check: nonNegIntOrNull },
+    kind: { required: false, type: 'grpo | sft | eval', check: oneOf(['grpo', 'sft', 'eval']) },
+    budgets: { required: false, type: 'object or null', check: (v) => must(v === null || isObj(v), 'an object or null', v) },
+    init_from: { required: false, type: 'object with run_id (string) or null', check: (v) => must(v === null || (isObj(v) && typeof v.run_id === 'string'), 'an object with run_id or null', v) },
   },
   metrics: {
     step: { required: true, type: 'integer >= 0', check: nonNegInt },
