@@ -14,6 +14,8 @@ import {
 } from './harness';
 
 const RUN = 'e2e-dash-1';
+const SFT = 'e2e-sft-stage';
+const GRPO = 'e2e-grpo-stage';
 const STEPS = 60;
 const all = generateRun({ runId: RUN, steps: STEPS + 30, finished: false, t0: Date.now() / 1000 - 600 });
 // The first STEPS metrics (and the samples among them) are on disk when the panel opens.
@@ -44,6 +46,16 @@ describe('run dashboard webview', { timeout: 240_000 }, () => {
     events = join(dir, 'events.jsonl');
     writeFileSync(events, first.map((e) => JSON.stringify(e) + '\n').join(''));
     writeFileSync(join(dir, 'run.json'), JSON.stringify(record(), null, 2));
+    // A two-stage pipeline: a GRPO run whose model is a warm-start SFT run's output names it in
+    // run_started.init_from (docs/events.md), as runtime/conscience/train.py writes it.
+    for (const [id, parent] of [[SFT, null], [GRPO, SFT]] as const) {
+      const d = join(server.workspace, '.conscience/runs', id);
+      mkdirSync(d, { recursive: true });
+      const evs = generateRun({ runId: id, steps: 20, finished: true, t0: Date.now() / 1000 - 300 });
+      Object.assign(evs[0]!, { init_from: parent ? { run_id: parent, output_dir: `/o/${parent}`, model_path: `/o/${parent}` } : null });
+      writeFileSync(join(d, 'events.jsonl'), evs.map((e) => JSON.stringify(e) + '\n').join(''));
+      writeFileSync(join(d, 'run.json'), JSON.stringify({ ...record(), id, state: 'completed', step: 20, maxSteps: 20, recipe: `recipes/demo/${id}.yaml` }, null, 2));
+    }
     browser = await launchBrowser();
     page = await openWorkbench(browser, server);
     await waitForActivation(server);
@@ -91,5 +103,19 @@ describe('run dashboard webview', { timeout: 240_000 }, () => {
     }, 30_000);
     assert.ok(after >= before + 20, `reward chart grew from ${before} to ${after} points after 30 new steps`);
     await screenshot(page, 'dashboard-live');
+  });
+
+  it('opens a GRPO run warm-started from an SFT run with both stages of the pipeline', async () => {
+    await runCommand(page, 'Chain of Conscience: Open Run Dashboard');
+    await pickQuickItem(page, GRPO);
+    const frame = webviewFrame(page);
+    for (const id of [SFT, GRPO]) {
+      await frame.locator(`[data-testid=run-toggle-${id}]`).waitFor({ state: 'visible', timeout: 60_000 }).catch((err) => {
+        throw new Error(`${(err as Error).message}\n${extensionLog(server!)}`);
+      });
+    }
+    const chips = await frame.locator('[data-testid=runs] [data-testid^=run-toggle-]').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.testid));
+    assert.deepEqual(chips, [`run-toggle-${SFT}`, `run-toggle-${GRPO}`], 'the SFT stage first, then GRPO');
+    await screenshot(page, 'dashboard-pipeline');
   });
 });

@@ -4,7 +4,8 @@
 // Runs show by short name; a failed run shows its root cause; compared runs show the config
 // diff of the recipes they were launched with. Panels restore after a reload through a serializer: the
 // webview keeps { view, runIds } in its state. Commands: conscience.openDashboard (arg: run
-// id) and conscience.compareRuns (arg: run ids).
+// id; a run warm-started from another run opens with its whole pipeline, core/runs/pipeline.ts)
+// and conscience.compareRuns (arg: run ids).
 import * as vscode from 'vscode';
 import { dashboardHtml, makeNonce } from '../core/dashboard/html';
 import { DashboardSession } from '../core/dashboard/session';
@@ -12,6 +13,7 @@ import { formatProblem } from '../core/runs/events';
 import { configDiff, recipeConfig } from '../core/dashboard/config';
 import type { RunReader } from '../core/runs/feed';
 import { runName } from '../core/runs/present';
+import { pipelineOf } from '../core/runs/pipeline';
 import { listRuns, readRun, RECIPE_SNAPSHOT, runDir, type RunRecord } from '../core/runs/store';
 import { failureCause, runFeed } from './launch';
 
@@ -66,7 +68,10 @@ export function activateDashboard(context: vscode.ExtensionContext, log: vscode.
   context.subscriptions.push(
     vscode.commands.registerCommand('conscience.openDashboard', async (arg?: unknown) => {
       const id = typeof arg === 'string' ? arg : (arg as { id?: unknown } | undefined)?.id;
-      await open(typeof id === 'string' ? [id] : await pickRuns(false));
+      const ids = typeof id === 'string' ? [id] : await pickRuns(false);
+      // a run warm-started from another run (GRPO after SFT) shows its whole pipeline
+      const ws = root();
+      await open(ids.length === 1 && ws ? await pipelineOf(ws, ids[0]!).catch(() => ids) : ids);
     }),
     // args: run ids; or, from a tree with multi-select, (clicked node, selected nodes) with `id`s
     vscode.commands.registerCommand('conscience.compareRuns', async (arg?: unknown, selected?: unknown) => {

@@ -1,0 +1,33 @@
+// A GRPO run warm-started from an SFT run opens with both stages: the run store follows
+// run_started.init_from (written by the runtime when model_name_or_path is another run's output).
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { pipelineOf } from '../../src/core/runs/pipeline';
+
+function run(ws: string, id: string, initFrom: unknown) {
+  const dir = join(ws, '.conscience', 'runs', id);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'run.json'), JSON.stringify({ id, recipe: `recipes/demo/${id}.yaml`, target: 'local', targetKind: 'local', host: 'local',
+    projectDir: ws, remoteDir: ws, outputDir: join(ws, id), python: 'python', state: 'completed', eventOffset: 0, stdoutOffset: 0,
+    stderrOffset: 0, createdAt: 1, updatedAt: 1, command: 'x', attempts: 1 }));
+  const events = [
+    { type: 'run_started', seq: 0, time: 1, run_id: id, world_size: 1, init_from: initFrom },
+    { type: 'metrics', seq: 1, time: 2, run_id: id, step: 1, values: { loss: 1 } },
+  ];
+  writeFileSync(join(dir, 'events.jsonl'), events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+}
+
+test('a run started from another run in the store opens with it, earliest stage first', async () => {
+  const ws = mkdtempSync(join(tmpdir(), 'cc-pipeline-'));
+  run(ws, '20261126-100000-sft-tiny-aaaa', null);
+  run(ws, '20261126-101000-grpo-from-sft-bbbb', { run_id: '20261126-100000-sft-tiny-aaaa', output_dir: '/o', model_path: '/o' });
+  run(ws, '20261126-102000-grpo-orphan-cccc', { run_id: '20261120-000000-gone-dddd', output_dir: '/x', model_path: '/x' });
+  run(ws, '20261126-103000-self-eeee', { run_id: '20261126-103000-self-eeee', output_dir: '/s', model_path: '/s' });
+  assert.deepEqual(await pipelineOf(ws, '20261126-101000-grpo-from-sft-bbbb'), ['20261126-100000-sft-tiny-aaaa', '20261126-101000-grpo-from-sft-bbbb']);
+  assert.deepEqual(await pipelineOf(ws, '20261126-100000-sft-tiny-aaaa'), ['20261126-100000-sft-tiny-aaaa']);
+  assert.deepEqual(await pipelineOf(ws, '20261126-102000-grpo-orphan-cccc'), ['20261126-102000-grpo-orphan-cccc'], 'a parent no longer in the store is left out');
+  assert.deepEqual(await pipelineOf(ws, '20261126-103000-self-eeee'), ['20261126-103000-self-eeee'], 'a run naming itself is not a loop');
+});
