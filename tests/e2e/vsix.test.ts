@@ -68,7 +68,8 @@ describe('the packaged .vsix', { timeout: 300_000 }, () => {
     await openFile(page, 'prompts/sample.jsonl');
     await waitFor('budget hints from the packaged allocator', async () => {
       const lines = await visibleLines(page);
-      return [...lines.values()].filter((t) => /risk \d+% · \w+ · \d+ tok/.test(t)).length === 10;
+      // the hint names the score that drove the tier: "risk 99% → brief · 64 tok", "ambiguity 98% → deep · 512 tok"
+      return [...lines.values()].filter((t) => /(?:risk|ambiguity) \d+%(?:, ambiguity \d+%)? → (?:none|brief|standard|deep) · \d+ tok/.test(t)).length === 10;
     }, 90_000).catch((err) => {
       throw new Error(`${(err as Error).message}\n${extensionLog(server!)}`);
     });
