@@ -6,7 +6,8 @@ import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatFindings, recipeErrors } from '../core/launch/guard';
 import { cancelRun, formatPlan, launchRun, planLaunch, resumeRun } from '../core/launch/launcher';
-import { RunMonitor, processStatus } from '../core/launch/monitor';
+import { RunMonitor } from '../core/launch/monitor';
+import { driverFor } from '../core/launch/driver';
 import { LaunchSession } from '../core/launch/session';
 import { loadTargets } from '../core/launch/targets';
 import { launchTrl } from '../core/recipe/recorded';
@@ -330,10 +331,11 @@ export async function cancel(argv: string[]): Promise<number> {
       }
       const fin = await followRun(s, run.id, {});
       // every process of the run gone, not just the state recorded
-      if (fin && fin.targetKind !== 'slurm' && fin.pgid) {
+      if (fin) {
         const host = await s.host(s.target(fin.target));
+        const driver = driverFor(fin.targetKind);
         const deadline = Date.now() + ((grace ?? s.target(fin.target).cancelGrace ?? 30) + 15) * 1000;
-        while (Date.now() < deadline && (await processStatus(host, fin)).alive) await new Promise((res) => setTimeout(res, 250));
+        while (Date.now() < deadline && !(await driver.gone(host, fin))) await new Promise((res) => setTimeout(res, 250));
       }
       process.stdout.write(`${run.id} ${fin?.state ?? 'unknown'}\n`);
       return fin?.state === 'cancelled' ? 0 : 1;

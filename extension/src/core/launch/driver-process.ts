@@ -88,4 +88,8 @@ export const processDriver: TargetDriver = {
   async settle(): Promise<void> {
     // the wrapper deleted the secrets file at start; nothing is left
   },
+
+  async gone(host: Host, rec: RunRecord): Promise<boolean> {
+    return !rec.pgid || !(await processStatus(host, rec)).alive;
+  },
 };

@@ -100,4 +100,9 @@ export const slurmDriver: TargetDriver = {
     // a SLURM job keeps its secrets file for its whole life (requeues included); the job is over now
     await host.exec(`rm -f -- ${shQuote(rec.remoteDir + '/secrets.env')}`).catch(() => undefined);
   },
+
+  async gone(): Promise<boolean> {
+    // SLURM ends every step of a finished job itself; its state is the whole answer
+    return true;
+  },
 };

@@ -55,6 +55,8 @@ export interface TargetDriver {
   logs(rec: RunRecord): { stdout: string; stderr: string };
   /** The run is over for good (terminal, and the process or job gone). */
   settle(host: Host, rec: RunRecord): Promise<void>;
+  /** No process of the run is left on the host (a cancel waits for this before it reports). */
+  gone(host: Host, rec: RunRecord): Promise<boolean>;
 }
 
 /** The driver for a target (or a recorded run's target kind). */
