@@ -148,21 +148,39 @@ export async function failureCause(root: string, rec: RunRecord): Promise<string
   return c ? `${c.message}${c.line !== undefined ? ` (stderr.log:${c.line + 1})` : ''}` : undefined;
 }
 
-export async function launch(argv: string[]): Promise<number> {
+/** What a verb that launches a recipe adds to the one launch flow (guard, plan or launch, follow). */
+export interface LaunchVerb {
+  usage: string;
+  /** Refuses a recipe this verb does not run (e.g. `conscience eval` on a training recipe). */
+  check?(file: string, recipe: string): Promise<void>;
+  /** With --wait, once the run has finished: the JSON to print (default: the run record, with
+   * its cause) and text lines after the state line. */
+  finished?(s: LaunchSession, fin: RunRecord | undefined, cause: string | undefined): Promise<{ json: unknown; text: string[]; errors: string[] }>;
+  /** What follows the run ("the run goes on", "the eval goes on"). */
+  noun?: string;
+}
+
+/**
+ * The one launch flow, for `conscience launch` and every verb that launches a recipe kind
+ * (`conscience eval`): the launch guard (a recipe with errors would fail on the host after
+ * the sync, the environment build and, on SLURM, the queue wait: refused unless --force),
+ * then the plan (--dry-run) or the launch, the recipe snapshot, and --wait's follow.
+ */
+export async function launchWith(argv: string[], verb: LaunchVerb): Promise<number> {
   return wrap(async () => {
-    const r = parse(argv, { target: { type: 'string', short: 't' }, wait: { type: 'boolean' }, 'dry-run': { type: 'boolean' }, force: { type: 'boolean' } }, LAUNCH_USAGE);
+    const r = parse(argv, { target: { type: 'string', short: 't' }, wait: { type: 'boolean' }, 'dry-run': { type: 'boolean' }, force: { type: 'boolean' } }, verb.usage);
     if (!r) return 0;
     const [recipe, ...rest] = r.positionals;
-    if (!recipe || rest.length) throw new UsageError(LAUNCH_USAGE);
+    if (!recipe || rest.length) throw new UsageError(verb.usage);
     const json = r.values.format === 'json';
-    // the launch guard: a recipe with errors would fail on the host after the sync, the
-    // environment build and (on SLURM) the queue wait; refuse unless --force
     const root = resolve(r.values.workspace ?? process.env.CONSCIENCE_WORKSPACE ?? process.cwd());
+    const file = isAbsolute(recipe) ? recipe : join(root, recipe);
+    await verb.check?.(file, recipe);
     // checked against the TRL the target runs when the recipe does not say (launch.trl)
     const trl = await loadTargets(root, r.values.targets)
-      .then(({ targets }) => launchTrl(root, relative(root, isAbsolute(recipe) ? recipe : join(root, recipe)).split(sep).join('/'), targets.get(String(r.values.target ?? 'local'))))
+      .then(({ targets }) => launchTrl(root, relative(root, file).split(sep).join('/'), targets.get(String(r.values.target ?? 'local'))))
       .catch(() => undefined);
-    const errors = await recipeErrors(isAbsolute(recipe) ? recipe : join(root, recipe), trl);
+    const errors = await recipeErrors(file, trl);
     if (errors.length) {
       const show = (f: string) => { const rel = relative(process.cwd(), f); return rel && !rel.startsWith('..') ? rel : f; };
       process.stderr.write(formatFindings(errors, show) + '\n');
@@ -185,21 +203,30 @@ export async function launch(argv: string[]): Promise<number> {
       }
       const out = await launchRun(s, recipe, target);
       // the recipe as launched, for the dashboard's config diff (the workspace file may change)
-      await snapshotRecipe(s.root, out.run.id, isAbsolute(recipe) ? recipe : join(s.root, recipe)).catch(() => undefined);
+      await snapshotRecipe(s.root, out.run.id, file).catch(() => undefined);
       if (!r.values.wait) {
         process.stdout.write(json ? JSON.stringify(out.run, null, 2) + '\n' : `${out.run.id}\n`);
         return 0;
       }
-      process.stderr.write(`conscience: launched ${out.run.id}; following (Ctrl-C detaches, the run goes on)\n`);
+      process.stderr.write(`conscience: launched ${out.run.id}; following (Ctrl-C detaches, the ${verb.noun ?? 'run'} goes on)\n`);
       const fin = await followRun(s, out.run.id, { events: true });
       const cause = fin ? await failureCause(s.root, fin) : undefined;
-      if (json) process.stdout.write(JSON.stringify(cause ? { ...fin, cause } : fin, null, 2) + '\n');
-      else process.stdout.write(`${out.run.id} ${fin?.state ?? 'unknown'}${fin?.exitCode !== undefined && fin?.exitCode !== null ? ' exit ' + fin.exitCode : ''}${cause ? ': ' + escapeControls(cause) : ''}\n`);
+      const extra = verb.finished ? await verb.finished(s, fin, cause) : { json: cause ? { ...fin, cause } : fin, text: [], errors: [] };
+      if (json) process.stdout.write(JSON.stringify(extra.json, null, 2) + '\n');
+      else {
+        process.stdout.write(`${out.run.id} ${fin?.state ?? 'unknown'}${fin?.exitCode !== undefined && fin?.exitCode !== null ? ' exit ' + fin.exitCode : ''}${cause ? ': ' + escapeControls(cause) : ''}\n`);
+        for (const line of extra.text) process.stdout.write(line + '\n');
+      }
+      for (const e of extra.errors) process.stderr.write(`conscience: ${e}\n`);
       return fin?.state === 'completed' ? 0 : 1;
     } finally {
       await s.close();
     }
   });
+}
+
+export function launch(argv: string[]): Promise<number> {
+  return launchWith(argv, { usage: LAUNCH_USAGE });
 }
 
 function elapsed(r: RunRecord): string {
