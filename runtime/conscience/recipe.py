@@ -461,10 +461,44 @@ def recipe_kind(raw: dict, path: str = "<recipe>", lines: Optional[dict[str, int
     return kind
 
 
-def load_recipe(path: str, cli_args: Optional[list[str]] = None) -> Recipe:
-    """Read `path` and parse it; `cli_args` (e.g. ["--output_dir", "x"]) override flat keys."""
+def parse_trl_keys(path: str, flat: dict, lines: dict[str, int], classes: list, cli_args: Optional[list[str]],
+                   unknown_keys: Any) -> tuple:
+    """A recipe's flat TRL keys parsed into `classes` by TRL's own TrlParser, as open-r1 does,
+    for every recipe kind that trains (GRPO, SFT): `model_name_or_path` and `dataset_name`
+    resolved against the recipe's folder, `env:` applied to the environment first, `cli_args`
+    overriding keys. An unknown key is an error worded by `unknown_keys(where)`."""
     from trl import TrlParser
 
+    base = os.path.dirname(os.path.abspath(path))
+    flat = dict(flat)
+    for key in ("model_name_or_path", "dataset_name"):
+        if key in flat:
+            flat[key] = _resolve_relative(flat[key], base)
+    env = flat.pop("env", None)
+    if env is not None:
+        if not isinstance(env, dict):
+            raise RecipeError(f"{path}:{lines.get('env', '?')}: `env` must be a mapping of variable: value")
+        for k, v in env.items():
+            os.environ[str(k)] = str(v)
+    parser = TrlParser(classes)
+    try:
+        unknown = parser.set_defaults_with_config(**flat)
+    except Exception as e:  # noqa: BLE001 - argparse default errors
+        raise RecipeError(f"{path}: {e}") from None
+    if unknown:
+        keys = [s[2:] for s in unknown if isinstance(s, str) and s.startswith("--")]
+        where = ", ".join(f"{k} (line {lines.get(k, '?')})" for k in keys) or " ".join(map(str, unknown))
+        raise RecipeError(unknown_keys(where))
+    try:
+        return tuple(parser.parse_args_into_dataclasses(args=list(cli_args or [])))
+    except SystemExit as e:
+        raise RecipeError(f"{path}: invalid arguments (argparse exit {e.code})") from None
+    except (ValueError, TypeError) as e:
+        raise RecipeError(f"{path}: {e}") from None
+
+
+def load_recipe(path: str, cli_args: Optional[list[str]] = None) -> Recipe:
+    """Read `path` and parse it; `cli_args` (e.g. ["--output_dir", "x"]) override flat keys."""
     raw, digest, lines = read_recipe_yaml(path)
     kind = recipe_kind(raw, path, lines)
     if kind != "grpo":
@@ -481,36 +515,14 @@ def load_recipe(path: str, cli_args: Optional[list[str]] = None) -> Recipe:
     if safety.eval_recipe:
         safety.eval_recipe = os.path.normpath(os.path.join(base, safety.eval_recipe))
 
-    for key in ("model_name_or_path", "dataset_name"):
-        if key in flat:
-            flat[key] = _resolve_relative(flat[key], base)
-
-    env = flat.pop("env", None)
-    if env is not None:
-        if not isinstance(env, dict):
-            raise RecipeError(f"{path}:{lines.get('env', '?')}: `env` must be a mapping of variable: value")
-        for k, v in env.items():
-            os.environ[str(k)] = str(v)
-
-    parser = TrlParser(recipe_dataclasses())
-    try:
-        unknown = parser.set_defaults_with_config(**flat)
-    except Exception as e:  # noqa: BLE001 - argparse default errors
-        raise RecipeError(f"{path}: {e}") from None
-    if unknown:
-        keys = [s[2:] for s in unknown if isinstance(s, str) and s.startswith("--")]
-        where = ", ".join(f"{k} (line {lines.get(k, '?')})" for k in keys) or " ".join(map(str, unknown))
+    def unknown_keys(where: str) -> str:
         from .trl_compat import line_mismatch
 
         said = (raw.get("launch") or {}).get("trl") if isinstance(raw.get("launch"), dict) else None
         hint = line_mismatch(str(said) if said is not None else None, _trl_version())
-        raise RecipeError(f"{path}: unknown keys for TRL {_trl_version()}: {where}" + (f" ({hint})" if hint else ""))
-    try:
-        script_args, training_args, model_args = parser.parse_args_into_dataclasses(args=list(cli_args or []))
-    except SystemExit as e:
-        raise RecipeError(f"{path}: invalid arguments (argparse exit {e.code})") from None
-    except (ValueError, TypeError) as e:
-        raise RecipeError(f"{path}: {e}") from None
+        return f"{path}: unknown keys for TRL {_trl_version()}: {where}" + (f" ({hint})" if hint else "")
+
+    script_args, training_args, model_args = parse_trl_keys(path, flat, lines, recipe_dataclasses(), cli_args, unknown_keys)
     return Recipe(
         path=os.path.abspath(path),
         sha256=digest,

@@ -47,8 +47,8 @@ from .recipe import (
     SECTION_NAMES,
     TINY_MODEL_NAME,
     RecipeError,
-    _resolve_relative,
     parse_section,
+    parse_trl_keys,
     read_recipe_yaml,
     recipe_kind,
 )
@@ -146,42 +146,17 @@ class SftRecipe:
 
 def load_sft_recipe(path: str, cli_args: Optional[list[str]] = None) -> SftRecipe:
     """Read a `kind: sft` recipe; `cli_args` override flat keys. Errors name FILE:LINE."""
-    from trl import TrlParser
-
     raw, digest, lines = read_recipe_yaml(path)
     kind = recipe_kind(raw, path, lines)
     if kind != "sft":
         raise RecipeError(
             f"{path}:{lines.get('kind', '?')}: conscience.sft runs `kind: sft` recipes; this one is `kind: {kind}`"
         )
-    base = os.path.dirname(os.path.abspath(path))
     flat = {k: v for k, v in raw.items() if k not in SECTION_NAMES and k != "kind"}
     launch = parse_section("launch", raw.get("launch"), path, lines)
     safety = parse_section("safety", raw.get("safety"), path, lines)
-    for key in ("model_name_or_path", "dataset_name"):
-        if key in flat:
-            flat[key] = _resolve_relative(flat[key], base)
-    env = flat.pop("env", None)  # as in a GRPO recipe: environment variables set before training
-    if env is not None:
-        if not isinstance(env, dict):
-            raise RecipeError(f"{path}:{lines.get('env', '?')}: `env` must be a mapping of variable: value")
-        for k, v in env.items():
-            os.environ[str(k)] = str(v)
-    parser = TrlParser(sft_dataclasses())
-    try:
-        unknown = parser.set_defaults_with_config(**flat)
-    except Exception as e:  # noqa: BLE001 - argparse default errors
-        raise RecipeError(f"{path}: {e}") from None
-    if unknown:
-        keys = [s[2:] for s in unknown if isinstance(s, str) and s.startswith("--")]
-        where = ", ".join(f"{k} (line {lines.get(k, '?')})" for k in keys) or " ".join(map(str, unknown))
-        raise RecipeError(f"{path}: unknown keys for a kind: sft recipe: {where}")
-    try:
-        sa, ta, ma = parser.parse_args_into_dataclasses(args=list(cli_args or []))
-    except SystemExit as e:
-        raise RecipeError(f"{path}: invalid arguments (argparse exit {e.code})") from None
-    except (ValueError, TypeError) as e:
-        raise RecipeError(f"{path}: {e}") from None
+    sa, ta, ma = parse_trl_keys(path, flat, lines, sft_dataclasses(), cli_args,
+                                lambda where: f"{path}: unknown keys for a kind: sft recipe: {where}")
     if sa.chat_template:
         from .recipe import read_chat_template
 
