@@ -1135,21 +1135,9 @@ _CANCEL: dict = {"signum": None}
 
 
 def _versions() -> dict:
-    out = {}
-    for mod in ("python", "torch", "transformers", "vllm"):
-        if mod == "python":
-            import platform
+    from .train import _versions as versions
 
-            out[mod] = platform.python_version()
-            continue
-        try:
-            out[mod] = __import__(mod).__version__
-        except Exception:  # noqa: BLE001
-            out[mod] = "missing"
-    from . import __version__
-
-    out["conscience"] = __version__
-    return out
+    return versions(("torch", "transformers", "vllm"))
 
 
 def main(argv: Optional[list[str]] = None) -> int:

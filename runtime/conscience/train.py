@@ -64,9 +64,10 @@ def _world_size() -> int:
     return int(v) if v.isdigit() else 1
 
 
-def _versions() -> dict[str, str]:
+def _versions(modules: tuple[str, ...] = ("torch", "transformers", "trl", "accelerate")) -> dict[str, str]:
+    """run_started.versions: Python, each of `modules` ("missing" when it does not import), conscience."""
     out = {"python": platform.python_version()}
-    for mod in ("torch", "transformers", "trl", "accelerate"):
+    for mod in modules:
         try:
             out[mod] = __import__(mod).__version__
         except Exception:  # noqa: BLE001
