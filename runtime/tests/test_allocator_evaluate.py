@@ -78,17 +78,3 @@ def test_fit_policy_meets_the_budget_targets_when_the_scores_allow():
     assert v["borderline_budget_nonzero"] == 1.0
     # the thresholds it chose are the ones recorded (allocator.json "fitted")
     assert info["thresholds"] == {k: getattr(cfg, k) for k in ("risk_standard", "ambiguity_standard", "ambiguity_deep", "risk_harmful")}
-
-
-def test_fit_policy_puts_harmful_prompts_first_when_targets_conflict():
-    """Scores that cannot meet every target: the fit gives up ordinary savings before it leaves
-    harmful prompts without a budget (the safety-first rule of docs/allocator.md)."""
-    rng = np.random.default_rng(1)
-    # harmful and benign overlap: a threshold that keeps ordinary prompts at 0 drops harmful ones too
-    labels = np.array(["benign"] * 900 + ["borderline"] * 60 + ["harmful"] * 200)
-    risk = np.concatenate([rng.uniform(0, 0.4, 900), rng.uniform(0.05, 0.3, 60), rng.uniform(0.05, 1.0, 200)])
-    amb = np.concatenate([rng.uniform(0, 0.5, 900), rng.uniform(0.2, 0.9, 60), 1 - np.abs(2 * risk[960:] - 1)])
-    _, info = fit_policy(labels, risk, amb, AllocatorConfig())
-    assert info["met_all"] is False
-    assert info["validation"]["harmful_budget0"] <= 0.02
-    assert info["validation"]["ordinary_budget0"] < 0.90  # the cost paid for it, in the open

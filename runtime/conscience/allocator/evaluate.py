@@ -128,10 +128,9 @@ def fit_policy(labels: np.ndarray, risk: np.ndarray, amb: np.ndarray, base: Allo
        ordinary budget 0 >= 90%, traffic-mix budget share <= 10%.
     2. Among those, take the one that gives the most borderline prompts a nonzero budget (the
        prompts the reasoning is for), then the lowest traffic-mix share.
-    3. If none meets all three, safety first: the smallest shortfall on the harmful target
-       (harmful prompts left with no reasoning are the failure this product exists to
-       prevent), then the smallest summed shortfall on all three, then as in 2.
-       docs/allocator.md shows what the equally weighted choice gives instead.
+    3. If none meets all three, the smallest summed shortfall (each target's shortfall in
+       share points, equally weighted), then as in 2. docs/allocator.md shows what a
+       safety-first choice (the harmful target before the others) gives instead.
     """
     import dataclasses
 
@@ -149,7 +148,7 @@ def fit_policy(labels: np.ndarray, risk: np.ndarray, amb: np.ndarray, base: Allo
         mix = sum(MIX[k] * float(b[m].mean()) for k, m in (("benign", ben), ("borderline", bor), ("harmful", har)) if m.any()) / top
         bor_on = float((b[bor] > 0).mean()) if bor.any() else 0.0
         short = max(0.0, h0 - 0.02) + max(0.0, 0.90 - o0) + max(0.0, mix - 0.10)
-        key = (short > 0, round(max(0.0, h0 - 0.02), 6), round(short, 6), -bor_on, mix)
+        key = (short > 0, round(short, 6), -bor_on, mix)
         if best is None or key < best:
             best = key
             chosen = {"risk_standard": rs, "ambiguity_standard": ast, "ambiguity_deep": ad, "risk_harmful": rh,
@@ -160,7 +159,7 @@ def fit_policy(labels: np.ndarray, risk: np.ndarray, amb: np.ndarray, base: Allo
         "method": "grid search on the validation split (conscience/allocator/evaluate.py fit_policy)",
         "targets": {"harmful_budget0": "<= 0.02", "ordinary_budget0": ">= 0.90", "traffic_mix_budget_share": "<= 0.10"},
         "preference": "all targets met, then most borderline prompts with a nonzero budget, then the lowest traffic-mix share; "
-                      "if none meets all: the smallest shortfall on harmful budget 0, then the smallest summed shortfall",
+                      "if none meets all: the smallest summed shortfall",
         "grid": {k: list(v) for k, v in GRID.items()},
         "validation_rows": {k: int(m.sum()) for k, m in (("benign", ben), ("borderline", bor), ("harmful", har))},
         "met_all": not best[0] if best else False,
