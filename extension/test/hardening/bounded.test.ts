@@ -4,19 +4,22 @@
 // 60 s), never a hang of the test runner.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { collectFiles, SyncSource } from '../../src/core/launch/sync';
 import { aliasBomb } from './bomb';
 import { cli, REPO } from './helpers';
 
 const DEMO = readFileSync(join(REPO, 'recipes/demo/tiny-cpu.yaml'), 'utf8');
+const made: string[] = [];
+const tmp = (prefix: string) => { const d = mkdtempSync(join(tmpdir(), prefix)); made.push(d); return d; };
+after(() => { for (const d of made) rmSync(d, { recursive: true, force: true }); });
 
 describe('alias bomb (issue #16 item 2)', () => {
   it('`launch --dry-run` of a recipe with 9 levels of 10 aliases shows the plan in seconds', () => {
-    const ws = mkdtempSync(join(tmpdir(), 'bomb-'));
+    const ws = tmp('bomb-');
     writeFileSync(join(ws, 'recipe.yaml'), DEMO + aliasBomb(9, 10));
     const t0 = Date.now();
     const r = cli(['launch', 'recipe.yaml', '--target', 'local', '--dry-run', '--workspace', ws], { timeoutMs: 45_000 });
@@ -27,7 +30,7 @@ describe('alias bomb (issue #16 item 2)', () => {
   });
 
   it('collectFiles still finds the files a recipe with aliases and nesting names; too deep is an error with FILE (line:col)', async () => {
-    const ws = mkdtempSync(join(tmpdir(), 'bomb-'));
+    const ws = tmp('bomb-');
     writeFileSync(join(ws, 'prompts.jsonl'), '{"prompt":"hi"}\n');
     writeFileSync(join(ws, 'recipe.yaml'), 'dataset_name: prompts.jsonl\n' + aliasBomb(6, 10) + 'deep: ' + '['.repeat(90) + ']'.repeat(90) + '\n');
     const files = await collectFiles(new SyncSource(ws, REPO), 'recipe.yaml');

@@ -1,10 +1,10 @@
 // A GRPO run warm-started from an SFT run opens with both stages: the run store follows
 // run_started.init_from (written by the runtime when model_name_or_path is another run's output).
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { pipelineOf } from '../../src/core/runs/pipeline';
 
 function run(ws: string, id: string, initFrom: unknown) {
@@ -22,6 +22,7 @@ function run(ws: string, id: string, initFrom: unknown) {
 
 test('a run started from another run in the store opens with it, earliest stage first', async () => {
   const ws = mkdtempSync(join(tmpdir(), 'cc-pipeline-'));
+  after(() => rmSync(ws, { recursive: true, force: true }));
   run(ws, '20261126-100000-sft-tiny-aaaa', null);
   run(ws, '20261126-101000-grpo-from-sft-bbbb', { run_id: '20261126-100000-sft-tiny-aaaa', output_dir: '/o', model_path: '/o' });
   run(ws, '20261126-102000-grpo-orphan-cccc', { run_id: '20261120-000000-gone-dddd', output_dir: '/x', model_path: '/x' });

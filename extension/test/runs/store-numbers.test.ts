@@ -3,10 +3,10 @@
 // function"), showing no reward rather than a wrong one.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { runDescription } from '../../src/core/runs/present';
 import { readRun } from '../../src/core/runs/store';
 
@@ -14,6 +14,7 @@ const REPO = join(import.meta.dirname, '..', '..', '..');
 
 test('a run.json with a non-number reward, step or max_steps is read, listed and described', async () => {
   const ws = mkdtempSync(join(tmpdir(), 'cc-store-'));
+  after(() => rmSync(ws, { recursive: true, force: true }));
   const id = '20261126-101232-tiny-cpu-ab12';
   mkdirSync(join(ws, '.conscience', 'runs', id), { recursive: true });
   writeFileSync(join(ws, '.conscience', 'runs', id, 'run.json'), JSON.stringify({
