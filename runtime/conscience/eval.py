@@ -363,7 +363,7 @@ def load_eval_recipe(path: str, output_dir: Optional[str] = None, policy: Option
 def read_prompts(cfg: EvalConfig) -> tuple[list[dict], list[str], str]:
     """(rows, skipped-line messages, file read). A bad line is reported and skipped; a file
     with no usable prompt at all is an EvalError."""
-    from .prompt_sets import BUNDLED_PATH, MAX_LINE_BYTES, DataError, check_row
+    from .prompt_sets import BUNDLED_PATH, DataError, check_row, iter_jsonl
     from .recipe import BUNDLED_DATASET_NAME
 
     name = cfg.dataset_name
@@ -373,47 +373,25 @@ def read_prompts(cfg: EvalConfig) -> tuple[list[dict], list[str], str]:
         path = os.path.join(name, f"{cfg.dataset_split}.jsonl")
     else:
         path = name
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise EvalError(f"{path}: cannot read prompt set: {e.strerror or e}") from None
     rows: list[dict] = []
     skipped: list[str] = []
     seen: dict[str, int] = {}
-    with f:
-        lineno = 0
-        while True:
-            raw = f.readline(MAX_LINE_BYTES + 1)
-            if not raw:
-                break
-            lineno += 1
+    try:
+        for lineno, obj in iter_jsonl(path, on_error=skipped.append):
             where = f"{path}:{lineno}"
-            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                skipped.append(f"{where}: line longer than {MAX_LINE_BYTES} bytes")
-                while raw and not raw.endswith(b"\n"):
-                    raw = f.readline(MAX_LINE_BYTES + 1)
-                continue
-            if not raw.strip():
-                continue
             try:
-                if b"\x00" in raw:
-                    raise DataError(f"{where}: binary data (NUL byte); expected JSON text")
-                try:
-                    obj = json.loads(raw.decode("utf-8").rstrip())
-                except UnicodeDecodeError as e:
-                    raise DataError(f"{where}: not UTF-8 (byte {e.start})") from None
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{where}: invalid JSON: {e.msg} (column {e.colno})") from None
                 row = check_row(obj, where, cfg.dataset_prompt_column)
                 if row["id"] in seen:
                     raise DataError(f"{where}: duplicate id {row['id']!r} (first on line {seen[row['id']]})")
-                src = obj.get("source", "") if isinstance(obj, dict) else ""
-                row["source"] = src if isinstance(src, str) else str(src)
             except DataError as e:
                 skipped.append(str(e))
                 continue
+            src = obj.get("source", "") if isinstance(obj, dict) else ""
+            row["source"] = src if isinstance(src, str) else str(src)
             seen[row["id"]] = lineno
             rows.append(row)
+    except DataError as e:  # the file itself (missing, a folder, a FIFO): the bad lines were skipped above
+        raise EvalError(f"cannot read prompt set: {e}") from None
     if cfg.max_prompts is not None and len(rows) > cfg.max_prompts:
         rows = spread(rows, cfg.max_prompts)
     if not rows:

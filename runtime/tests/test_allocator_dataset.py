@@ -118,4 +118,4 @@ def test_pool_names_bad_rows_and_goes_on(tmp_path):
     assert len(rows) == 3
     assert [w.split(": ", 1)[0] for w in warned] == [f"{f}:{n}" for n in (2, 3, 4, 5, 6, 8, 9, 10)]
     assert "lone surrogate" in warned[2] and "nested deeper" in warned[3]
-    assert "not UTF-8" in warned[5] and "invalid JSON" in warned[6] and "line longer than" in warned[7]
+    assert "not UTF-8" in warned[5] and "binary data (NUL byte)" in warned[6] and "line longer than" in warned[7]

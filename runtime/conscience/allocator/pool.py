@@ -179,41 +179,17 @@ def check_row(obj, where: str, default_source: str) -> dict:
 def read_rows(path: Path, warn: Callable[[str], None]) -> list[dict]:
     """Rows of one JSONL file; a bad row is reported to ``warn`` as ``FILE:LINE: why`` and
     skipped. Lines are read with a length cap, so one huge line costs at most the cap."""
-    import json
-
-    from ..prompt_sets import open_regular, too_deep
+    from ..prompt_sets import iter_jsonl
 
     rows: list[dict] = []
     default_source = "conscience" if path.name == "allocator_prompts.jsonl" else path.stem.replace("_", "-")
-    f = open_regular(str(path))
-    with f:
-        lineno = 0
-        while True:
-            raw = f.readline(MAX_LINE_BYTES + 1)
-            if not raw:
-                break
-            lineno += 1
-            where = f"{path}:{lineno}"
-            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                warn(f"{where}: line longer than {MAX_LINE_BYTES} bytes; skipped")
-                while raw and not raw.endswith(b"\n"):  # discard the rest of the line, bounded memory
-                    raw = f.readline(MAX_LINE_BYTES + 1)
-                continue
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-                if too_deep(text, MAX_DEPTH):
-                    warn(f"{where}: JSON nested deeper than {MAX_DEPTH} levels; skipped")
-                    continue
-                obj = json.loads(text)
-                rows.append(check_row(obj, where, default_source))
-            except UnicodeDecodeError as e:
-                warn(f"{where}: not UTF-8 (byte {e.start}); skipped")
-            except json.JSONDecodeError as e:
-                warn(f"{where}: invalid JSON: {e.msg} (column {e.colno}); skipped")
-            except (ValueError, RecursionError) as e:
-                warn(f"{where}: {e}; skipped")
+    for lineno, obj in iter_jsonl(str(path), on_error=lambda msg: warn(f"{msg}; skipped"),
+                                  max_line_bytes=MAX_LINE_BYTES, max_depth=MAX_DEPTH):
+        where = f"{path}:{lineno}"
+        try:
+            rows.append(check_row(obj, where, default_source))
+        except (ValueError, RecursionError) as e:
+            warn(f"{where}: {e}; skipped")
     return rows
 
 
