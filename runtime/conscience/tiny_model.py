@@ -10,7 +10,7 @@ examples of the safety format (`--warmup-steps 0` to skip) so GRPO's rewards var
 completions. Nothing is downloaded. Same seed -> same model.
 
 Recipes name it `model_name_or_path: conscience/tiny`; the trainer then builds it once into
-the cache (`$CONSCIENCE_CACHE/models/tiny-v3`, default `~/.cache/conscience/models/tiny-v3`).
+the cache (`$CONSCIENCE_CACHE/models/tiny-v2`, default `~/.cache/conscience/models/tiny-v2`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import shutil
 import sys
 import tempfile
 
-TINY_VERSION = "tiny-v3"
+TINY_VERSION = "tiny-v2"
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -216,15 +216,7 @@ def build(out: str, seed: int = 0, vocab_size: int = 2048, warmup_steps: int = 4
     )
     model = Qwen2ForCausalLM(config)
     if warmup_steps > 0:
-        # One thread, whatever the caller's: float sums split over threads add up in another
-        # order and give other weights, and every later figure (the demo's learning curves, the
-        # tests' thresholds) depends on these weights. The warm-up is small; one thread does it.
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            _warmup(model, tokenizer, warmup_steps, seed)
-        finally:
-            torch.set_num_threads(threads)
+        _warmup(model, tokenizer, warmup_steps, seed)
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=True
     )
