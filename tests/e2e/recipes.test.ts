@@ -74,19 +74,6 @@ describe('recipe diagnostics and quick fixes', { timeout: 240_000 }, () => {
     await screenshot(page, 'recipes-problems');
   });
 
-  it("shows on the recipe, before any launch, that it does not fit the workspace's targets", async () => {
-    await openFile(page, 'recipes/demo/two-machines.yaml');
-    const line = lineOf(twoMachines, /^  num_machines: 2/);
-    let problems: Problem[] = [];
-    await waitFor('the topology finding at launch.num_machines', async () => {
-      problems = await readProblems(page);
-      return at(problems, line, /num_machines is 2, but target 'local' is one machine/);
-    }, 60_000).catch((err) => {
-      throw new Error(`${(err as Error).message}\nProblems panel:\n${problems.map((p) => p.text).join('\n')}\nlog:\n${extensionLog(server!)}`);
-    });
-    await screenshot(page, 'recipes-topology');
-  });
-
   it('repairs num_generations and the misspelt key with quick fixes', async () => {
     await openFile(page, 'recipes/demo/broken.yaml');
     // num_generations: the fix sets a value that divides the global batch.
@@ -115,5 +102,18 @@ describe('recipe diagnostics and quick fixes', { timeout: 240_000 }, () => {
     });
     assert.ok(at(problems, expected.rewardWeights, /reward weights|reward_weights/i), 'the unfixed reward_weights problem remains');
     await screenshot(page, 'recipes-fixed');
+  });
+
+  it("shows on the recipe, before any launch, that it does not fit the workspace's targets", async () => {
+    await openFile(page, 'recipes/demo/two-machines.yaml');
+    const line = lineOf(twoMachines, /^  num_machines: 2/);
+    let problems: Problem[] = [];
+    await waitFor('the topology finding at launch.num_machines', async () => {
+      problems = await readProblems(page);
+      return at(problems, line, /num_machines is 2, but target 'local' is one machine/);
+    }, 60_000).catch((err) => {
+      throw new Error(`${(err as Error).message}\nProblems panel:\n${problems.map((p) => p.text).join('\n')}\nlog:\n${extensionLog(server!)}`);
+    });
+    await screenshot(page, 'recipes-topology');
   });
 });
