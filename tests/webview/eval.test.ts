@@ -105,7 +105,8 @@ describe('eval report webview', { timeout: 120_000 }, () => {
 
   it('rejects a malformed message and renders no user text as HTML', async () => {
     await page.evaluate(() => window.postMessage({ type: 'show', evals: [{ name: '<img src=x onerror=alert(1)>', results: { arms: 1 }, completions: [], completionErrors: [] }] }, '*'));
-    assert.match((await page.locator('#root').textContent())!, /Ignored a malformed message/);
+    // window.postMessage is delivered as a later task: wait for the page to report it.
+    await page.waitForFunction(() => document.querySelector('#root')?.textContent?.includes('Ignored a malformed message'), undefined, { timeout: 10_000 });
     assert.equal(await page.locator('img').count(), 0);
     assert.deepEqual(problems, []);
   });
