@@ -11,6 +11,9 @@ completions. Nothing is downloaded. Same seed -> same model.
 
 Recipes name it `model_name_or_path: conscience/tiny`; the trainer then builds it once into
 the cache (`$CONSCIENCE_CACHE/models/tiny-v2`, default `~/.cache/conscience/models/tiny-v2`).
+`$CONSCIENCE_TINY_WARMUP` sets the warm-up steps of that model (default 40; the tests use 0,
+untrained and faster to build); each warm-up has its own cache folder (`tiny-v2-w0`), so a
+process never picks up a model built with another warm-up.
 """
 
 from __future__ import annotations
@@ -47,9 +50,29 @@ The quick brown fox jumps over the lazy dog. 0 1 2 3 4 5 6 7 8 9 10 100 1000
 """
 
 
-def cache_dir() -> str:
+DEFAULT_WARMUP_STEPS = 40
+
+
+def warmup_steps_from_env() -> int:
+    """The warm-up steps `conscience/tiny` gets: `$CONSCIENCE_TINY_WARMUP`, default 40."""
+    raw = os.environ.get("CONSCIENCE_TINY_WARMUP", "").strip()
+    if not raw:
+        return DEFAULT_WARMUP_STEPS
+    try:
+        steps = int(raw)
+    except ValueError:
+        raise ValueError(f"CONSCIENCE_TINY_WARMUP must be a whole number of steps, not {raw!r}") from None
+    if steps < 0:
+        raise ValueError(f"CONSCIENCE_TINY_WARMUP must be 0 or more, not {steps}")
+    return steps
+
+
+def cache_dir(warmup_steps: int | None = None) -> str:
+    """The cache folder of the tiny model with `warmup_steps` (default: from the environment)."""
+    steps = warmup_steps_from_env() if warmup_steps is None else warmup_steps
     base = os.environ.get("CONSCIENCE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "conscience")
-    return os.path.join(base, "models", TINY_VERSION)
+    name = TINY_VERSION if steps == DEFAULT_WARMUP_STEPS else f"{TINY_VERSION}-w{steps}"
+    return os.path.join(base, "models", name)
 
 
 def _corpus() -> list[str]:
@@ -236,24 +259,51 @@ def build(out: str, seed: int = 0, vocab_size: int = 2048, warmup_steps: int = 4
     return out
 
 
-def ensure_tiny(path: str | None = None, warmup_steps: int = 40) -> str:
-    """Build the tiny model at `path` (default: the cache) unless it is already there.
+def _built_warmup(marker: str) -> int | None:
+    try:
+        with open(marker, encoding="utf-8") as f:
+            return int(json.load(f).get("warmup_steps"))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
 
-    Safe with several processes at once (file lock; built in a temp folder, then renamed).
+
+def ensure_tiny(path: str | None = None, warmup_steps: int | None = None) -> str:
+    """Build the tiny model with `warmup_steps` (default: `$CONSCIENCE_TINY_WARMUP`, else 40) at
+    `path` (default: that warm-up's cache folder) unless it is already there.
+
+    A model built with another warm-up is never reused: in the cache (a folder left by an
+    older version) it is rebuilt; at a `path` given here it is an error naming both. Safe with
+    several processes at once (file lock; built in a temp folder, then renamed).
     """
-    path = path or cache_dir()
+    steps = warmup_steps_from_env() if warmup_steps is None else warmup_steps
+    cached = path is None
+    path = path or cache_dir(steps)
     marker = os.path.join(path, "conscience_tiny.json")
-    if os.path.exists(marker):
+
+    def ready() -> bool:
+        if not os.path.exists(marker):
+            return False
+        built = _built_warmup(marker)
+        if built != steps:
+            if cached:
+                return False
+            raise ValueError(
+                f"{path} holds the tiny model built with {built} warm-up steps, not {steps}: "
+                "remove the folder or use another path"
+            )
+        return True
+
+    if ready():
         return path
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     with open(os.path.join(parent, f".{os.path.basename(path)}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.path.exists(marker):
+        if ready():
             return path
         tmp = tempfile.mkdtemp(prefix=".tiny-", dir=parent)
         try:
-            build(tmp, warmup_steps=warmup_steps)
+            build(tmp, warmup_steps=steps)
             if os.path.exists(path):
                 shutil.rmtree(path)
             os.replace(tmp, path)
@@ -271,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--warmup-steps",
         type=int,
-        default=40,
+        default=DEFAULT_WARMUP_STEPS,
         help="steps of safety-format warm-up training after random init (0 = purely random weights)",
     )
     a = p.parse_args(argv)

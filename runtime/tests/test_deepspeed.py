@@ -23,9 +23,10 @@ CACHE = os.path.join(ROOT, ".cache", "conscience-test-w0")
 @pytest.mark.parametrize("stage", [2, 3])
 def test_zero_stage_trains_and_saves_partitioned_states(tmp_path, stage):
     os.environ["CONSCIENCE_CACHE"] = CACHE
+    os.environ["CONSCIENCE_TINY_WARMUP"] = "0"  # the untrained tiny model: faster to build
     from conscience.tiny_model import ensure_tiny
 
-    ensure_tiny(warmup_steps=0)
+    ensure_tiny()
     with open(DEMO) as f:
         r = yaml.safe_load(f)
     r.update({"max_steps": 2, "max_completion_length": 8, "max_prompt_length": 64, "max_train_samples": 8,

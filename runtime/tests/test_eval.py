@@ -31,9 +31,10 @@ from conscience import eval as ev  # noqa: E402
 @pytest.fixture(scope="module")
 def tiny_cache():
     os.environ["CONSCIENCE_CACHE"] = CACHE
+    os.environ["CONSCIENCE_TINY_WARMUP"] = "0"  # the untrained tiny model: faster to build
     from conscience.tiny_model import ensure_tiny
 
-    ensure_tiny(warmup_steps=0)
+    ensure_tiny()
     return CACHE
 
 
@@ -414,7 +415,7 @@ def test_eval_through_a_real_openai_compatible_server(tmp_path, tiny_cache):
     from conscience.tiny_model import ensure_tiny
 
     model = str(tmp_path / "tiny")
-    shutil.copytree(ensure_tiny(warmup_steps=0), model)
+    shutil.copytree(ensure_tiny(), model)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -66,9 +66,10 @@ def test_unset_port_is_a_free_one_per_launch(tmp_path):
 def test_two_launches_at_once_both_train(tmp_path):
     # the regression: the second launch died with "another process is utilizing" port 29500
     os.environ["CONSCIENCE_CACHE"] = CACHE
+    os.environ["CONSCIENCE_TINY_WARMUP"] = "0"  # the untrained tiny model: faster to build
     from conscience.tiny_model import ensure_tiny
 
-    ensure_tiny(warmup_steps=0)
+    ensure_tiny()
     env = dict(os.environ, CONSCIENCE_CACHE=CACHE, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=os.path.join(ROOT, "runtime"))
     procs = []
     for name in ("a", "b"):
@@ -89,9 +90,10 @@ def test_checkpoint_request_saves_once(tmp_path):
     # what the batch script does on SLURM's USR1 (sbatch --signal=B:USR1@120): a request file;
     # the trainer saves at the next step end although the recipe never saves, then removes it
     os.environ["CONSCIENCE_CACHE"] = CACHE
+    os.environ["CONSCIENCE_TINY_WARMUP"] = "0"  # the untrained tiny model: faster to build
     from conscience.tiny_model import ensure_tiny
 
-    ensure_tiny(warmup_steps=0)
+    ensure_tiny()
     p = _recipe(tmp_path, launch={"cpu": True, "num_processes": 1, "num_machines": 1}, max_steps=2)
     req = tmp_path / "checkpoint_request"
     req.write_text("")

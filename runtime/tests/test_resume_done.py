@@ -22,9 +22,10 @@ def _events(out):
 
 def test_resuming_a_run_at_max_steps_trains_nothing_more(tmp_path):
     os.environ["CONSCIENCE_CACHE"] = CACHE
+    os.environ["CONSCIENCE_TINY_WARMUP"] = "0"  # the untrained tiny model: faster to build
     from conscience.tiny_model import ensure_tiny
 
-    ensure_tiny(warmup_steps=0)
+    ensure_tiny()
     with open(DEMO) as f:
         r = yaml.safe_load(f)
     r.update({"max_steps": 2, "save_steps": 2, "max_completion_length": 16, "max_prompt_length": 96, "max_train_samples": 16})

@@ -24,14 +24,15 @@ FORMAT = "rewards/safety_format_reward/mean"
 ERR = "safety/budget_abs_err"
 
 
-# The demo's own model cache: other test modules point CONSCIENCE_CACHE at a shared test cache
-# whose tiny model they build without warm-up (warmup_steps=0, for speed), and a recipe that
-# names conscience/tiny would then train from those untrained weights, not the demo's model.
+# The demo's own model cache, and the demo's model: other test modules set
+# CONSCIENCE_TINY_WARMUP=0 (the untrained tiny model, faster to build) for this process; the
+# demo must train from the warmed model a user gets, so that setting is dropped here.
 DEMO_CACHE = os.path.join(REPO, ".cache", "conscience-demo")
 
 
 def _run(module, recipe, out, *extra):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CONSCIENCE_HEARTBEAT_S": "30", "CONSCIENCE_CACHE": DEMO_CACHE}
+    env.pop("CONSCIENCE_TINY_WARMUP", None)
     r = subprocess.run([sys.executable, "-m", module, "--config", os.path.join(REPO, recipe), "--output_dir", str(out), *extra],
                        cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
     assert r.returncode == 0, r.stderr[-4000:]

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -47,3 +48,37 @@ def test_same_seed_same_weights(tmp_path):
     mb = AutoModelForCausalLM.from_pretrained(b)
     for (na, pa), (nb, pb) in zip(ma.named_parameters(), mb.named_parameters()):
         assert na == nb and torch.equal(pa, pb), na
+
+
+def test_each_warm_up_has_its_own_cache_and_a_mismatch_is_named(tmp_path, monkeypatch):
+    # Tests build the untrained model (CONSCIENCE_TINY_WARMUP=0); a trainer that asks for the
+    # user's (warmed) model must never be handed it from the same cache.
+    from conscience.tiny_model import cache_dir, ensure_tiny
+
+    monkeypatch.setenv("CONSCIENCE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CONSCIENCE_TINY_WARMUP", "0")
+    raw = ensure_tiny()
+    assert raw == cache_dir(0)
+    with open(os.path.join(raw, "conscience_tiny.json")) as f:
+        assert json.load(f)["warmup_steps"] == 0
+    monkeypatch.delenv("CONSCIENCE_TINY_WARMUP")
+    assert cache_dir() == cache_dir(40) != raw
+    with pytest.raises(ValueError, match="built with 0 warm-up steps, not 40"):
+        ensure_tiny(raw)
+    monkeypatch.setenv("CONSCIENCE_TINY_WARMUP", "forty")
+    with pytest.raises(ValueError, match="CONSCIENCE_TINY_WARMUP must be a whole number"):
+        ensure_tiny()
+
+
+def test_a_stale_cache_folder_with_another_warm_up_is_rebuilt(tmp_path, monkeypatch):
+    # A cache written before warm-ups had their own folders may hold the untrained model
+    # where the warmed one belongs: it is rebuilt, not reused.
+    from conscience.tiny_model import cache_dir, ensure_tiny
+
+    monkeypatch.setenv("CONSCIENCE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CONSCIENCE_TINY_WARMUP", "1")
+    stale = cache_dir(1)
+    ensure_tiny(stale, warmup_steps=0)
+    assert ensure_tiny() == stale
+    with open(os.path.join(stale, "conscience_tiny.json")) as f:
+        assert json.load(f)["warmup_steps"] == 1

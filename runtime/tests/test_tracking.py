@@ -17,9 +17,10 @@ KEY = "wandbkey0123456789abcdef0123456789abcdef"  # 40 characters, the shape of 
 
 def test_wandb_offline_and_tensorboard_get_the_rewards(tmp_path):
     os.environ["CONSCIENCE_CACHE"] = CACHE
+    os.environ["CONSCIENCE_TINY_WARMUP"] = "0"  # the untrained tiny model: faster to build
     from conscience.tiny_model import ensure_tiny
 
-    ensure_tiny(warmup_steps=0)
+    ensure_tiny()
     with open(DEMO) as f:
         r = yaml.safe_load(f)
     r.update({"max_steps": 2, "max_completion_length": 8, "max_prompt_length": 64, "max_train_samples": 8, "save_strategy": "no",

@@ -34,9 +34,10 @@ LOGGED = ["safety_format_reward", "safety_budget_reward", "refusal_reward", "rep
 @pytest.fixture(scope="session")
 def tiny_cache():
     os.environ["CONSCIENCE_CACHE"] = CACHE
+    os.environ["CONSCIENCE_TINY_WARMUP"] = "0"  # the untrained tiny model: faster to build
     from conscience.tiny_model import ensure_tiny
 
-    ensure_tiny(warmup_steps=0)
+    ensure_tiny()
     return CACHE
 
 

@@ -14,7 +14,7 @@ import {
   startCodeServer, waitFor, waitForActivation, webviewFrame, type CodeServer,
 } from './harness';
 
-const ENV = { CONSCIENCE_CACHE: join(REPO, '.cache', 'conscience-test-w0') };
+const ENV = { CONSCIENCE_CACHE: join(REPO, '.cache', 'conscience-test-w0'), CONSCIENCE_TINY_WARMUP: '0' };
 
 describe('conscience eval (CLI, local target)', { timeout: 600_000 }, () => {
   let root: string;
