@@ -1,31 +1,68 @@
-// The samples table: a reusable webview component for completions about safety. It shows one
-// page (a logged step) at a time with a pager, filters by label and by a reward's range, and
-// per row: label, budget, safety tokens used against the budget, the prompt, the safety block
+// The samples table: the one webview component that shows completions about safety. It shows
+// one page at a time with a pager, filters by label and by a reward's range, and per row:
+// label, budget, safety tokens used against the budget, the prompt, the safety block
 // (collapsible) and the answer split apart, and each reward. Text columns take the width;
 // numbers stay narrow. A click on a text cell shows its full text. The dashboard uses it for
-// training samples; other panels (eval completions) can use it with the same row shape
-// (SampleRowMsg in core/protocol/dashboard.ts). Never inserts a received string as HTML.
+// training samples (a page is a logged step, asked of the host); the eval report uses it for
+// its completions (pages of 50, filtered in the page) with its own filters (eval, arm, refused),
+// its page text, an "Arm" column through `run` and its own columns (refused, format).
+// Rows have one shape (SampleRowMsg in core/protocol/dashboard.ts), extended by a caller for
+// its own columns. Never inserts a received string as HTML. Styles: samples.css.
 import type { SampleRowMsg, SamplesQuery } from '../../../extension/src/core/protocol/dashboard';
 import { button, dropdown, numberField, setDisabled } from '.';
+import './samples.css';
 
-export interface SamplesPage extends SamplesQuery {
+export interface SamplesPage<R extends SampleRowMsg = SampleRowMsg> extends SamplesQuery {
   pages: number;
   total: number;
   labels: string[];
+  /** The reward columns (and the reward filter, hidden when there are none). */
   rewardNames: string[];
-  rows: SampleRowMsg[];
+  rows: R[];
 }
 
-export interface SamplesTableOptions {
-  /** Called when the user pages or filters: ask the host for that page. */
+/** A caller's own column, shown after the label: short text, kept narrow. */
+export interface SamplesColumn<R> {
+  title: string;
+  text(row: R): string;
+  /** 'num' aligns right; default 'narrow'. */
+  cls?: 'num' | 'narrow';
+  /** An extra class for a row's cell (e.g. to mark a value), or undefined. */
+  mark?(row: R): string | undefined;
+}
+
+export interface SamplesTableOptions<R extends SampleRowMsg = SampleRowMsg> {
+  /** Called when the user pages or filters: fetch (or compute) that page and render it. */
   query(q: SamplesQuery): void;
   /** A run's display name and colour (comparisons); omit for one run. */
   run?(runId: string): { label: string; colour: string } | undefined;
+  /** The heading of the run column (default "Run"). */
+  runTitle?: string;
   /** Heading text. */
   title?: string;
   /** What to call a page ("step" for training samples). */
   pageNoun?: string;
+  /** The pager's text (default "<pageNoun> <step of the first row> · <page> of <pages>"). */
+  pageText?(p: SamplesPage<R>): string;
+  /** The pager buttons' labels (default "◀ Newer" / "Older ▶", newest page first). */
+  pagerLabels?: { prev: string; next: string };
+  /** The caller's own filter controls, shown before the label filter. The caller keeps their
+   *  state and calls requery({ page: 0 }) when one changes. */
+  filters?: HTMLElement[];
+  /** An element shown at the end of the header (e.g. a count of the filtered rows). */
+  status?: HTMLElement;
+  /** The caller's own columns, after the label. */
+  columns?: SamplesColumn<R>[];
+  /** The text when a page has no rows (default: "No samples match the filter." or "No samples logged yet."). */
+  empty?(p: SamplesPage<R>): string;
   fmt?(v: number | null): string;
+}
+
+export interface SamplesTable<R extends SampleRowMsg = SampleRowMsg> {
+  element: HTMLElement;
+  render(p: SamplesPage<R>): void;
+  /** Query again with the current page and filters, changed by `next` (e.g. { page: 0 }). */
+  requery(next?: Partial<SamplesQuery>): void;
 }
 
 const ANY = '\u0000any';
@@ -37,7 +74,7 @@ const el = <T extends HTMLElement = HTMLElement>(tag: string, cls?: string, text
 };
 const defaultFmt = (v: number | null): string => (v == null || !Number.isFinite(v) ? '–' : String(+v.toPrecision(4)));
 
-export function samplesTable(o: SamplesTableOptions): { element: HTMLElement; render(p: SamplesPage): void } {
+export function samplesTable<R extends SampleRowMsg = SampleRowMsg>(o: SamplesTableOptions<R>): SamplesTable<R> {
   const fmt = o.fmt ?? defaultFmt;
   const noun = o.pageNoun ?? 'step';
   const root = el('section', 'samples');
@@ -48,13 +85,13 @@ export function samplesTable(o: SamplesTableOptions): { element: HTMLElement; re
   const pageText = el('span', 'samples-page');
   pageText.dataset.testid = 'samples-page';
   let q: SamplesQuery = { page: 0, label: null, reward: null };
-  let last: SamplesPage | null = null;
   const send = (next: Partial<SamplesQuery>) => {
     q = { ...q, ...next };
     o.query(q);
   };
-  const newer = button('◀ Newer', () => send({ page: Math.max(0, q.page - 1) }), { secondary: true, testId: 'samples-newer', title: `The next ${noun}` });
-  const older = button('Older ▶', () => send({ page: q.page + 1 }), { secondary: true, testId: 'samples-older', title: `The previous ${noun}` });
+  const pl = o.pagerLabels;
+  const newer = button(pl?.prev ?? '◀ Newer', () => send({ page: Math.max(0, q.page - 1) }), { secondary: true, testId: 'samples-newer', title: pl ? `The previous ${noun}` : `The next ${noun}` });
+  const older = button(pl?.next ?? 'Older ▶', () => send({ page: q.page + 1 }), { secondary: true, testId: 'samples-older', title: pl ? `The next ${noun}` : `The previous ${noun}` });
   pager.append(newer, pageText, older);
   const filters = el('span', 'samples-filters');
   let labelKey = '';
@@ -63,12 +100,15 @@ export function samplesTable(o: SamplesTableOptions): { element: HTMLElement; re
   const rewardSlot = el('span');
   const min = numberField(null, (v) => send({ page: 0, reward: q.reward ? { ...q.reward, min: v } : null }), { placeholder: 'min', testId: 'samples-reward-min', title: 'Lowest reward shown' });
   const max = numberField(null, (v) => send({ page: 0, reward: q.reward ? { ...q.reward, max: v } : null }), { placeholder: 'max', testId: 'samples-reward-max', title: 'Highest reward shown' });
-  filters.append(el('span', 'ctl-label', 'Label'), labelSlot, el('span', 'ctl-label', 'Reward'), rewardSlot, min, max);
+  const rewardBox = el('span', 'samples-reward-filter');
+  rewardBox.append(el('span', 'ctl-label', 'Reward'), rewardSlot, min, max);
+  filters.append(...(o.filters ?? []), el('span', 'ctl-label', 'Label'), labelSlot, rewardBox);
   head.append(h2, pager, filters);
+  if (o.status) head.append(o.status);
   const body = el('div', 'samples-body');
   root.append(head, body);
 
-  function filterControls(p: SamplesPage): void {
+  function filterControls(p: SamplesPage<R>): void {
     const lk = JSON.stringify(p.labels);
     if (lk !== labelKey) {
       labelKey = lk;
@@ -86,6 +126,7 @@ export function samplesTable(o: SamplesTableOptions): { element: HTMLElement; re
     }
     setDisabled(min, !q.reward);
     setDisabled(max, !q.reward);
+    rewardBox.hidden = !p.rewardNames.length && !q.reward;
   }
 
   /** A text cell: clamped to a few lines; a click shows (and hides) the full text. */
@@ -99,24 +140,24 @@ export function samplesTable(o: SamplesTableOptions): { element: HTMLElement; re
     return td;
   }
 
-  function render(p: SamplesPage): void {
-    last = p;
+  function render(p: SamplesPage<R>): void {
     q = { page: p.page, label: p.label, reward: p.reward };
     filterControls(p);
-    pageText.textContent = p.pages ? `${noun} ${p.rows[0]?.step ?? '–'} · ${p.page + 1} of ${p.pages}` : '';
+    pageText.textContent = o.pageText ? o.pageText(p) : p.pages ? `${noun} ${p.rows[0]?.step ?? '–'} · ${p.page + 1} of ${p.pages}` : '';
     setDisabled(newer, p.page <= 0);
     setDisabled(older, p.page >= p.pages - 1);
     body.textContent = '';
     if (!p.rows.length) {
-      body.append(el('p', 'empty', p.label !== null || p.reward ? 'No samples match the filter.' : 'No samples logged yet.'));
+      body.append(el('p', 'empty', o.empty ? o.empty(p) : p.label !== null || p.reward ? 'No samples match the filter.' : 'No samples logged yet.'));
       return;
     }
     const multi = new Set(p.rows.map((r) => r.runId)).size > 1 || p.rows.some((r) => o.run?.(r.runId));
+    const extra = o.columns ?? [];
     const table = el('table', 'samples-table');
     const hr = el('tr');
     const cols: [string, string][] = [
-      ...(multi ? [['Run', 'narrow'] as [string, string]] : []),
-      ['Label', 'narrow'], ['Budget', 'num'], ['Safety tokens', 'num'], ['Prompt', 'text'], ['Safety block', 'text'], ['Answer', 'text'],
+      ...(multi ? [[o.runTitle ?? 'Run', 'narrow'] as [string, string]] : []),
+      ['Label', 'narrow'], ...extra.map((c) => [c.title, c.cls ?? 'narrow'] as [string, string]), ['Budget', 'num'], ['Safety tokens', 'num'], ['Prompt', 'text'], ['Safety block', 'text'], ['Answer', 'text'],
       ...p.rewardNames.map((n) => [n.replace(/_reward$/, ''), 'num'] as [string, string]),
     ];
     for (const [c, cls] of cols) hr.append(el('th', cls, c));
@@ -132,7 +173,14 @@ export function samplesTable(o: SamplesTableOptions): { element: HTMLElement; re
         td.classList.add('run-cell');
         tr.append(td);
       }
-      tr.append(el('td', 'narrow', r.label ?? '–'), el('td', 'num', fmt(r.budget)));
+      tr.append(el('td', 'narrow', r.label ?? '–'));
+      for (const c of extra) {
+        const td = el('td', c.cls ?? 'narrow', c.text(r));
+        const mark = c.mark?.(r);
+        if (mark) td.classList.add(mark);
+        tr.append(td);
+      }
+      tr.append(el('td', 'num', fmt(r.budget)));
       const used = el('td', 'num', r.safetyTokens === null ? '–' : r.budget !== null ? `${fmt(r.safetyTokens)} / ${fmt(r.budget)}` : fmt(r.safetyTokens));
       if (r.safetyTokens !== null && r.budget !== null && r.safetyTokens > r.budget) used.classList.add('over');
       tr.append(used);
@@ -158,5 +206,5 @@ export function samplesTable(o: SamplesTableOptions): { element: HTMLElement; re
     body.append(table);
   }
 
-  return { element: root, render: (p) => render(p) };
+  return { element: root, render: (p) => render(p), requery: (next = {}) => send(next) };
 }
