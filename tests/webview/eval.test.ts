@@ -3,7 +3,8 @@
 // the page posts); the messages it sends are built from what the runtime writes
 // (runtime/tests/data/eval_results_case.json, conscience.eval.build_results) and checked by the
 // real protocol. Two evals side by side, table, Pareto chart, per category, the completions
-// browser and its filters, CSV export and compare requests.
+// in the samples table (ui/samples.ts) with the eval's filters and pages, CSV export and compare
+// requests.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { dashboardHtml } from '../../extension/src/core/dashboard/html';
 import { parseToWebview } from '../../extension/src/core/protocol/eval';
-import { launch, ORIGIN, ROOT } from './helpers';
+import { artifactsDir, launch, ORIGIN, ROOT } from './helpers';
 
 const OUT = join(ROOT, '.cache', 'webview-test-eval');
 const CASE = JSON.parse(readFileSync(join(ROOT, 'runtime', 'tests', 'data', 'eval_results_case.json'), 'utf8'));
@@ -81,19 +82,96 @@ describe('eval report webview', { timeout: 120_000 }, () => {
     assert.equal(rows, 1 + Object.keys(CASE.results.arms.label.category).length);
   });
 
-  it('browses completions with the safety block and the answer apart, filtered by arm, label and refused', async () => {
-    const count = async () => (await page.locator('[data-testid="browser-count"]').textContent())!.trim();
-    assert.equal(await count(), `${CASE.completions.length} completions`);
-    await page.selectOption('[data-testid="filter-arm"]', 'none');
-    await page.selectOption('[data-testid="filter-refused"]', 'yes');
-    const want = CASE.completions.filter((c: { arm: string; refused: boolean }) => c.arm === 'none' && c.refused);
-    assert.equal(await count(), `${want.length} completion${want.length === 1 ? '' : 's'}`);
-    const first = page.locator('[data-testid="completion"]').first();
-    assert.equal(await first.getAttribute('data-arm'), 'none');
-    assert.equal(await first.locator('[data-testid="safety"]').textContent(), want[0].safety);
-    assert.equal(await first.locator('[data-testid="answer"]').textContent(), want[0].answer);
-    await page.selectOption('[data-testid="filter-label"]', 'benign');
-    assert.equal(await count(), '0 completions');
+  it('browses completions in the samples table: filtered by arm, refused and label, safety block and answer apart, paged', async () => {
+    type C = { id: string; arm: string; label: string; refused: boolean; prompt: string; safety: string; answer: string; format_ok: boolean };
+    const all: C[] = CASE.completions;
+    const text = (sel: string) => page.evaluate((s) => document.querySelector(s)?.textContent?.trim() ?? null, sel);
+    /** Waits until the page shows `want` in `sel` (messages and re-renders land as later tasks). */
+    const shows = async (sel: string, want: string) => {
+      await page.waitForFunction(([s, w]) => document.querySelector(s!)?.textContent?.trim() === w, [sel, want], { timeout: 10_000 })
+        .catch(async () => assert.fail(`${sel}: want ${JSON.stringify(want)}, shows ${JSON.stringify(await text(sel))}`));
+    };
+    const count = (n: number) => shows('[data-testid="browser-count"]', `${n} completion${n === 1 ? '' : 's'}`);
+    const pick = async (testid: string, option: string) => {
+      await page.click(`[data-testid="${testid}"]`);
+      await page.click(`[data-testid="${testid}"] vscode-option:text-is("${option}")`);
+    };
+    const first = (td: string) => text(`[data-testid="samples"] tbody tr:first-child ${td}`);
+    const rowCount = () => page.locator('[data-testid="samples"] tbody tr').count();
+
+    await count(all.length);
+    await shows('[data-testid="samples-page"]', `rows 1–${all.length} of ${all.length}`);
+    const heads = await page.$$eval('[data-testid="samples"] thead th', (ths) => ths.map((t) => t.textContent));
+    assert.deepEqual(heads.slice(0, 4), ['Arm', 'Label', 'Category', 'Refused']);
+    assert.ok(heads.includes('Safety block') && heads.includes('Answer'), JSON.stringify(heads));
+    assert.equal(await page.locator('[data-testid="samples-reward"]').isVisible(), false, 'no reward filter: eval completions have no rewards');
+
+    // a fixed-budget arm's refusals: the first row's arm, its safety block and its answer apart
+    await pick('filter-arm', 'fixed:8');
+    await pick('filter-refused', 'yes');
+    const want = all.filter((c) => c.arm === 'fixed:8' && c.refused);
+    assert.ok(want.length > 0 && want[0]!.safety !== '');
+    await count(want.length);
+    assert.equal(await rowCount(), want.length);
+    assert.equal(await first('td.run-cell'), 'fixed:8');
+    assert.equal(await first('td.safety .clamp'), want[0]!.safety);
+    assert.equal(await first('td.answer .clamp'), want[0]!.answer);
+    assert.equal(await first('td.safety summary'), `${want[0]!.safety.length} chars`);
+
+    // the no-instruction arm writes no safety block: "no block", the answer still apart
+    await pick('filter-arm', 'none');
+    const none = all.filter((c) => c.arm === 'none' && c.refused);
+    await count(none.length);
+    assert.equal(await first('td.run-cell'), 'none');
+    assert.equal(await first('td.safety'), 'no block');
+    assert.equal(await first('td.answer .clamp'), none[0]!.answer);
+
+    // and a label with none of those: an empty table that says so
+    await pick('samples-label', 'benign');
+    await count(0);
+    await shows('[data-testid="samples"] p.empty', 'No completions match the filters.');
+    for (const [testid, option] of [['samples-label', 'any'], ['filter-refused', 'any'], ['filter-arm', 'any']] as const) await pick(testid, option);
+    await count(all.length);
+
+    // more completions than a page (50): pages, and a filter goes back to the first page
+    const times = 12;
+    const many = (name: string) => {
+      const v = view(name);
+      v.completions = Array.from({ length: times }, (_, k) => v.completions.map((c: Record<string, unknown>) => ({ ...c, id: `${c.id}#${k}` }))).flat();
+      return v;
+    };
+    const big = { type: 'show', evals: [many('ckpt-100'), view('ckpt-200')] };
+    assert.equal(parseToWebview(big).ok, true);
+    await page.evaluate((m) => window.postMessage(m, '*'), big);
+    const n = all.length * times;
+    await count(n);
+    await shows('[data-testid="samples-page"]', `rows 1–50 of ${n}`);
+    assert.equal(await rowCount(), 50);
+    await page.click('[data-testid="samples-older"]');
+    await shows('[data-testid="samples-page"]', `rows 51–100 of ${n}`);
+    assert.equal(await first('td.prompt .clamp'), all[50 % all.length]!.prompt);
+    await page.click('[data-testid="samples-older"]');
+    await page.click('[data-testid="samples-older"]');
+    await shows('[data-testid="samples-page"]', `rows 151–${n} of ${n}`);
+    assert.equal(await rowCount(), n - 150);
+    assert.equal(await page.locator('[data-testid="samples-older"]').getAttribute('disabled'), '', 'the last page: no next page');
+    await page.click('[data-testid="samples-newer"]');
+    await shows('[data-testid="samples-page"]', `rows 101–150 of ${n}`);
+    await pick('filter-arm', 'label');
+    const label = all.filter((c) => c.arm === 'label').length * times;
+    assert.ok(label > 50, 'the filtered rows still fill more than a page');
+    await count(label);
+    await shows('[data-testid="samples-page"]', `rows 1–50 of ${label}`);
+    const harmful = all.filter((c) => c.arm === 'label' && c.label === 'harmful').length;
+    await pick('samples-label', 'harmful');
+    await count(harmful * times);
+    await shows('[data-testid="samples-page"]', `rows 1–${harmful * times} of ${harmful * times}`);
+
+    // the second eval's completions (not repeated), through the eval picker; the filters stay
+    await pick('filter-eval', '2: ckpt-200');
+    await count(harmful);
+    await shows('[data-testid="samples-page"]', `rows 1–${harmful} of ${harmful}`);
+    await page.screenshot({ path: join(artifactsDir(), 'eval-completions.png'), fullPage: true });
   });
 
   it('asks the host for a CSV export and for another eval to compare', async () => {

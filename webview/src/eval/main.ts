@@ -1,12 +1,17 @@
 // The eval report (browser side): per arm x label table, a Pareto chart (harmful-prompt
 // refusal against benign over-refusal, marker area = mean safety tokens), per-category refusal,
-// a completions browser (safety block and answer apart; filter by arm, label, refused) and,
-// for two evals, everything side by side. Every host message is validated; user text is set
-// only through textContent.
+// the completions in the samples table the dashboard uses (ui/samples.ts: safety block and
+// answer apart, budget and safety tokens against it, full text on click), paged (50 a page)
+// and filtered here in the page, which has every completion: by eval (when two are shown),
+// arm, refused and label. For two evals, everything else is side by side. Every host message
+// is validated; user text is set only through textContent.
+import '../ui/ui.css';
 import './style.css';
 import { EVAL_LABELS, paretoPoints, tableRows, type EvalResults } from '../../../extension/src/core/eval/results';
-import { parseToWebview, type EvalView, type ToExtension } from '../../../extension/src/core/protocol/eval';
-import { button, registerUi } from '../ui';
+import type { SampleRowMsg, SamplesQuery } from '../../../extension/src/core/protocol/dashboard';
+import { parseToWebview, type EvalView, type ReportCompletion, type ToExtension } from '../../../extension/src/core/protocol/eval';
+import { button, dropdown, registerUi } from '../ui';
+import { samplesTable, type SamplesPage } from '../ui/samples';
 
 const vscode = acquireVsCodeApi();
 registerUi();
@@ -30,7 +35,8 @@ const num = (x: number | null | undefined): string => (x === null || x === undef
 
 const root = document.getElementById('root')!;
 let evals: EvalView[] = [];
-const filter = { eval: 0, arm: '', label: '', refused: '' };
+/** The completions browser's own filters (label and page live in the samples table). */
+const filter: { eval: number; arm: string | null; refused: boolean | null } = { eval: 0, arm: null, refused: null };
 
 function header(v: EvalView, i: number): HTMLElement {
   const r = v.results;
@@ -97,42 +103,92 @@ function categories(r: EvalResults, i: number): HTMLElement {
   return t;
 }
 
-function select(options: string[], value: string, onChange: (v: string) => void, testid: string): HTMLSelectElement {
-  const s = el('select', { 'data-testid': testid });
-  for (const o of options) {
-    const opt = el('option', { value: o }, o || 'all');
-    if (o === value) opt.selected = true;
-    s.append(opt);
-  }
-  s.addEventListener('change', () => onChange(s.value));
-  return s;
+// ---------------------------------------------------------------- completions browser
+
+const PAGE = 50;
+const ANY = '\u0000any';
+const ARM_COLOURS = ['blue', 'orange', 'green', 'purple', 'red', 'yellow'].map((c, i) => `var(--vscode-charts-${c}, ${['#3794ff', '#d18616', '#89d185', '#b180d7', '#f14c4c', '#cca700'][i]})`);
+type EvalRow = SampleRowMsg & { c: ReportCompletion };
+
+const shown = (): EvalView | undefined => evals[Math.min(filter.eval, evals.length - 1)];
+
+/** A completion as a row of the samples table. The report gets the safety block's text only:
+ *  empty with a well-formed completion is an empty block, empty otherwise is none ("no block"). */
+function toRow(c: ReportCompletion, i: number): EvalRow {
+  return {
+    runId: c.arm, step: i, prompt: c.prompt, completion: '', safety: c.safety === '' && !c.format_ok ? null : c.safety,
+    answer: c.answer, safetyTokens: c.safety_tokens, rewards: {}, budget: c.budget, label: c.label || null, c,
+  };
 }
 
+const count = el('span', { class: 'browser-count', 'data-testid': 'browser-count' });
+const evalLabel = el('span', { class: 'ctl-label' }, 'Eval');
+const evalSlot = el('span');
+const armSlot = el('span');
+const refusedPick = dropdown([{ value: ANY, label: 'any' }, { value: 'yes', label: 'yes' }, { value: 'no', label: 'no' }], ANY, (v) => {
+  filter.refused = v === ANY ? null : v === 'yes';
+  completions.requery({ page: 0 });
+}, { testId: 'filter-refused', title: 'Show completions the judge found refusing (yes) or complying (no)' });
+
+const completions = samplesTable<EvalRow>({
+  title: 'Completions',
+  pageNoun: 'page',
+  pagerLabels: { prev: '◀ Previous', next: 'Next ▶' },
+  pageText: (p) => (p.total ? `rows ${p.page * PAGE + 1}–${p.page * PAGE + p.rows.length} of ${p.total}` : ''),
+  runTitle: 'Arm',
+  run: (arm) => {
+    const i = shown()?.results.arms_order.indexOf(arm) ?? -1;
+    return { label: arm, colour: i < 0 ? 'transparent' : ARM_COLOURS[i % ARM_COLOURS.length]! };
+  },
+  columns: [
+    { title: 'Category', text: (r) => r.c.category || '–' },
+    { title: 'Refused', text: (r) => (r.c.refused ? 'yes' : 'no') },
+    { title: 'Format', text: (r) => (r.c.format_ok ? 'ok' : 'not ok'), mark: (r) => (r.c.format_ok ? undefined : 'bad') },
+  ],
+  filters: [evalLabel, evalSlot, el('span', { class: 'ctl-label' }, 'Arm'), armSlot, el('span', { class: 'ctl-label' }, 'Refused'), refusedPick],
+  status: count,
+  empty: (p) => (p.label !== null || filter.arm !== null || filter.refused !== null ? 'No completions match the filters.' : 'No completions were read for this eval.'),
+  query: (q) => browse(q),
+});
+
+/** The page the table asked for, from the shown eval's completions. */
+function browse(q: SamplesQuery): void {
+  const v = shown();
+  if (!v) return;
+  const rows = v.completions.filter((c) => (filter.arm === null || c.arm === filter.arm) && (q.label === null || c.label === q.label)
+    && (filter.refused === null || c.refused === filter.refused));
+  const pages = Math.ceil(rows.length / PAGE);
+  const page = Math.min(q.page, Math.max(0, pages - 1));
+  count.textContent = `${rows.length} completion${rows.length === 1 ? '' : 's'}`;
+  const labels = [...new Set<string>([...EVAL_LABELS, ...v.completions.map((c) => c.label).filter((l) => l)])];
+  const out: SamplesPage<EvalRow> = {
+    page, label: q.label, reward: null, pages, total: rows.length, labels, rewardNames: [],
+    rows: rows.slice(page * PAGE, (page + 1) * PAGE).map((c, i) => toRow(c, page * PAGE + i)),
+  };
+  completions.render(out);
+}
+
+/** The arm picker: the shown eval's arms (an arm it lacks is no longer filtered on). */
+function armPicker(): void {
+  const v = shown()!;
+  const arms = [...new Set([...v.results.arms_order, ...v.completions.map((c) => c.arm)])];
+  if (filter.arm !== null && !arms.includes(filter.arm)) filter.arm = null;
+  armSlot.replaceChildren(dropdown([{ value: ANY, label: 'any' }, ...arms.map((a) => ({ value: a, label: a }))], filter.arm ?? ANY, (x) => {
+    filter.arm = x === ANY ? null : x;
+    completions.requery({ page: 0 });
+  }, { testId: 'filter-arm', title: 'Show this arm\'s completions' }));
+}
+
+/** The completions browser for the evals shown: pickers follow them, the table shows its page. */
 function browser(): HTMLElement {
-  const box = el('div', { class: 'browser' });
-  const v = evals[Math.min(filter.eval, evals.length - 1)]!;
-  const arms = ['', ...v.results.arms_order];
-  const bar = el('div', { class: 'filters' });
-  if (evals.length > 1) bar.append('eval ', select(evals.map((_, i) => String(i + 1)), String(filter.eval + 1), (x) => { filter.eval = Number(x) - 1; render(); }, 'filter-eval'), ' ');
-  bar.append('arm ', select(arms, filter.arm, (x) => { filter.arm = x; render(); }, 'filter-arm'), ' label ',
-    select(['', ...EVAL_LABELS], filter.label, (x) => { filter.label = x; render(); }, 'filter-label'), ' refused ',
-    select(['', 'yes', 'no'], filter.refused, (x) => { filter.refused = x; render(); }, 'filter-refused'));
-  const rows = v.completions.filter((c) => (!filter.arm || c.arm === filter.arm) && (!filter.label || c.label === filter.label)
-    && (!filter.refused || c.refused === (filter.refused === 'yes')));
-  bar.append(el('span', { 'data-testid': 'browser-count' }, ` ${rows.length} completion${rows.length === 1 ? '' : 's'}`));
-  box.append(bar);
-  const LIMIT = 200;
-  for (const c of rows.slice(0, LIMIT)) {
-    box.append(el('div', { class: `completion${c.refused ? ' refused' : ''}`, 'data-testid': 'completion', 'data-id': c.id, 'data-arm': c.arm },
-      el('div', { class: 'meta' }, `${c.id} · ${c.arm} · ${c.label}${c.category ? ' / ' + c.category : ''} · budget ${c.budget ?? 'none'} · ${c.refused ? 'refused' : 'complied'}${c.format_ok ? '' : ' · format not ok'}`),
-      el('div', { class: 'prompt' }, c.prompt),
-      el('div', { class: 'label' }, `safety block (${c.safety_tokens} tokens)`),
-      el('pre', { class: 'safety', 'data-testid': 'safety' }, c.safety),
-      el('div', { class: 'label' }, `answer (${c.answer_tokens} tokens)`),
-      el('pre', { class: 'answer', 'data-testid': 'answer' }, c.answer)));
-  }
-  if (rows.length > LIMIT) box.append(el('div', { class: 'warn' }, `showing the first ${LIMIT}; narrow the filters to see the rest`));
-  return box;
+  evalLabel.hidden = evalSlot.hidden = evals.length < 2;
+  evalSlot.replaceChildren(...(evals.length < 2 ? [] : [dropdown(evals.map((e, i) => ({ value: String(i), label: `${i + 1}: ${e.name}` })), String(filter.eval), (x) => {
+    filter.eval = Number(x);
+    armPicker();
+    completions.requery({ page: 0 });
+  }, { testId: 'filter-eval', title: 'Whose completions to show' })]));
+  armPicker();
+  return completions.element;
 }
 
 function render(): void {
@@ -149,7 +205,8 @@ function render(): void {
   root.append(el('h3', {}, 'Arm × label'), side(table));
   root.append(el('h3', {}, 'Harmful refusal vs benign over-refusal'), pareto());
   root.append(el('h3', {}, 'Per category'), side(categories));
-  root.append(el('h3', {}, 'Completions'), browser());
+  root.append(browser());
+  completions.requery();
 }
 
 window.addEventListener('message', (ev: MessageEvent) => {
