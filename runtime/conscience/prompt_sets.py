@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import stat
-from typing import Any, Callable, Iterable, Optional
+from typing import IO, Any, Callable, Iterable, Optional
 
 LABELS = ("harmful", "benign", "borderline")
 MAX_LINE_BYTES = 1 << 20  # 1 MiB per row is far beyond any real prompt
@@ -126,53 +126,63 @@ def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
 
 def iter_jsonl(path: str, on_error: Optional[Callable[[str], None]] = None, max_line_bytes: int = MAX_LINE_BYTES,
                max_depth: int = MAX_DEPTH) -> Iterable[tuple[int, Any]]:
-    """(line number, parsed JSON value) for each non-blank line, read one line at a time with a
-    length cap, so a huge file or line is never loaded whole. A line over `max_line_bytes`, NUL
-    bytes, invalid UTF-8, nesting over `max_depth` and invalid JSON are errors naming
-    `path:line`: raised as DataError, or, with `on_error`, reported to it and the line skipped.
-    An unreadable file always raises. The one JSONL line reader of the runtime (prompt sets,
-    the allocator's pool, eval prompts)."""
+    """(line number, parsed JSON value) for each non-blank line of the file at `path`; see
+    `iter_jsonl_stream`. An unreadable file (or a FIFO, a folder) always raises."""
+    f = open_regular(path)
+    with f:
+        yield from iter_jsonl_stream(f, path, on_error, max_line_bytes, max_depth)
+
+
+def iter_jsonl_stream(stream: IO[bytes], name: str, on_error: Optional[Callable[[str], None]] = None,
+                      max_line_bytes: int = MAX_LINE_BYTES, max_depth: int = MAX_DEPTH) -> Iterable[tuple[int, Any]]:
+    """(line number, parsed JSON value) for each non-blank line of a byte stream, read one line
+    at a time with a length cap, so a huge file or line is never loaded whole. A line over
+    `max_line_bytes`, NUL bytes, invalid UTF-8, nesting over `max_depth` and invalid JSON are
+    errors naming `name:line`: raised as DataError, or, with `on_error`, reported to it (before
+    the next value is yielded, so errors and values keep their order) and the line skipped.
+    The one JSONL line reader of the runtime (prompt sets, the allocator's pool, `allocator
+    score` and `label`, eval prompts)."""
 
     def bad(msg: str) -> None:
         if on_error is None:
             raise DataError(msg)
         on_error(msg)
 
-    f = open_regular(path)
-    with f:
-        lineno = 0
-        while True:
-            raw = f.readline(max_line_bytes + 1)
-            if not raw:
-                break
-            lineno += 1
-            if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
-                bad(f"{path}:{lineno}: line longer than {max_line_bytes} bytes")
-                while raw and not raw.endswith(b"\n"):  # the rest of the line, in bounded pieces
-                    raw = f.readline(max_line_bytes + 1)
-                continue
-            if b"\x00" in raw:
-                bad(f"{path}:{lineno}: binary data (NUL byte); expected JSON text")
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                bad(f"{path}:{lineno}: not UTF-8 (byte {e.start})")
-                continue
-            if not text.strip():
-                continue
-            if too_deep(text, max_depth):
-                bad(f"{path}:{lineno}: JSON nested deeper than {max_depth} levels")
-                continue
-            try:
-                value = json.loads(text.rstrip())  # so a column is on this line, not past its end
-            except json.JSONDecodeError as e:
-                bad(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})")
-                continue
-            except RecursionError:
-                bad(f"{path}:{lineno}: JSON nested too deeply")
-                continue
-            yield lineno, value
+    lineno = 0
+    while True:
+        raw = stream.readline(max_line_bytes + 1)
+        if not raw:
+            break
+        lineno += 1
+        if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+            bad(f"{name}:{lineno}: line longer than {max_line_bytes} bytes")
+            while raw and not raw.endswith(b"\n"):  # the rest of the line, in bounded pieces
+                raw = stream.readline(max_line_bytes + 1)
+            continue
+        if b"\x00" in raw:
+            bad(f"{name}:{lineno}: binary data (NUL byte); expected JSON text")
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            bad(f"{name}:{lineno}: not UTF-8 (byte {e.start})")
+            continue
+        if not text.strip():
+            continue
+        if lineno == 1 and text.startswith("\ufeff"):
+            text = text[1:]  # a byte-order mark some editors write
+        if too_deep(text, max_depth):
+            bad(f"{name}:{lineno}: JSON nested deeper than {max_depth} levels")
+            continue
+        try:
+            value = json.loads(text.rstrip())  # so a column is on this line, not past its end
+        except json.JSONDecodeError as e:
+            bad(f"{name}:{lineno}: invalid JSON: {e.msg} (column {e.colno})")
+            continue
+        except RecursionError:
+            bad(f"{name}:{lineno}: JSON nested too deeply")
+            continue
+        yield lineno, value
 
 
 def read_jsonl(path: str, prompt_column: str = "prompt") -> list[dict]:

@@ -47,7 +47,7 @@ def test_label_cli_on_the_tiny_model(tiny, tmp_path):
     r = subprocess.run([sys.executable, "-m", "conscience.allocator", "label", "--model", tiny, "--data", str(data),
                         "--budgets", "0,4,8", "--answer-tokens", "6", "--out", str(out)], capture_output=True, timeout=600)
     assert r.returncode == 1, r.stderr.decode()[-2000:]  # one bad line
-    assert f"{data}:2: not JSON" in r.stderr.decode()
+    assert f"{data}:2: invalid JSON" in r.stderr.decode()
     rows = [json.loads(l) for l in out.read_text().splitlines()]
     assert [x["id"] for x in rows] == ["h", "b"]
     for x in rows:

@@ -97,7 +97,7 @@ def test_score_cli_reports_bad_lines_and_scores_the_rest(tmp_path):
     out = subprocess.run([PY, "-m", "conscience.allocator", "score", str(f)], capture_output=True, timeout=300)
     assert out.returncode == 1
     err = out.stderr.decode()
-    for n, why in ((2, "not JSON"), (3, "invalid UTF-8"), (4, "expected a JSON object"), (5, '"prompt" is missing')):
+    for n, why in ((2, "invalid JSON"), (3, "not UTF-8"), (4, "expected a JSON object"), (5, '"prompt" is missing')):
         assert f"{f}:{n}: {why}" in err, err
     rows = [json.loads(l) for l in out.stdout.decode().splitlines()]
     assert [r["id"] for r in rows] == ["a", 7, "big", "surrogate"]
@@ -156,8 +156,8 @@ def test_score_cli_100k_lines(tmp_path):
     ids = [json.loads(l)["id"] for l in r.stdout.decode().splitlines()]
     assert ids == list(range(50, 100_001, 50))
     errs = r.stderr.decode().splitlines()
-    assert sum(1 for e in errs if ": not JSON" in e) == 50_000
-    assert f"{f}:99999: not JSON" in r.stderr.decode()
+    assert sum(1 for e in errs if ": invalid JSON" in e) == 50_000
+    assert f"{f}:99999: invalid JSON" in r.stderr.decode()
 
 
 def test_score_cli_survives_deep_nesting_and_a_huge_line(tmp_path):
@@ -179,7 +179,7 @@ def test_score_cli_survives_deep_nesting_and_a_huge_line(tmp_path):
     ids = [json.loads(l)["id"] for l in r.stdout.decode().splitlines()]
     assert ids == list(range(16))
     assert f"{f}:12: JSON nested deeper than 64 levels" in err
-    assert f"{f}:15: line longer than {16 * 1024 * 1024} bytes, skipped" in err
+    assert f"{f}:15: line longer than {16 * 1024 * 1024} bytes" in err
     small = tmp_path / "small.jsonl"
     small.write_bytes(b"\n".join(good) + b"\n")
     r0 = subprocess.run([PY, "-c", probe, PY, "-m", "conscience.allocator", "score", str(small)], capture_output=True, timeout=600)

@@ -33,30 +33,25 @@ FRAMES_PER_CORE = {"harmful": 7, "borderline": 7, "benign": 7}
 
 def read_fragments(path: Path = FRAGMENTS) -> tuple[list[str], list[dict]]:
     """(frames, cores). A bad line raises ValueError naming ``path:line``."""
+    from ..prompt_sets import iter_jsonl
+
     frames: list[str] = []
     cores: list[dict] = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: invalid JSON: {e.msg}") from None
-            kind = obj.get("kind") if isinstance(obj, dict) else None
-            text = obj.get("text") if isinstance(obj, dict) else None
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"{path}:{n}: need a non-empty string `text`")
-            if kind == "frame":
-                if text.count("{vp}") != 1:
-                    raise ValueError(f"{path}:{n}: a frame holds `{{vp}}` exactly once")
-                frames.append(text)
-            elif kind in ("vp", "full"):
-                if obj.get("label") not in FRAMES_PER_CORE or not isinstance(obj.get("category"), str):
-                    raise ValueError(f"{path}:{n}: a core needs `label` (harmful, borderline, benign) and `category`")
-                cores.append(obj)
-            else:
-                raise ValueError(f"{path}:{n}: `kind` must be frame, vp or full, got {kind!r}")
+    for n, obj in iter_jsonl(str(path)):  # a bad line raises DataError (a ValueError) naming path:line
+        kind = obj.get("kind") if isinstance(obj, dict) else None
+        text = obj.get("text") if isinstance(obj, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{path}:{n}: need a non-empty string `text`")
+        if kind == "frame":
+            if text.count("{vp}") != 1:
+                raise ValueError(f"{path}:{n}: a frame holds `{{vp}}` exactly once")
+            frames.append(text)
+        elif kind in ("vp", "full"):
+            if obj.get("label") not in FRAMES_PER_CORE or not isinstance(obj.get("category"), str):
+                raise ValueError(f"{path}:{n}: a core needs `label` (harmful, borderline, benign) and `category`")
+            cores.append(obj)
+        else:
+            raise ValueError(f"{path}:{n}: `kind` must be frame, vp or full, got {kind!r}")
     if not frames:
         raise ValueError(f"{path}: no frames")
     return frames, cores

@@ -101,24 +101,16 @@ def choose_budget(rewards: dict[int, float], tol: float = 1e-9) -> int:
 
 
 def _read_rows(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    rows, errors = [], []
-    with path.open("rb") as f:
-        for n, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                errors.append(f"{path}:{n}: invalid UTF-8")
-                continue
-            except json.JSONDecodeError as e:
-                errors.append(f"{path}:{n}: not JSON ({e.msg})")
-                continue
-            if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
-                errors.append(f"{path}:{n}: expected an object with a string \"prompt\"")
-                continue
-            obj.setdefault("id", n)
-            rows.append(obj)
+    from ..prompt_sets import iter_jsonl
+
+    rows: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for n, obj in iter_jsonl(str(path), errors.append):
+        if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str):
+            errors.append(f"{path}:{n}: expected an object with a string \"prompt\"")
+            continue
+        obj.setdefault("id", n)
+        rows.append(obj)
     return rows, errors
 
 

@@ -161,41 +161,23 @@ MAX_LINE_BYTES = 16 * 1024 * 1024  # as extension/src/core/allocator/read.ts
 MAX_DEPTH = 64
 
 
-def iter_jsonl_prompts(stream: IO[bytes], name: str) -> Iterator[tuple[int, str | None, Any, str | None]]:
-    """Yields (line_no, prompt, id, error). Each problem is an error for its line only: invalid
-    UTF-8, bad JSON, JSON nested deeper than MAX_DEPTH, a line over MAX_LINE_BYTES (read in
-    bounded chunks and skipped, so memory stays bounded whatever the input)."""
-    from ..prompt_sets import too_deep
+def iter_jsonl_prompts(stream: IO[bytes], name: str) -> Iterator[tuple[int | None, str | None, Any, str | None]]:
+    """Yields (line_no, prompt, id, error) in input order; `error` is "FILE:LINE: why" (line_no
+    is None for the reader's errors). Each problem is an error for its line only: what the
+    runtime's one JSONL reader reports (`prompt_sets.iter_jsonl_stream`: a line over
+    MAX_LINE_BYTES read in bounded chunks, invalid UTF-8, JSON nested deeper than MAX_DEPTH,
+    bad JSON), then a value that is not an object with a string "prompt"."""
+    from ..prompt_sets import iter_jsonl_stream
 
-    n = 0
-    while True:
-        raw = stream.readline(MAX_LINE_BYTES + 1)
-        if not raw:
-            break
-        n += 1
-        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-            while raw and not raw.endswith(b"\n"):
-                raw = stream.readline(MAX_LINE_BYTES + 1)
-            yield n, None, None, f"{name}:{n}: line longer than {MAX_LINE_BYTES} bytes, skipped"
-            continue
-        if not raw.strip():
-            continue
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            yield n, None, None, f"{name}:{n}: invalid UTF-8 at byte {e.start}"
-            continue
-        if too_deep(line, MAX_DEPTH):
-            yield n, None, None, f"{name}:{n}: JSON nested deeper than {MAX_DEPTH} levels"
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            yield n, None, None, f"{name}:{n}: not JSON ({e.msg} at column {e.colno})"
-            continue
-        except RecursionError:
-            yield n, None, None, f"{name}:{n}: JSON nested too deeply"
-            continue
+    errors: list[str] = []
+
+    def drain() -> Iterator[tuple[None, None, None, str]]:
+        for e in errors:
+            yield None, None, None, e
+        errors.clear()
+
+    for n, obj in iter_jsonl_stream(stream, name, errors.append, MAX_LINE_BYTES, MAX_DEPTH):
+        yield from drain()
         if not isinstance(obj, dict):
             yield n, None, None, f"{name}:{n}: expected a JSON object with a \"prompt\" string"
             continue
@@ -204,6 +186,7 @@ def iter_jsonl_prompts(stream: IO[bytes], name: str) -> Iterator[tuple[int, str 
             yield n, None, obj.get("id"), f"{name}:{n}: \"prompt\" is missing or not a string"
             continue
         yield n, prompt, obj.get("id", n), None
+    yield from drain()
 
 
 def score_stream(stream: IO[bytes], name: str, out: IO[str], err: IO[str],
