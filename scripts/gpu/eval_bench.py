@@ -33,36 +33,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "runtime"))
 
-QWEN25_05B = dict(
-    hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
-    vocab_size=151936, max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
-)
+from models import build_model as _build  # noqa: E402
 
 
 def build_model(out: str, tiny: bool) -> str:
-    """The model folder, with generation_config's EOS removed (fixed-length completions)."""
-    import torch
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
-
-    from conscience.tiny_model import build_tokenizer, ensure_tiny
-
-    if tiny:
-        src = ensure_tiny()
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from conscience.eval import dtype_kwargs
-
-        model = AutoModelForCausalLM.from_pretrained(src, **dtype_kwargs(torch.float32))
-        tok = AutoTokenizer.from_pretrained(src)
-    else:
-        tok = build_tokenizer()
-        torch.manual_seed(0)
-        cfg = Qwen2Config(**QWEN25_05B, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-        model = Qwen2ForCausalLM(cfg).to(torch.bfloat16)
-    model.generation_config = GenerationConfig(eos_token_id=None, pad_token_id=tok.pad_token_id, do_sample=False)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    """The model folder (0.5B shape in bfloat16), with generation_config's EOS removed
+    (fixed-length completions)."""
+    return _build(out, tiny, dtype="bfloat16", generation={"eos_token_id": None, "do_sample": False})
 
 
 def write_prompts(path: str, n: int) -> None:

@@ -38,30 +38,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.abspath(os.path.join(HERE, "..", "..", "runtime")))
 
-QWEN25_05B = dict(
-    hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
-    vocab_size=151936, max_position_embeddings=32768, tie_word_embeddings=True, rope_theta=1000000.0,
-)
+from models import build_model as _build  # noqa: E402
 
 
 def build_model(out: str, tiny: bool) -> str:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM
-
-    from conscience.tiny_model import build_tokenizer, ensure_tiny
-
-    if tiny:
-        src = ensure_tiny(warmup_steps=0)
-        model = AutoModelForCausalLM.from_pretrained(src)
-        tok = AutoTokenizer.from_pretrained(src)
-    else:
-        tok = build_tokenizer()
-        torch.manual_seed(0)
-        model = Qwen2ForCausalLM(Qwen2Config(**QWEN25_05B, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)).to(torch.bfloat16)
-        model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, do_sample=True)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    """The untrained tiny model, or the 0.5B-shape random model in bfloat16; sampling on."""
+    return _build(out, tiny, dtype="bfloat16", warmup_steps=0, generation={"do_sample": True})
 
 
 def config_keys(args, cuda: bool) -> dict:

@@ -80,7 +80,7 @@ def main() -> int:
     a = ap.parse_args()
     import torch
 
-    from sft_bench import build_model  # the Qwen2.5-0.5B-shape random model, or the tiny one
+    from models import build_model  # the Qwen2.5-0.5B-shape random model, or the tiny one
 
     if not a.tiny and not torch.cuda.is_available():
         print("zero.py: no CUDA GPU (use --tiny on CPU)", file=sys.stderr)
