@@ -23,7 +23,9 @@ const webviewEntries = readdirSync('webview/src', { withFileTypes: true })
 const builds = [
   {
     ...common,
-    entryPoints: { extension: 'extension/src/extension.ts', cli: 'extension/src/cli/main.ts' },
+    // allocator-worker: the allocator's scoring thread (core/allocator/threaded.ts looks for it
+    // beside the bundle that starts it)
+    entryPoints: { extension: 'extension/src/extension.ts', cli: 'extension/src/cli/main.ts', 'allocator-worker': 'extension/src/core/allocator/worker.ts' },
     outdir: 'dist',
     platform: 'node',
     format: 'cjs',

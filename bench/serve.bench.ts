@@ -7,7 +7,8 @@
 //                                  every prompt distinct (each one scored by the allocator)
 //   serve.direct_req_per_s         the peer: the same load straight to the upstream
 //   serve.req_per_s_repeated       the same load with one prompt repeated (the allocator's cache answers)
-//   serve.*_allocator_threads_2    the same with --allocator-threads 2 (default 1), same run
+//   serve.*_workers_0              the same with --allocator-workers 0 (the allocator on the event
+//                                  loop's thread, as before 2026-11-26; default: 2 worker threads), same run
 //   serve.allocator_batch_mean     prompts per allocator call during the serve.req_per_s load
 //   serve.allocator_prompts_per_s  the allocator alone, batches of 64 distinct prompts, in this
 //                                  process while the servers idle: the ceiling for serve.req_per_s
@@ -130,14 +131,14 @@ export default async function bench(): Promise<Record<string, number>> {
   const gwPort = await freePort();
   const upstream = spawn(process.execPath, ['-e', UPSTREAM, String(upPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let gwLog = '';
-  const startGateway = (port: number, threads: number): ChildProcess => {
-    const g = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'extension/src/cli/main.ts'), 'serve', '--upstream', `http://127.0.0.1:${upPort}/v1`, '--port', String(port), '--allocator-threads', String(threads)], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  const startGateway = (port: number, workers: number): ChildProcess => {
+    const g = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'extension/src/cli/main.ts'), 'serve', '--upstream', `http://127.0.0.1:${upPort}/v1`, '--port', String(port), '--allocator-workers', String(workers)], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
     g.stderr!.on('data', (c: Buffer) => { gwLog = (gwLog + c.toString()).slice(-4000); });
     return g;
   };
   const gw2Port = await freePort();
-  const gateway = startGateway(gwPort, 1);
-  const gateway2 = startGateway(gw2Port, 2);
+  const gateway = startGateway(gwPort, 2);
+  const gateway2 = startGateway(gw2Port, 0);
   try {
     await waitReady(`http://127.0.0.1:${upPort}/`, upstream);
     for (const [port, g] of [[gwPort, gateway], [gw2Port, gateway2]] as const) {
@@ -161,7 +162,7 @@ export default async function bench(): Promise<Record<string, number>> {
     const gwRps = await autocannon(gwPort, 10);
     const batchAfter = await batchStats(gwPort);
     const batchMean = (batchAfter.sum - batchBefore.sum) / Math.max(1, batchAfter.count - batchBefore.count);
-    const threads2Rps = await autocannon(gw2Port, 10);
+    const inThreadRps = await autocannon(gw2Port, 10);
     const repeatedRps = await autocannon(gwPort, 5, false);
     gateway.kill('SIGTERM');
     gateway2.kill('SIGTERM');
@@ -169,12 +170,12 @@ export default async function bench(): Promise<Record<string, number>> {
     return {
       'serve.overhead_ms_p50': +(quantile(via, 0.5) - quantile(direct, 0.5)).toFixed(3),
       'serve.overhead_ms_p99': +(quantile(via, 0.99) - quantile(direct, 0.99)).toFixed(3),
-      'serve.overhead_ms_p50_allocator_threads_2': +(quantile(via2, 0.5) - quantile(direct, 0.5)).toFixed(3),
-      'serve.overhead_ms_p99_allocator_threads_2': +(quantile(via2, 0.99) - quantile(direct, 0.99)).toFixed(3),
+      'serve.overhead_ms_p50_workers_0': +(quantile(via2, 0.5) - quantile(direct, 0.5)).toFixed(3),
+      'serve.overhead_ms_p99_workers_0': +(quantile(via2, 0.99) - quantile(direct, 0.99)).toFixed(3),
       'serve.gateway_ms_p50': +quantile(via, 0.5).toFixed(3),
       'serve.direct_ms_p50': +quantile(direct, 0.5).toFixed(3),
       'serve.req_per_s': Math.round(gwRps),
-      'serve.req_per_s_allocator_threads_2': Math.round(threads2Rps),
+      'serve.req_per_s_workers_0': Math.round(inThreadRps),
       'serve.direct_req_per_s': Math.round(directRps),
       'serve.req_per_s_repeated': Math.round(repeatedRps),
       'serve.allocator_prompts_per_s': Math.round(allocatorRate),

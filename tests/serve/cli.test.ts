@@ -79,6 +79,7 @@ test('usage errors exit 2 with a message', () => {
     [['serve', '--upstream', 'http://x', '--policy', 'max_tokens.brief=zero'], /max_tokens\.brief: expected a non-negative integer/],
     [['serve', '--upstream', 'http://x', '--port', '99999'], /--port must be at most 65535/],
     [['serve', '--upstream', 'http://x', '--bogus'], /unknown argument --bogus/],
+    [['serve', '--upstream', 'http://x', '--allocator-workers', 'two'], /--allocator-workers must be an integer ≥ 0/],
   ] as const) {
     const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);

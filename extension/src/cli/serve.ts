@@ -8,7 +8,7 @@ import { createGateway, parseGatewayPolicy } from '../core/serve';
 import { checkUpstream } from '../core/serve/status';
 import { readServeRecipe, type ServeRecipe } from '../core/serve/recipe';
 
-const USAGE = 'usage: conscience serve --upstream URL [--host 127.0.0.1] [--port 8100] [--allocator DIR] [--recipe FILE] [--allocator-threads N] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES] [--upstream-timeout SECONDS] [--grace SECONDS]';
+const USAGE = 'usage: conscience serve --upstream URL [--host 127.0.0.1] [--port 8100] [--allocator DIR] [--recipe FILE] [--allocator-workers N] [--allocator-threads N] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES] [--upstream-timeout SECONDS] [--grace SECONDS]';
 
 interface Args {
   upstream: string;
@@ -17,6 +17,7 @@ interface Args {
   allocator?: string;
   recipe?: string;
   allocatorThreads: number;
+  allocatorWorkers: number;
   grace: number;
   policy: string[];
   observeOnly: boolean;
@@ -26,7 +27,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args | string {
-  const a: Partial<Args> & { policy: string[] } = { host: '127.0.0.1', port: 8100, policy: [], observeOnly: false, logPrompts: false, allocatorThreads: 1, grace: 20 };
+  const a: Partial<Args> & { policy: string[] } = { host: '127.0.0.1', port: 8100, policy: [], observeOnly: false, logPrompts: false, allocatorThreads: 1, allocatorWorkers: 2, grace: 20 };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
@@ -49,6 +50,7 @@ function parseArgs(argv: string[]): Args | string {
         case '--allocator': a.allocator = value(); break;
         case '--recipe': a.recipe = value(); break;
         case '--allocator-threads': a.allocatorThreads = int(1); break;
+        case '--allocator-workers': a.allocatorWorkers = int(0); break;
         case '--grace': a.grace = int(0); break;
         case '--policy': a.policy.push(value()); break;
         case '--observe-only': a.observeOnly = true; break;
@@ -91,6 +93,7 @@ export async function serve(argv: string[]): Promise<number> {
   const dir = args.allocator ?? recipe?.allocatorDir ?? defaultModelDir();
   const allocator = await Allocator.load(dir, {
     threads: args.allocatorThreads,
+    workers: args.allocatorWorkers, // batches run on their own threads while the event loop keeps proxying
     policy: { ...recipe?.allocatorPolicy, ...policy.allocator },
     policySource: args.recipe ? `${args.recipe}: allocator (with --policy on top)` : '--policy',
   });

@@ -5,6 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { AllocatorModel, type ModelOptions, type Score } from './model';
 import { decide, parsePolicy, policyRows, type Policy, type Tier } from './policy';
 import { occlusion, topDrivers, type Attribution } from './attribution';
+import { ThreadedScorer } from './threaded';
 
 export { AllocatorModel, parseAllocatorJson, type Score, type AllocatorJson } from './model';
 export { decide, parsePolicy, policyRows, DEFAULT_POLICY, TIERS, type Policy, type Tier, type Decision } from './policy';
@@ -53,6 +54,20 @@ export interface AllocatorOptions extends ModelOptions {
   policySource?: string;
   /** cache entries kept (default 50,000) */
   cacheSize?: number;
+  /**
+   * score on this many worker threads (threaded.ts), so the caller's event loop keeps running
+   * while batches run, and batches run side by side: for servers (`conscience serve`).
+   * Default 0: score on the calling thread.
+   */
+  workers?: number;
+}
+
+/** What scores prompts: the model on this thread, or a worker thread running the same model. */
+interface Scorer {
+  score(texts: string[]): Promise<Score[]>;
+  dispose(): Promise<void>;
+  /** batches that can run at once */
+  readonly concurrency: number;
 }
 
 export class Allocator {
@@ -60,14 +75,23 @@ export class Allocator {
   private readonly cache = new Map<string, Score>();
   private readonly cacheSize: number;
 
-  constructor(readonly model: AllocatorModel, readonly policy: Policy, cacheSize = 50_000) {
+  private readonly scorer: Scorer;
+
+  constructor(readonly model: AllocatorModel, readonly policy: Policy, cacheSize = 50_000, scorer?: Scorer) {
     this.cacheSize = cacheSize;
+    this.scorer = scorer ?? { score: (t) => model.score(t), dispose: async () => {}, concurrency: 1 };
+  }
+
+  /** How many assess() calls can score at once (worker threads; 1 on the calling thread). */
+  get concurrency(): number {
+    return this.scorer.concurrency;
   }
 
   static async load(dir: string = defaultModelDir(), opts: AllocatorOptions = {}): Promise<Allocator> {
     const model = await AllocatorModel.load(dir, opts);
     const policy = parsePolicy(opts.policy, opts.policySource ?? 'policy overrides', model.config.policy);
-    return new Allocator(model, policy, opts.cacheSize);
+    const scorer = opts.workers ? await ThreadedScorer.start(dir, { threads: opts.threads, maxBatch: opts.maxBatch }, opts.workers) : undefined;
+    return new Allocator(model, policy, opts.cacheSize, scorer);
   }
 
   private withPolicy(s: Score, policy: Policy): Assessment {
@@ -85,7 +109,7 @@ export class Allocator {
     if (misses.length) {
       const first = new Map<string, string>();
       keys.forEach((k, i) => { if (!first.has(k)) first.set(k, texts[i]!); });
-      const scores = await this.model.score(misses.map((k) => first.get(k)!));
+      const scores = await this.scorer.score(misses.map((k) => first.get(k)!));
       misses.forEach((k, j) => this.remember(k, scores[j]!));
     }
     return keys.map((k) => this.withPolicy(this.cache.get(k) ?? missingScore(), policy));
@@ -93,7 +117,7 @@ export class Allocator {
 
   /** Scores without touching the cache (CLI streaming, benchmarks). */
   async assessUncached(texts: string[]): Promise<Assessment[]> {
-    return (await this.model.score(texts)).map((s) => this.withPolicy(s, this.policy));
+    return (await this.scorer.score(texts)).map((s) => this.withPolicy(s, this.policy));
   }
 
   private remember(key: string, s: Score): void {
@@ -123,6 +147,7 @@ export class Allocator {
 
   async dispose(): Promise<void> {
     this.cache.clear();
+    await this.scorer.dispose();
     await this.model.dispose();
   }
 }

@@ -61,39 +61,36 @@ const HOP_BY_HOP = new Set([
 const ROUTES = new Set(['/v1/chat/completions', '/v1/completions', '/v1/models', '/health', '/metrics']);
 const PARSE_LIMIT = 8 * 1024 * 1024;
 
-/** Scores prompts that arrive close together in one allocator call (the allocator caches by hash). */
+/**
+ * Scores prompts that arrive close together in one allocator call (the allocator caches by
+ * hash), with up to `allocator.concurrency` calls running at once (one per worker thread).
+ */
 class MicroBatcher {
   private queue: Array<{ text: string; resolve: (a: Assessment) => void; reject: (e: unknown) => void }> = [];
-  private busy = false;
+  private running = 0;
   private scheduled = false;
   constructor(private readonly allocator: Allocator, private readonly max: number, private readonly onBatch: (n: number) => void = () => {}) {}
 
   score(text: string): Promise<Assessment> {
     return new Promise((resolve, reject) => {
       this.queue.push({ text, resolve, reject });
-      if (!this.scheduled && !this.busy) {
+      if (!this.scheduled && this.running < this.allocator.concurrency) {
         this.scheduled = true;
-        setImmediate(() => { this.scheduled = false; void this.drain(); });
+        setImmediate(() => { this.scheduled = false; this.pump(); });
       }
     });
   }
 
-  private async drain(): Promise<void> {
-    if (this.busy) return;
-    this.busy = true;
-    try {
-      while (this.queue.length) {
-        const batch = this.queue.splice(0, this.max);
-        this.onBatch(batch.length);
-        try {
-          const out = await this.allocator.assess(batch.map((b) => b.text));
-          batch.forEach((b, i) => b.resolve(out[i]!));
-        } catch (err) {
-          for (const b of batch) b.reject(err);
-        }
-      }
-    } finally {
-      this.busy = false;
+  /** Starts batches while there is work and a free slot; each finished batch starts the next. */
+  private pump(): void {
+    while (this.queue.length && this.running < this.allocator.concurrency) {
+      const batch = this.queue.splice(0, this.max);
+      this.running++;
+      this.onBatch(batch.length);
+      this.allocator.assess(batch.map((b) => b.text)).then(
+        (out) => batch.forEach((b, i) => b.resolve(out[i]!)),
+        (err: unknown) => { for (const b of batch) b.reject(err); },
+      ).finally(() => { this.running--; this.pump(); });
     }
   }
 }
