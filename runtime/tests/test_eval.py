@@ -452,3 +452,30 @@ def test_eval_through_a_real_openai_compatible_server(tmp_path, tiny_cache):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def test_token_counts_in_one_call_match_counting_one_by_one(tiny_cache):
+    # completions' safety and answer token counts come from one tokenizer call per batch
+    from conscience.eval import count_tokens_many
+    from transformers import AutoTokenizer
+
+    from conscience.tiny_model import ensure_tiny
+
+    class Engine:
+        tokenizer = AutoTokenizer.from_pretrained(ensure_tiny())
+
+        def count_tokens(self, text):
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+
+    texts = ["", "The user asks about bread: benign.", "", "I can't help with that. 日本語 🔪", "a " * 300]
+    e = Engine()
+    assert count_tokens_many(e, texts) == [e.count_tokens(t) for t in texts]
+    assert count_tokens_many(e, texts)[3] > 0 and count_tokens_many(e, ["", ""]) == [0, 0]
+
+    class NoTokenizer:
+        tokenizer = None
+
+        def count_tokens(self, text):
+            return len(text.split())
+
+    assert count_tokens_many(NoTokenizer(), ["a b", "", "c"]) == [2, 0, 1]
