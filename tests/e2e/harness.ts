@@ -382,9 +382,18 @@ export async function readProblems(page: Page): Promise<Problem[]> {
 
 /** Opens the quick-fix menu at the cursor and applies the action whose title contains `text`. */
 export async function applyQuickFix(page: Page, text: string | RegExp): Promise<string[]> {
-  await page.keyboard.press('Control+.');
   const widget = page.locator('.action-widget');
-  await widget.waitFor({ state: 'visible' });
+  // Right after an edit, VS Code may ask for code actions before the edited document's
+  // diagnostics are back, and then shows "No code actions available" instead of the menu:
+  // ask again, as a user would, a few times.
+  for (let attempt = 1; ; attempt++) {
+    await page.keyboard.press('Control+.');
+    const shown = await widget.waitFor({ state: 'visible', timeout: 7_500 }).then(() => true, () => false);
+    if (shown) break;
+    if (attempt === 4) throw new Error(`no quick-fix menu after ${attempt} tries (Ctrl+.) for ${String(text)}`);
+    await page.keyboard.press('Escape');
+    await page.waitForTimeout(1_000);
+  }
   const titles = await widget.locator('.monaco-list-row').allInnerTexts();
   const row = widget.locator('.monaco-list-row.action').filter({ hasText: text }).first();
   await row.waitFor({ state: 'visible', timeout: 5000 }).catch(() => {

@@ -87,6 +87,10 @@ describe('recipe diagnostics and quick fixes', { timeout: 240_000 }, () => {
     const n = Number(/num_generations: (\d+)/.exec(fixedLine)?.[1]);
     assert.ok([2, 4, 8].includes(n), `num_generations set to ${n}; the global batch of 8 needs a divisor >= 2`);
 
+    // The edited document's diagnostics are back (the num_generations one is gone) before the
+    // next fix is asked for: VS Code offers code actions for the diagnostics it has.
+    await waitFor('the diagnostics of the edited recipe', async () => !at(errorsIn(await readProblems(page)), expected.numGenerations, /generations/i), 30_000);
+
     // The unknown key: renamed to the suggestion.
     await gotoLine(page, expected.unknownKey, 3);
     await applyQuickFix(page, /learning_rate/);
