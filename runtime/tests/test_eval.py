@@ -403,55 +403,22 @@ def test_training_recipe_evaluates_every_n_steps(tmp_path, tiny_cache):
     assert evs[-1]["type"] == "run_finished" and evs[-1]["status"] == "completed"
 
 
-def test_eval_through_a_real_openai_compatible_server(tmp_path, tiny_cache):
+def test_eval_through_a_real_openai_compatible_server(tmp_path, tiny_cache, tiny_openai_server):
     """engine: openai against `transformers serve` (.venv-serve, scripts/setup.d/serve.sh)
     serving the tiny model on CPU: the same records and results as any other engine."""
-    import shutil
-    import socket
-    import urllib.request
+    model = tiny_openai_server.model
+    recipe = _recipe(tmp_path, engine="openai", model_name_or_path=model, arms=["label", "none"], max_prompts=3, max_new_tokens=6,
+                     endpoint={"base_url": tiny_openai_server.base_url, "model": model, "concurrency": 2})
+    res = ev.run_eval(ev.load_eval_recipe(str(recipe)))
+    comps = _lines(tmp_path / "out" / "completions.jsonl")
+    assert len(comps) == 6 and res["done"] == 6 and res["engine"] == "openai"
+    assert {c["arm"] for c in comps} == {"label", "none"}
+    assert any(c["completion"] for c in comps), "the server generated text"
+    from transformers import AutoTokenizer
 
-    serve = os.path.join(ROOT, ".venv-serve", "bin", "transformers")
-    assert os.path.exists(serve), f"{serve} is missing: run scripts/setup.d/serve.sh (npm test's setup does)"
-    from conscience.tiny_model import ensure_tiny
-
-    model = str(tmp_path / "tiny")
-    shutil.copytree(ensure_tiny(), model)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([serve, "serve", model, "--device", "cpu", "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, HF_HUB_OFFLINE="1"))
-    try:
-        deadline = time.time() + 150
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.time() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
-            time.sleep(0.25)
-        recipe = _recipe(tmp_path, engine="openai", model_name_or_path=model, arms=["label", "none"], max_prompts=3, max_new_tokens=6,
-                         endpoint={"base_url": f"http://127.0.0.1:{port}/v1", "model": model, "concurrency": 2})
-        res = ev.run_eval(ev.load_eval_recipe(str(recipe)))
-        comps = _lines(tmp_path / "out" / "completions.jsonl")
-        assert len(comps) == 6 and res["done"] == 6 and res["engine"] == "openai"
-        assert {c["arm"] for c in comps} == {"label", "none"}
-        assert any(c["completion"] for c in comps), "the server generated text"
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(model)
-        for c in comps:  # token counts use the policy's tokenizer (model_name_or_path)
-            assert c["answer_tokens"] == (len(tok(c["answer"], add_special_tokens=False)["input_ids"]) if c["answer"] else 0)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    tok = AutoTokenizer.from_pretrained(model)
+    for c in comps:  # token counts use the policy's tokenizer (model_name_or_path)
+        assert c["answer_tokens"] == (len(tok(c["answer"], add_special_tokens=False)["input_ids"]) if c["answer"] else 0)
 
 
 def test_token_counts_in_one_call_match_counting_one_by_one(tiny_cache):

@@ -230,50 +230,18 @@ def test_bundled_trace_set_passes_the_judge_it_was_written_with():
     assert [b for b in bad if b[1] is not None] == []
 
 
-def test_plumbing_against_a_real_openai_compatible_server(tmp_path, capsys):
+def test_plumbing_against_a_real_openai_compatible_server(tmp_path, capsys, tiny_openai_server):
     """`transformers serve` (.venv-serve, scripts/setup.d/serve.sh) serving the tiny model on CPU:
     the real wire format end to end. A tiny model writes no usable traces, so this checks the
     plumbing only: every prompt is asked once, judged, and counted as kept or dropped by reason."""
-    import shutil
-    import urllib.request
-
-    from conscience.tiny_model import ensure_tiny
-
-    serve = os.path.join(os.path.dirname(RUNTIME), ".venv-serve", "bin", "transformers")
-    assert os.path.exists(serve), f"{serve} is missing: run scripts/setup.d/serve.sh (npm test's setup does)"
-    model = str(tmp_path / "tiny")
-    shutil.copytree(ensure_tiny(), model)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([serve, "serve", model, "--device", "cpu", "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"))
-    try:
-        deadline = time.time() + 150
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.time() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
-            time.sleep(0.25)
-        out = str(tmp_path / "traces.jsonl")
-        ids = ["h-good", "b-good", "m-good"]
-        code, report, err = _run(["--teacher", f"http://127.0.0.1:{port}/v1", "--model", model, "--prompts", _prompts(tmp_path, ids),
-                                  "--out", out, "--max-tokens", "12", "--workers", "1", "--tokenizer", model], capsys)
-        assert code == 0, err
-        assert report["kept"] + sum(report["dropped"].values()) == 3 and report["remaining"] == 0
-        assert set(report["dropped"]) <= set(traces.REASONS)
-        dropped = _lines(out + ".dropped.jsonl")
-        assert sorted(r["id"] for r in _lines(out) + dropped) == sorted(ids)
-        assert any(d["completion"] for d in dropped) or report["kept"], "the server generated text"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    base_url, model = tiny_openai_server.base_url, tiny_openai_server.model
+    out = str(tmp_path / "traces.jsonl")
+    ids = ["h-good", "b-good", "m-good"]
+    code, report, err = _run(["--teacher", base_url, "--model", model, "--prompts", _prompts(tmp_path, ids),
+                              "--out", out, "--max-tokens", "12", "--workers", "1", "--tokenizer", model], capsys)
+    assert code == 0, err
+    assert report["kept"] + sum(report["dropped"].values()) == 3 and report["remaining"] == 0
+    assert set(report["dropped"]) <= set(traces.REASONS)
+    dropped = _lines(out + ".dropped.jsonl")
+    assert sorted(r["id"] for r in _lines(out) + dropped) == sorted(ids)
+    assert any(d["completion"] for d in dropped) or report["kept"], "the server generated text"
