@@ -152,7 +152,8 @@ export default async function bench(): Promise<Record<string, number>> {
     for (let i = 0; i < FIRST_PAIRS; i++) {
       const runOurs = async () => { const o = await oursPage(browser); await o.live.close(); ingestMs = o.ingestMs; return o.firstRenderMs; };
       const runNaive = async () => { const n = await naivePage(browser); await n.live.close(); return n.firstRenderMs; };
-      const [o, n] = i % 2 === 0 ? [await runOurs(), await runNaive()] : await (async () => { const n = await runNaive(); return [await runOurs(), n]; })();
+      let o: number, n: number;
+      if (i % 2 === 0) { o = await runOurs(); n = await runNaive(); } else { n = await runNaive(); o = await runOurs(); }
       firstOurs.push(o); firstNaive.push(n); firstRatios.push(n / o);
     }
     // Live updates: both pages open side by side, one append each at 10 Hz, alternating which

@@ -16,9 +16,9 @@ import { join } from 'node:path';
 import {
   ROOT, cleanup, launchBrowser, openFile, openWorkbench, runningExtensionTimes, startCodeServer, waitFor, waitForActivation,
 } from '../tests/e2e/harness';
+import { quantile } from './run';
 
 const RUNS = Number(process.env.BENCH_EXTENSION_RUNS ?? 7);
-const quantile = (xs: number[], q: number) => { const s = [...xs].sort((a, b) => a - b); const i = (s.length - 1) * q; const lo = Math.floor(i); return s[lo]! + (s[Math.ceil(i)]! - s[lo]!) * (i - lo); };
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function activation(): Promise<{ ours: number; log: number; json: number }> {
