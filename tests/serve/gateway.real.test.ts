@@ -38,6 +38,8 @@ let allocator: Allocator;
 let gw: Gateway;
 let gwUrl: string;
 const logs: LogRecord[] = [];
+/** The recording proxy holds the next streamed answer after its first piece (see below). */
+let holdNextStream = false;
 
 const freePort = (): Promise<number> => new Promise((r) => {
   const s = net.createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => r(p)); });
@@ -108,9 +110,15 @@ before(async () => {
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       sent.push({ url: req.url ?? '', body: body.toString('utf8') });
+      const hold = holdNextStream;
+      holdNextStream = false;
       const up = http.request(`${serverUrl}${req.url}`, { method: req.method, headers: { ...req.headers, host: `127.0.0.1:${port}` } }, (ur) => {
         res.writeHead(ur.statusCode ?? 502, ur.headers);
-        ur.pipe(res);
+        // held: pass the first piece of the answer, then nothing more until the gateway hangs
+        // up, so the answer is still streaming when the client leaves (the tiny model can
+        // otherwise finish the whole answer before the client's abort reaches the gateway)
+        if (hold) ur.once('data', (c: Buffer) => { ur.pause(); res.write(c); });
+        else ur.pipe(res);
       });
       up.on('error', () => res.destroy());
       res.on('close', () => up.destroy());
@@ -171,7 +179,7 @@ describe('through the gateway to transformers serve, with the openai client', ()
   test('streamed: chunks arrive through the gateway; a client system prompt and earlier turns are kept, the instruction follows the system prompt', async () => {
     const [system, history, prompt] = [SYSTEM, HISTORY, CJK];
     const { data: stream, response } = await client.chat.completions.create({
-      model: modelDir, max_tokens: 10, stream: true,
+      model: modelDir, max_tokens: 10, stream: true, temperature: 0, // greedy: the same answer every run (a sampled one was sometimes empty)
       messages: [{ role: 'system', content: system }, ...history as OpenAI.ChatCompletionMessageParam[], { role: 'user', content: prompt }],
     }).withResponse();
     const tier = response.headers.get('x-conscience-tier');
@@ -219,14 +227,17 @@ describe('through the gateway to transformers serve, with the openai client', ()
 
   test('a client that leaves mid-stream: the gateway cancels, and the server still answers the next request', async () => {
     const ctl = new AbortController();
+    holdNextStream = true;
     const stream = await client.chat.completions.create({ model: modelDir, max_tokens: 200, stream: true, messages: [{ role: 'user', content: BENIGN }] }, { signal: ctl.signal });
     let n = 0;
-    // the openai client ends the iteration quietly (or throws) once aborted
-    await (async () => { for await (const _ of stream) { if (++n === 1) ctl.abort(); } })().catch((e: Error) => assert.ok(e instanceof OpenAI.APIUserAbortError, String(e)));
-    assert.equal(n, 1);
+    // leave after the first chunk, as a client does: abort the request and stop reading (chunks
+    // that arrived in the same read as the first one would otherwise still be yielded)
+    await (async () => { for await (const _ of stream) { n++; ctl.abort(); break; } })().catch((e: Error) => assert.ok(e instanceof OpenAI.APIUserAbortError, String(e)));
+    assert.equal(n, 1, 'the stream started before the client left');
     const aborted = async (): Promise<boolean> => /conscience_serve_client_aborts_total [1-9]/.test(await (await fetch(`${gwUrl}/metrics`)).text());
     for (let i = 0; i < 100 && !(await aborted()); i++) await new Promise((r) => setTimeout(r, 50));
     assert.ok(await aborted(), 'the gateway saw the client leave and cancelled the upstream request');
+    assert.equal(logs.filter((l) => l.msg === 'chat').at(-1)!.client_aborted, true, 'the request\'s log record says the client left');
     const again = await client.chat.completions.create({ model: modelDir, max_tokens: 4, messages: [{ role: 'user', content: BENIGN }] });
     assert.equal(again.object, 'chat.completion');
   });
