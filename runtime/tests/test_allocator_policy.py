@@ -27,6 +27,14 @@ def test_tier_table(risk, ambiguity, tier, budget):
     assert decide(risk, ambiguity, CFG) == (tier, budget)
 
 
+@pytest.mark.parametrize(
+    "risk, ambiguity, tier",
+    [(0.0, 0.0, "standard"), (0.099, 0.199, "standard"), (0.75, 0.0, "brief"), (0.05, 0.5, "deep")],
+)
+def test_unfamiliar_script_lifts_none_to_standard(risk, ambiguity, tier):
+    assert decide(risk, ambiguity, CFG, unfamiliar=True) == (tier, getattr(CFG, f"budget_{tier}"))
+
+
 def test_overrides_move_boundaries_and_budgets():
     cfg = AllocatorConfig.from_mapping({"ambiguity_deep": 0.9, "budget_deep": 1024, "budget_brief": 16}, CFG)
     assert decide(0.05, 0.6, cfg) == ("standard", 192)

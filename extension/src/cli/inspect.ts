@@ -1,7 +1,8 @@
 // `conscience inspect FILE.jsonl|FILE.csv|- [--format json|text] [--model DIR] [--policy JSON]`
 // Streams the file, scores prompts in batches and prints one result per input record, in input
 // order: {"id", "line", "risk", "tier", "budget", "categories", "ambiguity"} (+ "truncated": true when the
-// prompt was longer than the model reads). A malformed line gets an error on stderr naming the
+// prompt was longer than the model reads, + "unfamiliar": true when it is written mostly in a script
+// the model did not learn both labels in). A malformed line gets an error on stderr naming the
 // file and line; every other line is still scored. Exit 0 all scored, 1 some lines bad, 2 usage.
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -55,7 +56,7 @@ function parseArgs(argv: string[]): Args | string {
 function render(rec: PromptRecord, a: Assessment, format: 'json' | 'text'): string {
   const round = (x: number): number => Math.round(x * 1e6) / 1e6;
   if (format === 'text') {
-    const t = a.truncated ? ' (truncated)' : '';
+    const t = (a.truncated ? ' (truncated)' : '') + (a.unfamiliar ? ' (unfamiliar script)' : '');
     return `${String(rec.id ?? rec.line).padEnd(8)} risk ${(a.risk * 100).toFixed(1).padStart(5)}%  ${a.tier.padEnd(8)} ${String(a.budget).padStart(4)} tok${t}\n`;
   }
   const categories: Record<string, number> = {};
@@ -70,6 +71,7 @@ function render(rec: PromptRecord, a: Assessment, format: 'json' | 'text'): stri
     ambiguity: round(a.ambiguity),
   };
   if (a.truncated) out.truncated = true;
+  if (a.unfamiliar) out.unfamiliar = true;
   return JSON.stringify(out) + '\n';
 }
 

@@ -13,15 +13,15 @@ import json, sys
 from conscience.allocator.policy import load_config, decide
 req = json.loads(sys.stdin.read())
 cfg = load_config({"model": req["model"], **req["overrides"]})
-print(json.dumps([decide(r, a, cfg) for r, a in req["points"]]))
+print(json.dumps([decide(r, a, cfg, u) for r, a, u in req["points"]]))
 `;
 
-function grid(p: Policy): Array<[number, number]> {
+function grid(p: Policy): Array<[number, number, boolean]> {
   const cuts = [0, 1, p.risk_harmful, p.ambiguity_deep, p.risk_standard, p.ambiguity_standard];
   const vals = new Set<number>([0.05, 0.15, 0.3, 0.49, 0.5, 0.51, 0.7, 0.9, 0.99]);
   for (const c of cuts) for (const d of [-1e-6, 0, 1e-6]) vals.add(Math.min(1, Math.max(0, c + d)));
-  const out: Array<[number, number]> = [];
-  for (const r of vals) for (const a of vals) out.push([r, a]);
+  const out: Array<[number, number, boolean]> = [];
+  for (const r of vals) for (const a of vals) for (const u of [false, true]) out.push([r, a, u]);
   return out;
 }
 
@@ -32,14 +32,22 @@ for (const overrides of [{}, { risk_harmful: 0.6, ambiguity_deep: 0.45, budget_d
     const points = grid(policy);
     const expected = JSON.parse(python(PY_DECIDE, JSON.stringify({ model: MODEL_DIR, overrides, points }))) as Array<[string, number]>;
     const tiers = new Set<string>();
-    points.forEach(([r, a], i) => {
-      const d = decide(r, a, policy);
+    points.forEach(([r, a, u], i) => {
+      const d = decide(r, a, policy, u);
       tiers.add(d.tier);
-      assert.deepEqual([d.tier, d.budget], expected[i], `risk ${r}, ambiguity ${a}`);
+      assert.deepEqual([d.tier, d.budget], expected[i], `risk ${r}, ambiguity ${a}, unfamiliar ${u}`);
     });
     assert.deepEqual([...tiers].sort(), ['brief', 'deep', 'none', 'standard']);
   });
 }
+
+test('an unfamiliar script lifts none to standard and leaves the other tiers as the scores put them', () => {
+  assert.equal(decide(0.02, 0.04, DEFAULT_POLICY, true).tier, 'standard');
+  assert.match(decide(0.02, 0.04, DEFAULT_POLICY, true).reason, /script/);
+  assert.equal(decide(0.02, 0.04, DEFAULT_POLICY, false).tier, 'none');
+  assert.equal(decide(0.98, 0.04, DEFAULT_POLICY, true).tier, 'brief');
+  assert.equal(decide(0.07, 0.87, DEFAULT_POLICY, true).tier, 'deep');
+});
 
 test('the documented table: clearly benign gets none, risky-but-benign deep, clearly harmful brief', () => {
   assert.deepEqual(decide(0.02, 0.04), { tier: 'none', budget: 0, reason: decide(0.02, 0.04).reason });

@@ -33,10 +33,13 @@ TARGETS = {
 }
 
 
-def budgets_for(risk: np.ndarray, amb: np.ndarray, cfg: AllocatorConfig) -> np.ndarray:
-    """Vectorised :func:`policy.decide` (same first-match order)."""
+def budgets_for(risk: np.ndarray, amb: np.ndarray, cfg: AllocatorConfig, unfamiliar: np.ndarray | None = None) -> np.ndarray:
+    """Vectorised :func:`policy.decide` (same first-match order); ``unfamiliar`` marks the
+    prompts written in a script the model did not learn (unfamiliar.py)."""
     b = np.full(risk.shape, cfg.budget_none, dtype=float)
     std = (risk >= cfg.risk_standard) | (amb >= cfg.ambiguity_standard)
+    if unfamiliar is not None:
+        std |= unfamiliar
     b[std] = cfg.budget_standard
     b[risk >= cfg.risk_harmful] = cfg.budget_brief
     b[amb >= cfg.ambiguity_deep] = cfg.budget_deep
@@ -77,14 +80,17 @@ def figures(labels: np.ndarray, risk: np.ndarray, budgets: np.ndarray, max_budge
     return out
 
 
-def report(rows: list[dict], risk: np.ndarray, amb: np.ndarray, cfg: AllocatorConfig, group: str = "source") -> dict[str, Any]:
+def report(rows: list[dict], risk: np.ndarray, amb: np.ndarray, cfg: AllocatorConfig, group: str = "source",
+           unfamiliar: np.ndarray | None = None) -> dict[str, Any]:
     """{"pooled": figures, "by_source": {source: figures}, "by_language": {...}}"""
     from .pool import language
 
     labels = np.array([r["label"] for r in rows])
-    budgets = budgets_for(risk, amb, cfg)
+    budgets = budgets_for(risk, amb, cfg, unfamiliar)
     top = max(cfg.budgets().values())
     out: dict[str, Any] = {"pooled": figures(labels, risk, budgets, top)}
+    if unfamiliar is not None:
+        out["pooled"]["unfamiliar"] = _r(unfamiliar.mean()) if len(unfamiliar) else 0.0
     by: dict[str, list[int]] = {}
     by_lang: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
@@ -94,6 +100,11 @@ def report(rows: list[dict], risk: np.ndarray, amb: np.ndarray, cfg: AllocatorCo
     out["by_source"] = {s: figures(labels[idx], risk[idx], budgets[idx], top, mix=False) for s, idx in sorted(by.items())}
     if len(by_lang) > 1:
         out["by_language"] = {s: figures(labels[idx], risk[idx], budgets[idx], top) for s, idx in sorted(by_lang.items())}
+    if unfamiliar is not None:  # share of each group's prompts the guard applies to
+        for key, groups in (("by_source", by), ("by_language", by_lang)):
+            for s, idx in groups.items():
+                if s in out.get(key, {}):
+                    out[key][s]["unfamiliar"] = _r(unfamiliar[idx].mean())
     return out
 
 
@@ -121,8 +132,14 @@ GRID = {
 }
 
 
-def fit_policy(labels: np.ndarray, risk: np.ndarray, amb: np.ndarray, base: AllocatorConfig) -> tuple[AllocatorConfig, dict[str, Any]]:
+def fit_policy(labels: np.ndarray, risk: np.ndarray, amb: np.ndarray, base: AllocatorConfig,
+               unfamiliar: np.ndarray | None = None) -> tuple[AllocatorConfig, dict[str, Any]]:
     """Pick the four thresholds from GRID on the validation split (budgets stay as in ``base``).
+
+    Only the familiar rows count (``unfamiliar`` marks the others): an unfamiliar prompt gets
+    at least the standard tier whatever the thresholds, and counting them (the validation
+    split's are ordinary Russian questions) would only push the thresholds to give familiar
+    prompts less, to make up for budgets the thresholds cannot take back.
 
     1. Keep the settings that meet every budget target on validation: harmful budget 0 <= 2%,
        ordinary budget 0 >= 90%, traffic-mix budget share <= 10%.
@@ -135,6 +152,11 @@ def fit_policy(labels: np.ndarray, risk: np.ndarray, amb: np.ndarray, base: Allo
     import dataclasses
 
     top = max(base.budgets().values())
+    excluded = 0
+    if unfamiliar is not None and unfamiliar.any():
+        keep = ~unfamiliar
+        excluded = int(unfamiliar.sum())
+        labels, risk, amb = labels[keep], risk[keep], amb[keep]
     ben, bor, har = labels == "benign", labels == "borderline", labels == "harmful"
     best: tuple | None = None
     chosen: dict[str, float] = {}
@@ -162,6 +184,7 @@ def fit_policy(labels: np.ndarray, risk: np.ndarray, amb: np.ndarray, base: Allo
                       "if none meets all: the smallest summed shortfall",
         "grid": {k: list(v) for k, v in GRID.items()},
         "validation_rows": {k: int(m.sum()) for k, m in (("benign", ben), ("borderline", bor), ("harmful", har))},
+        "validation_rows_unfamiliar_left_out": excluded,
         "met_all": not best[0] if best else False,
         "thresholds": {k: v for k, v in chosen.items() if k != "validation"},
         "validation": chosen.get("validation", {}),
@@ -199,11 +222,13 @@ def text_report(rep: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def scores(rows: list[dict], cfg: AllocatorConfig) -> tuple[np.ndarray, np.ndarray]:
+def scores(rows: list[dict], cfg: AllocatorConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(risk, ambiguity, unfamiliar) per row, from the model folder of ``cfg``."""
     from .score import get_allocator
 
     res = get_allocator(cfg.model_dir()).run_texts([r["prompt"] for r in rows])
-    return np.array([r["risk"] for r in res], dtype=float), np.array([r["ambiguity"] for r in res], dtype=float)
+    return (np.array([r["risk"] for r in res], dtype=float), np.array([r["ambiguity"] for r in res], dtype=float),
+            np.array([r["unfamiliar"] for r in res], dtype=bool))
 
 
 def evaluate(paths: Iterable, cfg_overrides: dict | None = None, warn: Callable[[str], None] = lambda s: None,
@@ -222,8 +247,8 @@ def evaluate(paths: Iterable, cfg_overrides: dict | None = None, warn: Callable[
     if not rows:
         raise ValueError("no usable labelled rows in " + ", ".join(map(str, paths)))
     cfg = load_config(cfg_overrides or {})
-    risk, amb = scores(rows, cfg)
-    rep = report(rows, risk, amb, cfg)
+    risk, amb, unf = scores(rows, cfg)
+    rep = report(rows, risk, amb, cfg, unfamiliar=unf)
     rep["targets"] = {k: f"{op} {v}" for k, (op, v) in TARGETS.items()}
     rep["missed"] = misses(rep["pooled"])
     rep["policy"] = cfg.policy_dict()

@@ -101,20 +101,21 @@ def load_config(allocator_cfg: Mapping[str, Any] | AllocatorConfig | None = None
     return AllocatorConfig.from_mapping(overrides, base) if not isinstance(allocator_cfg, AllocatorConfig) else allocator_cfg
 
 
-def decide(risk: float, ambiguity: float, cfg: AllocatorConfig | None = None) -> tuple[str, int]:
+def decide(risk: float, ambiguity: float, cfg: AllocatorConfig | None = None, unfamiliar: bool = False) -> tuple[str, int]:
     """First matching row wins (docs/allocator.md, "Budget policy"):
 
     1. ambiguity >= ambiguity_deep                          -> deep
     2. risk >= risk_harmful                                 -> brief
     3. risk >= risk_standard or ambiguity >= ambiguity_standard -> standard
-    4. otherwise                                            -> none
+    4. unfamiliar (written in a script the model did not learn both labels in: unfamiliar.py) -> standard
+    5. otherwise                                            -> none
     """
     cfg = cfg or AllocatorConfig()
     if ambiguity >= cfg.ambiguity_deep:
         tier = "deep"
     elif risk >= cfg.risk_harmful:
         tier = "brief"
-    elif risk >= cfg.risk_standard or ambiguity >= cfg.ambiguity_standard:
+    elif risk >= cfg.risk_standard or ambiguity >= cfg.ambiguity_standard or unfamiliar:
         tier = "standard"
     else:
         tier = "none"

@@ -12,6 +12,7 @@ from typing import IO, Any, Iterable, Iterator
 import numpy as np
 
 from .policy import AllocatorConfig, decide, load_config
+from .unfamiliar import ScriptTable
 
 CHARS_PER_TOKEN_WINDOW = 16
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -39,6 +40,10 @@ class Allocator:
         self.meta: dict[str, Any] = json.loads((self.dir / "allocator.json").read_text(encoding="utf-8"))
         self.max_length = int(self.meta.get("max_length", 128))
         self.categories: list[str] = list(self.meta.get("categories", []))
+        try:
+            self.scripts = ScriptTable.from_meta(self.meta)
+        except ValueError as e:
+            raise ValueError(f"{self.dir / 'allocator.json'}: {e}") from None
         self.raw = Tokenizer.from_file(str(self.dir / "tokenizer.json"))
         self.raw.no_truncation()
         self.raw.no_padding()
@@ -95,9 +100,13 @@ class Allocator:
         res = self.sess.run(None, {"input_ids": ids, "attention_mask": mask})
         return dict(zip(self.out_names, res))
 
+    def unfamiliar(self, text: str) -> bool:
+        """Written mostly in a script the model did not learn both labels in (unfamiliar.py)."""
+        return self.scripts.unfamiliar(clean_text(text)) if self.scripts else False
+
     def run_texts(self, texts: list[str], batch: int = 32, sort: bool = True) -> list[dict[str, Any]]:
         """Raw model outputs per prompt, in input order: {risk, ambiguity, borderline,
-        categories (array), truncated, tokens}. With ``sort`` the prompts are batched by token
+        categories (array), truncated, tokens, unfamiliar}. With ``sort`` the prompts are batched by token
         count (less padding), as the TypeScript side does; a row's outputs do not depend on its
         batch, so this only changes speed."""
         rows = [self.content_ids(t) for t in texts]
@@ -115,6 +124,7 @@ class Allocator:
                     "categories": r["categories"][j],
                     "truncated": truncated[j],
                     "tokens": tokens[j],
+                    "unfamiliar": self.unfamiliar(texts[k]),
                 }
         return out
 
@@ -124,7 +134,7 @@ class Allocator:
         cfg = cfg or load_config({"model": str(self.dir)})
         out: list[Any] = []
         for r in self.run_texts(texts, batch, sort):
-            tier, budget = decide(r["risk"], r["ambiguity"], cfg)
+            tier, budget = decide(r["risk"], r["ambiguity"], cfg, r["unfamiliar"])
             out.append({
                 "risk": r["risk"],
                 "ambiguity": r["ambiguity"],
@@ -134,6 +144,7 @@ class Allocator:
                 "budget": budget,
                 "truncated": r["truncated"],
                 "tokens": r["tokens"],
+                "unfamiliar": r["unfamiliar"],
             })
         return out
 
@@ -207,7 +218,7 @@ def score_stream(stream: IO[bytes], name: str, out: IO[str], err: IO[str],
             rec = {"id": pid, "line": n, "risk": round(r["risk"], 6), "tier": r["tier"], "budget": r["budget"],
                    "ambiguity": round(r["ambiguity"], 6),
                    "categories": {k: round(v, 6) for k, v in r["categories"].items()},
-                   "truncated": r["truncated"]}
+                   "truncated": r["truncated"], "unfamiliar": r["unfamiliar"]}
             out.write(json.dumps(rec, ensure_ascii=False) + "\n")
         scored += len(pending)
         pending.clear()

@@ -16,8 +16,11 @@
 4. Export: one ONNX graph in float32, then int8 (quantize.py): static int8 compute if the
    validation F1 stays within 1 point of float32 and the share of borderline prompts flagged
    within 2 points; otherwise int8 weight storage only (same F1 rule); otherwise float32.
-5. The tier thresholds are fitted on the validation split's scores from the shipped graph
-   (evaluate.fit_policy) and written to allocator.json with the figures they were fitted to.
+5. The scripts the train split holds both harmful and benign prompts in are written to
+   allocator.json (unfamiliar.py: prompts in other scripts get at least the standard tier).
+   The tier thresholds are fitted on the validation split's scores from the shipped graph
+   (evaluate.fit_policy, familiar prompts only) and written to allocator.json with the
+   figures they were fitted to.
 6. Every figure in metrics.json["test"] is measured on the test split only: sources (and, for
    the project's own set, hand-written cores) the model never saw, per source, per language
    and pooled. SOURCES.md lists what was learned from, validated on and held out.
@@ -227,6 +230,13 @@ def export_onnx(net: AllocatorNet, path: Path) -> None:
     )
 
 
+def unfamiliar_mask(scripts, rows: list[dict]) -> np.ndarray:
+    """Which rows the unfamiliar-script rule applies to (unfamiliar.py)."""
+    from .score import clean_text
+
+    return np.array([scripts.unfamiliar(clean_text(r["prompt"])) for r in rows], dtype=bool)
+
+
 def ort_scores(model_path: Path, tok, texts: list[str], batch: int = 64) -> dict[str, np.ndarray]:
     import onnxruntime as ort
 
@@ -385,6 +395,7 @@ def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int
     from . import pool
     from .evaluate import fit_policy, report
     from .quantize import quantize_static_int8, quantize_weights_int8
+    from .unfamiliar import census
 
     t0 = time.time()
     paths = [data] if isinstance(data, (str, Path)) else list(data)
@@ -468,18 +479,22 @@ def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int
     for name in ("int8_weights", "static_int8"):
         metrics[f"max_abs_diff_{name}_vs_fp32"] = float(np.abs(va_scores[name]["risk"] - va_scores["fp32"]["risk"]).max())
     shipped = choose_export(metrics, "validation")
-    cfg, fitted = fit_policy(va_labels, va_scores[shipped]["risk"], va_scores[shipped]["ambiguity"], base)
+    scripts, script_rows = census(split["train"])
+    va_unf = unfamiliar_mask(scripts, split["validation"])
+    cfg, fitted = fit_policy(va_labels, va_scores[shipped]["risk"], va_scores[shipped]["ambiguity"], base, va_unf)
     log(f"shipping {shipped}; thresholds fitted on validation: {fitted['validation']} ({time.time() - t0:.1f}s)")
     shutil.copyfile(candidates[shipped], out / "model.onnx")
     for name, path in candidates.items():
         if not (keep_fp32 and name == "fp32"):
             path.unlink()
     test_sc = ort_scores(out / "model.onnx", tok, [r["prompt"] for r in split["test"]])
-    test_report = report(split["test"], test_sc["risk"], test_sc["ambiguity"], cfg)
-    va_report = report(split["validation"], va_scores[shipped]["risk"], va_scores[shipped]["ambiguity"], cfg)
+    test_report = report(split["test"], test_sc["risk"], test_sc["ambiguity"], cfg,
+                         unfamiliar=unfamiliar_mask(scripts, split["test"]))
+    va_report = report(split["validation"], va_scores[shipped]["risk"], va_scores[shipped]["ambiguity"], cfg, unfamiliar=va_unf)
     write_tokenizer(out, max_length)
     meta = allocator_json(temperature, max_length, cfg, shipped, finetune_epochs, kept, total_layers)
     meta["fitted"] = fitted
+    meta["scripts"] = scripts.to_meta(script_rows)
     (out / "allocator.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     size = sum((out / f).stat().st_size for f in ("model.onnx", "tokenizer.json", "allocator.json"))
     n_layers_arg = f" --layers {n_layers}" if n_layers != LAYERS_DEFAULT else ""
@@ -521,6 +536,7 @@ def refit_policy(data: list[Path], out: Path, per_source: int = 600, licensed_on
     from . import pool
     from .evaluate import fit_policy, report
     from .score import Allocator
+    from .unfamiliar import census
 
     warn_count = [0]
 
@@ -530,23 +546,26 @@ def refit_policy(data: list[Path], out: Path, per_source: int = 600, licensed_on
     rows = pool.read_all(data, warn)
     split = pool.splits(rows, licensed_only=licensed_only, per_source=per_source, seed=seed)
     alloc = Allocator(out)
+    alloc.scripts, script_rows = census(split["train"])
 
     def run(rs):
         res = alloc.run_texts([r["prompt"] for r in rs])
-        return np.array([r["risk"] for r in res]), np.array([r["ambiguity"] for r in res])
+        return (np.array([r["risk"] for r in res]), np.array([r["ambiguity"] for r in res]),
+                np.array([r["unfamiliar"] for r in res], dtype=bool))
 
     meta = json.loads((out / "allocator.json").read_text(encoding="utf-8"))
     base = AllocatorConfig.from_mapping(meta["policy"])
-    va_risk, va_amb = run(split["validation"])
-    cfg, fitted = fit_policy(np.array([r["label"] for r in split["validation"]]), va_risk, va_amb, base)
+    va_risk, va_amb, va_unf = run(split["validation"])
+    cfg, fitted = fit_policy(np.array([r["label"] for r in split["validation"]]), va_risk, va_amb, base, va_unf)
     log(f"thresholds fitted on validation: {fitted['thresholds']} -> {fitted['validation']}")
-    te_risk, te_amb = run(split["test"])
+    te_risk, te_amb, te_unf = run(split["test"])
     meta["policy"], meta["fitted"] = cfg.policy_dict(), fitted
+    meta["scripts"] = alloc.scripts.to_meta(script_rows)
     (out / "allocator.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     metrics.update({
-        "test": report(split["test"], te_risk, te_amb, cfg),
-        "validation": report(split["validation"], va_risk, va_amb, cfg),
+        "test": report(split["test"], te_risk, te_amb, cfg, unfamiliar=te_unf),
+        "validation": report(split["validation"], va_risk, va_amb, cfg, unfamiliar=va_unf),
         "fitted_policy": fitted,
         "policy_command": "python -m conscience.allocator fit-policy --data " + " ".join(map(str, data)) + f" --model {out}",
     })

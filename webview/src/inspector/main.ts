@@ -58,6 +58,9 @@ function render(v: InspectorView): void {
   if (v.truncated) {
     root.append(el('p', { class: 'warn', 'data-testid': 'truncated' }, `The prompt is longer than the allocator reads (${v.maxTokens} tokens); only its beginning was scored.`));
   }
+  if (v.unfamiliar) {
+    root.append(el('p', { class: 'warn', 'data-testid': 'unfamiliar' }, 'The prompt is written mostly in a script the allocator did not learn both harmful and benign prompts in, so its risk is not to be trusted there: it gets at least the standard tier.'));
+  }
   // Where the prompt sits among the thresholds.
   const t = v.thresholds;
   root.append(

@@ -95,7 +95,7 @@ export class Allocator {
   }
 
   private withPolicy(s: Score, policy: Policy): Assessment {
-    const d = decide(s.risk, s.ambiguity, policy);
+    const d = decide(s.risk, s.ambiguity, policy, s.unfamiliar);
     return { ...s, tier: d.tier, budget: d.budget, reason: d.reason };
   }
 
@@ -137,7 +137,7 @@ export class Allocator {
       ...base!,
       prompt,
       policy,
-      rows: policyRows(policy),
+      rows: policyRows(policy, this.model.config.scripts !== undefined),
       words: occ.words,
       drivers: topDrivers(occ.words),
       occludedAll: occ.occludedAll,
@@ -153,5 +153,5 @@ export class Allocator {
 }
 
 function missingScore(): Score {
-  return { risk: NaN, ambiguity: NaN, categories: {}, truncated: false, tokens: 0 };
+  return { risk: NaN, ambiguity: NaN, categories: {}, truncated: false, tokens: 0, unfamiliar: false };
 }

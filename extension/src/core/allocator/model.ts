@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import { AllocatorTokenizer, type Encoded } from './tokenizer';
 import { parsePolicy, type Policy } from './policy';
+import { isUnfamiliar, parseScripts, type ScriptTable } from './unfamiliar';
 
 /** The model's allocator.json, parsed (the recipe's `allocator:` section is Python's AllocatorConfig, a different thing). */
 export interface AllocatorJson {
@@ -17,6 +18,8 @@ export interface AllocatorJson {
   inputs: { inputIds: string; attentionMask: string; tokenTypeIds?: string };
   outputs: { risk: string; categories?: string; ambiguity?: string; borderline?: string };
   policy: Policy;
+  /** the scripts the model learned both labels in ("scripts"; unfamiliar.ts), when it says */
+  scripts?: ScriptTable;
   /** the raw allocator.json, for display */
   raw: Record<string, unknown>;
 }
@@ -34,6 +37,8 @@ export interface Score {
   truncated: boolean;
   /** tokens read including [CLS]/[SEP] */
   tokens: number;
+  /** written mostly in a script the model did not learn both labels in (unfamiliar.ts) */
+  unfamiliar: boolean;
 }
 
 export interface ModelOptions {
@@ -69,6 +74,7 @@ export function parseAllocatorJson(raw: unknown, file: string, tokenizerJson?: u
       borderline: name(outputs.borderline, 'borderline'),
     },
     policy: parsePolicy(o.policy, `${file}: policy`),
+    scripts: parseScripts(o.scripts, file),
     raw: o,
   };
 }
@@ -138,14 +144,15 @@ export class AllocatorModel {
    * batch; extension/test/allocator/parity.test.ts checks it).
    */
   async score(texts: string[]): Promise<Score[]> {
-    return this.scoreEncoded(texts.map((t) => this.tokenizer.encode(t)));
+    const scores = await this.scoreEncoded(texts.map((t) => this.tokenizer.encode(t)));
+    return scores.map((s, i) => ({ ...s, unfamiliar: isUnfamiliar(this.config.scripts, texts[i]!) }));
   }
 
-  private async scoreEncoded(rows: Encoded[]): Promise<Score[]> {
+  private async scoreEncoded(rows: Encoded[]): Promise<Array<Omit<Score, 'unfamiliar'>>> {
     // Batches are cut from the rows sorted by token count, so a batch pads to a length close
     // to its rows' own (a row's scores do not depend on its batch, so this changes no number).
     const order = rows.map((_, i) => i).sort((a, b) => rows[a]!.ids.length - rows[b]!.ids.length || a - b);
-    const out = new Array<Score>(rows.length);
+    const out = new Array<Omit<Score, 'unfamiliar'>>(rows.length);
     for (let start = 0; start < order.length; start += this.maxBatch) {
       const idx = order.slice(start, start + this.maxBatch);
       const scores = await this.runBatch(idx.map((i) => rows[i]!));
@@ -156,7 +163,7 @@ export class AllocatorModel {
     return out;
   }
 
-  private async runBatch(rows: Encoded[]): Promise<Score[]> {
+  private async runBatch(rows: Encoded[]): Promise<Array<Omit<Score, 'unfamiliar'>>> {
     const { ort, config } = this;
     const b = this.tokenizer.batch(rows);
     const dims = [b.batchSize, b.seqLen];

@@ -73,8 +73,11 @@ export interface Decision {
 
 export const budgetOf = (policy: Policy, tier: Tier): number => policy[`budget_${tier}`];
 
-/** First matching row wins (docs/allocator.md, "Budget policy"). */
-export function decide(risk: number, ambiguity: number, policy: Policy = DEFAULT_POLICY): Decision {
+/**
+ * First matching row wins (docs/allocator.md, "Budget policy"). `unfamiliar`: the prompt is
+ * written mostly in a script the model did not learn both labels in (unfamiliar.ts).
+ */
+export function decide(risk: number, ambiguity: number, policy: Policy = DEFAULT_POLICY, unfamiliar = false): Decision {
   let tier: Tier;
   let reason: string;
   if (ambiguity >= policy.ambiguity_deep) {
@@ -88,6 +91,9 @@ export function decide(risk: number, ambiguity: number, policy: Policy = DEFAULT
     reason = risk >= policy.risk_standard
       ? `risk ${fmt(risk)} ≥ ${policy.risk_standard}: some risk signal`
       : `ambiguity ${fmt(ambiguity)} ≥ ${policy.ambiguity_standard}: some doubt`;
+  } else if (unfamiliar) {
+    tier = 'standard';
+    reason = 'written mostly in a script the allocator did not learn both harmful and benign prompts in: its scores there are not to be trusted';
   } else {
     tier = 'none';
     reason = `risk ${fmt(risk)} < ${policy.risk_standard} and ambiguity ${fmt(ambiguity)} < ${policy.ambiguity_standard}: clearly benign`;
@@ -97,12 +103,13 @@ export function decide(risk: number, ambiguity: number, policy: Policy = DEFAULT
 
 const fmt = (x: number): string => x.toFixed(3);
 
-/** The table as rows, in match order, for the inspector and hover. */
-export function policyRows(policy: Policy): Array<{ tier: Tier; budget: number; rule: string }> {
+/** The table as rows, in match order, for the inspector and hover (`scripts`: the model has the unfamiliar-script row). */
+export function policyRows(policy: Policy, scripts = false): Array<{ tier: Tier; budget: number; rule: string }> {
   return [
     { tier: 'deep', budget: policy.budget_deep, rule: `ambiguity ≥ ${policy.ambiguity_deep}` },
     { tier: 'brief', budget: policy.budget_brief, rule: `risk ≥ ${policy.risk_harmful}` },
     { tier: 'standard', budget: policy.budget_standard, rule: `risk ≥ ${policy.risk_standard} or ambiguity ≥ ${policy.ambiguity_standard}` },
+    ...(scripts ? [{ tier: 'standard' as const, budget: policy.budget_standard, rule: 'written in a script the model did not learn' }] : []),
     { tier: 'none', budget: policy.budget_none, rule: 'otherwise' },
   ];
 }

@@ -71,14 +71,14 @@ export interface TrainingBudget {
   /** The allocator's decision (tier, table row), when it scored the prompt. */
   decision?: Decision;
   /** Which score decided the tier. */
-  driver?: 'risk' | 'ambiguity' | 'both low';
+  driver?: 'risk' | 'ambiguity' | 'script' | 'both low';
   /** The settings that produced it, in words ("recipes/x.yaml: safety.max_budget 16 clipped 512"). */
   why: string;
 }
 
 /** The score that decided the allocator's tier (the first matching row of the policy table). */
-export function driverOf(d: Decision): 'risk' | 'ambiguity' | 'both low' {
-  return d.tier === 'none' ? 'both low' : d.reason.startsWith('ambiguity') ? 'ambiguity' : 'risk';
+export function driverOf(d: Decision): 'risk' | 'ambiguity' | 'script' | 'both low' {
+  return d.tier === 'none' ? 'both low' : d.reason.startsWith('ambiguity') ? 'ambiguity' : d.reason.startsWith('risk') ? 'risk' : 'script';
 }
 
 /**
@@ -88,7 +88,7 @@ export function driverOf(d: Decision): 'risk' | 'ambiguity' | 'both low' {
  */
 export function trainingBudget(
   row: { budget?: number | null; label?: string | null },
-  scores: { risk: number; ambiguity: number } | null,
+  scores: { risk: number; ambiguity: number; unfamiliar?: boolean } | null,
   policy: Policy,
   s: BudgetSettings,
 ): TrainingBudget {
@@ -106,7 +106,7 @@ export function trainingBudget(
   if (hasOwn && (s.budgetSource === 'auto' || s.budgetSource === 'dataset')) return done(row.budget!, 'dataset', `the row's own budget (safety.budget_source ${s.budgetSource})`);
   const useAllocator = s.allocatorEnabled && scores && (s.budgetSource === 'allocator' || s.budgetSource === 'auto');
   if (useAllocator) {
-    const d = decide(scores.risk, scores.ambiguity, policy);
+    const d = decide(scores.risk, scores.ambiguity, policy, scores.unfamiliar ?? false);
     return done(d.budget, 'allocator', `allocator tier ${d.tier}${s.allocator ? ` (policy: the recipe's allocator: section)` : ''}, safety.budget_source ${s.budgetSource}`, d);
   }
   const label = row.label === 'harmful' || row.label === 'benign' || row.label === 'borderline' ? row.label : 'borderline';
@@ -131,7 +131,8 @@ export function tierExplanation(risk: number, ambiguity: number, p: Policy): str
 export function trainingHint(t: TrainingBudget, scores: { risk: number; ambiguity: number }, truncated = false): string {
   const pc = (x: number) => `${Math.round(x * 100)}%`;
   const lead = t.decision
-    ? t.driver === 'ambiguity' ? `ambiguity ${pc(scores.ambiguity)} → ${t.decision.tier}` : t.driver === 'risk' ? `risk ${pc(scores.risk)} → ${t.decision.tier}` : `risk ${pc(scores.risk)}, ambiguity ${pc(scores.ambiguity)} → ${t.decision.tier}`
+    ? t.driver === 'ambiguity' ? `ambiguity ${pc(scores.ambiguity)} → ${t.decision.tier}` : t.driver === 'risk' ? `risk ${pc(scores.risk)} → ${t.decision.tier}`
+      : t.driver === 'script' ? `unfamiliar script → ${t.decision.tier}` : `risk ${pc(scores.risk)}, ambiguity ${pc(scores.ambiguity)} → ${t.decision.tier}`
     : t.from === 'dataset' ? 'row budget' : 'label default';
   return `${lead} · ${t.budget} tok${t.clippedFrom !== undefined ? ' (clipped)' : ''}${truncated ? ' · truncated' : ''}`;
 }

@@ -14,6 +14,7 @@ export function toInspectorView(e: Explanation, modelDir: string, maxTokens: num
     budget: e.budget,
     reason: e.reason,
     truncated: e.truncated,
+    unfamiliar: e.unfamiliar,
     tokens: e.tokens,
     maxTokens,
     categories: Object.entries(e.categories)

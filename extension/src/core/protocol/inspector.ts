@@ -29,6 +29,8 @@ const view = obj({
   budget: int(0),
   reason: str(2000),
   truncated: bool,
+  /** written mostly in a script the model did not learn both labels in (core/allocator/unfamiliar.ts) */
+  unfamiliar: bool,
   tokens: int(0),
   maxTokens: int(0),
   categories: arr(obj({ name: str(200), p: unit }), 1000),

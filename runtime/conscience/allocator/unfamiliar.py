@@ -1,0 +1,124 @@
+"""Prompts written in a script the allocator never learned both labels in.
+
+A model that saw, say, Devanagari only in ordinary questions (MGSM, XQuAD) learns "this script
+is benign", and scores a harmful Hindi request as risk 0 and budget 0. It cannot know better:
+it was never shown the difference there. Such prompts are *unfamiliar*, and the policy gives
+them at least the `standard` tier (docs/allocator.md, "Budget policy", row 4) instead of
+trusting a score the model is in no position to give.
+
+Which scripts are familiar is decided by `train` (and `fit-policy`) from the training split:
+a script is familiar when at least ``MIN_ROWS`` harmful and ``MIN_ROWS`` benign training
+prompts are written mostly in it (:func:`census`). The result is written to allocator.json
+under ``"scripts"``, with the code-point ranges, so the TypeScript side
+(extension/src/core/allocator/unfamiliar.ts) reads the same table and decides the same way.
+A model folder without ``"scripts"`` has no unfamiliar prompts.
+
+A prompt is unfamiliar when, among its first ``scan_chars`` code points, the ones that fall in
+a range of the table (letters of a known script: ASCII digits, punctuation and spaces are in no
+range) number at least one, and those of scripts not in ``familiar`` make up at least
+``min_share`` of them.
+"""
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from typing import Any, Iterable, Mapping
+
+# (first, last, script): Unicode blocks by the script that writes them. Latin first.
+RANGES: tuple[tuple[int, int, str], ...] = (
+    (0x0041, 0x005A, "latin"), (0x0061, 0x007A, "latin"), (0x00C0, 0x024F, "latin"), (0x1E00, 0x1EFF, "latin"),
+    (0x0370, 0x03FF, "greek"), (0x1F00, 0x1FFF, "greek"),
+    (0x0400, 0x052F, "cyrillic"),
+    (0x0530, 0x058F, "armenian"),
+    (0x0590, 0x05FF, "hebrew"),
+    (0x0600, 0x06FF, "arabic"), (0x0750, 0x077F, "arabic"), (0x08A0, 0x08FF, "arabic"),
+    (0xFB50, 0xFDFF, "arabic"), (0xFE70, 0xFEFF, "arabic"),
+    (0x0900, 0x097F, "devanagari"), (0x0980, 0x09FF, "bengali"), (0x0A00, 0x0A7F, "gurmukhi"),
+    (0x0A80, 0x0AFF, "gujarati"), (0x0B00, 0x0B7F, "oriya"), (0x0B80, 0x0BFF, "tamil"),
+    (0x0C00, 0x0C7F, "telugu"), (0x0C80, 0x0CFF, "kannada"), (0x0D00, 0x0D7F, "malayalam"),
+    (0x0D80, 0x0DFF, "sinhala"), (0x0E00, 0x0E7F, "thai"), (0x0E80, 0x0EFF, "lao"),
+    (0x0F00, 0x0FFF, "tibetan"), (0x1000, 0x109F, "myanmar"), (0x10A0, 0x10FF, "georgian"),
+    (0x1100, 0x11FF, "hangul"), (0x3130, 0x318F, "hangul"), (0xAC00, 0xD7AF, "hangul"),
+    (0x1200, 0x137F, "ethiopic"), (0x1780, 0x17FF, "khmer"),
+    (0x3040, 0x30FF, "kana"), (0x31F0, 0x31FF, "kana"), (0xFF66, 0xFF9F, "kana"),
+    (0x3400, 0x4DBF, "han"), (0x4E00, 0x9FFF, "han"), (0xF900, 0xFAFF, "han"), (0x20000, 0x2FFFF, "han"),
+)
+MIN_ROWS = 100
+MIN_SHARE = 0.2
+SCAN_CHARS = 2016  # the tokenizer's first window (126 content tokens x 16 characters)
+
+
+class ScriptTable:
+    """allocator.json's ``"scripts"``, ready to classify text."""
+
+    def __init__(self, ranges: Iterable[Iterable[Any]], familiar: Iterable[str], min_share: float = MIN_SHARE,
+                 scan_chars: int = SCAN_CHARS) -> None:
+        rs = sorted((int(a), int(b), str(s)) for a, b, s in ranges)
+        self.starts = [a for a, _, _ in rs]
+        self.ranges = rs
+        self.familiar = frozenset(familiar)
+        self.min_share = float(min_share)
+        self.scan_chars = int(scan_chars)
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any]) -> "ScriptTable | None":
+        """The table of an allocator.json (None: the model has no ``"scripts"``). Raises
+        ValueError naming what is wrong."""
+        s = meta.get("scripts")
+        if s is None:
+            return None
+        try:
+            return cls(s["ranges"], s["familiar"], s.get("min_share", MIN_SHARE), s.get("scan_chars", SCAN_CHARS))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"allocator.json: scripts: {e!r}") from None
+
+    def script(self, ch: str) -> str | None:
+        o = ord(ch)
+        i = bisect.bisect_right(self.starts, o) - 1
+        if i >= 0 and o <= self.ranges[i][1]:
+            return self.ranges[i][2]
+        return None
+
+    def counts(self, text: str) -> Counter:
+        c: Counter = Counter()
+        for ch in text[: self.scan_chars]:
+            s = self.script(ch)
+            if s is not None:
+                c[s] += 1
+        return c
+
+    def unfamiliar(self, text: str) -> bool:
+        c = self.counts(text)
+        total = sum(c.values())
+        if not total:
+            return False
+        other = sum(n for s, n in c.items() if s not in self.familiar)
+        return other >= self.min_share * total
+
+    def to_meta(self, census: Mapping[str, Mapping[str, int]] | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "rule": f"a prompt is unfamiliar when at least {self.min_share:g} of the letters among its first "
+                    f"{self.scan_chars} code points (those in `ranges`) are of scripts not in `familiar`; "
+                    "it then gets at least the standard tier (docs/allocator.md)",
+            "familiar": sorted(self.familiar),
+            "min_share": self.min_share,
+            "scan_chars": self.scan_chars,
+            "ranges": [[a, b, s] for a, b, s in self.ranges],
+        }
+        if census is not None:
+            out["census"] = {"min_rows": MIN_ROWS, "train_rows_by_script": {k: dict(v) for k, v in sorted(census.items())}}
+        return out
+
+
+def census(rows: Iterable[Mapping[str, Any]]) -> tuple[ScriptTable, dict[str, dict[str, int]]]:
+    """The familiar scripts of a training split: each row counts for the script most of its
+    letters are in; familiar = at least MIN_ROWS harmful and MIN_ROWS benign rows."""
+    probe = ScriptTable(RANGES, ())
+    tab: dict[str, Counter] = {}
+    for r in rows:
+        c = probe.counts(r["prompt"])
+        if c:
+            top = max(sorted(c), key=lambda s: c[s])
+            tab.setdefault(top, Counter())[r["label"]] += 1
+    familiar = [s for s, n in tab.items() if n["harmful"] >= MIN_ROWS and n["benign"] >= MIN_ROWS]
+    return ScriptTable(RANGES, familiar), {k: dict(v) for k, v in tab.items()}
