@@ -48,6 +48,12 @@ test('two worker threads score exactly as the calling thread, in input order, wh
     assert.ok(ticks > 0, 'timers ran while the workers scored');
     // the cached path goes through the workers too
     assert.deepEqual((await pooled.assess(['How do I kill a Python process that hangs?']))[0]!.tier, want[0]!.tier);
+    // the workers hold the sessions: this thread opened none (one model less in memory) ...
+    assert.equal((pooled.model as unknown as { session?: unknown }).session, undefined, 'no session on the calling thread');
+    // ... until something needs the model here (the inspector's occlusion), which opens it then
+    const e = await pooled.explain(PROMPTS[0]!, { maxWords: 4 });
+    const e0 = await here.explain(PROMPTS[0]!, { maxWords: 4 });
+    assert.ok(Math.abs(e.risk - e0.risk) < 1e-6 && e.words.length === e0.words.length && Math.abs(e.words[0]!.delta - e0.words[0]!.delta) < 1e-6);
   } finally {
     await here.dispose();
     await pooled.dispose();

@@ -88,7 +88,9 @@ export class Allocator {
   }
 
   static async load(dir: string = defaultModelDir(), opts: AllocatorOptions = {}): Promise<Allocator> {
-    const model = await AllocatorModel.load(dir, opts);
+    // With workers, each worker opens and checks the model; this thread needs only its config
+    // (the session opens here only if explain() is called).
+    const model = await AllocatorModel.load(dir, { ...opts, lazySession: !!opts.workers });
     const policy = parsePolicy(opts.policy, opts.policySource ?? 'policy overrides', model.config.policy);
     const scorer = opts.workers ? await ThreadedScorer.start(dir, { threads: opts.threads, maxBatch: opts.maxBatch }, opts.workers) : undefined;
     return new Allocator(model, policy, opts.cacheSize, scorer);

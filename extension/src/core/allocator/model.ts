@@ -44,6 +44,11 @@ export interface Score {
 export interface ModelOptions {
   /** ORT intra-op threads (default 2) */
   threads?: number;
+  /**
+   * Open the onnxruntime session on first use instead of at load (a caller that scores on
+   * worker threads, whose workers each load and check the model, needs only the config here).
+   */
+  lazySession?: boolean;
   /** largest batch run in one session.run (default 32, as Python's reference) */
   maxBatch?: number;
 }
@@ -97,13 +102,14 @@ async function readJson(file: string): Promise<unknown> {
 export const ambiguityFromRisk = (p: number): number => 1 - Math.abs(2 * p - 1);
 
 export class AllocatorModel {
+  private session: Promise<{ ort: typeof Ort; session: Ort.InferenceSession }> | undefined;
+
   private constructor(
     readonly dir: string,
     readonly config: AllocatorJson,
     readonly tokenizer: AllocatorTokenizer,
-    private readonly ort: typeof Ort,
-    private readonly session: Ort.InferenceSession,
-    private readonly maxBatch: number,
+    private readonly modelFile: string,
+    private readonly opts: ModelOptions,
   ) {}
 
   static async load(dir: string, opts: ModelOptions = {}): Promise<AllocatorModel> {
@@ -116,25 +122,41 @@ export class AllocatorModel {
     const tokenizer = new AllocatorTokenizer(tokJson, config.maxLength, tokCfg);
     const modelFile = join(dir, typeof config.raw.model === 'string' ? config.raw.model : 'model.onnx');
     if (!(await stat(modelFile).catch(() => undefined))?.isFile()) throw new Error(`no model at ${modelFile}`);
-    const ort = await import('onnxruntime-node');
-    const session = await ort.InferenceSession.create(modelFile, {
-      executionProviders: ['cpu'],
-      graphOptimizationLevel: 'all',
-      intraOpNumThreads: opts.threads ?? 2,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-    });
-    for (const name of [config.inputs.inputIds, config.inputs.attentionMask]) {
-      if (!session.inputNames.includes(name)) throw new Error(`${modelFile}: model has no input '${name}' (inputs: ${session.inputNames.join(', ')})`);
-    }
-    if (!session.outputNames.includes(config.outputs.risk)) {
-      throw new Error(`${modelFile}: model has no output '${config.outputs.risk}' (outputs: ${session.outputNames.join(', ')})`);
-    }
-    if (!config.inputs.tokenTypeIds && session.inputNames.includes('token_type_ids')) config.inputs.tokenTypeIds = 'token_type_ids';
-    for (const k of ['categories', 'ambiguity', 'borderline'] as const) {
-      if (config.outputs[k] && !session.outputNames.includes(config.outputs[k]!)) config.outputs[k] = undefined;
-    }
-    return new AllocatorModel(dir, config, tokenizer, ort, session, opts.maxBatch ?? 32);
+    const model = new AllocatorModel(dir, config, tokenizer, modelFile, opts);
+    if (!opts.lazySession) await model.open();
+    return model;
+  }
+
+  /** The onnxruntime session, opened once; checks the graph's inputs and outputs against the config. */
+  private open(): Promise<{ ort: typeof Ort; session: Ort.InferenceSession }> {
+    this.session ??= (async () => {
+      const { config, modelFile } = this;
+      const ort = await import('onnxruntime-node');
+      const session = await ort.InferenceSession.create(modelFile, {
+        executionProviders: ['cpu'],
+        graphOptimizationLevel: 'all',
+        intraOpNumThreads: this.opts.threads ?? 2,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+      });
+      const fail = (why: string): never => {
+        void session.release();
+        throw new Error(`${modelFile}: ${why}`);
+      };
+      for (const name of [config.inputs.inputIds, config.inputs.attentionMask]) {
+        if (!session.inputNames.includes(name)) fail(`model has no input '${name}' (inputs: ${session.inputNames.join(', ')})`);
+      }
+      if (!session.outputNames.includes(config.outputs.risk)) {
+        fail(`model has no output '${config.outputs.risk}' (outputs: ${session.outputNames.join(', ')})`);
+      }
+      if (!config.inputs.tokenTypeIds && session.inputNames.includes('token_type_ids')) config.inputs.tokenTypeIds = 'token_type_ids';
+      for (const k of ['categories', 'ambiguity', 'borderline'] as const) {
+        if (config.outputs[k] && !session.outputNames.includes(config.outputs[k]!)) config.outputs[k] = undefined;
+      }
+      return { ort, session };
+    })();
+    this.session.catch(() => { this.session = undefined; });
+    return this.session;
   }
 
   /**
@@ -153,18 +175,20 @@ export class AllocatorModel {
     // to its rows' own (a row's scores do not depend on its batch, so this changes no number).
     const order = rows.map((_, i) => i).sort((a, b) => rows[a]!.ids.length - rows[b]!.ids.length || a - b);
     const out = new Array<Omit<Score, 'unfamiliar'>>(rows.length);
-    for (let start = 0; start < order.length; start += this.maxBatch) {
-      const idx = order.slice(start, start + this.maxBatch);
+    const maxBatch = this.opts.maxBatch ?? 32;
+    for (let start = 0; start < order.length; start += maxBatch) {
+      const idx = order.slice(start, start + maxBatch);
       const scores = await this.runBatch(idx.map((i) => rows[i]!));
       idx.forEach((i, k) => { out[i] = scores[k]!; });
       // Let other work on the event loop run between batches.
-      if (start + this.maxBatch < order.length) await new Promise((r) => setImmediate(r));
+      if (start + maxBatch < order.length) await new Promise((r) => setImmediate(r));
     }
     return out;
   }
 
   private async runBatch(rows: Encoded[]): Promise<Array<Omit<Score, 'unfamiliar'>>> {
-    const { ort, config } = this;
+    const { ort, session } = await this.open();
+    const { config } = this;
     const b = this.tokenizer.batch(rows);
     const dims = [b.batchSize, b.seqLen];
     const feeds: Record<string, Ort.Tensor> = {
@@ -172,7 +196,7 @@ export class AllocatorModel {
       [config.inputs.attentionMask]: new ort.Tensor('int64', b.attentionMask, dims),
     };
     if (config.inputs.tokenTypeIds) feeds[config.inputs.tokenTypeIds] = new ort.Tensor('int64', b.tokenTypeIds, dims);
-    const res = await this.session.run(feeds);
+    const res = await session.run(feeds);
     const risk = res[config.outputs.risk]!.data as Float32Array;
     const cats = config.outputs.categories ? (res[config.outputs.categories]?.data as Float32Array | undefined) : undefined;
     const amb = config.outputs.ambiguity ? (res[config.outputs.ambiguity]?.data as Float32Array | undefined) : undefined;
@@ -194,6 +218,8 @@ export class AllocatorModel {
   }
 
   async dispose(): Promise<void> {
-    await this.session.release();
+    const s = await this.session?.catch(() => undefined);
+    this.session = undefined;
+    await s?.session.release();
   }
 }
