@@ -51,7 +51,7 @@ test('malformed lines are named on stderr and every other line is still scored',
   assert.equal(out.find((o) => o.line === 8).truncated, true, '1 MB prompt must say it was truncated');
   assert.equal(out.find((o) => o.line === 1).truncated, undefined);
   assert.match(r.stderr, new RegExp(`${file}:2: invalid JSON`));
-  assert.match(r.stderr, new RegExp(`${file}:4: invalid UTF-8`));
+  assert.match(r.stderr, new RegExp(`${file}:4: not UTF-8 \\(byte 16\\)`));
   assert.match(r.stderr, new RegExp(`${file}:5: not a JSON object`));
   assert.match(r.stderr, new RegExp(`${file}:6: no 'prompt' field`));
   assert.match(r.stderr, new RegExp(`${file}:7: warning: empty prompt`));

@@ -3,7 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
-import { byteLines, readCsv, readJsonl, type ReadItem } from '../../src/core/allocator/read';
+import { spawnSync } from 'node:child_process';
+import { byteLines, firstInvalidUtf8, readCsv, readJsonl, type ReadItem } from '../../src/core/allocator/read';
+import { PYTHON } from './helpers';
 import { csvPrompts, csvPromptsInWindow, jsonlLinePrompt, yamlPrompts } from '../../src/core/allocator/prompts';
 
 async function collect(it: AsyncIterable<ReadItem>): Promise<ReadItem[]> {
@@ -22,7 +24,7 @@ test('JSONL: lines split on bytes across chunk borders; BOM, CRLF, bad UTF-8 and
   for (let i = 0; i < bytes.length; i += 7) chunks.push(bytes.subarray(i, i + 7));
   const items = await collect(readJsonl(Readable.from(chunks)));
   assert.deepEqual(items[0], { kind: 'prompt', line: 1, id: undefined, prompt: 'café' });
-  assert.deepEqual(items[1], { kind: 'error', line: 2, message: 'invalid UTF-8' });
+  assert.deepEqual(items[1], { kind: 'error', line: 2, message: 'not UTF-8 (byte 12)' });
   assert.equal(items[2]!.kind, 'prompt');
   assert.deepEqual(items[3], { kind: 'prompt', line: 4, id: 'k', prompt: 'ok' });
   const lines: Array<Buffer | null> = [];
@@ -78,4 +80,23 @@ test('JSONL line prompts for hints: chat form joined, junk ignored', () => {
   assert.equal(jsonlLinePrompt('not json', 0), undefined);
   assert.equal(jsonlLinePrompt('{"text": "x"}', 0), undefined);
   assert.equal(jsonlLinePrompt('', 0), undefined);
+});
+
+test('the first bad UTF-8 byte is the one Python names (not UTF-8 (byte N)), for every kind of bad sequence', () => {
+  const cases = [
+    [0x61, 0xff], [0xc3], [0xc3, 0x28], [0xe2, 0x82], [0xe2, 0x28, 0xa1], [0xe0, 0x80, 0x80], [0xed, 0xa0, 0x80],
+    [0xf0, 0x8f, 0xbf, 0xbf], [0xf4, 0x90, 0x80, 0x80], [0xf5, 0x80], [0x80], [0xc0, 0xaf], [0x63, 0x61, 0x66, 0xc3, 0xa9, 0xf0, 0x9f, 0x94],
+    [0xf0, 0x9f, 0x94, 0xaa, 0x41],
+  ];
+  const py = spawnSync(PYTHON, ['-c', `
+import json, sys
+out = []
+for c in json.load(sys.stdin):
+    try:
+        bytes(c).decode("utf-8"); out.append(-1)
+    except UnicodeDecodeError as e:
+        out.append(e.start)
+print(json.dumps(out))`], { input: JSON.stringify(cases), encoding: 'utf8' });
+  assert.equal(py.status, 0, py.stderr);
+  assert.deepEqual(cases.map((c) => firstInvalidUtf8(Uint8Array.from(c))), JSON.parse(py.stdout));
 });

@@ -64,6 +64,30 @@ export async function* byteLines(source: AsyncIterable<Uint8Array | string>, max
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 /**
+ * Offset of the first byte of the first ill-formed UTF-8 sequence (what Python's
+ * UnicodeDecodeError.start reports, so both readers name the same byte), or -1.
+ */
+export function firstInvalidUtf8(b: Uint8Array): number {
+  for (let i = 0; i < b.length;) {
+    const c = b[i]!;
+    if (c < 0x80) { i++; continue; }
+    let n: number;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) n = 1;
+    else if (c >= 0xe0 && c <= 0xef) { n = 2; if (c === 0xe0) lo = 0xa0; else if (c === 0xed) hi = 0x9f; }
+    else if (c >= 0xf0 && c <= 0xf4) { n = 3; if (c === 0xf0) lo = 0x90; else if (c === 0xf4) hi = 0x8f; }
+    else return i;
+    for (let k = 1; k <= n; k++) {
+      const x = b[i + k];
+      if (x === undefined || x < (k === 1 ? lo : 0x80) || x > (k === 1 ? hi : 0xbf)) return i;
+    }
+    i += n + 1;
+  }
+  return -1;
+}
+
+/**
  * The prompt text of one dataset row: a string `prompt`, or TRL's conversational form (a list of
  * {role, content} messages: their contents joined by newlines). Returns an error message otherwise.
  */
@@ -105,14 +129,14 @@ export async function* readJsonl(source: AsyncIterable<Uint8Array | string>): As
   for await (const bytes of byteLines(source)) {
     line++;
     if (bytes === null) {
-      yield { kind: 'error', line, message: `line longer than ${MAX_LINE_BYTES} bytes, skipped` };
+      yield { kind: 'error', line, message: `line longer than ${MAX_LINE_BYTES} bytes` };
       continue;
     }
     let text: string;
     try {
       text = strictUtf8.decode(bytes);
     } catch {
-      yield { kind: 'error', line, message: 'invalid UTF-8' };
+      yield { kind: 'error', line, message: `not UTF-8 (byte ${firstInvalidUtf8(bytes)})` };
       continue;
     }
     if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
