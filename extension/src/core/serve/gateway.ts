@@ -371,13 +371,17 @@ export function createGateway(opts: GatewayOptions): Gateway {
       'x-conscience-budget': String(budget),
     };
     if (truncated) extra['x-conscience-truncated'] = '1';
+    if (a?.unfamiliar) {
+      extra['x-conscience-unfamiliar'] = '1';
+      metrics.unfamiliarScores.inc();
+    }
     const action: 'forwarded' | 'observed' | 'refused' | 'unscored' = !a ? 'unscored' : opts.observeOnly ? 'observed' : policy.refuse.has(a.tier) ? 'refused' : 'forwarded';
     if (a) {
       metrics.requests.inc({ tier: a.tier, action });
       metrics.budgetTokens.inc({ tier: a.tier }, budget);
       if (action !== 'observed') metrics.savedTokens.inc({ tier: a.tier }, Math.max(0, fixedBudget - budget));
     }
-    const base = { id, tier, risk: a ? Number(a.risk.toFixed(4)) : null, budget, action, stream, allocator_ms: round(allocatorMs) };
+    const base = { id, tier, risk: a ? Number(a.risk.toFixed(4)) : null, budget, action, stream, allocator_ms: round(allocatorMs), ...(a?.unfamiliar ? { unfamiliar: true } : {}) };
 
     if (action === 'refused') {
       refuse(res, body, stream, extra);

@@ -10,6 +10,7 @@ export class GatewayMetrics {
   readonly budgetTokens: Counter<'tier'>;
   readonly savedTokens: Counter<'tier'>;
   readonly truncatedScores: Counter<string>;
+  readonly unfamiliarScores: Counter<string>;
   readonly allocatorErrors: Counter<string>;
   readonly upstreamErrors: Counter<'kind'>;
   readonly clientAborts: Counter<string>;
@@ -28,6 +29,7 @@ export class GatewayMetrics {
     this.budgetTokens = new Counter({ name: `${p}budget_tokens_total`, help: 'Safety budget granted to chat requests', labelNames: ['tier'], registers });
     this.savedTokens = new Counter({ name: `${p}budget_saved_tokens_total`, help: 'Safety budget saved against one fixed budget for every request (fixed_budget minus the granted budget)', labelNames: ['tier'], registers });
     this.truncatedScores = new Counter({ name: `${p}truncated_scores_total`, help: 'Prompts scored on a truncated text (longer than the allocator reads)', registers });
+    this.unfamiliarScores = new Counter({ name: `${p}unfamiliar_scores_total`, help: 'Prompts written mostly in a script the allocator did not learn (given at least the standard tier)', registers });
     this.allocatorErrors = new Counter({ name: `${p}allocator_errors_total`, help: 'Requests the allocator failed to score (forwarded unchanged)', registers });
     this.upstreamErrors = new Counter({ name: `${p}upstream_errors_total`, help: 'Upstream failures by kind (unreachable, timeout, reset)', labelNames: ['kind'], registers });
     this.clientAborts = new Counter({ name: `${p}client_aborts_total`, help: 'Requests whose client went away before the answer ended (upstream request cancelled)', registers });
