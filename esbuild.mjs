@@ -23,9 +23,14 @@ const webviewEntries = readdirSync('webview/src', { withFileTypes: true })
 const builds = [
   {
     ...common,
-    // allocator-worker: the allocator's scoring thread (core/allocator/threaded.ts looks for it
-    // beside the bundle that starts it)
-    entryPoints: { extension: 'extension/src/extension.ts', cli: 'extension/src/cli/main.ts', 'allocator-worker': 'extension/src/core/allocator/worker.ts' },
+    // extension: what activation runs; rooms: every room's code, required by extension.ts the
+    // first time a room is needed (activation neither parses nor runs it); allocator-worker: the
+    // allocator's scoring thread (core/allocator/threaded.ts looks for it beside the bundle that
+    // starts it)
+    entryPoints: {
+      extension: 'extension/src/extension.ts', rooms: 'extension/src/rooms.ts', cli: 'extension/src/cli/main.ts',
+      'allocator-worker': 'extension/src/core/allocator/worker.ts',
+    },
     outdir: 'dist',
     platform: 'node',
     format: 'cjs',

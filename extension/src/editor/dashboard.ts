@@ -5,7 +5,8 @@
 // diff of the recipes they were launched with. Panels restore after a reload through a serializer: the
 // webview keeps { view, runIds } in its state. Commands: conscience.openDashboard (arg: run
 // id; a run warm-started from another run opens with its whole pipeline, core/runs/pipeline.ts)
-// and conscience.compareRuns (arg: run ids).
+// and conscience.compareRuns (arg: run ids). The panel serializer is registered at activation by
+// extension.ts, which starts this room on first use and hands restored panels to the returned one.
 import * as vscode from 'vscode';
 import { dashboardHtml, makeNonce } from '../core/dashboard/html';
 import { DashboardSession } from '../core/dashboard/session';
@@ -20,7 +21,8 @@ import { failureCause, runFeed } from './launch';
 export const VIEW_TYPE = 'conscience.dashboard';
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
-export function activateDashboard(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): void {
+/** Starts the room (its commands); returns the serializer that restores its panels after a reload. */
+export function activateDashboard(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): vscode.WebviewPanelSerializer {
   const panels = new Map<string, DashboardPanel>();
   const root = (): string | undefined => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
 
@@ -79,19 +81,19 @@ export function activateDashboard(context: vscode.ExtensionContext, log: vscode.
       const given = (Array.isArray(selected) ? selected : Array.isArray(arg) ? arg : []).map(idOf).filter((x): x is string => !!x);
       await open(given.length > 1 ? given : await pickRuns(true));
     }),
-    vscode.window.registerWebviewPanelSerializer(VIEW_TYPE, {
-      async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown) {
-        const ids = (state as { runIds?: unknown } | undefined)?.runIds;
-        const list = Array.isArray(ids) ? ids.filter((x): x is string => typeof x === 'string') : [];
-        if (!list.length) {
-          panel.dispose();
-          return;
-        }
-        await open(list, panel);
-      },
-    }),
     { dispose: () => [...panels.values()].forEach((p) => p.panel.dispose()) },
   );
+  return {
+    async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown) {
+      const ids = (state as { runIds?: unknown } | undefined)?.runIds;
+      const list = Array.isArray(ids) ? ids.filter((x): x is string => typeof x === 'string') : [];
+      if (!list.length) {
+        panel.dispose();
+        return;
+      }
+      await open(list, panel);
+    },
+  };
 }
 
 class DashboardPanel {

@@ -5,6 +5,8 @@
 // (a read-only document) / cancel / resume / logs commands, a "Launch ▸" CodeLens on recipes,
 // tokens in SecretStorage, an unknown-host-key modal, and reattaching every unsettled run when
 // the window opens. Launching is refused in untrusted workspaces. Logic lives in core/.
+// The Runs view, its change event, the plan documents' provider and the run.json watcher are
+// made at activation by extension.ts (LaunchUi), which starts this room on first use.
 import { open } from 'node:fs/promises';
 import * as vscode from 'vscode';
 import { recipeErrors } from '../core/launch/guard';
@@ -32,8 +34,19 @@ interface RunNode {
 /** This window's run monitors, for readers that take their parsed events (the dashboard). */
 export const runFeed = new RunFeed();
 
-/** Scheme of the read-only "Show launch command" documents. */
-const PLAN_SCHEME = 'conscience-plan';
+/** What extension.ts makes at activation for this room: VS Code shows the Runs view and asks for a
+ * restored plan document before any run is looked at; a run.json appearing starts the room. */
+export interface LaunchUi {
+  view: vscode.TreeView<unknown>;
+  /** the Runs view's onDidChangeTreeData */
+  changed: vscode.EventEmitter<undefined>;
+  /** scheme of the read-only "Show launch command" documents, their text by URI, and their change event */
+  planScheme: string;
+  plans: Map<string, string>;
+  planChanged: vscode.EventEmitter<vscode.Uri>;
+  /** the watcher of the first workspace folder's .conscience/runs/<id>/run.json files (none without a folder) */
+  watcher: vscode.FileSystemWatcher | undefined;
+}
 
 /** Causes already found, by run and record version: a failed run's stderr.log is read once, not on every refresh. */
 const causes = new Map<string, { version: number; cause: RootCause | undefined }>();
@@ -68,10 +81,8 @@ const STATE_ICON: Record<string, string> = {
   cancelling: 'loading~spin', completed: 'pass', failed: 'error', cancelled: 'circle-slash',
 };
 
-class RunsProvider implements vscode.TreeDataProvider<RunNode> {
-  private readonly changed = new vscode.EventEmitter<RunNode | undefined>();
-  readonly onDidChangeTreeData = this.changed.event;
-  constructor(private readonly root: () => string | undefined) {}
+export class RunsProvider implements vscode.TreeDataProvider<RunNode> {
+  constructor(private readonly root: () => string | undefined, private readonly changed: vscode.EventEmitter<undefined>) {}
   refresh(): void {
     this.changed.fire(undefined);
   }
@@ -122,14 +133,14 @@ class RecipeLens implements vscode.CodeLensProvider {
   }
 }
 
-export function activateLaunch(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): void {
+/** Starts the room (its commands, CodeLens, status bar, reattaching); returns the Runs view's data. */
+export function activateLaunch(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, ui: LaunchUi): RunsProvider {
   const rootOf = (): string | undefined => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-  const provider = new RunsProvider(rootOf);
-  const view = vscode.window.createTreeView('conscience.runs', { treeDataProvider: provider, showCollapseAll: false });
+  const provider = new RunsProvider(rootOf, ui.changed);
+  const view = ui.view;
   const monitors = new Map<string, RunMonitor>();
   const channels = new Map<string, vscode.OutputChannel>();
   let session: LaunchSession | undefined;
-  context.subscriptions.push(view);
 
   // the status bar names the runs that are going (one: its name and progress; several: a count)
   const status = vscode.window.createStatusBarItem('conscience.runs.status', vscode.StatusBarAlignment.Left, 20);
@@ -305,14 +316,8 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     }
   };
 
-  const plans = new Map<string, string>();
-  const planChanged = new vscode.EventEmitter<vscode.Uri>();
+  const { plans, planChanged } = ui;
   context.subscriptions.push(
-    planChanged,
-    vscode.workspace.registerTextDocumentContentProvider(PLAN_SCHEME, {
-      onDidChange: planChanged.event,
-      provideTextDocumentContent: (uri) => plans.get(uri.toString()) ?? '# run "Show Launch Command" again: this preview is gone with the window that made it\n',
-    }),
     vscode.languages.registerCodeLensProvider({ language: 'yaml', scheme: 'file' }, new RecipeLens()),
     vscode.commands.registerCommand('conscience.launch', guard(async (arg) => {
       if (!trusted()) return;
@@ -382,7 +387,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       const plan = await planLaunch(s, recipe, target);
       // a read-only document (nothing to save), one per recipe and target, refreshed on each show
       const stem = plan.recipe.split('/').pop()!.replace(/\.ya?ml$/i, '');
-      const uri = vscode.Uri.from({ scheme: PLAN_SCHEME, path: `/${stem} on ${target} · launch command.sh`, query: plan.recipe });
+      const uri = vscode.Uri.from({ scheme: ui.planScheme, path: `/${stem} on ${target} · launch command.sh`, query: plan.recipe });
       plans.set(uri.toString(), formatPlan(plan));
       planChanged.fire(uri);
       const doc = await vscode.workspace.openTextDocument(uri);
@@ -467,9 +472,8 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
   );
 
   // runs started by the CLI (or another window) show up as their run.json appears or changes
-  const root = rootOf();
-  if (root) {
-    const w = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(root, '.conscience/runs/*/run.json'));
+  const w = ui.watcher;
+  if (w) {
     let pending: NodeJS.Timeout | undefined;
     const bump = () => {
       if (pending) return;
@@ -478,12 +482,10 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
         refresh();
       }, 300);
     };
-    w.onDidCreate(bump);
-    w.onDidChange(bump);
-    w.onDidDelete(bump);
-    context.subscriptions.push(w);
+    context.subscriptions.push(w.onDidCreate(bump), w.onDidChange(bump), w.onDidDelete(bump));
   }
   // a window that opens reattaches to every run that was still going
   void updateStatus();
   void reattachAll().catch((e) => log.error(`reattach: ${(e as Error).message}`));
+  return provider;
 }
