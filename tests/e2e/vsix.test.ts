@@ -52,11 +52,11 @@ describe('the packaged .vsix', { timeout: 300_000 }, () => {
     assert.ok(installed, `installed folder in ${readdirSync(extDir).join(', ')}`);
     const root = join(extDir, installed);
     assert.ok(!statSync(root).isSymbolicLink());
-    for (const f of ['dist/extension.js', 'runtime/conscience/train.py', 'models/allocator/allocator.json', 'recipes/demo/tiny-cpu.yaml',
+    for (const f of ['dist/extension.js', 'dist/rooms.js', 'runtime/conscience/train.py', 'models/allocator/allocator.json', 'recipes/demo/tiny-cpu.yaml',
       'media/walkthrough/target.md', 'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node', 'node_modules/ssh2/lib/index.js']) {
       assert.ok(existsSync(join(root, f)), `${f} is in the package`);
     }
-    for (const f of ['node_modules/onnxruntime-node/bin/napi-v6/win32', 'node_modules/typescript', 'extension/src', 'tests', '.venv', 'dist/extension.js.map']) {
+    for (const f of ['node_modules/onnxruntime-node/bin/napi-v6/win32', 'node_modules/typescript', 'extension/src', 'tests', '.venv', 'dist/extension.js.map', 'dist/rooms.js.map']) {
       assert.ok(!existsSync(join(root, f)), `${f} is left out of the package`);
     }
     const mb = statSync(vsix).size / 2 ** 20;
