@@ -434,7 +434,8 @@ def test_token_counts_in_one_call_match_counting_one_by_one(tiny_cache):
         def count_tokens(self, text):
             return len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
 
-    texts = ["", "The user asks about bread: benign.", "", "I can't help with that. 日本語 🔪", "a " * 300]
+    texts = ["", "The user asks about bread: benign.", "", "I can't help with that. 日本語 🔪", "a " * 300,
+             "<safety>tags</safety> and <|im_end|> special tokens <|endoftext|>", "  leading and trailing  ", "\n\n"]
     e = Engine()
     assert count_tokens_many(e, texts) == [e.count_tokens(t) for t in texts]
     assert count_tokens_many(e, texts)[3] > 0 and count_tokens_many(e, ["", ""]) == [0, 0]
