@@ -21,3 +21,15 @@ test('docs/architecture.md names every room that exists', () => {
   const missing = rooms.filter((r) => !table.includes(`\`${r}`));
   assert.deepEqual(missing, [], `rooms missing from docs/architecture.md: ${missing.join(', ')}`);
 });
+
+test('every command the extension contributes starts its room: extension.ts lists it under a room', () => {
+  // Activation loads no room (extension.ts); a contributed command missing from every room's
+  // `commands` list would answer "command not found" until something else started its room.
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { contributes: { commands: Array<{ command: string }> } };
+  const src = readFileSync(join(ROOT, 'extension/src/extension.ts'), 'utf8');
+  const listed = new Set([...src.matchAll(/commands: \[([^\]]*)\]/g)].flatMap((m) => [...m[1]!.matchAll(/'([\w.]+)'/g)].map((x) => x[1]!)));
+  const contributed = pkg.contributes.commands.map((c) => c.command);
+  assert.ok(contributed.length >= 10, `package.json contributes ${contributed.length} commands`);
+  assert.deepEqual(contributed.filter((c) => !listed.has(c)), [], 'contributed commands no room lists');
+  assert.deepEqual([...listed].filter((c) => !contributed.includes(c)), [], 'listed commands package.json does not contribute');
+});
