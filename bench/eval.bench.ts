@@ -3,29 +3,37 @@
 // tiny model on CPU, against the same prompts through plain transformers `generate` (same
 // model object, batch size, greedy, max_new_tokens, file order) in the same process and run:
 // scripts/gpu/eval_bench.py --tiny. Best of 3 alternating repeats each; ratio = eval / generate.
+// eval.ratio_vs_generate_64_tokens: the same with --max-new-tokens 64.
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 
 const ROOT = resolve(__dirname, '..');
 const PY = join(ROOT, '.venv', 'bin', 'python');
 
-export default async function bench(): Promise<Record<string, number | string>> {
-  const stdout: string = await new Promise((res, rej) => {
-    const child = spawn(PY, [join(ROOT, 'scripts', 'gpu', 'eval_bench.py'), '--tiny', '--repeats', '3'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+function evalBench(extra: string[]): Promise<{ eval: { prompts_per_s: number; completion_tokens_per_s: number }; generate: { prompts_per_s: number; completion_tokens_per_s: number }; ratio: number; model: string; device: string; prompts: number; max_new_tokens: number; batch_size: number }> {
+  return new Promise((res, rej) => {
+    const child = spawn(PY, [join(ROOT, 'scripts', 'gpu', 'eval_bench.py'), '--tiny', '--repeats', '3', ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (b: Buffer) => (out += b));
     child.stderr.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-4000)));
     child.on('error', rej);
-    child.on('exit', (c) => (c === 0 ? res(out) : rej(new Error(`eval_bench.py exited ${c}: ${err}`))));
+    child.on('exit', (c) => (c === 0 ? res(JSON.parse(out.slice(out.indexOf('{')))) : rej(new Error(`eval_bench.py exited ${c}: ${err}`))));
   });
-  const r = JSON.parse(stdout.slice(stdout.indexOf('{')));
+}
+
+export default async function bench(): Promise<Record<string, number | string>> {
+  const r = await evalBench([]);
+  // The same with 64 new tokens (a fixed:64 safety block's length): the eval's own work per
+  // completion (split, judge, count, write) against a generation four times as long.
+  const r64 = await evalBench(['--max-new-tokens', '64']);
   return {
     'eval.prompts_per_s': r.eval.prompts_per_s,
     'eval.peer_generate_prompts_per_s': r.generate.prompts_per_s,
     'eval.completion_tokens_per_s': r.eval.completion_tokens_per_s,
     'eval.peer_generate_completion_tokens_per_s': r.generate.completion_tokens_per_s,
     'eval.ratio_vs_generate': r.ratio,
-    'eval.setup': `${r.model}, ${r.device}, ${r.prompts} prompts x ${r.max_new_tokens} new tokens, batch ${r.batch_size}`,
+    'eval.ratio_vs_generate_64_tokens': r64.ratio,
+    'eval.setup': `${r.model}, ${r.device}, ${r.prompts} prompts x ${r.max_new_tokens} new tokens (and x ${r64.max_new_tokens}), batch ${r.batch_size}`,
   };
 }
