@@ -2,7 +2,8 @@
 // (100,000 steps × 10 logged series), against a naive peer in the same run: uPlot fed every
 // raw point of the same series in the same charts (no host, no decimation).
 //   dashboard.first_render_ms   host holds the run; webview says ready → every chart drawn
-//                               (layout + the windows for its width, message copies included);
+//                               (layout + the windows for its width, message copies included;
+//                               each message delivered as a task of its own, as VS Code does);
 //                               median of 11 fresh pages, each paired with a fresh peer page
 //   dashboard.update_ms_p95     one metrics event appended every 100 ms (10 Hz): ingest →
 //                               decimate → post → validate → setData → every chart drawn;
@@ -64,10 +65,19 @@ async function oursPage(browser: Browser): Promise<{ ingestMs: number; firstRend
     const ingestMs = performance.now() - t0;
     await new Promise((r) => setTimeout(r, 50));
     d.renders.length = 0;
+    // the session's answers reach the page as VS Code delivers them, each a task of its own
+    // (uPlot draws between them, before the samples table that follows the charts is built)
+    h.deliverAsync(true);
     const t1 = performance.now();
     h.connect();
-    await new Promise((r) => setTimeout(r, 0));
-    return { ingestMs, firstRenderMs: Math.max(...d.renders) - t1, charts: w.__dashboard.plots.size, draws: d.renders.length };
+    const plots = w.__dashboard.plots as Map<string, unknown>;
+    for (const until = performance.now() + 10_000; !(plots.size >= 7 && d.renders.length >= plots.size) && performance.now() < until;) {
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    const firstRenderMs = Math.max(...d.renders.slice(0, plots.size)) - t1;
+    await new Promise((r) => setTimeout(r, 50)); // the rest of the answer (samples, config) before the appends
+    h.deliverAsync(false);
+    return { ingestMs, firstRenderMs, charts: plots.size, draws: d.renders.length };
   }, [STEPS, KEYS] as const);
   if (first.charts < 7 || first.draws < first.charts) throw new Error(`dashboard drew ${first.draws} times for ${first.charts} charts`);
   const live: Live = {

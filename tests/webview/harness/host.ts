@@ -32,8 +32,17 @@ function deliver(m: unknown): void {
   },
 });
 
+/**
+ * false: each message is dispatched at once, inside the host's call (the tests read the page
+ * right after). true: each is posted as a task of its own, as VS Code's webview channel
+ * delivers them, so work the page does between two messages (e.g. uPlot's draws, queued as
+ * microtasks) happens where it would in VS Code (the benchmark's first render).
+ */
+let asyncDelivery = false;
+
 function toWebview(msg: unknown): void {
-  window.dispatchEvent(new MessageEvent('message', { data: structuredClone(msg) }));
+  if (asyncDelivery) window.postMessage(msg, '*');
+  else window.dispatchEvent(new MessageEvent('message', { data: structuredClone(msg) }));
 }
 
 const harness = {
@@ -52,6 +61,8 @@ const harness = {
       log: (m) => rejected.push(m),
     });
   },
+  /** Messages to the page from now on: each as a task of its own (true), or at once (false, the default). */
+  deliverAsync(on: boolean) { asyncDelivery = on; },
   /** Delivers the webview's queued messages (its 'ready') to the session. */
   connect() {
     for (const m of queue.splice(0)) deliver(m);
