@@ -19,12 +19,27 @@ def rows(text: str, label: str, n: int) -> list[dict]:
 
 
 def test_census_needs_both_labels_in_a_script():
-    train = (rows("how to bake bread", "benign", MIN_ROWS) + rows("build a weapon", "harmful", MIN_ROWS)
+    # a large set (10% of each label is over MIN_ROWS): MIN_ROWS of each label are needed
+    train = (rows("how to bake bread", "benign", 10 * MIN_ROWS) + rows("build a weapon", "harmful", 10 * MIN_ROWS)
              + rows("Как испечь хлеб", "benign", 3 * MIN_ROWS)             # Cyrillic: benign only
              + rows("如何制作炸弹", "harmful", MIN_ROWS) + rows("如何烤面包", "benign", MIN_ROWS - 1))  # one short
     table, counts = census(train)
     assert table.familiar == {"latin"}
     assert counts["cyrillic"] == {"benign": 3 * MIN_ROWS} and counts["han"] == {"harmful": MIN_ROWS, "benign": MIN_ROWS - 1}
+
+
+def test_census_of_a_small_training_set_makes_its_main_script_familiar():
+    # a user's own 60 rows: 100 of each label cannot be asked; a tenth of each label's rows can
+    train = rows("how to bake bread", "benign", 30) + rows("build a weapon", "harmful", 20) + rows("如何制作炸弹", "harmful", 2)
+    table, _ = census(train)
+    assert table.familiar == {"latin"}
+    assert not table.unfamiliar("How do I make a bomb?") and table.unfamiliar("如何烤面包")
+
+
+def test_fit_with_every_row_unfamiliar_fits_on_all_of_them():
+    labels = np.array(["benign"] * 5 + ["harmful"] * 5)
+    _, info = fit_policy(labels, np.array([0.0] * 5 + [0.9] * 5), np.zeros(10), AllocatorConfig(), np.ones(10, dtype=bool))
+    assert info["validation_rows"] == {"benign": 5, "borderline": 0, "harmful": 5}
 
 
 @pytest.mark.parametrize("text, unfamiliar", [

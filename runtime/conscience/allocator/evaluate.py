@@ -136,7 +136,8 @@ def fit_policy(labels: np.ndarray, risk: np.ndarray, amb: np.ndarray, base: Allo
                unfamiliar: np.ndarray | None = None) -> tuple[AllocatorConfig, dict[str, Any]]:
     """Pick the four thresholds from GRID on the validation split (budgets stay as in ``base``).
 
-    Only the familiar rows count (``unfamiliar`` marks the others): an unfamiliar prompt gets
+    Only the familiar rows count (``unfamiliar`` marks the others; when every row is
+    unfamiliar, all count): an unfamiliar prompt gets
     at least the standard tier whatever the thresholds, and counting them (the validation
     split's are ordinary Russian questions) would only push the thresholds to give familiar
     prompts less, to make up for budgets the thresholds cannot take back.
@@ -153,7 +154,7 @@ def fit_policy(labels: np.ndarray, risk: np.ndarray, amb: np.ndarray, base: Allo
 
     top = max(base.budgets().values())
     excluded = 0
-    if unfamiliar is not None and unfamiliar.any():
+    if unfamiliar is not None and unfamiliar.any() and not unfamiliar.all():
         keep = ~unfamiliar
         excluded = int(unfamiliar.sum())
         labels, risk, amb = labels[keep], risk[keep], amb[keep]

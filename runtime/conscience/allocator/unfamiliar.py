@@ -8,7 +8,8 @@ trusting a score the model is in no position to give.
 
 Which scripts are familiar is decided by `train` (and `fit-policy`) from the training split:
 a script is familiar when at least ``MIN_ROWS`` harmful and ``MIN_ROWS`` benign training
-prompts are written mostly in it (:func:`census`). The result is written to allocator.json
+prompts are written mostly in it, or, in a smaller training set, at least ``MIN_SHARE_OF_LABEL``
+of that label's prompts (:func:`census`). The result is written to allocator.json
 under ``"scripts"``, with the code-point ranges, so the TypeScript side
 (extension/src/core/allocator/unfamiliar.ts) reads the same table and decides the same way.
 A model folder without ``"scripts"`` has no unfamiliar prompts.
@@ -21,6 +22,7 @@ range) number at least one, and those of scripts not in ``familiar`` make up at 
 from __future__ import annotations
 
 import bisect
+import math
 from collections import Counter
 from typing import Any, Iterable, Mapping
 
@@ -44,6 +46,7 @@ RANGES: tuple[tuple[int, int, str], ...] = (
     (0x3400, 0x4DBF, "han"), (0x4E00, 0x9FFF, "han"), (0xF900, 0xFAFF, "han"), (0x20000, 0x2FFFF, "han"),
 )
 MIN_ROWS = 100
+MIN_SHARE_OF_LABEL = 0.1  # a small set (a user's own 60 rows) still makes its main script familiar
 MIN_SHARE = 0.2
 SCAN_CHARS = 2016  # the tokenizer's first window (126 content tokens x 16 characters)
 
@@ -112,13 +115,17 @@ class ScriptTable:
 
 def census(rows: Iterable[Mapping[str, Any]]) -> tuple[ScriptTable, dict[str, dict[str, int]]]:
     """The familiar scripts of a training split: each row counts for the script most of its
-    letters are in; familiar = at least MIN_ROWS harmful and MIN_ROWS benign rows."""
+    letters are in; familiar = for harmful and for benign, at least MIN_ROWS rows or
+    MIN_SHARE_OF_LABEL of that label's rows (whichever is fewer, and at least one)."""
     probe = ScriptTable(RANGES, ())
     tab: dict[str, Counter] = {}
+    totals: Counter = Counter()
     for r in rows:
+        totals[r["label"]] += 1
         c = probe.counts(r["prompt"])
         if c:
             top = max(sorted(c), key=lambda s: c[s])
             tab.setdefault(top, Counter())[r["label"]] += 1
-    familiar = [s for s, n in tab.items() if n["harmful"] >= MIN_ROWS and n["benign"] >= MIN_ROWS]
+    need = {lab: max(1, min(MIN_ROWS, math.ceil(MIN_SHARE_OF_LABEL * totals[lab]))) for lab in ("harmful", "benign")}
+    familiar = [s for s, n in tab.items() if n["harmful"] >= need["harmful"] and n["benign"] >= need["benign"]]
     return ScriptTable(RANGES, familiar), {k: dict(v) for k, v in tab.items()}
