@@ -107,7 +107,9 @@ const samples = samplesTable({
 const configSec = $('section', 'config');
 configSec.dataset.testid = 'config';
 configSec.hidden = true;
-root.append(toolbar, statusEl, errorEl, causeEl, budgetsEl, grid, configSec, samples.element);
+// the samples table joins the page with its first page of rows, after the charts' first draw:
+// laid out with the charts, its controls alone cost the first render a few milliseconds
+root.append(toolbar, statusEl, errorEl, causeEl, budgetsEl, grid, configSec);
 
 function showError(msg: string): void {
   debug.errors.push(msg);
@@ -633,6 +635,7 @@ window.addEventListener('message', (e: MessageEvent) => {
       break;
     case 'samples':
       samples.render(msg);
+      if (!samples.element.isConnected) root.append(samples.element);
       break;
     case 'config':
       renderConfig(msg);
