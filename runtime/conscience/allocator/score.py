@@ -101,8 +101,9 @@ class Allocator:
         return dict(zip(self.out_names, res))
 
     def unfamiliar(self, text: str) -> bool:
-        """Written mostly in a script the model did not learn both labels in (unfamiliar.py)."""
-        return self.scripts.unfamiliar(clean_text(text)) if self.scripts else False
+        """Written mostly in a script the model did not learn both labels in (unfamiliar.py). A
+        lone surrogate is in no script's range, as the U+FFFD clean_text makes of it is not."""
+        return self.scripts.unfamiliar(text) if self.scripts else False
 
     def run_texts(self, texts: list[str], batch: int = 32, sort: bool = True) -> list[dict[str, Any]]:
         """Raw model outputs per prompt, in input order: {risk, ambiguity, borderline,

@@ -232,9 +232,7 @@ def export_onnx(net: AllocatorNet, path: Path) -> None:
 
 def unfamiliar_mask(scripts, rows: list[dict]) -> np.ndarray:
     """Which rows the unfamiliar-script rule applies to (unfamiliar.py)."""
-    from .score import clean_text
-
-    return np.array([scripts.unfamiliar(clean_text(r["prompt"])) for r in rows], dtype=bool)
+    return np.array([scripts.unfamiliar(r["prompt"]) for r in rows], dtype=bool)
 
 
 def ort_scores(model_path: Path, tok, texts: list[str], batch: int = 64) -> dict[str, np.ndarray]:
