@@ -1005,13 +1005,13 @@ def run_eval(recipe: EvalRecipe, writer: Any = None, should_stop: Callable[[], b
             parsed = [parse_safety(t or "", template.open_tag, template.close_tag) for t in texts]
             verdicts = judge.judge_many([(it["row"]["prompt"], p.answer) for it, p in zip(batch, parsed)])
             counts = count_tokens_many(engine, [x for p in parsed for x in (p.reasoning, p.answer)])
-            for k, (it, text, p, v) in enumerate(zip(batch, texts, parsed, verdicts)):
+            for i, (it, text, p, v) in enumerate(zip(batch, texts, parsed, verdicts)):
                 r = it["row"]
                 rec = {
                     "id": r["id"], "arm": it["arm"], "budget": it["budget"], "label": r["label"],
                     "category": r.get("category", ""), "source": r.get("source", ""), "prompt": r["prompt"],
                     "safety": p.reasoning, "answer": p.answer,
-                    "safety_tokens": counts[2 * k], "answer_tokens": counts[2 * k + 1],
+                    "safety_tokens": counts[2 * i], "answer_tokens": counts[2 * i + 1],
                     # format ok: one closed block, first, followed by an answer
                     "format_ok": bool(p.closed and p.leading and p.blocks == 1 and p.answer),
                     "refused": v["refused"], "judge": {k: x for k, x in v.items() if k != "refused"},
