@@ -47,8 +47,8 @@ function scriptOf(t: ScriptTable, cp: number): string | undefined {
 }
 
 /**
- * Among the first `scanChars` code points (a lone surrogate counts as one, as U+FFFD does in
- * Python), those in a range of the table number at least one, and those of scripts not in
+ * Among the first `scanChars` code points (a lone surrogate counts as one, as in Python's
+ * str), those in a range of the table number at least one, and those of scripts not in
  * `familiar` make up at least `minShare` of them.
  */
 export function isUnfamiliar(t: ScriptTable | undefined, text: string): boolean {
