@@ -108,6 +108,15 @@ def steps_per_s(times: list[float], warmup: int) -> float:
     return (len(t) - 1) / (t[-1] - t[0])
 
 
+def median_step_s(times: list[float], warmup: int) -> float:
+    """The median interval between logged steps after warm-up: one slow step (a GC pause, a
+    host hiccup) moves the mean of a short run a lot and this hardly at all."""
+    import statistics
+
+    t = times[warmup:]
+    return statistics.median(b - a for a, b in zip(t, t[1:]))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tiny", action="store_true", help="CPU: the tiny model (conscience/tiny)")
@@ -130,11 +139,14 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="sft-bench-") as work:
         model_dir = build_model(os.path.join(work, "model"), args.tiny)
         best = {"conscience": 0.0, "plain": 0.0}
+        med = {"conscience": float("inf"), "plain": float("inf")}
         for side in ("plain", "conscience", "conscience", "plain"):
             fn = run_plain if side == "plain" else run_conscience
             if cuda:
                 torch.cuda.empty_cache()
-            best[side] = max(best[side], steps_per_s(fn(model_dir, work, args, cuda), args.warmup))
+            times = fn(model_dir, work, args, cuda)
+            best[side] = max(best[side], steps_per_s(times, args.warmup))
+            med[side] = min(med[side], median_step_s(times, args.warmup))
             logging.getLogger().setLevel(logging.WARNING)
     result = {
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
@@ -143,6 +155,7 @@ def main(argv=None) -> int:
         "conscience": {"steps_per_s": best["conscience"], "step_s": 1 / best["conscience"]},
         "plain": {"steps_per_s": best["plain"], "step_s": 1 / best["plain"]},
         "ratio": best["conscience"] / best["plain"],
+        "median_step_s": med, "ratio_of_medians": med["plain"] / med["conscience"],
     }
     text = json.dumps(result)
     if args.out:

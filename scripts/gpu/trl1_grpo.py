@@ -135,6 +135,15 @@ def steps_per_s(times: list[float], warmup: int) -> float:
     return (len(t) - 1) / (t[-1] - t[0])
 
 
+def median_step_s(times: list[float], warmup: int) -> float:
+    """The median interval between logged steps after warm-up: one slow step (a GC pause, a
+    host hiccup) moves the mean of a short run a lot and this hardly at all."""
+    import statistics
+
+    t = times[warmup:]
+    return statistics.median(b - a for a, b in zip(t, t[1:]))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tiny", action="store_true", help="CPU: the tiny model (conscience/tiny)")
@@ -154,19 +163,22 @@ def main(argv=None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1" if not cuda else os.environ.get("OMP_NUM_THREADS", "8"))
     with tempfile.TemporaryDirectory() as work:
         model = build_model(os.path.join(work, "model"), tiny=not cuda)
-        plain = steps_per_s(run_plain(model, work, args, cuda), args.warmup)
+        plain_t = run_plain(model, work, args, cuda)
         if cuda:
             torch.cuda.empty_cache()
-        ours = steps_per_s(run_conscience(model, work, args, cuda), args.warmup)
+        ours_t = run_conscience(model, work, args, cuda)
+    plain, ours = steps_per_s(plain_t, args.warmup), steps_per_s(ours_t, args.warmup)
+    plain_med, ours_med = median_step_s(plain_t, args.warmup), median_step_s(ours_t, args.warmup)
     result = {
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__},
         "model": "conscience/tiny" if not cuda else "Qwen2.5-0.5B shape, random weights, bf16",
         "steps": args.steps,
         "warmup": args.warmup,
-        "conscience": {"steps_per_s": round(ours, 4)},
-        "plain": {"steps_per_s": round(plain, 4)},
+        "conscience": {"steps_per_s": round(ours, 4), "median_step_s": round(ours_med, 4)},
+        "plain": {"steps_per_s": round(plain, 4), "median_step_s": round(plain_med, 4)},
         "ratio": round(ours / plain, 4),
+        "ratio_of_medians": round(plain_med / ours_med, 4),
     }
     text = json.dumps(result, indent=2)
     print(text)
