@@ -39,7 +39,7 @@ check() {  # name, seconds, command...
 # $OUT brings back at most 8 files: pip.log, env.json and a log and a JSON per check, so name at
 # most three checks in one call.
 check sft 150 python3 scripts/gpu/sft_bench.py --steps 30 --out "$OUT/sft.json"
-check grpo 220 python3 scripts/gpu/trl1_grpo.py --steps 8 --out "$OUT/grpo.json"
+check grpo 380 python3 scripts/gpu/trl1_grpo.py --steps 8 --out "$OUT/grpo.json"
 check eval 200 python3 scripts/gpu/eval_bench.py --prompts 1024 --max-new-tokens 128 --batch-size 128 --repeats 2 --out "$OUT/eval.json"
 check zero 240 bash scripts/gpu/zero.sh "$OUT/zero.json" 3
 ls -la "$OUT"
