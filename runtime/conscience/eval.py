@@ -491,10 +491,32 @@ def dtype_kwargs(dtype: Any) -> dict:
     return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
 
 
+def shared_prefix_len(rows: list[list[int]]) -> int:
+    """How many leading token ids every row shares, leaving each row at least one of its own
+    (generate needs a token to feed after the cached ones)."""
+    if not rows:
+        return 0
+    limit, first = min(len(r) for r in rows) - 1, rows[0]
+    n = 0
+    while n < limit and all(r[n] == first[n] for r in rows):
+        n += 1
+    return n
+
+
 class TransformersEngine:
-    """Batched `model.generate` with left padding; prompts sorted by length inside a batch."""
+    """Batched `model.generate` with left padding; prompts sorted by length inside a batch.
+
+    Shared prefix: the rendered prompts of a batch begin with the same tokens (the chat
+    template's system block with the safety instruction, about 48 tokens of the tiny model's
+    77). Where they share at least SHARED_PREFIX_MIN, those are run through the model once, and
+    every row of the batch starts from a copy of that KV cache: each row is [prefix][padding]
+    [its own tokens], the padding masked, positions from the attention mask as generate counts
+    them. Greedy outputs are the same as the plain left-padded call (tested); the prefix's cache
+    is kept for the next batch with the same prefix (one arm's prompts share it)."""
 
     name = "transformers"
+    SHARED_PREFIX_MIN = 16
+    share_prefix = True
 
     def __init__(self, cfg: EvalConfig, keep_tokens: Iterable[str]) -> None:
         import torch
@@ -528,12 +550,78 @@ class TransformersEngine:
     def render(self, messages: list[dict]) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
+    def encode(self, texts: list[str], ids: Optional[list[list[int]]] = None) -> dict:
+        """Left-padded input_ids and attention_mask of `texts` on the engine's device: one call of
+        the Rust tokenizer and the padding done here, which is what `tokenizer(texts,
+        padding=True, return_tensors="pt")` returns without its Python per-row work (a quarter of
+        a tiny model's generate time on CPU). Slow tokenizers go through that call."""
+        import torch
+
+        ids = ids if ids is not None else encode_plain(self.tokenizer, texts)
+        if ids is None:
+            return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        width, pad = max(len(x) for x in ids), self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], dtype=torch.long)
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], dtype=torch.long)
+        return {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
+
+    def _cache_kwarg(self) -> str:
+        """transformers 5.x renames generate's and forward's `past_key_values` to `cache`."""
+        import inspect
+
+        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+
+    def _prefix_cache(self, prefix: tuple) -> Any:
+        """The KV cache of `prefix` (batch 1), computed once per prefix; the last one is kept."""
+        import torch
+        from transformers import DynamicCache
+
+        held = getattr(self, "_prefix", None)
+        if held is not None and held[0] == prefix:
+            return held[1]
+        self._prefix = None
+        cache = DynamicCache()
+        with torch.inference_mode():
+            self.model(input_ids=torch.tensor([list(prefix)], dtype=torch.long, device=self.device),
+                       use_cache=True, **{self._cache_kwarg(): cache})
+        self._prefix = (prefix, cache)
+        return cache
+
+    def _shared_prefix_inputs(self, ids: list[list[int]]) -> Optional[tuple[dict, dict]]:
+        """(inputs, generate kwargs) that start every row from the batch's shared prefix's
+        cache, or None where the batch shares too little or this engine does not reuse
+        prefixes."""
+        import copy
+
+        import torch
+
+        if not self.share_prefix or len(ids) < 2:
+            return None
+        n = shared_prefix_len(ids)
+        if n < self.SHARED_PREFIX_MIN:
+            return None
+        try:
+            cache = copy.deepcopy(self._prefix_cache(tuple(ids[0][:n])))
+            cache.batch_repeat_interleave(len(ids))
+        except Exception as e:  # noqa: BLE001 - a model whose cache cannot be reused runs without it
+            logger.warning("shared-prefix cache off for this model: %s", e)
+            self.share_prefix = False
+            return None
+        own = [x[n:] for x in ids]
+        width, pad = max(len(x) for x in own), self.tokenizer.pad_token_id
+        input_ids = torch.tensor([ids[0][:n] + [pad] * (width - len(x)) + x for x in own], dtype=torch.long)
+        mask = torch.tensor([[1] * n + [0] * (width - len(x)) + [1] * len(x) for x in own], dtype=torch.long)
+        return ({"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)},
+                {self._cache_kwarg(): cache})
+
     def generate(self, batch: list[list[dict]], seed: int) -> list[str]:
         import torch
 
         texts = [self.render(m) for m in batch]
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        kwargs: dict = {"max_new_tokens": self.cfg.max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        ids = encode_plain(self.tokenizer, texts)  # None: a slow tokenizer, padded by its own call
+        shared = self._shared_prefix_inputs(ids) if ids is not None else None
+        enc, cache = shared if shared is not None else (self.encode(texts, ids), {})
+        kwargs: dict = {"max_new_tokens": self.cfg.max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id, **cache}
         if self.cfg.temperature > 0:
             kwargs.update(do_sample=True, temperature=self.cfg.temperature, top_p=self.cfg.top_p)
         else:
@@ -755,10 +843,32 @@ class Judge:
         return _parallel(one, items, self.cfg.concurrency)
 
 
+# The detector's accuracy per state of the labelled files ((path, mtime_ns, size) each): it is
+# deterministic, so one process (a training run's in-trainer evals, a bench) measures it once.
+_DETECTOR_ACCURACY: dict[tuple, Optional[dict]] = {}
+
+
 def judge_accuracy(judge: Judge, paths: Optional[list[str]] = None) -> Optional[dict]:
     """The judge's accuracy on the project's labelled completions ({completion, refusal}),
     or None where they are not on this host."""
     paths = paths or [os.path.join(_TESTS_DATA, n) for n in LABELLED_SETS]
+    if judge.cfg.kind != "detector":
+        return _judge_accuracy(judge, paths)
+    key = tuple((p, st.st_mtime_ns, st.st_size) for p in paths for st in [_stat(p)] if st is not None)
+    if key not in _DETECTOR_ACCURACY:
+        _DETECTOR_ACCURACY[key] = _judge_accuracy(judge, paths)
+    got = _DETECTOR_ACCURACY[key]
+    return {**got, "sets": list(got["sets"])} if got is not None else None
+
+
+def _stat(path: str) -> Optional[os.stat_result]:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def _judge_accuracy(judge: Judge, paths: list[str]) -> Optional[dict]:
     items, truth = [], []
     for p in paths:
         if not os.path.exists(p):
@@ -825,8 +935,8 @@ def build_results(completions: list[dict], arms: list[str], meta: dict) -> dict:
         by_arm.setdefault(c["arm"], []).append(c)
 
     def groups(rows: list[dict], key: str) -> dict[str, list[dict]]:
-        # one pass over the rows (this runs after every batch: a scan per value was
-        # rows x values, seconds for a thousand-prompt eval with many categories)
+        # one pass over the rows (a scan per value was rows x values, seconds for a
+        # thousand-prompt eval with many categories)
         out: dict[str, list[dict]] = {}
         for r in rows:
             out.setdefault(r.get(key) or "", []).append(r)
@@ -924,9 +1034,38 @@ def plan_items(rows: list[dict], arms: list[str], safety: Any, allocator_cfg: di
     return items
 
 
-# Partial results.json is rewritten after a batch at most this often (seconds); completions and
-# progress events go out after every batch, and the end always writes the final results.
+# The results so far are rebuilt after a batch at most this often (seconds), and with them the
+# partial results.json and the rates in the progress event; completions, done/total and
+# prompts/s go out after every batch, the last batch's event always carries the rates, and the
+# end always writes the final results. Rebuilding after every batch grew with the completions
+# done: O(completions² / batch) for the whole eval.
 RESULTS_EVERY_S = 1.0
+
+
+def encode_plain(tokenizer: Any, texts: list[str]) -> Optional[list[list[int]]]:
+    """Token ids of each text without special tokens, padding or truncation, in one call of a
+    fast tokenizer's Rust backend (what `tokenizer(texts)` calls, without building a
+    BatchEncoding); None for a tokenizer without one.
+
+    The backend keeps whatever padding and truncation it was last given: a tokenizer.json saved
+    after a padded call carries them, and `tokenizer(..., padding=True)` leaves them on. Encoded
+    as it stands, every text would come back as long as the longest, or cut at max_length, so
+    both are switched off for this call and put back after it."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    padding, truncation = backend.padding, backend.truncation
+    if padding is not None:
+        backend.no_padding()
+    if truncation is not None:
+        backend.no_truncation()
+    try:
+        return [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
+    finally:
+        if padding is not None:
+            backend.enable_padding(**padding)
+        if truncation is not None:
+            backend.enable_truncation(**truncation)
 
 
 def count_tokens_many(engine: Any, texts: list[str]) -> list[int]:
@@ -939,14 +1078,10 @@ def count_tokens_many(engine: Any, texts: list[str]) -> list[int]:
     nonempty = [t for t in texts if t]
     if not nonempty:
         return [0] * len(texts)
-    backend = getattr(tok, "backend_tokenizer", None)
-    if backend is not None:
-        # the Rust tokenizer itself: what `tok(texts)` calls, without building a BatchEncoding
-        # (attention masks, Python lists per row), which took most of the time
-        encs = backend.encode_batch(nonempty, add_special_tokens=False)
-        ids = iter(len(e.ids) for e in encs)
-    else:
-        ids = iter(len(x) for x in tok(nonempty, add_special_tokens=False)["input_ids"])
+    encoded = encode_plain(tok, nonempty)
+    if encoded is None:
+        encoded = tok(nonempty, add_special_tokens=False)["input_ids"]
+    ids = iter(len(x) for x in encoded)
     return [next(ids) if t else 0 for t in texts]
 
 
@@ -992,9 +1127,9 @@ def run_eval(recipe: EvalRecipe, writer: Any = None, should_stop: Callable[[], b
     order = sorted(range(len(todo)), key=lambda i: (cfg.arms.index(todo[i]["arm"]), -len(todo[i]["row"]["prompt"])))
     todo = [todo[i] for i in order]
     completions = list(done)
-    results = build_results(completions, cfg.arms, {**meta, "partial": True, "done": len(completions)})
+    results: Optional[dict] = None
     t0 = time.time()
-    last_write = t0
+    last_build = t0
     generated = 0
     with open(comp_path, "a", encoding="utf-8") as out:
         for start in range(0, len(todo), cfg.batch_size):
@@ -1021,19 +1156,23 @@ def run_eval(recipe: EvalRecipe, writer: Any = None, should_stop: Callable[[], b
                 completions.append(rec)
             out.flush()
             generated += len(batch)
-            results = build_results(completions, cfg.arms, {**meta, "partial": True, "done": len(completions)})
-            if time.time() - last_write >= RESULTS_EVERY_S:  # the end always writes them
-                _write_json_atomic(os.path.join(cfg.output_dir, RESULTS_FILE), results)
-                last_write = time.time()
+            values = {"eval/done": len(completions), "eval/total": total,
+                      "eval/prompts_per_s": generated / max(1e-9, time.time() - t0)}
+            last_batch = start + cfg.batch_size >= len(todo)
+            if last_batch or time.time() - last_build >= RESULTS_EVERY_S:
+                results = build_results(completions, cfg.arms, {**meta, "partial": len(completions) != total,
+                                                                "done": len(completions)})
+                values.update(progress_values(results))
+                if not last_batch:  # the end writes the final results
+                    _write_json_atomic(os.path.join(cfg.output_dir, RESULTS_FILE), results)
+                last_build = time.time()
             if writer is not None:
                 writer.last_step = len(completions)
-                writer.emit("metrics", step=len(completions), values={
-                    "eval/done": len(completions), "eval/total": total,
-                    "eval/prompts_per_s": generated / max(1e-9, time.time() - t0), **progress_values(results),
-                })
+                writer.emit("metrics", step=len(completions), values=values)
             log(f"{len(completions)}/{total} completions")
     finished = len(completions) == total
-    results = build_results(completions, cfg.arms, {**meta, "partial": not finished, "done": len(completions)})
+    if results is None or results["done"] != len(completions):  # the last batch's are the final ones
+        results = build_results(completions, cfg.arms, {**meta, "partial": not finished, "done": len(completions)})
     if finished and accuracy:
         try:
             results["judge_accuracy"] = judge_accuracy(judge)
@@ -1061,6 +1200,8 @@ def make_training_callback(eval_recipe_path: str, every_steps: int, writer: Any,
     recipe = load_eval_recipe(eval_recipe_path, policy=(safety, system_prompt, allocator) if safety is not None else None)
 
     class _InTrainerEngine(TransformersEngine):
+        share_prefix = False  # the weights change between evals, so a cached prefix would go stale
+
         def __init__(self, model: Any) -> None:  # noqa: D401 - reuse generate/count from the engine
             self.cfg = recipe.config
             self.keep = [recipe.safety.open_tag, recipe.safety.close_tag]

@@ -439,6 +439,18 @@ def test_token_counts_in_one_call_match_counting_one_by_one(tiny_cache):
     e = Engine()
     assert count_tokens_many(e, texts) == [e.count_tokens(t) for t in texts]
     assert count_tokens_many(e, texts)[3] > 0 and count_tokens_many(e, ["", ""]) == [0, 0]
+    # A tokenizer.json saved after a padded call (the trained tiny model's is) loads with padding
+    # and truncation switched on in its Rust backend, and `tokenizer(..., padding=True)` leaves
+    # them on: counted as it stands, every text would be as long as the longest, or cut at 128.
+    backend = e.tokenizer.backend_tokenizer
+    backend.enable_padding(direction="left", pad_id=0, pad_token="<|endoftext|>")
+    backend.enable_truncation(max_length=128)
+    one_by_one = [e.count_tokens(t) for t in texts]  # the slow path switches them off per call
+    backend.enable_padding(direction="left", pad_id=0, pad_token="<|endoftext|>")
+    backend.enable_truncation(max_length=128)
+    assert count_tokens_many(e, texts) == one_by_one and one_by_one[4] > 128
+    # and they are put back as they were
+    assert backend.padding["direction"] == "left" and backend.truncation["max_length"] == 128
 
     class NoTokenizer:
         tokenizer = None
@@ -447,3 +459,75 @@ def test_token_counts_in_one_call_match_counting_one_by_one(tiny_cache):
             return len(text.split())
 
     assert count_tokens_many(NoTokenizer(), ["a b", "", "c"]) == [2, 0, 1]
+
+
+def test_engine_encodes_a_batch_as_the_tokenizer_pads_it(tiny_cache):
+    # TransformersEngine.encode pads by itself after one Rust call: same ids and mask as the
+    # tokenizer's own padded call, left padding, whatever the backend was last set to
+    import torch
+    from transformers import AutoTokenizer
+
+    from conscience import eval as ev
+    from conscience.template import PromptTemplate
+    from conscience.tiny_model import ensure_tiny
+
+    cfg = ev.EvalConfig(model_name_or_path=ensure_tiny(), dataset_name="x.jsonl", device="cpu", torch_dtype="float32")
+    t = PromptTemplate()
+    engine = ev.TransformersEngine(cfg, [t.open_tag, t.close_tag])
+    texts = [engine.render(t.messages(p, 64)) for p in ("Hi", "How do I bake bread at home with rye flour?", "日本語 🔪 " * 40)]
+    tok = AutoTokenizer.from_pretrained(ensure_tiny(), padding_side="left")
+    want = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    for _ in range(2):  # the second time after the tokenizer's own padded call left padding on
+        got = engine.encode(texts)
+        assert torch.equal(got["input_ids"], want["input_ids"]) and torch.equal(got["attention_mask"], want["attention_mask"])
+        assert got["attention_mask"][0, 0] == 0 and got["attention_mask"][:, -1].all()
+        engine.tokenizer(texts, padding=True)
+
+
+def test_results_are_rebuilt_at_most_once_a_second_not_after_every_batch(tmp_path, tiny_cache, monkeypatch):
+    # a fast eval of many batches rebuilds its results for the last batch and the end only
+    # (rebuilding after every batch grew as completions x batches); the last event has the rates
+    from conscience import eval as ev
+    from conscience.events import EventWriter
+
+    recipe = _recipe(tmp_path, batch_size=1, max_new_tokens=4)
+    builds = []
+    real = ev.build_results
+    monkeypatch.setattr(ev, "build_results", lambda *a, **k: builds.append(len(a[0])) or real(*a, **k))
+    monkeypatch.setattr(ev, "RESULTS_EVERY_S", 3600.0)
+    r = ev.load_eval_recipe(str(recipe))
+    writer = EventWriter(str(tmp_path / "ev"), resume=False)
+    res = ev.run_eval(r, writer=writer, log=lambda m: None)
+    assert res["done"] == res["total"] == 15 and res["partial"] is False
+    assert builds == [15], builds
+    evs = [e for e in _lines(tmp_path / "ev" / "events.jsonl") if e["type"] == "metrics"]
+    assert [e["values"]["eval/done"] for e in evs] == list(range(1, 16))
+    assert not any(k.endswith("/refusal") for e in evs[:-1] for k in e["values"])
+    assert evs[-1]["values"]["eval/label/all/refusal"] == res["arms"]["label"]["overall"]["refusal"]
+
+
+def test_shared_prefix_generation_equals_the_plain_left_padded_call(tiny_cache):
+    # the template's system block is computed once per prefix and every row starts from a copy
+    # of its cache; greedy completions are the same as without it, batch after batch, and a
+    # batch with another prefix (another budget) gets its own
+    from conscience import eval as ev
+    from conscience.template import PromptTemplate
+    from conscience.tiny_model import ensure_tiny
+
+    cfg = ev.EvalConfig(model_name_or_path=ensure_tiny(), dataset_name="x.jsonl", device="cpu", torch_dtype="float32",
+                        max_new_tokens=12, temperature=0.0)
+    t = PromptTemplate()
+    shared = ev.TransformersEngine(cfg, [t.open_tag, t.close_tag])
+    plain = ev.TransformersEngine(cfg, [t.open_tag, t.close_tag])
+    plain.share_prefix = False
+    prompts = ["Hi", "How do I bake bread at home with rye flour and a sourdough starter?", "日本語 🔪 " * 12,
+               "Write ransomware for me.", "What is the capital of France?"]
+    for budget in (64, 64, 8):
+        batch = [t.messages(p, budget) for p in prompts]
+        assert shared.generate(batch, seed=0) == plain.generate(batch, seed=0)
+        prefix = shared._prefix[0]
+        texts = [shared.render(m) for m in batch]
+        assert len(prefix) >= shared.SHARED_PREFIX_MIN
+        assert prefix == tuple(ev.encode_plain(shared.tokenizer, texts)[0][:len(prefix)])
+    assert ev.shared_prefix_len([[1, 2, 3], [1, 2, 4]]) == 2 and ev.shared_prefix_len([[1, 2], [1, 2, 3]]) == 1
+    assert ev.shared_prefix_len([[5], [5]]) == 0 and ev.shared_prefix_len([]) == 0
