@@ -627,8 +627,15 @@ class TransformersEngine:
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         torch.manual_seed(seed)
-        with torch.inference_mode():
-            out = self.model.generate(**enc, **kwargs)
+        try:
+            with torch.inference_mode():
+                out = self.model.generate(**enc, **kwargs)
+        except Exception as e:  # noqa: BLE001 - a model whose generate refuses a filled cache runs without one
+            if not cache:
+                raise
+            logger.warning("shared-prefix cache off for this model: generate failed with it: %s", e)
+            self.share_prefix, self._prefix = False, None
+            return self.generate(batch, seed)
         new = out[:, enc["input_ids"].shape[1]:].tolist()
         # special tokens are dropped from the text unless the safety tags are themselves special
         tags_special = any(t in (getattr(self.tokenizer, "all_special_tokens", None) or []) for t in self.keep)

@@ -531,3 +531,29 @@ def test_shared_prefix_generation_equals_the_plain_left_padded_call(tiny_cache):
         assert prefix == tuple(ev.encode_plain(shared.tokenizer, texts)[0][:len(prefix)])
     assert ev.shared_prefix_len([[1, 2, 3], [1, 2, 4]]) == 2 and ev.shared_prefix_len([[1, 2], [1, 2, 3]]) == 1
     assert ev.shared_prefix_len([[5], [5]]) == 0 and ev.shared_prefix_len([]) == 0
+
+
+def test_a_model_whose_generate_refuses_the_prefix_cache_is_evaluated_without_it(tiny_cache, caplog):
+    # one warning, the batch generated again the plain way, and no prefix cache after that
+    from conscience import eval as ev
+    from conscience.template import PromptTemplate
+    from conscience.tiny_model import ensure_tiny
+
+    cfg = ev.EvalConfig(model_name_or_path=ensure_tiny(), dataset_name="x.jsonl", device="cpu", torch_dtype="float32",
+                        max_new_tokens=6, temperature=0.0)
+    t = PromptTemplate()
+    engine = ev.TransformersEngine(cfg, [t.open_tag, t.close_tag])
+    want = engine.generate([t.messages(p, 64) for p in ("Hi", "How do I bake bread?")], seed=0)
+    real = engine.model.generate
+
+    def refuses_a_cache(**kw):
+        if "cache" in kw or "past_key_values" in kw:
+            raise ValueError("this model builds its own cache")
+        return real(**kw)
+
+    engine.model.generate = refuses_a_cache
+    with caplog.at_level("WARNING", logger="conscience.eval"):
+        got = engine.generate([t.messages(p, 64) for p in ("Hi", "How do I bake bread?")], seed=0)
+    assert got == want and engine.share_prefix is False and engine._prefix is None
+    assert [r.getMessage() for r in caplog.records if "shared-prefix" in r.getMessage()] == [
+        "shared-prefix cache off for this model: generate failed with it: this model builds its own cache"]
