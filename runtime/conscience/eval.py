@@ -1130,8 +1130,11 @@ def run_eval(recipe: EvalRecipe, writer: Any = None, should_stop: Callable[[], b
     log(f"{len(rows)} prompts x {len(cfg.arms)} arms = {total} completions; {len(done)} already done, {len(todo)} to go")
     if writer is not None:
         writer.last_step = len(done)
-    # longest prompts first inside each arm keeps padding low; order never changes results
-    order = sorted(range(len(todo)), key=lambda i: (cfg.arms.index(todo[i]["arm"]), -len(todo[i]["row"]["prompt"])))
+    # inside each arm, one budget's prompts together (their rendered prompts share the whole
+    # system block, which the transformers engine computes once) and the longest first (less
+    # padding); the order never changes results
+    order = sorted(range(len(todo)), key=lambda i: (cfg.arms.index(todo[i]["arm"]), todo[i]["budget"] if todo[i]["budget"] is not None else -1,
+                                                     -len(todo[i]["row"]["prompt"])))
     todo = [todo[i] for i in order]
     completions = list(done)
     results: Optional[dict] = None
