@@ -414,7 +414,7 @@ function applyWindow(w: Extract<ToWebview, { type: 'window' }>): void {
     const b = build(spec, w.charts.find((c) => c.chartId === spec.id), w.smoothing);
     const points = b.data[0].length;
     p.section.dataset.points = String(points);
-    p.section.querySelector('.count')!.textContent = pointsLabel(w.charts.find((c) => c.chartId === spec.id));
+    setText(p.section.querySelector<HTMLElement>('.count')!, pointsLabel(w.charts.find((c) => c.chartId === spec.id)));
     if (!p.u || p.sig !== b.sig) {
       p.u?.destroy();
       p.u = makePlot(spec, p.section, b);
@@ -430,11 +430,19 @@ function applyWindow(w: Extract<ToWebview, { type: 'window' }>): void {
   debug.lastApplyMs = performance.now() - t0;
 }
 
+/** One formatter for every count: `Number#toLocaleString` builds one per call (a quarter of a millisecond per append over seven charts). */
+const counts = new Intl.NumberFormat();
+
 function pointsLabel(c: ChartWindow | undefined): string {
   if (!c) return '';
   const total = c.runs.reduce((s, r) => s + r.total, 0);
   const drawn = c.runs.reduce((s, r) => s + r.x.length, 0);
-  return drawn < total ? `${drawn.toLocaleString()} of ${total.toLocaleString()} points (min/max per pixel)` : `${total.toLocaleString()} points`;
+  return drawn < total ? `${counts.format(drawn)} of ${counts.format(total)} points (min/max per pixel)` : `${counts.format(total)} points`;
+}
+
+/** Sets an element's text only when it changed: an unchanged write still invalidates its layout. */
+function setText(el: HTMLElement, text: string): void {
+  if (el.textContent !== text) el.textContent = text;
 }
 
 function layout(specs: ChartSpec[]): void {
@@ -521,13 +529,35 @@ function exportPng(chartId: string): void {
 }
 
 // ---------------------------------------------------------------- runs and samples
+/** What the run chips were built from: while it holds, a new step or status only rewrites the badges' text. */
+let runsSig = '';
+let sideSig = '';
+
 function renderRuns(): void {
+  // each metrics batch brings a 'runs' message (the step moved): rebuilding the chips, the
+  // budgets, the cause and the empty note every time cost every append a layout
+  const sig = JSON.stringify([compare(), runs.map((r) => [r.id, r.label, runHidden(r.id), runColour(r.id)])]);
+  if (sig === runsSig && runsEl.childElementCount === runs.length) {
+    runs.forEach((r, i) => setText(runsEl.children[i]!.querySelector<HTMLElement>('.ui-badge')!, runStatus(r)));
+  } else {
+    runsSig = sig;
+    buildRuns();
+  }
+  const side = JSON.stringify(runs.map((r) => [r.label, r.status, r.budgets ?? null, r.cause ?? null]));
+  if (side !== sideSig) {
+    sideSig = side;
+    renderRunNotes();
+  }
+}
+
+const runStatus = (r: RunMeta) => `${r.status}${r.step == null ? '' : r.maxSteps ? ` · step ${r.step}/${r.maxSteps}` : ` · step ${r.step}`}`;
+
+function buildRuns(): void {
   runsEl.textContent = '';
   for (const r of runs) {
     const el = $('span', 'run');
     el.dataset.runId = r.id;
     el.title = r.id;
-    const steps = r.step == null ? '' : r.maxSteps ? ` · step ${r.step}/${r.maxSteps}` : ` · step ${r.step}`;
     if (compare()) {
       // a chip per run in its colour: a click hides or shows the run on every chart
       const chip = $<HTMLButtonElement>('button', 'run-chip', r.label);
@@ -549,9 +579,13 @@ function renderRuns(): void {
       });
       el.append(chip);
     } else if (r.label !== r.id) el.append($('span', 'run-label', r.label));
-    el.append(badge(`${r.status}${steps}`, { testId: `status-${r.id}` }));
+    el.append(badge(runStatus(r), { testId: `status-${r.id}` }));
     runsEl.append(el);
   }
+}
+
+/** Under the toolbar: where the safety budgets came from, why a failed run failed, and the empty grid's note. */
+function renderRunNotes(): void {
   // where the safety budgets came from; a fallback to label defaults is a warning
   budgetsEl.textContent = '';
   for (const r of runs) {
@@ -565,9 +599,9 @@ function renderRuns(): void {
   const failed = runs.filter((r) => r.cause);
   for (const r of failed) causeEl.append($('div', '', `${compare() ? r.label + ' ' : 'Run '}failed: ${r.cause}`));
   causeEl.hidden = failed.length === 0;
-  empty.textContent = runs.length && runs.every((r) => ['failed', 'cancelled', 'completed'].includes(r.status))
+  setText(empty, runs.length && runs.every((r) => ['failed', 'cancelled', 'completed'].includes(r.status))
     ? `No metrics were logged: the run ${runs.length > 1 ? 's ended' : runs[0]!.status} before its first logging step.`
-    : 'Waiting for metrics…';
+    : 'Waiting for metrics…');
 }
 
 function renderConfig(msg: Extract<ToWebview, { type: 'config' }>): void {
