@@ -504,7 +504,8 @@ def shared_prefix_len(rows: list[list[int]]) -> int:
 
 
 class TransformersEngine:
-    """Batched `model.generate` with left padding; prompts sorted by length inside a batch.
+    """Batched `model.generate` with left padding (run_eval orders the prompts: by arm, budget,
+    then longest first).
 
     Shared prefix: the rendered prompts of a batch begin with the same tokens (the chat
     template's system block with the safety instruction, about 48 tokens of the tiny model's
@@ -553,8 +554,9 @@ class TransformersEngine:
     def encode(self, texts: list[str], ids: Optional[list[list[int]]] = None) -> dict:
         """Left-padded input_ids and attention_mask of `texts` on the engine's device: one call of
         the Rust tokenizer and the padding done here, which is what `tokenizer(texts,
-        padding=True, return_tensors="pt")` returns without its Python per-row work (a quarter of
-        a tiny model's generate time on CPU). Slow tokenizers go through that call."""
+        padding=True, return_tensors="pt")` returns without its Python per-row work (2.4 ms
+        against 3.4 ms for four batches of 16 rendered prompts on the 2-core machine). Slow
+        tokenizers go through that call."""
         import torch
 
         ids = ids if ids is not None else encode_plain(self.tokenizer, texts)
@@ -1133,8 +1135,11 @@ def run_eval(recipe: EvalRecipe, writer: Any = None, should_stop: Callable[[], b
     # inside each arm, one budget's prompts together (their rendered prompts share the whole
     # system block, which the transformers engine computes once) and the longest first (less
     # padding); the order never changes results
-    order = sorted(range(len(todo)), key=lambda i: (cfg.arms.index(todo[i]["arm"]), todo[i]["budget"] if todo[i]["budget"] is not None else -1,
-                                                     -len(todo[i]["row"]["prompt"])))
+    def order_key(i: int) -> tuple:
+        it = todo[i]
+        return cfg.arms.index(it["arm"]), it["budget"] if it["budget"] is not None else -1, -len(it["row"]["prompt"])
+
+    order = sorted(range(len(todo)), key=order_key)
     todo = [todo[i] for i in order]
     completions = list(done)
     results: Optional[dict] = None
