@@ -3,7 +3,9 @@
 // sampling profiler. Prints the appends' p50 and p95 (ingest to every chart drawn), the page's
 // busy time per append, and the functions with the most self time.
 //   node --import tsx scripts/dashboard-append-profile.ts
-// To compare two commits, run it at each (e.g. with `git stash` between runs), alternating.
+// To compare two commits, run it at each (e.g. in a `git worktree` of the older one),
+// alternating. A tree whose harness has no `deliverAsync` (before b2997b0) delivers the first
+// render's messages inside the host's call; the appends are delivered that way in both.
 import { launch, openDashboard } from '../tests/webview/helpers';
 (async () => {
   const browser = await launch();
@@ -17,11 +19,11 @@ import { launch, openDashboard } from '../tests/webview/helpers';
       const w = window as any; const h = w.__harness; const d = w.__dashboard.debug;
       h.prepare([{ id: 'big', label: 'big run' }], { throttleMs: 0 });
       h.ingest('big', h.bigRun('big', steps, keys));
-      h.deliverAsync(true); h.connect();
+      h.deliverAsync?.(true); h.connect();
       const plots = w.__dashboard.plots;
       while (!(plots.size >= 7 && d.renders.length >= plots.size)) await new Promise((r) => setTimeout(r, 0));
       await new Promise((r) => setTimeout(r, 100));
-      h.deliverAsync(false);
+      h.deliverAsync?.(false);
     }, [100000, 10] as const);
     const cdp = await page.context().newCDPSession(page);
     await cdp.send('Profiler.enable');
