@@ -34,6 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.abspath(os.path.join(HERE, "..", "..", "runtime")))
 
 from models import build_model  # noqa: E402  (the tiny model or the 0.5B-shape random one)
+from steps import median_step_s, steps_per_s  # noqa: E402
 
 
 def sft_config_keys(args, cuda: bool) -> dict:
@@ -99,22 +100,6 @@ def run_plain(model_dir: str, work: str, args, cuda: bool) -> list[float]:
     trainer.train()
     del trainer
     return times
-
-
-def steps_per_s(times: list[float], warmup: int) -> float:
-    t = times[warmup:]
-    if len(t) < 2:
-        raise SystemExit(f"too few steps after warm-up ({len(times)} logged)")
-    return (len(t) - 1) / (t[-1] - t[0])
-
-
-def median_step_s(times: list[float], warmup: int) -> float:
-    """The median interval between logged steps after warm-up: one slow step (a GC pause, a
-    host hiccup) moves the mean of a short run a lot and this hardly at all."""
-    import statistics
-
-    t = times[warmup:]
-    return statistics.median(b - a for a, b in zip(t, t[1:]))
 
 
 def main(argv=None) -> int:

@@ -39,6 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.abspath(os.path.join(HERE, "..", "..", "runtime")))
 
 from models import build_model as _build  # noqa: E402
+from steps import median_step_s, steps_per_s  # noqa: E402
 
 
 def build_model(out: str, tiny: bool) -> str:
@@ -128,22 +129,6 @@ def run_plain(model_dir: str, work: str, args, cuda: bool) -> list[float]:
     return times
 
 
-def steps_per_s(times: list[float], warmup: int) -> float:
-    t = times[warmup:]
-    if len(t) < 2:
-        raise SystemExit(f"too few steps after warm-up ({len(times)} logged)")
-    return (len(t) - 1) / (t[-1] - t[0])
-
-
-def median_step_s(times: list[float], warmup: int) -> float:
-    """The median interval between logged steps after warm-up: one slow step (a GC pause, a
-    host hiccup) moves the mean of a short run a lot and this hardly at all."""
-    import statistics
-
-    t = times[warmup:]
-    return statistics.median(b - a for a, b in zip(t, t[1:]))
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tiny", action="store_true", help="CPU: the tiny model (conscience/tiny)")
@@ -170,7 +155,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as work:
         model = build_model(os.path.join(work, "model"), tiny=not cuda)
         runs: dict[str, list[list[float]]] = {"plain": [], "conscience": []}
-        for side in args.order.split(","):
+        for side in sides:
             if cuda:
                 torch.cuda.empty_cache()
             runs[side].append((run_plain if side == "plain" else run_conscience)(model, work, args, cuda))

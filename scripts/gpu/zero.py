@@ -28,6 +28,8 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "runtime"))
 
+from steps import steps_per_s  # noqa: E402
+
 
 def run_stage(stage: int, model: str, tmp: str, steps: int, tiny: bool) -> dict:
     import yaml
@@ -61,7 +63,7 @@ def run_stage(stage: int, model: str, tmp: str, steps: int, tiny: bool) -> dict:
             events = [json.loads(l) for l in f if l.endswith("\n")]
     t = [e["time"] for e in events if e["type"] == "metrics"]
     if len(t) >= 2:
-        res["steps_per_s"] = round((len(t) - 1) / (t[-1] - t[0]), 4)
+        res["steps_per_s"] = round(steps_per_s(t, 0), 4)
     ds = os.path.join(out, f"checkpoint-{steps}", f"global_step{steps}")
     res["deepspeed_checkpoint"] = sorted(os.listdir(ds)) if os.path.isdir(ds) else None
     fin = [e for e in events if e["type"] == "run_finished"]
