@@ -101,8 +101,9 @@ class Allocator:
         return dict(zip(self.out_names, res))
 
     def unfamiliar(self, text: str) -> bool:
-        """Written mostly in a script the model did not learn both labels in (unfamiliar.py). A
-        lone surrogate is in no script's range, as the U+FFFD clean_text makes of it is not."""
+        """Written mostly in a script the model did not learn both labels in (unfamiliar.py). The
+        text is not cleaned first: a lone surrogate is in no script's range, and neither is the
+        U+FFFD clean_text would make of it."""
         return self.scripts.unfamiliar(text) if self.scripts else False
 
     def run_texts(self, texts: list[str], batch: int = 32, sort: bool = True) -> list[dict[str, Any]]:
