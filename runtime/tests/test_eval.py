@@ -461,19 +461,26 @@ def test_token_counts_in_one_call_match_counting_one_by_one(tiny_cache):
     assert count_tokens_many(NoTokenizer(), ["a b", "", "c"]) == [2, 0, 1]
 
 
+def _tiny_engine(**over):
+    """The transformers engine on the tiny model (CPU, float32), and THE prompt template."""
+    from conscience import eval as ev
+    from conscience.template import PromptTemplate
+    from conscience.tiny_model import ensure_tiny
+
+    cfg = ev.EvalConfig(model_name_or_path=ensure_tiny(), dataset_name="x.jsonl", device="cpu", torch_dtype="float32", **over)
+    t = PromptTemplate()
+    return ev.TransformersEngine(cfg, [t.open_tag, t.close_tag]), t
+
+
 def test_engine_encodes_a_batch_as_the_tokenizer_pads_it(tiny_cache):
     # TransformersEngine.encode pads by itself after one Rust call: same ids and mask as the
     # tokenizer's own padded call, left padding, whatever the backend was last set to
     import torch
     from transformers import AutoTokenizer
 
-    from conscience import eval as ev
-    from conscience.template import PromptTemplate
     from conscience.tiny_model import ensure_tiny
 
-    cfg = ev.EvalConfig(model_name_or_path=ensure_tiny(), dataset_name="x.jsonl", device="cpu", torch_dtype="float32")
-    t = PromptTemplate()
-    engine = ev.TransformersEngine(cfg, [t.open_tag, t.close_tag])
+    engine, t = _tiny_engine()
     texts = [engine.render(t.messages(p, 64)) for p in ("Hi", "How do I bake bread at home with rye flour?", "日本語 🔪 " * 40)]
     tok = AutoTokenizer.from_pretrained(ensure_tiny(), padding_side="left")
     want = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
@@ -511,14 +518,9 @@ def test_shared_prefix_generation_equals_the_plain_left_padded_call(tiny_cache):
     # of its cache; greedy completions are the same as without it, batch after batch, and a
     # batch with another prefix (another budget) gets its own
     from conscience import eval as ev
-    from conscience.template import PromptTemplate
-    from conscience.tiny_model import ensure_tiny
 
-    cfg = ev.EvalConfig(model_name_or_path=ensure_tiny(), dataset_name="x.jsonl", device="cpu", torch_dtype="float32",
-                        max_new_tokens=12, temperature=0.0)
-    t = PromptTemplate()
-    shared = ev.TransformersEngine(cfg, [t.open_tag, t.close_tag])
-    plain = ev.TransformersEngine(cfg, [t.open_tag, t.close_tag])
+    shared, t = _tiny_engine(max_new_tokens=12, temperature=0.0)
+    plain, _ = _tiny_engine(max_new_tokens=12, temperature=0.0)
     plain.share_prefix = False
     prompts = ["Hi", "How do I bake bread at home with rye flour and a sourdough starter?", "日本語 🔪 " * 12,
                "Write ransomware for me.", "What is the capital of France?"]
@@ -535,14 +537,7 @@ def test_shared_prefix_generation_equals_the_plain_left_padded_call(tiny_cache):
 
 def test_a_model_whose_generate_refuses_the_prefix_cache_is_evaluated_without_it(tiny_cache, caplog):
     # one warning, the batch generated again the plain way, and no prefix cache after that
-    from conscience import eval as ev
-    from conscience.template import PromptTemplate
-    from conscience.tiny_model import ensure_tiny
-
-    cfg = ev.EvalConfig(model_name_or_path=ensure_tiny(), dataset_name="x.jsonl", device="cpu", torch_dtype="float32",
-                        max_new_tokens=6, temperature=0.0)
-    t = PromptTemplate()
-    engine = ev.TransformersEngine(cfg, [t.open_tag, t.close_tag])
+    engine, t = _tiny_engine(max_new_tokens=6, temperature=0.0)
     want = engine.generate([t.messages(p, 64) for p in ("Hi", "How do I bake bread?")], seed=0)
     real = engine.model.generate
 
