@@ -8,6 +8,7 @@
 // --max-new-tokens 64.
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
+import { quantile } from './run';
 
 const ROOT = resolve(__dirname, '..');
 const PY = join(ROOT, '.venv', 'bin', 'python');
@@ -24,13 +25,6 @@ function evalBench(extra: string[]): Promise<{ eval: { prompts_per_s: number; co
   });
 }
 
-/** Interquartile range of the pairs' ratios: how far one run's ratio can be trusted. */
-function spread(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * (s.length - 1)))];
-  return q(0.75) - q(0.25);
-}
-
 export default async function bench(): Promise<Record<string, number | string>> {
   const r = await evalBench([]);
   // The same with 64 new tokens (a fixed:64 safety block's length): the eval's own work per
@@ -42,7 +36,8 @@ export default async function bench(): Promise<Record<string, number | string>> 
     'eval.completion_tokens_per_s': r.eval.completion_tokens_per_s,
     'eval.peer_generate_completion_tokens_per_s': r.generate.completion_tokens_per_s,
     'eval.ratio_vs_generate': r.ratio_median_of_pairs,
-    'eval.ratio_vs_generate_spread': spread(r.pair_ratios),
+    // the pairs' interquartile range: how far one run's ratio can be trusted
+    'eval.ratio_vs_generate_spread': quantile(r.pair_ratios, 0.75) - quantile(r.pair_ratios, 0.25),
     'eval.ratio_vs_generate_64_tokens': r64.ratio_median_of_pairs,
     'eval.setup': `${r.model}, ${r.device}, ${r.prompts} prompts x ${r.max_new_tokens} new tokens (and x ${r64.max_new_tokens}), batch ${r.batch_size}`,
   };
