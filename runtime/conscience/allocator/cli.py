@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--fit-only", action="store_true", help="with --save-weights: stop after fitting (no export), e.g. on a GPU host")
     t.add_argument("--weights", type=Path, default=None, help="load the fitted network from --save-weights output instead of fitting it here")
     t.add_argument("--device", default="cpu", help="torch device for embedding and training (cpu, cuda); export and figures run on CPU")
+    t.add_argument("--piece-min-count", type=int, default=2,
+                   help="add a word piece for a character the encoder's vocabulary lacks when the train split has it "
+                        "this often (0: add none); see conscience/allocator/vocab.py")
     t.add_argument("--keep-fp32", action="store_true", help="keep model.fp32.onnx next to model.onnx")
 
     fp = sub.add_parser("fit-policy", help="refit a trained folder's tier thresholds on validation and re-measure test")
@@ -99,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                       licensed_only=not args.all_licences, keep_fp32=args.keep_fp32, cache=args.cache,
                       finetune_epochs=args.finetune_epochs, layers=args.layers, hidden=args.hidden, seed=args.seed, device=args.device,
                       save_weights=args.save_weights, fit_only=args.fit_only, weights=args.weights,
-                      log=lambda s: print(s, file=sys.stderr))
+                      piece_min_count=args.piece_min_count, log=lambda s: print(s, file=sys.stderr))
             from .evaluate import text_report
 
             print(text_report(m["test"]) if "test" in m else json.dumps(m))

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from .model import CATEGORIES, CLASSES, AllocatorNet, Head, encoder_dir, head_outputs, load_encoder
+from . import vocab
 from .policy import AllocatorConfig, decide
 
 VERSION = "3.0.0"
@@ -62,10 +63,17 @@ def read_labelled(path: Path) -> list[dict]:
     return rows
 
 
-def make_tokenizer(max_length: int = MAX_LENGTH):
+def base_tokenizer_json() -> dict:
+    return json.loads((encoder_dir() / "tokenizer.json").read_text(encoding="utf-8"))
+
+
+def make_tokenizer(max_length: int = MAX_LENGTH, pieces: list[str] = ()):
+    """The encoder's tokenizer, its vocabulary extended by ``pieces`` (vocab.py)."""
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(str(encoder_dir() / "tokenizer.json"))
+    from .vocab import extend
+
+    tok = Tokenizer.from_str(json.dumps(extend(base_tokenizer_json(), list(pieces))))
     tok.enable_truncation(max_length=max_length)
     tok.no_padding()
     tok.enable_padding(pad_id=0, pad_token="[PAD]")  # BatchLongest
@@ -117,18 +125,27 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, cat: torch.Tensor, epochs: int = 
 
 
 def finetune(net: AllocatorNet, tok, rows: list[dict], epochs: int, batch: int = 16, lr: float = 3e-5,
-             head_lr: float = 1e-3, seed: int = 0, log=print, device: str = "cpu") -> None:
-    """Fine-tune encoder + head end to end (the head is warm-started on frozen embeddings)."""
+             head_lr: float = 1e-3, pieces_lr: float = 5e-4, seed: int = 0, log=print, device: str = "cpu") -> None:
+    """Fine-tune encoder + head end to end (the head is warm-started on frozen embeddings).
+    Embedding rows added for new word pieces (vocab.py) start from [UNK]'s and have far to go,
+    so they learn at ``pieces_lr``; the pretrained weights at ``lr``."""
+    from .vocab import ExtendedEmbedding
+
     g = torch.Generator().manual_seed(seed)
     y_all = torch.tensor([CLASSES.index(r["label"]) for r in rows]).to(device)
     c_all = torch.tensor([CATEGORIES.index(r["category"]) if r["label"] == "harmful" and r["category"] in CATEGORIES else -1 for r in rows]).to(device)
     counts = torch.bincount(y_all, minlength=len(CLASSES)).float().clamp(min=1)
     ce = torch.nn.CrossEntropyLoss(weight=counts.sum() / (len(CLASSES) * counts))
     net.to(device)
-    opt = torch.optim.AdamW([
-        {"params": net.encoder.parameters(), "lr": lr},
+    ext = net.encoder.embeddings.word_embeddings
+    added = [ext.added] if isinstance(ext, ExtendedEmbedding) else []
+    groups = [
+        {"params": [p for p in net.encoder.parameters() if not any(p is a for a in added)], "lr": lr},
         {"params": net.head.parameters(), "lr": head_lr},
-    ], weight_decay=0.01)
+    ]
+    if added:
+        groups.append({"params": added, "lr": pieces_lr, "weight_decay": 0.0})
+    opt = torch.optim.AdamW(groups, weight_decay=0.01)
     steps = epochs * ((len(rows) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: max(0.0, 1.0 - i / max(1, steps)))
     texts = [r["prompt"] for r in rows]
@@ -248,8 +265,8 @@ def ort_scores(model_path: Path, tok, texts: list[str], batch: int = 64) -> dict
     return {k: np.concatenate(v) for k, v in outs.items()}
 
 
-def write_tokenizer(out_dir: Path, max_length: int) -> None:
-    tok = make_tokenizer(max_length)
+def write_tokenizer(out_dir: Path, max_length: int, pieces: list[str] = ()) -> None:
+    tok = make_tokenizer(max_length, pieces)
     tok.save(str(out_dir / "tokenizer.json"))
 
 
@@ -386,7 +403,7 @@ def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int
           licensed_only: bool = True, keep_fp32: bool = False, log=print, cache: str | None = None,
           finetune_epochs: int = 0, layers: int | None = None, hidden: int = 256, seed: int = 0,
           device: str = "cpu", save_weights: Path | None = None, fit_only: bool = False,
-          weights: Path | None = None) -> dict[str, Any]:
+          weights: Path | None = None, piece_min_count: int = 2) -> dict[str, Any]:
     """Read, split by source, train, calibrate, fit the budget thresholds, export, evaluate.
 
     Each step and the figures it records are described in docs/allocator.md ("Training")."""
@@ -415,20 +432,37 @@ def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int
     log(f"read {len(rows)} rows ({len(bad)} bad, skipped); train {len(split['train'])}, "
         f"validation {len(split['validation'])}, test {len(split['test'])}")
     torch.manual_seed(seed)
-    tok = make_tokenizer(max_length)
+    base_json = base_tokenizer_json()
+    pieces = vocab.missing_pieces([r["prompt"] for r in split["train"]], base_json, min_count=piece_min_count)
+    base_size = len(base_json["model"]["vocab"])
+    log(f"vocabulary: {len(pieces)} pieces added for characters the encoder's vocabulary lacks "
+        f"(seen at least {piece_min_count} times in the train split)" if piece_min_count > 0 else "vocabulary: none added")
+    tok = make_tokenizer(max_length, pieces)
     encoder = load_encoder(layers)
     kept, total_layers = encoder.kept_layers, encoder.pretrained_layers
     n_layers = len(kept)
-    net = AllocatorNet(encoder, Head(hidden=hidden))
+    unk_id = base_json["model"]["vocab"][vocab.UNK]
     tag = f"L{n_layers}-M{max_length}"
+    if pieces:
+        import hashlib
+
+        tag += "-V" + hashlib.sha256("\n".join(pieces).encode()).hexdigest()[:10]
     if weights is not None:
         # The network fitted elsewhere (`--save-weights` on a GPU host, say): load it, go on here.
         state = torch.load(weights, map_location="cpu")
+        rows_saved = state["encoder.embeddings.word_embeddings.weight"].shape[0]
+        if rows_saved != base_size + len(pieces):
+            raise ValueError(f"{weights}: its vocabulary has {rows_saved} rows, this data adds {len(pieces)} pieces to "
+                             f"{base_size}: was it fitted on other data?")
+        vocab.resize_for(encoder, rows_saved)
+        net = AllocatorNet(encoder, Head(hidden=hidden))
         net.load_state_dict({k: v.float() for k, v in state.items()})
         head = net.head
         log(f"loaded the fitted network from {weights}")
         emb = {"validation": embed_all(net, tok, [r["prompt"] for r in split["validation"]], device=device)}
     else:
+        vocab.grow(encoder, len(pieces), unk_id)
+        net = AllocatorNet(encoder, Head(hidden=hidden))
         emb = {s: embed_cached(net, tok, [r["prompt"] for r in split[s]], cache, tag, log=log, device=device)
                for s in ("train", "validation")}
         log(f"embedded with {n_layers} encoder layers ({time.time() - t0:.1f}s)")
@@ -438,6 +472,7 @@ def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int
             net = AllocatorNet(encoder, head)
             finetune(net, tok, split["train"], finetune_epochs, seed=seed, log=log, device=device)
             emb["validation"] = embed_all(net, tok, [r["prompt"] for r in split["validation"]], device=device)
+        vocab.merge(encoder)
         if save_weights is not None:
             net = AllocatorNet(encoder, head)
             Path(save_weights).parent.mkdir(parents=True, exist_ok=True)
@@ -489,8 +524,11 @@ def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int
     test_report = report(split["test"], test_sc["risk"], test_sc["ambiguity"], cfg,
                          unfamiliar=unfamiliar_mask(scripts, split["test"]))
     va_report = report(split["validation"], va_scores[shipped]["risk"], va_scores[shipped]["ambiguity"], cfg, unfamiliar=va_unf)
-    write_tokenizer(out, max_length)
+    write_tokenizer(out, max_length, pieces)
     meta = allocator_json(temperature, max_length, cfg, shipped, finetune_epochs, kept, total_layers)
+    meta["vocabulary"] = {"base": base_size, "added": len(pieces), "min_count": piece_min_count,
+                          "rule": "a piece (c at a word's start, ##c inside) for each character of the train split "
+                                  "the base vocabulary has none for (conscience/allocator/vocab.py)"}
     meta["fitted"] = fitted
     meta["scripts"] = scripts.to_meta(script_rows)
     (out / "allocator.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
