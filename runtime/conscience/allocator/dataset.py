@@ -7,7 +7,9 @@ The fragments live in ``conscience/data/allocator_fragments.jsonl``, one JSON ob
 * ``{"kind": "frame", "text": "How do I {vp}?"}``: a framing; ``{vp}`` is a core;
 * ``{"kind": "vp", "label": ..., "category": ..., "text": "knit a simple scarf"}``: a verb-phrase
   core, put into several frames;
-* ``{"kind": "full", "label": ..., "category": ..., "text": "..."}``: a whole prompt, used as is.
+* ``{"kind": "full", "label": ..., "category": ..., "text": "..."}``: a whole prompt, used as is;
+  ``"lang": "ru"`` (an ISO 639-1 code) marks a prompt in another language than English: its row's
+  source is ``conscience-ru``, so evaluate reports it under that language.
 
 Every frame is drawn from one pool for every label, so framing carries no label signal
 (runtime/tests/test_allocator_dataset.py checks that no frame, prefix or suffix occurs with only
@@ -25,10 +27,12 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from pathlib import Path
 
 FRAGMENTS = Path(__file__).resolve().parents[1] / "data" / "allocator_fragments.jsonl"
 FRAMES_PER_CORE = {"harmful": 7, "borderline": 7, "benign": 7}
+LANG = re.compile(r"[a-z]{2}")
 
 
 def read_fragments(path: Path = FRAGMENTS) -> tuple[list[str], list[dict]]:
@@ -49,6 +53,9 @@ def read_fragments(path: Path = FRAGMENTS) -> tuple[list[str], list[dict]]:
         elif kind in ("vp", "full"):
             if obj.get("label") not in FRAMES_PER_CORE or not isinstance(obj.get("category"), str):
                 raise ValueError(f"{path}:{n}: a core needs `label` (harmful, borderline, benign) and `category`")
+            lang = obj.get("lang", "en")
+            if not (isinstance(lang, str) and LANG.fullmatch(lang)) or (kind == "vp" and lang != "en"):
+                raise ValueError(f"{path}:{n}: `lang` must be a two-letter language code (only on `full` cores), got {lang!r}")
             cores.append(obj)
         else:
             raise ValueError(f"{path}:{n}: `kind` must be frame, vp or full, got {kind!r}")
@@ -72,20 +79,20 @@ def build(seed: int = 13, path: Path = FRAGMENTS) -> list[dict]:
     rows: list[dict] = []
     seen: set[str] = set()
 
-    def add(prompt: str, label: str, category: str, group: str) -> None:
+    def add(prompt: str, label: str, category: str, group: str, lang: str = "en") -> None:
         key = _norm(prompt)
         if key in seen:
             return
         seen.add(key)
         idx = hashlib.sha256(f"{label}|{prompt}".encode()).hexdigest()[:12]
         rows.append({"id": f"{label[:3]}-{idx}", "prompt": prompt, "label": label, "category": category,
-                     "source": "conscience", "group": group, "split": _split(group)})
+                     "source": "conscience" if lang == "en" else f"conscience-{lang}", "group": group, "split": _split(group)})
 
     for c in cores:
         label, text = c["label"], c["text"]
         group = f"{label}:{text}"
         if c["kind"] == "full":
-            add(text, label, c["category"], group)
+            add(text, label, c["category"], group, c.get("lang", "en"))
             continue
         for fr in rng.sample(frames, k=min(FRAMES_PER_CORE[label], len(frames))):
             add(fr.replace("{vp}", text), label, c["category"], group)

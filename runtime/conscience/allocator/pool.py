@@ -91,9 +91,10 @@ SOURCES: dict[str, Source] = {
     **{f"xquad-{lang}": Source("CC BY-SA 4.0", True, "train") for lang in ("ar", "de", "es", "hi", "th", "vi", "zh")},
     "xquad-ru": Source("CC BY-SA 4.0", True, "validation"),
     "xquad-*": Source("CC BY-SA 4.0", True, "test"),
-    "belle-zh": Source("research only (non-commercial)", False, "test"),
-    # the project's own prompts: rows carry their own split
+    "belle-*": Source("research only (non-commercial)", False, "test"),  # belle-zh: Chinese
+    # the project's own prompts (English, and `conscience-<lang>`): rows carry their own split
     "conscience": Source("MIT (this project)", True, "own"),
+    "conscience-*": Source("MIT (this project)", True, "own"),
 }
 
 # Categories whose `harmful` label the source's notes call unreliable (SOURCES.md): the risk is
@@ -296,7 +297,8 @@ def cap(rows: list[dict], per_source: int, seed: int = 0) -> list[dict]:
     keep: set[int] = set()
     for key in sorted(groups):
         idx = groups[key]
-        if key[0] == "conscience" or len(idx) <= per_source:
+        info = source_info(key[0])
+        if (info is not None and info.role == "own") or len(idx) <= per_source:  # the project's own: never capped
             keep.update(idx)
         else:
             keep.update(random.Random(f"{seed}:{key[0]}:{key[1]}").sample(idx, per_source))
