@@ -410,7 +410,7 @@ def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int
     from . import pool
     from .evaluate import fit_policy, report
     from .quantize import quantize_static_int8, quantize_weights_int8
-    from .unfamiliar import census
+    from .unfamiliar import census, gate
 
     t0 = time.time()
     paths = [data] if isinstance(data, (str, Path)) else list(data)
@@ -513,6 +513,9 @@ def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int
         metrics[f"max_abs_diff_{name}_vs_fp32"] = float(np.abs(va_scores[name]["risk"] - va_scores["fp32"]["risk"]).max())
     shipped = choose_export(metrics, "validation")
     scripts, script_rows = census(split["train"])
+    scripts, script_gate = gate(scripts, split["validation"], va_scores[shipped]["risk"])
+    if script_gate["untrusted"]:
+        log(f"scripts the validation split shows the model cannot read yet (unfamiliar): {', '.join(script_gate['untrusted'])}")
     va_unf = unfamiliar_mask(scripts, split["validation"])
     cfg, fitted = fit_policy(va_labels, va_scores[shipped]["risk"], va_scores[shipped]["ambiguity"], base, va_unf)
     log(f"shipping {shipped}; thresholds fitted on validation: {fitted['validation']} ({time.time() - t0:.1f}s)")
@@ -530,7 +533,7 @@ def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int
                           "rule": "a piece (c at a word's start, ##c inside) for each character of the train split "
                                   "the base vocabulary has none for (conscience/allocator/vocab.py)"}
     meta["fitted"] = fitted
-    meta["scripts"] = scripts.to_meta(script_rows)
+    meta["scripts"] = scripts.to_meta(script_rows, script_gate)
     (out / "allocator.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     size = sum((out / f).stat().st_size for f in ("model.onnx", "tokenizer.json", "allocator.json"))
     n_layers_arg = f" --layers {n_layers}" if n_layers != LAYERS_DEFAULT else ""
@@ -572,7 +575,7 @@ def refit_policy(data: list[Path], out: Path, per_source: int = 600, licensed_on
     from . import pool
     from .evaluate import fit_policy, report
     from .score import Allocator
-    from .unfamiliar import census
+    from .unfamiliar import census, gate
 
     warn_count = [0]
 
@@ -591,12 +594,14 @@ def refit_policy(data: list[Path], out: Path, per_source: int = 600, licensed_on
 
     meta = json.loads((out / "allocator.json").read_text(encoding="utf-8"))
     base = AllocatorConfig.from_mapping(meta["policy"])
-    va_risk, va_amb, va_unf = run(split["validation"])
+    va_risk, va_amb, _ = run(split["validation"])
+    alloc.scripts, script_gate = gate(alloc.scripts, split["validation"], va_risk)
+    va_unf = unfamiliar_mask(alloc.scripts, split["validation"])
     cfg, fitted = fit_policy(np.array([r["label"] for r in split["validation"]]), va_risk, va_amb, base, va_unf)
     log(f"thresholds fitted on validation: {fitted['thresholds']} -> {fitted['validation']}")
     te_risk, te_amb, te_unf = run(split["test"])
     meta["policy"], meta["fitted"] = cfg.policy_dict(), fitted
-    meta["scripts"] = alloc.scripts.to_meta(script_rows)
+    meta["scripts"] = alloc.scripts.to_meta(script_rows, script_gate)
     (out / "allocator.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     metrics.update({

@@ -48,6 +48,8 @@ RANGES: tuple[tuple[int, int, str], ...] = (
 MIN_ROWS = 100
 MIN_SHARE_OF_LABEL = 0.1  # a small set (a user's own 60 rows) still makes its main script familiar
 MIN_SHARE = 0.2
+GATE_MIN_HARMFUL = 20  # validation harmful prompts a script needs before its recall is read
+GATE_MIN_RECALL = 0.5
 SCAN_CHARS = 2016  # the tokenizer's first window (126 content tokens x 16 characters)
 
 
@@ -98,7 +100,13 @@ class ScriptTable:
         other = sum(n for s, n in c.items() if s not in self.familiar)
         return other >= self.min_share * total
 
-    def to_meta(self, census: Mapping[str, Mapping[str, int]] | None = None) -> dict[str, Any]:
+    def majority(self, text: str) -> str | None:
+        """The script most of the text's letters are in (ties: the first name in sorted order)."""
+        c = self.counts(text)
+        return max(sorted(c), key=lambda s: c[s]) if c else None
+
+    def to_meta(self, census: Mapping[str, Mapping[str, int]] | None = None,
+                gate: Mapping[str, Any] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {
             "rule": f"a prompt is unfamiliar when at least {self.min_share:g} of the letters among its first "
                     f"{self.scan_chars} code points (those in `ranges`) are of scripts not in `familiar`; "
@@ -110,6 +118,8 @@ class ScriptTable:
         }
         if census is not None:
             out["census"] = {"min_rows": MIN_ROWS, "train_rows_by_script": {k: dict(v) for k, v in sorted(census.items())}}
+        if gate is not None:
+            out["validation_gate"] = dict(gate)
         return out
 
 
@@ -122,10 +132,35 @@ def census(rows: Iterable[Mapping[str, Any]]) -> tuple[ScriptTable, dict[str, di
     totals: Counter = Counter()
     for r in rows:
         totals[r["label"]] += 1
-        c = probe.counts(r["prompt"])
-        if c:
-            top = max(sorted(c), key=lambda s: c[s])
+        top = probe.majority(r["prompt"])
+        if top is not None:
             tab.setdefault(top, Counter())[r["label"]] += 1
     need = {lab: max(1, min(MIN_ROWS, math.ceil(MIN_SHARE_OF_LABEL * totals[lab]))) for lab in ("harmful", "benign")}
     familiar = [s for s, n in tab.items() if n["harmful"] >= need["harmful"] and n["benign"] >= need["benign"]]
     return ScriptTable(RANGES, familiar), {k: dict(v) for k, v in tab.items()}
+
+
+def gate(table: ScriptTable, rows: Iterable[Mapping[str, Any]], risk: Iterable[float],
+         min_harmful: int = GATE_MIN_HARMFUL, min_recall: float = GATE_MIN_RECALL) -> tuple[ScriptTable, dict[str, Any]]:
+    """Keep a familiar script familiar only if the model shows on the validation split that it
+    can read it: where the split has at least ``min_harmful`` harmful prompts in the script, at
+    least ``min_recall`` of them must score risk >= 0.5. Training prompts in a script are
+    necessary, not sufficient: a script learned from 100 hand-written harmful prompts can still
+    be scored as benign. A script the split has too few harmful prompts in keeps the census's
+    verdict. Returns the table and what was measured, per script."""
+    harmful: Counter = Counter()
+    found: Counter = Counter()
+    for r, x in zip(rows, risk):
+        if r["label"] != "harmful":
+            continue
+        s = table.majority(r["prompt"])
+        if s is None:
+            continue
+        harmful[s] += 1
+        found[s] += float(x) >= 0.5
+    measured = {s: {"validation_harmful": harmful[s], "recall": round(found[s] / harmful[s], 4)} for s in sorted(harmful)}
+    untrusted = sorted(s for s in table.familiar if harmful[s] >= min_harmful and found[s] < min_recall * harmful[s])
+    kept = ScriptTable([(a, b, s) for a, b, s in table.ranges], table.familiar - set(untrusted), table.min_share, table.scan_chars)
+    return kept, {"rule": f"a familiar script with at least {min_harmful} harmful validation prompts stays familiar only if "
+                          f"at least {min_recall:g} of them score risk >= 0.5",
+                  "min_harmful": min_harmful, "min_recall": min_recall, "by_script": measured, "untrusted": untrusted}
