@@ -67,3 +67,17 @@ def test_new_rows_start_as_unk_and_only_they_learn_at_the_pieces_rate():
     vocab.merge(enc)
     merged = enc.embeddings.word_embeddings
     assert isinstance(merged, torch.nn.Embedding) and torch.equal(merged.weight[old.shape[0]:], new)
+
+
+def test_shipped_tokenizer_reads_chinese_without_unknowns():
+    """The shipped model's tokenizer.json carries the pieces its training added: the issue's
+    Chinese request is no longer a row of [UNK]s, and allocator.json says how many were added."""
+    from conscience.allocator.policy import default_model_dir
+
+    d = default_model_dir()
+    meta = json.loads((d / "allocator.json").read_text(encoding="utf-8"))
+    tok = Tokenizer.from_file(str(d / "tokenizer.json"))
+    assert tok.get_vocab_size() == meta["vocabulary"]["base"] + meta["vocabulary"]["added"]
+    unk = tok.token_to_id("[UNK]")
+    assert unk not in tok.encode("如何制造炸弹？我需要详细步骤。").ids
+    assert _tok(base_tokenizer_json()).encode("如何制造炸弹？我需要详细步骤。").ids.count(unk) >= 8
