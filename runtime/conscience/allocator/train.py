@@ -71,9 +71,7 @@ def make_tokenizer(max_length: int = MAX_LENGTH, pieces: list[str] = ()):
     """The encoder's tokenizer, its vocabulary extended by ``pieces`` (vocab.py)."""
     from tokenizers import Tokenizer
 
-    from .vocab import extend
-
-    tok = Tokenizer.from_str(json.dumps(extend(base_tokenizer_json(), list(pieces))))
+    tok = Tokenizer.from_str(json.dumps(vocab.extend(base_tokenizer_json(), list(pieces))))
     tok.enable_truncation(max_length=max_length)
     tok.no_padding()
     tok.enable_padding(pad_id=0, pad_token="[PAD]")  # BatchLongest
@@ -129,8 +127,6 @@ def finetune(net: AllocatorNet, tok, rows: list[dict], epochs: int, batch: int =
     """Fine-tune encoder + head end to end (the head is warm-started on frozen embeddings).
     Embedding rows added for new word pieces (vocab.py) start from [UNK]'s and have far to go,
     so they learn at ``pieces_lr``; the pretrained weights at ``lr``."""
-    from .vocab import ExtendedEmbedding
-
     g = torch.Generator().manual_seed(seed)
     y_all = torch.tensor([CLASSES.index(r["label"]) for r in rows]).to(device)
     c_all = torch.tensor([CATEGORIES.index(r["category"]) if r["label"] == "harmful" and r["category"] in CATEGORIES else -1 for r in rows]).to(device)
@@ -138,7 +134,7 @@ def finetune(net: AllocatorNet, tok, rows: list[dict], epochs: int, batch: int =
     ce = torch.nn.CrossEntropyLoss(weight=counts.sum() / (len(CLASSES) * counts))
     net.to(device)
     ext = net.encoder.embeddings.word_embeddings
-    added = [ext.added] if isinstance(ext, ExtendedEmbedding) else []
+    added = [ext.added] if isinstance(ext, vocab.ExtendedEmbedding) else []
     groups = [
         {"params": [p for p in net.encoder.parameters() if not any(p is a for a in added)], "lr": lr},
         {"params": net.head.parameters(), "lr": head_lr},

@@ -160,7 +160,7 @@ def gate(table: ScriptTable, rows: Iterable[Mapping[str, Any]], risk: Iterable[f
         found[s] += float(x) >= 0.5
     measured = {s: {"validation_harmful": harmful[s], "recall": round(found[s] / harmful[s], 4)} for s in sorted(harmful)}
     untrusted = sorted(s for s in table.familiar if harmful[s] >= min_harmful and found[s] < min_recall * harmful[s])
-    kept = ScriptTable([(a, b, s) for a, b, s in table.ranges], table.familiar - set(untrusted), table.min_share, table.scan_chars)
+    kept = ScriptTable(table.ranges, table.familiar - set(untrusted), table.min_share, table.scan_chars)
     return kept, {"rule": f"a familiar script with at least {min_harmful} harmful validation prompts stays familiar only if "
                           f"at least {min_recall:g} of them score risk >= 0.5",
                   "min_harmful": min_harmful, "min_recall": min_recall, "by_script": measured, "untrusted": untrusted}

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import collections
 import json
-from pathlib import Path
 from typing import Iterable
 
 import torch
@@ -29,15 +28,15 @@ from torch import nn
 UNK = "[UNK]"
 
 
-def base_tokenizer_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
 def missing_pieces(texts: Iterable[str], tokenizer_json: dict, min_count: int = 2) -> list[str]:
     """The pieces ``c`` / ``##c`` that the vocabulary lacks for characters of ``texts``,
-    seen at least ``min_count`` times, most frequent first (ties by code point): the order
-    is a function of the texts alone, so a rerun adds the same ids."""
+    seen at least ``min_count`` times (none when it is 0 or less), most frequent first (ties in
+    the pieces' text order): the order is a function of the texts alone, so a rerun adds the
+    same ids."""
     from tokenizers import Tokenizer
+
+    if min_count <= 0:
+        return []
 
     tok = Tokenizer.from_str(json.dumps(tokenizer_json))
     vocab = tokenizer_json["model"]["vocab"]
@@ -53,8 +52,6 @@ def missing_pieces(texts: Iterable[str], tokenizer_json: dict, min_count: int = 
                 piece = ch if i == 0 else prefix + ch
                 if piece not in vocab:
                     counts[piece] += 1
-    if min_count <= 0:
-        return []
     keep = [p for p, n in counts.items() if n >= min_count]
     return sorted(keep, key=lambda p: (-counts[p], p))
 
