@@ -1,9 +1,8 @@
 """Word pieces for the characters the encoder's English vocabulary has none for.
 
 all-MiniLM-L6-v2 reads text through BERT's uncased English WordPiece vocabulary (30,522
-pieces). It has only 244 Chinese characters: about 73 % of the Chinese characters in the
-prompt sets became ``[UNK]``, so a Chinese prompt looked to the model like a row of unknowns,
-whatever it asked. Some Devanagari and Thai letters are missing too, and WordPiece turns a
+pieces). It has few Chinese characters: most characters of a Chinese prompt became ``[UNK]``,
+so a Chinese prompt looked to the model like a row of unknowns, whatever it asked. Some Devanagari and Thai letters are missing too, and WordPiece turns a
 whole word into ``[UNK]`` when one of its letters has no piece.
 
 ``train`` adds a piece for every character of the train split that has none, when it occurs
