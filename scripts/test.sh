@@ -4,6 +4,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || { echo "setup failed"; exit 1; }
+# Every suite's temporaries (node's os.tmpdir(), Python's tempfile and pytest's tmp_path, torch's
+# rendezvous folders, browser profiles) go in one folder that is removed when the run ends, so
+# repeated runs do not fill the disk (one run leaves a few hundred MB otherwise).
+run_tmp=$(mktemp -d "${TMPDIR:-/tmp}/coc-test.XXXXXX") || { echo "cannot create a temporary folder"; exit 1; }
+trap 'rm -rf "$run_tmp"' EXIT
+export TMPDIR="$run_tmp"
 mkdir -p test-artifacts
 fail=0
 passed=0; failed=0
