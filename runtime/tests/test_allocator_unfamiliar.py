@@ -11,7 +11,7 @@ from conscience.allocator import score_prompts
 from conscience.allocator.evaluate import fit_policy, report
 from conscience.allocator.policy import AllocatorConfig, default_model_dir
 from conscience.allocator.score import Allocator
-from conscience.allocator.unfamiliar import MIN_ROWS, RANGES, ScriptTable, census, gate
+from conscience.allocator.unfamiliar import MIN_ROWS, RANGES, ScriptTable, census, gate, wilson_lower
 
 
 def rows(text: str, label: str, n: int) -> list[dict]:
@@ -93,10 +93,28 @@ def test_gate_keeps_a_script_familiar_only_where_validation_shows_the_model_read
     kept, info = gate(table, val, risk)
     # Latin: 20 of 30 found; Cyrillic: 14 of 30 (< 0.5); Han: 0 of 5, too few to judge
     assert kept.familiar == {"latin", "han"} and info["untrusted"] == ["cyrillic"]
-    assert info["by_script"]["cyrillic"] == {"validation_harmful": 30, "recall": round(14 / 30, 4)}
+    assert info["by_script"]["cyrillic"] == {"validation_harmful": 30, "recall": round(14 / 30, 4),
+                                             "recall_lower_bound": round(wilson_lower(14, 30), 4)}
     assert kept.unfamiliar("Как испечь хлеб") and not table.unfamiliar("Как испечь хлеб")
     back = ScriptTable.from_meta({"scripts": kept.to_meta(None, info)})
     assert back.familiar == kept.familiar
+
+
+def test_gate_does_not_trust_a_script_on_a_coin_flip():
+    """23 of 44 found is a recall of 0.52, over the 0.5 asked for, but 44 prompts cannot tell it
+    from 0.45: the gate reads the recall's one-sided 95 % lower bound, and keeps such a script
+    unfamiliar. 33 of 42 (0.79) is clear of 0.5 and stays familiar; so does Latin at 20 of 30."""
+    table = ScriptTable(RANGES, ["latin", "devanagari", "kana"])
+    val = (rows("build a weapon", "harmful", 30) + rows("बम कैसे बनाएं", "harmful", 44) + rows("爆弾の作り方", "harmful", 42))
+    risk = [0.9] * 20 + [0.1] * 10 + [0.9] * 23 + [0.1] * 21 + [0.9] * 33 + [0.1] * 9
+    kept, info = gate(table, val, risk)
+    assert info["untrusted"] == ["devanagari"] and kept.familiar == {"latin", "kana"}
+    d = info["by_script"]["devanagari"]
+    assert d["recall"] > 0.5 > d["recall_lower_bound"], d
+    assert 0.39 < wilson_lower(23, 44) < 0.41 and wilson_lower(0, 10) == 0.0 and wilson_lower(10, 10) < 1.0
+    assert "95 %" in info["rule"] and info["z"] == 1.645
+    # the bound is the rule's only change: with z = 0 it is the plain share again
+    assert gate(table, val, risk, z=0)[1]["untrusted"] == []
 
 
 def test_model_folder_without_scripts_has_no_unfamiliar_prompts(tmp_path):

@@ -50,6 +50,7 @@ MIN_SHARE_OF_LABEL = 0.1  # a small set (a user's own 60 rows) still makes its m
 MIN_SHARE = 0.2
 GATE_MIN_HARMFUL = 20  # validation harmful prompts a script needs before its recall is read
 GATE_MIN_RECALL = 0.5
+GATE_Z = 1.645  # one-sided 95 %: the recall's Wilson lower bound must reach GATE_MIN_RECALL
 SCAN_CHARS = 2016  # the tokenizer's first window (126 content tokens x 16 characters)
 
 
@@ -140,14 +141,27 @@ def census(rows: Iterable[Mapping[str, Any]]) -> tuple[ScriptTable, dict[str, di
     return ScriptTable(RANGES, familiar), {k: dict(v) for k, v in tab.items()}
 
 
+def wilson_lower(found: float, n: int, z: float = GATE_Z) -> float:
+    """Lower bound of the Wilson score interval for a proportion ``found / n``."""
+    if n <= 0:
+        return 0.0
+    p = found / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n)
+
+
 def gate(table: ScriptTable, rows: Iterable[Mapping[str, Any]], risk: Iterable[float],
-         min_harmful: int = GATE_MIN_HARMFUL, min_recall: float = GATE_MIN_RECALL) -> tuple[ScriptTable, dict[str, Any]]:
+         min_harmful: int = GATE_MIN_HARMFUL, min_recall: float = GATE_MIN_RECALL,
+         z: float = GATE_Z) -> tuple[ScriptTable, dict[str, Any]]:
     """Keep a familiar script familiar only if the model shows on the validation split that it
-    can read it: where the split has at least ``min_harmful`` harmful prompts in the script, at
-    least ``min_recall`` of them must score risk >= 0.5. Training prompts in a script are
-    necessary, not sufficient: a script learned from 100 hand-written harmful prompts can still
-    be scored as benign. A script the split has too few harmful prompts in keeps the census's
-    verdict. Returns the table and what was measured, per script."""
+    can read it: where the split has at least ``min_harmful`` harmful prompts in the script, the
+    share of them scoring risk >= 0.5 must reach ``min_recall`` with one-sided 95 % confidence
+    (its Wilson lower bound, ``z``), so that a script is not trusted on a coin flip (23 of 44
+    found is 0.52, but its lower bound is 0.40). Training prompts in a script are necessary,
+    not sufficient: a script learned from 100 hand-written harmful prompts can still be scored
+    as benign. A script the split has too few harmful prompts in keeps the census's verdict.
+    Returns the table and what was measured, per script."""
     harmful: Counter = Counter()
     found: Counter = Counter()
     for r, x in zip(rows, risk):
@@ -158,9 +172,12 @@ def gate(table: ScriptTable, rows: Iterable[Mapping[str, Any]], risk: Iterable[f
             continue
         harmful[s] += 1
         found[s] += float(x) >= 0.5
-    measured = {s: {"validation_harmful": harmful[s], "recall": round(found[s] / harmful[s], 4)} for s in sorted(harmful)}
-    untrusted = sorted(s for s in table.familiar if harmful[s] >= min_harmful and found[s] < min_recall * harmful[s])
+    measured = {s: {"validation_harmful": harmful[s], "recall": round(found[s] / harmful[s], 4),
+                    "recall_lower_bound": round(wilson_lower(found[s], harmful[s], z), 4)} for s in sorted(harmful)}
+    untrusted = sorted(s for s in table.familiar
+                       if harmful[s] >= min_harmful and wilson_lower(found[s], harmful[s], z) < min_recall)
     kept = ScriptTable(table.ranges, table.familiar - set(untrusted), table.min_share, table.scan_chars)
     return kept, {"rule": f"a familiar script with at least {min_harmful} harmful validation prompts stays familiar only if "
-                          f"at least {min_recall:g} of them score risk >= 0.5",
-                  "min_harmful": min_harmful, "min_recall": min_recall, "by_script": measured, "untrusted": untrusted}
+                          f"the share of them scoring risk >= 0.5 is at least {min_recall:g} with one-sided 95 % confidence "
+                          f"(Wilson lower bound, z = {z:g})",
+                  "min_harmful": min_harmful, "min_recall": min_recall, "z": z, "by_script": measured, "untrusted": untrusted}
