@@ -172,10 +172,10 @@ def gate(table: ScriptTable, rows: Iterable[Mapping[str, Any]], risk: Iterable[f
             continue
         harmful[s] += 1
         found[s] += float(x) >= 0.5
+    bound = {s: wilson_lower(found[s], harmful[s], z) for s in harmful}
     measured = {s: {"validation_harmful": harmful[s], "recall": round(found[s] / harmful[s], 4),
-                    "recall_lower_bound": round(wilson_lower(found[s], harmful[s], z), 4)} for s in sorted(harmful)}
-    untrusted = sorted(s for s in table.familiar
-                       if harmful[s] >= min_harmful and wilson_lower(found[s], harmful[s], z) < min_recall)
+                    "recall_lower_bound": round(bound[s], 4)} for s in sorted(harmful)}
+    untrusted = sorted(s for s in table.familiar if harmful[s] >= min_harmful and bound[s] < min_recall)
     kept = ScriptTable(table.ranges, table.familiar - set(untrusted), table.min_share, table.scan_chars)
     return kept, {"rule": f"a familiar script with at least {min_harmful} harmful validation prompts stays familiar only if "
                           f"the share of them scoring risk >= 0.5 is at least {min_recall:g} with one-sided 95 % confidence "
