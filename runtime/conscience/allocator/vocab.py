@@ -2,8 +2,9 @@
 
 all-MiniLM-L6-v2 reads text through BERT's uncased English WordPiece vocabulary (30,522
 pieces). It has few Chinese characters: most characters of a Chinese prompt became ``[UNK]``,
-so a Chinese prompt looked to the model like a row of unknowns, whatever it asked. Some Devanagari and Thai letters are missing too, and WordPiece turns a
-whole word into ``[UNK]`` when one of its letters has no piece.
+so a Chinese prompt looked to the model like a row of unknowns, whatever it asked. Some
+Devanagari and Thai letters are missing too, and WordPiece turns a whole word into ``[UNK]``
+when one of its letters has no piece.
 
 ``train`` adds a piece for every character of the train split that has none, when it occurs
 at least ``min_count`` times: ``c`` where the character starts a word (every Chinese character
