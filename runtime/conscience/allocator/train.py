@@ -122,6 +122,21 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, cat: torch.Tensor, epochs: int = 
     return head.to("cpu")
 
 
+def length_grouped_batches(lengths: list[int], batch: int, g: torch.Generator, group: int = 50) -> list[list[int]]:
+    """One epoch's batches: every index once, in a random order, but with similar lengths in a
+    batch. The rows are shuffled, cut into windows of ``group`` batches, each window sorted by
+    length and cut into batches, and the batches shuffled. A batch is padded to its longest row,
+    so random batches of the pool's prompts (median 29 tokens, 6 % truncated at 128) carry
+    about 2.8 times the real tokens; grouped ones about 1.03 times (the same idea as
+    transformers' ``group_by_length``)."""
+    perm = torch.randperm(len(lengths), generator=g).tolist()
+    batches: list[list[int]] = []
+    for w in range(0, len(perm), batch * group):
+        window = sorted(perm[w:w + batch * group], key=lambda j: -lengths[j])
+        batches += [window[i:i + batch] for i in range(0, len(window), batch)]
+    return [batches[k] for k in torch.randperm(len(batches), generator=g).tolist()]
+
+
 def finetune(net: AllocatorNet, tok, rows: list[dict], epochs: int, batch: int = 16, lr: float = 3e-5,
              head_lr: float = 1e-3, pieces_lr: float = 5e-4, seed: int = 0, log=print, device: str = "cpu") -> None:
     """Fine-tune encoder + head end to end (the head is warm-started on frozen embeddings).
@@ -145,13 +160,12 @@ def finetune(net: AllocatorNet, tok, rows: list[dict], epochs: int, batch: int =
     steps = epochs * ((len(rows) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: max(0.0, 1.0 - i / max(1, steps)))
     texts = [r["prompt"] for r in rows]
+    lengths = [sum(e.attention_mask) for e in tok.encode_batch(texts)]
     net.train()
     t0 = time.time()
     for ep in range(epochs):
-        perm = torch.randperm(len(rows), generator=g).tolist()
         total = 0.0
-        for i in range(0, len(perm), batch):
-            idx = perm[i:i + batch]
+        for idx in length_grouped_batches(lengths, batch, g):
             ids, mask = encode(tok, [texts[j] for j in idx])
             cls_logits, cat_logits = net.head(net.embed(ids.to(device), mask.to(device)))
             y, c = y_all[idx], c_all[idx]
