@@ -119,7 +119,7 @@ def test_quick_train_writes_a_complete_folder(tmp_path):
     data = tmp_path / "small.jsonl"
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in small), encoding="utf-8")
     r = subprocess.run([sys.executable, "-m", "conscience.allocator", "train", "--data", str(data), "--out", str(tmp_path / "m"),
-                        "--epochs", "20", "--layers", "2", "--finetune-epochs", "1"], capture_output=True, timeout=600)
+                        "--epochs", "20", "--layers", "2", "--finetune-epochs", "1", "--seed", "3"], capture_output=True, timeout=600)
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     m = tmp_path / "m"
     for f in ("model.onnx", "tokenizer.json", "allocator.json", "metrics.json", "SOURCES.md"):
@@ -138,6 +138,8 @@ def test_quick_train_writes_a_complete_folder(tmp_path):
     assert metrics["max_abs_diff_fp32_vs_pytorch"] < 1e-4
     assert metrics["fit"]["finetune_epochs"] == 1 and "layers 0, 3 of 6, fine-tuned 1 epochs" in meta["encoder"]
     assert metrics["encoder_layers"] == [0, 3]
+    # the recorded command retrains the same way: the seed picks the capped rows and the batches
+    assert metrics["fit"]["seed"] == 3 and " --seed 3" in metrics["command"] and " --layers 2" in metrics["command"]
     # every candidate export was measured on validation, and the shipped one is what model.onnx is
     for name in ("fp32", "int8_weights", "static_int8"):
         assert 0.0 <= metrics[f"onnx_{name}_validation"]["f1_harmful"] <= 1.0, name

@@ -569,6 +569,7 @@ def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int
         "command": "python -m conscience.allocator train --data " + " ".join(str(p) for p in paths) + f" --out {out}"
                    + n_layers_arg + (f" --finetune-epochs {finetune_epochs}" if finetune_epochs else "")
                    + (f" --per-source {per_source}" if per_source != 600 else "")
+                   + (f" --seed {seed}" if seed else "")
                    + ("" if licensed_only else " --all-licences")
                    + (f" --weights {weights}" if weights is not None else "")
                    + (f" --device {device}" if device != "cpu" else ""),
