@@ -1,0 +1,82 @@
+"""scripts/gpu/allocator_sweep.py: the parts of the GPU sweep that run anywhere (the configs it
+accepts, how it ranks them, the weights it cuts into parts for the trip back, the encoder it
+widens, a fit stopped at the deadline)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "gpu" / "allocator_sweep.py"
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    spec = importlib.util.spec_from_file_location("allocator_sweep", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_a_config_names_layers_cap_seed_and_epochs(sweep):
+    assert sweep.parse_config("c600s1:3:600:1:5") == {"name": "c600s1", "layers": 3, "per_source": 600, "seed": 1,
+                                                       "finetune_epochs": 5}
+    for bad, why in (("c600:3:600:1", "NAME:LAYERS"), ("c600:3:six:1:5", "whole numbers"), ("a b:3:600:1:5", "NAME:LAYERS")):
+        with pytest.raises(SystemExit, match=why) as e:
+            sweep.parse_config(bad)
+        assert repr(bad) in str(e.value)
+
+
+def test_the_ranking_sums_how_far_each_target_is_missed(sweep):
+    meets = {"f1": 0.95, "look_risky_flagged": 0.05, "ordinary_budget0": 0.93, "harmful_budget0": 0.01,
+             "traffic_mix_budget_share": 0.09}
+    assert sweep.shortfall(meets) == 0.0
+    # F1 0.1 short, flagged 0.1 over, ordinary 0.3 short; the other two met
+    assert sweep.shortfall({**meets, "f1": 0.82, "look_risky_flagged": 0.18, "ordinary_budget0": 0.60}) == pytest.approx(0.5)
+    # a figure a split cannot give (no borderline rows) counts as met, not as a miss
+    assert sweep.shortfall({k: v for k, v in meets.items() if k != "look_risky_flagged"}) == 0.0
+
+
+def test_weights_come_back_in_parts_that_cat_joins(sweep, tmp_path):
+    w = tmp_path / "c600s1.pt"
+    blob = bytes(range(256)) * 3 + b"tail"
+    w.write_bytes(blob)
+    parts = sweep.write_parts(w, 300)
+    assert [p.name for p in parts] == ["c600s1.pt.part-aa", "c600s1.pt.part-ab", "c600s1.pt.part-ac"]
+    assert all(p.stat().st_size <= 300 for p in parts)
+    assert b"".join(p.read_bytes() for p in sorted(tmp_path.glob("c600s1.pt.part-*"))) == blob
+    with pytest.raises(ValueError, match="676 parts"):
+        sweep.write_parts(w, 1)
+
+
+def test_a_float16_encoder_is_widened_to_float32(sweep, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    src = tmp_path / "enc"
+    src.mkdir()
+    save_file({"w": torch.tensor([0.1, -2.5], dtype=torch.float16), "position_ids": torch.arange(4)}, str(src / "model.safetensors"))
+    (src / "config.json").write_text('{"num_hidden_layers": 3}')
+    out = sweep.widen(src, tmp_path / "wide")
+    sd = load_file(str(out / "model.safetensors"))
+    assert sd["w"].dtype == torch.float32 and sd["w"].tolist() == pytest.approx([0.1, -2.5], abs=1e-3)
+    assert sd["position_ids"].dtype == torch.int64
+    assert json.loads((out / "config.json").read_text()) == {"num_hidden_layers": 3}
+
+
+def test_a_fit_still_running_at_the_deadline_is_stopped_and_cannot_win(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"prompt": "knit a scarf", "label": "benign"}) + "\n")
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, str(SCRIPT), "--data", str(data), "--out", str(out), "--device", "cpu",
+                        "--deadline", "0", "--config", "a:3:600:0:1"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "fit a: rc stopped at the deadline" in r.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["configs"]["a"]["rc"] == "stopped at the deadline" and "best" not in summary
+    assert not list(out.glob("*.part-*"))
