@@ -80,3 +80,54 @@ def test_a_fit_still_running_at_the_deadline_is_stopped_and_cannot_win(tmp_path)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["configs"]["a"]["rc"] == "stopped at the deadline" and "best" not in summary
     assert not list(out.glob("*.part-*"))
+
+
+@pytest.fixture(scope="module")
+def pack():
+    spec = importlib.util.spec_from_file_location("allocator_pack", ROOT / "scripts" / "gpu" / "allocator_pack.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_packed_encoder_is_the_layers_train_keeps(sweep, pack, tmp_path, monkeypatch):
+    """What travels to the GPU host is the same network `train --layers 3` builds here, in
+    float16: same embeddings within float16's rounding, and it says which layers it holds."""
+    from conscience.allocator.model import load_encoder, mean_pool
+
+    enc = pack.pack_encoder(tmp_path, 3)
+    cfg = json.loads((enc / "config.json").read_text())
+    assert cfg["conscience_kept_layers"] == [0, 2, 4] and cfg["num_hidden_layers"] == 3
+    ids = torch.tensor([[101, 7592, 2088, 2003, 1037, 3231, 102]])
+    mask = torch.ones_like(ids)
+
+    def embed(encoder):
+        with torch.no_grad():
+            out = encoder(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids))
+        return mean_pool(out.last_hidden_state, mask)
+
+    here = embed(load_encoder(3))
+    monkeypatch.setenv("CONSCIENCE_ENCODER_DIR", str(sweep.widen(enc, tmp_path / "wide")))
+    there = load_encoder(3)
+    assert there.kept_layers == [0, 1, 2] and there.pretrained_layers == 3
+    assert torch.allclose(embed(there), here, atol=2e-2)
+    # the sweep refuses a config that would keep other layers than train does from the whole encoder
+    with pytest.raises(SystemExit, match=r"--config b: 2 layers, .* \[0, 2, 4\]"):
+        sweep.check_layers(enc, [sweep.parse_config("a:3:600:0:5"), sweep.parse_config("b:2:600:0:5")])
+    sweep.check_layers(enc, [sweep.parse_config("a:3:600:0:5")])
+
+
+def test_the_data_pack_holds_what_train_reads_of_the_folder(pack, tmp_path):
+    import tarfile
+
+    data = tmp_path / "prompt-risk"
+    (data / "noisy").mkdir(parents=True)
+    (data / "a.jsonl").write_text('{"prompt": "hi", "label": "benign"}\n')
+    (data / "noisy" / "b.jsonl").write_text('{"prompt": "x", "label": "harmful"}\n')
+    (data / "SOURCES.md").write_text("# sources\n")
+    tar = pack.pack_data(data, tmp_path)
+    with tarfile.open(tar) as t:
+        assert sorted(t.getnames()) == ["prompt-risk/SOURCES.md", "prompt-risk/a.jsonl"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="no \\*.jsonl files"):
+        pack.pack_data(tmp_path / "empty", tmp_path)

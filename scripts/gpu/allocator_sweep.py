@@ -64,6 +64,22 @@ def shortfall(fig: dict) -> float:
     return round(total, 4)
 
 
+def check_layers(encoder: Path, configs: list[dict]) -> None:
+    """A packed encoder (allocator_pack.py) holds only the layers ``--layers N`` keeps; a config
+    with another count would keep other pretrained layers than ``train`` does from the whole
+    encoder, and its weights would load, wrongly, where ``train --weights`` finishes them."""
+    cfg_file = encoder / "config.json"
+    if not cfg_file.is_file():
+        raise SystemExit(f"{encoder}: no config.json (pack it with scripts/gpu/allocator_pack.py)")
+    kept = json.loads(cfg_file.read_text(encoding="utf-8")).get("conscience_kept_layers")
+    if kept is None:
+        return  # a whole encoder: every layer count keeps what train keeps
+    for c in configs:
+        if c["layers"] != len(kept):
+            raise SystemExit(f"--config {c['name']}: {c['layers']} layers, but {encoder} holds only the {len(kept)} "
+                             f"pretrained layers {kept} (pack one with scripts/gpu/allocator_pack.py --layers {c['layers']})")
+
+
 def widen(src: Path, dst: Path) -> Path:
     """A copy of the encoder folder ``src`` with its weights in float32 (train fits in float32)."""
     import shutil
@@ -195,6 +211,8 @@ def main() -> int:
                     help="the encoder folder to use (e.g. one carried to a GPU host in float16; it is widened to float32 first)")
     args = ap.parse_args()
     start = time.time()
+    if args.encoder is not None:
+        check_layers(args.encoder, args.config)
     if args.encoder is not None:
         os.environ["CONSCIENCE_ENCODER_DIR"] = str(widen(args.encoder, args.out / "encoder"))
     names = [c["name"] for c in args.config]
