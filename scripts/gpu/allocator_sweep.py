@@ -6,7 +6,7 @@ splits, and keep the best shippable one's weights (issue #11).
 
 A config is NAME:LAYERS:PER_SOURCE:SEED:FINETUNE_EPOCHS. Each one runs
 ``python -m conscience.allocator train --fit-only --save-weights DIR/NAME.pt --device cuda``
-in its own process (the fits are small and launch-bound, so they share the GPU well); a fit
+in its own process (each fit is small and leaves the GPU mostly idle, so they share it); a fit
 still running at ``--deadline`` seconds is stopped and left out.
 
 Each fitted network is then scored in PyTorch (float32, on the same device) the way ``train``
