@@ -131,3 +131,42 @@ def test_the_data_pack_holds_what_train_reads_of_the_folder(pack, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="no \\*.jsonl files"):
         pack.pack_data(tmp_path / "empty", tmp_path)
+
+
+def test_a_fitted_network_is_measured_as_train_would_and_a_stranger_refused(sweep, tmp_path):
+    """The sweep's scoring of one fitted network: thresholds fitted on validation, figures on
+    test, its shortfall; weights fitted on other rows (another vocabulary) are refused."""
+    from conscience.allocator.dataset import FRAGMENTS
+
+    own = [json.loads(l) for l in FRAGMENTS.with_name("allocator_prompts.jsonl").read_text().splitlines()]
+    own = [x for x in own if x["source"] == "conscience"]
+    small = [r for s in ("train", "validation", "test") for r in [x for x in own if x["split"] == s][:40]]
+    data = tmp_path / "small.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in small), encoding="utf-8")
+    w = tmp_path / "a.pt"
+    r = subprocess.run([sys.executable, "-m", "conscience.allocator", "train", "--data", str(data), "--out", str(tmp_path / "m"),
+                        "--epochs", "20", "--layers", "1", "--save-weights", str(w), "--fit-only"],
+                       capture_output=True, text=True, timeout=600, cwd=ROOT / "runtime")
+    assert r.returncode == 0, r.stderr[-2000:]
+    c = sweep.parse_config("a:1:600:0:0")
+    m = sweep.measure(c, w, [str(data)], "cpu")
+    assert m["rows"]["validation"] == m["validation"]["n"] and m["rows"]["test"] == m["test"]["n"] > 30
+    assert set(m["thresholds"]) == {"risk_standard", "ambiguity_standard", "ambiguity_deep", "risk_harmful"}
+    assert m["validation_shortfall"] == sweep.shortfall(m["validation"]) > 0
+    # the finish where the shipped toolchain is: train --weights exports, fits and measures the same network
+    r = subprocess.run([sys.executable, "-m", "conscience.allocator", "train", "--data", str(data), "--out", str(tmp_path / "m"),
+                        "--layers", "1", "--weights", str(w)], capture_output=True, text=True, timeout=600, cwd=ROOT / "runtime")
+    assert r.returncode == 0, r.stderr[-2000:]
+    import hashlib
+
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["fit"]["weights"]["sha256"] == hashlib.sha256(w.read_bytes()).hexdigest()
+    assert f" --weights {w}" in metrics["command"] and (tmp_path / "m" / "model.onnx").is_file()
+    assert metrics["rows"] == m["rows"] and metrics["temperature"] == pytest.approx(m["temperature"], rel=1e-2)
+    # the same weights against rows whose train split adds word pieces (Chinese): refused, by name
+    zh = tmp_path / "zh.jsonl"
+    zh.write_text(data.read_text() + "".join(
+        json.dumps({"prompt": p, "label": "benign", "source": "conscience-zh", "split": "train"}, ensure_ascii=False) + "\n"
+        for p in ("秋天的天气怎么样", "秋天的诗怎么写")), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"a\.pt: its vocabulary has \d+ rows"):
+        sweep.measure(c, w, [str(zh)], "cpu")

@@ -132,9 +132,10 @@ def measure(c: dict, weights: Path, data: list[str], device: str) -> dict:
 
     from conscience.allocator import pool, vocab
     from conscience.allocator.evaluate import fit_policy, report
-    from conscience.allocator.model import AllocatorNet, Head, head_outputs, load_encoder
+    from conscience.allocator.model import head_outputs, load_encoder
     from conscience.allocator.policy import AllocatorConfig
-    from conscience.allocator.train import _targets, base_tokenizer_json, encode, fit_temperature, make_tokenizer, unfamiliar_mask
+    from conscience.allocator.train import (_targets, base_tokenizer_json, encode, fit_temperature, load_fitted, make_tokenizer,
+                                            unfamiliar_mask)
     from conscience.allocator.unfamiliar import census, gate
 
     rows = pool.read_all([Path(p) for p in data], lambda m: None)
@@ -142,11 +143,7 @@ def measure(c: dict, weights: Path, data: list[str], device: str) -> dict:
     base_json = base_tokenizer_json()
     pieces = vocab.missing_pieces([r["prompt"] for r in split["train"]], base_json, min_count=2)
     tok = make_tokenizer(128, pieces)
-    encoder = load_encoder(c["layers"])
-    state = torch.load(weights, map_location="cpu")
-    vocab.resize_for(encoder, state["encoder.embeddings.word_embeddings.weight"].shape[0])
-    net = AllocatorNet(encoder, Head())
-    net.load_state_dict({k: v.float() for k, v in state.items()})
+    net = load_fitted(weights, load_encoder(c["layers"]), len(base_json["model"]["vocab"]), pieces)
     net.to(device).eval()
 
     @torch.no_grad()

@@ -426,6 +426,21 @@ def _targets(rs: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
     return y, c
 
 
+def load_fitted(weights: Path, encoder, base_size: int, pieces: list[str], hidden: int = 256) -> AllocatorNet:
+    """The network ``--save-weights`` wrote, on ``encoder`` (load_encoder with the same layer
+    count). Its word-embedding table must have a row per base piece and per piece this data
+    adds: a table of another size was fitted on other rows (another cap, seed or data)."""
+    state = torch.load(weights, map_location="cpu")
+    rows_saved = state["encoder.embeddings.word_embeddings.weight"].shape[0]
+    if rows_saved != base_size + len(pieces):
+        raise ValueError(f"{weights}: its vocabulary has {rows_saved} rows, this data adds {len(pieces)} pieces to "
+                         f"{base_size}: was it fitted on other data?")
+    vocab.resize_for(encoder, rows_saved)
+    net = AllocatorNet(encoder, Head(hidden=hidden))
+    net.load_state_dict({k: v.float() for k, v in state.items()})
+    return net
+
+
 def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int = MAX_LENGTH, per_source: int = 600,
           licensed_only: bool = True, keep_fp32: bool = False, log=print, cache: str | None = None,
           finetune_epochs: int = 0, layers: int | None = None, hidden: int = 256, seed: int = 0,
@@ -476,14 +491,7 @@ def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int
         tag += "-V" + hashlib.sha256("\n".join(pieces).encode()).hexdigest()[:10]
     if weights is not None:
         # The network fitted elsewhere (`--save-weights` on a GPU host, say): load it, go on here.
-        state = torch.load(weights, map_location="cpu")
-        rows_saved = state["encoder.embeddings.word_embeddings.weight"].shape[0]
-        if rows_saved != base_size + len(pieces):
-            raise ValueError(f"{weights}: its vocabulary has {rows_saved} rows, this data adds {len(pieces)} pieces to "
-                             f"{base_size}: was it fitted on other data?")
-        vocab.resize_for(encoder, rows_saved)
-        net = AllocatorNet(encoder, Head(hidden=hidden))
-        net.load_state_dict({k: v.float() for k, v in state.items()})
+        net = load_fitted(weights, encoder, base_size, pieces, hidden)
         head = net.head
         log(f"loaded the fitted network from {weights}")
         emb = {"validation": embed_all(net, tok, [r["prompt"] for r in split["validation"]], device=device)}
