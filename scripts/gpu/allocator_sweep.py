@@ -34,13 +34,7 @@ from pathlib import Path
 RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
 sys.path.insert(0, str(RUNTIME))
 
-TARGETS = {  # pooled figure: (direction, target) as in issue #11
-    "f1": (">=", 0.92),
-    "look_risky_flagged": ("<=", 0.08),
-    "ordinary_budget0": (">=", 0.90),
-    "harmful_budget0": ("<=", 0.02),
-    "traffic_mix_budget_share": ("<=", 0.10),
-}
+from conscience.allocator.evaluate import TARGETS, shortfall  # noqa: E402 - after the path above
 
 
 def parse_config(text: str) -> dict:
@@ -52,16 +46,6 @@ def parse_config(text: str) -> dict:
     except ValueError:
         raise SystemExit(f"--config {text!r}: LAYERS, PER_SOURCE, SEED and FINETUNE_EPOCHS are whole numbers") from None
     return {"name": parts[0], "layers": layers, "per_source": per_source, "seed": seed, "finetune_epochs": epochs}
-
-
-def shortfall(fig: dict) -> float:
-    total = 0.0
-    for k, (op, v) in TARGETS.items():
-        x = fig.get(k)
-        if x is None:
-            continue
-        total += max(0.0, v - x) if op == ">=" else max(0.0, x - v)
-    return round(total, 4)
 
 
 def check_layers(encoder: Path, configs: list[dict]) -> None:
@@ -208,14 +192,13 @@ def main() -> int:
                     help="the encoder folder to use (e.g. one carried to a GPU host in float16; it is widened to float32 first)")
     args = ap.parse_args()
     start = time.time()
-    if args.encoder is not None:
-        check_layers(args.encoder, args.config)
-    if args.encoder is not None:
-        os.environ["CONSCIENCE_ENCODER_DIR"] = str(widen(args.encoder, args.out / "encoder"))
     names = [c["name"] for c in args.config]
     if len(set(names)) != len(names):
         raise SystemExit("--config names must differ")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.encoder is not None:
+        check_layers(args.encoder, args.config)
+        os.environ["CONSCIENCE_ENCODER_DIR"] = str(widen(args.encoder, args.out / "encoder"))
     data = [str(Path(p).resolve()) for p in args.data]
     summary = {"configs": fit_all(args.config, data, args.out, args.device, args.deadline)}
     for name, c in summary["configs"].items():

@@ -120,6 +120,19 @@ def misses(fig: dict[str, Any]) -> list[str]:
     return out
 
 
+def shortfall(fig: dict[str, Any]) -> float:
+    """How far ``fig`` (a pooled figures dict) falls short of TARGETS, summed in share points
+    (F1 in its own units); a figure the rows cannot give counts as met. Ranks trainings
+    (scripts/gpu/allocator_sweep.py)."""
+    total = 0.0
+    for k, (op, v) in TARGETS.items():
+        x = fig.get(k)
+        if x is None:
+            continue
+        total += max(0.0, v - x) if op == ">=" else max(0.0, x - v)
+    return round(total, 4)
+
+
 # --- fitting the thresholds ----------------------------------------------------------------
 
 GRID = {
