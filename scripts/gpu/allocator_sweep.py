@@ -109,8 +109,9 @@ def fit_all(configs: list[dict], data: list[str], out: Path, device: str, deadli
     return status
 
 
-def measure(c: dict, weights: Path, data: list[str], device: str) -> dict:
-    """train's steps 3, 5 and 6 with PyTorch scores in place of the ONNX graph's."""
+def measure(c: dict, weights: Path, rows: list[dict], device: str) -> dict:
+    """train's steps 3, 5 and 6 with PyTorch scores in place of the ONNX graph's, on ``rows``
+    (pool.read_all of the data, read once for every config)."""
     import numpy as np
     import torch
 
@@ -118,29 +119,20 @@ def measure(c: dict, weights: Path, data: list[str], device: str) -> dict:
     from conscience.allocator.evaluate import fit_policy, report
     from conscience.allocator.model import head_outputs, load_encoder
     from conscience.allocator.policy import AllocatorConfig
-    from conscience.allocator.train import (_targets, base_tokenizer_json, encode, fit_temperature, load_fitted, make_tokenizer,
-                                            unfamiliar_mask)
+    from conscience.allocator.train import (_targets, base_tokenizer_json, embed_all, fit_temperature, load_fitted,
+                                            make_tokenizer, unfamiliar_mask)
     from conscience.allocator.unfamiliar import census, gate
 
-    rows = pool.read_all([Path(p) for p in data], lambda m: None)
     split = pool.splits(rows, licensed_only=True, per_source=c["per_source"], seed=c["seed"])
     base_json = base_tokenizer_json()
     pieces = vocab.missing_pieces([r["prompt"] for r in split["train"]], base_json, min_count=2)
     tok = make_tokenizer(128, pieces)
     net = load_fitted(weights, load_encoder(c["layers"]), len(base_json["model"]["vocab"]), pieces)
-    net.to(device).eval()
 
     @torch.no_grad()
     def logits(rs):
-        texts = [r["prompt"] for r in rs]
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        cl, ca = torch.zeros(len(texts), 3), torch.zeros(len(texts), net.head.cat.out_features)
-        for i in range(0, len(order), 256):
-            idx = order[i:i + 256]
-            ids, mask = encode(tok, [texts[j] for j in idx])
-            a, b = net.head(net.embed(ids.to(device), mask.to(device)))
-            cl[idx], ca[idx] = a.float().cpu(), b.float().cpu()
-        return cl, ca
+        # the embedding step train uses (same batches), so the temperature is the one train fits
+        return net.head(embed_all(net, tok, [r["prompt"] for r in rs], device=device))
 
     va_cl, va_ca = logits(split["validation"])
     y_va, _ = _targets(split["validation"])
@@ -200,6 +192,9 @@ def main() -> int:
         check_layers(args.encoder, args.config)
         os.environ["CONSCIENCE_ENCODER_DIR"] = str(widen(args.encoder, args.out / "encoder"))
     data = [str(Path(p).resolve()) for p in args.data]
+    from conscience.allocator import pool
+
+    rows = pool.read_all([Path(p) for p in data], lambda m: None)
     summary = {"configs": fit_all(args.config, data, args.out, args.device, args.deadline)}
     for name, c in summary["configs"].items():
         w = args.out / f"{name}.pt"
@@ -210,7 +205,7 @@ def main() -> int:
             continue
         t = time.time()
         try:
-            c.update(measure(c, w, data, args.device))
+            c.update(measure(c, w, rows, args.device))
         except Exception as e:  # noqa: BLE001 - one config's failure must not lose the others
             c["measure_error"] = f"{type(e).__name__}: {e}"
         c["measure_seconds"] = round(time.time() - t, 1)
