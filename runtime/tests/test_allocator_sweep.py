@@ -164,7 +164,7 @@ def test_a_fitted_network_is_measured_as_train_would_and_a_stranger_refused(swee
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert metrics["fit"]["weights"]["sha256"] == hashlib.sha256(w.read_bytes()).hexdigest()
     assert f" --weights {w}" in metrics["command"] and (tmp_path / "m" / "model.onnx").is_file()
-    assert metrics["rows"] == m["rows"] and metrics["temperature"] == pytest.approx(m["temperature"], rel=1e-2)
+    assert metrics["rows"] == m["rows"] and metrics["temperature"] == pytest.approx(m["temperature"], abs=1e-4)
     # the same weights against rows whose train split adds word pieces (Chinese): refused, by name
     zh = tmp_path / "zh.jsonl"
     zh.write_text(data.read_text() + "".join(

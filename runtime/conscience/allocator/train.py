@@ -438,7 +438,8 @@ def load_fitted(weights: Path, encoder, base_size: int, pieces: list[str], hidde
     vocab.resize_for(encoder, rows_saved)
     net = AllocatorNet(encoder, Head(hidden=hidden))
     net.load_state_dict({k: v.float() for k, v in state.items()})
-    return net
+    # evaluation mode: the head's dropout must not perturb the logits the temperature is fitted on
+    return net.eval()
 
 
 def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int = MAX_LENGTH, per_source: int = 600,
