@@ -7,7 +7,7 @@ import sys
 import numpy as np
 
 from conscience.allocator import score_prompts
-from conscience.allocator.evaluate import fit_policy, misses
+from conscience.allocator.evaluate import fit_policy, misses, unmeasured
 from conscience.allocator.policy import AllocatorConfig, load_config
 
 ROWS = [
@@ -52,6 +52,27 @@ def test_evaluate_cli_figures_match_the_scores(tmp_path):
     assert t.returncode == 0
     assert t.stdout.splitlines()[1].startswith("POOLED") and "mine" in t.stdout and "targets: " in t.stdout
     assert "2 bad rows skipped" in t.stdout
+
+
+def test_a_set_without_look_risky_rows_says_which_targets_it_cannot_measure(tmp_path):
+    # a user's own set of ordinary and harmful prompts: no look-risky rows, so neither the
+    # look-risky figure nor the traffic mix (which weighs all three labels) exists; the verdict
+    # must not read "all met" for them
+    f = tmp_path / "two.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in ROWS if r["label"] != "borderline"))
+    r = subprocess.run([sys.executable, "-m", "conscience.allocator", "evaluate", "--data", str(f), "--format", "json"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["unmeasured"] == ["look_risky_flagged", "traffic_mix_budget_share"] == unmeasured(rep["pooled"])
+    assert rep["pooled"].get("look_risky_flagged") is None and rep["pooled"]["ordinary_budget0"] is not None
+    t = subprocess.run([sys.executable, "-m", "conscience.allocator", "evaluate", "--data", str(f)],
+                       capture_output=True, text=True, timeout=300)
+    verdict = t.stdout.strip().splitlines()[-1]
+    assert "all met" not in verdict
+    assert verdict.endswith("not measured (no rows with the label it needs): look_risky_flagged, traffic_mix_budget_share")
+    miss = misses(rep["pooled"])
+    assert verdict.startswith("targets: " + ("missed " + ", ".join(miss) if miss else "met where measured"))
 
 
 def test_evaluate_cli_errors(tmp_path):

@@ -120,6 +120,23 @@ def misses(fig: dict[str, Any]) -> list[str]:
     return out
 
 
+def unmeasured(fig: dict[str, Any]) -> list[str]:
+    """Names of the targets ``fig`` cannot give: its rows lack the label a figure needs (no
+    look-risky rows, say), so the figure is neither met nor missed."""
+    return [k for k in TARGETS if fig.get(k) is None]
+
+
+def verdict(fig: dict[str, Any]) -> str:
+    """One line on the targets: which are missed, and which these rows cannot measure."""
+    miss, gone = misses(fig), unmeasured(fig)
+    if not miss and not gone:
+        return "targets: all met"
+    parts = ["missed " + ", ".join(miss)] if miss else ["met where measured"]
+    if gone:
+        parts.append("not measured (no rows with the label it needs): " + ", ".join(gone))
+    return "targets: " + "; ".join(parts)
+
+
 def shortfall(fig: dict[str, Any]) -> float:
     """How far ``fig`` (a pooled figures dict) falls short of TARGETS, summed in share points
     (F1 in its own units); a figure the rows cannot give counts as met. Ranks trainings
@@ -231,8 +248,7 @@ def text_report(rep: dict[str, Any]) -> str:
     widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head))]
     for r in [head, *body]:
         lines.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
-    miss = misses(rep["pooled"])
-    lines.append("targets: " + ("all met" if not miss else "missed " + ", ".join(miss)))
+    lines.append(verdict(rep["pooled"]))
     return "\n".join(lines)
 
 
@@ -265,6 +281,7 @@ def evaluate(paths: Iterable, cfg_overrides: dict | None = None, warn: Callable[
     rep = report(rows, risk, amb, cfg, unfamiliar=unf)
     rep["targets"] = {k: f"{op} {v}" for k, (op, v) in TARGETS.items()}
     rep["missed"] = misses(rep["pooled"])
+    rep["unmeasured"] = unmeasured(rep["pooled"])
     rep["policy"] = cfg.policy_dict()
     return rep
 
