@@ -34,7 +34,8 @@ from pathlib import Path
 RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
 sys.path.insert(0, str(RUNTIME))
 
-from conscience.allocator.evaluate import TARGETS, shortfall  # noqa: E402 - after the path above
+from conscience.allocator import pool  # noqa: E402 - after the path above
+from conscience.allocator.evaluate import TARGETS, shortfall  # noqa: E402
 
 
 def parse_config(text: str) -> dict:
@@ -115,7 +116,7 @@ def measure(c: dict, weights: Path, rows: list[dict], device: str) -> dict:
     import numpy as np
     import torch
 
-    from conscience.allocator import pool, vocab
+    from conscience.allocator import vocab
     from conscience.allocator.evaluate import fit_policy, report
     from conscience.allocator.model import head_outputs, load_encoder
     from conscience.allocator.policy import AllocatorConfig
@@ -192,8 +193,6 @@ def main() -> int:
         check_layers(args.encoder, args.config)
         os.environ["CONSCIENCE_ENCODER_DIR"] = str(widen(args.encoder, args.out / "encoder"))
     data = [str(Path(p).resolve()) for p in args.data]
-    from conscience.allocator import pool
-
     rows = pool.read_all([Path(p) for p in data], lambda m: None)
     summary = {"configs": fit_all(args.config, data, args.out, args.device, args.deadline)}
     for name, c in summary["configs"].items():

@@ -108,16 +108,21 @@ def report(rows: list[dict], risk: np.ndarray, amb: np.ndarray, cfg: AllocatorCo
     return out
 
 
-def misses(fig: dict[str, Any]) -> list[str]:
-    """Names of the targets ``fig`` (a pooled figures dict) does not meet."""
-    out = []
+def gaps(fig: dict[str, Any]) -> dict[str, float]:
+    """How far ``fig`` (a pooled figures dict) falls short of each target it can give (0 where
+    met; F1 in its own units, the rest in shares). A target whose figure the rows cannot give
+    is left out (see :func:`unmeasured`)."""
+    out = {}
     for k, (op, v) in TARGETS.items():
         x = fig.get(k)
-        if x is None:
-            continue
-        if (op == ">=" and x < v) or (op == "<=" and x > v):
-            out.append(k)
+        if x is not None:
+            out[k] = max(0.0, v - x) if op == ">=" else max(0.0, x - v)
     return out
+
+
+def misses(fig: dict[str, Any]) -> list[str]:
+    """Names of the targets ``fig`` does not meet."""
+    return [k for k, g in gaps(fig).items() if g > 0]
 
 
 def unmeasured(fig: dict[str, Any]) -> list[str]:
@@ -138,16 +143,9 @@ def verdict(fig: dict[str, Any]) -> str:
 
 
 def shortfall(fig: dict[str, Any]) -> float:
-    """How far ``fig`` (a pooled figures dict) falls short of TARGETS, summed in share points
-    (F1 in its own units); a figure the rows cannot give counts as met. Ranks trainings
-    (scripts/gpu/allocator_sweep.py)."""
-    total = 0.0
-    for k, (op, v) in TARGETS.items():
-        x = fig.get(k)
-        if x is None:
-            continue
-        total += max(0.0, v - x) if op == ">=" else max(0.0, x - v)
-    return round(total, 4)
+    """The gaps summed (share points; F1 in its own units); a figure the rows cannot give
+    counts as met. Ranks trainings (scripts/gpu/allocator_sweep.py)."""
+    return round(sum(gaps(fig).values()), 4)
 
 
 # --- fitting the thresholds ----------------------------------------------------------------
