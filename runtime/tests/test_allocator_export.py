@@ -171,3 +171,52 @@ def test_the_trainer_ships_int8_only_where_the_validation_figures_hold():
     assert choose_export({**base, "onnx_static_int8_validation": m(0.88, 0.13), "onnx_int8_weights_validation": m(0.899, 0.13)}) == "int8_weights"
     assert choose_export({**base, "onnx_static_int8_validation": m(0.90, 0.16), "onnx_int8_weights_validation": m(0.899, 0.16)}) == "int8_weights"
     assert choose_export({**base, "onnx_static_int8_validation": m(0.85, 0.13), "onnx_int8_weights_validation": m(0.85, 0.13)}) == "fp32"
+
+
+def test_fit_policy_refits_a_trained_folder_on_the_split_it_was_trained_on(tmp_path):
+    """`fit-policy` on a folder whose thresholds were changed by hand: without any split flag it
+    reads the split the folder records (cap and seed), so it writes back exactly the thresholds,
+    scripts and figures `train` wrote; a bad data line is named FILE:LINE and skipped."""
+    import shutil
+
+    from conscience.allocator.dataset import FRAGMENTS
+
+    own = [json.loads(l) for l in FRAGMENTS.with_name("allocator_prompts.jsonl").read_text().splitlines()]
+    own = [x for x in own if x["source"] == "conscience"]
+    # a user's own source (the project's is never capped), its rows keeping their split
+    small = [{**r, "source": "mine"} for s in ("train", "validation", "test") for r in [x for x in own if x["split"] == s][:60]]
+    data = tmp_path / "small.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in small), encoding="utf-8")
+    m = tmp_path / "m"
+    # a cap of 12 rows per source and label, drawn by seed 3, in train and validation
+    r = subprocess.run([sys.executable, "-m", "conscience.allocator", "train", "--data", str(data), "--out", str(m),
+                        "--epochs", "20", "--layers", "1", "--per-source", "12", "--seed", "3"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    trained_meta = json.loads((m / "allocator.json").read_text())
+    trained = json.loads((m / "metrics.json").read_text())
+    assert trained["fit"]["per_source"] == 12 and trained["rows"]["validation"] < 40  # the cap bit
+    hand = {**trained_meta, "policy": {**trained_meta["policy"], "risk_standard": 0.99, "ambiguity_deep": 0.99}}
+    del hand["fitted"], hand["scripts"]
+    (m / "allocator.json").write_text(json.dumps(hand))
+    with data.open("a", encoding="utf-8") as f:
+        f.write('{"prompt": "no label here"}\n')
+
+    def refit(folder, *flags):
+        return subprocess.run([sys.executable, "-m", "conscience.allocator", "fit-policy", "--data", str(data), "--model", str(folder),
+                               *flags], capture_output=True, text=True, timeout=600)
+
+    shutil.copytree(m, tmp_path / "seed0")
+    r = refit(m)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"{data}:{len(small) + 1}" in r.stderr and "targets:" in r.stdout
+    meta = json.loads((m / "allocator.json").read_text())
+    assert {k: meta[k] for k in ("policy", "fitted", "scripts")} == {k: trained_meta[k] for k in ("policy", "fitted", "scripts")}
+    refitted = json.loads((m / "metrics.json").read_text())
+    assert refitted["test"] == trained["test"] and refitted["validation"] == trained["validation"]
+    assert refitted["policy_command"].endswith(f"--model {m} --per-source 12 --seed 3") and refitted["policy_bad_rows"] == 1
+    # another seed draws other validation rows: its figures are not the training's
+    r = refit(tmp_path / "seed0", "--seed", "0")
+    assert r.returncode == 0, r.stderr[-2000:]
+    other = json.loads((tmp_path / "seed0" / "metrics.json").read_text())
+    assert other["validation"]["pooled"]["n"] == trained["validation"]["pooled"]["n"] and other["validation"]["pooled"] != trained["validation"]["pooled"]
+    assert other["policy_command"].endswith(" --per-source 12")

@@ -112,17 +112,15 @@ def fit_all(configs: list[dict], data: list[str], out: Path, device: str, deadli
 
 def measure(c: dict, weights: Path, rows: list[dict], device: str) -> dict:
     """train's steps 3, 5 and 6 with PyTorch scores in place of the ONNX graph's, on ``rows``
-    (pool.read_all of the data, read once for every config)."""
-    import numpy as np
+    (pool.read_all of the data, read once for every config): the temperature as train fits it,
+    then train.fit_and_report, the function train itself runs for steps 5 and 6."""
     import torch
 
     from conscience.allocator import vocab
-    from conscience.allocator.evaluate import fit_policy, report
     from conscience.allocator.model import head_outputs, load_encoder
     from conscience.allocator.policy import AllocatorConfig
-    from conscience.allocator.train import (_targets, base_tokenizer_json, embed_all, fit_temperature, load_fitted,
-                                            make_tokenizer, unfamiliar_mask)
-    from conscience.allocator.unfamiliar import census, gate
+    from conscience.allocator.train import (_targets, base_tokenizer_json, embed_all, fit_and_report, fit_temperature,
+                                            load_fitted, make_tokenizer)
 
     split = pool.splits(rows, licensed_only=True, per_source=c["per_source"], seed=c["seed"])
     base_json = base_tokenizer_json()
@@ -143,18 +141,12 @@ def measure(c: dict, weights: Path, rows: list[dict], device: str) -> dict:
         risk, _, amb, _ = head_outputs(cl, ca, torch.tensor(temperature))
         return risk.numpy(), amb.numpy()
 
-    va_risk, va_amb = scores(va_cl, va_ca)
-    te_risk, te_amb = scores(*logits(split["test"]))
-    scripts, _ = census(split["train"])
-    scripts, script_gate = gate(scripts, split["validation"], va_risk)
-    va_unf = unfamiliar_mask(scripts, split["validation"])
-    cfg, fitted = fit_policy(np.array([r["label"] for r in split["validation"]]), va_risk, va_amb, AllocatorConfig(), va_unf)
-    va = report(split["validation"], va_risk, va_amb, cfg, unfamiliar=va_unf)
-    te = report(split["test"], te_risk, te_amb, cfg, unfamiliar=unfamiliar_mask(scripts, split["test"]))
+    fit = fit_and_report(split, *scores(va_cl, va_ca), lambda: scores(*logits(split["test"])), AllocatorConfig())
     return {"rows": {k: len(v) for k, v in split.items()}, "temperature": round(temperature, 4),
-            "untrusted_scripts": script_gate["untrusted"], "thresholds": fitted["thresholds"],
-            "validation": va["pooled"], "validation_shortfall": shortfall(va["pooled"]),
-            "test": te["pooled"], "test_by_language": {k: {m: v.get(m) for m in TARGETS} for k, v in te.get("by_language", {}).items()}}
+            "untrusted_scripts": fit.untrusted, "thresholds": fit.fitted["thresholds"],
+            "validation": fit.validation["pooled"], "validation_shortfall": shortfall(fit.validation["pooled"]),
+            "test": fit.test["pooled"],
+            "test_by_language": {k: {m: v.get(m) for m in TARGETS} for k, v in fit.test.get("by_language", {}).items()}}
 
 
 def write_parts(path: Path, size: int) -> list[Path]:

@@ -50,9 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     fp = sub.add_parser("fit-policy", help="refit a trained folder's tier thresholds on validation and re-measure test")
     fp.add_argument("--data", type=Path, nargs="+", required=True, help="the data the folder was trained with")
     fp.add_argument("--model", type=Path, required=True)
-    fp.add_argument("--per-source", type=int, default=600)
-    fp.add_argument("--all-licences", action="store_true")
-    fp.add_argument("--seed", type=int, default=0)
+    fp.add_argument("--per-source", type=int, default=None, help="default: what the folder's metrics.json records (600 if it says nothing)")
+    fp.add_argument("--all-licences", action="store_true", default=None, help="default: what the folder's metrics.json records")
+    fp.add_argument("--seed", type=int, default=None, help="default: what the folder's metrics.json records (0 if it says nothing)")
 
     e = sub.add_parser("evaluate", help="per-source and pooled figures on labelled JSONL files against the targets")
     e.add_argument("--data", nargs="+", required=True, help="JSONL files or folders of them: {prompt, label, source?}")
@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             from .evaluate import text_report
             from .train import refit_policy
 
-            m = refit_policy(args.data, args.model, per_source=args.per_source, licensed_only=not args.all_licences,
+            m = refit_policy(args.data, args.model, per_source=args.per_source,
+                             licensed_only=None if args.all_licences is None else not args.all_licences,
                              seed=args.seed, log=lambda s: print(s, file=sys.stderr))
             print(text_report(m["test"]))
             return 0

@@ -31,8 +31,9 @@ import json
 import random
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -426,6 +427,42 @@ def _targets(rs: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
     return y, c
 
 
+@dataclass
+class PolicyFit:
+    """What steps 5 and 6 of ``train`` decide and measure for one model's scores."""
+    cfg: AllocatorConfig
+    fitted: dict[str, Any]
+    scripts: Any  # unfamiliar.ScriptTable after the validation gate
+    scripts_meta: dict[str, Any]
+    untrusted: list[str]
+    validation: dict[str, Any]
+    test: dict[str, Any]
+
+
+def fit_and_report(split: dict[str, list[dict]], va_risk: np.ndarray, va_amb: np.ndarray,
+                   test_scores: Callable[[], tuple[np.ndarray, np.ndarray]], base: AllocatorConfig) -> PolicyFit:
+    """Steps 5 and 6 of ``train`` from one model's validation scores: the scripts census of the
+    train split and its validation gate, the tier thresholds fitted on validation
+    (evaluate.fit_policy, familiar rows only), then the validation and test reports under that
+    policy. ``test_scores`` returns the test split's (risk, ambiguity); it is called once, after
+    the fit, so nothing about the test split can reach the choice. The one place these steps
+    live: ``train`` (the shipped ONNX graph's scores), ``fit-policy`` (a trained folder's) and
+    scripts/gpu/allocator_sweep.py (PyTorch scores of a network fitted on a GPU)."""
+    from .evaluate import fit_policy, report
+    from .unfamiliar import census, gate
+
+    scripts, script_rows = census(split["train"])
+    scripts, script_gate = gate(scripts, split["validation"], va_risk)
+    va_unf = unfamiliar_mask(scripts, split["validation"])
+    cfg, fitted = fit_policy(np.array([r["label"] for r in split["validation"]]), va_risk, va_amb, base, va_unf)
+    te_risk, te_amb = test_scores()
+    return PolicyFit(
+        cfg=cfg, fitted=fitted, scripts=scripts, scripts_meta=scripts.to_meta(script_rows, script_gate),
+        untrusted=list(script_gate["untrusted"]),
+        validation=report(split["validation"], va_risk, va_amb, cfg, unfamiliar=va_unf),
+        test=report(split["test"], te_risk, te_amb, cfg, unfamiliar=unfamiliar_mask(scripts, split["test"])))
+
+
 def load_fitted(weights: Path, encoder, base_size: int, pieces: list[str], hidden: int = 256) -> AllocatorNet:
     """The network ``--save-weights`` wrote, on ``encoder`` (load_encoder with the same layer
     count). Its word-embedding table must have a row per base piece and per piece this data
@@ -451,9 +488,7 @@ def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int
 
     Each step and the figures it records are described in docs/allocator.md ("Training")."""
     from . import pool
-    from .evaluate import fit_policy, report
     from .quantize import quantize_static_int8, quantize_weights_int8
-    from .unfamiliar import census, gate
 
     t0 = time.time()
     paths = [data] if isinstance(data, (str, Path)) else list(data)
@@ -533,7 +568,6 @@ def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int
     calib = [calib[i] for i in sorted(random.Random(seed).sample(range(len(calib)), min(CALIBRATION_PROMPTS, len(calib))))]
     quantize_static_int8(candidates["fp32"], candidates["static_int8"], calibration_feeds(tok, calib))
     base = AllocatorConfig()
-    va_labels = np.array([r["label"] for r in split["validation"]])
     metrics: dict[str, Any] = {}
     va_scores = {}
     for name, path in candidates.items():
@@ -548,28 +582,26 @@ def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int
     for name in ("int8_weights", "static_int8"):
         metrics[f"max_abs_diff_{name}_vs_fp32"] = float(np.abs(va_scores[name]["risk"] - va_scores["fp32"]["risk"]).max())
     shipped = choose_export(metrics, "validation")
-    scripts, script_rows = census(split["train"])
-    scripts, script_gate = gate(scripts, split["validation"], va_scores[shipped]["risk"])
-    if script_gate["untrusted"]:
-        log(f"scripts the validation split shows the model cannot read yet (unfamiliar): {', '.join(script_gate['untrusted'])}")
-    va_unf = unfamiliar_mask(scripts, split["validation"])
-    cfg, fitted = fit_policy(va_labels, va_scores[shipped]["risk"], va_scores[shipped]["ambiguity"], base, va_unf)
-    log(f"shipping {shipped}; thresholds fitted on validation: {fitted['validation']} ({time.time() - t0:.1f}s)")
+
+    def test_scores():
+        sc = ort_scores(candidates[shipped], tok, [r["prompt"] for r in split["test"]])
+        return sc["risk"], sc["ambiguity"]
+
+    fit = fit_and_report(split, va_scores[shipped]["risk"], va_scores[shipped]["ambiguity"], test_scores, AllocatorConfig())
+    if fit.untrusted:
+        log(f"scripts the validation split shows the model cannot read yet (unfamiliar): {', '.join(fit.untrusted)}")
+    log(f"shipping {shipped}; thresholds fitted on validation: {fit.fitted['validation']} ({time.time() - t0:.1f}s)")
     shutil.copyfile(candidates[shipped], out / "model.onnx")
     for name, path in candidates.items():
         if not (keep_fp32 and name == "fp32"):
             path.unlink()
-    test_sc = ort_scores(out / "model.onnx", tok, [r["prompt"] for r in split["test"]])
-    test_report = report(split["test"], test_sc["risk"], test_sc["ambiguity"], cfg,
-                         unfamiliar=unfamiliar_mask(scripts, split["test"]))
-    va_report = report(split["validation"], va_scores[shipped]["risk"], va_scores[shipped]["ambiguity"], cfg, unfamiliar=va_unf)
     write_tokenizer(out, max_length, pieces)
-    meta = allocator_json(temperature, max_length, cfg, shipped, finetune_epochs, kept, total_layers)
+    meta = allocator_json(temperature, max_length, fit.cfg, shipped, finetune_epochs, kept, total_layers)
     meta["vocabulary"] = {"base": base_size, "added": len(pieces), "min_count": piece_min_count,
                           "rule": "a piece (c at a word's start, ##c inside) for each character of the train split "
                                   "the base vocabulary has none for (conscience/allocator/vocab.py)"}
-    meta["fitted"] = fitted
-    meta["scripts"] = scripts.to_meta(script_rows, script_gate)
+    meta["fitted"] = fit.fitted
+    meta["scripts"] = fit.scripts_meta
     (out / "allocator.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     size = sum((out / f).stat().st_size for f in ("model.onnx", "tokenizer.json", "allocator.json"))
     n_layers_arg = f" --layers {n_layers}" if n_layers != LAYERS_DEFAULT else ""
@@ -583,14 +615,15 @@ def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int
                    + (f" --weights {weights}" if weights is not None else "")
                    + (f" --device {device}" if device != "cpu" else ""),
         "fit": {"device": device, "finetune_epochs": finetune_epochs, "head_epochs": epochs, "hidden": hidden, "seed": seed,
+                "per_source": per_source,
                 "weights": None if weights is None else {"file": str(weights), "sha256": _sha256(Path(weights))}},
         "licensed_only": licensed_only,
         "rows": {s: len(v) for s, v in split.items()},
         "bad_rows": len(bad),
         "sources": pool.sources_used(split),
-        "test": test_report,
-        "validation": va_report,
-        "fitted_policy": fitted,
+        "test": fit.test,
+        "validation": fit.validation,
+        "fitted_policy": fit.fitted,
         "encoder_layers": kept,
         "shipped": shipped,
         "model_mb": round((out / "model.onnx").stat().st_size / 2**20, 2),
@@ -604,48 +637,55 @@ def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int
     return metrics
 
 
-def refit_policy(data: list[Path], out: Path, per_source: int = 600, licensed_only: bool = True, seed: int = 0,
-                 log=print) -> dict[str, Any]:
-    """Step 5 and 6 of train alone, for a model folder that exists: refit the tier thresholds
-    on the validation split (same data and split as its training) and re-measure the test
-    split; rewrites allocator.json's policy/fitted and metrics.json's figures."""
+def refit_policy(data: list[Path], out: Path, per_source: int | None = None, licensed_only: bool | None = None,
+                 seed: int | None = None, log=print) -> dict[str, Any]:
+    """Steps 5 and 6 of train alone, for a model folder that exists: refit the tier thresholds
+    on the validation split and re-measure the test split; rewrites allocator.json's
+    policy/fitted/scripts and metrics.json's figures. The split is the one the folder was
+    trained on: ``per_source``, ``licensed_only`` and ``seed`` default to what its metrics.json
+    records (``fit``), so a refit without them reads the same rows as the training did."""
     from . import pool
-    from .evaluate import fit_policy, report
     from .score import Allocator
-    from .unfamiliar import census, gate
 
-    warn_count = [0]
+    metrics_file, meta_file = out / "metrics.json", out / "allocator.json"
+    metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+    fit_rec = metrics.get("fit") or {}
+    per_source = fit_rec.get("per_source", 600) if per_source is None else per_source
+    seed = fit_rec.get("seed", 0) if seed is None else seed
+    licensed_only = metrics.get("licensed_only", True) if licensed_only is None else licensed_only
+    bad: list[str] = []
 
     def warn(msg: str) -> None:
-        warn_count[0] += 1
+        bad.append(msg)
+        if len(bad) <= 20:
+            log(msg)
 
     rows = pool.read_all(data, warn)
-    split = pool.splits(rows, licensed_only=licensed_only, per_source=per_source, seed=seed)
+    split = pool.splits(rows, licensed_only=licensed_only, per_source=per_source, seed=seed, warn=warn)
+    if not split["validation"]:
+        raise ValueError("no validation rows in " + ", ".join(map(str, data)) + ": the thresholds are fitted on them")
+    if not split["test"]:
+        split["test"] = split["validation"]
     alloc = Allocator(out)
-    alloc.scripts, script_rows = census(split["train"])
 
     def run(rs):
         res = alloc.run_texts([r["prompt"] for r in rs])
-        return (np.array([r["risk"] for r in res]), np.array([r["ambiguity"] for r in res]),
-                np.array([r["unfamiliar"] for r in res], dtype=bool))
+        return np.array([r["risk"] for r in res]), np.array([r["ambiguity"] for r in res])
 
-    meta = json.loads((out / "allocator.json").read_text(encoding="utf-8"))
-    base = AllocatorConfig.from_mapping(meta["policy"])
-    va_risk, va_amb, _ = run(split["validation"])
-    alloc.scripts, script_gate = gate(alloc.scripts, split["validation"], va_risk)
-    va_unf = unfamiliar_mask(alloc.scripts, split["validation"])
-    cfg, fitted = fit_policy(np.array([r["label"] for r in split["validation"]]), va_risk, va_amb, base, va_unf)
-    log(f"thresholds fitted on validation: {fitted['thresholds']} -> {fitted['validation']}")
-    te_risk, te_amb, te_unf = run(split["test"])
-    meta["policy"], meta["fitted"] = cfg.policy_dict(), fitted
-    meta["scripts"] = alloc.scripts.to_meta(script_rows, script_gate)
-    (out / "allocator.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    fit = fit_and_report(split, *run(split["validation"]), lambda: run(split["test"]),
+                         AllocatorConfig.from_mapping(meta["policy"]))
+    log(f"thresholds fitted on validation: {fit.fitted['thresholds']} -> {fit.fitted['validation']}")
+    meta["policy"], meta["fitted"], meta["scripts"] = fit.cfg.policy_dict(), fit.fitted, fit.scripts_meta
+    meta_file.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     metrics.update({
-        "test": report(split["test"], te_risk, te_amb, cfg, unfamiliar=te_unf),
-        "validation": report(split["validation"], va_risk, va_amb, cfg, unfamiliar=va_unf),
-        "fitted_policy": fitted,
-        "policy_command": "python -m conscience.allocator fit-policy --data " + " ".join(map(str, data)) + f" --model {out}",
+        "test": fit.test,
+        "validation": fit.validation,
+        "fitted_policy": fit.fitted,
+        "policy_command": "python -m conscience.allocator fit-policy --data " + " ".join(map(str, data)) + f" --model {out}"
+                          + (f" --per-source {per_source}" if per_source != 600 else "") + (f" --seed {seed}" if seed else "")
+                          + ("" if licensed_only else " --all-licences"),
+        "policy_bad_rows": len(bad),
     })
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    metrics_file.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return metrics
