@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conscience.allocator.pool import read_all
+from conscience.allocator.pool import prepare, read_all
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "gpu" / "allocator_sweep.py"
@@ -151,7 +151,7 @@ def test_a_fitted_network_is_measured_as_train_would_and_a_stranger_refused(swee
                        capture_output=True, text=True, timeout=600, cwd=ROOT / "runtime")
     assert r.returncode == 0, r.stderr[-2000:]
     c = sweep.parse_config("a:1:600:0:0")
-    m = sweep.measure(c, w, read_all([data], lambda m: None), "cpu")
+    m = sweep.measure(c, w, prepare(read_all([data], lambda m: None)), "cpu")
     assert m["rows"]["validation"] == m["validation"]["n"] and m["rows"]["test"] == m["test"]["n"] > 30
     assert set(m["thresholds"]) == {"risk_standard", "ambiguity_standard", "ambiguity_deep", "risk_harmful"}
     assert m["validation_shortfall"] == sweep.shortfall(m["validation"]) > 0
@@ -171,4 +171,4 @@ def test_a_fitted_network_is_measured_as_train_would_and_a_stranger_refused(swee
         json.dumps({"prompt": p, "label": "benign", "source": "conscience-zh", "split": "train"}, ensure_ascii=False) + "\n"
         for p in ("秋天的天气怎么样", "秋天的诗怎么写")), encoding="utf-8")
     with pytest.raises(ValueError, match=r"a\.pt: its vocabulary has \d+ rows"):
-        sweep.measure(c, w, read_all([zh], lambda m: None), "cpu")
+        sweep.measure(c, w, prepare(read_all([zh], lambda m: None)), "cpu")

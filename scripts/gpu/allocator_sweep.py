@@ -112,8 +112,8 @@ def fit_all(configs: list[dict], data: list[str], out: Path, device: str, deadli
 
 def measure(c: dict, weights: Path, rows: list[dict], device: str) -> dict:
     """train's steps 3, 5 and 6 with PyTorch scores in place of the ONNX graph's, on ``rows``
-    (pool.read_all of the data, read once for every config): the temperature as train fits it,
-    then train.fit_and_report, the function train itself runs for steps 5 and 6."""
+    (pool.prepare of the data, read and prepared once for every config): the temperature as
+    train fits it, then train.fit_and_report, the function train itself runs for steps 5 and 6."""
     import torch
 
     from conscience.allocator import vocab
@@ -122,7 +122,7 @@ def measure(c: dict, weights: Path, rows: list[dict], device: str) -> dict:
     from conscience.allocator.train import (_targets, base_tokenizer_json, embed_all, fit_and_report, fit_temperature,
                                             load_fitted, make_tokenizer)
 
-    split = pool.splits(rows, licensed_only=True, per_source=c["per_source"], seed=c["seed"])
+    split = pool.splits(rows, licensed_only=True, per_source=c["per_source"], seed=c["seed"], prepared=True)
     base_json = base_tokenizer_json()
     pieces = vocab.missing_pieces([r["prompt"] for r in split["train"]], base_json, min_count=2)
     tok = make_tokenizer(128, pieces)
@@ -185,7 +185,7 @@ def main() -> int:
         check_layers(args.encoder, args.config)
         os.environ["CONSCIENCE_ENCODER_DIR"] = str(widen(args.encoder, args.out / "encoder"))
     data = [str(Path(p).resolve()) for p in args.data]
-    rows = pool.read_all([Path(p) for p in data], lambda m: None)
+    rows = pool.prepare(pool.read_all([Path(p) for p in data], lambda m: None))
     summary = {"configs": fit_all(args.config, data, args.out, args.device, args.deadline)}
     for name, c in summary["configs"].items():
         w = args.out / f"{name}.pt"

@@ -305,11 +305,19 @@ def cap(rows: list[dict], per_source: int, seed: int = 0) -> list[dict]:
     return [r for i, r in enumerate(rows) if i in keep]
 
 
+def prepare(rows: list[dict]) -> list[dict]:
+    """Steps 3 and 4 of ``splits``: drop the noisy categories and collapse near-duplicates. The
+    result does not depend on the cap or the seed, so a caller that splits the same rows several
+    ways (scripts/gpu/allocator_sweep.py, one split per config) prepares them once."""
+    return dedupe(clean(rows))
+
+
 def splits(rows: list[dict], *, licensed_only: bool = True, per_source: int = 600, seed: int = 0,
-           warn: Callable[[str], None] = lambda s: None) -> dict[str, list[dict]]:
+           warn: Callable[[str], None] = lambda s: None, prepared: bool = False) -> dict[str, list[dict]]:
     """Clean, dedupe, split by source and cap. ``licensed_only`` keeps sources the shipped
-    model may not learn from out of train and validation (they stay in test)."""
-    rows = dedupe(clean(rows))
+    model may not learn from out of train and validation (they stay in test). With
+    ``prepared`` the rows are already ``prepare``'s output."""
+    rows = rows if prepared else prepare(rows)
     out: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
     for r in rows:
         s = split_of(r)
