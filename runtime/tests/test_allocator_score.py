@@ -80,6 +80,25 @@ def test_empty_huge_and_odd_prompts():
         score_prompts(["ok", None])
 
 
+def test_a_long_prompt_cut_at_a_character_bert_deletes_gives_the_whole_texts_first_tokens():
+    """The prefix cut for a long prompt stops only where BERT sees whitespace: \\v, \\f, \\x1f and
+    \\x85 are whitespace to str.isspace() but BERT deletes them, joining the word around them
+    (extension/test/allocator/tokenizer.test.ts holds the TypeScript side to the same strings)."""
+    from conscience.allocator.score import CHARS_PER_TOKEN_WINDOW, Allocator
+
+    alloc = Allocator(MODEL)
+    room = alloc.max_length - 2
+    window = room * CHARS_PER_TOKEN_WINDOW
+    for joiner in ("\v", "\f", "\x1c", "\x1f", "\x85", "\ufeff", "\u2028", "\u00a0", "\u3000"):
+        lead = "ab " * (room - 2)
+        filler = "z" * (window - len(lead) - 1 - len("qzqzqzqz"))
+        text = lead + filler + " qzqzqzqz" + joiner + "x" * 95 + " tail" * 10
+        assert text[window] == joiner
+        whole = alloc.raw.encode(text, add_special_tokens=False).ids
+        ids, truncated = alloc.content_ids(text)
+        assert (ids, truncated) == (whole[:room], len(whole) > room), repr(joiner)
+
+
 def test_score_cli_reports_bad_lines_and_scores_the_rest(tmp_path):
     f = tmp_path / "prompts.jsonl"
     lines = [

@@ -16,6 +16,11 @@ from .unfamiliar import ScriptTable
 
 CHARS_PER_TOKEN_WINDOW = 16
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Where BERT's normalizer sees whitespace: \t \n \r and the Unicode White_Space characters that
+# are not control characters. str.isspace() also takes \v, \f, \x1c-\x1f and \x85, which the
+# normalizer deletes (they join the letters around them into one word), so a prefix cut there
+# would split a word the whole text keeps. tokenizer.ts's BERT_WHITESPACE is the same set.
+BERT_WHITESPACE = frozenset("\t\n\r \u00a0\u1680\u2028\u2029\u202f\u205f\u3000") | frozenset(map(chr, range(0x2000, 0x200B)))
 
 
 def clean_text(text: str) -> str:
@@ -71,7 +76,7 @@ class Allocator:
                 ids = self.raw.encode(text, add_special_tokens=False).ids
                 break
             cut = window
-            while cut < len(text) and not text[cut].isspace():
+            while cut < len(text) and text[cut] not in BERT_WHITESPACE:
                 cut += 1
             if cut >= len(text):
                 ids = self.raw.encode(text, add_special_tokens=False).ids
