@@ -111,19 +111,39 @@ def test_score_cli_reports_bad_lines_and_scores_the_rest(tmp_path):
         json.dumps({"prompt": ""}).encode(),
         json.dumps({"id": "big", "prompt": "tell me more " * 100000}).encode(),
         b'{"id": "surrogate", "prompt": "lone \\ud800 half of a pair"}',
+        b'{"id": "\\ud800", "prompt": "an id that cannot be written back"}',
+        b'{"id": NaN, "prompt": "neither can this one"}',
+        json.dumps({"id": "last", "prompt": "still scored"}).encode(),
     ]
     f.write_bytes(b"\n".join(lines) + b"\n")
     out = subprocess.run([PY, "-m", "conscience.allocator", "score", str(f)], capture_output=True, timeout=300)
     assert out.returncode == 1
     err = out.stderr.decode()
-    for n, why in ((2, "invalid JSON"), (3, "not UTF-8"), (4, "expected a JSON object"), (5, '"prompt" is missing')):
+    for n, why in ((2, "invalid JSON"), (3, "not UTF-8"), (4, "expected a JSON object"), (5, '"prompt" is missing'),
+                   (10, '"id" cannot be written back'), (11, '"id" cannot be written back')):
         assert f"{f}:{n}: {why}" in err, err
     rows = [json.loads(l) for l in out.stdout.decode().splitlines()]
-    assert [r["id"] for r in rows] == ["a", 7, "big", "surrogate"]
-    assert [r["line"] for r in rows] == [1, 7, 8, 9]
+    assert [r["id"] for r in rows] == ["a", 7, "big", "surrogate", "last"]
+    assert [r["line"] for r in rows] == [1, 7, 8, 9, 12]
+    assert "scored 5 prompts, 6 bad lines" in err
     assert rows[2]["truncated"] is True and rows[0]["truncated"] is False
     for r in rows:
         assert set(r) >= {"id", "risk", "tier", "budget", "categories"}
+
+
+def test_score_refuses_an_out_file_that_is_its_input_or_a_folder(tmp_path):
+    f = tmp_path / "prompts.jsonl"
+    f.write_text(json.dumps({"prompt": "write a haiku about spring"}) + "\n")
+    before = f.read_bytes()
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(f)
+    for out, why in ((f, "is the input file"), (link, "is the input file"), (tmp_path, "is a folder")):
+        r = subprocess.run([PY, "-m", "conscience.allocator", "score", str(f), "--out", str(out)], capture_output=True, timeout=120)
+        assert r.returncode == 2 and why in r.stderr.decode(), r.stderr.decode()
+        assert f.read_bytes() == before, "the prompts were erased"
+    r = subprocess.run([PY, "-m", "conscience.allocator", "score", str(f), "--out", str(tmp_path / "no" / "dir.jsonl")],
+                       capture_output=True, timeout=120)
+    assert r.returncode == 1 and "No such file or directory" in r.stderr.decode() and b"Traceback" not in r.stderr
 
 
 def test_score_cli_streams_stdin():

@@ -87,6 +87,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _out_problem(out: Path, inputs: list[str]) -> str | None:
+    """Why ``out`` cannot be written (it is a folder, or one of the inputs: opening it for
+    writing would empty it before it is read), or None."""
+    if out.is_dir():
+        return f"--out {out}: is a folder, not a file"
+    for i in inputs:
+        if i != "-" and out.exists() and Path(i).exists() and os.path.samefile(out, i):
+            return f"--out {out}: is the input file {i}; writing there would erase the prompts before they are read"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -129,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             if args.model:
                 cfg["model"] = args.model
+            if args.out and (why := _out_problem(args.out, [args.file])):
+                print(why, file=sys.stderr)
+                return 2
             out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
             try:
                 if args.file == "-":
@@ -153,11 +167,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "label":
             from .label import label
 
+            if args.out and (why := _out_problem(args.out, [str(args.data)])):
+                print(why, file=sys.stderr)
+                return 2
             budgets = [int(x) for x in args.budgets.split(",") if x.strip()]
             return label(args.model, args.data, budgets, args.out, answer_tokens=args.answer_tokens,
                          limit=args.limit, seed=args.seed,
                          reward_names=[x.strip() for x in args.rewards.split(",") if x.strip()])
     except (ValueError, FileNotFoundError, TypeError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a file that cannot be opened or written (permissions, a full disk)
+        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 1
     return 2

@@ -110,6 +110,11 @@ def _read_rows(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
             errors.append(f"{path}:{n}: expected an object with a string \"prompt\"")
             continue
         obj.setdefault("id", n)
+        try:  # the row is written back with its labels: it must be valid JSON in UTF-8
+            json.dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except (ValueError, UnicodeEncodeError):
+            errors.append(f"{path}:{n}: cannot be written back as JSON (a lone surrogate, NaN or Infinity)")
+            continue
         rows.append(obj)
     return rows, errors
 

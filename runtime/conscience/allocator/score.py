@@ -203,7 +203,13 @@ def iter_jsonl_prompts(stream: IO[bytes], name: str) -> Iterator[tuple[int | Non
         if not isinstance(prompt, str):
             yield n, None, obj.get("id"), f"{name}:{n}: \"prompt\" is missing or not a string"
             continue
-        yield n, prompt, obj.get("id", n), None
+        pid = obj.get("id", n)
+        try:  # the id is written back as it came: it must be valid JSON in UTF-8
+            json.dumps(pid, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except (ValueError, UnicodeEncodeError):
+            yield n, None, None, f"{name}:{n}: \"id\" cannot be written back as JSON (a lone surrogate, NaN or Infinity)"
+            continue
+        yield n, prompt, pid, None
     yield from drain()
 
 
