@@ -264,6 +264,8 @@ def assign_budgets(rows: list[dict], safety: Any, allocator_cfg: Optional[dict] 
     alloc_budgets: dict[int, int] = {}
     status = "not needed"
     enabled = (allocator_cfg or {}).get("enabled", True)
+    if not isinstance(enabled, bool):  # `enabled: "false"` or `0` must not leave the allocator running
+        raise DataError(f"allocator.enabled must be true or false, got {enabled!r}")
     if need_alloc:
         if enabled is False:
             status = "disabled"

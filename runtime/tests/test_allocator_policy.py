@@ -51,6 +51,8 @@ def test_overrides_move_boundaries_and_budgets():
         ({"budget_deep": -1}, "budget_deep must be a non-negative integer"),
         ({"budget_brief": 3.5}, "budget_brief must be a non-negative integer"),
         ({"budget_none": True}, "budget_none must be a non-negative integer"),
+        ({"enabled": "false"}, "enabled must be true or false"),
+        ({"enabled": 0}, "enabled must be true or false"),
     ],
 )
 def test_bad_settings_name_the_key(bad, match):
@@ -72,3 +74,25 @@ def test_model_policy_then_recipe_overrides(tmp_path):
     assert cfg.budget_deep == 400           # the recipe wins
     assert cfg.budget_brief == 64           # dataclass default
     assert decide(0.65, 0.3, cfg) == ("brief", 64)
+
+
+def test_a_config_object_changes_only_what_it_sets(tmp_path):
+    """AllocatorConfig(budget_deep=768) keeps the model's fitted thresholds: only the fields that
+    differ from the defaults override allocator.json (before, the object replaced all of it)."""
+    (tmp_path / "allocator.json").write_text(json.dumps({"policy": {"risk_harmful": 0.6, "ambiguity_deep": 0.9}}))
+    cfg = load_config(AllocatorConfig(model=str(tmp_path), budget_deep=768))
+    assert (cfg.risk_harmful, cfg.ambiguity_deep, cfg.budget_deep, cfg.budget_brief) == (0.6, 0.9, 768, 64)
+    assert decide(0.65, 0.6, cfg) == ("brief", 64)  # ambiguity 0.6 is deep under the defaults, not under the model's 0.9
+
+
+@pytest.mark.parametrize("text, why", [
+    ("{not json", "not valid JSON"),
+    ("[1]", "not a JSON object"),
+    ('{"policy": [1, 2]}', '"policy" must be an object'),
+    ('{"policy": {"risk_harmful": 7}}', "policy: allocator.risk_harmful must be a number"),
+])
+def test_a_malformed_allocator_json_is_an_error_naming_it(tmp_path, text, why):
+    (tmp_path / "allocator.json").write_text(text)
+    with pytest.raises(ValueError, match=why) as e:
+        load_config({"model": str(tmp_path)})
+    assert str(tmp_path / "allocator.json") in str(e.value)

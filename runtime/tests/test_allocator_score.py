@@ -146,6 +146,31 @@ def test_score_refuses_an_out_file_that_is_its_input_or_a_folder(tmp_path):
     assert r.returncode == 1 and "No such file or directory" in r.stderr.decode() and b"Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("file, content, why", [
+    ("allocator.json", "[1]", "allocator.json: not a JSON object"),
+    ("allocator.json", "{bad", "allocator.json: not valid JSON"),
+    ("allocator.json", None, "allocator.json: scripts: familiar must be a list of script names"),
+    ("tokenizer.json", "{}", "tokenizer.json: not a tokenizer"),
+    ("model.onnx", "not a graph", "model.onnx: onnxruntime cannot load it"),
+])
+def test_a_broken_model_folder_is_one_line_naming_the_file(tmp_path, file, content, why):
+    import shutil
+
+    folder = tmp_path / "m"
+    shutil.copytree(MODEL, folder)
+    if content is None:  # the scripts table TypeScript refuses: Python refuses it too
+        meta = json.loads((folder / "allocator.json").read_text())
+        meta["scripts"]["familiar"] = "latin"
+        content = json.dumps(meta)
+    (folder / file).write_text(content)
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "how to bake bread"}\n')
+    r = subprocess.run([PY, "-m", "conscience.allocator", "score", str(prompts), "--model", str(folder)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1 and why in r.stderr and "Traceback" not in r.stderr, r.stderr[-1500:]
+    assert str(folder) in r.stderr and r.stdout == ""
+
+
 def test_score_cli_streams_stdin():
     proc = subprocess.Popen([PY, "-m", "conscience.allocator", "score", "-"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

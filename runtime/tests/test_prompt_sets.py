@@ -106,6 +106,10 @@ def test_budgets_row_then_allocator_then_label(tmp_path):
     assert info == {"source": {"dataset": 2, "allocator": 0, "label": 1}, "allocator": "disabled"}
     with pytest.raises(DataError, match="allocator.enabled is false"):
         assign_budgets(rows, SafetyConfig(budget_source="allocator"), {"enabled": False})
+    # a string or a number is not read as true: the run stops instead of using the allocator
+    for odd in ("false", 0):
+        with pytest.raises(DataError, match="allocator.enabled must be true or false"):
+            assign_budgets(rows, safety, {"enabled": odd})
     # an allocator that cannot run (no model in its folder) falls back under auto, fails under allocator
     out, info = assign_budgets(rows, safety, {"model": str(tmp_path)})
     assert [r["budget"] for r in out] == [7, 40, 1000]

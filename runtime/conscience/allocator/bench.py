@@ -32,6 +32,8 @@ def bench_prompts(n: int) -> list[str]:
 
 
 def bench(model: str | None, n: int = 1000, batch: int = 32, threads: int | None = None) -> dict[str, Any]:
+    if n < 1 or batch < 1:
+        raise ValueError(f"--n and --batch must be at least 1, got {n} and {batch}")
     model_dir = Path(model) if model else default_model_dir()
     alloc = Allocator(model_dir, threads=threads)
     prompts = bench_prompts(n)

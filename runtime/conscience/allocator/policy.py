@@ -32,9 +32,10 @@ def _f(default: Any, help: str) -> Any:
 
 @dataclass
 class AllocatorConfig:
-    """The recipe's ``allocator:`` section. Every field is optional; unset fields take the
-    model's defaults from allocator.json (which equal the defaults below for the shipped
-    model)."""
+    """The recipe's ``allocator:`` section. Every field is optional: a key the section leaves out
+    takes the model's value from its allocator.json ``policy`` (the shipped model's thresholds
+    are fitted there and differ from the defaults below), and what allocator.json leaves out
+    takes the default below. See :func:`load_config`."""
 
     enabled: bool = _f(True, "Fill missing per-prompt `budget` fields with the allocator before training.")
     model: str = _f("", "Folder holding model.onnx, tokenizer.json and allocator.json; empty = the shipped default allocator (models/allocator).")
@@ -58,6 +59,8 @@ class AllocatorConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"allocator.{name} must be a non-negative integer, got {v!r}")
+        if not isinstance(self.enabled, bool):
+            raise ValueError(f"allocator.enabled must be true or false, got {self.enabled!r}")
         if not isinstance(self.model, str):
             raise ValueError(f"allocator.model must be a string path, got {self.model!r}")
 
@@ -87,18 +90,32 @@ class AllocatorConfig:
 
 
 def load_config(allocator_cfg: Mapping[str, Any] | AllocatorConfig | None = None) -> AllocatorConfig:
-    """Recipe overrides on top of the model's allocator.json policy."""
+    """Overrides on top of the model's allocator.json policy, on top of the defaults. The
+    overrides are a recipe's ``allocator:`` mapping, or an AllocatorConfig whose fields that
+    differ from the class defaults count as set (``AllocatorConfig(budget_deep=768)`` keeps the
+    model's fitted thresholds and changes one budget). A malformed allocator.json is a
+    ValueError naming it."""
     if isinstance(allocator_cfg, AllocatorConfig):
-        overrides: dict[str, Any] = {k: v for k, v in dataclasses.asdict(allocator_cfg).items()}
+        defaults = dataclasses.asdict(AllocatorConfig())
+        overrides: dict[str, Any] = {k: v for k, v in dataclasses.asdict(allocator_cfg).items() if v != defaults[k]}
     else:
         overrides = dict(allocator_cfg or {})
     model_dir = Path(overrides["model"]) if overrides.get("model") else default_model_dir()
     base = AllocatorConfig(model=str(model_dir))
     meta_path = model_dir / "allocator.json"
     if meta_path.is_file():
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        base = AllocatorConfig.from_mapping(meta.get("policy", {}), base)
-    return AllocatorConfig.from_mapping(overrides, base) if not isinstance(allocator_cfg, AllocatorConfig) else allocator_cfg
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"{meta_path}: not valid JSON: {e}") from None
+        policy = meta.get("policy", {}) if isinstance(meta, dict) else None
+        if not isinstance(policy, dict):
+            raise ValueError(f"{meta_path}: " + ("not a JSON object" if not isinstance(meta, dict) else "\"policy\" must be an object"))
+        try:
+            base = AllocatorConfig.from_mapping(policy, base)
+        except ValueError as e:
+            raise ValueError(f"{meta_path}: policy: {e}") from None
+    return AllocatorConfig.from_mapping(overrides, base)
 
 
 def decide(risk: float, ambiguity: float, cfg: AllocatorConfig | None = None, unfamiliar: bool = False) -> tuple[str, int]:

@@ -42,14 +42,29 @@ class Allocator:
         for f in ("model.onnx", "tokenizer.json", "allocator.json"):
             if not (self.dir / f).is_file():
                 raise FileNotFoundError(f"allocator model folder {self.dir} has no {f}")
-        self.meta: dict[str, Any] = json.loads((self.dir / "allocator.json").read_text(encoding="utf-8"))
-        self.max_length = int(self.meta.get("max_length", 128))
-        self.categories: list[str] = list(self.meta.get("categories", []))
+        meta_file = self.dir / "allocator.json"
+        try:
+            self.meta: dict[str, Any] = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"{meta_file}: not valid JSON: {e}") from None
+        if not isinstance(self.meta, dict):
+            raise ValueError(f"{meta_file}: not a JSON object")
+        max_length = self.meta.get("max_length", 128)
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 3:
+            raise ValueError(f"{meta_file}: max_length must be an integer >= 3, got {max_length!r}")
+        self.max_length = max_length
+        cats = self.meta.get("categories", [])
+        if not isinstance(cats, list) or not all(isinstance(c, str) for c in cats):
+            raise ValueError(f"{meta_file}: categories must be a list of strings")
+        self.categories: list[str] = cats
         try:
             self.scripts = ScriptTable.from_meta(self.meta)
         except ValueError as e:
-            raise ValueError(f"{self.dir / 'allocator.json'}: {e}") from None
-        self.raw = Tokenizer.from_file(str(self.dir / "tokenizer.json"))
+            raise ValueError(f"{meta_file}: {e}") from None
+        try:
+            self.raw = Tokenizer.from_file(str(self.dir / "tokenizer.json"))
+        except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception for a malformed file
+            raise ValueError(f"{self.dir / 'tokenizer.json'}: not a tokenizer: {e}") from None
         self.raw.no_truncation()
         self.raw.no_padding()
         self.cls_id = self.raw.token_to_id("[CLS]")
@@ -59,7 +74,10 @@ class Allocator:
         so = ort.SessionOptions()
         if threads:
             so.intra_op_num_threads = threads
-        self.sess = ort.InferenceSession(str(self.dir / "model.onnx"), so, providers=["CPUExecutionProvider"])
+        try:
+            self.sess = ort.InferenceSession(str(self.dir / "model.onnx"), so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - onnxruntime's own exception types (InvalidProtobuf, Fail)
+            raise ValueError(f"{self.dir / 'model.onnx'}: onnxruntime cannot load it: {e}") from None
         self.out_names = [o.name for o in self.sess.get_outputs()]
 
     def content_ids(self, text: str) -> tuple[list[int], bool]:

@@ -73,10 +73,20 @@ class ScriptTable:
         s = meta.get("scripts")
         if s is None:
             return None
+        # the same checks as unfamiliar.ts's parseScripts, so both sides refuse the same folders
+        if not isinstance(s, dict):
+            raise ValueError("scripts must be an object")
+        familiar, min_share, scan = s.get("familiar"), s.get("min_share", MIN_SHARE), s.get("scan_chars", SCAN_CHARS)
+        if not isinstance(familiar, list) or not all(isinstance(x, str) for x in familiar):
+            raise ValueError("scripts: familiar must be a list of script names")
+        if isinstance(min_share, bool) or not isinstance(min_share, (int, float)) or not 0 <= min_share <= 1:
+            raise ValueError(f"scripts: min_share must be a number in [0, 1], got {min_share!r}")
+        if isinstance(scan, bool) or not isinstance(scan, int) or scan < 0:
+            raise ValueError(f"scripts: scan_chars must be a non-negative integer, got {scan!r}")
         try:
-            return cls(s["ranges"], s["familiar"], s.get("min_share", MIN_SHARE), s.get("scan_chars", SCAN_CHARS))
+            return cls(s["ranges"], familiar, min_share, scan)
         except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"allocator.json: scripts: {e!r}") from None
+            raise ValueError(f"scripts: {e!r}") from None
 
     def script(self, ch: str) -> str | None:
         o = ord(ch)
