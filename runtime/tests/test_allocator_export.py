@@ -214,6 +214,11 @@ def test_fit_policy_refits_a_trained_folder_on_the_split_it_was_trained_on(tmp_p
     refitted = json.loads((m / "metrics.json").read_text())
     assert refitted["test"] == trained["test"] and refitted["validation"] == trained["validation"]
     assert refitted["policy_command"].endswith(f"--model {m} --per-source 12 --seed 3") and refitted["policy_bad_rows"] == 1
+    # evaluate --split reads the same recorded split: the validation figures train wrote
+    ev = subprocess.run([sys.executable, "-m", "conscience.allocator", "evaluate", "--data", str(data), "--model", str(m),
+                         "--split", "validation", "--format", "json"], capture_output=True, text=True, timeout=600)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert json.loads(ev.stdout)["pooled"] == trained["validation"]["pooled"]
     # another seed draws other validation rows: its figures are not the training's
     r = refit(tmp_path / "seed0", "--seed", "0")
     assert r.returncode == 0, r.stderr[-2000:]

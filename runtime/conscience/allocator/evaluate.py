@@ -261,20 +261,21 @@ def scores(rows: list[dict], cfg: AllocatorConfig) -> tuple[np.ndarray, np.ndarr
 
 def evaluate(paths: Iterable, cfg_overrides: dict | None = None, warn: Callable[[str], None] = lambda s: None,
              split: str | None = None) -> dict[str, Any]:
-    """Figures for the labelled rows in ``paths``; with ``split``, only the rows `train` puts in
-    that split (pool.splits: cleaned, near-duplicates collapsed, licences applied), so
+    """Figures for the labelled rows in ``paths``; with ``split``, only the rows `train` put in
+    that split when it trained the model (pool.splits with the cap, seed and licence rule the
+    model's metrics.json records: cleaned, near-duplicates collapsed, licences applied), so
     ``--split test`` measures what metrics.json["test"] measured."""
     from pathlib import Path
 
     from .policy import load_config
-    from .pool import read_all, splits
+    from .pool import read_all, recorded_split, splits
 
+    cfg = load_config(cfg_overrides or {})
     rows = read_all([Path(p) for p in paths], warn)
     if split:
-        rows = splits(rows)[split]
+        rows = splits(rows, **recorded_split(cfg.model_dir()))[split]
     if not rows:
         raise ValueError("no usable labelled rows in " + ", ".join(map(str, paths)))
-    cfg = load_config(cfg_overrides or {})
     risk, amb, unf = scores(rows, cfg)
     rep = report(rows, risk, amb, cfg, unfamiliar=unf)
     rep["targets"] = {k: f"{op} {v}" for k, (op, v) in TARGETS.items()}

@@ -28,12 +28,13 @@ Four decisions are made here, each by a table or a rule a reader can check:
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -303,6 +304,25 @@ def cap(rows: list[dict], per_source: int, seed: int = 0) -> list[dict]:
         else:
             keep.update(random.Random(f"{seed}:{key[0]}:{key[1]}").sample(idx, per_source))
     return [r for i, r in enumerate(rows) if i in keep]
+
+
+def recorded_split(model_dir: Path) -> dict[str, Any]:
+    """The split settings a model folder was trained with ({per_source, seed, licensed_only}, as
+    ``splits`` takes them), from its metrics.json; the defaults where it records none. The
+    test split does not depend on them (it is never capped); train and validation do."""
+    out: dict[str, Any] = {"per_source": 600, "seed": 0, "licensed_only": True}
+    try:
+        metrics = json.loads((Path(model_dir) / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return out
+    fit = metrics.get("fit") if isinstance(metrics, dict) else None
+    if isinstance(fit, dict):
+        for k in ("per_source", "seed"):
+            if isinstance(fit.get(k), int) and not isinstance(fit.get(k), bool):
+                out[k] = fit[k]
+    if isinstance(metrics, dict) and isinstance(metrics.get("licensed_only"), bool):
+        out["licensed_only"] = metrics["licensed_only"]
+    return out
 
 
 def prepare(rows: list[dict]) -> list[dict]:

@@ -649,10 +649,10 @@ def refit_policy(data: list[Path], out: Path, per_source: int | None = None, lic
 
     metrics_file, meta_file = out / "metrics.json", out / "allocator.json"
     metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
-    fit_rec = metrics.get("fit") or {}
-    per_source = fit_rec.get("per_source", 600) if per_source is None else per_source
-    seed = fit_rec.get("seed", 0) if seed is None else seed
-    licensed_only = metrics.get("licensed_only", True) if licensed_only is None else licensed_only
+    recorded = pool.recorded_split(out)
+    per_source = recorded["per_source"] if per_source is None else per_source
+    seed = recorded["seed"] if seed is None else seed
+    licensed_only = recorded["licensed_only"] if licensed_only is None else licensed_only
     bad: list[str] = []
 
     def warn(msg: str) -> None:
