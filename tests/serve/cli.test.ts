@@ -74,15 +74,53 @@ test('SIGTERM lets a stream in flight finish, refuses new connections, then exit
 
 test('usage errors exit 2 with a message', () => {
   for (const [args, msg] of [
-    [['serve'], /--upstream URL is required/],
+    [['serve'], /--upstream URL \(or \$CONSCIENCE_UPSTREAM\) is required/],
     [['serve', '--upstream', 'ftp://x'], /must be an http/],
     [['serve', '--upstream', 'http://x', '--policy', 'max_tokens.brief=zero'], /max_tokens\.brief: expected a non-negative integer/],
     [['serve', '--upstream', 'http://x', '--port', '99999'], /--port must be at most 65535/],
     [['serve', '--upstream', 'http://x', '--bogus'], /unknown argument --bogus/],
     [['serve', '--upstream', 'http://x', '--allocator-workers', 'two'], /--allocator-workers must be an integer ≥ 0/],
   ] as const) {
-    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, CONSCIENCE_UPSTREAM: '' } });
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, msg);
   }
+  // a bad upstream with credentials is named without them
+  const r = spawnSync(process.execPath, [CLI, 'serve'], { encoding: 'utf8', env: { ...process.env, CONSCIENCE_UPSTREAM: 'ftp://me:hunter2@x' } });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /\$CONSCIENCE_UPSTREAM "ftp:\/\/x\/?": the upstream must be an http/);
+  assert.ok(!r.stderr.includes('hunter2'), r.stderr);
+});
+
+test('the upstream can come from $CONSCIENCE_UPSTREAM, and its password never reaches the logs', async () => {
+  const port = await freePort();
+  const upstream = up.url.replace('http://', 'http://me:hunter2@');
+  const run = async (argv: string[], env: Record<string, string>): Promise<string> => {
+    const p = spawn(process.execPath, [CLI, 'serve', '--port', String(port), ...argv], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+    let err = '';
+    p.stderr.on('data', (c: Buffer) => { err += c.toString(); });
+    const exited = new Promise<number | null>((res) => p.on('exit', (code) => res(code)));
+    try {
+      for (let i = 0; !err.includes('"msg":"listening"'); i++) {
+        if (i > 300 || p.exitCode !== null) throw new Error(`did not start:\n${err}`);
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      const health = await (await fetch(`http://127.0.0.1:${port}/health`)).text();
+      assert.ok(!health.includes('hunter2'), health);
+      const r = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'How do I bake bread?' }] }) });
+      assert.equal(r.status, 200);
+      await r.text();
+    } finally {
+      p.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0);
+    return err;
+  };
+  const fromEnv = await run([], { CONSCIENCE_UPSTREAM: upstream });
+  assert.ok(fromEnv.includes('"msg":"listening"') && !fromEnv.includes('hunter2'), fromEnv);
+  assert.ok(!fromEnv.includes('process list'), 'no warning when the URL is not in argv');
+  // in argv it still works, with a warning that any user can read it there
+  const fromArgv = await run(['--upstream', upstream], { CONSCIENCE_UPSTREAM: '' });
+  assert.match(fromArgv, /holds credentials, which any user can read in the process list; set \$CONSCIENCE_UPSTREAM instead/);
+  assert.ok(!fromArgv.includes('hunter2'), fromArgv);
 });

@@ -5,10 +5,10 @@
 // SIGINT/SIGTERM. Exit 0 after a clean stop, 1 when it cannot start, 2 usage.
 import { Allocator, defaultModelDir } from '../core/allocator';
 import { createGateway, parseGatewayPolicy } from '../core/serve';
-import { checkUpstream } from '../core/serve/status';
+import { UPSTREAM_ENV, checkUpstream, redactUpstream } from '../core/serve/status';
 import { readServeRecipe, type ServeRecipe } from '../core/serve/recipe';
 
-const USAGE = 'usage: conscience serve --upstream URL [--host 127.0.0.1] [--port 8100] [--allocator DIR] [--recipe FILE] [--allocator-workers N] [--allocator-threads N] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES] [--upstream-timeout SECONDS] [--grace SECONDS]';
+const USAGE = 'usage: conscience serve --upstream URL (or $CONSCIENCE_UPSTREAM) [--host 127.0.0.1] [--port 8100] [--allocator DIR] [--recipe FILE] [--allocator-workers N] [--allocator-threads N] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES] [--upstream-timeout SECONDS] [--grace SECONDS]';
 
 interface Args {
   upstream: string;
@@ -26,7 +26,7 @@ interface Args {
   upstreamTimeout?: number;
 }
 
-function parseArgs(argv: string[]): Args | string {
+function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args | string {
   const a: Partial<Args> & { policy: string[] } = { host: '127.0.0.1', port: 8100, policy: [], observeOnly: false, logPrompts: false, allocatorThreads: 1, allocatorWorkers: 2, grace: 20 };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -64,17 +64,23 @@ function parseArgs(argv: string[]): Args | string {
       return (err as Error).message;
     }
   }
-  if (!a.upstream) return '--upstream URL is required (the OpenAI-compatible server to put the gateway in front of)';
+  // $CONSCIENCE_UPSTREAM keeps a user:pass@ out of the process list (argv is readable by anyone)
+  const from = a.upstream ? '--upstream' : `$${UPSTREAM_ENV}`;
+  a.upstream ??= env[UPSTREAM_ENV] || undefined;
+  if (!a.upstream) return `--upstream URL (or $${UPSTREAM_ENV}) is required (the OpenAI-compatible server to put the gateway in front of)`;
   const bad = checkUpstream(a.upstream);
-  if (bad) return `--upstream ${JSON.stringify(a.upstream)}: ${bad}`;
+  if (bad) return `${from} ${JSON.stringify(redactUpstream(a.upstream))}: ${bad}`;
   return a as Args;
 }
 
-export async function serve(argv: string[]): Promise<number> {
-  const args = parseArgs(argv);
+export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const args = parseArgs(argv, env);
   if (typeof args === 'string') {
     process.stderr.write((args ? `conscience serve: ${args}\n` : '') + USAGE + '\n');
     return args ? 2 : 0;
+  }
+  if (argv.some((x) => x === '--upstream' || x.startsWith('--upstream=')) && redactUpstream(args.upstream) !== args.upstream.trim()) {
+    process.stderr.write(`conscience serve: the --upstream URL holds credentials, which any user can read in the process list; set $${UPSTREAM_ENV} instead\n`);
   }
   let policy;
   try {
@@ -110,7 +116,7 @@ export async function serve(argv: string[]): Promise<number> {
   });
   const { url } = await gateway.listen(args.port, args.host);
   process.stderr.write(JSON.stringify({
-    ts: new Date().toISOString(), level: 'info', msg: 'listening', url, upstream: args.upstream.replace(/\/\/[^/@]*@/, '//'),
+    ts: new Date().toISOString(), level: 'info', msg: 'listening', url, upstream: redactUpstream(args.upstream),
     observe_only: args.observeOnly, log_prompts: args.logPrompts, allocator: dir, ...(args.recipe ? { recipe: args.recipe } : {}),
   }) + '\n');
   await new Promise<void>((resolve) => {

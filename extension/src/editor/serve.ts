@@ -2,7 +2,7 @@
 // upstream in a terminal (the bundled CLI run by the editor's own Node, no shell line), one to
 // stop it, and a status bar item that polls the gateway's /metrics for its request counts.
 import * as vscode from 'vscode';
-import { checkUpstream, serveArgs, summarizeMetrics, type MetricsSummary } from '../core/serve/status';
+import { checkUpstream, redactUpstream, serveLaunch, summarizeMetrics, type MetricsSummary } from '../core/serve/status';
 
 const START = 'conscience.serve.start';
 const STOP = 'conscience.serve.stop';
@@ -64,28 +64,30 @@ export function activateServe(context: vscode.ExtensionContext, log: vscode.LogO
       const modelPath = cfg.get<string>('modelPath', '');
       const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
       const allocatorDir = modelPath ? (folder && !modelPath.startsWith('/') ? vscode.Uri.joinPath(folder, modelPath).fsPath : modelPath) : undefined;
-      const args = serveArgs({ upstream, port: Number(portText), allocatorDir, policy: cfg.get<Record<string, unknown>>('policy', {}) });
+      const launch = serveLaunch({ upstream, port: Number(portText), allocatorDir, policy: cfg.get<Record<string, unknown>>('policy', {}) });
       const cli = vscode.Uri.joinPath(context.extensionUri, 'dist', 'cli.js').fsPath;
-      // the editor's own Node runs the bundled CLI; every value is its own argv entry (no shell)
+      // the editor's own Node runs the bundled CLI; every value is its own argv entry (no shell),
+      // and the upstream URL (which may hold user:pass@) goes in the environment, not in argv
       terminal = vscode.window.createTerminal({
         name: 'conscience serve',
         shellPath: process.execPath,
-        shellArgs: [cli, ...args],
-        env: { ELECTRON_RUN_AS_NODE: '1' },
+        shellArgs: [cli, ...launch.args],
+        env: { ELECTRON_RUN_AS_NODE: '1', ...launch.env },
         isTransient: true,
       });
       terminal.show();
       url = `http://127.0.0.1:${portText}`;
-      log.info(`gateway started: ${url} → ${upstream}`);
+      const shown = redactUpstream(upstream);
+      log.info(`gateway started: ${url} → ${shown}`);
       stopPolling();
-      render(undefined, upstream);
+      render(undefined, shown);
       const poll = async (): Promise<void> => {
         if (!url) return;
         try {
           const r = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(1500) });
-          render(r.ok ? summarizeMetrics(await r.text()) : undefined, upstream);
+          render(r.ok ? summarizeMetrics(await r.text()) : undefined, shown);
         } catch {
-          render(undefined, upstream);
+          render(undefined, shown);
         }
       };
       timer = setInterval(() => void poll(), POLL_MS);

@@ -1,16 +1,20 @@
 // What the editor starts (argv, no shell) and how it reads a gateway's /metrics.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkUpstream, serveArgs, summarizeMetrics } from '../../src/core/serve/status';
+import { checkUpstream, redactUpstream, serveLaunch, summarizeMetrics } from '../../src/core/serve/status';
 import { GatewayMetrics } from '../../src/core/serve/metrics';
 
-test('the gateway command line keeps every value one argument, hostile ones included', () => {
-  const upstream = 'http://127.0.0.1:8000/v1?x=$(touch /tmp/pwned);`id`';
-  const args = serveArgs({ upstream, port: 8100, allocatorDir: '/models/my allocator', policy: { budget_brief: 32, refusal: "No; rm -rf '/'" }, observeOnly: true });
+test('the gateway command line keeps every value one argument, and the upstream travels in the environment', () => {
+  const upstream = 'http://user:s3cret@127.0.0.1:8000/v1?x=$(touch /tmp/pwned);`id`';
+  const { args, env } = serveLaunch({ upstream, port: 8100, allocatorDir: '/models/my allocator', policy: { budget_brief: 32, refusal: "No; rm -rf '/'" }, observeOnly: true });
   assert.deepEqual(args, [
-    'serve', '--upstream', upstream, '--port', '8100', '--allocator', '/models/my allocator',
+    'serve', '--port', '8100', '--allocator', '/models/my allocator',
     '--policy', 'budget_brief=32', '--policy', "refusal=No; rm -rf '/'", '--observe-only',
   ]);
+  assert.ok(!args.join(' ').includes('s3cret'), 'a password in argv is readable in the process list');
+  assert.deepEqual(env, { CONSCIENCE_UPSTREAM: upstream });
+  assert.equal(redactUpstream(upstream), 'http://127.0.0.1:8000/v1?x=$(touch%20/tmp/pwned);`id`');
+  assert.equal(redactUpstream('http://127.0.0.1:8000'), 'http://127.0.0.1:8000');
 });
 
 test('upstream URLs are checked before a terminal starts', () => {

@@ -1,6 +1,6 @@
 /**
  * What the editor needs to start a gateway and show it: the CLI's argv (no shell: every value
- * is its own argument) and a summary of a gateway's /metrics text.
+ * is its own argument) and environment, and a summary of a gateway's /metrics text.
  */
 import { TIERS } from '../allocator';
 
@@ -22,16 +22,36 @@ export function checkUpstream(url: string): string | undefined {
   return undefined;
 }
 
-/** argv after the CLI script: `serve --upstream URL --port P ...`. */
-export function serveArgs(s: StartSpec): string[] {
-  const args = ['serve', '--upstream', s.upstream.trim(), '--port', String(s.port)];
+/** The environment variable the CLI reads the upstream URL from when `--upstream` is not given. */
+export const UPSTREAM_ENV = 'CONSCIENCE_UPSTREAM';
+
+/** An upstream URL without its `user:pass@`, for logs, messages and the status bar. */
+export function redactUpstream(url: string): string {
+  try {
+    const u = new URL(url.trim());
+    if (!u.username && !u.password) return url.trim();
+    u.username = '';
+    u.password = '';
+    return u.href;
+  } catch {
+    return url.replace(/\/\/[^/@]*@/, '//');
+  }
+}
+
+/**
+ * How the editor starts a gateway: argv after the CLI script (`serve --port P ...`) and the
+ * environment. The upstream URL travels in the environment ($CONSCIENCE_UPSTREAM), never in
+ * argv: a `user:pass@` in it would otherwise be readable in any process list.
+ */
+export function serveLaunch(s: StartSpec): { args: string[]; env: Record<string, string> } {
+  const args = ['serve', '--port', String(s.port)];
   if (s.host) args.push('--host', s.host);
   if (s.allocatorDir) args.push('--allocator', s.allocatorDir);
   for (const [k, v] of Object.entries(s.policy ?? {})) {
     if (typeof v === 'number' || typeof v === 'string') args.push('--policy', `${k}=${v}`);
   }
   if (s.observeOnly) args.push('--observe-only');
-  return args;
+  return { args, env: { [UPSTREAM_ENV]: s.upstream.trim() } };
 }
 
 export interface MetricsSummary {
