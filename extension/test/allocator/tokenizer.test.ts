@@ -30,6 +30,11 @@ const TRICKY = [
   'Ünïcödé ' + 'ÉCOLE naïve '.repeat(3000),
   'The quick brown fox jumps over the lazy dog. '.repeat(200),
   '\ufffd replacement and \u2028 line separator and \u00a0 nbsp',
+  // a word-final capital sigma (JavaScript's toLowerCase gives ς, Rust's per-character σ)
+  'ΟΔΟΣ ΣΟΦΟΣ ΧΑΟΣ Σ',
+  // CJK ideographs outside the BMP (each one a word, as in the BMP) and just outside BERT's ranges
+  'Which character is 𠀀abc? 𪜀x𫝀y𫠠z 𬀀 丽丽',
+  '𠀀'.repeat(300),
 ];
 
 const PY = `

@@ -33,6 +33,23 @@ export const CHARS_PER_TOKEN_WINDOW = 16;
  */
 export const BERT_WHITESPACE = /[\t\n\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
 
+// CJK ideographs outside the Basic Multilingual Plane (Extensions B-F and the compatibility
+// supplement): BERT's normalizer makes each one a word of its own, but the JavaScript port
+// checks one UTF-16 unit at a time and misses these (surrogate pairs), so they are spaced here.
+const CJK_ASTRAL = /([\u{20000}-\u{2A6DF}\u{2A700}-\u{2B73F}\u{2B740}-\u{2B81F}\u{2B920}-\u{2CEAF}\u{2F800}-\u{2FA1F}])/gu;
+
+/**
+ * The text as the Rust tokenizer (Python's reference) normalizes it, where the JavaScript port
+ * differs: Rust lowercases character by character, so a word-final capital sigma becomes σ,
+ * while String.prototype.toLowerCase gives ς (a different token); and the astral CJK above.
+ * Both changes are what the Rust normalizer does anyway, so ids stay equal to Python's.
+ */
+export function matchRustNormalizer(text: string): string {
+  let t = text.includes('\u03a3') ? text.replaceAll('\u03a3', '\u03c3') : text;
+  if (/[\ud840-\ud87e]/.test(t)) t = t.replace(CJK_ASTRAL, ' $1 ');
+  return t;
+}
+
 export class AllocatorTokenizer {
   private readonly tok: Tokenizer;
   readonly clsId: number;
@@ -57,7 +74,7 @@ export class AllocatorTokenizer {
 
   /** Content token ids (no special tokens) of a piece of text. */
   private content(text: string): number[] {
-    return this.tok.encode(text, { add_special_tokens: false }).ids;
+    return this.tok.encode(matchRustNormalizer(text), { add_special_tokens: false }).ids;
   }
 
   /**
