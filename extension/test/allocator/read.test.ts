@@ -17,7 +17,9 @@ async function collect(it: AsyncIterable<ReadItem>): Promise<ReadItem[]> {
 test('JSONL: lines split on bytes across chunk borders; BOM, CRLF, bad UTF-8 and oversize lines handled', async () => {
   const bytes = Buffer.concat([
     Buffer.from('\ufeff{"prompt":"caf'), Buffer.from('é"}\r\n{"prompt":"x'), Buffer.from([0xc3]), Buffer.from('"}\n'),
-    Buffer.from('{"prompt":"' + 'y'.repeat(300) + '"}\n{"prompt":"ok","id":"k"}'),
+    Buffer.from('{"prompt":"' + 'y'.repeat(300) + '"}\n{"prompt":"ok","id":"k"}\n'),
+    // a byte-order mark after line 1 is not JSON (as in Python's reader), not skipped silently
+    Buffer.from('\ufeff{"prompt":"late bom"}'),
   ]);
   // Feed in 7-byte chunks so lines and multi-byte characters straddle chunk borders.
   const chunks: Buffer[] = [];
@@ -27,6 +29,9 @@ test('JSONL: lines split on bytes across chunk borders; BOM, CRLF, bad UTF-8 and
   assert.deepEqual(items[1], { kind: 'error', line: 2, message: 'not UTF-8 (byte 12)' });
   assert.equal(items[2]!.kind, 'prompt');
   assert.deepEqual(items[3], { kind: 'prompt', line: 4, id: 'k', prompt: 'ok' });
+  assert.equal(items[4]!.kind, 'error');
+  assert.equal(items[4]!.line, 5);
+  assert.match((items[4] as { message: string }).message, /invalid JSON/);
   const lines: Array<Buffer | null> = [];
   for await (const l of byteLines(Readable.from([Buffer.from('short\n' + 'z'.repeat(50) + '\nend')]), 20)) lines.push(l);
   assert.deepEqual(lines.map((l) => l?.toString() ?? null), ['short', null, 'end']);

@@ -107,14 +107,25 @@ export class Allocator {
    */
   async assess(texts: string[], policy: Policy = this.policy): Promise<Assessment[]> {
     const keys = texts.map(promptHash);
-    const misses = [...new Set(keys.filter((k) => !this.cache.has(k)))];
-    if (misses.length) {
-      const first = new Map<string, string>();
-      keys.forEach((k, i) => { if (!first.has(k)) first.set(k, texts[i]!); });
-      const scores = await this.scorer.score(misses.map((k) => first.get(k)!));
-      misses.forEach((k, j) => this.remember(k, scores[j]!));
+    // This call's scores are kept here, not read back from the cache: storing the misses may
+    // evict a hit of this same call (a full cache, more distinct prompts than it holds, or
+    // another call's stores while this one awaits the model).
+    const got = new Map<string, Score>();
+    const first = new Map<string, string>();
+    keys.forEach((k, i) => {
+      const hit = this.cache.get(k);
+      if (hit) got.set(k, hit);
+      else if (!first.has(k)) first.set(k, texts[i]!);
+    });
+    if (first.size) {
+      const misses = [...first.keys()];
+      const scores = await this.scorer.score([...first.values()]);
+      misses.forEach((k, j) => {
+        got.set(k, scores[j]!);
+        this.remember(k, scores[j]!);
+      });
     }
-    return keys.map((k) => this.withPolicy(this.cache.get(k) ?? missingScore(), policy));
+    return keys.map((k) => this.withPolicy(got.get(k) ?? missingScore(), policy));
   }
 
   /** Scores without touching the cache (CLI streaming, benchmarks). */

@@ -56,11 +56,15 @@ export interface ModelOptions {
 const name = (v: unknown, fallback: string): string => (typeof v === 'string' && /^[\w.:/-]+$/.test(v) ? v : fallback);
 
 /** Parses allocator.json; `file` names it in errors. */
-export function parseAllocatorJson(raw: unknown, file: string, tokenizerJson?: unknown): AllocatorJson {
+export function parseAllocatorJson(raw: unknown, file: string): AllocatorJson {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${file}: not a JSON object`);
   const o = raw as Record<string, unknown>;
-  const tokTrunc = (tokenizerJson as { truncation?: { max_length?: unknown } } | undefined)?.truncation?.max_length;
-  const maxLength = typeof o.max_length === 'number' ? o.max_length : typeof tokTrunc === 'number' ? tokTrunc : 128;
+  // allocator.json's max_length, else 128 as in Python (score.py): tokenizer.json's own
+  // truncation setting is informative only (docs/allocator.md, the model folder contract)
+  const maxLength = o.max_length ?? 128;
+  if (typeof maxLength !== 'number' || !Number.isInteger(maxLength) || maxLength < 3) {
+    throw new Error(`${file}: max_length must be an integer >= 3, got ${JSON.stringify(maxLength)}`);
+  }
   const inputs = (o.inputs && typeof o.inputs === 'object' ? o.inputs : {}) as Record<string, unknown>;
   const outputs = (o.outputs && typeof o.outputs === 'object' ? o.outputs : {}) as Record<string, unknown>;
   const cats = Array.isArray(o.categories) ? o.categories : Array.isArray(o.labels) ? o.labels : [];
@@ -103,6 +107,8 @@ export const ambiguityFromRisk = (p: number): number => 1 - Math.abs(2 * p - 1);
 
 export class AllocatorModel {
   private session: Promise<{ ort: typeof Ort; session: Ort.InferenceSession }> | undefined;
+  /** set by dispose(): a score still running stops at its next batch instead of reopening the session */
+  private disposed = false;
 
   private constructor(
     readonly dir: string,
@@ -116,7 +122,7 @@ export class AllocatorModel {
     const tokFile = join(dir, 'tokenizer.json');
     const tokJson = await readJson(tokFile);
     const cfgFile = join(dir, 'allocator.json');
-    const config = parseAllocatorJson(await readJson(cfgFile), cfgFile, tokJson);
+    const config = parseAllocatorJson(await readJson(cfgFile), cfgFile);
     const tokCfgFile = join(dir, 'tokenizer_config.json');
     const tokCfg = await readJson(tokCfgFile).catch(() => ({}));
     const tokenizer = new AllocatorTokenizer(tokJson, config.maxLength, tokCfg);
@@ -129,6 +135,7 @@ export class AllocatorModel {
 
   /** The onnxruntime session, opened once; checks the graph's inputs and outputs against the config. */
   private open(): Promise<{ ort: typeof Ort; session: Ort.InferenceSession }> {
+    if (this.disposed) return Promise.reject(new Error(`allocator model ${this.dir} was disposed`));
     this.session ??= (async () => {
       const { config, modelFile } = this;
       const ort = await import('onnxruntime-node');
@@ -218,6 +225,7 @@ export class AllocatorModel {
   }
 
   async dispose(): Promise<void> {
+    this.disposed = true;
     const s = await this.session?.catch(() => undefined);
     this.session = undefined;
     await s?.session.release();

@@ -61,7 +61,9 @@ export async function* byteLines(source: AsyncIterable<Uint8Array | string>, max
   if (size || oversize || parts.length) yield finish();
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+// ignoreBOM: true keeps a byte-order mark in the text (the decoder would strip one from every line);
+// only line 1's is dropped, below, as Python's reader does.
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
  * Offset of the first byte of the first ill-formed UTF-8 sequence (what Python's
