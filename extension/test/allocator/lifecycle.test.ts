@@ -70,6 +70,12 @@ test('without max_length in allocator.json the model reads 128 tokens, as Python
     }
     writeFileSync(join(dir, 'allocator.json'), JSON.stringify({ ...meta, max_length: 'long' }));
     await assert.rejects(AllocatorModel.load(dir), /allocator\.json: max_length must be an integer/);
+    // a tokenizer.json that parses but is not a tokenizer: the error names it
+    writeFileSync(join(dir, 'allocator.json'), JSON.stringify(meta));
+    for (const broken of [{}, { model: null }, { ...tok, model: { type: 'NoSuchModel' } }]) {
+      writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(broken));
+      await assert.rejects(AllocatorModel.load(dir), (e: Error) => e.message.startsWith(join(dir, 'tokenizer.json')), JSON.stringify(broken).slice(0, 60));
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -125,7 +125,12 @@ export class AllocatorModel {
     const config = parseAllocatorJson(await readJson(cfgFile), cfgFile);
     const tokCfgFile = join(dir, 'tokenizer_config.json');
     const tokCfg = await readJson(tokCfgFile).catch(() => ({}));
-    const tokenizer = new AllocatorTokenizer(tokJson, config.maxLength, tokCfg);
+    let tokenizer: AllocatorTokenizer;
+    try {
+      tokenizer = new AllocatorTokenizer(tokJson, config.maxLength, tokCfg);
+    } catch (err) {
+      throw new Error(`${tokFile}: not a tokenizer this allocator can use: ${(err as Error).message}`);
+    }
     const modelFile = join(dir, typeof config.raw.model === 'string' ? config.raw.model : 'model.onnx');
     if (!(await stat(modelFile).catch(() => undefined))?.isFile()) throw new Error(`no model at ${modelFile}`);
     const model = new AllocatorModel(dir, config, tokenizer, modelFile, opts);
