@@ -187,15 +187,17 @@ class EvalConfig:
             self.arms = [self.arms]
         if not self.arms:
             raise ValueError("arms: name at least one arm (allocator, label, fixed:N, none)")
-        seen = set()
+        kept: list = []
         for a in self.arms:
             try:
                 parse_arm(a)
             except ValueError as e:
                 raise ValueError(f"arms: {e}") from None
-            if a in seen:
-                raise ValueError(f"arms: {a!r} is listed twice")
-            seen.add(a)
+            if a in kept:  # the recipe validator's CC401 warning says the same: it runs once
+                logger.warning("arms: %r is listed twice; it runs once", a)
+                continue
+            kept.append(a)
+        self.arms = kept
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         for name in ("batch_size", "max_new_tokens", "tensor_parallel_size"):
@@ -308,7 +310,7 @@ def load_eval_recipe(path: str, output_dir: Optional[str] = None, policy: Option
         from .recipe import read_chat_template
 
         try:
-            cfg.chat_template = read_chat_template(cfg.chat_template, path)
+            cfg.chat_template = read_chat_template(cfg.chat_template, path, lines.get("chat_template"))
         except ValueError as e:
             raise EvalError(str(e)) from None
     safety, system_prompt, allocator = None, cfg.system_prompt, raw.get("allocator")
@@ -334,6 +336,13 @@ def load_eval_recipe(path: str, output_dir: Optional[str] = None, policy: Option
         allocator = {}
     if not isinstance(allocator, dict):
         raise EvalError(f"{path}:{lines.get('allocator', '?')}: `allocator:` must be a mapping")
+    from .allocator.policy import AllocatorConfig
+
+    try:  # the settings the allocator arm will run with, checked now rather than mid-run
+        AllocatorConfig.from_mapping(allocator)
+    except ValueError as e:
+        where = f"{path}:{lines['allocator']}" if "allocator" in lines else f"{path}:{lines.get('policy_recipe', 1)}: policy_recipe"
+        raise EvalError(f"{where}: allocator: {e}") from None
     endpoint = _parse_dataclass(EndpointConfig, raw.get("endpoint"), path, lines, "endpoint.")
     judge = _parse_dataclass(JudgeConfig, raw.get("judge"), path, lines, "judge.")
     if cfg.engine == "openai" and (not endpoint.base_url or not endpoint.model):

@@ -434,7 +434,7 @@ def read_recipe_yaml(path: str) -> tuple[dict, str, dict[str, int]]:
     return raw, hashlib.sha256(data).hexdigest(), _key_lines(text)
 
 
-def read_chat_template(value: str, recipe_path: str) -> str:
+def read_chat_template(value: str, recipe_path: str, line: Optional[int] = None) -> str:
     """`chat_template` as the recipe gives it: Jinja text, or a file (`*.jinja`, `*.jinja2`, `*.j2`,
     `*.tmpl`, no `{`, one line; relative to the recipe's folder) whose text is read, the rule
     the recipe validator (CC304) checks the file against."""
@@ -447,7 +447,8 @@ def read_chat_template(value: str, recipe_path: str) -> str:
         with open(path, encoding="utf-8") as f:
             return f.read()
     except OSError as e:
-        raise ValueError(f"{recipe_path}: chat_template file {path}: {e.strerror or e}") from None
+        where = f"{recipe_path}:{line}" if line else recipe_path
+        raise ValueError(f"{where}: chat_template file {path}: {e.strerror or e}") from None
 
 
 def recipe_kind(raw: dict, path: str = "<recipe>", lines: Optional[dict[str, int]] = None) -> str:

@@ -161,7 +161,7 @@ def load_sft_recipe(path: str, cli_args: Optional[list[str]] = None) -> SftRecip
         from .recipe import read_chat_template
 
         try:
-            sa.chat_template = read_chat_template(sa.chat_template, path)
+            sa.chat_template = read_chat_template(sa.chat_template, path, lines.get("chat_template"))
         except ValueError as e:
             raise RecipeError(str(e)) from None
     return SftRecipe(os.path.abspath(path), digest, sa, ta, ma, launch, safety, raw)

@@ -79,5 +79,5 @@ def test_sft_and_eval_recipes_read_template_files_too(tmp_path):
     ev.write_text("kind: eval\nmodel_name_or_path: conscience/tiny\nchat_template: chatml.jinja\n")
     assert load_eval_recipe(str(ev)).config.chat_template == TEMPLATE
     ev.write_text("kind: eval\nmodel_name_or_path: conscience/tiny\nchat_template: gone.jinja\n")
-    with pytest.raises(EvalError, match=r"eval\.yaml: chat_template file .*gone\.jinja"):
+    with pytest.raises(EvalError, match=r"eval\.yaml:3: chat_template file .*gone\.jinja"):
         load_eval_recipe(str(ev))

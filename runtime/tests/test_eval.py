@@ -102,6 +102,9 @@ def _env():
         ("kind: grpo\nmodel_name_or_path: m\n", ":1:", "not an eval recipe"),
         ("kind: eval\nmodel_name_or_path: m\nmax_new_tokens: many\n", ":3:", "expected an integer"),
         ("kind: eval\nmodel_name_or_path: m\nendpoint:\n  concurrency: 0\n", ":4:", "concurrency"),
+        ("kind: eval\nmodel_name_or_path: m\narms: [allocator]\n\nallocator:\n  bogus_key: 1\n", ":5:", "unknown allocator setting 'bogus_key'"),
+        ("kind: eval\nmodel_name_or_path: m\nallocator: {budget_deep: -1}\n", ":3:", "budget_deep must be a non-negative integer"),
+        ("kind: eval\nmodel_name_or_path: m\n\nchat_template: gone.jinja\n", ":4:", "chat_template file"),
     ],
 )
 def test_recipe_errors_name_file_and_line(tmp_path, text, where, needle):
@@ -111,6 +114,13 @@ def test_recipe_errors_name_file_and_line(tmp_path, text, where, needle):
         ev.load_eval_recipe(str(p))
     assert str(e.value).startswith(str(p) + where), str(e.value)
     assert needle in str(e.value)
+
+
+def test_an_arm_listed_twice_runs_once(tmp_path):
+    # the recipe validator's CC401 is a warning ("it runs once"): the runtime agrees
+    p = tmp_path / "e.yaml"
+    p.write_text("kind: eval\nmodel_name_or_path: m\narms: [label, none, label]\n")
+    assert ev.load_eval_recipe(str(p)).config.arms == ["label", "none"]
 
 
 def test_policy_recipe_gives_the_training_template(tmp_path):
