@@ -36,6 +36,10 @@ describe('eval results', () => {
     const groups = r.arms_order.reduce((n, a) => n + 1 + ['label', 'source', 'category'].reduce((m, g) => m + Object.keys((r.arms[a] as never)[g]).length, 0), 0);
     assert.equal(lines.length, 1 + groups);
     assert.ok(lines[1]!.startsWith("'=evil,"));
+    // a formula that starts like a negative number is neutralised too; real numbers stay numbers
+    const sneaky = resultsCsv(r, "-1+cmd|' /C calc'!A0");
+    assert.ok(sneaky.split('\n')[1]!.startsWith("'-1+cmd|"), sneaky.split('\n')[1]);
+    assert.ok(resultsCsv(r, '-0.25').split('\n')[1]!.startsWith('-0.25,'));
   });
 
   it('rejects what is not a results file, naming it', () => {

@@ -149,8 +149,9 @@ export function paretoPoints(r: EvalResults): ParetoPoint[] {
 
 const csvCell = (v: unknown): string => {
   const s = v === null || v === undefined ? '' : String(v);
-  // a leading =,+,-,@ would be a formula in a spreadsheet: prefix a quote
-  const safe = /^[=+\-@\t\r]/.test(s) && !/^-?\d/.test(s) ? `'${s}` : s;
+  // a leading =,+,-,@ would be a formula in a spreadsheet: prefix a quote (a plain negative
+  // number stays a number; '-1+cmd|...' is a formula, not a number)
+  const safe = /^[=+\-@\t\r]/.test(s) && !/^-?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(s) ? `'${s}` : s;
   return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 };
 
