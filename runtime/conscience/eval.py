@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -343,6 +344,13 @@ def load_eval_recipe(path: str, output_dir: Optional[str] = None, policy: Option
     except ValueError as e:
         where = f"{path}:{lines['allocator']}" if "allocator" in lines else f"{path}:{lines.get('policy_recipe', 1)}: policy_recipe"
         raise EvalError(f"{where}: allocator: {e}") from None
+    launch = raw.get("launch")
+    if isinstance(launch, dict):
+        for key in ("num_processes", "num_machines"):
+            n = launch.get(key, 1)
+            if isinstance(n, int) and not isinstance(n, bool) and n > 1:
+                raise EvalError(f"{path}:{lines.get('launch', 1)}: launch.{key}: an eval runs in one process, not {n} "
+                                "(engine vllm with tensor_parallel_size spreads one model over several GPUs)")
     endpoint = _parse_dataclass(EndpointConfig, raw.get("endpoint"), path, lines, "endpoint.")
     judge = _parse_dataclass(JudgeConfig, raw.get("judge"), path, lines, "judge.")
     if cfg.engine == "openai" and (not endpoint.base_url or not endpoint.model):
@@ -735,13 +743,39 @@ def chat_completion(base_url: str, model: str, messages: list[dict], *, api_key_
     raise EndpointError(last)
 
 
-def _parallel(fn: Callable[[Any], Any], items: list, concurrency: int) -> list:
-    if concurrency <= 1 or len(items) <= 1:
-        return [fn(x) for x in items]
-    from concurrent.futures import ThreadPoolExecutor
+class PartialFailure(Exception):
+    """Some items of a batch failed: ``results`` holds the others' results (None where an item
+    failed) and ``error`` the first failure, so the caller keeps what was finished."""
 
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as ex:
-        return list(ex.map(fn, items))
+    def __init__(self, results: list, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.results, self.error = results, error
+
+
+def _parallel(fn: Callable[[Any], Any], items: list, concurrency: int) -> list:
+    """fn over items (in order), ``concurrency`` at a time. Every item is tried; if any fails,
+    PartialFailure carries the results of the rest."""
+    results: list = [None] * len(items)
+    errors: list[Optional[BaseException]] = [None] * len(items)
+
+    def run(i: int) -> None:
+        try:
+            results[i] = fn(items[i])
+        except Exception as e:  # noqa: BLE001 - re-raised below, after the others finished
+            errors[i] = e
+
+    if concurrency <= 1 or len(items) <= 1:
+        for i in range(len(items)):
+            run(i)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as ex:
+            list(ex.map(run, range(len(items))))
+    first = next((e for e in errors if e is not None), None)
+    if first is not None:
+        raise PartialFailure(results, first)
+    return results
 
 
 class OpenAIEngine:
@@ -1014,8 +1048,9 @@ def _write_json_atomic(path: str, obj: Any) -> None:
 
 
 def read_done(path: str) -> list[dict]:
-    """Completions already written (a resumed eval keeps them). A partial last line (the
-    previous attempt killed mid-write) is dropped and the file truncated to the last newline."""
+    """Completions already written (a resumed eval keeps them), one per (id, arm): the first
+    wins. A partial last line (the previous attempt killed mid-write) is dropped and the file
+    truncated to the last newline."""
     if not os.path.exists(path):
         return []
     out = []
@@ -1025,19 +1060,74 @@ def read_done(path: str) -> list[dict]:
     if end < len(data):
         with open(path, "r+b") as f:
             f.truncate(end)
+    seen: set = set()
     for line in data[:end].splitlines():
         try:
             o = json.loads(line)
         except ValueError:
             continue
         if isinstance(o, dict) and "id" in o and "arm" in o:
-            out.append(o)
+            k = _done_key(o["id"], o["arm"])
+            if k not in seen:
+                seen.add(k)
+                out.append(o)
     return out
+
+
+def _done_key(row_id: Any, arm: Any) -> tuple[str, str]:
+    """(id, arm) as a set key whatever JSON type the id has."""
+    return json.dumps(row_id, sort_keys=True), str(arm)
 
 
 # ---------------------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------------------
+
+
+IDENTITY_FILE = "eval_identity.json"
+
+
+def eval_identity(recipe: EvalRecipe) -> dict:
+    """What makes two evals' completions comparable: the model (or endpoint), the prompt
+    template, the sampling settings, the judge and the allocator settings. A resumed eval
+    must match the one that wrote the output folder's completions."""
+    cfg, ep, jd = recipe.config, recipe.endpoint, recipe.judge
+    safety = dataclasses.asdict(recipe.safety) if dataclasses.is_dataclass(recipe.safety) else repr(recipe.safety)
+    template = hashlib.sha256(cfg.chat_template.encode()).hexdigest()[:16] if cfg.chat_template else None
+    return {
+        "model": cfg.model_name_or_path or None,
+        # the served model's name, not where it is served: a server restarted on another port or
+        # host still serves the same model
+        "endpoint_model": ep.model if ep.base_url else None,
+        "system_prompt": recipe.system_prompt, "safety": safety, "chat_template_sha256": template,
+        # (not the seed or batch size: completions under another seed are still this model's samples)
+        "generation": {"max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature, "top_p": cfg.top_p},
+        "judge": {"kind": jd.kind, "model": jd.model},
+        "allocator": recipe.allocator,
+    }
+
+
+def check_output_dir(recipe: EvalRecipe) -> None:
+    """Refuses to resume into an output folder whose completions another eval wrote (another
+    model, endpoint, template, generation setting, judge or allocator setting): its rows
+    would be counted as this eval's. Records this eval's identity otherwise."""
+    cfg = recipe.config
+    path = os.path.join(cfg.output_dir, IDENTITY_FILE)
+    mine = json.loads(json.dumps(eval_identity(recipe), sort_keys=True, default=str))
+    if read_done(os.path.join(cfg.output_dir, COMPLETIONS_FILE)) and os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                theirs = json.load(f)
+        except (OSError, ValueError):
+            theirs = None
+        if isinstance(theirs, dict) and theirs != mine:
+            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            raise EvalError(
+                f"{cfg.output_dir}: its {COMPLETIONS_FILE} was written by another evaluation (it differs in: "
+                f"{', '.join(diff)}); resuming would count its completions as this one's. Give this recipe its own "
+                f"output_dir (or --output_dir), or remove {COMPLETIONS_FILE} there to start over")
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    _write_json_atomic(path, mine)
 
 
 def plan_items(rows: list[dict], arms: list[str], safety: Any, allocator_cfg: dict, template: Any) -> list[dict]:
@@ -1109,18 +1199,16 @@ def run_eval(recipe: EvalRecipe, writer: Any = None, should_stop: Callable[[], b
     from .template import PromptTemplate
 
     cfg = recipe.config
-    os.makedirs(cfg.output_dir, exist_ok=True)
+    check_output_dir(recipe)
     rows, skipped, prompt_file = read_prompts(cfg)
     for s in skipped:
         log(f"skipped {s}")
     template = PromptTemplate.from_recipe(recipe.safety, recipe.system_prompt)
     items = plan_items(rows, cfg.arms, recipe.safety, recipe.allocator, template)
     comp_path = os.path.join(cfg.output_dir, COMPLETIONS_FILE)
-    done = [c for c in read_done(comp_path) if c["arm"] in cfg.arms]
-    done_keys = {(c["id"], c["arm"]) for c in done}
-    ids = {r["id"] for r in rows}
-    done = [c for c in done if c["id"] in ids]
-    todo = [it for it in items if (it["row"]["id"], it["arm"]) not in done_keys]
+    ids = {json.dumps(r["id"], sort_keys=True) for r in rows}
+    done = [c for c in read_done(comp_path) if c["arm"] in cfg.arms and json.dumps(c["id"], sort_keys=True) in ids]
+    done_keys = {_done_key(c["id"], c["arm"]) for c in done}
     total = len(items)
     judge = Judge(recipe.judge)
     if engine is None:
@@ -1136,51 +1224,79 @@ def run_eval(recipe: EvalRecipe, writer: Any = None, should_stop: Callable[[], b
         "arms_order": list(cfg.arms),
         "total": total,
     }
-    log(f"{len(rows)} prompts x {len(cfg.arms)} arms = {total} completions; {len(done)} already done, {len(todo)} to go")
-    if writer is not None:
-        writer.last_step = len(done)
-    # inside each arm, one budget's prompts together (their rendered prompts share the whole
-    # system block, which the transformers engine computes once) and the longest first (less
-    # padding); the order never changes results
+    # Batches and their seeds come from the whole plan, not from what is left: a resumed eval
+    # generates each batch with the same prompts and seed as an uninterrupted one. Inside each
+    # arm, one budget's prompts together (their rendered prompts share the whole system block,
+    # which the transformers engine computes once) and the longest first (less padding).
     def order_key(i: int) -> tuple:
-        it = todo[i]
+        it = items[i]
         return cfg.arms.index(it["arm"]), it["budget"] if it["budget"] is not None else -1, -len(it["row"]["prompt"])
 
-    order = sorted(range(len(todo)), key=order_key)
-    todo = [todo[i] for i in order]
+    plan = [items[i] for i in sorted(range(len(items)), key=order_key)]
+    batches = [(start, plan[start:start + cfg.batch_size]) for start in range(0, len(plan), cfg.batch_size)]
+    batches = [(start, b) for start, b in batches if any(_done_key(it["row"]["id"], it["arm"]) not in done_keys for it in b)]
+    todo = sum(1 for it in plan if _done_key(it["row"]["id"], it["arm"]) not in done_keys)
+    log(f"{len(rows)} prompts x {len(cfg.arms)} arms = {total} completions; {len(done)} already done, {todo} to go")
+    if writer is not None:
+        writer.last_step = len(done)
     completions = list(done)
     results: Optional[dict] = None
     t0 = time.time()
     last_build = t0
     generated = 0
+
+    def records(batch: list[dict], texts: list[Optional[str]]) -> tuple[list[dict], Optional[BaseException]]:
+        """The batch's records for the texts that came back (None: that request failed), judged;
+        with the first failure, generating or judging, if any."""
+        error: Optional[BaseException] = None
+        keep = [i for i, t in enumerate(texts) if t is not None]
+        parsed = {i: parse_safety(texts[i] or "", template.open_tag, template.close_tag) for i in keep}
+        try:
+            verdicts = judge.judge_many([(batch[i]["row"]["prompt"], parsed[i].answer) for i in keep])
+        except PartialFailure as pf:
+            verdicts, error = pf.results, pf.error
+        judged = [(i, v) for i, v in zip(keep, verdicts) if v is not None]
+        counts = count_tokens_many(engine, [x for i, _ in judged for x in (parsed[i].reasoning, parsed[i].answer)])
+        out = []
+        for k, (i, v) in enumerate(judged):
+            it, p, r = batch[i], parsed[i], batch[i]["row"]
+            out.append({
+                "id": r["id"], "arm": it["arm"], "budget": it["budget"], "label": r["label"],
+                "category": r.get("category", ""), "source": r.get("source", ""), "prompt": r["prompt"],
+                "safety": p.reasoning, "answer": p.answer,
+                "safety_tokens": counts[2 * k], "answer_tokens": counts[2 * k + 1],
+                # format ok: one closed block, first, followed by an answer
+                "format_ok": bool(p.closed and p.leading and p.blocks == 1 and p.answer),
+                "refused": v["refused"], "judge": {key: x for key, x in v.items() if key != "refused"},
+                "completion": texts[i],
+            })
+        return out, error
+
     with open(comp_path, "a", encoding="utf-8") as out:
-        for start in range(0, len(todo), cfg.batch_size):
+        for n_batch, (start, batch) in enumerate(batches):
             if should_stop():
                 break
-            batch = todo[start:start + cfg.batch_size]
-            texts = engine.generate([it["messages"] for it in batch], seed=cfg.seed + start)
-            parsed = [parse_safety(t or "", template.open_tag, template.close_tag) for t in texts]
-            verdicts = judge.judge_many([(it["row"]["prompt"], p.answer) for it, p in zip(batch, parsed)])
-            counts = count_tokens_many(engine, [x for p in parsed for x in (p.reasoning, p.answer)])
-            for i, (it, text, p, v) in enumerate(zip(batch, texts, parsed, verdicts)):
-                r = it["row"]
-                rec = {
-                    "id": r["id"], "arm": it["arm"], "budget": it["budget"], "label": r["label"],
-                    "category": r.get("category", ""), "source": r.get("source", ""), "prompt": r["prompt"],
-                    "safety": p.reasoning, "answer": p.answer,
-                    "safety_tokens": counts[2 * i], "answer_tokens": counts[2 * i + 1],
-                    # format ok: one closed block, first, followed by an answer
-                    "format_ok": bool(p.closed and p.leading and p.blocks == 1 and p.answer),
-                    "refused": v["refused"], "judge": {k: x for k, x in v.items() if k != "refused"},
-                    "completion": text,
-                }
+            error: Optional[BaseException] = None
+            try:
+                texts: list[Optional[str]] = list(engine.generate([it["messages"] for it in batch], seed=cfg.seed + start))
+            except PartialFailure as pf:
+                texts, error = pf.results, pf.error
+            # a batch partly done before (a failure, or a cut mid-write) is generated again, whole,
+            # so its prompts and seed are the same; only its missing rows are judged and written
+            texts = [None if _done_key(it["row"]["id"], it["arm"]) in done_keys else t for it, t in zip(batch, texts)]
+            recs, judge_error = records(batch, texts)
+            error = error or judge_error
+            for rec in recs:
                 out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                done_keys.add(_done_key(rec["id"], rec["arm"]))
                 completions.append(rec)
             out.flush()
+            if error is not None:  # what finished is written; the error ends the run (resume goes on)
+                raise error
             generated += len(batch)
             values = {"eval/done": len(completions), "eval/total": total,
                       "eval/prompts_per_s": generated / max(1e-9, time.time() - t0)}
-            last_batch = start + cfg.batch_size >= len(todo)
+            last_batch = n_batch == len(batches) - 1
             if last_batch or time.time() - last_build >= RESULTS_EVERY_S:
                 results = build_results(completions, cfg.arms, {**meta, "partial": len(completions) != total,
                                                                 "done": len(completions)})
@@ -1330,6 +1446,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--write-schema", metavar="FILE", help="write the eval recipe JSON schema and exit")
     p.add_argument("--write-case", action="store_true", help=f"rewrite {CASE_PATH} (the TypeScript reader's case)")
     p.add_argument("--judge-accuracy", action="store_true", help="print the recipe's judge accuracy on the labelled completions and exit")
+    p.add_argument("--use_cpu", choices=("true", "false"), default=None,
+                   help="what the launcher passes for `launch: {cpu: true}` (as to a trainer): device cpu")
     a = p.parse_args(argv)
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO, stream=sys.stderr)
     if a.write_schema:
@@ -1346,6 +1464,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     except EvalError as e:
         print(f"conscience.eval: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if a.use_cpu == "true":
+        recipe.config.device = "cpu"
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        # every process would run the whole eval and write every line: one process evaluates
+        print(f"conscience.eval: {a.config}: an eval runs in one process, not {os.environ['WORLD_SIZE']} "
+              "(launch.num_processes and num_machines must be 1; engine vllm with tensor_parallel_size spreads "
+              "one model over several GPUs)", file=sys.stderr)
+        return EXIT_USAGE
     if a.judge_accuracy:
         print(json.dumps(judge_accuracy(Judge(recipe.judge)), indent=1))
         return EXIT_OK
@@ -1360,6 +1486,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     from .events import EventWriter
 
     cfg = recipe.config
+    try:  # before the events stream: a refused resume must not append to another eval's events
+        check_output_dir(recipe)
+    except EvalError as e:
+        print(f"conscience.eval: {e}", file=sys.stderr)
+        return EXIT_USAGE
     writer = EventWriter(cfg.output_dir, resume=True)
     done_before = len(read_done(os.path.join(cfg.output_dir, COMPLETIONS_FILE)))
     try:  # the total, so the Runs view shows `step done/total`; a bad set fails in run_eval

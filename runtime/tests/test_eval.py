@@ -105,6 +105,7 @@ def _env():
         ("kind: eval\nmodel_name_or_path: m\narms: [allocator]\n\nallocator:\n  bogus_key: 1\n", ":5:", "unknown allocator setting 'bogus_key'"),
         ("kind: eval\nmodel_name_or_path: m\nallocator: {budget_deep: -1}\n", ":3:", "budget_deep must be a non-negative integer"),
         ("kind: eval\nmodel_name_or_path: m\n\nchat_template: gone.jinja\n", ":4:", "chat_template file"),
+        ("kind: eval\nmodel_name_or_path: m\nlaunch:\n  num_processes: 2\n", ":3:", "an eval runs in one process"),
     ],
 )
 def test_recipe_errors_name_file_and_line(tmp_path, text, where, needle):
@@ -335,20 +336,87 @@ def test_openai_endpoint_and_llm_judge(tmp_path, monkeypatch):
 
 
 def test_failing_endpoint_keeps_finished_completions(tmp_path):
-    srv = _ChatServer(fail_after=4)
+    # the server fails in the middle of the second batch (of 4): the 3 answered are kept
+    srv = _ChatServer(fail_after=7)
     try:
-        recipe = _recipe(tmp_path, engine="openai", model_name_or_path=None, arms=["label", "none"], batch_size=2,
-                         endpoint={"base_url": srv.url, "model": "served", "concurrency": 1, "max_retries": 1})
+        endpoint = {"base_url": srv.url, "model": "served", "concurrency": 2, "max_retries": 1}
+        recipe = _recipe(tmp_path, engine="openai", model_name_or_path=None, arms=["label", "none"], batch_size=4, endpoint=endpoint)
         proc = subprocess.run([sys.executable, "-m", "conscience.eval", "--config", str(recipe)], env=_env(), cwd=tmp_path,
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 1
         assert f"{srv.url}/chat/completions: HTTP 500: model crashed" in proc.stderr
         assert "completions finished so far are kept" in proc.stderr
-        assert len(_lines(tmp_path / "out" / "completions.jsonl")) == 4
+        assert len(_lines(tmp_path / "out" / "completions.jsonl")) == 7
         evs = _lines(tmp_path / "out" / "events.jsonl")
         assert evs[-1]["status"] == "failed" and "HTTP 500" in evs[-1]["error"]
     finally:
         srv.close()
+    # the server is back: the same command finishes the rest, each (prompt, arm) once
+    srv = _ChatServer()
+    try:
+        recipe = _recipe(tmp_path, engine="openai", model_name_or_path=None, arms=["label", "none"], batch_size=4,
+                         endpoint={**endpoint, "base_url": srv.url})
+        # (the URL moved with the restarted server: same model, so the folder still resumes)
+        proc = subprocess.run([sys.executable, "-m", "conscience.eval", "--config", str(recipe)], env=_env(), cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        keys = [(c["id"], c["arm"]) for c in _lines(tmp_path / "out" / "completions.jsonl")]
+        assert len(keys) == 10 == len(set(keys))
+    finally:
+        srv.close()
+
+
+def test_a_resumed_eval_samples_exactly_as_an_uninterrupted_one(tmp_path, tiny_cache):
+    """Batches and seeds come from the whole plan: cancelled after one batch and resumed, a
+    sampled eval (temperature 1) writes the completions an uninterrupted one writes."""
+    r = ev.load_eval_recipe(str(_recipe(tmp_path, batch_size=3)))
+    comp = tmp_path / "out" / "completions.jsonl"
+
+    def texts():
+        return {(c["id"], c["arm"]): c["completion"] for c in _lines(comp)}
+
+    ev.run_eval(r, log=lambda m: None, accuracy=False)
+    whole = texts()
+    comp.unlink()
+    calls = iter(range(100))
+    ev.run_eval(r, should_stop=lambda: next(calls) >= 1, log=lambda m: None, accuracy=False)
+    assert len(_lines(comp)) == 3
+    ev.run_eval(r, log=lambda m: None, accuracy=False)
+    assert texts() == whole and len(whole) == 15
+
+
+def test_an_output_dir_another_eval_wrote_is_not_resumed(tmp_path):
+    srv = _ChatServer()
+    try:
+        def recipe(model):
+            return _recipe(tmp_path, engine="openai", model_name_or_path=None, arms=["none"],
+                           endpoint={"base_url": srv.url, "model": model, "concurrency": 1})
+
+        assert ev.run_eval(ev.load_eval_recipe(str(recipe("served"))), accuracy=False)["done"] == 5
+        events = tmp_path / "out" / "events.jsonl"
+        events.write_text("")
+        before = (tmp_path / "out" / "completions.jsonl").read_text()
+        proc = subprocess.run([sys.executable, "-m", "conscience.eval", "--config", str(recipe("other-model"))], env=_env(),
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert "was written by another evaluation (it differs in: endpoint_model)" in proc.stderr
+        assert (tmp_path / "out" / "completions.jsonl").read_text() == before and events.read_text() == ""
+        # the same eval still resumes (nothing to do)
+        assert ev.run_eval(ev.load_eval_recipe(str(recipe("served"))), accuracy=False)["generated"] == 0
+    finally:
+        srv.close()
+
+
+def test_duplicate_lines_count_once_and_a_multi_process_launch_is_refused(tmp_path):
+    comp = tmp_path / "c.jsonl"
+    rec = {"id": "a", "arm": "none", "refused": False}
+    comp.write_text("".join(json.dumps(x) + "\n" for x in (rec, {**rec, "refused": True}, {**rec, "arm": "label"})))
+    assert [(c["arm"], c["refused"]) for c in ev.read_done(str(comp))] == [("none", False), ("label", False)]
+    recipe = _recipe(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "conscience.eval", "--config", str(recipe)], env={**_env(), "WORLD_SIZE": "2"},
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "an eval runs in one process, not 2" in proc.stderr
+    assert not (tmp_path / "out" / "completions.jsonl").exists()
 
 
 def test_unreachable_endpoint_is_a_clear_error(tmp_path):
