@@ -45,4 +45,12 @@ describe('eval recipe validation', () => {
     const codes = d.map((x) => `${x.code}@${x.line}`);
     assert.deepEqual(codes, ['CC404@0', 'CC402@1', 'CC101@2', 'CC102@3', 'CC403@5']);
   });
+
+  it('more than one process is CC406 at the value, as the runtime refuses it', () => {
+    const text = 'kind: eval\nmodel_name_or_path: m\nlaunch:\n  num_processes: 2\n  cpu: true\n';
+    const d = validateText(text);
+    assert.deepEqual(d.map((x) => `${x.code}@${x.line}`), ['CC406@3']);
+    assert.deepEqual({ line: d[0]!.line, column: d[0]!.column }, at(text, '2\n'));
+    assert.deepEqual(validateText('kind: eval\nmodel_name_or_path: m\nlaunch:\n  num_processes: 1\n'), []);
+  });
 });

@@ -16,6 +16,7 @@ export const EVAL_CODES = {
   CC403: 'judge kind llm needs judge.base_url and judge.model',
   CC404: 'no model to evaluate (model_name_or_path or endpoint.base_url)',
   CC405: 'arms is empty',
+  CC406: 'an eval runs in one process (launch.num_processes and num_machines 1)',
 } as const;
 
 type RawProp = { type?: string | string[]; enum?: unknown[]; items?: { type?: string | string[]; enum?: unknown[] }; default?: unknown; description?: string; const?: unknown; properties?: Record<string, RawProp> };
@@ -127,6 +128,14 @@ export function validateEvalRoot(text: string, root: YMap): Diagnostic[] {
   const jk = judge && getPair(judge, 'kind');
   if (jk && scalarText(jk.value) === 'llm' && (!scalarText(getPair(judge!, 'base_url')?.value) || !scalarText(getPair(judge!, 'model')?.value)))
     out.push(diag(text, jk.value.start, jk.value.end, 'error', 'CC403', 'judge kind llm needs `judge.base_url` (an OpenAI-compatible endpoint) and `judge.model`.'));
+  const launch = section('launch');
+  for (const key of ['num_processes', 'num_machines']) {
+    const p = launch && getPair(launch, key);
+    const n = Number(scalarText(p?.value));
+    if (p && Number.isInteger(n) && n > 1) {
+      out.push(diag(text, p.value.start, p.value.end, 'error', 'CC406', `An eval runs in one process, not ${n}: every process would evaluate every prompt. \`engine: vllm\` with \`tensor_parallel_size\` spreads one model over several GPUs.`));
+    }
+  }
   if (!scalarText(getPair(root, 'model_name_or_path')?.value) && !scalarText(endpoint && getPair(endpoint, 'base_url')?.value)) {
     const k = getPair(root, 'kind')!;
     out.push(diag(text, k.key.start, k.value.end, 'error', 'CC404', 'Nothing to evaluate: set `model_name_or_path` (a model or checkpoint to load) or `endpoint.base_url` (a served model).'));
