@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { readRecipeInfo, sbatchArgs, sbatchCommand, sbatchScript, trainArgv, wrapperScript, type LaunchSection, type SbatchSpec } from '../../src/core/launch/scripts';
-import { parseTarget } from '../../src/core/launch/targets';
+import { processDriver } from '../../src/core/launch/driver-process';
+import { slurmDriver } from '../../src/core/launch/driver-slurm';
+import { readRecipeInfo, sbatchArgs, sbatchCommand, sbatchScript, serverModel, trainArgv, wrapperScript, type LaunchSection, type SbatchSpec } from '../../src/core/launch/scripts';
+import { LOCAL_TARGET, parseTarget, type Target } from '../../src/core/launch/targets';
 
 const L = (o: Partial<LaunchSection> = {}): LaunchSection => ({
   num_processes: 1, num_machines: 1, cpu: false, vllm_server: false, vllm_server_gpus: 1,
@@ -100,5 +102,108 @@ describe('sbatch script', () => {
     // hostile but single-line values are quoted on the command line, never interpreted
     const cmd = sbatchCommand(spec({ partition: `p'$(id)` }));
     assert.match(cmd, /'--partition=p'\\''\$\(id\)'/);
+  });
+});
+
+/**
+ * A project folder with stub commands on PATH, to execute the generated scripts: `python`
+ * records its argv and CUDA_VISIBLE_DEVICES (one file per call), `srun` drops its options and
+ * runs the step as task 0, `scontrol` knows nodes n1 and n2 (NodeAddr 10.0.0.N).
+ */
+function stubProject() {
+  const root = mkdtempSync(join(tmpdir(), 'launch-exec-'));
+  const bin = join(root, 'bin');
+  const log = join(root, 'calls');
+  const project = join(root, 'proj');
+  const runDir = join(project, '.conscience-runs', 'r1');
+  for (const d of [bin, log, runDir]) mkdirSync(d, { recursive: true });
+  const stub = (name: string, lines: string[]) => writeFileSync(join(bin, name), ['#!/bin/bash', ...lines, ''].join('\n'), { mode: 0o755 });
+  stub('python', [
+    'f="$STUB_LOG/$$.$RANDOM"',
+    'printf "%s\\0" "${CUDA_VISIBLE_DEVICES-}" "$@" > "$f.tmp" && mv -- "$f.tmp" "$f.call"',
+    // the batch script stops the server when training ends: training waits until the server has recorded its call
+    'if [ -n "$STUB_SERVER" ] && [ "$2" != trl.scripts.vllm_serve ]; then for _ in $(seq 200); do grep -qz trl.scripts.vllm_serve "$STUB_LOG"/*.call 2>/dev/null && break; sleep 0.05; done; fi',
+  ]);
+  stub('srun', ['while [[ "$1" == --* ]]; do shift; done', 'export SLURM_PROCID=0', 'exec "$@"']);
+  stub('scontrol', [
+    'if [ "$1 $2" = "show hostnames" ]; then printf "n1\\nn2\\n"; exit 0; fi',
+    'if [ "$1 $2" = "show node" ]; then echo "NodeName=$4 NodeAddr=10.0.0.${4#n} State=IDLE"; fi',
+  ]);
+  const prep = { runId: 'r1', launchToken: 't1', projectDir: project, runDir, outputDir: join(runDir, 'output'), python: join(bin, 'python') };
+  return {
+    project,
+    runDir,
+    prep,
+    recipe(rel: string, text: string): string {
+      const f = join(project, rel);
+      mkdirSync(join(f, '..'), { recursive: true });
+      writeFileSync(f, text);
+      return f;
+    },
+    /** Writes the prepared script into the run folder, runs it with bash and returns the python calls it made. */
+    run(script: string, name: string, env: Record<string, string> = {}): { cvd: string; argv: string[] }[] {
+      writeFileSync(join(runDir, name), script, { mode: 0o755 });
+      const r = spawnSync('bash', [join(runDir, name)], {
+        cwd: runDir, encoding: 'utf8', timeout: 30_000,
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, STUB_LOG: log, SLURM_JOB_ID: '4242', SLURM_JOB_NODELIST: 'n[1-2]', ...env },
+      });
+      assert.equal(r.status, 0, `${name}: ${r.stdout}${r.stderr}`);
+      assert.equal(readFileSync(join(runDir, 'exit_code'), 'utf8').trim(), '0');
+      return readdirSync(log).filter((f) => f.endsWith('.call')).map((f) => {
+        const [cvd, ...argv] = readFileSync(join(log, f), 'utf8').split('\0').slice(0, -1);
+        return { cvd: cvd!, argv };
+      });
+    },
+  };
+}
+
+describe('generated scripts, executed with stub commands', () => {
+  it('a local or SSH run with launch.vllm_server and one training process starts conscience.launch (which starts the server)', async () => {
+    const p = stubProject();
+    const recipe = p.recipe('recipes/x.yaml', 'model_name_or_path: Qwen/Qwen2.5-0.5B-Instruct\nuse_vllm: true\nvllm_mode: server\nlaunch:\n  vllm_server: true\n');
+    const { script } = processDriver.prepare({ ...p.prep, recipe, info: await readRecipeInfo(recipe), target: LOCAL_TARGET });
+    const calls = p.run(script, 'run.sh');
+    assert.deepEqual(calls.map((c) => c.argv), [['-m', 'conscience.launch', '--config', recipe, '--', '--output_dir', p.prep.outputDir]]);
+  });
+
+  it('launch.cpu with one process gives the trainer --use_cpu true, as conscience.launch does (local and SLURM)', async () => {
+    const p = stubProject();
+    const recipe = p.recipe('recipes/cpu.yaml', 'model_name_or_path: m\nlaunch:\n  cpu: true\n');
+    const info = await readRecipeInfo(recipe);
+    const want = ['-m', 'conscience.train', '--config', recipe, '--use_cpu', 'true', '--output_dir', p.prep.outputDir];
+    const local = p.run(processDriver.prepare({ ...p.prep, recipe, info, target: LOCAL_TARGET }).script, 'run.sh');
+    assert.deepEqual(local.map((c) => c.argv), [want]);
+    const q = stubProject();
+    const qRecipe = q.recipe('recipes/cpu.yaml', 'model_name_or_path: m\nlaunch:\n  cpu: true\n');
+    const target = parseTarget('c', { type: 'slurm', nodes: 1 }) as Target;
+    const slurm = q.run(slurmDriver.prepare({ ...q.prep, recipe: qRecipe, info: await readRecipeInfo(qRecipe), target }).script, 'job.sbatch');
+    assert.deepEqual(slurm.map((c) => c.argv), [['-m', 'conscience.train', '--config', qRecipe, '--use_cpu', 'true', '--output_dir', q.prep.outputDir]]);
+    // every kind, as conscience.launch passes it
+    assert.deepEqual(trainArgv({ python: 'py', recipe: '/r.yaml', outputDir: '/o', launch: L({ cpu: true }), kind: 'eval' }), ['py', '-m', 'conscience.eval', '--config', '/r.yaml', '--use_cpu', 'true', '--output_dir', '/o']);
+  });
+
+  it("SLURM's vLLM server gets the model resolved against the recipe's folder and the recipe's model_revision", async () => {
+    const p = stubProject();
+    const recipe = p.recipe('recipes/qwen/x.yaml', 'model_name_or_path: ../../models/my-sft\nmodel_revision: v1\nuse_vllm: true\nvllm_mode: server\nlaunch:\n  vllm_server: true\n  num_processes: 2\n');
+    const target = parseTarget('c', { type: 'slurm', nodes: 2, gpusPerNode: 2 }) as Target;
+    const calls = p.run(slurmDriver.prepare({ ...p.prep, recipe, info: await readRecipeInfo(recipe), target }).script, 'job.sbatch', { STUB_SERVER: '1' });
+    const server = calls.find((c) => c.argv[1] === 'trl.scripts.vllm_serve');
+    assert.ok(server, JSON.stringify(calls));
+    assert.equal(server.cvd, '0');
+    assert.equal(server.argv[server.argv.indexOf('--model') + 1], join(p.project, 'models/my-sft'));
+    assert.equal(server.argv[server.argv.indexOf('--revision') + 1], 'v1');
+    const train = calls.find((c) => c.argv[1] === 'conscience.launch');
+    assert.ok(train?.argv.includes('--no-server'));
+    // one training process beside the server's step: a plain trainer, never a second server
+    const q = stubProject();
+    const one = q.recipe('recipes/qwen/x.yaml', 'model_name_or_path: ./m\nlaunch:\n  vllm_server: true\n');
+    const twoNodes = parseTarget('c', { type: 'slurm', nodes: 2, gpusPerNode: 1 }) as Target;
+    const calls1 = q.run(slurmDriver.prepare({ ...q.prep, recipe: one, info: await readRecipeInfo(one), target: twoNodes }).script, 'job.sbatch', { STUB_SERVER: '1' });
+    assert.deepEqual(calls1.map((c) => c.argv.slice(0, 4)).sort(), [['-m', 'conscience.train', '--config', one], ['-m', 'trl.scripts.vllm_serve', '--model', join(q.project, 'recipes/qwen/m')]]);
+    // a hub id or an absolute path is kept as it is; ./ and ../ are resolved against the recipe's folder
+    assert.equal(serverModel('Qwen/Qwen2.5-0.5B-Instruct', '/p/recipes/x.yaml'), 'Qwen/Qwen2.5-0.5B-Instruct');
+    assert.equal(serverModel('/models/m', '/p/recipes/x.yaml'), '/models/m');
+    assert.equal(serverModel('./m/', '/p/recipes/x.yaml'), '/p/recipes/m');
+    assert.equal(serverModel('../../../../m', '/p/recipes/x.yaml'), '/m');
   });
 });

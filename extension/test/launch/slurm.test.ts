@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import type { RunRecord } from '../../src/core/runs/store';
+import { slurmDriver } from '../../src/core/launch/driver-slurm';
+import { LocalHost } from '../../src/core/launch/host';
 import { jobOutcome, parseSacct, parseSbatchOutput, parseScontrol, parseSqueue } from '../../src/core/launch/slurm';
+import { parseTarget } from '../../src/core/launch/targets';
 
 const SCONTROL =
   'JobId=17 JobName=conscience-r1 UserId=root(0) GroupId=root(0) Priority=1 Account=(null) JobState=CANCELLED Reason=None ' +
@@ -32,5 +39,38 @@ describe('SLURM output parsing', () => {
     assert.equal(parseSbatchOutput('42\n'), '42');
     assert.equal(parseSbatchOutput('42;cluster\n'), '42');
     assert.equal(parseSbatchOutput('sbatch: error: x\n'), undefined);
+  });
+});
+
+describe('SLURM submit', () => {
+  it('checks every partition of a comma-separated list, hidden ones (sinfo -a) included, before sbatch', async () => {
+    // stub sinfo (records its argv; shows the hidden partition only with -a) and sbatch on PATH
+    const root = mkdtempSync(join(tmpdir(), 'slurm-submit-'));
+    const bin = join(root, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'sinfo'), '#!/bin/bash\nprintf "%s\\n" "$*" >> "$STUB_LOG/sinfo"\nprintf "gpu\\ncpu\\n"\nfor a in "$@"; do [ "$a" = -a ] && echo hidden; done\nexit 0\n', { mode: 0o755 });
+    writeFileSync(join(bin, 'sbatch'), '#!/bin/bash\nprintf "%s\\n" "$*" >> "$STUB_LOG/sbatch"\necho 4242\n', { mode: 0o755 });
+    const saved = { PATH: process.env.PATH, STUB_LOG: process.env.STUB_LOG };
+    process.env.PATH = `${bin}:${process.env.PATH}`;
+    process.env.STUB_LOG = root;
+    try {
+      const submit = async (partition: string) => {
+        rmSync(join(root, 'sbatch'), { force: true });
+        const rec = { id: 'r1', remoteDir: root } as RunRecord;
+        await slurmDriver.submit(new LocalHost(), parseTarget('c', { type: 'slurm', partition }), `sbatch --parsable --partition=${partition} job.sbatch`, rec);
+        return rec;
+      };
+      for (const partition of ['gpu', 'gpu,cpu', 'cpu,hidden']) {
+        const rec = await submit(partition);
+        assert.deepEqual([rec.jobId, rec.state], ['4242', 'queued'], partition);
+      }
+      assert.match(readFileSync(join(root, 'sinfo'), 'utf8'), /^-a -h -o %R$/m);
+      await assert.rejects(submit('gpu,nope'), /SLURM partition 'nope' does not exist on local \(partitions: gpu, cpu, hidden\)/);
+      assert.ok(!existsSync(join(root, 'sbatch')), 'sbatch ran for a partition that does not exist');
+    } finally {
+      process.env.PATH = saved.PATH;
+      if (saved.STUB_LOG === undefined) delete process.env.STUB_LOG;
+      else process.env.STUB_LOG = saved.STUB_LOG;
+    }
   });
 });

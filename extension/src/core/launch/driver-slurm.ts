@@ -45,14 +45,19 @@ export async function slurmStatus(host: Host, rec: RunRecord): Promise<SlurmObse
   return { job, gone: !job, exitFile };
 }
 
-/** Checks that a SLURM partition exists before submitting, for a clear error. */
+/**
+ * Checks that each SLURM partition of the target (sbatch takes a comma-separated list) exists
+ * before submitting, for a clear error. `sinfo -a`: hidden partitions the user can reach count too.
+ */
 async function checkPartition(host: Host, t: Target): Promise<void> {
   if (t.type !== 'slurm' || !t.partition) return;
-  const r = await host.exec(`sinfo -h -o %R`);
+  const r = await host.exec(`sinfo -a -h -o %R`);
   if (r.code !== 0) throw new Error(`target '${t.name}': sinfo failed on ${host.label}: ${(r.stderr || r.stdout).trim() || 'exit ' + r.code}`);
   const parts = r.stdout.split('\n').map((x) => x.trim()).filter(Boolean);
-  if (!parts.includes(t.partition))
-    throw new Error(`target '${t.name}': SLURM partition '${t.partition}' does not exist on ${host.label} (partitions: ${parts.join(', ') || 'none'})`);
+  for (const want of t.partition.split(',')) {
+    if (!parts.includes(want))
+      throw new Error(`target '${t.name}': SLURM partition '${want}' does not exist on ${host.label} (partitions: ${parts.join(', ') || 'none'})`);
+  }
 }
 
 export const slurmDriver: TargetDriver = {
@@ -63,7 +68,7 @@ export const slurmDriver: TargetDriver = {
     if (p.target.type !== 'slurm') throw new Error(`target '${p.target.name}' is not a SLURM target`);
     const spec = {
       runId: p.runId, launchToken: p.launchToken, projectDir: p.projectDir, runDir: p.runDir, python: p.python, recipe: p.recipe,
-      outputDir: p.outputDir, launch: p.info.launch, model: p.info.model, kind: p.info.kind, serverPort: p.info.serverPort, target: p.target, env: p.target.env,
+      outputDir: p.outputDir, launch: p.info.launch, model: p.info.model, modelRevision: p.info.modelRevision, kind: p.info.kind, serverPort: p.info.serverPort, target: p.target, env: p.target.env,
     };
     return { script: sbatchScript(spec), scriptName: 'job.sbatch', command: `cd -- ${shQuote(p.projectDir)} && ${sbatchCommand(spec)}` };
   },

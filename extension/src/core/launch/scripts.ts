@@ -31,6 +31,8 @@ export interface RecipeInfo {
   kind: RecipeKind;
   launch: LaunchSection;
   model?: string;
+  /** The recipe's model_revision (the vLLM server's --revision). */
+  modelRevision?: string;
   maxSteps?: number;
   /** The recipe's vllm_server_port (TRL key): where a planned generation server listens. */
   serverPort?: number;
@@ -105,6 +107,7 @@ export function recipeInfoFromText(text: string, file: string, lines?: Map<strin
   if (typeof kind !== 'string' || !Object.hasOwn(RECIPE_KINDS, kind))
     throw new Error(`${at(getPair(root, 'kind')?.value)}: kind must be one of ${Object.keys(RECIPE_KINDS).join(', ')}, got ${JSON.stringify(kind)}`);
   const model = top('model_name_or_path');
+  const revision = top('model_revision');
   const maxSteps = top('max_steps');
   const serverPort = top('vllm_server_port');
   return {
@@ -122,6 +125,8 @@ export function recipeInfoFromText(text: string, file: string, lines?: Map<strin
       vllm_gpu_memory_utilization: u,
     },
     model: typeof model === 'string' ? model : undefined,
+    // as launch.py reads it: any truthy scalar, as text
+    modelRevision: revision && (typeof revision === 'string' || typeof revision === 'number') ? String(revision) : undefined,
     maxSteps: typeof maxSteps === 'number' ? maxSteps : undefined,
     serverPort: typeof serverPort === 'number' && Number.isInteger(serverPort) ? serverPort : undefined,
   };
@@ -141,21 +146,26 @@ export interface TrainSpec {
   kind?: RecipeKind;
 }
 
-/** True when one plain Python process is enough (no accelerate launcher needed). */
+/**
+ * True when one plain Python process is enough (no accelerate launcher needed). A vLLM server
+ * (`launch.vllm_server`) needs `conscience.launch`, which starts it beside the trainer.
+ */
 export function singleProcess(l: LaunchSection): boolean {
-  return l.num_processes === 1 && l.num_machines === 1 && !l.accelerate_config;
+  return l.num_processes === 1 && l.num_machines === 1 && !l.accelerate_config && !l.vllm_server;
 }
 
 /**
  * The trainer's argv on one machine: `python -m conscience.train` (or the module of the
- * recipe's kind: conscience.sft, conscience.eval) for one process, else the
+ * recipe's kind: conscience.sft, conscience.eval) for one process, with `--use_cpu true` for
+ * `launch.cpu` as conscience.launch adds it, else the
  * runtime's `python -m conscience.launch`, which builds `accelerate launch ... -m
- * conscience.train` from the recipe's launch: section (CPU DDP, config file, ports) and
- * forwards SIGTERM to every rank.
+ * conscience.train` from the recipe's launch: section (CPU DDP, config file, ports, the
+ * vLLM server) and forwards SIGTERM to every rank.
  */
 export function trainArgv(s: TrainSpec): string[] {
   const trainer = ['--output_dir', s.outputDir, ...(s.trainerArgs ?? [])];
-  if (singleProcess(s.launch) && !s.accelerateArgs?.length) return [s.python, '-m', RECIPE_KINDS[s.kind ?? 'grpo'], '--config', s.recipe, ...trainer];
+  if (singleProcess(s.launch) && !s.accelerateArgs?.length)
+    return [s.python, '-m', RECIPE_KINDS[s.kind ?? 'grpo'], '--config', s.recipe, ...(s.launch.cpu ? ['--use_cpu', 'true'] : []), ...trainer];
   return [s.python, '-m', 'conscience.launch', '--config', s.recipe, ...(s.accelerateArgs ?? []).map((a) => `--accelerate-arg=${a}`), '--', ...trainer];
 }
 
@@ -228,6 +238,8 @@ export interface SbatchSpec {
   outputDir: string;
   launch: LaunchSection;
   model?: string;
+  /** The recipe's model_revision, passed to the vLLM server as --revision. */
+  modelRevision?: string;
   /** The recipe's kind (default grpo): which runtime module runs it. */
   kind?: RecipeKind;
   /** The recipe's vllm_server_port (TRL key), where the generation server listens (default 8000). */
@@ -257,6 +269,16 @@ export const CHECKPOINT_SIGNAL_S = 120;
 /** A path for --output/--error: SLURM expands %j, %N, ... in them, so a literal % is written %%. */
 export function slurmFilename(p: string): string {
   return p.replace(/%/g, '%%');
+}
+
+/**
+ * The model the vLLM server loads: a `./` or `../` path is resolved against the recipe's folder
+ * on the host, as the runtime resolves model_name_or_path (recipe.py _resolve_relative).
+ */
+export function serverModel(model: string, recipe: string): string {
+  if (!model.startsWith('./') && !model.startsWith('../')) return model;
+  const p = posix.normalize(posix.join(posix.dirname(recipe), model));
+  return p.length > 1 ? p.replace(/\/+$/, '') : p;
 }
 
 /** The sbatch options (command line, all quoted) for a run. */
@@ -342,9 +364,10 @@ export function sbatchScript(s: SbatchSpec): string {
     const colocated = topo.trainNodes.includes(srv.node);
     lines.push(`SERVER_NODE=\${NODES[${srv.node}]}`, colocated ? 'SERVER_ADDR=127.0.0.1' : 'SERVER_ADDR=$(node_addr "$SERVER_NODE")');
     const serve = [
-      s.python, '-m', 'trl.scripts.vllm_serve', '--model', s.model!,
+      s.python, '-m', 'trl.scripts.vllm_serve', '--model', serverModel(s.model!, s.recipe),
       '--tensor_parallel_size', String(srv.tensorParallel), '--data_parallel_size', String(srv.dataParallel),
       '--gpu_memory_utilization', String(l.vllm_gpu_memory_utilization), '--host', '0.0.0.0', '--port', String(srv.port),
+      ...(s.modelRevision ? ['--revision', s.modelRevision] : []),
     ];
     lines.push(
       `srun --export=ALL --overlap --nodes=1 --ntasks=1 --nodelist="$SERVER_NODE" bash -c 'export CUDA_VISIBLE_DEVICES=$1; shift; exec "$@"' conscience-vllm ${shQuote(srv.gpus.join(','))} ${shJoin(serve)} &`,
@@ -356,7 +379,8 @@ export function sbatchScript(s: SbatchSpec): string {
   let inner: string;
   let args: string[];
   if (single) {
-    args = trainArgv({ python: s.python, recipe: s.recipe, outputDir: s.outputDir, launch: { ...l, num_processes: 1, num_machines: 1 }, kind: s.kind, trainerArgs });
+    // the server, if any, is the step above: one plain trainer process here, never conscience.launch's own server
+    args = trainArgv({ python: s.python, recipe: s.recipe, outputDir: s.outputDir, launch: { ...l, num_processes: 1, num_machines: 1, vllm_server: false }, kind: s.kind, trainerArgs });
     inner = 'g=$1; shift; [ -n "$g" ] && export CUDA_VISIBLE_DEVICES=$g; shift 2; exec "$@"';
   } else {
     args = [
