@@ -72,6 +72,27 @@ test('SIGTERM lets a stream in flight finish, refuses new connections, then exit
   }
 });
 
+test('a port already taken: exit 1 with the reason, instead of hanging', async () => {
+  const holder = net.createServer();
+  const port = await new Promise<number>((r) => holder.listen(0, '127.0.0.1', () => r((holder.address() as net.AddressInfo).port)));
+  const p = spawn(process.execPath, [CLI, 'serve', '--upstream', up.url, '--port', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (c: Buffer) => { err += c.toString(); });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const code = await Promise.race([
+      new Promise<number | null>((r) => p.on('exit', (c) => r(c))),
+      new Promise<'hung'>((r) => { timer = setTimeout(() => r('hung'), 20_000); }),
+    ]);
+    assert.equal(code, 1, err);
+    assert.match(err, /EADDRINUSE/);
+  } finally {
+    clearTimeout(timer);
+    if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    holder.close();
+  }
+});
+
 test('usage errors exit 2 with a message', () => {
   for (const [args, msg] of [
     [['serve'], /--upstream URL \(or \$CONSCIENCE_UPSTREAM\) is required/],

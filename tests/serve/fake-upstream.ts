@@ -33,11 +33,13 @@ function completion(content: string, model: unknown): string {
 const chunk = (delta: Record<string, unknown>, extra: Record<string, unknown> = {}): string =>
   `data: ${JSON.stringify({ id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1, model: 'fake', choices: [{ index: 0, delta, finish_reason: null }], ...extra })}\n\n`;
 
-export async function startFakeUpstream(): Promise<FakeUpstream> {
+/** `host`: the address to listen on ('::1' gives an IPv6 URL, http://[::1]:PORT) */
+export async function startFakeUpstream(host = '127.0.0.1'): Promise<FakeUpstream> {
   const requests: Recorded[] = [];
   const state = { cancelled: 0, flooded: 0 };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
+    req.on('error', () => { /* a request body the gateway cut off */ });
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
@@ -80,6 +82,18 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
           if (!res.destroyed) res.end('data: [DONE]\n\n');
         };
         pump();
+      } else if (mode === 'n2-stream') {
+        // n = 2 as vLLM streams it: each chunk carries one choice's delta, named by its index
+        const ck = (index: number, delta: Record<string, unknown>): string =>
+          `data: ${JSON.stringify({ id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1, model: 'fake', choices: [{ index, delta, finish_reason: null }] })}\n\n`;
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end(ck(0, { role: 'assistant', content: '' }) + ck(1, { role: 'assistant', content: '' }) + ck(0, { content: '<safety>aa' })
+          + ck(1, { content: 'Sure, the second choice has no safety block at all.' }) + ck(0, { content: '</safety>' }) + ck(0, { content: 'ok' }) + 'data: [DONE]\n\n');
+      } else if (mode === 'reset-mid-event') {
+        // one whole event, then half of the next, then the connection is reset
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(chunk({ role: 'assistant', content: '<safety>x</safety>' }) + chunk({ content: ' second' }).slice(0, 40));
+        setTimeout(() => res.socket?.destroy(), 50);
       } else if (parsed.stream === true) {
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
         const parts = ['<saf', 'ety>Looks', ' benign', '.</sa', 'fety> Here', ' is', ' how.'];
@@ -108,10 +122,10 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
       }
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r, reject) => { server.once('error', reject); server.listen(0, host, r); });
   const port = (server.address() as { port: number }).port;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     requests,
     get cancelled() { return state.cancelled; },
     get flooded() { return state.flooded; },

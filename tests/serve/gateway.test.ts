@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
+import { Readable } from 'node:stream';
 import { Allocator, defaultModelDir } from '../../extension/src/core/allocator';
 import { createGateway, parseGatewayPolicy, type Gateway, type LogRecord } from '../../extension/src/core/serve';
 import { DEFAULT_TEMPLATE, systemMessage } from '../../extension/src/core/template';
@@ -89,6 +90,46 @@ describe('requests reach the upstream with the budget and nothing else changed',
     assert.equal(sent.length, 4);
     assert.equal(sent[0]!.content, `You are terse.\n\n${systemMessage(DEFAULT_TEMPLATE, budget)}`);
     assert.deepEqual(sent.slice(1), convo.slice(1));
+  });
+
+  test('fields the gateway does not change reach the upstream as sent, numbers JSON.parse cannot hold included', async () => {
+    const head = '{"model":"m", "seed":18446744073709551557,"temperature":1e400,"logit_bias":{"50256":-100.0},"messages":';
+    const r = await post(`${s.url}/v1/chat/completions`, `${head}[{"role":"user","content":${JSON.stringify(BENIGN)}}]}`);
+    assert.equal(r.status, 200);
+    const got = up.requests.at(-1)!.body;
+    assert.ok(got.startsWith(head), got);
+    assert.deepEqual((JSON.parse(got) as { messages: unknown }).messages, [{ role: 'system', content: systemMessage(DEFAULT_TEMPLATE, 0) }, { role: 'user', content: BENIGN }]);
+  });
+
+  test("the client's system text loses trailing whitespace as Python's str.rstrip() does (U+0085 and U+001F go, U+FEFF stays)", async () => {
+    for (const [end, kept] of [['\ufeff', '\ufeff'], ['\u0085', ''], ['\u001f', ''], [' \t\u3000\n', '']] as const) {
+      const r = await post(`${s.url}/v1/chat/completions`, { messages: [{ role: 'system', content: `Be nice.${end}` }, { role: 'user', content: BENIGN }] });
+      const budget = Number(r.headers.get('x-conscience-budget'));
+      const sent = lastRequest().body.messages as Array<{ content: string }>;
+      assert.equal(sent[0]!.content, `Be nice.${kept}\n\n${systemMessage(DEFAULT_TEMPLATE, budget)}`, JSON.stringify(end));
+    }
+  });
+
+  test('a system message with a long run of inner whitespace is answered at once (its trailing-space strip is linear)', async () => {
+    const t0 = Date.now();
+    const r = await post(`${s.url}/v1/chat/completions`, { messages: [{ role: 'system', content: `Be nice.${' '.repeat(100_000)}x ` }, { role: 'user', content: BENIGN }] });
+    assert.equal(r.status, 200);
+    assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
+    assert.ok((lastRequest().body.messages as Array<{ content: string }>)[0]!.content.startsWith(`Be nice.${' '.repeat(100_000)}x\n\n`));
+  });
+
+  test('with n > 1, only the first choice of a stream is split and counted', async () => {
+    const g = await start({ logPrompts: true });
+    try {
+      const r = await post(`${g.url}/v1/chat/completions`, { n: 2, stream: true, messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'n2-stream' });
+      assert.equal(r.status, 200);
+      assert.match(r.text, /the second choice/, 'both choices reach the client');
+      await waitFor(() => g.logs.some((l) => l.msg === 'chat'));
+      const log = g.logs.find((l) => l.msg === 'chat')!;
+      assert.deepEqual(log.completion, { safety: 'aa', answer: 'ok' });
+      assert.equal(log.completion_tokens, 3);
+      assert.equal(log.token_source, 'deltas');
+    } finally { await g.gw.close(); }
   });
 
   test('/v1/models and /v1/completions pass through with their status, headers and body', async () => {
@@ -214,6 +255,24 @@ describe('modes', () => {
     } finally { await s.gw.close(); }
   });
 
+  test('a refusal has n choices when n is asked for, and a usage chunk when stream_options.include_usage is set', async () => {
+    const s = await start({ policyArgs: ['refuse=brief', 'refusal=No.'] });
+    try {
+      const j = JSON.parse((await post(`${s.url}/v1/chat/completions`, { n: 2, messages: [{ role: 'user', content: HARMFUL }] })).text);
+      assert.deepEqual(j.choices.map((c: { index: number; message: { content: string } }) => [c.index, c.message.content]), [[0, 'No.'], [1, 'No.']]);
+      const st = await post(`${s.url}/v1/chat/completions`, { n: 2, stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: HARMFUL }] });
+      const events = st.text.split('\n\n').filter(Boolean);
+      assert.equal(events.at(-1), 'data: [DONE]');
+      const chunks = events.slice(0, -1).map((e) => JSON.parse(e.slice(6)) as { choices: Array<{ index: number; delta: { content?: string } }>; usage: unknown });
+      for (const i of [0, 1]) assert.equal(chunks.flatMap((c) => c.choices).filter((c) => c.index === i).map((c) => c.delta.content ?? '').join(''), 'No.');
+      assert.deepEqual(chunks.at(-1), { ...chunks.at(-1), choices: [], usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 } });
+      assert.ok(chunks.slice(0, -1).every((c) => c.usage === null));
+      // without include_usage: no usage field at all
+      const plain = await post(`${s.url}/v1/chat/completions`, { stream: true, messages: [{ role: 'user', content: HARMFUL }] });
+      assert.ok(!plain.text.includes('usage'), plain.text);
+    } finally { await s.gw.close(); }
+  });
+
   test('max_tokens.<tier> caps the request (a smaller max_tokens is kept)', async () => {
     const s = await start({ policyArgs: ['max_tokens.brief=32', 'max_tokens.none=1000'] });
     try {
@@ -250,6 +309,54 @@ describe('bad input', () => {
     const e = openaiError(r.text);
     assert.equal(e.type, 'invalid_request_error');
     assert.match(e.message, /invalid JSON/);
+  });
+
+  test("invalid JSON: the client gets the parser's detail, the log no prompt text", async () => {
+    const n = s.logs.length;
+    const bodies = ['my card number is 4111 1111', '{"messages":[{"role":"user","content":"pw hunter2"}], "stream": True}', '{"messages":[{"role":"user","content":"pw hunter3"}], x}'];
+    for (const body of bodies) {
+      const r = await post(`${s.url}/v1/chat/completions`, body);
+      assert.equal(r.status, 400);
+      assert.match(openaiError(r.text).message, /^invalid JSON in the request body: ./);
+    }
+    const logged = s.logs.slice(n).filter((l) => l.msg === 'bad request');
+    assert.equal(logged.length, 3);
+    assert.ok(!/4111|card|hunter|True/.test(JSON.stringify(logged)), JSON.stringify(logged));
+    assert.equal(logged[2]!.error, 'invalid JSON in the request body at position 54');
+  });
+
+  test('JSON nested too deeply to re-serialize → 400, not 500; a deep field the gateway leaves alone is forwarded as sent', async () => {
+    const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+    const m0 = await (await fetch(`${s.url}/metrics`)).text();
+    const n = up.requests.length;
+    const r = await post(`${s.url}/v1/chat/completions`, `{"messages":[{"role":"user","content":"${BENIGN}","metadata":${deep}}]}`);
+    assert.equal(r.status, 400, r.text);
+    assert.equal(openaiError(r.text).type, 'invalid_request_error');
+    assert.match(openaiError(r.text).message, /nested too deeply/);
+    assert.equal(up.requests.length, n, 'nothing forwarded');
+    const m1 = await (await fetch(`${s.url}/metrics`)).text();
+    const delta = (name: string, labels: string): number => metric(m1, name, labels) - metric(m0, name, labels);
+    assert.equal(delta('conscience_serve_http_responses_total', 'route="/v1/chat/completions",status="400"'), 1);
+    assert.equal(delta('conscience_serve_requests_total', 'tier="none",action="forwarded"'), 0);
+    const ok = await post(`${s.url}/v1/chat/completions`, `{"metadata":${deep},"messages":[{"role":"user","content":"${BENIGN}"}]}`);
+    assert.equal(ok.status, 200);
+    assert.ok(up.requests.at(-1)!.body.startsWith(`{"metadata":${deep},"messages":`));
+  });
+
+  test('a chunked body over the limit on a passed-through route → 413; the upstream never gets it whole', async () => {
+    const n = up.requests.length;
+    const big = Buffer.from(JSON.stringify({ model: 'm', prompt: 'x'.repeat(3 * 1024 * 1024) }));
+    // a stream body: sent chunked, without Content-Length
+    const r = await fetch(`${s.url}/v1/completions`, { method: 'POST', duplex: 'half', headers: { 'content-type': 'application/json' }, body: Readable.toWeb(Readable.from([big.subarray(0, 100), big.subarray(100)])) } as RequestInit);
+    assert.equal(r.status, 413);
+    assert.equal(openaiError(await r.text()).code, 'request_too_large');
+    await new Promise((res) => setTimeout(res, 100));
+    assert.equal(up.requests.length, n, 'the upstream got no complete request');
+    const t = await (await fetch(`${s.url}/metrics`)).text();
+    assert.equal(metric(t, 'conscience_serve_http_responses_total', 'route="/v1/completions",status="413"'), 1);
+    assert.equal(metric(t, 'conscience_serve_in_flight_requests'), 0);
+    const ok = await post(`${s.url}/v1/completions`, { model: 'm', prompt: 'abc' });
+    assert.equal(JSON.parse(ok.text).choices[0].text, 'echo:abc');
   });
 
   for (const [name, body, param] of [
@@ -351,6 +458,20 @@ test('credentials in --upstream become Basic auth (a client Authorization wins) 
   } finally { await gw.close(); }
 });
 
+test('an IPv6 upstream (http://[::1]:PORT) is reached', async (t) => {
+  let up6: FakeUpstream;
+  try { up6 = await startFakeUpstream('::1'); } catch { t.skip('no IPv6 loopback on this machine'); return; }
+  const gw = createGateway({ upstream: up6.url, allocator, log: () => {} });
+  const { url } = await gw.listen(0);
+  try {
+    const r = await post(`${url}/v1/chat/completions`, { messages: [{ role: 'user', content: BENIGN }] });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(JSON.parse(r.text).choices[0].message.content, ANSWER);
+    assert.equal(up6.requests.at(-1)!.headers.host, new URL(up6.url).host);
+    assert.equal((await fetch(`${url}/v1/models`)).status, 200);
+  } finally { await gw.close(); await up6.close(); }
+});
+
 describe('upstream faults', () => {
   test('an unreachable upstream → 502 with a clear message', async () => {
     const free = await new Promise<number>((r) => { const srv = net.createServer().listen(0, '127.0.0.1', () => { const p = (srv.address() as net.AddressInfo).port; srv.close(() => r(p)); }); });
@@ -398,6 +519,17 @@ describe('upstream faults', () => {
     } finally { await s.gw.close(); }
   });
 
+  test('an upstream reset in the middle of an event: the error event is still an event of its own', async () => {
+    const s = await start();
+    try {
+      const r = await post(`${s.url}/v1/chat/completions`, { stream: true, messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'reset-mid-event' });
+      assert.equal(r.status, 200);
+      const last = r.text.split('\n\n').filter(Boolean).at(-1)!;
+      assert.ok(last.startsWith('data: {"error"'), JSON.stringify(r.text.slice(-300)));
+      assert.equal((JSON.parse(last.slice(6)) as { error: { code: string } }).error.code, 'upstream_reset');
+    } finally { await s.gw.close(); }
+  });
+
   test('a client that disconnects cancels the upstream request', async () => {
     const s = await start();
     try {
@@ -412,8 +544,31 @@ describe('upstream faults', () => {
       const t = await (await fetch(`${s.url}/metrics`)).text();
       assert.equal(metric(t, 'conscience_serve_client_aborts_total'), 1);
       assert.equal(metric(t, 'conscience_serve_in_flight_requests'), 0);
+      // no response began: 499 (client closed request), not the 200 nobody sent
+      assert.equal(metric(t, 'conscience_serve_http_responses_total', 'route="/v1/chat/completions",status="499"'), 1);
+      assert.equal(metric(t, 'conscience_serve_http_responses_total', 'route="/v1/chat/completions",status="200"'), 0);
     } finally { await s.gw.close(); }
   });
+});
+
+test('a client that leaves in the middle of its body is a client abort, not an internal error', async () => {
+  const s = await start();
+  try {
+    const u = new URL(s.url);
+    for (const chunked of [false, true]) {
+      const sock = net.connect(Number(u.port), u.hostname);
+      await new Promise((r) => sock.once('connect', r));
+      sock.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${chunked ? 'Transfer-Encoding: chunked' : 'Content-Length: 1000'}\r\n\r\n`);
+      sock.write(chunked ? '10\r\n{"messages":[{"r\r\n' : '{"messages":[{"r');
+      await new Promise((r) => setTimeout(r, 100));
+      sock.destroy();
+    }
+    await waitFor(() => s.logs.length >= 2, 5000);
+    assert.deepEqual(s.logs.map((l) => l.msg), ['client left before sending its request', 'client left before sending its request']);
+    const t = await (await fetch(`${s.url}/metrics`)).text();
+    assert.equal(metric(t, 'conscience_serve_client_aborts_total'), 2);
+    assert.equal(metric(t, 'conscience_serve_http_responses_total', 'route="/v1/chat/completions",status="499"'), 2);
+  } finally { await s.gw.close(); }
 });
 
 test('clients that leave at any moment (while scored, while waiting) leave nothing in flight upstream', async () => {

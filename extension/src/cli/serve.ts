@@ -114,7 +114,15 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     maxBodyBytes: args.maxBody,
     upstreamTimeoutMs: args.upstreamTimeout !== undefined ? args.upstreamTimeout * 1000 : undefined,
   });
-  const { url } = await gateway.listen(args.port, args.host);
+  let url: string;
+  try {
+    ({ url } = await gateway.listen(args.port, args.host));
+  } catch (err) {
+    // e.g. the port is taken: the allocator's worker threads would keep the process alive
+    process.stderr.write(`conscience serve: cannot listen on ${args.host}:${args.port}: ${(err as Error).message}\n`);
+    await allocator.dispose();
+    return 1;
+  }
   process.stderr.write(JSON.stringify({
     ts: new Date().toISOString(), level: 'info', msg: 'listening', url, upstream: redactUpstream(args.upstream),
     observe_only: args.observeOnly, log_prompts: args.logPrompts, allocator: dir, ...(args.recipe ? { recipe: args.recipe } : {}),

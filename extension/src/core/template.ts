@@ -46,7 +46,7 @@ export function instruction(t: PromptTemplateSpec, budget: number): string {
 
 export function systemMessage(t: PromptTemplateSpec, budget: number): string {
   const text = instruction(t, budget);
-  return t.systemPrompt ? t.systemPrompt.replace(/\s+$/u, '') + defaults.system_separator + text : text;
+  return t.systemPrompt ? pyRstrip(t.systemPrompt) + defaults.system_separator + text : text;
 }
 
 /** The conversational prompt the policy was trained on: system (with the budget), then user. */
@@ -57,11 +57,20 @@ export function renderMessages(t: PromptTemplateSpec, prompt: string, budget: nu
   ];
 }
 
-/** Python's str.strip(): Unicode whitespace as `str.isspace` sees it. */
-const PY_SPACE = '\\s\\u001c-\\u001f\\u0085';
+/**
+ * Python's str.strip(): Unicode whitespace as `str.isspace` sees it. Not JS's \s: Python adds
+ * U+001C-U+001F and U+0085, and does not count U+FEFF.
+ */
+export const PY_SPACE = '\\t-\\r\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 const LEAD = new RegExp(`^[${PY_SPACE}]+`, 'u');
-const TRAIL = new RegExp(`[${PY_SPACE}]+$`, 'u');
-const pyStrip = (s: string): string => s.replace(LEAD, '').replace(TRAIL, '');
+const SPACE = new RegExp(`[${PY_SPACE}]`, 'u');
+/** Python's str.rstrip(), in linear time (a `[…]+$` regex retries from every space of a long inner run: quadratic) */
+function pyRstrip(s: string): string {
+  let end = s.length;
+  while (end > 0 && SPACE.test(s[end - 1]!)) end--;
+  return s.slice(0, end);
+}
+const pyStrip = (s: string): string => pyRstrip(s.replace(LEAD, ''));
 
 export interface SplitCompletion {
   /** Text inside the first safety block ('' when there is none; up to the end when unclosed). */

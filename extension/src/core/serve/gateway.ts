@@ -60,6 +60,8 @@ const HOP_BY_HOP = new Set([
 ]);
 const ROUTES = new Set(['/v1/chat/completions', '/v1/completions', '/v1/models', '/health', '/metrics']);
 const PARSE_LIMIT = 8 * 1024 * 1024;
+/** the `status` label of a request whose client left before the response began (nginx's "client closed request") */
+const CLIENT_CLOSED = 499;
 
 /**
  * Scores prompts that arrive close together in one allocator call (the allocator caches by
@@ -144,7 +146,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     };
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > maxBody) { req.resume(); return Promise.resolve(tooLarge()); }
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve) => {
       const chunks: Buffer[] = [];
       let size = 0;
       let done = false;
@@ -155,8 +157,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
         chunks.push(c);
       });
       req.on('end', () => { if (!done) { done = true; resolve(Buffer.concat(chunks)); } });
-      req.on('error', (e) => { if (!done) { done = true; reject(e); } });
-      // the client went away mid-body: nothing to answer
+      // the client went away mid-body ('aborted', then 'close'): nothing to answer
+      req.on('error', () => { if (!done) { done = true; resolve(undefined); } });
       req.on('close', () => { if (!done) { done = true; resolve(undefined); } });
     });
   }
@@ -198,13 +200,15 @@ export function createGateway(opts: GatewayOptions): Gateway {
       metrics.inFlight.dec();
       const totalMs = performance.now() - started;
       if (info.status > 0 && !info.error) metrics.upstreamSeconds.observe({ phase: 'total' }, totalMs / 1000);
-      metrics.http.inc({ route: f.route, status: String(res.statusCode || info.status || 0) });
+      // a client that left before the response began: nginx's 499 (res.statusCode would say 200)
+      const status = res.headersSent ? res.statusCode : info.aborted ? CLIENT_CLOSED : info.status;
+      metrics.http.inc({ route: f.route, status: String(status || 0) });
       f.chat?.done(stats, { ...info, firstByteMs, totalMs });
     };
 
     const up = client.request({
       protocol: upstream.protocol,
-      hostname: upstream.hostname,
+      hostname: upstream.hostname.replace(/^\[(.*)\]$/, '$1'), // an IPv6 address without its URL brackets
       port: upstream.port || undefined,
       path: basePath + (req.url ?? '/'),
       method: req.method,
@@ -231,6 +235,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
       }
     });
 
+    /** the last bytes of the answer written to the client (a stream's error event must start an event of its own) */
+    let tail = '';
     const fail = (err: NodeJS.ErrnoException): void => {
       clearTimeout(connectTimer);
       if (finished) return;
@@ -254,7 +260,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
       if (!res.headersSent) {
         send(res, timeout ? 504 : 502, openaiError(message, 'upstream_error', null, timeout ? 'upstream_timeout' : 'upstream_unreachable'), f.extra);
       } else if (f.chat?.stream && !res.writableEnded) {
-        res.end(`data: ${openaiError(message, 'upstream_error', null, 'upstream_reset')}\n\n`);
+        // the upstream may have stopped mid-event: end that event first, or the error is glued onto it
+        res.end(`${tail === '' || endsEvent(tail) ? '' : '\n\n'}data: ${openaiError(message, 'upstream_error', null, 'upstream_reset')}\n\n`);
       } else {
         res.destroy();
       }
@@ -289,6 +296,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       let paused = false;
       ur.on('data', (chunk: Buffer) => {
         if (inflate) { if (!inflateFailed) inflate.write(chunk); } else parser?.push(chunk);
+        if (f.chat?.stream) tail = (tail + chunk.toString('latin1', Math.max(0, chunk.length - 4))).slice(-4);
         // backpressure: a slow client pauses the upstream instead of filling memory
         if (!res.write(chunk) && !paused) {
           paused = true;
@@ -308,8 +316,26 @@ export function createGateway(opts: GatewayOptions): Gateway {
       ur.on('error', reset);
     });
 
-    if (f.body) up.end(f.body);
-    else req.pipe(up);
+    if (f.body) { up.end(f.body); return; }
+    // a passed-through body is counted as it streams (a chunked one declares no length): past
+    // the limit the upstream request is cancelled and the client gets 413, or, when the
+    // upstream's answer has begun already, its connection is cut
+    let size = 0;
+    const count = (c: Buffer): void => {
+      size += c.length;
+      if (size <= maxBody || finished) return;
+      req.off('data', count);
+      req.unpipe(up);
+      const message = `request body larger than the gateway's limit of ${maxBody} bytes`;
+      if (!res.headersSent) {
+        send(res, 413, openaiError(message, 'invalid_request_error', null, 'request_too_large'), { connection: 'close' });
+        res.once('finish', () => req.destroy());
+      } else res.destroy();
+      finish({ status: 413, error: message }, null);
+      up.destroy();
+    };
+    req.on('data', count);
+    req.pipe(up);
   }
 
   async function chat(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -317,21 +343,29 @@ export function createGateway(opts: GatewayOptions): Gateway {
     const buf = await readBody(req, res);
     if (!buf) {
       if (res.statusCode === 413) metrics.http.inc({ route: '/v1/chat/completions', status: '413' });
-      else { metrics.clientAborts.inc(); log({ level: 'info', msg: 'client left before sending its request', id }); }
+      else {
+        metrics.clientAborts.inc();
+        metrics.http.inc({ route: '/v1/chat/completions', status: String(CLIENT_CLOSED) });
+        log({ level: 'info', msg: 'client left before sending its request', id });
+      }
       return;
     }
-    const bad = (e: RequestError): void => {
+    const bad = (e: RequestError, logged = e.message): void => {
       metrics.http.inc({ route: '/v1/chat/completions', status: String(e.status) });
-      log({ level: 'warn', msg: 'bad request', id, status: e.status, error: e.message });
+      log({ level: 'warn', msg: 'bad request', id, status: e.status, error: logged });
       send(res, e.status, openaiError(e.message, 'invalid_request_error', e.param, e.code));
     };
+    const text = buf.toString('utf8');
     let body: Record<string, unknown>;
     try {
-      const parsed: unknown = JSON.parse(buf.toString('utf8'));
+      const parsed: unknown = JSON.parse(text);
       if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new RequestError('the request body must be a JSON object');
       body = parsed as Record<string, unknown>;
     } catch (err) {
-      return bad(err instanceof RequestError ? err : new RequestError(`invalid JSON in the request body: ${(err as Error).message}`, null, 400, 'invalid_json'));
+      if (err instanceof RequestError) return bad(err);
+      // V8's message quotes the body: the client gets it, the log only the position (no prompt text)
+      const at = /at position (\d+)/.exec((err as Error).message);
+      return bad(new RequestError(`invalid JSON in the request body: ${(err as Error).message}`, null, 400, 'invalid_json'), `invalid JSON in the request body${at ? ` at position ${at[1]}` : ''}`);
     }
     let prompt: string;
     try {
@@ -376,6 +410,24 @@ export function createGateway(opts: GatewayOptions): Gateway {
       metrics.unfamiliarScores.inc();
     }
     const action: 'forwarded' | 'observed' | 'refused' | 'unscored' = !a ? 'unscored' : opts.observeOnly ? 'observed' : policy.refuse.has(a.tier) ? 'refused' : 'forwarded';
+    let out = buf;
+    if (action === 'forwarded') {
+      const changed: Record<string, unknown> = { messages: withBudget(body.messages as Array<Record<string, unknown>>, template, budget) };
+      const cap = policy.maxTokens[a!.tier];
+      if (cap !== undefined) {
+        const key = typeof body.max_completion_tokens === 'number' ? 'max_completion_tokens' : 'max_tokens';
+        const asked = body[key];
+        changed[key] = typeof asked === 'number' && asked < cap ? asked : cap;
+        extra['x-conscience-max-tokens'] = String(changed[key]);
+      }
+      try {
+        out = Buffer.from(withMembers(text, changed) ?? JSON.stringify({ ...body, ...changed }));
+      } catch (err) {
+        // JSON.stringify recurses: messages nested deeper than its stack (JSON.parse does not recurse)
+        if (err instanceof RangeError) return bad(new RequestError('the request body is nested too deeply', null, 400, 'invalid_json'));
+        throw err;
+      }
+    }
     if (a) {
       metrics.requests.inc({ tier: a.tier, action });
       metrics.budgetTokens.inc({ tier: a.tier }, budget);
@@ -388,19 +440,6 @@ export function createGateway(opts: GatewayOptions): Gateway {
       metrics.http.inc({ route: '/v1/chat/completions', status: '200' });
       log({ level: 'info', msg: 'chat', ...base, status: 200, ...(opts.logPrompts ? { prompt, completion: policy.refusal } : {}) });
       return;
-    }
-
-    let out = buf;
-    if (action === 'forwarded') {
-      const sent: Record<string, unknown> = { ...body, messages: withBudget(body.messages as Array<Record<string, unknown>>, template, budget) };
-      const cap = policy.maxTokens[a!.tier];
-      if (cap !== undefined) {
-        const key = typeof body.max_completion_tokens === 'number' ? 'max_completion_tokens' : 'max_tokens';
-        const asked = sent[key];
-        sent[key] = typeof asked === 'number' && asked < cap ? asked : cap;
-        extra['x-conscience-max-tokens'] = String(sent[key]);
-      }
-      out = Buffer.from(JSON.stringify(sent));
     }
 
     forward(req, res, {
@@ -439,18 +478,28 @@ export function createGateway(opts: GatewayOptions): Gateway {
     const created = Math.floor(Date.now() / 1000);
     const model = typeof body.model === 'string' ? body.model : 'conscience-gateway';
     extra['x-conscience-refused'] = '1';
+    // as many choices as asked for (OpenAI allows n up to 128), each the refusal
+    const n = typeof body.n === 'number' && Number.isInteger(body.n) && body.n > 1 ? Math.min(body.n, 128) : 1;
+    const indices = Array.from({ length: n }, (_, i) => i);
+    const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
     if (!stream) {
       send(res, 200, JSON.stringify({
         id, object: 'chat.completion', created, model,
-        choices: [{ index: 0, message: { role: 'assistant', content: policy.refusal }, finish_reason: 'stop' }],
-        usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
+        choices: indices.map((index) => ({ index, message: { role: 'assistant', content: policy.refusal }, finish_reason: 'stop' })),
+        usage,
       }), extra);
       return;
     }
-    const chunk = (delta: Record<string, unknown>, finish: string | null): string =>
-      `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+    // stream_options.include_usage: every chunk has "usage": null, and a last chunk without choices holds it
+    const withUsage = (body.stream_options as { include_usage?: unknown } | null | undefined)?.include_usage === true;
+    const event = (choices: unknown[], u?: unknown): string =>
+      `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices, ...(withUsage ? { usage: u ?? null } : {}) })}\n\n`;
+    const chunk = (index: number, delta: Record<string, unknown>, finish: string | null): string => event([{ index, delta, finish_reason: finish }]);
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...extra });
-    res.end(chunk({ role: 'assistant' }, null) + chunk({ content: policy.refusal }, null) + chunk({}, 'stop') + 'data: [DONE]\n\n');
+    res.end(
+      indices.map((i) => chunk(i, { role: 'assistant' }, null) + chunk(i, { content: policy.refusal }, null) + chunk(i, {}, 'stop')).join('')
+      + (withUsage ? event([], usage) : '') + 'data: [DONE]\n\n',
+    );
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -484,8 +533,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
     res.once('close', () => { active--; });
     handle(req, res).catch((err: Error) => {
       log({ level: 'error', msg: 'internal error', error: err.message });
-      if (!res.headersSent) send(res, 500, openaiError(`conscience gateway: ${err.message}`, 'internal_error'));
-      else res.destroy();
+      if (!res.headersSent) {
+        send(res, 500, openaiError(`conscience gateway: ${err.message}`, 'internal_error'));
+        metrics.http.inc({ route: route((req.url ?? '/').split('?')[0]!), status: '500' });
+      } else res.destroy();
     });
   });
   server.keepAliveTimeout = 65_000;
@@ -520,6 +571,70 @@ export function createGateway(opts: GatewayOptions): Gateway {
 }
 
 const round = (ms: number): number => Math.round(ms * 100) / 100;
+
+/**
+ * `text` (a JSON object that parsed) with the values of the top-level members in `values`
+ * replaced, and those it lacks added at its end. Every other byte stays as the client sent it:
+ * re-serializing would change numbers JSON.parse cannot hold (a 64-bit seed, 1e400). null when
+ * a top-level key occurs twice (the caller then re-serializes the parsed body, last key winning).
+ */
+function withMembers(text: string, values: Record<string, unknown>): string | null {
+  const spans = new Map<string, [number, number]>();
+  let depth = 0;
+  let key = '';
+  let inValue = false;
+  let from = 0;
+  let close = -1;
+  for (let i = 0; i < text.length && close < 0; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let j = i;
+      do j = text.indexOf('"', j + 1); while (j > 0 && escaped(text, j));
+      if (j < 0) return null;
+      if (depth === 1 && !inValue) {
+        key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (spans.has(key)) return null;
+      }
+      i = j;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      depth++;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      if (--depth === 0) { if (inValue) spans.set(key, [from, i]); close = i; }
+    } else if (depth === 1 && c === 0x3a /* : */) {
+      inValue = true;
+      from = i + 1;
+    } else if (depth === 1 && c === 0x2c /* , */) {
+      spans.set(key, [from, i]);
+      inValue = false;
+    }
+  }
+  if (close < 0) return null;
+  const edits: Array<[number, number, string]> = [];
+  let added = '';
+  for (const [k, v] of Object.entries(values)) {
+    const span = spans.get(k);
+    if (span) edits.push([span[0], span[1], JSON.stringify(v)]);
+    else added += `${spans.size || added ? ',' : ''}${JSON.stringify(k)}:${JSON.stringify(v)}`;
+  }
+  let out = text.slice(0, close) + added + text.slice(close);
+  for (const [a, b, json] of edits.sort((x, y) => y[0] - x[0])) out = out.slice(0, a) + json + out.slice(b);
+  return out;
+}
+
+/** Whether the quote at `j` is escaped (an odd number of backslashes before it). */
+function escaped(s: string, j: number): boolean {
+  let n = 0;
+  while (s.charCodeAt(j - 1 - n) === 0x5c) n++;
+  return n % 2 === 1;
+}
+
+/** Whether SSE text ending in `t` ends an event: a line ending, then an empty line (CR LF, LF or CR each). */
+function endsEvent(t: string): boolean {
+  const last = t.endsWith('\r\n') ? 2 : t.endsWith('\n') || t.endsWith('\r') ? 1 : 0;
+  if (last === 0) return false;
+  const rest = t.slice(0, -last);
+  return rest.endsWith('\n') || rest.endsWith('\r');
+}
 
 /** Lone surrogates (valid in JSON's \u escapes, not in UTF-8) become U+FFFD before scoring. */
 const wellFormed = (s: string): string => s.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
@@ -577,8 +692,10 @@ class SseAnswer {
     this.data = [];
     if (!d || d === '[DONE]') return;
     try {
-      const j = JSON.parse(d) as { choices?: Array<{ delta?: { content?: unknown } }>; usage?: { completion_tokens?: unknown } | null };
-      const content = j.choices?.[0]?.delta?.content;
+      const j = JSON.parse(d) as { choices?: Array<{ index?: unknown; delta?: { content?: unknown } }>; usage?: { completion_tokens?: unknown } | null };
+      // with n > 1 a chunk carries one choice's delta, named by its index: only the first choice is split and counted
+      const first = Array.isArray(j.choices) ? j.choices.find((c) => (c?.index ?? 0) === 0) : undefined;
+      const content = first?.delta?.content;
       if (typeof content === 'string' && content) { this.splitter.feed(content); this.deltas++; }
       const u = j.usage?.completion_tokens;
       if (typeof u === 'number') this.usage = u;

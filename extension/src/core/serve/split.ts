@@ -4,7 +4,7 @@
  * whole text (core/template.ts, the rewards' own rule), while holding at most `keep` characters
  * of each part however long the stream runs (the lengths are still counted exactly).
  */
-import { splitCompletion, type PromptTemplateSpec, type SplitCompletion } from '../template';
+import { PY_SPACE, splitCompletion, type PromptTemplateSpec, type SplitCompletion } from '../template';
 
 type Phase = 'before' | 'safety' | 'answer';
 
@@ -15,6 +15,9 @@ export interface StreamSplit extends SplitCompletion {
   /** a part was longer than `keep` and only its start is in `safety` / `answer` */
   clipped: boolean;
 }
+
+/** a run of whitespace as Python's str.strip() sees it (as splitCompletion strips) */
+const SPACE_RUN = `[${PY_SPACE}]+`;
 
 /** A part being collected: the stripped text's first `keep` chars, exact stripped length. */
 class Part {
@@ -29,7 +32,7 @@ class Part {
 
   push(s: string): void {
     // whitespace runs found by one regex scan (not a test per character: streams can be long)
-    const space = /[\s\u001c-\u001f\u0085]+/gu;
+    const space = new RegExp(SPACE_RUN, 'gu');
     let i = 0;
     for (let m = space.exec(s); m !== null; m = space.exec(s)) {
       if (m.index > i) this.word(s.slice(i, m.index));
