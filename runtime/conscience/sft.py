@@ -58,11 +58,12 @@ from .train import (
     EXIT_USAGE,
     _CANCEL,
     RunCancelled,
+    _checkpoint_step,
     _install_signal_handlers,
-    _last_checkpoint,
     _rank,
     _versions,
     _world_size,
+    resolve_resume,
 )
 
 logger = logging.getLogger("conscience.sft")
@@ -502,13 +503,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     ta = recipe.training_args
     output_dir = ta.output_dir
-    resume_from = ta.resume_from_checkpoint
-    if isinstance(resume_from, str) and resume_from.lower() in ("false", "0", "no", ""):
-        resume_from = None
-    elif isinstance(resume_from, str) and resume_from.lower() in ("true", "1", "yes"):
-        resume_from = _last_checkpoint(output_dir)
-    else:
-        resume_from = resume_from or _last_checkpoint(output_dir)
+    resume_from = resolve_resume(ta.resume_from_checkpoint, output_dir)
 
     writer = None
     if _rank() == 0:
@@ -533,7 +528,13 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     status, code, error, summary = "failed", EXIT_FAILED, None, {}
     try:
-        summary = _train(recipe, writer, resume_from)
+        done = _checkpoint_step(resume_from)
+        if done is not None and 0 < ta.max_steps <= done:
+            # as in conscience.train: transformers would train one step past max_steps (issue #16)
+            logger.info("%s is at step %d of max_steps %d: nothing left to train", resume_from, done, ta.max_steps)
+            summary = {"global_step": done, "trained": False}
+        else:
+            summary = _train(recipe, writer, resume_from)
         status, code = "completed", EXIT_OK
     except RunCancelled as e:
         status, code, error = "cancelled", 128 + e.signum, str(e)

@@ -248,6 +248,19 @@ def _last_checkpoint(output_dir: str) -> Optional[str]:
     return None
 
 
+def resolve_resume(value: Any, output_dir: str) -> Optional[str]:
+    """`resume_from_checkpoint` as a recipe or the command line gives it: YAML's true/false (or
+    the strings "true"/"false", "1"/"0", "yes"/"no") switch resuming from the output dir's last
+    checkpoint on or off; a path is that checkpoint; unset resumes from the last one if any."""
+    if isinstance(value, bool):
+        return _last_checkpoint(output_dir) if value else None
+    if isinstance(value, str) and value.lower() in ("false", "0", "no", ""):
+        return None
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes"):
+        return _last_checkpoint(output_dir)
+    return value or _last_checkpoint(output_dir)
+
+
 def _checkpoint_step(path: Optional[str]) -> Optional[int]:
     """The global step a checkpoint folder was saved at (its trainer_state.json), or None."""
     if not path:
@@ -305,13 +318,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     training_args = recipe.training_args
     output_dir = training_args.output_dir
-    resume_from = training_args.resume_from_checkpoint
-    if isinstance(resume_from, str) and resume_from.lower() in ("false", "0", "no", ""):
-        resume_from = None
-    elif isinstance(resume_from, str) and resume_from.lower() in ("true", "1", "yes"):
-        resume_from = _last_checkpoint(output_dir)
-    else:
-        resume_from = resume_from or _last_checkpoint(output_dir)
+    resume_from = resolve_resume(training_args.resume_from_checkpoint, output_dir)
 
     rank = _rank()
     writer = None
@@ -333,6 +340,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         prepared: Any = _train_rows(recipe)
     except Exception as e:  # noqa: BLE001
         prepared = e
+    except RunCancelled as e:  # SIGTERM while the prompts are read and budgeted: still a run that ends cancelled
+        prepared = e
     if writer is not None:
         writer.emit(
             "run_started",
@@ -352,6 +361,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     status, code, error, summary = "failed", EXIT_FAILED, None, {}
     try:
+        if isinstance(prepared, RunCancelled):
+            raise prepared
         done = _checkpoint_step(resume_from)
         if done is not None and 0 < training_args.max_steps <= done:
             # the checkpoint already reached max_steps: transformers would still train one more

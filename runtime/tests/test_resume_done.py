@@ -47,3 +47,72 @@ def test_resuming_a_run_at_max_steps_trains_nothing_more(tmp_path):
     assert [e["status"] for e in finished] == ["completed", "completed"]
     assert finished[1]["summary"]["trained"] is False
     assert "nothing left to train" in p.stderr
+
+
+def test_an_sft_run_resumed_at_max_steps_trains_nothing_more(tmp_path):
+    """The same guard in conscience.sft (it trained step 3 of 2 before): the real SFT trainer."""
+    os.environ["CONSCIENCE_CACHE"] = CACHE
+    os.environ["CONSCIENCE_TINY_WARMUP"] = "0"
+    from conscience.tiny_model import ensure_tiny
+
+    ensure_tiny()
+    with open(os.path.join(ROOT, "recipes", "demo", "sft-tiny.yaml")) as f:
+        r = yaml.safe_load(f)
+    r.update({"max_steps": 2, "save_steps": 2, "logging_steps": 1, "per_device_train_batch_size": 8, "max_length": 160,
+              "probe_prompts": 0, "use_cpu": True})
+    recipe = tmp_path / "sft.yaml"
+    recipe.write_text(yaml.safe_dump(r))
+    out = tmp_path / "out"
+    env = dict(os.environ, CONSCIENCE_CACHE=CACHE, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    cmd = [sys.executable, "-m", "conscience.sft", "--config", str(recipe), "--output_dir", str(out)]
+    for attempt in (1, 2):
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, f"attempt {attempt}: {p.stderr[-3000:]}"
+    events = _events(out)
+    assert [e["step"] for e in events if e["type"] == "metrics" and "loss" in e["values"]] == [1, 2]
+    starts = [e for e in events if e["type"] == "run_started"]
+    assert len(starts) == 2 and starts[1]["resumed_from"] == str(out / "checkpoint-2")
+    assert [e for e in events if e["type"] == "run_finished"][1]["summary"]["trained"] is False
+
+
+def test_resume_from_checkpoint_true_and_false_as_yaml_writes_them(tmp_path):
+    """YAML gives booleans: true resumes from the last checkpoint, false starts afresh (before,
+    true crashed in os.path.abspath(True) and false resumed anyway)."""
+    from conscience.train import resolve_resume
+
+    out = tmp_path / "out"
+    (out / "checkpoint-2").mkdir(parents=True)
+    (out / "checkpoint-2" / "trainer_state.json").write_text('{"global_step": 2}')
+    last = str(out / "checkpoint-2")
+    assert resolve_resume(True, str(out)) == last and resolve_resume("true", str(out)) == last
+    assert resolve_resume(False, str(out)) is None and resolve_resume("false", str(out)) is None
+    assert resolve_resume(None, str(out)) == last  # unset: the last checkpoint, if any
+    assert resolve_resume("/elsewhere/checkpoint-9", str(out)) == "/elsewhere/checkpoint-9"
+    assert resolve_resume(True, str(tmp_path / "fresh")) is None
+
+
+def test_sigterm_while_the_prompts_are_prepared_ends_the_run_cancelled(tmp_path, monkeypatch):
+    """A SIGTERM that lands while the prompt set is read and budgeted (seconds for a big set or
+    allocator scoring): run_started, then run_finished cancelled and exit 143, as at any other
+    moment (before, RunCancelled escaped main: exit 1, no events)."""
+    import signal
+
+    from conscience import train
+
+    def prepare(recipe):
+        train._CANCEL["signum"] = signal.SIGTERM
+        raise train.RunCancelled(signal.SIGTERM)
+
+    monkeypatch.setattr(train, "_train_rows", prepare)
+    monkeypatch.setattr(train, "_CANCEL", {"signum": None})
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"model_name_or_path: conscience/tiny\ndataset_name: conscience/safety_prompts\noutput_dir: {tmp_path / 'out'}\nreport_to: none\n")
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        assert train.main(["--config", str(recipe)]) == 128 + signal.SIGTERM
+    finally:  # main installs its own handlers: give pytest its own back
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    events = _events(tmp_path / "out")
+    assert [e["type"] for e in events] == ["run_started", "run_finished"]
+    assert events[1]["status"] == "cancelled" and events[1]["exit_code"] == 143
