@@ -68,6 +68,8 @@ def check_row(obj: Any, where: str, prompt_column: str = "prompt") -> dict:
     if budget is not None:
         if isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget != budget:
             raise DataError(f"{where}: `budget` must be a number of tokens, got {budget!r}")
+        if isinstance(budget, int) and budget.bit_length() > 64:
+            raise DataError(f"{where}: `budget` is a {len(str(budget))}-digit number of tokens: too large")
         if budget in (float("inf"), float("-inf")):
             raise DataError(f"{where}: `budget` must be a finite number of tokens, got {budget!r} (too large for a float)")
         if budget < 0:
@@ -178,6 +180,9 @@ def iter_jsonl_stream(stream: IO[bytes], name: str, on_error: Optional[Callable[
             value = json.loads(text.rstrip())  # so a column is on this line, not past its end
         except json.JSONDecodeError as e:
             bad(f"{name}:{lineno}: invalid JSON: {e.msg} (column {e.colno})")
+            continue
+        except ValueError as e:  # e.g. an integer of more than 4,300 digits (Python's int limit)
+            bad(f"{name}:{lineno}: invalid JSON: {e}")
             continue
         except RecursionError:
             bad(f"{name}:{lineno}: JSON nested too deeply")

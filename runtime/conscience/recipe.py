@@ -199,6 +199,12 @@ class SafetyConfig:
                 raise ValueError(f"safety.{name} must be >= 0")
         if self.budget_scale < 1:
             raise ValueError("safety.budget_scale must be >= 1")
+        for name in ("budget_instruction", "zero_budget_instruction"):
+            try:  # the wording is formatted for every prompt: a bad placeholder must fail here, with the line
+                getattr(self, name).format(budget=1, open_tag=self.open_tag, close_tag=self.close_tag)
+            except (KeyError, IndexError, ValueError) as e:
+                raise ValueError(f"safety.{name}: {type(e).__name__}: {e} (placeholders: {{budget}}, {{open_tag}}, "
+                                 "{close_tag}; write {{ and }} for braces)") from None
 
     def default_budget(self, label: str) -> int:
         value = {"harmful": self.budget_harmful, "borderline": self.budget_borderline, "benign": self.budget_benign}.get(
@@ -284,6 +290,8 @@ class ConscienceScriptArguments(_TrlScriptArguments):  # type: ignore[misc,valid
     )
 
     def __post_init__(self) -> None:
+        if self.max_train_samples is not None and self.max_train_samples < 1:
+            raise ValueError(f"max_train_samples must be >= 1, got {self.max_train_samples}")
         if self.repetition_max_penalty > 0:
             raise ValueError(f"repetition_max_penalty {self.repetition_max_penalty} should not be positive")
         if self.repetition_n_grams < 1:
@@ -393,7 +401,10 @@ def parse_section(name: str, data: Any, file: str = "<recipe>", lines: Optional[
     try:
         return cls(**kwargs)
     except ValueError as e:
-        raise RecipeError(f"{file}:{lines.get(name, '?')}: {e}") from None
+        # a check that names its key ("safety.budget_mode must be ...") points at that key's line
+        msg = str(e)
+        key = next((k for k in lines if k.startswith(f"{name}.") and (msg.startswith(f"{k} ") or msg.startswith(f"{k}:"))), None)
+        raise RecipeError(f"{file}:{lines[key] if key else lines.get(name, '?')}: {e}") from None
 
 
 def _resolve_relative(value: Optional[str], base: str) -> Optional[str]:
@@ -495,7 +506,9 @@ def parse_trl_keys(path: str, flat: dict, lines: dict[str, int], classes: list, 
     except SystemExit as e:
         raise RecipeError(f"{path}: invalid arguments (argparse exit {e.code})") from None
     except (ValueError, TypeError) as e:
-        raise RecipeError(f"{path}: {e}") from None
+        # a dataclass check names its key first ("max_train_samples must be ..."): give its line
+        key = next((k for k in lines if str(e).startswith(f"{k} ")), None)
+        raise RecipeError(f"{path}:{lines[key]}: {e}" if key else f"{path}: {e}") from None
 
 
 def load_recipe(path: str, cli_args: Optional[list[str]] = None) -> Recipe:

@@ -172,3 +172,14 @@ def test_prompt_carries_the_budget():
     assert "empty safety block <safety></safety>" in zero[0]["content"]
     ds = to_grpo_dataset([{"id": "1", "prompt": "Hi", "label": "benign", "category": "c", "budget": 0}], safety)
     assert set(ds.column_names) == {"prompt", "safety_label", "budget", "category", "id"}
+
+
+def test_a_budget_too_large_for_any_number_type_is_a_data_error_naming_the_line(tmp_path):
+    # an OverflowError (int -> float) and Python's 4,300-digit limit were tracebacks before
+    p = tmp_path / "p.jsonl"
+    p.write_text('{"id": "a", "prompt": "hi", "label": "benign"}\n{"id": "b", "prompt": "hi", "label": "benign", "budget": 1' + "0" * 400 + '}\n')
+    with pytest.raises(DataError, match=r"p\.jsonl:2: `budget` is a 401-digit number of tokens: too large"):
+        load_prompts(str(p))
+    p.write_text('{"id": "b", "prompt": "hi", "label": "benign", "budget": 1' + "0" * 5000 + '}\n')
+    with pytest.raises(DataError, match=r"p\.jsonl:1: invalid JSON: Exceeds the limit \(4300 digits\)"):
+        load_prompts(str(p))

@@ -140,3 +140,19 @@ def test_recipe_kind_picks_the_runtime_module(tmp_path):
     bad.write_text("model_name_or_path: x\nkind: rl\n")
     with pytest.raises(RecipeError, match=r"bad.yaml:2: kind must be one of grpo, sft, eval, got 'rl'"):
         build_command(str(bad), [])
+
+
+def test_a_bad_budget_wording_or_sample_count_is_a_recipe_error_with_its_line(tmp_path):
+    # formatted for every prompt at run time: a bad placeholder failed mid-run with no file or line
+    for body, line, needle in (
+        ("safety:\n  budget_instruction: 'use {tokens} tokens'\n", 4, "safety.budget_instruction: KeyError: 'tokens'"),
+        ("safety:\n  zero_budget_instruction: 'no { here'\n", 4, "safety.zero_budget_instruction: ValueError"),
+        ("max_train_samples: 0\n", 3, "max_train_samples must be >= 1, got 0"),
+    ):
+        p = _recipe(tmp_path, "dataset_name: conscience/safety_prompts\nmodel_name_or_path: conscience/tiny\n" + body)
+        with pytest.raises(RecipeError) as e:
+            load_recipe(p, ["--output_dir", str(tmp_path / "out")])
+        assert str(e.value).startswith(f"{p}:{line}: ") and needle in str(e.value), str(e.value)
+    ok = _recipe(tmp_path, "dataset_name: conscience/safety_prompts\nmodel_name_or_path: conscience/tiny\n"
+                           "safety:\n  budget_instruction: 'Think in {open_tag} for {budget} tokens {{max}}'\n")
+    assert load_recipe(ok, ["--output_dir", str(tmp_path / "out")]).safety.budget_instruction.endswith("{{max}}")
