@@ -109,6 +109,9 @@ class SampleRecorder:
         self.count_tokens = count_tokens
         self.keep = keep_batches
         self.batches: list[dict] = []
+        # safety statistics of the batches dropped from `batches` since the last take (only
+        # `keep` batches are held whole, for sample rows; the means cover every batch)
+        self._dropped: tuple[list[int], list[float], list[float]] = ([], [], [])
         self._lock = threading.Lock()
 
     def record(self, index: int, name: str, prompts: Any, completions: Any, kwargs: dict, rewards: Any) -> None:
@@ -125,10 +128,34 @@ class SampleRecorder:
                             "rewards": {},
                         }
                     )
+                    for dropped in self.batches[: -self.keep]:
+                        for acc, xs in zip(self._dropped, self._stats(dropped)):
+                            acc.extend(xs)
                     del self.batches[: -self.keep]
                 self.batches[-1]["rewards"][name] = list(rewards)
         except Exception:  # noqa: BLE001 - recording never breaks training
             logger.debug("sample recording failed", exc_info=True)
+
+    def _stats(self, b: dict) -> tuple[list[int], list[float], list[float]]:
+        """Safety-block tokens, budgets and |tokens - budget| (docs/events.md) of one batch's completions."""
+        from .rewards import completion_text, parse_safety
+
+        tokens: list[int] = []
+        budgets: list[float] = []
+        abs_errs: list[float] = []
+        for i, c in enumerate(b["completions"]):
+            p = parse_safety(completion_text(c), self.safety.open_tag, self.safety.close_tag)
+            try:
+                used: Optional[int] = self.count_tokens(p.reasoning) if p.reasoning else 0
+                tokens.append(used)
+            except Exception:  # noqa: BLE001
+                used = None
+            bud = b["budgets"][i] if i < len(b["budgets"]) else None
+            if isinstance(bud, (int, float)):
+                budgets.append(float(bud))
+                if used is not None:
+                    abs_errs.append(abs(used - float(bud)))
+        return tokens, budgets, abs_errs
 
     def take(self, max_rows: int) -> tuple[list[dict], dict[str, float]]:
         """Rows for a `samples` event and safety metrics over the batches since the last take."""
@@ -136,23 +163,11 @@ class SampleRecorder:
 
         with self._lock:
             batches, self.batches = self.batches, []
+            (tokens, budgets, abs_errs), self._dropped = self._dropped, ([], [], [])
         rows: list[dict] = []
-        tokens: list[int] = []
-        budgets: list[float] = []
-        abs_errs: list[float] = []  # |block tokens - budget| per completion (docs/events.md)
         for b in batches:
-            for i, c in enumerate(b["completions"]):
-                text = completion_text(c)
-                p = parse_safety(text, self.safety.open_tag, self.safety.close_tag)
-                try:
-                    tokens.append(self.count_tokens(p.reasoning) if p.reasoning else 0)
-                except Exception:  # noqa: BLE001
-                    pass
-                bud = b["budgets"][i] if i < len(b["budgets"]) else None
-                if isinstance(bud, (int, float)):
-                    budgets.append(float(bud))
-                    if len(tokens) > len(abs_errs):
-                        abs_errs.append(abs(tokens[-1] - float(bud)))
+            for acc, xs in zip((tokens, budgets, abs_errs), self._stats(b)):
+                acc.extend(xs)
         if batches:
             last = batches[-1]
             for i, c in enumerate(last["completions"][:max_rows]):

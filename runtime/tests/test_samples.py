@@ -35,3 +35,17 @@ def test_each_text_is_clipped_so_a_step_stays_bounded_on_disk():
     for key in ("prompt", "completion", "safety", "answer"):
         assert len(row[key]) == SAMPLE_TEXT_MAX + 1 and row[key].endswith("…"), key
     assert row["safety_tokens"] == 10_000, "tokens are counted on the whole block, before clipping"
+
+
+def test_safety_means_cover_every_batch_since_the_last_log_not_only_the_kept_ones():
+    # 8 generation batches between two logging steps (logging_steps > 4): block lengths 1..8.
+    # Only the last 4 batches are kept whole (for sample rows); the means still cover all 8.
+    rec = SampleRecorder(_Safety(), _words)
+    for n in range(1, 9):
+        rec.record(0, "refusal", ["p"], ["<safety>" + "w " * n + "</safety> ok"], {"budget": [4]}, [1.0])
+    rows, metrics = rec.take(4)
+    assert metrics["safety/tokens_mean"] == 4.5  # (1 + ... + 8) / 8
+    assert metrics["safety/budget_abs_err"] == sum(abs(n - 4) for n in range(1, 9)) / 8
+    assert [r["safety_tokens"] for r in rows] == [8]  # rows: the last batch
+    _, again = rec.take(4)
+    assert again == {}  # nothing carried over into the next interval
