@@ -511,6 +511,16 @@ def parse_trl_keys(path: str, flat: dict, lines: dict[str, int], classes: list, 
         raise RecipeError(f"{path}:{lines[key]}: {e}" if key else f"{path}: {e}") from None
 
 
+def refuse_quantized(path: str, lines: dict[str, int], model_args: Any) -> None:
+    """load_in_4bit / load_in_8bit (ModelConfig) are refused, not ignored: the trainers would load
+    the full-precision model (the recipe validator's CC226 says the same)."""
+    for key in ("load_in_4bit", "load_in_8bit"):
+        if getattr(model_args, key, False):
+            raise RecipeError(f"{path}:{lines.get(key, '?')}: {key}: a quantized policy is not supported by this runtime "
+                              "(it would need bitsandbytes and a GPU path it does not test); train LoRA adapters "
+                              "(use_peft: true) on a bf16 model instead")
+
+
 def load_recipe(path: str, cli_args: Optional[list[str]] = None) -> Recipe:
     """Read `path` and parse it; `cli_args` (e.g. ["--output_dir", "x"]) override flat keys."""
     raw, digest, lines = read_recipe_yaml(path)
@@ -537,6 +547,7 @@ def load_recipe(path: str, cli_args: Optional[list[str]] = None) -> Recipe:
         return f"{path}: unknown keys for TRL {_trl_version()}: {where}" + (f" ({hint})" if hint else "")
 
     script_args, training_args, model_args = parse_trl_keys(path, flat, lines, recipe_dataclasses(), cli_args, unknown_keys)
+    refuse_quantized(path, lines, model_args)
     return Recipe(
         path=os.path.abspath(path),
         sha256=digest,

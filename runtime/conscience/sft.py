@@ -51,6 +51,7 @@ from .recipe import (
     parse_trl_keys,
     read_recipe_yaml,
     recipe_kind,
+    refuse_quantized,
 )
 from .train import (
     EXIT_FAILED,
@@ -158,6 +159,7 @@ def load_sft_recipe(path: str, cli_args: Optional[list[str]] = None) -> SftRecip
     safety = parse_section("safety", raw.get("safety"), path, lines)
     sa, ta, ma = parse_trl_keys(path, flat, lines, sft_dataclasses(), cli_args,
                                 lambda where: f"{path}: unknown keys for a kind: sft recipe: {where}")
+    refuse_quantized(path, lines, ma)
     if sa.chat_template:
         from .recipe import read_chat_template
 

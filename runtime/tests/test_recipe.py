@@ -156,3 +156,14 @@ def test_a_bad_budget_wording_or_sample_count_is_a_recipe_error_with_its_line(tm
     ok = _recipe(tmp_path, "dataset_name: conscience/safety_prompts\nmodel_name_or_path: conscience/tiny\n"
                            "safety:\n  budget_instruction: 'Think in {open_tag} for {budget} tokens {{max}}'\n")
     assert load_recipe(ok, ["--output_dir", str(tmp_path / "out")]).safety.budget_instruction.endswith("{{max}}")
+
+
+def test_a_quantized_policy_is_refused_not_silently_trained_in_full_precision(tmp_path):
+    from conscience.sft import load_sft_recipe
+
+    p = _recipe(tmp_path, "dataset_name: conscience/safety_prompts\nmodel_name_or_path: conscience/tiny\nload_in_4bit: true\n")
+    with pytest.raises(RecipeError, match=r"r\.yaml:3: load_in_4bit: a quantized policy is not supported"):
+        load_recipe(p, ["--output_dir", str(tmp_path / "out")])
+    s = _recipe(tmp_path, "kind: sft\nmodel_name_or_path: conscience/tiny\ndataset_name: conscience/safety_traces\n\nload_in_8bit: true\n", "s.yaml")
+    with pytest.raises(RecipeError, match=r"s\.yaml:5: load_in_8bit"):
+        load_sft_recipe(s, ["--output_dir", str(tmp_path / "out")])

@@ -417,6 +417,16 @@ export const RULES: readonly Rule[] = [
   },
   // reward names and referenced files
   {
+    code: 'CC226', severity: 'error', stage: 'rules', summary: '`load_in_4bit` / `load_in_8bit`: a quantized policy is not supported (the runtime refuses it)',
+    check(ctx, emit) {
+      for (const key of ['load_in_4bit', 'load_in_8bit']) {
+        if (val(ctx, key) === true) {
+          emit.at([key], `${key}: a quantized policy is not supported by the runtime (conscience.train and conscience.sft would load the full-precision model, so the recipe is refused). Train LoRA adapters (use_peft: true) on a bf16 model instead.`);
+        }
+      }
+    },
+  },
+  {
     code: 'CC300', severity: 'error', stage: 'rules', only: 'grpo', summary: '`reward_funcs: []`: no reward function',
     check(ctx, emit) {
       const p = pair(ctx, 'reward_funcs');
