@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseToExtension, parseToWebview, type ToExtension, type ToWebview } from '../../src/core/protocol/dashboard';
+import { isViewState, parseToExtension, parseToWebview, type ToExtension, type ToWebview } from '../../src/core/protocol/dashboard';
+import * as inspector from '../../src/core/protocol/inspector';
+import * as evalPanel from '../../src/core/protocol/eval';
 import { int, literal, nullable, optional, protocol, str, type Infer } from '../../src/core/protocol/validate';
 
 // Compile-time: the message types are what the checks accept (tsc fails on a drift).
@@ -48,6 +50,43 @@ test('host rejects malformed or hostile messages with the offending path', () =>
     assert.equal(r.ok, false, `accepted ${JSON.stringify(m)}`);
     if (!r.ok) assert.match(r.error, re);
   }
+});
+
+test('a field named like what every object inherits is an unknown field, in every panel protocol', () => {
+  for (const k of ['constructor', 'toString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf', '__proto__']) {
+    // JSON.parse makes "__proto__" an own field, as a message from a webview would have it
+    const parsed = [
+      parseToExtension(JSON.parse(`{"type":"exportCsv","reqId":1,${JSON.stringify(k)}:{"polluted":true}}`)),
+      inspector.parseToExtension(JSON.parse(`{"type":"ready",${JSON.stringify(k)}:1}`)),
+      evalPanel.parseToExtension(JSON.parse(`{"type":"close","index":0,${JSON.stringify(k)}:"x"}`)),
+    ];
+    for (const r of parsed) {
+      assert.equal(r.ok, false, `accepted a message with a ${k} field`);
+      if (!r.ok) assert.equal(r.error, `message.${k}: unexpected field`);
+    }
+  }
+});
+
+test('a view from ready or from a restored state has the same range check as a view message', () => {
+  const backwards = { ...view, range: [50, 10] };
+  const r = parseToExtension({ type: 'ready', view: backwards });
+  assert.equal(r.ok, false, 'a ready with range [50, 10] was accepted');
+  if (!r.ok) assert.match(r.error, /message\.view\.range: min must be below max/);
+  assert.equal(isViewState(backwards), false);
+  assert.equal(isViewState({ ...view, range: [3, 3] }), false);
+  assert.ok(parseToExtension({ type: 'ready', view: { ...view, range: [10, 50] } }).ok);
+});
+
+test('hiding the longest series a layout can carry keeps later views and the restored state valid', () => {
+  const chartId = 'c'.repeat(256);
+  const runId = 'r'.repeat(256);
+  const key = 'rewards/' + 'k'.repeat(512 - 'rewards//mean'.length) + '/mean';
+  assert.ok(parseToWebview({ type: 'layout', title: 't', runs: [], charts: [{ id: chartId, title: 'R', series: [{ key, label: 'k' }] }] }).ok);
+  // the webview stores a legend toggle as chartId/runId/key, or chartId/runId/key/raw for the raw line
+  const hidden = [`${chartId}/${runId}/${key}`, `${chartId}/${runId}/${key}/raw`];
+  const r = parseToExtension({ type: 'view', viewId: 2, ...view, range: [0, 10], hidden });
+  assert.ok(r.ok, !r.ok ? r.error : '');
+  assert.ok(isViewState({ ...view, hidden }));
 });
 
 test('webview accepts windows as Float64Array or plain arrays, and rejects bad series', () => {

@@ -18,10 +18,21 @@ export const LIMITS = {
   maxSampleRows: 64,
   maxSampleText: 4000,
   maxPngDataUrl: 32 * 1024 * 1024,
+  /** A metric key (and its series label) in a chart. */
+  maxKeyLength: 512,
+  /** Series in one chart. */
+  maxSeries: 1000,
+  /** A sample row's label, a reward name. */
+  maxSampleLabel: 200,
 } as const;
 
-const id = str(256);
+const ID_LEN = 256;
+const KEY_LEN = LIMITS.maxKeyLength;
+const id = str(ID_LEN);
 const range = nullable(tuple(num(), num()));
+/** A zoomed range must be non-empty: min below max. */
+const rangeOrder = (v: { range: [number, number] | null }, p: string) =>
+  v.range && !(v.range[0] < v.range[1]) ? `${p}.range: min must be below max` : null;
 
 /** What the webview is showing; sent on every change, kept in webview state for restore. */
 const viewFields = {
@@ -32,12 +43,12 @@ const viewFields = {
   smoothing: num(0, 0.999),
   /** Width in CSS pixels of one plot area: the decimation's column count. */
   width: int(1, LIMITS.maxWidth),
-  /** Series hidden via the legend, as "chartId/key". */
-  hidden: arr(str(512), 10_000),
+  /** Series hidden via the legend, as "chartId/runId/key" (a raw series: "chartId/runId/key/raw"). */
+  hidden: arr(str(ID_LEN + 1 + ID_LEN + 1 + KEY_LEN + '/raw'.length), 10_000),
   /** Runs hidden in a comparison (every chart). */
   hiddenRuns: optional(arr(id, 100)),
 };
-const viewState = obj(viewFields);
+const viewState = refine(obj(viewFields), rangeOrder);
 export type ViewState = Infer<typeof viewState>;
 
 const runMeta = obj({
@@ -59,9 +70,9 @@ export type RunMeta = Infer<typeof runMeta>;
 const chartSpec = obj({
   id,
   title: str(200),
-  series: arr(obj({ key: str(512), label: str(512) }), 1000),
+  series: arr(obj({ key: str(KEY_LEN), label: str(KEY_LEN) }), LIMITS.maxSeries),
   /** A shaded band between two keys (e.g. reward ± std), drawn behind `series`. */
-  band: optional(obj({ lo: str(512), hi: str(512), label: str(512) })),
+  band: optional(obj({ lo: str(KEY_LEN), hi: str(KEY_LEN), label: str(KEY_LEN) })),
   /** Log-scale y (learning rate). */
   log: optional(bool),
 });
@@ -98,7 +109,7 @@ const sampleRow = obj({
   safetyTokens: nullable(num()),
   rewards: record(nullable(num()), 100),
   budget: nullable(num()),
-  label: nullable(str(200)),
+  label: nullable(str(LIMITS.maxSampleLabel)),
 });
 export type SampleRowMsg = Infer<typeof sampleRow>;
 
@@ -137,8 +148,8 @@ export const dashboardProtocol = protocol({
       total: int(0),
       /** Steps with samples, and the labels and reward names seen (for the filters). */
       steps: int(0),
-      labels: arr(str(200), 1000),
-      rewardNames: arr(str(200), 100),
+      labels: arr(str(LIMITS.maxSampleLabel), 1000),
+      rewardNames: arr(str(LIMITS.maxSampleLabel), 100),
       rows: arr(sampleRow, LIMITS.maxSampleRows),
     },
     /** The recipes' differences between compared runs (runs in `layout` order). */
@@ -151,8 +162,7 @@ export const dashboardProtocol = protocol({
   },
   toExtension: {
     ready: { view: nullable(viewState) },
-    view: refine(obj({ type: literal('view'), viewId: int(0), ...viewFields }), (v, p) =>
-      v.range && !(v.range[0] < v.range[1]) ? `${p}.range: min must be below max` : null),
+    view: refine(obj({ type: literal('view'), viewId: int(0), ...viewFields }), rangeOrder),
     samplesQuery,
     exportCsv: { reqId: int(0) },
     exportPng: {

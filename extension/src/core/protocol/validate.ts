@@ -132,7 +132,8 @@ export const record = <T>(value: Check<T>, maxKeys = 10_000): Check<Record<strin
 /** An object with the given fields (unknown extra fields are rejected). */
 export const obj = <F extends Fields>(fields: F): Check<ObjOf<F>> => (v, p) => {
   if (!isPlainObject(v)) return `${p}: expected object, got ${describe(v)}`;
-  for (const k of Object.keys(v)) if (!(k in fields)) return `${p}.${k}: unexpected field`;
+  // own fields only: `k in fields` would take what every object inherits (constructor, toString, __proto__) as known
+  for (const k of Object.keys(v)) if (!Object.prototype.hasOwnProperty.call(fields, k)) return `${p}.${k}: unexpected field`;
   for (const [k, c] of Object.entries(fields)) {
     const e = c((v as Record<string, unknown>)[k], `${p}.${k}`);
     if (e) return e;
