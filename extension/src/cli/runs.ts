@@ -12,7 +12,7 @@ import { LaunchSession } from '../core/launch/session';
 import { loadTargets } from '../core/launch/targets';
 import { launchTrl } from '../core/recipe/recorded';
 import { formatProblem, type ParseProblem, type RunEvent } from '../core/runs/events';
-import { rootCause, runProgress } from '../core/runs/present';
+import { FAILED_STATES, runFailure, runProgress } from '../core/runs/present';
 import { escapeControls } from '../core/escape';
 import { listRuns, readRun, runDir, snapshotRecipe, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
 
@@ -142,9 +142,9 @@ const LAUNCH_USAGE = 'usage: conscience launch RECIPE --target NAME [--wait] [--
 
 /** The root cause of a failed run, read from its store (stderr.log, run_finished, run.json). */
 export async function failureCause(root: string, rec: RunRecord): Promise<string | undefined> {
-  if (rec.state !== 'failed') return undefined;
+  if (!FAILED_STATES.has(rec.state)) return undefined; // failed, or ended by SLURM (preempted, timed_out, ...)
   const stderr = await readFile(join(runDir(root, rec.id), 'stderr.log'), 'utf8').catch(() => '');
-  const c = rootCause(stderr, rec.finished?.error, rec.error);
+  const c = runFailure(rec, stderr);
   return c ? `${c.message}${c.line !== undefined ? ` (stderr.log:${c.line + 1})` : ''}` : undefined;
 }
 

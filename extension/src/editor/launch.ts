@@ -18,7 +18,7 @@ import type { UnknownHostKey } from '../core/launch/ssh';
 import { workspaceTargets } from './targets';
 import { formatProblem, type ParseProblem } from '../core/runs/events';
 import { RunFeed } from '../core/runs/feed';
-import { budgetSummary, rootCause, runActions, runDescription, runName, runProgress, formatDuration, type RootCause, runStack } from '../core/runs/present';
+import { budgetSummary, FAILED_STATES, runActions, runDescription, runFailure, runName, runProgress, formatDuration, type RootCause, runStack } from '../core/runs/present';
 import { listRuns, readRun, runDir, snapshotRecipe, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
 
 const SECRET_KEYS = ['HF_TOKEN', 'WANDB_API_KEY'] as const;
@@ -53,9 +53,9 @@ const causes = new Map<string, { version: number; cause: RootCause | undefined }
 /** The head of stderr.log that is searched (a traceback's cause is near its start). */
 const CAUSE_BYTES = 4 * 1024 * 1024;
 
-/** The root cause of a failed run, from its local store. */
+/** Why a run failed or SLURM ended it (preempted, timed out, ...), from its local store (core/runs/present.ts runFailure). */
 export async function failureCause(root: string, r: RunRecord): Promise<RootCause | undefined> {
-  if (r.state !== 'failed') return undefined;
+  if (!FAILED_STATES.has(r.state)) return undefined;
   const known = causes.get(r.id);
   if (known && known.version === r.updatedAt) return known.cause;
   let stderr = '';
@@ -71,7 +71,7 @@ export async function failureCause(root: string, r: RunRecord): Promise<RootCaus
   } catch {
     /* no stderr copied */
   }
-  const cause = rootCause(stderr, r.finished?.error, r.error);
+  const cause = runFailure(r, stderr);
   causes.set(r.id, { version: r.updatedAt, cause });
   return cause;
 }
@@ -258,12 +258,13 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
   async function notifyEnd(rec: RunRecord): Promise<void> {
     const root = rootOf();
     const name = runName(rec);
-    if (rec.state !== 'failed' || !root) {
+    if (!FAILED_STATES.has(rec.state) || !root) {
       void vscode.window.showInformationMessage(`Run ${name} ${rec.state}${rec.exitCode ? ` (exit ${rec.exitCode})` : ''}`);
       return;
     }
+    // failed, or ended by SLURM (preempted, timed_out, ...): say why
     const cause = await failureCause(root, rec);
-    const a = await vscode.window.showErrorMessage(`Run ${name} failed${rec.exitCode ? ` (exit ${rec.exitCode})` : ''}: ${cause?.message ?? 'no error recorded'}`, 'Show Logs');
+    const a = await vscode.window.showErrorMessage(`Run ${name} ${rec.state}${rec.exitCode ? ` (exit ${rec.exitCode})` : ''}: ${cause?.message ?? 'no error recorded'}`, 'Show Logs');
     if (a) await vscode.commands.executeCommand('conscience.showRunLogs', rec.id);
   }
 

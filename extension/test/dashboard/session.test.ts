@@ -7,7 +7,7 @@ import { readEventsFrom, type MetricsEvent, type RunEvent } from '../../src/core
 import { DashboardSession } from '../../src/core/dashboard/session';
 import { RunSeries } from '../../src/core/dashboard/series';
 import { toCsv } from '../../src/core/dashboard/csv';
-import type { ToWebview } from '../../src/core/protocol/dashboard';
+import { parseToWebview, type ToWebview } from '../../src/core/protocol/dashboard';
 import { toF64 } from '../../src/core/protocol/validate';
 import { generateRun } from './fixtures/grpo';
 import { writeEvents } from './fixtures/write';
@@ -154,6 +154,44 @@ test('malformed event values become gaps, not crashes', async () => {
   assert.equal(smp.rows[0].completion, '');
   assert.equal(smp.rows[0].rewards.a, null);
   assert.equal(smp.rows[0].budget, null);
+});
+
+test('hostile events never make the host send a message its own webview rejects: text is clipped, extra keys left out and logged', async () => {
+  const sent: ToWebview[] = [];
+  const logged: string[] = [];
+  const s = new DashboardSession([{ id: 'run-a' }], {
+    title: 't', post: (m) => sent.push(m), log: (m) => logged.push(m), throttleMs: 0, saveCsv: async () => null, savePng: async () => null,
+  });
+  await s.receive({ type: 'ready', view: null });
+  const longKey = 'rewards/' + 'x'.repeat(600) + '/mean';
+  s.ingest('run-a', [
+    { type: 'run_started', seq: 0, time: 1, max_steps: 10, budgets: { source: { ['k'.repeat(1100)]: 3 } } },
+    { type: 'metrics', seq: 1, time: 2, step: 1, values: { reward: 0.5, [longKey]: 1, ...Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`rewards/f${String(i).padStart(4, '0')}/mean`, i])) } },
+    { type: 'samples', seq: 2, time: 3, step: 1, rows: [{ prompt: 'p', completion: 'c', rewards: { ['r'.repeat(300)]: 1 }, label: 'L'.repeat(300) }] },
+    { type: 'run_finished', seq: 3, time: 4, status: 's'.repeat(100) } as RunEvent,
+  ]);
+  s.flush();
+  assert.ok(sent.length >= 4);
+  for (const m of sent) {
+    const p = parseToWebview(m);
+    assert.ok(p.ok, `the webview would reject ${m.type}: ${!p.ok && p.error}`);
+  }
+  const layout = sent.filter((m) => m.type === 'layout').at(-1) as Extract<ToWebview, { type: 'layout' }>;
+  const fns = layout.charts.find((c) => c.id === 'rewards')!;
+  assert.equal(fns.series.length, 1000);
+  assert.ok(fns.series.every((x) => x.key !== longKey));
+  assert.ok(layout.charts.some((c) => c.id === 'reward'), 'the other charts are still drawn');
+  const meta = (sent.filter((m) => m.type === 'runs' || m.type === 'layout').at(-1) as Extract<ToWebview, { type: 'runs' }>).runs[0];
+  assert.equal(meta.budgets!.text.length, 1000);
+  assert.ok(meta.budgets!.text.endsWith('…'));
+  assert.equal(meta.status.length, 64);
+  const page = sent.filter((m) => m.type === 'samples').at(-1) as Extract<ToWebview, { type: 'samples' }>;
+  assert.equal(page.rows[0].label, 'L'.repeat(199) + '…');
+  assert.deepEqual(page.rewardNames, ['r'.repeat(199) + '…']);
+  // what was left out is said once, in the log
+  const notes = logged.filter((l) => /not charted/.test(l));
+  assert.equal(notes.length, 1, logged.join('\n'));
+  assert.match(notes[0], /^dashboard: 2 metric key\(s\) not charted/);
 });
 
 test('the samples table pages through every logged step, filters, and stays on its step while new ones arrive', async () => {

@@ -2,7 +2,7 @@
 // ETA, actions that apply, and the root cause of a failure picked out of a real-looking stderr.
 import assert from 'node:assert/strict';
 import { describe, it, test } from 'node:test';
-import { budgetSummary, rootCause, runActions, runDescription, runName, runProgress } from '../../src/core/runs/present';
+import { budgetSummary, rootCause, runActions, runDescription, runFailure, runName, runProgress } from '../../src/core/runs/present';
 import type { RunRecord } from '../../src/core/runs/store';
 
 const base = (over: Partial<RunRecord>): RunRecord => ({
@@ -28,6 +28,26 @@ describe('run presentation', () => {
     assert.equal(runDescription(done), 'completed · step 40/40 · 100% · 6m40s');
     assert.equal(runProgress(base({})), undefined, 'no progress before the first step');
     assert.equal(runProgress(base({ step: 3 }))!.text, 'step 3', 'no percentage without max_steps');
+  });
+
+  it('a resumed run\'s ETA is paced by the steps done since the resume, not by every step of the run', () => {
+    // resumed at step 500 of 1000; 100 s later it has trained 10 more steps: 490 left at 10 s each
+    const r = base({ attempts: 2, startStep: 500, step: 510, maxSteps: 1000, startedAt: 1000, lastActivityAt: 1100 });
+    assert.equal(runProgress(r)!.etaS, 4900);
+    assert.match(runDescription(r, 1100), / · ETA 1h21m · /);
+    // back at its checkpoint, below the step it resumed at: no pace yet, so no ETA
+    assert.equal(runProgress({ ...r, step: 480 })!.etaS, undefined);
+  });
+
+  it('a run SLURM ended (preempted, node_failed, timed_out, out_of_memory) shows SLURM\'s reason; a failed run its root cause', () => {
+    const trace = 'Traceback (most recent call last):\n  File "t.py", line 1\nKeyboardInterrupt\n';
+    for (const state of ['preempted', 'node_failed', 'timed_out', 'out_of_memory'] as const) {
+      const error = `SLURM job ${state.toUpperCase()}: the job ended`;
+      assert.deepEqual(runFailure(base({ state, error }), trace), { message: error, source: 'monitor' }, state);
+    }
+    assert.deepEqual(runFailure(base({ state: 'failed', error: 'exited with code 1' }), "ValueError: x\nconscience.train: bad recipe\n"),
+      { message: 'conscience.train: bad recipe', line: 1, source: 'stderr' });
+    for (const state of ['running', 'completed', 'cancelled', 'requeued'] as const) assert.equal(runFailure(base({ state, error: 'x' }), trace), undefined, state);
   });
 
   it('offers resume only for failed or cancelled runs, cancel only for runs still going', () => {

@@ -16,6 +16,7 @@ import {
 } from '../../../extension/src/core/protocol/dashboard';
 import { badge, button, dropdown, registerUi, slider } from '../ui';
 import { samplesTable } from '../ui/samples';
+import { causeNote, emptyNote } from './notes';
 
 /** Replaced at build time: true only in the test bundle the Chromium tests build (tests/webview/helpers.ts). */
 declare const __TEST_HOOKS__: boolean;
@@ -594,14 +595,12 @@ function renderRunNotes(): void {
     budgetsEl.append(line);
   }
   budgetsEl.hidden = !budgetsEl.childElementCount;
-  // a failed run says why, in the trainer's words
+  // a failed run says why, in the trainer's words (a run SLURM ended: in SLURM's)
   causeEl.textContent = '';
   const failed = runs.filter((r) => r.cause);
-  for (const r of failed) causeEl.append($('div', '', `${compare() ? r.label + ' ' : 'Run '}failed: ${r.cause}`));
+  for (const r of failed) causeEl.append($('div', '', causeNote(r, compare())));
   causeEl.hidden = failed.length === 0;
-  setText(empty, runs.length && runs.every((r) => ['failed', 'cancelled', 'completed'].includes(r.status))
-    ? `No metrics were logged: the run ${runs.length > 1 ? 's ended' : runs[0]!.status} before its first logging step.`
-    : 'Waiting for metrics…');
+  setText(empty, emptyNote(runs));
 }
 
 function renderConfig(msg: Extract<ToWebview, { type: 'config' }>): void {

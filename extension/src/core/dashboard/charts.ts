@@ -1,17 +1,26 @@
 // Which charts the dashboard shows, from the metric keys the runs have logged (TRL's GRPO
 // keys as GRPOTrainer logs them, listed in docs/dashboard.md, plus our safety/* keys). A chart appears once one
 // of its keys has been logged by any run.
-import type { ChartSpec } from '../protocol/dashboard';
+import { LIMITS, type ChartSpec } from '../protocol/dashboard';
 
 const REWARD_FN = /^rewards\/(.+)\/mean$/;
 /** eval/<arm>/<group>/<stat> (conscience.eval's metrics; docs/events.md). */
 const EVAL_KEY = /^eval\/(.+)\/(all|harmful|borderline|benign)\/(refusal|format_ok|safety_tokens|budget_adherence)$/;
 
-export function chartSpecs(keys: Iterable<string>): ChartSpec[] {
-  const have = new Set(keys);
+/**
+ * The charts for `keys`. A key longer than the protocol takes (LIMITS.maxKeyLength), and the
+ * series of a chart past LIMITS.maxSeries, are not charted: they go to `left`.
+ */
+export function chartSpecs(keys: Iterable<string>, left: string[] = []): ChartSpec[] {
+  const have = new Set<string>();
+  for (const k of keys) {
+    if (k.length > LIMITS.maxKeyLength) left.push(k);
+    else have.add(k);
+  }
   const charts: ChartSpec[] = [];
   const add = (id: string, title: string, series: [string, string][], extra: Partial<ChartSpec> = {}) => {
     const present = series.filter(([k]) => have.has(k));
+    for (const [k] of present.splice(LIMITS.maxSeries)) left.push(k);
     if (present.length) charts.push({ id, title, series: present.map(([key, label]) => ({ key, label })), ...extra });
   };
   add('reward', 'Reward (mean ± std)', [['reward', 'reward']],

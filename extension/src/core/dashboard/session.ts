@@ -50,9 +50,10 @@ interface RunData {
 export const DEFAULT_VIEW: ViewState = { xAxis: 'step', range: null, smoothing: 0, width: 600, hidden: [] };
 const FIRST_PAGE: SamplesQuery = { page: 0, label: null, reward: null };
 
+/** `s` as text of at most `n` characters (a cut one ends in "…"). */
 const clip = (s: unknown, n: number): string => {
   const t = typeof s === 'string' ? s : s == null ? '' : String(s);
-  return t.length > n ? t.slice(0, n) + '…' : t;
+  return t.length > n ? t.slice(0, n - 1) + '…' : t;
 };
 const numOrNull = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
@@ -71,11 +72,13 @@ export class DashboardSession {
   private config: Extract<ToWebview, { type: 'config' }> | null = null;
   private disposed = false;
   private readonly decimation = new Map<string, DecimationCache>();
+  /** Metric keys not charted (too long, or past a chart's series limit), as last logged. */
+  private keysLeftOut = 0;
 
   constructor(runs: SessionRun[], private readonly opts: DashboardSessionOptions) {
     for (const r of runs) {
       this.runs.set(r.id, {
-        meta: { id: r.id, label: r.label ?? r.id, status: r.status ?? 'unknown', step: null, maxSteps: null, rows: 0 },
+        meta: { id: r.id, label: clip(r.label ?? r.id, 1000), status: clip(r.status ?? 'unknown', 64), step: null, maxSteps: null, rows: 0 },
         series: new RunSeries(r.id),
         samples: [],
         fromStore: false,
@@ -110,7 +113,7 @@ export class DashboardSession {
           break;
         }
         case 'run_finished':
-          if (!r.fromStore) r.meta.status = typeof ev.status === 'string' ? ev.status : 'finished';
+          if (!r.fromStore) r.meta.status = typeof ev.status === 'string' ? clip(ev.status, 64) : 'finished';
           break;
         case 'samples':
           if (Array.isArray(ev.rows)) {
@@ -139,6 +142,7 @@ export class DashboardSession {
     if (!r) return;
     r.fromStore = true; // the run store knows states events cannot (queued, cancelling, ...): it wins
     const c = cause ? clip(cause, 4000) : undefined;
+    status = clip(status, 64);
     if (r.meta.status === status && r.meta.cause === c) return;
     r.meta.status = status;
     if (c) r.meta.cause = c;
@@ -271,7 +275,13 @@ export class DashboardSession {
     if (this.disposed) return;
     const keys = new Set<string>();
     for (const r of this.runs.values()) for (const k of r.series.keys()) keys.add(k);
-    const charts = chartSpecs(keys);
+    const left: string[] = [];
+    const charts = chartSpecs(keys, left);
+    if (left.length > this.keysLeftOut) {
+      const shown = left.slice(0, 5).map((k) => JSON.stringify(clip(k, 80))).join(', ');
+      this.opts.log?.(`dashboard: ${left.length} metric key(s) not charted (longer than ${LIMITS.maxKeyLength} characters, or past ${LIMITS.maxSeries} series in one chart): ${shown}${left.length > 5 ? ', …' : ''}`);
+    }
+    this.keysLeftOut = left.length;
     const sig = JSON.stringify(charts);
     if (forceLayout || sig !== this.chartSig) {
       this.charts = charts;
@@ -408,7 +418,7 @@ export function splitSafety(text: string, open = '<safety>', close = '</safety>'
 function sampleRow(runId: string, step: number, row: SampleRow): SampleRowMsg {
   const rewards: Record<string, number | null> = {};
   if (row && typeof row.rewards === 'object' && row.rewards) {
-    for (const [k, v] of Object.entries(row.rewards).slice(0, 100)) rewards[clip(k, 200)] = numOrNull(v);
+    for (const [k, v] of Object.entries(row.rewards).slice(0, 100)) rewards[clip(k, LIMITS.maxSampleLabel)] = numOrNull(v);
   }
   const completion = clip(row?.completion, LIMITS.maxSampleText);
   const split = typeof row?.answer === 'string' ? { safety: row.safety ?? null, answer: row.answer } : splitSafety(completion);
@@ -422,6 +432,6 @@ function sampleRow(runId: string, step: number, row: SampleRow): SampleRowMsg {
     safetyTokens: numOrNull(row?.safety_tokens),
     rewards,
     budget: numOrNull(row?.budget),
-    label: row?.label == null ? null : clip(row.label, 200),
+    label: row?.label == null ? null : clip(row.label, LIMITS.maxSampleLabel),
   };
 }

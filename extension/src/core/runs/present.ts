@@ -1,6 +1,7 @@
 // How a run reads to a person, shared by the Runs view, the status bar, the dashboard and the
 // CLI: a short name (recipe + start time) instead of the timestamp id, `step n/N · x%` with an
 // ETA, and the root cause of a failure (the trainer's own error line, not "exited with code 1").
+import { SLURM_END_STATES } from './state';
 import { TERMINAL_STATES, type RunRecord } from './store';
 
 /** "tiny-cpu · 10:42" (today) or "tiny-cpu · Nov 25 10:42": the recipe's stem and the local start time. */
@@ -26,7 +27,7 @@ export interface Progress {
   maxSteps?: number;
   /** 0..100, when maxSteps is known. */
   percent?: number;
-  /** Seconds left, extrapolated from the steps done since the start (local clock); undefined until a step is done. */
+  /** Seconds left, extrapolated from the steps done since this attempt started (local clock); undefined until a step is done. */
   etaS?: number;
   /** "step 12/40 · 30%". */
   text: string;
@@ -39,8 +40,11 @@ export function runProgress(r: RunRecord): Progress | undefined {
   const percent = max ? Math.min(100, (100 * r.step) / max) : undefined;
   let etaS: number | undefined;
   const seen = r.lastActivityAt;
-  if (max && r.step > 0 && r.startedAt && seen && seen > r.startedAt && r.step < max && !r.finishedAt) {
-    etaS = ((seen - r.startedAt) / r.step) * (max - r.step);
+  // the pace of this attempt: steps since the step it started from, over the time since it started
+  const done = r.step - (typeof r.startStep === 'number' ? r.startStep : 0);
+  const from = r.attemptSeenAt ?? r.startedAt;
+  if (max && done > 0 && from && seen && seen > from && r.step < max && !r.finishedAt) {
+    etaS = ((seen - from) / done) * (max - r.step);
   }
   const text = `step ${r.step}${max ? `/${max} · ${Math.floor(percent!)}%` : ''}`;
   return { step: r.step, maxSteps: max, percent, etaS, text };
@@ -115,6 +119,20 @@ export function rootCause(stderr: string, finishedError?: string | null, recordE
   }
   if (recordError) return { message: recordError, source: 'monitor' };
   return undefined;
+}
+
+/** Ends that have a cause to show: failed, and SLURM's own (preempted, node_failed, timed_out, out_of_memory). */
+export const FAILED_STATES: ReadonlySet<string> = new Set<string>(['failed', ...Object.values(SLURM_END_STATES).map((x) => x.state)]);
+
+/**
+ * Why a run ended the way it did, when that is worth showing: a failed run's root cause
+ * (rootCause, from its stderr.log), or for a run SLURM ended the job's reason as the monitor
+ * recorded it (the trainer only saw a signal). Undefined for a run going, completed or cancelled.
+ */
+export function runFailure(r: Pick<RunRecord, 'state' | 'error' | 'finished'>, stderr: string): RootCause | undefined {
+  if (!FAILED_STATES.has(r.state)) return undefined;
+  if (r.state !== 'failed') return r.error ? { message: r.error, source: 'monitor' } : rootCause(stderr, r.finished?.error, null);
+  return rootCause(stderr, r.finished?.error, r.error);
 }
 
 export { budgetSummary } from './budgets';

@@ -45,6 +45,11 @@ export const SLURM_END_STATES: Readonly<Record<string, { state: RunState; why: s
   OUT_OF_MEMORY: { state: 'out_of_memory', why: 'the job ran out of memory' },
 };
 
+/** The states a run ends in: the trainer's own ends and SLURM's. */
+export const TERMINAL_STATES: ReadonlySet<RunState> = new Set<RunState>([
+  'completed', 'failed', 'cancelled', ...Object.values(SLURM_END_STATES).map((x) => x.state),
+]);
+
 /** The run states deriveState can give (every RunState but `preparing`, which only the launcher sets). */
 export const DERIVED_STATES: readonly RunState[] = [
   'queued', 'starting', 'running', 'unresponsive', 'cancelling', 'requeued', 'completed', 'failed', 'cancelled',

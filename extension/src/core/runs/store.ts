@@ -34,7 +34,8 @@ export type RunState =
   | 'timed_out'
   | 'out_of_memory';
 
-export const TERMINAL_STATES: ReadonlySet<RunState> = new Set(['completed', 'failed', 'cancelled', 'preempted', 'node_failed', 'timed_out', 'out_of_memory']);
+// declared with the state machine (runs/state.ts, no node imports), where the webviews take it from too
+export { TERMINAL_STATES } from './state';
 
 export interface RunRecord {
   id: string;
@@ -77,7 +78,15 @@ export interface RunRecord {
   /** Unix seconds of the last event seen (heartbeat staleness). */
   lastEventTime?: number;
   createdAt: number;
+  /** When the current attempt started (every start and resume sets it again). */
   startedAt?: number;
+  /**
+   * The step this attempt's trainer started from (run_started.resumed_from's checkpoint-N; 0 for a
+   * fresh start; absent: 0) and when its run_started was seen (local clock): the ETA is paced by
+   * the steps since and the time since, so a resume or a requeue does not count earlier work.
+   */
+  startStep?: number;
+  attemptSeenAt?: number;
   finishedAt?: number;
   updatedAt: number;
   /** The exact command (or sbatch line) that started the run, as previewed. */
