@@ -4,7 +4,18 @@
 import { parseResults, type EvalResults } from '../eval/results';
 import { arr, bool, int, literal, numOrNull, obj, protocol, str, type Check, type Infer } from './validate';
 
-const MAX_TEXT = 200_000;
+/** Limits of one report: the webview rejects a report past them, so the host bounds it first (`boundEvalView`). */
+export const LIMITS = {
+  name: 500,
+  /** arm, label */
+  short: 200,
+  /** id, category, source, one completionErrors line */
+  long: 2000,
+  /** prompt, safety, answer */
+  text: 200_000,
+  completions: 200_000,
+  completionErrors: 10_000,
+} as const;
 
 const results: Check<EvalResults> = (v, p) => {
   try {
@@ -16,15 +27,15 @@ const results: Check<EvalResults> = (v, p) => {
 };
 
 const completion = obj({
-  id: str(2000),
-  arm: str(200),
+  id: str(LIMITS.long),
+  arm: str(LIMITS.short),
   budget: numOrNull,
-  label: str(200),
-  category: str(2000),
-  source: str(2000),
-  prompt: str(MAX_TEXT),
-  safety: str(MAX_TEXT),
-  answer: str(MAX_TEXT),
+  label: str(LIMITS.short),
+  category: str(LIMITS.long),
+  source: str(LIMITS.long),
+  prompt: str(LIMITS.text),
+  safety: str(LIMITS.text),
+  answer: str(LIMITS.text),
   safety_tokens: int(0),
   answer_tokens: int(0),
   format_ok: bool,
@@ -34,13 +45,35 @@ export type ReportCompletion = Infer<typeof completion>;
 
 const evalView = obj({
   /** what the user sees as the eval's name (run name or folder) */
-  name: str(500),
+  name: str(LIMITS.name),
   results,
-  completions: arr(completion, 200_000),
+  completions: arr(completion, LIMITS.completions),
   /** completions.jsonl lines that could not be read (FILE:LINE: why) */
-  completionErrors: arr(str(2000), 10_000),
+  completionErrors: arr(str(LIMITS.long), LIMITS.completionErrors),
 });
 export type EvalView = Infer<typeof evalView>;
+
+const clip = (s: string, n: number): string => (s.length > n ? s.slice(0, n - 1) + '…' : s);
+
+/**
+ * A report cut to what this protocol accepts, so that no one completion or unreadable line
+ * keeps the whole report from showing: a string past its limit is cut and ends in "…", and
+ * errors past the limit are replaced by one line saying how many were left out.
+ */
+export function boundEvalView(v: EvalView): EvalView {
+  const completions = v.completions.slice(0, LIMITS.completions).map((c) => ({
+    ...c,
+    id: clip(c.id, LIMITS.long), arm: clip(c.arm, LIMITS.short), label: clip(c.label, LIMITS.short),
+    category: clip(c.category, LIMITS.long), source: clip(c.source, LIMITS.long),
+    prompt: clip(c.prompt, LIMITS.text), safety: clip(c.safety, LIMITS.text), answer: clip(c.answer, LIMITS.text),
+  }));
+  let errors = v.completionErrors.map((e) => clip(e, LIMITS.long));
+  if (errors.length > LIMITS.completionErrors) {
+    const kept = LIMITS.completionErrors - 1;
+    errors = [...errors.slice(0, kept), `${(errors.length - kept).toLocaleString('en-US')} more unreadable lines not listed`];
+  }
+  return { name: clip(v.name, LIMITS.name), results: v.results, completions, completionErrors: errors };
+}
 
 export const evalProtocol = protocol({
   toWebview: {
