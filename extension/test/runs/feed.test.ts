@@ -4,14 +4,15 @@
 // when the monitor goes, without losing or repeating an event.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { RunMonitor } from '../../src/core/launch/monitor';
 import { LaunchSession } from '../../src/core/launch/session';
 import { loadTargets } from '../../src/core/launch/targets';
-import type { RunEvent } from '../../src/core/runs/events';
+import { formatProblem, type ParseProblem, type RunEvent } from '../../src/core/runs/events';
 import { RunFeed } from '../../src/core/runs/feed';
 import { writeRun, type RunRecord } from '../../src/core/runs/store';
 
@@ -82,5 +83,37 @@ test('a reader joins the monitor mid-run, takes its parsed events, and goes back
   } finally {
     m.stop();
     await session.close();
+  }
+});
+
+test('a bad line after events taken from the monitor is reported at its own line of the file', async () => {
+  const id = 'feed-lines';
+  const file = join(root, '.conscience/runs', id, 'events.jsonl');
+  mkdirSync(join(root, '.conscience/runs', id), { recursive: true });
+  appendFileSync(file, line(metrics(0, 0)) + line(metrics(1, 1)));
+  const feed = new RunFeed();
+  const mon = new EventEmitter();
+  feed.attach(id, mon);
+  const got: number[] = [];
+  const problems: ParseProblem[] = [];
+  const reader = feed.followRun(root, id, { events: (evs) => got.push(...evs.map((e) => e.seq)), run: () => undefined, problems: (ps) => problems.push(...ps) }, { pollMs: 30 });
+  try {
+    await until('the backlog from the file', () => got.length === 2);
+    // the monitor appends lines 3..10 and hands them over with their byte span
+    for (let seq = 2; seq < 10; seq++) {
+      const from = statSync(file).size;
+      appendFileSync(file, line(metrics(seq, seq)));
+      mon.emit('events', [metrics(seq, seq)], { from, to: statSync(file).size });
+    }
+    await until('the monitor\'s events', () => got.length === 10);
+    feed.detach(id, mon);
+    appendFileSync(file, 'not json\n' + line(metrics(10, 10)) + '{"type":"metrics","seq":11}\n'); // lines 11, 12, 13
+    await until('the lines after them', () => got.length === 11 && problems.length === 2);
+    assert.deepEqual(problems.map((p) => formatProblem(p).split(': ').slice(0, 2).join(': ')), [
+      `${file}:11: byte ${problems[0]!.offset}`,
+      `${file}:13: seq 11, byte ${problems[1]!.offset}`,
+    ]);
+  } finally {
+    reader.close();
   }
 });

@@ -192,14 +192,19 @@ export class RunMonitor extends EventEmitter {
       rec.lastSeq = e.seq;
       rec.lastEventTime = e.time;
       switch (e.type) {
-        case 'run_started':
+        case 'run_started': {
           rec.sawStarted = true;
+          // where this attempt's trainer starts (a resume or a requeue goes on from a checkpoint)
+          const from = typeof e.resumed_from === 'string' ? /checkpoint-(\d+)\/?$/.exec(e.resumed_from) : null;
+          rec.startStep = from ? Number(from[1]) : 0;
+          rec.attemptSeenAt = Date.now() / 1000;
           // the same run started again (a requeued SLURM job): the previous attempt's end is not this one's
           rec.finished = undefined;
           if (typeof e.max_steps === 'number') rec.maxSteps = e.max_steps;
           if (e.budgets !== undefined) rec.budgets = e.budgets;
           if (e.versions) rec.versions = e.versions;
           break;
+        }
         case 'metrics':
           rec.step = e.step;
           if (e.values && 'reward' in e.values) rec.reward = e.values.reward ?? null;

@@ -159,6 +159,8 @@ export interface ReadResult {
   problems: ParseProblem[];
   /** The highest seq returned so far (or `afterSeq` when none). */
   lastSeq?: number;
+  /** The latest `time` returned so far (or `afterTime` when none). */
+  lastTime?: number;
   /** The file had shrunk or been replaced below `offset`, and was read again from its start. */
   rewound?: boolean;
   /** The 1-based line number at `nextOffset`, when known (pass it back as `line`). */
@@ -169,18 +171,20 @@ export interface ReadResult {
  * Reads the complete events of `file` from byte `offset` on, in bounded pieces (`line`: the
  * 1-based line number at `offset`, when the caller knows it). A missing file reads as empty.
  * A file cut under the reader is reported, never passed over in silence:
- * - it shrank below `offset` (truncated): reading goes on from its last complete line, so every
- *   event written after the cut is read, and none read before is taken again;
+ * - it shrank below `offset` (truncated): reading goes on after its last line written no later
+ *   than `afterTime` (the latest event time already taken; without it, after its last complete
+ *   line), so every event written after the cut is read, even when the file grew again before
+ *   this read, and none read before is taken again;
  * - its byte before `offset` no longer ends a line (replaced by a file at least as long): it is
  *   read again from the start, taking only events after `afterSeq` (the highest seq already
  *   taken; the ones skipped are counted in the report).
  */
-export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?: number; line?: number } = {}): Promise<ReadResult> {
+export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?: number; afterTime?: number; line?: number } = {}): Promise<ReadResult> {
   let fh;
   try {
     fh = await open(file, 'r');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { events: [], nextOffset: offset, problems: [], lastSeq: opts.afterSeq, nextLine: offset === 0 ? 1 : opts.line };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { events: [], nextOffset: offset, problems: [], lastSeq: opts.afterSeq, lastTime: opts.afterTime, nextLine: offset === 0 ? 1 : opts.line };
     throw err;
   }
   try {
@@ -191,13 +195,14 @@ export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?
     // the 1-based line number at `offset`: known from the caller, or counted only if a problem needs it
     let baseLine: number | undefined = offset === 0 ? 1 : opts.line;
     if (offset > 0 && size < offset) {
-      // cut back (truncated, or a writer restarted on a shorter copy): what is still there up to
-      // its last complete line was read already; everything written after the cut is new
+      // cut back (truncated, or a writer restarted on a shorter copy): the lines still there from
+      // before the cut were read already; everything written after the cut is new, and may be
+      // there already (the writer went on before this read): those lines are later than any taken
       rewound = true;
-      const resume = await lastLineEnd(fh, size);
-      problems.push({ file, offset, message: `the file shrank to ${size} bytes under the reader (it had read ${offset}): it was truncated; going on from byte ${resume}, so the events written after the cut are read` });
-      offset = resume;
-      baseLine = offset === 0 ? 1 : undefined;
+      const kept = opts.afterTime === undefined ? { offset: await lastLineEnd(fh, size), lines: undefined } : await linesUpTo(fh, size, opts.afterTime);
+      problems.push({ file, offset, message: `the file shrank to ${size} bytes under the reader (it had read ${offset}): it was truncated; going on from byte ${kept.offset}, so the events written after the cut are read` });
+      offset = kept.offset;
+      baseLine = offset === 0 ? 1 : kept.lines === undefined ? undefined : kept.lines + 1;
     } else if (offset > 0) {
       const before = Buffer.alloc(1);
       const { bytesRead } = await fh.read(before, 0, 1, offset - 1);
@@ -210,9 +215,10 @@ export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?
         baseLine = 1;
       }
     }
-    if (size <= offset) return { events: [], nextOffset: offset, problems, lastSeq: opts.afterSeq, rewound, nextLine: baseLine };
+    if (size <= offset) return { events: [], nextOffset: offset, problems, lastSeq: opts.afterSeq, lastTime: opts.afterTime, rewound, nextLine: baseLine };
     const events: RunEvent[] = [];
     let lastSeq = opts.afterSeq;
+    let lastTime = opts.afterTime;
     let skippedOld = 0;
     let pos = offset; // start of the first line not yet parsed
     let longFrom: number | undefined; // start of an over-long line whose end is not found yet
@@ -251,6 +257,7 @@ export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?
           continue;
         }
         lastSeq = lastSeq === undefined ? ev.seq : Math.max(lastSeq, ev.seq);
+        lastTime = lastTime === undefined ? ev.time : Math.max(lastTime, ev.time);
         events.push(ev);
       }
       problems.push(...r.problems);
@@ -265,7 +272,7 @@ export async function readEventsFrom(file: string, offset = 0, opts: { afterSeq?
     if (lineProblems.length && baseLine === undefined) baseLine = 1 + (await countNewlines(fh, 0, startOffset));
     for (const p of lineProblems) p.line = baseLine === undefined ? undefined : baseLine + p.line! - 1;
     // an over-long line not finished yet: the next read starts at its beginning again
-    return { events, nextOffset: longFrom ?? pos, problems, lastSeq, rewound, nextLine: baseLine === undefined ? undefined : baseLine + rel };
+    return { events, nextOffset: longFrom ?? pos, problems, lastSeq, lastTime, rewound, nextLine: baseLine === undefined ? undefined : baseLine + rel };
   } finally {
     await fh.close();
   }
@@ -299,11 +306,56 @@ async function lastLineEnd(fh: FileHandle, end: number): Promise<number> {
 }
 
 /**
- * A reader that follows one events file: remembers its byte offset and the last seq taken, so a
- * truncated or replaced file is noticed (see readEventsFrom) and each event is taken once.
+ * The lines of a file cut under its reader that were there before the cut: up to the first line
+ * whose `time` is later than `afterTime`, the latest event time the reader took (the runtime
+ * writes events in time order, so a line written after the cut is later than every line read
+ * before it). The offset after the last of them, and how many lines that is.
+ */
+async function linesUpTo(fh: FileHandle, size: number, afterTime: number): Promise<{ offset: number; lines: number }> {
+  let kept = { offset: 0, lines: 0 };
+  let lines = 0;
+  let carry = Buffer.alloc(0);
+  let skipping = false; // inside a line longer than MAX_EVENT_LINE_BYTES: not parsed
+  for (let readTo = 0; readTo < size; ) {
+    const piece = Buffer.alloc(Math.min(READ_PIECE_BYTES, size - readTo));
+    const { bytesRead } = await fh.read(piece, 0, piece.length, readTo);
+    if (bytesRead === 0) break;
+    readTo += bytesRead;
+    const buf = carry.length ? Buffer.concat([carry, piece.subarray(0, bytesRead)]) : piece.subarray(0, bytesRead);
+    const base = readTo - buf.length;
+    let start = 0;
+    for (let nl = buf.indexOf(0x0a); nl >= 0; start = nl + 1, nl = buf.indexOf(0x0a, start)) {
+      lines++;
+      if (skipping || nl - start > MAX_EVENT_LINE_BYTES) {
+        skipping = false;
+        continue;
+      }
+      let time: unknown;
+      try {
+        time = (JSON.parse(buf.subarray(start, nl).toString('utf8')) as { time?: unknown } | null)?.time;
+      } catch {
+        continue;
+      }
+      if (typeof time !== 'number') continue;
+      if (time > afterTime) return kept;
+      kept = { offset: base + nl + 1, lines };
+    }
+    carry = buf.subarray(start);
+    if (carry.length > MAX_EVENT_LINE_BYTES) {
+      skipping = true;
+      carry = Buffer.alloc(0);
+    }
+  }
+  return kept;
+}
+
+/**
+ * A reader that follows one events file: remembers its byte offset, the last seq and the latest
+ * time taken, so a truncated or replaced file is noticed (see readEventsFrom) and each event is taken once.
  */
 export class EventTail {
   lastSeq?: number;
+  lastTime?: number;
   /** 1-based line number at `offset`, once known. */
   line?: number;
   constructor(
@@ -312,9 +364,10 @@ export class EventTail {
   ) {}
 
   async read(): Promise<{ events: RunEvent[]; problems: ParseProblem[]; rewound?: boolean }> {
-    const r = await readEventsFrom(this.file, this.offset, { afterSeq: this.lastSeq, line: this.line });
+    const r = await readEventsFrom(this.file, this.offset, { afterSeq: this.lastSeq, afterTime: this.lastTime, line: this.line });
     this.offset = r.nextOffset;
     this.lastSeq = r.lastSeq;
+    this.lastTime = r.lastTime;
     this.line = r.nextLine;
     return { events: r.events, problems: r.problems, rewound: r.rewound };
   }
