@@ -344,13 +344,15 @@ def load_eval_recipe(path: str, output_dir: Optional[str] = None, policy: Option
     except ValueError as e:
         where = f"{path}:{lines['allocator']}" if "allocator" in lines else f"{path}:{lines.get('policy_recipe', 1)}: policy_recipe"
         raise EvalError(f"{where}: allocator: {e}") from None
-    launch = raw.get("launch")
-    if isinstance(launch, dict):
-        for key in ("num_processes", "num_machines"):
-            n = launch.get(key, 1)
-            if isinstance(n, int) and not isinstance(n, bool) and n > 1:
-                raise EvalError(f"{path}:{lines.get('launch', 1)}: launch.{key}: an eval runs in one process, not {n} "
-                                "(engine vllm with tensor_parallel_size spreads one model over several GPUs)")
+    try:  # read as the launcher reads it ("2" is two processes there)
+        launch = parse_section("launch", raw.get("launch"), path, lines)
+    except RecipeError as e:
+        raise EvalError(str(e)) from None
+    for key in ("num_processes", "num_machines"):
+        n = getattr(launch, key)
+        if n > 1:
+            raise EvalError(f"{path}:{lines.get(f'launch.{key}', lines.get('launch', 1))}: launch.{key}: an eval runs in one "
+                            f"process, not {n} (engine vllm with tensor_parallel_size spreads one model over several GPUs)")
     endpoint = _parse_dataclass(EndpointConfig, raw.get("endpoint"), path, lines, "endpoint.")
     judge = _parse_dataclass(JudgeConfig, raw.get("judge"), path, lines, "judge.")
     if cfg.engine == "openai" and (not endpoint.base_url or not endpoint.model):

@@ -6,8 +6,8 @@ the file:
 * ``launch:``    how the run is started (accelerate config, processes, machines, vLLM server)
                  -> :class:`LaunchConfig`
 * ``safety:``    the decoupled safety block and its budgets -> :class:`SafetyConfig`
-* ``allocator:`` the budget allocator's settings; a free-form dict owned by
-                 ``conscience.allocator`` (passed through untouched, never validated here)
+* ``allocator:`` the budget allocator's settings (``conscience.allocator``'s AllocatorConfig),
+                 passed through as a dict, checked at load as the allocator will read them
 
 Every other top-level key is a flat TRL key, parsed by TRL's ``TrlParser`` into
 ``(ScriptArguments, GRPOConfig, ModelConfig)`` exactly as open-r1 does. Unlike TRL 0.18
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -438,8 +439,8 @@ def read_recipe_yaml(path: str) -> tuple[dict, str, dict[str, int]]:
         where = f"{path}:{mark.line + 1}" if mark is not None else path
         problem = getattr(e, "problem", None) or str(e)
         raise RecipeError(f"{where}: invalid YAML: {problem}") from None
-    if raw is None:
-        raw = {}
+    if raw is None:  # empty, comments only, or `~` (the validator's CC008)
+        raise RecipeError(f"{path}:1: the recipe is empty: it sets no keys")
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}:1: a recipe must be a YAML mapping of keys, got {type(raw).__name__}")
     return raw, hashlib.sha256(data).hexdigest(), _key_lines(text)
@@ -505,10 +506,31 @@ def parse_trl_keys(path: str, flat: dict, lines: dict[str, int], classes: list, 
         return tuple(parser.parse_args_into_dataclasses(args=list(cli_args or [])))
     except SystemExit as e:
         raise RecipeError(f"{path}: invalid arguments (argparse exit {e.code})") from None
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, ArithmeticError) as e:  # ArithmeticError: int(.inf) in a TRL check
         # a dataclass check names its key first ("max_train_samples must be ..."): give its line
         key = next((k for k in lines if str(e).startswith(f"{k} ")), None)
+        if key is None and isinstance(e, ArithmeticError):  # int(.inf) inside TRL: name the key that holds it
+            bad = next((k for k, v in flat.items() if isinstance(v, float) and not math.isfinite(v)), None)
+            if bad is not None:
+                raise RecipeError(f"{path}:{lines.get(bad, '?')}: {bad}: {flat[bad]} is not a finite number ({e})") from None
         raise RecipeError(f"{path}:{lines[key]}: {e}" if key else f"{path}: {e}") from None
+
+
+def allocator_section(raw: dict, path: str, lines: dict[str, int]) -> dict:
+    """The recipe's `allocator:` mapping ({} when absent), checked as the allocator will read it:
+    an unknown key or a bad value is an error now, not a silent fall back to per-label budgets
+    in the middle of a run (the validator reports the same keys)."""
+    allocator = raw.get("allocator")
+    allocator = {} if allocator is None else allocator
+    if not isinstance(allocator, dict):
+        raise RecipeError(f"{path}:{lines.get('allocator', '?')}: `allocator:` must be a mapping")
+    from .allocator.policy import AllocatorConfig
+
+    try:
+        AllocatorConfig.from_mapping(allocator)
+    except ValueError as e:
+        raise RecipeError(f"{path}:{lines.get('allocator', '?')}: allocator: {e}") from None
+    return allocator
 
 
 def refuse_quantized(path: str, lines: dict[str, int], model_args: Any) -> None:
@@ -531,9 +553,7 @@ def load_recipe(path: str, cli_args: Optional[list[str]] = None) -> Recipe:
     flat = {k: v for k, v in raw.items() if k not in SECTION_NAMES and k != "kind"}
     launch = parse_section("launch", raw.get("launch"), path, lines)
     safety = parse_section("safety", raw.get("safety"), path, lines)
-    allocator = raw.get("allocator") or {}
-    if not isinstance(allocator, dict):
-        raise RecipeError(f"{path}:{lines.get('allocator', '?')}: `allocator:` must be a mapping")
+    allocator = allocator_section(raw, path, lines)
     if launch.accelerate_config:
         launch.accelerate_config = os.path.normpath(os.path.join(base, launch.accelerate_config))
     if safety.eval_recipe:

@@ -50,6 +50,7 @@ from .recipe import (
     parse_section,
     parse_trl_keys,
     read_recipe_yaml,
+    allocator_section,
     recipe_kind,
     refuse_quantized,
 )
@@ -160,6 +161,7 @@ def load_sft_recipe(path: str, cli_args: Optional[list[str]] = None) -> SftRecip
     sa, ta, ma = parse_trl_keys(path, flat, lines, sft_dataclasses(), cli_args,
                                 lambda where: f"{path}: unknown keys for a kind: sft recipe: {where}")
     refuse_quantized(path, lines, ma)
+    allocator_section(raw, path, lines)  # not used by SFT, but a typo there is still a mistake
     if sa.chat_template:
         from .recipe import read_chat_template
 

@@ -105,7 +105,9 @@ def _env():
         ("kind: eval\nmodel_name_or_path: m\narms: [allocator]\n\nallocator:\n  bogus_key: 1\n", ":5:", "unknown allocator setting 'bogus_key'"),
         ("kind: eval\nmodel_name_or_path: m\nallocator: {budget_deep: -1}\n", ":3:", "budget_deep must be a non-negative integer"),
         ("kind: eval\nmodel_name_or_path: m\n\nchat_template: gone.jinja\n", ":4:", "chat_template file"),
-        ("kind: eval\nmodel_name_or_path: m\nlaunch:\n  num_processes: 2\n", ":3:", "an eval runs in one process"),
+        ("kind: eval\nmodel_name_or_path: m\nlaunch:\n  num_processes: 2\n", ":4:", "an eval runs in one process"),
+        ("kind: eval\nmodel_name_or_path: m\nlaunch:\n  num_processes: '2'\n", ":4:", "an eval runs in one process, not 2"),
+        ("kind: eval\nmodel_name_or_path: m\nlaunch:\n  foo: 1\n", ":4:", "launch.foo: unknown key"),
     ],
 )
 def test_recipe_errors_name_file_and_line(tmp_path, text, where, needle):

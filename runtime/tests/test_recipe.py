@@ -79,10 +79,10 @@ def test_allocator_section_passes_through_and_paths_resolve(tmp_path):
     p = _recipe(
         tmp_path,
         "dataset_name: ./data/p.jsonl\nmodel_name_or_path: Qwen/Qwen2.5-0.5B\n"
-        "launch:\n  accelerate_config: ../acc/zero2.yaml\nallocator:\n  anything: [1, 2]\n",
+        "launch:\n  accelerate_config: ../acc/zero2.yaml\nallocator:\n  budget_deep: 768\n",
     )
     r = load_recipe(p, ["--output_dir", str(tmp_path / "out"), "--max_steps", "3"])
-    assert r.allocator == {"anything": [1, 2]}
+    assert r.allocator == {"budget_deep": 768}
     assert r.script_args.dataset_name == str(tmp_path / "data" / "p.jsonl")
     assert r.model_args.model_name_or_path == "Qwen/Qwen2.5-0.5B"  # a hub name stays a hub name
     assert r.launch.accelerate_config == os.path.normpath(str(tmp_path / ".." / "acc" / "zero2.yaml"))
@@ -167,3 +167,21 @@ def test_a_quantized_policy_is_refused_not_silently_trained_in_full_precision(tm
     s = _recipe(tmp_path, "kind: sft\nmodel_name_or_path: conscience/tiny\ndataset_name: conscience/safety_traces\n\nload_in_8bit: true\n", "s.yaml")
     with pytest.raises(RecipeError, match=r"s\.yaml:5: load_in_8bit"):
         load_sft_recipe(s, ["--output_dir", str(tmp_path / "out")])
+
+
+def test_an_allocator_typo_an_empty_recipe_and_an_infinite_step_count_are_refused_at_load(tmp_path):
+    base = "dataset_name: conscience/safety_prompts\nmodel_name_or_path: conscience/tiny\n"
+    for body, where, needle in (
+        # a typo fell back to per-label budgets in the middle of the run (budget_source: auto)
+        ("allocator:\n  budget_dep: 768\n", ":3: ", "allocator: unknown allocator setting 'budget_dep'"),
+        ("allocator:\n  risk_harmful: 2\n", ":3: ", "allocator.risk_harmful must be a number in [0, 1]"),
+        ("logging_steps: .inf\n", ":3: ", "logging_steps"),
+    ):
+        p = _recipe(tmp_path, base + body)
+        with pytest.raises(RecipeError) as e:
+            load_recipe(p, ["--output_dir", str(tmp_path / "out")])
+        assert str(e.value).startswith(p + where) and needle in str(e.value), str(e.value)
+    for empty in ("", "# only a comment\n", "~\n"):
+        p = _recipe(tmp_path, empty)
+        with pytest.raises(RecipeError, match=r"r\.yaml:1: the recipe is empty"):
+            load_recipe(p, ["--output_dir", str(tmp_path / "out")])
