@@ -2,6 +2,7 @@
 (or null). The world size is what accelerate would report for `launch.num_processes`.
 Used by trl-parity.test.ts to check that the validator reproduces TRL's start-up checks."""
 import json
+import re
 import sys
 import warnings
 
@@ -23,5 +24,7 @@ for path in sys.argv[1:]:
         out[path] = None
     except BaseException as e:  # noqa: BLE001 - argparse raises SystemExit
         msg = str(e)
-        out[path] = msg[len(path) + 2:] if msg.startswith(path + ": ") else msg
+        # "PATH: message" or "PATH:LINE: message" (a check that names its key gives its line)
+        m = re.match(re.escape(path) + r"(?::\d+)?: ", msg)
+        out[path] = msg[m.end():] if m else msg
 print(json.dumps(out))
