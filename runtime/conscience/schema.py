@@ -88,6 +88,7 @@ RANGES: dict[str, dict[str, Any]] = {
     "safety.max_budget": {"minimum": 0, "x-source": "SafetyConfig.__post_init__"},
     "safety.samples_per_step": {"minimum": 0, "x-source": "SafetyConfig.__post_init__"},
     "safety.budget_scale": {"minimum": 1, "x-source": "SafetyConfig.__post_init__"},
+    "safety.eval_steps": {"minimum": 0, "x-source": "SafetyConfig.__post_init__"},
     # allocator: (AllocatorConfig.__post_init__)
     "allocator.risk_harmful": {"minimum": 0, "maximum": 1, "x-source": "AllocatorConfig.__post_init__"},
     "allocator.ambiguity_deep": {"minimum": 0, "maximum": 1, "x-source": "AllocatorConfig.__post_init__"},
@@ -97,7 +98,41 @@ RANGES: dict[str, dict[str, Any]] = {
     "allocator.budget_brief": {"minimum": 0, "x-source": "AllocatorConfig.__post_init__"},
     "allocator.budget_standard": {"minimum": 0, "x-source": "AllocatorConfig.__post_init__"},
     "allocator.budget_deep": {"minimum": 0, "x-source": "AllocatorConfig.__post_init__"},
+    # a kind: sft recipe's script arguments (conscience.sft.SftScriptArguments.__post_init__)
+    "probe_prompts": {"minimum": 0, "x-source": "SftScriptArguments.__post_init__"},
+    "probe_steps": {"minimum": 0, "x-source": "SftScriptArguments.__post_init__"},
+    "probe_max_new_tokens": {"minimum": 0, "x-source": "SftScriptArguments.__post_init__"},
+    "probe_temperature": {"minimum": 0, "x-source": "SftScriptArguments.__post_init__"},
+    # a kind: eval recipe (conscience.eval: EvalConfig, EndpointConfig, JudgeConfig __post_init__);
+    # its flat keys are `eval.<name>`, so they never pick up a GRPO bound of the same name
+    "eval.max_prompts": {"minimum": 1, "x-source": "EvalConfig.__post_init__"},
+    "eval.batch_size": {"minimum": 1, "x-source": "EvalConfig.__post_init__"},
+    "eval.max_new_tokens": {"minimum": 1, "x-source": "EvalConfig.__post_init__"},
+    "eval.tensor_parallel_size": {"minimum": 1, "x-source": "EvalConfig.__post_init__"},
+    "eval.temperature": {"minimum": 0, "x-source": "EvalConfig.__post_init__: 0 = greedy"},
+    "eval.top_p": {"exclusiveMinimum": 0, "maximum": 1, "x-source": "EvalConfig.__post_init__"},
+    "eval.gpu_memory_utilization": {"exclusiveMinimum": 0, "maximum": 1, "x-source": "EvalConfig.__post_init__"},
+    "endpoint.timeout_s": {"exclusiveMinimum": 0, "x-source": "EndpointConfig.__post_init__"},
+    "endpoint.max_retries": {"minimum": 0, "x-source": "EndpointConfig.__post_init__"},
+    "endpoint.concurrency": {"minimum": 1, "x-source": "EndpointConfig.__post_init__"},
+    "judge.timeout_s": {"exclusiveMinimum": 0, "x-source": "JudgeConfig.__post_init__"},
+    "judge.max_retries": {"minimum": 0, "x-source": "JudgeConfig.__post_init__"},
+    "judge.concurrency": {"minimum": 1, "x-source": "JudgeConfig.__post_init__"},
 }
+
+# The RANGES prefix of the dataclasses whose fields are not flat keys of a training recipe.
+# conscience.eval.build_schema passes the bare field name as the range key: qualified here by
+# the dataclass (its `source`), an eval key gets its own bound, not a GRPO key's of the same
+# name (EvalConfig.temperature may be 0, GRPOConfig.temperature may not).
+RANGE_PREFIX: dict[str, str] = {
+    "EvalConfig": "eval", "EndpointConfig": "endpoint", "JudgeConfig": "judge",
+    "SafetyConfig": "safety", "LaunchConfig": "launch", "AllocatorConfig": "allocator",
+}
+
+
+def _range_key(key: str, source: str) -> str:
+    prefix = RANGE_PREFIX.get(source)
+    return f"{prefix}.{key}" if prefix and "." not in key else key
 
 # Fields that differ between the two supported TRL lines, seen from each (grpo.md §3.1, §4.1).
 # The recipe picks its line with `launch.trl`; the validator reads the table of that line.
@@ -311,7 +346,7 @@ def _field_schema(f: dataclasses.Field, hints: dict[str, Any], source: str, rang
     help_text = meta.get("help")
     if help_text:
         s["description"] = " ".join(str(help_text).split())
-    bounds = RANGES.get(range_key)
+    bounds = RANGES.get(_range_key(range_key, source))
     if bounds:
         for k, v in bounds.items():
             if k != "x-source":
