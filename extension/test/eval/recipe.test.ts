@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { validateText } from '../../src/core/recipe';
+import { nodeFiles } from '../../src/core/recipe/node-files';
 
 const REPO = join(import.meta.dirname, '..', '..', '..');
 const at = (text: string, needle: string) => {
@@ -52,5 +53,59 @@ describe('eval recipe validation', () => {
     assert.deepEqual(d.map((x) => `${x.code}@${x.line}`), ['CC406@3']);
     assert.deepEqual({ line: d[0]!.line, column: d[0]!.column }, at(text, '2\n'));
     assert.deepEqual(validateText('kind: eval\nmodel_name_or_path: m\nlaunch:\n  num_processes: 1\n'), []);
+  });
+
+  it('ranges of EvalConfig, endpoint: and judge: are CC103 at the value, as __post_init__ refuses them', () => {
+    const cases: Array<[string, string]> = [
+      ['temperature: -1\n', '-1'], ['top_p: 0\n', '0'], ['batch_size: 0\n', '0'], ['max_prompts: 0\n', '0'],
+      ['gpu_memory_utilization: 2\n', '2'], ['max_new_tokens: 0\n', '0'], ['tensor_parallel_size: 0\n', '0'],
+      ['endpoint: {timeout_s: 0}\n', '0'], ['endpoint: {max_retries: -1}\n', '-1'], ['judge: {concurrency: 0}\n', '0'],
+      ['temperature: .nan\n', '.nan'],
+    ];
+    for (const [line, value] of cases) {
+      const text = `kind: eval\nmodel_name_or_path: m\n${line}`;
+      const d = validateText(text);
+      assert.deepEqual(d.map((x) => x.code), ['CC103'], line);
+      assert.equal(text.slice(d[0]!.start, d[0]!.end), value, line);
+    }
+    // greedy (temperature 0, the default) is not GRPO's temperature > 0
+    assert.deepEqual(validateText('kind: eval\nmodel_name_or_path: m\ntemperature: 0\ntop_p: 1\nmax_prompts: 1\n'), []);
+  });
+
+  it('safety: and allocator: are checked as in a training recipe (CC222, CC227, ranges, allocator keys not converted)', () => {
+    const codes = (extra: string) => validateText(`kind: eval\nmodel_name_or_path: m\n${extra}`).map((x) => `${x.code}@${x.line}`);
+    assert.deepEqual(codes('safety: {open_tag: x, close_tag: x}\n'), ['CC222@2']);
+    assert.deepEqual(codes('safety: {budget_harmful: -1}\n'), ['CC103@2']);
+    assert.deepEqual(codes('safety:\n  budget_instruction: "{nope} tokens"\n'), ['CC227@3']);
+    assert.deepEqual(codes('allocator: {foo: 1}\n'), ['CC100@2']);
+    assert.deepEqual(codes('allocator: {risk_harmful: 2}\n'), ['CC103@2']);
+    assert.deepEqual(codes('allocator: {risk_harmful: "0.5"}\n'), ['CC101@2']);
+    assert.deepEqual(codes('allocator: {risk_harmful: 0.5, budget_deep: 512}\nsafety: {budget_harmful: 16}\n'), []);
+  });
+
+  it('values are converted as the runtime converts them (true/false only, no + on integers)', () => {
+    const codes = (extra: string) => validateText(`kind: eval\nmodel_name_or_path: m\n${extra}`).map((x) => `${x.code}@${x.line}`);
+    assert.deepEqual(codes('launch: {cpu: "yes"}\n'), ['CC101@2']);
+    assert.deepEqual(codes('batch_size: "+4"\n'), ['CC101@2']);
+    assert.deepEqual(codes('launch: {cpu: "true"}\nbatch_size: "4"\n'), []);
+  });
+
+  it('engine transformers or vllm without model_name_or_path is CC404 at the engine, even with endpoint.base_url', () => {
+    for (const engine of ['transformers', 'vllm']) {
+      const text = `kind: eval\nengine: ${engine}\nendpoint: {base_url: "http://127.0.0.1:8000/v1"}\n`;
+      const d = validateText(text);
+      assert.deepEqual(d.map((x) => x.code), ['CC404'], engine);
+      assert.deepEqual({ line: d[0]!.line, column: d[0]!.column }, at(text, engine));
+    }
+    assert.deepEqual(validateText('kind: eval\nengine: openai\nendpoint: {base_url: "http://127.0.0.1:8000/v1", model: m}\n'), []);
+  });
+
+  it('a policy_recipe or chat_template file that does not exist is reported at its value (CC407, CC304)', () => {
+    const file = join(REPO, 'recipes/demo/eval-x.yaml');
+    const text = 'kind: eval\nmodel_name_or_path: m\npolicy_recipe: ./nope.yaml\nchat_template: ./nope.jinja\n';
+    const d = validateText(text, { file, files: nodeFiles });
+    assert.deepEqual(d.map((x) => `${x.code}@${x.line}`), ['CC407@2', 'CC304@3']);
+    assert.deepEqual({ line: d[0]!.line, column: d[0]!.column }, at(text, './nope.yaml'));
+    assert.deepEqual(validateText('kind: eval\nmodel_name_or_path: m\npolicy_recipe: ./tiny-cpu.yaml\n', { file, files: nodeFiles }), []);
   });
 });

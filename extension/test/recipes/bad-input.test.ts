@@ -131,3 +131,65 @@ test('CRLF line endings and a UTF-8 BOM are read like LF files', () => {
   const bom = decodeBytes(new Uint8Array([0xef, 0xbb, 0xbf, ...Buffer.from(lf)]));
   assert.ok('text' in bom && bom.text === lf);
 });
+
+test('CR-only line endings: lines end at \\r as in PyYAML, for positions and for the removal fix', () => {
+  const file = join(REPO, 'recipes/qwen2.5-1.5b-instruct/safety-grpo.yaml');
+  const lf = readFileSync(file, 'utf8').replace('num_generations: 8', 'num_generations: 7') + 'seed: 1\nsedd: 2\n';
+  const cr = lf.replace(/\n/g, '\r');
+  const pick = (ds: Diagnostic[]) => ds.filter((d) => d.code === 'CC204' || d.code === 'CC100').map((d) => [d.code, d.line, d.column, d.endLine, d.endColumn]);
+  const want = pick(validateText(lf, { file, files: nodeFiles }));
+  assert.equal(want.length, 2);
+  assert.deepEqual(pick(validateText(cr, { file, files: nodeFiles })), want);
+  assert.ok((want[0]![1] as number) > 0, 'not everything on line 1');
+  const d = validateText(cr, { file, files: nodeFiles }).find((x) => x.code === 'CC100')!;
+  const fixed = d.fixes![0]!.edits.reduce((t, e) => t.slice(0, e.start) + e.newText + t.slice(e.end), cr);
+  assert.equal(fixed, cr.replace('sedd: 2\r', ''), 'the removal takes the one line');
+});
+
+test('a flow collection closed at column 0 is read as PyYAML reads it, with every range in the original text', () => {
+  const base = 'model_name_or_path: m\nreward_funcs: [refusal, safety_format]\n';
+  for (const t of [base + 'reward_weights: [\n  1.0,\n  x\n]\nseed: 1.5\n', base + 'reward_weights: {\n  a: 1\n}\nseed: 1.5\n']) {
+    const diags = validateText(t);
+    assertRanges(t, diags);
+    assert.ok(!diags.some((d) => d.code === 'CC001'), diags.map((d) => d.message).join('\n'));
+    const seed = diags.find((d) => d.message.startsWith('seed expects'))!;
+    assert.equal(t.slice(seed.start, seed.end), '1.5');
+  }
+  const d = validateText(base + 'reward_weights: [\n  1.0,\n  x\n]\n').find((x) => x.code === 'CC101')!;
+  assert.deepEqual([d.line, d.column], [4, 2]);
+  // a quoted scalar continued at column 0 too; a document marker inside a flow collection is still an error
+  assert.deepEqual(validateText('model_name_or_path: "a\nb"\nreward_funcs: [refusal]\n').filter((x) => x.severity === 'error'), []);
+  assert.equal(validateText('reward_funcs: [\n---\n]\n')[0]!.code, 'CC001');
+});
+
+test('only the parser\'s tab message is CC002: %YAML 2.0 and a control character are CC001 with the reason', () => {
+  const v = validateText('%YAML 2.0\n---\nmodel_name_or_path: m\n');
+  assert.deepEqual(v.map((d) => d.code), ['CC001']);
+  assert.match(v[0]!.message, /unacceptable YAML version/);
+  const bel = validateText('model_name_or_path: a\u0007b\n');
+  assert.deepEqual(bel.map((d) => d.code), ['CC001']);
+  assert.match(bel[0]!.message, /non-printable/);
+  assert.deepEqual(validateText('launch:\n\tnum_processes: 2\n').map((d) => d.code), ['CC002']);
+});
+
+test('what js-yaml accepts but yaml.safe_load refuses is CC001: an undefined alias, a tag safe_load cannot build, a tab between tokens', () => {
+  const base = 'model_name_or_path: m\nreward_funcs: [refusal]\n';
+  const cases: Array<[string, string, RegExp]> = [
+    ['seed: *nope\n', '*nope', /found undefined alias 'nope'/],
+    ['seed: !foo 5\n', '!foo', /constructor for the tag '!foo'/],
+    ['seed: !!python/int 5\n', '!!python/int', /constructor for the tag 'tag:yaml\.org,2002:python\/int'/],
+    ['seed:\t5\n', '\t', /found character '\\t' that cannot start any token/],
+    ['seed\t: 5\n', '\t', /found character '\\t'/],
+  ];
+  for (const [extra, at, msg] of cases) {
+    const text = base + extra;
+    const d = validateText(text).filter((x) => x.code === 'CC001');
+    assert.equal(d.length, 1, extra);
+    assert.equal(text.slice(d[0]!.start, d[0]!.end), at, extra);
+    assert.match(d[0]!.message, msg);
+  }
+  // what safe_load reads: standard tags, a defined alias, tabs in quoted or block scalars and comments
+  for (const extra of ['seed: !!int "5"\n', 'x_seed: &s 5\n', 'system_prompt: "a\tb"  # c\td\n', 'system_prompt: |\n  a\tb\n']) {
+    assert.deepEqual(validateText(base + extra).filter((x) => x.code === 'CC001'), [], extra);
+  }
+});

@@ -97,3 +97,46 @@ test('completion: keys at the start of a line, enum values after the colon, rewa
   assert.ok(sect.includes('vllm_server'), 'launch: keys inside the section');
   assert.ok(t5.length > 0);
 });
+
+// A quick fix must leave the recipe clean of the problem and of new ones.
+const CLEAN = 'model_name_or_path: Qwen/Qwen2.5-0.5B-Instruct\nreward_funcs: [refusal]\nper_device_train_batch_size: 4\nnum_generations: 4\n';
+const problems = (text: string) => validateText(text).filter((d) => d.severity !== 'info').map((d) => `${d.code}@${d.line + 1}: ${d.message}`);
+
+function onlyFix(text: string, code: string) {
+  const d = validateText(text).find((x) => x.code === code);
+  assert.ok(d, `${code} reported`);
+  assert.equal(d.fixes?.length, 1, `${code}: one fix (${d.fixes?.map((f) => f.title).join(', ')})`);
+  return { title: d.fixes[0]!.title, fixed: applyEdits(text, d.fixes[0]!.edits) };
+}
+
+test('quick fix: a choice YAML 1.1 reads as a boolean is written quoted, and `off` for a strategy becomes \'no\'', () => {
+  assert.deepEqual(problems(CLEAN), []);
+  const enumFix = onlyFix(CLEAN + 'save_strategy: "No"\n', 'CC102');
+  assert.equal(enumFix.title, "Change to 'no'");
+  assert.match(enumFix.fixed, /^save_strategy: 'no'$/m);
+  assert.deepEqual(problems(enumFix.fixed), []);
+  const off = onlyFix(CLEAN + 'eval_strategy: off\n', 'CC101');
+  assert.equal(off.title, "Change to 'no'");
+  assert.deepEqual(problems(off.fixed), []);
+  // a boolean that quoted is a choice keeps the quote fix
+  assert.equal(onlyFix(CLEAN + 'eval_strategy: no\n', 'CC101').title, "Quote 'no'");
+});
+
+test('quick fix: a rename whose new name is set already removes the key instead (no duplicate key, CC003)', () => {
+  const v1 = 'launch:\n  trl: 1.16.0\n';
+  const cases: Array<[string, string, string]> = [
+    [CLEAN + 'torch_dtype: float32\ndtype: float32\n' + v1, 'CC104', "Remove 'torch_dtype'"],
+    [CLEAN + 'no_cuda: true\nuse_cpu: true\n' + v1, 'CC104', "Remove 'no_cuda'"],
+    [CLEAN + 'torch_dtype: float32\ndtype: float32\n', 'CC106', "Remove 'dtype' ('torch_dtype' is already set)"],
+    [CLEAN + 'seed: 1\nsedd: 2\n', 'CC100', "Remove 'sedd' ('seed' is already set)"],
+    [CLEAN + 'launch:\n  num_processes: 1\n  num_proceses: 1\n', 'CC100', "Remove 'num_proceses' ('num_processes' is already set)"],
+  ];
+  for (const [text, code, title] of cases) {
+    const f = onlyFix(text, code);
+    assert.equal(f.title, title);
+    assert.deepEqual(problems(f.fixed), [], title);
+  }
+  // without the new name, the rename is still offered (and the removal for a removed field)
+  const d = validateText(CLEAN + 'torch_dtype: float32\n' + v1).find((x) => x.code === 'CC104')!;
+  assert.deepEqual(d.fixes!.map((f) => f.title), ["Rename to 'dtype'", "Remove 'torch_dtype'"]);
+});

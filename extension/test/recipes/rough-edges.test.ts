@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateText } from '../../src/core/recipe';
+import { formatError } from '../../src/core/recipe/rules';
 import { REPO, applyEdits, fmt } from './helpers';
 
 const HEAD = 'model_name_or_path: Qwen/Qwen2.5-0.5B-Instruct\nreward_funcs: [refusal]\n';
@@ -109,4 +110,27 @@ test('merge key: nested merges are bounded work (10 levels of 10 merged mappings
   const ms = performance.now() - t0;
   assert.ok(ms < 2000, `took ${ms} ms`);
   assert.ok(ds.some((d) => d.code === 'CC100' && /in the launch: section/.test(d.message)), 'the merged keys are checked');
+});
+
+test('safety instructions: placeholders and braces as str.format(budget=, open_tag=, close_tag=) reads them (CC227)', () => {
+  const cases: Array<[string, string | undefined]> = [
+    ['{budget} tokens in {open_tag}...{close_tag}; {{literal}}', undefined],
+    ['{budget:>4} {open_tag!r} {budget:{budget}d}', undefined],
+    ['{nope}', "KeyError: 'nope'"],
+    ['{budget', "ValueError: expected '}' before end of string"],
+    ['}', "ValueError: Single '}' encountered in format string"],
+    ['a {', "ValueError: Single '{' encountered in format string"],
+    ['{}', 'IndexError: Replacement index 0 out of range for positional args tuple'],
+    ['{budget!x}', 'ValueError: Unknown conversion specifier x'],
+    ['{budget:s}', "ValueError: Unknown format code 's' for object of type 'int'"],
+    ['{open_tag:d}', "ValueError: Unknown format code 'd' for object of type 'str'"],
+  ];
+  for (const [v, err] of cases) assert.equal(formatError(v), err, v);
+  for (const key of ['budget_instruction', 'zero_budget_instruction']) {
+    const text = `model_name_or_path: m\nreward_funcs: [refusal]\nper_device_train_batch_size: 4\nnum_generations: 4\nsafety:\n  ${key}: 'Use {budget} tokens }'\n`;
+    const d = validateText(text).filter((x) => x.severity === 'error');
+    assert.deepEqual(d.map((x) => x.code), ['CC227'], key);
+    assert.equal(text.slice(d[0]!.start, d[0]!.end), "'Use {budget} tokens }'");
+    assert.match(d[0]!.message, new RegExp(`^safety\\.${key}: ValueError: Single '\\}'`));
+  }
 });

@@ -63,6 +63,25 @@ export function renameFix(p: YPair, to: string): QuickFix {
   return { title: `Rename to '${to}'`, edits: [{ start: p.key.start, end: p.key.end, newText: to }] };
 }
 
+/**
+ * Remove a `key: value` pair with its lines (a block value goes with it); undefined when the
+ * pair does not have its lines to itself (a flow mapping `{a: 1, b: 2}`).
+ */
+export function removeFix(text: string, p: YPair, name: string, why = ''): QuickFix | undefined {
+  const start = lineStartOf(text, p.key.start);
+  const end = lineAfter(text, p.value.end);
+  if (text.slice(start, p.key.start).trim() !== '' || !/^[ \t]*(#.*)?(\r\n|\r|\n)?$/.test(text.slice(p.value.end, end))) return undefined;
+  return { title: `Remove '${name}'${why}`, edits: [{ start, end, newText: '' }] };
+}
+
+/**
+ * Rename a key to `to`, unless `map` already has `to`: then the rename would make a duplicate
+ * key (CC003), so the fix removes this key instead.
+ */
+export function renameOrRemoveFix(text: string, map: YMap, p: YPair, name: string, to: string): QuickFix | undefined {
+  return getPair(map, to) ? removeFix(text, p, name, ` ('${to}' is already set)`) : renameFix(p, to);
+}
+
 export function pair(ctx: Ctx, name: string): YPair | undefined { return getPair(ctx.root, name); }
 export function sectionPair(ctx: Ctx, section: string, name: string): YPair | undefined {
   const s = deref(pair(ctx, section)?.value);
@@ -83,8 +102,18 @@ export function sval(ctx: Ctx, section: string, name: string): unknown {
 export const INVALID = Symbol('invalid');
 export function isInt(v: unknown): v is number { return isNumber(v) && Number.isInteger(v); }
 
-export function lineStartOf(text: string, pos: number): number { return text.lastIndexOf('\n', pos - 1) + 1; }
-export function lineAfter(text: string, pos: number): number { const nl = text.indexOf('\n', pos); return nl < 0 ? text.length : nl + 1; }
+// Lines end at \r\n, \r or \n, as PyYAML and the editor count them.
+export function lineStartOf(text: string, pos: number): number {
+  let i = Math.min(pos, text.length);
+  while (i > 0 && text[i - 1] !== '\n' && text[i - 1] !== '\r') i--;
+  return i;
+}
+export function lineAfter(text: string, pos: number): number {
+  const re = /\r\n|\r|\n/g;
+  re.lastIndex = pos;
+  const m = re.exec(text);
+  return m ? m.index + m[0].length : text.length;
+}
 
 /** Where to put a diagnostic about a key: its value if present, else the first present fallback, else line 1. */
 export function anchorRange(ctx: Ctx, names: Anchor[]): { start: number; end: number } {

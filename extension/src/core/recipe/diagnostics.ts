@@ -29,8 +29,17 @@ let cacheStarts: number[] = [0];
 
 function lineStarts(text: string): number[] {
   if (text === cacheText) return cacheStarts;
+  // a line ends at \r\n, \r or \n (PyYAML and the editor count a lone \r as a line break too)
   const starts = [0];
-  for (let p = text.indexOf('\n'); p >= 0; p = text.indexOf('\n', p + 1)) starts.push(p + 1);
+  if (!text.includes('\r')) {
+    for (let p = text.indexOf('\n'); p >= 0; p = text.indexOf('\n', p + 1)) starts.push(p + 1);
+  } else {
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 13 && text.charCodeAt(i + 1) === 10) i++;
+      if (c === 10 || c === 13) starts.push(i + 1);
+    }
+  }
   cacheText = text;
   cacheStarts = starts;
   return starts;

@@ -36,6 +36,8 @@ export interface Rule {
   stage: Stage;
   /** A GRPOConfig / GRPOTrainer rule: not run on a `kind: sft` recipe. */
   only?: 'grpo';
+  /** Also run on a `kind: eval` recipe (core/eval/recipe.ts), whose keys it reads mean the same there. */
+  alsoEval?: true;
   check?(ctx: Ctx, emit: Emit): void;
 }
 
@@ -97,8 +99,8 @@ function looksLikeTemplateFile(v: string): boolean { return !v.includes('{') && 
 /** A run's output folder in the workspace (`.conscience/outputs/<run>`): a later stage's input. */
 const RUN_OUTPUT = /(^|[\\/])\.conscience[\\/]outputs[\\/]/;
 
-/** A referenced local file that does not exist (CC303-CC305). */
-function missingFile(ctx: Ctx, emit: Emit, name: string, what: string, cond: (v: string) => boolean): void {
+/** A referenced local file that does not exist (CC303-CC305; an eval recipe's policy_recipe). */
+export function missingFile(ctx: Ctx, emit: Emit, name: string, what: string, cond: (v: string) => boolean): void {
   const { files, file } = ctx;
   if (!files || !file) return;
   const v = val(ctx, name);
@@ -114,6 +116,91 @@ function missingFile(ctx: Ctx, emit: Emit, name: string, what: string, cond: (v:
   emit.range(p.value.start, p.value.end, `${what} '${v}' not found (resolved against the recipe's folder: ${full}). Fix the path or create the file.`);
 }
 
+const PLACEHOLDERS = ['budget', 'open_tag', 'close_tag'];
+
+/**
+ * What Python's `s.format(budget=…, open_tag=…, close_tag=…)` raises, worded as Python does;
+ * undefined when it formats. (A format spec's own syntax, `{budget:q}`, is not checked.)
+ */
+export function formatError(s: string, depth = 0): string | undefined {
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === '}') {
+      if (s[i + 1] !== '}') return "ValueError: Single '}' encountered in format string";
+      i++;
+      continue;
+    }
+    if (c !== '{') continue;
+    if (i + 1 >= s.length) return "ValueError: Single '{' encountered in format string";
+    if (s[i + 1] === '{') { i++; continue; }
+    let j = i + 1;
+    for (let count = 1; j < s.length; j++) {
+      if (s[j] === '{') count++;
+      else if (s[j] === '}' && --count === 0) break;
+    }
+    if (j >= s.length) return /^[^[]*[!:]/.test(s.slice(i + 1)) ? "ValueError: unmatched '{' in format spec" : "ValueError: expected '}' before end of string";
+    const err = fieldError(s.slice(i + 1, j), depth);
+    if (err) return err;
+    i = j;
+  }
+  return undefined;
+}
+
+/** One replacement field: name[!conversion][:spec]. */
+function fieldError(field: string, depth: number): string | undefined {
+  const m = /^([^.[!:]*)((?:\.[^.[!:]*|\[[^\]]*\])*)(.*)$/s.exec(field)!;
+  const [, arg, access, rest0] = m as unknown as [string, string, string, string];
+  if (arg === '' || /^\d+$/.test(arg)) return `IndexError: Replacement index ${arg || 0} out of range for positional args tuple`;
+  if (!PLACEHOLDERS.includes(arg)) return `KeyError: '${arg}'`;
+  // `.attr` / `[i]` reach into the value: Python resolves them (most work), so only an empty name is checked
+  if (/\.(?=[.[]|$)/.test(access)) return 'ValueError: Empty attribute in format string';
+  let rest = rest0;
+  let conversion = false;
+  if (rest.startsWith('!')) {
+    if (rest.length < 2) return "ValueError: unmatched '{' in format spec";
+    if (rest.length > 2 && rest[2] !== ':') return "ValueError: expected ':' after conversion specifier";
+    if (!'rsa'.includes(rest[1]!)) return `ValueError: Unknown conversion specifier ${rest[1]}`;
+    rest = rest.slice(2);
+    conversion = true;
+  }
+  if (!rest.startsWith(':')) return undefined;
+  const spec = rest.slice(1);
+  if (spec.includes('{')) return depth >= 1 ? 'ValueError: Max string recursion exceeded' : formatError(spec, depth + 1);
+  // the spec applies to the value: {budget} is an int, the tags (and any !r/!s/!a) are strings
+  return access ? undefined : specError(spec, arg === 'budget' && !conversion ? 'int' : 'str');
+}
+
+const SPEC_RE = /^(?:[^]?[<>=^])?([-+ ])?(z)?(#)?0?(\d+)?([_,])?(\.\d+)?([bcdeEfFgGnosxX%])?$/;
+
+/** What format(value, spec) raises for an int or a str value (Python's format mini-language). */
+function specError(spec: string, type: 'int' | 'str'): string | undefined {
+  const m = SPEC_RE.exec(spec);
+  if (!m) {
+    if (/\.$/.test(spec) && SPEC_RE.test(spec.slice(0, -1))) return 'ValueError: Format specifier missing precision';
+    if (/[A-Za-z]$/.test(spec) && SPEC_RE.test(spec.slice(0, -1))) return `ValueError: Unknown format code '${spec.at(-1)}' for object of type '${type}'`;
+    return 'ValueError: Invalid format specifier';
+  }
+  const [, sign, z, alt, , grouping, precision, code] = m;
+  const align = spec.length >= 2 && '<>=^'.includes(spec[1]!) ? spec[1] : '<>=^'.includes(spec[0] ?? '') ? spec[0] : undefined;
+  if (type === 'str') {
+    if (code && code !== 's') return `ValueError: Unknown format code '${code}' for object of type 'str'`;
+    if (sign) return 'ValueError: Sign not allowed in string format specifier';
+    if (z) return 'ValueError: Negative zero coercion (z) not allowed in string format specifier';
+    if (alt) return 'ValueError: Alternate form (#) not allowed in string format specifier';
+    if (align === '=') return "ValueError: '=' alignment not allowed in string format specifier";
+    if (grouping) return `ValueError: Cannot specify '${grouping}' with 's'.`;
+    return undefined;
+  }
+  if (code === 's') return "ValueError: Unknown format code 's' for object of type 'int'";
+  if (code && 'eEfFgG%'.includes(code)) return undefined; // formatted as a float
+  if (precision) return 'ValueError: Precision not allowed in integer format specifier';
+  if (z) return 'ValueError: Negative zero coercion (z) not allowed in integer format specifier';
+  if (code === 'c' && sign) return "ValueError: Sign not allowed with integer format specifier 'c'";
+  if (code === 'c' && alt) return "ValueError: Alternate form (#) not allowed with integer format specifier 'c'";
+  if (grouping && (code === 'n' || code === 'c' || (grouping === ',' && code && 'boxX'.includes(code)))) return `ValueError: Cannot specify '${grouping}' with '${code}'.`;
+  return undefined;
+}
+
 const LOSSES_018 = ['grpo', 'bnpo', 'dr_grpo'];
 const LOSSES_1 = ['grpo', 'dr_grpo', 'dapo', 'bnpo', 'cispo', 'sapo', 'luspo', 'vespo'];
 
@@ -122,7 +209,7 @@ const LOSSES_1 = ['grpo', 'dr_grpo', 'dapo', 'bnpo', 'cispo', 'sapo', 'luspo', '
 
 export const RULES: readonly Rule[] = [
   // reading the file and its YAML (yaml.ts, decode.ts, validate.ts, the CLI)
-  { code: 'CC001', severity: 'error', stage: 'yaml', summary: "YAML syntax error, at the parser's position" },
+  { code: 'CC001', severity: 'error', stage: 'yaml', summary: "YAML syntax error, at the parser's position; also what yaml.safe_load refuses although js-yaml reads it (an undefined alias, a tag safe_load cannot construct, a tab between tokens)" },
   { code: 'CC002', severity: 'error', stage: 'yaml', summary: 'tab character in indentation' },
   { code: 'CC003', severity: 'error', stage: 'yaml', summary: 'duplicate key (PyYAML keeps the last one silently)' },
   { code: 'CC004', severity: 'error', stage: 'yaml', summary: 'more than 100 aliases in a document (alias bombs); aliases are never expanded' },
@@ -133,13 +220,13 @@ export const RULES: readonly Rule[] = [
   { code: 'CC009', severity: 'error', stage: 'yaml', summary: 'not a single YAML mapping (a list, a scalar, several `---` documents)' },
   { code: 'CC010', severity: 'error', stage: 'read', summary: 'CLI: path cannot be read' },
   // the key walk against the schema of the recipe's TRL line (validate.ts, values.ts)
-  { code: 'CC100', severity: 'error', stage: 'keys', summary: 'unknown key (top level or in a section) with did-you-mean; quick fix renames' },
-  { code: 'CC101', severity: 'error', also: 'warning', stage: 'keys', summary: 'wrong type (warning for a number where text is expected; an empty value is reported at its key); quick fixes quote `no`/`yes`, drop `.0`; a merge key (`<<`) whose value is not a mapping' },
+  { code: 'CC100', severity: 'error', stage: 'keys', summary: 'unknown key (top level or in a section) with did-you-mean; quick fix renames (removes the key when the suggestion is set already)' },
+  { code: 'CC101', severity: 'error', also: 'warning', stage: 'keys', summary: 'wrong type (warning for a number where text is expected; an empty value is reported at its key); section values as the runtime converts them (`launch:`/`safety:`: `true`/`false` only, integers without `+`; `allocator:` not at all); quick fixes quote `no`/`yes`, drop `.0`; a merge key (`<<`) whose value is not a mapping' },
   { code: 'CC102', severity: 'error', stage: 'keys', summary: 'value not among the choices (argparse `choices`, transformers enums, `Literal`)' },
-  { code: 'CC103', severity: 'error', stage: 'keys', summary: 'value out of range (`top_p` in (0, 1], `warmup_ratio` in [0, 1], batch sizes ≥ 1, …)' },
+  { code: 'CC103', severity: 'error', stage: 'keys', summary: 'value out of range (`top_p` in (0, 1], `warmup_ratio` in [0, 1], batch sizes ≥ 1, …); `.nan` and `.inf` are outside every range' },
   { code: 'CC104', severity: 'error', stage: 'keys', summary: "field removed in the TRL line the recipe is checked against; quick fix renames to that line's name, or removes the key" },
   { code: 'CC105', severity: 'info', stage: 'keys', summary: 'field gone from the other TRL line; reported only while the recipe does not set `launch.trl`' },
-  { code: 'CC106', severity: 'error', stage: 'keys', summary: "the other TRL line's spelling of a field; quick fix renames to this line's name" },
+  { code: 'CC106', severity: 'error', stage: 'keys', summary: "the other TRL line's spelling of a field; quick fix renames to this line's name (removes the key when that is set already)" },
   { code: 'CC107', severity: 'warning', stage: 'keys', summary: '`launch.trl` names a TRL without a schema here: the nearest supported line is used; quick fixes set a supported one' },
   // GRPOConfig / GRPOTrainer
   {
@@ -380,7 +467,7 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC222', severity: 'error', stage: 'rules', summary: '`safety.open_tag` / `safety.close_tag` empty or equal (SafetyConfig)',
+    code: 'CC222', severity: 'error', stage: 'rules', alsoEval: true, summary: '`safety.open_tag` / `safety.close_tag` empty or equal (SafetyConfig)',
     check(ctx, emit) {
       const open = sval(ctx, 'safety', 'open_tag'), close = sval(ctx, 'safety', 'close_tag');
       if (typeof open !== 'string' || typeof close !== 'string') return;
@@ -427,6 +514,16 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
+    code: 'CC227', severity: 'error', stage: 'rules', alsoEval: true, summary: '`safety.budget_instruction` / `zero_budget_instruction` do not format: a placeholder other than `{budget}`, `{open_tag}`, `{close_tag}`, or a lone `{` / `}` (SafetyConfig)',
+    check(ctx, emit) {
+      for (const key of ['budget_instruction', 'zero_budget_instruction']) {
+        const v = sval(ctx, 'safety', key);
+        const err = typeof v === 'string' && sectionPair(ctx, 'safety', key) ? formatError(v) : undefined;
+        if (err) emit.at([['safety', key]], `safety.${key}: ${err} (placeholders: {budget}, {open_tag}, {close_tag}; write {{ and }} for braces). The runtime formats it for every prompt and refuses the recipe (SafetyConfig).`);
+      }
+    },
+  },
+  {
     code: 'CC300', severity: 'error', stage: 'rules', only: 'grpo', summary: '`reward_funcs: []`: no reward function',
     check(ctx, emit) {
       const p = pair(ctx, 'reward_funcs');
@@ -458,7 +555,7 @@ export const RULES: readonly Rule[] = [
     check(ctx, emit) { missingFile(ctx, emit, 'dataset_name', 'Local dataset', looksLocal); },
   },
   {
-    code: 'CC304', severity: 'error', stage: 'rules', summary: '`chat_template` that looks like a file (`*.jinja`, `*.j2`) not found',
+    code: 'CC304', severity: 'error', stage: 'rules', alsoEval: true, summary: '`chat_template` that looks like a file (`*.jinja`, `*.j2`) not found',
     check(ctx, emit) { missingFile(ctx, emit, 'chat_template', 'Chat template file', looksLikeTemplateFile); },
   },
   {
@@ -499,8 +596,8 @@ export const RULES: readonly Rule[] = [
 /** Every code's default severity and summary (docs/recipes.md lists them). */
 export const CODES: Record<string, { severity: Severity; summary: string }> = Object.fromEntries(RULES.map((r) => [r.code, { severity: r.severity, summary: r.summary }]));
 
-/** Run the cross-field rules, in table order, on a walked recipe. */
-export function runRules(ctx: Ctx): void {
+/** Run the cross-field rules (those `which` picks), in table order, on a walked recipe. */
+export function runRules(ctx: Ctx, which: (r: Rule) => boolean = () => true): void {
   // One emitter for the whole run, pointed at the current rule (no closures per rule: this runs
   // on every keystroke).
   let rule: Rule = RULES[0]!;
@@ -510,7 +607,7 @@ export function runRules(ctx: Ctx): void {
   };
   const sft = ctx.schema.kind === 'sft';
   for (const r of RULES) {
-    if (!r.check || (sft && r.only === 'grpo')) continue;
+    if (!r.check || (sft && r.only === 'grpo') || !which(r)) continue;
     rule = r;
     r.check(ctx, emit);
   }

@@ -5,12 +5,12 @@
 // (launch.trl, the target's TRL, else the default; kind: sft has its own) -> the walk below: keys, types, enums
 // and ranges -> the referenced accelerate config (accelerate.ts) -> the cross-field rules, one
 // entry per code in rules.ts.
-import { type Ctx, type FileAccess, lineAfter, lineStartOf, renameFix, assumed } from './context';
+import { type Ctx, type FileAccess, removeFix, renameFix, renameOrRemoveFix, assumed } from './context';
 import { loadAccelerate, validateAccelerate } from './accelerate';
 import { type Diagnostic, type QuickFix, diag } from './diagnostics';
 import { runRules } from './rules';
 import { type RecipeSchema, type SchemaChoice, schemaForVersion, sftSchema } from './schema';
-import { checkValue, didYouMean, headEnd } from './values';
+import { checkValue, didYouMean, headEnd, sectionCoercion } from './values';
 import { deref, getPair, LIMITS, parseYaml, type YNode, type YPair } from './yaml';
 import { isEvalRoot, validateEvalRoot } from '../eval/recipe';
 
@@ -88,7 +88,7 @@ export function validateText(text: string, opts: ValidateOptions = {}): Diagnost
     return out;
   }
   // an eval recipe (`kind: eval`) has its own keys: core/eval/recipe.ts
-  if (opts.kind === undefined && isEvalRoot(root)) return out.concat(validateEvalRoot(text, root)).sort((a, b) => a.start - b.start || a.code.localeCompare(b.code));
+  if (opts.kind === undefined && isEvalRoot(root)) return out.concat(validateEvalRoot(text, root, { file: opts.file, files: opts.files })).sort((a, b) => a.start - b.start || a.code.localeCompare(b.code));
   const choice = opts.schema ? { schema: opts.schema, source: 'recipe' as const, approximate: false } : chooseSchema(root, opts.trl);
   const schema = choice.schema;
   const kind = opts.kind ?? (detectKind(root) === 'accelerate' ? 'accelerate' : 'recipe');
@@ -169,19 +169,22 @@ function checkKeys(ctx: Ctx): void {
     if (!spec) {
       if (changed?.status === 'removed') {
         const to = changed.replacement && schema.fields.has(changed.replacement) ? changed.replacement : undefined;
-        const remove: QuickFix = { title: `Remove '${name}'`, edits: [{ start: lineStartOf(text, p.key.start), end: lineAfter(text, p.value.end), newText: '' }] };
+        // with `to` set already, a rename would duplicate it: only the removal is offered
+        const fixes = [to && !getPair(root, to) ? renameFix(p, to) : undefined, removeFix(text, p, name)].filter((f): f is QuickFix => !!f);
         out.push(diag(text, p.key.start, p.key.end, 'error', 'CC104',
-          `'${name}' was removed in TRL ${changed.removed_in ?? ''}; this recipe is checked against ${assumed(ctx)}. ${changed.note}${to ? ` Rename it to '${to}'.` : ' Remove this key.'}`,
-          to ? [renameFix(p, to), remove] : [remove]));
+          `'${name}' was removed in TRL ${changed.removed_in ?? ''}; this recipe is checked against ${assumed(ctx)}. ${changed.note}${to ? (getPair(root, to) ? ` '${to}' is set already: remove this key.` : ` Rename it to '${to}'.`) : ' Remove this key.'}`,
+          fixes));
       } else if (changed?.status === 'newer') {
         const to = changed.replacement;
+        const fix = to ? renameOrRemoveFix(text, root, p, name, to) : undefined;
         out.push(diag(text, p.key.start, p.key.end, 'error', 'CC106',
-          `'${name}' is not a field of ${assumed(ctx)}. ${changed.note}${to ? ` Rename it to '${to}'` : ''}${ctx.choice.source === 'default' ? `${to ? ', or' : ''} set launch.trl to the TRL you run.` : '.'}`, to ? [renameFix(p, to)] : undefined));
+          `'${name}' is not a field of ${assumed(ctx)}. ${changed.note}${to ? ` Rename it to '${to}'` : ''}${ctx.choice.source === 'default' ? `${to ? ', or' : ''} set launch.trl to the TRL you run.` : '.'}`, fix ? [fix] : undefined));
       } else {
         const sug = didYouMean(name, [...schema.fields.keys(), ...schema.sections.keys()]);
+        const fix = sug ? renameOrRemoveFix(text, root, p, name, sug) : undefined;
         out.push(diag(text, p.key.start, p.key.end, 'error', 'CC100',
           `Unknown key '${name}': not a field of TRL ${schema.trlVersion}'s GRPOConfig/ModelConfig or our script arguments (TRL 0.18 would silently ignore it, later TRL rejects it).${sug ? ` Did you mean '${sug}'?` : ' Remove it or check the spelling.'}`,
-          sug ? [renameFix(p, sug)] : undefined));
+          fix ? [fix] : undefined));
       }
       continue;
     }
@@ -223,12 +226,13 @@ function checkSection(ctx: Ctx, name: string, p: YPair): void {
     const spec = specs.get(k.text);
     if (!spec) {
       const sug = didYouMean(k.text, specs.keys());
+      const fix = sug ? renameOrRemoveFix(text, v, q, k.text, sug) : undefined;
       out.push(diag(text, q.key.start, q.key.end, 'error', 'CC100',
         `Unknown key '${k.text}' in the ${name}: section.${sug ? ` Did you mean '${sug}'?` : ` Known keys: ${[...specs.keys()].join(', ')}.`}`,
-        sug ? [renameFix(q, sug)] : undefined));
+        fix ? [fix] : undefined));
       continue;
     }
-    const r = checkValue(text, spec, q.value, `${name}.${k.text}`, out);
+    const r = checkValue(text, spec, q.value, `${name}.${k.text}`, out, undefined, sectionCoercion(name));
     if (r.ok && r.value !== undefined) vals.set(k.text, r.value);
   }
 }

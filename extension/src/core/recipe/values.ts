@@ -4,11 +4,30 @@
 // is fine) but leaves other values as they are (so `num_generations: 8.0` stays a float).
 import { type Diagnostic, type QuickFix, diag, type Severity } from './diagnostics';
 import type { FieldSpec } from './schema';
-import { deref, type YNode } from './yaml';
+import { deref, plainScalar, type YNode } from './yaml';
 
 const BOOL_STRINGS = new Set(['yes', 'no', 'true', 'false', 't', 'f', 'y', 'n', '1', '0']);
 const INT_RE = /^[-+]?\d+$/;
 const FLOAT_RE = /^[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf|infinity|nan)$/i;
+// conscience.recipe._coerce: `s.strip().lstrip("-").isdigit()` for an int (no '+'), Python's
+// float() for a number (digits may be grouped with '_')
+const DC_INT_RE = /^-?\d+$/;
+const D = '\\d(?:_?\\d)*';
+const DC_FLOAT_RE = new RegExp(`^[-+]?(?:(?:${D}(?:\\.(?:${D})?)?|\\.${D})(?:[eE][-+]?${D})?|inf|infinity|nan)$`, 'i');
+
+/**
+ * How the runtime converts a YAML value into the field's type:
+ *   argparse   HfArgumentParser (the flat keys of a training recipe): a string goes through the
+ *              field's type, booleans accept yes/no/true/false/t/f/y/n/1/0
+ *   dataclass  conscience.recipe._coerce (`launch:`, `safety:`, every key of an eval recipe): a
+ *              boolean is true/false or the string true/false, an integer has no '+'
+ *   strict     no conversion at all (`allocator:`, AllocatorConfig.from_mapping): the YAML type
+ *              must be the field's (an integer is a number too)
+ */
+export type Coercion = 'argparse' | 'dataclass' | 'strict';
+
+/** How the runtime converts a section's values: `allocator:` not at all, the others with _coerce. */
+export function sectionCoercion(section: string): Coercion { return section === 'allocator' ? 'strict' : 'dataclass'; }
 
 export function describeTypes(types: string[]): string {
   const words: Record<string, string> = { string: 'a string', integer: 'an integer', number: 'a number', boolean: 'true or false', null: 'null', array: 'a list', object: 'a mapping' };
@@ -37,7 +56,7 @@ export interface Checked {
 }
 
 /** Convert a scalar to what the field will hold, or undefined when its type does not fit. */
-function coerceScalar(types: string[], n: Extract<YNode, { kind: 'scalar' }>): { ok: boolean; value: unknown } {
+function coerceScalar(types: string[], n: Extract<YNode, { kind: 'scalar' }>, mode: Coercion): { ok: boolean; value: unknown } {
   // types.includes inline: a closure here is re-created on every scalar (and named on every
   // call when run through tsx), a measurable share of validating a whole recipe
   switch (n.tag) {
@@ -50,13 +69,23 @@ function coerceScalar(types: string[], n: Extract<YNode, { kind: 'scalar' }>): {
     default: {
       const s = n.text;
       if (types.includes('string')) return { ok: true, value: s };
-      if (types.includes('integer') && INT_RE.test(s.trim())) return { ok: true, value: parseInt(s, 10) };
-      if (types.includes('number') && FLOAT_RE.test(s.trim())) return { ok: true, value: Number(s.trim().replace(/^([-+]?)inf(inity)?$/i, '$1Infinity')) };
-      if (types.includes('boolean') && BOOL_STRINGS.has(s.trim().toLowerCase())) return { ok: true, value: ['yes', 'true', 't', 'y', '1'].includes(s.trim().toLowerCase()) };
+      if (mode === 'strict') return { ok: false, value: s };
+      const t = s.trim();
+      if (mode === 'dataclass') {
+        if (types.includes('integer') && DC_INT_RE.test(t)) return { ok: true, value: parseInt(t, 10) };
+        if (types.includes('number') && DC_FLOAT_RE.test(t)) return { ok: true, value: toNumber(t.replace(/_/g, '')) };
+        if (types.includes('boolean') && (s.toLowerCase() === 'true' || s.toLowerCase() === 'false')) return { ok: true, value: s.toLowerCase() === 'true' };
+        return { ok: false, value: s };
+      }
+      if (types.includes('integer') && INT_RE.test(t)) return { ok: true, value: parseInt(s, 10) };
+      if (types.includes('number') && FLOAT_RE.test(t)) return { ok: true, value: toNumber(t) };
+      if (types.includes('boolean') && BOOL_STRINGS.has(t.toLowerCase())) return { ok: true, value: ['yes', 'true', 't', 'y', '1'].includes(t.toLowerCase()) };
       return { ok: false, value: s };
     }
   }
 }
+
+function toNumber(t: string): number { return Number(t.replace(/^([-+]?)inf(inity)?$/i, '$1Infinity')); }
 
 export function levenshtein(a: string, b: string, max = 99): number {
   if (a === b) return 0;
@@ -110,19 +139,25 @@ export function didYouMean(word: string, candidates: Iterable<string>): string |
 
 export function isNumber(v: unknown): v is number { return typeof v === 'number' && Number.isFinite(v); }
 
-/** Check `node` against `spec`; push diagnostics; return the usable value. */
-export function checkValue(text: string, spec: FieldSpec, node: YNode, where: string, out: Diagnostic[], codes = { type: 'CC101', enum: 'CC102', range: 'CC103' }): Checked {
+/** Check `node` against `spec` (converted as `mode` says); push diagnostics; return the usable value. */
+export function checkValue(text: string, spec: FieldSpec, node: YNode, where: string, out: Diagnostic[], codes = { type: 'CC101', enum: 'CC102', range: 'CC103' }, mode: Coercion = 'argparse'): Checked {
   const n = deref(node);
   if (!n) return { ok: true, value: undefined }; // unresolved alias: reported elsewhere
   const types = spec.types;
   if (types.length === 0) return { ok: true, value: undefined };
   let value: unknown;
   if (n.kind === 'scalar') {
-    const c = coerceScalar(types, n);
+    const c = coerceScalar(types, n, mode);
     if (!c.ok) {
       const fixes: QuickFix[] = [];
       let hint = '';
-      if (n.tag === 'bool' && types.includes('string')) {
+      if (n.tag === 'bool' && types.includes('string') && spec.enum && !spec.enum.includes(n.text)) {
+        // quoted, `off` would still not be a choice: offer the choice it most likely means
+        const options = spec.enum.filter((e): e is string => typeof e === 'string');
+        const sug = didYouMean(n.text, options) ?? (n.value === false && options.includes('no') ? 'no' : undefined);
+        hint = ` It must be one of: ${options.join(', ')}${sug ? `; did you mean ${plainScalar(sug)}?` : '.'}`;
+        if (sug) fixes.push({ title: `Change to ${plainScalar(sug)}`, edits: [{ start: node.start, end: node.end, newText: plainScalar(sug) }] });
+      } else if (n.tag === 'bool' && types.includes('string')) {
         hint = ` Quote it to keep the text: '${n.text}'.`;
         fixes.push({ title: `Quote '${n.text}'`, edits: [{ start: node.start, end: node.end, newText: `'${n.text}'` }] });
       } else if (n.tag === 'float' && types.includes('integer') && Number.isInteger(n.value)) {
@@ -131,7 +166,7 @@ export function checkValue(text: string, spec: FieldSpec, node: YNode, where: st
       } else if ((n.tag === 'int' || n.tag === 'float') && types.includes('string')) {
         hint = ` Quote it if it is meant as text: '${n.text}'.`;
       }
-      const severity: Severity = (n.tag === 'int' || n.tag === 'float') && types.includes('string') ? 'warning' : 'error';
+      const severity: Severity = (n.tag === 'int' || n.tag === 'float') && types.includes('string') && mode !== 'strict' ? 'warning' : 'error';
       const at = n.tag === 'null' && n.text === '' && node.start === node.end ? keyBefore(text, node.start) : node;
       out.push(diag(text, at.start, at.end, severity, codes.type, `${where} expects ${describeTypes(types)}, got ${describeNode(n)}.${hint}`, fixes));
       return { ok: false, value: undefined };
@@ -153,7 +188,7 @@ export function checkValue(text: string, spec: FieldSpec, node: YNode, where: st
     let ok = true;
     n.items.forEach((it, i) => {
       if (!itemTypes.length) { values.push(undefined); return; }
-      const r = checkValue(text, { name: `${spec.name}[${i}]`, types: itemTypes, enum: spec.items?.enum }, it, `${where}[${i}]`, out, codes);
+      const r = checkValue(text, { name: `${spec.name}[${i}]`, types: itemTypes, enum: spec.items?.enum }, it, `${where}[${i}]`, out, codes, mode);
       ok &&= r.ok;
       values.push(r.value);
     });
@@ -165,21 +200,21 @@ export function checkValue(text: string, spec: FieldSpec, node: YNode, where: st
   if (spec.enum && value !== null && !spec.enum.includes(value)) {
     const options = spec.enum.filter((e) => e !== null).map(String);
     const sug = typeof value === 'string' ? didYouMean(value, options) : undefined;
-    const fixes: QuickFix[] = sug ? [{ title: `Change to '${sug}'`, edits: [{ start: node.start, end: node.end, newText: sug }] }] : [];
+    const fixes: QuickFix[] = sug ? [{ title: `Change to ${plainScalar(sug)}`, edits: [{ start: node.start, end: node.end, newText: plainScalar(sug) }] }] : [];
     const list = options.length > 12 ? options.slice(0, 12).join(', ') + ', …' : options.join(', ');
     out.push(diag(text, node.start, node.end, 'error', codes.enum,
       `${where} must be one of: ${list}; got ${JSON.stringify(value)}.${sug ? ` Did you mean '${sug}'?` : ''}`, fixes));
     return { ok: false, value: undefined };
   }
-  // range
-  if (isNumber(value)) {
-    const bad =
+  // range: NaN and ±inf are outside every range
+  if (typeof value === 'number' && (spec.minimum ?? spec.maximum ?? spec.exclusiveMinimum ?? spec.exclusiveMaximum) !== undefined) {
+    const bad = !Number.isFinite(value) ||
       (spec.minimum !== undefined && value < spec.minimum) ||
       (spec.maximum !== undefined && value > spec.maximum) ||
       (spec.exclusiveMinimum !== undefined && value <= spec.exclusiveMinimum) ||
       (spec.exclusiveMaximum !== undefined && value >= spec.exclusiveMaximum);
     if (bad) {
-      out.push(diag(text, node.start, node.end, 'error', codes.range, `${where} = ${value} is out of range: it must be ${describeRange(spec)}.`));
+      out.push(diag(text, node.start, node.end, 'error', codes.range, `${where} = ${Number.isFinite(value) ? value : n.text} is out of range: it must be ${describeRange(spec)}${Number.isNaN(value) ? ' (NaN is not a number in any range)' : ''}.`));
       return { ok: false, value: undefined };
     }
   }
@@ -197,7 +232,7 @@ export function describeRange(s: FieldSpec): string {
  * (`warmup_ratio:`), so the key is the text between the line's indentation and that point.
  */
 export function keyBefore(text: string, pos: number): { start: number; end: number } {
-  const ls = text.lastIndexOf('\n', pos - 1) + 1;
+  const ls = Math.max(text.lastIndexOf('\n', pos - 1), text.lastIndexOf('\r', pos - 1)) + 1;
   const m = /^[ \t]*(?:-[ \t]+)?/.exec(text.slice(ls, pos));
   const start = ls + (m ? m[0].length : 0);
   return start < pos ? { start, end: pos } : { start: pos, end: pos };
@@ -205,6 +240,8 @@ export function keyBefore(text: string, pos: number): { start: number; end: numb
 
 /** End of the first line of a collection node, so a squiggle does not cover a whole block. */
 export function headEnd(text: string, n: YNode): number {
-  const nl = text.indexOf('\n', n.start);
+  const re = /[\r\n]/g;
+  re.lastIndex = n.start;
+  const nl = re.exec(text)?.index ?? -1;
   return nl < 0 || nl > n.end ? n.end : Math.max(n.start + 1, nl);
 }

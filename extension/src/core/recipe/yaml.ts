@@ -5,7 +5,7 @@
 // number of aliases per document is capped, and plain-value conversion has a node budget,
 // so alias bombs ("billion laughs") cost nothing.
 import { parseEvents, getScalarValue, YAML11_SCHEMA, EVENT_ID, SCALAR_STYLE, COLLECTION_STYLE, type Event, type ScalarEvent } from 'js-yaml';
-import { type Diagnostic, diag } from './diagnostics';
+import { type Diagnostic, diag, positionAt } from './diagnostics';
 
 export interface YBase { start: number; end: number }
 export interface YScalar extends YBase {
@@ -50,8 +50,10 @@ const TAG_NAMES: Record<string, YScalar['tag']> = {
 };
 
 function lineEnd(text: string, pos: number): number {
-  const nl = text.indexOf('\n', pos);
-  return nl < 0 ? text.length : nl;
+  const re = /[\r\n]/g;
+  re.lastIndex = pos;
+  const m = re.exec(text);
+  return m ? m.index : text.length;
 }
 
 /** Parse `text` into a ranged tree. Never throws. */
@@ -63,28 +65,127 @@ export function parseYaml(text: string): ParsedYaml {
     return { root: undefined, diagnostics, documents: 0 };
   }
   let events: Event[];
-  try {
-    events = parseEvents(text, { maxDepth: LIMITS.maxDepth });
-  } catch (err) {
-    const e = err as { reason?: string; message?: string; mark?: { position?: number } };
-    const reason = e.reason ?? e.message ?? String(err);
-    const pos = Math.max(0, Math.min(text.length, e.mark?.position ?? 0));
-    // Mark the rest of the offending line (at least one character when there is one).
-    let end = lineEnd(text, pos);
-    if (end <= pos) end = Math.min(text.length, pos + 1);
-    if (/tab/i.test(reason)) {
-      // Point at the tab itself when we can find it on that line.
-      const ls = text.lastIndexOf('\n', pos - 1) + 1;
-      const le = lineEnd(text, ls);
-      const tab = text.slice(ls, le).indexOf('\t');
-      const s = tab >= 0 ? ls + tab : pos;
-      diagnostics.push(diag(text, s, s + 1, 'error', 'CC002', `Tab character in indentation: YAML indents with spaces only. Replace the tab with spaces.`));
-    } else {
-      diagnostics.push(diag(text, pos, end, 'error', 'CC001', `YAML syntax error: ${reason}. Fix the YAML at this position (check indentation, quotes and brackets).`));
+  const pad = new FlowPadding(text);
+  for (;;) {
+    try {
+      events = parseEvents(pad.text, { maxDepth: LIMITS.maxDepth });
+      break;
+    } catch (err) {
+      const e = err as { reason?: string; message?: string; mark?: { position?: number } };
+      const reason = e.reason ?? e.message ?? String(err);
+      if (reason === 'deficient indentation' && pad.retry(e.mark?.position ?? 0)) continue;
+      syntaxError(text, reason, pad.toOriginal(Math.max(0, Math.min(pad.text.length, e.mark?.position ?? 0))), diagnostics);
+      return { root: undefined, diagnostics, documents: 0 };
     }
-    return { root: undefined, diagnostics, documents: 0 };
   }
-  return new TreeBuilder(text, events, diagnostics).build();
+  if (!pad.padded) return new TreeBuilder(text, events, diagnostics).build();
+  // Built on the padded text; every range goes back to the recipe's own offsets.
+  const built = new TreeBuilder(pad.text, events, []).build();
+  pad.remapTree(built.root);
+  for (const d of built.diagnostics) diagnostics.push(diag(text, pad.toOriginal(d.start), pad.toOriginal(d.end), d.severity, d.code, d.message, d.fixes));
+  return { root: built.root, diagnostics, documents: built.documents };
+}
+
+/**
+ * PyYAML ignores indentation inside a flow collection (`[`...`]`, `{`...`}`) and a quoted
+ * scalar, so it loads a list closed at column 0:
+ *     reward_weights: [
+ *       1.0,
+ *     ]
+ * js-yaml stops there with "deficient indentation". Each such line is indented (a copy of the
+ * text gets spaces at its start, never a line of its own, never a `---`/`...` marker or a tab)
+ * until js-yaml reads it, and the tree's ranges are mapped back to the original offsets.
+ */
+class FlowPadding {
+  text: string;
+  /** Spaces added before the line that starts at an original offset. */
+  private inserts = new Map<number, number>();
+  private tries = 0;
+  constructor(private readonly original: string) { this.text = original; }
+
+  get padded(): boolean { return this.inserts.size > 0; }
+
+  /** Indent the line of a "deficient indentation" at `position` (in this.text) more; false when it cannot be. */
+  retry(position: number): boolean {
+    if (++this.tries > 64) return false;
+    const t = this.text;
+    let ls = Math.min(position, t.length);
+    while (ls > 0 && t[ls - 1] !== '\n' && t[ls - 1] !== '\r') ls--;
+    const line = t.slice(ls, lineEnd(t, ls));
+    // a tab (js-yaml's other reason for this error; PyYAML refuses it too) or a document marker stays an error
+    if (line.includes('\t') || /^[ ]*(?:---|\.\.\.)(?:[ \t]|$)/.test(line)) return false;
+    const at = this.toOriginal(ls);
+    const n = this.inserts.get(at) ?? 0;
+    if (n >= 256) return false;
+    this.inserts.set(at, n ? n * 2 : 1);
+    this.rebuild();
+    return true;
+  }
+
+  private rebuild(): void {
+    let out = '';
+    let last = 0;
+    for (const [at, n] of [...this.inserts].sort((a, b) => a[0] - b[0])) {
+      out += this.original.slice(last, at) + ' '.repeat(n);
+      last = at;
+    }
+    this.text = out + this.original.slice(last);
+  }
+
+  /** An offset in this.text as an offset in the original text (inside added spaces: the line start). */
+  toOriginal(pos: number): number {
+    let shift = 0;
+    for (const [at, n] of [...this.inserts].sort((a, b) => a[0] - b[0])) {
+      const p = at + shift;
+      if (pos < p) break;
+      if (pos < p + n) return at;
+      shift += n;
+    }
+    return pos - shift;
+  }
+
+  remapTree(root: YNode | undefined): void {
+    const seen = new Set<YNode>();
+    const visit = (n: YNode | undefined): void => {
+      if (!n || seen.has(n)) return;
+      seen.add(n);
+      n.start = this.toOriginal(n.start);
+      n.end = this.toOriginal(n.end);
+      if (n.kind === 'map') for (const p of n.items) { visit(p.key); visit(p.value); }
+      else if (n.kind === 'seq') for (const it of n.items) visit(it);
+    };
+    visit(root);
+  }
+}
+
+/** CC002 for js-yaml's tab message, CC001 for any other syntax error, at `pos`. */
+function syntaxError(text: string, reason: string, pos: number, diagnostics: Diagnostic[]): void {
+  // Mark the rest of the offending line (at least one character when there is one).
+  let end = lineEnd(text, pos);
+  if (end <= pos) end = Math.min(text.length, pos + 1);
+  // js-yaml's tab message only: a looser /tab/ matched "unacceptable" (%YAML 2.0) and
+  // "non-printable" (a control character) too
+  if (/^tab characters must not be used in indentation/.test(reason)) {
+    // Point at the tab itself when we can find it on that line.
+    const ls = Math.max(text.lastIndexOf('\n', pos - 1), text.lastIndexOf('\r', pos - 1)) + 1;
+    const le = lineEnd(text, ls);
+    const tab = text.slice(ls, le).indexOf('\t');
+    const s = tab >= 0 ? ls + tab : pos;
+    diagnostics.push(diag(text, s, s + 1, 'error', 'CC002', `Tab character in indentation: YAML indents with spaces only. Replace the tab with spaces.`));
+  } else {
+    diagnostics.push(diag(text, pos, end, 'error', 'CC001', `YAML syntax error: ${reason}. Fix the YAML at this position (check indentation, quotes and brackets).`));
+  }
+}
+
+// The tags yaml.safe_load constructs (SafeConstructor); PyYAML refuses any other.
+const SAFE_TAGS = new Set(['null', 'bool', 'int', 'float', 'binary', 'timestamp', 'omap', 'pairs', 'set', 'str', 'seq', 'map']);
+
+/** PyYAML's error for an explicit tag safe_load cannot construct (`!foo`, `!!python/int`). */
+function tagError(tag: string): string | undefined {
+  if (tag === '!') return undefined; // the non-specific tag
+  const m = /^!!(.+)$/.exec(tag) ?? /^!<tag:yaml\.org,2002:(.+)>$/.exec(tag);
+  if (m && SAFE_TAGS.has(m[1]!)) return undefined;
+  return `could not determine a constructor for the tag '${m ? `tag:yaml.org,2002:${m[1]}` : tag.replace(/^!<(.*)>$/, '$1')}'`;
 }
 
 class TreeBuilder {
@@ -92,7 +193,42 @@ class TreeBuilder {
   private anchors = new Map<string, YNode>();
   private aliases = 0;
   private aliasLimitReported = false;
-  constructor(private text: string, private events: Event[], private diagnostics: Diagnostic[]) {}
+  /** Ranges where PyYAML reads a tab as text: quoted and block scalars. */
+  private tabOk: Array<[number, number]> = [];
+  private readonly hasTab: boolean;
+  constructor(private text: string, private events: Event[], private diagnostics: Diagnostic[]) { this.hasTab = text.includes('\t'); }
+
+  /** What js-yaml accepts and yaml.safe_load refuses, as a syntax error at the place (CC001). */
+  private pyyamlError(start: number, end: number, problem: string, hint: string): void {
+    this.diagnostics.push(diag(this.text, start, end, 'error', 'CC001', `YAML error: ${problem} (the runtime's yaml.safe_load refuses it). ${hint}`));
+  }
+
+  private checkTag(e: { tagStart: number; tagEnd: number }): void {
+    if (e.tagStart < 0) return;
+    const err = tagError(this.text.slice(e.tagStart, e.tagEnd));
+    if (err) this.pyyamlError(e.tagStart, e.tagEnd, err, 'Remove the tag (a recipe needs plain values) or use a standard one such as !!str.');
+  }
+
+  /**
+   * PyYAML separates tokens with spaces only: a tab anywhere but in a quoted or block scalar or a
+   * comment (`key:\tvalue`, `key\t: value`, `a: [1,\t2]`) is "found character '\t' that cannot
+   * start any token". (A tab in indentation is js-yaml's own CC002.)
+   */
+  private checkTabs(): void {
+    const t = this.text;
+    for (let p = t.indexOf('\t'); p >= 0; p = t.indexOf('\t', p + 1)) {
+      if (this.tabOk.some(([a, b]) => p >= a && p < b)) continue;
+      let ls = p;
+      while (ls > 0 && t[ls - 1] !== '\n' && t[ls - 1] !== '\r') ls--;
+      let comment = false;
+      for (let q = t.indexOf('#', ls); q >= 0 && q < p && !comment; q = t.indexOf('#', q + 1)) {
+        comment = (q === ls || t[q - 1] === ' ' || t[q - 1] === '\t') && !this.tabOk.some(([a, b]) => q >= a && q < b);
+      }
+      if (comment) continue;
+      this.pyyamlError(p, p + 1, "found character '\\t' that cannot start any token", 'YAML (as PyYAML reads it) separates with spaces only: replace the tab with a space.');
+      return; // PyYAML stops at the first
+    }
+  }
 
   build(): ParsedYaml {
     const ev = this.events;
@@ -113,6 +249,7 @@ class TreeBuilder {
           'A recipe is one YAML document, but this file has several (`---`). The runtime (yaml.safe_load) rejects it: remove the extra documents.'));
       }
     }
+    if (this.hasTab) this.checkTabs();
     return { root, diagnostics: this.diagnostics, documents };
   }
 
@@ -139,12 +276,16 @@ class TreeBuilder {
             `More than ${LIMITS.maxAliases} aliases in one document; aliases are not expanded beyond this limit (alias bombs). Write the values out instead of using *${name}.`));
         }
         const target = this.aliases > LIMITS.maxAliases ? undefined : this.anchors.get(name);
+        if (!target && this.aliases <= LIMITS.maxAliases) {
+          this.pyyamlError(start, e.anchorEnd, `found undefined alias '${name}'`, `Define the anchor (&${name}) before this alias, or write the value out.`);
+        }
         return { kind: 'alias', name, target, start, end: e.anchorEnd };
       }
       case EVENT_ID.MAPPING:
       case EVENT_ID.SEQUENCE: {
         const isMap = e.type === EVENT_ID.MAPPING;
         const flow = e.style === COLLECTION_STYLE.FLOW;
+        this.checkTag(e);
         const start = e.anchorStart >= 0 ? Math.min(e.anchorStart - 1, e.start) : e.start;
         const n: YMap | YSeq = isMap
           ? { kind: 'map', items: [], flow, start: Math.max(0, start), end: e.start }
@@ -246,10 +387,13 @@ class TreeBuilder {
     let start = e.valueStart;
     let end = e.valueEnd;
     const quoted = e.style === SCALAR_STYLE.SINGLE_QUOTED || e.style === SCALAR_STYLE.DOUBLE_QUOTED;
+    this.checkTag(e);
     if (quoted) {
       if (start > 0 && (t[start - 1] === '"' || t[start - 1] === "'")) start--;
       if (end < t.length && (t[end] === '"' || t[end] === "'")) end++;
+      if (this.hasTab) this.tabOk.push([start, end]);
     }
+    if ((e.style === SCALAR_STYLE.LITERAL_BLOCK || e.style === SCALAR_STYLE.FOLDED_BLOCK) && this.hasTab) this.tabOk.push([e.valueStart, e.valueEnd]);
     if (e.style === SCALAR_STYLE.LITERAL_BLOCK || e.style === SCALAR_STYLE.FOLDED_BLOCK) {
       // Trim the trailing newline so the range stays on the scalar's last line.
       while (end > start && (t[end - 1] === '\n' || t[end - 1] === '\r')) end--;
@@ -275,10 +419,9 @@ function headEndOf(text: string, n: YNode): number {
   return nl < 0 || nl > n.end ? n.end : Math.max(n.start + 1, nl);
 }
 
+/** One-based line of an offset (lines end at \r\n, \r or \n). */
 export function lineOf(text: string, offset: number): number {
-  let line = 1;
-  for (let p = text.indexOf('\n'); p >= 0 && p < offset; p = text.indexOf('\n', p + 1)) line++;
-  return line;
+  return positionAt(text, offset).line + 1;
 }
 
 /** Follow aliases to the node they name (undefined when the anchor is unknown or over the limit). */
@@ -296,6 +439,12 @@ export function getPair(map: YMap | undefined, name: string): YPair | undefined 
     if (p.key.kind === 'scalar' && p.key.text === name) return p;
   }
   return undefined;
+}
+
+/** `s` written so that PyYAML reads back the string `s`: plain while it stays a string there, else single-quoted (`'no'`). */
+export function plainScalar(s: string): string {
+  if (/^[A-Za-z_][\w./-]*$/.test(s) && YAML11_SCHEMA.resolveImplicitScalarTag(s).tag.tagName === 'tag:yaml.org,2002:str') return s;
+  return `'${s.replace(/'/g, "''")}'`;
 }
 
 export class PlainBudgetExceeded extends Error {}
