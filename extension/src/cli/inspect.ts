@@ -4,8 +4,7 @@
 // prompt was longer than the model reads, + "unfamiliar": true when it is written mostly in a script
 // the model did not learn both labels in). A malformed line gets an error on stderr naming the
 // file and line; every other line is still scored. Exit 0 all scored, 1 some lines bad, 2 usage.
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { Allocator, defaultModelDir, type Assessment } from '../core/allocator';
 import { readCsv, readJsonl, type PromptRecord, type ReadItem } from '../core/allocator/read';
@@ -75,8 +74,22 @@ function render(rec: PromptRecord, a: Assessment, format: 'json' | 'text'): stri
   return JSON.stringify(out) + '\n';
 }
 
+/** Thrown by write() when stdout's reader has gone (`conscience inspect F | head -1`): stop quietly. */
+class StdoutClosed extends Error {}
+
+/** Set by inspect()'s stdout 'error' listener (EPIPE): the reader of stdout has gone. */
+let stdoutGone = false;
+
 async function write(text: string): Promise<void> {
-  if (!process.stdout.write(text)) await new Promise((r) => process.stdout.once('drain', r));
+  if (stdoutGone || process.stdout.destroyed) throw new StdoutClosed();
+  if (!process.stdout.write(text)) {
+    await new Promise<void>((resolve) => {
+      const done = (): void => { process.stdout.off('drain', done); process.stdout.off('error', done); resolve(); };
+      process.stdout.once('drain', done);
+      process.stdout.once('error', done);
+    });
+    if (stdoutGone) throw new StdoutClosed();
+  }
 }
 
 export async function inspect(argv: string[]): Promise<number> {
@@ -90,12 +103,28 @@ export async function inspect(argv: string[]): Promise<number> {
   if (args.file === '-') {
     source = process.stdin;
   } else {
-    const st = await stat(args.file).catch(() => undefined);
-    if (!st || !st.isFile()) {
-      process.stderr.write(`conscience inspect: ${args.file}: no such file\n`);
+    let st;
+    try {
+      st = await stat(args.file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      process.stderr.write(`conscience inspect: ${args.file}: ${code === 'ENOENT' || code === 'ENOTDIR' ? 'no such file' : `cannot read: ${code ?? (err as Error).message}`}\n`);
       return 2;
     }
-    source = createReadStream(args.file, { highWaterMark: 1 << 20 });
+    if (!st.isFile()) {
+      process.stderr.write(`conscience inspect: ${args.file}: not a file\n`);
+      return 2;
+    }
+    // opened before the allocator loads, so an unreadable file is one line naming it, not a
+    // stream error nobody listens to
+    let fh;
+    try {
+      fh = await open(args.file, 'r');
+    } catch (err) {
+      process.stderr.write(`conscience inspect: ${args.file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`);
+      return 2;
+    }
+    source = fh.createReadStream({ highWaterMark: 1 << 20 });
   }
   let allocator: Allocator;
   try {
@@ -106,6 +135,9 @@ export async function inspect(argv: string[]): Promise<number> {
     return 1;
   }
   const items: AsyncIterable<ReadItem> = /\.csv$/i.test(args.file) ? readCsv(source) : readJsonl(source);
+  stdoutGone = false;
+  const onStdoutError = (): void => { stdoutGone = true; };
+  process.stdout.on('error', onStdoutError);
   let bad = 0;
   let pending: PromptRecord[] = [];
   const flush = async (): Promise<void> => {
@@ -131,8 +163,13 @@ export async function inspect(argv: string[]): Promise<number> {
       if (pending.length >= CHUNK) await flush();
     }
     await flush();
+  } catch (err) {
+    if (!(err instanceof StdoutClosed)) throw err;
+    source.destroy(); // the reader of stdout left (a pipe into `head`): nothing more to write
   } finally {
     await allocator.dispose();
+    if (stdoutGone) process.stdout.on('error', () => undefined); // later EPIPEs of the same pipe
+    process.stdout.off('error', onStdoutError);
   }
   return bad ? 1 : 0;
 }

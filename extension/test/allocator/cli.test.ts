@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MODEL_DIR, REPO, requireReference } from './helpers';
@@ -145,4 +145,36 @@ test('CSV prompt sets are read by their header: id and prompt columns, quoted mu
   const r2 = run([bad]);
   assert.equal(r2.status, 1);
   assert.match(r2.stderr, new RegExp(`${bad}:1: no prompt column`));
+});
+
+test('a reader that leaves early (| head -1) ends the run quietly, exit 0, no stack trace', async () => {
+  requireReference();
+  const f = join(tmp, 'many.jsonl');
+  writeFileSync(f, Array.from({ length: 2000 }, (_, i) => JSON.stringify({ prompt: `how do I bake bread, batch ${i} `.repeat(4) })).join('\n') + '\n');
+  const p = spawn(process.execPath, [...CLI, f, '--model', MODEL_DIR], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (c: Buffer) => { err += c.toString(); });
+  const first = await new Promise<string>((resolve) => p.stdout.once('data', (c: Buffer) => resolve(c.toString().split('\n')[0]!)));
+  p.stdout.destroy(); // what `head -1` does once it has its line
+  const code = await new Promise<number | null>((resolve) => p.on('exit', (c) => resolve(c)));
+  assert.equal(JSON.parse(first).line, 1);
+  assert.equal(code, 0, err);
+  assert.doesNotMatch(err, /EPIPE|Error|at /);
+});
+
+test('a file it cannot read is one line naming it (exit 2), before the allocator loads', () => {
+  requireReference();
+  // in a folder anyone may enter (the test run's TMPDIR is private to its user)
+  const dir = mkdtempSync('/tmp/alloc-locked-');
+  chmodSync(dir, 0o755);
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const f = join(dir, 'locked.jsonl');
+  writeFileSync(f, '{"prompt": "hi"}\n', { mode: 0o000 });
+  // root reads any file: drop to nobody to see the permission error a user sees
+  const asRoot = process.getuid?.() === 0;
+  const cmd = asRoot ? 'runuser' : process.execPath;
+  const args = asRoot ? ['-u', 'nobody', '--', process.execPath, ...CLI, f, '--model', MODEL_DIR] : [...CLI, f, '--model', MODEL_DIR];
+  const r = spawnSync(cmd, args, { cwd: REPO, encoding: 'utf8' });
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr.trim(), `conscience inspect: ${f}: cannot read: EACCES`);
 });
