@@ -96,8 +96,12 @@ describe('conscience eval (CLI, local target)', { timeout: 600_000 }, () => {
     const before = readFileSync(comp, 'utf8');
     const n = before.split('\n').filter(Boolean).length;
     assert.ok(n >= 2 && n < 18, `${n} completions at cancel`);
-    const res = await cli(root, ['resume', id, '--wait'], ENV);
+    const res = await cli(root, ['resume', id, '--wait', '--format', 'json'], ENV);
     assert.equal(res.code, 0, `${res.stdout}\n${res.stderr}`);
+    // --format json: the finished run's record, as launch --wait prints it (it printed "ID completed")
+    const fin = JSON.parse(res.stdout) as { id: string; state: string };
+    assert.equal(fin.id, id);
+    assert.equal(fin.state, 'completed');
     const after = readFileSync(comp, 'utf8');
     assert.ok(after.startsWith(before), 'the completions finished before the cancel are kept as they were');
     const keys = after.split('\n').filter(Boolean).map((l) => { const o = JSON.parse(l); return `${o.id}/${o.arm}`; });

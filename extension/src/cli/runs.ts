@@ -388,7 +388,9 @@ export async function resume(argv: string[]): Promise<number> {
         return 0;
       }
       const fin = await followRun(s, run.id, { events: true });
-      process.stdout.write(`${run.id} ${fin?.state ?? 'unknown'}\n`);
+      const cause = fin ? await failureCause(s.root, fin) : undefined;
+      if (r.values.format === 'json') process.stdout.write(JSON.stringify(cause ? { ...fin, cause } : fin ?? null, null, 2) + '\n');
+      else process.stdout.write(`${run.id} ${fin?.state ?? 'unknown'}${cause ? ': ' + escapeControls(cause) : ''}\n`);
       return fin?.state === 'completed' ? 0 : 1;
     } finally {
       await s.close();

@@ -22,7 +22,7 @@ const USAGE = 'usage: conscience validate <files|folders>... [--format json|text
 const SKIP_DIRS = new Set(['node_modules', '.git', '.venv', 'dist', '__pycache__']);
 
 /** What a folder walk could not take: a broken symlink, a folder too deep. */
-interface WalkNote { path: string; kind: 'broken' | 'deep' }
+interface WalkNote { path: string; kind: 'broken' | 'deep' | 'unreadable' }
 
 /**
  * Collects *.yaml / *.yml under `dir`. Symlinks are followed like the files and folders they
@@ -39,9 +39,15 @@ function walk(dir: string, out: string[], notes: WalkNote[], depth = 0, seen = n
     const real = realpathSync(dir);
     if (seen.has(real)) return;
     seen.add(real);
-  } catch { return; }
+  } catch {
+    notes.push({ path: dir, kind: 'unreadable' });
+    return;
+  }
   let entries;
-  try { entries = readdirSync(dir, { withFileTypes: true }); } catch { return; }
+  try { entries = readdirSync(dir, { withFileTypes: true }); } catch {
+    notes.push({ path: dir, kind: 'unreadable' }); // (a folder without read permission) reported, not skipped
+    return;
+  }
   entries.sort((a, b) => a.name.localeCompare(b.name));
   for (const e of entries) {
     const full = join(dir, e.name);
@@ -89,7 +95,9 @@ export function validatePaths(paths: string[], cwd = process.cwd()): CliDiagnost
       files.push(...found.map((f) => ({ path: f, walked: true })));
       for (const { path: b, kind } of notes) {
         results.push({ file: show(b), line: 1, column: 1, endLine: 1, endColumn: 1, severity: kind === 'deep' ? 'warning' : 'error', code: 'CC010',
-          message: kind === 'deep' ? `Not walked: '${show(b)}' is more than 32 folders deep.` : `Cannot read '${show(b)}': a symbolic link to a missing file.` });
+          message: kind === 'deep' ? `Not walked: '${show(b)}' is more than 32 folders deep.`
+            : kind === 'unreadable' ? `Cannot read folder '${show(b)}' (no permission to list it).`
+            : `Cannot read '${show(b)}': a symbolic link to a missing file.` });
       }
     }
     else files.push({ path: full, walked: false });

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES, REPO } from './helpers';
 
@@ -64,4 +65,23 @@ test('binary and non-UTF-8 files get a clean diagnostic, not a crash', () => {
   assert.equal(r.code, 1, r.stderr);
   const codes = (JSON.parse(r.stdout) as Array<{ code: string }>).map((d) => d.code);
   assert.deepEqual(codes, ['CC005', 'CC006']);
+});
+
+test('a folder it cannot list is an error naming it, not skipped in silence', () => {
+  // root lists any folder: drop to nobody to see what a user sees (in a folder anyone may enter)
+  const base = mkdtempSync('/tmp/validate-locked-');
+  chmodSync(base, 0o755);
+  try {
+    const locked = join(base, 'recipes');
+    mkdirSync(locked, { mode: 0o000 });
+    const asRoot = process.getuid?.() === 0;
+    const argv = [process.execPath, '--import', 'tsx', join(REPO, 'extension/src/cli/main.ts'), 'validate', locked, '--format', 'json'];
+    const r = asRoot ? spawnSync('runuser', ['-u', 'nobody', '--', ...argv], { cwd: REPO, encoding: 'utf8' }) : spawnSync(argv[0]!, argv.slice(1), { cwd: REPO, encoding: 'utf8' });
+    assert.equal(r.status, 1, r.stderr);
+    const d = JSON.parse(r.stdout) as Array<{ code: string; message: string }>;
+    assert.deepEqual(d.map((x) => x.code), ['CC010']);
+    assert.match(d[0]!.message, /Cannot read folder '.*recipes' \(no permission to list it\)/);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
 });

@@ -32,4 +32,19 @@ test('a run.json with a non-number reward, step or max_steps is read, listed and
   assert.equal(cli.status, 0, cli.stderr);
   assert.match(cli.stdout, /tiny-cpu/);
   assert.doesNotMatch(cli.stdout + cli.stderr, /toFixed|high/);
+
+  // a run.json without the fields every reader relies on is not a run: listed past, named when asked for
+  const odd = join(ws, '.conscience', 'runs', 'r2');
+  mkdirSync(odd, { recursive: true });
+  writeFileSync(join(odd, 'run.json'), JSON.stringify({ state: 'completed' }));
+  const runs = spawnSync(process.execPath, ['--import', 'tsx', join(REPO, 'extension/src/cli/main.ts'), 'runs', '--workspace', ws, '--no-refresh'],
+    { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(runs.status, 0, runs.stderr);
+  assert.match(runs.stdout, /tiny-cpu/);
+  await assert.rejects(readRun(ws, 'r2'), new RegExp(`${join(odd, 'run.json')}: not a run record \\(no string id, recipe, target\\)`));
+  const logs = spawnSync(process.execPath, ['--import', 'tsx', join(REPO, 'extension/src/cli/main.ts'), 'logs', 'r2', '--workspace', ws],
+    { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+  assert.notEqual(logs.status, 0);
+  assert.match(logs.stderr, /no run 'r2'/); // it crashed on it before ("Cannot read properties of undefined")
+  assert.doesNotMatch(logs.stderr, /Cannot read properties/);
 });

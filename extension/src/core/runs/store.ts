@@ -124,11 +124,17 @@ export async function readRun(root: string, id: string): Promise<RunRecord | und
     throw err;
   }
   let rec: RunRecord;
+  const file = join(runDir(root, id), 'run.json');
   try {
     rec = JSON.parse(text) as RunRecord;
   } catch (err) {
-    throw new Error(`${join(runDir(root, id), 'run.json')}: invalid JSON: ${(err as Error).message}`);
+    throw new Error(`${file}: invalid JSON: ${(err as Error).message}`);
   }
+  // what every reader relies on: a record missing them is not a run (listRuns skips it)
+  const o = rec as unknown as Record<string, unknown> | null;
+  if (!o || typeof o !== 'object' || Array.isArray(o)) throw new Error(`${file}: not a run record (a JSON object)`);
+  const missing = ['id', 'state', 'recipe', 'target'].filter((k) => typeof o[k] !== 'string');
+  if (missing.length) throw new Error(`${file}: not a run record (no string ${missing.join(', ')})`);
   return withNumbers(rec);
 }
 
