@@ -100,6 +100,8 @@ class DashboardPanel {
   readonly panel: vscode.WebviewPanel;
   private readonly session: DashboardSession;
   private readonly readers: RunReader[] = [];
+  /** set by dispose(): an attach still awaiting its first status must not start a reader then */
+  private disposed = false;
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(
@@ -145,6 +147,7 @@ class DashboardPanel {
     const status = async (rec: RunRecord) => this.session.setStatus(id, rec.state, (await failureCause(this.root, rec))?.message);
     if (first) await status(first).catch((err) => this.log.warn(`dashboard: ${(err as Error).message}`));
     else this.log.warn(`dashboard: run ${id} has no run.json in .conscience/runs`);
+    if (this.disposed) return; // the panel closed while the status was read: no reader to leak
     this.readers.push(runFeed.followRun(this.root, id, {
       events: (events) => this.session.ingest(id, events),
       run: (rec) => void status(rec),
@@ -190,6 +193,7 @@ class DashboardPanel {
   }
 
   private dispose(): void {
+    this.disposed = true;
     this.session.dispose();
     for (const r of this.readers) r.close();
     for (const d of this.disposables) d.dispose();

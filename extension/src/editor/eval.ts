@@ -117,7 +117,13 @@ class EvalReport {
       scriptUri: w.asWebviewUri(vscode.Uri.joinPath(dist, 'eval.js')).toString(),
       styleUri: w.asWebviewUri(vscode.Uri.joinPath(dist, 'eval.css')).toString(),
     });
-    w.onDidReceiveMessage((raw: unknown) => void this.onMessage(raw));
+    w.onDidReceiveMessage((raw: unknown) => {
+      // an export to a read-only folder, say: shown, not an unhandled rejection nobody sees
+      this.onMessage(raw).catch((err: unknown) => {
+        this.log.error(`eval report: ${(err as Error).message}`);
+        void vscode.window.showErrorMessage(`Chain of Conscience: ${(err as Error).message}`);
+      });
+    });
   }
 
   show(view: EvalView, compare: boolean): void {

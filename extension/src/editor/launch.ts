@@ -191,7 +191,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     const root = rootOf();
     if (!root) throw new Error('open a workspace folder to launch runs');
     if (session && session.root === root) return session;
-    await session?.close();
+    await resetSession();
     session = new LaunchSession(root, await workspaceTargets(root), {
       bundleRoot: context.extensionPath,
       secrets: await secrets(),
@@ -208,10 +208,27 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     return session;
   }
 
-  const resetSession = async () => {
-    await session?.close();
+  // A session replaced while runs are followed on it (a launch, a token change, an edited
+  // targets file) is retired, not closed under them: its monitors would reopen its SSH
+  // connections on a session nothing could close. It is closed when the last of them ends.
+  const monitorSessions = new Map<string, LaunchSession>();
+  const retired = new Set<LaunchSession>();
+  const inUse = (s: LaunchSession): boolean => [...monitorSessions.values()].includes(s);
+  async function resetSession(): Promise<void> {
+    const old = session;
     session = undefined;
-  };
+    if (!old) return;
+    if (inUse(old)) retired.add(old);
+    else await old.close();
+  }
+  async function release(id: string): Promise<void> {
+    const s = monitorSessions.get(id);
+    monitorSessions.delete(id);
+    if (s && retired.has(s) && !inUse(s)) {
+      retired.delete(s);
+      await s.close();
+    }
+  }
 
   function channelFor(id: string): vscode.OutputChannel {
     let ch = channels.get(id);
@@ -231,6 +248,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     const intervalMs = vscode.workspace.getConfiguration('conscience.launch').get<number>('pollIntervalMs', 500);
     const m = new RunMonitor(s, id, { intervalMs, heartbeatTimeoutS });
     monitors.set(id, m);
+    monitorSessions.set(id, s);
     runFeed.attach(id, m);
     m.on('run', () => refresh());
     m.on('stdout', (b: Buffer) => channels.get(id)?.append(b.toString('utf8')));
@@ -243,12 +261,14 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       (rec) => {
         monitors.delete(id);
         runFeed.detach(id, m);
+        void release(id);
         refresh();
         if (rec && TERMINAL_STATES.has(rec.state)) void notifyEnd(rec);
       },
       (e) => {
         monitors.delete(id);
         runFeed.detach(id, m);
+        void release(id);
         log.error(`run ${id}: ${(e as Error).message}`);
       },
     );
@@ -469,6 +489,8 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       for (const m of monitors.values()) m.stop();
       monitors.clear();
       void session?.close();
+      for (const s of retired) void s.close();
+      retired.clear();
     } },
   );
 

@@ -37,6 +37,8 @@ export function activateServe(context: vscode.ExtensionContext, log: vscode.LogO
 
   context.subscriptions.push(
     { dispose: stopPolling },
+    // the gateway's terminal (and the conscience serve process in it) ends with the extension
+    { dispose: () => { terminal?.dispose(); terminal = undefined; } },
     vscode.window.onDidCloseTerminal((t) => {
       if (t === terminal) { terminal = undefined; url = undefined; stopPolling(); }
     }),
