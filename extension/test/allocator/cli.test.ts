@@ -174,7 +174,8 @@ test('a file it cannot read is one line naming it (exit 2), before the allocator
   const asRoot = process.getuid?.() === 0;
   const cmd = asRoot ? 'runuser' : process.execPath;
   const args = asRoot ? ['-u', 'nobody', '--', process.execPath, ...CLI, f, '--model', MODEL_DIR] : [...CLI, f, '--model', MODEL_DIR];
-  const r = spawnSync(cmd, args, { cwd: REPO, encoding: 'utf8' });
+  // (nobody cannot write the test run's private TMPDIR, where tsx keeps its cache)
+  const r = spawnSync(cmd, args, { cwd: REPO, encoding: 'utf8', env: { ...process.env, TMPDIR: '/tmp' } });
   assert.equal(r.status, 2, r.stderr);
   assert.equal(r.stderr.trim(), `conscience inspect: ${f}: cannot read: EACCES`);
 });

@@ -76,7 +76,9 @@ test('a folder it cannot list is an error naming it, not skipped in silence', ()
     mkdirSync(locked, { mode: 0o000 });
     const asRoot = process.getuid?.() === 0;
     const argv = [process.execPath, '--import', 'tsx', join(REPO, 'extension/src/cli/main.ts'), 'validate', locked, '--format', 'json'];
-    const r = asRoot ? spawnSync('runuser', ['-u', 'nobody', '--', ...argv], { cwd: REPO, encoding: 'utf8' }) : spawnSync(argv[0]!, argv.slice(1), { cwd: REPO, encoding: 'utf8' });
+    // (nobody cannot write the test run's private TMPDIR, where tsx keeps its cache)
+    const opts = { cwd: REPO, encoding: 'utf8' as const, env: { ...process.env, TMPDIR: '/tmp' } };
+    const r = asRoot ? spawnSync('runuser', ['-u', 'nobody', '--', ...argv], opts) : spawnSync(argv[0]!, argv.slice(1), opts);
     assert.equal(r.status, 1, r.stderr);
     const d = JSON.parse(r.stdout) as Array<{ code: string; message: string }>;
     assert.deepEqual(d.map((x) => x.code), ['CC010']);
