@@ -89,6 +89,17 @@ class AllocatorConfig:
         return d
 
 
+def read_allocator_json(path: Path) -> dict[str, Any]:
+    """A model folder's allocator.json as a dict; ValueError naming the file otherwise."""
+    try:
+        meta = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: not a JSON object")
+    return meta
+
+
 def load_config(allocator_cfg: Mapping[str, Any] | AllocatorConfig | None = None) -> AllocatorConfig:
     """Overrides on top of the model's allocator.json policy, on top of the defaults. The
     overrides are a recipe's ``allocator:`` mapping, or an AllocatorConfig whose fields that
@@ -104,13 +115,9 @@ def load_config(allocator_cfg: Mapping[str, Any] | AllocatorConfig | None = None
     base = AllocatorConfig(model=str(model_dir))
     meta_path = model_dir / "allocator.json"
     if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ValueError(f"{meta_path}: not valid JSON: {e}") from None
-        policy = meta.get("policy", {}) if isinstance(meta, dict) else None
+        policy = read_allocator_json(meta_path).get("policy", {})
         if not isinstance(policy, dict):
-            raise ValueError(f"{meta_path}: " + ("not a JSON object" if not isinstance(meta, dict) else "\"policy\" must be an object"))
+            raise ValueError(f"{meta_path}: \"policy\" must be an object")
         try:
             base = AllocatorConfig.from_mapping(policy, base)
         except ValueError as e:

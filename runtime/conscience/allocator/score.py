@@ -11,7 +11,7 @@ from typing import IO, Any, Iterable, Iterator
 
 import numpy as np
 
-from .policy import AllocatorConfig, decide, load_config
+from .policy import AllocatorConfig, decide, load_config, read_allocator_json
 from .unfamiliar import ScriptTable
 
 CHARS_PER_TOKEN_WINDOW = 16
@@ -43,12 +43,7 @@ class Allocator:
             if not (self.dir / f).is_file():
                 raise FileNotFoundError(f"allocator model folder {self.dir} has no {f}")
         meta_file = self.dir / "allocator.json"
-        try:
-            self.meta: dict[str, Any] = json.loads(meta_file.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ValueError(f"{meta_file}: not valid JSON: {e}") from None
-        if not isinstance(self.meta, dict):
-            raise ValueError(f"{meta_file}: not a JSON object")
+        self.meta: dict[str, Any] = read_allocator_json(meta_file)
         max_length = self.meta.get("max_length", 128)
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 3:
             raise ValueError(f"{meta_file}: max_length must be an integer >= 3, got {max_length!r}")
