@@ -81,6 +81,16 @@ def check_row(obj: Any, where: str, prompt_column: str = "prompt") -> dict:
     return row
 
 
+def json_writable(value: Any) -> bool:
+    """Whether ``value`` read from a JSONL line can be written back as JSON in UTF-8: Python's
+    reader takes a lone surrogate ("\\ud800") and NaN/Infinity, which the writers refuse."""
+    try:
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (ValueError, UnicodeEncodeError):
+        return False
+    return True
+
+
 def open_regular(path: str):
     """Open ``path`` for reading only if it is a regular file. A FIFO, socket or device (a
     recipe's `dataset_name` pointing at one) is refused at once instead of blocking the

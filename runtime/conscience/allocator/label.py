@@ -101,7 +101,7 @@ def choose_budget(rewards: dict[int, float], tol: float = 1e-9) -> int:
 
 
 def _read_rows(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    from ..prompt_sets import iter_jsonl
+    from ..prompt_sets import iter_jsonl, json_writable
 
     rows: list[dict[str, Any]] = []
     errors: list[str] = []
@@ -110,9 +110,7 @@ def _read_rows(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
             errors.append(f"{path}:{n}: expected an object with a string \"prompt\"")
             continue
         obj.setdefault("id", n)
-        try:  # the row is written back with its labels: it must be valid JSON in UTF-8
-            json.dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf-8")
-        except (ValueError, UnicodeEncodeError):
+        if not json_writable(obj):  # the row is written back with its labels
             errors.append(f"{path}:{n}: cannot be written back as JSON (a lone surrogate, NaN or Infinity)")
             continue
         rows.append(obj)

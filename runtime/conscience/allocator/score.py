@@ -198,7 +198,7 @@ def iter_jsonl_prompts(stream: IO[bytes], name: str) -> Iterator[tuple[int | Non
     runtime's one JSONL reader reports (`prompt_sets.iter_jsonl_stream`: a line over
     MAX_LINE_BYTES read in bounded chunks, invalid UTF-8, JSON nested deeper than MAX_DEPTH,
     bad JSON), then a value that is not an object with a string "prompt"."""
-    from ..prompt_sets import iter_jsonl_stream
+    from ..prompt_sets import iter_jsonl_stream, json_writable
 
     errors: list[str] = []
 
@@ -217,9 +217,7 @@ def iter_jsonl_prompts(stream: IO[bytes], name: str) -> Iterator[tuple[int | Non
             yield n, None, obj.get("id"), f"{name}:{n}: \"prompt\" is missing or not a string"
             continue
         pid = obj.get("id", n)
-        try:  # the id is written back as it came: it must be valid JSON in UTF-8
-            json.dumps(pid, ensure_ascii=False, allow_nan=False).encode("utf-8")
-        except (ValueError, UnicodeEncodeError):
+        if not json_writable(pid):  # the id is written back as it came
             yield n, None, None, f"{name}:{n}: \"id\" cannot be written back as JSON (a lone surrogate, NaN or Infinity)"
             continue
         yield n, prompt, pid, None
