@@ -432,8 +432,7 @@ class PolicyFit:
     """What steps 5 and 6 of ``train`` decide and measure for one model's scores."""
     cfg: AllocatorConfig
     fitted: dict[str, Any]
-    scripts: Any  # unfamiliar.ScriptTable after the validation gate
-    scripts_meta: dict[str, Any]
+    scripts_meta: dict[str, Any]  # allocator.json's "scripts", after the validation gate
     untrusted: list[str]
     validation: dict[str, Any]
     test: dict[str, Any]
@@ -457,7 +456,7 @@ def fit_and_report(split: dict[str, list[dict]], va_risk: np.ndarray, va_amb: np
     cfg, fitted = fit_policy(np.array([r["label"] for r in split["validation"]]), va_risk, va_amb, base, va_unf)
     te_risk, te_amb = test_scores()
     return PolicyFit(
-        cfg=cfg, fitted=fitted, scripts=scripts, scripts_meta=scripts.to_meta(script_rows, script_gate),
+        cfg=cfg, fitted=fitted, scripts_meta=scripts.to_meta(script_rows, script_gate),
         untrusted=list(script_gate["untrusted"]),
         validation=report(split["validation"], va_risk, va_amb, cfg, unfamiliar=va_unf),
         test=report(split["test"], te_risk, te_amb, cfg, unfamiliar=unfamiliar_mask(scripts, split["test"])))
@@ -479,6 +478,19 @@ def load_fitted(weights: Path, encoder, base_size: int, pieces: list[str], hidde
     return net.eval()
 
 
+def _bad_rows(log) -> tuple[list[str], Callable[[str], None]]:
+    """The bad rows read (``FILE:LINE: why``) and the warn callback that collects them, logging
+    the first 20."""
+    bad: list[str] = []
+
+    def warn(msg: str) -> None:
+        bad.append(msg)
+        if len(bad) <= 20:
+            log(msg)
+
+    return bad, warn
+
+
 def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int = MAX_LENGTH, per_source: int = 600,
           licensed_only: bool = True, keep_fp32: bool = False, log=print, cache: str | None = None,
           finetune_epochs: int = 0, layers: int | None = None, hidden: int = 256, seed: int = 0,
@@ -492,12 +504,7 @@ def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int
 
     t0 = time.time()
     paths = [data] if isinstance(data, (str, Path)) else list(data)
-    bad: list[str] = []
-
-    def warn(msg: str) -> None:
-        bad.append(msg)
-        if len(bad) <= 20:
-            log(msg)
+    bad, warn = _bad_rows(log)
 
     rows = pool.read_all(paths, warn)
     split = pool.splits(rows, licensed_only=licensed_only, per_source=per_source, seed=seed, warn=warn)
@@ -653,12 +660,7 @@ def refit_policy(data: list[Path], out: Path, per_source: int | None = None, lic
     per_source = recorded["per_source"] if per_source is None else per_source
     seed = recorded["seed"] if seed is None else seed
     licensed_only = recorded["licensed_only"] if licensed_only is None else licensed_only
-    bad: list[str] = []
-
-    def warn(msg: str) -> None:
-        bad.append(msg)
-        if len(bad) <= 20:
-            log(msg)
+    bad, warn = _bad_rows(log)
 
     rows = pool.read_all(data, warn)
     split = pool.splits(rows, licensed_only=licensed_only, per_source=per_source, seed=seed, warn=warn)
