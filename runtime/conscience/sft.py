@@ -60,11 +60,11 @@ from .train import (
     EXIT_USAGE,
     _CANCEL,
     RunCancelled,
-    _checkpoint_step,
     _install_signal_handlers,
     _rank,
     _versions,
     _world_size,
+    nothing_left,
     resolve_resume,
 )
 
@@ -532,13 +532,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     status, code, error, summary = "failed", EXIT_FAILED, None, {}
     try:
-        done = _checkpoint_step(resume_from)
-        if done is not None and 0 < ta.max_steps <= done:
-            # as in conscience.train: transformers would train one step past max_steps (issue #16)
-            logger.info("%s is at step %d of max_steps %d: nothing left to train", resume_from, done, ta.max_steps)
-            summary = {"global_step": done, "trained": False}
-        else:
-            summary = _train(recipe, writer, resume_from)
+        summary = nothing_left(resume_from, ta.max_steps) or _train(recipe, writer, resume_from)
         status, code = "completed", EXIT_OK
     except RunCancelled as e:
         status, code, error = "cancelled", 128 + e.signum, str(e)

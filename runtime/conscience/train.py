@@ -276,6 +276,16 @@ def resolve_resume(value: Any, output_dir: str) -> Optional[str]:
     return value or _last_checkpoint(output_dir)
 
 
+def nothing_left(resume_from: Optional[str], max_steps: int) -> Optional[dict]:
+    """The run's summary when its checkpoint already reached max_steps (transformers would still
+    train one more step: a completed run of 400 resumed as "step 401 of 400", issue #16), else None."""
+    done = _checkpoint_step(resume_from)
+    if done is None or not 0 < max_steps <= done:
+        return None
+    logger.info("%s is at step %d of max_steps %d: nothing left to train", resume_from, done, max_steps)
+    return {"global_step": done, "trained": False}
+
+
 def _checkpoint_step(path: Optional[str]) -> Optional[int]:
     """The global step a checkpoint folder was saved at (its trainer_state.json), or None."""
     if not path:
@@ -378,14 +388,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         if isinstance(prepared, RunCancelled):
             raise prepared
-        done = _checkpoint_step(resume_from)
-        if done is not None and 0 < training_args.max_steps <= done:
-            # the checkpoint already reached max_steps: transformers would still train one more
-            # step (a completed run of 400 resumed as "step 401 of 400", issue #16)
-            logger.info("%s is at step %d of max_steps %d: nothing left to train", resume_from, done, training_args.max_steps)
-            summary = {"global_step": done, "trained": False}
-        else:
-            summary = _train(recipe, writer, resume_from, prepared)
+        summary = nothing_left(resume_from, training_args.max_steps) or _train(recipe, writer, resume_from, prepared)
         _shutdown_distributed()
         status, code = "completed", EXIT_OK
     except RunCancelled as e:
