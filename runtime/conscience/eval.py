@@ -1194,14 +1194,17 @@ def count_tokens_many(engine: Any, texts: list[str]) -> list[int]:
 
 
 def run_eval(recipe: EvalRecipe, writer: Any = None, should_stop: Callable[[], bool] = lambda: False,
-             engine: Any = None, log: Callable[[str], None] = lambda m: logger.info("%s", m), accuracy: bool = True) -> dict:
+             engine: Any = None, log: Callable[[str], None] = lambda m: logger.info("%s", m), accuracy: bool = True,
+             checked: bool = False) -> dict:
     """Evaluate every (prompt, arm) not already in completions.jsonl; returns results. With
-    `accuracy`, a finished eval also measures the judge on the labelled completions."""
+    `accuracy`, a finished eval also measures the judge on the labelled completions. `checked`:
+    the caller ran check_output_dir already (main does, before the events stream opens)."""
     from .rewards import parse_safety
     from .template import PromptTemplate
 
     cfg = recipe.config
-    check_output_dir(recipe)
+    if not checked:
+        check_output_dir(recipe)
     rows, skipped, prompt_file = read_prompts(cfg)
     for s in skipped:
         log(f"skipped {s}")
@@ -1508,7 +1511,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     writer.start_heartbeat(float(hb) if hb else 30.0)
     status, code, error, summary = "failed", EXIT_FAILED, None, None
     try:
-        results = run_eval(recipe, writer, should_stop=lambda: _CANCEL["signum"] is not None,
+        results = run_eval(recipe, writer, should_stop=lambda: _CANCEL["signum"] is not None, checked=True,
                            log=lambda m: print(f"conscience.eval: {m}", file=sys.stderr, flush=True))
         summary = {"done": results["done"], "total": results["total"], "results": os.path.join(cfg.output_dir, RESULTS_FILE)}
         if _CANCEL["signum"] is not None and results["partial"]:
