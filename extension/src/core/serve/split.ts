@@ -16,8 +16,8 @@ export interface StreamSplit extends SplitCompletion {
   clipped: boolean;
 }
 
-/** a run of whitespace as Python's str.strip() sees it (as splitCompletion strips) */
-const SPACE_RUN = `[${PY_SPACE}]+`;
+/** a run of whitespace as Python's str.strip() sees it (as splitCompletion strips); compiled once, lastIndex reset per scan */
+const SPACE_RUN = new RegExp(`[${PY_SPACE}]+`, 'gu');
 
 /** A part being collected: the stripped text's first `keep` chars, exact stripped length. */
 class Part {
@@ -32,7 +32,8 @@ class Part {
 
   push(s: string): void {
     // whitespace runs found by one regex scan (not a test per character: streams can be long)
-    const space = new RegExp(SPACE_RUN, 'gu');
+    const space = SPACE_RUN;
+    space.lastIndex = 0;
     let i = 0;
     for (let m = space.exec(s); m !== null; m = space.exec(s)) {
       if (m.index > i) this.word(s.slice(i, m.index));
