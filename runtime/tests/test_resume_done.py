@@ -20,25 +20,34 @@ def _events(out):
         return [json.loads(l) for l in f if l.endswith("\n")]
 
 
-def test_resuming_a_run_at_max_steps_trains_nothing_more(tmp_path):
+def _run_twice(module, demo, overrides, tmp_path, drop=()):
+    """The demo recipe of `module` with `overrides`, run twice in one output folder (the second
+    run resumes at the first one's last checkpoint); its events and the second run's stderr."""
     os.environ["CONSCIENCE_CACHE"] = CACHE
     os.environ["CONSCIENCE_TINY_WARMUP"] = "0"  # the untrained tiny model: faster to build
     from conscience.tiny_model import ensure_tiny
 
     ensure_tiny()
-    with open(DEMO) as f:
+    with open(demo) as f:
         r = yaml.safe_load(f)
-    r.update({"max_steps": 2, "save_steps": 2, "max_completion_length": 16, "max_prompt_length": 96, "max_train_samples": 16})
-    r.pop("launch", None)
+    r.update(overrides)
+    for k in drop:
+        r.pop(k, None)
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump(r))
     out = tmp_path / "out"
     env = dict(os.environ, CONSCIENCE_CACHE=CACHE, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    cmd = [sys.executable, "-m", "conscience.train", "--config", str(recipe), "--output_dir", str(out)]
+    cmd = [sys.executable, "-m", module, "--config", str(recipe), "--output_dir", str(out)]
     for attempt in (1, 2):
         p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, f"attempt {attempt}: {p.stderr[-3000:]}"
-    events = _events(out)
+    return _events(out), p.stderr, out
+
+
+def test_resuming_a_run_at_max_steps_trains_nothing_more(tmp_path):
+    events, stderr, out = _run_twice("conscience.train", DEMO, {"max_steps": 2, "save_steps": 2, "max_completion_length": 16,
+                                                               "max_prompt_length": 96, "max_train_samples": 16},
+                                     tmp_path, drop=("launch",))
     steps = [e["step"] for e in events if e["type"] == "metrics"]
     assert steps == [1, 2], f"trained past max_steps: {steps}"
     starts = [e for e in events if e["type"] == "run_started"]
@@ -46,29 +55,14 @@ def test_resuming_a_run_at_max_steps_trains_nothing_more(tmp_path):
     finished = [e for e in events if e["type"] == "run_finished"]
     assert [e["status"] for e in finished] == ["completed", "completed"]
     assert finished[1]["summary"]["trained"] is False
-    assert "nothing left to train" in p.stderr
+    assert "nothing left to train" in stderr
 
 
 def test_an_sft_run_resumed_at_max_steps_trains_nothing_more(tmp_path):
     """The same guard in conscience.sft (it trained step 3 of 2 before): the real SFT trainer."""
-    os.environ["CONSCIENCE_CACHE"] = CACHE
-    os.environ["CONSCIENCE_TINY_WARMUP"] = "0"
-    from conscience.tiny_model import ensure_tiny
-
-    ensure_tiny()
-    with open(os.path.join(ROOT, "recipes", "demo", "sft-tiny.yaml")) as f:
-        r = yaml.safe_load(f)
-    r.update({"max_steps": 2, "save_steps": 2, "logging_steps": 1, "per_device_train_batch_size": 8, "max_length": 160,
-              "probe_prompts": 0, "use_cpu": True})
-    recipe = tmp_path / "sft.yaml"
-    recipe.write_text(yaml.safe_dump(r))
-    out = tmp_path / "out"
-    env = dict(os.environ, CONSCIENCE_CACHE=CACHE, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    cmd = [sys.executable, "-m", "conscience.sft", "--config", str(recipe), "--output_dir", str(out)]
-    for attempt in (1, 2):
-        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-        assert p.returncode == 0, f"attempt {attempt}: {p.stderr[-3000:]}"
-    events = _events(out)
+    events, _, out = _run_twice("conscience.sft", os.path.join(ROOT, "recipes", "demo", "sft-tiny.yaml"),
+                                {"max_steps": 2, "save_steps": 2, "logging_steps": 1, "per_device_train_batch_size": 8,
+                                 "max_length": 160, "probe_prompts": 0, "use_cpu": True}, tmp_path)
     assert [e["step"] for e in events if e["type"] == "metrics" and "loss" in e["values"]] == [1, 2]
     starts = [e for e in events if e["type"] == "run_started"]
     assert len(starts) == 2 and starts[1]["resumed_from"] == str(out / "checkpoint-2")
