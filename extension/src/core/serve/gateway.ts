@@ -15,6 +15,7 @@ import type { Allocator, Assessment, Tier } from '../allocator';
 import { DEFAULT_TEMPLATE, type PromptTemplateSpec } from '../template';
 import { lastUserText, RequestError, withBudget, contentText } from './messages';
 import { GatewayMetrics } from './metrics';
+import { redactUpstream } from './status';
 import { DEFAULT_REFUSAL, type GatewayPolicy } from './options';
 import { SafetySplitter, safetyTokens, splitWhole, type StreamSplit } from './split';
 
@@ -101,12 +102,9 @@ function openaiError(message: string, type: string, param: string | null = null,
   return JSON.stringify({ error: { message, type, param, code } });
 }
 
-/** The upstream URL without credentials, for messages and /health. */
+/** The upstream URL without credentials (status.ts's redactUpstream) and its trailing slash, for messages and /health. */
 function redact(u: URL): string {
-  const c = new URL(u.href);
-  c.username = '';
-  c.password = '';
-  return c.href.replace(/\/$/, '');
+  return redactUpstream(u.href).replace(/\/$/, '');
 }
 
 export function createGateway(opts: GatewayOptions): Gateway {
