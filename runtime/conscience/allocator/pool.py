@@ -310,11 +310,16 @@ def recorded_split(model_dir: Path) -> dict[str, Any]:
     """The split settings a model folder was trained with ({per_source, seed, licensed_only}, as
     ``splits`` takes them), from its metrics.json; the defaults where it records none. The
     test split does not depend on them (it is never capped); train and validation do."""
-    out: dict[str, Any] = {"per_source": 600, "seed": 0, "licensed_only": True}
     try:
         metrics = json.loads((Path(model_dir) / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return out
+        metrics = {}
+    return split_settings(metrics)
+
+
+def split_settings(metrics: Any) -> dict[str, Any]:
+    """``recorded_split`` of a metrics.json already read."""
+    out: dict[str, Any] = {"per_source": 600, "seed": 0, "licensed_only": True}
     fit = metrics.get("fit") if isinstance(metrics, dict) else None
     if isinstance(fit, dict):
         for k in ("per_source", "seed"):

@@ -656,7 +656,7 @@ def refit_policy(data: list[Path], out: Path, per_source: int | None = None, lic
 
     metrics_file, meta_file = out / "metrics.json", out / "allocator.json"
     metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
-    recorded = pool.recorded_split(out)
+    recorded = pool.split_settings(metrics)
     per_source = recorded["per_source"] if per_source is None else per_source
     seed = recorded["seed"] if seed is None else seed
     licensed_only = recorded["licensed_only"] if licensed_only is None else licensed_only
