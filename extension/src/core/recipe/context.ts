@@ -5,7 +5,7 @@
 import { type Diagnostic, type QuickFix, type Severity, diag } from './diagnostics';
 import type { FieldSpec, RecipeSchema, SchemaChoice } from './schema';
 import { headEnd, isNumber } from './values';
-import { deref, getPair, type YMap, type YPair } from './yaml';
+import { deref, getPair, lineEnd, lineStart, type YMap, type YPair } from './yaml';
 
 export interface FileAccess {
   /** Whether a file or folder exists. */
@@ -68,7 +68,7 @@ export function renameFix(p: YPair, to: string): QuickFix {
  * pair does not have its lines to itself (a flow mapping `{a: 1, b: 2}`).
  */
 export function removeFix(text: string, p: YPair, name: string, why = ''): QuickFix | undefined {
-  const start = lineStartOf(text, p.key.start);
+  const start = lineStart(text, p.key.start);
   const end = lineAfter(text, p.value.end);
   if (text.slice(start, p.key.start).trim() !== '' || !/^[ \t]*(#.*)?(\r\n|\r|\n)?$/.test(text.slice(p.value.end, end))) return undefined;
   return { title: `Remove '${name}'${why}`, edits: [{ start, end, newText: '' }] };
@@ -102,17 +102,10 @@ export function sval(ctx: Ctx, section: string, name: string): unknown {
 export const INVALID = Symbol('invalid');
 export function isInt(v: unknown): v is number { return isNumber(v) && Number.isInteger(v); }
 
-// Lines end at \r\n, \r or \n, as PyYAML and the editor count them.
-export function lineStartOf(text: string, pos: number): number {
-  let i = Math.min(pos, text.length);
-  while (i > 0 && text[i - 1] !== '\n' && text[i - 1] !== '\r') i--;
-  return i;
-}
+/** Offset just past the line holding `pos`, its line break included. */
 export function lineAfter(text: string, pos: number): number {
-  const re = /\r\n|\r|\n/g;
-  re.lastIndex = pos;
-  const m = re.exec(text);
-  return m ? m.index + m[0].length : text.length;
+  const e = lineEnd(text, pos);
+  return e + (text.startsWith('\r\n', e) ? 2 : e < text.length ? 1 : 0);
 }
 
 /** Where to put a diagnostic about a key: its value if present, else the first present fallback, else line 1. */

@@ -4,7 +4,7 @@
 // is fine) but leaves other values as they are (so `num_generations: 8.0` stays a float).
 import { type Diagnostic, type QuickFix, diag, type Severity } from './diagnostics';
 import type { FieldSpec } from './schema';
-import { deref, plainScalar, type YNode } from './yaml';
+import { deref, headEnd, lineStart, plainScalar, type YNode } from './yaml';
 
 const BOOL_STRINGS = new Set(['yes', 'no', 'true', 'false', 't', 'f', 'y', 'n', '1', '0']);
 const INT_RE = /^[-+]?\d+$/;
@@ -232,16 +232,10 @@ export function describeRange(s: FieldSpec): string {
  * (`warmup_ratio:`), so the key is the text between the line's indentation and that point.
  */
 export function keyBefore(text: string, pos: number): { start: number; end: number } {
-  const ls = Math.max(text.lastIndexOf('\n', pos - 1), text.lastIndexOf('\r', pos - 1)) + 1;
+  const ls = lineStart(text, pos);
   const m = /^[ \t]*(?:-[ \t]+)?/.exec(text.slice(ls, pos));
   const start = ls + (m ? m[0].length : 0);
   return start < pos ? { start, end: pos } : { start: pos, end: pos };
 }
 
-/** End of the first line of a collection node, so a squiggle does not cover a whole block. */
-export function headEnd(text: string, n: YNode): number {
-  const re = /[\r\n]/g;
-  re.lastIndex = n.start;
-  const nl = re.exec(text)?.index ?? -1;
-  return nl < 0 || nl > n.end ? n.end : Math.max(n.start + 1, nl);
-}
+export { headEnd };

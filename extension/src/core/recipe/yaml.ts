@@ -49,11 +49,26 @@ const TAG_NAMES: Record<string, YScalar['tag']> = {
   'tag:yaml.org,2002:null': 'null',
 };
 
-function lineEnd(text: string, pos: number): number {
+// Lines end at \r\n, \r or \n, as PyYAML and the editor count them. The one place the
+// validator finds a line's start and end (values.ts and context.ts use these).
+
+/** Offset of the start of the line holding `pos`. */
+export function lineStart(text: string, pos: number): number {
+  return Math.max(text.lastIndexOf('\n', pos - 1), text.lastIndexOf('\r', pos - 1)) + 1;
+}
+
+/** Offset of the end of the line holding `pos` (its \r or \n, or the end of the text). */
+export function lineEnd(text: string, pos: number): number {
   const re = /[\r\n]/g;
   re.lastIndex = pos;
   const m = re.exec(text);
   return m ? m.index : text.length;
+}
+
+/** End of the first line of a node, so a squiggle does not cover a whole block. */
+export function headEnd(text: string, n: { start: number; end: number }): number {
+  const nl = lineEnd(text, n.start);
+  return nl >= text.length || nl > n.end ? n.end : Math.max(n.start + 1, nl);
 }
 
 /** Parse `text` into a ranged tree. Never throws. */
@@ -109,8 +124,7 @@ class FlowPadding {
   retry(position: number): boolean {
     if (++this.tries > 64) return false;
     const t = this.text;
-    let ls = Math.min(position, t.length);
-    while (ls > 0 && t[ls - 1] !== '\n' && t[ls - 1] !== '\r') ls--;
+    const ls = lineStart(t, Math.min(position, t.length));
     const line = t.slice(ls, lineEnd(t, ls));
     // a tab (js-yaml's other reason for this error; PyYAML refuses it too) or a document marker stays an error
     if (line.includes('\t') || /^[ ]*(?:---|\.\.\.)(?:[ \t]|$)/.test(line)) return false;
@@ -167,7 +181,7 @@ function syntaxError(text: string, reason: string, pos: number, diagnostics: Dia
   // "non-printable" (a control character) too
   if (/^tab characters must not be used in indentation/.test(reason)) {
     // Point at the tab itself when we can find it on that line.
-    const ls = Math.max(text.lastIndexOf('\n', pos - 1), text.lastIndexOf('\r', pos - 1)) + 1;
+    const ls = lineStart(text, pos);
     const le = lineEnd(text, ls);
     const tab = text.slice(ls, le).indexOf('\t');
     const s = tab >= 0 ? ls + tab : pos;
@@ -350,7 +364,7 @@ class TreeBuilder {
         const src = deref(it);
         if (src?.kind === 'map') { sources.push(src); continue; }
         if (it.kind === 'alias' && !it.target) continue; // unknown anchor or over the alias cap: reported already
-        this.diagnostics.push(diag(this.text, it.start, headEndOf(this.text, it), 'error', 'CC101',
+        this.diagnostics.push(diag(this.text, it.start, headEnd(this.text, it), 'error', 'CC101',
           'A merge key (<<) takes an alias of a mapping (`<<: *base`) or a list of them (`<<: [*a, *b]`); PyYAML rejects anything else.'));
       }
     }
@@ -412,11 +426,6 @@ class TreeBuilder {
     else value = text;
     return { kind: 'scalar', text, value, quoted: false, tag, start, end };
   }
-}
-
-function headEndOf(text: string, n: YNode): number {
-  const nl = text.indexOf('\n', n.start);
-  return nl < 0 || nl > n.end ? n.end : Math.max(n.start + 1, nl);
 }
 
 /** One-based line of an offset (lines end at \r\n, \r or \n). */
