@@ -11,6 +11,7 @@ import {
   LIMITS, parseToExtension, type ChartSpec, type ChartWindow, type ConfigRow, type RunMeta, type SampleRowMsg, type SamplesQuery,
   type SeriesWindow, type ToExtension, type ToWebview, type ViewState,
 } from '../protocol/dashboard';
+import { clip } from '../protocol/validate';
 import { chartKeys, chartSpecs } from './charts';
 import { toCsv } from './csv';
 import { DecimationCache, gather, stableHi } from './decimate';
@@ -50,11 +51,6 @@ interface RunData {
 export const DEFAULT_VIEW: ViewState = { xAxis: 'step', range: null, smoothing: 0, width: 600, hidden: [] };
 const FIRST_PAGE: SamplesQuery = { page: 0, label: null, reward: null };
 
-/** `s` as text of at most `n` characters (a cut one ends in "…"). */
-const clip = (s: unknown, n: number): string => {
-  const t = typeof s === 'string' ? s : s == null ? '' : String(s);
-  return t.length > n ? t.slice(0, n - 1) + '…' : t;
-};
 const numOrNull = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
 export class DashboardSession {

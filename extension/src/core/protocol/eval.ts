@@ -2,7 +2,7 @@
 // validated on receipt. Shared by the extension host (editor/eval.ts) and the webview bundle
 // (webview/src/eval). Results are checked by the same reader the CLI uses (core/eval/results).
 import { parseResults, type EvalResults } from '../eval/results';
-import { arr, bool, int, literal, numOrNull, obj, protocol, str, type Check, type Infer } from './validate';
+import { arr, bool, clip, int, literal, numOrNull, obj, protocol, str, type Check, type Infer } from './validate';
 
 /** Limits of one report: the webview rejects a report past them, so the host bounds it first (`boundEvalView`). */
 export const LIMITS = {
@@ -53,7 +53,6 @@ const evalView = obj({
 });
 export type EvalView = Infer<typeof evalView>;
 
-const clip = (s: string, n: number): string => (s.length > n ? s.slice(0, n - 1) + '…' : s);
 
 /**
  * A report cut to what this protocol accepts, so that no one completion or unreadable line

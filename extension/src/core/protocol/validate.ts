@@ -192,3 +192,9 @@ export function isPlainObject(v: unknown): v is Record<string, unknown> {
   const proto = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
 }
+
+/** `s` as text of at most `n` characters (a cut one ends in "…"): how a host bounds a string to a protocol's `str(n)`. */
+export const clip = (s: unknown, n: number): string => {
+  const t = typeof s === 'string' ? s : s == null ? '' : String(s);
+  return t.length > n ? t.slice(0, n - 1) + '…' : t;
+};
