@@ -287,7 +287,7 @@ def load_eval_recipe(path: str, output_dir: Optional[str] = None, policy: Option
     """Read an eval recipe; every error names FILE:LINE. `policy` = (safety, system_prompt,
     allocator) of a training run that evaluates during training: its template wins and
     `policy_recipe` is not read."""
-    from .recipe import RecipeError, parse_section, read_recipe_yaml, recipe_kind, _resolve_relative
+    from .recipe import RecipeError, check_allocator, parse_section, read_recipe_yaml, recipe_kind, _resolve_relative
 
     try:
         raw, digest, lines = read_recipe_yaml(path)
@@ -337,13 +337,11 @@ def load_eval_recipe(path: str, output_dir: Optional[str] = None, policy: Option
         allocator = {}
     if not isinstance(allocator, dict):
         raise EvalError(f"{path}:{lines.get('allocator', '?')}: `allocator:` must be a mapping")
-    from .allocator.policy import AllocatorConfig
-
     try:  # the settings the allocator arm will run with, checked now rather than mid-run
-        AllocatorConfig.from_mapping(allocator)
-    except ValueError as e:
-        where = f"{path}:{lines['allocator']}" if "allocator" in lines else f"{path}:{lines.get('policy_recipe', 1)}: policy_recipe"
-        raise EvalError(f"{where}: allocator: {e}") from None
+        check_allocator(allocator, f"{path}:{lines['allocator']}" if "allocator" in lines
+                        else f"{path}:{lines.get('policy_recipe', 1)}: policy_recipe")
+    except RecipeError as e:
+        raise EvalError(str(e)) from None
     try:  # read as the launcher reads it ("2" is two processes there)
         launch = parse_section("launch", raw.get("launch"), path, lines)
     except RecipeError as e:

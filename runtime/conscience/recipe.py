@@ -524,13 +524,19 @@ def allocator_section(raw: dict, path: str, lines: dict[str, int]) -> dict:
     allocator = {} if allocator is None else allocator
     if not isinstance(allocator, dict):
         raise RecipeError(f"{path}:{lines.get('allocator', '?')}: `allocator:` must be a mapping")
+    check_allocator(allocator, f"{path}:{lines.get('allocator', '?')}")
+    return allocator
+
+
+def check_allocator(allocator: dict, where: str) -> None:
+    """The settings read as the allocator will read them (AllocatorConfig): RecipeError at
+    ``where`` (FILE:LINE) for an unknown key or a bad value."""
     from .allocator.policy import AllocatorConfig
 
     try:
         AllocatorConfig.from_mapping(allocator)
     except ValueError as e:
-        raise RecipeError(f"{path}:{lines.get('allocator', '?')}: allocator: {e}") from None
-    return allocator
+        raise RecipeError(f"{where}: allocator: {e}") from None
 
 
 def refuse_quantized(path: str, lines: dict[str, int], model_args: Any) -> None:
