@@ -12,6 +12,7 @@ import { dashboardHtml, makeNonce } from '../core/dashboard/html';
 import { DashboardSession } from '../core/dashboard/session';
 import { formatProblem } from '../core/runs/events';
 import { configDiff, recipeConfig } from '../core/dashboard/config';
+import { Lifetime } from '../core/lifecycle';
 import type { RunReader } from '../core/runs/feed';
 import { runName } from '../core/runs/present';
 import { pipelineOf } from '../core/runs/pipeline';
@@ -99,9 +100,9 @@ export function activateDashboard(context: vscode.ExtensionContext, log: vscode.
 class DashboardPanel {
   readonly panel: vscode.WebviewPanel;
   private readonly session: DashboardSession;
-  private readonly readers: RunReader[] = [];
-  /** set by dispose(): an attach still awaiting its first status must not start a reader then */
-  private disposed = false;
+  /** the runs' readers: closed with the panel, and an attach still awaiting its first status
+   * when the panel closes starts none (core/lifecycle.ts) */
+  private readonly readers = new Lifetime<RunReader>();
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(
@@ -147,8 +148,8 @@ class DashboardPanel {
     const status = async (rec: RunRecord) => this.session.setStatus(id, rec.state, (await failureCause(this.root, rec))?.message);
     if (first) await status(first).catch((err) => this.log.warn(`dashboard: ${(err as Error).message}`));
     else this.log.warn(`dashboard: run ${id} has no run.json in .conscience/runs`);
-    if (this.disposed) return; // the panel closed while the status was read: no reader to leak
-    this.readers.push(runFeed.followRun(this.root, id, {
+    // the panel may have closed while the status was read: then no reader starts (none to leak)
+    this.readers.start(() => runFeed.followRun(this.root, id, {
       events: (events) => this.session.ingest(id, events),
       run: (rec) => void status(rec),
       problems: (ps) => { for (const p of ps) this.log.warn(`dashboard: run ${id}: ${formatProblem(p)}`); },
@@ -193,9 +194,8 @@ class DashboardPanel {
   }
 
   private dispose(): void {
-    this.disposed = true;
     this.session.dispose();
-    for (const r of this.readers) r.close();
+    this.readers.close();
     for (const d of this.disposables) d.dispose();
   }
 }

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { dashboardHtml, makeNonce } from '../core/dashboard/html';
 import { parseCompletions, parseResults, resultsCsv } from '../core/eval/results';
+import { reported } from '../core/lifecycle';
 import { boundEvalView, LIMITS, parseToExtension, type EvalView, type ReportCompletion, type ToWebview } from '../core/protocol/eval';
 import { runName } from '../core/runs/present';
 import { listRuns, readRun, runDir, type RunRecord } from '../core/runs/store';
@@ -117,13 +118,11 @@ class EvalReport {
       scriptUri: w.asWebviewUri(vscode.Uri.joinPath(dist, 'eval.js')).toString(),
       styleUri: w.asWebviewUri(vscode.Uri.joinPath(dist, 'eval.css')).toString(),
     });
-    w.onDidReceiveMessage((raw: unknown) => {
-      // an export to a read-only folder, say: shown, not an unhandled rejection nobody sees
-      this.onMessage(raw).catch((err: unknown) => {
-        this.log.error(`eval report: ${(err as Error).message}`);
-        void vscode.window.showErrorMessage(`Chain of Conscience: ${(err as Error).message}`);
-      });
-    });
+    // an export to a read-only folder, say: shown, not an unhandled rejection nobody sees
+    w.onDidReceiveMessage(reported((raw: unknown) => this.onMessage(raw), (err: unknown) => {
+      this.log.error(`eval report: ${(err as Error).message}`);
+      void vscode.window.showErrorMessage(`Chain of Conscience: ${(err as Error).message}`);
+    }));
   }
 
   show(view: EvalView, compare: boolean): void {

@@ -10,6 +10,7 @@
 import { open } from 'node:fs/promises';
 import * as vscode from 'vscode';
 import { recipeErrors } from '../core/launch/guard';
+import { SessionHolder } from '../core/lifecycle';
 import { recipeKind } from '../core/recipe';
 import { cancelRun, formatPlan, launchRun, planLaunch, resumeRun } from '../core/launch/launcher';
 import { RunMonitor } from '../core/launch/monitor';
@@ -140,7 +141,11 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
   const view = ui.view;
   const monitors = new Map<string, RunMonitor>();
   const channels = new Map<string, vscode.OutputChannel>();
-  let session: LaunchSession | undefined;
+  // A session replaced while runs are followed on it (a launch, a token change, an edited
+  // targets file) is retired, not closed under them: its monitors would reopen its SSH
+  // connections on a session nothing could close. It is closed when the last of them ends
+  // (core/lifecycle.ts).
+  const sessions = new SessionHolder<LaunchSession>();
 
   // the status bar names the runs that are going (one: its name and progress; several: a count)
   const status = vscode.window.createStatusBarItem('conscience.runs.status', vscode.StatusBarAlignment.Left, 20);
@@ -187,12 +192,14 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     return out;
   }
 
-  async function getSession(): Promise<LaunchSession> {
+  function getSession(): Promise<LaunchSession> {
     const root = rootOf();
-    if (!root) throw new Error('open a workspace folder to launch runs');
-    if (session && session.root === root) return session;
-    await resetSession();
-    session = new LaunchSession(root, await workspaceTargets(root), {
+    if (!root) return Promise.reject(new Error('open a workspace folder to launch runs'));
+    return sessions.obtain(root, (s) => s.root, () => openSession(root));
+  }
+
+  async function openSession(root: string): Promise<LaunchSession> {
+    return new LaunchSession(root, await workspaceTargets(root), {
       bundleRoot: context.extensionPath,
       secrets: await secrets(),
       onUnknownHostKey: async (k: UnknownHostKey) => {
@@ -205,29 +212,10 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       },
       onProgress: (m) => log.info(m),
     });
-    return session;
   }
 
-  // A session replaced while runs are followed on it (a launch, a token change, an edited
-  // targets file) is retired, not closed under them: its monitors would reopen its SSH
-  // connections on a session nothing could close. It is closed when the last of them ends.
-  const monitorSessions = new Map<string, LaunchSession>();
-  const retired = new Set<LaunchSession>();
-  const inUse = (s: LaunchSession): boolean => [...monitorSessions.values()].includes(s);
-  async function resetSession(): Promise<void> {
-    const old = session;
-    session = undefined;
-    if (!old) return;
-    if (inUse(old)) retired.add(old);
-    else await old.close();
-  }
-  async function release(id: string): Promise<void> {
-    const s = monitorSessions.get(id);
-    monitorSessions.delete(id);
-    if (s && retired.has(s) && !inUse(s)) {
-      retired.delete(s);
-      await s.close();
-    }
+  function resetSession(): Promise<void> {
+    return sessions.reset();
   }
 
   function channelFor(id: string): vscode.OutputChannel {
@@ -248,7 +236,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     const intervalMs = vscode.workspace.getConfiguration('conscience.launch').get<number>('pollIntervalMs', 500);
     const m = new RunMonitor(s, id, { intervalMs, heartbeatTimeoutS });
     monitors.set(id, m);
-    monitorSessions.set(id, s);
+    sessions.use(id, s);
     runFeed.attach(id, m);
     m.on('run', () => refresh());
     m.on('stdout', (b: Buffer) => channels.get(id)?.append(b.toString('utf8')));
@@ -261,14 +249,14 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       (rec) => {
         monitors.delete(id);
         runFeed.detach(id, m);
-        void release(id);
+        void sessions.release(id);
         refresh();
         if (rec && TERMINAL_STATES.has(rec.state)) void notifyEnd(rec);
       },
       (e) => {
         monitors.delete(id);
         runFeed.detach(id, m);
-        void release(id);
+        void sessions.release(id);
         log.error(`run ${id}: ${(e as Error).message}`);
       },
     );
@@ -488,9 +476,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     { dispose: () => {
       for (const m of monitors.values()) m.stop();
       monitors.clear();
-      void session?.close();
-      for (const s of retired) void s.close();
-      retired.clear();
+      sessions.dispose();
     } },
   );
 

@@ -2,6 +2,7 @@
 // upstream in a terminal (the bundled CLI run by the editor's own Node, no shell line), one to
 // stop it, and a status bar item that polls the gateway's /metrics for its request counts.
 import * as vscode from 'vscode';
+import { Slot } from '../core/lifecycle';
 import { checkUpstream, redactUpstream, serveLaunch, summarizeMetrics, type MetricsSummary } from '../core/serve/status';
 
 const START = 'conscience.serve.start';
@@ -9,7 +10,9 @@ const STOP = 'conscience.serve.stop';
 const POLL_MS = 2000;
 
 export function activateServe(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): void {
-  let terminal: vscode.Terminal | undefined;
+  // the gateway's terminal (and the conscience serve process in it): one at a time, disposed
+  // with the extension (core/lifecycle.ts)
+  const terminal = new Slot<vscode.Terminal>(context.subscriptions);
   let url: string | undefined;
   let timer: NodeJS.Timeout | undefined;
   const status = vscode.window.createStatusBarItem('conscience.serve.status', vscode.StatusBarAlignment.Left, 19);
@@ -37,10 +40,8 @@ export function activateServe(context: vscode.ExtensionContext, log: vscode.LogO
 
   context.subscriptions.push(
     { dispose: stopPolling },
-    // the gateway's terminal (and the conscience serve process in it) ends with the extension
-    { dispose: () => { terminal?.dispose(); terminal = undefined; } },
     vscode.window.onDidCloseTerminal((t) => {
-      if (t === terminal) { terminal = undefined; url = undefined; stopPolling(); }
+      if (terminal.forget(t)) { url = undefined; stopPolling(); }
     }),
     vscode.commands.registerCommand(START, async (arg?: { upstream?: string; port?: number }) => {
       const upstream = arg?.upstream ?? await vscode.window.showInputBox({
@@ -61,7 +62,7 @@ export function activateServe(context: vscode.ExtensionContext, log: vscode.LogO
         ignoreFocusOut: true,
       });
       if (!portText) return;
-      terminal?.dispose();
+      terminal.dispose();
       const cfg = vscode.workspace.getConfiguration('conscience.allocator');
       const modelPath = cfg.get<string>('modelPath', '');
       const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
@@ -70,14 +71,14 @@ export function activateServe(context: vscode.ExtensionContext, log: vscode.LogO
       const cli = vscode.Uri.joinPath(context.extensionUri, 'dist', 'cli.js').fsPath;
       // the editor's own Node runs the bundled CLI; every value is its own argv entry (no shell),
       // and the upstream URL (which may hold user:pass@) goes in the environment, not in argv
-      terminal = vscode.window.createTerminal({
+      const term = terminal.set(vscode.window.createTerminal({
         name: 'conscience serve',
         shellPath: process.execPath,
         shellArgs: [cli, ...launch.args],
         env: { ELECTRON_RUN_AS_NODE: '1', ...launch.env },
         isTransient: true,
-      });
-      terminal.show();
+      }));
+      term.show();
       url = `http://127.0.0.1:${portText}`;
       const shown = redactUpstream(upstream);
       log.info(`gateway started: ${url} → ${shown}`);
@@ -96,8 +97,7 @@ export function activateServe(context: vscode.ExtensionContext, log: vscode.LogO
       void poll();
     }),
     vscode.commands.registerCommand(STOP, () => {
-      terminal?.dispose();
-      terminal = undefined;
+      terminal.dispose();
       url = undefined;
       stopPolling();
     }),

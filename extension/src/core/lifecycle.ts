@@ -1,0 +1,187 @@
+// Who closes what, and when, for the editor's adapters: the rules are here (vscode-free, tested
+// with plain Node), the adapters in editor/ only call them.
+// - SessionHolder: the launch room's current session; one replaced while run monitors still use
+//   it is retired, and closed after the last of them lets go (editor/launch.ts).
+// - Slot: at most one disposable at a time, disposed with the extension (the gateway's terminal,
+//   editor/serve.ts).
+// - Lifetime: what a panel starts after an await; nothing starts once the panel has closed
+//   (a run's disk reader, editor/dashboard.ts).
+// - reported: an async event handler whose failure is reported, not an unhandled rejection
+//   (the eval report's messages, editor/eval.ts).
+
+export interface Closable {
+  close(): void | Promise<void>;
+}
+
+/** The current session, and the sessions that users (run monitors, by run id) still hold.
+ * Replacing the current one while a user holds it retires it instead of closing it under that
+ * user (which would reopen its connections on a session nothing could close any more); a retired
+ * session is closed when its last user is released. */
+export class SessionHolder<S extends Closable> {
+  private cur: S | undefined;
+  private readonly users = new Map<string, S>();
+  private readonly retired = new Set<S>();
+
+  get current(): S | undefined {
+    return this.cur;
+  }
+
+  set(s: S): void {
+    this.cur = s;
+  }
+
+  private opening: { key: string; session: Promise<S> } | undefined;
+
+  /** The current session when keyOf(current) is `key`; otherwise the current one is dropped
+   * (reset) and open() makes the next. One session is opened at a time: callers asking for the
+   * same key while it opens share it (two commands at once used to open two, and the first was
+   * replaced without ever being closed); one asking for another key waits for it first. */
+  async obtain(key: string, keyOf: (s: S) => string, open: () => Promise<S>): Promise<S> {
+    for (;;) {
+      const cur = this.cur;
+      if (cur && keyOf(cur) === key) return cur;
+      if (!this.opening) break;
+      if (this.opening.key === key) return this.opening.session;
+      await this.opening.session.catch(() => undefined);
+    }
+    const session = (async () => {
+      await this.reset();
+      const s = await open();
+      this.cur = s;
+      return s;
+    })();
+    this.opening = { key, session };
+    try {
+      return await session;
+    } finally {
+      if (this.opening?.session === session) this.opening = undefined;
+    }
+  }
+
+  /** Whether a user still holds s. */
+  inUse(s: S): boolean {
+    return [...this.users.values()].includes(s);
+  }
+
+  /** Whether s was replaced while in use and waits for its last user. */
+  isRetired(s: S): boolean {
+    return this.retired.has(s);
+  }
+
+  /** Drops the current session: closed now when no user holds it, else retired. A session
+   * being opened (obtain) becomes current first, so it is dropped like any other. */
+  async reset(): Promise<void> {
+    const pending = this.opening?.session;
+    if (pending) {
+      this.opening = undefined;
+      await pending.catch(() => undefined);
+    }
+    const old = this.cur;
+    this.cur = undefined;
+    if (!old) return;
+    if (this.inUse(old)) this.retired.add(old);
+    else await old.close();
+  }
+
+  /** `user` holds s until release(user). */
+  use(user: string, s: S): void {
+    this.users.set(user, s);
+  }
+
+  /** `user` lets go of its session; a retired session is closed after its last user. */
+  async release(user: string): Promise<void> {
+    const s = this.users.get(user);
+    this.users.delete(user);
+    if (s && this.retired.has(s) && !this.inUse(s)) {
+      this.retired.delete(s);
+      await s.close();
+    }
+  }
+
+  /** The extension ends: the current session and every retired one are closed. */
+  dispose(): void {
+    void this.cur?.close();
+    for (const s of this.retired) void s.close();
+    this.retired.clear();
+  }
+}
+
+/** Where disposables go to be disposed with their owner (the extension's context.subscriptions). */
+export interface Owner {
+  push(...d: Array<{ dispose(): unknown }>): unknown;
+}
+
+/** At most one disposable at a time (the gateway's terminal). Setting one disposes the one
+ * before; the slot joins its owner's disposables, so the current one is disposed with the
+ * extension (a gateway kept its port after a disable or update). */
+export class Slot<T extends { dispose(): void }> {
+  private cur: T | undefined;
+
+  constructor(owner: Owner) {
+    owner.push(this);
+  }
+
+  get current(): T | undefined {
+    return this.cur;
+  }
+
+  set(t: T): T {
+    if (this.cur !== t) this.cur?.dispose();
+    this.cur = t;
+    return t;
+  }
+
+  /** Forgets t without disposing it (it ended by itself); true when t was the current one. */
+  forget(t: T): boolean {
+    if (!this.cur || t !== this.cur) return false;
+    this.cur = undefined;
+    return true;
+  }
+
+  /** Disposes the current one, if any (a stop command, or the extension ending). */
+  dispose(): void {
+    this.cur?.dispose();
+    this.cur = undefined;
+  }
+}
+
+/** What something that can close (a panel) starts, often after an await: closed with it, and
+ * never started once it has closed (a panel closed while a run's status was read starts no
+ * reader for that run). */
+export class Lifetime<T extends { close(): void }> {
+  private ended = false;
+  private readonly items: T[] = [];
+
+  get closed(): boolean {
+    return this.ended;
+  }
+
+  /** make() and keep what it made, unless closed: then make is not called. */
+  start(make: () => T): T | undefined {
+    if (this.ended) return undefined;
+    const t = make();
+    this.items.push(t);
+    return t;
+  }
+
+  close(): void {
+    this.ended = true;
+    for (const t of this.items.splice(0)) t.close();
+  }
+}
+
+/** An async handler called from an event (a webview's message): its failure (an export to a
+ * read-only folder, say) goes to onError, where it is logged and shown, instead of being an
+ * unhandled rejection nobody sees. */
+export function reported<A extends unknown[]>(handler: (...a: A) => Promise<unknown>, onError: (err: unknown) => void): (...a: A) => void {
+  return (...a: A) => {
+    let p: Promise<unknown>;
+    try {
+      p = handler(...a);
+    } catch (err) {
+      onError(err);
+      return;
+    }
+    p.catch(onError);
+  };
+}
