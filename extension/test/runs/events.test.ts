@@ -40,3 +40,30 @@ test('a file cut and written again before the next read: the events written afte
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('lines taken from another reader (a monitor\'s chunk), then the file cut inside them: they are read again from where they began, nothing after the cut lost', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ev-cut-'));
+  try {
+    const file = join(dir, 'events.jsonl');
+    writeFileSync(file, build(0, 9, 1000, 'first'));
+    const tail = new EventTail(file);
+    assert.equal((await tail.read()).events.length, 10);
+    // seq 10..19 reach this reader parsed by the monitor (core/runs/feed.ts): taken, not read here
+    appendFileSync(file, build(10, 19, 1000, 'first'));
+    tail.skipTo(Buffer.byteLength(build(0, 19, 1000, 'first')));
+    // cut after seq 15, the next attempt (its clock behind) writes 16..30 past the reader
+    truncateSync(file, Buffer.byteLength(build(0, 15, 1000, 'first')));
+    appendFileSync(file, build(16, 30, 500, 'resumed'));
+    const r = await tail.read();
+    assert.equal(r.rewound, true);
+    assert.deepEqual(r.events.map((e) => [e.seq, (e as unknown as { tag: string }).tag]), [
+      ...[10, 11, 12, 13, 14, 15].map((q) => [q, 'first']),
+      ...Array.from({ length: 15 }, (_, i) => [16 + i, 'resumed']),
+    ]);
+    assert.match(r.problems.map(formatProblem).join('\n'), /taken without this reader reading them, so their events from byte \d+ on may be taken again/);
+    appendFileSync(file, build(31, 31, 500, 'resumed'));
+    assert.deepEqual((await tail.read()).events.map((e) => e.seq), [31]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -45,10 +45,28 @@ async function commonPrefix(host: Buffer, local: string): Promise<number> {
   }
 }
 
+/** How many bytes before the offset reached must still be the ones copied (a verbatim copy's last bytes). */
+const TAIL_CHECK_BYTES = 4096;
+
+/** The last `n` bytes of a local file of `size` bytes. */
+async function lastBytes(file: string, size: number, n: number): Promise<Buffer> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(n);
+    const { bytesRead } = await fh.read(buf, 0, n, size - n);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
  * `readFrom(offset)` reads the host's file from a byte offset (undefined when it is missing).
- * Reads from one byte before the offset reached: that byte must still end a line, else the
- * host's file was cut below it. The cut is found by comparing the host's file with the local
+ * Reads from a little before the offset reached: while the copy is verbatim (shift 0) the host's
+ * bytes there must still be the copy's last bytes (up to 4 KiB, the last line's end included),
+ * else the host's file was cut, rewritten or replaced below the offset, even when it grew past
+ * it again with a line ending where the old one did; after a cut (shift > 0) the byte before
+ * the offset must still end a line. The cut is found by comparing the host's file with the local
  * copy (when the copy is still verbatim, shift 0); otherwise the host's lines after the last
  * seq taken are appended.
  */
@@ -58,8 +76,10 @@ export async function copyEventLines(readFrom: (offset: number) => Promise<Buffe
   let buf: Buffer | undefined;
   let cut: string | undefined;
   if (hostOffset > 0) {
-    const b = await readFrom(hostOffset - 1);
-    if (b && b.length > 0 && b[0] === 0x0a) buf = b.subarray(1);
+    const n = shift === 0 ? Math.min(hostOffset, TAIL_CHECK_BYTES) : 1;
+    const b = await readFrom(hostOffset - n);
+    const copied = shift === 0 ? await lastBytes(local, localSize, n) : Buffer.from([0x0a]);
+    if (b && b.length >= n && b.subarray(0, n).equals(copied)) buf = b.subarray(n);
     else if (b) {
       const whole = (await readFrom(0)) ?? Buffer.alloc(0);
       if (shift === 0) {

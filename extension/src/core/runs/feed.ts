@@ -82,11 +82,7 @@ export class RunFeed {
       serial(async () => {
         if (closed) return;
         if (span && span.from === tail.offset && span.from >= 0) {
-          tail.offset = span.to;
-          tail.line = undefined; // the chunk's lines are not counted here: the next problem counts them from the file
-          const last = events[events.length - 1];
-          if (last) tail.lastSeq = last.seq;
-          for (const ev of events) if (tail.lastTime === undefined || ev.time > tail.lastTime) tail.lastTime = ev.time;
+          tail.skipTo(span.to); // the monitor read these lines: the tail takes them as read, unseen
           h.events(events);
         } else if (!span || span.to > tail.offset || span.from < 0) await catchUp(); // a gap, an overlap or a rewind: the file decides
       });

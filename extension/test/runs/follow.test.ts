@@ -1,0 +1,277 @@
+// Following a live events.jsonl (core/runs/events.ts) while the runtime's own writer
+// (runtime/conscience/events.py) writes it, and the file is cut and regrown under the reader:
+// a requeued SLURM job whose node lost the unsynced tail and whose clock is behind the first
+// node's, a new run started in the same output_dir (the old file moved aside), a file deleted
+// and written again. What a user sees is the dashboard's series (core/dashboard/series.ts, the
+// rows its charts draw): a reader that followed the file must end up showing exactly what a
+// reader opening the file afresh shows, every event after a cut taken once, none lost.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { RunSeries } from '../../src/core/dashboard/series';
+import { EventTail, formatProblem, MAX_EVENT_LINE_BYTES, readEventsFrom, type ParseProblem, type RunEvent } from '../../src/core/runs/events';
+import { runDir, watchRun } from '../../src/core/runs/store';
+
+const REPO = resolve(__dirname, '..', '..', '..');
+const PYTHON = join(REPO, '.venv', 'bin', 'python');
+
+/**
+ * Python source that runs the runtime's EventWriter on `out` with its clock at `t0` (one second
+ * per event): a run_started, then metrics for steps `from..to` with reward attempt*1000+step.
+ */
+const py = (v: string | number | undefined) => (v === undefined ? 'None' : JSON.stringify(v));
+function attempt(out: string, n: number, from: number, to: number, t0: number, opts: { resume?: boolean; waitFor?: string; cutTo?: number; staged?: boolean } = {}): string {
+  return `
+import os, sys, time
+sys.path.insert(0, ${JSON.stringify(join(REPO, 'runtime'))})
+from conscience import events
+out = ${JSON.stringify(out)}
+wait_for = ${py(opts.waitFor)}
+if wait_for is not None:
+    deadline = time.monotonic() + 30
+    while not os.path.exists(wait_for):
+        if time.monotonic() > deadline:
+            sys.exit("no go-ahead from the test")
+        time.sleep(0.01)
+cut_to = ${py(opts.cutTo)}
+target = out
+if ${opts.staged ? 'True' : 'False'}:
+    # the requeued job writes on node-local scratch, from the copy it has (up to cut_to), and
+    # syncs the file back over the shared one at the end (a temp file renamed over it, as rsync does)
+    target = os.path.join(out, ".scratch")
+    os.makedirs(target, exist_ok=True)
+    with open(os.path.join(out, "events.jsonl"), "rb") as f:
+        kept = f.read(cut_to)
+    with open(os.path.join(target, "events.jsonl"), "wb") as f:
+        f.write(kept)
+elif cut_to is not None:
+    os.truncate(os.path.join(out, "events.jsonl"), cut_to)  # the tail the preempted node never synced
+clock = [${t0}.0]
+def now():
+    clock[0] += 1.0
+    return clock[0]
+events.time.time = now  # this node's clock
+w = events.EventWriter(target, resume=${opts.resume === false ? 'False' : 'True'})
+w.emit("run_started", max_steps=40, resumed_from=${from > 1 ? `"/out/checkpoint-${from - 1}"` : 'None'})
+for step in range(${from}, ${to + 1}):
+    w.emit("metrics", step=step, values={"reward": ${n} * 1000 + step})
+w.close()
+if target != out:
+    os.replace(os.path.join(target, "events.jsonl"), os.path.join(out, "events.jsonl"))
+`;
+}
+
+function write(out: string, n: number, from: number, to: number, t0: number, opts: { resume?: boolean } = {}): void {
+  const r = spawnSync(PYTHON, ['-c', attempt(out, n, from, to, t0, opts)], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+}
+
+/** What the dashboard's charts show: each step's reward, as its series store keeps them. */
+function shown(events: RunEvent[]): Array<[number, number]> {
+  const s = new RunSeries('r');
+  for (const e of events) if (e.type === 'metrics') s.append(e);
+  const reward = s.col('reward') ?? new Float64Array(s.len);
+  return [...s.step].map((step, i) => [step, reward[i]!]);
+}
+
+/** What a reader opening the file now shows. */
+async function fresh(file: string): Promise<Array<[number, number]>> {
+  return shown((await readEventsFrom(file, 0)).events);
+}
+
+/** Bytes of the first `n` lines of a file. */
+const lineBytes = (file: string, n: number) => Buffer.byteLength(readFileSync(file, 'utf8').split('\n').slice(0, n).join('\n') + '\n');
+const steps = (from: number, to: number, n: number): Array<[number, number]> => Array.from({ length: to - from + 1 }, (_, i) => [from + i, n * 1000 + from + i]);
+const problemText = (ps: ParseProblem[]) => ps.map(formatProblem).join('\n');
+
+function dir(): string {
+  return mkdtempSync(join(tmpdir(), 'ev-follow-'));
+}
+
+test('a requeued job cut the file and wrote past the reader, its clock behind: the dashboard shows the new attempt, every event once', async () => {
+  const out = dir();
+  try {
+    const file = join(out, 'events.jsonl');
+    write(out, 1, 1, 30, 5000);
+    const tail = new EventTail(file);
+    const taken: RunEvent[] = [...(await tail.read()).events];
+    assert.deepEqual(shown(taken), steps(1, 30, 1));
+    // the node is preempted and its last 10 lines are lost; the requeued job (on a node whose
+    // clock is 1000 s behind) resumes from checkpoint-20 and writes past where the reader was
+    const cut = lineBytes(file, 21);
+    truncateSync(file, cut);
+    write(out, 2, 21, 40, 4000);
+    const r = await tail.read();
+    taken.push(...r.events);
+    assert.deepEqual(shown(taken), [...steps(1, 20, 1), ...steps(21, 40, 2)], 'steps 21..40 as the requeued attempt logged them');
+    assert.deepEqual(shown(taken), await fresh(file));
+    // every line written after the cut, once: the new attempt's run_started and steps 21..40
+    assert.deepEqual(r.events.map((e) => [e.type, e.seq]), (await readEventsFrom(file, cut)).events.map((e) => [e.type, e.seq]));
+    assert.equal(r.events.length, 21);
+    assert.equal(r.rewound, true);
+    assert.match(problemText(r.problems), /written again under the reader .*going on from byte \d+/);
+    // and then only what is new
+    write(out, 3, 41, 42, 4100);
+    assert.deepEqual((await tail.read()).events.map((e) => e.type === 'metrics' ? e.step : e.type), ['run_started', 41, 42]);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('a requeued job cut the file and the reader looks while it is still shorter, its clock behind: nothing written after the cut is lost', async () => {
+  const out = dir();
+  try {
+    const file = join(out, 'events.jsonl');
+    write(out, 1, 1, 30, 5000);
+    const tail = new EventTail(file);
+    const taken: RunEvent[] = [...(await tail.read()).events];
+    truncateSync(file, lineBytes(file, 21));
+    write(out, 2, 21, 24, 4000); // 5 lines where 10 were cut: still shorter than what was read
+    const r = await tail.read();
+    taken.push(...r.events);
+    assert.equal(r.rewound, true);
+    assert.match(problemText(r.problems), /shrank to \d+ bytes under the reader .*the events written after the cut are read/);
+    assert.deepEqual(r.events.map((e) => e.type === 'metrics' ? e.step : e.type), ['run_started', 21, 22, 23, 24]);
+    write(out, 3, 25, 40, 4100);
+    taken.push(...(await tail.read()).events);
+    assert.deepEqual(shown(taken), [...steps(1, 20, 1), ...steps(21, 24, 2), ...steps(25, 40, 3)]);
+    assert.deepEqual(shown(taken), await fresh(file));
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('a new run in the same output_dir (the old events.jsonl moved aside) grows past the reader: every event of the new file is taken', async () => {
+  const out = dir();
+  try {
+    const file = join(out, 'events.jsonl');
+    write(out, 1, 1, 30, 5000);
+    const tail = new EventTail(file);
+    const taken: RunEvent[] = [...(await tail.read()).events];
+    write(out, 2, 1, 40, 6000, { resume: false }); // EventWriter(resume=False): events.1.jsonl, a new stream at seq 0
+    assert.ok(existsSync(join(out, 'events.1.jsonl')));
+    const r = await tail.read();
+    taken.push(...r.events);
+    assert.deepEqual(shown(taken), steps(1, 40, 2));
+    assert.deepEqual(shown(taken), await fresh(file));
+    assert.deepEqual(r.events.map((e) => e.seq), Array.from({ length: 41 }, (_, i) => i));
+    assert.equal(r.rewound, true);
+    assert.match(problemText(r.problems), /replaced under the reader/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('a file deleted, read while missing, then written again with lines of the same lengths: the new lines are not passed over', async () => {
+  const out = dir();
+  try {
+    const file = join(out, 'events.jsonl');
+    const ev = (seq: number, tag: string) => JSON.stringify({ type: 'metrics', seq, time: 1000 + seq, step: seq, values: { reward: tag === 'new' ? 2000 + seq : 1000 + seq } }) + '\n';
+    const build = (n: number, tag: string) => Array.from({ length: n }, (_, i) => ev(100 + i, tag)).join('');
+    writeFileSync(file, build(10, 'old'));
+    const tail = new EventTail(file);
+    assert.equal((await tail.read()).events.length, 10);
+    rmSync(file);
+    const missing = await tail.read();
+    assert.deepEqual([missing.events, missing.problems], [[], []]);
+    // the same line lengths: the byte before the reader's offset ends a line in the new file too
+    writeFileSync(file, build(15, 'new'));
+    const r = await tail.read();
+    assert.deepEqual(r.events.map((e) => e.type === 'metrics' && e.values.reward), Array.from({ length: 15 }, (_, i) => 2100 + i));
+    assert.equal(r.rewound, true);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('CRLF lines (a Windows writer), a partial last line and an over-long line written in pieces: each event once, no cut reported', async () => {
+  const out = dir();
+  try {
+    const file = join(out, 'events.jsonl');
+    const ev = (seq: number) => JSON.stringify({ type: 'metrics', seq, time: 1000 + seq, step: seq, values: { reward: seq } });
+    writeFileSync(file, ev(0) + '\r\n' + ev(1) + '\r\n' + ev(2).slice(0, 20));
+    const tail = new EventTail(file);
+    const got: number[] = [];
+    const problems: ParseProblem[] = [];
+    const read = async () => {
+      const r = await tail.read();
+      got.push(...r.events.map((e) => e.seq));
+      problems.push(...r.problems);
+      return r;
+    };
+    await read();
+    assert.deepEqual(got, [0, 1], 'the partial line is not an event yet');
+    appendFileSync(file, ev(2).slice(20) + '\r\n');
+    await read();
+    // an over-long line arrives in pieces, the reader looking between them
+    const long = '{"type":"heartbeat","seq":3,"time":1003,"pad":"' + 'x'.repeat(MAX_EVENT_LINE_BYTES + 10) + '"}\r\n';
+    appendFileSync(file, long.slice(0, MAX_EVENT_LINE_BYTES + 5));
+    const mid = await read();
+    assert.equal(mid.rewound, false);
+    appendFileSync(file, long.slice(MAX_EVENT_LINE_BYTES + 5) + ev(4) + '\r\n');
+    await read();
+    appendFileSync(file, ev(5) + '\r\n');
+    const last = await read();
+    assert.equal(last.rewound, false);
+    assert.deepEqual(got, [0, 1, 2, 4, 5]);
+    assert.deepEqual(problems.map((p) => [p.line, /longer than 16777216: skipped/.test(p.message)]), [[4, true]], problemText(problems));
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('watchRun (Runs view, dashboard, logs --follow) follows a live writer; a requeued job syncs back a cut and regrown copy over the file: it ends showing what the file says', async () => {
+  const root = dir();
+  try {
+    const id = 'live';
+    const out = runDir(root, id);
+    mkdirSync(out, { recursive: true });
+    const file = join(out, 'events.jsonl');
+    const go = join(root, 'go');
+    const got: RunEvent[] = [];
+    const problems: ParseProblem[] = [];
+    const w = watchRun(root, id, { pollMs: 20 });
+    w.on('events', (evs: RunEvent[]) => got.push(...evs));
+    w.on('problems', (ps: ParseProblem[]) => problems.push(...ps));
+    const until = async (what: string, cond: () => boolean | Promise<boolean>, ms = 20_000) => {
+      const end = Date.now() + ms;
+      while (!(await cond())) {
+        if (Date.now() > end) return assert.fail(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    try {
+      const first = spawn(PYTHON, ['-c', attempt(out, 1, 1, 30, 5000)], { stdio: 'ignore' });
+      await new Promise((r) => first.on('exit', r));
+      await until('the first attempt on the dashboard', () => got.length === 31);
+      const cut = lineBytes(file, 21);
+      // the requeued attempt (its copy lacks the last 10 lines; its clock is behind) writes steps
+      // 21..40 and syncs its file back over the shared one, while watchRun polls
+      const second = spawn(PYTHON, ['-c', attempt(out, 2, 21, 40, 4000, { waitFor: go, cutTo: cut, staged: true })], { stdio: 'ignore' });
+      const exited = new Promise((r) => second.on('exit', r));
+      writeFileSync(go, '');
+      await exited;
+      const want = [...steps(1, 20, 1), ...steps(21, 40, 2)];
+      assert.deepEqual(await fresh(file), want);
+      let seen: unknown;
+      await until('the dashboard to show what the file says', () => {
+        seen = shown(got);
+        return JSON.stringify(seen) === JSON.stringify(want);
+      }, 5_000).catch(() => assert.deepEqual(seen, want, problemText(problems)));
+      assert.equal(got.length, 31 + 21, 'each line written after the cut once');
+      assert.ok(problems.some((p) => /replaced under the reader/.test(p.message)), problemText(problems));
+      // then the job goes on in place: only the new lines
+      const third = spawn(PYTHON, ['-c', attempt(out, 3, 41, 42, 4100)], { stdio: 'ignore' });
+      await new Promise((r) => third.on('exit', r));
+      await until('the lines appended after the sync', () => got.length === 31 + 21 + 3);
+      assert.deepEqual(shown(got), await fresh(file));
+    } finally {
+      w.close();
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
