@@ -1390,13 +1390,15 @@ SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.pa
 
 def build_schema() -> dict:
     from .recipe import LaunchConfig, SafetyConfig
-    from .schema import _field_schema
+    from .schema import _field_schema, qualified_range_key
 
     def props(cls: type, source: str) -> dict:
         hints = typing.get_type_hints(cls)
         out = {}
         for f in dataclasses.fields(cls):
-            s = _field_schema(f, hints, source, f.name)
+            # the range key qualified as conscience.schema qualifies a section's (`eval.temperature`,
+            # `safety.eval_steps`), so a key never picks up a GRPO bound of the same bare name
+            s = _field_schema(f, hints, source, qualified_range_key(cls, f.name))
             if f.name == "arms":
                 s["items"] = {"type": "string", "pattern": r"^(allocator|label|none|fixed:[0-9]+)$"}
             out[f.name] = s

@@ -303,6 +303,19 @@ class ConscienceScriptArguments(_TrlScriptArguments):  # type: ignore[misc,valid
             self.reward_funcs = [self.reward_funcs]
 
 
+# Flat keys annotated as lists that take one string as well, and what the string means. Every
+# other list key refuses a single value (parse_trl_keys): TrlParser would pass the bare string on,
+# and the code reading it iterates over its characters (label_names, lora_modules_to_save) or
+# fails mid-run (`reward_weights: 1.0` at GRPOTrainer's len()). The generated schema types these
+# keys "array or string" (conscience.schema), so the validator agrees.
+LIST_OR_STRING: dict[str, str] = {
+    "reward_funcs": "one reward function name is a one-element list (ConscienceScriptArguments.__post_init__)",
+    "lora_target_modules": "ModelConfig takes `str | list[str]`: PEFT reads one string as a regex over module "
+    "names, or `all-linear`",
+    "lora_target_parameters": "ModelConfig takes `str | list[str]` (TRL 1.x), passed to PEFT as is",
+}
+
+
 def recipe_dataclasses() -> list[type]:
     """The dataclasses whose fields are the flat keys of a recipe (TRL's TrlParser order)."""
     from trl import GRPOConfig, ModelConfig
@@ -502,18 +515,79 @@ def parse_trl_keys(path: str, flat: dict, lines: dict[str, int], classes: list, 
         keys = [s[2:] for s in unknown if isinstance(s, str) and s.startswith("--")]
         where = ", ".join(f"{k} (line {lines.get(k, '?')})" for k in keys) or " ".join(map(str, unknown))
         raise RecipeError(unknown_keys(where))
+    check_flat_values(path, flat, lines, classes)
     try:
         return tuple(parser.parse_args_into_dataclasses(args=list(cli_args or [])))
     except SystemExit as e:
         raise RecipeError(f"{path}: invalid arguments (argparse exit {e.code})") from None
     except (ValueError, TypeError, ArithmeticError) as e:  # ArithmeticError: int(.inf) in a TRL check
-        # a dataclass check names its key first ("max_train_samples must be ..."): give its line
-        key = next((k for k in lines if str(e).startswith(f"{k} ")), None)
+        # a dataclass check names its key first ("max_train_samples must be ..."), else somewhere
+        # ("--dataloader_prefetch_factor can only be set ...", "At least one of `x` or `y` ..."): the
+        # line of the first key the message names that the recipe sets
+        key = next((k for k in lines if str(e).startswith(f"{k} ")), None) or _first_named_key(str(e), flat, lines)
         if key is None and isinstance(e, ArithmeticError):  # int(.inf) inside TRL: name the key that holds it
             bad = next((k for k, v in flat.items() if isinstance(v, float) and not math.isfinite(v)), None)
             if bad is not None:
                 raise RecipeError(f"{path}:{lines.get(bad, '?')}: {bad}: {flat[bad]} is not a finite number ({e})") from None
         raise RecipeError(f"{path}:{lines[key]}: {e}" if key else f"{path}: {e}") from None
+
+
+def _first_named_key(msg: str, flat: dict, lines: dict[str, int]) -> Optional[str]:
+    """The flat key set in the recipe that `msg` names first (as `key`, --key or the bare word)."""
+    import re
+
+    best: Optional[tuple[int, str]] = None
+    for k in flat:
+        if k not in lines:
+            continue
+        m = re.search(rf"(?<![\w.]){re.escape(str(k))}(?![\w])", msg)
+        if m and (best is None or m.start() < best[0]):
+            best = (m.start(), k)
+    if best is None:  # an enum's "greedy is not a valid SchedulerType": the key holding that value
+        m = re.match(r"'?([^'\s]+)'? is not a valid ", msg)
+        return next((k for k, v in flat.items() if m and k in lines and isinstance(v, str) and v == m.group(1)), None)
+    return best[1]
+
+
+def _list_annotation(tp: Any) -> bool:
+    """True for `list[X]` / `Optional[list[X]]` without `str` in the union (one string is not a value)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp) if origin is typing.Union or type(tp).__name__ == "UnionType" else (tp,)
+    return any(a is list or typing.get_origin(a) is list for a in args) and str not in args
+
+
+def _non_finite(value: Any) -> bool:
+    """A YAML float that is NaN or infinite, or a string argparse's float() turns into one."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, str):
+        try:
+            return not math.isfinite(float(value))
+        except ValueError:
+            return False
+    return False
+
+
+def check_flat_values(path: str, flat: dict, lines: dict[str, int], classes: list) -> None:
+    """What TrlParser passes on unchecked, refused with the key's line, as the validator reports it:
+    a single value for a list key (CC101) and NaN / infinity for a key with a numeric bound (CC103;
+    `max_grad_norm: .inf`, no clipping, is the one infinite value allowed)."""
+    from .schema import RANGES, bound_words
+
+    hints: dict[str, Any] = {}
+    for cls in classes:
+        for name, tp in typing.get_type_hints(cls).items():
+            hints.setdefault(name, tp)
+    for key, value in flat.items():
+        where = f"{path}:{lines.get(key, '?')}: {key}"
+        if value is not None and not isinstance(value, list) and key not in LIST_OR_STRING and _list_annotation(hints.get(key)):
+            shown = "a mapping" if isinstance(value, dict) else repr(value)
+            raise RecipeError(f"{where} expects a list, got {shown}; write it as a list: {key}: [{value if not isinstance(value, dict) else '...'}]")
+        bound = bound_words(key)
+        if bound and _non_finite(value) and not (RANGES[key].get("x-allow-infinity") and float(value) == math.inf):
+            raise RecipeError(f"{where} = {value} is not a finite number: it must be {bound}")
 
 
 def allocator_section(raw: dict, path: str, lines: dict[str, int]) -> dict:

@@ -61,7 +61,9 @@ RANGES: dict[str, dict[str, Any]] = {
     "eval_steps": {"minimum": 0, "x-source": "TrainingArguments help"},
     "num_train_epochs": {"minimum": 0, "x-source": "epochs"},
     "weight_decay": {"minimum": 0, "x-source": "weight decay"},
-    "max_grad_norm": {"minimum": 0, "x-source": "gradient clipping norm"},
+    # `.inf` is a legitimate value here: clip_grad_norm_(max_norm=inf) never clips but the norm is
+    # still computed and logged (0 skips clipping and the grad_norm log); the only bound allowed to be infinite
+    "max_grad_norm": {"minimum": 0, "x-allow-infinity": True, "x-source": "gradient clipping norm; .inf = log the norm, never clip"},
     "dataloader_num_workers": {"minimum": 0, "x-source": "worker processes"},
     # ModelConfig
     "lora_r": {"minimum": 1, "x-source": "LoRA rank"},
@@ -120,19 +122,33 @@ RANGES: dict[str, dict[str, Any]] = {
     "judge.concurrency": {"minimum": 1, "x-source": "JudgeConfig.__post_init__"},
 }
 
-# The RANGES prefix of the dataclasses whose fields are not flat keys of a training recipe.
-# conscience.eval.build_schema passes the bare field name as the range key: qualified here by
-# the dataclass (its `source`), an eval key gets its own bound, not a GRPO key's of the same
-# name (EvalConfig.temperature may be 0, GRPOConfig.temperature may not).
+# The RANGES prefix of the dataclasses whose fields are not flat keys of a training recipe: their
+# range key is `<prefix>.<field>` (every caller passes it qualified: build_schema below for the
+# sections, conscience.eval.build_schema for an eval recipe), so an eval key gets its own bound,
+# not a GRPO key's of the same name (EvalConfig.temperature may be 0, GRPOConfig.temperature may not).
 RANGE_PREFIX: dict[str, str] = {
     "EvalConfig": "eval", "EndpointConfig": "endpoint", "JudgeConfig": "judge",
     "SafetyConfig": "safety", "LaunchConfig": "launch", "AllocatorConfig": "allocator",
 }
 
 
-def _range_key(key: str, source: str) -> str:
-    prefix = RANGE_PREFIX.get(source)
-    return f"{prefix}.{key}" if prefix and "." not in key else key
+def qualified_range_key(cls: type, field_name: str) -> str:
+    """The RANGES key of `cls`'s field: qualified with RANGE_PREFIX, or bare for a flat key."""
+    prefix = RANGE_PREFIX.get(cls.__name__)
+    return f"{prefix}.{field_name}" if prefix else field_name
+
+
+def bound_words(key: str) -> Optional[str]:
+    """A RANGES key's bound in words (">= 0", "> 0 and <= 1"), as the validator writes it; None
+    when the key has no numeric bound. A bound rules out NaN and infinity, except `+inf` where the
+    entry says x-allow-infinity."""
+    r = RANGES.get(key)
+    if not r:
+        return None
+    lo = f">= {r['minimum']}" if "minimum" in r else f"> {r['exclusiveMinimum']}" if "exclusiveMinimum" in r else ""
+    hi = f"<= {r['maximum']}" if "maximum" in r else f"< {r['exclusiveMaximum']}" if "exclusiveMaximum" in r else ""
+    return " and ".join(x for x in (lo, hi) if x) or None
+
 
 # Fields that differ between the two supported TRL lines, seen from each (grpo.md §3.1, §4.1).
 # The recipe picks its line with `launch.trl`; the validator reads the table of that line.
@@ -244,9 +260,34 @@ CHANGED_FIELDS_1: dict[str, dict[str, Any]] = {
 CHANGED_FIELDS = CHANGED_FIELDS_0_18
 
 
-def changed_fields(trl_version: str) -> dict[str, dict[str, Any]]:
-    """The changed-fields table seen from the TRL line of `trl_version`."""
-    return CHANGED_FIELDS_1 if int(trl_version.split(".")[0]) >= 1 else CHANGED_FIELDS_0_18
+# GRPOConfig's own fields in the tables above: not keys of a `kind: sft` recipe in either line.
+GRPO_ONLY_CHANGES = frozenset({
+    "vllm_device", "max_prompt_length", "use_liger_loss", "wandb_log_unique_prompts", "vllm_guided_decoding_regex",
+    "log_unique_prompts", "vllm_structured_outputs_regex", "num_generations_eval",
+})
+
+# SFTConfig's own changes between the lines (a `kind: sft` recipe).
+SFT_CHANGES_0_18: dict[str, dict[str, Any]] = {
+    "max_seq_length": {
+        "status": "future", "deprecated_in": "0.18.0", "removed_in": "0.20.0", "replacement": "max_length",
+        "note": "SFTConfig renamed it to max_length (TRL 0.18 copies max_seq_length into max_length).",
+    },
+}
+SFT_CHANGES_1: dict[str, dict[str, Any]] = {
+    "max_seq_length": {
+        "status": "removed", "removed_in": "0.20.0", "replacement": "max_length",
+        "note": "TRL 1.x's SFTConfig calls it max_length.",
+    },
+}
+
+
+def changed_fields(trl_version: str, kind: str = "grpo") -> dict[str, dict[str, Any]]:
+    """The changed-fields table seen from the TRL line of `trl_version`, for a recipe of `kind`."""
+    v1 = int(trl_version.split(".")[0]) >= 1
+    table = CHANGED_FIELDS_1 if v1 else CHANGED_FIELDS_0_18
+    if kind != "sft":
+        return table
+    return {**{k: v for k, v in table.items() if k not in GRPO_ONLY_CHANGES}, **(SFT_CHANGES_1 if v1 else SFT_CHANGES_0_18)}
 
 
 def _json_default(value: Any) -> Any:
@@ -346,7 +387,7 @@ def _field_schema(f: dataclasses.Field, hints: dict[str, Any], source: str, rang
     help_text = meta.get("help")
     if help_text:
         s["description"] = " ".join(str(help_text).split())
-    bounds = RANGES.get(_range_key(range_key, source))
+    bounds = RANGES.get(range_key)
     if bounds:
         for k, v in bounds.items():
             if k != "x-source":
@@ -435,7 +476,7 @@ def build_schema(kind: str = "grpo") -> dict[str, Any]:
     import transformers
     import trl
 
-    from conscience.recipe import SECTION_NAMES, recipe_dataclasses
+    from conscience.recipe import LIST_OR_STRING, SECTION_NAMES, recipe_dataclasses
 
     if kind == "sft":
         from conscience.sft import sft_dataclasses
@@ -454,13 +495,19 @@ def build_schema(kind: str = "grpo") -> dict[str, Any]:
             owner = next((c for c in cls.__mro__ if f.name in getattr(c, "__annotations__", {})), cls)
             if owner is not cls:
                 source = f"{cls.__name__} ({owner.__name__})"
-            properties[f.name] = _field_schema(f, hints, source, f.name)
+            s = _field_schema(f, hints, source, f.name)
+            if f.name in LIST_OR_STRING and "string" not in (s.get("type") or []):
+                # one string is a value of its own here (see LIST_OR_STRING), not a list written wrong
+                types = s["type"] if isinstance(s.get("type"), list) else [s.get("type")]
+                s["type"] = [t for t in types if t != "null"] + ["string"] + (["null"] if "null" in types else [])
+                s["x-list-or-string"] = LIST_OR_STRING[f.name]
+            properties[f.name] = s
 
     sections: dict[str, Any] = {}
     for name, cls in sorted(_section_classes().items()):
         hints = typing.get_type_hints(cls)
         props = {
-            f.name: _field_schema(f, hints, cls.__name__, f"{name}.{f.name}")
+            f.name: _field_schema(f, hints, cls.__name__, qualified_range_key(cls, f.name))
             for f in dataclasses.fields(cls)
             if f.init and not f.name.startswith("_")
         }
@@ -501,7 +548,7 @@ def build_schema(kind: str = "grpo") -> dict[str, Any]:
             "transformers_version": transformers.__version__,
             "sections": sorted(sections),
             "reward_names": _reward_names(),
-            "changed_fields": changed_fields(trl.__version__),
+            "changed_fields": changed_fields(trl.__version__, kind),
             "accelerate": accelerate_metadata(),
         },
     }

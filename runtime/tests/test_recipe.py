@@ -185,3 +185,52 @@ def test_an_allocator_typo_an_empty_recipe_and_an_infinite_step_count_are_refuse
         p = _recipe(tmp_path, empty)
         with pytest.raises(RecipeError, match=r"r\.yaml:1: the recipe is empty"):
             load_recipe(p, ["--output_dir", str(tmp_path / "out")])
+
+
+def test_a_single_value_for_a_list_key_is_refused_with_its_line_unless_the_key_takes_one_string(tmp_path):
+    base = "dataset_name: conscience/safety_prompts\nmodel_name_or_path: conscience/tiny\n"
+    out = ["--output_dir", str(tmp_path / "out")]
+    # TrlParser passed these on as they are: the trainer iterated over the characters of "labels"
+    # and failed mid-run on len(1.0)
+    for body, needle in (
+        ("label_names: labels\n", "label_names expects a list, got 'labels'; write it as a list: label_names: [labels]"),
+        ("reward_weights: 1.0\n", "reward_weights expects a list, got 1.0"),
+        ("lora_modules_to_save: lm_head\n", "lora_modules_to_save expects a list"),
+    ):
+        p = _recipe(tmp_path, base + body)
+        with pytest.raises(RecipeError) as e:
+            load_recipe(p, out)
+        assert str(e.value).startswith(p + ":3: ") and needle in str(e.value), str(e.value)
+    # ...while these take one string: a one-element list, and PEFT's regex / `all-linear`
+    r = load_recipe(_recipe(tmp_path, base + "reward_funcs: refusal\nlora_target_modules: all-linear\n"), out)
+    assert r.script_args.reward_funcs == ["refusal"]
+    assert r.model_args.lora_target_modules == "all-linear"
+
+
+def test_infinity_and_nan_are_refused_with_the_line_except_max_grad_norm_inf(tmp_path):
+    import math
+
+    base = "dataset_name: conscience/safety_prompts\nmodel_name_or_path: conscience/tiny\n"
+    out = ["--output_dir", str(tmp_path / "out")]
+    for body in ("learning_rate: .inf\n", "learning_rate: inf\n", "learning_rate: .nan\n", "max_grad_norm: -.inf\n",
+                 "max_grad_norm: .nan\n", "temperature: .inf\n"):
+        p = _recipe(tmp_path, base + body)
+        with pytest.raises(RecipeError) as e:
+            load_recipe(p, out)
+        key = body.split(":")[0]
+        assert str(e.value).startswith(f"{p}:3: {key} = ") and "is not a finite number: it must be" in str(e.value), str(e.value)
+    # no clipping (the norm is still logged): TrainingArguments keeps it
+    r = load_recipe(_recipe(tmp_path, base + "max_grad_norm: .inf\n"), out)
+    assert r.training_args.max_grad_norm == math.inf
+
+
+def test_a_trl_check_that_names_its_key_later_in_the_message_gets_that_keys_line(tmp_path):
+    base = "dataset_name: conscience/safety_prompts\nmodel_name_or_path: conscience/tiny\n"
+    for body, line, needle in (
+        ("dataloader_prefetch_factor: 2\n", 3, "--dataloader_prefetch_factor can only be set"),
+        ("logging_steps: 5\nlr_scheduler_type: sometimes\n", 4, "sometimes is not a valid SchedulerType"),
+    ):
+        p = _recipe(tmp_path, base + body)
+        with pytest.raises(RecipeError) as e:
+            load_recipe(p, ["--output_dir", str(tmp_path / "out")])
+        assert str(e.value).startswith(f"{p}:{line}: ") and needle in str(e.value), str(e.value)

@@ -134,3 +134,22 @@ test('safety instructions: placeholders and braces as str.format(budget=, open_t
     assert.match(d[0]!.message, new RegExp(`^safety\\.${key}: ValueError: Single '\\}'`));
   }
 });
+
+test('a single value for a list key: the quick fix wraps it, and the keys that take one string get no error', () => {
+  const text = 'model_name_or_path: x\nreward_funcs: [refusal]\nlabel_names: "labels"\nreward_weights: 2.0\n';
+  let fixed = text;
+  for (const key of ['label_names', 'reward_weights']) {
+    const d = validateText(fixed).find((x) => x.code === 'CC101' && fixed.slice(x.start, x.end) !== '' && fixed.lastIndexOf(key, x.start) === fixed.lastIndexOf('\n', x.start) + 1)!;
+    assert.ok(d, key);
+    assert.match(d.message, /expects a list or null, got .* Write it as a list: \[/);
+    fixed = applyEdits(fixed, d.fixes![0]!.edits);
+  }
+  assert.match(fixed, /^label_names: \["labels"\]$/m);
+  assert.deepEqual(validateText(fixed).map(fmt), []);
+  assert.deepEqual(validateText('model_name_or_path: x\nreward_funcs: refusal\nlora_target_modules: all-linear\n').map(fmt), []);
+  // an eval recipe's one arm is checked as an arm
+  assert.deepEqual(validateText('kind: eval\nmodel_name_or_path: x\narms: fixed:16\n').map(fmt), []);
+  const arm = validateText('kind: eval\nmodel_name_or_path: x\narms: lable\n').find((x) => x.code === 'CC400')!;
+  assert.equal(arm.line + 1, 3);
+  assert.equal(arm.fixes![0]!.title, "Change to 'label'");
+});

@@ -3,6 +3,7 @@
 //   schemas/recipe.schema.json       from .venv       (TRL 0.18.2, runtime/requirements/cpu.txt)
 //   schemas/recipe.trl1.schema.json  from .venv-trl1  (TRL 1.x,    runtime/requirements/cpu-current.txt)
 //   schemas/recipe.sft.schema.json   from .venv       (a kind: sft recipe, `--kind sft`)
+//   schemas/recipe.sft.trl1.schema.json  from .venv-trl1  (a kind: sft recipe for TRL 1.x)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -16,6 +17,7 @@ const LINES = [
   { file: 'schemas/recipe.schema.json', venv: '.venv', setup: 'scripts/setup.sh', trl: pin('cpu.txt'), args: [] as string[] },
   { file: 'schemas/recipe.trl1.schema.json', venv: '.venv-trl1', setup: 'scripts/setup.d/trl1.sh', trl: pin('cpu-current.txt'), args: [] as string[] },
   { file: 'schemas/recipe.sft.schema.json', venv: '.venv', setup: 'scripts/setup.sh', trl: pin('cpu.txt'), args: ['--kind', 'sft'] },
+  { file: 'schemas/recipe.sft.trl1.schema.json', venv: '.venv-trl1', setup: 'scripts/setup.d/trl1.sh', trl: pin('cpu-current.txt'), args: ['--kind', 'sft'] },
 ];
 
 for (const line of LINES) {
@@ -35,9 +37,12 @@ for (const line of LINES) {
   });
 }
 
-test('the two TRL lines differ where users hit it, and each table names the other line\'s spelling', () => {
-  const a = JSON.parse(readFileSync(join(REPO, LINES[0]!.file), 'utf8'));
-  const b = JSON.parse(readFileSync(join(REPO, LINES[1]!.file), 'utf8'));
+for (const [kind, old, cur] of [['grpo', LINES[0]!, LINES[1]!], ['sft', LINES[2]!, LINES[3]!]] as const) test(`${kind}: the two TRL lines differ where users hit it, and each table names the other line's spelling`, () => {
+  const a = JSON.parse(readFileSync(join(REPO, old.file), 'utf8'));
+  const b = JSON.parse(readFileSync(join(REPO, cur.file), 'utf8'));
+  const LINES = [old, cur];
+  assert.equal(a['x-conscience'].kind, kind);
+  assert.equal(b['x-conscience'].kind, kind);
   for (const [name, ch] of Object.entries(b['x-conscience'].changed_fields as Record<string, { status: string; replacement: string | null }>)) {
     if (ch.status !== 'removed') continue;
     assert.ok(!(name in b.properties), `${name} is marked removed in TRL ${LINES[1]!.trl} but is a field there`);

@@ -7,13 +7,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FIXTURES, REPO, fmt, validateFile as validateWith } from './helpers';
 import { rng } from '../rng';
 
-const RULES = ['CC201', 'CC202', 'CC203', 'CC204', 'CC205', 'CC206', 'CC211', 'CC213', 'CC214', 'CC215', 'CC216', 'CC217', 'CC224', 'CC225'];
+const RULES = ['CC201', 'CC202', 'CC203', 'CC204', 'CC205', 'CC206', 'CC211', 'CC213', 'CC214', 'CC215', 'CC216', 'CC217', 'CC224', 'CC225', 'CC228', 'CC229', 'CC230'];
 
 const STACKS = [
   { name: 'TRL 0.18.2 (.venv)', py: join(REPO, '.venv/bin/python'), trl: undefined as string | undefined, setup: 'scripts/setup.sh' },
@@ -46,8 +46,8 @@ test(`${stack.name} fixtures: TRL raises for every failing rule fixture and acce
       assert.ok(theirs && /unknown keys/.test(theirs), `${f}: the validator reports ${keyErrors.map(fmt).join('; ')} but TRL says ${theirs ?? 'nothing'}`);
       continue;
     }
-    // CC224/CC225 fixtures say launch.trl: 1.16.0, so they are checked as 1.x recipes: only 1.x runs them.
-    if (stack.trl === undefined && ['CC224', 'CC225'].includes(code)) continue;
+    // Fixtures that say launch.trl: 1.16.0 (CC224, CC225, CC228, CC229) are checked as 1.x recipes: only 1.x runs them.
+    if (stack.trl === undefined && /^\s+trl: 1\./m.test(readFileSync(f, 'utf8'))) continue;
     compared++;
     if (f.includes('/bad/')) {
       assert.ok(theirs, `TRL accepts ${f} but the validator reports ${code}`);

@@ -101,3 +101,20 @@ test('hover and completion follow launch.trl and name the TRL version, even whil
   assert.ok(keys018.includes('torch_dtype') && !keys018.includes('dtype'));
   assert.ok(completionsAt(V1 + 'x', V1.length + 1).every((c) => c.kind !== 'key' || /TRL 1\.16\.0/.test(c.detail ?? '')));
 });
+
+test('a kind: sft recipe is checked against the SFT schema of its TRL line: launch.trl, else the host, else 0.18.2', () => {
+  const body = 'kind: sft\nmodel_name_or_path: Qwen/Qwen2.5-0.5B-Instruct\ndtype: bfloat16\nmax_length: 512\n';
+  const v1 = body + 'launch:\n  trl: 1.16.0\n';
+  assert.deepEqual(validateText(v1).map(fmt), []);
+  assert.deepEqual(validateText(body, { trl: '1.16.0' }).map(fmt), []);
+  const d = validateText(body).find((x) => x.code === 'CC106')!;
+  assert.ok(d, 'dtype is the 1.x name: an error for the default 0.18.2');
+  assert.equal(d.fixes![0]!.title, "Rename to 'torch_dtype'");
+  // the 0.18 names, checked as 1.x: renamed with a fix, in SFTConfig's words
+  const old = 'kind: sft\nmodel_name_or_path: x\ntorch_dtype: bfloat16\nmax_seq_length: 512\nlaunch:\n  trl: 1.16.0\n';
+  const ds = validateText(old);
+  assert.deepEqual(ds.map((x) => [x.code, x.line + 1, x.fixes?.[0]?.title]), [['CC104', 3, "Rename to 'dtype'"], ['CC104', 4, "Rename to 'max_length'"]], ds.map(fmt).join('\n'));
+  assert.match(ds[0]!.message, /checked against TRL 1\.16\.0 \(launch\.trl\)/);
+  assert.match(validateText('kind: sft\nmodel_name_or_path: x\nnum_generations: 4\nlaunch:\n  trl: 1.16.0\n')[0]!.message, /TRL 1\.16\.0's SFTConfig\/ModelConfig/);
+  assert.match(hoverAt(v1, v1.indexOf('max_length') + 2)!.markdown, /TRL 1\.16\.0/);
+});

@@ -1,6 +1,6 @@
 // Hover text and completions for recipes, from the generated schema. Line-based on purpose:
 // it must work while the user is mid-edit and the YAML does not parse.
-import { type FieldSpec, type RecipeSchema, schemaForVersion, sftSchema } from './schema';
+import { type FieldSpec, type RecipeSchema, schemaForVersion } from './schema';
 import { describeRange, describeTypes } from './values';
 
 /**
@@ -9,10 +9,10 @@ import { describeRange, describeTypes } from './values';
  * SFT schema for a `kind: sft` recipe.
  */
 export function schemaForText(text: string, hostTrl?: string): RecipeSchema {
-  if (/^kind:[ \t]*['"]?sft['"]?[ \t]*(?:#.*)?$/m.test(text)) return sftSchema();
+  const kind = /^kind:[ \t]*['"]?sft['"]?[ \t]*(?:#.*)?$/m.test(text) ? 'sft' : 'grpo';
   const m = /^launch:[^\n]*\n(?:(?:[ \t]+[^\n]*|[ \t]*(?:#[^\n]*)?)\n)*?[ \t]+trl:[ \t]*['"]?([^\s'"#]+)/m.exec(text);
-  if (m) return schemaForVersion(m[1]!, 'recipe').schema;
-  return schemaForVersion(hostTrl, 'host').schema;
+  if (m) return schemaForVersion(m[1]!, 'recipe', kind).schema;
+  return schemaForVersion(hostTrl, 'host', kind).schema;
 }
 
 export interface Completion {

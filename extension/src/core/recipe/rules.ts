@@ -85,6 +85,23 @@ function isSet(v: unknown): boolean { return v !== null && v !== undefined; }
 
 function formatWeight(x: number): string { return Number.isInteger(x) ? x.toFixed(1) : String(x); }
 
+/** A float as Python's repr writes it (3.0, 0.5, 1e-05, inf). */
+function pyFloat(x: number): string {
+  if (!Number.isFinite(x)) return Number.isNaN(x) ? 'nan' : x > 0 ? 'inf' : '-inf';
+  const a = Math.abs(x);
+  if (a !== 0 && (a < 1e-4 || a >= 1e16)) return x.toExponential().replace(/e([+-])(\d)$/, 'e$10$2');
+  return Number.isInteger(x) ? x.toFixed(1) : String(x);
+}
+
+/**
+ * A number field's value as Python prints it: argparse keeps a YAML integer an int (`3`) but
+ * converts a string with the field's type, and a float field's default is a float (`3.0`).
+ */
+function pyNumber(ctx: Ctx, name: string, v: number): string {
+  const n = deref(pair(ctx, name)?.value);
+  return n && n.kind === 'scalar' && n.tag === 'int' ? String(v) : pyFloat(v);
+}
+
 function safePlain(n: YNode): unknown {
   try { return toPlain(n); } catch { return undefined; }
 }
@@ -221,9 +238,9 @@ export const RULES: readonly Rule[] = [
   { code: 'CC010', severity: 'error', stage: 'read', summary: 'CLI: path cannot be read' },
   // the key walk against the schema of the recipe's TRL line (validate.ts, values.ts)
   { code: 'CC100', severity: 'error', stage: 'keys', summary: 'unknown key (top level or in a section) with did-you-mean; quick fix renames (removes the key when the suggestion is set already)' },
-  { code: 'CC101', severity: 'error', also: 'warning', stage: 'keys', summary: 'wrong type (warning for a number where text is expected; an empty value is reported at its key); section values as the runtime converts them (`launch:`/`safety:`: `true`/`false` only, integers without `+`; `allocator:` not at all); quick fixes quote `no`/`yes`, drop `.0`; a merge key (`<<`) whose value is not a mapping' },
+  { code: 'CC101', severity: 'error', also: 'warning', stage: 'keys', summary: 'wrong type (warning for a number where text is expected; an empty value is reported at its key); a single value for a list key, refused by the runtime too (quick fix wraps it), except those that take one string (`reward_funcs`, `lora_target_modules`; an eval recipe\'s `arms`); section values as the runtime converts them (`launch:`/`safety:`: `true`/`false` only, integers without `+`; `allocator:` not at all); quick fixes quote `no`/`yes`, drop `.0`; a merge key (`<<`) whose value is not a mapping' },
   { code: 'CC102', severity: 'error', stage: 'keys', summary: 'value not among the choices (argparse `choices`, transformers enums, `Literal`)' },
-  { code: 'CC103', severity: 'error', stage: 'keys', summary: 'value out of range (`top_p` in (0, 1], `warmup_ratio` in [0, 1], batch sizes ≥ 1, …); `.nan` and `.inf` are outside every range' },
+  { code: 'CC103', severity: 'error', stage: 'keys', summary: 'value out of range (`top_p` in (0, 1], `warmup_ratio` in [0, 1], batch sizes ≥ 1, …); `.nan` and `.inf` are outside every range (the runtime refuses them too), except `max_grad_norm: .inf` (never clip)' },
   { code: 'CC104', severity: 'error', stage: 'keys', summary: "field removed in the TRL line the recipe is checked against; quick fix renames to that line's name, or removes the key" },
   { code: 'CC105', severity: 'info', stage: 'keys', summary: 'field gone from the other TRL line; reported only while the recipe does not set `launch.trl`' },
   { code: 'CC106', severity: 'error', stage: 'keys', summary: "the other TRL line's spelling of a field; quick fix renames to this line's name (removes the key when that is set already)" },
@@ -312,7 +329,8 @@ export const RULES: readonly Rule[] = [
     code: 'CC207', severity: 'error', stage: 'rules', only: 'grpo', summary: '`len(reward_weights) != len(reward_funcs)` (GRPOTrainer); quick fix pads with 1.0 / truncates',
     check(ctx, emit) {
       const rw = val(ctx, 'reward_weights');
-      const rf = val(ctx, 'reward_funcs');
+      const rf0 = val(ctx, 'reward_funcs');
+      const rf = typeof rf0 === 'string' ? [rf0] : rf0; // one name is a one-element list (ConscienceScriptArguments)
       const rwPair = pair(ctx, 'reward_weights');
       if (!Array.isArray(rw) || !Array.isArray(rf) || rw.length === rf.length || !rwPair) return;
       const fixed = rf.map((_, i) => (isNumber(rw[i]) ? formatWeight(rw[i] as number) : '1.0'));
@@ -520,6 +538,50 @@ export const RULES: readonly Rule[] = [
         const v = sval(ctx, 'safety', key);
         const err = typeof v === 'string' && sectionPair(ctx, 'safety', key) ? formatError(v) : undefined;
         if (err) emit.at([['safety', key]], `safety.${key}: ${err} (placeholders: {budget}, {open_tag}, {close_tag}; write {{ and }} for braces). The runtime formats it for every prompt and refuses the recipe (SafetyConfig).`);
+      }
+    },
+  },
+  // checks of TRL 1.x (GRPOConfig) and transformers (TrainingArguments), appended
+  {
+    code: 'CC228', severity: 'error', stage: 'rules', summary: 'TRL 1.x (transformers 5): `lr_scheduler_type: greedy` without evaluation (`eval_strategy: no`); TRL 0.18 has no greedy scheduler (CC102)',
+    check(ctx, emit) {
+      if (val(ctx, 'lr_scheduler_type') === 'greedy' && val(ctx, 'eval_strategy') === 'no') {
+        emit.at(['lr_scheduler_type'], 'lr_scheduler_type greedy requires an eval strategy (TrainingArguments, transformers 5): it lowers the learning rate from the evaluation loss. Set eval_strategy to steps or epoch, or pick another scheduler.',
+          [setValueFix(ctx, 'eval_strategy', 'epoch')]);
+      }
+    },
+  },
+  {
+    code: 'CC229', severity: 'error', stage: 'rules', only: 'grpo', summary: 'TRL 1.x: `vllm_importance_sampling_clip_min` not below `vllm_importance_sampling_clip_max` (or the deprecated `vllm_importance_sampling_cap`), or a `*_truncate` `vllm_importance_sampling_mode` with neither bound (GRPOConfig)',
+    check(ctx, emit) {
+      if (!ctx.v1) return;
+      // GRPOConfig.__post_init__: a set cap replaces clip_max, then the two checks
+      const cap = val(ctx, 'vllm_importance_sampling_cap');
+      const usesCap = cap !== null && cap !== undefined;
+      const max = usesCap ? cap : val(ctx, 'vllm_importance_sampling_clip_max');
+      const maxKey = usesCap ? 'vllm_importance_sampling_cap' : 'vllm_importance_sampling_clip_max';
+      const min = val(ctx, 'vllm_importance_sampling_clip_min');
+      if (min === INVALID || max === INVALID) return;
+      if (isNumber(min) && isNumber(max) && min >= max) {
+        emit.at(['vllm_importance_sampling_clip_min'],
+          `vllm_importance_sampling_clip_min (${pyNumber(ctx, 'vllm_importance_sampling_clip_min', min)}) must be less than vllm_importance_sampling_clip_max (${pyNumber(ctx, maxKey, max)}) (GRPOConfig, TRL 1.x${usesCap ? '; the deprecated vllm_importance_sampling_cap sets clip_max' : ''}). Lower clip_min or raise clip_max.`);
+        return;
+      }
+      const mode = val(ctx, 'vllm_importance_sampling_mode');
+      if (val(ctx, 'vllm_importance_sampling_correction') === true && (mode === 'token_truncate' || mode === 'sequence_truncate') && min === null && (max === null || max === undefined)) {
+        emit.at(['vllm_importance_sampling_clip_min', 'vllm_importance_sampling_clip_max', 'vllm_importance_sampling_mode'],
+          'At least one of `vllm_importance_sampling_clip_min` or `vllm_importance_sampling_clip_max` must be set when `vllm_importance_sampling_mode` is a `*_truncate` mode (GRPOConfig, TRL 1.x). Set vllm_importance_sampling_clip_max (e.g. 3.0, the default), or use a `*_mask` mode.');
+      }
+    },
+  },
+  {
+    code: 'CC230', severity: 'error', stage: 'rules', summary: '`dataloader_prefetch_factor` set with `dataloader_num_workers: 0` (TrainingArguments, both TRL lines)',
+    check(ctx, emit) {
+      const pf = val(ctx, 'dataloader_prefetch_factor');
+      if (val(ctx, 'dataloader_num_workers') === 0 && pf !== null && pf !== undefined && pf !== INVALID) {
+        // transformers 4.52 (TRL 0.18) says "> 1", transformers 5 "> 0"; both refuse only 0 workers
+        emit.at(['dataloader_prefetch_factor'],
+          `--dataloader_prefetch_factor can only be set when data is loaded in a different process, i.e. when --dataloader_num_workers > ${ctx.v1 ? 0 : 1}. (TrainingArguments; dataloader_num_workers is ${pair(ctx, 'dataloader_num_workers') ? '0' : '0, the default'}) Set dataloader_num_workers to 1 or more, or remove dataloader_prefetch_factor.`);
       }
     },
   },

@@ -2,11 +2,13 @@
 // run in each line's environment), indexed for fast lookups:
 //   schemas/recipe.schema.json       TRL 0.18.2, the open-r1 stack (.venv) - the default
 //   schemas/recipe.trl1.schema.json  TRL 1.x, the current stack (.venv-trl1)
-//   schemas/recipe.sft.schema.json   a `kind: sft` recipe (SFTConfig; TRL 0.18.2, .venv)
+//   schemas/recipe.sft.schema.json       a `kind: sft` recipe (SFTConfig; TRL 0.18.2, .venv)
+//   schemas/recipe.sft.trl1.schema.json  a `kind: sft` recipe for TRL 1.x (.venv-trl1, `--kind sft`)
 // esbuild bundles the JSON into dist/, so the CLI and the extension need no file access.
 import schemaJson from '../../../../schemas/recipe.schema.json';
 import trl1SchemaJson from '../../../../schemas/recipe.trl1.schema.json';
 import sftSchemaJson from '../../../../schemas/recipe.sft.schema.json';
+import sftTrl1SchemaJson from '../../../../schemas/recipe.sft.trl1.schema.json';
 
 export interface FieldSpec {
   name: string;
@@ -18,6 +20,8 @@ export interface FieldSpec {
   maximum?: number;
   exclusiveMinimum?: number;
   exclusiveMaximum?: number;
+  /** `.inf` is in range (x-allow-infinity: `max_grad_norm: .inf` never clips); NaN and -inf never are. */
+  allowInfinity?: boolean;
   default?: unknown;
   description?: string;
   source?: string;
@@ -62,7 +66,7 @@ type RawProp = {
   enum?: unknown[];
   items?: { type?: string | string[]; enum?: unknown[] };
   minimum?: number; maximum?: number; exclusiveMinimum?: number; exclusiveMaximum?: number;
-  default?: unknown; description?: string; 'x-source'?: string;
+  default?: unknown; description?: string; 'x-source'?: string; 'x-allow-infinity'?: boolean;
   properties?: Record<string, RawProp>;
 };
 
@@ -75,6 +79,7 @@ function toSpec(name: string, p: RawProp): FieldSpec {
   if (p.maximum !== undefined) s.maximum = p.maximum;
   if (p.exclusiveMinimum !== undefined) s.exclusiveMinimum = p.exclusiveMinimum;
   if (p.exclusiveMaximum !== undefined) s.exclusiveMaximum = p.exclusiveMaximum;
+  if (p['x-allow-infinity']) s.allowInfinity = true;
   if ('default' in p) s.default = p.default;
   if (p.description) s.description = p.description;
   if (p['x-source']) s.source = p['x-source'];
@@ -126,7 +131,8 @@ export function indexSchema(json: unknown): RecipeSchema {
 let cached: RecipeSchema | undefined;
 let cachedTrl1: RecipeSchema | undefined;
 let cachedSft: RecipeSchema | undefined;
-/** The schema of a `kind: sft` recipe (one TRL line: 0.18.2). */
+let cachedSftTrl1: RecipeSchema | undefined;
+/** The default schema of a `kind: sft` recipe (TRL 0.18.2); schemaForVersion(v, source, 'sft') picks by version. */
 export function sftSchema(): RecipeSchema {
   return (cachedSft ??= indexSchema(sftSchemaJson));
 }
@@ -135,8 +141,9 @@ export function defaultSchema(): RecipeSchema {
   return (cached ??= indexSchema(schemaJson));
 }
 
-/** Every supported TRL line's schema, the default first. */
-export function supportedSchemas(): RecipeSchema[] {
+/** Every supported TRL line's schema of a recipe kind (GRPO unless `sft`), the default first. */
+export function supportedSchemas(kind: 'grpo' | 'sft' = 'grpo'): RecipeSchema[] {
+  if (kind === 'sft') return [sftSchema(), (cachedSftTrl1 ??= indexSchema(sftTrl1SchemaJson))];
   return [defaultSchema(), (cachedTrl1 ??= indexSchema(trl1SchemaJson))];
 }
 
@@ -159,8 +166,8 @@ export interface SchemaChoice {
  * before 0.19 are the 0.18 schema; 0.19-0.29 changed GRPOConfig step by step and have no
  * schema of their own, so they get the nearest: 0.18 up to 0.23, 1.x from 0.24 on).
  */
-export function schemaForVersion(version: string | undefined, source: 'recipe' | 'host' = 'recipe'): SchemaChoice {
-  const all = supportedSchemas();
+export function schemaForVersion(version: string | undefined, source: 'recipe' | 'host' = 'recipe', kind: 'grpo' | 'sft' = 'grpo'): SchemaChoice {
+  const all = supportedSchemas(kind);
   if (version === undefined || version.trim() === '') return { schema: all[0]!, source: 'default', approximate: false };
   const [maj, min] = parts(version);
   if (maj === undefined || Number.isNaN(maj)) return { schema: all[0]!, source, asked: version, approximate: true };

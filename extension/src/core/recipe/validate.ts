@@ -9,7 +9,7 @@ import { type Ctx, type FileAccess, removeFix, renameFix, renameOrRemoveFix, ass
 import { loadAccelerate, validateAccelerate } from './accelerate';
 import { type Diagnostic, type QuickFix, diag } from './diagnostics';
 import { runRules } from './rules';
-import { type RecipeSchema, type SchemaChoice, schemaForVersion, sftSchema } from './schema';
+import { type RecipeSchema, type SchemaChoice, schemaForVersion } from './schema';
 import { checkValue, didYouMean, headEnd, sectionCoercion } from './values';
 import { deref, getPair, LIMITS, parseYaml, type YNode, type YPair } from './yaml';
 import { isEvalRoot, validateEvalRoot } from '../eval/recipe';
@@ -88,7 +88,7 @@ export function validateText(text: string, opts: ValidateOptions = {}): Diagnost
     return out;
   }
   // an eval recipe (`kind: eval`) has its own keys: core/eval/recipe.ts
-  if (opts.kind === undefined && isEvalRoot(root)) return out.concat(validateEvalRoot(text, root, { file: opts.file, files: opts.files })).sort((a, b) => a.start - b.start || a.code.localeCompare(b.code));
+  if (opts.kind === undefined && isEvalRoot(root)) return out.concat(validateEvalRoot(text, root, { file: opts.file, files: opts.files }), checkScalarArm(text, root)).sort((a, b) => a.start - b.start || a.code.localeCompare(b.code));
   const choice = opts.schema ? { schema: opts.schema, source: 'recipe' as const, approximate: false } : chooseSchema(root, opts.trl);
   const schema = choice.schema;
   const kind = opts.kind ?? (detectKind(root) === 'accelerate' ? 'accelerate' : 'recipe');
@@ -106,6 +106,22 @@ export function validateText(text: string, opts: ValidateOptions = {}): Diagnost
   return dedupe(out).sort((a, b) => (a.file ?? '').localeCompare(b.file ?? '') || a.start - b.start || a.code.localeCompare(b.code));
 }
 
+const ARM = /^(allocator|label|none|fixed:\d+)$/;
+
+/**
+ * `arms: label` in an eval recipe: conscience.eval reads one arm as a one-element list (and the
+ * walk accepts it, values.ts), so that arm is checked as core/eval/recipe.ts checks each arm of
+ * a list (CC400, the words of EvalConfig's `unknown arm`).
+ */
+function checkScalarArm(text: string, root: Extract<YNode, { kind: 'map' }>): Diagnostic[] {
+  const p = getPair(root, 'arms');
+  const v = deref(p?.value);
+  if (!p || !v || v.kind !== 'scalar' || v.tag !== 'str' || ARM.test(v.text)) return [];
+  const sug = didYouMean(v.text, ['allocator', 'label', 'none']);
+  return [diag(text, p.value.start, p.value.end, 'error', 'CC400', `Unknown arm '${v.text}': use allocator, label, fixed:N (N >= 0 tokens) or none.${sug ? ` Did you mean '${sug}'?` : ''}`,
+    sug ? [{ title: `Change to '${sug}'`, edits: [{ start: p.value.start, end: p.value.end, newText: sug }] }] : undefined)];
+}
+
 /** The `launch.trl` scalar of a recipe, if it has one. */
 export function recipeTrlVersion(root: YNode | undefined): { value: string; node: YNode } | undefined {
   const r = deref(root);
@@ -120,16 +136,16 @@ export function recipeTrlVersion(root: YNode | undefined): { value: string; node
 
 /**
  * The schema a recipe is checked against: its `launch.trl`, else the host's recorded TRL, else the
- * default; a `kind: sft` recipe has the SFT schema (one TRL line).
+ * default; of the SFT schemas (one per TRL line) for a `kind: sft` recipe.
  */
 export function chooseSchema(root: YNode | undefined, hostTrl?: string): SchemaChoice {
   const r = deref(root);
-  const kind = r && r.kind === 'map' ? deref(getPair(r, 'kind')?.value) : undefined;
-  if (kind && kind.kind === 'scalar' && kind.value === 'sft') return { schema: sftSchema(), source: 'default', approximate: false };
+  const k = r && r.kind === 'map' ? deref(getPair(r, 'kind')?.value) : undefined;
+  const kind = k && k.kind === 'scalar' && k.value === 'sft' ? 'sft' : 'grpo';
   const own = recipeTrlVersion(root);
-  if (own) return schemaForVersion(own.value, 'recipe');
-  if (hostTrl) return schemaForVersion(hostTrl, 'host');
-  return schemaForVersion(undefined);
+  if (own) return schemaForVersion(own.value, 'recipe', kind);
+  if (hostTrl) return schemaForVersion(hostTrl, 'host', kind);
+  return schemaForVersion(undefined, 'recipe', kind);
 }
 
 function checkVersion(ctx: Ctx): void {
@@ -183,7 +199,7 @@ function checkKeys(ctx: Ctx): void {
         const sug = didYouMean(name, [...schema.fields.keys(), ...schema.sections.keys()]);
         const fix = sug ? renameOrRemoveFix(text, root, p, name, sug) : undefined;
         out.push(diag(text, p.key.start, p.key.end, 'error', 'CC100',
-          `Unknown key '${name}': not a field of TRL ${schema.trlVersion}'s GRPOConfig/ModelConfig or our script arguments (TRL 0.18 would silently ignore it, later TRL rejects it).${sug ? ` Did you mean '${sug}'?` : ' Remove it or check the spelling.'}`,
+          `Unknown key '${name}': not a field of TRL ${schema.trlVersion}'s ${schema.kind === 'sft' ? 'SFTConfig' : 'GRPOConfig'}/ModelConfig or our script arguments (TRL 0.18 would silently ignore it, later TRL rejects it).${sug ? ` Did you mean '${sug}'?` : ' Remove it or check the spelling.'}`,
           fix ? [fix] : undefined));
       }
       continue;

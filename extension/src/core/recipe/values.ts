@@ -146,6 +146,13 @@ export function checkValue(text: string, spec: FieldSpec, node: YNode, where: st
   const types = spec.types;
   if (types.length === 0) return { ok: true, value: undefined };
   let value: unknown;
+  if (n.kind === 'scalar' && mode === 'dataclass' && n.tag === 'str' && types.includes('array') && !types.includes('string')) {
+    // _parse_dataclass (conscience.eval) and EvalConfig.__post_init__: one string is a one-element list
+    const itemTypes = spec.items?.type === undefined ? [] : Array.isArray(spec.items.type) ? spec.items.type : [spec.items.type];
+    if (!itemTypes.length) return { ok: true, value: [n.value] };
+    const r = checkValue(text, { name: `${spec.name}[0]`, types: itemTypes, enum: spec.items?.enum }, node, where, out, codes, mode);
+    return { ok: r.ok, value: r.ok ? [r.value] : undefined };
+  }
   if (n.kind === 'scalar') {
     const c = coerceScalar(types, n, mode);
     if (!c.ok) {
@@ -165,6 +172,11 @@ export function checkValue(text: string, spec: FieldSpec, node: YNode, where: st
         fixes.push({ title: `Write ${n.value}`, edits: [{ start: node.start, end: node.end, newText: String(n.value) }] });
       } else if ((n.tag === 'int' || n.tag === 'float') && types.includes('string')) {
         hint = ` Quote it if it is meant as text: '${n.text}'.`;
+      } else if (types.includes('array') && n.tag !== 'null' && !text.slice(node.start, node.end).includes('\n')) {
+        // the runtime refuses a single value for a list (conscience.recipe.check_flat_values)
+        const src = text.slice(node.start, node.end);
+        hint = ` Write it as a list: [${src}].`;
+        fixes.push({ title: `Write [${src}]`, edits: [{ start: node.start, end: node.end, newText: `[${src}]` }] });
       }
       const severity: Severity = (n.tag === 'int' || n.tag === 'float') && types.includes('string') && mode !== 'strict' ? 'warning' : 'error';
       const at = n.tag === 'null' && n.text === '' && node.start === node.end ? keyBefore(text, node.start) : node;
@@ -206,15 +218,21 @@ export function checkValue(text: string, spec: FieldSpec, node: YNode, where: st
       `${where} must be one of: ${list}; got ${JSON.stringify(value)}.${sug ? ` Did you mean '${sug}'?` : ''}`, fixes));
     return { ok: false, value: undefined };
   }
-  // range: NaN and ±inf are outside every range
+  // range: NaN and ±inf are outside every range (but +inf where the field allows it: max_grad_norm)
   if (typeof value === 'number' && (spec.minimum ?? spec.maximum ?? spec.exclusiveMinimum ?? spec.exclusiveMaximum) !== undefined) {
-    const bad = !Number.isFinite(value) ||
+    if (value === Infinity && spec.allowInfinity) return { ok: true, value };
+    if (!Number.isFinite(value)) {
+      // conscience.recipe.check_flat_values says the same, at the same line
+      out.push(diag(text, node.start, node.end, 'error', codes.range, `${where} = ${n.text} is not a finite number: it must be ${describeRange(spec)}${Number.isNaN(value) ? ' (NaN is not a number in any range)' : ''}.`));
+      return { ok: false, value: undefined };
+    }
+    const bad =
       (spec.minimum !== undefined && value < spec.minimum) ||
       (spec.maximum !== undefined && value > spec.maximum) ||
       (spec.exclusiveMinimum !== undefined && value <= spec.exclusiveMinimum) ||
       (spec.exclusiveMaximum !== undefined && value >= spec.exclusiveMaximum);
     if (bad) {
-      out.push(diag(text, node.start, node.end, 'error', codes.range, `${where} = ${Number.isFinite(value) ? value : n.text} is out of range: it must be ${describeRange(spec)}${Number.isNaN(value) ? ' (NaN is not a number in any range)' : ''}.`));
+      out.push(diag(text, node.start, node.end, 'error', codes.range, `${where} = ${value} is out of range: it must be ${describeRange(spec)}.`));
       return { ok: false, value: undefined };
     }
   }

@@ -1,0 +1,111 @@
+// The validator and the runtime's loaders agree, from both sides, on the values where they used
+// to differ: a recipe the runtime loads gets no error from the validator, and a recipe the
+// runtime refuses gets an error from the validator at the line the runtime names, saying the same
+// thing. Each recipe goes through the loader of its kind (loader_parity.py: load_recipe,
+// load_sft_recipe, load_eval_recipe) in the environment of its TRL line (.venv: 0.18.2,
+// .venv-trl1: 1.x) and through validateText.
+//   - a single value where a list is expected (`arms: label`, `reward_funcs: refusal`, `label_names: x`)
+//   - `.inf` / `.nan` for a number with a bound (`max_grad_norm: .inf` is allowed, `learning_rate: .inf` is not)
+//   - `kind: sft` with `launch.trl: 1.x` (its own schema) and the checks TRL 1.x / transformers added
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO, fmt, validateFile } from './helpers';
+
+const GRPO = 'model_name_or_path: conscience/tiny\nreward_funcs: [refusal]\n';
+const SFT = 'kind: sft\nmodel_name_or_path: conscience/tiny\n';
+const EVAL = 'kind: eval\nmodel_name_or_path: conscience/tiny\n';
+const TRL1 = 'launch:\n  trl: 1.16.0\n';
+
+type Venv = '.venv' | '.venv-trl1';
+/** `refused`: the validator's code, and a phrase both messages contain; the line is the third. */
+interface Case { name: string; venv: Venv; text: string; refused?: { code: string; phrase: RegExp } }
+
+const CASES: Case[] = [
+  // 3. a single value for a list
+  { name: 'reward-funcs-one-name', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nreward_funcs: refusal\n' },
+  { name: 'lora-target-modules-string', venv: '.venv', text: GRPO + 'lora_target_modules: all-linear\n' },
+  { name: 'lora-target-parameters-string', venv: '.venv-trl1', text: GRPO + 'lora_target_parameters: q_proj\n' + TRL1 },
+  { name: 'label-names-string', venv: '.venv', text: GRPO + 'label_names: labels\n', refused: { code: 'CC101', phrase: /label_names expects a list/ } },
+  { name: 'reward-weights-number', venv: '.venv', text: GRPO + 'reward_weights: 1.0\n', refused: { code: 'CC101', phrase: /reward_weights expects a list/ } },
+  { name: 'modules-to-save-string-trl1', venv: '.venv-trl1', text: GRPO + 'lora_modules_to_save: lm_head\n' + TRL1, refused: { code: 'CC101', phrase: /lora_modules_to_save expects a list/ } },
+  { name: 'sft-label-names-string', venv: '.venv', text: SFT + 'label_names: labels\n', refused: { code: 'CC101', phrase: /label_names expects a list/ } },
+  { name: 'eval-arms-one-arm', venv: '.venv', text: EVAL + 'arms: label\n' },
+  { name: 'eval-arms-one-fixed-arm', venv: '.venv', text: EVAL + "arms: 'fixed:32'\n" },
+  { name: 'eval-arms-one-unknown-arm', venv: '.venv', text: EVAL + 'arms: lable\n', refused: { code: 'CC400', phrase: /unknown arm 'lable'/i } },
+  { name: 'eval-arms-number', venv: '.venv', text: EVAL + 'arms: 5\n', refused: { code: 'CC101', phrase: /expect(s|ed) a list/ } },
+  // 4. infinity and NaN
+  { name: 'max-grad-norm-inf', venv: '.venv', text: GRPO + 'max_grad_norm: .inf\n' },
+  { name: 'max-grad-norm-inf-trl1', venv: '.venv-trl1', text: GRPO + 'max_grad_norm: .inf\n' + TRL1 },
+  { name: 'max-grad-norm-minus-inf', venv: '.venv', text: GRPO + 'max_grad_norm: -.inf\n', refused: { code: 'CC103', phrase: /max_grad_norm = -\.?inf is not a finite number: it must be >= 0/ } },
+  { name: 'learning-rate-inf', venv: '.venv', text: GRPO + 'learning_rate: .inf\n', refused: { code: 'CC103', phrase: /learning_rate = \.?inf is not a finite number: it must be >= 0/ } },
+  { name: 'learning-rate-inf-string-trl1', venv: '.venv-trl1', text: GRPO + 'learning_rate: inf\n' + TRL1, refused: { code: 'CC103', phrase: /learning_rate = \.?inf is not a finite number/ } },
+  { name: 'learning-rate-nan', venv: '.venv', text: GRPO + 'learning_rate: .nan\n', refused: { code: 'CC103', phrase: /learning_rate = \.?nan is not a finite number/i } },
+  { name: 'sft-learning-rate-inf', venv: '.venv', text: SFT + 'learning_rate: .inf\n', refused: { code: 'CC103', phrase: /learning_rate = \.?inf is not a finite number/ } },
+  // 1. kind: sft for TRL 1.x
+  { name: 'sft-trl1-names', venv: '.venv-trl1', text: SFT + 'dtype: bfloat16\nwarmup_steps: 0.1\nmax_length: 512\n' + TRL1 },
+  { name: 'sft-trl1-torch-dtype', venv: '.venv-trl1', text: SFT + 'torch_dtype: bfloat16\n' + TRL1, refused: { code: 'CC104', phrase: /torch_dtype/ } },
+  { name: 'sft-trl1-max-seq-length', venv: '.venv-trl1', text: SFT + 'max_seq_length: 512\n' + TRL1, refused: { code: 'CC104', phrase: /max_seq_length/ } },
+  { name: 'sft-trl018-max-seq-length', venv: '.venv', text: SFT + 'max_seq_length: 512\nlaunch:\n  trl: 0.18.2\n' },
+  // 2. TRL 1.x's and transformers' checks
+  { name: 'greedy-trl1', venv: '.venv-trl1', text: GRPO + 'lr_scheduler_type: greedy\n' + TRL1, refused: { code: 'CC228', phrase: /lr_scheduler_type greedy requires an eval strategy/ } },
+  { name: 'greedy-with-eval-trl1', venv: '.venv-trl1', text: GRPO + 'lr_scheduler_type: greedy\neval_strategy: epoch\n' + TRL1 },
+  { name: 'sft-greedy-trl1', venv: '.venv-trl1', text: SFT + 'lr_scheduler_type: greedy\n' + TRL1, refused: { code: 'CC228', phrase: /lr_scheduler_type greedy requires an eval strategy/ } },
+  { name: 'is-clip-trl1', venv: '.venv-trl1', text: GRPO + 'vllm_importance_sampling_clip_min: 4\n' + TRL1, refused: { code: 'CC229', phrase: /vllm_importance_sampling_clip_min \(4\) must be less than vllm_importance_sampling_clip_max \(3\.0\)/ } },
+  { name: 'is-cap-trl1', venv: '.venv-trl1', text: GRPO + 'vllm_importance_sampling_clip_min: 2.5\nvllm_importance_sampling_cap: 2.0\n' + TRL1, refused: { code: 'CC229', phrase: /clip_min \(2\.5\) must be less than vllm_importance_sampling_clip_max \(2\.0\)/ } },
+  { name: 'is-truncate-trl1', venv: '.venv-trl1', text: GRPO + 'vllm_importance_sampling_clip_max: null\nvllm_importance_sampling_mode: token_truncate\n' + TRL1, refused: { code: 'CC229', phrase: /At least one of `vllm_importance_sampling_clip_min` or `vllm_importance_sampling_clip_max` must be set/ } },
+  { name: 'is-truncate-no-correction-trl1', venv: '.venv-trl1', text: GRPO + 'vllm_importance_sampling_clip_max: null\nvllm_importance_sampling_mode: token_truncate\nvllm_importance_sampling_correction: false\n' + TRL1 },
+  { name: 'prefetch-trl1', venv: '.venv-trl1', text: GRPO + 'dataloader_prefetch_factor: 2\n' + TRL1, refused: { code: 'CC230', phrase: /--dataloader_prefetch_factor can only be set when data is loaded in a different process, i\.e\. when --dataloader_num_workers > 0/ } },
+  { name: 'prefetch-trl018', venv: '.venv', text: GRPO + 'dataloader_prefetch_factor: 2\n', refused: { code: 'CC230', phrase: /--dataloader_prefetch_factor can only be set when data is loaded in a different process, i\.e\. when --dataloader_num_workers > 1/ } },
+  { name: 'prefetch-with-workers', venv: '.venv', text: GRPO + 'dataloader_num_workers: 1\ndataloader_prefetch_factor: 2\n' },
+];
+
+/** The line a runtime error names: `PATH:LINE: ...`, or `... (line LINE)` for unknown keys. */
+function pythonLine(path: string, msg: string): number | undefined {
+  const m = msg.startsWith(path + ':') ? /^:(\d+): /.exec(msg.slice(path.length)) : null;
+  const n = m?.[1] ?? /\(line (\d+)\)/.exec(msg)?.[1];
+  return n === undefined ? undefined : Number(n);
+}
+
+function load(venv: Venv, files: string[]): Record<string, string | null> {
+  const py = join(REPO, venv, 'bin/python');
+  assert.ok(existsSync(py), `${py} is missing: run ${venv === '.venv' ? 'scripts/setup.sh' : 'scripts/setup.d/trl1.sh'}`);
+  const r = spawnSync(py, [join(__dirname, 'loader_parity.py'), ...files], { cwd: REPO, encoding: 'utf8', timeout: 300_000, maxBuffer: 64 << 20 });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+}
+
+test('the runtime loads what the validator accepts and refuses what it reports, at the same line and in the same words', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'conscience-loader-parity-'));
+  try {
+    const path = (c: Case) => join(dir, `${c.name}.yaml`);
+    for (const c of CASES) writeFileSync(path(c), c.text);
+    const got: Record<string, string | null> = {};
+    for (const venv of ['.venv', '.venv-trl1'] as const) Object.assign(got, load(venv, CASES.filter((c) => c.venv === venv).map(path)));
+    const problems: string[] = [];
+    for (const c of CASES) {
+      const p = path(c);
+      const errors = validateFile(p).diags.filter((d) => d.severity === 'error');
+      const theirs = got[p];
+      if (theirs === undefined) { problems.push(`${c.name}: the loader did not answer`); continue; }
+      if (!c.refused) {
+        if (theirs !== null) problems.push(`${c.name}: the runtime refuses it: ${theirs}`);
+        if (errors.length) problems.push(`${c.name}: the validator reports ${errors.map(fmt).join('; ')}`);
+        continue;
+      }
+      if (theirs === null) { problems.push(`${c.name}: the runtime loads it (the validator: ${errors.map(fmt).join('; ') || 'nothing'})`); continue; }
+      const line = pythonLine(p, theirs);
+      if (line !== 3) problems.push(`${c.name}: the runtime's error does not name line 3: ${theirs}`);
+      if (!c.refused.phrase.test(theirs)) problems.push(`${c.name}: the runtime says ${theirs}`);
+      const ours = errors.find((d) => d.code === c.refused!.code && d.line + 1 === 3);
+      if (!ours) problems.push(`${c.name}: no ${c.refused.code} at line 3 from the validator; it reports ${errors.map(fmt).join('; ') || 'nothing'}`);
+      else if (!c.refused.phrase.test(ours.message)) problems.push(`${c.name}: the validator says ${ours.message}`);
+    }
+    assert.deepEqual(problems, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
