@@ -206,8 +206,9 @@ class EvalConfig:
                 raise ValueError(f"{name} must be >= 1")
         if self.max_prompts is not None and self.max_prompts < 1:
             raise ValueError("max_prompts must be >= 1")
-        if self.temperature < 0:
-            raise ValueError("temperature must be >= 0")
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            # the recipe validator refuses NaN and infinity for a bounded key (CC103) too
+            raise ValueError(f"temperature must be a finite number >= 0, got {self.temperature}")
         if not (0 < self.top_p <= 1):
             raise ValueError("top_p must be in (0, 1]")
         if not (0 < self.gpu_memory_utilization <= 1):

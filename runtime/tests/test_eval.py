@@ -108,6 +108,8 @@ def _env():
         ("kind: eval\nmodel_name_or_path: m\nlaunch:\n  num_processes: 2\n", ":4:", "an eval runs in one process"),
         ("kind: eval\nmodel_name_or_path: m\nlaunch:\n  num_processes: '2'\n", ":4:", "an eval runs in one process, not 2"),
         ("kind: eval\nmodel_name_or_path: m\nlaunch:\n  foo: 1\n", ":4:", "launch.foo: unknown key"),
+        ("kind: eval\nmodel_name_or_path: m\ntemperature: .inf\n", ":3:", "temperature must be a finite number"),
+        ("kind: eval\nmodel_name_or_path: m\ntemperature: .nan\n", ":3:", "temperature must be a finite number"),
     ],
 )
 def test_recipe_errors_name_file_and_line(tmp_path, text, where, needle):
