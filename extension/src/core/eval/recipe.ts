@@ -131,10 +131,12 @@ export function validateEvalRoot(text: string, root: YMap, opts: { file?: string
   // arms: each allocator | label | fixed:N | none, once
   const arms = getPair(root, 'arms');
   const av = deref(arms?.value);
-  if (arms && av && av.kind === 'seq') {
-    if (av.items.length === 0) out.push(diag(text, arms.value.start, arms.value.end, 'error', 'CC405', '`arms` is empty: name at least one of allocator, label, fixed:N, none.'));
+  // one arm without a list (`arms: label`) is a one-element list, as conscience.eval reads it
+  const armItems = av && av.kind === 'seq' ? av.items : av && av.kind === 'scalar' && av.tag === 'str' ? [arms!.value] : undefined;
+  if (arms && av && armItems) {
+    if (armItems.length === 0) out.push(diag(text, arms.value.start, arms.value.end, 'error', 'CC405', '`arms` is empty: name at least one of allocator, label, fixed:N, none.'));
     const seen = new Set<string>();
-    for (const it of av.items) {
+    for (const it of armItems) {
       const s = scalarText(it);
       if (s === undefined) continue;
       if (!ARM_RE.test(s)) {

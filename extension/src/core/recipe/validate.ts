@@ -88,7 +88,7 @@ export function validateText(text: string, opts: ValidateOptions = {}): Diagnost
     return out;
   }
   // an eval recipe (`kind: eval`) has its own keys: core/eval/recipe.ts
-  if (opts.kind === undefined && isEvalRoot(root)) return out.concat(validateEvalRoot(text, root, { file: opts.file, files: opts.files }), checkScalarArm(text, root)).sort((a, b) => a.start - b.start || a.code.localeCompare(b.code));
+  if (opts.kind === undefined && isEvalRoot(root)) return out.concat(validateEvalRoot(text, root, { file: opts.file, files: opts.files })).sort((a, b) => a.start - b.start || a.code.localeCompare(b.code));
   const choice = opts.schema ? { schema: opts.schema, source: 'recipe' as const, approximate: false } : chooseSchema(root, opts.trl);
   const schema = choice.schema;
   const kind = opts.kind ?? (detectKind(root) === 'accelerate' ? 'accelerate' : 'recipe');
@@ -104,22 +104,6 @@ export function validateText(text: string, opts: ValidateOptions = {}): Diagnost
   // Position order per file (this file first, then referenced files), like an editor lists them.
   // A value merged (`<<: *base`) into two mappings is checked twice: report it once.
   return dedupe(out).sort((a, b) => (a.file ?? '').localeCompare(b.file ?? '') || a.start - b.start || a.code.localeCompare(b.code));
-}
-
-const ARM = /^(allocator|label|none|fixed:\d+)$/;
-
-/**
- * `arms: label` in an eval recipe: conscience.eval reads one arm as a one-element list (and the
- * walk accepts it, values.ts), so that arm is checked as core/eval/recipe.ts checks each arm of
- * a list (CC400, the words of EvalConfig's `unknown arm`).
- */
-function checkScalarArm(text: string, root: Extract<YNode, { kind: 'map' }>): Diagnostic[] {
-  const p = getPair(root, 'arms');
-  const v = deref(p?.value);
-  if (!p || !v || v.kind !== 'scalar' || v.tag !== 'str' || ARM.test(v.text)) return [];
-  const sug = didYouMean(v.text, ['allocator', 'label', 'none']);
-  return [diag(text, p.value.start, p.value.end, 'error', 'CC400', `Unknown arm '${v.text}': use allocator, label, fixed:N (N >= 0 tokens) or none.${sug ? ` Did you mean '${sug}'?` : ''}`,
-    sug ? [{ title: `Change to '${sug}'`, edits: [{ start: p.value.start, end: p.value.end, newText: sug }] }] : undefined)];
 }
 
 /** The `launch.trl` scalar of a recipe, if it has one. */
