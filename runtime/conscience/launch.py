@@ -10,8 +10,9 @@ but rank 0 writes `run_finished` cancelled). Exits with the trainer's exit code.
 `--dry-run` prints the argv as JSON and exits; `--plan` prints everything that would start.
 With `launch.cpu` and no OMP_NUM_THREADS in the environment it sets OMP_NUM_THREADS=1 (what
 torchrun does for each rank anyway). With `launch.vllm_server` on one machine it also starts
-`python -m trl.scripts.vllm_serve` on the last `vllm_server_gpus` GPUs, gives training the
-others, points the trainer at it and stops it when training ends (see :func:`plan`).
+`python -m trl.scripts.vllm_serve` on the last `vllm_server_gpus` GPUs, on the recipe's
+`vllm_server_port`, gives training the others, points the trainer at it and stops it when
+training ends (see :func:`plan`).
 
 For multi-node runs (SLURM) set the per-node flags (`--machine_rank`, `--main_process_ip`)
 with `--accelerate-arg` (repeatable).
@@ -34,6 +35,42 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+DEFAULT_SERVER_PORT = 8000
+
+
+def _port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when a server could listen on host:port now (SO_REUSEADDR, as uvicorn binds: a port
+    left in TIME_WAIT counts as free, one somebody listens on does not)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _server_port(raw: dict, recipe_path: str, lines: dict) -> int:
+    """The port of the vLLM server started on this machine: the recipe's `vllm_server_port`
+    (an error naming the file and line when it is no port number, or when something already
+    listens there: the trainer would talk to that other program), else 8000 when free, else a
+    free port from the kernel (two launches at once on one machine never share a server)."""
+    from .recipe import RecipeError
+
+    where = f"{recipe_path}:{lines.get('vllm_server_port', '?')}"
+    value = raw.get("vllm_server_port")
+    if value is None:
+        return DEFAULT_SERVER_PORT if _port_free(DEFAULT_SERVER_PORT) else free_port()
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise RecipeError(f"{where}: vllm_server_port must be a port number (1-65535), got {value!r}")
+    if not _port_free(value):
+        raise RecipeError(
+            f"{where}: vllm_server_port {value} is in use on this machine: another program listens there, and the "
+            f"trainer would talk to it instead of this run's vLLM server; choose a free port or stop that program"
+        )
+    return value
 
 
 def build_command(
@@ -110,7 +147,9 @@ def plan(
 
     With `launch.vllm_server` on one machine, the last `vllm_server_gpus` visible GPUs run
     `python -m trl.scripts.vllm_serve` (TRL's `trl vllm-serve`) and training gets the others;
-    the trainer is told `--vllm_server_host 127.0.0.1 --vllm_server_port P`. With several
+    the trainer is told `--vllm_server_host 127.0.0.1 --vllm_server_port P`. P is `server_port`,
+    else the recipe's `vllm_server_port` (refused when something listens there), else 8000 when
+    free, else a free port. With several
     machines the server is not started here (run it on its own node, e.g. SLURM's last one,
     and pass `--vllm_server_host`); `no_server` says the caller (the sbatch script, as the
     topology planner placed it) started it already.
@@ -132,6 +171,13 @@ def plan(
         # torchrun sets 1 thread per process; the single-process launcher does not, and on a
         # busy machine torch's default (all cores) spin-waits: 15x slower steps measured.
         result["train_env"]["OMP_NUM_THREADS"] = "1"
+    if launch.vllm_server and raw.get("vllm_server_base_url"):
+        # TRL ignores vllm_server_host/port when a base URL is set: the trainer would talk to that URL, not to our server
+        raise RecipeError(
+            f"{recipe_path}:{lines.get('vllm_server_base_url', '?')}: vllm_server_base_url sends the trainer to "
+            f"{raw['vllm_server_base_url']} instead of the vLLM server that launch.vllm_server starts; remove it "
+            f"(the launcher points the trainer at its own server)"
+        )
     if launch.vllm_server and launch.num_machines == 1 and not no_server:
         gpus = _visible_gpus(env)
         need = launch.vllm_server_gpus
@@ -150,7 +196,7 @@ def plan(
         model = _resolve_relative(raw.get("model_name_or_path"), os.path.dirname(os.path.abspath(recipe_path)))
         if not model:
             raise RecipeError(f"{recipe_path}: launch.vllm_server needs model_name_or_path")
-        port = server_port or 8000
+        port = server_port if server_port is not None else _server_port(raw, recipe_path, lines)
         result["server"] = [
             sys.executable, "-m", "trl.scripts.vllm_serve",
             "--model", str(model),
@@ -219,7 +265,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--accelerate-arg", action="append", default=[], help="extra flag for accelerate launch (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="print the accelerate argv as JSON and exit (no GPU planning)")
     p.add_argument("--plan", action="store_true", help="print everything that would start (train, vLLM server, env) as JSON and exit")
-    p.add_argument("--vllm-port", type=int, default=None, help="port of the vLLM server started for launch.vllm_server (default 8000)")
+    p.add_argument("--vllm-port", type=int, default=None, help="port of the vLLM server started for launch.vllm_server (default: the recipe's vllm_server_port, else 8000 when free, else a free port)")
     # the topology planner's decisions (the sbatch script passes them): they win over the recipe
     p.add_argument("--num-processes", type=int, default=None, help="total training processes (overrides launch.num_processes)")
     p.add_argument("--num-machines", type=int, default=None, help="training machines (overrides launch.num_machines)")

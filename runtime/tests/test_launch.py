@@ -108,3 +108,71 @@ def test_checkpoint_request_saves_once(tmp_path):
     with open(out / "events.jsonl") as f:
         cps = [json.loads(l) for l in f if '"checkpoint"' in l]
     assert [e["step"] for e in cps if e["type"] == "checkpoint"] == [1]
+
+
+def _server_recipe(tmp_path, name="s.yaml", **top):
+    return _recipe(tmp_path, name, launch={"cpu": True, "num_processes": 1, "vllm_server": True, "vllm_server_gpus": 1}, **top)
+
+
+def _line(path, key):
+    with open(path) as f:
+        return next(i for i, l in enumerate(f, 1) if l.startswith(f"{key}:"))
+
+
+def test_server_and_trainer_use_the_recipes_vllm_server_port(tmp_path):
+    import socket
+
+    from conscience.launch import free_port
+
+    port = free_port()
+    pl = plan(_server_recipe(tmp_path, vllm_server_port=port), env={"CUDA_VISIBLE_DEVICES": "0,1"})
+    assert _flag(pl["server"], "--port") == str(port)
+    assert _flag(pl["train"], "--vllm_server_port") == str(port) and _flag(pl["train"], "--vllm_server_host") == "127.0.0.1"
+    # no port in the recipe: 8000 when free, else a free one; server and trainer agree either way
+    pl = plan(_server_recipe(tmp_path, "d.yaml"), env={"CUDA_VISIBLE_DEVICES": "0,1"})
+    assert _flag(pl["server"], "--port") == _flag(pl["train"], "--vllm_server_port")
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", 8000))
+            s.listen()
+        except OSError:
+            pass  # somebody else listens on 8000 already: the same situation
+        pl = plan(_server_recipe(tmp_path, "e.yaml"), env={"CUDA_VISIBLE_DEVICES": "0,1"})
+    got = _flag(pl["server"], "--port")
+    assert got != "8000" and got == _flag(pl["train"], "--vllm_server_port")
+
+
+def test_bad_or_busy_vllm_server_port_names_the_recipe_and_line(tmp_path):
+    import socket
+
+    import pytest
+
+    from conscience.recipe import RecipeError
+
+    for bad in (70000, 0, "8001", True):
+        p = _server_recipe(tmp_path, vllm_server_port=bad)
+        with pytest.raises(RecipeError, match=rf"{p}:{_line(p, 'vllm_server_port')}: vllm_server_port must be a port number"):
+            plan(p, env={"CUDA_VISIBLE_DEVICES": "0,1"})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = s.getsockname()[1]
+        p = _server_recipe(tmp_path, "busy.yaml", vllm_server_port=busy)
+        with pytest.raises(RecipeError, match=rf"{p}:{_line(p, 'vllm_server_port')}: vllm_server_port {busy} is in use on this machine"):
+            plan(p, env={"CUDA_VISIBLE_DEVICES": "0,1"})
+        # the command line says the same and exits 2 before anything starts
+        r = subprocess.run([sys.executable, "-m", "conscience.launch", "--config", p, "--", "--output_dir", str(tmp_path / "o")],
+                           capture_output=True, text=True, cwd=os.path.join(ROOT, "runtime"), env=dict(os.environ, CUDA_VISIBLE_DEVICES="0,1"),
+                           timeout=120)
+    assert r.returncode == 2 and f"conscience.launch: {p}:" in r.stderr and "is in use" in r.stderr, r.stderr
+
+
+def test_base_url_with_a_launched_server_is_refused(tmp_path):
+    import pytest
+
+    from conscience.recipe import RecipeError
+
+    p = _server_recipe(tmp_path, vllm_server_base_url="http://10.1.2.3:8000")
+    with pytest.raises(RecipeError, match=rf"{p}:{_line(p, 'vllm_server_base_url')}: vllm_server_base_url sends the trainer"):
+        plan(p, env={"CUDA_VISIBLE_DEVICES": "0,1"})

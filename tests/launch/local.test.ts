@@ -2,7 +2,9 @@
 // SIGKILL of the trainer -> failed with its exit code, cancel -> nothing left behind, resume
 // from the last checkpoint.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { launchRun } from '../../extension/src/core/launch/launcher';
@@ -10,19 +12,104 @@ import { RunMonitor } from '../../extension/src/core/launch/monitor';
 import { LaunchSession } from '../../extension/src/core/launch/session';
 import { loadTargets } from '../../extension/src/core/launch/targets';
 import { readRun, readRunEvents, runDir } from '../../extension/src/core/runs/store';
-import { PYTHON, checkEventsComplete, cli, killRunsOf, makeWorkspace, removeWorkspaces, processesOfRun, until } from './workspace';
+import { PYTHON, REPO, checkEventsComplete, cli, environOf, killRunsOf, makeWorkspace, removeWorkspaces, processesOfRun, until } from './workspace';
+
+/** A TCP server listening on 127.0.0.1 at a port the kernel picks (what "in use" looks like). */
+function listen(): Promise<{ server: Server; port: number }> {
+  return new Promise((res, rej) => {
+    const server = createServer();
+    server.once('error', rej);
+    server.listen(0, '127.0.0.1', () => res({ server, port: (server.address() as { port: number }).port }));
+  });
+}
+
+/** A port nobody listens on now. */
+async function freePort(): Promise<number> {
+  const { server, port } = await listen();
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** The demo, 2 steps on one CPU process, with a vLLM server (launch.vllm_server) and `top` appended. */
+function serverRecipe(root: string, name: string, top: string): { rel: string; line: number } {
+  const demo = readFileSync(join(root, 'recipes', 'demo', 'tiny-cpu.yaml'), 'utf8')
+    .replace(/^max_steps:.*$/m, 'max_steps: 2')
+    .replace(/^save_strategy:.*$/m, 'save_strategy: "no"')
+    .replace(/^launch:\n(  .*\n)+/m, 'launch:\n  cpu: true\n  num_processes: 1\n  vllm_server: true\n  vllm_server_gpus: 1\n');
+  const text = demo + top;
+  writeFileSync(join(root, 'recipes', 'demo', name), text);
+  return { rel: `recipes/demo/${name}`, line: text.split('\n').findIndex((l) => l.startsWith(top.split(':')[0]!)) + 1 };
+}
 
 describe('local launch', { timeout: 900_000 }, () => {
   let root: string;
   let session: LaunchSession;
+  let standin: string;
   before(async () => {
-    root = makeWorkspace({ here: { type: 'local', python: PYTHON, cancelGrace: 20 } });
+    standin = mkdtempSync(join(tmpdir(), 'conscience-standin-'));
+    // `srv` declares two GPUs (CUDA_VISIBLE_DEVICES): conscience.launch gives the last to the vLLM server
+    root = makeWorkspace({
+      here: { type: 'local', python: PYTHON, cancelGrace: 20 },
+      srv: { type: 'local', python: PYTHON, cancelGrace: 20, env: { CUDA_VISIBLE_DEVICES: '0,1', CONSCIENCE_STANDIN_DIR: standin } },
+    });
     session = new LaunchSession(root, (await loadTargets(root)).targets);
   });
   after(async () => {
     await session?.close();
     if (root) killRunsOf(root);
     removeWorkspaces();
+    if (standin) rmSync(standin, { recursive: true, force: true });
+  });
+
+  it("starts the vLLM server on the recipe's vllm_server_port and points the trainer there", async () => {
+    const port = await freePort();
+    const { rel } = serverRecipe(root, 'server-port.yaml', `vllm_server_port: ${port}\n`);
+    // the stand-in for `trl vllm-serve` (vLLM needs a GPU): PYTHONPATH reaches the run through the wrapper
+    const saved = process.env.PYTHONPATH;
+    process.env.PYTHONPATH = join(REPO, 'tests', 'launch', 'standin', 'site');
+    let run;
+    try {
+      ({ run } = await launchRun(session, rel, 'srv'));
+    } finally {
+      if (saved === undefined) delete process.env.PYTHONPATH;
+      else process.env.PYTHONPATH = saved;
+    }
+    const trainer = await until('the trainer process', () => processesOfRun(run.id).map((p) => {
+      try {
+        return { cmd: readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0'), env: environOf(p) };
+      } catch {
+        return undefined;
+      }
+    }).find((x) => x && x.cmd[1] === '-m' && x.cmd[2] === 'conscience.train'));
+    const fin = await new RunMonitor(session, run.id, { intervalMs: 200 }).follow();
+    assert.equal(fin?.state, 'completed', `${fin?.error ?? ''}\n${readFileSync(join(run.remoteDir, 'stderr.log'), 'utf8').slice(-3000)}`);
+    const server = JSON.parse(readFileSync(join(standin, 'server.local.json'), 'utf8'));
+    assert.equal(server.port, port, 'the server listens on the recipe port');
+    assert.equal(server.host, '127.0.0.1');
+    assert.equal(server.cuda_visible_devices, '1');
+    const flag = (name: string) => trainer.cmd[trainer.cmd.indexOf(name) + 1];
+    assert.equal(flag('--vllm_server_port'), String(port), "the trainer's client uses the recipe port");
+    assert.equal(flag('--vllm_server_host'), '127.0.0.1');
+    assert.equal(trainer.env.get('CUDA_VISIBLE_DEVICES'), '0');
+    await until('the stand-in server to be stopped', () => processesOfRun(run.id).length === 0, 60_000);
+  });
+
+  it('refuses a vllm_server_port out of range, or one something listens on, naming the recipe file and line', async () => {
+    const bad = serverRecipe(root, 'bad-port.yaml', 'vllm_server_port: 70000\n');
+    const r = await cli(root, ['launch', bad.rel, '--target', 'srv', '--force']);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, new RegExp(`recipes/demo/bad-port\\.yaml:${bad.line}: vllm_server_port must be a port number \\(1-65535\\), got 70000`));
+    const { server, port } = await listen();
+    try {
+      const busy = serverRecipe(root, 'busy-port.yaml', `vllm_server_port: ${port}\n`);
+      const w = await cli(root, ['launch', busy.rel, '--target', 'srv', '--wait']);
+      assert.equal(w.code, 1, w.stdout + w.stderr);
+      const id = w.stdout.trim().split(/\s+/)[0]!;
+      assert.equal((await readRun(root, id))?.state, 'failed');
+      assert.match(w.stdout + w.stderr, new RegExp(`recipes/demo/busy-port\\.yaml:${busy.line}: vllm_server_port ${port} is in use on this machine`));
+    } finally {
+      await new Promise((res) => server.close(res));
+    }
   });
 
   it('runs the demo recipe to run_finished completed with every event in the local store (CLI --wait)', async () => {

@@ -90,10 +90,18 @@ describe('SLURM, two nodes: the generated script executed', { timeout: 1_200_000
       .replace(/^save_strategy:.*$/m, 'save_strategy: "no"');
     // colocate: 4 CPU processes over both nodes (the recipe says one machine: the target decides)
     writeFileSync(join(root, 'recipes', 'demo', 'two-nodes.yaml'), demo.replace(/^launch:\n(  .*\n)+/m, 'launch:\n  cpu: true\n  num_processes: 4\n  num_machines: 1\n'));
-    // server mode: node 2 serves (stand-in) on its first GPU, node 1 trains with 2 processes
+    // server mode: node 2 serves (stand-in) on its first GPU, node 1 trains with 2 processes.
+    // The model is a bare relative path, a folder beside the recipe (the tiny model, saved there):
+    // the trainer and the server must both load that folder, not take it for a Hub id.
+    const built = spawnSync(join(REPO, '.venv', 'bin', 'python'), ['-m', 'conscience.tiny_model', join(root, 'recipes', 'demo', 'models', 'tiny'), '--warmup-steps', '0'], {
+      encoding: 'utf8', env: { ...process.env, PYTHONPATH: join(REPO, 'runtime') }, timeout: 180_000,
+    });
+    assert.equal(built.status, 0, `building the tiny model failed: ${built.stderr}`);
     writeFileSync(
       join(root, 'recipes', 'demo', 'server.yaml'),
-      demo.replace(/^launch:\n(  .*\n)+/m, 'launch:\n  cpu: true\n  num_processes: 2\n  num_machines: 1\n  vllm_server: true\n  vllm_server_gpus: 1\n') + 'vllm_server_port: 18931\n',
+      demo
+        .replace(/^model_name_or_path:.*$/m, 'model_name_or_path: models/tiny')
+        .replace(/^launch:\n(  .*\n)+/m, 'launch:\n  cpu: true\n  num_processes: 2\n  num_machines: 1\n  vllm_server: true\n  vllm_server_gpus: 1\n') + 'vllm_server_port: 18931\n',
     );
     // runs until cancelled; saves only when asked (SLURM's USR1 warning)
     const long = readFileSync(join(root, 'recipes', 'demo', 'long.yaml'), 'utf8').replace(/^save_strategy:.*$/m, 'save_strategy: "no"');
@@ -153,7 +161,9 @@ describe('SLURM, two nodes: the generated script executed', { timeout: 1_200_000
     assert.equal(rec.job_id, run.jobId);
     assert.equal(rec.cuda_visible_devices, '0');
     assert.equal(rec.port, 18931);
-    assert.equal(rec.model, 'conscience/tiny');
+    // the synced folder beside the recipe on the host: the one the trainer loaded (it completed,
+    // and `models/tiny` as a Hub id does not exist)
+    assert.equal(rec.model, join(run.projectDir, 'recipes', 'demo', 'models', 'tiny'));
     assert.equal(rec.tensor_parallel_size, 1);
     assert.ok(!existsSync(join(standin, 'server.n1.json')), 'a second server was started on the training node');
     for (const r of ranks.values()) {

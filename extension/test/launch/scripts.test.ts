@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { processDriver } from '../../src/core/launch/driver-process';
 import { slurmDriver } from '../../src/core/launch/driver-slurm';
@@ -19,6 +19,16 @@ const spec = (t: Record<string, unknown>, l: LaunchSection = L(), extra: Partial
   outputDir: '/p/.conscience-runs/r1/output', launch: l, model: 'Qwen/Qwen2.5-1.5B-Instruct',
   target: parseTarget('c', { type: 'slurm', ...t }) as SbatchSpec['target'], ...extra,
 });
+
+const REPO = resolve(import.meta.dirname, '..', '..', '..');
+
+/** The runtime's own resolution of model_name_or_path for the trainer (recipe.py _resolve_relative), run by the real runtime. */
+function trainerModel(value: string, recipe: string): string {
+  const code = 'import os, sys; from conscience.recipe import _resolve_relative; print(_resolve_relative(sys.argv[1], os.path.dirname(os.path.abspath(sys.argv[2]))))';
+  const r = spawnSync(join(REPO, '.venv', 'bin', 'python'), ['-c', code, value, recipe], { encoding: 'utf8', env: { ...process.env, PYTHONPATH: join(REPO, 'runtime') } });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.trim();
+}
 
 const bashSyntaxOk = (script: string) => spawnSync('bash', ['-n'], { input: script }).status === 0;
 
@@ -200,10 +210,64 @@ describe('generated scripts, executed with stub commands', () => {
     const twoNodes = parseTarget('c', { type: 'slurm', nodes: 2, gpusPerNode: 1 }) as Target;
     const calls1 = q.run(slurmDriver.prepare({ ...q.prep, recipe: one, info: await readRecipeInfo(one), target: twoNodes }).script, 'job.sbatch', { STUB_SERVER: '1' });
     assert.deepEqual(calls1.map((c) => c.argv.slice(0, 4)).sort(), [['-m', 'conscience.train', '--config', one], ['-m', 'trl.scripts.vllm_serve', '--model', join(q.project, 'recipes/qwen/m')]]);
-    // a hub id or an absolute path is kept as it is; ./ and ../ are resolved against the recipe's folder
+    // a hub id or an absolute path is kept as it is; ./ and ../ are resolved against the recipe's folder (a bare relative value: at run time, below)
     assert.equal(serverModel('Qwen/Qwen2.5-0.5B-Instruct', '/p/recipes/x.yaml'), 'Qwen/Qwen2.5-0.5B-Instruct');
     assert.equal(serverModel('/models/m', '/p/recipes/x.yaml'), '/models/m');
     assert.equal(serverModel('./m/', '/p/recipes/x.yaml'), '/p/recipes/m');
     assert.equal(serverModel('../../../../m', '/p/recipes/x.yaml'), '/m');
+  });
+  it("SLURM's vLLM server loads the same model as the trainer for a bare relative path: the folder beside the recipe when it exists there, else the Hub id", async () => {
+    const target = parseTarget('c', { type: 'slurm', nodes: 2, gpusPerNode: 1 }) as Target;
+    const serverModelOf = async (value: string, withFolder: boolean) => {
+      const p = stubProject();
+      const recipe = p.recipe('recipes/qwen/x.yaml', `model_name_or_path: ${value}\nuse_vllm: true\nvllm_mode: server\nlaunch:\n  vllm_server: true\n`);
+      if (withFolder) mkdirSync(join(p.project, 'recipes', 'qwen', value), { recursive: true });
+      const calls = p.run(slurmDriver.prepare({ ...p.prep, recipe, info: await readRecipeInfo(recipe), target }).script, 'job.sbatch', { STUB_SERVER: '1' });
+      const server = calls.find((c) => c.argv[1] === 'trl.scripts.vllm_serve');
+      assert.ok(server, JSON.stringify(calls));
+      return { model: server.argv[server.argv.indexOf('--model') + 1], trainer: trainerModel(value, recipe), folder: join(p.project, 'recipes', 'qwen', value) };
+    };
+    // `models/tiny` exists beside the recipe: both load that folder
+    const local = await serverModelOf('models/tiny', true);
+    assert.equal(local.model, local.folder);
+    assert.equal(local.trainer, local.folder);
+    // `Qwen/Qwen2.5-0.5B-Instruct` is no folder there: both take it as the Hub id
+    const hub = await serverModelOf('Qwen/Qwen2.5-0.5B-Instruct', false);
+    assert.equal(hub.model, 'Qwen/Qwen2.5-0.5B-Instruct');
+    assert.equal(hub.trainer, 'Qwen/Qwen2.5-0.5B-Instruct');
+    // an org/name that does exist beside the recipe is that folder, for both
+    const shadow = await serverModelOf('Qwen/Qwen2.5-0.5B-Instruct', true);
+    assert.equal(shadow.model, shadow.folder);
+    assert.equal(shadow.trainer, shadow.folder);
+  });
+
+  it("SLURM's vLLM server and the trainer's client use the recipe's vllm_server_port, else one derived from the job id (never a fixed 8000 two jobs on one node would share)", async () => {
+    for (const [port, want] of [['vllm_server_port: 18123\n', '18123'], ['', String(40000 + (4242 % 20000))]] as const) {
+      for (const shape of [{ nodes: 1, gpusPerNode: 2 }, { nodes: 2, gpusPerNode: 1 }]) {
+        const p = stubProject();
+        const recipe = p.recipe('recipes/x.yaml', `model_name_or_path: m\n${port}launch:\n  vllm_server: true\n`);
+        const target = parseTarget('c', { type: 'slurm', ...shape }) as Target;
+        const calls = p.run(slurmDriver.prepare({ ...p.prep, recipe, info: await readRecipeInfo(recipe), target }).script, 'job.sbatch', { STUB_SERVER: '1' });
+        const server = calls.find((c) => c.argv[1] === 'trl.scripts.vllm_serve')!;
+        const train = calls.find((c) => c.argv[1] === 'conscience.train')!;
+        assert.ok(server && train, JSON.stringify(calls));
+        assert.equal(server.argv[server.argv.indexOf('--port') + 1], want, JSON.stringify(shape));
+        assert.equal(train.argv[train.argv.indexOf('--vllm_server_port') + 1], want, JSON.stringify(shape));
+        assert.equal(train.argv[train.argv.indexOf('--vllm_server_host') + 1], shape.nodes === 1 ? '127.0.0.1' : '10.0.0.2');
+      }
+    }
+  });
+
+  it('refuses a bad vllm_server_port, and a vllm_server_base_url that would send the trainer away from the launched server, naming the file and line', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'recipe-'));
+    for (const bad of ['70000', '0', '"8001"', '8000.5', 'true']) {
+      writeFileSync(join(d, 'port.yaml'), `model_name_or_path: m\nvllm_server_port: ${bad}\nlaunch:\n  vllm_server: true\n`);
+      await assert.rejects(readRecipeInfo(join(d, 'port.yaml')), /port\.yaml:2: vllm_server_port must be a port number \(1-65535\)/, bad);
+    }
+    writeFileSync(join(d, 'url.yaml'), 'model_name_or_path: m\nuse_vllm: true\nvllm_server_base_url: http://10.1.2.3:8000\nlaunch:\n  vllm_server: true\n');
+    await assert.rejects(readRecipeInfo(join(d, 'url.yaml')), /url\.yaml:3: vllm_server_base_url sends the trainer to http:\/\/10\.1\.2\.3:8000 instead of the vLLM server/);
+    // without launch.vllm_server the URL is where the user's own server runs: kept
+    writeFileSync(join(d, 'own.yaml'), 'model_name_or_path: m\nvllm_server_base_url: http://10.1.2.3:8000\nvllm_server_port: 8001\n');
+    assert.equal((await readRecipeInfo(join(d, 'own.yaml'))).serverPort, 8001);
   });
 });

@@ -1,5 +1,6 @@
 """Stand-in for `trl vllm-serve` (which needs a GPU and vLLM): records where and how it was
-started (node, CUDA_VISIBLE_DEVICES, argv, port) to $CONSCIENCE_STANDIN_DIR/server.<node>.json,
+started (node, CUDA_VISIBLE_DEVICES, argv, port) to $CONSCIENCE_STANDIN_DIR/server.<node>.json
+(<node>: SLURM's node name, `local` outside SLURM),
 then answers /health/ on --host/--port like the real server until SIGTERM."""
 
 import argparse
@@ -32,7 +33,7 @@ class Health(BaseHTTPRequestHandler):
 
 srv = HTTPServer((a.host, a.port), Health)
 record = {
-    "node": os.environ.get("SLURMD_NODENAME"),
+    "node": os.environ.get("SLURMD_NODENAME") or "local",
     "hostname": socket.gethostname(),
     "job_id": os.environ.get("SLURM_JOB_ID"),
     "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),

@@ -109,7 +109,16 @@ export function recipeInfoFromText(text: string, file: string, lines?: Map<strin
   const model = top('model_name_or_path');
   const revision = top('model_revision');
   const maxSteps = top('max_steps');
-  const serverPort = top('vllm_server_port');
+  const portPair = getPair(root, 'vllm_server_port');
+  const serverPort = plain(portPair?.value);
+  if (serverPort !== undefined && serverPort !== null && (typeof serverPort !== 'number' || !Number.isInteger(serverPort) || serverPort < 1 || serverPort > 65535))
+    throw new Error(`${at(portPair?.value)}: vllm_server_port must be a port number (1-65535), got ${JSON.stringify(serverPort)}`);
+  const vllmServer = value('vllm_server').v === true;
+  const baseUrlPair = getPair(root, 'vllm_server_base_url');
+  const baseUrl = plain(baseUrlPair?.value);
+  // TRL ignores vllm_server_host/port when a base URL is set: the trainer would never reach the server launched for it
+  if (vllmServer && baseUrl)
+    throw new Error(`${at(baseUrlPair?.value)}: vllm_server_base_url sends the trainer to ${String(baseUrl)} instead of the vLLM server that launch.vllm_server starts; remove it (the launcher points the trainer at its own server)`);
   return {
     kind: kind as RecipeKind,
     launch: {
@@ -118,7 +127,7 @@ export function recipeInfoFromText(text: string, file: string, lines?: Map<strin
       num_machines: posInt('num_machines'),
       cpu: value('cpu').v === true,
       main_process_port: (port.v as number | null | undefined) ?? undefined,
-      vllm_server: value('vllm_server').v === true,
+      vllm_server: vllmServer,
       vllm_server_gpus: posInt('vllm_server_gpus'),
       vllm_tensor_parallel_size: posInt('vllm_tensor_parallel_size'),
       vllm_data_parallel_size: posInt('vllm_data_parallel_size'),
@@ -128,7 +137,7 @@ export function recipeInfoFromText(text: string, file: string, lines?: Map<strin
     // as launch.py reads it: any truthy scalar, as text
     modelRevision: revision && (typeof revision === 'string' || typeof revision === 'number') ? String(revision) : undefined,
     maxSteps: typeof maxSteps === 'number' ? maxSteps : undefined,
-    serverPort: typeof serverPort === 'number' && Number.isInteger(serverPort) ? serverPort : undefined,
+    serverPort: typeof serverPort === 'number' ? serverPort : undefined,
   };
 }
 
@@ -242,7 +251,7 @@ export interface SbatchSpec {
   modelRevision?: string;
   /** The recipe's kind (default grpo): which runtime module runs it. */
   kind?: RecipeKind;
-  /** The recipe's vllm_server_port (TRL key), where the generation server listens (default 8000). */
+  /** The recipe's vllm_server_port (TRL key), where the generation server listens (default: derived from the job id). */
   serverPort?: number;
   target: SlurmTarget;
   env?: Record<string, string>;
@@ -271,14 +280,31 @@ export function slurmFilename(p: string): string {
   return p.replace(/%/g, '%%');
 }
 
+function besideRecipe(model: string, recipe: string): string {
+  const p = posix.normalize(posix.join(posix.dirname(recipe), model));
+  return p.length > 1 ? p.replace(/\/+$/, '') : p;
+}
+
 /**
- * The model the vLLM server loads: a `./` or `../` path is resolved against the recipe's folder
- * on the host, as the runtime resolves model_name_or_path (recipe.py _resolve_relative).
+ * The model the vLLM server loads, as the runtime resolves model_name_or_path for the trainer
+ * (recipe.py _resolve_relative): a `./` or `../` path is resolved against the recipe's folder
+ * on the host; an absolute path is kept. A bare relative value (`models/tiny`, or a Hub id
+ * `org/name`) is kept here: see serverModelCandidate.
  */
 export function serverModel(model: string, recipe: string): string {
   if (!model.startsWith('./') && !model.startsWith('../')) return model;
-  const p = posix.normalize(posix.join(posix.dirname(recipe), model));
-  return p.length > 1 ? p.replace(/\/+$/, '') : p;
+  return besideRecipe(model, recipe);
+}
+
+/**
+ * For a bare relative model_name_or_path (`models/tiny`, `org/name`): the path beside the
+ * recipe that the server loads instead when it exists there at run time, as the trainer
+ * decides on its node (an existing folder wins, else the value is a Hub id). Undefined for
+ * `./`, `../` and absolute values, which serverModel settles.
+ */
+export function serverModelCandidate(model: string, recipe: string): string | undefined {
+  if (model.startsWith('/') || model.startsWith('./') || model.startsWith('../')) return undefined;
+  return besideRecipe(model, recipe);
 }
 
 /** The sbatch options (command line, all quoted) for a run. */
@@ -307,6 +333,17 @@ export function sbatchArgs(s: SbatchSpec): string[] {
 
 export function sbatchCommand(s: SbatchSpec): string {
   return `sbatch ${shJoin([...sbatchArgs(s), `${s.runDir}/job.sbatch`])}`;
+}
+
+// Arguments the batch script fills in at run time. The NUL makes them impossible as a value
+// from a recipe or target (shQuote refuses NUL), so no user value is ever taken for one.
+const SERVER_ADDR_VAR = '\0SERVER_ADDR';
+const SERVER_PORT_VAR = '\0SERVER_PORT';
+const SCRIPT_VARS = new Map([[SERVER_ADDR_VAR, '"$SERVER_ADDR"'], [SERVER_PORT_VAR, '"$SERVER_PORT"']]);
+
+/** shJoin, with the batch script's own run-time variables (SERVER_ADDR_VAR, ...) written as "$NAME". */
+function shJoinVars(argv: string[]): string {
+  return argv.map((a) => SCRIPT_VARS.get(a) ?? shQuote(a)).join(' ');
 }
 
 /** The plan the batch script executes (topology.ts), refused with every error when the recipe does not fit the target. */
@@ -362,18 +399,26 @@ export function sbatchScript(s: SbatchSpec): string {
   const trainerArgs: string[] = [];
   if (srv) {
     const colocated = topo.trainNodes.includes(srv.node);
-    lines.push(`SERVER_NODE=\${NODES[${srv.node}]}`, colocated ? 'SERVER_ADDR=127.0.0.1' : 'SERVER_ADDR=$(node_addr "$SERVER_NODE")');
+    lines.push(
+      `SERVER_NODE=\${NODES[${srv.node}]}`,
+      colocated ? 'SERVER_ADDR=127.0.0.1' : 'SERVER_ADDR=$(node_addr "$SERVER_NODE")',
+      // the recipe's port, else one derived from the job id (as the main port): two jobs sharing a node never share a server
+      `SERVER_PORT=${srv.port ?? '$((40000 + SLURM_JOB_ID % 20000))'}`,
+    );
     const serve = [
-      s.python, '-m', 'trl.scripts.vllm_serve', '--model', serverModel(s.model!, s.recipe),
       '--tensor_parallel_size', String(srv.tensorParallel), '--data_parallel_size', String(srv.dataParallel),
-      '--gpu_memory_utilization', String(l.vllm_gpu_memory_utilization), '--host', '0.0.0.0', '--port', String(srv.port),
+      '--gpu_memory_utilization', String(l.vllm_gpu_memory_utilization), '--host', '0.0.0.0', '--port', SERVER_PORT_VAR,
       ...(s.modelRevision ? ['--revision', s.modelRevision] : []),
     ];
+    // the model is decided on the server's node, as the trainer decides on its own: a bare
+    // relative value that exists beside the recipe is that folder, else it is kept (a Hub id)
+    const serveInner = 'export CUDA_VISIBLE_DEVICES=$1; m=$2; if [ -n "$3" ] && [ -e "$3" ]; then m=$3; fi; py=$4; shift 4; exec "$py" -m trl.scripts.vllm_serve --model "$m" "$@"';
     lines.push(
-      `srun --export=ALL --overlap --nodes=1 --ntasks=1 --nodelist="$SERVER_NODE" bash -c 'export CUDA_VISIBLE_DEVICES=$1; shift; exec "$@"' conscience-vllm ${shQuote(srv.gpus.join(','))} ${shJoin(serve)} &`,
+      `srun --export=ALL --overlap --nodes=1 --ntasks=1 --nodelist="$SERVER_NODE" bash -c ${shQuote(serveInner)} conscience-vllm ` +
+        `${shJoin([srv.gpus.join(','), serverModel(s.model!, s.recipe), serverModelCandidate(s.model!, s.recipe) ?? '', s.python])} ${shJoinVars(serve)} &`,
       'server_pid=$!',
     );
-    trainerArgs.push('--vllm_server_host', '@SERVER_ADDR@', '--vllm_server_port', String(srv.port));
+    trainerArgs.push('--vllm_server_host', SERVER_ADDR_VAR, '--vllm_server_port', SERVER_PORT_VAR);
   }
   const single = topo.worldSize === 1 && topo.trainNodes.length === 1 && !l.accelerate_config;
   let inner: string;
@@ -392,7 +437,7 @@ export function sbatchScript(s: SbatchSpec): string {
     inner = 'g=$1; shift; [ -n "$g" ] && export CUDA_VISIBLE_DEVICES=$g; a=$1; p=$2; shift 2; py=$1; shift; exec "$py" "$1" "$2" --machine-rank "$SLURM_PROCID" --main-address "$a" --main-port "$p" "${@:3}"';
   }
   const gpus = srv && topo.trainNodes.includes(srv.node) && topo.trainGpus.length ? topo.trainGpus.join(',') : '';
-  const quoted = shJoin(args).replace(shQuote('@SERVER_ADDR@'), '"$SERVER_ADDR"');
+  const quoted = shJoinVars(args);
   const T = topo.trainNodes.length;
   lines.push(
     `srun --export=ALL --overlap --kill-on-bad-exit=1 --wait=60 --nodes=${T} --ntasks=${T} --ntasks-per-node=1 --nodelist="$TRAIN_NODES" ` +

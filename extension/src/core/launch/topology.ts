@@ -40,7 +40,9 @@ export interface ServerPlacement {
   node: number;
   /** GPU ids on that node (CUDA_VISIBLE_DEVICES); [] = decided at run time (local/SSH). */
   gpus: number[];
-  port: number;
+  /** The recipe's vllm_server_port; undefined = chosen at run time (local/SSH: 8000 when free, else a free
+   * port; SLURM: one derived from the job id, so two jobs sharing a node never share a server). */
+  port?: number;
   tensorParallel: number;
   dataParallel: number;
 }
@@ -68,7 +70,7 @@ export interface TopologyPlan {
 
 const range = (from: number, n: number) => Array.from({ length: Math.max(0, n) }, (_, i) => from + i);
 
-export function planTopology(l: LaunchSection, t: TopologyTarget, serverPort = 8000): TopologyPlan {
+export function planTopology(l: LaunchSection, t: TopologyTarget, serverPort?: number): TopologyPlan {
   const d: TopologyDiagnostic[] = [];
   const err = (key: string, message: string) => d.push({ severity: 'error', key, message });
   const warn = (key: string, message: string) => d.push({ severity: 'warning', key, message });
