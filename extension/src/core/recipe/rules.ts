@@ -586,6 +586,18 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
+    code: 'CC231', severity: 'error', stage: 'rules', only: 'grpo', summary: '`vllm_server_base_url` with `launch.vllm_server: true`: the trainer would not reach the server launched for it',
+    check(ctx, emit) {
+      const url = val(ctx, 'vllm_server_base_url');
+      if (sval(ctx, 'launch', 'vllm_server') === true && typeof url === 'string' && url) {
+        // the launcher refuses it too (scripts.ts recipeInfoFromText, conscience.launch): TRL
+        // ignores vllm_server_host/port when a base URL is set
+        emit.at(['vllm_server_base_url'],
+          `vllm_server_base_url sends the trainer to ${url} instead of the vLLM server that launch.vllm_server starts (TRL ignores vllm_server_host and vllm_server_port when a base URL is set). Remove it: the launcher points the trainer at its own server.`);
+      }
+    },
+  },
+  {
     code: 'CC300', severity: 'error', stage: 'rules', only: 'grpo', summary: '`reward_funcs: []`: no reward function',
     check(ctx, emit) {
       const p = pair(ctx, 'reward_funcs');
