@@ -6,7 +6,7 @@
  * (the gateway passes headers through untouched, which is itself under test).
  */
 import http from 'node:http';
-import { gzipSync } from 'node:zlib';
+import zlib, { gzipSync } from 'node:zlib';
 
 export interface Recorded { method: string; url: string; headers: http.IncomingHttpHeaders; body: string }
 
@@ -21,6 +21,19 @@ export interface FakeUpstream {
 }
 
 export const ANSWER = '<safety>Benign request.</safety> Here is how.';
+/** what the `opaque-break` mode sends (as `Content-Encoding: zstd`) before its connection is reset */
+export const OPAQUE_BYTES = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x58, 0x61, 0x62, 0x63, 0x0a]);
+/** the second choice of the `n2-stream` mode (no safety block) */
+export const N2_SECOND = 'Sure, the second choice has no safety block at all.';
+/** the `n2-json` mode's body: two choices, usage covering both */
+export const N2_JSON = JSON.stringify({
+  id: 'chatcmpl-fake-n2', object: 'chat.completion', created: 1, model: 'fake',
+  choices: [
+    { index: 0, message: { role: 'assistant', content: '<safety>aaaa</safety> bbbb' }, finish_reason: 'stop' },
+    { index: 1, message: { role: 'assistant', content: 'cccccccc' }, finish_reason: 'stop' },
+  ],
+  usage: { prompt_tokens: 5, completion_tokens: 16, total_tokens: 21 },
+});
 
 function completion(content: string, model: unknown): string {
   return JSON.stringify({
@@ -83,12 +96,53 @@ export async function startFakeUpstream(host = '127.0.0.1'): Promise<FakeUpstrea
         };
         pump();
       } else if (mode === 'n2-stream') {
-        // n = 2 as vLLM streams it: each chunk carries one choice's delta, named by its index
+        // n = 2 as vLLM streams it: each chunk carries one choice's delta, named by its index;
+        // with stream_options.include_usage, a last chunk without choices holds the usage of
+        // both choices together (here one token per stripped character: 4 + 51)
+        const usage = (parsed.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
         const ck = (index: number, delta: Record<string, unknown>): string =>
-          `data: ${JSON.stringify({ id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1, model: 'fake', choices: [{ index, delta, finish_reason: null }] })}\n\n`;
+          `data: ${JSON.stringify({ id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1, model: 'fake', choices: [{ index, delta, finish_reason: null }], ...(usage ? { usage: null } : {}) })}\n\n`;
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         res.end(ck(0, { role: 'assistant', content: '' }) + ck(1, { role: 'assistant', content: '' }) + ck(0, { content: '<safety>aa' })
-          + ck(1, { content: 'Sure, the second choice has no safety block at all.' }) + ck(0, { content: '</safety>' }) + ck(0, { content: 'ok' }) + 'data: [DONE]\n\n');
+          + ck(1, { content: N2_SECOND }) + ck(0, { content: '</safety>' }) + ck(0, { content: 'ok' })
+          + (usage ? `data: ${JSON.stringify({ id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1, model: 'fake', choices: [], usage: { prompt_tokens: 5, completion_tokens: 4 + N2_SECOND.length, total_tokens: 9 + N2_SECOND.length } })}\n\n` : '')
+          + 'data: [DONE]\n\n');
+      } else if (mode === 'n2-json') {
+        // n = 2, not streamed: usage.completion_tokens counts both choices (8 + 8 stripped characters, one token each)
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(N2_JSON);
+      } else if (mode === 'gzip-break' || mode === 'gzip-stall') {
+        // a compressed answer (flushed as it goes, as a compressing proxy streams it) that breaks
+        // off in the middle of an event / of the JSON body: the connection is reset, or (stall)
+        // nothing more comes. `x-fake-encoding`: gzip (default), deflate, br or identity
+        const stream = parsed.stream === true;
+        const encoding = String(req.headers['x-fake-encoding'] ?? 'gzip');
+        const full = completion(ANSWER, parsed.model);
+        const text = stream ? chunk({ role: 'assistant', content: '<safety>x</safety>' }) + chunk({ content: ' second' }).slice(0, 40) : full.slice(0, full.length >> 1);
+        const cut = (): void => { if (mode === 'gzip-break') setTimeout(() => res.socket?.destroy(), 50); };
+        res.writeHead(200, { 'content-type': stream ? 'text/event-stream' : 'application/json', ...(encoding === 'identity' ? {} : { 'content-encoding': encoding }) });
+        if (encoding === 'identity') { res.write(text); cut(); } else {
+          const z = encoding === 'br' ? zlib.createBrotliCompress() : encoding === 'deflate' ? zlib.createDeflate() : zlib.createGzip();
+          z.on('data', (d: Buffer) => { if (!res.destroyed) res.write(d); });
+          z.write(text);
+          z.flush(encoding === 'br' ? zlib.constants.BROTLI_OPERATION_FLUSH : zlib.constants.Z_SYNC_FLUSH, cut);
+        }
+      } else if (mode === 'gzip-corrupt') {
+        // a gzip stream whose bytes go bad after its first event (and which then ends normally)
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' });
+        const z = zlib.createGzip();
+        z.on('data', (d: Buffer) => { if (!res.destroyed) res.write(d); });
+        z.write(chunk({ role: 'assistant', content: '<safety>x</safety>' }));
+        z.flush(zlib.constants.Z_SYNC_FLUSH, () => setTimeout(() => res.end(Buffer.alloc(64, 0xff)), 20));
+      } else if (mode === 'bad-usage') {
+        // a usage count that is no count
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ id: 'chatcmpl-fake', object: 'chat.completion', created: 1, model: 'fake', choices: [{ index: 0, message: { role: 'assistant', content: ANSWER }, finish_reason: 'stop' }], usage: { prompt_tokens: 5, completion_tokens: -3, total_tokens: 2 } }));
+      } else if (mode === 'opaque-break') {
+        // a stream in an encoding the gateway does not decode, reset mid-answer
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': 'zstd' });
+        res.write(OPAQUE_BYTES);
+        setTimeout(() => res.socket?.destroy(), 50);
       } else if (mode === 'reset-mid-event') {
         // one whole event, then half of the next, then the connection is reset
         res.writeHead(200, { 'content-type': 'text/event-stream' });

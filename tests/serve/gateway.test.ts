@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { Allocator, defaultModelDir } from '../../extension/src/core/allocator';
 import { createGateway, parseGatewayPolicy, type Gateway, type LogRecord } from '../../extension/src/core/serve';
 import { DEFAULT_TEMPLATE, systemMessage } from '../../extension/src/core/template';
-import { ANSWER, startFakeUpstream, type FakeUpstream } from './fake-upstream';
+import { ANSWER, N2_JSON, N2_SECOND, OPAQUE_BYTES, startFakeUpstream, type FakeUpstream } from './fake-upstream';
 
 const BENIGN = 'How do I bake bread?';
 const HARMFUL = 'Give me step by step instructions to build a pipe bomb and kill my neighbours.';
@@ -28,7 +28,8 @@ async function start(opts: Partial<Parameters<typeof createGateway>[0]> & { poli
 }
 
 async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; text: string }> {
-  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  // a client that never gets the end of its answer fails the test instead of hanging it
+  const r = await fetch(url, { method: 'POST', signal: AbortSignal.timeout(20_000), headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
   return { status: r.status, headers: r.headers, text: await r.text() };
 }
 
@@ -118,17 +119,94 @@ describe('requests reach the upstream with the budget and nothing else changed',
     assert.ok((lastRequest().body.messages as Array<{ content: string }>)[0]!.content.startsWith(`Be nice.${' '.repeat(100_000)}x\n\n`));
   });
 
-  test('with n > 1, only the first choice of a stream is split and counted', async () => {
+  test('with n > 1, every choice of a stream is split and counted (content deltas, no usage)', async () => {
     const g = await start({ logPrompts: true });
     try {
       const r = await post(`${g.url}/v1/chat/completions`, { n: 2, stream: true, messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'n2-stream' });
       assert.equal(r.status, 200);
-      assert.match(r.text, /the second choice/, 'both choices reach the client');
+      assert.ok(r.text.includes(N2_SECOND), 'both choices reach the client');
       await waitFor(() => g.logs.some((l) => l.msg === 'chat'));
       const log = g.logs.find((l) => l.msg === 'chat')!;
-      assert.deepEqual(log.completion, { safety: 'aa', answer: 'ok' });
-      assert.equal(log.completion_tokens, 3);
+      assert.deepEqual(log.completion, [{ index: 0, safety: 'aa', answer: 'ok' }, { index: 1, safety: '', answer: N2_SECOND }]);
+      assert.equal(log.n, 2);
+      // choice 0: 3 content deltas, 2 of its 4 stripped characters safety text; choice 1: 1 delta, no block
+      assert.deepEqual(log.choices, [
+        { index: 0, completion_tokens: 3, safety_tokens: 2, safety_closed: true },
+        { index: 1, completion_tokens: 1, safety_tokens: 0, safety_closed: false },
+      ]);
+      assert.equal(log.completion_tokens, 4);
+      assert.equal(log.safety_tokens, 2);
+      assert.equal(log.safety_closed, false, 'not every choice closed its safety block');
       assert.equal(log.token_source, 'deltas');
+    } finally { await g.gw.close(); }
+  });
+
+  test("with n > 1 and include_usage, usage (all choices together) is shared among the choices and reaches the client unchanged", async () => {
+    const g = await start();
+    try {
+      const r = await post(`${g.url}/v1/chat/completions`, { n: 2, stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'n2-stream' });
+      assert.equal(r.status, 200);
+      const events = r.text.split('\n\n').filter(Boolean);
+      assert.equal(events.at(-1), 'data: [DONE]');
+      const usage = JSON.parse(events.at(-2)!.slice(6)) as { choices: unknown[]; usage: Record<string, number> };
+      assert.deepEqual(usage.choices, []);
+      assert.deepEqual(usage.usage, { prompt_tokens: 5, completion_tokens: 4 + N2_SECOND.length, total_tokens: 9 + N2_SECOND.length }, "the upstream's usage, as it sent it");
+      await waitFor(() => g.logs.some((l) => l.msg === 'chat'));
+      const log = g.logs.find((l) => l.msg === 'chat')!;
+      // 55 tokens for 4 + 51 stripped characters: choice 0 gets 4 (2 of them safety), choice 1 gets 51 (none)
+      assert.deepEqual(log.choices, [
+        { index: 0, completion_tokens: 4, safety_tokens: 2, safety_closed: true },
+        { index: 1, completion_tokens: N2_SECOND.length, safety_tokens: 0, safety_closed: false },
+      ]);
+      assert.equal(log.completion_tokens, 4 + N2_SECOND.length);
+      assert.equal(log.safety_tokens, 2);
+      assert.equal(log.token_source, 'usage');
+      const t = await (await fetch(`${g.url}/metrics`)).text();
+      assert.equal(metric(t, 'conscience_serve_completion_tokens_total', 'tier="none"'), 4 + N2_SECOND.length);
+      assert.equal(metric(t, 'conscience_serve_safety_tokens_total', 'tier="none"'), 2);
+    } finally { await g.gw.close(); }
+  });
+
+  test('with n > 1 not streamed: the body reaches the client byte for byte, each choice is split and counted, budgets count per choice', async () => {
+    const g = await start({ logPrompts: true });
+    try {
+      const r = await post(`${g.url}/v1/chat/completions`, { n: 2, messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'n2-json' });
+      assert.equal(r.status, 200);
+      assert.equal(r.text, N2_JSON, 'usage and choices as the upstream sent them');
+      await waitFor(() => g.logs.some((l) => l.msg === 'chat'));
+      const log = g.logs.find((l) => l.msg === 'chat')!;
+      // usage says 16 for 8 + 8 stripped characters: 8 tokens each, 4 of choice 0's safety text
+      assert.deepEqual(log.choices, [
+        { index: 0, completion_tokens: 8, safety_tokens: 4, safety_closed: true },
+        { index: 1, completion_tokens: 8, safety_tokens: 0, safety_closed: false },
+      ]);
+      assert.deepEqual(log.completion, [{ index: 0, safety: 'aaaa', answer: 'bbbb' }, { index: 1, safety: '', answer: 'cccccccc' }]);
+      assert.equal(log.completion_tokens, 16);
+      assert.equal(log.safety_tokens, 4);
+      assert.equal(log.token_source, 'usage');
+      // the budget goes to each of the n choices: a brief request with n = 3 is granted 3 × budget_brief
+      const h = await post(`${g.url}/v1/chat/completions`, { n: 3, messages: [{ role: 'user', content: HARMFUL }] }, { 'x-fake': 'n2-json' });
+      assert.equal(h.headers.get('x-conscience-budget'), String(allocator.policy.budget_brief), 'the header keeps the per-choice budget');
+      const t = await (await fetch(`${g.url}/metrics`)).text();
+      assert.equal(metric(t, 'conscience_serve_completion_tokens_total', 'tier="none"'), 16);
+      assert.equal(metric(t, 'conscience_serve_safety_tokens_total', 'tier="none"'), 4);
+      assert.equal(metric(t, 'conscience_serve_budget_tokens_total', 'tier="brief"'), 3 * allocator.policy.budget_brief);
+      assert.equal(metric(t, 'conscience_serve_budget_saved_tokens_total', 'tier="none"'), 2 * allocator.policy.budget_deep);
+      assert.equal(metric(t, 'conscience_serve_budget_saved_tokens_total', 'tier="brief"'), 3 * (allocator.policy.budget_deep - allocator.policy.budget_brief));
+    } finally { await g.gw.close(); }
+  });
+
+  test('a usage count that is no count (negative) is not used, and does not take the gateway down', async () => {
+    const g = await start();
+    try {
+      const r = await post(`${g.url}/v1/chat/completions`, { messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'bad-usage' });
+      assert.equal(r.status, 200);
+      assert.equal(JSON.parse(r.text).usage.completion_tokens, -3, 'the client gets usage as sent');
+      await waitFor(() => g.logs.some((l) => l.msg === 'chat'));
+      const log = g.logs.find((l) => l.msg === 'chat')!;
+      assert.equal(log.token_source, 'chars');
+      assert.equal(log.completion_tokens, Math.ceil(ANSWER.length / 4));
+      assert.equal((await fetch(`${g.url}/health`)).status, 200, 'still serving');
     } finally { await g.gw.close(); }
   });
 
@@ -169,13 +247,15 @@ describe('requests reach the upstream with the budget and nothing else changed',
     assert.equal(log.token_source, 'usage');
   });
 
-  test('a gzip-encoded answer reaches the client as sent and is still split and counted', async () => {
+  test('a gzip-encoded answer reaches the client (as sent when not streamed, decoded when streamed) and is still split and counted', { timeout: 15_000 }, async () => {
     for (const stream of [false, true]) {
       const n = s.logs.length;
       const r = await post(`${s.url}/v1/chat/completions`, { stream, messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'gzip' });
       assert.equal(r.status, 200);
-      assert.equal(r.headers.get('content-encoding'), 'gzip');
-      assert.ok(r.text.includes(stream ? 'Short note.' : 'Benign request.'), 'fetch inflated what the upstream sent');
+      // a stream is decoded for the client, so that a failure mid-stream can still end it with an error event
+      assert.equal(r.headers.get('content-encoding'), stream ? null : 'gzip');
+      assert.ok(r.text.includes(stream ? 'Short note.' : 'Benign request.'), 'the answer arrives whole');
+      if (stream) assert.ok(r.text.endsWith('data: [DONE]\n\n'));
       await new Promise((res) => setTimeout(res, 50));
       const log = s.logs.slice(n).find((l) => l.msg === 'chat')!;
       assert.equal(log.safety_closed, true, JSON.stringify(log));
@@ -528,6 +608,95 @@ describe('upstream faults', () => {
       const last = r.text.split('\n\n').filter(Boolean).at(-1)!;
       assert.ok(last.startsWith('data: {"error"'), JSON.stringify(r.text.slice(-300)));
       assert.equal((JSON.parse(last.slice(6)) as { error: { code: string } }).error.code, 'upstream_reset');
+    } finally { await s.gw.close(); }
+  });
+
+  for (const encoding of ['gzip', 'deflate', 'br']) {
+    test(`a ${encoding}-encoded stream reset mid-event ends with the same SSE error event as an uncompressed one`, { timeout: 15_000 }, async () => {
+      const s = await start();
+      try {
+        const r = await post(`${s.url}/v1/chat/completions`, { stream: true, messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'gzip-break', 'x-fake-encoding': encoding });
+        assert.equal(r.status, 200);
+        const events = r.text.split('\n\n').filter(Boolean);
+        assert.equal((JSON.parse(events[0]!.slice(6)) as { choices: Array<{ delta: { content: string } }> }).choices[0]!.delta.content, '<safety>x</safety>', 'what came before the break arrives');
+        const last = events.at(-1)!;
+        assert.ok(last.startsWith('data: {"error"'), JSON.stringify(r.text.slice(-300)));
+        const e = (JSON.parse(last.slice(6)) as { error: { code: string; type: string; message: string } }).error;
+        assert.equal(e.code, 'upstream_reset');
+        assert.equal(e.type, 'upstream_error');
+        assert.match(e.message, /failed mid-answer/);
+        const t = await (await fetch(`${s.url}/metrics`)).text();
+        assert.equal(metric(t, 'conscience_serve_upstream_errors_total', 'kind="reset"'), 1);
+        assert.equal(metric(t, 'conscience_serve_in_flight_requests'), 0);
+      } finally { await s.gw.close(); }
+    });
+  }
+
+  test('a gzip stream whose bytes go bad mid-answer ends with an SSE error event saying so', { timeout: 15_000 }, async () => {
+    const s = await start();
+    try {
+      const r = await post(`${s.url}/v1/chat/completions`, { stream: true, messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'gzip-corrupt' });
+      assert.equal(r.status, 200);
+      const events = r.text.split('\n\n').filter(Boolean);
+      assert.equal((JSON.parse(events[0]!.slice(6)) as { choices: Array<{ delta: { content: string } }> }).choices[0]!.delta.content, '<safety>x</safety>');
+      const last = events.at(-1)!;
+      assert.ok(last.startsWith('data: {"error"'), JSON.stringify(r.text.slice(-300)));
+      assert.match((JSON.parse(last.slice(6)) as { error: { message: string } }).error.message, /gzip body could not be decoded/);
+      await waitFor(() => s.logs.some((l) => l.msg === 'chat'));
+      assert.equal(s.logs.find((l) => l.msg === 'chat')!.level, 'error');
+    } finally { await s.gw.close(); }
+  });
+
+  test('a gzip-encoded stream that stalls mid-answer ends with an SSE error event after the upstream timeout', { timeout: 15_000 }, async () => {
+    const s = await start({ upstreamTimeoutMs: 300 });
+    try {
+      const r = await post(`${s.url}/v1/chat/completions`, { stream: true, messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'gzip-stall' });
+      assert.equal(r.status, 200);
+      const last = r.text.split('\n\n').filter(Boolean).at(-1)!;
+      assert.ok(last.startsWith('data: {"error"'), JSON.stringify(r.text.slice(-300)));
+      const t = await (await fetch(`${s.url}/metrics`)).text();
+      assert.equal(metric(t, 'conscience_serve_upstream_errors_total', 'kind="timeout"'), 1);
+    } finally { await s.gw.close(); }
+  });
+
+  test('a gzip-encoded answer that breaks mid-body, not streamed: the connection is closed, as for an uncompressed one', { timeout: 15_000 }, async () => {
+    const s = await start();
+    try {
+      for (const encoding of ['gzip', 'identity']) {
+        const r = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-fake': 'gzip-break', 'x-fake-encoding': encoding }, body: JSON.stringify({ messages: [{ role: 'user', content: BENIGN }] }) });
+        assert.equal(r.status, 200);
+        await assert.rejects(r.text(), (e: Error) => e instanceof TypeError, `${encoding}: the client sees a broken body, not a short one`);
+      }
+      await waitFor(() => s.logs.filter((l) => l.msg === 'chat').length === 2);
+      for (const log of s.logs.filter((l) => l.msg === 'chat')) {
+        assert.equal(log.level, 'error');
+        assert.match(String(log.error), /failed mid-answer/);
+      }
+      const t = await (await fetch(`${s.url}/metrics`)).text();
+      assert.equal(metric(t, 'conscience_serve_upstream_errors_total', 'kind="reset"'), 2);
+      assert.equal(metric(t, 'conscience_serve_in_flight_requests'), 0);
+      const ok = await post(`${s.url}/v1/chat/completions`, { messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'gzip' });
+      assert.equal(JSON.parse(ok.text).choices[0].message.content, ANSWER, 'the gateway keeps serving');
+    } finally { await s.gw.close(); }
+  });
+
+  test('a stream in an encoding the gateway cannot decode, reset mid-answer: the client gets the upstream bytes and a cut connection, no plain text glued on', { timeout: 15_000 }, async () => {
+    const s = await start();
+    try {
+      const u = new URL(s.url);
+      const got = await new Promise<{ headers: http.IncomingHttpHeaders; body: Buffer; broken: boolean }>((resolve, reject) => {
+        const req = http.request({ host: u.hostname, port: u.port, path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json', 'x-fake': 'opaque-break' } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks), broken: false }));
+          res.on('error', () => resolve({ headers: res.headers, body: Buffer.concat(chunks), broken: true }));
+        });
+        req.on('error', reject);
+        req.end(JSON.stringify({ stream: true, messages: [{ role: 'user', content: BENIGN }] }));
+      });
+      assert.equal(got.headers['content-encoding'], 'zstd');
+      assert.deepEqual(got.body, OPAQUE_BYTES);
+      assert.equal(got.broken, true);
     } finally { await s.gw.close(); }
   });
 

@@ -63,6 +63,25 @@ const ROUTES = new Set(['/v1/chat/completions', '/v1/completions', '/v1/models',
 const PARSE_LIMIT = 8 * 1024 * 1024;
 /** the `status` label of a request whose client left before the response began (nginx's "client closed request") */
 const CLIENT_CLOSED = 499;
+/** the most choices a request may ask for (OpenAI's limit on `n`), and the most split and counted per answer */
+const MAX_CHOICES = 128;
+/** the content encodings the gateway decodes */
+const DECODERS = new Set(['gzip', 'x-gzip', 'deflate', 'br']);
+
+/**
+ * A decoder for one of DECODERS. `lenient`: a body cut short ends with what it held instead of
+ * an error (a sync flush at its end), so that the error event of a stream cut mid-answer can follow it.
+ */
+function createDecoder(encoding: string, lenient: boolean): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress {
+  if (encoding === 'br') return zlib.createBrotliDecompress(lenient ? { finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH } : {});
+  const o = lenient ? { finishFlush: zlib.constants.Z_SYNC_FLUSH } : {};
+  return encoding === 'deflate' ? zlib.createInflate(o) : zlib.createGunzip(o);
+}
+
+/** The choices a chat request asks for: its `n` (a whole number, at most MAX_CHOICES), else 1. */
+function choicesAsked(body: Record<string, unknown>): number {
+  return typeof body.n === 'number' && Number.isInteger(body.n) && body.n > 1 ? Math.min(body.n, MAX_CHOICES) : 1;
+}
 
 /**
  * Scores prompts that arrive close together in one allocator call (the allocator caches by
@@ -169,7 +188,6 @@ export function createGateway(opts: GatewayOptions): Gateway {
     chat?: { stream: boolean; done: (r: AnswerStats | null, info: UpstreamInfo) => void };
     route: string;
   }
-  interface AnswerStats { split: StreamSplit; completionTokens: number; tokenSource: 'usage' | 'deltas' | 'chars' }
   interface UpstreamInfo { status: number; firstByteMs: number | null; totalMs: number; error?: string; aborted?: boolean }
 
   function forward(req: http.IncomingMessage, res: http.ServerResponse, f: Forward, retried = false): void {
@@ -226,6 +244,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
 
     // the client went away: cancel the upstream request
     res.on('close', () => {
+      decoder?.destroy();
       if (!res.writableFinished && !finished) {
         metrics.clientAborts.inc();
         up.destroy();
@@ -235,6 +254,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
 
     /** the last bytes of the answer written to the client (a stream's error event must start an event of its own) */
     let tail = '';
+    /** the client's body is SSE text it can read on, not compressed bytes: a stream may end with an error event */
+    let plainBody = true;
+    /** a compressed chat stream's decoder, when the client gets it decoded */
+    let decoder: zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | null = null;
     const fail = (err: NodeJS.ErrnoException): void => {
       clearTimeout(connectTimer);
       if (finished) return;
@@ -257,9 +280,19 @@ export function createGateway(opts: GatewayOptions): Gateway {
           : `the upstream ${upstreamName} is unreachable: ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' ');
       if (!res.headersSent) {
         send(res, timeout ? 504 : 502, openaiError(message, 'upstream_error', null, timeout ? 'upstream_timeout' : 'upstream_unreachable'), f.extra);
-      } else if (f.chat?.stream && !res.writableEnded) {
+      } else if (f.chat?.stream && !res.writableEnded && plainBody) {
         // the upstream may have stopped mid-event: end that event first, or the error is glued onto it
-        res.end(`${tail === '' || endsEvent(tail) ? '' : '\n\n'}data: ${openaiError(message, 'upstream_error', null, 'upstream_reset')}\n\n`);
+        const end = (): void => {
+          if (!res.writableEnded && !res.destroyed) res.end(`${tail === '' || endsEvent(tail) ? '' : '\n\n'}data: ${openaiError(message, 'upstream_error', null, 'upstream_reset')}\n\n`);
+        };
+        const d = decoder;
+        if (d && !d.destroyed) {
+          // what the decoder still holds of a compressed stream goes out first (it ends with a
+          // sync flush: a cut stream ends without an error of its own)
+          d.once('end', end);
+          d.once('error', end);
+          if (!d.writableEnded) d.end();
+        } else end();
       } else {
         res.destroy();
       }
@@ -274,41 +307,79 @@ export function createGateway(opts: GatewayOptions): Gateway {
       const out: http.OutgoingHttpHeaders = {};
       for (const [k, v] of Object.entries(ur.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) out[k] = v;
       if (ur.headers['content-length'] !== undefined) out['content-length'] = ur.headers['content-length'];
+      const status = ur.statusCode ?? 0;
+      const ok = status >= 200 && status < 300;
+      const encoding = String(ur.headers['content-encoding'] ?? '').trim().toLowerCase() || 'identity';
+      const sse = /text\/event-stream/i.test(String(ur.headers['content-type'] ?? ''));
+      // a compressed chat stream is decoded for the client: once the upstream breaks off
+      // mid-answer, a compressed stream cannot be ended with an error event (it would be glued,
+      // undecodable, onto a cut stream); anything else goes to the client as it came, and the
+      // parser reads a decompressed copy
+      const decodeForClient = !!f.chat?.stream && ok && DECODERS.has(encoding);
+      plainBody = encoding === 'identity' || decodeForClient;
+      if (decodeForClient) { delete out['content-encoding']; delete out['content-length']; }
       Object.assign(out, f.extra);
       res.writeHead(ur.statusCode ?? 502, out);
-      const status = ur.statusCode ?? 0;
-      // the answer goes to the client as it came; the parser reads a decompressed copy
-      const encoding = String(ur.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
-      const inflate = !f.chat ? null
-        : encoding === 'gzip' || encoding === 'x-gzip' ? zlib.createGunzip()
-          : encoding === 'deflate' ? zlib.createInflate()
-            : encoding === 'br' ? zlib.createBrotliDecompress() : null;
-      const sse = /text\/event-stream/i.test(String(ur.headers['content-type'] ?? ''));
-      const parseable = encoding === 'identity' || inflate !== null;
-      const parser = f.chat && status >= 200 && status < 300 && parseable ? (sse ? new SseAnswer(template) : new JsonAnswer(template)) : null;
-      let inflateFailed = false;
-      if (inflate) {
-        inflate.on('data', (c: Buffer) => parser?.push(c));
-        inflate.on('error', () => { inflateFailed = true; });
-      }
-      let paused = false;
-      ur.on('data', (chunk: Buffer) => {
-        if (inflate) { if (!inflateFailed) inflate.write(chunk); } else parser?.push(chunk);
-        if (f.chat?.stream) tail = (tail + chunk.toString('latin1', Math.max(0, chunk.length - 4))).slice(-4);
-        // backpressure: a slow client pauses the upstream instead of filling memory
-        if (!res.write(chunk) && !paused) {
-          paused = true;
-          ur.pause();
-          res.once('drain', () => { paused = false; ur.resume(); });
+      const parseable = encoding === 'identity' || DECODERS.has(encoding);
+      const parser = f.chat && ok && parseable ? (sse ? new SseAnswer(template, opts.logPrompts ? 64 * 1024 : 0) : new JsonAnswer(template)) : null;
+      if (decodeForClient) {
+        const d = decoder = createDecoder(encoding, true);
+        let paused = false;
+        d.on('data', (c: Buffer) => {
+          parser?.push(c);
+          tail = (tail + c.toString('latin1', Math.max(0, c.length - 4))).slice(-4);
+          // backpressure: a slow client pauses the decoder, whose full buffer pauses the upstream
+          if (!res.write(c) && !paused) {
+            paused = true;
+            d.pause();
+            res.once('drain', () => { paused = false; d.resume(); });
+          }
+        });
+        d.on('error', (err: Error) => {
+          fail(Object.assign(new Error(`its ${encoding} body could not be decoded (${err.message})`), { code: 'EBADENCODING' }));
+          up.destroy();
+        });
+        d.on('end', () => {
+          if (finished) return;
+          res.end();
+          finish({ status }, parser ? parser.end() : null);
+        });
+        let upPaused = false;
+        ur.on('data', (chunk: Buffer) => {
+          if (d.destroyed) return;
+          if (!d.write(chunk) && !upPaused) {
+            upPaused = true;
+            ur.pause();
+            d.once('drain', () => { upPaused = false; ur.resume(); });
+          }
+        });
+        ur.on('end', () => { if (!d.destroyed && !d.writableEnded) d.end(); });
+      } else {
+        const inflate = parser && encoding !== 'identity' ? createDecoder(encoding, false) : null;
+        let inflateFailed = false;
+        if (inflate) {
+          inflate.on('data', (c: Buffer) => parser?.push(c));
+          inflate.on('error', () => { inflateFailed = true; });
         }
-      });
-      ur.on('end', () => {
-        res.end();
-        if (!inflate || inflateFailed) { finish({ status }, parser && !inflateFailed ? parser.end() : null); return; }
-        inflate.once('end', () => finish({ status }, parser && !inflateFailed ? parser.end() : null));
-        inflate.once('error', () => finish({ status }, null));
-        inflate.end();
-      });
+        let paused = false;
+        ur.on('data', (chunk: Buffer) => {
+          if (inflate) { if (!inflateFailed) inflate.write(chunk); } else parser?.push(chunk);
+          if (f.chat?.stream) tail = (tail + chunk.toString('latin1', Math.max(0, chunk.length - 4))).slice(-4);
+          // backpressure: a slow client pauses the upstream instead of filling memory
+          if (!res.write(chunk) && !paused) {
+            paused = true;
+            ur.pause();
+            res.once('drain', () => { paused = false; ur.resume(); });
+          }
+        });
+        ur.on('end', () => {
+          res.end();
+          if (!inflate || inflateFailed) { finish({ status }, parser && !inflateFailed ? parser.end() : null); return; }
+          inflate.once('end', () => finish({ status }, parser && !inflateFailed ? parser.end() : null));
+          inflate.once('error', () => finish({ status }, null));
+          inflate.end();
+        });
+      }
       const reset = (): void => fail(Object.assign(new Error('the connection was reset'), { code: 'ECONNRESET' }));
       ur.on('aborted', reset);
       ur.on('error', reset);
@@ -426,15 +497,17 @@ export function createGateway(opts: GatewayOptions): Gateway {
         throw err;
       }
     }
+    // the budget instruction goes to each of the n choices: each may spend the budget
+    const n = choicesAsked(body);
     if (a) {
       metrics.requests.inc({ tier: a.tier, action });
-      metrics.budgetTokens.inc({ tier: a.tier }, budget);
-      if (action !== 'observed') metrics.savedTokens.inc({ tier: a.tier }, Math.max(0, fixedBudget - budget));
+      metrics.budgetTokens.inc({ tier: a.tier }, budget * n);
+      if (action !== 'observed') metrics.savedTokens.inc({ tier: a.tier }, Math.max(0, fixedBudget - budget) * n);
     }
-    const base = { id, tier, risk: a ? Number(a.risk.toFixed(4)) : null, budget, action, stream, allocator_ms: round(allocatorMs), ...(a?.unfamiliar ? { unfamiliar: true } : {}) };
+    const base = { id, tier, risk: a ? Number(a.risk.toFixed(4)) : null, budget, ...(n > 1 ? { n } : {}), action, stream, allocator_ms: round(allocatorMs), ...(a?.unfamiliar ? { unfamiliar: true } : {}) };
 
     if (action === 'refused') {
-      refuse(res, body, stream, extra);
+      refuse(res, body, stream, n, extra);
       metrics.http.inc({ route: '/v1/chat/completions', status: '200' });
       log({ level: 'info', msg: 'chat', ...base, status: 200, ...(opts.logPrompts ? { prompt, completion: policy.refusal } : {}) });
       return;
@@ -449,11 +522,22 @@ export function createGateway(opts: GatewayOptions): Gateway {
         done: (stats, info) => {
           let counts: Record<string, unknown> = {};
           if (stats && a) {
-            const st = safetyTokens(stats.split, stats.completionTokens);
             metrics.completionTokens.inc({ tier: a.tier }, stats.completionTokens);
-            metrics.safetyTokens.inc({ tier: a.tier }, st);
-            counts = { completion_tokens: stats.completionTokens, token_source: stats.tokenSource, safety_tokens: st, safety_closed: stats.split.closed };
+            metrics.safetyTokens.inc({ tier: a.tier }, stats.safetyTokens);
+            counts = {
+              completion_tokens: stats.completionTokens,
+              token_source: stats.tokenSource,
+              safety_tokens: stats.safetyTokens,
+              // every choice closed its safety block
+              safety_closed: stats.choices.length > 0 && stats.choices.every((c) => c.split.closed),
+              ...(stats.choices.length > 1
+                ? { choices: stats.choices.map((c) => ({ index: c.index, completion_tokens: c.completionTokens, safety_tokens: c.safetyTokens, safety_closed: c.split.closed })) }
+                : {}),
+            };
           }
+          const completion = !stats ? null
+            : stats.choices.length > 1 ? stats.choices.map((c) => ({ index: c.index, safety: c.split.safety, answer: c.split.answer }))
+              : { safety: stats.choices[0]?.split.safety ?? '', answer: stats.choices[0]?.split.answer ?? '' };
           log({
             level: info.error ? 'error' : 'info',
             msg: 'chat',
@@ -464,20 +548,19 @@ export function createGateway(opts: GatewayOptions): Gateway {
             ...(info.aborted ? { client_aborted: true } : {}),
             ...(info.error ? { error: info.error } : {}),
             ...counts,
-            ...(opts.logPrompts ? { prompt, completion: stats ? { safety: stats.split.safety, answer: stats.split.answer } : null } : {}),
+            ...(opts.logPrompts ? { prompt, completion } : {}),
           });
         },
       },
     });
   }
 
-  function refuse(res: http.ServerResponse, body: Record<string, unknown>, stream: boolean, extra: Record<string, string>): void {
+  function refuse(res: http.ServerResponse, body: Record<string, unknown>, stream: boolean, n: number, extra: Record<string, string>): void {
     const id = `chatcmpl-conscience-${randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);
     const model = typeof body.model === 'string' ? body.model : 'conscience-gateway';
     extra['x-conscience-refused'] = '1';
     // as many choices as asked for (OpenAI allows n up to 128), each the refusal
-    const n = typeof body.n === 'number' && Number.isInteger(body.n) && body.n > 1 ? Math.min(body.n, 128) : 1;
     const indices = Array.from({ length: n }, (_, i) => i);
     const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
     if (!stream) {
@@ -637,7 +720,48 @@ function endsEvent(t: string): boolean {
 /** Lone surrogates (valid in JSON's \u escapes, not in UTF-8) become U+FFFD before scoring. */
 const wellFormed = (s: string): string => s.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
 
-/** Collects a JSON chat.completion (bounded) and splits its first choice. */
+/** One choice of an answer: its split and its share of the completion tokens. */
+interface ChoiceStats { index: number; split: StreamSplit; completionTokens: number; safetyTokens: number }
+/** An answer's accounting: per choice, and for the request (sums over the choices; `completionTokens` is usage's own figure when it came). */
+interface AnswerStats { choices: ChoiceStats[]; completionTokens: number; safetyTokens: number; tokenSource: 'usage' | 'deltas' | 'chars' }
+
+/** `total` shared out in proportion to `weights` (largest remainder: the shares sum to `total`; equal shares when every weight is 0). */
+export function shareOut(total: number, weights: number[]): number[] {
+  if (weights.length === 0) return [];
+  const sum = weights.reduce((x, y) => x + y, 0);
+  const exact = weights.map((w) => (sum > 0 ? (total * w) / sum : total / weights.length));
+  const out = exact.map(Math.floor);
+  let left = total - out.reduce((x, y) => x + y, 0);
+  const order = exact.map((x, i) => [x - out[i]!, i] as const).sort((p, q) => q[0] - p[0] || p[1] - q[1]);
+  for (let k = 0; left > 0; k = (k + 1) % order.length, left--) out[order[k]![1]]!++;
+  return out;
+}
+
+/** The upstream's usage.completion_tokens when it is a count (a negative or fractional figure is not used). */
+const usageCount = (u: unknown): number | null => (typeof u === 'number' && Number.isInteger(u) && u >= 0 ? u : null);
+
+/**
+ * The accounting of an answer's choices. usage.completion_tokens counts every choice together:
+ * it is shared among them by the characters of their safety text and answer (as each choice's
+ * tokens are then shared between the two); without usage each choice's own count (`own`:
+ * content deltas, or characters / 4) is used.
+ */
+function account(parts: Array<{ index: number; split: StreamSplit; own: number }>, usage: number | null, fallback: 'deltas' | 'chars'): AnswerStats {
+  parts.sort((p, q) => p.index - q.index);
+  const tokens = usage !== null ? shareOut(usage, parts.map((p) => p.split.safetyChars + p.split.answerChars)) : parts.map((p) => p.own);
+  const choices = parts.map((p, i) => ({ index: p.index, split: p.split, completionTokens: tokens[i]!, safetyTokens: safetyTokens(p.split, tokens[i]!) }));
+  return {
+    choices,
+    completionTokens: usage ?? tokens.reduce((x, y) => x + y, 0),
+    safetyTokens: choices.reduce((x, c) => x + c.safetyTokens, 0),
+    tokenSource: usage !== null ? 'usage' : fallback,
+  };
+}
+
+/** A choice's `index`: absent is 0 (a single-choice server may leave it out); anything but a whole number is not a choice. */
+const choiceIndex = (i: unknown): number | null => (i === undefined || i === null ? 0 : typeof i === 'number' && Number.isInteger(i) && i >= 0 ? i : null);
+
+/** Collects a JSON chat.completion (bounded) and splits each of its choices. */
 class JsonAnswer {
   private chunks: Buffer[] = [];
   private size = 0;
@@ -646,30 +770,38 @@ class JsonAnswer {
     this.size += c.length;
     if (this.size <= PARSE_LIMIT) this.chunks.push(c);
   }
-  end(): { split: StreamSplit; completionTokens: number; tokenSource: 'usage' | 'chars' } | null {
+  end(): AnswerStats | null {
     if (this.size > PARSE_LIMIT) return null;
     try {
-      const j = JSON.parse(Buffer.concat(this.chunks).toString('utf8')) as { choices?: Array<{ message?: { content?: unknown } }>; usage?: { completion_tokens?: unknown } };
-      const text = contentText(j.choices?.[0]?.message?.content) ?? '';
-      const split = splitWhole(this.t, text);
-      const u = j.usage?.completion_tokens;
-      return typeof u === 'number' ? { split, completionTokens: u, tokenSource: 'usage' } : { split, completionTokens: Math.ceil(text.length / 4), tokenSource: 'chars' };
+      const j = JSON.parse(Buffer.concat(this.chunks).toString('utf8')) as { choices?: unknown; usage?: { completion_tokens?: unknown } | null };
+      const parts: Array<{ index: number; split: StreamSplit; own: number }> = [];
+      const seen = new Set<number>();
+      for (const [pos, c] of (Array.isArray(j.choices) ? j.choices as Array<{ index?: unknown; message?: { content?: unknown } } | null> : []).entries()) {
+        if (parts.length >= MAX_CHOICES) break;
+        const index = c?.index === undefined ? pos : choiceIndex(c.index);
+        if (index === null || seen.has(index)) continue;
+        seen.add(index);
+        const text = contentText(c?.message?.content) ?? '';
+        parts.push({ index, split: splitWhole(this.t, text), own: Math.ceil(text.length / 4) });
+      }
+      return account(parts, usageCount(j.usage?.completion_tokens), 'chars');
     } catch {
       return null;
     }
   }
 }
 
-/** Reads an SSE chat stream as it passes: content deltas go through the incremental splitter. */
+/** Reads an SSE chat stream as it passes: each choice's content deltas go through its own incremental splitter. */
 class SseAnswer {
   private readonly decoder = new TextDecoder('utf-8');
   private line = '';
   private data: string[] = [];
-  private readonly splitter: SafetySplitter;
-  private deltas = 0;
+  /** per choice index (at most MAX_CHOICES) */
+  private readonly choices = new Map<number, { splitter: SafetySplitter; deltas: number }>();
   private usage: number | null = null;
   private broken = false;
-  constructor(t: PromptTemplateSpec) { this.splitter = new SafetySplitter(t); }
+  /** `keep`: characters of each part held for the log (the counts are exact whatever it is) */
+  constructor(private readonly t: PromptTemplateSpec, private readonly keep: number) {}
 
   push(c: Buffer): void {
     if (this.broken) return;
@@ -690,21 +822,29 @@ class SseAnswer {
     this.data = [];
     if (!d || d === '[DONE]') return;
     try {
-      const j = JSON.parse(d) as { choices?: Array<{ index?: unknown; delta?: { content?: unknown } }>; usage?: { completion_tokens?: unknown } | null };
-      // with n > 1 a chunk carries one choice's delta, named by its index: only the first choice is split and counted
-      const first = Array.isArray(j.choices) ? j.choices.find((c) => (c?.index ?? 0) === 0) : undefined;
-      const content = first?.delta?.content;
-      if (typeof content === 'string' && content) { this.splitter.feed(content); this.deltas++; }
-      const u = j.usage?.completion_tokens;
-      if (typeof u === 'number') this.usage = u;
+      const j = JSON.parse(d) as { choices?: unknown; usage?: { completion_tokens?: unknown } | null };
+      // with n > 1 a chunk carries a delta of one choice (or of several), each named by its index
+      for (const c of Array.isArray(j.choices) ? j.choices as Array<{ index?: unknown; delta?: { content?: unknown } } | null> : []) {
+        const index = choiceIndex(c?.index);
+        if (index === null) continue;
+        let ch = this.choices.get(index);
+        if (!ch) {
+          if (this.choices.size >= MAX_CHOICES) continue;
+          this.choices.set(index, ch = { splitter: new SafetySplitter(this.t, this.keep), deltas: 0 });
+        }
+        const content = c?.delta?.content;
+        if (typeof content === 'string' && content) { ch.splitter.feed(content); ch.deltas++; }
+      }
+      const u = usageCount(j.usage?.completion_tokens);
+      if (u !== null) this.usage = u;
     } catch { /* a non-JSON event: not ours to judge */ }
   }
 
-  end(): { split: StreamSplit; completionTokens: number; tokenSource: 'usage' | 'deltas' } | null {
+  end(): AnswerStats | null {
     if (this.broken) return null;
     if (this.line) { this.onLine(this.line); this.line = ''; }
     this.dispatch(); // a server that closes without a final blank line (or [DONE])
-    const split = this.splitter.end();
-    return this.usage !== null ? { split, completionTokens: this.usage, tokenSource: 'usage' } : { split, completionTokens: this.deltas, tokenSource: 'deltas' };
+    const parts = [...this.choices].map(([index, ch]) => ({ index, split: ch.splitter.end(), own: ch.deltas }));
+    return account(parts, this.usage, 'deltas');
   }
 }
