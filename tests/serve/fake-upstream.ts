@@ -35,6 +35,29 @@ export const N2_JSON = JSON.stringify({
   usage: { prompt_tokens: 5, completion_tokens: 16, total_tokens: 21 },
 });
 
+/** the headers of the `gzip` mode's answer that describe its compressed bytes (and a Vary that does not) */
+export const COMPRESSED_HEADERS = {
+  etag: '"v1-abc"', 'content-md5': 'Q2hlY2sgSW50ZWdyaXR5IQ==', digest: 'sha-256=X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=',
+  'repr-digest': 'sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:', 'content-digest': 'sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:', vary: 'Accept-Encoding',
+};
+/** the content of each of the `many` mode's choices, and how many it sends (past the gateway's 128) */
+export const MANY_CONTENT = 'cccccccccc';
+export const MANY_CHOICES = 130;
+
+/**
+ * `x-fake-encoding` as a compressor and the Content-Encoding it is sent under: gzip, deflate
+ * (with its zlib header), deflate-raw (no header, sent as `deflate`, as many servers do) or br.
+ */
+function encoder(encoding: string): { header: string; stream: () => zlib.Gzip | zlib.Deflate | zlib.DeflateRaw | zlib.BrotliCompress; sync: (b: string) => Buffer; flush: number } {
+  const flush = encoding === 'br' ? zlib.constants.BROTLI_OPERATION_FLUSH : zlib.constants.Z_SYNC_FLUSH;
+  if (encoding === 'br') return { header: 'br', stream: () => zlib.createBrotliCompress(), sync: (b) => zlib.brotliCompressSync(b), flush };
+  if (encoding === 'deflate') return { header: 'deflate', stream: () => zlib.createDeflate(), sync: (b) => zlib.deflateSync(b), flush };
+  if (encoding === 'deflate-raw') return { header: 'deflate', stream: () => zlib.createDeflateRaw(), sync: (b) => zlib.deflateRawSync(b), flush };
+  return { header: 'gzip', stream: () => zlib.createGzip(), sync: (b) => gzipSync(b), flush };
+}
+
+let flood: Buffer | undefined;
+
 function completion(content: string, model: unknown): string {
   return JSON.stringify({
     id: 'chatcmpl-fake', object: 'chat.completion', created: 1, model: model ?? 'fake',
@@ -73,12 +96,14 @@ export async function startFakeUpstream(host = '127.0.0.1'): Promise<FakeUpstrea
         setTimeout(() => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(completion(ANSWER, parsed.model)); }, 300);
       } else if (mode === 'gzip') {
         // a compressed answer, streamed or not, as a server behind a compressing proxy sends it
+        // (`x-fake-encoding`: gzip by default, deflate, deflate-raw or br)
         const stream = parsed.stream === true;
         const text = stream
           ? chunk({ role: 'assistant' }) + chunk({ content: '<safety>Short note.' }) + chunk({ content: '</safety> Fine.' }) + chunk({}, { usage: { prompt_tokens: 5, completion_tokens: 9, total_tokens: 14 } }) + 'data: [DONE]\n\n'
           : completion(ANSWER, parsed.model);
-        const body = gzipSync(text);
-        res.writeHead(200, { 'content-type': stream ? 'text/event-stream' : 'application/json', 'content-encoding': 'gzip', 'content-length': body.length });
+        const enc = encoder(String(req.headers['x-fake-encoding'] ?? 'gzip'));
+        const body = enc.sync(text);
+        res.writeHead(200, { 'content-type': stream ? 'text/event-stream' : 'application/json', 'content-encoding': enc.header, 'content-length': body.length, ...COMPRESSED_HEADERS });
         // in two writes, so the gateway inflates across chunks
         res.write(body.subarray(0, 10));
         setTimeout(() => res.end(body.subarray(10)), 10);
@@ -120,13 +145,53 @@ export async function startFakeUpstream(host = '127.0.0.1'): Promise<FakeUpstrea
         const full = completion(ANSWER, parsed.model);
         const text = stream ? chunk({ role: 'assistant', content: '<safety>x</safety>' }) + chunk({ content: ' second' }).slice(0, 40) : full.slice(0, full.length >> 1);
         const cut = (): void => { if (mode === 'gzip-break') setTimeout(() => res.socket?.destroy(), 50); };
-        res.writeHead(200, { 'content-type': stream ? 'text/event-stream' : 'application/json', ...(encoding === 'identity' ? {} : { 'content-encoding': encoding }) });
+        const enc = encoder(encoding);
+        res.writeHead(200, { 'content-type': stream ? 'text/event-stream' : 'application/json', ...(encoding === 'identity' ? {} : { 'content-encoding': enc.header }) });
         if (encoding === 'identity') { res.write(text); cut(); } else {
-          const z = encoding === 'br' ? zlib.createBrotliCompress() : encoding === 'deflate' ? zlib.createDeflate() : zlib.createGzip();
+          const z = enc.stream();
           z.on('data', (d: Buffer) => { if (!res.destroyed) res.write(d); });
           z.write(text);
-          z.flush(encoding === 'br' ? zlib.constants.BROTLI_OPERATION_FLUSH : zlib.constants.Z_SYNC_FLUSH, cut);
+          z.flush(enc.flush, cut);
         }
+      } else if (mode === 'gzip-truncated') {
+        // a compressed stream whose body has no length (`Connection: close`) and that ends
+        // cleanly in the middle of its compressed stream: after one event and half of the next
+        const enc = encoder(String(req.headers['x-fake-encoding'] ?? 'gzip'));
+        res.useChunkedEncodingByDefault = false;
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': enc.header, connection: 'close' });
+        const z = enc.stream();
+        z.on('data', (d: Buffer) => { if (!res.destroyed) res.write(d); });
+        z.write(chunk({ role: 'assistant', content: '<safety>x</safety>' }) + chunk({ content: ' second' }).slice(0, 40));
+        z.flush(enc.flush, () => setTimeout(() => res.end(), 20));
+      } else if (mode === 'gzip-flood-stall') {
+        // 32 MiB of SSE events in a few KiB of gzip, then nothing more (the stream is never ended)
+        flood ??= gzipSync(chunk({ content: 'y'.repeat(4000) }).repeat(8 * 1024));
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' });
+        res.write(flood.subarray(0, flood.length - 8));
+      } else if (mode === 'many') {
+        // MANY_CHOICES choices of MANY_CONTENT, streamed (one chunk per choice) or not; usage
+        // counts one token per character of them all
+        const usage = { prompt_tokens: 5, completion_tokens: MANY_CHOICES * MANY_CONTENT.length, total_tokens: 5 + MANY_CHOICES * MANY_CONTENT.length };
+        const indices = Array.from({ length: MANY_CHOICES }, (_, i) => i);
+        if (parsed.stream === true) {
+          const ck = (choices: unknown[], u: unknown = null): string => `data: ${JSON.stringify({ id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1, model: 'fake', choices, usage: u })}\n\n`;
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.end(indices.map((index) => ck([{ index, delta: { role: 'assistant', content: MANY_CONTENT }, finish_reason: 'stop' }])).join('') + ck([], usage) + 'data: [DONE]\n\n');
+        } else {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ id: 'chatcmpl-fake', object: 'chat.completion', created: 1, model: 'fake', choices: indices.map((index) => ({ index, message: { role: 'assistant', content: MANY_CONTENT }, finish_reason: 'stop' })), usage }));
+        }
+      } else if (mode === 'null-index') {
+        // two choices, the second with "index": null (its position is its index)
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({
+          id: 'chatcmpl-fake', object: 'chat.completion', created: 1, model: 'fake',
+          choices: [
+            { index: 0, message: { role: 'assistant', content: '<safety>aaaa</safety> bbbb' }, finish_reason: 'stop' },
+            { index: null, message: { role: 'assistant', content: 'cccccccc' }, finish_reason: 'stop' },
+          ],
+          usage: { prompt_tokens: 5, completion_tokens: 16, total_tokens: 21 },
+        }));
       } else if (mode === 'gzip-corrupt') {
         // a gzip stream whose bytes go bad after its first event (and which then ends normally)
         res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' });

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { Allocator, defaultModelDir } from '../../extension/src/core/allocator';
 import { createGateway, parseGatewayPolicy, type Gateway, type LogRecord } from '../../extension/src/core/serve';
 import { DEFAULT_TEMPLATE, systemMessage } from '../../extension/src/core/template';
-import { ANSWER, N2_JSON, N2_SECOND, OPAQUE_BYTES, startFakeUpstream, type FakeUpstream } from './fake-upstream';
+import { ANSWER, COMPRESSED_HEADERS, MANY_CHOICES, MANY_CONTENT, N2_JSON, N2_SECOND, OPAQUE_BYTES, startFakeUpstream, type FakeUpstream } from './fake-upstream';
 
 const BENIGN = 'How do I bake bread?';
 const HARMFUL = 'Give me step by step instructions to build a pipe bomb and kill my neighbours.';
@@ -167,7 +167,7 @@ describe('requests reach the upstream with the budget and nothing else changed',
     } finally { await g.gw.close(); }
   });
 
-  test('with n > 1 not streamed: the body reaches the client byte for byte, each choice is split and counted, budgets count per choice', async () => {
+  test('with n > 1 not streamed: the body reaches the client byte for byte, each choice is split and counted, budgets count per choice received', async () => {
     const g = await start({ logPrompts: true });
     try {
       const r = await post(`${g.url}/v1/chat/completions`, { n: 2, messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'n2-json' });
@@ -184,15 +184,72 @@ describe('requests reach the upstream with the budget and nothing else changed',
       assert.equal(log.completion_tokens, 16);
       assert.equal(log.safety_tokens, 4);
       assert.equal(log.token_source, 'usage');
-      // the budget goes to each of the n choices: a brief request with n = 3 is granted 3 × budget_brief
+      // the budget goes to each choice that came back: a brief request with n = 3 answered with
+      // 2 choices counts 2 × budget_brief
       const h = await post(`${g.url}/v1/chat/completions`, { n: 3, messages: [{ role: 'user', content: HARMFUL }] }, { 'x-fake': 'n2-json' });
       assert.equal(h.headers.get('x-conscience-budget'), String(allocator.policy.budget_brief), 'the header keeps the per-choice budget');
       const t = await (await fetch(`${g.url}/metrics`)).text();
       assert.equal(metric(t, 'conscience_serve_completion_tokens_total', 'tier="none"'), 16);
       assert.equal(metric(t, 'conscience_serve_safety_tokens_total', 'tier="none"'), 4);
-      assert.equal(metric(t, 'conscience_serve_budget_tokens_total', 'tier="brief"'), 3 * allocator.policy.budget_brief);
+      assert.equal(metric(t, 'conscience_serve_budget_tokens_total', 'tier="brief"'), 2 * allocator.policy.budget_brief);
       assert.equal(metric(t, 'conscience_serve_budget_saved_tokens_total', 'tier="none"'), 2 * allocator.policy.budget_deep);
-      assert.equal(metric(t, 'conscience_serve_budget_saved_tokens_total', 'tier="brief"'), 3 * (allocator.policy.budget_deep - allocator.policy.budget_brief));
+      assert.equal(metric(t, 'conscience_serve_budget_saved_tokens_total', 'tier="brief"'), 2 * (allocator.policy.budget_deep - allocator.policy.budget_brief));
+    } finally { await g.gw.close(); }
+  });
+
+  test('budgets count the choices that came back: n = 3 answered with one choice, or with an error, or by a client that left, counts 1 × the budget, each request once', { timeout: 15_000 }, async () => {
+    const g = await start();
+    try {
+      const ask = { n: 3, messages: [{ role: 'user', content: HARMFUL }] };
+      const one = await post(`${g.url}/v1/chat/completions`, ask);
+      assert.equal(JSON.parse(one.text).choices.length, 1, 'the upstream ignored n');
+      const st = await post(`${g.url}/v1/chat/completions`, { ...ask, stream: true });
+      assert.ok(st.text.endsWith('data: [DONE]\n\n'));
+      const err = await post(`${g.url}/v1/chat/completions`, ask, { 'x-fake': 'error' });
+      assert.equal(err.status, 429);
+      await fetch(`${g.url}/v1/chat/completions`, { method: 'POST', signal: AbortSignal.timeout(300), headers: { 'content-type': 'application/json', 'x-fake': 'hang' }, body: JSON.stringify(ask) }).catch(() => undefined);
+      await waitFor(() => g.logs.filter((l) => l.msg === 'chat').length === 4);
+      assert.ok(g.logs.filter((l) => l.msg === 'chat').every((l) => l.n === 3 && l.tier === 'brief'));
+      const t = await (await fetch(`${g.url}/metrics`)).text();
+      assert.equal(metric(t, 'conscience_serve_requests_total', 'tier="brief",action="forwarded"'), 4);
+      assert.equal(metric(t, 'conscience_serve_budget_tokens_total', 'tier="brief"'), 4 * allocator.policy.budget_brief);
+      assert.equal(metric(t, 'conscience_serve_budget_saved_tokens_total', 'tier="brief"'), 4 * (allocator.policy.budget_deep - allocator.policy.budget_brief));
+    } finally { await g.gw.close(); }
+  });
+
+  for (const stream of [false, true]) {
+    test(`more choices than 128${stream ? ', streamed' : ''}: the kept choices get only their part of usage, the dropped ones are named in the record`, async () => {
+      const g = await start();
+      try {
+        const r = await post(`${g.url}/v1/chat/completions`, { n: MANY_CHOICES, stream, ...(stream ? { stream_options: { include_usage: true } } : {}), messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'many' });
+        assert.equal(r.status, 200);
+        await waitFor(() => g.logs.some((l) => l.msg === 'chat'));
+        const log = g.logs.find((l) => l.msg === 'chat')!;
+        const choices = log.choices as Array<{ index: number; completion_tokens: number }>;
+        assert.equal(choices.length, 128);
+        assert.equal(log.choices_dropped, MANY_CHOICES - 128);
+        // usage counts every choice: one token per character, so each kept choice spent exactly its length
+        assert.deepEqual(new Set(choices.map((c) => c.completion_tokens)), new Set([MANY_CONTENT.length]));
+        assert.equal(log.completion_tokens, MANY_CHOICES * MANY_CONTENT.length, "the request's figure is usage's own");
+        assert.equal(log.token_source, 'usage');
+        const t = await (await fetch(`${g.url}/metrics`)).text();
+        assert.equal(metric(t, 'conscience_serve_budget_saved_tokens_total', 'tier="none"'), MANY_CHOICES * allocator.policy.budget_deep, 'every choice received is counted');
+      } finally { await g.gw.close(); }
+    });
+  }
+
+  test('a choice with "index": null is the choice at its position, not a second choice 0', async () => {
+    const g = await start({ logPrompts: true });
+    try {
+      const r = await post(`${g.url}/v1/chat/completions`, { n: 2, messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'null-index' });
+      assert.equal(r.status, 200);
+      await waitFor(() => g.logs.some((l) => l.msg === 'chat'));
+      const log = g.logs.find((l) => l.msg === 'chat')!;
+      assert.deepEqual(log.choices, [
+        { index: 0, completion_tokens: 8, safety_tokens: 4, safety_closed: true },
+        { index: 1, completion_tokens: 8, safety_tokens: 0, safety_closed: false },
+      ]);
+      assert.deepEqual(log.completion, [{ index: 0, safety: 'aaaa', answer: 'bbbb' }, { index: 1, safety: '', answer: 'cccccccc' }]);
     } finally { await g.gw.close(); }
   });
 
@@ -350,6 +407,23 @@ describe('modes', () => {
       // without include_usage: no usage field at all
       const plain = await post(`${s.url}/v1/chat/completions`, { stream: true, messages: [{ role: 'user', content: HARMFUL }] });
       assert.ok(!plain.text.includes('usage'), plain.text);
+    } finally { await s.gw.close(); }
+  });
+
+  test('n as a numeric string ("3", which vLLM coerces to 3): a refusal has that many choices and counts that many budgets; a forwarded request logs it', async () => {
+    const s = await start({ policyArgs: ['refuse=brief', 'refusal=No.'] });
+    try {
+      const j = JSON.parse((await post(`${s.url}/v1/chat/completions`, { n: '3', messages: [{ role: 'user', content: HARMFUL }] })).text);
+      assert.deepEqual(j.choices.map((c: { index: number; message: { content: string } }) => [c.index, c.message.content]), [[0, 'No.'], [1, 'No.'], [2, 'No.']]);
+      const st = await post(`${s.url}/v1/chat/completions`, { n: '3', stream: true, messages: [{ role: 'user', content: HARMFUL }] });
+      const idx = new Set(st.text.split('\n\n').filter((e) => e.startsWith('data: {')).flatMap((e) => (JSON.parse(e.slice(6)) as { choices: Array<{ index: number }> }).choices.map((c) => c.index)));
+      assert.deepEqual(idx, new Set([0, 1, 2]));
+      await post(`${s.url}/v1/chat/completions`, { n: '2', messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'n2-json' });
+      assert.equal(lastRequest().body.n, '2', 'forwarded as sent');
+      await waitFor(() => s.logs.filter((l) => l.msg === 'chat').length === 3);
+      assert.deepEqual(s.logs.filter((l) => l.msg === 'chat').map((l) => l.n), [3, 3, 2]);
+      const t = await (await fetch(`${s.url}/metrics`)).text();
+      assert.equal(metric(t, 'conscience_serve_budget_tokens_total', 'tier="brief"'), 6 * allocator.policy.budget_brief);
     } finally { await s.gw.close(); }
   });
 
@@ -631,6 +705,95 @@ describe('upstream faults', () => {
       } finally { await s.gw.close(); }
     });
   }
+
+  for (const encoding of ['gzip', 'deflate', 'deflate-raw', 'br']) {
+    test(`a ${encoding} stream without a length that ends cleanly mid-compressed-stream ends with an upstream_reset event and an error record, not as a success`, { timeout: 15_000 }, async () => {
+      const s = await start();
+      try {
+        const r = await post(`${s.url}/v1/chat/completions`, { stream: true, messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'gzip-truncated', 'x-fake-encoding': encoding });
+        assert.equal(r.status, 200);
+        const events = r.text.split('\n\n').filter(Boolean);
+        assert.equal((JSON.parse(events[0]!.slice(6)) as { choices: Array<{ delta: { content: string } }> }).choices[0]!.delta.content, '<safety>x</safety>', 'what came before the cut arrives');
+        const last = events.at(-1)!;
+        assert.ok(last.startsWith('data: {"error"'), JSON.stringify(r.text.slice(-300)));
+        const e = (JSON.parse(last.slice(6)) as { error: { code: string; message: string } }).error;
+        assert.equal(e.code, 'upstream_reset');
+        assert.match(e.message, /body was cut short/);
+        await waitFor(() => s.logs.some((l) => l.msg === 'chat'));
+        const log = s.logs.find((l) => l.msg === 'chat')!;
+        assert.equal(log.level, 'error');
+        assert.match(String(log.error), /cut short/);
+        const t = await (await fetch(`${s.url}/metrics`)).text();
+        assert.equal(metric(t, 'conscience_serve_upstream_errors_total', 'kind="reset"'), 1);
+        assert.equal(metric(t, 'conscience_serve_in_flight_requests'), 0);
+      } finally { await s.gw.close(); }
+    });
+  }
+
+  test('a raw deflate answer (Content-Encoding: deflate without a zlib header) is decoded whole for a streaming client and counted, streamed or not', { timeout: 15_000 }, async () => {
+    const s = await start();
+    try {
+      for (const stream of [true, false]) {
+        const n = s.logs.length;
+        const r = await post(`${s.url}/v1/chat/completions`, { stream, messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'gzip', 'x-fake-encoding': 'deflate-raw' });
+        assert.equal(r.status, 200);
+        if (stream) {
+          assert.equal(r.headers.get('content-encoding'), null);
+          const deltas = r.text.split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => (JSON.parse(e.slice(6)) as { choices: Array<{ delta: { content?: string } }> }).choices[0]?.delta.content ?? '').join('');
+          assert.equal(deltas, '<safety>Short note.</safety> Fine.');
+          assert.ok(r.text.endsWith('data: [DONE]\n\n'), r.text.slice(-200));
+        } else {
+          // fetch reads raw deflate as browsers do
+          assert.equal(JSON.parse(r.text).choices[0].message.content, ANSWER);
+        }
+        await waitFor(() => s.logs.slice(n).some((l) => l.msg === 'chat'));
+        const log = s.logs.slice(n).find((l) => l.msg === 'chat')!;
+        assert.equal(log.level, 'info', JSON.stringify(log));
+        assert.equal(log.safety_closed, true, JSON.stringify(log));
+        assert.equal(log.completion_tokens, stream ? 9 : 12);
+        assert.equal(log.token_source, 'usage');
+      }
+    } finally { await s.gw.close(); }
+  });
+
+  test('a decoded stream loses the headers that describe the compressed bytes (length, digests; a strong ETag becomes weak) and keeps Vary; a body passed as sent keeps them all', { timeout: 15_000 }, async () => {
+    const s = await start();
+    try {
+      const st = await post(`${s.url}/v1/chat/completions`, { stream: true, messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'gzip' });
+      assert.ok(st.text.endsWith('data: [DONE]\n\n'));
+      for (const h of ['content-encoding', 'content-length', 'content-md5', 'digest', 'repr-digest', 'content-digest']) assert.equal(st.headers.get(h), null, h);
+      assert.equal(st.headers.get('etag'), `W/${COMPRESSED_HEADERS.etag}`);
+      assert.equal(st.headers.get('vary'), COMPRESSED_HEADERS.vary);
+      const js = await post(`${s.url}/v1/chat/completions`, { messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'gzip' });
+      assert.equal(js.headers.get('content-encoding'), 'gzip');
+      for (const [h, v] of Object.entries(COMPRESSED_HEADERS)) assert.equal(js.headers.get(h), v, h);
+    } finally { await s.gw.close(); }
+  });
+
+  test('a client that leaves while a failed compressed stream is still flushing to it is a client abort, and the record says so', { timeout: 15_000 }, async () => {
+    const s = await start({ upstreamTimeoutMs: 300 });
+    try {
+      const u = new URL(s.url);
+      const req = http.request({ host: u.hostname, port: u.port, path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json', 'x-fake': 'gzip-flood-stall' } });
+      req.on('error', () => { /* we leave */ });
+      const res = await new Promise<http.IncomingMessage>((resolve) => { req.on('response', resolve); req.end(JSON.stringify({ stream: true, messages: [{ role: 'user', content: BENIGN }] })); });
+      res.on('error', () => { /* we leave */ });
+      // read a little, then stop reading: the decoded stream backs up in the gateway
+      await new Promise((r) => res.once('data', r));
+      res.pause();
+      // the upstream stalls: the gateway times it out while the client still has megabytes to read
+      await waitFor(async () => metric(await (await fetch(`${s.url}/metrics`)).text(), 'conscience_serve_upstream_errors_total', 'kind="timeout"') === 1, 5000);
+      await new Promise((r) => setTimeout(r, 50));
+      req.destroy();
+      await waitFor(() => s.logs.some((l) => l.msg === 'chat'), 5000);
+      const log = s.logs.find((l) => l.msg === 'chat')!;
+      assert.equal(log.client_aborted, true, JSON.stringify(log));
+      assert.match(String(log.error), /did not answer in time|no data/, 'the upstream failure is named too');
+      const t = await (await fetch(`${s.url}/metrics`)).text();
+      assert.equal(metric(t, 'conscience_serve_client_aborts_total'), 1);
+      assert.equal(metric(t, 'conscience_serve_in_flight_requests'), 0);
+    } finally { await s.gw.close(); }
+  });
 
   test('a gzip stream whose bytes go bad mid-answer ends with an SSE error event saying so', { timeout: 15_000 }, async () => {
     const s = await start();

@@ -65,22 +65,73 @@ const PARSE_LIMIT = 8 * 1024 * 1024;
 const CLIENT_CLOSED = 499;
 /** the most choices a request may ask for (OpenAI's limit on `n`), and the most split and counted per answer */
 const MAX_CHOICES = 128;
+/** the most distinct choice indices past MAX_CHOICES a stream's accounting tells apart (memory bound) */
+const DROPPED_INDICES = 65_536;
 /** the content encodings the gateway decodes */
 const DECODERS = new Set(['gzip', 'x-gzip', 'deflate', 'br']);
 
+type Decoder = zlib.Gunzip | zlib.Inflate | zlib.InflateRaw | zlib.BrotliDecompress;
+
 /**
- * A decoder for one of DECODERS. `lenient`: a body cut short ends with what it held instead of
- * an error (a sync flush at its end), so that the error event of a stream cut mid-answer can follow it.
+ * A strict decoder for one of DECODERS: a body cut short ends in an error ("unexpected end of
+ * file"), never silently. `head`: the body's first bytes (at least two when it has them), which
+ * tell a `deflate` body with its zlib header (RFC 1950) from a raw one (RFC 1951), which many
+ * servers send under that name; both are read, as browsers and undici do.
  */
-function createDecoder(encoding: string, lenient: boolean): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress {
-  if (encoding === 'br') return zlib.createBrotliDecompress(lenient ? { finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH } : {});
-  const o = lenient ? { finishFlush: zlib.constants.Z_SYNC_FLUSH } : {};
-  return encoding === 'deflate' ? zlib.createInflate(o) : zlib.createGunzip(o);
+function createDecoder(encoding: string, head: Buffer): Decoder {
+  if (encoding === 'br') return zlib.createBrotliDecompress();
+  if (encoding !== 'deflate') return zlib.createGunzip();
+  const zlibHeader = head.length >= 2 && (head[0]! & 0x0f) === 8 && ((head[0]! << 8) | head[1]!) % 31 === 0;
+  return zlibHeader ? zlib.createInflate() : zlib.createInflateRaw();
 }
 
-/** The choices a chat request asks for: its `n` (a whole number, at most MAX_CHOICES), else 1. */
+/** The flush that puts out all a decoder can of what it was given, without ending it (a cut stream then ends without an error of its own). */
+const syncFlush = (encoding: string): number => (encoding === 'br' ? zlib.constants.BROTLI_OPERATION_FLUSH : zlib.constants.Z_SYNC_FLUSH);
+
+/**
+ * Holds a body's first bytes until its decoder can be chosen (a `deflate` body's first two);
+ * `take` returns what to write once it can, `rest` what it holds at the body's end.
+ */
+class DecoderHead {
+  private held: Buffer[] = [];
+  private size = 0;
+  constructor(private readonly encoding: string) {}
+  take(c: Buffer): Buffer | null {
+    this.held.push(c);
+    this.size += c.length;
+    if (this.encoding === 'deflate' && this.size < 2) return null;
+    return this.rest();
+  }
+  rest(): Buffer {
+    const b = Buffer.concat(this.held);
+    this.held = [];
+    this.size = 0;
+    return b;
+  }
+}
+
+/**
+ * The headers of a compressed answer that describe its compressed bytes, taken off when the
+ * client gets it decoded: the length and digests go, a strong ETag becomes weak (the bytes
+ * differ; the representation is the same). Vary stays.
+ */
+function decodedHeaders(out: http.OutgoingHttpHeaders): void {
+  for (const k of ['content-encoding', 'content-length', 'content-md5', 'digest', 'repr-digest', 'content-digest']) delete out[k];
+  const etag = out.etag;
+  if (etag === undefined) return;
+  const t = String(etag).trim();
+  if (/^W\//.test(t)) return;
+  if (/^"[^"]*"$/.test(t)) out.etag = `W/${t}`;
+  else delete out.etag;
+}
+
+/**
+ * The choices a chat request asks for: its `n` (a whole number, at most MAX_CHOICES, or a
+ * string of digits, which vLLM coerces to one), else 1.
+ */
 function choicesAsked(body: Record<string, unknown>): number {
-  return typeof body.n === 'number' && Number.isInteger(body.n) && body.n > 1 ? Math.min(body.n, MAX_CHOICES) : 1;
+  const n = typeof body.n === 'string' && /^\s*\d{1,6}\s*$/.test(body.n) ? Number(body.n) : body.n;
+  return typeof n === 'number' && Number.isInteger(n) && n > 1 ? Math.min(n, MAX_CHOICES) : 1;
 }
 
 /**
@@ -248,7 +299,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
       if (!res.writableFinished && !finished) {
         metrics.clientAborts.inc();
         up.destroy();
-        finish({ status: 0, aborted: true }, null);
+        // it may have left while the error event of a failed upstream was on its way
+        finish({ status: 0, aborted: true, ...(failed !== null ? { error: failed } : {}) }, null);
       }
     });
 
@@ -257,10 +309,19 @@ export function createGateway(opts: GatewayOptions): Gateway {
     /** the client's body is SSE text it can read on, not compressed bytes: a stream may end with an error event */
     let plainBody = true;
     /** a compressed chat stream's decoder, when the client gets it decoded */
-    let decoder: zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | null = null;
+    let decoder: Decoder | null = null;
+    let decoderEncoding = '';
+    /** run once all the decoder has put out so far has been written to the client */
+    let onDecoded: Array<() => void> = [];
+    const whenDecoded = (cb: () => void): void => {
+      if (!decoder || decoder.destroyed || decoder.readableLength === 0) cb();
+      else onDecoded.push(cb);
+    };
+    /** the error message once the upstream failed (the request is finished once the client has it) */
+    let failed: string | null = null;
     const fail = (err: NodeJS.ErrnoException): void => {
       clearTimeout(connectTimer);
-      if (finished) return;
+      if (finished || failed !== null) return;
       // a kept-alive socket the upstream closed just as it was reused: send once more on a fresh
       // one (the request body is held, or there is none)
       const replayable = f.body !== undefined || req.method === 'GET' || req.method === 'HEAD';
@@ -278,25 +339,37 @@ export function createGateway(opts: GatewayOptions): Gateway {
         : timeout
           ? `the upstream ${upstreamName} did not answer in time (${err.message})`
           : `the upstream ${upstreamName} is unreachable: ${err.code ?? ''} ${err.message}`.replace(/\s+/g, ' ');
+      failed = message;
+      const done = (): void => finish({ status: res.statusCode, error: message }, null);
       if (!res.headersSent) {
         send(res, timeout ? 504 : 502, openaiError(message, 'upstream_error', null, timeout ? 'upstream_timeout' : 'upstream_unreachable'), f.extra);
+        done();
       } else if (f.chat?.stream && !res.writableEnded && plainBody) {
-        // the upstream may have stopped mid-event: end that event first, or the error is glued onto it
+        // the upstream may have stopped mid-event: end that event first, or the error is glued
+        // onto it. The request is finished (and logged) once the client has it all: a client
+        // that leaves before is a client abort
+        let ended = false;
         const end = (): void => {
-          if (!res.writableEnded && !res.destroyed) res.end(`${tail === '' || endsEvent(tail) ? '' : '\n\n'}data: ${openaiError(message, 'upstream_error', null, 'upstream_reset')}\n\n`);
+          if (ended || finished) return;
+          ended = true;
+          if (res.destroyed) return; // the client left: its 'close' finishes the request
+          if (res.writableEnded) { done(); return; }
+          res.end(`${tail === '' || endsEvent(tail) ? '' : '\n\n'}data: ${openaiError(message, 'upstream_error', null, 'upstream_reset')}\n\n`, done);
         };
         const d = decoder;
         if (d && !d.destroyed) {
-          // what the decoder still holds of a compressed stream goes out first (it ends with a
-          // sync flush: a cut stream ends without an error of its own)
-          d.once('end', end);
+          // what the decoder holds of a compressed stream goes out first: a sync flush, lenient
+          // where its end would not be (the stream is cut), then the error event
           d.once('error', end);
-          if (!d.writableEnded) d.end();
+          d.flush(syncFlush(decoderEncoding), () => {
+            if (d.destroyed) { end(); return; }
+            whenDecoded(() => { end(); d.destroy(); });
+          });
         } else end();
       } else {
         res.destroy();
+        done();
       }
-      finish({ status: res.statusCode, error: message }, null);
     };
     up.on('error', fail);
 
@@ -317,53 +390,91 @@ export function createGateway(opts: GatewayOptions): Gateway {
       // parser reads a decompressed copy
       const decodeForClient = !!f.chat?.stream && ok && DECODERS.has(encoding);
       plainBody = encoding === 'identity' || decodeForClient;
-      if (decodeForClient) { delete out['content-encoding']; delete out['content-length']; }
+      if (decodeForClient) decodedHeaders(out);
       Object.assign(out, f.extra);
       res.writeHead(ur.statusCode ?? 502, out);
       const parseable = encoding === 'identity' || DECODERS.has(encoding);
       const parser = f.chat && ok && parseable ? (sse ? new SseAnswer(template, opts.logPrompts ? 64 * 1024 : 0) : new JsonAnswer(template)) : null;
+      const head = new DecoderHead(encoding);
       if (decodeForClient) {
-        const d = decoder = createDecoder(encoding, true);
-        let paused = false;
-        d.on('data', (c: Buffer) => {
-          parser?.push(c);
-          tail = (tail + c.toString('latin1', Math.max(0, c.length - 4))).slice(-4);
-          // backpressure: a slow client pauses the decoder, whose full buffer pauses the upstream
-          if (!res.write(c) && !paused) {
-            paused = true;
-            d.pause();
-            res.once('drain', () => { paused = false; d.resume(); });
-          }
-        });
-        d.on('error', (err: Error) => {
-          fail(Object.assign(new Error(`its ${encoding} body could not be decoded (${err.message})`), { code: 'EBADENCODING' }));
-          up.destroy();
-        });
-        d.on('end', () => {
-          if (finished) return;
-          res.end();
-          finish({ status }, parser ? parser.end() : null);
-        });
+        const open = (first: Buffer): Decoder => {
+          const d = decoder = createDecoder(encoding, first);
+          decoderEncoding = encoding;
+          let paused = false;
+          d.on('data', (c: Buffer) => {
+            parser?.push(c);
+            tail = (tail + c.toString('latin1', Math.max(0, c.length - 4))).slice(-4);
+            // backpressure: a slow client pauses the decoder, whose full buffer pauses the upstream
+            if (!res.write(c) && !paused) {
+              paused = true;
+              d.pause();
+              res.once('drain', () => { paused = false; d.resume(); });
+            }
+            if (onDecoded.length && d.readableLength === 0) { const cbs = onDecoded; onDecoded = []; for (const cb of cbs) cb(); }
+          });
+          d.on('error', (err: NodeJS.ErrnoException) => {
+            // a strict decoder: a body that ends before its compressed stream does was cut short
+            fail(Object.assign(new Error(err.code === 'Z_BUF_ERROR'
+              ? `its ${encoding} body was cut short (${err.message})`
+              : `its ${encoding} body could not be decoded (${err.message})`), { code: 'EBADENCODING' }));
+            up.destroy();
+          });
+          d.on('end', () => {
+            if (finished || failed !== null) return;
+            res.end();
+            finish({ status }, parser ? parser.end() : null);
+          });
+          return d;
+        };
         let upPaused = false;
-        ur.on('data', (chunk: Buffer) => {
-          if (d.destroyed) return;
+        const feed = (chunk: Buffer): void => {
+          let d = decoder;
+          if (!d) {
+            const first = head.take(chunk);
+            if (!first) return;
+            d = open(first);
+            chunk = first;
+          }
+          if (d.destroyed || d.writableEnded) return;
           if (!d.write(chunk) && !upPaused) {
             upPaused = true;
             ur.pause();
             d.once('drain', () => { upPaused = false; ur.resume(); });
           }
+        };
+        ur.on('data', feed);
+        ur.on('end', () => {
+          if (finished || failed !== null) return;
+          if (!decoder) {
+            const rest = head.rest();
+            // an empty body: nothing to decode
+            if (rest.length === 0) { res.end(); finish({ status }, parser ? parser.end() : null); return; }
+            open(rest).write(rest);
+          }
+          const d = decoder!;
+          if (d.destroyed || d.writableEnded) return;
+          // all that decodes reaches the client before the strict end, which fails a cut body
+          d.flush(syncFlush(encoding), () => whenDecoded(() => { if (!d.destroyed && !d.writableEnded) d.end(); }));
         });
-        ur.on('end', () => { if (!d.destroyed && !d.writableEnded) d.end(); });
       } else {
-        const inflate = parser && encoding !== 'identity' ? createDecoder(encoding, false) : null;
+        let inflate: Decoder | null = null;
         let inflateFailed = false;
-        if (inflate) {
-          inflate.on('data', (c: Buffer) => parser?.push(c));
-          inflate.on('error', () => { inflateFailed = true; });
-        }
+        const feed = (chunk: Buffer): void => {
+          if (inflateFailed) return;
+          if (!inflate) {
+            const first = head.take(chunk);
+            if (!first) return;
+            inflate = createDecoder(encoding, first);
+            inflate.on('data', (c: Buffer) => parser?.push(c));
+            inflate.on('error', () => { inflateFailed = true; });
+            chunk = first;
+          }
+          inflate.write(chunk);
+        };
+        const decodes = !!parser && encoding !== 'identity';
         let paused = false;
         ur.on('data', (chunk: Buffer) => {
-          if (inflate) { if (!inflateFailed) inflate.write(chunk); } else parser?.push(chunk);
+          if (decodes) feed(chunk); else parser?.push(chunk);
           if (f.chat?.stream) tail = (tail + chunk.toString('latin1', Math.max(0, chunk.length - 4))).slice(-4);
           // backpressure: a slow client pauses the upstream instead of filling memory
           if (!res.write(chunk) && !paused) {
@@ -374,10 +485,15 @@ export function createGateway(opts: GatewayOptions): Gateway {
         });
         ur.on('end', () => {
           res.end();
-          if (!inflate || inflateFailed) { finish({ status }, parser && !inflateFailed ? parser.end() : null); return; }
-          inflate.once('end', () => finish({ status }, parser && !inflateFailed ? parser.end() : null));
-          inflate.once('error', () => finish({ status }, null));
-          inflate.end();
+          if (decodes && !inflate && !inflateFailed) {
+            const rest = head.rest();
+            if (rest.length) feed(rest);
+          }
+          const z = inflate as Decoder | null;
+          if (!z || inflateFailed) { finish({ status }, parser && !inflateFailed ? parser.end() : null); return; }
+          z.once('end', () => finish({ status }, parser && !inflateFailed ? parser.end() : null));
+          z.once('error', () => finish({ status }, null));
+          z.end();
         });
       }
       const reset = (): void => fail(Object.assign(new Error('the connection was reset'), { code: 'ECONNRESET' }));
@@ -497,17 +613,21 @@ export function createGateway(opts: GatewayOptions): Gateway {
         throw err;
       }
     }
-    // the budget instruction goes to each of the n choices: each may spend the budget
+    // the budget instruction goes to each choice: each may spend the budget. A refusal has the
+    // n choices asked for; a forwarded request is counted by the choices that came back (a
+    // server may ignore n, an error has none: at least 1), once, when its answer ends
     const n = choicesAsked(body);
-    if (a) {
-      metrics.requests.inc({ tier: a.tier, action });
-      metrics.budgetTokens.inc({ tier: a.tier }, budget * n);
-      if (action !== 'observed') metrics.savedTokens.inc({ tier: a.tier }, Math.max(0, fixedBudget - budget) * n);
-    }
+    const countBudget = (choices: number): void => {
+      if (!a) return;
+      metrics.budgetTokens.inc({ tier: a.tier }, budget * choices);
+      if (action !== 'observed') metrics.savedTokens.inc({ tier: a.tier }, Math.max(0, fixedBudget - budget) * choices);
+    };
+    if (a) metrics.requests.inc({ tier: a.tier, action });
     const base = { id, tier, risk: a ? Number(a.risk.toFixed(4)) : null, budget, ...(n > 1 ? { n } : {}), action, stream, allocator_ms: round(allocatorMs), ...(a?.unfamiliar ? { unfamiliar: true } : {}) };
 
     if (action === 'refused') {
       refuse(res, body, stream, n, extra);
+      countBudget(n);
       metrics.http.inc({ route: '/v1/chat/completions', status: '200' });
       log({ level: 'info', msg: 'chat', ...base, status: 200, ...(opts.logPrompts ? { prompt, completion: policy.refusal } : {}) });
       return;
@@ -520,6 +640,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       chat: {
         stream,
         done: (stats, info) => {
+          countBudget(Math.max(1, stats ? stats.choices.length + stats.dropped : 0));
           let counts: Record<string, unknown> = {};
           if (stats && a) {
             metrics.completionTokens.inc({ tier: a.tier }, stats.completionTokens);
@@ -530,6 +651,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
               safety_tokens: stats.safetyTokens,
               // every choice closed its safety block
               safety_closed: stats.choices.length > 0 && stats.choices.every((c) => c.split.closed),
+              ...(stats.dropped > 0 ? { choices_dropped: stats.dropped } : {}),
               ...(stats.choices.length > 1
                 ? { choices: stats.choices.map((c) => ({ index: c.index, completion_tokens: c.completionTokens, safety_tokens: c.safetyTokens, safety_closed: c.split.closed })) }
                 : {}),
@@ -722,8 +844,16 @@ const wellFormed = (s: string): string => s.replace(/[\uD800-\uDBFF](?![\uDC00-\
 
 /** One choice of an answer: its split and its share of the completion tokens. */
 interface ChoiceStats { index: number; split: StreamSplit; completionTokens: number; safetyTokens: number }
-/** An answer's accounting: per choice, and for the request (sums over the choices; `completionTokens` is usage's own figure when it came). */
-interface AnswerStats { choices: ChoiceStats[]; completionTokens: number; safetyTokens: number; tokenSource: 'usage' | 'deltas' | 'chars' }
+/**
+ * An answer's accounting: per choice (the first MAX_CHOICES), and for the request
+ * (`completionTokens` is usage's own figure when it came, else the sum over every choice;
+ * `safetyTokens` the sum over the choices kept). `dropped`: choices past MAX_CHOICES, not split.
+ */
+interface AnswerStats { choices: ChoiceStats[]; dropped: number; completionTokens: number; safetyTokens: number; tokenSource: 'usage' | 'deltas' | 'chars' }
+/** A choice as read: its split, its content characters, and its own count (content deltas, or characters / 4). */
+interface ChoicePart { index: number; split: StreamSplit; chars: number; own: number }
+/** The choices past MAX_CHOICES: how many, their content characters and their own counts. */
+interface Dropped { count: number; chars: number; own: number }
 
 /** `total` shared out in proportion to `weights` (largest remainder: the shares sum to `total`; equal shares when every weight is 0). */
 export function shareOut(total: number, weights: number[]): number[] {
@@ -746,20 +876,32 @@ const usageCount = (u: unknown): number | null => (typeof u === 'number' && Numb
  * tokens are then shared between the two); without usage each choice's own count (`own`:
  * content deltas, or characters / 4) is used.
  */
-function account(parts: Array<{ index: number; split: StreamSplit; own: number }>, usage: number | null, fallback: 'deltas' | 'chars'): AnswerStats {
+function account(parts: ChoicePart[], usage: number | null, fallback: 'deltas' | 'chars', dropped: Dropped): AnswerStats {
   parts.sort((p, q) => p.index - q.index);
-  const tokens = usage !== null ? shareOut(usage, parts.map((p) => p.split.safetyChars + p.split.answerChars)) : parts.map((p) => p.own);
+  // usage counts the dropped choices too: the kept ones share only their part of it (by content
+  // characters, or by number when there are none)
+  let kept = usage;
+  if (usage !== null && dropped.count > 0) {
+    const keptChars = parts.reduce((x, p) => x + p.chars, 0);
+    const total = keptChars + dropped.chars;
+    kept = Math.round(total > 0 ? (usage * keptChars) / total : (usage * parts.length) / (parts.length + dropped.count));
+  }
+  const tokens = kept !== null ? shareOut(kept, parts.map((p) => p.split.safetyChars + p.split.answerChars)) : parts.map((p) => p.own);
   const choices = parts.map((p, i) => ({ index: p.index, split: p.split, completionTokens: tokens[i]!, safetyTokens: safetyTokens(p.split, tokens[i]!) }));
   return {
     choices,
-    completionTokens: usage ?? tokens.reduce((x, y) => x + y, 0),
+    dropped: dropped.count,
+    completionTokens: usage ?? tokens.reduce((x, y) => x + y, 0) + dropped.own,
     safetyTokens: choices.reduce((x, c) => x + c.safetyTokens, 0),
     tokenSource: usage !== null ? 'usage' : fallback,
   };
 }
 
-/** A choice's `index`: absent is 0 (a single-choice server may leave it out); anything but a whole number is not a choice. */
-const choiceIndex = (i: unknown): number | null => (i === undefined || i === null ? 0 : typeof i === 'number' && Number.isInteger(i) && i >= 0 ? i : null);
+/**
+ * A choice's `index`: absent or null is its position in `choices` (a single-choice server may
+ * leave it out: 0); anything but a whole number is not a choice.
+ */
+const choiceIndex = (i: unknown, pos: number): number | null => (i === undefined || i === null ? pos : typeof i === 'number' && Number.isInteger(i) && i >= 0 ? i : null);
 
 /** Collects a JSON chat.completion (bounded) and splits each of its choices. */
 class JsonAnswer {
@@ -774,17 +916,21 @@ class JsonAnswer {
     if (this.size > PARSE_LIMIT) return null;
     try {
       const j = JSON.parse(Buffer.concat(this.chunks).toString('utf8')) as { choices?: unknown; usage?: { completion_tokens?: unknown } | null };
-      const parts: Array<{ index: number; split: StreamSplit; own: number }> = [];
+      const parts: ChoicePart[] = [];
+      const dropped: Dropped = { count: 0, chars: 0, own: 0 };
       const seen = new Set<number>();
       for (const [pos, c] of (Array.isArray(j.choices) ? j.choices as Array<{ index?: unknown; message?: { content?: unknown } } | null> : []).entries()) {
-        if (parts.length >= MAX_CHOICES) break;
-        const index = c?.index === undefined ? pos : choiceIndex(c.index);
+        const index = choiceIndex(c?.index, pos);
         if (index === null || seen.has(index)) continue;
         seen.add(index);
         const text = contentText(c?.message?.content) ?? '';
-        parts.push({ index, split: splitWhole(this.t, text), own: Math.ceil(text.length / 4) });
+        if (parts.length >= MAX_CHOICES) {
+          dropped.count++;
+          dropped.chars += text.length;
+          dropped.own += Math.ceil(text.length / 4);
+        } else parts.push({ index, split: splitWhole(this.t, text), chars: text.length, own: Math.ceil(text.length / 4) });
       }
-      return account(parts, usageCount(j.usage?.completion_tokens), 'chars');
+      return account(parts, usageCount(j.usage?.completion_tokens), 'chars', dropped);
     } catch {
       return null;
     }
@@ -797,7 +943,10 @@ class SseAnswer {
   private line = '';
   private data: string[] = [];
   /** per choice index (at most MAX_CHOICES) */
-  private readonly choices = new Map<number, { splitter: SafetySplitter; deltas: number }>();
+  private readonly choices = new Map<number, { splitter: SafetySplitter; deltas: number; chars: number }>();
+  /** the indices of choices past MAX_CHOICES (counted up to DROPPED_INDICES), their content characters and deltas */
+  private readonly droppedIndices = new Set<number>();
+  private readonly dropped: Dropped = { count: 0, chars: 0, own: 0 };
   private usage: number | null = null;
   private broken = false;
   /** `keep`: characters of each part held for the log (the counts are exact whatever it is) */
@@ -824,16 +973,21 @@ class SseAnswer {
     try {
       const j = JSON.parse(d) as { choices?: unknown; usage?: { completion_tokens?: unknown } | null };
       // with n > 1 a chunk carries a delta of one choice (or of several), each named by its index
-      for (const c of Array.isArray(j.choices) ? j.choices as Array<{ index?: unknown; delta?: { content?: unknown } } | null> : []) {
-        const index = choiceIndex(c?.index);
+      for (const [pos, c] of (Array.isArray(j.choices) ? j.choices as Array<{ index?: unknown; delta?: { content?: unknown } } | null> : []).entries()) {
+        const index = choiceIndex(c?.index, pos);
         if (index === null) continue;
+        const content = c?.delta?.content;
+        const text = typeof content === 'string' ? content : '';
         let ch = this.choices.get(index);
         if (!ch) {
-          if (this.choices.size >= MAX_CHOICES) continue;
-          this.choices.set(index, ch = { splitter: new SafetySplitter(this.t, this.keep), deltas: 0 });
+          if (this.choices.size >= MAX_CHOICES) {
+            if (!this.droppedIndices.has(index) && this.droppedIndices.size < DROPPED_INDICES) { this.droppedIndices.add(index); this.dropped.count++; }
+            if (text) { this.dropped.chars += text.length; this.dropped.own++; }
+            continue;
+          }
+          this.choices.set(index, ch = { splitter: new SafetySplitter(this.t, this.keep), deltas: 0, chars: 0 });
         }
-        const content = c?.delta?.content;
-        if (typeof content === 'string' && content) { ch.splitter.feed(content); ch.deltas++; }
+        if (text) { ch.splitter.feed(text); ch.deltas++; ch.chars += text.length; }
       }
       const u = usageCount(j.usage?.completion_tokens);
       if (u !== null) this.usage = u;
@@ -844,7 +998,7 @@ class SseAnswer {
     if (this.broken) return null;
     if (this.line) { this.onLine(this.line); this.line = ''; }
     this.dispatch(); // a server that closes without a final blank line (or [DONE])
-    const parts = [...this.choices].map(([index, ch]) => ({ index, split: ch.splitter.end(), own: ch.deltas }));
-    return account(parts, this.usage, 'deltas');
+    const parts = [...this.choices].map(([index, ch]) => ({ index, split: ch.splitter.end(), chars: ch.chars, own: ch.deltas }));
+    return account(parts, this.usage, 'deltas', this.dropped);
   }
 }
