@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { RunMonitor } from '../../src/core/launch/monitor';
 import { LaunchSession } from '../../src/core/launch/session';
 import { loadTargets } from '../../src/core/launch/targets';
-import type { ParseProblem, RunEvent } from '../../src/core/runs/events';
+import { readEventsFrom, type ParseProblem, type RunEvent } from '../../src/core/runs/events';
 import { readRun, readRunEvents } from '../../src/core/runs/store';
 import { localRunWorkspace } from './helpers';
 
@@ -56,15 +56,22 @@ describe('the host events.jsonl cut under the monitor', () => {
       assert.equal(rec?.lastSeq, 705);
       assert.equal(rec?.step, 705);
       assert.equal(rec?.eventOffset, readFileSync(host).length, 'eventOffset is the host offset reached');
-      // cut a second time (the copy is no longer verbatim): the lines after the last seq taken are appended
+      // cut a second time (the copy is no longer verbatim): every line written after the cut is
+      // appended, its seq going on from the cut (691..), not only those past the last seq taken
       truncateSync(host, Buffer.byteLength(started + build(1, 680, 'first') + build(681, 690, 'second attempt, with longer lines')));
       appendFileSync(host, build(691, 712, 'third'));
       await f.m.pollOnce();
-      assert.deepEqual(f.events.slice(712).map((e) => e.seq), [706, 707, 708, 709, 710, 711, 712]);
-      assert.ok(f.problems.some((p) => /cut under the copy again .*after seq 705/.test(p.message)), JSON.stringify(f.problems));
+      assert.deepEqual(f.events.slice(712).map((e) => e.seq), Array.from({ length: 22 }, (_, i) => 691 + i));
+      assert.ok(f.events.slice(712).every((e) => (e as unknown as { tag: string }).tag === 'third'));
+      assert.equal(f.problems.filter((p) => /was cut under the copy .*the first \d+ are unchanged/.test(p.message)).length, 2, JSON.stringify(f.problems));
       appendFileSync(host, build(713, 714, 'fourth'));
       await f.m.pollOnce();
-      assert.deepEqual(f.events.slice(719).map((e) => e.seq), [713, 714], 'and after it, only the new bytes');
+      assert.deepEqual(f.events.slice(734).map((e) => e.seq), [713, 714], 'and after it, only the new bytes');
+      // the store's copy, read afresh, ends with what the host's file says, each line once
+      const last = new Map((await readRunEvents(ws.root, ws.id)).map((e) => [e.seq, (e as unknown as { tag: string }).tag]));
+      const hostNow = new Map((await readEventsFrom(host, 0)).events.map((e) => [e.seq, (e as unknown as { tag: string }).tag]));
+      assert.deepEqual(last, hostNow);
+      assert.equal((await readRunEvents(ws.root, ws.id)).length, 736);
     } finally {
       await f.s.close();
     }

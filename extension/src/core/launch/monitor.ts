@@ -28,7 +28,8 @@ export interface MonitorOptions {
 }
 
 /**
- * Emits 'events' (RunEvent[] in order, each once), 'problems' (ParseProblem[]: bad event lines, skipped), 'stdout'/'stderr' (Buffer), 'run' (record
+ * Emits 'events' (RunEvent[] in order, each once, with their span and lines: core/runs/feed.ts
+ * EventChunk; an empty list when the file was cut or only lines without an event came), 'problems' (ParseProblem[]: bad event lines, skipped), 'stdout'/'stderr' (Buffer), 'run' (record
  * after each change), 'disconnected' (Error) and 'reconnected'.
  */
 export class RunMonitor extends EventEmitter {
@@ -87,9 +88,12 @@ export class RunMonitor extends EventEmitter {
     const r = await e.events.read();
     // bad lines (docs/events.md) and a truncated file are reported, once per follower, and skipped
     if (r.problems.length) this.emit('problems', r.problems);
-    // the bytes [from, to) of the local events.jsonl these events came from: an in-window reader
-    // (the dashboard, core/runs/feed.ts) joins them to what it read from the file, without gap or repeat
-    if (r.events.length) this.emit('events', r.events, { from: r.rewound ? -1 : from, to: e.events.offset });
+    // the bytes [from, to) of the local events.jsonl these events came from, and each line's end and
+    // fingerprint: an in-window reader (the dashboard, core/runs/feed.ts) joins them to what it read
+    // from the file, without gap or repeat. A cut is told even with no new line (from -1), so the
+    // reader goes back to the file rather than wait past the cut for the monitor's next chunks;
+    // lines with no event (blank, bad) are handed over too, so the reader stays where the monitor is.
+    if (r.events.length || r.rewound || r.marks?.ends.length) this.emit('events', r.events, { from: r.rewound ? -1 : from, to: e.events.offset, lines: r.marks });
     for (const name of ['stdout', 'stderr'] as const) {
       const buf = await this.local.readFrom(join(dir, `${name}.log`), e[name]);
       if (buf && buf.length) {
@@ -128,9 +132,10 @@ export class RunMonitor extends EventEmitter {
       }
       // events: complete lines only; a host file cut under the copy is noticed and its new lines kept (core/runs/copy.ts)
       const remoteEvents = `${rec.outputDir}/events.jsonl`;
-      const ev = await copyEventLines((o) => host.readFrom(remoteEvents, o), join(dir, 'events.jsonl'), rec.eventShift ?? 0, rec.lastSeq);
+      const ev = await copyEventLines((o) => host.readFrom(remoteEvents, o), join(dir, 'events.jsonl'), rec.eventShift ?? 0, rec.eventView);
       if (ev.cut) this.emit('problems', [{ file: `${host.label}:${remoteEvents}`, offset: ev.hostOffset, message: ev.cut }]);
       rec.eventShift = ev.shift || undefined;
+      rec.eventView = ev.view;
       if (ev.bytes.length) {
         const { events } = parseEventChunk(ev.bytes, ev.localOffset);
         rec.lastActivityAt = Date.now() / 1000;

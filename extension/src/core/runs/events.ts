@@ -1,6 +1,6 @@
 // The event protocol of docs/events.md, typed, and a reader that resumes from a byte offset.
 // Shared by the run store (launch), the dashboard and the CLI.
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { escapeControls } from '../escape';
 import { checkEvent, type RunFinishedStatus } from './event-fields';
 
@@ -122,16 +122,67 @@ function eachLine(buf: Buffer, base: number, from: number, fn: (l: Line) => bool
   return { next: start, stopped: false };
 }
 
+/** The reads a follower makes: a FileHandle, its bytes counted (EventTail.bytesRead). */
+interface Reader {
+  read(buf: Buffer, off: number, len: number, pos: number): Promise<{ bytesRead: number }>;
+}
+
+/**
+ * The unfinished line at the end of what was read (no `\n` yet): where it starts, how far it was
+ * looked at, its head's fingerprint, and its head when it is already over-long. A follower keeps
+ * it, so the next read looks only at the bytes after `scanned` for the line's end, instead of
+ * reading the whole unfinished line again at every poll.
+ */
+interface Unfinished {
+  start: number;
+  scanned: number;
+  fp: number;
+  longHead?: Buffer;
+}
+
+/** The offset of the first `\n` in bytes [from, to) of a file (-1: none), and how far it looked. */
+async function findNewline(fh: Reader, from: number, to: number): Promise<{ nl: number; reached: number }> {
+  const piece = Buffer.alloc(Math.max(1, Math.min(READ_PIECE_BYTES, to - from)));
+  let at = from;
+  while (at < to) {
+    const { bytesRead } = await fh.read(piece, 0, Math.min(piece.length, to - at), at);
+    if (bytesRead === 0) break;
+    const nl = piece.subarray(0, bytesRead).indexOf(0x0a);
+    if (nl >= 0) return { nl: at + nl, reached: at + nl + 1 };
+    at += bytesRead;
+  }
+  return { nl: -1, reached: at };
+}
+
 /**
  * eachLine over bytes [from, to) of a file, read in pieces (memory: a piece plus one line of at
  * most MAX_EVENT_LINE_BYTES; a longer one is dropped as it is read, its head kept). Returns the
- * offset after the last line given to `fn`: where a partial (or unfinished over-long) line begins.
+ * offset after the last line given to `fn` (where a partial, or unfinished over-long, line
+ * begins) and that unfinished line's state. `resume`: the state a previous scan left at `from`;
+ * when the file still holds that line's head, only the bytes after `resume.scanned` are searched
+ * for its end, and the line is read once, when complete.
  */
-async function scanLines(fh: FileHandle, from: number, to: number, fn: (l: Line) => boolean | void): Promise<number> {
-  let pos = from; // start of the first line not given to fn yet
+async function scanLines(fh: Reader, from: number, to: number, fn: (l: Line) => boolean | void, resume?: Unfinished): Promise<{ next: number; unfinished?: Unfinished }> {
+  let begin = from;
+  if (resume && resume.start === from && resume.scanned - from >= HEAD_BYTES && resume.scanned <= to) {
+    const head = Buffer.alloc(HEAD_BYTES);
+    const { bytesRead } = await fh.read(head, 0, HEAD_BYTES, from);
+    if (bytesRead === HEAD_BYTES && !head.includes(0x0a) && fingerprint(head) === resume.fp) {
+      const { nl, reached } = await findNewline(fh, resume.scanned, to);
+      if (nl < 0) return { next: from, unfinished: { ...resume, scanned: Math.max(resume.scanned, reached) } };
+      if (resume.longHead) {
+        const line: Line = { start: from, end: nl + 1, head: resume.longHead };
+        if (fn(line) === false) return { next: line.end };
+        begin = line.end;
+      }
+      // else the line, complete now, is read once from its start by the loop below
+    }
+  }
+  let pos = begin; // start of the first line not given to fn yet
   let carry = Buffer.alloc(0);
   let longHead: Buffer | undefined; // inside an over-long line (its first bytes): drop until its end
-  for (let readTo = from; readTo < to; ) {
+  let readTo = begin;
+  while (readTo < to) {
     const piece = Buffer.alloc(Math.min(READ_PIECE_BYTES, to - readTo));
     const { bytesRead } = await fh.read(piece, 0, piece.length, readTo);
     if (bytesRead === 0) break;
@@ -146,19 +197,23 @@ async function scanLines(fh: FileHandle, from: number, to: number, fn: (l: Line)
       const line: Line = { start: pos, end: base + nl + 1, head: longHead };
       longHead = undefined;
       pos = line.end;
-      if (fn(line) === false) return pos;
+      if (fn(line) === false) return { next: pos };
       start = nl + 1;
     }
     const r = eachLine(buf, base, start, fn);
     pos = base + r.next;
-    if (r.stopped) return pos;
+    if (r.stopped) return { next: pos };
     carry = buf.subarray(r.next);
     if (carry.length > MAX_EVENT_LINE_BYTES) {
       longHead = Buffer.from(carry.subarray(0, HEAD_BYTES));
       carry = Buffer.alloc(0);
     }
   }
-  return pos;
+  const unfinished: Unfinished | undefined =
+    longHead ? { start: pos, scanned: readTo, fp: fingerprint(longHead), longHead }
+    : carry.length ? { start: pos, scanned: pos + carry.length, fp: fingerprint(carry.subarray(0, HEAD_BYTES)) }
+    : undefined;
+  return { next: pos, unfinished };
 }
 
 /** The one way a line becomes an event, or a problem (file, offset, line number, seq). */
@@ -219,23 +274,67 @@ function fingerprint(head: Buffer): number {
   return h >>> 0;
 }
 
-/** A span of bytes taken without this reader reading them (before its start offset, or parsed by another reader). */
-const UNREAD = -1;
+/** Byte `at - 1` of the file is a `\n` (a line ends at `at`). */
+async function endsLine(fh: Reader, at: number): Promise<boolean> {
+  const b = Buffer.alloc(1);
+  const { bytesRead } = await fh.read(b, 0, 1, at - 1);
+  return bytesRead === 1 && b[0] === 0x0a;
+}
+
+/** The head (up to HEAD_BYTES) of the line [start, end) of the file, undefined when the file is shorter. */
+async function readHead(fh: Reader, start: number, end: number): Promise<Buffer | undefined> {
+  const head = Buffer.alloc(Math.max(0, Math.min(HEAD_BYTES, end - 1 - start)));
+  const { bytesRead } = await fh.read(head, 0, head.length, start);
+  return bytesRead === head.length ? head : undefined;
+}
+
+/** Where the line that ends with the `\n` at `nl` begins, looking back no further than `lo`. */
+async function lineStart(fh: Reader, lo: number, nl: number): Promise<number> {
+  const piece = Buffer.alloc(Math.max(1, Math.min(65536, nl - lo)));
+  for (let to = nl; to > lo; ) {
+    const from = Math.max(lo, to - piece.length);
+    const { bytesRead } = await fh.read(piece, 0, to - from, from);
+    const i = piece.subarray(0, bytesRead).lastIndexOf(0x0a);
+    if (i >= 0) return from + i + 1;
+    to = from;
+  }
+  return lo;
+}
+
+/**
+ * The lines one read took, for a second follower of the same file (the dashboard's feed takes the
+ * monitor's, core/runs/feed.ts): the file's identity, the offset they begin at, and each line's
+ * end and head fingerprint, so the second follower knows them as if it had read them.
+ */
+export interface LineMarks {
+  ident?: string;
+  from: number;
+  ends: number[];
+  fps: number[];
+}
 
 /**
  * What a follower has read of a file, to tell later whether the file still holds it: the file's
- * identity (device and inode), and each line read, by where it ends and a fingerprint of its
- * head (16 bytes a line). A span taken without being read (UNREAD) is known only by its end.
+ * identity (device and inode), and each line read, by where it ends and a 32-bit fingerprint of
+ * its head (12 bytes a line). The bytes before a reader's start offset were taken without being
+ * read (an UNREAD span, kept apart in `unread`): the first look at the file records the span's
+ * last line (its start and fingerprint), and that line is checked from then on.
  */
 class ReadLines {
   ident?: string;
   private ends = new Float64Array(64);
-  private fps = new Float64Array(64);
+  private fps = new Uint32Array(64);
   private n = 0;
+  /** UNREAD spans: entry index → start of the span's last line (-1 until the first look records it; its fingerprint is then in fps). */
+  private readonly unread = new Map<number, number>();
+  /** The unfinished line after `end`, as far as it was looked at (the next read goes on from there). */
+  unfinished?: Unfinished;
+  /** Bytes this follower read from the file. */
+  bytesRead = 0;
 
   /** `offset`: the bytes before it are taken as read, unseen. `remember` false: a one-off read, no fingerprints kept. */
   constructor(offset = 0, readonly remember = true) {
-    if (offset > 0) this.push(offset, UNREAD);
+    if (offset > 0) this.push(offset, 0, true);
   }
 
   /** The offset after the last line read (where the next read starts). */
@@ -243,49 +342,80 @@ class ReadLines {
     return this.n ? this.ends[this.n - 1]! : 0;
   }
 
-  /** Bytes up to `end` are taken as read, unseen (another reader parsed them: core/runs/feed.ts). */
-  skipTo(end: number): void {
-    if (end > this.end) this.push(end, UNREAD);
+  /** Bytes of memory the entries take (12 per entry slot). */
+  get memoryBytes(): number {
+    return this.ends.byteLength + this.fps.byteLength;
   }
 
   /** A line read, ending at `end`, with the fingerprint of its head. */
-  add(end: number, head: Buffer): void {
-    this.push(end, this.remember ? fingerprint(head) : UNREAD);
+  add(end: number, fp: number): void {
+    if (this.remember) this.push(end, fp, false);
+    else this.push(end, 0, true);
   }
 
-  private push(end: number, fp: number): void {
-    if (fp === UNREAD && this.n && this.fps[this.n - 1] === UNREAD) {
+  /** Lines another follower read (`marks`), taken as if read here: false (nothing taken) unless they begin where this one is, in the same file. */
+  take(marks: LineMarks): boolean {
+    if (!this.remember || marks.from !== this.end || marks.ends.length !== marks.fps.length) return false;
+    if (this.ident !== undefined && marks.ident !== this.ident) return false;
+    this.ident = marks.ident;
+    for (let i = 0; i < marks.ends.length; i++) this.push(marks.ends[i]!, marks.fps[i]!, false);
+    this.unfinished = undefined;
+    return true;
+  }
+
+  private push(end: number, fp: number, unread: boolean): void {
+    if (unread && this.n && this.unread.has(this.n - 1)) {
       this.ends[this.n - 1] = end;
+      this.unread.set(this.n - 1, -1);
       return;
     }
     if (this.n === this.ends.length) {
-      const ends = new Float64Array(this.n * 2);
-      const fps = new Float64Array(this.n * 2);
+      const cap = Math.ceil(this.n * 1.5);
+      const ends = new Float64Array(cap);
+      const fps = new Uint32Array(cap);
       ends.set(this.ends);
       fps.set(this.fps);
       this.ends = ends;
       this.fps = fps;
     }
     this.ends[this.n] = end;
-    this.fps[this.n++] = fp;
+    this.fps[this.n] = fp;
+    if (unread) this.unread.set(this.n, -1);
+    this.n++;
   }
 
   private startOf(i: number): number {
     return i ? this.ends[i - 1]! : 0;
   }
 
-  /** Does the file (`size` bytes) still hold entry `i` where it was read? (For an UNREAD span: does a line still end where it ended.) */
-  private async holds(fh: FileHandle, size: number, i: number): Promise<boolean> {
-    const start = this.startOf(i);
+  /** The first look at the file after an UNREAD span was taken: records its last line, when a line still ends where the span ends. */
+  private async learn(fh: Reader, size: number): Promise<void> {
+    if (!this.remember) return;
+    for (const [i, last] of this.unread) {
+      if (last >= 0) continue;
+      const end = this.ends[i]!;
+      if (end > size || !(await endsLine(fh, end))) continue; // not held: the check finds it
+      const start = await lineStart(fh, this.startOf(i), end - 1);
+      const head = await readHead(fh, start, end);
+      if (!head || head.includes(0x0a)) continue;
+      this.unread.set(i, start);
+      this.fps[i] = fingerprint(head);
+    }
+  }
+
+  /** Does the file (`size` bytes) still hold entry `i` where it was read? (For an UNREAD span: its last line, once recorded.) */
+  private async holds(fh: Reader, size: number, i: number): Promise<boolean> {
     const end = this.ends[i]!;
-    if (end > size) return false;
-    const last = Buffer.alloc(1);
-    await fh.read(last, 0, 1, end - 1);
-    if (last[0] !== 0x0a) return false;
-    if (this.fps[i] === UNREAD) return true;
-    const head = Buffer.alloc(Math.min(HEAD_BYTES, end - 1 - start));
-    const { bytesRead } = await fh.read(head, 0, head.length, start);
-    return bytesRead === head.length && !head.includes(0x0a) && fingerprint(head) === this.fps[i];
+    if (end > size || !(await endsLine(fh, end))) return false;
+    let start = this.startOf(i);
+    const last = this.unread.get(i);
+    if (last !== undefined) {
+      if (last < 0) return true; // a one-off read: known by its end only
+      if (last > start && !(await endsLine(fh, last))) return false;
+      start = last;
+    }
+    const head = await readHead(fh, start, end);
+    return !!head && !head.includes(0x0a) && fingerprint(head) === this.fps[i];
   }
 
   /**
@@ -294,9 +424,10 @@ class ReadLines {
    * lines it still holds (a cut keeps the lines before it, so the first line no longer held is
    * found by bisection), with the UNREAD span cut there, if any (its events may be taken again).
    */
-  async check(fh: FileHandle, size: number, ident: string | undefined): Promise<{ keep: number; lines?: number; unread?: [number, number]; replaced: boolean } | undefined> {
+  async check(fh: Reader, size: number, ident: string | undefined): Promise<{ keep: number; lines?: number; unread?: [number, number]; replaced: boolean } | undefined> {
     const replaced = this.ident !== undefined && ident !== undefined && ident !== this.ident;
     this.ident = ident;
+    if (!replaced) await this.learn(fh, size);
     if (!this.n || (!replaced && (await this.holds(fh, size, this.n - 1)))) return undefined;
     let lo = 0;
     let hi = replaced ? this.n : this.n - 1;
@@ -306,10 +437,12 @@ class ReadLines {
       else hi = mid;
     }
     if (lo === this.n) return undefined; // a new file with the very lines read (a copy renamed over it)
-    let lines: number | undefined = lo;
-    for (let i = 0; i < lo && lines !== undefined; i++) if (this.fps[i] === UNREAD) lines = undefined;
-    const unread: [number, number] | undefined = this.fps[lo] === UNREAD ? [this.startOf(lo), this.ends[lo]!] : undefined;
+    const spans = [...this.unread.keys()];
+    const lines = spans.some((i) => i < lo) ? undefined : lo;
+    const unread: [number, number] | undefined = this.unread.has(lo) ? [this.startOf(lo), this.ends[lo]!] : undefined;
+    for (const i of spans) if (i >= lo) this.unread.delete(i);
     this.n = lo;
+    this.unfinished = undefined;
     return { keep: this.end, lines, unread, replaced };
   }
 }
@@ -322,6 +455,8 @@ export interface ReadResult {
   rewound?: boolean;
   /** The 1-based line number at `nextOffset`, when known (pass it back as `line`). */
   nextLine?: number;
+  /** The lines this read took (a follower's read): what a second follower takes with its events (EventTail.take). */
+  marks?: LineMarks;
 }
 
 /**
@@ -344,15 +479,23 @@ export async function readEventsFrom(file: string, offset = 0, opts: { line?: nu
  * again shows each event it holds once, the ones after the cut included.
  */
 async function readLines(file: string, seen: ReadLines, line?: number): Promise<ReadResult> {
-  let fh;
+  let handle;
   try {
-    fh = await open(file, 'r');
+    handle = await open(file, 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { events: [], nextOffset: seen.end, problems: [], nextLine: seen.end === 0 ? 1 : line };
     throw err;
   }
+  const h = handle;
+  const fh: Reader = {
+    read: async (buf, off, len, pos) => {
+      const r = await h.read(buf, off, len, pos);
+      seen.bytesRead += r.bytesRead;
+      return r;
+    },
+  };
   try {
-    const st = await fh.stat({ bigint: true });
+    const st = await h.stat({ bigint: true });
     const size = Number(st.size);
     const problems: ParseProblem[] = [];
     const had = seen.end;
@@ -372,13 +515,18 @@ async function readLines(file: string, seen: ReadLines, line?: number): Promise<
     const from = seen.end;
     const events: RunEvent[] = [];
     const lineProblems: ParseProblem[] = []; // their `line` is relative (1 = the line at `from`) until the end
+    const marks: LineMarks | undefined = seen.remember ? { ident: seen.ident, from, ends: [], fps: [] } : undefined;
     let rel = 0;
-    const next = await scanLines(fh, from, size, (l) => {
-      seen.add(l.end, l.head);
+    const scan = await scanLines(fh, from, size, (l) => {
+      const fp = seen.remember ? fingerprint(l.head) : 0;
+      seen.add(l.end, fp);
+      marks?.ends.push(l.end);
+      marks?.fps.push(fp);
       const r = parseLine(l, file, ++rel);
       if (r.event) events.push(r.event);
       if (r.problem) lineProblems.push(r.problem);
-    });
+    }, seen.unfinished);
+    if (seen.remember) seen.unfinished = scan.unfinished;
     problems.push(...lineProblems);
     if (lineProblems.length && baseLine === undefined) {
       let n = 0;
@@ -386,9 +534,9 @@ async function readLines(file: string, seen: ReadLines, line?: number): Promise<
       baseLine = n + 1;
     }
     for (const p of lineProblems) p.line = baseLine === undefined ? undefined : baseLine + p.line! - 1;
-    return { events, nextOffset: next, problems, rewound: !!cut, nextLine: baseLine === undefined ? undefined : baseLine + rel };
+    return { events, nextOffset: scan.next, problems, rewound: !!cut, nextLine: baseLine === undefined ? undefined : baseLine + rel, marks };
   } finally {
-    await fh.close();
+    await h.close();
   }
 }
 
@@ -412,15 +560,31 @@ export class EventTail {
     return this.seen.end;
   }
 
-  /** The lines up to `end` were taken from another reader (a monitor's chunk): the next read starts there. */
-  skipTo(end: number): void {
-    this.seen.skipTo(end);
-    this.line = undefined; // not counted here: the next problem counts them from the file
+  /** Bytes read from the file so far (what following it costs). */
+  get bytesRead(): number {
+    return this.seen.bytesRead;
   }
 
-  async read(): Promise<{ events: RunEvent[]; problems: ParseProblem[]; rewound?: boolean }> {
+  /** Bytes of memory what it remembers of the lines read takes (12 per line, and some room to grow). */
+  get memoryBytes(): number {
+    return this.seen.memoryBytes;
+  }
+
+  /**
+   * Takes the lines another follower of this file read (a monitor's chunk, core/runs/feed.ts) as
+   * read here, each with its end and fingerprint, so a cut inside them is found as if this
+   * follower had read them. False, and nothing taken, unless they begin at `offset` in the same
+   * file: the caller then reads the file itself.
+   */
+  take(marks: LineMarks): boolean {
+    if (!this.seen.take(marks)) return false;
+    if (this.line !== undefined) this.line += marks.ends.length;
+    return true;
+  }
+
+  async read(): Promise<{ events: RunEvent[]; problems: ParseProblem[]; rewound?: boolean; marks?: LineMarks }> {
     const r = await readLines(this.file, this.seen, this.line);
     this.line = r.nextLine;
-    return { events: r.events, problems: r.problems, rewound: r.rewound };
+    return { events: r.events, problems: r.problems, rewound: r.rewound, marks: r.marks };
   }
 }

@@ -4,19 +4,26 @@
 //
 // RunFeed is the window's hub: the launch adapter attaches each monitor it starts; a reader
 // subscribes with followRun, which reads the local events.jsonl once up to where the monitor
-// is, then takes the monitor's chunks (each names the bytes [from, to) it came from), so every
-// event arrives once, in order, whichever side got there first.
+// is, then takes the monitor's chunks (each names the bytes [from, to) it came from, and each
+// line's end and fingerprint), so every event arrives once, in order, whichever side got there
+// first, and a cut of the file inside lines taken from the monitor is found as if read here.
 import { EventEmitter } from 'node:events';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { EventTail, type ParseProblem, type RunEvent } from './events';
+import { EventTail, type LineMarks, type ParseProblem, type RunEvent } from './events';
 import { readRun, runDir, type RunRecord } from './store';
 
-/** What a monitor emits: parsed events with their byte span (from = -1: the file was rewound). */
+/**
+ * What a monitor emits: parsed events with their byte span and the lines they came from (from =
+ * -1: the file was cut under the monitor; then emitted even with no events, so a reader goes back
+ * to the file).
+ */
 export interface EventChunk {
   events: RunEvent[];
   from: number;
   to: number;
+  /** Each line's end and head fingerprint (EventTail.take). */
+  lines?: LineMarks;
 }
 
 /** The monitor surface the feed needs (core/launch/monitor.ts RunMonitor): 'events' (events, span) and 'run' (record). */
@@ -78,13 +85,13 @@ export class RunFeed {
       if (r.problems.length) h.problems?.(r.problems);
       if (r.events.length) h.events(r.events);
     };
-    const onEvents = (events: RunEvent[], span?: { from: number; to: number }) =>
+    const onEvents = (events: RunEvent[], span?: { from: number; to: number; lines?: LineMarks }) =>
       serial(async () => {
         if (closed) return;
-        if (span && span.from === tail.offset && span.from >= 0) {
-          tail.skipTo(span.to); // the monitor read these lines: the tail takes them as read, unseen
-          h.events(events);
-        } else if (!span || span.to > tail.offset || span.from < 0) await catchUp(); // a gap, an overlap or a rewind: the file decides
+        // the monitor read these lines: the tail takes each with its end and fingerprint, as if read here
+        if (span?.lines && span.from >= 0 && span.from === tail.offset && span.lines.from === span.from && tail.take(span.lines)) {
+          if (events.length) h.events(events);
+        } else await catchUp(); // a gap, an overlap, a rewind or a chunk without its lines: the file decides, from this reader's own tail
       });
     const onRun = (rec: RunRecord) => serial(() => { if (!closed) h.run(rec); });
     const use = () => {

@@ -65,6 +65,9 @@ export interface RunRecord {
   /** Set once the host's events.jsonl was cut under the copy: the local copy keeps its lines and
    * is this many bytes longer than the host offset reached (core/runs/copy.ts). */
   eventShift?: number;
+  /** Set once the host's events.jsonl was cut under the copy: the host's file as the copy last saw
+   * it, as byte ranges of the local copy (core/runs/copy.ts CopyView). */
+  eventView?: Array<[number, number]>;
   stdoutOffset: number;
   stderrOffset: number;
   lastSeq?: number;
