@@ -63,6 +63,8 @@ def _server_port(raw: dict, recipe_path: str, lines: dict) -> int:
     value = raw.get("vllm_server_port")
     if value is None:
         return DEFAULT_SERVER_PORT if _port_free(DEFAULT_SERVER_PORT) else free_port()
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)  # TRL's argparse reads `"8001"` as 8001, and so does the launcher (scripts.ts)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         raise RecipeError(f"{where}: vllm_server_port must be a port number (1-65535), got {value!r}")
     if not _port_free(value):
@@ -199,7 +201,7 @@ def plan(
         port = server_port if server_port is not None else _server_port(raw, recipe_path, lines)
         result["server"] = [
             sys.executable, "-m", "trl.scripts.vllm_serve",
-            "--model", str(model),
+            f"--model={model}",  # one argument: a value starting with '-' is not read as an option
             "--tensor_parallel_size", str(launch.vllm_tensor_parallel_size),
             "--data_parallel_size", str(launch.vllm_data_parallel_size),
             "--gpu_memory_utilization", str(launch.vllm_gpu_memory_utilization),

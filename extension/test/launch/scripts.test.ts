@@ -200,7 +200,7 @@ describe('generated scripts, executed with stub commands', () => {
     const server = calls.find((c) => c.argv[1] === 'trl.scripts.vllm_serve');
     assert.ok(server, JSON.stringify(calls));
     assert.equal(server.cvd, '0');
-    assert.equal(server.argv[server.argv.indexOf('--model') + 1], join(p.project, 'models/my-sft'));
+    assert.equal(server.argv.find((a) => a.startsWith('--model='))?.slice('--model='.length), join(p.project, 'models/my-sft'));
     assert.equal(server.argv[server.argv.indexOf('--revision') + 1], 'v1');
     const train = calls.find((c) => c.argv[1] === 'conscience.launch');
     assert.ok(train?.argv.includes('--no-server'));
@@ -209,7 +209,7 @@ describe('generated scripts, executed with stub commands', () => {
     const one = q.recipe('recipes/qwen/x.yaml', 'model_name_or_path: ./m\nlaunch:\n  vllm_server: true\n');
     const twoNodes = parseTarget('c', { type: 'slurm', nodes: 2, gpusPerNode: 1 }) as Target;
     const calls1 = q.run(slurmDriver.prepare({ ...q.prep, recipe: one, info: await readRecipeInfo(one), target: twoNodes }).script, 'job.sbatch', { STUB_SERVER: '1' });
-    assert.deepEqual(calls1.map((c) => c.argv.slice(0, 4)).sort(), [['-m', 'conscience.train', '--config', one], ['-m', 'trl.scripts.vllm_serve', '--model', join(q.project, 'recipes/qwen/m')]]);
+    assert.deepEqual(calls1.map((c) => c.argv.slice(0, 4)).sort(), [['-m', 'conscience.train', '--config', one], ['-m', 'trl.scripts.vllm_serve', `--model=${join(q.project, 'recipes/qwen/m')}`, '--tensor_parallel_size']]);
     // a hub id or an absolute path is kept as it is; ./ and ../ are resolved against the recipe's folder (a bare relative value: at run time, below)
     assert.equal(serverModel('Qwen/Qwen2.5-0.5B-Instruct', '/p/recipes/x.yaml'), 'Qwen/Qwen2.5-0.5B-Instruct');
     assert.equal(serverModel('/models/m', '/p/recipes/x.yaml'), '/models/m');
@@ -225,7 +225,7 @@ describe('generated scripts, executed with stub commands', () => {
       const calls = p.run(slurmDriver.prepare({ ...p.prep, recipe, info: await readRecipeInfo(recipe), target }).script, 'job.sbatch', { STUB_SERVER: '1' });
       const server = calls.find((c) => c.argv[1] === 'trl.scripts.vllm_serve');
       assert.ok(server, JSON.stringify(calls));
-      return { model: server.argv[server.argv.indexOf('--model') + 1], trainer: trainerModel(value, recipe), folder: join(p.project, 'recipes', 'qwen', value) };
+      return { model: server.argv.find((a) => a.startsWith('--model='))?.slice('--model='.length), trainer: trainerModel(value, recipe), folder: join(p.project, 'recipes', 'qwen', value) };
     };
     // `models/tiny` exists beside the recipe: both load that folder
     const local = await serverModelOf('models/tiny', true);
@@ -260,7 +260,7 @@ describe('generated scripts, executed with stub commands', () => {
 
   it('refuses a bad vllm_server_port, and a vllm_server_base_url that would send the trainer away from the launched server, naming the file and line', async () => {
     const d = mkdtempSync(join(tmpdir(), 'recipe-'));
-    for (const bad of ['70000', '0', '"8001"', '8000.5', 'true']) {
+    for (const bad of ['70000', '0', '"80x"', '8000.5', 'true']) {
       writeFileSync(join(d, 'port.yaml'), `model_name_or_path: m\nvllm_server_port: ${bad}\nlaunch:\n  vllm_server: true\n`);
       await assert.rejects(readRecipeInfo(join(d, 'port.yaml')), /port\.yaml:2: vllm_server_port must be a port number \(1-65535\)/, bad);
     }
@@ -269,5 +269,25 @@ describe('generated scripts, executed with stub commands', () => {
     // without launch.vllm_server the URL is where the user's own server runs: kept
     writeFileSync(join(d, 'own.yaml'), 'model_name_or_path: m\nvllm_server_base_url: http://10.1.2.3:8000\nvllm_server_port: 8001\n');
     assert.equal((await readRecipeInfo(join(d, 'own.yaml'))).serverPort, 8001);
+    // the port's digits as a string are the port, as TRL's argparse reads them
+    writeFileSync(join(d, 'str.yaml'), 'model_name_or_path: m\nvllm_server_port: "8001"\nlaunch:\n  vllm_server: true\n');
+    assert.equal((await readRecipeInfo(join(d, 'str.yaml'))).serverPort, 8001);
+  });
+
+  it("a recipe value that looks like one of the script's run-time variables is passed as itself", async () => {
+    const p = stubProject();
+    for (const rev of ['\\0SERVER_ADDR', '\\0SERVER_PORT', '$SERVER_ADDR']) {
+      const recipe = p.recipe('recipes/x.yaml', `model_name_or_path: m\nmodel_revision: "${rev}"\nlaunch:\n  vllm_server: true\n`);
+      if (!rev.startsWith('$')) {
+        // a NUL cannot reach a shell: refused with the file and line, never turned into "$SERVER_ADDR"
+        await assert.rejects(readRecipeInfo(recipe), /x\.yaml:2: model_revision contains a NUL character/);
+        continue;
+      }
+      const info = await readRecipeInfo(recipe);
+      const script = slurmDriver.prepare({ ...p.prep, recipe, info, target: parseTarget('c', { type: 'slurm', nodes: 1, gpusPerNode: 2 }) as Target }).script;
+      const calls = p.run(script, 'job.sbatch', { STUB_SERVER: '1' });
+      const server = calls.find((c) => c.argv[1] === 'trl.scripts.vllm_serve')!;
+      assert.equal(server.argv[server.argv.indexOf('--revision') + 1], '$SERVER_ADDR');
+    }
   });
 });

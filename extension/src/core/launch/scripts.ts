@@ -2,6 +2,7 @@
 // the trainer's argv, the detached wrapper for local/SSH runs, and the sbatch script + command
 // for SLURM. Every value is quoted with shQuote; the only unquoted text is our own constant
 // shell and the target's `setup` lines, which are shell code by definition.
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { defaultSchema } from '../recipe/schema';
@@ -108,9 +109,15 @@ export function recipeInfoFromText(text: string, file: string, lines?: Map<strin
     throw new Error(`${at(getPair(root, 'kind')?.value)}: kind must be one of ${Object.keys(RECIPE_KINDS).join(', ')}, got ${JSON.stringify(kind)}`);
   const model = top('model_name_or_path');
   const revision = top('model_revision');
+  for (const key of ['model_name_or_path', 'model_revision']) {
+    const v = top(key);
+    if (typeof v === 'string' && v.includes('\0')) throw new Error(`${at(getPair(root, key)?.value)}: ${key} contains a NUL character, which no path, model id or shell argument can hold`);
+  }
   const maxSteps = top('max_steps');
   const portPair = getPair(root, 'vllm_server_port');
-  const serverPort = plain(portPair?.value);
+  // a whole number, or its digits as a string (TRL's argparse reads `"8001"` as 8001)
+  const rawPort = plain(portPair?.value);
+  const serverPort = typeof rawPort === 'string' && /^\s*\d+\s*$/.test(rawPort) ? Number(rawPort) : rawPort;
   if (serverPort !== undefined && serverPort !== null && (typeof serverPort !== 'number' || !Number.isInteger(serverPort) || serverPort < 1 || serverPort > 65535))
     throw new Error(`${at(portPair?.value)}: vllm_server_port must be a port number (1-65535), got ${JSON.stringify(serverPort)}`);
   const vllmServer = value('vllm_server').v === true;
@@ -335,10 +342,12 @@ export function sbatchCommand(s: SbatchSpec): string {
   return `sbatch ${shJoin([...sbatchArgs(s), `${s.runDir}/job.sbatch`])}`;
 }
 
-// Arguments the batch script fills in at run time. The NUL makes them impossible as a value
-// from a recipe or target (shQuote refuses NUL), so no user value is ever taken for one.
-const SERVER_ADDR_VAR = '\0SERVER_ADDR';
-const SERVER_PORT_VAR = '\0SERVER_PORT';
+// Arguments the batch script fills in at run time. Each holds a random nonce drawn when this
+// module loads, so no value from a recipe or target can equal one (a YAML "\0SERVER_ADDR" is
+// quoted as any other value), and no user value is ever written unquoted.
+const NONCE = randomBytes(12).toString('hex');
+const SERVER_ADDR_VAR = `\0${NONCE}:SERVER_ADDR`;
+const SERVER_PORT_VAR = `\0${NONCE}:SERVER_PORT`;
 const SCRIPT_VARS = new Map([[SERVER_ADDR_VAR, '"$SERVER_ADDR"'], [SERVER_PORT_VAR, '"$SERVER_PORT"']]);
 
 /** shJoin, with the batch script's own run-time variables (SERVER_ADDR_VAR, ...) written as "$NAME". */
@@ -412,7 +421,7 @@ export function sbatchScript(s: SbatchSpec): string {
     ];
     // the model is decided on the server's node, as the trainer decides on its own: a bare
     // relative value that exists beside the recipe is that folder, else it is kept (a Hub id)
-    const serveInner = 'export CUDA_VISIBLE_DEVICES=$1; m=$2; if [ -n "$3" ] && [ -e "$3" ]; then m=$3; fi; py=$4; shift 4; exec "$py" -m trl.scripts.vllm_serve --model "$m" "$@"';
+    const serveInner = 'export CUDA_VISIBLE_DEVICES=$1; m=$2; if [ -n "$3" ] && [ -e "$3" ]; then m=$3; fi; py=$4; shift 4; exec "$py" -m trl.scripts.vllm_serve --model="$m" "$@"';
     lines.push(
       `srun --export=ALL --overlap --nodes=1 --ntasks=1 --nodelist="$SERVER_NODE" bash -c ${shQuote(serveInner)} conscience-vllm ` +
         `${shJoin([srv.gpus.join(','), serverModel(s.model!, s.recipe), serverModelCandidate(s.model!, s.recipe) ?? '', s.python])} ${shJoinVars(serve)} &`,
