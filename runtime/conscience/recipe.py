@@ -556,6 +556,13 @@ def _list_annotation(tp: Any) -> bool:
     return any(a is list or typing.get_origin(a) is list for a in args) and str not in args
 
 
+def _int_annotation(tp: Any) -> bool:
+    """True for `int` / `Optional[int]` (not bool, not a union with float or str)."""
+    origin = typing.get_origin(tp)
+    args = [a for a in (typing.get_args(tp) if origin is typing.Union or type(tp).__name__ == "UnionType" else (tp,)) if a is not type(None)]
+    return args == [int]
+
+
 def _non_finite(value: Any) -> bool:
     """A YAML float that is NaN or infinite, or a string argparse's float() turns into one."""
     if isinstance(value, bool):
@@ -588,6 +595,9 @@ def check_flat_values(path: str, flat: dict, lines: dict[str, int], classes: lis
         bound = bound_words(key)
         if bound and _non_finite(value) and not (RANGES[key].get("x-allow-infinity") and float(value) == math.inf):
             raise RecipeError(f"{where} = {value} is not a finite number: it must be {bound}")
+        if isinstance(value, float) and not math.isfinite(value) and _int_annotation(hints.get(key)):
+            # argparse's int() fails deep inside the Trainer, or a loop never ends (max_steps); CC101
+            raise RecipeError(f"{where} expects an integer, got {value}")
 
 
 def allocator_section(raw: dict, path: str, lines: dict[str, int]) -> dict:

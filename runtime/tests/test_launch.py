@@ -128,6 +128,11 @@ def test_server_and_trainer_use_the_recipes_vllm_server_port(tmp_path):
     pl = plan(_server_recipe(tmp_path, vllm_server_port=port), env={"CUDA_VISIBLE_DEVICES": "0,1"})
     assert _flag(pl["server"], "--port") == str(port)
     assert _flag(pl["train"], "--vllm_server_port") == str(port) and _flag(pl["train"], "--vllm_server_host") == "127.0.0.1"
+    # the port's digits as a string are the port, as TRL's argparse reads them (and the launcher, scripts.ts)
+    pl = plan(_server_recipe(tmp_path, "str.yaml", vllm_server_port=str(port)), env={"CUDA_VISIBLE_DEVICES": "0,1"})
+    assert _flag(pl["server"], "--port") == str(port) == _flag(pl["train"], "--vllm_server_port")
+    # the model is one argument (--model=VALUE): a value starting with '-' is not read as an option
+    assert "--model" not in pl["server"] and any(a.startswith("--model=") for a in pl["server"])
     # no port in the recipe: 8000 when free, else a free one; server and trainer agree either way
     pl = plan(_server_recipe(tmp_path, "d.yaml"), env={"CUDA_VISIBLE_DEVICES": "0,1"})
     assert _flag(pl["server"], "--port") == _flag(pl["train"], "--vllm_server_port")
@@ -150,7 +155,7 @@ def test_bad_or_busy_vllm_server_port_names_the_recipe_and_line(tmp_path):
 
     from conscience.recipe import RecipeError
 
-    for bad in (70000, 0, "8001", True):
+    for bad in (70000, 0, "80x", True):
         p = _server_recipe(tmp_path, vllm_server_port=bad)
         with pytest.raises(RecipeError, match=rf"{p}:{_line(p, 'vllm_server_port')}: vllm_server_port must be a port number"):
             plan(p, env={"CUDA_VISIBLE_DEVICES": "0,1"})

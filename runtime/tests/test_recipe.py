@@ -114,7 +114,7 @@ def test_vllm_server_plan_splits_gpus(tmp_path):
     assert pl["server_env"] == {"CUDA_VISIBLE_DEVICES": "7"}
     assert pl["train_env"]["CUDA_VISIBLE_DEVICES"] == "4,5,6"
     srv = pl["server"]
-    assert srv[1:3] == ["-m", "trl.scripts.vllm_serve"] and srv[srv.index("--model") + 1] == "Qwen/Qwen2.5-0.5B"
+    assert srv[1:3] == ["-m", "trl.scripts.vllm_serve"] and "--model=Qwen/Qwen2.5-0.5B" in srv
     assert srv[srv.index("--port") + 1] == "8123"
     assert pl["train"][-6:] == ["--vllm_server_host", "127.0.0.1", "--vllm_server_port", "8123", "--max_steps", "5"]
     with pytest.raises(RecipeError, match="needs 3 training GPUs \\+ 1 for the vLLM server, this machine has 2"):
@@ -176,6 +176,9 @@ def test_an_allocator_typo_an_empty_recipe_and_an_infinite_step_count_are_refuse
         ("allocator:\n  budget_dep: 768\n", ":3: ", "allocator: unknown allocator setting 'budget_dep'"),
         ("allocator:\n  risk_harmful: 2\n", ":3: ", "allocator.risk_harmful must be a number in [0, 1]"),
         ("logging_steps: .inf\n", ":3: ", "logging_steps"),
+        # an integer key without a bound: training never ended (max_steps) or failed deep in the Trainer
+        ("max_steps: .inf\n", ":3: ", "max_steps expects an integer, got inf"),
+        ("seed: .nan\n", ":3: ", "seed expects an integer, got nan"),
     ):
         p = _recipe(tmp_path, base + body)
         with pytest.raises(RecipeError) as e:
