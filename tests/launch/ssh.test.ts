@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { launchRun } from '../../extension/src/core/launch/launcher';
 import { RunMonitor } from '../../extension/src/core/launch/monitor';
 import { LaunchSession } from '../../extension/src/core/launch/session';
-import { loadTargets } from '../../extension/src/core/launch/targets';
+import { connectSsh } from '../../extension/src/core/launch/ssh';
+import { loadTargets, parseTarget, type SshTarget } from '../../extension/src/core/launch/targets';
 import type { RunEvent } from '../../extension/src/core/runs/events';
 import { readRun, runDir } from '../../extension/src/core/runs/store';
 import { startSshd, type Sshd } from './sshd';
@@ -48,6 +49,21 @@ describe('ssh launch', { timeout: 900_000 }, () => {
     assert.equal(r.code, 0, r.stderr);
     const plan = JSON.parse(r.stdout) as { host: string; projectDir: string };
     assert.ok(plan.projectDir.startsWith(join(sshd.dir, 'remote')), plan.projectDir);
+  });
+
+  it('a read cut mid-file by a dropped connection fails with the reason instead of hanging (the run monitor waited for ever)', async () => {
+    const big = join(sshd.dir, 'big.bin');
+    writeFileSync(big, Buffer.alloc(64 * 1024 * 1024, 7));
+    const t = parseTarget('box', sshTarget()) as SshTarget;
+    for (const delayMs of [30, 120]) {
+      const host = await connectSsh(t);
+      const read = host.readFrom(big, 0).then(() => 'read it all', (e: Error) => e.message);
+      await new Promise((r) => setTimeout(r, delayMs));
+      sshd.cutConnections();
+      const got = await Promise.race([read, new Promise((r) => setTimeout(() => r('still waiting after 15 s'), 15_000))]);
+      assert.match(String(got), /connection closed|SFTP channel closed|not connected|No response/, `cut after ${delayMs} ms`);
+      await host.close();
+    }
   });
 
   it('refuses a changed host key, and an unknown key unless --accept-new', async () => {

@@ -186,6 +186,8 @@ export class SshHost implements Host {
   private sftpP?: Promise<SFTPWrapper>;
   private homeDir?: string;
   private alive = true;
+  /** What fails each SFTP request in flight (see req). */
+  private readonly pending = new Set<(err: Error) => void>();
   constructor(
     private readonly client: Client,
     readonly label: string,
@@ -194,6 +196,7 @@ export class SshHost implements Host {
     const dead = () => {
       this.alive = false;
       this.sftpP = undefined;
+      this.failPending('the connection closed');
     };
     client.on('close', dead);
     client.on('end', dead);
@@ -239,43 +242,82 @@ export class SshHost implements Host {
     });
   }
 
+  private failPending(why: string): void {
+    for (const fail of [...this.pending]) fail(new Error(`${this.label}: ${why}`));
+  }
+
   private sftp(): Promise<SFTPWrapper> {
     if (!this.alive) return Promise.reject(new Error(`${this.label}: not connected`));
     if (!this.sftpP) {
-      this.sftpP = new Promise<SFTPWrapper>((res, rej) => this.client.sftp((err, s) => (err ? rej(err) : res(s))));
-      this.sftpP.catch(() => (this.sftpP = undefined));
+      const p = this.req<SFTPWrapper>((cb) => this.client.sftp(cb));
+      this.sftpP = p;
+      p.then(
+        (s) => s.on('close', () => {
+          if (this.sftpP === p) this.sftpP = undefined;
+          this.failPending('the SFTP channel closed');
+        }),
+        () => { if (this.sftpP === p) this.sftpP = undefined; },
+      );
     }
     return this.sftpP;
   }
 
+  /**
+   * One request on the connection: settles with the server's answer, or fails when the
+   * connection or its SFTP channel closes first. ssh2 fails the requests in flight when a
+   * connection is cut, but one sent after that (the handle's close in a finally, the next read)
+   * is never answered: a read cut mid-file used to hang for good, and the run monitor with it.
+   */
+  private req<T>(send: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
+    if (!this.alive) return Promise.reject(new Error(`${this.label}: not connected`));
+    return new Promise<T>((resolveP, rejectP) => {
+      const fail = (err: Error): void => {
+        if (this.pending.delete(fail)) rejectP(err);
+      };
+      this.pending.add(fail);
+      try {
+        send((err, value) => {
+          if (!this.pending.delete(fail)) return;
+          if (err) rejectP(err);
+          else resolveP(value as T);
+        });
+      } catch (err) {
+        fail(err as Error);
+      }
+    });
+  }
+
   async readFrom(path: string, offset = 0): Promise<Buffer | undefined> {
     const sftp = await this.sftp();
-    const handle = await new Promise<Buffer | undefined>((res, rej) =>
-      sftp.open(path, 'r', (err, h) => (err ? ((err as { code?: number }).code === 2 ? res(undefined) : rej(err)) : res(h))),
-    );
+    const handle = await this.req<Buffer>((cb) => sftp.open(path, 'r', cb)).catch((err: { code?: number }) => {
+      if (err.code === 2) return undefined; // no such file
+      throw err;
+    });
     if (!handle) return undefined;
     try {
-      const size = await new Promise<number>((res, rej) => sftp.fstat(handle, (err, st) => (err ? rej(err) : res(st.size))));
+      const st = await this.req<{ size: number }>((cb) => sftp.fstat(handle, cb));
+      const size = st.size;
       if (size <= offset) return Buffer.alloc(0);
       const buf = Buffer.alloc(size - offset);
       let got = 0;
       while (got < buf.length) {
-        const n = await new Promise<number>((res, rej) =>
-          sftp.read(handle, buf, got, Math.min(buf.length - got, 32768), offset + got, (err, bytes) => (err ? rej(err) : res(bytes))),
-        );
+        const n = await this.req<number>((cb) => sftp.read(handle, buf, got, Math.min(buf.length - got, 32768), offset + got, (err, bytes) => cb(err, bytes)));
         if (n <= 0) break;
         got += n;
       }
       return buf.subarray(0, got);
     } finally {
-      await new Promise<void>((res) => sftp.close(handle, () => res()));
+      // on a dead connection this fails instead of waiting for an answer that never comes
+      await this.req<void>((cb) => sftp.close(handle, cb)).catch(() => undefined);
     }
   }
 
   async writeFile(path: string, data: string | Buffer, mode = 0o644): Promise<void> {
     const sftp = await this.sftp();
-    await new Promise<void>((res, rej) => sftp.writeFile(path, data, { mode }, (err) => (err ? rej(new Error(`${this.label}: write ${path}: ${err.message}`)) : res())));
-    await new Promise<void>((res, rej) => sftp.chmod(path, mode, (err) => (err ? rej(err) : res())));
+    await this.req<void>((cb) => sftp.writeFile(path, data, { mode }, cb)).catch((err: Error) => {
+      throw new Error(`${this.label}: write ${path}: ${err.message}`);
+    });
+    await this.req<void>((cb) => sftp.chmod(path, mode, cb));
   }
 
   async mkdirp(path: string): Promise<void> {
