@@ -15,6 +15,19 @@ import { copyEventLines } from '../../src/core/runs/copy';
 import { readEventsFrom } from '../../src/core/runs/events';
 import { attempt, lineBytes, PYTHON, steps, write } from './writer';
 
+/** A run's output folder (`out`, where the runtime's writer puts `host`, its events.jsonl) and the
+ * run store's `local` copy, in a temporary folder removed after `fn`. */
+async function withRun(fn: (p: { out: string; host: string; local: string }) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'ev-copy-'));
+  try {
+    const out = join(dir, 'out');
+    mkdirSync(out);
+    await fn({ out, host: join(out, 'events.jsonl'), local: join(dir, 'local.jsonl') });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** The runtime's writer after a cut: the file truncated to `cutTo`, then attempt `n` logs steps from..to. */
 function writeAttempt(out: string, n: number, from: number, to: number, t0: number, cutTo: number): void {
   const r = spawnSync(PYTHON, ['-c', attempt(out, n, from, to, t0, { cutTo })], { encoding: 'utf8' });
@@ -74,96 +87,69 @@ test('a host file cut and regrown past the copied offset, a line ending where th
   }
 });
 
-test('the host file seen short for one poll (a stale NFS size, mid-line), then whole again and growing: the copy holds each of its lines once', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ev-copy-'));
-  try {
-    const out = join(dir, 'out');
-    mkdirSync(out);
-    const host = join(out, 'events.jsonl');
-    const local = join(dir, 'local.jsonl');
-    write(out, 1, 1, 30, 5000);
-    let stale: number | undefined; // the size the host's file shows, for a while
-    const read = async (o: number) => {
-      const b = await readFrom(host)(o);
-      return b && stale !== undefined ? b.subarray(0, Math.max(0, stale - o)) : b;
-    };
-    const first = await copyEventLines(read, local, 0);
-    assert.equal(first.bytes.length, readFileSync(host).length);
-    stale = lineBytes(host, 21) + 17;
-    const short = await copyEventLines(read, local, first.shift, first.view);
-    assert.equal(short.bytes.length, 0);
-    assert.match(short.cut ?? '', /was cut under the copy/, 'it cannot tell a short view from a cut yet');
-    // the file comes back whole, and the run goes on (a resume continues the file)
-    stale = undefined;
-    write(out, 2, 31, 35, 5100);
-    const back = await copyEventLines(read, local, short.shift, short.view);
-    assert.equal(back.cut, undefined);
-    assert.deepEqual(readFileSync(local), readFileSync(host), 'the copy is the host\'s file: no line twice');
-    assert.deepEqual(await shown(local), await shown(host));
-    assert.deepEqual([back.shift, back.view], [0, undefined], 'a verbatim copy again');
-    write(out, 3, 36, 37, 5200);
-    const next = await copyEventLines(read, local, back.shift, back.view);
-    assert.deepEqual(readFileSync(local), readFileSync(host));
-    assert.equal(next.bytes.length, readFileSync(host).length - back.hostOffset);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test('the host file seen short for one poll (a stale NFS size, mid-line), then whole again and growing: the copy holds each of its lines once', () => withRun(async ({ out, host, local }) => {
+  write(out, 1, 1, 30, 5000);
+  let stale: number | undefined; // the size the host's file shows, for a while
+  const read = async (o: number) => {
+    const b = await readFrom(host)(o);
+    return b && stale !== undefined ? b.subarray(0, Math.max(0, stale - o)) : b;
+  };
+  const first = await copyEventLines(read, local, 0);
+  assert.equal(first.bytes.length, readFileSync(host).length);
+  stale = lineBytes(host, 21) + 17;
+  const short = await copyEventLines(read, local, first.shift, first.view);
+  assert.equal(short.bytes.length, 0);
+  assert.match(short.cut ?? '', /was cut under the copy/, 'it cannot tell a short view from a cut yet');
+  // the file comes back whole, and the run goes on (a resume continues the file)
+  stale = undefined;
+  write(out, 2, 31, 35, 5100);
+  const back = await copyEventLines(read, local, short.shift, short.view);
+  assert.equal(back.cut, undefined);
+  assert.deepEqual(readFileSync(local), readFileSync(host), 'the copy is the host\'s file: no line twice');
+  assert.deepEqual(await shown(local), await shown(host));
+  assert.deepEqual([back.shift, back.view], [0, undefined], 'a verbatim copy again');
+  write(out, 3, 36, 37, 5200);
+  const next = await copyEventLines(read, local, back.shift, back.view);
+  assert.deepEqual(readFileSync(local), readFileSync(host));
+  assert.equal(next.bytes.length, readFileSync(host).length - back.hostOffset);
+}));
 
-test('a full copy synced back over the host file, seen while it was half written: no line of it is appended twice', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ev-copy-'));
-  try {
-    const out = join(dir, 'out');
-    mkdirSync(out);
-    const host = join(out, 'events.jsonl');
-    const local = join(dir, 'local.jsonl');
-    write(out, 1, 1, 40, 5000);
-    const first = await copyEventLines(readFrom(host), local, 0);
-    const whole = readFileSync(host);
-    // the sync writes a new file in place of the old one: the copy looks while half of it is there
-    rmSync(host);
-    writeFileSync(host, whole.subarray(0, Math.floor(whole.length / 2)));
-    const half = await copyEventLines(readFrom(host), local, first.shift, first.view);
-    assert.equal(half.bytes.length, 0);
-    writeFileSync(host, whole);
-    write(out, 2, 41, 45, 5100);
-    const r = await copyEventLines(readFrom(host), local, half.shift, half.view);
-    assert.deepEqual(readFileSync(local), readFileSync(host));
-    assert.equal(r.shift, 0);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test('a full copy synced back over the host file, seen while it was half written: no line of it is appended twice', () => withRun(async ({ out, host, local }) => {
+  write(out, 1, 1, 40, 5000);
+  const first = await copyEventLines(readFrom(host), local, 0);
+  const whole = readFileSync(host);
+  // the sync writes a new file in place of the old one: the copy looks while half of it is there
+  rmSync(host);
+  writeFileSync(host, whole.subarray(0, Math.floor(whole.length / 2)));
+  const half = await copyEventLines(readFrom(host), local, first.shift, first.view);
+  assert.equal(half.bytes.length, 0);
+  writeFileSync(host, whole);
+  write(out, 2, 41, 45, 5100);
+  const r = await copyEventLines(readFrom(host), local, half.shift, half.view);
+  assert.deepEqual(readFileSync(local), readFileSync(host));
+  assert.equal(r.shift, 0);
+}));
 
-test('the host file cut a second time, the requeued attempt\'s seq going on from the cut (below the last seq copied): the copy takes every line written after each cut', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ev-copy-'));
-  try {
-    const out = join(dir, 'out');
-    mkdirSync(out);
-    const host = join(out, 'events.jsonl');
-    const local = join(dir, 'local.jsonl');
-    write(out, 1, 1, 30, 5000);
-    let r = await copyEventLines(readFrom(host), local, 0);
-    // first cut: the last 10 steps lost, a requeued attempt (clock behind) logs 21..40
-    writeAttempt(out, 2, 21, 40, 4000, lineBytes(host, 21));
-    r = await copyEventLines(readFrom(host), local, r.shift, r.view);
-    assert.match(r.cut ?? '', /was cut under the copy/);
-    assert.deepEqual(await shown(local), await shown(host));
-    // second cut, inside the lines appended after the first: the next attempt logs 31..45, its
-    // seq going on from the cut, below the last seq the copy took
-    writeAttempt(out, 3, 31, 45, 3000, lineBytes(host, 32));
-    r = await copyEventLines(readFrom(host), local, r.shift, r.view);
-    assert.deepEqual(await shown(local), [...steps(1, 20, 1), ...steps(21, 30, 2), ...steps(31, 45, 3)]);
-    assert.deepEqual(await shown(local), await shown(host));
-    assert.match(r.cut ?? '', /was cut under the copy .*the first \d+ are unchanged/);
-    // every line once: attempt 1 (31 lines), then attempt 2's 21 lines, then attempt 3's 16
-    assert.equal((await readEventsFrom(local, 0)).events.length, 31 + 21 + 16);
-    // and then only what is new
-    write(out, 4, 46, 47, 3100);
-    const next = await copyEventLines(readFrom(host), local, r.shift, r.view);
-    assert.equal(next.cut, undefined);
-    assert.equal(next.bytes.toString(), readFileSync(host).subarray(r.hostOffset).toString());
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test('the host file cut a second time, the requeued attempt\'s seq going on from the cut (below the last seq copied): the copy takes every line written after each cut', () => withRun(async ({ out, host, local }) => {
+  write(out, 1, 1, 30, 5000);
+  let r = await copyEventLines(readFrom(host), local, 0);
+  // first cut: the last 10 steps lost, a requeued attempt (clock behind) logs 21..40
+  writeAttempt(out, 2, 21, 40, 4000, lineBytes(host, 21));
+  r = await copyEventLines(readFrom(host), local, r.shift, r.view);
+  assert.match(r.cut ?? '', /was cut under the copy/);
+  assert.deepEqual(await shown(local), await shown(host));
+  // second cut, inside the lines appended after the first: the next attempt logs 31..45, its
+  // seq going on from the cut, below the last seq the copy took
+  writeAttempt(out, 3, 31, 45, 3000, lineBytes(host, 32));
+  r = await copyEventLines(readFrom(host), local, r.shift, r.view);
+  assert.deepEqual(await shown(local), [...steps(1, 20, 1), ...steps(21, 30, 2), ...steps(31, 45, 3)]);
+  assert.deepEqual(await shown(local), await shown(host));
+  assert.match(r.cut ?? '', /was cut under the copy .*the first \d+ are unchanged/);
+  // every line once: attempt 1 (31 lines), then attempt 2's 21 lines, then attempt 3's 16
+  assert.equal((await readEventsFrom(local, 0)).events.length, 31 + 21 + 16);
+  // and then only what is new
+  write(out, 4, 46, 47, 3100);
+  const next = await copyEventLines(readFrom(host), local, r.shift, r.view);
+  assert.equal(next.cut, undefined);
+  assert.equal(next.bytes.toString(), readFileSync(host).subarray(r.hostOffset).toString());
+}));
