@@ -26,10 +26,6 @@ export class SessionHolder<S extends Closable> {
     return this.cur;
   }
 
-  set(s: S): void {
-    this.cur = s;
-  }
-
   private opening: { key: string; session: Promise<S> } | undefined;
 
   /** The current session when keyOf(current) is `key`; otherwise the current one is dropped

@@ -17,10 +17,13 @@ class FakeSession {
   }
 }
 
+/** Makes s the current session the way editor/launch.ts does: obtain() under its root. */
+const open = (h: SessionHolder<FakeSession>, s: FakeSession) => h.obtain(s.root, (x) => x.root, async () => s);
+
 test('a session nothing follows runs on is closed when it is replaced', async () => {
   const h = new SessionHolder<FakeSession>();
   const s = new FakeSession('/ws');
-  h.set(s);
+  await open(h, s);
   await h.reset();
   assert.equal(s.closes, 1);
   assert.equal(h.current, undefined);
@@ -30,7 +33,7 @@ test('a session nothing follows runs on is closed when it is replaced', async ()
 test('a session replaced while followed runs use it is retired, and closed after the last of them ends', async () => {
   const h = new SessionHolder<FakeSession>();
   const old = new FakeSession('/ws');
-  h.set(old);
+  await open(h, old);
   h.use('run-a', old);
   h.use('run-b', old);
   // a launch (or a token change, an edited targets file, a failed command) replaces the session
@@ -38,7 +41,7 @@ test('a session replaced while followed runs use it is retired, and closed after
   assert.equal(old.closes, 0, 'not closed under the monitors that still use it');
   assert.equal(h.isRetired(old), true);
   const next = new FakeSession('/ws');
-  h.set(next);
+  await open(h, next);
   h.use('run-c', next);
   await h.release('run-a');
   assert.equal(old.closes, 0, 'run-b still uses it');
@@ -54,7 +57,7 @@ test('a session replaced while followed runs use it is retired, and closed after
 test('the current session is not closed when the runs it follows end', async () => {
   const h = new SessionHolder<FakeSession>();
   const s = new FakeSession('/ws');
-  h.set(s);
+  await open(h, s);
   h.use('run-a', s);
   await h.release('run-a');
   assert.equal(s.closes, 0);
@@ -66,11 +69,11 @@ test('the current session is not closed when the runs it follows end', async () 
 test('disposing closes the current session and every retired one', async () => {
   const h = new SessionHolder<FakeSession>();
   const old = new FakeSession('/a');
-  h.set(old);
+  await open(h, old);
   h.use('run-a', old);
   await h.reset();
   const cur = new FakeSession('/b');
-  h.set(cur);
+  await open(h, cur);
   h.dispose();
   assert.equal(old.closes, 1);
   assert.equal(cur.closes, 1);
