@@ -12,7 +12,8 @@ With `launch.cpu` and no OMP_NUM_THREADS in the environment it sets OMP_NUM_THRE
 torchrun does for each rank anyway). With `launch.vllm_server` on one machine it also starts
 `python -m trl.scripts.vllm_serve` on the last `vllm_server_gpus` GPUs, on the recipe's
 `vllm_server_port`, gives training the others, points the trainer at it and stops it when
-training ends (see :func:`plan`).
+training ends (see :func:`plan`); a server that ends first stops training, with one
+`conscience.launch:` line on stderr and a non-zero exit code (see :func:`run`).
 
 For multi-node runs (SLURM) set the per-node flags (`--machine_rank`, `--main_process_ip`)
 with `--accelerate-arg` (repeatable).
@@ -23,10 +24,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from typing import Optional
 
 
@@ -219,15 +224,69 @@ def plan(
     return result
 
 
-def run(cmd: list[str], env: Optional[dict] = None, server: Optional[list[str]] = None, server_env: Optional[dict] = None) -> int:
+def _stop_group(p: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM to `p`'s process group, SIGKILL to what is left of it after `grace_s` seconds."""
+    try:
+        os.killpg(p.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        p.wait()
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        p.poll()  # reaps the leader: a group of zombies only reads as gone once it is reaped
+        try:
+            os.killpg(p.pid, 0)
+        except ProcessLookupError:
+            break
+        except PermissionError:  # a member that changed its user: still there
+            pass
+        time.sleep(0.1)
+    else:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    p.wait()
+
+
+def _ended(code: int) -> str:
+    """'exited with code 3', or 'was killed by SIGKILL' (Popen's negative return codes)."""
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        return f"was killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"was killed by signal {-code}"
+
+
+def run(
+    cmd: list[str],
+    env: Optional[dict] = None,
+    server: Optional[list[str]] = None,
+    server_env: Optional[dict] = None,
+    grace_s: float = 30.0,
+    poll_s: float = 0.5,
+) -> int:
     """Run `cmd` in a new process group; forward termination signals to the group.
 
     `server` (the vLLM server) runs in its own group beside it and is stopped when `cmd` ends.
+    When the server ends first (whatever its code) while `cmd` still runs, training would only
+    wait for it (TRL waits `vllm_server_timeout`, 240 s, then fails): one `conscience.launch:`
+    line says so on stderr, `cmd`'s group is stopped (SIGTERM, SIGKILL after `grace_s`) and the
+    server's code is returned (1 when it exited 0; negative for a signal, as Popen's). After a
+    forwarded signal the server's end is expected: `cmd`'s own code is returned. The server is
+    polled every `poll_s` seconds.
     """
+    reason_dir = tempfile.mkdtemp(prefix="conscience-launch-") if server else None
+    if reason_dir:  # where the trainer finds why it was stopped (conscience.train: run_finished failed, not cancelled)
+        env = dict(os.environ if env is None else env, CONSCIENCE_STOP_REASON=os.path.join(reason_dir, "stop_reason"))
     srv = subprocess.Popen(server, env=server_env, start_new_session=True) if server else None
     proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    stopping = False
 
     def forward(signum, frame):
+        nonlocal stopping
+        stopping = True
         for p in (proc, srv):
             if p is None:
                 continue
@@ -236,9 +295,22 @@ def run(cmd: list[str], env: Optional[dict] = None, server: Optional[list[str]] 
             except ProcessLookupError:
                 pass
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, forward)
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
+        while srv is not None and not stopping:
+            code = proc.poll()
+            if code is not None:
+                return code
+            scode = srv.poll()
+            if scode is not None and not stopping:  # (a server ended by a forwarded signal is no early exit)
+                argv = shlex.join(["python"] + server[1:]).replace("\n", "\\n")  # one line, whatever the values hold
+                said = f"the vLLM server ({argv}) {_ended(scode)} before training ended"
+                print(f"conscience.launch: {said}; stopping training. Its own error is above in this log.", file=sys.stderr, flush=True)
+                with open(env["CONSCIENCE_STOP_REASON"], "w", encoding="utf-8") as f:
+                    f.write(f"{said}; its own error is in this run's log\n")
+                _stop_group(proc, grace_s)
+                return scode or 1
+            time.sleep(poll_s)
         while True:
             try:
                 return proc.wait()
@@ -246,14 +318,11 @@ def run(cmd: list[str], env: Optional[dict] = None, server: Optional[list[str]] 
                 continue
     finally:
         if srv is not None and srv.poll() is None:
-            try:
-                os.killpg(srv.pid, signal.SIGTERM)
-                srv.wait(timeout=30)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(srv.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            _stop_group(srv, 30.0)
+        if reason_dir:
+            shutil.rmtree(reason_dir, ignore_errors=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

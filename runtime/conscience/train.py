@@ -6,7 +6,9 @@
 The recipe is read by :mod:`conscience.recipe`; flags after `--config` override its flat keys.
 Rank 0 writes `<output_dir>/events.jsonl`. A run resumes from the last `checkpoint-*` in
 output_dir (or `resume_from_checkpoint`) and continues the event stream. SIGTERM or SIGINT ends
-the run with `run_finished` status `cancelled` and exit code 143 (130 for SIGINT).
+the run with `run_finished` status `cancelled` and exit code 143 (130 for SIGINT); `failed`, with
+the launcher's reason as the error, when the launcher stopped it because its vLLM server ended
+(the file named by CONSCIENCE_STOP_REASON holds the reason).
 """
 
 from __future__ import annotations
@@ -50,6 +52,21 @@ def _install_signal_handlers() -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+
+
+def _stop_reason() -> str | None:
+    """Why the launcher stopped this run, when it was not a cancel: conscience.launch (and the
+    SLURM script) write one line to the file named by CONSCIENCE_STOP_REASON before the SIGTERM
+    (a vLLM server that exited before training ended). None when no such file was written."""
+    path = os.environ.get("CONSCIENCE_STOP_REASON")
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read(4000).strip()
+    except OSError:
+        return None
+    return text or None
 
 
 def _rank() -> int:
@@ -409,6 +426,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         if _CANCEL["signum"] is not None and status != "completed":
             status, code = "cancelled", 128 + _CANCEL["signum"]
             error = f"received {signal.Signals(_CANCEL['signum']).name}"
+        if status == "cancelled":
+            reason = _stop_reason()
+            if reason:  # stopped by the launcher because something it runs beside training failed
+                status, error = "failed", reason
         if writer is not None:
             writer.stop_heartbeat()
             writer.emit("run_finished", status=status, exit_code=code, error=error, summary=summary or None)

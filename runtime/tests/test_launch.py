@@ -1,10 +1,14 @@
-"""conscience.launch: the topology planner's decisions win over the recipe, and two launches
-at once on one machine each get their own rendezvous port (issue #16 item 4)."""
+"""conscience.launch: the topology planner's decisions win over the recipe, two launches at
+once on one machine each get their own rendezvous port (issue #16 item 4), and a vLLM server
+that exits early stops training instead of leaving the trainer waiting for it."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import yaml
 
@@ -181,3 +185,131 @@ def test_base_url_with_a_launched_server_is_refused(tmp_path):
     p = _server_recipe(tmp_path, vllm_server_base_url="http://10.1.2.3:8000")
     with pytest.raises(RecipeError, match=rf"{p}:{_line(p, 'vllm_server_base_url')}: vllm_server_base_url sends the trainer"):
         plan(p, env={"CUDA_VISIBLE_DEVICES": "0,1"})
+
+
+# run(): the trainer and the vLLM server as real processes (python stand-ins), each in its own group
+
+def _py(code, *args):
+    return [sys.executable, "-c", code, *map(str, args)]
+
+
+def _group_gone(pgid):
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _wait_for(path, timeout=20):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+    with open(path) as f:
+        return f.read()
+
+
+# a trainer that records its pid (its group's id), starts a child in its group, and would mark
+# `trained` after 60 s: what a run that waits for a dead server looks like
+_TRAINER = (
+    "import os, subprocess, sys, time\n"
+    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+    "open(sys.argv[1] + '.tmp', 'w').write(str(os.getpid())); os.replace(sys.argv[1] + '.tmp', sys.argv[1])\n"
+    "time.sleep(60)\n"
+    "open(sys.argv[2], 'w').write('trained')\n"
+)
+_AFTER_TRAINER_STARTED = "import os, sys, time\nwhile not os.path.exists(sys.argv[1]): time.sleep(0.05)\n"
+
+
+def test_a_server_that_exits_early_stops_training_with_its_code(tmp_path, capfd):
+    from conscience.launch import run
+
+    pid_file, trained = tmp_path / "trainer.pid", tmp_path / "trained"
+    # the server fails once training runs (the trainer has written its pid)
+    server = _py(_AFTER_TRAINER_STARTED + "print('vllm: no such model', file=sys.stderr); sys.exit(3)", pid_file, "--model=bad")
+    t0 = time.monotonic()
+    code = run(_py(_TRAINER, pid_file, trained), dict(os.environ), server, dict(os.environ))
+    took = time.monotonic() - t0
+    assert code == 3, code
+    assert took < 10, f"run() took {took:.1f}s: the trainer was left waiting"
+    err = capfd.readouterr().err
+    line = next(l for l in err.splitlines() if l.startswith("conscience.launch:"))
+    assert "the vLLM server (python -c" in line and "exited with code 3 before training ended; stopping training" in line, line
+    assert err.index("vllm: no such model") < err.index(line)  # the server's own error comes first
+    pgid = int(_wait_for(pid_file))
+    assert _group_gone(pgid), "the trainer's process group is still running"
+    assert not trained.exists()
+
+
+def test_a_trainer_stopped_for_its_server_is_told_why(tmp_path, capfd):
+    """The reason reaches the trainer (conscience.train then ends the run `failed` with it, not
+    `cancelled`: test_resume_done.py): the file CONSCIENCE_STOP_REASON names holds it
+    when the SIGTERM arrives, and is gone after run() returns."""
+    from conscience.launch import run
+
+    pid_file, told = tmp_path / "trainer.pid", tmp_path / "told"
+    trainer = (
+        "import os, signal, sys, time\n"
+        "def on_term(*_):\n"
+        "    open(sys.argv[2], 'w').write(os.environ['CONSCIENCE_STOP_REASON'] + '\\n' + open(os.environ['CONSCIENCE_STOP_REASON']).read())\n"
+        "    sys.exit(143)\n"
+        "signal.signal(signal.SIGTERM, on_term)\n"
+        "open(sys.argv[1] + '.tmp', 'w').write(str(os.getpid())); os.replace(sys.argv[1] + '.tmp', sys.argv[1])\n"
+        "time.sleep(60)\n"
+    )
+    server = _py(_AFTER_TRAINER_STARTED + "sys.exit(3)", pid_file)
+    assert run(_py(trainer, pid_file, told), dict(os.environ), server, dict(os.environ)) == 3
+    path, reason = told.read_text().split("\n", 1)
+    assert "the vLLM server (python -c" in reason and "exited with code 3 before training ended" in reason, reason
+    assert not os.path.exists(path), "the reason file outlived the run"
+
+
+def test_a_server_that_exits_0_early_still_fails_the_run(tmp_path, capfd):
+    from conscience.launch import run
+
+    pid_file, trained = tmp_path / "trainer.pid", tmp_path / "trained"
+    code = run(_py(_TRAINER, pid_file, trained), dict(os.environ), _py(_AFTER_TRAINER_STARTED, pid_file), dict(os.environ))
+    assert code == 1
+    assert "exited with code 0 before training ended; stopping training" in capfd.readouterr().err
+    assert _group_gone(int(_wait_for(pid_file)))
+
+
+def test_the_trainers_code_is_returned_and_a_running_server_is_stopped(tmp_path, capfd):
+    from conscience.launch import run
+
+    srv_pid = tmp_path / "server.pid"
+    server = _py(
+        "import os, sys, time\n"
+        "open(sys.argv[1] + '.tmp', 'w').write(str(os.getpid())); os.replace(sys.argv[1] + '.tmp', sys.argv[1])\n"
+        "time.sleep(60)", srv_pid)
+    # the trainer ends (0, then 5) while the server still runs: its code is the run's, the server is stopped
+    for want in (0, 5):
+        wait_server = f"import os, sys, time\nwhile not os.path.exists({str(srv_pid)!r}): time.sleep(0.05)\nsys.exit({want})"
+        assert run(_py(wait_server), dict(os.environ), server, dict(os.environ)) == want
+        assert _group_gone(int(_wait_for(srv_pid))), "the vLLM server is still running after training ended"
+        os.remove(srv_pid)
+    assert "conscience.launch:" not in capfd.readouterr().err
+
+
+def test_a_cancel_stops_both_and_returns_the_trainers_code(tmp_path, capfd):
+    # SIGTERM to conscience.launch reaches both groups; the server ends at once, the trainer
+    # takes a moment (it writes run_finished cancelled): that is a cancel, not an early server exit
+    from conscience.launch import run
+
+    started = tmp_path / "started"
+    trainer = _py(
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *a: (time.sleep(1.5), sys.exit(143)))\n"
+        "open(sys.argv[1], 'w').write('x')\n"
+        "time.sleep(60)", started)
+    server = _py("import time; time.sleep(60)")
+
+    def cancel():
+        _wait_for(started)
+        time.sleep(0.3)  # run() installs its handlers right after starting the trainer, long before this
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=cancel, daemon=True).start()
+    assert run(trainer, dict(os.environ), server, dict(os.environ)) == 143
+    assert "conscience.launch:" not in capfd.readouterr().err

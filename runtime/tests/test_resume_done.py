@@ -110,3 +110,39 @@ def test_sigterm_while_the_prompts_are_prepared_ends_the_run_cancelled(tmp_path,
     events = _events(tmp_path / "out")
     assert [e["type"] for e in events] == ["run_started", "run_finished"]
     assert events[1]["status"] == "cancelled" and events[1]["exit_code"] == 143
+
+
+def test_a_run_stopped_by_its_launcher_for_a_failed_server_ends_failed_with_the_reason(tmp_path, monkeypatch):
+    """conscience.launch stops training when its vLLM server exits first, and writes why to the
+    file CONSCIENCE_STOP_REASON names before the SIGTERM: the run then ends `failed` with that
+    reason (the Runs view shows it as the cause), not `cancelled` as a user's cancel would. With no
+    reason written, the same SIGTERM is still a cancel."""
+    import signal
+
+    from conscience import train
+
+    def prepare(recipe):
+        train._CANCEL["signum"] = signal.SIGTERM
+        raise train.RunCancelled(signal.SIGTERM)
+
+    monkeypatch.setattr(train, "_train_rows", prepare)
+    reason = tmp_path / "stop_reason"
+    monkeypatch.setenv("CONSCIENCE_STOP_REASON", str(reason))
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for out, written in ((tmp_path / "out-cancel", None), (tmp_path / "out-failed", "the vLLM server (python -m trl.scripts.vllm_serve --model=x) exited with code 3 before training ended\n")):
+            if written:
+                reason.write_text(written)
+            monkeypatch.setattr(train, "_CANCEL", {"signum": None})
+            recipe = tmp_path / "r.yaml"
+            recipe.write_text(f"model_name_or_path: conscience/tiny\ndataset_name: conscience/safety_prompts\noutput_dir: {out}\nreport_to: none\n")
+            assert train.main(["--config", str(recipe)]) == 128 + signal.SIGTERM
+            finished = _events(out)[-1]
+            assert finished["type"] == "run_finished" and finished["exit_code"] == 143
+            if written:
+                assert finished["status"] == "failed" and finished["error"] == written.strip()
+            else:
+                assert finished["status"] == "cancelled" and finished["error"] == "received SIGTERM"
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)

@@ -11,6 +11,7 @@ import { launchRun } from '../../extension/src/core/launch/launcher';
 import { RunMonitor } from '../../extension/src/core/launch/monitor';
 import { LaunchSession } from '../../extension/src/core/launch/session';
 import { loadTargets } from '../../extension/src/core/launch/targets';
+import { runFailure } from '../../extension/src/core/runs/present';
 import { readRun, readRunEvents, runDir } from '../../extension/src/core/runs/store';
 import { PYTHON, REPO, checkEventsComplete, cli, environOf, killRunsOf, makeWorkspace, removeWorkspaces, processesOfRun, until } from './workspace';
 
@@ -51,6 +52,7 @@ describe('local launch', { timeout: 900_000 }, () => {
     root = makeWorkspace({
       here: { type: 'local', python: PYTHON, cancelGrace: 20 },
       srv: { type: 'local', python: PYTHON, cancelGrace: 20, env: { CUDA_VISIBLE_DEVICES: '0,1', CONSCIENCE_STANDIN_DIR: standin } },
+      'srv-bad': { type: 'local', python: PYTHON, cancelGrace: 20, env: { CUDA_VISIBLE_DEVICES: '0,1', CONSCIENCE_STANDIN_DIR: standin, CONSCIENCE_STANDIN_EXIT: '3' } },
     });
     session = new LaunchSession(root, (await loadTargets(root)).targets);
   });
@@ -92,6 +94,34 @@ describe('local launch', { timeout: 900_000 }, () => {
     assert.equal(flag('--vllm_server_host'), '127.0.0.1');
     assert.equal(trainer.env.get('CUDA_VISIBLE_DEVICES'), '0');
     await until('the stand-in server to be stopped', () => processesOfRun(run.id).length === 0, 60_000);
+  });
+
+  it('a vLLM server that exits before training ends fails the run at once, with the server as its cause', async () => {
+    const { rel } = serverRecipe(root, 'server-dies.yaml', `vllm_server_port: ${await freePort()}\n`);
+    const saved = process.env.PYTHONPATH;
+    process.env.PYTHONPATH = join(REPO, 'tests', 'launch', 'standin', 'site');
+    let run;
+    try {
+      ({ run } = await launchRun(session, rel, 'srv-bad'));
+    } finally {
+      if (saved === undefined) delete process.env.PYTHONPATH;
+      else process.env.PYTHONPATH = saved;
+    }
+    const t0 = Date.now();
+    const fin = await new RunMonitor(session, run.id, { intervalMs: 200 }).follow();
+    const stderr = readFileSync(join(run.remoteDir, 'stderr.log'), 'utf8');
+    // failed, not cancelled (the trainer got a SIGTERM, but from the launcher, which said why), and not after TRL's 240 s wait
+    assert.equal(fin?.state, 'failed', `${fin?.error ?? ''}\n${stderr.slice(-3000)}`);
+    assert.ok(Date.now() - t0 < 120_000, 'the run waited for a server that was gone');
+    // the cause the Runs view shows: run_finished's error when the trainer had started (the launcher
+    // told it why), else the launcher's own line in stderr.log; here the stand-in fails at once
+    const rec = (await readRun(root, run.id))!;
+    const cause = runFailure(rec, stderr);
+    assert.match(String(cause?.message), /the vLLM server \(python -m trl\.scripts\.vllm_serve .*\) exited with code 3 before training ended/, stderr.slice(-3000));
+    const line = stderr.split('\n').find((l) => l.startsWith('conscience.launch: the vLLM server'));
+    assert.ok(line && stderr.indexOf('stand-in vllm: cannot load the model') < stderr.indexOf(line), stderr.slice(-3000));
+    assert.equal(rec.exitCode, 3, "the run's exit code is the server's");
+    await until('the run to leave no process behind', () => processesOfRun(run.id).length === 0, 60_000);
   });
 
   it('refuses a vllm_server_port out of range, or one something listens on, naming the recipe file and line', async () => {

@@ -1,7 +1,8 @@
 """Stand-in for `trl vllm-serve` (which needs a GPU and vLLM): records where and how it was
 started (node, CUDA_VISIBLE_DEVICES, argv, port) to $CONSCIENCE_STANDIN_DIR/server.<node>.json
 (<node>: SLURM's node name, `local` outside SLURM),
-then answers /health/ on --host/--port like the real server until SIGTERM."""
+then answers /health/ on --host/--port like the real server until SIGTERM. With
+CONSCIENCE_STANDIN_EXIT=N it prints an error and exits N at once instead."""
 
 import argparse
 import json
@@ -30,6 +31,10 @@ class Health(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+
+if os.environ.get("CONSCIENCE_STANDIN_EXIT"):  # a server that fails to start (a bad model, vLLM missing)
+    print("stand-in vllm: cannot load the model", file=sys.stderr, flush=True)
+    sys.exit(int(os.environ["CONSCIENCE_STANDIN_EXIT"]))
 
 srv = HTTPServer((a.host, a.port), Health)
 record = {
