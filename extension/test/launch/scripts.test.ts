@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
@@ -119,6 +119,11 @@ describe('sbatch script', () => {
  * A project folder with stub commands on PATH, to execute the generated scripts: `python`
  * records its argv and CUDA_VISIBLE_DEVICES (one file per call), `srun` drops its options and
  * runs the step as task 0, `scontrol` knows nodes n1 and n2 (NodeAddr 10.0.0.N).
+ * As the vLLM server (`python -m trl.scripts.vllm_serve`) the stub writes its pid to
+ * `server.pid` and serves until it is sent
+ * SIGTERM, or with STUB_SERVER_EXIT=N prints an error and exits N at once. As the trainer it
+ * writes its pid to `trainer.pid`, trains STUB_TRAIN_SLEEP seconds (then writes `trained`; a
+ * SIGTERM ends it with 143) and exits STUB_TRAIN_EXIT (default 0).
  */
 function stubProject() {
   const root = mkdtempSync(join(tmpdir(), 'launch-exec-'));
@@ -133,12 +138,26 @@ function stubProject() {
     'printf "%s\\0" "${CUDA_VISIBLE_DEVICES-}" "$@" > "$f.tmp" && mv -- "$f.tmp" "$f.call"',
     // the batch script stops the server when training ends: training waits until the server has recorded its call
     'if [ -n "$STUB_SERVER" ] && [ "$2" != trl.scripts.vllm_serve ]; then for _ in $(seq 200); do grep -qz trl.scripts.vllm_serve "$STUB_LOG"/*.call 2>/dev/null && break; sleep 0.05; done; fi',
+    // (the sleeps run in the background with no stdio, so a stub ended by SIGTERM leaves nothing holding the test's pipes)
+    'if [ "$2" = trl.scripts.vllm_serve ]; then',
+    '  printf "%s\\n" "$$" > "$STUB_LOG/server.pid"',
+    '  if [ -n "$STUB_SERVER_EXIT" ]; then echo "stub vllm: cannot load the model" >&2; exit "$STUB_SERVER_EXIT"; fi',
+    '  trap \'kill "$s" 2>/dev/null; exit 0\' TERM; sleep 60 </dev/null >/dev/null 2>&1 & s=$!; wait "$s"; exit 0',
+    'fi',
+    'printf "%s\\n" "$$" > "$STUB_LOG/trainer.pid"',
+    'if [ -n "$STUB_TRAIN_SLEEP" ]; then',
+    // (on SIGTERM it keeps what the file CONSCIENCE_STOP_REASON names held then, as `told`: what conscience.train would report)
+    '  trap \'kill "$s" 2>/dev/null; [ -n "$CONSCIENCE_STOP_REASON" ] && cat -- "$CONSCIENCE_STOP_REASON" > "$STUB_LOG/told" 2>/dev/null; exit 143\' TERM; sleep "$STUB_TRAIN_SLEEP" </dev/null >/dev/null 2>&1 & s=$!; wait "$s"; touch "$STUB_LOG/trained"',
+    'fi',
+    'exit "${STUB_TRAIN_EXIT:-0}"',
   ]);
   stub('srun', ['while [[ "$1" == --* ]]; do shift; done', 'export SLURM_PROCID=0', 'exec "$@"']);
   stub('scontrol', [
     'if [ "$1 $2" = "show hostnames" ]; then printf "n1\\nn2\\n"; exit 0; fi',
     'if [ "$1 $2" = "show node" ]; then echo "NodeName=$4 NodeAddr=10.0.0.${4#n} State=IDLE"; fi',
   ]);
+  const stubEnv = (env: Record<string, string>) =>
+    ({ ...process.env, PATH: `${bin}:${process.env.PATH}`, STUB_LOG: log, SLURM_JOB_ID: '4242', SLURM_JOB_NODELIST: 'n[1-2]', ...env });
   const prep = { runId: 'r1', launchToken: 't1', projectDir: project, runDir, outputDir: join(runDir, 'output'), python: join(bin, 'python') };
   return {
     project,
@@ -150,15 +169,25 @@ function stubProject() {
       writeFileSync(f, text);
       return f;
     },
-    /** Writes the prepared script into the run folder, runs it with bash and returns the python calls it made. */
-    run(script: string, name: string, env: Record<string, string> = {}): { cvd: string; argv: string[] }[] {
+    log,
+    /** Writes the prepared script into the run folder and runs it with bash: its exit status, stderr, `exit_code` file and time taken. */
+    exec(script: string, name: string, env: Record<string, string> = {}) {
       writeFileSync(join(runDir, name), script, { mode: 0o755 });
-      const r = spawnSync('bash', [join(runDir, name)], {
-        cwd: runDir, encoding: 'utf8', timeout: 30_000,
-        env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, STUB_LOG: log, SLURM_JOB_ID: '4242', SLURM_JOB_NODELIST: 'n[1-2]', ...env },
-      });
-      assert.equal(r.status, 0, `${name}: ${r.stdout}${r.stderr}`);
-      assert.equal(readFileSync(join(runDir, 'exit_code'), 'utf8').trim(), '0');
+      const t0 = Date.now();
+      const r = spawnSync('bash', [join(runDir, name)], { cwd: runDir, encoding: 'utf8', timeout: 30_000, env: stubEnv(env) });
+      const exitFile = join(runDir, 'exit_code');
+      return { status: r.status, output: `${r.stdout}${r.stderr}`, stderr: r.stderr, ms: Date.now() - t0, exitCode: existsSync(exitFile) ? readFileSync(exitFile, 'utf8').trim() : undefined };
+    },
+    /** Starts the script with bash and returns at once (to signal it while it runs). */
+    start(script: string, name: string, env: Record<string, string> = {}) {
+      writeFileSync(join(runDir, name), script, { mode: 0o755 });
+      return spawn('bash', [join(runDir, name)], { cwd: runDir, env: stubEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    },
+    /** Runs the script as `exec`, expects exit 0, and returns the python calls it made. */
+    run(script: string, name: string, env: Record<string, string> = {}): { cvd: string; argv: string[] }[] {
+      const r = this.exec(script, name, env);
+      assert.equal(r.status, 0, `${name}: ${r.output}`);
+      assert.equal(r.exitCode, '0');
       return readdirSync(log).filter((f) => f.endsWith('.call')).map((f) => {
         const [cvd, ...argv] = readFileSync(join(log, f), 'utf8').split('\0').slice(0, -1);
         return { cvd: cvd!, argv };
@@ -242,7 +271,7 @@ describe('generated scripts, executed with stub commands', () => {
   });
 
   it("SLURM's vLLM server and the trainer's client use the recipe's vllm_server_port, else one derived from the job id (never a fixed 8000 two jobs on one node would share)", async () => {
-    for (const [port, want] of [['vllm_server_port: 18123\n', '18123'], ['', String(40000 + (4242 % 20000))]] as const) {
+    for (const [port, want] of [['vllm_server_port: 18123\n', '18123'], ['', String(26000 + (4242 % 6000))]] as const) {
       for (const shape of [{ nodes: 1, gpusPerNode: 2 }, { nodes: 2, gpusPerNode: 1 }]) {
         const p = stubProject();
         const recipe = p.recipe('recipes/x.yaml', `model_name_or_path: m\n${port}launch:\n  vllm_server: true\n`);
@@ -256,6 +285,88 @@ describe('generated scripts, executed with stub commands', () => {
         assert.equal(train.argv[train.argv.indexOf('--vllm_server_host') + 1], shape.nodes === 1 ? '127.0.0.1' : '10.0.0.2');
       }
     }
+  });
+
+  it("SLURM's ports derived from the job id lie below Linux's ephemeral range (32768-60999) and the rendezvous port is never the server's", async () => {
+    for (const job of [4242, 19999]) {
+      const p = stubProject();
+      // two GPUs on the first node train (one conscience.launch, given the main port), the second node serves
+      const recipe = p.recipe('recipes/x.yaml', 'model_name_or_path: m\nlaunch:\n  vllm_server: true\n  num_processes: 2\n');
+      const target = parseTarget('c', { type: 'slurm', nodes: 2, gpusPerNode: 2 }) as Target;
+      const calls = p.run(slurmDriver.prepare({ ...p.prep, recipe, info: await readRecipeInfo(recipe), target }).script, 'job.sbatch', { STUB_SERVER: '1', SLURM_JOB_ID: String(job) });
+      const server = calls.find((c) => c.argv[1] === 'trl.scripts.vllm_serve')!;
+      const train = calls.find((c) => c.argv[1] === 'conscience.launch')!;
+      assert.ok(server && train, JSON.stringify(calls));
+      const main = Number(train.argv[train.argv.indexOf('--main-port') + 1]);
+      const port = Number(server.argv[server.argv.indexOf('--port') + 1]);
+      assert.equal(Number(train.argv[train.argv.indexOf('--vllm_server_port') + 1]), port);
+      assert.deepEqual([main, port], [20000 + (job % 6000), 26000 + (job % 6000)], `job ${job}`);
+      for (const x of [main, port]) assert.ok(x >= 1024 && x < 32768, `job ${job}: port ${x} is in the ephemeral range`);
+    }
+  });
+
+  it("SLURM: a vLLM server step that ends while training runs stops training; the job fails with the server's code and says why", async () => {
+    // the server on its own node exits 3; on the training node it exits 0, which still ends training early (code 1)
+    for (const [shape, node, serverExit, want] of [[{ nodes: 2, gpusPerNode: 1 }, 'n2', '3', '3'], [{ nodes: 1, gpusPerNode: 2 }, 'n1', '0', '1']] as const) {
+      const p = stubProject();
+      const recipe = p.recipe('recipes/x.yaml', 'model_name_or_path: m\nlaunch:\n  vllm_server: true\n');
+      const target = parseTarget('c', { type: 'slurm', ...shape }) as Target;
+      const script = slurmDriver.prepare({ ...p.prep, recipe, info: await readRecipeInfo(recipe), target }).script;
+      // the trainer would train 20 s: without the watch the job waits for it and then exits 0
+      const r = p.exec(script, 'job.sbatch', { STUB_SERVER: '1', STUB_SERVER_EXIT: serverExit, STUB_TRAIN_SLEEP: '20' });
+      const what = `${JSON.stringify(shape)} server exit ${serverExit}: ${r.output}`;
+      assert.ok(r.ms < 10_000, `took ${r.ms} ms: ${what}`);
+      assert.equal(r.status, Number(want), what);
+      assert.equal(r.exitCode, want, what);
+      const line = r.stderr.split('\n').find((l) => l.startsWith('conscience.launch:'));
+      assert.equal(line, `conscience.launch: the vLLM server step (trl.scripts.vllm_serve on node ${node}) exited with code ${serverExit} before training ended; stopping training. Its own error is above in this log.`, what);
+      assert.ok(r.stderr.indexOf('stub vllm: cannot load the model') < r.stderr.indexOf(line!), what);
+      // the trainer was stopped, not left running
+      const pid = Number(readFileSync(join(p.log, 'trainer.pid'), 'utf8'));
+      assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, what);
+      assert.ok(!existsSync(join(p.log, 'trained')), what);
+      // and it was told why when the SIGTERM came (its run ends `failed` with this, not `cancelled`)
+      assert.equal(readFileSync(join(p.log, 'told'), 'utf8'),
+        `the vLLM server step (trl.scripts.vllm_serve on node ${node}) exited with code ${serverExit} before training ended; its own error is in this run's log\n`, what);
+    }
+  });
+
+  it("SLURM: with the vLLM server serving throughout, the job ends with the trainer's code and the server is stopped", async () => {
+    const p = stubProject();
+    const recipe = p.recipe('recipes/x.yaml', 'model_name_or_path: m\nlaunch:\n  vllm_server: true\n');
+    const target = parseTarget('c', { type: 'slurm', nodes: 2, gpusPerNode: 1 }) as Target;
+    const script = slurmDriver.prepare({ ...p.prep, recipe, info: await readRecipeInfo(recipe), target }).script;
+    const r = p.exec(script, 'job.sbatch', { STUB_SERVER: '1', STUB_TRAIN_SLEEP: '1.5', STUB_TRAIN_EXIT: '5' });
+    assert.equal(r.status, 5, r.output);
+    assert.equal(r.exitCode, '5');
+    assert.ok(existsSync(join(p.log, 'trained')), r.output);
+    assert.ok(!r.stderr.includes('conscience.launch:'), r.output);
+    assert.ok(r.ms < 10_000, `took ${r.ms} ms`);
+    const serverPid = Number(readFileSync(join(p.log, 'server.pid'), 'utf8'));
+    assert.throws(() => process.kill(serverPid, 0), { code: 'ESRCH' }, 'the vLLM server step is still running');
+  });
+
+  it("SLURM: USR1 (SLURM's warning before the time limit) during training with a vLLM server asks for a checkpoint and the job goes on", async () => {
+    const p = stubProject();
+    const recipe = p.recipe('recipes/x.yaml', 'model_name_or_path: m\nlaunch:\n  vllm_server: true\n');
+    const target = parseTarget('c', { type: 'slurm', nodes: 2, gpusPerNode: 1 }) as Target;
+    const script = slurmDriver.prepare({ ...p.prep, recipe, info: await readRecipeInfo(recipe), target }).script;
+    const child = p.start(script, 'job.sbatch', { STUB_SERVER: '1', STUB_TRAIN_SLEEP: '3' });
+    let stderr = '';
+    child.stderr.on('data', (b) => (stderr += b));
+    const done = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+    const deadline = Date.now() + 10_000;
+    while (!existsSync(join(p.log, 'trainer.pid'))) {
+      assert.ok(Date.now() < deadline, 'the trainer never started');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGUSR1');
+    const status = await done;
+    assert.equal(status, 0, stderr);
+    assert.equal(readFileSync(join(p.runDir, 'exit_code'), 'utf8').trim(), '0');
+    assert.ok(existsSync(join(p.runDir, 'checkpoint_request')), 'USR1 did not ask for a checkpoint');
+    assert.ok(existsSync(join(p.log, 'trained')), 'training was cut short');
+    assert.ok(!stderr.includes('conscience.launch:'), stderr);
   });
 
   it('refuses a bad vllm_server_port, and a vllm_server_base_url that would send the trainer away from the launched server, naming the file and line', async () => {

@@ -368,8 +368,9 @@ export function sbatchTopology(s: SbatchSpec): Topology {
  * do not collide). With a vLLM server, one `srun` step starts `trl vllm-serve` on its node
  * and GPUs; training is one `srun` step with one `conscience.launch` per training node
  * (`--kill-on-bad-exit=1 --wait=60`: one dead node ends the job instead of leaving the
- * others hanging until the time limit). USR1 (sent by --signal before the end) asks the
- * trainer for a checkpoint. docs/launch.md gives the reasons.
+ * others hanging until the time limit). A server step that ends while training runs stops
+ * training, and the job ends with the server's code. USR1 (sent by --signal before the end)
+ * asks the trainer for a checkpoint. docs/launch.md gives the reasons.
  */
 export function sbatchScript(s: SbatchSpec): string {
   const t = s.target;
@@ -401,7 +402,10 @@ export function sbatchScript(s: SbatchSpec): string {
     'mapfile -t NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")',
     `node_addr() { local a; a=$(scontrol show node -o "$1" 2>/dev/null | tr ' ' '\\n' | sed -n 's/^NodeAddr=//p' | head -n1); printf '%s\\n' "\${a:-$1}"; }`,
     `MAIN_ADDR=$(node_addr "\${NODES[${topo.trainNodes[0]}]}")`,
-    `MAIN_PORT=${topo.mainPort ?? '$((20000 + SLURM_JOB_ID % 20000))'}`,
+    // derived ports lie below Linux's ephemeral range (32768-60999), where an outgoing connection
+    // on the node may hold one already; the main port takes 20000-25999 and the server's port
+    // 26000-31999, so neither meets the other, and two jobs meet only when their ids agree mod 6000
+    `MAIN_PORT=${topo.mainPort ?? '$((20000 + SLURM_JOB_ID % 6000))'}`,
     `TRAIN_NODES=$(IFS=,; echo "\${NODES[*]:${topo.trainNodes[0]}:${topo.trainNodes.length}}")`,
     'server_pid=',
   );
@@ -409,10 +413,12 @@ export function sbatchScript(s: SbatchSpec): string {
   if (srv) {
     const colocated = topo.trainNodes.includes(srv.node);
     lines.push(
+      // where the trainer finds why it was stopped, if the server's end stops it (conscience.train: run_finished failed, not cancelled)
+      'export CONSCIENCE_STOP_REASON="$RUN/stop_reason"; rm -f -- "$CONSCIENCE_STOP_REASON"',
       `SERVER_NODE=\${NODES[${srv.node}]}`,
       colocated ? 'SERVER_ADDR=127.0.0.1' : 'SERVER_ADDR=$(node_addr "$SERVER_NODE")',
-      // the recipe's port, else one derived from the job id (as the main port): two jobs sharing a node never share a server
-      `SERVER_PORT=${srv.port ?? '$((40000 + SLURM_JOB_ID % 20000))'}`,
+      // the recipe's port, else one derived from the job id (as the main port, see above): two jobs sharing a node never share a server
+      `SERVER_PORT=${srv.port ?? '$((26000 + SLURM_JOB_ID % 6000))'}`,
     );
     const serve = [
       '--tensor_parallel_size', String(srv.tensorParallel), '--data_parallel_size', String(srv.dataParallel),
@@ -452,9 +458,33 @@ export function sbatchScript(s: SbatchSpec): string {
     `srun --export=ALL --overlap --kill-on-bad-exit=1 --wait=60 --nodes=${T} --ntasks=${T} --ntasks-per-node=1 --nodelist="$TRAIN_NODES" ` +
       `bash -c ${shQuote(inner)} conscience-train ${shQuote(gpus)} "$MAIN_ADDR" "$MAIN_PORT" ${quoted} &`,
     'train_pid=$!',
+    'early=',
+  );
+  if (srv) {
+    // a server step that ends first (a bad model, vLLM missing) stops training, which would
+    // otherwise wait for it (TRL's vllm_server_timeout, 240 s) and then fail with "server is not
+    // up". Polled every 0.5 s here, in the script itself (bash 4.2 has no `wait -n PID`):
+    // nothing outlives the job, and USR1's trap still runs (after the current sleep).
+    const grace = Math.trunc(t.cancelGrace ?? 30);
+    lines.push(
+      'while kill -0 "$train_pid" 2>/dev/null && kill -0 "$server_pid" 2>/dev/null; do sleep 0.5; done',
+      'if ! kill -0 "$server_pid" 2>/dev/null && kill -0 "$train_pid" 2>/dev/null; then',
+      '  wait "$server_pid"; early=$?; server_pid=',
+      `  said=$(printf 'the vLLM server step (trl.scripts.vllm_serve on node %s) exited with code %s before training ended' "$SERVER_NODE" "$early")`,
+      `  printf 'conscience.launch: %s; stopping training. Its own error is above in this log.\\n' "$said" >&2`,
+      `  printf "%s; its own error is in this run's log\\n" "$said" > "$CONSCIENCE_STOP_REASON"`,
+      '  [ "$early" -ne 0 ] || early=1',
+      // SIGTERM: srun passes it to the step (the trainer writes run_finished cancelled); SIGKILL after the target's cancelGrace
+      `  kill "$train_pid" 2>/dev/null; for ((i = 0; i < ${grace * 5}; i++)); do kill -0 "$train_pid" 2>/dev/null || break; sleep 0.2; done; kill -0 "$train_pid" 2>/dev/null && kill -KILL "$train_pid"`,
+      'fi',
+    );
+  }
+  lines.push(
     // wait returns early when USR1's trap runs; keep waiting while the step is alive
     'while :; do wait "$train_pid"; rc=$?; if [ "$rc" -gt 128 ] && kill -0 "$train_pid" 2>/dev/null; then continue; fi; break; done',
     'if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi',
+    // the server's end stopped training: the job ends with the server's code (1 when it exited 0)
+    'if [ -n "$early" ]; then rc=$early; fi',
     'printf "%s\\n" "$rc" > "$RUN/exit_code.tmp" && mv -f -- "$RUN/exit_code.tmp" "$RUN/exit_code"',
     // the job ends here for good (a requeue kills the script before this line): its secrets go with it
     'rm -f -- "$RUN/secrets.env"',
