@@ -153,6 +153,19 @@ export async function startFakeUpstream(host = '127.0.0.1'): Promise<FakeUpstrea
           z.write(text);
           z.flush(enc.flush, cut);
         }
+      } else if (mode === 'gzip-truncated' && parsed.stream !== true) {
+        // a compressed JSON answer whose body ends cleanly in the middle of its compressed
+        // stream (the first half of its bytes): without a length (`Connection: close`), or
+        // (`x-fake-length: 1`) under a Content-Length that matches those bytes
+        const enc = encoder(String(req.headers['x-fake-encoding'] ?? 'gzip'));
+        const whole = enc.sync(completion(ANSWER, parsed.model));
+        const cut = whole.subarray(0, whole.length >> 1);
+        const withLength = req.headers['x-fake-length'] === '1';
+        if (!withLength) res.useChunkedEncodingByDefault = false;
+        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': enc.header, ...(withLength ? { 'content-length': cut.length } : { connection: 'close' }) });
+        // in two writes, so the gateway reads it across chunks
+        res.write(cut.subarray(0, 10));
+        setTimeout(() => res.end(cut.subarray(10)), 10);
       } else if (mode === 'gzip-truncated') {
         // a compressed stream whose body has no length (`Connection: close`) and that ends
         // cleanly in the middle of its compressed stream: after one event and half of the next
@@ -193,11 +206,14 @@ export async function startFakeUpstream(host = '127.0.0.1'): Promise<FakeUpstrea
           usage: { prompt_tokens: 5, completion_tokens: 16, total_tokens: 21 },
         }));
       } else if (mode === 'gzip-corrupt') {
-        // a gzip stream whose bytes go bad after its first event (and which then ends normally)
-        res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' });
+        // a gzip stream (or JSON answer) whose bytes go bad after its first event (its first
+        // half), and which then ends normally
+        const stream = parsed.stream === true;
+        res.writeHead(200, { 'content-type': stream ? 'text/event-stream' : 'application/json', 'content-encoding': 'gzip' });
         const z = zlib.createGzip();
         z.on('data', (d: Buffer) => { if (!res.destroyed) res.write(d); });
-        z.write(chunk({ role: 'assistant', content: '<safety>x</safety>' }));
+        const full = completion(ANSWER, parsed.model);
+        z.write(stream ? chunk({ role: 'assistant', content: '<safety>x</safety>' }) : full.slice(0, full.length >> 1));
         z.flush(zlib.constants.Z_SYNC_FLUSH, () => setTimeout(() => res.end(Buffer.alloc(64, 0xff)), 20));
       } else if (mode === 'bad-usage') {
         // a usage count that is no count

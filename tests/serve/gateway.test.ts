@@ -843,6 +843,48 @@ describe('upstream faults', () => {
     } finally { await s.gw.close(); }
   });
 
+  for (const encoding of ['gzip', 'deflate', 'deflate-raw', 'br']) {
+    test(`a ${encoding} answer, not streamed, whose body ends cleanly mid-compressed-stream (with or without a length): the connection is closed and the record is an error naming the cut, as for an answer broken mid-body`, { timeout: 15_000 }, async () => {
+      const s = await start();
+      try {
+        for (const withLength of [false, true]) {
+          const n = s.logs.length;
+          const got = await rawPost(s.url, { messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'gzip-truncated', 'x-fake-encoding': encoding, ...(withLength ? { 'x-fake-length': '1' } : {}) });
+          const what = `${encoding}${withLength ? ' with a length' : ''}`;
+          assert.equal(got.status, 200, what);
+          assert.equal(got.headers['content-encoding'], encoding === 'deflate-raw' ? 'deflate' : encoding, `${what}: the body goes as sent`);
+          assert.equal(got.broken, true, `${what}: the client sees a broken body, not a complete short one`);
+          await waitFor(() => s.logs.slice(n).some((l) => l.msg === 'chat'));
+          const log = s.logs.slice(n).find((l) => l.msg === 'chat')!;
+          assert.equal(log.level, 'error', `${what}: ${JSON.stringify(log)}`);
+          assert.match(String(log.error), new RegExp(`failed mid-answer: its ${encoding === 'deflate-raw' ? 'deflate' : encoding} body was cut short`), what);
+          assert.equal(log.completion_tokens, undefined, `${what}: a cut answer is not counted as a whole one`);
+        }
+        const t = await (await fetch(`${s.url}/metrics`)).text();
+        assert.equal(metric(t, 'conscience_serve_upstream_errors_total', 'kind="reset"'), 2);
+        assert.equal(metric(t, 'conscience_serve_in_flight_requests'), 0);
+        const ok = await post(`${s.url}/v1/chat/completions`, { messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'gzip', 'x-fake-encoding': encoding });
+        assert.equal(JSON.parse(ok.text).choices[0].message.content, ANSWER, 'the gateway keeps serving');
+      } finally { await s.gw.close(); }
+    });
+  }
+
+  test('a gzip answer, not streamed, whose bytes go bad mid-body: the connection is closed and the record is an error saying so', { timeout: 15_000 }, async () => {
+    const s = await start();
+    try {
+      const got = await rawPost(s.url, { messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'gzip-corrupt' });
+      assert.equal(got.status, 200);
+      assert.equal(got.broken, true, 'the client sees a broken body, not a complete one');
+      await waitFor(() => s.logs.some((l) => l.msg === 'chat'));
+      const log = s.logs.find((l) => l.msg === 'chat')!;
+      assert.equal(log.level, 'error', JSON.stringify(log));
+      assert.match(String(log.error), /failed mid-answer: its gzip body could not be decoded/);
+      const t = await (await fetch(`${s.url}/metrics`)).text();
+      assert.equal(metric(t, 'conscience_serve_upstream_errors_total', 'kind="reset"'), 1);
+      assert.equal(metric(t, 'conscience_serve_in_flight_requests'), 0);
+    } finally { await s.gw.close(); }
+  });
+
   test('a stream in an encoding the gateway cannot decode, reset mid-answer: the client gets the upstream bytes and a cut connection, no plain text glued on', { timeout: 15_000 }, async () => {
     const s = await start();
     try {
@@ -982,6 +1024,21 @@ test('200 concurrent streams, a quarter cut by their clients mid-way: the rest c
     assert.ok(grew < 200 * 1024 * 1024, `rss grew by ${Math.round(grew / 1e6)} MB`);
   } finally { await s.gw.close(); }
 });
+
+/** A chat request read without decoding its body: did the body arrive whole, or was the connection cut before its end? */
+function rawPost(url: string, body: unknown, headers: Record<string, string>): Promise<{ status: number; headers: http.IncomingHttpHeaders; broken: boolean }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: u.port, path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, broken: false }));
+      res.on('error', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, broken: true }));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error('no answer in 10 s')));
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
 
 async function waitFor(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;

@@ -396,29 +396,33 @@ export function createGateway(opts: GatewayOptions): Gateway {
       const parseable = encoding === 'identity' || DECODERS.has(encoding);
       const parser = f.chat && ok && parseable ? (sse ? new SseAnswer(template, opts.logPrompts ? 64 * 1024 : 0) : new JsonAnswer(template)) : null;
       const head = new DecoderHead(encoding);
+      /** a strict decoder's error: a body that ends before its compressed stream does was cut short */
+      const decodeFailed = (err: NodeJS.ErrnoException): void => {
+        fail(Object.assign(new Error(err.code === 'Z_BUF_ERROR'
+          ? `its ${encoding} body was cut short (${err.message})`
+          : `its ${encoding} body could not be decoded (${err.message})`), { code: 'EBADENCODING' }));
+        up.destroy();
+      };
+      let paused = false;
+      /** writes a piece of the answer to the client; a slow client pauses `source` (the upstream, or the decoder whose full buffer pauses the upstream) instead of filling memory */
+      const toClient = (c: Buffer, source: NodeJS.ReadableStream): void => {
+        if (f.chat?.stream) tail = (tail + c.toString('latin1', Math.max(0, c.length - 4))).slice(-4);
+        if (!res.write(c) && !paused) {
+          paused = true;
+          source.pause();
+          res.once('drain', () => { paused = false; source.resume(); });
+        }
+      };
       if (decodeForClient) {
         const open = (first: Buffer): Decoder => {
           const d = decoder = createDecoder(encoding, first);
           decoderEncoding = encoding;
-          let paused = false;
           d.on('data', (c: Buffer) => {
             parser?.push(c);
-            tail = (tail + c.toString('latin1', Math.max(0, c.length - 4))).slice(-4);
-            // backpressure: a slow client pauses the decoder, whose full buffer pauses the upstream
-            if (!res.write(c) && !paused) {
-              paused = true;
-              d.pause();
-              res.once('drain', () => { paused = false; d.resume(); });
-            }
+            toClient(c, d);
             if (onDecoded.length && d.readableLength === 0) { const cbs = onDecoded; onDecoded = []; for (const cb of cbs) cb(); }
           });
-          d.on('error', (err: NodeJS.ErrnoException) => {
-            // a strict decoder: a body that ends before its compressed stream does was cut short
-            fail(Object.assign(new Error(err.code === 'Z_BUF_ERROR'
-              ? `its ${encoding} body was cut short (${err.message})`
-              : `its ${encoding} body could not be decoded (${err.message})`), { code: 'EBADENCODING' }));
-            up.destroy();
-          });
+          d.on('error', decodeFailed);
           d.on('end', () => {
             if (finished || failed !== null) return;
             res.end();
@@ -456,44 +460,55 @@ export function createGateway(opts: GatewayOptions): Gateway {
           // all that decodes reaches the client before the strict end, which fails a cut body
           d.flush(syncFlush(encoding), () => whenDecoded(() => { if (!d.destroyed && !d.writableEnded) d.end(); }));
         });
-      } else {
+      } else if (parser && encoding !== 'identity') {
+        // a compressed chat answer, not streamed: it goes to the client as sent while a strict
+        // decoder reads a copy for the parser. Its last piece is held until that copy has
+        // decoded whole, so an answer cut short (or undecodable) is failed as one broken
+        // mid-body is: the connection is closed before the client has it all
         let inflate: Decoder | null = null;
-        let inflateFailed = false;
-        const feed = (chunk: Buffer): void => {
-          if (inflateFailed) return;
+        let held: Buffer | null = null;
+        const open = (first: Buffer): Decoder => {
+          const z = inflate = createDecoder(encoding, first);
+          z.on('data', (c: Buffer) => parser.push(c));
+          z.on('error', decodeFailed);
+          return z;
+        };
+        ur.on('data', (chunk: Buffer) => {
+          if (finished || failed !== null) return;
           if (!inflate) {
             const first = head.take(chunk);
-            if (!first) return;
-            inflate = createDecoder(encoding, first);
-            inflate.on('data', (c: Buffer) => parser?.push(c));
-            inflate.on('error', () => { inflateFailed = true; });
-            chunk = first;
+            if (first) open(first).write(first);
+          } else if (!inflate.destroyed) inflate.write(chunk);
+          if (held) toClient(held, ur);
+          held = chunk;
+        });
+        ur.on('end', () => {
+          if (finished || failed !== null) return;
+          const ended = (): void => {
+            if (finished || failed !== null) return;
+            if (held) res.end(held); else res.end();
+            finish({ status }, parser.end());
+          };
+          let z = inflate as Decoder | null;
+          if (!z) {
+            const rest = head.rest();
+            // an empty body: nothing to decode
+            if (rest.length === 0) { ended(); return; }
+            z = open(rest);
+            z.write(rest);
           }
-          inflate.write(chunk);
-        };
-        const decodes = !!parser && encoding !== 'identity';
-        let paused = false;
+          if (z.destroyed) return;
+          z.once('end', ended);
+          z.end();
+        });
+      } else {
         ur.on('data', (chunk: Buffer) => {
-          if (decodes) feed(chunk); else parser?.push(chunk);
-          if (f.chat?.stream) tail = (tail + chunk.toString('latin1', Math.max(0, chunk.length - 4))).slice(-4);
-          // backpressure: a slow client pauses the upstream instead of filling memory
-          if (!res.write(chunk) && !paused) {
-            paused = true;
-            ur.pause();
-            res.once('drain', () => { paused = false; ur.resume(); });
-          }
+          parser?.push(chunk);
+          toClient(chunk, ur);
         });
         ur.on('end', () => {
           res.end();
-          if (decodes && !inflate && !inflateFailed) {
-            const rest = head.rest();
-            if (rest.length) feed(rest);
-          }
-          const z = inflate as Decoder | null;
-          if (!z || inflateFailed) { finish({ status }, parser && !inflateFailed ? parser.end() : null); return; }
-          z.once('end', () => finish({ status }, parser && !inflateFailed ? parser.end() : null));
-          z.once('error', () => finish({ status }, null));
-          z.end();
+          finish({ status }, parser ? parser.end() : null);
         });
       }
       const reset = (): void => fail(Object.assign(new Error('the connection was reset'), { code: 'ECONNRESET' }));
