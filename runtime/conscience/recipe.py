@@ -556,6 +556,12 @@ def _list_annotation(tp: Any) -> bool:
     return any(a is list or typing.get_origin(a) is list for a in args) and str not in args
 
 
+def _nullable(tp: Any) -> bool:
+    """True for an annotation that admits None (`Optional[X]`, `X | None`)."""
+    origin = typing.get_origin(tp)
+    return (origin is typing.Union or type(tp).__name__ == "UnionType") and type(None) in typing.get_args(tp)
+
+
 def _int_annotation(tp: Any) -> bool:
     """True for `int` / `Optional[int]` (not bool, not a union with float or str)."""
     origin = typing.get_origin(tp)
@@ -579,8 +585,12 @@ def _non_finite(value: Any) -> bool:
 
 def check_flat_values(path: str, flat: dict, lines: dict[str, int], classes: list) -> None:
     """What TrlParser passes on unchecked, refused with the key's line, as the validator reports it:
-    a single value for a list key (CC101) and NaN / infinity for a key with a numeric bound (CC103;
-    `max_grad_norm: .inf`, no clipping, is the one infinite value allowed)."""
+    a single value for a list key (CC101), null for a list key that does not take None (CC101:
+    `include_for_metrics: null` fails the Trainer's `"inputs" in args.include_for_metrics` at the
+    first evaluation, `reward_funcs: null` the trainer's setup), a number or a boolean for a key
+    that takes a list or one string (CC101: PEFT fails on `target_modules=5` when the model is
+    wrapped) and NaN / infinity for a key with a numeric bound (CC103; `max_grad_norm: .inf`, no
+    clipping, is the one infinite value allowed)."""
     from .schema import RANGES, bound_words
 
     hints: dict[str, Any] = {}
@@ -589,13 +599,22 @@ def check_flat_values(path: str, flat: dict, lines: dict[str, int], classes: lis
             hints.setdefault(name, tp)
     for key, value in flat.items():
         where = f"{path}:{lines.get(key, '?')}: {key}"
-        if value is not None and not isinstance(value, list) and key not in LIST_OR_STRING and _list_annotation(hints.get(key)):
+        hint = hints.get(key)
+        if value is None and _list_annotation(hint) and not _nullable(hint):
+            kinds = "a list or a string" if key in LIST_OR_STRING else "a list"
+            raise RecipeError(f"{where} expects {kinds}, got null; leave the key out for its default")
+        if key in LIST_OR_STRING and isinstance(value, (bool, int, float)):
+            kinds = "a list, a string or null" if _nullable(hint) else "a list or a string"
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            shown = f"{text} (a boolean in YAML)" if isinstance(value, bool) else f"the number {text}"
+            raise RecipeError(f"{where} expects {kinds}, got {shown}; quote it if it is meant as text: '{text}'")
+        if value is not None and not isinstance(value, list) and key not in LIST_OR_STRING and _list_annotation(hint):
             shown = "a mapping" if isinstance(value, dict) else repr(value)
             raise RecipeError(f"{where} expects a list, got {shown}; write it as a list: {key}: [{value if not isinstance(value, dict) else '...'}]")
         bound = bound_words(key)
         if bound and _non_finite(value) and not (RANGES[key].get("x-allow-infinity") and float(value) == math.inf):
             raise RecipeError(f"{where} = {value} is not a finite number: it must be {bound}")
-        if isinstance(value, float) and not math.isfinite(value) and _int_annotation(hints.get(key)):
+        if isinstance(value, float) and not math.isfinite(value) and _int_annotation(hint):
             # argparse's int() fails deep inside the Trainer, or a loop never ends (max_steps); CC101
             raise RecipeError(f"{where} expects an integer, got {value}")
 

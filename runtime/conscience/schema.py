@@ -471,6 +471,14 @@ def accelerate_metadata() -> dict[str, Any]:
     }
 
 
+# Flat keys whose annotation leaves out None although the class reads None as its default: the
+# schema adds "null" (the loader takes it, conscience.recipe.check_flat_values refuses null only
+# for a list key that cannot use it, such as `include_for_metrics`).
+NULL_AS_DEFAULT: dict[str, str] = {
+    "debug": "TrainingArguments.__post_init__ reads None as [] (no debug options)",
+}
+
+
 def build_schema(kind: str = "grpo") -> dict[str, Any]:
     """The schema of a `kind: grpo` recipe (the default) or of a `kind: sft` recipe."""
     import transformers
@@ -501,6 +509,9 @@ def build_schema(kind: str = "grpo") -> dict[str, Any]:
                 types = s["type"] if isinstance(s.get("type"), list) else [s.get("type")]
                 s["type"] = [t for t in types if t != "null"] + ["string"] + (["null"] if "null" in types else [])
                 s["x-list-or-string"] = LIST_OR_STRING[f.name]
+            if f.name in NULL_AS_DEFAULT and isinstance(s.get("type"), list) and "null" not in s["type"]:
+                s["type"] = s["type"] + ["null"]
+                s["x-null-as-default"] = NULL_AS_DEFAULT[f.name]
             properties[f.name] = s
 
     sections: dict[str, Any] = {}

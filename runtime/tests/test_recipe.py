@@ -210,6 +210,32 @@ def test_a_single_value_for_a_list_key_is_refused_with_its_line_unless_the_key_t
     assert r.model_args.lora_target_modules == "all-linear"
 
 
+def test_a_number_boolean_or_null_a_list_key_cannot_use_is_refused_with_its_line(tmp_path):
+    base = "dataset_name: conscience/safety_prompts\nmodel_name_or_path: conscience/tiny\n"
+    out = ["--output_dir", str(tmp_path / "out")]
+    # TrlParser passed these on: `reward_funcs: 5` failed at the trainer's setup, PEFT failed on
+    # target_modules=5, and `include_for_metrics: None` at the Trainer's first evaluation
+    for body, needle in (
+        ("reward_funcs: 5\n", "reward_funcs expects a list or a string, got the number 5; quote it if it is meant as text: '5'"),
+        ("reward_funcs: 2.5\n", "reward_funcs expects a list or a string, got the number 2.5"),
+        ("reward_funcs: yes\n", "reward_funcs expects a list or a string, got true (a boolean in YAML)"),
+        ("reward_funcs: null\n", "reward_funcs expects a list or a string, got null; leave the key out for its default"),
+        ("lora_target_modules: 5\n", "lora_target_modules expects a list, a string or null, got the number 5"),
+        ("include_for_metrics: null\n", "include_for_metrics expects a list, got null"),
+        ("include_for_metrics:\n", "include_for_metrics expects a list, got null"),
+    ):
+        p = _recipe(tmp_path, base + body)
+        with pytest.raises(RecipeError) as e:
+            load_recipe(p, out)
+        assert str(e.value).startswith(p + ":3: ") and needle in str(e.value), str(e.value)
+    # null where the class takes it: lora_target_modules' default, and debug, which
+    # TrainingArguments reads as no debug options
+    r = load_recipe(_recipe(tmp_path, base + "lora_target_modules: null\ndebug: null\ninclude_for_metrics: [loss]\n"), out)
+    assert r.model_args.lora_target_modules is None
+    assert r.training_args.debug == []
+    assert r.training_args.include_for_metrics == ["loss"]
+
+
 def test_infinity_and_nan_are_refused_with_the_line_except_max_grad_norm_inf(tmp_path):
     import math
 

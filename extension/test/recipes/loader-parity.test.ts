@@ -7,6 +7,9 @@
 //   - a single value where a list is expected (`arms: label`, `reward_funcs: refusal`, `label_names: x`)
 //   - `.inf` / `.nan` for a number with a bound (`max_grad_norm: .inf` is allowed, `learning_rate: .inf` is not)
 //   - `kind: sft` with `launch.trl: 1.x` (its own schema) and the checks TRL 1.x / transformers added
+//   - a number or a boolean for a key that takes a list or one string (`reward_funcs: 5`), null
+//     for a list key that does not take it (`include_for_metrics: null`), null where
+//     transformers reads it as the default (`debug: null`)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -37,6 +40,22 @@ const CASES: Case[] = [
   { name: 'eval-arms-one-fixed-arm', venv: '.venv', text: EVAL + "arms: 'fixed:32'\n" },
   { name: 'eval-arms-one-unknown-arm', venv: '.venv', text: EVAL + 'arms: lable\n', refused: { code: 'CC400', phrase: /unknown arm 'lable'/i } },
   { name: 'eval-arms-number', venv: '.venv', text: EVAL + 'arms: 5\n', refused: { code: 'CC101', phrase: /expect(s|ed) a list/ } },
+  // 5. a number, a boolean or null where the runtime cannot use one
+  { name: 'reward-funcs-number', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nseed: 1\nreward_funcs: 5\n', refused: { code: 'CC101', phrase: /reward_funcs expects a list or a string, got the number 5/ } },
+  { name: 'reward-funcs-number-trl1', venv: '.venv-trl1', text: 'model_name_or_path: conscience/tiny\nseed: 1\nreward_funcs: 5\n' + TRL1, refused: { code: 'CC101', phrase: /reward_funcs expects a list or a string, got the number 5/ } },
+  { name: 'reward-funcs-boolean', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nseed: 1\nreward_funcs: true\n', refused: { code: 'CC101', phrase: /reward_funcs expects a list or a string, got true/ } },
+  { name: 'reward-funcs-null', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nseed: 1\nreward_funcs: null\n', refused: { code: 'CC101', phrase: /reward_funcs expects a list or a string, got null/ } },
+  { name: 'lora-target-modules-number', venv: '.venv', text: GRPO + 'lora_target_modules: 5\n', refused: { code: 'CC101', phrase: /lora_target_modules expects a list, a string or null, got the number 5/ } },
+  { name: 'lora-target-modules-float-trl1', venv: '.venv-trl1', text: GRPO + 'lora_target_modules: 1.5\n' + TRL1, refused: { code: 'CC101', phrase: /lora_target_modules expects a list, a string or null, got the number 1\.5/ } },
+  { name: 'lora-target-parameters-number-trl1', venv: '.venv-trl1', text: GRPO + 'lora_target_parameters: 5\n' + TRL1, refused: { code: 'CC101', phrase: /lora_target_parameters expects a list, a string or null, got the number 5/ } },
+  { name: 'sft-lora-target-modules-number', venv: '.venv', text: SFT + 'lora_target_modules: 5\n', refused: { code: 'CC101', phrase: /lora_target_modules expects a list, a string or null, got the number 5/ } },
+  { name: 'lora-target-modules-null', venv: '.venv', text: GRPO + 'lora_target_modules: null\n' },
+  { name: 'include-for-metrics-null', venv: '.venv', text: GRPO + 'include_for_metrics: null\n', refused: { code: 'CC101', phrase: /include_for_metrics expects a list, got null/ } },
+  { name: 'include-for-metrics-null-trl1', venv: '.venv-trl1', text: GRPO + 'include_for_metrics: null\n' + TRL1, refused: { code: 'CC101', phrase: /include_for_metrics expects a list, got null/ } },
+  { name: 'sft-include-for-metrics-empty', venv: '.venv', text: SFT + 'include_for_metrics:\n', refused: { code: 'CC101', phrase: /include_for_metrics expects a list, got (an empty value \()?null/ } },
+  { name: 'include-for-metrics-list', venv: '.venv', text: GRPO + 'include_for_metrics: [loss]\n' },
+  { name: 'debug-null', venv: '.venv', text: GRPO + 'debug: null\n' },
+  { name: 'debug-null-trl1', venv: '.venv-trl1', text: GRPO + 'debug: null\n' + TRL1 },
   // 4. infinity and NaN
   { name: 'max-grad-norm-inf', venv: '.venv', text: GRPO + 'max_grad_norm: .inf\n' },
   { name: 'max-grad-norm-inf-trl1', venv: '.venv-trl1', text: GRPO + 'max_grad_norm: .inf\n' + TRL1 },

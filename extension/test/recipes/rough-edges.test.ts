@@ -135,6 +135,25 @@ test('safety instructions: placeholders and braces as str.format(budget=, open_t
   }
 });
 
+test('a number or boolean for a key that takes a list or one string is an error (the runtime refuses it), not the warning a number for text is; null is an error only where the runtime cannot use it', () => {
+  for (const [body, needle] of [
+    ['reward_funcs: 5\n', /^reward_funcs expects a list or a string, got the number 5\. Quote it if it is meant as text: '5'\.$/],
+    ['reward_funcs: true\n', /^reward_funcs expects a list or a string, got true /],
+    ['reward_funcs: null\n', /^reward_funcs expects a list or a string, got null/],
+    ['reward_funcs: [refusal]\nlora_target_modules: 5\n', /^lora_target_modules expects a list, a string or null, got the number 5\./],
+    ['reward_funcs: [refusal]\ninclude_for_metrics: null\n', /^include_for_metrics expects a list, got null/],
+  ] as const) {
+    const ds = validateText('model_name_or_path: x\n' + body).filter((d) => d.code === 'CC101');
+    assert.equal(ds.length, 1, body + ds.map(fmt).join('\n'));
+    assert.equal(ds[0]!.severity, 'error', body);
+    assert.match(ds[0]!.message, needle);
+  }
+  // a number for a plain text key stays a warning (it may be meant as text)
+  assert.equal(validateText('model_name_or_path: x\nreward_funcs: [refusal]\nsystem_prompt: 5\n').find((d) => d.code === 'CC101')?.severity, 'warning');
+  // transformers reads `debug: null` as no debug options; `lora_target_modules: null` is its default
+  assert.deepEqual(validateText('model_name_or_path: x\nreward_funcs: [refusal]\ndebug: null\nlora_target_modules: null\n').map(fmt), []);
+});
+
 test('a single value for a list key: the quick fix wraps it, and the keys that take one string get no error', () => {
   const text = 'model_name_or_path: x\nreward_funcs: [refusal]\nlabel_names: "labels"\nreward_weights: 2.0\n';
   let fixed = text;

@@ -22,6 +22,8 @@ export interface FieldSpec {
   exclusiveMaximum?: number;
   /** `.inf` is in range (x-allow-infinity: `max_grad_norm: .inf` never clips); NaN and -inf never are. */
   allowInfinity?: boolean;
+  /** a list key that takes one string as well (x-list-or-string: `reward_funcs`, `lora_target_modules`): a number or boolean is no value of it */
+  listOrString?: boolean;
   default?: unknown;
   description?: string;
   source?: string;
@@ -66,7 +68,7 @@ type RawProp = {
   enum?: unknown[];
   items?: { type?: string | string[]; enum?: unknown[] };
   minimum?: number; maximum?: number; exclusiveMinimum?: number; exclusiveMaximum?: number;
-  default?: unknown; description?: string; 'x-source'?: string; 'x-allow-infinity'?: boolean;
+  default?: unknown; description?: string; 'x-source'?: string; 'x-allow-infinity'?: boolean; 'x-list-or-string'?: string;
   properties?: Record<string, RawProp>;
 };
 
@@ -80,6 +82,7 @@ function toSpec(name: string, p: RawProp): FieldSpec {
   if (p.exclusiveMinimum !== undefined) s.exclusiveMinimum = p.exclusiveMinimum;
   if (p.exclusiveMaximum !== undefined) s.exclusiveMaximum = p.exclusiveMaximum;
   if (p['x-allow-infinity']) s.allowInfinity = true;
+  if (p['x-list-or-string']) s.listOrString = true;
   if ('default' in p) s.default = p.default;
   if (p.description) s.description = p.description;
   if (p['x-source']) s.source = p['x-source'];

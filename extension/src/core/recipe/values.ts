@@ -178,7 +178,9 @@ export function checkValue(text: string, spec: FieldSpec, node: YNode, where: st
         hint = ` Write it as a list: [${src}].`;
         fixes.push({ title: `Write [${src}]`, edits: [{ start: node.start, end: node.end, newText: `[${src}]` }] });
       }
-      const severity: Severity = (n.tag === 'int' || n.tag === 'float') && types.includes('string') && mode !== 'strict' ? 'warning' : 'error';
+      // a number where text is expected may be meant as text (a warning), but not for a key that
+      // takes a list or one name: the runtime refuses `reward_funcs: 5` (conscience.recipe.check_flat_values)
+      const severity: Severity = (n.tag === 'int' || n.tag === 'float') && types.includes('string') && mode !== 'strict' && !spec.listOrString ? 'warning' : 'error';
       const at = n.tag === 'null' && n.text === '' && node.start === node.end ? keyBefore(text, node.start) : node;
       out.push(diag(text, at.start, at.end, severity, codes.type, `${where} expects ${describeTypes(types)}, got ${describeNode(n)}.${hint}`, fixes));
       return { ok: false, value: undefined };
