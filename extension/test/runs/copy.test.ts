@@ -11,9 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { RunSeries } from '../../src/core/dashboard/series';
+import { RunMonitor } from '../../src/core/launch/monitor';
+import { LaunchSession } from '../../src/core/launch/session';
+import { loadTargets } from '../../src/core/launch/targets';
 import { copyEventLines } from '../../src/core/runs/copy';
 import { readEventsFrom } from '../../src/core/runs/events';
-import { attempt, lineBytes, PYTHON, steps, write } from './writer';
+import { readRun, runDir, writeRun } from '../../src/core/runs/store';
+import { localRunWorkspace } from '../hardening/helpers';
+import { attempt, fresh, lineBytes, PYTHON, steps, write } from './writer';
 
 /** A run's output folder (`out`, where the runtime's writer puts `host`, its events.jsonl) and the
  * run store's `local` copy, in a temporary folder removed after `fn`. */
@@ -153,3 +158,72 @@ test('the host file cut a second time, the requeued attempt\'s seq going on from
   assert.equal(next.cut, undefined);
   assert.equal(next.bytes.toString(), readFileSync(host).subarray(r.hostOffset).toString());
 }));
+
+/** The complete lines of a file, in order. */
+const linesOf = (file: string) => readFileSync(file, 'utf8').split('\n').slice(0, -1);
+
+test("a run.json the previous version wrote after a cut (eventShift, no eventView): the monitor's next poll matches the host's lines to the copy's once, appends only the lines it lacks, and records the view, so every later poll reads on from there", async () => {
+  // the host's file and the store's copy as the previous version left them: attempt 1 logged
+  // steps 1..30 and was copied; its file was cut after step 20 and a requeued attempt logged
+  // 21..25, which the previous version appended after the copy's 31 lines (eventShift: the copy's
+  // length less the host's)
+  const ws = await localRunWorkspace('');
+  const session = new LaunchSession(ws.root, (await loadTargets(ws.root)).targets, {});
+  try {
+    const host = join(ws.outputDir, 'events.jsonl');
+    const store = join(runDir(ws.root, ws.id), 'events.jsonl');
+    write(ws.outputDir, 1, 1, 30, 5000);
+    const before = readFileSync(host);
+    writeAttempt(ws.outputDir, 2, 21, 25, 4000, lineBytes(host, 21));
+    const cutAt = lineBytes(host, 21);
+    const after = readFileSync(host);
+    mkdirSync(runDir(ws.root, ws.id), { recursive: true });
+    writeFileSync(store, Buffer.concat([before, after.subarray(cutAt)]));
+    const shift = before.length - cutAt;
+    const rec = (await readRun(ws.root, ws.id))!;
+    await writeRun(ws.root, { ...rec, eventOffset: after.length, eventShift: shift, lastSeq: 37 });
+    assert.equal((await readRun(ws.root, ws.id))!.eventView, undefined, 'the layout of the previous version: no view');
+    // the requeued attempt goes on (a resume, attempt 3: steps 26..35) before the editor's next poll
+    write(ws.outputDir, 3, 26, 35, 4100);
+    const m = new RunMonitor(session, ws.id, { statusMs: 60_000 });
+    const problems: string[] = [];
+    m.on('problems', (ps: Array<{ message: string }>) => problems.push(...ps.map((p) => p.message)));
+    await m.pollOnce();
+
+    // what a user sees: the dashboard and the Runs view read the store's copy
+    const want = [...steps(1, 20, 1), ...steps(21, 25, 2), ...steps(26, 35, 3)];
+    assert.deepEqual(await fresh(store), want, 'the charts show each step of the attempt that holds it');
+    assert.deepEqual(await fresh(store), await fresh(host), 'the copy shows what the host file says');
+    // every line of the host's file in the copy once, in the host's order: the copy's 31 + 6
+    // lines, then attempt 3's 11, appended once
+    const local = linesOf(store);
+    assert.deepEqual(local, [...linesOf(host).slice(0, 21), ...before.toString().split('\n').slice(21, -1), ...linesOf(host).slice(21)]);
+    for (const line of linesOf(host)) assert.equal(local.filter((l) => l === line).length, 1, `once in the copy: ${line}`);
+    assert.equal((await readEventsFrom(store, 0)).events.length, 31 + 6 + 11);
+    assert.deepEqual(problems, [], 'a rebuilt view is no cut');
+
+    // run.json is upgraded: the view of the host's file (its bytes are the host's, in order), the
+    // same shift, the host offset reached; the events seen are applied to the record
+    const up = (await readRun(ws.root, ws.id))!;
+    assert.ok(up.eventView, 'the view is kept');
+    const copy = readFileSync(store);
+    assert.deepEqual(Buffer.concat(up.eventView.map(([a, b]) => copy.subarray(a, b))), readFileSync(host), "the view holds the host's bytes");
+    assert.equal(up.eventOffset, readFileSync(host).length);
+    assert.equal(up.eventShift, shift);
+    assert.equal(up.step, 35);
+
+    // the next poll reads on from the view: only the new lines, no rebuild and no cut reported
+    write(ws.outputDir, 4, 36, 40, 4200);
+    const grown = readFileSync(host);
+    await m.pollOnce();
+    assert.deepEqual(readFileSync(store).subarray(copy.length), grown.subarray(up.eventOffset), 'only the lines written since');
+    assert.deepEqual(await fresh(store), [...want, ...steps(36, 40, 4)]);
+    assert.deepEqual(problems, []);
+    const next = (await readRun(ws.root, ws.id))!;
+    assert.deepEqual([next.eventOffset, next.eventShift], [grown.length, shift]);
+    assert.deepEqual(Buffer.concat(next.eventView!.map(([a, b]) => readFileSync(store).subarray(a, b))), grown);
+  } finally {
+    await session.close();
+    rmSync(ws.root, { recursive: true, force: true });
+  }
+});
