@@ -78,7 +78,6 @@ say "code-server $(node -p 'require("./.cache/code-server/node_modules/code-serv
 say "workspace: $WS"
 printf '\n  \033[1mOpen http://127.0.0.1:%s/\033[0m   (Ctrl-C stops it)\n\n' "$PORT"
 export VSCODE_IPC_HOOK_CLI=
-export CONSCIENCE_PYTHON=$ROOT/.venv/bin/python
 exec node "$ENTRY" \
   --auth none \
   --bind-addr "127.0.0.1:$PORT" \

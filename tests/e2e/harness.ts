@@ -124,7 +124,6 @@ export async function startCodeServer(name: string, opts: StartOptions = {}): Pr
     VSCODE_IPC_HOOK_CLI: '',
     XDG_CONFIG_HOME: join(dir, 'xdg-config'),
     XDG_DATA_HOME: join(dir, 'xdg-data'),
-    CONSCIENCE_PYTHON: process.env.CONSCIENCE_PYTHON ?? join(ROOT, '.venv/bin/python'),
   };
   const proc = spawn(process.execPath, args, { cwd: dir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
