@@ -84,6 +84,12 @@ def test_evaluate_cli_errors(tmp_path):
     r = subprocess.run([sys.executable, "-m", "conscience.allocator", "evaluate", "--data", str(empty)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and f"{empty}:1: invalid JSON" in r.stderr and "no usable labelled rows" in r.stderr
+    # rows that were read but all lie in another split: said so, not "no usable rows"
+    train_only = tmp_path / "gsm8k.jsonl"
+    train_only.write_text("".join(json.dumps({"prompt": f"What is {i} plus {i * 7}?", "label": "benign", "source": "gsm8k"}) + "\n" for i in range(5)))
+    r = subprocess.run([sys.executable, "-m", "conscience.allocator", "evaluate", "--data", str(train_only), "--split", "test"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and f"none of the 5 labelled rows read from {train_only} is in the test split" in r.stderr, r.stderr
 
 
 def test_fit_policy_meets_the_budget_targets_when_the_scores_allow():

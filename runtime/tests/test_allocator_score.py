@@ -196,6 +196,8 @@ def test_score_cli_streams_stdin():
 def test_score_cli_usage_errors(tmp_path):
     r = subprocess.run([PY, "-m", "conscience.allocator", "score", str(tmp_path / "nope.jsonl")], capture_output=True, timeout=120)
     assert r.returncode == 2 and b"no such file" in r.stderr
+    r = subprocess.run([PY, "-m", "conscience.allocator", "score", str(tmp_path)], capture_output=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().endswith(f"{tmp_path}: not a file".encode()), r.stderr
     f = tmp_path / "p.jsonl"
     f.write_text('{"prompt": "hi"}\n')
     r = subprocess.run([PY, "-m", "conscience.allocator", "score", str(f), "--policy", '{"budget_dep": 3}'],

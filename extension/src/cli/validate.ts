@@ -138,7 +138,8 @@ export async function validate(argv: string[]): Promise<number> {
     // one diagnostic per line: a newline in a file name or message cannot forge another
     for (const d of diags) process.stdout.write(`${escapeControls(d.file)}:${d.line}:${d.column}: ${d.severity} ${d.code}: ${escapeControls(d.message)}\n`);
     const warnings = diags.filter((d) => d.severity === 'warning').length;
-    process.stderr.write(`${errors} error(s), ${warnings} warning(s)\n`);
+    const infos = diags.length - errors - warnings;
+    process.stderr.write(`${errors} error(s), ${warnings} warning(s)${infos ? `, ${infos} info` : ''}\n`);
   }
   return errors > 0 ? 1 : 0;
 }

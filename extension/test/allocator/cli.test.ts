@@ -89,8 +89,14 @@ test('usage errors exit 2 with a message', () => {
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, re);
   }
-  const r = spawnSync(process.execPath, [...CLI, join(tmp, 'x.jsonl'), '--model', tmp], { cwd: REPO, encoding: 'utf8' });
-  assert.notEqual(r.status, 0);
+  // a --model that is no allocator folder is named as such (it used to read "cannot read DIR/tokenizer.json")
+  const prompts = join(tmp, 'one.jsonl');
+  writeFileSync(prompts, '{"prompt": "hi"}\n');
+  for (const [model, why] of [[tmp, 'not an allocator folder (no allocator.json)'], [join(tmp, 'gone'), 'no such folder'], [prompts, 'not a folder']] as const) {
+    const r = spawnSync(process.execPath, [...CLI, prompts, '--model', model], { cwd: REPO, encoding: 'utf8' });
+    assert.notEqual(r.status, 0);
+    assert.ok(r.stderr.trim().startsWith(`conscience inspect: cannot load the allocator: ${model}: ${why}`), r.stderr);
+  }
 });
 
 test('stdin is streamed: results come out before the input ends', async () => {

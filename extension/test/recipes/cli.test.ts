@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FIXTURES, REPO } from './helpers';
 
@@ -35,7 +36,20 @@ test('--format text: file:line:col severity code message, a summary on stderr', 
   const r = cli(join(FIXTURES, 'bad', 'CC100-unknown-key.yaml'));
   assert.equal(r.code, 1);
   assert.match(r.stdout, /CC100-unknown-key\.yaml:9:1: error CC100: Unknown key 'num_generation'.*Did you mean 'num_generations'\?/);
-  assert.match(r.stderr, /1 error\(s\), 0 warning\(s\)/);
+  assert.match(r.stderr, /1 error\(s\), 0 warning\(s\)\n$/);
+  // infos are counted too: the summary does not say "0" above lines it printed (an output
+  // folder an earlier stage has not written yet is information, CC305)
+  const dir = mkdtempSync(join(tmpdir(), 'validate-info-'));
+  try {
+    const recipe = join(dir, 'stage2.yaml');
+    writeFileSync(recipe, readFileSync(join(FIXTURES, 'good', 'CC305-missing-model.yaml'), 'utf8').replace(/^model_name_or_path:.*$/m, 'model_name_or_path: ./.conscience/outputs/stage1'));
+    const t = cli(recipe);
+    const count = (sev: string) => t.stdout.split('\n').filter((l) => l.includes(` ${sev} CC`)).length;
+    assert.ok(count('info') > 0, t.stdout);
+    assert.equal(t.stderr, `${count('error')} error(s), ${count('warning')} warning(s), ${count('info')} info\n`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('warnings alone exit 0; errors in a referenced accelerate config are reported against that file', () => {

@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     path = Path(args.file)
                     if not path.is_file():
-                        print(f"{path}: no such file", file=sys.stderr)
+                        print(f"{path}: {'not a file' if path.exists() else 'no such file'}", file=sys.stderr)
                         return 2
                     with path.open("rb") as f:
                         scored, errors = score_stream(f, str(path), out, sys.stderr, cfg)

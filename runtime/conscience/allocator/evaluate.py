@@ -272,8 +272,12 @@ def evaluate(paths: Iterable, cfg_overrides: dict | None = None, warn: Callable[
 
     cfg = load_config(cfg_overrides or {})
     rows = read_all([Path(p) for p in paths], warn)
-    if split:
+    read = len(rows)
+    if split and rows:
         rows = splits(rows, **recorded_split(cfg.model_dir()))[split]
+        if not rows:  # every row is in another split (or dropped as noisy, duplicate or capped)
+            raise ValueError(f"none of the {read} labelled rows read from {', '.join(map(str, paths))} is in the {split} split "
+                             f"(splits are by source: see `train`'s split in the model's metrics.json)")
     if not rows:
         raise ValueError("no usable labelled rows in " + ", ".join(map(str, paths)))
     risk, amb, unf = scores(rows, cfg)

@@ -119,6 +119,10 @@ export class AllocatorModel {
   ) {}
 
   static async load(dir: string, opts: ModelOptions = {}): Promise<AllocatorModel> {
+    const st = await stat(dir).catch(() => undefined);
+    if (!st) throw new Error(`${dir}: no such folder (an allocator folder holds allocator.json, tokenizer.json and model.onnx)`);
+    if (!st.isDirectory()) throw new Error(`${dir}: not a folder (an allocator folder holds allocator.json, tokenizer.json and model.onnx)`);
+    if (!(await stat(join(dir, 'allocator.json')).catch(() => undefined))) throw new Error(`${dir}: not an allocator folder (no allocator.json)`);
     const tokFile = join(dir, 'tokenizer.json');
     const tokJson = await readJson(tokFile);
     const cfgFile = join(dir, 'allocator.json');
