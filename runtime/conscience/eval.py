@@ -74,6 +74,10 @@ class EndpointError(RuntimeError):
 # ---------------------------------------------------------------------------------------
 
 
+def _positive_finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
 @dataclass
 class EndpointConfig:
     """`endpoint:` an OpenAI-compatible chat-completions server (engine: openai)."""
@@ -84,13 +88,13 @@ class EndpointConfig:
         default="OPENAI_API_KEY",
         metadata={"help": "Name of the environment variable holding the API key (the key itself never goes in a recipe)."},
     )
-    timeout_s: float = field(default=120.0, metadata={"help": "Seconds to wait for one response."})
-    max_retries: int = field(default=2, metadata={"help": "Retries of a request that failed with a connection error, 408, 429 or 5xx."})
+    timeout_s: float = field(default=120.0, metadata={"help": "Seconds one request may take in all (connecting, waiting and reading the response)."})
+    max_retries: int = field(default=2, metadata={"help": "Retries of a request that failed with a connection error, a timeout, a broken response, 408, 429 or 5xx."})
     concurrency: int = field(default=8, metadata={"help": "Requests in flight at once."})
 
     def __post_init__(self) -> None:
-        if self.timeout_s <= 0:
-            raise ValueError("endpoint.timeout_s must be > 0")
+        if not _positive_finite(self.timeout_s):  # .inf would overflow the socket timeout, .nan never times out
+            raise ValueError(f"endpoint.timeout_s must be a finite number > 0, got {self.timeout_s}")
         if self.max_retries < 0:
             raise ValueError("endpoint.max_retries must be >= 0")
         if self.concurrency < 1:
@@ -113,7 +117,7 @@ class JudgeConfig:
     base_url: Optional[str] = field(default=None, metadata={"help": "Judge endpoint base URL (kind: llm)."})
     model: Optional[str] = field(default=None, metadata={"help": "Judge model name (kind: llm)."})
     api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "Environment variable holding the judge's API key."})
-    timeout_s: float = field(default=60.0, metadata={"help": "Seconds to wait for one judge response."})
+    timeout_s: float = field(default=60.0, metadata={"help": "Seconds one judge request may take in all."})
     max_retries: int = field(default=2, metadata={"help": "Retries of a failed judge request."})
     concurrency: int = field(default=8, metadata={"help": "Judge requests in flight at once."})
 
@@ -122,8 +126,12 @@ class JudgeConfig:
             raise ValueError(f"judge.kind must be detector or llm, got {self.kind!r}")
         if self.kind == "llm" and (not self.base_url or not self.model):
             raise ValueError("judge.kind llm needs judge.base_url and judge.model")
-        if self.timeout_s <= 0 or self.max_retries < 0 or self.concurrency < 1:
-            raise ValueError("judge.timeout_s must be > 0, judge.max_retries >= 0, judge.concurrency >= 1")
+        if not _positive_finite(self.timeout_s):
+            raise ValueError(f"judge.timeout_s must be a finite number > 0, got {self.timeout_s}")
+        if self.max_retries < 0:
+            raise ValueError("judge.max_retries must be >= 0")
+        if self.concurrency < 1:
+            raise ValueError("judge.concurrency must be >= 1")
 
 
 @dataclass
@@ -223,7 +231,7 @@ def parse_arm(arm: Any) -> tuple[str, Optional[int]]:
         return arm, None
     if arm.startswith("fixed:"):
         n = arm[len("fixed:"):].strip()
-        if n.isdigit():
+        if n.isascii() and n.isdigit():  # str.isdigit alone takes "²", which int() refuses
             return "fixed", int(n)
     raise ValueError(f"unknown arm {arm!r}: use allocator, label, fixed:N (N >= 0 tokens) or none")
 
@@ -381,6 +389,23 @@ def load_eval_recipe(path: str, output_dir: Optional[str] = None, policy: Option
 def read_prompts(cfg: EvalConfig) -> tuple[list[dict], list[str], str]:
     """(rows, skipped-line messages, file read). A bad line is reported and skipped; a file
     with no usable prompt at all is an EvalError."""
+    rows, skipped, path = read_prompt_set(cfg)
+    if cfg.max_prompts is not None and len(rows) > cfg.max_prompts:
+        rows = spread(rows, cfg.max_prompts)
+    return rows, skipped, path
+
+
+def dataset_digest(rows: list[dict]) -> str:
+    """What a prompt set says, whatever its line order and malformed lines: a sha256 of every
+    usable row's id, prompt, label, category and source."""
+    fields = ("id", "prompt", "label", "category", "source")
+    canon = sorted(json.dumps([r.get(k, "") for k in fields], ensure_ascii=False) for r in rows)
+    return hashlib.sha256("\n".join(canon).encode("utf-8")).hexdigest()
+
+
+def read_prompt_set(cfg: EvalConfig) -> tuple[list[dict], list[str], str]:
+    """Every usable row of the prompt set (max_prompts not applied), the skipped-line messages
+    and the file read."""
     from .prompt_sets import BUNDLED_PATH, DataError, check_row, iter_jsonl
     from .recipe import BUNDLED_DATASET_NAME
 
@@ -410,8 +435,6 @@ def read_prompts(cfg: EvalConfig) -> tuple[list[dict], list[str], str]:
             rows.append(row)
     except DataError as e:  # the file itself (missing, a folder, a FIFO): the bad lines were skipped above
         raise EvalError(f"cannot read prompt set: {e}") from None
-    if cfg.max_prompts is not None and len(rows) > cfg.max_prompts:
-        rows = spread(rows, cfg.max_prompts)
     if not rows:
         detail = f" ({len(skipped)} malformed line(s), first: {skipped[0]})" if skipped else ""
         raise EvalError(f"{path}: no usable prompts{detail}")
@@ -661,7 +684,9 @@ class TransformersEngine:
         for ids in new:
             cut = next((i for i, t in enumerate(ids) if t in self.stop_ids), len(ids))
             text = self.tokenizer.decode(ids[:cut], skip_special_tokens=not tags_special)
-            results.append(_strip_specials(text, self.tokenizer, self.keep) if tags_special else text)
+            text = _strip_specials(text, self.tokenizer, self.keep) if tags_special else text
+            # no stop token: generation ran to max_new_tokens (generate stops when every row stopped)
+            results.append(Completion(text, "stop" if cut < len(ids) else "length"))
         return results
 
 
@@ -695,14 +720,190 @@ class VllmEngine:
         prompts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in batch]
         params = self._params(max_tokens=self.cfg.max_new_tokens, temperature=self.cfg.temperature, top_p=self.cfg.top_p, seed=seed)
         outs = self.llm.generate(prompts, params, use_tqdm=False)
-        return [o.outputs[0].text for o in outs]
+        return [Completion(o.outputs[0].text, getattr(o.outputs[0], "finish_reason", None)) for o in outs]
+
+
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+"""The largest response body read from an endpoint (a chat completion is a few kilobytes)."""
+RETRY_AFTER_MAX_S = 30.0
+"""The longest a retry waits for a 429/503's `Retry-After` (a longer one is cut to this)."""
+
+
+class Completion(str):
+    """A completion's text with the engine's finish reason where it reports one ("stop";
+    "length": generation hit max_new_tokens)."""
+
+    finish_reason: Optional[str] = None
+
+    def __new__(cls, text: str, finish_reason: Optional[str] = None) -> "Completion":
+        obj = super().__new__(cls, text)
+        obj.finish_reason = finish_reason
+        return obj
+
+
+class DeadlineExceeded(TimeoutError):
+    """A request took longer than its timeout_s in all (retried like any other timeout)."""
+
+
+class _Deadline:
+    """One request (connect, headers and body together) within `timeout_s`. urlopen's timeout
+    is per socket operation, so a server sending a byte now and then would hold a request (and
+    the eval, whose cancel waits for the batch) forever. At the deadline a timer shuts the
+    request's socket down, which wakes the read blocked on it; the caller then raises
+    DeadlineExceeded."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.end = time.monotonic() + timeout_s
+        self.fired = False
+        self._socks: list = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(timeout_s, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "_Deadline":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._timer.cancel()
+
+    @staticmethod
+    def _shutdown(sock: Any) -> None:
+        import socket
+
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            socks = list(self._socks)
+        for sock in socks:
+            self._shutdown(sock)
+
+    def track(self, sock: Any) -> None:
+        with self._lock:
+            self._socks.append(sock)
+            fired = self.fired
+        if fired:
+            self._shutdown(sock)
+
+    def expired(self) -> bool:
+        return self.fired or time.monotonic() >= self.end
+
+    def check(self) -> None:
+        if self.expired():
+            raise DeadlineExceeded(f"no complete response within timeout_s = {self.timeout_s:g} s")
+
+
+class _DeadlineConnections:
+    """Handler mixin: the connections a request opens are tracked by the request's _Deadline."""
+
+    def do_open(self, http_class: Any, req: Any, **kw: Any) -> Any:
+        deadline: Optional[_Deadline] = getattr(req, "deadline", None)
+
+        def connection(host: str, **ckw: Any) -> Any:
+            conn = http_class(host, **ckw)
+            if deadline is not None:
+                connect = conn.connect
+
+                def tracked_connect() -> None:
+                    connect()
+                    deadline.track(conn.sock)
+
+                conn.connect = tracked_connect
+            return conn
+
+        return super().do_open(connection, req, **kw)  # type: ignore[misc]
+
+
+class _HTTPHandler(_DeadlineConnections, urllib.request.HTTPHandler):
+    pass
+
+
+class _HTTPSHandler(_DeadlineConnections, urllib.request.HTTPSHandler):
+    pass
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error: followed, the POST would become a GET sent wherever Location
+    points (another host, say)."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        fp.close()
+        raise EndpointError(f"{req.full_url}: redirected to {newurl}; set base_url to the final URL")
+
+
+def _read_body(resp: Any, url: str, deadline: _Deadline, limit: int) -> bytes:
+    """The response body, in chunks, at most `limit` bytes, within the deadline; a body shorter
+    than its Content-Length is IncompleteRead (retried)."""
+    import http.client
+
+    length = (resp.headers.get("Content-Length") or "").strip()
+    expected = int(length) if length.isascii() and length.isdigit() else None
+    if expected is not None and expected > limit:
+        raise EndpointError(f"{url}: response of {expected} bytes is over the {limit} byte limit")
+    chunks, total = [], 0
+    while True:
+        chunk = resp.read(65536)
+        deadline.check()
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > limit:
+            raise EndpointError(f"{url}: response is over the {limit} byte limit")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if expected is not None and total < expected:
+        raise http.client.IncompleteRead(body, expected - total)
+    return body
+
+
+def _post(url: str, data: bytes, key: Optional[str], timeout_s: float) -> tuple[int, str, bytes, Any]:
+    """(status, reason, body, headers) of one POST: the key only in an unredirected header,
+    redirects refused, the whole exchange within timeout_s, the body at most MAX_RESPONSE_BYTES."""
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method="POST")
+    if key:
+        req.add_unredirected_header("Authorization", f"Bearer {key}")
+    opener = urllib.request.build_opener(_HTTPHandler, _HTTPSHandler, _RefuseRedirects)
+    with _Deadline(timeout_s) as deadline:
+        req.deadline = deadline  # type: ignore[attr-defined]
+        try:
+            try:
+                resp = opener.open(req, timeout=timeout_s)
+            except urllib.error.HTTPError as e:
+                resp = e
+            with resp:
+                status = resp.status if resp.status is not None else resp.code
+                return status, str(getattr(resp, "reason", "") or ""), _read_body(resp, url, deadline, MAX_RESPONSE_BYTES), resp.headers
+        except EndpointError:
+            raise
+        except Exception:
+            deadline.check()  # cut at the deadline: a timeout, whatever the cut read raised
+            raise
+
+
+def _retry_after(headers: Any) -> float:
+    """Seconds a 429/503 asks to wait (`Retry-After: N`), at most RETRY_AFTER_MAX_S; 0 without."""
+    v = ((headers.get("Retry-After") if headers is not None else None) or "").strip()
+    return min(float(v), RETRY_AFTER_MAX_S) if v.isascii() and v.isdigit() else 0.0
 
 
 def chat_completion(base_url: str, model: str, messages: list[dict], *, api_key_env: str, timeout_s: float,
-                    max_retries: int, max_tokens: int, temperature: float, top_p: float = 1.0, seed: Optional[int] = None) -> str:
-    """One OpenAI-compatible /chat/completions request; the answer text. Raises EndpointError
-    with the status and the server's message (never the key) after `max_retries` retries of
-    connection errors, 408, 429 and 5xx."""
+                    max_retries: int, max_tokens: int, temperature: float, top_p: float = 1.0, seed: Optional[int] = None) -> Completion:
+    """One OpenAI-compatible /chat/completions request; the answer text (with its
+    finish_reason). Raises EndpointError with the URL, the status and the server's message
+    (never the key) after `max_retries` retries of connection errors, timeouts (timeout_s is
+    for the whole request), broken responses, 408, 429 and 5xx; a 429/503's Retry-After is
+    waited for (at most RETRY_AFTER_MAX_S). A redirect or a response over MAX_RESPONSE_BYTES is
+    an error, not retried."""
+    import http.client
+
+    if not _positive_finite(timeout_s):  # a recipe's is checked when it is read (EndpointConfig, JudgeConfig)
+        raise ValueError(f"timeout_s must be a finite number > 0, got {timeout_s}")
     url = base_url.rstrip("/") + "/chat/completions"
     body: dict = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
     if temperature > 0:
@@ -710,37 +911,46 @@ def chat_completion(base_url: str, model: str, messages: list[dict], *, api_key_
     if seed is not None:
         body["seed"] = seed
     data = json.dumps(body).encode("utf-8")
-    headers = {"Content-Type": "application/json"}
     key = os.environ.get(api_key_env)
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
     last = ""
     for attempt in range(max_retries + 1):
-        req = urllib.request.Request(url, data=data, headers=headers, method="POST")
+        wait = min(4.0, 0.25 * 2**attempt)
         try:
-            with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-                payload = json.loads(resp.read().decode("utf-8"))
-            choice = (payload.get("choices") or [{}])[0]
-            content = (choice.get("message") or {}).get("content")
-            if content is None:
-                raise EndpointError(f"{url}: response has no choices[0].message.content")
-            return str(content)
-        except urllib.error.HTTPError as e:
-            try:
-                detail = json.loads(e.read().decode("utf-8", "replace"))
-                detail = (detail.get("error") or {}).get("message") if isinstance(detail.get("error"), dict) else detail.get("detail") or detail
-            except Exception:  # noqa: BLE001
-                detail = e.reason
-            last = f"{url}: HTTP {e.code}: {detail}"
-            if e.code not in (408, 429) and e.code < 500:
-                raise EndpointError(last) from None
+            status, reason, raw, headers = _post(url, data, key, timeout_s)
+        except EndpointError:
+            raise
+        except DeadlineExceeded as e:
+            last = f"{url}: {e}"
+        except http.client.HTTPException as e:  # IncompleteRead, BadStatusLine, ...: not OSErrors
+            name, text = type(e).__name__, str(e).strip()
+            last = f"{url}: broken HTTP response: {text if text.startswith(name) else f'{name}: {text}' if text else name}"
         except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
-            reason = getattr(e, "reason", e)
-            last = f"{url}: cannot reach the endpoint: {reason}"
-        except (ValueError, KeyError, AttributeError, IndexError) as e:
-            raise EndpointError(f"{url}: not an OpenAI chat-completions response: {e}") from None
+            reason_ = getattr(e, "reason", e)
+            last = f"{url}: cannot reach the endpoint: {reason_}"
+        else:
+            if not 200 <= status < 300:
+                try:
+                    detail: Any = json.loads(raw.decode("utf-8", "replace"))
+                    detail = (detail.get("error") or {}).get("message") if isinstance(detail.get("error"), dict) else detail.get("detail") or detail
+                except Exception:  # noqa: BLE001
+                    detail = reason
+                last = f"{url}: HTTP {status}: {str(detail)[:1000]}"
+                if status not in (408, 429) and status < 500:
+                    raise EndpointError(last)
+                wait = max(wait, _retry_after(headers))
+            else:
+                try:
+                    payload = json.loads(raw.decode("utf-8"))
+                    choice = (payload.get("choices") or [{}])[0]
+                    content = (choice.get("message") or {}).get("content")
+                    finish = choice.get("finish_reason")
+                except (ValueError, KeyError, AttributeError, IndexError, TypeError) as e:
+                    raise EndpointError(f"{url}: not an OpenAI chat-completions response: {e}") from None
+                if content is None:
+                    raise EndpointError(f"{url}: response has no choices[0].message.content")
+                return Completion(str(content), finish if isinstance(finish, str) else None)
         if attempt < max_retries:
-            time.sleep(min(4.0, 0.25 * 2**attempt))
+            time.sleep(wait)
     raise EndpointError(last)
 
 
@@ -959,18 +1169,30 @@ def _mean(xs: list) -> Optional[float]:
     return sum(xs) / len(xs) if xs else None
 
 
+def has_no_answer(rec: dict) -> bool:
+    """A completion with no answer after its safety block (generation cut inside it, or
+    nothing): neither a refusal nor compliance. A record written before `no_answer` was
+    recorded says so by its empty answer."""
+    v = rec.get("no_answer")
+    return v if isinstance(v, bool) else not str(rec.get("answer") or "").strip()
+
+
 def summarize(rows: list[dict]) -> dict:
-    """n, refusal, compliance, format-ok, mean safety/answer tokens, budget adherence."""
+    """n, refusal, compliance (both over the completions with an answer), no_answer (the share
+    of completions without one), format-ok, mean safety/answer tokens, budget adherence."""
     n = len(rows)
     if not n:
-        return {"n": 0, "refusal": None, "compliance": None, "format_ok": None, "safety_tokens": None,
+        return {"n": 0, "refusal": None, "compliance": None, "no_answer": None, "format_ok": None, "safety_tokens": None,
                 "answer_tokens": None, "budget_adherence": None}
-    refused = sum(1 for r in rows if r["refused"])
+    answered = [r for r in rows if not has_no_answer(r)]
+    m = len(answered)
+    refused = sum(1 for r in answered if r["refused"])
     budgeted = [r for r in rows if r.get("budget") is not None]
     return {
         "n": n,
-        "refusal": refused / n,
-        "compliance": (n - refused) / n,
+        "refusal": refused / m if m else None,
+        "compliance": (m - refused) / m if m else None,
+        "no_answer": (n - m) / n,
         "format_ok": sum(1 for r in rows if r.get("format_ok")) / n,
         "safety_tokens": _mean([r.get("safety_tokens") for r in rows]),
         "answer_tokens": _mean([r.get("answer_tokens") for r in rows]),
@@ -1019,10 +1241,15 @@ def build_case() -> dict:
             ("borderline", "cyber", "a", False, 6),
         ]):
             b = {"harmful": 12, "benign": 0, "borderline": 6}[label] if arm == "label" else budget
+            # the borderline prompt under fixed:8 is cut inside its safety block: no answer
+            cut = arm == "fixed:8" and i == 4
             comps.append({"id": f"p{i}", "arm": arm, "budget": b, "label": label, "category": cat,
                           "source": src, "prompt": f"prompt {i}", "safety": ("x " * st).strip() if arm != "none" else "",
-                          "answer": f"answer {i}", "safety_tokens": st if arm != "none" else 0,
-                          "answer_tokens": 1 + i, "format_ok": arm != "none" and i != 4, "refused": refused, "judge": {"judge": "detector"}})
+                          "answer": "" if cut else f"answer {i}", "safety_tokens": st if arm != "none" else 0,
+                          "answer_tokens": 0 if cut else 1 + i, "format_ok": arm != "none" and i != 4,
+                          "refused": None if cut else refused, "no_answer": cut,
+                          "judge": {"judge": "detector", "skipped": "no answer"} if cut else {"judge": "detector"},
+                          "finish_reason": "length" if cut else "stop"})
     arms = ["label", "fixed:8", "none"]
     res = build_results(comps, arms, {"prompts": 5, "skipped_lines": ["x.jsonl:3: invalid JSON"], "arms_order": arms,
                                       "total": 15, "partial": False, "done": 15, "engine": "transformers", "judge": "detector"})
@@ -1034,7 +1261,7 @@ def progress_values(results: dict) -> dict:
     out: dict = {}
     for arm, r in results["arms"].items():
         for key, s in [("all", r["overall"]), *r["label"].items()]:
-            for stat in ("refusal", "format_ok", "safety_tokens", "budget_adherence"):
+            for stat in ("refusal", "no_answer", "format_ok", "safety_tokens", "budget_adherence"):
                 if s.get(stat) is not None:
                     out[f"eval/{arm}/{key}/{stat}"] = s[stat]
     return out
@@ -1048,10 +1275,10 @@ def _write_json_atomic(path: str, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def read_done(path: str) -> list[dict]:
+def read_done(path: str, keep: Optional[Callable[[dict], bool]] = None) -> list[dict]:
     """Completions already written (a resumed eval keeps them), one per (id, arm): the first
-    wins. A partial last line (the previous attempt killed mid-write) is dropped and the file
-    truncated to the last newline."""
+    wins (the first that `keep` accepts, with `keep`). A partial last line (the previous
+    attempt killed mid-write) is dropped and the file truncated to the last newline."""
     if not os.path.exists(path):
         return []
     out = []
@@ -1067,7 +1294,7 @@ def read_done(path: str) -> list[dict]:
             o = json.loads(line)
         except ValueError:
             continue
-        if isinstance(o, dict) and "id" in o and "arm" in o:
+        if isinstance(o, dict) and "id" in o and "arm" in o and (keep is None or keep(o)):
             k = _done_key(o["id"], o["arm"])
             if k not in seen:
                 seen.add(k)
@@ -1088,10 +1315,11 @@ def _done_key(row_id: Any, arm: Any) -> tuple[str, str]:
 IDENTITY_FILE = "eval_identity.json"
 
 
-def eval_identity(recipe: EvalRecipe) -> dict:
-    """What makes two evals' completions comparable: the model (or endpoint), the prompt
-    template, the sampling settings, the judge and the allocator settings. A resumed eval
-    must match the one that wrote the output folder's completions."""
+def eval_identity(recipe: EvalRecipe, dataset: Optional[str] = None) -> dict:
+    """What makes two evals' completions comparable: the model (or endpoint), the prompt set
+    (`dataset`: its dataset_digest), the prompt template, the sampling settings, the judge and
+    the allocator settings. A resumed eval must match the one that wrote the output folder's
+    completions."""
     cfg, ep, jd = recipe.config, recipe.endpoint, recipe.judge
     safety = dataclasses.asdict(recipe.safety) if dataclasses.is_dataclass(recipe.safety) else repr(recipe.safety)
     template = hashlib.sha256(cfg.chat_template.encode()).hexdigest()[:16] if cfg.chat_template else None
@@ -1105,30 +1333,45 @@ def eval_identity(recipe: EvalRecipe) -> dict:
         "generation": {"max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature, "top_p": cfg.top_p},
         "judge": {"kind": jd.kind, "model": jd.model},
         "allocator": recipe.allocator,
+        # (the rows' text, not the file's name: the same set moved still resumes, and another
+        # set, or this one edited, is not answered with completions of other prompts)
+        "dataset": dataset,
     }
 
 
 def check_output_dir(recipe: EvalRecipe) -> None:
     """Refuses to resume into an output folder whose completions another eval wrote (another
-    model, endpoint, template, generation setting, judge or allocator setting): its rows
-    would be counted as this eval's. Records this eval's identity otherwise."""
+    model, endpoint, prompt set, template, generation setting, judge or allocator setting):
+    its rows would be counted as this eval's. Records this eval's identity otherwise."""
     cfg = recipe.config
     path = os.path.join(cfg.output_dir, IDENTITY_FILE)
-    mine = json.loads(json.dumps(eval_identity(recipe), sort_keys=True, default=str))
+    try:
+        dataset: Optional[str] = dataset_digest(read_prompt_set(cfg)[0])
+    except EvalError:  # run_eval reports the unreadable set; nothing is generated
+        dataset = None
+    mine = json.loads(json.dumps(eval_identity(recipe, dataset), sort_keys=True, default=str))
     if read_done(os.path.join(cfg.output_dir, COMPLETIONS_FILE)) and os.path.exists(path):
         try:
             with open(path, encoding="utf-8") as f:
                 theirs = json.load(f)
         except (OSError, ValueError):
             theirs = None
-        if isinstance(theirs, dict) and theirs != mine:
-            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        if isinstance(theirs, dict) and (dataset is None or "dataset" not in theirs):
+            # an unreadable set fails in run_eval; a folder from before the prompt set was
+            # recorded is checked row by row there (prompt and label)
+            mine_cmp = {k: v for k, v in mine.items() if k != "dataset"}
+            theirs = {k: v for k, v in theirs.items() if k != "dataset"}
+        else:
+            mine_cmp = mine
+        if isinstance(theirs, dict) and theirs != mine_cmp:
+            diff = sorted(k for k in set(mine_cmp) | set(theirs) if mine_cmp.get(k) != theirs.get(k))
             raise EvalError(
                 f"{cfg.output_dir}: its {COMPLETIONS_FILE} was written by another evaluation (it differs in: "
                 f"{', '.join(diff)}); resuming would count its completions as this one's. Give this recipe its own "
                 f"output_dir (or --output_dir), or remove {COMPLETIONS_FILE} there to start over")
     os.makedirs(cfg.output_dir, exist_ok=True)
-    _write_json_atomic(path, mine)
+    if dataset is not None:
+        _write_json_atomic(path, mine)
 
 
 def plan_items(rows: list[dict], arms: list[str], safety: Any, allocator_cfg: dict, template: Any) -> list[dict]:
@@ -1210,8 +1453,21 @@ def run_eval(recipe: EvalRecipe, writer: Any = None, should_stop: Callable[[], b
     template = PromptTemplate.from_recipe(recipe.safety, recipe.system_prompt)
     items = plan_items(rows, cfg.arms, recipe.safety, recipe.allocator, template)
     comp_path = os.path.join(cfg.output_dir, COMPLETIONS_FILE)
-    ids = {json.dumps(r["id"], sort_keys=True) for r in rows}
-    done = [c for c in read_done(comp_path) if c["arm"] in cfg.arms and json.dumps(c["id"], sort_keys=True) in ids]
+    by_id = {json.dumps(r["id"], sort_keys=True): r for r in rows}
+
+    def same_prompt(c: dict) -> bool:
+        """A finished completion of this set's prompt: same id, prompt and label (an id of
+        another prompt is generated again; eval_identity's dataset normally refuses such a
+        folder first)."""
+        r = by_id.get(json.dumps(c["id"], sort_keys=True))
+        return r is not None and c.get("prompt") == r["prompt"] and c.get("label") == r["label"]
+
+    done = [c for c in read_done(comp_path, keep=same_prompt) if c["arm"] in cfg.arms]
+    stale = len({_done_key(c["id"], c["arm"]) for c in read_done(comp_path) if c["arm"] in cfg.arms
+                 and json.dumps(c["id"], sort_keys=True) in by_id} - {_done_key(c["id"], c["arm"]) for c in done})
+    if stale:
+        log(f"{stale} finished completion(s) in {comp_path} were for another prompt or label under the same id; "
+            "they are generated again")
     done_keys = {_done_key(c["id"], c["arm"]) for c in done}
     total = len(items)
     judge = Judge(recipe.judge)
@@ -1255,11 +1511,16 @@ def run_eval(recipe: EvalRecipe, writer: Any = None, should_stop: Callable[[], b
         error: Optional[BaseException] = None
         keep = [i for i, t in enumerate(texts) if t is not None]
         parsed = {i: parse_safety(texts[i] or "", template.open_tag, template.close_tag) for i in keep}
+        # a completion with no answer (cut inside its safety block by max_new_tokens, or empty)
+        # neither refuses nor complies: it is not judged, and counts in neither rate
+        answered = [i for i in keep if parsed[i].answer]
         try:
-            verdicts = judge.judge_many([(batch[i]["row"]["prompt"], parsed[i].answer) for i in keep])
+            verdicts = judge.judge_many([(batch[i]["row"]["prompt"], parsed[i].answer) for i in answered])
         except PartialFailure as pf:
             verdicts, error = pf.results, pf.error
-        judged = [(i, v) for i, v in zip(keep, verdicts) if v is not None]
+        verdict_of = dict(zip(answered, verdicts))
+        no_answer = {"refused": None, "judge": judge.name, "skipped": "no answer"}
+        judged = [(i, verdict_of.get(i, no_answer)) for i in keep if verdict_of.get(i, no_answer) is not None]
         counts = count_tokens_many(engine, [x for i, _ in judged for x in (parsed[i].reasoning, parsed[i].answer)])
         out = []
         for k, (i, v) in enumerate(judged):
@@ -1271,7 +1532,9 @@ def run_eval(recipe: EvalRecipe, writer: Any = None, should_stop: Callable[[], b
                 "safety_tokens": counts[2 * k], "answer_tokens": counts[2 * k + 1],
                 # format ok: one closed block, first, followed by an answer
                 "format_ok": bool(p.closed and p.leading and p.blocks == 1 and p.answer),
-                "refused": v["refused"], "judge": {key: x for key, x in v.items() if key != "refused"},
+                "refused": v["refused"], "no_answer": not p.answer,
+                "judge": {key: x for key, x in v.items() if key != "refused"},
+                "finish_reason": getattr(texts[i], "finish_reason", None),
                 "completion": texts[i],
             })
         return out, error

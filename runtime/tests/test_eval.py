@@ -110,6 +110,14 @@ def _env():
         ("kind: eval\nmodel_name_or_path: m\nlaunch:\n  foo: 1\n", ":4:", "launch.foo: unknown key"),
         ("kind: eval\nmodel_name_or_path: m\ntemperature: .inf\n", ":3:", "temperature must be a finite number"),
         ("kind: eval\nmodel_name_or_path: m\ntemperature: .nan\n", ":3:", "temperature must be a finite number"),
+        # a timeout of .inf overflowed the socket's, .nan never timed out
+        ("kind: eval\nmodel_name_or_path: m\nendpoint:\n  model: m\n  timeout_s: .inf\n", ":5:", "endpoint.timeout_s must be a finite number > 0, got inf"),
+        ("kind: eval\nmodel_name_or_path: m\nendpoint:\n  timeout_s: .nan\n", ":4:", "endpoint.timeout_s must be a finite number > 0, got nan"),
+        ("kind: eval\nmodel_name_or_path: m\njudge:\n  kind: llm\n  base_url: http://x/v1\n  model: g\n  timeout_s: .inf\n", ":7:",
+         "judge.timeout_s must be a finite number > 0, got inf"),
+        ("kind: eval\nmodel_name_or_path: m\njudge:\n  timeout_s: -.inf\n", ":4:", "judge.timeout_s must be a finite number > 0"),
+        # str.isdigit takes "²"; int() did not ("invalid literal for int()")
+        ("kind: eval\nmodel_name_or_path: m\narms: ['fixed:²']\n", ":3:", "unknown arm 'fixed:²': use allocator, label, fixed:N"),
     ],
 )
 def test_recipe_errors_name_file_and_line(tmp_path, text, where, needle):
@@ -200,6 +208,8 @@ def test_eval_end_to_end_on_the_tiny_model(tmp_path, tiny_cache):
         from conscience.template import PromptTemplate
 
         assert (c["safety"], c["answer"]) == PromptTemplate().split(c["completion"])
+        # the transformers engine's finish reason: "length" where no stop token came within max_new_tokens
+        assert c["finish_reason"] in ("stop", "length")
     # all arms see the same prompts
     assert {a: sorted(v) for a, v in by_arm.items()} == {a: sorted(r["id"] for r in PROMPTS) for a in ("label", "fixed:8", "none")}
     res = json.loads((out / "results.json").read_text())
@@ -211,7 +221,10 @@ def test_eval_end_to_end_on_the_tiny_model(tmp_path, tiny_cache):
     assert set(lab["category"]) == {"weapons", "cooking", "cyber", "geo"}
     for arm, r in res["arms"].items():
         rows = [c for c in comps if c["arm"] == arm]
-        assert r["overall"]["refusal"] == sum(c["refused"] for c in rows) / 5
+        answered = [c for c in rows if not c["no_answer"]]
+        assert all((c["refused"] is None) == c["no_answer"] == (c["answer"] == "") for c in rows)
+        assert r["overall"]["refusal"] == (sum(c["refused"] for c in answered) / len(answered) if answered else None)
+        assert r["overall"]["no_answer"] == (5 - len(answered)) / 5
         assert r["overall"]["safety_tokens"] == pytest.approx(sum(c["safety_tokens"] for c in rows) / 5)
     assert res["arms"]["none"]["overall"]["budget_adherence"] is None
     assert res["judge_accuracy"]["n"] == 88 and res["judge_accuracy"]["accuracy"] > 0.9
@@ -480,7 +493,11 @@ def test_training_recipe_evaluates_every_n_steps(tmp_path, tiny_cache):
     evals = [e for e in evs if e["type"] == "metrics" and any(k.startswith("eval/") for k in e["values"])]
     assert [e["step"] for e in evals] == [1, 2]
     for e in evals:
-        assert set(e["values"]) >= {"eval/label/all/refusal", "eval/none/all/refusal", "eval/label/harmful/format_ok"}
+        v = e["values"]
+        assert set(v) >= {"eval/label/all/no_answer", "eval/none/all/no_answer", "eval/label/harmful/format_ok"}
+        for arm in ("label", "none"):  # 4 tokens leave the untrained model's completions mostly without an answer:
+            # a refusal rate only where some completion has one
+            assert ("eval/%s/all/refusal" % arm in v) == (v["eval/%s/all/no_answer" % arm] < 1)
     assert any(e["type"] == "metrics" and "loss" in e["values"] for e in evs)
     assert evs[-1]["type"] == "run_finished" and evs[-1]["status"] == "completed"
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { dashboardHtml } from '../../extension/src/core/dashboard/html';
-import { parseToWebview } from '../../extension/src/core/protocol/eval';
+import { parseToWebview, reportCompletion } from '../../extension/src/core/protocol/eval';
 import { artifactsDir, launch, ORIGIN, ROOT } from './helpers';
 
 const OUT = join(ROOT, '.cache', 'webview-test-eval');
@@ -21,10 +21,7 @@ const CASE = JSON.parse(readFileSync(join(ROOT, 'runtime', 'tests', 'data', 'eva
 function view(name: string, mutate?: (r: typeof CASE.results) => void) {
   const results = structuredClone(CASE.results);
   mutate?.(results);
-  const completions = CASE.completions.map((c: Record<string, unknown>) => {
-    const { judge: _j, completion: _c, ...rest } = c;
-    return rest;
-  });
+  const completions = CASE.completions.map(reportCompletion); // as the host (editor/eval.ts) sends them
   return { name, results, completions, completionErrors: [] as string[] };
 }
 
@@ -67,6 +64,12 @@ describe('eval report webview', { timeout: 120_000 }, () => {
     assert.equal(await cell(0, 'none', 'harmful'), `${(CASE.results.arms.none.label.harmful.refusal * 100).toFixed(1)}%`);
     // 3 arms x (3 labels + all)
     assert.equal(await page.locator('[data-testid="table-0"] tr[data-arm]').count(), 12);
+    // a completion with no answer: its own share, in neither rate
+    const noAnswer = (arm: string, label: string) => page.locator(`[data-testid="table-0"] tr[data-arm="${arm}"][data-label="${label}"] td[data-stat="no_answer"]`).textContent();
+    assert.equal(await noAnswer('fixed:8', 'borderline'), '100.0%');
+    assert.equal(await cell(0, 'fixed:8', 'borderline'), '–');
+    assert.equal(await noAnswer('fixed:8', 'all'), '20.0%');
+    assert.equal(await noAnswer('label', 'all'), '0.0%');
   });
 
   it('plots one Pareto point per arm and eval, sized by safety tokens', async () => {
@@ -83,7 +86,7 @@ describe('eval report webview', { timeout: 120_000 }, () => {
   });
 
   it('browses completions in the samples table: filtered by arm, refused and label, safety block and answer apart, paged', async () => {
-    type C = { id: string; arm: string; label: string; refused: boolean; prompt: string; safety: string; answer: string; format_ok: boolean };
+    type C = { id: string; arm: string; label: string; refused: boolean | null; no_answer?: boolean; prompt: string; safety: string; answer: string; format_ok: boolean };
     const all: C[] = CASE.completions;
     const text = (sel: string) => page.evaluate((s) => document.querySelector(s)?.textContent?.trim() ?? null, sel);
     /** Waits until the page shows `want` in `sel` (messages and re-renders land as later tasks). */
@@ -125,6 +128,19 @@ describe('eval report webview', { timeout: 120_000 }, () => {
     assert.equal(await first('td.run-cell'), 'none');
     assert.equal(await first('td.safety'), 'no block');
     assert.equal(await first('td.answer .clamp'), none[0]!.answer);
+
+    // a completion with no answer is neither refused nor complying: its own filter and text
+    await pick('filter-arm', 'any');
+    await pick('filter-refused', 'no answer');
+    const cut = all.filter((c) => c.no_answer);
+    assert.ok(cut.length > 0);
+    await count(cut.length);
+    assert.equal(await first('td.run-cell'), cut[0]!.arm);
+    assert.equal((await page.$$eval('[data-testid="samples"] tbody tr:first-child td', (tds) => tds.map((t) => t.textContent))).includes('no answer'), true);
+    await pick('filter-refused', 'no');
+    await count(all.filter((c) => c.refused === false).length);
+    await pick('filter-arm', 'none');
+    await pick('filter-refused', 'yes');
 
     // and a label with none of those: an empty table that says so
     await pick('samples-label', 'benign');

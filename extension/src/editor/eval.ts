@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { dashboardHtml, makeNonce } from '../core/dashboard/html';
 import { parseCompletions, parseResults, resultsCsv } from '../core/eval/results';
 import { reported } from '../core/lifecycle';
-import { boundEvalView, LIMITS, parseToExtension, type EvalView, type ReportCompletion, type ToWebview } from '../core/protocol/eval';
+import { boundEvalView, LIMITS, parseToExtension, reportCompletion, type EvalView, type ReportCompletion, type ToWebview } from '../core/protocol/eval';
 import { runName } from '../core/runs/present';
 import { listRuns, readRun, runDir, type RunRecord } from '../core/runs/store';
 
@@ -45,12 +45,7 @@ export async function loadEval(root: string, ref: string | vscode.Uri): Promise<
     const raw = await readFile(where.completions, 'utf8').catch(() => '');
     const parsed = parseCompletions(raw, where.completions);
     completionErrors = parsed.errors;
-    completions = parsed.rows.slice(0, LIMITS.completions).map((c) => ({
-      id: String(c.id), arm: String(c.arm), budget: typeof c.budget === 'number' ? c.budget : null, label: String(c.label ?? ''),
-      category: String(c.category ?? ''), source: String(c.source ?? ''), prompt: String(c.prompt ?? ''), safety: String(c.safety ?? ''),
-      answer: String(c.answer ?? ''), safety_tokens: Math.max(0, Math.trunc(Number(c.safety_tokens) || 0)),
-      answer_tokens: Math.max(0, Math.trunc(Number(c.answer_tokens) || 0)), format_ok: c.format_ok === true, refused: c.refused === true,
-    }));
+    completions = parsed.rows.slice(0, LIMITS.completions).map(reportCompletion);
   }
   return boundEvalView({ name: where.name, results, completions, completionErrors });
 }

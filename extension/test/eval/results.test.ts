@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { formatTable, paretoPoints, parseCompletions, parseResults, resultsCsv, tableRows } from '../../src/core/eval/results';
+import { formatTable, paretoPoints, parseCompletions, parseResults, resultsCsv, tableRows, type EvalCompletion } from '../../src/core/eval/results';
+import { parseToWebview, reportCompletion } from '../../src/core/protocol/eval';
 
 const CASE = join(import.meta.dirname, '..', '..', '..', 'runtime', 'tests', 'data', 'eval_results_case.json');
 const c = JSON.parse(readFileSync(CASE, 'utf8')) as { completions: Record<string, unknown>[]; results: unknown };
@@ -15,10 +16,55 @@ describe('eval results', () => {
   it('table rows per arm x label agree with the completions', () => {
     for (const row of tableRows(r)) {
       const rows = c.completions.filter((x) => x.arm === row.arm && (row.label === 'all' || x.label === row.label));
+      const answered = rows.filter((x) => !x.no_answer);
       assert.equal(row.stats.n, rows.length);
-      assert.equal(row.stats.refusal, rows.filter((x) => x.refused).length / rows.length);
+      // refusal is of the completions with an answer; those without one are their own share
+      assert.equal(row.stats.refusal, answered.length ? answered.filter((x) => x.refused).length / answered.length : null);
+      assert.equal(row.stats.no_answer, (rows.length - answered.length) / rows.length);
     }
-    assert.match(formatTable(r), /^ARM\s+LABEL\s+N\s+REFUSAL/m);
+    assert.match(formatTable(r), /^ARM\s+LABEL\s+N\s+REFUSAL\s+NO ANSWER/m);
+  });
+
+  it('a completion with no answer is neither a refusal nor compliance, and the table and CSV show its share', () => {
+    // the case: under fixed:8 the one borderline completion was cut inside its safety block
+    const cut = c.completions.filter((x) => x.no_answer);
+    assert.deepEqual(cut.map((x) => [x.arm, x.label, x.refused, x.answer]), [['fixed:8', 'borderline', null, '']]);
+    const fixed = r.arms['fixed:8']!;
+    assert.deepEqual([fixed.label.borderline!.refusal, fixed.label.borderline!.compliance, fixed.label.borderline!.no_answer], [null, null, 1]);
+    assert.equal(fixed.overall.no_answer, 0.2);
+    assert.equal(fixed.overall.refusal! + fixed.overall.compliance!, 1);
+    const table = formatTable(r);
+    assert.match(table, /^fixed:8\s+borderline\s+1\s+-\s+100\.0%/m);
+    assert.match(table, /^fixed:8\s+all\s+5\s+\d+\.\d%\s+20\.0%/m);
+    assert.match(table, /NO ANSWER: cut inside the safety block/);
+    const csv = resultsCsv(r).trim().split('\n');
+    assert.deepEqual(csv[0]!.split(',').slice(5, 8), ['refusal', 'compliance', 'no_answer']);
+    const row = csv.find((l) => l.startsWith(',fixed:8,label,borderline,'))!.split(',');
+    assert.deepEqual(row.slice(4, 8), ['1', '', '', '1']);
+    // results written before no_answer was reported still read (the figure shows as '-')
+    const old = structuredClone(c.results) as { arms: Record<string, { overall: Record<string, unknown> }> };
+    delete old.arms.label!.overall.no_answer;
+    assert.match(formatTable(parseResults(JSON.stringify(old))), /^label\s+all\s+5\s+\d+\.\d%\s+-\s/m);
+  });
+
+  it('a share outside [0, 1] is refused, naming the file and the figure', () => {
+    const bad = structuredClone(c.results) as { arms: Record<string, { label: Record<string, Record<string, unknown>> }> };
+    bad.arms.label!.label.harmful!.no_answer = 'half';
+    assert.throws(() => parseResults(JSON.stringify(bad), 'r.json'), /^Error: r\.json: arms\.label\.label\.harmful\.no_answer must be a share in \[0, 1\] or null, got "half"$/);
+  });
+
+  it('the report shows a completion with no answer as such, from this runtime\'s records and older ones', () => {
+    const cut = reportCompletion(c.completions.find((x) => x.no_answer) as unknown as EvalCompletion);
+    assert.equal(cut.refused, null);
+    assert.equal(cut.no_answer, true);
+    const answered = reportCompletion(c.completions.find((x) => x.refused === true) as unknown as EvalCompletion);
+    assert.deepEqual([answered.refused, answered.no_answer], [true, false]);
+    // a record from before `no_answer` was written: an empty answer judged "not refused"
+    const older = reportCompletion({ id: 'a', arm: 'none', label: 'harmful', answer: '', refused: false } as unknown as EvalCompletion);
+    assert.deepEqual([older.refused, older.no_answer], [false, true]);
+    const view = { name: 'e', results: r, completions: [cut, answered, older], completionErrors: [] };
+    const p = parseToWebview({ type: 'show', evals: [view] });
+    assert.ok(p.ok, !p.ok ? p.error : '');
   });
 
   it('a Pareto point per arm: harmful refusal, benign over-refusal, safety tokens', () => {

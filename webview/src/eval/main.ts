@@ -35,8 +35,11 @@ const num = (x: number | null | undefined): string => (x === null || x === undef
 
 const root = document.getElementById('root')!;
 let evals: EvalView[] = [];
+/** What the judge found: refused, complied, or nothing to judge (no answer after the safety block). */
+type Outcome = 'refused' | 'complied' | 'no_answer';
+const outcome = (c: ReportCompletion): Outcome => (c.no_answer || c.refused === null ? 'no_answer' : c.refused ? 'refused' : 'complied');
 /** The completions browser's own filters (label and page live in the samples table). */
-const filter: { eval: number; arm: string | null; refused: boolean | null } = { eval: 0, arm: null, refused: null };
+const filter: { eval: number; arm: string | null; outcome: Outcome | null } = { eval: 0, arm: null, outcome: null };
 
 function header(v: EvalView, i: number): HTMLElement {
   const r = v.results;
@@ -52,11 +55,15 @@ function header(v: EvalView, i: number): HTMLElement {
 
 function table(r: EvalResults, i: number): HTMLElement {
   const t = el('table', { class: 'grid', 'data-testid': `table-${i}` });
-  t.append(el('tr', {}, ...['arm', 'label', 'n', 'refusal', 'format ok', 'safety tok', 'answer tok', 'in budget'].map((h) => el('th', {}, h))));
+  const heads: Array<[string, string]> = [['arm', ''], ['label', ''], ['n', ''], ['refusal', 'Refusals among the completions with an answer'],
+    ['no answer', 'Completions with no answer (cut inside the safety block by max_new_tokens, or empty): counted as neither refusal nor compliance'],
+    ['format ok', ''], ['safety tok', ''], ['answer tok', ''], ['in budget', '']];
+  t.append(el('tr', {}, ...heads.map(([h, title]) => el('th', title ? { title } : {}, h))));
   for (const row of tableRows(r)) {
     const s = row.stats;
     t.append(el('tr', { class: row.label === 'all' ? 'total' : '', 'data-arm': row.arm, 'data-label': row.label },
       el('td', {}, row.arm), el('td', {}, row.label), el('td', { class: 'n' }, String(s.n)), el('td', { class: 'n', 'data-stat': 'refusal' }, pct(s.refusal)),
+      el('td', { class: 'n', 'data-stat': 'no_answer' }, pct(s.no_answer)),
       el('td', { class: 'n' }, pct(s.format_ok)), el('td', { class: 'n' }, num(s.safety_tokens)), el('td', { class: 'n' }, num(s.answer_tokens)),
       el('td', { class: 'n' }, pct(s.budget_adherence))));
   }
@@ -98,7 +105,8 @@ function categories(r: EvalResults, i: number): HTMLElement {
   t.append(el('tr', {}, el('th', {}, 'category'), ...arms.map((a) => el('th', {}, `${a} refusal`))));
   for (const c of cats) t.append(el('tr', {}, el('td', {}, c || '(none)'), ...arms.map((a) => {
     const s = r.arms[a]!.category[c];
-    return el('td', { class: 'n', title: s ? `n ${s.n}` : '' }, s ? `${pct(s.refusal)} (${s.n})` : '–');
+    const cut = s?.no_answer ? `, ${pct(s.no_answer)} with no answer` : '';
+    return el('td', { class: 'n', title: s ? `n ${s.n}${cut}` : '' }, s ? `${pct(s.refusal)} (${s.n})` : '–');
   })));
   return t;
 }
@@ -125,10 +133,11 @@ const count = el('span', { class: 'browser-count', 'data-testid': 'browser-count
 const evalLabel = el('span', { class: 'ctl-label' }, 'Eval');
 const evalSlot = el('span');
 const armSlot = el('span');
-const refusedPick = dropdown([{ value: ANY, label: 'any' }, { value: 'yes', label: 'yes' }, { value: 'no', label: 'no' }], ANY, (v) => {
-  filter.refused = v === ANY ? null : v === 'yes';
+const OUTCOMES: Record<string, Outcome> = { yes: 'refused', no: 'complied', 'no answer': 'no_answer' };
+const refusedPick = dropdown([{ value: ANY, label: 'any' }, ...Object.keys(OUTCOMES).map((k) => ({ value: k, label: k }))], ANY, (v) => {
+  filter.outcome = OUTCOMES[v] ?? null;
   completions.requery({ page: 0 });
-}, { testId: 'filter-refused', title: 'Show completions the judge found refusing (yes) or complying (no)' });
+}, { testId: 'filter-refused', title: 'Show completions the judge found refusing (yes), complying (no), or with no answer to judge (cut inside the safety block, or empty)' });
 
 const completions = samplesTable<EvalRow>({
   title: 'Completions',
@@ -142,12 +151,12 @@ const completions = samplesTable<EvalRow>({
   },
   columns: [
     { title: 'Category', text: (r) => r.c.category || '–' },
-    { title: 'Refused', text: (r) => (r.c.refused ? 'yes' : 'no') },
+    { title: 'Refused', text: (r) => ({ refused: 'yes', complied: 'no', no_answer: 'no answer' })[outcome(r.c)], mark: (r) => (outcome(r.c) === 'no_answer' ? 'bad' : undefined) },
     { title: 'Format', text: (r) => (r.c.format_ok ? 'ok' : 'not ok'), mark: (r) => (r.c.format_ok ? undefined : 'bad') },
   ],
   filters: [evalLabel, evalSlot, el('span', { class: 'ctl-label' }, 'Arm'), armSlot, el('span', { class: 'ctl-label' }, 'Refused'), refusedPick],
   status: count,
-  empty: (p) => (p.label !== null || filter.arm !== null || filter.refused !== null ? 'No completions match the filters.' : 'No completions were read for this eval.'),
+  empty: (p) => (p.label !== null || filter.arm !== null || filter.outcome !== null ? 'No completions match the filters.' : 'No completions were read for this eval.'),
   query: (q) => browse(q),
 });
 
@@ -156,7 +165,7 @@ function browse(q: SamplesQuery): void {
   const v = shown();
   if (!v) return;
   const rows = v.completions.filter((c) => (filter.arm === null || c.arm === filter.arm) && (q.label === null || c.label === q.label)
-    && (filter.refused === null || c.refused === filter.refused));
+    && (filter.outcome === null || outcome(c) === filter.outcome));
   const pages = Math.ceil(rows.length / PAGE);
   const page = Math.min(q.page, Math.max(0, pages - 1));
   count.textContent = `${rows.length} completion${rows.length === 1 ? '' : 's'}`;

@@ -6,8 +6,13 @@ export const EVAL_LABELS = ['harmful', 'borderline', 'benign'] as const;
 
 export interface EvalStats {
   n: number;
+  /** Refusals among the completions with an answer (null: none has one). */
   refusal: number | null;
+  /** Compliance among the completions with an answer (null: none has one). */
   compliance: number | null;
+  /** Share of the n completions with no answer (cut inside the safety block, or empty): in
+   *  neither rate. Absent from results written before it was reported. */
+  no_answer?: number | null;
   format_ok: number | null;
   safety_tokens: number | null;
   answer_tokens: number | null;
@@ -51,11 +56,29 @@ export interface EvalCompletion {
   safety_tokens: number;
   answer_tokens: number;
   format_ok: boolean;
-  refused: boolean;
+  /** null when there is no answer to judge (`no_answer`). */
+  refused: boolean | null;
+  /** No answer after the safety block: neither a refusal nor compliance (absent in older files). */
+  no_answer?: boolean;
+  /** The engine's finish reason ("stop"; "length": cut at max_new_tokens), null where it gives none. */
+  finish_reason?: string | null;
   judge: Record<string, unknown>;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/** The per-group shares results.json carries. */
+const RATES = ['refusal', 'compliance', 'no_answer', 'format_ok', 'budget_adherence'] as const;
+
+/** [path, stats] of every group of one arm that is an object. */
+function statsOf(r: Record<string, unknown>): [string, Record<string, unknown>][] {
+  const out: [string, Record<string, unknown>][] = [['overall', r.overall as Record<string, unknown>]];
+  for (const g of ['label', 'source', 'category']) {
+    const m = r[g];
+    if (isObj(m)) for (const [k, s] of Object.entries(m)) if (isObj(s)) out.push([`${g}.${k}`, s]);
+  }
+  return out;
+}
 
 /** Parse results.json; throws an Error naming `file` and what is wrong. */
 export function parseResults(text: string, file = 'results.json'): EvalResults {
@@ -68,6 +91,13 @@ export function parseResults(text: string, file = 'results.json'): EvalResults {
   if (!isObj(v) || !isObj(v.arms)) throw new Error(`${file}: not an eval results file (no "arms" object)`);
   for (const [arm, r] of Object.entries(v.arms)) {
     if (!isObj(r) || !isObj(r.overall) || !isObj(r.label)) throw new Error(`${file}: arms.${arm} lacks overall/label statistics`);
+    for (const [where, s] of statsOf(r)) {
+      for (const k of RATES) {
+        const x = s[k];
+        if (x !== undefined && x !== null && (typeof x !== 'number' || !(x >= 0 && x <= 1)))
+          throw new Error(`${file}: arms.${arm}.${where}.${k} must be a share in [0, 1] or null, got ${JSON.stringify(x)}`);
+      }
+    }
   }
   const arms = v.arms as Record<string, ArmResults>;
   return {
@@ -115,21 +145,24 @@ export function tableRows(r: EvalResults): { arm: string; label: string; stats: 
 
 /** The arm x label table as aligned text (the CLI's output). */
 export function formatTable(r: EvalResults): string {
-  const rows = [['ARM', 'LABEL', 'N', 'REFUSAL', 'FORMAT-OK', 'SAFETY TOK', 'ANSWER TOK', 'IN BUDGET']];
+  const rows = [['ARM', 'LABEL', 'N', 'REFUSAL', 'NO ANSWER', 'FORMAT-OK', 'SAFETY TOK', 'ANSWER TOK', 'IN BUDGET']];
   for (const t of tableRows(r))
-    rows.push([t.arm, t.label, String(t.stats.n), pct(t.stats.refusal), pct(t.stats.format_ok), num(t.stats.safety_tokens), num(t.stats.answer_tokens), pct(t.stats.budget_adherence)]);
+    rows.push([t.arm, t.label, String(t.stats.n), pct(t.stats.refusal), pct(t.stats.no_answer), pct(t.stats.format_ok), num(t.stats.safety_tokens), num(t.stats.answer_tokens), pct(t.stats.budget_adherence)]);
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((x) => x[i]!.length)));
   const lines = rows.map((x) => x.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd());
   const head = `${r.done}/${r.total} completions${r.partial ? ' (partial)' : ''} · ${r.prompts} prompts · engine ${r.engine ?? '?'} · judge ${r.judge ?? '?'}`;
   const acc = r.judge_accuracy && 'accuracy' in r.judge_accuracy ? `judge accuracy on ${r.judge_accuracy.n} labelled completions: ${pct(r.judge_accuracy.accuracy)}` : undefined;
-  return [head, ...lines, ...(acc ? [acc] : []), ...r.skipped_lines.map((s) => `skipped ${s}`)].join('\n');
+  const note = tableRows(r).some((t) => (t.stats.no_answer ?? 0) > 0)
+    ? 'REFUSAL is of the completions with an answer; NO ANSWER: cut inside the safety block (max_new_tokens) or empty, counted in neither'
+    : undefined;
+  return [head, ...lines, ...(note ? [note] : []), ...(acc ? [acc] : []), ...r.skipped_lines.map((s) => `skipped ${s}`)].join('\n');
 }
 
 export interface ParetoPoint {
   arm: string;
-  /** Refusal rate on harmful prompts (higher is safer). */
+  /** Refusal rate on harmful prompts with an answer (higher is safer). */
   harmfulRefusal: number;
-  /** Refusal rate on benign prompts (over-refusal; lower is better). */
+  /** Refusal rate on benign prompts with an answer (over-refusal; lower is better). */
   benignOverRefusal: number;
   /** Mean safety-block tokens over all prompts (the marker size). */
   safetyTokens: number;
@@ -157,10 +190,10 @@ const csvCell = (v: unknown): string => {
 
 /** CSV of every arm x (overall, label, source, category) group. */
 export function resultsCsv(r: EvalResults, name = ''): string {
-  const cols = ['eval', 'arm', 'group', 'value', 'n', 'refusal', 'compliance', 'format_ok', 'safety_tokens', 'answer_tokens', 'budget_adherence'] as const;
+  const cols = ['eval', 'arm', 'group', 'value', 'n', 'refusal', 'compliance', 'no_answer', 'format_ok', 'safety_tokens', 'answer_tokens', 'budget_adherence'] as const;
   const lines = [cols.join(',')];
   const push = (arm: string, group: string, value: string, s: EvalStats) =>
-    lines.push([name, arm, group, value, s.n, s.refusal, s.compliance, s.format_ok, s.safety_tokens, s.answer_tokens, s.budget_adherence].map(csvCell).join(','));
+    lines.push([name, arm, group, value, s.n, s.refusal, s.compliance, s.no_answer, s.format_ok, s.safety_tokens, s.answer_tokens, s.budget_adherence].map(csvCell).join(','));
   for (const arm of r.arms_order.filter((a) => r.arms[a])) {
     const a = r.arms[arm]!;
     push(arm, 'all', '', a.overall);

@@ -1,8 +1,8 @@
 // The eval report webview's message protocol, declared once (validate.ts): every message is
 // validated on receipt. Shared by the extension host (editor/eval.ts) and the webview bundle
 // (webview/src/eval). Results are checked by the same reader the CLI uses (core/eval/results).
-import { parseResults, type EvalResults } from '../eval/results';
-import { arr, bool, clip, int, literal, numOrNull, obj, protocol, str, type Check, type Infer } from './validate';
+import { parseResults, type EvalCompletion, type EvalResults } from '../eval/results';
+import { arr, bool, clip, int, literal, nullable, numOrNull, obj, optional, protocol, str, type Check, type Infer } from './validate';
 
 /** Limits of one report: the webview rejects a report past them, so the host bounds it first (`boundEvalView`). */
 export const LIMITS = {
@@ -39,7 +39,10 @@ const completion = obj({
   safety_tokens: int(0),
   answer_tokens: int(0),
   format_ok: bool,
-  refused: bool,
+  /** null: no answer to judge */
+  refused: nullable(bool),
+  /** no answer after the safety block (cut inside it, or empty): neither refused nor complied */
+  no_answer: optional(bool),
 });
 export type ReportCompletion = Infer<typeof completion>;
 
@@ -53,6 +56,19 @@ const evalView = obj({
 });
 export type EvalView = Infer<typeof evalView>;
 
+/** A completions.jsonl record as the report shows it: every field of the type it must have. A
+ *  record without `no_answer` (written before it was recorded) with no answer had none either. */
+export function reportCompletion(c: EvalCompletion): ReportCompletion {
+  const answer = String(c.answer ?? '');
+  return {
+    id: String(c.id), arm: String(c.arm), budget: typeof c.budget === 'number' ? c.budget : null, label: String(c.label ?? ''),
+    category: String(c.category ?? ''), source: String(c.source ?? ''), prompt: String(c.prompt ?? ''), safety: String(c.safety ?? ''),
+    answer, safety_tokens: Math.max(0, Math.trunc(Number(c.safety_tokens) || 0)),
+    answer_tokens: Math.max(0, Math.trunc(Number(c.answer_tokens) || 0)), format_ok: c.format_ok === true,
+    refused: c.refused === null ? null : c.refused === true,
+    no_answer: typeof c.no_answer === 'boolean' ? c.no_answer : c.refused === null || !answer.trim(),
+  };
+}
 
 /**
  * A report cut to what this protocol accepts, so that no one completion or unreadable line
