@@ -202,7 +202,7 @@ class EvalConfig:
                 parse_arm(a)
             except ValueError as e:
                 raise ValueError(f"arms: {e}") from None
-            if a in kept:  # the recipe validator's CC401 warning says the same: it runs once
+            if a in kept:  # the recipe validator's CC501 warning says the same: it runs once
                 logger.warning("arms: %r is listed twice; it runs once", a)
                 continue
             kept.append(a)

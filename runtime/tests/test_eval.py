@@ -130,7 +130,7 @@ def test_recipe_errors_name_file_and_line(tmp_path, text, where, needle):
 
 
 def test_an_arm_listed_twice_runs_once(tmp_path):
-    # the recipe validator's CC401 is a warning ("it runs once"): the runtime agrees
+    # the recipe validator's CC501 is a warning ("it runs once"): the runtime agrees
     p = tmp_path / "e.yaml"
     p.write_text("kind: eval\nmodel_name_or_path: m\narms: [label, none, label]\n")
     assert ev.load_eval_recipe(str(p)).config.arms == ["label", "none"]

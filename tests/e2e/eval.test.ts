@@ -40,7 +40,7 @@ describe('conscience eval (CLI, local target)', { timeout: 600_000 }, () => {
   it('refuses a bad eval recipe at FILE:LINE:COL and starts nothing', async () => {
     const r = await cli(root, ['eval', 'recipes/demo/eval-bad.yaml', '--target', 'here'], ENV);
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /recipes\/demo\/eval-bad\.yaml:13:\d+: error CC400: Unknown arm 'lable'.*Did you mean 'label'\?/);
+    assert.match(r.stderr, /recipes\/demo\/eval-bad\.yaml:13:\d+: error CC500: Unknown arm 'lable'.*Did you mean 'label'\?/);
     assert.deepEqual(runs(), []);
   });
 

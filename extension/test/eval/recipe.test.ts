@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { validateText } from '../../src/core/recipe';
+import { EVAL_CODES } from '../../src/core/eval/recipe';
+import { RULES } from '../../src/core/recipe/rules';
 import { nodeFiles } from '../../src/core/recipe/node-files';
 
 const REPO = join(import.meta.dirname, '..', '..', '..');
@@ -25,7 +27,7 @@ describe('eval recipe validation', () => {
   it('an unknown arm is an error at the arm, with a did-you-mean fix', () => {
     const text = 'kind: eval\nmodel_name_or_path: m\narms: [allocator, lable, "fixed:12", fixed:x]\n';
     const d = validateText(text);
-    assert.deepEqual(d.map((x) => x.code), ['CC400', 'CC400']);
+    assert.deepEqual(d.map((x) => x.code), ['CC500', 'CC500']);
     assert.deepEqual({ line: d[0]!.line, column: d[0]!.column }, at(text, 'lable'));
     assert.match(d[0]!.message, /Unknown arm 'lable'.*Did you mean 'label'\?/);
     assert.equal(d[0]!.fixes?.[0]?.edits[0]?.newText, 'label');
@@ -44,13 +46,13 @@ describe('eval recipe validation', () => {
     const text = 'kind: eval\nengine: openai\nmax_new_tokens: lots\ntorch_dtype: fp16\njudge:\n  kind: llm\n';
     const d = validateText(text);
     const codes = d.map((x) => `${x.code}@${x.line}`);
-    assert.deepEqual(codes, ['CC404@0', 'CC402@1', 'CC101@2', 'CC102@3', 'CC403@5']);
+    assert.deepEqual(codes, ['CC504@0', 'CC502@1', 'CC101@2', 'CC102@3', 'CC503@5']);
   });
 
-  it('more than one process is CC406 at the value, as the runtime refuses it', () => {
+  it('more than one process is CC506 at the value, as the runtime refuses it', () => {
     const text = 'kind: eval\nmodel_name_or_path: m\nlaunch:\n  num_processes: 2\n  cpu: true\n';
     const d = validateText(text);
-    assert.deepEqual(d.map((x) => `${x.code}@${x.line}`), ['CC406@3']);
+    assert.deepEqual(d.map((x) => `${x.code}@${x.line}`), ['CC506@3']);
     assert.deepEqual({ line: d[0]!.line, column: d[0]!.column }, at(text, '2\n'));
     assert.deepEqual(validateText('kind: eval\nmodel_name_or_path: m\nlaunch:\n  num_processes: 1\n'), []);
   });
@@ -90,22 +92,29 @@ describe('eval recipe validation', () => {
     assert.deepEqual(codes('launch: {cpu: "true"}\nbatch_size: "4"\n'), []);
   });
 
-  it('engine transformers or vllm without model_name_or_path is CC404 at the engine, even with endpoint.base_url', () => {
+  it('engine transformers or vllm without model_name_or_path is CC504 at the engine, even with endpoint.base_url', () => {
     for (const engine of ['transformers', 'vllm']) {
       const text = `kind: eval\nengine: ${engine}\nendpoint: {base_url: "http://127.0.0.1:8000/v1"}\n`;
       const d = validateText(text);
-      assert.deepEqual(d.map((x) => x.code), ['CC404'], engine);
+      assert.deepEqual(d.map((x) => x.code), ['CC504'], engine);
       assert.deepEqual({ line: d[0]!.line, column: d[0]!.column }, at(text, engine));
     }
     assert.deepEqual(validateText('kind: eval\nengine: openai\nendpoint: {base_url: "http://127.0.0.1:8000/v1", model: m}\n'), []);
   });
 
-  it('a policy_recipe or chat_template file that does not exist is reported at its value (CC407, CC304)', () => {
+  it('a policy_recipe or chat_template file that does not exist is reported at its value (CC507, CC304)', () => {
     const file = join(REPO, 'recipes/demo/eval-x.yaml');
     const text = 'kind: eval\nmodel_name_or_path: m\npolicy_recipe: ./nope.yaml\nchat_template: ./nope.jinja\n';
     const d = validateText(text, { file, files: nodeFiles });
-    assert.deepEqual(d.map((x) => `${x.code}@${x.line}`), ['CC407@2', 'CC304@3']);
+    assert.deepEqual(d.map((x) => `${x.code}@${x.line}`), ['CC507@2', 'CC304@3']);
     assert.deepEqual({ line: d[0]!.line, column: d[0]!.column }, at(text, './nope.yaml'));
     assert.deepEqual(validateText('kind: eval\nmodel_name_or_path: m\npolicy_recipe: ./tiny-cpu.yaml\n', { file, files: nodeFiles }), []);
   });
+});
+
+it("the eval rules' codes are their own: none means something else in a training recipe's table", () => {
+  // a user filtering or suppressing a code must not hit an unrelated rule (they were CC400-CC407,
+  // which are accelerate-config checks for training recipes)
+  const recipe = new Set(RULES.map((r) => r.code));
+  for (const code of Object.keys(EVAL_CODES)) assert.ok(!recipe.has(code), `${code} is also a recipe rule`);
 });

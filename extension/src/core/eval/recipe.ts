@@ -15,14 +15,14 @@ import { deref, getPair, parseYaml, type YMap, type YNode } from '../recipe/yaml
 
 /** Codes of the eval-specific rules (the shared CC100-CC103 cover keys, types, enums, ranges). */
 export const EVAL_CODES = {
-  CC400: 'unknown budget arm (allocator, label, fixed:N, none)',
-  CC401: 'budget arm listed twice',
-  CC402: 'engine openai needs endpoint.base_url and endpoint.model',
-  CC403: 'judge kind llm needs judge.base_url and judge.model',
-  CC404: 'no model to evaluate (model_name_or_path or endpoint.base_url; engine transformers and vllm need model_name_or_path)',
-  CC405: 'arms is empty',
-  CC406: 'an eval runs in one process (launch.num_processes and num_machines 1)',
-  CC407: 'policy_recipe not found (relative to the recipe)',
+  CC500: 'unknown budget arm (allocator, label, fixed:N, none)',
+  CC501: 'budget arm listed twice',
+  CC502: 'engine openai needs endpoint.base_url and endpoint.model',
+  CC503: 'judge kind llm needs judge.base_url and judge.model',
+  CC504: 'no model to evaluate (model_name_or_path or endpoint.base_url; engine transformers and vllm need model_name_or_path)',
+  CC505: 'arms is empty',
+  CC506: 'an eval runs in one process (launch.num_processes and num_machines 1)',
+  CC507: 'policy_recipe not found (relative to the recipe)',
 } as const;
 
 type RawProp = {
@@ -125,7 +125,7 @@ export function validateEvalRoot(text: string, root: YMap, opts: { file?: string
   runRules(ctx, (r) => !!r.alsoEval);
   missingFile(ctx, {
     at() { /* missingFile reports at the value's range */ },
-    range(start, end, message, fixes, severity) { out.push(diag(text, start, end, severity ?? 'error', 'CC407', message, fixes)); },
+    range(start, end, message, fixes, severity) { out.push(diag(text, start, end, severity ?? 'error', 'CC507', message, fixes)); },
   }, 'policy_recipe', 'Policy recipe', () => true);
 
   // arms: each allocator | label | fixed:N | none, once
@@ -134,16 +134,16 @@ export function validateEvalRoot(text: string, root: YMap, opts: { file?: string
   // one arm without a list (`arms: label`) is a one-element list, as conscience.eval reads it
   const armItems = av && av.kind === 'seq' ? av.items : av && av.kind === 'scalar' && av.tag === 'str' ? [arms!.value] : undefined;
   if (arms && av && armItems) {
-    if (armItems.length === 0) out.push(diag(text, arms.value.start, arms.value.end, 'error', 'CC405', '`arms` is empty: name at least one of allocator, label, fixed:N, none.'));
+    if (armItems.length === 0) out.push(diag(text, arms.value.start, arms.value.end, 'error', 'CC505', '`arms` is empty: name at least one of allocator, label, fixed:N, none.'));
     const seen = new Set<string>();
     for (const it of armItems) {
       const s = scalarText(it);
       if (s === undefined) continue;
       if (!ARM_RE.test(s)) {
         const sug = didYouMean(s, ['allocator', 'label', 'none']);
-        out.push(diag(text, it.start, it.end, 'error', 'CC400', `Unknown arm '${s}': use allocator, label, fixed:N (N >= 0 tokens) or none.${sug ? ` Did you mean '${sug}'?` : ''}`,
+        out.push(diag(text, it.start, it.end, 'error', 'CC500', `Unknown arm '${s}': use allocator, label, fixed:N (N >= 0 tokens) or none.${sug ? ` Did you mean '${sug}'?` : ''}`,
           sug ? [{ title: `Change to '${sug}'`, edits: [{ start: it.start, end: it.end, newText: sug }] }] : undefined));
-      } else if (seen.has(s)) out.push(diag(text, it.start, it.end, 'warning', 'CC401', `Arm '${s}' is listed twice; it runs once.`));
+      } else if (seen.has(s)) out.push(diag(text, it.start, it.end, 'warning', 'CC501', `Arm '${s}' is listed twice; it runs once.`));
       seen.add(s);
     }
   }
@@ -152,25 +152,25 @@ export function validateEvalRoot(text: string, root: YMap, opts: { file?: string
   const judge = section('judge');
   const engine = getPair(root, 'engine');
   if (engine && scalarText(engine.value) === 'openai' && (!scalarText(endpoint && getPair(endpoint, 'base_url')?.value) || !scalarText(endpoint && getPair(endpoint, 'model')?.value)))
-    out.push(diag(text, engine.value.start, engine.value.end, 'error', 'CC402', 'engine openai needs `endpoint:` with `base_url` (up to /v1) and `model` (the served model name).'));
+    out.push(diag(text, engine.value.start, engine.value.end, 'error', 'CC502', 'engine openai needs `endpoint:` with `base_url` (up to /v1) and `model` (the served model name).'));
   const jk = judge && getPair(judge, 'kind');
   if (jk && scalarText(jk.value) === 'llm' && (!scalarText(getPair(judge!, 'base_url')?.value) || !scalarText(getPair(judge!, 'model')?.value)))
-    out.push(diag(text, jk.value.start, jk.value.end, 'error', 'CC403', 'judge kind llm needs `judge.base_url` (an OpenAI-compatible endpoint) and `judge.model`.'));
+    out.push(diag(text, jk.value.start, jk.value.end, 'error', 'CC503', 'judge kind llm needs `judge.base_url` (an OpenAI-compatible endpoint) and `judge.model`.'));
   const launch = section('launch');
   for (const key of ['num_processes', 'num_machines']) {
     const p = launch && getPair(launch, key);
     const n = sectionVals.get('launch')?.get(key);
     if (p && typeof n === 'number' && Number.isInteger(n) && n > 1) {
-      out.push(diag(text, p.value.start, p.value.end, 'error', 'CC406', `An eval runs in one process, not ${n}: every process would evaluate every prompt. \`engine: vllm\` with \`tensor_parallel_size\` spreads one model over several GPUs.`));
+      out.push(diag(text, p.value.start, p.value.end, 'error', 'CC506', `An eval runs in one process, not ${n}: every process would evaluate every prompt. \`engine: vllm\` with \`tensor_parallel_size\` spreads one model over several GPUs.`));
     }
   }
   const model = scalarText(getPair(root, 'model_name_or_path')?.value);
   const eng = engine ? scalarText(engine.value) : undefined;
   if (engine && !model && (eng === 'transformers' || eng === 'vllm')) {
-    out.push(diag(text, engine.value.start, engine.value.end, 'error', 'CC404', `engine ${eng} loads the model itself: set \`model_name_or_path\` (a model or checkpoint to load); \`endpoint.base_url\` is read by engine openai only.`));
+    out.push(diag(text, engine.value.start, engine.value.end, 'error', 'CC504', `engine ${eng} loads the model itself: set \`model_name_or_path\` (a model or checkpoint to load); \`endpoint.base_url\` is read by engine openai only.`));
   } else if (!model && !scalarText(endpoint && getPair(endpoint, 'base_url')?.value)) {
     const k = getPair(root, 'kind')!;
-    out.push(diag(text, k.key.start, k.value.end, 'error', 'CC404', 'Nothing to evaluate: set `model_name_or_path` (a model or checkpoint to load) or `endpoint.base_url` (a served model).'));
+    out.push(diag(text, k.key.start, k.value.end, 'error', 'CC504', 'Nothing to evaluate: set `model_name_or_path` (a model or checkpoint to load) or `endpoint.base_url` (a served model).'));
   }
   return out;
 }
