@@ -5,7 +5,7 @@ import { LIMITS, type ChartSpec } from '../protocol/dashboard';
 
 const REWARD_FN = /^rewards\/(.+)\/mean$/;
 /** eval/<arm>/<group>/<stat> (conscience.eval's metrics; docs/events.md). */
-const EVAL_KEY = /^eval\/(.+)\/(all|harmful|borderline|benign)\/(refusal|format_ok|safety_tokens|budget_adherence)$/;
+const EVAL_KEY = /^eval\/(.+)\/(all|harmful|borderline|benign)\/(refusal|format_ok|safety_tokens|budget_adherence|no_answer)$/;
 
 /**
  * The charts for `keys`. A key longer than the protocol takes (LIMITS.maxKeyLength), and the
@@ -43,6 +43,8 @@ export function chartSpecs(keys: Iterable<string>, left: string[] = []): ChartSp
   add('eval-harmful', 'Eval: harmful-prompt refusal', perArm('harmful', 'refusal'));
   add('eval-benign', 'Eval: benign over-refusal', perArm('benign', 'refusal'));
   add('eval-tokens', 'Eval: safety-block tokens', perArm('all', 'safety_tokens'));
+  // completions cut before their answer (refusal is over answered ones): a budget too large for max_new_tokens shows here
+  add('eval-no-answer', 'Eval: completions with no answer', perArm('all', 'no_answer'));
   return charts;
 }
 
