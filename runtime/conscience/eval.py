@@ -197,14 +197,17 @@ class EvalConfig:
         if not self.arms:
             raise ValueError("arms: name at least one arm (allocator, label, fixed:N, none)")
         kept: list = []
+        seen: set = set()
         for a in self.arms:
             try:
-                parse_arm(a)
+                kind, n = parse_arm(a)
             except ValueError as e:
                 raise ValueError(f"arms: {e}") from None
-            if a in kept:  # the recipe validator's CC501 warning says the same: it runs once
+            same = f"fixed:{n}" if kind == "fixed" else kind  # fixed:064 is fixed:64
+            if same in seen:  # the recipe validator's CC501 warning says the same: it runs once
                 logger.warning("arms: %r is listed twice; it runs once", a)
                 continue
+            seen.add(same)
             kept.append(a)
         self.arms = kept
         if self.engine not in ENGINES:
@@ -230,8 +233,9 @@ def parse_arm(arm: Any) -> tuple[str, Optional[int]]:
     if arm in ("allocator", "label", "none"):
         return arm, None
     if arm.startswith("fixed:"):
-        n = arm[len("fixed:"):].strip()
-        if n.isascii() and n.isdigit():  # str.isdigit alone takes "²", which int() refuses
+        n = arm[len("fixed:"):]
+        # str.isdigit alone takes "²", which int() refuses; no spaces ("fixed: 64"), as the recipe validator's CC500
+        if n.isascii() and n.isdigit():
             return "fixed", int(n)
     raise ValueError(f"unknown arm {arm!r}: use allocator, label, fixed:N (N >= 0 tokens) or none")
 

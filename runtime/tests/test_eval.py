@@ -118,6 +118,8 @@ def _env():
         ("kind: eval\nmodel_name_or_path: m\njudge:\n  timeout_s: -.inf\n", ":4:", "judge.timeout_s must be a finite number > 0"),
         # str.isdigit takes "²"; int() did not ("invalid literal for int()")
         ("kind: eval\nmodel_name_or_path: m\narms: ['fixed:²']\n", ":3:", "unknown arm 'fixed:²': use allocator, label, fixed:N"),
+        # the validator's CC500 refuses the space; the runtime used to strip it and run the arm
+        ("kind: eval\nmodel_name_or_path: m\narms: ['fixed: 64']\n", ":3:", "unknown arm 'fixed: 64': use allocator, label, fixed:N"),
     ],
 )
 def test_recipe_errors_name_file_and_line(tmp_path, text, where, needle):
@@ -134,6 +136,9 @@ def test_an_arm_listed_twice_runs_once(tmp_path):
     p = tmp_path / "e.yaml"
     p.write_text("kind: eval\nmodel_name_or_path: m\narms: [label, none, label]\n")
     assert ev.load_eval_recipe(str(p)).config.arms == ["label", "none"]
+    # the same budget written twice is one arm too (it ran twice, as two arms that could not differ)
+    p.write_text("kind: eval\nmodel_name_or_path: m\narms: ['fixed:64', 'fixed:064', none]\n")
+    assert ev.load_eval_recipe(str(p)).config.arms == ["fixed:64", "none"]
 
 
 def test_policy_recipe_gives_the_training_template(tmp_path):

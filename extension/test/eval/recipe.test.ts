@@ -34,6 +34,16 @@ describe('eval recipe validation', () => {
     assert.deepEqual({ line: d[1]!.line, column: d[1]!.column }, at(text, 'fixed:x'));
   });
 
+  it('the same arm written twice is a warning at the second, fixed:064 being fixed:64 (the runtime runs it once)', () => {
+    const text = 'kind: eval\nmodel_name_or_path: m\narms: ["fixed:64", "fixed:064", none, none, "fixed: 64"]\n';
+    const d = validateText(text);
+    assert.deepEqual(d.map((x) => `${x.severity} ${x.code} ${x.message}`), [
+      "warning CC501 Arm 'fixed:064' is listed twice (as fixed:64); it runs once.",
+      "warning CC501 Arm 'none' is listed twice; it runs once.",
+      "error CC500 Unknown arm 'fixed: 64': use allocator, label, fixed:N (N >= 0 tokens) or none.",
+    ]);
+  });
+
   it('an unknown key (top level or in a section) is CC100 at the key, not a TRL error', () => {
     const text = 'kind: eval\nmodel_name_or_path: m\nbatchsize: 4\nreward_funcs: [refusal]\njudge:\n  knd: llm\n';
     const d = validateText(text);

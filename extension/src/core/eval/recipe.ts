@@ -143,8 +143,11 @@ export function validateEvalRoot(text: string, root: YMap, opts: { file?: string
         const sug = didYouMean(s, ['allocator', 'label', 'none']);
         out.push(diag(text, it.start, it.end, 'error', 'CC500', `Unknown arm '${s}': use allocator, label, fixed:N (N >= 0 tokens) or none.${sug ? ` Did you mean '${sug}'?` : ''}`,
           sug ? [{ title: `Change to '${sug}'`, edits: [{ start: it.start, end: it.end, newText: sug }] }] : undefined));
-      } else if (seen.has(s)) out.push(diag(text, it.start, it.end, 'warning', 'CC501', `Arm '${s}' is listed twice; it runs once.`));
-      seen.add(s);
+      } else {
+        const same = s.replace(/^fixed:0+(?=\d)/, 'fixed:'); // fixed:064 is fixed:64, as the runtime reads it
+        if (seen.has(same)) out.push(diag(text, it.start, it.end, 'warning', 'CC501', `Arm '${s}' is listed twice${same !== s ? ` (as ${same})` : ''}; it runs once.`));
+        seen.add(same);
+      }
     }
   }
   const section = (name: string) => { const v = deref(getPair(root, name)?.value); return v && v.kind === 'map' ? v : undefined; };
