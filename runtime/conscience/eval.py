@@ -339,8 +339,14 @@ def load_eval_recipe(path: str, output_dir: Optional[str] = None, policy: Option
             raise EvalError(f"{path}:{lines.get('policy_recipe', '?')}: policy_recipe: {e}") from None
         if system_prompt is None:
             system_prompt = praw.get("system_prompt")
-        if not allocator:  # absent or {}: the allocator settings the policy trained with
-            allocator = praw.get("allocator") or allocator
+            if system_prompt is not None and not isinstance(system_prompt, str):
+                raise EvalError(f"{cfg.policy_recipe}:{plines.get('system_prompt', '?')}: system_prompt must be text, "
+                                f"got {type(system_prompt).__name__} (read as policy_recipe of {path}:{lines.get('policy_recipe', '?')})")
+        if not allocator and praw.get("allocator"):  # absent or {}: the allocator settings the policy trained with
+            allocator = praw["allocator"]
+            if not isinstance(allocator, dict):
+                raise EvalError(f"{cfg.policy_recipe}:{plines.get('allocator', '?')}: `allocator:` must be a mapping "
+                                f"(read as policy_recipe of {path}:{lines.get('policy_recipe', '?')})")
     if safety is None:
         try:
             safety = parse_section("safety", raw.get("safety"), path, lines)

@@ -151,6 +151,21 @@ def test_policy_recipe_gives_the_training_template(tmp_path):
     assert r.safety.open_tag == "<s-think>" and r.safety.budget_harmful == 40
 
 
+def test_a_bad_value_in_the_policy_recipe_names_that_file_and_line(tmp_path):
+    """The policy recipe's system_prompt and allocator: are read into the eval: a list there was
+    taken as the system prompt, and an allocator: list was blamed on the eval recipe with no line."""
+    p = tmp_path / "e.yaml"
+    p.write_text("kind: eval\nmodel_name_or_path: m\npolicy_recipe: ./train.yaml\n")
+    train = tmp_path / "train.yaml"
+    for text, line, needle in (("model_name_or_path: m\nsystem_prompt: [1, 2]\n", 2, "system_prompt must be text, got list"),
+                               ("model_name_or_path: m\n\nallocator: [1]\n", 3, "`allocator:` must be a mapping")):
+        train.write_text(text)
+        with pytest.raises(ev.EvalError) as e:
+            ev.load_eval_recipe(str(p))
+        assert str(e.value).startswith(f"{train}:{line}: {needle}"), str(e.value)
+        assert str(e.value).endswith(f"(read as policy_recipe of {p}:3)"), str(e.value)
+
+
 def test_arms_share_the_training_template(tmp_path):
     """Every arm renders prompts with the template training uses (data.build_messages)."""
     from conscience.prompt_sets import build_messages
