@@ -11,9 +11,11 @@ import { LaunchSession } from '../../extension/src/core/launch/session';
 import { connectSsh } from '../../extension/src/core/launch/ssh';
 import { loadTargets, parseTarget, type SshTarget } from '../../extension/src/core/launch/targets';
 import type { RunEvent } from '../../extension/src/core/runs/events';
+import { parseCompletions, parseResults } from '../../extension/src/core/eval/results';
+import { evalFiles } from '../../extension/src/core/eval/store';
 import { readRun, runDir } from '../../extension/src/core/runs/store';
 import { startSshd, type Sshd } from './sshd';
-import { PYTHON, checkEventsComplete, cli, environOf, killRunsOf, makeWorkspace, removeWorkspaces, until } from './workspace';
+import { PYTHON, REPO, checkEventsComplete, cli, environOf, killRunsOf, makeWorkspace, removeWorkspaces, until } from './workspace';
 
 const HOSTILE = `a'b"c; $(touch /tmp/conscience-pwned-1) \`touch /tmp/conscience-pwned-2\` \\ end\nsecond line`;
 
@@ -87,6 +89,31 @@ describe('ssh launch', { timeout: 900_000 }, () => {
     assert.equal(accepted.code, 0, accepted.stderr);
     const again = await cli(ws2, ['launch', 'recipes/demo/tiny-cpu.yaml', '--target', 'box', '--dry-run']);
     assert.equal(again.code, 0, `the accepted key is known now: ${again.stderr}`);
+  });
+
+  it("an eval run over SSH: its results and completions are copied into the run store when it settles, where the report reads them", async () => {
+    const ws = makeWorkspace({ box: sshTarget({ workdir: join(sshd.dir, 'remote-eval') }) });
+    const evalRecipe = readFileSync(join(REPO, 'recipes', 'demo', 'eval-tiny.yaml'), 'utf8')
+      .replace(/^max_prompts:.*$/m, 'max_prompts: 6').replace(/^arms:.*$/m, 'arms: [label, none]');
+    writeFileSync(join(ws, 'recipes', 'demo', 'eval-tiny.yaml'), evalRecipe);
+    const session = new LaunchSession(ws, (await loadTargets(ws)).targets);
+    try {
+      const { run } = await launchRun(session, 'recipes/demo/eval-tiny.yaml', 'box');
+      const final = await new RunMonitor(session, run.id, { intervalMs: 200 }).follow();
+      assert.equal(final?.state, 'completed', `${final?.error ?? ''}\n${readFileSync(join(run.remoteDir, 'stderr.log'), 'utf8').slice(-3000)}`);
+      // the host's files (the sshd serves this machine's disk), byte for byte in the store
+      for (const name of ['results.json', 'completions.jsonl']) {
+        assert.deepEqual(readFileSync(join(runDir(ws, run.id), name)), readFileSync(join(run.outputDir, name)), name);
+      }
+      const files = await evalFiles(ws, final!);
+      assert.deepEqual(files, { results: join(runDir(ws, run.id), 'results.json'), completions: join(runDir(ws, run.id), 'completions.jsonl') });
+      const results = parseResults(readFileSync(files.results, 'utf8'));
+      assert.deepEqual(Object.keys(results.arms).sort(), ['label', 'none']);
+      assert.equal(parseCompletions(readFileSync(files.completions!, 'utf8')).rows.length, 12, '6 prompts x 2 arms');
+    } finally {
+      await session.close();
+      killRunsOf(ws);
+    }
   });
 
   it('runs the demo over SSH through a cut connection and an sshd restart: completed, zero events lost or duplicated; hostile values stay literal', async () => {

@@ -1,11 +1,12 @@
 // conscience eval EVAL.yaml [--target T] [--wait] [--format json]: launch an eval recipe
 // (`kind: eval`, run by `python -m conscience.eval`) through the one launch flow of
 // `conscience launch` (cli/runs.ts launchWith: guard, plan or launch, snapshot, follow), plus a
-// kind check; with --wait, print its results (the arm x label table, or JSON) and keep a copy
-// of results.json in the run store.
-import { writeFile } from 'node:fs/promises';
+// kind check; with --wait, print its results (the arm x label table, or JSON); a remote run's
+// results.json and completions.jsonl are copied into the run store (core/eval/store.ts).
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseResults, formatTable, type EvalResults } from '../core/eval/results';
+import { copyEvalOutputs, evalFiles } from '../core/eval/store';
 import { readRecipeInfo } from '../core/launch/scripts';
 import type { LaunchSession } from '../core/launch/session';
 import { runDir, type RunRecord } from '../core/runs/store';
@@ -13,14 +14,20 @@ import { launchWith, UsageError } from './runs';
 
 const USAGE = 'usage: conscience eval EVAL.yaml [--target NAME] [--wait] [--dry-run] [--force] [--accept-new] [--targets FILE] [--workspace DIR] [--format json|text]';
 
-/** results.json of a finished eval run, read on its host, copied into the run store. */
+/** results.json of a finished eval run: where it ran (local), else the run store's copy, which
+ * the monitor made when the run settled (core/eval/store.ts); read from the host (and copied
+ * with completions.jsonl) when the store has none, e.g. a run that settled before copies were made. */
 export async function fetchResults(s: LaunchSession, run: RunRecord): Promise<EvalResults | undefined> {
-  const host = await s.host(s.target(run.target));
-  const buf = await host.readFrom(`${run.outputDir}/results.json`).catch(() => undefined);
+  let where = (await evalFiles(s.root, run)).results;
+  let buf = await readFile(where).catch(() => undefined);
+  if (!buf && run.targetKind !== 'local') {
+    const host = await s.host(s.target(run.target));
+    await copyEvalOutputs((f) => host.readFrom(f), run.outputDir, runDir(s.root, run.id));
+    buf = await readFile(where).catch(() => undefined);
+  }
   if (!buf || !buf.length) return undefined;
-  const results = parseResults(buf.toString('utf8'), `${run.outputDir}/results.json`);
-  await writeFile(join(runDir(s.root, run.id), 'results.json'), buf).catch(() => undefined);
-  return results;
+  if (run.targetKind !== 'local') where = `${run.outputDir}/results.json`;
+  return parseResults(buf.toString('utf8'), where);
 }
 
 export function evalCommand(argv: string[]): Promise<number> {

@@ -1,7 +1,7 @@
 // Thin VS Code adapter for the eval report: a webview panel (webview/src/eval) showing one eval
 // or two side by side, read from an eval run's results.json and completions.jsonl. Where they
-// are found: the run store's copy (.conscience/runs/<id>/results.json, kept by `conscience eval
-// --wait`) or the run's output dir when it is on this machine (local target), or any
+// are found: the run's output dir when it is on this machine (local target), else the run
+// store's copy made when the run settled (core/eval/store.ts), or any
 // results.json the user picks. Commands: conscience.openEvalReport (arg: run id or the Uri of a
 // results.json), conscience.compareEvals. Launching an eval recipe is the launch feature's
 // (its CodeLens and guard handle `kind: eval`).
@@ -10,20 +10,18 @@ import { dirname, join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { dashboardHtml, makeNonce } from '../core/dashboard/html';
 import { parseCompletions, parseResults, resultsCsv } from '../core/eval/results';
+import { evalFiles } from '../core/eval/store';
 import { reported } from '../core/lifecycle';
 import { boundEvalView, LIMITS, parseToExtension, reportCompletion, type EvalView, type ReportCompletion, type ToWebview } from '../core/protocol/eval';
 import { runName } from '../core/runs/present';
-import { listRuns, readRun, runDir, type RunRecord } from '../core/runs/store';
+import { listRuns, readRun, type RunRecord } from '../core/runs/store';
 
 /** Where an eval's files are: results.json and (if present) completions.jsonl. */
 async function locate(root: string, ref: string | vscode.Uri): Promise<{ name: string; results: string; completions?: string }> {
   if (typeof ref !== 'string') return { name: ref.fsPath, results: ref.fsPath, completions: join(dirname(ref.fsPath), 'completions.jsonl') };
   const run = await readRun(root, ref);
   if (!run) throw new Error(`no run '${ref}' in ${root}/.conscience/runs`);
-  const stored = join(runDir(root, run.id), 'results.json');
-  const local = run.targetKind === 'local' ? join(run.outputDir, 'results.json') : undefined;
-  const results = local && (await exists(local)) ? local : stored;
-  return { name: runName(run), results, completions: local ? join(run.outputDir, 'completions.jsonl') : undefined };
+  return { name: runName(run), ...(await evalFiles(root, run)) };
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -59,7 +57,7 @@ export function activateEval(context: vscode.ExtensionContext, log: vscode.LogOu
     const runs: RunRecord[] = ws ? await listRuns(ws) : [];
     const evals: RunRecord[] = [];
     for (const r of runs) {
-      if (await exists(join(runDir(ws!, r.id), 'results.json')) || (r.targetKind === 'local' && (await exists(join(r.outputDir, 'results.json'))))) evals.push(r);
+      if (await exists((await evalFiles(ws!, r)).results)) evals.push(r);
     }
     const items: Array<vscode.QuickPickItem & { ref?: string }> = evals.map((r) => ({ label: runName(r), description: `${r.state} · ${r.recipe}`, detail: r.id, ref: r.id }));
     items.push({ label: 'Browse for a results.json…' });

@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { copyEvalOutputs } from '../eval/store';
 import { EventTail, parseEventChunk, type RunEvent } from '../runs/events';
 import { copyEventLines } from '../runs/copy';
 import { deriveState } from '../runs/state';
@@ -173,6 +174,18 @@ export class RunMonitor extends EventEmitter {
         rec.error = out.error ?? null;
         // the final exit code is known once the process or job is gone as well
         if (out.settled) {
+          // an eval's results and completions come home with the run (a local one is read where it ran)
+          if (rec.targetKind !== 'local') {
+            try {
+              await copyEvalOutputs((f) => host.readFrom(f), rec.outputDir, dir);
+            } catch (err) {
+              if (!host.connected) {
+                this.noteDisconnect(err as Error);
+                return rec; // settled at a later poll, once they are copied
+              }
+              this.emit('problems', [{ file: `${host.label}:${rec.outputDir}`, offset: 0, message: `the eval's results were not copied: ${(err as Error).message}` }]);
+            }
+          }
           rec.finishedAt = rec.finishedAt ?? Date.now() / 1000;
           await driverFor(rec.targetKind).settle(host, rec);
         }
