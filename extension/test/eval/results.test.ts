@@ -88,6 +88,56 @@ describe('eval results', () => {
     assert.ok(resultsCsv(r, '-0.25').split('\n')[1]!.startsWith('-0.25,'));
   });
 
+  it('a figure, judge accuracy or arm order the table cannot show is refused, naming the file and the field; the CLI table, the CSV and the report read the rest', () => {
+    /** results.json as read: arm → group → (stats, or name → stats) */
+    type Raw = { arms: Record<string, Record<string, Record<string, unknown>>>; [k: string]: unknown };
+    const bad = (mutate: (r: Raw) => void): string => {
+      const r = structuredClone(c.results) as Raw;
+      mutate(r);
+      return JSON.stringify(r);
+    };
+    // each passed before and then threw in the table (formatTable, the report's tableRows and
+    // header): toFixed of a string, `'accuracy' in` a string, Object.prototype.toString as an arm
+    const cases: Array<[string, (r: Raw) => void, RegExp]> = [
+      ['a string of tokens', (r) => { r.arms.label!.overall!.safety_tokens = '12'; }, /^Error: r\.json: arms\.label\.overall\.safety_tokens must be a number or null, got "12"$/],
+      ['a string of tokens in a category', (r) => { r.arms.none!.category!.x = { n: 1, answer_tokens: '3' }; }, /^Error: r\.json: arms\.none\.category\.x\.answer_tokens must be a number or null, got "3"$/],
+      ['an n that is no number', (r) => { (r.arms.none!.label!.harmful as Record<string, unknown>).n = [2]; }, /^Error: r\.json: arms\.none\.label\.harmful\.n must be a number or null, got \[2\]$/],
+      ['judge accuracy as text', (r) => { r.judge_accuracy = 'n/a'; }, /^Error: r\.json: judge_accuracy must be an object or null, got "n\/a"$/],
+      ['judge accuracy past 1', (r) => { r.judge_accuracy = { judge: 'j', n: 4, accuracy: 3, precision: null, recall: null }; }, /^Error: r\.json: judge_accuracy\.accuracy must be a share in \[0, 1\], got 3$/],
+      ['an arm named after an Object method', (r) => { r.arms_order = [...(r.arms_order as string[]), 'toString']; }, /^Error: r\.json: arms_order\[\d+\] must name an arm in "arms", got "toString"$/],
+      ['an arm that is not in arms', (r) => { r.arms_order = ['nope']; }, /^Error: r\.json: arms_order\[0\] must name an arm in "arms", got "nope"$/],
+      ['an arm order that is no list', (r) => { r.arms_order = 'none'; }, /^Error: r\.json: arms_order must be a list of arm names, got "none"$/],
+      ['a category that is no object', (r) => { r.arms.none!.category = 'x' as never; }, /^Error: r\.json: arms\.none\.category must be an object of statistics, got "x"$/],
+    ];
+    for (const [what, mutate, want] of cases) {
+      assert.throws(() => parseResults(bad(mutate), 'r.json'), want, what);
+      // the report's protocol refuses it the same way, so the page shows why instead of going blank
+      const view = { name: 'e', results: JSON.parse(bad(mutate)), completions: [], completionErrors: [] };
+      const p = parseToWebview({ type: 'show', evals: [view] });
+      assert.ok(!p.ok && p.error.includes('must'), `${what}: ${p.ok ? 'accepted' : p.error}`);
+    }
+    // what a runtime writes still reads: null figures, a judge accuracy with an error, no arm
+    // order (every arm), an arm without source or category (shown with none)
+    const ok = parseResults(bad((r) => {
+      r.arms.none!.overall!.safety_tokens = null;
+      r.judge_accuracy = { judge: 'j', error: 'unreachable' };
+      delete r.arms_order;
+      delete r.arms.label!.category;
+    }), 'r.json');
+    assert.deepEqual(ok.arms_order, Object.keys(ok.arms));
+    assert.deepEqual(ok.arms.label!.category, {});
+    assert.match(formatTable(ok), /^none\s+all\s+5\s+.*\s-\s/m);
+    assert.ok(resultsCsv(ok).includes(',none,all,'));
+    const acc = parseResults(bad((r) => { r.judge_accuracy = { judge: 'j', n: 4, accuracy: 0.75, precision: 1, recall: 0.5 }; }));
+    assert.match(formatTable(acc), /judge accuracy on 4 labelled completions: 75\.0%/);
+    // an arm named "__proto__" is an arm like any other
+    const proto = parseResults(bad((r) => {
+      r.arms = JSON.parse(`{"__proto__": ${JSON.stringify(r.arms.none)}}`);
+      r.arms_order = ['__proto__'];
+    }));
+    assert.deepEqual(tableRows(proto).map((t) => t.arm), ['__proto__', '__proto__', '__proto__', '__proto__']);
+  });
+
   it('rejects what is not a results file, naming it', () => {
     assert.throws(() => parseResults('{"x": 1}', 'a/results.json'), /a\/results\.json: not an eval results file/);
     assert.throws(() => parseResults('{', 'b.json'), /b\.json: not JSON/);

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { parseResults } from '../../src/core/eval/results';
-import { boundEvalView, parseToWebview, type ReportCompletion } from '../../src/core/protocol/eval';
+import { parseCompletions, parseResults } from '../../src/core/eval/results';
+import { boundEvalView, parseToWebview, reportCompletion, type ReportCompletion } from '../../src/core/protocol/eval';
 
 const CASE = join(import.meta.dirname, '..', '..', '..', 'runtime', 'tests', 'data', 'eval_results_case.json');
 const results = parseResults(JSON.stringify((JSON.parse(readFileSync(CASE, 'utf8')) as { results: unknown }).results));
@@ -35,4 +35,28 @@ test('one over-long field or too many unreadable lines no longer keeps the whole
   assert.equal(view.completionErrors[1], 'e'.repeat(1999) + '…');
   assert.equal(view.completionErrors[9_998], errors[9_997]);
   assert.equal(view.completionErrors[9_999], '3 more unreadable lines not listed');
+});
+
+test('a completion with a budget or token count past what a number holds no longer hides the whole report', () => {
+  // JSON's 1e999 reads as Infinity: the webview refused the whole `show` for that one line
+  const { rows, errors } = parseCompletions([
+    '{"id":"1","arm":"fixed:8","budget":1e999,"safety_tokens":1e999,"answer_tokens":-1e999,"answer":"a","refused":false}',
+    '{"id":"2","arm":"fixed:8","budget":8,"safety_tokens":1e300,"answer_tokens":"many","answer":"b","refused":true}',
+    '{"id":"3","arm":"none","budget":null,"safety_tokens":12.7,"answer_tokens":3,"answer":"c","refused":false}',
+  ].join('\n'));
+  assert.deepEqual(errors, []);
+  const shown = rows.map(reportCompletion);
+  assert.deepEqual(shown.map((c) => [c.budget, c.safety_tokens, c.answer_tokens]), [
+    [null, Number.MAX_SAFE_INTEGER, 0],
+    [8, Number.MAX_SAFE_INTEGER, 0],
+    [null, 12, 3],
+  ]);
+  const p = parseToWebview({ type: 'show', evals: [boundEvalView({ name: 'e', results, completions: shown, completionErrors: [] })] });
+  assert.ok(p.ok, !p.ok ? p.error : '');
+  // a completion built some other way is bounded the same by boundEvalView
+  const raw = row({ budget: Infinity, safety_tokens: Infinity, answer_tokens: NaN });
+  const view = boundEvalView({ name: 'e', results, completions: [raw], completionErrors: [] });
+  assert.deepEqual([view.completions[0]!.budget, view.completions[0]!.safety_tokens, view.completions[0]!.answer_tokens], [null, Number.MAX_SAFE_INTEGER, 0]);
+  const q = parseToWebview({ type: 'show', evals: [view] });
+  assert.ok(q.ok, !q.ok ? q.error : '');
 });

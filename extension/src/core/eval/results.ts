@@ -69,6 +69,9 @@ const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 
 
 /** The per-group shares results.json carries. */
 const RATES = ['refusal', 'compliance', 'no_answer', 'format_ok', 'budget_adherence'] as const;
+/** The per-group counts and means it carries (the table prints them as numbers). */
+const FIGURES = ['n', 'safety_tokens', 'answer_tokens'] as const;
+const isShare = (x: unknown): boolean => typeof x === 'number' && x >= 0 && x <= 1;
 
 /** [path, stats] of every group of one arm that is an object. */
 function statsOf(r: Record<string, unknown>): [string, Record<string, unknown>][] {
@@ -89,17 +92,45 @@ export function parseResults(text: string, file = 'results.json'): EvalResults {
     throw new Error(`${file}: not JSON (${(err as Error).message})`);
   }
   if (!isObj(v) || !isObj(v.arms)) throw new Error(`${file}: not an eval results file (no "arms" object)`);
+  const given = (x: unknown) => x !== undefined && x !== null;
+  const kept: [string, ArmResults][] = [];
   for (const [arm, r] of Object.entries(v.arms)) {
     if (!isObj(r) || !isObj(r.overall) || !isObj(r.label)) throw new Error(`${file}: arms.${arm} lacks overall/label statistics`);
+    for (const g of ['source', 'category'] as const)
+      if (r[g] !== undefined && !isObj(r[g])) throw new Error(`${file}: arms.${arm}.${g} must be an object of statistics, got ${JSON.stringify(r[g])}`);
     for (const [where, s] of statsOf(r)) {
       for (const k of RATES) {
         const x = s[k];
-        if (x !== undefined && x !== null && (typeof x !== 'number' || !(x >= 0 && x <= 1)))
+        if (given(x) && !isShare(x))
           throw new Error(`${file}: arms.${arm}.${where}.${k} must be a share in [0, 1] or null, got ${JSON.stringify(x)}`);
       }
+      for (const k of FIGURES) {
+        const x = s[k];
+        if (given(x) && !(typeof x === 'number' && Number.isFinite(x)))
+          throw new Error(`${file}: arms.${arm}.${where}.${k} must be a number or null, got ${JSON.stringify(x)}`);
+      }
+    }
+    // the report and the CSV look an arm's groups up by name: one without source or category has none
+    kept.push([arm, { ...r, source: r.source ?? {}, category: r.category ?? {} } as unknown as ArmResults]);
+  }
+  // own keys, whatever their names ("__proto__" too)
+  const arms = Object.fromEntries(kept) as Record<string, ArmResults>;
+  const acc = v.judge_accuracy;
+  if (given(acc)) {
+    if (!isObj(acc)) throw new Error(`${file}: judge_accuracy must be an object or null, got ${JSON.stringify(acc)}`);
+    if ('accuracy' in acc) {
+      if (!isShare(acc.accuracy)) throw new Error(`${file}: judge_accuracy.accuracy must be a share in [0, 1], got ${JSON.stringify(acc.accuracy)}`);
+      if (!(typeof acc.n === 'number' && Number.isFinite(acc.n))) throw new Error(`${file}: judge_accuracy.n must be a number, got ${JSON.stringify(acc.n)}`);
     }
   }
-  const arms = v.arms as Record<string, ArmResults>;
+  const order = v.arms_order;
+  if (given(order)) {
+    if (!Array.isArray(order)) throw new Error(`${file}: arms_order must be a list of arm names, got ${JSON.stringify(order)}`);
+    // an own key of "arms" only: "toString" would find Object.prototype's function, not an arm
+    order.forEach((a, i) => {
+      if (typeof a !== 'string' || !Object.hasOwn(arms, a)) throw new Error(`${file}: arms_order[${i}] must name an arm in "arms", got ${JSON.stringify(a)}`);
+    });
+  }
   return {
     ...(v as object),
     prompts: typeof v.prompts === 'number' ? v.prompts : 0,
@@ -107,7 +138,7 @@ export function parseResults(text: string, file = 'results.json'): EvalResults {
     done: typeof v.done === 'number' ? v.done : 0,
     partial: v.partial === true,
     skipped_lines: Array.isArray(v.skipped_lines) ? (v.skipped_lines as string[]) : [],
-    arms_order: Array.isArray(v.arms_order) ? (v.arms_order as string[]) : Object.keys(arms),
+    arms_order: Array.isArray(order) ? (order as string[]) : Object.keys(arms),
     arms,
   } as EvalResults;
 }

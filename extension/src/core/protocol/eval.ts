@@ -56,15 +56,23 @@ const evalView = obj({
 });
 export type EvalView = Infer<typeof evalView>;
 
+/** A budget the protocol carries: a finite number, else none (JSON's 1e999 reads as Infinity). */
+const budgetOf = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+/** A token count the protocol carries: an integer in [0, Number.MAX_SAFE_INTEGER]; what is no number is 0. */
+const tokensOf = (v: unknown): number => {
+  const n = Math.trunc(Number(v));
+  return n > 0 ? Math.min(n, Number.MAX_SAFE_INTEGER) : 0;
+};
+
 /** A completions.jsonl record as the report shows it: every field of the type it must have. A
  *  record without `no_answer` (written before it was recorded) with no answer had none either. */
 export function reportCompletion(c: EvalCompletion): ReportCompletion {
   const answer = String(c.answer ?? '');
   return {
-    id: String(c.id), arm: String(c.arm), budget: typeof c.budget === 'number' ? c.budget : null, label: String(c.label ?? ''),
+    id: String(c.id), arm: String(c.arm), budget: budgetOf(c.budget), label: String(c.label ?? ''),
     category: String(c.category ?? ''), source: String(c.source ?? ''), prompt: String(c.prompt ?? ''), safety: String(c.safety ?? ''),
-    answer, safety_tokens: Math.max(0, Math.trunc(Number(c.safety_tokens) || 0)),
-    answer_tokens: Math.max(0, Math.trunc(Number(c.answer_tokens) || 0)), format_ok: c.format_ok === true,
+    answer, safety_tokens: tokensOf(c.safety_tokens),
+    answer_tokens: tokensOf(c.answer_tokens), format_ok: c.format_ok === true,
     refused: c.refused === null ? null : c.refused === true,
     no_answer: typeof c.no_answer === 'boolean' ? c.no_answer : c.refused === null || !answer.trim(),
   };
@@ -72,8 +80,9 @@ export function reportCompletion(c: EvalCompletion): ReportCompletion {
 
 /**
  * A report cut to what this protocol accepts, so that no one completion or unreadable line
- * keeps the whole report from showing: a string past its limit is cut and ends in "…", and
- * errors past the limit are replaced by one line saying how many were left out.
+ * keeps the whole report from showing: a string past its limit is cut and ends in "…", a budget
+ * that is no finite number is none, a token count is an integer in [0, Number.MAX_SAFE_INTEGER],
+ * and errors past the limit are replaced by one line saying how many were left out.
  */
 export function boundEvalView(v: EvalView): EvalView {
   const completions = v.completions.slice(0, LIMITS.completions).map((c) => ({
@@ -81,6 +90,7 @@ export function boundEvalView(v: EvalView): EvalView {
     id: clip(c.id, LIMITS.long), arm: clip(c.arm, LIMITS.short), label: clip(c.label, LIMITS.short),
     category: clip(c.category, LIMITS.long), source: clip(c.source, LIMITS.long),
     prompt: clip(c.prompt, LIMITS.text), safety: clip(c.safety, LIMITS.text), answer: clip(c.answer, LIMITS.text),
+    budget: budgetOf(c.budget), safety_tokens: tokensOf(c.safety_tokens), answer_tokens: tokensOf(c.answer_tokens),
   }));
   let errors = v.completionErrors.map((e) => clip(e, LIMITS.long));
   if (errors.length > LIMITS.completionErrors) {
