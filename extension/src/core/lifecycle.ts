@@ -6,6 +6,8 @@
 //   editor/serve.ts).
 // - Lifetime: what a panel starts after an await; nothing starts once the panel has closed
 //   (a run's disk reader, editor/dashboard.ts).
+// - OnePerKey: one run monitor per run, one dashboard panel per set of runs, even when asked
+//   for again while the first is still being made (editor/launch.ts, editor/dashboard.ts).
 // - reported: an async event handler whose failure is reported, not an unhandled rejection
 //   (the eval report's messages, editor/eval.ts).
 
@@ -21,6 +23,8 @@ export class SessionHolder<S extends Closable> {
   private cur: S | undefined;
   private readonly users = new Map<string, S>();
   private readonly retired = new Set<S>();
+  /** dispose() was called: a session that finishes opening is closed, none is opened after */
+  private disposed = false;
 
   get current(): S | undefined {
     return this.cur;
@@ -40,9 +44,17 @@ export class SessionHolder<S extends Closable> {
       if (this.opening.key === key) return this.opening.session;
       await this.opening.session.catch(() => undefined);
     }
+    if (this.disposed) throw new Error(ENDED);
     const session = (async () => {
       await this.reset();
+      if (this.disposed) throw new Error(ENDED);
       const s = await open();
+      // the extension ended while it opened (an SSH connect, a host-key question): nothing
+      // would close it any more, so it is closed here and no one gets it
+      if (this.disposed) {
+        await closeQuietly(s);
+        throw new Error(ENDED);
+      }
       this.cur = s;
       return s;
     })();
@@ -94,11 +106,81 @@ export class SessionHolder<S extends Closable> {
     }
   }
 
-  /** The extension ends: the current session and every retired one are closed. */
+  /** The extension ends: the current session and every retired one are closed, and one still
+   * being opened is closed once it is open (obtain then fails); nothing is opened after. A close
+   * that fails is not an unhandled rejection. */
   dispose(): void {
-    void this.cur?.close();
-    for (const s of this.retired) void s.close();
+    this.disposed = true;
+    const cur = this.cur;
+    this.cur = undefined;
+    if (cur) void closeQuietly(cur);
+    for (const s of this.retired) void closeQuietly(s);
     this.retired.clear();
+  }
+}
+
+const ENDED = 'the extension is ending: no session is opened';
+
+/** s.close(), its failure (thrown or rejected) ignored: nothing is left to report it to. */
+async function closeQuietly(s: Closable): Promise<void> {
+  try {
+    await s.close();
+  } catch {
+    /* closing anyway */
+  }
+}
+
+/** At most one live thing per key (a run's monitor, the dashboard panel of a set of runs), made
+ * after an await (the session, the runs' records). The key is taken before that await: a second
+ * request while the first is being made gets the first (two quick clicks opened two dashboards
+ * for one run; a refresh while a run's monitor waited for its session started a second monitor).
+ * What make() made is kept until the `release` it was given is called (it closed, it ended); an
+ * older one's release, after a newer one replaced it, leaves the newer one kept. */
+export class OnePerKey<T> {
+  private readonly entries = new Map<string, { made: Promise<T | undefined>; value?: T }>();
+
+  /** The one kept for key (when it is being made, once it is), else make()'s, kept until it
+   * calls release (or make gives undefined or fails). `replace`: make a new one even when one is
+   * kept (a panel VS Code restored), which is kept instead. `made`: whether this call made it. */
+  async obtain(key: string, make: (release: () => void) => Promise<T | undefined>, replace = false): Promise<{ value: T | undefined; made: boolean }> {
+    const have = this.entries.get(key);
+    if (have && !replace) return { value: await have.made, made: false };
+    const entry: { made: Promise<T | undefined>; value?: T } = { made: Promise.resolve(undefined) };
+    const release = (): void => {
+      if (this.entries.get(key) === entry) this.entries.delete(key);
+    };
+    // kept before make() starts, so a request while it awaits finds it
+    this.entries.set(key, entry);
+    entry.made = (async () => make(release))();
+    try {
+      const value = await entry.made;
+      if (value === undefined) release();
+      else entry.value = value;
+      return { value, made: true };
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  /** Whether something is kept (or being made) for key. */
+  has(key: string): boolean {
+    return this.entries.has(key);
+  }
+
+  /** How many are kept or being made. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The ones made and kept (not those still being made). */
+  values(): T[] {
+    return [...this.entries.values()].flatMap((e) => (e.value === undefined ? [] : [e.value]));
+  }
+
+  /** Forgets every one (the owner disposes them). */
+  clear(): void {
+    this.entries.clear();
   }
 }
 

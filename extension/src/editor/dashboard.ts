@@ -12,7 +12,7 @@ import { dashboardHtml, makeNonce } from '../core/dashboard/html';
 import { DashboardSession } from '../core/dashboard/session';
 import { formatProblem } from '../core/runs/events';
 import { configDiff, recipeConfig } from '../core/dashboard/config';
-import { Lifetime } from '../core/lifecycle';
+import { Lifetime, OnePerKey } from '../core/lifecycle';
 import type { RunReader } from '../core/runs/feed';
 import { runName } from '../core/runs/present';
 import { pipelineOf } from '../core/runs/pipeline';
@@ -24,7 +24,8 @@ const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /** Starts the room (its commands); returns the serializer that restores its panels after a reload. */
 export function activateDashboard(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): vscode.WebviewPanelSerializer {
-  const panels = new Map<string, DashboardPanel>();
+  // one panel per set of runs, even for a second click while the first reads the runs (core/lifecycle.ts)
+  const panels = new OnePerKey<DashboardPanel>();
   const root = (): string | undefined => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
 
   const open = async (ids: string[], existing?: vscode.WebviewPanel): Promise<void> => {
@@ -40,15 +41,14 @@ export function activateDashboard(context: vscode.ExtensionContext, log: vscode.
       return;
     }
     const key = ids.join('\u0000');
-    const have = panels.get(key);
-    if (have && !existing) {
-      have.panel.reveal();
-      return;
-    }
-    const records = await Promise.all(ids.map((id) => readRun(ws, id).catch(() => undefined)));
-    const p = new DashboardPanel(context, log, ws, ids, records, existing);
-    panels.set(key, p);
-    p.panel.onDidDispose(() => panels.delete(key));
+    // a restored panel (existing) is shown as it is, kept instead of any other for these runs
+    const { value, made } = await panels.obtain(key, async (release) => {
+      const records = await Promise.all(ids.map((id) => readRun(ws, id).catch(() => undefined)));
+      const p = new DashboardPanel(context, log, ws, ids, records, existing);
+      p.panel.onDidDispose(release);
+      return p;
+    }, !!existing);
+    if (!made) value?.panel.reveal();
   };
 
   const pickRuns = async (many: boolean): Promise<string[]> => {

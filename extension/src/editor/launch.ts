@@ -10,7 +10,7 @@
 import { open } from 'node:fs/promises';
 import * as vscode from 'vscode';
 import { recipeErrors } from '../core/launch/guard';
-import { SessionHolder } from '../core/lifecycle';
+import { OnePerKey, SessionHolder } from '../core/lifecycle';
 import { recipeKind } from '../core/recipe';
 import { cancelRun, formatPlan, launchRun, planLaunch, resumeRun } from '../core/launch/launcher';
 import { RunMonitor } from '../core/launch/monitor';
@@ -139,7 +139,11 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
   const rootOf = (): string | undefined => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
   const provider = new RunsProvider(rootOf, ui.changed);
   const view = ui.view;
-  const monitors = new Map<string, RunMonitor>();
+  // one monitor per run, even when asked again (Refresh Runs, Show Run Logs, trust granted) while
+  // the first waits for its session (core/lifecycle.ts)
+  const monitors = new OnePerKey<RunMonitor>();
+  /** the extension is ending: a monitor still waiting for its session starts no more */
+  let ended = false;
   const channels = new Map<string, vscode.OutputChannel>();
   // A session replaced while runs are followed on it (a launch, a token change, an edited
   // targets file) is retired, not closed under them: its monitors would reopen its SSH
@@ -230,12 +234,16 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
 
   /** Follows a run in the background (reattaches from the saved offsets). */
   async function follow(id: string): Promise<void> {
-    if (monitors.has(id)) return;
+    await monitors.obtain(id, (release) => startMonitor(id, release));
+  }
+
+  async function startMonitor(id: string, release: () => void): Promise<RunMonitor> {
     const s = await getSession();
+    if (ended) throw new Error(`run ${id}: not followed, the extension is ending`);
+    // the setting is the default for targets that set no heartbeatTimeout of their own
     const heartbeatTimeoutS = vscode.workspace.getConfiguration('conscience.launch').get<number>('heartbeatTimeout', 90);
     const intervalMs = vscode.workspace.getConfiguration('conscience.launch').get<number>('pollIntervalMs', 500);
     const m = new RunMonitor(s, id, { intervalMs, heartbeatTimeoutS });
-    monitors.set(id, m);
     sessions.use(id, s);
     runFeed.attach(id, m);
     m.on('run', () => refresh());
@@ -247,19 +255,20 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     m.on('error', (e: Error) => log.error(`run ${id}: ${e.message}`));
     void m.follow().then(
       (rec) => {
-        monitors.delete(id);
+        release();
         runFeed.detach(id, m);
         void sessions.release(id);
         refresh();
         if (rec && TERMINAL_STATES.has(rec.state)) void notifyEnd(rec);
       },
       (e) => {
-        monitors.delete(id);
+        release();
         runFeed.detach(id, m);
         void sessions.release(id);
         log.error(`run ${id}: ${(e as Error).message}`);
       },
     );
+    return m;
   }
 
   /** A finished run's notification; a failure names its root cause and offers its logs at that line. */
@@ -474,6 +483,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       if (e.affectsConfiguration('conscience.targets')) void resetSession();
     }),
     { dispose: () => {
+      ended = true;
       for (const m of monitors.values()) m.stop();
       monitors.clear();
       sessions.dispose();

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Lifetime, reported, SessionHolder, Slot } from '../../src/core/lifecycle';
+import { Lifetime, OnePerKey, reported, SessionHolder, Slot } from '../../src/core/lifecycle';
 
 /** A session that counts its closes; `root` as LaunchSession has it. */
 class FakeSession {
@@ -224,6 +224,119 @@ test('a reset while a session opens drops that session once it is open', async (
   assert.notEqual(next, s, 'the next command opens a new session (a changed token takes effect)');
 });
 
+test('a session still opening when the extension ends is closed once it opens, and no one gets it', async () => {
+  const h = new SessionHolder<FakeSession>();
+  let go!: () => void;
+  const gate = new Promise<void>((r) => { go = r; });
+  const s = new FakeSession('/ws');
+  // an SSH connect, or the unknown-host-key question, still pending at deactivation
+  const p = h.obtain('/ws', (x) => x.root, async () => { await gate; return s; });
+  const same = h.obtain('/ws', (x) => x.root, async () => new FakeSession('/ws'));
+  await new Promise((r) => setImmediate(r));
+  h.dispose();
+  go();
+  await assert.rejects(p, /the extension is ending/);
+  await assert.rejects(same, /the extension is ending/, 'a caller sharing it gets no session either');
+  assert.equal(s.closes, 1, 'closed, not leaked');
+  assert.equal(h.current, undefined);
+  let opened = 0;
+  await assert.rejects(h.obtain('/ws', (x) => x.root, async () => { opened++; return new FakeSession('/ws'); }), /the extension is ending/);
+  assert.equal(opened, 0, 'nothing is opened after');
+  h.dispose();
+  assert.equal(s.closes, 1, 'a second dispose closes nothing twice');
+});
+
+test('a session that fails to close at deactivation is no unhandled rejection', async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const h = new SessionHolder<FakeSession>();
+    const s = new FakeSession('/ws');
+    s.close = async () => { throw new Error('channel closed'); };
+    const old = new FakeSession('/old');
+    old.close = () => { throw new Error('sync failure'); };
+    await open(h, old);
+    h.use('run-a', old);
+    await h.reset(); // retired: run-a still follows on it
+    await open(h, s);
+    h.dispose();
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+});
+
+/** A made thing that counts how often it is made; ends by calling the release it was given. */
+class Made {
+  constructor(readonly n: number, readonly release: () => void) {}
+}
+
+test('two quick requests for one key make one thing: the second gets the first once it is made', async () => {
+  const reg = new OnePerKey<Made>();
+  let made = 0;
+  let go!: () => void;
+  const gate = new Promise<void>((r) => { go = r; });
+  // the dashboard reading the runs' records, a monitor waiting for its session
+  const make = async (release: () => void) => { await gate; return new Made(++made, release); };
+  const a = reg.obtain('run', make);
+  const b = reg.obtain('run', make);
+  assert.equal(reg.has('run'), true, 'taken before the await');
+  go();
+  const [ra, rb] = await Promise.all([a, b]);
+  assert.equal(made, 1, 'one dashboard, one monitor');
+  assert.equal(ra.value, rb.value);
+  assert.deepEqual([ra.made, rb.made], [true, false], 'the second reveals the first');
+  assert.deepEqual(reg.values(), [ra.value]);
+  const other = await reg.obtain('other', make);
+  assert.equal(other.value!.n, 2, 'another key gets its own');
+  assert.equal(reg.size, 2);
+  // the first ends (its panel closed, its run settled): the next request makes a new one
+  ra.value!.release();
+  assert.equal(reg.has('run'), false);
+  const c = await reg.obtain('run', make);
+  assert.deepEqual([c.value!.n, c.made], [3, true]);
+});
+
+test("a replaced one's end leaves the newer one kept; a failed or empty make keeps nothing", async () => {
+  const reg = new OnePerKey<Made>();
+  let n = 0;
+  const make = async (release: () => void) => new Made(++n, release);
+  const first = (await reg.obtain('k', make)).value!;
+  // VS Code restores a panel for the same runs: it replaces the first, which then closes
+  const restored = (await reg.obtain('k', make, true)).value!;
+  first.release();
+  assert.equal(reg.has('k'), true, 'the restored panel is still the one kept');
+  assert.deepEqual(reg.values(), [restored]);
+  const again = await reg.obtain('k', make);
+  assert.deepEqual([again.value, again.made], [restored, false]);
+  restored.release();
+  assert.equal(reg.has('k'), false);
+
+  // the session could not be opened: the error goes to every caller, and the next one tries again
+  let fail = true;
+  const flaky = async (release: () => void) => {
+    await new Promise((r) => setImmediate(r));
+    if (fail) throw new Error('no session');
+    return new Made(++n, release);
+  };
+  const x = reg.obtain('run', flaky);
+  const y = reg.obtain('run', flaky);
+  await assert.rejects(x, /no session/);
+  await assert.rejects(y, /no session/);
+  assert.equal(reg.has('run'), false);
+  fail = false;
+  assert.equal((await reg.obtain('run', flaky)).made, true);
+  assert.equal((await reg.obtain('none', async () => undefined)).value, undefined);
+  assert.equal(reg.has('none'), false);
+  // one that ends while it is still being made (its run settled at once) is not kept either
+  const quick = await reg.obtain('quick', async (release) => { const m = new Made(++n, release); release(); return m; });
+  assert.equal(quick.made, true);
+  assert.equal(reg.has('quick'), false);
+});
+
 // The adapters are thin and need VS Code to run; what they must keep calling is checked in their
 // source, so reverting one to the code before these rules fails here.
 test('the editor adapters use these rules', () => {
@@ -234,10 +347,18 @@ test('the editor adapters use these rules', () => {
   assert.match(launch, /sessions\.use\(id, s\)/);
   assert.equal(launch.match(/void sessions\.release\(id\)/g)?.length, 2, 'both ends of a monitor release its session');
   assert.match(launch, /sessions\.dispose\(\)/);
+  assert.match(launch, /const monitors = new OnePerKey<RunMonitor>\(\)/);
+  assert.match(launch, /await monitors\.obtain\(id, /);
+  assert.doesNotMatch(launch, /monitors\.(set|delete)\(/, 'a monitor is kept and forgotten by the registry only');
+  assert.equal(launch.match(/\brelease\(\);/g)?.length, 2, 'both ends of a monitor release its key');
   assert.doesNotMatch(launch, /session\??\.close\(\)/, 'no session closed outside the holder');
   assert.match(src('serve.ts'), /new Slot<vscode\.Terminal>\(context\.subscriptions\)/);
   assert.match(src('eval.ts'), /onDidReceiveMessage\(reported\(/);
   const dashboard = src('dashboard.ts');
   assert.match(dashboard, /this\.readers\.start\(\(\) => runFeed\.followRun\(/);
   assert.match(dashboard, /this\.readers\.close\(\)/);
+  assert.match(dashboard, /const panels = new OnePerKey<DashboardPanel>\(\)/);
+  assert.match(dashboard, /await panels\.obtain\(key, /);
+  assert.match(dashboard, /p\.panel\.onDidDispose\(release\)/);
+  assert.doesNotMatch(dashboard, /panels\.(set|delete)\(/);
 });
