@@ -23,6 +23,8 @@ export interface MonitorOptions {
   intervalMs?: number;
   /** Milliseconds between process/job status checks (default 1000). */
   statusMs?: number;
+  /** Seconds without new events before a running run is `unresponsive`, for targets that set no
+   * heartbeatTimeout of their own (default 90; the editor passes conscience.launch.heartbeatTimeout). */
   heartbeatTimeoutS?: number;
   /** How long follow() waits, after the trainer's run_finished, for the process or job to end (default 60 s). */
   settleMs?: number;
@@ -165,7 +167,8 @@ export class RunMonitor extends EventEmitter {
         cancelRequested: rec.cancelRequested,
         now: Date.now() / 1000,
         lastActivity: rec.lastActivityAt ?? rec.startedAt ?? rec.createdAt,
-        heartbeatTimeout: this.opts.heartbeatTimeoutS ?? t2.heartbeatTimeout ?? 90,
+        // the target's own (docs/launch.md: every target accepts heartbeatTimeout), else the caller's default
+        heartbeatTimeout: t2.heartbeatTimeout ?? this.opts.heartbeatTimeoutS ?? 90,
         ...this.observed,
       });
       rec.state = out.state;
