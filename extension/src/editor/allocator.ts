@@ -106,6 +106,13 @@ class AllocatorHost implements vscode.Disposable {
     if (old) old.then((a) => a.dispose(), () => undefined);
   }
 
+  /** A YAML file was saved: it may be a recipe whose dataset_name or allocator: section decides
+   * another document's budgets, so the recipes are read again and the hints asked for again. */
+  recipesChanged(): void {
+    this.recipes = undefined;
+    this.changed.fire();
+  }
+
   enabled(): boolean {
     return vscode.workspace.getConfiguration('conscience.allocator').get<boolean>('inlayHints', true);
   }
@@ -414,5 +421,8 @@ export function activateAllocator(context: vscode.ExtensionContext, log: vscode.
       if (e.affectsConfiguration('conscience.allocator')) void host.reload();
     }),
     vscode.workspace.onDidCloseTextDocument((doc) => host.forget(doc)),
+    vscode.workspace.onDidSaveTextDocument((doc) => {
+      if (kindOf(doc) === 'yaml') host.recipesChanged();
+    }),
   );
 }

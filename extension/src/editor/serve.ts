@@ -3,7 +3,7 @@
 // stop it, and a status bar item that polls the gateway's /metrics for its request counts.
 import * as vscode from 'vscode';
 import { Slot } from '../core/lifecycle';
-import { checkUpstream, redactUpstream, serveLaunch, summarizeMetrics, type MetricsSummary } from '../core/serve/status';
+import { checkUpstream, MetricsPoller, redactUpstream, serveLaunch, summarizeMetrics, type MetricsSummary } from '../core/serve/status';
 
 const START = 'conscience.serve.start';
 const STOP = 'conscience.serve.stop';
@@ -14,7 +14,6 @@ export function activateServe(context: vscode.ExtensionContext, log: vscode.LogO
   // with the extension (core/lifecycle.ts)
   const terminal = new Slot<vscode.Terminal>(context.subscriptions);
   let url: string | undefined;
-  let timer: NodeJS.Timeout | undefined;
   const status = vscode.window.createStatusBarItem('conscience.serve.status', vscode.StatusBarAlignment.Left, 19);
   status.name = 'Conscience gateway';
   context.subscriptions.push(status);
@@ -32,16 +31,20 @@ export function activateServe(context: vscode.ExtensionContext, log: vscode.LogO
     status.show();
   };
 
-  const stopPolling = (): void => {
-    if (timer) clearInterval(timer);
-    timer = undefined;
-    status.hide();
-  };
+  // a poll in flight when the gateway stops (or another starts) shows nothing (core/serve/status.ts)
+  const poller = new MetricsPoller({
+    intervalMs: POLL_MS,
+    read: async (u) => {
+      const r = await fetch(`${u}/metrics`, { signal: AbortSignal.timeout(1500) });
+      return r.ok ? summarizeMetrics(await r.text()) : undefined;
+    },
+    hide: () => status.hide(),
+  });
 
   context.subscriptions.push(
-    { dispose: stopPolling },
+    poller,
     vscode.window.onDidCloseTerminal((t) => {
-      if (terminal.forget(t)) { url = undefined; stopPolling(); }
+      if (terminal.forget(t)) { url = undefined; poller.stop(); }
     }),
     vscode.commands.registerCommand(START, async (arg?: { upstream?: string; port?: number }) => {
       const upstream = arg?.upstream ?? await vscode.window.showInputBox({
@@ -82,24 +85,12 @@ export function activateServe(context: vscode.ExtensionContext, log: vscode.LogO
       url = `http://127.0.0.1:${portText}`;
       const shown = redactUpstream(upstream);
       log.info(`gateway started: ${url} → ${shown}`);
-      stopPolling();
-      render(undefined, shown);
-      const poll = async (): Promise<void> => {
-        if (!url) return;
-        try {
-          const r = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(1500) });
-          render(r.ok ? summarizeMetrics(await r.text()) : undefined, shown);
-        } catch {
-          render(undefined, shown);
-        }
-      };
-      timer = setInterval(() => void poll(), POLL_MS);
-      void poll();
+      poller.start(url, (s) => render(s, shown));
     }),
     vscode.commands.registerCommand(STOP, () => {
       terminal.dispose();
       url = undefined;
-      stopPolling();
+      poller.stop();
     }),
   );
 }

@@ -194,6 +194,29 @@ test('hostile events never make the host send a message its own webview rejects:
   assert.match(notes[0], /^dashboard: 2 metric key\(s\) not charted/);
 });
 
+test('comparing 8 runs with long names: the title is clipped to what the webview takes, so the layout still shows', async () => {
+  // editor/dashboard.ts titles a comparison "Compare <name>, <name>, …": 8 recipe file names of
+  // 150 characters are past the layout's limit, and the webview rejected the whole layout
+  const ids = Array.from({ length: 8 }, (_, i) => `run-${i}`);
+  const title = `Compare ${ids.map((id) => `${'grpo-qwen-long-experiment-name-'.repeat(5)}${id} · Mar 5 12:34`).join(', ')}`;
+  assert.ok(title.length > 1000);
+  const sent: ToWebview[] = [];
+  const s = new DashboardSession(ids.map((id) => ({ id })), {
+    title, post: (m) => sent.push(m), throttleMs: 0, saveCsv: async () => null, savePng: async () => null,
+  });
+  await s.receive({ type: 'ready', view: null });
+  for (const id of ids) s.ingest(id, [{ type: 'metrics', seq: 1, time: 2, step: 1, values: { reward: 0.5 } }]);
+  s.flush();
+  const layouts = sent.filter((m) => m.type === 'layout') as Extract<ToWebview, { type: 'layout' }>[];
+  assert.ok(layouts.length >= 1);
+  for (const m of layouts) {
+    const p = parseToWebview(m);
+    assert.ok(p.ok, `the webview would reject the layout: ${!p.ok && p.error}`);
+    assert.equal(m.title.length, 1000);
+    assert.equal(m.title, title.slice(0, 999) + '…');
+  }
+});
+
 test('the samples table pages through every logged step, filters, and stays on its step while new ones arrive', async () => {
   const { s, sent } = session(['run-a', 'run-b']);
   const rows = (step: number, n: number) => Array.from({ length: n }, (_, i) => ({

@@ -1,7 +1,7 @@
 // What the editor starts (argv, no shell) and how it reads a gateway's /metrics.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkUpstream, redactUpstream, serveLaunch, summarizeMetrics } from '../../src/core/serve/status';
+import { checkUpstream, MetricsPoller, redactUpstream, serveLaunch, summarizeMetrics, type MetricsSummary } from '../../src/core/serve/status';
 import { GatewayMetrics } from '../../src/core/serve/metrics';
 
 test('the gateway command line keeps every value one argument, and the upstream travels in the environment', () => {
@@ -40,4 +40,41 @@ test("the summary adds up a real registry's counters", async () => {
   assert.equal(s.safetyTokens, 40);
   assert.equal(s.savedTokens, 2560);
   assert.equal(summarizeMetrics('garbage\n{}\n').requests, 0);
+});
+
+test('a poll in flight when the gateway is stopped or replaced shows nothing: the status bar item stays hidden', async () => {
+  const answers: Array<(s: MetricsSummary | undefined) => void> = [];
+  const log: string[] = [];
+  const poller = new MetricsPoller({
+    intervalMs: 60_000,
+    read: (url) => new Promise((r) => answers.push((s) => { log.push(`answer ${url}`); r(s); })),
+    hide: () => log.push('hide'),
+  });
+  const summary = (requests: number) => ({ ...summarizeMetrics(''), requests });
+  const settle = () => new Promise((r) => setImmediate(r));
+  try {
+    poller.start('http://127.0.0.1:8100', (s) => log.push(`show 8100 ${s ? s.requests : 'starting'}`));
+    assert.deepEqual(log, ['hide', 'show 8100 starting']);
+    answers.shift()!(summary(3));
+    await settle();
+    assert.deepEqual(log.slice(2), ['answer http://127.0.0.1:8100', 'show 8100 3']);
+    // Stop while the gateway's /metrics is being read (up to 1.5 s): the answer shows nothing
+    // (the interval is long: only the first poll of each start runs here)
+    poller.start('http://127.0.0.1:8100', (s) => log.push(`show 8100 ${s ? s.requests : 'starting'}`));
+    log.length = 0;
+    poller.stop();
+    answers.shift()!(summary(4));
+    await settle();
+    assert.deepEqual(log, ['hide', 'answer http://127.0.0.1:8100'], 'hidden, and not shown again');
+    // a new gateway on another port: the old one's late answer is not shown for it
+    log.length = 0;
+    poller.start('http://127.0.0.1:8100', (s) => log.push(`show 8100 ${s ? s.requests : 'starting'}`));
+    poller.start('http://127.0.0.1:8200', (s) => log.push(`show 8200 ${s ? s.requests : 'starting'}`));
+    answers.shift()!(summary(5));
+    answers.shift()!(undefined);
+    await settle();
+    assert.deepEqual(log, ['hide', 'show 8100 starting', 'hide', 'show 8200 starting', 'answer http://127.0.0.1:8100', 'answer http://127.0.0.1:8200', 'show 8200 starting']);
+  } finally {
+    poller.dispose();
+  }
 });

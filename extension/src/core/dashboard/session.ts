@@ -282,7 +282,7 @@ export class DashboardSession {
     if (forceLayout || sig !== this.chartSig) {
       this.charts = charts;
       this.chartSig = sig;
-      this.opts.post({ type: 'layout', title: this.opts.title, runs: this.metas(), charts });
+      this.opts.post({ type: 'layout', title: clip(this.opts.title, LIMITS.maxTitle), runs: this.metas(), charts });
     } else {
       this.opts.post({ type: 'runs', runs: this.metas() });
     }

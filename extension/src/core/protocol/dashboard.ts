@@ -24,6 +24,8 @@ export const LIMITS = {
   maxSeries: 1000,
   /** A sample row's label, a reward name. */
   maxSampleLabel: 200,
+  /** The dashboard's title ("Compare" and up to 8 run names). */
+  maxTitle: 1000,
 } as const;
 
 const ID_LEN = 256;
@@ -129,7 +131,7 @@ export type ConfigRow = Infer<typeof configRow>;
 
 export const dashboardProtocol = protocol({
   toWebview: {
-    layout: { title: str(1000), runs: arr(runMeta, 100), charts: arr(chartSpec, 100) },
+    layout: { title: str(LIMITS.maxTitle), runs: arr(runMeta, 100), charts: arr(chartSpec, 100) },
     runs: { runs: arr(runMeta, 100) },
     window: {
       viewId: int(0),

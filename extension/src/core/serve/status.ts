@@ -1,6 +1,7 @@
 /**
  * What the editor needs to start a gateway and show it: the CLI's argv (no shell: every value
- * is its own argument) and environment, and a summary of a gateway's /metrics text.
+ * is its own argument) and environment, a summary of a gateway's /metrics text, and the poller
+ * of the status bar.
  */
 import { TIERS } from '../allocator';
 
@@ -88,4 +89,51 @@ export function summarizeMetrics(text: string): MetricsSummary {
     }
   }
   return out;
+}
+
+export interface MetricsPollerOptions {
+  intervalMs: number;
+  /** The gateway's summary; undefined (or a failure) while it does not answer. */
+  read(url: string): Promise<MetricsSummary | undefined>;
+  hide(): void;
+}
+
+/** Polls the shown gateway's /metrics (the editor's status bar). A poll still in flight when the
+ * gateway is stopped or replaced shows nothing when it returns: its answer is about a gateway no
+ * longer shown (a Stop during a poll left the item shown, "gateway starting…", with no gateway). */
+export class MetricsPoller {
+  private generation = 0;
+  private timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(private readonly o: MetricsPollerOptions) {}
+
+  /** Polls `url` from now on, each answer to show (undefined first: starting), until stop() or the next start(). */
+  start(url: string, show: (s: MetricsSummary | undefined) => void): void {
+    this.stop();
+    const generation = this.generation;
+    const poll = async (): Promise<void> => {
+      let s: MetricsSummary | undefined;
+      try {
+        s = await this.o.read(url);
+      } catch {
+        s = undefined;
+      }
+      if (generation === this.generation) show(s);
+    };
+    show(undefined);
+    this.timer = setInterval(() => void poll(), this.o.intervalMs);
+    void poll();
+  }
+
+  /** No more polls; one in flight shows nothing; the item is hidden. */
+  stop(): void {
+    this.generation++;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.o.hide();
+  }
+
+  dispose(): void {
+    this.stop();
+  }
 }
