@@ -38,7 +38,7 @@ const CASES: Case[] = [
   { name: 'sft-label-names-string', venv: '.venv', text: SFT + 'label_names: labels\n', refused: { code: 'CC101', phrase: /label_names expects a list/ } },
   { name: 'eval-arms-one-arm', venv: '.venv', text: EVAL + 'arms: label\n' },
   { name: 'eval-arms-one-fixed-arm', venv: '.venv', text: EVAL + "arms: 'fixed:32'\n" },
-  { name: 'eval-arms-one-unknown-arm', venv: '.venv', text: EVAL + 'arms: lable\n', refused: { code: 'CC400', phrase: /unknown arm 'lable'/i } },
+  { name: 'eval-arms-one-unknown-arm', venv: '.venv', text: EVAL + 'arms: lable\n', refused: { code: 'CC500', phrase: /unknown arm 'lable'/i } },
   { name: 'eval-arms-number', venv: '.venv', text: EVAL + 'arms: 5\n', refused: { code: 'CC101', phrase: /expect(s|ed) a list/ } },
   // 5. a number, a boolean or null where the runtime cannot use one
   { name: 'reward-funcs-number', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nseed: 1\nreward_funcs: 5\n', refused: { code: 'CC101', phrase: /reward_funcs expects a list or a string, got the number 5/ } },

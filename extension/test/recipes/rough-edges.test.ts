@@ -168,7 +168,7 @@ test('a single value for a list key: the quick fix wraps it, and the keys that t
   assert.deepEqual(validateText('model_name_or_path: x\nreward_funcs: refusal\nlora_target_modules: all-linear\n').map(fmt), []);
   // an eval recipe's one arm is checked as an arm
   assert.deepEqual(validateText('kind: eval\nmodel_name_or_path: x\narms: fixed:16\n').map(fmt), []);
-  const arm = validateText('kind: eval\nmodel_name_or_path: x\narms: lable\n').find((x) => x.code === 'CC400')!;
+  const arm = validateText('kind: eval\nmodel_name_or_path: x\narms: lable\n').find((x) => x.code === 'CC500')!;
   assert.equal(arm.line + 1, 3);
   assert.equal(arm.fixes![0]!.title, "Change to 'label'");
 });
