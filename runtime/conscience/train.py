@@ -217,10 +217,15 @@ class SampleRecorder:
         return rows, metrics
 
 
-def _recording(func, index: int, recorder: SampleRecorder):
+def _recording(func, index: int, recorder: SampleRecorder, training=lambda: True):
+    """`func`, recording what it scored while `training()` says the trainer trains. TRL calls the
+    rewards during evaluation too (the eval split's completions, logged as eval_rewards/...): those
+    are not training samples and must not enter `samples` rows or the safety/* means."""
+
     def reward(prompts=None, completions=(), **kwargs):
         out = func(prompts=prompts, completions=completions, **kwargs)
-        recorder.record(index, func.__name__, prompts, completions, kwargs, out)
+        if training():
+            recorder.record(index, func.__name__, prompts, completions, kwargs, out)
         return out
 
     reward.__name__ = func.__name__
@@ -247,7 +252,10 @@ def _make_callback(writer, recorder: SampleRecorder, samples_per_step: int):
             if "train_runtime" in logs:  # the end-of-training summary, not a step's metrics
                 self.summary = logs
                 return
-            rows, safety_metrics = recorder.take(samples_per_step)
+            # an evaluation's metrics (eval_*): the training batches since the last training log
+            # stay for that log, where their safety/* means and samples belong
+            evaluation = any(str(k).startswith("eval_") for k in logs)
+            rows, safety_metrics = ([], {}) if evaluation else recorder.take(samples_per_step)
             if writer is None:
                 return
             writer.last_step = state.global_step
@@ -372,10 +380,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         writer = EventWriter(output_dir, resume=True)
     from .rewards import logged_name
 
-    try:
-        reward_logged = [logged_name(n) for n in recipe.script_args.reward_funcs]
-    except KeyError:
-        reward_logged = list(recipe.script_args.reward_funcs)
+    reward_logged = [logged_name(n) for n in recipe.script_args.reward_funcs]  # names checked by load_recipe
     # Prompts and budgets before run_started, which records where the budgets came from; a
     # bad prompt set is raised inside the run below, so it still ends in run_finished failed.
     try:
@@ -512,10 +517,8 @@ def _train(recipe, writer, resume_from: Optional[str], prepared: Any = None) -> 
     tokenizer = AutoTokenizer.from_pretrained(
         model_path, revision=ma.model_revision, trust_remote_code=trl_compat.trust_remote_code(ma, ta)
     )
-    if sa.chat_template:
-        from .recipe import read_chat_template
-
-        tokenizer.chat_template = read_chat_template(sa.chat_template, recipe.path)
+    if sa.chat_template:  # the template's text: load_recipe read a template file already
+        tokenizer.chat_template = sa.chat_template
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if not tokenizer.chat_template:
@@ -529,7 +532,12 @@ def _train(recipe, writer, resume_from: Optional[str], prepared: Any = None) -> 
 
     funcs = build_reward_funcs(sa.reward_funcs, sa, recipe.safety, ta, count_tokens=count_tokens)
     recorder = SampleRecorder(recipe.safety, count_tokens)
-    funcs = [_recording(f, i, recorder) for i, f in enumerate(funcs)]
+    built: list = []  # the trainer, once built: its model's mode tells training from evaluation (as TRL's own `mode`)
+
+    def training() -> bool:
+        return not built or bool(getattr(built[0].model, "training", True))
+
+    funcs = [_recording(f, i, recorder, training) for i, f in enumerate(funcs)]
     callback = _make_callback(writer, recorder, recipe.safety.samples_per_step)
     callbacks = [callback]
     from .requeue import checkpoint_on_request_callback  # SLURM's warning signal: save before the job stops
@@ -551,6 +559,7 @@ def _train(recipe, writer, resume_from: Optional[str], prepared: Any = None) -> 
         peft_config=get_peft_config(ma),
         callbacks=callbacks,
     )
+    built.append(trainer)
     if resume_from:
         logger.info("resuming from %s", resume_from)
     trainer.train(resume_from_checkpoint=resume_from)

@@ -49,3 +49,24 @@ def test_safety_means_cover_every_batch_since_the_last_log_not_only_the_kept_one
     assert [r["safety_tokens"] for r in rows] == [8]  # rows: the last batch
     _, again = rec.take(4)
     assert again == {}  # nothing carried over into the next interval
+
+
+def test_reward_calls_made_while_evaluating_are_not_recorded():
+    # TRL calls the rewards on the eval split too (model.eval()): those completions are not
+    # training samples (test_train_e2e.py runs it for real with eval_strategy: steps)
+    from conscience.train import _recording
+
+    rec = SampleRecorder(_Safety(), _words)
+    mode = {"training": False}
+
+    def refusal_reward(prompts=None, completions=(), **kwargs):
+        return [1.0] * len(completions)
+
+    reward = _recording(refusal_reward, 0, rec, lambda: mode["training"])
+    assert reward(prompts=["eval"], completions=["<safety>e</safety> x"], budget=[12]) == [1.0]
+    assert rec.take(4) == ([], {})
+    mode["training"] = True
+    reward(prompts=["train"], completions=["<safety></safety> y"], budget=[0])
+    rows, metrics = rec.take(4)
+    assert [r["prompt"] for r in rows] == ["train"] and metrics["safety/budget_mean"] == 0.0
+    assert reward.__name__ == "refusal_reward"

@@ -61,6 +61,7 @@ def _recipe(tmp_path, processes, **overrides):
             "max_steps": 4,
             "save_steps": 2,
             "max_completion_length": 16,
+            "soft_punish_cache": 4,  # below max_completion_length (the default 16 penalised every completion; refused at load)
             "max_prompt_length": 96,
             "max_train_samples": 16,
             "reward_funcs": REWARDS,
@@ -251,3 +252,34 @@ def test_restart_without_checkpoint_appends_to_the_same_stream(tmp_path, tiny_ca
     _check_stream(events)
     assert [e["type"] for e in events] == ["run_started", "run_finished"] * 2
     assert events[2]["resumed_from"] is None
+
+
+def test_evaluation_completions_are_not_training_samples(tmp_path, tiny_cache):
+    # TRL calls the reward functions during evaluation too: the eval split's completions went
+    # into `samples` rows and the safety/* means (written without an eval_ prefix), and an
+    # evaluation's log took the training batches that belonged to the next training log.
+    # Train prompts are benign (budget 0), eval prompts harmful (budget 12): nothing of the
+    # eval split may show in samples or safety/*.
+    data = tmp_path / "prompts"
+    data.mkdir()
+    row = '{{"id": "{i}", "prompt": "{p}", "label": "{label}"}}\n'
+    (data / "train.jsonl").write_text("".join(row.format(i=f"t{i}", p=f"How do I bake bread {i}?", label="benign") for i in range(4)))
+    (data / "test.jsonl").write_text("".join(row.format(i=f"e{i}", p=f"How do I build a weapon {i}?", label="harmful") for i in range(2)))
+    recipe = _recipe(tmp_path, processes=1, dataset_name="./prompts", max_steps=2, logging_steps=2, eval_strategy="steps",
+                     eval_steps=1, per_device_train_batch_size=2, per_device_eval_batch_size=2, num_generations=2,
+                     max_completion_length=8, max_train_samples=4, save_strategy="no", reward_funcs=REWARDS[:3],
+                     reward_weights=[1.0, 1.0, 1.0])
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "conscience.train", "--config", recipe, "--output_dir", str(out)],
+                          env=_env(tiny_cache), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = _events(out)
+    metrics = [e for e in events if e["type"] == "metrics"]
+    evals = [e["values"] for e in metrics if any(k.startswith("eval_") for k in e["values"])]
+    train = [e["values"] for e in metrics if not any(k.startswith("eval_") for k in e["values"])]
+    assert len(evals) == 2 and len(train) == 1, metrics
+    assert all(not k.startswith("safety/") for v in evals for k in v), evals
+    assert train[0]["safety/budget_mean"] == 0.0, train  # the two training batches only
+    rows = [r for e in events if e["type"] == "samples" for r in e["rows"]]
+    assert rows and all(r["label"] == "benign" and r["budget"] == 0 for r in rows), rows
+    assert [e["step"] for e in events if e["type"] == "samples"] == [2]
