@@ -91,18 +91,21 @@ def json_writable(value: Any) -> bool:
     return True
 
 
-def open_regular(path: str):
+def open_regular(path: str, what: str = "a prompt set is a .jsonl file", reading: str = "cannot read"):
     """Open ``path`` for reading only if it is a regular file. A FIFO, socket or device (a
-    recipe's `dataset_name` pointing at one) is refused at once instead of blocking the
-    trainer forever: the open is non-blocking and the type is checked on the open file."""
+    recipe's `dataset_name` pointing at one, or the recipe or its `chat_template` file) is
+    refused at once instead of blocking the trainer forever: the open is non-blocking and the
+    type is checked on the open file. ``what`` ends the not-a-file message, ``reading`` starts
+    the cannot-open one."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:
-        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+        raise DataError(f"{path}: {reading}: {e.strerror or e}") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise DataError(f"{path}: not a regular file (a FIFO, socket or device); a prompt set is a .jsonl file")
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO, socket or device"
+            raise DataError(f"{path}: not a regular file ({kind}); {what}")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import math
 import os
 import typing
@@ -34,7 +35,7 @@ from typing import Any, Optional
 import yaml
 
 from .template import DEFAULTS as TEMPLATE_DEFAULTS
-from .template import PromptTemplate
+from .template import PLACEHOLDERS, PromptTemplate, unsupported_field
 
 SECTION_NAMES = ("launch", "safety", "allocator")
 
@@ -155,7 +156,8 @@ class SafetyConfig:
         default=TEMPLATE_DEFAULTS["budget_instruction"],
         metadata={
             "help": "Text appended to the system message telling the model its budget. Placeholders: "
-            "{budget}, {open_tag}, {close_tag}."
+            "{budget}, {open_tag}, {close_tag}, each plain (no format spec or conversion: the serving "
+            "gateway fills in only these); {{ and }} are literal braces."
         },
     )
     zero_budget_instruction: str = field(
@@ -206,6 +208,12 @@ class SafetyConfig:
             except (KeyError, IndexError, ValueError) as e:
                 raise ValueError(f"safety.{name}: {type(e).__name__}: {e} (placeholders: {{budget}}, {{open_tag}}, "
                                  "{close_tag}; write {{ and }} for braces)") from None
+            field = unsupported_field(getattr(self, name))
+            if field is not None:  # Python renders it; the gateway's TypeScript template would not
+                plain = next((p for p in PLACEHOLDERS if field[1:].startswith(p)), "budget")
+                raise ValueError(f"safety.{name}: {field} has a format spec, conversion or index; write the plain "
+                                 f"{{{plain}}} (the serving gateway fills in only {{budget}}, {{open_tag}} and "
+                                 "{close_tag} as they are, so the policy would be served other text than it trained on)")
 
     def default_budget(self, label: str) -> int:
         value = {"harmful": self.budget_harmful, "borderline": self.budget_borderline, "benign": self.budget_benign}.get(
@@ -434,9 +442,13 @@ def _resolve_relative(value: Optional[str], base: str) -> Optional[str]:
 
 def read_recipe_yaml(path: str) -> tuple[dict, str, dict[str, int]]:
     """Read a recipe file: (mapping, sha256 of the bytes, key -> line)."""
-    try:
-        with open(path, "rb") as f:
+    from .prompt_sets import DataError, open_regular
+
+    try:  # a FIFO or a device is refused at once (it would block the load forever)
+        with open_regular(path, "a recipe is a YAML file", "cannot read recipe") as f:
             data = f.read()
+    except DataError as e:
+        raise RecipeError(str(e)) from None
     except OSError as e:
         raise RecipeError(f"{path}: cannot read recipe: {e.strerror or e}") from None
     if b"\x00" in data[:8192]:
@@ -467,13 +479,19 @@ def read_chat_template(value: str, recipe_path: str, line: Optional[int] = None)
 
     if "{" in value or "\n" in value or not re.search(r"\.(jinja2?|j2|tmpl)$", value, re.IGNORECASE):
         return value
+    from .prompt_sets import DataError, open_regular
+
     path = value if os.path.isabs(value) else os.path.join(os.path.dirname(os.path.abspath(recipe_path)), value)
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+    where = f"{recipe_path}:{line}" if line else recipe_path
+    try:  # a FIFO or a device is refused at once (it would block the load forever)
+        with io.TextIOWrapper(open_regular(path, "a chat template is a Jinja text file"), encoding="utf-8") as f:
+            return f.read()  # text mode, as open(path, encoding="utf-8") reads it (universal newlines)
+    except DataError as e:
+        raise ValueError(f"{where}: chat_template file {e}") from None
     except OSError as e:
-        where = f"{recipe_path}:{line}" if line else recipe_path
         raise ValueError(f"{where}: chat_template file {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{where}: chat_template file {path}: not UTF-8 text (byte {e.start})") from None
 
 
 def recipe_kind(raw: dict, path: str = "<recipe>", lines: Optional[dict[str, int]] = None) -> str:
@@ -652,6 +670,47 @@ def refuse_quantized(path: str, lines: dict[str, int], model_args: Any) -> None:
                               "(use_peft: true) on a bf16 model instead")
 
 
+def check_grpo_keys(path: str, lines: dict[str, int], script_args: Any, training_args: Any) -> None:
+    """What the GRPO trainer would take and then train wrongly, or fail on mid-run, refused at
+    load with the key's line, as the recipe validator reports it: an empty `reward_funcs` (CC300:
+    a run that trains on nothing and "completes"), a name the reward registry does not know
+    (CC301), `reward_weights` of another length (CC207: TRL fails when the trainer is built),
+    `remove_unused_columns: true` (CC232: the budget and label columns are dropped, so the
+    safety_budget and refusal rewards score 0.0 for every completion) and a `soft_punish_cache`
+    that is not below `max_completion_length` (CC233: every completion is penalised)."""
+    from .rewards import REWARD_FUNCS
+
+    names = script_args.reward_funcs
+    known = ", ".join(REWARD_FUNCS)
+    at = f"{path}:{lines.get('reward_funcs', '?')}"
+    if not names:
+        raise RecipeError(f"{at}: reward_funcs is empty: GRPO needs at least one reward function (a run without one "
+                          f"trains on nothing). Add some of: {known}")
+    for name in names:
+        if not isinstance(name, str) or name not in REWARD_FUNCS:
+            raise RecipeError(f"{at}: Unknown reward function '{name}': the runtime knows {known}.")
+    weights = training_args.reward_weights
+    if weights is not None and len(weights) != len(names):
+        raise RecipeError(f"{path}:{lines.get('reward_weights', '?')}: Number of reward weights ({len(weights)}) must match "
+                          f"number of reward functions ({len(names)}) (GRPOTrainer). Give one weight per entry of "
+                          "reward_funcs, in the same order.")
+    if training_args.remove_unused_columns:
+        raise RecipeError(f"{path}:{lines.get('remove_unused_columns', '?')}: remove_unused_columns: true drops every dataset "
+                          "column but the prompt before the reward functions see them (TRL keeps only the columns its "
+                          "model inputs name), so the per-prompt `budget` and `safety_label` are gone: safety_budget and "
+                          "refusal would score 0.0 for every completion. Remove the key or set it to false (GRPOConfig's "
+                          "default).")
+    cache = script_args.soft_punish_cache
+    max_len = training_args.max_completion_length or 256  # the reward's own fallback (build_reward_funcs)
+    if "soft_overlong_punishment" in names and cache >= max_len:
+        said = (f"max_completion_length ({max_len}, line {lines['max_completion_length']})" if "max_completion_length" in lines
+                else f"max_completion_length ({max_len}, the default)")
+        line = lines.get("soft_punish_cache") or lines.get("max_completion_length") or lines.get("reward_funcs", "?")
+        raise RecipeError(f"{path}:{line}: soft_punish_cache ({cache}) must be less than {said}: "
+                          "soft_overlong_punishment penalises completions longer than max_completion_length - "
+                          "soft_punish_cache tokens, so it would penalise every completion. Lower soft_punish_cache.")
+
+
 def load_recipe(path: str, cli_args: Optional[list[str]] = None) -> Recipe:
     """Read `path` and parse it; `cli_args` (e.g. ["--output_dir", "x"]) override flat keys."""
     raw, digest, lines = read_recipe_yaml(path)
@@ -677,6 +736,12 @@ def load_recipe(path: str, cli_args: Optional[list[str]] = None) -> Recipe:
 
     script_args, training_args, model_args = parse_trl_keys(path, flat, lines, recipe_dataclasses(), cli_args, unknown_keys)
     refuse_quantized(path, lines, model_args)
+    check_grpo_keys(path, lines, script_args, training_args)
+    if script_args.chat_template:  # a file's text, read now: a missing file is an error with its line (as SFT and eval)
+        try:
+            script_args.chat_template = read_chat_template(script_args.chat_template, path, lines.get("chat_template"))
+        except ValueError as e:
+            raise RecipeError(str(e)) from None
     return Recipe(
         path=os.path.abspath(path),
         sha256=digest,

@@ -35,6 +35,36 @@ def _load_defaults() -> dict:
 DEFAULTS: dict = _load_defaults()
 
 
+PLACEHOLDERS = ("budget", "open_tag", "close_tag")
+
+
+def unsupported_field(wording: str) -> Optional[str]:
+    """The first replacement field of ``wording`` that is not a plain ``{budget}``, ``{open_tag}``
+    or ``{close_tag}`` (``{budget:d}``, ``{budget!s}``, ``{open_tag[0]}``), as written; None if
+    every field is plain. Python's ``str.format`` renders those, but the TypeScript twin the
+    serving gateway renders prompts with fills in only the plain fields, so a policy would be
+    served other text than it trained on. Call it on wording that ``str.format`` accepts: the
+    fields are found the way Python's own parser finds them (``{{`` and ``}}`` are literal
+    braces; a field ends at its matching ``}``)."""
+    i, n = 0, len(wording)
+    while i < n:
+        c = wording[i]
+        if c in "{}" and wording[i + 1:i + 2] == c:
+            i += 2
+            continue
+        if c == "{":
+            depth, j = 1, i + 1
+            while j < n and depth:
+                depth += {"{": 1, "}": -1}.get(wording[j], 0)
+                j += 1
+            if wording[i + 1:j - 1] not in PLACEHOLDERS:
+                return wording[i:j]
+            i = j
+            continue
+        i += 1
+    return None
+
+
 @dataclass(frozen=True)
 class PromptTemplate:
     open_tag: str = DEFAULTS["open_tag"]

@@ -263,3 +263,68 @@ def test_a_trl_check_that_names_its_key_later_in_the_message_gets_that_keys_line
         with pytest.raises(RecipeError) as e:
             load_recipe(p, ["--output_dir", str(tmp_path / "out")])
         assert str(e.value).startswith(f"{p}:{line}: ") and needle in str(e.value), str(e.value)
+
+
+GRPO_BASE = "dataset_name: conscience/safety_prompts\nmodel_name_or_path: conscience/tiny\n"
+
+
+@pytest.mark.parametrize("body, line, needle", [
+    # TRL kept only `prompt`: safety_budget and refusal scored 0.0 for every row and the run "completed"
+    ("remove_unused_columns: true\n", 3, "remove_unused_columns: true drops every dataset column but the prompt"),
+    # an unknown name failed with a traceback once the trainer was built; [] trained on nothing
+    ("reward_funcs: [safety_format, bogus]\n", 3, "Unknown reward function 'bogus': the runtime knows safety_format, "),
+    ("reward_funcs: bogus\n", 3, "Unknown reward function 'bogus'"),
+    ("reward_funcs: []\n", 3, "reward_funcs is empty: GRPO needs at least one reward function"),
+    # TRL raised when the trainer was built, after the model was loaded
+    ("reward_funcs: [safety_format, refusal]\nreward_weights: [1.0]\n", 4,
+     "Number of reward weights (1) must match number of reward functions (2)"),
+    # every completion penalised
+    ("reward_funcs: [refusal, soft_overlong_punishment]\nmax_completion_length: 16\nsoft_punish_cache: 16\n", 5,
+     "soft_punish_cache (16) must be less than max_completion_length (16, line 4)"),
+    ("reward_funcs: [soft_overlong_punishment]\nsoft_punish_cache: 300\n", 4,
+     "soft_punish_cache (300) must be less than max_completion_length (256, the default)"),
+    # Python renders a format spec; the gateway's TypeScript template left it verbatim
+    ("safety:\n  budget_instruction: 'use {budget:d} tokens in {open_tag}{close_tag}'\n", 4,
+     "safety.budget_instruction: {budget:d} has a format spec, conversion or index; write the plain {budget}"),
+    ("safety:\n  zero_budget_instruction: 'empty {open_tag!s}{close_tag}'\n", 4,
+     "safety.zero_budget_instruction: {open_tag!s} has a format spec"),
+    ("safety:\n  budget_instruction: 'about {budget:>4} tokens'\n", 4, "{budget:>4} has a format spec"),
+    ("safety:\n  budget_instruction: 'in {open_tag[0]} {budget}'\n", 4, "{open_tag[0]} has a format spec, conversion or index; write the plain {open_tag}"),
+    # read when the trainer built its tokenizer: a traceback after the model was loaded
+    ("chat_template: templates/missing.jinja\n", 3, "chat_template file "),
+])
+def test_grpo_recipe_mistakes_the_trainer_took_are_refused_at_load_with_the_line(tmp_path, body, line, needle):
+    p = _recipe(tmp_path, GRPO_BASE + body)
+    with pytest.raises(RecipeError) as e:
+        load_recipe(p, ["--output_dir", str(tmp_path / "out")])
+    assert str(e.value).startswith(f"{p}:{line}: ") and needle in str(e.value), str(e.value)
+
+
+def test_what_those_checks_accept(tmp_path):
+    out = ["--output_dir", str(tmp_path / "out")]
+    r = load_recipe(_recipe(tmp_path, GRPO_BASE + "remove_unused_columns: false\nreward_funcs: refusal\nreward_weights: [2.0]\n"
+                                      "soft_punish_cache: 300\n"), out)
+    assert r.training_args.remove_unused_columns is False and r.script_args.reward_funcs == ["refusal"]
+    r = load_recipe(_recipe(tmp_path, GRPO_BASE + "reward_funcs: [soft_overlong_punishment]\nmax_completion_length: 32\n"
+                                      "soft_punish_cache: 31\nsafety:\n  budget_instruction: '{{budget:d}} is literal, {budget} is not'\n"), out)
+    assert r.safety.instruction(7) == "{budget:d} is literal, 7 is not"
+    # a template file is read at load, relative to the recipe, as SFT and eval read theirs
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "t.jinja").write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}\r\n")
+    r = load_recipe(_recipe(tmp_path, GRPO_BASE + "chat_template: templates/t.jinja\n"), out)
+    assert r.script_args.chat_template == "{% for m in messages %}{{ m['content'] }}{% endfor %}\n"
+
+
+def test_a_fifo_recipe_or_template_is_refused_not_waited_on(tmp_path):
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    code = ("import sys; from conscience.recipe import RecipeError, load_recipe\n"
+            "try:\n    load_recipe(sys.argv[1])\nexcept RecipeError as e:\n    print(e)\n")
+    # in a child with a timeout: the bug is a load that blocks forever
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "runtime"))
+    p = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True, text=True, timeout=30, env=env)
+    assert p.stdout.strip() == f"{fifo}: not a regular file (a FIFO, socket or device); a recipe is a YAML file", p.stderr
+    os.mkfifo(tmp_path / "t.jinja")
+    r = _recipe(tmp_path, GRPO_BASE + "chat_template: t.jinja\n")
+    p = subprocess.run([sys.executable, "-c", code, r], capture_output=True, text=True, timeout=30, env=env)
+    assert p.stdout.startswith(f"{r}:3: chat_template file ") and "not a regular file" in p.stdout, p.stdout + p.stderr

@@ -95,6 +95,10 @@ test('recipe mistakes are reported at FILE:LINE, and the CLI exits 2', () => {
   const same = join(dir, 'same.yaml');
   writeFileSync(same, 'safety:\n  open_tag: "<s>"\n  close_tag: "<s>"\n');
   assert.throws(() => readServeRecipe(same), /same\.yaml:3: safety.open_tag and safety.close_tag must differ/);
+  // a wording the trainer refuses (it would render {budget:d}, the gateway could not): refused at load, not per request
+  const spec = join(dir, 'spec.yaml');
+  writeFileSync(spec, 'safety:\n  open_tag: "<s>"\n  budget_instruction: "Think in {open_tag}{close_tag}, at most {budget:d} tokens."\n');
+  assert.throws(() => readServeRecipe(spec), /spec\.yaml:3: safety\.budget_instruction: \{budget:d\} is not a plain \{budget\}/);
   const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'conscience.js'), 'serve', '--upstream', 'http://127.0.0.1:1', '--recipe', bad], { encoding: 'utf8' });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /bad\.yaml:3: safety\.open_tag/);

@@ -28,14 +28,63 @@ export const DEFAULT_TEMPLATE: Readonly<PromptTemplateSpec> = Object.freeze({
   systemPrompt: null,
 });
 
-/** Python's `str.format` for the three named fields the wording may use ({{ and }} escape braces). */
+/** The placeholders a wording may use, each as a plain `{name}`. */
+export const PLACEHOLDERS = ['budget', 'open_tag', 'close_tag'] as const;
+
+/** The end (exclusive) of the replacement field opening at `i`: its matching `}`, as Python's parser finds it; -1 if none. */
+function fieldEnd(s: string, i: number): number {
+  let depth = 1;
+  for (let j = i + 1; j < s.length; j++) {
+    if (s[j] === '{') depth++;
+    else if (s[j] === '}' && --depth === 0) return j + 1;
+  }
+  return -1;
+}
+
+/**
+ * The first replacement field of `wording` that is not a plain `{budget}`, `{open_tag}` or
+ * `{close_tag}` (`{budget:d}`, `{budget!s}`, `{open_tag[0]}`), as written; undefined if every
+ * field is plain (`conscience.template.unsupported_field`). Python would render such a field;
+ * this module does not, so the runtime and the validator (CC227) refuse it.
+ */
+export function unsupportedField(wording: string): string | undefined {
+  for (let i = 0; i < wording.length; i++) {
+    const c = wording[i];
+    if ((c === '{' || c === '}') && wording[i + 1] === c) { i++; continue; }
+    if (c !== '{') continue;
+    const end = fieldEnd(wording, i);
+    if (end < 0) return undefined; // a lone '{': str.format's own error (the validator's formatError)
+    if (!(PLACEHOLDERS as readonly string[]).includes(wording.slice(i + 1, end - 1))) return wording.slice(i, end);
+    i = end - 1;
+  }
+  return undefined;
+}
+
+/**
+ * Python's `str.format` for the three named fields the wording may use, each plain ({{ and }}
+ * escape braces). Anything Python would render differently or refuse is an error, never a
+ * silent literal: an unknown name, a format spec, conversion or index (`{budget:d}`), a lone brace.
+ */
 function format(wording: string, fields: Record<string, string>): string {
-  return wording.replace(/\{\{|\}\}|\{(\w+)\}/g, (m, name?: string) => {
-    if (m === '{{') return '{';
-    if (m === '}}') return '}';
-    if (name !== undefined && name in fields) return fields[name];
-    throw new Error(`prompt template: unknown placeholder ${m} in ${JSON.stringify(wording)}`);
-  });
+  let out = '';
+  for (let i = 0; i < wording.length; i++) {
+    const c = wording[i]!;
+    if ((c === '{' || c === '}') && wording[i + 1] === c) { out += c; i++; continue; }
+    if (c === '}') throw new Error(`prompt template: single '}' in ${JSON.stringify(wording)}`);
+    if (c !== '{') { out += c; continue; }
+    const end = fieldEnd(wording, i);
+    if (end < 0) throw new Error(`prompt template: single '{' in ${JSON.stringify(wording)}`);
+    const name = wording.slice(i + 1, end - 1);
+    if (!Object.prototype.hasOwnProperty.call(fields, name)) {
+      const m = wording.slice(i, end);
+      throw new Error(/^\w+$/.test(name)
+        ? `prompt template: unknown placeholder ${m} in ${JSON.stringify(wording)}`
+        : `prompt template: ${m} has a format spec, conversion or index; only plain {budget}, {open_tag} and {close_tag} are filled in (${JSON.stringify(wording)})`);
+    }
+    out += fields[name];
+    i = end - 1;
+  }
+  return out;
 }
 
 export function instruction(t: PromptTemplateSpec, budget: number): string {

@@ -80,6 +80,26 @@ const CASES: Case[] = [
   { name: 'prefetch-trl1', venv: '.venv-trl1', text: GRPO + 'dataloader_prefetch_factor: 2\n' + TRL1, refused: { code: 'CC230', phrase: /--dataloader_prefetch_factor can only be set when data is loaded in a different process, i\.e\. when --dataloader_num_workers > 0/ } },
   { name: 'prefetch-trl018', venv: '.venv', text: GRPO + 'dataloader_prefetch_factor: 2\n', refused: { code: 'CC230', phrase: /--dataloader_prefetch_factor can only be set when data is loaded in a different process, i\.e\. when --dataloader_num_workers > 1/ } },
   { name: 'prefetch-with-workers', venv: '.venv', text: GRPO + 'dataloader_num_workers: 1\ndataloader_prefetch_factor: 2\n' },
+  // 6. what the trainer took and then trained wrongly or failed on mid-run, refused at load
+  { name: 'remove-unused-columns', venv: '.venv', text: GRPO + 'remove_unused_columns: true\n', refused: { code: 'CC232', phrase: /remove_unused_columns: true drops every dataset column but the prompt/ } },
+  { name: 'remove-unused-columns-trl1', venv: '.venv-trl1', text: GRPO + 'remove_unused_columns: true\n' + TRL1, refused: { code: 'CC232', phrase: /safety_budget and refusal would score 0\.0 for every completion/ } },
+  { name: 'remove-unused-columns-false', venv: '.venv', text: GRPO + 'remove_unused_columns: false\n' },
+  { name: 'sft-remove-unused-columns', venv: '.venv', text: SFT + 'remove_unused_columns: true\n' },
+  { name: 'reward-funcs-unknown', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nseed: 1\nreward_funcs: [safety_format, bogus]\n', refused: { code: 'CC301', phrase: /Unknown reward function 'bogus': the runtime knows safety_format, safety_budget, refusal/ } },
+  { name: 'reward-funcs-unknown-one-name-trl1', venv: '.venv-trl1', text: 'model_name_or_path: conscience/tiny\nseed: 1\nreward_funcs: bogus\n' + TRL1, refused: { code: 'CC301', phrase: /Unknown reward function 'bogus'/ } },
+  { name: 'reward-funcs-empty', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nseed: 1\nreward_funcs: []\n', refused: { code: 'CC300', phrase: /reward_funcs is empty: GRPO needs at least one reward function/ } },
+  { name: 'reward-weights-length', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nreward_funcs: [safety_format, refusal]\nreward_weights: [1.0]\n', refused: { code: 'CC207', phrase: /Number of reward weights \(1\) must match number of reward functions \(2\)/ } },
+  { name: 'reward-weights-length-trl1', venv: '.venv-trl1', text: 'model_name_or_path: conscience/tiny\nreward_funcs: refusal\nreward_weights: [1.0, 2.0]\n' + TRL1, refused: { code: 'CC207', phrase: /Number of reward weights \(2\) must match number of reward functions \(1\)/ } },
+  { name: 'soft-punish-cache-default-length', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nreward_funcs: [refusal, soft_overlong_punishment]\nsoft_punish_cache: 300\n', refused: { code: 'CC233', phrase: /soft_punish_cache \(300\) must be less than max_completion_length \(256, the default\)/ } },
+  { name: 'soft-punish-cache-trl1', venv: '.venv-trl1', text: 'model_name_or_path: conscience/tiny\nmax_completion_length: 32\nsoft_punish_cache: 32\nreward_funcs: [soft_overlong_punishment]\n' + TRL1, refused: { code: 'CC233', phrase: /soft_punish_cache \(32\) must be less than max_completion_length \(32, line 2\)/ } },
+  { name: 'soft-punish-cache-unused', venv: '.venv', text: GRPO + 'soft_punish_cache: 300\n' },
+  { name: 'chat-template-missing', venv: '.venv', text: GRPO + 'chat_template: templates/missing.jinja\n', refused: { code: 'CC304', phrase: /chat.template file .*missing\.jinja/i } },
+  // 7. budget wording Python renders but the gateway's TypeScript template does not
+  { name: 'budget-instruction-format-spec', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nsafety:\n  budget_instruction: "at most {budget:d} tokens in {open_tag}{close_tag}"\nreward_funcs: [refusal]\n', refused: { code: 'CC227', phrase: /safety\.budget_instruction: \{budget:d\} has a format spec, conversion or index; write the plain \{budget\}/ } },
+  { name: 'zero-budget-instruction-conversion-trl1', venv: '.venv-trl1', text: 'model_name_or_path: conscience/tiny\nsafety:\n  zero_budget_instruction: "empty {open_tag!s}{close_tag}"\n' + TRL1, refused: { code: 'CC227', phrase: /safety\.zero_budget_instruction: \{open_tag!s\} has a format spec, conversion or index; write the plain \{open_tag\}/ } },
+  { name: 'sft-budget-instruction-index', venv: '.venv', text: 'kind: sft\nsafety:\n  budget_instruction: "{open_tag[0]} and {budget}"\n', refused: { code: 'CC227', phrase: /\{open_tag\[0\]\} has a format spec/ } },
+  { name: 'eval-budget-instruction-format-spec', venv: '.venv', text: 'kind: eval\nsafety:\n  budget_instruction: "about {budget:>4} tokens"\nmodel_name_or_path: conscience/tiny\n', refused: { code: 'CC227', phrase: /\{budget:>4\} has a format spec/ } },
+  { name: 'budget-instruction-escaped-braces', venv: '.venv', text: GRPO + 'safety:\n  budget_instruction: "{{budget:d}} is literal; use {budget} tokens"\n' },
 ];
 
 /** The line a runtime error names: `PATH:LINE: ...`, or `... (line LINE)` for unknown keys. */

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { DEFAULT_TEMPLATE, renderMessages, splitCompletion, type PromptTemplateSpec } from '../../src/core/template';
+import { DEFAULT_TEMPLATE, renderMessages, splitCompletion, unsupportedField, type PromptTemplateSpec } from '../../src/core/template';
 
 interface PyTemplate { open_tag: string; close_tag: string; budget_instruction: string; zero_budget_instruction: string; system_prompt: string | null }
 const cases = JSON.parse(readFileSync(new URL('../../../runtime/tests/data/template_cases.json', import.meta.url), 'utf8')) as {
@@ -37,4 +37,16 @@ test('splits every completion exactly as the Python runtime does', () => {
 
 test('a wording with an unknown placeholder is an error, not a silent literal', () => {
   assert.throws(() => renderMessages({ ...DEFAULT_TEMPLATE, budgetInstruction: 'use {tokens}' }, 'q', 3), /unknown placeholder \{tokens\}/);
+});
+
+test('a wording with a format spec, conversion or index is an error, not a silent literal (Python renders it)', () => {
+  // the runtime refuses such a recipe (SafetyConfig), the validator reports it (CC227); here the
+  // gateway would otherwise have served "{budget:d}" verbatim where training said "48"
+  for (const w of ['at most {budget:d} tokens', 'about {budget!s} tokens', 'inside {open_tag[0]}', 'pad {budget:>4}', 'nested {budget:{open_tag}}']) {
+    assert.throws(() => renderMessages({ ...DEFAULT_TEMPLATE, budgetInstruction: w }, 'q', 48), /has a format spec, conversion or index/, w);
+  }
+  assert.throws(() => renderMessages({ ...DEFAULT_TEMPLATE, budgetInstruction: 'a lone } brace {budget}' }, 'q', 48), /single '\}'/);
+  assert.equal(renderMessages({ ...DEFAULT_TEMPLATE, budgetInstruction: '{{budget:d}} {{{budget}}} {budget}' }, 'q', 48)[0]!.content, '{budget:d} {48} 48');
+  assert.equal(unsupportedField('{budget:d}'), '{budget:d}');
+  assert.equal(unsupportedField('{{budget:d}} {budget} {open_tag}{close_tag}'), undefined);
 });

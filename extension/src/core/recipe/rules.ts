@@ -15,6 +15,7 @@ import {
 } from './context';
 import { didYouMean, isNumber } from './values';
 import { deref, toPlain, type YNode } from './yaml';
+import { PLACEHOLDERS, unsupportedField } from '../template';
 
 /** Where a rule's diagnostics come from. */
 export type Stage = 'read' | 'yaml' | 'keys' | 'rules' | 'accelerate';
@@ -133,8 +134,6 @@ export function missingFile(ctx: Ctx, emit: Emit, name: string, what: string, co
   emit.range(p.value.start, p.value.end, `${what} '${v}' not found (resolved against the recipe's folder: ${full}). Fix the path or create the file.`);
 }
 
-const PLACEHOLDERS = ['budget', 'open_tag', 'close_tag'];
-
 /**
  * What Python's `s.format(budget=…, open_tag=…, close_tag=…)` raises, worded as Python does;
  * undefined when it formats. (A format spec's own syntax, `{budget:q}`, is not checked.)
@@ -168,7 +167,7 @@ function fieldError(field: string, depth: number): string | undefined {
   const m = /^([^.[!:]*)((?:\.[^.[!:]*|\[[^\]]*\])*)(.*)$/s.exec(field)!;
   const [, arg, access, rest0] = m as unknown as [string, string, string, string];
   if (arg === '' || /^\d+$/.test(arg)) return `IndexError: Replacement index ${arg || 0} out of range for positional args tuple`;
-  if (!PLACEHOLDERS.includes(arg)) return `KeyError: '${arg}'`;
+  if (!(PLACEHOLDERS as readonly string[]).includes(arg)) return `KeyError: '${arg}'`;
   // `.attr` / `[i]` reach into the value: Python resolves them (most work), so only an empty name is checked
   if (/\.(?=[.[]|$)/.test(access)) return 'ValueError: Empty attribute in format string';
   let rest = rest0;
@@ -532,12 +531,22 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC227', severity: 'error', stage: 'rules', alsoEval: true, summary: '`safety.budget_instruction` / `zero_budget_instruction` do not format: a placeholder other than `{budget}`, `{open_tag}`, `{close_tag}`, or a lone `{` / `}` (SafetyConfig)',
+    code: 'CC227', severity: 'error', stage: 'rules', alsoEval: true, summary: '`safety.budget_instruction` / `zero_budget_instruction` do not format: a placeholder other than `{budget}`, `{open_tag}`, `{close_tag}`, or a lone `{` / `}`; or a field with a format spec, conversion or index (`{budget:d}`, `{budget!s}`), which Python renders but the serving gateway\'s template does not (SafetyConfig)',
     check(ctx, emit) {
       for (const key of ['budget_instruction', 'zero_budget_instruction']) {
         const v = sval(ctx, 'safety', key);
-        const err = typeof v === 'string' && sectionPair(ctx, 'safety', key) ? formatError(v) : undefined;
-        if (err) emit.at([['safety', key]], `safety.${key}: ${err} (placeholders: {budget}, {open_tag}, {close_tag}; write {{ and }} for braces). The runtime formats it for every prompt and refuses the recipe (SafetyConfig).`);
+        if (typeof v !== 'string' || !sectionPair(ctx, 'safety', key)) continue;
+        const err = formatError(v);
+        if (err) {
+          emit.at([['safety', key]], `safety.${key}: ${err} (placeholders: {budget}, {open_tag}, {close_tag}; write {{ and }} for braces). The runtime formats it for every prompt and refuses the recipe (SafetyConfig).`);
+          continue;
+        }
+        const field = unsupportedField(v);
+        if (field) {
+          // conscience.template.unsupported_field: the same words as SafetyConfig's refusal
+          const plain = PLACEHOLDERS.find((p) => field.slice(1).startsWith(p)) ?? 'budget';
+          emit.at([['safety', key]], `safety.${key}: ${field} has a format spec, conversion or index; write the plain {${plain}} (the serving gateway fills in only {budget}, {open_tag} and {close_tag} as they are, so the policy would be served other text than it trained on). The runtime refuses the recipe (SafetyConfig).`);
+        }
       }
     },
   },
@@ -595,6 +604,31 @@ export const RULES: readonly Rule[] = [
         emit.at(['vllm_server_base_url'],
           `vllm_server_base_url sends the trainer to ${url} instead of the vLLM server that launch.vllm_server starts (TRL ignores vllm_server_host and vllm_server_port when a base URL is set). Remove it: the launcher points the trainer at its own server.`);
       }
+    },
+  },
+  {
+    code: 'CC232', severity: 'error', stage: 'rules', only: 'grpo', summary: '`remove_unused_columns: true`: TRL would drop the per-prompt `budget` and `safety_label` columns before the rewards see them, so `safety_budget` and `refusal` score 0.0 for every completion (the runtime refuses it)',
+    check(ctx, emit) {
+      if (val(ctx, 'remove_unused_columns') === true) {
+        // conscience.recipe.check_grpo_keys: the same words
+        emit.at(['remove_unused_columns'], 'remove_unused_columns: true drops every dataset column but the prompt before the reward functions see them (TRL keeps only the columns its model inputs name), so the per-prompt `budget` and `safety_label` are gone: safety_budget and refusal would score 0.0 for every completion. Remove the key or set it to false (GRPOConfig\'s default).',
+          [setValueFix(ctx, 'remove_unused_columns', 'false')]);
+      }
+    },
+  },
+  {
+    code: 'CC233', severity: 'error', stage: 'rules', only: 'grpo', summary: '`soft_overlong_punishment` with `soft_punish_cache` ≥ `max_completion_length`: every completion would be penalised (the runtime refuses it)',
+    check(ctx, emit) {
+      const rf0 = val(ctx, 'reward_funcs');
+      const rf = typeof rf0 === 'string' ? [rf0] : rf0;
+      const cache = val(ctx, 'soft_punish_cache');
+      const ml0 = val(ctx, 'max_completion_length');
+      const max = ml0 === null ? 256 : ml0; // the reward's own fallback (build_reward_funcs)
+      if (!Array.isArray(rf) || !rf.includes('soft_overlong_punishment') || !isInt(cache) || !isInt(max) || cache < max) return;
+      const mp = pair(ctx, 'max_completion_length');
+      const said = mp ? `max_completion_length (${max}, line ${ctx.text.slice(0, mp.key.start).split('\n').length})` : `max_completion_length (${max}, the default)`;
+      // conscience.recipe.check_grpo_keys: the same words
+      emit.at(['soft_punish_cache', 'max_completion_length', 'reward_funcs'], `soft_punish_cache (${cache}) must be less than ${said}: soft_overlong_punishment penalises completions longer than max_completion_length - soft_punish_cache tokens, so it would penalise every completion. Lower soft_punish_cache.`);
     },
   },
   {

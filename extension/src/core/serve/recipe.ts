@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { load as loadYaml, YAML11_SCHEMA } from 'js-yaml';
-import { DEFAULT_TEMPLATE, type PromptTemplateSpec } from '../template';
+import { DEFAULT_TEMPLATE, unsupportedField, type PromptTemplateSpec } from '../template';
 
 export interface ServeRecipe {
   template: PromptTemplateSpec;
@@ -50,6 +50,9 @@ export function readServeRecipe(file: string): ServeRecipe {
   for (const [k, field] of Object.entries(TEMPLATE_KEYS)) {
     if (s[k] === undefined || s[k] === null) continue;
     if (typeof s[k] !== 'string' || !(s[k] as string)) throw new Error(`${file}:${lineOf(text, k, true)}: safety.${k} must be a non-empty string`);
+    // what the trainer refuses at load (CC227), refused here at load too, not on each request
+    const bad = k.endsWith('instruction') ? unsupportedField(s[k] as string) : undefined;
+    if (bad) throw new Error(`${file}:${lineOf(text, k, true)}: safety.${k}: ${bad} is not a plain {budget}, {open_tag} or {close_tag} (no format spec, conversion or index)`);
     template[field] = s[k] as string;
   }
   if (template.openTag === template.closeTag) throw new Error(`${file}:${lineOf(text, 'close_tag', true)}: safety.open_tag and safety.close_tag must differ`);
