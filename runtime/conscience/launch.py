@@ -317,7 +317,7 @@ def run(
             except InterruptedError:  # pragma: no cover
                 continue
     finally:
-        if srv is not None and srv.poll() is None:
+        if srv is not None:  # also when the server itself has exited: what it started in its group (vLLM's engine workers) holds the GPUs
             _stop_group(srv, 30.0)
         if reason_dir:
             shutil.rmtree(reason_dir, ignore_errors=True)

@@ -265,6 +265,33 @@ def test_a_trainer_stopped_for_its_server_is_told_why(tmp_path, capfd):
     assert not os.path.exists(path), "the reason file outlived the run"
 
 
+def test_what_an_early_exiting_server_started_in_its_group_is_stopped_too(tmp_path, capfd):
+    """vLLM's API process can die (OOM) while its engine workers, in its process group, hold the
+    GPUs: the group is stopped even though its leader has already exited."""
+    import pytest
+
+    from conscience.launch import run
+
+    pid_file, child_file = tmp_path / "trainer.pid", tmp_path / "child.pid"
+    server = _py(_AFTER_TRAINER_STARTED +
+                 "import subprocess\n"
+                 "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+                 "open(sys.argv[2], 'w').write(str(c.pid))\n"
+                 "sys.exit(3)", pid_file, child_file)
+    assert run(_py(_TRAINER, pid_file, tmp_path / "trained"), dict(os.environ), server, dict(os.environ)) == 3
+    child = int(_wait_for(child_file))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the server's worker outlived the run")
+
+
 def test_a_server_that_exits_0_early_still_fails_the_run(tmp_path, capfd):
     from conscience.launch import run
 
