@@ -205,7 +205,7 @@ class SafetyConfig:
         for name in ("budget_instruction", "zero_budget_instruction"):
             try:  # the wording is formatted for every prompt: a bad placeholder must fail here, with the line
                 getattr(self, name).format(budget=1, open_tag=self.open_tag, close_tag=self.close_tag)
-            except (KeyError, IndexError, ValueError) as e:
+            except (KeyError, IndexError, ValueError, TypeError, AttributeError) as e:  # {budget[0]}, {open_tag.x}
                 raise ValueError(f"safety.{name}: {type(e).__name__}: {e} (placeholders: {{budget}}, {{open_tag}}, "
                                  "{close_tag}; write {{ and }} for braces)") from None
             field = unsupported_field(getattr(self, name))

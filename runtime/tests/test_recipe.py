@@ -290,6 +290,9 @@ GRPO_BASE = "dataset_name: conscience/safety_prompts\nmodel_name_or_path: consci
      "safety.zero_budget_instruction: {open_tag!s} has a format spec"),
     ("safety:\n  budget_instruction: 'about {budget:>4} tokens'\n", 4, "{budget:>4} has a format spec"),
     ("safety:\n  budget_instruction: 'in {open_tag[0]} {budget}'\n", 4, "{open_tag[0]} has a format spec, conversion or index; write the plain {open_tag}"),
+    # str.format raised TypeError / AttributeError for these: a traceback instead of the line
+    ("safety:\n  budget_instruction: 'at most {budget[0]} tokens'\n", 4, "safety.budget_instruction: TypeError"),
+    ("safety:\n  budget_instruction: 'in {open_tag.x} {budget}'\n", 4, "safety.budget_instruction: AttributeError"),
     # read when the trainer built its tokenizer: a traceback after the model was loaded
     ("chat_template: templates/missing.jinja\n", 3, "chat_template file "),
 ])
