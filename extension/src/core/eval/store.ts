@@ -12,12 +12,15 @@ export const EVAL_FILES = ['results.json', 'completions.jsonl'] as const;
 /**
  * Copies the eval files of `outputDir` on a host into `storeDir` (each written whole, then
  * renamed into place). A file the host does not have is skipped: a training run has neither,
- * and an eval that failed before its first batch has no results.json. Returns the names copied.
+ * and an eval that failed before its first batch has no results.json. A read that fails (a
+ * dropped connection) throws. Returns the names copied.
  */
 export async function copyEvalOutputs(readFrom: (path: string) => Promise<Buffer | undefined>, outputDir: string, storeDir: string): Promise<string[]> {
   const copied: string[] = [];
   for (const name of EVAL_FILES) {
-    const buf = await readFrom(`${outputDir}/${name}`).catch(() => undefined);
+    // undefined: the host has no such file; a failed read (a dropped connection) throws, and the
+    // monitor settles the run at a later poll instead of without its results
+    const buf = await readFrom(`${outputDir}/${name}`);
     if (!buf) continue;
     const dest = join(storeDir, name);
     await writeFile(`${dest}.tmp`, buf);
