@@ -280,8 +280,18 @@ def run(
     reason_dir = tempfile.mkdtemp(prefix="conscience-launch-") if server else None
     if reason_dir:  # where the trainer finds why it was stopped (conscience.train: run_finished failed, not cancelled)
         env = dict(os.environ if env is None else env, CONSCIENCE_STOP_REASON=os.path.join(reason_dir, "stop_reason"))
-    srv = subprocess.Popen(server, env=server_env, start_new_session=True) if server else None
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    try:
+        srv = subprocess.Popen(server, env=server_env, start_new_session=True) if server else None
+        try:
+            proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+        except BaseException:  # the trainer cannot start (a bad interpreter): the server is not left behind
+            if srv is not None:
+                _stop_group(srv, 30.0)
+            raise
+    except BaseException:
+        if reason_dir:
+            shutil.rmtree(reason_dir, ignore_errors=True)
+        raise
     stopping = False
 
     def forward(signum, frame):

@@ -292,6 +292,28 @@ def test_what_an_early_exiting_server_started_in_its_group_is_stopped_too(tmp_pa
         pytest.fail("the server's worker outlived the run")
 
 
+def test_a_trainer_that_cannot_start_leaves_no_server_behind(tmp_path):
+    import pytest
+
+    from conscience.launch import run
+
+    srv_pid = tmp_path / "server.pid"
+    server = _py("import os, sys, time\nopen(sys.argv[1], 'w').write(str(os.getpid()))\ntime.sleep(300)", srv_pid)
+    with pytest.raises(OSError):
+        run([str(tmp_path / "no-such-python"), "-m", "conscience.train"], dict(os.environ), server, dict(os.environ))
+    # a server left running writes its pid within a moment; a stopped one may never get to
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and not srv_pid.exists():
+        time.sleep(0.05)
+    if srv_pid.exists():
+        time.sleep(0.1)
+        pid = int(srv_pid.read_text())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _group_gone(pid) is False:
+            time.sleep(0.1)
+        assert _group_gone(pid), "the server outlived a trainer that never started"
+
+
 def test_a_server_that_exits_0_early_still_fails_the_run(tmp_path, capfd):
     from conscience.launch import run
 
