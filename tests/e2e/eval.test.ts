@@ -62,10 +62,11 @@ describe('conscience eval (CLI, local target)', { timeout: 600_000 }, () => {
     for (const arm of res.arms_order) assert.equal(res.arms[arm]!.overall.n, 6);
     // max_prompts spreads over the labels
     assert.deepEqual(Object.keys(res.arms.label!.label).sort(), ['benign', 'borderline', 'harmful']);
-    // results.json is kept in the run store; completions on the host (local: the output dir)
+    // results.json and completions.jsonl are kept in the run store (a later run may write the same output dir)
     const stored = parseResults(readFileSync(join(runDir(root, out.run.id), 'results.json'), 'utf8'));
     assert.deepEqual(stored.arms, res.arms);
-    const { rows, errors } = parseCompletions(readFileSync(join(out.run.outputDir, 'completions.jsonl'), 'utf8'));
+    assert.equal(readFileSync(join(runDir(root, out.run.id), 'completions.jsonl'), 'utf8'), readFileSync(join(out.run.outputDir, 'completions.jsonl'), 'utf8'));
+    const { rows, errors } = parseCompletions(readFileSync(join(runDir(root, out.run.id), 'completions.jsonl'), 'utf8'));
     assert.deepEqual(errors, []);
     const ids = (arm: string) => rows.filter((c) => c.arm === arm).map((c) => c.id).sort();
     assert.deepEqual(ids('allocator'), ids('label'));

@@ -14,9 +14,9 @@ import { launchWith, UsageError } from './runs';
 
 const USAGE = 'usage: conscience eval EVAL.yaml [--target NAME] [--wait] [--dry-run] [--force] [--accept-new] [--targets FILE] [--workspace DIR] [--format json|text]';
 
-/** results.json of a finished eval run: where it ran (local), else the run store's copy, which
- * the monitor made when the run settled (core/eval/store.ts); read from the host (and copied
- * with completions.jsonl) when the store has none, e.g. a run that settled before copies were made. */
+/** results.json of a finished eval run: the run store's copy, which the monitor made when the run
+ * settled (core/eval/store.ts); read from the host (and copied with completions.jsonl) when the
+ * store has none, e.g. a remote run that settled before copies were made. */
 export async function fetchResults(s: LaunchSession, run: RunRecord): Promise<EvalResults | undefined> {
   let where = (await evalFiles(s.root, run)).results;
   let buf = await readFile(where).catch(() => undefined);

@@ -1,8 +1,9 @@
 // Where an eval run's files are read from: results.json and completions.jsonl (written by
-// runtime/conscience/eval.py in the run's output dir). A run on this machine is read where it
-// ran; a run on another host (SSH, SLURM) has both files copied into the run store when it
-// settles (core/launch/monitor.ts calls copyEvalOutputs), so the report, `conscience eval
-// --wait` and Compare read a remote eval as they read a local one.
+// runtime/conscience/eval.py in the run's output dir). When the run settles, the run monitor
+// (core/launch/monitor.ts) copies both into the run store (copyEvalOutputs), on every target: a
+// remote eval is then read as a local one, and each run keeps its own results even when a later
+// run of the same recipe writes the same output_dir. A local run not settled yet is read where
+// it runs (its partial results).
 import { rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runDir, type RunRecord } from '../runs/store';
@@ -36,10 +37,10 @@ async function isFile(p: string): Promise<boolean> {
 
 /** The results.json and completions.jsonl to read for `run` (completions undefined when there is none). */
 export async function evalFiles(root: string, run: RunRecord): Promise<{ results: string; completions?: string }> {
-  if (run.targetKind === 'local' && (await isFile(join(run.outputDir, 'results.json')))) {
-    return { results: join(run.outputDir, 'results.json'), completions: join(run.outputDir, 'completions.jsonl') };
-  }
   const dir = runDir(root, run.id);
+  const stored = join(dir, 'results.json');
   const completions = join(dir, 'completions.jsonl');
-  return { results: join(dir, 'results.json'), completions: (await isFile(completions)) ? completions : undefined };
+  if (await isFile(stored)) return { results: stored, completions: (await isFile(completions)) ? completions : undefined };
+  if (run.targetKind === 'local') return { results: join(run.outputDir, 'results.json'), completions: join(run.outputDir, 'completions.jsonl') };
+  return { results: stored };
 }

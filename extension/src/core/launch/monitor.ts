@@ -177,17 +177,16 @@ export class RunMonitor extends EventEmitter {
         rec.error = out.error ?? null;
         // the final exit code is known once the process or job is gone as well
         if (out.settled) {
-          // an eval's results and completions come home with the run (a local one is read where it ran)
-          if (rec.targetKind !== 'local') {
-            try {
-              await copyEvalOutputs((f) => host.readFrom(f), rec.outputDir, dir);
-            } catch (err) {
-              if (!host.connected) {
-                this.noteDisconnect(err as Error);
-                return rec; // settled at a later poll, once they are copied
-              }
-              this.emit('problems', [{ file: `${host.label}:${rec.outputDir}`, offset: 0, message: `the eval's results were not copied: ${(err as Error).message}` }]);
+          // an eval's results and completions are kept with the run: from another host, and from
+          // this one too (a later run of the same recipe writes the same output_dir over them)
+          try {
+            await copyEvalOutputs((f) => host.readFrom(f), rec.outputDir, dir);
+          } catch (err) {
+            if (!host.connected) {
+              this.noteDisconnect(err as Error);
+              return rec; // settled at a later poll, once they are copied
             }
+            this.emit('problems', [{ file: `${host.label}:${rec.outputDir}`, offset: 0, message: `the eval's results were not copied: ${(err as Error).message}` }]);
           }
           rec.finishedAt = rec.finishedAt ?? Date.now() / 1000;
           await driverFor(rec.targetKind).settle(host, rec);
