@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { AllocatorTokenizer, CHARS_PER_TOKEN_WINDOW } from '../../src/core/allocator/tokenizer';
+import { AllocatorTokenizer, CHARS_PER_TOKEN_WINDOW, matchRustNormalizer, RUST_UNICODE } from '../../src/core/allocator/tokenizer';
 import { MODEL_DIR, python } from './helpers';
 
 const TRICKY = [
@@ -35,6 +35,10 @@ const TRICKY = [
   // CJK ideographs outside the BMP (each one a word, as in the BMP) and just outside BERT's ranges
   'Which character is 𠀀abc? 𪜀x𫝀y𫠠z 𬀀 丽丽',
   '𠀀'.repeat(300),
+  // characters newer than the Rust library's Unicode tables (RUST_UNICODE): kept in the word by
+  // Rust (so [UNK]), stripped or split here before; a Rust punctuation mark; a Rust accent
+  'how\u1dfa do\u1dfa i\u1dfa make\u1dfa a\u1dfa pipe\u1dfa bomb\u1dfa, a bomb\u2e4f at home\u2e53 \u0c3c\u0890x',
+  'h\u1ac1o\u1ac1w a\u166db \u111c9 x\u1734y \u{1171e}z',
 ];
 
 const PY = `
@@ -101,4 +105,58 @@ test('a 1 MB prompt is tokenized quickly (the cut bounds the work)', () => {
   assert.equal(enc.truncated, true);
   assert.equal(enc.ids.length, cfg.max_length);
   assert.ok(ms < 500, `tokenizing a 1 MB prompt took ${ms.toFixed(0)} ms`);
+});
+
+// Every code point up to U+3FFFF (surrogates aside) and the tags plane, in "a<c>b" and alone,
+// through Python's Rust tokenizer and through this side. The Rust library's Unicode tables are
+// older than the JavaScript engine's: 658 characters added or recategorised since (U+1DFA, U+0C3C,
+// U+2E4F...) were stripped or split here where Rust keeps them in the word (which becomes
+// [UNK]), so tokens, risk and tier could differ. RUST_UNICODE freezes what Rust does with them;
+// this derives that table again and checks every code point comes out as Python's.
+const PY_ALL = `
+import json, sys
+from tokenizers import Tokenizer
+tok = Tokenizer.from_file(sys.argv[1])
+tok.no_padding(); tok.no_truncation()
+cps = [c for c in range(0x40000) if not 0xD800 <= c <= 0xDFFF] + list(range(0xE0000, 0xE1000))
+ab = tok.encode_batch(["a" + chr(c) + "b" for c in cps], add_special_tokens=False)
+alone = tok.encode_batch([chr(c) for c in cps], add_special_tokens=False)
+print(json.dumps({"cps": cps, "ab": [e.ids for e in ab], "alone": [e.ids for e in alone]}))
+`;
+
+test('every code point tokenizes as in Python, and RUST_UNICODE is what Python says today', () => {
+  const json = JSON.parse(readFileSync(join(MODEL_DIR, 'tokenizer.json'), 'utf8'));
+  const py = JSON.parse(python(PY_ALL, '', [join(MODEL_DIR, 'tokenizer.json')])) as { cps: number[]; ab: number[][]; alone: number[][] };
+  const lib = new Tokenizer({ ...json, truncation: null, padding: null }, {});
+  const ids = (text: string, rust: boolean) => lib.encode(matchRustNormalizer(text, rust), { add_special_tokens: false }).ids;
+  const same = (a: number[], b: number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
+  const unk = lib.token_to_id('[UNK]')!;
+  const ab = lib.encode('ab', { add_special_tokens: false }).ids;
+  const [a, b] = [lib.encode('a', { add_special_tokens: false }).ids[0]!, lib.encode('b', { add_special_tokens: false }).ids[0]!];
+  const derived: Record<'word' | 'punct' | 'strip', number[]> = { word: [], punct: [], strip: [] };
+  const wrong: string[] = [];
+  py.cps.forEach((cp, i) => {
+    const c = String.fromCodePoint(cp);
+    const [pab, palone] = [py.ab[i]!, py.alone[i]!];
+    if (!same(ids('a' + c + 'b', true), pab) || !same(ids(c, true), palone)) wrong.push(`U+${cp.toString(16).toUpperCase()}`);
+    if (same(ids('a' + c + 'b', false), pab) && same(ids(c, false), palone)) return;
+    // what Rust does with it, read off its tokens
+    if (same(pab, [unk]) && same(palone, [unk])) derived.word.push(cp);
+    else if (same(pab, [a, unk, b]) && same(palone, [unk])) derived.punct.push(cp);
+    else if (same(pab, ab) && !palone.length) derived.strip.push(cp);
+    else wrong.push(`U+${cp.toString(16).toUpperCase()} (Rust gives ${JSON.stringify(pab)} / ${JSON.stringify(palone)}, a kind RUST_UNICODE has no class for)`);
+  });
+  assert.deepEqual(wrong, [], 'code points this side tokenizes otherwise than Python');
+  const ranges = (cps: number[]) => {
+    const out: Array<[number, number]> = [];
+    for (const c of cps) {
+      const last = out[out.length - 1];
+      if (last && last[1] === c - 1) last[1] = c;
+      else out.push([c, c]);
+    }
+    return out.map(([x, y]) => (x === y ? x.toString(16) : `${x.toString(16)}-${y.toString(16)}`)).join(' ');
+  };
+  for (const k of ['word', 'punct', 'strip'] as const) {
+    assert.equal(RUST_UNICODE[k].replace(/\s+/g, ' ').trim(), ranges(derived[k]), `RUST_UNICODE.${k} is not what Python and this Node give today: write the derived ranges into tokenizer.ts`);
+  }
 });
