@@ -105,3 +105,19 @@ def test_fit_policy_meets_the_budget_targets_when_the_scores_allow():
     assert v["borderline_budget_nonzero"] == 1.0
     # the thresholds it chose are the ones recorded (allocator.json "fitted")
     assert info["thresholds"] == {k: getattr(cfg, k) for k in ("risk_standard", "ambiguity_standard", "ambiguity_deep", "risk_harmful")}
+
+
+def test_budgets_for_compares_in_double_as_decide_does():
+    """A float32 score exactly at a threshold's float32 value: numpy 2 compares a float32 array
+    with a Python float in float32 (float32(0.9) >= 0.9 is then true), decide() in double
+    (0.8999999762 < 0.9). budgets_for must pick decide()'s tier on every row."""
+    from conscience.allocator.evaluate import budgets_for
+    from conscience.allocator.policy import decide
+
+    cfg = AllocatorConfig(ambiguity_deep=0.9, risk_harmful=0.7, risk_standard=0.35, ambiguity_standard=0.45)
+    # each row has one score exactly at a threshold whose float32 value is below it
+    risk = np.array([0.05, 0.7, 0.35, 0.05], dtype=np.float32)
+    amb = np.array([0.9, 0.1, 0.1, 0.45], dtype=np.float32)
+    expected = [decide(float(r), float(a), cfg)[1] for r, a in zip(risk, amb)]
+    assert expected == [192, 192, 0, 0]  # compared in float32: [512, 64, 192, 192]
+    assert budgets_for(risk, amb, cfg).tolist() == expected

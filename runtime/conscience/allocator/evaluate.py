@@ -35,7 +35,12 @@ TARGETS = {
 
 def budgets_for(risk: np.ndarray, amb: np.ndarray, cfg: AllocatorConfig, unfamiliar: np.ndarray | None = None) -> np.ndarray:
     """Vectorised :func:`policy.decide` (same first-match order); ``unfamiliar`` marks the
-    prompts written in a script the model did not learn (unfamiliar.py)."""
+    prompts written in a script the model did not learn (unfamiliar.py). The scores are
+    compared as float64, as decide() compares the Python floats it is given: numpy 2 compares a
+    float32 array with a Python float in float32, so at a tie (ambiguity float32(0.9) against
+    ambiguity_deep 0.9) the table would pick a tier decide() does not."""
+    risk = np.asarray(risk, dtype=np.float64)
+    amb = np.asarray(amb, dtype=np.float64)
     b = np.full(risk.shape, cfg.budget_none, dtype=float)
     std = (risk >= cfg.risk_standard) | (amb >= cfg.ambiguity_standard)
     if unfamiliar is not None:
