@@ -96,3 +96,22 @@ def test_a_malformed_allocator_json_is_an_error_naming_it(tmp_path, text, why):
     with pytest.raises(ValueError, match=why) as e:
         load_config({"model": str(tmp_path)})
     assert str(tmp_path / "allocator.json") in str(e.value)
+
+
+@pytest.mark.parametrize("bad", [5, ["models/allocator"], {"dir": "x"}, True])
+def test_a_model_that_is_not_a_string_is_an_error_naming_the_key(bad):
+    """`score --policy '{"model": 5}'` said "expected str, bytes or os.PathLike object, not int"
+    (a TypeError from Path(5) before the section was checked); TypeScript's parsePolicy says the same as this."""
+    with pytest.raises(ValueError, match=r"allocator\.model must be a string path, got "):
+        load_config({"model": bad})
+
+
+@pytest.mark.parametrize("overrides", [{"budget_deep": 768.0}, {"budget_deep": 1e3}, {"budget_none": 0.0}])
+def test_a_budget_written_as_a_float_is_refused(overrides, tmp_path):
+    """The rule both sides keep (TypeScript's FloatLiteral): a whole number written as a float is a
+    float here and refused as a budget, from the overrides and from allocator.json alike."""
+    with pytest.raises(ValueError, match="must be a non-negative integer, got "):
+        load_config(overrides)
+    (tmp_path / "allocator.json").write_text('{"policy": {"budget_deep": 768.0}}')
+    with pytest.raises(ValueError, match="budget_deep must be a non-negative integer, got 768.0"):
+        load_config({"model": str(tmp_path)})

@@ -6,7 +6,7 @@
 // file and line; every other line is still scored. Exit 0 all scored, 1 some lines bad, 2 usage.
 import { open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { Allocator, defaultModelDir, type Assessment } from '../core/allocator';
+import { Allocator, defaultModelDir, policyModel, withFloatLiterals, type Assessment } from '../core/allocator';
 import { readCsv, readJsonl, type PromptRecord, type ReadItem } from '../core/allocator/read';
 import { escapeControls } from '../core/escape';
 
@@ -37,7 +37,11 @@ function parseArgs(argv: string[]): Args | string {
       if (!model) return '--model needs a folder';
     } else if (a === '--policy' || a.startsWith('--policy=')) {
       const v = value();
-      try { policy = JSON.parse(v ?? ''); } catch { return `--policy must be a JSON object, got ${JSON.stringify(v)}`; }
+      if (v === undefined) return '--policy needs a JSON object';
+      // as Python's `score --policy`: '' is no overrides, anything but an object a usage error;
+      // a budget written 768.0 or 1e3 is a float to Python's json, refused by parsePolicy as there
+      try { policy = v ? withFloatLiterals(JSON.parse(v), v) : {}; } catch { return `--policy must be a JSON object, got ${JSON.stringify(v)}`; }
+      if (!policy || typeof policy !== 'object' || Array.isArray(policy)) return `--policy must be a JSON object, got ${JSON.stringify(v)}`;
     } else if (a === '-h' || a === '--help') {
       return '';
     } else if (a !== '-' && a.startsWith('-')) {
@@ -52,16 +56,22 @@ function parseArgs(argv: string[]): Args | string {
   return { file, format, model, policy };
 }
 
+/** The record's id written as JSON: as it came (null, a list, an exact big integer...), else its line number, as Python's `score`. */
+function idJson(rec: PromptRecord): string {
+  const id = rec.id === undefined ? rec.line : rec.id;
+  return typeof id === 'bigint' ? id.toString() : JSON.stringify(id);
+}
+
 function render(rec: PromptRecord, a: Assessment, format: 'json' | 'text'): string {
   const round = (x: number): number => Math.round(x * 1e6) / 1e6;
   if (format === 'text') {
     const t = (a.truncated ? ' (truncated)' : '') + (a.unfamiliar ? ' (unfamiliar script)' : '');
-    return `${String(rec.id ?? rec.line).padEnd(8)} risk ${(a.risk * 100).toFixed(1).padStart(5)}%  ${a.tier.padEnd(8)} ${String(a.budget).padStart(4)} tok${t}\n`;
+    const id = typeof rec.id === 'string' ? rec.id : idJson(rec);
+    return `${id.padEnd(8)} risk ${(a.risk * 100).toFixed(1).padStart(5)}%  ${a.tier.padEnd(8)} ${String(a.budget).padStart(4)} tok${t}\n`;
   }
   const categories: Record<string, number> = {};
   for (const [k, v] of Object.entries(a.categories)) categories[k] = round(v);
   const out: Record<string, unknown> = {
-    id: rec.id ?? rec.line,
     line: rec.line,
     risk: round(a.risk),
     tier: a.tier,
@@ -71,7 +81,7 @@ function render(rec: PromptRecord, a: Assessment, format: 'json' | 'text'): stri
   };
   if (a.truncated) out.truncated = true;
   if (a.unfamiliar) out.unfamiliar = true;
-  return JSON.stringify(out) + '\n';
+  return `{"id":${idJson(rec)},${JSON.stringify(out).slice(1)}\n`;
 }
 
 /** Thrown by write() when stdout's reader has gone (`conscience inspect F | head -1`): stop quietly. */
@@ -128,7 +138,10 @@ export async function inspect(argv: string[]): Promise<number> {
   }
   let allocator: Allocator;
   try {
-    allocator = await Allocator.load(args.model ?? defaultModelDir(), { policy: args.policy, policySource: '--policy', cacheSize: 0 });
+    // --model replaces --policy's "model" (as Python's `score` sets cfg["model"]); else the folder
+    // --policy names ({"model": DIR}) is the one read, as Python's load_config reads it
+    const policy = args.model !== undefined && args.policy ? { ...(args.policy as Record<string, unknown>), model: args.model } : args.policy;
+    allocator = await Allocator.load(args.model ?? policyModel(policy) ?? defaultModelDir(), { policy, policySource: '--policy', cacheSize: 0 });
   } catch (err) {
     process.stderr.write(`conscience inspect: cannot load the allocator: ${(err as Error).message}\n`);
     source.destroy();

@@ -72,8 +72,9 @@ describe('bounded work on random inputs (issue #16 Deliver 3)', () => {
     assert.equal(a.timedOut, false);
     assert.equal(a.code, 1, a.stderr);
     assert.equal(a.stdout.trim().split('\n').length, 4, 'the four readable rows are scored');
-    assert.match(a.stderr, /hostile\.jsonl:2: invalid JSON/);
-    assert.match(a.stderr, /hostile\.jsonl:5: 'prompt' must be a string/);
+    // nesting deeper than 64 is refused before parsing, as Python's `score` refuses it (prompt_sets.too_deep)
+    assert.match(a.stderr, /hostile\.jsonl:2: JSON nested deeper than 64 levels/);
+    assert.match(a.stderr, /hostile\.jsonl:5: JSON nested deeper than 64 levels/);
     const csv = join(dir, 'hostile.csv');
     writeFileSync(csv, 'id,prompt\n1,ok\n2,"unclosed\n' + 'more text\n'.repeat(3_000_000));
     const b = cli(['inspect', csv, '--format', 'json'], { timeoutMs: 90_000 });

@@ -111,6 +111,9 @@ def load_config(allocator_cfg: Mapping[str, Any] | AllocatorConfig | None = None
         overrides: dict[str, Any] = {k: v for k, v in dataclasses.asdict(allocator_cfg).items() if v != defaults[k]}
     else:
         overrides = dict(allocator_cfg or {})
+    if "model" in overrides and not isinstance(overrides["model"], str):
+        # checked before it names a folder: Path(5) is a TypeError that names no setting
+        raise ValueError(f"allocator.model must be a string path, got {overrides['model']!r}")
     model_dir = Path(overrides["model"]) if overrides.get("model") else default_model_dir()
     base = AllocatorConfig(model=str(model_dir))
     meta_path = model_dir / "allocator.json"

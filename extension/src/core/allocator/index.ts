@@ -8,7 +8,7 @@ import { occlusion, topDrivers, type Attribution } from './attribution';
 import { ThreadedScorer } from './threaded';
 
 export { AllocatorModel, parseAllocatorJson, type Score, type AllocatorJson } from './model';
-export { decide, parsePolicy, policyRows, DEFAULT_POLICY, TIERS, type Policy, type Tier, type Decision } from './policy';
+export { decide, parsePolicy, policyModel, policyRows, withFloatLiterals, FloatLiteral, DEFAULT_POLICY, TIERS, type Policy, type Tier, type Decision } from './policy';
 export { occlusion, topDrivers, splitWords, type Attribution } from './attribution';
 
 export interface Assessment extends Score {

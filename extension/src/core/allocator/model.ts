@@ -7,7 +7,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import { AllocatorTokenizer, type Encoded } from './tokenizer';
-import { parsePolicy, type Policy } from './policy';
+import { parsePolicy, withFloatLiterals, type Policy } from './policy';
 import { isUnfamiliar, parseScripts, type ScriptTable } from './unfamiliar';
 
 /** The model's allocator.json, parsed (the recipe's `allocator:` section is Python's AllocatorConfig, a different thing). */
@@ -55,8 +55,12 @@ export interface ModelOptions {
 
 const name = (v: unknown, fallback: string): string => (typeof v === 'string' && /^[\w.:/-]+$/.test(v) ? v : fallback);
 
-/** Parses allocator.json; `file` names it in errors. */
-export function parseAllocatorJson(raw: unknown, file: string): AllocatorJson {
+/**
+ * Parses allocator.json; `file` names it in errors. With the file's `text`, a policy budget
+ * written as a float (`"budget_deep": 768.0`) is refused, as Python's json and AllocatorConfig
+ * refuse it (policy.ts, FloatLiteral).
+ */
+export function parseAllocatorJson(raw: unknown, file: string, text?: string): AllocatorJson {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${file}: not a JSON object`);
   const o = raw as Record<string, unknown>;
   // allocator.json's max_length, else 128 as in Python (score.py): tokenizer.json's own
@@ -82,13 +86,17 @@ export function parseAllocatorJson(raw: unknown, file: string): AllocatorJson {
       ambiguity: name(outputs.ambiguity, 'ambiguity'),
       borderline: name(outputs.borderline, 'borderline'),
     },
-    policy: parsePolicy(o.policy, `${file}: policy`),
+    policy: parsePolicy(text === undefined ? o.policy : (withFloatLiterals(o, text, ['policy']) as Record<string, unknown>).policy, `${file}: policy`),
     scripts: parseScripts(o.scripts, file),
     raw: o,
   };
 }
 
 async function readJson(file: string): Promise<unknown> {
+  return (await readJsonText(file)).value;
+}
+
+async function readJsonText(file: string): Promise<{ value: unknown; text: string }> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -96,7 +104,7 @@ async function readJson(file: string): Promise<unknown> {
     throw new Error(`cannot read ${file}: ${(err as Error).message}`);
   }
   try {
-    return JSON.parse(text);
+    return { value: JSON.parse(text), text };
   } catch (err) {
     throw new Error(`${file}: invalid JSON: ${(err as Error).message}`);
   }
@@ -126,7 +134,8 @@ export class AllocatorModel {
     const tokFile = join(dir, 'tokenizer.json');
     const tokJson = await readJson(tokFile);
     const cfgFile = join(dir, 'allocator.json');
-    const config = parseAllocatorJson(await readJson(cfgFile), cfgFile);
+    const cfg = await readJsonText(cfgFile);
+    const config = parseAllocatorJson(cfg.value, cfgFile, cfg.text);
     const tokCfgFile = join(dir, 'tokenizer_config.json');
     const tokCfg = await readJson(tokCfgFile).catch(() => ({}));
     let tokenizer: AllocatorTokenizer;

@@ -5,6 +5,8 @@
 // recipe's allocator: section) go on top. extension/test/allocator/policy.test.ts checks the
 // table against the Python implementation.
 
+import { jsonNumberMembers } from './json';
+
 export const TIERS = ['none', 'brief', 'standard', 'deep'] as const;
 export type Tier = (typeof TIERS)[number];
 
@@ -32,36 +34,109 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
 
 const THRESHOLDS = ['risk_harmful', 'ambiguity_deep', 'risk_standard', 'ambiguity_standard'] as const;
 const BUDGETS = ['budget_none', 'budget_brief', 'budget_standard', 'budget_deep'] as const;
-/** Recipe keys of the allocator: section that are not policy (ignored here, valid there). */
+/** Keys of the allocator: section that are not policy: validated here as Python validates them (AllocatorConfig), used by the callers that load a model. */
 const NON_POLICY_KEYS = new Set(['enabled', 'model']);
 
 /**
+ * A number its source wrote as a float (`768.0`, `1e3`; in a YAML recipe also `1_000.0`).
+ * JSON.parse and the YAML readers give the number 768, but Python's json and PyYAML read a
+ * float, and AllocatorConfig refuses a float budget ("must be a non-negative integer, got
+ * 768.0"; the recipe validator reports CC101). The readers that see how a number was written
+ * (withFloatLiterals for JSON, recipeAllocatorSection in training.ts for recipes) hand such a
+ * value to parsePolicy as this, so that a budget written so is refused here too, and the trainer,
+ * the validator, the gateway, the editor and `conscience inspect --policy` agree. A threshold
+ * takes it as its number, as Python takes a float threshold.
+ */
+export class FloatLiteral {
+  constructor(readonly value: number, readonly source: string) {}
+  toJSON(): number {
+    return this.value;
+  }
+}
+
+const show = (v: unknown): string => (v instanceof FloatLiteral ? v.source : JSON.stringify(v) ?? String(v));
+
+/** The error for a budget written as a float (parsePolicy's, and the gateway's with FILE:LINE). */
+export function floatBudgetMessage(key: string, f: FloatLiteral): string {
+  const whole = Number.isInteger(f.value) && f.value >= 0;
+  return `allocator.${key} must be a non-negative integer, got ${f.source}${whole ? ` (a float to Python, which the trainer refuses: write ${f.value})` : ''}`;
+}
+
+/** Whether `k` is one of the four budget keys. */
+export const isBudgetKey = (k: string): boolean => (BUDGETS as readonly string[]).includes(k);
+
+/**
  * Overlays `overrides` on `base` and validates the result. `where` names the source in errors
- * (e.g. "allocator.json: policy" or "setting conscience.allocator.policy").
+ * (e.g. "allocator.json: policy" or "setting conscience.allocator.policy"). `enabled` and
+ * `model` are validated as AllocatorConfig validates them (a boolean, a string) and not part of
+ * the result: policyModel() reads `model`.
  */
 export function parsePolicy(overrides: unknown, where: string, base: Readonly<Policy> = DEFAULT_POLICY): Policy {
   const out: Policy = { ...base };
   if (overrides === undefined || overrides === null) return out;
-  if (typeof overrides !== 'object' || Array.isArray(overrides)) throw new Error(`${where}: must be an object`);
+  if (typeof overrides !== 'object' || Array.isArray(overrides) || overrides instanceof FloatLiteral) throw new Error(`${where}: must be an object`);
   const known = [...THRESHOLDS, ...BUDGETS] as string[];
   for (const [k, v] of Object.entries(overrides as Record<string, unknown>)) {
-    if (NON_POLICY_KEYS.has(k)) continue;
+    if (k === 'enabled') {
+      if (typeof v !== 'boolean') throw new Error(`${where}: allocator.enabled must be true or false, got ${show(v)}`);
+      continue;
+    }
+    if (k === 'model') {
+      if (typeof v !== 'string') throw new Error(`${where}: allocator.model must be a string path, got ${show(v)}`);
+      continue;
+    }
     if (!known.includes(k)) throw new Error(`${where}: unknown allocator setting '${k}'; known: ${[...known, ...NON_POLICY_KEYS].sort().join(', ')}`);
     (out as unknown as Record<string, unknown>)[k] = v;
   }
   for (const k of THRESHOLDS) {
-    const v = out[k] as unknown;
+    let v = out[k] as unknown;
+    if (v instanceof FloatLiteral) v = out[k] = v.value;
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) {
-      throw new Error(`${where}: allocator.${k} must be a number in [0, 1], got ${JSON.stringify(v)}`);
+      throw new Error(`${where}: allocator.${k} must be a number in [0, 1], got ${show(v)}`);
     }
   }
   for (const k of BUDGETS) {
     const v = out[k] as unknown;
+    if (v instanceof FloatLiteral) throw new Error(`${where}: ${floatBudgetMessage(k, v)}`);
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
-      throw new Error(`${where}: allocator.${k} must be a non-negative integer, got ${JSON.stringify(v)}`);
+      throw new Error(`${where}: allocator.${k} must be a non-negative integer, got ${show(v)}`);
     }
   }
   return out;
+}
+
+/**
+ * The model folder an allocator: section or `--policy` object names (`model`), or undefined
+ * when it names none or the empty string (the default folder), as Python's load_config reads it.
+ * Not validated here: parsePolicy refuses a `model` that is not a string.
+ */
+export function policyModel(overrides: unknown): string | undefined {
+  if (!overrides || typeof overrides !== 'object' || Array.isArray(overrides)) return undefined;
+  const m = (overrides as Record<string, unknown>).model;
+  return typeof m === 'string' && m ? m : undefined;
+}
+
+/**
+ * `parsed` (JSON.parse of `text`) with the float-written numbers of the object at `path`
+ * (written with a `.`, `e` or `E`) as FloatLiteral, so parsePolicy refuses a budget written `768.0` or `1e3`
+ * as Python's json and AllocatorConfig do. The object at `path` is copied; `parsed` is not changed.
+ */
+export function withFloatLiterals(parsed: unknown, text: string, path: readonly string[] = []): unknown {
+  const get = (v: unknown, d: number): unknown => {
+    if (!v || typeof v !== 'object' || Array.isArray(v)) return v;
+    if (d === path.length) {
+      const floats = [...jsonNumberMembers(text, path)].filter(([, src]) => /[.eE]/.test(src));
+      if (!floats.length) return v;
+      const copy: Record<string, unknown> = { ...(v as Record<string, unknown>) };
+      for (const [k, src] of floats) if (typeof copy[k] === 'number') copy[k] = new FloatLiteral(copy[k] as number, src);
+      return copy;
+    }
+    const o = v as Record<string, unknown>;
+    const key = path[d]!;
+    if (!Object.prototype.hasOwnProperty.call(o, key)) return v;
+    return { ...o, [key]: get(o[key], d + 1) };
+  };
+  return get(parsed, 0);
 }
 
 export interface Decision {

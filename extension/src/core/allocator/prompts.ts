@@ -2,8 +2,10 @@
 // recipes (values of prompt-like keys such as system_prompt, found with js-yaml's event parser
 // and its source ranges), one prompt per JSONL line, one per CSV record. Pure: no vscode.
 import { parse as parseCsvSync } from 'csv-parse/sync';
-import { EVENT_ID, getScalarValue, load as loadYaml, parseEvents, type ScalarEvent } from 'js-yaml';
-import { csvPromptColumn, parsePromptLine } from './read';
+import { EVENT_ID, getScalarValue, parseEvents, type ScalarEvent } from 'js-yaml';
+import { parseYaml } from '../recipe/yaml';
+import { CsvLines, csvPromptColumn, parsePromptLine } from './read';
+import { recipeAllocatorSection } from './training';
 
 export interface FoundPrompt {
   prompt: string;
@@ -104,29 +106,36 @@ export function yamlPrompts(text: string, isPromptKey: (k: string) => boolean = 
 
 /** The prompt of one JSONL line, or undefined (blank, malformed, no prompt). */
 export function jsonlLinePrompt(lineText: string, line: number): FoundPrompt | undefined {
-  if (!lineText.trimStart().startsWith('{')) return undefined;
-  const item = parsePromptLine(lineText, line + 1);
+  // a byte-order mark on the first line is dropped, as the readers drop it (read.ts, Python's)
+  const text = line === 0 && lineText.charCodeAt(0) === 0xfeff ? lineText.slice(1) : lineText;
+  if (!text.trimStart().startsWith('{')) return undefined;
+  const item = parsePromptLine(text, line + 1);
   return item?.kind === 'prompt' ? { prompt: item.prompt, line } : undefined;
 }
 
 /**
  * Prompts of a CSV document (header row naming a prompt column), each at the line its record
- * ends on. The text is parsed whole: callers cache the result per document version.
+ * ends on (zero-based; counted by read.ts CsvLines, as `conscience inspect` counts them). The
+ * text is parsed whole: callers cache the result per document version.
  */
 export function csvPrompts(text: string): FoundPrompt[] {
-  let rows: Array<{ record: string[]; info: { lines: number } }>;
+  const bytes = Buffer.from(text, 'utf8');
+  let rows: Array<{ record: string[]; info: { bytes: number } }>;
   try {
-    rows = parseCsvSync(text, { relax_column_count: true, info: true, skip_empty_lines: true, bom: true, relax_quotes: true }) as never;
+    rows = parseCsvSync(bytes, { relax_column_count: true, info: true, skip_empty_lines: true, bom: true, relax_quotes: true }) as never;
   } catch {
     return [];
   }
   if (!rows.length) return [];
+  const lines = new CsvLines();
+  lines.push(bytes);
+  const ends = rows.map((r) => lines.recordEnd(r.info.bytes) - 1);
   const col = csvPromptColumn(rows[0]!.record);
   if (col < 0) return [];
   const out: FoundPrompt[] = [];
   for (let i = 1; i < rows.length; i++) {
     const p = rows[i]!.record[col];
-    if (p && p.trim()) out.push({ prompt: p, line: rows[i]!.info.lines - 1 });
+    if (p && p.trim()) out.push({ prompt: p, line: ends[i]! });
   }
   return out;
 }
@@ -142,12 +151,14 @@ export function csvPromptsInWindow(header: string, lines: string[], firstLine: n
   return csvPrompts([header, ...lines].join('\n')).map((p) => ({ ...p, line: p.line - 1 + firstLine }));
 }
 
-/** A recipe's `allocator:` section (policy overrides for its own prompts), if it has one. */
+/**
+ * A recipe's `allocator:` section (policy overrides for its own prompts), if it has one: read as
+ * the trainer reads it (PyYAML rules: `1e2` is a string, `768.0` a float that parsePolicy
+ * refuses as a budget; training.ts recipeAllocatorSection), so the editor takes what training takes.
+ */
 export function yamlAllocatorSection(text: string): Record<string, unknown> | undefined {
   try {
-    const doc = loadYaml(text) as Record<string, unknown> | null;
-    const sec = doc && typeof doc === 'object' ? doc.allocator : undefined;
-    return sec && typeof sec === 'object' && !Array.isArray(sec) ? (sec as Record<string, unknown>) : undefined;
+    return recipeAllocatorSection(parseYaml(text).root);
   } catch {
     return undefined;
   }

@@ -4,12 +4,18 @@
 // longest line (capped), whatever the file size.
 import { Parser as CsvParser } from 'csv-parse';
 import type { Readable } from 'node:stream';
+import { isPyBlank, jsonNumberMembers, jsonWritable, MAX_DEPTH, parsePyJson, pyRstrip, tooDeep } from './json';
 
 export interface PromptRecord {
   kind: 'prompt';
   /** 1-based line of the record (the line it ends on, for multi-line CSV records) */
   line: number;
-  id: string | number | undefined;
+  /**
+   * The row's `id` as it came, to be written back as it came (as Python's `score` does): any
+   * JSON value (null, a list, true...), a bigint for an integer beyond 2^53 (kept exact), a
+   * string from a CSV `id` column; undefined when the row has none.
+   */
+  id: unknown;
   prompt: string;
 }
 
@@ -93,10 +99,10 @@ export function firstInvalidUtf8(b: Uint8Array): number {
  * The prompt text of one dataset row: a string `prompt`, or TRL's conversational form (a list of
  * {role, content} messages: their contents joined by newlines). Returns an error message otherwise.
  */
-export function promptOf(row: unknown): { prompt: string; id: string | number | undefined } | string {
+export function promptOf(row: unknown): { prompt: string; id: unknown } | string {
   if (!row || typeof row !== 'object' || Array.isArray(row)) return 'not a JSON object';
   const o = row as Record<string, unknown>;
-  const id = typeof o.id === 'string' || typeof o.id === 'number' ? o.id : undefined;
+  const id = Object.prototype.hasOwnProperty.call(o, 'id') ? o.id : undefined;
   const p = o.prompt;
   if (typeof p === 'string') return { prompt: p, id };
   if (Array.isArray(p)) {
@@ -112,17 +118,38 @@ export function promptOf(row: unknown): { prompt: string; id: string | number | 
   return `'prompt' must be a string or a list of messages, got ${p === null ? 'null' : typeof p}`;
 }
 
-/** Parses one JSONL line (already decoded). Blank lines return null. */
+/**
+ * Parses one JSONL line (already decoded) as Python's reader does (prompt_sets.iter_jsonl_stream,
+ * then score.iter_jsonl_prompts), so `conscience inspect` and `python -m conscience.allocator
+ * score` score and refuse the same lines: blank is what Python's str.strip() strips (\x85 and
+ * \x1c-\x1f too, a byte-order mark not); trailing Python whitespace is dropped before parsing;
+ * nesting deeper than 64 is an error; NaN / Infinity are read (parsePyJson); an id that cannot be
+ * written back as JSON is an error. Blank lines return null.
+ */
 export function parsePromptLine(text: string, line: number): ReadItem | null {
-  if (!text.trim()) return null;
+  if (isPyBlank(text)) return null;
+  return parseRow(text, line);
+}
+
+function parseRow(text: string, line: number): ReadItem {
+  if (tooDeep(text)) return { kind: 'error', line, message: `JSON nested deeper than ${MAX_DEPTH} levels` };
+  const body = pyRstrip(text);
   let row: unknown;
   try {
-    row = JSON.parse(text);
+    row = parsePyJson(body);
   } catch (err) {
     return { kind: 'error', line, message: `invalid JSON: ${(err as Error).message}` };
   }
   const r = promptOf(row);
-  return typeof r === 'string' ? { kind: 'error', line, message: r } : { kind: 'prompt', line, ...r };
+  if (typeof r === 'string') return { kind: 'error', line, message: r };
+  let id = r.id;
+  if (id !== undefined && !jsonWritable(id)) return { kind: 'error', line, message: '"id" cannot be written back as JSON (a lone surrogate, NaN or Infinity)' };
+  if (typeof id === 'number' && Number.isInteger(id) && !Number.isSafeInteger(id)) {
+    // an integer beyond 2^53: JSON.parse rounded it; Python keeps it exact, and so does this
+    const src = jsonNumberMembers(body).get('id');
+    if (src && /^-?\d+$/.test(src)) id = BigInt(src);
+  }
+  return { kind: 'prompt', line, prompt: r.prompt, id };
 }
 
 /** Reads a JSONL prompt file as a stream of records and per-line errors. */
@@ -134,6 +161,10 @@ export async function* readJsonl(source: AsyncIterable<Uint8Array | string>): As
       yield { kind: 'error', line, message: `line longer than ${MAX_LINE_BYTES} bytes` };
       continue;
     }
+    if (bytes.includes(0)) {
+      yield { kind: 'error', line, message: 'binary data (NUL byte); expected JSON text' };
+      continue;
+    }
     let text: string;
     try {
       text = strictUtf8.decode(bytes);
@@ -141,9 +172,11 @@ export async function* readJsonl(source: AsyncIterable<Uint8Array | string>): As
       yield { kind: 'error', line, message: `not UTF-8 (byte ${firstInvalidUtf8(bytes)})` };
       continue;
     }
+    // Python's order: a blank line is skipped before line 1's byte-order mark is dropped, so a
+    // line 1 of only a BOM is an error there (and here), not a blank line
+    if (isPyBlank(text)) continue;
     if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-    const item = parsePromptLine(text, line);
-    if (item) yield item;
+    yield parseRow(text, line);
   }
 }
 
@@ -159,9 +192,97 @@ export function csvPromptColumn(header: string[]): number {
   return -1;
 }
 
+/**
+ * Line numbers of byte offsets in CSV text read chunk by chunk: a line ends at \r\n, \n or a
+ * lone \r, as editors count them. csv-parse's own count (info.lines) takes a \r\n inside a
+ * quoted field as two line ends, so every record after such a field was placed too low (the
+ * editor's hints on the wrong rows, inspect's lines wrong); records are placed from their byte
+ * offsets (info.bytes) instead. Chunks are kept from the last record's end only.
+ */
+export class CsvLines {
+  private chunks: Buffer[] = [];
+  /** absolute offset of chunks[0] */
+  private base = 0;
+  /** bytes pushed in all */
+  private total = 0;
+  /** offsets below this are counted */
+  private pos = 0;
+  /** line ends in [0, pos) */
+  private breaks = 0;
+  /** the byte at pos - 1 */
+  private prev = -1;
+  /** end of the last record (info.bytes) */
+  private lastEnd = 0;
+
+  push(b: Buffer): void {
+    if (!b.length) return;
+    this.chunks.push(b);
+    this.total += b.length;
+  }
+
+  private byteAt(off: number): number | undefined {
+    let at = this.base;
+    for (const c of this.chunks) {
+      if (off < at + c.length) return off >= at ? c[off - at] : undefined;
+      at += c.length;
+    }
+    return undefined;
+  }
+
+  /** 1-based line of the byte at `off` (1 + line ends before it); offsets only grow. */
+  private lineAt(off: number): number {
+    let at = this.base;
+    for (const c of this.chunks) {
+      const from = Math.max(this.pos, at);
+      const to = Math.min(off, at + c.length);
+      for (let i = from; i < to; i++) {
+        const b = c[i - at]!;
+        if (b === 0x0d || (b === 0x0a && this.prev !== 0x0d)) this.breaks++;
+        this.prev = b;
+      }
+      if (to > this.pos) this.pos = to;
+      at += c.length;
+      if (at >= off) break;
+    }
+    return this.breaks + 1;
+  }
+
+  /** Drops the chunks wholly before both the counted offset and the last record's end. */
+  private forget(): void {
+    const keep = Math.min(this.pos, this.lastEnd);
+    while (this.chunks.length && this.base + this.chunks[0]!.length <= keep) this.base += this.chunks.shift()!.length;
+  }
+
+  /** The line a record ends on, from its info.bytes (the offset after its record delimiter, if any). */
+  recordEnd(bytes: number): number {
+    let end = bytes;
+    const last = this.byteAt(end - 1);
+    if (last === 0x0a) {
+      end--;
+      if (this.byteAt(end - 1) === 0x0d) end--;
+    } else if (last === 0x0d) {
+      end--;
+    }
+    const line = this.lineAt(Math.max(end, this.pos));
+    this.lastEnd = bytes;
+    this.forget();
+    return line;
+  }
+
+  /** The line where the record after the last one starts (its first byte that is not a line end). */
+  nextRecordStart(): number {
+    let off = Math.max(this.lastEnd, this.pos);
+    for (let b = this.byteAt(off); b === 0x0a || b === 0x0d; b = this.byteAt(++off));
+    return this.lineAt(Math.min(off, this.total));
+  }
+}
+
+/** csv-parse's error text without its own " at line N" (counted its way; the error names the line itself). */
+const csvErrorText = (e: Error): string => e.message.replace(/ at line \d+/g, '');
+
 /** csv-parse's synchronous core, which the Parser stream wraps: records come out per chunk. */
 interface CsvCore {
-  parse(buf: Buffer | undefined, end: boolean, push: (r: { record: string[]; info: { lines: number } }) => void, close: () => void): (Error & { code?: string; lines?: number }) | undefined;
+  parse(buf: Buffer | undefined, end: boolean, push: (r: { record: string[]; info: { bytes: number } }) => void, close: () => void): (Error & { code?: string }) | undefined;
 }
 
 /**
@@ -170,18 +291,20 @@ interface CsvCore {
  * error is yielded (the stream form dropped the records still buffered when it failed), and
  * max_record_size caps a record: an unclosed quote makes the rest of the file one field, and
  * without the cap the parser buffered it all (memory grew with the file size, issue #16 item 7).
+ * A quote inside an unquoted field (`What does "kill -9" do?`) is kept as text (relax_quotes, as
+ * the editor's csvPrompts reads it); an error that does stop the parser (an unclosed quote) says
+ * the rest of the file is not read. Lines are counted by CsvLines.
  */
 export async function* readCsv(source: Readable | AsyncIterable<Uint8Array | string>): AsyncGenerator<ReadItem> {
-  const core = (new CsvParser({ relax_column_count: true, info: true, skip_empty_lines: true, bom: true, max_record_size: MAX_LINE_BYTES }) as unknown as { api?: CsvCore }).api;
+  const core = (new CsvParser({ relax_column_count: true, info: true, skip_empty_lines: true, bom: true, relax_quotes: true, max_record_size: MAX_LINE_BYTES }) as unknown as { api?: CsvCore }).api;
   if (!core || typeof core.parse !== 'function') throw new Error('csv-parse: this version has no synchronous core (Parser.api); update read.ts');
+  const lines = new CsvLines();
   let header: string[] | undefined;
   let col = -1;
   let idCol = -1;
-  let lastLine = 0;
   let done = false;
-  const take = (rec: { record: string[]; info: { lines: number } }): ReadItem | undefined => {
-    const line = rec.info.lines;
-    lastLine = line;
+  const take = (rec: { record: string[]; info: { bytes: number } }): ReadItem | undefined => {
+    const line = lines.recordEnd(rec.info.bytes);
     if (done) return undefined;
     if (!header) {
       header = rec.record;
@@ -197,12 +320,14 @@ export async function* readCsv(source: Readable | AsyncIterable<Uint8Array | str
     if (prompt === undefined) return { kind: 'error', line, message: `row has no column ${col + 1} ('${header[col]}')` };
     return { kind: 'prompt', line, id: idCol >= 0 ? rec.record[idCol] : undefined, prompt };
   };
-  const failure = (e: Error & { code?: string; lines?: number }): ReadItem =>
+  // The parser stops at an error: named at the line where the record it was reading starts.
+  const failure = (e: Error & { code?: string }): ReadItem =>
     e.code === 'CSV_MAX_RECORD_SIZE'
-      ? { kind: 'error', line: lastLine + 1, message: `invalid CSV: the record starting here is longer than ${MAX_LINE_BYTES} characters (an unclosed quote?); the rest of the file is not read` }
-      : { kind: 'error', line: e.lines ?? lastLine + 1, message: `invalid CSV: ${e.message}` };
+      ? { kind: 'error', line: lines.nextRecordStart(), message: `invalid CSV: the record starting here is longer than ${MAX_LINE_BYTES} characters (an unclosed quote?); the rest of the file is not read` }
+      : { kind: 'error', line: lines.nextRecordStart(), message: `invalid CSV: ${csvErrorText(e)} (in the record starting on this line); the rest of the file is not read` };
   const run = function* (buf: Buffer | undefined, end: boolean): Generator<ReadItem, boolean> {
     const out: ReadItem[] = [];
+    if (buf) lines.push(buf);
     const err = core.parse(buf, end, (r) => { const it = take(r); if (it) out.push(it); }, () => undefined);
     yield* out;
     if (err) {

@@ -4,8 +4,8 @@
 // what the dashboard will show, and say which settings produced it. Mirrored from
 // runtime/conscience/prompt_sets.py and recipe.py (SafetyConfig); tested against them
 // (extension/test/allocator/training.test.ts runs the Python side).
-import { parseYaml, toPlain } from '../recipe/yaml';
-import { decide, type Decision, type Policy } from './policy';
+import { deref, getPair, lineOf, parseYaml, toPlain, type YNode } from '../recipe/yaml';
+import { decide, FloatLiteral, isBudgetKey, type Decision, type Policy } from './policy';
 
 export type BudgetSource = 'auto' | 'dataset' | 'allocator' | 'label';
 
@@ -31,6 +31,56 @@ export const RUNTIME_DEFAULTS: BudgetSettings = {
   allocatorEnabled: true, allocator: undefined, dataset: undefined,
 };
 
+/**
+ * A recipe's `allocator:` section (parsed with the recipe reader's PyYAML rules: `1e2` is a
+ * string there, as in PyYAML), with each number written as a float (`768.0`) a FloatLiteral, so
+ * parsePolicy refuses a float budget as the trainer (AllocatorConfig) does and the validator
+ * reports (CC101). Undefined when the recipe has no mapping there.
+ */
+export function recipeAllocatorSection(root: YNode | undefined): Record<string, unknown> | undefined {
+  const r = deref(root);
+  const sec = r && r.kind === 'map' ? deref(getPair(r, 'allocator')?.value) : undefined;
+  if (!sec || sec.kind !== 'map') return undefined;
+  let plain: unknown;
+  try {
+    plain = toPlain(sec);
+  } catch {
+    return undefined;
+  }
+  const out = { ...(plain as Record<string, unknown>) };
+  for (const p of sec.items) {
+    const k = deref(p.key);
+    const v = deref(p.value);
+    if (!k || k.kind !== 'scalar') continue;
+    const key = String(k.value);
+    // the last of a duplicated key is the value (getPair, toPlain), so only its tag counts
+    if (getPair(sec, k.text) !== p) continue;
+    if (v && v.kind === 'scalar' && v.tag === 'float' && typeof v.value === 'number') out[key] = new FloatLiteral(v.value, v.text);
+  }
+  return out;
+}
+
+/**
+ * The budgets of a recipe's `allocator:` section written as floats (`budget_deep: 768.0`), with
+ * their 1-based lines: PyYAML reads a float there, which the trainer refuses and the validator
+ * reports (CC101). The gateway's --recipe refuses them at load naming FILE:LINE.
+ */
+export function allocatorFloatBudgets(text: string): Array<{ key: string; value: FloatLiteral; line: number }> {
+  const root = deref(parseYaml(text).root);
+  const sec = root && root.kind === 'map' ? deref(getPair(root, 'allocator')?.value) : undefined;
+  if (!sec || sec.kind !== 'map') return [];
+  const out: Array<{ key: string; value: FloatLiteral; line: number }> = [];
+  for (const p of sec.items) {
+    const k = deref(p.key);
+    const v = deref(p.value);
+    if (!k || k.kind !== 'scalar' || !isBudgetKey(k.text) || getPair(sec, k.text) !== p) continue;
+    if (v && v.kind === 'scalar' && v.tag === 'float' && typeof v.value === 'number') {
+      out.push({ key: k.text, value: new FloatLiteral(v.value, v.text), line: lineOf(text, p.value.start) });
+    }
+  }
+  return out;
+}
+
 const int = (v: unknown, d: number): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.round(v) : typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : d);
 
 /** The budget settings of a recipe's text (unset or invalid values take the runtime's defaults; the validator reports them). */
@@ -44,7 +94,7 @@ export function budgetSettings(text: string, recipe: string): BudgetSettings {
   }
   const r = plain && typeof plain === 'object' && !Array.isArray(plain) ? (plain as Record<string, unknown>) : {};
   const s = r.safety && typeof r.safety === 'object' && !Array.isArray(r.safety) ? (r.safety as Record<string, unknown>) : {};
-  const a = r.allocator && typeof r.allocator === 'object' && !Array.isArray(r.allocator) ? { ...(r.allocator as Record<string, unknown>) } : undefined;
+  const a = recipeAllocatorSection(parsed.root);
   const source = typeof s.budget_source === 'string' && ['auto', 'dataset', 'allocator', 'label'].includes(s.budget_source) ? (s.budget_source as BudgetSource) : 'auto';
   const enabled = a?.enabled !== false;
   if (a) delete a.enabled;

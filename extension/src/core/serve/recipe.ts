@@ -12,6 +12,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { load as loadYaml, YAML11_SCHEMA } from 'js-yaml';
 import { DEFAULT_TEMPLATE, unsupportedField, type PromptTemplateSpec } from '../template';
+import { floatBudgetMessage } from '../allocator/policy';
+import { allocatorFloatBudgets } from '../allocator/training';
 
 export interface ServeRecipe {
   template: PromptTemplateSpec;
@@ -67,6 +69,10 @@ export function readServeRecipe(file: string): ServeRecipe {
   const alloc = r.allocator ?? {};
   if (typeof alloc !== 'object' || Array.isArray(alloc) || alloc === null) throw new Error(`${file}:${lineOf(text, 'allocator')}: allocator: must be a mapping`);
   const { model, enabled: _enabled, ...policy } = alloc as Record<string, unknown>;
+  // A budget written as a float (`budget_deep: 768.0`) is a float to PyYAML, which the trainer
+  // refuses (AllocatorConfig) and the validator reports (CC101): refused here too, not served as 768.
+  const floatBudget = allocatorFloatBudgets(text)[0];
+  if (floatBudget) throw new Error(`${file}:${floatBudget.line}: ${floatBudgetMessage(floatBudget.key, floatBudget.value)}`);
   let allocatorDir: string | undefined;
   if (model !== undefined && model !== null) {
     if (typeof model !== 'string') throw new Error(`${file}:${lineOf(text, 'model', true)}: allocator.model must be a folder path`);
