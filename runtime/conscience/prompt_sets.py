@@ -332,6 +332,20 @@ def build_messages(row: dict, safety: Any, system_prompt: Optional[str] = None) 
     return PromptTemplate.from_recipe(safety, system_prompt).messages(row["prompt"], int(row["budget"]))
 
 
+def prompts_over(dataset: Any, tokenizer: Any, limit: int) -> tuple[int, Optional[tuple[Any, int]]]:
+    """How many of `dataset`'s prompts (to_grpo_dataset's: system message with the budget
+    instruction, then the user's) take more than `limit` tokens once the chat template is
+    applied, counted as TRL 0.18's GRPOTrainer counts them; and the first one's (id, tokens)."""
+    count, first = 0, None
+    for pid, messages in zip(dataset["id"], dataset["prompt"]):
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if n > limit:
+            count += 1
+            first = first or (pid, n)
+    return count, first
+
+
 def to_grpo_dataset(rows: Iterable[dict], safety: Any, system_prompt: Optional[str] = None):
     """A `datasets.Dataset` with columns prompt (messages), safety_label, budget, category, id.
 

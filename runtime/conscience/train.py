@@ -479,7 +479,7 @@ def _train(recipe, writer, resume_from: Optional[str], prepared: Any = None) -> 
     from trl import GRPOTrainer, get_peft_config
 
     from . import trl_compat
-    from .prompt_sets import assign_budgets, load_prompts, to_grpo_dataset
+    from .prompt_sets import assign_budgets, load_prompts, prompts_over, to_grpo_dataset
     from .recipe import TINY_MODEL_NAME
     from .rewards import build_reward_funcs
     from .tiny_model import ensure_tiny
@@ -523,6 +523,22 @@ def _train(recipe, writer, resume_from: Optional[str], prepared: Any = None) -> 
         tokenizer.pad_token = tokenizer.eos_token
     if not tokenizer.chat_template:
         raise ValueError(f"{model_path}: the tokenizer has no chat template; set `chat_template` in the recipe")
+
+    # TRL 0.18 keeps only the last max_prompt_length tokens of a prompt: the system message, which
+    # carries the budget instruction, comes first and would be cut while the budget reward still
+    # scores against that budget. TRL 1.x has no such cut (the field is gone).
+    limit = getattr(ta, "max_prompt_length", None)
+    if limit:
+        for name, ds in (("train", train_ds), ("eval", eval_ds)):
+            if ds is None:
+                continue
+            count, first = prompts_over(ds, tokenizer, limit)
+            if count:
+                raise ValueError(
+                    f"{sa.dataset_name}: {count} {name} prompt(s) take more than max_prompt_length ({limit}) tokens with "
+                    f"the system message and budget instruction (the first: id {first[0]!r}, {first[1]} tokens); TRL "
+                    f"0.18 would keep only their last {limit} tokens and cut the budget instruction off the front. "
+                    f"Raise max_prompt_length or shorten those prompts")
 
     ta.model_init_kwargs = trl_compat.model_init_kwargs(ma, ta)  # torch_dtype (TRL 0.18) or dtype (1.x)
 

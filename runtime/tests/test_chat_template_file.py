@@ -25,7 +25,7 @@ def _run(tmp_path, chat_template):
     ensure_tiny()
     with open(DEMO) as f:
         r = yaml.safe_load(f)
-    r.update({"max_steps": 1, "max_completion_length": 8, "max_prompt_length": 64, "max_train_samples": 4, "save_strategy": "steps",
+    r.update({"max_steps": 1, "max_completion_length": 8, "max_prompt_length": 128, "max_train_samples": 4, "save_strategy": "steps",
               "save_steps": 1, "chat_template": chat_template})
     r["safety"] = dict(r.get("safety") or {}, budget_source="label")
     (tmp_path / "recipes").mkdir(exist_ok=True)

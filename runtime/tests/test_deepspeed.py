@@ -29,7 +29,7 @@ def test_zero_stage_trains_and_saves_partitioned_states(tmp_path, stage):
     ensure_tiny()
     with open(DEMO) as f:
         r = yaml.safe_load(f)
-    r.update({"max_steps": 2, "max_completion_length": 8, "max_prompt_length": 64, "max_train_samples": 8,
+    r.update({"max_steps": 2, "max_completion_length": 8, "max_prompt_length": 128, "max_train_samples": 8,
               "save_strategy": "steps", "save_steps": 2, "bf16": False})
     # no launch.cpu / use_cpu: the trainer's --use_cpu would silently turn DeepSpeed off;
     # DS_ACCELERATOR=cpu puts DeepSpeed itself on the CPU

@@ -22,7 +22,7 @@ CACHE = os.path.join(ROOT, ".cache", "conscience-test-w0")
 def _recipe(tmp_path, name="r.yaml", launch=None, **top):
     with open(DEMO) as f:
         r = yaml.safe_load(f)
-    r.update({"max_steps": 1, "max_completion_length": 8, "max_prompt_length": 64, "max_train_samples": 8, "save_strategy": "no"})
+    r.update({"max_steps": 1, "max_completion_length": 8, "max_prompt_length": 128, "max_train_samples": 8, "save_strategy": "no"})
     r.update(top)
     r["launch"] = launch or {"cpu": True, "num_processes": 2, "num_machines": 1}
     r["safety"] = dict(r.get("safety") or {}, budget_source="label")

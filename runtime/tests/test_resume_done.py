@@ -46,7 +46,7 @@ def _run_twice(module, demo, overrides, tmp_path, drop=()):
 
 def test_resuming_a_run_at_max_steps_trains_nothing_more(tmp_path):
     events, stderr, out = _run_twice("conscience.train", DEMO, {"max_steps": 2, "save_steps": 2, "max_completion_length": 16,
-                                                               "max_prompt_length": 96, "max_train_samples": 16},
+                                                               "max_prompt_length": 128, "max_train_samples": 16},
                                      tmp_path, drop=("launch",))
     steps = [e["step"] for e in events if e["type"] == "metrics"]
     assert steps == [1, 2], f"trained past max_steps: {steps}"

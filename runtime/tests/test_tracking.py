@@ -23,7 +23,7 @@ def test_wandb_offline_and_tensorboard_get_the_rewards(tmp_path):
     ensure_tiny()
     with open(DEMO) as f:
         r = yaml.safe_load(f)
-    r.update({"max_steps": 2, "max_completion_length": 8, "max_prompt_length": 64, "max_train_samples": 8, "save_strategy": "no",
+    r.update({"max_steps": 2, "max_completion_length": 8, "max_prompt_length": 128, "max_train_samples": 8, "save_strategy": "no",
               "report_to": ["wandb", "tensorboard"], "run_name": "tracking-test"})
     r["launch"] = {"cpu": True, "num_processes": 1, "num_machines": 1}
     r["safety"] = dict(r.get("safety") or {}, budget_source="label")

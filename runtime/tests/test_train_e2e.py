@@ -62,7 +62,7 @@ def _recipe(tmp_path, processes, **overrides):
             "save_steps": 2,
             "max_completion_length": 16,
             "soft_punish_cache": 4,  # below max_completion_length (the default 16 penalised every completion; refused at load)
-            "max_prompt_length": 96,
+            "max_prompt_length": 128,  # the longest of these prompts takes 100 tokens: 96 cut the budget instruction of 4
             "max_train_samples": 16,
             "reward_funcs": REWARDS,
             "reward_weights": [1.0, 0.5, 1.0, 0.2, 0.2],
@@ -225,6 +225,22 @@ def test_bad_prompt_set_fails_with_file_and_line(tmp_path, tiny_cache):
     assert finished["status"] == "failed" and finished["exit_code"] == 1
     assert f"{bad}:2: `label` must be one of" in finished["error"]
     assert f"{bad}:2:" in proc.stderr
+
+
+@pytest.mark.skipif(TRL1, reason="TRL 1.x has no max_prompt_length: no prompt is cut, nothing to check")
+def test_prompts_longer_than_max_prompt_length_fail_before_training(tmp_path, tiny_cache):
+    """TRL 0.18 keeps the last max_prompt_length tokens of a prompt: the budget instruction, first,
+    would be cut while the budget reward scores against it. The run fails first, saying how many
+    and which prompt."""
+    recipe = _recipe(tmp_path, processes=1, max_prompt_length=96)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "conscience.train", "--config", recipe, "--output_dir", str(out)],
+                          env=_env(tiny_cache), capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    finished = _events(out)[-1]
+    assert finished["type"] == "run_finished" and finished["status"] == "failed"
+    assert "4 train prompt(s) take more than max_prompt_length (96) tokens" in finished["error"], finished["error"]
+    assert "cut the budget instruction off the front" in finished["error"]
 
 
 def test_unusable_recipe_exits_2_naming_the_line(tmp_path):
