@@ -486,6 +486,7 @@ def _train(recipe, writer, resume_from: Optional[str], prepared: Any = None) -> 
 
     sa, ta, ma = recipe.script_args, recipe.training_args, recipe.model_args
     transformers.utils.logging.set_verbosity(ta.get_process_log_level())
+    trl_compat.allow_indexed_cpu_map_location()  # a CPU run of several processes resumes (its optimizer state maps to cpu:0)
 
     # Data and budgets first: a bad prompt set fails before any model is loaded -----------
     if prepared is None:

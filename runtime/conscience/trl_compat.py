@@ -70,3 +70,31 @@ def line_mismatch(recipe_trl: Optional[str], installed: Optional[str] = None) ->
         f"the recipe says launch.trl: {recipe_trl}, but this environment runs TRL {have}; keys and checks "
         f"differ between the lines (see docs/recipes.md), so install the recipe's TRL or set launch.trl: {have}"
     )
+
+
+def allow_indexed_cpu_map_location() -> None:
+    """Let torch.load restore storages to a `cpu:N` location, as it restores them to `cpu`.
+
+    transformers' Trainer maps a checkpoint's optimizer state to `args.device` when there are
+    several processes, which is `cpu:0` in CPU multi-process training; torch 2.13's CPU
+    deserializer matches only `cpu`, so resuming such a run failed with "don't know how to
+    restore data location of torch.storage.UntypedStorage (tagged with cpu:0)". Registered once
+    per process; other locations are left to torch.
+    """
+    import re
+
+    import torch.serialization as ser
+
+    if getattr(ser, "_conscience_indexed_cpu", False):
+        return
+
+    def tagger(obj: Any) -> None:
+        return None  # never tags: saving is unchanged
+
+    def deserializer(storage: Any, location: Any) -> Any:
+        if isinstance(location, str) and re.fullmatch(r"cpu:\d+", location):
+            return storage  # storages are read on the CPU already
+        return None
+
+    ser.register_package(100, tagger, deserializer)
+    ser._conscience_indexed_cpu = True
