@@ -10,5 +10,7 @@ export async function workspaceTargets(root: string): Promise<Map<string, Target
   const merged = parseTargets({ ...fromSetting }, 'setting conscience.targets');
   // the file's targets win; its implicit `local` does not replace one configured in the setting
   for (const [name, t] of fromFile.targets) if (t !== LOCAL_TARGET) merged.set(name, t);
+  // and so does a bad entry of the file: its error shows when that target is used (FILE:LINE)
+  for (const [name, err] of fromFile.targets.broken) merged.setBroken(name, err);
   return merged;
 }

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync, appendFileSync, readFileSync, utimesSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, appendFileSync, readFileSync, rmSync, symlinkSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { requirementsPath } from '../../src/core/launch/env';
+import { LaunchSession } from '../../src/core/launch/session';
 import { LocalHost } from '../../src/core/launch/host';
 import { collectFiles, diffManifests, MANIFEST_NAME, packageRoot, SyncSource, syncToHost } from '../../src/core/launch/sync';
 import { loadTargets, parseTargets } from '../../src/core/launch/targets';
@@ -14,14 +15,52 @@ describe('targets', () => {
   it('always has local, validates fields and via references with the file named', async () => {
     const t = parseTargets({ box: { type: 'ssh', host: 'gpu1', port: 2222 }, c: { type: 'slurm', via: 'box', nodes: 2 } });
     assert.deepEqual([...t.keys()].sort(), ['box', 'c', 'local']);
-    assert.throws(() => parseTargets({ c: { type: 'slurm', via: 'nope' } }, 'f.yaml'), /f\.yaml: target 'c': 'via' names an unknown target 'nope'/);
-    assert.throws(() => parseTargets({ x: { type: 'ssh' } }, 'f.yaml'), /'host' is required/);
-    assert.throws(() => parseTargets({ x: { type: 'ssh', host: 'h', hots: 1 } }), /unknown key 'hots'/);
-    assert.throws(() => parseTargets({ x: { type: 'ftp' } }), /'type' must be local, ssh or slurm/);
-    assert.throws(() => parseTargets({ x: { type: 'slurm', nodes: 0 } }), /'nodes' must be an integer >= 1/);
+    assert.throws(() => parseTargets({ c: { type: 'slurm', via: 'nope' } }, 'f.yaml').get('c'), /f\.yaml: target 'c': 'via' names an unknown target 'nope'/);
+    assert.throws(() => parseTargets({ c: { type: 'slurm', via: 'local' } }, 'f.yaml').get('c'), /'via' must name an ssh target \('local' is local\)/);
+    assert.throws(() => parseTargets({ x: { type: 'ssh' } }, 'f.yaml').get('x'), /'host' is required/);
+    assert.throws(() => parseTargets({ x: { type: 'ssh', host: 'h', hots: 1 } }).get('x'), /unknown key 'hots'/);
+    assert.throws(() => parseTargets({ x: { type: 'ftp' } }).get('x'), /'type' must be local, ssh or slurm/);
+    assert.throws(() => parseTargets({ x: { type: 'slurm', nodes: 0 } }).get('x'), /'nodes' must be an integer >= 1/);
+    assert.throws(() => parseTargets([], 'f.yaml'), /f\.yaml: targets must be a mapping/);
     const root = mkdtempSync(join(tmpdir(), 'targets-'));
     writeFileSync(join(root, 'conscience.targets.yaml'), 'box: {type: ssh, host: [oops\n');
     await assert.rejects(loadTargets(root), /conscience\.targets\.yaml/);
+  });
+  // review item 8: one bad entry blocked every verb, and its error had no line
+  it('a bad entry fails only when its target is used, with FILE:LINE in the error', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'targets-bad-'));
+    const file = join(root, 'conscience.targets.yaml');
+    writeFileSync(file, [
+      '# targets',
+      'good:',
+      '  type: ssh',
+      '  host: gpu1',
+      'bad:',
+      '  type: ssh',
+      '  hots: gpu2',
+      'cluster: { type: slurm, via: good }',
+      'behind: { type: slurm, via: bad }',
+      'lost: { type: slurm, via: nowhere }',
+      '',
+    ].join('\n'));
+    const { targets } = await loadTargets(root); // does not throw
+    assert.deepEqual([...targets.keys()].sort(), ['behind', 'cluster', 'good', 'local']);
+    assert.equal(targets.get('good')!.type, 'ssh');
+    assert.ok(targets.has('bad'));
+    assert.throws(() => targets.get('bad'), (e: Error) => e.message.startsWith(`${file}:5: target 'bad': unknown key 'hots'`));
+    assert.throws(() => targets.get('lost'), (e: Error) => e.message === `${file}:10: target 'lost': 'via' names an unknown target 'nowhere'`);
+    const s = new LaunchSession(root, targets);
+    assert.equal(s.target('cluster').type, 'slurm');
+    assert.equal(s.connectionOf(s.target('cluster'))!.name, 'good');
+    assert.throws(() => s.target('bad'), /:5: target 'bad'/);
+    assert.throws(() => s.connectionOf(s.target('behind')), /:5: target 'bad'/); // the slurm target shows its via's error
+    assert.throws(() => s.target('nope'), /unknown target 'nope'/);
+    // JSON: the line of the entry too
+    const json = join(root, 'other.json');
+    writeFileSync(json, '{\n  "targets": {\n    "ok": { "type": "local" },\n    "x": { "type": "ssh" }\n  }\n}\n');
+    const j = (await loadTargets(root, json)).targets;
+    assert.equal(j.get('ok')!.type, 'local');
+    assert.throws(() => j.get('x'), (e: Error) => e.message === `${json}:4: target 'x': 'host' is required`);
   });
   it('a target with GPUs builds its environment from requirements/gpu.txt unless it names its own', () => {
     const t = parseTargets({
@@ -90,6 +129,60 @@ describe('sync', () => {
     );
     // without a bundle the same workspace names the missing runtime clearly
     await assert.rejects(collectFiles(ws, 'r.yaml'), /cannot read the runtime package/);
+  });
+
+  // issue: review item 7 (symbolic links out of the workspace; dataset subfolders dropped)
+  const symlinkWorkspace = () => {
+    const outside = mkdtempSync(join(tmpdir(), 'sync-outside-'));
+    mkdirSync(join(outside, '.ssh'));
+    writeFileSync(join(outside, '.ssh', 'id_rsa'), 'PRIVATE KEY');
+    mkdirSync(join(outside, 'corpus'));
+    writeFileSync(join(outside, 'corpus', 'a.txt'), 'outside data');
+    const root = mkdtempSync(join(tmpdir(), 'sync-links-'));
+    mkdirSync(join(root, 'runtime', 'conscience', 'tests'), { recursive: true });
+    writeFileSync(join(root, 'runtime', 'conscience', '__init__.py'), '');
+    writeFileSync(join(root, 'runtime', 'conscience', 'tests', 'test_x.py'), '');
+    mkdirSync(join(root, 'data', 'tests'), { recursive: true });
+    mkdirSync(join(root, 'data', 'build'));
+    writeFileSync(join(root, 'data', 'tests', 'held_out.jsonl'), '{}\n');
+    writeFileSync(join(root, 'data', 'build', 'shard0.jsonl'), '{}\n');
+    writeFileSync(join(root, 'data', 'train.jsonl'), '{}\n');
+    writeFileSync(join(root, 'data', '.env'), 'HF_TOKEN=x\n');
+    writeFileSync(join(root, 'data', 'server.pem'), 'cert');
+    symlinkSync('train.jsonl', join(root, 'data', 'alias.jsonl')); // inside: followed
+    symlinkSync('..', join(root, 'data', 'up')); // a loop back to the root: walked once, not forever
+    return { root, outside };
+  };
+
+  it('follows symbolic links only inside the workspace and keeps a dataset folder whole', async () => {
+    const { root } = symlinkWorkspace();
+    rmSync(join(root, 'data', 'up'));
+    writeFileSync(join(root, 'r.yaml'), 'dataset_name: data\n');
+    const files = await collectFiles(root, 'r.yaml');
+    assert.deepEqual(files, [
+      'data/alias.jsonl', 'data/build/shard0.jsonl', 'data/tests/held_out.jsonl', 'data/train.jsonl', 'r.yaml', 'runtime/conscience/__init__.py',
+    ]);
+    // a credential named directly is the user's choice
+    writeFileSync(join(root, 'r.yaml'), 'dataset_name: data/.env\n');
+    assert.ok((await collectFiles(root, 'r.yaml')).includes('data/.env'));
+    // a link back up inside the workspace ends
+    symlinkSync('..', join(root, 'data', 'up'));
+    writeFileSync(join(root, 'r.yaml'), 'dataset_name: data\n');
+    assert.ok((await collectFiles(root, 'r.yaml')).includes('data/up/r.yaml'));
+  });
+
+  it('refuses a recipe value, or a link inside a named folder, that resolves outside the workspace', async () => {
+    const { root, outside } = symlinkWorkspace();
+    rmSync(join(root, 'data', 'up'));
+    symlinkSync(join(outside, '.ssh', 'id_rsa'), join(root, 'key'));
+    writeFileSync(join(root, 'r.yaml'), 'tokenizer_name: key\n');
+    await assert.rejects(collectFiles(root, 'r.yaml'), /recipe value 'key': key is a symbolic link to .*id_rsa, outside .*: refusing/);
+    symlinkSync(join(outside, 'corpus'), join(root, 'corpus'));
+    writeFileSync(join(root, 'r.yaml'), 'dataset_name: corpus\n');
+    await assert.rejects(collectFiles(root, 'r.yaml'), /recipe value 'corpus': corpus is a symbolic link to .*corpus, outside/);
+    symlinkSync(join(outside, '.ssh'), join(root, 'data', 'ssh'));
+    writeFileSync(join(root, 'r.yaml'), 'dataset_name: data\n');
+    await assert.rejects(collectFiles(root, 'r.yaml'), /recipe value 'data': data\/ssh is a symbolic link to .*\.ssh, outside/);
   });
 });
 

@@ -5,7 +5,8 @@
 // relative to the recipe resolve the same on the host.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { readFile, readdir, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { readFile, readdir, realpath, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { load } from 'js-yaml';
 import type { Host } from './host';
@@ -34,8 +35,17 @@ export interface SyncResult {
   runtimeBytesSent: number;
 }
 
-const SKIP_DIRS = new Set(['__pycache__', '.pytest_cache', 'node_modules', '.git', 'build', 'tests']);
-const SKIP_FILE = (n: string) => n.endsWith('.pyc') || n.endsWith('.egg-info') || n === '.DS_Store';
+// Caches and VCS metadata are never synced. The build/test leftovers of a Python package are
+// skipped only under runtime/: a dataset folder's own tests/ or build/ is data the recipe names.
+const SKIP_DIRS = new Set(['__pycache__', '.git', 'node_modules']);
+const RUNTIME_SKIP_DIRS = new Set(['.pytest_cache', 'build', 'tests']);
+const SKIP_FILE = (n: string) => n.endsWith('.pyc') || n === '.DS_Store';
+/**
+ * Files inside a synced folder that look like credentials (.env, *.pem, ssh private keys,
+ * .netrc): skipped. A recipe value that names one of them directly still sends it.
+ */
+export const SECRET_FILE = (n: string) =>
+  n === '.env' || n.startsWith('.env.') || n.endsWith('.pem') || n === '.netrc' || n === '.git-credentials' || /^id_(rsa|dsa|ecdsa|ed25519)(_sk)?$/.test(n);
 export const MANIFEST_NAME = '.conscience-manifest.json';
 const MAX_FILE_BYTES = 2 * 1024 ** 3;
 
@@ -88,21 +98,12 @@ export function packageRoot(from: string = __dirname): string {
   }
 }
 
-async function walk(src: SyncSource, rel: string, out: string[]): Promise<void> {
-  const root = src.baseOf(rel);
-  const abs = join(root, rel);
-  const st = await stat(abs);
-  if (st.isFile()) {
-    out.push(rel);
-    return;
-  }
-  if (!st.isDirectory()) return;
-  for (const e of await readdir(abs, { withFileTypes: true })) {
-    if (e.isDirectory()) {
-      if (SKIP_DIRS.has(e.name) || e.name.endsWith('.egg-info')) continue;
-      await walk(src, join(rel, e.name), out);
-    } else if (e.isFile() && !SKIP_FILE(e.name)) out.push(join(rel, e.name));
-  }
+interface WalkCtx {
+  /** What is being walked, for errors: "the runtime package", "recipe value 'data'". */
+  what: string;
+  /** Real paths of the folders walked, so a link back up does not loop. */
+  seen: Set<string>;
+  realBases: Map<string, string>;
 }
 
 /** True when `p` lies inside `root` (no ../ escape). */
@@ -112,17 +113,74 @@ function inside(root: string, p: string): boolean {
 }
 
 /**
+ * The real path and kind of a workspace-relative path, refusing one that (through a symbolic
+ * link) lies outside the folder it is read from: nothing outside the workspace (or the
+ * bundle, for runtime/) is ever sent to a host.
+ */
+async function resolveInside(src: SyncSource, rel: string, ctx: WalkCtx): Promise<{ real: string; st: Stats }> {
+  const base = src.baseOf(rel);
+  let baseReal = ctx.realBases.get(base);
+  if (baseReal === undefined) ctx.realBases.set(base, (baseReal = await realpath(base)));
+  const real = await realpath(join(base, rel));
+  if (real !== baseReal && !inside(baseReal, real)) {
+    throw new Error(
+      `${ctx.what}: ${rel.split(sep).join('/')} is a symbolic link to ${real}, outside ${base}: refusing to send it to the host ` +
+        `(copy it into the workspace, or name its path on the host instead)`,
+    );
+  }
+  return { real, st: await stat(real) };
+}
+
+async function walk(src: SyncSource, rel: string, out: string[], ctx: WalkCtx): Promise<void> {
+  const { real, st } = await resolveInside(src, rel, ctx);
+  if (st.isFile()) {
+    out.push(rel);
+    return;
+  }
+  if (!st.isDirectory() || ctx.seen.has(real)) return;
+  ctx.seen.add(real);
+  const underRuntime = rel.split(/[\\/]/)[0] === 'runtime';
+  for (const e of await readdir(join(src.baseOf(rel), rel), { withFileTypes: true })) {
+    const child = join(rel, e.name);
+    let isDir = e.isDirectory();
+    let isFile = e.isFile();
+    if (e.isSymbolicLink()) {
+      let target: Stats;
+      try {
+        target = (await resolveInside(src, child, ctx)).st;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ELOOP') continue; // a dangling link
+        throw err;
+      }
+      isDir = target.isDirectory();
+      isFile = target.isFile();
+    }
+    if (isDir) {
+      if (SKIP_DIRS.has(e.name)) continue;
+      if (underRuntime && (RUNTIME_SKIP_DIRS.has(e.name) || e.name.endsWith('.egg-info'))) continue;
+      await walk(src, child, out, ctx);
+    } else if (isFile && !SKIP_FILE(e.name) && !SECRET_FILE(e.name)) out.push(child);
+  }
+}
+
+/**
  * The files a run needs, workspace-relative: everything under runtime/ (no tests or caches),
  * the recipe, and every string value of the recipe that names an existing file or folder
  * inside the workspace (relative to the recipe's folder first, then the workspace root).
+ * Symbolic links are followed only while they stay inside the workspace: a value or a folder
+ * entry that resolves outside it is an error naming the recipe value (never sent). Inside
+ * named folders, caches (__pycache__, .git, *.pyc) and credential-looking files (SECRET_FILE)
+ * are skipped.
  */
 export async function collectFiles(source: string | SyncSource, recipeRel: string, extra: string[] = []): Promise<string[]> {
   const src = SyncSource.of(source);
   const root = src.workspace;
   const files: string[] = [];
+  const realBases = new Map<string, string>();
+  const newCtx = (what: string): WalkCtx => ({ what, seen: new Set(), realBases });
   const runtimeDir = src.abs('runtime');
   try {
-    await walk(src, 'runtime', files);
+    await walk(src, 'runtime', files, newCtx('the runtime package'));
   } catch (err) {
     throw new Error(`${runtimeDir}: cannot read the runtime package: ${(err as Error).message}`);
   }
@@ -155,12 +213,8 @@ export async function collectFiles(source: string | SyncSource, recipeRel: strin
   }
   // the shipped allocator model (the runtime's default: <project>/models/allocator) when the recipe uses one
   if (doc && typeof doc === 'object' && 'allocator' in (doc as object)) {
-    try {
-      await stat(src.abs('models/allocator'));
-      await walk(src, 'models/allocator', files);
-    } catch {
-      /* no shipped model in this workspace */
-    }
+    // (absent: no shipped model in this workspace)
+    if (existsSync(src.abs('models/allocator'))) await walk(src, 'models/allocator', files, newCtx('the allocator model'));
   }
   for (const ref of refs) {
     for (const base of [dirname(recipeAbs), root]) {
@@ -173,7 +227,8 @@ export async function collectFiles(source: string | SyncSource, recipeRel: strin
       } catch {
         continue;
       }
-      await walk(src, relative(root, abs), files);
+      // checked through symbolic links: a value naming a link to ~/.ssh/id_rsa is refused
+      await walk(src, relative(root, abs), files, newCtx(`recipe value '${ref}'`));
       break;
     }
   }

@@ -6,7 +6,8 @@
 //   cluster:   { type: slurm, via: gpu-box, partition: gpu, account: lab, nodes: 1,
 //                gpusPerNode: 8, time: "04:00:00", sbatch: ["--qos=high"], setup: ["module load cuda/12.4"] }
 //   here:      { type: local }
-// `local` always exists. Values are validated here with errors naming the file and target.
+// `local` always exists. Values are validated here with errors naming the file, line and target;
+// a bad entry fails only when that target is used (TargetMap).
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { load } from 'js-yaml';
@@ -162,26 +163,90 @@ export function parseTarget(name: string, raw: unknown, where = 'targets'): Targ
   }
 }
 
-/** Validates a name → target mapping; `local` is added when absent; `via` references are checked. */
-export function parseTargets(raw: unknown, where = 'targets'): Map<string, Target> {
-  const out = new Map<string, Target>();
+/**
+ * The targets by name. An entry that does not validate does not stop the others: its error is
+ * kept and thrown when that target is used (`get`), so one bad entry does not block listing,
+ * logs or cancel of runs on the other targets. Iteration gives the valid targets only.
+ */
+export class TargetMap extends Map<string, Target> {
+  /** Invalid entries: name → the error (FILE:LINE: target 'name': ...), thrown by get(name). */
+  readonly broken = new Map<string, Error>();
+  override get(name: string): Target | undefined {
+    const err = this.broken.get(name);
+    if (err) throw err;
+    return super.get(name);
+  }
+  override has(name: string): boolean {
+    return this.broken.has(name) || super.has(name);
+  }
+  override set(name: string, t: Target): this {
+    this.broken?.delete(name); // (undefined while Map's constructor runs)
+    return super.set(name, t);
+  }
+  override delete(name: string): boolean {
+    const b = this.broken.delete(name);
+    return super.delete(name) || b;
+  }
+  /** Records `name` as invalid (replacing a valid entry of that name). */
+  setBroken(name: string, err: Error): this {
+    super.delete(name);
+    this.broken.set(name, err);
+    return this;
+  }
+}
+
+/**
+ * The line (1-based) of each mapping key in a YAML or JSON text, at its shallowest column:
+ * where a target's entry starts, for error messages. A heuristic scan, not a parser.
+ */
+export function keyLines(text: string): Map<string, number> {
+  const best = new Map<string, { line: number; col: number }>();
+  const re = /(?:^|[{,])\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([A-Za-z0-9][A-Za-z0-9._-]*))\s*:(?=\s|$|[{["'])/g;
+  text.split(/\r?\n/).forEach((line, i) => {
+    if (/^\s*#/.test(line)) return;
+    for (const m of line.matchAll(re)) {
+      const key = m[1] ?? m[2] ?? m[3]!;
+      const col = m.index! + m[0].length - m[0].trimStart().length;
+      const prev = best.get(key);
+      if (!prev || col < prev.col) best.set(key, { line: i + 1, col });
+    }
+  });
+  return new Map([...best].map(([k, v]) => [k, v.line]));
+}
+
+/**
+ * Validates a name → target mapping; `local` is added when absent; `via` references are
+ * checked. A bad entry is kept as an error for that name (TargetMap.broken), located as
+ * `where:LINE` when `text` (the file's text) is given; a whole that is not a mapping throws.
+ */
+export function parseTargets(raw: unknown, where = 'targets', text?: string): TargetMap {
+  const out = new TargetMap();
+  const lines = text !== undefined ? keyLines(text) : undefined;
+  const at = (name: string) => (lines?.has(name) ? `${where}:${lines.get(name)}` : where);
   if (raw !== undefined && raw !== null) {
     if (typeof raw !== 'object' || Array.isArray(raw)) fail(where, 'targets must be a mapping of name to target');
-    for (const [name, t] of Object.entries(raw as Record<string, unknown>)) out.set(name, parseTarget(name, t, where));
+    for (const [name, t] of Object.entries(raw as Record<string, unknown>)) {
+      try {
+        out.set(name, parseTarget(name, t, at(name)));
+      } catch (err) {
+        out.setBroken(name, err as Error);
+      }
+    }
   }
   if (!out.has('local')) out.set('local', LOCAL_TARGET);
-  for (const t of out.values()) {
+  for (const t of [...out.values()]) {
     if (t.type === 'slurm' && t.via) {
-      const v = out.get(t.via);
-      if (!v) fail(where, `target '${t.name}': 'via' names an unknown target '${t.via}'`);
-      if (v.type !== 'ssh') fail(where, `target '${t.name}': 'via' must name an ssh target ('${t.via}' is ${v.type})`);
+      const v = out.broken.has(t.via) ? undefined : out.get(t.via);
+      // a via naming a broken entry: the slurm target is usable once that entry is fixed (its error shows when connecting)
+      if (!v && !out.broken.has(t.via)) out.setBroken(t.name, new Error(`${at(t.name)}: target '${t.name}': 'via' names an unknown target '${t.via}'`));
+      else if (v && v.type !== 'ssh') out.setBroken(t.name, new Error(`${at(t.name)}: target '${t.name}': 'via' must name an ssh target ('${t.via}' is ${v.type})`));
     }
   }
   return out;
 }
 
 /** Reads targets for the CLI: --targets FILE, else the workspace's conscience.targets.{yaml,yml,json}. */
-export async function loadTargets(root: string, file?: string): Promise<{ targets: Map<string, Target>; file?: string }> {
+export async function loadTargets(root: string, file?: string): Promise<{ targets: TargetMap; file?: string }> {
   const candidates = file ? [file] : TARGET_FILES.map((f) => join(root, f));
   for (const f of candidates) {
     let text: string;
@@ -201,7 +266,7 @@ export async function loadTargets(root: string, file?: string): Promise<{ target
     if (raw && typeof raw === 'object' && !Array.isArray(raw) && 'targets' in (raw as object) && Object.keys(raw as object).length === 1) {
       raw = (raw as { targets: unknown }).targets;
     }
-    return { targets: parseTargets(raw, f), file: f };
+    return { targets: parseTargets(raw, f, text), file: f };
   }
   // no targets file: the workspace's VS Code setting, as the editor sees it
   if (!file) {
