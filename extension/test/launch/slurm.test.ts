@@ -8,6 +8,7 @@ import { slurmDriver } from '../../src/core/launch/driver-slurm';
 import { LocalHost } from '../../src/core/launch/host';
 import { jobOutcome, parseSacct, parseSbatchOutput, parseScontrol, parseSqueue } from '../../src/core/launch/slurm';
 import { parseTarget } from '../../src/core/launch/targets';
+import { deriveState } from '../../src/core/runs/state';
 
 const SCONTROL =
   'JobId=17 JobName=conscience-r1 UserId=root(0) GroupId=root(0) Priority=1 Account=(null) JobState=CANCELLED Reason=None ' +
@@ -71,6 +72,62 @@ describe('SLURM submit', () => {
       process.env.PATH = saved.PATH;
       if (saved.STUB_LOG === undefined) delete process.env.STUB_LOG;
       else process.env.STUB_LOG = saved.STUB_LOG;
+    }
+  });
+});
+
+describe('SLURM status', () => {
+  // review item 6: a passing squeue/scontrol failure must not end a running job
+  it('a failed squeue with no answer from scontrol is transient; only an answered empty squeue plus "Invalid job id" is gone', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'slurm-status-'));
+    const bin = join(root, 'bin');
+    mkdirSync(bin);
+    // each stub prints $STUB_DIR/<name>.out (when present) and exits with $STUB_DIR/<name>.rc
+    for (const name of ['squeue', 'scontrol', 'sacct']) {
+      writeFileSync(join(bin, name), `#!/bin/bash\ncat "$STUB_DIR/${name}.out" 2>/dev/null\nexit $(cat "$STUB_DIR/${name}.rc" 2>/dev/null || echo 0)\n`, { mode: 0o755 });
+    }
+    const stub = (name: string, out: string, rc = 0) => {
+      writeFileSync(join(root, `${name}.out`), out);
+      writeFileSync(join(root, `${name}.rc`), String(rc));
+    };
+    const saved = { PATH: process.env.PATH, STUB_DIR: process.env.STUB_DIR };
+    process.env.PATH = `${bin}:${process.env.PATH}`;
+    process.env.STUB_DIR = root;
+    const rec = { id: 'r1', jobId: '77', remoteDir: join(root, 'run') } as RunRecord;
+    const observe = () => slurmDriver.status(new LocalHost(), rec);
+    const derived = async () =>
+      deriveState({ previous: 'running', started: true, cancelRequested: false, now: 100, lastActivity: 99, heartbeatTimeout: 90, ...(await observe()) });
+    try {
+      stub('sacct', '');
+      stub('squeue', '77|RUNNING|None\n');
+      stub('scontrol', 'JobId=77 JobState=RUNNING Reason=None ExitCode=0:0');
+      assert.deepEqual((await observe()).job, { state: 'RUNNING', outcome: undefined, exitCode: undefined, reason: 'None' });
+      // slurmctld does not answer: squeue fails, scontrol times out
+      stub('squeue', 'squeue: error: slurm_load_jobs error: Socket timed out on send/recv operation\n', 1);
+      stub('scontrol', 'slurm_load_jobs error: Socket timed out on send/recv operation\n', 1);
+      const o = await observe();
+      assert.ok(!o.job?.gone && !o.job?.outcome, JSON.stringify(o));
+      assert.match(o.job!.reason ?? '', /squeue failed \(exit 1\)/);
+      const d = await derived();
+      assert.deepEqual([d.state, d.terminal], ['running', false]);
+      // squeue fails, scontrol prints nothing: still not gone
+      stub('scontrol', '', 0);
+      assert.ok(!(await observe()).job?.gone);
+      // squeue answered (empty) but scontrol has no answer: not gone either
+      stub('squeue', '', 0);
+      assert.ok(!(await observe()).job?.gone);
+      // squeue answered without the job and scontrol says the id is invalid: gone
+      stub('scontrol', 'slurm_load_jobs error: Invalid job id specified\n', 1);
+      assert.deepEqual((await observe()).job, { state: 'UNKNOWN', gone: true });
+      assert.equal((await derived()).terminal, true);
+      // sacct's final state wins whatever squeue did
+      stub('squeue', '', 1);
+      stub('sacct', '77|COMPLETED|0:0\n');
+      assert.deepEqual((await observe()).job, { state: 'COMPLETED', outcome: 'completed', exitCode: 0, reason: undefined });
+    } finally {
+      process.env.PATH = saved.PATH;
+      if (saved.STUB_DIR === undefined) delete process.env.STUB_DIR;
+      else process.env.STUB_DIR = saved.STUB_DIR;
     }
   });
 });

@@ -12,16 +12,21 @@ import type { Target } from './targets';
 
 export interface SlurmObservation {
   job?: JobStatus;
+  /** SLURM says the job no longer exists (and gave no final state): squeue ran and did not list it, scontrol says "Invalid job id". */
   gone: boolean;
+  /** Why the job's state is not known this time (squeue failed, scontrol gave no answer): not `gone`, ask again later. */
+  transient?: string;
   exitFile: number | null;
 }
 
 export async function slurmStatus(host: Host, rec: RunRecord): Promise<SlurmObservation> {
   const id = shQuote(rec.jobId ?? '');
   const cmd = [
-    `squeue -h -j ${id} -o '%i|%T|%r' 2>/dev/null`,
+    // squeue's exit status is kept: a slurmctld that does not answer is not a job that ended
+    `squeue -h -j ${id} -o '%i|%T|%r' 2>/dev/null; sqrc=$?`,
     'echo @@',
-    `scontrol show job -o ${id} 2>/dev/null`,
+    // scontrol's error text too: "Invalid job id" is how SLURM says the job is gone
+    `scontrol show job -o ${id} 2>&1`,
     'echo @@',
     `cat ${shQuote(rec.remoteDir + '/exit_code')} 2>/dev/null`,
     'echo @@',
@@ -30,10 +35,12 @@ export async function slurmStatus(host: Host, rec: RunRecord): Promise<SlurmObse
     // srun's own word on the task that died first ("srun: error: n2: task 1: Killed"; the
     // tasks --kill-on-bad-exit then stopped follow it), the why of a lost node
     `grep -a 'srun: error: .*: task' ${shQuote(rec.remoteDir + '/stderr.log')} 2>/dev/null | head -n 1`,
+    'echo @@',
+    'echo "squeue=$sqrc"',
     'true',
   ].join('; ');
   const r = await host.exec(cmd);
-  const [sq = '', sc = '', ex = '', sa = '', task = ''] = r.stdout.split('@@\n');
+  const [sq = '', sc = '', ex = '', sa = '', task = '', rcs = ''] = r.stdout.split('@@\n');
   const exitFile = /^\d+/.test(ex.trim()) ? Number(ex.trim()) : null;
   const fromQueue = parseSqueue(sq, rec.jobId ?? '');
   const fromCtl = parseScontrol(sc);
@@ -42,7 +49,15 @@ export async function slurmStatus(host: Host, rec: RunRecord): Promise<SlurmObse
   const job = fromCtl && (!fromQueue || jobOutcome(fromCtl)) ? fromCtl : fromQueue ?? fromAcct;
   const died = /srun: error: (.*: task .*)$/.exec(task.trim())?.[1];
   if (job && died && jobOutcome(job) === 'failed' && (!job.reason || job.reason === 'NonZeroExitCode')) job.reason = died.slice(0, 200);
-  return { job, gone: !job, exitFile };
+  if (job) return { job, gone: false, exitFile };
+  // no state from anyone: gone only when squeue answered (and did not list the job) and
+  // scontrol says the id is invalid; anything else (squeue failed or timed out, slurmctld
+  // down, output cut) is a passing failure, not the end of the job
+  const squeueRc = /^squeue=(\d+)$/m.exec(rcs)?.[1];
+  const invalid = /invalid job id/i.test(sc);
+  if (squeueRc === '0' && invalid) return { gone: true, exitFile };
+  const why = squeueRc === undefined ? 'the status command was cut off' : squeueRc !== '0' ? `squeue failed (exit ${squeueRc})` : 'scontrol gave no answer';
+  return { gone: false, transient: `${why}${sc.trim() && !invalid ? ': ' + sc.trim().split('\n')[0]!.slice(0, 200) : ''}`, exitFile };
 }
 
 /**
@@ -86,7 +101,12 @@ export const slurmDriver: TargetDriver = {
     if (!rec.jobId) return {};
     const o = await slurmStatus(host, rec);
     return {
-      job: o.job ? { state: o.job.state, outcome: jobOutcome(o.job), exitCode: o.job.exitCode, reason: o.job.reason } : { state: 'UNKNOWN', gone: true },
+      // a transient failure reads as a job in an unknown but live state: the run keeps its state until the next poll
+      job: o.job
+        ? { state: o.job.state, outcome: jobOutcome(o.job), exitCode: o.job.exitCode, reason: o.job.reason }
+        : o.gone
+          ? { state: 'UNKNOWN', gone: true }
+          : { state: 'UNKNOWN', reason: o.transient },
       exitFile: o.exitFile,
     };
   },
