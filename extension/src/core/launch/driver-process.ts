@@ -1,7 +1,8 @@
 // The process driver (local and SSH targets): a generated wrapper started detached in its own
 // session (setsid); status from the session's live processes and the wrapper's exit_code file;
 // cancel = SIGTERM to the process group, SIGKILL after the grace period, then any rank that left
-// the group, found by the launch token in its environment.
+// the group, found by the launch token in its environment. Both check first that the recorded
+// group still carries the run's launch token (a reused pid is someone else's).
 import type { RunRecord } from '../runs/store';
 import type { Observation, PrepareSpec, Prepared, TargetDriver } from './driver';
 import type { Host } from './host';
@@ -14,13 +15,33 @@ export interface ProcessStatus {
   exitCode?: number | null;
 }
 
+/**
+ * Shell function `owned`: the recorded session $g is still the run's, i.e. a live process of it
+ * (its leader, or any member) has the run's launch token $tok in its environment (Linux /proc).
+ * A pid is reused once the run has ended: the group recorded may then be someone else's, which
+ * is neither reported as the run nor signalled. A run recorded without a token (none) is trusted
+ * as recorded. Zombies have an empty environ, so they never count.
+ */
+const OWNED = [
+  'owned() {',
+  '  if [ "$tok" = none ]; then',
+  '    if command -v ps >/dev/null 2>&1; then ps -o stat= --sid "$g" 2>/dev/null | grep -q "^[^Z]"; else kill -0 -"$g" 2>/dev/null; fi',
+  '    return',
+  '  fi',
+  '  for p in "$g" $(ps -o pid= --sid "$g" 2>/dev/null); do',
+  '    grep -qzxF "CONSCIENCE_LAUNCH_TOKEN=$tok" "/proc/$p/environ" 2>/dev/null && return 0',
+  '  done',
+  '  return 1',
+  '}',
+].join('\n');
+
 export async function processStatus(host: Host, rec: RunRecord): Promise<ProcessStatus> {
   const sid = rec.pgid ?? rec.pid;
   if (!sid) return { alive: true };
   const cmd =
+    `g=${shQuote(sid)}; tok=${shQuote(rec.launchToken || 'none')}\n${OWNED}\n` +
     `printf 'exit=%s\\n' "$(cat ${shQuote(rec.remoteDir + '/exit_code')} 2>/dev/null)"; ` +
-    `if command -v ps >/dev/null 2>&1; then ps -o stat= --sid ${shQuote(sid)} 2>/dev/null | grep -q '^[^Z]' && echo alive=1 || echo alive=0; ` +
-    `else kill -0 -${shQuote(sid)} 2>/dev/null && echo alive=1 || echo alive=0; fi`;
+    `owned && echo alive=1 || echo alive=0`;
   const r = await host.exec(cmd);
   if (r.code !== 0) throw new Error(`${host.label}: status check failed: ${r.stderr.trim()}`);
   const ec = /exit=(\d*)/.exec(r.stdout)?.[1];
@@ -36,7 +57,7 @@ export const processDriver: TargetDriver = {
     return {
       script: wrapperScript({ runId: p.runId, launchToken: p.launchToken, projectDir: p.projectDir, runDir: p.runDir, env: p.target.env, argv }),
       scriptName: 'run.sh',
-      command: detachedStartCommand(p.runDir),
+      command: detachedStartCommand(p.runDir, p.launchToken),
     };
   },
 
@@ -69,15 +90,22 @@ export const processDriver: TargetDriver = {
     // TERM to the run's process group; SIGKILL when it outlives the grace period; then any rank that
     // left the group (accelerate starts its workers in their own session) is found by the launch token
     // the wrapper put in its environment (unique per start, so a quick resume is never hit). Detached, so it finishes even if we disconnect.
+    // The group is signalled only while it is still the run's (`owned`: the launch token in a
+    // member's environment), never a group that reused the pid after the run ended.
     const killer = [
-      'g=$1; n=$2; id=$3',
-      'kill -TERM -- -"$g" 2>/dev/null',
-      'i=0; while [ "$i" -lt "$n" ]; do ps -o stat= --sid "$g" 2>/dev/null | grep -q "^[^Z]" || break; sleep 1; i=$((i+1)); done',
-      'kill -KILL -- -"$g" 2>/dev/null',
-      'for e in /proc/[0-9]*/environ; do if grep -qzxF "CONSCIENCE_LAUNCH_TOKEN=$id" "$e" 2>/dev/null; then p=${e#/proc/}; kill -KILL "${p%/environ}" 2>/dev/null; fi; done',
+      'g=$1; n=$2; tok=$3',
+      OWNED,
+      'if owned; then',
+      '  kill -TERM -- -"$g" 2>/dev/null',
+      '  i=0; while [ "$i" -lt "$n" ]; do ps -o stat= --sid "$g" 2>/dev/null | grep -q "^[^Z]" || break; sleep 1; i=$((i+1)); done',
+      '  owned && kill -KILL -- -"$g" 2>/dev/null',
+      'fi',
+      'if [ "$tok" != none ]; then',
+      '  for e in /proc/[0-9]*/environ; do if grep -qzxF "CONSCIENCE_LAUNCH_TOKEN=$tok" "$e" 2>/dev/null; then p=${e#/proc/}; kill -KILL "${p%/environ}" 2>/dev/null; fi; done',
+      'fi',
       'exit 0',
     ].join('\n');
-    const r = await host.exec(`setsid nohup bash -c ${shQuote(killer)} conscience-cancel ${shJoin([rec.pgid, grace, rec.launchToken ?? 'none'])} >/dev/null 2>&1 </dev/null &`);
+    const r = await host.exec(`setsid nohup bash -c ${shQuote(killer)} conscience-cancel ${shJoin([rec.pgid, grace, rec.launchToken || 'none'])} >/dev/null 2>&1 </dev/null &`);
     if (r.code !== 0) throw new Error(`cancel on ${host.label} failed: ${r.stderr.trim()}`);
   },
 

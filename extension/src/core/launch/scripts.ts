@@ -238,10 +238,16 @@ export function wrapperScript(w: WrapperSpec): string {
   ].join('\n');
 }
 
-/** Shell command that starts the wrapper detached (new session, no terminal) and prints its pid. */
-export function detachedStartCommand(runDir: string): string {
+/**
+ * Shell command that starts the wrapper detached (new session, no terminal) and prints its pid.
+ * The launch token is in the session leader's own environment (/proc/<pid>/environ; an `export`
+ * in the wrapper would not show there): status and cancel check it before they trust the
+ * recorded process group, which may belong to someone else once the run's pid is reused.
+ */
+export function detachedStartCommand(runDir: string, launchToken?: string): string {
   const script = shQuote(`${runDir}/run.sh`);
-  return `cd -- ${shQuote(runDir)} && { setsid nohup bash ${script} >/dev/null 2>&1 </dev/null & echo $!; }`;
+  const env = launchToken ? `env ${shQuote(`CONSCIENCE_LAUNCH_TOKEN=${launchToken}`)} ` : '';
+  return `cd -- ${shQuote(runDir)} && { ${env}setsid nohup bash ${script} >/dev/null 2>&1 </dev/null & echo $!; }`;
 }
 
 export interface SbatchSpec {
