@@ -1,6 +1,7 @@
 // conscience launch | runs | logs | cancel | resume: the CLI over core/launch and core/runs.
 // Secrets come from the environment (HF_TOKEN, WANDB_API_KEY) and reach the host in a 0600
 // file the run deletes at start; they are never printed or written to the run store.
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -14,7 +15,7 @@ import { launchTrl } from '../core/recipe/recorded';
 import { formatProblem, type ParseProblem, type RunEvent } from '../core/runs/events';
 import { FAILED_STATES, runFailure, runProgress } from '../core/runs/present';
 import { escapeControls } from '../core/escape';
-import { listRuns, readRun, runDir, snapshotRecipe, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
+import { listRuns, readRun, runDir, snapshotRecipe, TERMINAL_STATES, writeRun, type RunRecord } from '../core/runs/store';
 
 export const SECRET_NAMES = ['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'WANDB_API_KEY'];
 
@@ -79,6 +80,11 @@ export async function wrap(fn: () => Promise<number>): Promise<number> {
 /** A run id, a unique prefix of one, or "last". */
 async function resolveRun(root: string, ref: string | undefined): Promise<RunRecord> {
   if (!ref) throw new UsageError('a run id is required');
+  // a run whose run.json cannot be read is that run, broken: readRun's error ("FILE: why"), not "no run"
+  if (ref !== 'last' && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(ref) && existsSync(join(runDir(root, ref), 'run.json'))) {
+    const rec = await readRun(root, ref);
+    if (rec) return rec;
+  }
   const runs = await listRuns(root);
   if (ref === 'last') {
     if (!runs[0]) throw new Error(`no runs in ${root}/.conscience/runs`);
@@ -201,7 +207,31 @@ export async function launchWith(argv: string[], verb: LaunchVerb): Promise<numb
         } else process.stdout.write(formatPlan(plan) + '\n');
         return 0;
       }
-      const out = await launchRun(s, recipe, target);
+      // Ctrl-C while syncing or building the environment: the run is recorded as failed ("launch
+      // interrupted"), not left preparing for ever; once its process or job is recorded it is kept
+      // as started (it runs on; `conscience cancel` stops it)
+      let launching: RunRecord | undefined;
+      const interrupted = (): void => {
+        void (async () => {
+          if (launching && !TERMINAL_STATES.has(launching.state)) {
+            if (!launching.pgid && !launching.jobId) {
+              launching.state = 'failed';
+              launching.error = 'launch interrupted';
+              launching.finishedAt = Date.now() / 1000;
+            }
+            await writeRun(s.root, launching).catch(() => undefined);
+            process.stderr.write(`conscience: ${launching.id}: ${launching.state === 'failed' ? 'launch interrupted' : 'interrupted after the start; the run goes on'}\n`);
+          }
+          process.exit(130);
+        })();
+      };
+      process.once('SIGINT', interrupted);
+      let out;
+      try {
+        out = await launchRun(s, recipe, target, (rec) => (launching = rec));
+      } finally {
+        process.off('SIGINT', interrupted);
+      }
       // the recipe as launched, for the dashboard's config diff (the workspace file may change)
       await snapshotRecipe(s.root, out.run.id, file).catch(() => undefined);
       if (!r.values.wait) {
@@ -256,8 +286,9 @@ export async function runs(argv: string[]): Promise<number> {
             process.stderr.write(`conscience: ${run.id}: ${(err as Error).message}\n`);
           }
         }
-        list = await listRuns(s.root);
       }
+      // the final listing says which folders hold a run.json that is not readable (conscience: FILE: why)
+      list = await listRuns(s.root, (_name, err) => process.stderr.write(`conscience: ${err.message}\n`));
       if (r.values.format === 'json') {
         // a failed run carries its root cause ("cause": the trainer's error line, with its stderr.log line)
         const out = await Promise.all(list.map(async (x) => {
@@ -296,6 +327,12 @@ export async function logs(argv: string[]): Promise<number> {
     try {
       const run = await resolveRun(s.root, r.positionals[0]);
       const dir = runDir(s.root, run.id);
+      // a run with no process or job recorded has nothing to follow (and a launch interrupted
+      // before its start stays preparing): say so rather than wait for ever
+      if (r.values.follow && run.state === 'preparing' && !run.pgid && !run.jobId) {
+        process.stderr.write(`conscience: ${run.id} is preparing with no process or job recorded: its launch is still syncing or building the environment, or was interrupted (\`conscience cancel ${run.id}\` marks it cancelled); nothing to follow yet\n`);
+        return 1;
+      }
       const m = new RunMonitor(s, run.id);
       // print what the store holds, then (with --follow) what arrives
       if (!r.values.follow && !TERMINAL_STATES.has(run.state)) await m.pollOnce().catch(() => undefined);

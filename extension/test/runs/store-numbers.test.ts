@@ -33,7 +33,8 @@ test('a run.json with a non-number reward, step or max_steps is read, listed and
   assert.match(cli.stdout, /tiny-cpu/);
   assert.doesNotMatch(cli.stdout + cli.stderr, /toFixed|high/);
 
-  // a run.json without the fields every reader relies on is not a run: listed past, named when asked for
+  // a run.json without the fields every reader relies on is not a run: listed past (and said so
+  // on stderr), and named with its file and cause when asked for
   const odd = join(ws, '.conscience', 'runs', 'r2');
   mkdirSync(odd, { recursive: true });
   writeFileSync(join(odd, 'run.json'), JSON.stringify({ state: 'completed' }));
@@ -41,10 +42,12 @@ test('a run.json with a non-number reward, step or max_steps is read, listed and
     { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
   assert.equal(runs.status, 0, runs.stderr);
   assert.match(runs.stdout, /tiny-cpu/);
+  assert.equal(runs.stderr, `conscience: ${join(odd, 'run.json')}: not a run record (no string id, recipe, target)\n`);
   await assert.rejects(readRun(ws, 'r2'), new RegExp(`${join(odd, 'run.json')}: not a run record \\(no string id, recipe, target\\)`));
   const logs = spawnSync(process.execPath, ['--import', 'tsx', join(REPO, 'extension/src/cli/main.ts'), 'logs', 'r2', '--workspace', ws],
     { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
   assert.notEqual(logs.status, 0);
-  assert.match(logs.stderr, /no run 'r2'/); // it crashed on it before ("Cannot read properties of undefined")
+  // it crashed on it once ("Cannot read properties of undefined"), then said "no run 'r2'"
+  assert.equal(logs.stderr, `conscience: ${join(odd, 'run.json')}: not a run record (no string id, recipe, target)\n`);
   assert.doesNotMatch(logs.stderr, /Cannot read properties/);
 });

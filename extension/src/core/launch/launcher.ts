@@ -12,6 +12,7 @@ import { readRecipeInfo, type RecipeInfo } from './scripts';
 import type { LaunchSession } from './session';
 import { collectFiles, syncToHost, type SyncResult } from './sync';
 import { driverFor } from './driver';
+import { RunMonitor } from './monitor';
 import { describeTarget, type Target } from './targets';
 import { requireTopology } from './topology';
 
@@ -163,7 +164,7 @@ async function start(s: LaunchSession, plan: Plan, rec: RunRecord): Promise<Star
 }
 
 /** Launches a recipe on a target. Returns the recorded run (state starting or queued). */
-export async function launchRun(s: LaunchSession, recipe: string, targetName: string): Promise<StartOutcome & { plan: Plan }> {
+export async function launchRun(s: LaunchSession, recipe: string, targetName: string, onRecord?: (rec: RunRecord) => void): Promise<StartOutcome & { plan: Plan }> {
   const plan = await planLaunch(s, recipe, targetName);
   const now = Date.now() / 1000;
   const rec: RunRecord = {
@@ -173,6 +174,8 @@ export async function launchRun(s: LaunchSession, recipe: string, targetName: st
     command: plan.command, attempts: 1, attemptOffset: 0, maxSteps: plan.info.maxSteps,
   };
   await writeRun(s.root, rec);
+  // the record as it goes (the CLI ends an interrupted launch with it)
+  onRecord?.(rec);
   try {
     return { ...(await start(s, plan, rec)), plan };
   } catch (err) {
@@ -186,8 +189,8 @@ export async function launchRun(s: LaunchSession, recipe: string, targetName: st
 
 /** Starts a finished (cancelled/failed) run again in the same output folder: the trainer resumes from its last checkpoint. */
 export async function resumeRun(s: LaunchSession, id: string): Promise<StartOutcome & { plan: Plan }> {
-  const rec = await readRun(s.root, id);
-  if (!rec) throw new Error(`no run '${id}' in ${s.root}/.conscience/runs`);
+  // the state as the host has it now: a run recorded as running or cancelling may have ended since
+  const rec = (await withRunLock(s.root, id, () => refreshedLocked(s, id), { wait: true }))!;
   if (!TERMINAL_STATES.has(rec.state)) throw new Error(`run ${id} is ${rec.state}; cancel it before resuming`);
   const plan = await planLaunch(s, rec.recipe, rec.target, rec.id);
   const refusal = resumeRefusal(rec, plan.info.maxSteps);
@@ -208,10 +211,36 @@ export async function cancelRun(s: LaunchSession, id: string, graceS?: number): 
   return (await withRunLock(s.root, id, () => cancelLocked(s, id, graceS), { wait: true }))!;
 }
 
-async function cancelLocked(s: LaunchSession, id: string, graceS?: number): Promise<RunRecord> {
+/**
+ * The run's record after one status/copy pass (the monitor's poll; the caller holds the run's
+ * lock), so cancel and resume decide on what the host says now, not on the state last recorded.
+ * A run already ended, or not started yet (preparing), is returned as recorded; so is the record
+ * when the host cannot be asked (the decision then falls back on it).
+ */
+async function refreshedLocked(s: LaunchSession, id: string): Promise<RunRecord> {
   const rec = await readRun(s.root, id);
   if (!rec) throw new Error(`no run '${id}' in ${s.root}/.conscience/runs`);
+  if ((TERMINAL_STATES.has(rec.state) && rec.finishedAt) || rec.state === 'preparing') return rec;
+  try {
+    return (await new RunMonitor(s, id).refreshLocked()) ?? rec;
+  } catch {
+    return (await readRun(s.root, id)) ?? rec;
+  }
+}
+
+async function cancelLocked(s: LaunchSession, id: string, graceS?: number): Promise<RunRecord> {
+  const rec = await refreshedLocked(s, id);
+  // ended meanwhile (a failure stays a failure, with its exit code)
   if (TERMINAL_STATES.has(rec.state)) return rec;
+  // nothing started (a launch interrupted before its process or job was recorded): nothing to stop
+  if (!(rec.targetKind === 'slurm' ? rec.jobId : rec.pgid)) {
+    rec.error = `cancelled while ${rec.state}, before a ${rec.targetKind === 'slurm' ? 'SLURM job' : 'process'} was recorded: nothing was stopped`;
+    rec.cancelRequested = true;
+    rec.state = 'cancelled';
+    rec.finishedAt = Date.now() / 1000;
+    await writeRun(s.root, rec);
+    return rec;
+  }
   const t = s.target(rec.target);
   const host = await s.host(t);
   const grace = graceS ?? t.cancelGrace ?? 30;

@@ -106,6 +106,15 @@ export class RunMonitor extends EventEmitter {
     }
   }
 
+  /**
+   * One status/copy pass for a caller that already holds the run's lock (cancel, resume): the
+   * record as the host has it now, so a decision is never taken on a stale state.
+   */
+  async refreshLocked(): Promise<RunRecord | undefined> {
+    this.lastStatusAt = 0;
+    return this.pollLocked();
+  }
+
   private async pollLocked(): Promise<RunRecord | undefined> {
     const root = this.session.root;
     const rec = await readRun(root, this.runId);
@@ -188,7 +197,11 @@ export class RunMonitor extends EventEmitter {
             }
             this.emit('problems', [{ file: `${host.label}:${rec.outputDir}`, offset: 0, message: `the eval's results were not copied: ${(err as Error).message}` }]);
           }
-          rec.finishedAt = rec.finishedAt ?? Date.now() / 1000;
+          // when the run ended: its run_finished's time when the trainer wrote one (a run settled by
+          // a later look, `conscience runs` a day after, does not count the time nobody looked)
+          const now = Date.now() / 1000;
+          const said = rec.finished?.time;
+          rec.finishedAt = rec.finishedAt ?? (said !== undefined && said <= now && (!rec.startedAt || said >= rec.startedAt - 300) ? said : now);
           await driverFor(rec.targetKind).settle(host, rec);
         }
       }
@@ -234,7 +247,7 @@ export class RunMonitor extends EventEmitter {
           if (typeof e.step === 'number') rec.step = e.step;
           break;
         case 'run_finished':
-          rec.finished = { status: e.status, exit_code: e.exit_code, error: e.error ?? null };
+          rec.finished = { status: e.status, exit_code: e.exit_code, error: e.error ?? null, ...(typeof e.time === 'number' && Number.isFinite(e.time) ? { time: e.time } : {}) };
           break;
       }
     }

@@ -101,8 +101,8 @@ export interface RunRecord {
   launchToken?: string;
   /** run_started seen in the current attempt. */
   sawStarted?: boolean;
-  /** run_finished of the current attempt. */
-  finished?: { status: 'completed' | 'failed' | 'cancelled'; exit_code: number; error?: string | null };
+  /** run_finished of the current attempt (time: the event's, Unix s: when the run ended, finishedAt). */
+  finished?: { status: 'completed' | 'failed' | 'cancelled'; exit_code: number; error?: string | null; time?: number };
   /** Local clock (Unix s) when new event bytes last arrived (heartbeat staleness). */
   lastActivityAt?: number;
   /** Byte offset of events.jsonl where the current attempt began. */
@@ -155,8 +155,12 @@ function withNumbers(rec: RunRecord): RunRecord {
   return rec;
 }
 
-/** Every run in the store, newest first. Folders without a readable run.json are skipped. */
-export async function listRuns(root: string): Promise<RunRecord[]> {
+/**
+ * Every run in the store, newest first. Folders without a readable run.json are skipped; a
+ * run.json that cannot be read or is not a run record (corrupted, truncated) is told to
+ * `skipped` with readRun's error ("FILE: why"), so a caller can say so rather than hide the run.
+ */
+export async function listRuns(root: string, skipped?: (name: string, err: Error) => void): Promise<RunRecord[]> {
   let names: string[];
   try {
     names = await readdir(runsDir(root));
@@ -167,10 +171,16 @@ export async function listRuns(root: string): Promise<RunRecord[]> {
   const out: RunRecord[] = [];
   for (const name of names) {
     try {
+      runDir(root, name);
+    } catch {
+      continue; // not a run folder's name (a stray file)
+    }
+    try {
       const r = await readRun(root, name);
       if (r) out.push(r);
-    } catch {
-      /* a broken or foreign folder is not a run */
+    } catch (err) {
+      // a broken folder is not listed as a run; the caller may say why
+      skipped?.(name, err as Error);
     }
   }
   return out.sort((a, b) => b.createdAt - a.createdAt || b.id.localeCompare(a.id));

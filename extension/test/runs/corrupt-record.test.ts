@@ -1,0 +1,31 @@
+// A run whose run.json is corrupted is that run, broken, not "no run": `conscience logs/cancel
+// RUN` give readRun's error (FILE: why), and `conscience runs` lists the others and says on
+// stderr which folder it skipped and why. The real CLI on a real store.
+import assert from 'node:assert/strict';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { cli, localRunWorkspace } from '../hardening/helpers';
+
+test('a corrupted run.json is reported with its file and cause, by the run verbs and by `runs`', async () => {
+  const w = await localRunWorkspace('', { state: 'completed', extra: { finishedAt: Date.now() / 1000 } });
+  try {
+    writeFileSync(join(w.root, 'conscience.targets.yaml'), 'local:\n  type: local\n');
+    const bad = '20261126-111111-broken';
+    const file = join(w.root, '.conscience', 'runs', bad, 'run.json');
+    mkdirSync(join(w.root, '.conscience', 'runs', bad), { recursive: true });
+    writeFileSync(file, '{"id": "20261126-111111-broken", "state": "runn');
+    const l = cli(['logs', bad, '--workspace', w.root], { timeoutMs: 30_000 });
+    assert.equal(l.code, 1);
+    assert.ok(l.stderr.startsWith(`conscience: ${file}: invalid JSON`), l.stderr);
+    assert.doesNotMatch(l.stderr, /no run/);
+    const r = cli(['runs', '--workspace', w.root, '--no-refresh'], { timeoutMs: 30_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(w.id));
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.ok(lines[0]!.startsWith(`conscience: ${file}: invalid JSON: `), r.stderr);
+  } finally {
+    rmSync(w.root, { recursive: true, force: true });
+  }
+});
