@@ -190,6 +190,14 @@ def test_an_allocator_typo_an_empty_recipe_and_an_infinite_step_count_are_refuse
             load_recipe(p, ["--output_dir", str(tmp_path / "out")])
 
 
+def _refused_at(tmp_path, text, line, needle):
+    """The recipe `text` is refused at load, its error starting with FILE:LINE and holding `needle`."""
+    p = _recipe(tmp_path, text)
+    with pytest.raises(RecipeError) as e:
+        load_recipe(p, ["--output_dir", str(tmp_path / "out")])
+    assert str(e.value).startswith(f"{p}:{line}: ") and needle in str(e.value), str(e.value)
+
+
 def test_a_single_value_for_a_list_key_is_refused_with_its_line_unless_the_key_takes_one_string(tmp_path):
     base = "dataset_name: conscience/safety_prompts\nmodel_name_or_path: conscience/tiny\n"
     out = ["--output_dir", str(tmp_path / "out")]
@@ -200,10 +208,7 @@ def test_a_single_value_for_a_list_key_is_refused_with_its_line_unless_the_key_t
         ("reward_weights: 1.0\n", "reward_weights expects a list, got 1.0"),
         ("lora_modules_to_save: lm_head\n", "lora_modules_to_save expects a list"),
     ):
-        p = _recipe(tmp_path, base + body)
-        with pytest.raises(RecipeError) as e:
-            load_recipe(p, out)
-        assert str(e.value).startswith(p + ":3: ") and needle in str(e.value), str(e.value)
+        _refused_at(tmp_path, base + body, 3, needle)
     # ...while these take one string: a one-element list, and PEFT's regex / `all-linear`
     r = load_recipe(_recipe(tmp_path, base + "reward_funcs: refusal\nlora_target_modules: all-linear\n"), out)
     assert r.script_args.reward_funcs == ["refusal"]
@@ -224,10 +229,7 @@ def test_a_number_boolean_or_null_a_list_key_cannot_use_is_refused_with_its_line
         ("include_for_metrics: null\n", "include_for_metrics expects a list, got null"),
         ("include_for_metrics:\n", "include_for_metrics expects a list, got null"),
     ):
-        p = _recipe(tmp_path, base + body)
-        with pytest.raises(RecipeError) as e:
-            load_recipe(p, out)
-        assert str(e.value).startswith(p + ":3: ") and needle in str(e.value), str(e.value)
+        _refused_at(tmp_path, base + body, 3, needle)
     # null where the class takes it: lora_target_modules' default, and debug, which
     # TrainingArguments reads as no debug options
     r = load_recipe(_recipe(tmp_path, base + "lora_target_modules: null\ndebug: null\ninclude_for_metrics: [loss]\n"), out)
@@ -297,10 +299,7 @@ GRPO_BASE = "dataset_name: conscience/safety_prompts\nmodel_name_or_path: consci
     ("chat_template: templates/missing.jinja\n", 3, "chat_template file "),
 ])
 def test_grpo_recipe_mistakes_the_trainer_took_are_refused_at_load_with_the_line(tmp_path, body, line, needle):
-    p = _recipe(tmp_path, GRPO_BASE + body)
-    with pytest.raises(RecipeError) as e:
-        load_recipe(p, ["--output_dir", str(tmp_path / "out")])
-    assert str(e.value).startswith(f"{p}:{line}: ") and needle in str(e.value), str(e.value)
+    _refused_at(tmp_path, GRPO_BASE + body, line, needle)
 
 
 def test_what_those_checks_accept(tmp_path):

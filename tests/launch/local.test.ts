@@ -63,19 +63,22 @@ describe('local launch', { timeout: 900_000 }, () => {
     if (standin) rmSync(standin, { recursive: true, force: true });
   });
 
-  it("starts the vLLM server on the recipe's vllm_server_port and points the trainer there", async () => {
-    const port = await freePort();
-    const { rel } = serverRecipe(root, 'server-port.yaml', `vllm_server_port: ${port}\n`);
-    // the stand-in for `trl vllm-serve` (vLLM needs a GPU): PYTHONPATH reaches the run through the wrapper
+  /** Launches with the stand-in for `trl vllm-serve` (vLLM needs a GPU): PYTHONPATH reaches the run through the wrapper. */
+  async function launchWithStandin(rel: string, target: string) {
     const saved = process.env.PYTHONPATH;
     process.env.PYTHONPATH = join(REPO, 'tests', 'launch', 'standin', 'site');
-    let run;
     try {
-      ({ run } = await launchRun(session, rel, 'srv'));
+      return (await launchRun(session, rel, target)).run;
     } finally {
       if (saved === undefined) delete process.env.PYTHONPATH;
       else process.env.PYTHONPATH = saved;
     }
+  }
+
+  it("starts the vLLM server on the recipe's vllm_server_port and points the trainer there", async () => {
+    const port = await freePort();
+    const { rel } = serverRecipe(root, 'server-port.yaml', `vllm_server_port: ${port}\n`);
+    const run = await launchWithStandin(rel, 'srv');
     const trainer = await until('the trainer process', () => processesOfRun(run.id).map((p) => {
       try {
         return { cmd: readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0'), env: environOf(p) };
@@ -98,15 +101,7 @@ describe('local launch', { timeout: 900_000 }, () => {
 
   it('a vLLM server that exits before training ends fails the run at once, with the server as its cause', async () => {
     const { rel } = serverRecipe(root, 'server-dies.yaml', `vllm_server_port: ${await freePort()}\n`);
-    const saved = process.env.PYTHONPATH;
-    process.env.PYTHONPATH = join(REPO, 'tests', 'launch', 'standin', 'site');
-    let run;
-    try {
-      ({ run } = await launchRun(session, rel, 'srv-bad'));
-    } finally {
-      if (saved === undefined) delete process.env.PYTHONPATH;
-      else process.env.PYTHONPATH = saved;
-    }
+    const run = await launchWithStandin(rel, 'srv-bad');
     const t0 = Date.now();
     const fin = await new RunMonitor(session, run.id, { intervalMs: 200 }).follow();
     const stderr = readFileSync(join(run.remoteDir, 'stderr.log'), 'utf8');
