@@ -15,7 +15,7 @@ import { launchTrl } from '../core/recipe/recorded';
 import { formatProblem, type ParseProblem, type RunEvent } from '../core/runs/events';
 import { FAILED_STATES, runFailure, runProgress } from '../core/runs/present';
 import { escapeControls } from '../core/escape';
-import { listRuns, readRun, runDir, snapshotRecipe, TERMINAL_STATES, writeRun, type RunRecord } from '../core/runs/store';
+import { isRunId, listRuns, readRun, runDir, snapshotRecipe, TERMINAL_STATES, writeRun, type RunRecord } from '../core/runs/store';
 
 export const SECRET_NAMES = ['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'WANDB_API_KEY'];
 
@@ -81,7 +81,7 @@ export async function wrap(fn: () => Promise<number>): Promise<number> {
 async function resolveRun(root: string, ref: string | undefined): Promise<RunRecord> {
   if (!ref) throw new UsageError('a run id is required');
   // a run whose run.json cannot be read is that run, broken: readRun's error ("FILE: why"), not "no run"
-  if (ref !== 'last' && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(ref) && existsSync(join(runDir(root, ref), 'run.json'))) {
+  if (ref !== 'last' && isRunId(ref) && existsSync(join(runDir(root, ref), 'run.json'))) {
     const rec = await readRun(root, ref);
     if (rec) return rec;
   }

@@ -112,8 +112,12 @@ export interface RunRecord {
 export function runsDir(root: string): string {
   return join(root, '.conscience', 'runs');
 }
+/** Whether `id` can name a run's folder (letters, digits, . _ -; no path). */
+export function isRunId(id: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id);
+}
 export function runDir(root: string, id: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id)) throw new Error(`invalid run id '${id}'`);
+  if (!isRunId(id)) throw new Error(`invalid run id '${id}'`);
   return join(runsDir(root), id);
 }
 
@@ -170,11 +174,7 @@ export async function listRuns(root: string, skipped?: (name: string, err: Error
   }
   const out: RunRecord[] = [];
   for (const name of names) {
-    try {
-      runDir(root, name);
-    } catch {
-      continue; // not a run folder's name (a stray file)
-    }
+    if (!isRunId(name)) continue; // not a run folder's name (a stray file)
     try {
       const r = await readRun(root, name);
       if (r) out.push(r);
