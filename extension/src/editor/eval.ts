@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { dashboardHtml, makeNonce } from '../core/dashboard/html';
 import { parseCompletions, parseResults, resultsCsv } from '../core/eval/results';
-import { evalFiles } from '../core/eval/store';
+import { evalFiles, hasResults } from '../core/eval/store';
 import { reported } from '../core/lifecycle';
 import { boundEvalView, LIMITS, parseToExtension, reportCompletion, type EvalView, type ReportCompletion, type ToWebview } from '../core/protocol/eval';
 import { runName } from '../core/runs/present';
@@ -22,10 +22,6 @@ async function locate(root: string, ref: string | vscode.Uri): Promise<{ name: s
   const run = await readRun(root, ref);
   if (!run) throw new Error(`no run '${ref}' in ${root}/.conscience/runs`);
   return { name: runName(run), ...(await evalFiles(root, run)) };
-}
-
-async function exists(p: string): Promise<boolean> {
-  return readFile(p).then(() => true, () => false);
 }
 
 export async function loadEval(root: string, ref: string | vscode.Uri): Promise<EvalView> {
@@ -57,7 +53,7 @@ export function activateEval(context: vscode.ExtensionContext, log: vscode.LogOu
     const runs: RunRecord[] = ws ? await listRuns(ws) : [];
     const evals: RunRecord[] = [];
     for (const r of runs) {
-      if (await exists((await evalFiles(ws!, r)).results)) evals.push(r);
+      if (await hasResults(ws!, r)) evals.push(r);
     }
     const items: Array<vscode.QuickPickItem & { ref?: string }> = evals.map((r) => ({ label: runName(r), description: `${r.state} · ${r.recipe}`, detail: r.id, ref: r.id }));
     items.push({ label: 'Browse for a results.json…' });

@@ -3,11 +3,12 @@
 // monitor settles the run at a later poll instead of without its results (tests/launch/ssh.test.ts
 // runs the whole path against a real sshd).
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { copyEvalOutputs } from '../../src/core/eval/store';
+import { copyEvalOutputs, evalFiles, hasResults } from '../../src/core/eval/store';
+import { runDir, type RunRecord } from '../../src/core/runs/store';
 
 test('copies the files the host has, skips those it lacks, and fails on a read that fails', async () => {
   const store = mkdtempSync(join(tmpdir(), 'eval-store-'));
@@ -25,5 +26,27 @@ test('copies the files the host has, skips those it lacks, and fails on a read t
     await assert.rejects(copyEvalOutputs(async () => { throw new Error('not connected'); }, '/out', store), /not connected/);
   } finally {
     rmSync(store, { recursive: true, force: true });
+  }
+});
+
+test('a run has results where the report reads them: the store copy once settled, a local run\'s output dir while it runs', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'eval-files-'));
+  try {
+    const out = join(root, 'out');
+    mkdirSync(out);
+    const run = { id: 'r1', targetKind: 'local', outputDir: out } as RunRecord;
+    const remote = { ...run, id: 'r2', targetKind: 'ssh', outputDir: '/host/out' } as RunRecord;
+    assert.equal(await hasResults(root, run), false);
+    writeFileSync(join(out, 'results.json'), '{}');
+    assert.equal(await hasResults(root, run), true, 'a local run still going: its output dir');
+    assert.equal((await evalFiles(root, run)).results, join(out, 'results.json'));
+    assert.equal(await hasResults(root, remote), false, 'a remote run: only the store copy counts');
+    mkdirSync(runDir(root, 'r2'), { recursive: true });
+    writeFileSync(join(runDir(root, 'r2'), 'results.json'), '{}');
+    assert.equal(await hasResults(root, remote), true);
+    const files = await evalFiles(root, remote);
+    assert.deepEqual([files.results, files.completions], [join(runDir(root, 'r2'), 'results.json'), undefined]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });

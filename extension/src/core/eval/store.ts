@@ -44,3 +44,8 @@ export async function evalFiles(root: string, run: RunRecord): Promise<{ results
   if (run.targetKind === 'local') return { results: join(run.outputDir, 'results.json'), completions: join(run.outputDir, 'completions.jsonl') };
   return { results: stored };
 }
+
+/** Whether `run` has results to show (an eval run that wrote its first batch). */
+export async function hasResults(root: string, run: RunRecord): Promise<boolean> {
+  return isFile((await evalFiles(root, run)).results);
+}
