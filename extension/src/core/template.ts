@@ -41,21 +41,37 @@ function fieldEnd(s: string, i: number): number {
   return -1;
 }
 
+type Piece = { text: string } | { field: string; raw: string } | { lone: '{' | '}' };
+
+/** `wording` as Python's str.format parses it: literal text ({{ and }} unescaped), replacement
+ * fields (`field` is what stands between the braces), and lone braces; nothing is read after a
+ * `{` that no `}` closes. The one scanner of unsupportedField and format. */
+function* pieces(wording: string): Generator<Piece> {
+  let text = '';
+  for (let i = 0; i < wording.length; i++) {
+    const c = wording[i]!;
+    if ((c === '{' || c === '}') && wording[i + 1] === c) { text += c; i++; continue; }
+    if (c !== '{' && c !== '}') { text += c; continue; }
+    if (text) { yield { text }; text = ''; }
+    if (c === '}') { yield { lone: '}' }; continue; }
+    const end = fieldEnd(wording, i);
+    if (end < 0) { yield { lone: '{' }; return; }
+    yield { field: wording.slice(i + 1, end - 1), raw: wording.slice(i, end) };
+    i = end - 1;
+  }
+  if (text) yield { text };
+}
+
 /**
  * The first replacement field of `wording` that is not a plain `{budget}`, `{open_tag}` or
  * `{close_tag}` (`{budget:d}`, `{budget!s}`, `{open_tag[0]}`), as written; undefined if every
  * field is plain (`conscience.template.unsupported_field`). Python would render such a field;
- * this module does not, so the runtime and the validator (CC227) refuse it.
+ * this module does not, so the runtime and the validator (CC227) refuse it. (A lone `{` is
+ * str.format's own error, the validator's formatError.)
  */
 export function unsupportedField(wording: string): string | undefined {
-  for (let i = 0; i < wording.length; i++) {
-    const c = wording[i];
-    if ((c === '{' || c === '}') && wording[i + 1] === c) { i++; continue; }
-    if (c !== '{') continue;
-    const end = fieldEnd(wording, i);
-    if (end < 0) return undefined; // a lone '{': str.format's own error (the validator's formatError)
-    if (!(PLACEHOLDERS as readonly string[]).includes(wording.slice(i + 1, end - 1))) return wording.slice(i, end);
-    i = end - 1;
+  for (const p of pieces(wording)) {
+    if ('field' in p && !(PLACEHOLDERS as readonly string[]).includes(p.field)) return p.raw;
   }
   return undefined;
 }
@@ -67,22 +83,15 @@ export function unsupportedField(wording: string): string | undefined {
  */
 function format(wording: string, fields: Record<string, string>): string {
   let out = '';
-  for (let i = 0; i < wording.length; i++) {
-    const c = wording[i]!;
-    if ((c === '{' || c === '}') && wording[i + 1] === c) { out += c; i++; continue; }
-    if (c === '}') throw new Error(`prompt template: single '}' in ${JSON.stringify(wording)}`);
-    if (c !== '{') { out += c; continue; }
-    const end = fieldEnd(wording, i);
-    if (end < 0) throw new Error(`prompt template: single '{' in ${JSON.stringify(wording)}`);
-    const name = wording.slice(i + 1, end - 1);
-    if (!Object.prototype.hasOwnProperty.call(fields, name)) {
-      const m = wording.slice(i, end);
-      throw new Error(/^\w+$/.test(name)
-        ? `prompt template: unknown placeholder ${m} in ${JSON.stringify(wording)}`
-        : `prompt template: ${m} has a format spec, conversion or index; only plain {budget}, {open_tag} and {close_tag} are filled in (${JSON.stringify(wording)})`);
+  for (const p of pieces(wording)) {
+    if ('text' in p) { out += p.text; continue; }
+    if ('lone' in p) throw new Error(`prompt template: single '${p.lone}' in ${JSON.stringify(wording)}`);
+    if (!Object.prototype.hasOwnProperty.call(fields, p.field)) {
+      throw new Error(/^\w+$/.test(p.field)
+        ? `prompt template: unknown placeholder ${p.raw} in ${JSON.stringify(wording)}`
+        : `prompt template: ${p.raw} has a format spec, conversion or index; only plain {budget}, {open_tag} and {close_tag} are filled in (${JSON.stringify(wording)})`);
     }
-    out += fields[name];
-    i = end - 1;
+    out += fields[p.field];
   }
   return out;
 }
