@@ -36,10 +36,62 @@ from typing import Optional
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on now (the kernel's pick), for the rendezvous of a one-machine run."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port nobody listens on now (the kernel's pick) and no other launch on this machine
+    has claimed (see :func:`claim_port`), for the rendezvous of a one-machine run."""
+    for _ in range(64):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if claim_port(port):
+            return port
+    return port  # (64 kernel picks all claimed: not seen; the bind is the last word)
+
+
+# Ports this process has claimed: port -> the open lock file (held until the process ends).
+_CLAIMS: dict[int, int] = {}
+
+
+def _claims_dir() -> str:
+    """Where launches on this machine claim ports: one folder for every user (ports are the
+    machine's), sticky like /tmp so a user's claim files are theirs."""
+    base = "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()
+    d = os.path.join(base, "conscience-ports")
+    try:
+        os.mkdir(d)
+        os.chmod(d, 0o1777)
+    except FileExistsError:
+        pass
+    return d
+
+
+def claim_port(port: int) -> bool:
+    """Claims `port` for this process until it ends: False when another live launch on this
+    machine holds it.
+
+    A port found free is not yet bound: the vLLM server binds its port only once the model has
+    loaded (minutes), so a second launch in between found the same port free, and its trainer
+    then talked to (and pushed its weights into) the first run's server, or its own server
+    failed to bind after loading. A claim is an flock on `<tmp>/conscience-ports/PORT.lock`,
+    released by the kernel when the process ends (no stale claims after a crash). When the
+    claim cannot be checked at all (an unwritable /tmp), the port counts as unclaimed: the
+    bind check still applies."""
+    import fcntl
+    if port in _CLAIMS:
+        return True
+    try:
+        fd = os.open(os.path.join(_claims_dir(), f"{port}.lock"), os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    except OSError:
+        os.close(fd)
+        return True
+    _CLAIMS[port] = fd
+    return True
 
 
 DEFAULT_SERVER_PORT = 8000
@@ -67,7 +119,7 @@ def _server_port(raw: dict, recipe_path: str, lines: dict) -> int:
     where = f"{recipe_path}:{lines.get('vllm_server_port', '?')}"
     value = raw.get("vllm_server_port")
     if value is None:
-        return DEFAULT_SERVER_PORT if _port_free(DEFAULT_SERVER_PORT) else free_port()
+        return DEFAULT_SERVER_PORT if _port_free(DEFAULT_SERVER_PORT) and claim_port(DEFAULT_SERVER_PORT) else free_port()
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)  # TRL's argparse reads `"8001"` as 8001, and so does the launcher (scripts.ts)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
@@ -76,6 +128,12 @@ def _server_port(raw: dict, recipe_path: str, lines: dict) -> int:
         raise RecipeError(
             f"{where}: vllm_server_port {value} is in use on this machine: another program listens there, and the "
             f"trainer would talk to it instead of this run's vLLM server; choose a free port or stop that program"
+        )
+    if not claim_port(value):
+        raise RecipeError(
+            f"{where}: vllm_server_port {value} is taken by another run starting on this machine (its vLLM server "
+            f"binds the port once its model has loaded), and this run's trainer would talk to that run's server; "
+            f"choose another port, or leave vllm_server_port out to get a free one"
         )
     return value
 

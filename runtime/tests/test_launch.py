@@ -177,6 +177,70 @@ def test_bad_or_busy_vllm_server_port_names_the_recipe_and_line(tmp_path):
     assert r.returncode == 2 and f"conscience.launch: {p}:" in r.stderr and "is in use" in r.stderr, r.stderr
 
 
+def _kernel_port():
+    """A port nobody listens on (the kernel's pick), not claimed by this process."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _planning_launch(recipe, default_port=None):
+    """Another launch on this machine, still loading its model: a real process that has planned
+    `recipe` (its vLLM server not bound yet) and holds on until its stdin closes. Returns
+    (process, its server port, its rendezvous port)."""
+    code = (
+        "import json, sys; import conscience.launch as L\n"
+        + (f"L.DEFAULT_SERVER_PORT = {default_port}\n" if default_port else "")
+        + f"pl = L.plan({recipe!r}, env={{'CUDA_VISIBLE_DEVICES': '0,1'}})\n"
+        "a = pl['train']; print(json.dumps([pl['server'][pl['server'].index('--port') + 1], a[a.index('--main_process_port') + 1]]), flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                         cwd=os.path.join(ROOT, "runtime"))
+    line = p.stdout.readline()
+    assert line, "the other launch did not plan"
+    server, main = json.loads(line)
+    return p, server, main
+
+
+def test_two_launches_at_once_never_share_a_vllm_server_port(tmp_path, monkeypatch):
+    # the first launch's server binds its port only once the model has loaded (minutes): a second
+    # launch in between found the port free, and its trainer talked to the first run's server
+    import pytest
+
+    import conscience.launch as L
+    from conscience.recipe import RecipeError
+
+    default = _kernel_port()  # a free port standing in for 8000, which this machine may use
+    other, server, main = _planning_launch(_server_recipe(tmp_path, "a.yaml"), default_port=default)
+    try:
+        assert server == str(default)
+        monkeypatch.setattr(L, "DEFAULT_SERVER_PORT", default)
+        pl = plan(_server_recipe(tmp_path, "b.yaml"), env={"CUDA_VISIBLE_DEVICES": "0,1"})
+        mine = _flag(pl["server"], "--port")
+        assert mine != server and mine == _flag(pl["train"], "--vllm_server_port")
+        assert _flag(pl["train"], "--main_process_port") != main
+    finally:
+        other.stdin.close()
+        other.wait(timeout=30)
+    # a port the recipe names, claimed by a launch still loading: refused with the file and line
+    port = _kernel_port()
+    first = _server_recipe(tmp_path, "c.yaml", vllm_server_port=port)
+    other, server, _ = _planning_launch(first)
+    try:
+        assert server == str(port)
+        p = _server_recipe(tmp_path, "d.yaml", vllm_server_port=port)
+        with pytest.raises(RecipeError, match=rf"{p}:{_line(p, 'vllm_server_port')}: vllm_server_port {port} is taken by another run starting on this machine"):
+            plan(p, env={"CUDA_VISIBLE_DEVICES": "0,1"})
+    finally:
+        other.stdin.close()
+        other.wait(timeout=30)
+    # once that launch has ended, its claim is gone with it (no stale claim after a crash either)
+    assert _flag(plan(p, env={"CUDA_VISIBLE_DEVICES": "0,1"})["server"], "--port") == str(port)
+
+
 def test_base_url_with_a_launched_server_is_refused(tmp_path):
     import pytest
 
