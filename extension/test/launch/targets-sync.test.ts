@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, mkdirSync, writeFileSync, appendFileSync, readFileSync, rmSync, symlinkSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -149,6 +150,9 @@ describe('sync', () => {
     writeFileSync(join(root, 'data', 'train.jsonl'), '{}\n');
     writeFileSync(join(root, 'data', '.env'), 'HF_TOKEN=x\n');
     writeFileSync(join(root, 'data', 'server.pem'), 'cert');
+    for (const n of ['.npmrc', '.pypirc', 'tls.key', 'client.p12', 'putty.ppk']) writeFileSync(join(root, 'data', n), 'secret');
+    mkdirSync(join(root, 'data', '.venv', 'bin'), { recursive: true });
+    writeFileSync(join(root, 'data', '.venv', 'bin', 'python'), '');
     symlinkSync('train.jsonl', join(root, 'data', 'alias.jsonl')); // inside: followed
     symlinkSync('..', join(root, 'data', 'up')); // a loop back to the root: walked once, not forever
     return { root, outside };
@@ -165,10 +169,35 @@ describe('sync', () => {
     // a credential named directly is the user's choice
     writeFileSync(join(root, 'r.yaml'), 'dataset_name: data/.env\n');
     assert.ok((await collectFiles(root, 'r.yaml')).includes('data/.env'));
-    // a link back up inside the workspace ends
+    // a link back up to the workspace root ends, and does not send the whole workspace again under data/up/
     symlinkSync('..', join(root, 'data', 'up'));
     writeFileSync(join(root, 'r.yaml'), 'dataset_name: data\n');
-    assert.ok((await collectFiles(root, 'r.yaml')).includes('data/up/r.yaml'));
+    assert.deepEqual((await collectFiles(root, 'r.yaml')).filter((f) => f.startsWith('data/up/')), []);
+  });
+
+  it('a value or folder entry that is a link to the workspace root, .git, .conscience or a credential file sends none of it', async () => {
+    const { root } = symlinkWorkspace();
+    rmSync(join(root, 'data', 'up'));
+    mkdirSync(join(root, '.venv', 'lib'), { recursive: true });
+    writeFileSync(join(root, '.venv', 'lib', 'torch.so'), 'big');
+    mkdirSync(join(root, '.conscience', 'runs', 'old', 'output'), { recursive: true });
+    writeFileSync(join(root, '.conscience', 'runs', 'old', 'output', 'model.safetensors'), 'weights');
+    mkdirSync(join(root, '.git'));
+    writeFileSync(join(root, '.git', 'config'), '[remote "origin"]\n  url = https://user:ghp_token@github.com/u/r\n');
+    symlinkSync('.', join(root, 'workspace'));
+    // named lexically the root is not a path to sync: the same root through a link is not either
+    writeFileSync(join(root, 'r.yaml'), 'dataset_name: data/train.jsonl\nhere: .\nhere_too: workspace\n');
+    assert.deepEqual(await collectFiles(root, 'r.yaml'), ['data/train.jsonl', 'r.yaml', 'runtime/conscience/__init__.py']);
+    symlinkSync('../.git', join(root, 'data', 'vcs'));
+    symlinkSync('../.git/config', join(root, 'data', 'settings'));
+    symlinkSync('../.conscience/runs', join(root, 'data', 'runs'));
+    // a link with an innocent name to the workspace's .env is skipped like the .env itself
+    writeFileSync(join(root, '.env'), 'HF_TOKEN=hf_secret\n');
+    symlinkSync('../.env', join(root, 'data', 'extra.jsonl'));
+    writeFileSync(join(root, 'r.yaml'), 'dataset_name: data\n');
+    const files = await collectFiles(root, 'r.yaml');
+    assert.deepEqual(files.filter((f) => /vcs|settings|runs|torch|safetensors|extra/.test(f)), []);
+    assert.ok(files.includes('data/train.jsonl'));
   });
 
   it('refuses a recipe value, or a link inside a named folder, that resolves outside the workspace', async () => {
@@ -183,6 +212,89 @@ describe('sync', () => {
     symlinkSync(join(outside, '.ssh'), join(root, 'data', 'ssh'));
     writeFileSync(join(root, 'r.yaml'), 'dataset_name: data\n');
     await assert.rejects(collectFiles(root, 'r.yaml'), /recipe value 'data': data\/ssh is a symbolic link to .*\.ssh, outside/);
+  });
+
+  it('refuses a recipe that is a symbolic link to a file outside the workspace, naming the recipe and the target', async () => {
+    const { root, outside } = symlinkWorkspace();
+    rmSync(join(root, 'data', 'up'));
+    writeFileSync(join(outside, 'shared.yaml'), 'dataset_name: data/train.jsonl\n');
+    mkdirSync(join(root, 'recipes'));
+    symlinkSync(join(outside, 'shared.yaml'), join(root, 'recipes', 'r.yaml'));
+    await assert.rejects(
+      collectFiles(root, 'recipes/r.yaml'),
+      /^Error: the recipe: recipes\/r\.yaml is a symbolic link to \/.*shared\.yaml, outside .*: refusing to send it to the host/,
+    );
+    // a recipe in a linked folder outside the workspace is refused the same way
+    rmSync(join(root, 'recipes'), { recursive: true });
+    symlinkSync(outside, join(root, 'recipes'));
+    await assert.rejects(collectFiles(root, 'recipes/shared.yaml'), /^Error: the recipe: recipes\/shared\.yaml is a symbolic link to .*shared\.yaml, outside/);
+    // a link to a recipe inside the workspace is followed
+    rmSync(join(root, 'recipes'));
+    mkdirSync(join(root, 'recipes'));
+    writeFileSync(join(root, 'recipes', 'base.yaml'), 'dataset_name: ../data/train.jsonl\n');
+    symlinkSync('base.yaml', join(root, 'recipes', 'r.yaml'));
+    assert.deepEqual(await collectFiles(root, 'recipes/r.yaml'), ['data/train.jsonl', 'recipes/r.yaml', 'runtime/conscience/__init__.py']);
+  });
+
+  it('a file replaced by a link out of the workspace after the plan listed it is refused by the sync, not sent', async () => {
+    const { root, outside } = symlinkWorkspace();
+    rmSync(join(root, 'data', 'up'));
+    writeFileSync(join(root, 'r.yaml'), 'dataset_name: data/train.jsonl\n');
+    const files = await collectFiles(root, 'r.yaml'); // the plan the preview shows
+    assert.deepEqual(files, ['data/train.jsonl', 'r.yaml', 'runtime/conscience/__init__.py']);
+    // between the preview and "Launch" the dataset file becomes a link to a private key
+    rmSync(join(root, 'data', 'train.jsonl'));
+    symlinkSync(join(outside, '.ssh', 'id_rsa'), join(root, 'data', 'train.jsonl'));
+    const remote = join(mkdtempSync(join(tmpdir(), 'sync-toctou-host-')), 'project');
+    await assert.rejects(syncToHost(new LocalHost(), root, files, remote), /data\/train\.jsonl is a symbolic link to .*id_rsa, outside .*: refusing to send it to the host/);
+    let sent = '';
+    try {
+      sent = readFileSync(join(remote, 'data', 'train.jsonl'), 'utf8');
+    } catch {
+      /* not sent */
+    }
+    assert.notEqual(sent, 'PRIVATE KEY');
+    // the same for a folder on the path that became a link
+    rmSync(join(root, 'data'), { recursive: true });
+    mkdirSync(join(outside, 'data'));
+    writeFileSync(join(outside, 'data', 'train.jsonl'), 'outside data');
+    symlinkSync(join(outside, 'data'), join(root, 'data'));
+    await assert.rejects(syncToHost(new LocalHost(), root, files, remote), /data\/train\.jsonl is a symbolic link to .*train\.jsonl, outside/);
+  });
+
+  it('a file changed after it was hashed: the upload is checked again and the host manifest describes what was sent', async () => {
+    const { root, outside } = symlinkWorkspace();
+    rmSync(join(root, 'data', 'up'));
+    writeFileSync(join(root, 'r.yaml'), 'dataset_name: data/train.jsonl\n');
+    const files = await collectFiles(root, 'r.yaml');
+    // the real local host; `change` runs between hashing and sending (the sync creates the project folder in between)
+    let change = () => {};
+    class SlowHost extends LocalHost {
+      override async mkdirp(path: string): Promise<void> {
+        change();
+        change = () => {};
+        return super.mkdirp(path);
+      }
+    }
+    const remote = join(mkdtempSync(join(tmpdir(), 'sync-race-host-')), 'project');
+    change = () => writeFileSync(join(root, 'data', 'train.jsonl'), '{"new": 1}\n');
+    await syncToHost(new SlowHost(), root, files, remote);
+    const sent = readFileSync(join(remote, 'data', 'train.jsonl'));
+    const manifest = JSON.parse(readFileSync(join(remote, MANIFEST_NAME), 'utf8'));
+    assert.equal(sent.toString(), '{"new": 1}\n');
+    assert.equal(manifest['data/train.jsonl'].sha256, createHash('sha256').update(sent).digest('hex'), 'the manifest names the bytes on the host');
+    // changed back to the hashed content: the host must get it again, not keep '{"new": 1}'
+    writeFileSync(join(root, 'data', 'train.jsonl'), '{}\n');
+    await syncToHost(new LocalHost(), root, files, remote);
+    assert.equal(readFileSync(join(remote, 'data', 'train.jsonl'), 'utf8'), '{}\n');
+    // replaced by a link to a private key between hashing and sending: refused, the key is not sent
+    change = () => {
+      rmSync(join(root, 'data', 'train.jsonl'));
+      symlinkSync(join(outside, '.ssh', 'id_rsa'), join(root, 'data', 'train.jsonl'));
+    };
+    writeFileSync(join(root, 'data', 'train.jsonl'), '{"newest": 3}\n');
+    await assert.rejects(syncToHost(new SlowHost(), root, files, remote), /data\/train\.jsonl is a symbolic link to .*id_rsa, outside .*: refusing/);
+    assert.equal(readFileSync(join(remote, 'data', 'train.jsonl'), 'utf8'), '{}\n');
   });
 });
 

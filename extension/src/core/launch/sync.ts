@@ -4,10 +4,10 @@
 // (or that the manifest lacks) are sent. Paths keep their workspace-relative layout so paths
 // relative to the recipe resolve the same on the host.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { constants, existsSync, readFileSync } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { readFile, readdir, realpath, stat } from 'node:fs/promises';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { open, readFile, readdir, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { load } from 'js-yaml';
 import type { Host } from './host';
 import { shQuote } from './quote';
@@ -37,7 +37,8 @@ export interface SyncResult {
 
 // Caches and VCS metadata are never synced. The build/test leftovers of a Python package are
 // skipped only under runtime/: a dataset folder's own tests/ or build/ is data the recipe names.
-const SKIP_DIRS = new Set(['__pycache__', '.git', 'node_modules']);
+// caches and environments: a value naming a project folder would otherwise send its virtualenv
+const SKIP_DIRS = new Set(['__pycache__', '.git', 'node_modules', '.venv', '.tox', '.mypy_cache', '.pytest_cache']);
 const RUNTIME_SKIP_DIRS = new Set(['.pytest_cache', 'build', 'tests']);
 const SKIP_FILE = (n: string) => n.endsWith('.pyc') || n === '.DS_Store';
 /**
@@ -45,7 +46,8 @@ const SKIP_FILE = (n: string) => n.endsWith('.pyc') || n === '.DS_Store';
  * .netrc): skipped. A recipe value that names one of them directly still sends it.
  */
 export const SECRET_FILE = (n: string) =>
-  n === '.env' || n.startsWith('.env.') || n.endsWith('.pem') || n === '.netrc' || n === '.git-credentials' || /^id_(rsa|dsa|ecdsa|ed25519)(_sk)?$/.test(n);
+  n === '.env' || n.startsWith('.env.') || n === '.netrc' || n === '.git-credentials' || n === '.npmrc' || n === '.pypirc' ||
+  /\.(pem|key|p12|pfx|ppk)$/.test(n) || /^id_(rsa|dsa|ecdsa|ed25519)(_sk)?$/.test(n);
 export const MANIFEST_NAME = '.conscience-manifest.json';
 const MAX_FILE_BYTES = 2 * 1024 ** 3;
 
@@ -115,9 +117,11 @@ function inside(root: string, p: string): boolean {
 /**
  * The real path and kind of a workspace-relative path, refusing one that (through a symbolic
  * link) lies outside the folder it is read from: nothing outside the workspace (or the
- * bundle, for runtime/) is ever sent to a host.
+ * bundle, for runtime/) is ever sent to a host. `skip`: it resolves to what a walk never
+ * sends, whatever the link is called: the workspace root itself (all of it again: .venv, other
+ * runs' outputs), .conscience/, or a .git, node_modules or __pycache__ folder.
  */
-async function resolveInside(src: SyncSource, rel: string, ctx: WalkCtx): Promise<{ real: string; st: Stats }> {
+async function resolveInside(src: SyncSource, rel: string, ctx: WalkCtx): Promise<{ real: string; st: Stats; skip: boolean }> {
   const base = src.baseOf(rel);
   let baseReal = ctx.realBases.get(base);
   if (baseReal === undefined) ctx.realBases.set(base, (baseReal = await realpath(base)));
@@ -128,11 +132,14 @@ async function resolveInside(src: SyncSource, rel: string, ctx: WalkCtx): Promis
         `(copy it into the workspace, or name its path on the host instead)`,
     );
   }
-  return { real, st: await stat(real) };
+  const parts = relative(baseReal, real).split(sep);
+  const skip = real === baseReal || parts[0] === '.conscience' || parts.some((p) => SKIP_DIRS.has(p));
+  return { real, st: await stat(real), skip };
 }
 
 async function walk(src: SyncSource, rel: string, out: string[], ctx: WalkCtx): Promise<void> {
-  const { real, st } = await resolveInside(src, rel, ctx);
+  const { real, st, skip } = await resolveInside(src, rel, ctx);
+  if (skip) return;
   if (st.isFile()) {
     out.push(rel);
     return;
@@ -147,7 +154,10 @@ async function walk(src: SyncSource, rel: string, out: string[], ctx: WalkCtx): 
     if (e.isSymbolicLink()) {
       let target: Stats;
       try {
-        target = (await resolveInside(src, child, ctx)).st;
+        const r = await resolveInside(src, child, ctx);
+        // a link is judged by what it points at: data/extra.jsonl -> ../.env is a credential file
+        if (r.skip || (r.st.isFile() && SECRET_FILE(basename(r.real)))) continue;
+        target = r.st;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ELOOP') continue; // a dangling link
         throw err;
@@ -167,8 +177,9 @@ async function walk(src: SyncSource, rel: string, out: string[], ctx: WalkCtx): 
  * The files a run needs, workspace-relative: everything under runtime/ (no tests or caches),
  * the recipe, and every string value of the recipe that names an existing file or folder
  * inside the workspace (relative to the recipe's folder first, then the workspace root).
- * Symbolic links are followed only while they stay inside the workspace: a value or a folder
- * entry that resolves outside it is an error naming the recipe value (never sent). Inside
+ * Symbolic links are followed only while they stay inside the workspace: the recipe, a value or
+ * a folder entry that resolves outside it is an error naming it (never sent); one that resolves
+ * to the workspace root, .conscience/ or .git is skipped like those paths named directly. Inside
  * named folders, caches (__pycache__, .git, *.pyc) and credential-looking files (SECRET_FILE)
  * are skipped.
  */
@@ -184,8 +195,10 @@ export async function collectFiles(source: string | SyncSource, recipeRel: strin
   } catch (err) {
     throw new Error(`${runtimeDir}: cannot read the runtime package: ${(err as Error).message}`);
   }
-  files.push(recipeRel);
   const recipeAbs = join(root, recipeRel);
+  // checked through symbolic links like the files it names: a recipe linked to a file outside the workspace is refused
+  await resolveInside(src, recipeRel, newCtx('the recipe'));
+  files.push(recipeRel);
   let doc: unknown;
   try {
     doc = load(await readFile(recipeAbs, 'utf8'), { filename: recipeAbs });
@@ -242,13 +255,6 @@ export async function hashFile(abs: string): Promise<ManifestEntry> {
   return { sha256: createHash('sha256').update(data).digest('hex'), size: data.length };
 }
 
-export async function localManifest(source: string | SyncSource, files: string[]): Promise<Manifest> {
-  const src = SyncSource.of(source);
-  const m: Manifest = {};
-  for (const f of files) m[f] = await hashFile(src.abs(f));
-  return m;
-}
-
 /** The files of `local` that `remote` lacks or has with another hash. */
 export function diffManifests(local: Manifest, remote: Manifest): string[] {
   return Object.keys(local)
@@ -277,7 +283,12 @@ export async function syncToHost(
 ): Promise<SyncResult> {
   const src = SyncSource.of(source);
   onProgress?.({ phase: 'hashing', filesDone: 0, filesTotal: files.length, bytesSent: 0 });
-  const local = await localManifest(src, files);
+  // The list may be minutes old (the preview): each file is checked again through symbolic links
+  // where it is read, so one replaced by a link out of the workspace since is refused, not sent.
+  const ctx: WalkCtx = { what: `sync to ${host.label}`, seen: new Set(), realBases: new Map() };
+  const checked = async (f: string) => (await resolveInside(src, f, ctx)).real;
+  const local: Manifest = {};
+  for (const f of files) local[f] = await hashFile(await checked(f));
   await host.mkdirp(projectDir);
   const remote = await readRemoteManifest(host, projectDir);
   const changed = diffManifests(local, remote);
@@ -293,7 +304,11 @@ export async function syncToHost(
   const queue = [...changed];
   const worker = async () => {
     for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
-      const data = await readFile(src.abs(f));
+      // the path checked just now, not followed again if its last part became a link meanwhile
+      const fh = await open(await checked(f), constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
+      const data = await fh.readFile().finally(() => fh.close());
+      // the host's manifest describes what was sent, even if the file changed since it was hashed
+      local[f] = { sha256: createHash('sha256').update(data).digest('hex'), size: data.length };
       await host.writeFile(`${projectDir}/${f}`, data, 0o644);
       bytesSent += data.length;
       if (f.startsWith('runtime/')) runtimeBytesSent += data.length;
