@@ -4,7 +4,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, appendFileSync, readFileSync, rm
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { requirementsPath } from '../../src/core/launch/env';
+import { ensurePython, requirementsPath } from '../../src/core/launch/env';
 import { LaunchSession } from '../../src/core/launch/session';
 import { LocalHost } from '../../src/core/launch/host';
 import { collectFiles, diffManifests, MANIFEST_NAME, packageRoot, SyncSource, syncToHost } from '../../src/core/launch/sync';
@@ -73,6 +73,19 @@ describe('targets', () => {
       'runtime/requirements/cpu.txt', 'runtime/requirements/cpu.txt', 'runtime/requirements/gpu.txt', 'runtime/requirements/gpu.txt',
       'runtime/requirements/cpu.txt', 'reqs/mine.txt',
     ]);
+  });
+  it('a requirements file named by an absolute path is read there, not under the workspace', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'cc-req-'));
+    const base = mkdtempSync(join(tmpdir(), 'cc-reqbase-'));
+    const req = join(mkdtempSync(join(tmpdir(), 'cc-reqown-')), 'mine.txt');
+    writeFileSync(req, 'trl==0.18.2\n');
+    // an environment already built from that file: found by the hash of its content, nothing is installed
+    const envDir = join(base, 'envs', createHash('sha256').update('trl==0.18.2\n').digest('hex').slice(0, 16));
+    mkdirSync(join(envDir, 'bin'), { recursive: true });
+    writeFileSync(join(envDir, 'bin', 'python'), '#!/bin/sh\n', { mode: 0o755 });
+    writeFileSync(join(envDir, '.conscience-ready'), '');
+    const t = parseTargets({ box: { type: 'local', requirements: req } }).get('box')!;
+    assert.deepEqual(await ensurePython(new LocalHost(), t, root, base), { python: join(envDir, 'bin', 'python'), built: false, envDir });
   });
 });
 

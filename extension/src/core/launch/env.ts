@@ -5,6 +5,7 @@
 // that was interrupted is redone). Concurrent launches serialise on a flock.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { isAbsolute } from 'node:path';
 import type { Host } from './host';
 import { shQuote } from './quote';
 import { SyncSource } from './sync';
@@ -38,7 +39,8 @@ export async function ensurePython(host: Host, t: Target, source: string | SyncS
     return { python: t.python, built: false };
   }
   const reqRel = requirementsPath(t);
-  const reqAbs = SyncSource.of(source).abs(reqRel);
+  // a workspace file, or an absolute path on this machine (joined to the workspace it named a file that is not there)
+  const reqAbs = isAbsolute(reqRel) ? reqRel : SyncSource.of(source).abs(reqRel);
   let req: Buffer;
   try {
     req = await readFile(reqAbs);
