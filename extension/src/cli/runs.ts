@@ -15,7 +15,7 @@ import { launchTrl } from '../core/recipe/recorded';
 import { formatProblem, type ParseProblem, type RunEvent } from '../core/runs/events';
 import { FAILED_STATES, runFailure, runProgress } from '../core/runs/present';
 import { escapeControls } from '../core/escape';
-import { isRunId, listRuns, readRun, runDir, snapshotRecipe, TERMINAL_STATES, writeRun, type RunRecord } from '../core/runs/store';
+import { isRunId, listRuns, readRun, runDir, settleInterruptedLaunch, snapshotRecipe, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../core/runs/store';
 
 export const SECRET_NAMES = ['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'WANDB_API_KEY'];
 
@@ -214,13 +214,23 @@ export async function launchWith(argv: string[], verb: LaunchVerb): Promise<numb
       const interrupted = (): void => {
         void (async () => {
           if (launching && !TERMINAL_STATES.has(launching.state)) {
-            if (!launching.pgid && !launching.jobId) {
-              launching.state = 'failed';
-              launching.error = 'launch interrupted';
-              launching.finishedAt = Date.now() / 1000;
-            }
-            await writeRun(s.root, launching).catch(() => undefined);
-            process.stderr.write(`conscience: ${launching.id}: ${launching.state === 'failed' ? 'launch interrupted' : 'interrupted after the start; the run goes on'}\n`);
+            const rec = launching;
+            // under the run's lock, and not over a cancel sent meanwhile (the stored record is kept then)
+            await withRunLock(s.root, rec.id, async () => {
+              const stored = await readRun(s.root, rec.id);
+              if (stored && (TERMINAL_STATES.has(stored.state) || stored.cancelRequested)) {
+                launching = stored;
+                return;
+              }
+              if (!rec.pgid && !rec.jobId) {
+                rec.state = 'failed';
+                rec.error = 'launch interrupted';
+                rec.finishedAt = Date.now() / 1000;
+              }
+              await writeRun(s.root, rec);
+            }, { wait: true, timeoutMs: 5000 }).catch(() => undefined);
+            const now = launching;
+            process.stderr.write(`conscience: ${now.id}: ${now.state === 'failed' ? 'launch interrupted' : TERMINAL_STATES.has(now.state) || now.cancelRequested ? `interrupted; the run was ${now.state} meanwhile` : 'interrupted after the start; the run goes on'}\n`);
           }
           process.exit(130);
         })();
@@ -278,6 +288,14 @@ export async function runs(argv: string[]): Promise<number> {
     try {
       let list = await listRuns(s.root);
       if (!r.values['no-refresh']) {
+        // a run still preparing whose launcher is gone (killed, its window closed) never starts: failed ("launch interrupted")
+        for (const run of list.filter((x) => x.state === 'preparing')) {
+          try {
+            await settleInterruptedLaunch(s.root, run.id);
+          } catch (err) {
+            process.stderr.write(`conscience: ${run.id}: ${(err as Error).message}\n`);
+          }
+        }
         // reattach: one pass over every unsettled run brings its store up to date
         for (const run of list.filter((x) => !TERMINAL_STATES.has(x.state) && x.state !== 'preparing')) {
           try {
@@ -325,7 +343,8 @@ export async function logs(argv: string[]): Promise<number> {
     if (r.positionals.length !== 1) throw new UsageError(LOGS_USAGE);
     const s = await session(r.values, true);
     try {
-      const run = await resolveRun(s.root, r.positionals[0]);
+      let run = await resolveRun(s.root, r.positionals[0]);
+      if (run.state === 'preparing') run = (await settleInterruptedLaunch(s.root, run.id)) ?? run;
       const dir = runDir(s.root, run.id);
       // a run with no process or job recorded has nothing to follow (and a launch interrupted
       // before its start stays preparing): say so rather than wait for ever

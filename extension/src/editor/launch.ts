@@ -20,7 +20,7 @@ import { workspaceTargets } from './targets';
 import { formatProblem, type ParseProblem } from '../core/runs/events';
 import { RunFeed } from '../core/runs/feed';
 import { budgetSummary, FAILED_STATES, runActions, runDescription, runFailure, runName, runProgress, formatDuration, type RootCause, runStack } from '../core/runs/present';
-import { listRuns, readRun, runDir, snapshotRecipe, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
+import { listRuns, readRun, runDir, settleInterruptedLaunch, snapshotRecipe, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
 
 const SECRET_KEYS = ['HF_TOKEN', 'WANDB_API_KEY'] as const;
 const secretKey = (name: string) => `conscience.secret.${name}`;
@@ -288,7 +288,17 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
   async function reattachAll(): Promise<void> {
     const root = rootOf();
     if (!root || !vscode.workspace.isTrusted) return;
-    for (const r of await listRuns(root)) if (!TERMINAL_STATES.has(r.state) && r.state !== 'preparing') await follow(r.id).catch((e) => log.error(`${r.id}: ${(e as Error).message}`));
+    for (const r of await listRuns(root)) {
+      // preparing, and its launcher is gone (a window closed or reloaded while syncing, a killed CLI): failed ("launch interrupted")
+      if (r.state === 'preparing') {
+        await settleInterruptedLaunch(root, r.id).then(
+          (x) => {
+            if (x && x.state !== 'preparing') refresh();
+          },
+          (e) => log.error(`${r.id}: ${(e as Error).message}`),
+        );
+      } else if (!TERMINAL_STATES.has(r.state)) await follow(r.id).catch((e) => log.error(`${r.id}: ${(e as Error).message}`));
+    }
   }
 
   async function pickRecipe(arg: unknown): Promise<string | undefined> {

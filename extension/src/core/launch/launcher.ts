@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative } from 'node:path';
-import { completeSize, readRun, runDir as localRunDir, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
+import { completeSize, interruptedLaunch, launcherIdentity, readRun, runDir as localRunDir, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
 import { resumeRefusal } from '../runs/resume';
 import { ensurePython, requirementsPath } from './env';
 import type { Host } from './host';
@@ -150,17 +150,81 @@ async function start(s: LaunchSession, plan: Plan, rec: RunRecord): Promise<Star
   rec.python = env.python;
   rec.command = finalPlan.command;
   rec.launchToken = finalPlan.launchToken;
+  const dropSecrets = () => host.exec(`rm -f -- ${shQuote(plan.runDir + '/secrets.env')}`).catch(() => undefined);
+  // cancelled while preparing (`conscience cancel`, another window): the stored record says so,
+  // not this launch's copy of it; nothing is started
+  const ended = await withRunLock(s.root, rec.id, async () => endedMeanwhile(await readRun(s.root, rec.id)), { wait: true });
+  if (ended) {
+    await dropSecrets();
+    throw new NotStartedError(rec.id, ended);
+  }
   try {
     await driverFor(t).submit(host, t, finalPlan.command, rec);
   } catch (err) {
-    await host.exec(`rm -f -- ${shQuote(plan.runDir + '/secrets.env')}`).catch(() => undefined);
+    await dropSecrets();
     throw err;
   }
   rec.startedAt = Date.now() / 1000;
   rec.lastActivityAt = rec.startedAt;
-  await writeRun(s.root, rec);
+  // a cancel that came while submitting is not lost: the process or job just started is cancelled
+  const late = await withRunLock(s.root, rec.id, async () => {
+    const stored = endedMeanwhile(await readRun(s.root, rec.id));
+    if (!stored) {
+      await writeRun(s.root, rec);
+      return undefined;
+    }
+    rec.cancelRequested = true;
+    rec.state = 'cancelling';
+    const why = stored.state === 'cancelled' || stored.cancelRequested ? 'cancelled while preparing' : `marked ${stored.state} while preparing${stored.error ? ` (${stored.error})` : ''}`;
+    rec.error = `${why}; the ${plan.kind === 'slurm' ? 'SLURM job' : 'process'} started meanwhile is being stopped`;
+    try {
+      await driverFor(t).cancel(host, rec, t.cancelGrace ?? 30);
+    } catch (err) {
+      rec.error += ` (sending the cancel failed: ${(err as Error).message}; \`conscience cancel ${rec.id}\` tries again)`;
+    }
+    await writeRun(s.root, rec);
+    return stored;
+  }, { wait: true });
+  if (late) throw new NotStartedError(rec.id, late, true);
   progress(plan.kind === 'slurm' ? `submitted SLURM job ${rec.jobId}` : `started pid ${rec.pid} (process group ${rec.pgid})`);
   return { run: rec, sync, envBuilt: env.built };
+}
+
+/** The stored record when the run ended (cancelled) while its launch was preparing, else undefined. */
+function endedMeanwhile(stored: RunRecord | undefined): RunRecord | undefined {
+  return stored && (TERMINAL_STATES.has(stored.state) || stored.cancelRequested) ? stored : undefined;
+}
+
+/** A launch or resume that did not start its run: it was cancelled (or ended) while preparing. */
+export class NotStartedError extends Error {
+  constructor(readonly runId: string, readonly stored: RunRecord, stopped = false) {
+    super(stopped
+      ? `run ${runId} was cancelled while it was starting: the ${stored.targetKind === 'slurm' ? 'SLURM job' : 'process'} it had just started is being stopped`
+      : stored.state === 'cancelled' || stored.cancelRequested
+        ? `run ${runId} was cancelled before it started: nothing was started`
+        : `run ${runId} was marked ${stored.state} while preparing${stored.error ? ` (${stored.error})` : ''}: nothing was started`);
+  }
+}
+
+/**
+ * start(), and on failure the run recorded as failed, unless it was cancelled or ended
+ * meanwhile (the stored record, under the run's lock, is kept then).
+ */
+async function startRecorded(s: LaunchSession, plan: Plan, rec: RunRecord): Promise<StartOutcome & { plan: Plan }> {
+  try {
+    return { ...(await start(s, plan, rec)), plan };
+  } catch (err) {
+    if (!(err instanceof NotStartedError)) {
+      await withRunLock(s.root, rec.id, async () => {
+        if (endedMeanwhile(await readRun(s.root, rec.id))) return;
+        rec.state = 'failed';
+        rec.error = (err as Error).message;
+        rec.finishedAt = Date.now() / 1000;
+        await writeRun(s.root, rec);
+      }, { wait: true });
+    }
+    throw err;
+  }
 }
 
 /** Launches a recipe on a target. Returns the recorded run (state starting or queued). */
@@ -172,19 +236,13 @@ export async function launchRun(s: LaunchSession, recipe: string, targetName: st
     projectDir: plan.projectDir, remoteDir: plan.runDir, outputDir: plan.outputDir, python: plan.python,
     state: 'preparing', eventOffset: 0, stdoutOffset: 0, stderrOffset: 0, createdAt: now, updatedAt: now,
     command: plan.command, attempts: 1, attemptOffset: 0, maxSteps: plan.info.maxSteps,
+    // who prepares it: a run whose launcher died meanwhile is not left preparing for ever
+    launcher: launcherIdentity(),
   };
   await writeRun(s.root, rec);
   // the record as it goes (the CLI ends an interrupted launch with it)
   onRecord?.(rec);
-  try {
-    return { ...(await start(s, plan, rec)), plan };
-  } catch (err) {
-    rec.state = 'failed';
-    rec.error = (err as Error).message;
-    rec.finishedAt = Date.now() / 1000;
-    await writeRun(s.root, rec);
-    throw err;
-  }
+  return startRecorded(s, plan, rec);
 }
 
 /** Starts a finished (cancelled/failed) run again in the same output folder: the trainer resumes from its last checkpoint. */
@@ -200,9 +258,11 @@ export async function resumeRun(s: LaunchSession, id: string): Promise<StartOutc
   Object.assign(rec, {
     state: 'preparing', attempts: rec.attempts + 1, attemptOffset: offset, sawStarted: false, finished: undefined,
     exitCode: undefined, error: undefined, finishedAt: undefined, cancelRequested: false, jobId: undefined,
+    // the previous attempt's process is not this one's (a cancel while preparing has nothing to stop)
+    pid: undefined, pgid: undefined, launcher: launcherIdentity(),
   });
   await writeRun(s.root, rec);
-  return { ...(await start(s, plan, rec)), plan };
+  return startRecorded(s, plan, rec);
 }
 
 /** Sends the cancel: SIGTERM to the process group then SIGKILL after the grace period (run by a detached helper on the host, so it completes even if we disconnect), or scancel. */
@@ -214,13 +274,19 @@ export async function cancelRun(s: LaunchSession, id: string, graceS?: number): 
 /**
  * The run's record after one status/copy pass (the monitor's poll; the caller holds the run's
  * lock), so cancel and resume decide on what the host says now, not on the state last recorded.
- * A run already ended, or not started yet (preparing), is returned as recorded; so is the record
+ * A run already ended, or not started yet (preparing), is returned as recorded (a preparing one
+ * whose launcher is gone as failed, core/runs/store.ts interruptedLaunch); so is the record
  * when the host cannot be asked (the decision then falls back on it).
  */
 async function refreshedLocked(s: LaunchSession, id: string): Promise<RunRecord> {
   const rec = await readRun(s.root, id);
   if (!rec) throw new Error(`no run '${id}' in ${s.root}/.conscience/runs`);
-  if ((TERMINAL_STATES.has(rec.state) && rec.finishedAt) || rec.state === 'preparing') return rec;
+  if (TERMINAL_STATES.has(rec.state) && rec.finishedAt) return rec;
+  if (rec.state === 'preparing') {
+    // its launcher is gone (killed, its window closed): it never starts (failed, "launch interrupted"), and can be resumed
+    if (interruptedLaunch(rec)) await writeRun(s.root, rec);
+    return rec;
+  }
   try {
     return (await new RunMonitor(s, id).refreshLocked()) ?? rec;
   } catch {

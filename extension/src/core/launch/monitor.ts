@@ -9,7 +9,7 @@ import { copyEvalOutputs } from '../eval/store';
 import { EventTail, parseEventChunk, type RunEvent } from '../runs/events';
 import { copyEventLines } from '../runs/copy';
 import { deriveState } from '../runs/state';
-import { completeSize, readRun, runDir as localRunDir, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
+import { completeSize, interruptedLaunch, readRun, runDir as localRunDir, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
 import { LocalHost, type Host } from './host';
 import { driverFor, type Observation } from './driver';
 import type { LaunchSession } from './session';
@@ -119,6 +119,12 @@ export class RunMonitor extends EventEmitter {
     const root = this.session.root;
     const rec = await readRun(root, this.runId);
     if (!rec) throw new Error(`no run '${this.runId}'`);
+    // preparing, and the process that launched it is gone (a closed window, a killed CLI): it never starts
+    if (interruptedLaunch(rec)) {
+      await writeRun(root, rec);
+      this.emit('run', rec);
+      return rec;
+    }
     const t = this.session.target(rec.target);
     let host: Host;
     try {

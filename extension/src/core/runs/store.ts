@@ -11,8 +11,9 @@
 // Readers (dashboard, Runs view, CLI) use listRuns / readRun / watchRun, or in one window the
 // monitor's parsed events (core/runs/feed.ts). No vscode import: shared by the editor and the CLI.
 import { EventEmitter } from 'node:events';
-import { watch as fsWatch, type FSWatcher } from 'node:fs';
+import { readFileSync, readlinkSync, watch as fsWatch, type FSWatcher } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile, stat, open } from 'node:fs/promises';
+import { hostname, uptime } from 'node:os';
 import { join } from 'node:path';
 import { EventTail, readEventsFrom, type BudgetSources, type ParseProblem, type RunEvent } from './events';
 
@@ -107,6 +108,113 @@ export interface RunRecord {
   lastActivityAt?: number;
   /** Byte offset of events.jsonl where the current attempt began. */
   attemptOffset?: number;
+  /** The process preparing the current attempt (launch or resume; set while `preparing`): a run
+   * whose launcher is gone is not left preparing for ever (interruptedLaunch). Absent in records
+   * written before it existed: such a run is left as it is. */
+  launcher?: LauncherId;
+}
+
+/**
+ * Who is preparing a run: the launching process (the CLI, or the editor's extension host) and
+ * the machine it runs on. `host` is the host name plus, on Linux, the pid namespace (a container
+ * with the same name has pids of its own); `boot` tells one boot from the next (Linux: boot_id,
+ * elsewhere the boot time); `start` is the process's start time (Linux: /proc/PID/stat), so a pid
+ * reused by another process is not taken for the launcher.
+ */
+export interface LauncherId {
+  pid: number;
+  host: string;
+  boot: string;
+  start?: string;
+}
+
+function procStat(pid: number): { start: string; zombie: boolean } | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // pid (comm) state ppid ... field 22 is starttime; comm may hold spaces and parentheses
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return f[19] ? { start: f[19], zombie: f[0] === 'Z' || f[0] === 'X' } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+let machine: { host: string; boot: string } | undefined;
+function thisMachine(): { host: string; boot: string } {
+  if (machine) return machine;
+  let ns = '';
+  let boot: string;
+  try {
+    ns = ':' + readlinkSync('/proc/self/ns/pid');
+  } catch {
+    /* not Linux */
+  }
+  try {
+    boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    boot = `t${Math.round(Date.now() / 1000 - uptime())}`;
+  }
+  return (machine = { host: hostname() + ns, boot });
+}
+
+/** This process as a run's launcher (recorded in the run while it prepares). */
+export function launcherIdentity(pid = process.pid): LauncherId {
+  const m = thisMachine();
+  const st = procStat(pid);
+  return { pid, host: m.host, boot: m.boot, ...(st ? { start: st.start } : {}) };
+}
+
+/**
+ * Whether the recorded launcher is known to be gone: on this machine, its process no longer
+ * exists (or the pid is another process now), or the machine restarted since. A launcher on
+ * another machine, or a record without one, is not known to be gone.
+ */
+export function launcherGone(l: LauncherId | undefined): boolean {
+  if (!l || typeof l !== 'object' || !Number.isInteger(l.pid) || l.pid <= 0 || typeof l.host !== 'string' || typeof l.boot !== 'string') return false;
+  const m = thisMachine();
+  if (l.host !== m.host) return false;
+  if (l.boot !== m.boot) {
+    // the boot time read from the uptime drifts by a second or so; a real restart moves it more
+    const a = /^t(\d+)$/.exec(l.boot);
+    const b = /^t(\d+)$/.exec(m.boot);
+    if (!(a && b && Math.abs(Number(a[1]) - Number(b[1])) <= 120)) return true;
+  }
+  try {
+    process.kill(l.pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return true;
+    // EPERM: a process of another user has the pid (told apart below by its start time)
+  }
+  if (l.start !== undefined) {
+    const st = procStat(l.pid);
+    if (!st || st.zombie || st.start !== l.start) return true;
+  }
+  return false;
+}
+
+/** The error of a run whose launcher ended before its process or job was started. */
+export const LAUNCH_INTERRUPTED = 'launch interrupted';
+
+/**
+ * Marks a `preparing` run whose launcher is gone (launcherGone) as failed ("launch interrupted"),
+ * in `rec`; true when it did. Any other run, and a preparing one whose launcher is alive, on
+ * another machine or not recorded, is left as it is.
+ */
+export function interruptedLaunch(rec: RunRecord): boolean {
+  if (rec.state !== 'preparing' || !launcherGone(rec.launcher)) return false;
+  rec.state = 'failed';
+  rec.error = LAUNCH_INTERRUPTED;
+  rec.finishedAt = Date.now() / 1000;
+  return true;
+}
+
+/** interruptedLaunch on the stored record, under the run's lock (the refresh of the Runs view and `conscience runs`). */
+export async function settleInterruptedLaunch(root: string, id: string): Promise<RunRecord | undefined> {
+  return withRunLock(root, id, async () => {
+    const rec = await readRun(root, id);
+    if (rec && interruptedLaunch(rec)) await writeRun(root, rec);
+    return rec;
+  }, { wait: true });
 }
 
 export function runsDir(root: string): string {
