@@ -101,6 +101,9 @@ test('usage errors exit 2 with a message', () => {
     [['serve', '--upstream', 'http://x', '--port', '99999'], /--port must be at most 65535/],
     [['serve', '--upstream', 'http://x', '--bogus'], /unknown argument --bogus/],
     [['serve', '--upstream', 'http://x', '--allocator-workers', 'two'], /--allocator-workers must be an integer ≥ 0/],
+    [['serve', '--upstream', 'http://x', '--max-buffered', '1000'], /--max-buffered \(1000\) must be at least --max-body \(16777216\)/],
+    [['serve', '--upstream', 'http://x', '--max-body', '100', '--max-buffered', '99'], /--max-buffered \(99\) must be at least --max-body \(100\)/],
+    [['serve', '--upstream', 'http://x', '--replace-auth'], /--replace-auth .*--upstream names no user/],
   ] as const) {
     const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, CONSCIENCE_UPSTREAM: '' } });
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
@@ -144,4 +147,26 @@ test('the upstream can come from $CONSCIENCE_UPSTREAM, and its password never re
   const fromArgv = await run(['--upstream', upstream], { CONSCIENCE_UPSTREAM: '' });
   assert.match(fromArgv, /holds credentials, which any user can read in the process list; set \$CONSCIENCE_UPSTREAM instead/);
   assert.ok(!fromArgv.includes('hunter2'), fromArgv);
+});
+
+test("--replace-auth sends $CONSCIENCE_UPSTREAM's user:pass@ in place of an OpenAI SDK's Authorization, and never logs it", async () => {
+  const port = await freePort();
+  const p = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--replace-auth'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, CONSCIENCE_UPSTREAM: up.url.replace('http://', 'http://me:hunter2@') } });
+  let err = '';
+  p.stderr.on('data', (c: Buffer) => { err += c.toString(); });
+  const exited = new Promise<number | null>((res) => p.on('exit', (code) => res(code)));
+  try {
+    for (let i = 0; !err.includes('"msg":"listening"'); i++) {
+      if (i > 300 || p.exitCode !== null) throw new Error(`did not start:\n${err}`);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    const r = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer EMPTY' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'How do I bake bread?' }] }) });
+    assert.equal(r.status, 200);
+    await r.text();
+    assert.equal(up.requests.at(-1)!.headers.authorization, 'Basic ' + Buffer.from('me:hunter2').toString('base64'));
+  } finally {
+    p.kill('SIGTERM');
+  }
+  assert.equal(await exited, 0);
+  assert.ok(!err.includes('hunter2') && !err.includes(Buffer.from('me:hunter2').toString('base64')), err);
 });

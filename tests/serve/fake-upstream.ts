@@ -56,7 +56,14 @@ function encoder(encoding: string): { header: string; stream: () => zlib.Gzip | 
   return { header: 'gzip', stream: () => zlib.createGzip(), sync: (b) => gzipSync(b), flush };
 }
 
-let flood: Buffer | undefined;
+/**
+ * The `gzip-flood-stall` body, compressed once per process off the main thread: started with
+ * the first fake, so a test with a short upstream timeout does not wait for it
+ */
+let flood: Promise<Buffer> | undefined;
+const floodGzip = (): Promise<Buffer> => (flood ??= new Promise((resolve, reject) => {
+  zlib.gzip(chunk({ content: 'y'.repeat(4000) }).repeat(8 * 1024), (err, b) => (err ? reject(err) : resolve(b)));
+}));
 
 function completion(content: string, model: unknown): string {
   return JSON.stringify({
@@ -73,6 +80,7 @@ const chunk = (delta: Record<string, unknown>, extra: Record<string, unknown> = 
 export async function startFakeUpstream(host = '127.0.0.1'): Promise<FakeUpstream> {
   const requests: Recorded[] = [];
   const state = { cancelled: 0, flooded: 0 };
+  void floodGzip();
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('error', () => { /* a request body the gateway cut off */ });
@@ -92,6 +100,11 @@ export async function startFakeUpstream(host = '127.0.0.1'): Promise<FakeUpstrea
       } else if (mode === 'error') {
         res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '7' });
         res.end(JSON.stringify({ error: { message: 'rate limited by the fake', type: 'rate_limit', code: 'slow_down' } }));
+      } else if (mode === 'redirect') {
+        // a 307 to `x-fake-location`, in which {self} is this server's own origin as the Host
+        // header names it (as Starlette builds its trailing-slash redirects)
+        res.writeHead(307, { location: String(req.headers['x-fake-location'] ?? '').replace('{self}', `http://${req.headers.host}`), 'content-length': 0 });
+        res.end();
       } else if (mode === 'slow-first-byte') {
         setTimeout(() => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(completion(ANSWER, parsed.model)); }, 300);
       } else if (mode === 'gzip') {
@@ -178,9 +191,10 @@ export async function startFakeUpstream(host = '127.0.0.1'): Promise<FakeUpstrea
         z.flush(enc.flush, () => setTimeout(() => res.end(), 20));
       } else if (mode === 'gzip-flood-stall') {
         // 32 MiB of SSE events in a few KiB of gzip, then nothing more (the stream is never ended)
-        flood ??= gzipSync(chunk({ content: 'y'.repeat(4000) }).repeat(8 * 1024));
-        res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' });
-        res.write(flood.subarray(0, flood.length - 8));
+        void floodGzip().then((b) => {
+          res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' });
+          res.write(b.subarray(0, b.length - 8));
+        });
       } else if (mode === 'many') {
         // MANY_CHOICES choices of MANY_CONTENT, streamed (one chunk per choice) or not; usage
         // counts one token per character of them all

@@ -214,6 +214,21 @@ describe('through the gateway to transformers serve, with the openai client', ()
     assert.deepEqual(lastSent().messages, pythonRender(null, HARMFUL, allocator.policy.budget_brief).messages);
   });
 
+  test('the server serves /v1/chat%2Fcompletions and a string max_completion_tokens as chat; through the gateway that request is scored, capped, and sent on the one chat path', async () => {
+    const body = JSON.stringify({ model: modelDir, max_completion_tokens: '50', temperature: 0, messages: [{ role: 'user', content: HARMFUL }] });
+    // the server decodes the path and coerces the string itself: that is why the gateway must
+    const direct = await rawPost(serverUrl, '/v1/chat%2Fcompletions', body);
+    assert.equal(direct.status, 200, direct.text);
+    assert.equal((JSON.parse(direct.text) as { object: string }).object, 'chat.completion');
+    const via = await rawPost(gwUrl, '/v1/chat%2Fcompletions', body);
+    assert.equal(via.status, 200, via.text);
+    assert.equal(via.headers['x-conscience-tier'], 'brief');
+    assert.equal(sent.at(-1)!.url, '/v1/chat/completions');
+    assert.equal(lastSent().max_completion_tokens, 4);
+    assert.deepEqual(lastSent().messages, pythonRender(null, HARMFUL, allocator.policy.budget_brief).messages);
+    assert.ok((JSON.parse(via.text) as { usage: { completion_tokens: number } }).usage.completion_tokens <= 4);
+  });
+
   test('/v1/models passes through; a server error keeps its status and body', async () => {
     const models = await client.models.list();
     assert.ok(models.data.some((m) => m.id === modelDir));
@@ -242,3 +257,19 @@ describe('through the gateway to transformers serve, with the openai client', ()
     assert.equal(again.object, 'chat.completion');
   });
 });
+
+/** A POST to `path` exactly as written (fetch would normalise it), its answer read whole. */
+function rawPost(base: string, path: string, body: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: u.port, path, method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.setTimeout(120_000, () => req.destroy(new Error('no answer in 120 s')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}

@@ -520,7 +520,6 @@ describe('bad input', () => {
     ['a message that is not an object', { messages: [{ role: 'user', content: 'x' }, 7] }, 'messages[1]'],
     ['a message without a role', { messages: [{ content: 'x' }] }, 'messages[0].role'],
     ['a user message with numeric content', { messages: [{ role: 'user', content: 42 }] }, 'messages[0].content'],
-    ['no user message', { messages: [{ role: 'system', content: 'x' }] }, 'messages'],
     ['a JSON array body', [1, 2], null],
   ] as const) {
     test(`${name} → 400 naming ${param ?? 'the body'}`, async () => {
@@ -570,11 +569,23 @@ describe('bad input', () => {
     assert.ok(!JSON.stringify(warn).includes('lorem'));
   });
 
-  test('invalid UTF-8 bytes and lone surrogates do not crash the gateway', async () => {
-    const bytes = Buffer.concat([Buffer.from('{"messages":[{"role":"user","content":"bad \u00ff'), Buffer.from([0xc3, 0x28, 0xff, 0xfe, 0xed, 0xa0, 0x80]), Buffer.from(' bytes"}]}')]);
-    const r1 = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bytes });
-    assert.equal(r1.status, 200);
-    assert.ok(r1.headers.get('x-conscience-tier'));
+  test('a body that is not UTF-8 → 400 naming the byte offset, never forwarded altered; lone surrogates (valid JSON escapes) are scored', async () => {
+    const head = Buffer.from('{"messages":[{"role":"user","content":"bad \u00ff');
+    const n = up.requests.length;
+    for (const [bad, at] of [[[0xc3, 0x28], 0], [[0xff], 0], [[0xed, 0xa0, 0x80], 0], [[0xc0, 0xaf], 0], [[0xe2, 0x82], 0]] as const) {
+      const bytes = Buffer.concat([head, Buffer.from(bad), Buffer.from(' bytes"}]}')]);
+      const r1 = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bytes });
+      assert.equal(r1.status, 400, JSON.stringify(bad));
+      const e = openaiError(await r1.text());
+      assert.equal(e.code, 'invalid_utf8');
+      assert.match(e.message, new RegExp(`not valid UTF-8.*offset ${head.length + at} \\(0x${bad[at]!.toString(16)}\\)`));
+    }
+    assert.equal(up.requests.length, n, 'nothing forwarded');
+    const t = await (await fetch(`${s.url}/metrics`)).text();
+    assert.ok(metric(t, 'conscience_serve_http_responses_total', 'route="/v1/chat/completions",status="400"') >= 5);
+    // well-formed UTF-8 of every length passes
+    const ok = await post(`${s.url}/v1/chat/completions`, { messages: [{ role: 'user', content: 'é € 𝄞 \u{10ffff} ok' }] });
+    assert.equal(ok.status, 200);
     const r2 = await post(`${s.url}/v1/chat/completions`, '{"messages":[{"role":"user","content":"\\ud800 lone \\udfff surrogates \\u0000 nul"}]}');
     assert.equal(r2.status, 200);
     assert.ok(r2.headers.get('x-conscience-tier'));
@@ -1024,6 +1035,268 @@ test('200 concurrent streams, a quarter cut by their clients mid-way: the rest c
     assert.ok(grew < 200 * 1024 * 1024, `rss grew by ${Math.round(grew / 1e6)} MB`);
   } finally { await s.gw.close(); }
 });
+
+describe('spellings, limits and unscored requests', () => {
+  test('every spelling of the chat path an upstream serves as chat (percent-encoded, %2F, //, a trailing slash, . and .., absolute-form) is scored, refused and capped as chat, and reaches the upstream as /v1/chat/completions', async () => {
+    const s = await start({ policyArgs: ['refuse=brief', 'max_tokens.none=77'] });
+    try {
+      const spellings = [
+        '/v1/chat/%63ompletions', '/v1/chat%2Fcompletions', '/v1/chat%2fcompletions', '/%76%31/chat/completions', '//v1//chat/completions',
+        '/v1/chat/completions/', '/v1/./chat/completions', '/v1/x/../chat/completions', '/v1/chat/%2e/completions', `${s.url}/v1/chat/completions`,
+        '/v1/chat/completions?api-version=1', '/v1/chat/completions#frag',
+      ];
+      for (const path of spellings) {
+        const n = up.requests.length;
+        const refused = await rawRequest(s.url, path, { messages: [{ role: 'user', content: HARMFUL }] });
+        assert.equal(refused.status, 200, path);
+        assert.equal(refused.headers['x-conscience-refused'], '1', `${path}: a harmful prompt is refused`);
+        assert.equal(up.requests.length, n, `${path}: the upstream is not called`);
+        const ok = await rawRequest(s.url, path, { messages: [{ role: 'user', content: BENIGN }] });
+        assert.equal(ok.headers['x-conscience-tier'], 'none', path);
+        const got = up.requests.at(-1)!;
+        assert.equal(got.url, path.includes('?') ? '/v1/chat/completions?api-version=1' : '/v1/chat/completions', path);
+        const body = JSON.parse(got.body) as { messages: Array<{ role: string }>; max_tokens: number };
+        assert.equal(body.messages[0]!.role, 'system', `${path}: the budget instruction was added`);
+        assert.equal(body.max_tokens, 77, `${path}: the cap was applied`);
+      }
+      // /health and /metrics are the gateway's own however spelled
+      assert.equal(JSON.parse((await rawRequest(s.url, '/%68ealth/', undefined, {}, 'GET')).text).status, 'ok');
+      assert.match((await rawRequest(s.url, '//metrics', undefined, {}, 'GET')).text, /conscience_serve_requests_total/);
+      // a path that only looks like chat once decoded twice is not chat (uvicorn decodes once): passed through as sent
+      const twice = await rawRequest(s.url, '/v1/chat%252Fcompletions', { messages: [{ role: 'user', content: HARMFUL }] });
+      assert.equal(twice.headers['x-conscience-tier'], undefined);
+      assert.equal(up.requests.at(-1)!.url, '/v1/chat%252Fcompletions');
+    } finally { await s.gw.close(); }
+  });
+
+  test('max_tokens.<tier> caps max_completion_tokens and max_tokens sent as numeric strings, and limits that set none (0), like numbers', async () => {
+    const s = await start({ policyArgs: ['max_tokens.brief=32'] });
+    try {
+      const cases: Array<[Record<string, unknown>, Record<string, unknown>, string]> = [
+        [{ max_completion_tokens: '4000' }, { max_completion_tokens: 32 }, '32'],
+        [{ max_completion_tokens: ' 4000 ' }, { max_completion_tokens: 32 }, '32'],
+        [{ max_tokens: '4000' }, { max_tokens: 32 }, '32'],
+        [{ max_completion_tokens: '4000', max_tokens: 5 }, { max_completion_tokens: 32, max_tokens: 5 }, '32'],
+        [{ max_completion_tokens: 8, max_tokens: '500' }, { max_completion_tokens: 8, max_tokens: 32 }, '8'],
+        [{ max_completion_tokens: 0, max_tokens: 500 }, { max_completion_tokens: 32, max_tokens: 32 }, '32'],
+        [{ max_completion_tokens: '4_000' }, { max_completion_tokens: 32 }, '32'],
+        [{ max_completion_tokens: '8' }, { max_completion_tokens: '8' }, '8'],
+        [{ max_completion_tokens: null, max_tokens: 9 }, { max_completion_tokens: null, max_tokens: 9 }, '9'],
+      ];
+      for (const [sent, want, header] of cases) {
+        const r = await post(`${s.url}/v1/chat/completions`, { ...sent, messages: [{ role: 'user', content: HARMFUL }] });
+        assert.equal(r.headers.get('x-conscience-tier'), 'brief');
+        const got = lastRequest().body;
+        for (const [k, v] of Object.entries(want)) assert.deepEqual(got[k], v, `${JSON.stringify(sent)}: ${k}`);
+        if (!('max_tokens' in want)) assert.equal(got.max_tokens, undefined, `${JSON.stringify(sent)}: no max_tokens added`);
+        assert.equal(r.headers.get('x-conscience-max-tokens'), header, JSON.stringify(sent));
+      }
+    } finally { await s.gw.close(); }
+  });
+
+  test('every text-bearing content part the upstreams render (input_text, output_text, refusal, thinking, a bare string) is scored', async () => {
+    const s = await start();
+    try {
+      for (const part of [{ type: 'input_text', text: HARMFUL }, { type: 'output_text', text: HARMFUL }, { type: 'refusal', refusal: HARMFUL }, { type: 'thinking', thinking: HARMFUL }, HARMFUL]) {
+        const parts = [{ type: 'text', text: 'Hello.' }, part, { type: 'image_url', image_url: { url: 'data:,' } }];
+        const r = await post(`${s.url}/v1/chat/completions`, { messages: [{ role: 'user', content: parts }] });
+        assert.equal(r.headers.get('x-conscience-tier'), 'brief', JSON.stringify(part));
+        assert.deepEqual((lastRequest().body.messages as Array<{ content: unknown }>)[1]!.content, parts, 'the parts are forwarded as sent');
+      }
+    } finally { await s.gw.close(); }
+  });
+
+  test('a request with nothing to score (image only, empty text, unknown parts, no user message) is forwarded as sent, unscored, with no budget, and never refused', async () => {
+    const s = await start({ policyArgs: ['refuse=brief,none,standard,deep', 'max_tokens.none=5'], logPrompts: true });
+    try {
+      const image = { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } };
+      const cases: Array<[unknown[], string]> = [
+        [[{ role: 'user', content: [image] }], 'no-text'],
+        [[{ role: 'user', content: '' }], 'no-text'],
+        [[{ role: 'user', content: '  \n' }], 'no-text'],
+        [[{ role: 'user', content: [{ type: 'video_url', video_url: { url: 'x' } }, { type: 'mystery' }] }], 'no-text'],
+        [[{ role: 'user', content: HARMFUL }, { role: 'assistant', content: 'ok' }, { role: 'user', content: [image] }], 'no-text'],
+        [[{ role: 'system', content: 'You are terse.' }], 'no-user-message'],
+        [[{ role: 'system', content: 'You are terse.' }, { role: 'assistant', content: 'Once upon a time' }], 'no-user-message'],
+      ];
+      for (const [messages, reason] of cases) {
+        const sent = JSON.stringify({ model: 'm', messages });
+        const r = await post(`${s.url}/v1/chat/completions`, sent);
+        assert.equal(r.status, 200, r.text);
+        assert.equal(r.headers.get('x-conscience-refused'), null, JSON.stringify(messages));
+        assert.equal(r.headers.get('x-conscience-tier'), 'unscored');
+        assert.equal(r.headers.get('x-conscience-unscored'), reason);
+        assert.equal(r.headers.get('x-conscience-budget'), '0');
+        assert.equal(r.headers.get('x-conscience-risk'), null);
+        assert.equal(JSON.parse(r.text).choices[0].message.content, ANSWER);
+        assert.equal(up.requests.at(-1)!.body, sent, 'byte for byte: no budget instruction, no cap');
+      }
+      await waitFor(() => s.logs.filter((l) => l.msg === 'chat').length === cases.length);
+      for (const l of s.logs.filter((x) => x.msg === 'chat')) {
+        assert.equal(l.tier, 'unscored');
+        assert.equal(l.action, 'forwarded');
+        assert.equal(l.budget, 0);
+        assert.match(String(l.unscored), /^(no text in the last user message|no user message)$/);
+      }
+      const t = await (await fetch(`${s.url}/metrics`)).text();
+      assert.equal(metric(t, 'conscience_serve_requests_total', 'tier="unscored",action="forwarded"'), cases.length);
+      assert.equal(metric(t, 'conscience_serve_requests_total', 'tier="brief",action="refused"'), 0);
+      assert.equal(metric(t, 'conscience_serve_budget_tokens_total', 'tier="unscored"'), 0);
+      assert.equal(metric(t, 'conscience_serve_allocator_batch_size_count'), 0, 'the allocator was not called');
+    } finally { await s.gw.close(); }
+  });
+
+  test("an upstream redirect to its own address points at the gateway instead (the upstream's base path taken off); one elsewhere is left as sent", async () => {
+    const s = await start();
+    const based = createGateway({ upstream: `${up.url}/base/v1`, allocator, log: () => {} });
+    const { url: basedUrl } = await based.listen(0);
+    try {
+      const cases: Array<[string, string, string]> = [
+        [s.url, '{self}/v1/chat/completions', '/v1/chat/completions'],
+        [s.url, '{self}/v1/models?x=1', '/v1/models?x=1'],
+        [s.url, '/v1/models', '/v1/models'],
+        [s.url, 'https://docs.example.com/moved', 'https://docs.example.com/moved'],
+        [basedUrl, '{self}/base/v1/models', '/v1/models'],
+      ];
+      for (const [gw, location, want] of cases) {
+        for (const path of ['/v1/chat/completions', '/v1/embeddings']) {
+          const r = await rawRequest(gw, path, { messages: [{ role: 'user', content: BENIGN }] }, { 'x-fake': 'redirect', 'x-fake-location': location });
+          assert.equal(r.status, 307);
+          assert.equal(r.headers.location, want, `${path} → ${location}`);
+          assert.ok(!String(r.headers.location).includes(new URL(up.url).host), 'the upstream address stays hidden');
+        }
+      }
+    } finally { await s.gw.close(); await based.close(); }
+  });
+
+  test("a client that leaves mid-stream is logged with the status it was sent (200) and client_aborted, as /metrics counts it", async () => {
+    const s = await start();
+    try {
+      const ctl = new AbortController();
+      const r = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', signal: ctl.signal, headers: { 'content-type': 'application/json', 'x-fake': 'slow-stream' }, body: JSON.stringify({ stream: true, messages: [{ role: 'user', content: BENIGN }] }) });
+      assert.equal(r.status, 200);
+      await r.body!.getReader().read();
+      ctl.abort();
+      await waitFor(() => s.logs.some((l) => l.msg === 'chat'));
+      const log = s.logs.find((l) => l.msg === 'chat')!;
+      assert.equal(log.status, 200, JSON.stringify(log));
+      assert.equal(log.client_aborted, true);
+      const t = await (await fetch(`${s.url}/metrics`)).text();
+      assert.equal(metric(t, 'conscience_serve_http_responses_total', 'route="/v1/chat/completions",status="200"'), 1);
+      assert.equal(metric(t, 'conscience_serve_client_aborts_total'), 1);
+    } finally { await s.gw.close(); }
+  });
+
+  test("replaceAuthorization sends the upstream URL's credentials on every route, replacing the client's (an OpenAI SDK's Bearer EMPTY); without it the client's wins", async () => {
+    const logs: LogRecord[] = [];
+    const upstreamUrl = up.url.replace('http://', 'http://svc:p%40ss@');
+    const basic = 'Basic ' + Buffer.from('svc:p@ss').toString('base64');
+    const replacing = createGateway({ upstream: upstreamUrl, allocator, replaceAuthorization: true, log: (l) => logs.push(l) });
+    const plain = createGateway({ upstream: upstreamUrl, allocator, log: () => {} });
+    const a = await replacing.listen(0);
+    const b = await plain.listen(0);
+    try {
+      for (const path of ['/v1/chat/completions', '/v1/completions']) {
+        await post(`${a.url}${path}`, { prompt: 'x', messages: [{ role: 'user', content: BENIGN }] }, { authorization: 'Bearer EMPTY' });
+        assert.equal(up.requests.at(-1)!.headers.authorization, basic, path);
+        await post(`${b.url}${path}`, { prompt: 'x', messages: [{ role: 'user', content: BENIGN }] }, { authorization: 'Bearer EMPTY' });
+        assert.equal(up.requests.at(-1)!.headers.authorization, 'Bearer EMPTY', path);
+      }
+      assert.ok(!JSON.stringify(logs).includes('p@ss') && !JSON.stringify(logs).includes(basic.slice(6)), 'no credentials in the logs');
+    } finally { await replacing.close(); await plain.close(); }
+  });
+
+  test('request bodies held at once are bounded (--max-buffered): past it a chat request gets 503 with Retry-After, and is served once memory is given back', async () => {
+    const s = await start({ maxBodyBytes: 1024 * 1024, maxBufferedBytes: 2 * 1024 * 1024 });
+    const ctls: AbortController[] = [];
+    try {
+      const big = (i: number): string => JSON.stringify({ messages: [{ role: 'user', content: `${BENIGN} #${i} ` + 'x'.repeat(900_000) }] });
+      const n = up.requests.length;
+      // two bodies of 0.9 MB held (the upstream never answers), sent concurrently
+      const held = [0, 1].map((i) => {
+        const ctl = new AbortController();
+        ctls.push(ctl);
+        return fetch(`${s.url}/v1/chat/completions`, { method: 'POST', signal: ctl.signal, headers: { 'content-type': 'application/json', 'x-fake': 'hang' }, body: big(i) }).catch(() => undefined);
+      });
+      await waitFor(() => up.requests.length === n + 2);
+      // a third, with a length or chunked, does not fit
+      const busy = await post(`${s.url}/v1/chat/completions`, big(2));
+      assert.equal(busy.status, 503, busy.text);
+      assert.equal(busy.headers.get('retry-after'), '1');
+      assert.equal((JSON.parse(busy.text) as { error: { code: string } }).error.code, 'gateway_busy');
+      const body = Buffer.from(big(3));
+      const chunked = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', duplex: 'half', headers: { 'content-type': 'application/json' }, body: Readable.toWeb(Readable.from([body.subarray(0, 100), body.subarray(100)])) } as RequestInit);
+      assert.equal(chunked.status, 503);
+      await chunked.text();
+      // a small one still fits
+      assert.equal((await post(`${s.url}/v1/chat/completions`, { messages: [{ role: 'user', content: BENIGN }] })).status, 200);
+      assert.equal(up.requests.length, n + 3, 'the refused bodies never reached the upstream');
+      let t = await (await fetch(`${s.url}/metrics`)).text();
+      assert.equal(metric(t, 'conscience_serve_http_responses_total', 'route="/v1/chat/completions",status="503"'), 2);
+      // the held requests end: their bytes are given back
+      for (const c of ctls) c.abort();
+      await Promise.all(held);
+      await waitFor(async () => metric(await (await fetch(`${s.url}/metrics`)).text(), 'conscience_serve_in_flight_requests') === 0);
+      const again = await Promise.all([4, 5].map((i) => post(`${s.url}/v1/chat/completions`, big(i))));
+      assert.deepEqual(again.map((r) => r.status), [200, 200]);
+      t = await (await fetch(`${s.url}/metrics`)).text();
+      assert.equal(metric(t, 'conscience_serve_http_responses_total', 'route="/v1/chat/completions",status="503"'), 2);
+    } finally { for (const c of ctls) c.abort(); await s.gw.close(); }
+  });
+
+  test('a request body is counted only until the upstream begins its answer: long streams do not hold --max-buffered', async () => {
+    const s = await start({ maxBodyBytes: 1024 * 1024, maxBufferedBytes: 2 * 1024 * 1024 });
+    const ctls: AbortController[] = [];
+    try {
+      const big = (i: number): string => JSON.stringify({ stream: true, messages: [{ role: 'user', content: `${BENIGN} #${i} ` + 'x'.repeat(900_000) }] });
+      // three 0.9 MB requests one after the other, each answered with a stream that never ends
+      for (let i = 0; i < 3; i++) {
+        const ctl = new AbortController();
+        ctls.push(ctl);
+        const r = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', signal: ctl.signal, headers: { 'content-type': 'application/json', 'x-fake': 'gzip-flood-stall' }, body: big(i) });
+        assert.equal(r.status, 200, `stream ${i} began while ${i} others are still open`);
+      }
+    } finally { for (const c of ctls) c.abort(); await s.gw.close(); }
+  });
+
+  test('with the defaults (--max-body 16 MiB, --max-buffered 32 MiB), 8 concurrent 15 MB chat requests: 2 are held, the other 6 get 503 without reaching the upstream', { timeout: 60_000 }, async () => {
+    const s = await start();
+    const ctls: AbortController[] = [];
+    try {
+      const n = up.requests.length;
+      const bodies = Array.from({ length: 8 }, (_, i) => Buffer.from(JSON.stringify({ messages: [{ role: 'user', content: `${BENIGN} #${i} ` + 'y'.repeat(15_000_000) }] })));
+      const statuses: number[] = [];
+      const calls = bodies.map((body) => {
+        const ctl = new AbortController();
+        ctls.push(ctl);
+        return fetch(`${s.url}/v1/chat/completions`, { method: 'POST', signal: ctl.signal, headers: { 'content-type': 'application/json', 'x-fake': 'hang' }, body })
+          .then(async (r) => { statuses.push(r.status); await r.text(); }, () => undefined);
+      });
+      await waitFor(() => statuses.length + up.requests.length - n >= 8, 30_000).catch((e: Error) => { throw new Error(`${e.message}: ${statuses.length} answered (${statuses.join(', ')}), ${up.requests.length - n} reached the upstream`); });
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(up.requests.length - n, 2, 'two 15 MB bodies fit in 32 MiB');
+      assert.deepEqual(statuses, [503, 503, 503, 503, 503, 503]);
+      for (const c of ctls) c.abort();
+      await Promise.all(calls);
+    } finally { for (const c of ctls) c.abort(); await s.gw.close(); }
+  });
+});
+
+/** A request to `path` exactly as written (fetch would normalise it), its answer read whole. */
+function rawRequest(base: string, path: string, body: unknown, headers: Record<string, string> = {}, method = 'POST'): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: u.port, path, method, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error('no answer in 10 s')));
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
 
 /** A chat request read without decoding its body: did the body arrive whole, or was the connection cut before its end? */
 function rawPost(url: string, body: unknown, headers: Record<string, string>): Promise<{ status: number; headers: http.IncomingHttpHeaders; broken: boolean }> {

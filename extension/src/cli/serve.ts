@@ -1,6 +1,6 @@
 // `conscience serve --upstream URL [--host 127.0.0.1] [--port 8100] [--allocator DIR]
 //   [--recipe FILE] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES]
-//   [--upstream-timeout SECONDS] [--grace SECONDS]`
+//   [--max-buffered BYTES] [--replace-auth] [--upstream-timeout SECONDS] [--grace SECONDS]`
 // An OpenAI-compatible gateway in front of an existing server (docs/serve.md). Runs until
 // SIGINT/SIGTERM. Exit 0 after a clean stop, 1 when it cannot start, 2 usage.
 import { Allocator, defaultModelDir } from '../core/allocator';
@@ -8,7 +8,7 @@ import { createGateway, parseGatewayPolicy } from '../core/serve';
 import { UPSTREAM_ENV, checkUpstream, redactUpstream } from '../core/serve/status';
 import { readServeRecipe, type ServeRecipe } from '../core/serve/recipe';
 
-const USAGE = 'usage: conscience serve --upstream URL (or $CONSCIENCE_UPSTREAM) [--host 127.0.0.1] [--port 8100] [--allocator DIR] [--recipe FILE] [--allocator-workers N] [--allocator-threads N] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES] [--upstream-timeout SECONDS] [--grace SECONDS]';
+const USAGE = 'usage: conscience serve --upstream URL (or $CONSCIENCE_UPSTREAM) [--host 127.0.0.1] [--port 8100] [--allocator DIR] [--recipe FILE] [--allocator-workers N] [--allocator-threads N] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES] [--max-buffered BYTES] [--replace-auth] [--upstream-timeout SECONDS] [--grace SECONDS]';
 
 interface Args {
   upstream: string;
@@ -23,11 +23,13 @@ interface Args {
   observeOnly: boolean;
   logPrompts: boolean;
   maxBody?: number;
+  maxBuffered?: number;
+  replaceAuth: boolean;
   upstreamTimeout?: number;
 }
 
 function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args | string {
-  const a: Partial<Args> & { policy: string[] } = { host: '127.0.0.1', port: 8100, policy: [], observeOnly: false, logPrompts: false, allocatorThreads: 1, allocatorWorkers: 2, grace: 20 };
+  const a: Partial<Args> & { policy: string[] } = { host: '127.0.0.1', port: 8100, policy: [], observeOnly: false, logPrompts: false, replaceAuth: false, allocatorThreads: 1, allocatorWorkers: 2, grace: 20 };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
@@ -56,6 +58,8 @@ function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args | string {
         case '--observe-only': a.observeOnly = true; break;
         case '--log-prompts': a.logPrompts = true; break;
         case '--max-body': a.maxBody = int(1); break;
+        case '--max-buffered': a.maxBuffered = int(1); break;
+        case '--replace-auth': a.replaceAuth = true; break;
         case '--upstream-timeout': a.upstreamTimeout = int(1); break;
         case '-h': case '--help': return '';
         default: return `unknown argument ${arg}`;
@@ -70,6 +74,9 @@ function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args | string {
   if (!a.upstream) return `--upstream URL (or $${UPSTREAM_ENV}) is required (the OpenAI-compatible server to put the gateway in front of)`;
   const bad = checkUpstream(a.upstream);
   if (bad) return `${from} ${JSON.stringify(redactUpstream(a.upstream))}: ${bad}`;
+  const maxBody = a.maxBody ?? 16 * 1024 * 1024;
+  if (a.maxBuffered !== undefined && a.maxBuffered < maxBody) return `--max-buffered (${a.maxBuffered}) must be at least --max-body (${maxBody}): a body of the largest size accepted must fit`;
+  if (a.replaceAuth && !new URL(a.upstream.trim()).username) return `--replace-auth sends the upstream URL's user:pass@ as Basic auth on every request, but ${from} names no user`;
   return a as Args;
 }
 
@@ -112,6 +119,8 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     observeOnly: args.observeOnly,
     logPrompts: args.logPrompts,
     maxBodyBytes: args.maxBody,
+    maxBufferedBytes: args.maxBuffered,
+    replaceAuthorization: args.replaceAuth,
     upstreamTimeoutMs: args.upstreamTimeout !== undefined ? args.upstreamTimeout * 1000 : undefined,
   });
   let url: string;

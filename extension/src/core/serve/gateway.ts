@@ -11,6 +11,7 @@ import https from 'node:https';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import zlib from 'node:zlib';
+import { isUtf8 } from 'node:buffer';
 import type { Allocator, Assessment, Tier } from '../allocator';
 import { DEFAULT_TEMPLATE, type PromptTemplateSpec } from '../template';
 import { lastUserText, RequestError, withBudget, contentText } from './messages';
@@ -34,6 +35,10 @@ export interface GatewayOptions {
   logPrompts?: boolean;
   /** largest request body accepted (bytes, default 16 MiB) */
   maxBodyBytes?: number;
+  /** chat request bodies held in memory at once, in bytes (default 32 MiB, at least maxBodyBytes); a request past it gets 503 with Retry-After */
+  maxBufferedBytes?: number;
+  /** send the upstream URL's user:pass@ as Basic auth on every request, replacing the client's Authorization (default: only when the client sends none) */
+  replaceAuthorization?: boolean;
   /** no byte from the upstream for this long (waiting for headers or mid-answer) aborts (default 600 s) */
   upstreamTimeoutMs?: number;
   /** connecting to the upstream (default 10 s) */
@@ -168,6 +173,66 @@ class MicroBatcher {
   }
 }
 
+/**
+ * A request target (origin-form, or absolute-form `http://host/path`) as its path and its query
+ * (with its `?`), the fragment dropped: what an upstream routes on.
+ */
+function requestTarget(url: string): { path: string; query: string } {
+  let t = url;
+  if (!t.startsWith('/')) {
+    try { const u = new URL(t); t = u.pathname + u.search; } catch { /* '*' or junk: the upstream answers it */ }
+  }
+  const hash = t.indexOf('#');
+  if (hash >= 0) t = t.slice(0, hash);
+  const q = t.indexOf('?');
+  return { path: q < 0 ? t : t.slice(0, q), query: q < 0 ? '' : t.slice(q) };
+}
+
+/**
+ * The path the gateway routes on: percent-decoded once, `%2F` included (uvicorn decodes a path
+ * before FastAPI routes it, so `/v1/chat%2Fcompletions` and `/v1/chat/%63ompletions` are chat
+ * completions to vLLM and transformers serve), duplicate slashes merged, `.` and `..` segments
+ * resolved and a trailing slash dropped (as nginx or a redirecting router would take them).
+ */
+function canonicalPath(path: string): string {
+  const decoded = path.replace(/%([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+  const out: string[] = [];
+  for (const seg of decoded.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') out.pop();
+    else out.push(seg);
+  }
+  return '/' + out.join('/');
+}
+
+/**
+ * A chat max-tokens value as the upstreams read it: a whole number, or a string of digits
+ * (transformers serve calls int() on it, vLLM's pydantic coerces it in lax mode); else null.
+ */
+function tokenLimit(v: unknown): number | null {
+  if (typeof v === 'number') return Number.isInteger(v) ? v : null;
+  return typeof v === 'string' && /^\s*\+?\d{1,15}\s*$/.test(v) ? Number(v) : null;
+}
+
+/** The byte offset of the first byte of `b` that is not well-formed UTF-8 (RFC 3629), or -1. */
+function invalidUtf8At(b: Buffer): number {
+  for (let i = 0; i < b.length;) {
+    const c = b[i]!;
+    if (c < 0x80) { i++; continue; }
+    const n = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+    // a lead byte that starts nothing, or a sequence cut short by the end of the body
+    if (n < 0 || i + n >= b.length) return i;
+    const c1 = b[i + 1]!;
+    // the second byte's range excludes overlong forms, surrogates and code points past U+10FFFF
+    const lo = c === 0xe0 ? 0xa0 : c === 0xf0 ? 0x90 : 0x80;
+    const hi = c === 0xed ? 0x9f : c === 0xf4 ? 0x8f : 0xbf;
+    if (c1 < lo || c1 > hi) return i;
+    for (let k = 2; k <= n; k++) if ((b[i + k]! & 0xc0) !== 0x80) return i;
+    i += n + 1;
+  }
+  return -1;
+}
+
 function openaiError(message: string, type: string, param: string | null = null, code: string | null = null): string {
   return JSON.stringify({ error: { message, type, param, code } });
 }
@@ -189,6 +254,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const policy: GatewayPolicy = opts.policy ?? { allocator: {}, maxTokens: {}, refuse: new Set(), refusal: DEFAULT_REFUSAL };
   const template: PromptTemplateSpec = { ...(opts.template ?? DEFAULT_TEMPLATE), ...(policy.systemPrompt !== undefined ? { systemPrompt: policy.systemPrompt } : {}) };
   const maxBody = opts.maxBodyBytes ?? 16 * 1024 * 1024;
+  const maxBuffered = Math.max(opts.maxBufferedBytes ?? 32 * 1024 * 1024, maxBody);
   const upstreamTimeout = opts.upstreamTimeoutMs ?? 600_000;
   const connectTimeout = opts.connectTimeoutMs ?? 10_000;
   const maxScoreChars = opts.maxScoreChars ?? 16_384;
@@ -199,32 +265,68 @@ export function createGateway(opts: GatewayOptions): Gateway {
 
   const route = (path: string): string => (ROUTES.has(path) ? path : 'other');
 
+  /** A Location on the upstream's origin as a path on the gateway (the upstream's base path taken off); any other left as sent. */
+  const gatewayLocation = (loc: string): string => {
+    let u: URL;
+    try { u = new URL(loc, upstream); } catch { return loc; }
+    if (u.origin !== upstream.origin) return loc;
+    const p = basePath && (u.pathname === basePath || u.pathname.startsWith(basePath + '/')) ? u.pathname.slice(basePath.length) || '/' : u.pathname;
+    return p + u.search + u.hash;
+  };
+
+  /** bytes of chat request bodies held now (maxBuffered at most) */
+  let buffered = 0;
+
   function send(res: http.ServerResponse, status: number, body: string, headers: http.OutgoingHttpHeaders = {}): void {
     if (res.headersSent) { res.destroy(); return; }
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
     res.end(body);
   }
 
-  /** Reads the request body up to the limit; undefined when a 413 was sent instead. */
-  function readBody(req: http.IncomingMessage, res: http.ServerResponse): Promise<Buffer | undefined> {
+  /**
+   * Reads the request body up to the limit; undefined when a 413 or a 503 was sent instead, or
+   * the client left. Its bytes are counted in `buffered` (its declared length at once, a
+   * chunked body as it arrives) and kept in `hold.bytes` until the caller gives them back. A
+   * body that would take `buffered` past maxBuffered is read to its end without being kept
+   * (it is at most maxBody), then answered 503 with Retry-After.
+   */
+  function readBody(req: http.IncomingMessage, res: http.ServerResponse, hold: { bytes: number }): Promise<Buffer | undefined> {
     const tooLarge = (): undefined => {
       send(res, 413, openaiError(`request body larger than the gateway's limit of ${maxBody} bytes`, 'invalid_request_error', null, 'request_too_large'), { connection: 'close' });
       res.once('finish', () => req.destroy());
       return undefined;
     };
+    const busy = (): undefined => {
+      send(res, 503, openaiError(`the gateway holds ${maxBuffered} bytes of request bodies already (--max-buffered); retry shortly`, 'server_error', null, 'gateway_busy'), { 'retry-after': '1' });
+      return undefined;
+    };
+    /** counts `bytes` more as held; false when that would pass maxBuffered */
+    const take = (bytes: number): boolean => {
+      if (buffered + bytes > maxBuffered) return false;
+      buffered += bytes;
+      hold.bytes += bytes;
+      return true;
+    };
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > maxBody) { req.resume(); return Promise.resolve(tooLarge()); }
+    let kept = !(Number.isFinite(declared) && declared > 0 && !take(declared));
     return new Promise((resolve) => {
       const chunks: Buffer[] = [];
       let size = 0;
       let done = false;
+      const give = (): void => { buffered -= hold.bytes; hold.bytes = 0; };
       req.on('data', (c: Buffer) => {
         if (done) return;
         size += c.length;
-        if (size > maxBody) { done = true; chunks.length = 0; resolve(tooLarge()); return; }
-        chunks.push(c);
+        if (size > maxBody) { done = true; chunks.length = 0; give(); resolve(tooLarge()); return; }
+        if (kept && size > hold.bytes && !take(size - hold.bytes)) { kept = false; chunks.length = 0; give(); }
+        if (kept) chunks.push(c);
       });
-      req.on('end', () => { if (!done) { done = true; resolve(Buffer.concat(chunks)); } });
+      req.on('end', () => {
+        if (done) return;
+        done = true;
+        resolve(kept ? Buffer.concat(chunks) : busy());
+      });
       // the client went away mid-body ('aborted', then 'close'): nothing to answer
       req.on('error', () => { if (!done) { done = true; resolve(undefined); } });
       req.on('close', () => { if (!done) { done = true; resolve(undefined); } });
@@ -238,6 +340,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
     /** parse the answer (chat completions) */
     chat?: { stream: boolean; done: (r: AnswerStats | null, info: UpstreamInfo) => void };
     route: string;
+    /** the upstream path and query (after the upstream's base path) */
+    path: string;
+    /** called once, when the upstream's answer begins or the request ends: `body` is no longer held */
+    release?: () => void;
   }
   interface UpstreamInfo { status: number; firstByteMs: number | null; totalMs: number; error?: string; aborted?: boolean }
 
@@ -245,7 +351,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
     if (res.destroyed || req.socket.destroyed) {
       // the client left while its prompt was being scored: nothing to send upstream
       metrics.clientAborts.inc();
-      f.chat?.done(null, { status: 0, firstByteMs: null, totalMs: 0, aborted: true });
+      metrics.http.inc({ route: f.route, status: String(CLIENT_CLOSED) });
+      f.release?.();
+      f.chat?.done(null, { status: CLIENT_CLOSED, firstByteMs: null, totalMs: 0, aborted: true });
       return;
     }
     const headers: http.OutgoingHttpHeaders = {};
@@ -254,7 +362,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     if (f.body) headers['content-length'] = String(f.body.length);
     else if (req.headers['content-length'] !== undefined) headers['content-length'] = req.headers['content-length'];
     else if (req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = req.headers['transfer-encoding'];
-    if (upstream.username && headers.authorization === undefined) {
+    if (upstream.username && (opts.replaceAuthorization || headers.authorization === undefined)) {
       headers.authorization = 'Basic ' + Buffer.from(`${decodeURIComponent(upstream.username)}:${decodeURIComponent(upstream.password)}`).toString('base64');
     }
     const started = performance.now();
@@ -265,19 +373,21 @@ export function createGateway(opts: GatewayOptions): Gateway {
       if (finished) return;
       finished = true;
       metrics.inFlight.dec();
+      f.release?.();
       const totalMs = performance.now() - started;
       if (info.status > 0 && !info.error) metrics.upstreamSeconds.observe({ phase: 'total' }, totalMs / 1000);
-      // a client that left before the response began: nginx's 499 (res.statusCode would say 200)
+      // the status the client got (a client that left mid-answer got the upstream's); one that
+      // left before the response began: nginx's 499 (res.statusCode would say 200)
       const status = res.headersSent ? res.statusCode : info.aborted ? CLIENT_CLOSED : info.status;
       metrics.http.inc({ route: f.route, status: String(status || 0) });
-      f.chat?.done(stats, { ...info, firstByteMs, totalMs });
+      f.chat?.done(stats, { ...info, status, firstByteMs, totalMs });
     };
 
     const up = client.request({
       protocol: upstream.protocol,
       hostname: upstream.hostname.replace(/^\[(.*)\]$/, '$1'), // an IPv6 address without its URL brackets
       port: upstream.port || undefined,
-      path: basePath + (req.url ?? '/'),
+      path: basePath + f.path,
       method: req.method,
       headers,
       agent,
@@ -375,11 +485,17 @@ export function createGateway(opts: GatewayOptions): Gateway {
 
     up.on('response', (ur) => {
       clearTimeout(connectTimer);
+      // the body is not replayed once the answer has begun
+      f.release?.();
+      f.body = undefined;
       firstByteMs = performance.now() - started;
       metrics.upstreamSeconds.observe({ phase: 'first_byte' }, firstByteMs / 1000);
       const out: http.OutgoingHttpHeaders = {};
       for (const [k, v] of Object.entries(ur.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) out[k] = v;
       if (ur.headers['content-length'] !== undefined) out['content-length'] = ur.headers['content-length'];
+      // a redirect to the upstream itself points at the gateway (nginx's proxy_redirect default):
+      // the client neither learns the upstream's address nor follows it around the gateway
+      if (typeof out.location === 'string') out.location = gatewayLocation(out.location);
       const status = ur.statusCode ?? 0;
       const ok = status >= 200 && status < 300;
       const encoding = String(ur.headers['content-encoding'] ?? '').trim().toLowerCase() || 'identity';
@@ -538,11 +654,23 @@ export function createGateway(opts: GatewayOptions): Gateway {
     req.pipe(up);
   }
 
-  async function chat(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  async function chat(req: http.IncomingMessage, res: http.ServerResponse, path: string): Promise<void> {
+    const hold = { bytes: 0 };
+    const release = (): void => { buffered -= hold.bytes; hold.bytes = 0; };
+    let handedOver = false;
+    try {
+      await chatBody(req, res, path, hold, release, () => { handedOver = true; });
+    } finally {
+      // the body is held until forward() lets it go (its answer began, or it ended)
+      if (!handedOver) release();
+    }
+  }
+
+  async function chatBody(req: http.IncomingMessage, res: http.ServerResponse, path: string, hold: { bytes: number }, release: () => void, handOver: () => void): Promise<void> {
     const id = String(req.headers['x-request-id'] ?? randomUUID());
-    const buf = await readBody(req, res);
+    const buf = await readBody(req, res, hold);
     if (!buf) {
-      if (res.statusCode === 413) metrics.http.inc({ route: '/v1/chat/completions', status: '413' });
+      if (res.statusCode === 413 || res.statusCode === 503) metrics.http.inc({ route: '/v1/chat/completions', status: String(res.statusCode) });
       else {
         metrics.clientAborts.inc();
         metrics.http.inc({ route: '/v1/chat/completions', status: String(CLIENT_CLOSED) });
@@ -555,6 +683,11 @@ export function createGateway(opts: GatewayOptions): Gateway {
       log({ level: 'warn', msg: 'bad request', id, status: e.status, error: logged });
       send(res, e.status, openaiError(e.message, 'invalid_request_error', e.param, e.code));
     };
+    // JSON is UTF-8 (RFC 8259): a body that is not is refused, never altered on its way
+    const notUtf8 = isUtf8(buf) ? -1 : invalidUtf8At(buf);
+    if (notUtf8 >= 0) {
+      return bad(new RequestError(`the request body is not valid UTF-8 (JSON text must be): the byte at offset ${notUtf8} (0x${buf[notUtf8]!.toString(16).padStart(2, '0')}) starts no UTF-8 character`, null, 400, 'invalid_utf8'));
+    }
     const text = buf.toString('utf8');
     let body: Record<string, unknown>;
     try {
@@ -567,7 +700,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       const at = /at position (\d+)/.exec((err as Error).message);
       return bad(new RequestError(`invalid JSON in the request body: ${(err as Error).message}`, null, 400, 'invalid_json'), `invalid JSON in the request body${at ? ` at position ${at[1]}` : ''}`);
     }
-    let prompt: string;
+    let prompt: string | null;
     try {
       prompt = lastUserText(body);
     } catch (err) {
@@ -575,33 +708,37 @@ export function createGateway(opts: GatewayOptions): Gateway {
       throw err;
     }
     const stream = body.stream === true;
+    // nothing to score (no user message, or a last one without text: an image alone, an empty
+    // string): the allocator would score the empty string. Forwarded as sent, without a budget
+    const unscored = prompt === null ? 'no user message' : prompt.trim() === '' ? 'no text in the last user message' : null;
 
     // score
-    const longPrompt = prompt.length > maxScoreChars;
-    const scored = wellFormed(longPrompt ? prompt.slice(0, maxScoreChars) : prompt);
+    const longPrompt = prompt !== null && prompt.length > maxScoreChars;
     const t0 = performance.now();
     let a: Assessment | null = null;
-    try {
-      a = await batcher.score(scored);
-      if (!Number.isFinite(a.risk)) throw new Error('the allocator returned no score');
-    } catch (err) {
-      a = null;
-      metrics.allocatorErrors.inc();
-      log({ level: 'error', msg: 'allocator failed; request forwarded unchanged', id, error: (err as Error).message });
+    if (prompt !== null && unscored === null) {
+      try {
+        a = await batcher.score(wellFormed(longPrompt ? prompt.slice(0, maxScoreChars) : prompt));
+        if (!Number.isFinite(a.risk)) throw new Error('the allocator returned no score');
+      } catch (err) {
+        a = null;
+        metrics.allocatorErrors.inc();
+        log({ level: 'error', msg: 'allocator failed; request forwarded unchanged', id, error: (err as Error).message });
+      }
     }
-    const allocatorMs = performance.now() - t0;
-    metrics.allocatorSeconds.observe(allocatorMs / 1000);
+    const allocatorMs = unscored === null ? performance.now() - t0 : 0;
+    if (unscored === null) metrics.allocatorSeconds.observe(allocatorMs / 1000);
     const truncated = !!a && (longPrompt || a.truncated);
     if (truncated) {
       metrics.truncatedScores.inc();
-      log({ level: 'warn', msg: 'prompt longer than the allocator reads: scored on its start', id, prompt_chars: prompt.length, scored_tokens: a!.tokens });
+      log({ level: 'warn', msg: 'prompt longer than the allocator reads: scored on its start', id, prompt_chars: prompt!.length, scored_tokens: a!.tokens });
     }
 
     const tier: Tier | 'unscored' = a ? a.tier : 'unscored';
     const budget = a ? (opts.maxBudget !== undefined ? Math.max(0, Math.min(opts.maxBudget, a.budget)) : a.budget) : 0;
     const extra: Record<string, string> = {
       'x-conscience-tier': tier,
-      'x-conscience-risk': a ? a.risk.toFixed(4) : 'nan',
+      ...(unscored === null ? { 'x-conscience-risk': a ? a.risk.toFixed(4) : 'nan' } : { 'x-conscience-unscored': unscored === 'no user message' ? 'no-user-message' : 'no-text' }),
       'x-conscience-budget': String(budget),
     };
     if (truncated) extra['x-conscience-truncated'] = '1';
@@ -609,16 +746,26 @@ export function createGateway(opts: GatewayOptions): Gateway {
       extra['x-conscience-unfamiliar'] = '1';
       metrics.unfamiliarScores.inc();
     }
-    const action: 'forwarded' | 'observed' | 'refused' | 'unscored' = !a ? 'unscored' : opts.observeOnly ? 'observed' : policy.refuse.has(a.tier) ? 'refused' : 'forwarded';
+    const action: 'forwarded' | 'observed' | 'refused' | 'unscored' = unscored !== null ? (opts.observeOnly ? 'observed' : 'forwarded')
+      : !a ? 'unscored' : opts.observeOnly ? 'observed' : policy.refuse.has(a.tier) ? 'refused' : 'forwarded';
     let out = buf;
-    if (action === 'forwarded') {
+    if (action === 'forwarded' && a) {
       const changed: Record<string, unknown> = { messages: withBudget(body.messages as Array<Record<string, unknown>>, template, budget) };
-      const cap = policy.maxTokens[a!.tier];
+      const cap = policy.maxTokens[a.tier];
       if (cap !== undefined) {
-        const key = typeof body.max_completion_tokens === 'number' ? 'max_completion_tokens' : 'max_tokens';
-        const asked = body[key];
-        changed[key] = typeof asked === 'number' && asked < cap ? asked : cap;
-        extra['x-conscience-max-tokens'] = String(changed[key]);
+        // every limit sent is capped, a numeric string too (the upstreams coerce "4000"), and
+        // one that sets no limit (0: vLLM reads `max_completion_tokens or max_tokens`, or a
+        // form the gateway does not read); a limit of 1..cap is left as sent. Without one,
+        // max_tokens is added. The upstreams take max_completion_tokens first
+        const sent = (['max_completion_tokens', 'max_tokens'] as const).filter((k) => body[k] !== undefined && body[k] !== null);
+        const limits: number[] = [];
+        for (const key of sent) {
+          const asked = tokenLimit(body[key]);
+          if (asked !== null && asked >= 1 && asked <= cap) limits.push(asked);
+          else { changed[key] = cap; limits.push(cap); }
+        }
+        if (sent.length === 0) { changed.max_tokens = cap; limits.push(cap); }
+        extra['x-conscience-max-tokens'] = String(limits[0]);
       }
       try {
         out = Buffer.from(withMembers(text, changed) ?? JSON.stringify({ ...body, ...changed }));
@@ -637,21 +784,29 @@ export function createGateway(opts: GatewayOptions): Gateway {
       metrics.budgetTokens.inc({ tier: a.tier }, budget * choices);
       if (action !== 'observed') metrics.savedTokens.inc({ tier: a.tier }, Math.max(0, fixedBudget - budget) * choices);
     };
-    if (a) metrics.requests.inc({ tier: a.tier, action });
-    const base = { id, tier, risk: a ? Number(a.risk.toFixed(4)) : null, budget, ...(n > 1 ? { n } : {}), action, stream, allocator_ms: round(allocatorMs), ...(a?.unfamiliar ? { unfamiliar: true } : {}) };
+    if (a || unscored !== null) metrics.requests.inc({ tier, action });
+    const base = {
+      id, tier, risk: a ? Number(a.risk.toFixed(4)) : null, budget, ...(n > 1 ? { n } : {}), action, ...(unscored !== null ? { unscored } : {}), stream,
+      allocator_ms: round(allocatorMs), ...(a?.unfamiliar ? { unfamiliar: true } : {}),
+    };
+    // the prompt is kept for the log record only when it is logged
+    const logged = opts.logPrompts ? prompt : undefined;
 
     if (action === 'refused') {
       refuse(res, body, stream, n, extra);
       countBudget(n);
       metrics.http.inc({ route: '/v1/chat/completions', status: '200' });
-      log({ level: 'info', msg: 'chat', ...base, status: 200, ...(opts.logPrompts ? { prompt, completion: policy.refusal } : {}) });
+      log({ level: 'info', msg: 'chat', ...base, status: 200, ...(opts.logPrompts ? { prompt: logged, completion: policy.refusal } : {}) });
       return;
     }
 
+    handOver();
     forward(req, res, {
       body: out,
       extra,
       route: '/v1/chat/completions',
+      path,
+      release,
       chat: {
         stream,
         done: (stats, info) => {
@@ -685,7 +840,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
             ...(info.aborted ? { client_aborted: true } : {}),
             ...(info.error ? { error: info.error } : {}),
             ...counts,
-            ...(opts.logPrompts ? { prompt, completion } : {}),
+            ...(opts.logPrompts ? { prompt: logged, completion } : {}),
           });
         },
       },
@@ -721,7 +876,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0]!;
+    // routed as the upstream would route it: /v1/chat%2Fcompletions is chat completions to uvicorn
+    const target = requestTarget(req.url ?? '/');
+    const path = canonicalPath(target.path);
     if (path === '/health' && req.method === 'GET') {
       send(res, 200, JSON.stringify({ status: 'ok', upstream: upstreamName, observe_only: !!opts.observeOnly, allocator: opts.allocator.model.config.version }));
       metrics.http.inc({ route: '/health', status: '200' });
@@ -733,7 +890,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
       res.end(text);
       return;
     }
-    if (path === '/v1/chat/completions' && req.method === 'POST') return chat(req, res);
+    // the upstream gets the chat path in its one spelling: what it serves is what was scored
+    if (path === '/v1/chat/completions' && req.method === 'POST') return chat(req, res, path + target.query);
     // everything else (/v1/completions, /v1/models, embeddings, ...) goes through untouched
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > maxBody) {
@@ -742,7 +900,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       res.once('finish', () => req.destroy());
       return;
     }
-    forward(req, res, { route: route(path) });
+    forward(req, res, { route: route(path), path: target.path + target.query });
   }
 
   let active = 0;
@@ -753,7 +911,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       log({ level: 'error', msg: 'internal error', error: err.message });
       if (!res.headersSent) {
         send(res, 500, openaiError(`conscience gateway: ${err.message}`, 'internal_error'));
-        metrics.http.inc({ route: route((req.url ?? '/').split('?')[0]!), status: '500' });
+        metrics.http.inc({ route: route(canonicalPath(requestTarget(req.url ?? '/').path)), status: '500' });
       } else res.destroy();
     });
   });

@@ -14,21 +14,36 @@ export class RequestError extends Error {
 
 type Msg = Record<string, unknown>;
 
-/** The text of a message's content: a string, or the text parts of a content array. */
+/**
+ * The text of a message's content: a string, or the text of a content array's parts, joined by
+ * newlines as vLLM joins them: plain strings, parts of type `text`, `input_text` and
+ * `output_text` (their `text`; transformers serve and vLLM render all three), `refusal` (its
+ * `refusal`) and `thinking` (its `thinking`), which vLLM renders too. Other parts (images,
+ * audio, unknown types) carry no text.
+ */
 export function contentText(content: unknown): string | null {
   if (typeof content === 'string') return content;
   if (Array.isArray(content)) {
     const parts: string[] = [];
     for (const p of content) {
-      if (p && typeof p === 'object' && (p as Msg).type === 'text' && typeof (p as Msg).text === 'string') parts.push((p as Msg).text as string);
+      if (typeof p === 'string') { parts.push(p); continue; }
+      if (!p || typeof p !== 'object') continue;
+      const type = (p as Msg).type;
+      const field = type === 'text' || type === 'input_text' || type === 'output_text' ? 'text' : type === 'refusal' ? 'refusal' : type === 'thinking' ? 'thinking' : null;
+      const text = field ? (p as Msg)[field] : undefined;
+      if (typeof text === 'string') parts.push(text);
     }
     return parts.join('\n');
   }
   return null;
 }
 
-/** Validates `body.messages` (OpenAI's shape) and returns the last user message's text. */
-export function lastUserText(body: Record<string, unknown>): string {
+/**
+ * Validates `body.messages` (OpenAI's shape) and returns the last user message's text; null
+ * when there is no user message (a system prompt alone, or with an assistant prefill: servers
+ * accept it, and there is nothing to score).
+ */
+export function lastUserText(body: Record<string, unknown>): string | null {
   const messages = body.messages;
   if (messages === undefined) throw new RequestError("'messages' is a required property", 'messages');
   if (!Array.isArray(messages)) throw new RequestError(`'messages' must be an array, got ${typeName(messages)}`, 'messages');
@@ -44,7 +59,6 @@ export function lastUserText(body: Record<string, unknown>): string {
       last = text;
     }
   });
-  if (last === null) throw new RequestError("'messages' has no message with role 'user' to score", 'messages');
   return last;
 }
 
