@@ -11,6 +11,7 @@ import * as vscode from 'vscode';
 import { dashboardHtml, makeNonce } from '../core/dashboard/html';
 import { DashboardSession } from '../core/dashboard/session';
 import { formatProblem } from '../core/runs/events';
+import { clip } from '../core/protocol/validate';
 import { configDiff, recipeConfig } from '../core/dashboard/config';
 import { Lifetime, OnePerKey } from '../core/lifecycle';
 import type { RunReader } from '../core/runs/feed';
@@ -169,7 +170,8 @@ class DashboardPanel {
           return recipeConfig(text, file);
         } catch (err) {
           if (!(err instanceof vscode.FileSystemError)) {
-            notes.push(`${this.runIds[i]}: ${(err as Error).message}`);
+            // clipped, so one long error (a YAML error quoting the file) leaves room for the other runs' notes
+            notes.push(`${this.runIds[i]}: ${clip((err as Error).message, 1000)}`);
             return null;
           }
         }

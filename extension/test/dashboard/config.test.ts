@@ -23,3 +23,10 @@ test('two shipped-recipe variants differ in exactly the keys that were changed, 
   assert.deepEqual(configDiff([a, null]).rows.length, keys, 'a run without a recipe differs in every key');
   assert.throws(() => recipeConfig('- a\n- b\n', 'x.yaml'), /x\.yaml: not a YAML mapping/);
 });
+
+test('a recipe key named like an Object member (constructor, toString) compares as any other key', () => {
+  const a = recipeConfig('constructor: 1\nlr: 1\n', 'a.yaml');
+  const b = recipeConfig('lr: 1\n', 'b.yaml');
+  assert.deepEqual(configDiff([a, b]).rows, [{ key: 'constructor', values: ['1', null] }]);
+  assert.deepEqual(configDiff([b, recipeConfig('toString: x\nlr: 1\n', 'c.yaml')]).rows, [{ key: 'toString', values: [null, 'x'] }]);
+});

@@ -74,10 +74,13 @@ const axisDd = dropdown(
   { testId: 'x-axis', title: 'X axis' },
 );
 const smoothVal = $('span', 'smooth-value', view.smoothing.toFixed(2));
+/** A frame requested to send the slider's value: a drag sends at most one view per frame, the latest. */
+let smoothFrame = 0;
 const smooth = slider(0, 0.99, 0.01, view.smoothing, (v) => {
   view.smoothing = v;
   smoothVal.textContent = v.toFixed(2);
-  sendView();
+  saveState();
+  if (!smoothFrame) smoothFrame = requestAnimationFrame(() => { smoothFrame = 0; sendView(); });
 }, { testId: 'smoothing', title: 'EMA smoothing (TensorBoard-style, debiased)' });
 const resetBtn = button('Reset zoom', () => { view.range = null; sendView(); }, { secondary: true, testId: 'reset-zoom' });
 const csvBtn = button('Export CSV', () => post({ type: 'exportCsv', reqId: ++reqId }), { testId: 'export-csv', title: 'Every row of every series' });
@@ -257,7 +260,8 @@ function build(spec: ChartSpec, w: ChartWindow | undefined, smoothing: number): 
         cols.push(toArr(rw.raw[s.key]));
         keys.push(`${rw.runId}/${s.key}/raw`);
       }
-      series.push({ label: `${prefix}${s.label}`, stroke: c, width: 1.5, dash: d, value: (_u, v) => fmtNum(v), points: { show: false } });
+      // markers where points are few (uPlot's default), and on a lone value between gaps, which no line reaches
+      series.push({ label: `${prefix}${s.label}`, stroke: c, width: 1.5, dash: d, value: (_u, v) => fmtNum(v), points: { fill: c, filter: lonePoints } });
       cols.push(toArr(y));
       keys.push(`${rw.runId}/${s.key}`);
     }
@@ -272,6 +276,30 @@ function build(spec: ChartSpec, w: ChartWindow | undefined, smoothing: number): 
   }
   const sig = JSON.stringify([view.xAxis, keys, spec.log ?? false, runs.map((r) => r.label)]);
   return { data, series, bands, keys, sig };
+}
+
+/**
+ * The values of series `si` with no value to join on either side (a gap or the end): a line
+ * draws nothing for them, so they get a marker. Alignment artifacts of joined runs
+ * (undefined) are not gaps: the line runs across them.
+ */
+function lonePoints(u: uPlot, si: number, show: boolean): number[] | null {
+  if (show) return null;
+  const y = u.data[si] as ArrayLike<number | null | undefined>;
+  const [i0, i1] = u.series[0].idxs ?? [0, y.length - 1];
+  const out: number[] = [];
+  let prev: number | null | undefined = null;
+  for (let i = 0; i < y.length; i++) {
+    const v = y[i];
+    if (v === undefined) continue;
+    if (v !== null && prev === null && i >= i0 && i <= i1) {
+      let next: number | null | undefined = null;
+      for (let j = i + 1; j < y.length; j++) if ((next = y[j]) !== undefined) break;
+      if (next === null || next === undefined) out.push(i);
+    }
+    prev = v;
+  }
+  return out.length ? out : null;
 }
 
 /**
@@ -544,7 +572,7 @@ function renderRuns(): void {
     runsSig = sig;
     buildRuns();
   }
-  const side = JSON.stringify(runs.map((r) => [r.label, r.status, r.budgets ?? null, r.cause ?? null]));
+  const side = JSON.stringify(runs.map((r) => [r.label, r.status, r.budgets ?? null, r.cause ?? null, r.keysDropped ?? 0]));
   if (side !== sideSig) {
     sideSig = side;
     renderRunNotes();
@@ -592,6 +620,13 @@ function renderRunNotes(): void {
   for (const r of runs) {
     if (!r.budgets) continue;
     const line = $('div', r.budgets.fallback ? 'fallback' : '', `${compare() ? r.label + ': ' : ''}${r.budgets.text}`);
+    budgetsEl.append(line);
+  }
+  // metric keys past the host's limit per run are not kept: say so, not silently chart less
+  for (const r of runs) {
+    if (!r.keysDropped) continue;
+    const line = $('div', 'fallback', `${compare() ? r.label + ': ' : ''}${r.keysDropped.toLocaleString()} metric key(s) past the first 2,000 were not kept: not charted, not in the CSV export`);
+    line.dataset.testid = `keys-dropped-${r.id}`;
     budgetsEl.append(line);
   }
   budgetsEl.hidden = !budgetsEl.childElementCount;

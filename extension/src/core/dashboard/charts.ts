@@ -7,6 +7,16 @@ const REWARD_FN = /^rewards\/(.+)\/mean$/;
 /** eval/<arm>/<group>/<stat> (conscience.eval's metrics; docs/events.md). */
 const EVAL_KEY = /^eval\/(.+)\/(all|harmful|borderline|benign)\/(refusal|format_ok|safety_tokens|budget_adherence|no_answer)$/;
 
+/** The fixed keys a chart draws (chartSpecs below). */
+const CHARTED = new Set(['reward', 'reward_std', 'safety/tokens_mean', 'safety/budget_mean', 'kl', 'loss',
+  'completions/mean_length', 'completions/min_length', 'completions/max_length', 'completions/clipped_ratio',
+  'learning_rate', 'grad_norm']);
+
+/** Whether some chart draws `key` (the series store keeps these when it is full). */
+export function isChartKey(key: string): boolean {
+  return key.length <= LIMITS.maxKeyLength && (CHARTED.has(key) || REWARD_FN.test(key) || EVAL_KEY.test(key));
+}
+
 /**
  * The charts for `keys`. A key longer than the protocol takes (LIMITS.maxKeyLength), and the
  * series of a chart past LIMITS.maxSeries, are not charted: they go to `left`.

@@ -19,7 +19,7 @@ export function configDiff(configs: (Record<string, string> | null)[]): { rows: 
   for (const c of configs) if (c) for (const k of Object.keys(c)) all.add(k);
   const rows: ConfigRow[] = [];
   for (const key of [...all].sort()) {
-    const values = configs.map((c) => (c && key in c ? c[key]!.slice(0, 2000) : null));
+    const values = configs.map((c) => (c && Object.hasOwn(c, key) ? c[key]!.slice(0, 2000) : null));
     if (new Set(values).size > 1) rows.push({ key: key.slice(0, 500), values });
   }
   return { rows, keys: all.size };

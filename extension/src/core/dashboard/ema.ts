@@ -21,6 +21,8 @@ export function emaInto(
   state: EmaState = { last: 0, n: 0 },
 ): EmaState {
   let { last, n } = state;
+  // weight^n, kept as a running product (Math.pow per point was most of a slider tick's time)
+  let wn = Math.pow(weight, n);
   for (let i = from; i < to; i++) {
     const v = src[i];
     if (!Number.isFinite(v)) {
@@ -29,7 +31,8 @@ export function emaInto(
     }
     last = last * weight + (1 - weight) * v;
     n++;
-    const debias = weight === 1 ? 1 : 1 - Math.pow(weight, n);
+    wn *= weight;
+    const debias = weight === 1 ? 1 : 1 - wn;
     dst[i] = last / debias;
   }
   return { last, n };

@@ -2,15 +2,22 @@
 // truncated or downsampled (decimation happens per request in decimate.ts). Rows are kept
 // sorted by step: a metrics event whose step is below the last one (a resume from an earlier
 // checkpoint) supersedes the rows from that step on; superseded rows are kept aside so the
-// CSV export still has every row ever logged.
+// CSV export still has every row ever logged. So does a new attempt (a resume, a SLURM requeue:
+// a `run_started` after metrics) logging the step its predecessor logged last; only logs of
+// one attempt at one step merge into a row.
 import type { MetricsEvent } from '../runs/events';
+import { isChartKey } from './charts';
 
 /** Derived columns (not exported): the reward band. */
 export const DERIVED: Record<string, { of: string; by: string; sign: 1 | -1 }> = {
   'reward+std': { of: 'reward', by: 'reward_std', sign: 1 },
   'reward-std': { of: 'reward', by: 'reward_std', sign: -1 },
 };
-const MAX_KEYS = 2000;
+/** An own key of DERIVED (`k in DERIVED` is true for `constructor`, `toString`, ...). */
+export const isDerived = (k: string): boolean => Object.hasOwn(DERIVED, k);
+/** Metric keys kept per run; keys a chart draws may go past it, up to CHARTED_RESERVE more. */
+export const MAX_KEYS = 2000;
+const CHARTED_RESERVE = 1000;
 
 export interface ArchivedRow {
   seq: number;
@@ -43,24 +50,48 @@ export class RunSeries {
   private readonly stepC = new Growable(0);
   private readonly timeC = new Growable(0);
   private readonly seqC = new Growable(0);
+  /** The attempt (count of `run_started` seen) that logged each row. */
+  private readonly attemptC = new Growable(0);
+  /** `time` made non-decreasing (see monoTime): the x of the time axes. */
+  private readonly monoC = new Growable(0);
+  /** What monoC adds to `time` from each row on. */
+  private readonly shiftC = new Growable(0);
+  private attempt = 0;
   private readonly cols = new Map<string, Growable>();
+  /** Per key, the rows where it was logged without a number (the runtime writes NaN as null): gaps, not absent values. */
+  private readonly gaps = new Map<string, Set<number>>();
   /** Rows superseded by a resume (kept for the CSV export). */
   readonly archived: ArchivedRow[] = [];
   /** Time of the run's first event: the origin of the 'relative' x axis. */
   t0: number | null = null;
   /** Bumped whenever existing rows change (resume truncation, merge): invalidates caches. */
   generation = 0;
+  /** Keys not kept (past MAX_KEYS): how many, and the first few names. */
   droppedKeys = 0;
+  readonly droppedNames: string[] = [];
 
   constructor(readonly runId: string) {}
 
   get step(): Float64Array { return this.stepC.data.subarray(0, this.len); }
   get time(): Float64Array { return this.timeC.data.subarray(0, this.len); }
   get seq(): Float64Array { return this.seqC.data.subarray(0, this.len); }
+  /**
+   * The rows' times made non-decreasing: where the clock steps back (an attempt requeued on a
+   * node whose clock is behind, an NTP step), that row and the ones after it are shifted
+   * forward by the step back, so they start where the row before ended and keep their
+   * spacing; a missing time repeats the row before. The time axes draw this
+   * (decimation needs ascending x); the CSV keeps the times as logged.
+   */
+  get monoTime(): Float64Array { return this.monoC.data.subarray(0, this.len); }
+
+  /** A new attempt of the run began (a `run_started`): its first log supersedes, never merges. */
+  newAttempt(): void {
+    this.attempt++;
+  }
 
   /** Metric keys as logged (derived band columns excluded), in first-seen order. */
   keys(): string[] {
-    return [...this.cols.keys()].filter((k) => !(k in DERIVED));
+    return [...this.cols.keys()].filter((k) => !isDerived(k));
   }
   has(key: string): boolean {
     return this.cols.has(key);
@@ -68,6 +99,11 @@ export class RunSeries {
   /** The full column for `key` (NaN where a row lacks it), or undefined if never logged. */
   col(key: string): Float64Array | undefined {
     return this.cols.get(key)?.data.subarray(0, this.len);
+  }
+
+  /** The rows where `key` was logged without a finite value (a gap in its line), if any. */
+  gapRows(key: string): ReadonlySet<number> | undefined {
+    return this.gaps.get(key);
   }
 
   noteTime(t: unknown): void {
@@ -83,23 +119,36 @@ export class RunSeries {
     const values = ev.values && typeof ev.values === 'object' ? ev.values : {};
     let row: number;
     const last = this.len ? this.stepC.data[this.len - 1] : -Infinity;
-    if (this.len && step === last) {
-      row = this.len - 1; // a second log call at the same step (e.g. eval): merge
+    if (this.len && step === last && this.attemptC.data[this.len - 1] === this.attempt) {
+      row = this.len - 1; // a second log call of this attempt at the same step (e.g. eval): merge
       this.generation++;
     } else {
-      if (step < last) this.supersedeFrom(step);
+      if (step <= last) this.supersedeFrom(step);
       row = this.len;
       this.grow(row + 1);
       this.len = row + 1;
       this.stepC.data[row] = step;
       this.timeC.data[row] = time;
       this.seqC.data[row] = finite(ev.seq);
+      this.attemptC.data[row] = this.attempt;
+      const prev = row ? this.monoC.data[row - 1] : NaN;
+      let shift = row ? this.shiftC.data[row - 1] : 0;
+      if (row && time + shift < prev) shift = prev - time;
+      this.shiftC.data[row] = shift;
+      this.monoC.data[row] = Number.isNaN(time) ? (row ? prev : (this.t0 ?? 0)) : time + shift;
       for (const c of this.cols.values()) c.data[row] = NaN;
     }
     for (const [k, v] of Object.entries(values)) {
-      if (k in DERIVED) continue;
+      if (isDerived(k)) continue;
       const c = this.column(k);
-      if (c) c.data[row] = finite(v);
+      if (!c) continue;
+      const x = finite(v);
+      c.data[row] = x;
+      if (x !== x) {
+        let g = this.gaps.get(k);
+        if (!g) this.gaps.set(k, (g = new Set()));
+        g.add(row);
+      } else this.gaps.get(k)?.delete(row);
     }
     for (const [k, d] of Object.entries(DERIVED)) {
       const of = this.cols.get(d.of);
@@ -113,8 +162,10 @@ export class RunSeries {
   private column(k: string): Growable | undefined {
     let c = this.cols.get(k);
     if (!c) {
-      if (this.cols.size >= MAX_KEYS) {
+      // a full store keeps taking the keys the dashboard charts (eval/*, safety/*, ...)
+      if (this.cols.size >= MAX_KEYS && (!isChartKey(k) || this.cols.size >= MAX_KEYS + CHARTED_RESERVE)) {
         this.droppedKeys++;
+        if (this.droppedNames.length < 5) this.droppedNames.push(k);
         return undefined;
       }
       c = new Growable(this.cap, this.cap);
@@ -127,7 +178,7 @@ export class RunSeries {
     if (n <= this.cap) return;
     let cap = this.cap || 256;
     while (cap < n) cap *= 2;
-    for (const g of [this.stepC, this.timeC, this.seqC, ...this.cols.values()]) {
+    for (const g of [this.stepC, this.timeC, this.seqC, this.attemptC, this.monoC, this.shiftC, ...this.cols.values()]) {
       const old = g.data.length;
       g.ensure(cap);
       if (g.data.length > old) g.data.fill(NaN, old);
@@ -147,9 +198,10 @@ export class RunSeries {
     }
     for (let i = lo; i < this.len; i++) {
       const values = new Map<string, number>();
-      for (const [k, c] of this.cols) if (!(k in DERIVED)) values.set(k, c.data[i]);
+      for (const [k, c] of this.cols) if (!isDerived(k)) values.set(k, c.data[i]);
       this.archived.push({ seq: this.seqC.data[i], step: s[i], time: this.timeC.data[i], values });
     }
+    for (const g of this.gaps.values()) for (const i of g) if (i >= lo) g.delete(i);
     this.len = lo;
     this.generation++;
   }

@@ -1,8 +1,9 @@
 // The extension side of one dashboard panel, with no vscode import: it holds the runs' full series
 // and every logged sample row (bounded), answers the webview's messages (validated on receipt)
 // and pushes decimated windows when the view changes or new events arrive (coalesced to at most
-// one push per `throttleMs`), and pages of the samples table (one logged step per page,
-// filtered by label and reward). editor/dashboard.ts wires it to a WebviewPanel, the run
+// one push per `throttleMs`; views that arrive while one is pending share its push), and pages
+// of the samples table (one logged step per page, or several when it has more rows than a page
+// holds, filtered by label and reward). editor/dashboard.ts wires it to a WebviewPanel, the run
 // monitor's parsed events (or the run store on disk) and save dialogs; the Chromium tests
 // bundle it for the browser and play the host in the page.
 import type { RunEvent, SampleRow } from '../runs/events';
@@ -16,7 +17,7 @@ import { chartKeys, chartSpecs } from './charts';
 import { toCsv } from './csv';
 import { DecimationCache, gather, stableHi } from './decimate';
 import { emaInto, type EmaState } from './ema';
-import { RunSeries } from './series';
+import { MAX_KEYS, RunSeries } from './series';
 
 export interface SessionRun {
   id: string;
@@ -46,6 +47,16 @@ interface RunData {
   /** Set once the run store reported a state: from then on it, not the events, names the status. */
   fromStore: boolean;
   ema: Map<string, { weight: number; generation: number; upTo: number; state: EmaState; out: Float64Array }>;
+  /** Metric keys dropped (past MAX_KEYS) that the log has been told about. */
+  droppedLogged: number;
+}
+
+/** The rows of a run where one of a chart's keys has a value, extended on appends. */
+interface RowsWith {
+  generation: number;
+  upTo: number;
+  n: number;
+  idx: Uint32Array;
 }
 
 export const DEFAULT_VIEW: ViewState = { xAxis: 'step', range: null, smoothing: 0, width: 600, hidden: [] };
@@ -63,13 +74,17 @@ export class DashboardSession {
   private pending: ReturnType<typeof setTimeout> | undefined;
   private samplesDirty = false;
   private query: SamplesQuery = { ...FIRST_PAGE };
-  /** The step the samples table shows, so that it stays on it while newer steps arrive. */
+  /** The step the samples table shows (and which of its pages), so that it stays on it while newer steps arrive. */
   private shownStep: number | null = null;
+  private shownPart = 0;
   private config: Extract<ToWebview, { type: 'config' }> | null = null;
   private disposed = false;
   private readonly decimation = new Map<string, DecimationCache>();
   /** Metric keys not charted (too long, or past a chart's series limit), as last logged. */
   private keysLeftOut = 0;
+  private readonly rowsWith = new Map<string, RowsWith>();
+  /** The push answering the latest view, while one is pending: views that arrive meanwhile share it. */
+  private viewPush: Promise<void> | undefined;
 
   constructor(runs: SessionRun[], private readonly opts: DashboardSessionOptions) {
     for (const r of runs) {
@@ -79,6 +94,7 @@ export class DashboardSession {
         samples: [],
         fromStore: false,
         ema: new Map(),
+        droppedLogged: 0,
       });
     }
   }
@@ -102,6 +118,7 @@ export class DashboardSession {
           r.meta.step = numOrNull(ev.step);
           break;
         case 'run_started': {
+          r.series.newAttempt();
           r.meta.maxSteps = numOrNull(ev.max_steps);
           const b = budgetSummary(ev.budgets);
           if (b) r.meta.budgets = { text: clip(b.text, 1000), fallback: b.fallback };
@@ -114,7 +131,7 @@ export class DashboardSession {
         case 'samples':
           if (Array.isArray(ev.rows)) {
             const step = numOrNull(ev.step) ?? 0;
-            for (const row of ev.rows.slice(0, LIMITS.maxSampleRows)) r.samples.push(sampleRow(runId, step, row));
+            for (const row of ev.rows.slice(-MAX_SAMPLE_ROWS_KEPT)) r.samples.push(sampleRow(runId, step, row));
             if (r.samples.length > MAX_SAMPLE_ROWS_KEPT) r.samples.splice(0, r.samples.length - MAX_SAMPLE_ROWS_KEPT);
             this.samplesDirty = true;
           }
@@ -126,6 +143,13 @@ export class DashboardSession {
       }
     }
     r.meta.rows = r.series.totalRows;
+    const dropped = r.series.droppedKeys;
+    if (dropped > r.droppedLogged) {
+      r.droppedLogged = dropped;
+      r.meta.keysDropped = dropped;
+      const names = r.series.droppedNames.map((k) => JSON.stringify(clip(k, 80))).join(', ');
+      this.opts.log?.(`dashboard: run ${runId}: ${dropped} metric key(s) past the first ${MAX_KEYS} not kept (not charted, not in the CSV export): ${names}${dropped > r.series.droppedNames.length ? ', …' : ''}`);
+    }
     this.schedule();
   }
 
@@ -148,7 +172,7 @@ export class DashboardSession {
 
   /** The compared runs' recipe differences (see config.ts), shown under the charts. */
   setConfig(rows: ConfigRow[], keys: number, error: string | null = null): void {
-    this.config = { type: 'config', keys, rows, error };
+    this.config = { type: 'config', keys, rows, error: error === null ? null : clip(error, 4096) };
     if (this.ready) this.opts.post(this.config);
   }
 
@@ -172,11 +196,17 @@ export class DashboardSession {
         if (this.config) this.opts.post(this.config);
         return;
       case 'view': {
+        // a slider drag sends a view per tick: computing each in turn would queue the host up
+        // behind them, so the views that arrive before the push runs share one (the latest)
         const { type: _t, viewId, ...view } = msg;
         this.view = view;
         this.viewId = Math.max(this.viewId, viewId);
-        this.push(false);
-        return;
+        this.viewPush ??= new Promise<void>((resolve) => setTimeout(() => {
+          this.viewPush = undefined;
+          if (this.ready) this.push(false);
+          resolve();
+        }, 0));
+        return this.viewPush;
       }
       case 'samplesQuery': {
         const { type: _t, ...q } = msg;
@@ -223,7 +253,10 @@ export class DashboardSession {
     return [...this.runs.values()].map((r) => ({ ...r.meta }));
   }
 
-  /** The page of the samples table for the current query (one logged step per page, newest first). */
+  /**
+   * The page of the samples table for the current query: one logged step per page, newest
+   * first; a step with more rows than a page holds (runs compared, a large batch) spans pages.
+   */
   samplesPage(): Extract<ToWebview, { type: 'samples' }> {
     const q = this.query;
     const labels = new Set<string>();
@@ -247,17 +280,26 @@ export class DashboardSession {
         list.push(row);
       }
     }
-    const steps = [...byStep.keys()].sort((a, b) => b - a);
-    let page = Math.min(q.page, Math.max(0, steps.length - 1));
+    const per = LIMITS.maxSampleRows;
+    const pages: [step: number, part: number][] = [];
+    for (const step of [...byStep.keys()].sort((a, b) => b - a)) {
+      const n = Math.ceil(byStep.get(step)!.length / per);
+      for (let part = 0; part < n; part++) pages.push([step, part]);
+    }
+    let page = Math.min(q.page, Math.max(0, pages.length - 1));
     // stay on the step shown while newer steps arrive in front of it
-    if (this.shownStep !== null && steps.includes(this.shownStep)) page = steps.indexOf(this.shownStep);
-    this.shownStep = steps.length ? steps[page]! : null;
+    if (this.shownStep !== null) {
+      const at = pages.findIndex(([st, part]) => st === this.shownStep && part === this.shownPart);
+      if (at >= 0) page = at;
+    }
+    this.shownStep = pages.length ? pages[page]![0] : null;
+    this.shownPart = pages.length ? pages[page]![1] : 0;
     this.query = { ...q, page };
     let total = 0;
     for (const l of byStep.values()) total += l.length;
-    const rows = this.shownStep === null ? [] : byStep.get(this.shownStep)!.slice(0, LIMITS.maxSampleRows);
+    const rows = this.shownStep === null ? [] : byStep.get(this.shownStep)!.slice(this.shownPart * per, (this.shownPart + 1) * per);
     return {
-      type: 'samples', ...this.query, pages: steps.length, total, steps: allSteps.size,
+      type: 'samples', ...this.query, pages: pages.length, total, steps: allSteps.size,
       labels: [...labels].sort().slice(0, 1000), rewardNames: [...names].sort().slice(0, 100), rows,
     };
   }
@@ -297,7 +339,8 @@ export class DashboardSession {
     for (const r of this.runs.values()) {
       const s = r.series;
       const offset = xAxis === 'relative' ? (s.t0 ?? 0) : 0;
-      const x = xAxis === 'step' ? s.step : s.time;
+      // the time axes draw the times made non-decreasing: an attempt whose clock is behind still draws
+      const x = xAxis === 'step' ? s.step : s.monoTime;
       xs.set(s.runId, { x, offset });
       if (s.len) {
         const lo = x[0] - offset;
@@ -312,19 +355,31 @@ export class DashboardSession {
         const s = r.series;
         const cols = keys.map((k) => s.col(k));
         if (!s.len || cols.every((k) => !k)) continue;
-        const { x, offset } = xs.get(s.runId)!;
+        const { x: fullX, offset } = xs.get(s.runId)!;
         const lo = range ? range[0] + offset : -Infinity;
         const hi = range ? range[1] + offset : Infinity;
-        const present = cols.filter((v): v is Float64Array => !!v);
+        const fullPresent = cols.filter((v): v is Float64Array => !!v);
+        // a chart decimates over the rows that logged one of its keys: an eval logged every N
+        // steps joins into a line of its own instead of lone values between the training rows'
+        // gaps (which no line reaches); a value logged as null (NaN) stays a gap
+        const charted = keys.filter((_k, j) => cols[j]);
+        const rw = this.rowsWithValues(`${c.id}\u0000${s.runId}\u0000${charted.join('\u0001')}`, s, fullPresent, charted.map((k) => s.gapRows(k)));
+        if (!rw.n) continue;
+        const dense = rw.n === s.len;
+        const rows = dense ? undefined : rw.idx.subarray(0, rw.n);
+        const x = rows ? gather(fullX, rows) : fullX;
+        const present = rows ? fullPresent.map((col) => gather(col, rows)) : fullPresent;
+        const len = rows ? rw.n : s.len;
         const wlo = Number.isFinite(lo) ? lo : x[0];
-        const whi = Number.isFinite(hi) ? hi : x[s.len - 1];
+        const whi = Number.isFinite(hi) ? hi : x[len - 1];
         // the view of everything decimates on a grid that stays put while the run grows, so
         // each append only re-scans the last pixel column (DecimationCache)
         const gridHi = range ? whi : stableHi(wlo, whi);
-        const ck = `${c.id}\u0000${s.runId}\u0000${xAxis}`;
+        const ck = `${c.id}\u0000${s.runId}\u0000${xAxis}\u0000${dense ? 'all' : 'rows'}`;
         let cache = this.decimation.get(ck);
         if (!cache) this.decimation.set(ck, (cache = new DecimationCache()));
-        const idx = cache.indices(x, s.len, present, wlo, gridHi, width, s.generation);
+        const picked = cache.indices(x, len, present, wlo, gridHi, width, s.generation);
+        const idx = rows ? picked.map((i) => rows[i]!) : picked;
         const y: Record<string, Float64Array> = {};
         const raw: Record<string, Float64Array> | undefined = smoothing > 0 ? {} : undefined;
         keys.forEach((k, j) => {
@@ -337,11 +392,39 @@ export class DashboardSession {
             y[k] = gather(col, idx);
           }
         });
-        runs.push({ runId: s.runId, x: gather(x, idx, offset), y, ...(raw ? { raw } : {}), total: countIn(x, s.len, wlo, whi) });
+        runs.push({ runId: s.runId, x: gather(fullX, idx, offset), y, ...(raw ? { raw } : {}), total: countRows(fullX, rw.idx, rw.n, wlo, whi) - gapsIn(fullX, fullPresent, charted.map((k) => s.gapRows(k)), wlo, whi) });
       }
       return { chartId: c.id, runs };
     });
     return { type: 'window', viewId: this.viewId, xAxis, range, extent, smoothing, charts };
+  }
+
+  /**
+   * The rows of `s` where one of `cols` has a value or was logged as a gap (`gaps`), cached per
+   * chart and run, extended on appends.
+   */
+  private rowsWithValues(key: string, s: RunSeries, cols: Float64Array[], gaps: (ReadonlySet<number> | undefined)[]): RowsWith {
+    let c = this.rowsWith.get(key);
+    if (!c || c.generation !== s.generation || c.upTo > s.len) {
+      c = { generation: s.generation, upTo: 0, n: 0, idx: new Uint32Array(Math.max(256, s.len)) };
+      this.rowsWith.set(key, c);
+    }
+    if (c.upTo < s.len) {
+      if (c.idx.length < s.len) {
+        const grown = new Uint32Array(Math.max(s.len, c.idx.length * 2));
+        grown.set(c.idx.subarray(0, c.n));
+        c.idx = grown;
+      }
+      const logged = gaps.filter((g): g is ReadonlySet<number> => !!g && g.size > 0);
+      for (let i = c.upTo; i < s.len; i++) {
+        let has = false;
+        for (const col of cols) if (col[i] === col[i]) { has = true; break; }
+        if (!has) for (const g of logged) if (g.has(i)) { has = true; break; }
+        if (has) c.idx[c.n++] = i;
+      }
+      c.upTo = s.len;
+    }
+    return c;
   }
 
   /** The EMA of a column over the whole run, cached and extended on appends. */
@@ -369,9 +452,9 @@ export class DashboardSession {
       const { text, rows } = this.csv();
       const name = `${this.runIds.join('+').slice(0, 120)}.csv`;
       const path = await this.opts.saveCsv(name, text);
-      this.opts.post({ type: 'exported', reqId, kind: 'csv', ok: path !== null, path, rows, error: path === null ? 'cancelled' : null });
+      this.opts.post({ type: 'exported', reqId, kind: 'csv', ok: path !== null, path: path === null ? null : clip(path, 4096), rows, error: path === null ? 'cancelled' : null });
     } catch (err) {
-      this.opts.post({ type: 'exported', reqId, kind: 'csv', ok: false, path: null, rows: null, error: String((err as Error).message ?? err) });
+      this.opts.post({ type: 'exported', reqId, kind: 'csv', ok: false, path: null, rows: null, error: errorText(err) });
     }
   }
 
@@ -384,20 +467,31 @@ export class DashboardSession {
       if (png.length < 8 || png[0] !== 0x89 || png[1] !== 0x50 || png[2] !== 0x4e || png[3] !== 0x47) throw new Error('not a PNG image');
       const safe = chartId.replace(/[^A-Za-z0-9_-]/g, '_');
       const path = await this.opts.savePng(`${this.runIds.join('+').slice(0, 100)}-${safe}.png`, png);
-      this.opts.post({ type: 'exported', reqId, kind: 'png', ok: path !== null, path, rows: null, error: path === null ? 'cancelled' : null });
+      this.opts.post({ type: 'exported', reqId, kind: 'png', ok: path !== null, path: path === null ? null : clip(path, 4096), rows: null, error: path === null ? 'cancelled' : null });
     } catch (err) {
-      this.opts.post({ type: 'exported', reqId, kind: 'png', ok: false, path: null, rows: null, error: String((err as Error).message ?? err) });
+      this.opts.post({ type: 'exported', reqId, kind: 'png', ok: false, path: null, rows: null, error: errorText(err) });
     }
   }
 }
 
-function countIn(x: Float64Array, len: number, lo: number, hi: number): number {
+/** Rows in [lo, hi] logged as gaps of every one of `cols` (no value to count): the gap sets are rare and small. */
+function gapsIn(x: Float64Array, cols: Float64Array[], gaps: (ReadonlySet<number> | undefined)[], lo: number, hi: number): number {
+  const rows = new Set<number>();
+  for (const g of gaps) if (g) for (const i of g) if (x[i]! >= lo && x[i]! <= hi && cols.every((c) => !(c[i] === c[i]))) rows.add(i);
+  return rows.size;
+}
+
+/** An error as the protocol takes it (a failed save's message can quote a long path). */
+const errorText = (err: unknown): string => clip(String((err as Error)?.message ?? err), 4096);
+
+/** How many of `rows` (the first `n`, ascending) have x in [lo, hi]: the values a chart has there. */
+function countRows(x: Float64Array, rows: Uint32Array, n: number, lo: number, hi: number): number {
   let a = 0;
-  let b = len;
-  while (a < b) { const m = (a + b) >>> 1; if (x[m] < lo) a = m + 1; else b = m; }
+  let b = n;
+  while (a < b) { const m = (a + b) >>> 1; if (x[rows[m]!]! < lo) a = m + 1; else b = m; }
   let c = a;
-  let d = len;
-  while (c < d) { const m = (c + d) >>> 1; if (x[m] <= hi) c = m + 1; else d = m; }
+  let d = n;
+  while (c < d) { const m = (c + d) >>> 1; if (x[rows[m]!]! <= hi) c = m + 1; else d = m; }
   return c - a;
 }
 

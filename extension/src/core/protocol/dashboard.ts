@@ -66,6 +66,8 @@ const runMeta = obj({
   cause: optional(str(4096)),
   /** Where the safety budgets came from (run_started.budgets), and whether the allocator failed. */
   budgets: optional(obj({ text: str(1000), fallback: bool })),
+  /** Metric keys the host did not keep (past its limit per run): not charted, not in the CSV. */
+  keysDropped: optional(int(0)),
 });
 export type RunMeta = Infer<typeof runMeta>;
 
@@ -83,13 +85,13 @@ export type ChartSeriesSpec = ChartSpec['series'][number];
 
 const seriesWindow = obj({
   runId: id,
-  /** x values (step, seconds since start, or Unix seconds), ascending. */
+  /** x values (step, seconds since start, or Unix seconds), ascending (times where a clock stepped back are shifted forward: RunSeries.monoTime). */
   x: f64(),
   /** Per key: the values drawn (EMA-smoothed when smoothing > 0); NaN = gap. */
   y: record(f64(), 1000),
   /** Per key, only when smoothing > 0: the raw values at the same x (drawn faint). */
   raw: optional(record(f64(), 1000)),
-  /** Points in the window before decimation. */
+  /** The chart's values in the window before decimation: rows holding one of its keys. */
   total: int(0),
 });
 export type SeriesWindow = Infer<typeof seriesWindow>;

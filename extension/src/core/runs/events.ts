@@ -457,6 +457,8 @@ export interface ReadResult {
   nextLine?: number;
   /** The lines this read took (a follower's read): what a second follower takes with its events (EventTail.take). */
   marks?: LineMarks;
+  /** The read stopped at its `maxBytes` with complete lines left to read: read again for them. */
+  more?: boolean;
 }
 
 /**
@@ -478,7 +480,7 @@ export async function readEventsFrom(file: string, offset = 0, opts: { line?: nu
  * regrown past the reader, rewritten in place, replaced by a new file or deleted and written
  * again shows each event it holds once, the ones after the cut included.
  */
-async function readLines(file: string, seen: ReadLines, line?: number): Promise<ReadResult> {
+async function readLines(file: string, seen: ReadLines, line?: number, maxBytes = Infinity): Promise<ReadResult> {
   let handle;
   try {
     handle = await open(file, 'r');
@@ -517,6 +519,7 @@ async function readLines(file: string, seen: ReadLines, line?: number): Promise<
     const lineProblems: ParseProblem[] = []; // their `line` is relative (1 = the line at `from`) until the end
     const marks: LineMarks | undefined = seen.remember ? { ident: seen.ident, from, ends: [], fps: [] } : undefined;
     let rel = 0;
+    let more = false;
     const scan = await scanLines(fh, from, size, (l) => {
       const fp = seen.remember ? fingerprint(l.head) : 0;
       seen.add(l.end, fp);
@@ -525,6 +528,11 @@ async function readLines(file: string, seen: ReadLines, line?: number): Promise<
       const r = parseLine(l, file, ++rel);
       if (r.event) events.push(r.event);
       if (r.problem) lineProblems.push(r.problem);
+      // a bounded read stops after the line that took it to maxBytes
+      if (l.end - from >= maxBytes && l.end < size) {
+        more = true;
+        return false;
+      }
     }, seen.unfinished);
     if (seen.remember) seen.unfinished = scan.unfinished;
     problems.push(...lineProblems);
@@ -534,7 +542,7 @@ async function readLines(file: string, seen: ReadLines, line?: number): Promise<
       baseLine = n + 1;
     }
     for (const p of lineProblems) p.line = baseLine === undefined ? undefined : baseLine + p.line! - 1;
-    return { events, nextOffset: scan.next, problems, rewound: !!cut, nextLine: baseLine === undefined ? undefined : baseLine + rel, marks };
+    return { events, nextOffset: scan.next, problems, rewound: !!cut, nextLine: baseLine === undefined ? undefined : baseLine + rel, marks, ...(more ? { more } : {}) };
   } finally {
     await h.close();
   }
@@ -582,9 +590,14 @@ export class EventTail {
     return true;
   }
 
-  async read(): Promise<{ events: RunEvent[]; problems: ParseProblem[]; rewound?: boolean; marks?: LineMarks }> {
-    const r = await readLines(this.file, this.seen, this.line);
+  /**
+   * Reads the lines after the last one taken. `maxBytes`: stop after the line that reaches
+   * that many bytes, with `more` set, so a large file is taken in bounded
+   * batches instead of as one array of every event.
+   */
+  async read(opts: { maxBytes?: number } = {}): Promise<{ events: RunEvent[]; problems: ParseProblem[]; rewound?: boolean; marks?: LineMarks; more?: boolean }> {
+    const r = await readLines(this.file, this.seen, this.line, opts.maxBytes);
     this.line = r.nextLine;
-    return { events: r.events, problems: r.problems, rewound: r.rewound, marks: r.marks };
+    return { events: r.events, problems: r.problems, rewound: r.rewound, marks: r.marks, ...(r.more ? { more: true } : {}) };
   }
 }

@@ -14,6 +14,12 @@ import { EventTail, type LineMarks, type ParseProblem, type RunEvent } from './e
 import { readRun, runDir, type RunRecord } from './store';
 
 /**
+ * The file is read in batches of about this many bytes, each handed to the reader before the
+ * next is read: a run's events.jsonl of hundreds of MB never sits in memory as one array.
+ */
+export const CATCH_UP_BATCH_BYTES = 16 * 1024 * 1024;
+
+/**
  * What a monitor emits: parsed events with their byte span and the lines they came from (from =
  * -1: the file was cut under the monitor; then emitted even with no events, so a reader goes back
  * to the file).
@@ -67,7 +73,7 @@ export class RunFeed {
    * while one follows the run, else from the run store (polled every `pollMs`). Switches
    * between the two as monitors come and go (a resume starts one; a settled run's ends).
    */
-  followRun(root: string, id: string, h: ReaderHandlers, opts: { pollMs?: number } = {}): RunReader {
+  followRun(root: string, id: string, h: ReaderHandlers, opts: { pollMs?: number; batchBytes?: number } = {}): RunReader {
     const tail = new EventTail(join(runDir(root, id), 'events.jsonl'), 0);
     let closed = false;
     let source: 'monitor' | 'disk' = 'disk';
@@ -80,10 +86,13 @@ export class RunFeed {
       chain = chain.then(fn).catch((err) => h.error?.(err as Error));
     };
     const catchUp = async () => {
-      const r = await tail.read();
-      if (closed) return;
-      if (r.problems.length) h.problems?.(r.problems);
-      if (r.events.length) h.events(r.events);
+      for (;;) {
+        const r = await tail.read({ maxBytes: opts.batchBytes ?? CATCH_UP_BATCH_BYTES });
+        if (closed) return;
+        if (r.problems.length) h.problems?.(r.problems);
+        if (r.events.length) h.events(r.events);
+        if (!r.more) return;
+      }
     };
     const onEvents = (events: RunEvent[], span?: { from: number; to: number; lines?: LineMarks }) =>
       serial(async () => {
