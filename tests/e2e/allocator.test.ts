@@ -2,7 +2,8 @@
 // with the budget training would assign under the workspace's recipe (its max_budget clip
 // included) and the score that drove the tier; a recipe's own keys (system_prompt) get no hint;
 // "Inspect prompt budget" on a selection opens the inspector with the same budget, the settings
-// that produced it, the tier explained by both scores and the words that drive the score.
+// that produced it, the tier explained by both scores and the words that drive the score; and
+// a change to the recipe's max_budget, saved in the editor, shows in the hints without a reload.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -117,5 +118,46 @@ describe('allocator in the editor', { timeout: 240_000 }, () => {
     assert.ok(drivers.some((d) => [...words].some((w) => d.toLowerCase().includes(w))),
       `driver words ${JSON.stringify(drivers)} should come from the prompt`);
     await screenshot(page, 'allocator-inspector');
+  });
+
+  it('shows the new budgets once the recipe is edited and saved (no reload)', async () => {
+    // the user raises safety.max_budget in the recipe the prompt set is scored under, and saves
+    const NEW_MAX = 48;
+    // the inspector holds the focus: the recipe is opened from the explorer, as a user would
+    await page.locator('.tab[data-resource-name="sample.jsonl"]').first().click();
+    await page.locator('.explorer-folders-view .monaco-list-row').filter({ hasText: 'tiny-cpu.yaml' }).first().dblclick();
+    await page.locator('.tab.active[data-resource-name="tiny-cpu.yaml"]').first().waitFor({ state: 'visible' });
+    await page.locator('.editor-group-container.active .monaco-editor .view-lines').first().click();
+    const recipeLines = readFileSync(join(ROOT, 'recipes/demo/tiny-cpu.yaml'), 'utf8').split('\n');
+    const at = recipeLines.findIndex((l) => /^\s+max_budget: 16\b/.test(l));
+    assert.ok(at >= 0, 'the demo recipe has safety.max_budget: 16');
+    await selectRange(page, at + 1, recipeLines[at]!.indexOf('16') + 1, 2);
+    await page.keyboard.type(String(NEW_MAX));
+    await page.keyboard.press('Control+S');
+    await page.locator('.tab.active[data-resource-name="tiny-cpu.yaml"]:not(.dirty)').first().waitFor({ state: 'visible' });
+    await page.locator('.tab[data-resource-name="sample.jsonl"]').first().click();
+    await page.locator('.tab.active[data-resource-name="sample.jsonl"]').first().waitFor({ state: 'visible' });
+    // every hint the old clip cut now shows the new clip; nothing is above it
+    const clipped = [...hints].filter(([, m]) => m[6] !== undefined).map(([n]) => n);
+    const seen = new Map<number, RegExpExecArray>();
+    await waitFor(
+      `hints clipped at the saved max_budget ${NEW_MAX}`,
+      async () => {
+        seen.clear();
+        const lines = await visibleLines(page);
+        for (const [n, text] of lines) {
+          const m = HINT.exec(text);
+          if (m) seen.set(n, m);
+        }
+        // (with the inspector beside it, the last lines of the set may be scrolled out of view)
+        const shown = clipped.filter((n) => lines.has(n));
+        return shown.length >= 3 && shown.every((n) => seen.get(n)?.[6] !== undefined && Number(seen.get(n)![5]) === NEW_MAX);
+      },
+      60_000,
+    ).catch((err) => {
+      throw new Error(`${(err as Error).message}\nlines ${clipped.join(', ')} read ${clipped.map((n) => seen.get(n)?.[0]).join(' | ')}`);
+    });
+    for (const [n, m] of seen) assert.ok(Number(m[5]) <= NEW_MAX, `line ${n}: ${m[0]} is above the saved max_budget ${NEW_MAX}`);
+    await screenshot(page, 'allocator-after-save');
   });
 });
