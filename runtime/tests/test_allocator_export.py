@@ -225,3 +225,14 @@ def test_fit_policy_refits_a_trained_folder_on_the_split_it_was_trained_on(tmp_p
     other = json.loads((tmp_path / "seed0" / "metrics.json").read_text())
     assert other["validation"]["pooled"]["n"] == trained["validation"]["pooled"]["n"] and other["validation"]["pooled"] != trained["validation"]["pooled"]
     assert other["policy_command"].endswith(" --per-source 12")
+
+
+def test_the_shipped_model_spends_its_time_in_integer_kernels():
+    # `bench --profile` says where the time goes; the shipped model's weight MatMuls run as
+    # integer kernels (static int8, docs/allocator.md *Quantization*), and they lead
+    r = subprocess.run([sys.executable, "-m", "conscience.allocator", "bench", "--n", "40", "--threads", "1", "--profile"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    share = json.loads(r.stdout)["op_share"]
+    assert abs(sum(share.values()) - 100) < 1, share
+    assert max(share, key=share.get) == "MatMulIntegerToFloat", share

@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--n", type=int, default=1000)
     b.add_argument("--batch", type=int, default=32)
     b.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = onnxruntime default)")
+    b.add_argument("--profile", action="store_true", help="also report each operator type's share of the time (op_share)")
 
     lab = sub.add_parser("label", help="budget-sweep labels from a policy model")
     lab.add_argument("--model", required=True, help="policy model folder (HF causal LM)")
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "bench":
             from .bench import bench
 
-            print(json.dumps(bench(args.model, args.n, args.batch, args.threads or None)))
+            print(json.dumps(bench(args.model, args.n, args.batch, args.threads or None, profile=args.profile)))
             return 0
         if args.cmd == "label":
             from .label import label
