@@ -159,7 +159,7 @@ test('a cancel that lands while the launch is submitting stops the process just 
   const bin = join(w.root, 'bin');
   mkdirSync(bin);
   const realPs = execFileSync('sh', ['-c', 'command -v ps'], { encoding: 'utf8' }).trim();
-  writeFileSync(join(bin, 'ps'), `#!/bin/sh\nif [ ! -e '${w.root}/ps-called' ]; then touch '${w.root}/ps-called'; sleep 1; fi\nexec '${realPs}' "$@"\n`, { mode: 0o755 });
+  writeFileSync(join(bin, 'ps'), `#!/bin/sh\nif [ ! -e '${w.root}/ps-called' ]; then touch '${w.root}/ps-called'; sleep 2; fi\nexec '${realPs}' "$@"\n`, { mode: 0o755 });
   const l = cliLaunch(w.root, { ...process.env, PATH: `${bin}:${process.env.PATH}` });
   const s = w.session();
   try {
