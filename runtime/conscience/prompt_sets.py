@@ -47,6 +47,8 @@ def check_row(obj: Any, where: str, prompt_column: str = "prompt") -> dict:
     rid = obj.get("id")
     if rid is None or isinstance(rid, bool) or not isinstance(rid, (str, int)) or (isinstance(rid, str) and not rid.strip()):
         raise DataError(f"{where}: `id` must be a non-empty string or an integer")
+    if isinstance(rid, str) and _SURROGATE.search(rid):
+        raise DataError(f"{where}: `id` holds a lone surrogate escape (\\ud800-\\udfff), which is not text")
     row["id"] = str(rid)
     prompt = obj.get(prompt_column)
     if not isinstance(prompt, str) or not prompt.strip():
@@ -63,6 +65,8 @@ def check_row(obj: Any, where: str, prompt_column: str = "prompt") -> dict:
         category = ""
     if not isinstance(category, str):
         raise DataError(f"{where}: `category` must be a string, got {type(category).__name__}")
+    if _SURROGATE.search(category):
+        raise DataError(f"{where}: `category` holds a lone surrogate escape (\\ud800-\\udfff), which is not text")
     row["category"] = category
     budget = obj.get("budget")
     if budget is not None:
@@ -79,6 +83,26 @@ def check_row(obj: Any, where: str, prompt_column: str = "prompt") -> dict:
         budget = int(budget)
     row["budget"] = budget
     return row
+
+
+def trace_text_error(block: str, answer: str, open_tag: str = "<safety>", close_tag: str = "</safety>") -> Optional[tuple[str, str]]:
+    """Why a trace's safety-block text and answer cannot be trained on, as (reason, message),
+    or None. The one rule shared by conscience.sft (which refuses such a trace, naming
+    FILE:LINE) and conscience.traces' judge (which drops such a teacher reply), so that traces
+    only writes what sft reads. Reasons: ``not_text`` (a lone surrogate, which no UTF-8 file or
+    Arrow table holds), ``tag_in_text`` (a tag inside the block text or the answer: the
+    template adds the tags, and a second one would teach the model to close the block twice),
+    ``empty_answer``."""
+    for name, text in (("safety", block), ("answer", answer)):
+        if _SURROGATE.search(text):
+            return "not_text", f"`{name}` holds a lone surrogate escape (\\ud800-\\udfff), which is not text"
+    for name, text in (("safety", block), ("answer", answer)):
+        for tag in (open_tag, close_tag):
+            if tag in text:
+                return "tag_in_text", f"`{name}` contains the tag {tag}; give only the text (the template adds the tags)"
+    if not answer.strip():
+        return "empty_answer", "`answer` must be a non-empty string"
+    return None
 
 
 def json_writable(value: Any) -> bool:
@@ -182,10 +206,10 @@ def iter_jsonl_stream(stream: IO[bytes], name: str, on_error: Optional[Callable[
         except UnicodeDecodeError as e:
             bad(f"{name}:{lineno}: not UTF-8 (byte {e.start})")
             continue
+        if lineno == 1 and text.startswith("\ufeff"):
+            text = text[1:]  # a byte-order mark some editors write (before the blank check: a BOM alone is a blank line)
         if not text.strip():
             continue
-        if lineno == 1 and text.startswith("\ufeff"):
-            text = text[1:]  # a byte-order mark some editors write
         if too_deep(text, max_depth):
             bad(f"{name}:{lineno}: JSON nested deeper than {max_depth} levels")
             continue
@@ -218,8 +242,19 @@ def read_jsonl(path: str, prompt_column: str = "prompt") -> list[dict]:
     return rows
 
 
+_FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+
+
 def _is_local(name: str) -> bool:
-    return os.path.isabs(name) or name.startswith(("./", "../")) or os.path.exists(name) or name.endswith(".jsonl")
+    """Whether `dataset_name` is meant as a local path (never sent to the hub): absolute, ./ or
+    ../, an existing path, a name ending in a data file suffix (a hub name is `owner/name`),
+    or a path whose first folder exists here (`data/prompts.json` with a `data/` folder)."""
+    if os.path.isabs(name) or name.startswith(("./", "../")) or os.path.exists(name):
+        return True
+    if name.lower().endswith(_FILE_SUFFIXES):
+        return True
+    first = name.replace(os.sep, "/").split("/")[0]
+    return "/" in name.replace(os.sep, "/") and first not in ("", ".", "..") and os.path.isdir(first)
 
 
 def load_prompts(
@@ -250,7 +285,13 @@ def load_prompts(
 def _load_hub(name: str, split: str, config: Optional[str], prompt_column: str) -> list[dict]:
     import datasets
 
-    ds = datasets.load_dataset(name, config, split=split)
+    try:
+        ds = datasets.load_dataset(name, config, split=split)
+    except Exception as e:  # noqa: BLE001 - offline, no such dataset, no such split, ...
+        raise DataError(
+            f"{name}: not a local file or folder, and the Hugging Face hub dataset {name!r} (split {split!r}) "
+            f"could not be loaded: {type(e).__name__}: {e}"
+        ) from None
     rows = []
     for i, obj in enumerate(ds):
         rows.append(check_row(dict(obj), f"{name}[{split}]:{i + 1}", prompt_column))

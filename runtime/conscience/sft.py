@@ -42,7 +42,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .prompt_sets import DataError, check_row, iter_jsonl
+from .prompt_sets import DataError, check_row, iter_jsonl, trace_text_error
 from .recipe import (
     SECTION_NAMES,
     TINY_MODEL_NAME,
@@ -191,10 +191,9 @@ def check_trace(obj: Any, where: str, safety: Any = None) -> dict:
     answer = obj.get("answer")
     if not isinstance(answer, str) or not answer.strip():
         raise TraceError(f"{where}: `answer` must be a non-empty string")
-    for name, text in (("safety", block), ("answer", answer)):
-        for tag in (open_tag, close_tag):
-            if tag in text:
-                raise TraceError(f"{where}: `{name}` contains the tag {tag}; give only the text (the template adds the tags)")
+    problem = trace_text_error(block, answer, open_tag, close_tag)  # the rule conscience.traces' judge applies too
+    if problem:
+        raise TraceError(f"{where}: {problem[1]}")
     if row["budget"] is None:
         row["budget"] = safety.default_budget(row["label"]) if safety is not None else 0
     row["safety"] = block.strip()
@@ -212,7 +211,13 @@ def resolve_traces_path(name: str, split: str = "train") -> str:
 
 def read_traces(path: str, safety: Any = None) -> list[dict]:
     """Read and check a trace JSONL file. Errors name `path:line`."""
-    rows: list[dict] = []
+    return [row for _, row, _ in _read_trace_lines(path, safety)]
+
+
+def _read_trace_lines(path: str, safety: Any = None) -> list[tuple[int, dict, bool]]:
+    """(line number, checked row, whether the row gave its own budget) of each trace of a
+    JSONL file. Errors name `path:line`."""
+    rows: list[tuple[int, dict, bool]] = []
     seen: dict[str, int] = {}
     try:
         for lineno, obj in iter_jsonl(path):
@@ -220,7 +225,7 @@ def read_traces(path: str, safety: Any = None) -> list[dict]:
             if row["id"] in seen:
                 raise TraceError(f"{path}:{lineno}: duplicate id {row['id']!r} (first on line {seen[row['id']]})")
             seen[row["id"]] = lineno
-            rows.append(row)
+            rows.append((lineno, row, obj.get("budget") is not None))
     except TraceError:
         raise
     except DataError as e:
@@ -425,35 +430,98 @@ def _load_model(path: str, ma: Any, ta: Any):
     return AutoModelForCausalLM.from_pretrained(path, **kwargs)
 
 
-def _train(recipe: SftRecipe, writer: Any, resume_from: Optional[str]) -> dict:
-    import random
+def _looks_local(path: str) -> bool:
+    """Whether a model name is meant as a folder here rather than a hub id: absolute, ./ or
+    ../, or under a folder that exists (a hub id `owner/name` has no such folder)."""
+    parent = os.path.dirname(path.rstrip("/\\"))
+    return os.path.isabs(path) or path.startswith(("./", "../", ".\\", "..\\")) or (bool(parent) and os.path.isdir(parent))
 
-    import transformers
-    from transformers import AutoTokenizer
-    from trl import SFTTrainer, get_peft_config
 
-    from .template import PromptTemplate
+def _model_folder(ma: Any) -> str:
     from .tiny_model import ensure_tiny
-
-    sa, ta, ma = recipe.script_args, recipe.training_args, recipe.model_args
-    transformers.utils.logging.set_verbosity(ta.get_process_log_level())
-
-    rows = read_traces(resolve_traces_path(sa.dataset_name, sa.dataset_train_split), recipe.safety)
-    if sa.max_train_samples is not None and sa.max_train_samples < len(rows):
-        rows = random.Random(ta.seed).sample(rows, sa.max_train_samples)
-    for r in rows:
-        r["budget"] = recipe.safety.clip_budget(r["budget"])
-    template = PromptTemplate.from_recipe(recipe.safety, sa.system_prompt)
-    train_ds = to_sft_dataset(rows, template)
-    logger.info("sft: %d traces from %s", len(rows), sa.dataset_name)
 
     model_path = ma.model_name_or_path
     if not model_path:
-        raise ValueError("model_name_or_path is required")
+        raise DataError("model_name_or_path is required")
     if model_path == TINY_MODEL_NAME:
-        model_path = ensure_tiny()
-    from . import trl_compat
+        return ensure_tiny()
+    if not os.path.exists(model_path) and _looks_local(model_path):
+        raise DataError(
+            f"model folder not found: {model_path} (model_name_or_path; a relative path in a recipe is relative to "
+            f"the recipe's folder, output_dir to the folder the command runs in: {os.getcwd()})"
+        )
+    return model_path
 
+
+def _other_kind_run(output_dir: str) -> Optional[tuple[str, Optional[str]]]:
+    """(kind, run_id) of the run whose event stream is in output_dir when it is not an SFT run
+    (a GRPO run_started has no `kind`), else None."""
+    from .events import EVENTS_FILE
+
+    path = os.path.join(output_dir, EVENTS_FILE)
+    try:
+        with open(path, "rb") as f:
+            for raw in f:
+                try:
+                    ev = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(ev, dict) and ev.get("type") == "run_started":
+                    kind = ev.get("kind") or "grpo"
+                    return None if kind == "sft" else (str(kind), ev.get("run_id"))
+    except OSError:
+        return None
+    return None
+
+
+def _budget_note(recipe: SftRecipe) -> Optional[str]:
+    """A line saying the recipe's budget_source / allocator: settings do not apply to SFT, or None."""
+    safety_raw = recipe.raw.get("safety") if isinstance(recipe.raw.get("safety"), dict) else {}
+    ignored = []
+    if "budget_source" in safety_raw:
+        ignored.append(f"safety.budget_source ({safety_raw['budget_source']})")
+    if recipe.raw.get("allocator") is not None:
+        ignored.append("the allocator: section")
+    if not ignored:
+        return None
+    return (f"{' and '.join(ignored)} not used by SFT: each trace trains on its own `budget` field (a row without one "
+            f"takes the safety: section's per-label default), clipped to safety.max_budget")
+
+
+def _prepare(recipe: SftRecipe) -> dict:
+    """Traces, budgets, template and tokenizer, checked before any model loads or event is
+    written: a bad trace, a missing model folder or a trace too long for max_length is a
+    DataError (exit 2)."""
+    import random
+
+    from transformers import AutoTokenizer
+
+    from . import trl_compat
+    from .template import PromptTemplate
+
+    sa, ta, ma = recipe.script_args, recipe.training_args, recipe.model_args
+    path = resolve_traces_path(sa.dataset_name, sa.dataset_train_split)
+    lines = _read_trace_lines(path, recipe.safety)
+    if sa.max_train_samples is not None and sa.max_train_samples < len(lines):
+        lines = random.Random(ta.seed).sample(lines, sa.max_train_samples)
+    clipped = 0
+    for _, r, _ in lines:
+        budget = recipe.safety.clip_budget(r["budget"])
+        clipped += budget != r["budget"]
+        r["budget"] = budget
+    from_row = sum(1 for _, _, own in lines if own)
+    budgets = {
+        "source": {"dataset": from_row, "allocator": 0, "label": len(lines) - from_row},
+        "allocator": "not used by sft",
+        "clipped": clipped,
+        "max_budget": recipe.safety.max_budget,
+    }
+    note = _budget_note(recipe)
+    if note:
+        budgets["note"] = note
+    template = PromptTemplate.from_recipe(recipe.safety, sa.system_prompt)
+
+    model_path = _model_folder(ma)
     tokenizer = AutoTokenizer.from_pretrained(
         model_path, revision=ma.model_revision, trust_remote_code=trl_compat.trust_remote_code(ma, ta)
     )
@@ -462,9 +530,45 @@ def _train(recipe: SftRecipe, writer: Any, resume_from: Optional[str]) -> dict:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if not tokenizer.chat_template:
-        raise ValueError(f"{model_path}: the tokenizer has no chat template; set `chat_template` in the recipe")
+        raise DataError(f"{model_path}: the tokenizer has no chat template; set `chat_template` in the recipe")
 
-    model = _load_model(model_path, ma, ta)
+    # SFTTrainer keeps the first max_length tokens of prompt + target: a longer trace would train
+    # on a target cut inside its safety block (no closing tag, no EOS) or on no target at all.
+    # Like GRPO with prompts over max_prompt_length, such a set is refused before training.
+    limit = getattr(ta, "max_length", None)
+    if limit and not getattr(ta, "packing", False):
+        over = []
+        for lineno, r, _ in lines:
+            messages = template.messages(r["prompt"], r["budget"]) + [
+                {"role": "assistant", "content": template.render(r["safety"], r["answer"])}]
+            text = tokenizer.apply_chat_template(messages, tokenize=False)
+            n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+            if n > limit:
+                over.append((lineno, r["id"], n))
+        if over:
+            lineno, rid, n = min(over)
+            raise TraceError(
+                f"{path}:{lineno}: trace {rid!r} takes {n} tokens (prompt with the budget instruction, safety block and "
+                f"answer) but max_length is {limit}; {len(over)} of the {len(lines)} traces are longer. SFT would cut "
+                f"their targets (the closing tag and the end of the answer, or all of it). Raise max_length or shorten "
+                f"or remove those traces"
+            )
+    return {"rows": [r for _, r, _ in lines], "template": template, "tokenizer": tokenizer,
+            "model_path": model_path, "budgets": budgets, "note": note, "path": path}
+
+
+def _train(recipe: SftRecipe, writer: Any, resume_from: Optional[str], prepared: dict) -> dict:
+    import transformers
+    from trl import SFTTrainer, get_peft_config
+
+    sa, ta, ma = recipe.script_args, recipe.training_args, recipe.model_args
+    transformers.utils.logging.set_verbosity(ta.get_process_log_level())
+
+    rows, template, tokenizer = prepared["rows"], prepared["template"], prepared["tokenizer"]
+    train_ds = to_sft_dataset(rows, template)
+    logger.info("sft: %d traces from %s", len(rows), sa.dataset_name)
+
+    model = _load_model(prepared["model_path"], ma, ta)
     probe = Probe(rows, template, recipe.safety, tokenizer, sa, ta.seed) if sa.probe_prompts else None
     callback = _make_callback(writer, probe, sa.probe_steps, recipe.safety.samples_per_step)
     trainer = SFTTrainer(
@@ -496,18 +600,32 @@ def main(argv: Optional[list[str]] = None) -> int:
     ns, rest = p.parse_known_args(argv)
     try:
         recipe = load_sft_recipe(ns.config, rest)
-        # Bad traces fail before any model is loaded or any event is written.
-        sa = recipe.script_args
-        read_traces(resolve_traces_path(sa.dataset_name, sa.dataset_train_split), recipe.safety)
+        ta = recipe.training_args
+        output_dir = ta.output_dir
+        other = _other_kind_run(output_dir)
+        if other:
+            raise DataError(
+                f"{os.path.abspath(output_dir)}: output_dir holds a kind: {other[0]} run (run_id {other[1]}); SFT does "
+                f"not resume or append to another kind's run: give the SFT run its own output_dir"
+            )
+        # Bad traces, a missing model folder and traces too long for max_length fail before any
+        # model is loaded or any event is written.
+        prepared: Any = _prepare(recipe)
     except (RecipeError, DataError) as e:
         print(f"conscience.sft: {e}", file=sys.stderr)
         return EXIT_USAGE
     except RunCancelled:
         return 128 + signal.SIGTERM
+    except Exception as e:  # noqa: BLE001 - e.g. a hub tokenizer that cannot be fetched: the run below fails with it
+        prepared = e
 
-    ta = recipe.training_args
-    output_dir = ta.output_dir
     resume_from = resolve_resume(ta.resume_from_checkpoint, output_dir)
+    budgets = None if isinstance(prepared, BaseException) else prepared["budgets"]
+    if budgets is not None:
+        logger.info("sft budgets: %d from the traces, %d per-label defaults; %d clipped to max_budget %d",
+                    budgets["source"]["dataset"], budgets["source"]["label"], budgets["clipped"], budgets["max_budget"])
+        if budgets.get("note"):
+            logger.warning("%s: %s", ns.config, budgets["note"])
 
     writer = None
     if _rank() == 0:
@@ -526,13 +644,16 @@ def main(argv: Optional[list[str]] = None) -> int:
             max_steps=ta.max_steps if ta.max_steps and ta.max_steps > 0 else None,
             output_dir=os.path.abspath(output_dir),
             init_from=parent_run(recipe.model_args.model_name_or_path),
+            budgets=budgets,
         )
         hb = os.environ.get("CONSCIENCE_HEARTBEAT_S")
         writer.start_heartbeat(float(hb) if hb else 30.0)
 
     status, code, error, summary = "failed", EXIT_FAILED, None, {}
     try:
-        summary = nothing_left(resume_from, ta.max_steps) or _train(recipe, writer, resume_from)
+        if isinstance(prepared, BaseException):
+            raise prepared
+        summary = nothing_left(resume_from, ta.max_steps) or _train(recipe, writer, resume_from, prepared)
         status, code = "completed", EXIT_OK
     except RunCancelled as e:
         status, code, error = "cancelled", 128 + e.signum, str(e)

@@ -28,13 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import socket
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -53,6 +53,8 @@ REASONS = (
     "unclosed_block",  # the block is opened but never closed
     "block_not_first",  # text before the block, or more than one block
     "empty_answer",  # nothing after the block
+    "tag_in_text",  # a tag again inside the block or the answer (conscience.sft refuses such a trace)
+    "not_text",  # a lone surrogate escape ("\ud800"), which no UTF-8 file holds
     "harmful_not_refused",  # a harmful prompt answered
     "benign_refused",  # a benign or borderline prompt refused
     "over_budget",  # the block is too long for its budget
@@ -82,6 +84,7 @@ class Judge:
 
     def reason(self, completion: str, label: str, budget: int) -> Optional[str]:
         """None when the trace is acceptable, else the first reason (one of REASONS) it is not."""
+        from .prompt_sets import trace_text_error
         from .rewards import approx_token_count, is_refusal, parse_safety, safety_budget_reward
 
         p = parse_safety(completion or "", self.open_tag, self.close_tag)
@@ -93,6 +96,9 @@ class Judge:
             return "block_not_first"
         if not p.answer:
             return "empty_answer"
+        problem = trace_text_error(p.reasoning, p.answer, self.open_tag, self.close_tag)  # conscience.sft's rule
+        if problem:
+            return problem[0]
         refused = is_refusal(p.answer)
         if label == "harmful" and not refused:
             return "harmful_not_refused"
@@ -126,8 +132,9 @@ def chat_url(teacher: str) -> str:
 
 class Teacher:
     def __init__(self, url: str, model: Optional[str], timeout: float, retries: int, api_key: Optional[str],
-                 temperature: float, max_tokens: int) -> None:
+                 temperature: float, max_tokens: int, stop: Optional[threading.Event] = None) -> None:
         self.url = chat_url(url)
+        self.stop = stop or threading.Event()  # set on Ctrl-C: no retry starts after it
         self.model = model
         self.timeout = timeout
         self.retries = retries
@@ -145,8 +152,10 @@ class Teacher:
             headers["Authorization"] = f"Bearer {self.api_key}"
         last = ""
         for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(min(2.0 ** attempt, 10.0))
+            if attempt and self.stop.wait(min(2.0 ** attempt, 10.0)):
+                break
+            if self.stop.is_set():
+                break
             req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
@@ -178,6 +187,8 @@ class Teacher:
                     f"teacher {self.url} did not answer an OpenAI chat completion: {raw[:200]!r}"
                 ) from None
             return content if isinstance(content, str) else ""
+        if self.stop.is_set():
+            raise TeacherError(f"teacher {self.url}: stopped")
         raise TeacherError(f"teacher {self.url}: {last} after {self.retries + 1} tries")
 
 
@@ -221,7 +232,7 @@ def _count_existing(path: str, key: Optional[str] = None) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace, log=print) -> dict:
-    from .prompt_sets import read_jsonl
+    from .prompt_sets import json_writable, read_jsonl
     from .recipe import SafetyConfig, parse_section, read_recipe_yaml
     from .template import PromptTemplate
 
@@ -242,11 +253,18 @@ def run(args: argparse.Namespace, log=print) -> dict:
 
     judge = Judge(count, safety.open_tag, safety.close_tag, safety.budget_mode, safety.budget_scale, args.min_budget_score)
     template = PromptTemplate.from_recipe(safety, args.system_prompt)
+    stop = threading.Event()
     teacher = Teacher(args.teacher, args.model, args.timeout, args.retries, os.environ.get(args.api_key_env),
-                      args.temperature, args.max_tokens)
+                      args.temperature, args.max_tokens, stop)
 
     out_path, dropped_path = args.out, args.out + ".dropped.jsonl"
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    for path in (out_path, dropped_path):
+        if os.path.isdir(path):
+            raise ValueError(f"{path}: is a folder; --out names the trace JSONL file to write (e.g. {os.path.join(path, 'traces.jsonl')})")
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{out_path}: cannot create its folder: {e.strerror or e}") from None
     done = _done_ids(out_path) | _done_ids(dropped_path)
     todo = [r for r in rows if r["id"] not in done]
     if args.limit is not None:
@@ -259,12 +277,28 @@ def run(args: argparse.Namespace, log=print) -> dict:
     dropped_now: dict[str, int] = {}
     error: Optional[str] = None
 
-    def ask(row: dict) -> tuple[dict, str]:
+    results: "queue.Queue[tuple[dict, Optional[str], Optional[TeacherError]]]" = queue.Queue()
+
+    def ask(row: dict) -> None:
         budget = safety.clip_budget(row["budget"] if row["budget"] is not None else safety.default_budget(row["label"]))
         row = {**row, "budget": budget}
-        return row, teacher.complete(template.messages(row["prompt"], budget))
+        try:
+            results.put((row, teacher.complete(template.messages(row["prompt"], budget)), None))
+        except TeacherError as e:
+            results.put((row, None, e))
+        except BaseException as e:  # noqa: BLE001 - never leave the main loop waiting for this row
+            results.put((row, None, TeacherError(f"teacher {teacher.url}: {type(e).__name__}: {e}")))
 
-    with open(out_path, "a", encoding="utf-8") as out, open(dropped_path, "a", encoding="utf-8") as dropped:
+    try:
+        out_file = open(out_path, "a", encoding="utf-8")
+    except OSError as e:
+        raise ValueError(f"{out_path}: cannot write: {e.strerror or e}") from None
+    try:
+        dropped_file = open(dropped_path, "a", encoding="utf-8")
+    except OSError as e:
+        out_file.close()
+        raise ValueError(f"{dropped_path}: cannot write: {e.strerror or e}") from None
+    with out_file as out, dropped_file as dropped:
 
         def record(row: dict, completion: str) -> None:
             nonlocal kept_now
@@ -278,34 +312,44 @@ def run(args: argparse.Namespace, log=print) -> dict:
                     out.flush()
                     kept_now += 1
                 else:
-                    dropped.write(json.dumps({"id": row["id"], "reason": reason, "completion": completion}, ensure_ascii=False) + "\n")
+                    entry = {"id": row["id"], "reason": reason, "completion": completion}
+                    # a reply with a lone surrogate is kept escaped ("\ud800"), which UTF-8 can hold
+                    dropped.write(json.dumps(entry, ensure_ascii=not json_writable(entry)) + "\n")
                     dropped.flush()
                     dropped_now[reason] = dropped_now.get(reason, 0) + 1
 
-        pool = ThreadPoolExecutor(max_workers=max(1, args.workers))
+        # Each request runs in a daemon thread: on Ctrl-C the finished rows are already flushed and
+        # the requests in flight are abandoned (a pool's worker threads would be joined at exit,
+        # holding the process until each request and its retries time out).
+        def start(row: dict) -> None:
+            threading.Thread(target=ask, args=(row,), name=f"teacher-{row['id']}", daemon=True).start()
+
         try:
-            pending = set()
+            in_flight = 0
             it = iter(todo)
             for row in it:
-                pending.add(pool.submit(ask, row))
-                if len(pending) >= args.workers:
+                start(row)
+                in_flight += 1
+                if in_flight >= max(1, args.workers):
                     break
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    try:
-                        row, completion = fut.result()
-                    except TeacherError as e:
-                        error = error or str(e)
-                        continue
+            while in_flight:
+                try:
+                    row, completion, failure = results.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                in_flight -= 1
+                if failure is not None:
+                    error = error or str(failure)
+                else:
                     record(row, completion)
                 if error is None:
                     for row in it:
-                        pending.add(pool.submit(ask, row))
-                        if len(pending) >= args.workers:
+                        start(row)
+                        in_flight += 1
+                        if in_flight >= max(1, args.workers):
                             break
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            stop.set()
 
     kept_total = sum(_count_existing(out_path).values())
     dropped_total = _count_existing(dropped_path, "reason")

@@ -183,3 +183,48 @@ def test_a_budget_too_large_for_any_number_type_is_a_data_error_naming_the_line(
     p.write_text('{"id": "b", "prompt": "hi", "label": "benign", "budget": 1' + "0" * 5000 + '}\n')
     with pytest.raises(DataError, match=r"p\.jsonl:1: invalid JSON: Exceeds the limit \(4300 digits\)"):
         load_prompts(str(p))
+
+
+@pytest.mark.parametrize("field", ["id", "category"])
+def test_a_lone_surrogate_in_any_string_field_names_file_and_line(tmp_path, field):
+    # "\ud800" in JSON reads as a lone surrogate, which pyarrow cannot encode: refused at read time, not in the trainer.
+    row = json.dumps({"id": "b", "prompt": "x", "label": "benign", "category": "c"}).replace(f'"{field}": "', f'"{field}": "\\ud800')
+    path = _write(tmp_path, [GOOD, row])
+    with pytest.raises(DataError) as e:
+        read_jsonl(path)
+    assert str(e.value).startswith(f"{path}:2: `{field}` holds a lone surrogate")
+
+
+def test_a_bom_on_a_blank_first_line_is_a_blank_line(tmp_path):
+    path = _write(tmp_path, [b"\xef\xbb\xbf\n", GOOD])
+    assert [r["id"] for r in read_jsonl(path)] == ["a"]
+
+
+def test_a_mistyped_local_path_is_no_such_file_not_a_hub_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    calls = []
+    monkeypatch.setattr(data_mod, "_load_hub", lambda *a: calls.append(a) or [])
+    for name in ("data/prompts.json", "data/prompts.jsonl", "other/prompts.parquet", "x/y.csv", "data/train"):
+        with pytest.raises(DataError, match=r"no such file"):
+            load_prompts(name)
+    assert calls == []
+
+
+def test_a_hub_dataset_that_cannot_be_loaded_is_a_data_error_naming_it(tmp_path):
+    # Offline (as a machine without network is): the hub's error is wrapped, naming the dataset, at once.
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    code = ("from conscience.prompt_sets import DataError, load_prompts\n"
+            "try:\n    load_prompts('someorg/no-such-safety-set')\n"
+            "except DataError as e:\n    print('DataError:', e)\n")
+    t0 = time.time()
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith("DataError: someorg/no-such-safety-set: ") and "'someorg/no-such-safety-set'" in r.stdout
+    assert time.time() - t0 < 60

@@ -38,6 +38,10 @@ def _write(path, rows):
         ({**GOOD, "budget": -3}, 2, "`budget` must be >= 0"),
         ('{"id": "t2", "prompt": "unterminated', 2, "invalid JSON"),
         (GOOD, 2, "duplicate id 't1' (first on line 1)"),
+        ('{"id": "t2", "prompt": "p", "label": "benign", "safety": "ok \\ud800", "answer": "a"}', 2, "`safety` holds a lone surrogate"),
+        ('{"id": "t2", "prompt": "p", "label": "benign", "safety": "", "answer": "a \\udfff"}', 2, "`answer` holds a lone surrogate"),
+        ('{"id": "t\\ud800", "prompt": "p", "label": "benign", "safety": "", "answer": "a"}', 2, "`id` holds a lone surrogate"),
+        ('{"id": "t2", "prompt": "p", "label": "benign", "category": "\\ud800", "safety": "", "answer": "a"}', 2, "`category` holds a lone surrogate"),
     ],
 )
 def test_malformed_trace_is_reported_as_file_line(tmp_path, bad, line, needle):
@@ -207,3 +211,78 @@ def test_sigterm_cancels_an_sft_run_like_a_grpo_run(tmp_path):
     ev = _events(out)
     assert ev[-1]["type"] == "run_finished" and ev[-1]["status"] == "cancelled"
     assert ev[-1]["exit_code"] == 143 and ev[-1]["error"] == "received SIGTERM"
+
+
+def _sft(tmp_path, recipe, out):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CONSCIENCE_HEARTBEAT_S": "1"}
+    return subprocess.run([sys.executable, "-m", "conscience.sft", "--config", recipe, "--output_dir", str(out)],
+                          cwd=RUNTIME, capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_a_surrogate_in_a_trace_fails_before_any_model_or_event(tmp_path):
+    traces = _write(tmp_path / "t.jsonl", [GOOD, '{"id": "t2", "prompt": "p", "label": "benign", "safety": "", "answer": "a \\ud800"}'])
+    out = tmp_path / "out"
+    r = _sft(tmp_path, _recipe(tmp_path, traces=traces), out)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"{traces}:2: `answer` holds a lone surrogate" in r.stderr
+    assert not (out / "events.jsonl").exists()
+
+
+def test_traces_longer_than_max_length_are_refused_naming_the_first_and_the_count(tmp_path):
+    """SFTTrainer keeps the first max_length tokens: a longer trace would train on a target cut
+    inside its block (or on nothing: loss 0.0 and a run that says completed)."""
+    long_prompt = "please explain the history of bread making in detail " * 12
+    rows = [GOOD, {**GOOD, "id": "t2", "prompt": long_prompt}, {**GOOD, "id": "t3"}, {**GOOD, "id": "t4", "answer": "Bake. " * 80}]
+    traces = _write(tmp_path / "t.jsonl", rows)
+    out = tmp_path / "out"
+    r = _sft(tmp_path, _recipe(tmp_path, traces=traces, max_length=96), out)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"conscience.sft: {traces}:2: trace 't2' takes " in r.stderr
+    assert "but max_length is 96; 2 of the 4 traces are longer" in r.stderr
+    assert not (out / "events.jsonl").exists()
+
+
+def test_sft_refuses_an_output_dir_that_holds_another_kind_of_run(tmp_path):
+    from conscience.events import EventWriter
+
+    grpo = tmp_path / "grpo-run"
+    w = EventWriter(str(grpo), resume=True)  # what conscience.train writes: run_started with no `kind`
+    w.emit("run_started", recipe_hash="x", recipe_path="/r.yaml", world_size=1, versions={}, resumed_from=None,
+           reward_funcs=["safety_format"], max_steps=4, output_dir=str(grpo), init_from=None)
+    w.emit("run_finished", status="completed", exit_code=0, error=None, summary=None)
+    w.close()
+    (grpo / "checkpoint-4").mkdir()
+    (grpo / "checkpoint-4" / "trainer_state.json").write_text('{"global_step": 4}')
+    before = (grpo / "events.jsonl").read_text()
+    r = _sft(tmp_path, _recipe(tmp_path), grpo)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"{grpo}: output_dir holds a kind: grpo run (run_id {w.run_id})" in r.stderr
+    assert (grpo / "events.jsonl").read_text() == before
+
+
+def test_a_missing_local_model_folder_is_a_clear_error(tmp_path):
+    out = tmp_path / "out"
+    r = _sft(tmp_path, _recipe(tmp_path, model_name_or_path="../no-such-sft-output"), out)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"model folder not found: {tmp_path.parent / 'no-such-sft-output'}" in r.stderr
+    assert "Traceback" not in r.stderr and not (out / "events.jsonl").exists()
+
+
+def test_budget_source_allocator_and_clipped_budgets_are_reported(tmp_path):
+    """SFT trains on each trace's own budget: a recipe's budget_source and allocator: section
+    are not used (said in the log and run_started), and budgets over max_budget are clipped
+    (counted)."""
+    rows = [{**GOOD, "id": f"t{i}", "label": "harmful", "budget": b, "answer": "I can't help with that."}
+            for i, b in enumerate([4, 40, 64, 8])] + [{k: v for k, v in GOOD.items() if k != "budget"} | {"id": "t9"}]
+    traces = _write(tmp_path / "t.jsonl", rows)
+    recipe = _recipe(tmp_path, traces=traces, max_steps=1, save_strategy="no", probe_prompts=0,
+                     extra="safety:\n  budget_source: allocator\n  max_budget: 16\nallocator:\n  enabled: true\n")
+    out = tmp_path / "out"
+    r = _sft(tmp_path, recipe, out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "sft budgets: 4 from the traces, 1 per-label defaults; 2 clipped to max_budget 16" in r.stderr
+    assert "safety.budget_source (allocator) and the allocator: section not used by SFT" in r.stderr
+    budgets = _events(out)[0]["budgets"]
+    assert budgets["source"] == {"dataset": 4, "allocator": 0, "label": 1}
+    assert budgets["clipped"] == 2 and budgets["max_budget"] == 16 and budgets["allocator"] == "not used by sft"
+    assert "not used by SFT" in budgets["note"]

@@ -72,3 +72,12 @@ def test_sft_then_grpo_learns_the_format_then_the_budget(tmp_path):
     assert _mean(tokens[-5:]) > _mean(tokens[:5])  # towards the budget of 20, from the SFT traces' 8-12
     assert _mean(fmt[-5:]) >= 0.9
     assert grpo[-1]["status"] == "completed"
+
+
+def test_demo_recipes_say_to_run_from_the_repository_root():
+    """sft-tiny.yaml's output_dir is relative to the cwd, grpo-from-sft.yaml's model path to the
+    recipe: the two stages meet only from the repository root, and both recipes say so."""
+    for name in ("sft-tiny.yaml", "grpo-from-sft.yaml"):
+        with open(os.path.join(REPO, "recipes", "demo", name), encoding="utf-8") as f:
+            text = f.read()
+        assert "# Run both from the repository root" in text, name

@@ -245,3 +245,109 @@ def test_plumbing_against_a_real_openai_compatible_server(tmp_path, capsys, tiny
     dropped = _lines(out + ".dropped.jsonl")
     assert sorted(r["id"] for r in _lines(out) + dropped) == sorted(ids)
     assert any(d["completion"] for d in dropped) or report["kept"], "the server generated text"
+
+
+# Replies the judge used to keep but conscience.sft refuses, and one that is not text at all.
+ODD = {
+    "b-tag": ("benign", 0, "<safety></safety> Knead the dough, then bake. Close with </safety> if you like.", "tag_in_text"),
+    "h-surrogate": ("harmful", 12, "<safety>Harmful request; refuse.</safety> I can't help with that. \ud800", "not_text"),
+    "b-ok": ("benign", 0, "<safety></safety> Sure! Knead the dough, let it rise, then bake it.", None),
+}
+
+
+def test_traces_writes_only_what_sft_reads_and_a_reply_that_is_not_text_is_dropped_by_id(tmp_path, capsys):
+    t = Teacher({rid: c[2] for rid, c in ODD.items()})
+    try:
+        prompts = tmp_path / "prompts.jsonl"
+        prompts.write_text("".join(json.dumps({"id": rid, "prompt": _prompt_text(rid), "label": c[0], "budget": c[1]}) + "\n"
+                                   for rid, c in ODD.items()))
+        out = str(tmp_path / "traces.jsonl")
+        code, report, err = _run(["--teacher", t.url, "--prompts", str(prompts), "--out", out, "--workers", "1",
+                                  "--min-budget-score", "0"], capsys)
+    finally:
+        t.close()
+    assert code == 0, err
+    assert report["kept"] == 1 and report["dropped"] == {"not_text": 1, "tag_in_text": 1}
+    assert {d["id"]: d["reason"] for d in _lines(out + ".dropped.jsonl")} == {"b-tag": "tag_in_text", "h-surrogate": "not_text"}
+    # the round trip: every kept row is a trace conscience.sft trains on
+    assert [r["id"] for r in read_traces(out)] == ["b-ok"]
+    # the rule is the same function on both sides: what the judge drops as tag_in_text, sft refuses
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "b-tag", "prompt": "p", "label": "benign", "budget": 0, "safety": "",
+                               "answer": "Knead the dough, then bake. Close with </safety> if you like."}) + "\n")
+    with pytest.raises(Exception, match=r"bad\.jsonl:1: `answer` contains the tag </safety>"):
+        read_traces(str(bad))
+
+
+def test_out_naming_a_folder_is_a_clear_usage_error(tmp_path, capsys):
+    folder = tmp_path / "outdir"
+    folder.mkdir()
+    code, _, err = _run(["--teacher", "http://127.0.0.1:9/v1", "--prompts", _prompts(tmp_path, ["h-good"]),
+                         "--out", str(folder)], capsys)
+    assert code == traces.EXIT_USAGE
+    assert f"{folder}: is a folder; --out names the trace JSONL file" in err
+    assert "Traceback" not in err
+
+
+SLOW_SERVER = r"""
+import json, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        user = body["messages"][-1]["content"]
+        if "fast" not in user:
+            time.sleep(600)  # a teacher that never answers in time
+            return
+        data = json.dumps({"choices": [{"message": {"role": "assistant",
+                           "content": "<safety></safety> Sure! Knead the dough, let it rise, then bake it."}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+srv.daemon_threads = True
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"""
+
+
+def test_ctrl_c_exits_at_once_keeping_finished_rows(tmp_path):
+    """A real SIGINT to a real `python -m conscience.traces` whose teacher (a separate process)
+    holds two requests for minutes: it exits in seconds, not after the timeouts and retries."""
+    import signal
+
+    server = subprocess.Popen([sys.executable, "-c", SLOW_SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline())
+        prompts = tmp_path / "prompts.jsonl"
+        prompts.write_text("".join(json.dumps({"id": rid, "prompt": f"{rid} question", "label": "benign", "budget": 0}) + "\n"
+                                   for rid in ("fast-1", "slow-1", "slow-2")))
+        out = tmp_path / "traces.jsonl"
+        proc = subprocess.Popen([sys.executable, "-m", "conscience.traces", "--teacher", f"http://127.0.0.1:{port}/v1",
+                                 "--prompts", str(prompts), "--out", str(out), "--workers", "3", "--timeout", "120",
+                                 "--retries", "2"], cwd=RUNTIME, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.time() + 60
+            while not (out.exists() and "fast-1" in out.read_text()):
+                assert proc.poll() is None and time.time() < deadline, proc.communicate()
+                time.sleep(0.1)
+            time.sleep(0.5)  # the two slow requests are in flight
+            t0 = time.time()
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+            elapsed = time.time() - t0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 130, err
+        assert elapsed < 3, f"exited {elapsed:.1f}s after Ctrl-C"
+        assert "interrupted; finished rows are kept" in err
+        assert [r["id"] for r in _lines(out)] == ["fast-1"]
+    finally:
+        server.kill()
+        server.wait()
