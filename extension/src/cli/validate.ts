@@ -4,6 +4,7 @@
 import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { decodeBytes, detectKind, parseYaml, validateText, type Diagnostic } from '../core/recipe';
+import { LIMITS, tooLargeMessage } from '../core/recipe/yaml';
 import { nodeFiles } from '../core/recipe/node-files';
 import { escapeControls } from '../core/escape';
 
@@ -80,7 +81,9 @@ export function validatePaths(paths: string[], cwd = process.cwd()): CliDiagnost
     seen.add(key);
     results.push({ file: show(file), line: d.line + 1, column: d.column + 1, endLine: d.endLine + 1, endColumn: d.endColumn + 1, severity: d.severity, code: d.code, message: d.message });
   };
-  const files: Array<{ path: string; walked: boolean }> = [];
+  const files: Array<{ path: string; walked: boolean; folder?: string }> = [];
+  /** Recipes (and accelerate configs) validated per folder argument: none is a reported error. */
+  const found = new Map<string, number>();
   for (const p of paths) {
     const full = resolve(cwd, p);
     let st;
@@ -89,10 +92,12 @@ export function validatePaths(paths: string[], cwd = process.cwd()): CliDiagnost
       continue;
     }
     if (st.isDirectory()) {
-      const found: string[] = [];
+      const yamls: string[] = [];
       const notes: WalkNote[] = [];
-      walk(full, found, notes);
-      files.push(...found.map((f) => ({ path: f, walked: true })));
+      walk(full, yamls, notes);
+      // (a folder it could not list, or a broken link in it, is reported already: that is the error)
+      if (!notes.some((n) => n.kind !== 'deep')) found.set(p, found.get(p) ?? 0);
+      files.push(...yamls.map((f) => ({ path: f, walked: true, folder: p })));
       for (const { path: b, kind } of notes) {
         results.push({ file: show(b), line: 1, column: 1, endLine: 1, endColumn: 1, severity: kind === 'deep' ? 'warning' : 'error', code: 'CC010',
           message: kind === 'deep' ? `Not walked: '${show(b)}' is more than 32 folders deep.`
@@ -102,7 +107,14 @@ export function validatePaths(paths: string[], cwd = process.cwd()): CliDiagnost
     }
     else files.push({ path: full, walked: false });
   }
-  for (const { path, walked } of files) {
+  for (const { path, walked, folder } of files) {
+    if (folder !== undefined && found.has(folder)) found.set(folder, found.get(folder)! + 1);
+    const size = nodeFiles.size?.(path);
+    if (size !== undefined && size > LIMITS.maxBytes) {
+      // its real size (the read below takes only the head of a huge file)
+      push(path, { severity: 'error', code: 'CC007', message: tooLargeMessage(size), start: 0, end: 0, line: 0, column: 0, endLine: 0, endColumn: 0 });
+      continue;
+    }
     const bytes = nodeFiles.readBytes(path);
     if (!bytes) { push(path, { severity: 'error', code: 'CC010', message: `Cannot read '${path}'.`, start: 0, end: 0, line: 0, column: 0, endLine: 0, endColumn: 0 }); continue; }
     const dec = decodeBytes(bytes);
@@ -110,9 +122,18 @@ export function validatePaths(paths: string[], cwd = process.cwd()): CliDiagnost
     if (walked) {
       // In folders, skip YAML that is neither a recipe nor an accelerate config (but not broken YAML).
       const parsed = parseYaml(dec.text);
-      if (parsed.diagnostics.length === 0 && parsed.root && detectKind(parsed.root) === 'other') continue;
+      if (parsed.diagnostics.length === 0 && parsed.root && detectKind(parsed.root) === 'other') {
+        if (found.has(folder!)) found.set(folder!, found.get(folder!)! - 1);
+        continue;
+      }
     }
     for (const d of validateText(dec.text, { file: path, files: nodeFiles })) push(d.file ?? path, d);
+  }
+  for (const [folder, n] of found) {
+    if (n > 0) continue;
+    // a folder with nothing to check (a typo'd or wrong folder) is not a pass
+    results.push({ file: folder, line: 1, column: 1, endLine: 1, endColumn: 1, severity: 'error', code: 'CC010',
+      message: `No recipe found in folder '${folder}': no *.yaml or *.yml file in it (or its subfolders) is a recipe or an accelerate config. Check the folder name.` });
   }
   return results;
 }

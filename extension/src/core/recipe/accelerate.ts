@@ -2,23 +2,38 @@
 // validated on their own: keys, types and DeepSpeed settings of the pinned accelerate's
 // ClusterConfig (codes CC400-CC404 of rules.ts). How the recipe agrees with it is checked by the
 // rules CC221, CC405 and CC406, which read ctx.acc. It is read before the rules run.
-import { type AccelerateInfo, type Ctx, isInt, renameFix, sectionPair, sval } from './context';
+import { type AccelerateInfo, type Ctx, type FileAccess, isInt, renameFix, sectionPair, sval } from './context';
 import { decodeBytes } from './decode';
 import { type Diagnostic, diag } from './diagnostics';
 import type { RecipeSchema } from './schema';
 import { checkValue, didYouMean } from './values';
-import { deref, getPair, parseYaml, type YMap } from './yaml';
+import { deref, getPair, LIMITS, parseYaml, tooLargeMessage, type YMap } from './yaml';
 
 /** Read the referenced accelerate config into ctx.acc (its diagnostics carry its path). */
 export function loadAccelerate(ctx: Ctx): AccelerateInfo | undefined {
-  const rel = sval(ctx, 'launch', 'accelerate_config');
   const p = sectionPair(ctx, 'launch', 'accelerate_config');
+  const n = deref(p?.value);
+  // the runtime's _coerce makes a number the path text (`accelerate_config: 5` is the file '5'; CC101 warns)
+  const rel = n && n.kind === 'scalar' && (n.tag === 'int' || n.tag === 'float') ? n.text : sval(ctx, 'launch', 'accelerate_config');
   if (typeof rel !== 'string' || !p || !ctx.files || !ctx.file) return undefined;
-  const full = ctx.files.resolve(ctx.file, rel);
-  const stamp = ctx.files.stamp?.(full);
+  if (rel === '') return undefined; // the runtime reads an empty value as no config (accelerate's defaults)
+  const files = ctx.files;
+  const full = files.resolve(ctx.file, rel);
+  const stamp = files.stamp?.(full);
   let entry = stamp !== undefined ? accCache.get(full) : undefined;
   if (!entry || entry.stamp !== stamp || entry.schema !== ctx.schema) {
-    const bytes = ctx.files.exists(full) ? ctx.files.readBytes(full) : undefined;
+    const exists = files.exists(full);
+    if (exists && files.isFolder?.(full)) {
+      ctx.out.push(diag(ctx.text, p.value.start, p.value.end, 'error', 'CC302',
+        `Accelerate config '${rel}' is a folder (${full}), not a file. Name the config file in it, e.g. ${rel.replace(/[\\/]+$/, '')}/zero2.yaml.`));
+      return undefined;
+    }
+    const size = exists ? files.size?.(full) : undefined;
+    if (size !== undefined && size > LIMITS.maxBytes) {
+      ctx.out.push(diag(ctx.text, p.value.start, p.value.end, 'error', 'CC400', `Accelerate config '${rel}' cannot be read: ${tooLargeMessage(size)}`));
+      return undefined;
+    }
+    const bytes = exists ? files.readBytes(full) : undefined;
     if (!bytes) {
       ctx.out.push(diag(ctx.text, p.value.start, p.value.end, 'error', 'CC302',
         `Accelerate config '${rel}' not found (resolved against the recipe's folder: ${full}). Use e.g. ../accelerate/zero2.yaml or fix the path.`));
@@ -30,7 +45,9 @@ export function loadAccelerate(ctx: Ctx): AccelerateInfo | undefined {
       accCache.set(full, entry);
     }
   }
-  const { info, accDiags, unreadable } = entry;
+  const { info, unreadable } = entry;
+  // deepspeed_config_file is another file: looked at on every run, not cached with this one
+  const accDiags = entry.refs ? entry.accDiags.concat(entry.refs(files)) : entry.accDiags;
   for (const d of accDiags) ctx.out.push({ ...d, file: full });
   if (unreadable) {
     ctx.out.push(diag(ctx.text, p.value.start, p.value.end, 'error', 'CC400', `Accelerate config '${rel}' cannot be read: ${unreadable}`));
@@ -43,21 +60,81 @@ export function loadAccelerate(ctx: Ctx): AccelerateInfo | undefined {
   return info;
 }
 
-interface AccEntry { stamp: string | undefined; schema: RecipeSchema; info: AccelerateInfo; accDiags: Diagnostic[]; unreadable?: string }
+interface AccEntry {
+  stamp: string | undefined; schema: RecipeSchema; info: AccelerateInfo; accDiags: Diagnostic[]; unreadable?: string;
+  /** Diagnostics about the files the config names (they may change while it does not). */
+  refs?: (files: FileAccess) => Diagnostic[];
+}
 /** Parsed accelerate configs by path, reused while their stamp (mtime, size) is unchanged. */
 const accCache = new Map<string, AccEntry>();
 
 function readAccelerate(full: string, bytes: Uint8Array, schema: RecipeSchema): Omit<AccEntry, 'stamp' | 'schema'> {
   const info: AccelerateInfo = { path: full };
   const dec = decodeBytes(bytes);
-  if ('diagnostic' in dec) return { info, accDiags: [dec.diagnostic], unreadable: dec.diagnostic.message };
+  if ('diagnostic' in dec) {
+    const why = dec.diagnostic.code === 'CC005' ? 'it is a binary file (it contains NUL bytes), not an accelerate config (YAML or JSON text).' : 'it is not valid UTF-8 text. Re-save it as UTF-8.';
+    // (the recipe's CC400 says it; the CC005 of a file given to the validator itself would advise a .yaml recipe)
+    return { info, accDiags: dec.diagnostic.code === 'CC005' ? [] : [dec.diagnostic], unreadable: why };
+  }
   const accText = dec.text;
+  if (/\.json$/i.test(full)) {
+    // accelerate reads a .json config with json.load: no trailing commas, no comments, no YAML
+    try { JSON.parse(accText); } catch (e) {
+      const m = /position (\d+)/.exec((e as Error).message);
+      const at = m ? Math.min(Number(m[1]), accText.length) : 0;
+      return { info, accDiags: [diag(accText, at, Math.min(at + 1, accText.length), 'error', 'CC400', `Not valid JSON (accelerate reads a .json config with json.load): ${(e as Error).message}.`)], unreadable: `it is not valid JSON (accelerate reads a .json config with json.load): ${(e as Error).message}.` };
+    }
+  }
   const parsed = parseYaml(accText);
   const accDiags = parsed.diagnostics.slice();
   const root = deref(parsed.root);
-  if (root && root.kind === 'map') Object.assign(info, validateAccelerate(accText, root, schema, accDiags));
-  else if (!accDiags.length) accDiags.push(diag(accText, 0, 0, 'error', 'CC400', 'The accelerate config is empty or not a mapping.'));
+  if (root && root.kind === 'map' && !getPair(root, 'distributed_type') && RECIPE_KEYS.some((k) => getPair(root, k))) {
+    return { info, accDiags: [], unreadable: 'it is a recipe (it has recipe keys such as model_name_or_path or reward_funcs), not an accelerate config. Point launch.accelerate_config at an accelerate config (e.g. ../accelerate/zero2.yaml).' };
+  }
+  if (root && root.kind === 'map') {
+    Object.assign(info, validateAccelerate(accText, root, schema, accDiags));
+    const refs = (files: FileAccess) => { const out: Diagnostic[] = []; dsConfigFile(accText, root, full, files, out); return out; };
+    return { info, accDiags, refs };
+  }
+  if (!accDiags.length) accDiags.push(diag(accText, 0, 0, 'error', 'CC400', 'The accelerate config is empty or not a mapping.'));
   return { info, accDiags };
+}
+
+/** Keys only a recipe has: an accelerate config without distributed_type that has one is a recipe. */
+const RECIPE_KEYS = ['reward_funcs', 'model_name_or_path', 'num_generations', 'per_device_train_batch_size', 'launch', 'kind'];
+
+/**
+ * `deepspeed_config.deepspeed_config_file`: accelerate launch opens it from the folder it runs in,
+ * so a relative path is looked for there and next to the accelerate config; missing in both, a
+ * folder, or not JSON is an error.
+ */
+function dsConfigFile(text: string, root: YMap, accPath: string, files: FileAccess, out: Diagnostic[]): void {
+  const ds = deref(getPair(root, 'deepspeed_config')?.value);
+  const q = ds && ds.kind === 'map' ? getPair(ds, 'deepspeed_config_file') : undefined;
+  const v = deref(q?.value);
+  if (!q || !v || v.kind !== 'scalar' || typeof v.value !== 'string' || !v.value || v.value.startsWith('~/')) return;
+  const rel = v.value;
+  const here = files.resolve(accPath, rel);
+  const cwd = typeof process !== 'undefined' && typeof process.cwd === 'function' ? files.resolve(`${process.cwd()}/x`, rel) : here;
+  const full = files.exists(here) ? here : files.exists(cwd) ? cwd : undefined;
+  if (!full) {
+    out.push(diag(text, q.value.start, q.value.end, 'error', 'CC404', `deepspeed_config_file '${rel}' not found (looked for ${here}${cwd !== here ? ` and ${cwd}` : ''}; accelerate launch opens a relative path from the folder it runs in). Fix the path, or use an absolute one.`));
+    return;
+  }
+  if (files.isFolder?.(full)) {
+    out.push(diag(text, q.value.start, q.value.end, 'error', 'CC404', `deepspeed_config_file '${rel}' is a folder (${full}), not a DeepSpeed JSON file.`));
+    return;
+  }
+  const size = files.size?.(full);
+  const bytes = size !== undefined && size > LIMITS.maxBytes ? undefined : files.readBytes(full);
+  const dec = bytes ? decodeBytes(bytes) : undefined;
+  if (!dec || 'diagnostic' in dec) {
+    out.push(diag(text, q.value.start, q.value.end, 'error', 'CC404', `deepspeed_config_file '${rel}' (${full}) is not a readable JSON text file.`));
+    return;
+  }
+  try { JSON.parse(dec.text); } catch (e) {
+    out.push(diag(text, q.value.start, q.value.end, 'error', 'CC404', `deepspeed_config_file '${rel}' (${full}) is not valid JSON: ${(e as Error).message}. DeepSpeed reads it with json.load (no trailing commas or comments).`));
+  }
 }
 
 /** Validate an accelerate config mapping (ClusterConfig of the pinned accelerate). */

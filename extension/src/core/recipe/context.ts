@@ -10,6 +10,10 @@ import { deref, getPair, lineEnd, lineStart, type YMap, type YPair } from './yam
 export interface FileAccess {
   /** Whether a file or folder exists. */
   exists(path: string): boolean;
+  /** Whether a path is a folder (optional: without it a folder reads as an unreadable file). */
+  isFolder?(path: string): boolean;
+  /** A file's size in bytes (optional: a file over LIMITS.maxBytes is then reported with it, unread). */
+  size?(path: string): number | undefined;
   /** Raw bytes of a file, or undefined when it cannot be read. */
   readBytes(path: string): Uint8Array | undefined;
   /** Folder of a path and joining, so core stays free of node:path for browser use. */

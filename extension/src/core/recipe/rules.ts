@@ -14,7 +14,8 @@ import {
   type Anchor, type Ctx, INVALID, type Procs, divisors, isInt, nearest, pair, processes, report, sectionPair, setValueFix, sval, val, valueFixes,
 } from './context';
 import { didYouMean, isNumber } from './values';
-import { deref, toPlain, type YNode } from './yaml';
+import { decodeBytes } from './decode';
+import { deref, getPair, parseYaml, toPlain, type YNode } from './yaml';
 import { PLACEHOLDERS, unsupportedField } from '../template';
 
 /** Where a rule's diagnostics come from. */
@@ -135,6 +136,32 @@ export function missingFile(ctx: Ctx, emit: Emit, name: string, what: string, co
 }
 
 /**
+ * A referenced file, read: its text, or why it cannot be used (missing, a folder, binary, not
+ * UTF-8). Relative paths resolve against the recipe's folder, as the runtime resolves them.
+ */
+export function readReferenced(ctx: Ctx, v: string, what: string): { full: string; text?: string; problem?: string } | undefined {
+  const { files, file } = ctx;
+  if (!files || !file || v.startsWith('~/')) return undefined;
+  const full = files.resolve(file, v);
+  if (!files.exists(full)) return { full, problem: `${what} '${v}' not found (resolved against the recipe's folder: ${full}). Fix the path or create the file.` };
+  if (files.isFolder?.(full)) return { full, problem: `${what} '${v}' is a folder (${full}), not a file. Name the file in it.` };
+  const bytes = files.readBytes(full);
+  if (!bytes) return { full, problem: `${what} '${v}' cannot be read (${full}).` };
+  const dec = decodeBytes(bytes);
+  if ('diagnostic' in dec) return { full, problem: `${what} '${v}' (${full}) is not a text file: ${dec.diagnostic.code === 'CC005' ? 'it contains NUL bytes (binary)' : 'it is not valid UTF-8'}.` };
+  return { full, text: dec.text };
+}
+
+/** Where JSON.parse stopped, as "line L, column C" of `text` (when the engine says the position). */
+function jsonWhere(text: string, err: unknown): string {
+  const m = /position (\d+)/.exec(String((err as Error)?.message ?? err));
+  if (!m) return '';
+  const before = text.slice(0, Number(m[1]));
+  const line = before.split('\n').length;
+  return ` at line ${line}, column ${before.length - before.lastIndexOf('\n')}`;
+}
+
+/**
  * What Python's `s.format(budget=…, open_tag=…, close_tag=…)` raises, worded as Python does;
  * undefined when it formats. (A format spec's own syntax, `{budget:q}`, is not checked.)
  */
@@ -231,15 +258,15 @@ export const RULES: readonly Rule[] = [
   { code: 'CC004', severity: 'error', stage: 'yaml', summary: 'more than 100 aliases in a document (alias bombs); aliases are never expanded' },
   { code: 'CC005', severity: 'error', stage: 'read', summary: 'binary file (NUL bytes)' },
   { code: 'CC006', severity: 'error', stage: 'read', summary: 'not UTF-8, at the first bad byte' },
-  { code: 'CC007', severity: 'error', stage: 'yaml', summary: 'file over 2 MB: not parsed' },
+  { code: 'CC007', severity: 'error', stage: 'yaml', summary: 'file over 2 MB (its size on disk): not parsed' },
   { code: 'CC008', severity: 'error', stage: 'yaml', summary: 'empty file' },
-  { code: 'CC009', severity: 'error', stage: 'yaml', summary: 'not a single YAML mapping (a list, a scalar, several `---` documents)' },
-  { code: 'CC010', severity: 'error', stage: 'read', summary: 'CLI: path cannot be read' },
+  { code: 'CC009', severity: 'error', stage: 'yaml', summary: 'not a single YAML mapping (a list, a scalar, several `---` documents, reported at the second `---`)' },
+  { code: 'CC010', severity: 'error', stage: 'read', summary: 'CLI: path cannot be read; a folder argument with no recipe or accelerate config in it' },
   // the key walk against the schema of the recipe's TRL line (validate.ts, values.ts)
   { code: 'CC100', severity: 'error', stage: 'keys', summary: 'unknown key (top level or in a section) with did-you-mean; quick fix renames (removes the key when the suggestion is set already)' },
-  { code: 'CC101', severity: 'error', also: 'warning', stage: 'keys', summary: 'wrong type (warning for a number where text is expected, but an error for a key that takes a list or one string, as the runtime refuses it; an empty value is reported at its key); a single value for a list key, refused by the runtime too (quick fix wraps it), except those that take one string (`reward_funcs`, `lora_target_modules`; an eval recipe\'s `arms`); null for a list key only where the runtime takes it (`include_for_metrics: null` is refused, `debug: null` is no debug options); section values as the runtime converts them (`launch:`/`safety:`: `true`/`false` only, integers without `+`; `allocator:` not at all); quick fixes quote `no`/`yes`, drop `.0`; a merge key (`<<`) whose value is not a mapping' },
+  { code: 'CC101', severity: 'error', also: 'warning', stage: 'keys', summary: 'wrong type (warning for a number where text is expected, but an error for a key that takes a list or one string, as the runtime refuses it; an empty value is reported at its key); a single value for a list key, refused by the runtime too (quick fix wraps it), except those that take one string (`reward_funcs`, `lora_target_modules`; an eval recipe\'s `arms`); null for a list key only where the runtime takes it (`include_for_metrics: null` is refused, `debug: null` is no debug options); list items and mapping values as they are (argparse converts only a top-level string: `reward_weights: [2e-1]`, `["1.0"]` or `reward_funcs: [refusal, 5]` are errors, and so is a number written as text in `lr_scheduler_kwargs` / `generation_kwargs` such as `{min_lr: 1e-6}`); section values as the runtime converts them (`launch:`/`safety:`: `true`/`false` only, integers without `+`; `allocator:` not at all); quick fixes quote `no`/`yes`, drop `.0`; a merge key (`<<`) whose value is not a mapping' },
   { code: 'CC102', severity: 'error', stage: 'keys', summary: 'value not among the choices (argparse `choices`, transformers enums, `Literal`)' },
-  { code: 'CC103', severity: 'error', stage: 'keys', summary: 'value out of range (`top_p` in (0, 1], `warmup_ratio` in [0, 1], batch sizes ≥ 1, …); `.nan` and `.inf` are outside every range (the runtime refuses them too), except `max_grad_norm: .inf` (never clip)' },
+  { code: 'CC103', severity: 'error', stage: 'keys', summary: 'value out of range (`top_p` in (0, 1], `warmup_ratio` in [0, 1], batch sizes ≥ 1, …); `.nan` and `.inf` are outside every range (the runtime refuses them too), except `max_grad_norm: .inf` (never clip); `.nan` / `.inf` in `reward_weights`' },
   { code: 'CC104', severity: 'error', stage: 'keys', summary: "field removed in the TRL line the recipe is checked against; quick fix renames to that line's name, or removes the key" },
   { code: 'CC105', severity: 'info', stage: 'keys', summary: 'field gone from the other TRL line; reported only while the recipe does not set `launch.trl`' },
   { code: 'CC106', severity: 'error', stage: 'keys', summary: "the other TRL line's spelling of a field; quick fix renames to this line's name (removes the key when that is set already)" },
@@ -657,7 +684,7 @@ export const RULES: readonly Rule[] = [
       }
     },
   },
-  { code: 'CC302', severity: 'error', stage: 'accelerate', summary: '`launch.accelerate_config` not found (relative to the recipe)' },
+  { code: 'CC302', severity: 'error', stage: 'accelerate', summary: '`launch.accelerate_config` not found (relative to the recipe), or a folder; an empty value is no config, as the runtime reads it' },
   {
     code: 'CC303', severity: 'error', stage: 'rules', summary: 'local dataset (`./`, `../`, `/` or a `.jsonl/.json/.csv/.parquet` name) not found',
     check(ctx, emit) { missingFile(ctx, emit, 'dataset_name', 'Local dataset', looksLocal); },
@@ -670,12 +697,48 @@ export const RULES: readonly Rule[] = [
     code: 'CC305', severity: 'error', also: 'info', stage: 'rules', summary: 'local `model_name_or_path` (`./`, `../`, `/`) not found; information only for a run output folder (`.conscience/outputs/...`) that an earlier stage writes',
     check(ctx, emit) { missingFile(ctx, emit, 'model_name_or_path', 'Local model folder', looksLikePath); },
   },
+  {
+    code: 'CC306', severity: 'error', stage: 'rules', summary: '`deepspeed` (a DeepSpeed JSON config, relative to the recipe) not found, a folder, or not valid JSON (transformers reads it with json.load)',
+    check(ctx, emit) {
+      const v = val(ctx, 'deepspeed');
+      const p = pair(ctx, 'deepspeed');
+      // a mapping, or a JSON/base64 string, is the config itself
+      if (typeof v !== 'string' || !p || !v.trim() || v.trim().startsWith('{')) return;
+      const r = readReferenced(ctx, v, 'DeepSpeed config');
+      if (!r) return;
+      if (r.problem) { emit.range(p.value.start, p.value.end, r.problem); return; }
+      let parsed: unknown;
+      try { parsed = JSON.parse(r.text!); } catch (e) {
+        emit.range(p.value.start, p.value.end, `DeepSpeed config '${v}' (${r.full}) is not valid JSON${jsonWhere(r.text!, e)}: ${(e as Error).message}. transformers reads it with json.load, which refuses trailing commas and comments.`);
+        return;
+      }
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+        emit.range(p.value.start, p.value.end, `DeepSpeed config '${v}' (${r.full}) must be a JSON object ({"zero_optimization": {...}, ...}).`);
+      }
+    },
+  },
+  {
+    code: 'CC307', severity: 'error', stage: 'rules', summary: '`safety.eval_recipe` (relative to the recipe) not found, a folder, or not a `kind: eval` recipe: the first evaluation during training would fail',
+    check(ctx, emit) {
+      const v = sval(ctx, 'safety', 'eval_recipe');
+      const p = sectionPair(ctx, 'safety', 'eval_recipe');
+      if (typeof v !== 'string' || !p || !v) return;
+      const r = readReferenced(ctx, v, 'Eval recipe');
+      if (!r) return;
+      if (r.problem) { emit.range(p.value.start, p.value.end, r.problem); return; }
+      const root = deref(parseYaml(r.text!).root);
+      const k = root && root.kind === 'map' ? deref(getPair(root, 'kind')?.value) : undefined;
+      if (k && k.kind === 'scalar' && k.value === 'eval') return;
+      const said = !root || root.kind !== 'map' ? 'is not a YAML mapping' : k && k.kind === 'scalar' && k.value !== null ? `is a \`kind: ${k.text}\` recipe` : 'has no `kind: eval`';
+      emit.range(p.value.start, p.value.end, `Eval recipe '${v}' (${r.full}) ${said}: safety.eval_recipe must name an eval recipe (\`kind: eval\`, docs/eval.md), which conscience.eval loads at the first evaluation step.`);
+    },
+  },
   // the accelerate config (accelerate.ts) and how the recipe agrees with it
-  { code: 'CC400', severity: 'error', stage: 'accelerate', summary: 'the referenced accelerate config cannot be read or has errors' },
+  { code: 'CC400', severity: 'error', stage: 'accelerate', summary: 'the referenced accelerate config cannot be read (binary, not UTF-8, over 2 MB, not JSON when it ends in `.json`, a recipe rather than an accelerate config) or has errors' },
   { code: 'CC401', severity: 'error', also: 'warning', stage: 'accelerate', summary: 'accelerate config: unknown key (accelerate refuses them); unknown `deepspeed_config` key (warning)' },
   { code: 'CC402', severity: 'error', stage: 'accelerate', summary: 'accelerate config: wrong type' },
   { code: 'CC403', severity: 'error', also: 'warning', stage: 'accelerate', summary: 'accelerate config: value not allowed (`distributed_type`, `mixed_precision`, `zero_stage`, offload devices, missing `distributed_type`)' },
-  { code: 'CC404', severity: 'error', also: 'warning', stage: 'accelerate', summary: 'DeepSpeed settings inconsistent (DEEPSPEED without `deepspeed_config`, ZeRO-3 flags with another stage, nvme offload without a path)' },
+  { code: 'CC404', severity: 'error', also: 'warning', stage: 'accelerate', summary: 'DeepSpeed settings inconsistent (DEEPSPEED without `deepspeed_config`, ZeRO-3 flags with another stage, nvme offload without a path); `deepspeed_config_file` not found (next to the accelerate config or in the current folder), a folder, or not JSON' },
   {
     code: 'CC405', severity: 'warning', stage: 'rules', summary: '`launch:` and the accelerate config disagree on processes or machines',
     check(ctx, emit) {

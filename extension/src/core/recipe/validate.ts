@@ -9,8 +9,8 @@ import { type Ctx, type FileAccess, removeFix, renameFix, renameOrRemoveFix, ass
 import { loadAccelerate, validateAccelerate } from './accelerate';
 import { type Diagnostic, type QuickFix, diag } from './diagnostics';
 import { runRules } from './rules';
-import { type RecipeSchema, type SchemaChoice, schemaForVersion } from './schema';
-import { checkValue, didYouMean, headEnd, sectionCoercion } from './values';
+import { type FieldSpec, type RecipeSchema, type SchemaChoice, schemaForVersion } from './schema';
+import { type Coercion, checkValue, describeNode, describeTypes, didYouMean, headEnd, sectionCoercion } from './values';
 import { deref, getPair, LIMITS, parseYaml, type YNode, type YPair } from './yaml';
 import { isEvalRoot, validateEvalRoot } from '../eval/recipe';
 
@@ -181,9 +181,10 @@ function checkKeys(ctx: Ctx): void {
           `'${name}' is not a field of ${assumed(ctx)}. ${changed.note}${to ? ` Rename it to '${to}'` : ''}${ctx.choice.source === 'default' ? `${to ? ', or' : ''} set launch.trl to the TRL you run.` : '.'}`, fix ? [fix] : undefined));
       } else {
         const sug = didYouMean(name, [...schema.fields.keys(), ...schema.sections.keys()]);
-        const fix = sug ? renameOrRemoveFix(text, root, p, name, sug) : undefined;
+        const unfit = sug ? misfit(text, p.value, schema.fields.get(sug), schema.sections.has(sug), 'argparse') : undefined;
+        const fix = sug && !unfit ? renameOrRemoveFix(text, root, p, name, sug) : undefined;
         out.push(diag(text, p.key.start, p.key.end, 'error', 'CC100',
-          `Unknown key '${name}': not a field of TRL ${schema.trlVersion}'s ${schema.kind === 'sft' ? 'SFTConfig' : 'GRPOConfig'}/ModelConfig or our script arguments (TRL 0.18 would silently ignore it, later TRL rejects it).${sug ? ` Did you mean '${sug}'?` : ' Remove it or check the spelling.'}`,
+          `Unknown key '${name}': not a field of TRL ${schema.trlVersion}'s ${schema.kind === 'sft' ? 'SFTConfig' : 'GRPOConfig'}/ModelConfig or our script arguments (TRL 0.18 would silently ignore it, later TRL rejects it).${sug ? ` Did you mean '${sug}'?${unfit ?? ''}` : ' Remove it or check the spelling.'}`,
           fix ? [fix] : undefined));
       }
       continue;
@@ -208,6 +209,20 @@ function checkKeys(ctx: Ctx): void {
 
 const RULE_OWNED = new Set(['num_generations']);
 
+/**
+ * Why the suggested key would not take this value (renamed, `k16: 16` as `bf16` is a CC101), in
+ * words; undefined when it takes it. Then the suggestion is a question without a quick fix.
+ */
+function misfit(text: string, value: YNode, spec: FieldSpec | undefined, section: boolean, mode: Coercion): string | undefined {
+  const n = deref(value);
+  if (!n) return undefined;
+  if (section) return n.kind === 'map' || (n.kind === 'scalar' && n.tag === 'null') ? undefined : ` That is a section (a mapping of settings), not ${describeNode(n)}: check the key and the value.`;
+  if (!spec) return undefined;
+  const scratch: Diagnostic[] = [];
+  checkValue(text, spec, value, 'x', scratch, undefined, mode);
+  return scratch.some((d) => d.severity === 'error') ? ` It takes ${describeTypes(spec.types)}, not ${describeNode(n)}: check the key and the value.` : undefined;
+}
+
 function checkSection(ctx: Ctx, name: string, p: YPair): void {
   const { text, out, schema } = ctx;
   const v = deref(p.value);
@@ -226,9 +241,10 @@ function checkSection(ctx: Ctx, name: string, p: YPair): void {
     const spec = specs.get(k.text);
     if (!spec) {
       const sug = didYouMean(k.text, specs.keys());
-      const fix = sug ? renameOrRemoveFix(text, v, q, k.text, sug) : undefined;
+      const unfit = sug ? misfit(text, q.value, specs.get(sug), false, sectionCoercion(name)) : undefined;
+      const fix = sug && !unfit ? renameOrRemoveFix(text, v, q, k.text, sug) : undefined;
       out.push(diag(text, q.key.start, q.key.end, 'error', 'CC100',
-        `Unknown key '${k.text}' in the ${name}: section.${sug ? ` Did you mean '${sug}'?` : ` Known keys: ${[...specs.keys()].join(', ')}.`}`,
+        `Unknown key '${k.text}' in the ${name}: section.${sug ? ` Did you mean '${sug}'?${unfit ?? ''}` : ` Known keys: ${[...specs.keys()].join(', ')}.`}`,
         fix ? [fix] : undefined));
       continue;
     }

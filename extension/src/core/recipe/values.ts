@@ -85,6 +85,14 @@ function coerceScalar(types: string[], n: Extract<YNode, { kind: 'scalar' }>, mo
   }
 }
 
+/** A number as YAML 1.1 (PyYAML) reads back a float: a decimal point, a signed exponent (1.0e-06). */
+export function yaml11Float(x: number): string {
+  const a = Math.abs(x);
+  const [m, e] = (a !== 0 && (a < 1e-4 || a >= 1e16) ? x.toExponential() : String(x)).split('e') as [string, string | undefined];
+  const mant = m.includes('.') ? m : `${m}.0`;
+  return e === undefined ? mant : `${mant}e${/^[-+]/.test(e) ? e : `+${e}`}`;
+}
+
 function toNumber(t: string): number { return Number(t.replace(/^([-+]?)inf(inity)?$/i, '$1Infinity')); }
 
 export function levenshtein(a: string, b: string, max = 99): number {
@@ -170,6 +178,14 @@ export function checkValue(text: string, spec: FieldSpec, node: YNode, where: st
       } else if (n.tag === 'float' && types.includes('integer') && Number.isInteger(n.value)) {
         hint = ` Write it without a decimal point: ${n.value}.`;
         fixes.push({ title: `Write ${n.value}`, edits: [{ start: node.start, end: node.end, newText: String(n.value) }] });
+      } else if (mode === 'strict' && /\]$/.test(spec.name) && n.tag === 'str' && types.includes('number') && FLOAT_RE.test(n.text.trim()) && Number.isFinite(toNumber(n.text.trim()))) {
+        // a list item (or an allocator: value): argparse and from_mapping leave the string as it is
+        const num = yaml11Float(toNumber(n.text.trim()));
+        hint = ` A value inside a list is not converted (argparse converts only a top-level value), so it stays a string${n.quoted ? '' : ' (YAML 1.1 reads a number with an exponent but no decimal point as text)'}. Write ${num}.`;
+        fixes.push({ title: `Write ${num}`, edits: [{ start: node.start, end: node.end, newText: num }] });
+      } else if ((n.tag === 'int' || n.tag === 'float') && types.includes('string') && mode === 'strict' && /\]$/.test(spec.name)) {
+        // a list item: nothing converts it, so the runtime gets (and refuses) a number
+        hint = ` A value inside a list is not converted to text: the runtime refuses it. Write a name${types.length === 1 ? '' : ' (quoted if it is meant as text)'}.`;
       } else if ((n.tag === 'int' || n.tag === 'float') && types.includes('string')) {
         hint = ` Quote it if it is meant as text: '${n.text}'.`;
       } else if (types.includes('array') && n.tag !== 'null' && !text.slice(node.start, node.end).includes('\n')) {
@@ -191,6 +207,7 @@ export function checkValue(text: string, spec: FieldSpec, node: YNode, where: st
       out.push(diag(text, node.start, headEnd(text, node), 'error', codes.type, `${where} expects ${describeTypes(types)}, got a mapping.`));
       return { ok: false, value: undefined };
     }
+    if (mode === 'argparse' && NUMBER_KWARGS.has(spec.name)) numberStrings(text, n, where, out, codes.type);
     return { ok: true, value: n };
   } else if (n.kind === 'seq') {
     if (!types.includes('array')) {
@@ -202,7 +219,16 @@ export function checkValue(text: string, spec: FieldSpec, node: YNode, where: st
     let ok = true;
     n.items.forEach((it, i) => {
       if (!itemTypes.length) { values.push(undefined); return; }
-      const r = checkValue(text, { name: `${spec.name}[${i}]`, types: itemTypes, enum: spec.items?.enum }, it, `${where}[${i}]`, out, codes, mode);
+      // argparse converts only a top-level string: a list item stays what YAML read (`2e-1` and
+      // `"1.0"` stay strings, and GRPOTrainer's torch.tensor(reward_weights) fails on them)
+      const r = checkValue(text, { name: `${spec.name}[${i}]`, types: itemTypes, enum: spec.items?.enum }, it, `${where}[${i}]`, out, codes, mode === 'argparse' ? 'strict' : mode);
+      if (r.ok && typeof r.value === 'number' && !Number.isFinite(r.value)) {
+        // `.nan` / `.inf` in reward_weights: every advantage would be NaN
+        out.push(diag(text, it.start, it.end, 'error', codes.range, `${where}[${i}] = ${text.slice(it.start, it.end)} is not a finite number: the weighted rewards, and so every advantage, would be NaN or infinite. Write a finite number.`));
+        ok = false;
+        values.push(undefined);
+        return;
+      }
       ok &&= r.ok;
       values.push(r.value);
     });
@@ -239,6 +265,29 @@ export function checkValue(text: string, spec: FieldSpec, node: YNode, where: st
     }
   }
   return { ok: true, value };
+}
+
+/** Flat keys whose mapping goes to a function that computes with its numbers (the scheduler, generation). */
+const NUMBER_KWARGS = new Set(['lr_scheduler_kwargs', 'generation_kwargs']);
+
+/**
+ * A plain value in such a mapping that reads as a number but is a string in YAML 1.1
+ * (`{min_lr: 1e-6}`): argparse converts only top-level values, so the scheduler gets the text
+ * and fails (`min_lr / lr`).
+ */
+function numberStrings(text: string, m: Extract<YNode, { kind: 'map' }>, where: string, out: Diagnostic[], code: string): void {
+  for (const p of m.items) {
+    const k = deref(p.key), v = deref(p.value);
+    if (!k || k.kind !== 'scalar' || !v) continue;
+    if (v.kind === 'map') { numberStrings(text, v, `${where}.${k.text}`, out, code); continue; }
+    if (v.kind !== 'scalar' || v.tag !== 'str' || v.quoted) continue;
+    const t = v.text.trim();
+    if (!FLOAT_RE.test(t) || !Number.isFinite(toNumber(t))) continue;
+    const num = yaml11Float(toNumber(t));
+    out.push(diag(text, p.value.start, p.value.end, 'error', code,
+      `${where}.${k.text} is the string "${t}", not a number: YAML 1.1 (PyYAML) reads a number with an exponent but no decimal point as text, and argparse converts only top-level values (not the values inside a mapping). Write ${num}.`,
+      [{ title: `Write ${num}`, edits: [{ start: p.value.start, end: p.value.end, newText: num }] }]));
+  }
 }
 
 export function describeRange(s: FieldSpec): string {

@@ -71,12 +71,16 @@ export function headEnd(text: string, n: { start: number; end: number }): number
   return nl >= text.length || nl > n.end ? n.end : Math.max(n.start + 1, nl);
 }
 
+/** CC007's words for a file of `size` bytes (the file's real size: a reader stats it before reading). */
+export function tooLargeMessage(size: number): string {
+  return `File is ${(size / 1048576).toFixed(1)} MB; a recipe is a small YAML file, so files over ${LIMITS.maxBytes / 1048576} MB are not parsed. Check that this is the right file.`;
+}
+
 /** Parse `text` into a ranged tree. Never throws. */
 export function parseYaml(text: string): ParsedYaml {
   const diagnostics: Diagnostic[] = [];
   if (text.length > LIMITS.maxBytes) {
-    diagnostics.push(diag(text, 0, Math.min(lineEnd(text, 0), 200), 'error', 'CC007',
-      `File is ${(text.length / 1048576).toFixed(1)} MB; a recipe is a small YAML file, so files over ${LIMITS.maxBytes / 1048576} MB are not parsed. Check that this is the right file.`));
+    diagnostics.push(diag(text, 0, Math.min(lineEnd(text, 0), 200), 'error', 'CC007', tooLargeMessage(text.length)));
     return { root: undefined, diagnostics, documents: 0 };
   }
   let events: Event[];
@@ -258,9 +262,17 @@ class TreeBuilder {
       if (this.i < ev.length && ev[this.i]!.type !== EVENT_ID.POP) content = this.node();
       if (this.i < ev.length && ev[this.i]!.type === EVENT_ID.POP) this.i++;
       if (documents === 1) root = content;
-      else if (documents === 2 && content) {
-        this.diagnostics.push(diag(this.text, content.start, lineEnd(this.text, content.start), 'error', 'CC009',
-          'A recipe is one YAML document, but this file has several (`---`). The runtime (yaml.safe_load) rejects it: remove the extra documents.'));
+      else if (documents === 2) {
+        // at the `---` that starts the second document, where yaml.safe_load says "but found another document"
+        const re = /^---(?=[ \t\r\n]|$)/gm;
+        re.lastIndex = root ? root.end : 0;
+        const m = re.exec(this.text);
+        const empty = !content || (content.kind === 'scalar' && content.start === content.end);
+        const at = m && (empty || m.index <= content!.start) ? m.index : empty ? undefined : content!.start;
+        if (at !== undefined) {
+          this.diagnostics.push(diag(this.text, at, lineEnd(this.text, at), 'error', 'CC009',
+            'A recipe is one YAML document, but this file has several (`---`). The runtime (yaml.safe_load) rejects it: remove the extra documents.'));
+        }
       }
     }
     if (this.hasTab) this.checkTabs();
