@@ -151,18 +151,17 @@ def build_command(
     decisions (extension/src/core/launch/topology.ts, passed by the sbatch script): they win
     over the recipe's launch: values, so accelerate's mode (--multi_gpu/--cpu) follows them.
     """
-    from .recipe import RECIPE_KINDS, parse_section, read_recipe_yaml, recipe_kind
+    from .recipe import RECIPE_KINDS, check_accelerate_config, parse_section, read_recipe_yaml, recipe_kind
 
     raw, _, lines = read_recipe_yaml(recipe_path)
     launch = parse_section("launch", raw.get("launch"), recipe_path, lines)
     for k, v in (overrides or {}).items():
         if v is not None:
             setattr(launch, k, v)
-    base = os.path.dirname(os.path.abspath(recipe_path))
     py = python or sys.executable
     cmd = [py, "-m", "accelerate.commands.launch"]
-    if launch.accelerate_config:
-        cfg = os.path.normpath(os.path.join(base, launch.accelerate_config))
+    if launch.accelerate_config:  # missing or unparsable: the recipe's line now, not accelerate's traceback later
+        cfg = check_accelerate_config(launch.accelerate_config, recipe_path, lines.get("launch.accelerate_config"))
         cmd += ["--config_file", cfg]
     cmd += ["--num_processes", str(launch.num_processes), "--num_machines", str(launch.num_machines)]
     cpu_args: list[str] = []

@@ -28,6 +28,7 @@ import hashlib
 import io
 import math
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -349,33 +350,112 @@ class Recipe:
     raw: dict
 
 
-def _key_lines(text: str) -> dict[str, int]:
-    """Line (1-based) of each top-level key and of `section.key`, for error messages."""
-    lines: dict[str, int] = {}
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return lines
-    if not isinstance(node, yaml.MappingNode):
-        return lines
-    for k, v in node.value:
-        if isinstance(k, yaml.ScalarNode):
-            lines[str(k.value)] = k.start_mark.line + 1
-            if isinstance(v, yaml.MappingNode):
-                for k2, _ in v.value:
-                    if isinstance(k2, yaml.ScalarNode):
-                        lines[f"{k.value}.{k2.value}"] = k2.start_mark.line + 1
+class KeyLines(dict):
+    """Line (1-based) of each top-level key, of `section.key` / `key.sub` (nested mappings, a
+    merged `<<:` key at the line that gives its value) and of `key[i]` (list items), for error
+    messages. `scalars` holds each such path's scalar as written: (source text, plain, tag)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scalars: dict[str, tuple[str, bool, str]] = {}
+
+
+# The YAML 1.2 (and JSON) number PyYAML's YAML 1.1 resolver reads as text: `1e-6`, `2e-1` (no dot)
+_YAML12_NUMBER = r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
+MAX_DEPTH = 64  # the validator's YAML parser refuses deeper nesting (CC001); PyYAML's composer recurses
+MAX_PATHS = 100_000  # lines recorded at most (an alias repeats its node's paths under every reference)
+
+
+def _key_lines(node: Any, path: str = "<recipe>") -> KeyLines:
+    """The lines of a composed recipe (see KeyLines); a key given twice in one mapping is a
+    RecipeError at its second occurrence (PyYAML keeps the last value silently; the validator's CC003)."""
+    lines = KeyLines()
+
+    def scalar(p: str, n: Any) -> None:
+        if isinstance(n, yaml.ScalarNode):
+            lines.scalars[p] = (str(n.value), n.style is None, n.tag.rsplit(":", 1)[-1])
+
+    memo: dict[int, list] = {}
+
+    def items(n: Any) -> list:
+        """(key node, value node) of a mapping, explicit keys first, then merged ones (which they override)."""
+        if id(n) in memo:
+            return memo[id(n)]
+        memo[id(n)] = []  # a mapping merged into itself
+        own, merged = [], []
+        seen: dict[Any, int] = {}
+        for k, v in n.value:
+            if isinstance(k, yaml.ScalarNode) and k.tag == "tag:yaml.org,2002:merge":
+                sources = v.value if isinstance(v, yaml.SequenceNode) else [v]
+                for s in sources:
+                    if isinstance(s, yaml.MappingNode):
+                        merged += items(s)
+                continue
+            if isinstance(k, yaml.ScalarNode):
+                ident = (k.tag, k.value)
+                if ident in seen:
+                    raise RecipeError(f"{path}:{k.start_mark.line + 1}: Duplicate key '{k.value}' (first defined on line "
+                                      f"{seen[ident]}). PyYAML silently keeps the last value; remove one of them.")
+                seen[ident] = k.start_mark.line + 1
+            own.append((k, v))
+        keys = {(k.tag, k.value) for k, _ in own if isinstance(k, yaml.ScalarNode)}
+        for k, v in merged:  # the first source that gives a key wins, as PyYAML merges
+            if isinstance(k, yaml.ScalarNode) and (k.tag, k.value) not in keys:
+                keys.add((k.tag, k.value))
+                own.append((k, v))
+        memo[id(n)] = own
+        return own
+
+    def walk(n: Any, prefix: str, depth: int) -> None:
+        if depth > MAX_DEPTH or len(lines) > MAX_PATHS:  # aliases repeat a node: a billion laughs stays small
+            return
+        if isinstance(n, yaml.MappingNode):
+            for k, v in items(n):
+                if not isinstance(k, yaml.ScalarNode):
+                    continue
+                p = f"{prefix}.{k.value}" if prefix else str(k.value)
+                if p not in lines:  # an explicit key wins over a merged one
+                    lines[p] = k.start_mark.line + 1
+                    scalar(p, v)
+                    walk(v, p, depth + 1)
+        elif isinstance(n, yaml.SequenceNode):
+            for i, v in enumerate(n.value):
+                p = f"{prefix}[{i}]"
+                lines[p] = v.start_mark.line + 1
+                scalar(p, v)
+                walk(v, p, depth + 1)
+
+    if isinstance(node, yaml.MappingNode):
+        walk(node, "", 0)
     return lines
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
+def _check_depth(text: str, path: str) -> None:
+    """Nesting deeper than MAX_DEPTH is refused from the parser's events (which do not recurse),
+    before PyYAML's recursive composer hits Python's recursion limit."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise RecipeError(f"{path}:{event.start_mark.line + 1}: invalid YAML: nested more than {MAX_DEPTH} "
+                                  "levels deep")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
+_INT_TEXT = re.compile(r"-?[0-9]+")
+
+
+def _coerce(value: Any, tp: Any, where: str, text: Optional[str] = None) -> Any:
+    """`value` as a section field of type `tp`; `text`: the scalar as written, for messages."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is typing.Union:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], where)
+        return _coerce(value, inner[0], where, text)
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -387,7 +467,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise RecipeError(f"{where}: expected an integer, got {value!r}")
         if isinstance(value, int):
             return value
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):  # not "--2", "²" or "1_000" (int() takes some)
             return int(value)
         raise RecipeError(f"{where}: expected an integer, got {value!r}")
     if tp is float:
@@ -400,6 +480,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is str:
         if isinstance(value, (dict, list)) or value is None:
             raise RecipeError(f"{where}: expected a string, got {value!r}")
+        if isinstance(value, bool):  # `open_tag: yes` became "True"; CC101
+            said = f" (YAML 1.1 reads `{text}` as a boolean). Quote it to keep the text: '{text}'." if text else " (a boolean in YAML)."
+            raise RecipeError(f"{where} expects a string, got {str(value).lower()}{said}")
         return str(value)
     return value
 
@@ -419,7 +502,11 @@ def parse_section(name: str, data: Any, file: str = "<recipe>", lines: Optional[
         where = f"{file}:{lines.get(f'{name}.{key}', lines.get(name, '?'))}: {name}.{key}"
         if key not in known:
             raise RecipeError(f"{where}: unknown key (known: {', '.join(sorted(known))})")
-        kwargs[key] = _coerce(value, hints[key], where)
+        scalar = getattr(lines, "scalars", {}).get(f"{name}.{key}")
+        kwargs[key] = _coerce(value, hints[key], where, scalar[0] if scalar and scalar[1] else None)
+        problem = _out_of_range(f"{name}.{key}", kwargs[key])
+        if problem:  # the schema's bound (CC103), from the table the validator reads
+            raise RecipeError(f"{where.rsplit(': ', 1)[0]}: {problem}")
     try:
         return cls(**kwargs)
     except ValueError as e:
@@ -440,7 +527,7 @@ def _resolve_relative(value: Optional[str], base: str) -> Optional[str]:
     return value
 
 
-def read_recipe_yaml(path: str) -> tuple[dict, str, dict[str, int]]:
+def read_recipe_yaml(path: str) -> tuple[dict, str, KeyLines]:
     """Read a recipe file: (mapping, sha256 of the bytes, key -> line)."""
     from .prompt_sets import DataError, open_regular
 
@@ -458,17 +545,31 @@ def read_recipe_yaml(path: str) -> tuple[dict, str, dict[str, int]]:
     except UnicodeDecodeError as e:
         raise RecipeError(f"{path}: not UTF-8 text (byte {e.start})") from None
     try:
-        raw = yaml.safe_load(text)
+        _check_depth(text, path)
+        loader = yaml.SafeLoader(text)
+        try:  # composed once: the lines and duplicate keys from the nodes, the values as yaml.safe_load reads them
+            node = loader.get_single_node()
+            lines = _key_lines(node, path)
+            raw = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else path
         problem = getattr(e, "problem", None) or str(e)
         raise RecipeError(f"{where}: invalid YAML: {problem}") from None
+    except RecursionError:  # a structure _check_depth let through, built recursively
+        raise RecipeError(f"{path}:1: invalid YAML: nested too deeply") from None
     if raw is None:  # empty, comments only, or `~` (the validator's CC008)
         raise RecipeError(f"{path}:1: the recipe is empty: it sets no keys")
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}:1: a recipe must be a YAML mapping of keys, got {type(raw).__name__}")
-    return raw, hashlib.sha256(data).hexdigest(), _key_lines(text)
+    if not all(isinstance(k, str) for k in raw):  # `1: x`, `true: x`, `null: x`: TrlParser failed on **flat
+        key = next(k for k in raw if not isinstance(k, str))
+        line = next((n for p, n in lines.items() if p == str(key) or p.lower() == str(key).lower()), 1)
+        raise RecipeError(f"{path}:{line}: Unknown key '{key}': a recipe's keys are names of settings, and YAML reads this one "
+                          f"as {'null' if key is None else type(key).__name__} (TrlParser failed on it: keywords must be strings)")
+    return raw, hashlib.sha256(data).hexdigest(), lines
 
 
 def read_chat_template(value: str, recipe_path: str, line: Optional[int] = None) -> str:
@@ -492,6 +593,153 @@ def read_chat_template(value: str, recipe_path: str, line: Optional[int] = None)
         raise ValueError(f"{where}: chat_template file {path}: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
         raise ValueError(f"{where}: chat_template file {path}: not UTF-8 text (byte {e.start})") from None
+
+
+def _base64_json(value: str) -> bool:
+    """TrainingArguments also takes `deepspeed:` as base64-encoded JSON."""
+    import base64
+    import binascii
+    import json
+
+    try:
+        return isinstance(json.loads(base64.b64decode(value, validate=True).decode("utf-8")), dict)
+    except (binascii.Error, ValueError):
+        return False
+
+
+def read_deepspeed_config(value: str, recipe_path: str, line: Optional[int] = None) -> str:
+    """`deepspeed:` as a path, resolved against the recipe's folder (not the current one) and read
+    now as TrainingArguments will read it (json.load): a missing or malformed file is a RecipeError
+    at the recipe's line that names the file (the validator's CC306). Returns the absolute path."""
+    import json
+
+    where = f"{recipe_path}:{line}" if line else recipe_path
+    if not value.strip() or value.lstrip().startswith("{") or (not value.endswith(".json") and _base64_json(value)):
+        return value
+    file = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(recipe_path)), os.path.expanduser(value)))
+    if not os.path.exists(file):
+        raise RecipeError(f"{where}: DeepSpeed config '{value}' not found (resolved against the recipe's folder: {file}). "
+                          "Fix the path or create the file.")
+    from .prompt_sets import DataError, open_regular, too_deep
+
+    try:
+        with io.TextIOWrapper(open_regular(file, "a DeepSpeed config is a JSON file"), encoding="utf-8") as f:
+            text = f.read()
+        if too_deep(text):
+            raise RecipeError(f"{where}: DeepSpeed config '{value}' ({file}) nests too deeply to be a DeepSpeed config")
+        config = json.loads(text)
+        if not isinstance(config, dict):
+            raise RecipeError(f"{where}: DeepSpeed config '{value}' ({file}) must be a JSON object "
+                              '({"zero_optimization": {...}, ...}).')
+    except json.JSONDecodeError as e:
+        raise RecipeError(f"{where}: DeepSpeed config '{value}' ({file}) is not valid JSON at line {e.lineno}, column {e.colno}: "
+                          f"{e.msg}. transformers reads it with json.load, which refuses trailing commas and comments.") from None
+    except DataError as e:
+        raise RecipeError(f"{where}: DeepSpeed config {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecipeError(f"{where}: DeepSpeed config '{value}' ({file}): {getattr(e, 'strerror', None) or e}") from None
+    return file
+
+
+def check_accelerate_config(value: str, recipe_path: str, line: Any = None) -> str:
+    """`launch.accelerate_config` resolved against the recipe's folder and read now as accelerate
+    will read it (YAML, or json.load for `.json`): a missing, unreadable or malformed file is a
+    RecipeError at the recipe's line that names the file (the validator's CC302 / CC400), not a
+    failure of `accelerate launch` after the launcher has started. Returns the absolute path."""
+    import json
+
+    where = f"{recipe_path}:{line if line is not None else '?'}: launch.accelerate_config"
+    full = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(recipe_path)), value))
+    if not os.path.exists(full):
+        raise RecipeError(f"{where}: Accelerate config '{value}' not found (resolved against the recipe's folder: {full}). "
+                          "Use e.g. ../accelerate/zero2.yaml or fix the path.")
+    if os.path.isdir(full):
+        raise RecipeError(f"{where}: Accelerate config '{value}' is a folder ({full}), not a file. Name the config file in it, "
+                          f"e.g. {value.rstrip('/')}/zero2.yaml.")
+    from .prompt_sets import DataError, open_regular
+
+    try:
+        with open_regular(full, "an accelerate config is a YAML or JSON file") as f:
+            data = f.read()
+        text = data.decode("utf-8")
+    except DataError as e:
+        raise RecipeError(f"{where}: Accelerate config {e}") from None
+    except OSError as e:
+        raise RecipeError(f"{where}: Accelerate config '{value}' ({full}) cannot be read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise RecipeError(f"{where}: Accelerate config '{value}' ({full}) cannot be read: it is not valid UTF-8 text "
+                          f"(byte {e.start}).") from None
+    cannot = f"{where}: Accelerate config '{value}' ({full}) cannot be read"
+    if full.lower().endswith(".json"):
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise RecipeError(f"{cannot}: it is not valid JSON (accelerate reads a .json config with json.load) at line "
+                              f"{e.lineno}, column {e.colno}: {e.msg}.") from None
+        except RecursionError:
+            raise RecipeError(f"{cannot}: it nests too deeply") from None
+    else:
+        try:
+            _check_depth(text, full)
+            config = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            at = f" at line {mark.line + 1}" if mark is not None else ""
+            raise RecipeError(f"{cannot}: it is not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
+        except RecipeError as e:
+            raise RecipeError(f"{cannot}: {str(e).split(': ', 2)[-1]}") from None
+    if not isinstance(config, dict):
+        raise RecipeError(f"{cannot}: the accelerate config is empty or not a mapping.")
+    if "distributed_type" not in config and any(k in config for k in _RECIPE_ONLY_KEYS):
+        raise RecipeError(f"{cannot}: it is a recipe (it has recipe keys such as model_name_or_path or reward_funcs), not an "
+                          "accelerate config. Point launch.accelerate_config at an accelerate config (e.g. ../accelerate/zero2.yaml).")
+    return full
+
+
+# Keys only a recipe has: an accelerate config without distributed_type that has one is a recipe
+_RECIPE_ONLY_KEYS = ("reward_funcs", "model_name_or_path", "num_generations", "per_device_train_batch_size", "launch", "kind")
+
+
+def check_eval_recipe(value: str, recipe_path: str, line: Any, safety: Any, system_prompt: Any, allocator: dict,
+                      given: Optional[str] = None) -> None:
+    """`safety.eval_recipe`, loaded now as the trainer's evaluation callback will load it (with this
+    recipe's template): a missing file or a bad eval recipe is a RecipeError at this recipe's line
+    (the validator's CC307), not a failure at trainer setup after the data and the model are loaded."""
+    from .eval import EvalError, load_eval_recipe
+
+    where = f"{recipe_path}:{line if line is not None else '?'}: safety.eval_recipe"
+    given = given or value
+    if not os.path.exists(value):
+        raise RecipeError(f"{where}: Eval recipe '{given}' not found (resolved against the recipe's folder: {value}). "
+                          "Fix the path or create the file.")
+    if os.path.isdir(value):
+        raise RecipeError(f"{where}: Eval recipe '{given}' is a folder ({value}), not a file. Name the file in it.")
+    try:
+        load_eval_recipe(value, policy=(safety, system_prompt, allocator))
+    except (EvalError, RecipeError) as e:
+        raise RecipeError(f"{where}: {e}") from None
+
+
+def check_chat_template(template: str, recipe_path: str, line: Any, source: str) -> None:
+    """Compile `chat_template` now, as transformers will when it first formats a prompt: a Jinja
+    syntax error is a RecipeError at the recipe's line, with the template's own line."""
+    try:
+        from transformers.utils.chat_template_utils import _compile_jinja_template as compile_template
+    except ImportError:  # pragma: no cover - an older transformers: its sandboxed environment, as it builds it
+        import jinja2.ext
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        def compile_template(text: str) -> Any:
+            env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
+            return env.from_string(text)
+    import jinja2
+
+    try:
+        compile_template(template)
+    except jinja2.TemplateSyntaxError as e:
+        in_file = f" in {source}" if source else ""
+        raise RecipeError(f"{recipe_path}:{line if line is not None else '?'}: chat_template: Jinja syntax error at line "
+                          f"{e.lineno} of the template{in_file}: {e.message}") from None
 
 
 def recipe_kind(raw: dict, path: str = "<recipe>", lines: Optional[dict[str, int]] = None) -> str:
@@ -518,6 +766,8 @@ def parse_trl_keys(path: str, flat: dict, lines: dict[str, int], classes: list, 
     for key in ("model_name_or_path", "dataset_name"):
         if key in flat:
             flat[key] = _resolve_relative(flat[key], base)
+    if isinstance(flat.get("deepspeed"), str):  # a JSON file, relative to the recipe (TrainingArguments reads it)
+        flat["deepspeed"] = read_deepspeed_config(flat["deepspeed"], path, lines.get("deepspeed"))
     env = flat.pop("env", None)
     if env is not None:
         if not isinstance(env, dict):
@@ -525,6 +775,18 @@ def parse_trl_keys(path: str, flat: dict, lines: dict[str, int], classes: list, 
         for k, v in env.items():
             os.environ[str(k)] = str(v)
     parser = TrlParser(classes)
+
+    def argparse_error(message: str) -> None:  # instead of the usage text on stderr and SystemExit(2)
+        import re
+
+        m = re.match(r"argument --([\w-]+)", message)
+        key = m.group(1).replace("-", "_") if m else None
+        given = any(a == f"--{key}" or a.startswith(f"--{key}=") for a in (cli_args or []) if isinstance(a, str))
+        if key in flat and key in lines and not given:
+            raise RecipeError(f"{path}:{lines[key]}: {key}: {message.split(': ', 1)[-1]}")
+        raise RecipeError(f"{path}: invalid command-line arguments: {message}")
+
+    parser.error = argparse_error  # type: ignore[method-assign]
     try:
         unknown = parser.set_defaults_with_config(**flat)
     except Exception as e:  # noqa: BLE001 - argparse default errors
@@ -532,22 +794,43 @@ def parse_trl_keys(path: str, flat: dict, lines: dict[str, int], classes: list, 
     if unknown:
         keys = [s[2:] for s in unknown if isinstance(s, str) and s.startswith("--")]
         where = ", ".join(f"{k} (line {lines.get(k, '?')})" for k in keys) or " ".join(map(str, unknown))
-        raise RecipeError(unknown_keys(where))
+        msg = unknown_keys(where)
+        first = min((lines[k] for k in keys if k in lines), default=None)
+        if first is not None and msg.startswith(f"{path}: "):  # FILE:LINE, so a terminal links it
+            msg = f"{path}:{first}: {msg[len(path) + 2:]}"
+        raise RecipeError(msg)
     check_flat_values(path, flat, lines, classes)
     try:
         return tuple(parser.parse_args_into_dataclasses(args=list(cli_args or [])))
     except SystemExit as e:
         raise RecipeError(f"{path}: invalid arguments (argparse exit {e.code})") from None
+    except RecipeError:
+        raise
+    except ImportError as e:  # transformers 5 needs the deepspeed package to read a DeepSpeed config
+        key = "deepspeed" if "deepspeed" in str(e).lower() and "deepspeed" in lines else None
+        raise RecipeError(f"{path}:{lines[key]}: deepspeed: {e}" if key else f"{path}: {e}") from None
     except (ValueError, TypeError, ArithmeticError) as e:  # ArithmeticError: int(.inf) in a TRL check
         # a dataclass check names its key first ("max_train_samples must be ..."), else somewhere
         # ("--dataloader_prefetch_factor can only be set ...", "At least one of `x` or `y` ..."): the
         # line of the first key the message names that the recipe sets
         key = next((k for k in lines if str(e).startswith(f"{k} ")), None) or _first_named_key(str(e), flat, lines)
+        if key is None:  # GRPOConfig's batch arithmetic names no key: the first of its keys the recipe sets
+            said = next((keys for phrase, keys in _UNNAMED_KEYS if phrase in str(e)), ())
+            key = next((k for k in said if k in flat and k in lines), None)
         if key is None and isinstance(e, ArithmeticError):  # int(.inf) inside TRL: name the key that holds it
             bad = next((k for k, v in flat.items() if isinstance(v, float) and not math.isfinite(v)), None)
             if bad is not None:
                 raise RecipeError(f"{path}:{lines.get(bad, '?')}: {bad}: {flat[bad]} is not a finite number ({e})") from None
         raise RecipeError(f"{path}:{lines[key]}: {e}" if key else f"{path}: {e}") from None
+
+
+# Checks of GRPOConfig / TrainingArguments whose message names no key, and the keys they are about
+_UNNAMED_KEYS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("number of generations", ("num_generations", "per_device_train_batch_size", "gradient_accumulation_steps",
+                               "steps_per_generation", "generation_batch_size")),
+    ("global batch size", ("generation_batch_size", "per_device_train_batch_size", "steps_per_generation")),
+    ("batch size", ("per_device_train_batch_size", "gradient_accumulation_steps", "generation_batch_size")),
+)
 
 
 def _first_named_key(msg: str, flat: dict, lines: dict[str, int]) -> Optional[str]:
@@ -601,6 +884,127 @@ def _non_finite(value: Any) -> bool:
     return False
 
 
+# Flat keys whose bound is GRPOConfig's own check, with TRL's message (the validator's CC203, not CC103)
+RULE_OWNED = ("num_generations",)
+# Flat keys whose runtime reads YAML's true/false though the type says text: train.resolve_resume
+# (`resume_from_checkpoint: true` resumes from the last checkpoint), TrainingArguments (`fsdp: false`)
+BOOL_AS_TEXT = ("resume_from_checkpoint", "fsdp")
+_TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
+               "null": "null", "array": "a list", "object": "a mapping"}
+
+
+def _describe_types(types: list[str]) -> str:
+    """The types a schema entry takes, in words, as the validator's describeTypes writes them."""
+    words = [_TYPE_WORDS.get(t, t) for t in types if t != "null"] + (["null"] if "null" in types else [])
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}" if words else "a value"
+
+
+def _js_number(v: float) -> str:
+    """A number as the validator (JavaScript) prints it: 0 for 0.0, -0.000001 for -1e-06, 1e-7."""
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e21:
+        return str(int(v))
+    if isinstance(v, float) and 1e-6 <= abs(v) < 1e21:
+        from decimal import Decimal
+
+        return format(Decimal(repr(v)), "f")
+    return repr(v).replace("e-0", "e-").replace("e+0", "e+")
+
+
+def _yaml11_text_number(text: str) -> Optional[str]:
+    """`text` with a dot in its mantissa when it is a number YAML 1.2 reads and PyYAML (YAML 1.1)
+    reads as a string (`1e-6`, `2e-1`, `1e3`), else None."""
+    import re
+
+    if not re.fullmatch(_YAML12_NUMBER, text):
+        return None
+    mantissa, _, exp = text.lower().partition("e")
+    return f"{mantissa}.0e{exp}" if exp and "." not in mantissa else None
+
+
+def _got(value: Any, scalar: Optional[tuple[str, bool, str]]) -> str:
+    """What a value is, in words, as the validator's describeNode writes it."""
+    import json
+
+    text = scalar[0] if scalar else None
+    if value is None:
+        return "an empty value (null)" if text == "" else f"null ({text if text is not None else 'null'})"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (YAML 1.1 reads `{text if text is not None else str(value).lower()}` as a boolean)"
+    if isinstance(value, (int, float)):
+        return f"the number {text if text is not None else value}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    s = str(value)
+    return f"the string {json.dumps(s[:40] + '…' if len(s) > 40 else s, ensure_ascii=False)}"
+
+
+def _type_problem(key: str, value: Any, types: list[str], scalar: Optional[tuple[str, bool, str]], converted: bool) -> Optional[str]:
+    """`key expects ..., got ...` when `value` does not fit the schema `types`, else None. `converted`:
+    a top-level value, which argparse converts with the field's type (a string "3" is 3 for an
+    integer); a list item is used as YAML gives it."""
+    if not types or "object" in types and isinstance(value, dict):
+        return None
+    hint = ""
+    if value is None:  # a top-level null is the class's business (`debug: null` is no debug options)
+        ok = "null" in types or converted
+    elif isinstance(value, bool):
+        ok = "boolean" in types or key in BOOL_AS_TEXT
+        if "string" in types and scalar:
+            hint = f" Quote it to keep the text: '{scalar[0]}'."
+    elif isinstance(value, int):
+        ok = bool({"integer", "number", "string"} & set(types))
+    elif isinstance(value, float):
+        ok = "number" in types or ("string" in types and "integer" not in types)
+        if not ok and "integer" in types and math.isfinite(value) and value.is_integer():
+            hint = f" Write it without a decimal point: {int(value)}."
+    elif isinstance(value, str):
+        # argparse's string_to_bool (transformers) takes these for a boolean
+        ok = "string" in types or converted and "boolean" in types and value.lower() in (
+            "yes", "true", "t", "y", "1", "no", "false", "f", "n", "0")
+        if not ok and converted and ("integer" in types or "number" in types):
+            try:  # argparse's type=int / type=float
+                int(value) if "integer" in types else float(value)
+                ok = True
+            except ValueError:
+                try:
+                    number = float(value)
+                    if "integer" in types and math.isfinite(number) and number.is_integer():
+                        hint = f" Write it as {int(number)}."
+                except ValueError:
+                    pass
+        dotted = _yaml11_text_number(value) if scalar and scalar[1] else None
+        if not ok and not hint and dotted and "number" in types:
+            hint = f" YAML 1.1 (PyYAML) reads {value} as text; write it with a dot: {dotted}."
+    elif isinstance(value, list):
+        ok = "array" in types
+    elif isinstance(value, dict):
+        ok = "object" in types
+    else:
+        ok = True
+    return None if ok else f"{key} expects {_describe_types(types)}, got {_got(value, scalar)}.{hint}"
+
+
+def _out_of_range(key: str, value: Any, range_key: Optional[str] = None) -> Optional[str]:
+    """`key = value is out of range: it must be ...` (the validator's CC103) for a finite number
+    outside schema.RANGES[range_key or key], else None."""
+    from .schema import RANGES, bound_words
+
+    r = RANGES.get(range_key or key)
+    if not r or isinstance(value, bool):
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(v):
+        return None
+    bad = ("minimum" in r and v < r["minimum"]) or ("maximum" in r and v > r["maximum"]) or (
+        "exclusiveMinimum" in r and v <= r["exclusiveMinimum"]) or ("exclusiveMaximum" in r and v >= r["exclusiveMaximum"])
+    return f"{key} = {_js_number(v)} is out of range: it must be {bound_words(range_key or key)}." if bad else None
+
+
 def check_flat_values(path: str, flat: dict, lines: dict[str, int], classes: list) -> None:
     """What TrlParser passes on unchecked, refused with the key's line, as the validator reports it:
     a single value for a list key (CC101), null for a list key that does not take None (CC101:
@@ -609,7 +1013,7 @@ def check_flat_values(path: str, flat: dict, lines: dict[str, int], classes: lis
     that takes a list or one string (CC101: PEFT fails on `target_modules=5` when the model is
     wrapped) and NaN / infinity for a key with a numeric bound (CC103; `max_grad_norm: .inf`, no
     clipping, is the one infinite value allowed)."""
-    from .schema import RANGES, bound_words
+    from .schema import RANGES, _type_schema, bound_words
 
     hints: dict[str, Any] = {}
     for cls in classes:
@@ -635,6 +1039,58 @@ def check_flat_values(path: str, flat: dict, lines: dict[str, int], classes: lis
         if isinstance(value, float) and not math.isfinite(value) and _int_annotation(hint):
             # argparse's int() fails deep inside the Trainer, or a loop never ends (max_steps); CC101
             raise RecipeError(f"{where} expects an integer, got {value}")
+        if hint is None:
+            continue
+        spec = _type_schema(hint)
+        types = spec.get("type") or []
+        types = types if isinstance(types, list) else [types]
+        types = types + ["string"] if key in LIST_OR_STRING and "string" not in types else types
+        scalars = getattr(lines, "scalars", {})
+        if key in LIST_OR_STRING and isinstance(value, dict):
+            raise RecipeError(f"{where} expects a list or a string, got a mapping.")
+        problem = _type_problem(key, value, types, scalars.get(key), converted=True)
+        if problem:  # argparse passed it on as it is (a float max_steps failed in range() mid-run) or failed with usage
+            raise RecipeError(f"{path}:{lines.get(key, '?')}: {problem}")
+        problem = _out_of_range(key, value) if not isinstance(value, (list, dict)) and key not in RULE_OWNED else None
+        if problem:  # CC103
+            raise RecipeError(f"{path}:{lines.get(key, '?')}: {problem}")
+        items = spec.get("items", {}).get("type") if isinstance(value, list) else None
+        for i, item in enumerate(value if items else ()):
+            # a list is used as YAML gives it: `2e-1` is text to PyYAML and reached GRPOTrainer as a string
+            item_types = items if isinstance(items, list) else [items]
+            at, scalar = f"{key}[{i}]", scalars.get(f"{key}[{i}]")
+            problem = _type_problem(at, item, item_types, scalar, converted=False)
+            if problem is None and key in LIST_OR_STRING and isinstance(item, (int, float)) and not isinstance(item, bool):
+                problem = f"{at} expects a string, got {_got(item, scalar)}. Quote it if it is meant as text: '{item}'."
+            if problem is None and isinstance(item, float) and not math.isfinite(item):
+                problem = f"{at} = {scalar[0] if scalar else item} is not a finite number"
+            if problem:
+                raise RecipeError(f"{path}:{lines.get(at, lines.get(key, '?'))}: {problem}")
+        if isinstance(value, dict):
+            _check_text_numbers(path, key, value, lines)
+
+
+def _check_text_numbers(path: str, key: str, value: dict, lines: dict) -> None:
+    """A number inside a mapping (`lr_scheduler_kwargs: {min_lr: 1e-6}`) that PyYAML read as text
+    is refused with its line: the scheduler (or whatever reads the mapping) fails on the string
+    once the model is loaded."""
+    scalars = getattr(lines, "scalars", {})
+    seen: set[int] = set()
+
+    def walk(v: Any, at: str, depth: int) -> None:
+        if id(v) in seen or depth > MAX_DEPTH:
+            return
+        seen.add(id(v))
+        pairs = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
+        for k, item in pairs:
+            p = f"{at}.{k}" if isinstance(v, dict) else f"{at}[{k}]"
+            scalar = scalars.get(p)
+            if isinstance(item, str) and scalar and scalar[1] and _yaml11_text_number(item):
+                raise RecipeError(f"{path}:{lines.get(p, lines.get(key, '?'))}: {p} expects a number, got {_got(item, scalar)}. "
+                                  f"YAML 1.1 (PyYAML) reads {item} as text; write it with a dot: {_yaml11_text_number(item)}.")
+            walk(item, p, depth + 1)
+
+    walk(value, key, 0)
 
 
 def allocator_section(raw: dict, path: str, lines: dict[str, int]) -> dict:
@@ -723,7 +1179,7 @@ def load_recipe(path: str, cli_args: Optional[list[str]] = None) -> Recipe:
     safety = parse_section("safety", raw.get("safety"), path, lines)
     allocator = allocator_section(raw, path, lines)
     if launch.accelerate_config:
-        launch.accelerate_config = os.path.normpath(os.path.join(base, launch.accelerate_config))
+        launch.accelerate_config = check_accelerate_config(launch.accelerate_config, path, lines.get("launch.accelerate_config"))
     if safety.eval_recipe:
         safety.eval_recipe = os.path.normpath(os.path.join(base, safety.eval_recipe))
 
@@ -738,10 +1194,16 @@ def load_recipe(path: str, cli_args: Optional[list[str]] = None) -> Recipe:
     refuse_quantized(path, lines, model_args)
     check_grpo_keys(path, lines, script_args, training_args)
     if script_args.chat_template:  # a file's text, read now: a missing file is an error with its line (as SFT and eval)
+        given = script_args.chat_template
         try:
-            script_args.chat_template = read_chat_template(script_args.chat_template, path, lines.get("chat_template"))
+            script_args.chat_template = read_chat_template(given, path, lines.get("chat_template"))
         except ValueError as e:
             raise RecipeError(str(e)) from None
+        check_chat_template(script_args.chat_template, path, lines.get("chat_template"),
+                            given if script_args.chat_template != given else "")
+    if safety.eval_recipe:
+        check_eval_recipe(safety.eval_recipe, path, lines.get("safety.eval_recipe"), safety, script_args.system_prompt, allocator,
+                          str(raw["safety"]["eval_recipe"]))
     return Recipe(
         path=os.path.abspath(path),
         sha256=digest,

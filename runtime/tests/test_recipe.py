@@ -49,7 +49,7 @@ def _recipe(tmp_path, text, name="r.yaml"):
 
 def test_unknown_keys_name_file_and_line(tmp_path):
     p = _recipe(tmp_path, "max_steps: 2\nvllm_device: auto\n")
-    with pytest.raises(RecipeError, match=r"r\.yaml: unknown keys for TRL .*vllm_device \(line 2\)"):
+    with pytest.raises(RecipeError, match=r"r\.yaml:2: unknown keys for TRL .*vllm_device \(line 2\)"):
         load_recipe(p)
     p = _recipe(tmp_path, "max_steps: 2\nsafety:\n  open_tag: '<s>'\n  colour: red\n")
     with pytest.raises(RecipeError, match=r"r\.yaml:4: safety\.colour: unknown key"):
@@ -76,6 +76,8 @@ def test_bad_yaml_and_non_mapping(tmp_path):
 def test_allocator_section_passes_through_and_paths_resolve(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "p.jsonl").write_text("")
+    (tmp_path / ".." / "acc").mkdir(exist_ok=True)
+    (tmp_path / ".." / "acc" / "zero2.yaml").write_text("distributed_type: DEEPSPEED\n")
     p = _recipe(
         tmp_path,
         "dataset_name: ./data/p.jsonl\nmodel_name_or_path: Qwen/Qwen2.5-0.5B\n"
@@ -147,7 +149,7 @@ def test_a_bad_budget_wording_or_sample_count_is_a_recipe_error_with_its_line(tm
     for body, line, needle in (
         ("safety:\n  budget_instruction: 'use {tokens} tokens'\n", 4, "safety.budget_instruction: KeyError: 'tokens'"),
         ("safety:\n  zero_budget_instruction: 'no { here'\n", 4, "safety.zero_budget_instruction: ValueError"),
-        ("max_train_samples: 0\n", 3, "max_train_samples must be >= 1, got 0"),
+        ("max_train_samples: 0\n", 3, "max_train_samples = 0 is out of range: it must be >= 1."),
     ):
         p = _recipe(tmp_path, "dataset_name: conscience/safety_prompts\nmodel_name_or_path: conscience/tiny\n" + body)
         with pytest.raises(RecipeError) as e:

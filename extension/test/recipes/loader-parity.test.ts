@@ -10,6 +10,10 @@
 //   - a number or a boolean for a key that takes a list or one string (`reward_funcs: 5`), null
 //     for a list key that does not take it (`include_for_metrics: null`), null where
 //     transformers reads it as the default (`debug: null`)
+//   - a key given twice, a float for an integer, text argparse cannot convert, YAML 1.1's `no`/`yes`
+//     for text, a value outside the schema's range (schema.RANGES), a bad value inside a list or a
+//     mapping (argparse converts only top-level values), and a DeepSpeed config, accelerate config
+//     or eval recipe that is not there
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -100,6 +104,41 @@ const CASES: Case[] = [
   { name: 'sft-budget-instruction-index', venv: '.venv', text: 'kind: sft\nsafety:\n  budget_instruction: "{open_tag[0]} and {budget}"\n', refused: { code: 'CC227', phrase: /\{open_tag\[0\]\} has a format spec/ } },
   { name: 'eval-budget-instruction-format-spec', venv: '.venv', text: 'kind: eval\nsafety:\n  budget_instruction: "about {budget:>4} tokens"\nmodel_name_or_path: conscience/tiny\n', refused: { code: 'CC227', phrase: /\{budget:>4\} has a format spec/ } },
   { name: 'budget-instruction-escaped-braces', venv: '.venv', text: GRPO + 'safety:\n  budget_instruction: "{{budget:d}} is literal; use {budget} tokens"\n' },
+  // 8. values the runtime used to pass on (or fail on with argparse's usage text or a traceback), refused at load
+  { name: 'duplicate-key', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nreward_funcs: [refusal]\nreward_funcs: [refusal]\n', refused: { code: 'CC003', phrase: /Duplicate key 'reward_funcs' \(first defined on line 2\)\. PyYAML silently keeps the last value/ } },
+  { name: 'duplicate-key-trl1', venv: '.venv-trl1', text: 'model_name_or_path: conscience/tiny\nseed: 1\nseed: 2\n' + TRL1, refused: { code: 'CC003', phrase: /Duplicate key 'seed' \(first defined on line 2\)/ } },
+  { name: 'duplicate-section-key', venv: '.venv', text: 'safety:\n  budget_harmful: 12\n  budget_harmful: 24\n', refused: { code: 'CC003', phrase: /Duplicate key 'budget_harmful' \(first defined on line 2\)/ } },
+  { name: 'max-steps-float', venv: '.venv', text: GRPO + 'max_steps: 8.0\n', refused: { code: 'CC101', phrase: /max_steps expects an integer, got the number 8\.0\. Write it without a decimal point: 8\./ } },
+  { name: 'num-generations-float-trl1', venv: '.venv-trl1', text: GRPO + 'num_generations: 4.0\n' + TRL1, refused: { code: 'CC101', phrase: /num_generations expects an integer or null, got the number 4\.0/ } },
+  { name: 'max-steps-exponent', venv: '.venv', text: GRPO + 'max_steps: 1e3\n', refused: { code: 'CC101', phrase: /max_steps expects an integer, got the string "1e3"/ } },
+  { name: 'learning-rate-not-a-number', venv: '.venv', text: GRPO + 'learning_rate: 1e-4.5\n', refused: { code: 'CC101', phrase: /learning_rate expects a number, got the string "1e-4\.5"/ } },
+  { name: 'eval-strategy-no', venv: '.venv', text: GRPO + 'eval_strategy: no\n', refused: { code: 'CC101', phrase: /eval_strategy expects a string, got false \(YAML 1\.1 reads `no` as a boolean\)\. Quote it to keep the text: 'no'/ } },
+  { name: 'eval-strategy-quoted-no', venv: '.venv', text: GRPO + "eval_strategy: 'no'\n" },
+  { name: 'report-to-no', venv: '.venv', text: GRPO + 'report_to: no\n', refused: { code: 'CC101', phrase: /report_to expects a string, a list or null, got false \(YAML 1\.1 reads `no` as a boolean\)/ } },
+  { name: 'open-tag-yes', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nsafety:\n  open_tag: yes\n', refused: { code: 'CC101', phrase: /safety\.open_tag expects a string, got true \(YAML 1\.1 reads `yes` as a boolean\)\. Quote it to keep the text: 'yes'/ } },
+  { name: 'num-processes-double-minus', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nlaunch:\n  num_processes: "--2"\n', refused: { code: 'CC101', phrase: /launch\.num_processes:? expect(s|ed) an integer, got (the string )?['"]--2['"]/ } },
+  { name: 'non-name-key', venv: '.venv', text: GRPO + '1: x\n', refused: { code: 'CC100', phrase: /Unknown key '1'/ } },
+  { name: 'learning-rate-negative', venv: '.venv', text: GRPO + 'learning_rate: -1e-6\n', refused: { code: 'CC103', phrase: /learning_rate = -0\.000001 is out of range: it must be >= 0\./ } },
+  { name: 'top-p-over-one', venv: '.venv', text: GRPO + 'top_p: 1.5\n', refused: { code: 'CC103', phrase: /top_p = 1\.5 is out of range: it must be > 0 and <= 1\./ } },
+  { name: 'temperature-zero-trl1', venv: '.venv-trl1', text: GRPO + 'temperature: 0\n' + TRL1, refused: { code: 'CC103', phrase: /temperature = 0 is out of range: it must be > 0\./ } },
+  { name: 'lora-r-zero', venv: '.venv', text: GRPO + 'lora_r: 0\n', refused: { code: 'CC103', phrase: /lora_r = 0 is out of range: it must be >= 1\./ } },
+  { name: 'answer-max-words-zero', venv: '.venv', text: GRPO + 'answer_max_words: 0\n', refused: { code: 'CC103', phrase: /answer_max_words = 0 is out of range: it must be >= 1\./ } },
+  { name: 'batch-size-zero', venv: '.venv', text: GRPO + 'per_device_train_batch_size: 0\n', refused: { code: 'CC103', phrase: /per_device_train_batch_size = 0 is out of range: it must be >= 1\./ } },
+  { name: 'top-p-one', venv: '.venv', text: GRPO + 'top_p: 1\n' },
+  // 9. values inside a list or a mapping, which argparse does not convert
+  { name: 'reward-weights-null-item', venv: '.venv', text: GRPO + 'reward_weights: [1.0, null]\n', refused: { code: 'CC101', phrase: /reward_weights\[1\] expects a number, got null \(null\)/ } },
+  { name: 'reward-weights-nested', venv: '.venv', text: GRPO + 'reward_weights: [[1.0]]\n', refused: { code: 'CC101', phrase: /reward_weights\[0\] expects a number, got a list/ } },
+  { name: 'reward-weights-quoted', venv: '.venv', text: GRPO + 'reward_weights: ["1.0"]\n', refused: { code: 'CC101', phrase: /reward_weights\[0\] expects a number, got the string "1\.0"/ } },
+  { name: 'reward-weights-exponent-trl1', venv: '.venv-trl1', text: GRPO + 'reward_weights: [2e-1]\n' + TRL1, refused: { code: 'CC101', phrase: /reward_weights\[0\] expects a number, got the string "2e-1"/ } },
+  { name: 'reward-weights-nan', venv: '.venv', text: GRPO + 'reward_weights: [.nan]\n', refused: { code: 'CC103', phrase: /reward_weights\[0\] = \.nan is not a finite number/ } },
+  { name: 'reward-weights-dotted', venv: '.venv', text: GRPO + 'reward_weights: [2.0e-1]\n' },
+  { name: 'reward-funcs-mapping', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nseed: 1\nreward_funcs: {refusal: 1.0}\n', refused: { code: 'CC101', phrase: /reward_funcs expects a list or a string, got a mapping/ } },
+  { name: 'reward-funcs-number-item', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nseed: 1\nreward_funcs: [refusal, 5]\n', refused: { code: 'CC101', phrase: /reward_funcs\[1\] expects a string, got the number 5/ } },
+  { name: 'scheduler-kwargs-exponent', venv: '.venv', text: GRPO + 'lr_scheduler_kwargs: {min_lr: 1e-6}\n', refused: { code: 'CC101', phrase: /lr_scheduler_kwargs\.min_lr .*the string "1e-6".*YAML 1\.1 \(PyYAML\) reads/ } },
+  // 10. files a recipe names, read at load
+  { name: 'deepspeed-missing', venv: '.venv', text: GRPO + 'deepspeed: ds/missing.json\n', refused: { code: 'CC306', phrase: /DeepSpeed config 'ds\/missing\.json' not found \(resolved against the recipe's folder: / } },
+  { name: 'accelerate-config-missing', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nlaunch:\n  accelerate_config: acc/missing.yaml\n', refused: { code: 'CC302', phrase: /Accelerate config 'acc\/missing\.yaml' not found \(resolved against the recipe's folder: / } },
+  { name: 'eval-recipe-missing', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nsafety:\n  eval_recipe: nope-eval.yaml\n', refused: { code: 'CC307', phrase: /Eval recipe 'nope-eval\.yaml' not found \(resolved against the recipe's folder: / } },
 ];
 
 /** The line a runtime error names: `PATH:LINE: ...`, or `... (line LINE)` for unknown keys. */
