@@ -64,6 +64,7 @@ from .train import (
     _rank,
     _versions,
     _world_size,
+    missing_model_folder,
     nothing_left,
     resolve_resume,
 )
@@ -430,13 +431,6 @@ def _load_model(path: str, ma: Any, ta: Any):
     return AutoModelForCausalLM.from_pretrained(path, **kwargs)
 
 
-def _looks_local(path: str) -> bool:
-    """Whether a model name is meant as a folder here rather than a hub id: absolute, ./ or
-    ../, or under a folder that exists (a hub id `owner/name` has no such folder)."""
-    parent = os.path.dirname(path.rstrip("/\\"))
-    return os.path.isabs(path) or path.startswith(("./", "../", ".\\", "..\\")) or (bool(parent) and os.path.isdir(parent))
-
-
 def _model_folder(ma: Any) -> str:
     from .tiny_model import ensure_tiny
 
@@ -445,11 +439,9 @@ def _model_folder(ma: Any) -> str:
         raise DataError("model_name_or_path is required")
     if model_path == TINY_MODEL_NAME:
         return ensure_tiny()
-    if not os.path.exists(model_path) and _looks_local(model_path):
-        raise DataError(
-            f"model folder not found: {model_path} (model_name_or_path; a relative path in a recipe is relative to "
-            f"the recipe's folder, output_dir to the folder the command runs in: {os.getcwd()})"
-        )
+    missing = missing_model_folder(model_path)
+    if missing:
+        raise DataError(missing)
     return model_path
 
 

@@ -301,6 +301,21 @@ def resolve_resume(value: Any, output_dir: str) -> Optional[str]:
     return value or _last_checkpoint(output_dir)
 
 
+def missing_model_folder(path: str) -> Optional[str]:
+    """Why `path` (model_name_or_path) cannot be loaded when it is meant as a folder here but is
+    not there, else None. Meant as a folder: absolute, ./ or ../, or under a folder that exists
+    (a hub id `owner/name` has no such folder). Such a path would otherwise go to the hub and
+    fail there with a message about repo ids."""
+    parent = os.path.dirname(path.rstrip("/\\"))
+    local = os.path.isabs(path) or path.startswith(("./", "../", ".\\", "..\\")) or (bool(parent) and os.path.isdir(parent))
+    if not local or os.path.exists(path):
+        return None
+    return (
+        f"model folder not found: {path} (model_name_or_path; a relative path in a recipe is relative to "
+        f"the recipe's folder, an output_dir to the folder the command ran in: {os.getcwd()})"
+    )
+
+
 def nothing_left(resume_from: Optional[str], max_steps: int) -> Optional[dict]:
     """The run's summary when its checkpoint already reached max_steps (transformers would still
     train one more step: a completed run of 400 resumed as "step 401 of 400", issue #16), else None."""
@@ -515,6 +530,9 @@ def _train(recipe, writer, resume_from: Optional[str], prepared: Any = None) -> 
     if model_path == TINY_MODEL_NAME:
         model_path = ensure_tiny()
         logger.info("tiny model: %s", model_path)
+    missing = missing_model_folder(model_path)
+    if missing:  # (a local path that is not there went to the hub: an HFValidationError traceback)
+        raise ValueError(missing)
     tokenizer = AutoTokenizer.from_pretrained(
         model_path, revision=ma.model_revision, trust_remote_code=trl_compat.trust_remote_code(ma, ta)
     )

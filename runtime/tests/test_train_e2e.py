@@ -245,6 +245,19 @@ def test_prompts_longer_than_max_prompt_length_fail_before_training(tmp_path, ti
     assert "cut the budget instruction off the front" in finished["error"]
 
 
+def test_a_missing_local_model_folder_is_named(tmp_path, tiny_cache):
+    """A model path meant as a folder here (stage 2 of the demo run from elsewhere than the
+    repository root) went to the hub as a repo id and failed with an HFValidationError traceback."""
+    recipe = _recipe(tmp_path, processes=1, model_name_or_path="../no-such-sft-output")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "conscience.train", "--config", recipe, "--output_dir", str(out)],
+                          env=_env(tiny_cache), capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    finished = _events(out)[-1]
+    assert finished["type"] == "run_finished" and finished["status"] == "failed"
+    assert f"model folder not found: {tmp_path.parent / 'no-such-sft-output'}" in finished["error"], finished["error"]
+
+
 def test_unusable_recipe_exits_2_naming_the_line(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("max_steps: 2\nreward_funcs: [refusal]\nmax_stepz: 3\n")
