@@ -36,13 +36,14 @@ from typing import Optional
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on now (the kernel's pick) and no other launch on this machine
-    has claimed (see :func:`claim_port`), for the rendezvous of a one-machine run."""
+    """A TCP port nobody listens on now (the kernel's pick) and no launch on this machine has
+    claimed (see :func:`claim_port`), this one included (its vLLM server's port is not bound
+    yet either), for the rendezvous of a one-machine run."""
     for _ in range(64):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((host, 0))
             port = s.getsockname()[1]
-        if claim_port(port):
+        if port not in _CLAIMS and claim_port(port, unknown=False):
             return port
     return port  # (64 kernel picks all claimed: not seen; the bind is the last word)
 
@@ -64,7 +65,7 @@ def _claims_dir() -> str:
     return d
 
 
-def claim_port(port: int) -> bool:
+def claim_port(port: int, unknown: bool = True) -> bool:
     """Claims `port` for this process until it ends: False when another live launch on this
     machine holds it.
 
@@ -72,16 +73,29 @@ def claim_port(port: int) -> bool:
     loaded (minutes), so a second launch in between found the same port free, and its trainer
     then talked to (and pushed its weights into) the first run's server, or its own server
     failed to bind after loading. A claim is an flock on `<tmp>/conscience-ports/PORT.lock`,
-    released by the kernel when the process ends (no stale claims after a crash). When the
-    claim cannot be checked at all (an unwritable /tmp), the port counts as unclaimed: the
-    bind check still applies."""
+    released by the kernel when the process ends (no stale claims after a crash). The file is
+    made readable by every user whatever the umask (another user's launch opens it to test the
+    lock), and an existing one is opened without O_CREAT (fs.protected_regular refuses O_CREAT
+    on another user's file in a sticky folder). When the claim cannot be checked (an unwritable
+    /tmp, a file this user may not read) the result is `unknown`: True where the caller names
+    the port itself (the bind check still applies), False where it is choosing one."""
     import fcntl
+
     if port in _CLAIMS:
         return True
+    path = os.path.join(_claims_dir(), f"{port}.lock")
     try:
-        fd = os.open(os.path.join(_claims_dir(), f"{port}.lock"), os.O_RDONLY | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.fchmod(fd, 0o644)
+        except FileExistsError:  # made meanwhile by another launch
+            return claim_port(port, unknown)
+        except OSError:
+            return unknown
     except OSError:
-        return True
+        return unknown
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -89,7 +103,7 @@ def claim_port(port: int) -> bool:
         return False
     except OSError:
         os.close(fd)
-        return True
+        return unknown
     _CLAIMS[port] = fd
     return True
 
@@ -119,7 +133,7 @@ def _server_port(raw: dict, recipe_path: str, lines: dict) -> int:
     where = f"{recipe_path}:{lines.get('vllm_server_port', '?')}"
     value = raw.get("vllm_server_port")
     if value is None:
-        return DEFAULT_SERVER_PORT if _port_free(DEFAULT_SERVER_PORT) and claim_port(DEFAULT_SERVER_PORT) else free_port()
+        return DEFAULT_SERVER_PORT if _port_free(DEFAULT_SERVER_PORT) and claim_port(DEFAULT_SERVER_PORT, unknown=False) else free_port()
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)  # TRL's argparse reads `"8001"` as 8001, and so does the launcher (scripts.ts)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:

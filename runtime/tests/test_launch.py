@@ -241,6 +241,62 @@ def test_two_launches_at_once_never_share_a_vllm_server_port(tmp_path, monkeypat
     assert _flag(plan(p, env={"CUDA_VISIBLE_DEVICES": "0,1"})["server"], "--port") == str(port)
 
 
+def test_a_claim_holds_across_users_whatever_their_umask(tmp_path):
+    # the claims folder is every user's: a claim file made under umask 077 was 0600, another
+    # user could not open it to test the lock, and took the port as unclaimed
+    import shutil
+    import stat
+    import tempfile
+
+    port = _kernel_port()
+    # the launcher module alone, where any user may read it (tmp_path is root's own)
+    pkg = tempfile.mkdtemp(dir="/tmp", prefix="cc-claims-")
+    try:
+        os.chmod(pkg, 0o755)
+        os.makedirs(os.path.join(pkg, "conscience"))
+        for f in ("__init__.py", "launch.py"):
+            shutil.copy(os.path.join(ROOT, "runtime", "conscience", f), os.path.join(pkg, "conscience", f))
+        os.chmod(os.path.join(pkg, "conscience"), 0o755)
+        hold = ("import os, sys; os.umask(0o077); from conscience.launch import claim_port; "
+                "print(claim_port(int(sys.argv[1]), unknown=False), flush=True); sys.stdin.read()")
+        ask = "import sys; from conscience.launch import claim_port; print(claim_port(int(sys.argv[1]), unknown=False))"
+        as_users = os.geteuid() == 0 and shutil.which("runuser")
+        first = (["runuser", "-u", "nobody", "--"] if as_users else []) + ["/usr/bin/python3", "-c", hold, str(port)]
+        second = (["runuser", "-u", "daemon", "--"] if as_users else []) + ["/usr/bin/python3", "-c", ask, str(port)]
+        env = dict(os.environ, PYTHONPATH=pkg)
+        holder = subprocess.Popen(first, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd="/")
+        try:
+            assert holder.stdout.readline().strip() == "True"
+            mode = stat.S_IMODE(os.stat(f"/tmp/conscience-ports/{port}.lock").st_mode)
+            assert mode == 0o644, oct(mode)
+            r = subprocess.run(second, capture_output=True, text=True, env=env, cwd="/", timeout=60)
+            assert r.stdout.strip() == "False", (r.stdout, r.stderr)
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=30)
+    finally:
+        shutil.rmtree(pkg, ignore_errors=True)
+
+
+def test_the_rendezvous_port_is_never_this_launchs_own_server_port(monkeypatch):
+    # free_port() took a port this process had claimed for its vLLM server (not bound yet) as
+    # free, and the trainer's rendezvous and the server then met on one port
+    import socket as socket_mod
+
+    import conscience.launch as L
+
+    mine = _kernel_port()
+    assert L.claim_port(mine)
+    picks = iter([mine, mine, _kernel_port()])
+
+    class Sock(socket_mod.socket):
+        def getsockname(self):
+            return ("127.0.0.1", next(picks))
+
+    monkeypatch.setattr(L.socket, "socket", Sock)
+    assert L.free_port() != mine
+
+
 def test_base_url_with_a_launched_server_is_refused(tmp_path):
     import pytest
 
