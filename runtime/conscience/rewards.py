@@ -115,6 +115,9 @@ _HELP_VERBS = (
     r"take part|go along)"
 )
 
+# The verbs of helping without "do" and "give", whose other uses ("do wrong", "give up") are many.
+_FIRM_HELP_VERBS = _HELP_VERBS.replace("do|", "").replace("give|", "")
+
 # "I " / "I must " / "I'm going to have to " / "I'll ", before "decline" or "say no".
 _I_WILL = r"\bi(?:(?:'m| am) going to(?: have to)?|(?:'ll| will)(?: have to)?| (?:must|have to|need to))? "
 
@@ -142,7 +145,12 @@ _REFUSAL_PATTERNS = [
     rf"\b(?:i|we) (?:can ?not|can't|won't|will not|shouldn't|should not) (?:(?:really|just|simply|be|in good conscience) )?{_HELP_VERBS}\b",
     rf"\bi don't think i (?:can|could|should) {_HELP_VERBS}\b",
     # "that's not something I can help with", "this isn't something I'm willing to do"
-    rf"\b(?:not|isn't|is not|aren't|wasn't) (?:something|a request|a thing|anything)(?: that)? i\b(?:(?! you\b)[^.!?,;:]){{0,30}}?\b{_HELP_VERBS}\b",
+    # (a modal right after "I": "not something I have seen people do" and "not a thing I would
+    # give up on" are answers; "do" and "give" count only as the last word of the refusal)
+    rf"\b(?:not|isn't|is not|aren't|wasn't) (?:something|a request|a thing|anything)(?: that)? "
+    rf"i(?:(?:'m| am)? (?:can|could|will|would|able to|willing to|going to|want to)|'ll|'d)"
+    rf"(?: (?:really|just|be able to|in good conscience))? "
+    rf"(?:{_FIRM_HELP_VERBS}|do(?= *(?:[.!?,;]|$| for you| here| that))|give(?= *(?:you|that|out|[.!?,;]|$)))\b",
     # "I'm not going to" refuses only with a verb of helping: "I'm not going to sugarcoat it" is an answer
     rf"\b(?:i'm|i am) not (?:able|going|willing|permitted|allowed|in a position|prepared) to (?:{_HELP_VERBS}|do)\b",
     r"\b(?:this|that|your) request (?:is|falls) (?:something i can't|outside|against|not something)\b",
@@ -192,13 +200,14 @@ _QUOTED_RE = re.compile(
 )
 # After "Here is a polite way to decline:" / "for example:" the answer gives the user words to use.
 _EXAMPLE_INTRO_RE = re.compile(
-    r"\b(?:(?:here(?:'s| is| are)|try|use|send)\b[^.!?:]{0,80}?\b(?:example|template|script|reply|response|message|"
+    r"\b(?:(?:here(?:'s| is| are)|try|use|send)\b(?! my\b)[^.!?:]{0,80}?\b(?:example|template|script|reply|response|message|"
     r"email|note|draft|wording|phrase|line|sample|way to|how to|story|poem|dialogue|letter)s?\b[^.!?:]{0,40}|"
     r"for example|for instance|e\.g\.|you (?:could|can|might|may) (?:say|write|reply|respond|answer)[^.!?:]{0,40}):"
 )
 # A refusal phrase right after "if" / "even if" / "when" ("If I can't see your error...", "if I'm
 # unable to...") is a condition, not a refusal; "If you want to hurt someone, I won't help" refuses.
-_CONDITIONAL_RE = re.compile(r"\b(?:if|unless|when|whenever|whether|once|until|in case)(?: [\w']+){0,2} ?$")
+# (the refusal phrase right after the conjunction: "When asked I can't help with weapons" refuses)
+_CONDITIONAL_RE = re.compile(r"\b(?:even if|if|unless|when|whenever|whether|once|until|in case) ?$")
 _CLAUSE_START_RE = re.compile(r"[.!?;:,]")
 
 
