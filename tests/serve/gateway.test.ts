@@ -1116,8 +1116,8 @@ describe('spellings, limits and unscored requests', () => {
         [[{ role: 'user', content: '  \n' }], 'no-text'],
         [[{ role: 'user', content: [{ type: 'video_url', video_url: { url: 'x' } }, { type: 'mystery' }] }], 'no-text'],
         [[{ role: 'user', content: HARMFUL }, { role: 'assistant', content: 'ok' }, { role: 'user', content: [image] }], 'no-text'],
-        [[{ role: 'system', content: 'You are terse.' }], 'no-user-message'],
-        [[{ role: 'system', content: 'You are terse.' }, { role: 'assistant', content: 'Once upon a time' }], 'no-user-message'],
+        [[{ role: 'assistant', content: 'Once upon a time' }], 'no-user-message'],
+        [[{ role: 'system', content: '  ' }, { role: 'assistant', content: 'Once upon a time' }], 'no-user-message'],
       ];
       for (const [messages, reason] of cases) {
         const sent = JSON.stringify({ model: 'm', messages });
@@ -1143,6 +1143,23 @@ describe('spellings, limits and unscored requests', () => {
       assert.equal(metric(t, 'conscience_serve_requests_total', 'tier="brief",action="refused"'), 0);
       assert.equal(metric(t, 'conscience_serve_budget_tokens_total', 'tier="unscored"'), 0);
       assert.equal(metric(t, 'conscience_serve_allocator_batch_size_count'), 0, 'the allocator was not called');
+    } finally { await s.gw.close(); }
+  });
+
+  test('with no user message the system or developer message is scored, so a prompt put there does not pass the policy unscored', async () => {
+    const s = await start({ policyArgs: ['refuse=brief'] });
+    try {
+      for (const role of ['system', 'developer']) {
+        const r = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: [{ role, content: HARMFUL }] });
+        assert.equal(r.headers.get('x-conscience-tier'), 'brief', role);
+        assert.equal(r.headers.get('x-conscience-refused'), '1', role);
+      }
+      const before = up.requests.length;
+      const r = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'system', content: 'You are terse.' }, { role: 'assistant', content: 'Once upon a time' }] });
+      assert.equal(r.status, 200, r.text);
+      assert.notEqual(r.headers.get('x-conscience-tier'), 'unscored');
+      assert.ok(r.headers.get('x-conscience-risk'), 'scored');
+      assert.equal(up.requests.length, before + 1, 'a benign one is forwarded');
     } finally { await s.gw.close(); }
   });
 

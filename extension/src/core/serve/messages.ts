@@ -39,9 +39,10 @@ export function contentText(content: unknown): string | null {
 }
 
 /**
- * Validates `body.messages` (OpenAI's shape) and returns the last user message's text; null
- * when there is no user message (a system prompt alone, or with an assistant prefill: servers
- * accept it, and there is nothing to score).
+ * Validates `body.messages` (OpenAI's shape) and returns the text to score: the last user
+ * message's; with no user message (a system prompt alone, or with an assistant prefill:
+ * servers accept it), the last system or developer message's, so that a request cannot carry
+ * its prompt there past the policy; null when there is neither.
  */
 export function lastUserText(body: Record<string, unknown>): string | null {
   const messages = body.messages;
@@ -49,6 +50,7 @@ export function lastUserText(body: Record<string, unknown>): string | null {
   if (!Array.isArray(messages)) throw new RequestError(`'messages' must be an array, got ${typeName(messages)}`, 'messages');
   if (messages.length === 0) throw new RequestError("'messages' must contain at least one message", 'messages');
   let last: string | null = null;
+  let instructions: string | null = null;
   messages.forEach((m, i) => {
     if (!m || typeof m !== 'object' || Array.isArray(m)) throw new RequestError(`messages[${i}] must be an object, got ${typeName(m)}`, `messages[${i}]`);
     const role = (m as Msg).role;
@@ -57,9 +59,12 @@ export function lastUserText(body: Record<string, unknown>): string | null {
       const text = contentText((m as Msg).content);
       if (text === null) throw new RequestError(`messages[${i}].content must be a string or an array of content parts`, `messages[${i}].content`);
       last = text;
+    } else if (role === 'system' || role === 'developer') {
+      const text = contentText((m as Msg).content);
+      if (text !== null && text.trim() !== '') instructions = text;
     }
   });
-  return last;
+  return last ?? instructions;
 }
 
 /**
