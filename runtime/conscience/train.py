@@ -303,11 +303,11 @@ def resolve_resume(value: Any, output_dir: str) -> Optional[str]:
 
 def missing_model_folder(path: str) -> Optional[str]:
     """Why `path` (model_name_or_path) cannot be loaded when it is meant as a folder here but is
-    not there, else None. Meant as a folder: absolute, ./ or ../, or under a folder that exists
-    (a hub id `owner/name` has no such folder). Such a path would otherwise go to the hub and
-    fail there with a message about repo ids."""
-    parent = os.path.dirname(path.rstrip("/\\"))
-    local = os.path.isabs(path) or path.startswith(("./", "../", ".\\", "..\\")) or (bool(parent) and os.path.isdir(parent))
+    not there, else None. Meant as a folder: absolute, ./ or ../ (the recipe loader makes a
+    relative one absolute); `owner/name` is a hub id even where a folder `owner/` exists, as
+    transformers reads it. Such a path would otherwise go to the hub and fail there with a
+    message about repo ids."""
+    local = os.path.isabs(path) or path.startswith(("./", "../", ".\\", "..\\"))
     if not local or os.path.exists(path):
         return None
     return (
