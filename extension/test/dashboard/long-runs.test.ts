@@ -1,8 +1,8 @@
 // The dashboard host (core/dashboard) on the runs a long training job really produces: attempts
 // requeued on another node (a clock behind, a step logged again), metric names that are
 // Object.prototype members, more keys than it keeps, failures whose text is long, a smoothing
-// slider dragged over long runs, compared runs' samples past a page, and a big events.jsonl
-// read in batches.
+// slider dragged over long runs, compared runs' samples past a page, a big events.jsonl
+// read in batches, and a live run of 100k steps with eval rows between its logging steps.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,6 +12,7 @@ import type { MetricsEvent, RunEvent } from '../../src/core/runs/events';
 import { DashboardSession } from '../../src/core/dashboard/session';
 import { RunSeries } from '../../src/core/dashboard/series';
 import { toCsv } from '../../src/core/dashboard/csv';
+import { work } from '../../src/core/dashboard/decimate';
 import { parseToWebview, type ToWebview } from '../../src/core/protocol/dashboard';
 import { RunFeed } from '../../src/core/runs/feed';
 import { writeEvents } from './fixtures/write';
@@ -236,4 +237,54 @@ test('a big events.jsonl reaches the dashboard in bounded batches, each event on
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a live 100k-step run with eval rows between logging steps: an append looks at the new rows, not the run, and draws what a fresh load draws', async () => {
+  // eval every 25 steps, logging every 10: the eval rows lack the training keys, so no training
+  // chart has every row; each still extends its own rows on an append instead of rebuilding them
+  const N = 100_000;
+  const train = (step: number) => ({ loss: step === 5000 ? null : Math.sin(step), reward: Math.cos(step), reward_std: 0.1, kl: step / N, grad_norm: 1 });
+  const ev: RunEvent[] = [started(0, 1e9)];
+  let seq = 1;
+  for (let step = 1; step <= N; step++) {
+    ev.push(step % 25 === 0 && step % 10 !== 0 ? m(seq++, 1e9 + step, step, { 'eval/base/harmful/refusal': step / N }) : m(seq++, 1e9 + step, step, train(step)));
+  }
+  const view = { xAxis: 'step' as const, range: null, smoothing: 0, width: 100, hidden: [] };
+  const { s, sent } = session();
+  s.ingest('r', ev);
+  await s.receive({ type: 'ready', view });
+  const more = [m(seq++, 2e9, N + 1, train(N + 1)), m(seq++, 2e9 + 1, N + 2, { loss: null }), m(seq++, 2e9 + 2, N + 3, train(N + 3)),
+    m(seq++, 2e9 + 3, N + 5, { 'eval/base/harmful/refusal': 0.7 }), m(seq++, 2e9 + 4, N + 6, train(N + 6))];
+  for (const e of more) {
+    work.scanned = 0;
+    work.gathered = 0;
+    s.ingest('r', [e]);
+    // 6 charts: each looks at the one new row and M4 re-scans its last pixel column (1/100 of
+    // the run's width, ~1,000 rows); what is copied is what is drawn (a few hundred points a chart)
+    assert.ok(work.scanned < 10_000, `an append scanned ${work.scanned} rows`);
+    assert.ok(work.gathered < 10_000, `an append copied ${work.gathered} values`);
+    ev.push(e);
+  }
+  const fresh = session();
+  fresh.s.ingest('r', ev);
+  await fresh.s.receive({ type: 'ready', view });
+  const live = lastWindow(sent);
+  const loaded = lastWindow(fresh.sent);
+  assert.deepEqual(live.charts, loaded.charts);
+  const loss = live.charts.find((c) => c.chartId === 'loss')!.runs[0]!;
+  assert.equal(loss.x.at(-1), N + 6);
+  // the training rows (all but the 2,000 eval rows) and the three appended with a loss, less
+  // the one logged as null at step 5000 (the one at N+2 is a gap too, and never counted)
+  assert.equal(loss.total, N - 2000 + 3 - 1);
+  const evl = live.charts.find((c) => c.chartId === 'eval-harmful')!.runs[0]!;
+  assert.equal(evl.x.at(-1), N + 5);
+});
+
+test('a chart whose keys change (a reward function added) keeps no row lists for its old key sets', async () => {
+  const { s } = session();
+  await s.receive({ type: 'ready', view: null });
+  let seq = 0;
+  for (let step = 1; step <= 30; step++) s.ingest('r', [m(seq++, 1e9 + step, step, { loss: step, [`rewards/f${step}/mean`]: step })]);
+  // one list per chart of the run (loss, reward functions), not one per key set the run had
+  assert.equal(s['rowsWith'].size, 2);
 });

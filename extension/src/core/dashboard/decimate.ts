@@ -3,6 +3,13 @@
 // one point either side of the window so lines run to its edges. A line drawn through the kept
 // points is pixel-identical to one drawn through all of them; the full series stays on the host.
 
+/**
+ * Work done so far, for tests that check an append costs O(new points), not O(run): rows
+ * looked at (`scanned`: by M4, and by a chart's row list in session.ts) and values copied out
+ * of a series (`gathered`: gather, and a row list's compaction). Growing arrays is not counted.
+ */
+export const work = { scanned: 0, gathered: 0 };
+
 /** First index with x[i] >= v (x ascending). */
 export function lowerBound(x: ArrayLike<number>, len: number, v: number): number {
   let lo = 0;
@@ -82,6 +89,7 @@ export function m4(
     const c = Math.floor((xi - lo) * scale);
     return c < 0 ? -1 : c >= width ? (xi <= hi ? width - 1 : width) : c;
   };
+  work.scanned += Math.max(0, b - a);
   const cand: number[] = [];
   let lastColumnStart = a;
   let lastColumnOut = out.length;
@@ -177,6 +185,7 @@ export class DecimationCache {
 /** Picks `idx` out of `src` (optionally shifting by `-offset`). */
 export function gather(src: ArrayLike<number>, idx: Uint32Array, offset = 0): Float64Array {
   const out = new Float64Array(idx.length);
+  work.gathered += idx.length;
   for (let i = 0; i < idx.length; i++) out[i] = src[idx[i]] - offset;
   return out;
 }

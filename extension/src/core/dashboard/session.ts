@@ -15,7 +15,7 @@ import {
 import { clip } from '../protocol/validate';
 import { chartKeys, chartSpecs } from './charts';
 import { toCsv } from './csv';
-import { DecimationCache, gather, stableHi } from './decimate';
+import { DecimationCache, gather, lowerBound, stableHi, upperBound, work } from './decimate';
 import { emaInto, type EmaState } from './ema';
 import { MAX_KEYS, RunSeries } from './series';
 
@@ -51,12 +51,26 @@ interface RunData {
   droppedLogged: number;
 }
 
-/** The rows of a run where one of a chart's keys has a value, extended on appends. */
+/**
+ * The rows of a run where one of a chart's keys has a value (or was logged as a gap), on one x
+ * axis, extended on appends. While that is every row (`dense`) the chart decimates the run's own
+ * arrays; once a row lacks the chart's keys, `x` and `ys` hold the chart's own compacted series
+ * (its rows' x and values), which appends extend.
+ */
 interface RowsWith {
   generation: number;
+  /** Rows of the run looked at so far. */
   upTo: number;
   n: number;
+  dense: boolean;
+  /** The rows (when not dense), and their x and values. */
   idx: Uint32Array;
+  x: Float64Array;
+  ys: Float64Array[];
+  /** Positions (ascending) among the n of the rows logged only as gaps: no value to count. */
+  gapOnly: number[];
+  /** Whether the latest window used it (the others are dropped). */
+  used: boolean;
 }
 
 export const DEFAULT_VIEW: ViewState = { xAxis: 'step', range: null, smoothing: 0, width: 600, hidden: [] };
@@ -348,6 +362,7 @@ export class DashboardSession {
         extent = extent ? [Math.min(extent[0], lo), Math.max(extent[1], hi)] : [lo, hi];
       }
     }
+    const usedCaches = new Set<string>();
     const charts: ChartWindow[] = this.charts.map((c) => {
       const keys = chartKeys(c);
       const runs: SeriesWindow[] = [];
@@ -363,23 +378,25 @@ export class DashboardSession {
         // steps joins into a line of its own instead of lone values between the training rows'
         // gaps (which no line reaches); a value logged as null (NaN) stays a gap
         const charted = keys.filter((_k, j) => cols[j]);
-        const rw = this.rowsWithValues(`${c.id}\u0000${s.runId}\u0000${charted.join('\u0001')}`, s, fullPresent, charted.map((k) => s.gapRows(k)));
+        const base = `${c.id}\u0000${s.runId}\u0000${xAxis}\u0000${charted.join('\u0001')}`;
+        const rw = this.rowsWithValues(base, s, fullX, fullPresent, charted.map((k) => s.gapRows(k)));
         if (!rw.n) continue;
-        const dense = rw.n === s.len;
-        const rows = dense ? undefined : rw.idx.subarray(0, rw.n);
-        const x = rows ? gather(fullX, rows) : fullX;
-        const present = rows ? fullPresent.map((col) => gather(col, rows)) : fullPresent;
-        const len = rows ? rw.n : s.len;
+        const rows = rw.dense ? undefined : rw.idx.subarray(0, rw.n);
+        const len = rw.n;
+        const x = rows ? rw.x.subarray(0, len) : fullX;
+        const present = rows ? rw.ys.map((v) => v.subarray(0, len)) : fullPresent;
         const wlo = Number.isFinite(lo) ? lo : x[0];
         const whi = Number.isFinite(hi) ? hi : x[len - 1];
         // the view of everything decimates on a grid that stays put while the run grows, so
         // each append only re-scans the last pixel column (DecimationCache)
         const gridHi = range ? whi : stableHi(wlo, whi);
-        const ck = `${c.id}\u0000${s.runId}\u0000${xAxis}\u0000${dense ? 'all' : 'rows'}`;
+        const ck = `${base}\u0000${rows ? 'rows' : 'all'}`;
+        usedCaches.add(ck);
         let cache = this.decimation.get(ck);
         if (!cache) this.decimation.set(ck, (cache = new DecimationCache()));
-        const picked = cache.indices(x, len, present, wlo, gridHi, width, s.generation);
-        const idx = rows ? picked.map((i) => rows[i]!) : picked;
+        const idx = cache.indices(x, len, present, wlo, gridHi, width, s.generation);
+        // positions among the chart's rows, made the run's rows
+        if (rows) for (let i = 0; i < idx.length; i++) idx[i] = rows[idx[i]!]!;
         const y: Record<string, Float64Array> = {};
         const raw: Record<string, Float64Array> | undefined = smoothing > 0 ? {} : undefined;
         keys.forEach((k, j) => {
@@ -392,39 +409,84 @@ export class DashboardSession {
             y[k] = gather(col, idx);
           }
         });
-        runs.push({ runId: s.runId, x: gather(fullX, idx, offset), y, ...(raw ? { raw } : {}), total: countRows(fullX, rw.idx, rw.n, wlo, whi) - gapsIn(fullX, fullPresent, charted.map((k) => s.gapRows(k)), wlo, whi) });
+        runs.push({ runId: s.runId, x: gather(fullX, idx, offset), y, ...(raw ? { raw } : {}), total: countIn(x, len, wlo, whi) - gapsIn(x, len, rw.gapOnly, wlo, whi) });
       }
       return { chartId: c.id, runs };
     });
+    // a chart or key set no longer drawn (new keys, another axis) leaves its caches behind
+    for (const [k, v] of this.rowsWith) {
+      if (v.used) v.used = false;
+      else this.rowsWith.delete(k);
+    }
+    for (const k of this.decimation.keys()) if (!usedCaches.has(k)) this.decimation.delete(k);
     return { type: 'window', viewId: this.viewId, xAxis, range, extent, smoothing, charts };
   }
 
   /**
-   * The rows of `s` where one of `cols` has a value or was logged as a gap (`gaps`), cached per
-   * chart and run, extended on appends.
+   * The rows of `s` where one of `cols` has a value or was logged as a gap (`gaps`), with their
+   * x (`x`) and values: cached per chart, run and axis, extended on appends (only the new rows
+   * are looked at) until the rows already seen change (`generation`).
    */
-  private rowsWithValues(key: string, s: RunSeries, cols: Float64Array[], gaps: (ReadonlySet<number> | undefined)[]): RowsWith {
+  private rowsWithValues(key: string, s: RunSeries, x: Float64Array, cols: Float64Array[], gaps: (ReadonlySet<number> | undefined)[]): RowsWith {
     let c = this.rowsWith.get(key);
     if (!c || c.generation !== s.generation || c.upTo > s.len) {
-      c = { generation: s.generation, upTo: 0, n: 0, idx: new Uint32Array(Math.max(256, s.len)) };
+      c = { generation: s.generation, upTo: 0, n: 0, dense: true, idx: new Uint32Array(0), x: new Float64Array(0), ys: [], gapOnly: [], used: true };
       this.rowsWith.set(key, c);
     }
+    c.used = true;
     if (c.upTo < s.len) {
-      if (c.idx.length < s.len) {
-        const grown = new Uint32Array(Math.max(s.len, c.idx.length * 2));
-        grown.set(c.idx.subarray(0, c.n));
-        c.idx = grown;
-      }
       const logged = gaps.filter((g): g is ReadonlySet<number> => !!g && g.size > 0);
+      work.scanned += s.len - c.upTo;
       for (let i = c.upTo; i < s.len; i++) {
         let has = false;
         for (const col of cols) if (col[i] === col[i]) { has = true; break; }
+        const gapOnly = !has;
         if (!has) for (const g of logged) if (g.has(i)) { has = true; break; }
-        if (has) c.idx[c.n++] = i;
+        if (!has) {
+          // the first row without the chart's keys: from here on the chart keeps its own rows
+          if (c.dense) this.compact(c, x, cols, s.len);
+          continue;
+        }
+        if (gapOnly) c.gapOnly.push(c.n);
+        if (!c.dense) {
+          if (c.n === c.idx.length) this.growRows(c, Math.max(256, c.n * 2));
+          c.idx[c.n] = i;
+          c.x[c.n] = x[i]!;
+          for (let j = 0; j < cols.length; j++) c.ys[j]![c.n] = cols[j]![i]!;
+        }
+        c.n++;
       }
       c.upTo = s.len;
     }
     return c;
+  }
+
+  /**
+   * A dense row list turns into the chart's own rows: the n seen so far (all the run's first n),
+   * with room for the `len` the run has and half as many more (no regrowing on a first load).
+   */
+  private compact(c: RowsWith, x: Float64Array, cols: Float64Array[], len: number): void {
+    c.dense = false;
+    c.ys = cols.map(() => new Float64Array(0));
+    this.growRows(c, Math.max(256, len + (len >> 1)));
+    for (let i = 0; i < c.n; i++) c.idx[i] = i;
+    c.x.set(x.subarray(0, c.n));
+    cols.forEach((col, j) => c.ys[j]!.set(col.subarray(0, c.n)));
+    work.gathered += c.n * (1 + cols.length);
+  }
+
+  private growRows(c: RowsWith, cap: number): void {
+    const idx = new Uint32Array(cap);
+    idx.set(c.idx.subarray(0, c.n));
+    c.idx = idx;
+    const x = new Float64Array(cap);
+    x.set(c.x.subarray(0, c.n));
+    c.x = x;
+    c.ys = c.ys.map((v) => {
+      const w = new Float64Array(cap);
+      w.set(v.subarray(0, c.n));
+      return w;
+    });
   }
 
   /** The EMA of a column over the whole run, cached and extended on appends. */
@@ -474,25 +536,18 @@ export class DashboardSession {
   }
 }
 
-/** Rows in [lo, hi] logged as gaps of every one of `cols` (no value to count): the gap sets are rare and small. */
-function gapsIn(x: Float64Array, cols: Float64Array[], gaps: (ReadonlySet<number> | undefined)[], lo: number, hi: number): number {
-  const rows = new Set<number>();
-  for (const g of gaps) if (g) for (const i of g) if (x[i]! >= lo && x[i]! <= hi && cols.every((c) => !(c[i] === c[i]))) rows.add(i);
-  return rows.size;
+/** How many of the rows at positions `gapOnly` (ascending) of `x` lie in [lo, hi]: rows logged only as gaps, with no value to count. */
+function gapsIn(x: Float64Array, len: number, gapOnly: number[], lo: number, hi: number): number {
+  if (!gapOnly.length) return 0;
+  return lowerBound(gapOnly, gapOnly.length, upperBound(x, len, hi)) - lowerBound(gapOnly, gapOnly.length, lowerBound(x, len, lo));
 }
 
 /** An error as the protocol takes it (a failed save's message can quote a long path). */
 const errorText = (err: unknown): string => clip(String((err as Error)?.message ?? err), 4096);
 
-/** How many of `rows` (the first `n`, ascending) have x in [lo, hi]: the values a chart has there. */
-function countRows(x: Float64Array, rows: Uint32Array, n: number, lo: number, hi: number): number {
-  let a = 0;
-  let b = n;
-  while (a < b) { const m = (a + b) >>> 1; if (x[rows[m]!]! < lo) a = m + 1; else b = m; }
-  let c = a;
-  let d = n;
-  while (c < d) { const m = (c + d) >>> 1; if (x[rows[m]!]! <= hi) c = m + 1; else d = m; }
-  return c - a;
+/** How many of the first `len` of `x` (ascending) lie in [lo, hi]: the values a chart has there. */
+function countIn(x: Float64Array, len: number, lo: number, hi: number): number {
+  return upperBound(x, len, hi) - lowerBound(x, len, lo);
 }
 
 /** Splits a completion at its first safety block, as the runtime's rewards parse it (for rows logged before the runtime split them). */
