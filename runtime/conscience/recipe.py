@@ -360,7 +360,7 @@ class KeyLines(dict):
         self.scalars: dict[str, tuple[str, bool, str]] = {}
 
 
-# The YAML 1.2 (and JSON) number PyYAML's YAML 1.1 resolver reads as text: `1e-6`, `2e-1` (no dot)
+# A YAML 1.2 (and JSON) number; PyYAML's YAML 1.1 resolver reads some as text: `1e-6`, `1.0e8`, `-.5`
 _YAML12_NUMBER = r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
 MAX_DEPTH = 64  # the validator's YAML parser refuses deeper nesting (CC001); PyYAML's composer recurses
 MAX_PATHS = 100_000  # lines recorded at most (an alias repeats its node's paths under every reference)
@@ -608,7 +608,7 @@ def _base64_json(value: str) -> bool:
 
 
 def read_deepspeed_config(value: str, recipe_path: str, line: Optional[int] = None) -> str:
-    """`deepspeed:` as a path, resolved against the recipe's folder (not the current one) and read
+    """`deepspeed:` as a path, resolved against the recipe's folder, then the working folder, and read
     now as TrainingArguments will read it (json.load): a missing or malformed file is a RecipeError
     at the recipe's line that names the file (the validator's CC306). Returns the absolute path."""
     import json
@@ -616,9 +616,13 @@ def read_deepspeed_config(value: str, recipe_path: str, line: Optional[int] = No
     where = f"{recipe_path}:{line}" if line else recipe_path
     if not value.strip() or value.lstrip().startswith("{") or (not value.endswith(".json") and _base64_json(value)):
         return value
-    file = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(recipe_path)), os.path.expanduser(value)))
+    here = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(recipe_path)), os.path.expanduser(value)))
+    cwd = os.path.normpath(os.path.join(os.getcwd(), os.path.expanduser(value)))
+    # transformers opens a relative path from the working folder (runs start at the repository root)
+    file = here if os.path.exists(here) or not os.path.exists(cwd) else cwd
     if not os.path.exists(file):
-        raise RecipeError(f"{where}: DeepSpeed config '{value}' not found (resolved against the recipe's folder: {file}). "
+        tried = here if cwd == here else f"{here} (the recipe's folder) and {cwd} (the working folder)"
+        raise RecipeError(f"{where}: DeepSpeed config '{value}' not found (looked for {tried}). "
                           "Fix the path or create the file.")
     from .prompt_sets import DataError, open_regular, too_deep
 
@@ -887,8 +891,10 @@ def _non_finite(value: Any) -> bool:
 # Flat keys whose bound is GRPOConfig's own check, with TRL's message (the validator's CC203, not CC103)
 RULE_OWNED = ("num_generations",)
 # Flat keys whose runtime reads YAML's true/false though the type says text: train.resolve_resume
-# (`resume_from_checkpoint: true` resumes from the last checkpoint), TrainingArguments (`fsdp: false`)
-BOOL_AS_TEXT = ("resume_from_checkpoint", "fsdp")
+# (`resume_from_checkpoint: true` resumes from the last checkpoint), TrainingArguments (`fsdp: false`),
+# TRL 1.x GRPOConfig (`scale_rewards: false` is "none", true is "group"), transformers 5
+# (`trackio_static_space_id: false`: no static Space). schema.py marks them `x-accepts-bool` for the validator.
+BOOL_AS_TEXT = ("resume_from_checkpoint", "fsdp", "scale_rewards", "trackio_static_space_id")
 _TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
                "null": "null", "array": "a list", "object": "a mapping"}
 
@@ -911,14 +917,21 @@ def _js_number(v: float) -> str:
 
 
 def _yaml11_text_number(text: str) -> Optional[str]:
-    """`text` with a dot in its mantissa when it is a number YAML 1.2 reads and PyYAML (YAML 1.1)
-    reads as a string (`1e-6`, `2e-1`, `1e3`), else None."""
+    """`text` spelled so PyYAML reads it as a number (a digit before and after the dot, a signed
+    exponent: `1e8` -> `1.0e+8`, `1e-6` -> `1.0e-6`, `-.5` -> `-0.5`) when it is a number YAML 1.2
+    reads and PyYAML's (YAML 1.1) resolvers leave as a string, else None. The validator's
+    yaml11Spelling (extension/src/core/recipe/values.ts) gives the same."""
     import re
 
-    if not re.fullmatch(_YAML12_NUMBER, text):
+    import yaml
+
+    m = re.fullmatch(r"([-+]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([-+]?)([0-9]+))?", text)
+    if not m or not re.fullmatch(_YAML12_NUMBER, text):
         return None
-    mantissa, _, exp = text.lower().partition("e")
-    return f"{mantissa}.0e{exp}" if exp and "." not in mantissa else None
+    if yaml.resolver.Resolver().resolve(yaml.ScalarNode, text, (True, False)) != "tag:yaml.org,2002:str":
+        return None
+    sign, whole, frac, esign, exp = m.groups()
+    return f"{sign}{whole or '0'}.{frac or '0'}" + (f"e{esign or '+'}{exp}" if exp else "")
 
 
 def _got(value: Any, scalar: Optional[tuple[str, bool, str]]) -> str:
@@ -976,7 +989,7 @@ def _type_problem(key: str, value: Any, types: list[str], scalar: Optional[tuple
                     pass
         dotted = _yaml11_text_number(value) if scalar and scalar[1] else None
         if not ok and not hint and dotted and "number" in types:
-            hint = f" YAML 1.1 (PyYAML) reads {value} as text; write it with a dot: {dotted}."
+            hint = f" YAML 1.1 (PyYAML) reads {value} as text; write it as {dotted}."
     elif isinstance(value, list):
         ok = "array" in types
     elif isinstance(value, dict):
@@ -1085,9 +1098,10 @@ def _check_text_numbers(path: str, key: str, value: dict, lines: dict) -> None:
         for k, item in pairs:
             p = f"{at}.{k}" if isinstance(v, dict) else f"{at}[{k}]"
             scalar = scalars.get(p)
-            if isinstance(item, str) and scalar and scalar[1] and _yaml11_text_number(item):
+            spelled = _yaml11_text_number(item) if isinstance(item, str) and scalar and scalar[1] else None
+            if spelled:
                 raise RecipeError(f"{path}:{lines.get(p, lines.get(key, '?'))}: {p} expects a number, got {_got(item, scalar)}. "
-                                  f"YAML 1.1 (PyYAML) reads {item} as text; write it with a dot: {_yaml11_text_number(item)}.")
+                                  f"YAML 1.1 (PyYAML) reads {item} as text; write it as {spelled}.")
             walk(item, p, depth + 1)
 
     walk(value, key, 0)

@@ -484,7 +484,7 @@ def build_schema(kind: str = "grpo") -> dict[str, Any]:
     import transformers
     import trl
 
-    from conscience.recipe import LIST_OR_STRING, SECTION_NAMES, recipe_dataclasses
+    from conscience.recipe import BOOL_AS_TEXT, LIST_OR_STRING, SECTION_NAMES, recipe_dataclasses
 
     if kind == "sft":
         from conscience.sft import sft_dataclasses
@@ -509,6 +509,13 @@ def build_schema(kind: str = "grpo") -> dict[str, Any]:
                 types = s["type"] if isinstance(s.get("type"), list) else [s.get("type")]
                 s["type"] = [t for t in types if t != "null"] + ["string"] + (["null"] if "null" in types else [])
                 s["x-list-or-string"] = LIST_OR_STRING[f.name]
+            if f.name in BOOL_AS_TEXT and "boolean" not in (s.get("type") or []):
+                # text that the run also takes as true/false (recipe.BOOL_AS_TEXT): `scale_rewards: false`
+                types = s["type"] if isinstance(s.get("type"), list) else [s.get("type")] if s.get("type") else []
+                s["type"] = [t for t in types if t != "null"] + ["boolean"] + (["null"] if "null" in types else [])
+                if all(v in (False, None) for v in s.get("enum") or ["text"]):
+                    del s["enum"]  # `str | None | Literal[False]`: any text, not only false
+                s["x-accepts-bool"] = True
             if f.name in NULL_AS_DEFAULT and isinstance(s.get("type"), list) and "null" not in s["type"]:
                 s["type"] = s["type"] + ["null"]
                 s["x-null-as-default"] = NULL_AS_DEFAULT[f.name]

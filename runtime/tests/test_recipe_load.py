@@ -41,7 +41,7 @@ def _loads(tmp_path, text, name="ok.yaml"):
 # NaN advantages from .nan, and the scheduler failed on min_lr "1e-6", all after the model loaded
 @pytest.mark.parametrize("body, line, needle", [
     ("reward_funcs: [refusal, safety_format]\nreward_weights:\n  - 1.0\n  - 2e-1\n", 6,
-     'reward_weights[1] expects a number, got the string "2e-1". YAML 1.1 (PyYAML) reads 2e-1 as text; write it with a dot: 2.0e-1.'),
+     'reward_weights[1] expects a number, got the string "2e-1". YAML 1.1 (PyYAML) reads 2e-1 as text; write it as 2.0e-1.'),
     ("reward_funcs: [refusal, safety_format]\nreward_weights: [1.0, \"1.0\"]\n", 4, 'reward_weights[1] expects a number, got the string "1.0".'),
     ("reward_funcs: [refusal, safety_format]\nreward_weights:\n  - .nan\n  - 1.0\n", 5, "reward_weights[0] = .nan is not a finite number"),
     ("reward_funcs: [refusal, safety_format]\nreward_weights: [1.0, .inf]\n", 4, "reward_weights[1] = .inf is not a finite number"),
@@ -51,10 +51,45 @@ def _loads(tmp_path, text, name="ok.yaml"):
     ("reward_funcs: {refusal: 1.0}\n", 3, "reward_funcs expects a list or a string, got a mapping."),
     ("reward_funcs:\n  - refusal\n  - 5\n", 5, "reward_funcs[1] expects a string, got the number 5. Quote it if it is meant as text: '5'."),
     ("lr_scheduler_type: cosine_with_min_lr\nlr_scheduler_kwargs:\n  min_lr: 1e-6\n", 5,
-     'lr_scheduler_kwargs.min_lr expects a number, got the string "1e-6". YAML 1.1 (PyYAML) reads 1e-6 as text; write it with a dot: 1.0e-6.'),
+     'lr_scheduler_kwargs.min_lr expects a number, got the string "1e-6". YAML 1.1 (PyYAML) reads 1e-6 as text; write it as 1.0e-6.'),
 ])
 def test_a_bad_value_inside_a_list_or_mapping_is_refused_at_its_own_line(tmp_path, body, line, needle):
     _refused(tmp_path, BASE + body, line, needle)
+
+
+# A number PyYAML reads as text, anywhere in a flat key's mapping (lists included): `1.0e8` (a dot
+# but an unsigned exponent) used to pass load and fail in transformers with "'>' not supported
+# between instances of 'int' and 'str'" and no line, and `1e8`'s advice was `1.0e8`, still text
+@pytest.mark.parametrize("body, line, needle", [
+    ("fsdp_config:\n  min_num_params: 1.0e8\n", 4,
+     'fsdp_config.min_num_params expects a number, got the string "1.0e8". YAML 1.1 (PyYAML) reads 1.0e8 as text; write it as 1.0e+8.'),
+    ("fsdp_config: {min_num_params: 1e8}\n", 3,
+     'fsdp_config.min_num_params expects a number, got the string "1e8". YAML 1.1 (PyYAML) reads 1e8 as text; write it as 1.0e+8.'),
+    ("deepspeed:\n  zero_optimization:\n    stage: 2\n    reduce_bucket_size: 5E8\n", 6,
+     'deepspeed.zero_optimization.reduce_bucket_size expects a number, got the string "5E8". YAML 1.1 (PyYAML) reads 5E8 as text; write it as 5.0e+8.'),
+    ("lr_scheduler_kwargs:\n  min_lr_rate:\n    - 1e-1\n", 5,
+     'lr_scheduler_kwargs.min_lr_rate[0] expects a number, got the string "1e-1". YAML 1.1 (PyYAML) reads 1e-1 as text; write it as 1.0e-1.'),
+    ("model_init_kwargs: {attn_scale: -.5}\n", 3,
+     'model_init_kwargs.attn_scale expects a number, got the string "-.5". YAML 1.1 (PyYAML) reads -.5 as text; write it as -0.5.'),
+])
+def test_a_number_pyyaml_reads_as_text_in_a_mapping_is_refused_with_advice_pyyaml_reads_as_a_number(tmp_path, body, line, needle):
+    _refused(tmp_path, BASE + body, line, needle)
+    fixed = BASE + body.replace(needle.split("reads ")[1].split(" as text")[0], needle.rsplit("write it as ", 1)[1][:-1])
+    _loads(tmp_path, fixed)  # the advice, written in, loads
+
+
+def test_the_text_number_advice_is_what_pyyaml_reads_as_a_number():
+    import yaml
+
+    from conscience.recipe import _yaml11_text_number
+
+    for text in ["1e8", "1E8", "1e+8", "1.0e8", "1.e8", "5e8", "1e-6", "-1e-6", "+2e-1", "-.5", "+.5", ".5e3", "-.5e-3"]:
+        assert isinstance(yaml.safe_load(text), str), text
+        spelled = _yaml11_text_number(text)
+        assert spelled is not None, text
+        assert isinstance(yaml.safe_load(spelled), float) and yaml.safe_load(spelled) == float(text), (text, spelled)
+    for text in ["1.0e+8", "1.0e-6", "0.5", ".5", "1.", "100", "-3", "1_000", "0x10", "inf", ".inf", "12:30", "abc", "1e", "e8"]:
+        assert _yaml11_text_number(text) is None, text
 
 
 def test_numbers_inside_lists_and_mappings_written_as_numbers_load(tmp_path):
@@ -216,9 +251,62 @@ def test_deepspeed_is_resolved_against_the_recipes_folder_and_checked_at_load(tm
         assert str(e).startswith(f"{tmp_path / 'ok.yaml'}:3: deepspeed: ") and "deepspeed" in str(e)[len(str(tmp_path)):], str(e)
         assert not TRL018, str(e)
     _refused(tmp_path, BASE + "deepspeed: ds/missing.json\n", 3,
-             f"DeepSpeed config 'ds/missing.json' not found (resolved against the recipe's folder: {tmp_path / 'ds' / 'missing.json'})")
+             f"DeepSpeed config 'ds/missing.json' not found (looked for {tmp_path / 'ds' / 'missing.json'} (the recipe's folder) "
+             f"and {other / 'ds' / 'missing.json'} (the working folder))")
     (tmp_path / "ds" / "bad.json").write_text('{"zero_optimization": {"stage": 2}, // comment\n}\n')
     _refused(tmp_path, BASE + "seed: 1\ndeepspeed: ds/bad.json\n", 4, "DeepSpeed config 'ds/bad.json' (")
+
+
+def test_deepspeed_relative_to_the_folder_the_run_starts_in_loads_with_its_absolute_path(tmp_path, monkeypatch):
+    # `deepspeed: configs/ds_zero3.json` in recipes/exp/, run from the repository root, as transformers opens it
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "z3.json").write_text('{"zero_optimization": {"stage": 3}}\n')
+    (tmp_path / "recipes").mkdir()
+    monkeypatch.chdir(tmp_path)
+    try:
+        r = _loads(tmp_path / "recipes", BASE + "deepspeed: configs/z3.json\n")
+        assert r.training_args.deepspeed == str(tmp_path / "configs" / "z3.json")
+    except RecipeError as e:  # transformers 5 reads the config only with the deepspeed package installed
+        assert "DeepSpeed config" not in str(e) and str(e).startswith(f"{tmp_path / 'recipes' / 'ok.yaml'}:3: deepspeed: "), str(e)
+        assert not TRL018, str(e)
+    # next to the recipe wins over the working folder
+    (tmp_path / "recipes" / "configs").mkdir()
+    (tmp_path / "recipes" / "configs" / "z3.json").write_text('{"zero_optimization": {"stage": 2}}\n')
+    try:
+        r = _loads(tmp_path / "recipes", BASE + "deepspeed: configs/z3.json\n")
+        assert r.training_args.deepspeed == str(tmp_path / "recipes" / "configs" / "z3.json")
+    except RecipeError as e:
+        assert "DeepSpeed config" not in str(e) and not TRL018, str(e)
+
+
+# 13. TRL 1.x / transformers 5 take true/false for some text keys: scale_rewards (True: "group",
+# False: "none"), trackio_static_space_id (False: no static Space); quoting them failed mid-run
+@pytest.mark.parametrize("body, attr, want", [  # TRL 0.18: scale_rewards is a boolean, no trackio_static_space_id
+    ("scale_rewards: false\n", "scale_rewards", False),
+    ("scale_rewards: true\n", "scale_rewards", True),
+] if TRL018 else [
+    ("scale_rewards: false\n", "scale_rewards", "none"),
+    ("scale_rewards: true\n", "scale_rewards", "group"),
+    ("scale_rewards: batch\n", "scale_rewards", "batch"),
+    ("trackio_static_space_id: false\n", "trackio_static_space_id", False),
+])
+def test_trl1_text_keys_that_take_a_boolean_load(tmp_path, body, attr, want):
+    assert getattr(_loads(tmp_path, BASE + body).training_args, attr) == want
+
+
+def test_booleans_for_text_keys_that_do_not_take_them_are_still_refused(tmp_path):
+    _refused(tmp_path, BASE + "hub_model_id: no\n", 3, "hub_model_id expects a string or null, got false")
+
+
+def test_the_keys_that_take_a_boolean_are_marked_in_the_schema_the_validator_reads():
+    from conscience.recipe import BOOL_AS_TEXT
+
+    name = "recipe.schema.json" if TRL018 else "recipe.trl1.schema.json"
+    with open(os.path.join(ROOT, "schemas", name), encoding="utf-8") as f:
+        props = json.load(f)["properties"]
+    marked = sorted(k for k, v in props.items() if v.get("x-accepts-bool"))
+    assert marked == sorted(k for k in BOOL_AS_TEXT if k in props and props[k].get("type") != "boolean"), marked
+    assert all("boolean" in props[k]["type"] and "enum" not in props[k] for k in marked)
 
 
 # 10. safety.eval_recipe: loaded at trainer setup, after the data and the model

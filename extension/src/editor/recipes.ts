@@ -104,7 +104,11 @@ export function activateRecipes(context: vscode.ExtensionContext, log: vscode.Lo
     const started = performance.now();
     let diags: CoreDiagnostic[];
     try {
-      diags = validateText(doc.getText(), { file: doc.uri.scheme === 'file' ? doc.uri.fsPath : undefined, files: doc.uri.scheme === 'file' ? nodeFiles : undefined, trl: recorded.get(doc.uri.fsPath) });
+      // paths a run opens from where it starts (deepspeed:) are looked for in the workspace
+      // folder, not in the extension host's working folder
+      const folder = vscode.workspace.getWorkspaceFolder(doc.uri)?.uri.fsPath;
+      const files = doc.uri.scheme !== 'file' ? undefined : folder ? { ...nodeFiles, runFolder: () => folder } : nodeFiles;
+      diags = validateText(doc.getText(), { file: doc.uri.scheme === 'file' ? doc.uri.fsPath : undefined, files, trl: recorded.get(doc.uri.fsPath) });
     } catch (err) {
       log.error(`recipe validation failed for ${doc.uri.fsPath}: ${(err as Error)?.stack ?? err}`);
       return;

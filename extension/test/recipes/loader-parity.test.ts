@@ -134,11 +134,29 @@ const CASES: Case[] = [
   { name: 'reward-weights-dotted', venv: '.venv', text: GRPO + 'reward_weights: [2.0e-1]\n' },
   { name: 'reward-funcs-mapping', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nseed: 1\nreward_funcs: {refusal: 1.0}\n', refused: { code: 'CC101', phrase: /reward_funcs expects a list or a string, got a mapping/ } },
   { name: 'reward-funcs-number-item', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nseed: 1\nreward_funcs: [refusal, 5]\n', refused: { code: 'CC101', phrase: /reward_funcs\[1\] expects a string, got the number 5/ } },
-  { name: 'scheduler-kwargs-exponent', venv: '.venv', text: GRPO + 'lr_scheduler_kwargs: {min_lr: 1e-6}\n', refused: { code: 'CC101', phrase: /lr_scheduler_kwargs\.min_lr .*the string "1e-6".*YAML 1\.1 \(PyYAML\) reads/ } },
+  { name: 'scheduler-kwargs-exponent', venv: '.venv', text: GRPO + 'lr_scheduler_kwargs: {min_lr: 1e-6}\n', refused: { code: 'CC101', phrase: /lr_scheduler_kwargs\.min_lr .*the string "1e-6".*YAML 1\.1 \(PyYAML\) reads 1e-6 as text; write it as 1\.0e-6\./ } },
+  // a number PyYAML reads as text anywhere in a flat key's mapping, lists included, and the same advice (a dot and a signed exponent)
+  { name: 'deepspeed-mapping-exponent', venv: '.venv', text: GRPO + 'deepspeed: {zero_optimization: {stage: 2, reduce_bucket_size: 5e8}}\n', refused: { code: 'CC101', phrase: /deepspeed\.zero_optimization\.reduce_bucket_size expects a number, got the string "5e8"\. YAML 1\.1 \(PyYAML\) reads 5e8 as text; write it as 5\.0e\+8\./ } },
+  { name: 'fsdp-config-exponent', venv: '.venv', text: GRPO + 'fsdp_config: {min_num_params: 1e8}\n', refused: { code: 'CC101', phrase: /fsdp_config\.min_num_params expects a number, got the string "1e8"\. YAML 1\.1 \(PyYAML\) reads 1e8 as text; write it as 1\.0e\+8\./ } },
+  { name: 'fsdp-config-dotted-unsigned-exponent', venv: '.venv', text: GRPO + 'fsdp_config: {min_num_params: 1.0e8}\n', refused: { code: 'CC101', phrase: /fsdp_config\.min_num_params expects a number, got the string "1\.0e8"\. YAML 1\.1 \(PyYAML\) reads 1\.0e8 as text; write it as 1\.0e\+8\./ } },
+  { name: 'fsdp-config-signed-exponent', venv: '.venv', text: GRPO + 'fsdp_config: {min_num_params: 1.0e+8}\n' },
+  { name: 'scheduler-kwargs-list-exponent', venv: '.venv', text: GRPO + 'lr_scheduler_kwargs: {min_lr_rate: [1e-1]}\n', refused: { code: 'CC101', phrase: /lr_scheduler_kwargs\.min_lr_rate\[0\] expects a number, got the string "1e-1"\. YAML 1\.1 \(PyYAML\) reads 1e-1 as text; write it as 1\.0e-1\./ } },
+  { name: 'model-init-kwargs-exponent', venv: '.venv', text: GRPO + 'model_init_kwargs: {attn_temperature: 1e-1}\n', refused: { code: 'CC101', phrase: /model_init_kwargs\.attn_temperature expects a number, got the string "1e-1"\. YAML 1\.1 \(PyYAML\) reads 1e-1 as text; write it as 1\.0e-1\./ } },
+  { name: 'model-init-kwargs-signed-dot', venv: '.venv', text: GRPO + 'model_init_kwargs: {attn_scale: -.5}\n', refused: { code: 'CC101', phrase: /model_init_kwargs\.attn_scale expects a number, got the string "-\.5"\. YAML 1\.1 \(PyYAML\) reads -\.5 as text; write it as -0\.5\./ } },
+  { name: 'reward-weights-exponent-advice', venv: '.venv', text: GRPO + 'reward_weights: [1e0]\n', refused: { code: 'CC101', phrase: /reward_weights\[0\] expects a number, got the string "1e0"\..* 1\.0e\+0\./ } },
   // 10. files a recipe names, read at load
-  { name: 'deepspeed-missing', venv: '.venv', text: GRPO + 'deepspeed: ds/missing.json\n', refused: { code: 'CC306', phrase: /DeepSpeed config 'ds\/missing\.json' not found \(resolved against the recipe's folder: / } },
+  { name: 'deepspeed-missing', venv: '.venv', text: GRPO + 'deepspeed: ds/missing.json\n', refused: { code: 'CC306', phrase: /DeepSpeed config 'ds\/missing\.json' not found \(looked for \/\S+\/ds\/missing\.json \(the recipe's folder\) and \/\S+\/ds\/missing\.json \(the working folder\)\)/ } },
   { name: 'accelerate-config-missing', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nlaunch:\n  accelerate_config: acc/missing.yaml\n', refused: { code: 'CC302', phrase: /Accelerate config 'acc\/missing\.yaml' not found \(resolved against the recipe's folder: / } },
   { name: 'eval-recipe-missing', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nsafety:\n  eval_recipe: nope-eval.yaml\n', refused: { code: 'CC307', phrase: /Eval recipe 'nope-eval\.yaml' not found \(resolved against the recipe's folder: / } },
+  // 11. text keys that take true/false where TRL / transformers do (recipe.BOOL_AS_TEXT, the schema's x-accepts-bool)
+  { name: 'scale-rewards-false-trl1', venv: '.venv-trl1', text: GRPO + 'scale_rewards: false\n' + TRL1 },
+  { name: 'scale-rewards-true-trl1', venv: '.venv-trl1', text: GRPO + 'scale_rewards: true\n' + TRL1 },
+  { name: 'trackio-space-false-trl1', venv: '.venv-trl1', text: GRPO + 'trackio_static_space_id: false\n' + TRL1 },
+  { name: 'trackio-space-name-trl1', venv: '.venv-trl1', text: GRPO + 'trackio_static_space_id: me/space\n' + TRL1 },
+  { name: 'sft-trackio-space-false-trl1', venv: '.venv-trl1', text: SFT + 'trackio_static_space_id: false\n' + TRL1 },
+  { name: 'resume-true', venv: '.venv', text: GRPO + 'resume_from_checkpoint: true\n' },
+  { name: 'fsdp-false', venv: '.venv', text: GRPO + 'fsdp: false\n' },
+  { name: 'hub-model-id-no', venv: '.venv', text: GRPO + 'hub_model_id: no\n', refused: { code: 'CC101', phrase: /hub_model_id expects a string or null, got false \(YAML 1\.1 reads `no` as a boolean\)/ } },
 ];
 
 /** The line a runtime error names: `PATH:LINE: ...`, or `... (line LINE)` for unknown keys. */

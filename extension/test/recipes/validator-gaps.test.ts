@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { decodeBytes, validateText, type Diagnostic } from '../../src/core/recipe';
 import { nodeFiles } from '../../src/core/recipe/node-files';
 import { REPO, applyEdits, fmt } from './helpers';
@@ -73,12 +74,34 @@ test('a number written as text inside lr_scheduler_kwargs is CC101 at the value;
   assert.equal(ds.length, 1, ds.map(fmt).join('\n'));
   assert.equal(ds[0]!.code, 'CC101');
   assert.equal(text.slice(ds[0]!.start, ds[0]!.end), '1e-6');
-  assert.match(ds[0]!.message, /lr_scheduler_kwargs\.min_lr is the string "1e-6"/);
+  assert.equal(ds[0]!.message, 'lr_scheduler_kwargs.min_lr expects a number, got the string "1e-6". YAML 1.1 (PyYAML) reads 1e-6 as text; write it as 1.0e-6.');
   const fixed = applyEdits(text, ds[0]!.fixes![0]!.edits);
   assert.match(fixed, /min_lr: 1\.0e-6\}/);
   assert.deepEqual(problems(validateText(fixed)).map(fmt), []);
   // a real number, or quoted text the user means as text elsewhere, is left alone
   assert.deepEqual(problems(validateText(HEAD + 'reward_funcs: [refusal]\nlr_scheduler_type: cosine_with_min_lr\nlr_scheduler_kwargs: {min_lr: 1.0e-6}\n' + LAUNCH)).map(fmt), []);
+});
+
+test('a number PyYAML reads as text anywhere in a flat key\'s mapping or its lists is CC101 at the item, with advice PyYAML reads as a number', () => {
+  // the runtime (conscience.recipe._check_text_numbers) refuses every one of these at launch
+  const cases: Array<[string, string, string, string]> = [
+    ['deepspeed:\n  zero_optimization: {stage: 2, reduce_bucket_size: 5e8}\n', '5e8', 'deepspeed.zero_optimization.reduce_bucket_size', '5.0e+8'],
+    ['fsdp_config: {min_num_params: 1e8}\n', '1e8', 'fsdp_config.min_num_params', '1.0e+8'],
+    ['fsdp_config: {min_num_params: 1.0e8}\n', '1.0e8', 'fsdp_config.min_num_params', '1.0e+8'],
+    ['lr_scheduler_kwargs:\n  min_lr_rate:\n    - 1e-1\n', '1e-1', 'lr_scheduler_kwargs.min_lr_rate[0]', '1.0e-1'],
+    ['model_init_kwargs: {attn_temperature: 1e-1}\n', '1e-1', 'model_init_kwargs.attn_temperature', '1.0e-1'],
+    ['model_init_kwargs: {scales: [{a: -.5}]}\n', '-.5', 'model_init_kwargs.scales[0].a', '-0.5'],
+  ];
+  for (const [body, bad, at, num] of cases) {
+    const text = HEAD + 'reward_funcs: [refusal]\n' + body + LAUNCH;
+    const ds = validateText(text).filter((x) => x.severity === 'error');
+    assert.deepEqual(ds.map((x) => [x.code, x.severity, text.slice(x.start, x.end)]), [['CC101', 'error', bad]], ds.map(fmt).join('\n'));
+    assert.equal(ds[0]!.message, `${at} expects a number, got the string "${bad}". YAML 1.1 (PyYAML) reads ${bad} as text; write it as ${num}.`);
+    const fixed = applyEdits(text, ds[0]!.fixes![0]!.edits);
+    assert.deepEqual(validateText(fixed).filter((x) => x.severity === 'error').map(fmt), [], fixed);
+  }
+  // numbers PyYAML reads as numbers, and quoted text, are left alone
+  assert.deepEqual(validateText(HEAD + 'reward_funcs: [refusal]\nfsdp_config: {min_num_params: 1.0e+8, note: \'1e8\'}\nmodel_init_kwargs: {a: [0.5, .5, 1., 100000000.0]}\n' + LAUNCH).filter((x) => x.severity === 'error').map(fmt), []);
 });
 
 test('reward_funcs: [refusal, 5] is an error (the runtime refuses it), and the CLI exits 1', () => {
@@ -108,7 +131,7 @@ test('deepspeed: a missing file, a folder or broken JSON is CC306 at the value; 
       const ds = problems(inDir(dir, text));
       return { ds, text };
     };
-    for (const [v, re] of [['ds/missing.json', /not found \(resolved against the recipe's folder/], ['ds', /is a folder/], ['ds/bad.json', /not valid JSON at line 1, column 35/]] as const) {
+    for (const [v, re] of [['ds/missing.json', /not found \(looked for .*ds\/missing\.json \(the recipe's folder\) and .*ds\/missing\.json \(the working folder\)\)/], ['ds', /is a folder/], ['ds/bad.json', /not valid JSON at line 1, column 35/]] as const) {
       const { ds, text } = at(v);
       assert.deepEqual(ds.map((x) => [x.code, x.severity, text.slice(x.start, x.end)]), [['CC306', 'error', v]], ds.map(fmt).join('\n'));
       assert.match(ds[0]!.message, re);
@@ -161,6 +184,86 @@ test('safety.eval_recipe missing, a folder, or not `kind: eval` is CC307 at its 
 });
 
 // ---------------------------------------------------------------------------------------
+test('deepspeed: a path relative to the workspace root, where runs start, passes; in neither place is CC306 naming both', () => {
+  withDir((dir) => {
+    mkdirSync(join(dir, '.conscience'));
+    mkdirSync(join(dir, 'configs'));
+    mkdirSync(join(dir, 'recipes', 'exp'), { recursive: true });
+    writeFileSync(join(dir, 'configs', 'z3.json'), '{"zero_optimization": {"stage": 3}}\n');
+    const base = HEAD + 'reward_funcs: [refusal]\n' + LAUNCH;
+    const sub = join(dir, 'recipes', 'exp');
+    assert.deepEqual(problems(inDir(sub, base + 'deepspeed: configs/z3.json\n')).map(fmt), []);
+    const ds = problems(inDir(sub, base + 'deepspeed: configs/z2.json\n'));
+    assert.deepEqual(ds.map((x) => x.code), ['CC306'], ds.map(fmt).join('\n'));
+    assert.ok(ds[0]!.message.includes(`looked for ${join(sub, 'configs', 'z2.json')} (the recipe's folder) and ${join(dir, 'configs', 'z2.json')} (the working folder)`), ds[0]!.message);
+    // next to the recipe comes first: a broken file there is reported, not the good one at the root
+    mkdirSync(join(sub, 'configs'));
+    writeFileSync(join(sub, 'configs', 'z3.json'), '{"zero_optimization": }\n');
+    const near = problems(inDir(sub, base + 'deepspeed: configs/z3.json\n'));
+    assert.ok(near.length === 1 && near[0]!.message.includes(`(${join(sub, 'configs', 'z3.json')}) is not valid JSON`), near.map(fmt).join('\n'));
+  });
+});
+
+test('conscience validate: deepspeed: and deepspeed_config_file relative to the folder the CLI runs in pass; from elsewhere they are errors', () => {
+  withDir((dir) => {
+    mkdirSync(join(dir, 'configs'));
+    mkdirSync(join(dir, 'recipes', 'exp'), { recursive: true });
+    mkdirSync(join(dir, 'recipes', 'accelerate'));
+    writeFileSync(join(dir, 'configs', 'z3.json'), '{"zero_optimization": {"stage": 3}}\n');
+    writeFileSync(join(dir, 'recipes', 'accelerate', 'ds.yaml'), 'distributed_type: DEEPSPEED\ndeepspeed_config:\n  deepspeed_config_file: configs/z3.json\nmixed_precision: bf16\nnum_processes: 2\n');
+    writeFileSync(join(dir, 'recipes', 'exp', 'ds.yaml'), HEAD + 'reward_funcs: [refusal]\n' + LAUNCH + 'deepspeed: configs/z3.json\n');
+    writeFileSync(join(dir, 'recipes', 'exp', 'acc.yaml'), HEAD + 'reward_funcs: [refusal]\nbf16: true\nlaunch:\n  num_processes: 2\n  accelerate_config: ../accelerate/ds.yaml\n');
+    const run = (cwd: string) => spawnSync(process.execPath, ['--import', pathToFileURL(join(REPO, 'node_modules/tsx/dist/loader.mjs')).href, join(REPO, 'extension/src/cli/main.ts'), 'validate', join(dir, 'recipes', 'exp')], { cwd, encoding: 'utf8', timeout: 60_000 });
+    const ok = run(dir);
+    assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+    assert.doesNotMatch(ok.stdout, /CC306|CC404/);
+    const elsewhere = run(join(dir, 'recipes'));
+    assert.equal(elsewhere.status, 1, elsewhere.stdout + elsewhere.stderr);
+    assert.match(elsewhere.stdout, /error CC306: DeepSpeed config 'configs\/z3\.json' not found/);
+    assert.match(elsewhere.stdout, /error CC404: deepspeed_config_file 'configs\/z3\.json' not found \(looked for .*accelerate\/configs\/z3\.json and .*recipes\/configs\/z3\.json;/);
+  });
+});
+
+test('accelerate config: deepspeed_config_file relative to the workspace root passes though the process runs elsewhere (the extension host)', () => {
+  withDir((dir) => {
+    mkdirSync(join(dir, '.git'));
+    mkdirSync(join(dir, 'configs'));
+    mkdirSync(join(dir, 'recipes', 'accelerate'), { recursive: true });
+    mkdirSync(join(dir, 'recipes', 'exp'));
+    writeFileSync(join(dir, 'configs', 'z3.json'), '{"zero_optimization": {"stage": 3}}\n');
+    writeFileSync(join(dir, 'recipes', 'accelerate', 'ds.yaml'), 'distributed_type: DEEPSPEED\ndeepspeed_config:\n  deepspeed_config_file: configs/z3.json\nmixed_precision: bf16\nnum_processes: 2\n');
+    assert.notEqual(process.cwd(), dir);
+    const text = HEAD + 'reward_funcs: [refusal]\nbf16: true\nlaunch:\n  num_processes: 2\n  accelerate_config: ../accelerate/ds.yaml\n';
+    assert.deepEqual(problems(inDir(join(dir, 'recipes', 'exp'), text)).map(fmt), []);
+    rmSync(join(dir, 'configs', 'z3.json'));
+    const ds = problems(inDir(join(dir, 'recipes', 'exp'), text)).filter((d) => d.code === 'CC404');
+    assert.equal(ds.length, 1, ds.map(fmt).join('\n'));
+    assert.ok(ds[0]!.message.includes(`looked for ${join(dir, 'recipes', 'accelerate', 'configs', 'z3.json')} and ${join(dir, 'configs', 'z3.json')};`), ds[0]!.message);
+  });
+});
+
+test('true/false for the text keys TRL and transformers read as booleans is no error; for other text keys it still is', () => {
+  const trl1 = 'launch:\n  trl: 1.16.0\n';
+  for (const [text, kind] of [
+    [HEAD + FOUR + 'scale_rewards: false\n' + trl1, undefined],
+    [HEAD + FOUR + 'scale_rewards: true\n' + trl1, undefined],
+    [HEAD + FOUR + 'trackio_static_space_id: false\n' + trl1, undefined],
+    [HEAD + FOUR + 'trackio_static_space_id: me/space\n' + trl1, undefined],
+    ['kind: sft\nmodel_name_or_path: x\ntrackio_static_space_id: false\n' + trl1, 'sft'],
+    [HEAD + FOUR + LAUNCH + 'resume_from_checkpoint: true\n', undefined],
+    [HEAD + FOUR + LAUNCH + 'resume_from_checkpoint: false\n', undefined],
+    [HEAD + FOUR + LAUNCH + 'fsdp: false\n', undefined],
+  ] as const) {
+    const ds = validateText(text).filter((d) => d.severity === 'error' || d.code.startsWith('CC10'));
+    assert.deepEqual(ds.filter((d) => d.code !== 'CC105').map(fmt), [], `${kind ?? 'grpo'}: ${text}`);
+  }
+  const no = validateText(HEAD + FOUR + LAUNCH + 'hub_model_id: no\n').filter((d) => d.code === 'CC101');
+  assert.equal(no.length, 1);
+  assert.match(no[0]!.message, /hub_model_id expects a string or null, got false/);
+  // TRL 0.18's scale_rewards is a boolean: text is still refused there
+  assert.ok(validateText(HEAD + FOUR + LAUNCH + 'scale_rewards: group\n').some((d) => d.code === 'CC101' && d.severity === 'error'));
+});
+
 // 11: the accelerate config reader
 
 test('accelerate config: deepspeed_config_file that does not exist is an error in that file', () => {

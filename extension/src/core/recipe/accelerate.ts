@@ -2,7 +2,7 @@
 // validated on their own: keys, types and DeepSpeed settings of the pinned accelerate's
 // ClusterConfig (codes CC400-CC404 of rules.ts). How the recipe agrees with it is checked by the
 // rules CC221, CC405 and CC406, which read ctx.acc. It is read before the rules run.
-import { type AccelerateInfo, type Ctx, type FileAccess, isInt, renameFix, sectionPair, sval } from './context';
+import { type AccelerateInfo, type Ctx, type FileAccess, findFromRun, isInt, renameFix, sectionPair, sval } from './context';
 import { decodeBytes } from './decode';
 import { type Diagnostic, diag } from './diagnostics';
 import type { RecipeSchema } from './schema';
@@ -105,7 +105,8 @@ const RECIPE_KEYS = ['reward_funcs', 'model_name_or_path', 'num_generations', 'p
 
 /**
  * `deepspeed_config.deepspeed_config_file`: accelerate launch opens it from the folder it runs in,
- * so a relative path is looked for there and next to the accelerate config; missing in both, a
+ * so a relative path is looked for next to the accelerate config and there (FileAccess.runFolder:
+ * the workspace root, not the extension host's folder); missing in both, a
  * folder, or not JSON is an error.
  */
 function dsConfigFile(text: string, root: YMap, accPath: string, files: FileAccess, out: Diagnostic[]): void {
@@ -114,11 +115,10 @@ function dsConfigFile(text: string, root: YMap, accPath: string, files: FileAcce
   const v = deref(q?.value);
   if (!q || !v || v.kind !== 'scalar' || typeof v.value !== 'string' || !v.value || v.value.startsWith('~/')) return;
   const rel = v.value;
-  const here = files.resolve(accPath, rel);
-  const cwd = typeof process !== 'undefined' && typeof process.cwd === 'function' ? files.resolve(`${process.cwd()}/x`, rel) : here;
-  const full = files.exists(here) ? here : files.exists(cwd) ? cwd : undefined;
-  if (!full) {
-    out.push(diag(text, q.value.start, q.value.end, 'error', 'CC404', `deepspeed_config_file '${rel}' not found (looked for ${here}${cwd !== here ? ` and ${cwd}` : ''}; accelerate launch opens a relative path from the folder it runs in). Fix the path, or use an absolute one.`));
+  const found = findFromRun(files, accPath, rel);
+  const full = found.full;
+  if (!found.found) {
+    out.push(diag(text, q.value.start, q.value.end, 'error', 'CC404', `deepspeed_config_file '${rel}' not found (looked for ${found.tried.join(' and ')}; accelerate launch opens a relative path from the folder it runs in). Fix the path, or use an absolute one.`));
     return;
   }
   if (files.isFolder?.(full)) {

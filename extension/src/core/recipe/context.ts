@@ -20,6 +20,25 @@ export interface FileAccess {
   resolve(baseFile: string, rel: string): string;
   /** A cheap change stamp (mtime and size) so referenced files are parsed once per change. */
   stamp?(path: string): string | undefined;
+  /**
+   * The folder a run of `file` starts in (the workspace root; else the CLI's working folder):
+   * a path the run opens itself (`deepspeed:`, an accelerate config's `deepspeed_config_file`) is
+   * looked for there when it is not in the file's own folder. Optional: without it only the file's folder.
+   */
+  runFolder?(file: string): string | undefined;
+}
+
+/**
+ * Where a relative path that the run opens itself is: next to `file` first, then in the folder the
+ * run starts in (FileAccess.runFolder). `full` is the one that exists (else the first), `tried` all places looked.
+ */
+export function findFromRun(files: FileAccess, file: string, rel: string): { full: string; found: boolean; tried: string[] } {
+  const here = files.resolve(file, rel);
+  const run = files.runFolder?.(file);
+  const there = run !== undefined ? files.resolve(`${run}/x`, rel) : here;
+  const tried = there !== here ? [here, there] : [here];
+  const full = tried.find((p) => files.exists(p));
+  return { full: full ?? here, found: full !== undefined, tried };
 }
 
 /** What the recipe's accelerate config says, as far as the recipe rules need it. */

@@ -1,6 +1,6 @@
 // File access for the validator on Node (CLI, extension host, tests, bench).
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { FileAccess } from './validate';
 
 /** Largest referenced file read (accelerate configs are tiny). */
@@ -42,6 +42,14 @@ export const nodeFiles: FileAccess = {
     }
   },
   resolve: (baseFile, rel) => resolve(dirname(baseFile), rel),
+  // Runs start at the workspace (repository) root: the nearest folder above the file that holds
+  // .conscience or .git; outside one, the folder the CLI runs in (not the extension host's).
+  runFolder: (file) => {
+    for (let dir = dirname(resolve(file)); ; dir = dirname(dir)) {
+      if (existsSync(join(dir, '.conscience')) || existsSync(join(dir, '.git'))) return dir;
+      if (dirname(dir) === dir) return process.cwd();
+    }
+  },
   stamp: (p) => {
     try {
       const st = statSync(p, { bigint: false });

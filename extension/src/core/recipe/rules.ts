@@ -11,7 +11,7 @@
 import type { QuickFix, Severity } from './diagnostics';
 import { diag } from './diagnostics';
 import {
-  type Anchor, type Ctx, INVALID, type Procs, divisors, isInt, nearest, pair, processes, report, sectionPair, setValueFix, sval, val, valueFixes,
+  type Anchor, type Ctx, INVALID, type Procs, divisors, findFromRun, isInt, nearest, pair, processes, report, sectionPair, setValueFix, sval, val, valueFixes,
 } from './context';
 import { didYouMean, isNumber } from './values';
 import { decodeBytes } from './decode';
@@ -137,13 +137,18 @@ export function missingFile(ctx: Ctx, emit: Emit, name: string, what: string, co
 
 /**
  * A referenced file, read: its text, or why it cannot be used (missing, a folder, binary, not
- * UTF-8). Relative paths resolve against the recipe's folder, as the runtime resolves them.
+ * UTF-8). Relative paths resolve against the recipe's folder, as the runtime resolves them;
+ * `fromRun`: a file the run opens itself (`deepspeed:`), then also from the folder the run starts in.
  */
-export function readReferenced(ctx: Ctx, v: string, what: string): { full: string; text?: string; problem?: string } | undefined {
+export function readReferenced(ctx: Ctx, v: string, what: string, fromRun = false): { full: string; text?: string; problem?: string } | undefined {
   const { files, file } = ctx;
   if (!files || !file || v.startsWith('~/')) return undefined;
-  const full = files.resolve(file, v);
-  if (!files.exists(full)) return { full, problem: `${what} '${v}' not found (resolved against the recipe's folder: ${full}). Fix the path or create the file.` };
+  const found = fromRun ? findFromRun(files, file, v) : { full: files.resolve(file, v), tried: [files.resolve(file, v)] };
+  const full = found.full;
+  if (!files.exists(full)) {
+    const tried = found.tried.length > 1 ? `looked for ${found.tried[0]} (the recipe's folder) and ${found.tried[1]} (the working folder)` : `resolved against the recipe's folder: ${full}`;
+    return { full, problem: `${what} '${v}' not found (${tried}). Fix the path or create the file.` };
+  }
   if (files.isFolder?.(full)) return { full, problem: `${what} '${v}' is a folder (${full}), not a file. Name the file in it.` };
   const bytes = files.readBytes(full);
   if (!bytes) return { full, problem: `${what} '${v}' cannot be read (${full}).` };
@@ -698,13 +703,13 @@ export const RULES: readonly Rule[] = [
     check(ctx, emit) { missingFile(ctx, emit, 'model_name_or_path', 'Local model folder', looksLikePath); },
   },
   {
-    code: 'CC306', severity: 'error', stage: 'rules', summary: '`deepspeed` (a DeepSpeed JSON config, relative to the recipe) not found, a folder, or not valid JSON (transformers reads it with json.load)',
+    code: 'CC306', severity: 'error', stage: 'rules', summary: '`deepspeed` (a DeepSpeed JSON config, relative to the recipe, else to the folder runs start in: the workspace root, else the current folder) not found, a folder, or not valid JSON (transformers reads it with json.load)',
     check(ctx, emit) {
       const v = val(ctx, 'deepspeed');
       const p = pair(ctx, 'deepspeed');
       // a mapping, or a JSON/base64 string, is the config itself
       if (typeof v !== 'string' || !p || !v.trim() || v.trim().startsWith('{')) return;
-      const r = readReferenced(ctx, v, 'DeepSpeed config');
+      const r = readReferenced(ctx, v, 'DeepSpeed config', true);
       if (!r) return;
       if (r.problem) { emit.range(p.value.start, p.value.end, r.problem); return; }
       let parsed: unknown;
@@ -738,7 +743,7 @@ export const RULES: readonly Rule[] = [
   { code: 'CC401', severity: 'error', also: 'warning', stage: 'accelerate', summary: 'accelerate config: unknown key (accelerate refuses them); unknown `deepspeed_config` key (warning)' },
   { code: 'CC402', severity: 'error', stage: 'accelerate', summary: 'accelerate config: wrong type' },
   { code: 'CC403', severity: 'error', also: 'warning', stage: 'accelerate', summary: 'accelerate config: value not allowed (`distributed_type`, `mixed_precision`, `zero_stage`, offload devices, missing `distributed_type`)' },
-  { code: 'CC404', severity: 'error', also: 'warning', stage: 'accelerate', summary: 'DeepSpeed settings inconsistent (DEEPSPEED without `deepspeed_config`, ZeRO-3 flags with another stage, nvme offload without a path); `deepspeed_config_file` not found (next to the accelerate config or in the current folder), a folder, or not JSON' },
+  { code: 'CC404', severity: 'error', also: 'warning', stage: 'accelerate', summary: 'DeepSpeed settings inconsistent (DEEPSPEED without `deepspeed_config`, ZeRO-3 flags with another stage, nvme offload without a path); `deepspeed_config_file` not found (next to the accelerate config or in the folder runs start in: the workspace root, else the current folder), a folder, or not JSON' },
   {
     code: 'CC405', severity: 'warning', stage: 'rules', summary: '`launch:` and the accelerate config disagree on processes or machines',
     check(ctx, emit) {

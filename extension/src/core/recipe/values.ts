@@ -180,7 +180,7 @@ export function checkValue(text: string, spec: FieldSpec, node: YNode, where: st
         fixes.push({ title: `Write ${n.value}`, edits: [{ start: node.start, end: node.end, newText: String(n.value) }] });
       } else if (mode === 'strict' && /\]$/.test(spec.name) && n.tag === 'str' && types.includes('number') && FLOAT_RE.test(n.text.trim()) && Number.isFinite(toNumber(n.text.trim()))) {
         // a list item (or an allocator: value): argparse and from_mapping leave the string as it is
-        const num = yaml11Float(toNumber(n.text.trim()));
+        const num = yaml11Spelling(n) ?? yaml11Float(toNumber(n.text.trim()));
         hint = ` A value inside a list is not converted (argparse converts only a top-level value), so it stays a string${n.quoted ? '' : ' (YAML 1.1 reads a number with an exponent but no decimal point as text)'}. Write ${num}.`;
         fixes.push({ title: `Write ${num}`, edits: [{ start: node.start, end: node.end, newText: num }] });
       } else if ((n.tag === 'int' || n.tag === 'float') && types.includes('string') && mode === 'strict' && /\]$/.test(spec.name)) {
@@ -207,7 +207,7 @@ export function checkValue(text: string, spec: FieldSpec, node: YNode, where: st
       out.push(diag(text, node.start, headEnd(text, node), 'error', codes.type, `${where} expects ${describeTypes(types)}, got a mapping.`));
       return { ok: false, value: undefined };
     }
-    if (mode === 'argparse' && NUMBER_KWARGS.has(spec.name)) numberStrings(text, n, where, out, codes.type);
+    if (mode === 'argparse') numberStrings(text, n, where, out, codes.type);
     return { ok: true, value: n };
   } else if (n.kind === 'seq') {
     if (!types.includes('array')) {
@@ -267,26 +267,48 @@ export function checkValue(text: string, spec: FieldSpec, node: YNode, where: st
   return { ok: true, value };
 }
 
-/** Flat keys whose mapping goes to a function that computes with its numbers (the scheduler, generation). */
-const NUMBER_KWARGS = new Set(['lr_scheduler_kwargs', 'generation_kwargs']);
+const YAML12_NUMBER = /^[-+]?(?:\.\d+|\d+(?:\.\d*)?)(?:[eE][-+]?\d+)?$/;
 
 /**
- * A plain value in such a mapping that reads as a number but is a string in YAML 1.1
- * (`{min_lr: 1e-6}`): argparse converts only top-level values, so the scheduler gets the text
- * and fails (`min_lr / lr`).
+ * A plain scalar YAML 1.1 (PyYAML) reads as a string (`n.tag === 'str'`) though YAML 1.2 reads it
+ * as a number (`1e8`, `1e-6`, `1.0e8`, `-.5`), spelled so PyYAML reads a number: a digit before
+ * and after the dot, a signed exponent (`1.0e+8`, `1.0e-6`, `-0.5`); else undefined. The runtime's
+ * conscience.recipe._yaml11_text_number gives the same.
  */
-function numberStrings(text: string, m: Extract<YNode, { kind: 'map' }>, where: string, out: Diagnostic[], code: string): void {
-  for (const p of m.items) {
-    const k = deref(p.key), v = deref(p.value);
-    if (!k || k.kind !== 'scalar' || !v) continue;
-    if (v.kind === 'map') { numberStrings(text, v, `${where}.${k.text}`, out, code); continue; }
-    if (v.kind !== 'scalar' || v.tag !== 'str' || v.quoted) continue;
-    const t = v.text.trim();
-    if (!FLOAT_RE.test(t) || !Number.isFinite(toNumber(t))) continue;
-    const num = yaml11Float(toNumber(t));
-    out.push(diag(text, p.value.start, p.value.end, 'error', code,
-      `${where}.${k.text} is the string "${t}", not a number: YAML 1.1 (PyYAML) reads a number with an exponent but no decimal point as text, and argparse converts only top-level values (not the values inside a mapping). Write ${num}.`,
-      [{ title: `Write ${num}`, edits: [{ start: p.value.start, end: p.value.end, newText: num }] }]));
+export function yaml11Spelling(n: YNode): string | undefined {
+  if (n.kind !== 'scalar' || n.quoted) return undefined;
+  const t = n.text.trim();
+  // js-yaml's YAML 1.1 schema reads a signed number with no digit before the dot (`-.5`) as a
+  // float; PyYAML's float resolver allows a sign only before a digit, so it reads text
+  if (n.tag !== 'str' && !(n.tag === 'float' && /^[-+]\.\d/.test(t))) return undefined;
+  const m = YAML12_NUMBER.test(t) ? /^([-+]?)(\d*)(?:\.(\d*))?(?:[eE]([-+]?)(\d+))?$/.exec(t) : null;
+  if (!m) return undefined;
+  const [, sign, whole, frac, esign, exp] = m;
+  return `${sign}${whole || '0'}.${frac || '0'}${exp ? `e${esign || '+'}${exp}` : ''}`;
+}
+
+/**
+ * A number written as text anywhere inside a flat key's mapping, in a nested mapping or a list
+ * (`lr_scheduler_kwargs: {min_lr: 1e-6}`, `fsdp_config: {min_num_params: 1e8}`,
+ * `deepspeed: {zero_optimization: {reduce_bucket_size: 5e8}}`): argparse converts only top-level
+ * values, so whatever reads the mapping gets the text and fails once the model is loaded. The
+ * runtime (conscience.recipe._check_text_numbers) refuses the same values, at the item's line.
+ */
+function numberStrings(text: string, node: YNode, where: string, out: Diagnostic[], code: string, seen = new Set<YNode>(), depth = 0): void {
+  const n = deref(node);
+  if (!n || seen.has(n) || depth > 64) return;
+  seen.add(n);
+  const pairs: [string, YNode][] = n.kind === 'map'
+    ? n.items.flatMap((p): [string, YNode][] => { const k = deref(p.key); return k && k.kind === 'scalar' ? [[`${where}.${k.text}`, p.value]] : []; })
+    : n.kind === 'seq' ? n.items.map((it, i): [string, YNode] => [`${where}[${i}]`, it]) : [];
+  for (const [at, item] of pairs) {
+    const v = deref(item);
+    if (!v) continue;
+    const num = yaml11Spelling(v);
+    if (num === undefined || v.kind !== 'scalar') { numberStrings(text, item, at, out, code, seen, depth + 1); continue; }
+    out.push(diag(text, item.start, item.end, 'error', code,
+      `${at} expects a number, got ${describeNode({ ...v, tag: 'str', value: v.text })}. YAML 1.1 (PyYAML) reads ${v.text.trim()} as text; write it as ${num}.`,
+      [{ title: `Write ${num}`, edits: [{ start: item.start, end: item.end, newText: num }] }]));
   }
 }
 
