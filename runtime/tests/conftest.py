@@ -15,6 +15,19 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """Each test gets the environment the suite started with: loading a recipe in-process sets
+    variables a later test's subprocesses inherit (transformers sets ACCELERATE_USE_DEEPSPEED=true
+    for a recipe with `deepspeed:`, and every later GRPO run in the suite then tried DeepSpeed;
+    a recipe's `env:` section is applied too)."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture
 def tiny_openai_server(tmp_path):
     """A real OpenAI-compatible server: `transformers serve` (.venv-serve, built by

@@ -186,7 +186,7 @@ test('conscience inspect and python score read the same JSONL lines: blank, too 
     ];
     const file = join(dir, 'mixed.jsonl');
     writeFileSync(file, Buffer.concat(lines.flatMap((l) => [typeof l === 'string' ? Buffer.from(l) : l, Buffer.from('\n')])));
-    // line 1 of only a byte-order mark: an error to Python (the mark goes after the blank test)
+    // line 1 of only a byte-order mark: a blank line to both sides (the mark goes before the blank test)
     const bom = join(dir, 'bom.jsonl');
     writeFileSync(bom, '\ufeff\n{"prompt": "ok", "id": 12345678901234567890123}\n\ufeff{"prompt": "late"}\n');
     const bom2 = join(dir, 'bom2.jsonl');

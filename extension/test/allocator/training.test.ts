@@ -14,12 +14,14 @@ const ROWS = readFileSync(join(REPO, 'demo/prompts/sample.jsonl'), 'utf8').split
 const rows = [...ROWS.slice(0, 12), { ...ROWS[0]!, budget: 700 }, { ...ROWS[1]!, budget: 3 }, { prompt: ROWS[2]!.prompt, label: 'borderline' }];
 
 const demo = readFileSync(join(REPO, 'recipes/demo/tiny-cpu.yaml'), 'utf8');
+assert.match(demo, /^allocator: \{\}$/m, 'the demo recipe has an empty allocator: section the variants fill');
 const VARIANTS: Record<string, string> = {
   'demo (auto, max_budget 16)': demo,
-  'allocator policy override, max_budget 600': demo.replace(/^( {2}max_budget:).*$/m, '$1 600') + '\nallocator:\n  budget_deep: 300\n  ambiguity_deep: 0.4\n',
+  // (the demo's own `allocator: {}` replaced: a second allocator: key is refused as a duplicate, on both sides)
+  'allocator policy override, max_budget 600': demo.replace(/^( {2}max_budget:).*$/m, '$1 600').replace(/^allocator: \{\}$/m, 'allocator:\n  budget_deep: 300\n  ambiguity_deep: 0.4'),
   'budget_source label': demo.replace(/^( {2}budget_source:).*$/m, '$1 label'),
   'budget_source dataset': demo.replace(/^( {2}budget_source:).*$/m, '$1 dataset'),
-  'allocator disabled': demo + '\nallocator:\n  enabled: false\n',
+  'allocator disabled': demo.replace(/^allocator: \{\}$/m, 'allocator:\n  enabled: false'),
 };
 
 test('hints and the inspector give the budget training assigns, for every budget source and clip', async () => {

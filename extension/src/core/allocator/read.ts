@@ -172,10 +172,10 @@ export async function* readJsonl(source: AsyncIterable<Uint8Array | string>): As
       yield { kind: 'error', line, message: `not UTF-8 (byte ${firstInvalidUtf8(bytes)})` };
       continue;
     }
-    // Python's order: a blank line is skipped before line 1's byte-order mark is dropped, so a
-    // line 1 of only a BOM is an error there (and here), not a blank line
-    if (isPyBlank(text)) continue;
+    // Python's order (prompt_sets.iter_jsonl): line 1's byte-order mark is dropped before the
+    // blank check, so a line 1 of only a BOM is a blank line
     if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    if (isPyBlank(text)) continue;
     yield parseRow(text, line);
   }
 }
