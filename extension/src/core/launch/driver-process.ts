@@ -38,10 +38,13 @@ const OWNED = [
 export async function processStatus(host: Host, rec: RunRecord): Promise<ProcessStatus> {
   const sid = rec.pgid ?? rec.pid;
   if (!sid) return { alive: true };
+  // alive first, then the exit code: the wrapper writes exit_code before it ends, so a run seen
+  // gone has its code on disk; read the other way round, a wrapper ending between the two reads
+  // was a run that "disappeared without an exit code"
   const cmd =
     `g=${shQuote(sid)}; tok=${shQuote(rec.launchToken || 'none')}\n${OWNED}\n` +
-    `printf 'exit=%s\\n' "$(cat ${shQuote(rec.remoteDir + '/exit_code')} 2>/dev/null)"; ` +
-    `owned && echo alive=1 || echo alive=0`;
+    `owned && echo alive=1 || echo alive=0; ` +
+    `printf 'exit=%s\\n' "$(cat ${shQuote(rec.remoteDir + '/exit_code')} 2>/dev/null)"`;
   const r = await host.exec(cmd);
   if (r.code !== 0) throw new Error(`${host.label}: status check failed: ${r.stderr.trim()}`);
   const ec = /exit=(\d*)/.exec(r.stdout)?.[1];
