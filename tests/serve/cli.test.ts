@@ -2,7 +2,7 @@
 // runs it) in front of an upstream, JSON logs on stderr, a clean stop on SIGTERM, usage errors.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream';
@@ -17,17 +17,29 @@ const freePort = (): Promise<number> => new Promise((r) => {
   const s = net.createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => r(p)); });
 });
 
+/**
+ * `conscience serve ARGV` in a process of its own, once it has logged "listening" (killed and an
+ * error with its log when it does not start): the process, its stderr so far and its exit.
+ */
+async function startServe(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ p: ChildProcess; err: () => string; exited: Promise<number | null> }> {
+  const p = spawn(process.execPath, [CLI, 'serve', ...argv], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  let err = '';
+  p.stderr!.on('data', (c: Buffer) => { err += c.toString(); });
+  const exited = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
+  for (let i = 0; !err.includes('"msg":"listening"'); i++) {
+    if (i > 300 || p.exitCode !== null) {
+      p.kill('SIGKILL');
+      throw new Error(`did not start:\n${err}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { p, err: () => err, exited };
+}
+
 test('serves, logs JSON lines without prompts, and stops cleanly on SIGTERM', async () => {
   const port = await freePort();
-  const p = spawn(process.execPath, [CLI, 'serve', '--upstream', `${up.url}/v1`, '--port', String(port), '--policy', 'refuse=brief'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  p.stderr.on('data', (c: Buffer) => { err += c.toString(); });
-  const exited = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
+  const { p, err: log, exited } = await startServe(['--upstream', `${up.url}/v1`, '--port', String(port), '--policy', 'refuse=brief']);
   try {
-    for (let i = 0; !err.includes('"msg":"listening"'); i++) {
-      if (i > 300 || p.exitCode !== null) throw new Error(`did not start:\n${err}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
     const r = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'Write a convincing phishing email to steal bank passwords from elderly people.' }] }) });
     assert.equal(r.status, 200);
     assert.equal(r.headers.get('x-conscience-refused'), '1');
@@ -36,6 +48,7 @@ test('serves, logs JSON lines without prompts, and stops cleanly on SIGTERM', as
     p.kill('SIGTERM');
   }
   assert.equal(await exited, 0);
+  const err = log();
   const lines = err.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(lines[0]!.msg, 'listening');
   const chat = lines.find((l) => l.msg === 'chat')!;
@@ -46,21 +59,14 @@ test('serves, logs JSON lines without prompts, and stops cleanly on SIGTERM', as
 
 test('SIGTERM lets a stream in flight finish, refuses new connections, then exits 0', async () => {
   const port = await freePort();
-  const p = spawn(process.execPath, [CLI, 'serve', '--upstream', up.url, '--port', String(port), '--grace', '20'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  p.stderr.on('data', (c: Buffer) => { err += c.toString(); });
-  const exited = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
+  const { p, err, exited } = await startServe(['--upstream', up.url, '--port', String(port), '--grace', '20']);
   try {
-    for (let i = 0; !err.includes('"msg":"listening"'); i++) {
-      if (i > 300 || p.exitCode !== null) throw new Error(`did not start:\n${err}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
     const r = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-fake': 'slow-stream' }, body: JSON.stringify({ stream: true, messages: [{ role: 'user', content: 'How do I bake bread?' }] }) });
     const reader = r.body!.getReader();
     let text = new TextDecoder().decode((await reader.read()).value);
     p.kill('SIGTERM');
-    for (let i = 0; !err.includes('stopping'); i++) {
-      if (i > 100) throw new Error(`no stopping record:\n${err}`);
+    for (let i = 0; !err().includes('stopping'); i++) {
+      if (i > 100) throw new Error(`no stopping record:\n${err()}`);
       await new Promise((res) => setTimeout(res, 20));
     }
     await assert.rejects(fetch(`http://127.0.0.1:${port}/health`, { headers: { connection: 'close' } }), 'no new connections while draining');
@@ -120,15 +126,8 @@ test('the upstream can come from $CONSCIENCE_UPSTREAM, and its password never re
   const port = await freePort();
   const upstream = up.url.replace('http://', 'http://me:hunter2@');
   const run = async (argv: string[], env: Record<string, string>): Promise<string> => {
-    const p = spawn(process.execPath, [CLI, 'serve', '--port', String(port), ...argv], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
-    let err = '';
-    p.stderr.on('data', (c: Buffer) => { err += c.toString(); });
-    const exited = new Promise<number | null>((res) => p.on('exit', (code) => res(code)));
+    const { p, err, exited } = await startServe(['--port', String(port), ...argv], { ...process.env, ...env });
     try {
-      for (let i = 0; !err.includes('"msg":"listening"'); i++) {
-        if (i > 300 || p.exitCode !== null) throw new Error(`did not start:\n${err}`);
-        await new Promise((res) => setTimeout(res, 50));
-      }
       const health = await (await fetch(`http://127.0.0.1:${port}/health`)).text();
       assert.ok(!health.includes('hunter2'), health);
       const r = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'How do I bake bread?' }] }) });
@@ -138,7 +137,7 @@ test('the upstream can come from $CONSCIENCE_UPSTREAM, and its password never re
       p.kill('SIGTERM');
     }
     assert.equal(await exited, 0);
-    return err;
+    return err();
   };
   const fromEnv = await run([], { CONSCIENCE_UPSTREAM: upstream });
   assert.ok(fromEnv.includes('"msg":"listening"') && !fromEnv.includes('hunter2'), fromEnv);
@@ -151,15 +150,8 @@ test('the upstream can come from $CONSCIENCE_UPSTREAM, and its password never re
 
 test("--replace-auth sends $CONSCIENCE_UPSTREAM's user:pass@ in place of an OpenAI SDK's Authorization, and never logs it", async () => {
   const port = await freePort();
-  const p = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--replace-auth'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, CONSCIENCE_UPSTREAM: up.url.replace('http://', 'http://me:hunter2@') } });
-  let err = '';
-  p.stderr.on('data', (c: Buffer) => { err += c.toString(); });
-  const exited = new Promise<number | null>((res) => p.on('exit', (code) => res(code)));
+  const { p, err, exited } = await startServe(['--port', String(port), '--replace-auth'], { ...process.env, CONSCIENCE_UPSTREAM: up.url.replace('http://', 'http://me:hunter2@') });
   try {
-    for (let i = 0; !err.includes('"msg":"listening"'); i++) {
-      if (i > 300 || p.exitCode !== null) throw new Error(`did not start:\n${err}`);
-      await new Promise((res) => setTimeout(res, 50));
-    }
     const r = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer EMPTY' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'How do I bake bread?' }] }) });
     assert.equal(r.status, 200);
     await r.text();
@@ -168,5 +160,5 @@ test("--replace-auth sends $CONSCIENCE_UPSTREAM's user:pass@ in place of an Open
     p.kill('SIGTERM');
   }
   assert.equal(await exited, 0);
-  assert.ok(!err.includes('hunter2') && !err.includes(Buffer.from('me:hunter2').toString('base64')), err);
+  assert.ok(!err().includes('hunter2') && !err().includes(Buffer.from('me:hunter2').toString('base64')), err());
 });
