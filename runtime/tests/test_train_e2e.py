@@ -229,33 +229,34 @@ def test_bad_prompt_set_fails_with_file_and_line(tmp_path, tiny_cache):
     assert f"{bad}:2:" in proc.stderr
 
 
+def _failed_run_error(tmp_path, tiny_cache, **overrides):
+    """A one-process run of the test recipe with `overrides` that must fail (exit 1, run_finished
+    failed): its run_finished error."""
+    recipe = _recipe(tmp_path, processes=1, **overrides)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "conscience.train", "--config", recipe, "--output_dir", str(out)],
+                          env=_env(tiny_cache), capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    finished = _events(out)[-1]
+    assert finished["type"] == "run_finished" and finished["status"] == "failed"
+    return finished["error"]
+
+
 @pytest.mark.skipif(TRL1, reason="TRL 1.x has no max_prompt_length: no prompt is cut, nothing to check")
 def test_prompts_longer_than_max_prompt_length_fail_before_training(tmp_path, tiny_cache):
     """TRL 0.18 keeps the last max_prompt_length tokens of a prompt: the budget instruction, first,
     would be cut while the budget reward scores against it. The run fails first, saying how many
     and which prompt."""
-    recipe = _recipe(tmp_path, processes=1, max_prompt_length=96)
-    out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "conscience.train", "--config", recipe, "--output_dir", str(out)],
-                          env=_env(tiny_cache), capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    finished = _events(out)[-1]
-    assert finished["type"] == "run_finished" and finished["status"] == "failed"
-    assert "4 train prompt(s) take more than max_prompt_length (96) tokens" in finished["error"], finished["error"]
-    assert "cut the budget instruction off the front" in finished["error"]
+    error = _failed_run_error(tmp_path, tiny_cache, max_prompt_length=96)
+    assert "4 train prompt(s) take more than max_prompt_length (96) tokens" in error, error
+    assert "cut the budget instruction off the front" in error
 
 
 def test_a_missing_local_model_folder_is_named(tmp_path, tiny_cache):
     """A model path meant as a folder here (stage 2 of the demo run from elsewhere than the
     repository root) went to the hub as a repo id and failed with an HFValidationError traceback."""
-    recipe = _recipe(tmp_path, processes=1, model_name_or_path="../no-such-sft-output")
-    out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "conscience.train", "--config", recipe, "--output_dir", str(out)],
-                          env=_env(tiny_cache), capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    finished = _events(out)[-1]
-    assert finished["type"] == "run_finished" and finished["status"] == "failed"
-    assert f"model folder not found: {tmp_path.parent / 'no-such-sft-output'}" in finished["error"], finished["error"]
+    error = _failed_run_error(tmp_path, tiny_cache, model_name_or_path="../no-such-sft-output")
+    assert f"model folder not found: {tmp_path.parent / 'no-such-sft-output'}" in error, error
 
 
 def test_unusable_recipe_exits_2_naming_the_line(tmp_path):
