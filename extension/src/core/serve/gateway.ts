@@ -13,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 import zlib from 'node:zlib';
 import { isUtf8 } from 'node:buffer';
 import type { Allocator, Assessment, Tier } from '../allocator';
+import { firstInvalidUtf8 } from '../allocator/read';
 import { DEFAULT_TEMPLATE, type PromptTemplateSpec } from '../template';
 import { lastUserText, RequestError, withBudget, contentText } from './messages';
 import { GatewayMetrics } from './metrics';
@@ -212,25 +213,6 @@ function canonicalPath(path: string): string {
 function tokenLimit(v: unknown): number | null {
   if (typeof v === 'number') return Number.isInteger(v) ? v : null;
   return typeof v === 'string' && /^\s*\+?\d{1,15}\s*$/.test(v) ? Number(v) : null;
-}
-
-/** The byte offset of the first byte of `b` that is not well-formed UTF-8 (RFC 3629), or -1. */
-function invalidUtf8At(b: Buffer): number {
-  for (let i = 0; i < b.length;) {
-    const c = b[i]!;
-    if (c < 0x80) { i++; continue; }
-    const n = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
-    // a lead byte that starts nothing, or a sequence cut short by the end of the body
-    if (n < 0 || i + n >= b.length) return i;
-    const c1 = b[i + 1]!;
-    // the second byte's range excludes overlong forms, surrogates and code points past U+10FFFF
-    const lo = c === 0xe0 ? 0xa0 : c === 0xf0 ? 0x90 : 0x80;
-    const hi = c === 0xed ? 0x9f : c === 0xf4 ? 0x8f : 0xbf;
-    if (c1 < lo || c1 > hi) return i;
-    for (let k = 2; k <= n; k++) if ((b[i + k]! & 0xc0) !== 0x80) return i;
-    i += n + 1;
-  }
-  return -1;
 }
 
 function openaiError(message: string, type: string, param: string | null = null, code: string | null = null): string {
@@ -684,7 +666,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       send(res, e.status, openaiError(e.message, 'invalid_request_error', e.param, e.code));
     };
     // JSON is UTF-8 (RFC 8259): a body that is not is refused, never altered on its way
-    const notUtf8 = isUtf8(buf) ? -1 : invalidUtf8At(buf);
+    const notUtf8 = isUtf8(buf) ? -1 : firstInvalidUtf8(buf);
     if (notUtf8 >= 0) {
       return bad(new RequestError(`the request body is not valid UTF-8 (JSON text must be): the byte at offset ${notUtf8} (0x${buf[notUtf8]!.toString(16).padStart(2, '0')}) starts no UTF-8 character`, null, 400, 'invalid_utf8'));
     }
