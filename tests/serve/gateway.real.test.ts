@@ -240,6 +240,80 @@ describe('through the gateway to transformers serve, with the openai client', ()
     await assert.rejects(client.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: BENIGN }] }), (e: unknown) => e instanceof OpenAI.APIError && e.status === direct.status);
   });
 
+  // transformers serve streams a response unless `stream: false` is sent (OpenAI's default is false)
+  test('responses, not streamed: the budget instruction arrives as `instructions`, which the server renders as the system message conscience.template gives', async () => {
+    const { data, response } = await client.responses.create({ model: modelDir, input: BENIGN, max_output_tokens: 12, temperature: 0, stream: false }).withResponse();
+    assert.equal(sent.at(-1)!.url, '/v1/responses');
+    assert.equal(response.headers.get('x-conscience-tier'), 'none');
+    const budget = Number(response.headers.get('x-conscience-budget'));
+    const py = pythonRender(null, BENIGN, budget);
+    const system = py.messages[0] as { role: string; content: string };
+    assert.equal(system.role, 'system');
+    assert.equal(lastSent().instructions, system.content);
+    assert.equal(lastSent().input, BENIGN, 'the input is sent as it came');
+    assert.equal(data.object, 'response');
+    assert.equal(data.status, 'completed');
+    assert.ok(data.usage!.output_tokens > 0 && data.usage!.output_tokens <= 12);
+    // the server tokenized exactly the rendered conversation
+    assert.equal(data.usage!.input_tokens, py.tokens);
+    await new Promise((r) => setTimeout(r, 50));
+    const log = logs.filter((l) => l.msg === 'response').at(-1)!;
+    assert.equal(log.status, 200);
+    assert.equal(log.completion_tokens, data.usage!.output_tokens);
+    assert.equal(log.token_source, 'usage');
+  });
+
+  test('responses, streamed: a leading system item carries the instruction after its text, earlier turns kept; the events reach the client and are counted', async () => {
+    const input = [{ role: 'system', content: SYSTEM }, ...HISTORY, { role: 'user', content: CJK }] as OpenAI.Responses.ResponseInputItem[];
+    const { data: stream, response } = await client.responses.create({ model: modelDir, input, max_output_tokens: 10, temperature: 0, stream: true }).withResponse();
+    const budget = Number(response.headers.get('x-conscience-budget'));
+    let text = '';
+    let done: OpenAI.Responses.Response | undefined;
+    for await (const e of stream) {
+      if (e.type === 'response.output_text.delta') text += e.delta;
+      if (e.type === 'response.completed') done = e.response;
+    }
+    assert.ok(text.length > 0);
+    const py = pythonRender(SYSTEM, CJK, budget, HISTORY);
+    assert.deepEqual(lastSent().input, py.messages);
+    assert.equal(lastSent().instructions, undefined);
+    if (done?.usage) assert.equal(done.usage.input_tokens, py.tokens);
+    await new Promise((r) => setTimeout(r, 50));
+    const log = logs.filter((l) => l.msg === 'response').at(-1)!;
+    assert.equal(log.stream, true);
+    assert.ok((log.completion_tokens as number) > 0);
+  });
+
+  test('responses and completions: a clearly harmful prompt gets the brief cap in the route\'s own limit field', async () => {
+    const { data: r, response: rr } = await client.responses.create({ model: modelDir, input: HARMFUL, max_output_tokens: 50, stream: false }).withResponse();
+    assert.equal(rr.headers.get('x-conscience-tier'), 'brief');
+    assert.equal(lastSent().max_output_tokens, 4);
+    assert.ok(r.usage!.output_tokens <= 4);
+    assert.equal(lastSent().instructions, (pythonRender(null, HARMFUL, allocator.policy.budget_brief).messages[0] as { content: string }).content);
+
+    const { data: c, response: cr } = await client.completions.create({ model: modelDir, prompt: HARMFUL, max_tokens: 50 }).withResponse();
+    assert.equal(sent.at(-1)!.url, '/v1/completions');
+    assert.equal(cr.headers.get('x-conscience-tier'), 'brief');
+    assert.equal(cr.headers.get('x-conscience-budget'), null, 'a raw prompt has no system message: no budget is given');
+    assert.equal(lastSent().max_tokens, 4);
+    assert.equal(lastSent().prompt, HARMFUL, 'the prompt is sent as it came');
+    assert.ok(c.usage!.completion_tokens <= 4);
+  });
+
+  test('completions, streamed: an ordinary prompt is forwarded as sent, and its answer is counted', async () => {
+    const raw = JSON.stringify({ model: modelDir, prompt: BENIGN, max_tokens: 6, temperature: 0, stream: true });
+    const via = await rawPost(gwUrl, '/v1/completions', raw);
+    assert.equal(via.status, 200, via.text);
+    assert.equal(sent.at(-1)!.body, raw, 'byte for byte');
+    assert.equal(via.headers['x-conscience-tier'], 'none');
+    assert.match(via.text, /^data: /);
+    await new Promise((r) => setTimeout(r, 50));
+    const log = logs.filter((l) => l.msg === 'completion').at(-1)!;
+    assert.equal(log.stream, true);
+    assert.equal(log.status, 200);
+    assert.ok((log.completion_tokens as number) > 0);
+  });
+
   test('a client that leaves mid-stream: the gateway cancels, and the server still answers the next request', async () => {
     const ctl = new AbortController();
     holdNextStream = true;

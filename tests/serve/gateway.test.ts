@@ -211,7 +211,7 @@ describe('requests reach the upstream with the budget and nothing else changed',
       await waitFor(() => g.logs.filter((l) => l.msg === 'chat').length === 4);
       assert.ok(g.logs.filter((l) => l.msg === 'chat').every((l) => l.n === 3 && l.tier === 'brief'));
       const t = await (await fetch(`${g.url}/metrics`)).text();
-      assert.equal(metric(t, 'conscience_serve_requests_total', 'tier="brief",action="forwarded"'), 4);
+      assert.equal(metric(t, 'conscience_serve_requests_total', 'tier="brief",action="forwarded",route="/v1/chat/completions"'), 4);
       assert.equal(metric(t, 'conscience_serve_budget_tokens_total', 'tier="brief"'), 4 * allocator.policy.budget_brief);
       assert.equal(metric(t, 'conscience_serve_budget_saved_tokens_total', 'tier="brief"'), 4 * (allocator.policy.budget_deep - allocator.policy.budget_brief));
     } finally { await g.gw.close(); }
@@ -267,7 +267,7 @@ describe('requests reach the upstream with the budget and nothing else changed',
     } finally { await g.gw.close(); }
   });
 
-  test('/v1/models and /v1/completions pass through with their status, headers and body', async () => {
+  test('/v1/models passes through with its status, headers and body; an ordinary /v1/completions is forwarded byte for byte', async () => {
     const m = await fetch(`${s.url}/v1/models`, { headers: { authorization: 'Bearer k' } });
     assert.equal(m.status, 200);
     assert.equal(m.headers.get('x-upstream'), 'fake');
@@ -337,8 +337,8 @@ describe('requests reach the upstream with the budget and nothing else changed',
     const m = await fetch(`${s.url}/metrics`);
     assert.match(m.headers.get('content-type') ?? '', /text\/plain/);
     const t = await m.text();
-    assert.ok(metric(t, 'conscience_serve_requests_total', 'tier="none",action="forwarded"') >= 2);
-    assert.ok(metric(t, 'conscience_serve_requests_total', 'tier="brief",action="forwarded"') >= 1);
+    assert.ok(metric(t, 'conscience_serve_requests_total', 'tier="none",action="forwarded",route="/v1/chat/completions"') >= 2);
+    assert.ok(metric(t, 'conscience_serve_requests_total', 'tier="brief",action="forwarded",route="/v1/chat/completions"') >= 1);
     // one brief request: the fixed budget (budget_deep) minus budget_brief was saved
     assert.ok(metric(t, 'conscience_serve_budget_saved_tokens_total', 'tier="brief"') >= allocator.policy.budget_deep - allocator.policy.budget_brief);
     assert.ok(metric(t, 'conscience_serve_allocator_seconds_count') >= 3);
@@ -366,7 +366,7 @@ describe('modes', () => {
       assert.equal(r.headers.get('x-conscience-tier'), 'brief');
       assert.equal(up.requests.at(-1)!.body, raw);
       const t = await (await fetch(`${s.url}/metrics`)).text();
-      assert.equal(metric(t, 'conscience_serve_requests_total', 'tier="brief",action="observed"'), 1);
+      assert.equal(metric(t, 'conscience_serve_requests_total', 'tier="brief",action="observed",route="/v1/chat/completions"'), 1);
     } finally { await s.gw.close(); }
   });
 
@@ -491,7 +491,7 @@ describe('bad input', () => {
     const m1 = await (await fetch(`${s.url}/metrics`)).text();
     const delta = (name: string, labels: string): number => metric(m1, name, labels) - metric(m0, name, labels);
     assert.equal(delta('conscience_serve_http_responses_total', 'route="/v1/chat/completions",status="400"'), 1);
-    assert.equal(delta('conscience_serve_requests_total', 'tier="none",action="forwarded"'), 0);
+    assert.equal(delta('conscience_serve_requests_total', 'tier="none",action="forwarded",route="/v1/chat/completions"'), 0);
     const ok = await post(`${s.url}/v1/chat/completions`, `{"metadata":${deep},"messages":[{"role":"user","content":"${BENIGN}"}]}`);
     assert.equal(ok.status, 200);
     assert.ok(up.requests.at(-1)!.body.startsWith(`{"metadata":${deep},"messages":`));
@@ -1139,8 +1139,8 @@ describe('spellings, limits and unscored requests', () => {
         assert.match(String(l.unscored), /^(no text in the last user message|no user message)$/);
       }
       const t = await (await fetch(`${s.url}/metrics`)).text();
-      assert.equal(metric(t, 'conscience_serve_requests_total', 'tier="unscored",action="forwarded"'), cases.length);
-      assert.equal(metric(t, 'conscience_serve_requests_total', 'tier="brief",action="refused"'), 0);
+      assert.equal(metric(t, 'conscience_serve_requests_total', 'tier="unscored",action="forwarded",route="/v1/chat/completions"'), cases.length);
+      assert.equal(metric(t, 'conscience_serve_requests_total', 'tier="brief",action="refused",route="/v1/chat/completions"'), 0);
       assert.equal(metric(t, 'conscience_serve_budget_tokens_total', 'tier="unscored"'), 0);
       assert.equal(metric(t, 'conscience_serve_allocator_batch_size_count'), 0, 'the allocator was not called');
     } finally { await s.gw.close(); }

@@ -3,8 +3,10 @@
  * `transformers serve`, ...). Each chat request's last user message is scored by the
  * allocator; the budget instruction goes into the system message with the one prompt template
  * (core/template.ts); the answer, streamed or not, is split into safety block and answer and
- * counted. Every other route is passed through untouched. vscode-free: the CLI (`conscience
- * serve`) and the editor both start this.
+ * counted. Responses API and legacy completions requests go the same way, through their
+ * adapters in routes.ts (what is scored, where the budget goes, a refusal's shape, how the
+ * answer is read: answer.ts). Every other route is passed through untouched. vscode-free: the
+ * CLI (`conscience serve`) and the editor both start this.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -15,11 +17,12 @@ import { isUtf8 } from 'node:buffer';
 import type { Allocator, Assessment, Tier } from '../allocator';
 import { firstInvalidUtf8 } from '../allocator/read';
 import { DEFAULT_TEMPLATE, type PromptTemplateSpec } from '../template';
-import { lastUserText, RequestError, withBudget, contentText } from './messages';
+import { RequestError } from './messages';
 import { GatewayMetrics } from './metrics';
 import { redactUpstream } from './status';
 import { DEFAULT_REFUSAL, type GatewayPolicy } from './options';
-import { SafetySplitter, safetyTokens, splitWhole, type StreamSplit } from './split';
+import type { AnswerParser, AnswerStats } from './answer';
+import { scoredRoute, type RouteAdapter } from './routes';
 
 export interface LogRecord { level: 'info' | 'warn' | 'error'; msg: string; [k: string]: unknown }
 
@@ -65,14 +68,9 @@ export interface Gateway {
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'expect',
 ]);
-const ROUTES = new Set(['/v1/chat/completions', '/v1/completions', '/v1/models', '/health', '/metrics']);
-const PARSE_LIMIT = 8 * 1024 * 1024;
+const ROUTES = new Set(['/v1/chat/completions', '/v1/completions', '/v1/responses', '/v1/models', '/health', '/metrics']);
 /** the `status` label of a request whose client left before the response began (nginx's "client closed request") */
 const CLIENT_CLOSED = 499;
-/** the most choices a request may ask for (OpenAI's limit on `n`), and the most split and counted per answer */
-const MAX_CHOICES = 128;
-/** the most distinct choice indices past MAX_CHOICES a stream's accounting tells apart (memory bound) */
-const DROPPED_INDICES = 65_536;
 /** the content encodings the gateway decodes */
 const DECODERS = new Set(['gzip', 'x-gzip', 'deflate', 'br']);
 
@@ -129,15 +127,6 @@ function decodedHeaders(out: http.OutgoingHttpHeaders): void {
   if (/^W\//.test(t)) return;
   if (/^"[^"]*"$/.test(t)) out.etag = `W/${t}`;
   else delete out.etag;
-}
-
-/**
- * The choices a chat request asks for: its `n` (a whole number, at most MAX_CHOICES, or a
- * string of digits, which vLLM coerces to one), else 1.
- */
-function choicesAsked(body: Record<string, unknown>): number {
-  const n = typeof body.n === 'string' && /^\s*\d{1,6}\s*$/.test(body.n) ? Number(body.n) : body.n;
-  return typeof n === 'number' && Number.isInteger(n) && n > 1 ? Math.min(n, MAX_CHOICES) : 1;
 }
 
 /**
@@ -319,8 +308,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
     body?: Buffer;
     /** headers added to the response */
     extra?: Record<string, string>;
-    /** parse the answer (chat completions) */
-    chat?: { stream: boolean; done: (r: AnswerStats | null, info: UpstreamInfo) => void };
+    /** read the answer (a scored route): its parser for a successful answer (SSE or not), and what to do once it ended */
+    answer?: { stream: boolean; parser: (sse: boolean) => AnswerParser; done: (r: AnswerStats | null, info: UpstreamInfo) => void };
     route: string;
     /** the upstream path and query (after the upstream's base path) */
     path: string;
@@ -335,7 +324,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       metrics.clientAborts.inc();
       metrics.http.inc({ route: f.route, status: String(CLIENT_CLOSED) });
       f.release?.();
-      f.chat?.done(null, { status: CLIENT_CLOSED, firstByteMs: null, totalMs: 0, aborted: true });
+      f.answer?.done(null, { status: CLIENT_CLOSED, firstByteMs: null, totalMs: 0, aborted: true });
       return;
     }
     const headers: http.OutgoingHttpHeaders = {};
@@ -362,7 +351,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       // left before the response began: nginx's 499 (res.statusCode would say 200)
       const status = res.headersSent ? res.statusCode : info.aborted ? CLIENT_CLOSED : info.status;
       metrics.http.inc({ route: f.route, status: String(status || 0) });
-      f.chat?.done(stats, { ...info, status, firstByteMs, totalMs });
+      f.answer?.done(stats, { ...info, status, firstByteMs, totalMs });
     };
 
     const up = client.request({
@@ -436,7 +425,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       if (!res.headersSent) {
         send(res, timeout ? 504 : 502, openaiError(message, 'upstream_error', null, timeout ? 'upstream_timeout' : 'upstream_unreachable'), f.extra);
         done();
-      } else if (f.chat?.stream && !res.writableEnded && plainBody) {
+      } else if (f.answer?.stream && !res.writableEnded && plainBody) {
         // the upstream may have stopped mid-event: end that event first, or the error is glued
         // onto it. The request is finished (and logged) once the client has it all: a client
         // that leaves before is a client abort
@@ -486,13 +475,13 @@ export function createGateway(opts: GatewayOptions): Gateway {
       // mid-answer, a compressed stream cannot be ended with an error event (it would be glued,
       // undecodable, onto a cut stream); anything else goes to the client as it came, and the
       // parser reads a decompressed copy
-      const decodeForClient = !!f.chat?.stream && ok && DECODERS.has(encoding);
+      const decodeForClient = !!f.answer?.stream && ok && DECODERS.has(encoding);
       plainBody = encoding === 'identity' || decodeForClient;
       if (decodeForClient) decodedHeaders(out);
       Object.assign(out, f.extra);
       res.writeHead(ur.statusCode ?? 502, out);
       const parseable = encoding === 'identity' || DECODERS.has(encoding);
-      const parser = f.chat && ok && parseable ? (sse ? new SseAnswer(template, opts.logPrompts ? 64 * 1024 : 0) : new JsonAnswer(template)) : null;
+      const parser = f.answer && ok && parseable ? f.answer.parser(sse) : null;
       const head = new DecoderHead(encoding);
       /** a strict decoder's error: a body that ends before its compressed stream does was cut short */
       const decodeFailed = (err: NodeJS.ErrnoException): void => {
@@ -504,7 +493,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       let paused = false;
       /** writes a piece of the answer to the client; a slow client pauses `source` (the upstream, or the decoder whose full buffer pauses the upstream) instead of filling memory */
       const toClient = (c: Buffer, source: NodeJS.ReadableStream): void => {
-        if (f.chat?.stream) tail = (tail + c.toString('latin1', Math.max(0, c.length - 4))).slice(-4);
+        if (f.answer?.stream) tail = (tail + c.toString('latin1', Math.max(0, c.length - 4))).slice(-4);
         if (!res.write(c) && !paused) {
           paused = true;
           source.pause();
@@ -636,33 +625,49 @@ export function createGateway(opts: GatewayOptions): Gateway {
     req.pipe(up);
   }
 
-  async function chat(req: http.IncomingMessage, res: http.ServerResponse, path: string): Promise<void> {
+  async function scored(req: http.IncomingMessage, res: http.ServerResponse, path: string, r: RouteAdapter): Promise<void> {
     const hold = { bytes: 0 };
     const release = (): void => { buffered -= hold.bytes; hold.bytes = 0; };
     let handedOver = false;
     try {
-      await chatBody(req, res, path, hold, release, () => { handedOver = true; });
+      await scoredBody(req, res, path, r, hold, release, () => { handedOver = true; });
     } finally {
       // the body is held until forward() lets it go (its answer began, or it ended)
       if (!handedOver) release();
     }
   }
 
-  async function chatBody(req: http.IncomingMessage, res: http.ServerResponse, path: string, hold: { bytes: number }, release: () => void, handOver: () => void): Promise<void> {
+  /** One prompt's assessment, or the allocator's failure. */
+  async function assess(text: string): Promise<Assessment> {
+    const long = text.length > maxScoreChars;
+    const a = await batcher.score(wellFormed(long ? text.slice(0, maxScoreChars) : text));
+    if (!Number.isFinite(a.risk)) throw new Error('the allocator returned no score');
+    return long ? { ...a, truncated: true } : a;
+  }
+
+  /**
+   * The assessment a request with several prompts (a /v1/completions list) is handled by: the
+   * first in a refused tier, else the riskiest. One prompt: its own.
+   */
+  function strictest(all: Assessment[]): Assessment {
+    return all.find((x) => policy.refuse.has(x.tier)) ?? all.reduce((x, y) => (y.risk > x.risk ? y : x));
+  }
+
+  async function scoredBody(req: http.IncomingMessage, res: http.ServerResponse, path: string, r: RouteAdapter, hold: { bytes: number }, release: () => void, handOver: () => void): Promise<void> {
     const id = String(req.headers['x-request-id'] ?? randomUUID());
     const buf = await readBody(req, res, hold);
     if (!buf) {
-      if (res.statusCode === 413 || res.statusCode === 503) metrics.http.inc({ route: '/v1/chat/completions', status: String(res.statusCode) });
+      if (res.statusCode === 413 || res.statusCode === 503) metrics.http.inc({ route: r.route, status: String(res.statusCode) });
       else {
         metrics.clientAborts.inc();
-        metrics.http.inc({ route: '/v1/chat/completions', status: String(CLIENT_CLOSED) });
+        metrics.http.inc({ route: r.route, status: String(CLIENT_CLOSED) });
         log({ level: 'info', msg: 'client left before sending its request', id });
       }
       return;
     }
     const bad = (e: RequestError, logged = e.message): void => {
-      metrics.http.inc({ route: '/v1/chat/completions', status: String(e.status) });
-      log({ level: 'warn', msg: 'bad request', id, status: e.status, error: logged });
+      metrics.http.inc({ route: r.route, status: String(e.status) });
+      log({ level: 'warn', msg: 'bad request', id, route: r.route, status: e.status, error: logged });
       send(res, e.status, openaiError(e.message, 'invalid_request_error', e.param, e.code));
     };
     // JSON is UTF-8 (RFC 8259): a body that is not is refused, never altered on its way
@@ -682,46 +687,51 @@ export function createGateway(opts: GatewayOptions): Gateway {
       const at = /at position (\d+)/.exec((err as Error).message);
       return bad(new RequestError(`invalid JSON in the request body: ${(err as Error).message}`, null, 400, 'invalid_json'), `invalid JSON in the request body${at ? ` at position ${at[1]}` : ''}`);
     }
-    let prompt: string | null;
+    let prompts: ReturnType<RouteAdapter['prompts']>;
     try {
-      prompt = lastUserText(body);
+      prompts = r.prompts(body);
     } catch (err) {
       if (err instanceof RequestError) return bad(err);
       throw err;
     }
-    const stream = body.stream === true;
     // nothing to score (no user message, or a last one without text: an image alone, an empty
     // string): the allocator would score the empty string. Forwarded as sent, without a budget
-    const unscored = prompt === null ? 'no user message' : prompt.trim() === '' ? 'no text in the last user message' : null;
+    const unscored = prompts.unscored;
+    // a prompt of token ids cannot be read: with tiers to refuse it would pass every refusal
+    if (unscored?.header === 'token-ids' && policy.refuse.size > 0 && !opts.observeOnly) {
+      return bad(new RequestError(`this gateway refuses some prompts (--policy refuse=${[...policy.refuse].join(',')}) and scores prompts as text: send 'prompt' as text, not token ids or embeddings`, 'prompt', 400, 'unscorable_prompt'));
+    }
+    const stream = body.stream === true;
 
     // score
-    const longPrompt = prompt !== null && prompt.length > maxScoreChars;
     const t0 = performance.now();
     let a: Assessment | null = null;
-    if (prompt !== null && unscored === null) {
+    let all: Assessment[] = [];
+    if (unscored === null) {
       try {
-        a = await batcher.score(wellFormed(longPrompt ? prompt.slice(0, maxScoreChars) : prompt));
-        if (!Number.isFinite(a.risk)) throw new Error('the allocator returned no score');
+        all = await Promise.all(prompts.texts.map(assess));
+        a = strictest(all);
       } catch (err) {
         a = null;
         metrics.allocatorErrors.inc();
-        log({ level: 'error', msg: 'allocator failed; request forwarded unchanged', id, error: (err as Error).message });
+        log({ level: 'error', msg: 'allocator failed; request forwarded unchanged', id, route: r.route, error: (err as Error).message });
       }
     }
     const allocatorMs = unscored === null ? performance.now() - t0 : 0;
     if (unscored === null) metrics.allocatorSeconds.observe(allocatorMs / 1000);
-    const truncated = !!a && (longPrompt || a.truncated);
+    const truncated = !!a && all.some((x) => x.truncated);
     if (truncated) {
       metrics.truncatedScores.inc();
-      log({ level: 'warn', msg: 'prompt longer than the allocator reads: scored on its start', id, prompt_chars: prompt!.length, scored_tokens: a!.tokens });
+      log({ level: 'warn', msg: 'prompt longer than the allocator reads: scored on its start', id, route: r.route, prompt_chars: Math.max(...prompts.texts.map((t) => t.length)), scored_tokens: a!.tokens });
     }
 
     const tier: Tier | 'unscored' = a ? a.tier : 'unscored';
-    const budget = a ? (opts.maxBudget !== undefined ? Math.max(0, Math.min(opts.maxBudget, a.budget)) : a.budget) : 0;
+    // a route that gives no budget instruction (completions) grants none
+    const budget = a && r.givesBudget ? (opts.maxBudget !== undefined ? Math.max(0, Math.min(opts.maxBudget, a.budget)) : a.budget) : 0;
     const extra: Record<string, string> = {
       'x-conscience-tier': tier,
-      ...(unscored === null ? { 'x-conscience-risk': a ? a.risk.toFixed(4) : 'nan' } : { 'x-conscience-unscored': unscored === 'no user message' ? 'no-user-message' : 'no-text' }),
-      'x-conscience-budget': String(budget),
+      ...(unscored === null ? { 'x-conscience-risk': a ? a.risk.toFixed(4) : 'nan' } : { 'x-conscience-unscored': unscored.header }),
+      ...(r.givesBudget ? { 'x-conscience-budget': String(budget) } : {}),
     };
     if (truncated) extra['x-conscience-truncated'] = '1';
     if (a?.unfamiliar) {
@@ -732,65 +742,76 @@ export function createGateway(opts: GatewayOptions): Gateway {
       : !a ? 'unscored' : opts.observeOnly ? 'observed' : policy.refuse.has(a.tier) ? 'refused' : 'forwarded';
     let out = buf;
     if (action === 'forwarded' && a) {
-      const changed: Record<string, unknown> = { messages: withBudget(body.messages as Array<Record<string, unknown>>, template, budget) };
+      const changed: Record<string, unknown> = r.givesBudget ? r.budget(body, template, budget) : {};
       const cap = policy.maxTokens[a.tier];
       if (cap !== undefined) {
         // every limit sent is capped, a numeric string too (the upstreams coerce "4000"), and
         // one that sets no limit (0: vLLM reads `max_completion_tokens or max_tokens`, or a
         // form the gateway does not read); a limit of 1..cap is left as sent. Without one,
-        // max_tokens is added. The upstreams take max_completion_tokens first
-        const sent = (['max_completion_tokens', 'max_tokens'] as const).filter((k) => body[k] !== undefined && body[k] !== null);
+        // the route's own limit is added. The upstreams take the first of limitKeys first
+        const sent = r.limitKeys.filter((k) => body[k] !== undefined && body[k] !== null);
         const limits: number[] = [];
         for (const key of sent) {
           const asked = tokenLimit(body[key]);
           if (asked !== null && asked >= 1 && asked <= cap) limits.push(asked);
           else { changed[key] = cap; limits.push(cap); }
         }
-        if (sent.length === 0) { changed.max_tokens = cap; limits.push(cap); }
+        if (sent.length === 0) { changed[r.limitKeys.at(-1)!] = cap; limits.push(cap); }
         extra['x-conscience-max-tokens'] = String(limits[0]);
       }
-      try {
-        out = Buffer.from(withMembers(text, changed) ?? JSON.stringify({ ...body, ...changed }));
-      } catch (err) {
-        // JSON.stringify recurses: messages nested deeper than its stack (JSON.parse does not recurse)
-        if (err instanceof RangeError) return bad(new RequestError('the request body is nested too deeply', null, 400, 'invalid_json'));
-        throw err;
+      if (Object.keys(changed).length > 0) {
+        try {
+          out = Buffer.from(withMembers(text, changed) ?? JSON.stringify({ ...body, ...changed }));
+        } catch (err) {
+          // JSON.stringify recurses: messages nested deeper than its stack (JSON.parse does not recurse)
+          if (err instanceof RangeError) return bad(new RequestError('the request body is nested too deeply', null, 400, 'invalid_json'));
+          throw err;
+        }
       }
     }
     // the budget instruction goes to each choice: each may spend the budget. A refusal has the
     // n choices asked for; a forwarded request is counted by the choices that came back (a
     // server may ignore n, an error has none: at least 1), once, when its answer ends
-    const n = choicesAsked(body);
+    const n = r.choices(body);
     const countBudget = (choices: number): void => {
-      if (!a) return;
+      if (!a || !r.givesBudget) return;
       metrics.budgetTokens.inc({ tier: a.tier }, budget * choices);
       if (action !== 'observed') metrics.savedTokens.inc({ tier: a.tier }, Math.max(0, fixedBudget - budget) * choices);
     };
-    if (a || unscored !== null) metrics.requests.inc({ tier, action });
+    if (a || unscored !== null) metrics.requests.inc({ tier, action, route: r.route });
     const base = {
-      id, tier, risk: a ? Number(a.risk.toFixed(4)) : null, budget, ...(n > 1 ? { n } : {}), action, ...(unscored !== null ? { unscored } : {}), stream,
+      id, tier, risk: a ? Number(a.risk.toFixed(4)) : null, budget, ...(n > 1 ? { n } : {}), action, ...(unscored !== null ? { unscored: unscored.reason } : {}), stream,
+      ...(prompts.texts.length > 1 ? { prompts: prompts.texts.length } : {}),
       allocator_ms: round(allocatorMs), ...(a?.unfamiliar ? { unfamiliar: true } : {}),
     };
     // the prompt is kept for the log record only when it is logged
-    const logged = opts.logPrompts ? prompt : undefined;
+    const logged = opts.logPrompts ? (prompts.texts.length > 1 ? prompts.texts : prompts.texts[0] ?? null) : undefined;
 
     if (action === 'refused') {
-      refuse(res, body, stream, n, extra);
+      extra['x-conscience-refused'] = '1';
+      const answer = r.refusal(body, stream, n, policy.refusal);
+      if (res.headersSent) res.destroy();
+      else {
+        res.writeHead(200, { 'content-type': answer.contentType, ...(stream ? { 'cache-control': 'no-cache' } : { 'content-length': Buffer.byteLength(answer.body) }), ...extra });
+        res.end(answer.body);
+      }
       countBudget(n);
-      metrics.http.inc({ route: '/v1/chat/completions', status: '200' });
-      log({ level: 'info', msg: 'chat', ...base, status: 200, ...(opts.logPrompts ? { prompt: logged, completion: policy.refusal } : {}) });
+      metrics.http.inc({ route: r.route, status: '200' });
+      log({ level: 'info', msg: r.logName, ...base, status: 200, ...(opts.logPrompts ? { prompt: logged, completion: policy.refusal } : {}) });
       return;
     }
 
     handOver();
+    const keep = opts.logPrompts ? 64 * 1024 : 0;
     forward(req, res, {
       body: out,
       extra,
-      route: '/v1/chat/completions',
+      route: r.route,
       path,
       release,
-      chat: {
+      answer: {
         stream,
+        parser: (sse) => r.parser(template, sse, keep),
         done: (stats, info) => {
           countBudget(Math.max(1, stats ? stats.choices.length + stats.dropped : 0));
           let counts: Record<string, unknown> = {};
@@ -814,7 +835,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
               : { safety: stats.choices[0]?.split.safety ?? '', answer: stats.choices[0]?.split.answer ?? '' };
           log({
             level: info.error ? 'error' : 'info',
-            msg: 'chat',
+            msg: r.logName,
             ...base,
             status: info.status,
             upstream_first_byte_ms: info.firstByteMs === null ? null : round(info.firstByteMs),
@@ -827,34 +848,6 @@ export function createGateway(opts: GatewayOptions): Gateway {
         },
       },
     });
-  }
-
-  function refuse(res: http.ServerResponse, body: Record<string, unknown>, stream: boolean, n: number, extra: Record<string, string>): void {
-    const id = `chatcmpl-conscience-${randomUUID()}`;
-    const created = Math.floor(Date.now() / 1000);
-    const model = typeof body.model === 'string' ? body.model : 'conscience-gateway';
-    extra['x-conscience-refused'] = '1';
-    // as many choices as asked for (OpenAI allows n up to 128), each the refusal
-    const indices = Array.from({ length: n }, (_, i) => i);
-    const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
-    if (!stream) {
-      send(res, 200, JSON.stringify({
-        id, object: 'chat.completion', created, model,
-        choices: indices.map((index) => ({ index, message: { role: 'assistant', content: policy.refusal }, finish_reason: 'stop' })),
-        usage,
-      }), extra);
-      return;
-    }
-    // stream_options.include_usage: every chunk has "usage": null, and a last chunk without choices holds it
-    const withUsage = (body.stream_options as { include_usage?: unknown } | null | undefined)?.include_usage === true;
-    const event = (choices: unknown[], u?: unknown): string =>
-      `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices, ...(withUsage ? { usage: u ?? null } : {}) })}\n\n`;
-    const chunk = (index: number, delta: Record<string, unknown>, finish: string | null): string => event([{ index, delta, finish_reason: finish }]);
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...extra });
-    res.end(
-      indices.map((i) => chunk(i, { role: 'assistant' }, null) + chunk(i, { content: policy.refusal }, null) + chunk(i, {}, 'stop')).join('')
-      + (withUsage ? event([], usage) : '') + 'data: [DONE]\n\n',
-    );
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -872,9 +865,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
       res.end(text);
       return;
     }
-    // the upstream gets the chat path in its one spelling: what it serves is what was scored
-    if (path === '/v1/chat/completions' && req.method === 'POST') return chat(req, res, path + target.query);
-    // everything else (/v1/completions, /v1/models, embeddings, ...) goes through untouched
+    // a scored route reaches the upstream in its one spelling: what it serves is what was scored
+    const scoredAs = req.method === 'POST' ? scoredRoute(path) : undefined;
+    if (scoredAs) return scored(req, res, path + target.query, scoredAs);
+    // everything else (/v1/models, embeddings, GET /v1/responses/{id}, ...) goes through untouched
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > maxBody) {
       metrics.http.inc({ route: route(path), status: '413' });
@@ -996,164 +990,3 @@ function endsEvent(t: string): boolean {
 
 /** Lone surrogates (valid in JSON's \u escapes, not in UTF-8) become U+FFFD before scoring. */
 const wellFormed = (s: string): string => s.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
-
-/** One choice of an answer: its split and its share of the completion tokens. */
-interface ChoiceStats { index: number; split: StreamSplit; completionTokens: number; safetyTokens: number }
-/**
- * An answer's accounting: per choice (the first MAX_CHOICES), and for the request
- * (`completionTokens` is usage's own figure when it came, else the sum over every choice;
- * `safetyTokens` the sum over the choices kept). `dropped`: choices past MAX_CHOICES, not split.
- */
-interface AnswerStats { choices: ChoiceStats[]; dropped: number; completionTokens: number; safetyTokens: number; tokenSource: 'usage' | 'deltas' | 'chars' }
-/** A choice as read: its split, its content characters, and its own count (content deltas, or characters / 4). */
-interface ChoicePart { index: number; split: StreamSplit; chars: number; own: number }
-/** The choices past MAX_CHOICES: how many, their content characters and their own counts. */
-interface Dropped { count: number; chars: number; own: number }
-
-/** `total` shared out in proportion to `weights` (largest remainder: the shares sum to `total`; equal shares when every weight is 0). */
-export function shareOut(total: number, weights: number[]): number[] {
-  if (weights.length === 0) return [];
-  const sum = weights.reduce((x, y) => x + y, 0);
-  const exact = weights.map((w) => (sum > 0 ? (total * w) / sum : total / weights.length));
-  const out = exact.map(Math.floor);
-  let left = total - out.reduce((x, y) => x + y, 0);
-  const order = exact.map((x, i) => [x - out[i]!, i] as const).sort((p, q) => q[0] - p[0] || p[1] - q[1]);
-  for (let k = 0; left > 0; k = (k + 1) % order.length, left--) out[order[k]![1]]!++;
-  return out;
-}
-
-/** The upstream's usage.completion_tokens when it is a count (a negative or fractional figure is not used). */
-const usageCount = (u: unknown): number | null => (typeof u === 'number' && Number.isInteger(u) && u >= 0 ? u : null);
-
-/**
- * The accounting of an answer's choices. usage.completion_tokens counts every choice together:
- * it is shared among them by the characters of their safety text and answer (as each choice's
- * tokens are then shared between the two); without usage each choice's own count (`own`:
- * content deltas, or characters / 4) is used.
- */
-function account(parts: ChoicePart[], usage: number | null, fallback: 'deltas' | 'chars', dropped: Dropped): AnswerStats {
-  parts.sort((p, q) => p.index - q.index);
-  // usage counts the dropped choices too: the kept ones share only their part of it (by content
-  // characters, or by number when there are none)
-  let kept = usage;
-  if (usage !== null && dropped.count > 0) {
-    const keptChars = parts.reduce((x, p) => x + p.chars, 0);
-    const total = keptChars + dropped.chars;
-    kept = Math.round(total > 0 ? (usage * keptChars) / total : (usage * parts.length) / (parts.length + dropped.count));
-  }
-  const tokens = kept !== null ? shareOut(kept, parts.map((p) => p.split.safetyChars + p.split.answerChars)) : parts.map((p) => p.own);
-  const choices = parts.map((p, i) => ({ index: p.index, split: p.split, completionTokens: tokens[i]!, safetyTokens: safetyTokens(p.split, tokens[i]!) }));
-  return {
-    choices,
-    dropped: dropped.count,
-    completionTokens: usage ?? tokens.reduce((x, y) => x + y, 0) + dropped.own,
-    safetyTokens: choices.reduce((x, c) => x + c.safetyTokens, 0),
-    tokenSource: usage !== null ? 'usage' : fallback,
-  };
-}
-
-/**
- * A choice's `index`: absent or null is its position in `choices` (a single-choice server may
- * leave it out: 0); anything but a whole number is not a choice.
- */
-const choiceIndex = (i: unknown, pos: number): number | null => (i === undefined || i === null ? pos : typeof i === 'number' && Number.isInteger(i) && i >= 0 ? i : null);
-
-/** Collects a JSON chat.completion (bounded) and splits each of its choices. */
-class JsonAnswer {
-  private chunks: Buffer[] = [];
-  private size = 0;
-  constructor(private readonly t: PromptTemplateSpec) {}
-  push(c: Buffer): void {
-    this.size += c.length;
-    if (this.size <= PARSE_LIMIT) this.chunks.push(c);
-  }
-  end(): AnswerStats | null {
-    if (this.size > PARSE_LIMIT) return null;
-    try {
-      const j = JSON.parse(Buffer.concat(this.chunks).toString('utf8')) as { choices?: unknown; usage?: { completion_tokens?: unknown } | null };
-      const parts: ChoicePart[] = [];
-      const dropped: Dropped = { count: 0, chars: 0, own: 0 };
-      const seen = new Set<number>();
-      for (const [pos, c] of (Array.isArray(j.choices) ? j.choices as Array<{ index?: unknown; message?: { content?: unknown } } | null> : []).entries()) {
-        const index = choiceIndex(c?.index, pos);
-        if (index === null || seen.has(index)) continue;
-        seen.add(index);
-        const text = contentText(c?.message?.content) ?? '';
-        if (parts.length >= MAX_CHOICES) {
-          dropped.count++;
-          dropped.chars += text.length;
-          dropped.own += Math.ceil(text.length / 4);
-        } else parts.push({ index, split: splitWhole(this.t, text), chars: text.length, own: Math.ceil(text.length / 4) });
-      }
-      return account(parts, usageCount(j.usage?.completion_tokens), 'chars', dropped);
-    } catch {
-      return null;
-    }
-  }
-}
-
-/** Reads an SSE chat stream as it passes: each choice's content deltas go through its own incremental splitter. */
-class SseAnswer {
-  private readonly decoder = new TextDecoder('utf-8');
-  private line = '';
-  private data: string[] = [];
-  /** per choice index (at most MAX_CHOICES) */
-  private readonly choices = new Map<number, { splitter: SafetySplitter; deltas: number; chars: number }>();
-  /** the indices of choices past MAX_CHOICES (counted up to DROPPED_INDICES), their content characters and deltas */
-  private readonly droppedIndices = new Set<number>();
-  private readonly dropped: Dropped = { count: 0, chars: 0, own: 0 };
-  private usage: number | null = null;
-  private broken = false;
-  /** `keep`: characters of each part held for the log (the counts are exact whatever it is) */
-  constructor(private readonly t: PromptTemplateSpec, private readonly keep: number) {}
-
-  push(c: Buffer): void {
-    if (this.broken) return;
-    const text = this.line + this.decoder.decode(c, { stream: true });
-    const lines = text.split('\n');
-    this.line = lines.pop()!;
-    if (this.line.length > PARSE_LIMIT) { this.broken = true; return; }
-    for (const raw of lines) this.onLine(raw.endsWith('\r') ? raw.slice(0, -1) : raw);
-  }
-
-  private onLine(l: string): void {
-    if (l === '') { this.dispatch(); return; }
-    if (l.startsWith('data:')) this.data.push(l.slice(l[5] === ' ' ? 6 : 5));
-  }
-
-  private dispatch(): void {
-    const d = this.data.join('\n');
-    this.data = [];
-    if (!d || d === '[DONE]') return;
-    try {
-      const j = JSON.parse(d) as { choices?: unknown; usage?: { completion_tokens?: unknown } | null };
-      // with n > 1 a chunk carries a delta of one choice (or of several), each named by its index
-      for (const [pos, c] of (Array.isArray(j.choices) ? j.choices as Array<{ index?: unknown; delta?: { content?: unknown } } | null> : []).entries()) {
-        const index = choiceIndex(c?.index, pos);
-        if (index === null) continue;
-        const content = c?.delta?.content;
-        const text = typeof content === 'string' ? content : '';
-        let ch = this.choices.get(index);
-        if (!ch) {
-          if (this.choices.size >= MAX_CHOICES) {
-            if (!this.droppedIndices.has(index) && this.droppedIndices.size < DROPPED_INDICES) { this.droppedIndices.add(index); this.dropped.count++; }
-            if (text) { this.dropped.chars += text.length; this.dropped.own++; }
-            continue;
-          }
-          this.choices.set(index, ch = { splitter: new SafetySplitter(this.t, this.keep), deltas: 0, chars: 0 });
-        }
-        if (text) { ch.splitter.feed(text); ch.deltas++; ch.chars += text.length; }
-      }
-      const u = usageCount(j.usage?.completion_tokens);
-      if (u !== null) this.usage = u;
-    } catch { /* a non-JSON event: not ours to judge */ }
-  }
-
-  end(): AnswerStats | null {
-    if (this.broken) return null;
-    if (this.line) { this.onLine(this.line); this.line = ''; }
-    this.dispatch(); // a server that closes without a final blank line (or [DONE])
-    const parts = [...this.choices].map(([index, ch]) => ({ index, split: ch.splitter.end(), chars: ch.chars, own: ch.deltas }));
-    return account(parts, this.usage, 'deltas', this.dropped);
-  }
-}

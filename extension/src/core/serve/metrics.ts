@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export class GatewayMetrics {
   readonly registry = new Registry();
-  readonly requests: Counter<'tier' | 'action'>;
+  readonly requests: Counter<'route' | 'tier' | 'action'>;
   readonly http: Counter<'route' | 'status'>;
   readonly safetyTokens: Counter<'tier'>;
   readonly completionTokens: Counter<'tier'>;
@@ -22,7 +22,7 @@ export class GatewayMetrics {
   constructor() {
     const registers = [this.registry];
     const p = 'conscience_serve_';
-    this.requests = new Counter({ name: `${p}requests_total`, help: 'Chat completion requests by allocator tier (unscored: nothing to score, forwarded as sent) and what the gateway did (forwarded, observed, refused)', labelNames: ['tier', 'action'], registers });
+    this.requests = new Counter({ name: `${p}requests_total`, help: 'Scored requests (chat completions, responses, completions) by route, allocator tier (unscored: nothing to score, forwarded as sent) and what the gateway did (forwarded, observed, refused)', labelNames: ['tier', 'action', 'route'], registers });
     this.http = new Counter({ name: `${p}http_responses_total`, help: 'HTTP responses by route and status code', labelNames: ['route', 'status'], registers });
     this.safetyTokens = new Counter({ name: `${p}safety_tokens_total`, help: 'Safety-block tokens the upstream spent (estimated: completion tokens shared by characters)', labelNames: ['tier'], registers });
     this.completionTokens = new Counter({ name: `${p}completion_tokens_total`, help: 'Completion tokens of answered chat requests (usage, else stream deltas, else chars/4)', labelNames: ['tier'], registers });

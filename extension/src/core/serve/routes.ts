@@ -1,0 +1,280 @@
+/**
+ * The routes the gateway scores, one adapter each: what text a request is scored on, where its
+ * budget instruction goes, which fields limit its tokens, how many choices it asks for, what a
+ * refusal looks like in its shape, and how its answer is read. The gateway's flow (read, score,
+ * refuse or cap, forward, count) is the same for all three; only these differ.
+ *
+ * - `/v1/chat/completions`: the last user message; the budget goes into the system message.
+ * - `/v1/responses` (the Responses API): the last user input item (or a string `input`); the
+ *   budget goes into `instructions` (or the leading system item), which both vLLM and
+ *   `transformers serve` put first as the system message.
+ * - `/v1/completions`: the raw `prompt` text, each of a list. The prompt is text the client has
+ *   already templated, with no system message to hold the budget instruction: it is scored,
+ *   refused and capped by tier, and forwarded without a budget.
+ *
+ * vscode-free, no I/O.
+ */
+import { randomUUID } from 'node:crypto';
+import { systemMessage, type PromptTemplateSpec } from '../template';
+import { JsonAnswer, MAX_CHOICES, ResponseJsonAnswer, ResponseSseAnswer, SseAnswer, type AnswerParser } from './answer';
+import { contentText, lastUserText, RequestError, withBudget } from './messages';
+
+export type ScoredRoute = '/v1/chat/completions' | '/v1/completions' | '/v1/responses';
+type Body = Record<string, unknown>;
+
+/** the most prompts of one /v1/completions request the gateway scores (a longer list is refused: split it) */
+export const MAX_PROMPTS = 1024;
+
+/** Why a request has nothing to score: its header value and its log text. */
+export interface Unscored { header: 'no-user-message' | 'no-text' | 'token-ids'; reason: string }
+export const NO_USER_MESSAGE: Unscored = { header: 'no-user-message', reason: 'no user message' };
+const NO_TEXT: Unscored = { header: 'no-text', reason: 'no text in the last user message' };
+
+/** A request's text to score (each of `texts` is scored; the request takes the strictest), or why there is none. */
+export type Prompts = { texts: string[]; unscored: null } | { texts: []; unscored: Unscored };
+
+export interface Refusal { contentType: string; body: string }
+
+export interface RouteAdapter {
+  readonly route: ScoredRoute;
+  /** the log record's `msg` */
+  readonly logName: 'chat' | 'completion' | 'response';
+  /** whether the request is given the budget instruction (false: scored, refused and capped only) */
+  readonly givesBudget: boolean;
+  /** the fields that limit the answer's tokens, in the order the upstreams read them; the last is added when none is sent */
+  readonly limitKeys: readonly string[];
+  /** throws RequestError for a body the upstream would refuse */
+  prompts(body: Body): Prompts;
+  /** the top-level members that carry the budget instruction (givesBudget routes) */
+  budget(body: Body, template: PromptTemplateSpec, budget: number): Body;
+  /** the choices the request asks for (the refusal has as many; at most MAX_CHOICES) */
+  choices(body: Body): number;
+  refusal(body: Body, stream: boolean, n: number, text: string): Refusal;
+  /** reads the upstream's successful answer; `keep`: characters of each part held for the log */
+  parser(template: PromptTemplateSpec, sse: boolean, keep: number): AnswerParser;
+}
+
+/**
+ * The choices a request asks for: its `n` (a whole number, at most MAX_CHOICES, or a string
+ * of digits, which vLLM coerces to one), else 1.
+ */
+export function choicesAsked(body: Body): number {
+  const n = typeof body.n === 'string' && /^\s*\d{1,6}\s*$/.test(body.n) ? Number(body.n) : body.n;
+  return typeof n === 'number' && Number.isInteger(n) && n > 1 ? Math.min(n, MAX_CHOICES) : 1;
+}
+
+const includeUsage = (body: Body): boolean => (body.stream_options as { include_usage?: unknown } | null | undefined)?.include_usage === true;
+const modelOf = (body: Body): string => (typeof body.model === 'string' ? body.model : 'conscience-gateway');
+const sse = (events: string[]): Refusal => ({ contentType: 'text/event-stream', body: events.join('') });
+const json = (v: unknown): Refusal => ({ contentType: 'application/json', body: JSON.stringify(v) });
+const ZERO_USAGE = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+
+export const CHAT: RouteAdapter = {
+  route: '/v1/chat/completions',
+  logName: 'chat',
+  givesBudget: true,
+  limitKeys: ['max_completion_tokens', 'max_tokens'],
+  prompts(body) {
+    const text = lastUserText(body);
+    if (text === null) return { texts: [], unscored: NO_USER_MESSAGE };
+    if (text.trim() === '') return { texts: [], unscored: NO_TEXT };
+    return { texts: [text], unscored: null };
+  },
+  budget(body, template, budget) {
+    return { messages: withBudget(body.messages as Body[], template, budget) };
+  },
+  choices: choicesAsked,
+  refusal(body, stream, n, text) {
+    const id = `chatcmpl-conscience-${randomUUID()}`;
+    const created = Math.floor(Date.now() / 1000);
+    const model = modelOf(body);
+    const indices = Array.from({ length: n }, (_, i) => i);
+    if (!stream) {
+      return json({
+        id, object: 'chat.completion', created, model,
+        choices: indices.map((index) => ({ index, message: { role: 'assistant', content: text }, finish_reason: 'stop' })),
+        usage: ZERO_USAGE,
+      });
+    }
+    // stream_options.include_usage: every chunk has "usage": null, and a last chunk without choices holds it
+    const withUsage = includeUsage(body);
+    const event = (choices: unknown[], u?: unknown): string =>
+      `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices, ...(withUsage ? { usage: u ?? null } : {}) })}\n\n`;
+    const chunk = (index: number, delta: Body, finish: string | null): string => event([{ index, delta, finish_reason: finish }]);
+    return sse([
+      ...indices.map((i) => chunk(i, { role: 'assistant' }, null) + chunk(i, { content: text }, null) + chunk(i, {}, 'stop')),
+      withUsage ? event([], ZERO_USAGE) : '',
+      'data: [DONE]\n\n',
+    ]);
+  },
+  parser(template, isSse, keep) {
+    return isSse ? new SseAnswer(template, keep, 'chat') : new JsonAnswer(template, 'chat');
+  },
+};
+
+/** A token-id prompt: an integer, or a list of them (vLLM and OpenAI take `prompt` as token ids too). */
+const isTokens = (v: unknown): boolean => (typeof v === 'number' && Number.isInteger(v)) || (Array.isArray(v) && v.length > 0 && v.every((t) => typeof t === 'number' && Number.isInteger(t)));
+
+/** The prompts of a /v1/completions request: a string, or a list of strings (one completion each). */
+function completionPrompts(body: Body): string[] | 'tokens' {
+  const p = body.prompt;
+  if (p === undefined || p === null) {
+    if (body.prompt_embeds !== undefined && body.prompt_embeds !== null) return 'tokens';
+    throw new RequestError("'prompt' is a required property", 'prompt');
+  }
+  if (typeof p === 'string') return [p];
+  if (isTokens(p)) return 'tokens';
+  if (Array.isArray(p)) {
+    if (p.length === 0) throw new RequestError("'prompt' must not be an empty list", 'prompt');
+    if (p.every((x) => typeof x === 'string')) {
+      if (p.length > MAX_PROMPTS) throw new RequestError(`'prompt' holds ${p.length} prompts; the gateway scores at most ${MAX_PROMPTS} per request: send them in several requests`, 'prompt', 400, 'too_many_prompts');
+      return p as string[];
+    }
+    if (p.every(isTokens)) return 'tokens';
+  }
+  throw new RequestError("'prompt' must be a string, a list of strings, or token ids", 'prompt');
+}
+
+export const COMPLETIONS: RouteAdapter = {
+  route: '/v1/completions',
+  logName: 'completion',
+  givesBudget: false,
+  limitKeys: ['max_tokens'],
+  prompts(body) {
+    const p = completionPrompts(body);
+    if (p === 'tokens') return { texts: [], unscored: { header: 'token-ids', reason: 'a prompt of token ids or embeddings' } };
+    const texts = p.filter((t) => t.trim() !== '');
+    if (texts.length === 0) return { texts: [], unscored: { header: 'no-text', reason: 'no text in the prompt' } };
+    return { texts, unscored: null };
+  },
+  budget() {
+    return {};
+  },
+  choices(body) {
+    // n completions of each prompt (vLLM numbers them prompt by prompt)
+    const p = body.prompt;
+    return Math.min(MAX_CHOICES * MAX_PROMPTS, choicesAsked(body) * (Array.isArray(p) ? p.length : 1));
+  },
+  refusal(body, stream, n, text) {
+    const id = `cmpl-conscience-${randomUUID()}`;
+    const created = Math.floor(Date.now() / 1000);
+    const model = modelOf(body);
+    const indices = Array.from({ length: n }, (_, i) => i);
+    if (!stream) {
+      return json({
+        id, object: 'text_completion', created, model,
+        choices: indices.map((index) => ({ index, text, logprobs: null, finish_reason: 'stop' })),
+        usage: ZERO_USAGE,
+      });
+    }
+    const withUsage = includeUsage(body);
+    const event = (choices: unknown[], u?: unknown): string =>
+      `data: ${JSON.stringify({ id, object: 'text_completion', created, model, choices, ...(withUsage ? { usage: u ?? null } : {}) })}\n\n`;
+    return sse([
+      ...indices.map((index) => event([{ index, text, logprobs: null, finish_reason: null }]) + event([{ index, text: '', logprobs: null, finish_reason: 'stop' }])),
+      withUsage ? event([], ZERO_USAGE) : '',
+      'data: [DONE]\n\n',
+    ]);
+  },
+  parser(template, isSse, keep) {
+    return isSse ? new SseAnswer(template, keep, 'completion') : new JsonAnswer(template, 'completion');
+  },
+};
+
+const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v);
+/** a content part with no role: `input` is then one user message of these parts (both upstreams read it so) */
+const isContentPart = (v: unknown): boolean => !!v && typeof v === 'object' && !('role' in v) && (v as Body).type !== 'message' && /^(input_|text$)/.test(String((v as Body).type ?? ''));
+
+/**
+ * The text a Responses API request is scored on: a string `input`; a list of content parts
+ * (one user message); or the last user message of a list of items (`{role, content}` or
+ * `{type: "message", role, content}`; tool calls and their outputs carry no prompt). Without a
+ * user message, the last system or developer text (an item, else `instructions`), as for chat.
+ */
+function responsePrompt(body: Body): string | null {
+  const input = body.input;
+  const instructions = typeof body.instructions === 'string' && body.instructions.trim() !== '' ? body.instructions : null;
+  if (input === undefined || input === null) return instructions;
+  if (typeof input === 'string') return input;
+  if (!Array.isArray(input)) throw new RequestError(`'input' must be a string or a list, got ${typeName(input)}`, 'input');
+  if (input.length > 0 && isContentPart(input[0])) return contentText(input) ?? '';
+  let last: string | null = null;
+  let system: string | null = null;
+  input.forEach((item, i) => {
+    if (!item || typeof item !== 'object' || Array.isArray(item)) throw new RequestError(`input[${i}] must be an object, got ${typeName(item)}`, `input[${i}]`);
+    const role = (item as Body).role;
+    if (role === undefined) return; // function_call, function_call_output, reasoning, ...
+    if (role === 'user') {
+      const text = contentText((item as Body).content);
+      if (text === null) throw new RequestError(`input[${i}].content must be a string or a list of content parts`, `input[${i}].content`);
+      last = text;
+    } else if (role === 'system' || role === 'developer') {
+      const text = contentText((item as Body).content);
+      if (text !== null && text.trim() !== '') system = text;
+    }
+  });
+  return last ?? system ?? instructions;
+}
+
+export const RESPONSES: RouteAdapter = {
+  route: '/v1/responses',
+  logName: 'response',
+  givesBudget: true,
+  limitKeys: ['max_output_tokens'],
+  prompts(body) {
+    const text = responsePrompt(body);
+    if (text === null) return { texts: [], unscored: NO_USER_MESSAGE };
+    if (text.trim() === '') return { texts: [], unscored: NO_TEXT };
+    return { texts: [text], unscored: null };
+  },
+  budget(body, template, budget) {
+    // `instructions` is the system message both upstreams put first; without it, a leading
+    // system item is (as in chat); else `instructions` is added to carry the instruction
+    if (typeof body.instructions === 'string' && body.instructions !== '') {
+      return { instructions: systemMessage({ ...template, systemPrompt: body.instructions }, budget) };
+    }
+    const input = body.input;
+    if (Array.isArray(input) && input.length > 0 && !isContentPart(input[0])) {
+      const first = input[0] as Body;
+      if (first && typeof first === 'object' && first.role === 'system' && contentText(first.content) !== null) {
+        return { input: withBudget(input as Body[], template, budget) };
+      }
+    }
+    return { instructions: systemMessage(template, budget) };
+  },
+  choices: () => 1,
+  refusal(body, stream, _n, text) {
+    const id = `resp_conscience_${randomUUID().replace(/-/g, '')}`;
+    const msgId = `msg_conscience_${randomUUID().replace(/-/g, '')}`;
+    const created = Math.floor(Date.now() / 1000);
+    const part = { type: 'output_text', text, annotations: [] };
+    const message = { type: 'message', id: msgId, status: 'completed', role: 'assistant', content: [part] };
+    const usage = { input_tokens: 0, output_tokens: 0, total_tokens: 0 };
+    const response = (status: string, output: unknown[], u: unknown) => ({
+      id, object: 'response', created_at: created, status, model: modelOf(body), output, usage: u,
+      ...(typeof body.instructions === 'string' ? { instructions: body.instructions } : {}),
+    });
+    if (!stream) return json(response('completed', [message], usage));
+    let seq = 0;
+    const event = (type: string, fields: Body): string => `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...fields })}\n\n`;
+    return sse([
+      event('response.created', { response: response('in_progress', [], null) }),
+      event('response.in_progress', { response: response('in_progress', [], null) }),
+      event('response.output_item.added', { output_index: 0, item: { ...message, status: 'in_progress', content: [] } }),
+      event('response.content_part.added', { item_id: msgId, output_index: 0, content_index: 0, part: { ...part, text: '' } }),
+      event('response.output_text.delta', { item_id: msgId, output_index: 0, content_index: 0, delta: text }),
+      event('response.output_text.done', { item_id: msgId, output_index: 0, content_index: 0, text }),
+      event('response.content_part.done', { item_id: msgId, output_index: 0, content_index: 0, part }),
+      event('response.output_item.done', { output_index: 0, item: message }),
+      event('response.completed', { response: response('completed', [message], usage) }),
+    ]);
+  },
+  parser(template, isSse, keep) {
+    return isSse ? new ResponseSseAnswer(template, keep) : new ResponseJsonAnswer(template);
+  },
+};
+
+/** The adapter of a canonical path, for POST requests; undefined for every other route (passed through). */
+export function scoredRoute(path: string): RouteAdapter | undefined {
+  return path === CHAT.route ? CHAT : path === COMPLETIONS.route ? COMPLETIONS : path === RESPONSES.route ? RESPONSES : undefined;
+}
