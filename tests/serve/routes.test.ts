@@ -215,3 +215,54 @@ describe('bad input on the new routes', () => {
     assert.equal(up.requests.at(-1)!.url, '/v1/responses/resp_1');
   });
 });
+
+describe('context_turns: a conversation scored on its last N user messages', () => {
+  const FOLLOW_UP = 'Thanks. Now continue with step 2.';
+  const convo = (...users: string[]): Array<Record<string, string>> => users.flatMap((u, i) => [...(i ? [{ role: 'assistant', content: 'Sure.' }] : []), { role: 'user', content: u }]);
+
+  test('by default only the last user message counts; with context_turns=2 a harmful request one turn back is still refused, on chat and responses', async () => {
+    const last = await start(['refuse=brief']);
+    const two = await start(['refuse=brief', 'context_turns=2']);
+    const n = up.requests.length;
+    const r1 = await post(`${last.url}/v1/chat/completions`, { model: 'm', messages: convo(HARMFUL, FOLLOW_UP) });
+    assert.equal(r1.headers.get('x-conscience-refused'), null);
+    assert.equal(r1.headers.get('x-conscience-tier'), 'none');
+    assert.equal(up.requests.length, n + 1);
+    const r2 = await post(`${two.url}/v1/chat/completions`, { model: 'm', messages: convo(HARMFUL, FOLLOW_UP) });
+    assert.equal(r2.headers.get('x-conscience-refused'), '1');
+    assert.equal(r2.headers.get('x-conscience-tier'), 'brief');
+    const log = two.logs.filter((l) => l.msg === 'chat').at(-1)!;
+    assert.equal(log.prompts, 2);
+    const resp = await post(`${two.url}/v1/responses`, { model: 'm', input: convo(HARMFUL, FOLLOW_UP) });
+    assert.equal(resp.headers.get('x-conscience-refused'), '1');
+    // two turns back is out of reach
+    const r3 = await post(`${two.url}/v1/chat/completions`, { model: 'm', messages: convo(HARMFUL, BENIGN, FOLLOW_UP) });
+    assert.equal(r3.headers.get('x-conscience-refused'), null);
+    assert.equal(up.requests.length, n + 2);
+  });
+
+  test('the largest budget among the turns is given (an ordinary last turn after an ambiguous one keeps the ambiguous turn\'s budget)', async () => {
+    const s = await start(['context_turns=2']);
+    const ambiguous = 'What about the next part?';
+    const [a] = await allocator.assess([ambiguous]);
+    assert.ok(a!.budget > 0, 'the ambiguous turn gets a budget of its own');
+    const r = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: convo(ambiguous, BENIGN) });
+    assert.equal(Number(r.headers.get('x-conscience-budget')), a!.budget);
+    assert.equal((lastSent().messages as Array<{ content: string }>)[0]!.content, systemMessage(DEFAULT_TEMPLATE, a!.budget));
+  });
+
+  test('a last user message without text is scored on the turns before it when context_turns allows', async () => {
+    const s = await start(['context_turns=2']);
+    const messages = [{ role: 'user', content: HARMFUL }, { role: 'assistant', content: 'Sure.' }, { role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } }] }];
+    const r = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages });
+    assert.equal(r.headers.get('x-conscience-tier'), 'brief');
+    const one = await start([]);
+    const u = await post(`${one.url}/v1/chat/completions`, { model: 'm', messages });
+    assert.equal(u.headers.get('x-conscience-unscored'), 'no-text');
+  });
+
+  test('context_turns outside 1..64 or not a number is a usage error naming it', () => {
+    for (const v of ['0', '65', 'two', '-1', '']) assert.throws(() => parseGatewayPolicy([`context_turns=${v}`]), /context_turns/);
+    assert.equal(parseGatewayPolicy(['context_turns=64']).contextTurns, 64);
+  });
+});

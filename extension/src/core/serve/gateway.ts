@@ -646,11 +646,18 @@ export function createGateway(opts: GatewayOptions): Gateway {
   }
 
   /**
-   * The assessment a request with several prompts (a /v1/completions list) is handled by: the
-   * first in a refused tier, else the riskiest. One prompt: its own.
+   * The assessment a request with several texts (a completions list, a conversation's last
+   * context_turns user messages) is handled by: one in a refused tier, else one in the `brief`
+   * (clearly harmful) tier, else the one with the largest budget, then the highest risk.
    */
   function strictest(all: Assessment[]): Assessment {
-    return all.find((x) => policy.refuse.has(x.tier)) ?? all.reduce((x, y) => (y.risk > x.risk ? y : x));
+    const rank = (x: Assessment): number[] => [policy.refuse.has(x.tier) ? 1 : 0, x.tier === 'brief' ? 1 : 0, x.budget, x.risk];
+    const above = (x: Assessment, y: Assessment): boolean => {
+      const [p, q] = [rank(x), rank(y)];
+      const k = p.findIndex((v, i) => v !== q[i]);
+      return k >= 0 && p[k]! > q[k]!;
+    };
+    return all.reduce((best, x) => (above(x, best) ? x : best));
   }
 
   async function scoredBody(req: http.IncomingMessage, res: http.ServerResponse, path: string, r: RouteAdapter, hold: { bytes: number }, release: () => void, handOver: () => void): Promise<void> {
@@ -689,7 +696,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     }
     let prompts: ReturnType<RouteAdapter['prompts']>;
     try {
-      prompts = r.prompts(body);
+      prompts = r.prompts(body, policy.contextTurns ?? 1);
     } catch (err) {
       if (err instanceof RequestError) return bad(err);
       throw err;

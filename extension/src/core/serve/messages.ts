@@ -39,17 +39,15 @@ export function contentText(content: unknown): string | null {
 }
 
 /**
- * Validates `body.messages` (OpenAI's shape) and returns the text to score: the last user
- * message's; with no user message (a system prompt alone, or with an assistant prefill:
- * servers accept it), the last system or developer message's, so that a request cannot carry
- * its prompt there past the policy; null when there is neither.
+ * Validates `body.messages` (OpenAI's shape) and returns the text of each user message, in
+ * order, and the last system or developer message's text (null when none has text).
  */
-export function lastUserText(body: Record<string, unknown>): string | null {
+export function userTexts(body: Record<string, unknown>): { users: string[]; instructions: string | null } {
   const messages = body.messages;
   if (messages === undefined) throw new RequestError("'messages' is a required property", 'messages');
   if (!Array.isArray(messages)) throw new RequestError(`'messages' must be an array, got ${typeName(messages)}`, 'messages');
   if (messages.length === 0) throw new RequestError("'messages' must contain at least one message", 'messages');
-  let last: string | null = null;
+  const users: string[] = [];
   let instructions: string | null = null;
   messages.forEach((m, i) => {
     if (!m || typeof m !== 'object' || Array.isArray(m)) throw new RequestError(`messages[${i}] must be an object, got ${typeName(m)}`, `messages[${i}]`);
@@ -58,13 +56,24 @@ export function lastUserText(body: Record<string, unknown>): string | null {
     if (role === 'user') {
       const text = contentText((m as Msg).content);
       if (text === null) throw new RequestError(`messages[${i}].content must be a string or an array of content parts`, `messages[${i}].content`);
-      last = text;
+      users.push(text);
     } else if (role === 'system' || role === 'developer') {
       const text = contentText((m as Msg).content);
       if (text !== null && text.trim() !== '') instructions = text;
     }
   });
-  return last ?? instructions;
+  return { users, instructions };
+}
+
+/**
+ * The text to score of a chat request (`body.messages` validated): the last user message's;
+ * with no user message (a system prompt alone, or with an assistant prefill: servers accept
+ * it), the last system or developer message's, so that a request cannot carry its prompt there
+ * past the policy; null when there is neither.
+ */
+export function lastUserText(body: Record<string, unknown>): string | null {
+  const { users, instructions } = userTexts(body);
+  return users.at(-1) ?? instructions;
 }
 
 /**

@@ -8,6 +8,7 @@
  *   refusal=TEXT            the refusal answer (default below)
  *   fixed_budget=N          the fixed budget "tokens saved" is measured against (default budget_deep)
  *   system_prompt=TEXT      the recipe's system_prompt, used when a request brings no system message
+ *   context_turns=N         score a conversation's last N user messages and take the strictest (default 1: the last)
  */
 import { TIERS, type Tier } from '../allocator';
 
@@ -21,7 +22,11 @@ export interface GatewayPolicy {
   refusal: string;
   fixedBudget?: number;
   systemPrompt?: string;
+  /** the last user messages a conversation is scored on (1..MAX_CONTEXT_TURNS; default 1) */
+  contextTurns?: number;
 }
+
+export const MAX_CONTEXT_TURNS = 64;
 
 const ALLOCATOR_KEYS = new Set([
   'risk_harmful', 'ambiguity_deep', 'risk_standard', 'ambiguity_standard',
@@ -65,9 +70,13 @@ export function parseGatewayPolicy(pairs: string[]): GatewayPolicy {
       out.fixedBudget = nonNegInt(key, value);
     } else if (key === 'system_prompt') {
       out.systemPrompt = value;
+    } else if (key === 'context_turns') {
+      const n = nonNegInt(key, value);
+      if (n < 1 || n > MAX_CONTEXT_TURNS) throw new Error(`--policy context_turns: expected 1 to ${MAX_CONTEXT_TURNS} user messages, got ${n}`);
+      out.contextTurns = n;
     } else {
       throw new Error(
-        `--policy: unknown key '${key}'; known: ${[...ALLOCATOR_KEYS].join(', ')}, max_tokens.<tier>, refuse, refusal, fixed_budget, system_prompt`,
+        `--policy: unknown key '${key}'; known: ${[...ALLOCATOR_KEYS].join(', ')}, max_tokens.<tier>, refuse, refusal, fixed_budget, system_prompt, context_turns`,
       );
     }
   }

@@ -17,7 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import { systemMessage, type PromptTemplateSpec } from '../template';
 import { JsonAnswer, MAX_CHOICES, ResponseJsonAnswer, ResponseSseAnswer, SseAnswer, type AnswerParser } from './answer';
-import { contentText, lastUserText, RequestError, withBudget } from './messages';
+import { contentText, RequestError, userTexts, withBudget } from './messages';
 
 export type ScoredRoute = '/v1/chat/completions' | '/v1/completions' | '/v1/responses';
 type Body = Record<string, unknown>;
@@ -43,8 +43,11 @@ export interface RouteAdapter {
   readonly givesBudget: boolean;
   /** the fields that limit the answer's tokens, in the order the upstreams read them; the last is added when none is sent */
   readonly limitKeys: readonly string[];
-  /** throws RequestError for a body the upstream would refuse */
-  prompts(body: Body): Prompts;
+  /**
+   * The texts to score; `turns`: how many of the last user messages a conversation is scored
+   * on (the policy's context_turns). Throws RequestError for a body the upstream would refuse.
+   */
+  prompts(body: Body, turns: number): Prompts;
   /** the top-level members that carry the budget instruction (givesBudget routes) */
   budget(body: Body, template: PromptTemplateSpec, budget: number): Body;
   /** the choices the request asks for (the refusal has as many; at most MAX_CHOICES) */
@@ -74,11 +77,8 @@ export const CHAT: RouteAdapter = {
   logName: 'chat',
   givesBudget: true,
   limitKeys: ['max_completion_tokens', 'max_tokens'],
-  prompts(body) {
-    const text = lastUserText(body);
-    if (text === null) return { texts: [], unscored: NO_USER_MESSAGE };
-    if (text.trim() === '') return { texts: [], unscored: NO_TEXT };
-    return { texts: [text], unscored: null };
+  prompts(body, turns) {
+    return conversation(userTexts(body), turns);
   },
   budget(body, template, budget) {
     return { messages: withBudget(body.messages as Body[], template, budget) };
@@ -111,6 +111,17 @@ export const CHAT: RouteAdapter = {
     return isSse ? new SseAnswer(template, keep, 'chat') : new JsonAnswer(template, 'chat');
   },
 };
+
+/**
+ * The texts a conversation is scored on: its last `turns` user messages that have text (the
+ * request is handled by the strictest); without a user message, the last system or developer
+ * text. Nothing to score: no user message and no such text, or no text in those turns.
+ */
+function conversation({ users, instructions }: { users: string[]; instructions: string | null }, turns: number): Prompts {
+  if (users.length === 0) return instructions === null ? { texts: [], unscored: NO_USER_MESSAGE } : { texts: [instructions], unscored: null };
+  const texts = users.slice(-turns).filter((t) => t.trim() !== '');
+  return texts.length === 0 ? { texts: [], unscored: NO_TEXT } : { texts, unscored: null };
+}
 
 /** A token-id prompt: an integer, or a list of them (vLLM and OpenAI take `prompt` as token ids too). */
 const isTokens = (v: unknown): boolean => (typeof v === 'number' && Number.isInteger(v)) || (Array.isArray(v) && v.length > 0 && v.every((t) => typeof t === 'number' && Number.isInteger(t)));
@@ -186,34 +197,36 @@ const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v)
 const isContentPart = (v: unknown): boolean => !!v && typeof v === 'object' && !('role' in v) && (v as Body).type !== 'message' && /^(input_|text$)/.test(String((v as Body).type ?? ''));
 
 /**
- * The text a Responses API request is scored on: a string `input`; a list of content parts
- * (one user message); or the last user message of a list of items (`{role, content}` or
- * `{type: "message", role, content}`; tool calls and their outputs carry no prompt). Without a
- * user message, the last system or developer text (an item, else `instructions`), as for chat.
+ * The user texts of a Responses API request: a string `input`; a list of content parts (one
+ * user message); or the user messages of a list of items (`{role, content}` or
+ * `{type: "message", role, content}`; tool calls and their outputs carry no prompt). And the
+ * last system or developer text (an item, else `instructions`), scored when there is no user
+ * message, as for chat.
  */
-function responsePrompt(body: Body): string | null {
+function responseTexts(body: Body): { users: string[]; instructions: string | null } {
   const input = body.input;
-  const instructions = typeof body.instructions === 'string' && body.instructions.trim() !== '' ? body.instructions : null;
-  if (input === undefined || input === null) return instructions;
-  if (typeof input === 'string') return input;
+  let system = typeof body.instructions === 'string' && body.instructions.trim() !== '' ? body.instructions : null;
+  if (input === undefined || input === null) return { users: [], instructions: system };
+  if (typeof input === 'string') return { users: [input], instructions: system };
   if (!Array.isArray(input)) throw new RequestError(`'input' must be a string or a list, got ${typeName(input)}`, 'input');
-  if (input.length > 0 && isContentPart(input[0])) return contentText(input) ?? '';
-  let last: string | null = null;
-  let system: string | null = null;
-  input.forEach((item, i) => {
-    if (!item || typeof item !== 'object' || Array.isArray(item)) throw new RequestError(`input[${i}] must be an object, got ${typeName(item)}`, `input[${i}]`);
-    const role = (item as Body).role;
+  if (input.length > 0 && isContentPart(input[0])) return { users: [contentText(input) ?? ''], instructions: system };
+  const users: string[] = [];
+  let item: string | null = null;
+  input.forEach((it, i) => {
+    if (!it || typeof it !== 'object' || Array.isArray(it)) throw new RequestError(`input[${i}] must be an object, got ${typeName(it)}`, `input[${i}]`);
+    const role = (it as Body).role;
     if (role === undefined) return; // function_call, function_call_output, reasoning, ...
     if (role === 'user') {
-      const text = contentText((item as Body).content);
+      const text = contentText((it as Body).content);
       if (text === null) throw new RequestError(`input[${i}].content must be a string or a list of content parts`, `input[${i}].content`);
-      last = text;
+      users.push(text);
     } else if (role === 'system' || role === 'developer') {
-      const text = contentText((item as Body).content);
-      if (text !== null && text.trim() !== '') system = text;
+      const text = contentText((it as Body).content);
+      if (text !== null && text.trim() !== '') item = text;
     }
   });
-  return last ?? system ?? instructions;
+  if (item !== null) system = item;
+  return { users, instructions: system };
 }
 
 export const RESPONSES: RouteAdapter = {
@@ -221,11 +234,8 @@ export const RESPONSES: RouteAdapter = {
   logName: 'response',
   givesBudget: true,
   limitKeys: ['max_output_tokens'],
-  prompts(body) {
-    const text = responsePrompt(body);
-    if (text === null) return { texts: [], unscored: NO_USER_MESSAGE };
-    if (text.trim() === '') return { texts: [], unscored: NO_TEXT };
-    return { texts: [text], unscored: null };
+  prompts(body, turns) {
+    return conversation(responseTexts(body), turns);
   },
   budget(body, template, budget) {
     // `instructions` is the system message both upstreams put first; without it, a leading
