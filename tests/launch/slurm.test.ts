@@ -9,7 +9,8 @@ import { launchRun } from '../../extension/src/core/launch/launcher';
 import { RunMonitor } from '../../extension/src/core/launch/monitor';
 import { LaunchSession } from '../../extension/src/core/launch/session';
 import { loadTargets } from '../../extension/src/core/launch/targets';
-import { readRun, readRunEvents, runDir } from '../../extension/src/core/runs/store';
+import { launcherIdentity, readRun, readRunEvents, runDir, writeRun } from '../../extension/src/core/runs/store';
+import { deadPid } from '../../extension/test/hardening/helpers';
 import { startSshd, type Sshd } from './sshd';
 import { PYTHON, REPO, checkEventsComplete, cli, killRunsOf, makeWorkspace, removeWorkspaces, processesOfRun, until } from './workspace';
 
@@ -70,6 +71,24 @@ describe('slurm launch', { timeout: 900_000 }, () => {
       return /JobState=(RUNNING|COMPLETING)/.test(o) ? undefined : o;
     }, 60_000);
     assert.match(sc, /JobState=COMPLETED .*ExitCode=0:0/);
+  });
+
+  it('a job whose launcher died before recording it is found by its name in the queue and followed (not called interrupted), then cancelled', async () => {
+    const { run } = await launchRun(session, 'recipes/demo/long.yaml', 'cluster');
+    const jobId = run.jobId!;
+    // the record as a launcher killed inside sbatch leaves it: submitting, no job id, launcher gone
+    const rec = (await readRun(root, run.id))!;
+    Object.assign(rec, { state: 'preparing', submitting: true, jobId: undefined, startedAt: undefined, launcher: { ...launcherIdentity(), pid: deadPid() } });
+    await writeRun(root, rec);
+    const r = await cli(root, ['runs', '--format', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const listed = (JSON.parse(r.stdout) as Array<{ id: string; state: string; jobId?: string }>).find((x) => x.id === run.id)!;
+    assert.equal(listed.jobId, jobId, 'the job is found in the queue by its name');
+    assert.ok(['queued', 'starting', 'running'].includes(listed.state), listed.state);
+    const c = await cli(root, ['cancel', run.id]);
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(execFileSync('scontrol', ['show', 'job', '-o', jobId], { encoding: 'utf8' }), /JobState=CANCELLED/);
+    await until('no process of the job left', () => processesOfRun(run.id).length === 0, 30_000);
   });
 
   it('cancels with scancel: job CANCELLED, run cancelled, no process left', async () => {

@@ -15,7 +15,7 @@ import { launchTrl } from '../core/recipe/recorded';
 import { formatProblem, type ParseProblem, type RunEvent } from '../core/runs/events';
 import { FAILED_STATES, runFailure, runProgress } from '../core/runs/present';
 import { escapeControls } from '../core/escape';
-import { isRunId, listRuns, readRun, runDir, settleInterruptedLaunch, snapshotRecipe, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../core/runs/store';
+import { isRunId, launchMayHaveStarted, listRuns, readRun, runDir, settleInterruptedLaunch, snapshotRecipe, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../core/runs/store';
 
 export const SECRET_NAMES = ['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'WANDB_API_KEY'];
 
@@ -297,7 +297,9 @@ export async function runs(argv: string[]): Promise<number> {
           }
         }
         // reattach: one pass over every unsettled run brings its store up to date
-        for (const run of list.filter((x) => !TERMINAL_STATES.has(x.state) && x.state !== 'preparing')) {
+        // (a preparing run whose launcher died while submitting it is asked for on its host too)
+        list = await listRuns(s.root);
+        for (const run of list.filter((x) => !TERMINAL_STATES.has(x.state) && (x.state !== 'preparing' || launchMayHaveStarted(x)))) {
           try {
             await new RunMonitor(s, run.id).pollOnce();
           } catch (err) {

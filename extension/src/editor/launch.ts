@@ -20,7 +20,7 @@ import { workspaceTargets } from './targets';
 import { formatProblem, type ParseProblem } from '../core/runs/events';
 import { RunFeed } from '../core/runs/feed';
 import { budgetSummary, FAILED_STATES, runActions, runDescription, runFailure, runName, runProgress, formatDuration, type RootCause, runStack } from '../core/runs/present';
-import { listRuns, readRun, runDir, settleInterruptedLaunch, snapshotRecipe, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
+import { launchMayHaveStarted, listRuns, readRun, runDir, settleInterruptedLaunch, snapshotRecipe, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
 
 const SECRET_KEYS = ['HF_TOKEN', 'WANDB_API_KEY'] as const;
 const secretKey = (name: string) => `conscience.secret.${name}`;
@@ -289,8 +289,9 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     const root = rootOf();
     if (!root || !vscode.workspace.isTrusted) return;
     for (const r of await listRuns(root)) {
-      // preparing, and its launcher is gone (a window closed or reloaded while syncing, a killed CLI): failed ("launch interrupted")
-      if (r.state === 'preparing') {
+      // preparing, and its launcher is gone (a window closed or reloaded while syncing, a killed CLI): failed ("launch interrupted");
+      // one gone while submitting it is followed: the monitor asks the host whether it started
+      if (r.state === 'preparing' && !launchMayHaveStarted(r)) {
         await settleInterruptedLaunch(root, r.id).then(
           (x) => {
             if (x && x.state !== 'preparing') refresh();

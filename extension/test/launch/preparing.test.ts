@@ -272,3 +272,65 @@ test('a run whose launch was interrupted (launcher gone) can be resumed: resume 
     await s.close();
   }
 });
+
+test('a CLI launch killed while it submits: the process it started is found on the host and followed, not called interrupted; resume refuses it while it runs, cancel stops it', async () => {
+  const w = gatedWorkspace();
+  writeFileSync(join(w.root, 'gate'), '');
+  // the wrapper's first `ps` is slow: the launcher is inside the submit, waiting for the pid file
+  const bin = join(w.root, 'bin');
+  mkdirSync(bin);
+  const realPs = execFileSync('sh', ['-c', 'command -v ps'], { encoding: 'utf8' }).trim();
+  writeFileSync(join(bin, 'ps'), `#!/bin/sh\nif [ ! -e '${w.root}/ps-called' ]; then touch '${w.root}/ps-called'; sleep 3; fi\nexec '${realPs}' "$@"\n`, { mode: 0o755 });
+  const l = cliLaunch(w.root, { ...process.env, PATH: `${bin}:${process.env.PATH}` });
+  const s = w.session();
+  try {
+    await until('the wrapper to start', () => existsSync(join(w.root, 'ps-called')) || l.p.exitCode !== null);
+    l.p.kill('SIGKILL');
+    await l.exited;
+    const [id] = runIds(w.root);
+    const prep = (await readRun(w.root, id!))!;
+    assert.equal(prep.state, 'preparing', 'the launch recorded its start before it was killed: nothing to test');
+    assert.equal(prep.submitting, true);
+    assert.ok(!existsSync(join(prep.remoteDir, 'pid')), 'the wrapper had not written its pid yet: the host is asked by the launch token');
+    // the refresh asks the host: the run is found running, not failed
+    const r = cli(['runs', '--workspace', w.root, '--format', 'json'], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const listed = (JSON.parse(r.stdout) as RunRecord[]).find((x) => x.id === id)!;
+    assert.notEqual(listed.state, 'failed', `the running run was called ${listed.error}`);
+    const rec = await noteGroup(w.root, id!);
+    assert.ok(rec.pgid && groupAlive(rec.pgid), 'its process group is recorded and alive');
+    assert.equal(rec.submitting, undefined);
+    await assert.rejects(resumeRun(s, id!), /cancel it before resuming/);
+    // its recorded handle is the real one: a cancel stops the process the dead launcher started
+    assert.equal((await cancelRun(s, id!, 1)).state, 'cancelling');
+    const fin = await new RunMonitor(s, id!, { intervalMs: 100, statusMs: 200 }).follow();
+    assert.equal(fin?.state, 'cancelled');
+    await until('the run to be gone', () => !groupAlive(rec.pgid!), 30_000);
+  } finally {
+    if (l.p.exitCode === null) l.p.kill('SIGKILL');
+    await s.close();
+  }
+});
+
+test('a launch killed while it submits, whose process never started: the host is asked and the run is marked interrupted', async () => {
+  const w = await localRunWorkspace('', { id: '20261128-020000-submit', state: 'preparing', extra: { pid: undefined, pgid: undefined, startedAt: undefined } });
+  roots.push(w.root);
+  const rec = (await readRun(w.root, w.id))!;
+  rec.launcher = { ...launcherIdentity(), pid: deadPid() };
+  rec.submitting = true;
+  rec.launchToken = 'no-process-has-this-token-1234';
+  await writeRun(w.root, rec);
+  // without a host check it is left alone: only the host can tell
+  const plain = cli(['runs', '--workspace', w.root, '--no-refresh', '--format', 'json'], { timeoutMs: 60_000 });
+  assert.equal((JSON.parse(plain.stdout) as RunRecord[])[0]!.state, 'preparing');
+  const s = new LaunchSession(w.root, new Map<string, Target>([['local', { name: 'local', type: 'local' }]]), {});
+  try {
+    await new RunMonitor(s, w.id).pollOnce();
+    const after = (await readRun(w.root, w.id))!;
+    assert.equal(after.state, 'failed');
+    assert.equal(after.error, 'launch interrupted');
+    assert.equal(after.submitting, undefined);
+  } finally {
+    await s.close();
+  }
+});

@@ -64,6 +64,31 @@ export const processDriver: TargetDriver = {
     };
   },
 
+  async find(host: Host, rec: RunRecord): Promise<boolean> {
+    // the wrapper writes "pid pgid" first thing (the launch removed the previous attempt's file
+    // before it started this one, so a pid file is this attempt's); before it has, a process
+    // with the run's launch token in its environment is the wrapper just started, the leader of
+    // its own session
+    const tok = shQuote(rec.launchToken || '');
+    const r = await host.exec(
+      `b=$(cat ${shQuote(rec.remoteDir + '/pid')} 2>/dev/null); if [ -n "$b" ]; then echo "file=$b"; exit 0; fi\n` +
+      `[ -n ${tok} ] || exit 0\n` +
+      `for e in /proc/[0-9]*/environ; do grep -qzxF "CONSCIENCE_LAUNCH_TOKEN="${tok} "$e" 2>/dev/null || continue; ` +
+      `p=\${e#/proc/}; p=\${p%/environ}; echo "token=$(ps -o sid= -p "$p" | tr -d ' ')"; exit 0; done`,
+    );
+    if (r.code !== 0) throw new Error(`${host.label}: looking for the process of run ${rec.id} failed: ${r.stderr.trim()}`);
+    const file = /file=(\d+) (\d+)/.exec(r.stdout);
+    const sid = /token=(\d+)/.exec(r.stdout)?.[1];
+    if (file) {
+      rec.pid = Number(file[1]);
+      rec.pgid = Number(file[2]);
+    } else if (sid) {
+      rec.pid = rec.pgid = Number(sid);
+    } else return false;
+    rec.state = 'starting';
+    return true;
+  },
+
   async submit(host: Host, _t: Target, command: string, rec: RunRecord): Promise<void> {
     const r = await host.exec(command);
     const pid = Number(r.stdout.trim().split('\n').pop());

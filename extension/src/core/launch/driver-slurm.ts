@@ -97,6 +97,21 @@ export const slurmDriver: TargetDriver = {
     rec.state = 'queued';
   },
 
+  async find(host: Host, rec: RunRecord): Promise<boolean> {
+    // queued or running: the job named after the run (the newest, should there be several);
+    // started and ended since: the job id its script wrote when it began (the launch removed
+    // the previous attempt's file before it submitted this one)
+    const q = await host.exec(`squeue --noheader --format=%i --name=${shQuote(`conscience-${rec.id}`)} --user="$(id -un)"; printf 'file=%s\\n' "$(cat ${shQuote(rec.remoteDir + '/job_id')} 2>/dev/null)"`);
+    if (q.code !== 0) throw new Error(`${host.label}: looking for the job of run ${rec.id} failed: ${(q.stderr || q.stdout).trim()}`);
+    const ids = q.stdout.split('\n').map((l) => l.trim()).filter((l) => /^\d+(_\d+)?$/.test(l));
+    const file = /file=(\d+)/.exec(q.stdout)?.[1];
+    const jobId = ids.sort((a, b) => parseInt(b, 10) - parseInt(a, 10))[0] ?? file;
+    if (!jobId) return false;
+    rec.jobId = jobId;
+    rec.state = 'queued';
+    return true;
+  },
+
   async status(host: Host, rec: RunRecord): Promise<Observation> {
     if (!rec.jobId) return {};
     const o = await slurmStatus(host, rec);

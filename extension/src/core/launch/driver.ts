@@ -57,6 +57,12 @@ export interface TargetDriver {
   settle(host: Host, rec: RunRecord): Promise<void>;
   /** No process of the run is left on the host (a cancel waits for this before it reports). */
   gone(host: Host, rec: RunRecord): Promise<boolean>;
+  /**
+   * The run's process or job, started by a launch that died before recording it
+   * (launchMayHaveStarted): sets the handle on `rec` as submit would and returns true when the
+   * host has it (running, or started and ended since); false when it was never started.
+   */
+  find(host: Host, rec: RunRecord): Promise<boolean>;
 }
 
 /** The driver for a target (or a recorded run's target kind). */

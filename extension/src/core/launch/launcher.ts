@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative } from 'node:path';
-import { completeSize, interruptedLaunch, launcherIdentity, readRun, runDir as localRunDir, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
+import { completeSize, interruptedLaunch, launcherIdentity, launchMayHaveStarted, readRun, runDir as localRunDir, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
 import { resumeRefusal } from '../runs/resume';
 import { ensurePython, requirementsPath } from './env';
 import type { Host } from './host';
@@ -152,8 +152,17 @@ async function start(s: LaunchSession, plan: Plan, rec: RunRecord): Promise<Star
   rec.launchToken = finalPlan.launchToken;
   const dropSecrets = () => host.exec(`rm -f -- ${shQuote(plan.runDir + '/secrets.env')}`).catch(() => undefined);
   // cancelled while preparing (`conscience cancel`, another window): the stored record says so,
-  // not this launch's copy of it; nothing is started
-  const ended = await withRunLock(s.root, rec.id, async () => endedMeanwhile(await readRun(s.root, rec.id)), { wait: true });
+  // not this launch's copy of it; nothing is started. Otherwise the record says the run is being
+  // submitted: should this launcher die before it records the process or job, the monitor asks
+  // the host for it (TargetDriver.find) instead of calling the run interrupted while it runs
+  const ended = await withRunLock(s.root, rec.id, async () => {
+    const stored = endedMeanwhile(await readRun(s.root, rec.id));
+    if (!stored) {
+      rec.submitting = true;
+      await writeRun(s.root, rec);
+    }
+    return stored;
+  }, { wait: true });
   if (ended) {
     await dropSecrets();
     throw new NotStartedError(rec.id, ended);
@@ -161,9 +170,11 @@ async function start(s: LaunchSession, plan: Plan, rec: RunRecord): Promise<Star
   try {
     await driverFor(t).submit(host, t, finalPlan.command, rec);
   } catch (err) {
+    rec.submitting = undefined;
     await dropSecrets();
     throw err;
   }
+  rec.submitting = undefined;
   rec.startedAt = Date.now() / 1000;
   rec.lastActivityAt = rec.startedAt;
   // a cancel that came while submitting is not lost: the process or job just started is cancelled
@@ -282,7 +293,8 @@ async function refreshedLocked(s: LaunchSession, id: string): Promise<RunRecord>
   const rec = await readRun(s.root, id);
   if (!rec) throw new Error(`no run '${id}' in ${s.root}/.conscience/runs`);
   if (TERMINAL_STATES.has(rec.state) && rec.finishedAt) return rec;
-  if (rec.state === 'preparing') {
+  // (a launcher that died while submitting it: the monitor's pass below asks the host whether it started)
+  if (rec.state === 'preparing' && !launchMayHaveStarted(rec)) {
     // its launcher is gone (killed, its window closed): it never starts (failed, "launch interrupted"), and can be resumed
     if (interruptedLaunch(rec)) await writeRun(s.root, rec);
     return rec;

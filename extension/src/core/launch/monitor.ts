@@ -9,7 +9,7 @@ import { copyEvalOutputs } from '../eval/store';
 import { EventTail, parseEventChunk, type RunEvent } from '../runs/events';
 import { copyEventLines } from '../runs/copy';
 import { deriveState } from '../runs/state';
-import { completeSize, interruptedLaunch, readRun, runDir as localRunDir, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
+import { completeSize, interruptedLaunch, launchMayHaveStarted, readRun, runDir as localRunDir, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
 import { LocalHost, type Host } from './host';
 import { driverFor, type Observation } from './driver';
 import type { LaunchSession } from './session';
@@ -143,6 +143,19 @@ export class RunMonitor extends EventEmitter {
     await mkdir(dir, { recursive: true });
     const before = JSON.stringify(rec);
     try {
+      // its launcher died while submitting it: the host says whether its process or job started
+      // (adopted, and followed from here as the launch would have) or not (interrupted)
+      if (launchMayHaveStarted(rec)) {
+        rec.submitting = undefined;
+        if (!(await driverFor(rec.targetKind).find(host, rec))) {
+          interruptedLaunch(rec);
+          await writeRun(root, rec);
+          this.emit('run', rec);
+          return rec;
+        }
+        rec.startedAt ??= Date.now() / 1000;
+        rec.lastActivityAt = Date.now() / 1000;
+      }
       const now = Date.now();
       if (rec.state !== 'preparing' && now - this.lastStatusAt >= (this.opts.statusMs ?? 1000)) {
         this.lastStatusAt = now;

@@ -112,6 +112,11 @@ export interface RunRecord {
    * whose launcher is gone is not left preparing for ever (interruptedLaunch). Absent in records
    * written before it existed: such a run is left as it is. */
   launcher?: LauncherId;
+  /** Set (true) while the launcher submits the run (from just before its process or job is
+   * started until its handle is recorded): a run whose launcher died then may be running
+   * without a recorded handle; the host is asked (TargetDriver.find) before it is called
+   * interrupted. */
+  submitting?: boolean;
 }
 
 /**
@@ -197,15 +202,25 @@ export const LAUNCH_INTERRUPTED = 'launch interrupted';
 
 /**
  * Marks a `preparing` run whose launcher is gone (launcherGone) as failed ("launch interrupted"),
- * in `rec`; true when it did. Any other run, and a preparing one whose launcher is alive, on
- * another machine or not recorded, is left as it is.
+ * in `rec`; true when it did. Any other run, a preparing one whose launcher is alive, on
+ * another machine or not recorded, and one whose launcher died while submitting it
+ * (launchMayHaveStarted: the host decides), is left as it is.
  */
 export function interruptedLaunch(rec: RunRecord): boolean {
-  if (rec.state !== 'preparing' || !launcherGone(rec.launcher)) return false;
+  if (rec.state !== 'preparing' || rec.submitting || !launcherGone(rec.launcher)) return false;
   rec.state = 'failed';
   rec.error = LAUNCH_INTERRUPTED;
   rec.finishedAt = Date.now() / 1000;
   return true;
+}
+
+/**
+ * Whether a preparing run's launcher died while it submitted the run: its process or job may
+ * be running without a recorded handle, so only the host can tell (the monitor asks it:
+ * TargetDriver.find, then the run is adopted or marked interrupted).
+ */
+export function launchMayHaveStarted(rec: RunRecord): boolean {
+  return rec.state === 'preparing' && !!rec.submitting && launcherGone(rec.launcher);
 }
 
 /** interruptedLaunch on the stored record, under the run's lock (the refresh of the Runs view and `conscience runs`). */
