@@ -110,6 +110,8 @@ test('usage errors exit 2 with a message', () => {
     [['serve', '--upstream', 'http://x', '--max-buffered', '1000'], /--max-buffered \(1000\) must be at least --max-body \(16777216\)/],
     [['serve', '--upstream', 'http://x', '--max-body', '100', '--max-buffered', '99'], /--max-buffered \(99\) must be at least --max-body \(100\)/],
     [['serve', '--upstream', 'http://x', '--replace-auth'], /--replace-auth .*--upstream names no user/],
+    [['serve', '--upstream', 'http://x', '--pass-route', 'v1/messages'], /--pass-route takes a path such as \/v1\/messages, got "v1\/messages"/],
+    [['serve', '--upstream', 'http://x', '--policy', 'context_turns=0'], /context_turns: expected 1 to 64/],
   ] as const) {
     const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, CONSCIENCE_UPSTREAM: '' } });
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);

@@ -266,3 +266,120 @@ describe('context_turns: a conversation scored on its last N user messages', () 
     assert.equal(parseGatewayPolicy(['context_turns=64']).contextTurns, 64);
   });
 });
+
+describe('requests that would reach the model around the scoring', () => {
+  test('a responses input list whose first item has no role (transformers serve reads the whole list as one user message) is scored on its text', async () => {
+    const s = await start(['refuse=brief']);
+    const n = up.requests.length;
+    for (const input of [[{ type: 'output_text', text: HARMFUL }], [{ type: 'reasoning', summary: [] }, { type: 'input_text', text: HARMFUL }], [{ type: 'text', text: HARMFUL }]]) {
+      const r = await post(`${s.url}/v1/responses`, { model: 'm', input });
+      assert.equal(r.headers.get('x-conscience-refused'), '1', JSON.stringify(input));
+    }
+    assert.equal(up.requests.length, n);
+  });
+
+  test('with no user text, the system, developer and instructions texts the model reads are scored (each; the strictest wins), on chat and responses; a non-string instructions is a 400', async () => {
+    const s = await start(['refuse=brief']);
+    const n = up.requests.length;
+    const cases: Array<[string, Record<string, unknown>]> = [
+      ['/v1/responses', { instructions: HARMFUL, input: [{ role: 'developer', content: 'Answer.' }] }],
+      ['/v1/responses', { instructions: HARMFUL, input: '' }],
+      ['/v1/responses', { instructions: HARMFUL, input: [{ role: 'user', content: '' }] }],
+      ['/v1/chat/completions', { messages: [{ role: 'system', content: HARMFUL }, { role: 'user', content: '' }] }],
+      ['/v1/chat/completions', { messages: [{ role: 'system', content: HARMFUL }, { role: 'developer', content: 'Answer.' }, { role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:,' } }] }] }],
+    ];
+    for (const [route, body] of cases) {
+      const r = await post(`${s.url}${route}`, { model: 'm', ...body });
+      assert.equal(r.headers.get('x-conscience-refused'), '1', `${route} ${JSON.stringify(body).slice(0, 120)}`);
+    }
+    assert.equal(up.requests.length, n);
+    const bad = await post(`${s.url}/v1/responses`, { model: 'm', instructions: [{ type: 'input_text', text: HARMFUL }], input: [{ role: 'system', content: 'Answer.' }] });
+    assert.equal(bad.status, 400);
+    assert.equal((bad.json.error as { param: string }).param, 'instructions');
+  });
+
+  test('prompt_embeds is unscorable even beside a text prompt (vLLM sends both to the model): 400 where tiers are refused', async () => {
+    const s = await start(['refuse=brief']);
+    for (const prompt of ['', 'Hello']) {
+      const r = await post(`${s.url}/v1/completions`, { model: 'm', prompt, prompt_embeds: 'AAAA' });
+      assert.equal(r.status, 400, prompt);
+      assert.equal((r.json.error as { code: string }).code, 'unscorable_prompt');
+    }
+  });
+
+  test('POST routes that generate text but are not scored (vLLM\'s /v1/messages, token-in generation, transformers serve\'s /load_model) are refused with 403; embeddings, tokenize and a response\'s cancel pass; --pass-route opens one', async () => {
+    const s = await start(['refuse=brief']);
+    const n = up.requests.length;
+    for (const path of ['/v1/messages', '/inference/v1/generate', '/load_model', '/reset', '/v1/systemone', '/v1/chat/completions/extra']) {
+      const r = await post(`${s.url}${path}`, { model: 'm', max_tokens: 100, messages: [{ role: 'user', content: HARMFUL }] });
+      assert.equal(r.status, 403, path);
+      const e = r.json.error as { code: string; message: string };
+      assert.equal(e.code, 'route_not_forwarded');
+      assert.match(e.message, new RegExp(`--pass-route ${path.replace(/\//g, '\\/')}`));
+    }
+    assert.equal(up.requests.length, n, 'nothing reached the upstream');
+    for (const path of ['/v1/embeddings', '/tokenize', '/v1/responses/resp_1/cancel']) {
+      const r = await fetch(`${s.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"input":"x"}' });
+      assert.equal(r.status, 200, path);
+      assert.equal(up.requests.at(-1)!.url, path);
+    }
+    const open = await (async () => {
+      const logs: LogRecord[] = [];
+      const gw = createGateway({ upstream: up.url, allocator, policy: parseGatewayPolicy(['refuse=brief']), passRoutes: ['/v1/messages'], log: (r) => logs.push(r) });
+      const { url } = await gw.listen(0);
+      started.push({ gw, url, logs, client: new OpenAI({ baseURL: url, apiKey: 'k' }) });
+      return url;
+    })();
+    const m = await post(`${open}/v1/messages`, { model: 'm', messages: [{ role: 'user', content: BENIGN }] });
+    assert.equal(m.status, 200);
+    assert.equal(up.requests.at(-1)!.url, '/v1/messages');
+  });
+
+  test('a completions request asking for more than 4,096 completions (n × prompts) is a 400: a refusal would hold them all', async () => {
+    const s = await start(['refuse=brief']);
+    const r = await post(`${s.url}/v1/completions`, { model: 'm', n: 128, prompt: [HARMFUL, ...Array.from({ length: 40 }, () => 'a')] });
+    assert.equal(r.status, 400);
+    assert.equal((r.json.error as { code: string }).code, 'too_many_choices');
+    const ok = await post(`${s.url}/v1/completions`, { model: 'm', n: 4, prompt: [HARMFUL, ...Array.from({ length: 1000 }, () => 'a')] });
+    assert.equal(ok.status, 200);
+    assert.equal((ok.json.choices as unknown[]).length, 4004);
+  });
+
+  test('completions caps: max_tokens 0 (with echo: the prompt\'s logprobs only) is kept; absent, the cap added is at most 16 (the default of vLLM and OpenAI)', async () => {
+    const s = await start(['max_tokens.brief=50', 'max_tokens.none=10']);
+    await post(`${s.url}/v1/completions`, { model: 'm', prompt: HARMFUL, echo: true, logprobs: 1, max_tokens: 0 });
+    assert.equal(lastSent().max_tokens, 0);
+    await post(`${s.url}/v1/completions`, { model: 'm', prompt: HARMFUL });
+    assert.equal(lastSent().max_tokens, 16);
+    await post(`${s.url}/v1/completions`, { model: 'm', prompt: BENIGN });
+    assert.equal(lastSent().max_tokens, 10);
+    await post(`${s.url}/v1/completions`, { model: 'm', prompt: HARMFUL, max_tokens: 500 });
+    assert.equal(lastSent().max_tokens, 50);
+  });
+
+  test('stream as vLLM reads it ("true", 1) gets a streamed refusal; an answer the upstream streams unasked (transformers serve\'s responses) is read and logged as a stream; a flat token-id prompt is one prompt', async () => {
+    const s = await start(['refuse=brief']);
+    for (const stream of ['true', 1, 'yes']) {
+      const r = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ stream, messages: [{ role: 'user', content: HARMFUL }] }) });
+      assert.match(r.headers.get('content-type') ?? '', /text\/event-stream/, String(stream));
+      assert.ok((await r.text()).trimEnd().endsWith('data: [DONE]'));
+    }
+    const free = await start([]);
+    await fetch(`${free.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-fake': 'n2-stream' }, body: JSON.stringify({ messages: [{ role: 'user', content: BENIGN }] }) }).then((r) => r.text());
+    await waitFor(() => free.logs.some((l) => l.msg === 'chat'));
+    const log = free.logs.find((l) => l.msg === 'chat')!;
+    assert.equal(log.stream, true, 'the answer came as a stream');
+    assert.ok((log.completion_tokens as number) > 0, 'and was read as one');
+    await post(`${free.url}/v1/completions`, { model: 'm', prompt: [101, 102, 103, 104, 105] });
+    await waitFor(() => free.logs.some((l) => l.msg === 'completion'));
+    assert.equal(free.logs.find((l) => l.msg === 'completion')!.n, undefined, 'one prompt, one completion');
+  });
+});
+
+async function waitFor(fn: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

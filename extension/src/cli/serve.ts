@@ -1,6 +1,6 @@
 // `conscience serve --upstream URL [--host 127.0.0.1] [--port 8100] [--allocator DIR]
 //   [--recipe FILE] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES]
-//   [--max-buffered BYTES] [--replace-auth] [--upstream-timeout SECONDS] [--grace SECONDS]`
+//   [--max-buffered BYTES] [--replace-auth] [--pass-route PATH ...] [--upstream-timeout SECONDS] [--grace SECONDS]`
 // An OpenAI-compatible gateway in front of an existing server (docs/serve.md). Runs until
 // SIGINT/SIGTERM. Exit 0 after a clean stop, 1 when it cannot start, 2 usage.
 import { Allocator, defaultModelDir } from '../core/allocator';
@@ -8,7 +8,7 @@ import { createGateway, parseGatewayPolicy } from '../core/serve';
 import { UPSTREAM_ENV, checkUpstream, redactUpstream } from '../core/serve/status';
 import { readServeRecipe, type ServeRecipe } from '../core/serve/recipe';
 
-const USAGE = 'usage: conscience serve --upstream URL (or $CONSCIENCE_UPSTREAM) [--host 127.0.0.1] [--port 8100] [--allocator DIR] [--recipe FILE] [--allocator-workers N] [--allocator-threads N] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES] [--max-buffered BYTES] [--replace-auth] [--upstream-timeout SECONDS] [--grace SECONDS]';
+const USAGE = 'usage: conscience serve --upstream URL (or $CONSCIENCE_UPSTREAM) [--host 127.0.0.1] [--port 8100] [--allocator DIR] [--recipe FILE] [--allocator-workers N] [--allocator-threads N] [--policy key=value ...] [--observe-only] [--log-prompts] [--max-body BYTES] [--max-buffered BYTES] [--replace-auth] [--pass-route PATH ...] [--upstream-timeout SECONDS] [--grace SECONDS]';
 
 interface Args {
   upstream: string;
@@ -25,11 +25,12 @@ interface Args {
   maxBody?: number;
   maxBuffered?: number;
   replaceAuth: boolean;
+  passRoutes: string[];
   upstreamTimeout?: number;
 }
 
 function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args | string {
-  const a: Partial<Args> & { policy: string[] } = { host: '127.0.0.1', port: 8100, policy: [], observeOnly: false, logPrompts: false, replaceAuth: false, allocatorThreads: 1, allocatorWorkers: 2, grace: 20 };
+  const a: Partial<Args> & { policy: string[]; passRoutes: string[] } = { host: '127.0.0.1', port: 8100, policy: [], passRoutes: [], observeOnly: false, logPrompts: false, replaceAuth: false, allocatorThreads: 1, allocatorWorkers: 2, grace: 20 };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
@@ -60,6 +61,12 @@ function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args | string {
         case '--max-body': a.maxBody = int(1); break;
         case '--max-buffered': a.maxBuffered = int(1); break;
         case '--replace-auth': a.replaceAuth = true; break;
+        case '--pass-route': {
+          const v = value();
+          if (!v.startsWith('/')) return `--pass-route takes a path such as /v1/messages, got ${JSON.stringify(v)}`;
+          a.passRoutes.push(v);
+          break;
+        }
         case '--upstream-timeout': a.upstreamTimeout = int(1); break;
         case '-h': case '--help': return '';
         default: return `unknown argument ${arg}`;
@@ -121,6 +128,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     maxBodyBytes: args.maxBody,
     maxBufferedBytes: args.maxBuffered,
     replaceAuthorization: args.replaceAuth,
+    passRoutes: args.passRoutes,
     upstreamTimeoutMs: args.upstreamTimeout !== undefined ? args.upstreamTimeout * 1000 : undefined,
   });
   let url: string;

@@ -55,6 +55,8 @@ export interface GatewayOptions {
   maxBatch?: number;
   /** structured log sink (default: one JSON line per record on stderr) */
   log?: (rec: LogRecord) => void;
+  /** POST/PUT/PATCH paths forwarded unscored besides PASSED_ROUTES (`--pass-route`); any other is answered 403 */
+  passRoutes?: string[];
 }
 
 export interface Gateway {
@@ -71,6 +73,19 @@ const HOP_BY_HOP = new Set([
 const ROUTES = new Set(['/v1/chat/completions', '/v1/completions', '/v1/responses', '/v1/models', '/health', '/metrics']);
 /** the `status` label of a request whose client left before the response began (nginx's "client closed request") */
 const CLIENT_CLOSED = 499;
+/**
+ * The POST routes forwarded unscored: the upstreams' routes that generate no text from a prompt
+ * (embeddings, tokenizer, pooling, scoring, reranking, speech to text) and a response's cancel.
+ * Any other POST, PUT or PATCH (vLLM's Anthropic-style /v1/messages, token-in generation,
+ * transformers serve's /load_model and /reset, an admin route) is refused: forwarded, it would
+ * reach the model around the scoring. `--pass-route PATH` forwards one more.
+ */
+export const PASSED_ROUTES: readonly string[] = [
+  '/v1/embeddings', '/tokenize', '/detokenize', '/pooling', '/classify', '/score', '/v1/score', '/rerank', '/v1/rerank', '/v2/rerank',
+  '/v1/audio/transcriptions', '/v1/audio/translations',
+];
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+
 /** the content encodings the gateway decodes */
 const DECODERS = new Set(['gzip', 'x-gzip', 'deflate', 'br']);
 
@@ -235,6 +250,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const batcher = new MicroBatcher(opts.allocator, opts.maxBatch ?? 64, (n) => metrics.allocatorBatch.observe(n));
 
   const route = (path: string): string => (ROUTES.has(path) ? path : 'other');
+  const passed = new Set([...PASSED_ROUTES, ...(opts.passRoutes ?? []).map(canonicalPath)]);
 
   /** A Location on the upstream's origin as a path on the gateway (the upstream's base path taken off); any other left as sent. */
   const gatewayLocation = (loc: string): string => {
@@ -316,7 +332,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     /** called once, when the upstream's answer begins or the request ends: `body` is no longer held */
     release?: () => void;
   }
-  interface UpstreamInfo { status: number; firstByteMs: number | null; totalMs: number; error?: string; aborted?: boolean }
+  interface UpstreamInfo { status: number; firstByteMs: number | null; totalMs: number; error?: string; aborted?: boolean; streamed?: boolean }
 
   function forward(req: http.IncomingMessage, res: http.ServerResponse, f: Forward, retried = false): void {
     if (res.destroyed || req.socket.destroyed) {
@@ -339,6 +355,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
     const started = performance.now();
     let firstByteMs: number | null = null;
     let finished = false;
+    /** the answer is an event stream: asked for, or sent as one (transformers serve streams a response unless told not to) */
+    let streaming = !!f.answer?.stream;
     metrics.inFlight.inc();
     const finish = (info: Omit<UpstreamInfo, 'firstByteMs' | 'totalMs'>, stats: AnswerStats | null): void => {
       if (finished) return;
@@ -351,7 +369,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       // left before the response began: nginx's 499 (res.statusCode would say 200)
       const status = res.headersSent ? res.statusCode : info.aborted ? CLIENT_CLOSED : info.status;
       metrics.http.inc({ route: f.route, status: String(status || 0) });
-      f.answer?.done(stats, { ...info, status, firstByteMs, totalMs });
+      f.answer?.done(stats, { ...info, status, firstByteMs, totalMs, streamed: streaming });
     };
 
     const up = client.request({
@@ -425,7 +443,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       if (!res.headersSent) {
         send(res, timeout ? 504 : 502, openaiError(message, 'upstream_error', null, timeout ? 'upstream_timeout' : 'upstream_unreachable'), f.extra);
         done();
-      } else if (f.answer?.stream && !res.writableEnded && plainBody) {
+      } else if (streaming && !res.writableEnded && plainBody) {
         // the upstream may have stopped mid-event: end that event first, or the error is glued
         // onto it. The request is finished (and logged) once the client has it all: a client
         // that leaves before is a client abort
@@ -475,7 +493,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
       // mid-answer, a compressed stream cannot be ended with an error event (it would be glued,
       // undecodable, onto a cut stream); anything else goes to the client as it came, and the
       // parser reads a decompressed copy
-      const decodeForClient = !!f.answer?.stream && ok && DECODERS.has(encoding);
+      if (f.answer && ok && sse) streaming = true;
+      const decodeForClient = streaming && ok && DECODERS.has(encoding);
       plainBody = encoding === 'identity' || decodeForClient;
       if (decodeForClient) decodedHeaders(out);
       Object.assign(out, f.extra);
@@ -493,7 +512,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       let paused = false;
       /** writes a piece of the answer to the client; a slow client pauses `source` (the upstream, or the decoder whose full buffer pauses the upstream) instead of filling memory */
       const toClient = (c: Buffer, source: NodeJS.ReadableStream): void => {
-        if (f.answer?.stream) tail = (tail + c.toString('latin1', Math.max(0, c.length - 4))).slice(-4);
+        if (streaming) tail = (tail + c.toString('latin1', Math.max(0, c.length - 4))).slice(-4);
         if (!res.write(c) && !paused) {
           paused = true;
           source.pause();
@@ -708,7 +727,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     if (unscored?.header === 'token-ids' && policy.refuse.size > 0 && !opts.observeOnly) {
       return bad(new RequestError(`this gateway refuses some prompts (--policy refuse=${[...policy.refuse].join(',')}) and scores prompts as text: send 'prompt' as text, not token ids or embeddings`, 'prompt', 400, 'unscorable_prompt'));
     }
-    const stream = body.stream === true;
+    const stream = streamAsked(body.stream);
 
     // score
     const t0 = performance.now();
@@ -754,16 +773,21 @@ export function createGateway(opts: GatewayOptions): Gateway {
       if (cap !== undefined) {
         // every limit sent is capped, a numeric string too (the upstreams coerce "4000"), and
         // one that sets no limit (0: vLLM reads `max_completion_tokens or max_tokens`, or a
-        // form the gateway does not read); a limit of 1..cap is left as sent. Without one,
-        // the route's own limit is added. The upstreams take the first of limitKeys first
+        // form the gateway does not read); a limit of 1..cap is left as sent (0 too where it is
+        // a limit: completions). Without one, the route's own limit is added (at most the
+        // upstreams' default). The upstreams take the first of limitKeys first
         const sent = r.limitKeys.filter((k) => body[k] !== undefined && body[k] !== null);
         const limits: number[] = [];
         for (const key of sent) {
           const asked = tokenLimit(body[key]);
-          if (asked !== null && asked >= 1 && asked <= cap) limits.push(asked);
+          if (asked !== null && asked >= (r.zeroIsALimit ? 0 : 1) && asked <= cap) limits.push(asked);
           else { changed[key] = cap; limits.push(cap); }
         }
-        if (sent.length === 0) { changed[r.limitKeys.at(-1)!] = cap; limits.push(cap); }
+        if (sent.length === 0) {
+          const added = Math.min(cap, r.defaultLimit ?? cap);
+          changed[r.limitKeys.at(-1)!] = added;
+          limits.push(added);
+        }
         extra['x-conscience-max-tokens'] = String(limits[0]);
       }
       if (Object.keys(changed).length > 0) {
@@ -844,6 +868,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
             level: info.error ? 'error' : 'info',
             msg: r.logName,
             ...base,
+            stream: stream || !!info.streamed,
             status: info.status,
             upstream_first_byte_ms: info.firstByteMs === null ? null : round(info.firstByteMs),
             upstream_ms: round(info.totalMs),
@@ -875,6 +900,15 @@ export function createGateway(opts: GatewayOptions): Gateway {
     // a scored route reaches the upstream in its one spelling: what it serves is what was scored
     const scoredAs = req.method === 'POST' ? scoredRoute(path) : undefined;
     if (scoredAs) return scored(req, res, path + target.query, scoredAs);
+    if (WRITE_METHODS.has(req.method ?? '') && !passed.has(path) && !/^\/v1\/responses\/[^/]+\/cancel$/.test(path)) {
+      metrics.http.inc({ route: route(path), status: '403' });
+      log({ level: 'warn', msg: 'route not forwarded', method: req.method, path });
+      send(res, 403, openaiError(
+        `the gateway does not forward ${req.method} ${path}: it scores /v1/chat/completions, /v1/responses and /v1/completions, and forwards other ${req.method} routes only when they generate no text from a prompt (${PASSED_ROUTES.join(', ')}); \`conscience serve --pass-route ${path}\` forwards it unscored`,
+        'invalid_request_error', null, 'route_not_forwarded'), { connection: 'close' });
+      res.once('finish', () => req.destroy());
+      return;
+    }
     // everything else (/v1/models, embeddings, GET /v1/responses/{id}, ...) goes through untouched
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > maxBody) {
@@ -993,6 +1027,12 @@ function endsEvent(t: string): boolean {
   if (last === 0) return false;
   const rest = t.slice(0, -last);
   return rest.endsWith('\n') || rest.endsWith('\r');
+}
+
+/** `stream` as the upstreams read it: true, or what pydantic's lax mode (vLLM) coerces to true (1, "true", "yes", "on", "1", ...). */
+function streamAsked(v: unknown): boolean {
+  if (v === true || v === 1) return true;
+  return typeof v === 'string' && /^\s*(true|t|yes|y|on|1)\s*$/i.test(v);
 }
 
 /** Lone surrogates (valid in JSON's \u escapes, not in UTF-8) become U+FFFD before scoring. */

@@ -39,16 +39,16 @@ export function contentText(content: unknown): string | null {
 }
 
 /**
- * Validates `body.messages` (OpenAI's shape) and returns the text of each user message, in
- * order, and the last system or developer message's text (null when none has text).
+ * Validates `body.messages` (OpenAI's shape) and returns the text of each user message, and of
+ * each system or developer message that has some, in order.
  */
-export function userTexts(body: Record<string, unknown>): { users: string[]; instructions: string | null } {
+export function userTexts(body: Record<string, unknown>): { users: string[]; systems: string[] } {
   const messages = body.messages;
   if (messages === undefined) throw new RequestError("'messages' is a required property", 'messages');
   if (!Array.isArray(messages)) throw new RequestError(`'messages' must be an array, got ${typeName(messages)}`, 'messages');
   if (messages.length === 0) throw new RequestError("'messages' must contain at least one message", 'messages');
   const users: string[] = [];
-  let instructions: string | null = null;
+  const systems: string[] = [];
   messages.forEach((m, i) => {
     if (!m || typeof m !== 'object' || Array.isArray(m)) throw new RequestError(`messages[${i}] must be an object, got ${typeName(m)}`, `messages[${i}]`);
     const role = (m as Msg).role;
@@ -59,10 +59,10 @@ export function userTexts(body: Record<string, unknown>): { users: string[]; ins
       users.push(text);
     } else if (role === 'system' || role === 'developer') {
       const text = contentText((m as Msg).content);
-      if (text !== null && text.trim() !== '') instructions = text;
+      if (text !== null && text.trim() !== '') systems.push(text);
     }
   });
-  return { users, instructions };
+  return { users, systems };
 }
 
 /**
@@ -72,8 +72,8 @@ export function userTexts(body: Record<string, unknown>): { users: string[]; ins
  * past the policy; null when there is neither.
  */
 export function lastUserText(body: Record<string, unknown>): string | null {
-  const { users, instructions } = userTexts(body);
-  return users.at(-1) ?? instructions;
+  const { users, systems } = userTexts(body);
+  return users.at(-1) ?? systems.at(-1) ?? null;
 }
 
 /**

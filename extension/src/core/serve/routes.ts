@@ -24,6 +24,8 @@ type Body = Record<string, unknown>;
 
 /** the most prompts of one /v1/completions request the gateway scores (a longer list is refused: split it) */
 export const MAX_PROMPTS = 1024;
+/** the most completions (n × prompts) one /v1/completions request may ask for: a refusal holds that many */
+export const MAX_COMPLETION_CHOICES = 4096;
 
 /** Why a request has nothing to score: its header value and its log text. */
 export interface Unscored { header: 'no-user-message' | 'no-text' | 'token-ids'; reason: string }
@@ -43,6 +45,10 @@ export interface RouteAdapter {
   readonly givesBudget: boolean;
   /** the fields that limit the answer's tokens, in the order the upstreams read them; the last is added when none is sent */
   readonly limitKeys: readonly string[];
+  /** a limit of 0 is a limit (completions: the prompt's logprobs only, with echo) rather than "no limit" (chat: vLLM reads `max_completion_tokens or max_tokens`) */
+  readonly zeroIsALimit: boolean;
+  /** the upstreams' own limit when none is sent (completions: 16, OpenAI's and vLLM's default): a cap added then is at most this */
+  readonly defaultLimit?: number;
   /**
    * The texts to score; `turns`: how many of the last user messages a conversation is scored
    * on (the policy's context_turns). Throws RequestError for a body the upstream would refuse.
@@ -77,6 +83,7 @@ export const CHAT: RouteAdapter = {
   logName: 'chat',
   givesBudget: true,
   limitKeys: ['max_completion_tokens', 'max_tokens'],
+  zeroIsALimit: false,
   prompts(body, turns) {
     return conversation(userTexts(body), turns);
   },
@@ -117,10 +124,13 @@ export const CHAT: RouteAdapter = {
  * request is handled by the strictest); without a user message, the last system or developer
  * text. Nothing to score: no user message and no such text, or no text in those turns.
  */
-function conversation({ users, instructions }: { users: string[]; instructions: string | null }, turns: number): Prompts {
-  if (users.length === 0) return instructions === null ? { texts: [], unscored: NO_USER_MESSAGE } : { texts: [instructions], unscored: null };
+function conversation({ users, systems }: { users: string[]; systems: string[] }, turns: number): Prompts {
   const texts = users.slice(-turns).filter((t) => t.trim() !== '');
-  return texts.length === 0 ? { texts: [], unscored: NO_TEXT } : { texts, unscored: null };
+  if (texts.length > 0) return { texts, unscored: null };
+  // no user text (none, or only images or blanks): what the model reads is the system and
+  // developer texts, so a prompt put there is scored (each, the strictest wins)
+  if (systems.length > 0) return { texts: systems, unscored: null };
+  return { texts: [], unscored: users.length === 0 ? NO_USER_MESSAGE : NO_TEXT };
 }
 
 /** A token-id prompt: an integer, or a list of them (vLLM and OpenAI take `prompt` as token ids too). */
@@ -129,10 +139,9 @@ const isTokens = (v: unknown): boolean => (typeof v === 'number' && Number.isInt
 /** The prompts of a /v1/completions request: a string, or a list of strings (one completion each). */
 function completionPrompts(body: Body): string[] | 'tokens' {
   const p = body.prompt;
-  if (p === undefined || p === null) {
-    if (body.prompt_embeds !== undefined && body.prompt_embeds !== null) return 'tokens';
-    throw new RequestError("'prompt' is a required property", 'prompt');
-  }
+  // embeddings go to the model beside any text prompt (vLLM's documented form is prompt "" plus prompt_embeds)
+  if (body.prompt_embeds !== undefined && body.prompt_embeds !== null) return 'tokens';
+  if (p === undefined || p === null) throw new RequestError("'prompt' is a required property", 'prompt');
   if (typeof p === 'string') return [p];
   if (isTokens(p)) return 'tokens';
   if (Array.isArray(p)) {
@@ -151,8 +160,12 @@ export const COMPLETIONS: RouteAdapter = {
   logName: 'completion',
   givesBudget: false,
   limitKeys: ['max_tokens'],
+  zeroIsALimit: true,
+  defaultLimit: 16,
   prompts(body) {
     const p = completionPrompts(body);
+    const n = choicesAsked(body) * (Array.isArray(body.prompt) && p !== 'tokens' ? p.length : 1);
+    if (n > MAX_COMPLETION_CHOICES) throw new RequestError(`the request asks for ${n} completions (n × prompts); the gateway answers at most ${MAX_COMPLETION_CHOICES} per request: send the prompts in several requests`, 'n', 400, 'too_many_choices');
     if (p === 'tokens') return { texts: [], unscored: { header: 'token-ids', reason: 'a prompt of token ids or embeddings' } };
     const texts = p.filter((t) => t.trim() !== '');
     if (texts.length === 0) return { texts: [], unscored: { header: 'no-text', reason: 'no text in the prompt' } };
@@ -162,9 +175,11 @@ export const COMPLETIONS: RouteAdapter = {
     return {};
   },
   choices(body) {
-    // n completions of each prompt (vLLM numbers them prompt by prompt)
+    // n completions of each prompt (vLLM numbers them prompt by prompt); a list of strings or of
+    // token lists is several prompts, a flat list of token ids one
     const p = body.prompt;
-    return Math.min(MAX_CHOICES * MAX_PROMPTS, choicesAsked(body) * (Array.isArray(p) ? p.length : 1));
+    const prompts = Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === 'string' || Array.isArray(x)) ? p.length : 1;
+    return Math.min(MAX_COMPLETION_CHOICES, choicesAsked(body) * prompts);
   },
   refusal(body, stream, n, text) {
     const id = `cmpl-conscience-${randomUUID()}`;
@@ -193,8 +208,8 @@ export const COMPLETIONS: RouteAdapter = {
 };
 
 const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v);
-/** a content part with no role: `input` is then one user message of these parts (both upstreams read it so) */
-const isContentPart = (v: unknown): boolean => !!v && typeof v === 'object' && !('role' in v) && (v as Body).type !== 'message' && /^(input_|text$)/.test(String((v as Body).type ?? ''));
+/** an item without a role: transformers serve then reads the whole `input` list as the content parts of one user message */
+const roleless = (v: unknown): boolean => !!v && typeof v === 'object' && !Array.isArray(v) && !('role' in v);
 
 /**
  * The user texts of a Responses API request: a string `input`; a list of content parts (one
@@ -203,15 +218,18 @@ const isContentPart = (v: unknown): boolean => !!v && typeof v === 'object' && !
  * last system or developer text (an item, else `instructions`), scored when there is no user
  * message, as for chat.
  */
-function responseTexts(body: Body): { users: string[]; instructions: string | null } {
+function responseTexts(body: Body): { users: string[]; systems: string[] } {
   const input = body.input;
-  let system = typeof body.instructions === 'string' && body.instructions.trim() !== '' ? body.instructions : null;
-  if (input === undefined || input === null) return { users: [], instructions: system };
-  if (typeof input === 'string') return { users: [input], instructions: system };
+  const ins = body.instructions;
+  if (ins !== undefined && ins !== null && typeof ins !== 'string') throw new RequestError(`'instructions' must be a string, got ${typeName(ins)}`, 'instructions');
+  const systems = typeof ins === 'string' && ins.trim() !== '' ? [ins] : [];
+  if (input === undefined || input === null) return { users: [], systems };
+  if (typeof input === 'string') return { users: [input], systems };
   if (!Array.isArray(input)) throw new RequestError(`'input' must be a string or a list, got ${typeName(input)}`, 'input');
-  if (input.length > 0 && isContentPart(input[0])) return { users: [contentText(input) ?? ''], instructions: system };
   const users: string[] = [];
-  let item: string | null = null;
+  // a list whose first item has no role is one user message of content parts to transformers
+  // serve (text, input_text, output_text, ... parts: contentText's), whatever vLLM makes of it
+  if (input.length > 0 && roleless(input[0])) users.push(contentText(input) ?? '');
   input.forEach((it, i) => {
     if (!it || typeof it !== 'object' || Array.isArray(it)) throw new RequestError(`input[${i}] must be an object, got ${typeName(it)}`, `input[${i}]`);
     const role = (it as Body).role;
@@ -222,11 +240,10 @@ function responseTexts(body: Body): { users: string[]; instructions: string | nu
       users.push(text);
     } else if (role === 'system' || role === 'developer') {
       const text = contentText((it as Body).content);
-      if (text !== null && text.trim() !== '') item = text;
+      if (text !== null && text.trim() !== '') systems.push(text);
     }
   });
-  if (item !== null) system = item;
-  return { users, instructions: system };
+  return { users, systems };
 }
 
 export const RESPONSES: RouteAdapter = {
@@ -234,6 +251,7 @@ export const RESPONSES: RouteAdapter = {
   logName: 'response',
   givesBudget: true,
   limitKeys: ['max_output_tokens'],
+  zeroIsALimit: false,
   prompts(body, turns) {
     return conversation(responseTexts(body), turns);
   },
@@ -244,7 +262,7 @@ export const RESPONSES: RouteAdapter = {
       return { instructions: systemMessage({ ...template, systemPrompt: body.instructions }, budget) };
     }
     const input = body.input;
-    if (Array.isArray(input) && input.length > 0 && !isContentPart(input[0])) {
+    if (Array.isArray(input) && input.length > 0 && !roleless(input[0])) {
       const first = input[0] as Body;
       if (first && typeof first === 'object' && first.role === 'system' && contentText(first.content) !== null) {
         return { input: withBudget(input as Body[], template, budget) };
