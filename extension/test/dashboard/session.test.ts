@@ -251,3 +251,24 @@ test('the samples table pages through every logged step, filters, and stays on i
   await s.receive({ type: 'samplesQuery', page: 0, label: 'harmful', reward: { name: 'refusal_reward', min: 0.6, max: null } });
   assert.deepEqual([last().pages, last().rows.length], [0, 0]);
 });
+
+test('after a resume, the samples of the steps the new attempt logs again replace the earlier attempt\'s (as its metrics do); earlier steps stay', async () => {
+  const { s, sent } = session(['run-a']);
+  const rows = (tag: string) => [{ prompt: `p-${tag}`, completion: `<safety>s</safety> ${tag}`, rewards: {} }];
+  const started = (seq: number): RunEvent => ({ type: 'run_started', seq, time: seq, max_steps: 40 } as RunEvent);
+  const ev = (seq: number, step: number, tag: string): RunEvent => ({ type: 'samples', seq, time: seq, step, rows: rows(tag) });
+  // attempt 1 logs steps 10, 20, 30; it is resumed from the checkpoint at step 10 and logs 20 and 30 again
+  s.ingest('run-a', [started(0), ev(1, 10, 'first'), ev(2, 20, 'first'), ev(3, 30, 'first'), started(4), ev(5, 20, 'second')]);
+  await s.receive({ type: 'ready', view: null });
+  const last = () => sent.filter((m) => m.type === 'samples').at(-1) as Extract<ToWebview, { type: 'samples' }>;
+  let p = last();
+  assert.deepEqual([p.pages, p.total, p.steps], [2, 2, 2], 'step 30 of the first attempt is superseded before the second reaches it');
+  assert.deepEqual(p.rows.map((r) => [r.step, r.answer]), [[20, 'second']]);
+  await s.receive({ type: 'samplesQuery', page: 1, label: null, reward: null });
+  assert.deepEqual(last().rows.map((r) => [r.step, r.answer]), [[10, 'first']]);
+  // the same attempt logging a step twice keeps both (a second batch of one step)
+  s.ingest('run-a', [ev(6, 20, 'second-b'), ev(7, 30, 'second')]);
+  await s.receive({ type: 'samplesQuery', page: 0, label: null, reward: null });
+  await s.receive({ type: 'samplesQuery', page: 1, label: null, reward: null });
+  assert.deepEqual(last().rows.map((r) => [r.step, r.answer]), [[20, 'second'], [20, 'second-b']]);
+});

@@ -42,8 +42,12 @@ export const MAX_SAMPLE_ROWS_KEPT = 4000;
 interface RunData {
   meta: RunMeta;
   series: RunSeries;
-  /** Every sample row logged (up to MAX_SAMPLE_ROWS_KEPT), in file order. */
+  /** Every sample row logged (up to MAX_SAMPLE_ROWS_KEPT), in file order, but those a later attempt superseded. */
   samples: SampleRowMsg[];
+  /** The attempt (count of `run_started` seen) that logged each of `samples`. */
+  sampleAttempts: number[];
+  /** Attempts seen (`run_started`). */
+  attempt: number;
   /** Set once the run store reported a state: from then on it, not the events, names the status. */
   fromStore: boolean;
   ema: Map<string, { weight: number; generation: number; upTo: number; state: EmaState; out: Float64Array }>;
@@ -106,6 +110,8 @@ export class DashboardSession {
         meta: { id: r.id, label: clip(r.label ?? r.id, 1000), status: clip(r.status ?? 'unknown', 64), step: null, maxSteps: null, rows: 0 },
         series: new RunSeries(r.id),
         samples: [],
+        sampleAttempts: [],
+        attempt: 0,
         fromStore: false,
         ema: new Map(),
         droppedLogged: 0,
@@ -133,6 +139,7 @@ export class DashboardSession {
           break;
         case 'run_started': {
           r.series.newAttempt();
+          r.attempt++;
           r.meta.maxSteps = numOrNull(ev.max_steps);
           const b = budgetSummary(ev.budgets);
           if (b) r.meta.budgets = { text: clip(b.text, 1000), fallback: b.fallback };
@@ -145,8 +152,21 @@ export class DashboardSession {
         case 'samples':
           if (Array.isArray(ev.rows)) {
             const step = numOrNull(ev.step) ?? 0;
-            for (const row of ev.rows.slice(-MAX_SAMPLE_ROWS_KEPT)) r.samples.push(sampleRow(runId, step, row));
-            if (r.samples.length > MAX_SAMPLE_ROWS_KEPT) r.samples.splice(0, r.samples.length - MAX_SAMPLE_ROWS_KEPT);
+            // a later attempt (a resume from a checkpoint, a requeue) logging from this step on
+            // supersedes the earlier attempts' rows of these steps, as it does their metrics
+            if (r.sampleAttempts.some((a, i) => a < r.attempt && r.samples[i]!.step >= step)) {
+              const keep = r.samples.map((x, i) => r.sampleAttempts[i] === r.attempt || x.step < step);
+              r.samples = r.samples.filter((_, i) => keep[i]);
+              r.sampleAttempts = r.sampleAttempts.filter((_, i) => keep[i]);
+            }
+            for (const row of ev.rows.slice(-MAX_SAMPLE_ROWS_KEPT)) {
+              r.samples.push(sampleRow(runId, step, row));
+              r.sampleAttempts.push(r.attempt);
+            }
+            if (r.samples.length > MAX_SAMPLE_ROWS_KEPT) {
+              r.samples.splice(0, r.samples.length - MAX_SAMPLE_ROWS_KEPT);
+              r.sampleAttempts.splice(0, r.sampleAttempts.length - MAX_SAMPLE_ROWS_KEPT);
+            }
             this.samplesDirty = true;
           }
           break;
