@@ -222,7 +222,9 @@ export async function launchWith(argv: string[], verb: LaunchVerb): Promise<numb
                 launching = stored;
                 return;
               }
-              if (!rec.pgid && !rec.jobId) {
+              // interrupted while submitting: its process or job may have started (the host is asked
+              // by the next `conscience runs`, logs, cancel or resume); before: it never will
+              if (!rec.pgid && !rec.jobId && !rec.submitting) {
                 rec.state = 'failed';
                 rec.error = 'launch interrupted';
                 rec.finishedAt = Date.now() / 1000;
@@ -230,7 +232,8 @@ export async function launchWith(argv: string[], verb: LaunchVerb): Promise<numb
               await writeRun(s.root, rec);
             }, { wait: true, timeoutMs: 5000 }).catch(() => undefined);
             const now = launching;
-            process.stderr.write(`conscience: ${now.id}: ${now.state === 'failed' ? 'launch interrupted' : TERMINAL_STATES.has(now.state) || now.cancelRequested ? `interrupted; the run was ${now.state} meanwhile` : 'interrupted after the start; the run goes on'}\n`);
+            const submitting = now.state === 'preparing' && !!now.submitting && !now.pgid && !now.jobId;
+            process.stderr.write(`conscience: ${now.id}: ${now.state === 'failed' ? 'launch interrupted' : TERMINAL_STATES.has(now.state) || now.cancelRequested ? `interrupted; the run was ${now.state} meanwhile` : submitting ? `interrupted while submitting the run: it may have started; \`conscience runs\` asks ${now.host} (\`conscience cancel ${now.id}\` stops it if it did)` : 'interrupted after the start; the run goes on'}\n`);
           }
           process.exit(130);
         })();
@@ -347,6 +350,8 @@ export async function logs(argv: string[]): Promise<number> {
     try {
       let run = await resolveRun(s.root, r.positionals[0]);
       if (run.state === 'preparing') run = (await settleInterruptedLaunch(s.root, run.id)) ?? run;
+      // its launcher died while submitting it: the host is asked first (it may be running)
+      if (launchMayHaveStarted(run)) run = (await new RunMonitor(s, run.id).pollOnce()) ?? run;
       const dir = runDir(s.root, run.id);
       // a run with no process or job recorded has nothing to follow (and a launch interrupted
       // before its start stays preparing): say so rather than wait for ever

@@ -17,7 +17,7 @@ import { cancelRun, launchRun, NotStartedError, resumeRun } from '../../src/core
 import { RunMonitor } from '../../src/core/launch/monitor';
 import { LaunchSession } from '../../src/core/launch/session';
 import type { Target } from '../../src/core/launch/targets';
-import { launcherIdentity, readRun, writeRun, type RunRecord } from '../../src/core/runs/store';
+import { launcherIdentity, readRun, SUBMIT_GRACE_S, writeRun, type RunRecord } from '../../src/core/runs/store';
 import { cli, deadPid, localRunWorkspace, REPO } from '../hardening/helpers';
 
 const roots: string[] = [];
@@ -290,7 +290,7 @@ test('a CLI launch killed while it submits: the process it started is found on t
     const [id] = runIds(w.root);
     const prep = (await readRun(w.root, id!))!;
     assert.equal(prep.state, 'preparing', 'the launch recorded its start before it was killed: nothing to test');
-    assert.equal(prep.submitting, true);
+    assert.ok(prep.submitting, 'the record says it is being submitted');
     assert.ok(!existsSync(join(prep.remoteDir, 'pid')), 'the wrapper had not written its pid yet: the host is asked by the launch token');
     // the refresh asks the host: the run is found running, not failed
     const r = cli(['runs', '--workspace', w.root, '--format', 'json'], { timeoutMs: 60_000 });
@@ -312,13 +312,13 @@ test('a CLI launch killed while it submits: the process it started is found on t
   }
 });
 
-test('a launch killed while it submits, whose process never started: the host is asked and the run is marked interrupted', async () => {
+test('a launch killed while it submits, whose process never started: the host is asked; within the grace period the run waits (the submit may be on its way), after it the run is interrupted', async () => {
   const w = await localRunWorkspace('', { id: '20261128-020000-submit', state: 'preparing', extra: { pid: undefined, pgid: undefined, startedAt: undefined } });
   roots.push(w.root);
   const rec = (await readRun(w.root, w.id))!;
   rec.launcher = { ...launcherIdentity(), pid: deadPid() };
-  rec.submitting = true;
-  rec.launchToken = 'no-process-has-this-token-1234';
+  rec.submitting = Date.now() / 1000;
+  rec.launchToken = `no-process-has-this-token-${process.pid}`;
   await writeRun(w.root, rec);
   // without a host check it is left alone: only the host can tell
   const plain = cli(['runs', '--workspace', w.root, '--no-refresh', '--format', 'json'], { timeoutMs: 60_000 });
@@ -326,11 +326,80 @@ test('a launch killed while it submits, whose process never started: the host is
   const s = new LaunchSession(w.root, new Map<string, Target>([['local', { name: 'local', type: 'local' }]]), {});
   try {
     await new RunMonitor(s, w.id).pollOnce();
+    assert.equal((await readRun(w.root, w.id))!.state, 'preparing', 'asked within the grace period: the submit may still land');
+    await assert.rejects(resumeRun(s, w.id), /is preparing; cancel it before resuming/);
+    // the grace period is over and nothing of it runs
+    const old = (await readRun(w.root, w.id))!;
+    old.submitting = Date.now() / 1000 - SUBMIT_GRACE_S - 5;
+    await writeRun(w.root, old);
+    await new RunMonitor(s, w.id).pollOnce();
     const after = (await readRun(w.root, w.id))!;
     assert.equal(after.state, 'failed');
     assert.equal(after.error, 'launch interrupted');
     assert.equal(after.submitting, undefined);
   } finally {
+    await s.close();
+  }
+});
+
+test('a cancel of a run whose launcher died while submitting it, before the host could tell: recorded, and what the host then shows is stopped', async () => {
+  const w = await localRunWorkspace('', { id: '20261128-030000-submit', state: 'preparing', extra: { pid: undefined, pgid: undefined, startedAt: undefined } });
+  roots.push(w.root);
+  const token = `tok-${process.pid}-${Date.now()}`;
+  const rec = (await readRun(w.root, w.id))!;
+  Object.assign(rec, { launcher: { ...launcherIdentity(), pid: deadPid() }, submitting: Date.now() / 1000, launchToken: token });
+  await writeRun(w.root, rec);
+  const s = new LaunchSession(w.root, new Map<string, Target>([['local', { name: 'local', type: 'local', cancelGrace: 1 }]]), {});
+  let pgid = 0;
+  try {
+    const c = await cancelRun(s, w.id, 1);
+    assert.equal(c.state, 'preparing', 'nothing found yet: the cancel waits for the host to tell');
+    assert.equal(c.cancelRequested, true);
+    // the submit lands: the wrapper the dead launcher started, with the run's token, in a session of its own
+    const p = spawn('setsid', ['sh', '-c', 'sleep 60 & wait'], { env: { ...process.env, CONSCIENCE_LAUNCH_TOKEN: token }, stdio: 'ignore', detached: false });
+    children.push(p);
+    await until('the stand-in wrapper', () => existsSync(`/proc/${p.pid}`));
+    await new Promise((r) => setTimeout(r, 200));
+    const fin = await new RunMonitor(s, w.id, { intervalMs: 100, statusMs: 200, cancelGrace: 1 }).follow();
+    const got = (await readRun(w.root, w.id))!;
+    pgid = got.pgid!;
+    assert.ok(pgid > 0, 'the process was found by its token');
+    groups.push(pgid);
+    assert.equal(fin?.state, 'cancelled');
+    await until('its processes to be gone', () => !groupAlive(pgid), 30_000);
+  } finally {
+    await s.close();
+  }
+});
+
+test('Ctrl-C of a CLI launch while it submits: the run is not called interrupted (its process may have started); the next refresh finds it', async () => {
+  const w = gatedWorkspace();
+  writeFileSync(join(w.root, 'gate'), '');
+  const bin = join(w.root, 'bin');
+  mkdirSync(bin);
+  const realPs = execFileSync('sh', ['-c', 'command -v ps'], { encoding: 'utf8' }).trim();
+  writeFileSync(join(bin, 'ps'), `#!/bin/sh\nif [ ! -e '${w.root}/ps-called' ]; then touch '${w.root}/ps-called'; sleep 3; fi\nexec '${realPs}' "$@"\n`, { mode: 0o755 });
+  const l = cliLaunch(w.root, { ...process.env, PATH: `${bin}:${process.env.PATH}` });
+  const s = w.session();
+  try {
+    await until('the wrapper to start', () => existsSync(join(w.root, 'ps-called')) || l.p.exitCode !== null);
+    l.p.kill('SIGINT');
+    assert.equal(await l.exited, 130, l.stderr());
+    // the wrapper's pid came back from the start command before the launcher waited for its pid file
+    assert.match(l.stderr(), /: interrupted (while submitting the run: it may have started; `conscience runs` asks|after the start; the run goes on)/);
+    assert.doesNotMatch(l.stderr(), /launch interrupted/);
+    const [id] = runIds(w.root);
+    const rec = (await readRun(w.root, id!))!;
+    assert.equal(rec.state, 'preparing');
+    const r = cli(['runs', '--workspace', w.root, '--format', 'json'], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const found = await noteGroup(w.root, id!);
+    assert.ok(['starting', 'running'].includes(found.state), found.state);
+    assert.equal((await cancelRun(s, id!, 1)).state, 'cancelling');
+    const fin = await new RunMonitor(s, id!, { intervalMs: 100, statusMs: 200 }).follow();
+    assert.equal(fin?.state, 'cancelled');
+  } finally {
+    if (l.p.exitCode === null) l.p.kill('SIGKILL');
     await s.close();
   }
 });

@@ -130,4 +130,45 @@ describe('SLURM status', () => {
       else process.env.STUB_DIR = saved.STUB_DIR;
     }
   });
+
+  it('find: a job of the run in the queue is adopted (not the attempt\'s before a resume); a failing squeue cannot tell and throws; none is false', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'slurm-find-'));
+    const bin = join(root, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'squeue'), `#!/bin/bash\necho "$@" > "$STUB_DIR/squeue.args"\ncat "$STUB_DIR/squeue.out" 2>/dev/null\nexit $(cat "$STUB_DIR/squeue.rc" 2>/dev/null || echo 0)\n`, { mode: 0o755 });
+    const stub = (out: string, rc = 0) => { writeFileSync(join(root, 'squeue.out'), out); writeFileSync(join(root, 'squeue.rc'), String(rc)); };
+    const saved = { PATH: process.env.PATH, STUB_DIR: process.env.STUB_DIR };
+    process.env.PATH = `${bin}:${process.env.PATH}`;
+    process.env.STUB_DIR = root;
+    mkdirSync(join(root, 'run'));
+    const rec = () => ({ id: "r1-it's", remoteDir: join(root, 'run'), state: 'preparing' }) as RunRecord;
+    try {
+      stub('41\n40\n');
+      const a = rec();
+      assert.equal(await slurmDriver.find(new LocalHost(), a), true);
+      assert.deepEqual([a.jobId, a.state], ['41', 'queued']);
+      assert.match(readFileSync(join(root, 'squeue.args'), 'utf8'), /--name=conscience-r1-it's /, 'the job name, quoted for the shell');
+      // after a resume, the previous attempt's job (41) is not this attempt's
+      const b = { ...rec(), supersededJob: '41' } as RunRecord;
+      assert.equal(await slurmDriver.find(new LocalHost(), b), false);
+      writeFileSync(join(root, 'run', 'job_id'), '41\n');
+      assert.equal(await slurmDriver.find(new LocalHost(), b), false, "the job_id file of the previous attempt is not this one's either");
+      stub('41\n57\n');
+      assert.equal(await slurmDriver.find(new LocalHost(), b), true);
+      assert.equal(b.jobId, '57');
+      // started and ended: not in the queue, its script wrote job_id
+      stub('');
+      writeFileSync(join(root, 'run', 'job_id'), '58\n');
+      const c = { ...rec(), supersededJob: '41' } as RunRecord;
+      assert.equal(await slurmDriver.find(new LocalHost(), c), true);
+      assert.equal(c.jobId, '58');
+      // slurmctld does not answer: cannot tell, which is not "never submitted"
+      stub('squeue: error: slurm_load_jobs error: Socket timed out on send/recv operation\n', 1);
+      await assert.rejects(slurmDriver.find(new LocalHost(), rec()), /cannot tell whether run .* was submitted \(squeue failed\)/);
+    } finally {
+      process.env.PATH = saved.PATH;
+      if (saved.STUB_DIR === undefined) delete process.env.STUB_DIR;
+      else process.env.STUB_DIR = saved.STUB_DIR;
+    }
+  });
 });

@@ -74,7 +74,7 @@ export const processDriver: TargetDriver = {
       `b=$(cat ${shQuote(rec.remoteDir + '/pid')} 2>/dev/null); if [ -n "$b" ]; then echo "file=$b"; exit 0; fi\n` +
       `[ -n ${tok} ] || exit 0\n` +
       `for e in /proc/[0-9]*/environ; do grep -qzxF "CONSCIENCE_LAUNCH_TOKEN="${tok} "$e" 2>/dev/null || continue; ` +
-      `p=\${e#/proc/}; p=\${p%/environ}; echo "token=$(ps -o sid= -p "$p" | tr -d ' ')"; exit 0; done`,
+      `p=\${e#/proc/}; p=\${p%/environ}; echo "token=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f4)"; exit 0; done`,
     );
     if (r.code !== 0) throw new Error(`${host.label}: looking for the process of run ${rec.id} failed: ${r.stderr.trim()}`);
     const file = /file=(\d+) (\d+)/.exec(r.stdout);

@@ -101,11 +101,19 @@ export const slurmDriver: TargetDriver = {
     // queued or running: the job named after the run (the newest, should there be several);
     // started and ended since: the job id its script wrote when it began (the launch removed
     // the previous attempt's file before it submitted this one)
-    const q = await host.exec(`squeue --noheader --format=%i --name=${shQuote(`conscience-${rec.id}`)} --user="$(id -un)"; printf 'file=%s\\n' "$(cat ${shQuote(rec.remoteDir + '/job_id')} 2>/dev/null)"`);
-    if (q.code !== 0) throw new Error(`${host.label}: looking for the job of run ${rec.id} failed: ${(q.stderr || q.stdout).trim()}`);
-    const ids = q.stdout.split('\n').map((l) => l.trim()).filter((l) => /^\d+(_\d+)?$/.test(l));
+    const q = await host.exec(
+      `squeue --noheader --format=%i --name=${shQuote(`conscience-${rec.id}`)} --user="$(id -un)"; printf 'squeue=%s\\n' "$?"; ` +
+      `printf 'file=%s\\n' "$(cat ${shQuote(rec.remoteDir + '/job_id')} 2>/dev/null)"`,
+    );
+    // a failing squeue (slurmctld down or slow) cannot tell: the run is asked about again later
+    if (q.code !== 0 || /^squeue=(\d+)$/m.exec(q.stdout)?.[1] !== '0') {
+      throw new Error(`${host.label}: cannot tell whether run ${rec.id} was submitted (squeue failed): ${(q.stderr || q.stdout).trim().split('\n').slice(-2).join(' ')}`);
+    }
+    // a job of the attempt before a resume is not this attempt's (SLURM job ids only grow)
+    const after = rec.supersededJob ? parseInt(rec.supersededJob, 10) : -1;
+    const ids = q.stdout.split('\n').map((l) => l.trim()).filter((l) => /^\d+(_\d+)?$/.test(l) && parseInt(l, 10) > after);
     const file = /file=(\d+)/.exec(q.stdout)?.[1];
-    const jobId = ids.sort((a, b) => parseInt(b, 10) - parseInt(a, 10))[0] ?? file;
+    const jobId = ids.sort((a, b) => parseInt(b, 10) - parseInt(a, 10))[0] ?? (file && parseInt(file, 10) > after ? file : undefined);
     if (!jobId) return false;
     rec.jobId = jobId;
     rec.state = 'queued';

@@ -158,7 +158,7 @@ async function start(s: LaunchSession, plan: Plan, rec: RunRecord): Promise<Star
   const ended = await withRunLock(s.root, rec.id, async () => {
     const stored = endedMeanwhile(await readRun(s.root, rec.id));
     if (!stored) {
-      rec.submitting = true;
+      rec.submitting = Date.now() / 1000;
       await writeRun(s.root, rec);
     }
     return stored;
@@ -270,7 +270,9 @@ export async function resumeRun(s: LaunchSession, id: string): Promise<StartOutc
     state: 'preparing', attempts: rec.attempts + 1, attemptOffset: offset, sawStarted: false, finished: undefined,
     exitCode: undefined, error: undefined, finishedAt: undefined, cancelRequested: false, jobId: undefined,
     // the previous attempt's process is not this one's (a cancel while preparing has nothing to stop)
-    pid: undefined, pgid: undefined, launcher: launcherIdentity(),
+    pid: undefined, pgid: undefined, launcher: launcherIdentity(), submitting: undefined, startedAt: undefined,
+    // nor its SLURM job: a job of this attempt is a later one (TargetDriver.find)
+    supersededJob: rec.jobId ?? rec.supersededJob,
   });
   await writeRun(s.root, rec);
   return startRecorded(s, plan, rec);
@@ -289,7 +291,7 @@ export async function cancelRun(s: LaunchSession, id: string, graceS?: number): 
  * whose launcher is gone as failed, core/runs/store.ts interruptedLaunch); so is the record
  * when the host cannot be asked (the decision then falls back on it).
  */
-async function refreshedLocked(s: LaunchSession, id: string): Promise<RunRecord> {
+async function refreshedLocked(s: LaunchSession, id: string, graceS?: number): Promise<RunRecord> {
   const rec = await readRun(s.root, id);
   if (!rec) throw new Error(`no run '${id}' in ${s.root}/.conscience/runs`);
   if (TERMINAL_STATES.has(rec.state) && rec.finishedAt) return rec;
@@ -300,16 +302,24 @@ async function refreshedLocked(s: LaunchSession, id: string): Promise<RunRecord>
     return rec;
   }
   try {
-    return (await new RunMonitor(s, id).refreshLocked()) ?? rec;
+    return (await new RunMonitor(s, id, { cancelGrace: graceS }).refreshLocked()) ?? rec;
   } catch {
     return (await readRun(s.root, id)) ?? rec;
   }
 }
 
 async function cancelLocked(s: LaunchSession, id: string, graceS?: number): Promise<RunRecord> {
-  const rec = await refreshedLocked(s, id);
+  const rec = await refreshedLocked(s, id, graceS);
   // ended meanwhile (a failure stays a failure, with its exit code)
   if (TERMINAL_STATES.has(rec.state)) return rec;
+  // its launcher died while submitting it, and the host could not tell yet whether it started:
+  // the cancel is recorded, and the monitor stops what it finds (or ends the run cancelled once
+  // nothing is found)
+  if (launchMayHaveStarted(rec)) {
+    rec.cancelRequested = true;
+    await writeRun(s.root, rec);
+    return rec;
+  }
   // nothing started (a launch interrupted before its process or job was recorded): nothing to stop
   if (!(rec.targetKind === 'slurm' ? rec.jobId : rec.pgid)) {
     rec.error = `cancelled while ${rec.state}, before a ${rec.targetKind === 'slurm' ? 'SLURM job' : 'process'} was recorded: nothing was stopped`;

@@ -9,7 +9,7 @@ import { copyEvalOutputs } from '../eval/store';
 import { EventTail, parseEventChunk, type RunEvent } from '../runs/events';
 import { copyEventLines } from '../runs/copy';
 import { deriveState } from '../runs/state';
-import { completeSize, interruptedLaunch, launchMayHaveStarted, readRun, runDir as localRunDir, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
+import { completeSize, interruptedLaunch, launchMayHaveStarted, readRun, SUBMIT_GRACE_S, runDir as localRunDir, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
 import { LocalHost, type Host } from './host';
 import { driverFor, type Observation } from './driver';
 import type { LaunchSession } from './session';
@@ -28,6 +28,8 @@ export interface MonitorOptions {
   heartbeatTimeoutS?: number;
   /** How long follow() waits, after the trainer's run_finished, for the process or job to end (default 60 s). */
   settleMs?: number;
+  /** The grace period (s) of a cancel sent to a run adopted after its launcher died (default: the target's cancelGrace, else 30). */
+  cancelGrace?: number;
 }
 
 /**
@@ -144,17 +146,34 @@ export class RunMonitor extends EventEmitter {
     const before = JSON.stringify(rec);
     try {
       // its launcher died while submitting it: the host says whether its process or job started
-      // (adopted, and followed from here as the launch would have) or not (interrupted)
+      // (adopted, and followed from here as the launch would have; stopped, if a cancel came
+      // meanwhile) or not (interrupted, or cancelled). A host that cannot tell (squeue failing)
+      // throws: the run stays as it is, asked again at the next poll
       if (launchMayHaveStarted(rec)) {
-        rec.submitting = undefined;
-        if (!(await driverFor(rec.targetKind).find(host, rec))) {
-          interruptedLaunch(rec);
+        const driver = driverFor(rec.targetKind);
+        const nowS = Date.now() / 1000;
+        if (await driver.find(host, rec)) {
+          rec.submitting = undefined;
+          rec.startedAt = nowS;
+          rec.lastActivityAt = nowS;
+          if (rec.cancelRequested) {
+            await driver.cancel(host, rec, this.opts.cancelGrace ?? t.cancelGrace ?? 30);
+            rec.state = 'cancelling';
+          }
+        } else if (nowS - (rec.submitting ?? 0) < SUBMIT_GRACE_S) {
+          // the submit may still be on its way (an sbatch or remote start the launcher left running)
+          return rec;
+        } else {
+          rec.submitting = undefined;
+          if (rec.cancelRequested) {
+            rec.state = 'cancelled';
+            rec.error = 'cancelled while its launch was submitting it; nothing had started';
+            rec.finishedAt = nowS;
+          } else interruptedLaunch(rec);
           await writeRun(root, rec);
           this.emit('run', rec);
           return rec;
         }
-        rec.startedAt ??= Date.now() / 1000;
-        rec.lastActivityAt = Date.now() / 1000;
       }
       const now = Date.now();
       if (rec.state !== 'preparing' && now - this.lastStatusAt >= (this.opts.statusMs ?? 1000)) {

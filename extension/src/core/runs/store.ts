@@ -112,11 +112,13 @@ export interface RunRecord {
    * whose launcher is gone is not left preparing for ever (interruptedLaunch). Absent in records
    * written before it existed: such a run is left as it is. */
   launcher?: LauncherId;
-  /** Set (true) while the launcher submits the run (from just before its process or job is
-   * started until its handle is recorded): a run whose launcher died then may be running
-   * without a recorded handle; the host is asked (TargetDriver.find) before it is called
-   * interrupted. */
-  submitting?: boolean;
+  /** When (Unix s) the launcher began to submit the run; set from just before its process or
+   * job is started until its handle is recorded. A run whose launcher died then may be running
+   * without a recorded handle: the host is asked (TargetDriver.find) before it is called
+   * interrupted, and for SUBMIT_GRACE_S a submit still on its way is waited for. */
+  submitting?: number;
+  /** The SLURM job of the attempt before a resume: the job found for this attempt is a later one. */
+  supersededJob?: string;
 }
 
 /**
@@ -199,6 +201,13 @@ export function launcherGone(l: LauncherId | undefined): boolean {
 
 /** The error of a run whose launcher ended before its process or job was started. */
 export const LAUNCH_INTERRUPTED = 'launch interrupted';
+
+/**
+ * How long after a dead launcher began its submit the host is given for the submit to land (an
+ * sbatch or a remote start command carries on after the launcher died): a process or job not
+ * found before then may still appear; one not found after it never started.
+ */
+export const SUBMIT_GRACE_S = 120;
 
 /**
  * Marks a `preparing` run whose launcher is gone (launcherGone) as failed ("launch interrupted"),
