@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import json
 import math
 import os
 import re
@@ -805,7 +806,9 @@ def parse_trl_keys(path: str, flat: dict, lines: dict[str, int], classes: list, 
         raise RecipeError(msg)
     check_flat_values(path, flat, lines, classes)
     try:
-        return tuple(parser.parse_args_into_dataclasses(args=list(cli_args or [])))
+        parsed = tuple(parser.parse_args_into_dataclasses(args=list(cli_args or [])))
+        check_scheduler(path, lines, parsed)
+        return parsed
     except SystemExit as e:
         raise RecipeError(f"{path}: invalid arguments (argparse exit {e.code})") from None
     except RecipeError:
@@ -1081,6 +1084,36 @@ def check_flat_values(path: str, flat: dict, lines: dict[str, int], classes: lis
                 raise RecipeError(f"{path}:{lines.get(at, lines.get(key, '?'))}: {problem}")
         if isinstance(value, dict):
             _check_text_numbers(path, key, value, lines)
+
+
+def check_scheduler(path: str, lines: dict, parsed: tuple) -> None:
+    """The learning-rate schedule built as the trainer builds it when training starts (CC212,
+    CC234): transformers' get_scheduler with the recipe's lr_scheduler_type and
+    lr_scheduler_kwargs, on a one-parameter optimizer. A key the schedule does not take
+    (`lr_scheduler_kwargs: {min_lr: 1e-6}` with `cosine`) fails there with a TypeError, a missing
+    one (`cosine_with_min_lr` without min_lr) with a ValueError: after the model, the data and
+    the vLLM server were loaded. Refused at load, with the key's line."""
+    args = next((a for a in parsed if hasattr(a, "lr_scheduler_type") and hasattr(a, "lr_scheduler_kwargs")), None)
+    if args is None:
+        return
+    kwargs = args.lr_scheduler_kwargs or {}
+    if isinstance(kwargs, str):  # TrainingArguments takes a JSON string too
+        try:
+            kwargs = json.loads(kwargs)
+        except ValueError:
+            return
+    if not isinstance(kwargs, dict):
+        return
+    import torch
+    from transformers.optimization import get_scheduler
+
+    kind = getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    try:
+        get_scheduler(args.lr_scheduler_type, optimizer, num_warmup_steps=1, num_training_steps=10, scheduler_specific_kwargs=dict(kwargs))
+    except (TypeError, ValueError) as e:
+        line = lines.get("lr_scheduler_kwargs", lines.get("lr_scheduler_type", "?"))
+        raise RecipeError(f"{path}:{line}: {e} (lr_scheduler_type {kind} with lr_scheduler_kwargs {json.dumps(kwargs, default=str)}: the trainer builds its learning-rate schedule so when training starts)") from None
 
 
 def _check_text_numbers(path: str, key: str, value: dict, lines: dict) -> None:

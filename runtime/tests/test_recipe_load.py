@@ -67,7 +67,7 @@ def test_a_bad_value_inside_a_list_or_mapping_is_refused_at_its_own_line(tmp_pat
      'fsdp_config.min_num_params expects a number, got the string "1e8". YAML 1.1 (PyYAML) reads 1e8 as text; write it as 1.0e+8.'),
     ("deepspeed:\n  zero_optimization:\n    stage: 2\n    reduce_bucket_size: 5E8\n", 6,
      'deepspeed.zero_optimization.reduce_bucket_size expects a number, got the string "5E8". YAML 1.1 (PyYAML) reads 5E8 as text; write it as 5.0e+8.'),
-    ("lr_scheduler_kwargs:\n  min_lr_rate:\n    - 1e-1\n", 5,
+    ("lr_scheduler_type: cosine_with_min_lr\nlr_scheduler_kwargs:\n  min_lr_rate:\n    - 1e-1\n", 6,
      'lr_scheduler_kwargs.min_lr_rate[0] expects a number, got the string "1e-1". YAML 1.1 (PyYAML) reads 1e-1 as text; write it as 1.0e-1.'),
     ("model_init_kwargs: {attn_scale: -.5}\n", 3,
      'model_init_kwargs.attn_scale expects a number, got the string "-.5". YAML 1.1 (PyYAML) reads -.5 as text; write it as -0.5.'),
@@ -94,9 +94,11 @@ def test_the_text_number_advice_is_what_pyyaml_reads_as_a_number():
 
 def test_numbers_inside_lists_and_mappings_written_as_numbers_load(tmp_path):
     r = _loads(tmp_path, BASE + "reward_funcs: [refusal, safety_format]\nreward_weights: [1, 2.0e-1]\n"
-                               "lr_scheduler_type: cosine_with_min_lr\nlr_scheduler_kwargs: {min_lr: 1.0e-6, note: '1e-6'}\n")
+                               "lr_scheduler_type: cosine_with_min_lr\nlr_scheduler_kwargs: {min_lr: 1.0e-6}\n"
+                               "model_init_kwargs: {revision: '1e-6'}\n")
     assert r.training_args.reward_weights == [1, 0.2]
-    assert r.training_args.lr_scheduler_kwargs == {"min_lr": 1e-6, "note": "1e-6"}  # quoted: text on purpose
+    assert r.training_args.lr_scheduler_kwargs == {"min_lr": 1e-6}
+    assert r.training_args.model_init_kwargs == {"revision": "1e-6"}  # quoted: text on purpose
 
 
 # 3. a key given twice: PyYAML kept the last one silently
@@ -363,3 +365,30 @@ def test_a_chat_template_with_a_jinja_syntax_error_is_refused_at_load(tmp_path):
              "chat_template: Jinja syntax error at line 4 of the template in t.jinja: ")
     (tmp_path / "ok.jinja").write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
     assert _loads(tmp_path, BASE + "chat_template: ok.jinja\n").script_args.chat_template.startswith("{% for m")
+
+
+@pytest.mark.parametrize(
+    "body,line,needle",
+    [
+        # a key the schedule does not take: transformers' TypeError when training starts (CC234)
+        ("lr_scheduler_type: cosine\nlr_scheduler_kwargs:\n  min_lr: 1.0e-6\n", "lr_scheduler_kwargs", "get_cosine_schedule_with_warmup() got an unexpected keyword argument 'min_lr'"),
+        # cosine_with_min_lr without min_lr or min_lr_rate: its ValueError (CC212)
+        ("lr_scheduler_type: cosine_with_min_lr\n", "lr_scheduler_type", "One of min_lr or min_lr_rate should be set"),
+        # torch's ReduceLROnPlateau takes no such argument
+        ("lr_scheduler_type: reduce_lr_on_plateau\neval_strategy: steps\neval_steps: 5\nlr_scheduler_kwargs: '{\"patiense\": 3}'\n", "lr_scheduler_kwargs", "unexpected keyword argument 'patiense'"),
+    ],
+)
+def test_a_learning_rate_schedule_transformers_cannot_build_is_refused_at_load_with_its_line(tmp_path, body, line, needle):
+    text = BASE + body
+    at = text.splitlines().index(next(l for l in text.splitlines() if l.startswith(line))) + 1
+    _refused(tmp_path, text, at, needle)
+
+
+def test_learning_rate_schedules_transformers_builds_load(tmp_path):
+    for body in (
+        "lr_scheduler_type: cosine\nlr_scheduler_kwargs:\n  num_cycles: 0.5\n",
+        "lr_scheduler_type: cosine_with_min_lr\nlr_scheduler_kwargs:\n  min_lr_rate: 0.1\n",
+        # ignored by transformers (the validator warns, CC235): not refused
+        "lr_scheduler_type: constant_with_warmup\nlr_scheduler_kwargs:\n  num_cycles: 2\n",
+    ):
+        _loads(tmp_path, BASE + body)

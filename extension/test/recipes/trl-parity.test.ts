@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { FIXTURES, REPO, fmt, validateFile as validateWith } from './helpers';
 import { rng } from '../rng';
 
-const RULES = ['CC201', 'CC202', 'CC203', 'CC204', 'CC205', 'CC206', 'CC211', 'CC213', 'CC214', 'CC215', 'CC216', 'CC217', 'CC224', 'CC225', 'CC228', 'CC229', 'CC230'];
+const RULES = ['CC201', 'CC202', 'CC203', 'CC204', 'CC205', 'CC206', 'CC211', 'CC212', 'CC213', 'CC214', 'CC215', 'CC216', 'CC217', 'CC224', 'CC225', 'CC228', 'CC229', 'CC230', 'CC234'];
 
 const STACKS = [
   { name: 'TRL 0.18.2 (.venv)', py: join(REPO, '.venv/bin/python'), trl: undefined as string | undefined, setup: 'scripts/setup.sh' },

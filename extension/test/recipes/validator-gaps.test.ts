@@ -88,7 +88,7 @@ test('a number PyYAML reads as text anywhere in a flat key\'s mapping or its lis
     ['deepspeed:\n  zero_optimization: {stage: 2, reduce_bucket_size: 5e8}\n', '5e8', 'deepspeed.zero_optimization.reduce_bucket_size', '5.0e+8'],
     ['fsdp_config: {min_num_params: 1e8}\n', '1e8', 'fsdp_config.min_num_params', '1.0e+8'],
     ['fsdp_config: {min_num_params: 1.0e8}\n', '1.0e8', 'fsdp_config.min_num_params', '1.0e+8'],
-    ['lr_scheduler_kwargs:\n  min_lr_rate:\n    - 1e-1\n', '1e-1', 'lr_scheduler_kwargs.min_lr_rate[0]', '1.0e-1'],
+    ['lr_scheduler_type: cosine_with_min_lr\nlr_scheduler_kwargs:\n  min_lr_rate:\n    - 1e-1\n', '1e-1', 'lr_scheduler_kwargs.min_lr_rate[0]', '1.0e-1'],
     ['model_init_kwargs: {attn_temperature: 1e-1}\n', '1e-1', 'model_init_kwargs.attn_temperature', '1.0e-1'],
     ['model_init_kwargs: {scales: [{a: -.5}]}\n', '-.5', 'model_init_kwargs.scales[0].a', '-0.5'],
   ];

@@ -17,6 +17,7 @@ import { didYouMean, isNumber } from './values';
 import { decodeBytes } from './decode';
 import { deref, getPair, parseYaml, toPlain, type YNode } from './yaml';
 import { PLACEHOLDERS, unsupportedField } from '../template';
+import { SCHEDULES, type Schedule } from './schedulers';
 
 /** Where a rule's diagnostics come from. */
 export type Stage = 'read' | 'yaml' | 'keys' | 'rules' | 'accelerate';
@@ -106,6 +107,17 @@ function pyNumber(ctx: Ctx, name: string, v: number): string {
 
 function safePlain(n: YNode): unknown {
   try { return toPlain(n); } catch { return undefined; }
+}
+
+/** The recipe's lr_scheduler_type (default linear), its entry in SCHEDULES, and its lr_scheduler_kwargs as a plain object (a JSON string too, as TrainingArguments takes it). */
+function schedulerKwargs(ctx: Ctx): { kind: string; sched: Schedule | undefined; kw: Record<string, unknown> } {
+  const t = val(ctx, 'lr_scheduler_type');
+  const kind = typeof t === 'string' ? t : 'linear';
+  let kw = val(ctx, 'lr_scheduler_kwargs');
+  if (kw && typeof kw === 'object' && 'kind' in (kw as object)) kw = safePlain(kw as YNode);
+  if (typeof kw === 'string') { try { kw = JSON.parse(kw); } catch { kw = undefined; } }
+  const o = kw && typeof kw === 'object' && !Array.isArray(kw) ? kw as Record<string, unknown> : {};
+  return { kind, sched: Object.hasOwn(SCHEDULES, kind) ? SCHEDULES[kind] : undefined, kw: o };
 }
 
 function looksLocal(v: string): boolean {
@@ -661,6 +673,27 @@ export const RULES: readonly Rule[] = [
       const said = mp ? `max_completion_length (${max}, line ${ctx.text.slice(0, mp.key.start).split('\n').length})` : `max_completion_length (${max}, the default)`;
       // conscience.recipe.check_grpo_keys: the same words
       emit.at(['soft_punish_cache', 'max_completion_length', 'reward_funcs'], `soft_punish_cache (${cache}) must be less than ${said}: soft_overlong_punishment penalises completions longer than max_completion_length - soft_punish_cache tokens, so it would penalise every completion. Lower soft_punish_cache.`);
+    },
+  },
+  {
+    code: 'CC234', severity: 'error', stage: 'rules', summary: 'an `lr_scheduler_kwargs` key the schedule of `lr_scheduler_type` does not take (transformers fails when training starts)',
+    check(ctx, emit) {
+      const { kind, sched, kw } = schedulerKwargs(ctx);
+      if (!sched || !(sched.passes === 'always' || (sched.passes === 'v5' && ctx.v1))) return;
+      for (const key of Object.keys(kw)) {
+        if (sched.takes.includes(key)) continue;
+        const sug = didYouMean(key, [...sched.takes]);
+        emit.at([['lr_scheduler_kwargs', key], 'lr_scheduler_kwargs'], `${sched.fn}() got an unexpected keyword argument '${key}' (transformers, when the trainer builds the learning-rate schedule: after the model and data are loaded). lr_scheduler_type ${kind} takes ${sched.takes.join(', ')}${sug ? `; did you mean ${sug}?` : ''}. The runtime refuses the recipe.`);
+      }
+    },
+  },
+  {
+    code: 'CC235', severity: 'warning', stage: 'rules', summary: '`lr_scheduler_kwargs` that the schedule of `lr_scheduler_type` ignores (transformers does not pass them)',
+    check(ctx, emit) {
+      const { kind, sched, kw } = schedulerKwargs(ctx);
+      if (!sched || sched.passes === 'always' || (sched.passes === 'v5' && ctx.v1)) return;
+      const keys = Object.keys(kw);
+      if (keys.length) emit.at(['lr_scheduler_kwargs'], `lr_scheduler_kwargs ${keys.join(', ')} have no effect: transformers builds the ${kind} schedule without them${sched.passes === 'v5' ? ' (transformers 5, TRL 1.x, passes them)' : ''}. Remove them, or pick a schedule that takes them.`);
     },
   },
   {
