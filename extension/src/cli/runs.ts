@@ -13,7 +13,7 @@ import { LaunchSession } from '../core/launch/session';
 import { loadTargets } from '../core/launch/targets';
 import { launchTrl } from '../core/recipe/recorded';
 import { formatProblem, type ParseProblem, type RunEvent } from '../core/runs/events';
-import { FAILED_STATES, runFailure, runProgress } from '../core/runs/present';
+import { FAILED_STATES, runEnd, runFailure, runProgress } from '../core/runs/present';
 import { escapeControls } from '../core/escape';
 import { isRunId, launchMayHaveStarted, listRuns, readRun, runDir, settleInterruptedLaunch, snapshotRecipe, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../core/runs/store';
 
@@ -274,7 +274,7 @@ export function launch(argv: string[]): Promise<number> {
 
 function elapsed(r: RunRecord): string {
   if (!r.startedAt) return '-';
-  const s = Math.max(0, Math.round((r.finishedAt ?? Date.now() / 1000) - r.startedAt));
+  const s = Math.max(0, Math.round(runEnd(r) - r.startedAt));
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
   return h ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
@@ -302,7 +302,8 @@ export async function runs(argv: string[]): Promise<number> {
         // reattach: one pass over every unsettled run brings its store up to date
         // (a preparing run whose launcher died while submitting it is asked for on its host too)
         list = await listRuns(s.root);
-        for (const run of list.filter((x) => !TERMINAL_STATES.has(x.state) && (x.state !== 'preparing' || launchMayHaveStarted(x)))) {
+        // (and a run that ended but was not settled: its process or job was still going away)
+        for (const run of list.filter((x) => (!TERMINAL_STATES.has(x.state) || !x.finishedAt) && (x.state !== 'preparing' || launchMayHaveStarted(x)))) {
           try {
             await new RunMonitor(s, run.id).pollOnce();
           } catch (err) {
@@ -361,7 +362,7 @@ export async function logs(argv: string[]): Promise<number> {
       }
       const m = new RunMonitor(s, run.id);
       // print what the store holds, then (with --follow) what arrives
-      if (!r.values.follow && !TERMINAL_STATES.has(run.state)) await m.pollOnce().catch(() => undefined);
+      if (!r.values.follow && (!TERMINAL_STATES.has(run.state) || !run.finishedAt)) await m.pollOnce().catch(() => undefined);
       const show = async (name: string) => {
         try {
           return await readFile(join(dir, name));

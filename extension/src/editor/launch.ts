@@ -298,7 +298,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
           },
           (e) => log.error(`${r.id}: ${(e as Error).message}`),
         );
-      } else if (!TERMINAL_STATES.has(r.state)) await follow(r.id).catch((e) => log.error(`${r.id}: ${(e as Error).message}`));
+      } else if (!TERMINAL_STATES.has(r.state) || !r.finishedAt) await follow(r.id).catch((e) => log.error(`${r.id}: ${(e as Error).message}`)); // (one that ended unsettled too)
     }
   }
 

@@ -50,10 +50,22 @@ export function runProgress(r: RunRecord): Progress | undefined {
   return { step: r.step, maxSteps: max, percent, etaS, text };
 }
 
+/**
+ * When a run's wall time stops counting: its finishedAt; for a run that ended but is not
+ * settled yet (its process or job still going away), its run_finished's time, else its last
+ * update; else now.
+ */
+export function runEnd(r: RunRecord, now = Date.now() / 1000): number {
+  if (r.finishedAt) return r.finishedAt;
+  if (!TERMINAL_STATES.has(r.state)) return now;
+  const said = r.finished?.time;
+  return Math.min(now, typeof said === 'number' && Number.isFinite(said) ? said : r.updatedAt);
+}
+
 /** Elapsed wall time of a run ("" before it started). */
 export function runElapsed(r: RunRecord, now = Date.now() / 1000): string {
   if (!r.startedAt) return '';
-  return formatDuration((r.finishedAt ?? now) - r.startedAt);
+  return formatDuration(runEnd(r, now) - r.startedAt);
 }
 
 /** The Runs view's one-line description: state, progress, ETA, reward, elapsed. */
