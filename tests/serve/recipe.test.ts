@@ -99,6 +99,28 @@ test('recipe mistakes are reported at FILE:LINE, and the CLI exits 2', () => {
   const spec = join(dir, 'spec.yaml');
   writeFileSync(spec, 'safety:\n  open_tag: "<s>"\n  budget_instruction: "Think in {open_tag}{close_tag}, at most {budget:d} tokens."\n');
   assert.throws(() => readServeRecipe(spec), /spec\.yaml:3: safety\.budget_instruction: \{budget:d\} is not a plain \{budget\}/);
+  // what the trainer and the validator refuse in the sections the gateway serves from, refused at their line
+  // (allocator.enabled: 5 and safety.budget_harmful: -5 were served; a string budget or an unknown key
+  // failed with exit 1 and no line)
+  const cases: Array<[string, number, RegExp]> = [
+    ['allocator:\n  enabled: 5\n', 2, /allocator\.enabled expects true or false, got the number 5\. \(CC101\)/],
+    ['safety:\n  budget_harmful: -5\n', 2, /safety\.budget_harmful = -5 is out of range: it must be >= 0\. \(CC103\)/],
+    ['safety:\n  budget_harmful: .inf\n', 2, /safety\.budget_harmful/],
+    ['allocator:\n  budget_deep: "512"\n', 2, /allocator\.budget_deep expects an integer, got the string "512"\. \(CC101\)/],
+    ['allocator:\n  budget_deeep: 512\n', 2, /Unknown key 'budget_deeep' in the allocator: section\. Did you mean 'budget_deep'\?.*\(CC100\)/],
+  ];
+  for (const [body, line, msg] of cases) {
+    const f = join(dir, 'section.yaml');
+    writeFileSync(f, 'model_name_or_path: x\n' + body.replace(/^/, ''));
+    assert.throws(() => readServeRecipe(f), (e: Error) => e.message.startsWith(`${f}:${line + 1}: `) && msg.test(e.message), body);
+  }
+  // a training mistake elsewhere (not in what the gateway serves from) does not stop serving
+  const other = join(dir, 'other.yaml');
+  writeFileSync(other, 'model_name_or_path: x\nper_device_train_batch_size: -3\nsafety:\n  open_tag: "<s>"\n');
+  assert.equal(readServeRecipe(other).template.openTag, '<s>');
+  const sec = spawnSync(process.execPath, [join(ROOT, 'bin', 'conscience.js'), 'serve', '--upstream', 'http://127.0.0.1:1', '--recipe', join(dir, 'section.yaml')], { encoding: 'utf8' });
+  assert.equal(sec.status, 2, sec.stderr);
+  assert.match(sec.stderr, /section\.yaml:3: Unknown key 'budget_deeep'/);
   const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'conscience.js'), 'serve', '--upstream', 'http://127.0.0.1:1', '--recipe', bad], { encoding: 'utf8' });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /bad\.yaml:3: safety\.open_tag/);

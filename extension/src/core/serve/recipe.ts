@@ -14,6 +14,29 @@ import { load as loadYaml, YAML11_SCHEMA } from 'js-yaml';
 import { DEFAULT_TEMPLATE, unsupportedField, type PromptTemplateSpec } from '../template';
 import { floatBudgetMessage } from '../allocator/policy';
 import { allocatorFloatBudgets } from '../allocator/training';
+import { validateText } from '../recipe/validate';
+
+/** The recipe's sections the gateway serves from: their mistakes refuse the recipe as the trainer would. */
+const SERVED_SECTIONS = new Set(['safety', 'allocator', 'system_prompt']);
+
+/**
+ * The validator's first error in a section the gateway serves from (or one that makes the file
+ * unreadable), as `FILE:LINE: message (CODE)`: the trainer refuses the same recipe at load
+ * (allocator.enabled: 5, safety.budget_harmful: -5, allocator.budget_deep: "512", an unknown
+ * allocator key), which the gateway served or refused without a line.
+ */
+function servedSectionError(file: string, text: string): string | undefined {
+  // the top-level key each line belongs to (a block runs to the next unindented key)
+  const owner: Array<string | undefined> = [];
+  let current: string | undefined;
+  for (const l of text.split('\n')) {
+    const m = /^([A-Za-z_][\w.-]*)\s*:/.exec(l);
+    if (m) current = m[1];
+    owner.push(current);
+  }
+  const d = validateText(text).find((x) => x.severity === 'error' && !x.file && (/^CC00\d$/.test(x.code) || SERVED_SECTIONS.has(owner[x.line] ?? '')));
+  return d ? `${file}:${d.line + 1}: ${d.message} (${d.code})` : undefined;
+}
 
 export interface ServeRecipe {
   template: PromptTemplateSpec;
@@ -73,6 +96,8 @@ export function readServeRecipe(file: string): ServeRecipe {
   // refuses (AllocatorConfig) and the validator reports (CC101): refused here too, not served as 768.
   const floatBudget = allocatorFloatBudgets(text)[0];
   if (floatBudget) throw new Error(`${file}:${floatBudget.line}: ${floatBudgetMessage(floatBudget.key, floatBudget.value)}`);
+  const invalid = servedSectionError(file, text);
+  if (invalid) throw new Error(invalid);
   let allocatorDir: string | undefined;
   if (model !== undefined && model !== null) {
     if (typeof model !== 'string') throw new Error(`${file}:${lineOf(text, 'model', true)}: allocator.model must be a folder path`);
