@@ -364,10 +364,12 @@ def run(
             shutil.rmtree(reason_dir, ignore_errors=True)
         raise
     stopping = False
+    forwarded = 0
 
     def forward(signum, frame):
-        nonlocal stopping
+        nonlocal stopping, forwarded
         stopping = True
+        forwarded = forwarded or signum
         for p in (proc, srv):
             if p is None:
                 continue
@@ -394,9 +396,15 @@ def run(
             time.sleep(poll_s)
         while True:
             try:
-                return proc.wait()
+                code = proc.wait()
             except InterruptedError:  # pragma: no cover
                 continue
+            # stopped by a forwarded signal: the signal's code (143 for SIGTERM, a cancel), as a
+            # single trainer exits; accelerate's torchrun agent exits 1 with a SignalException
+            # for it, which made every cancelled multi-process run read "exit 1"
+            if forwarded and code > 0 and code != 128 + forwarded:
+                return 128 + forwarded
+            return code
     finally:
         if srv is not None:  # also when the server itself has exited: what it started in its group (vLLM's engine workers) holds the GPUs
             _stop_group(srv, 30.0)

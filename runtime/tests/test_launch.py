@@ -482,3 +482,26 @@ def test_a_cancel_stops_both_and_returns_the_trainers_code(tmp_path, capfd):
     threading.Thread(target=cancel, daemon=True).start()
     assert run(trainer, dict(os.environ), server, dict(os.environ)) == 143
     assert "conscience.launch:" not in capfd.readouterr().err
+
+
+def test_a_cancel_of_a_launcher_whose_child_exits_1_on_sigterm_returns_143(tmp_path):
+    # accelerate's torchrun agent answers a SIGTERM with a SignalException and exit code 1; the
+    # cancel is still a cancel: 143, as a single trainer's (docs/runtime.md, exit codes)
+    from conscience.launch import run
+
+    started = tmp_path / "started"
+    agent = _py(
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))\n"
+        "open(sys.argv[1], 'w').write('x')\n"
+        "time.sleep(60)", started)
+
+    def cancel():
+        _wait_for(started)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=cancel, daemon=True).start()
+    assert run(agent, dict(os.environ)) == 143
+    # a child that ends on its own with 1 (no signal) keeps its code
+    assert run(_py("import sys; sys.exit(1)"), dict(os.environ)) == 1

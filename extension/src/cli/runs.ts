@@ -144,7 +144,7 @@ export async function followRun(s: LaunchSession, id: string, opts: { logs?: boo
   }
 }
 
-const LAUNCH_USAGE = 'usage: conscience launch RECIPE --target NAME [--wait] [--dry-run] [--force] [--accept-new] [--targets FILE] [--workspace DIR] [--format json|text]';
+const LAUNCH_USAGE = 'usage: conscience launch RECIPE [--target NAME (default: local)] [--wait] [--dry-run] [--force] [--accept-new] [--targets FILE] [--workspace DIR] [--format json|text]';
 
 /** The root cause of a failed run, read from its store (stderr.log, run_finished, run.json). */
 export async function failureCause(root: string, rec: RunRecord): Promise<string | undefined> {
