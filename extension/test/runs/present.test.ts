@@ -50,6 +50,15 @@ describe('run presentation', () => {
     for (const state of ['running', 'completed', 'cancelled', 'requeued'] as const) assert.equal(runFailure(base({ state, error: 'x' }), trace), undefined, state);
   });
 
+  it('a cause naming a file of the run\'s project copy on its host names the workspace\'s own file (the one to edit)', () => {
+    const projectDir = '/tmp/ws/.conscience/host/projects/ws-01fc9fd6';
+    const stderr = `DataError: ${projectDir}/recipes/demo/badp.jsonl:2: invalid JSON\nconscience.train: ${projectDir}/recipes/demo/badp.yaml:4: dataset: see ${projectDir}/recipes/demo/badp.jsonl\n`;
+    assert.deepEqual(runFailure({ ...base({ state: 'failed', error: 'exited with code 1' }), projectDir }, stderr),
+      { message: 'conscience.train: recipes/demo/badp.yaml:4: dataset: see recipes/demo/badp.jsonl', line: 1, source: 'stderr' });
+    assert.deepEqual(runFailure({ ...base({ state: 'failed', error: null, finished: { status: 'failed', exit_code: 1, error: `DataError: ${projectDir}/x.jsonl:2: bad` } }), projectDir: `${projectDir}/` }, ''),
+      { message: 'DataError: x.jsonl:2: bad', line: undefined, source: 'run_finished' });
+  });
+
   it('offers resume only for failed or cancelled runs, cancel only for runs still going', () => {
     assert.deepEqual(runActions({ state: 'completed' }), { cancel: false, resume: false });
     assert.deepEqual(runActions({ state: 'failed' }), { cancel: false, resume: true });

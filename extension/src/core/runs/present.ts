@@ -141,10 +141,21 @@ export const FAILED_STATES: ReadonlySet<string> = new Set<string>(['failed', ...
  * (rootCause, from its stderr.log), or for a run SLURM ended the job's reason as the monitor
  * recorded it (the trainer only saw a signal). Undefined for a run going, completed or cancelled.
  */
-export function runFailure(r: Pick<RunRecord, 'state' | 'error' | 'finished'>, stderr: string): RootCause | undefined {
+export function runFailure(r: Pick<RunRecord, 'state' | 'error' | 'finished'> & Partial<Pick<RunRecord, 'projectDir'>>, stderr: string): RootCause | undefined {
   if (!FAILED_STATES.has(r.state)) return undefined;
-  if (r.state !== 'failed') return r.error ? { message: r.error, source: 'monitor' } : rootCause(stderr, r.finished?.error, null);
-  return rootCause(stderr, r.finished?.error, r.error);
+  const c = r.state !== 'failed' ? (r.error ? { message: r.error, source: 'monitor' as const } : rootCause(stderr, r.finished?.error, null)) : rootCause(stderr, r.finished?.error, r.error);
+  return c && r.projectDir ? { ...c, message: inWorkspace(c.message, r.projectDir) } : c;
+}
+
+/**
+ * A message about the run's project copy on its host (`/…/.conscience/host/projects/p-1a2b/
+ * recipes/demo/bad.jsonl:2: invalid JSON`) naming the workspace's own file instead
+ * (`recipes/demo/bad.jsonl:2: …`): the copy mirrors the workspace, and the file to edit is the
+ * user's, not the copy a later launch overwrites.
+ */
+export function inWorkspace(message: string, projectDir: string): string {
+  const dir = projectDir.replace(/\/+$/, '');
+  return dir ? message.split(`${dir}/`).join('') : message;
 }
 
 export { budgetSummary } from './budgets';
