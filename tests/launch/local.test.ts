@@ -2,7 +2,9 @@
 // SIGKILL of the trainer -> failed with its exit code, cancel -> nothing left behind, resume
 // from the last checkpoint.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -160,6 +162,23 @@ describe('local launch', { timeout: 900_000 }, () => {
     assert.equal(list.code, 0, list.stderr);
     const runs = JSON.parse(list.stdout) as { id: string; state: string; step: number }[];
     assert.deepEqual(runs.filter((x) => x.id === id).map((x) => [x.state, x.step]), [['completed', 8]]);
+  });
+
+  it('Ctrl-C in launch --wait detaches with exit 130 (not 1, a failure): the run goes on, and is cancelled after', async () => {
+    const p = spawn(process.execPath, ['--import', pathToFileURL(join(REPO, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href, join(REPO, 'extension', 'src', 'cli', 'main.ts'), 'launch', 'recipes/demo/long.yaml', '--target', 'here', '--wait'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (d) => (stderr += d));
+    p.stdout.resume();
+    const exited = new Promise<number | null>((res) => p.on('close', (code) => res(code)));
+    await until('the first step followed', () => /: step [1-9]/.test(stderr) || p.exitCode !== null, 300_000);
+    p.kill('SIGINT');
+    assert.equal(await exited, 130, stderr);
+    const id = /launched (\S+); following/.exec(stderr)![1]!;
+    assert.match(stderr, new RegExp(`detached from ${id} \\((running|starting)\\); it goes on`));
+    assert.ok(processesOfRun(id).length > 0, 'the run goes on');
+    const c = await cli(root, ['cancel', id, '--grace', '20']);
+    assert.equal(c.code, 0, c.stderr);
+    await until('no process of the run left', () => processesOfRun(id).length === 0, 30_000);
   });
 
   it('shows a trainer killed with SIGKILL as failed with its exit code', async () => {

@@ -115,7 +115,8 @@ function describeEvent(e: RunEvent): string | undefined {
   }
 }
 
-export async function followRun(s: LaunchSession, id: string, opts: { logs?: boolean; events?: boolean }): Promise<RunRecord | undefined> {
+/** `detached` is set when Ctrl-C ended the following (the run goes on): the verb then exits 130. */
+export async function followRun(s: LaunchSession, id: string, opts: { logs?: boolean; events?: boolean; detached?: boolean }): Promise<RunRecord | undefined> {
   const m = new RunMonitor(s, id);
   if (opts.logs) {
     m.on('stdout', (b: Buffer) => process.stdout.write(b));
@@ -134,6 +135,7 @@ export async function followRun(s: LaunchSession, id: string, opts: { logs?: boo
   m.on('reconnected', () => process.stderr.write(`conscience: reconnected; continuing from the saved offset\n`));
   m.on('error', (e: Error) => process.stderr.write(`conscience: ${e.message}\n`));
   const onSig = () => {
+    opts.detached = true;
     m.stop();
   };
   process.once('SIGINT', onSig);
@@ -252,7 +254,13 @@ export async function launchWith(argv: string[], verb: LaunchVerb): Promise<numb
         return 0;
       }
       process.stderr.write(`conscience: launched ${out.run.id}; following (Ctrl-C detaches, the ${verb.noun ?? 'run'} goes on)\n`);
-      const fin = await followRun(s, out.run.id, { events: true });
+      const following: { events: boolean; detached?: boolean } = { events: true };
+      const fin = await followRun(s, out.run.id, following);
+      // Ctrl-C detached: the run goes on, which is neither its success nor its failure
+      if (following.detached && fin && !TERMINAL_STATES.has(fin.state)) {
+        process.stderr.write(`conscience: detached from ${out.run.id} (${fin.state}); it goes on: \`conscience logs ${out.run.id} --follow\` follows it again\n`);
+        return 130;
+      }
       const cause = fin ? await failureCause(s.root, fin) : undefined;
       const extra = verb.finished ? await verb.finished(s, fin, cause) : { json: cause ? { ...fin, cause } : fin, text: [], errors: [] };
       if (json) process.stdout.write(JSON.stringify(extra.json, null, 2) + '\n');
@@ -451,7 +459,12 @@ export async function resume(argv: string[]): Promise<number> {
         process.stdout.write(r.values.format === 'json' ? JSON.stringify(out.run, null, 2) + '\n' : `${out.run.id}\n`);
         return 0;
       }
-      const fin = await followRun(s, run.id, { events: true });
+      const following: { events: boolean; detached?: boolean } = { events: true };
+      const fin = await followRun(s, run.id, following);
+      if (following.detached && fin && !TERMINAL_STATES.has(fin.state)) {
+        process.stderr.write(`conscience: detached from ${run.id} (${fin.state}); it goes on: \`conscience logs ${run.id} --follow\` follows it again\n`);
+        return 130;
+      }
       const cause = fin ? await failureCause(s.root, fin) : undefined;
       if (r.values.format === 'json') process.stdout.write(JSON.stringify(cause ? { ...fin, cause } : fin ?? null, null, 2) + '\n');
       else process.stdout.write(`${run.id} ${fin?.state ?? 'unknown'}${cause ? ': ' + escapeControls(cause) : ''}\n`);
