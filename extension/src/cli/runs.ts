@@ -2,7 +2,7 @@
 // Secrets come from the environment (HF_TOKEN, WANDB_API_KEY) and reach the host in a 0600
 // file the run deletes at start; they are never printed or written to the run store.
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatFindings, recipeErrors } from '../core/launch/guard';
@@ -15,7 +15,7 @@ import { launchTrl } from '../core/recipe/recorded';
 import { formatProblem, type ParseProblem, type RunEvent } from '../core/runs/events';
 import { FAILED_STATES, runEnd, runFailure, runProgress } from '../core/runs/present';
 import { escapeControls } from '../core/escape';
-import { isRunId, launchMayHaveStarted, listRuns, readRun, runDir, settleInterruptedLaunch, snapshotRecipe, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../core/runs/store';
+import { isRunId, launchMayHaveStarted, listRuns, readRun, runDir, runsDir, settleInterruptedLaunch, snapshotRecipe, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../core/runs/store';
 
 export const SECRET_NAMES = ['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'WANDB_API_KEY'];
 
@@ -92,9 +92,17 @@ async function resolveRun(root: string, ref: string | undefined): Promise<RunRec
   }
   const exact = runs.find((r) => r.id === ref);
   if (exact) return exact;
-  const matches = runs.filter((r) => r.id.startsWith(ref));
-  if (matches.length === 1) return matches[0]!;
-  if (matches.length > 1) throw new Error(`'${ref}' matches ${matches.length} runs: ${matches.map((r) => r.id).join(', ')}`);
+  // a prefix is matched against every run folder, readable or not: one whose run.json is broken
+  // makes the prefix ambiguous (it named the other run's logs), and alone it is that run, broken
+  const folders = (await readdir(runsDir(root)).catch(() => [] as string[])).filter((n) => isRunId(n) && n.startsWith(ref) && existsSync(join(runDir(root, n), 'run.json'))).sort();
+  if (folders.length === 1) {
+    const rec = await readRun(root, folders[0]!);
+    if (rec) return rec;
+  }
+  if (folders.length > 1) {
+    const readable = new Set(runs.map((r) => r.id));
+    throw new Error(`'${ref}' matches ${folders.length} runs: ${folders.map((n) => (readable.has(n) ? n : `${n} (run.json unreadable)`)).join(', ')}`);
+  }
   throw new Error(`no run '${ref}' in ${root}/.conscience/runs`);
 }
 

@@ -19,6 +19,14 @@ test('a corrupted run.json is reported with its file and cause, by the run verbs
     assert.equal(l.code, 1);
     assert.ok(l.stderr.startsWith(`conscience: ${file}: invalid JSON`), l.stderr);
     assert.doesNotMatch(l.stderr, /no run/);
+    // a prefix: the broken run alone is that run, broken; with a readable run it is ambiguous (it
+    // named the readable run's logs)
+    const alone = cli(['logs', '20261126-1111', '--workspace', w.root], { timeoutMs: 30_000 });
+    assert.equal(alone.code, 1);
+    assert.ok(alone.stderr.startsWith(`conscience: ${file}: invalid JSON`), alone.stderr);
+    const both = cli(['logs', '20261126-1', '--workspace', w.root], { timeoutMs: 30_000 });
+    assert.equal(both.code, 1, both.stdout);
+    assert.match(both.stderr, new RegExp(`'20261126-1' matches 2 runs: ${w.id}, ${bad} \\(run\\.json unreadable\\)`));
     const r = cli(['runs', '--workspace', w.root, '--no-refresh'], { timeoutMs: 30_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(w.id));
