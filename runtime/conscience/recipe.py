@@ -31,6 +31,7 @@ import math
 import os
 import re
 import typing
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -1108,10 +1109,14 @@ def check_scheduler(path: str, lines: dict, parsed: tuple) -> None:
     from transformers.optimization import get_scheduler
 
     kind = getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    # the recipe's learning rate: a schedule checks its kwargs against it (polynomial's lr_end)
+    lr = getattr(args, "learning_rate", None)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr if isinstance(lr, (int, float)) and lr > 0 else 1e-3)
     try:
-        get_scheduler(args.lr_scheduler_type, optimizer, num_warmup_steps=1, num_training_steps=10, scheduler_specific_kwargs=dict(kwargs))
-    except (TypeError, ValueError) as e:
+        with warnings.catch_warnings():  # (warmup_stable_decay warns about these stand-in step counts)
+            warnings.simplefilter("ignore")
+            get_scheduler(args.lr_scheduler_type, optimizer, num_warmup_steps=1, num_training_steps=10, scheduler_specific_kwargs=dict(kwargs))
+    except (TypeError, ValueError, KeyError) as e:  # (KeyError: torch's, for last_epoch without initial_lr)
         line = lines.get("lr_scheduler_kwargs", lines.get("lr_scheduler_type", "?"))
         raise RecipeError(f"{path}:{line}: {e} (lr_scheduler_type {kind} with lr_scheduler_kwargs {json.dumps(kwargs, default=str)}: the trainer builds its learning-rate schedule so when training starts)") from None
 

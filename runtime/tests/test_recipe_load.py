@@ -376,6 +376,11 @@ def test_a_chat_template_with_a_jinja_syntax_error_is_refused_at_load(tmp_path):
         ("lr_scheduler_type: cosine_with_min_lr\n", "lr_scheduler_type", "One of min_lr or min_lr_rate should be set"),
         # torch's ReduceLROnPlateau takes no such argument
         ("lr_scheduler_type: reduce_lr_on_plateau\neval_strategy: steps\neval_steps: 5\nlr_scheduler_kwargs: '{\"patiense\": 3}'\n", "lr_scheduler_kwargs", "unexpected keyword argument 'patiense'"),
+        # polynomial's lr_end above the recipe's own learning rate (checked against that, not a stand-in)
+        ("learning_rate: 1.0e-6\nlr_scheduler_type: polynomial\nlr_scheduler_kwargs:\n  lr_end: 1.0e-5\n", "lr_scheduler_kwargs", "lr_end (1e-05) must be smaller than initial lr (1e-06)"),
+        # torch's KeyError (last_epoch without an initial_lr): named with its line, not a traceback
+        ("lr_scheduler_type: cosine\nlr_scheduler_kwargs:\n  last_epoch: 5\n", "lr_scheduler_kwargs", "initial_lr"),
+        ("lr_scheduler_type: warmup_stable_decay\nlr_scheduler_kwargs:\n  num_stable_steps: 5\n", "lr_scheduler_kwargs", "missing 1 required positional argument: 'num_decay_steps'"),
     ],
 )
 def test_a_learning_rate_schedule_transformers_cannot_build_is_refused_at_load_with_its_line(tmp_path, body, line, needle):
@@ -390,5 +395,7 @@ def test_learning_rate_schedules_transformers_builds_load(tmp_path):
         "lr_scheduler_type: cosine_with_min_lr\nlr_scheduler_kwargs:\n  min_lr_rate: 0.1\n",
         # ignored by transformers (the validator warns, CC235): not refused
         "lr_scheduler_type: constant_with_warmup\nlr_scheduler_kwargs:\n  num_cycles: 2\n",
+        # lr_end below the recipe's learning rate (1e-2), above the 1e-3 a stand-in optimizer had
+        "learning_rate: 1.0e-2\nlr_scheduler_type: polynomial\nlr_scheduler_kwargs:\n  lr_end: 1.0e-3\n",
     ):
         _loads(tmp_path, BASE + body)

@@ -17,7 +17,7 @@ import { didYouMean, isNumber } from './values';
 import { decodeBytes } from './decode';
 import { deref, getPair, parseYaml, toPlain, type YNode } from './yaml';
 import { PLACEHOLDERS, unsupportedField } from '../template';
-import { SCHEDULES, type Schedule } from './schedulers';
+import { PASSED_BY_GET_SCHEDULER, SCHEDULES, type Schedule } from './schedulers';
 
 /** Where a rule's diagnostics come from. */
 export type Stage = 'read' | 'yaml' | 'keys' | 'rules' | 'accelerate';
@@ -676,14 +676,23 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC234', severity: 'error', stage: 'rules', summary: 'an `lr_scheduler_kwargs` key the schedule of `lr_scheduler_type` does not take (transformers fails when training starts)',
+    code: 'CC234', severity: 'error', stage: 'rules', summary: 'an `lr_scheduler_kwargs` key the schedule of `lr_scheduler_type` does not take, or one it needs that is missing (transformers fails when training starts)',
     check(ctx, emit) {
       const { kind, sched, kw } = schedulerKwargs(ctx);
       if (!sched || !(sched.passes === 'always' || (sched.passes === 'v5' && ctx.v1))) return;
+      const when = '(transformers, when the trainer builds the learning-rate schedule: after the model and data are loaded)';
       for (const key of Object.keys(kw)) {
         if (sched.takes.includes(key)) continue;
+        if (PASSED_BY_GET_SCHEDULER.includes(key)) {
+          emit.at([['lr_scheduler_kwargs', key], 'lr_scheduler_kwargs'], `${sched.fn}() got multiple values for argument '${key}' ${when}: the trainer passes ${key} itself. Remove it from lr_scheduler_kwargs. The runtime refuses the recipe.`);
+          continue;
+        }
         const sug = didYouMean(key, [...sched.takes]);
-        emit.at([['lr_scheduler_kwargs', key], 'lr_scheduler_kwargs'], `${sched.fn}() got an unexpected keyword argument '${key}' (transformers, when the trainer builds the learning-rate schedule: after the model and data are loaded). lr_scheduler_type ${kind} takes ${sched.takes.join(', ')}${sug ? `; did you mean ${sug}?` : ''}. The runtime refuses the recipe.`);
+        emit.at([['lr_scheduler_kwargs', key], 'lr_scheduler_kwargs'], `${sched.fn}() got an unexpected keyword argument '${key}' ${when}. lr_scheduler_type ${kind} takes ${sched.takes.join(', ')}${sug ? `; did you mean ${sug}?` : ''}. The runtime refuses the recipe.`);
+      }
+      const missing = (sched.needs ?? []).filter((k) => kw[k] === undefined || kw[k] === null);
+      if (missing.length) {
+        emit.at(['lr_scheduler_kwargs', 'lr_scheduler_type'], `${sched.fn}() missing ${missing.length} required positional argument${missing.length > 1 ? 's' : ''}: ${missing.map((k) => `'${k}'`).join(' and ')} ${when}. Add it to lr_scheduler_kwargs (lr_scheduler_type ${kind}). The runtime refuses the recipe.`);
       }
     },
   },

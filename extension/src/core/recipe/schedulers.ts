@@ -12,7 +12,12 @@ export interface Schedule {
   fn: string;
   takes: readonly string[];
   passes: 'always' | 'never' | 'v5';
+  /** keys without a default (the function's required arguments) */
+  needs?: readonly string[];
 }
+
+/** What get_scheduler passes itself: a kwarg of the same name is given twice. */
+export const PASSED_BY_GET_SCHEDULER: readonly string[] = ['optimizer', 'num_warmup_steps', 'num_training_steps'];
 
 export const SCHEDULES: Readonly<Record<string, Schedule>> = {
   linear: { fn: 'get_linear_schedule_with_warmup', takes: ['last_epoch'], passes: 'always' },
@@ -24,5 +29,5 @@ export const SCHEDULES: Readonly<Record<string, Schedule>> = {
   inverse_sqrt: { fn: 'get_inverse_sqrt_schedule', takes: ['timescale', 'last_epoch'], passes: 'v5' },
   cosine_with_min_lr: { fn: 'get_cosine_with_min_lr_schedule_with_warmup', takes: ['num_cycles', 'last_epoch', 'min_lr', 'min_lr_rate'], passes: 'always' },
   cosine_warmup_with_min_lr: { fn: 'get_cosine_with_min_lr_schedule_with_warmup_lr_rate', takes: ['num_cycles', 'last_epoch', 'min_lr', 'min_lr_rate', 'warmup_lr_rate'], passes: 'always' },
-  warmup_stable_decay: { fn: 'get_wsd_schedule', takes: ['num_decay_steps', 'num_stable_steps', 'warmup_type', 'decay_type', 'min_lr_ratio', 'num_cycles', 'last_epoch'], passes: 'always' },
+  warmup_stable_decay: { fn: 'get_wsd_schedule', takes: ['num_decay_steps', 'num_stable_steps', 'warmup_type', 'decay_type', 'min_lr_ratio', 'num_cycles', 'last_epoch'], passes: 'always', needs: ['num_decay_steps'] },
 };
