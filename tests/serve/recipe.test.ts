@@ -114,6 +114,16 @@ test('recipe mistakes are reported at FILE:LINE, and the CLI exits 2', () => {
     writeFileSync(f, 'model_name_or_path: x\n' + body.replace(/^/, ''));
     assert.throws(() => readServeRecipe(f), (e: Error) => e.message.startsWith(`${f}:${line + 1}: `) && msg.test(e.message), body);
   }
+  // the section found however the YAML is written: flow style, a quoted key, an indented document
+  for (const text of ['{model_name_or_path: x, safety: {budget_harmful: -5}}\n', 'model_name_or_path: x\n"safety":\n  budget_harmful: -5\n', '  model_name_or_path: x\n  safety:\n    budget_harmful: -5\n']) {
+    const f = join(dir, 'styled.yaml');
+    writeFileSync(f, text);
+    assert.throws(() => readServeRecipe(f), /safety\.budget_harmful = -5 is out of range.*\(CC103\)/, text);
+  }
+  // not UTF-8: refused with where, as the trainer refuses it (it was served with U+FFFD in its tag)
+  const latin = join(dir, 'latin.yaml');
+  writeFileSync(latin, Buffer.concat([Buffer.from('safety:\n  open_tag: "<s'), Buffer.from([0xe9]), Buffer.from('>"\n')]));
+  assert.throws(() => readServeRecipe(latin), /latin\.yaml:2: .*UTF-8.*\(CC006\)/);
   // a training mistake elsewhere (not in what the gateway serves from) does not stop serving
   const other = join(dir, 'other.yaml');
   writeFileSync(other, 'model_name_or_path: x\nper_device_train_batch_size: -3\nsafety:\n  open_tag: "<s>"\n');

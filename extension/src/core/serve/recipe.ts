@@ -15,6 +15,8 @@ import { DEFAULT_TEMPLATE, unsupportedField, type PromptTemplateSpec } from '../
 import { floatBudgetMessage } from '../allocator/policy';
 import { allocatorFloatBudgets } from '../allocator/training';
 import { validateText } from '../recipe/validate';
+import { decodeBytes } from '../recipe/decode';
+import { parseYaml } from '../recipe/yaml';
 
 /** The recipe's sections the gateway serves from: their mistakes refuse the recipe as the trainer would. */
 const SERVED_SECTIONS = new Set(['safety', 'allocator', 'system_prompt']);
@@ -26,15 +28,15 @@ const SERVED_SECTIONS = new Set(['safety', 'allocator', 'system_prompt']);
  * allocator key), which the gateway served or refused without a line.
  */
 function servedSectionError(file: string, text: string): string | undefined {
-  // the top-level key each line belongs to (a block runs to the next unindented key)
-  const owner: Array<string | undefined> = [];
-  let current: string | undefined;
-  for (const l of text.split('\n')) {
-    const m = /^([A-Za-z_][\w.-]*)\s*:/.exec(l);
-    if (m) current = m[1];
-    owner.push(current);
-  }
-  const d = validateText(text).find((x) => x.severity === 'error' && !x.file && (/^CC00\d$/.test(x.code) || SERVED_SECTIONS.has(owner[x.line] ?? '')));
+  // the top-level pair each diagnostic lies in, from the validator's own parse (flow style,
+  // quoted keys and an indented document included)
+  const root = parseYaml(text).root;
+  const pairs = root?.kind === 'map' ? root.items : [];
+  const owner = (at: number): string | undefined => {
+    const p = pairs.find((x) => x.key.start <= at && at <= Math.max(x.value.end, x.key.end));
+    return p && p.key.kind === 'scalar' ? String(p.key.value) : undefined;
+  };
+  const d = validateText(text).find((x) => x.severity === 'error' && !x.file && (/^CC00\d$/.test(x.code) || SERVED_SECTIONS.has(owner(x.start) ?? '')));
   return d ? `${file}:${d.line + 1}: ${d.message} (${d.code})` : undefined;
 }
 
@@ -57,8 +59,12 @@ function lineOf(text: string, key: string, nested = false): number {
 }
 
 export function readServeRecipe(file: string): ServeRecipe {
-  let text: string;
-  try { text = readFileSync(file, 'utf8'); } catch (err) { throw new Error(`${file}: cannot read the recipe: ${(err as Error).message}`); }
+  let bytes: Buffer;
+  try { bytes = readFileSync(file); } catch (err) { throw new Error(`${file}: cannot read the recipe: ${(err as Error).message}`); }
+  // not UTF-8 (or binary): refused as the trainer refuses it, not served with U+FFFD in its tags
+  const decoded = decodeBytes(bytes);
+  if ('diagnostic' in decoded) throw new Error(`${file}:${decoded.diagnostic.line + 1}: ${decoded.diagnostic.message} (${decoded.diagnostic.code})`);
+  const text = decoded.text;
   let raw: unknown;
   try {
     raw = loadYaml(text, { schema: YAML11_SCHEMA });
