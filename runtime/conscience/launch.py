@@ -345,8 +345,9 @@ def run(
     wait for it (TRL waits `vllm_server_timeout`, 240 s, then fails): one `conscience.launch:`
     line says so on stderr, `cmd`'s group is stopped (SIGTERM, SIGKILL after `grace_s`) and the
     server's code is returned (1 when it exited 0; negative for a signal, as Popen's). After a
-    forwarded signal the server's end is expected: `cmd`'s own code is returned. The server is
-    polled every `poll_s` seconds.
+    forwarded signal the server's end is expected: `cmd`'s own code is returned, or 128 + the
+    signal when `cmd` ended non-zero for it (accelerate's agent exits 1 for a SIGTERM: a cancel
+    reads 143). The server is polled every `poll_s` seconds.
     """
     reason_dir = tempfile.mkdtemp(prefix="conscience-launch-") if server else None
     if reason_dir:  # where the trainer finds why it was stopped (conscience.train: run_finished failed, not cancelled)

@@ -244,6 +244,8 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     const heartbeatTimeoutS = vscode.workspace.getConfiguration('conscience.launch').get<number>('heartbeatTimeout', 90);
     const intervalMs = vscode.workspace.getConfiguration('conscience.launch').get<number>('pollIntervalMs', 500);
     const m = new RunMonitor(s, id, { intervalMs, heartbeatTimeoutS });
+    // a run followed only to settle it (it had ended already) was notified when it ended
+    const endedBefore = TERMINAL_STATES.has((await readRun(s.root, id).catch(() => undefined))?.state ?? 'preparing');
     sessions.use(id, s);
     runFeed.attach(id, m);
     m.on('run', () => refresh());
@@ -259,7 +261,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
         runFeed.detach(id, m);
         void sessions.release(id);
         refresh();
-        if (rec && TERMINAL_STATES.has(rec.state)) void notifyEnd(rec);
+        if (rec && TERMINAL_STATES.has(rec.state) && !endedBefore) void notifyEnd(rec);
       },
       (e) => {
         release();

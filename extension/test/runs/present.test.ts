@@ -57,6 +57,10 @@ describe('run presentation', () => {
       { message: 'conscience.train: recipes/demo/badp.yaml:4: dataset: see recipes/demo/badp.jsonl', line: 1, source: 'stderr' });
     assert.deepEqual(runFailure({ ...base({ state: 'failed', error: null, finished: { status: 'failed', exit_code: 1, error: `DataError: ${projectDir}/x.jsonl:2: bad` } }), projectDir: `${projectDir}/` }, ''),
       { message: 'DataError: x.jsonl:2: bad', line: undefined, source: 'run_finished' });
+    // a path in the run's own folder on the host (a checkpoint) has no copy in the workspace: kept whole
+    const ckpt = `ValueError: Can't find a valid checkpoint at ${projectDir}/.conscience-runs/r1/output/checkpoint-40 (from ${projectDir}/recipes/a.yaml)`;
+    assert.equal(runFailure({ ...base({ state: 'failed', error: 'exited with code 1' }), projectDir }, `Traceback (most recent call last):\n  File "x"\n${ckpt}\n`)!.message,
+      `ValueError: Can't find a valid checkpoint at ${projectDir}/.conscience-runs/r1/output/checkpoint-40 (from recipes/a.yaml)`);
   });
 
   it('offers resume only for failed or cancelled runs, cancel only for runs still going', () => {

@@ -58,7 +58,7 @@ export function runProgress(r: RunRecord): Progress | undefined {
 export function runEnd(r: RunRecord, now = Date.now() / 1000): number {
   if (r.finishedAt) return r.finishedAt;
   if (!TERMINAL_STATES.has(r.state)) return now;
-  const said = r.finished?.time;
+  const said = r.finished?.time ?? r.lastEventTime;
   return Math.min(now, typeof said === 'number' && Number.isFinite(said) ? said : r.updatedAt);
 }
 
@@ -155,7 +155,9 @@ export function runFailure(r: Pick<RunRecord, 'state' | 'error' | 'finished'> & 
  */
 export function inWorkspace(message: string, projectDir: string): string {
   const dir = projectDir.replace(/\/+$/, '');
-  return dir ? message.split(`${dir}/`).join('') : message;
+  if (!dir) return message;
+  // the runs' own folders (outputs, checkpoints) are on the host only: their full path stays
+  return message.split(`${dir}/`).map((part, i) => (i > 0 && part.startsWith('.conscience-runs/') ? `${dir}/${part}` : part)).join('');
 }
 
 export { budgetSummary } from './budgets';
