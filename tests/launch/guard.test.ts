@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { rootCause } from '../../extension/src/core/runs/present';
+import { inWorkspace, rootCause } from '../../extension/src/core/runs/present';
 import { readRun, runDir } from '../../extension/src/core/runs/store';
 import { PYTHON, cli, killRunsOf, makeWorkspace, removeWorkspaces } from './workspace';
 
@@ -59,14 +59,18 @@ describe('launch guard', { timeout: 600_000 }, () => {
     assert.match(cause.message, /no_such_reward/, `the cause names the bad reward: ${cause.message}`);
     assert.doesNotMatch(cause.message, /exited with code/);
     assert.ok(cause.line !== undefined && stderr.split('\n')[cause.line]!.includes(cause.message), 'the line points at the message in stderr.log');
-    // what the CLI printed is the same cause, with its line
-    assert.ok(r.stdout.includes(`${id} failed exit ${rec?.exitCode}: ${cause.message} (stderr.log:${cause.line! + 1})`), r.stdout);
+    // what the CLI printed is the same cause, with its line, naming the workspace's file (not the
+    // run's project copy on the host)
+    assert.ok(cause.message.includes(`${rec!.projectDir}/recipes/demo/bad.yaml:`), cause.message);
+    const shown = inWorkspace(cause.message, rec!.projectDir);
+    assert.match(shown, /conscience\.train: recipes\/demo\/bad\.yaml:\d+: /);
+    assert.ok(r.stdout.includes(`${id} failed exit ${rec?.exitCode}: ${shown} (stderr.log:${cause.line! + 1})`), r.stdout);
     // and `conscience runs` names it under the table
     const list = await cli(root, ['runs', '--no-refresh']);
     assert.equal(list.code, 0, list.stderr);
-    assert.ok(list.stdout.includes(`${id} failed: ${cause.message} (stderr.log:${cause.line! + 1})`), list.stdout);
+    assert.ok(list.stdout.includes(`${id} failed: ${shown} (stderr.log:${cause.line! + 1})`), list.stdout);
     const json = await cli(root, ['runs', '--no-refresh', '--format', 'json']);
     const listed = (JSON.parse(json.stdout) as { id: string; cause?: string }[]).find((x) => x.id === id);
-    assert.equal(listed?.cause, `${cause.message} (stderr.log:${cause.line! + 1})`);
+    assert.equal(listed?.cause, `${shown} (stderr.log:${cause.line! + 1})`);
   });
 });
