@@ -22,6 +22,7 @@ with `--accelerate-arg` (repeatable).
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import shlex
@@ -295,6 +296,38 @@ def plan(
     return result
 
 
+# a JIT build of a torch extension (DeepSpeed's CPU ops) takes seconds to a few minutes
+STALE_LOCK_S = 600
+
+
+def clear_stale_extension_locks(env: Optional[dict] = None, max_age_s: float = STALE_LOCK_S) -> list[str]:
+    """Removes torch extension build locks older than `max_age_s` and returns their paths.
+
+    torch builds an extension (DeepSpeed's shm op, on CPU) under a `lock` file it deletes when the
+    build ends; a process killed mid-build leaves it, and every later build of that extension on
+    the machine waits for it for ever (torch.utils.file_baton): a DeepSpeed run then hangs at
+    start with no output. A lock older than any build is left over: it is removed, with a line on
+    stderr naming it."""
+    env = os.environ if env is None else env
+    root = env.get("TORCH_EXTENSIONS_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "torch_extensions")
+    removed = []
+    now = time.time()
+    for pattern in ("*/lock", "*/*/lock"):
+        for lock in glob.glob(os.path.join(root, pattern)):
+            try:
+                age = now - os.stat(lock).st_mtime
+                if age < max_age_s:
+                    continue
+                os.remove(lock)
+            except OSError:
+                continue
+            removed.append(lock)
+            print(f"conscience.launch: removed {lock}, a torch extension build lock {age / 60:.0f} min old: a run killed while "
+                  f"it built the extension left it, and every later build (DeepSpeed's ops) would wait on it for ever",
+                  file=sys.stderr, flush=True)
+    return removed
+
+
 def _stop_group(p: subprocess.Popen, grace_s: float) -> None:
     """SIGTERM to `p`'s process group, SIGKILL to what is left of it after `grace_s` seconds."""
     try:
@@ -454,6 +487,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(json.dumps(pl, indent=2))
         return 0
     env = dict(os.environ, **pl["train_env"])
+    clear_stale_extension_locks(env)
     server_env = dict(os.environ, **pl["server_env"]) if pl["server"] else None
     code = run(pl["train"], env, pl["server"], server_env)
     return code if code >= 0 else 128 - code

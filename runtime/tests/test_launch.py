@@ -505,3 +505,22 @@ def test_a_cancel_of_a_launcher_whose_child_exits_1_on_sigterm_returns_143(tmp_p
     assert run(agent, dict(os.environ)) == 143
     # a child that ends on its own with 1 (no signal) keeps its code
     assert run(_py("import sys; sys.exit(1)"), dict(os.environ)) == 1
+
+
+def test_a_stale_torch_extension_build_lock_is_removed_and_a_fresh_one_kept(tmp_path, capfd):
+    # a run killed while DeepSpeed JIT-built its CPU op left torch's lock, and every later
+    # DeepSpeed start on the machine waited on it for ever (seen: both ZeRO tests hung 600 s)
+    from conscience.launch import clear_stale_extension_locks
+
+    stale = tmp_path / "py311_cpu" / "deepspeed_shm_comm" / "lock"
+    fresh = tmp_path / "py311_cpu" / "other_op" / "lock"
+    for p in (stale, fresh):
+        p.parent.mkdir(parents=True)
+        p.write_text("")
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    assert clear_stale_extension_locks({"TORCH_EXTENSIONS_DIR": str(tmp_path)}) == [str(stale)]
+    assert not stale.exists() and fresh.exists(), "a build in progress keeps its lock"
+    err = capfd.readouterr().err
+    assert f"conscience.launch: removed {stale}, a torch extension build lock 60 min old" in err
+    assert clear_stale_extension_locks({"TORCH_EXTENSIONS_DIR": str(tmp_path / "none")}) == []
