@@ -94,18 +94,29 @@ function choiceText(shape: ChoiceShape, c: unknown, stream: boolean): string {
 }
 
 /** Collects a JSON chat.completion or text_completion (bounded) and splits each of its choices. */
-export class JsonAnswer implements AnswerParser {
+/** A JSON answer's bytes as they pass, kept up to PARSE_LIMIT; parsed at its end (undefined: too large). */
+class JsonBody {
   private chunks: Buffer[] = [];
   private size = 0;
-  constructor(private readonly t: PromptTemplateSpec, private readonly shape: ChoiceShape = 'chat') {}
   push(c: Buffer): void {
     this.size += c.length;
     if (this.size <= PARSE_LIMIT) this.chunks.push(c);
   }
+  /** throws on bad JSON */
+  parse(): unknown {
+    return this.size > PARSE_LIMIT ? undefined : JSON.parse(Buffer.concat(this.chunks).toString('utf8'));
+  }
+}
+
+export class JsonAnswer implements AnswerParser {
+  private readonly body = new JsonBody();
+  constructor(private readonly t: PromptTemplateSpec, private readonly shape: ChoiceShape = 'chat') {}
+  push(c: Buffer): void { this.body.push(c); }
   end(): AnswerStats | null {
-    if (this.size > PARSE_LIMIT) return null;
     try {
-      const j = JSON.parse(Buffer.concat(this.chunks).toString('utf8')) as { choices?: unknown; usage?: { completion_tokens?: unknown } | null };
+      const parsed = this.body.parse();
+      if (parsed === undefined) return null;
+      const j = parsed as { choices?: unknown; usage?: { completion_tokens?: unknown } | null };
       const parts: ChoicePart[] = [];
       const dropped: Dropped = { count: 0, chars: 0, own: 0 };
       const seen = new Set<number>();
@@ -225,17 +236,14 @@ function outputText(output: unknown): string {
 
 /** Collects a JSON Responses API `response` (bounded) and splits its output text: one choice. */
 export class ResponseJsonAnswer implements AnswerParser {
-  private chunks: Buffer[] = [];
-  private size = 0;
+  private readonly body = new JsonBody();
   constructor(private readonly t: PromptTemplateSpec) {}
-  push(c: Buffer): void {
-    this.size += c.length;
-    if (this.size <= PARSE_LIMIT) this.chunks.push(c);
-  }
+  push(c: Buffer): void { this.body.push(c); }
   end(): AnswerStats | null {
-    if (this.size > PARSE_LIMIT) return null;
     try {
-      const j = JSON.parse(Buffer.concat(this.chunks).toString('utf8')) as { output?: unknown; usage?: { output_tokens?: unknown } | null };
+      const parsed = this.body.parse();
+      if (parsed === undefined) return null;
+      const j = parsed as { output?: unknown; usage?: { output_tokens?: unknown } | null };
       const text = outputText(j.output);
       return account([{ index: 0, split: splitWhole(this.t, text), chars: text.length, own: Math.ceil(text.length / 4) }], usageCount(j.usage?.output_tokens), 'chars', { count: 0, chars: 0, own: 0 });
     } catch {
