@@ -195,6 +195,21 @@ export async function startFakeUpstream(host = '127.0.0.1'): Promise<FakeUpstrea
           res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' });
           res.write(b.subarray(0, b.length - 8));
         });
+      } else if (mode === 'response') {
+        // a Responses API answer with its own id (resp_fake_N), streamed or not, as vLLM and
+        // transformers serve give one: a continuation names the id as previous_response_id
+        const rid = `resp_fake_${requests.length}`;
+        const response = (status: string, output: unknown[]) => ({ id: rid, object: 'response', status, model: 'fake', output, usage: status === 'completed' ? { input_tokens: 5, output_tokens: 9, total_tokens: 14 } : null });
+        const message = { type: 'message', id: 'msg_fake', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: ANSWER, annotations: [] }] };
+        if (parsed.stream === true) {
+          const ev = (type: string, fields: Record<string, unknown>): string => `event: ${type}\ndata: ${JSON.stringify({ type, ...fields })}\n\n`;
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.end(ev('response.created', { response: response('in_progress', []) }) + ev('response.output_text.delta', { item_id: 'msg_fake', output_index: 0, content_index: 0, delta: ANSWER })
+            + ev('response.completed', { response: response('completed', [message]) }));
+        } else {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(response('completed', [message])));
+        }
       } else if (mode === 'many') {
         // MANY_CHOICES choices of MANY_CONTENT, streamed (one chunk per choice) or not; usage
         // counts one token per character of them all

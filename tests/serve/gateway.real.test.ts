@@ -300,6 +300,24 @@ describe('through the gateway to transformers serve, with the openai client', ()
     assert.ok(c.usage!.completion_tokens <= 4);
   });
 
+  test('responses: a continuation naming a response the server gave (previous_response_id) with only a tool output keeps that response\'s brief cap and budget, the id read from the JSON answer and from the stream\'s first event', async () => {
+    const brief = (pythonRender(null, HARMFUL, allocator.policy.budget_brief).messages[0] as { content: string }).content;
+    const whole = await client.responses.create({ model: modelDir, input: HARMFUL, max_output_tokens: 50, stream: false });
+    let streamedId = '';
+    for await (const e of await client.responses.create({ model: modelDir, input: HARMFUL, max_output_tokens: 50, stream: true })) {
+      if (e.type === 'response.created') streamedId = e.response.id;
+    }
+    for (const previous of [whole.id, streamedId]) {
+      assert.ok(previous, 'the server gave the response an id');
+      const raw = JSON.stringify({ model: modelDir, previous_response_id: previous, input: [{ type: 'function_call_output', call_id: 'call_1', output: '{"ok": true}' }], max_output_tokens: 50, stream: false });
+      const via = await rawPost(gwUrl, '/v1/responses', raw);
+      assert.equal(via.headers['x-conscience-tier'], 'brief', `${previous}: ${via.status} ${via.text.slice(0, 200)}`);
+      assert.equal(lastSent().previous_response_id, previous);
+      assert.equal(lastSent().max_output_tokens, 4);
+      assert.equal(lastSent().instructions, brief);
+    }
+  });
+
   test('completions, streamed: an ordinary prompt is forwarded as sent, and its answer is counted', async () => {
     const raw = JSON.stringify({ model: modelDir, prompt: BENIGN, max_tokens: 6, temperature: 0, stream: true });
     const via = await rawPost(gwUrl, '/v1/completions', raw);

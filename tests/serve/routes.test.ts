@@ -267,6 +267,75 @@ describe('context_turns: a conversation scored on its last N user messages', () 
   });
 });
 
+describe('previous_response_id: a continuation is scored on the conversation the gateway saw', () => {
+  const TOOL_OUTPUT = [{ type: 'function_call_output', call_id: 'call_1', output: '{"ok": true}' }];
+  /** a Responses request answered by the fake as vLLM would (an id of its own), with its raw text */
+  async function respond(url: string, body: Record<string, unknown>): Promise<{ status: number; headers: Headers; text: string }> {
+    const r = await fetch(`${url}/v1/responses`, { method: 'POST', signal: AbortSignal.timeout(20_000), headers: { 'content-type': 'application/json', 'x-fake': 'response' }, body: JSON.stringify({ model: 'm', ...body }) });
+    return { status: r.status, headers: r.headers, text: await r.text() };
+  }
+  const idOf = (text: string): string => /"id":"(resp_[A-Za-z0-9_]+)"/.exec(text)![1]!;
+
+  test('a continuation carrying only tool outputs keeps the tier of the response it continues: the brief cap and budget again, streamed or not, down a chain', async () => {
+    const s = await start(['max_tokens.brief=7']);
+    const first = await respond(s.url, { input: HARMFUL, max_output_tokens: 500 });
+    assert.equal(first.headers.get('x-conscience-tier'), 'brief');
+    let previous = idOf(first.text);
+    assert.match(previous, /^resp_fake_/);
+    for (const stream of [false, true, false]) {
+      const r = await respond(s.url, { previous_response_id: previous, input: TOOL_OUTPUT, max_output_tokens: 500, stream });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get('x-conscience-tier'), 'brief', `stream ${stream}: tool outputs alone were forwarded uncapped`);
+      assert.equal(r.headers.get('x-conscience-unscored'), null);
+      assert.equal(lastSent().max_output_tokens, 7);
+      assert.equal(lastSent().instructions, systemMessage(DEFAULT_TEMPLATE, allocator.policy.budget_brief));
+      assert.deepEqual(lastSent().input, TOOL_OUTPUT, 'the items are sent as they came');
+      previous = idOf(r.text);
+    }
+    const log = s.logs.filter((l) => l.msg === 'response').at(-1)!;
+    assert.equal(log.previous_response, 'known');
+  });
+
+  test('continuing a refused response is refused again without the upstream; a new message counts the turns before it as context_turns says', async () => {
+    const one = await start(['refuse=brief']);
+    const two = await start(['refuse=brief', 'context_turns=2']);
+    const n = up.requests.length;
+    for (const s of [one, two]) {
+      const refused = await respond(s.url, { input: HARMFUL });
+      assert.equal(refused.headers.get('x-conscience-refused'), '1');
+      const again = await respond(s.url, { previous_response_id: idOf(refused.text), input: TOOL_OUTPUT });
+      assert.equal(again.headers.get('x-conscience-refused'), '1', 'tool outputs after a refusal');
+      assert.match(idOf(again.text), /^resp_conscience_/);
+    }
+    assert.equal(up.requests.length, n);
+    // "go on" after a harmful turn: scored alone with context_turns=1 (as in a chat request), with the turn before it with 2
+    const FOLLOW_UP = 'Thanks. Now continue with step 2.';
+    const r1 = await respond(one.url, { previous_response_id: idOf((await respond(one.url, { input: HARMFUL })).text), input: FOLLOW_UP });
+    assert.equal(r1.headers.get('x-conscience-tier'), 'none');
+    const r2 = await respond(two.url, { previous_response_id: idOf((await respond(two.url, { input: HARMFUL })).text), input: FOLLOW_UP });
+    assert.equal(r2.headers.get('x-conscience-refused'), '1');
+    // a benign turn in between pushes the harmful one out of two turns' reach
+    const benign = await respond(two.url, { previous_response_id: idOf((await respond(two.url, { input: HARMFUL })).text), input: [{ role: 'user', content: BENIGN }] });
+    assert.equal(benign.headers.get('x-conscience-refused'), '1', 'the harmful turn is one back');
+    const past = await respond(two.url, { previous_response_id: idOf(benign.text), input: FOLLOW_UP });
+    assert.equal(past.headers.get('x-conscience-refused'), null);
+    assert.equal(past.headers.get('x-conscience-tier'), 'none');
+  });
+
+  test('an unknown previous_response_id is scored on the request alone and logged as unknown; one that is not a string is a 400', async () => {
+    const s = await start(['refuse=brief']);
+    const r = await respond(s.url, { previous_response_id: 'resp_not_from_here', input: TOOL_OUTPUT });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('x-conscience-unscored'), 'no-text');
+    assert.equal(s.logs.filter((l) => l.msg === 'response').at(-1)!.previous_response, 'unknown');
+    const h = await respond(s.url, { previous_response_id: 'resp_not_from_here', input: HARMFUL });
+    assert.equal(h.headers.get('x-conscience-refused'), '1');
+    const bad = await respond(s.url, { previous_response_id: 5, input: BENIGN });
+    assert.equal(bad.status, 400);
+    assert.equal((JSON.parse(bad.text) as { error: { param: string } }).error.param, 'previous_response_id');
+  });
+});
+
 describe('requests that would reach the model around the scoring', () => {
   test('a responses input list whose first item has no role (transformers serve reads the whole list as one user message) is scored on its text', async () => {
     const s = await start(['refuse=brief']);

@@ -237,13 +237,15 @@ function outputText(output: unknown): string {
 /** Collects a JSON Responses API `response` (bounded) and splits its output text: one choice. */
 export class ResponseJsonAnswer implements AnswerParser {
   private readonly body = new JsonBody();
-  constructor(private readonly t: PromptTemplateSpec) {}
+  /** `seen`: told the response's `id` (a continuation names it as previous_response_id) */
+  constructor(private readonly t: PromptTemplateSpec, private readonly seen?: (id: string) => void) {}
   push(c: Buffer): void { this.body.push(c); }
   end(): AnswerStats | null {
     try {
       const parsed = this.body.parse();
       if (parsed === undefined) return null;
-      const j = parsed as { output?: unknown; usage?: { output_tokens?: unknown } | null };
+      const j = parsed as { id?: unknown; output?: unknown; usage?: { output_tokens?: unknown } | null };
+      if (typeof j.id === 'string') this.seen?.(j.id);
       const text = outputText(j.output);
       return account([{ index: 0, split: splitWhole(this.t, text), chars: text.length, own: Math.ceil(text.length / 4) }], usageCount(j.usage?.output_tokens), 'chars', { count: 0, chars: 0, own: 0 });
     } catch {
@@ -256,7 +258,8 @@ export class ResponseJsonAnswer implements AnswerParser {
  * Reads a Responses API event stream as it passes: the `response.output_text.delta` events'
  * text goes through one incremental splitter; the usage is the last `response.completed` (or
  * `response.incomplete`) event's `response.usage.output_tokens`. An event's type is its JSON
- * `type` (the SSE `event:` line when that is missing).
+ * `type` (the SSE `event:` line when that is missing). `seen` is told the response's id from
+ * the first event that carries it (`response.created`), before the answer ends.
  */
 export class ResponseSseAnswer implements AnswerParser {
   private readonly reader = new SseReader((d, e) => this.dispatch(d, e));
@@ -264,14 +267,19 @@ export class ResponseSseAnswer implements AnswerParser {
   private deltas = 0;
   private chars = 0;
   private usage: number | null = null;
-  constructor(t: PromptTemplateSpec, keep: number) { this.splitter = new SafetySplitter(t, keep); }
+  private idSeen = false;
+  constructor(t: PromptTemplateSpec, keep: number, private readonly seen?: (id: string) => void) { this.splitter = new SafetySplitter(t, keep); }
 
   push(c: Buffer): void { this.reader.push(c); }
 
   private dispatch(d: string, event: string): void {
     try {
-      const j = JSON.parse(d) as { type?: unknown; delta?: unknown; response?: { usage?: { output_tokens?: unknown } | null } | null };
+      const j = JSON.parse(d) as { type?: unknown; delta?: unknown; response?: { id?: unknown; usage?: { output_tokens?: unknown } | null } | null };
       const type = typeof j.type === 'string' ? j.type : event;
+      if (!this.idSeen && typeof j.response?.id === 'string') {
+        this.idSeen = true;
+        this.seen?.(j.response.id);
+      }
       if (type === 'response.output_text.delta' && typeof j.delta === 'string' && j.delta) {
         this.splitter.feed(j.delta);
         this.deltas++;

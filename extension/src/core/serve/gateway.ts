@@ -23,6 +23,7 @@ import { redactUpstream } from './status';
 import { DEFAULT_REFUSAL, type GatewayPolicy } from './options';
 import type { AnswerParser, AnswerStats } from './answer';
 import { scoredRoute, type RouteAdapter } from './routes';
+import { Continuations } from './continuations';
 
 export interface LogRecord { level: 'info' | 'warn' | 'error'; msg: string; [k: string]: unknown }
 
@@ -247,6 +248,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const fixedBudget = policy.fixedBudget ?? opts.allocator.policy.budget_deep;
   const log = opts.log ?? ((rec: LogRecord) => process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), ...rec }) + '\n'));
   const metrics = new GatewayMetrics();
+  const continuations = new Continuations();
   const batcher = new MicroBatcher(opts.allocator, opts.maxBatch ?? 64, (n) => metrics.allocatorBatch.observe(n));
 
   const route = (path: string): string => (ROUTES.has(path) ? path : 'other');
@@ -713,16 +715,23 @@ export function createGateway(opts: GatewayOptions): Gateway {
       const at = /at position (\d+)/.exec((err as Error).message);
       return bad(new RequestError(`invalid JSON in the request body: ${(err as Error).message}`, null, 400, 'invalid_json'), `invalid JSON in the request body${at ? ` at position ${at[1]}` : ''}`);
     }
+    const turns = policy.contextTurns ?? 1;
     let prompts: ReturnType<RouteAdapter['prompts']>;
+    let previous: string | null;
     try {
-      prompts = r.prompts(body, policy.contextTurns ?? 1);
+      prompts = r.prompts(body, turns);
+      previous = r.continues(body);
     } catch (err) {
       if (err instanceof RequestError) return bad(err);
       throw err;
     }
+    // a continuation of a response this gateway answered: its conversation's last scored texts
+    // count as earlier turns (the upstream holds them; the request carries only the new items)
+    const history = previous !== null ? continuations.recall(previous) : undefined;
     // nothing to score (no user message, or a last one without text: an image alone, an empty
-    // string): the allocator would score the empty string. Forwarded as sent, without a budget
-    const unscored = prompts.unscored;
+    // string): the allocator would score the empty string. Forwarded as sent, without a budget,
+    // unless it continues a conversation the gateway scored
+    const unscored = history ? null : prompts.unscored;
     // a prompt of token ids cannot be read: with tiers to refuse it would pass every refusal
     if (unscored?.header === 'token-ids' && policy.refuse.size > 0 && !opts.observeOnly) {
       return bad(new RequestError(`this gateway refuses some prompts (--policy refuse=${[...policy.refuse].join(',')}) and scores prompts as text: send 'prompt' as text, not token ids or embeddings`, 'prompt', 400, 'unscorable_prompt'));
@@ -733,10 +742,16 @@ export function createGateway(opts: GatewayOptions): Gateway {
     const t0 = performance.now();
     let a: Assessment | null = null;
     let all: Assessment[] = [];
+    /** the assessments the request is handled by: the conversation's last context_turns */
+    let window: Assessment[] = [];
     if (unscored === null) {
       try {
         all = await Promise.all(prompts.texts.map(assess));
-        a = strictest(all);
+        // the request's own texts (already its last `turns` user messages), after as many of
+        // the remembered ones as the turns leave room for
+        const room = Math.max(0, turns - all.length);
+        window = [...(history && room > 0 ? history.slice(Math.max(0, history.length - room)) : []), ...all];
+        a = strictest(window);
       } catch (err) {
         a = null;
         metrics.allocatorErrors.inc();
@@ -813,6 +828,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     const base = {
       id, tier, risk: a ? Number(a.risk.toFixed(4)) : null, budget, ...(n > 1 ? { n } : {}), action, ...(unscored !== null ? { unscored: unscored.reason } : {}), stream,
       ...(prompts.texts.length > 1 ? { prompts: prompts.texts.length } : {}),
+      ...(previous !== null ? { previous_response: history ? 'known' : 'unknown' } : {}),
       allocator_ms: round(allocatorMs), ...(a?.unfamiliar ? { unfamiliar: true } : {}),
     };
     // the prompt is kept for the log record only when it is logged
@@ -821,6 +837,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
     if (action === 'refused') {
       extra['x-conscience-refused'] = '1';
       const answer = r.refusal(body, stream, n, policy.refusal);
+      // a continuation of the refusal is refused again, without asking the upstream
+      if (answer.id !== undefined) continuations.remember(answer.id, window.slice(-turns));
       if (res.headersSent) res.destroy();
       else {
         res.writeHead(200, { 'content-type': answer.contentType, ...(stream ? { 'cache-control': 'no-cache' } : { 'content-length': Buffer.byteLength(answer.body) }), ...extra });
@@ -842,7 +860,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       release,
       answer: {
         stream,
-        parser: (sse) => r.parser(template, sse, keep),
+        parser: (sse) => r.parser(template, sse, keep, (responseId) => continuations.remember(responseId, window.slice(-turns))),
         done: (stats, info) => {
           countBudget(Math.max(1, stats ? stats.choices.length + stats.dropped : 0));
           let counts: Record<string, unknown> = {};

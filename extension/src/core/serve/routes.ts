@@ -35,7 +35,8 @@ const NO_TEXT: Unscored = { header: 'no-text', reason: 'no text in the last user
 /** A request's text to score (each of `texts` is scored; the request takes the strictest), or why there is none. */
 export type Prompts = { texts: string[]; unscored: null } | { texts: []; unscored: Unscored };
 
-export interface Refusal { contentType: string; body: string }
+/** A refusal in the route's shape; `id`: the response id a continuation would name (Responses API) */
+export interface Refusal { contentType: string; body: string; id?: string }
 
 export interface RouteAdapter {
   readonly route: ScoredRoute;
@@ -59,8 +60,13 @@ export interface RouteAdapter {
   /** the choices the request asks for (the refusal has as many; at most MAX_CHOICES) */
   choices(body: Body): number;
   refusal(body: Body, stream: boolean, n: number, text: string): Refusal;
-  /** reads the upstream's successful answer; `keep`: characters of each part held for the log */
-  parser(template: PromptTemplateSpec, sse: boolean, keep: number): AnswerParser;
+  /**
+   * reads the upstream's successful answer; `keep`: characters of each part held for the log;
+   * `seen`: told the answer's response id (Responses API: a continuation names it)
+   */
+  parser(template: PromptTemplateSpec, sse: boolean, keep: number, seen?: (id: string) => void): AnswerParser;
+  /** the response a request continues (Responses API `previous_response_id`), else null */
+  continues(body: Body): string | null;
 }
 
 /**
@@ -117,6 +123,7 @@ export const CHAT: RouteAdapter = {
   parser(template, isSse, keep) {
     return isSse ? new SseAnswer(template, keep, 'chat') : new JsonAnswer(template, 'chat');
   },
+  continues: () => null,
 };
 
 /**
@@ -205,6 +212,7 @@ export const COMPLETIONS: RouteAdapter = {
   parser(template, isSse, keep) {
     return isSse ? new SseAnswer(template, keep, 'completion') : new JsonAnswer(template, 'completion');
   },
+  continues: () => null,
 };
 
 const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v);
@@ -282,10 +290,10 @@ export const RESPONSES: RouteAdapter = {
       id, object: 'response', created_at: created, status, model: modelOf(body), output, usage: u,
       ...(typeof body.instructions === 'string' ? { instructions: body.instructions } : {}),
     });
-    if (!stream) return json(response('completed', [message], usage));
+    if (!stream) return { ...json(response('completed', [message], usage)), id };
     let seq = 0;
     const event = (type: string, fields: Body): string => `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...fields })}\n\n`;
-    return sse([
+    return { ...sse([
       event('response.created', { response: response('in_progress', [], null) }),
       event('response.in_progress', { response: response('in_progress', [], null) }),
       event('response.output_item.added', { output_index: 0, item: { ...message, status: 'in_progress', content: [] } }),
@@ -295,10 +303,16 @@ export const RESPONSES: RouteAdapter = {
       event('response.content_part.done', { item_id: msgId, output_index: 0, content_index: 0, part }),
       event('response.output_item.done', { output_index: 0, item: message }),
       event('response.completed', { response: response('completed', [message], usage) }),
-    ]);
+    ]), id };
   },
-  parser(template, isSse, keep) {
-    return isSse ? new ResponseSseAnswer(template, keep) : new ResponseJsonAnswer(template);
+  parser(template, isSse, keep, seen) {
+    return isSse ? new ResponseSseAnswer(template, keep, seen) : new ResponseJsonAnswer(template, seen);
+  },
+  continues(body) {
+    const p = body.previous_response_id;
+    if (p === undefined || p === null) return null;
+    if (typeof p !== 'string') throw new RequestError(`'previous_response_id' must be a string, got ${typeName(p)}`, 'previous_response_id');
+    return p;
   },
 };
 
