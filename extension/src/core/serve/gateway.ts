@@ -254,13 +254,19 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const route = (path: string): string => (ROUTES.has(path) ? path : 'other');
   const passed = new Set([...PASSED_ROUTES, ...(opts.passRoutes ?? []).map(canonicalPath)]);
 
-  /** A Location on the upstream's origin as a path on the gateway (the upstream's base path taken off); any other left as sent. */
+  /**
+   * A Location under the upstream's URL (its origin and base path) as a path on the gateway (the
+   * base path taken off); any other left as sent, as nginx's `proxy_redirect default` does: a
+   * path on the upstream's origin outside its base path has no gateway path that reaches it
+   * (the gateway would send `/other` to `<base>/other`).
+   */
   const gatewayLocation = (loc: string): string => {
     let u: URL;
     try { u = new URL(loc, upstream); } catch { return loc; }
     if (u.origin !== upstream.origin) return loc;
-    const p = basePath && (u.pathname === basePath || u.pathname.startsWith(basePath + '/')) ? u.pathname.slice(basePath.length) || '/' : u.pathname;
-    return p + u.search + u.hash;
+    if (!basePath) return u.pathname + u.search + u.hash;
+    if (u.pathname !== basePath && !u.pathname.startsWith(basePath + '/')) return u.href;
+    return (u.pathname.slice(basePath.length) || '/') + u.search + u.hash;
   };
 
   /** bytes of chat request bodies held now (maxBuffered at most) */
