@@ -84,6 +84,28 @@ const sse = (events: string[]): Refusal => ({ contentType: 'text/event-stream', 
 const json = (v: unknown): Refusal => ({ contentType: 'application/json', body: JSON.stringify(v) });
 const ZERO_USAGE = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
 
+/**
+ * A refusal of `n` choices in the shape of chat or completions: one object whose choices are
+ * `whole(index)`, or, streamed, one chunk per piece of each choice (`pieces(index)`), a usage
+ * chunk without choices when stream_options.include_usage asks (every chunk then has
+ * `"usage": null`), and `data: [DONE]`.
+ */
+function choicesRefusal(body: Body, stream: boolean, n: number, shape: { id: string; object: string; chunkObject: string; whole: (index: number) => Body; pieces: (index: number) => Body[] }): Refusal {
+  const { id } = shape;
+  const created = Math.floor(Date.now() / 1000);
+  const model = modelOf(body);
+  const indices = Array.from({ length: n }, (_, i) => i);
+  if (!stream) return json({ id, object: shape.object, created, model, choices: indices.map(shape.whole), usage: ZERO_USAGE });
+  const withUsage = includeUsage(body);
+  const event = (choices: unknown[], u?: unknown): string =>
+    `data: ${JSON.stringify({ id, object: shape.chunkObject, created, model, choices, ...(withUsage ? { usage: u ?? null } : {}) })}\n\n`;
+  return sse([
+    ...indices.map((i) => shape.pieces(i).map((piece) => event([piece])).join('')),
+    withUsage ? event([], ZERO_USAGE) : '',
+    'data: [DONE]\n\n',
+  ]);
+}
+
 export const CHAT: RouteAdapter = {
   route: '/v1/chat/completions',
   logName: 'chat',
@@ -98,27 +120,15 @@ export const CHAT: RouteAdapter = {
   },
   choices: choicesAsked,
   refusal(body, stream, n, text) {
-    const id = `chatcmpl-conscience-${randomUUID()}`;
-    const created = Math.floor(Date.now() / 1000);
-    const model = modelOf(body);
-    const indices = Array.from({ length: n }, (_, i) => i);
-    if (!stream) {
-      return json({
-        id, object: 'chat.completion', created, model,
-        choices: indices.map((index) => ({ index, message: { role: 'assistant', content: text }, finish_reason: 'stop' })),
-        usage: ZERO_USAGE,
-      });
-    }
-    // stream_options.include_usage: every chunk has "usage": null, and a last chunk without choices holds it
-    const withUsage = includeUsage(body);
-    const event = (choices: unknown[], u?: unknown): string =>
-      `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices, ...(withUsage ? { usage: u ?? null } : {}) })}\n\n`;
-    const chunk = (index: number, delta: Body, finish: string | null): string => event([{ index, delta, finish_reason: finish }]);
-    return sse([
-      ...indices.map((i) => chunk(i, { role: 'assistant' }, null) + chunk(i, { content: text }, null) + chunk(i, {}, 'stop')),
-      withUsage ? event([], ZERO_USAGE) : '',
-      'data: [DONE]\n\n',
-    ]);
+    return choicesRefusal(body, stream, n, {
+      id: `chatcmpl-conscience-${randomUUID()}`, object: 'chat.completion', chunkObject: 'chat.completion.chunk',
+      whole: (index) => ({ index, message: { role: 'assistant', content: text }, finish_reason: 'stop' }),
+      pieces: (index) => [
+        { index, delta: { role: 'assistant' }, finish_reason: null },
+        { index, delta: { content: text }, finish_reason: null },
+        { index, delta: {}, finish_reason: 'stop' },
+      ],
+    });
   },
   parser(template, isSse, keep) {
     return isSse ? new SseAnswer(template, keep, 'chat') : new JsonAnswer(template, 'chat');
@@ -189,25 +199,14 @@ export const COMPLETIONS: RouteAdapter = {
     return Math.min(MAX_COMPLETION_CHOICES, choicesAsked(body) * prompts);
   },
   refusal(body, stream, n, text) {
-    const id = `cmpl-conscience-${randomUUID()}`;
-    const created = Math.floor(Date.now() / 1000);
-    const model = modelOf(body);
-    const indices = Array.from({ length: n }, (_, i) => i);
-    if (!stream) {
-      return json({
-        id, object: 'text_completion', created, model,
-        choices: indices.map((index) => ({ index, text, logprobs: null, finish_reason: 'stop' })),
-        usage: ZERO_USAGE,
-      });
-    }
-    const withUsage = includeUsage(body);
-    const event = (choices: unknown[], u?: unknown): string =>
-      `data: ${JSON.stringify({ id, object: 'text_completion', created, model, choices, ...(withUsage ? { usage: u ?? null } : {}) })}\n\n`;
-    return sse([
-      ...indices.map((index) => event([{ index, text, logprobs: null, finish_reason: null }]) + event([{ index, text: '', logprobs: null, finish_reason: 'stop' }])),
-      withUsage ? event([], ZERO_USAGE) : '',
-      'data: [DONE]\n\n',
-    ]);
+    return choicesRefusal(body, stream, n, {
+      id: `cmpl-conscience-${randomUUID()}`, object: 'text_completion', chunkObject: 'text_completion',
+      whole: (index) => ({ index, text, logprobs: null, finish_reason: 'stop' }),
+      pieces: (index) => [
+        { index, text, logprobs: null, finish_reason: null },
+        { index, text: '', logprobs: null, finish_reason: 'stop' },
+      ],
+    });
   },
   parser(template, isSse, keep) {
     return isSse ? new SseAnswer(template, keep, 'completion') : new JsonAnswer(template, 'completion');
