@@ -151,16 +151,25 @@ test('cancelling a run while its launch is preparing: the launch starts nothing 
   }
 });
 
+/**
+ * An environment whose `ps` takes `seconds` the first time it runs (and leaves `ps-called` in
+ * `root`): the launched wrapper's first `ps` (it records its process group with it) holds the
+ * launcher inside the submit, waiting for the wrapper's pid file.
+ */
+function slowFirstPs(root: string, seconds: number): NodeJS.ProcessEnv {
+  const bin = join(root, 'bin');
+  mkdirSync(bin);
+  const realPs = execFileSync('sh', ['-c', 'command -v ps'], { encoding: 'utf8' }).trim();
+  writeFileSync(join(bin, 'ps'), `#!/bin/sh\nif [ ! -e '${root}/ps-called' ]; then touch '${root}/ps-called'; sleep ${seconds}; fi\nexec '${realPs}' "$@"\n`, { mode: 0o755 });
+  return { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+}
+
 test('a cancel that lands while the launch is submitting stops the process just started; it is not lost', async () => {
   const w = gatedWorkspace();
   writeFileSync(join(w.root, 'gate'), '');
   // the wrapper's first `ps` (it records its process group with it) says so and takes a while:
   // the launcher is then inside the submit, waiting for the wrapper's pid file
-  const bin = join(w.root, 'bin');
-  mkdirSync(bin);
-  const realPs = execFileSync('sh', ['-c', 'command -v ps'], { encoding: 'utf8' }).trim();
-  writeFileSync(join(bin, 'ps'), `#!/bin/sh\nif [ ! -e '${w.root}/ps-called' ]; then touch '${w.root}/ps-called'; sleep 2; fi\nexec '${realPs}' "$@"\n`, { mode: 0o755 });
-  const l = cliLaunch(w.root, { ...process.env, PATH: `${bin}:${process.env.PATH}` });
+  const l = cliLaunch(w.root, slowFirstPs(w.root, 2));
   const s = w.session();
   try {
     await until('the wrapper to start', () => existsSync(join(w.root, 'ps-called')) || l.p.exitCode !== null);
@@ -277,11 +286,7 @@ test('a CLI launch killed while it submits: the process it started is found on t
   const w = gatedWorkspace();
   writeFileSync(join(w.root, 'gate'), '');
   // the wrapper's first `ps` is slow: the launcher is inside the submit, waiting for the pid file
-  const bin = join(w.root, 'bin');
-  mkdirSync(bin);
-  const realPs = execFileSync('sh', ['-c', 'command -v ps'], { encoding: 'utf8' }).trim();
-  writeFileSync(join(bin, 'ps'), `#!/bin/sh\nif [ ! -e '${w.root}/ps-called' ]; then touch '${w.root}/ps-called'; sleep 3; fi\nexec '${realPs}' "$@"\n`, { mode: 0o755 });
-  const l = cliLaunch(w.root, { ...process.env, PATH: `${bin}:${process.env.PATH}` });
+  const l = cliLaunch(w.root, slowFirstPs(w.root, 3));
   const s = w.session();
   try {
     await until('the wrapper to start', () => existsSync(join(w.root, 'ps-called')) || l.p.exitCode !== null);
@@ -375,11 +380,7 @@ test('a cancel of a run whose launcher died while submitting it, before the host
 test('Ctrl-C of a CLI launch while it submits: the run is not called interrupted (its process may have started); the next refresh finds it', async () => {
   const w = gatedWorkspace();
   writeFileSync(join(w.root, 'gate'), '');
-  const bin = join(w.root, 'bin');
-  mkdirSync(bin);
-  const realPs = execFileSync('sh', ['-c', 'command -v ps'], { encoding: 'utf8' }).trim();
-  writeFileSync(join(bin, 'ps'), `#!/bin/sh\nif [ ! -e '${w.root}/ps-called' ]; then touch '${w.root}/ps-called'; sleep 3; fi\nexec '${realPs}' "$@"\n`, { mode: 0o755 });
-  const l = cliLaunch(w.root, { ...process.env, PATH: `${bin}:${process.env.PATH}` });
+  const l = cliLaunch(w.root, slowFirstPs(w.root, 3));
   const s = w.session();
   try {
     await until('the wrapper to start', () => existsSync(join(w.root, 'ps-called')) || l.p.exitCode !== null);
