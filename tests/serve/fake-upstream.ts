@@ -198,8 +198,12 @@ export async function startFakeUpstream(host = '127.0.0.1'): Promise<FakeUpstrea
       } else if (mode === 'response') {
         // a Responses API answer with its own id (resp_fake_N), streamed or not, as vLLM and
         // transformers serve give one: a continuation names the id as previous_response_id
-        const rid = `resp_fake_${requests.length}`;
-        const response = (status: string, output: unknown[]) => ({ id: rid, object: 'response', status, model: 'fake', output, usage: status === 'completed' ? { input_tokens: 5, output_tokens: 9, total_tokens: 14 } : null });
+        // `x-fake-response-id` names the id (vLLM takes a client's `request_id` as it);
+        // `x-fake-echo-bytes` echoes that many bytes of `instructions` after the id, as a
+        // server echoes a request's instructions and tools
+        const rid = String(req.headers['x-fake-response-id'] ?? `resp_fake_${requests.length}`);
+        const echo = Number(req.headers['x-fake-echo-bytes'] ?? 0);
+        const response = (status: string, output: unknown[]) => ({ id: rid, object: 'response', ...(echo > 0 ? { instructions: 'e'.repeat(echo) } : {}), status, model: 'fake', output, usage: status === 'completed' ? { input_tokens: 5, output_tokens: 9, total_tokens: 14 } : null });
         const message = { type: 'message', id: 'msg_fake', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: ANSWER, annotations: [] }] };
         if (parsed.stream === true) {
           const ev = (type: string, fields: Record<string, unknown>): string => `event: ${type}\ndata: ${JSON.stringify({ type, ...fields })}\n\n`;

@@ -270,8 +270,8 @@ describe('context_turns: a conversation scored on its last N user messages', () 
 describe('previous_response_id: a continuation is scored on the conversation the gateway saw', () => {
   const TOOL_OUTPUT = [{ type: 'function_call_output', call_id: 'call_1', output: '{"ok": true}' }];
   /** a Responses request answered by the fake as vLLM would (an id of its own), with its raw text */
-  async function respond(url: string, body: Record<string, unknown>): Promise<{ status: number; headers: Headers; text: string }> {
-    const r = await fetch(`${url}/v1/responses`, { method: 'POST', signal: AbortSignal.timeout(20_000), headers: { 'content-type': 'application/json', 'x-fake': 'response' }, body: JSON.stringify({ model: 'm', ...body }) });
+  async function respond(url: string, body: Record<string, unknown>, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; text: string }> {
+    const r = await fetch(`${url}/v1/responses`, { method: 'POST', signal: AbortSignal.timeout(20_000), headers: { 'content-type': 'application/json', 'x-fake': 'response', ...headers }, body: JSON.stringify({ model: 'm', ...body }) });
     return { status: r.status, headers: r.headers, text: await r.text() };
   }
   const idOf = (text: string): string => /"id":"(resp_[A-Za-z0-9_]+)"/.exec(text)![1]!;
@@ -320,6 +320,34 @@ describe('previous_response_id: a continuation is scored on the conversation the
     const past = await respond(two.url, { previous_response_id: idOf(benign.text), input: FOLLOW_UP });
     assert.equal(past.headers.get('x-conscience-refused'), null);
     assert.equal(past.headers.get('x-conscience-tier'), 'none');
+  });
+
+  test('instructions resent with every continuation (the API does not carry them over) are not a turn: the remembered turns still count', async () => {
+    const INSTRUCTIONS = 'You are a helpful assistant.';
+    for (const policy of [['max_tokens.brief=7'], ['max_tokens.brief=7', 'context_turns=2']]) {
+      const s = await start(policy);
+      let previous = idOf((await respond(s.url, { input: HARMFUL, instructions: INSTRUCTIONS })).text);
+      for (let hop = 0; hop < 3; hop++) {
+        const r = await respond(s.url, { previous_response_id: previous, instructions: INSTRUCTIONS, input: TOOL_OUTPUT, max_output_tokens: 500 });
+        assert.equal(r.headers.get('x-conscience-tier'), 'brief', `${policy.join(' ')}, hop ${hop + 1}`);
+        assert.equal(lastSent().max_output_tokens, 7);
+        previous = idOf(r.text);
+      }
+    }
+  });
+
+  test('an id answered twice keeps the stricter conversation (a client may choose the id: vLLM\'s request_id); an id read from an answer too large to parse is remembered', async () => {
+    const s = await start(['max_tokens.brief=7']);
+    const id = { 'x-fake-response-id': 'resp_chosen_by_client' };
+    await respond(s.url, { input: HARMFUL }, id);
+    await respond(s.url, { input: BENIGN, store: false }, id);
+    const r = await respond(s.url, { previous_response_id: 'resp_chosen_by_client', input: TOOL_OUTPUT });
+    assert.equal(r.headers.get('x-conscience-tier'), 'brief', 'a later benign answer under the same id washed out the harmful one');
+    // 9 MB of echoed instructions: past what the gateway parses, but the id comes first
+    const big = await respond(s.url, { input: HARMFUL }, { 'x-fake-echo-bytes': String(9 * 1024 * 1024), 'x-fake-response-id': 'resp_big' });
+    assert.equal(big.status, 200);
+    const next = await respond(s.url, { previous_response_id: 'resp_big', input: TOOL_OUTPUT });
+    assert.equal(next.headers.get('x-conscience-tier'), 'brief');
   });
 
   test('an unknown previous_response_id is scored on the request alone and logged as unknown; one that is not a string is a 400', async () => {

@@ -237,15 +237,33 @@ function outputText(output: unknown): string {
 /** Collects a JSON Responses API `response` (bounded) and splits its output text: one choice. */
 export class ResponseJsonAnswer implements AnswerParser {
   private readonly body = new JsonBody();
-  /** `seen`: told the response's `id` (a continuation names it as previous_response_id) */
+  /** the answer's first bytes, until its leading `"id"` member is read (the servers write it first) */
+  private head = '';
+  private idSeen = false;
+  /**
+   * `seen`: told the response's `id` (a continuation names it as previous_response_id): from
+   * the answer's first member as it arrives, else from the parsed whole (an answer too large to
+   * parse still tells it when `id` comes first, as vLLM and transformers serve write it)
+   */
   constructor(private readonly t: PromptTemplateSpec, private readonly seen?: (id: string) => void) {}
-  push(c: Buffer): void { this.body.push(c); }
+  push(c: Buffer): void {
+    if (!this.idSeen && this.seen && this.head.length < 4096) {
+      this.head += c.toString('latin1', 0, Math.min(c.length, 4096));
+      const m = /^\s*\{\s*"id"\s*:\s*"([^"\\]{1,256})"/.exec(this.head);
+      if (m) this.tell(m[1]!);
+    }
+    this.body.push(c);
+  }
+  private tell(id: string): void {
+    this.idSeen = true;
+    this.seen?.(id);
+  }
   end(): AnswerStats | null {
     try {
       const parsed = this.body.parse();
       if (parsed === undefined) return null;
       const j = parsed as { id?: unknown; output?: unknown; usage?: { output_tokens?: unknown } | null };
-      if (typeof j.id === 'string') this.seen?.(j.id);
+      if (!this.idSeen && typeof j.id === 'string') this.tell(j.id);
       const text = outputText(j.output);
       return account([{ index: 0, split: splitWhole(this.t, text), chars: text.length, own: Math.ceil(text.length / 4) }], usageCount(j.usage?.output_tokens), 'chars', { count: 0, chars: 0, own: 0 });
     } catch {

@@ -1,35 +1,38 @@
 /**
  * What the gateway remembers of the Responses API conversations it scored, so that a
  * continuation (`previous_response_id`: the upstream holds the history, the request carries
- * only the new items) is scored on the conversation and not on its last item alone. A request
- * that sends only tool outputs after a `brief` (clearly harmful) answer was forwarded uncapped;
+ * only the new items) is scored on the conversation and not on its new items alone. A request
+ * that sent only tool outputs after a `brief` (clearly harmful) answer was forwarded uncapped;
  * one whose new message is "go on" was scored on that message alone.
  *
- * For each response id it answered (the upstream's, or the gateway's own refusal), the
- * assessments of the conversation's last `context_turns` scored texts, oldest first. Bounded:
- * the least recently used ids are forgotten first. vscode-free, no I/O.
+ * For each response id it answered, the conversation's last `context_turns` scored user turns
+ * (tier, budget, risk: what the strictest of them is chosen by), oldest first. Bounded twice:
+ * by ids and by the turns they hold together (64 turns an id at most), the least recently used
+ * id forgotten first. The gateway's own refusals are held apart, so that requests it refuses
+ * without calling the upstream cannot push out the ids of answers the upstream stored.
+ * vscode-free, no I/O.
  */
 import type { Assessment } from '../allocator';
 
-/** the most response ids remembered (each holds at most context_turns assessments) */
-export const CONTINUATIONS_LIMIT = 20_000;
+/** What is kept of a scored turn: what the strictest is chosen by and what the request is handled by. */
+export type Turn = Pick<Assessment, 'tier' | 'budget' | 'risk'>;
+
+/** the most upstream response ids remembered */
+export const CONTINUATIONS_LIMIT = 100_000;
+/** the most turns they hold together (about 60 bytes each) */
+export const CONTINUATION_TURNS_LIMIT = 400_000;
+/** the most of the gateway's own refusal ids remembered */
+export const REFUSALS_LIMIT = 20_000;
 /** a response id longer than this is not remembered (ids are tens of characters) */
 const MAX_ID = 256;
 
-export class Continuations {
-  private readonly ids = new Map<string, readonly Assessment[]>();
-  constructor(private readonly limit = CONTINUATIONS_LIMIT) {}
+/** An LRU of id -> turns, bounded by ids and by turns held. */
+class TurnsLru {
+  private readonly ids = new Map<string, readonly Turn[]>();
+  private held = 0;
+  constructor(private readonly maxIds: number, private readonly maxTurns: number) {}
 
-  /** remembers the assessments that answered `id` (the last context_turns of them) */
-  remember(id: string, window: readonly Assessment[]): void {
-    if (id === '' || id.length > MAX_ID || window.length === 0) return;
-    this.ids.delete(id);
-    this.ids.set(id, window);
-    if (this.ids.size > this.limit) this.ids.delete(this.ids.keys().next().value as string);
-  }
-
-  /** the assessments remembered for `id`, undefined when the gateway did not answer it (or forgot it) */
-  recall(id: string): readonly Assessment[] | undefined {
+  get(id: string): readonly Turn[] | undefined {
     const w = this.ids.get(id);
     if (w !== undefined) {
       this.ids.delete(id);
@@ -38,5 +41,69 @@ export class Continuations {
     return w;
   }
 
+  set(id: string, w: readonly Turn[]): void {
+    const old = this.ids.get(id);
+    if (old !== undefined) {
+      this.held -= old.length;
+      this.ids.delete(id);
+    }
+    this.ids.set(id, w);
+    this.held += w.length;
+    while (this.ids.size > this.maxIds || this.held > this.maxTurns) {
+      const [first, turns] = this.ids.entries().next().value as [string, readonly Turn[]];
+      this.ids.delete(first);
+      this.held -= turns.length;
+    }
+  }
+
   get size(): number { return this.ids.size; }
+  get turns(): number { return this.held; }
+}
+
+export class Continuations {
+  private readonly answered: TurnsLru;
+  private readonly refused: TurnsLru;
+  /**
+   * `stricter(a, b)`: whether turn a is handled more strictly than b (the gateway's order:
+   * a refused tier, then `brief`, then the larger budget, then the higher risk)
+   */
+  constructor(private readonly stricter: (a: Turn, b: Turn) => boolean,
+    limits: { ids?: number; turns?: number; refusals?: number } = {}) {
+    this.answered = new TurnsLru(limits.ids ?? CONTINUATIONS_LIMIT, limits.turns ?? CONTINUATION_TURNS_LIMIT);
+    const refusals = limits.refusals ?? REFUSALS_LIMIT;
+    this.refused = new TurnsLru(refusals, refusals * 64);
+  }
+
+  /**
+   * Remembers the turns that answered `id` (`refusal`: the gateway's own answer). An id seen
+   * again (a client may choose it: vLLM's `request_id`) keeps the stricter of its two windows,
+   * so a later benign request cannot wash out a harmful conversation under the same id.
+   */
+  remember(id: string, window: readonly Turn[], refusal = false): void {
+    if (id === '' || id.length > MAX_ID || window.length === 0) return;
+    const slim = window.map(({ tier, budget, risk }) => ({ tier, budget, risk }));
+    const store = refusal ? this.refused : this.answered;
+    const old = store.get(id);
+    store.set(id, old !== undefined && !this.strictestAbove(slim, old) ? old : slim);
+  }
+
+  /** the turns remembered for `id`, undefined when the gateway did not answer it (or forgot it) */
+  recall(id: string): readonly Turn[] | undefined {
+    return this.answered.get(id) ?? this.refused.get(id);
+  }
+
+  /** ids and turns held (upstream answers, then refusals) */
+  get size(): { ids: number; turns: number; refusals: number } {
+    return { ids: this.answered.size, turns: this.answered.turns, refusals: this.refused.size };
+  }
+
+  private strictest(w: readonly Turn[]): Turn | null {
+    return w.reduce<Turn | null>((best, x) => (best === null || this.stricter(x, best) ? x : best), null);
+  }
+
+  private strictestAbove(a: readonly Turn[], b: readonly Turn[]): boolean {
+    const x = this.strictest(a);
+    const y = this.strictest(b);
+    return x !== null && (y === null || this.stricter(x, y));
+  }
 }

@@ -23,7 +23,7 @@ import { redactUpstream } from './status';
 import { DEFAULT_REFUSAL, type GatewayPolicy } from './options';
 import type { AnswerParser, AnswerStats } from './answer';
 import { scoredRoute, type RouteAdapter } from './routes';
-import { Continuations } from './continuations';
+import { Continuations, type Turn } from './continuations';
 
 export interface LogRecord { level: 'info' | 'warn' | 'error'; msg: string; [k: string]: unknown }
 
@@ -229,6 +229,9 @@ function redact(u: URL): string {
   return redactUpstream(u.href).replace(/\/$/, '');
 }
 
+/** What a request is handled by: a turn it brought (a full assessment), or one remembered from the conversation it continues. */
+type Handled = Turn & Partial<Pick<Assessment, 'unfamiliar'>>;
+
 export function createGateway(opts: GatewayOptions): Gateway {
   const upstream = new URL(opts.upstream);
   if (upstream.protocol !== 'http:' && upstream.protocol !== 'https:') {
@@ -248,7 +251,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const fixedBudget = policy.fixedBudget ?? opts.allocator.policy.budget_deep;
   const log = opts.log ?? ((rec: LogRecord) => process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), ...rec }) + '\n'));
   const metrics = new GatewayMetrics();
-  const continuations = new Continuations();
+  const continuations = new Continuations((x, y) => stricter(x, y));
   const batcher = new MicroBatcher(opts.allocator, opts.maxBatch ?? 64, (n) => metrics.allocatorBatch.observe(n));
 
   const route = (path: string): string => (ROUTES.has(path) ? path : 'other');
@@ -265,7 +268,14 @@ export function createGateway(opts: GatewayOptions): Gateway {
     try { u = new URL(loc, upstream); } catch { return loc; }
     if (u.origin !== upstream.origin) return loc;
     if (!basePath) return u.pathname + u.search + u.hash;
-    if (u.pathname !== basePath && !u.pathname.startsWith(basePath + '/')) return u.href;
+    if (u.pathname !== basePath && !u.pathname.startsWith(basePath + '/')) {
+      // as sent when absolute; a relative one made absolute against the upstream's address
+      // without the credentials --upstream may carry
+      if (URL.canParse(loc)) return loc;
+      u.username = '';
+      u.password = '';
+      return u.href;
+    }
     return (u.pathname.slice(basePath.length) || '/') + u.search + u.hash;
   };
 
@@ -677,14 +687,15 @@ export function createGateway(opts: GatewayOptions): Gateway {
    * context_turns user messages) is handled by: one in a refused tier, else one in the `brief`
    * (clearly harmful) tier, else the one with the largest budget, then the highest risk.
    */
-  function strictest(all: Assessment[]): Assessment {
-    const rank = (x: Assessment): number[] => [policy.refuse.has(x.tier) ? 1 : 0, x.tier === 'brief' ? 1 : 0, x.budget, x.risk];
-    const above = (x: Assessment, y: Assessment): boolean => {
-      const [p, q] = [rank(x), rank(y)];
-      const k = p.findIndex((v, i) => v !== q[i]);
-      return k >= 0 && p[k]! > q[k]!;
-    };
-    return all.reduce((best, x) => (above(x, best) ? x : best));
+  function strictest<T extends Turn>(all: T[]): T {
+    return all.reduce((best, x) => (stricter(x, best) ? x : best));
+  }
+  /** whether x is handled more strictly than y (the order of `strictest`) */
+  function stricter(x: Turn, y: Turn): boolean {
+    const rank = (t: Turn): number[] => [policy.refuse.has(t.tier) ? 1 : 0, t.tier === 'brief' ? 1 : 0, t.budget, t.risk];
+    const [p, q] = [rank(x), rank(y)];
+    const k = p.findIndex((v, i) => v !== q[i]);
+    return k >= 0 && p[k]! > q[k]!;
   }
 
   async function scoredBody(req: http.IncomingMessage, res: http.ServerResponse, path: string, r: RouteAdapter, hold: { bytes: number }, release: () => void, handOver: () => void): Promise<void> {
@@ -746,18 +757,21 @@ export function createGateway(opts: GatewayOptions): Gateway {
 
     // score
     const t0 = performance.now();
-    let a: Assessment | null = null;
+    let a: Handled | null = null;
     let all: Assessment[] = [];
-    /** the assessments the request is handled by: the conversation's last context_turns */
-    let window: Assessment[] = [];
+    /** the user turns remembered for the answer's response id: the conversation's last context_turns */
+    let kept: Turn[] = [];
     if (unscored === null) {
       try {
         all = await Promise.all(prompts.texts.map(assess));
-        // the request's own texts (already its last `turns` user messages), after as many of
-        // the remembered ones as the turns leave room for
-        const room = Math.max(0, turns - all.length);
-        window = [...(history && room > 0 ? history.slice(Math.max(0, history.length - room)) : []), ...all];
-        a = strictest(window);
+        // the request's own user turns (already its last `turns`), after as many remembered
+        // ones as the turns leave room for; system texts scored for want of a user text are
+        // not turns (a client resends `instructions` with every continuation)
+        const userTurns = 'fromSystems' in prompts && prompts.fromSystems ? [] : all;
+        const room = Math.max(0, turns - userTurns.length);
+        const earlier = history && room > 0 ? history.slice(Math.max(0, history.length - room)) : [];
+        kept = [...earlier, ...userTurns];
+        a = strictest<Handled>([...earlier, ...all]);
       } catch (err) {
         a = null;
         metrics.allocatorErrors.inc();
@@ -769,7 +783,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     const truncated = !!a && all.some((x) => x.truncated);
     if (truncated) {
       metrics.truncatedScores.inc();
-      log({ level: 'warn', msg: 'prompt longer than the allocator reads: scored on its start', id, route: r.route, prompt_chars: Math.max(...prompts.texts.map((t) => t.length)), scored_tokens: a!.tokens });
+      log({ level: 'warn', msg: 'prompt longer than the allocator reads: scored on its start', id, route: r.route, prompt_chars: Math.max(...prompts.texts.map((t) => t.length)), scored_tokens: Math.max(...all.map((x) => x.tokens)) });
     }
 
     const tier: Tier | 'unscored' = a ? a.tier : 'unscored';
@@ -844,7 +858,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       extra['x-conscience-refused'] = '1';
       const answer = r.refusal(body, stream, n, policy.refusal);
       // a continuation of the refusal is refused again, without asking the upstream
-      if (answer.id !== undefined) continuations.remember(answer.id, window.slice(-turns));
+      if (answer.id !== undefined) continuations.remember(answer.id, kept, true);
       if (res.headersSent) res.destroy();
       else {
         res.writeHead(200, { 'content-type': answer.contentType, ...(stream ? { 'cache-control': 'no-cache' } : { 'content-length': Buffer.byteLength(answer.body) }), ...extra });
@@ -866,7 +880,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       release,
       answer: {
         stream,
-        parser: (sse) => r.parser(template, sse, keep, (responseId) => continuations.remember(responseId, window.slice(-turns))),
+        parser: (sse) => r.parser(template, sse, keep, (responseId) => continuations.remember(responseId, kept)),
         done: (stats, info) => {
           countBudget(Math.max(1, stats ? stats.choices.length + stats.dropped : 0));
           let counts: Record<string, unknown> = {};

@@ -32,8 +32,12 @@ export interface Unscored { header: 'no-user-message' | 'no-text' | 'token-ids';
 export const NO_USER_MESSAGE: Unscored = { header: 'no-user-message', reason: 'no user message' };
 const NO_TEXT: Unscored = { header: 'no-text', reason: 'no text in the last user message' };
 
-/** A request's text to score (each of `texts` is scored; the request takes the strictest), or why there is none. */
-export type Prompts = { texts: string[]; unscored: null } | { texts: []; unscored: Unscored };
+/**
+ * A request's text to score (each of `texts` is scored; the request takes the strictest), or why
+ * there is none. `fromSystems`: the texts are the system and developer texts scored because no
+ * user message has text (they are not turns of the conversation).
+ */
+export type Prompts = { texts: string[]; unscored: null; fromSystems?: boolean } | { texts: []; unscored: Unscored };
 
 /** A refusal in the route's shape; `id`: the response id a continuation would name (Responses API) */
 export interface Refusal { contentType: string; body: string; id?: string }
@@ -146,7 +150,7 @@ function conversation({ users, systems }: { users: string[]; systems: string[] }
   if (texts.length > 0) return { texts, unscored: null };
   // no user text (none, or only images or blanks): what the model reads is the system and
   // developer texts, so a prompt put there is scored (each, the strictest wins)
-  if (systems.length > 0) return { texts: systems, unscored: null };
+  if (systems.length > 0) return { texts: systems, unscored: null, fromSystems: true };
   return { texts: [], unscored: users.length === 0 ? NO_USER_MESSAGE : NO_TEXT };
 }
 
