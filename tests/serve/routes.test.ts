@@ -261,6 +261,13 @@ describe('context_turns: a conversation scored on its last N user messages', () 
     assert.equal(u.headers.get('x-conscience-unscored'), 'no-text');
   });
 
+  test('an allocator policy value out of its range is a usage error naming it, before the model loads', () => {
+    for (const [pair, re] of [['risk_harmful=5', /risk_harmful must be a number in \[0, 1\]/], ['budget_deep=-1', /budget_deep must be a non-negative integer/], ['budget_brief=1.5', /budget_brief/]] as const) {
+      assert.throws(() => parseGatewayPolicy([pair]), re, pair);
+    }
+    assert.equal(parseGatewayPolicy(['risk_harmful=0.7']).allocator.risk_harmful, 0.7);
+  });
+
   test('context_turns outside 1..64 or not a number is a usage error naming it', () => {
     for (const v of ['0', '65', 'two', '-1', '']) assert.throws(() => parseGatewayPolicy([`context_turns=${v}`]), /context_turns/);
     assert.equal(parseGatewayPolicy(['context_turns=64']).contextTurns, 64);
@@ -350,6 +357,15 @@ describe('previous_response_id: a continuation is scored on the conversation the
     assert.equal(next.headers.get('x-conscience-tier'), 'brief');
   });
 
+  test('a conversation scored on a developer item alone (no user text; the upstream replays stored items) is remembered: tool outputs after it keep its tier', async () => {
+    const s = await start(['max_tokens.brief=7']);
+    const first = await respond(s.url, { input: [{ role: 'developer', content: HARMFUL }] });
+    assert.equal(first.headers.get('x-conscience-tier'), 'brief');
+    const r = await respond(s.url, { previous_response_id: idOf(first.text), input: TOOL_OUTPUT, max_output_tokens: 500 });
+    assert.equal(r.headers.get('x-conscience-tier'), 'brief');
+    assert.equal(lastSent().max_output_tokens, 7);
+  });
+
   test('an unknown previous_response_id is scored on the request alone and logged as unknown; one that is not a string is a 400', async () => {
     const s = await start(['refuse=brief']);
     const r = await respond(s.url, { previous_response_id: 'resp_not_from_here', input: TOOL_OUTPUT });
@@ -395,6 +411,38 @@ describe('requests that would reach the model around the scoring', () => {
     assert.equal((bad.json.error as { param: string }).param, 'instructions');
   });
 
+  test('a message in a role the server does not know (its chat template renders it to the model) is scored as a user\'s, on chat and responses', async () => {
+    const s = await start(['refuse=brief']);
+    const n = up.requests.length;
+    for (const role of ['human', 'User', 'customer']) {
+      const chat = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'system', content: 'Answer.' }, { role, content: HARMFUL }] });
+      assert.equal(chat.headers.get('x-conscience-refused'), '1', `chat, role ${role}`);
+      const resp = await post(`${s.url}/v1/responses`, { model: 'm', input: [{ role, content: HARMFUL }] });
+      assert.equal(resp.headers.get('x-conscience-refused'), '1', `responses, role ${role}`);
+    }
+    assert.equal(up.requests.length, n);
+    // the model's own turns and tool results are not requests
+    const tool = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'user', content: BENIGN }, { role: 'tool', tool_call_id: 'c', content: HARMFUL }] });
+    assert.equal(tool.headers.get('x-conscience-tier'), 'none');
+  });
+
+  test('a long prompt whose request comes after more than the allocator reads (a preamble, then the ask) is scored on its end too', async () => {
+    const s = await start(['refuse=brief']);
+    const preamble = 'Let us write a long, friendly story together about a village baker, her sourdough starter, the market square and the seasons. '.repeat(8);
+    const [headOnly] = await allocator.assess([preamble + HARMFUL]);
+    assert.ok(headOnly!.truncated && headOnly!.tier !== 'brief', `the allocator alone reads only the preamble: ${headOnly!.tier}`);
+    const n = up.requests.length;
+    const chat = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'user', content: preamble + HARMFUL }] });
+    assert.equal(chat.headers.get('x-conscience-refused'), '1');
+    assert.equal(chat.headers.get('x-conscience-truncated'), '1');
+    const cmpl = await post(`${s.url}/v1/completions`, { model: 'm', prompt: preamble + HARMFUL });
+    assert.equal(cmpl.headers.get('x-conscience-refused'), '1');
+    assert.equal(up.requests.length, n);
+    // a long ordinary prompt stays ordinary
+    const plain = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'user', content: preamble + BENIGN }] });
+    assert.equal(plain.headers.get('x-conscience-refused'), null);
+  });
+
   test('prompt_embeds is unscorable even beside a text prompt (vLLM sends both to the model): 400 where tiers are refused', async () => {
     const s = await start(['refuse=brief']);
     for (const prompt of ['', 'Hello']) {
@@ -437,6 +485,12 @@ describe('requests that would reach the model around the scoring', () => {
     const r = await post(`${s.url}/v1/completions`, { model: 'm', n: 128, prompt: [HARMFUL, ...Array.from({ length: 40 }, () => 'a')] });
     assert.equal(r.status, 400);
     assert.equal((r.json.error as { code: string }).code, 'too_many_choices');
+    // n past 128 counts as sent (the upstream generates that many): 5,000 for one prompt, 200 × 30
+    for (const [n, prompts] of [[5000, 1], ['200', 30]] as const) {
+      const over = await post(`${s.url}/v1/completions`, { model: 'm', n, prompt: [HARMFUL, ...Array.from({ length: prompts - 1 }, () => 'a')] });
+      assert.equal(over.status, 400, `n ${n} × ${prompts}`);
+      assert.equal((over.json.error as { code: string }).code, 'too_many_choices');
+    }
     const ok = await post(`${s.url}/v1/completions`, { model: 'm', n: 4, prompt: [HARMFUL, ...Array.from({ length: 1000 }, () => 'a')] });
     assert.equal(ok.status, 200);
     assert.equal((ok.json.choices as unknown[]).length, 4004);

@@ -10,8 +10,9 @@
  * by ids and by the turns they hold together (64 turns an id at most), the least recently used
  * id forgotten first. The gateway's own refusals are held apart, so that requests it refuses
  * without calling the upstream cannot push out the ids of answers the upstream stored.
- * vscode-free, no I/O.
+ * Ids past 128 characters are held by their SHA-256. vscode-free, no I/O.
  */
+import { createHash } from 'node:crypto';
 import type { Assessment } from '../allocator';
 
 /** What is kept of a scored turn: what the strictest is chosen by and what the request is handled by. */
@@ -23,8 +24,9 @@ export const CONTINUATIONS_LIMIT = 100_000;
 export const CONTINUATION_TURNS_LIMIT = 400_000;
 /** the most of the gateway's own refusal ids remembered */
 export const REFUSALS_LIMIT = 20_000;
-/** a response id longer than this is not remembered (ids are tens of characters) */
-const MAX_ID = 256;
+/** a response id longer than this is held by its SHA-256 (ids are tens of characters; a client may choose a longer one) */
+const HASHED_PAST = 128;
+const key = (id: string): string => (id.length <= HASHED_PAST ? id : `sha256:${createHash('sha256').update(id).digest('hex')}`);
 
 /** An LRU of id -> turns, bounded by ids and by turns held. */
 class TurnsLru {
@@ -80,16 +82,18 @@ export class Continuations {
    * so a later benign request cannot wash out a harmful conversation under the same id.
    */
   remember(id: string, window: readonly Turn[], refusal = false): void {
-    if (id === '' || id.length > MAX_ID || window.length === 0) return;
+    if (id === '' || window.length === 0) return;
     const slim = window.map(({ tier, budget, risk }) => ({ tier, budget, risk }));
     const store = refusal ? this.refused : this.answered;
-    const old = store.get(id);
-    store.set(id, old !== undefined && !this.strictestAbove(slim, old) ? old : slim);
+    const k = key(id);
+    const old = store.get(k);
+    store.set(k, old !== undefined && !this.strictestAbove(slim, old) ? old : slim);
   }
 
   /** the turns remembered for `id`, undefined when the gateway did not answer it (or forgot it) */
   recall(id: string): readonly Turn[] | undefined {
-    return this.answered.get(id) ?? this.refused.get(id);
+    const k = key(id);
+    return this.answered.get(k) ?? this.refused.get(k);
   }
 
   /** ids and turns held (upstream answers, then refusals) */

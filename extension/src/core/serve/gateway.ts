@@ -229,6 +229,13 @@ function redact(u: URL): string {
   return redactUpstream(u.href).replace(/\/$/, '');
 }
 
+/**
+ * The ends of a long prompt scored besides its start: its last 400 characters (English: about
+ * 100 tokens) and its last 100 (a sentence: a request after a long preamble is diluted in a
+ * longer window)
+ */
+export const TAIL_CHARS = [400, 100] as const;
+
 /** What a request is handled by: a turn it brought (a full assessment), or one remembered from the conversation it continues. */
 type Handled = Turn & Partial<Pick<Assessment, 'unfamiliar'>>;
 
@@ -674,12 +681,20 @@ export function createGateway(opts: GatewayOptions): Gateway {
     }
   }
 
-  /** One prompt's assessment, or the allocator's failure. */
+  /**
+   * One prompt's assessment, or the allocator's failure. The allocator reads a prompt's first
+   * 128 tokens; a longer prompt often carries its request at the end (a role-play or jailbreak
+   * preamble, then the ask), so its end is scored too (TAIL_CHARS): the strictest wins.
+   */
   async function assess(text: string): Promise<Assessment> {
     const long = text.length > maxScoreChars;
-    const a = await batcher.score(wellFormed(long ? text.slice(0, maxScoreChars) : text));
-    if (!Number.isFinite(a.risk)) throw new Error('the allocator returned no score');
-    return long ? { ...a, truncated: true } : a;
+    const head = await batcher.score(wellFormed(long ? text.slice(0, maxScoreChars) : text));
+    if (!Number.isFinite(head.risk)) throw new Error('the allocator returned no score');
+    let a: Assessment = long ? { ...head, truncated: true } : head;
+    if (!a.truncated) return a;
+    const tails = await Promise.all(TAIL_CHARS.map((chars) => batcher.score(wellFormed(text.slice(text.length - chars)))));
+    for (const tail of tails) if (Number.isFinite(tail.risk) && stricter(tail, a)) a = { ...tail, truncated: true };
+    return a;
   }
 
   /**
@@ -770,7 +785,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
         const userTurns = 'fromSystems' in prompts && prompts.fromSystems ? [] : all;
         const room = Math.max(0, turns - userTurns.length);
         const earlier = history && room > 0 ? history.slice(Math.max(0, history.length - room)) : [];
-        kept = [...earlier, ...userTurns];
+        // a conversation whose only scored texts are system ones (a developer item, say: the
+        // upstream replays the stored items) keeps those, so its continuation is not unknown
+        kept = earlier.length + userTurns.length > 0 ? [...earlier, ...userTurns] : all.slice(-turns);
         a = strictest<Handled>([...earlier, ...all]);
       } catch (err) {
         a = null;

@@ -39,8 +39,18 @@ export function contentText(content: unknown): string | null {
 }
 
 /**
- * Validates `body.messages` (OpenAI's shape) and returns the text of each user message, and of
- * each system or developer message that has some, in order.
+ * Roles whose text is not the user's request: the model's own turns and tool results
+ * (`ipython`: Llama 3's tool role), and the system texts, scored apart. Any other role counts as
+ * a user's: servers pass a role they do not know to the chat template, which renders it to the
+ * model (`<|im_start|>human`), so a request in `role: "User"` or `"human"` is a request.
+ */
+const NOT_USER_ROLES = new Set(['assistant', 'tool', 'function', 'ipython', 'system', 'developer']);
+export const isUserRole = (role: string): boolean => !NOT_USER_ROLES.has(role);
+
+/**
+ * Validates `body.messages` (OpenAI's shape) and returns the text of each user message (a
+ * message in any role but the model's, a tool's or a system one: isUserRole), and of each system
+ * or developer message that has some, in order.
  */
 export function userTexts(body: Record<string, unknown>): { users: string[]; systems: string[] } {
   const messages = body.messages;
@@ -57,6 +67,9 @@ export function userTexts(body: Record<string, unknown>): { users: string[]; sys
       const text = contentText((m as Msg).content);
       if (text === null) throw new RequestError(`messages[${i}].content must be a string or an array of content parts`, `messages[${i}].content`);
       users.push(text);
+    } else if (isUserRole(role)) {
+      const text = contentText((m as Msg).content);
+      if (text !== null) users.push(text);
     } else if (role === 'system' || role === 'developer') {
       const text = contentText((m as Msg).content);
       if (text !== null && text.trim() !== '') systems.push(text);

@@ -25,10 +25,10 @@ export class GatewayMetrics {
     this.requests = new Counter({ name: `${p}requests_total`, help: 'Scored requests (chat completions, responses, completions) by route, allocator tier (unscored: nothing to score, forwarded as sent) and what the gateway did (forwarded, observed, refused)', labelNames: ['tier', 'action', 'route'], registers });
     this.http = new Counter({ name: `${p}http_responses_total`, help: 'HTTP responses by route and status code', labelNames: ['route', 'status'], registers });
     this.safetyTokens = new Counter({ name: `${p}safety_tokens_total`, help: 'Safety-block tokens the upstream spent (estimated: completion tokens shared by characters)', labelNames: ['tier'], registers });
-    this.completionTokens = new Counter({ name: `${p}completion_tokens_total`, help: 'Completion tokens of answered chat requests (usage, else stream deltas, else chars/4)', labelNames: ['tier'], registers });
-    this.budgetTokens = new Counter({ name: `${p}budget_tokens_total`, help: 'Safety budget granted to chat requests', labelNames: ['tier'], registers });
+    this.completionTokens = new Counter({ name: `${p}completion_tokens_total`, help: 'Completion tokens of answered scored requests, every route (usage, else stream deltas, else chars/4)', labelNames: ['tier'], registers });
+    this.budgetTokens = new Counter({ name: `${p}budget_tokens_total`, help: 'Safety budget granted to scored requests (chat and responses: completions get none)', labelNames: ['tier'], registers });
     this.savedTokens = new Counter({ name: `${p}budget_saved_tokens_total`, help: 'Safety budget saved against one fixed budget for every request (fixed_budget minus the granted budget)', labelNames: ['tier'], registers });
-    this.truncatedScores = new Counter({ name: `${p}truncated_scores_total`, help: 'Prompts scored on a truncated text (longer than the allocator reads)', registers });
+    this.truncatedScores = new Counter({ name: `${p}truncated_scores_total`, help: 'Prompts longer than the allocator reads (scored on their start and their end)', registers });
     this.unfamiliarScores = new Counter({ name: `${p}unfamiliar_scores_total`, help: 'Prompts written mostly in a script the allocator did not learn (given at least the standard tier)', registers });
     this.allocatorErrors = new Counter({ name: `${p}allocator_errors_total`, help: 'Requests the allocator failed to score (forwarded unchanged)', registers });
     this.upstreamErrors = new Counter({ name: `${p}upstream_errors_total`, help: 'Upstream failures by kind (unreachable, timeout, reset)', labelNames: ['kind'], registers });
@@ -36,7 +36,7 @@ export class GatewayMetrics {
     this.inFlight = new Gauge({ name: `${p}in_flight_requests`, help: 'Requests being answered now', registers });
     this.allocatorSeconds = new Histogram({
       name: `${p}allocator_seconds`,
-      help: 'Time to score a chat request with the allocator (queueing in the micro-batch included)',
+      help: 'Time to score a request with the allocator, every scored route (queueing in the micro-batch included)',
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     });

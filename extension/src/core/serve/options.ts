@@ -11,6 +11,7 @@
  *   context_turns=N         score a conversation's last N user messages and take the strictest (default 1: the last)
  */
 import { TIERS, type Tier } from '../allocator';
+import { parsePolicy } from '../allocator/policy';
 
 export const DEFAULT_REFUSAL = "I can't help with that request.";
 
@@ -80,5 +81,7 @@ export function parseGatewayPolicy(pairs: string[]): GatewayPolicy {
       );
     }
   }
+  // the allocator's own ranges (thresholds in [0, 1], whole budgets), checked before the model loads
+  parsePolicy(out.allocator, '--policy');
   return out;
 }

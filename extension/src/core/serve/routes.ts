@@ -17,7 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import { systemMessage, type PromptTemplateSpec } from '../template';
 import { JsonAnswer, MAX_CHOICES, ResponseJsonAnswer, ResponseSseAnswer, SseAnswer, type AnswerParser } from './answer';
-import { contentText, RequestError, userTexts, withBudget } from './messages';
+import { contentText, isUserRole, RequestError, userTexts, withBudget } from './messages';
 
 export type ScoredRoute = '/v1/chat/completions' | '/v1/completions' | '/v1/responses';
 type Body = Record<string, unknown>;
@@ -78,8 +78,13 @@ export interface RouteAdapter {
  * of digits, which vLLM coerces to one), else 1.
  */
 export function choicesAsked(body: Body): number {
-  const n = typeof body.n === 'string' && /^\s*\d{1,6}\s*$/.test(body.n) ? Number(body.n) : body.n;
-  return typeof n === 'number' && Number.isInteger(n) && n > 1 ? Math.min(n, MAX_CHOICES) : 1;
+  return Math.min(choicesRequested(body), MAX_CHOICES);
+}
+
+/** The request's `n` as the upstream reads it (a whole number or a string of digits), uncapped; else 1. */
+function choicesRequested(body: Body): number {
+  const n = typeof body.n === 'string' && /^\s*\d{1,15}\s*$/.test(body.n) ? Number(body.n) : body.n;
+  return typeof n === 'number' && Number.isInteger(n) && n > 1 ? n : 1;
 }
 
 const includeUsage = (body: Body): boolean => (body.stream_options as { include_usage?: unknown } | null | undefined)?.include_usage === true;
@@ -185,7 +190,7 @@ export const COMPLETIONS: RouteAdapter = {
   defaultLimit: 16,
   prompts(body) {
     const p = completionPrompts(body);
-    const n = choicesAsked(body) * (Array.isArray(body.prompt) && p !== 'tokens' ? p.length : 1);
+    const n = choicesRequested(body) * (Array.isArray(body.prompt) && p !== 'tokens' ? p.length : 1);
     if (n > MAX_COMPLETION_CHOICES) throw new RequestError(`the request asks for ${n} completions (n × prompts); the gateway answers at most ${MAX_COMPLETION_CHOICES} per request: send the prompts in several requests`, 'n', 400, 'too_many_choices');
     if (p === 'tokens') return { texts: [], unscored: { header: 'token-ids', reason: 'a prompt of token ids or embeddings' } };
     const texts = p.filter((t) => t.trim() !== '');
@@ -249,6 +254,10 @@ function responseTexts(body: Body): { users: string[]; systems: string[] } {
       const text = contentText((it as Body).content);
       if (text === null) throw new RequestError(`input[${i}].content must be a string or a list of content parts`, `input[${i}].content`);
       users.push(text);
+    } else if (typeof role === 'string' && isUserRole(role)) {
+      // a role the server does not know reaches the model through its chat template
+      const text = contentText((it as Body).content);
+      if (text !== null) users.push(text);
     } else if (role === 'system' || role === 'developer') {
       const text = contentText((it as Body).content);
       if (text !== null && text.trim() !== '') systems.push(text);
