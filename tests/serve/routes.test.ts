@@ -443,6 +443,30 @@ describe('requests that would reach the model around the scoring', () => {
     assert.equal(plain.headers.get('x-conscience-refused'), null);
   });
 
+  test('when the allocator fails, a gateway that refuses tiers answers 503 allocator_unavailable (the request would pass every refusal); one that refuses none forwards it unchanged', async () => {
+    const broken = await Allocator.load(defaultModelDir());
+    const closed = createGateway({ upstream: up.url, allocator: broken, policy: parseGatewayPolicy(['refuse=brief']), log: () => {} });
+    const open = createGateway({ upstream: up.url, allocator: broken, policy: parseGatewayPolicy([]), log: () => {} });
+    const [c, o] = [(await closed.listen(0)).url, (await open.listen(0)).url];
+    try {
+      await broken.dispose(); // every score now fails, as when the allocator's worker is gone
+      const n = up.requests.length;
+      for (const [route, body] of [['/v1/chat/completions', { messages: [{ role: 'user', content: HARMFUL }] }], ['/v1/responses', { input: HARMFUL }], ['/v1/completions', { prompt: HARMFUL }]] as const) {
+        const r = await fetch(`${c}${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', ...body }) });
+        assert.equal(r.status, 503, route);
+        assert.equal(r.headers.get('retry-after'), '1');
+        assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'allocator_unavailable');
+      }
+      assert.equal(up.requests.length, n, 'nothing reached the upstream');
+      const f = await post(`${o}/v1/chat/completions`, { model: 'm', messages: [{ role: 'user', content: BENIGN }] });
+      assert.equal(f.status, 200);
+      assert.equal(f.headers.get('x-conscience-tier'), 'unscored');
+      assert.equal(up.requests.length, n + 1);
+      const m = await (await fetch(`${c}/metrics`)).text();
+      assert.match(m, /conscience_serve_allocator_errors_total 3/);
+    } finally { await closed.close(); await open.close(); }
+  });
+
   test('prompt_embeds is unscorable even beside a text prompt (vLLM sends both to the model): 400 where tiers are refused', async () => {
     const s = await start(['refuse=brief']);
     for (const prompt of ['', 'Hello']) {

@@ -792,7 +792,15 @@ export function createGateway(opts: GatewayOptions): Gateway {
       } catch (err) {
         a = null;
         metrics.allocatorErrors.inc();
-        log({ level: 'error', msg: 'allocator failed; request forwarded unchanged', id, route: r.route, error: (err as Error).message });
+        // where the policy refuses tiers, an unscored request would pass every refusal: it
+        // fails closed (503, the client may retry); otherwise it is forwarded unchanged
+        const closed = policy.refuse.size > 0 && !opts.observeOnly;
+        log({ level: 'error', msg: closed ? 'allocator failed; request answered 503' : 'allocator failed; request forwarded unchanged', id, route: r.route, error: (err as Error).message });
+        if (closed) {
+          metrics.http.inc({ route: r.route, status: '503' });
+          send(res, 503, openaiError('the gateway could not score this request, and it refuses some prompts (--policy refuse=…): try again', 'server_error', null, 'allocator_unavailable'), { 'retry-after': '1' });
+          return;
+        }
       }
     }
     const allocatorMs = unscored === null ? performance.now() - t0 : 0;
