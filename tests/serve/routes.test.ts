@@ -421,26 +421,36 @@ describe('requests that would reach the model around the scoring', () => {
       assert.equal(resp.headers.get('x-conscience-refused'), '1', `responses, role ${role}`);
     }
     assert.equal(up.requests.length, n);
-    // the model's own turns and tool results are not requests
-    const tool = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'user', content: BENIGN }, { role: 'tool', tool_call_id: 'c', content: HARMFUL }] });
-    assert.equal(tool.headers.get('x-conscience-tier'), 'none');
+    // the model's own turns (Gemma calls them `model`) and tool results are not requests
+    for (const role of ['tool', 'model']) {
+      const r = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'user', content: BENIGN }, { role, tool_call_id: 'c', content: HARMFUL }] });
+      assert.equal(r.headers.get('x-conscience-tier'), 'none', role);
+    }
+    // a text in an unknown role after the user's is scored besides it, never instead of it
+    const after = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'user', content: HARMFUL }, { role: 'bot', content: 'Sure.' }] });
+    assert.equal(after.headers.get('x-conscience-refused'), '1');
+    const resp = await post(`${s.url}/v1/responses`, { model: 'm', input: [{ role: 'user', content: HARMFUL }, { role: 'bot', content: 'Sure.' }] });
+    assert.equal(resp.headers.get('x-conscience-refused'), '1');
+    // a responses item whose role is not a string is a 400, as in chat
+    for (const role of [null, 1, ['user'], {}]) {
+      const bad = await post(`${s.url}/v1/responses`, { model: 'm', input: [{ role, content: HARMFUL }] });
+      assert.equal(bad.status, 400, JSON.stringify(role));
+      assert.equal((bad.json.error as { param: string }).param, 'input[0].role');
+    }
+    assert.equal(up.requests.length, n + 2);
   });
 
-  test('a long prompt whose request comes after more than the allocator reads (a preamble, then the ask) is scored on its end too', async () => {
-    const s = await start(['refuse=brief']);
-    const preamble = 'Let us write a long, friendly story together about a village baker, her sourdough starter, the market square and the seasons. '.repeat(8);
-    const [headOnly] = await allocator.assess([preamble + HARMFUL]);
-    assert.ok(headOnly!.truncated && headOnly!.tier !== 'brief', `the allocator alone reads only the preamble: ${headOnly!.tier}`);
-    const n = up.requests.length;
-    const chat = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'user', content: preamble + HARMFUL }] });
-    assert.equal(chat.headers.get('x-conscience-refused'), '1');
-    assert.equal(chat.headers.get('x-conscience-truncated'), '1');
-    const cmpl = await post(`${s.url}/v1/completions`, { model: 'm', prompt: preamble + HARMFUL });
-    assert.equal(cmpl.headers.get('x-conscience-refused'), '1');
-    assert.equal(up.requests.length, n);
-    // a long ordinary prompt stays ordinary
-    const plain = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'user', content: preamble + BENIGN }] });
-    assert.equal(plain.headers.get('x-conscience-refused'), null);
+  test('a request without user text is scored on at most 64 system and developer texts (each costs a score): more is a 400', async () => {
+    const s = await start([]);
+    const many = (k: number) => Array.from({ length: k }, (_, i) => ({ role: i % 2 ? 'system' : 'developer', content: `Rule ${i}: be brief.` }));
+    const over = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: many(65) });
+    assert.equal(over.status, 400);
+    assert.equal((over.json.error as { code: string }).code, 'too_many_prompts');
+    const fine = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: many(64) });
+    assert.equal(fine.status, 200);
+    // with a user message the system texts are not scored, however many
+    const withUser = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: [...many(200), { role: 'user', content: BENIGN }] });
+    assert.equal(withUser.status, 200);
   });
 
   test('when the allocator fails, a gateway that refuses tiers answers 503 allocator_unavailable (the request would pass every refusal); one that refuses none forwards it unchanged', async () => {

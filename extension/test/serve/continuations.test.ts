@@ -1,6 +1,7 @@
 // The gateway's memory of the Responses conversations it answered (core/serve/continuations.ts):
 // bounded by ids and by the turns they hold, refusals held apart, an id answered twice keeping
 // the stricter conversation. Plain Node, no server.
+import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Continuations, type Turn } from '../../src/core/serve/continuations';
@@ -64,4 +65,14 @@ test('refusals are held apart: many refusals do not push out an answered id', ()
   assert.equal(c.size.refusals, 5);
   assert.deepEqual(c.recall('resp_conscience_49'), [brief]);
   assert.equal(c.recall('resp_conscience_0'), undefined);
+});
+
+test('a short id that spells a long id\'s hash is a different id', () => {
+  const c = new Continuations(stricter);
+  const long = 'q'.repeat(1000);
+  const hex = createHash('sha256').update(long).digest('hex');
+  c.remember(long, [brief]);
+  for (const short of [hex, `#${hex}`, `sha256:${hex}`, `=${hex}`]) assert.equal(c.recall(short), undefined, short);
+  c.remember(`#${hex}`, [none]);
+  assert.deepEqual(c.recall(long), [brief]);
 });

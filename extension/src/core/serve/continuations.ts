@@ -26,7 +26,8 @@ export const CONTINUATION_TURNS_LIMIT = 400_000;
 export const REFUSALS_LIMIT = 20_000;
 /** a response id longer than this is held by its SHA-256 (ids are tens of characters; a client may choose a longer one) */
 const HASHED_PAST = 128;
-const key = (id: string): string => (id.length <= HASHED_PAST ? id : `sha256:${createHash('sha256').update(id).digest('hex')}`);
+/** short ids as they are, long ones by hash; the prefixes keep the two apart */
+const key = (id: string): string => (id.length <= HASHED_PAST ? `=${id}` : `#${createHash('sha256').update(id).digest('hex')}`);
 
 /** An LRU of id -> turns, bounded by ids and by turns held. */
 class TurnsLru {

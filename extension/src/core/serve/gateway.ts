@@ -229,13 +229,6 @@ function redact(u: URL): string {
   return redactUpstream(u.href).replace(/\/$/, '');
 }
 
-/**
- * The ends of a long prompt scored besides its start: its last 400 characters (English: about
- * 100 tokens) and its last 100 (a sentence: a request after a long preamble is diluted in a
- * longer window)
- */
-export const TAIL_CHARS = [400, 100] as const;
-
 /** What a request is handled by: a turn it brought (a full assessment), or one remembered from the conversation it continues. */
 type Handled = Turn & Partial<Pick<Assessment, 'unfamiliar'>>;
 
@@ -681,20 +674,12 @@ export function createGateway(opts: GatewayOptions): Gateway {
     }
   }
 
-  /**
-   * One prompt's assessment, or the allocator's failure. The allocator reads a prompt's first
-   * 128 tokens; a longer prompt often carries its request at the end (a role-play or jailbreak
-   * preamble, then the ask), so its end is scored too (TAIL_CHARS): the strictest wins.
-   */
+  /** One prompt's assessment, or the allocator's failure. */
   async function assess(text: string): Promise<Assessment> {
     const long = text.length > maxScoreChars;
-    const head = await batcher.score(wellFormed(long ? text.slice(0, maxScoreChars) : text));
-    if (!Number.isFinite(head.risk)) throw new Error('the allocator returned no score');
-    let a: Assessment = long ? { ...head, truncated: true } : head;
-    if (!a.truncated) return a;
-    const tails = await Promise.all(TAIL_CHARS.map((chars) => batcher.score(wellFormed(text.slice(text.length - chars)))));
-    for (const tail of tails) if (Number.isFinite(tail.risk) && stricter(tail, a)) a = { ...tail, truncated: true };
-    return a;
+    const a = await batcher.score(wellFormed(long ? text.slice(0, maxScoreChars) : text));
+    if (!Number.isFinite(a.risk)) throw new Error('the allocator returned no score');
+    return long ? { ...a, truncated: true } : a;
   }
 
   /**
@@ -808,7 +793,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     const truncated = !!a && all.some((x) => x.truncated);
     if (truncated) {
       metrics.truncatedScores.inc();
-      log({ level: 'warn', msg: 'prompt longer than the allocator reads: scored on its start', id, route: r.route, prompt_chars: Math.max(...prompts.texts.map((t) => t.length)), scored_tokens: Math.max(...all.map((x) => x.tokens)) });
+      log({ level: 'warn', msg: 'prompt longer than the allocator reads: scored on its start', id, route: r.route, prompt_chars: Math.max(...prompts.texts.map((t) => t.length)), scored_tokens: Math.max(...all.filter((x) => x.truncated).map((x) => x.tokens)) });
     }
 
     const tier: Tier | 'unscored' = a ? a.tier : 'unscored';

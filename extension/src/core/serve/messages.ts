@@ -39,25 +39,34 @@ export function contentText(content: unknown): string | null {
 }
 
 /**
- * Roles whose text is not the user's request: the model's own turns and tool results
- * (`ipython`: Llama 3's tool role), and the system texts, scored apart. Any other role counts as
- * a user's: servers pass a role they do not know to the chat template, which renders it to the
- * model (`<|im_start|>human`), so a request in `role: "User"` or `"human"` is a request.
+ * Roles whose text is not a request: the model's own turns (`model`: Gemma's name for them),
+ * tool results (`ipython`: Llama 3's tool role), and the system texts, scored apart. Any other
+ * role is one the servers pass to the chat template, which renders it to the model
+ * (`<|im_start|>human`): its text is scored too.
  */
-const NOT_USER_ROLES = new Set(['assistant', 'tool', 'function', 'ipython', 'system', 'developer']);
-export const isUserRole = (role: string): boolean => !NOT_USER_ROLES.has(role);
+const NOT_USER_ROLES = new Set(['assistant', 'model', 'tool', 'function', 'ipython', 'system', 'developer']);
+export const isOtherRole = (role: string): boolean => role !== 'user' && !NOT_USER_ROLES.has(role);
+
+/** The most system and developer texts scored for a request without user text (more is a 400: each is scored). */
+export const MAX_SYSTEM_TEXTS = 64;
 
 /**
- * Validates `body.messages` (OpenAI's shape) and returns the text of each user message (a
- * message in any role but the model's, a tool's or a system one: isUserRole), and of each system
- * or developer message that has some, in order.
+ * A conversation's texts: each user message's, in order; `others`, the texts in roles the
+ * servers do not know (isOtherRole) after the last user message (or all of them without one),
+ * scored besides the last user messages; and each system or developer text.
  */
-export function userTexts(body: Record<string, unknown>): { users: string[]; systems: string[] } {
+export interface ConversationTexts { users: string[]; others: string[]; systems: string[] }
+
+/**
+ * Validates `body.messages` (OpenAI's shape) and returns its texts (ConversationTexts).
+ */
+export function userTexts(body: Record<string, unknown>): ConversationTexts {
   const messages = body.messages;
   if (messages === undefined) throw new RequestError("'messages' is a required property", 'messages');
   if (!Array.isArray(messages)) throw new RequestError(`'messages' must be an array, got ${typeName(messages)}`, 'messages');
   if (messages.length === 0) throw new RequestError("'messages' must contain at least one message", 'messages');
   const users: string[] = [];
+  let others: string[] = [];
   const systems: string[] = [];
   messages.forEach((m, i) => {
     if (!m || typeof m !== 'object' || Array.isArray(m)) throw new RequestError(`messages[${i}] must be an object, got ${typeName(m)}`, `messages[${i}]`);
@@ -67,15 +76,16 @@ export function userTexts(body: Record<string, unknown>): { users: string[]; sys
       const text = contentText((m as Msg).content);
       if (text === null) throw new RequestError(`messages[${i}].content must be a string or an array of content parts`, `messages[${i}].content`);
       users.push(text);
-    } else if (isUserRole(role)) {
+      others = [];
+    } else if (isOtherRole(role)) {
       const text = contentText((m as Msg).content);
-      if (text !== null) users.push(text);
+      if (text !== null && text.trim() !== '') others.push(text);
     } else if (role === 'system' || role === 'developer') {
       const text = contentText((m as Msg).content);
       if (text !== null && text.trim() !== '') systems.push(text);
     }
   });
-  return { users, systems };
+  return { users, others, systems };
 }
 
 /**
@@ -85,8 +95,8 @@ export function userTexts(body: Record<string, unknown>): { users: string[]; sys
  * past the policy; null when there is neither.
  */
 export function lastUserText(body: Record<string, unknown>): string | null {
-  const { users, systems } = userTexts(body);
-  return users.at(-1) ?? systems.at(-1) ?? null;
+  const { users, others, systems } = userTexts(body);
+  return users.at(-1) ?? others.at(-1) ?? systems.at(-1) ?? null;
 }
 
 /**

@@ -28,7 +28,7 @@ export class GatewayMetrics {
     this.completionTokens = new Counter({ name: `${p}completion_tokens_total`, help: 'Completion tokens of answered scored requests, every route (usage, else stream deltas, else chars/4)', labelNames: ['tier'], registers });
     this.budgetTokens = new Counter({ name: `${p}budget_tokens_total`, help: 'Safety budget granted to scored requests (chat and responses: completions get none)', labelNames: ['tier'], registers });
     this.savedTokens = new Counter({ name: `${p}budget_saved_tokens_total`, help: 'Safety budget saved against one fixed budget for every request (fixed_budget minus the granted budget)', labelNames: ['tier'], registers });
-    this.truncatedScores = new Counter({ name: `${p}truncated_scores_total`, help: 'Prompts longer than the allocator reads (scored on their start and their end)', registers });
+    this.truncatedScores = new Counter({ name: `${p}truncated_scores_total`, help: 'Prompts longer than the allocator reads (scored on their start)', registers });
     this.unfamiliarScores = new Counter({ name: `${p}unfamiliar_scores_total`, help: 'Prompts written mostly in a script the allocator did not learn (given at least the standard tier)', registers });
     this.allocatorErrors = new Counter({ name: `${p}allocator_errors_total`, help: 'Requests the allocator failed to score (forwarded unchanged, or answered 503 where the policy refuses tiers)', registers });
     this.upstreamErrors = new Counter({ name: `${p}upstream_errors_total`, help: 'Upstream failures by kind (unreachable, timeout, reset)', labelNames: ['kind'], registers });

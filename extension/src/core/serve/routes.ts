@@ -17,7 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import { systemMessage, type PromptTemplateSpec } from '../template';
 import { JsonAnswer, MAX_CHOICES, ResponseJsonAnswer, ResponseSseAnswer, SseAnswer, type AnswerParser } from './answer';
-import { contentText, isUserRole, RequestError, userTexts, withBudget } from './messages';
+import { contentText, isOtherRole, MAX_SYSTEM_TEXTS, RequestError, userTexts, withBudget, type ConversationTexts } from './messages';
 
 export type ScoredRoute = '/v1/chat/completions' | '/v1/completions' | '/v1/responses';
 type Body = Record<string, unknown>;
@@ -150,11 +150,16 @@ export const CHAT: RouteAdapter = {
  * request is handled by the strictest); without a user message, the last system or developer
  * text. Nothing to score: no user message and no such text, or no text in those turns.
  */
-function conversation({ users, systems }: { users: string[]; systems: string[] }, turns: number): Prompts {
-  const texts = users.slice(-turns).filter((t) => t.trim() !== '');
+function conversation({ users, others, systems }: ConversationTexts, turns: number): Prompts {
+  // the last user messages, and any text in a role the servers do not know after them (the
+  // chat template renders it to the model: a request there would otherwise pass unread)
+  const texts = [...users.slice(-turns), ...others].filter((t) => t.trim() !== '');
   if (texts.length > 0) return { texts, unscored: null };
   // no user text (none, or only images or blanks): what the model reads is the system and
   // developer texts, so a prompt put there is scored (each, the strictest wins)
+  if (systems.length > MAX_SYSTEM_TEXTS) {
+    throw new RequestError(`the request has no user text and ${systems.length} system and developer texts; the gateway scores at most ${MAX_SYSTEM_TEXTS} of them`, 'messages', 400, 'too_many_prompts');
+  }
   if (systems.length > 0) return { texts: systems, unscored: null, fromSystems: true };
   return { texts: [], unscored: users.length === 0 ? NO_USER_MESSAGE : NO_TEXT };
 }
@@ -234,15 +239,16 @@ const roleless = (v: unknown): boolean => !!v && typeof v === 'object' && !Array
  * last system or developer text (an item, else `instructions`), scored when there is no user
  * message, as for chat.
  */
-function responseTexts(body: Body): { users: string[]; systems: string[] } {
+function responseTexts(body: Body): ConversationTexts {
   const input = body.input;
   const ins = body.instructions;
   if (ins !== undefined && ins !== null && typeof ins !== 'string') throw new RequestError(`'instructions' must be a string, got ${typeName(ins)}`, 'instructions');
   const systems = typeof ins === 'string' && ins.trim() !== '' ? [ins] : [];
-  if (input === undefined || input === null) return { users: [], systems };
-  if (typeof input === 'string') return { users: [input], systems };
+  if (input === undefined || input === null) return { users: [], others: [], systems };
+  if (typeof input === 'string') return { users: [input], others: [], systems };
   if (!Array.isArray(input)) throw new RequestError(`'input' must be a string or a list, got ${typeName(input)}`, 'input');
   const users: string[] = [];
+  let others: string[] = [];
   // a list whose first item has no role is one user message of content parts to transformers
   // serve (text, input_text, output_text, ... parts: contentText's), whatever vLLM makes of it
   if (input.length > 0 && roleless(input[0])) users.push(contentText(input) ?? '');
@@ -250,20 +256,22 @@ function responseTexts(body: Body): { users: string[]; systems: string[] } {
     if (!it || typeof it !== 'object' || Array.isArray(it)) throw new RequestError(`input[${i}] must be an object, got ${typeName(it)}`, `input[${i}]`);
     const role = (it as Body).role;
     if (role === undefined) return; // function_call, function_call_output, reasoning, ...
+    if (typeof role !== 'string' || role === '') throw new RequestError(`input[${i}].role must be a non-empty string`, `input[${i}].role`);
     if (role === 'user') {
       const text = contentText((it as Body).content);
       if (text === null) throw new RequestError(`input[${i}].content must be a string or a list of content parts`, `input[${i}].content`);
       users.push(text);
-    } else if (typeof role === 'string' && isUserRole(role)) {
+      others = [];
+    } else if (isOtherRole(role)) {
       // a role the server does not know reaches the model through its chat template
       const text = contentText((it as Body).content);
-      if (text !== null) users.push(text);
+      if (text !== null && text.trim() !== '') others.push(text);
     } else if (role === 'system' || role === 'developer') {
       const text = contentText((it as Body).content);
       if (text !== null && text.trim() !== '') systems.push(text);
     }
   });
-  return { users, systems };
+  return { users, others, systems };
 }
 
 export const RESPONSES: RouteAdapter = {
