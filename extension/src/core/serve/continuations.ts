@@ -88,7 +88,7 @@ export class Continuations {
     const store = refusal ? this.refused : this.answered;
     const k = key(id);
     const old = store.get(k);
-    store.set(k, old !== undefined && !this.strictestAbove(slim, old) ? old : slim);
+    store.set(k, old !== undefined && !this.stricter(this.strictest(slim), this.strictest(old)) ? old : slim);
   }
 
   /** the turns remembered for `id`, undefined when the gateway did not answer it (or forgot it) */
@@ -102,13 +102,8 @@ export class Continuations {
     return { ids: this.answered.size, turns: this.answered.turns, refusals: this.refused.size };
   }
 
-  private strictest(w: readonly Turn[]): Turn | null {
-    return w.reduce<Turn | null>((best, x) => (best === null || this.stricter(x, best) ? x : best), null);
-  }
-
-  private strictestAbove(a: readonly Turn[], b: readonly Turn[]): boolean {
-    const x = this.strictest(a);
-    const y = this.strictest(b);
-    return x !== null && (y === null || this.stricter(x, y));
+  /** the strictest turn of a window (windows held are never empty: remember keeps none) */
+  private strictest(w: readonly Turn[]): Turn {
+    return w.reduce((best, x) => (this.stricter(x, best) ? x : best));
   }
 }

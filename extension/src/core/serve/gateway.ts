@@ -251,7 +251,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
   const fixedBudget = policy.fixedBudget ?? opts.allocator.policy.budget_deep;
   const log = opts.log ?? ((rec: LogRecord) => process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), ...rec }) + '\n'));
   const metrics = new GatewayMetrics();
-  const continuations = new Continuations((x, y) => stricter(x, y));
+  const continuations = new Continuations(stricter);
   const batcher = new MicroBatcher(opts.allocator, opts.maxBatch ?? 64, (n) => metrics.allocatorBatch.observe(n));
 
   const route = (path: string): string => (ROUTES.has(path) ? path : 'other');
