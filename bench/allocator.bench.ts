@@ -6,6 +6,13 @@
 // Python and Node alternate twice and each keeps its better run, so a noisy neighbour on the
 // shared machine does not land on one side only.
 //   npm run bench -- allocator          (ALLOCATOR_BENCH_N=1000 by default)
+// The command-line peers on a file of the same prompts cycled to ALLOCATOR_BENCH_FILE_N (5,000),
+// whole process included (start, model load, reading, writing): `conscience inspect FILE`
+// (the bundle esbuild.mjs builds) against Python's `python -m conscience.allocator score FILE`,
+// alternately twice, each keeping its better run.
+//   allocator.inspect_per_s               prompts/s of `conscience inspect FILE`
+//   allocator.python_score_per_s          prompts/s of `python -m conscience.allocator score FILE`
+//   allocator.inspect_vs_python_ratio     Python's time / Node's (> 1: Node is faster)
 // Quality on held-out sources (`python -m conscience.allocator evaluate --split test`): the
 // project's own test split plus, where ../shared/data/prompt-risk exists (or
 // $CONSCIENCE_PROMPT_RISK names another copy), the public sources the shipped model never saw.
@@ -15,7 +22,8 @@
 //   allocator.heldout_harmful_budget0    share of harmful prompts given budget 0 (target <= 0.02)
 //   allocator.heldout_ordinary_budget0   share of benign prompts given budget 0 (target >= 0.90)
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AllocatorModel } from '../extension/src/core/allocator/model';
 
@@ -24,6 +32,7 @@ const MODEL = process.env.CONSCIENCE_ALLOCATOR_MODEL ?? join(REPO, 'models', 'al
 const PYTHON = join(REPO, '.venv', 'bin', 'python');
 const DATA = join(REPO, 'runtime', 'conscience', 'data', 'allocator_prompts.jsonl');
 const N = Number(process.env.ALLOCATOR_BENCH_N ?? 1000);
+const FILE_N = Number(process.env.ALLOCATOR_BENCH_FILE_N ?? 5000);
 const THREADS = 2;
 const BATCH = 32;
 
@@ -37,9 +46,39 @@ const pct = (xs: number[], p: number): number => {
   return s[lo]! + (s[hi]! - s[lo]!) * (rank - lo); // numpy's default (linear) percentile
 };
 
-function prompts(): string[] {
+function prompts(n = N): string[] {
   const all = readFileSync(DATA, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { prompt: string }).prompt);
-  return Array.from({ length: N }, (_, i) => all[i % all.length]!);
+  return Array.from({ length: n }, (_, i) => all[i % all.length]!);
+}
+
+/** Prompts/s of one command scoring `file` (FILE_N prompts), whole process timed; its output must have one line per prompt. */
+function cliRun(cmd: string, args: string[], cwd: string): number {
+  const t = performance.now();
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', maxBuffer: 1 << 28 });
+  const dt = (performance.now() - t) / 1000;
+  if (r.status !== 0) throw new Error(`${[cmd, ...args].join(' ')} failed (${r.status}): ${r.stderr}`);
+  const lines = r.stdout.split('\n').filter(Boolean).length;
+  if (lines !== FILE_N) throw new Error(`${[cmd, ...args].join(' ')} printed ${lines} results for ${FILE_N} prompts`);
+  return FILE_N / dt;
+}
+
+function cliPeers(): { node: number; python: number } {
+  const dir = mkdtempSync(join(tmpdir(), 'allocator-bench-'));
+  try {
+    const file = join(dir, 'prompts.jsonl');
+    writeFileSync(file, prompts(FILE_N).map((p, i) => JSON.stringify({ id: i, prompt: p })).join('\n') + '\n');
+    const built = spawnSync(process.execPath, ['esbuild.mjs'], { cwd: REPO, encoding: 'utf8' });
+    if (built.status !== 0) throw new Error(`node esbuild.mjs failed: ${built.stderr}`);
+    const nodeCli = (): number => cliRun(process.execPath, [join(REPO, 'dist', 'cli.js'), 'inspect', file, '--model', MODEL], REPO);
+    const pyCli = (): number => cliRun(PYTHON, ['-m', 'conscience.allocator', 'score', file, '--model', MODEL], join(REPO, 'runtime'));
+    const py1 = pyCli();
+    const node1 = nodeCli();
+    const py2 = pyCli();
+    const node2 = nodeCli();
+    return { node: Math.max(node1, node2), python: Math.max(py1, py2) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function nodeRun(model: AllocatorModel, ps: string[]): Promise<Run> {
@@ -94,6 +133,7 @@ export default async function bench(): Promise<Record<string, number>> {
     const node2 = await nodeRun(model, ps);
     const node = best(node1, node2);
     const py = best(py1, py2);
+    const cli = cliPeers();
     const quality = heldout();
     const r3 = (x: number): number => Math.round(x * 1000) / 1000;
     return {
@@ -109,6 +149,9 @@ export default async function bench(): Promise<Record<string, number>> {
       // Python's batches of 32 in input order, without grouping by length (what length
       // grouping adds on this set).
       'allocator.python_batch_unsorted_per_s': Math.round(Math.max(py1.batch_unsorted_per_s, py2.batch_unsorted_per_s)),
+      'allocator.inspect_per_s': Math.round(cli.node),
+      'allocator.python_score_per_s': Math.round(cli.python),
+      'allocator.inspect_vs_python_ratio': r3(cli.node / cli.python),
       'allocator.model_mb': r3(statSync(join(MODEL, 'model.onnx')).size / 2 ** 20),
       'allocator.bench_prompts': N,
       'allocator.heldout_f1': quality.f1,

@@ -11,9 +11,20 @@ import { readCsv, readJsonl, type PromptRecord, type ReadItem } from '../core/al
 import { escapeControls } from '../core/escape';
 
 const USAGE = 'usage: conscience inspect FILE.jsonl|FILE.csv|- [--format json|text] [--model DIR] [--policy JSON]';
-/** Prompts scored per batch and flush: small enough that stdin results stream out promptly
- * (results are also printed before each error, so output stays in input order). */
-const CHUNK = 32;
+/**
+ * Prompts scored together at most: the model groups a call's prompts by token count, so a
+ * window pads little (Python's `score` scores windows of 256 too). A window is also scored as
+ * soon as the input stalls (the next line is not already read), so a line typed or piped into
+ * stdin gets its result at once; and before each error, so output stays in input order.
+ */
+const WINDOW = 256;
+
+const STALLED = Symbol('stalled');
+
+/** The promise's value if it settles before the event loop turns once more (data already read), else STALLED. */
+function ifReady<T>(p: Promise<T>): Promise<T | typeof STALLED> {
+  return Promise.race([p, new Promise<typeof STALLED>((resolve) => setImmediate(() => resolve(STALLED)))]);
+}
 
 interface Args { file: string; format: 'json' | 'text'; model?: string; policy?: unknown }
 
@@ -162,8 +173,18 @@ export async function inspect(argv: string[]): Promise<number> {
     batch.forEach((r, i) => { text += render(r, scored[i]!, args.format); });
     await write(text);
   };
+  const reader = items[Symbol.asyncIterator]();
+  let next = reader.next();
   try {
-    for await (const item of items) {
+    for (;;) {
+      let got = await ifReady(next);
+      if (got === STALLED) {
+        await flush();
+        got = await next;
+      }
+      if (got.done) break;
+      next = reader.next();
+      const item = got.value;
       if (item.kind === 'error') {
         bad++;
         // Results already read must come out before an error about a later line.
@@ -173,13 +194,14 @@ export async function inspect(argv: string[]): Promise<number> {
       }
       if (!item.prompt.trim()) process.stderr.write(escapeControls(`${name}:${item.line}: warning: empty prompt (scored as is)`) + '\n');
       pending.push(item);
-      if (pending.length >= CHUNK) await flush();
+      if (pending.length >= WINDOW) await flush();
     }
     await flush();
   } catch (err) {
     if (!(err instanceof StdoutClosed)) throw err;
     source.destroy(); // the reader of stdout left (a pipe into `head`): nothing more to write
   } finally {
+    next.catch(() => undefined); // a read ahead left pending fails with its source, unawaited
     await allocator.dispose();
     if (stdoutGone) process.stdout.on('error', () => undefined); // later EPIPEs of the same pipe
     process.stdout.off('error', onStdoutError);

@@ -99,20 +99,38 @@ test('usage errors exit 2 with a message', () => {
   }
 });
 
-test('stdin is streamed: results come out before the input ends', async () => {
+test('stdin is streamed: each line piped in gets its result while the input stays open', async (t) => {
   requireReference();
   const child = spawn(process.execPath, [...CLI, '-', '--model', MODEL_DIR], { cwd: REPO });
+  t.after(() => { if (child.exitCode === null) child.kill(); });
   let out = '';
-  const first = new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => { out += d; if (out.includes('\n')) resolve(); }));
-  // 40 prompts: the first batch of 32 must be printed while stdin is still open.
-  for (let i = 0; i < 40; i++) child.stdin.write(JSON.stringify({ prompt: `prompt number ${i}` }) + '\n');
-  const timeout = new Promise<never>((_, rej) => setTimeout(() => rej(new Error('no output while stdin was open')), 30_000));
-  await Promise.race([first, timeout]);
+  let waiting: { lines: number; resolve: () => void } | undefined;
+  const count = (): number => out.split('\n').length - 1;
+  child.stdout.on('data', (d: Buffer) => {
+    out += d;
+    if (waiting && count() >= waiting.lines) waiting.resolve();
+  });
+  const lines = (n: number): Promise<void> => count() >= n ? Promise.resolve() : Promise.race([
+    new Promise<void>((resolve) => { waiting = { lines: n, resolve }; }),
+    new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`no result for line ${n} while stdin was open`)), 30_000).unref()),
+  ]);
+  // One line at a time, as a user types or another program writes them: each result comes out
+  // before the next line is sent (a reader that waited for a full window would hang here).
+  child.stdin.write(JSON.stringify({ prompt: 'how do I bake bread?' }) + '\n');
+  await lines(1);
+  child.stdin.write(JSON.stringify({ prompt: 'explain the history of explosives' }) + '\n');
+  await lines(2);
+  // then a burst: scored together, in input order
+  for (let i = 0; i < 40; i++) child.stdin.write(JSON.stringify({ id: i, prompt: `prompt number ${i}` }) + '\n');
+  await lines(42);
   assert.ok(child.exitCode === null, 'the CLI must still be running (stdin open)');
   child.stdin.end();
   const code = await new Promise<number | null>((r) => child.on('close', r));
   assert.equal(code, 0);
-  assert.equal(out.trim().split('\n').length, 40);
+  const recs = records(out);
+  assert.equal(recs.length, 42);
+  assert.deepEqual(recs.map((r) => r.line), Array.from({ length: 42 }, (_, i) => i + 1));
+  assert.deepEqual(recs.slice(2).map((r) => r.id), Array.from({ length: 40 }, (_, i) => i));
 });
 
 test('100,000 lines are streamed quickly, errors keep their line numbers', () => {
