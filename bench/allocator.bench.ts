@@ -28,7 +28,7 @@ import { join, resolve } from 'node:path';
 import { AllocatorModel } from '../extension/src/core/allocator/model';
 
 const REPO = resolve(__dirname, '..');
-const MODEL = process.env.CONSCIENCE_ALLOCATOR_MODEL ?? join(REPO, 'models', 'allocator');
+const MODEL = resolve(process.env.CONSCIENCE_ALLOCATOR_MODEL ?? join(REPO, 'models', 'allocator')); // Python's score runs from runtime/
 const PYTHON = join(REPO, '.venv', 'bin', 'python');
 const DATA = join(REPO, 'runtime', 'conscience', 'data', 'allocator_prompts.jsonl');
 const N = Number(process.env.ALLOCATOR_BENCH_N ?? 1000);

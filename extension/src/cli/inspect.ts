@@ -18,6 +18,8 @@ const USAGE = 'usage: conscience inspect FILE.jsonl|FILE.csv|- [--format json|te
  * stdin gets its result at once; and before each error, so output stays in input order.
  */
 const WINDOW = 256;
+/** ...or fewer, when their text passes this many characters (a line may hold 16 MiB). */
+const WINDOW_CHARS = 1 << 24;
 
 const STALLED = Symbol('stalled');
 
@@ -164,17 +166,27 @@ export async function inspect(argv: string[]): Promise<number> {
   process.stdout.on('error', onStdoutError);
   let bad = 0;
   let pending: PromptRecord[] = [];
+  let pendingChars = 0;
   const flush = async (): Promise<void> => {
     if (!pending.length) return;
     const batch = pending;
     pending = [];
+    pendingChars = 0;
     const scored = await allocator.assessUncached(batch.map((r) => r.prompt));
     let text = '';
     batch.forEach((r, i) => { text += render(r, scored[i]!, args.format); });
     await write(text);
   };
   const reader = items[Symbol.asyncIterator]();
-  let next = reader.next();
+  // the next item is read while a window is scored: a failing source rejects it then, with
+  // nobody awaiting it yet (the loop's await still sees the error)
+  const readNext = (): Promise<IteratorResult<ReadItem>> => {
+    const p = reader.next();
+    p.catch(() => undefined);
+    return p;
+  };
+  let next = readNext();
+  let finished = false;
   try {
     for (;;) {
       let got = await ifReady(next);
@@ -182,8 +194,11 @@ export async function inspect(argv: string[]): Promise<number> {
         await flush();
         got = await next;
       }
-      if (got.done) break;
-      next = reader.next();
+      if (got.done) {
+        finished = true;
+        break;
+      }
+      next = readNext();
       const item = got.value;
       if (item.kind === 'error') {
         bad++;
@@ -192,16 +207,22 @@ export async function inspect(argv: string[]): Promise<number> {
         process.stderr.write(escapeControls(`${name}:${item.line}: ${item.message}`) + '\n');
         continue;
       }
-      if (!item.prompt.trim()) process.stderr.write(escapeControls(`${name}:${item.line}: warning: empty prompt (scored as is)`) + '\n');
+      if (!item.prompt.trim()) {
+        await flush(); // as an error: after the results of the lines before it
+        process.stderr.write(escapeControls(`${name}:${item.line}: warning: empty prompt (scored as is)`) + '\n');
+      }
       pending.push(item);
-      if (pending.length >= WINDOW) await flush();
+      pendingChars += item.prompt.length;
+      if (pending.length >= WINDOW || pendingChars >= WINDOW_CHARS) await flush();
     }
     await flush();
   } catch (err) {
     if (!(err instanceof StdoutClosed)) throw err;
-    source.destroy(); // the reader of stdout left (a pipe into `head`): nothing more to write
+    // the reader of stdout left (a pipe into `head`): nothing more to write
   } finally {
-    next.catch(() => undefined); // a read ahead left pending fails with its source, unawaited
+    // stopped early (stdout gone, the allocator failed): stop reading too, or an open stdin
+    // (`tail -f log | conscience inspect -`) would keep the process waiting for input
+    if (!finished) source.destroy();
     await allocator.dispose();
     if (stdoutGone) process.stdout.on('error', () => undefined); // later EPIPEs of the same pipe
     process.stdout.off('error', onStdoutError);

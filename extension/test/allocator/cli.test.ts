@@ -125,7 +125,10 @@ test('stdin is streamed: each line piped in gets its result while the input stay
   await lines(42);
   assert.ok(child.exitCode === null, 'the CLI must still be running (stdin open)');
   child.stdin.end();
-  const code = await new Promise<number | null>((r) => child.on('close', r));
+  const code = await Promise.race([
+    new Promise<number | null>((r) => child.on('close', r)),
+    new Promise<never>((_, rej) => setTimeout(() => rej(new Error('the CLI did not exit after stdin closed')), 30_000).unref()),
+  ]);
   assert.equal(code, 0);
   const recs = records(out);
   assert.equal(recs.length, 42);
