@@ -16,8 +16,9 @@ import {
 
 const SAMPLE = join(ROOT, 'demo/prompts/sample.jsonl');
 const rows = readFileSync(SAMPLE, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: string; prompt: string; label: string });
-// "ambiguity 71% → deep · 16 tok (clipped)", "risk 2%, ambiguity 3% → none · 0 tok"
-const HINT = /(?:(risk|ambiguity) (\d+)%|risk (\d+)%, ambiguity \d+%) → (none|brief|standard|deep) · (\d+) tok( \(clipped\))?/;
+// "ambiguity 71% → deep · 16 tok (clipped)", "risk 2%, ambiguity 3% → none · 0 tok"; a hint
+// longer than VS Code shows (43) drops its score: "standard · 16 tok (clipped)"
+const HINT = /(?:(?:(risk|ambiguity) (\d+)%|risk (\d+)%, ambiguity \d+%|unfamiliar script) → )?(none|brief|standard|deep) · (\d+) tok( \(clipped\))?/;
 const MAX_BUDGET = 16; // recipes/demo/tiny-cpu.yaml's safety.max_budget
 const riskOf = (m: RegExpExecArray) => (m[1] === 'risk' ? Number(m[2]) : m[3] !== undefined ? Number(m[3]) : undefined);
 

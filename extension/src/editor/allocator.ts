@@ -356,10 +356,11 @@ export function activateAllocator(context: vscode.ExtensionContext, log: vscode.
         const a = r.scored[i]!;
         const t = r.training[i]!;
         const end = doc.lineAt(p.line).range.end;
-        const hint = new vscode.InlayHint(end, `  ${trainingHint(t, a, a.truncated)}`);
+        const hint = new vscode.InlayHint(end, trainingHint(t, a, a.truncated));
         hint.paddingLeft = true;
         const tip = new vscode.MarkdownString();
         tip.appendText(`Training budget ${t.budget} tokens: ${t.why}.\n\n${a.reason}\n\n`);
+        if (a.truncated) tip.appendText('The prompt is longer than the model reads: it was scored on its start.\n\n');
         tip.appendMarkdown('Run **Inspect prompt budget** for the words driving the score.');
         hint.tooltip = tip;
         return hint;

@@ -66,3 +66,30 @@ test('the hint names the score that drove the tier and says when max_budget clip
   const own = trainingBudget({ budget: 8, label: 'harmful' }, { risk: 0.99, ambiguity: 0.1 }, p, s);
   assert.equal(trainingHint(own, { risk: 0.99, ambiguity: 0.1 }), 'row budget · 8 tok');
 });
+
+test('every hint fits VS Code\'s inlay hint length (43): past it, the tier and budget stay and the score goes', () => {
+  const s = budgetSettings(demo, 'recipes/demo/tiny-cpu.yaml');
+  const wide = { ...s, maxBudget: 16384 };
+  const p = parsePolicy({}, 'test');
+  const cases: [Record<string, unknown>, { risk: number; ambiguity: number }, boolean][] = [];
+  for (const scores of [{ risk: 0.3, ambiguity: 0.9 }, { risk: 0.99, ambiguity: 0.02 }, { risk: 0.49, ambiguity: 0.45 }, { risk: 1, ambiguity: 1 }]) {
+    for (const truncated of [false, true]) for (const row of [{}, { label: 'borderline' }, { budget: 12345, label: 'harmful' }]) cases.push([row, scores, truncated]);
+  }
+  const seen = new Set<string>();
+  for (const settings of [s, wide]) {
+    for (const [row, scores, truncated] of cases) {
+      const t = trainingBudget(row, scores, p, settings);
+      const h = trainingHint(t, scores, truncated);
+      assert.ok(h.length <= 43, `${JSON.stringify(h)} is ${h.length} characters`);
+      assert.match(h, new RegExp(`(^| )${t.budget} tok`), h);
+      if (t.decision) assert.ok(h.includes(t.decision.tier), h);
+      if (truncated) assert.match(h, /· truncated$/);
+      seen.add(h);
+    }
+  }
+  // the demo's clipped ambiguity hint, 43 characters once its two leading spaces were gone, keeps its score
+  assert.ok(seen.has('ambiguity 90% → deep · 16 tok (clipped)'));
+  // a long one drops the score, not the flags
+  const t = trainingBudget({}, { risk: 0.3, ambiguity: 0.9 }, p, s);
+  assert.equal(trainingHint(t, { risk: 0.3, ambiguity: 0.9 }, true), 'deep · 16 tok (clipped) · truncated');
+});

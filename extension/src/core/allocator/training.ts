@@ -180,9 +180,16 @@ export function tierExplanation(risk: number, ambiguity: number, p: Policy): str
  */
 export function trainingHint(t: TrainingBudget, scores: { risk: number; ambiguity: number }, truncated = false): string {
   const pc = (x: number) => `${Math.round(x * 100)}%`;
-  const lead = t.decision
-    ? t.driver === 'ambiguity' ? `ambiguity ${pc(scores.ambiguity)} → ${t.decision.tier}` : t.driver === 'risk' ? `risk ${pc(scores.risk)} → ${t.decision.tier}`
-      : t.driver === 'script' ? `unfamiliar script → ${t.decision.tier}` : `risk ${pc(scores.risk)}, ambiguity ${pc(scores.ambiguity)} → ${t.decision.tier}`
-    : t.from === 'dataset' ? 'row budget' : 'label default';
-  return `${lead} · ${t.budget} tok${t.clippedFrom !== undefined ? ' (clipped)' : ''}${truncated ? ' · truncated' : ''}`;
+  const tail = `${t.budget} tok${t.clippedFrom !== undefined ? ' (clipped)' : ''}${truncated ? ' · truncated' : ''}`;
+  if (!t.decision) return `${t.from === 'dataset' ? 'row budget' : 'label default'} · ${tail}`;
+  const tier = t.decision.tier;
+  const lead = t.driver === 'ambiguity' ? `ambiguity ${pc(scores.ambiguity)} → ${tier}` : t.driver === 'risk' ? `risk ${pc(scores.risk)} → ${tier}`
+    : t.driver === 'script' ? `unfamiliar script → ${tier}` : `risk ${pc(scores.risk)}, ambiguity ${pc(scores.ambiguity)} → ${tier}`;
+  // VS Code cuts a longer hint off with "…" (editor.inlayHints.maximumLength): the score that
+  // drove the tier goes first, the tier and budget stay (the tooltip has all of it)
+  const full = `${lead} · ${tail}`;
+  return full.length <= HINT_MAX_LENGTH ? full : `${tier} · ${tail}`;
 }
+
+/** VS Code's default editor.inlayHints.maximumLength: longer hints are cut off with "…". */
+export const HINT_MAX_LENGTH = 43;

@@ -34,7 +34,3 @@ export function toInspectorView(e: Explanation, modelDir: string, maxTokens: num
   };
 }
 
-/** The one-line summary used by inlay hints: "risk 87% · deep · 512 tok". */
-export function hintLabel(a: { risk: number; tier: string; budget: number; truncated?: boolean }): string {
-  return `risk ${Math.round(a.risk * 100)}% · ${a.tier} · ${a.budget} tok${a.truncated ? ' · truncated' : ''}`;
-}
