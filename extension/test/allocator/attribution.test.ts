@@ -70,3 +70,29 @@ test('the shipped model: "bomb" drives a pipe-bomb request, and the inspector vi
     await alloc.dispose();
   }
 });
+
+test('the inspector marks the one row of the decision table that decided, not every row of its tier', async () => {
+  requireReference();
+  const alloc = await Allocator.load(MODEL_DIR);
+  try {
+    const matched = (e: { rows: { rule: string; matched: boolean }[] }): string[] => e.rows.filter((r) => r.matched).map((r) => r.rule);
+    // the shipped model has the unfamiliar-script row: two rows give `standard`
+    const ru = await alloc.explain('Какая столица Франции?');
+    assert.equal(ru.unfamiliar, true);
+    assert.equal(ru.tier, 'standard');
+    assert.deepEqual(matched(ru), ['written in a script the model did not learn'], ru.reason);
+    // standard by its score: the score row, not the script row
+    const byScore = await alloc.explain('Какая столица Франции?', { policy: { ...alloc.policy, risk_standard: 0 } });
+    assert.equal(byScore.tier, 'standard');
+    assert.deepEqual(matched(byScore), [`risk ≥ 0 or ambiguity ≥ ${alloc.policy.ambiguity_standard}`]);
+    const en = await alloc.explain('Write a haiku about autumn leaves.');
+    assert.equal(en.tier, 'none');
+    assert.deepEqual(matched(en), ['otherwise']);
+    const view = toInspectorView(ru, MODEL_DIR, alloc.model.config.maxLength);
+    const msg = parseToWebview({ type: 'show', view });
+    assert.ok(msg.ok, msg.ok ? '' : msg.error);
+    assert.deepEqual(view.rows.map((r) => r.matched), ru.rows.map((r) => r.matched));
+  } finally {
+    await alloc.dispose();
+  }
+});

@@ -55,7 +55,7 @@ test('an unfamiliar script lifts none to standard and leaves the other tiers as 
 });
 
 test('the documented table: clearly benign gets none, risky-but-benign deep, clearly harmful brief', () => {
-  assert.deepEqual(decide(0.02, 0.04), { tier: 'none', budget: 0, reason: decide(0.02, 0.04).reason });
+  assert.deepEqual(decide(0.02, 0.04), { tier: 'none', budget: 0, reason: decide(0.02, 0.04).reason, row: 'none' });
   assert.equal(decide(0.07, 0.87).tier, 'deep'); // looks risky, probably benign
   assert.equal(decide(0.98, 0.04).tier, 'brief'); // clearly harmful
   assert.equal(decide(0.5, 1).tier, 'deep'); // unsure

@@ -73,7 +73,7 @@ function render(v: InspectorView): void {
   // The decision table, the matched row highlighted.
   const table = el('table', { class: 'rules', 'data-testid': 'rules' }, el('tr', {}, el('th', {}, 'tier'), el('th', {}, 'rule (first match wins)'), el('th', {}, 'budget')));
   for (const r of v.rows) {
-    table.append(el('tr', r.tier === v.tier ? { class: 'matched' } : {}, el('td', {}, r.tier), el('td', {}, r.rule), el('td', { class: 'num' }, `${r.budget} tok`)));
+    table.append(el('tr', r.matched ? { class: 'matched' } : {}, el('td', {}, r.tier), el('td', {}, r.rule), el('td', { class: 'num' }, `${r.budget} tok`)));
   }
   root.append(el('section', {}, el('h2', {}, 'Budget policy'), table));
   // Categories.

@@ -3,18 +3,20 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { AllocatorModel, type ModelOptions, type Score } from './model';
-import { decide, parsePolicy, policyRows, type Policy, type Tier } from './policy';
+import { decide, parsePolicy, policyRows, type Policy, type PolicyRow, type Tier } from './policy';
 import { occlusion, topDrivers, type Attribution } from './attribution';
 import { ThreadedScorer } from './threaded';
 
 export { AllocatorModel, parseAllocatorJson, type Score, type AllocatorJson } from './model';
-export { decide, parsePolicy, policyModel, policyRows, withFloatLiterals, FloatLiteral, DEFAULT_POLICY, TIERS, type Policy, type Tier, type Decision } from './policy';
+export { decide, parsePolicy, policyModel, policyRows, withFloatLiterals, FloatLiteral, DEFAULT_POLICY, TIERS, type Policy, type PolicyRow, type Tier, type Decision } from './policy';
 export { occlusion, topDrivers, splitWords, type Attribution } from './attribution';
 
 export interface Assessment extends Score {
   tier: Tier;
   budget: number;
   reason: string;
+  /** the row of the decision table that matched */
+  row: PolicyRow;
 }
 
 export interface Explanation extends Assessment {
@@ -98,7 +100,7 @@ export class Allocator {
 
   private withPolicy(s: Score, policy: Policy): Assessment {
     const d = decide(s.risk, s.ambiguity, policy, s.unfamiliar);
-    return { ...s, tier: d.tier, budget: d.budget, reason: d.reason };
+    return { ...s, tier: d.tier, budget: d.budget, reason: d.reason, row: d.row };
   }
 
   /**
@@ -150,7 +152,7 @@ export class Allocator {
       ...base!,
       prompt,
       policy,
-      rows: policyRows(policy, this.model.config.scripts !== undefined),
+      rows: policyRows(policy, this.model.config.scripts !== undefined, base!.row),
       words: occ.words,
       drivers: topDrivers(occ.words),
       occludedAll: occ.occludedAll,

@@ -139,11 +139,16 @@ export function withFloatLiterals(parsed: unknown, text: string, path: readonly 
   return get(parsed, 0);
 }
 
+/** The rows of the decision table (policyRows), in match order: `script` is the unfamiliar-script row. */
+export type PolicyRow = 'deep' | 'brief' | 'standard' | 'script' | 'none';
+
 export interface Decision {
   tier: Tier;
   budget: number;
   /** which row of the table matched, in words */
   reason: string;
+  /** which row of the table matched */
+  row: PolicyRow;
 }
 
 export const budgetOf = (policy: Policy, tier: Tier): number => policy[`budget_${tier}`];
@@ -155,36 +160,39 @@ export const budgetOf = (policy: Policy, tier: Tier): number => policy[`budget_$
 export function decide(risk: number, ambiguity: number, policy: Policy = DEFAULT_POLICY, unfamiliar = false): Decision {
   let tier: Tier;
   let reason: string;
+  let row: PolicyRow;
   if (ambiguity >= policy.ambiguity_deep) {
-    tier = 'deep';
+    tier = row = 'deep';
     reason = `ambiguity ${fmt(ambiguity)} ≥ ${policy.ambiguity_deep}: looks risky but may be benign`;
   } else if (risk >= policy.risk_harmful) {
-    tier = 'brief';
+    tier = row = 'brief';
     reason = `risk ${fmt(risk)} ≥ ${policy.risk_harmful}: clearly harmful, a short firm rationale`;
   } else if (risk >= policy.risk_standard || ambiguity >= policy.ambiguity_standard) {
-    tier = 'standard';
+    tier = row = 'standard';
     reason = risk >= policy.risk_standard
       ? `risk ${fmt(risk)} ≥ ${policy.risk_standard}: some risk signal`
       : `ambiguity ${fmt(ambiguity)} ≥ ${policy.ambiguity_standard}: some doubt`;
   } else if (unfamiliar) {
     tier = 'standard';
+    row = 'script';
     reason = 'written mostly in a script the allocator did not learn both harmful and benign prompts in: its scores there are not to be trusted';
   } else {
-    tier = 'none';
+    tier = row = 'none';
     reason = `risk ${fmt(risk)} < ${policy.risk_standard} and ambiguity ${fmt(ambiguity)} < ${policy.ambiguity_standard}: clearly benign`;
   }
-  return { tier, budget: budgetOf(policy, tier), reason };
+  return { tier, budget: budgetOf(policy, tier), reason, row };
 }
 
 const fmt = (x: number): string => x.toFixed(3);
 
 /** The table as rows, in match order, for the inspector and hover (`scripts`: the model has the unfamiliar-script row). */
-export function policyRows(policy: Policy, scripts = false): Array<{ tier: Tier; budget: number; rule: string }> {
-  return [
-    { tier: 'deep', budget: policy.budget_deep, rule: `ambiguity ≥ ${policy.ambiguity_deep}` },
-    { tier: 'brief', budget: policy.budget_brief, rule: `risk ≥ ${policy.risk_harmful}` },
-    { tier: 'standard', budget: policy.budget_standard, rule: `risk ≥ ${policy.risk_standard} or ambiguity ≥ ${policy.ambiguity_standard}` },
-    ...(scripts ? [{ tier: 'standard' as const, budget: policy.budget_standard, rule: 'written in a script the model did not learn' }] : []),
-    { tier: 'none', budget: policy.budget_none, rule: 'otherwise' },
+export function policyRows(policy: Policy, scripts = false, matched?: PolicyRow): Array<{ tier: Tier; budget: number; rule: string; matched: boolean }> {
+  const rows: Array<{ row: PolicyRow; tier: Tier; budget: number; rule: string }> = [
+    { row: 'deep', tier: 'deep', budget: policy.budget_deep, rule: `ambiguity ≥ ${policy.ambiguity_deep}` },
+    { row: 'brief', tier: 'brief', budget: policy.budget_brief, rule: `risk ≥ ${policy.risk_harmful}` },
+    { row: 'standard', tier: 'standard', budget: policy.budget_standard, rule: `risk ≥ ${policy.risk_standard} or ambiguity ≥ ${policy.ambiguity_standard}` },
+    ...(scripts ? [{ row: 'script' as const, tier: 'standard' as const, budget: policy.budget_standard, rule: 'written in a script the model did not learn' }] : []),
+    { row: 'none', tier: 'none', budget: policy.budget_none, rule: 'otherwise' },
   ];
+  return rows.map(({ row, ...r }) => ({ ...r, matched: row === matched }));
 }

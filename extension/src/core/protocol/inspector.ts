@@ -36,8 +36,8 @@ const view = obj({
   categories: arr(obj({ name: str(200), p: unit }), 1000),
   /** the policy's thresholds (same keys as the recipe's allocator: section) */
   thresholds: obj({ risk_harmful: unit, ambiguity_deep: unit, risk_standard: unit, ambiguity_standard: unit }),
-  /** the decision table in match order */
-  rows: arr(obj({ tier, budget: int(0), rule: str(500) }), 16),
+  /** the decision table in match order; `matched`: the row that decided (at most one) */
+  rows: arr(obj({ tier, budget: int(0), rule: str(500), matched: bool }), 16),
   words: arr(word, 10_000),
   occludedAll: bool,
   modelVersion: str(200),
