@@ -14,7 +14,7 @@ import * as vscode from 'vscode';
 import { Allocator, defaultModelDir, parsePolicy, type Assessment, type Policy } from '../core/allocator';
 import { csvPrompts, csvPromptsInWindow, jsonlLinePrompt, PROMPT_KEY, yamlAllocatorSection, yamlPrompts, type FoundPrompt } from '../core/allocator/prompts';
 import { toInspectorView } from '../core/allocator/view';
-import { budgetSettings, RUNTIME_DEFAULTS, tierExplanation, trainingBudget, trainingHint, type BudgetSettings, type TrainingBudget } from '../core/allocator/training';
+import { budgetSettings, datasetFiles, RUNTIME_DEFAULTS, tierExplanation, trainingBudget, trainingHint, type BudgetSettings, type TrainingBudget } from '../core/allocator/training';
 import { detectKind, parseYaml } from '../core/recipe';
 import { defaultSchema } from '../core/recipe/schema';
 import { parseToExtension, type ToWebview } from '../core/protocol/inspector';
@@ -201,7 +201,7 @@ class AllocatorHost implements vscode.Disposable {
       if (text.length <= MAX_YAML_CHARS && detectKind(parseYaml(text).root) === 'recipe') return budgetSettings(text, rel);
     }
     const recipes = await this.workspaceRecipes();
-    const mine = recipes.find((r) => r.dataset && datasetMatches(r.dataset, r.recipe!, doc.uri));
+    const mine = recipes.find((r) => r.dataset && datasetMatches(r.dataset, r.recipe!, doc.uri, this.context.extensionUri));
     if (mine) return mine;
     const def = vscode.workspace.getConfiguration('conscience.allocator').get<string>('recipe')?.trim();
     if (def) {
@@ -305,15 +305,11 @@ function promptKeyFor(text: string): ((k: string) => boolean) | undefined {
   return (k) => PROMPT_KEY.test(k) && !known.has(k);
 }
 
-/** Does a recipe's dataset_name name this file (relative to the recipe or the workspace; `conscience/x` is the runtime's bundled x.jsonl)? */
-function datasetMatches(dataset: string, recipe: string, file: vscode.Uri): boolean {
+/** Does a recipe's dataset_name name this file (datasetFiles)? */
+function datasetMatches(dataset: string, recipe: string, file: vscode.Uri, extension: vscode.Uri): boolean {
   const root = vscode.workspace.workspaceFolders?.[0]?.uri;
   if (!root) return false;
-  const recipeDir = vscode.Uri.joinPath(root, recipe, '..');
-  const candidates = [vscode.Uri.joinPath(recipeDir, dataset), vscode.Uri.joinPath(root, dataset)];
-  const bundled = /^conscience\/([A-Za-z0-9_-]+)$/.exec(dataset);
-  if (bundled) candidates.push(vscode.Uri.joinPath(root, 'runtime', 'conscience', 'data', `${bundled[1]}.jsonl`));
-  return candidates.some((c) => c.fsPath === file.fsPath);
+  return datasetFiles(dataset, recipe, root.fsPath, extension.fsPath).includes(file.fsPath);
 }
 
 /** The label and budget of a JSONL row (what training's budget source reads). */

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Allocator, parsePolicy } from '../../src/core/allocator';
-import { budgetSettings, driverOf, trainingBudget, trainingHint } from '../../src/core/allocator/training';
+import { budgetSettings, datasetFiles, driverOf, trainingBudget, trainingHint } from '../../src/core/allocator/training';
 import { MODEL_DIR, REPO, python } from './helpers';
 
 const ROWS = readFileSync(join(REPO, 'demo/prompts/sample.jsonl'), 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as { prompt: string; label: string; budget?: number });
@@ -92,4 +92,16 @@ test('every hint fits VS Code\'s inlay hint length (43): past it, the tier and b
   // a long one drops the score, not the flags
   const t = trainingBudget({}, { risk: 0.3, ambiguity: 0.9 }, p, s);
   assert.equal(trainingHint(t, { risk: 0.3, ambiguity: 0.9 }, true), 'deep · 16 tok (clipped) · truncated');
+});
+
+test("a recipe's dataset_name finds its prompt set: beside the recipe, in the workspace, or the runtime's bundled set (the workspace's runtime/ or the installed extension's)", () => {
+  const files = datasetFiles('prompts/sample.jsonl', 'recipes/demo/tiny-cpu.yaml', '/ws', '/ext');
+  assert.deepEqual(files, ['/ws/recipes/demo/prompts/sample.jsonl', '/ws/prompts/sample.jsonl']);
+  assert.ok(datasetFiles('../../prompts/sample.jsonl', 'recipes/demo/tiny-cpu.yaml', '/ws', '/ext').includes('/ws/prompts/sample.jsonl'));
+  // an installed extension's workspace has no runtime/: the bundled set is the extension's
+  const bundled = datasetFiles('conscience/safety_prompts', 'recipes/r.yaml', '/ws', '/home/u/.vscode/extensions/coc-1.0');
+  assert.ok(bundled.includes('/home/u/.vscode/extensions/coc-1.0/runtime/conscience/data/safety_prompts.jsonl'), bundled.join('\n'));
+  assert.ok(bundled.includes('/ws/runtime/conscience/data/safety_prompts.jsonl'));
+  // a name that is not a bundled set's is only a path
+  assert.equal(datasetFiles('conscience/../x', 'r.yaml', '/ws', '/ext').filter((f) => f.startsWith('/ext')).length, 0);
 });

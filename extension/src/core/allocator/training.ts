@@ -4,6 +4,7 @@
 // what the dashboard will show, and say which settings produced it. Mirrored from
 // runtime/conscience/prompt_sets.py and recipe.py (SafetyConfig); tested against them
 // (extension/test/allocator/training.test.ts runs the Python side).
+import { dirname, join, resolve } from 'node:path';
 import { deref, getPair, lineOf, parseYaml, toPlain, type YNode } from '../recipe/yaml';
 import { decide, FloatLiteral, isBudgetKey, type Decision, type Policy } from './policy';
 
@@ -193,3 +194,16 @@ export function trainingHint(t: TrainingBudget, scores: { risk: number; ambiguit
 
 /** VS Code's default editor.inlayHints.maximumLength: longer hints are cut off with "…". */
 export const HINT_MAX_LENGTH = 43;
+
+/**
+ * The files a recipe's `dataset_name` can name, as absolute paths: relative to the recipe's
+ * folder or the workspace; `conscience/x` is the runtime's bundled x.jsonl, the workspace's own
+ * runtime/ where it has one (as in this repository), else the one the extension ships and
+ * launches (`extension`: the extension's folder).
+ */
+export function datasetFiles(dataset: string, recipe: string, workspace: string, extension: string): string[] {
+  const files = [resolve(workspace, dirname(recipe), dataset), resolve(workspace, dataset)];
+  const bundled = /^conscience\/([A-Za-z0-9_-]+)$/.exec(dataset);
+  if (bundled) for (const base of [workspace, extension]) files.push(join(base, 'runtime', 'conscience', 'data', `${bundled[1]}.jsonl`));
+  return files;
+}
