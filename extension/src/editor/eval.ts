@@ -35,13 +35,15 @@ export async function loadEval(root: string, ref: string | vscode.Uri): Promise<
   const results = parseResults(text, where.results);
   let completions: ReportCompletion[] = [];
   let completionErrors: string[] = [];
+  let total = 0;
   if (where.completions) {
     const raw = await readFile(where.completions, 'utf8').catch(() => '');
     const parsed = parseCompletions(raw, where.completions);
     completionErrors = parsed.errors;
+    total = parsed.rows.length;
     completions = parsed.rows.slice(0, LIMITS.completions).map(reportCompletion);
   }
-  return boundEvalView({ name: where.name, results, completions, completionErrors });
+  return boundEvalView({ name: where.name, results, completions, completionErrors }, total);
 }
 
 export function activateEval(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): void {

@@ -37,6 +37,18 @@ test('one over-long field or too many unreadable lines no longer keeps the whole
   assert.equal(view.completionErrors[9_999], '3 more unreadable lines not listed');
 });
 
+test('a report past its completion limit says how many completions it does not show', () => {
+  const shown = Array.from({ length: 3 }, (_, i) => row({ id: String(i) }));
+  // the host passes the first LIMITS.completions rows and the file's count (3 of 250,000 here)
+  const view = boundEvalView({ name: 'e', results, completions: shown, completionErrors: ['completions.jsonl:9: invalid JSON'] }, 250_000);
+  assert.equal(view.completions.length, 3);
+  assert.equal(view.completionErrors[0], '249,997 completions after the first 3 are not shown in this report (its figures count them all)');
+  assert.equal(view.completionErrors[1], 'completions.jsonl:9: invalid JSON');
+  assert.ok(parseToWebview({ type: 'show', evals: [view] }).ok);
+  // within the limit: no such line
+  assert.deepEqual(boundEvalView({ name: 'e', results, completions: shown, completionErrors: [] }).completionErrors, []);
+});
+
 test('a completion with a budget or token count past what a number holds no longer hides the whole report', () => {
   // JSON's 1e999 reads as Infinity: the webview refused the whole `show` for that one line
   const { rows, errors } = parseCompletions([

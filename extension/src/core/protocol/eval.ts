@@ -84,7 +84,12 @@ export function reportCompletion(c: EvalCompletion): ReportCompletion {
  * that is no finite number is none, a token count is an integer in [0, Number.MAX_SAFE_INTEGER],
  * and errors past the limit are replaced by one line saying how many were left out.
  */
-export function boundEvalView(v: EvalView): EvalView {
+/**
+ * The report within LIMITS. `total`: how many completions the file held, when the caller
+ * passes only the first LIMITS.completions of them; the first warning line then says how many
+ * are not shown (the figures, from results.json, count them all).
+ */
+export function boundEvalView(v: EvalView, total = v.completions.length): EvalView {
   const completions = v.completions.slice(0, LIMITS.completions).map((c) => ({
     ...c,
     id: clip(c.id, LIMITS.long), arm: clip(c.arm, LIMITS.short), label: clip(c.label, LIMITS.short),
@@ -93,6 +98,10 @@ export function boundEvalView(v: EvalView): EvalView {
     budget: budgetOf(c.budget), safety_tokens: tokensOf(c.safety_tokens), answer_tokens: tokensOf(c.answer_tokens),
   }));
   let errors = v.completionErrors.map((e) => clip(e, LIMITS.long));
+  const omitted = Math.max(total, v.completions.length) - completions.length;
+  if (omitted > 0) {
+    errors.unshift(`${omitted.toLocaleString('en-US')} completions after the first ${completions.length.toLocaleString('en-US')} are not shown in this report (its figures count them all)`);
+  }
   if (errors.length > LIMITS.completionErrors) {
     const kept = LIMITS.completionErrors - 1;
     errors = [...errors.slice(0, kept), `${(errors.length - kept).toLocaleString('en-US')} more unreadable lines not listed`];
