@@ -726,6 +726,54 @@ def check_eval_recipe(value: str, recipe_path: str, line: Any, safety: Any, syst
         raise RecipeError(f"{where}: {e}") from None
 
 
+def _zero_stage(config: Any) -> Optional[int]:
+    """A DeepSpeed JSON config's ZeRO stage (a dict, a path or JSON text), None if it has none or cannot be read."""
+    import json
+
+    if isinstance(config, str):
+        try:
+            if config.lstrip().startswith("{"):
+                config = json.loads(config)
+            else:
+                with open(config, encoding="utf-8") as f:
+                    config = json.load(f)
+        except (OSError, ValueError, RecursionError):
+            return None
+    stage = (config.get("zero_optimization") or {}).get("stage") if isinstance(config, dict) else None
+    return stage if isinstance(stage, int) and not isinstance(stage, bool) else None
+
+
+def zero3_source(accelerate_config: Optional[str], deepspeed: Any) -> Optional[str]:
+    """Where this run's ZeRO stage 3 comes from, in words, or None when it does not train under
+    ZeRO-3: the `accelerate launch` it runs under (ACCELERATE_DEEPSPEED_ZERO_STAGE), the recipe's
+    `launch.accelerate_config` (its `deepspeed_config.zero_stage`, or the `zero_optimization.stage`
+    of its `deepspeed_config_file`), or the recipe's `deepspeed:` JSON."""
+    if os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3":
+        return "this run's accelerate launch (ACCELERATE_DEEPSPEED_ZERO_STAGE=3)"
+    if accelerate_config:
+        import json
+
+        try:
+            with open(accelerate_config, encoding="utf-8") as f:
+                text = f.read()
+            acc = json.loads(text) if accelerate_config.lower().endswith(".json") else yaml.safe_load(text)
+        except (OSError, ValueError, yaml.YAMLError, RecursionError):
+            acc = None
+        ds = acc.get("deepspeed_config") if isinstance(acc, dict) and acc.get("distributed_type") == "DEEPSPEED" else None
+        if isinstance(ds, dict):
+            name = os.path.basename(accelerate_config)
+            if ds.get("zero_stage") == 3:
+                return f"launch.accelerate_config {name}: zero_stage 3"
+            file = ds.get("deepspeed_config_file")
+            if isinstance(file, str) and file:
+                full = os.path.join(os.path.dirname(accelerate_config), file)
+                if _zero_stage(full if os.path.exists(full) else file) == 3:
+                    return f"launch.accelerate_config {name}: deepspeed_config_file {file}, stage 3"
+    if deepspeed and _zero_stage(deepspeed) == 3:
+        return "deepspeed: zero_optimization.stage 3"
+    return None
+
+
 def check_chat_template(template: str, recipe_path: str, line: Any, source: str) -> None:
     """Compile `chat_template` now, as transformers will when it first formats a prompt: a Jinja
     syntax error is a RecipeError at the recipe's line, with the template's own line."""
@@ -1256,6 +1304,13 @@ def load_recipe(path: str, cli_args: Optional[list[str]] = None) -> Recipe:
     if safety.eval_recipe:
         check_eval_recipe(safety.eval_recipe, path, lines.get("safety.eval_recipe"), safety, script_args.system_prompt, allocator,
                           str(raw["safety"]["eval_recipe"]))
+        zero3 = zero3_source(launch.accelerate_config, getattr(training_args, "deepspeed", None)) if safety.eval_steps > 0 else None
+        if zero3:  # the validator's CC308
+            raise RecipeError(
+                f"{path}:{lines.get('safety.eval_recipe', '?')}: safety.eval_recipe: evaluation during training generates on "
+                f"rank 0 alone, which ZeRO-3 cannot do ({zero3}): each rank holds a shard of the weights, so rank 0 would wait "
+                "for the others forever. Evaluate the saved checkpoints with `conscience eval` instead, train with ZeRO-2, "
+                "or set safety.eval_steps: 0.")
     return Recipe(
         path=os.path.abspath(path),
         sha256=digest,

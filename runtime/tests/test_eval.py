@@ -522,6 +522,51 @@ def test_training_recipe_evaluates_every_n_steps(tmp_path, tiny_cache):
     assert evs[-1]["type"] == "run_finished" and evs[-1]["status"] == "completed"
 
 
+def test_evaluation_during_training_is_refused_under_zero3_at_the_recipes_line(tmp_path, monkeypatch):
+    """Rank 0 alone generates for the in-training eval: under ZeRO-3 it would wait for the other
+    ranks' weight shards forever. The recipe is refused when it loads (the launcher, the trainer and
+    `--dry-run` all load it), at the eval_recipe line, whichever way ZeRO-3 comes in; ZeRO-2 and a
+    recipe without eval_steps load."""
+    from conscience.recipe import RecipeError, load_recipe
+
+    with open(os.path.join(ROOT, "recipes", "demo", "tiny-cpu.yaml")) as f:
+        train = yaml.safe_load(f)
+    (tmp_path / "ev.yaml").write_text(yaml.safe_dump({"kind": "eval", "model_name_or_path": "conscience/tiny", "arms": ["label"]}))
+    for stage in (2, 3):
+        (tmp_path / f"zero{stage}.yaml").write_text(yaml.safe_dump(
+            {"compute_environment": "LOCAL_MACHINE", "distributed_type": "DEEPSPEED", "deepspeed_config": {"zero_stage": stage},
+             "num_processes": 2}))
+        (tmp_path / f"ds{stage}.json").write_text(json.dumps({"zero_optimization": {"stage": stage}}))
+    (tmp_path / "zero3-file.yaml").write_text(yaml.safe_dump(
+        {"distributed_type": "DEEPSPEED", "deepspeed_config": {"deepspeed_config_file": "ds3.json"}, "num_processes": 2}))
+
+    def load(launch: dict, eval_steps: int = 2, **top):
+        r = {**train, **top, "launch": launch, "safety": {**train["safety"], "eval_recipe": "./ev.yaml", "eval_steps": eval_steps}}
+        (tmp_path / "train.yaml").write_text(yaml.safe_dump(r, sort_keys=False))
+        line = (tmp_path / "train.yaml").read_text().split("\n").index("  eval_recipe: ./ev.yaml") + 1
+        return lambda: load_recipe(str(tmp_path / "train.yaml")), line
+
+    for launch, top, why in [
+        ({"accelerate_config": "./zero3.yaml", "num_processes": 2}, {}, "zero3.yaml: zero_stage 3"),
+        ({"accelerate_config": "./zero3-file.yaml", "num_processes": 2}, {}, "deepspeed_config_file ds3.json, stage 3"),
+        ({"num_processes": 1}, {"deepspeed": "./ds3.json"}, "deepspeed: zero_optimization.stage 3"),
+    ]:
+        go, line = load(launch, **top)
+        with pytest.raises(RecipeError) as e:
+            go()
+        assert f"train.yaml:{line}: safety.eval_recipe: evaluation during training generates on rank 0 alone, which ZeRO-3 cannot do" in str(e.value)
+        assert why in str(e.value)
+    go, line = load({"cpu": True, "num_processes": 1})
+    assert go().safety.eval_steps == 2
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3")  # `accelerate launch --config_file zero3.yaml -m conscience.train`
+    with pytest.raises(RecipeError, match="ACCELERATE_DEEPSPEED_ZERO_STAGE=3"):
+        go()
+    monkeypatch.delenv("ACCELERATE_DEEPSPEED_ZERO_STAGE")
+    for launch, top in [({"accelerate_config": "./zero2.yaml", "num_processes": 2}, {}), ({"num_processes": 1}, {"deepspeed": "./ds2.json"})]:
+        assert load(launch, **top)[0]().safety.eval_recipe
+    assert load({"accelerate_config": "./zero3.yaml", "num_processes": 2}, eval_steps=0)[0]().safety.eval_steps == 0
+
+
 def test_eval_through_a_real_openai_compatible_server(tmp_path, tiny_cache, tiny_openai_server):
     """engine: openai against `transformers serve` (.venv-serve, scripts/setup.d/serve.sh)
     serving the tiny model on CPU: the same records and results as any other engine."""

@@ -780,6 +780,16 @@ export const RULES: readonly Rule[] = [
       emit.range(p.value.start, p.value.end, `Eval recipe '${v}' (${r.full}) ${said}: safety.eval_recipe must name an eval recipe (\`kind: eval\`, docs/eval.md), which conscience.eval loads at the first evaluation step.`);
     },
   },
+  {
+    code: 'CC308', severity: 'error', stage: 'rules', only: 'grpo', summary: '`safety.eval_recipe` with `safety.eval_steps` under ZeRO-3 (the accelerate config\'s `zero_stage: 3`): evaluation during training generates on rank 0 alone, which would wait for the other ranks\' weight shards forever',
+    check(ctx, emit) {
+      const v = sval(ctx, 'safety', 'eval_recipe');
+      const steps = sval(ctx, 'safety', 'eval_steps');
+      if (typeof v !== 'string' || !v || typeof steps !== 'number' || steps <= 0 || ctx.acc?.zeroStage !== 3) return;
+      const p = sectionPair(ctx, 'safety', 'eval_recipe')!;
+      emit.range(p.value.start, p.value.end, 'safety.eval_recipe: evaluation during training generates on rank 0 alone, which ZeRO-3 cannot do (the accelerate config has zero_stage: 3): each rank holds a shard of the weights, so rank 0 would wait for the others forever. Evaluate the saved checkpoints with `conscience eval` instead, train with ZeRO-2, or set safety.eval_steps: 0.');
+    },
+  },
   // the accelerate config (accelerate.ts) and how the recipe agrees with it
   { code: 'CC400', severity: 'error', stage: 'accelerate', summary: 'the referenced accelerate config cannot be read (binary, not UTF-8, over 2 MB, not JSON when it ends in `.json`, a recipe rather than an accelerate config) or has errors' },
   { code: 'CC401', severity: 'error', also: 'warning', stage: 'accelerate', summary: 'accelerate config: unknown key (accelerate refuses them); unknown `deepspeed_config` key (warning)' },
