@@ -10,7 +10,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   logs: { summary: 'show a run\'s logs: conscience logs RUN [--follow]', load: async () => (await import('./runs')).logs },
   cancel: { summary: 'cancel a run: conscience cancel RUN', load: async () => (await import('./runs')).cancel },
   resume: { summary: 'resume a run from its last checkpoint: conscience resume RUN', load: async () => (await import('./runs')).resume },
-  inspect: { summary: 'score prompts with the budget allocator: conscience inspect FILE.jsonl|- [--format json]', load: async () => (await import('./inspect')).inspect },
+  inspect: { summary: 'score prompts with the budget allocator: conscience inspect FILE.jsonl|FILE.csv|- [--format json|text] [--model DIR] [--policy JSON]', load: async () => (await import('./inspect')).inspect },
   eval: { summary: 'evaluate a policy (kind: eval recipe): conscience eval EVAL.yaml [--target NAME] [--wait] [--format json]', load: async () => (await import('./eval')).evalCommand },
   serve: { summary: 'OpenAI-compatible gateway that adds safety budgets: conscience serve --upstream URL [--port P]', load: async () => (await import('./serve')).serve },
 };
