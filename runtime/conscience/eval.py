@@ -1,7 +1,7 @@
 """Evaluate a policy: harmful refusal, benign over-refusal and safety-token cost, per budget arm.
 
     python -m conscience.eval --config EVAL.yaml [--output_dir DIR]
-    python -m conscience.eval --write-schema schemas/eval.schema.json
+    python -m conscience.eval --write-schema ../schemas/eval.schema.json   (from runtime/)
     python -m conscience.eval --judge-accuracy --config EVAL.yaml
 
 An eval recipe is a YAML mapping with ``kind: eval`` (see :class:`EvalConfig` for the keys and

@@ -175,15 +175,21 @@ def test_arms_share_the_training_template(tmp_path):
     safety = SafetyConfig(budget_harmful=12, budget_borderline=6, budget_benign=0)
     rows = [dict(r, budget=None) for r in PROMPTS]
     t = PromptTemplate.from_recipe(safety, "Be careful.")
-    items = ev.plan_items(rows, ["label", "fixed:8", "none"], safety, {}, t)
+    from conscience.allocator import score_prompts
+
+    items = ev.plan_items(rows, ["allocator", "label", "fixed:8", "none"], safety, {}, t)
+    allocated = {r["prompt"]: s["budget"] for r, s in zip(rows, score_prompts([r["prompt"] for r in rows], {}))}
+    assert sorted({it["arm"] for it in items}) == ["allocator", "fixed:8", "label", "none"]
     for it in items:
         if it["arm"] == "none":
             assert it["budget"] is None
             assert it["messages"] == [{"role": "system", "content": "Be careful."}, {"role": "user", "content": it["row"]["prompt"]}]
             continue
-        want = {"label": safety.default_budget(it["row"]["label"]), "fixed:8": 8}[it["arm"]]
+        want = {"label": safety.default_budget(it["row"]["label"]), "fixed:8": 8, "allocator": allocated[it["row"]["prompt"]]}[it["arm"]]
         assert it["budget"] == want
         assert it["messages"] == build_messages({**it["row"], "budget": want}, safety, "Be careful.")
+    # the allocator arm gives some prompts a budget and some none, and both render as training does
+    assert len({it["budget"] > 0 for it in items if it["arm"] == "allocator"}) == 2
 
 
 def test_allocator_arm_budgets_come_from_the_allocator():
@@ -475,7 +481,7 @@ def test_parse_verdict():
 
 def test_eval_schema_is_current():
     with open(os.path.join(ROOT, "schemas", "eval.schema.json"), encoding="utf-8") as f:
-        assert f.read() == ev.render_schema(), "schemas/eval.schema.json is stale: run `python -m conscience.eval --write-schema schemas/eval.schema.json` in runtime/"
+        assert f.read() == ev.render_schema(), "schemas/eval.schema.json is stale: run `python -m conscience.eval --write-schema ../schemas/eval.schema.json` in runtime/"
 
 
 def test_shipped_eval_recipes_load():
