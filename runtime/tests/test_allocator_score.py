@@ -89,7 +89,7 @@ def test_a_long_prompt_cut_at_a_character_bert_deletes_gives_the_whole_texts_fir
     alloc = Allocator(MODEL)
     room = alloc.max_length - 2
     window = room * CHARS_PER_TOKEN_WINDOW
-    for joiner in ("\v", "\f", "\x1c", "\x1f", "\x85", "\ufeff", "\u2028", "\u00a0", "\u3000"):
+    for joiner in ("\v", "\f", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\ufeff", "\u2028", "\u00a0", "\u3000"):
         lead = "ab " * (room - 2)
         filler = "z" * (window - len(lead) - 1 - len("qzqzqzqz"))
         text = lead + filler + " qzqzqzqz" + joiner + "x" * 95 + " tail" * 10

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Allocator } from '../../src/core/allocator';
+import { Allocator, type Assessment } from '../../src/core/allocator';
 import { MODEL_DIR, PYTHON, REPO, requireReference } from './helpers';
 
 const PROMPTS = [
@@ -75,11 +75,16 @@ test('scores match the Python reference within 1e-4 (risk, ambiguity, categories
       });
       // A prompt's numbers do not depend on its batch (contract: padding and neighbours change
       // nothing), so the editor may batch whatever is on screen and cache by prompt.
-      for (const i of [0, 1, 11, 13]) {
+      // Every output, for every prompt: alone, with a short and a long neighbour, in the full batch.
+      const outputs = (a: Assessment): number[] => [a.risk, a.ambiguity, a.borderline ?? -1, ...Object.keys(a.categories).sort().map((k) => a.categories[k]!)];
+      for (let i = 0; i < PROMPTS.length; i++) {
         const [alone] = await alloc.assessUncached([PROMPTS[i]!]);
-        const [withOthers] = (await alloc.assessUncached([PROMPTS[i]!, 'hi', 'word '.repeat(200)]));
-        assert.ok(Math.abs(alone!.risk - ts[i]!.risk) <= 1e-6 && Math.abs(withOthers!.risk - ts[i]!.risk) <= 1e-6,
-          `prompt ${i}: risk ${alone!.risk} alone, ${withOthers!.risk} with others, ${ts[i]!.risk} in the full batch`);
+        const [, withOthers] = await alloc.assessUncached(['hi', PROMPTS[i]!, 'word '.repeat(200)]);
+        for (const [how, got] of [['alone', alone!], ['with others', withOthers!]] as const) {
+          const d = Math.max(...outputs(got).map((x, j) => Math.abs(x - outputs(ts[i]!)[j]!)));
+          assert.ok(d <= 1e-6, `prompt ${i} ${how}: outputs differ from the full batch's by ${d}`);
+          assert.deepEqual([got.tier, got.budget, got.truncated, got.unfamiliar], [ts[i]!.tier, ts[i]!.budget, ts[i]!.truncated, ts[i]!.unfamiliar]);
+        }
       }
       // Both sides must see unfamiliar and familiar prompts, or agreement on the flag says little.
       assert.deepEqual(ts.slice(14).map((a) => a.unfamiliar), [true, true, false, true, true, true, false, true, false, true]);

@@ -78,7 +78,7 @@ test('a long prompt tokenized through a prefix gives the whole text\'s first tok
   // Characters that JavaScript's \s or Python's isspace() call whitespace but BERT deletes (so
   // they join words), placed right at the first cut, inside words long enough to matter.
   const crafted: string[] = [];
-  for (const joiner of ['\v', '\f', '\x1f', '\x85', '\ufeff', '\u2028', '\u00a0', '\u3000']) {
+  for (const joiner of ['\v', '\f', '\x1c', '\x1d', '\x1e', '\x1f', '\x85', '\ufeff', '\u2028', '\u00a0', '\u3000']) {
     // room - 2 short words, one long [UNK] word, then a word whose joiner sits exactly at the
     // first cut: cut there, its first pieces would land inside the first `room` tokens.
     const lead = 'ab '.repeat(room - 2);
