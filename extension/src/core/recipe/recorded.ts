@@ -7,20 +7,19 @@ import { isAbsolute, join } from 'node:path';
 import { STACKS } from '../launch/env';
 import { schemaForVersion } from './schema';
 import type { Target } from '../launch/targets';
-import { listRuns, readRunEvents } from '../runs/store';
+import { listRuns, readRunStarted } from '../runs/store';
 
 /** `recipe` is relative to the workspace root, as run records store it. */
 export async function recordedTrl(root: string, recipe: string): Promise<string | undefined> {
   const want = recipe.replace(/\\/g, '/');
   for (const run of await listRuns(root)) {
     if (run.recipe.replace(/\\/g, '/') !== want) continue;
-    let events;
+    let started;
     try {
-      events = await readRunEvents(root, run.id);
+      started = await readRunStarted(root, run.id, 'first');
     } catch {
       continue;
     }
-    const started = events.find((e) => e.type === 'run_started');
     const trl = (started as { versions?: Record<string, string> } | undefined)?.versions?.trl;
     if (typeof trl === 'string' && trl && trl !== 'missing') return trl;
   }

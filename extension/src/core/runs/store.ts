@@ -15,7 +15,7 @@ import { readFileSync, readlinkSync, watch as fsWatch, type FSWatcher } from 'no
 import { mkdir, readFile, readdir, rename, rm, writeFile, stat, open } from 'node:fs/promises';
 import { hostname, uptime } from 'node:os';
 import { join } from 'node:path';
-import { EventTail, readEventsFrom, type BudgetSources, type ParseProblem, type RunEvent } from './events';
+import { EventTail, parseEventChunk, readEventsFrom, type BudgetSources, type ParseProblem, type RunEvent } from './events';
 
 export type TargetKind = 'local' | 'ssh' | 'slurm';
 export type RunState =
@@ -341,6 +341,54 @@ export async function snapshotRecipe(root: string, id: string, recipeFile: strin
 /** All events of a run's local copy. */
 export async function readRunEvents(root: string, id: string): Promise<RunEvent[]> {
   return (await readEventsFrom(join(runDir(root, id), 'events.jsonl'), 0)).events;
+}
+
+const RUN_STARTED = Buffer.from('run_started');
+
+/**
+ * The first or the last `run_started` event of a run's local copy (a resumed run has one per
+ * attempt), read without holding the file: it is scanned in 1 MiB pieces and only the lines that
+ * hold the word `run_started` are parsed (a run's events.jsonl can be gigabytes of samples). The
+ * first one is usually line 1, so `first` reads little. Undefined when there is none or no file.
+ */
+export async function readRunStarted(root: string, id: string, which: 'first' | 'last'): Promise<RunEvent | undefined> {
+  let fh;
+  try {
+    fh = await open(join(runDir(root, id), 'events.jsonl'), 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  let found: RunEvent | undefined;
+  const take = (line: Buffer): boolean => {
+    if (!line.includes(RUN_STARTED)) return false;
+    const got = parseEventChunk(Buffer.concat([line, Buffer.from('\n')]), 0).events[0];
+    if (got?.type !== 'run_started') return false;
+    found = got;
+    return which === 'first';
+  };
+  try {
+    const piece = Buffer.alloc(1 << 20);
+    let rest: Buffer[] = [];
+    for (let pos = 0; ; ) {
+      const { bytesRead } = await fh.read(piece, 0, piece.length, pos);
+      if (bytesRead === 0) break;
+      pos += bytesRead;
+      const chunk = piece.subarray(0, bytesRead);
+      let from = 0;
+      for (let nl = chunk.indexOf(0x0a); nl >= 0; nl = chunk.indexOf(0x0a, from)) {
+        const line = rest.length ? Buffer.concat([...rest, chunk.subarray(from, nl)]) : chunk.subarray(from, nl);
+        rest = [];
+        from = nl + 1;
+        if (take(line)) return found;
+      }
+      if (from < chunk.length) rest.push(Buffer.from(chunk.subarray(from)));
+    }
+    if (rest.length) take(Buffer.concat(rest)); // a last line without its newline (a writer mid-append)
+    return found;
+  } finally {
+    await fh.close();
+  }
 }
 
 /**
