@@ -272,3 +272,20 @@ test('after a resume, the samples of the steps the new attempt logs again replac
   await s.receive({ type: 'samplesQuery', page: 1, label: null, reward: null });
   assert.deepEqual(last().rows.map((r) => [r.step, r.answer]), [[20, 'second'], [20, 'second-b']]);
 });
+
+test('a file cut under the reader and read again from the cut shows each sample row once, as the file holds them', async () => {
+  const { s, sent } = session(['run-a']);
+  const rows = (tag: string) => [{ prompt: `p-${tag}`, completion: `<safety>s</safety> ${tag}`, rewards: {} }];
+  const ev = (seq: number, step: number, tag: string): RunEvent => ({ type: 'samples', seq, time: seq, step, rows: rows(tag) });
+  s.ingest('run-a', [{ type: 'run_started', seq: 0, time: 0, max_steps: 40 } as RunEvent, ev(1, 10, 'a'), ev(2, 20, 'a'), ev(3, 30, 'a')]);
+  // the reader reports a cut at seq 2's line and reads from there: seq 2 again, then a rewritten 3 and a new 4
+  s.ingest('run-a', [ev(2, 20, 'a'), ev(3, 30, 'b'), ev(4, 40, 'b')]);
+  await s.receive({ type: 'ready', view: null });
+  const last = () => sent.filter((m) => m.type === 'samples').at(-1) as Extract<ToWebview, { type: 'samples' }>;
+  const all: [number, string][] = [];
+  for (let page = 0; page < last().pages; page++) {
+    await s.receive({ type: 'samplesQuery', page, label: null, reward: null });
+    all.push(...last().rows.map((r): [number, string] => [r.step, r.answer]));
+  }
+  assert.deepEqual(all, [[40, 'b'], [30, 'b'], [20, 'a'], [10, 'a']]);
+});

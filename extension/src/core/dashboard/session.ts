@@ -46,6 +46,8 @@ interface RunData {
   samples: SampleRowMsg[];
   /** The attempt (count of `run_started` seen) that logged each of `samples`. */
   sampleAttempts: number[];
+  /** The `seq` of the event that logged each of `samples` (NaN without one). */
+  sampleSeqs: number[];
   /** Attempts seen (`run_started`). */
   attempt: number;
   /** Set once the run store reported a state: from then on it, not the events, names the status. */
@@ -111,6 +113,7 @@ export class DashboardSession {
         series: new RunSeries(r.id),
         samples: [],
         sampleAttempts: [],
+        sampleSeqs: [],
         attempt: 0,
         fromStore: false,
         ema: new Map(),
@@ -152,20 +155,28 @@ export class DashboardSession {
         case 'samples':
           if (Array.isArray(ev.rows)) {
             const step = numOrNull(ev.step) ?? 0;
+            const seq = numOrNull(ev.seq) ?? NaN;
             // a later attempt (a resume from a checkpoint, a requeue) logging from this step on
-            // supersedes the earlier attempts' rows of these steps, as it does their metrics
-            if (r.sampleAttempts.some((a, i) => a < r.attempt && r.samples[i]!.step >= step)) {
-              const keep = r.samples.map((x, i) => r.sampleAttempts[i] === r.attempt || x.step < step);
+            // supersedes the earlier attempts' rows of these steps, as it does their metrics; and
+            // this attempt's rows from this event's seq on are the file's lines read again (the
+            // file was cut under the reader, which reads from the cut once more): the file's, once
+            const stale = (x: SampleRowMsg, i: number): boolean =>
+              r.sampleAttempts[i]! < r.attempt ? x.step >= step : r.sampleSeqs[i]! >= seq;
+            if (r.samples.some(stale)) {
+              const keep = r.samples.map((x, i) => !stale(x, i));
               r.samples = r.samples.filter((_, i) => keep[i]);
               r.sampleAttempts = r.sampleAttempts.filter((_, i) => keep[i]);
+              r.sampleSeqs = r.sampleSeqs.filter((_, i) => keep[i]);
             }
             for (const row of ev.rows.slice(-MAX_SAMPLE_ROWS_KEPT)) {
               r.samples.push(sampleRow(runId, step, row));
               r.sampleAttempts.push(r.attempt);
+              r.sampleSeqs.push(seq);
             }
             if (r.samples.length > MAX_SAMPLE_ROWS_KEPT) {
               r.samples.splice(0, r.samples.length - MAX_SAMPLE_ROWS_KEPT);
               r.sampleAttempts.splice(0, r.sampleAttempts.length - MAX_SAMPLE_ROWS_KEPT);
+              r.sampleSeqs.splice(0, r.sampleSeqs.length - MAX_SAMPLE_ROWS_KEPT);
             }
             this.samplesDirty = true;
           }
