@@ -367,8 +367,16 @@ export async function logs(argv: string[]): Promise<number> {
     try {
       let run = await resolveRun(s.root, r.positionals[0]);
       if (run.state === 'preparing') run = (await settleInterruptedLaunch(s.root, run.id)) ?? run;
+      // the run's target as the targets file has it now: gone or invalid, the host cannot be
+      // asked, so the local copy is all there is (--follow would otherwise poll for ever in silence)
+      let targetError: string | undefined;
+      try {
+        s.target(run.target);
+      } catch (err) {
+        targetError = (err as Error).message;
+      }
       // its launcher died while submitting it: the host is asked first (it may be running)
-      if (launchMayHaveStarted(run)) run = (await new RunMonitor(s, run.id).pollOnce()) ?? run;
+      if (!targetError && launchMayHaveStarted(run)) run = (await new RunMonitor(s, run.id).pollOnce()) ?? run;
       const dir = runDir(s.root, run.id);
       // a run with no process or job recorded has nothing to follow (and a launch interrupted
       // before its start stays preparing): say so rather than wait for ever
@@ -378,7 +386,7 @@ export async function logs(argv: string[]): Promise<number> {
       }
       const m = new RunMonitor(s, run.id);
       // print what the store holds, then (with --follow) what arrives
-      if (!r.values.follow && (!TERMINAL_STATES.has(run.state) || !run.finishedAt)) await m.pollOnce().catch(() => undefined);
+      if (!targetError && !r.values.follow && (!TERMINAL_STATES.has(run.state) || !run.finishedAt)) await m.pollOnce().catch(() => undefined);
       const show = async (name: string) => {
         try {
           return await readFile(join(dir, name));
@@ -390,6 +398,10 @@ export async function logs(argv: string[]): Promise<number> {
       else {
         process.stdout.write(await show('stdout.log'));
         process.stderr.write(await show('stderr.log'));
+      }
+      if (targetError) {
+        process.stderr.write(`conscience: ${run.id} ran on target '${run.target}', which cannot be reached now: ${targetError}; the local copy is shown${r.values.follow ? ', nothing more can be followed' : ''}\n`);
+        return r.values.follow ? 1 : 0;
       }
       if (!r.values.follow) return 0;
       const mon = new RunMonitor(s, run.id);

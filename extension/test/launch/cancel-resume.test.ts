@@ -78,6 +78,33 @@ test('a run left preparing (nothing started) is cancelled without a process, and
   }
 });
 
+test('logs on a run whose target is now invalid or gone shows the local copy and says why; --follow ends instead of polling for ever', async () => {
+  const w = await ws(line({ type: 'run_started', seq: 0, time: 1, run_id: 'r', max_steps: 2, resumed_from: null, reward_funcs: ['a'] }), { state: 'running' });
+  try {
+    await new RunMonitor(w.session, w.id).pollOnce(); // the local copy has what the host wrote
+    // the targets file now has the run's target broken (a typo in its type)
+    writeFileSync(join(w.root, 'conscience.targets.yaml'), 'local:\n  type: locl\n');
+    const f = cli(['logs', w.id, '--follow', '--events', '--workspace', w.root], { timeoutMs: 30_000 });
+    assert.equal(f.timedOut, false, 'logs --follow polled for ever in silence');
+    assert.equal(f.code, 1);
+    assert.match(f.stdout, /"run_started"/, 'the local copy is shown');
+    assert.match(f.stderr, /ran on target 'local', which cannot be reached now: .*conscience\.targets\.yaml:1: .*nothing more can be followed/);
+    const once = cli(['logs', w.id, '--events', '--workspace', w.root], { timeoutMs: 30_000 });
+    assert.equal(once.code, 0);
+    assert.match(once.stderr, /cannot be reached now/);
+    // a target removed from the file: the same
+    writeFileSync(join(w.root, 'conscience.targets.yaml'), 'other:\n  type: local\n');
+    const rec = (await readRun(w.root, w.id))!;
+    writeFileSync(join(w.root, '.conscience', 'runs', w.id, 'run.json'), JSON.stringify({ ...rec, target: 'gone' }));
+    const g = cli(['logs', w.id, '--follow', '--workspace', w.root], { timeoutMs: 30_000 });
+    assert.equal(g.timedOut, false);
+    assert.equal(g.code, 1);
+    assert.match(g.stderr, /ran on target 'gone', which cannot be reached now: unknown target 'gone'/);
+  } finally {
+    await w.session.close();
+  }
+});
+
 test("a settled run's finishedAt is its run_finished's time, not when it was looked at", async () => {
   const now = Date.now() / 1000;
   const t0 = now - 7200;
