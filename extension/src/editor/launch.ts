@@ -481,7 +481,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     vscode.commands.registerCommand('conscience.setToken', guard(async () => {
       const pick = await vscode.window.showQuickPick(
         SECRET_KEYS.map((k) => ({ label: k, description: k === 'HF_TOKEN' ? 'Hugging Face' : 'Weights & Biases' })),
-        { placeHolder: 'Which token? It is kept in VS Code SecretStorage and reaches hosts only in a 0600 file deleted at start.' },
+        { placeHolder: 'Which token? Kept in VS Code SecretStorage; it reaches a host only in a 0600 file, deleted as the run starts (a SLURM job keeps it until the job ends, for requeues).' },
       );
       if (!pick) return;
       const value = await vscode.window.showInputBox({ prompt: `${pick.label} (empty to remove)`, password: true, ignoreFocusOut: true });
