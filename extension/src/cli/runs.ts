@@ -3,15 +3,14 @@
 // file the run deletes at start; they are never printed or written to the run store.
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatFindings, recipeErrors } from '../core/launch/guard';
+import { formatFindings, launchGuard } from '../core/launch/guard';
 import { cancelRun, formatPlan, launchRun, planLaunch, resumeRun } from '../core/launch/launcher';
 import { RunMonitor } from '../core/launch/monitor';
 import { driverFor } from '../core/launch/driver';
 import { LaunchSession } from '../core/launch/session';
 import { loadTargets } from '../core/launch/targets';
-import { launchTrl } from '../core/recipe/recorded';
 import { formatProblem, type ParseProblem, type RunEvent } from '../core/runs/events';
 import { FAILED_STATES, runEnd, runFailure, runProgress } from '../core/runs/present';
 import { escapeControls } from '../core/escape';
@@ -193,10 +192,8 @@ export async function launchWith(argv: string[], verb: LaunchVerb): Promise<numb
     const file = isAbsolute(recipe) ? recipe : join(root, recipe);
     await verb.check?.(file, recipe);
     // checked against the TRL the target runs when the recipe does not say (launch.trl)
-    const trl = await loadTargets(root, r.values.targets)
-      .then(({ targets }) => launchTrl(root, relative(root, file).split(sep).join('/'), targets.get(String(r.values.target ?? 'local'))))
-      .catch(() => undefined);
-    const errors = await recipeErrors(file, trl);
+    const target = await loadTargets(root, r.values.targets).then(({ targets }) => targets.get(String(r.values.target ?? 'local'))).catch(() => undefined);
+    const errors = await launchGuard(root, file, target);
     if (errors.length) {
       const show = (f: string) => { const rel = relative(process.cwd(), f); return rel && !rel.startsWith('..') ? rel : f; };
       process.stderr.write(formatFindings(errors, show) + '\n');

@@ -9,7 +9,7 @@
 // made at activation by extension.ts (LaunchUi), which starts this room on first use.
 import { open } from 'node:fs/promises';
 import * as vscode from 'vscode';
-import { recipeErrors } from '../core/launch/guard';
+import { launchGuard } from '../core/launch/guard';
 import { OnePerKey, SessionHolder } from '../core/lifecycle';
 import { recipeKind } from '../core/recipe';
 import { cancelRun, formatPlan, launchRun, planLaunch, resumeRun } from '../core/launch/launcher';
@@ -354,9 +354,14 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       if (!trusted()) return;
       const recipe = await pickRecipe(arg);
       if (!recipe) return;
+      await resetSession(); // pick up edited targets and tokens
+      const s = await getSession();
+      const target = await pickTarget(s);
+      if (!target) return;
       // the launch guard: a recipe with errors fails on the host only after the sync, the
-      // environment and (on SLURM) the queue; say so first
-      const errors = await recipeErrors(recipe);
+      // environment and (on SLURM) the queue; say so first. Checked against the TRL the target
+      // runs when the recipe does not say (launch.trl), as `conscience launch` checks it
+      const errors = await launchGuard(s.root, recipe, s.target(target));
       if (errors.length) {
         const first = errors[0]!;
         const pick = await vscode.window.showWarningMessage(
@@ -376,10 +381,6 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
         if (pick !== 'Launch Anyway') return;
         log.warn(`launching ${recipe} despite ${errors.length} error(s)`);
       }
-      await resetSession(); // pick up edited targets and tokens
-      const s = await getSession();
-      const target = await pickTarget(s);
-      if (!target) return;
       const launched = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `Launching ${vscode.workspace.asRelativePath(recipe)} on ${target}`, cancellable: false },
         async (progress) => {

@@ -56,3 +56,19 @@ test('conscience launch checks a recipe without launch.trl against the stack its
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test("the launch guard (editor and CLI alike) checks a recipe without launch.trl against its target's TRL", async () => {
+  const { launchGuard } = await import('../../src/core/launch/guard');
+  const root = mkdtempSync(join(tmpdir(), 'conscience-guard-'));
+  try {
+    mkdirSync(join(root, 'recipes'));
+    const file = join(root, 'recipes/r.yaml');
+    writeFileSync(file, 'model_name_or_path: conscience/tiny\nreward_funcs: [refusal]\ntorch_dtype: float32\nmax_steps: 1\nlaunch:\n  cpu: true\n');
+    const current = await launchGuard(root, file, { name: 'current', type: 'local', requirements: 'cpu-current' } as never);
+    assert.deepEqual(current.map((f) => [f.code, f.line]), [['CC104', 3]], 'torch_dtype is gone in TRL 1.x');
+    assert.deepEqual(await launchGuard(root, file, { name: 'old', type: 'local', requirements: 'cpu' } as never), []);
+    assert.deepEqual(await launchGuard(root, file, undefined), [], 'no target: the host TRL of the schema in use');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

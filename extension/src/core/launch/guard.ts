@@ -3,9 +3,12 @@
 // GPU hours before the trainer rejects it; the validator finds the same mistakes in
 // milliseconds. Shared by editor/launch.ts and `conscience launch`.
 import { readFile } from 'node:fs/promises';
+import { relative, sep } from 'node:path';
 import { decodeBytes, validateText, type Diagnostic } from '../recipe';
 import { nodeFiles } from '../recipe/node-files';
 import { escapeControls } from '../escape';
+import { launchTrl } from '../recipe/recorded';
+import type { Target } from './targets';
 
 export interface GuardFinding {
   file: string;
@@ -38,4 +41,15 @@ export async function recipeErrors(file: string, trl?: string): Promise<GuardFin
 export function formatFindings(findings: GuardFinding[], show: (file: string) => string = (f) => f): string {
   // one finding per line: a newline in a file name or message cannot forge another
   return findings.map((f) => escapeControls(`${show(f.file)}:${f.line}:${f.column}: error ${f.code}: ${f.message}`)).join('\n');
+}
+
+/**
+ * The launch guard's findings for launching `file` on `target`: its errors checked against the
+ * TRL the target runs when the recipe does not say (launch.trl): the target's stack, its own
+ * requirements pin, or the recipe's last run (`launchTrl`). The editor and `conscience launch`
+ * ask this one question.
+ */
+export async function launchGuard(root: string, file: string, target: Target | undefined): Promise<GuardFinding[]> {
+  const trl = await launchTrl(root, relative(root, file).split(sep).join('/'), target).catch(() => undefined);
+  return recipeErrors(file, trl);
 }
