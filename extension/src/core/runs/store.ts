@@ -331,7 +331,7 @@ export async function writeRun(root: string, rec: RunRecord): Promise<void> {
 /** The recipe as launched, kept beside the run (the workspace file may change after): what compare's config diff reads. */
 export const RECIPE_SNAPSHOT = 'recipe.yaml';
 
-/** Copies the launched recipe into the run's folder (after launchRun / resumeRun). */
+/** Copies the launched recipe into the run's folder (after launchRun; a resume keeps the first launch's). */
 export async function snapshotRecipe(root: string, id: string, recipeFile: string): Promise<void> {
   const dir = runDir(root, id);
   await mkdir(dir, { recursive: true });
