@@ -62,6 +62,7 @@ from .train import (
     RunCancelled,
     _install_signal_handlers,
     _rank,
+    _shutdown_distributed,
     _versions,
     _world_size,
     missing_model_folder,
@@ -563,13 +564,15 @@ def _train(recipe: SftRecipe, writer: Any, resume_from: Optional[str], prepared:
     model = _load_model(prepared["model_path"], ma, ta)
     probe = Probe(rows, template, recipe.safety, tokenizer, sa, ta.seed) if sa.probe_prompts else None
     callback = _make_callback(writer, probe, sa.probe_steps, recipe.safety.samples_per_step)
+    from .requeue import checkpoint_on_request_callback  # SLURM's warning signal: save before the job stops, as GRPO does
+
     trainer = SFTTrainer(
         model=model,
         args=ta,
         train_dataset=train_ds,
         processing_class=tokenizer,
         peft_config=get_peft_config(ma),
-        callbacks=[callback],
+        callbacks=[callback] + [c for c in [checkpoint_on_request_callback()] if c is not None],
     )
     if resume_from:
         logger.info("resuming from %s", resume_from)
@@ -646,6 +649,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if isinstance(prepared, BaseException):
             raise prepared
         summary = nothing_left(resume_from, ta.max_steps) or _train(recipe, writer, resume_from, prepared)
+        _shutdown_distributed()  # as GRPO: every rank waits, so none aborts after `completed` is written
         status, code = "completed", EXIT_OK
     except RunCancelled as e:
         status, code, error = "cancelled", 128 + e.signum, str(e)

@@ -177,6 +177,23 @@ def test_sft_run_streams_grpo_events_saves_a_model_and_resumes(tmp_path):
     assert model.generate(ids, max_new_tokens=3, min_new_tokens=3, do_sample=False).shape[1] == ids.shape[1] + 3
 
 
+def test_a_checkpoint_request_saves_an_sft_run_once(tmp_path):
+    """SLURM's warning signal before a preemption (the batch script writes the request file): an
+    SFT run saves at the next step end although its recipe never saves, as a GRPO run does, so a
+    requeued SFT job resumes from there instead of losing every step since its last save."""
+    recipe = _recipe(tmp_path, max_steps=2, save_strategy="no", probe_prompts=0)
+    req = tmp_path / "checkpoint_request"
+    req.write_text("")
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CONSCIENCE_CHECKPOINT_REQUEST": str(req)}
+    r = subprocess.run([sys.executable, "-m", "conscience.sft", "--config", recipe, "--output_dir", str(out)],
+                       cwd=RUNTIME, capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert not req.exists(), "the request is taken once"
+    assert sorted(d for d in os.listdir(out) if d.startswith("checkpoint-")) == ["checkpoint-1"]
+    assert [e["step"] for e in _events(out) if e["type"] == "checkpoint"] == [1]
+
+
 def test_sft_runs_on_trl_1x(tmp_path):
     """The GPU host runs TRL 1.x with transformers 5.x: the same recipe trains there too."""
     assert os.path.exists(TRL1_PY), f"{TRL1_PY} is missing: run scripts/setup.d/trl1.sh"
