@@ -145,6 +145,9 @@ const CASES: Case[] = [
   { name: 'model-init-kwargs-signed-dot', venv: '.venv', text: GRPO + 'model_init_kwargs: {attn_scale: -.5}\n', refused: { code: 'CC101', phrase: /model_init_kwargs\.attn_scale expects a number, got the string "-\.5"\. YAML 1\.1 \(PyYAML\) reads -\.5 as text; write it as -0\.5\./ } },
   { name: 'reward-weights-exponent-advice', venv: '.venv', text: GRPO + 'reward_weights: [1e0]\n', refused: { code: 'CC101', phrase: /reward_weights\[0\] expects a number, got the string "1e0"\..* 1\.0e\+0\./ } },
   // 10. files a recipe names, read at load
+  // TrainingArguments takes a base64-encoded JSON object as the config itself; other base64 is a path
+  { name: 'deepspeed-base64', venv: '.venv', text: GRPO + 'deepspeed: eyJ6ZXJvX29wdGltaXphdGlvbiI6IHsic3RhZ2UiOiAyfX0=\n' },
+  { name: 'deepspeed-base64-not-json', venv: '.venv', text: GRPO + 'deepspeed: YWJj\n', refused: { code: 'CC306', phrase: /DeepSpeed config 'YWJj' not found/ } },
   { name: 'deepspeed-missing', venv: '.venv', text: GRPO + 'deepspeed: ds/missing.json\n', refused: { code: 'CC306', phrase: /DeepSpeed config 'ds\/missing\.json' not found \(looked for \/\S+\/ds\/missing\.json \(the recipe's folder\) and \/\S+\/ds\/missing\.json \(the working folder\)\)/ } },
   { name: 'accelerate-config-missing', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nlaunch:\n  accelerate_config: acc/missing.yaml\n', refused: { code: 'CC302', phrase: /Accelerate config 'acc\/missing\.yaml' not found \(resolved against the recipe's folder: / } },
   { name: 'eval-recipe-missing', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nsafety:\n  eval_recipe: nope-eval.yaml\n', refused: { code: 'CC307', phrase: /Eval recipe 'nope-eval\.yaml' not found \(resolved against the recipe's folder: / } },

@@ -267,6 +267,18 @@ const LOSSES_1 = ['grpo', 'dr_grpo', 'dapo', 'bnpo', 'cispo', 'sapo', 'luspo', '
 // ---------------------------------------------------------------------------------------
 // the table
 
+/** TrainingArguments also takes `deepspeed:` as base64-encoded JSON (runtime/conscience/recipe.py `_base64_json`): strict base64 of a UTF-8 JSON object. */
+function isBase64JsonObject(v: string): boolean {
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(v)) return false;
+  try {
+    const bytes = Uint8Array.from(atob(v), (c) => c.charCodeAt(0));
+    const o: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    return o !== null && typeof o === 'object' && !Array.isArray(o);
+  } catch {
+    return false;
+  }
+}
+
 export const RULES: readonly Rule[] = [
   // reading the file and its YAML (yaml.ts, decode.ts, validate.ts, the CLI)
   { code: 'CC001', severity: 'error', stage: 'yaml', summary: "YAML syntax error, at the parser's position; also what yaml.safe_load refuses although js-yaml reads it (an undefined alias, a tag safe_load cannot construct, a tab between tokens)" },
@@ -750,7 +762,7 @@ export const RULES: readonly Rule[] = [
       const v = val(ctx, 'deepspeed');
       const p = pair(ctx, 'deepspeed');
       // a mapping, or a JSON/base64 string, is the config itself
-      if (typeof v !== 'string' || !p || !v.trim() || v.trim().startsWith('{')) return;
+      if (typeof v !== 'string' || !p || !v.trim() || v.trim().startsWith('{') || (!v.endsWith('.json') && isBase64JsonObject(v))) return;
       const r = readReferenced(ctx, v, 'DeepSpeed config', true);
       if (!r) return;
       if (r.problem) { emit.range(p.value.start, p.value.end, r.problem); return; }
