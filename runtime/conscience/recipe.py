@@ -1201,6 +1201,10 @@ def allocator_section(raw: dict, path: str, lines: dict[str, int]) -> dict:
     allocator = {} if allocator is None else allocator
     if not isinstance(allocator, dict):
         raise RecipeError(f"{path}:{lines.get('allocator', '?')}: `allocator:` must be a mapping")
+    # each key alone first, so an error names its own line (as the validator and the gateway do);
+    # then the section whole
+    for key, value in allocator.items():
+        check_allocator({key: value}, f"{path}:{lines.get(f'allocator.{key}', lines.get('allocator', '?'))}")
     check_allocator(allocator, f"{path}:{lines.get('allocator', '?')}")
     return allocator
 

@@ -175,8 +175,10 @@ def test_an_allocator_typo_an_empty_recipe_and_an_infinite_step_count_are_refuse
     base = "dataset_name: conscience/safety_prompts\nmodel_name_or_path: conscience/tiny\n"
     for body, where, needle in (
         # a typo fell back to per-label budgets in the middle of the run (budget_source: auto)
-        ("allocator:\n  budget_dep: 768\n", ":3: ", "allocator: unknown allocator setting 'budget_dep'"),
-        ("allocator:\n  risk_harmful: 2\n", ":3: ", "allocator.risk_harmful must be a number in [0, 1]"),
+        # at the key's line, as the validator and the gateway name it
+        ("allocator:\n  budget_dep: 768\n", ":4: ", "allocator: unknown allocator setting 'budget_dep'"),
+        ("allocator:\n  budget_deep: 768\n  risk_harmful: 2\n", ":5: ", "allocator.risk_harmful must be a number in [0, 1]"),
+        ("allocator: {risk_harmful: 2}\n", ":3: ", "allocator.risk_harmful must be a number in [0, 1]"),
         ("logging_steps: .inf\n", ":3: ", "logging_steps"),
         # an integer key without a bound: training never ended (max_steps) or failed deep in the Trainer
         ("max_steps: .inf\n", ":3: ", "max_steps expects an integer, got inf"),
