@@ -221,6 +221,13 @@ test('conscience validate: deepspeed: and deepspeed_config_file relative to the 
     assert.equal(elsewhere.status, 1, elsewhere.stdout + elsewhere.stderr);
     assert.match(elsewhere.stdout, /error CC306: DeepSpeed config 'configs\/z3\.json' not found/);
     assert.match(elsewhere.stdout, /error CC404: deepspeed_config_file 'configs\/z3\.json' not found \(looked for .*accelerate\/configs\/z3\.json and .*recipes\/configs\/z3\.json;/);
+    // the accelerate config validated on its own reports its missing file too (the editor shows
+    // a referenced config's problems in that file, so it must find them there)
+    const own = (cwd: string) => spawnSync(process.execPath, ['--import', pathToFileURL(join(REPO, 'node_modules/tsx/dist/loader.mjs')).href, join(REPO, 'extension/src/cli/main.ts'), 'validate', join(dir, 'recipes', 'accelerate', 'ds.yaml')], { cwd, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(own(dir).status, 0, own(dir).stdout);
+    const ownElsewhere = own(join(dir, 'recipes'));
+    assert.equal(ownElsewhere.status, 1, ownElsewhere.stdout + ownElsewhere.stderr);
+    assert.match(ownElsewhere.stdout, /ds\.yaml:3:\d+: error CC404: deepspeed_config_file 'configs\/z3\.json' not found/);
   });
 });
 

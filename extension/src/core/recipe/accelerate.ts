@@ -109,7 +109,7 @@ const RECIPE_KEYS = ['reward_funcs', 'model_name_or_path', 'num_generations', 'p
  * the workspace root, not the extension host's folder); missing in both, a
  * folder, or not JSON is an error.
  */
-function dsConfigFile(text: string, root: YMap, accPath: string, files: FileAccess, out: Diagnostic[]): void {
+export function dsConfigFile(text: string, root: YMap, accPath: string, files: FileAccess, out: Diagnostic[]): void {
   const ds = deref(getPair(root, 'deepspeed_config')?.value);
   const q = ds && ds.kind === 'map' ? getPair(ds, 'deepspeed_config_file') : undefined;
   const v = deref(q?.value);

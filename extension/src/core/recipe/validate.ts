@@ -6,7 +6,7 @@
 // and ranges -> the referenced accelerate config (accelerate.ts) -> the cross-field rules, one
 // entry per code in rules.ts.
 import { type Ctx, type FileAccess, removeFix, renameFix, renameOrRemoveFix, assumed } from './context';
-import { loadAccelerate, validateAccelerate } from './accelerate';
+import { dsConfigFile, loadAccelerate, validateAccelerate } from './accelerate';
 import { type Diagnostic, type QuickFix, diag } from './diagnostics';
 import { runRules } from './rules';
 import { type FieldSpec, type RecipeSchema, type SchemaChoice, schemaForVersion } from './schema';
@@ -94,6 +94,9 @@ export function validateText(text: string, opts: ValidateOptions = {}): Diagnost
   const kind = opts.kind ?? (detectKind(root) === 'accelerate' ? 'accelerate' : 'recipe');
   if (kind === 'accelerate') {
     validateAccelerate(text, root, schema, out);
+    // its deepspeed_config_file, as a recipe naming this config checks it (CC404): the file's own
+    // diagnostics are where the editor shows it
+    if (opts.file && opts.files) dsConfigFile(text, root, opts.file, opts.files, out);
     return out;
   }
   const ctx: Ctx = { text, out, schema, choice, v1: Number(schema.trlVersion.split('.')[0]) >= 1, root, file: opts.file, files: opts.files, vals: new Map(), sectionVals: new Map() };
