@@ -67,6 +67,7 @@ from .train import (
     _world_size,
     missing_model_folder,
     nothing_left,
+    run_of_another_kind,
     resolve_resume,
 )
 
@@ -446,27 +447,6 @@ def _model_folder(ma: Any) -> str:
     return model_path
 
 
-def _other_kind_run(output_dir: str) -> Optional[tuple[str, Optional[str]]]:
-    """(kind, run_id) of the run whose event stream is in output_dir when it is not an SFT run
-    (a GRPO run_started has no `kind`), else None."""
-    from .events import EVENTS_FILE
-
-    path = os.path.join(output_dir, EVENTS_FILE)
-    try:
-        with open(path, "rb") as f:
-            for raw in f:
-                try:
-                    ev = json.loads(raw)
-                except ValueError:
-                    continue
-                if isinstance(ev, dict) and ev.get("type") == "run_started":
-                    kind = ev.get("kind") or "grpo"
-                    return None if kind == "sft" else (str(kind), ev.get("run_id"))
-    except OSError:
-        return None
-    return None
-
-
 def _budget_note(recipe: SftRecipe) -> Optional[str]:
     """A line saying the recipe's budget_source / allocator: settings do not apply to SFT, or None."""
     safety_raw = recipe.raw.get("safety") if isinstance(recipe.raw.get("safety"), dict) else {}
@@ -597,7 +577,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         recipe = load_sft_recipe(ns.config, rest)
         ta = recipe.training_args
         output_dir = ta.output_dir
-        other = _other_kind_run(output_dir)
+        other = run_of_another_kind(output_dir, "sft")
         if other:
             raise DataError(
                 f"{os.path.abspath(output_dir)}: output_dir holds a kind: {other[0]} run (run_id {other[1]}); SFT does "

@@ -301,6 +301,27 @@ def resolve_resume(value: Any, output_dir: str) -> Optional[str]:
     return value or _last_checkpoint(output_dir)
 
 
+def run_of_another_kind(output_dir: str, kind: str) -> Optional[tuple[str, Optional[str]]]:
+    """(kind, run_id) of the run whose event stream is in output_dir when it is not a `kind` run
+    (a GRPO run_started has no `kind`), else None. Only the file's lines up to its first
+    run_started are read."""
+    from .events import EVENTS_FILE
+
+    try:
+        with open(os.path.join(output_dir, EVENTS_FILE), "rb") as f:
+            for raw in f:
+                try:
+                    ev = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(ev, dict) and ev.get("type") == "run_started":
+                    found = str(ev.get("kind") or "grpo")
+                    return None if found == kind else (found, ev.get("run_id"))
+    except OSError:
+        return None
+    return None
+
+
 def missing_model_folder(path: str) -> Optional[str]:
     """Why `path` (model_name_or_path) cannot be loaded when it is meant as a folder here but is
     not there, else None. Meant as a folder: absolute, ./ or ../ (the recipe loader makes a
@@ -383,6 +404,12 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     training_args = recipe.training_args
     output_dir = training_args.output_dir
+    other = run_of_another_kind(output_dir, "grpo")
+    if other:  # an SFT run's checkpoints would be resumed as if they were this run's steps
+        print(f"conscience.train: {os.path.abspath(output_dir)}: output_dir holds a kind: {other[0]} run (run_id {other[1]}); "
+              "a GRPO run does not resume or append to another kind's run: give it its own output_dir (to start from an SFT "
+              "run's model, name that folder as model_name_or_path)", file=sys.stderr)
+        return EXIT_USAGE
     resume_from = resolve_resume(training_args.resume_from_checkpoint, output_dir)
 
     rank = _rank()

@@ -277,6 +277,29 @@ def test_sft_refuses_an_output_dir_that_holds_another_kind_of_run(tmp_path):
     assert (grpo / "events.jsonl").read_text() == before
 
 
+def test_grpo_refuses_an_output_dir_that_holds_an_sft_run(tmp_path):
+    """A GRPO run pointed at an SFT run's folder would append to that run's stream and resume from
+    the SFT checkpoint as if its steps were its own (reporting completed without training)."""
+    from conscience.events import EventWriter
+
+    sft = tmp_path / "sft-run"
+    w = EventWriter(str(sft), resume=True)
+    w.emit("run_started", kind="sft", recipe_hash="x", recipe_path="/s.yaml", world_size=1, versions={}, resumed_from=None,
+           max_steps=300, output_dir=str(sft), init_from=None)
+    w.emit("run_finished", status="completed", exit_code=0, error=None, summary=None)
+    w.close()
+    (sft / "checkpoint-300").mkdir()
+    before = (sft / "events.jsonl").read_text()
+    recipe = tmp_path / "grpo.yaml"
+    recipe.write_text("model_name_or_path: conscience/tiny\nreward_funcs: [safety_format]\nmax_steps: 2\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "conscience.train", "--config", str(recipe), "--output_dir", str(sft)],
+                       cwd=RUNTIME, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"{sft}: output_dir holds a kind: sft run (run_id {w.run_id}); a GRPO run does not resume or append" in r.stderr
+    assert (sft / "events.jsonl").read_text() == before
+
+
 def test_a_missing_local_model_folder_is_a_clear_error(tmp_path):
     out = tmp_path / "out"
     r = _sft(tmp_path, _recipe(tmp_path, model_name_or_path="../no-such-sft-output"), out)
