@@ -297,7 +297,7 @@ export const RULES: readonly Rule[] = [
   { code: 'CC102', severity: 'error', stage: 'keys', summary: 'value not among the choices (argparse `choices`, transformers enums, `Literal`)' },
   { code: 'CC103', severity: 'error', stage: 'keys', summary: 'value out of range (`top_p` in (0, 1], `warmup_ratio` in [0, 1], batch sizes ≥ 1, …); `.nan` and `.inf` are outside every range (the runtime refuses them too), except `max_grad_norm: .inf` (never clip); `.nan` / `.inf` in `reward_weights`' },
   { code: 'CC104', severity: 'error', stage: 'keys', summary: "field removed in the TRL line the recipe is checked against; quick fix renames to that line's name, or removes the key" },
-  { code: 'CC105', severity: 'info', stage: 'keys', summary: 'field gone from the other TRL line; reported only while the recipe does not set `launch.trl`' },
+  { code: 'CC105', severity: 'info', stage: 'keys', summary: 'field gone from the other TRL line; reported only on the default line (not when the recipe sets `launch.trl` or the line comes from the host: its last run, the target)' },
   { code: 'CC106', severity: 'error', stage: 'keys', summary: "the other TRL line's spelling of a field; quick fix renames to this line's name (removes the key when that is set already)" },
   { code: 'CC107', severity: 'warning', stage: 'keys', summary: '`launch.trl` names a TRL without a schema here: the nearest supported line is used; quick fixes set a supported one' },
   // GRPOConfig / GRPOTrainer
@@ -318,7 +318,7 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC203', severity: 'error', stage: 'rules', only: 'grpo', summary: 'C3: `num_generations < 2` (or null); a quick fix per valid value',
+    code: 'CC203', severity: 'error', stage: 'rules', only: 'grpo', summary: 'C3: `num_generations < 2` (or null); a quick fix per valid value (at most 12, the nearest to 2 first; none for null)',
     check(ctx, emit) {
       const b = batch(ctx);
       if (b.usable && !b.c2 && (b.G as number) < 2) {
@@ -332,7 +332,7 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC204', severity: 'error', stage: 'rules', only: 'grpo', summary: 'C4: `P × B × steps_per_generation` not divisible by `G`; lists the valid values; a quick fix per valid value, the nearest first',
+    code: 'CC204', severity: 'error', stage: 'rules', only: 'grpo', summary: 'C4: `P × B × steps_per_generation` not divisible by `G`; lists the valid values; a quick fix per valid value, the nearest first (at most 12)',
     check(ctx, emit) {
       const b = batch(ctx);
       const G = b.G as number;

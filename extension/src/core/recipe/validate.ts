@@ -181,7 +181,7 @@ function checkKeys(ctx: Ctx): void {
         const to = changed.replacement;
         const fix = to ? renameOrRemoveFix(text, root, p, name, to) : undefined;
         out.push(diag(text, p.key.start, p.key.end, 'error', 'CC106',
-          `'${name}' is not a field of ${assumed(ctx)}. ${changed.note}${to ? ` Rename it to '${to}'` : ''}${ctx.choice.source === 'default' ? `${to ? ', or' : ''} set launch.trl to the TRL you run.` : '.'}`, fix ? [fix] : undefined));
+          `'${name}' is not a field of ${assumed(ctx)}. ${changed.note}${to ? ` Rename it to '${to}'` : ''}${ctx.choice.source === 'default' ? (to ? ', or set launch.trl to the TRL you run.' : ' Set launch.trl to the TRL you run.') : '.'}`, fix ? [fix] : undefined));
       } else {
         const sug = didYouMean(name, [...schema.fields.keys(), ...schema.sections.keys()]);
         const unfit = sug ? misfit(text, p.value, schema.fields.get(sug), schema.sections.has(sug), 'argparse') : undefined;
