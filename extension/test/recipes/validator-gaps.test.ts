@@ -374,3 +374,32 @@ test('conscience validate FOLDER with no recipe in it is an error (exit 1), not 
     assert.doesNotMatch(ok.out, /No recipe found/);
   });
 });
+
+test('CC308: evaluation during training under ZeRO-3 from the accelerate config, its deepspeed_config_file or the recipe\'s deepspeed:; ZeRO-2 passes', () => {
+  withDir((dir) => {
+    writeFileSync(join(dir, 'ev.yaml'), 'kind: eval\nmodel_name_or_path: Qwen/Qwen2.5-0.5B-Instruct\narms: [label]\n');
+    writeFileSync(join(dir, 'ds3.json'), '{"zero_optimization": {"stage": 3}}\n');
+    writeFileSync(join(dir, 'ds2.json'), '{"zero_optimization": {"stage": 2}}\n');
+    for (const n of [2, 3]) {
+      writeFileSync(join(dir, `acc-file${n}.yaml`), `distributed_type: DEEPSPEED\ndeepspeed_config:\n  deepspeed_config_file: ds${n}.json\nnum_processes: 2\n`);
+      writeFileSync(join(dir, `acc${n}.yaml`), `distributed_type: DEEPSPEED\ndeepspeed_config:\n  zero_stage: ${n}\nnum_processes: 2\n`);
+    }
+    const EVAL = 'safety:\n  eval_recipe: ev.yaml\n  eval_steps: 2\n';
+    const codes = (extra: string) => inDir(dir, HEAD + 'reward_funcs: [refusal]\n' + extra + EVAL).filter((d) => d.code === 'CC308');
+    const acc = (f: string) => `launch:\n  num_processes: 2\n  accelerate_config: ${f}\n`;
+    for (const [extra, why] of [
+      [acc('acc3.yaml'), /the accelerate config trains with ZeRO stage 3/],
+      [acc('acc-file3.yaml'), /the accelerate config trains with ZeRO stage 3/],
+      [LAUNCH + 'deepspeed: ds3.json\n', /deepspeed: has zero_optimization\.stage 3/],
+      [LAUNCH + 'deepspeed: {zero_optimization: {stage: 3}}\n', /deepspeed: has zero_optimization\.stage 3/],
+    ] as const) {
+      const ds = codes(extra);
+      assert.equal(ds.length, 1, `${extra}: ${ds.map(fmt).join('\n')}`);
+      assert.match(ds[0]!.message, why);
+    }
+    for (const extra of [acc('acc2.yaml'), acc('acc-file2.yaml'), LAUNCH + 'deepspeed: ds2.json\n']) assert.deepEqual(codes(extra).map(fmt), [], extra);
+    // CC221 sees a deepspeed_config_file's stage 3 too
+    const vllm = inDir(dir, HEAD + 'reward_funcs: [refusal]\nuse_vllm: true\nvllm_mode: colocate\nds3_gather_for_generation: false\n' + acc('acc-file3.yaml'));
+    assert.ok(vllm.some((d) => d.code === 'CC221'), vllm.map(fmt).join('\n'));
+  });
+});

@@ -45,9 +45,12 @@ export function loadAccelerate(ctx: Ctx): AccelerateInfo | undefined {
       accCache.set(full, entry);
     }
   }
-  const { info, unreadable } = entry;
-  // deepspeed_config_file is another file: looked at on every run, not cached with this one
-  const accDiags = entry.refs ? entry.accDiags.concat(entry.refs(files)) : entry.accDiags;
+  const { unreadable } = entry;
+  // deepspeed_config_file is another file: looked at on every run, not cached with this one; its
+  // zero_optimization.stage is the run's ZeRO stage when the config gives no zero_stage
+  const refs = entry.refs?.(files);
+  const accDiags = refs ? entry.accDiags.concat(refs.diags) : entry.accDiags;
+  const info = refs?.stage !== undefined && entry.info.zeroStage === undefined ? { ...entry.info, zeroStage: refs.stage } : entry.info;
   for (const d of accDiags) ctx.out.push({ ...d, file: full });
   if (unreadable) {
     ctx.out.push(diag(ctx.text, p.value.start, p.value.end, 'error', 'CC400', `Accelerate config '${rel}' cannot be read: ${unreadable}`));
@@ -63,7 +66,7 @@ export function loadAccelerate(ctx: Ctx): AccelerateInfo | undefined {
 interface AccEntry {
   stamp: string | undefined; schema: RecipeSchema; info: AccelerateInfo; accDiags: Diagnostic[]; unreadable?: string;
   /** Diagnostics about the files the config names (they may change while it does not). */
-  refs?: (files: FileAccess) => Diagnostic[];
+  refs?: (files: FileAccess) => { diags: Diagnostic[]; stage?: number };
 }
 /** Parsed accelerate configs by path, reused while their stamp (mtime, size) is unchanged. */
 const accCache = new Map<string, AccEntry>();
@@ -93,7 +96,7 @@ function readAccelerate(full: string, bytes: Uint8Array, schema: RecipeSchema): 
   }
   if (root && root.kind === 'map') {
     Object.assign(info, validateAccelerate(accText, root, schema, accDiags));
-    const refs = (files: FileAccess) => { const out: Diagnostic[] = []; dsConfigFile(accText, root, full, files, out); return out; };
+    const refs = (files: FileAccess) => { const diags: Diagnostic[] = []; const stage = dsConfigFile(accText, root, full, files, diags); return { diags, stage }; };
     return { info, accDiags, refs };
   }
   if (!accDiags.length) accDiags.push(diag(accText, 0, 0, 'error', 'CC400', 'The accelerate config is empty or not a mapping.'));
@@ -109,7 +112,7 @@ const RECIPE_KEYS = ['reward_funcs', 'model_name_or_path', 'num_generations', 'p
  * the workspace root, not the extension host's folder); missing in both, a
  * folder, or not JSON is an error.
  */
-export function dsConfigFile(text: string, root: YMap, accPath: string, files: FileAccess, out: Diagnostic[]): void {
+export function dsConfigFile(text: string, root: YMap, accPath: string, files: FileAccess, out: Diagnostic[]): number | undefined {
   const ds = deref(getPair(root, 'deepspeed_config')?.value);
   const q = ds && ds.kind === 'map' ? getPair(ds, 'deepspeed_config_file') : undefined;
   const v = deref(q?.value);
@@ -132,9 +135,19 @@ export function dsConfigFile(text: string, root: YMap, accPath: string, files: F
     out.push(diag(text, q.value.start, q.value.end, 'error', 'CC404', `deepspeed_config_file '${rel}' (${full}) is not a readable JSON text file.`));
     return;
   }
-  try { JSON.parse(dec.text); } catch (e) {
+  try {
+    return zeroStageOfJson(JSON.parse(dec.text));
+  } catch (e) {
     out.push(diag(text, q.value.start, q.value.end, 'error', 'CC404', `deepspeed_config_file '${rel}' (${full}) is not valid JSON: ${(e as Error).message}. DeepSpeed reads it with json.load (no trailing commas or comments).`));
   }
+  return undefined;
+}
+
+/** A DeepSpeed JSON config's `zero_optimization.stage`, if it is an integer. */
+export function zeroStageOfJson(config: unknown): number | undefined {
+  const z = config && typeof config === 'object' ? (config as { zero_optimization?: unknown }).zero_optimization : undefined;
+  const stage = z && typeof z === 'object' ? (z as { stage?: unknown }).stage : undefined;
+  return typeof stage === 'number' && Number.isInteger(stage) ? stage : undefined;
 }
 
 /** Validate an accelerate config mapping (ClusterConfig of the pinned accelerate). */

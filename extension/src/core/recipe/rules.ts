@@ -18,6 +18,7 @@ import { decodeBytes } from './decode';
 import { deref, getPair, parseYaml, toPlain, type YNode } from './yaml';
 import { PLACEHOLDERS, unsupportedField } from '../template';
 import { PASSED_BY_GET_SCHEDULER, SCHEDULES, type Schedule } from './schedulers';
+import { zeroStageOfJson } from './accelerate';
 
 /** Where a rule's diagnostics come from. */
 export type Stage = 'read' | 'yaml' | 'keys' | 'rules' | 'accelerate';
@@ -266,6 +267,23 @@ const LOSSES_1 = ['grpo', 'dr_grpo', 'dapo', 'bnpo', 'cispo', 'sapo', 'luspo', '
 
 // ---------------------------------------------------------------------------------------
 // the table
+
+/** The ZeRO stage of the recipe's own `deepspeed:` (a mapping, JSON text or a JSON file), if it names one. */
+function recipeDeepspeedStage(ctx: Ctx): number | undefined {
+  const node = deref(pair(ctx, 'deepspeed')?.value);
+  if (node?.kind === 'map') {
+    try { return zeroStageOfJson(toPlain(node)); } catch { return undefined; }
+  }
+  const v = val(ctx, 'deepspeed');
+  if (typeof v !== 'string' || !v.trim()) return undefined;
+  try {
+    if (v.trim().startsWith('{')) return zeroStageOfJson(JSON.parse(v));
+    const r = readReferenced(ctx, v, 'DeepSpeed config', true);
+    return r?.text !== undefined ? zeroStageOfJson(JSON.parse(r.text)) : undefined;
+  } catch {
+    return undefined; // CC306 says why it cannot be read
+  }
+}
 
 /** TrainingArguments also takes `deepspeed:` as base64-encoded JSON (runtime/conscience/recipe.py `_base64_json`): strict base64 of a UTF-8 JSON object. */
 function isBase64JsonObject(v: string): boolean {
@@ -793,13 +811,15 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC308', severity: 'error', stage: 'rules', only: 'grpo', summary: '`safety.eval_recipe` with `safety.eval_steps` under ZeRO-3 (the accelerate config\'s `zero_stage: 3`): evaluation during training generates on rank 0 alone, which would wait for the other ranks\' weight shards forever',
+    code: 'CC308', severity: 'error', stage: 'rules', only: 'grpo', summary: '`safety.eval_recipe` with `safety.eval_steps` under ZeRO-3 (the accelerate config\'s `zero_stage: 3` or its `deepspeed_config_file`\'s stage 3, or the recipe\'s `deepspeed:` stage 3): evaluation during training generates on rank 0 alone, which would wait for the other ranks\' weight shards forever',
     check(ctx, emit) {
       const v = sval(ctx, 'safety', 'eval_recipe');
       const steps = sval(ctx, 'safety', 'eval_steps');
-      if (typeof v !== 'string' || !v || typeof steps !== 'number' || steps <= 0 || ctx.acc?.zeroStage !== 3) return;
+      if (typeof v !== 'string' || !v || typeof steps !== 'number' || steps <= 0) return;
+      const why = ctx.acc?.zeroStage === 3 ? 'the accelerate config trains with ZeRO stage 3' : recipeDeepspeedStage(ctx) === 3 ? 'deepspeed: has zero_optimization.stage 3' : undefined;
+      if (!why) return;
       const p = sectionPair(ctx, 'safety', 'eval_recipe')!;
-      emit.range(p.value.start, p.value.end, 'safety.eval_recipe: evaluation during training generates on rank 0 alone, which ZeRO-3 cannot do (the accelerate config has zero_stage: 3): each rank holds a shard of the weights, so rank 0 would wait for the others forever. Evaluate the saved checkpoints with `conscience eval` instead, train with ZeRO-2, or set safety.eval_steps: 0.');
+      emit.range(p.value.start, p.value.end, `safety.eval_recipe: evaluation during training generates on rank 0 alone, which ZeRO-3 cannot do (${why}): each rank holds a shard of the weights, so rank 0 would wait for the others forever. Evaluate the saved checkpoints with \`conscience eval\` instead, train with ZeRO-2, or set safety.eval_steps: 0.`);
     },
   },
   // the accelerate config (accelerate.ts) and how the recipe agrees with it
