@@ -734,6 +734,10 @@ def _zero_stage(config: Any) -> Optional[int]:
         try:
             if config.lstrip().startswith("{"):
                 config = json.loads(config)
+            elif not config.endswith(".json") and _base64_json(config):  # TrainingArguments takes base64 JSON too
+                import base64
+
+                config = json.loads(base64.b64decode(config, validate=True).decode("utf-8"))
             else:
                 with open(config, encoding="utf-8") as f:
                     config = json.load(f)

@@ -533,6 +533,8 @@ def test_evaluation_during_training_is_refused_under_zero3_at_the_recipes_line(t
     ranks' weight shards forever. The recipe is refused when it loads (the launcher, the trainer and
     `--dry-run` all load it), at the eval_recipe line, whichever way ZeRO-3 comes in; ZeRO-2 and a
     recipe without eval_steps load."""
+    import base64
+
     from conscience.recipe import RecipeError, load_recipe
 
     with open(os.path.join(ROOT, "recipes", "demo", "tiny-cpu.yaml")) as f:
@@ -556,6 +558,9 @@ def test_evaluation_during_training_is_refused_under_zero3_at_the_recipes_line(t
         ({"accelerate_config": "./zero3.yaml", "num_processes": 2}, {}, "zero3.yaml: zero_stage 3"),
         ({"accelerate_config": "./zero3-file.yaml", "num_processes": 2}, {}, "deepspeed_config_file ds3.json, stage 3"),
         ({"num_processes": 1}, {"deepspeed": "./ds3.json"}, "deepspeed: zero_optimization.stage 3"),
+        # base64 of the JSON, which TrainingArguments takes as the config itself
+        ({"num_processes": 1}, {"deepspeed": base64.b64encode(b'{"zero_optimization": {"stage": 3}}').decode()},
+         "deepspeed: zero_optimization.stage 3"),
     ]:
         go, line = load(launch, **top)
         with pytest.raises(RecipeError) as e:

@@ -396,9 +396,14 @@ export async function logs(argv: string[]): Promise<number> {
         process.stdout.write(await show('stdout.log'));
         process.stderr.write(await show('stderr.log'));
       }
-      if (targetError) {
+      // a finished run has nothing more to follow: its local copy is the whole of it
+      if (targetError && (!TERMINAL_STATES.has(run.state) || !run.finishedAt)) {
         process.stderr.write(`conscience: ${run.id} ran on target '${run.target}', which cannot be reached now: ${targetError}; the local copy is shown${r.values.follow ? ', nothing more can be followed' : ''}\n`);
         return r.values.follow ? 1 : 0;
+      }
+      if (targetError) {
+        process.stderr.write(`conscience: ${run.id} ${run.state}${run.exitCode !== undefined && run.exitCode !== null ? ' exit ' + run.exitCode : ''}\n`);
+        return 0;
       }
       if (!r.values.follow) return 0;
       const mon = new RunMonitor(s, run.id);

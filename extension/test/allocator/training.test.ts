@@ -92,6 +92,11 @@ test('every hint fits VS Code\'s inlay hint length (43): past it, the tier and b
   // a long one drops the score, not the flags
   const t = trainingBudget({}, { risk: 0.3, ambiguity: 0.9 }, p, s);
   assert.equal(trainingHint(t, { risk: 0.3, ambiguity: 0.9 }, true), 'deep · 16 tok (clipped) · truncated');
+  // a label default clipped and truncated ("label default · 2048 tok (clipped) · truncated" is 46)
+  const label = trainingBudget({ label: 'harmful' }, { risk: 0.99, ambiguity: 0.1 }, p, { ...s, budgetSource: 'label', budgetHarmful: 4096, maxBudget: 2048 });
+  assert.equal(label.from, 'label default');
+  assert.equal(trainingHint(label, { risk: 0.99, ambiguity: 0.1 }, true), '2048 tok (clipped) · truncated');
+  assert.equal(trainingHint(label, { risk: 0.99, ambiguity: 0.1 }), 'label default · 2048 tok (clipped)');
 });
 
 test("a recipe's dataset_name finds its prompt set: beside the recipe, in the workspace, or the runtime's bundled set (the workspace's runtime/ or the installed extension's)", () => {

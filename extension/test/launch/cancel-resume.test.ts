@@ -81,7 +81,8 @@ test('a run left preparing (nothing started) is cancelled without a process, and
 test('logs on a run whose target is now invalid or gone shows the local copy and says why; --follow ends instead of polling for ever', async () => {
   const w = await ws(line({ type: 'run_started', seq: 0, time: 1, run_id: 'r', max_steps: 2, resumed_from: null, reward_funcs: ['a'] }), { state: 'running' });
   try {
-    await new RunMonitor(w.session, w.id).pollOnce(); // the local copy has what the host wrote
+    // the local copy has what the host wrote so far; the run is still running there
+    writeFileSync(join(w.root, '.conscience', 'runs', w.id, 'events.jsonl'), line({ type: 'run_started', seq: 0, time: 1, run_id: 'r', max_steps: 2, resumed_from: null, reward_funcs: ['a'] }));
     // the targets file now has the run's target broken (a typo in its type)
     writeFileSync(join(w.root, 'conscience.targets.yaml'), 'local:\n  type: locl\n');
     const f = cli(['logs', w.id, '--follow', '--events', '--workspace', w.root], { timeoutMs: 30_000 });
@@ -100,6 +101,12 @@ test('logs on a run whose target is now invalid or gone shows the local copy and
     assert.equal(g.timedOut, false);
     assert.equal(g.code, 1);
     assert.match(g.stderr, /ran on target 'gone', which cannot be reached now: unknown target 'gone'/);
+    // a run that had finished: its local copy is all of it, and following it ends as before (exit 0)
+    writeFileSync(join(w.root, '.conscience', 'runs', w.id, 'run.json'), JSON.stringify({ ...rec, target: 'gone', state: 'completed', exitCode: 0, finishedAt: 5 }));
+    const done = cli(['logs', w.id, '--follow', '--workspace', w.root], { timeoutMs: 30_000 });
+    assert.equal(done.timedOut, false);
+    assert.equal(done.code, 0, done.stderr);
+    assert.match(done.stderr, /completed exit 0/);
   } finally {
     await w.session.close();
   }

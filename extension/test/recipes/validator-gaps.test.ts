@@ -397,7 +397,15 @@ test('CC308: evaluation during training under ZeRO-3 from the accelerate config,
       assert.equal(ds.length, 1, `${extra}: ${ds.map(fmt).join('\n')}`);
       assert.match(ds[0]!.message, why);
     }
-    for (const extra of [acc('acc2.yaml'), acc('acc-file2.yaml'), LAUNCH + 'deepspeed: ds2.json\n']) assert.deepEqual(codes(extra).map(fmt), [], extra);
+    // base64 of the JSON, which TrainingArguments takes as the config itself
+    const b64 = Buffer.from('{"zero_optimization": {"stage": 3}}').toString('base64');
+    assert.equal(codes(LAUNCH + `deepspeed: ${b64}\n`).length, 1);
+    // accelerate reads deepspeed_config only under DEEPSPEED: a MULTI_GPU config with one is not ZeRO-3
+    writeFileSync(join(dir, 'ddp.yaml'), 'distributed_type: MULTI_GPU\ndeepspeed_config:\n  zero_stage: 3\nnum_processes: 2\n');
+    // zero_stage 2 beside a file of stage 3: the runtime refuses it, so does the validator
+    writeFileSync(join(dir, 'both.yaml'), 'distributed_type: DEEPSPEED\ndeepspeed_config:\n  zero_stage: 2\n  deepspeed_config_file: ds3.json\nnum_processes: 2\n');
+    assert.equal(codes(acc('both.yaml')).length, 1);
+    for (const extra of [acc('acc2.yaml'), acc('acc-file2.yaml'), acc('ddp.yaml'), LAUNCH + 'deepspeed: ds2.json\n']) assert.deepEqual(codes(extra).map(fmt), [], extra);
     // CC221 sees a deepspeed_config_file's stage 3 too
     const vllm = inDir(dir, HEAD + 'reward_funcs: [refusal]\nuse_vllm: true\nvllm_mode: colocate\nds3_gather_for_generation: false\n' + acc('acc-file3.yaml'));
     assert.ok(vllm.some((d) => d.code === 'CC221'), vllm.map(fmt).join('\n'));

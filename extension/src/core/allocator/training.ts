@@ -182,7 +182,10 @@ export function tierExplanation(risk: number, ambiguity: number, p: Policy): str
 export function trainingHint(t: TrainingBudget, scores: { risk: number; ambiguity: number }, truncated = false): string {
   const pc = (x: number) => `${Math.round(x * 100)}%`;
   const tail = `${t.budget} tok${t.clippedFrom !== undefined ? ' (clipped)' : ''}${truncated ? ' · truncated' : ''}`;
-  if (!t.decision) return `${t.from === 'dataset' ? 'row budget' : 'label default'} · ${tail}`;
+  if (!t.decision) {
+    const full = `${t.from === 'dataset' ? 'row budget' : 'label default'} · ${tail}`;
+    return full.length <= HINT_MAX_LENGTH ? full : tail;
+  }
   const tier = t.decision.tier;
   const lead = t.driver === 'ambiguity' ? `ambiguity ${pc(scores.ambiguity)} → ${tier}` : t.driver === 'risk' ? `risk ${pc(scores.risk)} → ${tier}`
     : t.driver === 'script' ? `unfamiliar script → ${tier}` : `risk ${pc(scores.risk)}, ambiguity ${pc(scores.ambiguity)} → ${tier}`;

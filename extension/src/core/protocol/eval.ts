@@ -82,12 +82,10 @@ export function reportCompletion(c: EvalCompletion): ReportCompletion {
  * A report cut to what this protocol accepts, so that no one completion or unreadable line
  * keeps the whole report from showing: a string past its limit is cut and ends in "…", a budget
  * that is no finite number is none, a token count is an integer in [0, Number.MAX_SAFE_INTEGER],
- * and errors past the limit are replaced by one line saying how many were left out.
- */
-/**
- * The report within LIMITS. `total`: how many completions the file held, when the caller
- * passes only the first LIMITS.completions of them; the first warning line then says how many
- * are not shown (the figures, from results.json, count them all).
+ * and errors past the limit are replaced by one line saying how many were left out. `total`: how
+ * many completions the file held, when the caller passes only the first LIMITS.completions of
+ * them; the first warning line then says how many are not shown (the figures, from
+ * results.json, count them all).
  */
 export function boundEvalView(v: EvalView, total = v.completions.length): EvalView {
   const completions = v.completions.slice(0, LIMITS.completions).map((c) => ({

@@ -50,7 +50,9 @@ export function loadAccelerate(ctx: Ctx): AccelerateInfo | undefined {
   // zero_optimization.stage is the run's ZeRO stage when the config gives no zero_stage
   const refs = entry.refs?.(files);
   const accDiags = refs ? entry.accDiags.concat(refs.diags) : entry.accDiags;
-  const info = refs?.stage !== undefined && entry.info.zeroStage === undefined ? { ...entry.info, zeroStage: refs.stage } : entry.info;
+  // (the file's stage 3 counts whatever zero_stage says, as the runtime's zero3_source reads both)
+  const fileStage = entry.info.distributedType === 'DEEPSPEED' ? refs?.stage : undefined;
+  const info = fileStage !== undefined && (entry.info.zeroStage === undefined || fileStage === 3) ? { ...entry.info, zeroStage: fileStage } : entry.info;
   for (const d of accDiags) ctx.out.push({ ...d, file: full });
   if (unreadable) {
     ctx.out.push(diag(ctx.text, p.value.start, p.value.end, 'error', 'CC400', `Accelerate config '${rel}' cannot be read: ${unreadable}`));
@@ -238,6 +240,7 @@ export function validateAccelerate(text: string, root: YMap, schema: RecipeSchem
     numMachines: isInt(nm) ? nm : undefined,
     mixedPrecision: (vals.get('mixed_precision') as string | null | undefined),
     distributedType: dt,
-    zeroStage,
+    // accelerate reads deepspeed_config only under DEEPSPEED (CC404 warns when it is there otherwise)
+    zeroStage: dt === 'DEEPSPEED' ? zeroStage : undefined,
   };
 }

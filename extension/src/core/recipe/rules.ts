@@ -278,6 +278,7 @@ function recipeDeepspeedStage(ctx: Ctx): number | undefined {
   if (typeof v !== 'string' || !v.trim()) return undefined;
   try {
     if (v.trim().startsWith('{')) return zeroStageOfJson(JSON.parse(v));
+    if (!v.endsWith('.json') && isBase64JsonObject(v)) return zeroStageOfJson(JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(v), (c) => c.charCodeAt(0)))));
     const r = readReferenced(ctx, v, 'DeepSpeed config', true);
     return r?.text !== undefined ? zeroStageOfJson(JSON.parse(r.text)) : undefined;
   } catch {
