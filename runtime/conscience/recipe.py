@@ -728,8 +728,6 @@ def check_eval_recipe(value: str, recipe_path: str, line: Any, safety: Any, syst
 
 def _zero_stage(config: Any) -> Optional[int]:
     """A DeepSpeed JSON config's ZeRO stage (a dict, a path or JSON text), None if it has none or cannot be read."""
-    import json
-
     if isinstance(config, str):
         try:
             if config.lstrip().startswith("{"):
@@ -755,8 +753,6 @@ def zero3_source(accelerate_config: Optional[str], deepspeed: Any) -> Optional[s
     if os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3":
         return "this run's accelerate launch (ACCELERATE_DEEPSPEED_ZERO_STAGE=3)"
     if accelerate_config:
-        import json
-
         try:
             with open(accelerate_config, encoding="utf-8") as f:
                 text = f.read()

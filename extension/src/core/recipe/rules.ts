@@ -278,7 +278,10 @@ function recipeDeepspeedStage(ctx: Ctx): number | undefined {
   if (typeof v !== 'string' || !v.trim()) return undefined;
   try {
     if (v.trim().startsWith('{')) return zeroStageOfJson(JSON.parse(v));
-    if (!v.endsWith('.json') && isBase64JsonObject(v)) return zeroStageOfJson(JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(v), (c) => c.charCodeAt(0)))));
+    if (!v.endsWith('.json')) {
+      const decoded = base64JsonObject(v);
+      if (decoded) return zeroStageOfJson(decoded);
+    }
     const r = readReferenced(ctx, v, 'DeepSpeed config', true);
     return r?.text !== undefined ? zeroStageOfJson(JSON.parse(r.text)) : undefined;
   } catch {
@@ -286,15 +289,15 @@ function recipeDeepspeedStage(ctx: Ctx): number | undefined {
   }
 }
 
-/** TrainingArguments also takes `deepspeed:` as base64-encoded JSON (runtime/conscience/recipe.py `_base64_json`): strict base64 of a UTF-8 JSON object. */
-function isBase64JsonObject(v: string): boolean {
-  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(v)) return false;
+/** TrainingArguments also takes `deepspeed:` as base64-encoded JSON (runtime/conscience/recipe.py `_base64_json`): the object `v` decodes to when it is strict base64 of a UTF-8 JSON object, else undefined. */
+function base64JsonObject(v: string): object | undefined {
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(v)) return undefined;
   try {
     const bytes = Uint8Array.from(atob(v), (c) => c.charCodeAt(0));
     const o: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-    return o !== null && typeof o === 'object' && !Array.isArray(o);
+    return o !== null && typeof o === 'object' && !Array.isArray(o) ? o : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -781,7 +784,7 @@ export const RULES: readonly Rule[] = [
       const v = val(ctx, 'deepspeed');
       const p = pair(ctx, 'deepspeed');
       // a mapping, or a JSON/base64 string, is the config itself
-      if (typeof v !== 'string' || !p || !v.trim() || v.trim().startsWith('{') || (!v.endsWith('.json') && isBase64JsonObject(v))) return;
+      if (typeof v !== 'string' || !p || !v.trim() || v.trim().startsWith('{') || (!v.endsWith('.json') && base64JsonObject(v) !== undefined)) return;
       const r = readReferenced(ctx, v, 'DeepSpeed config', true);
       if (!r) return;
       if (r.problem) { emit.range(p.value.start, p.value.end, r.problem); return; }
