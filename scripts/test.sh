@@ -26,13 +26,14 @@ f=$(grep -Eo '[0-9]+ (failed|error)' test-artifacts/pytest.log | awk '{s+=$1} EN
 echo "== runtime on the current TRL stack (.venv-trl1: TRL 1.x, transformers 5.x)"
 # The CPU end-to-end training test (trainer, rewards, events, resume, evaluation kept out of the
 # training samples) on the second stack, and
-# the eval engine's shared-prefix cache and encoding (transformers 5.x names the cache argument
+# W&B and TensorBoard tracking, the eval engine's shared-prefix cache and encoding (transformers 5.x names the cache argument
 # `cache`); the rest of pytest runs on the default stack above (open-r1's TRL 0.18.2).
 .venv-trl1/bin/python -m pytest -q runtime/tests/test_trl_compat.py runtime/tests/test_train_e2e.py::test_grpo_two_cpu_processes_end_to_end runtime/tests/test_train_e2e.py::test_resume_continues_the_stream \
   runtime/tests/test_train_e2e.py::test_evaluation_completions_are_not_training_samples \
   runtime/tests/test_eval.py::test_shared_prefix_generation_equals_the_plain_left_padded_call \
   runtime/tests/test_eval.py::test_engine_encodes_a_batch_as_the_tokenizer_pads_it \
-  runtime/tests/test_eval.py::test_token_counts_in_one_call_match_counting_one_by_one 2>&1 | tee test-artifacts/pytest-trl1.log
+  runtime/tests/test_eval.py::test_token_counts_in_one_call_match_counting_one_by_one \
+  runtime/tests/test_tracking.py 2>&1 | tee test-artifacts/pytest-trl1.log
 rc=${PIPESTATUS[0]}; [[ $rc == 0 ]] || fail=1
 p=$(grep -Eo '[0-9]+ passed' test-artifacts/pytest-trl1.log | tail -1 | cut -d' ' -f1); passed=$((passed + ${p:-0}))
 f=$(grep -Eo '[0-9]+ (failed|error)' test-artifacts/pytest-trl1.log | awk '{s+=$1} END {print s+0}'); failed=$((failed + f))

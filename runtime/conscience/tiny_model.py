@@ -13,7 +13,8 @@ Recipes name it `model_name_or_path: conscience/tiny`; the trainer then builds i
 the cache (`$CONSCIENCE_CACHE/models/tiny-v2`, default `~/.cache/conscience/models/tiny-v2`).
 `$CONSCIENCE_TINY_WARMUP` sets the warm-up steps of that model (default 40; the tests use 0,
 untrained and faster to build); each warm-up has its own cache folder (`tiny-v2-w0`), so a
-process never picks up a model built with another warm-up.
+process never picks up a model built with another warm-up, and so has transformers 5.x
+(`tiny-v2-tf5`), whose saved tokenizer 4.x cannot read.
 """
 
 from __future__ import annotations
@@ -72,7 +73,18 @@ def cache_dir(warmup_steps: int | None = None) -> str:
     steps = warmup_steps_from_env() if warmup_steps is None else warmup_steps
     base = os.environ.get("CONSCIENCE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "conscience")
     name = TINY_VERSION if steps == DEFAULT_WARMUP_STEPS else f"{TINY_VERSION}-w{steps}"
-    return os.path.join(base, "models", name)
+    # transformers 5.x saves a tokenizer that 4.x cannot load: each line has its own folder, so
+    # environments of both (open-r1's TRL 0.18 and TRL 1.x) can share one cache
+    return os.path.join(base, "models", name + ("-tf5" if _transformers_major() >= 5 else ""))
+
+
+def _transformers_major() -> int:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return int(version("transformers").split(".")[0])
+    except (PackageNotFoundError, ValueError):
+        return 0
 
 
 def _corpus() -> list[str]:
