@@ -195,7 +195,11 @@ describe('local launch', { timeout: 900_000 }, () => {
   });
 
   it('cancels: SIGTERM to the process group, state cancelled, no process left; resume continues from the checkpoint', async () => {
+    const recipeFile = join(root, 'recipes', 'demo', 'long.yaml');
+    const first = readFileSync(recipeFile, 'utf8');
     const { run } = await launchRun(session, 'recipes/demo/long.yaml', 'here');
+    // the recipe this attempt started with, kept beside the run for compare's config diff
+    assert.equal(readFileSync(join(runDir(root, run.id), 'recipe.yaml'), 'utf8'), first);
     const mon = new RunMonitor(session, run.id, { intervalMs: 200 });
     await until('a checkpoint', async () => {
       await mon.pollOnce();
@@ -212,10 +216,18 @@ describe('local launch', { timeout: 900_000 }, () => {
     const fin = evs.at(-1);
     assert.equal(fin?.type === 'run_finished' && fin.status, 'cancelled', 'the trainer wrote run_finished cancelled');
 
-    // resume: same output folder, the trainer picks up the last checkpoint and appends
+    // resume: same output folder, the trainer picks up the last checkpoint and appends; the
+    // recipe was edited meanwhile (a lower learning rate), which the resumed attempt trains with
+    const edited = first.replace(/^learning_rate:.*$/m, 'learning_rate: 5.0e-5');
+    assert.notEqual(edited, first);
+    writeFileSync(recipeFile, edited);
     const before = evs.length;
     const r = await cli(root, ['resume', run.id]);
     assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /recipes\/demo\/long\.yaml changed since the last attempt: .*kept as recipe\.before-attempt-2\.yaml/);
+    // compare reads the recipe the run trains with now; the first attempt's is kept, not lost
+    assert.equal(readFileSync(join(runDir(root, run.id), 'recipe.yaml'), 'utf8'), edited);
+    assert.equal(readFileSync(join(runDir(root, run.id), 'recipe.before-attempt-2.yaml'), 'utf8'), first);
     const mon2 = new RunMonitor(session, run.id, { intervalMs: 200 });
     const started = await until('the resumed run_started', async () => {
       await mon2.pollOnce();

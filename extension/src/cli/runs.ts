@@ -14,7 +14,7 @@ import { loadTargets } from '../core/launch/targets';
 import { formatProblem, type ParseProblem, type RunEvent } from '../core/runs/events';
 import { FAILED_STATES, runEnd, runFailure, runProgress } from '../core/runs/present';
 import { escapeControls } from '../core/escape';
-import { isRunId, launchMayHaveStarted, listRuns, readRun, runDir, runsDir, settleInterruptedLaunch, snapshotRecipe, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../core/runs/store';
+import { isRunId, launchMayHaveStarted, listRuns, readRun, runDir, runsDir, settleInterruptedLaunch, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../core/runs/store';
 
 export const SECRET_NAMES = ['HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN', 'WANDB_API_KEY'];
 
@@ -252,8 +252,6 @@ export async function launchWith(argv: string[], verb: LaunchVerb): Promise<numb
       } finally {
         process.off('SIGINT', interrupted);
       }
-      // the recipe as launched, for the dashboard's config diff (the workspace file may change)
-      await snapshotRecipe(s.root, out.run.id, file).catch(() => undefined);
       if (!r.values.wait) {
         process.stdout.write(json ? JSON.stringify(out.run, null, 2) + '\n' : `${out.run.id}\n`);
         return 0;

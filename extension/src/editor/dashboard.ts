@@ -17,7 +17,7 @@ import { Lifetime, OnePerKey } from '../core/lifecycle';
 import type { RunReader } from '../core/runs/feed';
 import { runName } from '../core/runs/present';
 import { pipelineOf } from '../core/runs/pipeline';
-import { listRuns, readRun, RECIPE_SNAPSHOT, runDir, type RunRecord } from '../core/runs/store';
+import { listRuns, readRun, RECIPE_SNAPSHOT, recipeBeforeAttempt, runDir, type RunRecord } from '../core/runs/store';
 import { failureCause, runFeed } from './launch';
 
 export const VIEW_TYPE = 'conscience.dashboard';
@@ -167,6 +167,7 @@ class DashboardPanel {
         try {
           const text = Buffer.from(await vscode.workspace.fs.readFile(vscode.Uri.file(file))).toString('utf8');
           if (now) notes.push(`${runName(r)}: no recipe kept with the run; showing ${r.recipe} as it is now`);
+          else if (r.attempts > 1) notes.push(...await this.recipeEdits(r));
           return recipeConfig(text, file);
         } catch (err) {
           if (!(err instanceof vscode.FileSystemError)) {
@@ -181,6 +182,14 @@ class DashboardPanel {
     }));
     const { rows, keys } = configDiff(configs);
     this.session.setConfig(rows, keys, notes.length ? notes.join('; ') : null);
+  }
+
+  /** "resumed with an edited recipe" notes: the kept recipe.yaml is the latest attempt's (core/runs/store.ts snapshotRecipe). */
+  private async recipeEdits(r: RunRecord): Promise<string[]> {
+    const dir = runDir(this.root, r.id);
+    const entries = await vscode.workspace.fs.readDirectory(vscode.Uri.file(dir)).then((e) => e, () => [] as [string, vscode.FileType][]);
+    const attempts = entries.map(([name]) => /^recipe\.before-attempt-(\d+)\.yaml$/.exec(name)?.[1]).filter((n): n is string => !!n).map(Number).sort((a, b) => a - b);
+    return attempts.map((n) => `${runName(r)}: ${r.recipe} was edited before attempt ${n}; showing the latest attempt's (the one before: ${dir}/${recipeBeforeAttempt(n)})`);
   }
 
   private async save(name: string, filters: Record<string, string[]>, bytes: Uint8Array): Promise<string | null> {

@@ -20,7 +20,7 @@ import { workspaceTargets } from './targets';
 import { formatProblem, type ParseProblem } from '../core/runs/events';
 import { RunFeed } from '../core/runs/feed';
 import { budgetSummary, FAILED_STATES, runActions, runDescription, runFailure, runName, runProgress, formatDuration, type RootCause, runStack } from '../core/runs/present';
-import { launchMayHaveStarted, listRuns, readRun, runDir, settleInterruptedLaunch, snapshotRecipe, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
+import { launchMayHaveStarted, listRuns, readRun, runDir, settleInterruptedLaunch, TERMINAL_STATES, type RunRecord } from '../core/runs/store';
 
 const SECRET_KEYS = ['HF_TOKEN', 'WANDB_API_KEY'] as const;
 const secretKey = (name: string) => `conscience.secret.${name}`;
@@ -397,8 +397,6 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
         },
       );
       const out = launched;
-      // the recipe as launched, for compare's config diff (the workspace file may change)
-      await snapshotRecipe(s.root, out.run.id, recipe).catch((e) => log.warn(`run ${out.run.id}: recipe not kept: ${(e as Error).message}`));
       refresh();
       channelFor(out.run.id);
       await follow(out.run.id);

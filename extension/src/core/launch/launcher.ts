@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative } from 'node:path';
-import { completeSize, interruptedLaunch, launcherIdentity, launchMayHaveStarted, readRun, runDir as localRunDir, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
+import { completeSize, interruptedLaunch, launcherIdentity, launchMayHaveStarted, readRun, runDir as localRunDir, snapshotRecipe, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
 import { resumeRefusal } from '../runs/resume';
 import { ensurePython, requirementsPath } from './env';
 import type { Host } from './host';
@@ -253,6 +253,7 @@ export async function launchRun(s: LaunchSession, recipe: string, targetName: st
   await writeRun(s.root, rec);
   // the record as it goes (the CLI ends an interrupted launch with it)
   onRecord?.(rec);
+  await keepRecipe(s, plan, rec);
   return startRecorded(s, plan, rec);
 }
 
@@ -275,7 +276,21 @@ export async function resumeRun(s: LaunchSession, id: string): Promise<StartOutc
     supersededJob: rec.jobId ?? rec.supersededJob,
   });
   await writeRun(s.root, rec);
+  await keepRecipe(s, plan, rec);
   return startRecorded(s, plan, rec);
+}
+
+/**
+ * The recipe this attempt starts with, kept beside the run for compare's config diff (the
+ * workspace file may change after). Not keeping it does not stop the launch: it is said.
+ */
+async function keepRecipe(s: LaunchSession, plan: Plan, rec: RunRecord): Promise<void> {
+  try {
+    const kept = await snapshotRecipe(s.root, rec.id, join(s.root, plan.recipe), rec.attempts);
+    if (kept) s.opts.onProgress?.(`${plan.recipe} changed since the last attempt: the run now trains with it; the previous one is kept as ${kept}`);
+  } catch (err) {
+    s.opts.onProgress?.(`run ${rec.id}: recipe not kept for compare: ${(err as Error).message}`);
+  }
 }
 
 /** Sends the cancel: SIGTERM to the process group then SIGKILL after the grace period (run by a detached helper on the host, so it completes even if we disconnect), or scancel. */

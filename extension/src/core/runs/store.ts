@@ -4,7 +4,8 @@
 //                 the saved offset; its size IS the offset reached on the host (complete lines only),
 //                 less eventShift once the host's file was cut under it (core/runs/copy.ts)
 //   stdout.log / stderr.log  verbatim copies of the trainer's output, appended the same way
-//   recipe.yaml   the recipe as launched (snapshotRecipe), read by compare's config diff
+//   recipe.yaml   the recipe the latest attempt started with (snapshotRecipe), read by compare's config diff
+//   recipe.before-attempt-N.yaml  the one it replaced, when a resume (attempt N) started from an edited recipe
 // Writers: the launcher creates run.json (launch, resume, cancel's request); the launch
 // monitor appends the copies and rewrites run.json as the run goes, under the run's lock
 // (withRunLock), so several followers (editor, CLI, another window) never write the same bytes.
@@ -331,11 +332,32 @@ export async function writeRun(root: string, rec: RunRecord): Promise<void> {
 /** The recipe as launched, kept beside the run (the workspace file may change after): what compare's config diff reads. */
 export const RECIPE_SNAPSHOT = 'recipe.yaml';
 
-/** Copies the launched recipe into the run's folder (after launchRun; a resume keeps the first launch's). */
-export async function snapshotRecipe(root: string, id: string, recipeFile: string): Promise<void> {
+/** The name an attempt's predecessor recipe is kept under when a resume starts from a changed one. */
+export const recipeBeforeAttempt = (attempt: number): string => `recipe.before-attempt-${attempt}.yaml`;
+
+/**
+ * Copies the recipe an attempt starts with into the run's folder (launchRun and resumeRun do,
+ * before the run starts): `recipe.yaml` is always what the latest attempt trains with. A resume
+ * from a recipe edited since keeps the one it replaces as `recipe.before-attempt-N.yaml` (N: the
+ * resumed attempt), so compare shows the config that now governs the run and nothing is lost.
+ * Returns that file's name when there is one.
+ */
+export async function snapshotRecipe(root: string, id: string, recipeFile: string, attempt = 1): Promise<string | undefined> {
   const dir = runDir(root, id);
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, RECIPE_SNAPSHOT), await readFile(recipeFile));
+  const now = await readFile(recipeFile);
+  let kept: string | undefined;
+  if (attempt > 1) {
+    const before = await readFile(join(dir, RECIPE_SNAPSHOT)).catch(() => undefined);
+    if (before && !before.equals(now)) {
+      kept = recipeBeforeAttempt(attempt);
+      await writeFile(join(dir, kept), before);
+    }
+  }
+  const tmp = join(dir, `.${RECIPE_SNAPSHOT}.${process.pid}.${Math.random().toString(36).slice(2)}`);
+  await writeFile(tmp, now);
+  await rename(tmp, join(dir, RECIPE_SNAPSHOT));
+  return kept;
 }
 
 /** All events of a run's local copy. */
