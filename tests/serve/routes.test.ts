@@ -378,6 +378,71 @@ describe('previous_response_id: a continuation is scored on the conversation the
     assert.equal(bad.status, 400);
     assert.equal((JSON.parse(bad.text) as { error: { param: string } }).error.param, 'previous_response_id');
   });
+
+  test('unknown_context=TIER: a continuation of turns this gateway did not see (another replica, a restart) gets at least that tier; tool outputs alone are no longer forwarded unscored', async () => {
+    const s = await start(['unknown_context=standard']);
+    const r = await respond(s.url, { previous_response_id: 'resp_from_another_replica', input: TOOL_OUTPUT });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('x-conscience-unscored'), null);
+    assert.equal(r.headers.get('x-conscience-tier'), 'standard');
+    assert.equal(lastSent().instructions, systemMessage(DEFAULT_TEMPLATE, allocator.policy.budget_standard));
+    const log = s.logs.filter((l) => l.msg === 'response').at(-1)!;
+    assert.equal(log.previous_response, 'unknown');
+    assert.equal(log.assumed, 'standard');
+    // the assumption carries down the chain this gateway now answers
+    const next = await respond(s.url, { previous_response_id: idOf(r.text), input: TOOL_OUTPUT });
+    assert.equal(next.headers.get('x-conscience-tier'), 'standard');
+    assert.equal(s.logs.filter((l) => l.msg === 'response').at(-1)!.previous_response, 'known');
+    // a stricter turn of its own still wins; a known continuation is not raised
+    const h = await respond(s.url, { previous_response_id: 'resp_elsewhere', input: HARMFUL });
+    assert.equal(h.headers.get('x-conscience-tier'), 'brief');
+    const fresh = await respond(s.url, { previous_response_id: idOf((await respond(s.url, { input: BENIGN })).text), input: [{ role: 'user', content: BENIGN }] });
+    assert.equal(fresh.headers.get('x-conscience-tier'), 'none');
+    // with refuse=brief, unknown_context=brief refuses what it cannot see, without the upstream
+    const strict = await start(['refuse=brief', 'unknown_context=brief']);
+    const n = up.requests.length;
+    const refused = await respond(strict.url, { previous_response_id: 'resp_elsewhere', input: TOOL_OUTPUT });
+    assert.equal(refused.headers.get('x-conscience-refused'), '1');
+    assert.equal(up.requests.length, n);
+    for (const v of ['', 'strict', 'deep,brief']) assert.throws(() => parseGatewayPolicy([`unknown_context=${v}`]), /--policy unknown_context: expected a tier/);
+  });
+});
+
+describe('conversation: a request in a stored conversation is scored with the turns of it this gateway saw', () => {
+  const TOOL_OUTPUT = [{ type: 'function_call_output', call_id: 'call_1', output: '{"ok": true}' }];
+  async function respond(url: string, body: Record<string, unknown>): Promise<{ status: number; headers: Headers; text: string }> {
+    const r = await fetch(`${url}/v1/responses`, { method: 'POST', signal: AbortSignal.timeout(20_000), headers: { 'content-type': 'application/json', 'x-fake': 'response' }, body: JSON.stringify({ model: 'm', ...body }) });
+    return { status: r.status, headers: r.headers, text: await r.text() };
+  }
+
+  test('tool outputs after a harmful turn in the same conversation keep its tier (id or {id}); another conversation does not; unknown_context covers one it never saw', async () => {
+    const s = await start(['max_tokens.brief=7', 'unknown_context=standard']);
+    const first = await respond(s.url, { conversation: 'conv_a', input: HARMFUL, max_output_tokens: 500 });
+    assert.equal(first.headers.get('x-conscience-tier'), 'brief');
+    assert.equal(s.logs.filter((l) => l.msg === 'response').at(-1)!.conversation, 'unknown', 'the first request of a conversation: nothing seen before it');
+    for (const conversation of ['conv_a', { id: 'conv_a' }]) {
+      const r = await respond(s.url, { conversation, input: TOOL_OUTPUT, max_output_tokens: 500 });
+      assert.equal(r.headers.get('x-conscience-tier'), 'brief', `conversation ${JSON.stringify(conversation)}: tool outputs after a harmful turn`);
+      assert.equal(lastSent().max_output_tokens, 7);
+      assert.equal(s.logs.filter((l) => l.msg === 'response').at(-1)!.conversation, 'known');
+    }
+    // a benign request moves the conversation on (context_turns=1: the last turn counts, as in chat)
+    await respond(s.url, { conversation: 'conv_a', input: BENIGN });
+    assert.equal((await respond(s.url, { conversation: 'conv_a', input: TOOL_OUTPUT })).headers.get('x-conscience-tier'), 'none');
+    const other = await respond(s.url, { conversation: 'conv_b', input: TOOL_OUTPUT });
+    assert.equal(other.headers.get('x-conscience-tier'), 'standard', 'a conversation none of whose turns came through this gateway');
+  });
+
+  test('without unknown_context a conversation it never saw is scored on what the request brings; a malformed conversation is a 400 naming it', async () => {
+    const s = await start([]);
+    const r = await respond(s.url, { conversation: 'conv_unseen', input: TOOL_OUTPUT });
+    assert.equal(r.headers.get('x-conscience-unscored'), 'no-text');
+    for (const conversation of [5, ['conv_a'], { id: 7 }, {}]) {
+      const bad = await respond(s.url, { conversation, input: BENIGN });
+      assert.equal(bad.status, 400, JSON.stringify(conversation));
+      assert.equal((JSON.parse(bad.text) as { error: { param: string } }).error.param, 'conversation');
+    }
+  });
 });
 
 describe('requests that would reach the model around the scoring', () => {

@@ -10,7 +10,9 @@
  * by ids and by the turns they hold together (64 turns an id at most), the least recently used
  * id forgotten first. The gateway's own refusals are held apart, so that requests it refuses
  * without calling the upstream cannot push out the ids of answers the upstream stored.
- * Ids past 128 characters are held by their SHA-256. vscode-free, no I/O.
+ * A stored conversation (OpenAI's `conversation`) is held the same way, by its id, its window
+ * moving on with each request in it. Ids past 128 characters are held by their SHA-256.
+ * vscode-free, no I/O.
  */
 import { createHash } from 'node:crypto';
 import type { Assessment } from '../allocator';
@@ -95,6 +97,21 @@ export class Continuations {
   recall(id: string): readonly Turn[] | undefined {
     const k = key(id);
     return this.answered.get(k) ?? this.refused.get(k);
+  }
+
+  /**
+   * Remembers a stored conversation's (OpenAI's `conversation`) last turns after a request in it:
+   * the window moves on with the conversation (a later request replaces it, as a chat request's
+   * last messages do); held with the answered ids, under keys of their own.
+   */
+  rememberConversation(id: string, window: readonly Turn[]): void {
+    if (id === '' || window.length === 0) return;
+    this.answered.set(`c${key(id)}`, window.map(({ tier, budget, risk }) => ({ tier, budget, risk })));
+  }
+
+  /** the turns remembered for a conversation, undefined when no request in it came through this gateway (or it was forgotten) */
+  recallConversation(id: string): readonly Turn[] | undefined {
+    return this.answered.get(`c${key(id)}`);
   }
 
   /** ids and turns held (upstream answers, then refusals) */

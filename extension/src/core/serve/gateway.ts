@@ -16,13 +16,14 @@ import zlib from 'node:zlib';
 import { isUtf8 } from 'node:buffer';
 import type { Allocator, Assessment, Tier } from '../allocator';
 import { firstInvalidUtf8 } from '../allocator/read';
+import { budgetOf } from '../allocator/policy';
 import { DEFAULT_TEMPLATE, type PromptTemplateSpec } from '../template';
 import { RequestError } from './messages';
 import { GatewayMetrics } from './metrics';
 import { redactUpstream } from './status';
 import { DEFAULT_REFUSAL, type GatewayPolicy } from './options';
 import type { AnswerParser, AnswerStats } from './answer';
-import { scoredRoute, type RouteAdapter } from './routes';
+import { scoredRoute, type Continued, type RouteAdapter } from './routes';
 import { Continuations, type Turn } from './continuations';
 
 export interface LogRecord { level: 'info' | 'warn' | 'error'; msg: string; [k: string]: unknown }
@@ -734,21 +735,28 @@ export function createGateway(opts: GatewayOptions): Gateway {
     }
     const turns = policy.contextTurns ?? 1;
     let prompts: ReturnType<RouteAdapter['prompts']>;
-    let previous: string | null;
+    let continued: Continued | null;
     try {
       prompts = r.prompts(body, turns);
-      previous = r.continues(body);
+      continued = r.continues(body);
     } catch (err) {
       if (err instanceof RequestError) return bad(err);
       throw err;
     }
     // a continuation of a response this gateway answered: its conversation's last scored texts
     // count as earlier turns (the upstream holds them; the request carries only the new items)
-    const history = previous !== null ? continuations.recall(previous) : undefined;
+    const fromResponse = continued?.response !== undefined ? continuations.recall(continued.response) : undefined;
+    const fromConversation = continued?.conversation !== undefined ? continuations.recallConversation(continued.conversation) : undefined;
+    const history = fromResponse && fromConversation ? [...fromConversation, ...fromResponse] : fromResponse ?? fromConversation;
+    // earlier turns this gateway did not see (another replica answered them, or a restart forgot
+    // them): handled at least as `unknown_context` says (default none: on what the request brings)
+    const unseen = (continued?.response !== undefined && !fromResponse) || (continued?.conversation !== undefined && !fromConversation);
+    const assumed: Handled | undefined = unseen && policy.unknownContext !== undefined && policy.unknownContext !== 'none'
+      ? { tier: policy.unknownContext, budget: budgetOf(opts.allocator.policy, policy.unknownContext), risk: 0 } : undefined;
     // nothing to score (no user message, or a last one without text: an image alone, an empty
     // string): the allocator would score the empty string. Forwarded as sent, without a budget,
-    // unless it continues a conversation the gateway scored
-    const unscored = history ? null : prompts.unscored;
+    // unless it continues a conversation the gateway scored (or one it assumes a tier for)
+    const unscored = history || assumed ? null : prompts.unscored;
     // a prompt of token ids cannot be read: with tiers to refuse it would pass every refusal
     if (unscored?.header === 'token-ids' && policy.refuse.size > 0 && !opts.observeOnly) {
       return bad(new RequestError(`this gateway refuses some prompts (--policy refuse=${[...policy.refuse].join(',')}) and scores prompts as text: send 'prompt' as text, not token ids or embeddings`, 'prompt', 400, 'unscorable_prompt'));
@@ -773,7 +781,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
         // a conversation whose only scored texts are system ones (a developer item, say: the
         // upstream replays the stored items) keeps those, so its continuation is not unknown
         kept = earlier.length + userTurns.length > 0 ? [...earlier, ...userTurns] : all.slice(-turns);
-        a = strictest<Handled>([...earlier, ...all]);
+        // the assumed tier is a floor carried by the latest turn, which the next continuation's
+        // window (its last turns) keeps: the stricter of the two takes its place
+        if (assumed) kept = kept.length === 0 ? [assumed] : [...kept.slice(0, -1), strictest<Turn>([kept.at(-1)!, assumed])];
+        a = strictest<Handled>([...earlier, ...all, ...(assumed ? [assumed] : [])]);
       } catch (err) {
         a = null;
         metrics.allocatorErrors.inc();
@@ -858,7 +869,9 @@ export function createGateway(opts: GatewayOptions): Gateway {
     const base = {
       id, tier, risk: a ? Number(a.risk.toFixed(4)) : null, budget, ...(n > 1 ? { n } : {}), action, ...(unscored !== null ? { unscored: unscored.reason } : {}), stream,
       ...(prompts.texts.length > 1 ? { prompts: prompts.texts.length } : {}),
-      ...(previous !== null ? { previous_response: history ? 'known' : 'unknown' } : {}),
+      ...(continued?.response !== undefined ? { previous_response: fromResponse ? 'known' : 'unknown' } : {}),
+      ...(continued?.conversation !== undefined ? { conversation: fromConversation ? 'known' : 'unknown' } : {}),
+      ...(assumed ? { assumed: assumed.tier } : {}),
       allocator_ms: round(allocatorMs), ...(a?.unfamiliar ? { unfamiliar: true } : {}),
     };
     // the prompt is kept for the log record only when it is logged
@@ -869,6 +882,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       const answer = r.refusal(body, stream, n, policy.refusal);
       // a continuation of the refusal is refused again, without asking the upstream
       if (answer.id !== undefined) continuations.remember(answer.id, kept, true);
+      if (continued?.conversation !== undefined) continuations.rememberConversation(continued.conversation, kept);
       if (res.headersSent) res.destroy();
       else {
         res.writeHead(200, { 'content-type': answer.contentType, ...(stream ? { 'cache-control': 'no-cache' } : { 'content-length': Buffer.byteLength(answer.body) }), ...extra });
@@ -882,6 +896,8 @@ export function createGateway(opts: GatewayOptions): Gateway {
 
     handOver();
     const keep = opts.logPrompts ? 64 * 1024 : 0;
+    // the upstream adds this request to the stored conversation: its next request is scored with these turns
+    if (continued?.conversation !== undefined) continuations.rememberConversation(continued.conversation, kept);
     forward(req, res, {
       body: out,
       extra,

@@ -9,6 +9,9 @@
  *   fixed_budget=N          the fixed budget "tokens saved" is measured against (default budget_deep)
  *   system_prompt=TEXT      the recipe's system_prompt, used when a request brings no system message
  *   context_turns=N         score a conversation's last N user messages and take the strictest (default 1: the last)
+ *   unknown_context=TIER    the least tier of a continuation whose earlier turns this gateway did not
+ *                           see (a previous_response_id it did not answer, a conversation no request
+ *                           of which came through it: another replica, a restart); default none
  */
 import { TIERS, type Tier } from '../allocator';
 import { parsePolicy } from '../allocator/policy';
@@ -25,6 +28,8 @@ export interface GatewayPolicy {
   systemPrompt?: string;
   /** the last user messages a conversation is scored on (1..MAX_CONTEXT_TURNS; default 1) */
   contextTurns?: number;
+  /** the least tier of a continuation whose earlier turns the gateway did not see (default none: scored on what it brings) */
+  unknownContext?: Tier;
 }
 
 export const MAX_CONTEXT_TURNS = 64;
@@ -75,9 +80,13 @@ export function parseGatewayPolicy(pairs: string[]): GatewayPolicy {
       const n = nonNegInt(key, value);
       if (n < 1 || n > MAX_CONTEXT_TURNS) throw new Error(`--policy context_turns: expected 1 to ${MAX_CONTEXT_TURNS} user messages, got ${n}`);
       out.contextTurns = n;
+    } else if (key === 'unknown_context') {
+      const t = value.trim();
+      if (!isTier(t)) throw new Error(`--policy unknown_context: expected a tier (${TIERS.join(', ')}), got ${JSON.stringify(value)}`);
+      out.unknownContext = t;
     } else {
       throw new Error(
-        `--policy: unknown key '${key}'; known: ${[...ALLOCATOR_KEYS].join(', ')}, max_tokens.<tier>, refuse, refusal, fixed_budget, system_prompt, context_turns`,
+        `--policy: unknown key '${key}'; known: ${[...ALLOCATOR_KEYS].join(', ')}, max_tokens.<tier>, refuse, refusal, fixed_budget, system_prompt, context_turns, unknown_context`,
       );
     }
   }

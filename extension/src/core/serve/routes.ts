@@ -69,8 +69,11 @@ export interface RouteAdapter {
    * `seen`: told the answer's response id (Responses API: a continuation names it)
    */
   parser(template: PromptTemplateSpec, sse: boolean, keep: number, seen?: (id: string) => void): AnswerParser;
-  /** the response a request continues (Responses API `previous_response_id`), else null */
-  continues(body: Body): string | null;
+  /**
+   * What a request continues whose earlier turns the upstream holds (Responses API: the stored
+   * response `previous_response_id` names, the stored `conversation` object), else null
+   */
+  continues(body: Body): Continued | null;
 }
 
 /**
@@ -330,11 +333,24 @@ export const RESPONSES: RouteAdapter = {
   },
   continues(body) {
     const p = body.previous_response_id;
-    if (p === undefined || p === null) return null;
-    if (typeof p !== 'string') throw new RequestError(`'previous_response_id' must be a string, got ${typeName(p)}`, 'previous_response_id');
-    return p;
+    if (p !== undefined && p !== null && typeof p !== 'string') throw new RequestError(`'previous_response_id' must be a string, got ${typeName(p)}`, 'previous_response_id');
+    // OpenAI's `conversation`: its id, or an object with one
+    const c = body.conversation;
+    const conv = c !== null && typeof c === 'object' && !Array.isArray(c) ? (c as Body).id : c;
+    if (conv !== undefined && conv !== null && typeof conv !== 'string') {
+      throw new RequestError(`'conversation' must be a conversation id (a string) or an object with a string 'id', got ${typeName(c)}`, 'conversation');
+    }
+    if (c !== undefined && c !== null && conv == null) throw new RequestError("'conversation' must be a conversation id (a string) or an object with a string 'id', got an object without one", 'conversation');
+    const out: Continued = { ...(typeof p === 'string' ? { response: p } : {}), ...(typeof conv === 'string' ? { conversation: conv } : {}) };
+    return out.response !== undefined || out.conversation !== undefined ? out : null;
   },
 };
+
+/** The stored context a Responses request continues: a response it names, a conversation it belongs to, or both. */
+export interface Continued {
+  response?: string;
+  conversation?: string;
+}
 
 /** The adapter of a canonical path, for POST requests; undefined for every other route (passed through). */
 export function scoredRoute(path: string): RouteAdapter | undefined {
