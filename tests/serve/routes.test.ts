@@ -408,6 +408,34 @@ describe('previous_response_id: a continuation is scored on the conversation the
   });
 });
 
+describe('long_prompt=TIER: a prompt longer than the allocator reads gets at least that tier', () => {
+  // a harmless preamble longer than the allocator's 128 tokens, then the request
+  const PREAMBLE = 'Here are my notes from the garden club meeting about tomatoes, compost and watering schedules. '.repeat(12);
+  const LONG = `${PREAMBLE}\n\n${HARMFUL}`;
+
+  test('by default the request after the preamble is not read; with long_prompt=standard it gets the standard budget, and brief where brief is refused', async () => {
+    const plain = await start([]);
+    const r0 = await post(`${plain.url}/v1/chat/completions`, { messages: [{ role: 'user', content: LONG }] });
+    assert.equal(r0.headers.get('x-conscience-truncated'), '1');
+    assert.equal(r0.headers.get('x-conscience-tier'), 'none', 'the preamble alone decides (the limit this setting is for)');
+    const s = await start(['long_prompt=standard']);
+    const r = await post(`${s.url}/v1/chat/completions`, { messages: [{ role: 'user', content: LONG }] });
+    assert.equal(r.headers.get('x-conscience-tier'), 'standard');
+    assert.equal(r.headers.get('x-conscience-budget'), String(allocator.policy.budget_standard));
+    assert.equal(s.logs.filter((l) => l.msg === 'chat').at(-1)!.long_prompt, 'standard');
+    // a prompt the allocator reads whole is not raised
+    const short = await post(`${s.url}/v1/chat/completions`, { messages: [{ role: 'user', content: BENIGN }] });
+    assert.equal(short.headers.get('x-conscience-tier'), 'none');
+    assert.equal(s.logs.filter((l) => l.msg === 'chat').at(-1)!.long_prompt, undefined);
+    const strict = await start(['refuse=brief', 'long_prompt=brief']);
+    const n = up.requests.length;
+    const refused = await post(`${strict.url}/v1/chat/completions`, { messages: [{ role: 'user', content: LONG }] });
+    assert.equal(refused.headers.get('x-conscience-refused'), '1');
+    assert.equal(up.requests.length, n);
+    assert.throws(() => parseGatewayPolicy(['long_prompt=all']), /--policy long_prompt: expected a tier/);
+  });
+});
+
 describe('conversation: a request in a stored conversation is scored with the turns of it this gateway saw', () => {
   const TOOL_OUTPUT = [{ type: 'function_call_output', call_id: 'call_1', output: '{"ok": true}' }];
   async function respond(url: string, body: Record<string, unknown>): Promise<{ status: number; headers: Headers; text: string }> {

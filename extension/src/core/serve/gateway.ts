@@ -767,11 +767,24 @@ export function createGateway(opts: GatewayOptions): Gateway {
     const t0 = performance.now();
     let a: Handled | null = null;
     let all: Assessment[] = [];
+    /** whether long_prompt raised a truncated prompt's tier */
+    let raisedLong = false;
     /** the user turns remembered for the answer's response id: the conversation's last context_turns */
     let kept: Turn[] = [];
     if (unscored === null) {
       try {
         all = await Promise.all(prompts.texts.map(assess));
+        // a prompt longer than the allocator reads was scored on its start: where the policy
+        // asks, it is handled at least as long_prompt says (a request after a long preamble)
+        const long = policy.longPrompt;
+        if (long !== undefined && long !== 'none') {
+          all = all.map((x) => {
+            const floor = { tier: long, budget: budgetOf(opts.allocator.policy, long), risk: x.risk };
+            if (!x.truncated || !stricter(floor, x)) return x;
+            raisedLong = true;
+            return { ...x, tier: long, budget: floor.budget };
+          });
+        }
         // the request's own user turns (already its last `turns`), after as many remembered
         // ones as the turns leave room for; system texts scored for want of a user text are
         // not turns (a client resends `instructions` with every continuation)
@@ -872,6 +885,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       ...(continued?.response !== undefined ? { previous_response: fromResponse ? 'known' : 'unknown' } : {}),
       ...(continued?.conversation !== undefined ? { conversation: fromConversation ? 'known' : 'unknown' } : {}),
       ...(assumed ? { assumed: assumed.tier } : {}),
+      ...(raisedLong ? { long_prompt: policy.longPrompt } : {}),
       allocator_ms: round(allocatorMs), ...(a?.unfamiliar ? { unfamiliar: true } : {}),
     };
     // the prompt is kept for the log record only when it is logged

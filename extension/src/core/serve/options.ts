@@ -12,6 +12,8 @@
  *   unknown_context=TIER    the least tier of a continuation whose earlier turns this gateway did not
  *                           see (a previous_response_id it did not answer, a conversation no request
  *                           of which came through it: another replica, a restart); default none
+ *   long_prompt=TIER        the least tier of a prompt longer than the allocator reads (scored on its
+ *                           start: a request after a long preamble is not read); default none
  */
 import { TIERS, type Tier } from '../allocator';
 import { parsePolicy } from '../allocator/policy';
@@ -30,6 +32,8 @@ export interface GatewayPolicy {
   contextTurns?: number;
   /** the least tier of a continuation whose earlier turns the gateway did not see (default none: scored on what it brings) */
   unknownContext?: Tier;
+  /** the least tier of a prompt longer than the allocator reads (default none: handled by its start) */
+  longPrompt?: Tier;
 }
 
 export const MAX_CONTEXT_TURNS = 64;
@@ -80,13 +84,14 @@ export function parseGatewayPolicy(pairs: string[]): GatewayPolicy {
       const n = nonNegInt(key, value);
       if (n < 1 || n > MAX_CONTEXT_TURNS) throw new Error(`--policy context_turns: expected 1 to ${MAX_CONTEXT_TURNS} user messages, got ${n}`);
       out.contextTurns = n;
-    } else if (key === 'unknown_context') {
+    } else if (key === 'unknown_context' || key === 'long_prompt') {
       const t = value.trim();
-      if (!isTier(t)) throw new Error(`--policy unknown_context: expected a tier (${TIERS.join(', ')}), got ${JSON.stringify(value)}`);
-      out.unknownContext = t;
+      if (!isTier(t)) throw new Error(`--policy ${key}: expected a tier (${TIERS.join(', ')}), got ${JSON.stringify(value)}`);
+      if (key === 'unknown_context') out.unknownContext = t;
+      else out.longPrompt = t;
     } else {
       throw new Error(
-        `--policy: unknown key '${key}'; known: ${[...ALLOCATOR_KEYS].join(', ')}, max_tokens.<tier>, refuse, refusal, fixed_budget, system_prompt, context_turns, unknown_context`,
+        `--policy: unknown key '${key}'; known: ${[...ALLOCATOR_KEYS].join(', ')}, max_tokens.<tier>, refuse, refusal, fixed_budget, system_prompt, context_turns, unknown_context, long_prompt`,
       );
     }
   }
