@@ -511,13 +511,16 @@ def _prepare(recipe: SftRecipe) -> dict:
     limit = getattr(ta, "max_length", None)
     if limit and not getattr(ta, "packing", False):
         over = []
-        for lineno, r, _ in lines:
-            messages = template.messages(r["prompt"], r["budget"]) + [
-                {"role": "assistant", "content": template.render(r["safety"], r["answer"])}]
-            text = tokenizer.apply_chat_template(messages, tokenize=False)
-            n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
-            if n > limit:
-                over.append((lineno, r["id"], n))
+        # tokenized in chunks of 1,024 (a fast tokenizer encodes a list in parallel, several times
+        # faster than one call per trace on a large set)
+        for at in range(0, len(lines), 1024):
+            chunk = lines[at:at + 1024]
+            texts = [tokenizer.apply_chat_template(template.messages(r["prompt"], r["budget"]) + [
+                {"role": "assistant", "content": template.render(r["safety"], r["answer"])}], tokenize=False)
+                for _, r, _ in chunk]
+            for (lineno, r, _), ids in zip(chunk, tokenizer(texts, add_special_tokens=False)["input_ids"]):
+                if len(ids) > limit:
+                    over.append((lineno, r["id"], len(ids)))
         if over:
             lineno, rid, n = min(over)
             raise TraceError(
