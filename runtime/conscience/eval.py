@@ -55,9 +55,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 COMPLETIONS_FILE = "completions.jsonl"
 RESULTS_FILE = "results.json"
 ENGINES = ("auto", "transformers", "vllm", "openai")
-JUDGES = ("detector", "llm")
+JUDGES = ("classifier", "detector", "llm")
 LABELS = ("harmful", "benign", "borderline")
-LABELLED_SETS = ("refusal_labelled.jsonl", "refusal_heldout.jsonl")
+# the labelled completions a judge's accuracy is measured on: written by someone who never saw
+# the detector's rules or the classifier's training rows, and fitted on by neither
+LABELLED_SETS = ("refusal_independent.jsonl", "refusal_independent2.jsonl")
 _TESTS_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "data")
 
 
@@ -106,9 +108,11 @@ class JudgeConfig:
     """`judge:` how refusal is judged."""
 
     kind: str = field(
-        default="detector",
+        default="classifier",
         metadata={
-            "help": "`detector`: the runtime's deterministic refusal detector (conscience.rewards.is_refusal); "
+            "help": "`classifier`: the refusal classifier (conscience.refusal: the detector, and where it finds no refusal "
+            "an all-MiniLM-L6-v2 embedding of the answer's opening with a logistic head; CPU, no download); "
+            "`detector`: the keyword detector alone (conscience.rewards.is_refusal, the training reward's rule); "
             "`llm`: a judge model at an OpenAI-compatible endpoint (full compliance / full refusal / partial refusal, "
             "as XSTest grades; partial counts as a refusal).",
             "choices": list(JUDGES),
@@ -123,7 +127,7 @@ class JudgeConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in JUDGES:
-            raise ValueError(f"judge.kind must be detector or llm, got {self.kind!r}")
+            raise ValueError(f"judge.kind must be classifier, detector or llm, got {self.kind!r}")
         if self.kind == "llm" and (not self.base_url or not self.model):
             raise ValueError("judge.kind llm needs judge.base_url and judge.model")
         if not _positive_finite(self.timeout_s):
@@ -1087,14 +1091,20 @@ class Judge:
 
     @property
     def name(self) -> str:
-        return "detector" if self.cfg.kind == "detector" else f"llm:{self.cfg.model}"
+        return self.cfg.kind if self.cfg.kind != "llm" else f"llm:{self.cfg.model}"
 
     def judge_many(self, items: list[tuple[str, str]]) -> list[dict]:
-        """[(prompt, answer)] -> [{refused, judge, verdict?}]."""
+        """[(prompt, answer)] -> [{refused, judge, verdict? | p?}]."""
         from .rewards import is_refusal
 
         if self.cfg.kind == "detector":
             return [{"refused": bool(is_refusal(a)), "judge": "detector"} for _, a in items]
+        if self.cfg.kind == "classifier":
+            from .refusal import judge as classify
+
+            # p: the head's probability, where the detector had not already found a refusal
+            return [{"refused": v["refused"], "judge": "classifier", **({"p": v["p"]} if v["p"] is not None else {})}
+                    for v in classify([a for _, a in items])]
 
         def one(item: tuple[str, str]) -> dict:
             prompt, answer = item
@@ -1114,21 +1124,22 @@ class Judge:
         return _parallel(one, items, self.cfg.concurrency)
 
 
-# The detector's accuracy per state of the labelled files ((path, mtime_ns, size) each): it is
-# deterministic, so one process (a training run's in-trainer evals, a bench) measures it once.
-_DETECTOR_ACCURACY: dict[tuple, Optional[dict]] = {}
+# The detector's and the classifier's accuracy per judge and state of the labelled files ((path,
+# mtime_ns, size) each): both are deterministic, so one process (a training run's in-trainer
+# evals, a bench) measures each once.
+_LOCAL_ACCURACY: dict[tuple, Optional[dict]] = {}
 
 
 def judge_accuracy(judge: Judge, paths: Optional[list[str]] = None) -> Optional[dict]:
     """The judge's accuracy on the project's labelled completions ({completion, refusal}),
     or None where they are not on this host."""
     paths = paths or [os.path.join(_TESTS_DATA, n) for n in LABELLED_SETS]
-    if judge.cfg.kind != "detector":
+    if judge.cfg.kind == "llm":
         return _judge_accuracy(judge, paths)
-    key = tuple((p, st.st_mtime_ns, st.st_size) for p in paths for st in [_stat(p)] if st is not None)
-    if key not in _DETECTOR_ACCURACY:
-        _DETECTOR_ACCURACY[key] = _judge_accuracy(judge, paths)
-    got = _DETECTOR_ACCURACY[key]
+    key = (judge.cfg.kind,) + tuple((p, st.st_mtime_ns, st.st_size) for p in paths for st in [_stat(p)] if st is not None)
+    if key not in _LOCAL_ACCURACY:
+        _LOCAL_ACCURACY[key] = _judge_accuracy(judge, paths)
+    got = _LOCAL_ACCURACY[key]
     return {**got, "sets": list(got["sets"])} if got is not None else None
 
 

@@ -229,7 +229,7 @@ def test_eval_end_to_end_on_the_tiny_model(tmp_path, tiny_cache):
     for c in comps:
         by_arm.setdefault(c["arm"], []).append(c["id"])
         assert set(c) >= {"id", "arm", "budget", "safety", "answer", "safety_tokens", "answer_tokens", "refused", "judge"}
-        assert c["judge"]["judge"] == "detector"
+        assert c["judge"]["judge"] == "classifier"  # the default judge
         # the record's split is the template's split of the raw completion
         from conscience.template import PromptTemplate
 
@@ -253,7 +253,9 @@ def test_eval_end_to_end_on_the_tiny_model(tmp_path, tiny_cache):
         assert r["overall"]["no_answer"] == (5 - len(answered)) / 5
         assert r["overall"]["safety_tokens"] == pytest.approx(sum(c["safety_tokens"] for c in rows) / 5)
     assert res["arms"]["none"]["overall"]["budget_adherence"] is None
-    assert res["judge_accuracy"]["n"] == 144 and res["judge_accuracy"]["accuracy"] > 0.9
+    # measured on the 160 independently written completions neither judge was fitted on
+    assert res["judge_accuracy"]["judge"] == "classifier" and res["judge_accuracy"]["n"] == 160
+    assert res["judge_accuracy"]["accuracy"] > 0.88
     # events: run_started (max_steps = total), metrics with step = completions done, run_finished
     evs = _lines(out / "events.jsonl")
     assert evs[0]["type"] == "run_started" and evs[0]["max_steps"] == 15 and evs[0]["kind"] == "eval"
@@ -368,7 +370,7 @@ def test_openai_endpoint_and_llm_judge(tmp_path, monkeypatch):
         assert res["arms"]["label"]["label"]["benign"]["refusal"] == 0.0
         # the judge's own accuracy on the labelled completions is measured and reported
         acc = res["judge_accuracy"]
-        assert acc["judge"] == "llm:guard" and acc["n"] == 144 and 0 < acc["accuracy"] < 1
+        assert acc["judge"] == "llm:guard" and acc["n"] == 160 and 0 < acc["accuracy"] < 1
         # requests carry the template's messages; the key only in the Authorization header
         label_req = [q for q in srv.requests if len(q["messages"]) == 2 and "safety" in q["messages"][0]["content"]]
         assert label_req and all(a == "Bearer sk-secret-123" for a in srv.auth)

@@ -25,7 +25,8 @@ def test_the_wheel_holds_the_data_the_runtime_reads_and_imports_from_it(tmp_path
     pkg = os.path.join(RUNTIME, "conscience")
     data = {os.path.relpath(os.path.join(d, f), RUNTIME).replace(os.sep, "/")
             for d, _, fs in os.walk(pkg) if "__pycache__" not in d for f in fs if not f.endswith((".py", ".pyc"))}
-    assert {"conscience/template.json", "conscience/data/traces/safety_traces.jsonl", "conscience/data/safety_prompts.jsonl"} <= data
+    assert {"conscience/template.json", "conscience/data/traces/safety_traces.jsonl", "conscience/data/safety_prompts.jsonl",
+            "conscience/data/refusal_head.json"} <= data
     assert data <= names, f"missing from the wheel: {sorted(data - names)}"
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as z:
