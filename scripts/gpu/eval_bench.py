@@ -92,7 +92,10 @@ def main(argv=None) -> int:
         with open(recipe_path, "w") as f:
             json.dump({"kind": "eval", "model_name_or_path": model_dir, "dataset_name": prompts, "arms": ["fixed:64"],
                        "engine": "transformers", "batch_size": bs, "max_new_tokens": new_tokens, "temperature": 0.0,
-                       "torch_dtype": dtype, "device": device, "output_dir": os.path.join(tmp, "out")}, f)
+                       "torch_dtype": dtype, "device": device, "output_dir": os.path.join(tmp, "out"),
+                       # the engine's path against generate, as measured since 2026-11-26; the
+                       # classifier judge's own cost is timed apart (bench/eval.bench.ts, eval.judge_*)
+                       "judge": {"kind": "detector"}}, f)
         recipe = ev.load_eval_recipe(recipe_path)
         template = PromptTemplate.from_recipe(recipe.safety, recipe.system_prompt)
         engine = ev.TransformersEngine(recipe.config, [template.open_tag, template.close_tag])
