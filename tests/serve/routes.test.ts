@@ -461,6 +461,43 @@ describe('conversation: a request in a stored conversation is scored with the tu
     assert.equal(other.headers.get('x-conscience-tier'), 'standard', 'a conversation none of whose turns came through this gateway');
   });
 
+  test('only a turn the upstream answered moves a conversation on: one it rejected (429) or the gateway refused does not', async () => {
+    const s = await start(['max_tokens.brief=7', 'refuse=standard']);
+    await respond(s.url, { conversation: 'conv_r', input: HARMFUL });
+    // a benign turn the upstream rejects: it never stored it, so the harmful turn is still the last
+    const rejected = await fetch(`${s.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-fake': 'error' }, body: JSON.stringify({ model: 'm', conversation: 'conv_r', input: BENIGN }) });
+    assert.equal(rejected.status, 429);
+    const after = await respond(s.url, { conversation: 'conv_r', input: TOOL_OUTPUT, max_output_tokens: 500 });
+    assert.equal(after.headers.get('x-conscience-tier'), 'brief', 'a rejected turn moved the window on');
+    assert.equal(lastSent().max_output_tokens, 7);
+    // a refused turn (standard is refused here) never reaches the upstream: the window stays too
+    const strict = await start(['refuse=brief', 'unknown_context=brief']);
+    for (let i = 0; i < 2; i++) {
+      const r = await respond(strict.url, { conversation: 'conv_unseen_2', input: BENIGN });
+      assert.equal(r.headers.get('x-conscience-refused'), '1', `try ${i + 1}: resending a refused request in a conversation it never saw`);
+    }
+  });
+
+  test('unknown_context holds when the allocator fails (it needs no score), and item references (stored items the request names by id) are unseen context', async () => {
+    const broken = await Allocator.load(defaultModelDir());
+    const logs: LogRecord[] = [];
+    const gw = createGateway({ upstream: up.url, allocator: broken, policy: parseGatewayPolicy(['unknown_context=standard']), log: (r) => logs.push(r) });
+    const { url } = await gw.listen(0);
+    try {
+      await broken.dispose();
+      const r = await respond(url, { previous_response_id: 'resp_elsewhere', input: TOOL_OUTPUT });
+      assert.equal(r.headers.get('x-conscience-tier'), 'standard');
+      assert.equal(r.headers.get('x-conscience-risk'), 'nan', 'nothing was scored');
+      assert.equal(lastSent().instructions, systemMessage(DEFAULT_TEMPLATE, allocator.policy.budget_standard));
+      assert.equal(logs.find((l) => l.msg === 'response')!.assumed, 'standard');
+    } finally { await gw.close(); }
+    const s = await start(['refuse=brief', 'unknown_context=brief']);
+    const n = up.requests.length;
+    const refs = await respond(s.url, { input: [{ type: 'item_reference', id: 'msg_stored_elsewhere' }] });
+    assert.equal(refs.headers.get('x-conscience-refused'), '1', 'an input of item references alone passed unscored');
+    assert.equal(up.requests.length, n);
+  });
+
   test('without unknown_context a conversation it never saw is scored on what the request brings; a malformed conversation is a 400 naming it', async () => {
     const s = await start([]);
     const r = await respond(s.url, { conversation: 'conv_unseen', input: TOOL_OUTPUT });

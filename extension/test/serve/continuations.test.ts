@@ -76,3 +76,16 @@ test('a short id that spells a long id\'s hash is a different id', () => {
   c.remember(`#${hex}`, [none]);
   assert.deepEqual(c.recall(long), [brief]);
 });
+
+test('stored conversations are held apart: many of them cannot push out the response ids', () => {
+  const c = new Continuations((a, b) => a.budget > b.budget, { ids: 3, turns: 10, conversations: 2 });
+  c.remember('resp_kept', [{ tier: 'brief', budget: 64, risk: 0.9 }]);
+  for (let i = 0; i < 1000; i++) c.rememberConversation(`conv_${i}`, [{ tier: 'none', budget: 0, risk: 0.01 }]);
+  assert.deepEqual(c.recall('resp_kept'), [{ tier: 'brief', budget: 64, risk: 0.9 }]);
+  assert.equal(c.size.conversations, 2);
+  assert.equal(c.recallConversation('conv_0'), undefined, 'the oldest conversations are forgotten');
+  assert.deepEqual(c.recallConversation('conv_999'), [{ tier: 'none', budget: 0, risk: 0.01 }]);
+  // a conversation and a response of the same id do not share a window
+  c.rememberConversation('same', [{ tier: 'deep', budget: 512, risk: 0.5 }]);
+  assert.equal(c.recall('same'), undefined);
+});

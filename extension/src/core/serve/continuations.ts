@@ -24,6 +24,8 @@ export type Turn = Pick<Assessment, 'tier' | 'budget' | 'risk'>;
 export const CONTINUATIONS_LIMIT = 100_000;
 /** the most turns they hold together (about 60 bytes each) */
 export const CONTINUATION_TURNS_LIMIT = 400_000;
+/** the most stored conversations remembered (apart from the response ids; 4 turns each on average) */
+export const CONVERSATIONS_LIMIT = 100_000;
 /** the most of the gateway's own refusal ids remembered */
 export const REFUSALS_LIMIT = 20_000;
 /** a response id longer than this is held by its SHA-256 (ids are tens of characters; a client may choose a longer one) */
@@ -68,15 +70,18 @@ class TurnsLru {
 export class Continuations {
   private readonly answered: TurnsLru;
   private readonly refused: TurnsLru;
+  /** stored conversations, apart: many conversations cannot push out the response ids */
+  private readonly conversations: TurnsLru;
   /**
    * `stricter(a, b)`: whether turn a is handled more strictly than b (the gateway's order:
    * a refused tier, then `brief`, then the larger budget, then the higher risk)
    */
   constructor(private readonly stricter: (a: Turn, b: Turn) => boolean,
-    limits: { ids?: number; turns?: number; refusals?: number } = {}) {
+    limits: { ids?: number; turns?: number; refusals?: number; conversations?: number } = {}) {
     this.answered = new TurnsLru(limits.ids ?? CONTINUATIONS_LIMIT, limits.turns ?? CONTINUATION_TURNS_LIMIT);
     const refusals = limits.refusals ?? REFUSALS_LIMIT;
     this.refused = new TurnsLru(refusals, refusals * 64);
+    this.conversations = new TurnsLru(limits.conversations ?? CONVERSATIONS_LIMIT, (limits.conversations ?? CONVERSATIONS_LIMIT) * 4);
   }
 
   /**
@@ -102,21 +107,22 @@ export class Continuations {
   /**
    * Remembers a stored conversation's (OpenAI's `conversation`) last turns after a request in it:
    * the window moves on with the conversation (a later request replaces it, as a chat request's
-   * last messages do); held with the answered ids, under keys of their own.
+   * last messages do). Called once the upstream answered the request (it stored the turn).
+   * Held apart from the response ids, so that many conversations cannot push those out.
    */
   rememberConversation(id: string, window: readonly Turn[]): void {
     if (id === '' || window.length === 0) return;
-    this.answered.set(`c${key(id)}`, window.map(({ tier, budget, risk }) => ({ tier, budget, risk })));
+    this.conversations.set(key(id), window.map(({ tier, budget, risk }) => ({ tier, budget, risk })));
   }
 
   /** the turns remembered for a conversation, undefined when no request in it came through this gateway (or it was forgotten) */
   recallConversation(id: string): readonly Turn[] | undefined {
-    return this.answered.get(`c${key(id)}`);
+    return this.conversations.get(key(id));
   }
 
-  /** ids and turns held (upstream answers, then refusals) */
-  get size(): { ids: number; turns: number; refusals: number } {
-    return { ids: this.answered.size, turns: this.answered.turns, refusals: this.refused.size };
+  /** ids and turns held (upstream answers, then refusals, then conversations) */
+  get size(): { ids: number; turns: number; refusals: number; conversations: number } {
+    return { ids: this.answered.size, turns: this.answered.turns, refusals: this.refused.size, conversations: this.conversations.size };
   }
 
   /** the strictest turn of a window (windows held are never empty: remember keeps none) */

@@ -750,9 +750,11 @@ export function createGateway(opts: GatewayOptions): Gateway {
     const history = fromResponse && fromConversation ? [...fromConversation, ...fromResponse] : fromResponse ?? fromConversation;
     // earlier turns this gateway did not see (another replica answered them, or a restart forgot
     // them): handled at least as `unknown_context` says (default none: on what the request brings)
-    const unseen = (continued?.response !== undefined && !fromResponse) || (continued?.conversation !== undefined && !fromConversation);
+    const unseen = (continued?.response !== undefined && !fromResponse) || (continued?.conversation !== undefined && !fromConversation)
+      || continued?.references === true;
     const assumed: Handled | undefined = unseen && policy.unknownContext !== undefined && policy.unknownContext !== 'none'
-      ? { tier: policy.unknownContext, budget: budgetOf(opts.allocator.policy, policy.unknownContext), risk: 0 } : undefined;
+      // (no risk: nothing was scored; NaN is never the stricter of two risks)
+      ? { tier: policy.unknownContext, budget: budgetOf(opts.allocator.policy, policy.unknownContext), risk: Number.NaN } : undefined;
     // nothing to score (no user message, or a last one without text: an image alone, an empty
     // string): the allocator would score the empty string. Forwarded as sent, without a budget,
     // unless it continues a conversation the gateway scored (or one it assumes a tier for)
@@ -804,7 +806,12 @@ export function createGateway(opts: GatewayOptions): Gateway {
         // where the policy refuses tiers, an unscored request would pass every refusal: it
         // fails closed (503, the client may retry); otherwise it is forwarded unchanged
         const closed = policy.refuse.size > 0 && !opts.observeOnly;
-        log({ level: 'error', msg: closed ? 'allocator failed; request answered 503' : 'allocator failed; request forwarded unchanged', id, route: r.route, error: (err as Error).message });
+        // the unknown_context floor needs no score: where the request is forwarded, it still holds
+        if (!closed && assumed) {
+          a = assumed;
+          kept = [assumed];
+        }
+        log({ level: 'error', msg: closed ? 'allocator failed; request answered 503' : a ? 'allocator failed; request handled at the unknown_context tier' : 'allocator failed; request forwarded unchanged', id, route: r.route, error: (err as Error).message });
         if (closed) {
           metrics.http.inc({ route: r.route, status: '503' });
           send(res, 503, openaiError('the gateway could not score this request, and it refuses some prompts (--policy refuse=…): try again', 'server_error', null, 'allocator_unavailable'), { 'retry-after': '1' });
@@ -825,7 +832,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     const budget = a && r.givesBudget ? (opts.maxBudget !== undefined ? Math.max(0, Math.min(opts.maxBudget, a.budget)) : a.budget) : 0;
     const extra: Record<string, string> = {
       'x-conscience-tier': tier,
-      ...(unscored === null ? { 'x-conscience-risk': a ? a.risk.toFixed(4) : 'nan' } : { 'x-conscience-unscored': unscored.header }),
+      ...(unscored === null ? { 'x-conscience-risk': a && Number.isFinite(a.risk) ? a.risk.toFixed(4) : 'nan' } : { 'x-conscience-unscored': unscored.header }),
       ...(r.givesBudget ? { 'x-conscience-budget': String(budget) } : {}),
     };
     if (truncated) extra['x-conscience-truncated'] = '1';
@@ -880,11 +887,11 @@ export function createGateway(opts: GatewayOptions): Gateway {
     };
     if (a || unscored !== null) metrics.requests.inc({ tier, action, route: r.route });
     const base = {
-      id, tier, risk: a ? Number(a.risk.toFixed(4)) : null, budget, ...(n > 1 ? { n } : {}), action, ...(unscored !== null ? { unscored: unscored.reason } : {}), stream,
+      id, tier, risk: a && Number.isFinite(a.risk) ? Number(a.risk.toFixed(4)) : null, budget, ...(n > 1 ? { n } : {}), action, ...(unscored !== null ? { unscored: unscored.reason } : {}), stream,
       ...(prompts.texts.length > 1 ? { prompts: prompts.texts.length } : {}),
       ...(continued?.response !== undefined ? { previous_response: fromResponse ? 'known' : 'unknown' } : {}),
       ...(continued?.conversation !== undefined ? { conversation: fromConversation ? 'known' : 'unknown' } : {}),
-      ...(assumed ? { assumed: assumed.tier } : {}),
+      ...(assumed && a ? { assumed: assumed.tier } : {}),
       ...(raisedLong ? { long_prompt: policy.longPrompt } : {}),
       allocator_ms: round(allocatorMs), ...(a?.unfamiliar ? { unfamiliar: true } : {}),
     };
@@ -896,7 +903,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       const answer = r.refusal(body, stream, n, policy.refusal);
       // a continuation of the refusal is refused again, without asking the upstream
       if (answer.id !== undefined) continuations.remember(answer.id, kept, true);
-      if (continued?.conversation !== undefined) continuations.rememberConversation(continued.conversation, kept);
+      // (the upstream never sees a refusal, so its conversation does not move on: not remembered)
       if (res.headersSent) res.destroy();
       else {
         res.writeHead(200, { 'content-type': answer.contentType, ...(stream ? { 'cache-control': 'no-cache' } : { 'content-length': Buffer.byteLength(answer.body) }), ...extra });
@@ -910,8 +917,6 @@ export function createGateway(opts: GatewayOptions): Gateway {
 
     handOver();
     const keep = opts.logPrompts ? 64 * 1024 : 0;
-    // the upstream adds this request to the stored conversation: its next request is scored with these turns
-    if (continued?.conversation !== undefined) continuations.rememberConversation(continued.conversation, kept);
     forward(req, res, {
       body: out,
       extra,
@@ -920,7 +925,13 @@ export function createGateway(opts: GatewayOptions): Gateway {
       release,
       answer: {
         stream,
-        parser: (sse) => r.parser(template, sse, keep, (responseId) => continuations.remember(responseId, kept)),
+        // an answer (2xx, its response id read): the upstream stored this turn, in the
+        // conversation too, whose next request is then scored with these turns; a request the
+        // upstream rejected moves nothing on
+        parser: (sse) => r.parser(template, sse, keep, (responseId) => {
+          continuations.remember(responseId, kept);
+          if (continued?.conversation !== undefined) continuations.rememberConversation(continued.conversation, kept);
+        }),
         done: (stats, info) => {
           countBudget(Math.max(1, stats ? stats.choices.length + stats.dropped : 0));
           let counts: Record<string, unknown> = {};

@@ -341,8 +341,10 @@ export const RESPONSES: RouteAdapter = {
       throw new RequestError(`'conversation' must be a conversation id (a string) or an object with a string 'id', got ${typeName(c)}`, 'conversation');
     }
     if (c !== undefined && c !== null && conv == null) throw new RequestError("'conversation' must be a conversation id (a string) or an object with a string 'id', got an object without one", 'conversation');
-    const out: Continued = { ...(typeof p === 'string' ? { response: p } : {}), ...(typeof conv === 'string' ? { conversation: conv } : {}) };
-    return out.response !== undefined || out.conversation !== undefined ? out : null;
+    // input items that name stored items by id (`item_reference`): context the request does not carry
+    const refs = Array.isArray(body.input) && body.input.some((x) => x !== null && typeof x === 'object' && (x as Body).type === 'item_reference');
+    const out: Continued = { ...(typeof p === 'string' ? { response: p } : {}), ...(typeof conv === 'string' ? { conversation: conv } : {}), ...(refs ? { references: true } : {}) };
+    return out.response !== undefined || out.conversation !== undefined || out.references ? out : null;
   },
 };
 
@@ -350,6 +352,8 @@ export const RESPONSES: RouteAdapter = {
 export interface Continued {
   response?: string;
   conversation?: string;
+  /** the input names stored items by id (`item_reference`), which the gateway has not read */
+  references?: boolean;
 }
 
 /** The adapter of a canonical path, for POST requests; undefined for every other route (passed through). */
