@@ -48,7 +48,7 @@ def test_sft_then_grpo_learns_the_format_then_the_budget(tmp_path):
     sft_out, grpo_out = tmp_path / "sft", tmp_path / "grpo"
     sft = _run("conscience.sft", "recipes/demo/sft-tiny.yaml", sft_out)
     probes = [e for e in sft if e["type"] == "metrics" and FORMAT in e["values"]]
-    assert probes[0]["step"] == 0 and probes[-1]["step"] == 300
+    assert probes[0]["step"] == 0 and probes[-1]["step"] == 450
     before, after = probes[0]["values"][FORMAT], probes[-1]["values"][FORMAT]
     print(f"SFT safety_format {before:.3f} -> {after:.3f}; budget_abs_err {probes[0]['values'][ERR]:.2f} -> {probes[-1]['values'][ERR]:.2f}")
     assert before <= 0.3
