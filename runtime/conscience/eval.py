@@ -1633,6 +1633,9 @@ def make_training_callback(eval_recipe_path: str, every_steps: int, writer: Any,
     from transformers import TrainerCallback
 
     recipe = load_eval_recipe(eval_recipe_path, policy=(safety, system_prompt, allocator) if safety is not None else None)
+    # a judge that cannot be made here (the classifier's package missing) stops the run before
+    # training, as a bad eval recipe does, not at its first evaluation
+    Judge(recipe.judge)
 
     class _InTrainerEngine(TransformersEngine):
         share_prefix = False  # the weights change between evals, so a cached prefix would go stale
