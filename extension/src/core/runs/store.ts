@@ -319,17 +319,22 @@ export async function listRuns(root: string, skipped?: (name: string, err: Error
   return out.sort((a, b) => b.createdAt - a.createdAt || b.id.localeCompare(a.id));
 }
 
+/** Writes `name` in a run's folder through a temporary file and a rename: a reader never sees half of it. */
+async function writeAtomic(dir: string, name: string, data: string | Buffer): Promise<void> {
+  const tmp = join(dir, `.${name}.${process.pid}.${Math.random().toString(36).slice(2)}`);
+  await writeFile(tmp, data, { mode: 0o644 });
+  await rename(tmp, join(dir, name));
+}
+
 /** Writes run.json atomically so a reader never sees half a record. */
 export async function writeRun(root: string, rec: RunRecord): Promise<void> {
   const dir = runDir(root, rec.id);
   await mkdir(dir, { recursive: true });
   rec.updatedAt = Date.now() / 1000;
-  const tmp = join(dir, `.run.json.${process.pid}.${Math.random().toString(36).slice(2)}`);
-  await writeFile(tmp, JSON.stringify(rec, null, 2) + '\n', { mode: 0o644 });
-  await rename(tmp, join(dir, 'run.json'));
+  await writeAtomic(dir, 'run.json', JSON.stringify(rec, null, 2) + '\n');
 }
 
-/** The recipe as launched, kept beside the run (the workspace file may change after): what compare's config diff reads. */
+/** The recipe the latest attempt started with, kept beside the run (the workspace file may change after): what compare's config diff reads. */
 export const RECIPE_SNAPSHOT = 'recipe.yaml';
 
 /** The name an attempt's predecessor recipe is kept under when a resume starts from a changed one. */
@@ -354,9 +359,7 @@ export async function snapshotRecipe(root: string, id: string, recipeFile: strin
       await writeFile(join(dir, kept), before);
     }
   }
-  const tmp = join(dir, `.${RECIPE_SNAPSHOT}.${process.pid}.${Math.random().toString(36).slice(2)}`);
-  await writeFile(tmp, now);
-  await rename(tmp, join(dir, RECIPE_SNAPSHOT));
+  await writeAtomic(dir, RECIPE_SNAPSHOT, now);
   return kept;
 }
 
