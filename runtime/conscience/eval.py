@@ -49,6 +49,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
+# light to import: torch and the encoder load only when a text is embedded
+from .refusal import HELDOUT_SETS, TESTS_DATA
+
 logger = logging.getLogger("conscience.eval")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -57,10 +60,9 @@ RESULTS_FILE = "results.json"
 ENGINES = ("auto", "transformers", "vllm", "openai")
 JUDGES = ("classifier", "detector", "llm")
 LABELS = ("harmful", "benign", "borderline")
-# the labelled completions a judge's accuracy is measured on: written by someone who never saw
-# the detector's rules or the classifier's training rows, and fitted on by neither
-LABELLED_SETS = ("refusal_independent.jsonl", "refusal_independent2.jsonl")
-_TESTS_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "data")
+# the labelled completions a judge's accuracy is measured on: the refusal classifier's held-out sets
+LABELLED_SETS = HELDOUT_SETS
+_TESTS_DATA = TESTS_DATA
 
 
 class EvalError(ValueError):
@@ -1088,13 +1090,15 @@ class Judge:
 
     def __init__(self, cfg: JudgeConfig) -> None:
         self.cfg = cfg
+        self._head: Optional[dict] = None
         if cfg.kind == "classifier":
-            # before anything is generated: a host without the encoder's package fails now, naming it
+            # before anything is generated: a host without the encoder's package fails now, naming
+            # it; the head is read once, here, for every batch this judge scores
             from .refusal import encoder_dir, load_head
 
             try:
                 encoder_dir()
-                load_head()
+                self._head = load_head()
             except (RuntimeError, OSError, ValueError) as e:
                 raise EvalError(f"judge.kind classifier: {e}") from e
 
@@ -1113,7 +1117,7 @@ class Judge:
 
             # p: the head's probability, where the detector had not already found a refusal
             return [{"refused": v["refused"], "judge": "classifier", **({"p": v["p"]} if v["p"] is not None else {})}
-                    for v in classify([a for _, a in items])]
+                    for v in classify([a for _, a in items], self._head)]
 
         def one(item: tuple[str, str]) -> dict:
             prompt, answer = item
