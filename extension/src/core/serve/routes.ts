@@ -336,11 +336,12 @@ export const RESPONSES: RouteAdapter = {
     if (p !== undefined && p !== null && typeof p !== 'string') throw new RequestError(`'previous_response_id' must be a string, got ${typeName(p)}`, 'previous_response_id');
     // OpenAI's `conversation`: its id, or an object with one
     const c = body.conversation;
-    const conv = c !== null && typeof c === 'object' && !Array.isArray(c) ? (c as Body).id : c;
-    if (conv !== undefined && conv !== null && typeof conv !== 'string') {
-      throw new RequestError(`'conversation' must be a conversation id (a string) or an object with a string 'id', got ${typeName(c)}`, 'conversation');
+    const obj = c !== null && typeof c === 'object' && !Array.isArray(c);
+    const conv = obj ? (c as Body).id : c;
+    if (c !== undefined && c !== null && typeof conv !== 'string') {
+      const got = !obj ? typeName(c) : conv === undefined || conv === null ? 'an object without one' : typeName(c);
+      throw new RequestError(`'conversation' must be a conversation id (a string) or an object with a string 'id', got ${got}`, 'conversation');
     }
-    if (c !== undefined && c !== null && conv == null) throw new RequestError("'conversation' must be a conversation id (a string) or an object with a string 'id', got an object without one", 'conversation');
     // input items that name stored items by id (`item_reference`): context the request does not carry
     const refs = Array.isArray(body.input) && body.input.some((x) => x !== null && typeof x === 'object' && (x as Body).type === 'item_reference');
     const out: Continued = { ...(typeof p === 'string' ? { response: p } : {}), ...(typeof conv === 'string' ? { conversation: conv } : {}), ...(refs ? { references: true } : {}) };
