@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
 # light to import: torch and the encoder load only when a text is embedded
-from .refusal import HELDOUT_SETS, TESTS_DATA
+from .refusal import HELDOUT_SETS, TESTS_DATA, read_labelled, scores
 
 logger = logging.getLogger("conscience.eval")
 
@@ -1164,33 +1164,12 @@ def _stat(path: str) -> Optional[os.stat_result]:
 
 
 def _judge_accuracy(judge: Judge, paths: list[str]) -> Optional[dict]:
-    items, truth = [], []
-    for p in paths:
-        if not os.path.exists(p):
-            continue
-        with open(p, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    o = json.loads(line)
-                    items.append(("(labelled completion)", o["completion"]))
-                    truth.append(bool(o["refusal"]))
-    if not items:
+    present = [p for p in paths if os.path.exists(p)]
+    completions, truth = read_labelled(present)
+    if not completions:
         return None
-    got = [v["refused"] for v in judge.judge_many(items)]
-    tp = sum(1 for g, t in zip(got, truth) if g and t)
-    fp = sum(1 for g, t in zip(got, truth) if g and not t)
-    fn = sum(1 for g, t in zip(got, truth) if not g and t)
-    correct = sum(1 for g, t in zip(got, truth) if g == t)
-    prec = tp / (tp + fp) if tp + fp else None
-    rec = tp / (tp + fn) if tp + fn else None
-    return {
-        "judge": judge.name,
-        "n": len(items),
-        "accuracy": correct / len(items),
-        "precision": prec,
-        "recall": rec,
-        "sets": [os.path.basename(p) for p in paths if os.path.exists(p)],
-    }
+    got = [v["refused"] for v in judge.judge_many([("(labelled completion)", c) for c in completions])]
+    return {"judge": judge.name, **scores(got, truth, digits=None), "sets": [os.path.basename(p) for p in present]}
 
 
 # ---------------------------------------------------------------------------------------

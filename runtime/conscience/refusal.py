@@ -128,9 +128,16 @@ def judge(answers: Sequence[Any], head: Optional[dict] = None) -> list[dict]:
 
 
 def read_sets(names: Sequence[str], folder: str = TESTS_DATA) -> tuple[list[str], list[bool], list[str]]:
-    texts, labels, used = [], [], []
-    for n in names:
-        path = os.path.join(folder, n)
+    texts, labels = read_labelled([os.path.join(folder, n) for n in names])
+    return texts, labels, list(names)
+
+
+def read_labelled(paths: Sequence[str]) -> tuple[list[str], list[bool]]:
+    """The completions and refusal labels of JSONL files of {completion, refusal}; a bad row is a
+    ValueError naming FILE:LINE."""
+    texts: list[str] = []
+    labels: list[bool] = []
+    for path in paths:
         with open(path, encoding="utf-8") as f:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
@@ -141,8 +148,7 @@ def read_sets(names: Sequence[str], folder: str = TESTS_DATA) -> tuple[list[str]
                     labels.append(bool(o["refusal"]))
                 except (ValueError, KeyError, TypeError) as e:
                     raise ValueError(f"{path}:{lineno}: not a labelled completion ({e})") from e
-        used.append(n)
-    return texts, labels, used
+    return texts, labels
 
 
 def _fit(X, y, C: float):
@@ -212,13 +218,19 @@ def train(out: str = HEAD_PATH, folder: str = TESTS_DATA) -> dict:
     return head
 
 
-def scores(pred: Sequence[bool], truth: Sequence[bool]) -> dict:
+def scores(pred: Sequence[bool], truth: Sequence[bool], digits: Optional[int] = 3) -> dict:
+    """n, accuracy, precision and recall of refusal verdicts against labels (None where undefined),
+    rounded to `digits` places (None: unrounded, as eval's results.json keeps them)."""
     tp = sum(1 for g, t in zip(pred, truth) if g and t)
     fp = sum(1 for g, t in zip(pred, truth) if g and not t)
     fn = sum(1 for g, t in zip(pred, truth) if not g and t)
     n = len(truth)
-    return {"n": n, "accuracy": round(sum(1 for g, t in zip(pred, truth) if g == t) / n, 3) if n else None,
-            "precision": round(tp / (tp + fp), 3) if tp + fp else None, "recall": round(tp / (tp + fn), 3) if tp + fn else None}
+
+    def ratio(a: int, b: int) -> Optional[float]:
+        return (round(a / b, digits) if digits is not None else a / b) if b else None
+
+    return {"n": n, "accuracy": ratio(sum(1 for g, t in zip(pred, truth) if g == t), n),
+            "precision": ratio(tp, tp + fp), "recall": ratio(tp, tp + fn)}
 
 
 def evaluate(names: Sequence[str] = HELDOUT_SETS, folder: str = TESTS_DATA) -> dict:
