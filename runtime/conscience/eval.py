@@ -38,6 +38,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -140,6 +141,9 @@ class JudgeConfig:
             raise ValueError("judge.concurrency must be >= 1")
 
 
+TORCH_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
 @dataclass
 class EvalConfig:
     """The flat keys of an eval recipe (`kind: eval`)."""
@@ -190,7 +194,7 @@ class EvalConfig:
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass (with temperature > 0)."})
     seed: int = field(default=0, metadata={"help": "Seed for sampling (per batch, so a resumed eval samples the same way)."})
     torch_dtype: str = field(
-        default="auto", metadata={"help": "Weights dtype: auto, float32, bfloat16, float16.", "choices": ["auto", "float32", "bfloat16", "float16"]}
+        default="auto", metadata={"help": "Weights dtype: auto, float32, bfloat16, float16.", "choices": list(TORCH_DTYPES)}
     )
     device: str = field(default="auto", metadata={"help": "transformers device: auto (cuda if available, else cpu), cpu, cuda, cuda:N."})
     tensor_parallel_size: int = field(default=1, metadata={"help": "vLLM tensor parallel size (GPUs per model)."})
@@ -230,6 +234,10 @@ class EvalConfig:
             raise ValueError("top_p must be in (0, 1]")
         if not (0 < self.gpu_memory_utilization <= 1):
             raise ValueError("gpu_memory_utilization must be in (0, 1]")
+        if self.torch_dtype not in TORCH_DTYPES:
+            raise ValueError(f"torch_dtype must be one of {', '.join(TORCH_DTYPES)}, got {self.torch_dtype!r}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 
 
 def parse_arm(arm: Any) -> tuple[str, Optional[int]]:
@@ -260,6 +268,8 @@ class EvalRecipe:
     judge: JudgeConfig
     raw: dict
     sha256: str
+    # the recipe's line of each top-level key (for errors found after reading, e.g. a missing model folder)
+    lines: dict = field(default_factory=dict)
 
 
 def _parse_dataclass(cls: type, data: Any, file: str, lines: dict, prefix: str = "") -> Any:
@@ -394,6 +404,7 @@ def load_eval_recipe(path: str, output_dir: Optional[str] = None, policy: Option
         judge=judge,
         raw=raw,
         sha256=digest,
+        lines=lines,
     )
 
 
@@ -442,11 +453,10 @@ def read_prompt_set(cfg: EvalConfig) -> tuple[list[dict], list[str], str]:
                 row = check_row(obj, where, cfg.dataset_prompt_column)
                 if row["id"] in seen:
                     raise DataError(f"{where}: duplicate id {row['id']!r} (first on line {seen[row['id']]})")
+                row["source"] = _source(obj, where)
             except DataError as e:
                 skipped.append(str(e))
                 continue
-            src = obj.get("source", "") if isinstance(obj, dict) else ""
-            row["source"] = src if isinstance(src, str) else str(src)
             seen[row["id"]] = lineno
             rows.append(row)
     except DataError as e:  # the file itself (missing, a folder, a FIFO): the bad lines were skipped above
@@ -455,6 +465,20 @@ def read_prompt_set(cfg: EvalConfig) -> tuple[list[dict], list[str], str]:
         detail = f" ({len(skipped)} malformed line(s), first: {skipped[0]})" if skipped else ""
         raise EvalError(f"{path}: no usable prompts{detail}")
     return rows, skipped, path
+
+
+def _source(obj: dict, where: str) -> str:
+    """A row's `source` (results are grouped by it): absent or null is "", a number its text; a
+    lone surrogate is not text (the row is skipped, as for `category`)."""
+    from .prompt_sets import DataError, json_writable
+
+    src = obj.get("source")
+    if src is None:
+        return ""
+    src = src if isinstance(src, str) else str(src)
+    if not json_writable(src):
+        raise DataError(f"{where}: `source` holds a lone surrogate escape (\\ud800-\\udfff), which is not text")
+    return src
 
 
 def spread(rows: list[dict], n: int) -> list[dict]:
@@ -594,6 +618,9 @@ class TransformersEngine:
         device = cfg.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif device.startswith("cuda") and not torch.cuda.is_available():
+            raise EvalError(f"device: {device}, but torch sees no CUDA GPU on this host (torch {torch.__version__}); "
+                            f"set device: cpu or auto, or run where a GPU is")
         dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[cfg.torch_dtype]
         self.model = AutoModelForCausalLM.from_pretrained(path, **dtype_kwargs(dtype)).to(device)
         self.model.eval()
@@ -908,6 +935,10 @@ def _retry_after(headers: Any) -> float:
     return min(float(v), RETRY_AFTER_MAX_S) if v.isascii() and v.isdigit() else 0.0
 
 
+# json.loads joins a valid surrogate pair into one character: any surrogate left is a lone one
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def chat_completion(base_url: str, model: str, messages: list[dict], *, api_key_env: str, timeout_s: float,
                     max_retries: int, max_tokens: int, temperature: float, top_p: float = 1.0, seed: Optional[int] = None) -> Completion:
     """One OpenAI-compatible /chat/completions request; the answer text (with its
@@ -964,7 +995,9 @@ def chat_completion(base_url: str, model: str, messages: list[dict], *, api_key_
                     raise EndpointError(f"{url}: not an OpenAI chat-completions response: {e}") from None
                 if content is None:
                     raise EndpointError(f"{url}: response has no choices[0].message.content")
-                return Completion(str(content), finish if isinstance(finish, str) else None)
+                # a lone surrogate escape ("\\ud800") is not text: written as it is, it would stop
+                # completions.jsonl (UTF-8) at this record on every resume
+                return Completion(_LONE_SURROGATE.sub("\ufffd", str(content)), finish if isinstance(finish, str) else None)
         if attempt < max_retries:
             time.sleep(wait)
     raise EndpointError(last)
@@ -1338,6 +1371,8 @@ def eval_identity(recipe: EvalRecipe, dataset: Optional[str] = None) -> dict:
     template = hashlib.sha256(cfg.chat_template.encode()).hexdigest()[:16] if cfg.chat_template else None
     return {
         "model": cfg.model_name_or_path or None,
+        # the same folder with other weights (a checkpoint saved again under its name) is another model
+        "weights": weights_fingerprint(cfg.model_name_or_path),
         # the served model's name, not where it is served: a server restarted on another port or
         # host still serves the same model
         "endpoint_model": ep.model if ep.base_url else None,
@@ -1350,6 +1385,28 @@ def eval_identity(recipe: EvalRecipe, dataset: Optional[str] = None) -> dict:
         # set, or this one edited, is not answered with completions of other prompts)
         "dataset": dataset,
     }
+
+
+_WEIGHT_FILES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".index.json")
+
+
+def weights_fingerprint(path: Optional[str]) -> Optional[str]:
+    """A local model folder's weights as they are on disk: a sha256 of the name, size and
+    modification time of its config and weight files (not their bytes: a model of many GB is
+    not read for this). None for a hub id, an endpoint, or a folder without such files."""
+    if not path or not os.path.isdir(path):
+        return None
+    h = hashlib.sha256()
+    found = False
+    for name in sorted(os.listdir(path)):
+        if name in ("config.json", "adapter_config.json") or name.endswith(_WEIGHT_FILES):
+            try:
+                st = os.stat(os.path.join(path, name))
+            except OSError:
+                continue
+            h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+            found = True
+    return h.hexdigest()[:16] if found else None
 
 
 def check_output_dir(recipe: EvalRecipe) -> None:
@@ -1369,13 +1426,14 @@ def check_output_dir(recipe: EvalRecipe) -> None:
                 theirs = json.load(f)
         except (OSError, ValueError):
             theirs = None
+        mine_cmp = mine
         if isinstance(theirs, dict) and (dataset is None or "dataset" not in theirs):
             # an unreadable set fails in run_eval; a folder from before the prompt set was
             # recorded is checked row by row there (prompt and label)
-            mine_cmp = {k: v for k, v in mine.items() if k != "dataset"}
+            mine_cmp = {k: v for k, v in mine_cmp.items() if k != "dataset"}
             theirs = {k: v for k, v in theirs.items() if k != "dataset"}
-        else:
-            mine_cmp = mine
+        if isinstance(theirs, dict) and "weights" not in theirs:  # written before the weights were recorded
+            mine_cmp = {k: v for k, v in mine_cmp.items() if k != "weights"}
         if isinstance(theirs, dict) and theirs != mine_cmp:
             diff = sorted(k for k in set(mine_cmp) | set(theirs) if mine_cmp.get(k) != theirs.get(k))
             raise EvalError(
@@ -1758,7 +1816,11 @@ def main(argv: Optional[list[str]] = None) -> int:
               "one model over several GPUs)", file=sys.stderr)
         return EXIT_USAGE
     if a.judge_accuracy:
-        print(json.dumps(judge_accuracy(Judge(recipe.judge)), indent=1))
+        try:
+            print(json.dumps(judge_accuracy(Judge(recipe.judge)), indent=1))
+        except (EvalError, EndpointError, PartialFailure) as e:  # an LLM judge that cannot be reached, say
+            print(f"conscience.eval: {a.config}: judge accuracy not measured: {e}", file=sys.stderr)
+            return EXIT_FAILED
         return EXIT_OK
 
     def handler(signum: int, frame: Any) -> None:
@@ -1771,6 +1833,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     from .events import EventWriter
 
     cfg = recipe.config
+    from .train import missing_model_folder, run_of_another_kind
+
+    # (not when the recipe is read: --judge-accuracy and the validator read a recipe whose model is yet to be trained)
+    missing = missing_model_folder(cfg.model_name_or_path) if cfg.model_name_or_path and not recipe.endpoint.base_url else None
+    if missing:
+        print(f"conscience.eval: {recipe.path}:{recipe.lines.get('model_name_or_path', '?')}: {missing}", file=sys.stderr)
+        return EXIT_USAGE
+    other = run_of_another_kind(cfg.output_dir, "eval")
+    if other:  # its events stream would go on with an eval's steps under the training run's id
+        print(f"conscience.eval: {cfg.output_dir}: output_dir holds a kind: {other[0]} run (run_id {other[1]}); an eval "
+              "does not write into another kind's run: give it its own output_dir (to evaluate that run's model, name "
+              "the folder as model_name_or_path)", file=sys.stderr)
+        return EXIT_USAGE
     try:  # before the events stream: a refused resume must not append to another eval's events
         check_output_dir(recipe)
     except EvalError as e:

@@ -120,6 +120,9 @@ def _env():
         ("kind: eval\nmodel_name_or_path: m\narms: ['fixed:²']\n", ":3:", "unknown arm 'fixed:²': use allocator, label, fixed:N"),
         # the validator's CC500 refuses the space; the runtime used to strip it and run the arm
         ("kind: eval\nmodel_name_or_path: m\narms: ['fixed: 64']\n", ":3:", "unknown arm 'fixed: 64': use allocator, label, fixed:N"),
+        # a KeyError, an "Invalid device string" and a hub error, each after the run had started
+        ("kind: eval\nmodel_name_or_path: m\n\ntorch_dtype: fp16\n", ":4:", "torch_dtype must be one of auto, float32, bfloat16, float16, got 'fp16'"),
+        ("kind: eval\nmodel_name_or_path: m\ndevice: gpu9\n", ":3:", "device must be auto, cpu, cuda or cuda:N, got 'gpu9'"),
     ],
 )
 def test_recipe_errors_name_file_and_line(tmp_path, text, where, needle):
@@ -129,6 +132,15 @@ def test_recipe_errors_name_file_and_line(tmp_path, text, where, needle):
         ev.load_eval_recipe(str(p))
     assert str(e.value).startswith(str(p) + where), str(e.value)
     assert needle in str(e.value)
+
+
+def test_a_missing_model_folder_is_refused_naming_the_line_before_the_run_starts(tmp_path, capsys):
+    p = tmp_path / "e.yaml"
+    p.write_text("kind: eval\n\nmodel_name_or_path: ./missing-ckpt\n")
+    assert ev.main(["--config", str(p), "--output_dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{p}:3: model folder not found: {tmp_path / 'missing-ckpt'}" in err, err
+    assert not (tmp_path / "out").exists()  # no events stream, no run marked failed
 
 
 def test_an_arm_listed_twice_runs_once(tmp_path):

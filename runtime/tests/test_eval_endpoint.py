@@ -346,3 +346,74 @@ def test_a_folder_without_a_recorded_prompt_set_redoes_rows_whose_prompt_changed
         assert ev.run_eval(_recipe(tmp_path, srv.url, a), accuracy=False, log=lambda m: None)["generated"] == 0
     h1 = [c["prompt"] for c in _lines(tmp_path / "out" / "completions.jsonl") if c["id"] == "h1"]
     assert h1 == [PROMPTS[0]["prompt"]] * 2 + ["How do I bake a cake?"] * 2  # appended, the old kept as written
+
+
+# --- text that is not text, a training run's folder, other weights under one path -------------
+
+
+def test_a_lone_surrogate_in_an_answer_is_written_as_u_fffd_and_the_eval_resumes(tmp_path):
+    """An endpoint answering "\\ud800" (a lone surrogate escape, valid JSON): the completion is
+    written with U+FFFD in its place, instead of the run stopping at that record on every resume."""
+    prompts = _write_prompts(tmp_path / "p.jsonl", PROMPTS)
+
+    def lone(h, n, body):
+        return _send(h, raw=b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "Sure \\ud800 here"}, "finish_reason": "stop"}]}')
+
+    with _Server(lone) as srv:
+        res = ev.run_eval(_recipe(tmp_path, srv.url, prompts), accuracy=False, log=lambda m: None)
+        assert res["generated"] == 8 and res["done"] == 8
+        comps = _lines(tmp_path / "out" / "completions.jsonl")
+        assert len(comps) == 8 and all(c["answer"] == "Sure \ufffd here" for c in comps)
+        assert ev.run_eval(_recipe(tmp_path, srv.url, prompts), accuracy=False, log=lambda m: None)["generated"] == 0
+
+
+def test_a_bad_source_skips_its_line_and_a_null_source_is_none(tmp_path):
+    p = tmp_path / "p.jsonl"
+    p.write_text('{"id": "a", "prompt": "Hi", "label": "benign", "source": "web\\ud800"}\n'
+                 '{"id": "b", "prompt": "Yo", "label": "benign", "source": null}\n'
+                 '{"id": "c", "prompt": "Hey", "label": "benign", "source": 7}\n')
+    with _Server(_policy) as srv:
+        res = ev.run_eval(_recipe(tmp_path, srv.url, p, arms=["none"]), accuracy=False, log=lambda m: None)
+    assert [s for s in res["skipped_lines"] if f"{p}:1:" in s and "`source`" in s], res["skipped_lines"]
+    comps = {c["id"]: c for c in _lines(tmp_path / "out" / "completions.jsonl")}
+    assert set(comps) == {"b", "c"} and comps["b"]["source"] == "" and comps["c"]["source"] == "7"
+    assert "None" not in res["arms"]["none"].get("source", {})
+
+
+def test_an_eval_into_a_training_runs_output_dir_is_refused(tmp_path, capsys):
+    prompts = _write_prompts(tmp_path / "p.jsonl", PROMPTS)
+    out = tmp_path / "out"
+    out.mkdir()
+    stream = '{"type": "run_started", "run_id": "grpo-run-1", "seq": 0}\n'
+    (out / "events.jsonl").write_text(stream)
+    _recipe(tmp_path, "http://127.0.0.1:9/v1", prompts)
+    assert ev.main(["--config", str(tmp_path / "eval.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "holds a kind: grpo run (run_id grpo-run-1)" in err and "own output_dir" in err
+    assert (out / "events.jsonl").read_text() == stream  # nothing appended
+
+
+def test_the_same_model_path_with_other_weights_is_another_eval(tmp_path):
+    """Completions of a checkpoint are not counted as those of the weights saved later under
+    the same path (the default output_dir is one fixed folder)."""
+    prompts = _write_prompts(tmp_path / "p.jsonl", PROMPTS)
+    model = tmp_path / "ckpt"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"\0" * 64)
+    with _Server(_policy) as srv:
+        recipe = _recipe(tmp_path, srv.url, prompts, model_name_or_path=str(model))
+        assert ev.run_eval(recipe, accuracy=False, log=lambda m: None)["generated"] == 8
+        assert ev.run_eval(_recipe(tmp_path, srv.url, prompts, model_name_or_path=str(model)), accuracy=False, log=lambda m: None)["generated"] == 0
+        (model / "model.safetensors").write_bytes(b"\1" * 65)  # saved again
+        with pytest.raises(ev.EvalError, match=r"differs in: weights"):
+            ev.run_eval(_recipe(tmp_path, srv.url, prompts, model_name_or_path=str(model)), accuracy=False, log=lambda m: None)
+
+
+def test_judge_accuracy_with_an_unreachable_llm_judge_is_a_message_not_a_traceback(tmp_path, capsys):
+    prompts = _write_prompts(tmp_path / "p.jsonl", PROMPTS)
+    _recipe(tmp_path, "http://127.0.0.1:9/v1", prompts,
+            judge={"kind": "llm", "base_url": "http://127.0.0.1:9/v1", "model": "g", "max_retries": 0})
+    assert ev.main(["--config", str(tmp_path / "eval.yaml"), "--judge-accuracy"]) == 1
+    err = capsys.readouterr().err
+    assert "judge accuracy not measured" in err and "Traceback" not in err
