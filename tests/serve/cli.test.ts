@@ -112,10 +112,13 @@ test('usage errors exit 2 with a message', () => {
     [['serve', '--upstream', 'http://x', '--replace-auth'], /--replace-auth .*--upstream names no user/],
     [['serve', '--upstream', 'http://x', '--pass-route', 'v1/messages'], /--pass-route takes a path such as \/v1\/messages, got "v1\/messages"/],
     [['serve', '--upstream', 'http://x', '--policy', 'context_turns=0'], /context_turns: expected 1 to 64/],
+    [['serve', '--upstream', 'http://x/v1?api_key=SECRET123'], /--upstream "http:\/\/x\/v1": the upstream URL has a query string/],
+    [['serve', '--upstream', 'http://svc:p%ss@x'], /--upstream "http:\/\/x\/": its user:pass@ is not valid percent-encoding/],
   ] as const) {
     const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, CONSCIENCE_UPSTREAM: '' } });
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, msg);
+    assert.ok(!r.stderr.includes('SECRET123') && !r.stderr.includes('p%ss'), r.stderr);
   }
   // a bad upstream with credentials is named without them
   const r = spawnSync(process.execPath, [CLI, 'serve'], { encoding: 'utf8', env: { ...process.env, CONSCIENCE_UPSTREAM: 'ftp://me:hunter2@x' } });

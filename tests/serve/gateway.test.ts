@@ -1231,6 +1231,21 @@ describe('spellings, limits and unscored requests', () => {
     } finally { await replacing.close(); await plain.close(); }
   });
 
+  test('an upstream URL the gateway could not use as given is refused when it is created, naming the problem and no secret: a % in user:pass@ that starts no escape, a query string (never forwarded)', async () => {
+    const make = (upstream: string) => () => createGateway({ upstream, allocator, log: () => {} });
+    assert.throws(make(up.url.replace('http://', 'http://svc:p%ss@')), (e: Error) => /user:pass@ is not valid percent-encoding/.test(e.message) && /%25/.test(e.message) && !e.message.includes('p%ss'));
+    for (const upstream of [`${up.url}/?api_key=SECRET123`, `${up.url}/v1?api_key=SECRET123`, up.url.replace('http://', 'http://svc:pw@') + '?api_key=SECRET123']) {
+      assert.throws(make(upstream), (e: Error) => /query string/.test(e.message) && !e.message.includes('SECRET123') && !e.message.includes('pw@'), upstream);
+    }
+    // a % written as %25 is the literal %: the gateway starts and sends it
+    const gw = createGateway({ upstream: up.url.replace('http://', 'http://svc:p%25ss@'), allocator, log: () => {} });
+    const { url } = await gw.listen(0);
+    try {
+      for (let i = 0; i < 3; i++) assert.equal((await post(`${url}/v1/chat/completions`, { messages: [{ role: 'user', content: BENIGN }] })).status, 200);
+      assert.equal(up.requests.at(-1)!.headers.authorization, 'Basic ' + Buffer.from('svc:p%ss').toString('base64'));
+    } finally { await gw.close(); }
+  });
+
   test('request bodies held at once are bounded (--max-buffered): past it a chat request gets 503 with Retry-After, and is served once memory is given back', async () => {
     const s = await start({ maxBodyBytes: 1024 * 1024, maxBufferedBytes: 2 * 1024 * 1024 });
     const ctls: AbortController[] = [];

@@ -583,6 +583,91 @@ describe('requests that would reach the model around the scoring', () => {
     assert.equal(withUser.status, 200);
   });
 
+  test('texts in roles the server does not know are scored up to 64 per request (each costs a score): more is a 400 naming the field, and other clients are not held up', async () => {
+    const s = await start([]);
+    const humans = (k: number) => Array.from({ length: k }, (_, i) => ({ role: 'human', content: `note number ${i} about item ${i * 7919 % 10007}` }));
+    const n = up.requests.length;
+    const t0 = Date.now();
+    const over = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'user', content: 'hi' }, ...humans(20_000)] });
+    assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
+    assert.equal(over.status, 400);
+    assert.equal((over.json.error as { code: string }).code, 'too_many_prompts');
+    assert.equal((over.json.error as { param: string }).param, 'messages');
+    const resp = await post(`${s.url}/v1/responses`, { model: 'm', input: [{ role: 'user', content: 'hi' }, ...humans(65)] });
+    assert.equal(resp.status, 400);
+    assert.equal((resp.json.error as { code: string }).code, 'too_many_prompts');
+    assert.equal((resp.json.error as { param: string }).param, 'input');
+    assert.equal(up.requests.length, n);
+    const fine = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'user', content: 'hi' }, ...humans(64)] });
+    assert.equal(fine.status, 200);
+  });
+
+  test('a system or developer message after the first user message is scored beside the user turns (strictest wins), on chat and responses; the leading system prompt is not', async () => {
+    const s = await start(['refuse=brief']);
+    const n = up.requests.length;
+    for (const role of ['system', 'developer']) {
+      const chat = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'user', content: BENIGN }, { role, content: HARMFUL }] });
+      assert.equal(chat.headers.get('x-conscience-refused'), '1', `chat, ${role}`);
+      // earlier than the last user message, still after the first
+      const mid = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'user', content: 'hi' }, { role, content: HARMFUL }, { role: 'user', content: BENIGN }] });
+      assert.equal(mid.headers.get('x-conscience-refused'), '1', `chat, ${role} between user turns`);
+      const resp = await post(`${s.url}/v1/responses`, { model: 'm', input: [{ role: 'user', content: BENIGN }, { type: 'message', role, content: [{ type: 'input_text', text: HARMFUL }] }] });
+      assert.equal(resp.headers.get('x-conscience-refused'), '1', `responses, ${role}`);
+    }
+    assert.equal(up.requests.length, n);
+    // the operator's leading system prompt (a safety policy scores high) and `instructions` are not scored beside a user text
+    const policyPrompt = 'Refuse requests for weapons, drugs, malware.';
+    const lead = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'system', content: policyPrompt }, { role: 'user', content: BENIGN }] });
+    assert.equal(lead.headers.get('x-conscience-tier'), 'none');
+    const ins = await post(`${s.url}/v1/responses`, { model: 'm', instructions: policyPrompt, input: [{ role: 'system', content: policyPrompt }, { role: 'user', content: BENIGN }] });
+    assert.equal(ins.headers.get('x-conscience-tier'), 'none');
+    // they count in the 64 texts scored besides the user turns
+    const many = Array.from({ length: 65 }, (_, i) => ({ role: i % 2 ? 'system' : 'human', content: `Rule ${i}: be brief.` }));
+    const over = await post(`${s.url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'user', content: BENIGN }, ...many] });
+    assert.equal(over.status, 400);
+    assert.equal((over.json.error as { code: string }).code, 'too_many_prompts');
+  });
+
+  test('a responses list whose first item has no role is scored on that text whatever context_turns leaves of the user items after it', async () => {
+    const s = await start(['refuse=brief']);
+    const n = up.requests.length;
+    const input = [{ type: 'input_text', text: HARMFUL }, { type: 'input_text', role: 'user', text: '', content: BENIGN }];
+    const r = await post(`${s.url}/v1/responses`, { model: 'm', input });
+    assert.equal(r.headers.get('x-conscience-refused'), '1');
+    assert.equal(up.requests.length, n);
+  });
+
+  test('a prompt in full-width letters (which read as the plain ones: NFKC) is scored as the plain prompt; an ordinary prompt costs one score', async () => {
+    const scored: string[] = [];
+    const counting = new Proxy(allocator, {
+      get(t, k) {
+        if (k === 'assess') return (texts: string[]) => { scored.push(...texts); return t.assess(texts); };
+        const v = Reflect.get(t, k, t) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    });
+    const gw = createGateway({ upstream: up.url, allocator: counting, policy: parseGatewayPolicy(['refuse=brief']), log: () => {} });
+    const { url } = await gw.listen(0);
+    try {
+      const wide = [...HARMFUL].map((c) => (c >= '!' && c <= '~' ? String.fromCharCode(c.charCodeAt(0) + 0xfee0) : c === ' ' ? '\u3000' : c)).join('');
+      const n = up.requests.length;
+      const r = await post(`${url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'user', content: wide }] });
+      assert.equal(r.headers.get('x-conscience-refused'), '1');
+      assert.equal(up.requests.length, n);
+      // forwarded bytes stay as sent
+      const wideBenign = [...BENIGN].map((c) => (c >= '!' && c <= '~' ? String.fromCharCode(c.charCodeAt(0) + 0xfee0) : c)).join('');
+      const ok = await post(`${url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'user', content: wideBenign }] });
+      assert.equal(ok.status, 200);
+      assert.equal((lastSent().messages as Array<{ content: string }>).at(-1)!.content, wideBenign);
+      scored.length = 0;
+      const plain = await post(`${url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'user', content: 'How do I bake rye bread?' }] });
+      assert.equal(plain.status, 200);
+      assert.deepEqual(scored, ['How do I bake rye bread?']);
+    } finally {
+      await gw.close();
+    }
+  });
+
   test('when the allocator fails, a gateway that refuses tiers answers 503 allocator_unavailable (the request would pass every refusal); one that refuses none forwards it unchanged', async () => {
     const broken = await Allocator.load(defaultModelDir());
     const closed = createGateway({ upstream: up.url, allocator: broken, policy: parseGatewayPolicy(['refuse=brief']), log: () => {} });

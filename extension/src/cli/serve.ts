@@ -117,20 +117,28 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     policy: { ...recipe?.allocatorPolicy, ...policy.allocator },
     policySource: args.recipe ? `${args.recipe}: allocator (with --policy on top)` : '--policy',
   });
-  const gateway = createGateway({
-    upstream: args.upstream,
-    allocator,
-    policy,
-    template: recipe?.template,
-    maxBudget: recipe?.maxBudget,
-    observeOnly: args.observeOnly,
-    logPrompts: args.logPrompts,
-    maxBodyBytes: args.maxBody,
-    maxBufferedBytes: args.maxBuffered,
-    replaceAuthorization: args.replaceAuth,
-    passRoutes: args.passRoutes,
-    upstreamTimeoutMs: args.upstreamTimeout !== undefined ? args.upstreamTimeout * 1000 : undefined,
-  });
+  let gateway: ReturnType<typeof createGateway>;
+  try {
+    gateway = createGateway({
+      upstream: args.upstream,
+      allocator,
+      policy,
+      template: recipe?.template,
+      maxBudget: recipe?.maxBudget,
+      observeOnly: args.observeOnly,
+      logPrompts: args.logPrompts,
+      maxBodyBytes: args.maxBody,
+      maxBufferedBytes: args.maxBuffered,
+      replaceAuthorization: args.replaceAuth,
+      passRoutes: args.passRoutes,
+      upstreamTimeoutMs: args.upstreamTimeout !== undefined ? args.upstreamTimeout * 1000 : undefined,
+    });
+  } catch (err) {
+    // an upstream URL the gateway refuses (checkUpstream catches these first): a usage error
+    process.stderr.write(`conscience serve: ${(err as Error).message}\n`);
+    await allocator.dispose();
+    return 2;
+  }
   let url: string;
   try {
     ({ url } = await gateway.listen(args.port, args.host));

@@ -13,7 +13,7 @@ test('the gateway command line keeps every value one argument, and the upstream 
   ]);
   assert.ok(!args.join(' ').includes('s3cret'), 'a password in argv is readable in the process list');
   assert.deepEqual(env, { CONSCIENCE_UPSTREAM: upstream });
-  assert.equal(redactUpstream(upstream), 'http://127.0.0.1:8000/v1?x=$(touch%20/tmp/pwned);`id`');
+  assert.equal(redactUpstream(upstream), 'http://127.0.0.1:8000/v1');
   assert.equal(redactUpstream('http://127.0.0.1:8000'), 'http://127.0.0.1:8000');
 });
 
@@ -22,6 +22,15 @@ test('upstream URLs are checked before a terminal starts', () => {
   assert.equal(checkUpstream(' https://vllm.internal/v1 '), undefined);
   assert.match(checkUpstream('127.0.0.1:8000') ?? '', /http/);
   assert.match(checkUpstream('ftp://x') ?? '', /http:\/\/ or https:\/\//);
+});
+
+test('an upstream URL with a query (never forwarded) or a bad %-escape in user:pass@ is refused, and its query is never shown', () => {
+  assert.match(checkUpstream('http://vllm:8000/?api_key=SECRET') ?? '', /query string/);
+  assert.ok(!(checkUpstream('http://vllm:8000/?api_key=SECRET') ?? '').includes('SECRET'));
+  assert.match(checkUpstream('http://svc:p%ss@vllm:8000') ?? '', /not valid percent-encoding.*%25/);
+  assert.equal(checkUpstream('http://svc:p%25ss@vllm:8000'), undefined);
+  assert.equal(redactUpstream('http://svc:pw@vllm:8000/v1?api_key=SECRET'), 'http://vllm:8000/v1');
+  assert.equal(redactUpstream('http://vllm:8000/?api_key=SECRET'), 'http://vllm:8000/');
 });
 
 test("the summary adds up a real registry's counters", async () => {

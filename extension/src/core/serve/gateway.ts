@@ -20,7 +20,7 @@ import { budgetOf } from '../allocator/policy';
 import { DEFAULT_TEMPLATE, type PromptTemplateSpec } from '../template';
 import { RequestError } from './messages';
 import { GatewayMetrics } from './metrics';
-import { redactUpstream } from './status';
+import { checkUpstream, redactUpstream } from './status';
 import { DEFAULT_REFUSAL, type GatewayPolicy } from './options';
 import type { AnswerParser, AnswerStats } from './answer';
 import { scoredRoute, type Continued, type RouteAdapter } from './routes';
@@ -225,7 +225,7 @@ function openaiError(message: string, type: string, param: string | null = null,
   return JSON.stringify({ error: { message, type, param, code } });
 }
 
-/** The upstream URL without credentials (status.ts's redactUpstream) and its trailing slash, for messages and /health. */
+/** The upstream URL without credentials and query (status.ts's redactUpstream) and its trailing slash, for messages and /health. */
 function redact(u: URL): string {
   return redactUpstream(u.href).replace(/\/$/, '');
 }
@@ -234,12 +234,17 @@ function redact(u: URL): string {
 type Handled = Turn & Partial<Pick<Assessment, 'unfamiliar'>>;
 
 export function createGateway(opts: GatewayOptions): Gateway {
-  const upstream = new URL(opts.upstream);
-  if (upstream.protocol !== 'http:' && upstream.protocol !== 'https:') {
-    throw new Error(`--upstream must be an http:// or https:// URL, got ${JSON.stringify(opts.upstream)}`);
-  }
+  // the rules and words of checkUpstream (the CLI and the editor ask it first): an upstream URL
+  // the gateway could not use as given (another scheme, a query it would show but never send,
+  // a user:pass@ that is not percent-encoding) is refused here, not on every request
+  const problem = checkUpstream(opts.upstream);
+  if (problem) throw new Error(`--upstream ${JSON.stringify(redactUpstream(opts.upstream))}: ${problem}`);
+  const upstream = new URL(opts.upstream.trim());
   const basePath = upstream.pathname.replace(/\/+$/, '').replace(/\/v1$/, '');
   const upstreamName = redact(upstream);
+  // the user:pass@ sent as Basic auth, decoded once
+  const user = decodeURIComponent(upstream.username);
+  const basicAuth = user ? 'Basic ' + Buffer.from(`${user}:${decodeURIComponent(upstream.password)}`).toString('base64') : undefined;
   const client = upstream.protocol === 'https:' ? https : http;
   const agent = new client.Agent({ keepAlive: true, maxSockets: 1024, maxFreeSockets: 256 });
   const policy: GatewayPolicy = opts.policy ?? { allocator: {}, maxTokens: {}, refuse: new Set(), refusal: DEFAULT_REFUSAL };
@@ -368,9 +373,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
     if (f.body) headers['content-length'] = String(f.body.length);
     else if (req.headers['content-length'] !== undefined) headers['content-length'] = req.headers['content-length'];
     else if (req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = req.headers['transfer-encoding'];
-    if (upstream.username && (opts.replaceAuthorization || headers.authorization === undefined)) {
-      headers.authorization = 'Basic ' + Buffer.from(`${decodeURIComponent(upstream.username)}:${decodeURIComponent(upstream.password)}`).toString('base64');
-    }
+    if (basicAuth !== undefined && (opts.replaceAuthorization || headers.authorization === undefined)) headers.authorization = basicAuth;
     const started = performance.now();
     let firstByteMs: number | null = null;
     let finished = false;
@@ -391,15 +394,27 @@ export function createGateway(opts: GatewayOptions): Gateway {
       f.answer?.done(stats, { ...info, status, firstByteMs, totalMs, streamed: streaming });
     };
 
-    const up = client.request({
-      protocol: upstream.protocol,
-      hostname: upstream.hostname.replace(/^\[(.*)\]$/, '$1'), // an IPv6 address without its URL brackets
-      port: upstream.port || undefined,
-      path: basePath + f.path,
-      method: req.method,
-      headers,
-      agent,
-    });
+    let up: http.ClientRequest;
+    try {
+      up = client.request({
+        protocol: upstream.protocol,
+        hostname: upstream.hostname.replace(/^\[(.*)\]$/, '$1'), // an IPv6 address without its URL brackets
+        port: upstream.port || undefined,
+        path: basePath + f.path,
+        method: req.method,
+        headers,
+        agent,
+      });
+    } catch (err) {
+      // a request Node will not send (a header or path it refuses): answered 502, and what the
+      // request holds (its body's bytes, the in-flight count) is let go, as for any failure
+      const message = `the request could not be sent to the upstream ${upstreamName}: ${(err as Error).message}`;
+      metrics.upstreamErrors.inc({ kind: 'unreachable' });
+      if (!res.headersSent) send(res, 502, openaiError(message, 'upstream_error', null, 'upstream_unreachable'), f.extra);
+      else res.destroy();
+      finish({ status: 502, error: message }, null);
+      return;
+    }
     let connectTimer: NodeJS.Timeout | undefined;
     up.on('socket', (sock) => {
       if ((sock as { connecting?: boolean }).connecting) {
@@ -675,11 +690,19 @@ export function createGateway(opts: GatewayOptions): Gateway {
     }
   }
 
-  /** One prompt's assessment, or the allocator's failure. */
+  /**
+   * One prompt's assessment, or the allocator's failure. A text that compatibility
+   * normalization (NFKC) changes is scored as sent and as normalized, and the stricter counts:
+   * full-width letters (ｂｏｍｂ), ligatures and the like read to the model as the plain
+   * letters the allocator knows. An ordinary text is scored once.
+   */
   async function assess(text: string): Promise<Assessment> {
     const long = text.length > maxScoreChars;
-    const a = await batcher.score(wellFormed(long ? text.slice(0, maxScoreChars) : text));
-    if (!Number.isFinite(a.risk)) throw new Error('the allocator returned no score');
+    const head = wellFormed(long ? text.slice(0, maxScoreChars) : text);
+    const folded = head.normalize('NFKC');
+    const scored = await Promise.all(folded === head ? [batcher.score(head)] : [batcher.score(head), batcher.score(wellFormed(folded.slice(0, maxScoreChars)))]);
+    if (scored.some((x) => !Number.isFinite(x.risk))) throw new Error('the allocator returned no score');
+    const a = strictest(scored);
     return long ? { ...a, truncated: true } : a;
   }
 
@@ -917,7 +940,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
 
     handOver();
     const keep = opts.logPrompts ? 64 * 1024 : 0;
-    forward(req, res, {
+    const forwarded: Forward = {
       body: out,
       extra,
       route: r.route,
@@ -968,7 +991,15 @@ export function createGateway(opts: GatewayOptions): Gateway {
           });
         },
       },
-    });
+    };
+    // forward() lets the body go once its answer begins or the request ends; should it throw
+    // instead, the body is let go here (held, it would count against --max-buffered for good)
+    try {
+      forward(req, res, forwarded);
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -47,15 +47,23 @@ export function contentText(content: unknown): string | null {
 const NOT_USER_ROLES = new Set(['assistant', 'model', 'tool', 'function', 'ipython', 'system', 'developer']);
 export const isOtherRole = (role: string): boolean => role !== 'user' && !NOT_USER_ROLES.has(role);
 
-/** The most system and developer texts scored for a request without user text (more is a 400: each is scored). */
+/**
+ * The most texts of one request scored besides its user turns (more is a 400
+ * `too_many_prompts`: each costs a score): the system and developer texts of a request without
+ * user text; else the texts in unknown roles and the system and developer texts after the
+ * first user message, together.
+ */
 export const MAX_SYSTEM_TEXTS = 64;
 
 /**
  * A conversation's texts: each user message's, in order; `others`, the texts in roles the
  * servers do not know (isOtherRole) after the last user message (or all of them without one),
- * scored besides the last user messages; and each system or developer text.
+ * scored besides the last user messages; each system or developer text (`systems`), and those
+ * of them after the first user message (`later`: scored besides the user turns, as a prompt put
+ * there reaches the model after the operator's leading system prompt); `pinned`, user text
+ * scored whatever context_turns says (a Responses list read as one user message).
  */
-export interface ConversationTexts { users: string[]; others: string[]; systems: string[] }
+export interface ConversationTexts { users: string[]; others: string[]; systems: string[]; later: string[]; pinned?: string[] }
 
 /**
  * Validates `body.messages` (OpenAI's shape) and returns its texts (ConversationTexts).
@@ -68,6 +76,7 @@ export function userTexts(body: Record<string, unknown>): ConversationTexts {
   const users: string[] = [];
   let others: string[] = [];
   const systems: string[] = [];
+  const later: string[] = [];
   messages.forEach((m, i) => {
     if (!m || typeof m !== 'object' || Array.isArray(m)) throw new RequestError(`messages[${i}] must be an object, got ${typeName(m)}`, `messages[${i}]`);
     const role = (m as Msg).role;
@@ -82,10 +91,13 @@ export function userTexts(body: Record<string, unknown>): ConversationTexts {
       if (text !== null && text.trim() !== '') others.push(text);
     } else if (role === 'system' || role === 'developer') {
       const text = contentText((m as Msg).content);
-      if (text !== null && text.trim() !== '') systems.push(text);
+      if (text !== null && text.trim() !== '') {
+        systems.push(text);
+        if (users.length > 0) later.push(text);
+      }
     }
   });
-  return { users, others, systems };
+  return { users, others, systems, later };
 }
 
 /**

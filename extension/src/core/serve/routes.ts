@@ -125,7 +125,7 @@ export const CHAT: RouteAdapter = {
   limitKeys: ['max_completion_tokens', 'max_tokens'],
   zeroIsALimit: false,
   prompts(body, turns) {
-    return conversation(userTexts(body), turns);
+    return conversation(userTexts(body), turns, 'messages');
   },
   budget(body, template, budget) {
     return { messages: withBudget(body.messages as Body[], template, budget) };
@@ -149,22 +149,32 @@ export const CHAT: RouteAdapter = {
 };
 
 /**
- * The texts a conversation is scored on: its last `turns` user messages that have text (the
- * request is handled by the strictest); without a user message, the last system or developer
- * text. Nothing to score: no user message and no such text, or no text in those turns.
+ * The texts a conversation is scored on (the request is handled by the strictest): its last
+ * `turns` user messages that have text, the texts in unknown roles after them, and the system
+ * and developer texts after the first user message; without user text, each system or
+ * developer text. Nothing to score: no user message and no such text, or no text in those
+ * turns. `field`: the member holding the conversation, named by a 400.
  */
-function conversation({ users, others, systems }: ConversationTexts, turns: number): Prompts {
-  // the last user messages, and any text in a role the servers do not know after them (the
-  // chat template renders it to the model: a request there would otherwise pass unread)
-  const texts = [...users.slice(-turns), ...others].filter((t) => t.trim() !== '');
-  if (texts.length > 0) return { texts, unscored: null };
+function conversation({ users, others, systems, later, pinned = [] }: ConversationTexts, turns: number, field: string): Prompts {
+  // the last user messages (and user text always read: `pinned`), any text in a role the
+  // servers do not know after them (the chat template renders it to the model: a request there
+  // would otherwise pass unread), and system or developer text after the first user message (a
+  // prompt put there reaches the model too; the leading system prompt is the operator's: not
+  // scored beside a user text, or a safety policy written there would refuse every request)
+  const turnTexts = [...pinned, ...users.slice(-turns), ...others].filter((t) => t.trim() !== '');
+  if (turnTexts.length > 0) {
+    if (others.length + later.length > MAX_SYSTEM_TEXTS) {
+      throw new RequestError(`'${field}' holds ${others.length + later.length} texts scored besides the user turns (in roles the server does not know, or system and developer texts after the first user message); the gateway scores at most ${MAX_SYSTEM_TEXTS} of them per request`, field, 400, 'too_many_prompts');
+    }
+    return { texts: [...turnTexts, ...later], unscored: null };
+  }
   // no user text (none, or only images or blanks): what the model reads is the system and
   // developer texts, so a prompt put there is scored (each, the strictest wins)
   if (systems.length > MAX_SYSTEM_TEXTS) {
-    throw new RequestError(`the request has no user text and ${systems.length} system and developer texts; the gateway scores at most ${MAX_SYSTEM_TEXTS} of them`, 'messages', 400, 'too_many_prompts');
+    throw new RequestError(`the request has no user text and ${systems.length} system and developer texts; the gateway scores at most ${MAX_SYSTEM_TEXTS} of them`, field, 400, 'too_many_prompts');
   }
   if (systems.length > 0) return { texts: systems, unscored: null, fromSystems: true };
-  return { texts: [], unscored: users.length === 0 ? NO_USER_MESSAGE : NO_TEXT };
+  return { texts: [], unscored: users.length + pinned.length === 0 ? NO_USER_MESSAGE : NO_TEXT };
 }
 
 /** A token-id prompt: an integer, or a list of them (vLLM and OpenAI take `prompt` as token ids too). */
@@ -247,14 +257,16 @@ function responseTexts(body: Body): ConversationTexts {
   const ins = body.instructions;
   if (ins !== undefined && ins !== null && typeof ins !== 'string') throw new RequestError(`'instructions' must be a string, got ${typeName(ins)}`, 'instructions');
   const systems = typeof ins === 'string' && ins.trim() !== '' ? [ins] : [];
-  if (input === undefined || input === null) return { users: [], others: [], systems };
-  if (typeof input === 'string') return { users: [input], others: [], systems };
+  if (input === undefined || input === null) return { users: [], others: [], systems, later: [] };
+  if (typeof input === 'string') return { users: [input], others: [], systems, later: [] };
   if (!Array.isArray(input)) throw new RequestError(`'input' must be a string or a list, got ${typeName(input)}`, 'input');
   const users: string[] = [];
   let others: string[] = [];
+  const later: string[] = [];
   // a list whose first item has no role is one user message of content parts to transformers
-  // serve (text, input_text, output_text, ... parts: contentText's), whatever vLLM makes of it
-  if (input.length > 0 && roleless(input[0])) users.push(contentText(input) ?? '');
+  // serve (text, input_text, output_text, ... parts: contentText's), whatever vLLM makes of it:
+  // its text is always scored, whatever context_turns leaves of the user items after it
+  const pinned = input.length > 0 && roleless(input[0]) ? [contentText(input) ?? ''] : [];
   input.forEach((it, i) => {
     if (!it || typeof it !== 'object' || Array.isArray(it)) throw new RequestError(`input[${i}] must be an object, got ${typeName(it)}`, `input[${i}]`);
     const role = (it as Body).role;
@@ -271,10 +283,14 @@ function responseTexts(body: Body): ConversationTexts {
       if (text !== null && text.trim() !== '') others.push(text);
     } else if (role === 'system' || role === 'developer') {
       const text = contentText((it as Body).content);
-      if (text !== null && text.trim() !== '') systems.push(text);
+      if (text !== null && text.trim() !== '') {
+        systems.push(text);
+        // after the first user message (a role-less first item is one): scored beside the user turns
+        if (users.length + pinned.length > 0) later.push(text);
+      }
     }
   });
-  return { users, others, systems };
+  return { users, others, systems, later, pinned };
 }
 
 export const RESPONSES: RouteAdapter = {
@@ -284,7 +300,7 @@ export const RESPONSES: RouteAdapter = {
   limitKeys: ['max_output_tokens'],
   zeroIsALimit: false,
   prompts(body, turns) {
-    return conversation(responseTexts(body), turns);
+    return conversation(responseTexts(body), turns, 'input');
   },
   budget(body, template, budget) {
     // `instructions` is the system message both upstreams put first; without it, a leading

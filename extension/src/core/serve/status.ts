@@ -20,22 +20,34 @@ export function checkUpstream(url: string): string | undefined {
   let u: URL;
   try { u = new URL(url.trim()); } catch { return 'not a URL: use http://HOST:PORT (the OpenAI-compatible server, e.g. vLLM on http://127.0.0.1:8000)'; }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'the upstream must be an http:// or https:// URL';
+  // each request keeps its own query: one in the upstream URL would be shown but never sent
+  if (u.search !== '') return 'the upstream URL has a query string (?…), which the gateway would not send to the upstream (each request keeps its own query): remove it (credentials go in user:pass@ or the clients\' Authorization)';
+  try {
+    decodeURIComponent(u.username);
+    decodeURIComponent(u.password);
+  } catch {
+    return 'its user:pass@ is not valid percent-encoding (a % that does not start a %XX escape): write a literal % as %25';
+  }
   return undefined;
 }
 
 /** The environment variable the CLI reads the upstream URL from when `--upstream` is not given. */
 export const UPSTREAM_ENV = 'CONSCIENCE_UPSTREAM';
 
-/** An upstream URL without its `user:pass@`, for logs, messages and the status bar. */
+/**
+ * An upstream URL without its `user:pass@` and its query (`?api_key=…` is as secret), for logs,
+ * messages and the status bar.
+ */
 export function redactUpstream(url: string): string {
   try {
     const u = new URL(url.trim());
-    if (!u.username && !u.password) return url.trim();
+    if (!u.username && !u.password && !u.search) return url.trim();
     u.username = '';
     u.password = '';
+    u.search = '';
     return u.href;
   } catch {
-    return url.replace(/\/\/[^/@]*@/, '//');
+    return url.trim().replace(/\/\/[^/@]*@/, '//').replace(/\?[^#]*/, '');
   }
 }
 
