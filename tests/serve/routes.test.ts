@@ -109,6 +109,41 @@ describe('refusals in each route\'s own shape, read by the openai client', () =>
     assert.equal(up.requests.length, n, 'the upstream was not called');
   });
 
+  test('a request for structured output (a JSON schema) is refused in the refusal member: the SDK\'s parse helpers report it instead of failing to parse "No." as JSON', async () => {
+    const schema = { type: 'object', properties: { steps: { type: 'array', items: { type: 'string' } } }, required: ['steps'], additionalProperties: false };
+    const chat = await s.client.chat.completions.parse({
+      model: 'm', messages: [{ role: 'user', content: HARMFUL }],
+      response_format: { type: 'json_schema', json_schema: { name: 'steps', schema, strict: true } },
+    });
+    assert.equal(chat.choices[0]!.message.refusal, 'No.');
+    assert.equal(chat.choices[0]!.message.content, null);
+    assert.equal(chat.choices[0]!.message.parsed, null);
+    const streamed = s.client.chat.completions.stream({
+      model: 'm', messages: [{ role: 'user', content: HARMFUL }],
+      response_format: { type: 'json_schema', json_schema: { name: 'steps', schema, strict: true } },
+    });
+    const done = await streamed.finalChatCompletion();
+    assert.equal(done.choices[0]!.message.refusal, 'No.');
+    assert.equal(done.choices[0]!.message.parsed, null);
+    const resp = await s.client.responses.parse({
+      model: 'm', input: HARMFUL, text: { format: { type: 'json_schema', name: 'steps', schema, strict: true } },
+    });
+    assert.equal(resp.output_parsed, null);
+    const content = (resp.output[0] as { content: { type: string; refusal?: string }[] }).content;
+    assert.deepEqual(content.map((c) => [c.type, c.refusal]), [['refusal', 'No.']]);
+    const rstream = s.client.responses.stream({
+      model: 'm', input: HARMFUL, text: { format: { type: 'json_schema', name: 'steps', schema, strict: true } },
+    });
+    let refusal = '';
+    rstream.on('response.refusal.delta', (e) => { refusal += e.delta; });
+    const final = await rstream.finalResponse();
+    assert.equal(refusal, 'No.');
+    assert.equal((final.output[0] as { content: { type: string }[] }).content[0]!.type, 'refusal');
+    // a request without a schema keeps the text as its content (clients read message.content)
+    const plain = await s.client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: HARMFUL }], response_format: { type: 'json_object' } });
+    assert.equal(plain.choices[0]!.message.content, 'No.');
+  });
+
   test('/v1/responses: a prompt in a flat list of content parts, or only in instructions, is scored like a user message', async () => {
     const flat = await post(`${s.url}/v1/responses`, { model: 'm', input: [{ type: 'input_text', text: HARMFUL }] });
     assert.equal(flat.headers.get('x-conscience-refused'), '1');

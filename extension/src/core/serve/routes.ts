@@ -132,12 +132,16 @@ export const CHAT: RouteAdapter = {
   },
   choices: choicesAsked,
   refusal(body, stream, n, text) {
+    // a request for structured output (a JSON schema) is refused in OpenAI's refusal member, so
+    // that the SDKs' parse helpers report a refusal (parsed: null) instead of failing to parse
+    // the text as JSON; any other request gets the text as its content
+    const member = asksForSchema((body.response_format as Body | null | undefined)?.type) ? 'refusal' : 'content';
     return choicesRefusal(body, stream, n, {
       id: `chatcmpl-conscience-${randomUUID()}`, object: 'chat.completion', chunkObject: 'chat.completion.chunk',
-      whole: (index) => ({ index, message: { role: 'assistant', content: text }, finish_reason: 'stop' }),
+      whole: (index) => ({ index, message: { role: 'assistant', content: member === 'content' ? text : null, ...(member === 'refusal' ? { refusal: text } : {}) }, finish_reason: 'stop' }),
       pieces: (index) => [
         { index, delta: { role: 'assistant' }, finish_reason: null },
-        { index, delta: { content: text }, finish_reason: null },
+        { index, delta: { [member]: text }, finish_reason: null },
         { index, delta: {}, finish_reason: 'stop' },
       ],
     });
@@ -241,6 +245,9 @@ export const COMPLETIONS: RouteAdapter = {
   continues: () => null,
 };
 
+/** whether a `response_format.type` / `text.format.type` asks for structured output (a JSON schema) */
+const asksForSchema = (type: unknown): boolean => type === 'json_schema';
+
 const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v);
 /** an item without a role: transformers serve then reads the whole `input` list as the content parts of one user message */
 const roleless = (v: unknown): boolean => !!v && typeof v === 'object' && !Array.isArray(v) && !('role' in v);
@@ -322,7 +329,10 @@ export const RESPONSES: RouteAdapter = {
     const id = `resp_conscience_${randomUUID().replace(/-/g, '')}`;
     const msgId = `msg_conscience_${randomUUID().replace(/-/g, '')}`;
     const created = Math.floor(Date.now() / 1000);
-    const part = { type: 'output_text', text, annotations: [] };
+    // structured output asked (text.format a JSON schema): a refusal part, as OpenAI answers
+    // then, so that the SDKs' parse helpers report a refusal instead of failing on the text
+    const refusing = asksForSchema(((body.text as Body | null | undefined)?.format as Body | null | undefined)?.type);
+    const part = refusing ? { type: 'refusal', refusal: text } : { type: 'output_text', text, annotations: [] };
     const message = { type: 'message', id: msgId, status: 'completed', role: 'assistant', content: [part] };
     const usage = { input_tokens: 0, output_tokens: 0, total_tokens: 0 };
     const response = (status: string, output: unknown[], u: unknown) => ({
@@ -336,9 +346,14 @@ export const RESPONSES: RouteAdapter = {
       event('response.created', { response: response('in_progress', [], null) }),
       event('response.in_progress', { response: response('in_progress', [], null) }),
       event('response.output_item.added', { output_index: 0, item: { ...message, status: 'in_progress', content: [] } }),
-      event('response.content_part.added', { item_id: msgId, output_index: 0, content_index: 0, part: { ...part, text: '' } }),
-      event('response.output_text.delta', { item_id: msgId, output_index: 0, content_index: 0, delta: text }),
-      event('response.output_text.done', { item_id: msgId, output_index: 0, content_index: 0, text }),
+      event('response.content_part.added', { item_id: msgId, output_index: 0, content_index: 0, part: refusing ? { ...part, refusal: '' } : { ...part, text: '' } }),
+      ...(refusing ? [
+        event('response.refusal.delta', { item_id: msgId, output_index: 0, content_index: 0, delta: text }),
+        event('response.refusal.done', { item_id: msgId, output_index: 0, content_index: 0, refusal: text }),
+      ] : [
+        event('response.output_text.delta', { item_id: msgId, output_index: 0, content_index: 0, delta: text }),
+        event('response.output_text.done', { item_id: msgId, output_index: 0, content_index: 0, text }),
+      ]),
       event('response.content_part.done', { item_id: msgId, output_index: 0, content_index: 0, part }),
       event('response.output_item.done', { output_index: 0, item: message }),
       event('response.completed', { response: response('completed', [message], usage) }),
