@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { inWorkspace, rootCause } from '../../extension/src/core/runs/present';
+import { runFailure, rootCause } from '../../extension/src/core/runs/present';
 import {
   COLOURED_PIXELS, ROOT, cleanup, contributedCommands, extensionLog, launchBrowser, openWorkbench, runCommand,
   screenshot, startCodeServer, waitFor, waitForActivation, webviewFrame, type CodeServer,
@@ -56,7 +56,7 @@ describe('launch, progress, failures and dashboards in the editor', { timeout: 7
 
   const runsDir = () => join(server!.workspace, '.conscience/runs');
   const runIds = () => (existsSync(runsDir()) ? readdirSync(runsDir()) : []);
-  const runState = (id: string) => JSON.parse(readFileSync(join(runsDir(), id, 'run.json'), 'utf8')) as { state: string; error?: string; recipe: string; projectDir?: string; finished?: { error?: string } };
+  const runState = (id: string) => JSON.parse(readFileSync(join(runsDir(), id, 'run.json'), 'utf8')) as { id: string; state: string; error?: string; recipe: string; projectDir?: string; finished?: { error?: string } };
   const runsRow = (text: string | RegExp) => page.locator('.pane-body .monaco-list-row').filter({ hasText: text }).first();
   const dialog = () => page.locator('.monaco-dialog-box');
   /** Quick Open, then the row that is exactly this file (the launch-command preview is in the history too). */
@@ -198,8 +198,10 @@ describe('launch, progress, failures and dashboards in the editor', { timeout: 7
     await hover.waitFor({ state: 'visible', timeout: 15_000 });
     const tip = (await hover.innerText()).replace(/\u00a0/g, ' ');
     assert.ok(tip.includes(badRun), tip);
-    // the cause names the workspace's file, not the run's project copy on the host
-    const shown = st.projectDir ? inWorkspace(cause.message, st.projectDir) : cause.message;
+    // the cause names the workspace's recipe, not the run's project copy on the host nor the
+    // trainer's own copy of the recipe beside it
+    const shown = runFailure(st as unknown as Parameters<typeof runFailure>[0], stderr)!.message;
+    assert.ok(!shown.includes('.conscience-') && shown.includes('bad.yaml'), shown);
     assert.ok(tip.includes(`cause: ${shown}`), `${tip}\n---\ncause: ${shown}`);
     await closeEditors();
   });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { inWorkspace, rootCause } from '../../extension/src/core/runs/present';
+import { rootCause, runFailure } from '../../extension/src/core/runs/present';
 import { readRun, runDir } from '../../extension/src/core/runs/store';
 import { PYTHON, cli, killRunsOf, makeWorkspace, removeWorkspaces } from './workspace';
 
@@ -60,9 +60,9 @@ describe('launch guard', { timeout: 600_000 }, () => {
     assert.doesNotMatch(cause.message, /exited with code/);
     assert.ok(cause.line !== undefined && stderr.split('\n')[cause.line]!.includes(cause.message), 'the line points at the message in stderr.log');
     // what the CLI printed is the same cause, with its line, naming the workspace's file (not the
-    // run's project copy on the host)
-    assert.ok(cause.message.includes(`${rec!.projectDir}/recipes/demo/bad.yaml:`), cause.message);
-    const shown = inWorkspace(cause.message, rec!.projectDir);
+    // run's project copy on the host, nor the trainer's own copy of the recipe beside it)
+    assert.ok(cause.message.includes(`${rec!.projectDir}/recipes/demo/.conscience-${id}.attempt-1.yaml:`), cause.message);
+    const shown = runFailure(rec!, stderr)!.message;
     assert.match(shown, /conscience\.train: recipes\/demo\/bad\.yaml:\d+: /);
     assert.ok(r.stdout.includes(`${id} failed exit ${rec?.exitCode}: ${shown} (stderr.log:${cause.line! + 1})`), r.stdout);
     // and `conscience runs` names it under the table

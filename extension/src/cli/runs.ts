@@ -209,7 +209,7 @@ export async function launchWith(argv: string[], verb: LaunchVerb): Promise<numb
       if (r.values['dry-run']) {
         const plan = await planLaunch(s, recipe, target);
         if (json) {
-          const { target: t, info: _i, ...rest2 } = plan;
+          const { target: t, info: _i, recipeBytes: _b, ...rest2 } = plan;
           process.stdout.write(JSON.stringify({ ...rest2, target: t.name }, null, 2) + '\n');
         } else process.stdout.write(formatPlan(plan) + '\n');
         return 0;

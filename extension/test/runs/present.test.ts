@@ -63,6 +63,16 @@ describe('run presentation', () => {
       `ValueError: Can't find a valid checkpoint at ${projectDir}/.conscience-runs/r1/output/checkpoint-40 (from recipes/a.yaml)`);
   });
 
+  it("a cause naming the trainer's own copy of the recipe names the recipe itself, at the same line", () => {
+    const projectDir = '/tmp/ws/.conscience/host/projects/ws-01fc9fd6';
+    const r = base({ state: 'failed', error: 'exited with code 2', projectDir });
+    const stderr = `conscience.launch: ${projectDir}/recipes/demo/.conscience-${r.id}.attempt-2.yaml:61: vllm_server_port 8000 is in use on this machine\n`;
+    assert.equal(runFailure(r, stderr)!.message, 'conscience.launch: recipes/demo/tiny-cpu.yaml:61: vllm_server_port 8000 is in use on this machine');
+    // another run's copy is not this recipe
+    const other = 'conscience.launch: recipes/demo/.conscience-20261126-000000-x-ffff.attempt-1.yaml:3: bad\n';
+    assert.match(runFailure(r, other)!.message, /\.conscience-20261126-000000-x-ffff\.attempt-1\.yaml:3/);
+  });
+
   it('offers resume only for failed or cancelled runs, cancel only for runs still going', () => {
     assert.deepEqual(runActions({ state: 'completed' }), { cancel: false, resume: false });
     assert.deepEqual(runActions({ state: 'failed' }), { cancel: false, resume: true });

@@ -1,14 +1,14 @@
 // Launch, resume and cancel: plan what will run (shown before launch), sync, build or reuse
 // the environment, start detached (local/SSH) or through sbatch (SLURM), and record the run.
 import { randomBytes } from 'node:crypto';
-import { stat } from 'node:fs/promises';
-import { basename, isAbsolute, join, relative } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename, isAbsolute, join, posix, relative } from 'node:path';
 import { completeSize, interruptedLaunch, launcherIdentity, launchMayHaveStarted, readRun, runDir as localRunDir, snapshotRecipe, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
 import { resumeRefusal } from '../runs/resume';
 import { ensurePython, requirementsPath } from './env';
 import type { Host } from './host';
 import { shQuote } from './quote';
-import { readRecipeInfo, type RecipeInfo } from './scripts';
+import { recipeInfoFromText, type RecipeInfo } from './scripts';
 import type { LaunchSession } from './session';
 import { collectFiles, syncToHost, type SyncResult } from './sync';
 import { driverFor } from './driver';
@@ -21,6 +21,15 @@ export interface Plan {
   /** Random per start; exported to the run as CONSCIENCE_LAUNCH_TOKEN. */
   launchToken: string;
   recipe: string;
+  /** The recipe's bytes, read once: planned from, kept as the run's recipe.yaml, and written to recipeOnHost. */
+  recipeBytes: Buffer;
+  /**
+   * The file the trainer reads (--config): this attempt's own copy of the recipe, beside the
+   * synced one so that paths in it resolve as before (the runtime resolves them against the
+   * recipe's folder), written once at start and never again: the synced recipe is shared by
+   * every run of the workspace and is overwritten by the next launch.
+   */
+  recipeOnHost: string;
   target: Target;
   host: string;
   baseDir: string;
@@ -58,17 +67,36 @@ export function recipeRelative(root: string, recipe: string): string {
   return rel.split('\\').join('/');
 }
 
+export interface PlanOptions {
+  /** The run's id (a resume's, or the launch's own once planned); a new one when absent. */
+  runId?: string;
+  /** The interpreter found or built (replaces the preview's placeholder). */
+  python?: string;
+  /** The attempt this plan starts (1 for a launch; a resume's is the next): names the trainer's copy of the recipe. */
+  attempt?: number;
+  /** The recipe's bytes when already read (a re-plan uses the same, never a later edit). */
+  recipeBytes?: Buffer;
+}
+
+/** The trainer's own copy of the recipe for one attempt, beside the synced recipe (Plan.recipeOnHost). */
+export function recipeCopyOnHost(projectDir: string, rel: string, runId: string, attempt: number): string {
+  return posix.join(projectDir, posix.dirname(rel), `.conscience-${runId}.attempt-${attempt}.yaml`);
+}
+
 /** Everything that will happen, computed without starting anything (the preview / --dry-run). */
-export async function planLaunch(s: LaunchSession, recipe: string, targetName: string, runId?: string, pythonOverride?: string): Promise<Plan> {
+export async function planLaunch(s: LaunchSession, recipe: string, targetName: string, o: PlanOptions = {}): Promise<Plan> {
   const t = s.target(targetName);
   const rel = recipeRelative(s.root, recipe);
   const abs = join(s.root, rel);
-  try {
-    await stat(abs);
-  } catch {
-    throw new Error(`${abs}: recipe not found`);
+  let recipeBytes = o.recipeBytes;
+  if (!recipeBytes) {
+    try {
+      recipeBytes = await readFile(abs);
+    } catch (err) {
+      throw new Error((err as NodeJS.ErrnoException).code === 'ENOENT' ? `${abs}: recipe not found` : `${abs}: ${(err as Error).message}`);
+    }
   }
-  const info = await readRecipeInfo(abs);
+  const info = recipeInfoFromText(recipeBytes.toString('utf8'), abs);
   // the recipe must fit the target before anything is synced or submitted (core/launch/topology.ts)
   const { warnings } = requireTopology(
     info.launch,
@@ -76,19 +104,19 @@ export async function planLaunch(s: LaunchSession, recipe: string, targetName: s
     rel,
     info.serverPort,
   );
-  const id = runId ?? newRunId(rel);
+  const id = o.runId ?? newRunId(rel);
   const launchToken = randomBytes(8).toString('hex');
   const host = await s.host(t);
   const baseDir = await s.baseDir(t, host);
   const projectDir = `${baseDir}/projects/${s.projectKey()}`;
   const runDir = `${projectDir}/.conscience-runs/${id}`;
   const outputDir = `${runDir}/output`;
-  const python = pythonOverride ?? t.python ?? `${baseDir}/envs/<sha256 of ${requirementsPath(t)}>/bin/python`;
+  const python = o.python ?? t.python ?? `${baseDir}/envs/<sha256 of ${requirementsPath(t)}>/bin/python`;
   const files = await collectFiles(s.source, rel, t.python ? [] : [requirementsPath(t)]);
-  const recipeOnHost = `${projectDir}/${rel}`;
+  const recipeOnHost = recipeCopyOnHost(projectDir, rel, id, o.attempt ?? 1);
   const prepared = driverFor(t).prepare({ runId: id, launchToken, projectDir, runDir, outputDir, python, recipe: recipeOnHost, info, target: t });
   return {
-    runId: id, launchToken, recipe: rel, target: t, host: describeTarget(t, s.targets), baseDir, projectDir, runDir, outputDir, python,
+    runId: id, launchToken, recipe: rel, recipeBytes, recipeOnHost, target: t, host: describeTarget(t, s.targets), baseDir, projectDir, runDir, outputDir, python,
     buildsEnv: !t.python, kind: driverFor(t).kind, script: prepared.script, scriptName: prepared.scriptName, command: prepared.command, files, info,
     warnings: warnings.map((w) => `${rel}: ${w.key}: ${w.message}`),
   };
@@ -100,6 +128,7 @@ export function formatPlan(p: Plan): string {
     `run ${p.runId}: ${p.recipe} on ${p.target.name} (${p.host})`,
     ...p.warnings.map((w) => `warning: ${w}`),
     `sync ${p.files.length} files to ${p.projectDir} (only changed files are sent)`,
+    `recipe: the trainer reads this run's own copy of ${p.recipe}, as it is now: ${p.recipeOnHost}`,
     p.buildsEnv ? `python: a venv built from ${requirementsPath(p.target)} (uv when present, else python3 -m venv), reused while its hash is unchanged` : `python: ${p.python}`,
     `output: ${p.outputDir}`,
     '',
@@ -140,11 +169,18 @@ async function start(s: LaunchSession, plan: Plan, rec: RunRecord): Promise<Star
   progress(`sync: ${sync.filesSent} of ${sync.filesTotal} files sent (${sync.bytesSent} bytes)`);
   const env = await ensurePython(host, t, s.source, plan.baseDir, progress);
   // the real interpreter path replaces the placeholder of the preview
-  const finalPlan = env.python === plan.python ? plan : await planLaunch(s, plan.recipe, t.name, plan.runId, env.python);
+  const finalPlan = env.python === plan.python
+    ? plan
+    : await planLaunch(s, plan.recipe, t.name, { runId: plan.runId, python: env.python, attempt: rec.attempts, recipeBytes: plan.recipeBytes });
   await host.mkdirp(plan.outputDir);
   // a resumed run starts in the same folder: the previous attempt's pid and exit code must not be read as this one's
-  const stale = ['pid', 'trainer.pid', 'exit_code', 'exit_code.tmp', 'job_id'].map((f) => shQuote(`${plan.runDir}/${f}`)).join(' ');
-  await host.exec(`rm -f -- ${stale}`);
+  const stale = ['pid', 'trainer.pid', 'exit_code', 'exit_code.tmp', 'job_id'].map((f) => shQuote(`${plan.runDir}/${f}`));
+  // nor its copy of the recipe (that attempt has ended: resume takes only an ended run)
+  if (rec.attempts > 1) stale.push(shQuote(recipeCopyOnHost(plan.projectDir, plan.recipe, rec.id, rec.attempts - 1)));
+  await host.exec(`rm -f -- ${stale.join(' ')}`);
+  // the recipe as it was when this attempt was planned (the bytes kept as the run's recipe.yaml),
+  // in a file of its own: a later launch that syncs an edited recipe does not reach this run
+  await host.writeFile(finalPlan.recipeOnHost, plan.recipeBytes, 0o644);
   await host.writeFile(`${plan.runDir}/${finalPlan.scriptName}`, finalPlan.script, 0o700);
   await writeSecrets(host, plan.runDir, s.opts.secrets);
   rec.python = env.python;
@@ -257,25 +293,51 @@ export async function launchRun(s: LaunchSession, recipe: string, targetName: st
   return startRecorded(s, plan, rec);
 }
 
-/** Starts a finished (cancelled/failed) run again in the same output folder: the trainer resumes from its last checkpoint. */
+/**
+ * Starts a finished (cancelled/failed) run again in the same output folder: the trainer resumes from its last checkpoint.
+ * The state check and the record's move to `preparing` (the new attempt) are one step under the
+ * run's lock: a second resume at the same moment (another window, another CLI) finds the run
+ * preparing and is refused, never a second trainer in the same output folder. Planning comes
+ * after, outside the lock; a resume that cannot be planned puts the record back as it was, with why.
+ */
 export async function resumeRun(s: LaunchSession, id: string): Promise<StartOutcome & { plan: Plan }> {
-  // the state as the host has it now: a run recorded as running or cancelling may have ended since
-  const rec = (await withRunLock(s.root, id, () => refreshedLocked(s, id), { wait: true }))!;
-  if (!TERMINAL_STATES.has(rec.state)) throw new Error(`run ${id} is ${rec.state}; cancel it before resuming`);
-  const plan = await planLaunch(s, rec.recipe, rec.target, rec.id);
-  const refusal = resumeRefusal(rec, plan.info.maxSteps);
-  if (refusal) throw new Error(refusal);
-  if (plan.runDir !== rec.remoteDir) throw new Error(`run ${id}: the target '${rec.target}' now points elsewhere (${plan.runDir} instead of ${rec.remoteDir})`);
-  const offset = await completeSize(join(localRunDir(s.root, id), 'events.jsonl'));
-  Object.assign(rec, {
-    state: 'preparing', attempts: rec.attempts + 1, attemptOffset: offset, sawStarted: false, finished: undefined,
-    exitCode: undefined, error: undefined, finishedAt: undefined, cancelRequested: false, jobId: undefined,
-    // the previous attempt's process is not this one's (a cancel while preparing has nothing to stop)
-    pid: undefined, pgid: undefined, launcher: launcherIdentity(), submitting: undefined, startedAt: undefined,
-    // nor its SLURM job: a job of this attempt is a later one (TargetDriver.find)
-    supersededJob: rec.jobId ?? rec.supersededJob,
-  });
-  await writeRun(s.root, rec);
+  let before: RunRecord | undefined;
+  const rec = (await withRunLock(s.root, id, async () => {
+    // the state as the host has it now: a run recorded as running or cancelling may have ended since
+    const r = await refreshedLocked(s, id);
+    if (!TERMINAL_STATES.has(r.state)) throw new Error(`run ${id} is ${r.state}; cancel it before resuming`);
+    before = structuredClone(r);
+    const offset = await completeSize(join(localRunDir(s.root, id), 'events.jsonl'));
+    Object.assign(r, {
+      state: 'preparing', attempts: r.attempts + 1, attemptOffset: offset, sawStarted: false, finished: undefined,
+      exitCode: undefined, error: undefined, finishedAt: undefined, cancelRequested: false, jobId: undefined,
+      // the previous attempt's process is not this one's (a cancel while preparing has nothing to stop)
+      pid: undefined, pgid: undefined, launcher: launcherIdentity(), submitting: undefined, startedAt: undefined,
+      // nor its SLURM job: a job of this attempt is a later one (TargetDriver.find)
+      supersededJob: r.jobId ?? r.supersededJob,
+    });
+    await writeRun(s.root, r);
+    return r;
+  }, { wait: true }))!;
+  let plan: Plan;
+  try {
+    plan = await planLaunch(s, rec.recipe, rec.target, { runId: rec.id, attempt: rec.attempts });
+    const refusal = resumeRefusal(before!, plan.info.maxSteps);
+    if (refusal) throw new Error(refusal);
+    if (plan.runDir !== rec.remoteDir) throw new Error(`run ${id}: the target '${rec.target}' now points elsewhere (${plan.runDir} instead of ${rec.remoteDir})`);
+  } catch (err) {
+    await withRunLock(s.root, id, async () => {
+      const stored = await readRun(s.root, id);
+      // cancelled meanwhile, or no longer this resume's: the stored record stays
+      if (!stored || stored.state !== 'preparing' || stored.cancelRequested || stored.attempts !== rec.attempts || stored.launcher?.pid !== rec.launcher?.pid) return;
+      const back = structuredClone(before!);
+      // a completed run refused (nothing left to train) stays completed as it was; any other
+      // keeps why it ended and says why it did not resume
+      if (back.state !== 'completed') back.error = `${back.error ? `${back.error}; ` : ''}resume failed: ${(err as Error).message}`;
+      await writeRun(s.root, back);
+    }, { wait: true });
+    throw err;
+  }
   await keepRecipe(s, plan, rec);
   return startRecorded(s, plan, rec);
 }
@@ -286,7 +348,7 @@ export async function resumeRun(s: LaunchSession, id: string): Promise<StartOutc
  */
 async function keepRecipe(s: LaunchSession, plan: Plan, rec: RunRecord): Promise<void> {
   try {
-    const kept = await snapshotRecipe(s.root, rec.id, join(s.root, plan.recipe), rec.attempts);
+    const kept = await snapshotRecipe(s.root, rec.id, plan.recipeBytes, rec.attempts);
     if (kept) s.opts.onProgress?.(`${plan.recipe} changed since the last attempt: the run now trains with it; the previous one is kept as ${kept}`);
   } catch (err) {
     s.opts.onProgress?.(`run ${rec.id}: recipe not kept for compare: ${(err as Error).message}`);

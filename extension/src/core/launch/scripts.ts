@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { defaultSchema } from '../recipe/schema';
 import { deref, getPair, LIMITS, lineOf, parseYaml, toPlain, type YNode } from '../recipe/yaml';
+import { coerceField, type FieldType } from './coerce';
 import { shExport, shJoin, shQuote } from './quote';
 import type { SlurmTarget } from './targets';
 import { requireTopology, type Topology } from './topology';
@@ -85,23 +86,26 @@ export function recipeInfoFromText(text: string, file: string, lines?: Map<strin
       if (k?.kind === 'scalar' && typeof k.value === 'string') lines.set(`launch.${k.value}`, lineOf(text, it.key.start));
     }
   }
-  const value = (k: string): { v: unknown; node?: YNode } => {
+  // each value as the runtime's _coerce converts it (coerce.ts): `cpu: "true"` is true, `num_processes: "2"` is 2
+  const value = (k: string, type: FieldType, what: string): { v: unknown; node?: YNode } => {
     const pair = section ? getPair(section, k) : undefined;
-    if (pair) return { v: plain(pair.value), node: pair.value };
-    return { v: defaults?.get(k)?.default ?? undefined };
+    if (!pair) return { v: defaults?.get(k)?.default ?? undefined };
+    const c = coerceField(plain(pair.value), type, pair.value);
+    if (!c.ok) throw new Error(`${at(pair.value)}: launch.${k} must be ${what}`);
+    return { v: c.value, node: pair.value };
   };
   const posInt = (k: string) => {
-    const { v, node } = value(k);
+    const { v, node } = value(k, 'int', 'an integer >= 1');
     const n = v ?? 1;
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) throw new Error(`${at(node)}: launch.${k} must be an integer >= 1`);
     return n;
   };
-  const acc = value('accelerate_config');
-  if (acc.v !== undefined && acc.v !== null && typeof acc.v !== 'string') throw new Error(`${at(acc.node)}: launch.accelerate_config must be a path`);
-  const port = value('main_process_port');
+  const bool = (k: string) => value(k, 'bool', 'true or false').v === true;
+  const acc = value('accelerate_config', 'str', 'a path');
+  const port = value('main_process_port', 'int', 'a port number');
   if (port.v !== undefined && port.v !== null && (typeof port.v !== 'number' || !Number.isInteger(port.v) || port.v < 1 || port.v > 65535))
     throw new Error(`${at(port.node)}: launch.main_process_port must be a port number`);
-  const util = value('vllm_gpu_memory_utilization');
+  const util = value('vllm_gpu_memory_utilization', 'float', 'in (0, 1]');
   const u = util.v ?? 0.9;
   if (typeof u !== 'number' || !(u > 0 && u <= 1)) throw new Error(`${at(util.node)}: launch.vllm_gpu_memory_utilization must be in (0, 1]`);
   const kind = top('kind') ?? 'grpo';
@@ -113,14 +117,17 @@ export function recipeInfoFromText(text: string, file: string, lines?: Map<strin
     const v = top(key);
     if (typeof v === 'string' && v.includes('\0')) throw new Error(`${at(getPair(root, key)?.value)}: ${key} contains a NUL character, which no path, model id or shell argument can hold`);
   }
-  const maxSteps = top('max_steps');
+  // an integer, or its digits as text, as the trainer's argparse and the validator take it
+  const rawSteps = getPair(root, 'max_steps')?.value;
+  const steps = coerceField(top('max_steps'), 'int', rawSteps);
+  const maxSteps = steps.ok ? steps.value : undefined;
   const portPair = getPair(root, 'vllm_server_port');
   // a whole number, or its digits as a string (TRL's argparse reads `"8001"` as 8001)
   const rawPort = plain(portPair?.value);
   const serverPort = typeof rawPort === 'string' && /^\s*\d+\s*$/.test(rawPort) ? Number(rawPort) : rawPort;
   if (serverPort !== undefined && serverPort !== null && (typeof serverPort !== 'number' || !Number.isInteger(serverPort) || serverPort < 1 || serverPort > 65535))
     throw new Error(`${at(portPair?.value)}: vllm_server_port must be a port number (1-65535), got ${JSON.stringify(serverPort)}`);
-  const vllmServer = value('vllm_server').v === true;
+  const vllmServer = bool('vllm_server');
   const baseUrlPair = getPair(root, 'vllm_server_base_url');
   const baseUrl = plain(baseUrlPair?.value);
   // TRL ignores vllm_server_host/port when a base URL is set: the trainer would never reach the server launched for it
@@ -132,7 +139,7 @@ export function recipeInfoFromText(text: string, file: string, lines?: Map<strin
       accelerate_config: (acc.v as string | null | undefined) ?? undefined,
       num_processes: posInt('num_processes'),
       num_machines: posInt('num_machines'),
-      cpu: value('cpu').v === true,
+      cpu: bool('cpu'),
       main_process_port: (port.v as number | null | undefined) ?? undefined,
       vllm_server: vllmServer,
       vllm_server_gpus: posInt('vllm_server_gpus'),

@@ -141,10 +141,23 @@ export const FAILED_STATES: ReadonlySet<string> = new Set<string>(['failed', ...
  * (rootCause, from its stderr.log), or for a run SLURM ended the job's reason as the monitor
  * recorded it (the trainer only saw a signal). Undefined for a run going, completed or cancelled.
  */
-export function runFailure(r: Pick<RunRecord, 'state' | 'error' | 'finished'> & Partial<Pick<RunRecord, 'projectDir'>>, stderr: string): RootCause | undefined {
+export function runFailure(r: Pick<RunRecord, 'state' | 'error' | 'finished'> & Partial<Pick<RunRecord, 'projectDir' | 'id' | 'recipe'>>, stderr: string): RootCause | undefined {
   if (!FAILED_STATES.has(r.state)) return undefined;
   const c = r.state !== 'failed' ? (r.error ? { message: r.error, source: 'monitor' as const } : rootCause(stderr, r.finished?.error, null)) : rootCause(stderr, r.finished?.error, r.error);
-  return c && r.projectDir ? { ...c, message: inWorkspace(c.message, r.projectDir) } : c;
+  if (!c) return c;
+  const message = r.id && r.recipe ? ownRecipe(c.message, r.id, r.recipe) : c.message;
+  return { ...c, message: r.projectDir ? inWorkspace(message, r.projectDir) : message };
+}
+
+/**
+ * A message about the trainer's own copy of the recipe (`recipes/.conscience-<run>.attempt-2.yaml:12:
+ * …`, core/launch/launcher.ts recipeCopyOnHost: byte for byte the recipe, beside it) naming the
+ * recipe itself (`recipes/sweep.yaml:12: …`), the file the person edits; the line is the same.
+ */
+export function ownRecipe(message: string, runId: string, recipe: string): string {
+  const copy = new RegExp(`\\.conscience-${runId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.attempt-\\d+\\.yaml`, 'g');
+  const name = recipe.split('/').pop()!;
+  return message.replace(copy, () => name);
 }
 
 /**

@@ -347,10 +347,11 @@ export const recipeBeforeAttempt = (attempt: number): string => `recipe.before-a
  * resumed attempt), so compare shows the config that now governs the run and nothing is lost.
  * Returns that file's name when there is one.
  */
-export async function snapshotRecipe(root: string, id: string, recipeFile: string, attempt = 1): Promise<string | undefined> {
+export async function snapshotRecipe(root: string, id: string, recipe: string | Buffer, attempt = 1): Promise<string | undefined> {
   const dir = runDir(root, id);
   await mkdir(dir, { recursive: true });
-  const now = await readFile(recipeFile);
+  // the bytes the launcher planned from and gave the trainer, or a file's
+  const now = typeof recipe === 'string' ? await readFile(recipe) : recipe;
   let kept: string | undefined;
   if (attempt > 1) {
     const before = await readFile(join(dir, RECIPE_SNAPSHOT)).catch(() => undefined);
