@@ -50,3 +50,20 @@ test('a run has results where the report reads them: the store copy once settled
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('a local eval resumed is read where it runs, not from the store copy of the attempt that ended', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'eval-files-'));
+  try {
+    const out = join(root, 'out');
+    mkdirSync(out);
+    mkdirSync(runDir(root, 'r3'), { recursive: true });
+    // the cancelled attempt's results, copied home when it settled
+    writeFileSync(join(runDir(root, 'r3'), 'results.json'), '{"done": 4}');
+    writeFileSync(join(out, 'results.json'), '{"done": 9}');
+    const run = { id: 'r3', targetKind: 'local', outputDir: out, state: 'running' } as RunRecord;
+    assert.equal((await evalFiles(root, run)).results, join(out, 'results.json'), 'the resumed attempt, as it goes');
+    assert.equal((await evalFiles(root, { ...run, state: 'cancelled' })).results, join(runDir(root, 'r3'), 'results.json'), 'settled: its own copy');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

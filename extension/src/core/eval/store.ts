@@ -7,6 +7,7 @@
 import { rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runDir, type RunRecord } from '../runs/store';
+import { TERMINAL_STATES } from '../runs/state';
 
 export const EVAL_FILES = ['results.json', 'completions.jsonl'] as const;
 
@@ -40,7 +41,9 @@ export async function evalFiles(root: string, run: RunRecord): Promise<{ results
   const dir = runDir(root, run.id);
   const stored = join(dir, 'results.json');
   const completions = join(dir, 'completions.jsonl');
-  if (await isFile(stored)) return { results: stored, completions: (await isFile(completions)) ? completions : undefined };
+  // a local run going (a resumed one included: its store copies are the ended attempt's) is read where it runs
+  const live = run.targetKind === 'local' && !TERMINAL_STATES.has(run.state);
+  if (!live && await isFile(stored)) return { results: stored, completions: (await isFile(completions)) ? completions : undefined };
   if (run.targetKind === 'local') return { results: join(run.outputDir, 'results.json'), completions: join(run.outputDir, 'completions.jsonl') };
   return { results: stored };
 }
