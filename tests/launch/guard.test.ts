@@ -27,6 +27,7 @@ describe('launch guard', { timeout: 600_000 }, () => {
     removeWorkspaces();
   });
 
+  let failedRun = '';
   const runs = () => (existsSync(join(root, '.conscience/runs')) ? readdirSync(join(root, '.conscience/runs')) : []);
 
   it('refuses a recipe with errors, naming each at FILE:LINE:COL, and starts nothing', async () => {
@@ -51,6 +52,7 @@ describe('launch guard', { timeout: 600_000 }, () => {
     assert.equal(r.code, 1, `${r.stdout}\n${r.stderr}`);
     assert.match(r.stderr, /launching despite 1 error\(s\) \(--force\)/);
     const id = r.stdout.trim().split(/\s+/)[0]!;
+    failedRun = id;
     const rec = await readRun(root, id);
     assert.equal(rec?.state, 'failed');
     const stderr = readFileSync(join(runDir(root, id), 'stderr.log'), 'utf8');
@@ -72,5 +74,24 @@ describe('launch guard', { timeout: 600_000 }, () => {
     const json = await cli(root, ['runs', '--no-refresh', '--format', 'json']);
     const listed = (JSON.parse(json.stdout) as { id: string; cause?: string }[]).find((x) => x.id === id);
     assert.equal(listed?.cause, `${shown} (stderr.log:${cause.line! + 1})`);
+  });
+
+  it('a resume of a recipe edited since, with an error, is refused as a launch is; unchanged, it is not checked again', async () => {
+    assert.ok(failedRun, 'the run launched with --force above');
+    const before = await readRun(root, failedRun);
+    const file = join(root, 'recipes/demo/bad.yaml');
+    const kept = readFileSync(file, 'utf8');
+    writeFileSync(file, kept + 'bogus_key: 1\n');
+    try {
+      const r = await cli(root, ['resume', failedRun]);
+      assert.equal(r.code, 1, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, /recipes\/demo\/bad\.yaml:\d+:\d+: error CC100: .*bogus_key/);
+      assert.match(r.stderr, new RegExp(`error\\(s\\) in recipes/demo/bad\\.yaml, edited since run ${failedRun} last ran: not resuming \\(fix them, or pass --force`));
+      const after = await readRun(root, failedRun);
+      assert.equal(after?.state, 'failed');
+      assert.equal(after?.attempts, before?.attempts, 'no attempt was started');
+    } finally {
+      writeFileSync(file, kept);
+    }
   });
 });

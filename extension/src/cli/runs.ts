@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatFindings, launchGuard } from '../core/launch/guard';
+import { formatFindings, launchGuard, resumeGuard } from '../core/launch/guard';
 import { cancelRun, formatPlan, launchRun, planLaunch, resumeRun } from '../core/launch/launcher';
 import { RunMonitor } from '../core/launch/monitor';
 import { driverFor } from '../core/launch/driver';
@@ -464,16 +464,28 @@ export async function cancel(argv: string[]): Promise<number> {
   });
 }
 
-const RESUME_USAGE = 'usage: conscience resume RUN [--wait] [--accept-new] [--workspace DIR] [--targets FILE] [--format json|text]';
+const RESUME_USAGE = 'usage: conscience resume RUN [--wait] [--force] [--accept-new] [--workspace DIR] [--targets FILE] [--format json|text]';
 
 export async function resume(argv: string[]): Promise<number> {
   return wrap(async () => {
-    const r = parse(argv, { wait: { type: 'boolean' } }, RESUME_USAGE);
+    const r = parse(argv, { wait: { type: 'boolean' }, force: { type: 'boolean' } }, RESUME_USAGE);
     if (!r) return 0;
     if (r.positionals.length !== 1) throw new UsageError(RESUME_USAGE);
     const s = await session(r.values);
     try {
       const run = await resolveRun(s.root, r.positionals[0]);
+      // the recipe edited since the attempt that ended is checked as a launch is (--force: anyway)
+      const target = await loadTargets(s.root, r.values.targets).then(({ targets }) => targets.get(run.target)).catch(() => undefined);
+      const errors = await resumeGuard(s.root, run, target);
+      if (errors.length) {
+        const show = (f: string) => { const rel = relative(process.cwd(), f); return rel && !rel.startsWith('..') ? rel : f; };
+        process.stderr.write(formatFindings(errors, show) + '\n');
+        if (!r.values.force) {
+          process.stderr.write(`conscience: ${errors.length} error(s) in ${run.recipe}, edited since run ${run.id} last ran: not resuming (fix them, or pass --force to resume anyway)\n`);
+          return 1;
+        }
+        process.stderr.write(`conscience: resuming despite ${errors.length} error(s) (--force)\n`);
+      }
       const out = await resumeRun(s, run.id);
       if (!r.values.wait) {
         process.stdout.write(r.values.format === 'json' ? JSON.stringify(out.run, null, 2) + '\n' : `${out.run.id}\n`);

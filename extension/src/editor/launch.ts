@@ -9,7 +9,7 @@
 // made at activation by extension.ts (LaunchUi), which starts this room on first use.
 import { open } from 'node:fs/promises';
 import * as vscode from 'vscode';
-import { launchGuard } from '../core/launch/guard';
+import { launchGuard, resumeGuard } from '../core/launch/guard';
 import { OnePerKey, SessionHolder } from '../core/lifecycle';
 import { recipeKind } from '../core/recipe';
 import { cancelRun, formatPlan, launchRun, planLaunch, resumeRun } from '../core/launch/launcher';
@@ -440,6 +440,18 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       if (!id) return;
       await resetSession();
       const s = await getSession();
+      // a resume trains with the recipe as it is now: edited since, it is checked as a launch is
+      const rec = await readRun(s.root, id);
+      const errors = rec ? await resumeGuard(s.root, rec, s.target(rec.target)) : [];
+      if (errors.length) {
+        const first = errors[0]!;
+        const pick = await vscode.window.showWarningMessage(
+          `${errors.length} error${errors.length > 1 ? 's' : ''} in ${rec!.recipe}, edited since run ${id} last ran — Resume anyway?`,
+          { modal: true, detail: `Line ${first.line}: ${first.code} ${first.message}${errors.length > 1 ? `\n…and ${errors.length - 1} more (see Problems).` : ''}\n\nA resume trains with the recipe as it is now; the trainer would most likely stop on it.` },
+          'Resume Anyway',
+        );
+        if (pick !== 'Resume Anyway') return;
+      }
       await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Resuming ${id}` }, () => resumeRun(s, id));
       refresh();
       await follow(id);

@@ -3,12 +3,13 @@
 // GPU hours before the trainer rejects it; the validator finds the same mistakes in
 // milliseconds. Shared by editor/launch.ts and `conscience launch`.
 import { readFile } from 'node:fs/promises';
-import { relative, sep } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { decodeBytes, validateText, type Diagnostic } from '../recipe';
 import { nodeFiles } from '../recipe/node-files';
 import { escapeControls } from '../escape';
 import { launchTrl } from '../recipe/recorded';
 import type { Target } from './targets';
+import { RECIPE_SNAPSHOT, runDir, type RunRecord } from '../runs/store';
 
 export interface GuardFinding {
   file: string;
@@ -52,4 +53,17 @@ export function formatFindings(findings: GuardFinding[], show: (file: string) =>
 export async function launchGuard(root: string, file: string, target: Target | undefined): Promise<GuardFinding[]> {
   const trl = await launchTrl(root, relative(root, file).split(sep).join('/'), target).catch(() => undefined);
   return recipeErrors(file, trl);
+}
+
+/**
+ * The guard for resuming `run`: a resume trains with the recipe as it is now, so an edited recipe
+ * is checked as a launch is (an error costs the same queue wait and GPU hours). A recipe
+ * unchanged since the attempt that ended (byte for byte its kept recipe.yaml) was checked, or
+ * launched anyway, then: no findings.
+ */
+export async function resumeGuard(root: string, run: Pick<RunRecord, 'id' | 'recipe'>, target: Target | undefined): Promise<GuardFinding[]> {
+  const file = join(root, run.recipe);
+  const [now, kept] = await Promise.all([readFile(file).catch(() => undefined), readFile(join(runDir(root, run.id), RECIPE_SNAPSHOT)).catch(() => undefined)]);
+  if (now && kept && now.equals(kept)) return [];
+  return launchGuard(root, file, target);
 }
