@@ -30,6 +30,7 @@ import json
 import math
 import os
 import re
+import string
 import typing
 import warnings
 from dataclasses import dataclass, field
@@ -196,6 +197,11 @@ class SafetyConfig:
             raise ValueError("safety.open_tag and safety.close_tag must be non-empty")
         if self.open_tag == self.close_tag:
             raise ValueError("safety.open_tag and safety.close_tag must differ")
+        for inner, outer in (("open_tag", "close_tag"), ("close_tag", "open_tag")):
+            if getattr(self, inner) in getattr(self, outer):  # the parser would find one tag inside the other
+                raise ValueError(f"safety.{outer} {getattr(self, outer)!r} contains safety.{inner} {getattr(self, inner)!r}: a "
+                                 "completion's block could not be told apart from its tags (safety_format would score "
+                                 "every well-formed completion 0.5); choose tags that do not contain each other")
         if self.budget_source not in ("auto", "dataset", "allocator", "label"):
             raise ValueError(f"safety.budget_source must be auto, dataset, allocator or label, got {self.budget_source!r}")
         if self.budget_mode not in ("exact", "max"):
@@ -211,6 +217,10 @@ class SafetyConfig:
             except (KeyError, IndexError, ValueError, TypeError, AttributeError) as e:  # {budget[0]}, {open_tag.x}
                 raise ValueError(f"safety.{name}: {type(e).__name__}: {e} (placeholders: {{budget}}, {{open_tag}}, "
                                  "{close_tag}; write {{ and }} for braces)") from None
+            if name == "budget_instruction" and not any(
+                    f == "budget" for _, f, _, _ in string.Formatter().parse(self.budget_instruction)):
+                raise ValueError("safety.budget_instruction has no {budget}: the policy would never be told its budget, "
+                                 "which the budget reward scores its block against; write {budget} where the token count goes")
             field = unsupported_field(getattr(self, name))
             if field is not None:  # Python renders it; the gateway's TypeScript template would not
                 plain = next((p for p in PLACEHOLDERS if field[1:].startswith(p)), "budget")
@@ -857,6 +867,7 @@ def parse_trl_keys(path: str, flat: dict, lines: dict[str, int], classes: list, 
     try:
         parsed = tuple(parser.parse_args_into_dataclasses(args=list(cli_args or [])))
         check_scheduler(path, lines, parsed)
+        check_some_steps(path, lines, parsed)
         return parsed
     except SystemExit as e:
         raise RecipeError(f"{path}: invalid arguments (argparse exit {e.code})") from None
@@ -1133,6 +1144,17 @@ def check_flat_values(path: str, flat: dict, lines: dict[str, int], classes: lis
                 raise RecipeError(f"{path}:{lines.get(at, lines.get(key, '?'))}: {problem}")
         if isinstance(value, dict):
             _check_text_numbers(path, key, value, lines)
+
+
+def check_some_steps(path: str, lines: dict, parsed: tuple) -> None:
+    """`num_train_epochs: 0` with max_steps <= 0 (its default, -1) trains no step: the Trainer
+    ends at once as completed and SFT saves the untrained model as its output. Refused with the
+    line of num_train_epochs."""
+    ta = next((a for a in parsed if hasattr(a, "num_train_epochs") and hasattr(a, "max_steps")), None)
+    if ta is None or ta.max_steps > 0 or ta.num_train_epochs != 0:
+        return
+    raise RecipeError(f"{path}:{lines.get('num_train_epochs', '?')}: num_train_epochs: 0 with max_steps {ta.max_steps} trains "
+                      "no step: set num_train_epochs above 0, or max_steps to the number of steps to train")
 
 
 def check_scheduler(path: str, lines: dict, parsed: tuple) -> None:

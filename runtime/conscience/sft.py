@@ -67,8 +67,9 @@ from .train import (
     _world_size,
     missing_model_folder,
     nothing_left,
+    RunFolderError,
+    check_run_folder,
     run_of_another_kind,
-    resolve_resume,
 )
 
 logger = logging.getLogger("conscience.sft")
@@ -586,10 +587,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                 f"{os.path.abspath(output_dir)}: output_dir holds a kind: {other[0]} run (run_id {other[1]}); SFT does "
                 f"not resume or append to another kind's run: give the SFT run its own output_dir"
             )
+        resume_from = check_run_folder(output_dir, "sft", ta.resume_from_checkpoint, ta.max_steps)
         # Bad traces, a missing model folder and traces too long for max_length fail before any
         # model is loaded or any event is written.
         prepared: Any = _prepare(recipe)
-    except (RecipeError, DataError) as e:
+    except (RecipeError, DataError, RunFolderError) as e:
         print(f"conscience.sft: {e}", file=sys.stderr)
         return EXIT_USAGE
     except RunCancelled:
@@ -597,7 +599,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     except Exception as e:  # noqa: BLE001 - e.g. a hub tokenizer that cannot be fetched: the run below fails with it
         prepared = e
 
-    resume_from = resolve_resume(ta.resume_from_checkpoint, output_dir)
     budgets = None if isinstance(prepared, BaseException) else prepared["budgets"]
     if budgets is not None:
         logger.info("sft budgets: %d from the traces, %d per-label defaults; %d clipped to max_budget %d",

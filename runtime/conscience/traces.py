@@ -197,26 +197,68 @@ class Teacher:
 # ---------------------------------------------------------------------------------------
 
 
-def _done_ids(path: str) -> set[str]:
-    """Ids already written to `path`; a partial last line (an interrupted write) is cut off."""
+def _scan_rows(path: str) -> tuple[set[str], Optional[bytes]]:
+    """Ids written to `path` and how its unterminated tail is to be mended, touching nothing.
+
+    Every complete line must be a row (a JSON object with an id), else the file is refused: it
+    is not a traces file. A tail without a final newline is either a complete row (a file last
+    saved by an editor; it is kept) or, when it is not valid JSON but starts like a row, a partial
+    line left by a killed writer (it is dropped and its prompt asked again). The second value is
+    b"\n" to append, b"" to cut the tail, None when nothing needs mending.
+    """
     ids: set[str] = set()
     if not os.path.exists(path):
-        return ids
-    with open(path, "rb+") as f:
+        return ids, None
+    with open(path, "rb") as f:
         data = f.read()
-        if data and not data.endswith(b"\n"):
-            cut = data.rfind(b"\n") + 1
-            f.truncate(cut)
-            data = data[:cut]
-    for lineno, line in enumerate(data.splitlines(), 1):
+    lines = data.split(b"\n")
+    tail = lines.pop()  # b"" when the file ends with a newline
+
+    def row_id(line: bytes):
+        try:
+            obj = json.loads(line)
+            return str(obj["id"])
+        except (ValueError, KeyError, TypeError, IndexError):
+            return None
+
+    for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        try:
-            rid = json.loads(line)["id"]
-        except (ValueError, KeyError, TypeError):
-            raise ValueError(f"{path}:{lineno}: not a trace row; is --out the right file?") from None
-        ids.add(str(rid))
-    return ids
+        rid = row_id(line)
+        if rid is None:
+            raise ValueError(f"{path}:{lineno}: not a trace row; is --out the right file?")
+        ids.add(rid)
+    if not tail.strip():
+        return ids, None
+    rid = row_id(tail)
+    if rid is not None:
+        ids.add(rid)
+        return ids, b"\n"
+    try:
+        json.loads(tail)
+        complete_json = True
+    except ValueError:
+        complete_json = False
+    if complete_json or not tail.lstrip().startswith(b"{"):
+        raise ValueError(f"{path}:{len(lines) + 1}: not a trace row; is --out the right file?")
+    return ids, b""
+
+
+def _mend_tail(path: str, fix: Optional[bytes]) -> None:
+    if fix is None:
+        return
+    if fix:
+        with open(path, "ab") as f:
+            f.write(fix)
+        return
+    with open(path, "rb+") as f:
+        data = f.read()
+        f.truncate(data.rfind(b"\n") + 1)
+
+
+def _done_ids(path: str) -> set[str]:
+    """Ids already written to `path`, read without changing it (see _scan_rows)."""
+    return _scan_rows(path)[0]
 
 
 def _count_existing(path: str, key: Optional[str] = None) -> dict[str, int]:
@@ -265,7 +307,14 @@ def run(args: argparse.Namespace, log=print) -> dict:
         os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     except OSError as e:
         raise ValueError(f"{out_path}: cannot create its folder: {e.strerror or e}") from None
-    done = _done_ids(out_path) | _done_ids(dropped_path)
+    # both files are read and checked before either is changed
+    (done_out, fix_out), (done_dropped, fix_dropped) = _scan_rows(out_path), _scan_rows(dropped_path)
+    try:
+        _mend_tail(out_path, fix_out)
+        _mend_tail(dropped_path, fix_dropped)
+    except OSError as e:
+        raise ValueError(f"{out_path}: cannot write: {e.strerror or e}") from None
+    done = done_out | done_dropped
     todo = [r for r in rows if r["id"] not in done]
     if args.limit is not None:
         todo = todo[: args.limit]
@@ -365,6 +414,16 @@ def run(args: argparse.Namespace, log=print) -> dict:
     return report
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m conscience.traces", description=__doc__.split("\n\n")[0])
     p.add_argument("--teacher", required=True, help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1")
@@ -379,7 +438,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--max-tokens", type=int, default=512)
     p.add_argument("--workers", type=int, default=4, help="requests in flight at once")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for one answer")
-    p.add_argument("--retries", type=int, default=2, help="retries of a request that failed or timed out")
+    p.add_argument("--retries", type=_non_negative_int, default=2, help="retries of a request that failed or timed out")
     p.add_argument("--limit", type=int, default=None, help="ask about at most this many new prompts")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
     args = p.parse_args(argv)

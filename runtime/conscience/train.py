@@ -301,6 +301,70 @@ def resolve_resume(value: Any, output_dir: str) -> Optional[str]:
     return value or _last_checkpoint(output_dir)
 
 
+class RunFolderError(ValueError):
+    """output_dir or resume_from_checkpoint refused before anything is written (exit 2)."""
+
+
+def _checkpoint_folders(output_dir: str) -> list[str]:
+    """The `checkpoint-<step>` folders in output_dir, by step."""
+    import re
+
+    try:
+        names = os.listdir(output_dir)
+    except OSError:
+        return []
+    found = [n for n in names if re.fullmatch(r"checkpoint-\d+", n) and os.path.isdir(os.path.join(output_dir, n))]
+    return sorted(found, key=lambda n: int(n.split("-")[1]))
+
+
+def _resume_off(value: Any) -> bool:
+    return value is False or (isinstance(value, str) and value.lower() in ("false", "0", "no", ""))
+
+
+def check_run_folder(output_dir: str, kind: str, resume_value: Any, max_steps: int) -> Optional[str]:
+    """The checkpoint the run resumes from (resolve_resume), after refusing what would go wrong
+    once the run started: an output_dir that is a file; resume_from_checkpoint false where
+    output_dir already holds checkpoints (they would be rewritten in place and the run's event
+    stream continued as if one run); a resume_from_checkpoint path that is no checkpoint, or is
+    another kind's, or is another output_dir's checkpoint already at max_steps (nothing would be
+    trained and this output_dir would get no model). Raises RunFolderError."""
+    out = os.path.abspath(output_dir)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise RunFolderError(f"{out}: output_dir is a file")
+    name = "a GRPO run" if kind == "grpo" else "an SFT run"
+    if _resume_off(resume_value):
+        own = _checkpoint_folders(out)
+        if own:
+            shown = ", ".join(own[:3]) + (f" and {len(own) - 3} more" if len(own) > 3 else "")
+            raise RunFolderError(
+                f"{out}: output_dir already holds checkpoints ({shown}) and resume_from_checkpoint is false: the new run "
+                "would overwrite them and continue their run's events.jsonl; use another output_dir, or remove the "
+                "checkpoints (and events.jsonl) to start over there")
+        return None
+    resume_from = resolve_resume(resume_value, output_dir)
+    explicit = isinstance(resume_value, str) and resume_value.lower() not in ("true", "1", "yes")
+    if not (explicit and resume_from):
+        return resume_from
+    path = os.path.abspath(resume_from)
+    if not os.path.isdir(path):
+        raise RunFolderError(f"{path}: resume_from_checkpoint: no such checkpoint folder")
+    if not os.path.isfile(os.path.join(path, "trainer_state.json")):
+        raise RunFolderError(f"{path}: resume_from_checkpoint: not a checkpoint (it holds no trainer_state.json)")
+    parent = os.path.dirname(path)
+    other = run_of_another_kind(parent, kind)
+    if other:
+        raise RunFolderError(
+            f"{path}: resume_from_checkpoint is a checkpoint of a kind: {other[0]} run (run_id {other[1]}) in {parent}; "
+            f"{name} does not resume another kind's run (to start from that run's model, name its output folder as "
+            "model_name_or_path)")
+    done = _checkpoint_step(path)
+    if parent != out and done is not None and 0 < max_steps <= done:
+        raise RunFolderError(
+            f"{path}: resume_from_checkpoint is already at step {done} of max_steps {max_steps}: nothing is left to train "
+            f"and {out} would get no model; raise max_steps, or name the checkpoint as model_name_or_path to train on from it")
+    return resume_from
+
+
 def run_of_another_kind(output_dir: str, kind: str) -> Optional[tuple[str, Optional[str]]]:
     """(kind, run_id) of the run whose event stream is in output_dir when it is not a `kind` run
     (a GRPO run_started has no `kind`), else None. Only the file's lines up to its first
@@ -410,7 +474,11 @@ def main(argv: Optional[list[str]] = None) -> int:
               "a GRPO run does not resume or append to another kind's run: give it its own output_dir (to start from an SFT "
               "run's model, name that folder as model_name_or_path)", file=sys.stderr)
         return EXIT_USAGE
-    resume_from = resolve_resume(training_args.resume_from_checkpoint, output_dir)
+    try:
+        resume_from = check_run_folder(output_dir, "grpo", training_args.resume_from_checkpoint, training_args.max_steps)
+    except RunFolderError as e:
+        print(f"conscience.train: {e}", file=sys.stderr)
+        return EXIT_USAGE
 
     rank = _rank()
     writer = None
@@ -450,7 +518,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     status, code, error, summary = "failed", EXIT_FAILED, None, {}
     try:
-        if isinstance(prepared, RunCancelled):
+        if isinstance(prepared, BaseException):  # a bad prompt set fails the run, even one with nothing left to train
             raise prepared
         summary = nothing_left(resume_from, training_args.max_steps) or _train(recipe, writer, resume_from, prepared)
         _shutdown_distributed()

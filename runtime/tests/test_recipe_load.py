@@ -399,3 +399,31 @@ def test_learning_rate_schedules_transformers_builds_load(tmp_path):
         "learning_rate: 1.0e-2\nlr_scheduler_type: polynomial\nlr_scheduler_kwargs:\n  lr_end: 1.0e-3\n",
     ):
         _loads(tmp_path, BASE + body)
+
+
+# num_train_epochs: 0 with no max_steps ran as "completed" with 0 steps (SFT saved the untrained model)
+def test_zero_epochs_without_max_steps_is_refused_at_its_line_for_grpo_and_sft(tmp_path):
+    needle = "num_train_epochs: 0 with max_steps -1 trains no step"
+    _refused(tmp_path, BASE + "num_train_epochs: 0\n", 3, needle)
+    _refused(tmp_path, BASE + "max_steps: 0\nnum_train_epochs: 0\n", 4, "num_train_epochs: 0 with max_steps 0 trains no step")
+    assert _loads(tmp_path, BASE + "num_train_epochs: 0\nmax_steps: 2\n").training_args.max_steps == 2
+    from conscience.sft import load_sft_recipe
+
+    traces = tmp_path / "t.jsonl"
+    traces.write_text(json.dumps({"id": "t1", "prompt": "p", "label": "benign", "budget": 0, "safety": "", "answer": "a"}) + "\n")
+    sft = _write(tmp_path, f"kind: sft\nmodel_name_or_path: conscience/tiny\ndataset_name: {traces}\nnum_train_epochs: 0\n", "s.yaml")
+    with pytest.raises(RecipeError) as e:
+        load_sft_recipe(sft, CPU + ["--output_dir", str(tmp_path / "out")])
+    assert str(e.value).startswith(f"{sft}:4: {needle}"), str(e.value)
+
+
+# tags that contain each other: every well-formed completion scored 0.5 on safety_format
+@pytest.mark.parametrize("body, line, needle", [
+    ("safety:\n  open_tag: '<safety>'\n  close_tag: '<safety>end'\n", 5, "safety.close_tag '<safety>end' contains safety.open_tag '<safety>'"),
+    ("safety:\n  open_tag: '[[s]]'\n  close_tag: 's'\n", 4, "safety.open_tag '[[s]]' contains safety.close_tag 's'"),
+    ("safety:\n  budget_instruction: 'Reason inside {open_tag}{close_tag}, then answer.'\n", 4,
+     "safety.budget_instruction has no {budget}: the policy would never be told its budget"),
+    ("safety:\n  budget_instruction: 'Reason briefly ({{budget}} is literal).'\n", 4, "safety.budget_instruction has no {budget}"),
+])
+def test_tags_that_contain_each_other_and_an_instruction_without_its_budget_are_refused(tmp_path, body, line, needle):
+    _refused(tmp_path, BASE + body, line, needle)

@@ -198,6 +198,31 @@ def test_a_partial_last_line_from_an_interrupted_write_is_cut_and_that_prompt_as
     assert len(teacher.requests) == 1
 
 
+def test_a_complete_last_row_without_a_final_newline_is_kept_and_not_asked_again(tmp_path, teacher, capsys):
+    # a traces file last saved in an editor that writes no final newline
+    out = tmp_path / "traces.jsonl"
+    row = {"id": "h-good", "prompt": "p", "label": "harmful", "budget": 12, "safety": "hand-written", "answer": "I can't."}
+    out.write_text(json.dumps(row))
+    code, report, err = _run(["--teacher", teacher.url, "--prompts", _prompts(tmp_path, ["h-good", "b-good"]), "--out", str(out)], capsys)
+    assert code == 0, err
+    assert _lines(out)[0] == row
+    assert [r["id"] for r in _lines(out)] == ["h-good", "b-good"]
+    assert [r["body"]["messages"][-1]["content"].split(":")[0] for r in teacher.requests] == ["Question b-good"]
+    assert report["kept_total"] == 2 and report["remaining"] == 0
+
+
+def test_out_that_is_not_a_traces_file_is_refused_untouched(tmp_path, capsys):
+    recipe = tmp_path / "some.yaml"
+    text = "model_name_or_path: conscience/tiny\noutput_dir: out\nsafety:\n  open_tag: <safety>"  # no final newline
+    recipe.write_text(text)
+    code, _, err = _run(["--teacher", "http://127.0.0.1:9/v1", "--prompts", _prompts(tmp_path, ["h-good"]),
+                         "--out", str(recipe)], capsys)
+    assert code == traces.EXIT_USAGE
+    assert f"{recipe}:1: not a trace row; is --out the right file?" in err
+    assert recipe.read_text() == text
+    assert not os.path.exists(str(recipe) + ".dropped.jsonl") or not open(str(recipe) + ".dropped.jsonl").read()
+
+
 def test_bad_prompt_file_names_file_and_line(tmp_path, capsys):
     bad = tmp_path / "p.jsonl"
     bad.write_text('{"id": "a", "prompt": "x", "label": "harmful"}\n{"id": "b", "prompt": "y", "label": "maybe"}\n')
@@ -351,3 +376,12 @@ def test_ctrl_c_exits_at_once_keeping_finished_rows(tmp_path):
     finally:
         server.kill()
         server.wait()
+
+
+def test_negative_retries_is_a_usage_error_before_any_request(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        traces.main(["--teacher", "http://127.0.0.1:9/v1", "--prompts", _prompts(tmp_path, ["h-good"]),
+                     "--out", str(tmp_path / "t.jsonl"), "--retries", "-1"])
+    assert e.value.code == 2
+    assert "argument --retries: must be 0 or more, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "t.jsonl").exists()

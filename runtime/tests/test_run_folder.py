@@ -1,0 +1,127 @@
+"""What conscience.train and conscience.sft refuse about output_dir and resume_from_checkpoint
+before anything is written or any model loads (exit 2, the folder named), and a bad prompt set
+that fails a run even when its checkpoint has nothing left to train. In-process: each check
+fires before the model, so a run takes the time of reading its recipe."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+
+from conscience import sft, train
+from conscience.events import EventWriter
+
+TRACE = {"id": "t1", "prompt": "How do I bake bread?", "label": "benign", "budget": 0, "safety": "", "answer": "Knead, rise, bake."}
+
+
+@pytest.fixture(autouse=True)
+def _keep_pytests_signal_handlers():
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for s, h in handlers.items():
+        signal.signal(s, h)
+
+
+def _recipe(tmp_path, kind, extra=""):
+    if kind == "sft":
+        traces = tmp_path / "traces.jsonl"
+        traces.write_text(json.dumps(TRACE) + "\n")
+        text = f"kind: sft\nmodel_name_or_path: conscience/tiny\ndataset_name: {traces}\n"
+    else:
+        text = "model_name_or_path: conscience/tiny\ndataset_name: conscience/safety_prompts\nreward_funcs: [safety_format]\n"
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text(text + "max_steps: 2\nreport_to: none\nuse_cpu: true\n" + extra)
+    return str(path)
+
+
+def _main(kind, recipe, out, *extra, capsys):
+    module = sft if kind == "sft" else train
+    code = module.main(["--config", recipe, "--output_dir", str(out), *extra])
+    return code, capsys.readouterr().err
+
+
+def _checkpoint(folder, step, kind=None):
+    """A run's folder as conscience wrote it: events.jsonl (run_started with `kind` unless GRPO) and checkpoint-<step>."""
+    w = EventWriter(str(folder), resume=True)
+    w.emit("run_started", **({"kind": kind} if kind else {}), recipe_hash="x", recipe_path="/r.yaml", world_size=1,
+           versions={}, resumed_from=None, max_steps=step, output_dir=str(folder), init_from=None)
+    w.emit("run_finished", status="completed", exit_code=0, error=None, summary=None)
+    w.close()
+    ckpt = folder / f"checkpoint-{step}"
+    ckpt.mkdir()
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    return ckpt, w.run_id
+
+
+@pytest.mark.parametrize("kind", ["grpo", "sft"])
+def test_an_output_dir_that_is_a_file_is_refused_before_anything_is_written(tmp_path, kind, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("notes\n")
+    code, err = _main(kind, _recipe(tmp_path, kind), afile, capsys=capsys)
+    name = "train" if kind == "grpo" else "sft"
+    assert code == 2, err
+    assert f"conscience.{name}: {afile}: output_dir is a file" in err
+    assert "Traceback" not in err and afile.read_text() == "notes\n"
+
+
+@pytest.mark.parametrize("kind", ["grpo", "sft"])
+def test_a_resume_from_checkpoint_that_is_no_checkpoint_is_refused_naming_it(tmp_path, kind, capsys):
+    out = tmp_path / "out"
+    missing = tmp_path / "nowhere" / "checkpoint-5"
+    code, err = _main(kind, _recipe(tmp_path, kind), out, "--resume_from_checkpoint", str(missing), capsys=capsys)
+    assert code == 2, err
+    assert f"{missing}: resume_from_checkpoint: no such checkpoint folder" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, err = _main(kind, _recipe(tmp_path, kind), out, "--resume_from_checkpoint", str(empty), capsys=capsys)
+    assert code == 2, err
+    assert f"{empty}: resume_from_checkpoint: not a checkpoint (it holds no trainer_state.json)" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind,other", [("sft", None), ("grpo", "sft")])
+def test_a_checkpoint_of_another_kind_of_run_is_refused_as_its_output_dir_is(tmp_path, kind, other, capsys):
+    ckpt, run_id = _checkpoint(tmp_path / "other-run", 4, other)
+    out = tmp_path / "out"
+    code, err = _main(kind, _recipe(tmp_path, kind), out, "--resume_from_checkpoint", str(ckpt), "--max_steps", "8", capsys=capsys)
+    assert code == 2, err
+    assert (f"{ckpt}: resume_from_checkpoint is a checkpoint of a kind: {other or 'grpo'} run (run_id {run_id}) "
+            f"in {tmp_path / 'other-run'}") in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["grpo", "sft"])
+def test_another_output_dirs_checkpoint_at_max_steps_is_refused_not_completed_without_a_model(tmp_path, kind, capsys):
+    ckpt, _ = _checkpoint(tmp_path / "old-run", 2, "sft" if kind == "sft" else None)
+    out = tmp_path / "out"
+    code, err = _main(kind, _recipe(tmp_path, kind), out, "--resume_from_checkpoint", str(ckpt), capsys=capsys)
+    assert code == 2, err
+    assert f"{ckpt}: resume_from_checkpoint is already at step 2 of max_steps 2: nothing is left to train" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["grpo", "sft"])
+def test_resume_false_on_an_output_dir_with_checkpoints_is_refused_leaving_them(tmp_path, kind, capsys):
+    out = tmp_path / "out"
+    _checkpoint(out, 2, "sft" if kind == "sft" else None)
+    before = (out / "events.jsonl").read_text()
+    code, err = _main(kind, _recipe(tmp_path, kind, "resume_from_checkpoint: false\n"), out, capsys=capsys)
+    assert code == 2, err
+    assert f"{out}: output_dir already holds checkpoints (checkpoint-2) and resume_from_checkpoint is false" in err
+    assert "use another output_dir, or remove the checkpoints" in err
+    assert (out / "events.jsonl").read_text() == before
+
+
+def test_a_bad_prompt_set_fails_the_run_even_when_its_checkpoint_has_nothing_left_to_train(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(train, "_CANCEL", {"signum": None})
+    out = tmp_path / "out"
+    _checkpoint(out, 2)
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"id": "a", "prompt": "x", "label": "maybe"}\n')
+    code, err = _main("grpo", _recipe(tmp_path, "grpo"), out, "--dataset_name", str(prompts), capsys=capsys)
+    assert code == 1, err
+    finished = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()][-1]
+    assert finished["type"] == "run_finished" and finished["status"] == "failed"
+    assert f"{prompts}:1" in finished["error"]
