@@ -525,6 +525,9 @@ def parse_section(name: str, data: Any, file: str = "<recipe>", lines: Optional[
         # a check that names its key ("safety.budget_mode must be ...") points at that key's line
         msg = str(e)
         key = next((k for k in lines if k.startswith(f"{name}.") and (msg.startswith(f"{k} ") or msg.startswith(f"{k}:"))), None)
+        if key is None:  # it opens with a key the recipe leaves at its default: the first it names that the recipe sets
+            named = [(msg.find(k), k) for k in lines if k.startswith(f"{name}.") and re.search(rf"(?<![\w.]){re.escape(k)}\b", msg)]
+            key = min(named)[1] if named else None
         raise RecipeError(f"{file}:{lines[key] if key else lines.get(name, '?')}: {e}") from None
 
 

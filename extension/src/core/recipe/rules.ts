@@ -562,12 +562,22 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC222', severity: 'error', stage: 'rules', alsoEval: true, summary: '`safety.open_tag` / `safety.close_tag` empty or equal (SafetyConfig)',
+    code: 'CC222', severity: 'error', stage: 'rules', alsoEval: true, summary: '`safety.open_tag` / `safety.close_tag` empty, equal, or one inside the other (SafetyConfig)',
     check(ctx, emit) {
       const open = sval(ctx, 'safety', 'open_tag'), close = sval(ctx, 'safety', 'close_tag');
       if (typeof open !== 'string' || typeof close !== 'string') return;
       if (!open || !close) emit.at([['safety', open ? 'close_tag' : 'open_tag'], 'safety'], 'safety.open_tag and safety.close_tag must be non-empty (SafetyConfig). Use e.g. "<safety>" and "</safety>".');
       else if (open === close) emit.at([['safety', 'close_tag'], 'safety'], `safety.open_tag and safety.close_tag must differ (SafetyConfig); both are ${JSON.stringify(open)}. Use e.g. "<safety>" and "</safety>".`);
+      else {
+        // one inside the other: the parser would find it in the other (SafetyConfig's words)
+        for (const [inner, outer] of [['open_tag', 'close_tag'], ['close_tag', 'open_tag']] as const) {
+          const i = inner === 'open_tag' ? open : close, o = outer === 'open_tag' ? open : close;
+          if (o.includes(i)) {
+            emit.at([['safety', sectionPair(ctx, 'safety', outer) ? outer : inner], 'safety'], `safety.${outer} ${pyRepr(o)} contains safety.${inner} ${pyRepr(i)}: a completion's block could not be told apart from its tags (safety_format would score every well-formed completion 0.5); choose tags that do not contain each other (SafetyConfig).`);
+            break;
+          }
+        }
+      }
     },
   },
   {
@@ -609,7 +619,7 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    code: 'CC227', severity: 'error', stage: 'rules', alsoEval: true, summary: '`safety.budget_instruction` / `zero_budget_instruction` do not format: a placeholder other than `{budget}`, `{open_tag}`, `{close_tag}`, or a lone `{` / `}`; or a field with a format spec, conversion or index (`{budget:d}`, `{budget!s}`), which Python renders but the serving gateway\'s template does not (SafetyConfig)',
+    code: 'CC227', severity: 'error', stage: 'rules', alsoEval: true, summary: '`safety.budget_instruction` without `{budget}`, or `budget_instruction` / `zero_budget_instruction` that do not format: a placeholder other than `{budget}`, `{open_tag}`, `{close_tag}`, or a lone `{` / `}`; or a field with a format spec, conversion or index (`{budget:d}`, `{budget!s}`), which Python renders but the serving gateway\'s template does not (SafetyConfig)',
     check(ctx, emit) {
       for (const key of ['budget_instruction', 'zero_budget_instruction']) {
         const v = sval(ctx, 'safety', key);
@@ -617,6 +627,10 @@ export const RULES: readonly Rule[] = [
         const err = formatError(v);
         if (err) {
           emit.at([['safety', key]], `safety.${key}: ${err} (placeholders: {budget}, {open_tag}, {close_tag}; write {{ and }} for braces). The runtime formats it for every prompt and refuses the recipe (SafetyConfig).`);
+          continue;
+        }
+        if (key === 'budget_instruction' && !hasBudgetField(v)) {
+          emit.at([['safety', key]], 'safety.budget_instruction has no {budget}: the policy would never be told its budget, which the budget reward scores its block against; write {budget} where the token count goes. The runtime refuses the recipe (SafetyConfig).');
           continue;
         }
         const field = unsupportedField(v);
@@ -737,6 +751,15 @@ export const RULES: readonly Rule[] = [
       if (!sched || sched.passes === 'always' || (sched.passes === 'v5' && ctx.v1)) return;
       const keys = Object.keys(kw);
       if (keys.length) emit.at(['lr_scheduler_kwargs'], `lr_scheduler_kwargs ${keys.join(', ')} have no effect: transformers builds the ${kind} schedule without them${sched.passes === 'v5' ? ' (transformers 5, TRL 1.x, passes them)' : ''}. Remove them, or pick a schedule that takes them.`);
+    },
+  },
+  {
+    code: 'CC236', severity: 'error', stage: 'rules', summary: '`num_train_epochs: 0` with `max_steps` unset or <= 0: no step is trained (the runtime refuses it)',
+    check(ctx, emit) {
+      const epochs = val(ctx, 'num_train_epochs'), steps = val(ctx, 'max_steps');
+      if (epochs === 0 && isNumber(steps) && steps <= 0 && pair(ctx, 'num_train_epochs')) {
+        emit.at(['num_train_epochs'], `num_train_epochs: 0 with max_steps ${steps} trains no step: set num_train_epochs above 0, or max_steps to the number of steps to train. The runtime refuses the recipe (the run would end at once as completed).`);
+      }
     },
   },
   {
@@ -882,4 +905,17 @@ export function rulesMarkdown(): string {
   const stage: Record<Stage, string> = { read: 'reading the file', yaml: 'YAML', keys: 'keys and values', rules: 'cross-field rule', accelerate: 'accelerate config' };
   const rows = RULES.map((r) => `| ${r.code} | ${r.severity}${r.also ? `/${r.also}` : ''} | ${stage[r.stage]} | ${r.summary.replace(/\|/g, '\\|')} |`);
   return ['| Code | Severity | Found by | What |', '| --- | --- | --- | --- |', ...rows].join('\n') + '\n';
+}
+
+/** Python's repr of a str, as a message quotes a value: single quotes unless the text has one and no double. */
+function pyRepr(v: string): string {
+  const q = v.includes("'") && !v.includes('"') ? '"' : "'";
+  return q + v.replace(/\\/g, '\\\\').replace(new RegExp(q, 'g'), `\\${q}`) + q;
+}
+
+/** Whether a wording has a `{budget}` field (str.format's field name `budget`, any spec or conversion; `{{budget}}` is text). */
+function hasBudgetField(wording: string): boolean {
+  const plain = wording.replace(/\{\{|\}\}/g, '');
+  for (const m of plain.matchAll(/\{([^{}:!]*)(?:[:!][^{}]*)?\}/g)) if (m[1] === 'budget') return true;
+  return false;
 }
