@@ -90,6 +90,33 @@ def test_evaluate_cli_errors(tmp_path):
     r = subprocess.run([sys.executable, "-m", "conscience.allocator", "evaluate", "--data", str(train_only), "--split", "test"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and f"none of the 5 labelled rows read from {train_only} is in the test split" in r.stderr, r.stderr
+    # --policy as score's: bad JSON or a NaN value is a usage error naming --policy (it was exit 1, a bare JSON error)
+    for policy, why in (("{bad", '--policy must be a JSON object, got "{bad"'),
+                        ('{"risk_harmful": NaN}', "--policy: risk_harmful must be a finite number, got NaN")):
+        r = subprocess.run([sys.executable, "-m", "conscience.allocator", "evaluate", "--data", str(train_only), "--policy", policy],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and r.stderr.strip() == why, (policy, r.stderr[-2000:])
+
+
+def test_a_lone_surrogate_in_source_or_category_skips_that_row_only(tmp_path):
+    """A row whose `source` or `category` holds a lone surrogate (a JSON "\\ud800" escape) is
+    named FILE:LINE and skipped; before, writing the report failed on it ('utf-8' codec can't
+    encode) and the user got no figures at all."""
+    f = tmp_path / "set.jsonl"
+    bad = ['{"prompt": "How do I bake bread?", "label": "benign", "source": "s\\ud800x"}',
+           '{"prompt": "How do I bake a cake?", "label": "benign", "source": "mine", "category": "c\\udfffd"}']
+    f.write_text("\n".join([json.dumps(r) for r in ROWS[:3]] + bad + [json.dumps(r) for r in ROWS[3:]]) + "\n")
+    r = subprocess.run([sys.executable, "-m", "conscience.allocator", "evaluate", "--data", str(f), "--format", "json"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"{f}:4: `source` holds a lone surrogate" in r.stderr and f"{f}:5: `category` holds a lone surrogate" in r.stderr
+    assert "skipped" in r.stderr and "Traceback" not in r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["bad_rows"] == 2 and rep["pooled"]["n"] == 7 and set(rep["by_source"]) == {"mine", "other"}
+    t = subprocess.run([sys.executable, "-m", "conscience.allocator", "evaluate", "--data", str(f)],
+                       capture_output=True, text=True, timeout=300)
+    assert t.returncode == 0, t.stderr[-2000:]
+    assert t.stdout.splitlines()[1].startswith("POOLED") and "2 bad rows skipped" in t.stdout
 
 
 def test_fit_policy_meets_the_budget_targets_when_the_scores_allow():

@@ -159,6 +159,36 @@ def test_quick_train_writes_a_complete_folder(tmp_path):
     assert [json.loads(l)["tier"] in ("none", "brief", "standard", "deep") for l in out.stdout.splitlines()] == [True, True]
 
 
+def test_train_refuses_a_max_length_or_out_it_cannot_use_before_fitting(tmp_path):
+    """`--max-length 600` (over the encoder's 512 positions) crashed in onnxruntime after the fit,
+    and an --out naming a file failed only after training: both are refused at start-up, exit 2
+    with a line naming the option, before any row is read or anything written."""
+    import time
+
+    from conscience.allocator.dataset import FRAGMENTS
+
+    own = [json.loads(l) for l in FRAGMENTS.with_name("allocator_prompts.jsonl").read_text().splitlines()]
+    small = [x for x in own if x["source"] == "conscience"][:60]
+    data = tmp_path / "small.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in small), encoding="utf-8")
+    afile = tmp_path / "afile"
+    afile.write_text("keep me\n")
+    cases = (
+        (["--max-length", "600", "--out", str(tmp_path / "m")], "--max-length must be between 3 and 512"),
+        (["--max-length", "2", "--out", str(tmp_path / "m")], "--max-length must be between 3 and 512"),
+        (["--out", str(afile)], f"--out {afile}: exists and is not a folder"),
+        (["--out", str(afile / "m")], f"--out {afile / 'm'}: cannot be created: {afile} is not a folder"),
+    )
+    for args, why in cases:
+        t = time.time()
+        r = subprocess.run([sys.executable, "-m", "conscience.allocator", "train", "--data", str(data), "--epochs", "20",
+                            "--layers", "1", *args], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2 and r.stderr.startswith(why) and len(r.stderr.splitlines()) == 1, (args, r.stderr[-2000:])
+        assert time.time() - t < 60, "checked only after reading and fitting"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "small.jsonl"], args
+        assert afile.read_text() == "keep me\n"
+
+
 def test_the_trainer_ships_int8_only_where_the_validation_figures_hold():
     from conscience.allocator.train import choose_export
 
@@ -225,6 +255,46 @@ def test_fit_policy_refits_a_trained_folder_on_the_split_it_was_trained_on(tmp_p
     other = json.loads((tmp_path / "seed0" / "metrics.json").read_text())
     assert other["validation"]["pooled"]["n"] == trained["validation"]["pooled"]["n"] and other["validation"]["pooled"] != trained["validation"]["pooled"]
     assert other["policy_command"].endswith(" --per-source 12")
+
+
+def test_fit_policy_refuses_data_the_folder_was_not_trained_on(tmp_path):
+    """`fit-policy --data <a few rows> --model COPY-OF-SHIPPED` refitted the shipped thresholds
+    on 45 rows and said all targets met. Now a validation split whose row count is not the one
+    metrics.json records is refused (exit 2, files untouched) unless --force, and one without
+    benign or harmful rows is refused even with --force."""
+    import shutil
+
+    from conscience.allocator.dataset import FRAGMENTS
+    from conscience.allocator.policy import default_model_dir
+
+    own = [json.loads(l) for l in FRAGMENTS.with_name("allocator_prompts.jsonl").read_text().splitlines()]
+    own = [x for x in own if x["source"] == "conscience"]
+    val = [x for x in own if x["split"] == "validation"]
+    few = ([x for x in val if x["label"] == "benign"][:20] + [x for x in val if x["label"] == "harmful"][:15]
+           + [x for x in val if x["label"] == "borderline"][:10])
+    data = tmp_path / "few.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in few), encoding="utf-8")
+    m = tmp_path / "m"
+    shutil.copytree(default_model_dir(), m)
+    before = {f: (m / f).read_bytes() for f in ("allocator.json", "metrics.json")}
+    recorded = json.loads(before["metrics.json"])["rows"]["validation"]
+
+    def refit(path, *flags):
+        return subprocess.run([sys.executable, "-m", "conscience.allocator", "fit-policy", "--data", str(path), "--model", str(m),
+                               *flags], capture_output=True, text=True, timeout=600)
+
+    r = refit(data)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert f"has {len(few)} rows, but {m / 'metrics.json'} records {recorded} validation rows" in r.stderr and "--force" in r.stderr
+    assert r.stdout == "" and {f: (m / f).read_bytes() for f in before} == before
+    no_harm = tmp_path / "no_harm.jsonl"
+    no_harm.write_text("".join(json.dumps(r) + "\n" for r in few if r["label"] != "harmful"), encoding="utf-8")
+    r = refit(no_harm, "--force")
+    assert r.returncode == 2 and "has no harmful rows: the thresholds cannot be fitted on it" in r.stderr, r.stderr[-2000:]
+    assert {f: (m / f).read_bytes() for f in before} == before
+    r = refit(data, "--force")
+    assert r.returncode == 0 and "targets:" in r.stdout, r.stderr[-2000:]
+    assert json.loads((m / "metrics.json").read_text())["validation"]["pooled"]["n"] == len(few)
 
 
 def test_the_shipped_model_spends_its_time_in_integer_kernels():

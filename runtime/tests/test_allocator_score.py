@@ -252,3 +252,117 @@ def test_score_cli_survives_deep_nesting_and_a_huge_line(tmp_path):
     base_mb = int(r0.stderr.decode().splitlines()[-1]) / 1024
     # reading 200 MB whole would cost 200 MB or more on top of the baseline; the cap is 16 MiB
     assert peak_mb < base_mb + 100, (peak_mb, base_mb)
+
+
+@pytest.mark.parametrize("problem, args, code, why", [
+    ("no input", ["{nosuch}"], 2, "no such file"),
+    ("no model", ["{prompts}", "--model", "{nosuch}"], 1, "has no model.onnx"),
+    ("bad policy", ["{prompts}", "--policy", "{bad"], 2, "--policy must be a JSON object"),
+    ("unknown setting", ["{prompts}", "--policy", '{"budget_dep": 3}'], 1, "unknown allocator setting 'budget_dep'"),
+])
+def test_score_leaves_out_as_it_was_when_it_cannot_score(tmp_path, problem, args, code, why):
+    """`score F --out K` whose input, model or policy is bad: K keeps what it held (it was
+    emptied before any check)."""
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "how to bake bread"}\n')
+    keep = tmp_path / "k.out"
+    keep.write_text("precious\n")
+    argv = [a.replace("{nosuch}", str(tmp_path / "nosuch")).replace("{prompts}", str(prompts)) for a in args]
+    r = subprocess.run([PY, "-m", "conscience.allocator", "score", *argv, "--out", str(keep)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == code and why in r.stderr and "Traceback" not in r.stderr, r.stderr[-1500:]
+    assert keep.read_text() == "precious\n", problem
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.out", "p.jsonl"]
+
+
+def test_score_out_is_replaced_only_when_scoring_finished(tmp_path, monkeypatch, capsys):
+    """Results go to a temporary file beside --out, renamed over it at the end: a failure part-way
+    (a full disk) leaves the old file whole, and no half file or temporary file behind."""
+    from conscience.allocator import cli, score
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"id": i, "prompt": f"question {i}"}) + "\n" for i in range(3)))
+    keep = tmp_path / "k.out"
+    keep.write_text("precious\n")
+    real = score.score_stream
+
+    def fails_part_way(stream, name, out, err, cfg=None, batch=32):
+        out.write('{"id": 0, "half": ')
+        raise OSError(28, "No space left on device", str(keep))
+
+    monkeypatch.setattr(score, "score_stream", fails_part_way)
+    assert cli.main(["score", str(prompts), "--out", str(keep)]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert keep.read_text() == "precious\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.out", "p.jsonl"]
+    monkeypatch.setattr(score, "score_stream", real)
+    keep.chmod(0o640)
+    assert cli.main(["score", str(prompts), "--out", str(keep)]) == 0
+    assert [json.loads(l)["id"] for l in keep.read_text().splitlines()] == [0, 1, 2]
+    assert keep.stat().st_mode & 0o777 == 0o640, "the replaced file keeps its permissions"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.out", "p.jsonl"]
+
+
+def test_score_policy_that_is_not_json_or_not_finite_is_a_usage_error(tmp_path):
+    """As `conscience inspect --policy`: exit 2 with a line naming --policy (and the key whose
+    value is NaN or infinite), not a bare JSON parser message with exit 1."""
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"prompt": "hi"}\n')
+    for policy, why in (("{bad", '--policy must be a JSON object, got "{bad"'), ("[1]", "--policy must be a JSON object, got \"[1]\""),
+                        ('{"risk_harmful": NaN}', "--policy: risk_harmful must be a finite number, got NaN"),
+                        ('{"budget_deep": -Infinity}', "--policy: budget_deep must be a finite number, got -Infinity"),
+                        ('{"risk_standard": 1e999}', "--policy: risk_standard must be a finite number, got Infinity")):
+        r = subprocess.run([PY, "-m", "conscience.allocator", "score", str(f), "--policy", policy], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 2 and r.stderr.strip() == why and r.stdout == "", (policy, r.stderr)
+
+
+def test_score_into_a_pipe_closed_early_stops_quietly(tmp_path):
+    """`score F | head -1`: once the reader has gone, score stops with no error and no
+    traceback (it printed "error: : Broken pipe" and exited 1)."""
+    f = tmp_path / "many.jsonl"
+    f.write_text("".join(json.dumps({"id": i, "prompt": f"question number {i}"}) + "\n" for i in range(2000)))
+    proc = subprocess.Popen([PY, "-m", "conscience.allocator", "score", str(f)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = json.loads(proc.stdout.readline())
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=240) == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert first["id"] == 0
+    assert "Broken pipe" not in err and "Traceback" not in err and "error" not in err, err
+
+
+def test_score_output_does_not_depend_on_the_character_window(tmp_path, monkeypatch):
+    """Prompts are scored in windows of 8 batches or WINDOW_CHARS characters, whichever comes
+    first (as inspect.ts), so forty 8 MiB lines are not all held at once; the output is the same."""
+    import io
+
+    from conscience.allocator import score
+
+    texts = [("word " * (50 + 37 * i % 400)) + f"end {i}" for i in range(60)]
+    data = "".join(json.dumps({"id": i, "prompt": t}) + "\n" for i, t in enumerate(texts)).encode() + b"{bad\n"
+
+    def run() -> tuple[str, list[int]]:
+        out, err = io.StringIO(), io.StringIO()
+        assert score.score_stream(io.BytesIO(data), "x.jsonl", out, err) == (60, 1)
+        return out.getvalue(), windows
+
+    real = score.Allocator.score
+    windows: list[int] = []
+
+    def counting(self, texts, *a, **k):
+        windows.append(sum(map(len, texts)))
+        return real(self, texts, *a, **k)
+
+    monkeypatch.setattr(score.Allocator, "score", counting)
+    whole, w = run()
+    assert len(w) == 1
+    windows = []
+    monkeypatch.setattr(score, "WINDOW_CHARS", 5000)
+    small, w = run()
+    assert small == whole
+    assert len(w) > 5 and max(w) < 5000 + max(map(len, texts)), w

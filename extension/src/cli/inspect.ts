@@ -7,6 +7,7 @@
 import { open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { Allocator, defaultModelDir, policyModel, withFloatLiterals, type Assessment } from '../core/allocator';
+import { parsePyJson } from '../core/allocator/json';
 import { readCsv, readJsonl, type PromptRecord, type ReadItem } from '../core/allocator/read';
 import { escapeControls } from '../core/escape';
 
@@ -53,8 +54,15 @@ function parseArgs(argv: string[]): Args | string {
       if (v === undefined) return '--policy needs a JSON object';
       // as Python's `score --policy`: '' is no overrides, anything but an object a usage error;
       // a budget written 768.0 or 1e3 is a float to Python's json, refused by parsePolicy as there
-      try { policy = v ? withFloatLiterals(JSON.parse(v), v) : {}; } catch { return `--policy must be a JSON object, got ${JSON.stringify(v)}`; }
-      if (!policy || typeof policy !== 'object' || Array.isArray(policy)) return `--policy must be a JSON object, got ${JSON.stringify(v)}`;
+      // NaN / Infinity are read as Python's json reads them, then refused by key as Python's
+      // `score --policy` refuses them: a usage error naming the setting, not "not a JSON object"
+      let parsed: unknown;
+      try { parsed = v ? parsePyJson(v) : {}; } catch { return `--policy must be a JSON object, got ${JSON.stringify(v)}`; }
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return `--policy must be a JSON object, got ${JSON.stringify(v)}`;
+      for (const [k, x] of Object.entries(parsed as Record<string, unknown>)) {
+        if (typeof x === 'number' && !Number.isFinite(x)) return `--policy: ${escapeControls(k)} must be a finite number, got ${nonFiniteLiteral(v, k, x)}`;
+      }
+      policy = v ? withFloatLiterals(parsed, v) : parsed;
     } else if (a === '-h' || a === '--help') {
       return '';
     } else if (a !== '-' && a.startsWith('-')) {
@@ -69,6 +77,13 @@ function parseArgs(argv: string[]): Args | string {
   return { file, format, model, policy };
 }
 
+/** How `text` wrote the non-finite value of top-level key `key` (NaN, Infinity, -Infinity), as Python's json.dumps writes it. */
+function nonFiniteLiteral(text: string, key: string, value: number): string {
+  const esc = JSON.stringify(key).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const m = new RegExp(`${esc}\\s*:\\s*(NaN|-?Infinity)(?![\\w])`).exec(text);
+  return m ? m[1]! : value > 0 ? 'Infinity' : '-Infinity';
+}
+
 /** The record's id written as JSON: as it came (null, a list, an exact big integer...), else its line number, as Python's `score`. */
 function idJson(rec: PromptRecord): string {
   const id = rec.id === undefined ? rec.line : rec.id;
@@ -79,7 +94,8 @@ function render(rec: PromptRecord, a: Assessment, format: 'json' | 'text'): stri
   const round = (x: number): number => Math.round(x * 1e6) / 1e6;
   if (format === 'text') {
     const t = (a.truncated ? ' (truncated)' : '') + (a.unfamiliar ? ' (unfamiliar script)' : '');
-    const id = typeof rec.id === 'string' ? rec.id : idJson(rec);
+    // escaped: an id holding "\u001b[2J" or a newline must not clear the terminal or forge a result row
+    const id = escapeControls(typeof rec.id === 'string' ? rec.id : idJson(rec));
     return `${id.padEnd(8)} risk ${(a.risk * 100).toFixed(1).padStart(5)}%  ${a.tier.padEnd(8)} ${String(a.budget).padStart(4)} tok${t}\n`;
   }
   const categories: Record<string, number> = {};

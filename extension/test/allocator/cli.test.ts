@@ -206,3 +206,29 @@ test('a file it cannot read is one line naming it (exit 2), before the allocator
   assert.equal(r.status, 2, r.stderr);
   assert.equal(r.stderr.trim(), `conscience inspect: ${f}: cannot read: EACCES`);
 });
+
+test('--policy with NaN or Infinity is a usage error naming the setting, as Python `score` says it', () => {
+  const file = join(tmp, 'one.jsonl');
+  writeFileSync(file, JSON.stringify({ prompt: "What's a good recipe for banana bread?" }) + '\n');
+  for (const [policy, why] of [['{"risk_harmful": NaN}', 'risk_harmful must be a finite number, got NaN'],
+    ['{"budget_deep": -Infinity}', 'budget_deep must be a finite number, got -Infinity'],
+    ['{"risk_standard": 1e999}', 'risk_standard must be a finite number, got Infinity']] as const) {
+    const r = run([file, '--policy', policy]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr.split('\n')[0], `conscience inspect: --policy: ${why}`);
+    assert.equal(r.stdout, '');
+  }
+});
+
+test('--format text escapes control characters in ids: no terminal escapes, no forged result rows', () => {
+  const file = join(tmp, 'ids.jsonl');
+  writeFileSync(file, [{ id: 'clear\u001b[2J', prompt: 'hello' }, { id: 'a\nfake     risk   0.0%  none        0 tok', prompt: 'hi' }]
+    .map((o) => JSON.stringify(o)).join('\n') + '\n');
+  const t = run([file, '--format', 'text']);
+  assert.equal(t.status, 0, t.stderr);
+  assert.doesNotMatch(t.stdout, /\u001b/);
+  const lines = t.stdout.trimEnd().split('\n');
+  assert.equal(lines.length, 2, t.stdout);
+  assert.ok(lines[0]!.startsWith('clear\\u001b[2J '), lines[0]);
+  assert.ok(lines[1]!.startsWith('a\\nfake '), lines[1]);
+});

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import tempfile
 import sys
 from pathlib import Path
 
@@ -53,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     fp.add_argument("--per-source", type=int, default=None, help="default: what the folder's metrics.json records (600 if it says nothing)")
     fp.add_argument("--all-licences", action="store_true", default=None, help="default: what the folder's metrics.json records")
     fp.add_argument("--seed", type=int, default=None, help="default: what the folder's metrics.json records (0 if it says nothing)")
+    fp.add_argument("--force", action="store_true",
+                    help="refit even when the validation split's row count is not the one metrics.json records (other data)")
 
     e = sub.add_parser("evaluate", help="per-source and pooled figures on labelled JSONL files against the targets")
     e.add_argument("--data", nargs="+", required=True, help="JSONL files or folders of them: {prompt, label, source?}")
@@ -99,6 +103,134 @@ def _out_problem(out: Path, inputs: list[str]) -> str | None:
     return None
 
 
+def _encoder_max_positions() -> int:
+    """The encoder's max_position_embeddings (its config.json), 512 when it cannot be read."""
+    try:
+        from .model import encoder_dir
+
+        n = json.loads((encoder_dir() / "config.json").read_text(encoding="utf-8")).get("max_position_embeddings")
+    except (OSError, ValueError, RuntimeError):
+        return 512
+    return n if isinstance(n, int) and not isinstance(n, bool) and n >= 3 else 512
+
+
+def _train_problem(max_length: int, out: Path) -> str | None:
+    """Why `train` cannot run with these settings (checked before reading or fitting anything,
+    which may take an hour), or None."""
+    top = _encoder_max_positions()
+    if not 3 <= max_length <= top:
+        return f"--max-length must be between 3 and {top} (the encoder's max_position_embeddings), got {max_length}"
+    if out.exists() and not out.is_dir():
+        return f"--out {out}: exists and is not a folder"
+    if not out.exists():
+        parent = out.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            return f"--out {out}: cannot be created: {parent} is not a folder"
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return f"--out {out}: cannot be created: {parent} is not writable"
+    elif not os.access(out, os.W_OK | os.X_OK):
+        return f"--out {out}: is not writable"
+    return None
+
+
+def policy_arg(text: str | None) -> dict | str:
+    """--policy's JSON object, or why it is refused (a usage error, exit 2): not JSON, not an
+    object, or a value that is NaN or infinite (Python's json reads those; JSON does not have
+    them, and the TypeScript `conscience inspect --policy` refuses them the same way)."""
+    if not text:
+        return {}
+    try:
+        cfg = json.loads(text)
+    except (ValueError, RecursionError):
+        cfg = None
+    if not isinstance(cfg, dict):
+        return f"--policy must be a JSON object, got {json.dumps(text)}"
+    for k, v in cfg.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            return f"--policy: {k} must be a finite number, got {json.dumps(v)}"
+    return cfg
+
+
+def _stdout_gone() -> int:
+    """stdout's reader left (`score F | head -1`): stop quietly, as Unix tools do, and keep
+    Python's exit-time flush of stdout from failing again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _score(args) -> int:
+    """`score`: every check (input, policy, model, --out) before --out is touched; results go
+    to a temporary file in --out's folder, renamed over --out only when scoring finished, so a
+    failure leaves --out as it was."""
+    from .policy import load_config
+    from .score import get_allocator, score_stream
+
+    cfg = policy_arg(args.policy)
+    if isinstance(cfg, str):
+        print(cfg, file=sys.stderr)
+        return 2
+    if args.model:
+        cfg["model"] = args.model
+    if args.file != "-":
+        path = Path(args.file)
+        if not path.is_file():
+            print(f"{path}: {'not a file' if path.exists() else 'no such file'}", file=sys.stderr)
+            return 2
+    if args.out and (why := _out_problem(args.out, [args.file])):
+        print(why, file=sys.stderr)
+        return 2
+    loaded = load_config(cfg)
+    get_allocator(loaded.model_dir())  # a model folder that cannot be loaded fails here, --out untouched
+    tmp: Path | None = None
+    if args.out:
+        target = args.out.resolve() if args.out.is_symlink() else args.out
+        if not target.parent.is_dir():
+            print(f"error: --out {args.out}: No such file or directory (no folder {target.parent})", file=sys.stderr)
+            return 1
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        tmp = Path(name)
+        try:
+            mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask()
+            os.chmod(fd, mode)
+            out = os.fdopen(fd, "w", encoding="utf-8")
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+    else:
+        out = sys.stdout
+    try:
+        if args.file == "-":
+            scored, errors = score_stream(sys.stdin.buffer, "<stdin>", out, sys.stderr, cfg)
+        else:
+            with Path(args.file).open("rb") as f:
+                scored, errors = score_stream(f, args.file, out, sys.stderr, cfg)
+        if tmp is not None:
+            out.close()
+            os.replace(tmp, target)
+            tmp = None
+        else:
+            out.flush()
+    finally:
+        if tmp is not None:
+            out.close()
+            tmp.unlink(missing_ok=True)
+    print(f"scored {scored} prompts, {errors} bad lines", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -108,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(write(args.out)))
             return 0
         if args.cmd == "train":
+            if why := _train_problem(args.max_length, args.out):
+                print(why, file=sys.stderr)
+                return 2
             from .train import train
 
             m = train(args.data, args.out, epochs=args.epochs, max_length=args.max_length, per_source=args.per_source,
@@ -121,11 +256,15 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.cmd == "fit-policy":
             from .evaluate import text_report
-            from .train import refit_policy
+            from .train import RefitRefused, refit_policy
 
-            m = refit_policy(args.data, args.model, per_source=args.per_source,
-                             licensed_only=None if args.all_licences is None else not args.all_licences,
-                             seed=args.seed, log=lambda s: print(s, file=sys.stderr))
+            try:
+                m = refit_policy(args.data, args.model, per_source=args.per_source,
+                                 licensed_only=None if args.all_licences is None else not args.all_licences,
+                                 seed=args.seed, log=lambda s: print(s, file=sys.stderr), force=args.force)
+            except RefitRefused as e:
+                print(f"fit-policy: {e}", file=sys.stderr)
+                return 2
             print(text_report(m["test"]))
             return 0
         if args.cmd == "evaluate":
@@ -133,33 +272,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return main_evaluate(args.data, args.format, args.model, args.policy, sys.stdout, sys.stderr, args.split)
         if args.cmd == "score":
-            from .score import score_stream
-
-            cfg = json.loads(args.policy) if args.policy else {}
-            if not isinstance(cfg, dict):
-                print("--policy must be a JSON object", file=sys.stderr)
-                return 2
-            if args.model:
-                cfg["model"] = args.model
-            if args.out and (why := _out_problem(args.out, [args.file])):
-                print(why, file=sys.stderr)
-                return 2
-            out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
-            try:
-                if args.file == "-":
-                    scored, errors = score_stream(sys.stdin.buffer, "<stdin>", out, sys.stderr, cfg)
-                else:
-                    path = Path(args.file)
-                    if not path.is_file():
-                        print(f"{path}: {'not a file' if path.exists() else 'no such file'}", file=sys.stderr)
-                        return 2
-                    with path.open("rb") as f:
-                        scored, errors = score_stream(f, str(path), out, sys.stderr, cfg)
-            finally:
-                if args.out:
-                    out.close()
-            print(f"scored {scored} prompts, {errors} bad lines", file=sys.stderr)
-            return 1 if errors else 0
+            return _score(args)
         if args.cmd == "bench":
             from .bench import bench
 
@@ -175,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
             return label(args.model, args.data, budgets, args.out, answer_tokens=args.answer_tokens,
                          limit=args.limit, seed=args.seed,
                          reward_names=[x.strip() for x in args.rewards.split(",") if x.strip()])
+    except BrokenPipeError:
+        return _stdout_gone()
     except (ValueError, FileNotFoundError, TypeError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

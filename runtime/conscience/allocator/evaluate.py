@@ -295,9 +295,11 @@ def evaluate(paths: Iterable, cfg_overrides: dict | None = None, warn: Callable[
 
 
 def main_evaluate(paths: list[str], fmt: str, model: str | None, policy: str | None, out, err, split: str | None = None) -> int:
-    cfg: dict[str, Any] = json.loads(policy) if policy else {}
-    if not isinstance(cfg, dict):
-        print("--policy must be a JSON object", file=err)
+    from .cli import policy_arg
+
+    cfg = policy_arg(policy)
+    if isinstance(cfg, str):  # not a JSON object, or a NaN/Infinity value: a usage error naming --policy
+        print(cfg, file=err)
         return 2
     if model:
         cfg["model"] = model

@@ -167,9 +167,13 @@ def check_row(obj, where: str, default_source: str) -> dict:
     source = obj.get("source", default_source)
     if not isinstance(source, str) or not source:
         raise ValueError("`source` must be a non-empty string")
+    if _SURROGATE.search(source):
+        raise ValueError("`source` holds a lone surrogate (\\ud800-\\udfff), not text")
     category = obj.get("category") or ""
     if not isinstance(category, str):
         raise ValueError("`category` must be a string")
+    if _SURROGATE.search(category):
+        raise ValueError("`category` holds a lone surrogate (\\ud800-\\udfff), not text")
     split = obj.get("split")
     if split is not None and split not in ("train", "validation", "test"):
         raise ValueError(f"`split` must be train, validation or test, got {split!r}")

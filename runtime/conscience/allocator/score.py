@@ -190,6 +190,9 @@ def score_prompts(prompts: list[str], allocator_cfg: dict | AllocatorConfig | No
 
 MAX_LINE_BYTES = 16 * 1024 * 1024  # as extension/src/core/allocator/read.ts
 MAX_DEPTH = 64
+# A scoring window ends after 8 batches of prompts or when its prompts pass this many characters
+# (a line may hold 16 MiB): extension/src/cli/inspect.ts WINDOW_CHARS. Output does not depend on it.
+WINDOW_CHARS = 1 << 24
 
 
 def iter_jsonl_prompts(stream: IO[bytes], name: str) -> Iterator[tuple[int | None, str | None, Any, str | None]]:
@@ -231,10 +234,11 @@ def score_stream(stream: IO[bytes], name: str, out: IO[str], err: IO[str],
     cfg = load_config(allocator_cfg)
     alloc = get_allocator(cfg.model_dir())
     pending: list[tuple[int, Any, str]] = []
-    scored = errors = 0
+    scored = errors = pending_chars = 0
 
     def flush() -> None:
-        nonlocal scored
+        nonlocal scored, pending_chars
+        pending_chars = 0
         if not pending:
             return
         res = alloc.score([p for _, _, p in pending], cfg, batch=batch)
@@ -254,7 +258,9 @@ def score_stream(stream: IO[bytes], name: str, out: IO[str], err: IO[str],
             errors += 1
             continue
         pending.append((n, pid, prompt))
-        if len(pending) >= batch * 8:  # a window of 8 batches, sorted by length inside
+        pending_chars += len(prompt)
+        # a window of 8 batches, sorted by length inside, or fewer prompts holding WINDOW_CHARS
+        if len(pending) >= batch * 8 or pending_chars >= WINDOW_CHARS:
             flush()
     flush()
     return scored, errors

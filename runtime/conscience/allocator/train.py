@@ -644,13 +644,21 @@ def train(data: list[Path] | Path, out: Path, epochs: int = 300, max_length: int
     return metrics
 
 
+class RefitRefused(ValueError):
+    """fit-policy would fit thresholds on rows that are not the folder's validation split (a usage error)."""
+
+
 def refit_policy(data: list[Path], out: Path, per_source: int | None = None, licensed_only: bool | None = None,
-                 seed: int | None = None, log=print) -> dict[str, Any]:
+                 seed: int | None = None, log=print, force: bool = False) -> dict[str, Any]:
     """Steps 5 and 6 of train alone, for a model folder that exists: refit the tier thresholds
     on the validation split and re-measure the test split; rewrites allocator.json's
     policy/fitted/scripts and metrics.json's figures. The split is the one the folder was
     trained on: ``per_source``, ``licensed_only`` and ``seed`` default to what its metrics.json
-    records (``fit``), so a refit without them reads the same rows as the training did."""
+    records (``fit``), so a refit without them reads the same rows as the training did.
+
+    RefitRefused when the validation split lacks benign or harmful rows (no threshold can be
+    fitted on it), and, unless ``force``, when its row count is not the one metrics.json
+    records (``rows.validation``): other data than the folder was trained on."""
     from . import pool
     from .score import Allocator
 
@@ -666,6 +674,19 @@ def refit_policy(data: list[Path], out: Path, per_source: int | None = None, lic
     split = pool.splits(rows, licensed_only=licensed_only, per_source=per_source, seed=seed, warn=warn)
     if not split["validation"]:
         raise ValueError("no validation rows in " + ", ".join(map(str, data)) + ": the thresholds are fitted on them")
+    n_val = len(split["validation"])
+    missing = [lab for lab in ("benign", "harmful") if not any(r["label"] == lab for r in split["validation"])]
+    if missing:
+        raise RefitRefused(f"the validation split of {', '.join(map(str, data))} ({n_val} rows) has no "
+                           f"{' and no '.join(missing)} rows: the thresholds cannot be fitted on it")
+    rec_rows = metrics.get("rows") if isinstance(metrics.get("rows"), dict) else {}
+    recorded_n = rec_rows.get("validation")
+    if not force and recorded_n != n_val:
+        why = (f"{metrics_file} records no validation row count" if recorded_n is None
+               else f"{metrics_file} records {recorded_n} validation rows")
+        raise RefitRefused(f"the validation split of {', '.join(map(str, data))} has {n_val} rows, but {why}: "
+                           "not the data the folder was trained on (pass the same --data, and --per-source/--seed/"
+                           "--all-licences if they differ from metrics.json; --force refits on these rows anyway)")
     if not split["test"]:
         split["test"] = split["validation"]
     alloc = Allocator(out)
