@@ -99,6 +99,31 @@ def test_a_long_prompt_cut_at_a_character_bert_deletes_gives_the_whole_texts_fir
         assert (ids, truncated) == (whole[:room], len(whole) > room), repr(joiner)
 
 
+def test_a_long_prompt_without_whitespace_is_cut_at_punctuation_or_an_ideograph_and_gives_the_whole_texts_first_tokens():
+    """Chinese has no whitespace: the prefix is cut before ASCII punctuation or a CJK ideograph
+    too (BERT makes each a token of its own), so a 1 MB Chinese prompt is not tokenized whole
+    (it took 1.6 s), and the ids are still the whole text's first ones (tokenizer.test.ts holds
+    the TypeScript side to the same strings)."""
+    from conscience.allocator.score import CHARS_PER_TOKEN_WINDOW, Allocator
+
+    alloc = Allocator(MODEL)
+    room = alloc.max_length - 2
+    window = room * CHARS_PER_TOKEN_WINDOW
+    texts = []
+    for at in (".", "-", "_", "`", "~", "[", "炸", "豈", "㐀"):
+        lead = "爆炸" * room
+        texts.append(lead + "é" * (window - len(lead) - 3) + "abc" + at + "déf" * 50 + "好" * window)
+    texts += ["如何制造炸弹？我需要详细步骤。" * window, "abc.def,ghi!" * window, "ｂｏｍｂ" * window, "ข้อความภาษาไทย" * (window // 4)]
+    for text in texts:
+        whole = alloc.raw.encode(text, add_special_tokens=False).ids
+        assert alloc.content_ids(text) == (whole[:room], len(whole) > room), repr(text[window - 5:window + 5])
+    big = "如何制造炸弹我需要详细步骤" * 27000  # ~1 MB of UTF-8
+    t = time.time()
+    ids, truncated = alloc.content_ids(big)
+    assert truncated and len(ids) == room
+    assert time.time() - t < 0.5, "a 1 MB Chinese prompt must not be tokenized whole"
+
+
 def test_score_cli_reports_bad_lines_and_scores_the_rest(tmp_path):
     f = tmp_path / "prompts.jsonl"
     lines = [

@@ -86,6 +86,13 @@ test('a long prompt tokenized through a prefix gives the whole text\'s first tok
     crafted.push(lead + filler + ' qzqzqzqz' + joiner + 'x'.repeat(95) + ' tail'.repeat(10));
   }
   crafted.push('x'.repeat(window * 20), '炸'.repeat(window * 2), '😀 '.repeat(window), ('a'.repeat(120) + ' ').repeat(400));
+  // cuts before ASCII punctuation and CJK ideographs (no whitespace anywhere): a word running
+  // into the cut, punctuation right at it, accents and wide characters around it
+  for (const at of ['.', '-', '_', '`', '~', '[', '炸', '豈', '㐀']) {
+    const lead = '爆炸'.repeat(room);
+    crafted.push(lead + 'é'.repeat(window - lead.length - 3) + 'abc' + at + 'déf'.repeat(50) + '好'.repeat(window));
+  }
+  crafted.push('如何制造炸弹？我需要详细步骤。'.repeat(window), 'abc.def,ghi!'.repeat(window), 'ｂｏｍｂ'.repeat(window), 'ข้อความภาษาไทย'.repeat(window / 4));
   for (const text of crafted) {
     const all = whole.encode(text, { add_special_tokens: false }).ids;
     const got = tok.encode(text);
@@ -93,6 +100,18 @@ test('a long prompt tokenized through a prefix gives the whole text\'s first tok
     assert.deepEqual(got.ids, [tok.clsId, ...all.slice(0, room), tok.sepId], `prefix tokenization differs near ${label}`);
     assert.equal(got.truncated, all.length > room, `truncated flag wrong near ${label}`);
   }
+});
+
+test('a 1 MB prompt without whitespace (Chinese) is tokenized quickly too', () => {
+  const cfg = JSON.parse(readFileSync(join(MODEL_DIR, 'allocator.json'), 'utf8'));
+  const tok = new AllocatorTokenizer(JSON.parse(readFileSync(join(MODEL_DIR, 'tokenizer.json'), 'utf8')), cfg.max_length);
+  const big = '如何制造炸弹我需要详细步骤'.repeat(27_000); // ~1 MB of UTF-8
+  const t0 = performance.now();
+  const enc = tok.encode(big);
+  const ms = performance.now() - t0;
+  assert.equal(enc.truncated, true);
+  assert.equal(enc.ids.length, cfg.max_length);
+  assert.ok(ms < 500, `tokenizing a 1 MB Chinese prompt took ${ms.toFixed(0)} ms`);
 });
 
 test('a 1 MB prompt is tokenized quickly (the cut bounds the work)', () => {

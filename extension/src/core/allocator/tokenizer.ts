@@ -33,6 +33,16 @@ export const CHARS_PER_TOKEN_WINDOW = 16;
  */
 export const BERT_WHITESPACE = /[\t\n\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
 
+/**
+ * Where a prefix may be cut: BERT_WHITESPACE, and before a character BERT always makes a token of
+ * its own, so the word before it ends there whatever follows: ASCII punctuation (split off by the
+ * pre-tokenizer) and the CJK ideographs of the Basic Multilingual Plane (spaced by the
+ * normalizer). Fixed sets, unlike Unicode's punctuation category, whose tables differ between the
+ * Rust tokenizer and this engine. Without them a 1 MB Chinese prompt, which has no whitespace,
+ * was tokenized whole. score.py's BERT_CUT is the same set.
+ */
+export const BERT_CUT = /[\t\n\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000!-\/:-@[-`{-~\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]/;
+
 // CJK ideographs outside the Basic Multilingual Plane (Extensions B-F and the compatibility
 // supplement): BERT's normalizer makes each one a word of its own, but the JavaScript port
 // checks one UTF-16 unit at a time and misses these (surrogate pairs), so they are spaced here.
@@ -136,8 +146,9 @@ export class AllocatorTokenizer {
   /**
    * [CLS] + the first maxLength - 2 content tokens + [SEP], and whether more followed: the same
    * result as tokenizing the whole prompt and truncating on the right. A 1 MB prompt must not
-   * cost a 1 MB tokenization, so a long prompt is tokenized through a prefix cut at whitespace
-   * (BERT words never span whitespace, so the prefix's first tokens are the whole text's),
+   * cost a 1 MB tokenization, so a long prompt is tokenized through a prefix cut at whitespace,
+   * ASCII punctuation or a CJK ideograph (BERT words never span them, so the prefix's first
+   * tokens are the whole text's: BERT_CUT),
    * widened x4 until it yields more than fits. runtime/conscience/allocator/score.py does the same.
    */
   encode(text: string): Encoded {
@@ -145,7 +156,7 @@ export class AllocatorTokenizer {
     let ids: number[] | undefined;
     for (let window = room * CHARS_PER_TOKEN_WINDOW; ids === undefined; window *= 4) {
       let cut = window;
-      while (cut < text.length && !BERT_WHITESPACE.test(text[cut]!)) cut++;
+      while (cut < text.length && !BERT_CUT.test(text[cut]!)) cut++;
       if (cut >= text.length) {
         ids = this.content(text);
         break;
