@@ -505,6 +505,10 @@ def _prepare(recipe: SftRecipe) -> dict:
         tokenizer.pad_token = tokenizer.eos_token
     if not tokenizer.chat_template:
         raise DataError(f"{model_path}: the tokenizer has no chat template; set `chat_template` in the recipe")
+    unheard = template.reaches_model(tokenizer)
+    if unheard:  # (before any model loads: exit 2)
+        whose = "the recipe's chat_template" if sa.chat_template else f"{model_path}'s chat template"
+        raise DataError(f"{whose}: {unheard}; set a `chat_template` that renders the system role")
 
     # SFTTrainer keeps the first max_length tokens of prompt + target: a longer trace would train
     # on a target cut inside its safety block (no closing tag, no EOS) or on no target at all.

@@ -98,6 +98,23 @@ class PromptTemplate:
         """The conversational prompt: a system message carrying the budget, then the user prompt."""
         return [{"role": "system", "content": self.system(budget)}, {"role": "user", "content": prompt}]
 
+    def reaches_model(self, tokenizer: Any) -> Optional[str]:
+        """Why the budget instruction would never reach the model through `tokenizer`'s chat
+        template, else None: the template fails on a system message (some refuse the role), or
+        renders the prompt without it (some drop it). Training would then score completions
+        against a budget the policy is never told."""
+        budget = 64
+        try:
+            text = tokenizer.apply_chat_template(self.messages("How do I bake bread?", budget), tokenize=False,
+                                                 add_generation_prompt=True)
+        except Exception as e:  # noqa: BLE001 - jinja's TemplateError, raise_exception(...) in the template
+            return (f"the chat template fails on the system message that carries the budget instruction "
+                    f"({type(e).__name__}: {e})")
+        if self.instruction(budget) not in str(text):
+            return ("the chat template renders the prompt without its system message, which carries the budget "
+                    "instruction: the policy would never be told its budget")
+        return None
+
     def split(self, completion: str) -> tuple[str, str]:
         """(safety block text, answer text) of a completion, by the rewards' own parsing rule."""
         from .rewards import parse_safety

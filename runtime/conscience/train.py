@@ -637,6 +637,12 @@ def _train(recipe, writer, resume_from: Optional[str], prepared: Any = None) -> 
         tokenizer.pad_token = tokenizer.eos_token
     if not tokenizer.chat_template:
         raise ValueError(f"{model_path}: the tokenizer has no chat template; set `chat_template` in the recipe")
+    from .template import PromptTemplate
+
+    unheard = PromptTemplate.from_recipe(recipe.safety, sa.system_prompt).reaches_model(tokenizer)
+    if unheard:
+        whose = "the recipe's chat_template" if sa.chat_template else f"{model_path}'s chat template"
+        raise ValueError(f"{whose}: {unheard}; set a `chat_template` that renders the system role")
 
     # TRL 0.18 keeps only the last max_prompt_length tokens of a prompt: the system message, which
     # carries the budget instruction, comes first and would be cut while the budget reward still

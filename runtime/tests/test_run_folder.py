@@ -125,3 +125,23 @@ def test_a_bad_prompt_set_fails_the_run_even_when_its_checkpoint_has_nothing_lef
     finished = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()][-1]
     assert finished["type"] == "run_finished" and finished["status"] == "failed"
     assert f"{prompts}:1" in finished["error"]
+
+
+NO_SYSTEM = ("{% for m in messages %}{% if m['role'] != 'system' %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+             "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+REFUSES_SYSTEM = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+                  "{% endif %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+@pytest.mark.parametrize("kind", ["grpo", "sft"])
+@pytest.mark.parametrize("template,why", [(NO_SYSTEM, "renders the prompt without its system message"),
+                                          (REFUSES_SYSTEM, "fails on the system message that carries the budget instruction")])
+def test_a_chat_template_that_never_shows_the_budget_instruction_is_refused(tmp_path, kind, template, why, capsys):
+    """A template that drops the system role (or refuses it) would train against a budget the
+    policy is never told: the run completed before, the budget reward scoring an unseen budget."""
+    (tmp_path / "t.jinja").write_text(template)
+    recipe = _recipe(tmp_path, kind, "chat_template: t.jinja\n")
+    code, err = _main(kind, recipe, tmp_path / "out", capsys=capsys)
+    assert code == (2 if kind == "sft" else 1), err  # sft checks before any event; grpo fails the run, naming why
+    assert f"the recipe's chat_template: the chat template {why}" in err, err
