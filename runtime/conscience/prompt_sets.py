@@ -257,6 +257,17 @@ def _is_local(name: str) -> bool:
     return "/" in name.replace(os.sep, "/") and first not in ("", ".", "..") and os.path.isdir(first)
 
 
+def has_splits(dataset_name: Optional[str]) -> bool:
+    """Whether `dataset_name` names splits load_prompts can tell apart: a folder of
+    <split>.jsonl files or a hub dataset. A single .jsonl file and the bundled set are one split
+    whatever split is asked for."""
+    from .recipe import BUNDLED_DATASET_NAME
+
+    if not dataset_name or dataset_name == BUNDLED_DATASET_NAME:
+        return False
+    return os.path.isdir(dataset_name) if _is_local(dataset_name) else True
+
+
 def load_prompts(
     dataset_name: Optional[str],
     split: str = "train",

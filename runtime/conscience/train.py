@@ -614,6 +614,13 @@ def _train(recipe, writer, resume_from: Optional[str], prepared: Any = None) -> 
     train_ds = to_grpo_dataset(rows, recipe.safety, sa.system_prompt)
     eval_ds = None
     if ta.eval_strategy != "no":
+        from .prompt_sets import has_splits
+
+        if not has_splits(sa.dataset_name):  # a single file has no test split: eval would read the training prompts
+            raise ValueError(
+                f"{sa.dataset_name}: eval_strategy is {ta.eval_strategy!r}, but a single prompt file (or the bundled set) has "
+                f"no {sa.dataset_test_split!r} split: evaluation would run on the training prompts. Give a folder with "
+                f"{sa.dataset_train_split}.jsonl and {sa.dataset_test_split}.jsonl, or set eval_strategy: 'no'")
         eval_rows = load_prompts(sa.dataset_name, sa.dataset_test_split, sa.dataset_config, sa.dataset_prompt_column)
         eval_rows, _ = assign_budgets(eval_rows, recipe.safety, recipe.allocator)
         eval_ds = to_grpo_dataset(eval_rows, recipe.safety, sa.system_prompt)

@@ -145,3 +145,15 @@ def test_a_chat_template_that_never_shows_the_budget_instruction_is_refused(tmp_
     code, err = _main(kind, recipe, tmp_path / "out", capsys=capsys)
     assert code == (2 if kind == "sft" else 1), err  # sft checks before any event; grpo fails the run, naming why
     assert f"the recipe's chat_template: the chat template {why}" in err, err
+
+
+def test_evaluation_on_a_single_prompt_file_is_refused_not_run_on_the_training_prompts(tmp_path, capsys):
+    """A single .jsonl (or the bundled set) has no test split: dataset_test_split was ignored and
+    eval_strategy evaluated the policy on the very prompts it trained on."""
+    recipe = _recipe(tmp_path, "grpo", "eval_strategy: steps\neval_steps: 1\n")
+    code, err = _main("grpo", recipe, tmp_path / "out", capsys=capsys)
+    assert code == 1, err
+    events = [json.loads(x) for x in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
+    finished = [e for e in events if e["type"] == "run_finished"][-1]
+    assert finished["status"] == "failed"
+    assert "has no 'test' split: evaluation would run on the training prompts" in finished["error"], finished["error"]
