@@ -292,13 +292,22 @@ def resolve_resume(value: Any, output_dir: str) -> Optional[str]:
     """`resume_from_checkpoint` as a recipe or the command line gives it: YAML's true/false (or
     the strings "true"/"false", "1"/"0", "yes"/"no") switch resuming from the output dir's last
     checkpoint on or off; a path is that checkpoint; unset resumes from the last one if any."""
-    if isinstance(value, bool):
-        return _last_checkpoint(output_dir) if value else None
-    if isinstance(value, str) and value.lower() in ("false", "0", "no", ""):
-        return None
-    if isinstance(value, str) and value.lower() in ("true", "1", "yes"):
-        return _last_checkpoint(output_dir)
+    switch = _resume_switch(value)
+    if switch is not None:
+        return _last_checkpoint(output_dir) if switch else None
     return value or _last_checkpoint(output_dir)
+
+
+def _resume_switch(value: Any) -> Optional[bool]:
+    """`resume_from_checkpoint` read as a switch: True (YAML's true, "true", "1", "yes"), False
+    (false, "false", "0", "no", ""), None for a path or unset."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("false", "0", "no", ""):
+        return False
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes"):
+        return True
+    return None
 
 
 class RunFolderError(ValueError):
@@ -317,10 +326,6 @@ def _checkpoint_folders(output_dir: str) -> list[str]:
     return sorted(found, key=lambda n: int(n.split("-")[1]))
 
 
-def _resume_off(value: Any) -> bool:
-    return value is False or (isinstance(value, str) and value.lower() in ("false", "0", "no", ""))
-
-
 def check_run_folder(output_dir: str, kind: str, resume_value: Any, max_steps: int) -> Optional[str]:
     """The checkpoint the run resumes from (resolve_resume), after refusing what would go wrong
     once the run started: an output_dir that is a file; resume_from_checkpoint false where
@@ -332,7 +337,7 @@ def check_run_folder(output_dir: str, kind: str, resume_value: Any, max_steps: i
     if os.path.exists(out) and not os.path.isdir(out):
         raise RunFolderError(f"{out}: output_dir is a file")
     name = "a GRPO run" if kind == "grpo" else "an SFT run"
-    if _resume_off(resume_value):
+    if _resume_switch(resume_value) is False:
         own = _checkpoint_folders(out)
         if own:
             shown = ", ".join(own[:3]) + (f" and {len(own) - 3} more" if len(own) > 3 else "")
@@ -342,7 +347,7 @@ def check_run_folder(output_dir: str, kind: str, resume_value: Any, max_steps: i
                 "checkpoints (and events.jsonl) to start over there")
         return None
     resume_from = resolve_resume(resume_value, output_dir)
-    explicit = isinstance(resume_value, str) and resume_value.lower() not in ("true", "1", "yes")
+    explicit = isinstance(resume_value, str) and _resume_switch(resume_value) is None  # a path the recipe names
     if not (explicit and resume_from):
         return resume_from
     path = os.path.abspath(resume_from)
