@@ -372,6 +372,28 @@ class KeyLines(dict):
         self.scalars: dict[str, tuple[str, bool, str]] = {}
 
 
+class _RecipeLoader(yaml.SafeLoader):
+    """yaml.SafeLoader whose core-tag constructors fail as YAML errors at the value's line:
+    PyYAML's own raise a bare ValueError (`!!int abc`), KeyError (`!!bool maybe`) or
+    AttributeError (`!!timestamp x`), which left the recipe's reader with a traceback."""
+
+
+def _construct_at_line(construct: Any) -> Any:
+    def checked(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        try:
+            return construct(loader, node)
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError):
+            kind = str(node.tag).rsplit(":", 1)[-1]
+            raise yaml.constructor.ConstructorError(
+                None, None, f"!!{kind} cannot read {node.value!r} as {'an integer' if kind == 'int' else 'a boolean' if kind == 'bool' else 'a ' + kind}",
+                node.start_mark) from None
+    return checked
+
+
+for _kind in ("int", "float", "bool", "timestamp"):
+    _RecipeLoader.add_constructor(f"tag:yaml.org,2002:{_kind}", _construct_at_line(getattr(yaml.SafeLoader, f"construct_yaml_{_kind}")))
+
+
 # A YAML 1.2 (and JSON) number; PyYAML's YAML 1.1 resolver reads some as text: `1e-6`, `1.0e8`, `-.5`
 _YAML12_NUMBER = r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
 MAX_DEPTH = 64  # the validator's YAML parser refuses deeper nesting (CC001); PyYAML's composer recurses
@@ -561,7 +583,7 @@ def read_recipe_yaml(path: str) -> tuple[dict, str, KeyLines]:
         raise RecipeError(f"{path}: not UTF-8 text (byte {e.start})") from None
     try:
         _check_depth(text, path)
-        loader = yaml.SafeLoader(text)
+        loader = _RecipeLoader(text)
         try:  # composed once: the lines and duplicate keys from the nodes, the values as yaml.safe_load reads them
             node = loader.get_single_node()
             lines = _key_lines(node, path)
@@ -700,7 +722,7 @@ def check_accelerate_config(value: str, recipe_path: str, line: Any = None) -> s
     else:
         try:
             _check_depth(text, full)
-            config = yaml.safe_load(text)
+            config = yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 - a SafeLoader
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             at = f" at line {mark.line + 1}" if mark is not None else ""
@@ -769,7 +791,7 @@ def zero3_source(accelerate_config: Optional[str], deepspeed: Any) -> Optional[s
         try:
             with open(accelerate_config, encoding="utf-8") as f:
                 text = f.read()
-            acc = json.loads(text) if accelerate_config.lower().endswith(".json") else yaml.safe_load(text)
+            acc = json.loads(text) if accelerate_config.lower().endswith(".json") else yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 - a SafeLoader
         except (OSError, ValueError, yaml.YAMLError, RecursionError):
             acc = None
         ds = acc.get("deepspeed_config") if isinstance(acc, dict) and acc.get("distributed_type") == "DEEPSPEED" else None

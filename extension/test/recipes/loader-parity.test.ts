@@ -167,6 +167,16 @@ const CASES: Case[] = [
   { name: 'sft-trackio-space-false-trl1', venv: '.venv-trl1', text: SFT + 'trackio_static_space_id: false\n' + TRL1 },
   { name: 'resume-true', venv: '.venv', text: GRPO + 'resume_from_checkpoint: true\n' },
   { name: 'fsdp-false', venv: '.venv', text: GRPO + 'fsdp: false\n' },
+  // explicit core tags: PyYAML's constructors decide the type (`!!float 768` is a float, `!!int "64"` an
+  // integer), and a value a tag cannot read is a YAML error at its line (the runtime used to print a traceback)
+  { name: 'float-tag-for-integer', venv: '.venv', text: GRPO + 'max_completion_length: !!float 64\n', refused: { code: 'CC101', phrase: /max_completion_length expects an integer or null/ } },
+  { name: 'int-tag-on-quoted-text', venv: '.venv', text: GRPO + 'max_completion_length: !!int "64"\n' },
+  { name: 'float-tag-safety-integer', venv: '.venv', text: GRPO + 'safety: {max_budget: !!float 12}\n', refused: { code: 'CC101', phrase: /safety\.max_budget:? expect(s|ed) an integer/ } },
+  { name: 'float-tag-allocator-budget', venv: '.venv', text: GRPO + 'allocator: {budget_deep: !!float 768}\n', refused: { code: 'CC101', phrase: /allocator\.budget_deep .*integer/ } },
+  { name: 'int-tag-allocator-budget', venv: '.venv', text: GRPO + 'allocator: {budget_deep: !!int "768"}\n' },
+  { name: 'int-tag-hex', venv: '.venv', text: GRPO + 'max_steps: !!int 0x10\n' },
+  { name: 'int-tag-not-a-number', venv: '.venv', text: GRPO + 'seed: !!int abc\n', refused: { code: 'CC001', phrase: /!!int cannot read ['"]abc['"] as an integer/ } },
+  { name: 'bool-tag-not-a-boolean', venv: '.venv', text: GRPO + 'bf16: !!bool maybe\n', refused: { code: 'CC001', phrase: /!!bool cannot read ['"]maybe['"] as a boolean/ } },
   { name: 'hub-model-id-no', venv: '.venv', text: GRPO + 'hub_model_id: no\n', refused: { code: 'CC101', phrase: /hub_model_id expects a string or null, got false \(YAML 1\.1 reads `no` as a boolean\)/ } },
 ];
 

@@ -39,6 +39,7 @@ export function describeTypes(types: string[]): string {
 export function describeNode(n: YNode): string {
   switch (n.kind) {
     case 'scalar':
+      if (n.explicit) return `${n.explicit} ${n.text} (${n.tag === 'float' ? `the float ${yaml11Float(n.value as number)}` : n.tag === 'int' ? `the integer ${n.value}` : String(n.value)})`;
       if (n.tag === 'null') return n.text === '' ? 'an empty value (null)' : `null (${n.text})`;
       if (n.tag === 'bool') return `${n.value} (YAML 1.1 reads \`${n.text}\` as a boolean)`;
       if (n.tag === 'int' || n.tag === 'float') return `the number ${n.text}`;
@@ -176,7 +177,7 @@ export function checkValue(text: string, spec: FieldSpec, node: YNode, where: st
         hint = ` Quote it to keep the text: '${n.text}'.`;
         fixes.push({ title: `Quote '${n.text}'`, edits: [{ start: node.start, end: node.end, newText: `'${n.text}'` }] });
       } else if (n.tag === 'float' && types.includes('integer') && Number.isInteger(n.value)) {
-        hint = ` Write it without a decimal point: ${n.value}.`;
+        hint = n.explicit ? ` Remove the tag: ${n.value}.` : ` Write it without a decimal point: ${n.value}.`;
         fixes.push({ title: `Write ${n.value}`, edits: [{ start: node.start, end: node.end, newText: String(n.value) }] });
       } else if (mode === 'strict' && /\]$/.test(spec.name) && n.tag === 'str' && types.includes('number') && FLOAT_RE.test(n.text.trim()) && Number.isFinite(toNumber(n.text.trim()))) {
         // a list item (or an allocator: value): argparse and from_mapping leave the string as it is

@@ -17,6 +17,8 @@ export interface YScalar extends YBase {
   quoted: boolean;
   /** Whether a plain scalar was resolved to something other than a string. */
   tag: 'str' | 'int' | 'float' | 'bool' | 'null';
+  /** The explicit tag it was written with (`!!float`), when that tag decided its type. */
+  explicit?: string;
 }
 export interface YPair { key: YNode; value: YNode }
 export interface YMap extends YBase { kind: 'map'; items: YPair[]; flow: boolean }
@@ -424,9 +426,22 @@ class TreeBuilder {
       // Trim the trailing newline so the range stays on the scalar's last line.
       while (end > start && (t[end - 1] === '\n' || t[end - 1] === '\r')) end--;
     }
+    // An explicit core tag decides the type as PyYAML's constructors do, quoted or not:
+    // `!!float 768` is the float 768.0, `!!int "12"` the integer 12. The node then starts at
+    // the tag, so a quick fix that rewrites the value drops the tag with it.
+    const tagText = e.tagStart >= 0 ? t.slice(e.tagStart, e.tagEnd) : '';
+    const core = /^!!(int|float|bool|null)$/.exec(tagText) ?? /^!<tag:yaml\.org,2002:(int|float|bool|null)>$/.exec(tagText);
+    if (core) {
+      const kind = core[1] as 'int' | 'float' | 'bool' | 'null';
+      const value = constructTagged(kind, text);
+      if (value !== undefined) return { kind: 'scalar', text, value, quoted: false, tag: kind, explicit: tagText, start: e.tagStart, end };
+      this.pyyamlError(e.tagStart, end, `${tagText} cannot read ${JSON.stringify(text)} as ${kind === 'int' ? 'an integer' : kind === 'float' ? 'a float' : 'a boolean'}`,
+        'Remove the tag, or write a value of its type.');
+      return { kind: 'scalar', text, value: text, quoted, tag: 'str', start, end };
+    }
     if (e.style !== SCALAR_STYLE.PLAIN) return { kind: 'scalar', text, value: text, quoted: true, tag: 'str', start, end };
     // Explicit tags (!!str ...) are rare in recipes; honour !!str, resolve the rest implicitly.
-    if (e.tagStart >= 0 && /(^!!str$|:str$)/.test(t.slice(e.tagStart, e.tagEnd))) {
+    if (e.tagStart >= 0 && /(^!!str$|:str$)/.test(tagText)) {
       return { kind: 'scalar', text, value: text, quoted: false, tag: 'str', start, end };
     }
     const r = YAML11_SCHEMA.resolveImplicitScalarTag(text);
@@ -438,6 +453,57 @@ class TreeBuilder {
     else value = text;
     return { kind: 'scalar', text, value, quoted: false, tag, start, end };
   }
+}
+
+/**
+ * What PyYAML's SafeConstructor makes of a scalar written with an explicit core tag, or
+ * undefined where it fails (the runtime then reports the line: conscience.recipe._RecipeLoader).
+ * `construct_yaml_int`: '_' dropped, one sign, 0b / 0x / leading-0 octal, base 60 with ':';
+ * `construct_yaml_float`: '_' dropped, lower case, one sign, .inf / .nan, base 60, Python float();
+ * `construct_yaml_bool`: yes/no/true/false/on/off in any case; `!!null` is null whatever it says.
+ */
+export function constructTagged(kind: 'int' | 'float' | 'bool' | 'null', text: string): number | boolean | null | undefined {
+  if (kind === 'null') return null;
+  if (kind === 'bool') {
+    const v = ({ yes: true, no: false, true: true, false: false, on: true, off: false } as Record<string, boolean>)[text.toLowerCase()];
+    return v;
+  }
+  let v = text.replace(/_/g, '');
+  if (kind === 'float') v = v.toLowerCase();
+  if (!v) return undefined;
+  const sign = v[0] === '-' ? -1 : 1;
+  if (v[0] === '-' || v[0] === '+') v = v.slice(1);
+  const base60 = (parse: (d: string) => number): number | undefined => {
+    let total = 0;
+    for (const d of v.split(':')) {
+      const x = parse(d);
+      if (!Number.isFinite(x)) return undefined;
+      total = total * 60 + x;
+    }
+    return sign * total;
+  };
+  if (kind === 'int') {
+    const py = (d: string): number => (/^\s*[-+]?\d+\s*$/.test(d) ? Number(d) : NaN);
+    if (v === '0') return 0;
+    if (v.startsWith('0b')) return /^[01]+$/.test(v.slice(2)) ? sign * parseInt(v.slice(2), 2) : undefined;
+    if (v.startsWith('0x')) return /^[0-9a-fA-F]+$/.test(v.slice(2)) ? sign * parseInt(v.slice(2), 16) : undefined;
+    if (v[0] === '0') return /^[0-7]+$/.test(v) ? sign * parseInt(v, 8) : undefined;
+    if (v.includes(':')) return base60(py);
+    const x = py(v);
+    return Number.isFinite(x) ? sign * x : undefined;
+  }
+  // Python's float(): surrounding whitespace, a sign, inf / infinity / nan, digits with an exponent
+  const py = (d: string): number => {
+    const m = d.trim();
+    if (/^[-+]?(?:inf|infinity)$/.test(m)) return m[0] === '-' ? -Infinity : Infinity;
+    if (/^[-+]?nan$/.test(m)) return NaN;
+    return /^[-+]?(?:\d+\.?\d*(?:e[-+]?\d+)?|\.\d+(?:e[-+]?\d+)?)$/.test(m) ? Number(m) : NaN;
+  };
+  if (v === '.inf') return sign * Infinity;
+  if (v === '.nan') return NaN;
+  if (v.includes(':')) return base60(py);
+  const x = py(v);
+  return Number.isNaN(x) && !/^\s*[-+]?nan\s*$/.test(v) ? undefined : sign * x;
 }
 
 /** One-based line of an offset (lines end at \r\n, \r or \n). */
