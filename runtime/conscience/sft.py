@@ -499,16 +499,9 @@ def _prepare(recipe: SftRecipe) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(
         model_path, revision=ma.model_revision, trust_remote_code=trl_compat.trust_remote_code(ma, ta)
     )
-    if sa.chat_template:
-        tokenizer.chat_template = sa.chat_template
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if not tokenizer.chat_template:
-        raise DataError(f"{model_path}: the tokenizer has no chat template; set `chat_template` in the recipe")
-    unheard = template.reaches_model(tokenizer)
-    if unheard:  # (before any model loads: exit 2)
-        whose = "the recipe's chat_template" if sa.chat_template else f"{model_path}'s chat template"
-        raise DataError(f"{whose}: {unheard}; set a `chat_template` that renders the system role")
+    problem = template.tokenizer_problem(tokenizer, sa.chat_template, model_path)
+    if problem:  # (before any model loads: exit 2)
+        raise DataError(problem)
 
     # SFTTrainer keeps the first max_length tokens of prompt + target: a longer trace would train
     # on a target cut inside its safety block (no closing tag, no EOS) or on no target at all.

@@ -115,6 +115,23 @@ class PromptTemplate:
                     "instruction: the policy would never be told its budget")
         return None
 
+    def tokenizer_problem(self, tokenizer: Any, recipe_chat_template: Optional[str], model_path: str) -> Optional[str]:
+        """Why training (GRPO or SFT) cannot prompt through `tokenizer` as the recipe sets it up,
+        else None: it has no chat template, or its template does not carry the system message
+        (`reaches_model`). Applies the recipe's `chat_template` (its text) and a pad token first,
+        as both trainers need them."""
+        if recipe_chat_template:  # the template's text: load_recipe read a template file already
+            tokenizer.chat_template = recipe_chat_template
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        if not tokenizer.chat_template:
+            return f"{model_path}: the tokenizer has no chat template; set `chat_template` in the recipe"
+        unheard = self.reaches_model(tokenizer)
+        if unheard:
+            whose = "the recipe's chat_template" if recipe_chat_template else f"{model_path}'s chat template"
+            return f"{whose}: {unheard}; set a `chat_template` that renders the system role"
+        return None
+
     def split(self, completion: str) -> tuple[str, str]:
         """(safety block text, answer text) of a completion, by the rewards' own parsing rule."""
         from .rewards import parse_safety

@@ -643,18 +643,11 @@ def _train(recipe, writer, resume_from: Optional[str], prepared: Any = None) -> 
     tokenizer = AutoTokenizer.from_pretrained(
         model_path, revision=ma.model_revision, trust_remote_code=trl_compat.trust_remote_code(ma, ta)
     )
-    if sa.chat_template:  # the template's text: load_recipe read a template file already
-        tokenizer.chat_template = sa.chat_template
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if not tokenizer.chat_template:
-        raise ValueError(f"{model_path}: the tokenizer has no chat template; set `chat_template` in the recipe")
     from .template import PromptTemplate
 
-    unheard = PromptTemplate.from_recipe(recipe.safety, sa.system_prompt).reaches_model(tokenizer)
-    if unheard:
-        whose = "the recipe's chat_template" if sa.chat_template else f"{model_path}'s chat template"
-        raise ValueError(f"{whose}: {unheard}; set a `chat_template` that renders the system role")
+    problem = PromptTemplate.from_recipe(recipe.safety, sa.system_prompt).tokenizer_problem(tokenizer, sa.chat_template, model_path)
+    if problem:
+        raise ValueError(problem)
 
     # TRL 0.18 keeps only the last max_prompt_length tokens of a prompt: the system message, which
     # carries the budget instruction, comes first and would be cut while the budget reward still

@@ -81,3 +81,23 @@ def test_sft_and_eval_recipes_read_template_files_too(tmp_path):
     ev.write_text("kind: eval\nmodel_name_or_path: conscience/tiny\nchat_template: gone.jinja\n")
     with pytest.raises(EvalError, match=r"eval\.yaml:3: chat_template file .*gone\.jinja"):
         load_eval_recipe(str(ev))
+
+
+def test_a_tokenizer_without_a_chat_template_is_named_with_its_model_folder():
+    """GRPO and SFT check the tokenizer the same way (PromptTemplate.tokenizer_problem): no chat
+    template names the model folder, a recipe's template is applied and a pad token set first."""
+    os.environ["CONSCIENCE_CACHE"] = CACHE
+    os.environ["CONSCIENCE_TINY_WARMUP"] = "0"
+    from transformers import AutoTokenizer
+
+    from conscience.template import PromptTemplate
+    from conscience.tiny_model import ensure_tiny
+
+    folder = ensure_tiny()
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.chat_template = None
+    template = PromptTemplate()
+    assert template.tokenizer_problem(tok, None, "models/base") == (
+        "models/base: the tokenizer has no chat template; set `chat_template` in the recipe")
+    assert template.tokenizer_problem(tok, TEMPLATE, "models/base") is None
+    assert tok.chat_template == TEMPLATE and tok.pad_token is not None
