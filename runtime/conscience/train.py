@@ -456,8 +456,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     ns, rest = _parse_cli(argv)
 
-    from .recipe import RecipeError, load_recipe
-
+    try:  # the import too: loading TRL and torch takes seconds, and a cancel then must still exit 143
+        from .recipe import RecipeError, load_recipe
+    except RunCancelled:
+        return 128 + signal.SIGTERM
     try:
         recipe = load_recipe(ns.config, rest)
     except RecipeError as e:

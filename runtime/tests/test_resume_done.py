@@ -146,3 +146,21 @@ def test_a_run_stopped_by_its_launcher_for_a_failed_server_ends_failed_with_the_
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)
+
+
+def test_a_cancel_while_the_trainer_is_still_importing_exits_143_without_a_traceback(tmp_path):
+    """docs/runtime.md: a signal while the recipe is still loading ends the trainer with 143. The
+    first seconds (importing TRL and torch) were outside the handler's reach: a cancel right after
+    launch exited 1 with a RunCancelled traceback, and the Runs view read `cancelled (1)`."""
+    import signal
+    import time
+
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "runtime"), OMP_NUM_THREADS="1")
+    for delay in (0.6, 1.5):
+        p = subprocess.Popen([sys.executable, "-m", "conscience.train", "--config", DEMO, "--output_dir", str(tmp_path / "out")],
+                             stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path))
+        time.sleep(delay)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 143, (delay, err[-2000:])
+        assert "Traceback" not in err, (delay, err[-2000:])
