@@ -470,14 +470,14 @@ def read_prompt_set(cfg: EvalConfig) -> tuple[list[dict], list[str], str]:
 def _source(obj: dict, where: str) -> str:
     """A row's `source` (results are grouped by it): absent or null is "", a number its text; a
     lone surrogate is not text (the row is skipped, as for `category`)."""
-    from .prompt_sets import DataError, json_writable
+    from .prompt_sets import DataError, json_writable, not_text
 
     src = obj.get("source")
     if src is None:
         return ""
     src = src if isinstance(src, str) else str(src)
     if not json_writable(src):
-        raise DataError(f"{where}: `source` holds a lone surrogate escape (\\ud800-\\udfff), which is not text")
+        raise DataError(f"{where}: {not_text('source')}")
     return src
 
 

@@ -39,6 +39,11 @@ class DataError(ValueError):
     """A prompt set that cannot be used; the message starts with `file:line:`."""
 
 
+def not_text(name: str) -> str:
+    """Why a field holding a lone surrogate escape ("\\ud800") is refused: no UTF-8 file holds one."""
+    return f"`{name}` holds a lone surrogate escape (\\ud800-\\udfff), which is not text"
+
+
 def check_row(obj: Any, where: str, prompt_column: str = "prompt") -> dict:
     """Validate one row; return a normalised copy. `where` is "file:line" for messages."""
     if not isinstance(obj, dict):
@@ -48,13 +53,13 @@ def check_row(obj: Any, where: str, prompt_column: str = "prompt") -> dict:
     if rid is None or isinstance(rid, bool) or not isinstance(rid, (str, int)) or (isinstance(rid, str) and not rid.strip()):
         raise DataError(f"{where}: `id` must be a non-empty string or an integer")
     if isinstance(rid, str) and _SURROGATE.search(rid):
-        raise DataError(f"{where}: `id` holds a lone surrogate escape (\\ud800-\\udfff), which is not text")
+        raise DataError(f"{where}: {not_text('id')}")
     row["id"] = str(rid)
     prompt = obj.get(prompt_column)
     if not isinstance(prompt, str) or not prompt.strip():
         raise DataError(f"{where}: `{prompt_column}` must be a non-empty string")
     if _SURROGATE.search(prompt):
-        raise DataError(f"{where}: `{prompt_column}` holds a lone surrogate escape (\\ud800-\\udfff), which is not text")
+        raise DataError(f"{where}: {not_text(prompt_column)}")
     row["prompt"] = prompt
     label = obj.get("label")
     if not isinstance(label, str) or label.strip().lower() not in LABELS:
@@ -66,7 +71,7 @@ def check_row(obj: Any, where: str, prompt_column: str = "prompt") -> dict:
     if not isinstance(category, str):
         raise DataError(f"{where}: `category` must be a string, got {type(category).__name__}")
     if _SURROGATE.search(category):
-        raise DataError(f"{where}: `category` holds a lone surrogate escape (\\ud800-\\udfff), which is not text")
+        raise DataError(f"{where}: {not_text('category')}")
     row["category"] = category
     budget = obj.get("budget")
     if budget is not None:
@@ -95,7 +100,7 @@ def trace_text_error(block: str, answer: str, open_tag: str = "<safety>", close_
     ``empty_answer``."""
     for name, text in (("safety", block), ("answer", answer)):
         if _SURROGATE.search(text):
-            return "not_text", f"`{name}` holds a lone surrogate escape (\\ud800-\\udfff), which is not text"
+            return "not_text", not_text(name)
     for name, text in (("safety", block), ("answer", answer)):
         for tag in (open_tag, close_tag):
             if tag in text:
