@@ -587,7 +587,27 @@ def _train_rows(recipe) -> tuple[list, dict]:
 
         rng = random.Random(ta.seed)
         rows = rng.sample(rows, sa.max_train_samples)
-    return assign_budgets(rows, recipe.safety, recipe.allocator)
+    rows, info = assign_budgets(rows, recipe.safety, recipe.allocator)
+    over = budgets_over_completion(rows, getattr(ta, "max_completion_length", None))
+    if over:
+        info["over_completion"] = over
+        logger.warning(
+            "%d of %d training prompts have a safety budget at or above max_completion_length (%d; the largest is %d): "
+            "their safety block cannot close with room left for an answer, and the safety_budget reward pushes the "
+            "policy to fill the whole completion with it. Raise max_completion_length or set safety.max_budget below it",
+            over["count"], len(rows), over["max_completion_length"], over["largest"])
+    return rows, info
+
+
+def budgets_over_completion(rows: list, max_completion_length: Optional[int]) -> Optional[dict]:
+    """{count, largest, max_completion_length} of the prompts whose budget is at least
+    max_completion_length (run_started.budgets.over_completion), or None when there are none."""
+    if not max_completion_length or max_completion_length <= 0:
+        return None
+    over = [int(r["budget"]) for r in rows if int(r["budget"]) >= max_completion_length]
+    if not over:
+        return None
+    return {"count": len(over), "largest": max(over), "max_completion_length": int(max_completion_length)}
 
 
 def _train(recipe, writer, resume_from: Optional[str], prepared: Any = None) -> dict:

@@ -15,9 +15,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(tmp_path, name, safety, allocator):
+def _run(tmp_path, name, safety, allocator, extra=None, stderr=None):
     r = yaml.safe_load((ROOT / "recipes" / "demo" / "tiny-cpu.yaml").read_text())
-    r.update({"model_name_or_path": str(tmp_path / "no-model"), "max_train_samples": 12})
+    r.update({"model_name_or_path": str(tmp_path / "no-model"), "max_train_samples": 12, **(extra or {})})
     r["safety"] = dict(r.get("safety") or {}, **safety)
     r["allocator"] = allocator
     r.pop("launch", None)
@@ -30,6 +30,8 @@ def _run(tmp_path, name, safety, allocator):
     events = [e for e in map(json.loads, (out / "events.jsonl").read_text().splitlines()) if e["type"] != "heartbeat"]
     assert [e["type"] for e in events] == ["run_started", "run_finished"], proc.stderr[-2000:]
     assert events[1]["status"] == "failed" and "no-model" in events[1]["error"]
+    if stderr is not None:
+        stderr.append(proc.stderr)
     return events[0]["budgets"]
 
 
@@ -50,3 +52,20 @@ def test_gpu_requirements_install_the_allocator_runtime():
     names = {l.split("==")[0].split("[")[0].strip().lower() for l in (ROOT / "runtime" / "requirements" / "gpu.txt").read_text().splitlines()
              if l.strip() and not l.startswith("#")}
     assert {"onnxruntime", "tokenizers", "numpy"} <= names | {"tokenizers", "numpy"} and "onnxruntime" in names
+
+
+def test_budgets_at_or_above_max_completion_length_are_counted_and_warned(tmp_path):
+    """A budget the completion cannot hold (the defaults: the allocator's deep tier is 512 tokens,
+    TRL's max_completion_length 256) leaves no room for an answer, and the safety_budget reward
+    pushes the policy to fill the completion with reasoning: run_started says how many, and the
+    log says what to change."""
+    err = []
+    over = _run(tmp_path, "over", {"budget_source": "label", "budget_harmful": 12, "budget_borderline": 8}, {},
+                {"max_completion_length": 10}, stderr=err)
+    assert over["over_completion"]["max_completion_length"] == 10 and over["over_completion"]["largest"] == 12
+    assert 0 < over["over_completion"]["count"] < 12  # the harmful prompts (12 tokens), not the borderline (8) or benign (0)
+    assert "at or above max_completion_length (10; the largest is 12)" in err[0]
+    assert "set safety.max_budget below it" in err[0]
+    fits = _run(tmp_path, "fits", {"budget_source": "label", "budget_harmful": 12, "budget_borderline": 8}, {},
+                {"max_completion_length": 24}, stderr=err)
+    assert "over_completion" not in fits and "max_completion_length (" not in err[1]

@@ -112,4 +112,8 @@ test('says where the safety budgets came from, and warns when the allocator fail
     { text: 'budgets: 64 label default (allocator failed: No module named onnxruntime; per-label defaults used instead)', fallback: true });
   assert.equal(budgetSummary({ source: { dataset: 64 }, allocator: 'disabled' })!.text, 'budgets: 64 from the prompt set (allocator disabled)');
   assert.equal(budgetSummary(null), undefined);
+  // budgets the completion cannot hold (run_started.budgets.over_completion, written by the trainer)
+  assert.equal(budgetSummary({ source: { allocator: 64 }, allocator: 'used', over_completion: { count: 9, largest: 512, max_completion_length: 256 } })!.text,
+    'budgets: 64 allocator · ⚠ 9 at or above max_completion_length 256 (largest 512): no room left for an answer');
+  assert.equal(budgetSummary({ source: { allocator: 64 }, allocator: 'used', over_completion: 'junk' })!.text, 'budgets: 64 allocator');
 });

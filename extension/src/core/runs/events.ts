@@ -26,6 +26,8 @@ export interface BudgetSources {
   source?: Record<string, number>;
   /** `used`, `not needed`, `disabled` or `failed: <why>`. */
   allocator?: string;
+  /** the prompts whose budget is at least max_completion_length (absent when none) */
+  over_completion?: { count: number; largest: number; max_completion_length: number };
 }
 export interface MetricsEvent extends Base {
   type: 'metrics';
