@@ -40,7 +40,10 @@ cp -rn recipes/. "$WS/recipes"/
 # Launch syncs the runtime and the allocator model the extension ships (this repository).
 # The `local` target uses this repository's Python environment as is (no venv is built).
 if [[ ! -f "$WS/.vscode/settings.json" ]] || grep -q '__CONSCIENCE_ROOT__' "$WS/.vscode/settings.json"; then
-  sed "s#__CONSCIENCE_ROOT__#$ROOT#g" demo/.vscode/settings.json > "$WS/.vscode/settings.json"
+  # the path written as JSON string content, by node: no sed (a #, &, \ or " in the path broke the rewrite or the JSON)
+  ROOT="$ROOT" node -e 'const fs = require("fs"); const [inp, out] = process.argv.slice(1);
+    fs.writeFileSync(out, fs.readFileSync(inp, "utf8").split("__CONSCIENCE_ROOT__").join(JSON.stringify(process.env.ROOT).slice(1, -1)));' \
+    demo/.vscode/settings.json "$WS/.vscode/settings.json"
 fi
 
 # A fresh extensions dir each start: an unpacked extension there is picked up as installed.

@@ -30,7 +30,11 @@ const common = {
 
 type Values = Record<string, string | boolean | undefined> & { workspace?: string; targets?: string; 'accept-new'?: boolean; format?: string };
 
-export function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean'; short?: string }>, usage: string): { values: Values; positionals: string[] } | undefined {
+/**
+ * `json`: whether the verb prints JSON with --format json (cancel and logs do not: a script that
+ * asks for it is told so, exit 2, rather than handed text).
+ */
+export function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean'; short?: string }>, usage: string, json = true): { values: Values; positionals: string[] } | undefined {
   try {
     const r = parseArgs({ args: argv, options: { ...common, ...options }, allowPositionals: true, strict: true }) as { values: Values; positionals: string[] };
     if (r.values.help) {
@@ -39,6 +43,7 @@ export function parse(argv: string[], options: Record<string, { type: 'string' |
     }
     const fmt = r.values.format;
     if (fmt !== undefined && fmt !== 'json' && fmt !== 'text') throw new UsageError(`--format must be json or text`);
+    if (fmt === 'json' && !json) throw new UsageError(`--format json: this command has no JSON output (\`conscience runs --format json\` gives the runs' records)`);
     return r;
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n${usage}`);
@@ -122,7 +127,26 @@ function describeEvent(e: RunEvent): string | undefined {
   }
 }
 
-/** `detached` is set when Ctrl-C ended the following (the run goes on): the verb then exits 130. */
+/** A follower's error listener: a failing pass is said, once while it fails the same way (not 4 times a second). */
+function onceEach(): (e: Error) => void {
+  let last: string | undefined;
+  return (e) => {
+    if (e.message !== last) process.stderr.write(`conscience: ${escapeControls(e.message)}\n`);
+    last = e.message;
+  };
+}
+
+/** The error of a verb whose run was deleted while it followed it. */
+export class RunDeletedError extends Error {
+  constructor(root: string, id: string) {
+    super(`run ${id} was deleted while it was followed (${runDir(root, id)} is gone); nothing more to follow`);
+  }
+}
+
+/**
+ * `detached` is set when Ctrl-C ended the following (the run goes on): the verb then exits 130.
+ * A run deleted meanwhile (its folder removed) throws RunDeletedError: the verb exits 1 saying so.
+ */
 export async function followRun(s: LaunchSession, id: string, opts: { logs?: boolean; events?: boolean; detached?: boolean }): Promise<RunRecord | undefined> {
   const m = new RunMonitor(s, id);
   if (opts.logs) {
@@ -140,14 +164,16 @@ export async function followRun(s: LaunchSession, id: string, opts: { logs?: boo
   m.on('problems', (ps: ParseProblem[]) => { for (const p of ps) process.stderr.write(`conscience: ${formatProblem(p)}\n`); });
   m.on('disconnected', (e: Error) => process.stderr.write(`conscience: connection lost (${e.message}); reconnecting…\n`));
   m.on('reconnected', () => process.stderr.write(`conscience: reconnected; continuing from the saved offset\n`));
-  m.on('error', (e: Error) => process.stderr.write(`conscience: ${e.message}\n`));
+  m.on('error', onceEach());
   const onSig = () => {
     opts.detached = true;
     m.stop();
   };
   process.once('SIGINT', onSig);
   try {
-    return await m.follow();
+    const fin = await m.follow();
+    if (m.deleted) throw new RunDeletedError(s.root, id);
+    return fin;
   } finally {
     process.off('SIGINT', onSig);
   }
@@ -355,7 +381,7 @@ const LOGS_USAGE = 'usage: conscience logs RUN [--follow] [--events] [--workspac
 
 export async function logs(argv: string[]): Promise<number> {
   return wrap(async () => {
-    const r = parse(argv, { follow: { type: 'boolean', short: 'f' }, events: { type: 'boolean' } }, LOGS_USAGE);
+    const r = parse(argv, { follow: { type: 'boolean', short: 'f' }, events: { type: 'boolean' } }, LOGS_USAGE, false);
     if (!r) return 0;
     if (r.positionals.length !== 1) throw new UsageError(LOGS_USAGE);
     const s = await session(r.values, true);
@@ -415,10 +441,12 @@ export async function logs(argv: string[]): Promise<number> {
       }
       mon.on('problems', (ps: ParseProblem[]) => { for (const p of ps) process.stderr.write(`conscience: ${formatProblem(p)}\n`); });
       mon.on('disconnected', (e: Error) => process.stderr.write(`conscience: connection lost (${e.message}); reconnecting…\n`));
+      mon.on('error', onceEach());
       const stop = () => mon.stop();
       process.once('SIGINT', stop);
       const fin = await mon.follow();
       process.off('SIGINT', stop);
+      if (mon.deleted) throw new RunDeletedError(s.root, run.id);
       process.stderr.write(`conscience: ${run.id} ${fin?.state}${fin?.exitCode !== undefined && fin?.exitCode !== null ? ' exit ' + fin.exitCode : ''}\n`);
       return 0;
     } finally {
@@ -431,7 +459,7 @@ const CANCEL_USAGE = 'usage: conscience cancel RUN [--grace SECONDS] [--no-wait]
 
 export async function cancel(argv: string[]): Promise<number> {
   return wrap(async () => {
-    const r = parse(argv, { grace: { type: 'string' }, 'no-wait': { type: 'boolean' } }, CANCEL_USAGE);
+    const r = parse(argv, { grace: { type: 'string' }, 'no-wait': { type: 'boolean' } }, CANCEL_USAGE, false);
     if (!r) return 0;
     if (r.positionals.length !== 1) throw new UsageError(CANCEL_USAGE);
     const grace = r.values.grace !== undefined ? Number(r.values.grace) : undefined;

@@ -13,7 +13,8 @@ import { cancelRun, resumeRun } from '../../src/core/launch/launcher';
 import { RunMonitor } from '../../src/core/launch/monitor';
 import { LaunchSession } from '../../src/core/launch/session';
 import type { Target } from '../../src/core/launch/targets';
-import { readRun, type RunRecord } from '../../src/core/runs/store';
+import { readRun, withRunLock, type RunRecord } from '../../src/core/runs/store';
+import { followRun } from '../../src/cli/runs';
 import { cli, localRunWorkspace, REPO } from '../hardening/helpers';
 
 const roots: string[] = [];
@@ -163,4 +164,145 @@ test('Ctrl-C during `conscience launch` records the run failed ("launch interrup
   assert.equal(rec.state, 'failed');
   assert.equal(rec.error, 'launch interrupted');
   assert.ok(rec.finishedAt);
+});
+
+const finishedRun = (t0: number) =>
+  line({ type: 'run_started', seq: 0, time: t0, run_id: 'r', max_steps: 2, resumed_from: null, reward_funcs: ['a'] }) +
+  line({ type: 'metrics', seq: 1, time: t0 + 1, step: 1, values: { reward: 0.5 } }) +
+  line({ type: 'run_finished', seq: 2, time: t0 + 2, status: 'completed', exit_code: 0, error: null });
+
+test('a pass that copied the events and then failed (a log it cannot read) loses none of them: the completed run is recorded completed', async () => {
+  const t0 = Date.now() / 1000 - 60;
+  const w = await ws(finishedRun(t0), { exitCode: 0, state: 'running' });
+  try {
+    // the trainer's stdout.log cannot be read (here: a folder in its place), after the events are copied
+    const stdout = join(w.remoteDir, 'stdout.log');
+    rmSync(stdout);
+    mkdirSync(stdout);
+    const first = cli(['runs', '--workspace', w.root], { timeoutMs: 30_000 });
+    assert.match(first.stderr, /EISDIR/, first.stderr);
+    const local = join(w.root, '.conscience', 'runs', w.id, 'events.jsonl');
+    assert.equal(readFileSync(local, 'utf8'), finishedRun(t0), 'the events are in the local copy');
+    const mid = (await readRun(w.root, w.id))!;
+    assert.ok(mid.sawStarted && mid.finished?.status === 'completed', `the record has what was copied: ${JSON.stringify(mid)}`);
+    // the log readable again (a retried I/O error, a reconnect): the run is what its events say
+    rmSync(stdout, { recursive: true });
+    writeFileSync(stdout, 'hi\n');
+    const again = cli(['runs', '--workspace', w.root], { timeoutMs: 30_000 });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, new RegExp(`${w.id}\\s+completed`));
+    assert.doesNotMatch(again.stdout, /failed/);
+    assert.equal((await readRun(w.root, w.id))!.state, 'completed');
+  } finally {
+    await w.session.close();
+  }
+});
+
+test('events copied by a pass killed before it wrote its record are taken in by the next pass', async () => {
+  const t0 = Date.now() / 1000 - 60;
+  const w = await ws(finishedRun(t0), { exitCode: 0, state: 'running' });
+  try {
+    // the local copy holds every event, the record none of them (eventOffset 0): the copy was
+    // appended, then the process died (SIGKILL, a full disk on the record's write)
+    writeFileSync(join(w.root, '.conscience', 'runs', w.id, 'events.jsonl'), finishedRun(t0));
+    const r = cli(['runs', '--workspace', w.root], { timeoutMs: 30_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`${w.id}\\s+completed`), r.stdout);
+    const rec = (await readRun(w.root, w.id))!;
+    assert.equal(rec.state, 'completed');
+    assert.equal(rec.step, 1);
+    assert.equal(rec.eventOffset, Buffer.byteLength(finishedRun(t0)));
+    // and nothing is taken in twice, or copied again
+    await new RunMonitor(w.session, w.id).pollOnce();
+    assert.equal(readFileSync(join(w.root, '.conscience', 'runs', w.id, 'events.jsonl'), 'utf8'), finishedRun(t0));
+  } finally {
+    await w.session.close();
+  }
+});
+
+test('a run deleted while it is followed ends `logs --follow` and `--wait` with a clear error, and its folder is not brought back', async () => {
+  // running as last recorded, with no process to ask about: followers poll on
+  const w = await ws(line({ type: 'run_started', seq: 0, time: 1, run_id: 'r', max_steps: 2, resumed_from: null, reward_funcs: ['a'] }), { state: 'running', extra: { pid: undefined, pgid: undefined } });
+  rmSync(join(w.remoteDir, 'exit_code'));
+  const folder = join(w.root, '.conscience', 'runs', w.id);
+  try {
+    const tsx = pathToFileURL(join(REPO, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
+    const p = spawn(process.execPath, ['--import', tsx, join(REPO, 'extension/src/cli/main.ts'), 'logs', w.id, '--follow', '--workspace', w.root], { cwd: w.root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((res) => p.on('close', (code) => res(code)));
+    // following (the first pass has copied the events)
+    const deadline = Date.now() + 30_000;
+    while (!existsSync(join(folder, 'events.jsonl'))) {
+      assert.ok(Date.now() < deadline, `logs --follow did not start: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    rmSync(folder, { recursive: true, force: true });
+    const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
+    const code = await exited;
+    clearTimeout(timer);
+    assert.equal(code, 1, `logs --follow went on after the run was deleted: ${stderr}`);
+    assert.match(stderr, new RegExp(`run ${w.id} was deleted while it was followed`));
+    assert.ok(!existsSync(folder), 'the follower brought the deleted folder back');
+
+    // launch --wait and resume --wait follow through followRun: the same end, once, not an error 4 times a second
+    const w2 = await ws('', { state: 'running', extra: { pid: undefined, pgid: undefined } });
+    rmSync(join(w2.remoteDir, 'exit_code'));
+    const following = followRun(w2.session, w2.id, {});
+    await new Promise((r) => setTimeout(r, 1000));
+    rmSync(join(w2.root, '.conscience', 'runs', w2.id), { recursive: true, force: true });
+    await assert.rejects(following, /was deleted while it was followed/);
+    assert.ok(!existsSync(join(w2.root, '.conscience', 'runs', w2.id)));
+    await w2.session.close();
+  } finally {
+    await w.session.close();
+  }
+});
+
+test('a lock left by a killed CLI does not hold up cancel: its holder is gone, the lock is taken over at once; a live holder is waited for and named', async () => {
+  const w = await ws('', { state: 'running', extra: { pid: undefined, pgid: undefined } });
+  try {
+    // a process that takes the run's lock and holds it (a `logs --follow` inside a pass), then is killed
+    const holder = join(w.root, 'hold.mts');
+    writeFileSync(holder, `import { withRunLock } from ${JSON.stringify(join(REPO, 'extension/src/core/runs/store.ts'))};\n` +
+      `await withRunLock(process.argv[2]!, process.argv[3]!, async () => { process.stdout.write('held\\n'); await new Promise(() => setInterval(() => undefined, 1000)); }, { wait: true });\n`);
+    const tsx = pathToFileURL(join(REPO, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
+    const hold = () => {
+      const p = spawn(process.execPath, ['--import', tsx, holder, w.root, w.id], { stdio: ['ignore', 'pipe', 'inherit'] });
+      return { p, held: new Promise<void>((res) => p.stdout.on('data', () => res())), exited: new Promise<void>((res) => p.on('close', () => res())) };
+    };
+    const lock = join(w.root, '.conscience', 'runs', w.id, '.lock');
+    const live = hold();
+    await live.held;
+    // alive: waited for, then refused with who holds it
+    await assert.rejects(withRunLock(w.root, w.id, async () => 'x', { wait: true, timeoutMs: 500 }), new RegExp(`locked by another process \\(pid ${live.p.pid} on `));
+    assert.ok(existsSync(lock), 'a live holder keeps its lock');
+    live.p.kill('SIGKILL');
+    await live.exited;
+    assert.ok(existsSync(lock), 'the killed holder left its lock');
+    const t = Date.now();
+    const c = cli(['cancel', w.id, '--grace', '1', '--workspace', w.root], { timeoutMs: 60_000 });
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stdout, /cancelled/);
+    assert.ok(Date.now() - t < 15_000, `cancel waited ${Date.now() - t} ms for a lock whose holder is gone`);
+    assert.ok(!existsSync(lock));
+  } finally {
+    await w.session.close();
+  }
+});
+
+test('`--format json` on cancel and logs, which print no JSON, is a usage error (exit 2), not text handed to a script', async () => {
+  const w = await ws('', { state: 'completed', extra: { finishedAt: Date.now() / 1000 } });
+  try {
+    for (const verb of ['cancel', 'logs']) {
+      const r = cli([verb, w.id, '--format', 'json', '--workspace', w.root], { timeoutMs: 30_000 });
+      assert.equal(r.code, 2, `${verb}: ${r.stdout}`);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, /--format json: this command has no JSON output/);
+      assert.equal(cli([verb, w.id, '--format', 'text', '--workspace', w.root], { timeoutMs: 30_000 }).code, 0);
+    }
+  } finally {
+    await w.session.close();
+  }
 });

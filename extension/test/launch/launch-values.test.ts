@@ -6,7 +6,8 @@
 // naming FILE:LINE, instead of silently planning something else.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -86,4 +87,25 @@ test('the conversion is _coerce\'s: Python float() text, -?[0-9]+ integers, str(
   assert.equal(ok(5, 'str'), '5');
   assert.equal(ok(1e-5, 'str'), '1e-05');
   assert.equal(ok(false, 'str'), 'refused');
+});
+
+test('a workspace reached through a symbolic link takes an absolute recipe path by either name (launch --dry-run)', () => {
+  writeFileSync(join(root, 'conscience.targets.yaml'), JSON.stringify(TARGETS));
+  recipe('plain.yaml', 'launch:\n  cpu: true\n');
+  const link = `${root}-link`;
+  symlinkSync(root, link);
+  after(() => rmSync(link, { force: true }));
+  const launch = (recipePath: string, cwd: string, ws?: string) => spawnSync(process.execPath,
+    ['--import', pathToFileURL(join(REPO, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href, join(REPO, 'extension/src/cli/main.ts'), 'launch', recipePath, '--target', 'here', '--dry-run', ...(ws ? ['--workspace', ws] : [])],
+    { cwd, encoding: 'utf8', timeout: 120_000 });
+  // in the linked folder (the shell's $PWD), the recipe named through the link; the workspace through the link, the recipe by its real path
+  for (const r of [launch(join(link, 'recipes', 'plain.yaml'), link), launch(join(root, 'recipes', 'plain.yaml'), REPO, link)]) {
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /must be inside the workspace/);
+    assert.match(r.stdout, /^run \S+: recipes\/plain\.yaml on here/m);
+  }
+  // a file outside it is still refused
+  const out = launch(join(tmpdir(), 'elsewhere.yaml'), link);
+  assert.equal(out.status, 1);
+  assert.match(out.stderr, /must be inside the workspace/);
 });

@@ -329,6 +329,9 @@ describe('run store', () => {
   });
   it('serialises writers with the run lock and recovers a stale one', async () => {
     const root = mkdtempSync(join(tmpdir(), 'lock-'));
+    // (a lock is taken in the run's folder, never creates it: NoRunError without one)
+    await assert.rejects(withRunLock(root, 'l', async () => 'x', { wait: true }), /no run 'l'/);
+    mkdirSync(join(root, '.conscience', 'runs', 'l'), { recursive: true });
     const order: string[] = [];
     const slow = withRunLock(root, 'l', async () => {
       order.push('a+');

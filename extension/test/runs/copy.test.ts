@@ -5,7 +5,7 @@
 // written after the cut, and shows what the host's file says.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ import { loadTargets } from '../../src/core/launch/targets';
 import { copyEventLines } from '../../src/core/runs/copy';
 import { readEventsFrom } from '../../src/core/runs/events';
 import { readRun, runDir, writeRun } from '../../src/core/runs/store';
-import { localRunWorkspace } from '../hardening/helpers';
+import { localRunWorkspace, REPO } from '../hardening/helpers';
 import { attempt, fresh, lineBytes, PYTHON, steps, write } from './writer';
 
 /** A run's output folder (`out`, where the runtime's writer puts `host`, its events.jsonl) and the
@@ -225,5 +225,59 @@ test("a run.json the previous version wrote after a cut (eventShift, no eventVie
   } finally {
     await session.close();
     rmSync(ws.root, { recursive: true, force: true });
+  }
+});
+
+test('a backlog is copied in bounded pieces: no read past maxBytes (a line longer than it is read to its end), every line once, in order', () => withRun(async ({ host, local }) => {
+  const lines: string[] = [];
+  for (let i = 0; i < 400; i++) lines.push(JSON.stringify({ type: 'heartbeat', seq: i, time: i, pad: 'x'.repeat(i === 200 ? 5000 : 50) }) + '\n');
+  writeFileSync(host, lines.join('') + '{"type":"heartb'); // and a partial line being written
+  const max = 1024;
+  let largest = 0;
+  const readFrom = async (o: number, m?: number) => {
+    const fh = await open(host, 'r');
+    try {
+      const { size } = await fh.stat();
+      const n = Math.max(0, Math.min(size - o, m ?? Infinity));
+      const b = Buffer.alloc(n);
+      await fh.read(b, 0, n, o);
+      largest = Math.max(largest, n);
+      return b;
+    } finally {
+      await fh.close();
+    }
+  };
+  let shift = 0;
+  let view: Awaited<ReturnType<typeof copyEventLines>>['view'];
+  let passes = 0;
+  for (;;) {
+    const r = await copyEventLines(readFrom, local, shift, view, max);
+    shift = r.shift;
+    view = r.view;
+    passes++;
+    if (!r.more) break;
+    assert.ok(passes < 1000, 'the copy does not end');
+  }
+  assert.equal(readFileSync(local, 'utf8'), lines.join(''));
+  assert.ok(passes > 10, `${passes} passes`);
+  assert.ok(largest <= 4096 + 5200, `a read of ${largest} bytes (pieces of ${max})`);
+}));
+
+test("a run's stdout backlog of hundreds of MB is copied without holding it in memory", async () => {
+  const w = await localRunWorkspace('', { exitCode: 0, state: 'running' });
+  try {
+    writeFileSync(join(w.root, 'conscience.targets.yaml'), 'local:\n  type: local\n');
+    const backlog = 400 * 1024 * 1024;
+    spawnSync('truncate', ['-s', String(backlog), join(w.remoteDir, 'stdout.log')]);
+    const tsx = join(REPO, 'node_modules', 'tsx', 'dist', 'loader.mjs');
+    const r = spawnSync('/usr/bin/time', ['-f', 'maxrss=%M', process.execPath, '--import', `file://${tsx}`, join(REPO, 'extension/src/cli/main.ts'), 'runs', '--workspace', w.root],
+      { cwd: REPO, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const kb = Number(/maxrss=(\d+)/.exec(r.stderr)?.[1]);
+    assert.ok(kb > 0, r.stderr);
+    assert.equal(statSync(join(w.root, '.conscience', 'runs', w.id, 'stdout.log')).size, backlog);
+    assert.ok(kb * 1024 < backlog / 2, `conscience runs used ${Math.round(kb / 1024)} MB for a ${backlog >> 20} MB backlog`);
+  } finally {
+    rmSync(w.root, { recursive: true, force: true });
   }
 });

@@ -51,3 +51,32 @@ test('a run.json with a non-number reward, step or max_steps is read, listed and
   assert.equal(logs.stderr, `conscience: ${join(odd, 'run.json')}: not a run record (no string id, recipe, target)\n`);
   assert.doesNotMatch(logs.stderr, /Cannot read properties/);
 });
+
+test('a hand-edited run.json with an unknown state, times that are not numbers or an exit code that is not one: refused or shown as unknown, never NaN', async () => {
+  const ws = mkdtempSync(join(tmpdir(), 'cc-store-'));
+  after(() => rmSync(ws, { recursive: true, force: true }));
+  const base = {
+    recipe: 'recipes/demo/tiny-cpu.yaml', target: 'local', targetKind: 'local', host: 'local', projectDir: ws, remoteDir: ws,
+    outputDir: join(ws, 'out'), python: 'python', eventOffset: 0, stdoutOffset: 0, stderrOffset: 0, updatedAt: 1, command: 'x', attempts: 1,
+  };
+  const put = (id: string, rec: object) => {
+    mkdirSync(join(ws, '.conscience', 'runs', id), { recursive: true });
+    writeFileSync(join(ws, '.conscience', 'runs', id, 'run.json'), JSON.stringify({ id, ...base, ...rec }));
+  };
+  put('odd-times', { state: 'completed', startedAt: 'yesterday', finishedAt: 'later', exitCode: 'x' });
+  put('bogus-state', { state: 'bogus', createdAt: 5 });
+  const rec = (await readRun(ws, 'odd-times'))!;
+  assert.equal(rec.startedAt, undefined);
+  assert.equal(rec.finishedAt, undefined);
+  assert.equal(rec.exitCode, undefined);
+  assert.equal(rec.createdAt, 0);
+  const file = join(ws, '.conscience', 'runs', 'bogus-state', 'run.json');
+  await assert.rejects(readRun(ws, 'bogus-state'), (err: Error) => err.message.startsWith(`${file}: not a run record (state 'bogus' is none of preparing, `));
+  const cli = spawnSync(process.execPath, ['--import', 'tsx', join(REPO, 'extension/src/cli/main.ts'), 'runs', '--workspace', ws, '--no-refresh'],
+    { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(cli.status, 0, cli.stderr);
+  const row = cli.stdout.split('\n').find((l) => l.startsWith('odd-times'));
+  assert.match(row ?? '', /^odd-times\s+completed\s+-\s+-\s+-\s+local/, cli.stdout);
+  assert.doesNotMatch(cli.stdout, /NaN|bogus|\(x\)/);
+  assert.match(cli.stderr, /bogus-state\/run\.json: not a run record \(state 'bogus'/);
+});

@@ -19,8 +19,8 @@ export interface Host {
   home(): Promise<string>;
   /** Runs a shell command (sh -c) and collects its output. `env` reaches the command's environment. */
   exec(command: string, opts?: { stdin?: string | Buffer; timeoutMs?: number; env?: Record<string, string> }): Promise<ExecResult>;
-  /** Bytes of `path` from `offset` to its current end; undefined when the file does not exist. */
-  readFrom(path: string, offset?: number): Promise<Buffer | undefined>;
+  /** Bytes of `path` from `offset` to its current end, at most `maxBytes` of them; undefined when the file does not exist. */
+  readFrom(path: string, offset?: number, maxBytes?: number): Promise<Buffer | undefined>;
   /** Writes a whole file (parent folders must exist), with `mode` applied before any byte is written. */
   writeFile(path: string, data: string | Buffer, mode?: number): Promise<void>;
   mkdirp(path: string): Promise<void>;
@@ -57,7 +57,7 @@ export class LocalHost implements Host {
       child.stdin.end(opts.stdin ?? '');
     });
   }
-  async readFrom(path: string, offset = 0): Promise<Buffer | undefined> {
+  async readFrom(path: string, offset = 0, maxBytes = Infinity): Promise<Buffer | undefined> {
     let fh;
     try {
       fh = await open(path, 'r');
@@ -68,7 +68,7 @@ export class LocalHost implements Host {
     try {
       const { size } = await fh.stat();
       if (size <= offset) return Buffer.alloc(0);
-      const buf = Buffer.alloc(size - offset);
+      const buf = Buffer.alloc(Math.min(size - offset, maxBytes));
       const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
       return buf.subarray(0, bytesRead);
     } finally {

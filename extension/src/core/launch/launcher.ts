@@ -1,6 +1,7 @@
 // Launch, resume and cancel: plan what will run (shown before launch), sync, build or reuse
 // the environment, start detached (local/SSH) or through sbatch (SLURM), and record the run.
 import { randomBytes } from 'node:crypto';
+import { realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, isAbsolute, join, posix, relative } from 'node:path';
 import { completeSize, interruptedLaunch, launcherIdentity, launchMayHaveStarted, readRun, runDir as localRunDir, snapshotRecipe, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
@@ -59,11 +60,27 @@ export function newRunId(recipe: string, now = new Date()): string {
   return `${ts}-${stem}-${randomBytes(2).toString('hex')}`;
 }
 
-/** Workspace-relative recipe path, refusing files outside the workspace. */
+/**
+ * Workspace-relative recipe path, refusing files outside the workspace. A workspace reached
+ * through a symbolic link (the shell's $PWD, an editor's path) and a recipe named through the
+ * other path are compared by their real paths.
+ */
 export function recipeRelative(root: string, recipe: string): string {
   const abs = isAbsolute(recipe) ? recipe : join(root, recipe);
-  const rel = relative(root, abs);
-  if (!rel || rel.startsWith('..') || isAbsolute(rel)) throw new Error(`${recipe}: the recipe must be inside the workspace ${root}`);
+  const inside = (r: string) => !!r && !r.startsWith('..') && !isAbsolute(r);
+  let rel = relative(root, abs);
+  if (!inside(rel)) {
+    const real = (p: string) => {
+      try {
+        return realpathSync(p);
+      } catch {
+        return p;
+      }
+    };
+    const viaReal = relative(real(root), real(abs));
+    if (inside(viaReal)) rel = viaReal;
+  }
+  if (!inside(rel)) throw new Error(`${recipe}: the recipe must be inside the workspace ${root}`);
   return rel.split('\\').join('/');
 }
 

@@ -3,13 +3,14 @@
 // host about the process or SLURM job, and records the derived state. A dropped connection is
 // reopened and the tail continues from the same offsets: nothing lost, nothing duplicated.
 import { EventEmitter } from 'node:events';
-import { appendFile, mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { copyEvalOutputs } from '../eval/store';
 import { EventTail, parseEventChunk, type RunEvent } from '../runs/events';
 import { copyEventLines } from '../runs/copy';
 import { deriveState } from '../runs/state';
-import { completeSize, interruptedLaunch, launchMayHaveStarted, readRun, SUBMIT_GRACE_S, runDir as localRunDir, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
+import { completeSize, interruptedLaunch, launchMayHaveStarted, NoRunError, readRun, SUBMIT_GRACE_S, runDir as localRunDir, runsDir, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../runs/store';
 import { LocalHost, type Host } from './host';
 import { driverFor, type Observation } from './driver';
 import type { LaunchSession } from './session';
@@ -54,17 +55,16 @@ export class RunMonitor extends EventEmitter {
     super();
   }
 
-  private async tail(host: Host, remote: string, local: string, lines: boolean): Promise<{ bytes: Buffer; offset: number }> {
-    const offset = lines ? await completeSize(local) : await sizeOf(local);
-    const buf = await host.readFrom(remote, offset);
-    if (!buf || !buf.length) return { bytes: Buffer.alloc(0), offset };
-    let take = buf;
-    if (lines) {
-      const nl = buf.lastIndexOf(0x0a);
-      take = nl < 0 ? Buffer.alloc(0) : buf.subarray(0, nl + 1);
+  /** Appends the host's new bytes of a log to its local copy, PIECE at a time; returns the offset reached. */
+  private async tail(host: Host, remote: string, local: string): Promise<number> {
+    let offset = await sizeOf(local);
+    for (;;) {
+      const buf = await host.readFrom(remote, offset, PIECE);
+      if (!buf || !buf.length) return offset;
+      await appendFile(local, buf);
+      offset += buf.length;
+      if (buf.length < PIECE) return offset;
     }
-    if (take.length) await appendFile(local, take);
-    return { bytes: take, offset };
   }
 
   /**
@@ -89,21 +89,27 @@ export class RunMonitor extends EventEmitter {
 
   private async emitNew(dir: string): Promise<void> {
     const e = this.emitted!;
-    const from = e.events.offset;
-    const r = await e.events.read();
-    // bad lines (docs/events.md) and a truncated file are reported, once per follower, and skipped
-    if (r.problems.length) this.emit('problems', r.problems);
-    // the bytes [from, to) of the local events.jsonl these events came from, and each line's end and
-    // fingerprint: an in-window reader (the dashboard, core/runs/feed.ts) joins them to what it read
-    // from the file, without gap or repeat. A cut is told even with no new line (from -1), so the
-    // reader goes back to the file rather than wait past the cut for the monitor's next chunks;
-    // lines with no event (blank, bad) are handed over too, so the reader stays where the monitor is.
-    if (r.events.length || r.rewound || r.marks?.ends.length) this.emit('events', r.events, { from: r.rewound ? -1 : from, to: e.events.offset, lines: r.marks });
+    // a backlog (a run nobody followed for a day) is handed over PIECE at a time, never held whole
+    for (let more = true; more; ) {
+      const from = e.events.offset;
+      const r = await e.events.read({ maxBytes: PIECE });
+      more = !!r.more;
+      // bad lines (docs/events.md) and a truncated file are reported, once per follower, and skipped
+      if (r.problems.length) this.emit('problems', r.problems);
+      // the bytes [from, to) of the local events.jsonl these events came from, and each line's end and
+      // fingerprint: an in-window reader (the dashboard, core/runs/feed.ts) joins them to what it read
+      // from the file, without gap or repeat. A cut is told even with no new line (from -1), so the
+      // reader goes back to the file rather than wait past the cut for the monitor's next chunks;
+      // lines with no event (blank, bad) are handed over too, so the reader stays where the monitor is.
+      if (r.events.length || r.rewound || r.marks?.ends.length) this.emit('events', r.events, { from: r.rewound ? -1 : from, to: e.events.offset, lines: r.marks });
+    }
     for (const name of ['stdout', 'stderr'] as const) {
-      const buf = await this.local.readFrom(join(dir, `${name}.log`), e[name]);
-      if (buf && buf.length) {
+      for (;;) {
+        const buf = await this.local.readFrom(join(dir, `${name}.log`), e[name], PIECE);
+        if (!buf || !buf.length) break;
         e[name] += buf.length;
         this.emit(name, buf);
+        if (buf.length < PIECE) break;
       }
     }
   }
@@ -120,10 +126,10 @@ export class RunMonitor extends EventEmitter {
   private async pollLocked(): Promise<RunRecord | undefined> {
     const root = this.session.root;
     const rec = await readRun(root, this.runId);
-    if (!rec) throw new Error(`no run '${this.runId}'`);
+    if (!rec) throw new NoRunError(this.runId, runsDir(root));
     // preparing, and the process that launched it is gone (a closed window, a killed CLI): it never starts
     if (interruptedLaunch(rec)) {
-      await writeRun(root, rec);
+      await writeRun(root, rec, { existing: true });
       this.emit('run', rec);
       return rec;
     }
@@ -142,8 +148,17 @@ export class RunMonitor extends EventEmitter {
       return rec;
     }
     const dir = localRunDir(root, this.runId);
-    await mkdir(dir, { recursive: true });
     const before = JSON.stringify(rec);
+    // what this pass learnt from the events is recorded even when it ends early (a dropped
+    // connection) or fails after copying them (a log that cannot be read, a full disk): they are
+    // in the local copy, and the next pass copies from its end. (A pass that fails before, while
+    // adopting a run or asking for its status, records nothing: it is asked again.)
+    let copying = false;
+    const save = async (): Promise<void> => {
+      if (!copying || JSON.stringify(rec) === before) return;
+      await writeRun(root, rec, { existing: true });
+      this.emit('run', rec);
+    };
     try {
       // its launcher died while submitting it: the host says whether its process or job started
       // (adopted, and followed from here as the launch would have; stopped, if a cancel came
@@ -170,7 +185,7 @@ export class RunMonitor extends EventEmitter {
             rec.error = 'cancelled while its launch was submitting it; nothing had started';
             rec.finishedAt = nowS;
           } else interruptedLaunch(rec);
-          await writeRun(root, rec);
+          await writeRun(root, rec, { existing: true });
           this.emit('run', rec);
           return rec;
         }
@@ -180,29 +195,40 @@ export class RunMonitor extends EventEmitter {
         this.lastStatusAt = now;
         this.observed = await driverFor(rec.targetKind).status(host, rec);
       }
-      // events: complete lines only; a host file cut under the copy is noticed and its new lines kept (core/runs/copy.ts)
+      // events the local copy holds past those the record took in (a pass killed between its
+      // copy and its record): taken in now, so the record never misses run_started or run_finished
+      const local = join(dir, 'events.jsonl');
+      copying = true;
+      await this.applyCopied(rec, local);
+      // events: complete lines only; a host file cut under the copy is noticed and its new lines
+      // kept (core/runs/copy.ts); a backlog PIECE at a time
       const remoteEvents = `${rec.outputDir}/events.jsonl`;
-      const ev = await copyEventLines((o) => host.readFrom(remoteEvents, o), join(dir, 'events.jsonl'), rec.eventShift ?? 0, rec.eventView);
-      if (ev.cut) this.emit('problems', [{ file: `${host.label}:${remoteEvents}`, offset: ev.hostOffset, message: ev.cut }]);
-      rec.eventShift = ev.shift || undefined;
-      rec.eventView = ev.view;
-      if (ev.bytes.length) {
-        const { events } = parseEventChunk(ev.bytes, ev.localOffset);
-        rec.lastActivityAt = Date.now() / 1000;
-        this.apply(rec, events);
+      for (;;) {
+        const was = rec.eventOffset;
+        const ev = await copyEventLines((o, max) => host.readFrom(remoteEvents, o, max), local, rec.eventShift ?? 0, rec.eventView, PIECE);
+        if (ev.cut) this.emit('problems', [{ file: `${host.label}:${remoteEvents}`, offset: ev.hostOffset, message: ev.cut }]);
+        rec.eventShift = ev.shift || undefined;
+        rec.eventView = ev.view;
+        if (ev.bytes.length) {
+          const { events } = parseEventChunk(ev.bytes, ev.localOffset);
+          rec.lastActivityAt = Date.now() / 1000;
+          this.apply(rec, events);
+        }
+        rec.eventOffset = ev.hostOffset;
+        if (!ev.more || (!ev.bytes.length && ev.hostOffset <= was)) break;
       }
-      rec.eventOffset = ev.hostOffset;
       const logs = driverFor(rec.targetKind).logs(rec);
       for (const [name, key] of [['stdout', 'stdoutOffset'], ['stderr', 'stderrOffset']] as const) {
-        const lg = await this.tail(host, logs[name], join(dir, `${name}.log`), false);
-        rec[key] = lg.offset + lg.bytes.length;
+        rec[key] = await this.tail(host, logs[name], join(dir, `${name}.log`));
       }
     } catch (err) {
       if (!host.connected || /not connected|No response|ECONNRESET|closed|Channel/i.test((err as Error).message)) {
         await this.session.drop(t);
         this.noteDisconnect(err as Error);
+        await save().catch(() => undefined);
         return rec;
       }
+      await save().catch(() => undefined);
       throw err;
     }
     if (rec.state !== 'preparing' && !(TERMINAL_STATES.has(rec.state) && rec.finishedAt)) {
@@ -231,7 +257,8 @@ export class RunMonitor extends EventEmitter {
           } catch (err) {
             if (!host.connected) {
               this.noteDisconnect(err as Error);
-              return rec; // settled at a later poll, once they are copied
+              await save().catch(() => undefined); // settled at a later poll, once they are copied
+              return rec;
             }
             this.emit('problems', [{ file: `${host.label}:${rec.outputDir}`, offset: 0, message: `the eval's results were not copied: ${(err as Error).message}` }]);
           }
@@ -244,11 +271,35 @@ export class RunMonitor extends EventEmitter {
         }
       }
     }
-    if (JSON.stringify(rec) !== before) {
-      await writeRun(root, rec);
-      this.emit('run', rec);
-    }
+    copying = true;
+    await save();
     return rec;
+  }
+
+  /**
+   * Applies the events of the local copy past the record's end of it (eventOffset + eventShift:
+   * the local copy's size when the record was last written), PIECE at a time. Nothing when the
+   * record has them all, as after every pass that ended normally.
+   */
+  private async applyCopied(rec: RunRecord, local: string): Promise<void> {
+    let at = (rec.eventOffset ?? 0) + (rec.eventShift ?? 0);
+    const size = await completeSize(local);
+    if (!(Number.isSafeInteger(at) && at >= 0 && at < size)) return;
+    while (at < size) {
+      const buf = await this.local.readFrom(local, at, PIECE);
+      if (!buf || !buf.length) return;
+      let end = buf.lastIndexOf(0x0a) + 1;
+      let chunk = buf.subarray(0, end);
+      if (!end) {
+        // one line longer than PIECE: read to its end
+        const nl = await this.local.readFrom(local, at);
+        end = nl ? nl.indexOf(0x0a) + 1 : 0;
+        if (!end) return;
+        chunk = nl!.subarray(0, end);
+      }
+      this.apply(rec, parseEventChunk(chunk, at).events);
+      at += end;
+    }
   }
 
   private noteDisconnect(err: Error): void {
@@ -291,7 +342,13 @@ export class RunMonitor extends EventEmitter {
     }
   }
 
-  /** Polls until the run is settled (completed/failed/cancelled and the process gone) or stop(). */
+  /** Set once follow() ended because the run's record is gone (its folder deleted). */
+  deleted = false;
+
+  /**
+   * Polls until the run is settled (completed/failed/cancelled and the process gone) or stop().
+   * Ends with undefined, and `deleted` set, when the run's record is gone (its folder deleted).
+   */
   async follow(): Promise<RunRecord | undefined> {
     let rec: RunRecord | undefined;
     let settledPasses = 0;
@@ -300,8 +357,16 @@ export class RunMonitor extends EventEmitter {
       try {
         rec = await this.pollOnce();
       } catch (err) {
+        rec = await readRun(this.session.root, this.runId).catch(() => undefined);
+        if (!rec && (err instanceof NoRunError || !existsSync(localRunDir(this.session.root, this.runId)))) {
+          this.deleted = true;
+          return undefined;
+        }
         if (this.listenerCount('error')) this.emit('error', err);
-        rec = await readRun(this.session.root, this.runId);
+      }
+      if (!rec) {
+        this.deleted = !existsSync(join(localRunDir(this.session.root, this.runId), 'run.json'));
+        if (this.deleted) return undefined;
       }
       if (rec && !TERMINAL_STATES.has(rec.state)) terminalSince = undefined;
       if (rec && TERMINAL_STATES.has(rec.state)) {
@@ -323,6 +388,9 @@ export class RunMonitor extends EventEmitter {
     this.stopped = true;
   }
 }
+
+/** How much of a file a pass reads at once: a backlog of gigabytes is copied and handed over in pieces. */
+const PIECE = 8 * 1024 * 1024;
 
 async function sizeOf(file: string): Promise<number> {
   const { stat } = await import('node:fs/promises');

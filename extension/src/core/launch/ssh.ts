@@ -287,7 +287,7 @@ export class SshHost implements Host {
     });
   }
 
-  async readFrom(path: string, offset = 0): Promise<Buffer | undefined> {
+  async readFrom(path: string, offset = 0, maxBytes = Infinity): Promise<Buffer | undefined> {
     const sftp = await this.sftp();
     const handle = await this.req<Buffer>((cb) => sftp.open(path, 'r', cb)).catch((err: { code?: number }) => {
       if (err.code === 2) return undefined; // no such file
@@ -298,7 +298,7 @@ export class SshHost implements Host {
       const st = await this.req<{ size: number }>((cb) => sftp.fstat(handle, cb));
       const size = st.size;
       if (size <= offset) return Buffer.alloc(0);
-      const buf = Buffer.alloc(size - offset);
+      const buf = Buffer.alloc(Math.min(size - offset, maxBytes));
       let got = 0;
       while (got < buf.length) {
         const n = await this.req<number>((cb) => sftp.read(handle, buf, got, Math.min(buf.length - got, 32768), offset + got, (err, bytes) => cb(err, bytes)));

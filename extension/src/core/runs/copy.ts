@@ -33,6 +33,8 @@ export interface CopyResult {
    * Undefined while the copy is verbatim (the whole local copy, nothing more). Pass it back.
    */
   view?: CopyView;
+  /** Set when the read stopped at `maxBytes`: the host's file holds more, copy again. */
+  more?: boolean;
 }
 
 /** How many bytes before the offset reached must still be the ones copied (the view's last bytes). */
@@ -167,8 +169,11 @@ async function align(host: Buffer, local: string, size: number): Promise<{ view:
  * found by comparing the whole host file with the view; the host's lines from there that the
  * view still holds at that place (identical bytes: a short view of the file that comes back
  * whole) are skipped, and the first one that differs and all after it are appended.
+ * `maxBytes`: at most that much is read past the offset reached (more when one line is longer),
+ * with `more` set: the caller copies again, so a backlog of gigabytes is never held whole (a
+ * host's file found cut is still read whole).
  */
-export async function copyEventLines(readFrom: (offset: number) => Promise<Buffer | undefined>, local: string, shift: number, view?: CopyView): Promise<CopyResult> {
+export async function copyEventLines(readFrom: (offset: number, maxBytes?: number) => Promise<Buffer | undefined>, local: string, shift: number, view?: CopyView, maxBytes = Infinity): Promise<CopyResult> {
   const size = await completeSize(local);
   let reached = Math.max(0, size - shift);
   let v: CopyView | undefined = view ?? (shift === 0 ? [[0, size]] : undefined);
@@ -178,6 +183,23 @@ export async function copyEventLines(readFrom: (offset: number) => Promise<Buffe
   try {
     let cut: string | undefined;
     let buf: Buffer | undefined;
+    let more = false;
+    // the host's bytes from `from` on, `maxBytes` at most, unless no line ends in them (a line
+    // longer than that: read on to its end); `skip` bytes before them are read for the check
+    const piece = async (from: number, skip: number): Promise<Buffer | undefined> => {
+      let got = await readFrom(from - skip, skip + maxBytes);
+      if (!got || got.length < skip + maxBytes) return got;
+      more = true;
+      while (got.lastIndexOf(0x0a) < skip) {
+        const next = await readFrom(from - skip + got.length, maxBytes);
+        got = Buffer.concat([got, next ?? Buffer.alloc(0)]);
+        if (!next || next.length < maxBytes) {
+          more = false; // its end, as it is now
+          break;
+        }
+      }
+      return got;
+    };
     if (v === undefined) {
       const whole = await readFrom(0);
       if (!whole) return same();
@@ -187,11 +209,12 @@ export async function copyEventLines(readFrom: (offset: number) => Promise<Buffe
       buf = whole.subarray(reached);
     } else if (reached > 0) {
       const n = Math.min(reached, TAIL_CHECK_BYTES);
-      const got = await readFrom(reached - n);
+      const got = await piece(reached, n);
       if (!got) return same();
       const vb = new ViewBytes(fh, v);
       if (got.length >= n && got.subarray(0, n).equals(await vb.read(reached - n, n))) buf = got.subarray(n);
       else {
+        more = false; // (a cut: the whole file, rare and small next to the copy)
         const whole = (await readFrom(0)) ?? Buffer.alloc(0);
         const k = lineEnd(whole, await vb.common(whole, 0));
         if (k < reached) {
@@ -201,7 +224,7 @@ export async function copyEventLines(readFrom: (offset: number) => Promise<Buffe
         buf = whole.subarray(reached);
       }
     } else {
-      buf = await readFrom(0);
+      buf = await piece(0, 0);
       if (!buf) return same();
     }
     const complete = buf.subarray(0, buf.lastIndexOf(0x0a) + 1);
@@ -218,7 +241,7 @@ export async function copyEventLines(readFrom: (offset: number) => Promise<Buffe
     }
     const end = size + take.length;
     const verbatim = reached === end && v.length === 1 && v[0]![0] === 0 && v[0]![1] === end;
-    return { bytes: take, localOffset: size, hostOffset: reached, shift: end - reached, cut, view: verbatim || end === 0 ? undefined : merged(v) };
+    return { bytes: take, localOffset: size, hostOffset: reached, shift: end - reached, cut, view: verbatim || end === 0 ? undefined : merged(v), ...(more ? { more: true } : {}) };
   } finally {
     await fh?.close();
   }

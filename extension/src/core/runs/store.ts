@@ -13,10 +13,13 @@
 // monitor's parsed events (core/runs/feed.ts). No vscode import: shared by the editor and the CLI.
 import { EventEmitter } from 'node:events';
 import { readFileSync, readlinkSync, watch as fsWatch, type FSWatcher } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, writeFile, stat, open } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, readdir, rename, rm, writeFile, stat, open, utimes } from 'node:fs/promises';
 import { hostname, uptime } from 'node:os';
 import { join } from 'node:path';
+import { escapeControls } from '../escape';
 import { EventTail, parseEventChunk, readEventsFrom, type BudgetSources, type ParseProblem, type RunEvent } from './events';
+import { DERIVED_STATES } from './state';
 
 export type TargetKind = 'local' | 'ssh' | 'slurm';
 export type RunState =
@@ -254,6 +257,16 @@ export function runDir(root: string, id: string): string {
   return join(runsDir(root), id);
 }
 
+/** A run's folder (or its run.json) is not there: deleted, or never created. */
+export class NoRunError extends Error {
+  constructor(readonly runId: string, where: string) {
+    super(`no run '${runId}' in ${where}`);
+  }
+}
+
+/** Every state a run.json may hold. */
+export const RUN_STATES: ReadonlySet<RunState> = new Set<RunState>(['preparing', ...DERIVED_STATES]);
+
 /** Reads one run's record, or undefined when there is no such run. */
 export async function readRun(root: string, id: string): Promise<RunRecord | undefined> {
   let text: string;
@@ -275,13 +288,18 @@ export async function readRun(root: string, id: string): Promise<RunRecord | und
   if (!o || typeof o !== 'object' || Array.isArray(o)) throw new Error(`${file}: not a run record (a JSON object)`);
   const missing = ['id', 'state', 'recipe', 'target'].filter((k) => typeof o[k] !== 'string');
   if (missing.length) throw new Error(`${file}: not a run record (no string ${missing.join(', ')})`);
+  // a run folder copied aside (`cp -r RUN backup`) holds the other run's record: every verb would
+  // act on that run (its logs, its process, its host folder), so it is not read as a run
+  if (rec.id !== id) throw new Error(`${file}: id '${escapeControls(rec.id)}' does not match its folder '${id}' (a copy of run '${escapeControls(rec.id)}'?)`);
+  if (!RUN_STATES.has(rec.state)) throw new Error(`${file}: not a run record (state '${escapeControls(rec.state)}' is none of ${[...RUN_STATES].join(', ')})`);
   return withNumbers(rec);
 }
 
 /**
- * The numbers every reader formats (reward, step, maxSteps) are numbers or absent: a run.json
- * written before event fields were validated may hold `"reward": "high"`, which made
- * `conscience runs` and the Runs view throw ("toFixed is not a function").
+ * The numbers every reader formats (reward, step, maxSteps, the times, the exit code) are numbers
+ * or absent: a run.json written before event fields were validated, or edited by hand, may hold
+ * `"reward": "high"` (which made `conscience runs` and the Runs view throw: "toFixed is not a
+ * function"), `"startedAt": "yesterday"` (ELAPSED NaNmNaNs) or `"exitCode": "x"`.
  */
 function withNumbers(rec: RunRecord): RunRecord {
   if (!rec || typeof rec !== 'object') return rec;
@@ -289,6 +307,10 @@ function withNumbers(rec: RunRecord): RunRecord {
   if (rec.reward !== undefined && rec.reward !== null && !num(rec.reward)) rec.reward = null;
   if (rec.step !== undefined && !num(rec.step)) delete rec.step;
   if (rec.maxSteps !== undefined && !num(rec.maxSteps)) delete rec.maxSteps;
+  if (rec.exitCode !== undefined && rec.exitCode !== null && !(num(rec.exitCode) && Number.isInteger(rec.exitCode))) delete rec.exitCode;
+  for (const k of ['startedAt', 'finishedAt', 'attemptSeenAt', 'lastActivityAt', 'lastEventTime', 'updatedAt'] as const) if (rec[k] !== undefined && !num(rec[k])) delete rec[k];
+  // the listing is sorted by it: else the start, else unknown (0)
+  if (!num(rec.createdAt)) rec.createdAt = rec.startedAt ?? 0;
   return rec;
 }
 
@@ -326,12 +348,21 @@ async function writeAtomic(dir: string, name: string, data: string | Buffer): Pr
   await rename(tmp, join(dir, name));
 }
 
-/** Writes run.json atomically so a reader never sees half a record. */
-export async function writeRun(root: string, rec: RunRecord): Promise<void> {
+/**
+ * Writes run.json atomically so a reader never sees half a record. Creates the run's folder,
+ * unless `existing`: a follower's write (the monitor's) does not bring back a run deleted
+ * meanwhile, it fails with NoRunError.
+ */
+export async function writeRun(root: string, rec: RunRecord, opts: { existing?: boolean } = {}): Promise<void> {
   const dir = runDir(root, rec.id);
-  await mkdir(dir, { recursive: true });
+  if (!opts.existing) await mkdir(dir, { recursive: true });
   rec.updatedAt = Date.now() / 1000;
-  await writeAtomic(dir, 'run.json', JSON.stringify(rec, null, 2) + '\n');
+  try {
+    await writeAtomic(dir, 'run.json', JSON.stringify(rec, null, 2) + '\n');
+  } catch (err) {
+    if (opts.existing && (err as NodeJS.ErrnoException).code === 'ENOENT') throw new NoRunError(rec.id, runsDir(root));
+    throw err;
+  }
 }
 
 /** The recipe the latest attempt started with, kept beside the run (the workspace file may change after): what compare's config diff reads. */
@@ -528,42 +559,123 @@ export function watchRun(root: string, id: string, opts: { fromOffset?: number; 
   return em;
 }
 
+/** A lock not refreshed for this long, whose holder cannot be checked (another machine, an older version's lock), is taken as left by a dead process. */
 const LOCK_STALE_MS = 60_000;
+/** How often a holder refreshes its lock's age (mtime), so a long pass is never taken for a dead one. */
+const LOCK_REFRESH_MS = 10_000;
+/** A takeover's own lock (`.lock.break`) is held for a few file operations; older, its taker died. */
+const BREAK_STALE_MS = 10_000;
+const OWNER = 'owner.json';
+
+interface LockOwner extends LauncherId {
+  /** Random per acquisition: the release removes the lock only while it is still this one. */
+  token: string;
+  /** Unix ms when it was taken. */
+  since: number;
+}
+
+async function lockOwner(lock: string): Promise<LockOwner | undefined> {
+  try {
+    const o = JSON.parse(await readFile(join(lock, OWNER), 'utf8')) as LockOwner;
+    return o && typeof o === 'object' && typeof o.token === 'string' ? o : undefined;
+  } catch {
+    return undefined; // an older version's lock, or one whose owner is being written
+  }
+}
+
+function describeOwner(o: LockOwner | undefined, ageMs: number): string {
+  const age = `${Math.round(ageMs / 1000)} s ago`;
+  return o ? `pid ${o.pid} on ${o.host.split(':')[0]}, taken ${Math.round((Date.now() - o.since) / 1000)} s ago` : `no holder recorded, last refreshed ${age}`;
+}
 
 /**
- * Runs `fn` holding the run's lock (an O_EXCL-style mkdir of `<run>/.lock`), so that several
- * followers of one run (the editor, a CLI, another window) never append the same bytes twice
- * or write back a stale run.json. A lock older than 60 s is taken as left by a dead process.
- * With `wait: false`, returns undefined at once when another process holds it.
+ * Whether a held lock is left by a dead process: its holder (owner.json) ran on this machine and
+ * is gone (launcherGone), at once; a holder that is alive, never; one on another machine, or no
+ * holder recorded, when the lock has not been refreshed for LOCK_STALE_MS.
+ */
+function lockStale(o: LockOwner | undefined, mtimeMs: number): boolean {
+  if (o && o.host === thisMachine().host) return launcherGone(o);
+  return Date.now() - mtimeMs > LOCK_STALE_MS;
+}
+
+/**
+ * Removes a stale lock, once: takers serialise through `.lock.break` (an O_EXCL-style mkdir) and
+ * look at the lock again inside it, so a lock another taker has just taken over (a live holder
+ * now) is never removed. True when the caller should try to take the lock again at once.
+ */
+async function breakStale(lock: string, seen: LockOwner | undefined): Promise<boolean> {
+  const brk = `${lock}.break`;
+  try {
+    await mkdir(brk);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    // another taker is at it; its own lock is left only by one that died in these few steps
+    const st = await stat(brk).catch(() => undefined);
+    if (st && Date.now() - st.mtimeMs > BREAK_STALE_MS) await rm(brk, { recursive: true, force: true });
+    return false;
+  }
+  try {
+    const st = await stat(lock).catch(() => undefined);
+    if (!st) return true; // released meanwhile
+    const now = await lockOwner(lock);
+    // the same lock as judged stale (the same holder, or still none), and still stale
+    if ((now?.token ?? '') !== (seen?.token ?? '') || !lockStale(now, st.mtimeMs)) return false;
+    await rm(lock, { recursive: true, force: true });
+    return true;
+  } finally {
+    await rm(brk, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Runs `fn` holding the run's lock (an O_EXCL-style mkdir of `<run>/.lock`, with its holder's
+ * identity in `.lock/owner.json`), so that several followers of one run (the editor, a CLI,
+ * another window) never append the same bytes twice or write back a stale run.json. A lock
+ * whose holder was a process of this machine that is gone (a killed CLI, a closed window) is
+ * taken over at once; one whose holder is alive is waited for, whatever its age (the holder
+ * refreshes it while it works); one held from another machine, or by an older version, is taken
+ * as left by a dead process once it is 60 s old. Waits up to `timeoutMs` (default 90 s: past
+ * that age), then fails naming the holder. With `wait: false`, returns undefined at once when
+ * another process holds it. The run's folder must exist: a lock never creates it (a follower
+ * does not bring back a deleted run), NoRunError when it is gone.
  */
 export async function withRunLock<T>(root: string, id: string, fn: () => Promise<T>, opts: { wait?: boolean; timeoutMs?: number } = {}): Promise<T | undefined> {
   const dir = runDir(root, id);
-  await mkdir(dir, { recursive: true });
   const lock = join(dir, '.lock');
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  const deadline = Date.now() + (opts.timeoutMs ?? 90_000);
+  const me: LockOwner = { ...launcherIdentity(), token: randomBytes(8).toString('hex'), since: Date.now() };
   for (;;) {
     try {
       await mkdir(lock);
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      try {
-        const st = await stat(lock);
-        if (Date.now() - st.mtimeMs > LOCK_STALE_MS) {
-          await rm(lock, { recursive: true, force: true });
-          continue;
-        }
-      } catch {
-        continue; // released meanwhile
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new NoRunError(id, runsDir(root));
+      if (code !== 'EEXIST') throw err;
+      const st = await stat(lock).catch(() => undefined);
+      if (!st) continue; // released meanwhile
+      const owner = await lockOwner(lock);
+      if (lockStale(owner, st.mtimeMs)) {
+        if (await breakStale(lock, owner)) continue;
       }
       if (!opts.wait) return undefined;
-      if (Date.now() > deadline) throw new Error(`run ${id} is locked by another process (${lock})`);
+      if (Date.now() > deadline) throw new Error(`run ${id} is locked by another process (${describeOwner(owner, Date.now() - st.mtimeMs)}): ${lock}`);
       await new Promise((r) => setTimeout(r, 25));
     }
   }
+  // who holds it: a waiter on this machine takes it over at once should this process die
+  await writeFile(join(lock, OWNER), JSON.stringify(me)).catch(() => undefined);
+  const refresh = setInterval(() => {
+    const t = new Date();
+    void utimes(lock, t, t).catch(() => undefined);
+  }, LOCK_REFRESH_MS);
+  refresh.unref?.();
   try {
     return await fn();
   } finally {
-    await rm(lock, { recursive: true, force: true });
+    clearInterval(refresh);
+    // only while it is still this one (not one taken over after this process was thought dead)
+    const now = await lockOwner(lock);
+    if (!now || now.token === me.token) await rm(lock, { recursive: true, force: true });
   }
 }
