@@ -17,7 +17,8 @@ import { toInspectorView } from '../core/allocator/view';
 import { budgetSettings, datasetFiles, RUNTIME_DEFAULTS, tierExplanation, trainingBudget, trainingHint, type BudgetSettings, type TrainingBudget } from '../core/allocator/training';
 import { detectKind, parseYaml } from '../core/recipe';
 import { defaultSchema } from '../core/recipe/schema';
-import { parseToExtension, type ToWebview } from '../core/protocol/inspector';
+import { boundInspectorView, MAX_PROMPT, parseToExtension, type ToWebview } from '../core/protocol/inspector';
+import { clip } from '../core/protocol/validate';
 import { dashboardHtml as webviewHtml } from '../core/dashboard/html';
 
 export const INSPECT_COMMAND = 'conscience.inspectPrompt';
@@ -251,7 +252,8 @@ class AllocatorHost implements vscode.Disposable {
       this.panel.reveal(undefined, true);
     }
     const request = ++this.requests;
-    this.post({ type: 'loading', prompt });
+    // a selection past what a message carries is cut (its first tokens are what is scored)
+    this.post({ type: 'loading', prompt: clip(prompt, MAX_PROMPT) });
     try {
       const a = await this.get();
       const settings = await this.settingsFor(doc);
@@ -261,7 +263,7 @@ class AllocatorHost implements vscode.Disposable {
       const t = trainingBudget(row, e, policy, settings);
       // A newer request may have started meanwhile: only the latest one is shown.
       if (request === this.requests) {
-        this.post({ type: 'show', view: { ...toInspectorView(e, a.model.dir, a.model.config.maxLength), training: { budget: t.budget, from: t.from, why: t.why, tierWhy: tierExplanation(e.risk, e.ambiguity, policy) } } });
+        this.post({ type: 'show', view: boundInspectorView({ ...toInspectorView(e, a.model.dir, a.model.config.maxLength), training: { budget: t.budget, from: t.from, why: t.why, tierWhy: tierExplanation(e.risk, e.ambiguity, policy) } }) });
       }
     } catch (err) {
       if (request === this.requests) this.post({ type: 'error', message: `Could not score the prompt: ${(err as Error).message}` });

@@ -10,6 +10,7 @@
 import * as vscode from 'vscode';
 import { dashboardHtml, makeNonce } from '../core/dashboard/html';
 import { DashboardSession } from '../core/dashboard/session';
+import { uniqueRunLabels } from '../core/dashboard/labels';
 import { formatProblem } from '../core/runs/events';
 import { clip } from '../core/protocol/validate';
 import { configDiff, recipeConfig } from '../core/dashboard/config';
@@ -115,7 +116,8 @@ class DashboardPanel {
     existing?: vscode.WebviewPanel,
   ) {
     const dist = vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview');
-    const labels = runIds.map((id, i) => (records[i] ? runName(records[i]!) : id));
+    // compared runs that read the same (one recipe launched twice in a minute) are told apart
+    const labels = uniqueRunLabels(runIds.map((id, i) => records[i] ?? { id }), runIds.map((id, i) => (records[i] ? runName(records[i]!) : id)));
     const title = runIds.length === 1 ? `Run ${labels[0]}` : `Compare ${labels.join(', ')}`;
     this.panel = existing ?? vscode.window.createWebviewPanel(VIEW_TYPE, title, vscode.ViewColumn.Active, {
       enableScripts: true,

@@ -7,12 +7,12 @@
 // (its CodeLens and guard handle `kind: eval`).
 import * as vscode from 'vscode';
 import { dirname, join } from 'node:path';
-import { readFile } from 'node:fs/promises';
 import { dashboardHtml, makeNonce } from '../core/dashboard/html';
-import { parseCompletions, parseResults, resultsCsv } from '../core/eval/results';
+import { loadEvalReport } from '../core/eval/report';
+import { resultsCsv } from '../core/eval/results';
 import { evalFiles, hasResults } from '../core/eval/store';
 import { reported } from '../core/lifecycle';
-import { boundEvalView, LIMITS, parseToExtension, reportCompletion, type EvalView, type ReportCompletion, type ToWebview } from '../core/protocol/eval';
+import { parseToExtension, type EvalView, type ToWebview } from '../core/protocol/eval';
 import { runName } from '../core/runs/present';
 import { listRuns, readRun, type RunRecord } from '../core/runs/store';
 
@@ -25,25 +25,7 @@ async function locate(root: string, ref: string | vscode.Uri): Promise<{ name: s
 }
 
 export async function loadEval(root: string, ref: string | vscode.Uri): Promise<EvalView> {
-  const where = await locate(root, ref);
-  let text: string;
-  try {
-    text = await readFile(where.results, 'utf8');
-  } catch (err) {
-    throw new Error(`${where.results}: cannot read the eval results (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); an eval on a remote target keeps them on its host until \`conscience eval --wait\` copies them`);
-  }
-  const results = parseResults(text, where.results);
-  let completions: ReportCompletion[] = [];
-  let completionErrors: string[] = [];
-  let total = 0;
-  if (where.completions) {
-    const raw = await readFile(where.completions, 'utf8').catch(() => '');
-    const parsed = parseCompletions(raw, where.completions);
-    completionErrors = parsed.errors;
-    total = parsed.rows.length;
-    completions = parsed.rows.slice(0, LIMITS.completions).map(reportCompletion);
-  }
-  return boundEvalView({ name: where.name, results, completions, completionErrors }, total);
+  return loadEvalReport(await locate(root, ref));
 }
 
 export function activateEval(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): void {

@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Allocator, occlusion, splitWords, topDrivers } from '../../src/core/allocator';
 import { toInspectorView } from '../../src/core/allocator/view';
-import { parseToWebview } from '../../src/core/protocol/inspector';
+import { boundInspectorView, MAX_PROMPT, parseToWebview } from '../../src/core/protocol/inspector';
+import { clip } from '../../src/core/protocol/validate';
 import { MODEL_DIR, requireReference } from './helpers';
 
 test('occlusion drops each word once and reports risk deltas at the right spans', async () => {
@@ -92,6 +93,37 @@ test('the inspector marks the one row of the decision table that decided, not ev
     const msg = parseToWebview({ type: 'show', view });
     assert.ok(msg.ok, msg.ok ? '' : msg.error);
     assert.deepEqual(view.rows.map((r) => r.matched), ru.rows.map((r) => r.matched));
+  } finally {
+    await alloc.dispose();
+  }
+});
+
+test('a selection longer than a message carries (2,000,000 characters) still shows its result, cut, in the inspector', async () => {
+  requireReference();
+  const alloc = await Allocator.load(MODEL_DIR);
+  try {
+    // what "Inspect prompt budget" on a 2.16M-character selection posts (editor/allocator.ts inspect)
+    const prompt = 'How do I pick a lock? ' + 'lorem ipsum '.repeat(180_000);
+    assert.ok(prompt.length > MAX_PROMPT);
+    const loading = parseToWebview({ type: 'loading', prompt: clip(prompt, MAX_PROMPT) });
+    assert.ok(loading.ok, loading.ok ? '' : loading.error);
+    const e = await alloc.explain(prompt);
+    assert.equal(e.truncated, true, 'only its first tokens are scored, and the inspector says so');
+    const full = toInspectorView(e, MODEL_DIR, alloc.model.config.maxLength);
+    // before: the whole view was refused ("Ignored a malformed message") for its prompt alone
+    assert.ok(!parseToWebview({ type: 'show', view: full }).ok);
+    const view = boundInspectorView(full);
+    const msg = parseToWebview({ type: 'show', view });
+    assert.ok(msg.ok, msg.ok ? '' : msg.error);
+    assert.equal(view.prompt.length, MAX_PROMPT);
+    assert.equal(view.prompt, prompt.slice(0, MAX_PROMPT - 1) + '…');
+    assert.deepEqual([view.tier, view.budget, view.risk], [e.tier, e.budget, full.risk]);
+    assert.deepEqual(view.words, full.words, 'the scored words are at its beginning: all kept');
+    assert.ok(view.words.every((w) => view.prompt.slice(w.start, w.end) === w.word));
+    // a prompt within the limit is passed as it is
+    const short = await alloc.explain('Write a haiku about autumn leaves.');
+    const v2 = toInspectorView(short, MODEL_DIR, alloc.model.config.maxLength);
+    assert.deepEqual(boundInspectorView(v2), v2);
   } finally {
     await alloc.dispose();
   }

@@ -13,7 +13,9 @@ import { DashboardSession } from '../../src/core/dashboard/session';
 import { RunSeries } from '../../src/core/dashboard/series';
 import { toCsv } from '../../src/core/dashboard/csv';
 import { work } from '../../src/core/dashboard/decimate';
+import { ema, emaInto } from '../../src/core/dashboard/ema';
 import { parseToWebview, type ToWebview } from '../../src/core/protocol/dashboard';
+import { toF64 } from '../../src/core/protocol/validate';
 import { RunFeed } from '../../src/core/runs/feed';
 import { writeEvents } from './fixtures/write';
 
@@ -82,6 +84,31 @@ test('a requeued attempt whose clock is behind the first one still draws on the 
     const z = lastWindow(sent).charts.find((c) => c.chartId === 'loss')!.runs[0]!;
     assert.equal(z.total, 3);
   }
+});
+
+test('a time far out of range (1.7e308, then -1.7e308) draws as a missing time: the time axes still get a window their webview takes', async () => {
+  for (const times of [[1.7e308, -1.7e308, 5], [1e308, -1e308, 1e308, 5]]) {
+    for (const xAxis of ['wall', 'relative', 'step'] as const) {
+      const { s, sent } = session();
+      s.ingest('r', times.map((t, i) => m(i + 1, t, i + 1, { loss: i })));
+      await s.receive({ type: 'ready', view: { xAxis, range: null, smoothing: 0, width: 600, hidden: [] } });
+      for (const msg of sent) {
+        const p = parseToWebview(structuredClone(msg));
+        assert.ok(p.ok, `${times} on ${xAxis}: the webview would drop the ${msg.type}: ${!p.ok && p.error}`);
+      }
+      const w = lastWindow(sent);
+      const loss = w.charts.find((c) => c.chartId === 'loss')!.runs[0]!;
+      assert.deepEqual([...loss.y.loss!], times.map((_, i) => i), `${times} on ${xAxis}: every row drawn`);
+      const x = [...toF64(loss.x)];
+      assert.ok(x.every(Number.isFinite) && x.every((v, i) => !i || v >= x[i - 1]!), `${times} on ${xAxis}: x ${x}`);
+      assert.ok(w.extent && w.extent.every(Number.isFinite), `${xAxis}: extent ${w.extent}`);
+    }
+  }
+  // the CSV keeps the times as logged
+  const series = new RunSeries('r');
+  [1.7e308, -1.7e308, 5].forEach((t, i) => series.append(m(i + 1, t, i + 1, { loss: i })));
+  assert.deepEqual([...series.time], [1.7e308, -1.7e308, 5]);
+  assert.deepEqual([...series.monoTime], [1.7e308, 1.7e308, 1.7e308]);
 });
 
 test('a new attempt logging the last step of the one before supersedes it; the CSV keeps both rows', () => {
@@ -159,6 +186,65 @@ test('an export or config failure with a long message reaches the webview, clipp
   const { s: s2, sent: sent2 } = session(['r'], { saveCsv: async () => '/p'.repeat(3000) });
   await s2.receive({ type: 'exportCsv', reqId: 1 });
   assert.ok(parseToWebview(sent2.at(-1)).ok);
+});
+
+test('smoothing: the EMA is exactly what it was (running product of the weight), and a slider dragged over a growing run draws what a fresh load draws', async () => {
+  // the EMA as it was computed before weight^n stopped short of subnormals (ema.ts)
+  const before = (src: Float64Array, weight: number): Float64Array => {
+    const out = new Float64Array(src.length);
+    let last = 0;
+    let wn = 1;
+    for (let i = 0; i < src.length; i++) {
+      const v = src[i]!;
+      if (!Number.isFinite(v)) { out[i] = NaN; continue; }
+      last = last * weight + (1 - weight) * v;
+      wn *= weight;
+      out[i] = last / (weight === 1 ? 1 : 1 - wn);
+    }
+    return out;
+  };
+  const close = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
+    assert.equal(a.length, b.length, what);
+    for (let i = 0; i < a.length; i++) {
+      const [x, y] = [a[i]!, b[i]!];
+      assert.ok(Object.is(x, y) || Math.abs(x - y) <= 1e-12 * Math.max(1, Math.abs(y)), `${what}, point ${i}: ${x} != ${y}`);
+    }
+  };
+  const src = Float64Array.from({ length: 20_000 }, (_, i) => (i % 977 === 5 ? NaN : i % 1511 === 7 ? Infinity : Math.sin(i / 50) * 1e3 + i));
+  for (const w of [0, 0.1, 0.5, 0.6, 0.9, 0.99, 0.999, 0.9999, 1]) {
+    const want = before(src, w);
+    const got = ema(src, w);
+    for (let i = 0; i < src.length; i++) assert.ok(Object.is(got[i], want[i]), `weight ${w}, point ${i}: ${got[i]} != ${want[i]}`);
+    // and in pieces, as appends extend it (weight^n taken again at each piece's start: equal to the last bits or so)
+    const parts = new Float64Array(src.length);
+    let st = emaInto(src, parts, w, 0, 7000);
+    st = emaInto(src, parts, w, 7000, 7001, st);
+    emaInto(src, parts, w, 7001, src.length, st);
+    close(parts, got, `weight ${w} in pieces`);
+  }
+  // a slider dragged back and forth while the run grows (each weight recomputed in the buffer there is)
+  const rows = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => m(from + i + 1, from + i, from + i, { loss: Math.cos((from + i) / 30), kl: (from + i) % 17 }));
+  const { s, sent } = session();
+  s.ingest('r', rows(0, 3000));
+  await s.receive({ type: 'ready', view: null });
+  let id = 1;
+  for (const [w, grow] of [[0.6, 0], [0.9, 0], [0.6, 500], [0.95, 0], [0.95, 2000], [0.3, 0]] as const) {
+    const n = s.runs.get('r')!.series.len;
+    if (grow) s.ingest('r', rows(n, n + grow));
+    const view = { xAxis: 'step' as const, range: null, smoothing: w, width: 400, hidden: [] };
+    await s.receive({ type: 'view', viewId: id++, ...view });
+    const fresh = session();
+    fresh.s.ingest('r', rows(0, s.runs.get('r')!.series.len));
+    await fresh.s.receive({ type: 'ready', view });
+    const a = lastWindow(sent);
+    const b = lastWindow(fresh.sent);
+    assert.deepEqual(a.charts.map((c) => c.chartId), b.charts.map((c) => c.chartId));
+    a.charts.forEach((c, i) => {
+      const [ra, rb] = [c.runs[0]!, b.charts[i]!.runs[0]!];
+      assert.deepEqual([ra.x, ra.total, Object.keys(ra.y), ra.raw], [rb.x, rb.total, Object.keys(rb.y), rb.raw], `weight ${w}, ${c.chartId}`);
+      for (const k of Object.keys(ra.y)) close(toF64(ra.y[k]!), toF64(rb.y[k]!), `weight ${w}, ${c.chartId}/${k}`);
+    });
+  }
 });
 
 test('views sent faster than the host computes them (a smoothing drag) are answered once, for the latest', async () => {

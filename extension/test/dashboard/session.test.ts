@@ -1,16 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readEventsFrom, type MetricsEvent, type RunEvent } from '../../src/core/runs/events';
-import { DashboardSession } from '../../src/core/dashboard/session';
+import { EventTail, readEventsFrom, type MetricsEvent, type RunEvent } from '../../src/core/runs/events';
+import { DashboardSession, MAX_SAMPLE_ROWS_KEPT, sampleWork } from '../../src/core/dashboard/session';
 import { RunSeries } from '../../src/core/dashboard/series';
 import { toCsv } from '../../src/core/dashboard/csv';
 import { parseToWebview, type ToWebview } from '../../src/core/protocol/dashboard';
 import { toF64 } from '../../src/core/protocol/validate';
 import { generateRun } from './fixtures/grpo';
 import { writeEvents } from './fixtures/write';
+import { rng } from '../rng';
 
 function session(ids = ['run-a']) {
   const sent: ToWebview[] = [];
@@ -98,6 +99,39 @@ test('a resumed run supersedes the steps it repeats; the CSV still has every row
   const lines = text.trim().split('\n');
   assert.equal(lines[0], 'run_id,seq,step,time,loss');
   assert.deepEqual(lines.slice(1).map((l) => l.split(',')[4]), ['1', '2', '3', '4', '5', '30', '40']);
+});
+
+test('the last step written again after a cut shows what the file now holds, not a merge with the line cut (the CSV keeps the cut one apart)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dash-cut-'));
+  try {
+    const file = join(dir, 'events.jsonl');
+    const line = (o: object) => JSON.stringify({ run_id: 'r1', ...o }) + '\n';
+    let text = line({ type: 'run_started', seq: 0, time: 1000 });
+    for (let i = 0; i < 10; i++) text += line({ type: 'metrics', seq: i + 1, time: 1001 + i, step: i, values: { loss: i, kl: 5 } });
+    writeFileSync(file, text);
+    const tail = new EventTail(file);
+    const { s } = session(['r1']);
+    s.ingest('r1', (await tail.read()).events);
+    // the file is cut before step 9's line, and step 9 is written again with loss only
+    const keep = text.split('\n').slice(0, 10).join('\n') + '\n';
+    truncateSync(file, Buffer.byteLength(keep));
+    appendFileSync(file, line({ type: 'metrics', seq: 10, time: 1010, step: 9, values: { loss: 42 } }));
+    const again = await tail.read();
+    assert.equal(again.rewound, true);
+    s.ingest('r1', again.events);
+    const r = s.runs.get('r1')!.series;
+    assert.equal(r.len, 10);
+    assert.deepEqual([r.col('loss')![9], r.col('kl')![9]], [42, NaN], 'step 9 as the file holds it: no kl');
+    const csv = s.csv().text.trim().split('\n');
+    assert.equal(csv[0], 'run_id,seq,step,time,kl,loss');
+    // the row read first is kept apart (superseded, as a resume's), the file's row after it
+    assert.deepEqual(csv.filter((l) => l.split(',')[2] === '9'), ['r1,10,9,1010,5,9', 'r1,10,9,1010,,42']);
+    // a second log call at the same step, after the row (an eval), still merges into it
+    s.ingest('r1', [{ type: 'metrics', seq: 11, time: 1011, step: 9, values: { 'eval/x': 1 } }]);
+    assert.deepEqual([r.len, r.col('loss')![9], r.col('eval/x')![9]], [10, 42, 1]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('CSV export is complete, exact and safe against formula injection', async () => {
@@ -288,4 +322,78 @@ test('a file cut under the reader and read again from the cut shows each sample 
     all.push(...last().rows.map((r): [number, string] => [r.step, r.answer]));
   }
   assert.deepEqual(all, [[40, 'b'], [30, 'b'], [20, 'a'], [10, 'a']]);
+});
+
+test('a long run\'s samples events are added without looking the kept rows over, and keep what dropping at every event keeps', async () => {
+  // the reference: every samples event drops the rows it supersedes (an earlier attempt's from
+  // its step on, this attempt's from its seq on: a re-read after a cut) and cuts to the limit
+  const reference = (events: RunEvent[]): [number, string, number][] => {
+    let kept: { step: number; tag: string; attempt: number; seq: number }[] = [];
+    let attempt = 0;
+    for (const ev of events) {
+      if (ev.type === 'run_started') attempt++;
+      if (ev.type !== 'samples') continue;
+      const step = ev.step;
+      const seq = typeof ev.seq === 'number' ? ev.seq : NaN;
+      kept = kept.filter((x) => !(x.attempt < attempt ? x.step >= step : x.seq >= seq));
+      for (const row of ev.rows) kept.push({ step, tag: row.prompt, attempt, seq });
+      kept = kept.slice(-MAX_SAMPLE_ROWS_KEPT);
+    }
+    return kept.map((x) => [x.step, x.tag, x.attempt]);
+  };
+  const shown = (s: DashboardSession): [number, string, number][] => {
+    const r = s.runs.get('run-a')!;
+    return r.samples.map((x, i) => [x.step, x.prompt, r.sampleAttempts[i]!]);
+  };
+  // a seeded mix of in-order logging, resumes from earlier steps, re-reads after a cut, events
+  // without a seq and large batches, ingested in batches of varying size
+  const rnd = rng(7);
+  const events: RunEvent[] = [];
+  let seq = 0;
+  let step = 0;
+  let attempt = 0;
+  for (let i = 0; i < 6000; i++) {
+    const u = rnd();
+    if (u < 0.003) {
+      events.push({ type: 'run_started', seq: seq++, time: seq, max_steps: 1e6 } as RunEvent);
+      attempt++;
+      step = Math.max(0, step - Math.floor(rnd() * 500));
+    } else if (u < 0.006) {
+      seq = Math.max(0, seq - 1 - Math.floor(rnd() * 300)); // the reader reads again from a cut
+    }
+    const n = rnd() < 0.01 ? 300 + Math.floor(rnd() * 200) : 1 + Math.floor(rnd() * 4);
+    const rows = Array.from({ length: n }, (_, j) => ({ prompt: `${attempt}.${step}.${i}.${j}`, completion: 'c', rewards: {} }));
+    events.push({ type: 'samples', ...(rnd() < 0.02 ? {} : { seq: seq++ }), time: i, step, rows } as RunEvent);
+    step += 1 + (rnd() < 0.5 ? 0 : 1);
+  }
+  const { s } = session(['run-a']);
+  sampleWork.scanned = 0;
+  sampleWork.dropped = 0;
+  for (let i = 0, b = 1; i < events.length; i += b, b = 1 + Math.floor(rnd() * 900)) s.ingest('run-a', events.slice(i, i + b));
+  const want = reference(events);
+  // both paths ran: rows superseded (looked over), and the oldest dropped at the limit
+  assert.ok(sampleWork.scanned > 0 && sampleWork.dropped > 0, `scanned ${sampleWork.scanned}, dropped ${sampleWork.dropped}`);
+  assert.ok(want.length > 3000, `${want.length} rows kept`);
+  const got = shown(s);
+  assert.equal(JSON.stringify(got), JSON.stringify(want)); // (a deepEqual's diff of 3,000 rows takes minutes)
+
+  // a run logging its samples in order, as the runtime does at every logging step: opening it
+  // looks no kept row over (it looked 4,000 over per event) and drops the front in batches
+  const long = session(['run-a']);
+  const inOrder: RunEvent[] = [{ type: 'run_started', seq: 0, time: 0, max_steps: 1e6 } as RunEvent];
+  for (let i = 1; i <= 20_000; i++) {
+    inOrder.push({ type: 'samples', seq: i, time: i, step: i, rows: Array.from({ length: 4 }, (_, j) => ({ prompt: `${i}.${j}`, completion: 'c', rewards: {} })) });
+  }
+  sampleWork.scanned = 0;
+  for (let i = 0; i < inOrder.length; i += 5000) long.s.ingest('run-a', inOrder.slice(i, i + 5000));
+  assert.equal(sampleWork.scanned, 0, `looked ${sampleWork.scanned} kept rows over`);
+  assert.equal(JSON.stringify(shown(long.s)), JSON.stringify(reference(inOrder)));
+  assert.equal(long.s.runs.get('run-a')!.samples[0]!.prompt, '19001.0');
+  await long.s.receive({ type: 'ready', view: null });
+  const page = long.sent.filter((m) => m.type === 'samples').at(-1) as Extract<ToWebview, { type: 'samples' }>;
+  assert.deepEqual([page.steps, page.total, page.rows[0]!.step], [1000, 4000, 20_000]);
+  // a resume from step 19,500 still supersedes the steps it logs again
+  long.s.ingest('run-a', [{ type: 'run_started', seq: 20_001, time: 1, max_steps: 1e6 } as RunEvent, { type: 'samples', seq: 20_002, time: 2, step: 19_500, rows: [{ prompt: 'again', completion: 'c', rewards: {} }] }]);
+  const kept = long.s.runs.get('run-a')!.samples;
+  assert.deepEqual([kept.length, kept.at(-2)!.step, kept.at(-1)!.prompt], [1997, 19_499, 'again']);
 });

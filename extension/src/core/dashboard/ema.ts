@@ -32,6 +32,10 @@ export function emaInto(
     last = last * weight + (1 - weight) * v;
     n++;
     wn *= weight;
+    // past 1e-300, 1 - wn is 1 exactly: stop there, before wn turns subnormal (arithmetic on
+    // subnormals made the whole loop ~8x slower: a smoothing tick over 8 compared runs of 100k
+    // steps took a second)
+    if (wn < 1e-300) wn = 0;
     const debias = weight === 1 ? 1 : 1 - wn;
     dst[i] = last / debias;
   }

@@ -3,8 +3,9 @@
 // sorted by step: a metrics event whose step is below the last one (a resume from an earlier
 // checkpoint) supersedes the rows from that step on; superseded rows are kept aside so the
 // CSV export still has every row ever logged. So does a new attempt (a resume, a SLURM requeue:
-// a `run_started` after metrics) logging the step its predecessor logged last; only logs of
-// one attempt at one step merge into a row.
+// a `run_started` after metrics) logging the step its predecessor logged last, and so does a
+// line read again after the file was cut under the reader (its `seq` not after the row's): only
+// logs of one attempt at one step, each after the one before, merge into a row.
 import type { MetricsEvent } from '../runs/events';
 import { isChartKey } from './charts';
 
@@ -79,7 +80,8 @@ export class RunSeries {
    * The rows' times made non-decreasing: where the clock steps back (an attempt requeued on a
    * node whose clock is behind, an NTP step), that row and the ones after it are shifted
    * forward by the step back, so they start where the row before ended and keep their
-   * spacing; a missing time repeats the row before. The time axes draw this
+   * spacing; a missing time repeats the row before, and so does one whose shifted value is
+   * past what a number holds. The time axes draw this
    * (decimation needs ascending x); the CSV keeps the times as logged.
    */
   get monoTime(): Float64Array { return this.monoC.data.subarray(0, this.len); }
@@ -119,8 +121,11 @@ export class RunSeries {
     const values = ev.values && typeof ev.values === 'object' ? ev.values : {};
     let row: number;
     const last = this.len ? this.stepC.data[this.len - 1] : -Infinity;
-    if (this.len && step === last && this.attemptC.data[this.len - 1] === this.attempt) {
-      row = this.len - 1; // a second log call of this attempt at the same step (e.g. eval): merge
+    const seq = finite(ev.seq);
+    // a second log call of this attempt at the same step (e.g. eval), after the row's: merge; a
+    // line at or before the row's seq is the file read again from a cut, and supersedes the row
+    if (this.len && step === last && this.attemptC.data[this.len - 1] === this.attempt && !(seq <= this.seqC.data[this.len - 1])) {
+      row = this.len - 1;
       this.generation++;
     } else {
       if (step <= last) this.supersedeFrom(step);
@@ -129,13 +134,21 @@ export class RunSeries {
       this.len = row + 1;
       this.stepC.data[row] = step;
       this.timeC.data[row] = time;
-      this.seqC.data[row] = finite(ev.seq);
+      this.seqC.data[row] = seq;
       this.attemptC.data[row] = this.attempt;
       const prev = row ? this.monoC.data[row - 1] : NaN;
-      let shift = row ? this.shiftC.data[row - 1] : 0;
+      const shifted = row ? this.shiftC.data[row - 1] : 0;
+      let shift = shifted;
       if (row && time + shift < prev) shift = prev - time;
+      let mono = time + shift;
+      // a time so far off that the shift or the shifted time is past what a number holds
+      // (1.7e308 then -1.7e308): a missing time, as NaN is (an infinite x is no axis)
+      if (!Number.isFinite(mono)) {
+        mono = NaN;
+        shift = shifted;
+      }
       this.shiftC.data[row] = shift;
-      this.monoC.data[row] = Number.isNaN(time) ? (row ? prev : (this.t0 ?? 0)) : time + shift;
+      this.monoC.data[row] = Number.isNaN(mono) ? (row ? prev : (this.t0 ?? 0)) : mono;
       for (const c of this.cols.values()) c.data[row] = NaN;
     }
     for (const [k, v] of Object.entries(values)) {

@@ -38,6 +38,8 @@ export interface DashboardSessionOptions {
 
 /** Sample rows kept per run (oldest dropped first): 1,000 logged steps of 4 rows. */
 export const MAX_SAMPLE_ROWS_KEPT = 4000;
+/** Kept sample rows looked at for superseded ones, and dropped from the front (tests count them). */
+export const sampleWork = { scanned: 0, dropped: 0 };
 
 interface RunData {
   meta: RunMeta;
@@ -50,6 +52,14 @@ interface RunData {
   sampleSeqs: number[];
   /** Attempts seen (`run_started`). */
   attempt: number;
+  /**
+   * At least the largest step among the kept rows of earlier attempts, and the largest step and
+   * seq among this attempt's: a samples event supersedes kept rows only where its step is at
+   * most the first or its seq at most the last, so only then are the rows looked at.
+   */
+  earlierMaxStep: number;
+  attemptMaxStep: number;
+  attemptMaxSeq: number;
   /** Set once the run store reported a state: from then on it, not the events, names the status. */
   fromStore: boolean;
   ema: Map<string, { weight: number; generation: number; upTo: number; state: EmaState; out: Float64Array }>;
@@ -115,6 +125,9 @@ export class DashboardSession {
         sampleAttempts: [],
         sampleSeqs: [],
         attempt: 0,
+        earlierMaxStep: -Infinity,
+        attemptMaxStep: -Infinity,
+        attemptMaxSeq: -Infinity,
         fromStore: false,
         ema: new Map(),
         droppedLogged: 0,
@@ -143,6 +156,10 @@ export class DashboardSession {
         case 'run_started': {
           r.series.newAttempt();
           r.attempt++;
+          // every kept row is now an earlier attempt's
+          r.earlierMaxStep = Math.max(r.earlierMaxStep, r.attemptMaxStep);
+          r.attemptMaxStep = -Infinity;
+          r.attemptMaxSeq = -Infinity;
           r.meta.maxSteps = numOrNull(ev.max_steps);
           const b = budgetSummary(ev.budgets);
           if (b) r.meta.budgets = { text: clip(b.text, 1000), fallback: b.fallback };
@@ -154,30 +171,7 @@ export class DashboardSession {
           break;
         case 'samples':
           if (Array.isArray(ev.rows)) {
-            const step = numOrNull(ev.step) ?? 0;
-            const seq = numOrNull(ev.seq) ?? NaN;
-            // a later attempt (a resume from a checkpoint, a requeue) logging from this step on
-            // supersedes the earlier attempts' rows of these steps, as it does their metrics; and
-            // this attempt's rows from this event's seq on are the file's lines read again (the
-            // file was cut under the reader, which reads from the cut once more): the file's, once
-            const stale = (x: SampleRowMsg, i: number): boolean =>
-              r.sampleAttempts[i]! < r.attempt ? x.step >= step : r.sampleSeqs[i]! >= seq;
-            if (r.samples.some(stale)) {
-              const keep = r.samples.map((x, i) => !stale(x, i));
-              r.samples = r.samples.filter((_, i) => keep[i]);
-              r.sampleAttempts = r.sampleAttempts.filter((_, i) => keep[i]);
-              r.sampleSeqs = r.sampleSeqs.filter((_, i) => keep[i]);
-            }
-            for (const row of ev.rows.slice(-MAX_SAMPLE_ROWS_KEPT)) {
-              r.samples.push(sampleRow(runId, step, row));
-              r.sampleAttempts.push(r.attempt);
-              r.sampleSeqs.push(seq);
-            }
-            if (r.samples.length > MAX_SAMPLE_ROWS_KEPT) {
-              r.samples.splice(0, r.samples.length - MAX_SAMPLE_ROWS_KEPT);
-              r.sampleAttempts.splice(0, r.sampleAttempts.length - MAX_SAMPLE_ROWS_KEPT);
-              r.sampleSeqs.splice(0, r.sampleSeqs.length - MAX_SAMPLE_ROWS_KEPT);
-            }
+            addSamples(r, runId, numOrNull(ev.step) ?? 0, numOrNull(ev.seq) ?? NaN, ev.rows);
             this.samplesDirty = true;
           }
           break;
@@ -187,6 +181,7 @@ export class DashboardSession {
           break;
       }
     }
+    trimSamples(r, MAX_SAMPLE_ROWS_KEPT);
     r.meta.rows = r.series.totalRows;
     const dropped = r.series.droppedKeys;
     if (dropped > r.droppedLogged) {
@@ -390,7 +385,8 @@ export class DashboardSession {
       if (s.len) {
         const lo = x[0] - offset;
         const hi = x[s.len - 1] - offset;
-        extent = extent ? [Math.min(extent[0], lo), Math.max(extent[1], hi)] : [lo, hi];
+        // (a relative time can still overflow: the protocol takes a finite extent only)
+        if (Number.isFinite(lo) && Number.isFinite(hi)) extent = extent ? [Math.min(extent[0], lo), Math.max(extent[1], hi)] : [lo, hi];
       }
     }
     const usedCaches = new Set<string>();
@@ -527,7 +523,8 @@ export class DashboardSession {
     let c = prev;
     if (!prev || prev.weight !== weight || prev.generation !== s.generation || prev.out.length < s.len) {
       const fresh = !prev || prev.weight !== weight || prev.generation !== s.generation;
-      const out = new Float64Array(Math.max(1024, s.len * 2));
+      // another weight (a slider tick) or changed rows recompute into the buffer there is, when it holds the run
+      const out = prev && prev.out.length >= s.len ? prev.out : new Float64Array(Math.max(1024, s.len * 2));
       if (prev && !fresh) out.set(prev.out.subarray(0, prev.upTo));
       c = prev && !fresh ? { ...prev, out } : { weight, generation: s.generation, upTo: 0, state: { last: 0, n: 0 }, out };
       r.ema.set(key, c);
@@ -579,6 +576,70 @@ const errorText = (err: unknown): string => clip(String((err as Error)?.message 
 /** How many of the first `len` of `x` (ascending) lie in [lo, hi]: the values a chart has there. */
 function countIn(x: Float64Array, len: number, lo: number, hi: number): number {
   return upperBound(x, len, hi) - lowerBound(x, len, lo);
+}
+
+/**
+ * Adds one samples event's rows to a run's kept rows. A later attempt (a resume from a
+ * checkpoint, a requeue) logging from `step` on supersedes the earlier attempts' rows of these
+ * steps, as it does their metrics; and this attempt's rows from `seq` on are the file's lines
+ * read again (the file was cut under the reader, which reads from the cut once more): the
+ * file's, once. The rows are looked at only when one can be superseded (a run logs a samples
+ * event at every logging step: scanning the 4,000 kept rows on each made opening a long run
+ * O(events × 4,000)), and the front is dropped in batches, the kept rows cut to the limit
+ * before a scan and at the end of each ingest (trimSamples), so what is kept is what dropping
+ * at every event keeps.
+ */
+function addSamples(r: RunData, runId: string, step: number, seq: number, rows: SampleRow[]): void {
+  if (r.earlierMaxStep >= step || r.attemptMaxSeq >= seq) {
+    trimSamples(r, MAX_SAMPLE_ROWS_KEPT);
+    const n = r.samples.length;
+    sampleWork.scanned += n;
+    let k = 0;
+    let earlierMaxStep = -Infinity;
+    let attemptMaxStep = -Infinity;
+    let attemptMaxSeq = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const x = r.samples[i]!;
+      const a = r.sampleAttempts[i]!;
+      const q = r.sampleSeqs[i]!;
+      const earlier = a < r.attempt;
+      if (earlier ? x.step >= step : q >= seq) continue;
+      if (earlier) earlierMaxStep = Math.max(earlierMaxStep, x.step);
+      else {
+        attemptMaxStep = Math.max(attemptMaxStep, x.step);
+        if (q === q) attemptMaxSeq = Math.max(attemptMaxSeq, q);
+      }
+      r.samples[k] = x;
+      r.sampleAttempts[k] = a;
+      r.sampleSeqs[k] = q;
+      k++;
+    }
+    r.samples.length = r.sampleAttempts.length = r.sampleSeqs.length = k;
+    r.earlierMaxStep = earlierMaxStep;
+    r.attemptMaxStep = attemptMaxStep;
+    r.attemptMaxSeq = attemptMaxSeq;
+  }
+  const kept = rows.length > MAX_SAMPLE_ROWS_KEPT ? rows.slice(-MAX_SAMPLE_ROWS_KEPT) : rows;
+  for (const row of kept) {
+    r.samples.push(sampleRow(runId, step, row));
+    r.sampleAttempts.push(r.attempt);
+    r.sampleSeqs.push(seq);
+  }
+  if (kept.length) {
+    r.attemptMaxStep = Math.max(r.attemptMaxStep, step);
+    if (seq === seq) r.attemptMaxSeq = Math.max(r.attemptMaxSeq, seq);
+  }
+  if (r.samples.length > 2 * MAX_SAMPLE_ROWS_KEPT) trimSamples(r, MAX_SAMPLE_ROWS_KEPT);
+}
+
+/** Drops the oldest kept sample rows past `max` (the bounds of addSamples stay bounds). */
+function trimSamples(r: RunData, max: number): void {
+  const over = r.samples.length - max;
+  if (over <= 0) return;
+  sampleWork.dropped += over;
+  r.samples.splice(0, over);
+  r.sampleAttempts.splice(0, over);
+  r.sampleSeqs.splice(0, over);
 }
 
 /** Splits a completion at its first safety block, as the runtime's rewards parse it (for rows logged before the runtime split them). */

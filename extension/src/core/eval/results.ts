@@ -143,16 +143,22 @@ export function parseResults(text: string, file = 'results.json'): EvalResults {
   } as EvalResults;
 }
 
-/** completions.jsonl lines; a malformed line is reported by number and skipped. */
+/** One completions.jsonl line; throws what is wrong with it. */
+export function parseCompletionLine(line: string): EvalCompletion {
+  const o = JSON.parse(line);
+  if (!isObj(o) || typeof o.id !== 'string' || typeof o.arm !== 'string') throw new Error('missing id or arm');
+  return o as unknown as EvalCompletion;
+}
+
+/** completions.jsonl lines; a malformed line is reported by number and skipped. (The eval report
+ *  reads the file line by line and keeps what results.json counts: core/eval/report.ts.) */
 export function parseCompletions(text: string, file = 'completions.jsonl'): { rows: EvalCompletion[]; errors: string[] } {
   const rows: EvalCompletion[] = [];
   const errors: string[] = [];
   text.split('\n').forEach((line, i) => {
     if (!line.trim()) return;
     try {
-      const o = JSON.parse(line);
-      if (!isObj(o) || typeof o.id !== 'string' || typeof o.arm !== 'string') throw new Error('missing id or arm');
-      rows.push(o as unknown as EvalCompletion);
+      rows.push(parseCompletionLine(line));
     } catch (err) {
       errors.push(`${file}:${i + 1}: ${(err as Error).message}`);
     }

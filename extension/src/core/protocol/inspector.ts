@@ -1,13 +1,14 @@
 // The prompt-budget inspector webview's message protocol, declared once (validate.ts): the
 // checks validate every message on receipt and the types are inferred from them. Shared by the
 // extension host (editor/allocator.ts) and the webview bundle (webview/src/inspector).
-import { arr, bool, int, literal, num, obj, optional, protocol, str, type Infer } from './validate';
+import { arr, bool, clip, int, literal, num, obj, optional, protocol, str, type Infer } from './validate';
 
 export const TIERS = ['none', 'brief', 'standard', 'deep'] as const;
 export type TierName = (typeof TIERS)[number];
 const tier = literal(...TIERS);
 
-const MAX_PROMPT = 2_000_000;
+/** The longest prompt a message carries (the inspector shows 100,000 characters of it at most). */
+export const MAX_PROMPT = 2_000_000;
 const unit = num(0, 1);
 
 const word = obj({
@@ -53,6 +54,30 @@ const view = obj({
   })),
 });
 export type InspectorView = Infer<typeof view>;
+
+/**
+ * A view cut to what this protocol accepts, so that a long selection still shows its result
+ * (the webview refused the whole message, "Ignored a malformed message"): the prompt past
+ * MAX_PROMPT characters is cut and ends in "…" (the allocator scores its first tokens only:
+ * `truncated` says so), the words past the cut are left out, and each text is cut to its limit.
+ */
+export function boundInspectorView(v: InspectorView): InspectorView {
+  const cut = v.prompt.length > MAX_PROMPT;
+  const prompt = clip(v.prompt, MAX_PROMPT);
+  // a cut prompt keeps its first MAX_PROMPT - 1 characters
+  const words = (cut ? v.words.filter((w) => w.end < MAX_PROMPT) : v.words).slice(0, 10_000);
+  return {
+    ...v,
+    prompt,
+    words,
+    reason: clip(v.reason, 2000),
+    modelVersion: clip(v.modelVersion, 200),
+    modelDir: clip(v.modelDir, 4096),
+    categories: v.categories.slice(0, 1000).map((c) => ({ ...c, name: clip(c.name, 200) })),
+    rows: v.rows.slice(0, 16).map((r) => ({ ...r, rule: clip(r.rule, 500) })),
+    ...(v.training ? { training: { ...v.training, why: clip(v.training.why, 4000), tierWhy: clip(v.training.tierWhy, 2000) } } : {}),
+  };
+}
 
 export const inspectorProtocol = protocol({
   toWebview: {
