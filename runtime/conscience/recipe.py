@@ -24,6 +24,7 @@ model built in-process by :mod:`conscience.tiny_model`) and
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import io
 import json
@@ -375,7 +376,66 @@ class KeyLines(dict):
 class _RecipeLoader(yaml.SafeLoader):
     """yaml.SafeLoader whose core-tag constructors fail as YAML errors at the value's line:
     PyYAML's own raise a bare ValueError (`!!int abc`), KeyError (`!!bool maybe`) or
-    AttributeError (`!!timestamp x`), which left the recipe's reader with a traceback."""
+    AttributeError (`!!timestamp x`), which left the recipe's reader with a traceback.
+    Merge keys (`<<`) are applied in the YAML merge spec's order whatever the PyYAML version."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._flattening: set[int] = set()  # the mappings whose merges are being applied (one merged into itself)
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        """Merge keys as the YAML merge spec (and docs/recipes.md, the validator's merge() and
+        _key_lines) order them: the keys the mapping sets itself win, then earlier sources over
+        later ones (`<<: [*a, *b]`, or `<<: *a` then `<<: *b`). PyYAML 6.0.4 changed its own
+        flatten_mapping so that, for most key names, the *later* source won. A key a source gives
+        is taken once (the first time), so merges of merges stay as small as their keys."""
+        own: list = []
+        sources: list = []
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                if isinstance(value_node, yaml.MappingNode):
+                    subnodes = [value_node]
+                elif isinstance(value_node, yaml.SequenceNode):
+                    subnodes = value_node.value
+                    for sub in subnodes:
+                        if not isinstance(sub, yaml.MappingNode):
+                            raise yaml.constructor.ConstructorError(
+                                "while constructing a mapping", node.start_mark,
+                                f"expected a mapping for merging, but found {sub.id}", sub.start_mark)
+                else:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"expected a mapping or list of mappings for merging, but found {value_node.id}", value_node.start_mark)
+                for sub in subnodes:
+                    if sub is node or id(sub) in self._flattening:  # `&a {<<: *a}`: PyYAML recursed until RecursionError
+                        raise yaml.constructor.ConstructorError(
+                            "while constructing a mapping", node.start_mark,
+                            "a mapping merged into itself (an alias inside its own anchor): a value that contains itself, "
+                            "which nothing in a recipe can use. Write the value out.", sub.start_mark)
+                    self._flattening.add(id(node))
+                    try:
+                        self.flatten_mapping(sub)
+                    finally:
+                        self._flattening.discard(id(node))
+                    sources.append(sub)
+                continue
+            if key_node.tag == "tag:yaml.org,2002:value":  # `=` as a key is the text "=", as in PyYAML
+                key_node.tag = "tag:yaml.org,2002:str"
+            own.append((key_node, value_node))
+        if not sources:
+            return
+
+        def ident(k: yaml.Node) -> Any:
+            return (k.tag, k.value) if isinstance(k, yaml.ScalarNode) else id(k)
+
+        seen = {ident(k) for k, _ in own}
+        merged = []
+        for sub in sources:
+            for k, v in sub.value:
+                if ident(k) not in seen:
+                    seen.add(ident(k))
+                    merged.append((k, v))
+        node.value = merged + own
 
 
 def _construct_at_line(construct: Any) -> Any:
@@ -384,9 +444,14 @@ def _construct_at_line(construct: Any) -> Any:
             return construct(loader, node)
         except (ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError):
             kind = str(node.tag).rsplit(":", 1)[-1]
-            raise yaml.constructor.ConstructorError(
-                None, None, f"!!{kind} cannot read {node.value!r} as {'an integer' if kind == 'int' else 'a boolean' if kind == 'bool' else 'a ' + kind}",
-                node.start_mark) from None
+            words = 'an integer' if kind == 'int' else 'a boolean' if kind == 'bool' else 'a ' + kind
+            mark = node.start_mark
+            written = mark.buffer[mark.pointer:mark.pointer + 256] if mark is not None and isinstance(mark.buffer, str) else ""
+            if re.match(r"(?:&\S+\s+)?!", written):  # an explicit tag: `!!int abc`
+                problem = f"!!{kind} cannot read {node.value!r} as {words}"
+            else:  # PyYAML's resolver took a plain value for one that its constructor cannot read: `0b_`, `2024-13-01`
+                problem = f"cannot read '{node.value}' as {words} (YAML 1.1 takes it for one); quote it to keep the text: '{node.value}'"
+            raise yaml.constructor.ConstructorError(None, None, problem, mark) from None
     return checked
 
 
@@ -440,14 +505,23 @@ def _key_lines(node: Any, path: str = "<recipe>") -> KeyLines:
         memo[id(n)] = own
         return own
 
+    inside: set[int] = set()  # the collections around the node walked: one of them again is a value that contains itself
+
+    def itself(p: str, line: Any) -> RecipeError:
+        return RecipeError(f"{path}:{line}: {p} is an alias of a collection it is inside: a value that contains itself, "
+                           "which nothing in a recipe can use (transformers fails on it). Write the value out.")
+
     def walk(n: Any, prefix: str, depth: int) -> None:
         if depth > MAX_DEPTH or len(lines) > MAX_PATHS:  # aliases repeat a node: a billion laughs stays small
             return
+        inside.add(id(n))
         if isinstance(n, yaml.MappingNode):
             for k, v in items(n):
                 if not isinstance(k, yaml.ScalarNode):
                     continue
                 p = f"{prefix}.{k.value}" if prefix else str(k.value)
+                if id(v) in inside:
+                    raise itself(p, k.start_mark.line + 1)
                 if p not in lines:  # an explicit key wins over a merged one
                     lines[p] = k.start_mark.line + 1
                     scalar(p, v)
@@ -455,13 +529,52 @@ def _key_lines(node: Any, path: str = "<recipe>") -> KeyLines:
         elif isinstance(n, yaml.SequenceNode):
             for i, v in enumerate(n.value):
                 p = f"{prefix}[{i}]"
+                if id(v) in inside:  # an alias has no line of its own: the list's
+                    raise itself(p, lines.get(prefix, n.start_mark.line + 1))
                 lines[p] = v.start_mark.line + 1
                 scalar(p, v)
                 walk(v, p, depth + 1)
+        inside.discard(id(n))
 
     if isinstance(node, yaml.MappingNode):
         walk(node, "", 0)
     return lines
+
+
+_LINE_BREAKS = re.compile("[\x85\u2028\u2029]")
+_LINE_BREAK_NAMES = {"\x85": "NEXT LINE", "\u2028": "LINE SEPARATOR", "\u2029": "PARAGRAPH SEPARATOR"}
+
+
+def _check_line_breaks(text: str, path: str) -> None:
+    """NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR end a line to PyYAML but not to the editor or
+    the validator: after one in a comment the rest of the line was live YAML (`# was: <LS>beta: 0.9`
+    set beta), and lines were counted apart. Outside a quoted scalar (where both read it as a
+    character) it is refused at its line as the editor counts lines (the validator's CC001)."""
+    if not _LINE_BREAKS.search(text):
+        return
+    import bisect
+
+    starts: list[int] = []
+    ends: list[int] = []
+    stop = len(text)
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, yaml.ScalarToken) and token.style in ("'", '"'):
+                starts.append(token.start_mark.index)
+                ends.append(token.end_mark.index)
+    except yaml.reader.ReaderError:  # a control character: PyYAML's Reader refuses it before anything is read
+        return
+    except yaml.YAMLError as e:  # a terminator after the error is not what the error is about
+        mark = getattr(e, "problem_mark", None)
+        stop = mark.index + 1 if mark is not None else stop
+    for m in _LINE_BREAKS.finditer(text, 0, stop):
+        i = bisect.bisect_right(starts, m.start()) - 1
+        if i >= 0 and m.start() < ends[i]:
+            continue
+        line = len(re.findall(r"\r\n|\r|\n", text[:m.start()])) + 1
+        raise RecipeError(f"{path}:{line}: invalid YAML: unusual line terminator U+{ord(m.group()):04X} "
+                          f"({_LINE_BREAK_NAMES[m.group()]}): PyYAML reads it as a new line, so what follows it is not "
+                          "where the editor shows it. Remove it, or put a real line break there.")
 
 
 def _check_depth(text: str, path: str) -> None:
@@ -514,6 +627,9 @@ def _coerce(value: Any, tp: Any, where: str, text: Optional[str] = None) -> Any:
     if tp is str:
         if isinstance(value, (dict, list)) or value is None:
             raise RecipeError(f"{where}: expected a string, got {value!r}")
+        if isinstance(value, (datetime.date, bytes)):  # str() made `open_tag: !!binary ...` the text "b'...'"
+            said = f". Quote it to keep the text: '{text}'." if text and isinstance(value, datetime.date) else "."
+            raise RecipeError(f"{where} expects a string, got {_not_text(value, text)}{said}")
         if isinstance(value, bool):  # `open_tag: yes` became "True"; CC101
             said = f" (YAML 1.1 reads `{text}` as a boolean). Quote it to keep the text: '{text}'." if text else " (a boolean in YAML)."
             raise RecipeError(f"{where} expects a string, got {str(value).lower()}{said}")
@@ -564,6 +680,19 @@ def _resolve_relative(value: Optional[str], base: str) -> Optional[str]:
     return value
 
 
+def _key_as_written(node: Any, key: Any) -> tuple[int, str]:
+    """The line and the text of the top-level key that YAML read as `key` (`on` for True, `0x10` for 16)."""
+    for k, _ in node.value if isinstance(node, yaml.MappingNode) else ():
+        if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:str":
+            try:
+                value = _RecipeLoader("").construct_object(k)
+            except yaml.YAMLError:
+                continue
+            if type(value) is type(key) and value == key:
+                return k.start_mark.line + 1, str(k.value)
+    return 1, str(key)
+
+
 def read_recipe_yaml(path: str) -> tuple[dict, str, KeyLines]:
     """Read a recipe file: (mapping, sha256 of the bytes, key -> line)."""
     from .prompt_sets import DataError, open_regular
@@ -582,6 +711,7 @@ def read_recipe_yaml(path: str) -> tuple[dict, str, KeyLines]:
     except UnicodeDecodeError as e:
         raise RecipeError(f"{path}: not UTF-8 text (byte {e.start})") from None
     try:
+        _check_line_breaks(text, path)
         _check_depth(text, path)
         loader = _RecipeLoader(text)
         try:  # composed once: the lines and duplicate keys from the nodes, the values as yaml.safe_load reads them
@@ -590,10 +720,18 @@ def read_recipe_yaml(path: str) -> tuple[dict, str, KeyLines]:
             raw = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
+    except yaml.reader.ReaderError as e:  # no mark, only a position: the line as the editor counts it
+        line = len(re.findall(r"\r\n|\r|\n", text[:e.position])) + 1
+        raise RecipeError(f"{path}:{line}: invalid YAML: non-printable character U+{e.character:04X}: PyYAML refuses special "
+                          "characters anywhere in a recipe, comments included. Remove it.") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else path
         problem = getattr(e, "problem", None) or str(e)
+        context, at = getattr(e, "context", None), getattr(e, "context_mark", None)
+        if isinstance(e, yaml.composer.ComposerError) and context and at is not None and context.startswith("found duplicate anchor"):
+            # "found duplicate anchor 'n'; first occurrence" + "second occurrence": both halves, with the first's line
+            problem = f"{context.split(';')[0]} (first on line {at.line + 1}); PyYAML refuses an anchor defined twice"
         raise RecipeError(f"{where}: invalid YAML: {problem}") from None
     except RecursionError:  # a structure _check_depth let through, built recursively
         raise RecipeError(f"{path}:1: invalid YAML: nested too deeply") from None
@@ -603,8 +741,8 @@ def read_recipe_yaml(path: str) -> tuple[dict, str, KeyLines]:
         raise RecipeError(f"{path}:1: a recipe must be a YAML mapping of keys, got {type(raw).__name__}")
     if not all(isinstance(k, str) for k in raw):  # `1: x`, `true: x`, `null: x`: TrlParser failed on **flat
         key = next(k for k in raw if not isinstance(k, str))
-        line = next((n for p, n in lines.items() if p == str(key) or p.lower() == str(key).lower()), 1)
-        raise RecipeError(f"{path}:{line}: Unknown key '{key}': a recipe's keys are names of settings, and YAML reads this one "
+        line, written = _key_as_written(node, key)
+        raise RecipeError(f"{path}:{line}: Unknown key '{written}': a recipe's keys are names of settings, and YAML reads this one "
                           f"as {'null' if key is None else type(key).__name__} (TrlParser failed on it: keywords must be strings)")
     return raw, hashlib.sha256(data).hexdigest(), lines
 
@@ -1022,6 +1160,13 @@ def _yaml11_text_number(text: str) -> Optional[str]:
     return f"{sign}{whole or '0'}.{frac or '0'}" + (f"e{esign or '+'}{exp}" if exp else "")
 
 
+def _not_text(value: Any, text: Optional[str]) -> str:
+    """A date or `!!binary` data in words, as the validator's describeNode writes it."""
+    if isinstance(value, bytes):
+        return "binary data (!!binary)"
+    return f"a date (YAML 1.1 reads `{text if text is not None else value}` as a date)"
+
+
 def _got(value: Any, scalar: Optional[tuple[str, bool, str]]) -> str:
     """What a value is, in words, as the validator's describeNode writes it."""
     import json
@@ -1037,6 +1182,8 @@ def _got(value: Any, scalar: Optional[tuple[str, bool, str]]) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, (datetime.date, bytes)):
+        return _not_text(value, text)
     s = str(value)
     return f"the string {json.dumps(s[:40] + '…' if len(s) > 40 else s, ensure_ascii=False)}"
 
@@ -1082,6 +1229,10 @@ def _type_problem(key: str, value: Any, types: list[str], scalar: Optional[tuple
         ok = "array" in types
     elif isinstance(value, dict):
         ok = "object" in types
+    elif isinstance(value, (datetime.date, bytes)):  # `run_name: 2024-05-01`: TrainingArguments' to_json_string failed on it
+        ok = False
+        if "string" in types and isinstance(value, datetime.date) and scalar and scalar[1]:
+            hint = f" Quote it to keep the text: '{scalar[0]}'."
     else:
         ok = True
     return None if ok else f"{key} expects {_describe_types(types)}, got {_got(value, scalar)}.{hint}"

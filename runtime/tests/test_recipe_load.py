@@ -122,6 +122,33 @@ def test_a_merge_key_overriding_a_key_is_not_a_duplicate_and_errors_name_the_mer
              "safety.budget_mode must be exact or max, got 'maxx'")
 
 
+# Merge order is the YAML merge spec's (the validator's, docs/recipes.md), whatever the PyYAML version:
+# PyYAML 6.0.4's own flatten_mapping let the *later* source win for most key names, so a recipe the
+# validator passed trained with the other source's values, and errors named the other source's line
+def test_merge_sources_earlier_win_over_later_and_the_mapping_over_both(tmp_path):
+    env = "env:\n  A: &a {learning_rate: 1.0e-6, beta: 0.04}\n  B: &b {learning_rate: 0.5, beta: 0.0, seed: 7}\n"
+    for merge in ("<<: [*a, *b]\n", "<<: *a\n<<: *b\n"):
+        r = _loads(tmp_path, BASE + "reward_funcs: [refusal]\n" + env + merge)
+        assert (r.training_args.learning_rate, r.training_args.beta, r.training_args.seed) == (1e-6, 0.04, 7), merge
+    r = _loads(tmp_path, BASE + "reward_funcs: [refusal]\n" + env + "<<: [*b, *a]\n")
+    assert (r.training_args.learning_rate, r.training_args.beta) == (0.5, 0.0)
+    r = _loads(tmp_path, BASE + "reward_funcs: [refusal]\n" + env + "<<: [*a, *b]\nbeta: 0.1\n")
+    assert (r.training_args.learning_rate, r.training_args.beta) == (1e-6, 0.1)
+    # the value that is used is the one whose line an error names
+    src = "env:\n  A: &a {budget_harmful: 5}\n  B: &b {budget_harmful: -3}\n"
+    _loads(tmp_path, BASE + src + "safety: {<<: [*a, *b]}\n")
+    _refused(tmp_path, BASE + src + "safety: {<<: [*b, *a]}\n", 5, "safety.budget_harmful = -3 is out of range")
+    _refused(tmp_path, BASE + src + "safety:\n  <<: *b\n  <<: *a\n", 5, "safety.budget_harmful = -3 is out of range")
+
+
+def test_merges_of_merges_stay_small(tmp_path):
+    # each level merges the one below twice: without taking a key once, 2**40 pairs
+    levels = ["  L0: &l0 {learning_rate: 1.0e-6, beta: 0.04}\n"]
+    levels += [f"  L{i}: &l{i} {{<<: [*l{i - 1}, *l{i - 1}]}}\n" for i in range(1, 41)]
+    r = _loads(tmp_path, BASE + "reward_funcs: [refusal]\nenv:\n" + "".join(levels) + "<<: *l40\n")
+    assert r.training_args.beta == 0.04
+
+
 # 4. a float for an integer: passed on, failed mid-run in range()
 @pytest.mark.parametrize("body, needle", [
     ("max_steps: 8.0\n", "max_steps expects an integer, got the number 8.0. Write it without a decimal point: 8."),
@@ -427,3 +454,49 @@ def test_zero_epochs_without_max_steps_is_refused_at_its_line_for_grpo_and_sft(t
 ])
 def test_tags_that_contain_each_other_and_an_instruction_without_its_budget_are_refused(tmp_path, body, line, needle):
     _refused(tmp_path, BASE + body, line, needle)
+
+
+# YAML that PyYAML reads apart from the editor and the validator: refused with FILE:LINE, in the
+# validator's words (extension/test/recipes/loader-parity.test.ts runs the same files through both)
+@pytest.mark.parametrize("body, line, needle", [
+    # a date where text is expected: run_name became datetime.date, and TrainingArguments.to_json_string failed
+    ("run_name: 2024-05-01\n", 3, "run_name expects a string or null, got a date (YAML 1.1 reads `2024-05-01` as a date). "
+                                  "Quote it to keep the text: '2024-05-01'."),
+    ("safety:\n  open_tag: 2024-05-01\n", 4, "safety.open_tag expects a string, got a date (YAML 1.1 reads `2024-05-01` as a date)."),
+    ("reward_funcs: [refusal, 2024-05-01]\n", 3, "reward_funcs[1] expects a string, got a date"),
+    ("run_name: 2024-02-30\n", 3, "invalid YAML: cannot read '2024-02-30' as a timestamp (YAML 1.1 takes it for one)"),
+    # !!binary is bytes: open_tag became the text "b'<safety>'"
+    ("safety:\n  open_tag: !!binary PHNhZmV0eT4=\n", 4, "safety.open_tag expects a string, got binary data (!!binary)."),
+    ("run_name: !!binary aGVsbG8=\n", 3, "run_name expects a string or null, got binary data (!!binary)."),
+    # PyYAML's int pattern matches, int() does not: a traceback before
+    ("max_steps: 0b_\n", 3, "invalid YAML: cannot read '0b_' as an integer (YAML 1.1 takes it for one); quote it to keep the text: '0b_'"),
+    # NEL / LS / PS end a line to PyYAML only: what follows one in a comment was live YAML
+    ("# was: \u2028beta: 0.9\n", 3, "invalid YAML: unusual line terminator U+2028 (LINE SEPARATOR): PyYAML reads it as a new line"),
+    ("seed: 1\n# x\u0085remove_unused_columns: true\n", 4, "unusual line terminator U+0085 (NEXT LINE)"),
+    ("run_name: a\u2029b\n", 3, "unusual line terminator U+2029 (PARAGRAPH SEPARATOR)"),
+    # a control character: the error named no line, only "position 382"
+    ("seed: 1\n# bell \u0007 here\n", 4, "invalid YAML: non-printable character U+0007: PyYAML refuses special characters anywhere"),
+    ("\n# \u2028\nsystem_prompt: \"a \u009b b\"\n", 5, "non-printable character U+009B"),  # before a line separator, as PyYAML
+    # the context of a composer error: it said only "second occurrence"
+    ("seed: &n 1\nrun_name: &n x\n", 4, "invalid YAML: found duplicate anchor 'n' (first on line 3); PyYAML refuses an anchor defined twice"),
+    # a value that contains itself: "Circular reference detected" from transformers, with no line
+    ("lr_scheduler_kwargs: &k {a: *k}\n", 3, "lr_scheduler_kwargs.a is an alias of a collection it is inside: a value that contains itself"),
+    ("reward_funcs: &r [refusal, *r]\n", 3, "reward_funcs[1] is an alias of a collection it is inside"),
+    ("safety: &s {<<: *s}\n", 3, "a mapping merged into itself"),
+    # a key YAML reads as a boolean, null or number: named as written, at its line (it said line 1, 'True')
+    ("seed: 1\non: push\n", 4, "Unknown key 'on': a recipe's keys are names of settings, and YAML reads this one as bool"),
+    ("null: 1\n", 3, "Unknown key 'null'"),
+    ("0x10: 1\n", 3, "Unknown key '0x10'"),
+])
+def test_yaml_pyyaml_reads_apart_from_the_editor_is_refused_at_its_line(tmp_path, body, line, needle):
+    _refused(tmp_path, BASE + body, line, needle)
+
+
+@pytest.mark.parametrize("body", [
+    "run_name: '2024-05-01'\n",  # quoted: text
+    "run_name: 2024-5-1\n",  # not YAML 1.1's date pattern: text
+    "run_name: \"a\u2028b\"\n",  # a line separator inside quotes is a character to both
+    "run_name: n\n",  # PyYAML's booleans are yes/no/true/false/on/off only
+])
+def test_text_pyyaml_reads_as_text_loads(tmp_path, body):
+    _loads(tmp_path, BASE + "reward_funcs: [refusal]\n" + body)

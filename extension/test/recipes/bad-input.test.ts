@@ -193,3 +193,60 @@ test('what js-yaml accepts but yaml.safe_load refuses is CC001: an undefined ali
     assert.deepEqual(validateText(base + extra).filter((x) => x.code === 'CC001'), [], extra);
   }
 });
+
+test('the tab check is linear: 100k quoted tabs on one line, and 40k lines with a tab in a quoted value and a comment', () => {
+  // it walked the quoted ranges (and back to the line start) for every tab: 60 s for the first file
+  const oneLine = 'model_name_or_path: m\nreward_funcs: [refusal]\nsystem_prompt: [' + Array(100_000).fill('"\t"').join(', ') + ']\n';
+  const lines = 'model_name_or_path: m\nreward_funcs: [refusal]\nsystem_prompt:\n' + '  - "\t" # a\tb\n'.repeat(40_000);
+  for (const text of [oneLine, lines]) {
+    const t0 = performance.now();
+    const ds = validateText(text);
+    const ms = performance.now() - t0;
+    assert.ok(ms < 8000, `${Math.round(ms)} ms`);
+    assert.deepEqual(ds.filter((d) => d.code === 'CC001'), []);
+  }
+  // the first tab outside quotes and comments is still found, after 100k that are fine
+  const bad = oneLine + 'seed:\t5\n';
+  const d = validateText(bad).filter((x) => x.code === 'CC001');
+  assert.equal(d.length, 1);
+  assert.equal(bad[d[0]!.start], '\t');
+});
+
+test('nesting: 64 mappings or lists are read, the 65th is CC001 at its line (as the runtime\'s _check_depth counts)', () => {
+  const block = (n: number) => Array.from({ length: n }, (_, i) => `${'  '.repeat(i)}k${i}:`).join('\n') + ' 1\n';
+  const flow = (n: number) => 'env: ' + '{a: '.repeat(n - 1) + '1' + '}'.repeat(n - 1) + '\n';
+  const seqs = (n: number) => 'env: {a: ' + '['.repeat(n - 2) + '1' + ']'.repeat(n - 2) + '}\n';
+  for (const make of [block, flow, seqs]) {
+    const deep = (t: string) => validateText(t).filter((d) => d.code === 'CC001');
+    assert.deepEqual(deep(make(64)), [], make(3));
+    const d = deep(make(65));
+    assert.equal(d.length, 1, make(3));
+    assert.match(d[0]!.message, /nested more than 64 levels deep/);
+    assert.equal(d[0]!.line + 1, make === block ? 65 : 1);
+  }
+});
+
+test('what PyYAML reads apart from js-yaml is CC001 where it is: NEL/LS/PS outside quotes, a control character in a comment, an anchor defined twice', () => {
+  const base = 'model_name_or_path: m\nreward_funcs: [refusal]\n';
+  const cases: Array<[string, string, RegExp]> = [
+    ['# was: \u2028beta: 0.9\n', '\u2028', /unusual line terminator U\+2028 \(LINE SEPARATOR\)/],
+    ['seed: 1 # \u0085x: 1\n', '\u0085', /U\+0085 \(NEXT LINE\)/],
+    ['run_name: a\u2029b\n', '\u2029', /U\+2029 \(PARAGRAPH SEPARATOR\)/],
+    ['# bell \u0007\n', '\u0007', /non-printable character U\+0007: PyYAML refuses special characters anywhere in a recipe, comments included/],
+    ['# \ufffe\n', '\ufffe', /non-printable character U\+FFFE/],
+    ['seed: &n 1\nrun_name: &n x\n', '&n', /found duplicate anchor 'n' \(first on line 3\)/],
+    ['run_name: =\n', '=', /constructor for the tag 'tag:yaml\.org,2002:value'/],
+    ['max_steps: 0b_\n', '0b_', /cannot read '0b_' as an integer/],
+  ];
+  for (const [extra, at, msg] of cases) {
+    const text = base + extra;
+    const d = validateText(text).filter((x) => x.code === 'CC001');
+    assert.equal(d.length, 1, `${JSON.stringify(extra)}: ${d.map((x) => x.message).join('; ')}`);
+    assert.equal(text.slice(d[0]!.start, d[0]!.end), at, extra);
+    assert.match(d[0]!.message, msg);
+  }
+  // the same characters inside quotes are text to both
+  for (const extra of ['run_name: "a\u2028b"\n', "run_name: 'a\u0085b'\n"]) {
+    assert.deepEqual(validateText(base + extra).filter((x) => x.code === 'CC001'), [], extra);
+  }
+});

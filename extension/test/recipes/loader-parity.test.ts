@@ -21,6 +21,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO, fmt, validateFile } from './helpers';
+import { constructTagged, constructTimestamp, resolvePlain } from '../../src/core/recipe/yaml';
 
 const GRPO = 'model_name_or_path: conscience/tiny\nreward_funcs: [refusal]\n';
 const SFT = 'kind: sft\nmodel_name_or_path: conscience/tiny\n';
@@ -178,6 +179,60 @@ const CASES: Case[] = [
   { name: 'int-tag-not-a-number', venv: '.venv', text: GRPO + 'seed: !!int abc\n', refused: { code: 'CC001', phrase: /!!int cannot read ['"]abc['"] as an integer/ } },
   { name: 'bool-tag-not-a-boolean', venv: '.venv', text: GRPO + 'bf16: !!bool maybe\n', refused: { code: 'CC001', phrase: /!!bool cannot read ['"]maybe['"] as a boolean/ } },
   { name: 'hub-model-id-no', venv: '.venv', text: GRPO + 'hub_model_id: no\n', refused: { code: 'CC101', phrase: /hub_model_id expects a string or null, got false \(YAML 1\.1 reads `no` as a boolean\)/ } },
+  // merge keys: the mapping's own keys win, then earlier sources over later ones, on both sides
+  // (PyYAML 6.0.4's own flatten_mapping let the later source win: conscience.recipe._RecipeLoader)
+  { name: 'merge-list-first-source-wins', venv: '.venv', text: GRPO + 'safety: {<<: [{budget_harmful: -3}, {budget_harmful: 5}]}\n', refused: { code: 'CC103', phrase: /safety\.budget_harmful = -3 is out of range: it must be >= 0/ } },
+  { name: 'merge-list-later-source-loses', venv: '.venv', text: GRPO + 'safety: {<<: [{budget_harmful: 5}, {budget_harmful: -3}]}\n' },
+  { name: 'merge-two-keys-first-wins', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nsafety:\n  <<: {budget_harmful: -3}\n  <<: {budget_harmful: 5}\n', refused: { code: 'CC103', phrase: /safety\.budget_harmful = -3 is out of range/ } },
+  { name: 'merge-two-keys-later-loses', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nsafety:\n  <<: {budget_harmful: 5}\n  <<: {budget_harmful: -3}\n' },
+  { name: 'merge-own-key-wins', venv: '.venv', text: GRPO + 'safety: {<<: [{budget_harmful: -3}], budget_harmful: 5}\n' },
+  // YAML 1.1 dates: PyYAML gives a datetime.date, which no setting takes (to_json_string failed on run_name)
+  { name: 'run-name-date', venv: '.venv', text: GRPO + 'run_name: 2024-05-01\n', refused: { code: 'CC101', phrase: /run_name expects a string or null, got a date \(YAML 1\.1 reads `2024-05-01` as a date\)\. Quote it to keep the text: '2024-05-01'\./ } },
+  { name: 'output-dir-date', venv: '.venv', text: GRPO + 'output_dir: 2024-05-01\n', refused: { code: 'CC101', phrase: /output_dir expects a string or null, got a date/ } },
+  { name: 'system-prompt-datetime', venv: '.venv', text: GRPO + 'system_prompt: 2024-05-01 10:00:00\n', refused: { code: 'CC101', phrase: /system_prompt expects a string or null, got a date \(YAML 1\.1 reads `2024-05-01 10:00:00` as a date\)/ } },
+  { name: 'open-tag-date', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nsafety:\n  open_tag: 2024-05-01\n', refused: { code: 'CC101', phrase: /safety\.open_tag expects a string, got a date \(YAML 1\.1 reads `2024-05-01` as a date\)\. Quote it to keep the text: '2024-05-01'\./ } },
+  { name: 'reward-funcs-date-item', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nseed: 1\nreward_funcs: [refusal, 2024-05-01]\n', refused: { code: 'CC101', phrase: /reward_funcs\[1\] expects a string, got a date/ } },
+  { name: 'run-name-quoted-date', venv: '.venv', text: GRPO + "run_name: '2024-05-01'\n" },
+  { name: 'run-name-not-a-date', venv: '.venv', text: GRPO + 'run_name: 2024-5-1\n' },
+  { name: 'run-name-impossible-date', venv: '.venv', text: GRPO + 'run_name: 2024-02-30\n', refused: { code: 'CC001', phrase: /cannot read '2024-02-30' as a timestamp \(YAML 1\.1 takes it for one\)/ } },
+  // !!binary is bytes to PyYAML: `open_tag` used to become the text "b'<safety>'"
+  { name: 'open-tag-binary', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nsafety:\n  open_tag: !!binary PHNhZmV0eT4=\n', refused: { code: 'CC101', phrase: /safety\.open_tag expects a string, got/ } },
+  { name: 'run-name-binary', venv: '.venv', text: GRPO + 'run_name: !!binary aGVsbG8=\n', refused: { code: 'CC101', phrase: /run_name expects a string or null, got/ } },
+  { name: 'run-name-bad-base64', venv: '.venv', text: GRPO + 'run_name: !!binary YQ=\n', refused: { code: 'CC001', phrase: /base64/ } },
+  // PyYAML's resolver, not js-yaml's YAML 1.1 schema: `y`/`n` are text, `+.5`/`-.5` are text
+  { name: 'launch-cpu-y', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nlaunch:\n  cpu: y\n', refused: { code: 'CC101', phrase: /launch\.cpu:? expect(s|ed) true or false, got (the string )?["']y["']/ } },
+  { name: 'launch-vllm-server-n', venv: '.venv', text: 'model_name_or_path: conscience/tiny\nlaunch:\n  vllm_server: n\n', refused: { code: 'CC101', phrase: /launch\.vllm_server:? expect(s|ed) true or false, got (the string )?["']n["']/ } },
+  { name: 'allocator-enabled-Y', venv: '.venv', text: GRPO + 'allocator: {enabled: Y}\n', refused: { code: 'CC101', phrase: /allocator\.enabled (expects|must be) true or false, got/ } },
+  { name: 'run-name-n', venv: '.venv', text: GRPO + 'run_name: n\n' },
+  { name: 'flat-boolean-y', venv: '.venv', text: GRPO + 'disable_tqdm: y\n' },
+  { name: 'reward-weights-minus-dot', venv: '.venv', text: GRPO + 'reward_weights: [-.5]\n', refused: { code: 'CC101', phrase: /reward_weights\[0\] expects a number, got the string "-\.5"/ } },
+  { name: 'reward-weights-plus-dot', venv: '.venv', text: GRPO + 'reward_weights: [+.5]\n', refused: { code: 'CC101', phrase: /reward_weights\[0\] expects a number, got the string "\+\.5"/ } },
+  { name: 'allocator-plus-dot', venv: '.venv', text: GRPO + 'allocator: {risk_harmful: +.5}\n', refused: { code: 'CC101', phrase: /allocator\.risk_harmful (expects|must be) a number/ } },
+  { name: 'allocator-dot-five', venv: '.venv', text: GRPO + 'allocator: {risk_harmful: .5}\n' },
+  { name: 'int-pattern-not-an-int', venv: '.venv', text: GRPO + 'max_steps: 0b_\n', refused: { code: 'CC001', phrase: /cannot read '0b_' as an integer \(YAML 1\.1 takes it for one\)/ } },
+  { name: 'run-name-equals', venv: '.venv', text: GRPO + 'run_name: =\n', refused: { code: 'CC001', phrase: /could not determine a constructor for the tag 'tag:yaml\.org,2002:value'/ } },
+  { name: 'run-name-merge', venv: '.venv', text: GRPO + 'run_name: <<\n', refused: { code: 'CC001', phrase: /could not determine a constructor for the tag 'tag:yaml\.org,2002:merge'/ } },
+  { name: 'tag-directive', venv: '.venv', text: '%TAG !e! tag:yaml.org,2002:\n---\nmodel_name_or_path: !e!str conscience/tiny\nreward_funcs: [refusal]\n' },
+  { name: 'merge-tag-key', venv: '.venv', text: GRPO + 'safety: {!!merge <<: {budget_harmful: -3}}\n', refused: { code: 'CC103', phrase: /safety\.budget_harmful = -3 is out of range/ } },
+  { name: 'str-tag-on-merge-key', venv: '.venv', text: GRPO + 'safety: {!!str <<: {budget_harmful: 3}}\n', refused: { code: 'CC100', phrase: /<</ } },
+  // NEL / LS / PS end a line to PyYAML only: refused outside quoted scalars, at the line the editor shows
+  { name: 'line-separator-in-comment', venv: '.venv', text: GRPO + '# was: \u2028beta: 0.9\n', refused: { code: 'CC001', phrase: /unusual line terminator U\+2028 \(LINE SEPARATOR\): PyYAML reads it as a new line/ } },
+  { name: 'next-line-in-comment', venv: '.venv', text: GRPO + '# x\u0085remove_unused_columns: true\n', refused: { code: 'CC001', phrase: /unusual line terminator U\+0085 \(NEXT LINE\)/ } },
+  { name: 'paragraph-separator-in-plain', venv: '.venv', text: GRPO + 'run_name: a\u2029b\n', refused: { code: 'CC001', phrase: /unusual line terminator U\+2029 \(PARAGRAPH SEPARATOR\)/ } },
+  { name: 'line-separator-quoted', venv: '.venv', text: GRPO + 'run_name: "a\u2028b"\n' },
+  // control characters: refused anywhere, comments included, at their line
+  { name: 'bell-in-comment', venv: '.venv', text: GRPO + '# bell \u0007 here\n', refused: { code: 'CC001', phrase: /non-printable character U\+0007: PyYAML refuses special characters anywhere in a recipe, comments included/ } },
+  { name: 'c1-control-in-comment', venv: '.venv', text: GRPO + '# csi \u009b\n', refused: { code: 'CC001', phrase: /non-printable character U\+009B/ } },
+  { name: 'escape-in-quoted-text', venv: '.venv', text: GRPO + 'system_prompt: "red \u001b[31m"\n', refused: { code: 'CC001', phrase: /non-printable character U\+001B/ } },
+  // an anchor defined twice, a key given twice through an alias, a value that contains itself, `: 5`
+  { name: 'duplicate-anchor', venv: '.venv', text: 'model_name_or_path: &n conscience/tiny\nreward_funcs: [refusal]\nrun_name: &n x\n', refused: { code: 'CC001', phrase: /found duplicate anchor 'n' \(first on line 1\)/ } },
+  { name: 'recursive-mapping', venv: '.venv', text: GRPO + 'lr_scheduler_kwargs: &k {a: *k}\n', refused: { code: 'CC001', phrase: /a value that contains itself/ } },
+  { name: 'merged-into-itself', venv: '.venv', text: GRPO + 'safety: &s {<<: *s}\n', refused: { code: 'CC001', phrase: /a value that contains itself/ } },
+  { name: 'empty-implicit-key', venv: '.venv', text: GRPO + ': 5\n', refused: { code: 'CC001', phrase: /expected <block end>, but found ':'/ } },
+  // non-string keys: the line and the spelling they are written with
+  { name: 'key-on', venv: '.venv', text: GRPO + 'on: push\n', refused: { code: 'CC100', phrase: /Unknown key 'on'/ } },
+  { name: 'key-hex', venv: '.venv', text: GRPO + '0x10: 1\n', refused: { code: 'CC100', phrase: /Unknown key '0x10'/ } },
+  { name: 'key-null', venv: '.venv', text: GRPO + 'null: 1\n', refused: { code: 'CC100', phrase: /Unknown key 'null'/ } },
 ];
 
 /** The line a runtime error names: `PATH:LINE: ...`, or `... (line LINE)` for unknown keys. */
@@ -225,4 +280,45 @@ test('the runtime loads what the validator accepts and refuses what it reports, 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+// The validator resolves a plain scalar with PyYAML's own patterns (yaml.ts resolvePlain), not
+// js-yaml's YAML 1.1 schema (which reads `y`/`n` as booleans and `-.5` as a float): the tag and,
+// for numbers, booleans and dates, what the constructor makes of it, for each spelling here.
+test('plain scalars get the tag and the value PyYAML gives them', () => {
+  const words = ['y', 'Y', 'n', 'N', 'yes', 'No', 'ON', 'oN', 'on', 'Off', 'true', 'TRUE', 'tRUE', 'null', 'Null', 'NULL', 'nULL', '~', '',
+    '1', '-1', '+1', '0', '-0', '00', '08', '010', '0o10', '0x1F', '-0x_1', '0x_', '0b101', '0b_', '-0b1', '1_000', '1__0', '_1', '0_', '1:30', '190:20:30', '1:30.5', '1:60',
+    '1.0', '1.', '-1.', '.5', '-.5', '+.5', '._5', '1_.5', '1e5', '1.0e5', '1.0e+5', '1.0E-5', '1.0e-5_0', '.inf', '-.inf', '+.INF', '.Inf', '.NaN', '.nan', '-.nan', '.NAN',
+    '2024-05-01', '2024-5-1', '2024-05-01 10:00:00', '2024-05-01T10:00:00Z', '2024-05-01t10:00:00.5 +02:00', '2024-5-1 1:00:00', '2024-02-30', '2024-02-29', '2023-02-29',
+    '2024-05-01 24:00:00', '2024-05-01 10:00:00 +24', '2024-05-01 10:00:00-23:59', '<<', '=', 'abc', 'a b', 'conscience/tiny', '1e-6', '0.5_0', '١'];
+  const script = [
+    'import json, math, sys, yaml',
+    'from conscience.recipe import _RecipeLoader',
+    'out = {}',
+    'for s in json.loads(sys.argv[1]):',
+    '    tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, s, (True, False)).rsplit(":", 1)[-1]',
+    '    value = None',
+    '    if tag in ("int", "float", "bool", "null", "timestamp"):',
+    '        try:',
+    '            v = _RecipeLoader("").construct_object(yaml.ScalarNode("tag:yaml.org,2002:" + tag, s))',
+    '            value = True if tag == "timestamp" else v if not isinstance(v, float) or math.isfinite(v) else repr(v)',
+    '        except yaml.YAMLError:',
+    '            value = "error"',
+    '    out[s] = [tag, value]',
+    'print(json.dumps(out))',
+  ].join('\n');
+  const r = spawnSync(join(REPO, '.venv/bin/python'), ['-c', script, JSON.stringify(words)], { cwd: REPO, encoding: 'utf8', env: { ...process.env, PYTHONPATH: join(REPO, 'runtime') } });
+  assert.equal(r.status, 0, r.stderr);
+  const py = JSON.parse(r.stdout) as Record<string, [string, unknown]>;
+  const ours: Record<string, [string, unknown]> = {};
+  for (const w of words) {
+    const tag = resolvePlain(w);
+    let value: unknown = null;
+    if (tag === 'int' || tag === 'float' || tag === 'bool' || tag === 'null') {
+      const v = constructTagged(tag, w);
+      value = v === undefined ? 'error' : typeof v === 'number' && !Number.isFinite(v) ? (Number.isNaN(v) ? 'nan' : v > 0 ? 'inf' : '-inf') : v;
+    } else if (tag === 'timestamp') value = constructTimestamp(w) === undefined ? 'error' : true;
+    ours[w] = [tag, value];
+  }
+  assert.deepEqual(ours, py);
 });

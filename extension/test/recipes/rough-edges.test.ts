@@ -74,7 +74,7 @@ test('merge key: `<<:` is not an unknown key, and the batch error in the merged 
   assert.equal(c4.line + 1, 5, 'at num_generations inside the merged mapping');
 });
 
-test('merge key: keys set in the mapping win over merged ones, earlier sources over later (as PyYAML)', () => {
+test('merge key: keys set in the mapping win over merged ones, earlier sources over later (the YAML merge spec; the runtime\'s _RecipeLoader merges the same: loader-parity.test.ts)', () => {
   const text = HEAD + 'launch: &a\n  num_processes: 4\nsafety: &b\n  max_budget: 16\n'
     + 'per_device_train_batch_size: 2\nnum_generations: 4\n<<: [{num_generations: 3}, {num_generations: 5}]\n';
   // Own num_generations (4) wins: 4 x 2 = 8 divisible by 4, so no C4 error.
@@ -171,4 +171,15 @@ test('a single value for a list key: the quick fix wraps it, and the keys that t
   const arm = validateText('kind: eval\nmodel_name_or_path: x\narms: lable\n').find((x) => x.code === 'CC500')!;
   assert.equal(arm.line + 1, 3);
   assert.equal(arm.fixes![0]!.title, "Change to 'label'");
+});
+
+test('a YAML 1.1 date where text is expected is CC101 with a fix that quotes it, after which the recipe is clean', () => {
+  const text = HEAD + 'run_name: 2024-05-01\nsafety:\n  open_tag: 2024-05-01 10:00:00\n';
+  const ds = validateText(text).filter((d) => d.code === 'CC101');
+  assert.deepEqual(ds.map((d) => d.line + 1), [3, 5], ds.map(fmt).join('\n'));
+  assert.match(ds[0]!.message, /run_name expects a string or null, got a date \(YAML 1\.1 reads `2024-05-01` as a date\)\. Quote it to keep the text: '2024-05-01'\./);
+  let fixed = text;
+  for (const d of [...ds].reverse()) fixed = applyEdits(fixed, d.fixes![0]!.edits);
+  assert.equal(fixed, HEAD + "run_name: '2024-05-01'\nsafety:\n  open_tag: '2024-05-01 10:00:00'\n");
+  assert.deepEqual(validateText(fixed).filter((d) => d.severity === 'error').map(fmt), []);
 });

@@ -39,7 +39,8 @@ export function describeTypes(types: string[]): string {
 export function describeNode(n: YNode): string {
   switch (n.kind) {
     case 'scalar':
-      if (n.explicit) return `${n.explicit} ${n.text} (${n.tag === 'float' ? `the float ${yaml11Float(n.value as number)}` : n.tag === 'int' ? `the integer ${n.value}` : String(n.value)})`;
+      if (n.explicit) return `${n.explicit} ${n.text} (${n.tag === 'float' ? `the float ${yaml11Float(n.value as number)}` : n.tag === 'int' ? `the integer ${n.value}` : n.tag === 'timestamp' ? 'a date' : n.tag === 'binary' ? 'binary data' : String(n.value)})`;
+      if (n.tag === 'timestamp') return `a date (YAML 1.1 reads \`${n.text}\` as a date)`;
       if (n.tag === 'null') return n.text === '' ? 'an empty value (null)' : `null (${n.text})`;
       if (n.tag === 'bool') return `${n.value} (YAML 1.1 reads \`${n.text}\` as a boolean)`;
       if (n.tag === 'int' || n.tag === 'float') return `the number ${n.text}`;
@@ -66,6 +67,10 @@ function coerceScalar(types: string[], n: Extract<YNode, { kind: 'scalar' }>, mo
     case 'int': return { ok: types.includes('integer') || types.includes('number'), value: n.value };
     case 'float':
       if (types.includes('number')) return { ok: true, value: n.value };
+      return { ok: false, value: n.value };
+    // the runtime gets a datetime / bytes, which no setting takes (conscience.recipe._type_problem, _coerce)
+    case 'timestamp':
+    case 'binary':
       return { ok: false, value: n.value };
     default: {
       const s = n.text;
@@ -173,7 +178,7 @@ export function checkValue(text: string, spec: FieldSpec, node: YNode, where: st
         const sug = didYouMean(n.text, options) ?? (n.value === false && options.includes('no') ? 'no' : undefined);
         hint = ` It must be one of: ${options.join(', ')}${sug ? `; did you mean ${plainScalar(sug)}?` : '.'}`;
         if (sug) fixes.push({ title: `Change to ${plainScalar(sug)}`, edits: [{ start: node.start, end: node.end, newText: plainScalar(sug) }] });
-      } else if (n.tag === 'bool' && types.includes('string')) {
+      } else if ((n.tag === 'bool' || (n.tag === 'timestamp' && !n.explicit)) && types.includes('string')) {
         hint = ` Quote it to keep the text: '${n.text}'.`;
         fixes.push({ title: `Quote '${n.text}'`, edits: [{ start: node.start, end: node.end, newText: `'${n.text}'` }] });
       } else if (n.tag === 'float' && types.includes('integer') && Number.isInteger(n.value)) {
@@ -279,9 +284,8 @@ const YAML12_NUMBER = /^[-+]?(?:\.\d+|\d+(?:\.\d*)?)(?:[eE][-+]?\d+)?$/;
 export function yaml11Spelling(n: YNode): string | undefined {
   if (n.kind !== 'scalar' || n.quoted) return undefined;
   const t = n.text.trim();
-  // js-yaml's YAML 1.1 schema reads a signed number with no digit before the dot (`-.5`) as a
-  // float; PyYAML's float resolver allows a sign only before a digit, so it reads text
-  if (n.tag !== 'str' && !(n.tag === 'float' && /^[-+]\.\d/.test(t))) return undefined;
+  // (PyYAML's float pattern allows a sign only before a digit, so `-.5` is text: yaml.ts resolvePlain)
+  if (n.tag !== 'str') return undefined;
   const m = YAML12_NUMBER.test(t) ? /^([-+]?)(\d*)(?:\.(\d*))?(?:[eE]([-+]?)(\d+))?$/.exec(t) : null;
   if (!m) return undefined;
   const [, sign, whole, frac, esign, exp] = m;

@@ -1,10 +1,11 @@
 // YAML -> a small tree with source ranges, built from js-yaml 5's event parser.
-// Scalars are resolved with the YAML 1.1 schema because the runtime reads recipes with
-// PyYAML (yaml.safe_load), so `no` is false and `1e-6` is a string, exactly as there.
+// Plain scalars are resolved with PyYAML's own YAML 1.1 patterns (resolvePlain) because the
+// runtime reads recipes with PyYAML (yaml.safe_load), so `no` is false, `y` and `-.5` are text,
+// `1e-6` is a string and `2024-05-01` a date, exactly as there.
 // Aliases are never expanded into copies: an alias node points at its anchor's node, the
 // number of aliases per document is capped, and plain-value conversion has a node budget,
 // so alias bombs ("billion laughs") cost nothing.
-import { parseEvents, getScalarValue, YAML11_SCHEMA, EVENT_ID, SCALAR_STYLE, COLLECTION_STYLE, type Event, type ScalarEvent } from 'js-yaml';
+import { parseEvents, getScalarValue, EVENT_ID, SCALAR_STYLE, COLLECTION_STYLE, type Event, type ScalarEvent } from 'js-yaml';
 import { type Diagnostic, diag, positionAt } from './diagnostics';
 
 export interface YBase { start: number; end: number }
@@ -12,13 +13,16 @@ export interface YScalar extends YBase {
   kind: 'scalar';
   /** Decoded text (without quotes / block indicators). */
   text: string;
-  /** Resolved value, YAML 1.1 (PyYAML) rules for plain scalars; quoted/block scalars are strings. */
+  /** Resolved value, YAML 1.1 (PyYAML) rules for plain scalars; quoted/block scalars are strings.
+   * A date (`timestamp`) or `!!binary` data keeps its text: the runtime gets a datetime / bytes. */
   value: string | number | boolean | null;
   quoted: boolean;
   /** Whether a plain scalar was resolved to something other than a string. */
-  tag: 'str' | 'int' | 'float' | 'bool' | 'null';
+  tag: 'str' | 'int' | 'float' | 'bool' | 'null' | 'timestamp' | 'binary';
   /** The explicit tag it was written with (`!!float`), when that tag decided its type. */
   explicit?: string;
+  /** A plain `<<` or `=`: PyYAML's merge / value tag, which it cannot construct as a value. */
+  pyTag?: 'merge' | 'value';
 }
 export interface YPair { key: YNode; value: YNode }
 export interface YMap extends YBase { kind: 'map'; items: YPair[]; flow: boolean }
@@ -43,20 +47,43 @@ export const LIMITS = {
   maxDepth: 64,
 };
 
-const TAG_NAMES: Record<string, YScalar['tag']> = {
-  'tag:yaml.org,2002:str': 'str',
-  'tag:yaml.org,2002:int': 'int',
-  'tag:yaml.org,2002:float': 'float',
-  'tag:yaml.org,2002:bool': 'bool',
-  'tag:yaml.org,2002:null': 'null',
-};
+// PyYAML's timestamp pattern: the resolver's, and what construct_yaml_timestamp can read (`!!timestamp`)
+const TIMESTAMP_RE = /^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$/;
+
+// PyYAML's implicit resolvers (yaml/resolver.py), in its order: a plain scalar gets the first
+// tag whose pattern matches the whole text, else str. js-yaml's YAML 1.1 schema differs: it reads
+// `y`/`n` as booleans and `+.5`/`-.5` as floats, which PyYAML reads as text.
+const PY_RESOLVERS: Array<[PlainTag, RegExp]> = [
+  ['bool', /^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$/],
+  ['float', /^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/],
+  ['int', /^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$/],
+  ['merge', /^(?:<<)$/],
+  ['null', /^(?:~|null|Null|NULL|)$/],
+  ['timestamp', TIMESTAMP_RE],
+  ['value', /^(?:=)$/],
+];
+
+type PlainTag = 'str' | 'int' | 'float' | 'bool' | 'null' | 'timestamp' | 'merge' | 'value';
+
+/** The tag PyYAML's resolver gives a plain scalar written as `text`. */
+export function resolvePlain(text: string): PlainTag {
+  for (const [tag, re] of PY_RESOLVERS) if (re.test(text)) return tag;
+  return 'str';
+}
 
 // Lines end at \r\n, \r or \n, as PyYAML and the editor count them. The one place the
 // validator finds a line's start and end (values.ts and context.ts use these).
 
 /** Offset of the start of the line holding `pos`. */
 export function lineStart(text: string, pos: number): number {
-  return Math.max(text.lastIndexOf('\n', pos - 1), text.lastIndexOf('\r', pos - 1)) + 1;
+  // a walk back over this line only: lastIndexOf('\r') in a file without one read back to its start
+  let i = Math.min(pos, text.length) - 1;
+  while (i >= 0) {
+    const c = text.charCodeAt(i);
+    if (c === 10 || c === 13) break;
+    i--;
+  }
+  return i + 1;
 }
 
 /** Offset of the end of the line holding `pos` (its \r or \n, or the end of the text). */
@@ -78,6 +105,12 @@ export function tooLargeMessage(size: number): string {
   return `File is ${(size / 1048576).toFixed(1)} MB; a recipe is a small YAML file, so files over ${LIMITS.maxBytes / 1048576} MB are not parsed. Check that this is the right file.`;
 }
 
+// PyYAML's Reader.NON_PRINTABLE: what it accepts is TAB, LF, CR, printable ASCII, NEL, and the
+// rest of Unicode but surrogates and U+FFFE / U+FFFF
+const NON_PRINTABLE = /[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/u;
+/** js-yaml's own limit (it counts every node on the way down); far past where the TreeBuilder stops. */
+const JS_MAX_DEPTH = 4 * LIMITS.maxDepth;
+
 /** Parse `text` into a ranged tree. Never throws. */
 export function parseYaml(text: string): ParsedYaml {
   const diagnostics: Diagnostic[] = [];
@@ -85,11 +118,21 @@ export function parseYaml(text: string): ParsedYaml {
     diagnostics.push(diag(text, 0, Math.min(lineEnd(text, 0), 200), 'error', 'CC007', tooLargeMessage(text.length)));
     return { root: undefined, diagnostics, documents: 0 };
   }
+  // PyYAML's Reader checks the whole text before it parses anything, comments included
+  const bad = NON_PRINTABLE.exec(text);
+  if (bad) {
+    const cp = bad[0].codePointAt(0)!;
+    diagnostics.push(diag(text, bad.index, bad.index + bad[0].length, 'error', 'CC001',
+      `YAML error: non-printable character U+${cp.toString(16).toUpperCase().padStart(4, '0')}: PyYAML refuses special characters anywhere in a recipe, comments included (the runtime's yaml.safe_load refuses it). Remove it.`));
+    return { root: undefined, diagnostics, documents: 0 };
+  }
   let events: Event[];
   const pad = new FlowPadding(text);
   for (;;) {
     try {
-      events = parseEvents(pad.text, { maxDepth: LIMITS.maxDepth });
+      // js-yaml counts nodes, not collections, and so would refuse fewer levels than the runtime:
+      // the TreeBuilder counts collections as conscience.recipe._check_depth does
+      events = parseEvents(pad.text, { maxDepth: JS_MAX_DEPTH });
       break;
     } catch (err) {
       const e = err as { reason?: string; message?: string; mark?: { position?: number } };
@@ -178,6 +221,8 @@ class FlowPadding {
   }
 }
 
+const DEPTH_MESSAGE = `YAML error: nested more than ${LIMITS.maxDepth} levels deep (the runtime refuses deeper nesting). A recipe needs only a few levels: write the values out flatter.`;
+
 /** CC002 for js-yaml's tab message, CC001 for any other syntax error, at `pos`. */
 function syntaxError(text: string, reason: string, pos: number, diagnostics: Diagnostic[]): void {
   // Mark the rest of the offending line (at least one character when there is one).
@@ -192,6 +237,8 @@ function syntaxError(text: string, reason: string, pos: number, diagnostics: Dia
     const tab = text.slice(ls, le).indexOf('\t');
     const s = tab >= 0 ? ls + tab : pos;
     diagnostics.push(diag(text, s, s + 1, 'error', 'CC002', `Tab character in indentation: YAML indents with spaces only. Replace the tab with spaces.`));
+  } else if (/^nesting exceeded maxDepth/.test(reason)) {
+    diagnostics.push(diag(text, pos, end, 'error', 'CC001', DEPTH_MESSAGE));
   } else {
     diagnostics.push(diag(text, pos, end, 'error', 'CC001', `YAML syntax error: ${reason}. Fix the YAML at this position (check indentation, quotes and brackets).`));
   }
@@ -208,24 +255,103 @@ function tagError(tag: string): string | undefined {
   return `could not determine a constructor for the tag '${m ? `tag:yaml.org,2002:${m[1]}` : tag.replace(/^!<(.*)>$/, '$1')}'`;
 }
 
+const LINE_BREAK_NAMES: Record<number, string> = { 0x85: 'NEXT LINE', 0x2028: 'LINE SEPARATOR', 0x2029: 'PARAGRAPH SEPARATOR' };
+
+/** A merge key: `<<` (PyYAML's resolver gives it the merge tag) or a key tagged `!!merge`. */
+function isMergeKey(k: YNode): boolean { return k.kind === 'scalar' && k.pyTag === 'merge'; }
+
+/** Whether `pos` is inside one of `ranges` ([start, end), sorted by start, apart). */
+function inRanges(ranges: Array<[number, number]>, pos: number): boolean {
+  let lo = 0;
+  let hi = ranges.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const [a, b] = ranges[mid]!;
+    if (pos < a) hi = mid - 1;
+    else if (pos >= b) lo = mid + 1;
+    else return true;
+  }
+  return false;
+}
+
 class TreeBuilder {
   private i = 0;
   private anchors = new Map<string, YNode>();
   private aliases = 0;
   private aliasLimitReported = false;
+  /** Mappings and lists open around the node being built (the runtime's _check_depth counts the same). */
+  private depth = 0;
+  private depthReported = false;
+  /** The collections being built (an alias of one of them is a value that contains itself). */
+  private open = new Set<YNode>();
   /** Ranges where PyYAML reads a tab as text: quoted and block scalars. */
   private tabOk: Array<[number, number]> = [];
   private readonly hasTab: boolean;
-  constructor(private text: string, private events: Event[], private diagnostics: Diagnostic[]) { this.hasTab = text.includes('\t'); }
+  /** Quoted scalars' ranges, where NEL / LS / PS are characters to PyYAML too. */
+  private quotedRanges: Array<[number, number]> = [];
+  private readonly hasBreak: boolean;
+  constructor(private text: string, private events: Event[], private diagnostics: Diagnostic[]) {
+    this.hasTab = text.includes('\t');
+    this.hasBreak = /[\u0085\u2028\u2029]/.test(text);
+  }
 
   /** What js-yaml accepts and yaml.safe_load refuses, as a syntax error at the place (CC001). */
   private pyyamlError(start: number, end: number, problem: string, hint: string): void {
     this.diagnostics.push(diag(this.text, start, end, 'error', 'CC001', `YAML error: ${problem} (the runtime's yaml.safe_load refuses it). ${hint}`));
   }
 
+  /**
+   * `: 5` (a value with no key and no `?`): js-yaml reads an empty key, PyYAML's parser refuses
+   * it ("expected <block end>, but found ':'"). An explicit empty key (`?` then `: 5`) is fine.
+   */
+  private checkEmptyKey(key: YNode, value: YNode): void {
+    if (key.kind !== 'scalar' || key.text !== '' || key.quoted || key.explicit || key.end > key.start || value.start <= 0) return;
+    const t = this.text;
+    let p = value.start - 1;
+    while (p >= 0 && t[p] === ' ') p--;
+    if (p < 0 || t[p] !== ':') return;
+    let q = p - 1;
+    while (q >= 0 && (t[q] === ' ' || t[q] === '\t' || t[q] === '\n' || t[q] === '\r')) q--;
+    // the key has no text of its own: it sits at the `?`, or at the colon
+    key.start = key.end = q >= 0 && t[q] === '?' ? q : p;
+    if (q >= 0 && t[q] === '?') return;
+    this.pyyamlError(p, p + 1, "found ':' with no key before it (expected <block end>, but found ':')", 'Write the key before the colon, or remove the line.');
+  }
+
+  /** A plain `<<` or `=` as a value: PyYAML resolves it to its merge / value tag and has no constructor for it. */
+  private checkPyTag(n: YNode): void {
+    if (n.kind !== 'scalar' || !n.pyTag) return;
+    this.pyyamlError(n.start, n.end, `could not determine a constructor for the tag 'tag:yaml.org,2002:${n.pyTag}'`, `Quote it to keep the text: '${n.text}'.`);
+  }
+
+  /** This document's %TAG handles (`%TAG !e! tag:yaml.org,2002:`). */
+  private handles = new Map<string, string>();
+
+  /**
+   * A tag as written, with its handle expanded as PyYAML does: `!!int` and `!e!int` (under
+   * `%TAG !e! tag:yaml.org,2002:`) are both `!!int`; a tag outside the standard namespace is
+   * returned whole (`!foo`, `tag:example.com,2000:x`).
+   */
+  private canonicalTag(written: string): string {
+    if (!written) return '';
+    let full = written;
+    const verbatim = /^!<(.*)>$/.exec(written);
+    if (verbatim) full = verbatim[1]!;
+    else {
+      const m = /^(!(?:[\w-]*!)?)(.*)$/.exec(written);
+      if (m) {
+        const prefix = this.handles.get(m[1]!) ?? (m[1] === '!!' ? 'tag:yaml.org,2002:' : m[1] === '!' ? '!' : undefined);
+        if (prefix !== undefined) full = prefix + m[2]!;
+      }
+    }
+    return full.startsWith('tag:yaml.org,2002:') ? `!!${full.slice('tag:yaml.org,2002:'.length)}` : full;
+  }
+
   private checkTag(e: { tagStart: number; tagEnd: number }): void {
     if (e.tagStart < 0) return;
-    const err = tagError(this.text.slice(e.tagStart, e.tagEnd));
+    const tag = this.canonicalTag(this.text.slice(e.tagStart, e.tagEnd));
+    if (tag === '!!merge' || tag === '!!value') return; // `!!merge <<:` is a merge key; as a value: checkPyTag
+    const err = tagError(tag);
     if (err) this.pyyamlError(e.tagStart, e.tagEnd, err, 'Remove the tag (a recipe needs plain values) or use a standard one such as !!str.');
   }
 
@@ -236,16 +362,42 @@ class TreeBuilder {
    */
   private checkTabs(): void {
     const t = this.text;
+    const ok = this.tabOk; // in document order, so sorted and apart: one pass, a binary search for a '#'
+    let k = 0;
+    let lineEndAt = -1; // the line of the last tab looked at: where it ends, and where its comment starts
+    let comment = -1;
     for (let p = t.indexOf('\t'); p >= 0; p = t.indexOf('\t', p + 1)) {
-      if (this.tabOk.some(([a, b]) => p >= a && p < b)) continue;
-      let ls = p;
-      while (ls > 0 && t[ls - 1] !== '\n' && t[ls - 1] !== '\r') ls--;
-      let comment = false;
-      for (let q = t.indexOf('#', ls); q >= 0 && q < p && !comment; q = t.indexOf('#', q + 1)) {
-        comment = (q === ls || t[q - 1] === ' ' || t[q - 1] === '\t') && !this.tabOk.some(([a, b]) => q >= a && q < b);
+      while (k < ok.length && ok[k]![1] <= p) k++;
+      if (k < ok.length && ok[k]![0] <= p) continue;
+      if (p >= lineEndAt) {
+        const ls = lineStart(t, p);
+        lineEndAt = lineEnd(t, p);
+        comment = -1;
+        for (let q = t.indexOf('#', ls); q >= 0 && q < lineEndAt; q = t.indexOf('#', q + 1)) {
+          if ((q === ls || t[q - 1] === ' ' || t[q - 1] === '\t') && !inRanges(ok, q)) { comment = q; break; }
+        }
       }
-      if (comment) continue;
+      if (comment >= 0 && comment < p) continue;
       this.pyyamlError(p, p + 1, "found character '\\t' that cannot start any token", 'YAML (as PyYAML reads it) separates with spaces only: replace the tab with a space.');
+      return; // PyYAML stops at the first
+    }
+  }
+
+  /**
+   * PyYAML ends a line at NEL (U+0085), LINE SEPARATOR (U+2028) and PARAGRAPH SEPARATOR (U+2029)
+   * too; js-yaml and the editor do not. After one in a comment, the rest of the line is live YAML
+   * to the runtime (`# was: <LS>beta: 0.9` sets beta), and the lines are counted apart from there.
+   * Outside a quoted scalar (where both read it as a character) it is a syntax error (CC001), as
+   * the runtime's read_recipe_yaml refuses it.
+   */
+  private checkLineBreaks(): void {
+    const t = this.text;
+    const re = /[\u0085\u2028\u2029]/g;
+    for (let m = re.exec(t); m; m = re.exec(t)) {
+      if (inRanges(this.quotedRanges, m.index)) continue;
+      const cp = m[0].charCodeAt(0);
+      this.pyyamlError(m.index, m.index + 1, `unusual line terminator U+${cp.toString(16).toUpperCase().padStart(4, '0')} (${LINE_BREAK_NAMES[cp]}): PyYAML reads it as a new line, so what follows it is not where the editor shows it`,
+        'Remove it, or put a real line break there.');
       return; // PyYAML stops at the first
     }
   }
@@ -258,7 +410,9 @@ class TreeBuilder {
       const e = ev[this.i++]!;
       if (e.type !== EVENT_ID.DOCUMENT) continue;
       documents++;
+      this.handles = new Map((e.directives ?? []).filter((d) => d.kind === 'tag').map((d) => [d.handle, d.prefix] as [string, string]));
       this.anchors.clear();
+      this.anchorAt.clear();
       this.aliases = 0;
       let content: YNode | undefined;
       if (this.i < ev.length && ev[this.i]!.type !== EVENT_ID.POP) content = this.node();
@@ -278,6 +432,7 @@ class TreeBuilder {
       }
     }
     if (this.hasTab) this.checkTabs();
+    if (this.hasBreak) this.checkLineBreaks();
     return { root, diagnostics: this.diagnostics, documents };
   }
 
@@ -285,13 +440,27 @@ class TreeBuilder {
     return e.anchorStart >= 0 ? this.text.slice(e.anchorStart, e.anchorEnd) : undefined;
   }
 
+  /** Where each anchor of the document is defined (its `&`), for a second definition's message. */
+  private anchorAt = new Map<string, number>();
+
+  /** `&name` on a node: PyYAML's composer refuses a name defined twice in a document (js-yaml redefines it). */
+  private defineAnchor(e: { anchorStart: number; anchorEnd: number }, n: YNode): void {
+    const a = this.anchorName(e);
+    if (!a) return;
+    const first = this.anchorAt.get(a);
+    if (first !== undefined) {
+      this.pyyamlError(e.anchorStart - 1, e.anchorEnd, `found duplicate anchor '${a}' (first on line ${lineOf(this.text, first)})`,
+        `Rename one of them, and the aliases (*${a}) that mean it.`);
+    } else this.anchorAt.set(a, e.anchorStart - 1);
+    this.anchors.set(a, n);
+  }
+
   private node(): YNode {
     const e = this.events[this.i++]!;
     switch (e.type) {
       case EVENT_ID.SCALAR: {
         const n = this.scalar(e);
-        const a = this.anchorName(e);
-        if (a) this.anchors.set(a, n);
+        this.defineAnchor(e, n);
         return n;
       }
       case EVENT_ID.ALIAS: {
@@ -306,6 +475,10 @@ class TreeBuilder {
         const target = this.aliases > LIMITS.maxAliases ? undefined : this.anchors.get(name);
         if (!target && this.aliases <= LIMITS.maxAliases) {
           this.pyyamlError(start, e.anchorEnd, `found undefined alias '${name}'`, `Define the anchor (&${name}) before this alias, or write the value out.`);
+        } else if (target && this.open.has(target)) {
+          // `lr_scheduler_kwargs: &k {a: *k}`: PyYAML builds it, and transformers fails on it (conscience.recipe refuses it)
+          this.diagnostics.push(diag(this.text, start, e.anchorEnd, 'error', 'CC001',
+            `*${name} is an alias of a collection it is inside: a value that contains itself, which nothing in a recipe can use (transformers fails on it). Write the value out.`));
         }
         return { kind: 'alias', name, target, start, end: e.anchorEnd };
       }
@@ -314,12 +487,16 @@ class TreeBuilder {
         const isMap = e.type === EVENT_ID.MAPPING;
         const flow = e.style === COLLECTION_STYLE.FLOW;
         this.checkTag(e);
+        if (++this.depth > LIMITS.maxDepth && !this.depthReported) {
+          this.depthReported = true;
+          this.diagnostics.push(diag(this.text, e.start, Math.max(e.start + 1, lineEnd(this.text, e.start)), 'error', 'CC001', DEPTH_MESSAGE));
+        }
         const start = e.anchorStart >= 0 ? Math.min(e.anchorStart - 1, e.start) : e.start;
         const n: YMap | YSeq = isMap
           ? { kind: 'map', items: [], flow, start: Math.max(0, start), end: e.start }
           : { kind: 'seq', items: [], flow, start: Math.max(0, start), end: e.start };
-        const a = this.anchorName(e);
-        if (a) this.anchors.set(a, n);
+        this.defineAnchor(e, n);
+        this.open.add(n);
         const seen = isMap ? new Map<string, YNode>() : undefined;
         while (this.i < this.events.length && this.events[this.i]!.type !== EVENT_ID.POP) {
           if (isMap) {
@@ -333,20 +510,28 @@ class TreeBuilder {
               value.start = value.end = key.end;
             }
             (n as YMap).items.push({ key, value });
-            if (key.kind === 'scalar' && key.text === '<<' && !key.quoted) continue; // merge keys: see merge()
-            if (key.kind === 'scalar') {
-              const prev = seen!.get(key.text);
+            this.checkPyTag(value);
+            this.checkEmptyKey(key, value);
+            if (isMergeKey(key)) continue; // merge keys: see merge()
+            // an alias as a key (`*k : 9`) is its anchor's key
+            const k = key.kind === 'alias' ? deref(key) : key;
+            if (k?.kind === 'scalar') {
+              const prev = seen!.get(k.text);
               if (prev) {
                 const line = lineOf(this.text, prev.start);
                 this.diagnostics.push(diag(this.text, key.start, key.end, 'error', 'CC003',
-                  `Duplicate key '${key.text}' (first defined on line ${line}). PyYAML silently keeps the last value; remove one of them.`));
-              } else seen!.set(key.text, key);
+                  `Duplicate key '${k.text}' (first defined on line ${line}). PyYAML silently keeps the last value; remove one of them.`));
+              } else seen!.set(k.text, key);
             }
           } else {
-            (n as YSeq).items.push(this.node());
+            const item = this.node();
+            (n as YSeq).items.push(item);
+            this.checkPyTag(item);
           }
         }
         this.i++; // POP
+        this.depth--;
+        this.open.delete(n);
         const last = isMap ? (n as YMap).items.at(-1)?.value : (n as YSeq).items.at(-1);
         if (isMap) this.merge(n as YMap);
         n.end = Math.max(n.end + (flow ? 1 : 0), last ? last.end : n.end);
@@ -367,15 +552,16 @@ class TreeBuilder {
    * at most one flat list of pairs per alias, and aliases per document are capped.
    */
   private merge(m: YMap): void {
-    if (!m.items.some((p) => p.key.kind === 'scalar' && p.key.text === '<<' && !p.key.quoted)) return;
+    if (!m.items.some((p) => isMergeKey(p.key))) return;
     const own: YPair[] = [];
     const sources: YMap[] = [];
     for (const p of m.items) {
-      if (!(p.key.kind === 'scalar' && p.key.text === '<<' && !p.key.quoted)) { own.push(p); continue; }
+      if (!isMergeKey(p.key)) { own.push(p); continue; }
       const v = deref(p.value);
       const list = v?.kind === 'seq' ? v.items : [p.value];
       for (const it of list) {
         const src = deref(it);
+        if (src === m) continue; // merged into itself: reported at the alias (a value that contains itself)
         if (src?.kind === 'map') { sources.push(src); continue; }
         if (it.kind === 'alias' && !it.target) continue; // unknown anchor or over the alias cap: reported already
         this.diagnostics.push(diag(this.text, it.start, headEnd(this.text, it), 'error', 'CC101',
@@ -420,6 +606,7 @@ class TreeBuilder {
       if (start > 0 && (t[start - 1] === '"' || t[start - 1] === "'")) start--;
       if (end < t.length && (t[end] === '"' || t[end] === "'")) end++;
       if (this.hasTab) this.tabOk.push([start, end]);
+      if (this.hasBreak) this.quotedRanges.push([start, end]);
     }
     if ((e.style === SCALAR_STYLE.LITERAL_BLOCK || e.style === SCALAR_STYLE.FOLDED_BLOCK) && this.hasTab) this.tabOk.push([e.valueStart, e.valueEnd]);
     if (e.style === SCALAR_STYLE.LITERAL_BLOCK || e.style === SCALAR_STYLE.FOLDED_BLOCK) {
@@ -430,29 +617,81 @@ class TreeBuilder {
     // `!!float 768` is the float 768.0, `!!int "12"` the integer 12. The node then starts at
     // the tag, so a quick fix that rewrites the value drops the tag with it.
     const tagText = e.tagStart >= 0 ? t.slice(e.tagStart, e.tagEnd) : '';
-    const core = /^!!(int|float|bool|null)$/.exec(tagText) ?? /^!<tag:yaml\.org,2002:(int|float|bool|null)>$/.exec(tagText);
+    const canon = this.canonicalTag(tagText);
+    if (canon === '!!merge' || canon === '!!value') {
+      // PyYAML's own tags for `<<` and `=`: a merge key (`!!merge <<:`), and no value it can build
+      return { kind: 'scalar', text, value: text, quoted, tag: 'str', pyTag: canon === '!!merge' ? 'merge' : 'value', start, end };
+    }
+    const core = /^!!(int|float|bool|null|timestamp|binary)$/.exec(canon);
     if (core) {
-      const kind = core[1] as 'int' | 'float' | 'bool' | 'null';
-      const value = constructTagged(kind, text);
+      const kind = core[1] as 'int' | 'float' | 'bool' | 'null' | 'timestamp' | 'binary';
+      const value = kind === 'timestamp' ? constructTimestamp(text) : kind === 'binary' ? constructBinary(text) : constructTagged(kind, text);
       if (value !== undefined) return { kind: 'scalar', text, value, quoted: false, tag: kind, explicit: tagText, start: e.tagStart, end };
-      this.pyyamlError(e.tagStart, end, `${tagText} cannot read ${JSON.stringify(text)} as ${kind === 'int' ? 'an integer' : kind === 'float' ? 'a float' : 'a boolean'}`,
+      this.pyyamlError(e.tagStart, end, `${tagText} cannot read ${JSON.stringify(text)} as ${TYPE_WORDS[kind]}`,
         'Remove the tag, or write a value of its type.');
       return { kind: 'scalar', text, value: text, quoted, tag: 'str', start, end };
     }
     if (e.style !== SCALAR_STYLE.PLAIN) return { kind: 'scalar', text, value: text, quoted: true, tag: 'str', start, end };
     // Explicit tags (!!str ...) are rare in recipes; honour !!str, resolve the rest implicitly.
-    if (e.tagStart >= 0 && /(^!!str$|:str$)/.test(tagText)) {
+    if (canon === '!!str') {
       return { kind: 'scalar', text, value: text, quoted: false, tag: 'str', start, end };
     }
-    const r = YAML11_SCHEMA.resolveImplicitScalarTag(text);
-    const tag = TAG_NAMES[r.tag.tagName] ?? 'str';
-    let value: YScalar['value'];
-    if (tag === 'int' || tag === 'float') value = r.value as number;
-    else if (tag === 'bool') value = r.value as boolean;
-    else if (tag === 'null') value = null;
-    else value = text;
-    return { kind: 'scalar', text, value, quoted: false, tag, start, end };
+    const tag = resolvePlain(text);
+    if (tag === 'merge' || tag === 'value') {
+      // `<<` and `=` are PyYAML's merge and value tags; as a key they are the merge key and the
+      // text "=" (the map loop in node() refuses them as values, as PyYAML's constructor does)
+      return { kind: 'scalar', text, value: text, quoted: false, tag: 'str', pyTag: tag, start, end };
+    }
+    let value: YScalar['value'] | undefined = text;
+    if (tag === 'int' || tag === 'float' || tag === 'bool' || tag === 'null') value = constructTagged(tag, text);
+    else if (tag === 'timestamp') value = constructTimestamp(text);
+    if (value === undefined) {
+      // PyYAML's resolver takes it for an integer or a date that its constructor then cannot
+      // read (`0b_`, `2024-13-01`): a YAML error at the value (the runtime: _RecipeLoader)
+      this.pyyamlError(start, end, `cannot read '${text}' as ${TYPE_WORDS[tag as 'int']} (YAML 1.1 takes it for one)`,
+        `Quote it to keep the text: '${text.replace(/'/g, "''")}'.`);
+      return { kind: 'scalar', text, value: text, quoted: false, tag: 'str', start, end };
+    }
+    return { kind: 'scalar', text, value, quoted: false, tag: tag as YScalar['tag'], start, end };
   }
+}
+
+const TYPE_WORDS = { int: 'an integer', float: 'a float', bool: 'a boolean', null: 'null', timestamp: 'a timestamp', binary: 'base64 data' } as const;
+
+const DATE_PARTS = /^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:(?:[Tt]|[ \t]+)([0-9]{1,2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+]([0-9]{1,2})(?::([0-9]{2}))?))?)?$/;
+
+/**
+ * A date or time as PyYAML's construct_yaml_timestamp reads it (the text, kept as the value), or
+ * undefined where it fails: no match, or a day, hour, ... that Python's datetime refuses.
+ */
+export function constructTimestamp(text: string): string | undefined {
+  const m = DATE_PARTS.exec(text);
+  if (!m) return undefined;
+  const [y, mo, d, h, mi, sec, tzh, tzm] = m.slice(1).map((x) => (x === undefined ? 0 : Number(x)));
+  const leap = y! % 4 === 0 && (y! % 100 !== 0 || y! % 400 === 0);
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][mo! - 1];
+  if (y! < 1 || days === undefined || d! < 1 || d! > days || h! > 23 || mi! > 59 || sec! > 59) return undefined;
+  if (tzh! * 60 + tzm! >= 24 * 60) return undefined; // datetime.timezone takes less than a day
+  return text;
+}
+
+/** `!!binary` text as PyYAML's construct_yaml_binary (base64.decodebytes) reads it, or undefined where it fails. */
+export function constructBinary(text: string): string | undefined {
+  if (/[^\x00-\x7f]/.test(text)) return undefined;
+  // binascii.a2b_base64 (not strict): characters outside the alphabet are skipped, padding that
+  // completes a group of 4 ends the data, and the data must end on a whole group
+  let quad = 0;
+  let pads = 0;
+  for (const c of text) {
+    if (c === '=') {
+      if (quad >= 2 && quad + ++pads >= 4) return text;
+      continue;
+    }
+    if (!/[A-Za-z0-9+/]/.test(c)) continue;
+    pads = 0;
+    quad = (quad + 1) % 4;
+  }
+  return quad === 0 ? text : undefined;
 }
 
 /**
@@ -530,7 +769,7 @@ export function getPair(map: YMap | undefined, name: string): YPair | undefined 
 
 /** `s` written so that PyYAML reads back the string `s`: plain while it stays a string there, else single-quoted (`'no'`). */
 export function plainScalar(s: string): string {
-  if (/^[A-Za-z_][\w./-]*$/.test(s) && YAML11_SCHEMA.resolveImplicitScalarTag(s).tag.tagName === 'tag:yaml.org,2002:str') return s;
+  if (/^[A-Za-z_][\w./-]*$/.test(s) && resolvePlain(s) === 'str') return s;
   return `'${s.replace(/'/g, "''")}'`;
 }
 
