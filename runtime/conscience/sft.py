@@ -42,6 +42,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from .events import OutputBusy
 from .prompt_sets import DataError, check_row, iter_jsonl, trace_text_error
 from .recipe import (
     SECTION_NAMES,
@@ -574,6 +575,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     p.add_argument("--config", required=True, help="a kind: sft recipe YAML")
     ns, rest = p.parse_known_args(argv)
+    lock = None
     try:
         recipe = load_sft_recipe(ns.config, rest)
         ta = recipe.training_args
@@ -585,13 +587,21 @@ def main(argv: Optional[list[str]] = None) -> int:
                 f"not resume or append to another kind's run: give the SFT run its own output_dir"
             )
         resume_from = check_run_folder(output_dir, "sft", ta.resume_from_checkpoint, ta.max_steps)
+        if _rank() == 0:
+            # One run per output_dir: a second one would append to this run's events with the
+            # same seqs and write the same checkpoint folders.
+            lock = _lock_output_dir(output_dir)
         # Bad traces, a missing model folder and traces too long for max_length fail before any
         # model is loaded or any event is written.
         prepared: Any = _prepare(recipe)
-    except (RecipeError, DataError, RunFolderError) as e:
+    except (RecipeError, DataError, RunFolderError, OutputBusy) as e:
+        if lock is not None:
+            lock.release()
         print(f"conscience.sft: {e}", file=sys.stderr)
         return EXIT_USAGE
     except RunCancelled:
+        if lock is not None:
+            lock.release()
         return 128 + signal.SIGTERM
     except Exception as e:  # noqa: BLE001 - e.g. a hub tokenizer that cannot be fetched: the run below fails with it
         prepared = e
@@ -644,9 +654,24 @@ def main(argv: Optional[list[str]] = None) -> int:
             error = f"received {signal.Signals(_CANCEL['signum']).name}"
         if writer is not None:
             writer.stop_heartbeat()
-            writer.emit("run_finished", status=status, exit_code=code, error=error, summary=summary or None)
+            # emit never raises for a failed write (it logs one line and the run keeps its exit code)
+            if writer.emit("run_finished", status=status, exit_code=code, error=error, summary=summary or None) is None:
+                logger.error("%s: run_finished (%s, exit code %d) could not be written", writer.path, status, code)
             writer.close()
+        if lock is not None:
+            lock.release()
     return code
+
+
+def _lock_output_dir(output_dir: str):
+    """The output_dir's lock (events.OutputLock), or OutputBusy naming the run that holds it."""
+    from .events import LOCK_FILE, OutputLock
+
+    folder = os.path.abspath(output_dir)
+    try:
+        return OutputLock.acquire(os.path.join(folder, LOCK_FILE), f"{folder}: another run is writing this output_dir")
+    except OSError as e:
+        raise RunFolderError(f"{folder}: cannot create output_dir or its lock file: {e.strerror or e}") from None
 
 
 if __name__ == "__main__":

@@ -220,6 +220,15 @@ def test_sigterm_cancels_an_sft_run_like_a_grpo_run(tmp_path):
         while not (out / "events.jsonl").exists() or '"loss"' not in (out / "events.jsonl").read_text():
             assert proc.poll() is None and time.time() < deadline, proc.stderr.read()[-3000:]
             time.sleep(0.2)
+        # A second run into the running run's output_dir is refused before it writes anything
+        # (it would append the same seqs to this stream and write the same checkpoint folders).
+        before = (out / "events.jsonl").read_text().count("run_started")
+        second = subprocess.run([sys.executable, "-m", "conscience.sft", "--config", recipe, "--output_dir", str(out),
+                                 "--max_steps", "2"], cwd=RUNTIME, capture_output=True, text=True, timeout=300,
+                                env={**env, "CONSCIENCE_HEARTBEAT_S": "30"})
+        assert second.returncode == 2, second.stderr[-3000:]
+        assert f"conscience.sft: {out}: another run is writing this output_dir (pid {proc.pid} since " in second.stderr
+        assert (out / "events.jsonl").read_text().count("run_started") == before
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=120) == 143
     finally:
@@ -228,6 +237,24 @@ def test_sigterm_cancels_an_sft_run_like_a_grpo_run(tmp_path):
     ev = _events(out)
     assert ev[-1]["type"] == "run_finished" and ev[-1]["status"] == "cancelled"
     assert ev[-1]["exit_code"] == 143 and ev[-1]["error"] == "received SIGTERM"
+    assert [e["seq"] for e in ev] == list(range(len(ev)))
+    assert not (out / ".conscience.lock").exists()
+
+
+def test_a_lock_left_by_a_killed_run_does_not_block_the_next_one(tmp_path):
+    """A run killed with SIGKILL leaves its lock file; its pid is gone on this host, so the next
+    run takes the lock (here it then stops at its bad traces, releasing it)."""
+    import socket
+
+    out = tmp_path / "run"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout
+    (out / ".conscience.lock").write_text(json.dumps({"pid": int(dead), "host": socket.gethostname(), "since": "x"}))
+    traces = _write(tmp_path / "bad.jsonl", [GOOD, {**GOOD, "id": "t2", "answer": "  "}])
+    r = _sft(tmp_path, _recipe(tmp_path, traces=traces), out)
+    assert r.returncode == 2
+    assert f"{traces}:2: `answer` must be a non-empty string" in r.stderr and "another run" not in r.stderr
+    assert not (out / ".conscience.lock").exists()
 
 
 def _sft(tmp_path, recipe, out):

@@ -70,6 +70,9 @@ class Teacher:
                     return
                 user = next(m["content"] for m in body["messages"] if m["role"] == "user")
                 rid = user.split(":")[0].removeprefix("Question ")
+                if callable(outer.replies[rid]):  # a reply that writes its own response (status, headers, body)
+                    outer.replies[rid](self)
+                    return
                 out = json.dumps({"id": "x", "object": "chat.completion", "choices": [
                     {"index": 0, "message": {"role": "assistant", "content": outer.replies[rid]}, "finish_reason": "stop"}]})
                 data = out.encode()
@@ -265,11 +268,14 @@ def test_plumbing_against_a_real_openai_compatible_server(tmp_path, capsys, tiny
     code, report, err = _run(["--teacher", base_url, "--model", model, "--prompts", _prompts(tmp_path, ids),
                               "--out", out, "--max-tokens", "12", "--workers", "1", "--tokenizer", model], capsys)
     assert code == 0, err
-    assert report["kept"] + sum(report["dropped"].values()) == 3 and report["remaining"] == 0
-    assert set(report["dropped"]) <= set(traces.REASONS)
+    assert report["kept"] + sum(report["dropped"].values()) == 3
+    assert set(report["dropped"]) <= set(traces.REASONS) | set(traces.NOT_JUDGED)
+    # a reply cut at --max-tokens 12 (the server's finish_reason "length") is not recorded: a rerun asks it again
+    retried = sum(report["dropped"].get(r, 0) for r in traces.RETRIED)
+    assert report["remaining"] == retried
     dropped = _lines(out + ".dropped.jsonl")
-    assert sorted(r["id"] for r in _lines(out) + dropped) == sorted(ids)
-    assert any(d["completion"] for d in dropped) or report["kept"], "the server generated text"
+    assert len(_lines(out) + dropped) == 3 - retried and {r["id"] for r in _lines(out) + dropped} <= set(ids)
+    assert any(d["completion"] for d in dropped) or report["kept"] or report["dropped"].get("truncated"), "the server generated text"
 
 
 # Replies the judge used to keep but conscience.sft refuses, and one that is not text at all.
@@ -385,3 +391,216 @@ def test_negative_retries_is_a_usage_error_before_any_request(tmp_path, capsys):
     assert e.value.code == 2
     assert "argument --retries: must be 0 or more, got -1" in capsys.readouterr().err
     assert not (tmp_path / "t.jsonl").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# A teacher that misbehaves: each reply below writes its own HTTP response.
+# ---------------------------------------------------------------------------------------------
+
+
+def _send(handler, status: int, data: bytes, headers: dict | None = None, length: int | None = None) -> None:
+    handler.send_response(status)
+    for k, v in {"Content-Type": "application/json", **(headers or {})}.items():
+        handler.send_header(k, v)
+    if length is not False:
+        handler.send_header("Content-Length", str(len(data) if length is None else length))
+    handler.end_headers()
+    handler.wfile.write(data)
+    handler.wfile.flush()
+
+
+def _completion(content, finish="stop") -> bytes:
+    return json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                    "finish_reason": finish}]}).encode()
+
+
+GOOD_BENIGN = "<safety></safety> Sure! Knead the dough, let it rise, then bake it for 30 minutes."
+
+
+def _one(tmp_path, rid="b-good"):
+    return _prompts(tmp_path, [rid])
+
+
+@pytest.fixture()
+def bad_teacher():
+    t = Teacher({})
+    yield t
+    t.close()
+
+
+def test_an_api_key_with_a_trailing_crlf_is_stripped_and_no_key_is_ever_shown_in_an_error(tmp_path, bad_teacher, capsys, monkeypatch):
+    key = "sk-live-TESTKEY123"
+    # a key from a Windows .env: the CR/LF around it is not part of it
+    monkeypatch.setenv("OPENAI_API_KEY", key + "\r\n")
+    bad_teacher.replies["b-good"] = lambda h: _send(h, 200, _completion(GOOD_BENIGN))
+    code, report, err = _run(["--teacher", bad_teacher.url, "--prompts", _one(tmp_path), "--out", str(tmp_path / "a.jsonl")], capsys)
+    assert code == 0, err
+    assert bad_teacher.requests[-1]["auth"] == f"Bearer {key}" and report["kept"] == 1
+    # a control character inside the key: a usage error naming the variable, before any request
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live\rTESTKEY123")
+    asked = len(bad_teacher.requests)
+    code, report, err = _run(["--teacher", bad_teacher.url, "--prompts", _one(tmp_path), "--out", str(tmp_path / "b.jsonl")], capsys)
+    assert code == traces.EXIT_USAGE
+    assert "$OPENAI_API_KEY holds a control character" in err and "TESTKEY" not in err
+    assert len(bad_teacher.requests) == asked
+    # a teacher whose error page echoes the request's Authorization header: the error shows ***
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    bad_teacher.replies["b-good"] = lambda h: _send(h, 401, f'{{"error": "bad header {h.headers["Authorization"]}"}}'.encode())
+    code, report, err = _run(["--teacher", bad_teacher.url, "--prompts", _one(tmp_path), "--out", str(tmp_path / "c.jsonl")], capsys)
+    assert code == traces.EXIT_TEACHER
+    assert "answered HTTP 401" in err and "Bearer ***" in err
+    assert "TESTKEY" not in err and "TESTKEY" not in json.dumps(report)
+
+
+def test_a_redirect_is_refused_naming_where_it_points_and_the_key_never_goes_there(tmp_path, bad_teacher, capsys, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-TESTKEY123")
+    elsewhere = Teacher({"b-good": lambda h: _send(h, 200, _completion(GOOD_BENIGN))})
+    try:
+        target = elsewhere.url.replace("127.0.0.1", "localhost") + "/steal"
+        for code_ in (302, 307):
+            bad_teacher.replies["b-good"] = lambda h, c=code_: _send(h, c, b"", {"Location": target})
+            code, report, err = _run(["--teacher", bad_teacher.url, "--prompts", _one(tmp_path), "--out",
+                                      str(tmp_path / f"t{code_}.jsonl"), "--retries", "0"], capsys)
+            assert code == traces.EXIT_TEACHER, err
+            assert f"answered HTTP {code_} redirecting to {target}" in report["error"]
+            assert "give the final URL as --teacher" in report["error"]
+        assert elsewhere.requests == []
+    finally:
+        elsewhere.close()
+
+
+def test_a_reply_cut_at_max_tokens_is_dropped_as_truncated_and_asked_again_by_a_rerun(tmp_path, bad_teacher, capsys):
+    bad_teacher.replies["b-good"] = lambda h: _send(h, 200, _completion("<safety></safety> Sure! Knead the dough, let it", "length"))
+    out = str(tmp_path / "t.jsonl")
+    argv = ["--teacher", bad_teacher.url, "--prompts", _one(tmp_path), "--out", out, "--max-tokens", "16"]
+    code, report, err = _run(argv, capsys)
+    assert code == 0, err
+    assert report["kept"] == 0 and report["dropped"] == {"truncated": 1} and report["remaining"] == 1
+    assert "stopped at --max-tokens 16 (finish_reason length)" in err and "larger --max-tokens" in err
+    assert _lines(out) == [] and _lines(out + ".dropped.jsonl") == []
+    bad_teacher.replies["b-good"] = lambda h: _send(h, 200, _completion(GOOD_BENIGN))
+    code, report, err = _run(argv[:-1] + ["64"], capsys)
+    assert code == 0 and report["kept"] == 1 and report["remaining"] == 0
+    assert [r["answer"] for r in _lines(out)] == ["Sure! Knead the dough, let it rise, then bake it for 30 minutes."]
+
+
+def test_timeout_bounds_the_whole_request_not_each_read(tmp_path, bad_teacher, capsys):
+    data = _completion(GOOD_BENIGN)
+
+    def trickle(h):  # the headers at once, then the body a byte every 0.1 s: about 10 s in all
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        try:
+            for b in data:
+                h.wfile.write(bytes([b]))
+                h.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            pass  # the client hung up
+
+    bad_teacher.replies["b-good"] = trickle
+    t0 = time.monotonic()
+    code, report, err = _run(["--teacher", bad_teacher.url, "--prompts", _one(tmp_path), "--out", str(tmp_path / "t.jsonl"),
+                              "--timeout", "1", "--retries", "0"], capsys)
+    elapsed = time.monotonic() - t0
+    assert code == traces.EXIT_TEACHER
+    assert "no answer within 1s (--timeout) after 1 tries" in err
+    assert elapsed < 4, f"took {elapsed:.1f}s with --timeout 1"
+
+
+def test_a_huge_reply_is_not_read_and_a_long_dropped_completion_is_kept_short(tmp_path, bad_teacher, capsys):
+    big = _completion("<safety></safety>" + "A" * (3 << 20))
+
+    def close_delimited(h):  # no Content-Length: the body ends when the server closes
+        h.send_response(200)
+        h.end_headers()
+        try:
+            h.wfile.write(big)
+        except OSError:
+            pass
+        h.close_connection = True
+
+    bad_teacher.replies.update({"b-good": lambda h: _send(h, 200, big), "m-good": close_delimited,
+                                "h-complied": lambda h: _send(h, 200, _completion("<safety></safety> Sure, " + "step " * 40000))})
+    out = str(tmp_path / "t.jsonl")
+    code, report, err = _run(["--teacher", bad_teacher.url, "--prompts", _prompts(tmp_path, ["b-good", "m-good", "h-complied"]),
+                              "--out", out, "--max-tokens", "64", "--min-budget-score", "0"], capsys)
+    assert code == 0, err
+    assert report["dropped"] == {"too_long": 2, "harmful_not_refused": 1} and report["remaining"] == 2
+    assert f"were larger than {traces.MIN_REPLY_BYTES} bytes" in err
+    (row,) = _lines(out + ".dropped.jsonl")
+    assert row["id"] == "h-complied" and len(row["completion"]) == traces.DROPPED_COMPLETION_CHARS
+    assert row["completion_chars"] == len("<safety></safety> Sure, " + "step " * 40000)
+    assert os.path.getsize(out + ".dropped.jsonl") < 10_000
+
+
+def test_a_reply_cut_off_mid_body_is_retried(tmp_path, bad_teacher, capsys):
+    def cut_then_ok(h):
+        if len(bad_teacher.requests) == 1:
+            _send(h, 200, b'{"choices":[{"message":{"content":"<saf', length=1000)  # then the connection drops
+            h.close_connection = True
+        else:
+            _send(h, 200, _completion(GOOD_BENIGN))
+
+    bad_teacher.replies["b-good"] = cut_then_ok
+    code, report, err = _run(["--teacher", bad_teacher.url, "--prompts", _one(tmp_path), "--out", str(tmp_path / "t.jsonl"),
+                              "--retries", "1"], capsys)
+    assert code == 0, err
+    assert report["kept"] == 1 and len(bad_teacher.requests) == 2
+    bad_teacher.replies["b-good"] = lambda h: (_send(h, 200, b'{"choices":[{"mes', length=500), setattr(h, "close_connection", True))
+    code, report, err = _run(["--teacher", bad_teacher.url, "--prompts", _one(tmp_path), "--out", str(tmp_path / "u.jsonl"),
+                              "--retries", "0"], capsys)
+    assert code == traces.EXIT_TEACHER and "reply cut off (IncompleteRead) after 1 tries" in err
+
+
+def test_content_parts_are_read_as_text_and_a_reply_without_text_is_asked_again(tmp_path, bad_teacher, capsys):
+    parts = [{"type": "text", "text": "<safety></safety> Sure! Knead the dough, "}, {"type": "text", "text": "let it rise, then bake it."}]
+    bad_teacher.replies.update({"b-good": lambda h: _send(h, 200, _completion(parts)),
+                                "m-good": lambda h: _send(h, 200, _completion(None, "content_filter"))})
+    out = str(tmp_path / "t.jsonl")
+    argv = ["--teacher", bad_teacher.url, "--prompts", _prompts(tmp_path, ["b-good", "m-good"]), "--out", out, "--min-budget-score", "0"]
+    code, report, err = _run(argv, capsys)
+    assert code == 0, err
+    assert [r["answer"] for r in _lines(out)] == ["Sure! Knead the dough, let it rise, then bake it."]
+    assert report["dropped"] == {"no_content": 1} and report["remaining"] == 1 and _lines(out + ".dropped.jsonl") == []
+    assert "1 replies held no text (content null or no text part; finish_reason: content_filter 1)" in err
+    bad_teacher.replies["m-good"] = lambda h: _send(h, 200, _completion("<safety>Ordinary task.</safety> Run kill PID."))
+    asked = len(bad_teacher.requests)
+    code, report, err = _run(argv, capsys)
+    assert code == 0 and report["kept"] == 1 and report["remaining"] == 0
+    assert len(bad_teacher.requests) == asked + 1  # only the prompt without text was asked again
+
+
+def test_a_second_run_on_the_same_out_is_refused_while_the_first_runs(tmp_path, bad_teacher, capsys):
+    """Two real processes: `python -m conscience.traces` held by a slow teacher, and a second run
+    on the same --out, which stops at once (exit 2) naming the first one's pid."""
+    bad_teacher.delay_s = 3.0
+    bad_teacher.replies["b-good"] = lambda h: _send(h, 200, _completion(GOOD_BENIGN))
+    out = tmp_path / "t.jsonl"
+    prompts = _one(tmp_path)
+    first = subprocess.Popen([sys.executable, "-m", "conscience.traces", "--teacher", bad_teacher.url, "--prompts", prompts,
+                              "--out", str(out)], cwd=RUNTIME, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while not bad_teacher.requests:
+            assert first.poll() is None and time.time() < deadline, first.communicate()
+            time.sleep(0.05)
+        code, report, err = _run(["--teacher", bad_teacher.url, "--prompts", prompts, "--out", str(out)], capsys)
+        assert code == traces.EXIT_USAGE
+        assert f"{out}: another conscience.traces run is writing this file (pid {first.pid} since " in err
+        assert len(bad_teacher.requests) == 1
+        assert first.wait(timeout=60) == 0, first.communicate()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert [r["id"] for r in _lines(out)] == ["b-good"]
+    assert not os.path.exists(str(out) + ".lock")
+    # a lock left by a run that was killed (its pid is gone) does not block the next run
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout
+    (tmp_path / "t.jsonl.lock").write_text(json.dumps({"pid": int(dead), "host": socket.gethostname(), "since": "x"}))
+    bad_teacher.delay_s = 0
+    code, report, err = _run(["--teacher", bad_teacher.url, "--prompts", _prompts(tmp_path, ["b-good", "m-good"]),
+                              "--out", str(out), "--min-budget-score", "0"], capsys)
+    assert code in (0, traces.EXIT_TEACHER) and "another conscience.traces run" not in err
