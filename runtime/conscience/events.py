@@ -302,8 +302,9 @@ class OutputLock:
     @classmethod
     def _acquire(cls, path: str, busy: str, host: str) -> "OutputLock":
         token = secrets.token_hex(8)
+        job = os.environ.get("SLURM_JOB_ID") or None
         mine = {"pid": os.getpid(), "host": host, "start": _proc_start(os.getpid()),
-                "since": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime()), "token": token}
+                "since": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime()), "token": token, "slurm_job": job}
         data = (json.dumps(mine) + "\n").encode("utf-8")
         folder = os.path.dirname(os.path.abspath(path))
         for _ in range(5):
@@ -328,7 +329,11 @@ class OutputLock:
                         continue
                     raise OutputBusy(f"{busy}: {path} is a lock file that names no process; if no run is writing "
                                      "there, remove it")
-                if where == host and not _pid_alive(pid, held.get("start")):
+                # a SLURM job requeued after preemption keeps its id and may start on another
+                # node: the lock its killed first attempt left names that node, and SLURM never
+                # runs two attempts of one job at once, so it is stale
+                requeued = job is not None and held.get("slurm_job") == job and where != host
+                if requeued or (where == host and not _pid_alive(pid, held.get("start"))):
                     try:
                         os.unlink(path)  # stale: its process is gone
                     except FileNotFoundError:

@@ -489,9 +489,21 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     rank = _rank()
     writer = None
+    lock = None
     if rank == 0:
-        from .events import EventWriter
+        from .events import LOCK_FILE, EventWriter, OutputBusy, OutputLock
 
+        # one run writes an output_dir at a time (two would share a run_id, reuse seqs and
+        # overwrite each other's checkpoints, both exiting 0): the second is refused
+        folder = os.path.abspath(output_dir)
+        try:
+            lock = OutputLock.acquire(os.path.join(folder, LOCK_FILE), f"{folder}: another run is writing this output_dir")
+        except OutputBusy as e:
+            print(f"conscience.train: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        except OSError as e:
+            print(f"conscience.train: {folder}: cannot create output_dir or its lock file: {e.strerror or e}", file=sys.stderr)
+            return EXIT_USAGE
         # Always continue an existing stream (same run_id, seq goes on), checkpoint or not:
         # a reader that resumes a run keeps its byte offset into this file.
         writer = EventWriter(output_dir, resume=True)
@@ -556,6 +568,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             writer.stop_heartbeat()
             writer.emit("run_finished", status=status, exit_code=code, error=error, summary=summary or None)
             writer.close()
+        if lock is not None:
+            lock.release()
     return code
 
 

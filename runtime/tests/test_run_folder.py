@@ -157,3 +157,30 @@ def test_evaluation_on_a_single_prompt_file_is_refused_not_run_on_the_training_p
     finished = [e for e in events if e["type"] == "run_finished"][-1]
     assert finished["status"] == "failed"
     assert "has no 'test' split: evaluation would run on the training prompts" in finished["error"], finished["error"]
+
+
+@pytest.mark.parametrize("kind", ["grpo", "sft"])
+def test_a_second_run_into_an_output_dir_another_run_is_writing_is_refused(tmp_path, kind, capsys):
+    """Two runs on one output_dir shared a run_id, reused seqs and overwrote each other's
+    checkpoints, both exiting 0. The one writing it holds `.conscience.lock` (pid and host);
+    another is refused before it writes anything, and a lock its dead holder left is taken over."""
+    import socket
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (out / ".conscience.lock").write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(), "since": "now"}))
+        code, err = _main(kind, _recipe(tmp_path, kind), out, capsys=capsys)
+        assert code == 2, err
+        assert f"another run is writing this output_dir (pid {holder.pid} since now)" in err, err
+        assert not (out / "events.jsonl").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # its holder gone, the lock is stale: the run goes ahead (and fails later only for want of a real model folder)
+    code, err = _main(kind, _recipe(tmp_path, kind), out, "--model_name_or_path", str(tmp_path / "no-model"), capsys=capsys)
+    assert "another run is writing" not in err, err
+    assert not (out / ".conscience.lock").exists()  # released at the end
