@@ -13,7 +13,7 @@ import { diag } from './diagnostics';
 import {
   type Anchor, type Ctx, INVALID, type Procs, divisors, findFromRun, isInt, nearest, pair, processes, report, sectionPair, setValueFix, sval, val, valueFixes,
 } from './context';
-import { didYouMean, isNumber } from './values';
+import { didYouMean, isNumber, pyFloatRepr } from './values';
 import { decodeBytes } from './decode';
 import { deref, getPair, parseYaml, toPlain, type YNode } from './yaml';
 import { PLACEHOLDERS, unsupportedField } from '../template';
@@ -89,13 +89,6 @@ function isSet(v: unknown): boolean { return v !== null && v !== undefined; }
 
 function formatWeight(x: number): string { return Number.isInteger(x) ? x.toFixed(1) : String(x); }
 
-/** A float as Python's repr writes it (3.0, 0.5, 1e-05, inf). */
-function pyFloat(x: number): string {
-  if (!Number.isFinite(x)) return Number.isNaN(x) ? 'nan' : x > 0 ? 'inf' : '-inf';
-  const a = Math.abs(x);
-  if (a !== 0 && (a < 1e-4 || a >= 1e16)) return x.toExponential().replace(/e([+-])(\d)$/, 'e$10$2');
-  return Number.isInteger(x) ? x.toFixed(1) : String(x);
-}
 
 /**
  * A number field's value as Python prints it: argparse keeps a YAML integer an int (`3`) but
@@ -103,7 +96,7 @@ function pyFloat(x: number): string {
  */
 function pyNumber(ctx: Ctx, name: string, v: number): string {
   const n = deref(pair(ctx, name)?.value);
-  return n && n.kind === 'scalar' && n.tag === 'int' ? String(v) : pyFloat(v);
+  return n && n.kind === 'scalar' && n.tag === 'int' ? String(v) : pyFloatRepr(v);
 }
 
 function safePlain(n: YNode): unknown {

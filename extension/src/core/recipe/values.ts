@@ -10,10 +10,25 @@ const BOOL_STRINGS = new Set(['yes', 'no', 'true', 'false', 't', 'f', 'y', 'n', 
 const INT_RE = /^[-+]?\d+$/;
 const FLOAT_RE = /^[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf|infinity|nan)$/i;
 // conscience.recipe._coerce: `s.strip().lstrip("-").isdigit()` for an int (no '+'), Python's
-// float() for a number (digits may be grouped with '_')
-const DC_INT_RE = /^-?\d+$/;
+// float() for a number (digits may be grouped with '_'). The one copy: core/launch/coerce.ts
+// reads `launch:` with these too.
+export const DC_INT_RE = /^-?\d+$/;
 const D = '\\d(?:_?\\d)*';
 const DC_FLOAT_RE = new RegExp(`^[-+]?(?:(?:${D}(?:\\.(?:${D})?)?|\\.${D})(?:[eE][-+]?${D})?|inf|infinity|nan)$`, 'i');
+
+/** A float as Python's repr writes it (3.0, 0.5, 1e-05, 1e+16, inf). */
+export function pyFloatRepr(x: number): string {
+  if (!Number.isFinite(x)) return Number.isNaN(x) ? 'nan' : x > 0 ? 'inf' : '-inf';
+  const a = Math.abs(x);
+  if (a !== 0 && (a < 1e-4 || a >= 1e16)) return x.toExponential().replace(/e([+-])(\d)$/, 'e$10$2');
+  return Number.isInteger(x) ? x.toFixed(1) : String(x);
+}
+
+/** Python's float() of text, or undefined where it raises ValueError. */
+export function pyFloat(text: string): number | undefined {
+  const t = text.trim();
+  return DC_FLOAT_RE.test(t) ? toNumber(t.replace(/_/g, '')) : undefined;
+}
 
 /**
  * How the runtime converts a YAML value into the field's type:
@@ -79,7 +94,8 @@ function coerceScalar(types: string[], n: Extract<YNode, { kind: 'scalar' }>, mo
       const t = s.trim();
       if (mode === 'dataclass') {
         if (types.includes('integer') && DC_INT_RE.test(t)) return { ok: true, value: parseInt(t, 10) };
-        if (types.includes('number') && DC_FLOAT_RE.test(t)) return { ok: true, value: toNumber(t.replace(/_/g, '')) };
+        const f = types.includes('number') ? pyFloat(t) : undefined;
+        if (f !== undefined) return { ok: true, value: f };
         if (types.includes('boolean') && (s.toLowerCase() === 'true' || s.toLowerCase() === 'false')) return { ok: true, value: s.toLowerCase() === 'true' };
         return { ok: false, value: s };
       }
