@@ -128,6 +128,12 @@ test('recipe mistakes are reported at FILE:LINE, and the CLI exits 2', () => {
   const other = join(dir, 'other.yaml');
   writeFileSync(other, 'model_name_or_path: x\nper_device_train_batch_size: -3\nsafety:\n  open_tag: "<s>"\n');
   assert.equal(readServeRecipe(other).template.openTag, '<s>');
+  // values read as the trainer (PyYAML) reads them: `y` is text (js-yaml's YAML 1.1 schema made it
+  // true, and the gateway refused a system prompt the trainer trained with)
+  const yes = join(dir, 'yes.yaml');
+  writeFileSync(yes, 'model_name_or_path: x\nsystem_prompt: y\nsafety:\n  open_tag: n\n  close_tag: off-tag\n');
+  assert.equal(readServeRecipe(yes).template.systemPrompt, 'y');
+  assert.equal(readServeRecipe(yes).template.openTag, 'n');
   const sec = spawnSync(process.execPath, [join(ROOT, 'bin', 'conscience.js'), 'serve', '--upstream', 'http://127.0.0.1:1', '--recipe', join(dir, 'section.yaml')], { encoding: 'utf8' });
   assert.equal(sec.status, 2, sec.stderr);
   assert.match(sec.stderr, /section\.yaml:3: Unknown key 'budget_deeep'/);

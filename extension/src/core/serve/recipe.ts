@@ -10,13 +10,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { load as loadYaml, YAML11_SCHEMA } from 'js-yaml';
 import { DEFAULT_TEMPLATE, unsupportedField, type PromptTemplateSpec } from '../template';
 import { floatBudgetMessage } from '../allocator/policy';
 import { allocatorFloatBudgets } from '../allocator/training';
 import { validateText } from '../recipe/validate';
 import { decodeBytes } from '../recipe/decode';
-import { parseYaml } from '../recipe/yaml';
+import { parseYaml, toPlain } from '../recipe/yaml';
 
 /** The recipe's sections the gateway serves from: their mistakes refuse the recipe as the trainer would. */
 const SERVED_SECTIONS = new Set(['safety', 'allocator', 'system_prompt']);
@@ -65,12 +64,16 @@ export function readServeRecipe(file: string): ServeRecipe {
   const decoded = decodeBytes(bytes);
   if ('diagnostic' in decoded) throw new Error(`${file}:${decoded.diagnostic.line + 1}: ${decoded.diagnostic.message} (${decoded.diagnostic.code})`);
   const text = decoded.text;
+  // the validator's own reading (PyYAML's resolver and merge order): `system_prompt: y` is the
+  // text "y" to the trainer, not the boolean js-yaml's YAML 1.1 schema made of it
+  const parsed = parseYaml(text);
+  const broken = parsed.diagnostics.find((d) => d.severity === 'error');
+  if (broken) throw new Error(`${file}:${broken.line + 1}: invalid YAML: ${broken.message} (${broken.code})`);
   let raw: unknown;
   try {
-    raw = loadYaml(text, { schema: YAML11_SCHEMA });
+    raw = toPlain(parsed.root);
   } catch (err) {
-    const mark = (err as { mark?: { line?: number } }).mark;
-    throw new Error(`${file}:${(mark?.line ?? 0) + 1}: invalid YAML: ${(err as { reason?: string }).reason ?? (err as Error).message}`);
+    throw new Error(`${file}:1: invalid YAML: ${(err as Error).message}`);
   }
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${file}:1: a recipe is a YAML mapping`);
   const r = raw as Record<string, unknown>;
