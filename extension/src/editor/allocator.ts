@@ -20,6 +20,8 @@ import { defaultSchema } from '../core/recipe/schema';
 import { boundInspectorView, MAX_PROMPT, parseToExtension, type ToWebview } from '../core/protocol/inspector';
 import { clip } from '../core/protocol/validate';
 import { dashboardHtml as webviewHtml } from '../core/dashboard/html';
+import { FileScanCache, mayBeRecipe } from '../core/editor-checks';
+import { docKind } from './recipes';
 
 export const INSPECT_COMMAND = 'conscience.inspectPrompt';
 const SELECTOR: vscode.DocumentSelector = [
@@ -58,8 +60,20 @@ class AllocatorHost implements vscode.Disposable {
   private requests = 0;
   /** the document the inspector's prompt came from (its recipe policy applies to rescoring) */
   lastDoc: vscode.TextDocument | undefined;
-  /** Workspace recipes (path → budget settings), re-read at most every few seconds. */
-  private recipes: { at: number; list: BudgetSettings[] } | undefined;
+  /** Workspace recipes with their budget settings, kept until a YAML file is saved, created,
+   * changed or deleted (recipesChanged); a rescan then reads only files whose mtime or size changed. */
+  private recipes: Promise<BudgetSettings[]> | undefined;
+  private readonly scan = new FileScanCache<vscode.Uri, BudgetSettings>(
+    {
+      stat: async (f) => { const st = await vscode.workspace.fs.stat(f); return { mtime: st.mtime, size: st.size }; },
+      read: async (f) => Buffer.from(await vscode.workspace.fs.readFile(f)).toString('utf8'),
+    },
+    (f) => f.toString(),
+    (text, f) => (text.length <= MAX_YAML_CHARS && mayBeRecipe(text) && detectKind(parseYaml(text).root) === 'recipe' ? budgetSettings(text, vscode.workspace.asRelativePath(f)) : undefined),
+    MAX_YAML_CHARS,
+  );
+  /** A YAML document's own settings when it is a recipe, per document version. */
+  private readonly ownSettings = new WeakMap<vscode.TextDocument, { version: number; settings: BudgetSettings | undefined }>();
 
   constructor(private readonly context: vscode.ExtensionContext, private readonly log: vscode.LogOutputChannel) {}
 
@@ -171,22 +185,17 @@ class AllocatorHost implements vscode.Disposable {
     }
   }
 
-  /** Every recipe in the workspace with its budget settings (cached for a few seconds). */
-  private async workspaceRecipes(): Promise<BudgetSettings[]> {
-    if (this.recipes && Date.now() - this.recipes.at < 5000) return this.recipes.list;
-    const files = await vscode.workspace.findFiles('**/*.{yaml,yml}', '{**/node_modules/**,**/.conscience/**,**/recipes/accelerate/**,**/.venv*/**}', 300);
-    const list: BudgetSettings[] = [];
-    for (const f of files) {
-      try {
-        const text = Buffer.from(await vscode.workspace.fs.readFile(f)).toString('utf8');
-        if (text.length > MAX_YAML_CHARS || detectKind(parseYaml(text).root) !== 'recipe') continue;
-        list.push(budgetSettings(text, vscode.workspace.asRelativePath(f)));
-      } catch {
-        /* unreadable: not a recipe here */
-      }
+  /** Every recipe in the workspace with its budget settings (kept until a YAML file changes). */
+  private workspaceRecipes(): Promise<BudgetSettings[]> {
+    if (!this.recipes) {
+      const p = (async () => {
+        const files = await vscode.workspace.findFiles('**/*.{yaml,yml}', '{**/node_modules/**,**/.git/**,**/.conscience/**,**/recipes/accelerate/**,**/.venv*/**}', 300);
+        return this.scan.scan(files);
+      })();
+      this.recipes = p;
+      p.catch(() => { if (this.recipes === p) this.recipes = undefined; });
     }
-    this.recipes = { at: Date.now(), list };
-    return list;
+    return this.recipes;
   }
 
   /**
@@ -198,13 +207,19 @@ class AllocatorHost implements vscode.Disposable {
     if (!doc) return RUNTIME_DEFAULTS;
     const rel = vscode.workspace.asRelativePath(doc.uri);
     if (kindOf(doc) === 'yaml') {
-      const text = doc.getText();
-      if (text.length <= MAX_YAML_CHARS && detectKind(parseYaml(text).root) === 'recipe') return budgetSettings(text, rel);
+      let own = this.ownSettings.get(doc);
+      if (!own || own.version !== doc.version) {
+        const text = doc.getText();
+        own = { version: doc.version, settings: text.length <= MAX_YAML_CHARS && docKind(doc) === 'recipe' ? budgetSettings(text, rel) : undefined };
+        this.ownSettings.set(doc, own);
+      }
+      if (own.settings) return own.settings;
     }
     const recipes = await this.workspaceRecipes();
     const mine = recipes.find((r) => r.dataset && datasetMatches(r.dataset, r.recipe!, doc.uri, this.context.extensionUri));
     if (mine) return mine;
-    const def = vscode.workspace.getConfiguration('conscience.allocator').get<string>('recipe')?.trim();
+    const defSetting = vscode.workspace.getConfiguration('conscience.allocator').get<unknown>('recipe');
+    const def = typeof defSetting === 'string' ? defSetting.trim() : undefined;
     if (def) {
       const hit = recipes.find((r) => r.recipe === def || r.recipe === def.replace(/^\.\//, ''));
       if (hit) return hit;
@@ -399,7 +414,7 @@ export function activateAllocator(context: vscode.ExtensionContext, log: vscode.
     vscode.commands.registerCommand(INSPECT_COMMAND, async (arg?: { prompt?: unknown; uri?: unknown } | string) => {
       let prompt = typeof arg === 'string' ? arg : typeof arg?.prompt === 'string' ? arg.prompt : undefined;
       const editor = vscode.window.activeTextEditor;
-      let doc = typeof arg === 'object' && typeof arg.uri === 'string'
+      let doc = typeof arg === 'object' && arg !== null && typeof arg.uri === 'string'
         ? vscode.workspace.textDocuments.find((d) => d.uri.toString() === arg.uri)
         : undefined;
       if (prompt === undefined && editor) {
@@ -423,5 +438,10 @@ export function activateAllocator(context: vscode.ExtensionContext, log: vscode.
     vscode.workspace.onDidSaveTextDocument((doc) => {
       if (kindOf(doc) === 'yaml') host.recipesChanged();
     }),
+    // a recipe added, removed or changed outside the editor (git checkout, a script)
+    ...((w, on = (u: vscode.Uri) => { if (!/\/(node_modules|\.git|\.conscience)\//.test(u.path)) host.recipesChanged(); }) =>
+      [w, w.onDidCreate(on), w.onDidChange(on), w.onDidDelete(on)])(
+      vscode.workspace.createFileSystemWatcher('**/*.{yaml,yml}'),
+    ),
   );
 }

@@ -48,8 +48,17 @@ export function activateEval(context: vscode.ExtensionContext, log: vscode.LogOu
     return files?.[0];
   };
 
-  const open = async (ref?: string | vscode.Uri, compare = false): Promise<void> => {
+  const open = async (arg: unknown, compare = false): Promise<void> => {
     const ws = root() ?? '';
+    const command = compare ? 'conscience.compareEvals' : 'conscience.openEvalReport';
+    let ref: string | vscode.Uri | undefined;
+    // a run id, a results.json Uri, or a run node of the Runs view ({ id }); nothing: ask
+    if (typeof arg === 'string' || arg instanceof vscode.Uri) ref = arg;
+    else if (arg !== null && typeof arg === 'object' && typeof (arg as { id?: unknown }).id === 'string') ref = (arg as { id: string }).id;
+    else if (arg !== undefined && arg !== null) {
+      void vscode.window.showErrorMessage(`Chain of Conscience: ${command} takes a run id or a results.json file, not ${Array.isArray(arg) ? 'a list' : typeof arg}`);
+      return;
+    }
     ref ??= await pick(compare ? 'Compare with eval' : 'Open eval report');
     if (!ref) return;
     let view: EvalView;
@@ -67,8 +76,8 @@ export function activateEval(context: vscode.ExtensionContext, log: vscode.LogOu
   };
 
   context.subscriptions.push(
-    vscode.commands.registerCommand('conscience.openEvalReport', (ref?: string | vscode.Uri) => open(ref, false)),
-    vscode.commands.registerCommand('conscience.compareEvals', (ref?: string | vscode.Uri) => open(ref, true)),
+    vscode.commands.registerCommand('conscience.openEvalReport', (ref?: unknown) => open(ref, false)),
+    vscode.commands.registerCommand('conscience.compareEvals', (ref?: unknown) => open(ref, true)),
     { dispose: () => report?.panel.dispose() },
   );
 }

@@ -11,7 +11,8 @@ import { open } from 'node:fs/promises';
 import * as vscode from 'vscode';
 import { launchGuard, resumeGuard } from '../core/launch/guard';
 import { OnePerKey, SessionHolder } from '../core/lifecycle';
-import { recipeKind } from '../core/recipe';
+import { fileSize, notARecipe, numberSetting, readTail } from '../core/editor-checks';
+import { docKind } from './recipes';
 import { cancelRun, formatPlan, launchRun, planLaunch, resumeRun } from '../core/launch/launcher';
 import { RunMonitor } from '../core/launch/monitor';
 import { LaunchSession } from '../core/launch/session';
@@ -53,6 +54,13 @@ export interface LaunchUi {
 const causes = new Map<string, { version: number; cause: RootCause | undefined }>();
 /** The head of stderr.log that is searched (a traceback's cause is near its start). */
 const CAUSE_BYTES = 4 * 1024 * 1024;
+/** Show Run Logs puts at most this much of each log, its end, in the output channel. */
+const LOG_TAIL_BYTES = 2 * 1024 * 1024;
+/** VS Code does not sync documents over 50 MB to extensions (openTextDocument fails on them). */
+const SYNC_LIMIT = 50 * 1024 * 1024;
+/** A file picked to launch that is bigger than this is not read: no recipe is (recipeKind calls it 'other'). */
+const RECIPE_MAX_BYTES = 2 * 1024 * 1024;
+const formatBytes = (n: number) => (n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MB` : `${Math.ceil(n / 1024)} KB`);
 
 /** Why a run failed or SLURM ended it (preempted, timed out, ...), from its local store (core/runs/present.ts runFailure). */
 export async function failureCause(root: string, r: RunRecord): Promise<RootCause | undefined> {
@@ -125,7 +133,7 @@ class RecipeLens implements vscode.CodeLensProvider {
   provideCodeLenses(doc: vscode.TextDocument): vscode.CodeLens[] {
     if (!vscode.workspace.isTrusted) return [];
     // a recipe (not an accelerate config): the core's one answer, as the validator and the CLI use it
-    if (recipeKind(doc.getText()) !== 'recipe') return [];
+    if (docKind(doc) !== 'recipe') return [];
     const top = new vscode.Range(0, 0, 0, 0);
     return [
       new vscode.CodeLens(top, { title: 'Launch ▸', command: 'conscience.launch', arguments: [doc.uri] }),
@@ -241,8 +249,10 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     const s = await getSession();
     if (ended) throw new Error(`run ${id}: not followed, the extension is ending`);
     // the setting is the default for targets that set no heartbeatTimeout of their own
-    const heartbeatTimeoutS = vscode.workspace.getConfiguration('conscience.launch').get<number>('heartbeatTimeout', 90);
-    const intervalMs = vscode.workspace.getConfiguration('conscience.launch').get<number>('pollIntervalMs', 500);
+    // clamped: VS Code does not enforce the schema's minimum, and 0 or "500ms" would poll ~1000 times a second
+    const cfg = vscode.workspace.getConfiguration('conscience.launch');
+    const heartbeatTimeoutS = numberSetting(cfg.get<unknown>('heartbeatTimeout'), { def: 90, min: 10, max: 86_400 });
+    const intervalMs = numberSetting(cfg.get<unknown>('pollIntervalMs'), { def: 500, min: 100, max: 60_000 });
     const m = new RunMonitor(s, id, { intervalMs, heartbeatTimeoutS });
     // a run followed only to settle it (it had ended already) was notified when it ended
     const endedBefore = TERMINAL_STATES.has((await readRun(s.root, id).catch(() => undefined))?.state ?? 'preparing');
@@ -304,16 +314,48 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     }
   }
 
+  /** The recipe to launch: the argument (a Uri), else the active editor when it holds a recipe
+   * (not an accelerate config or other YAML), else one picked from the workspace's recipes. A
+   * file with unsaved edits is saved only when the user agrees (the launch syncs the file on disk). */
   async function pickRecipe(arg: unknown): Promise<string | undefined> {
-    if (arg instanceof vscode.Uri) return arg.fsPath;
-    const ed = vscode.window.activeTextEditor;
-    if (ed && /\.ya?ml$/i.test(ed.document.fileName)) {
-      if (ed.document.isDirty) await ed.document.save();
-      return ed.document.fileName;
+    let uri: vscode.Uri | undefined;
+    if (arg instanceof vscode.Uri) uri = arg;
+    else if (arg !== undefined && arg !== null && !(typeof arg === 'object' && Object.keys(arg).length === 0)) {
+      throw new Error(`conscience.launch: expected a recipe file (a Uri), got ${typeof arg === 'string' ? JSON.stringify(arg) : typeof arg}`);
     }
-    const files = await vscode.workspace.findFiles('**/recipes/**/*.{yaml,yml}', '{**/node_modules/**,**/recipes/accelerate/**,**/.conscience/**}', 200);
-    const pick = await vscode.window.showQuickPick(files.map((f) => ({ label: vscode.workspace.asRelativePath(f), uri: f })), { placeHolder: 'Recipe to launch' });
-    return pick?.uri.fsPath;
+    const ed = vscode.window.activeTextEditor;
+    if (!uri && ed && /\.ya?ml$/i.test(ed.document.fileName) && docKind(ed.document) === 'recipe') uri = ed.document.uri;
+    if (!uri) {
+      const include = vscode.workspace.getConfiguration('conscience.recipes').get<unknown>('include');
+      const globs = ['**/recipes/**/*.{yaml,yml}', '**/*.grpo.yaml', ...(Array.isArray(include) ? include : typeof include === 'string' ? [include] : [])]
+        .filter((g): g is string => typeof g === 'string' && g.trim() !== '');
+      const seen = new Map<string, vscode.Uri>();
+      for (const g of globs) {
+        for (const f of await vscode.workspace.findFiles(g, '{**/node_modules/**,**/recipes/accelerate/**,**/.conscience/**,**/.git/**}', 200)) seen.set(f.toString(), f);
+      }
+      const files = [...seen.values()].sort((a, b) => a.path.localeCompare(b.path));
+      if (!files.length) { void vscode.window.showInformationMessage('No recipe found in the workspace (recipes/**/*.yaml, *.grpo.yaml, conscience.recipes.include).'); return undefined; }
+      const pick = await vscode.window.showQuickPick(files.map((f) => ({ label: vscode.workspace.asRelativePath(f), uri: f })), { placeHolder: 'Recipe to launch' });
+      uri = pick?.uri;
+      if (!uri) return undefined;
+    }
+    const name = vscode.workspace.asRelativePath(uri);
+    const doc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri!.toString());
+    // the file launched is the file on disk: a recipe open with unsaved edits is saved only if the user says so
+    if (doc?.isDirty) {
+      const a = await vscode.window.showWarningMessage(`${name} has unsaved changes. A launch uses the file on disk.`, { modal: true }, 'Save and Launch', 'Launch Saved Version');
+      if (!a) return undefined;
+      if (a === 'Save and Launch' && !(await doc.save())) throw new Error(`could not save ${name}`);
+    }
+    // a file picked in the explorer or the quick pick may still be an accelerate config or other YAML
+    if (!doc || doc.isDirty) {
+      const { size } = await vscode.workspace.fs.stat(uri);
+      if (size > RECIPE_MAX_BYTES) throw new Error(`${name} is not a recipe (${formatBytes(size)}; a recipe is a small YAML file)`);
+    }
+    const text = doc && !doc.isDirty ? doc.getText() : Buffer.from(await vscode.workspace.fs.readFile(uri)).toString('utf8');
+    const why = notARecipe(text, name);
+    if (why) throw new Error(why);
+    return uri.fsPath;
   }
 
   async function pickTarget(s: LaunchSession): Promise<string | undefined> {
@@ -337,13 +379,15 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     return pick?.id;
   };
 
-  const guard = (fn: (...a: unknown[]) => Promise<void>) => async (...a: unknown[]) => {
+  /** Runs a command, showing its error; a failed launch-side command also drops the launch session
+   * (edited targets, a broken connection). `keepSession`: a view command (logs), which leaves it. */
+  const guard = (fn: (...a: unknown[]) => Promise<void>, keepSession = false) => async (...a: unknown[]) => {
     try {
       await fn(...a);
     } catch (e) {
       log.error((e as Error).message);
       void vscode.window.showErrorMessage(`Chain of Conscience: ${(e as Error).message}`);
-      await resetSession();
+      if (!keepSession) await resetSession();
     }
   };
 
@@ -465,26 +509,36 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       // a failed run: stderr.log itself, at the line with the root cause
       const cause = await failureCause(root, rec);
       if (cause?.line !== undefined) {
-        const doc = await vscode.workspace.openTextDocument(vscode.Uri.file(`${runDir(root, id)}/stderr.log`));
+        const stderr = vscode.Uri.file(`${runDir(root, id)}/stderr.log`);
         const pos = new vscode.Position(cause.line, 0);
-        await vscode.window.showTextDocument(doc, { selection: new vscode.Range(pos, doc.lineAt(cause.line).range.end), preview: true });
+        if ((await fileSize(stderr.fsPath) ?? 0) > SYNC_LIMIT) {
+          // VS Code does not hand files over 50 MB to extensions (openTextDocument fails): an editor opens it
+          await vscode.commands.executeCommand('vscode.open', stderr, { selection: new vscode.Range(pos, pos), preview: true });
+        } else {
+          const doc = await vscode.workspace.openTextDocument(stderr);
+          await vscode.window.showTextDocument(doc, { selection: new vscode.Range(pos, doc.lineAt(Math.min(cause.line, doc.lineCount - 1)).range.end), preview: true });
+        }
         return;
       }
       const fresh = !channels.has(id);
       const ch = channelFor(id);
       if (fresh) {
-        const fs = vscode.workspace.fs;
         for (const name of ['stdout.log', 'stderr.log']) {
+          const file = `${runDir(root, id)}/${name}`;
           try {
-            ch.append(Buffer.from(await fs.readFile(vscode.Uri.file(`${runDir(root, id)}/${name}`))).toString('utf8'));
-          } catch {
-            /* nothing yet */
+            const tail = await readTail(file, LOG_TAIL_BYTES);
+            if (!tail) continue; // nothing yet
+            if (tail.skipped) ch.appendLine(`[${name}: the first ${formatBytes(tail.skipped)} are not shown; the whole log is ${file}]`);
+            ch.append(tail.text);
+          } catch (e) {
+            ch.appendLine(`[${name}: could not be read: ${(e as Error).message}]`);
+            log.warn(`run ${id}: reading ${file}: ${(e as Error).message}`);
           }
         }
       }
       ch.show(true);
       if (!TERMINAL_STATES.has(rec.state) && vscode.workspace.isTrusted) await follow(id);
-    })),
+    }, true)),
     vscode.commands.registerCommand('conscience.refreshRuns', guard(async () => {
       refresh();
       await reattachAll();

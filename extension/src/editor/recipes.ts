@@ -13,16 +13,28 @@ import { nodeFiles } from '../core/recipe/node-files';
 import { recipeKind, validateText, type Diagnostic as CoreDiagnostic } from '../core/recipe';
 import { recipeTopologyDiagnostics } from '../core/launch/topology';
 import type { Target } from '../core/launch/targets';
+import { numberSetting, stringListSetting } from '../core/editor-checks';
 import { workspaceTargets } from './targets';
 
 const SOURCE = 'conscience';
+const DEFAULT_INCLUDE = ['**/recipes/**/*.yaml', '**/*.grpo.yaml'];
+
+/** Settings of the wrong shape (VS Code does not enforce the schema) are warned about once each. */
+const warned = new Set<string>();
+let warnSetting = (msg: string): void => {
+  if (warned.has(msg)) return;
+  warned.add(msg);
+  void vscode.window.showWarningMessage(`Chain of Conscience: ${msg}`);
+};
 
 function config() {
   const c = vscode.workspace.getConfiguration('conscience.recipes');
+  const include = stringListSetting('conscience.recipes.include', c.get<unknown>('include'), DEFAULT_INCLUDE);
+  if (include.problem) warnSetting(include.problem);
   return {
-    enabled: c.get<boolean>('validate', true),
-    debounceMs: Math.max(0, c.get<number>('debounceMs', 200)),
-    include: c.get<string[]>('include', ['**/recipes/**/*.yaml', '**/*.grpo.yaml']),
+    enabled: c.get<unknown>('validate', true) !== false,
+    debounceMs: numberSetting(c.get<unknown>('debounceMs'), { def: 200, min: 0, max: 10_000 }),
+    include: include.value,
   };
 }
 
@@ -35,7 +47,19 @@ function isRecipe(doc: vscode.TextDocument): boolean {
   const { include } = config();
   if (include.some((g) => vscode.languages.match({ pattern: g }, doc) > 0)) return true;
   // The core's one answer (a recipe or an accelerate config), as the CLI and the CodeLens use it.
-  return recipeKind(doc.getText()) !== 'other';
+  return docKind(doc) !== 'other';
+}
+
+const kinds = new WeakMap<vscode.TextDocument, { version: number; kind: ReturnType<typeof recipeKind> }>();
+
+/** recipeKind of a document, parsed once per document version (validation, hover, completion
+ * and the launch CodeLens all ask on each keystroke). */
+export function docKind(doc: vscode.TextDocument): ReturnType<typeof recipeKind> {
+  const hit = kinds.get(doc);
+  if (hit && hit.version === doc.version) return hit.kind;
+  const kind = recipeKind(doc.getText());
+  kinds.set(doc, { version: doc.version, kind });
+  return kind;
 }
 
 function toRange(doc: vscode.TextDocument, start: number, end: number): vscode.Range {
@@ -66,6 +90,11 @@ function topologyDiagnostics(doc: vscode.TextDocument, targets: Map<string, Targ
 export function activateRecipes(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): void {
   const collection = vscode.languages.createDiagnosticCollection('conscience-recipes');
   context.subscriptions.push(collection);
+  const showWarning = warnSetting;
+  warnSetting = (msg) => {
+    if (!warned.has(msg)) log.warn(msg);
+    showWarning(msg);
+  };
   /** Latest core diagnostics per document version, for quick fixes. */
   const latest = new Map<string, { version: number; diags: CoreDiagnostic[] }>();
   const timers = new Map<string, ReturnType<typeof setTimeout>>();
@@ -94,9 +123,16 @@ export function activateRecipes(context: vscode.ExtensionContext, log: vscode.Lo
     }, (err) => log.warn(`reading the runs of ${rel}: ${(err as Error)?.message ?? err}`));
   };
 
-  const validateNow = (doc: vscode.TextDocument) => {
+  /** Validates a document; `force` (the Validate Recipe command) validates even with validation turned off. */
+  const validateNow = (doc: vscode.TextDocument, force = false) => {
     const key = doc.uri.toString();
-    if (!config().enabled || !isRecipe(doc)) {
+    let recipe = false;
+    try {
+      recipe = (force || config().enabled) && isRecipe(doc);
+    } catch (err) {
+      log.error(`recipe validation failed for ${doc.uri.fsPath}: ${(err as Error)?.stack ?? err}`);
+    }
+    if (!recipe) {
       collection.delete(doc.uri);
       latest.delete(key);
       return;
@@ -218,7 +254,13 @@ export function activateRecipes(context: vscode.ExtensionContext, log: vscode.Lo
   context.subscriptions.push(vscode.commands.registerCommand('conscience.recipes.validate', async () => {
     const doc = vscode.window.activeTextEditor?.document;
     if (!doc) { void vscode.window.showInformationMessage('Open a recipe YAML file to validate it.'); return; }
-    validateNow(doc);
+    const name = vscode.workspace.asRelativePath(doc.uri);
+    if (!isRecipe(doc)) {
+      void vscode.window.showWarningMessage(`${name} is not a recipe or accelerate config: nothing validated.`);
+      return;
+    }
+    validateNow(doc, true);
+    if (!config().enabled) void vscode.window.showInformationMessage('Recipe validation is turned off (conscience.recipes.validate); this check ran because you asked for it, and its problems stay until the file changes.');
     const n = collection.get(doc.uri)?.length ?? 0;
     void vscode.window.showInformationMessage(n ? `Recipe: ${n} problem(s); see the Problems view.` : 'Recipe: no problems found.');
     if (n) await vscode.commands.executeCommand('workbench.actions.view.problems');

@@ -2,6 +2,7 @@
 // upstream in a terminal (the bundled CLI run by the editor's own Node, no shell line), one to
 // stop it, and a status bar item that polls the gateway's /metrics for its request counts.
 import * as vscode from 'vscode';
+import { checkPort } from '../core/editor-checks';
 import { Slot } from '../core/lifecycle';
 import { checkUpstream, MetricsPoller, redactUpstream, serveLaunch, summarizeMetrics, type MetricsSummary } from '../core/serve/status';
 
@@ -46,8 +47,12 @@ export function activateServe(context: vscode.ExtensionContext, log: vscode.LogO
     vscode.window.onDidCloseTerminal((t) => {
       if (terminal.forget(t)) { url = undefined; poller.stop(); }
     }),
-    vscode.commands.registerCommand(START, async (arg?: { upstream?: string; port?: number }) => {
-      const upstream = arg?.upstream ?? await vscode.window.showInputBox({
+    vscode.commands.registerCommand(START, async (raw?: unknown) => {
+      // arguments come from command: links, keybindings and other extensions: checked as typed values are
+      const arg = raw !== null && typeof raw === 'object' ? raw as { upstream?: unknown; port?: unknown } : undefined;
+      if (arg?.upstream !== undefined && typeof arg.upstream !== 'string') { void vscode.window.showErrorMessage('Conscience gateway: the upstream argument must be a URL string'); return; }
+      if (arg?.port !== undefined && checkPort(arg.port)) { void vscode.window.showErrorMessage(`Conscience gateway: port: ${checkPort(arg.port)}`); return; }
+      const upstream = (arg?.upstream as string | undefined) ?? await vscode.window.showInputBox({
         title: 'Conscience gateway: upstream',
         prompt: 'The OpenAI-compatible server to put the gateway in front of (vLLM, transformers serve, ...)',
         value: 'http://127.0.0.1:8000',
@@ -57,11 +62,11 @@ export function activateServe(context: vscode.ExtensionContext, log: vscode.LogO
       if (!upstream) return;
       const bad = checkUpstream(upstream);
       if (bad) { void vscode.window.showErrorMessage(`Conscience gateway: ${bad}`); return; }
-      const portText = arg?.port !== undefined ? String(arg.port) : await vscode.window.showInputBox({
+      const portText = arg?.port !== undefined ? String(arg.port).trim() : await vscode.window.showInputBox({
         title: 'Conscience gateway: port',
         prompt: 'Port the gateway listens on (127.0.0.1); point clients at http://127.0.0.1:PORT/v1',
         value: '8100',
-        validateInput: (v) => (/^\d+$/.test(v) && Number(v) > 0 && Number(v) < 65536 ? undefined : 'a port number, 1-65535'),
+        validateInput: (v) => (checkPort(v) ? 'a port number, 1-65535' : undefined),
         ignoreFocusOut: true,
       });
       if (!portText) return;

@@ -34,7 +34,8 @@ export interface ValidateOptions {
 
 export type FileKind = 'recipe' | 'accelerate' | 'other';
 
-const RECIPE_MARKERS = ['kind', 'reward_funcs', 'model_name_or_path', 'num_generations', 'launch', 'safety', 'use_vllm', 'per_device_train_batch_size'];
+/** Top-level keys that make a YAML file a recipe (the editor's pre-filter, core/editor-checks.ts, reads them too). */
+export const RECIPE_MARKERS = ['kind', 'reward_funcs', 'model_name_or_path', 'num_generations', 'launch', 'safety', 'use_vllm', 'per_device_train_batch_size'];
 const ACCELERATE_MARKERS = ['distributed_type', 'compute_environment', 'deepspeed_config', 'mixed_precision'];
 
 /** Decide from the top-level keys whether a YAML text is a recipe or an accelerate config. */
