@@ -2,7 +2,7 @@
 // (run_started.versions.trl in the run store), else the default.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateText } from '../../src/core/recipe';
@@ -68,6 +68,23 @@ test("the launch guard (editor and CLI alike) checks a recipe without launch.trl
     assert.deepEqual(current.map((f) => [f.code, f.line]), [['CC104', 3]], 'torch_dtype is gone in TRL 1.x');
     assert.deepEqual(await launchGuard(root, file, { name: 'old', type: 'local', requirements: 'cpu' } as never), []);
     assert.deepEqual(await launchGuard(root, file, undefined), [], 'no target: the host TRL of the schema in use');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('conscience launch refuses an accelerate config: it validates clean as what it is, and the trainer then refused every key', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const REPO = join(__dirname, '../../..');
+  const root = mkdtempSync(join(tmpdir(), 'conscience-guard-acc-'));
+  try {
+    mkdirSync(join(root, 'recipes'));
+    writeFileSync(join(root, 'recipes/ddp.yaml'), readFileSync(join(REPO, 'recipes/accelerate/ddp.yaml')));
+    writeFileSync(join(root, 'conscience.targets.yaml'), 'here:\n  type: local\n  requirements: cpu\n');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(REPO, 'extension/src/cli/main.ts'), 'launch', 'recipes/ddp.yaml', '--target', 'here', '--dry-run', '--workspace', root],
+      { cwd: REPO, encoding: 'utf8', timeout: 120_000 });
+    // (--dry-run prints the guard's findings and the plan; a real launch stops there without --force)
+    assert.match(r.stderr, /ddp\.yaml:1:1: error CC010: this is an accelerate config, not a recipe: launch the recipe that uses it/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

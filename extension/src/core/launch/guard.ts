@@ -4,7 +4,7 @@
 // milliseconds. Shared by editor/launch.ts and `conscience launch`.
 import { readFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import { decodeBytes, validateText, type Diagnostic } from '../recipe';
+import { decodeBytes, recipeKind, validateText, type Diagnostic } from '../recipe';
 import { nodeFiles } from '../recipe/node-files';
 import { escapeControls } from '../escape';
 import { launchTrl } from '../recipe/recorded';
@@ -32,6 +32,12 @@ export async function recipeErrors(file: string, trl?: string): Promise<GuardFin
     return [{ file, line: 1, column: 1, code: 'CC010', message: `Cannot read '${file}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }];
   }
   const dec = decodeBytes(bytes);
+  // an accelerate config (or other YAML) validates clean as what it is, and the trainer then
+  // refuses its every key as unknown: not a recipe to launch
+  // (other YAML is validated as a recipe, and its keys are errors there)
+  if (!('diagnostic' in dec) && recipeKind(dec.text) === 'accelerate') {
+    return [{ file, line: 1, column: 1, code: 'CC010', message: 'this is an accelerate config, not a recipe: launch the recipe that uses it (its launch.accelerate_config)' }];
+  }
   const diags: Diagnostic[] = 'diagnostic' in dec ? [dec.diagnostic] : validateText(dec.text, { file, files: nodeFiles, trl });
   return diags
     .filter((d) => d.severity === 'error')
