@@ -1851,18 +1851,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     except EvalError as e:
         print(f"conscience.eval: {e}", file=sys.stderr)
         return EXIT_USAGE
-    from .events import LOCK_FILE, OutputBusy, OutputLock
+    from .events import OutputBusy, lock_output_dir
 
     # one eval writes an output_dir at a time (two would ask every prompt twice and append
     # duplicate completions under one run_id): the second is refused
-    folder = os.path.abspath(cfg.output_dir)
     try:
-        lock = OutputLock.acquire(os.path.join(folder, LOCK_FILE), f"{folder}: another run is writing this output_dir")
+        lock = lock_output_dir(cfg.output_dir)
     except OutputBusy as e:
         print(f"conscience.eval: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as e:
-        print(f"conscience.eval: {folder}: cannot create output_dir or its lock file: {e.strerror or e}", file=sys.stderr)
         return EXIT_USAGE
     writer = EventWriter(cfg.output_dir, resume=True)
     done_before = len(read_done(os.path.join(cfg.output_dir, COMPLETIONS_FILE)))

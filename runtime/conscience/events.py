@@ -225,7 +225,18 @@ LOCK_FILE = ".conscience.lock"  # in a run's output_dir
 
 
 class OutputBusy(RuntimeError):
-    """Another live process holds the output's lock file."""
+    """Another live process holds the output's lock file (or the lock cannot be made)."""
+
+
+def lock_output_dir(output_dir: str) -> "OutputLock":
+    """The lock of a run's output_dir (conscience.train, conscience.sft and conscience.eval take
+    it before they write anything), or OutputBusy naming the run that holds it, or saying why
+    the folder or its lock file cannot be made."""
+    folder = os.path.abspath(output_dir)
+    try:
+        return OutputLock.acquire(os.path.join(folder, LOCK_FILE), f"{folder}: another run is writing this output_dir")
+    except OSError as e:
+        raise OutputBusy(f"{folder}: cannot create output_dir or its lock file: {e.strerror or e}") from None
 
 
 def _proc_start(pid: int) -> Optional[str]:

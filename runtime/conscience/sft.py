@@ -42,7 +42,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .events import OutputBusy
+from .events import OutputBusy, lock_output_dir
 from .prompt_sets import DataError, check_row, iter_jsonl, trace_text_error
 from .recipe import (
     SECTION_NAMES,
@@ -590,7 +590,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if _rank() == 0:
             # One run per output_dir: a second one would append to this run's events with the
             # same seqs and write the same checkpoint folders.
-            lock = _lock_output_dir(output_dir)
+            lock = lock_output_dir(output_dir)
         # Bad traces, a missing model folder and traces too long for max_length fail before any
         # model is loaded or any event is written.
         prepared: Any = _prepare(recipe)
@@ -661,17 +661,6 @@ def main(argv: Optional[list[str]] = None) -> int:
         if lock is not None:
             lock.release()
     return code
-
-
-def _lock_output_dir(output_dir: str):
-    """The output_dir's lock (events.OutputLock), or OutputBusy naming the run that holds it."""
-    from .events import LOCK_FILE, OutputLock
-
-    folder = os.path.abspath(output_dir)
-    try:
-        return OutputLock.acquire(os.path.join(folder, LOCK_FILE), f"{folder}: another run is writing this output_dir")
-    except OSError as e:
-        raise RunFolderError(f"{folder}: cannot create output_dir or its lock file: {e.strerror or e}") from None
 
 
 if __name__ == "__main__":

@@ -491,18 +491,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     writer = None
     lock = None
     if rank == 0:
-        from .events import LOCK_FILE, EventWriter, OutputBusy, OutputLock
+        from .events import EventWriter, OutputBusy, lock_output_dir
 
         # one run writes an output_dir at a time (two would share a run_id, reuse seqs and
         # overwrite each other's checkpoints, both exiting 0): the second is refused
-        folder = os.path.abspath(output_dir)
         try:
-            lock = OutputLock.acquire(os.path.join(folder, LOCK_FILE), f"{folder}: another run is writing this output_dir")
+            lock = lock_output_dir(output_dir)
         except OutputBusy as e:
             print(f"conscience.train: {e}", file=sys.stderr)
-            return EXIT_USAGE
-        except OSError as e:
-            print(f"conscience.train: {folder}: cannot create output_dir or its lock file: {e.strerror or e}", file=sys.stderr)
             return EXIT_USAGE
         # Always continue an existing stream (same run_id, seq goes on), checkpoint or not:
         # a reader that resumes a run keeps its byte offset into this file.
