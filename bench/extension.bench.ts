@@ -47,8 +47,7 @@ function vsix(): { mb: number; nativeMb: number } {
   try {
     const file = join(out, 'ext.vsix');
     execFileSync('node', ['esbuild.mjs', '--production'], { cwd: ROOT, stdio: 'ignore' });
-    execFileSync('npx', ['vsce', 'package', '--target', 'linux-x64', '--dependencies', '--skip-license',
-      '--allow-missing-repository', '--no-rewrite-relative-links', '-o', file], { cwd: ROOT, stdio: 'ignore' });
+    execFileSync(process.execPath, ['scripts/package.mjs', '--skip-license', '-o', file], { cwd: ROOT, stdio: 'ignore' });
     const native = join(ROOT, 'node_modules/onnxruntime-node/bin/napi-v6/linux/x64');
     const nativeBytes = readdirSync(native).reduce((s, f) => s + statSync(join(native, f)).size, 0);
     return { mb: statSync(file).size / 2 ** 20, nativeMb: nativeBytes / 2 ** 20 };

@@ -25,10 +25,9 @@ describe('the packaged .vsix', { timeout: 300_000 }, () => {
     requirePrerequisites();
     out = mkdtempSync(join(tmpdir(), 'cc-vsix-'));
     vsix = join(out, 'chain-of-conscience.vsix');
-    // Same options as `npm run package`, on the current bundles (the production rebuild is
-    // left out so that tests running beside this one keep their dist/).
-    execFileSync('npx', ['vsce', 'package', '--target', 'linux-x64', '--dependencies',
-      '--allow-missing-repository', '--no-rewrite-relative-links', '-o', vsix], { cwd: ROOT, stdio: 'pipe', timeout: 180_000 });
+    // What `npm run package` runs, on the current bundles (the production rebuild is left out
+    // so that tests running beside this one keep their dist/).
+    execFileSync(process.execPath, ['scripts/package.mjs', '-o', vsix], { cwd: ROOT, stdio: 'pipe', timeout: 180_000 });
     server = await startCodeServer('vsix', {
       vsix,
       files: { 'prompts/sample.jsonl': { copyFrom: join(ROOT, 'demo/prompts/sample.jsonl') } },
