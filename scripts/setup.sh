@@ -41,25 +41,53 @@ if [[ ! -d node_modules || "$(cat $STAMPS/npm 2>/dev/null)" != "$npm_hash" ]]; t
   echo "$npm_hash" > $STAMPS/npm
 fi
 
-# --- Python runtime -----------------------------------------------------------------------
-PY=${PYTHON:-python3}
-py_hash=$(hash_of runtime/pyproject.toml runtime/requirements/*.txt)
-if [[ ! -x .venv/bin/python || "$(cat $STAMPS/venv 2>/dev/null)" != "$py_hash" ]]; then
-  say "python venv (.venv)"
-  [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-  # The CPU build of torch (a CUDA build would be several GB).
-  .venv/bin/pip install -q --disable-pip-version-check -r runtime/requirements/cpu.txt
-  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e runtime
-  echo "$py_hash" > $STAMPS/venv
-fi
-
-# --- extra setup steps owned by features (code-server for the e2e suite, ...) ---------------
+# --- the Python runtime and the features' setup steps, side by side ------------------------
+# .venv (the runtime), then scripts/setup.d/*.sh (code-server for the e2e suite, the other
+# Python stacks, ...). Each is mostly downloads, unpacking and native builds, and none needs
+# another, so they run in parallel: setup takes about as long as the longest, not the sum.
+# Each writes to .cache/setup-logs/NAME.log, shown when it ends; a failure fails setup after
+# the others have finished, with the failed step's log tail.
+venv_step() {
+  local PY=${PYTHON:-python3}
+  local py_hash
+  py_hash=$(hash_of runtime/pyproject.toml runtime/requirements/*.txt)
+  if [[ ! -x .venv/bin/python || "$(cat $STAMPS/venv 2>/dev/null)" != "$py_hash" ]]; then
+    say "python venv (.venv)"
+    [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+    # The CPU build of torch (a CUDA build would be several GB).
+    .venv/bin/pip install -q --disable-pip-version-check -r runtime/requirements/cpu.txt
+    .venv/bin/pip install -q --disable-pip-version-check --no-deps -e runtime
+    echo "$py_hash" > $STAMPS/venv
+  fi
+}
+LOGS=.cache/setup-logs
+mkdir -p "$LOGS"
+names=() pids=()
+start_step() { # NAME COMMAND...
+  local name=$1; shift
+  ( set -e; "$@" ) > "$LOGS/$name.log" 2>&1 &
+  names+=("$name"); pids+=($!)
+}
+trap 'for p in "${pids[@]}"; do pkill -TERM -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done; exit 130' INT TERM
+start_step venv venv_step
 for step in scripts/setup.d/*.sh; do
-  [[ -e "$step" ]] || continue
-  say "$(basename "$step")"
-  bash "$step"
+  [[ -e "$step" ]] && start_step "$(basename "$step" .sh)" bash "$step"
 done
+failed=()
+for i in "${!pids[@]}"; do
+  if wait "${pids[$i]}"; then
+    cat "$LOGS/${names[$i]}.log" >&2
+  else
+    tail -40 "$LOGS/${names[$i]}.log" >&2
+    failed+=("${names[$i]}")
+  fi
+done
+trap - INT TERM
+if ((${#failed[@]})); then
+  say "failed: ${failed[*]} (full logs in $LOGS/)"
+  exit 1
+fi
 
 # --- bundles ----------------------------------------------------------------------------
 say "build"

@@ -14,30 +14,35 @@ mkdir -p test-artifacts
 fail=0
 passed=0; failed=0
 
+# The Python suites run in the background beside the node suites: nearly every slow test on
+# either side is one process on one core (a training subprocess, a browser page), so on two
+# cores the two sides take about as long as the longer one instead of the sum. torch gets one
+# thread in them (their models are tiny; two threads only contend with the node side). Their
+# output is printed after the node tests'.
+py_side() {
+  export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+  .venv/bin/python -m pytest -q runtime/tests > test-artifacts/pytest.log 2>&1
+  echo $? > test-artifacts/pytest.rc
+  # The current TRL stack (.venv-trl1: TRL 1.x, transformers 5.x): the CPU end-to-end training
+  # test (trainer, rewards, events, resume, evaluation kept out of the training samples), W&B
+  # and TensorBoard tracking, the eval engine's shared-prefix cache and encoding (transformers
+  # 5.x names the cache argument `cache`); the rest of pytest runs on the default stack above
+  # (open-r1's TRL 0.18.2).
+  .venv-trl1/bin/python -m pytest -q runtime/tests/test_trl_compat.py runtime/tests/test_train_e2e.py::test_grpo_two_cpu_processes_end_to_end runtime/tests/test_train_e2e.py::test_resume_continues_the_stream \
+    runtime/tests/test_train_e2e.py::test_evaluation_completions_are_not_training_samples \
+    runtime/tests/test_eval.py::test_shared_prefix_generation_equals_the_plain_left_padded_call \
+    runtime/tests/test_eval.py::test_engine_encodes_a_batch_as_the_tokenizer_pads_it \
+    runtime/tests/test_eval.py::test_token_counts_in_one_call_match_counting_one_by_one \
+    runtime/tests/test_tracking.py > test-artifacts/pytest-trl1.log 2>&1
+  echo $? > test-artifacts/pytest-trl1.rc
+}
+rm -f test-artifacts/pytest.rc test-artifacts/pytest-trl1.rc
+py_side &
+py_pid=$!
+trap 'pkill -TERM -P "$py_pid" 2>/dev/null; kill "$py_pid" 2>/dev/null; rm -rf "$run_tmp"' EXIT
+
 echo "== typecheck"
 npx tsc -p . --noEmit || fail=1
-
-echo "== runtime (pytest)"
-.venv/bin/python -m pytest -q runtime/tests 2>&1 | tee test-artifacts/pytest.log
-rc=${PIPESTATUS[0]}; [[ $rc == 0 ]] || fail=1
-p=$(grep -Eo '[0-9]+ passed' test-artifacts/pytest.log | tail -1 | cut -d' ' -f1); passed=$((passed + ${p:-0}))
-f=$(grep -Eo '[0-9]+ (failed|error)' test-artifacts/pytest.log | awk '{s+=$1} END {print s+0}'); failed=$((failed + f))
-
-echo "== runtime on the current TRL stack (.venv-trl1: TRL 1.x, transformers 5.x)"
-# The CPU end-to-end training test (trainer, rewards, events, resume, evaluation kept out of the
-# training samples) on the second stack, and
-# W&B and TensorBoard tracking, the eval engine's shared-prefix cache and encoding (transformers 5.x names the cache argument
-# `cache`); the rest of pytest runs on the default stack above (open-r1's TRL 0.18.2).
-.venv-trl1/bin/python -m pytest -q runtime/tests/test_trl_compat.py runtime/tests/test_train_e2e.py::test_grpo_two_cpu_processes_end_to_end runtime/tests/test_train_e2e.py::test_resume_continues_the_stream \
-  runtime/tests/test_train_e2e.py::test_evaluation_completions_are_not_training_samples \
-  runtime/tests/test_eval.py::test_shared_prefix_generation_equals_the_plain_left_padded_call \
-  runtime/tests/test_eval.py::test_engine_encodes_a_batch_as_the_tokenizer_pads_it \
-  runtime/tests/test_eval.py::test_token_counts_in_one_call_match_counting_one_by_one \
-  runtime/tests/test_tracking.py 2>&1 | tee test-artifacts/pytest-trl1.log
-rc=${PIPESTATUS[0]}; [[ $rc == 0 ]] || fail=1
-p=$(grep -Eo '[0-9]+ passed' test-artifacts/pytest-trl1.log | tail -1 | cut -d' ' -f1); passed=$((passed + ${p:-0}))
-f=$(grep -Eo '[0-9]+ (failed|error)' test-artifacts/pytest-trl1.log | awk '{s+=$1} END {print s+0}'); failed=$((failed + f))
-[[ ${p:-0} -gt 0 ]] || fail=1
 
 echo "== node tests (unit, webview, launch, e2e)"
 shopt -s globstar nullglob
@@ -46,6 +51,21 @@ node --import tsx --test --test-concurrency=1 --test-reporter=spec "${files[@]}"
 rc=${PIPESTATUS[0]}; [[ $rc == 0 ]] || fail=1
 p=$(grep -E '^ℹ pass [0-9]+' test-artifacts/node.log | tail -1 | awk '{print $3}'); passed=$((passed + ${p:-0}))
 f=$(grep -E '^ℹ fail [0-9]+' test-artifacts/node.log | tail -1 | awk '{print $3}'); failed=$((failed + ${f:-0}))
+[[ ${p:-0} -gt 0 ]] || fail=1
+
+echo "== runtime (pytest), run beside the node tests"
+wait "$py_pid"
+cat test-artifacts/pytest.log
+[[ "$(cat test-artifacts/pytest.rc 2>/dev/null)" == 0 ]] || fail=1
+p=$(grep -Eo '[0-9]+ passed' test-artifacts/pytest.log | tail -1 | cut -d' ' -f1); passed=$((passed + ${p:-0}))
+f=$(grep -Eo '[0-9]+ (failed|error)' test-artifacts/pytest.log | awk '{s+=$1} END {print s+0}'); failed=$((failed + f))
+[[ ${p:-0} -gt 0 ]] || fail=1
+
+echo "== runtime on the current TRL stack (.venv-trl1: TRL 1.x, transformers 5.x), run beside the node tests"
+cat test-artifacts/pytest-trl1.log
+[[ "$(cat test-artifacts/pytest-trl1.rc 2>/dev/null)" == 0 ]] || fail=1
+p=$(grep -Eo '[0-9]+ passed' test-artifacts/pytest-trl1.log | tail -1 | cut -d' ' -f1); passed=$((passed + ${p:-0}))
+f=$(grep -Eo '[0-9]+ (failed|error)' test-artifacts/pytest-trl1.log | awk '{s+=$1} END {print s+0}'); failed=$((failed + f))
 [[ ${p:-0} -gt 0 ]] || fail=1
 
 echo
