@@ -1,8 +1,8 @@
 // Small vscode-free checks the editor adapters (editor/*.ts) apply to what they are handed:
 // settings of the wrong shape (VS Code does not enforce a setting's schema), command arguments
 // (command: links, keybindings and other extensions pass anything), the file a launch is asked
-// for, the tail of a big log, and a per-file cache of the workspace's recipes by mtime and size.
-import { open, stat } from 'node:fs/promises';
+// for, and a per-file cache of the workspace's recipes by mtime and size.
+import { stat } from 'node:fs/promises';
 import { recipeKind } from './recipe';
 import { RECIPE_MARKERS } from './recipe/validate';
 
@@ -60,39 +60,6 @@ function describe(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   return `a ${typeof v}`;
-}
-
-/** The last `maxBytes` of a file (starting at a line when it is cut), and how many bytes before
- * it were left out. A missing file is `undefined`; other read errors are thrown. */
-export async function readTail(file: string, maxBytes: number): Promise<{ text: string; skipped: number } | undefined> {
-  let fh;
-  try {
-    fh = await open(file, 'r');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-  try {
-    const { size } = await fh.stat();
-    const start = Math.max(0, size - maxBytes);
-    const buf = Buffer.alloc(size - start);
-    let got = 0;
-    while (got < buf.length) {
-      const { bytesRead } = await fh.read(buf, got, buf.length - got, start + got);
-      if (!bytesRead) break;
-      got += bytesRead;
-    }
-    let body = buf.subarray(0, got);
-    let skipped = start;
-    if (start > 0) {
-      // start at a line (and so never inside a UTF-8 sequence) when one begins in the tail
-      const nl = body.indexOf(0x0a);
-      if (nl >= 0 && nl < body.length - 1) { body = body.subarray(nl + 1); skipped += nl + 1; }
-    }
-    return { text: body.toString('utf8'), skipped };
-  } finally {
-    await fh.close();
-  }
 }
 
 /** Size of a file in bytes, or undefined when it cannot be read. */

@@ -8,7 +8,9 @@ import { mkdtempSync, readdirSync, readFileSync, statSync, utimesSync, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { checkPort, FileScanCache, mayBeRecipe, notARecipe, numberSetting, readTail, stringListSetting } from '../../src/core/editor-checks';
+import { checkPort, FileScanCache, mayBeRecipe, notARecipe, numberSetting, stringListSetting } from '../../src/core/editor-checks';
+import { readRange, readTail } from '../../src/core/files';
+import { LocalHost } from '../../src/core/launch/host';
 import { recipeKind } from '../../src/core/recipe';
 
 const repo = join(import.meta.dirname, '..', '..', '..');
@@ -147,4 +149,19 @@ test('the editor adapters use these checks', () => {
   assert.doesNotMatch(allocator, /Date\.now\(\) - this\.recipes\.at < 5000/);
   assert.match(allocator, /typeof arg === 'object' && arg !== null/);
   assert.match(src('serve.ts'), /checkPort\(arg\.port\)/);
+});
+
+test('a ranged read (what the run monitor copies events with) gives the bytes asked for, empty past the end, undefined for a missing file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'editor-range-'));
+  const file = join(dir, 'events.jsonl');
+  writeFileSync(file, '0123456789');
+  assert.equal((await readRange(file))?.toString(), '0123456789');
+  assert.equal((await readRange(file, 3, 4))?.toString(), '3456');
+  assert.equal((await readRange(file, 8, 100))?.toString(), '89');
+  assert.equal((await readRange(file, 10))?.length, 0);
+  assert.equal((await readRange(file, 50))?.length, 0);
+  assert.equal(await readRange(join(dir, 'none')), undefined);
+  assert.deepEqual(await new LocalHost().readFrom(file, 2, 3), Buffer.from('234'));
+  mkdirSync(join(dir, 'sub'));
+  await assert.rejects(readRange(join(dir, 'sub')));
 });

@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { mkdir, open } from 'node:fs/promises';
 import { homedir } from 'node:os';
+import { readRange } from '../files';
 
 export interface ExecResult {
   code: number | null;
@@ -57,23 +58,8 @@ export class LocalHost implements Host {
       child.stdin.end(opts.stdin ?? '');
     });
   }
-  async readFrom(path: string, offset = 0, maxBytes = Infinity): Promise<Buffer | undefined> {
-    let fh;
-    try {
-      fh = await open(path, 'r');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
-    try {
-      const { size } = await fh.stat();
-      if (size <= offset) return Buffer.alloc(0);
-      const buf = Buffer.alloc(Math.min(size - offset, maxBytes));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
-      return buf.subarray(0, bytesRead);
-    } finally {
-      await fh.close();
-    }
+  readFrom(path: string, offset = 0, maxBytes = Infinity): Promise<Buffer | undefined> {
+    return readRange(path, offset, maxBytes);
   }
   async writeFile(path: string, data: string | Buffer, mode = 0o644): Promise<void> {
     // open with the mode first (O_CREAT|O_TRUNC) so a secret is never readable by others
