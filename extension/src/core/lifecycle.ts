@@ -8,6 +8,8 @@
 //   (a run's disk reader, editor/dashboard.ts).
 // - OnePerKey: one run monitor per run, one dashboard panel per set of runs, even when asked
 //   for again while the first is still being made (editor/launch.ts, editor/dashboard.ts).
+// - Recent: at most N of something kept, the least recently used disposed first (a run's
+//   output channel, editor/launch.ts).
 // - reported: an async event handler whose failure is reported, not an unhandled rejection
 //   (the eval report's messages, editor/eval.ts).
 
@@ -251,6 +253,47 @@ export class Lifetime<T extends { close(): void }> {
 /** An async handler called from an event (a webview's message): its failure (an export to a
  * read-only folder, say) goes to onError, where it is logged and shown, instead of being an
  * unhandled rejection nobody sees. */
+/** Up to `limit` values by key; using one (`get` or `set`) makes it the most recent, and adding
+ * one past the limit disposes the least recent. `dispose()` disposes the rest. */
+export class Recent<T extends { dispose(): void }> {
+  private readonly items = new Map<string, T>();
+  constructor(private readonly limit: number) {
+    if (!(limit >= 1)) throw new Error(`Recent: the limit must be 1 or more, not ${limit}`);
+  }
+  has(key: string): boolean {
+    return this.items.has(key);
+  }
+  /** The value for `key` (now the most recent), or undefined. */
+  get(key: string): T | undefined {
+    const v = this.items.get(key);
+    if (v !== undefined) { this.items.delete(key); this.items.set(key, v); }
+    return v;
+  }
+  /** Peeks without making it the most recent (for writes that are not a use, such as output). */
+  peek(key: string): T | undefined {
+    return this.items.get(key);
+  }
+  set(key: string, value: T): void {
+    const old = this.items.get(key);
+    this.items.delete(key);
+    if (old !== undefined && old !== value) old.dispose();
+    this.items.set(key, value);
+    while (this.items.size > this.limit) {
+      const [k, v] = this.items.entries().next().value as [string, T];
+      this.items.delete(k);
+      v.dispose();
+    }
+  }
+  get size(): number {
+    return this.items.size;
+  }
+  dispose(): void {
+    const all = [...this.items.values()];
+    this.items.clear();
+    for (const v of all) v.dispose();
+  }
+}
+
 export function reported<A extends unknown[]>(handler: (...a: A) => Promise<unknown>, onError: (err: unknown) => void): (...a: A) => void {
   return (...a: A) => {
     let p: Promise<unknown>;

@@ -10,7 +10,7 @@
 import { open } from 'node:fs/promises';
 import * as vscode from 'vscode';
 import { launchGuard, resumeGuard } from '../core/launch/guard';
-import { OnePerKey, SessionHolder } from '../core/lifecycle';
+import { OnePerKey, Recent, SessionHolder } from '../core/lifecycle';
 import { fileSize, notARecipe, numberSetting } from '../core/editor-checks';
 import { readTail } from '../core/files';
 import { docKind } from './recipes';
@@ -153,7 +153,10 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
   const monitors = new OnePerKey<RunMonitor>();
   /** the extension is ending: a monitor still waiting for its session starts no more */
   let ended = false;
-  const channels = new Map<string, vscode.OutputChannel>();
+  // a run's output channel (Show Run Logs): the 10 most recently shown are kept; an older one
+  // is disposed (its logs stay on disk and are read again when it is shown next)
+  const channels = new Recent<vscode.OutputChannel>(10);
+  context.subscriptions.push(channels);
   // A session replaced while runs are followed on it (a launch, a token change, an edited
   // targets file) is retired, not closed under them: its monitors would reopen its SSH
   // connections on a session nothing could close. It is closed when the last of them ends
@@ -236,7 +239,6 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     if (!ch) {
       ch = vscode.window.createOutputChannel(`Conscience Run ${id}`);
       channels.set(id, ch);
-      context.subscriptions.push(ch);
     }
     return ch;
   }
@@ -260,8 +262,8 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     sessions.use(id, s);
     runFeed.attach(id, m);
     m.on('run', () => refresh());
-    m.on('stdout', (b: Buffer) => channels.get(id)?.append(b.toString('utf8')));
-    m.on('stderr', (b: Buffer) => channels.get(id)?.append(b.toString('utf8')));
+    m.on('stdout', (b: Buffer) => channels.peek(id)?.append(b.toString('utf8')));
+    m.on('stderr', (b: Buffer) => channels.peek(id)?.append(b.toString('utf8')));
     m.on('problems', (ps: ParseProblem[]) => { for (const p of ps) log.warn(`run ${id}: ${formatProblem(p)}`); });
     m.on('disconnected', (e: Error) => log.warn(`run ${id}: connection lost (${e.message}); reconnecting`));
     m.on('reconnected', () => log.info(`run ${id}: reconnected, continuing from the saved offset`));

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Lifetime, OnePerKey, reported, SessionHolder, Slot } from '../../src/core/lifecycle';
+import { Lifetime, OnePerKey, Recent, reported, SessionHolder, Slot } from '../../src/core/lifecycle';
 
 /** A session that counts its closes; `root` as LaunchSession has it. */
 class FakeSession {
@@ -361,4 +361,26 @@ test('the editor adapters use these rules', () => {
   assert.match(dashboard, /await panels\.obtain\(key, /);
   assert.match(dashboard, /p\.panel\.onDidDispose\(release\)/);
   assert.doesNotMatch(dashboard, /panels\.(set|delete)\(/);
+});
+
+test('Recent keeps the last N used (a run output channel per run), disposing the least recently used first, and the rest on dispose', () => {
+  const disposed: string[] = [];
+  const item = (name: string) => ({ name, dispose: () => disposed.push(name) });
+  const r = new Recent<ReturnType<typeof item>>(2);
+  r.set('a', item('a'));
+  r.set('b', item('b'));
+  assert.equal(r.get('a')?.name, 'a'); // a is now the most recent
+  r.set('c', item('c'));
+  assert.deepEqual(disposed, ['b']);
+  assert.equal(r.has('b'), false);
+  assert.equal(r.peek('a')?.name, 'a'); // a peek is not a use
+  r.set('d', item('d'));
+  assert.deepEqual(disposed, ['b', 'a']);
+  r.set('d', item('d2')); // replacing disposes the replaced one
+  assert.deepEqual(disposed, ['b', 'a', 'd']);
+  assert.equal(r.size, 2);
+  r.dispose();
+  assert.deepEqual(disposed.sort(), ['a', 'b', 'c', 'd', 'd2']);
+  assert.equal(r.size, 0);
+  assert.throws(() => new Recent(0), /limit must be 1 or more/);
 });
