@@ -6,7 +6,8 @@ import { LOCAL_TARGET, loadTargets, parseTargets, type Target } from '../core/la
 
 export async function workspaceTargets(root: string): Promise<Map<string, Target>> {
   const fromSetting = vscode.workspace.getConfiguration('conscience').get<Record<string, unknown>>('targets') ?? {};
-  const fromFile = await loadTargets(root);
+  // not settings.json itself: VS Code's reading of it (above) is the one that honours trust
+  const fromFile = await loadTargets(root, undefined, { settings: false });
   const merged = parseTargets({ ...fromSetting }, 'setting conscience.targets');
   // the file's targets win; its implicit `local` does not replace one configured in the setting
   for (const [name, t] of fromFile.targets) if (t !== LOCAL_TARGET) merged.set(name, t);

@@ -373,3 +373,21 @@ describe('run store', () => {
     assert.deepEqual(got, [0, 1, 2]);
   });
 });
+
+describe('targets from .vscode/settings.json', () => {
+  it('the CLI reads conscience.targets there when no targets file exists; the editor (settings: false) leaves it to VS Code, which ignores it in an untrusted workspace', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'targets-settings-'));
+    mkdirSync(join(root, '.vscode'));
+    writeFileSync(join(root, '.vscode', 'settings.json'), '{\n  // a comment\n  "conscience.targets": {"gpu": {"type": "ssh", "host": "gpu.example"}},\n}\n');
+    const cli = await loadTargets(root);
+    assert.equal(cli.targets.get('gpu')?.type, 'ssh');
+    assert.equal(cli.file, join(root, '.vscode', 'settings.json'));
+    const editor = await loadTargets(root, undefined, { settings: false });
+    assert.equal(editor.targets.get('gpu'), undefined);
+    assert.equal(editor.file, undefined);
+    // a targets file is read either way
+    writeFileSync(join(root, 'conscience.targets.yaml'), 'box:\n  type: ssh\n  host: box.example\n');
+    assert.equal((await loadTargets(root, undefined, { settings: false })).targets.get('box')?.type, 'ssh');
+    rmSync(root, { recursive: true, force: true });
+  });
+});

@@ -245,8 +245,11 @@ export function parseTargets(raw: unknown, where = 'targets', text?: string): Ta
   return out;
 }
 
-/** Reads targets for the CLI: --targets FILE, else the workspace's conscience.targets.{yaml,yml,json}. */
-export async function loadTargets(root: string, file?: string): Promise<{ targets: TargetMap; file?: string }> {
+/** Reads targets for the CLI: --targets FILE, else the workspace's conscience.targets.{yaml,yml,json},
+ * else (`settings`, on by default) the `conscience.targets` of `.vscode/settings.json`. The editor
+ * passes `settings: false`: it reads the setting through VS Code, which ignores it in an untrusted
+ * workspace (restrictedConfigurations), so reading the file itself would undo that. */
+export async function loadTargets(root: string, file?: string, opts: { settings?: boolean } = {}): Promise<{ targets: TargetMap; file?: string }> {
   const candidates = file ? [file] : TARGET_FILES.map((f) => join(root, f));
   for (const f of candidates) {
     let text: string;
@@ -269,7 +272,7 @@ export async function loadTargets(root: string, file?: string): Promise<{ target
     return { targets: parseTargets(raw, f, text), file: f };
   }
   // no targets file: the workspace's VS Code setting, as the editor sees it
-  if (!file) {
+  if (!file && opts.settings !== false) {
     const settings = join(root, '.vscode', 'settings.json');
     let text: string | undefined;
     try {
