@@ -391,3 +391,43 @@ describe('targets from .vscode/settings.json', () => {
     rmSync(root, { recursive: true, force: true });
   });
 });
+
+describe('the project folder on the host', () => {
+  it('is the same for a workspace opened through a link as by its real path, and differs for another workspace', () => {
+    const base = mkdtempSync(join(tmpdir(), 'project-key-'));
+    const real = join(base, 'my project');
+    mkdirSync(real);
+    symlinkSync(real, join(base, 'link'));
+    const targets = parseTargets(undefined);
+    const key = (root: string) => new LaunchSession(root, targets).projectKey();
+    assert.match(key(real), /^my_project-[0-9a-f]{8}$/);
+    assert.equal(key(join(base, 'link')), key(real));
+    mkdirSync(join(base, 'other'));
+    assert.notEqual(key(join(base, 'other')), key(real));
+    rmSync(base, { recursive: true, force: true });
+  });
+});
+
+describe('a resume plans into the run\'s own project folder', () => {
+  it('keeps a project folder an older version named (under the same base), and names a new one otherwise', async () => {
+    const { planLaunch } = await import('../../src/core/launch/launcher');
+    const root = mkdtempSync(join(tmpdir(), 'project-resume-'));
+    writeFileSync(join(root, 'r.yaml'), readFileSync(join(__dirname, '../../../recipes/demo/tiny-cpu.yaml')));
+    const s = new LaunchSession(root, parseTargets(undefined));
+    try {
+      const fresh = await planLaunch(s, 'r.yaml', 'local', { runId: 'r-1' });
+      assert.equal(fresh.projectDir, `${fresh.baseDir}/projects/${s.projectKey()}`);
+      const old = `${fresh.baseDir}/projects/r-0123abcd`;
+      const resumed = await planLaunch(s, 'r.yaml', 'local', { runId: 'r-1', projectDir: old });
+      assert.equal(resumed.projectDir, old);
+      assert.equal(resumed.runDir, `${old}/.conscience-runs/r-1`);
+      // a folder outside the base (the target's workdir changed since) or one that climbs out is not kept
+      for (const elsewhere of ['/elsewhere/projects/r-0123abcd', `${fresh.baseDir}/projects/..`, `${fresh.baseDir}/projects/a/b`]) {
+        assert.equal((await planLaunch(s, 'r.yaml', 'local', { runId: 'r-1', projectDir: elsewhere })).projectDir, fresh.projectDir);
+      }
+    } finally {
+      await s.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});

@@ -93,6 +93,10 @@ export interface PlanOptions {
   attempt?: number;
   /** The recipe's bytes when already read (a re-plan uses the same, never a later edit). */
   recipeBytes?: Buffer;
+  /** A resume's project folder on the host, kept when it is under the target's base folder (its
+   * key was computed another way by an older version: the workspace path as given, not its real
+   * path); otherwise the folder is the project key's. */
+  projectDir?: string;
 }
 
 /** The trainer's own copy of the recipe for one attempt, beside the synced recipe (Plan.recipeOnHost). */
@@ -101,6 +105,11 @@ export function recipeCopyOnHost(projectDir: string, rel: string, runId: string,
 }
 
 /** Everything that will happen, computed without starting anything (the preview / --dry-run). */
+function isProjectFolderUnder(dir: string, baseDir: string): boolean {
+  const rest = dir.startsWith(`${baseDir}/projects/`) ? dir.slice(baseDir.length + '/projects/'.length) : '';
+  return /^[A-Za-z0-9._-]+$/.test(rest) && rest !== '.' && rest !== '..';
+}
+
 export async function planLaunch(s: LaunchSession, recipe: string, targetName: string, o: PlanOptions = {}): Promise<Plan> {
   const t = s.target(targetName);
   const rel = recipeRelative(s.root, recipe);
@@ -125,7 +134,7 @@ export async function planLaunch(s: LaunchSession, recipe: string, targetName: s
   const launchToken = randomBytes(8).toString('hex');
   const host = await s.host(t);
   const baseDir = await s.baseDir(t, host);
-  const projectDir = `${baseDir}/projects/${s.projectKey()}`;
+  const projectDir = o.projectDir && isProjectFolderUnder(o.projectDir, baseDir) ? o.projectDir : `${baseDir}/projects/${s.projectKey()}`;
   const runDir = `${projectDir}/.conscience-runs/${id}`;
   const outputDir = `${runDir}/output`;
   const python = o.python ?? t.python ?? `${baseDir}/envs/<sha256 of ${requirementsPath(t)}>/bin/python`;
@@ -188,7 +197,7 @@ async function start(s: LaunchSession, plan: Plan, rec: RunRecord): Promise<Star
   // the real interpreter path replaces the placeholder of the preview
   const finalPlan = env.python === plan.python
     ? plan
-    : await planLaunch(s, plan.recipe, t.name, { runId: plan.runId, python: env.python, attempt: rec.attempts, recipeBytes: plan.recipeBytes });
+    : await planLaunch(s, plan.recipe, t.name, { runId: plan.runId, python: env.python, attempt: rec.attempts, recipeBytes: plan.recipeBytes, projectDir: plan.projectDir });
   await host.mkdirp(plan.outputDir);
   // a resumed run starts in the same folder: the previous attempt's pid and exit code must not be read as this one's
   const stale = ['pid', 'trainer.pid', 'exit_code', 'exit_code.tmp', 'job_id'].map((f) => shQuote(`${plan.runDir}/${f}`));
@@ -338,7 +347,7 @@ export async function resumeRun(s: LaunchSession, id: string): Promise<StartOutc
   }, { wait: true }))!;
   let plan: Plan;
   try {
-    plan = await planLaunch(s, rec.recipe, rec.target, { runId: rec.id, attempt: rec.attempts });
+    plan = await planLaunch(s, rec.recipe, rec.target, { runId: rec.id, attempt: rec.attempts, projectDir: rec.projectDir });
     const refusal = resumeRefusal(before!, plan.info.maxSteps);
     if (refusal) throw new Error(refusal);
     if (plan.runDir !== rec.remoteDir) throw new Error(`run ${id}: the target '${rec.target}' now points elsewhere (${plan.runDir} instead of ${rec.remoteDir})`);

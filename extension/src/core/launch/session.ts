@@ -1,6 +1,7 @@
 // One place that knows the targets and holds open connections (one per SSH target, reopened
 // after a drop). Used by the launcher, the monitor and cancel/resume, in the CLI and the editor.
 import { createHash } from 'node:crypto';
+import { realpathSync } from 'node:fs';
 import { basename } from 'node:path';
 import { LocalHost, type Host } from './host';
 import { connectSsh, type SshConnectOptions } from './ssh';
@@ -76,10 +77,18 @@ export class LaunchSession {
     return w.replace(/\/+$/, '');
   }
 
-  /** Per-project folder name: the workspace folder's name plus a hash of its path. */
+  /** Per-project folder name: the workspace folder's name plus a hash of its real path (the
+   * same workspace opened through a link, or as `dir/.` by the CLI and `dir` by the editor,
+   * syncs into the same folder on the host, not a second full copy). */
   projectKey(): string {
-    const name = basename(this.root).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 40) || 'project';
-    return `${name}-${createHash('sha256').update(this.root).digest('hex').slice(0, 8)}`;
+    let path = this.root;
+    try {
+      path = realpathSync.native(this.root);
+    } catch {
+      /* not on this machine (yet): the path as given */
+    }
+    const name = basename(path).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 40) || 'project';
+    return `${name}-${createHash('sha256').update(path).digest('hex').slice(0, 8)}`;
   }
 
   async close(): Promise<void> {
