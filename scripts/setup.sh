@@ -69,7 +69,9 @@ start_step() { # NAME COMMAND...
   ( set -e; "$@" ) > "$LOGS/$name.log" 2>&1 &
   names+=("$name"); pids+=($!)
 }
-trap 'for p in "${pids[@]}"; do pkill -TERM -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done; exit 130' INT TERM
+# background jobs ignore SIGINT (no job control): on Ctrl-C each step's whole tree is stopped
+kill_tree() { local c; for c in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$c"; done; kill -TERM "$1" 2>/dev/null; }
+trap 'for p in "${pids[@]}"; do kill_tree "$p"; done; exit 130' INT TERM
 start_step venv venv_step
 for step in scripts/setup.d/*.sh; do
   [[ -e "$step" ]] && start_step "$(basename "$step" .sh)" bash "$step"

@@ -37,18 +37,33 @@ py_side() {
   echo $? > test-artifacts/pytest-trl1.rc
 }
 rm -f test-artifacts/pytest.rc test-artifacts/pytest-trl1.rc
+# A background job ignores SIGINT (no job control): on Ctrl-C or an early exit the whole tree
+# under each (pytest and the trainers its tests started; the node test runner, its test files,
+# browsers and servers) is stopped here.
+kill_tree() { local c; for c in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$c"; done; kill -TERM "$1" 2>/dev/null; }
 py_side &
 py_pid=$!
-trap 'pkill -TERM -P "$py_pid" 2>/dev/null; kill "$py_pid" 2>/dev/null; rm -rf "$run_tmp"' EXIT
+# The steps after it run in the background too, each waited for: a tool that catches Ctrl-C
+# and exits with a code (npx, node's test runner) looks to bash like one that failed, so the
+# script went on to the next step; a `wait` is cut short by the trap below instead.
+node_pid= tsc_pid=
+trap 'for p in "$py_pid" $tsc_pid $node_pid; do kill_tree "$p"; done; rm -rf "$run_tmp"' EXIT
+trap 'echo "interrupted"; exit 130' INT TERM
 
 echo "== typecheck"
-npx tsc -p . --noEmit || fail=1
+npx tsc -p . --noEmit &
+tsc_pid=$!
+wait "$tsc_pid" || fail=1
 
 echo "== node tests (unit, webview, launch, e2e)"
 shopt -s globstar nullglob
 files=(extension/test/**/*.test.ts tests/**/*.test.ts)
-node --import tsx --test --test-concurrency=1 --test-reporter=spec "${files[@]}" 2>&1 | tee test-artifacts/node.log
-rc=${PIPESTATUS[0]}; [[ $rc == 0 ]] || fail=1
+rm -f test-artifacts/node.rc
+( node --import tsx --test --test-concurrency=1 --test-reporter=spec "${files[@]}" 2>&1 | tee test-artifacts/node.log
+  echo "${PIPESTATUS[0]}" > test-artifacts/node.rc ) &
+node_pid=$!
+wait "$node_pid"
+rc=$(cat test-artifacts/node.rc 2>/dev/null || echo 1); [[ $rc == 0 ]] || fail=1
 p=$(grep -E '^ℹ pass [0-9]+' test-artifacts/node.log | tail -1 | awk '{print $3}'); passed=$((passed + ${p:-0}))
 f=$(grep -E '^ℹ fail [0-9]+' test-artifacts/node.log | tail -1 | awk '{print $3}'); failed=$((failed + ${f:-0}))
 [[ ${p:-0} -gt 0 ]] || fail=1
