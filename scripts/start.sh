@@ -22,7 +22,9 @@ while (($#)); do
     *) echo "npm start: unknown option '$1' (see: npm start -- --help)" >&2; exit 2 ;;
   esac
 done
-[[ "$PORT" =~ ^[0-9]+$ ]] || { echo "npm start: --port must be a number (got '$PORT')" >&2; exit 2; }
+# checked before setup (minutes on a fresh machine): 0 would print :0 and serve elsewhere, 70000 crashed the port search
+[[ "$PORT" =~ ^[0-9]{1,5}$ ]] && ((10#$PORT >= 1 && 10#$PORT <= 65535)) || { echo "npm start: --port must be a number from 1 to 65535 (got '$PORT')" >&2; exit 2; }
+PORT=$((10#$PORT))
 say() { printf '\033[1m[start]\033[0m %s\n' "$*" >&2; }
 
 bash scripts/setup.sh
@@ -69,12 +71,15 @@ if [[ ! -f "$USERDATA/User/settings.json" ]]; then
 JSON
 fi
 
-# The first free port from $PORT on.
+# The first free port from $PORT on (up to 65535).
 PORT=$(node -e '
 const net = require("net");
-const tryPort = (p) => { const s = net.createServer(); s.once("error", () => tryPort(p + 1));
+const from = Number(process.argv[1]);
+const tryPort = (p) => {
+  if (p > 65535) { console.error(`npm start: no free port from ${from} to 65535 on 127.0.0.1; pick another with --port`); process.exit(1); }
+  const s = net.createServer(); s.once("error", () => tryPort(p + 1));
   s.listen(p, "127.0.0.1", () => s.close(() => console.log(p))); };
-tryPort(Number(process.argv[1]));' "$PORT")
+tryPort(from);' "$PORT")
 
 printf 'auth: none\ncert: false\n' > "$DEMO/config.yaml"
 say "code-server $(node -p 'require("./.cache/code-server/node_modules/code-server/package.json").version') with Chain of Conscience $(node -p 'require("./package.json").version')"
