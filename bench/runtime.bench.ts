@@ -34,6 +34,15 @@ interface Run {
 
 async function runDemo(processes: number): Promise<Run> {
   const dir = mkdtempSync(join(tmpdir(), 'conscience-bench-'));
+  try {
+    return await runDemoIn(dir, processes);
+  } finally {
+    // also when the run fails: its recipe and output (checkpoints) are not left in the temp folder
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function runDemoIn(dir: string, processes: number): Promise<Run> {
   const out = join(dir, 'out');
   // The demo recipe as it is, except launch.num_processes (its paths are not relative).
   const text = readFileSync(RECIPE, 'utf8');
@@ -48,20 +57,19 @@ async function runDemo(processes: number): Promise<Run> {
     '--', '--output_dir', out,
   ];
   const t0 = Date.now();
-  const code: number = await new Promise((res, rej) => {
+  await new Promise<void>((res, rej) => {
     const child = spawn(PY, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
     let tail = '';
     child.stderr.on('data', (b: Buffer) => { tail = (tail + b.toString()).slice(-4000); });
     child.on('error', rej);
-    child.on('exit', (c) => (c === 0 ? res(0) : rej(new Error(`demo run exited ${c}: ${tail}`))));
+    child.on('exit', (c) => (c === 0 ? res() : rej(new Error(`demo run exited ${c}: ${tail}`))));
   });
   const wallS = (Date.now() - t0) / 1000;
   const events = readFileSync(join(out, 'events.jsonl'), 'utf8')
     .split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; time: number; step?: number });
-  rmSync(dir, { recursive: true, force: true });
   const started = events.find((e) => e.type === 'run_started');
   const metrics = events.filter((e) => e.type === 'metrics');
-  if (code !== 0 || !started || metrics.length < 2) throw new Error('demo run produced too few metrics');
+  if (!started || metrics.length < 2) throw new Error('demo run produced too few metrics');
   const first = metrics[0];
   const last = metrics[metrics.length - 1];
   return {
