@@ -14,20 +14,26 @@ const REPO = resolve(import.meta.dirname, '..', '..');
 const base = mkdtempSync(join(tmpdir(), 'cc-start-'));
 after(() => rmSync(base, { recursive: true, force: true }));
 
+/** A copy of the repository's start script at `base/name/conscience`, with stand-ins: setup
+ * installs nothing (it leaves a mark), code-server prints where it would serve and ends. */
+function standIn(name: string): string {
+  const root = join(base, name, 'conscience');
+  mkdirSync(join(root, 'scripts'), { recursive: true });
+  copyFileSync(join(REPO, 'scripts', 'start.sh'), join(root, 'scripts', 'start.sh'));
+  copyFileSync(join(REPO, 'package.json'), join(root, 'package.json'));
+  cpSync(join(REPO, 'demo'), join(root, 'demo'), { recursive: true });
+  mkdirSync(join(root, 'recipes'));
+  writeFileSync(join(root, 'scripts', 'setup.sh'), 'touch "$(dirname "$0")/../setup-ran"\n');
+  const cs = join(root, '.cache', 'code-server', 'node_modules', 'code-server');
+  mkdirSync(join(cs, 'out', 'node'), { recursive: true });
+  writeFileSync(join(cs, 'package.json'), '{"version":"0.0.0-test"}\n');
+  writeFileSync(join(cs, 'out', 'node', 'entry.js'), 'console.log("served", process.argv.at(-1));\n');
+  return root;
+}
+
 for (const name of ['proj#2', 'R&D', 'a "quoted" \\ dir']) {
   test(`npm start from ${JSON.stringify(name)}: the demo's python is this repository's, in valid JSON`, () => {
-    const root = join(base, name, 'conscience');
-    mkdirSync(join(root, 'scripts'), { recursive: true });
-    copyFileSync(join(REPO, 'scripts', 'start.sh'), join(root, 'scripts', 'start.sh'));
-    copyFileSync(join(REPO, 'package.json'), join(root, 'package.json'));
-    cpSync(join(REPO, 'demo'), join(root, 'demo'), { recursive: true });
-    mkdirSync(join(root, 'recipes'));
-    // stand-ins: setup has nothing to install; code-server prints where it would serve and ends
-    writeFileSync(join(root, 'scripts', 'setup.sh'), 'true\n');
-    const cs = join(root, '.cache', 'code-server', 'node_modules', 'code-server');
-    mkdirSync(join(cs, 'out', 'node'), { recursive: true });
-    writeFileSync(join(cs, 'package.json'), '{"version":"0.0.0-test"}\n');
-    writeFileSync(join(cs, 'out', 'node', 'entry.js'), 'console.log("served", process.argv.at(-1));\n');
+    const root = standIn(name);
     const run = () => spawnSync('bash', [join(root, 'scripts', 'start.sh'), '--port', '18533'], { encoding: 'utf8', timeout: 60_000 });
     const r = run();
     assert.equal(r.status, 0, r.stderr);
@@ -43,22 +49,6 @@ for (const name of ['proj#2', 'R&D', 'a "quoted" \\ dir']) {
     assert.equal(run().status, 0);
     assert.equal(readFileSync(file, 'utf8'), text);
   });
-}
-
-/** A copy of the repository's start script with setup and code-server replaced by stand-ins (setup leaves a mark). */
-function standIn(name: string): string {
-  const root = join(base, name, 'conscience');
-  mkdirSync(join(root, 'scripts'), { recursive: true });
-  copyFileSync(join(REPO, 'scripts', 'start.sh'), join(root, 'scripts', 'start.sh'));
-  copyFileSync(join(REPO, 'package.json'), join(root, 'package.json'));
-  cpSync(join(REPO, 'demo'), join(root, 'demo'), { recursive: true });
-  mkdirSync(join(root, 'recipes'));
-  writeFileSync(join(root, 'scripts', 'setup.sh'), 'touch "$(dirname "$0")/../setup-ran"\n');
-  const cs = join(root, '.cache', 'code-server', 'node_modules', 'code-server');
-  mkdirSync(join(cs, 'out', 'node'), { recursive: true });
-  writeFileSync(join(cs, 'package.json'), '{"version":"0.0.0-test"}\n');
-  writeFileSync(join(cs, 'out', 'node', 'entry.js'), 'console.log("served", process.argv.at(-1));\n');
-  return root;
 }
 
 for (const port of ['0', '70000', '65536']) {
