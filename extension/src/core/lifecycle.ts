@@ -250,9 +250,6 @@ export class Lifetime<T extends { close(): void }> {
   }
 }
 
-/** An async handler called from an event (a webview's message): its failure (an export to a
- * read-only folder, say) goes to onError, where it is logged and shown, instead of being an
- * unhandled rejection nobody sees. */
 /** Up to `limit` values by key; using one (`get` or `set`) makes it the most recent, and adding
  * one past the limit disposes the least recent. `dispose()` disposes the rest. */
 export class Recent<T extends { dispose(): void }> {
@@ -294,6 +291,9 @@ export class Recent<T extends { dispose(): void }> {
   }
 }
 
+/** An async handler called from an event (a webview's message): its failure (an export to a
+ * read-only folder, say) goes to onError, where it is logged and shown, instead of being an
+ * unhandled rejection nobody sees. */
 export function reported<A extends unknown[]>(handler: (...a: A) => Promise<unknown>, onError: (err: unknown) => void): (...a: A) => void {
   return (...a: A) => {
     let p: Promise<unknown>;

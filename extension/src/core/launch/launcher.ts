@@ -104,12 +104,13 @@ export function recipeCopyOnHost(projectDir: string, rel: string, runId: string,
   return posix.join(projectDir, posix.dirname(rel), `.conscience-${runId}.attempt-${attempt}.yaml`);
 }
 
-/** Everything that will happen, computed without starting anything (the preview / --dry-run). */
+/** Whether `dir` is one folder directly under `baseDir/projects/` (a project folder a resume may keep). */
 function isProjectFolderUnder(dir: string, baseDir: string): boolean {
   const rest = dir.startsWith(`${baseDir}/projects/`) ? dir.slice(baseDir.length + '/projects/'.length) : '';
   return /^[A-Za-z0-9._-]+$/.test(rest) && rest !== '.' && rest !== '..';
 }
 
+/** Everything that will happen, computed without starting anything (the preview / --dry-run). */
 export async function planLaunch(s: LaunchSession, recipe: string, targetName: string, o: PlanOptions = {}): Promise<Plan> {
   const t = s.target(targetName);
   const rel = recipeRelative(s.root, recipe);
