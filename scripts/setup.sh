@@ -69,8 +69,8 @@ start_step() { # NAME COMMAND...
   ( set -e; "$@" ) > "$LOGS/$name.log" 2>&1 &
   names+=("$name"); pids+=($!)
 }
-# background jobs ignore SIGINT (no job control): on Ctrl-C each step's whole tree is stopped
-kill_tree() { local c; for c in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$c"; done; kill -TERM "$1" 2>/dev/null; }
+# on Ctrl-C each step's whole tree is stopped
+source scripts/kill-tree.sh
 trap 'for p in "${pids[@]}"; do kill_tree "$p"; done; exit 130' INT TERM
 start_step venv venv_step
 for step in scripts/setup.d/*.sh; do

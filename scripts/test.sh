@@ -40,7 +40,7 @@ rm -f test-artifacts/pytest.rc test-artifacts/pytest-trl1.rc
 # A background job ignores SIGINT (no job control): on Ctrl-C or an early exit the whole tree
 # under each (pytest and the trainers its tests started; the node test runner, its test files,
 # browsers and servers) is stopped here.
-kill_tree() { local c; for c in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$c"; done; kill -TERM "$1" 2>/dev/null; }
+source scripts/kill-tree.sh
 py_side &
 py_pid=$!
 # The steps after it run in the background too, each waited for: a tool that catches Ctrl-C
@@ -68,20 +68,19 @@ p=$(grep -E '^ℹ pass [0-9]+' test-artifacts/node.log | tail -1 | awk '{print $
 f=$(grep -E '^ℹ fail [0-9]+' test-artifacts/node.log | tail -1 | awk '{print $3}'); failed=$((failed + ${f:-0}))
 [[ ${p:-0} -gt 0 ]] || fail=1
 
+# A pytest run's printed log, its exit status and its counts, into the totals.
+pytest_result() { # NAME (test-artifacts/NAME.log and NAME.rc)
+  cat "test-artifacts/$1.log"
+  [[ "$(cat "test-artifacts/$1.rc" 2>/dev/null)" == 0 ]] || fail=1
+  p=$(grep -Eo '[0-9]+ passed' "test-artifacts/$1.log" | tail -1 | cut -d' ' -f1); passed=$((passed + ${p:-0}))
+  f=$(grep -Eo '[0-9]+ (failed|error)' "test-artifacts/$1.log" | awk '{s+=$1} END {print s+0}'); failed=$((failed + f))
+  [[ ${p:-0} -gt 0 ]] || fail=1
+}
 echo "== runtime (pytest), run beside the node tests"
 wait "$py_pid"
-cat test-artifacts/pytest.log
-[[ "$(cat test-artifacts/pytest.rc 2>/dev/null)" == 0 ]] || fail=1
-p=$(grep -Eo '[0-9]+ passed' test-artifacts/pytest.log | tail -1 | cut -d' ' -f1); passed=$((passed + ${p:-0}))
-f=$(grep -Eo '[0-9]+ (failed|error)' test-artifacts/pytest.log | awk '{s+=$1} END {print s+0}'); failed=$((failed + f))
-[[ ${p:-0} -gt 0 ]] || fail=1
-
+pytest_result pytest
 echo "== runtime on the current TRL stack (.venv-trl1: TRL 1.x, transformers 5.x), run beside the node tests"
-cat test-artifacts/pytest-trl1.log
-[[ "$(cat test-artifacts/pytest-trl1.rc 2>/dev/null)" == 0 ]] || fail=1
-p=$(grep -Eo '[0-9]+ passed' test-artifacts/pytest-trl1.log | tail -1 | cut -d' ' -f1); passed=$((passed + ${p:-0}))
-f=$(grep -Eo '[0-9]+ (failed|error)' test-artifacts/pytest-trl1.log | awk '{s+=$1} END {print s+0}'); failed=$((failed + f))
-[[ ${p:-0} -gt 0 ]] || fail=1
+pytest_result pytest-trl1
 
 echo
 echo "$passed passed, $failed failed"
