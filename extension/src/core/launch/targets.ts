@@ -84,10 +84,12 @@ const str = (where: string, v: unknown, key: string, opts: { required?: boolean;
   if (opts.oneLine !== false && /[\r\n\0]/.test(s)) fail(where, `'${key}' must be a single line`);
   return s;
 };
-const int = (where: string, v: unknown, key: string, min = 1): number | undefined => {
+const int = (where: string, v: unknown, key: string, min = 1, max?: number): number | undefined => {
   if (v === undefined || v === null) return undefined;
   const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min) fail(where, `'${key}' must be an integer >= ${min}`);
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || (max !== undefined && n > max)) {
+    fail(where, `'${key}' must be an integer ${max !== undefined ? `from ${min} to ${max}` : `>= ${min}`}, got ${JSON.stringify(v)}`);
+  }
   return n;
 };
 const strList = (where: string, v: unknown, key: string): string[] | undefined => {
@@ -135,7 +137,7 @@ export function parseTarget(name: string, raw: unknown, where = 'targets'): Targ
         ...base,
         type: 'ssh',
         host: str(w, o.host, 'host', { required: true })!,
-        port: int(w, o.port, 'port'),
+        port: int(w, o.port, 'port', 1, 65535),
         user: str(w, o.user, 'user'),
         identityFile: str(w, o.identityFile, 'identityFile'),
         proxyJump: str(w, o.proxyJump, 'proxyJump'),
@@ -245,6 +247,28 @@ export function parseTargets(raw: unknown, where = 'targets', text?: string): Ta
   return out;
 }
 
+/** `12:5` (1-based line and column) of a character offset in `text`. */
+function lineColumn(text: string, offset: number): string {
+  const before = text.slice(0, offset);
+  const nl = before.lastIndexOf('\n');
+  return `${before.split('\n').length}:${offset - nl}`;
+}
+
+/**
+ * Parses JSON (`comments`: JSONC as VS Code reads settings.json, comments and trailing commas
+ * allowed); an error is one line naming FILE:LINE:COLUMN and what was expected there.
+ */
+function parseJsonAt(text: string, file: string, opts: { comments: boolean }): unknown {
+  const errors: ParseError[] = [];
+  const doc = parseJsonc(text, errors, { allowTrailingComma: opts.comments, disallowComments: !opts.comments, allowEmptyContent: true });
+  const e = errors[0];
+  if (e) {
+    const what = printParseErrorCode(e.error).replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase(); // CommaExpected -> comma expected
+    throw new Error(`${file}:${lineColumn(text, e.offset)}: invalid JSON: ${what}`);
+  }
+  return doc;
+}
+
 /** Reads targets for the CLI: --targets FILE, else the workspace's conscience.targets.{yaml,yml,json},
  * else (`settings`, on by default) the `conscience.targets` of `.vscode/settings.json`. The editor
  * passes `settings: false`: it reads the setting through VS Code, which ignores it in an untrusted
@@ -259,11 +283,21 @@ export async function loadTargets(root: string, file?: string, opts: { settings?
       if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !file) continue;
       throw new Error(`${f}: cannot read targets: ${(err as Error).message}`);
     }
+    // a byte-order mark (Windows editors write one) is not content
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     let raw: unknown;
-    try {
-      raw = f.endsWith('.json') ? JSON.parse(text) : load(text, { filename: f });
-    } catch (err) {
-      throw new Error(`${f}: ${(err as Error).message}`);
+    if (f.endsWith('.json')) {
+      raw = parseJsonAt(text, f, { comments: false });
+    } else if (text.split(/\r?\n/).every((l) => /^\s*(#.*)?$/.test(l))) {
+      raw = undefined; // empty or only comments: no targets but `local` (js-yaml throws "input is empty")
+    } else {
+      try {
+        raw = load(text, { filename: f });
+      } catch (err) {
+        // one line, FILE:LINE:COLUMN: why (js-yaml's message repeats the file and adds a snippet)
+        const e = err as { reason?: string; mark?: { line: number; column: number } };
+        throw new Error(e.mark && e.reason ? `${f}:${e.mark.line + 1}:${e.mark.column + 1}: invalid YAML: ${e.reason}` : `${f}: invalid YAML: ${e.reason ?? (err as Error).message}`);
+      }
     }
     // allow either the mapping itself or { targets: mapping }
     if (raw && typeof raw === 'object' && !Array.isArray(raw) && 'targets' in (raw as object) && Object.keys(raw as object).length === 1) {
@@ -281,11 +315,12 @@ export async function loadTargets(root: string, file?: string, opts: { settings?
       /* no settings */
     }
     if (text !== undefined) {
-      const errors: ParseError[] = [];
-      const doc = parseJsonc(text, errors, { allowTrailingComma: true });
-      if (errors.length) throw new Error(`${settings}: invalid JSON (${printParseErrorCode(errors[0]!.error)} at offset ${errors[0]!.offset})`);
+      // VS Code reads settings.json with comments, trailing commas and a byte-order mark
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+      const doc = parseJsonAt(text, settings, { comments: true });
       const raw = doc && typeof doc === 'object' ? (doc as Record<string, unknown>)['conscience.targets'] : undefined;
-      if (raw !== undefined) return { targets: parseTargets(raw, `${settings} (conscience.targets)`), file: settings };
+      // a bad entry's error names settings.json and the line of that target's name
+      if (raw !== undefined) return { targets: parseTargets(raw, settings, text), file: settings };
     }
   }
   return { targets: parseTargets(undefined) };
