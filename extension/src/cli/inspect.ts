@@ -40,10 +40,14 @@ function parseArgs(argv: string[]): Args | string {
     const a = argv[i]!;
     const value = (): string | undefined => {
       const eq = a.indexOf('=');
-      return eq > 0 ? a.slice(eq + 1) : argv[++i];
+      if (eq > 0) return a.slice(eq + 1);
+      // `--model --format json`: the next option is not this one's value (`--model=--odd` passes one)
+      if (argv[i + 1]?.startsWith('--')) return undefined;
+      return argv[++i];
     };
     if (a === '--format' || a.startsWith('--format=')) {
       const v = value();
+      if (v === undefined) return '--format needs a value: json or text';
       if (v !== 'json' && v !== 'text') return `--format must be json or text, got ${JSON.stringify(v)}`;
       format = v;
     } else if (a === '--model' || a.startsWith('--model=')) {

@@ -84,7 +84,11 @@ test('--policy overrides change tiers and budgets; bad overrides are reported', 
 });
 
 test('usage errors exit 2 with a message', () => {
-  for (const [args, re] of [[[], /no input file/], [['a.jsonl', '--bogus'], /unknown option --bogus/], [[join(tmp, 'missing.jsonl')], /no such file/], [['x.jsonl', '--format', 'xml'], /--format must be json or text/]] as const) {
+  for (const [args, re] of [[[], /no input file/], [['a.jsonl', '--bogus'], /unknown option --bogus/], [[join(tmp, 'missing.jsonl')], /no such file/], [['x.jsonl', '--format', 'xml'], /--format must be json or text/],
+    // a value left out: said so (it read "got undefined"), and the next option is not taken as the value
+    [['x.jsonl', '--format'], /^conscience inspect: --format needs a value: json or text\n/],
+    [['x.jsonl', '--model', '--format', 'json'], /^conscience inspect: --model needs a folder\n/],
+    [['x.jsonl', '--policy', '--format', 'json'], /^conscience inspect: --policy needs a JSON object\n/]] as const) {
     const r = spawnSync(process.execPath, [...CLI, ...args], { cwd: REPO, encoding: 'utf8' });
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, re);
