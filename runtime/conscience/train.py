@@ -549,9 +549,16 @@ def main(argv: Optional[list[str]] = None) -> int:
             status, code, error = "cancelled", 128 + signum, f"received {signal.Signals(signum).name}"
             logger.warning("run cancelled (%s while stopping: %s)", error, e)
         else:
+            from .prompt_sets import DataError
+
             status, code = "failed", EXIT_FAILED
-            error = f"{type(e).__name__}: {e}"
-            traceback.print_exc()
+            if isinstance(e, DataError):
+                # bad input (a prompt file's FILE:LINE: why, ...), not a crash: one line, no traceback
+                error = str(e)
+                print(f"conscience.train: {e}", file=sys.stderr)
+            else:
+                error = f"{type(e).__name__}: {e}"
+                traceback.print_exc()
     finally:
         if _CANCEL["signum"] is not None and status != "completed":
             status, code = "cancelled", 128 + _CANCEL["signum"]

@@ -127,6 +127,23 @@ def test_a_bad_prompt_set_fails_the_run_even_when_its_checkpoint_has_nothing_lef
     assert f"{prompts}:1" in finished["error"]
 
 
+def test_a_bad_prompt_file_is_one_line_naming_file_and_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    """A prompt file a user broke by hand (a JSON array, not JSONL) is bad input, not a crash:
+    stderr says FILE:LINE: why in one line, and the run's run_finished error is that line
+    (it was a 15-line Python traceback and "DataError: ...")."""
+    monkeypatch.setattr(train, "_CANCEL", {"signum": None})
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('[{"id": "a", "prompt": "x"}]\n')
+    out = tmp_path / "out"
+    code, err = _main("grpo", _recipe(tmp_path, "grpo"), out, "--dataset_name", str(prompts), capsys=capsys)
+    assert code == 1, err
+    said = f"{prompts}:1: expected a JSON object, got list"
+    assert "Traceback" not in err, err
+    assert [x for x in err.splitlines() if "p.jsonl" in x] == [f"conscience.train: {said}"], err
+    finished = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()][-1]
+    assert finished["type"] == "run_finished" and finished["status"] == "failed" and finished["error"] == said
+
+
 NO_SYSTEM = ("{% for m in messages %}{% if m['role'] != 'system' %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
              "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 REFUSES_SYSTEM = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
