@@ -448,6 +448,20 @@ def run(
             signal.signal(sig, handler)
 
 
+def _int_in(lo: int, hi: Optional[int] = None):
+    """An argparse type: a whole number from lo (to hi); anything else is a usage error naming the range."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            n = None
+        if n is None or n < lo or (hi is not None and n > hi):
+            raise argparse.ArgumentTypeError(f"must be a whole number {f'from {lo} to {hi}' if hi is not None else f'>= {lo}'}, got {text!r}")
+        return n
+    parse.__name__ = "int"
+    return parse
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     trainer_args: list[str] = []
@@ -459,15 +473,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--accelerate-arg", action="append", default=[], help="extra flag for accelerate launch (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="print the accelerate argv as JSON and exit (no GPU planning)")
     p.add_argument("--plan", action="store_true", help="print everything that would start (train, vLLM server, env) as JSON and exit")
-    p.add_argument("--vllm-port", type=int, default=None, help="port of the vLLM server started for launch.vllm_server (default: the recipe's vllm_server_port, else 8000 when free, else a free port)")
+    p.add_argument("--vllm-port", type=_int_in(1, 65535), default=None, help="port of the vLLM server started for launch.vllm_server (default: the recipe's vllm_server_port, else 8000 when free, else a free port)")
     # the topology planner's decisions (the sbatch script passes them): they win over the recipe
-    p.add_argument("--num-processes", type=int, default=None, help="total training processes (overrides launch.num_processes)")
-    p.add_argument("--num-machines", type=int, default=None, help="training machines (overrides launch.num_machines)")
-    p.add_argument("--machine-rank", type=int, default=None, help="this machine's rank (accelerate --machine_rank)")
+    p.add_argument("--num-processes", type=_int_in(1), default=None, help="total training processes (overrides launch.num_processes)")
+    p.add_argument("--num-machines", type=_int_in(1), default=None, help="training machines (overrides launch.num_machines)")
+    p.add_argument("--machine-rank", type=_int_in(0), default=None, help="this machine's rank (accelerate --machine_rank)")
     p.add_argument("--main-address", default=None, help="address of the rank-0 machine (accelerate --main_process_ip)")
-    p.add_argument("--main-port", type=int, default=None, help="rendezvous port (overrides launch.main_process_port)")
+    p.add_argument("--main-port", type=_int_in(1, 65535), default=None, help="rendezvous port (overrides launch.main_process_port)")
     p.add_argument("--no-server", action="store_true", help="do not start a vLLM server here (it runs elsewhere)")
     a = p.parse_args(argv)
+    if a.machine_rank is not None and a.num_machines is not None and a.machine_rank >= a.num_machines:
+        p.error(f"argument --machine-rank: {a.machine_rank} is not a rank of --num-machines {a.num_machines} (ranks are 0 to {a.num_machines - 1})")
     overrides = {"num_processes": a.num_processes, "num_machines": a.num_machines, "main_process_port": a.main_port}
     if a.machine_rank is not None:
         a.accelerate_arg.append(f"--machine_rank={a.machine_rank}")

@@ -51,6 +51,27 @@ def test_planner_overrides_win_over_the_recipe(tmp_path):
     assert _flag(argv, "--main_process_port") == "23456"
 
 
+def test_planner_flags_out_of_range_are_usage_errors(tmp_path):
+    # by hand (docs/runtime.md) a typo'd count or port was passed on: -2 processes trained anyway
+    # with accelerate's own count, a port past 65535 reached the rendezvous; now exit 2 and one
+    # line naming the flag and the range, before anything starts
+    p = _recipe(tmp_path)
+    for flags, says in [
+        (["--num-processes", "0"], "argument --num-processes: must be a whole number >= 1, got '0'"),
+        (["--num-processes", "-2"], "argument --num-processes: must be a whole number >= 1, got '-2'"),
+        (["--num-machines", "0"], "argument --num-machines: must be a whole number >= 1, got '0'"),
+        (["--machine-rank", "-1"], "argument --machine-rank: must be a whole number >= 0, got '-1'"),
+        (["--main-port", "99999"], "argument --main-port: must be a whole number from 1 to 65535, got '99999'"),
+        (["--vllm-port", "0"], "argument --vllm-port: must be a whole number from 1 to 65535, got '0'"),
+        (["--num-machines", "2", "--machine-rank", "2"], "argument --machine-rank: 2 is not a rank of --num-machines 2 (ranks are 0 to 1)"),
+    ]:
+        for mode in ("--dry-run", "--plan"):
+            r = subprocess.run([sys.executable, "-m", "conscience.launch", "--config", p, mode, *flags],
+                               capture_output=True, text=True, cwd=os.path.join(ROOT, "runtime"), timeout=60)
+            assert r.returncode == 2, (flags, mode, r.stdout, r.stderr)
+            assert r.stdout == "" and r.stderr.strip().splitlines()[-1] == f"python -m conscience.launch: error: {says}", (flags, r.stderr)
+
+
 def test_no_server_leaves_the_server_to_the_caller(tmp_path):
     p = _recipe(tmp_path, launch={"num_processes": 3, "vllm_server": True, "vllm_server_gpus": 1}, model_name_or_path="Qwen/Qwen2.5-0.5B")
     pl = plan(p, env={"CUDA_VISIBLE_DEVICES": "0,1,2"}, overrides={"num_processes": 3}, no_server=True)
