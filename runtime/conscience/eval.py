@@ -1884,7 +1884,11 @@ def main(argv: Optional[list[str]] = None) -> int:
             status, code = "completed", EXIT_OK
     except (EvalError, EndpointError) as e:
         status, code, error = "failed", EXIT_FAILED, f"{type(e).__name__}: {e}"
-        print(f"conscience.eval: {e} (the completions finished so far are kept in {cfg.output_dir})", file=sys.stderr)
+        # say that finished completions are kept only where there are some (a prompt file with no
+        # usable row fails before any is generated)
+        kept = len(read_done(os.path.join(cfg.output_dir, COMPLETIONS_FILE)))
+        where = f" (the {kept} completion{'s' if kept != 1 else ''} finished so far are kept in {cfg.output_dir})" if kept else ""
+        print(f"conscience.eval: {e}{where}", file=sys.stderr)
     except Exception as e:  # noqa: BLE001
         status, code, error = "failed", EXIT_FAILED, f"{type(e).__name__}: {e}"
         traceback.print_exc()

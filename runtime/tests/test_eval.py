@@ -392,6 +392,19 @@ def test_openai_endpoint_and_llm_judge(tmp_path, monkeypatch):
         srv.close()
 
 
+def test_prompt_file_without_usable_rows_names_the_line_and_claims_nothing_kept(tmp_path):
+    # nothing was generated: the error names the file and line, and does not say completions were kept
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a"}\n')
+    recipe = _recipe(tmp_path, engine="openai", model_name_or_path=None, dataset_name=str(bad),
+                     endpoint={"base_url": "http://127.0.0.1:9", "model": "served"})
+    proc = subprocess.run([sys.executable, "-m", "conscience.eval", "--config", str(recipe)], env=_env(), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert f"{bad}:1:" in proc.stderr
+    assert "kept" not in proc.stderr
+
+
 def test_failing_endpoint_keeps_finished_completions(tmp_path):
     # the server fails in the middle of the second batch (of 4): the 3 answered are kept
     srv = _ChatServer(fail_after=7)
@@ -402,7 +415,7 @@ def test_failing_endpoint_keeps_finished_completions(tmp_path):
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 1
         assert f"{srv.url}/chat/completions: HTTP 500: model crashed" in proc.stderr
-        assert "completions finished so far are kept" in proc.stderr
+        assert f"(the 7 completions finished so far are kept in {tmp_path / 'out'})" in proc.stderr
         assert len(_lines(tmp_path / "out" / "completions.jsonl")) == 7
         evs = _lines(tmp_path / "out" / "events.jsonl")
         assert evs[-1]["status"] == "failed" and "HTTP 500" in evs[-1]["error"]
