@@ -83,14 +83,15 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const runsChanged = new vscode.EventEmitter<undefined>();
   const planChanged = new vscode.EventEmitter<vscode.Uri>();
   const plans = new Map<string, string>();
-  const root = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-  const watcher = root ? vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(root, '.conscience/runs/*/run.json')) : undefined;
+  // every workspace folder's run.json files, folders added and removed while the window is open followed
+  const runFiles = new vscode.EventEmitter<vscode.Uri>();
+  const watchers = new Map<string, vscode.Disposable>();
   let view: vscode.TreeView<unknown> | undefined;
   const launch = lazy<RunsProvider>({
     name: 'launch',
     commands: ['conscience.launch', 'conscience.showLaunchCommand', 'conscience.cancelRun', 'conscience.resumeRun', 'conscience.showRunLogs', 'conscience.refreshRuns', 'conscience.setToken'],
     serves: isYaml, // its CodeLens
-    start: (c) => c.launch(context, log, { view: view!, changed: runsChanged, planScheme: 'conscience-plan', plans, planChanged, watcher }),
+    start: (c) => c.launch(context, log, { view: view!, changed: runsChanged, planScheme: 'conscience-plan', plans, planChanged, runFiles: runFiles.event }),
   });
   view = vscode.window.createTreeView<unknown>('conscience.runs', {
     treeDataProvider: {
@@ -101,20 +102,39 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     showCollapseAll: false,
   });
   context.subscriptions.push(
-    view, runsChanged, planChanged,
+    view, runsChanged, planChanged, runFiles,
     vscode.workspace.registerTextDocumentContentProvider('conscience-plan', {
       onDidChange: planChanged.event,
       provideTextDocumentContent: (uri) => plans.get(uri.toString()) ?? PLAN_GONE,
     }),
   );
-  if (watcher && root) {
-    context.subscriptions.push(watcher, watcher.onDidCreate(() => launch()), watcher.onDidChange(() => launch()));
-    // runs already in the workspace: the status bar names those going, and the room reattaches to them
+  const watch = (folder: vscode.WorkspaceFolder) => {
+    const root = folder.uri.fsPath;
+    if (folder.uri.scheme !== 'file' || watchers.has(root)) return;
+    const w = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, '.conscience/runs/*/run.json'));
+    const seen = (uri: vscode.Uri) => {
+      launch();
+      runFiles.fire(uri);
+    };
+    watchers.set(root, vscode.Disposable.from(w, w.onDidCreate(seen), w.onDidChange(seen), w.onDidDelete((uri) => runFiles.fire(uri))));
+    // runs already in the folder: the status bar names those going, and the room reattaches to them
     vscode.workspace.fs.readDirectory(vscode.Uri.file(join(root, '.conscience', 'runs'))).then(
       (entries) => { if (entries.length) launch(); },
       () => undefined, // no runs yet
     );
-  }
+  };
+  for (const f of vscode.workspace.workspaceFolders ?? []) watch(f);
+  context.subscriptions.push(
+    vscode.workspace.onDidChangeWorkspaceFolders((e) => {
+      for (const f of e.removed) {
+        watchers.get(f.uri.fsPath)?.dispose();
+        watchers.delete(f.uri.fsPath);
+      }
+      for (const f of e.added) watch(f);
+      runsChanged.fire(undefined); // the view lists the folders' runs again (the room, once started, also reattaches)
+    }),
+    { dispose: () => { for (const w of watchers.values()) w.dispose(); watchers.clear(); } },
+  );
 
   const dashboard = lazy({
     name: 'dashboard',

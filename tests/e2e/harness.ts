@@ -52,6 +52,10 @@ export interface StartOptions {
   links?: Record<string, string>;
   /** Install this .vsix (code-server --install-extension) instead of loading the repository unpacked. */
   vsix?: string;
+  /** A multi-root workspace: a .code-workspace file (beside the workspace folder, in no folder)
+   * with these folders (paths inside the workspace folder) and settings is opened instead of the
+   * workspace folder. */
+  multiRoot?: { folders: string[]; settings?: Record<string, unknown> };
 }
 
 /** User settings that keep the workbench quiet and deterministic, and trust the workspace. */
@@ -105,6 +109,12 @@ export async function startCodeServer(name: string, opts: StartOptions = {}): Pr
     writeFileSync(join(workspace, '.vscode/settings.json'), JSON.stringify(opts.workspaceSettings, null, 2));
   }
   writeFileSync(join(dir, 'config.yaml'), 'auth: none\ncert: false\n');
+  let opened = workspace;
+  if (opts.multiRoot) {
+    opened = join(dir, 'multi.code-workspace');
+    for (const f of opts.multiRoot.folders) mkdirSync(join(workspace, f), { recursive: true });
+    writeFileSync(opened, JSON.stringify({ folders: opts.multiRoot.folders.map((f) => ({ path: join(workspace, f) })), settings: opts.multiRoot.settings ?? {} }, null, 2));
+  }
 
   const args = [
     CODE_SERVER,
@@ -117,7 +127,7 @@ export async function startCodeServer(name: string, opts: StartOptions = {}): Pr
     '--disable-update-check',
     '--disable-getting-started-override',
     '--ignore-last-opened',
-    workspace,
+    opened,
   ];
   const env = {
     ...process.env,

@@ -22,6 +22,10 @@ import { clip } from '../core/protocol/validate';
 import { dashboardHtml as webviewHtml } from '../core/dashboard/html';
 import { FileScanCache, mayBeRecipe } from '../core/editor-checks';
 import { docKind } from './recipes';
+import { rootOfFile } from './folders';
+
+/** Each workspace recipe's workspace folder (its dataset_name is resolved there). */
+const recipeRoots = new WeakMap<BudgetSettings, string>();
 
 export const INSPECT_COMMAND = 'conscience.inspectPrompt';
 const SELECTOR: vscode.DocumentSelector = [
@@ -69,7 +73,15 @@ class AllocatorHost implements vscode.Disposable {
       read: async (f) => Buffer.from(await vscode.workspace.fs.readFile(f)).toString('utf8'),
     },
     (f) => f.toString(),
-    (text, f) => (text.length <= MAX_YAML_CHARS && mayBeRecipe(text) && detectKind(parseYaml(text).root) === 'recipe' ? budgetSettings(text, vscode.workspace.asRelativePath(f)) : undefined),
+    (text, f) => {
+      if (!(text.length <= MAX_YAML_CHARS && mayBeRecipe(text) && detectKind(parseYaml(text).root) === 'recipe')) return undefined;
+      // the recipe's path in its own workspace folder (a multi-root workspace's asRelativePath
+      // would put the folder's name first), and that folder: its dataset_name is resolved there
+      const s = budgetSettings(text, vscode.workspace.asRelativePath(f, false));
+      const root = rootOfFile(f);
+      if (root) recipeRoots.set(s, root);
+      return s;
+    },
     MAX_YAML_CHARS,
   );
   /** A YAML document's own settings when it is a recipe, per document version. */
@@ -216,7 +228,7 @@ class AllocatorHost implements vscode.Disposable {
       if (own.settings) return own.settings;
     }
     const recipes = await this.workspaceRecipes();
-    const mine = recipes.find((r) => r.dataset && datasetMatches(r.dataset, r.recipe!, doc.uri, this.context.extensionUri));
+    const mine = recipes.find((r) => r.dataset && datasetMatches(r.dataset, r.recipe!, recipeRoots.get(r), doc.uri, this.context.extensionUri));
     if (mine) return mine;
     const defSetting = vscode.workspace.getConfiguration('conscience.allocator').get<unknown>('recipe');
     const def = typeof defSetting === 'string' ? defSetting.trim() : undefined;
@@ -323,10 +335,9 @@ function promptKeyFor(text: string): ((k: string) => boolean) | undefined {
 }
 
 /** Does a recipe's dataset_name name this file (datasetFiles)? */
-function datasetMatches(dataset: string, recipe: string, file: vscode.Uri, extension: vscode.Uri): boolean {
-  const root = vscode.workspace.workspaceFolders?.[0]?.uri;
+function datasetMatches(dataset: string, recipe: string, root: string | undefined, file: vscode.Uri, extension: vscode.Uri): boolean {
   if (!root) return false;
-  return datasetFiles(dataset, recipe, root.fsPath, extension.fsPath).includes(file.fsPath);
+  return datasetFiles(dataset, recipe, root, extension.fsPath).includes(file.fsPath);
 }
 
 /** The label and budget of a JSONL row (what training's budget source reads). */

@@ -20,6 +20,8 @@ import { runName } from '../core/runs/present';
 import { pipelineOf } from '../core/runs/pipeline';
 import { listRuns, readRun, RECIPE_SNAPSHOT, recipeBeforeAttempt, runDir, type RunRecord } from '../core/runs/store';
 import { failureCause, runFeed } from './launch';
+import { rootOfRun, workspaceFolders } from './folders';
+import { folderNote, runKey, runRef, type RunRef } from '../core/folders';
 
 export const VIEW_TYPE = 'conscience.dashboard';
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -28,60 +30,64 @@ const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 export function activateDashboard(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): vscode.WebviewPanelSerializer {
   // one panel per set of runs, even for a second click while the first reads the runs (core/lifecycle.ts)
   const panels = new OnePerKey<DashboardPanel>();
-  const root = (): string | undefined => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
 
-  const open = async (ids: string[], existing?: vscode.WebviewPanel): Promise<void> => {
-    const ws = root();
-    if (!ws) {
+  /** Opens the dashboard of runs, each read from its workspace folder's store (a run named by id
+   * alone: the folder whose store holds it, core/folders.ts). */
+  const open = async (refs: RunRef[], existing?: vscode.WebviewPanel): Promise<void> => {
+    const first = workspaceFolders()[0]?.root;
+    if (!first) {
       existing?.dispose();
       void vscode.window.showErrorMessage('Chain of Conscience: open a workspace folder to see its runs.');
       return;
     }
-    ids = [...new Set(ids)].filter((id) => RUN_ID.test(id)).slice(0, 8);
-    if (!ids.length) {
+    const located = await Promise.all(refs.filter((r) => RUN_ID.test(r.id)).map(async (r) => ({ id: r.id, root: (await rootOfRun(r)) ?? first })));
+    const runs = [...new Map(located.map((r) => [runKey(r.root, r.id), r])).values()].slice(0, 8);
+    if (!runs.length) {
       existing?.dispose();
       return;
     }
-    const key = ids.join('\u0000');
+    const key = runs.map((r) => runKey(r.root, r.id)).join('\u0000');
     // a restored panel (existing) is shown as it is, kept instead of any other for these runs
     const { value, made } = await panels.obtain(key, async (release) => {
-      const records = await Promise.all(ids.map((id) => readRun(ws, id).catch(() => undefined)));
-      const p = new DashboardPanel(context, log, ws, ids, records, existing);
+      const records = await Promise.all(runs.map((r) => readRun(r.root, r.id).catch(() => undefined)));
+      const p = new DashboardPanel(context, log, runs, records, existing);
       p.panel.onDidDispose(release);
       return p;
     }, !!existing);
     if (!made) value?.panel.reveal();
   };
 
-  const pickRuns = async (many: boolean): Promise<string[]> => {
-    const ws = root();
-    if (!ws) return [];
-    const runs = await listRuns(ws);
+  /** Runs picked among those of every workspace folder. */
+  const pickRuns = async (many: boolean): Promise<RunRef[]> => {
+    const folders = workspaceFolders();
+    const runs = (await Promise.all(folders.map(async ({ root }) => (await listRuns(root)).map((r) => ({ r, root }))))).flat();
     if (!runs.length) {
-      void vscode.window.showInformationMessage('Chain of Conscience: no runs in .conscience/runs yet.');
+      if (folders.length) void vscode.window.showInformationMessage('Chain of Conscience: no runs in .conscience/runs yet.');
       return [];
     }
-    const items = runs.map((r) => ({ label: runName(r), description: `${r.state} · ${r.recipe}`, detail: `${r.id} · ${r.host}`, id: r.id }));
+    const items = runs.map(({ r, root }) => {
+      const where = folderNote(root, folders);
+      return { label: runName(r), description: `${r.state} · ${r.recipe}${where ? ` · ${where}` : ''}`, detail: `${r.id} · ${r.host}`, id: r.id, root };
+    });
     if (many) {
       const picked = await vscode.window.showQuickPick(items, { canPickMany: true, title: 'Compare runs', placeHolder: 'Pick two or more runs' });
-      return picked?.map((p) => p.id) ?? [];
+      return picked?.map((p) => ({ id: p.id, root: p.root })) ?? [];
     }
     const picked = await vscode.window.showQuickPick(items, { title: 'Open run dashboard' });
-    return picked ? [picked.id] : [];
+    return picked ? [{ id: picked.id, root: picked.root }] : [];
   };
 
   context.subscriptions.push(
     vscode.commands.registerCommand('conscience.openDashboard', async (arg?: unknown) => {
-      const id = typeof arg === 'string' ? arg : (arg as { id?: unknown } | undefined)?.id;
-      const ids = typeof id === 'string' ? [id] : await pickRuns(false);
-      // a run warm-started from another run (GRPO after SFT) shows its whole pipeline
-      const ws = root();
-      await open(ids.length === 1 && ws ? await pipelineOf(ws, ids[0]!).catch(() => ids) : ids);
+      const given = runRef(arg);
+      const refs = given ? [given] : await pickRuns(false);
+      // a run warm-started from another run (GRPO after SFT) shows its whole pipeline (in its folder)
+      const root = refs.length === 1 ? await rootOfRun(refs[0]!) : undefined;
+      await open(root ? await pipelineOf(root, refs[0]!.id).then((ids) => ids.map((id) => ({ id, root })), () => refs) : refs);
     }),
     // args: run ids; or, from a tree with multi-select, (clicked node, selected nodes) with `id`s
     vscode.commands.registerCommand('conscience.compareRuns', async (arg?: unknown, selected?: unknown) => {
-      const idOf = (x: unknown) => (typeof x === 'string' ? x : typeof (x as { id?: unknown })?.id === 'string' ? (x as { id: string }).id : undefined);
-      const given = (Array.isArray(selected) ? selected : Array.isArray(arg) ? arg : []).map(idOf).filter((x): x is string => !!x);
+      const given = (Array.isArray(selected) ? selected : Array.isArray(arg) ? arg : []).map(runRef).filter((x): x is RunRef => !!x);
       await open(given.length > 1 ? given : await pickRuns(true));
     }),
     { dispose: () => [...panels.values()].forEach((p) => p.panel.dispose()) },
@@ -94,13 +100,15 @@ export function activateDashboard(context: vscode.ExtensionContext, log: vscode.
         panel.dispose();
         return;
       }
-      await open(list, panel);
+      await open(list.map((id) => ({ id })), panel);
     },
   };
 }
 
 class DashboardPanel {
   readonly panel: vscode.WebviewPanel;
+  readonly runIds: string[];
+  private readonly roots: string[];
   private readonly session: DashboardSession;
   /** the runs' readers: closed with the panel, and an attach still awaiting its first status
    * when the panel closes starts none (core/lifecycle.ts) */
@@ -110,11 +118,14 @@ class DashboardPanel {
   constructor(
     context: vscode.ExtensionContext,
     private readonly log: vscode.LogOutputChannel,
-    private readonly root: string,
-    readonly runIds: string[],
+    runs: Required<RunRef>[],
     records: (RunRecord | undefined)[],
     existing?: vscode.WebviewPanel,
   ) {
+    this.runIds = runs.map((r) => r.id);
+    /** each run's workspace folder (its run store) */
+    this.roots = runs.map((r) => r.root);
+    const runIds = this.runIds;
     const dist = vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview');
     // compared runs that read the same (one recipe launched twice in a minute) are told apart
     const labels = uniqueRunLabels(runIds.map((id, i) => records[i] ?? { id }), runIds.map((id, i) => (records[i] ? runName(records[i]!) : id)));
@@ -142,17 +153,17 @@ class DashboardPanel {
     });
     webview.onDidReceiveMessage((m) => void this.session.receive(m), null, this.disposables);
     this.panel.onDidDispose(() => this.dispose(), null, this.disposables);
-    runIds.forEach((id, i) => void this.attach(id, records[i]));
+    runIds.forEach((id, i) => void this.attach(id, this.roots[i]!, records[i]));
     if (runIds.length > 1) void this.config(records);
   }
 
   /** The run's status (and a failure's root cause), then its events: the monitor's while this window follows it, else the disk's. */
-  private async attach(id: string, first: RunRecord | undefined): Promise<void> {
-    const status = async (rec: RunRecord) => this.session.setStatus(id, rec.state, (await failureCause(this.root, rec))?.message);
+  private async attach(id: string, root: string, first: RunRecord | undefined): Promise<void> {
+    const status = async (rec: RunRecord) => this.session.setStatus(id, rec.state, (await failureCause(root, rec))?.message);
     if (first) await status(first).catch((err) => this.log.warn(`dashboard: ${(err as Error).message}`));
     else this.log.warn(`dashboard: run ${id} has no run.json in .conscience/runs`);
     // the panel may have closed while the status was read: then no reader starts (none to leak)
-    this.readers.start(() => runFeed.followRun(this.root, id, {
+    this.readers.start(() => runFeed.followRun(root, id, {
       events: (events) => this.session.ingest(id, events),
       run: (rec) => void status(rec),
       problems: (ps) => { for (const p of ps) this.log.warn(`dashboard: run ${id}: ${formatProblem(p)}`); },
@@ -165,11 +176,12 @@ class DashboardPanel {
     const notes: string[] = [];
     const configs = await Promise.all(records.map(async (r, i) => {
       if (!r) return null;
-      for (const [file, now] of [[`${runDir(this.root, r.id)}/${RECIPE_SNAPSHOT}`, false], [`${this.root}/${r.recipe}`, true]] as const) {
+      const root = this.roots[i]!;
+      for (const [file, now] of [[`${runDir(root, r.id)}/${RECIPE_SNAPSHOT}`, false], [`${root}/${r.recipe}`, true]] as const) {
         try {
           const text = Buffer.from(await vscode.workspace.fs.readFile(vscode.Uri.file(file))).toString('utf8');
           if (now) notes.push(`${runName(r)}: no recipe kept with the run; showing ${r.recipe} as it is now`);
-          else if (r.attempts > 1) notes.push(...await this.recipeEdits(r));
+          else if (r.attempts > 1) notes.push(...await this.recipeEdits(root, r));
           return recipeConfig(text, file);
         } catch (err) {
           if (!(err instanceof vscode.FileSystemError)) {
@@ -187,15 +199,16 @@ class DashboardPanel {
   }
 
   /** "resumed with an edited recipe" notes: the kept recipe.yaml is the latest attempt's (core/runs/store.ts snapshotRecipe). */
-  private async recipeEdits(r: RunRecord): Promise<string[]> {
-    const dir = runDir(this.root, r.id);
+  private async recipeEdits(root: string, r: RunRecord): Promise<string[]> {
+    const dir = runDir(root, r.id);
     const entries = await vscode.workspace.fs.readDirectory(vscode.Uri.file(dir)).then((e) => e, () => [] as [string, vscode.FileType][]);
     const attempts = entries.map(([name]) => /^recipe\.before-attempt-(\d+)\.yaml$/.exec(name)?.[1]).filter((n): n is string => !!n).map(Number).sort((a, b) => a - b);
     return attempts.map((n) => `${runName(r)}: ${r.recipe} was edited before attempt ${n}; showing the latest attempt's (the one before: ${dir}/${recipeBeforeAttempt(n)})`);
   }
 
   private async save(name: string, filters: Record<string, string[]>, bytes: Uint8Array): Promise<string | null> {
-    const base = vscode.workspace.workspaceFolders?.[0]?.uri;
+    // the first run's workspace folder
+    const base = this.roots[0] ? vscode.Uri.file(this.roots[0]) : undefined;
     const uri = await vscode.window.showSaveDialog({
       defaultUri: base ? vscode.Uri.joinPath(base, name) : undefined,
       filters,

@@ -15,6 +15,11 @@ import { reported } from '../core/lifecycle';
 import { parseToExtension, type EvalView, type ToWebview } from '../core/protocol/eval';
 import { runName } from '../core/runs/present';
 import { listRuns, readRun, type RunRecord } from '../core/runs/store';
+import { folderNote, runRef, type RunRef } from '../core/folders';
+import { rootOfRun, workspaceFolders } from './folders';
+
+/** An eval to show: a run (its id, and its workspace folder when known) or a results.json file. */
+type EvalRef = RunRef | vscode.Uri;
 
 /** Where an eval's files are: results.json and (if present) completions.jsonl. */
 async function locate(root: string, ref: string | vscode.Uri): Promise<{ name: string; results: string; completions?: string }> {
@@ -28,18 +33,30 @@ export async function loadEval(root: string, ref: string | vscode.Uri): Promise<
   return loadEvalReport(await locate(root, ref));
 }
 
+/** An eval run's report, read from the store of the workspace folder that holds the run, or a results.json file. */
+async function loadRef(ref: EvalRef): Promise<EvalView> {
+  if (ref instanceof vscode.Uri) return loadEval('', ref);
+  const root = await rootOfRun(ref);
+  if (!root) throw new Error(`no run '${ref.id}' in ${workspaceFolders().length > 1 ? "any workspace folder's" : "the workspace's"} .conscience/runs`);
+  return loadEval(root, ref.id);
+}
+
 export function activateEval(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): void {
-  const root = (): string | undefined => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
   let report: EvalReport | undefined;
 
-  const pick = async (title: string): Promise<string | vscode.Uri | undefined> => {
-    const ws = root();
-    const runs: RunRecord[] = ws ? await listRuns(ws) : [];
-    const evals: RunRecord[] = [];
-    for (const r of runs) {
-      if (await hasResults(ws!, r)) evals.push(r);
+  /** An eval run among those of every workspace folder, or a results.json file. */
+  const pick = async (title: string): Promise<EvalRef | undefined> => {
+    const folders = workspaceFolders();
+    const evals: Array<{ r: RunRecord; root: string }> = [];
+    for (const { root } of folders) {
+      for (const r of await listRuns(root)) {
+        if (await hasResults(root, r)) evals.push({ r, root });
+      }
     }
-    const items: Array<vscode.QuickPickItem & { ref?: string }> = evals.map((r) => ({ label: runName(r), description: `${r.state} · ${r.recipe}`, detail: r.id, ref: r.id }));
+    const items: Array<vscode.QuickPickItem & { ref?: RunRef }> = evals.map(({ r, root }) => {
+      const where = folderNote(root, folders);
+      return { label: runName(r), description: `${r.state} · ${r.recipe}${where ? ` · ${where}` : ''}`, detail: r.id, ref: { id: r.id, root } };
+    });
     items.push({ label: 'Browse for a results.json…' });
     const got = await vscode.window.showQuickPick(items, { title, placeHolder: 'An eval run, or a results.json file' });
     if (!got) return undefined;
@@ -49,12 +66,11 @@ export function activateEval(context: vscode.ExtensionContext, log: vscode.LogOu
   };
 
   const open = async (arg: unknown, compare = false): Promise<void> => {
-    const ws = root() ?? '';
     const command = compare ? 'conscience.compareEvals' : 'conscience.openEvalReport';
-    let ref: string | vscode.Uri | undefined;
-    // a run id, a results.json Uri, or a run node of the Runs view ({ id }); nothing: ask
-    if (typeof arg === 'string' || arg instanceof vscode.Uri) ref = arg;
-    else if (arg !== null && typeof arg === 'object' && typeof (arg as { id?: unknown }).id === 'string') ref = (arg as { id: string }).id;
+    let ref: EvalRef | undefined;
+    // a run id, a results.json Uri, or a run node of the Runs view ({ id, root }); nothing: ask
+    if (arg instanceof vscode.Uri) ref = arg;
+    else if (runRef(arg)) ref = runRef(arg);
     else if (arg !== undefined && arg !== null) {
       void vscode.window.showErrorMessage(`Chain of Conscience: ${command} takes a run id or a results.json file, not ${Array.isArray(arg) ? 'a list' : typeof arg}`);
       return;
@@ -63,13 +79,13 @@ export function activateEval(context: vscode.ExtensionContext, log: vscode.LogOu
     if (!ref) return;
     let view: EvalView;
     try {
-      view = await loadEval(ws, ref);
+      view = await loadRef(ref);
     } catch (err) {
       void vscode.window.showErrorMessage(`Chain of Conscience: ${(err as Error).message}`);
       return;
     }
     if (!report) {
-      report = new EvalReport(context, log, pick, async (r) => loadEval(ws, r));
+      report = new EvalReport(context, log, pick, loadRef);
       report.panel.onDidDispose(() => (report = undefined));
     }
     report.show(view, compare);
@@ -88,8 +104,8 @@ class EvalReport {
   private ready = false;
 
   constructor(context: vscode.ExtensionContext, private readonly log: vscode.LogOutputChannel,
-    private readonly pick: (title: string) => Promise<string | vscode.Uri | undefined>,
-    private readonly load: (ref: string | vscode.Uri) => Promise<EvalView>) {
+    private readonly pick: (title: string) => Promise<EvalRef | undefined>,
+    private readonly load: (ref: EvalRef) => Promise<EvalView>) {
     const dist = vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview');
     this.panel = vscode.window.createWebviewPanel('conscience.evalReport', 'Eval report', vscode.ViewColumn.Active, {
       enableScripts: true, localResourceRoots: [dist], retainContextWhenHidden: true,

@@ -5,7 +5,7 @@
 // (a read-only document) / cancel / resume / logs commands, a "Launch ▸" CodeLens on recipes,
 // tokens in SecretStorage, an unknown-host-key modal, and reattaching every unsettled run when
 // the window opens. Launching is refused in untrusted workspaces. Logic lives in core/.
-// The Runs view, its change event, the plan documents' provider and the run.json watcher are
+// The Runs view, its change event, the plan documents' provider and the run.json watchers (one per folder) are
 // made at activation by extension.ts (LaunchUi), which starts this room on first use.
 import { open } from 'node:fs/promises';
 import * as vscode from 'vscode';
@@ -19,6 +19,8 @@ import { RunMonitor } from '../core/launch/monitor';
 import { LaunchSession } from '../core/launch/session';
 import type { UnknownHostKey } from '../core/launch/ssh';
 import { workspaceTargets } from './targets';
+import { rootOfFile, rootOfRun, workspaceFolders } from './folders';
+import { folderNote, runGroups, runKey, runRef, type Folder, type RunRef } from '../core/folders';
 import { formatProblem, type ParseProblem } from '../core/runs/events';
 import { RunFeed } from '../core/runs/feed';
 import { budgetSummary, FAILED_STATES, runActions, runDescription, runFailure, runName, runProgress, formatDuration, type RootCause, runStack } from '../core/runs/present';
@@ -29,10 +31,24 @@ const secretKey = (name: string) => `conscience.secret.${name}`;
 
 interface RunNode {
   id: string;
+  /** the root of the workspace folder whose run store holds it */
+  root: string;
   run: RunRecord;
   /** The root cause of a failed run (read from its stderr.log / run_finished). */
   cause?: RootCause;
+  /** the workspace has several folders: the view groups runs by folder */
+  grouped?: boolean;
 }
+
+/** A workspace folder's group of runs in the Runs view (a workspace of several folders). */
+interface FolderNode {
+  folder: Folder;
+  label: string;
+  runs: RunNode[];
+}
+
+type RunsNode = RunNode | FolderNode;
+const isFolderNode = (n: RunsNode): n is FolderNode => 'folder' in n;
 
 /** This window's run monitors, for readers that take their parsed events (the dashboard). */
 export const runFeed = new RunFeed();
@@ -47,11 +63,11 @@ export interface LaunchUi {
   planScheme: string;
   plans: Map<string, string>;
   planChanged: vscode.EventEmitter<vscode.Uri>;
-  /** the watcher of the first workspace folder's .conscience/runs/<id>/run.json files (none without a folder) */
-  watcher: vscode.FileSystemWatcher | undefined;
+  /** a .conscience/runs/<id>/run.json was created, changed or deleted in one of the workspace's folders */
+  runFiles: vscode.Event<unknown>;
 }
 
-/** Causes already found, by run and record version: a failed run's stderr.log is read once, not on every refresh. */
+/** Causes already found, by run (runKey) and record version: a failed run's stderr.log is read once, not on every refresh. */
 const causes = new Map<string, { version: number; cause: RootCause | undefined }>();
 /** The head of stderr.log that is searched (a traceback's cause is near its start). */
 const CAUSE_BYTES = 4 * 1024 * 1024;
@@ -66,7 +82,8 @@ const formatBytes = (n: number) => (n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFi
 /** Why a run failed or SLURM ended it (preempted, timed out, ...), from its local store (core/runs/present.ts runFailure). */
 export async function failureCause(root: string, r: RunRecord): Promise<RootCause | undefined> {
   if (!FAILED_STATES.has(r.state)) return undefined;
-  const known = causes.get(r.id);
+  const key = runKey(root, r.id);
+  const known = causes.get(key);
   if (known && known.version === r.updatedAt) return known.cause;
   let stderr = '';
   try {
@@ -82,7 +99,7 @@ export async function failureCause(root: string, r: RunRecord): Promise<RootCaus
     /* no stderr copied */
   }
   const cause = runFailure(r, stderr);
-  causes.set(r.id, { version: r.updatedAt, cause });
+  causes.set(key, { version: r.updatedAt, cause });
   return cause;
 }
 
@@ -91,21 +108,38 @@ const STATE_ICON: Record<string, string> = {
   cancelling: 'loading~spin', completed: 'pass', failed: 'error', cancelled: 'circle-slash',
 };
 
-export class RunsProvider implements vscode.TreeDataProvider<RunNode> {
-  constructor(private readonly root: () => string | undefined, private readonly changed: vscode.EventEmitter<undefined>) {}
+/** The Runs view: the runs of every workspace folder; with several folders, grouped by folder (core/folders.ts runGroups). */
+export class RunsProvider implements vscode.TreeDataProvider<RunsNode> {
+  constructor(private readonly folders: () => Folder[], private readonly changed: vscode.EventEmitter<undefined>) {}
   refresh(): void {
     this.changed.fire(undefined);
   }
-  async getChildren(el?: RunNode): Promise<RunNode[]> {
-    const root = this.root();
-    if (el || !root) return [];
-    const runs = await listRuns(root);
-    return Promise.all(runs.map(async (run) => ({ id: run.id, run, cause: await failureCause(root, run) })));
+  async getChildren(el?: RunsNode): Promise<RunsNode[]> {
+    if (el) return isFolderNode(el) ? el.runs : [];
+    const folders = this.folders();
+    const grouped = folders.length > 1;
+    const runsOf = new Map(await Promise.all(folders.map(async ({ root }) => {
+      const runs = await listRuns(root);
+      const nodes = await Promise.all(runs.map(async (run): Promise<RunNode> => ({ id: run.id, root, run, cause: await failureCause(root, run), grouped })));
+      return [root, nodes] as const;
+    })));
+    const shown = runGroups(folders, runsOf);
+    return 'runs' in shown ? shown.runs : shown.groups.map((g) => ({ folder: g.folder, label: g.label, runs: g.runs }));
   }
-  getTreeItem(n: RunNode): vscode.TreeItem {
+  getTreeItem(n: RunsNode): vscode.TreeItem {
+    if (isFolderNode(n)) {
+      const item = new vscode.TreeItem(n.label, vscode.TreeItemCollapsibleState.Expanded);
+      item.id = `folder:${n.folder.root}`;
+      item.description = `${n.runs.length} run${n.runs.length === 1 ? '' : 's'}`;
+      item.tooltip = n.folder.root;
+      item.iconPath = new vscode.ThemeIcon('root-folder');
+      item.contextValue = 'folder.runs';
+      return item;
+    }
     const r = n.run;
     const item = new vscode.TreeItem(runName(r), vscode.TreeItemCollapsibleState.None);
-    item.id = r.id;
+    // ids are unique in the tree: two folders may each hold a run of the same id
+    item.id = n.grouped ? runKey(n.root, r.id) : r.id;
     const budgets = budgetSummary(r.budgets);
     // a run whose allocator failed trains on per-label default budgets: say so where it is seen
     item.description = runDescription(r) + (budgets?.fallback ? ' · ⚠ budgets fell back to label defaults' : '');
@@ -125,7 +159,7 @@ export class RunsProvider implements vscode.TreeDataProvider<RunNode> {
     // run.active (cancel), run.resumable (failed or cancelled: resume), run.completed
     const acts = runActions(r);
     item.contextValue = acts.cancel ? 'run.active' : acts.resume ? 'run.resumable' : 'run.completed';
-    item.command = { command: 'conscience.openDashboard', title: 'Open Run Dashboard', arguments: [r.id] };
+    item.command = { command: 'conscience.openDashboard', title: 'Open Run Dashboard', arguments: [{ id: r.id, root: n.root }] };
     return item;
   }
 }
@@ -145,10 +179,9 @@ class RecipeLens implements vscode.CodeLensProvider {
 
 /** Starts the room (its commands, CodeLens, status bar, reattaching); returns the Runs view's data. */
 export function activateLaunch(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, ui: LaunchUi): RunsProvider {
-  const rootOf = (): string | undefined => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-  const provider = new RunsProvider(rootOf, ui.changed);
+  const provider = new RunsProvider(workspaceFolders, ui.changed);
   const view = ui.view;
-  // one monitor per run, even when asked again (Refresh Runs, Show Run Logs, trust granted) while
+  // one monitor per run (by runKey: its folder and id), even when asked again (Refresh Runs, Show Run Logs, trust granted) while
   // the first waits for its session (core/lifecycle.ts)
   const monitors = new OnePerKey<RunMonitor>();
   /** the extension is ending: a monitor still waiting for its session starts no more */
@@ -169,8 +202,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
   status.command = 'conscience.runs.focus';
   context.subscriptions.push(status);
   const updateStatus = async () => {
-    const root = rootOf();
-    const going = root ? (await listRuns(root)).filter((r) => !TERMINAL_STATES.has(r.state)) : [];
+    const going = (await Promise.all(workspaceFolders().map(({ root }) => listRuns(root)))).flat().filter((r) => !TERMINAL_STATES.has(r.state));
     if (!going.length) {
       status.hide();
       return;
@@ -208,8 +240,8 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     return out;
   }
 
-  function getSession(): Promise<LaunchSession> {
-    const root = rootOf();
+  /** The launch session of a workspace folder (`root`: the folder of the recipe or of the run acted on). */
+  function getSession(root: string | undefined): Promise<LaunchSession> {
     if (!root) return Promise.reject(new Error('open a workspace folder to launch runs'));
     return sessions.obtain(root, (s) => s.root, () => openSession(root));
   }
@@ -234,22 +266,24 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     return sessions.reset();
   }
 
-  function channelFor(id: string): vscode.OutputChannel {
-    let ch = channels.get(id);
+  function channelFor(root: string, id: string): vscode.OutputChannel {
+    const key = runKey(root, id);
+    let ch = channels.get(key);
     if (!ch) {
       ch = vscode.window.createOutputChannel(`Conscience Run ${id}`);
-      channels.set(id, ch);
+      channels.set(key, ch);
     }
     return ch;
   }
 
-  /** Follows a run in the background (reattaches from the saved offsets). */
-  async function follow(id: string): Promise<void> {
-    await monitors.obtain(id, (release) => startMonitor(id, release));
+  /** Follows a run of the folder `root` in the background (reattaches from the saved offsets). */
+  async function follow(root: string, id: string): Promise<void> {
+    await monitors.obtain(runKey(root, id), (release) => startMonitor(root, id, release));
   }
 
-  async function startMonitor(id: string, release: () => void): Promise<RunMonitor> {
-    const s = await getSession();
+  async function startMonitor(root: string, id: string, release: () => void): Promise<RunMonitor> {
+    const s = await getSession(root);
+    const key = runKey(root, id);
     if (ended) throw new Error(`run ${id}: not followed, the extension is ending`);
     // the setting is the default for targets that set no heartbeatTimeout of their own
     // clamped: VS Code does not enforce the schema's minimum, and 0 or "500ms" would poll ~1000 times a second
@@ -259,11 +293,11 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     const m = new RunMonitor(s, id, { intervalMs, heartbeatTimeoutS });
     // a run followed only to settle it (it had ended already) was notified when it ended
     const endedBefore = TERMINAL_STATES.has((await readRun(s.root, id).catch(() => undefined))?.state ?? 'preparing');
-    sessions.use(id, s);
+    sessions.use(key, s);
     runFeed.attach(id, m);
     m.on('run', () => refresh());
-    m.on('stdout', (b: Buffer) => channels.peek(id)?.append(b.toString('utf8')));
-    m.on('stderr', (b: Buffer) => channels.peek(id)?.append(b.toString('utf8')));
+    m.on('stdout', (b: Buffer) => channels.peek(key)?.append(b.toString('utf8')));
+    m.on('stderr', (b: Buffer) => channels.peek(key)?.append(b.toString('utf8')));
     m.on('problems', (ps: ParseProblem[]) => { for (const p of ps) log.warn(`run ${id}: ${formatProblem(p)}`); });
     m.on('disconnected', (e: Error) => log.warn(`run ${id}: connection lost (${e.message}); reconnecting`));
     m.on('reconnected', () => log.info(`run ${id}: reconnected, continuing from the saved offset`));
@@ -272,14 +306,14 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       (rec) => {
         release();
         runFeed.detach(id, m);
-        void sessions.release(id);
+        void sessions.release(key);
         refresh();
-        if (rec && TERMINAL_STATES.has(rec.state) && !endedBefore) void notifyEnd(rec);
+        if (rec && TERMINAL_STATES.has(rec.state) && !endedBefore) void notifyEnd(root, rec);
       },
       (e) => {
         release();
         runFeed.detach(id, m);
-        void sessions.release(id);
+        void sessions.release(key);
         log.error(`run ${id}: ${(e as Error).message}`);
       },
     );
@@ -287,22 +321,25 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
   }
 
   /** A finished run's notification; a failure names its root cause and offers its logs at that line. */
-  async function notifyEnd(rec: RunRecord): Promise<void> {
-    const root = rootOf();
+  async function notifyEnd(root: string, rec: RunRecord): Promise<void> {
     const name = runName(rec);
-    if (!FAILED_STATES.has(rec.state) || !root) {
+    if (!FAILED_STATES.has(rec.state)) {
       void vscode.window.showInformationMessage(`Run ${name} ${rec.state}${rec.exitCode ? ` (exit ${rec.exitCode})` : ''}`);
       return;
     }
     // failed, or ended by SLURM (preempted, timed_out, ...): say why
     const cause = await failureCause(root, rec);
     const a = await vscode.window.showErrorMessage(`Run ${name} ${rec.state}${rec.exitCode ? ` (exit ${rec.exitCode})` : ''}: ${cause?.message ?? 'no error recorded'}`, 'Show Logs');
-    if (a) await vscode.commands.executeCommand('conscience.showRunLogs', rec.id);
+    if (a) await vscode.commands.executeCommand('conscience.showRunLogs', { id: rec.id, root });
   }
 
+  /** Follows every unsettled run of every workspace folder (a folder added later too). */
   async function reattachAll(): Promise<void> {
-    const root = rootOf();
-    if (!root || !vscode.workspace.isTrusted) return;
+    if (!vscode.workspace.isTrusted) return;
+    for (const { root } of workspaceFolders()) await reattach(root).catch((e) => log.error(`reattach ${root}: ${(e as Error).message}`));
+  }
+
+  async function reattach(root: string): Promise<void> {
     for (const r of await listRuns(root)) {
       // preparing, and its launcher is gone (a window closed or reloaded while syncing, a killed CLI): failed ("launch interrupted");
       // one gone while submitting it is followed: the monitor asks the host whether it started
@@ -313,7 +350,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
           },
           (e) => log.error(`${r.id}: ${(e as Error).message}`),
         );
-      } else if (!TERMINAL_STATES.has(r.state) || !r.finishedAt) await follow(r.id).catch((e) => log.error(`${r.id}: ${(e as Error).message}`)); // (one that ended unsettled too)
+      } else if (!TERMINAL_STATES.has(r.state) || !r.finishedAt) await follow(root, r.id).catch((e) => log.error(`${r.id}: ${(e as Error).message}`)); // (one that ended unsettled too)
     }
   }
 
@@ -372,14 +409,22 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     return pick?.label;
   }
 
-  const runArg = async (arg: unknown): Promise<string | undefined> => {
-    if (typeof arg === 'string') return arg;
-    if (arg && typeof arg === 'object' && typeof (arg as RunNode).id === 'string') return (arg as RunNode).id;
-    const root = rootOf();
-    if (!root) return undefined;
-    const runs = await listRuns(root);
-    const pick = await vscode.window.showQuickPick(runs.map((r) => ({ label: runName(r), description: `${r.state} · ${r.target}`, detail: r.id, id: r.id })), { placeHolder: 'Run' });
-    return pick?.id;
+  /** The run a command acts on and its folder: a run id (looked up in every folder's store), a
+   * Runs view node, or one picked from the runs of every folder. */
+  const runArg = async (arg: unknown): Promise<Required<RunRef> | undefined> => {
+    const ref = runRef(arg);
+    if (ref) {
+      const root = await rootOfRun(ref);
+      if (!root) throw new Error(`no run ${ref.id} in ${workspaceFolders().length > 1 ? 'any workspace folder\'s' : 'the workspace\'s'} .conscience/runs`);
+      return { id: ref.id, root };
+    }
+    const folders = workspaceFolders();
+    const runs = (await Promise.all(folders.map(async ({ root }) => (await listRuns(root)).map((r) => ({ r, root }))))).flat();
+    const pick = await vscode.window.showQuickPick(runs.map(({ r, root }) => {
+      const where = folderNote(root, folders);
+      return { label: runName(r), description: `${r.state} · ${r.target}${where ? ` · ${where}` : ''}`, detail: r.id, id: r.id, root };
+    }), { placeHolder: 'Run' });
+    return pick && { id: pick.id, root: pick.root };
   };
 
   /** Runs a command, showing its error; a failed launch-side command also drops the launch session
@@ -402,7 +447,8 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       const recipe = await pickRecipe(arg);
       if (!recipe) return;
       await resetSession(); // pick up edited targets and tokens
-      const s = await getSession();
+      // the recipe's workspace folder: its targets, its run store
+      const s = await getSession(rootOfFile(recipe));
       const target = await pickTarget(s);
       if (!target) return;
       // the launch guard: a recipe with errors fails on the host only after the sync, the
@@ -445,11 +491,11 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       );
       const out = launched;
       refresh();
-      channelFor(out.run.id);
-      await follow(out.run.id);
+      channelFor(s.root, out.run.id);
+      await follow(s.root, out.run.id);
       const items = view.visible ? [] : ['Show Runs'];
       void vscode.window.showInformationMessage(`Run ${out.run.id} ${out.run.state} on ${target}`, 'Open Dashboard', ...items).then((a) => {
-        if (a === 'Open Dashboard') void vscode.commands.executeCommand('conscience.openDashboard', out.run.id);
+        if (a === 'Open Dashboard') void vscode.commands.executeCommand('conscience.openDashboard', { id: out.run.id, root: s.root });
         else if (a === 'Show Runs') void vscode.commands.executeCommand('conscience.runs.focus');
       });
     })),
@@ -458,13 +504,14 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       const recipe = await pickRecipe(arg);
       if (!recipe) return;
       await resetSession();
-      const s = await getSession();
+      const s = await getSession(rootOfFile(recipe));
       const target = await pickTarget(s);
       if (!target) return;
       const plan = await planLaunch(s, recipe, target);
       // a read-only document (nothing to save), one per recipe and target, refreshed on each show
       const stem = plan.recipe.split('/').pop()!.replace(/\.ya?ml$/i, '');
-      const uri = vscode.Uri.from({ scheme: ui.planScheme, path: `/${stem} on ${target} · launch command.sh`, query: plan.recipe });
+      // (by the recipe's path on disk: the same recipe path in two workspace folders is two documents)
+      const uri = vscode.Uri.from({ scheme: ui.planScheme, path: `/${stem} on ${target} · launch command.sh`, query: recipe });
       plans.set(uri.toString(), formatPlan(plan));
       planChanged.fire(uri);
       const doc = await vscode.workspace.openTextDocument(uri);
@@ -473,20 +520,22 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     })),
     vscode.commands.registerCommand('conscience.cancelRun', guard(async (arg) => {
       if (!trusted()) return;
-      const id = await runArg(arg);
-      if (!id) return;
+      const run = await runArg(arg);
+      if (!run) return;
+      const { id, root } = run;
       const ok = await vscode.window.showWarningMessage(`Cancel run ${id}? Every rank gets SIGTERM (SIGKILL after the grace period) or scancel.`, { modal: true }, 'Cancel Run');
       if (ok !== 'Cancel Run') return;
-      await cancelRun(await getSession(), id);
+      await cancelRun(await getSession(root), id);
       refresh();
-      await follow(id);
+      await follow(root, id);
     })),
     vscode.commands.registerCommand('conscience.resumeRun', guard(async (arg) => {
       if (!trusted()) return;
-      const id = await runArg(arg);
-      if (!id) return;
+      const run = await runArg(arg);
+      if (!run) return;
+      const { id, root } = run;
       await resetSession();
-      const s = await getSession();
+      const s = await getSession(root);
       // a resume trains with the recipe as it is now: edited since, it is checked as a launch is
       const rec = await readRun(s.root, id);
       const errors = rec ? await resumeGuard(s.root, rec, s.target(rec.target)) : [];
@@ -501,12 +550,12 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       }
       await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Resuming ${id}` }, () => resumeRun(s, id));
       refresh();
-      await follow(id);
+      await follow(root, id);
     })),
     vscode.commands.registerCommand('conscience.showRunLogs', guard(async (arg) => {
-      const id = await runArg(arg);
-      const root = rootOf();
-      if (!id || !root) return;
+      const run = await runArg(arg);
+      if (!run) return;
+      const { id, root } = run;
       const rec = await readRun(root, id);
       if (!rec) throw new Error(`no run ${id}`);
       // a failed run: stderr.log itself, at the line with the root cause
@@ -523,8 +572,8 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
         }
         return;
       }
-      const fresh = !channels.has(id);
-      const ch = channelFor(id);
+      const fresh = !channels.has(runKey(root, id));
+      const ch = channelFor(root, id);
       if (fresh) {
         for (const name of ['stdout.log', 'stderr.log']) {
           const file = `${runDir(root, id)}/${name}`;
@@ -540,7 +589,7 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
         }
       }
       ch.show(true);
-      if (!TERMINAL_STATES.has(rec.state) && vscode.workspace.isTrusted) await follow(id);
+      if (!TERMINAL_STATES.has(rec.state) && vscode.workspace.isTrusted) await follow(root, id);
     }, true)),
     vscode.commands.registerCommand('conscience.refreshRuns', guard(async () => {
       refresh();
@@ -560,6 +609,12 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
       void vscode.window.showInformationMessage(`${pick.label} ${value ? 'saved' : 'removed'}.`);
     })),
     vscode.workspace.onDidGrantWorkspaceTrust(() => void reattachAll()),
+    // a folder added to the workspace: its runs are listed and its unsettled ones followed; one
+    // removed: its runs leave the view (their monitors end with the run or the window)
+    vscode.workspace.onDidChangeWorkspaceFolders(() => {
+      refresh();
+      void reattachAll();
+    }),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('conscience.targets')) void resetSession();
     }),
@@ -571,19 +626,16 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     } },
   );
 
-  // runs started by the CLI (or another window) show up as their run.json appears or changes
-  const w = ui.watcher;
-  if (w) {
-    let pending: NodeJS.Timeout | undefined;
-    const bump = () => {
-      if (pending) return;
-      pending = setTimeout(() => {
-        pending = undefined;
-        refresh();
-      }, 300);
-    };
-    context.subscriptions.push(w.onDidCreate(bump), w.onDidChange(bump), w.onDidDelete(bump));
-  }
+  // runs started by the CLI (or another window) in any folder show up as their run.json appears or changes
+  let pending: NodeJS.Timeout | undefined;
+  const bump = () => {
+    if (pending) return;
+    pending = setTimeout(() => {
+      pending = undefined;
+      refresh();
+    }, 300);
+  };
+  context.subscriptions.push(ui.runFiles(bump), { dispose: () => clearTimeout(pending) });
   // a window that opens reattaches to every run that was still going
   void updateStatus();
   void reattachAll().catch((e) => log.error(`reattach: ${(e as Error).message}`));

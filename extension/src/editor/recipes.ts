@@ -15,6 +15,7 @@ import { recipeTopologyDiagnostics } from '../core/launch/topology';
 import type { Target } from '../core/launch/targets';
 import { numberSetting, stringListSetting } from '../core/editor-checks';
 import { workspaceTargets } from './targets';
+import { rootOfFile, workspaceFolders } from './folders';
 
 const SOURCE = 'conscience';
 const DEFAULT_INCLUDE = ['**/recipes/**/*.yaml', '**/*.grpo.yaml'];
@@ -98,14 +99,20 @@ export function activateRecipes(context: vscode.ExtensionContext, log: vscode.Lo
   /** Latest core diagnostics per document version, for quick fixes. */
   const latest = new Map<string, { version: number; diags: CoreDiagnostic[] }>();
   const timers = new Map<string, ReturnType<typeof setTimeout>>();
-  /** The workspace's launch targets, for the topology planner's diagnostics (a recipe that does
-   * not fit a target is shown before anyone launches it); reloaded when the targets change. */
-  let targets: Map<string, Target> | undefined;
+  /** Each workspace folder's launch targets (by root), for the topology planner's diagnostics (a
+   * recipe that does not fit a target is shown before anyone launches it); a recipe is checked
+   * against its own folder's (editor/folders.ts). Reloaded when the targets or the folders change. */
+  let targets = new Map<string, Map<string, Target>>();
+  let loading = 0;
   const refreshTargets = () => {
-    const root = vscode.workspace.workspaceFolders?.[0]?.uri;
-    if (!root || root.scheme !== 'file') return;
-    workspaceTargets(root.fsPath).then((t) => {
-      targets = t;
+    const mine = ++loading;
+    const folders = workspaceFolders();
+    Promise.all(folders.map(async ({ root }) => [root, await workspaceTargets(root).catch((err) => {
+      log.warn(`reading the launch targets of ${root}: ${(err as Error)?.message ?? err}`);
+      return undefined;
+    })] as const)).then((loaded) => {
+      if (mine !== loading) return; // a later refresh wins
+      targets = new Map(loaded.filter((e): e is readonly [string, Map<string, Target>] => !!e[1]));
       for (const d of vscode.workspace.textDocuments) if (isRecipe(d)) validateNow(d);
     }, (err) => log.warn(`reading the launch targets: ${(err as Error)?.message ?? err}`));
   };
@@ -149,11 +156,12 @@ export function activateRecipes(context: vscode.ExtensionContext, log: vscode.Lo
       log.error(`recipe validation failed for ${doc.uri.fsPath}: ${(err as Error)?.stack ?? err}`);
       return;
     }
-    if (targets) diags = diags.concat(topologyDiagnostics(doc, targets));
+    const own = targets.get(rootOfFile(doc.uri) ?? '');
+    if (own) diags = diags.concat(topologyDiagnostics(doc, own));
     // Diagnostics about a referenced file (accelerate config) show up when that file is open.
-    const own = diags.filter((d) => !d.file);
-    latest.set(key, { version: doc.version, diags: own });
-    collection.set(doc.uri, own.map((d) => {
+    const mineOnly = diags.filter((d) => !d.file);
+    latest.set(key, { version: doc.version, diags: mineOnly });
+    collection.set(doc.uri, mineOnly.map((d) => {
       const v = new vscode.Diagnostic(toRange(doc, d.start, d.end), d.message, SEVERITY[d.severity]);
       v.code = d.code;
       v.source = SOURCE;
@@ -194,6 +202,7 @@ export function activateRecipes(context: vscode.ExtensionContext, log: vscode.Lo
       if (e.affectsConfiguration('conscience.recipes')) for (const d of vscode.workspace.textDocuments) schedule(d);
       if (e.affectsConfiguration('conscience.targets')) refreshTargets();
     }),
+    vscode.workspace.onDidChangeWorkspaceFolders(() => refreshTargets()),
     { dispose: () => { for (const t of timers.values()) clearTimeout(t); timers.clear(); } },
   );
 

@@ -344,11 +344,13 @@ test('the editor adapters use these rules', () => {
   const launch = src('launch.ts');
   assert.match(launch, /new SessionHolder<LaunchSession>\(\)/);
   assert.match(launch, /sessions\.obtain\(root, /);
-  assert.match(launch, /sessions\.use\(id, s\)/);
-  assert.equal(launch.match(/void sessions\.release\(id\)/g)?.length, 2, 'both ends of a monitor release its session');
+  // a run is keyed by its workspace folder and id (runKey): two folders may hold the same id
+  assert.match(launch, /const key = runKey\(root, id\);/);
+  assert.match(launch, /sessions\.use\(key, s\)/);
+  assert.equal(launch.match(/void sessions\.release\(key\)/g)?.length, 2, 'both ends of a monitor release its session');
   assert.match(launch, /sessions\.dispose\(\)/);
   assert.match(launch, /const monitors = new OnePerKey<RunMonitor>\(\)/);
-  assert.match(launch, /await monitors\.obtain\(id, /);
+  assert.match(launch, /await monitors\.obtain\(runKey\(root, id\), /);
   assert.doesNotMatch(launch, /monitors\.(set|delete)\(/, 'a monitor is kept and forgotten by the registry only');
   assert.equal(launch.match(/\brelease\(\);/g)?.length, 2, 'both ends of a monitor release its key');
   assert.doesNotMatch(launch, /session\??\.close\(\)/, 'no session closed outside the holder');
