@@ -10,6 +10,7 @@ import { copyEvalOutputs, evalFiles } from '../core/eval/store';
 import { readRecipeInfo } from '../core/launch/scripts';
 import type { LaunchSession } from '../core/launch/session';
 import { runDir, type RunRecord } from '../core/runs/store';
+import { publicRun } from '../core/runs/present';
 import { launchWith, UsageError } from './runs';
 
 const USAGE = 'usage: conscience eval EVAL.yaml [--target NAME] [--wait] [--dry-run] [--force] [--accept-new] [--targets FILE] [--workspace DIR] [--format json|text]';
@@ -49,7 +50,7 @@ export function evalCommand(argv: string[]): Promise<number> {
         }
       }
       return {
-        json: { run: fin, ...(cause ? { cause } : {}), results: results ?? null, ...(resultsError ? { resultsError } : {}) },
+        json: { run: fin ? publicRun(fin) : null, ...(cause ? { cause } : {}), results: results ?? null, ...(resultsError ? { resultsError } : {}) },
         text: results ? [formatTable(results)] : [],
         errors: !results && resultsError ? [resultsError] : [],
       };

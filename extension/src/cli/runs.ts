@@ -12,7 +12,7 @@ import { driverFor } from '../core/launch/driver';
 import { LaunchSession } from '../core/launch/session';
 import { loadTargets } from '../core/launch/targets';
 import { formatProblem, type ParseProblem, type RunEvent } from '../core/runs/events';
-import { FAILED_STATES, runEnd, runFailure, runProgress } from '../core/runs/present';
+import { FAILED_STATES, publicRun, runEnd, runFailure, runProgress } from '../core/runs/present';
 import { escapeControls } from '../core/escape';
 import { isRunId, launchMayHaveStarted, listRuns, readRun, runDir, runsDir, settleInterruptedLaunch, TERMINAL_STATES, withRunLock, writeRun, type RunRecord } from '../core/runs/store';
 
@@ -279,7 +279,7 @@ export async function launchWith(argv: string[], verb: LaunchVerb): Promise<numb
         process.off('SIGINT', interrupted);
       }
       if (!r.values.wait) {
-        process.stdout.write(json ? JSON.stringify(out.run, null, 2) + '\n' : `${out.run.id}\n`);
+        process.stdout.write(json ? JSON.stringify(publicRun(out.run), null, 2) + '\n' : `${out.run.id}\n`);
         return 0;
       }
       process.stderr.write(`conscience: launched ${out.run.id}; following (Ctrl-C detaches, the ${verb.noun ?? 'run'} goes on)\n`);
@@ -291,7 +291,7 @@ export async function launchWith(argv: string[], verb: LaunchVerb): Promise<numb
         return 130;
       }
       const cause = fin ? await failureCause(s.root, fin) : undefined;
-      const extra = verb.finished ? await verb.finished(s, fin, cause) : { json: cause ? { ...fin, cause } : fin, text: [], errors: [] };
+      const extra = verb.finished ? await verb.finished(s, fin, cause) : { json: fin ? publicRun(fin, cause) : null, text: [], errors: [] };
       if (json) process.stdout.write(JSON.stringify(extra.json, null, 2) + '\n');
       else {
         process.stdout.write(`${out.run.id} ${fin?.state ?? 'unknown'}${fin?.exitCode !== undefined && fin?.exitCode !== null ? ' exit ' + fin.exitCode : ''}${cause ? ': ' + escapeControls(cause) : ''}\n`);
@@ -352,10 +352,7 @@ export async function runs(argv: string[]): Promise<number> {
       list = await listRuns(s.root, (_name, err) => process.stderr.write(`conscience: ${err.message}\n`));
       if (r.values.format === 'json') {
         // a failed run carries its root cause ("cause": the trainer's error line, with its stderr.log line)
-        const out = await Promise.all(list.map(async (x) => {
-          const cause = await failureCause(s.root, x);
-          return cause ? { ...x, cause } : x;
-        }));
+        const out = await Promise.all(list.map(async (x) => publicRun(x, await failureCause(s.root, x))));
         process.stdout.write(JSON.stringify(out, null, 2) + '\n');
         return 0;
       }
@@ -516,7 +513,7 @@ export async function resume(argv: string[]): Promise<number> {
       }
       const out = await resumeRun(s, run.id);
       if (!r.values.wait) {
-        process.stdout.write(r.values.format === 'json' ? JSON.stringify(out.run, null, 2) + '\n' : `${out.run.id}\n`);
+        process.stdout.write(r.values.format === 'json' ? JSON.stringify(publicRun(out.run), null, 2) + '\n' : `${out.run.id}\n`);
         return 0;
       }
       const following: { events: boolean; detached?: boolean } = { events: true };
@@ -526,7 +523,7 @@ export async function resume(argv: string[]): Promise<number> {
         return 130;
       }
       const cause = fin ? await failureCause(s.root, fin) : undefined;
-      if (r.values.format === 'json') process.stdout.write(JSON.stringify(cause ? { ...fin, cause } : fin ?? null, null, 2) + '\n');
+      if (r.values.format === 'json') process.stdout.write(JSON.stringify(fin ? publicRun(fin, cause) : null, null, 2) + '\n');
       else process.stdout.write(`${run.id} ${fin?.state ?? 'unknown'}${cause ? ': ' + escapeControls(cause) : ''}\n`);
       return fin?.state === 'completed' ? 0 : 1;
     } finally {

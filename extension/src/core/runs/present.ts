@@ -185,3 +185,25 @@ export function runStack(r: Pick<RunRecord, 'versions'>): string | undefined {
   const parts = [['TRL', v.trl], ['transformers', v.transformers], ['torch', v.torch]].filter(([, x]) => x && x !== 'missing').map(([k, x]) => `${k} ${x}`);
   return parts.length ? parts.join(' · ') : undefined;
 }
+
+/**
+ * The fields of a run record that `conscience runs|launch|resume|eval --format json` print: what
+ * the run is, where it runs, how far it got and how it ended. The store's bookkeeping (byte offsets
+ * of the copied logs, the launcher's identity, the per-start cancel token, the submit marker, the
+ * attempt's pacing) is left out: it is not the run's, and it changes as the store does.
+ */
+export const PUBLIC_RUN_FIELDS = [
+  'id', 'recipe', 'target', 'targetKind', 'host', 'state', 'exitCode', 'error', 'step', 'maxSteps', 'reward',
+  'attempts', 'createdAt', 'startedAt', 'finishedAt', 'updatedAt', 'lastEventTime', 'cancelRequested',
+  'command', 'projectDir', 'remoteDir', 'outputDir', 'python', 'pid', 'jobId', 'budgets', 'versions',
+] as const satisfies readonly (keyof RunRecord)[];
+
+export type PublicRun = Pick<RunRecord, (typeof PUBLIC_RUN_FIELDS)[number]> & { cause?: string };
+
+/** A run as `--format json` prints it (PUBLIC_RUN_FIELDS, in that order; absent ones left out), with its failure's cause. */
+export function publicRun(r: RunRecord, cause?: string): PublicRun {
+  const out: Record<string, unknown> = {};
+  for (const k of PUBLIC_RUN_FIELDS) if (r[k] !== undefined) out[k] = r[k];
+  if (cause) out.cause = cause;
+  return out as PublicRun;
+}
