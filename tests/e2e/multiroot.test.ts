@@ -3,7 +3,11 @@
 // target (set in that folder's own settings) is stored in that folder's .conscience/runs, is
 // followed to completed in the Runs view under that folder's name, and its dashboard reads that
 // folder's store; a run written by the CLI into the second folder shows up there too; a folder
-// added to the workspace file while the window is open has its runs listed.
+// added to the workspace file while the window is open has its runs listed. A long run of the
+// second folder is cancelled from its row in the Runs view (it ends cancelled in that folder's
+// store, its processes gone). A folder removed
+// from the workspace while one of its runs goes is no longer followed (the window stops copying
+// its events); added again, its run is reattached and caught up.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -31,6 +35,10 @@ describe('a multi-root workspace: commands act in the folder of their file, the 
         'alpha/recipes': { copyFrom: join(ROOT, 'recipes') },
         'beta/recipes': { copyFrom: join(ROOT, 'recipes') },
         // only the second folder says which Python its local target runs (a folder setting)
+        // a run that goes on until it is cancelled
+        'beta/recipes/demo/long-cpu.yaml': readFileSync(join(ROOT, 'recipes/demo/tiny-cpu.yaml'), 'utf8')
+          .replace(/^max_steps: \d+$/m, 'max_steps: 100000').replace(/^save_strategy: steps$/m, 'save_strategy: "no"')
+          .replace(/^output_dir: .*$/m, 'output_dir: .conscience/outputs/long-cpu'),
         'beta/.vscode/settings.json': JSON.stringify({ 'conscience.targets': { local: { type: 'local', python: PYTHON } } }),
       },
       multiRoot: { folders: ['alpha', 'beta'], settings: { 'remote.autoForwardPorts': false } },
@@ -50,7 +58,7 @@ describe('a multi-root workspace: commands act in the folder of their file, the 
   const folder = (name: string) => join(server!.workspace, name);
   const runsDir = (name: string) => join(folder(name), '.conscience/runs');
   const runIds = (name: string) => (existsSync(runsDir(name)) ? readdirSync(runsDir(name)) : []);
-  const runState = (name: string, id: string) => JSON.parse(readFileSync(join(runsDir(name), id, 'run.json'), 'utf8')) as { state: string; error?: string };
+  const runState = (name: string, id: string) => JSON.parse(readFileSync(join(runsDir(name), id, 'run.json'), 'utf8')) as { state: string; error?: string; pid?: number; pgid?: number; finishedAt?: number; launchToken?: string };
   /** The Runs view's rows, top to bottom: their tree level and text. */
   const runsRows = () => page.locator('.pane').filter({ has: page.locator('.pane-header', { hasText: RUNS_VIEW }) }).locator('.pane-body .monaco-list-row')
     .evaluateAll((rows) => rows.map((r) => ({ level: Number(r.getAttribute('aria-level') ?? 1), text: r.textContent ?? '' })));
@@ -99,9 +107,14 @@ describe('a multi-root workspace: commands act in the folder of their file, the 
   it('opens the dashboard of the run from the second folder\'s store', async () => {
     const row = page.locator('.pane').filter({ has: page.locator('.pane-header', { hasText: RUNS_VIEW }) })
       .locator('.pane-body .monaco-list-row[aria-level="2"]').filter({ hasText: /tiny-cpu · \d\d:\d\d/ }).first();
-    await row.click();
     // the title names the run by its short name: its run.json was read (from the first folder's store it would be the bare id)
-    await page.locator('.tab').filter({ hasText: /Run tiny-cpu · \d\d:\d\d/ }).first().waitFor({ state: 'visible', timeout: 30_000 });
+    const tab = page.locator('.tab').filter({ hasText: /Run tiny-cpu · \d\d:\d\d/ }).first();
+    // (a click is lost when the row is drawn again under it, as the monitor settles the run: clicked again)
+    await waitFor('the run\'s dashboard', async () => {
+      if (await tab.isVisible()) return true;
+      await row.click();
+      return tab.waitFor({ state: 'visible', timeout: 5_000 }).then(() => true, () => false);
+    }, 30_000);
     await runCommand(page, 'View: Close All Editors');
   });
 
@@ -129,5 +142,98 @@ describe('a multi-root workspace: commands act in the folder of their file, the 
       throw new Error(`${(err as Error).message}\nrows: ${JSON.stringify(await runsRows().catch(() => []))}`);
     });
     await screenshot(page, 'multiroot-three-folders');
+  });
+
+  /** Whether a process (group: a negative id) is still there. */
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  };
+  /** The processes of a run: every one with its launch token in its environment (torch starts its workers in sessions of their own). */
+  const runProcesses = (token: string) => readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/environ`, 'latin1').split('\0').includes(`CONSCIENCE_LAUNCH_TOKEN=${token}`);
+    } catch {
+      return false;
+    }
+  }).map(Number);
+  const runsPane = () => page.locator('.pane').filter({ has: page.locator('.pane-header', { hasText: RUNS_VIEW }) });
+
+  it('cancels a running run of the second folder from its row: cancelled in that folder\'s store, its processes gone', async () => {
+    const before = new Set(runIds('beta'));
+    await openAbsolute(join(folder('beta'), 'recipes/demo/long-cpu.yaml'));
+    await runCommand(page, `${LAUNCH.category}: ${LAUNCH.title}`);
+    const id = await waitFor('the long run in the second folder\'s store', () => runIds('beta').find((r) => !before.has(r)), 90_000);
+    const diag = async () => `run.json: ${JSON.stringify(existsSync(join(runsDir('beta'), id, 'run.json')) ? runState('beta', id) : null)}\nrows: ${JSON.stringify(await runsRows().catch(() => []))}\n${extensionLog(server!)}`;
+    await runCommand(page, `Focus on ${RUNS_VIEW} View`);
+    const row = runsPane().locator('.pane-body .monaco-list-row[aria-level="2"]').filter({ hasText: /long-cpu · \d\d:\d\d/ }).first();
+    // training: the trainer started (its process group recorded) and the row says so
+    const pgid = await waitFor('the run training, its row "running"', async () => {
+      const st = runState('beta', id);
+      if (st.finishedAt) throw new Error(`run ${id} ended ${st.state} before the cancel: ${st.error ?? ''}`);
+      return st.state === 'running' && st.pgid && /running/.test(await row.innerText().catch(() => '')) ? st.pgid : undefined;
+    }, 240_000, 500).catch(async (err) => { throw new Error(`${(err as Error).message}\n${await diag()}`); });
+    assert.ok(alive(-pgid), 'the trainer\'s process group runs');
+    assert.ok(runState('beta', id).launchToken && runProcesses(runState('beta', id).launchToken!).length > 1, 'the run\'s processes are found by its launch token');
+    assert.deepEqual(runIds('alpha'), [], 'nothing in the first folder');
+    const dialog = page.locator('.monaco-dialog-box');
+    await waitFor('the cancel confirmation', async () => {
+      if (await dialog.isVisible()) return true;
+      await row.hover();
+      await row.locator('.action-label[aria-label="Cancel Run"]').click({ timeout: 5_000 }).catch(() => undefined);
+      return dialog.waitFor({ state: 'visible', timeout: 5_000 }).then(() => true, () => false);
+    }, 30_000);
+    assert.match(await dialog.innerText(), new RegExp(`Cancel run ${id}\\?`));
+    await dialog.locator('.monaco-button').filter({ hasText: 'Cancel Run' }).click();
+    await waitFor('the run cancelled in the second folder\'s store, its processes gone', async () => {
+      const st = runState('beta', id);
+      return st.state === 'cancelled' && st.finishedAt && !alive(-pgid) && !runProcesses(st.launchToken!).length && /cancelled/.test(await row.innerText().catch(() => ''));
+    }, 120_000, 500).catch(async (err) => { throw new Error(`${(err as Error).message}\n${await diag()}`); });
+    assert.doesNotMatch(extensionLog(server!), new RegExp(`no run ${id}|\\[error\\].*${id}`), 'no error about the run');
+    await screenshot(page, 'multiroot-cancelled');
+  });
+
+  it('a folder removed while its run goes is no longer followed; added again, its run is reattached', async () => {
+    const before = new Set(runIds('beta'));
+    await openAbsolute(join(folder('beta'), 'recipes/demo/long-cpu.yaml'));
+    await runCommand(page, `${LAUNCH.category}: ${LAUNCH.title}`);
+    const id = await waitFor('a new long run in the second folder\'s store', () => runIds('beta').find((r) => !before.has(r)), 90_000);
+    const rec = () => JSON.parse(readFileSync(join(runsDir('beta'), id, 'run.json'), 'utf8')) as { state: string; pgid?: number; outputDir: string; eventOffset: number; finishedAt?: number };
+    const diag = async () => `run.json: ${JSON.stringify(rec())}\nrows: ${JSON.stringify(await runsRows().catch(() => []))}\n${extensionLog(server!)}`;
+    let token: string | undefined;
+    try {
+      token = await waitFor('the run training', () => {
+        const st = runState('beta', id);
+        if (st.finishedAt) throw new Error(`run ${id} ended ${st.state}`);
+        return st.state === 'running' && st.pgid ? st.launchToken : undefined;
+      }, 240_000, 500).catch(async (err) => { throw new Error(`${(err as Error).message}\n${await diag()}`); });
+      const hostEvents = join(rec().outputDir, 'events.jsonl');
+      /** events the trainer wrote that the window has not copied into the store */
+      const behind = () => readFileSync(hostEvents).subarray(rec().eventOffset).toString('utf8').split('\n').length - 1;
+      const wsFile = join(server!.dir, 'multi.code-workspace');
+      const ws = JSON.parse(readFileSync(wsFile, 'utf8')) as { folders: Array<{ path: string }> };
+      writeFileSync(wsFile, JSON.stringify({ ...ws, folders: ws.folders.filter((f) => f.path !== folder('beta')) }, null, 2));
+      await waitFor('"beta" gone from the Runs view', async () => !(await runsRows()).some((r) => r.level === 1 && /^beta/.test(r.text)), 30_000);
+      // the trainer goes on; the window no longer copies its events into the removed folder's store
+      await waitFor('six more events from the trainer than the store has', () => behind() >= 6 || undefined, 120_000, 500).catch(async (err) => {
+        throw new Error(`${(err as Error).message}: the removed folder's run is still followed (${behind()} events behind)\n${await diag()}`);
+      });
+      assert.equal(rec().state, 'running');
+      // the folder back: its run is followed again from the saved offset
+      writeFileSync(wsFile, JSON.stringify(ws, null, 2));
+      await waitFor('"beta" back, its run caught up', async () => (await runsRows()).some((r) => r.level === 1 && /^beta/.test(r.text)) && behind() <= 2, 60_000, 500).catch(async (err) => {
+        throw new Error(`${(err as Error).message}: ${behind()} events behind\n${await diag()}`);
+      });
+    } finally {
+      // the run's processes, all of them (as Cancel Run does)
+      if (token) {
+        for (const p of runProcesses(token)) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+        await waitFor('the run\'s processes gone', () => !runProcesses(token!).length, 30_000);
+      }
+    }
   });
 });

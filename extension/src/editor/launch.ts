@@ -184,6 +184,8 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
   // one monitor per run (by runKey: its folder and id), even when asked again (Refresh Runs, Show Run Logs, trust granted) while
   // the first waits for its session (core/lifecycle.ts)
   const monitors = new OnePerKey<RunMonitor>();
+  /** the running monitors and the folder of each run: a folder removed from the workspace stops its own */
+  const following = new Map<string, { root: string; m: RunMonitor }>();
   /** the extension is ending: a monitor still waiting for its session starts no more */
   let ended = false;
   // a run's output channel (Show Run Logs): the 10 most recently shown are kept; an older one
@@ -294,7 +296,11 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     // a run followed only to settle it (it had ended already) was notified when it ended
     const endedBefore = TERMINAL_STATES.has((await readRun(s.root, id).catch(() => undefined))?.state ?? 'preparing');
     sessions.use(key, s);
-    runFeed.attach(id, m);
+    runFeed.attach(root, id, m);
+    following.set(key, { root, m });
+    const forget = () => {
+      if (following.get(key)?.m === m) following.delete(key);
+    };
     m.on('run', () => refresh());
     m.on('stdout', (b: Buffer) => channels.peek(key)?.append(b.toString('utf8')));
     m.on('stderr', (b: Buffer) => channels.peek(key)?.append(b.toString('utf8')));
@@ -305,14 +311,16 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     void m.follow().then(
       (rec) => {
         release();
-        runFeed.detach(id, m);
+        forget();
+        runFeed.detach(root, id, m);
         void sessions.release(key);
         refresh();
         if (rec && TERMINAL_STATES.has(rec.state) && !endedBefore) void notifyEnd(root, rec);
       },
       (e) => {
         release();
-        runFeed.detach(id, m);
+        forget();
+        runFeed.detach(root, id, m);
         void sessions.release(key);
         log.error(`run ${id}: ${(e as Error).message}`);
       },
@@ -610,8 +618,11 @@ export function activateLaunch(context: vscode.ExtensionContext, log: vscode.Log
     })),
     vscode.workspace.onDidGrantWorkspaceTrust(() => void reattachAll()),
     // a folder added to the workspace: its runs are listed and its unsettled ones followed; one
-    // removed: its runs leave the view (their monitors end with the run or the window)
-    vscode.workspace.onDidChangeWorkspaceFolders(() => {
+    // removed: its runs leave the view and are no longer followed (their monitors stop, the
+    // runs go on; added again, the folder's runs are reattached from their saved offsets)
+    vscode.workspace.onDidChangeWorkspaceFolders((e) => {
+      const removed = new Set(e.removed.map((f) => f.uri.fsPath));
+      for (const { root, m } of following.values()) if (removed.has(root)) m.stop();
       refresh();
       void reattachAll();
     }),

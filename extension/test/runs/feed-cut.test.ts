@@ -31,7 +31,7 @@ async function following() {
   const session = new LaunchSession(ws.root, (await loadTargets(ws.root)).targets, {});
   const m = new RunMonitor(session, ws.id, { statusMs: 60_000 });
   const feed = new RunFeed();
-  feed.attach(ws.id, m);
+  feed.attach(ws.root, ws.id, m);
   const got: RunEvent[] = [];
   const problems: ParseProblem[] = [];
   const reader = feed.followRun(ws.root, ws.id, { events: (evs) => got.push(...evs), run: () => undefined, problems: (ps) => problems.push(...ps) });

@@ -56,7 +56,7 @@ test('a reader joins the monitor mid-run, takes its parsed events, and goes back
   const m = new RunMonitor(session, id, { intervalMs: 30, statusMs: 200 });
   const fromMonitor: RunEvent[] = [];
   m.on('events', (evs: RunEvent[]) => fromMonitor.push(...evs));
-  feed.attach(id, m);
+  feed.attach(root, id, m);
   const following = m.follow();
   try {
     await until('the monitor copies the first events', () => fromMonitor.length === 3);
@@ -73,7 +73,7 @@ test('a reader joins the monitor mid-run, takes its parsed events, and goes back
     // the monitor goes (the window stops following): the disk takes over from the same offset
     m.stop();
     await following;
-    feed.detach(id, m);
+    feed.detach(root, id, m);
     assert.equal(reader.source, 'disk');
     appendFileSync(join(root, '.conscience/runs', id, 'events.jsonl'), line(metrics(5, 5)));
     await until('events from the disk', () => got.length === 6);
@@ -93,7 +93,7 @@ test('a bad line after events taken from the monitor is reported at its own line
   appendFileSync(file, line(metrics(0, 0)) + line(metrics(1, 1)));
   const feed = new RunFeed();
   const mon = new EventEmitter();
-  feed.attach(id, mon);
+  feed.attach(root, id, mon);
   const got: number[] = [];
   const problems: ParseProblem[] = [];
   const reader = feed.followRun(root, id, { events: (evs) => got.push(...evs.map((e) => e.seq)), run: () => undefined, problems: (ps) => problems.push(...ps) }, { pollMs: 30 });
@@ -106,7 +106,7 @@ test('a bad line after events taken from the monitor is reported at its own line
       mon.emit('events', [metrics(seq, seq)], { from, to: statSync(file).size });
     }
     await until('the monitor\'s events', () => got.length === 10);
-    feed.detach(id, mon);
+    feed.detach(root, id, mon);
     appendFileSync(file, 'not json\n' + line(metrics(10, 10)) + '{"type":"metrics","seq":11}\n'); // lines 11, 12, 13
     await until('the lines after them', () => got.length === 11 && problems.length === 2);
     assert.deepEqual(problems.map((p) => formatProblem(p).split(': ').slice(0, 2).join(': ')), [

@@ -2,7 +2,9 @@
 // parsed instead of reading and parsing events.jsonl again. Between processes (the CLI, another
 // window) the disk stays the bus: a run with no monitor here is read from its run store.
 //
-// RunFeed is the window's hub: the launch adapter attaches each monitor it starts; a reader
+// RunFeed is the window's hub: the launch adapter attaches each monitor it starts, by the run's
+// workspace folder and id (two folders of a multi-root workspace may each hold a run of one id,
+// core/folders.ts runKey); a reader
 // subscribes with followRun, which reads the local events.jsonl once up to where the monitor
 // is, then takes the monitor's chunks (each names the bytes [from, to) it came from, and each
 // line's end and fingerprint), so every event arrives once, in order, whichever side got there
@@ -10,6 +12,7 @@
 import { EventEmitter } from 'node:events';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { runKey } from '../folders';
 import { EventTail, type LineMarks, type ParseProblem, type RunEvent } from './events';
 import { readRun, runDir, type RunRecord } from './store';
 
@@ -55,25 +58,28 @@ export class RunFeed {
   private readonly monitors = new Map<string, MonitorLike>();
   private readonly changed = new EventEmitter();
 
-  /** A monitor now follows `id` in this window (until detach). */
-  attach(id: string, m: MonitorLike): void {
-    this.monitors.set(id, m);
-    this.changed.emit(id);
+  /** A monitor now follows run `id` of the workspace folder `root` in this window (until detach). */
+  attach(root: string, id: string, m: MonitorLike): void {
+    const key = runKey(root, id);
+    this.monitors.set(key, m);
+    this.changed.emit(key);
   }
-  detach(id: string, m: MonitorLike): void {
-    if (this.monitors.get(id) === m) this.monitors.delete(id);
-    this.changed.emit(id);
+  detach(root: string, id: string, m: MonitorLike): void {
+    const key = runKey(root, id);
+    if (this.monitors.get(key) === m) this.monitors.delete(key);
+    this.changed.emit(key);
   }
-  has(id: string): boolean {
-    return this.monitors.has(id);
+  has(root: string, id: string): boolean {
+    return this.monitors.has(runKey(root, id));
   }
 
   /**
-   * Every event of run `id` once, in file order, then what arrives: from this window's monitor
+   * Every event of run `id` of the folder `root` once, in file order, then what arrives: from this window's monitor
    * while one follows the run, else from the run store (polled every `pollMs`). Switches
    * between the two as monitors come and go (a resume starts one; a settled run's ends).
    */
   followRun(root: string, id: string, h: ReaderHandlers, opts: { pollMs?: number; batchBytes?: number } = {}): RunReader {
+    const key = runKey(root, id);
     const tail = new EventTail(join(runDir(root, id), 'events.jsonl'), 0);
     let closed = false;
     let source: 'monitor' | 'disk' = 'disk';
@@ -104,7 +110,7 @@ export class RunFeed {
       });
     const onRun = (rec: RunRecord) => serial(() => { if (!closed) h.run(rec); });
     const use = () => {
-      const m = this.monitors.get(id);
+      const m = this.monitors.get(key);
       if (m === mon && (m || watcher)) return;
       if (mon) {
         mon.off('events', onEvents);
@@ -143,7 +149,7 @@ export class RunFeed {
       }
     };
     const onChange = () => use();
-    this.changed.on(id, onChange);
+    this.changed.on(key, onChange);
     use();
     return {
       get source() {
@@ -151,7 +157,7 @@ export class RunFeed {
       },
       close: () => {
         closed = true;
-        this.changed.off(id, onChange);
+        this.changed.off(key, onChange);
         mon?.off('events', onEvents);
         mon?.off('run', onRun);
         watcher?.close();
