@@ -981,11 +981,13 @@ def recipe_kind(raw: dict, path: str = "<recipe>", lines: Optional[dict[str, int
 
 
 def parse_trl_keys(path: str, flat: dict, lines: dict[str, int], classes: list, cli_args: Optional[list[str]],
-                   unknown_keys: Any) -> tuple:
+                   unknown_keys: Any, build: bool = True) -> tuple:
     """A recipe's flat TRL keys parsed into `classes` by TRL's own TrlParser, as open-r1 does,
     for every recipe kind that trains (GRPO, SFT): `model_name_or_path` and `dataset_name`
     resolved against the recipe's folder, `env:` applied to the environment first, `cli_args`
-    overriding keys. An unknown key is an error worded by `unknown_keys(where)`."""
+    overriding keys. An unknown key is an error worded by `unknown_keys(where)`. `build=False`
+    stops after the keys' names, types and ranges are checked (returns ()): the dataclasses'
+    own checks, some of which ask the machine (bf16 without a GPU), are not run."""
     from trl import TrlParser
 
     base = os.path.dirname(os.path.abspath(path))
@@ -1027,6 +1029,8 @@ def parse_trl_keys(path: str, flat: dict, lines: dict[str, int], classes: list, 
             msg = f"{path}:{first}: {msg[len(path) + 2:]}"
         raise RecipeError(msg)
     check_flat_values(path, flat, lines, classes)
+    if not build:
+        return ()
     try:
         parsed = tuple(parser.parse_args_into_dataclasses(args=list(cli_args or [])))
         check_scheduler(path, lines, parsed)
@@ -1285,12 +1289,13 @@ def check_flat_values(path: str, flat: dict, lines: dict[str, int], classes: lis
         if value is not None and not isinstance(value, list) and key not in LIST_OR_STRING and _list_annotation(hint):
             shown = "a mapping" if isinstance(value, dict) else repr(value)
             raise RecipeError(f"{where} expects a list, got {shown}; write it as a list: {key}: [{value if not isinstance(value, dict) else '...'}]")
+        if isinstance(value, float) and not math.isfinite(value) and _int_annotation(hint):
+            # argparse's int() fails deep inside the Trainer, or a loop never ends (max_steps); CC101,
+            # as the validator says it for an integer key, with a bound or without
+            raise RecipeError(f"{where} expects an integer, got {value}")
         bound = bound_words(key)
         if bound and _non_finite(value) and not (RANGES[key].get("x-allow-infinity") and float(value) == math.inf):
             raise RecipeError(f"{where} = {value} is not a finite number: it must be {bound}")
-        if isinstance(value, float) and not math.isfinite(value) and _int_annotation(hint):
-            # argparse's int() fails deep inside the Trainer, or a loop never ends (max_steps); CC101
-            raise RecipeError(f"{where} expects an integer, got {value}")
         if hint is None:
             continue
         spec = _type_schema(hint)
@@ -1435,7 +1440,9 @@ def check_grpo_keys(path: str, lines: dict[str, int], script_args: Any, training
     (CC301), `reward_weights` of another length (CC207: TRL fails when the trainer is built),
     `remove_unused_columns: true` (CC232: the budget and label columns are dropped, so the
     safety_budget and refusal rewards score 0.0 for every completion) and a `soft_punish_cache`
-    that is not below `max_completion_length` (CC233: every completion is penalised)."""
+    that is not below `max_completion_length` (CC233: every completion is penalised) and evaluation
+    (`eval_strategy` not `no`) on a prompt set with no test split (CC239: the bundled set or a single
+    file; it used to fail when the trainer started, with a traceback)."""
     from .rewards import REWARD_FUNCS
 
     names = script_args.reward_funcs
@@ -1458,6 +1465,25 @@ def check_grpo_keys(path: str, lines: dict[str, int], script_args: Any, training
                           "model inputs name), so the per-prompt `budget` and `safety_label` are gone: safety_budget and "
                           "refusal would score 0.0 for every completion. Remove the key or set it to false (GRPOConfig's "
                           "default).")
+    top_k = getattr(training_args, "top_k", None)
+    vllm = bool(getattr(training_args, "use_vllm", False))
+    if isinstance(top_k, int) and top_k < (-1 if vllm else 0):  # CC240: fails at the first generation
+        said = ("is refused by vLLM at the first generation: use a positive number of tokens, or 0 or -1 for no top-k filter."
+                if vllm else "is refused by transformers at the first generation (top_k has to be a strictly positive integer; "
+                "0 turns the filter off): use a positive number of tokens, or 0 for no top-k filter.")
+        raise RecipeError(f"{path}:{lines.get('top_k', '?')}: top_k {top_k} {said}")
+    strategy = getattr(training_args.eval_strategy, "value", training_args.eval_strategy)
+    if strategy != "no":
+        from .prompt_sets import has_splits
+
+        if not has_splits(script_args.dataset_name):  # CC239: a single file has no test split
+            bundled = script_args.dataset_name == BUNDLED_DATASET_NAME
+            given = BUNDLED_DATASET_NAME if bundled else os.path.basename(str(script_args.dataset_name))
+            what = "the bundled prompt set" if bundled else "a single prompt file"
+            raise RecipeError(f"{path}:{lines.get('eval_strategy', '?')}: eval_strategy is '{strategy}', but dataset_name {given}"
+                              f"{'' if 'dataset_name' in lines else ' (the default)'} is {what}, which has no "
+                              f"'{script_args.dataset_test_split}' split: evaluation would run on the training prompts. "
+                              "Give a folder with train.jsonl and test.jsonl, or set eval_strategy: no.")
     cache = script_args.soft_punish_cache
     max_len = training_args.max_completion_length or 256  # the reward's own fallback (build_reward_funcs)
     if "soft_overlong_punishment" in names and cache >= max_len:
@@ -1467,6 +1493,77 @@ def check_grpo_keys(path: str, lines: dict[str, int], script_args: Any, training
         raise RecipeError(f"{path}:{line}: soft_punish_cache ({cache}) must be less than {said}: "
                           "soft_overlong_punishment penalises completions longer than max_completion_length - "
                           "soft_punish_cache tokens, so it would penalise every completion. Lower soft_punish_cache.")
+
+
+def check_sync_ref_model(path: str, lines: dict[str, int], training_args: Any, model_args: Any) -> None:
+    """`sync_ref_model: true` with `beta: 0` (TRL 1.x's default) or `use_peft: true`: GRPO keeps
+    no reference model then, and TRL 1.x's GRPOTrainer refuses it when it is built, after the
+    model is loaded. Refused at load with the key's line on TRL 1.x (the validator's CC237; on
+    TRL 0.18, which ignores it, the validator warns)."""
+    import trl
+
+    if not getattr(training_args, "sync_ref_model", False) or not trl.__version__.split(".")[0].isdigit() or int(trl.__version__.split(".")[0]) < 1:
+        return
+    if training_args.beta == 0:
+        default = "" if "beta" in lines else f" (the default of TRL {trl.__version__})"
+        why, fix = f"beta is 0{default}, so GRPO keeps no reference model", ", or beta above 0 (e.g. 0.04)"
+    elif getattr(model_args, "use_peft", False):
+        why, fix = "use_peft is true, so GRPO keeps no reference model (it disables the adapter to get the reference)", ""
+    else:
+        return
+    raise RecipeError(f"{path}:{lines.get('sync_ref_model', '?')}: sync_ref_model: true, but {why}: there is nothing to sync, "
+                      f"and TRL {trl.__version__} refuses it when the trainer is built (GRPOTrainer, after the model is "
+                      f"loaded). Set sync_ref_model: false{fix}.")
+
+
+def _unknown_grpo_keys(path: str, raw: dict) -> Any:
+    """How a GRPO recipe's unknown keys are worded (parse_trl_keys' `unknown_keys`)."""
+    def unknown_keys(where: str) -> str:
+        from .trl_compat import line_mismatch
+
+        said = (raw.get("launch") or {}).get("trl") if isinstance(raw.get("launch"), dict) else None
+        hint = line_mismatch(str(said) if said is not None else None, _trl_version())
+        return f"{path}: unknown keys for TRL {_trl_version()}: {where}" + (f" ({hint})" if hint else "")
+
+    return unknown_keys
+
+
+def check_recipe_keys(path: str) -> None:
+    """What the runtime refuses in a recipe whatever the machine, checked without building the
+    trainer's configuration: its sections (`launch:`, `safety:`, `allocator:`) and each flat key's
+    name, type and range (parse_trl_keys with build=False), or, for a `kind: eval` recipe, the
+    whole eval recipe. conscience.launch runs it before it starts anything (also for --dry-run
+    and --plan), so `max_steps: "eight"` is one FILE:LINE error there rather than one per rank
+    under accelerate's traceback. The configuration's own checks (TrainingArguments, GRPOConfig)
+    are left to the trainer: some ask the machine (bf16 without a GPU) or the world size, and
+    the launcher must not touch the GPUs it hands to the ranks. `env:` is applied to the
+    environment while the keys are read and then put back. Raises RecipeError."""
+    raw, _, lines = read_recipe_yaml(path)
+    kind = recipe_kind(raw, path, lines)
+    if kind == "eval":
+        from .eval import load_eval_recipe
+
+        try:
+            load_eval_recipe(path)
+        except ValueError as e:  # EvalError
+            raise RecipeError(str(e)) from None
+        return
+    flat = {k: v for k, v in raw.items() if k not in SECTION_NAMES and k != "kind"}
+    parse_section("launch", raw.get("launch"), path, lines)
+    parse_section("safety", raw.get("safety"), path, lines)
+    allocator_section(raw, path, lines)
+    if kind == "sft":
+        from .sft import sft_dataclasses
+
+        classes, unknown = sft_dataclasses(), (lambda where: f"{path}: unknown keys for a kind: sft recipe: {where}")
+    else:
+        classes, unknown = recipe_dataclasses(), _unknown_grpo_keys(path, raw)
+    saved = dict(os.environ)
+    try:
+        parse_trl_keys(path, flat, lines, classes, None, unknown, build=False)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def load_recipe(path: str, cli_args: Optional[list[str]] = None) -> Recipe:
@@ -1485,16 +1582,11 @@ def load_recipe(path: str, cli_args: Optional[list[str]] = None) -> Recipe:
     if safety.eval_recipe:
         safety.eval_recipe = os.path.normpath(os.path.join(base, safety.eval_recipe))
 
-    def unknown_keys(where: str) -> str:
-        from .trl_compat import line_mismatch
-
-        said = (raw.get("launch") or {}).get("trl") if isinstance(raw.get("launch"), dict) else None
-        hint = line_mismatch(str(said) if said is not None else None, _trl_version())
-        return f"{path}: unknown keys for TRL {_trl_version()}: {where}" + (f" ({hint})" if hint else "")
-
-    script_args, training_args, model_args = parse_trl_keys(path, flat, lines, recipe_dataclasses(), cli_args, unknown_keys)
+    script_args, training_args, model_args = parse_trl_keys(path, flat, lines, recipe_dataclasses(), cli_args,
+                                                            _unknown_grpo_keys(path, raw))
     refuse_quantized(path, lines, model_args)
     check_grpo_keys(path, lines, script_args, training_args)
+    check_sync_ref_model(path, lines, training_args, model_args)
     if script_args.chat_template:  # a file's text, read now: a missing file is an error with its line (as SFT and eval)
         given = script_args.chat_template
         try:

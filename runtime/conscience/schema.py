@@ -35,6 +35,7 @@ RANGES: dict[str, dict[str, Any]] = {
     "top_p": {"exclusiveMinimum": 0, "maximum": 1, "x-source": "GRPOConfig help: Must be in (0, 1]"},
     "min_p": {"minimum": 0, "maximum": 1, "x-source": "GRPOConfig help: a value between 0.0 and 1.0"},
     "temperature": {"exclusiveMinimum": 0, "x-source": "transformers: temperature has to be a strictly positive float"},
+    "repetition_penalty": {"exclusiveMinimum": 0, "x-source": "transformers (and vLLM): `penalty` has to be a strictly positive float, raised at the first generation"},
     "num_generations": {"minimum": 2, "x-source": "GRPOConfig.__post_init__: at least 2 generations per prompt"},
     "max_completion_length": {"minimum": 1, "x-source": "generation needs at least one new token"},
     "max_prompt_length": {"minimum": 1, "x-source": "prompt truncation length"},
@@ -60,11 +61,15 @@ RANGES: dict[str, dict[str, Any]] = {
     "save_steps": {"minimum": 0, "x-source": "TrainingArguments help"},
     "eval_steps": {"minimum": 0, "x-source": "TrainingArguments help"},
     "num_train_epochs": {"minimum": 0, "x-source": "epochs"},
+    # the Trainer takes every max_steps <= 0 as "train num_train_epochs epochs": -3 is not 3 steps
+    "max_steps": {"minimum": -1, "x-source": "TrainingArguments: a step count, or -1 (the default) to train num_train_epochs epochs"},
     "weight_decay": {"minimum": 0, "x-source": "weight decay"},
     # `.inf` is a legitimate value here: clip_grad_norm_(max_norm=inf) never clips but the norm is
     # still computed and logged (0 skips clipping and the grad_norm log); the only bound allowed to be infinite
     "max_grad_norm": {"minimum": 0, "x-allow-infinity": True, "x-source": "gradient clipping norm; .inf = log the norm, never clip"},
     "dataloader_num_workers": {"minimum": 0, "x-source": "worker processes"},
+    # Trainer.__init__ seeds numpy with it (after the model and data are loaded), which refuses others
+    "seed": {"minimum": 0, "maximum": 4294967295, "x-source": "numpy.random.seed: Seed must be between 0 and 2**32 - 1"},
     # ModelConfig
     "lora_r": {"minimum": 1, "x-source": "LoRA rank"},
     "lora_dropout": {"minimum": 0, "maximum": 1, "x-source": "dropout probability"},

@@ -166,14 +166,16 @@ def test_a_chat_template_that_never_shows_the_budget_instruction_is_refused(tmp_
 
 def test_evaluation_on_a_single_prompt_file_is_refused_not_run_on_the_training_prompts(tmp_path, capsys):
     """A single .jsonl (or the bundled set) has no test split: dataset_test_split was ignored and
-    eval_strategy evaluated the policy on the very prompts it trained on."""
+    eval_strategy evaluated the policy on the very prompts it trained on. Refused when the recipe
+    is read (exit 2, FILE:LINE of eval_strategy, the validator's CC239), before any event: it
+    used to fail the run once it had started, with a traceback and the strategy's enum repr."""
     recipe = _recipe(tmp_path, "grpo", "eval_strategy: steps\neval_steps: 1\n")
     code, err = _main("grpo", recipe, tmp_path / "out", capsys=capsys)
-    assert code == 1, err
-    events = [json.loads(x) for x in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
-    finished = [e for e in events if e["type"] == "run_finished"][-1]
-    assert finished["status"] == "failed"
-    assert "has no 'test' split: evaluation would run on the training prompts" in finished["error"], finished["error"]
+    assert code == 2, err
+    line = next(i + 1 for i, text in enumerate(open(recipe).read().splitlines()) if text.startswith("eval_strategy:"))
+    assert f"{recipe}:{line}: eval_strategy is 'steps', but dataset_name " in err, err
+    assert "has no 'test' split: evaluation would run on the training prompts" in err and "Traceback" not in err, err
+    assert not (tmp_path / "out" / "events.jsonl").exists()
 
 
 @pytest.mark.parametrize("kind", ["grpo", "sft"])

@@ -76,7 +76,7 @@ const CASES: Case[] = [
   { name: 'sft-trl018-max-seq-length', venv: '.venv', text: SFT + 'max_seq_length: 512\nlaunch:\n  trl: 0.18.2\n' },
   // 2. TRL 1.x's and transformers' checks
   { name: 'greedy-trl1', venv: '.venv-trl1', text: GRPO + 'lr_scheduler_type: greedy\n' + TRL1, refused: { code: 'CC228', phrase: /lr_scheduler_type greedy requires an eval strategy/ } },
-  { name: 'greedy-with-eval-trl1', venv: '.venv-trl1', text: GRPO + 'lr_scheduler_type: greedy\neval_strategy: epoch\n' + TRL1 },
+  { name: 'greedy-with-eval-trl1', venv: '.venv-trl1', text: GRPO + 'lr_scheduler_type: greedy\neval_strategy: epoch\ndataset_name: my-org/safety-prompts\n' + TRL1 },
   { name: 'sft-greedy-trl1', venv: '.venv-trl1', text: SFT + 'lr_scheduler_type: greedy\n' + TRL1, refused: { code: 'CC228', phrase: /lr_scheduler_type greedy requires an eval strategy/ } },
   { name: 'is-clip-trl1', venv: '.venv-trl1', text: GRPO + 'vllm_importance_sampling_clip_min: 4\n' + TRL1, refused: { code: 'CC229', phrase: /vllm_importance_sampling_clip_min \(4\) must be less than vllm_importance_sampling_clip_max \(3\.0\)/ } },
   { name: 'is-cap-trl1', venv: '.venv-trl1', text: GRPO + 'vllm_importance_sampling_clip_min: 2.5\nvllm_importance_sampling_cap: 2.0\n' + TRL1, refused: { code: 'CC229', phrase: /clip_min \(2\.5\) must be less than vllm_importance_sampling_clip_max \(2\.0\)/ } },
@@ -132,6 +132,29 @@ const CASES: Case[] = [
   { name: 'temperature-zero-trl1', venv: '.venv-trl1', text: GRPO + 'temperature: 0\n' + TRL1, refused: { code: 'CC103', phrase: /temperature = 0 is out of range: it must be > 0\./ } },
   { name: 'lora-r-zero', venv: '.venv', text: GRPO + 'lora_r: 0\n', refused: { code: 'CC103', phrase: /lora_r = 0 is out of range: it must be >= 1\./ } },
   { name: 'answer-max-words-zero', venv: '.venv', text: GRPO + 'answer_max_words: 0\n', refused: { code: 'CC103', phrase: /answer_max_words = 0 is out of range: it must be >= 1\./ } },
+  // values TRL takes at load and then misuses: max_steps -3 trains by epochs (every value <= 0 does),
+  // a seed numpy cannot take fails when the trainer is built, repetition_penalty 0 at the first generation
+  { name: 'max-steps-below-minus-one', venv: '.venv', text: GRPO + 'max_steps: -3\n', refused: { code: 'CC103', phrase: /max_steps = -3 is out of range: it must be >= -1\./ } },
+  { name: 'sft-max-steps-below-minus-one-trl1', venv: '.venv-trl1', text: SFT + 'max_steps: -3\n' + TRL1, refused: { code: 'CC103', phrase: /max_steps = -3 is out of range: it must be >= -1\./ } },
+  { name: 'max-steps-minus-one', venv: '.venv', text: GRPO + 'max_steps: -1\n' },
+  { name: 'seed-negative', venv: '.venv', text: GRPO + 'seed: -1\n', refused: { code: 'CC103', phrase: /seed = -1 is out of range: it must be >= 0 and <= 4294967295\./ } },
+  { name: 'sft-seed-too-large', venv: '.venv', text: SFT + 'seed: 4294967296\n', refused: { code: 'CC103', phrase: /seed = 4294967296 is out of range/ } },
+  { name: 'repetition-penalty-zero-trl1', venv: '.venv-trl1', text: GRPO + 'repetition_penalty: 0\n' + TRL1, refused: { code: 'CC103', phrase: /repetition_penalty = 0 is out of range: it must be > 0\./ } },
+  // sync_ref_model with no reference model: TRL 1.x's GRPOTrainer refuses it after the model loads (CC237)
+  { name: 'sync-ref-model-default-beta-trl1', venv: '.venv-trl1', text: GRPO + 'sync_ref_model: true\n' + TRL1, refused: { code: 'CC237', phrase: /sync_ref_model: true, but beta is 0 \(the default of TRL 1\.\d+\.\d+\), so GRPO keeps no reference model: there is nothing to sync/ } },
+  { name: 'sync-ref-model-peft-trl1', venv: '.venv-trl1', text: GRPO + 'sync_ref_model: true\nbeta: 0.04\nuse_peft: true\n' + TRL1, refused: { code: 'CC237', phrase: /sync_ref_model: true, but use_peft is true, so GRPO keeps no reference model/ } },
+  { name: 'sync-ref-model-with-beta-trl1', venv: '.venv-trl1', text: GRPO + 'sync_ref_model: true\nbeta: 0.04\n' + TRL1 },
+  { name: 'sync-ref-model-beta-zero-018', venv: '.venv', text: GRPO + 'sync_ref_model: true\nbeta: 0\n' },
+  // evaluation on a prompt set with no test split (the bundled set, a single file): refused at load (CC239)
+  { name: 'eval-strategy-bundled-prompts', venv: '.venv', text: GRPO + 'eval_strategy: steps\neval_steps: 5\n', refused: { code: 'CC239', phrase: /eval_strategy is 'steps', but dataset_name conscience\/safety_prompts \(the default\) is the bundled prompt set, which has no 'test' split: evaluation would run on the training prompts/ } },
+  { name: 'eval-strategy-bundled-prompts-trl1', venv: '.venv-trl1', text: GRPO + 'eval_strategy: epoch\n' + TRL1, refused: { code: 'CC239', phrase: /eval_strategy is 'epoch', but dataset_name conscience\/safety_prompts \(the default\) is the bundled prompt set/ } },
+  { name: 'eval-strategy-hub-prompts', venv: '.venv', text: GRPO + 'eval_strategy: steps\neval_steps: 5\ndataset_name: my-org/safety-prompts\n' },
+  // top_k that generation refuses at the first step (CC240); 0 (and -1 with vLLM) is no filter
+  { name: 'top-k-negative', venv: '.venv', text: GRPO + 'top_k: -1\n', refused: { code: 'CC240', phrase: /top_k -1 is refused by transformers at the first generation/ } },
+  { name: 'top-k-negative-trl1', venv: '.venv-trl1', text: GRPO + 'top_k: -5\n' + TRL1, refused: { code: 'CC240', phrase: /top_k -5 is refused by transformers at the first generation/ } },
+  { name: 'top-k-below-minus-one-vllm', venv: '.venv', text: GRPO + 'top_k: -2\nuse_vllm: true\nvllm_mode: colocate\n', refused: { code: 'CC240', phrase: /top_k -2 is refused by vLLM at the first generation/ } },
+  { name: 'top-k-zero', venv: '.venv', text: GRPO + 'top_k: 0\n' },
+  { name: 'top-k-minus-one-vllm', venv: '.venv', text: GRPO + 'top_k: -1\nuse_vllm: true\nvllm_mode: colocate\n' },
   { name: 'batch-size-zero', venv: '.venv', text: GRPO + 'per_device_train_batch_size: 0\n', refused: { code: 'CC103', phrase: /per_device_train_batch_size = 0 is out of range: it must be >= 1\./ } },
   { name: 'top-p-one', venv: '.venv', text: GRPO + 'top_p: 1\n' },
   // 9. values inside a list or a mapping, which argparse does not convert

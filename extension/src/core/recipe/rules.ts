@@ -756,6 +756,70 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
+    code: 'CC237', severity: 'error', also: 'warning', stage: 'rules', only: 'grpo', summary: '`sync_ref_model: true` with `beta: 0` (the default of TRL 1.x) or `use_peft: true`: GRPO keeps no reference model to sync; TRL 1.x refuses it when the trainer is built, after the model is loaded (the runtime refuses it at load), TRL 0.18 ignores it (warning)',
+    check(ctx, emit) {
+      if (val(ctx, 'sync_ref_model') !== true) return;
+      const beta = val(ctx, 'beta');
+      const peft = val(ctx, 'use_peft') === true;
+      // TRL 0.18 loads a reference model beside a PEFT policy under ZeRO-3, and syncs it
+      if (beta !== 0 && !(peft && (ctx.v1 || ctx.acc?.zeroStage !== 3))) return;
+      // conscience.recipe.check_sync_ref_model: the same words
+      const why = beta === 0
+        ? `beta is 0${pair(ctx, 'beta') ? '' : ` (the default of TRL ${ctx.schema.trlVersion})`}, so GRPO keeps no reference model`
+        : 'use_peft is true, so GRPO keeps no reference model (it disables the adapter to get the reference)';
+      const fix = `Set sync_ref_model: false${beta === 0 ? ', or beta above 0 (e.g. 0.04)' : ''}.`;
+      if (ctx.v1) {
+        emit.at(['sync_ref_model'], `sync_ref_model: true, but ${why}: there is nothing to sync, and TRL ${ctx.schema.trlVersion} refuses it when the trainer is built (GRPOTrainer, after the model is loaded). ${fix} The runtime refuses the recipe.`,
+          [setValueFix(ctx, 'sync_ref_model', 'false')]);
+      } else {
+        emit.at(['sync_ref_model'], `sync_ref_model: true, but ${why}: there is nothing to sync, so TRL ${ctx.schema.trlVersion} ignores it (TRL 1.x refuses it). ${fix}`,
+          [setValueFix(ctx, 'sync_ref_model', 'false')], 'warning');
+      }
+    },
+  },
+  {
+    code: 'CC238', severity: 'warning', stage: 'rules', summary: '`safety.budget_harmful` / `budget_borderline` / `budget_benign` (set or default) above `safety.max_budget`: the runtime clips every budget to `max_budget`, so those prompts get less than the recipe says',
+    check(ctx, emit) {
+      const max = sval(ctx, 'safety', 'max_budget');
+      if (!isInt(max) || max < 0) return;
+      for (const label of ['harmful', 'borderline', 'benign']) {
+        const key = `budget_${label}`;
+        const b = sval(ctx, 'safety', key);
+        if (!isInt(b) || b <= max) continue;
+        // conscience.recipe.SafetyConfig.clip_budget: max(0, min(max_budget, budget))
+        const set = !!sectionPair(ctx, 'safety', key);
+        emit.at([['safety', set ? key : 'max_budget'], 'safety'], `safety.${key} (${b}${set ? '' : ', the default'}) is above safety.max_budget (${max}${sectionPair(ctx, 'safety', 'max_budget') ? '' : ', the default'}): the runtime clips every budget to max_budget, so ${label} prompts without a budget of their own get ${max} tokens, not ${b}. Raise max_budget or lower ${key}.`);
+      }
+    },
+  },
+  {
+    code: 'CC239', severity: 'error', stage: 'rules', only: 'grpo', summary: '`eval_strategy` other than `no` with `dataset_name` the bundled prompt set (the default) or a single file (`.jsonl`, `.json`, ...): it has no test split, so evaluation would run on the training prompts (the runtime refuses it)',
+    check(ctx, emit) {
+      const strategy = val(ctx, 'eval_strategy');
+      const name = val(ctx, 'dataset_name');
+      if (typeof strategy !== 'string' || strategy === 'no' || typeof name !== 'string') return;
+      const bundled = name === 'conscience/safety_prompts';
+      if (!bundled && !/\.(jsonl|json|csv|parquet|arrow|txt)$/i.test(name)) return;
+      const split = val(ctx, 'dataset_test_split');
+      // conscience.recipe.check_grpo_keys (prompt_sets.has_splits): the same words
+      emit.at(['eval_strategy'], `eval_strategy is '${strategy}', but dataset_name ${name}${pair(ctx, 'dataset_name') ? '' : ' (the default)'} is ${bundled ? 'the bundled prompt set' : 'a single prompt file'}, which has no '${typeof split === 'string' ? split : 'test'}' split: evaluation would run on the training prompts. Give a folder with train.jsonl and test.jsonl, or set eval_strategy: no. The runtime refuses the recipe.`,
+        [setValueFix(ctx, 'eval_strategy', 'no')]);
+    },
+  },
+  {
+    code: 'CC240', severity: 'error', stage: 'rules', only: 'grpo', summary: '`top_k` below 0 when transformers generates (`use_vllm` off: it takes 0 as no top-k filter and refuses any other value below 1), or below -1 with vLLM (-1 and 0 are no filter there): the first generation fails (the runtime refuses it)',
+    check(ctx, emit) {
+      const k = val(ctx, 'top_k');
+      const vllm = val(ctx, 'use_vllm') === true;
+      if (!isInt(k) || k >= (vllm ? -1 : 0)) return;
+      // conscience.recipe.check_grpo_keys: the same words
+      emit.at(['top_k'], vllm
+        ? `top_k ${k} is refused by vLLM at the first generation: use a positive number of tokens, or 0 or -1 for no top-k filter.`
+        : `top_k ${k} is refused by transformers at the first generation (top_k has to be a strictly positive integer; 0 turns the filter off): use a positive number of tokens, or 0 for no top-k filter.`,
+      [setValueFix(ctx, 'top_k', 0)]);
+    },
+  },
+  {
     code: 'CC300', severity: 'error', stage: 'rules', only: 'grpo', summary: '`reward_funcs: []`: no reward function',
     check(ctx, emit) {
       const p = pair(ctx, 'reward_funcs');
