@@ -8,6 +8,9 @@ shell string), runs it in its own process group and forwards SIGTERM/SIGINT/SIGH
 whole group, so killing this process cancels the run on every rank (each rank writes nothing
 but rank 0 writes `run_finished` cancelled). Exits with the trainer's exit code.
 `--dry-run` prints the argv as JSON and exits; `--plan` prints everything that would start.
+Before any of these the recipe's sections and keys are checked as the trainer reads them
+(names, types, ranges: :func:`conscience.recipe.check_recipe_keys`); an unusable one is one
+`FILE:LINE` error and exit code 2.
 With `launch.cpu` and no OMP_NUM_THREADS in the environment it sets OMP_NUM_THREADS=1 (what
 torchrun does for each rank anyway). With `launch.vllm_server` on one machine it also starts
 `python -m trl.scripts.vllm_serve` on the last `vllm_server_gpus` GPUs, on the recipe's
@@ -489,9 +492,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         a.accelerate_arg.append(f"--machine_rank={a.machine_rank}")
     if a.main_address:
         a.accelerate_arg.append(f"--main_process_ip={a.main_address}")
-    from .recipe import RecipeError
+    from .recipe import RecipeError, check_recipe_keys
 
     try:
+        # what the trainer would refuse at load on any machine, refused here with its FILE:LINE
+        # before anything starts (one line, exit 2), not once per rank under accelerate's traceback
+        check_recipe_keys(a.config)
         if a.dry_run:  # the accelerate argv only: works on any machine (no GPU planning)
             print(json.dumps(build_command(a.config, trainer_args, a.accelerate_arg, overrides=overrides)))
             return 0

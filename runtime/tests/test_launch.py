@@ -72,6 +72,32 @@ def test_planner_flags_out_of_range_are_usage_errors(tmp_path):
             assert r.stdout == "" and r.stderr.strip().splitlines()[-1] == f"python -m conscience.launch: error: {says}", (flags, r.stderr)
 
 
+def test_a_recipe_the_trainer_refuses_is_refused_before_anything_starts(tmp_path):
+    # `max_steps: "eight"` passed --dry-run and --plan, and a launch started accelerate, whose
+    # ranks each refused it under a ChildFailedError traceback (exit 1): now the launcher refuses
+    # it at once with the trainer's FILE:LINE error and exit 2, in every mode
+    cwd = os.path.join(ROOT, "runtime")
+    for name, top, line, says in [
+        ("steps.yaml", {"max_steps": "eight"}, "max_steps", 'max_steps expects an integer, got the string "eight"'),
+        ("range.yaml", {"max_steps": -3}, "max_steps", "max_steps = -3 is out of range: it must be >= -1."),
+        ("typo.yaml", {"learning_rat": 1e-5}, "learning_rat", "unknown keys for TRL"),
+        ("allocator.yaml", {"allocator": {"risk_harmful": 2}}, "risk_harmful", "allocator: "),
+    ]:
+        p = _recipe(tmp_path, name, **top)
+        at = next(i + 1 for i, text in enumerate(open(p).read().splitlines()) if text.lstrip().startswith(line + ":"))
+        for mode in (["--dry-run"], ["--plan"], []) if name == "steps.yaml" else (["--dry-run"],):
+            r = subprocess.run([sys.executable, "-m", "conscience.launch", "--config", p, *mode, "--", "--output_dir", str(tmp_path / "o")],
+                               capture_output=True, text=True, cwd=cwd, timeout=120)
+            assert r.returncode == 2, (name, mode, r.stdout, r.stderr)
+            assert r.stdout == "" and "Traceback" not in r.stderr, (name, mode, r.stderr)
+            assert r.stderr.startswith(f"conscience.launch: {p}:{at}: ") and says in r.stderr, (name, mode, r.stderr)
+        assert not (tmp_path / "o").exists()
+    # what depends on the machine is left to the trainer: a GPU recipe (bf16) still dry-runs here
+    gpu = os.path.join(ROOT, "recipes", "qwen2.5-1.5b-instruct", "safety-grpo.yaml")
+    r = subprocess.run([sys.executable, "-m", "conscience.launch", "--config", gpu, "--dry-run"], capture_output=True, text=True, cwd=cwd, timeout=120)
+    assert r.returncode == 0 and "conscience.train" in json.loads(r.stdout), r.stderr
+
+
 def test_no_server_leaves_the_server_to_the_caller(tmp_path):
     p = _recipe(tmp_path, launch={"num_processes": 3, "vllm_server": True, "vllm_server_gpus": 1}, model_name_or_path="Qwen/Qwen2.5-0.5B")
     pl = plan(p, env={"CUDA_VISIBLE_DEVICES": "0,1,2"}, overrides={"num_processes": 3}, no_server=True)
