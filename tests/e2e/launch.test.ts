@@ -2,7 +2,8 @@
 // recipe"; "Show Launch Command" opens a read-only document; the launch guard stops a recipe with
 // errors; the demo recipe launched on the `local` target shows its short name, `step n/N · x%`
 // and a status bar item while it trains (a real GRPO run of the tiny model on the CPU) and
-// offers no resume once completed; a recipe launched anyway fails, and its notification names the
+// offers no resume once completed, and Show Run Logs shows its logs in the run's own output
+// channel; a recipe launched anyway fails, and its notification names the
 // trainer's error line, "Show Logs" opens stderr.log at that line and resume is offered; the
 // dashboards show the failure's cause, the samples table, one colour per compared run with a
 // config diff, and follow a live theme switch.
@@ -163,6 +164,30 @@ describe('launch, progress, failures and dashboards in the editor', { timeout: 7
     assert.equal(await row.locator('.action-label[aria-label="Resume Run"]').count(), 0, 'no resume for a completed run');
     assert.equal(await row.locator('.action-label[aria-label="Open Run Dashboard"]').count(), 1);
     await screenshot(page, 'launch-completed');
+  });
+
+  it('Show Run Logs puts the completed run\'s logs in its own output channel', async () => {
+    assert.ok(okRun, 'the run launched above');
+    // the last line the run wrote (stderr.log is shown after stdout.log): the output view scrolls to the end
+    const lastLine = (['stderr.log', 'stdout.log'].map((f) => join(runsDir(), okRun, f)).filter(existsSync)
+      .map((f) => readFileSync(f, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean).at(-1)).find(Boolean) ?? '').slice(0, 40);
+    assert.ok(lastLine, 'the run wrote logs into its store');
+    await runCommand(page, 'Chain of Conscience: Show Run Logs');
+    const row = page.locator('.quick-input-widget .quick-input-list .monaco-list-row').filter({ hasText: okRun }).first();
+    await row.waitFor({ state: 'visible', timeout: 30_000 });
+    await row.click();
+    const output = page.locator('.part.panel .monaco-editor .view-lines').first();
+    await waitFor(`the output panel showing the run's last log line (${lastLine})`, async () => {
+      const text = (await output.innerText().catch(() => '')).replace(/\u00a0/g, ' ');
+      return text.includes(lastLine);
+    }, 30_000).catch(async (err) => {
+      await screenshot(page, 'launch-logs-missing');
+      throw new Error(`${(err as Error).message}\npanel: ${await page.locator('.part.panel').innerText().catch(() => '(no panel)')}`);
+    });
+    // the channel is the run's own
+    assert.match(await page.locator('.part.panel').innerText(), new RegExp(`Conscience Run ${okRun}`));
+    await screenshot(page, 'launch-logs');
+    await runCommand(page, 'View: Hide Panel');
   });
 
   it('a recipe launched anyway fails with its root cause in the notification; Show Logs opens stderr.log at that line; resume is offered', async () => {
