@@ -57,3 +57,21 @@ def test_line_mismatch():
     assert trl_compat.line_mismatch("0.18", "0.18.2") is None
     assert "runs TRL 1.16.0" in trl_compat.line_mismatch("0.18.2", "1.16.0")
     assert "runs TRL 0.18.2" in trl_compat.line_mismatch("1.16.0", "0.18.2")
+
+
+def test_sync_ref_model_without_a_reference_model_is_refused_on_trl1_only(tmp_path):
+    # beta 0 keeps no reference model: TRL 1.x's GRPOTrainer refuses sync_ref_model then, after
+    # the model is loaded; TRL 0.18 ignores it. Refused at load on 1.x, with the key's line (CC237)
+    r = tmp_path / "r.yaml"
+    r.write_text("model_name_or_path: x\nreward_funcs: [refusal]\nbeta: 0.0\nsync_ref_model: true\n")
+    args = ["--use_cpu", "true", "--output_dir", str(tmp_path / "o")]
+    if not trl_compat.is_trl1():
+        load_recipe(str(r), args)
+        return
+    try:
+        load_recipe(str(r), args)
+    except ValueError as e:
+        msg = str(e)
+    else:
+        raise AssertionError("sync_ref_model with beta 0 was accepted on TRL 1.x")
+    assert msg.startswith(f"{r}:4: sync_ref_model: true, but beta is 0") and f"TRL {trl.__version__} refuses it" in msg, msg
