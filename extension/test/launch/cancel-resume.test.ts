@@ -238,7 +238,8 @@ test('a run deleted while it is followed ends `logs --follow` and `--wait` with 
       await new Promise((r) => setTimeout(r, 100));
     }
     await new Promise((r) => setTimeout(r, 1000));
-    rmSync(folder, { recursive: true, force: true });
+    // (the follower may be writing its lock or record in the folder at that instant: retried, as a user's rm -rf would be)
+    rmSync(folder, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
     const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
     const code = await exited;
     clearTimeout(timer);
@@ -251,7 +252,7 @@ test('a run deleted while it is followed ends `logs --follow` and `--wait` with 
     rmSync(join(w2.remoteDir, 'exit_code'));
     const following = followRun(w2.session, w2.id, {});
     await new Promise((r) => setTimeout(r, 1000));
-    rmSync(join(w2.root, '.conscience', 'runs', w2.id), { recursive: true, force: true });
+    rmSync(join(w2.root, '.conscience', 'runs', w2.id), { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
     await assert.rejects(following, /was deleted while it was followed/);
     assert.ok(!existsSync(join(w2.root, '.conscience', 'runs', w2.id)));
     await w2.session.close();
