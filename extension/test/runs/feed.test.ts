@@ -28,7 +28,7 @@ after(() => {
 });
 
 const line = (e: object) => JSON.stringify(e) + '\n';
-const metrics = (seq: number, step: number) => ({ type: 'metrics', seq, time: 1000 + seq, step, values: { reward: step / 10 } });
+const metrics = (seq: number, step: number, reward = step / 10) => ({ type: 'metrics', seq, time: 1000 + seq, step, values: { reward } });
 async function until(what: string, fn: () => boolean, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;
   while (!fn()) {
@@ -115,5 +115,68 @@ test('a bad line after events taken from the monitor is reported at its own line
     ]);
   } finally {
     reader.close();
+  }
+});
+
+// A multi-root workspace: two workspace folders each hold a run of the same id (one recipe
+// launched in both in the same second, or a run store copied between projects). The window
+// follows the first folder's run with a real RunMonitor; the dashboard of the SECOND folder's
+// run must show that run (its own state and its own events from its own store), never the
+// first folder's monitor's.
+test('two folders with a run of the same id: the second folder\'s dashboard reads its own run, not the first folder\'s monitor', async () => {
+  const id = '20260101-120000-tiny-cpu-abcd';
+  const alpha = join(root, 'alpha');
+  const beta = join(root, 'beta');
+  // alpha: a run going on the local host (a real process), followed by this window's monitor
+  const host = join(alpha, 'host');
+  const out = join(host, 'output');
+  mkdirSync(out, { recursive: true });
+  const hostEvents = join(out, 'events.jsonl');
+  appendFileSync(hostEvents, line({ type: 'run_started', seq: 0, time: 1000, max_steps: 10 }) + line(metrics(1, 1, 0.5)));
+  const now = Date.now() / 1000;
+  const going: RunRecord = {
+    id, recipe: 'recipes/demo/tiny-cpu.yaml', target: 'local', targetKind: 'local', host: 'local', projectDir: host, remoteDir: host, outputDir: out,
+    python: 'python3', pid: proc.pid, pgid: proc.pid, state: 'running', eventOffset: 0, stdoutOffset: 0, stderrOffset: 0,
+    createdAt: now, startedAt: now, updatedAt: now, command: 'sleep', attempts: 1, sawStarted: true,
+  };
+  await writeRun(alpha, going);
+  // beta: a finished run of the same id, its events in its own store (nothing follows it)
+  await writeRun(beta, { ...going, projectDir: join(beta, 'host'), remoteDir: join(beta, 'host'), outputDir: join(beta, 'host/output'), pid: undefined, pgid: undefined, state: 'completed', finishedAt: now, exitCode: 0 });
+  const betaEvents = join(beta, '.conscience/runs', id, 'events.jsonl');
+  appendFileSync(betaEvents, line({ type: 'run_started', seq: 0, time: 1000, max_steps: 2 }) + line(metrics(1, 1, -7)) + line(metrics(2, 2, -8)));
+
+  const session = new LaunchSession(alpha, (await loadTargets(alpha)).targets);
+  const feed = new RunFeed();
+  const m = new RunMonitor(session, id, { intervalMs: 30, statusMs: 200 });
+  const fromMonitor: RunEvent[] = [];
+  m.on('events', (evs: RunEvent[]) => fromMonitor.push(...evs));
+  feed.attach(alpha, id, m);
+  const following = m.follow();
+  try {
+    await until('the monitor copies alpha\'s first events', () => fromMonitor.length === 2);
+    const got: RunEvent[] = [];
+    const states: string[] = [];
+    const reader = feed.followRun(beta, id, { events: (evs) => got.push(...evs), run: (rec) => states.push(rec.state) }, { pollMs: 50 });
+    try {
+      assert.equal(reader.source, 'disk', 'no monitor follows beta\'s run in this window');
+      await until('beta\'s events and state', () => got.length === 3 && states.length > 0);
+      // alpha's run goes on: its monitor's chunks and records are alpha's, not beta's
+      appendFileSync(hostEvents, line(metrics(2, 2, 0.6)) + line(metrics(3, 3, 0.7)));
+      await until('alpha\'s monitor takes its new events', () => fromMonitor.length === 4);
+      // beta's own store grows (a CLI resume writing there): the dashboard sees it
+      appendFileSync(betaEvents, line(metrics(3, 3, -9)));
+      await until('beta\'s new event from its store', () => got.length === 4);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(got.map((e) => (e.type === 'metrics' ? e.values.reward : e.type)), ['run_started', -7, -8, -9], 'beta\'s events, each once');
+      assert.deepEqual([...new Set(states)], ['completed'], 'beta\'s state, never alpha\'s "running"');
+    } finally {
+      reader.close();
+    }
+    assert.ok(feed.has(alpha, id) && !feed.has(beta, id));
+  } finally {
+    m.stop();
+    await following;
+    feed.detach(alpha, id, m);
+    await session.close();
   }
 });
